@@ -1,0 +1,40 @@
+# promocodes — developer entry points. Only Go is needed for run/test/bench.
+GO ?= go
+BIN := bin/promocodes
+PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+.PHONY: build run test test-integration bench fuzz lint up down clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/promocodes
+
+## run: the whole system on embedded defaults (broker, SQLite, API, generators, shovel)
+run: build
+	./$(BIN) dev --config configs/dev.yaml
+
+## test: unit tests and the embedded-broker/SQLite tests (PostgreSQL tests skip unless a DSN is set)
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+## test-integration: everything, including PostgreSQL and multi-process end-to-end tests
+test-integration: build
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
+		$(GO) test -race -count=1 -tags integration -timeout 20m ./...
+
+## bench: code-engine speed and end-to-end generation against the PostgreSQL COPY ceiling
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./pkg/codes
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) run ./cmd/promocodes-bench
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./pkg/codes
+
+## up/down: the production-like stack (Apache Kafka, SQL Server, API, 2 generators, shovel) — needs a Docker engine
+up:
+	docker compose up -d --build
+down:
+	docker compose down -v
+
+clean:
+	rm -rf bin data

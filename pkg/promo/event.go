@@ -1,0 +1,99 @@
+package promo
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// EventVersion is the version of the batch event schema this build writes.
+const EventVersion = 1
+
+// Kafka header names (DESIGN.md, Kafka contract). Values are ASCII.
+const (
+	HeaderRetryCount      = "x-retry-count"
+	HeaderError           = "x-error"
+	HeaderFailedAt        = "x-failed-at"
+	HeaderOriginTopic     = "x-origin-topic"
+	HeaderOriginPartition = "x-origin-partition"
+	HeaderOriginOffset    = "x-origin-offset"
+	HeaderDeadReason      = "x-dead-reason"
+)
+
+// MaxErrorHeader bounds the x-error header.
+const MaxErrorHeader = 1024
+
+// Event is the batch event on the batches, retry, error and dead topics. It
+// only says which batch to work on; the database's batch progress is the
+// source of truth. A remainder event narrows SeqStart/CodeCount to what was
+// not committed when it was published.
+type Event struct {
+	V           int    `json:"v"`
+	PromotionID string `json:"promotionId"`
+	BatchNo     int    `json:"batchNo"`
+	SeqStart    uint64 `json:"seqStart"`
+	CodeCount   int64  `json:"codeCount"`
+}
+
+// EventFor builds the event for the not-yet-committed part of a batch.
+func EventFor(b Batch) Event {
+	return Event{V: EventVersion, PromotionID: FormatID(b.PromotionID), BatchNo: b.BatchNo,
+		SeqStart: b.SeqStart + uint64(b.Done), CodeCount: b.CodeCount - b.Done}
+}
+
+// Key is the Kafka message key, "<promotionId>/<batchNo>", kept on every move.
+func (e Event) Key() string { return e.PromotionID + "/" + strconv.Itoa(e.BatchNo) }
+
+// Ref returns the batch the event names. Call it on a validated event.
+func (e Event) Ref() BatchRef {
+	id, _ := strconv.ParseInt(e.PromotionID, 10, 64)
+	return BatchRef{PromotionID: id, BatchNo: e.BatchNo}
+}
+
+// Marshal encodes the event as JSON.
+func (e Event) Marshal() []byte {
+	b, _ := json.Marshal(e) // cannot fail: plain fields
+	return b
+}
+
+// DecodeEvent parses and validates an event. Every error it returns is an
+// EInvalid *Error: such an event can never succeed and goes to the dead-letter
+// topic at once.
+func DecodeEvent(value []byte) (Event, error) {
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, Errorf(EInvalid, "undecodable event: %v", err)
+	}
+	if dec.More() {
+		return Event{}, Errorf(EInvalid, "undecodable event: trailing data")
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}
+
+// Validate checks the event's fields.
+func (e Event) Validate() error {
+	var problems []string
+	if e.V != EventVersion {
+		problems = append(problems, fmt.Sprintf("unsupported version %d (want %d)", e.V, EventVersion))
+	}
+	if id, err := strconv.ParseInt(e.PromotionID, 10, 64); err != nil || id <= 0 {
+		problems = append(problems, fmt.Sprintf("invalid promotionId %q", e.PromotionID))
+	}
+	if e.BatchNo < 0 {
+		problems = append(problems, fmt.Sprintf("negative batchNo %d", e.BatchNo))
+	}
+	if e.CodeCount < 0 {
+		problems = append(problems, fmt.Sprintf("negative codeCount %d", e.CodeCount))
+	}
+	if len(problems) > 0 {
+		return Errorf(EInvalid, "invalid event: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}

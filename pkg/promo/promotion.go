@@ -1,0 +1,201 @@
+package promo
+
+import (
+	"strconv"
+	"time"
+)
+
+// Format says what a generated code looks like. Charset is a preset name
+// ("alnum", "numeric", "alpha") or, for anything else, the literal characters
+// of a custom charset. Length counts body characters only: prefix, suffix,
+// separators and the check character come on top. pkg/codes validates a Format
+// and compiles it into an engine.
+type Format struct {
+	Charset   string `json:"charset"`
+	Length    int    `json:"length"`
+	Prefix    string `json:"prefix,omitempty"`
+	Suffix    string `json:"suffix,omitempty"`
+	Separator string `json:"separator,omitempty"`
+	GroupSize int    `json:"groupSize,omitempty"`
+	// CheckChar appends a check character; nil means the default, true.
+	CheckChar *bool `json:"checkChar,omitempty"`
+}
+
+// HasCheckChar resolves the CheckChar default.
+func (f Format) HasCheckChar() bool { return f.CheckChar == nil || *f.CheckChar }
+
+// Kind tells generated promotions from single vanity-code promotions.
+type Kind string
+
+const (
+	KindGenerated Kind = "generated"
+	KindVanity    Kind = "vanity"
+)
+
+// Status is a promotion's lifecycle as admins see it.
+type Status string
+
+const (
+	StatusPending    Status = "pending"    // created, no code written yet
+	StatusGenerating Status = "generating" // some codes written
+	StatusCompleted  Status = "completed"  // exactly CodeCount codes written
+	StatusFailed     Status = "failed"     // at least one batch parked in the dead-letter topic
+)
+
+// Promotion is what an admin asked for, as stored.
+type Promotion struct {
+	ID              int64      `json:"-"`
+	Name            string     `json:"name"`
+	Kind            Kind       `json:"kind"`
+	CodeCount       int64      `json:"codeCount"`
+	Format          *Format    `json:"format,omitempty"` // generated only
+	VanityCode      string     `json:"code,omitempty"`   // vanity only (canonical form)
+	MaxUsagePerCode int        `json:"maxUsagePerCode"`
+	PerUserLimit    int        `json:"perUserLimit"`
+	StartsAt        *time.Time `json:"startsAt,omitempty"`
+	ExpiresAt       *time.Time `json:"expiresAt,omitempty"`
+	// CounterName identifies the sequence counter (one per canonical code
+	// space) that SeqStart was reserved from; replacement sequence numbers for
+	// rare collisions are reserved from the same counter.
+	CounterName string    `json:"-"`
+	SeqStart    uint64    `json:"-"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// IDString is the promotion id as it appears in URLs, events and CSV names.
+func (p Promotion) IDString() string { return FormatID(p.ID) }
+
+// FormatID renders a promotion id for the outside world.
+func FormatID(id int64) string { return strconv.FormatInt(id, 10) }
+
+// ParseID parses an id from a URL or an event.
+func ParseID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, Errorf(ENotFound, "no promotion %q", s)
+	}
+	return id, nil
+}
+
+// NewPromotion is a validated create request as the store receives it: the
+// store writes the promotion, reserves [SeqStart, SeqStart+CodeCount) from
+// CounterName, and writes one batch row per BatchSize codes, all in one
+// transaction.
+type NewPromotion struct {
+	Promotion
+	BatchSize int64
+	// SeqLimit bounds the counter: a reservation that would move the counter
+	// past SeqLimit fails with ECapacity (the density limit of the format's
+	// space, space × maxDensity).
+	SeqLimit uint64
+	// IdempotencyKey, when set, makes the create idempotent: the same key with
+	// the same RequestHash returns the stored promotion; with another hash it
+	// is an EConflict.
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// BatchRef names one batch.
+type BatchRef struct {
+	PromotionID int64
+	BatchNo     int
+}
+
+// BatchState is what the pipeline last knew about a batch.
+type BatchState string
+
+const (
+	BatchPending  BatchState = "pending"  // waiting for (or in) a worker
+	BatchRetrying BatchState = "retrying" // a remainder is in the error/retry topics
+	BatchParked   BatchState = "parked"   // a remainder is in the dead-letter topic
+	BatchDone     BatchState = "done"     // Done == CodeCount
+)
+
+// Batch is one slice of a promotion's reserved range: sequence numbers
+// [SeqStart, SeqStart+CodeCount). Done counts how many of them (from the
+// start) are committed; it only ever grows, and only together with the codes
+// it stands for.
+type Batch struct {
+	PromotionID int64
+	BatchNo     int
+	SeqStart    uint64
+	CodeCount   int64
+	Done        int64
+	State       BatchState
+	LastError   string
+}
+
+// Ref returns the batch's reference.
+func (b Batch) Ref() BatchRef { return BatchRef{PromotionID: b.PromotionID, BatchNo: b.BatchNo} }
+
+// Remaining is the number of codes this batch still has to write.
+func (b Batch) Remaining() int64 { return b.CodeCount - b.Done }
+
+// BatchWork is what a generator needs to work on a batch: the batch with its
+// progress and the promotion it belongs to (for the format and counter).
+type BatchWork struct {
+	Batch     Batch
+	Promotion Promotion
+}
+
+// Chunk is one transaction's worth of a batch: the codes for sequence numbers
+// [batch.SeqStart+From, batch.SeqStart+From+Count). The store commits it
+// atomically with the progress advance From → From+Count, and only if the
+// batch's Done is still From (else EMoved).
+type Chunk struct {
+	Batch BatchRef
+	From  int64
+	Count int
+	// Codes holds Count canonical codes of CodeLen bytes each, back to back.
+	Codes   []byte
+	CodeLen int
+	// CounterName and Replace handle the rare collision with a code already
+	// in the table (a vanity code, another format): the store skips the
+	// colliding code, reserves a further sequence number from CounterName in
+	// the same transaction and inserts Replace(seq) instead, until exactly
+	// Count codes have been added. Replace appends the code to dst.
+	CounterName string
+	Replace     func(dst []byte, seq uint64) []byte
+}
+
+// Code returns the i-th code of the chunk (no allocation: a sub-slice).
+func (c *Chunk) Code(i int) []byte { return c.Codes[i*c.CodeLen : (i+1)*c.CodeLen] }
+
+// Progress is a promotion's generation progress.
+type Progress struct {
+	GeneratedCount int64 `json:"generatedCount"`
+	Batches        struct {
+		Total     int `json:"total"`
+		Completed int `json:"completed"`
+		Retrying  int `json:"retrying"`
+		Parked    int `json:"parked"`
+	} `json:"batches"`
+}
+
+// PromotionStatus is a promotion with its progress.
+type PromotionStatus struct {
+	Promotion
+	Progress
+}
+
+// Status derives the lifecycle status from progress.
+func (s PromotionStatus) Status() Status {
+	switch {
+	case s.GeneratedCount >= s.CodeCount:
+		return StatusCompleted
+	case s.Batches.Parked > 0:
+		return StatusFailed
+	case s.GeneratedCount > 0:
+		return StatusGenerating
+	default:
+		return StatusPending
+	}
+}
+
+// CodeInfo is one code's state, for validation and redemption.
+type CodeInfo struct {
+	Code        string
+	PromotionID int64
+	Used        int
+	MaxUsage    int
+}
