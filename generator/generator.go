@@ -1,0 +1,312 @@
+package generator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Store is what the generator needs from the database.
+type Store interface {
+	LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error)
+	CommitChunk(ctx context.Context, c promo.Chunk) (done int64, err error)
+	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
+}
+
+// Consumer is one consumer-group member. It is used by one goroutine.
+type Consumer interface {
+	Fetch(ctx context.Context) (kafka.Message, error)
+	Commit(ctx context.Context, msgs ...kafka.Message) error
+	Close() error
+}
+
+// Publisher sends messages and returns once the broker acknowledged them
+// (acks=all).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Encoder derives canonical codes from sequence numbers (pkg/codes.Engine).
+type Encoder interface {
+	AppendCode(dst []byte, seq uint64) []byte
+	CodeLen() int
+}
+
+// Config tunes a Generator. Zero values take the defaults.
+type Config struct {
+	Workers      int           // consumers in this process (default 2)
+	ChunkSize    int           // codes per SQL transaction (default 10,000)
+	MaxAttempts  int           // tries per chunk before the remainder is parked on the error topic (default 5)
+	RetryInitial time.Duration // first in-process backoff (default 200ms)
+	RetryMax     time.Duration // backoff ceiling (default 5s)
+	Reconnect    time.Duration // pause before a worker replaces a failed consumer (default 2s)
+	ErrorTopic   string
+	DeadTopic    string
+	// Secret is the code key (pkg/codes); it never reaches a log.
+	Secret []byte
+}
+
+func (c *Config) setDefaults() {
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = 10_000
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 200 * time.Millisecond
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = 5 * time.Second
+	}
+	if c.Reconnect == 0 {
+		c.Reconnect = 2 * time.Second
+	}
+}
+
+// Validate checks the configuration after defaults.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.Workers < 1 || c.Workers > 256:
+		return fmt.Errorf("generator.workers: %d is outside 1..256", c.Workers)
+	case c.ChunkSize < 1 || c.ChunkSize > 1_000_000:
+		return fmt.Errorf("generator.chunkSize: %d is outside 1..1,000,000", c.ChunkSize)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("generator.maxAttempts: must be at least 1, got %d", c.MaxAttempts)
+	case c.ErrorTopic == "":
+		return errors.New("kafka.topics.error: must be set")
+	case c.DeadTopic == "":
+		return errors.New("kafka.topics.dead: must be set")
+	case len(c.Secret) < codes.MinSecretLen:
+		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
+	}
+	return nil
+}
+
+// Generator runs the workers. Create it with New and start it with Run.
+type Generator struct {
+	cfg         Config
+	store       Store
+	pub         Publisher
+	newConsumer func(ctx context.Context) (Consumer, error)
+	newEncoder  func(f promo.Format) (Encoder, error)
+	log         *zap.Logger
+	metrics     *Metrics
+	now         func() time.Time
+
+	mu       sync.Mutex
+	encoders map[string]Encoder // by counter name: one canonical code space, one encoder
+}
+
+// New builds a Generator. newConsumer is called once per worker, and again
+// whenever a worker has to drop its consumer.
+func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Context) (Consumer, error),
+	log *zap.Logger, metrics *Metrics) (*Generator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	secret := cfg.Secret
+	return &Generator{
+		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
+		newEncoder: func(f promo.Format) (Encoder, error) {
+			e, err := codes.New(f, secret)
+			if err != nil {
+				return nil, err
+			}
+			return engineEncoder{e}, nil
+		},
+		now:      time.Now,
+		encoders: make(map[string]Encoder),
+	}, nil
+}
+
+// Run starts the workers and blocks until ctx is cancelled and every worker
+// has stopped. A worker whose consumer fails replaces it; Run itself only
+// returns nil (on cancellation).
+func (g *Generator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := 0; i < g.cfg.Workers; i++ {
+		wg.Add(1)
+		go func(id int) {
+			defer wg.Done()
+			g.runWorker(ctx, id)
+		}(i)
+	}
+	wg.Wait()
+	return nil
+}
+
+// runWorker keeps one consumer going until ctx ends.
+func (g *Generator) runWorker(ctx context.Context, id int) {
+	log := g.log.With(zap.Int("worker", id))
+	for ctx.Err() == nil {
+		c, err := g.newConsumer(ctx)
+		if err == nil {
+			err = g.consume(ctx, c, log)
+			if cerr := c.Close(); cerr != nil && ctx.Err() == nil {
+				log.Warn("close consumer", zap.Error(cerr))
+			}
+		} else {
+			err = fmt.Errorf("open consumer: %w", err)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Nothing was committed for the message in hand: leaving the group
+		// hands its partition to another member (or to us again) from the
+		// last committed offset.
+		log.Error("worker consumer stopped; reconnecting", zap.Error(err), zap.Duration("after", g.cfg.Reconnect))
+		g.metrics.ConsumerRestarts.Inc()
+		select {
+		case <-ctx.Done():
+		case <-time.After(g.cfg.Reconnect):
+		}
+	}
+}
+
+// consume is the fetch → process → commit loop of one consumer. It returns
+// (without committing the message in hand) when something cannot be made
+// durable; the caller replaces the consumer.
+func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) error {
+	w := &worker{g: g, log: log}
+	for {
+		msg, err := c.Fetch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetch: %w", err)
+		}
+		out := w.process(ctx, msg)
+		if ctx.Err() != nil {
+			// Shutting down mid-batch: the committed chunks stay, the offset
+			// does not move, the next owner finishes the batch from the DB.
+			return nil
+		}
+		if err := g.settle(ctx, msg, out, log); err != nil {
+			return err
+		}
+		if err := c.Commit(ctx, msg); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			// Redelivery of a settled message is harmless (idempotent).
+			return fmt.Errorf("commit offset %s/%d/%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
+		}
+	}
+}
+
+// settle makes the outcome durable before the offset is committed: nothing
+// for a finished batch, a dead-letter or error-topic publish otherwise.
+func (g *Generator) settle(ctx context.Context, msg kafka.Message, out outcome, log *zap.Logger) error {
+	fields := []zap.Field{zap.String("topic", msg.Topic), zap.Int("partition", msg.Partition),
+		zap.Int64("offset", msg.Offset), zap.ByteString("key", msg.Key)}
+	switch out.verdict {
+	case verdictDone:
+		return nil
+	case verdictDead:
+		dead := g.failureMessage(g.cfg.DeadTopic, msg, msg.Value, out.err)
+		dead.SetHeader(promo.HeaderDeadReason, headerValue(out.err.Error()))
+		if err := g.pub.Publish(ctx, dead); err != nil {
+			return fmt.Errorf("park event %s in %s: %w", msg.Key, g.cfg.DeadTopic, err)
+		}
+		g.metrics.Parked.Inc()
+		log.Warn("event parked in dead-letter topic", append(fields, zap.Error(out.err))...)
+		if out.ref != nil {
+			g.bestEffortState(ctx, *out.ref, promo.BatchParked, out.err, log)
+		}
+		return nil
+	default: // verdictFailed
+		rem := promo.EventFor(out.batch)
+		em := g.failureMessage(g.cfg.ErrorTopic, msg, rem.Marshal(), out.err)
+		if err := g.pub.Publish(ctx, em); err != nil {
+			return fmt.Errorf("publish remainder of %s to %s: %w", msg.Key, g.cfg.ErrorTopic, err)
+		}
+		g.metrics.Remainders.Inc()
+		log.Warn("batch failed; remainder published to the error topic",
+			append(fields, zap.Int64("remaining", rem.CodeCount), zap.Error(out.err))...)
+		g.bestEffortState(ctx, out.batch.Ref(), promo.BatchRetrying, out.err, log)
+		return nil
+	}
+}
+
+// bestEffortState records a batch's state for the status page. The database
+// may be the very thing that failed, so a failure here is only logged: the
+// event in the error or dead topic is what guarantees the batch is not lost.
+func (g *Generator) bestEffortState(ctx context.Context, ref promo.BatchRef, st promo.BatchState, cause error, log *zap.Logger) {
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := g.store.SetBatchState(sctx, ref, st, cause.Error()); err != nil {
+		log.Info("could not record batch state (the event is safe in its topic)",
+			zap.Int64("promotion_id", ref.PromotionID), zap.Int("batch_no", ref.BatchNo),
+			zap.String("state", string(st)), zap.Error(err))
+	}
+}
+
+// failureMessage builds the message for the error or dead topic: same key,
+// x-retry-count carried over unchanged, provenance headers describing where
+// the failing event was read.
+func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte, cause error) kafka.Message {
+	out := kafka.Message{Topic: topic, Key: in.Key, Value: value}
+	if rc, ok := in.Header(promo.HeaderRetryCount); ok {
+		out.SetHeader(promo.HeaderRetryCount, rc)
+	}
+	out.SetHeader(promo.HeaderError, headerValue(cause.Error()))
+	out.SetHeader(promo.HeaderFailedAt, g.now().UTC().Format(time.RFC3339))
+	out.SetHeader(promo.HeaderOriginTopic, in.Topic)
+	out.SetHeader(promo.HeaderOriginPartition, fmt.Sprint(in.Partition))
+	out.SetHeader(promo.HeaderOriginOffset, fmt.Sprint(in.Offset))
+	return out
+}
+
+// headerValue makes s a printable-ASCII header value of at most 1 KiB.
+func headerValue(s string) string {
+	b := make([]byte, 0, min(len(s), promo.MaxErrorHeader))
+	for i := 0; i < len(s) && len(b) < promo.MaxErrorHeader; i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+// encoder returns the (cached) encoder for a promotion's code space.
+func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
+	if p.Format == nil {
+		return nil, promo.Errorf(promo.EInvalid, "promotion %d has no code format (kind %q)", p.ID, p.Kind)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e, ok := g.encoders[p.CounterName]; ok {
+		return e, nil
+	}
+	e, err := g.newEncoder(*p.Format)
+	if err != nil {
+		return nil, fmt.Errorf("promotion %d: %w", p.ID, err)
+	}
+	g.encoders[p.CounterName] = e
+	return e, nil
+}
+
+// engineEncoder adapts *codes.Engine to Encoder.
+type engineEncoder struct{ *codes.Engine }
+
+func (e engineEncoder) CodeLen() int { return e.Layout().CodeLen() }

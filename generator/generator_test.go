@@ -1,0 +1,336 @@
+package generator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// fakeStore keeps batches and codes in memory with CommitChunk's semantics.
+type fakeStore struct {
+	mu        sync.Mutex
+	promo     promo.Promotion
+	batches   map[int]*promo.Batch
+	codes     map[string]bool
+	failNext  int   // CommitChunk fails this many more times
+	failErr   error // with this error
+	states    map[int]promo.BatchState
+	loadFails bool
+}
+
+func newFakeStore(batches ...promo.Batch) *fakeStore {
+	f := promo.Format{Charset: "numeric", Length: 8}
+	s := &fakeStore{promo: promo.Promotion{ID: 7, Kind: promo.KindGenerated, Format: &f, CounterName: "c"},
+		batches: map[int]*promo.Batch{}, codes: map[string]bool{}, states: map[int]promo.BatchState{}}
+	for i := range batches {
+		b := batches[i]
+		s.batches[b.BatchNo] = &b
+	}
+	return s
+}
+
+func (s *fakeStore) LoadBatch(_ context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.loadFails {
+		return promo.BatchWork{}, errors.New("connection refused")
+	}
+	b, ok := s.batches[ref.BatchNo]
+	if !ok || ref.PromotionID != s.promo.ID {
+		return promo.BatchWork{}, promo.Errorf(promo.ENotFound, "no batch")
+	}
+	return promo.BatchWork{Batch: *b, Promotion: s.promo}, nil
+}
+
+func (s *fakeStore) CommitChunk(_ context.Context, c promo.Chunk) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failNext > 0 {
+		s.failNext--
+		return 0, s.failErr
+	}
+	b := s.batches[c.Batch.BatchNo]
+	if b.Done != c.From {
+		return 0, promo.Errorf(promo.EMoved, "moved")
+	}
+	for i := 0; i < c.Count; i++ {
+		code := string(c.Code(i))
+		if s.codes[code] {
+			return 0, fmt.Errorf("duplicate code %s", code)
+		}
+		s.codes[code] = true
+	}
+	b.Done += int64(c.Count)
+	return b.Done, nil
+}
+
+func (s *fakeStore) SetBatchState(_ context.Context, ref promo.BatchRef, st promo.BatchState, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.states[ref.BatchNo] = st
+	return nil
+}
+
+// fakeConsumer serves a fixed list of messages, then blocks.
+type fakeConsumer struct {
+	mu        sync.Mutex
+	msgs      []kafka.Message
+	next      int
+	committed []int64
+	closed    bool
+}
+
+func (c *fakeConsumer) Fetch(ctx context.Context) (kafka.Message, error) {
+	c.mu.Lock()
+	if c.next < len(c.msgs) {
+		m := c.msgs[c.next]
+		c.next++
+		c.mu.Unlock()
+		return m, nil
+	}
+	c.mu.Unlock()
+	<-ctx.Done()
+	return kafka.Message{}, ctx.Err()
+}
+
+func (c *fakeConsumer) Commit(_ context.Context, msgs ...kafka.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range msgs {
+		c.committed = append(c.committed, m.Offset)
+	}
+	return nil
+}
+
+func (c *fakeConsumer) Close() error { c.closed = true; return nil }
+
+type fakePub struct {
+	mu   sync.Mutex
+	fail bool
+	msgs []kafka.Message
+}
+
+func (p *fakePub) Publish(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail {
+		return errors.New("broker unreachable")
+	}
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func newTestGenerator(t *testing.T, st Store, pub Publisher) *Generator {
+	t.Helper()
+	g, err := New(Config{Workers: 1, ChunkSize: 300, MaxAttempts: 3, RetryInitial: time.Millisecond,
+		RetryMax: 2 * time.Millisecond, ErrorTopic: "err", DeadTopic: "dead",
+		Secret: []byte("0123456789abcdef0123456789abcdef")}, st, pub, nil, zap.NewNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func eventMsg(offset int64, e promo.Event) kafka.Message {
+	m := kafka.EventMessage("batches", e)
+	m.Offset = offset
+	return m
+}
+
+// runUntilCommitted runs consume until the consumer committed n offsets.
+func runUntilCommitted(t *testing.T, g *Generator, c *fakeConsumer, n int) error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- g.consume(ctx, c, zap.NewNop()) }()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := len(c.committed)
+		c.mu.Unlock()
+		if got >= n {
+			cancel()
+			return <-errc
+		}
+		select {
+		case err := <-errc:
+			return err
+		case <-deadline:
+			t.Fatalf("only %d of %d offsets committed", got, n)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func TestBatchIsWrittenExactlyOnceEvenWhenDelivered3Times(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 1000, CodeCount: 1000}
+	st := newFakeStore(b)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	ev := promo.EventFor(b)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, ev), eventMsg(2, ev), eventMsg(3, ev)}}
+	if err := runUntilCommitted(t, g, c, 3); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.codes) != 1000 || st.batches[0].Done != 1000 {
+		t.Fatalf("codes = %d, done = %d; want exactly 1000", len(st.codes), st.batches[0].Done)
+	}
+	if len(pub.msgs) != 0 {
+		t.Fatalf("published %d messages on the happy path", len(pub.msgs))
+	}
+}
+
+func TestPoisonEventsAreParkedWithAReasonAndTheWorkerGoesOn(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 10}
+	st := newFakeStore(b)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	bad := []kafka.Message{
+		{Topic: "batches", Offset: 1, Key: []byte("x"), Value: []byte("not json")},
+		{Topic: "batches", Offset: 2, Key: []byte("7/9"), Value: promo.Event{V: 1, PromotionID: "7", BatchNo: 9, CodeCount: 1}.Marshal()},
+		{Topic: "batches", Offset: 3, Key: []byte("7/0"), Value: promo.Event{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: 5, CodeCount: 50}.Marshal()},
+		{Topic: "batches", Offset: 4, Key: []byte("7/0"), Value: []byte(`{"v":2,"promotionId":"7","batchNo":0,"seqStart":0,"codeCount":10}`)},
+		eventMsg(5, promo.EventFor(b)),
+	}
+	bad[1].SetHeader(promo.HeaderRetryCount, "3")
+	c := &fakeConsumer{msgs: bad}
+	if err := runUntilCommitted(t, g, c, 5); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 4 {
+		t.Fatalf("parked %d events, want 4", len(pub.msgs))
+	}
+	for i, m := range pub.msgs {
+		reason, ok := m.Header(promo.HeaderDeadReason)
+		if m.Topic != "dead" || !ok || reason == "" {
+			t.Errorf("event %d: topic %q reason %q", i, m.Topic, reason)
+		}
+		if string(m.Key) != string(bad[i].Key) || string(m.Value) != string(bad[i].Value) {
+			t.Errorf("event %d: key/value not kept", i)
+		}
+		if o, _ := m.Header(promo.HeaderOriginOffset); o != fmt.Sprint(bad[i].Offset) {
+			t.Errorf("event %d: origin offset %q", i, o)
+		}
+	}
+	if rc, _ := pub.msgs[1].Header(promo.HeaderRetryCount); rc != "3" {
+		t.Errorf("x-retry-count not carried over: %q", rc)
+	}
+	if st.batches[0].Done != 10 {
+		t.Fatalf("the good event after the poison ones was not processed: done = %d", st.batches[0].Done)
+	}
+}
+
+func TestTransientFailureOutlastingRetriesPublishesTheRemainderThenCommits(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 3, SeqStart: 5000, CodeCount: 1000, Done: 600}
+	st := newFakeStore(b)
+	st.failNext, st.failErr = 100, errors.New("connection reset by peer")
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	in := eventMsg(42, promo.EventFor(b))
+	in.SetHeader(promo.HeaderRetryCount, "2")
+	c := &fakeConsumer{msgs: []kafka.Message{in}}
+	if err := runUntilCommitted(t, g, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 1 || pub.msgs[0].Topic != "err" {
+		t.Fatalf("want one remainder on the error topic, got %v", pub.msgs)
+	}
+	m := pub.msgs[0]
+	rem, err := promo.DecodeEvent(m.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rem.SeqStart != 5600 || rem.CodeCount != 400 || string(m.Key) != "7/3" {
+		t.Fatalf("remainder = %+v key %s; want seqStart 5600, codeCount 400, key 7/3", rem, m.Key)
+	}
+	for _, h := range []string{promo.HeaderError, promo.HeaderFailedAt, promo.HeaderOriginTopic, promo.HeaderOriginPartition} {
+		if v, ok := m.Header(h); !ok || v == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if rc, _ := m.Header(promo.HeaderRetryCount); rc != "2" {
+		t.Errorf("x-retry-count = %q, want 2 (carried over unchanged)", rc)
+	}
+	if st.states[3] != promo.BatchRetrying {
+		t.Errorf("batch state = %q, want retrying", st.states[3])
+	}
+}
+
+func TestNoCommitWhenTheRemainderCannotBePublished(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 100}
+	st := newFakeStore(b)
+	st.failNext, st.failErr = 100, errors.New("i/o timeout")
+	pub := &fakePub{fail: true}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	err := g.consume(context.Background(), c, zap.NewNop())
+	if err == nil {
+		t.Fatal("consume returned nil; want an error so the consumer is replaced")
+	}
+	if len(c.committed) != 0 {
+		t.Fatalf("committed %v although nothing was made durable", c.committed)
+	}
+}
+
+func TestDuplicateDeliveryRacingOnOneBatchStaysExact(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 30_000}
+	st := newFakeStore(b)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &fakeConsumer{msgs: []kafka.Message{eventMsg(int64(i), promo.EventFor(b))}}
+			if err := runUntilCommitted(t, g, c, 1); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(st.codes) != 30_000 {
+		t.Fatalf("codes = %d, want 30000", len(st.codes))
+	}
+}
+
+func TestDatabaseUnreachableUsesTheEventRangeForTheRemainder(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 1, SeqStart: 100, CodeCount: 50}
+	st := newFakeStore(b)
+	st.loadFails = true
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	if err := runUntilCommitted(t, g, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	rem, _ := promo.DecodeEvent(pub.msgs[0].Value)
+	if pub.msgs[0].Topic != "err" || rem.SeqStart != 100 || rem.CodeCount != 50 {
+		t.Fatalf("remainder %+v on %s", rem, pub.msgs[0].Topic)
+	}
+}
+
+func TestHeaderValueIsPrintableAndBounded(t *testing.T) {
+	long := make([]byte, 5000)
+	for i := range long {
+		long[i] = byte(i)
+	}
+	v := headerValue(string(long))
+	if len(v) != promo.MaxErrorHeader {
+		t.Fatalf("len = %d", len(v))
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			t.Fatalf("byte %d = %#x is not printable", i, v[i])
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package generator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+type verdict int
+
+const (
+	verdictDone   verdict = iota // the batch is complete in the database
+	verdictDead                  // the event can never succeed: park it
+	verdictFailed                // transient trouble outlasted the retries: publish the remainder
+)
+
+// outcome is what processing one event came to.
+type outcome struct {
+	verdict verdict
+	err     error
+	batch   promo.Batch     // verdictFailed: the batch with the last known progress
+	ref     *promo.BatchRef // verdictDead: the batch, when the event named a real one
+}
+
+// worker holds one consumer's reusable state: the chunk buffer, so a
+// worker's memory does not grow with batch or promotion size.
+type worker struct {
+	g   *Generator
+	log *zap.Logger
+	buf []byte
+}
+
+func dead(err error, ref *promo.BatchRef) outcome {
+	return outcome{verdict: verdictDead, err: err, ref: ref}
+}
+
+// process finishes the batch an event names. It never returns a verdict
+// other than done unless it has given up on the event or the batch.
+func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
+	g := w.g
+	ev, err := promo.DecodeEvent(msg.Value)
+	if err != nil {
+		return dead(err, nil)
+	}
+	ref := ev.Ref()
+	log := w.log.With(zap.Int64("promotion_id", ref.PromotionID), zap.Int("batch_no", ref.BatchNo))
+
+	work, err := retry(ctx, w, "load batch", func() (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
+	switch {
+	case promo.Is(err, promo.ENotFound):
+		return dead(fmt.Errorf("unknown promotion or batch %s: %w", ev.Key(), err), nil)
+	case err != nil:
+		// The database never answered: the event's own range is the best
+		// knowledge of what remains.
+		return outcome{verdict: verdictFailed, err: err, batch: promo.Batch{
+			PromotionID: ref.PromotionID, BatchNo: ref.BatchNo, SeqStart: ev.SeqStart, CodeCount: ev.CodeCount}}
+	}
+	b := work.Batch
+	if ev.SeqStart < b.SeqStart || ev.SeqStart+uint64(ev.CodeCount) > b.SeqStart+uint64(b.CodeCount) {
+		return dead(promo.Errorf(promo.EInvalid, "invalid range: event covers [%d, %d), batch %s is [%d, %d)",
+			ev.SeqStart, ev.SeqStart+uint64(ev.CodeCount), ev.Key(), b.SeqStart, b.SeqStart+uint64(b.CodeCount)), &ref)
+	}
+	if b.Remaining() <= 0 {
+		g.metrics.Duplicates.Inc()
+		log.Debug("batch already complete; nothing to do")
+		return outcome{verdict: verdictDone}
+	}
+	enc, err := g.encoder(work.Promotion)
+	if err != nil {
+		return dead(err, &ref)
+	}
+
+	started := time.Now()
+	var written int64
+	for b.Remaining() > 0 {
+		if ctx.Err() != nil {
+			return outcome{verdict: verdictFailed, err: ctx.Err(), batch: b}
+		}
+		n := int(min(int64(g.cfg.ChunkSize), b.Remaining()))
+		chunk := w.chunk(enc, work.Promotion, b, n)
+		t0 := time.Now()
+		done, err := retry(ctx, w, "commit chunk", func() (int64, error) { return g.store.CommitChunk(ctx, chunk) })
+		switch {
+		case err == nil:
+			g.metrics.observeChunk(n, time.Since(t0))
+			written += int64(n)
+			b.Done = done
+		case promo.Is(err, promo.EMoved):
+			// Another worker (a duplicate delivery) advanced this batch:
+			// continue from wherever the database says it is now.
+			g.metrics.Duplicates.Inc()
+			fresh, lerr := retry(ctx, w, "reload batch", func() (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
+			if lerr != nil {
+				return outcome{verdict: verdictFailed, err: lerr, batch: b}
+			}
+			b = fresh.Batch
+		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid):
+			return dead(err, &ref)
+		default:
+			return outcome{verdict: verdictFailed, err: err, batch: w.lastKnown(ctx, ref, b)}
+		}
+	}
+	g.metrics.BatchesCompleted.Inc()
+	log.Debug("batch complete", zap.Int64("written", written), zap.Duration("took", time.Since(started)))
+	return outcome{verdict: verdictDone}
+}
+
+// chunk renders the codes for the next n sequence numbers of b into the
+// worker's buffer (reused: no allocation per code or per chunk once warm).
+func (w *worker) chunk(enc Encoder, p promo.Promotion, b promo.Batch, n int) promo.Chunk {
+	l := enc.CodeLen()
+	if cap(w.buf) < n*l {
+		w.buf = make([]byte, 0, n*l)
+	}
+	buf := w.buf[:0]
+	seq := b.SeqStart + uint64(b.Done)
+	for i := 0; i < n; i++ {
+		buf = enc.AppendCode(buf, seq+uint64(i))
+	}
+	w.buf = buf
+	return promo.Chunk{Batch: b.Ref(), From: b.Done, Count: n, Codes: buf, CodeLen: l,
+		CounterName: p.CounterName, Replace: enc.AppendCode}
+}
+
+// lastKnown asks the database, briefly, how far the batch got; when it cannot
+// answer, the progress this worker saw last is used. The remainder event only
+// informs: the next worker starts from the database's progress anyway.
+func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batch) promo.Batch {
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if fresh, err := w.g.store.LoadBatch(lctx, ref); err == nil {
+		return fresh.Batch
+	}
+	return b
+}
+
+// retry runs op with ctx-aware exponential backoff. Domain errors (bad
+// input, missing rows, lost races) are answers, not faults: they return at
+// once.
+func retry[T any](ctx context.Context, w *worker, what string, op func() (T, error)) (T, error) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = w.g.cfg.RetryInitial
+	bo.MaxInterval = w.g.cfg.RetryMax
+	return backoff.Retry(ctx, func() (T, error) {
+		v, err := op()
+		if err != nil && promo.Code(err) != promo.EInternal {
+			return v, backoff.Permanent(err)
+		}
+		return v, err
+	},
+		backoff.WithBackOff(bo),
+		backoff.WithMaxTries(uint(w.g.cfg.MaxAttempts)),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			w.g.metrics.Retries.Inc()
+			w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
+		}))
+}
