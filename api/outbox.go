@@ -1,0 +1,106 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// OutboxStore is what the outbox publisher needs from the database.
+type OutboxStore interface {
+	PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error)
+	MarkPublished(ctx context.Context, refs []promo.BatchRef) error
+}
+
+// Publisher sends messages and returns once the broker acknowledged them.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Outbox publishes the batch events of newly created promotions. The batch
+// rows are the outbox: they are written in the promotion's transaction and
+// marked published only after the broker acknowledged their events, so a
+// crash in between re-sends them (a duplicate event is harmless).
+type Outbox struct {
+	store    OutboxStore
+	pub      Publisher
+	topic    string
+	interval time.Duration
+	log      *zap.Logger
+	wake     chan struct{}
+}
+
+// NewOutbox builds the publisher for topic; interval is how often it looks
+// for rows it was not told about (default 1s).
+func NewOutbox(store OutboxStore, pub Publisher, topic string, interval time.Duration, log *zap.Logger) *Outbox {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	return &Outbox{store: store, pub: pub, topic: topic, interval: interval, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Notify asks the publisher to look for new rows now.
+func (o *Outbox) Notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx is cancelled.
+func (o *Outbox) Run(ctx context.Context) error {
+	t := time.NewTicker(o.interval)
+	defer t.Stop()
+	failing := false
+	for {
+		n, err := o.Drain(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && !failing:
+			o.log.Error("outbox publish failed; will retry", zap.Error(err))
+			failing = true
+		case err == nil && failing:
+			o.log.Info("outbox publishing again", zap.Int("published", n))
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Drain publishes every pending batch event and returns how many it published.
+func (o *Outbox) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		batches, err := o.store.PendingBatches(ctx, 500)
+		if err != nil {
+			return total, fmt.Errorf("read outbox: %w", err)
+		}
+		if len(batches) == 0 {
+			return total, nil
+		}
+		msgs := make([]kafka.Message, len(batches))
+		refs := make([]promo.BatchRef, len(batches))
+		for i, b := range batches {
+			msgs[i] = kafka.EventMessage(o.topic, promo.EventFor(b))
+			refs[i] = b.Ref()
+		}
+		if err := o.pub.Publish(ctx, msgs...); err != nil {
+			return total, fmt.Errorf("publish %d batch events: %w", len(msgs), err)
+		}
+		if err := o.store.MarkPublished(ctx, refs); err != nil {
+			return total, fmt.Errorf("mark %d batch events published: %w", len(refs), err)
+		}
+		total += len(batches)
+	}
+}

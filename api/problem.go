@@ -1,0 +1,76 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// problem is an RFC 9457 problem document with per-field detail.
+type problem struct {
+	Type   string             `json:"type"`
+	Title  string             `json:"title"`
+	Status int                `json:"status"`
+	Detail string             `json:"detail,omitempty"`
+	Errors []promo.FieldError `json:"errors,omitempty"`
+}
+
+// statusOf maps a domain error code to an HTTP status: the one place where
+// that mapping lives.
+func statusOf(code promo.ErrorCode) int {
+	switch code {
+	case promo.EInvalid, promo.ECapacity:
+		return http.StatusUnprocessableEntity
+	case promo.ENotFound:
+		return http.StatusNotFound
+	case promo.EConflict, promo.EMoved:
+		return http.StatusConflict
+	case promo.EGone:
+		return http.StatusGone
+	case promo.EUnauthorized:
+		return http.StatusUnauthorized
+	case promo.EForbidden:
+		return http.StatusForbidden
+	case promo.ETooLarge:
+		return http.StatusRequestEntityTooLarge
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errMalformed marks a request that could not be decoded at all (400, not 422).
+const errMalformed promo.ErrorCode = "malformed"
+
+// writeError answers with problem+json. Internal errors are logged here, once,
+// and their text is not shown to the caller.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := problem{Type: "about:blank"}
+	var de *promo.Error
+	if errors.As(err, &de) && de.Code != promo.EInternal {
+		p.Status = statusOf(de.Code)
+		if de.Code == errMalformed {
+			p.Status = http.StatusBadRequest
+		}
+		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
+		p.Detail = de.Message
+		p.Errors = de.Fields
+	} else {
+		p.Status = http.StatusInternalServerError
+		p.Detail = "internal error; see the server log"
+		s.log.Error("request failed", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+	}
+	p.Title = http.StatusText(p.Status)
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

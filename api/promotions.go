@@ -1,0 +1,423 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// createRequest is the body of POST /v1/promotions. codeCount is kept raw so
+// that strings, fractions and exponents are rejected, not silently coerced.
+type createRequest struct {
+	Name            string          `json:"name"`
+	CodeCount       json.RawMessage `json:"codeCount"`
+	Format          *promo.Format   `json:"format"`
+	Code            *string         `json:"code"`
+	MaxUsagePerCode *int            `json:"maxUsagePerCode"`
+	PerUserLimit    *int            `json:"perUserLimit"`
+	StartsAt        *time.Time      `json:"startsAt"`
+	ExpiresAt       *time.Time      `json:"expiresAt"`
+}
+
+const (
+	maxNameLen      = 200
+	maxIdemKeyLen   = 200
+	maxVanityLen    = 64
+	minVanityLen    = 3
+	maxUsageCeiling = 1_000_000_000
+)
+
+func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
+	np, err := s.decodeCreate(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, created, err := s.store.CreatePromotion(r.Context(), np)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusAccepted
+	if !created {
+		status = http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else if s.outbox != nil {
+		s.outbox.Notify()
+	}
+	w.Header().Set("Location", "/v1/promotions/"+p.IDString())
+	st := promo.StatusPending
+	if p.Kind == promo.KindVanity {
+		st = promo.StatusCompleted
+	}
+	writeJSON(w, status, map[string]any{"id": p.IDString(), "status": st})
+}
+
+// decodeCreate parses and validates a create request completely, so that
+// nothing is written for a bad one.
+func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.NewPromotion, error) {
+	var np promo.NewPromotion
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return np, &promo.Error{Code: promo.EInvalid, Message: "Content-Type must be application/json"}
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdemKeyLen || !printableASCII(key) {
+		return np, promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return np, promo.Errorf(promo.ETooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		}
+		return np, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
+	}
+	var req createRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return np, err
+	}
+	var fields []promo.FieldError
+	bad := func(field, format string, args ...any) {
+		fields = append(fields, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+
+	name := strings.TrimSpace(req.Name)
+	switch {
+	case name == "":
+		bad("name", "is required")
+	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
+		bad("name", "must be valid UTF-8 of at most %d characters", maxNameLen)
+	}
+	maxUsage := 1
+	if req.MaxUsagePerCode != nil {
+		maxUsage = *req.MaxUsagePerCode
+		if maxUsage < 1 || maxUsage > maxUsageCeiling {
+			bad("maxUsagePerCode", "must be between 1 and %d", maxUsageCeiling)
+		}
+	}
+	perUser := 1
+	if req.PerUserLimit != nil {
+		perUser = *req.PerUserLimit
+		if perUser < 0 || perUser > maxUsageCeiling {
+			bad("perUserLimit", "must be between 0 (no limit) and %d", maxUsageCeiling)
+		}
+	}
+	if req.StartsAt != nil && req.ExpiresAt != nil && !req.ExpiresAt.After(*req.StartsAt) {
+		bad("expiresAt", "must be after startsAt")
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(s.now()) {
+		bad("expiresAt", "is in the past")
+	}
+
+	np.Name = name
+	np.MaxUsagePerCode = maxUsage
+	np.PerUserLimit = perUser
+	np.StartsAt = utc(req.StartsAt)
+	np.ExpiresAt = utc(req.ExpiresAt)
+	np.IdempotencyKey = key
+	np.BatchSize = s.cfg.BatchCodeCount
+
+	switch {
+	case req.Code != nil && (req.Format != nil || req.CodeCount != nil):
+		bad("code", "a vanity promotion has one code: give either code, or codeCount with format")
+	case req.Code != nil:
+		code := strings.ToUpper(strings.TrimSpace(*req.Code))
+		if n := len(code); n < minVanityLen || n > maxVanityLen || !printableASCII(code) || strings.ContainsAny(code, " \t,\"") {
+			bad("code", "must be %d to %d printable ASCII characters without spaces, commas or quotes", minVanityLen, maxVanityLen)
+		}
+		np.Kind = promo.KindVanity
+		np.VanityCode = code
+		np.CodeCount = 1
+	default:
+		np.Kind = promo.KindGenerated
+		count, ok := parseCount(req.CodeCount)
+		switch {
+		case req.CodeCount == nil:
+			bad("codeCount", "is required (or give a vanity code)")
+		case !ok:
+			bad("codeCount", "must be a positive integer, got %s", truncate(string(req.CodeCount), 40))
+		case count < 1:
+			bad("codeCount", "must be at least 1")
+		case count > s.cfg.MaxCodeCount:
+			bad("codeCount", "must be at most %d", s.cfg.MaxCodeCount)
+		}
+		if req.Format == nil {
+			bad("format", "is required for generated codes")
+			break
+		}
+		layout, err := codes.NewLayout(*req.Format)
+		if err != nil {
+			var de *promo.Error
+			if errors.As(err, &de) {
+				fields = append(fields, de.Fields...)
+				if len(de.Fields) == 0 {
+					bad("format", "%s", de.Message)
+				}
+			} else {
+				bad("format", "%v", err)
+			}
+			break
+		}
+		if len(fields) > 0 {
+			break
+		}
+		if err := codes.CheckCapacity(*req.Format, count, s.cfg.MaxDensity); err != nil {
+			return np, err
+		}
+		np.CodeCount = count
+		f := *req.Format
+		np.Format = &f
+		np.CounterName = layout.CounterName()
+		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
+	}
+	if len(fields) > 0 {
+		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields}
+	}
+	np.RequestHash = requestHash(np)
+	return np, nil
+}
+
+// decodeStrict decodes one JSON object, rejecting unknown fields and
+// trailing data, and names the offending field on type errors.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data after the JSON object")
+	}
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return &promo.Error{Code: errMalformed, Message: "malformed JSON",
+			Fields: []promo.FieldError{{Field: te.Field, Message: "must be a " + te.Type.String() + ", got " + te.Value}}}
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return &promo.Error{Code: errMalformed, Message: "malformed JSON: times must be RFC 3339 (2026-12-01T00:00:00Z)"}
+	}
+	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
+		field := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		return &promo.Error{Code: errMalformed, Message: "malformed JSON",
+			Fields: []promo.FieldError{{Field: field, Message: "unknown field"}}}
+	}
+	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// parseCount accepts a JSON integer literal only (no string, fraction or
+// exponent) that fits int64.
+func parseCount(raw json.RawMessage) (int64, bool) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || strings.ContainsAny(s, ".eE\"") {
+		return 0, false
+	}
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return 0, false
+	}
+	if !n.IsInt64() {
+		if n.Sign() > 0 {
+			return 1<<63 - 1, true // absurdly large: reported against the maximum
+		}
+		return -1, true
+	}
+	return n.Int64(), true
+}
+
+// requestHash fingerprints the normalized request, so that the same request
+// with another spacing or key order is still "the same body".
+func requestHash(np promo.NewPromotion) string {
+	norm := struct {
+		Name      string
+		Kind      promo.Kind
+		Count     int64
+		Format    *promo.Format
+		Code      string
+		MaxUsage  int
+		PerUser   int
+		StartsAt  *time.Time
+		ExpiresAt *time.Time
+	}{np.Name, np.Kind, np.CodeCount, np.Format, np.VanityCode, np.MaxUsagePerCode, np.PerUserLimit, np.StartsAt, np.ExpiresAt}
+	b, _ := json.Marshal(norm)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.store.GetPromotion(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, statusView(st))
+}
+
+// statusView is the GET /v1/promotions/{id} body.
+func statusView(st promo.PromotionStatus) map[string]any {
+	v := map[string]any{
+		"id":              st.IDString(),
+		"name":            st.Name,
+		"kind":            st.Kind,
+		"status":          st.Status(),
+		"codeCount":       st.CodeCount,
+		"generatedCount":  st.GeneratedCount,
+		"missingCount":    max(st.CodeCount-st.GeneratedCount, 0),
+		"batches":         st.Batches,
+		"maxUsagePerCode": st.MaxUsagePerCode,
+		"perUserLimit":    st.PerUserLimit,
+		"createdAt":       st.CreatedAt,
+		"summary":         Summary(st),
+	}
+	if st.Format != nil {
+		v["format"] = st.Format
+	}
+	if st.VanityCode != "" {
+		v["code"] = st.VanityCode
+	}
+	if st.StartsAt != nil {
+		v["startsAt"] = st.StartsAt
+	}
+	if st.ExpiresAt != nil {
+		v["expiresAt"] = st.ExpiresAt
+	}
+	return v
+}
+
+// Summary is the one-line progress admins read, e.g.
+// "4,950,000 / 5,000,000 codes — 1 batch parked after retries".
+func Summary(st promo.PromotionStatus) string {
+	s := fmt.Sprintf("%s / %s codes", thousands(st.GeneratedCount), thousands(st.CodeCount))
+	var notes []string
+	if n := st.Batches.Parked; n > 0 {
+		notes = append(notes, fmt.Sprintf("%d %s parked after retries (dead-letter topic)", n, plural(n, "batch", "batches")))
+	}
+	if n := st.Batches.Retrying; n > 0 {
+		notes = append(notes, fmt.Sprintf("%d %s retrying", n, plural(n, "batch", "batches")))
+	}
+	if len(notes) == 0 {
+		return s + " — " + string(st.Status())
+	}
+	return s + " — " + strings.Join(notes, ", ")
+}
+
+func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.store.GetPromotion(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var layout *codes.Layout
+	if st.Format != nil {
+		if layout, err = codes.NewLayout(*st.Format); err != nil {
+			s.writeError(w, r, fmt.Errorf("export %d: stored format: %w", id, err))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="promotion-%d-codes.csv"`, id))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
+	_ = cw.Write([]string{"code"})
+	row := make([]string, 1)
+	var display []byte
+	err = s.store.ExportCodes(r.Context(), id, func(code string) error {
+		if layout != nil {
+			display = layout.AppendDisplay(display[:0], []byte(code))
+			row[0] = string(display)
+		} else {
+			row[0] = code
+		}
+		return cw.Write(row)
+	})
+	cw.Flush()
+	if err == nil {
+		err = cw.Error()
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		// Headers are gone: the best signal left is to cut the stream, so the
+		// client sees a truncated transfer rather than a complete-looking file.
+		s.log.Warn("export interrupted", zap.Int64("promotion_id", id), zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// thousands formats n with comma separators: 5000000 → "5,000,000".
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

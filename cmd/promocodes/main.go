@@ -1,0 +1,40 @@
+// Command promocodes is the single binary of the system: the deployables
+// (api, generator, shovel), the embedded development stack (dev, broker), and
+// the admin and SRE tools. It is the only place that reads configuration
+// (viper) and builds the logger (zap); everything below it takes plain Config
+// structs.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		var ex *exitError
+		if errors.As(err, &ex) {
+			if ex.msg != "" {
+				fmt.Fprintln(os.Stderr, ex.msg)
+			}
+			os.Exit(ex.code)
+		}
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// exitError ends the process with a specific exit code (e.g. `codes check`
+// answers 1 for an invalid code) after printing msg on stderr.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+const (
+	promotionsDefaultURL = "http://127.0.0.1:8080"
+	// promotionsDeadTopic is the default dead-letter topic (kafka.topics.dead);
+	// the client cannot know a server's override, so hints name the default.
+	promotionsDeadTopic = "promotion-code-batches-dead"
+	// promotionsPlainEvery spaces progress lines when stderr is not a terminal.
+	promotionsPlainEvery = 5 * time.Second
+)
+
+// promotionsCLI holds the flags shared by the promotions subcommands.
+type promotionsCLI struct {
+	apiURL string
+	token  string
+}
+
+// newPromotionsCmd is the admin client of the Promotion API. The logic lives
+// in pkg/client; this only maps flags to calls and results to text.
+func newPromotionsCmd() *cobra.Command {
+	p := &promotionsCLI{}
+	cmd := &cobra.Command{
+		Use:   "promotions",
+		Short: "Admin client: create promotions, follow their generation, export their codes",
+	}
+	defURL := os.Getenv("PROMOCODES_CLIENT_URL")
+	if defURL == "" {
+		defURL = promotionsDefaultURL
+	}
+	cmd.PersistentFlags().StringVar(&p.apiURL, "api-url", defURL, "Promotion API base URL (env PROMOCODES_CLIENT_URL)")
+	// The token's default stays out of the flag so --help never prints it.
+	cmd.PersistentFlags().StringVar(&p.token, "token", "", "admin bearer token (env PROMOCODES_CLIENT_TOKEN)")
+	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd())
+	return cmd
+}
+
+func (p *promotionsCLI) client(opts ...client.Option) (*client.Client, error) {
+	token := p.token
+	if token == "" {
+		token = os.Getenv("PROMOCODES_CLIENT_TOKEN")
+	}
+	return client.New(p.apiURL, token, opts...)
+}
+
+func (p *promotionsCLI) createCmd() *cobra.Command {
+	var (
+		req                 client.CreateRequest
+		format              promo.Format
+		checkChar           bool
+		startsAt, expiresAt string
+		idempotencyKey      string
+		wait                bool
+		pollInterval        time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --name NAME (--count N [format flags] | --code VANITY)",
+		Short: "Create a promotion and print its id; --wait follows generation to the end",
+		Example: `  promocodes promotions create --name winter --count 5000000 --prefix WNTR- --separator - --group-size 4 --wait
+  promocodes promotions create --name megadeth --code MEGADETH21 --max-usage 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if req.Code == "" {
+				format.CheckChar = &checkChar
+				req.Format = &format
+			}
+			var err error
+			if req.StartsAt, err = promotionsParseTime("starts-at", startsAt); err != nil {
+				return err
+			}
+			if req.ExpiresAt, err = promotionsParseTime("expires-at", expiresAt); err != nil {
+				return err
+			}
+			stderr := cmd.ErrOrStderr()
+			w := &promotionsWaiter{out: stderr, tty: promotionsIsTerminal(stderr)}
+			c, err := p.client(client.WithRetryNotify(w.retrying))
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			created, err := c.CreatePromotion(cmd.Context(), req, idempotencyKey)
+			if err != nil {
+				return promotionsError(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), created.ID)
+			if created.Replayed {
+				fmt.Fprintf(stderr, "promotion %s was already created with this idempotency key\n", created.ID)
+			}
+			if !wait {
+				return nil
+			}
+			return w.wait(cmd.Context(), c, created.ID, pollInterval, start)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Name, "name", "", "promotion name (required)")
+	f.Int64Var(&req.CodeCount, "count", 0, "number of codes to generate")
+	f.StringVar(&format.Charset, "charset", "alnum", "alnum, numeric, alpha, or the literal characters of a custom charset")
+	f.IntVar(&format.Length, "length", 10, "code body length (prefix, suffix, separators and check character come on top)")
+	f.StringVar(&format.Prefix, "prefix", "", "code prefix")
+	f.StringVar(&format.Suffix, "suffix", "", "code suffix")
+	f.StringVar(&format.Separator, "separator", "", "separator between groups of the body")
+	f.IntVar(&format.GroupSize, "group-size", 0, "body group size for --separator")
+	f.BoolVar(&checkChar, "check-char", true, "append a check character that rejects typos offline")
+	f.StringVar(&req.Code, "code", "", "a single vanity code instead of generated ones")
+	f.IntVar(&req.MaxUsagePerCode, "max-usage", 1, "redemptions allowed per code")
+	f.IntVar(&req.PerUserLimit, "per-user-limit", 1, "redemptions allowed per user")
+	f.StringVar(&startsAt, "starts-at", "", "start of the validity window, RFC 3339")
+	f.StringVar(&expiresAt, "expires-at", "", "end of the validity window, RFC 3339")
+	f.StringVar(&idempotencyKey, "idempotency-key", "", "makes the create safe to repeat: a repeat returns the first promotion")
+	f.BoolVar(&wait, "wait", false, "show progress until generation completes; exit 1 if it fails")
+	f.DurationVar(&pollInterval, "poll-interval", time.Second, "how often --wait asks for progress")
+	_ = cmd.MarkFlagRequired("name")
+	cmd.MarkFlagsOneRequired("count", "code")
+	for _, name := range []string{"count", "charset", "length", "prefix", "suffix", "separator", "group-size", "check-char"} {
+		cmd.MarkFlagsMutuallyExclusive("code", name)
+	}
+	return cmd
+}
+
+func (p *promotionsCLI) statusCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status ID",
+		Short: "Show a promotion's generation progress",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.GetPromotion(cmd.Context(), args[0])
+			if err != nil {
+				return promotionsError(err)
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				out.Write(st.Raw)
+				if !strings.HasSuffix(string(st.Raw), "\n") {
+					fmt.Fprintln(out)
+				}
+				return nil
+			}
+			fmt.Fprintln(out, promotionsStatusLine(st))
+			if st.Batches.Parked > 0 {
+				fmt.Fprintln(out, promotionsDeadHint(st.ID))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON as is")
+	return cmd
+}
+
+func (p *promotionsCLI) exportCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "export ID [-o FILE]",
+		Short: "Stream a promotion's codes as CSV to stdout or a file",
+		Long: `Stream a promotion's codes as CSV (header row first) to stdout or, with -o, to FILE.
+The file is written as FILE.tmp and renamed when complete, so a failed export leaves no partial FILE.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			ctx, id := cmd.Context(), args[0]
+			if output == "" || output == "-" {
+				if _, err := c.ExportCodes(ctx, id, cmd.OutOrStdout()); err != nil {
+					return promotionsError(err)
+				}
+				return nil
+			}
+			rows, err := promotionsExportFile(ctx, c, id, output)
+			if err != nil {
+				return promotionsError(err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s codes to %s\n", promotionsCount(rows), output)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE (via FILE.tmp, renamed on success) instead of stdout")
+	return cmd
+}
+
+// promotionsExportFile writes the export to path+".tmp" and renames it to
+// path only once the whole CSV is on disk.
+func promotionsExportFile(ctx context.Context, c *client.Client, id, path string) (rows int64, err error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if rows, err = c.ExportCodes(ctx, id, f); err != nil {
+		return rows, err
+	}
+	if err = f.Sync(); err != nil {
+		return rows, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return rows, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return rows, err
+	}
+	return rows, nil
+}
+
+// promotionsWaiter renders WaitPromotion's progress on stderr: a bar on a
+// terminal, a plain line every few seconds otherwise (logs, CI).
+type promotionsWaiter struct {
+	out       io.Writer
+	tty       bool
+	bar       *progressbar.ProgressBar
+	lastPrint time.Time
+	lastGen   int64
+	start     time.Time
+}
+
+func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string, interval time.Duration, start time.Time) error {
+	w.start = start
+	st, err := c.WaitPromotion(ctx, id, interval, w.progress)
+	if w.bar != nil {
+		if st.Status == promo.StatusCompleted {
+			_ = w.bar.Finish()
+		} else {
+			_ = w.bar.Exit()
+		}
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return &exitError{code: 130, msg: fmt.Sprintf("stopped waiting; promotion %s goes on generating: promocodes promotions status %s", id, id)}
+		}
+		return promotionsError(err)
+	}
+	if st.Status == promo.StatusFailed {
+		return &exitError{code: 1, msg: fmt.Sprintf("failed: %s / %s codes — %s parked after retries; see %s",
+			promotionsCount(st.GeneratedCount), promotionsCount(st.CodeCount),
+			promotionsPlural(st.Batches.Parked, "batch", "batches"), "`"+promotionsDeadCmd(id)+"`")}
+	}
+	elapsed := time.Since(w.start)
+	fmt.Fprintf(w.out, "completed %s codes in %s (%s codes/s)\n",
+		promotionsCount(st.CodeCount), elapsed.Round(100*time.Millisecond), promotionsRate(st.CodeCount, elapsed))
+	return nil
+}
+
+func (w *promotionsWaiter) progress(st client.Status) {
+	if !w.tty {
+		if st.Done() || time.Since(w.lastPrint) < promotionsPlainEvery {
+			return // the final state gets its own summary
+		}
+		line := promotionsStatusLine(st)
+		if !w.lastPrint.IsZero() { // a rate over the last interval, not since the start
+			line += " (" + promotionsRate(st.GeneratedCount-w.lastGen, time.Since(w.lastPrint)) + " codes/s)"
+		}
+		w.lastPrint, w.lastGen = time.Now(), st.GeneratedCount
+		fmt.Fprintln(w.out, line)
+		return
+	}
+	if w.bar == nil {
+		w.bar = progressbar.NewOptions64(max(st.CodeCount, 1),
+			progressbar.OptionSetWriter(w.out),
+			progressbar.OptionSetDescription("generating"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("codes"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionSetRenderBlankState(true),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w.out) }),
+		)
+	}
+	desc := "generating"
+	if st.Batches.Retrying > 0 || st.Batches.Parked > 0 {
+		desc = fmt.Sprintf("generating (%d retrying, %d parked)", st.Batches.Retrying, st.Batches.Parked)
+	}
+	w.bar.Describe(desc)
+	_ = w.bar.Set64(min(st.GeneratedCount, w.bar.GetMax64()))
+}
+
+// retrying tells the user why progress stalls while the API is unreachable.
+func (w *promotionsWaiter) retrying(err error, next time.Duration) {
+	if w.bar != nil {
+		_ = w.bar.Clear()
+	}
+	fmt.Fprintf(w.out, "retrying in %s: %v\n", next.Round(100*time.Millisecond), err)
+}
+
+// promotionsStatusLine: "completed 1,000,000 / 1,000,000 codes, 20/20
+// batches; 0 retrying, 0 parked".
+func promotionsStatusLine(st client.Status) string {
+	return fmt.Sprintf("%s %s / %s codes, %d/%d batches; %d retrying, %d parked",
+		st.Status, promotionsCount(st.GeneratedCount), promotionsCount(st.CodeCount),
+		st.Batches.Completed, st.Batches.Total, st.Batches.Retrying, st.Batches.Parked)
+}
+
+func promotionsDeadCmd(id string) string {
+	return "promocodes topics inspect " + promotionsDeadTopic + " --promotion " + id
+}
+
+func promotionsDeadHint(id string) string {
+	return "parked batches are in the dead-letter topic; see `" + promotionsDeadCmd(id) + "`"
+}
+
+// promotionsError prints a problem answer's detail and each field on its own
+// line; other errors pass through to main's "error: ..." line.
+func promotionsError(err error) error {
+	var p *client.ProblemError
+	if !errors.As(err, &p) || len(p.Fields) == 0 {
+		return err
+	}
+	fields := *p
+	fields.Fields = nil
+	prefix, ok := strings.CutSuffix(err.Error(), p.Error())
+	if !ok {
+		prefix = ""
+	}
+	var b strings.Builder
+	b.WriteString("error: " + prefix + fields.Error())
+	for _, f := range p.Fields {
+		b.WriteString("\n  " + f.Field + ": " + f.Message)
+	}
+	return &exitError{code: 1, msg: b.String()}
+}
+
+func promotionsParseTime(flag, s string) (*time.Time, error) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return nil, fmt.Errorf("--%s: want RFC 3339 (2026-12-01T00:00:00Z), got %q", flag, s)
+	}
+	return &t, nil
+}
+
+func promotionsIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// promotionsCount renders 4950000 as "4,950,000".
+func promotionsCount(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func promotionsRate(n int64, d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return promotionsCount(int64(float64(n) / d.Seconds()))
+}
+
+func promotionsPlural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}

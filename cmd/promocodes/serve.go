@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/app"
+)
+
+// serviceCmd builds a command that loads the configuration, builds the
+// logger and runs start until the process is signalled.
+func serviceCmd(use, short string, defaults func() app.Config,
+	start func(ctx commandContext, cfg app.Config, log *zap.Logger) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd, defaults())
+			if err != nil {
+				return err
+			}
+			validate := cfg.Validate()
+			if use == "migrate" {
+				validate = cfg.ValidateFor("db")
+			}
+			if err := validate; err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			log, err := newLogger(cfg.Log)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = log.Sync() }()
+			if err := start(cmd, cfg, log); err != nil {
+				log.Error(use+" stopped with an error", zap.Error(err))
+				return err
+			}
+			log.Info(use + " stopped")
+			return nil
+		},
+	}
+	configFlags(cmd)
+	return cmd
+}
+
+// commandContext is the cobra command (for its ctx and flags).
+type commandContext = *cobra.Command
+
+func newDevCmd() *cobra.Command {
+	cmd := serviceCmd("dev", "Everything in one process: embedded broker, SQLite, API, generators, shovel", devDefaults,
+		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			return app.Run(cmd.Context(), cfg, log, app.StartDev)
+		})
+	cmd.Flags().String("data-dir", "", "where the broker and SQLite keep their data (dev.dataDir, default ./data)")
+	return cmd
+}
+
+func newAPICmd() *cobra.Command {
+	return serviceCmd("api", "Serve the Promotion API and publish batch events", app.Defaults,
+		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			return app.Run(cmd.Context(), cfg, log, app.StartAPI)
+		})
+}
+
+func newGeneratorCmd() *cobra.Command {
+	return serviceCmd("generator", "Run generator workers: batch events in, codes into SQL", app.Defaults,
+		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			return app.Run(cmd.Context(), cfg, log, app.StartGenerator)
+		})
+}
+
+func newMigrateCmd() *cobra.Command {
+	return serviceCmd("migrate", "Apply the database schema migrations and exit", app.Defaults,
+		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			return app.Migrate(cmd.Context(), cfg, log)
+		})
+}

@@ -1,0 +1,90 @@
+// Package app wires the deployables together: it opens the store and the
+// Kafka clients a command needs, starts the API, the generator workers, the
+// shovel or the embedded development stack, and closes everything in reverse
+// order when the context ends. cmd/promocodes builds a Config and calls one of
+// the Run/Start functions; end-to-end tests call the same functions.
+//
+// Every goroutine started here has an owner that waits for it (errgroup), and
+// every client, pool and server is closed in reverse order of opening.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/generator"
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/sqlite"
+)
+
+// Store is everything the deployables need from a database; each store
+// package's *Store satisfies it (checked at compile time below).
+type Store interface {
+	api.Store
+	api.OutboxStore
+	generator.Store
+	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
+	Migrate(ctx context.Context) error
+	Ping(ctx context.Context) error
+	Close()
+}
+
+var (
+	_ Store = (*sqlite.Store)(nil)
+	_ Store = (*postgres.Store)(nil)
+)
+
+// OpenStore opens the configured database. It does not migrate.
+func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
+	switch c.Driver {
+	case "sqlite":
+		return sqlite.Open(ctx, sqlite.Config{Path: c.DSN})
+	case "postgres":
+		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns)})
+	default:
+		return nil, fmt.Errorf("db.driver: unsupported driver %q", c.Driver)
+	}
+}
+
+// Migrate applies the schema migrations of the configured database.
+func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
+	st, err := OpenStore(ctx, cfg.DB)
+	if err != nil {
+		return fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate %s database: %w", cfg.DB.Driver, err)
+	}
+	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver))
+	return nil
+}
+
+// httpServer serves h on ln until ctx ends, then drains for up to 10s.
+func httpServer(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shut down http server: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

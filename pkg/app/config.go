@@ -1,0 +1,250 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/codes"
+)
+
+// Config is the whole configuration, as cmd/promocodes reads it from
+// configs/*.yaml, PROMOCODES_<SECTION>_<KEY> and flags. The mapstructure tags
+// are the stable config keys (DESIGN.md).
+type Config struct {
+	Env       string          `mapstructure:"env"` // dev | production
+	Log       LogConfig       `mapstructure:"log"`
+	HTTP      HTTPConfig      `mapstructure:"http"`
+	Auth      AuthConfig      `mapstructure:"auth"`
+	DB        DBConfig        `mapstructure:"db"`
+	Kafka     KafkaConfig     `mapstructure:"kafka"`
+	Codes     CodesConfig     `mapstructure:"codes"`
+	API       APIConfig       `mapstructure:"api"`
+	Generator GeneratorConfig `mapstructure:"generator"`
+	Shovel    ShovelConfig    `mapstructure:"shovel"`
+	Dev       DevConfig       `mapstructure:"dev"`
+}
+
+type LogConfig struct {
+	Level  string `mapstructure:"level"`  // debug | info | warn | error
+	Format string `mapstructure:"format"` // console | json
+}
+
+type HTTPConfig struct {
+	Addr string `mapstructure:"addr"`
+}
+
+type AuthConfig struct {
+	AdminTokens  []string `mapstructure:"adminTokens"`
+	RedeemTokens []string `mapstructure:"redeemTokens"`
+}
+
+type DBConfig struct {
+	Driver   string `mapstructure:"driver"` // sqlite | postgres | sqlserver
+	DSN      string `mapstructure:"dsn"`
+	MaxConns int    `mapstructure:"maxConns"`
+}
+
+type KafkaConfig struct {
+	Brokers           []string    `mapstructure:"brokers"`
+	Partitions        int         `mapstructure:"partitions"`
+	ReplicationFactor int         `mapstructure:"replicationFactor"`
+	Topics            TopicConfig `mapstructure:"topics"`
+}
+
+type TopicConfig struct {
+	Batches string `mapstructure:"batches"`
+	Retry   string `mapstructure:"retry"`
+	Error   string `mapstructure:"error"`
+	Dead    string `mapstructure:"dead"`
+}
+
+type CodesConfig struct {
+	Secret     string  `mapstructure:"secret"`
+	MaxDensity float64 `mapstructure:"maxDensity"`
+}
+
+type APIConfig struct {
+	BatchCodeCount int64 `mapstructure:"batchCodeCount"`
+	MaxCodeCount   int64 `mapstructure:"maxCodeCount"`
+	MaxBodyBytes   int64 `mapstructure:"maxBodyBytes"`
+}
+
+type GeneratorConfig struct {
+	Workers     int    `mapstructure:"workers"`
+	ChunkSize   int    `mapstructure:"chunkSize"`
+	MaxAttempts int    `mapstructure:"maxAttempts"`
+	GroupID     string `mapstructure:"groupId"`
+}
+
+type ShovelConfig struct {
+	Interval   time.Duration `mapstructure:"interval"`
+	MaxRetries int           `mapstructure:"maxRetries"`
+	GroupID    string        `mapstructure:"groupId"`
+}
+
+type DevConfig struct {
+	DataDir string `mapstructure:"dataDir"`
+}
+
+// Defaults returns the built-in defaults: a production-shaped configuration
+// that still needs a DSN, a secret and tokens.
+func Defaults() Config {
+	return Config{
+		Env:  "production",
+		Log:  LogConfig{Level: "info", Format: "json"},
+		HTTP: HTTPConfig{Addr: ":8080"},
+		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
+		Kafka: KafkaConfig{
+			Brokers:           []string{"127.0.0.1:9092"},
+			Partitions:        8,
+			ReplicationFactor: 1,
+			Topics: TopicConfig{Batches: "promotion-code-batches", Retry: "promotion-code-batches-retry",
+				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead"},
+		},
+		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
+		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
+		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
+		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
+		Dev:       DevConfig{DataDir: "data"},
+	}
+}
+
+// IsDev reports whether the configuration is for development.
+func (c Config) IsDev() bool { return c.Env == "dev" }
+
+// Validate checks every key a command may use and names the key at fault.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Env {
+	case "dev", "production":
+	default:
+		bad("env", "must be dev or production, got %q", c.Env)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "console", "json":
+	default:
+		bad("log.format", "must be console or json, got %q", c.Log.Format)
+	}
+	switch c.DB.Driver {
+	case "sqlite", "postgres", "sqlserver":
+	default:
+		bad("db.driver", "must be sqlite, postgres or sqlserver, got %q", c.DB.Driver)
+	}
+	if c.DB.DSN == "" && !(c.IsDev() && c.DB.Driver == "sqlite") {
+		bad("db.dsn", "must be set (PROMOCODES_DB_DSN)")
+	}
+	if c.DB.MaxConns < 1 {
+		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers", "must list at least one broker (PROMOCODES_KAFKA_BROKERS=host:port,...)")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if !strings.Contains(b, ":") {
+			bad("kafka.brokers", "%q is not host:port", b)
+		}
+	}
+	if c.Kafka.Partitions < 1 {
+		bad("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+	}
+	if c.Kafka.ReplicationFactor < 1 {
+		bad("kafka.replicationFactor", "must be at least 1, got %d", c.Kafka.ReplicationFactor)
+	}
+	t := c.Kafka.Topics
+	seen := map[string]string{}
+	for key, name := range map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead} {
+		if name == "" {
+			bad("kafka.topics."+key, "must be set")
+			continue
+		}
+		if other, dup := seen[name]; dup {
+			bad("kafka.topics."+key, "%q is also kafka.topics.%s", name, other)
+		}
+		seen[name] = key
+	}
+	if len(c.Codes.Secret) < codes.MinSecretLen {
+		bad("codes.secret", "must be at least %d bytes (PROMOCODES_CODES_SECRET); got %d", codes.MinSecretLen, len(c.Codes.Secret))
+	}
+	if c.Codes.MaxDensity <= 0 || c.Codes.MaxDensity > 1 {
+		bad("codes.maxDensity", "must be in (0, 1], got %g", c.Codes.MaxDensity)
+	}
+	if c.API.BatchCodeCount < 1 || c.API.BatchCodeCount > 10_000_000 {
+		bad("api.batchCodeCount", "must be in 1..10,000,000, got %d", c.API.BatchCodeCount)
+	}
+	if c.API.MaxCodeCount < 1 {
+		bad("api.maxCodeCount", "must be positive, got %d", c.API.MaxCodeCount)
+	}
+	if c.API.MaxBodyBytes < 1024 {
+		bad("api.maxBodyBytes", "must be at least 1024, got %d", c.API.MaxBodyBytes)
+	}
+	if !c.IsDev() && len(c.Auth.AdminTokens) == 0 {
+		bad("auth.adminTokens", "production refuses to start without admin tokens (PROMOCODES_AUTH_ADMINTOKENS)")
+	}
+	for _, tok := range append(append([]string{}, c.Auth.AdminTokens...), c.Auth.RedeemTokens...) {
+		if len(tok) < 16 {
+			bad("auth", "tokens must be at least 16 characters")
+			break
+		}
+	}
+	if c.Generator.Workers < 1 || c.Generator.Workers > 256 {
+		bad("generator.workers", "must be in 1..256, got %d", c.Generator.Workers)
+	}
+	if c.Generator.ChunkSize < 1 || c.Generator.ChunkSize > 1_000_000 {
+		bad("generator.chunkSize", "must be in 1..1,000,000, got %d", c.Generator.ChunkSize)
+	}
+	if c.Generator.MaxAttempts < 1 {
+		bad("generator.maxAttempts", "must be at least 1, got %d", c.Generator.MaxAttempts)
+	}
+	if c.Generator.GroupID == "" {
+		bad("generator.groupId", "must be set")
+	}
+	if c.Shovel.Interval < time.Second {
+		bad("shovel.interval", "must be at least 1s, got %s", c.Shovel.Interval)
+	}
+	if c.Shovel.MaxRetries < 0 {
+		bad("shovel.maxRetries", "must not be negative, got %d", c.Shovel.MaxRetries)
+	}
+	if c.Shovel.GroupID == "" {
+		bad("shovel.groupId", "must be set")
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateFor checks only the keys under the given sections (plus env and
+// log), for commands that need part of the configuration: `migrate` needs
+// "db", the SRE tools need "kafka" (and "db" for reconcile).
+func (c Config) ValidateFor(sections ...string) error {
+	full := c.Validate()
+	if full == nil {
+		return nil
+	}
+	var keep []error
+	for _, e := range unwrapJoined(full) {
+		msg := e.Error()
+		ok := strings.HasPrefix(msg, "log.") || strings.HasPrefix(msg, "env:")
+		for _, s := range sections {
+			ok = ok || strings.HasPrefix(msg, s+".") || strings.HasPrefix(msg, s+":")
+		}
+		if ok {
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
+}
+
+func unwrapJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/broker"
+	"github.com/promocodes/promocodes/pkg/health"
+)
+
+// StartDev starts the whole system in one process on embedded defaults: the
+// Kafka-protocol broker (listening on kafka.brokers' first address, so kcat
+// and the SRE commands work against it), SQLite under dev.dataDir (unless
+// db.* says otherwise), migrations, the API with its outbox publisher, the
+// generator workers and the shovel.
+func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
+	dataDir := cfg.Dev.DataDir
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("dev.dataDir: create %s: %w", dataDir, err)
+	}
+	if cfg.DB.Driver == "sqlite" && cfg.DB.DSN == "" {
+		cfg.DB.DSN = filepath.Join(dataDir, "promocodes.db")
+	}
+	b, err := broker.Start(ctx, broker.Config{DataDir: filepath.Join(dataDir, "kafka"), Listen: cfg.Kafka.Brokers[0],
+		Partitions: cfg.Kafka.Partitions, Topics: cfg.topics()}, log.Named("broker"))
+	if err != nil {
+		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.Brokers[0], err)
+	}
+	cfg.Kafka.Brokers = b.Addrs()
+
+	if err := Migrate(ctx, cfg, log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	p, err := openParts(ctx, cfg, "promocodes-dev", log)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	p.closers = append([]func(){b.Close}, p.closers...) // the broker closes last
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	apiCfg := cfg.apiConfig()
+	if apiCfg.Open {
+		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
+	}
+	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
+	if err != nil {
+		ln.Close()
+		p.close()
+		return nil, err
+	}
+	gen, err := newGenerator(cfg, p, log)
+	if err != nil {
+		ln.Close()
+		p.close()
+		return nil, err
+	}
+	sh, err := newShovel(cfg, p, log)
+	if err != nil {
+		ln.Close()
+		p.close()
+		return nil, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return outbox.Run(gctx) })
+	g.Go(func() error { return gen.Run(gctx) })
+	g.Go(func() error { return sh.Run(gctx) })
+	g.Go(func() error { return httpServer(gctx, ln, srv, log) })
+
+	url := "http://" + ln.Addr().String()
+	log.Info("promocodes dev is serving",
+		zap.String("api", url), zap.Strings("kafka", cfg.Kafka.Brokers), zap.String("data_dir", dataDir))
+	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n"+
+		"  curl -s -XPOST %s/v1/promotions -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"name\":\"winter\",\"codeCount\":1000000,\"format\":{\"charset\":\"alnum\",\"length\":10,\"prefix\":\"WNTR-\"}}'\n"+
+		"  curl -s %s/v1/promotions/1\n  curl -s %s/v1/promotions/1/codes | head\n\n",
+		url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, url, url, url)
+	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
+		defer p.close()
+		return g.Wait()
+	}}, nil
+}

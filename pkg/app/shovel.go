@@ -1,0 +1,98 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/promocodes/promocodes/pkg/health"
+	"github.com/promocodes/promocodes/shovel"
+)
+
+func (c Config) shovelConfig() shovel.Config {
+	t := c.Kafka.Topics
+	return shovel.Config{ErrorTopic: t.Error, RetryTopic: t.Retry, DeadTopic: t.Dead,
+		GroupID: c.Shovel.GroupID, MaxRetries: c.Shovel.MaxRetries, Interval: c.Shovel.Interval}
+}
+
+func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
+	return shovel.New(cfg.shovelConfig(), p.client, p.producer, p.store, log.Named("shovel"))
+}
+
+// StartShovel starts the shovel: a cycle every shovel.interval, with /healthz
+// failing while the broker is unreachable.
+func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
+	p, err := openParts(ctx, cfg, "promocodes-shovel", log)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newShovel(cfg, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	live := []health.Check{{Name: "kafka", Fn: s.Healthy}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Run(gctx) })
+	g.Go(func() error { return httpServer(gctx, ln, health.Handler(live, p.readiness(), p.reg), log) })
+	log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
+	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
+		defer p.close()
+		return g.Wait()
+	}}, nil
+}
+
+// ShovelOnce runs one shovel cycle (for a Kubernetes CronJob). It fails when
+// any event could not be moved, so the job shows as failed.
+func ShovelOnce(ctx context.Context, cfg Config, log *zap.Logger) (shovel.Stats, error) {
+	p, err := openParts(ctx, cfg, "promocodes-shovel", log)
+	if err != nil {
+		return shovel.Stats{}, err
+	}
+	defer p.close()
+	s, err := newShovel(cfg, p, log)
+	if err != nil {
+		return shovel.Stats{}, err
+	}
+	return s.Once(ctx)
+}
+
+// Tools gives the SRE commands what they need: the Kafka client and
+// producer, and (for reconcile) the store. Close it when done.
+type Tools struct {
+	Client   shovel.Client
+	Producer shovel.Publisher
+	Store    Store
+	Config   Config
+	close    func()
+}
+
+// Close releases what OpenTools opened.
+func (t *Tools) Close() { t.close() }
+
+// OpenTools opens the clients for the SRE commands. withStore opens the
+// database too (reconcile).
+func OpenTools(ctx context.Context, cfg Config, withStore bool, log *zap.Logger) (*Tools, error) {
+	p := &parts{}
+	if withStore {
+		st, err := OpenStore(ctx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		}
+		p.store = st
+		p.closers = append(p.closers, st.Close)
+	}
+	kc := cfg.kafkaConfig("promocodes-sre")
+	client := newKafkaClient(kc)
+	prod := newKafkaProducer(kc)
+	p.closers = append(p.closers, func() { _ = prod.Close() }, func() { _ = client.Close() })
+	return &Tools{Client: client, Producer: prod, Store: p.store, Config: cfg, close: p.close}, nil
+}

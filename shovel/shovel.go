@@ -1,0 +1,272 @@
+package shovel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Client reads and commits without joining a consumer group (pkg/kafka.Client).
+type Client interface {
+	Offsets(ctx context.Context, topic string) (low, high map[int]int64, err error)
+	CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error)
+	CommitOffsets(ctx context.Context, group, topic string, offsets map[int]int64) error
+	ReadRange(ctx context.Context, topic string, partition int, from, to int64, fn func(kafka.Message) error) error
+	Ping(ctx context.Context) error
+}
+
+// Publisher sends messages and returns once the broker acknowledged them.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// StateStore records batch states for the admins' status view. Optional:
+// the topics, not the database, are what keeps an event safe.
+type StateStore interface {
+	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
+}
+
+// Config tunes a Shovel.
+type Config struct {
+	ErrorTopic, RetryTopic, DeadTopic string
+	GroupID                           string        // the shovel's own group (never shared with a Consumer)
+	MaxRetries                        int           // moves to retry before parking (DESIGN: 5)
+	Interval                          time.Duration // between cycles in Run
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.ErrorTopic == "" || c.RetryTopic == "" || c.DeadTopic == "":
+		return errors.New("kafka.topics: error, retry and dead must be set")
+	case c.GroupID == "":
+		return errors.New("shovel.groupId: must be set")
+	case c.MaxRetries < 0:
+		return fmt.Errorf("shovel.maxRetries: must not be negative, got %d", c.MaxRetries)
+	case c.Interval <= 0:
+		return fmt.Errorf("shovel.interval: must be positive, got %s", c.Interval)
+	}
+	return nil
+}
+
+// Stats is what one cycle did.
+type Stats struct {
+	Moved    int           // to the retry topic
+	Parked   int           // to the dead-letter topic
+	Failed   int           // could not be moved this cycle (left in place, uncommitted)
+	Duration time.Duration //
+}
+
+// Shovel moves events from the error topic. Build it with New.
+type Shovel struct {
+	cfg    Config
+	client Client
+	pub    Publisher
+	states StateStore
+	log    *zap.Logger
+	now    func() time.Time
+
+	lastErr atomic.Pointer[error]
+	// afterPublish, when set (tests), runs after a publish and before its
+	// commit: the window a kill would hit.
+	afterPublish func()
+}
+
+// New builds a Shovel. states may be nil.
+func New(cfg Config, client Client, pub Publisher, states StateStore, log *zap.Logger) (*Shovel, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Shovel{cfg: cfg, client: client, pub: pub, states: states, log: log, now: time.Now}, nil
+}
+
+// Run runs a cycle every Interval until ctx ends.
+func (s *Shovel) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		s.runCycle(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Shovel) runCycle(ctx context.Context) (Stats, error) {
+	st, err := s.Cycle(ctx)
+	if ctx.Err() != nil {
+		return st, err
+	}
+	fields := []zap.Field{zap.Int("moved", st.Moved), zap.Int("parked", st.Parked), zap.Int("failed", st.Failed),
+		zap.Duration("duration", st.Duration)}
+	if err != nil {
+		s.log.Error("shovel cycle failed", append(fields, zap.Error(err))...)
+	} else {
+		s.log.Info("shovel cycle", fields...)
+	}
+	return st, err
+}
+
+// Once runs a single cycle and logs it (for `shovel --once`).
+func (s *Shovel) Once(ctx context.Context) (Stats, error) { return s.runCycle(ctx) }
+
+// Healthy reports whether the broker answers (for /healthz).
+func (s *Shovel) Healthy(ctx context.Context) error {
+	if err := s.client.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka unreachable: %w", err)
+	}
+	return nil
+}
+
+// Cycle moves every event that was in the error topic when it started.
+func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
+	start := s.now()
+	var st Stats
+	low, high, err := s.client.Offsets(ctx, s.cfg.ErrorTopic)
+	if err != nil {
+		return st, fmt.Errorf("read high-water marks of %s: %w", s.cfg.ErrorTopic, err)
+	}
+	committed, err := s.client.CommittedOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic)
+	if err != nil {
+		return st, fmt.Errorf("read offsets of group %s: %w", s.cfg.GroupID, err)
+	}
+	var errs []error
+	for p, hw := range high {
+		from, ok := committed[p]
+		if !ok || from < low[p] {
+			from = low[p]
+		}
+		if from >= hw {
+			continue
+		}
+		if err := s.drainPartition(ctx, p, from, hw, &st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	st.Duration = s.now().Sub(start)
+	return st, errors.Join(errs...)
+}
+
+// batchSize bounds how many moves share one publish and one commit.
+const batchSize = 100
+
+// drainPartition moves [from, to) of one partition: publish a batch, then
+// commit past it. A failed publish stops the partition with nothing committed
+// for the unpublished messages.
+func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *Stats) error {
+	pending := make([]kafka.Message, 0, batchSize)
+	var parked []kafka.Message
+	var lastOffset int64 = -1
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		if err := s.pub.Publish(ctx, pending...); err != nil {
+			st.Failed += len(pending)
+			return fmt.Errorf("publish %d moved events from %s/%d: %w", len(pending), s.cfg.ErrorTopic, p, err)
+		}
+		if s.afterPublish != nil {
+			s.afterPublish()
+		}
+		if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, map[int]int64{p: lastOffset + 1}); err != nil {
+			// Published but not committed: the next cycle repeats these moves,
+			// which is harmless.
+			return fmt.Errorf("commit %s/%d@%d: %w", s.cfg.ErrorTopic, p, lastOffset+1, err)
+		}
+		for _, m := range pending {
+			if m.Topic == s.cfg.DeadTopic {
+				st.Parked++
+			} else {
+				st.Moved++
+			}
+		}
+		s.recordParked(ctx, parked)
+		pending, parked = pending[:0], parked[:0]
+		return nil
+	}
+	err := s.client.ReadRange(ctx, s.cfg.ErrorTopic, p, from, to, func(m kafka.Message) error {
+		out := s.route(m)
+		pending = append(pending, out)
+		if out.Topic == s.cfg.DeadTopic {
+			parked = append(parked, out)
+		}
+		lastOffset = m.Offset
+		if len(pending) == batchSize {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// route decides where an error-topic event goes and builds the message:
+// same key and value, headers kept, x-retry-count incremented on a move,
+// x-dead-reason added when parked.
+func (s *Shovel) route(in kafka.Message) kafka.Message {
+	out := kafka.Message{Key: in.Key, Value: in.Value, Headers: append([]kafka.Header(nil), in.Headers...)}
+	if _, err := promo.DecodeEvent(in.Value); err != nil {
+		out.Topic = s.cfg.DeadTopic
+		out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue("undecodable or invalid event: "+err.Error()))
+		return out
+	}
+	n := RetryCount(in)
+	if n < s.cfg.MaxRetries {
+		out.Topic = s.cfg.RetryTopic
+		out.SetHeader(promo.HeaderRetryCount, strconv.Itoa(n+1))
+		return out
+	}
+	out.Topic = s.cfg.DeadTopic
+	reason := fmt.Sprintf("max retries (%d) exceeded", s.cfg.MaxRetries)
+	if e, ok := in.Header(promo.HeaderError); ok {
+		reason += "; last error: " + e
+	}
+	out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue(reason))
+	return out
+}
+
+// recordParked marks parked batches for the status view, best effort.
+func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
+	if s.states == nil {
+		return
+	}
+	for _, m := range parked {
+		ev, err := promo.DecodeEvent(m.Value)
+		if err != nil {
+			continue
+		}
+		reason, _ := m.Header(promo.HeaderDeadReason)
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = s.states.SetBatchState(sctx, ev.Ref(), promo.BatchParked, reason)
+		cancel()
+		if err != nil {
+			s.log.Info("could not record parked batch (the event is safe in the dead-letter topic)",
+				zap.String("key", string(m.Key)), zap.Error(err))
+		}
+	}
+}
+
+// RetryCount reads x-retry-count; absent or unparsable counts as 0.
+func RetryCount(m kafka.Message) int {
+	v, ok := m.Header(promo.HeaderRetryCount)
+	if !ok {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,186 @@
+package shovel
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/kafka/kafkatest"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+type rig struct {
+	cfg    Config
+	kc     kafka.Config
+	client *kafka.Client
+	prod   *kafka.Producer
+}
+
+func newRig(t *testing.T, brokers []string) *rig {
+	t.Helper()
+	cfg := Config{ErrorTopic: kafkatest.Name(t, "error"), RetryTopic: kafkatest.Name(t, "retry"),
+		DeadTopic: kafkatest.Name(t, "dead"), GroupID: kafkatest.Name(t, "shovel"), MaxRetries: 5, Interval: time.Hour}
+	kc := kafka.Config{Brokers: brokers, Partitions: 3}
+	ctx := context.Background()
+	if err := kafka.EnsureTopics(ctx, kc, cfg.ErrorTopic, cfg.RetryTopic, cfg.DeadTopic); err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{cfg: cfg, kc: kc, client: kafka.NewClient(kc), prod: kafka.NewProducer(kc)}
+	t.Cleanup(func() { r.prod.Close(); r.client.Close() })
+	return r
+}
+
+// all reads every message of topic.
+func (r *rig) all(t *testing.T, topic string) []kafka.Message {
+	t.Helper()
+	ctx := context.Background()
+	low, high, err := r.client.Offsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kafka.Message
+	for p, hw := range high {
+		if err := r.client.ReadRange(ctx, topic, p, low[p], hw, func(m kafka.Message) error {
+			out = append(out, m)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// failAgain does what a generator does when a retried event fails again:
+// publish it to the error topic with x-retry-count carried over unchanged.
+func (r *rig) failAgain(t *testing.T, m kafka.Message) {
+	t.Helper()
+	out := kafka.Message{Topic: r.cfg.ErrorTopic, Key: m.Key, Value: m.Value}
+	if rc, ok := m.Header(promo.HeaderRetryCount); ok {
+		out.SetHeader(promo.HeaderRetryCount, rc)
+	}
+	out.SetHeader(promo.HeaderError, "connection refused")
+	if err := r.prod.Publish(context.Background(), out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetryBoundaryMovesFiveTimesThenParksOnTheSixthFailure(t *testing.T) {
+	r := newRig(t, kafkatest.Brokers(t))
+	s, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev := promo.Event{V: 1, PromotionID: "12", BatchNo: 3, SeqStart: 150_000, CodeCount: 50_000}
+	r.failAgain(t, kafka.EventMessage("", ev)) // first failure: count absent (0)
+
+	for move := 1; move <= 5; move++ {
+		st, err := s.Cycle(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Moved != 1 || st.Parked != 0 {
+			t.Fatalf("move %d: stats %+v, want exactly one move", move, st)
+		}
+		retry := r.all(t, r.cfg.RetryTopic)
+		if len(retry) != move {
+			t.Fatalf("retry topic holds %d events after move %d", len(retry), move)
+		}
+		last := retry[len(retry)-1]
+		if got, _ := last.Header(promo.HeaderRetryCount); got != strconv.Itoa(move) {
+			t.Fatalf("move %d: x-retry-count = %q", move, got)
+		}
+		if string(last.Key) != ev.Key() || string(last.Value) != string(ev.Marshal()) {
+			t.Fatalf("move %d: key %q or value changed", move, last.Key)
+		}
+		r.failAgain(t, last) // the retried event fails again
+	}
+	st, err := s.Cycle(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Moved != 0 || st.Parked != 1 {
+		t.Fatalf("sixth failure: stats %+v, want one parked", st)
+	}
+	dead := r.all(t, r.cfg.DeadTopic)
+	if len(dead) != 1 {
+		t.Fatalf("dead topic holds %d events", len(dead))
+	}
+	d := dead[0]
+	if rc, _ := d.Header(promo.HeaderRetryCount); rc != "5" {
+		t.Errorf("parked event x-retry-count = %q, want 5", rc)
+	}
+	if reason, _ := d.Header(promo.HeaderDeadReason); reason == "" {
+		t.Error("parked event has no x-dead-reason")
+	}
+	if e, _ := d.Header(promo.HeaderError); e != "connection refused" {
+		t.Errorf("x-error = %q", e)
+	}
+	if string(d.Key) != ev.Key() {
+		t.Errorf("key = %q", d.Key)
+	}
+	if n := len(r.all(t, r.cfg.RetryTopic)); n != 5 {
+		t.Errorf("retry topic holds %d events, want exactly 5 moves", n)
+	}
+	// A cycle with nothing new does nothing: it never chases its own output.
+	if st, err := s.Cycle(ctx); err != nil || st.Moved+st.Parked != 0 {
+		t.Fatalf("idle cycle: %+v %v", st, err)
+	}
+}
+
+func TestUndecodableEventsAreParkedAtOnce(t *testing.T) {
+	r := newRig(t, kafkatest.Broker(t))
+	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	ctx := context.Background()
+	for _, v := range []string{"garbage", `{"v":1}`, `{"v":1,"promotionId":"x","batchNo":0,"seqStart":0,"codeCount":1}`} {
+		if err := r.prod.Publish(ctx, kafka.Message{Topic: r.cfg.ErrorTopic, Key: []byte("k"), Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.Cycle(ctx)
+	if err != nil || st.Parked != 3 || st.Moved != 0 {
+		t.Fatalf("stats %+v err %v; want 3 parked", st, err)
+	}
+	for _, m := range r.all(t, r.cfg.DeadTopic) {
+		if reason, _ := m.Header(promo.HeaderDeadReason); reason == "" {
+			t.Errorf("%q parked without a reason", m.Value)
+		}
+	}
+}
+
+// A shovel killed after publishing and before committing repeats the move
+// next time: a duplicate on the retry topic, never a loss.
+func TestKilledBetweenPublishAndCommitRepeatsNeverLoses(t *testing.T) {
+	r := newRig(t, kafkatest.Broker(t))
+	ctx := context.Background()
+	const n = 7
+	for i := 0; i < n; i++ {
+		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "5", BatchNo: i, CodeCount: 10}))
+	}
+	killed, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, kill := context.WithCancel(ctx)
+	killed.afterPublish = kill // dies in the window between publish and commit
+	_, _ = killed.Cycle(kctx)
+
+	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if _, err := s.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, m := range r.all(t, r.cfg.RetryTopic) {
+		seen[string(m.Key)]++
+	}
+	if len(seen) != n {
+		t.Fatalf("retry topic has %d distinct batches, want %d (nothing lost): %v", len(seen), n, seen)
+	}
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 {
+		t.Fatalf("third cycle moved %d (err %v): offsets were not committed", st.Moved, err)
+	}
+}
