@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +39,10 @@ type Config struct {
 	GroupID                           string        // the shovel's own group (never shared with a Consumer)
 	MaxRetries                        int           // moves to retry before parking (DESIGN: 5)
 	Interval                          time.Duration // between cycles in Run
+	// AfterPublish, when set, runs after each publish and before its commit:
+	// the window a crash would hit. It is a fault-injection hook for tests
+	// (PROMOCODES_FAULT_SHOVEL=kill-after-publish); leave it nil.
+	AfterPublish func()
 }
 
 // Validate checks the configuration.
@@ -74,10 +77,6 @@ type Shovel struct {
 	log    *zap.Logger
 	now    func() time.Time
 
-	lastErr atomic.Pointer[error]
-	// afterPublish, when set (tests), runs after a publish and before its
-	// commit: the window a kill would hit.
-	afterPublish func()
 }
 
 // New builds a Shovel. states may be nil.
@@ -175,8 +174,8 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 			st.Failed += len(pending)
 			return fmt.Errorf("publish %d moved events from %s/%d: %w", len(pending), s.cfg.ErrorTopic, p, err)
 		}
-		if s.afterPublish != nil {
-			s.afterPublish()
+		if s.cfg.AfterPublish != nil {
+			s.cfg.AfterPublish()
 		}
 		if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, map[int]int64{p: lastOffset + 1}); err != nil {
 			// Published but not committed: the next cycle repeats these moves,

@@ -161,12 +161,13 @@ func TestKilledBetweenPublishAndCommitRepeatsNeverLoses(t *testing.T) {
 	for i := 0; i < n; i++ {
 		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "5", BatchNo: i, CodeCount: 10}))
 	}
-	killed, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	kctx, kill := context.WithCancel(ctx)
+	kcfg := r.cfg
+	kcfg.AfterPublish = kill // dies in the window between publish and commit
+	killed, err := New(kcfg, r.client, r.prod, nil, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kctx, kill := context.WithCancel(ctx)
-	killed.afterPublish = kill // dies in the window between publish and commit
 	_, _ = killed.Cycle(kctx)
 
 	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))

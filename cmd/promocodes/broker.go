@@ -36,7 +36,7 @@ It is for development and tests: production uses Apache Kafka.`,
 				return err
 			}
 			if cfg.DataDir == "" {
-				log.Warn("no --data-dir: the broker keeps everything in memory and loses it on exit")
+				log.Info("no --data-dir: the broker keeps everything in memory and loses it on exit")
 			}
 			<-ctx.Done()
 			log.Info("stopping kafka broker")

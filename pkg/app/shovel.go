@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"syscall"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -19,7 +21,14 @@ func (c Config) shovelConfig() shovel.Config {
 }
 
 func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
-	return shovel.New(cfg.shovelConfig(), p.client, p.producer, p.store, log.Named("shovel"))
+	sc := cfg.shovelConfig()
+	if os.Getenv("PROMOCODES_FAULT_SHOVEL") == "kill-after-publish" {
+		// Fault injection for the end-to-end tests: die like a SIGKILLed pod
+		// in the window between a publish and its offset commit.
+		log.Warn("fault injection: the shovel will SIGKILL itself after its first publish")
+		sc.AfterPublish = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
+	}
+	return shovel.New(sc, p.client, p.producer, p.store, log.Named("shovel"))
 }
 
 // StartShovel starts the shovel: a cycle every shovel.interval, with /healthz

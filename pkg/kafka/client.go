@@ -1,0 +1,443 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"syscall"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+)
+
+// Client inspects the cluster and manages group offsets without being a
+// member of any group. Safe for concurrent use.
+//
+// It reads topic metadata from a cache refreshed every second, so a topic
+// created by another process may take that long to be visible.
+type Client struct {
+	c         *kafkago.Client
+	transport *kafkago.Transport
+	cfg       Config
+}
+
+// NewClient returns a client. It connects lazily.
+func NewClient(cfg Config) *Client {
+	t := newTransport(cfg)
+	return &Client{
+		c:         &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: t},
+		transport: t,
+		cfg:       cfg,
+	}
+}
+
+// Close releases the client's connections.
+func (c *Client) Close() error {
+	c.transport.CloseIdleConnections()
+	return nil
+}
+
+// Ping does one request round trip to a broker (ApiVersions), for health
+// checks.
+func (c *Client) Ping(ctx context.Context) error {
+	resp, err := c.c.ApiVersions(ctx, &kafkago.ApiVersionsRequest{})
+	if err != nil {
+		return fmt.Errorf("ping kafka: %w", err)
+	}
+	if resp.Error != nil {
+		return fmt.Errorf("ping kafka: %w", resp.Error)
+	}
+	return nil
+}
+
+// EnsureTopics creates the topics that are missing, with cfg.Partitions
+// partitions and cfg.ReplicationFactor replicas, and waits until metadata
+// shows all of them. Existing topics are left as they are (their partition
+// count is not changed). Idempotent; safe to race with other processes.
+func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	c := NewClient(cfg)
+	defer c.Close()
+	return c.EnsureTopics(ctx, topics...)
+}
+
+// EnsureTopics is EnsureTopics with this client's config.
+func (c *Client) EnsureTopics(ctx context.Context, topics ...string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		if err := validTopicName(t); err != nil {
+			return fmt.Errorf("ensure topics: %w", err)
+		}
+		req.Topics = append(req.Topics, kafkago.TopicConfig{
+			Topic:             t,
+			NumPartitions:     c.cfg.partitions(),
+			ReplicationFactor: c.cfg.replicationFactor(),
+		})
+	}
+	resp, err := c.c.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("ensure topics %v: %w", topics, err)
+	}
+	var errs []error
+	for t, err := range resp.Errors {
+		if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", t, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	// Wait until this client's metadata shows every topic with partitions
+	// that have leaders (newly created topics appear asynchronously).
+	for {
+		missing, err := c.missingTopics(ctx, topics)
+		if err != nil {
+			return fmt.Errorf("ensure topics: %w", err)
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ensure topics: waiting for %v: %w", missing, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) missingTopics(ctx context.Context, topics []string) ([]string, error) {
+	md, err := c.c.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]bool{}
+	for _, t := range md.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			continue
+		}
+		ok := true
+		for _, p := range t.Partitions {
+			if p.Error != nil || p.Leader.Host == "" {
+				ok = false
+			}
+		}
+		ready[t.Name] = ok
+	}
+	var missing []string
+	for _, t := range topics {
+		if !ready[t] {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
+// Partitions returns the topic's partition ids in ascending order.
+func (c *Client) Partitions(ctx context.Context, topic string) ([]int, error) {
+	md, err := c.c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("partitions of %s: %w", topic, t.Error)
+		}
+		ps := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			ps = append(ps, p.ID)
+		}
+		slices.Sort(ps)
+		return ps, nil
+	}
+	return nil, fmt.Errorf("partitions of %s: %w", topic, kafkago.UnknownTopicOrPartition)
+}
+
+// Offsets returns, per partition, the first offset still in the log (low)
+// and the high-water mark (high: the offset the next message will get).
+// A partition holds high-low messages (fewer if compacted).
+func (c *Client) Offsets(ctx context.Context, topic string) (low, high map[int]int64, err error) {
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	// One request per kind: Kafka rejects a ListOffsets naming a partition
+	// twice.
+	if low, err = c.listOffsets(ctx, topic, parts, kafkago.FirstOffset); err != nil {
+		return nil, nil, err
+	}
+	if high, err = c.listOffsets(ctx, topic, parts, kafkago.LastOffset); err != nil {
+		return nil, nil, err
+	}
+	return low, high, nil
+}
+
+func (c *Client) listOffsets(ctx context.Context, topic string, parts []int, which int64) (map[int]int64, error) {
+	reqs := make([]kafkago.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafkago.OffsetRequest{Partition: p, Timestamp: which}
+	}
+	resp, err := c.c.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	out := make(map[int]int64, len(parts))
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("list offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		if which == kafkago.FirstOffset {
+			out[po.Partition] = po.FirstOffset
+		} else {
+			out[po.Partition] = po.LastOffset
+		}
+	}
+	if len(out) != len(parts) {
+		return nil, fmt.Errorf("list offsets of %s: answer for %d of %d partitions", topic, len(out), len(parts))
+	}
+	return out, nil
+}
+
+// CommittedOffsets returns the group's committed offsets for topic: for each
+// partition, the next offset the group will consume. Partitions without a
+// commit are absent.
+func (c *Client) CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error) {
+	parts, err := c.Partitions(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.c.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of group %s on %s: %w", group, topic, err)
+	}
+	if errors.Is(resp.Error, kafkago.GroupIdNotFound) {
+		// A group that never committed: kfake says so, Apache Kafka answers -1s.
+		return map[int]int64{}, nil
+	}
+	if errors.Is(resp.Error, kafkago.GroupIdNotFound) {
+		// kfake answers so for a group that never committed; Apache Kafka
+		// answers offsets of -1.
+		return map[int]int64{}, nil
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("committed offsets of group %s on %s: %w", group, topic, resp.Error)
+	}
+	out := make(map[int]int64, len(parts))
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("committed offsets of group %s on %s/%d: %w", group, topic, p.Partition, p.Error)
+		}
+		if p.CommittedOffset >= 0 {
+			out[p.Partition] = p.CommittedOffset
+		}
+	}
+	return out, nil
+}
+
+// CommitOffsets stores offsets (partition → next offset to consume, i.e.
+// last processed + 1) for group without joining it (a "simple" commit,
+// generation -1). This is how a periodic job such as the shovel commits.
+//
+// The broker accepts it only while the group has no active members: give
+// such jobs a group id of their own, never shared with a Consumer. A group
+// with live members answers UNKNOWN_MEMBER_ID (Apache Kafka and kfake alike).
+func (c *Client) CommitOffsets(ctx context.Context, group, topic string, offsets map[int]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
+	for p, o := range offsets {
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: o})
+	}
+	resp, err := c.c.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{
+		GroupID:      group,
+		GenerationID: -1,
+		Topics:       map[string][]kafkago.OffsetCommit{topic: commits},
+	})
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s on %s: %w", group, topic, err)
+	}
+	var errs []error
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			errs = append(errs, fmt.Errorf("partition %d: %w", p.Partition, p.Error))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("commit offsets of group %s on %s: %w", group, topic, err)
+	}
+	return nil
+}
+
+// ReadRange calls fn for each message of topic/partition with offset in
+// [from, to), in order, without a group and without committing. It returns
+// fn's first error, or nil once offset to-1 has been passed. Records removed
+// by retention or compaction are skipped. Choose to from Offsets' high-water
+// marks: a to beyond the high-water mark waits (until ctx is done) for
+// messages that may never come.
+func (c *Client) ReadRange(ctx context.Context, topic string, partition int, from, to int64, fn func(Message) error) error {
+	next := from
+	for next < to {
+		resp, err := c.c.Fetch(ctx, &kafkago.FetchRequest{
+			Topic: topic, Partition: partition, Offset: next,
+			MinBytes: 1, MaxBytes: 4 << 20, MaxWait: maxWait,
+		})
+		if err != nil {
+			return fmt.Errorf("read %s/%d@%d: %w", topic, partition, next, err)
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("read %s/%d@%d: %w", topic, partition, next, resp.Error)
+		}
+		if resp.LogStartOffset > next {
+			next = resp.LogStartOffset
+		}
+		n, err := readRecords(resp.Records, topic, partition, &next, to, fn)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func readRecords(rr kafkago.RecordReader, topic string, partition int, next *int64, to int64, fn func(Message) error) (int, error) {
+	n := 0
+	for {
+		r, err := rr.ReadRecord()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, fmt.Errorf("read %s/%d@%d: %w", topic, partition, *next, err)
+		}
+		// A fetch answers whole batches, which may begin before the offset
+		// asked for; a batch may also run past to.
+		if r.Offset < *next {
+			continue
+		}
+		if r.Offset >= to {
+			*next = to
+			return n, nil
+		}
+		m := Message{Topic: topic, Partition: partition, Offset: r.Offset, Time: r.Time}
+		if m.Key, err = protocol.ReadAll(r.Key); err == nil {
+			m.Value, err = protocol.ReadAll(r.Value)
+		}
+		if err != nil {
+			return n, fmt.Errorf("read %s/%d@%d: %w", topic, partition, r.Offset, err)
+		}
+		for _, h := range r.Headers {
+			m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
+		}
+		*next = r.Offset + 1
+		n++
+		if err := fn(m); err != nil {
+			return n, err
+		}
+	}
+}
+
+// Lag is the number of messages in topics not yet committed by group: the
+// sum over partitions of high-water mark minus committed offset (minus the
+// first offset where the group has no commit).
+func (c *Client) Lag(ctx context.Context, group string, topics ...string) (int64, error) {
+	var lag int64
+	for _, t := range topics {
+		low, high, err := c.Offsets(ctx, t)
+		if err != nil {
+			return 0, err
+		}
+		committed, err := c.CommittedOffsets(ctx, group, t)
+		if err != nil {
+			return 0, err
+		}
+		for p, h := range high {
+			from, ok := committed[p]
+			if !ok || from < low[p] {
+				from = low[p]
+			}
+			if h > from {
+				lag += h - from
+			}
+		}
+	}
+	return lag, nil
+}
+
+// IsTransient reports whether err is worth retrying after a backoff: the
+// broker is unreachable or restarting, a leader or coordinator moved, a
+// request timed out. Cancellation of the caller's own ctx is not transient.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var kerr kafkago.Error
+	if errors.As(err, &kerr) {
+		return kerr.Temporary()
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr)
+}
+
+// Group describes a consumer group.
+type Group struct {
+	ID      string
+	State   string // Empty, PreparingRebalance, CompletingRebalance, Stable, Dead
+	Members []GroupMember
+}
+
+// GroupMember is a live member and the partitions it holds.
+type GroupMember struct {
+	ID         string
+	ClientID   string
+	ClientHost string
+	Partitions map[string][]int // topic -> partitions
+}
+
+// DescribeGroup returns the group's state and members (for status pages and
+// tests that wait for an assignment to settle).
+func (c *Client) DescribeGroup(ctx context.Context, group string) (Group, error) {
+	resp, err := c.c.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return Group{}, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	for _, g := range resp.Groups {
+		if g.GroupID != group {
+			continue
+		}
+		if g.Error != nil {
+			return Group{}, fmt.Errorf("describe group %s: %w", group, g.Error)
+		}
+		out := Group{ID: g.GroupID, State: g.GroupState}
+		for _, m := range g.Members {
+			gm := GroupMember{ID: m.MemberID, ClientID: m.ClientID, ClientHost: m.ClientHost, Partitions: map[string][]int{}}
+			for _, t := range m.MemberAssignments.Topics {
+				gm.Partitions[t.Topic] = append(gm.Partitions[t.Topic], t.Partitions...)
+			}
+			out.Members = append(out.Members, gm)
+		}
+		return out, nil
+	}
+	return Group{}, fmt.Errorf("describe group %s: not in answer", group)
+}

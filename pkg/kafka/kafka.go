@@ -1,0 +1,219 @@
+// Package kafka is the only package that talks to Kafka: it creates the
+// segmentio/kafka-go readers and writers, commits offsets and creates topics.
+// The rest of the system sees Message, Producer, Consumer and Client.
+//
+// Delivery is at-least-once. A Consumer never commits on its own: the caller
+// fetches, does the work, makes it durable, and only then commits. Anything
+// fetched and not committed is delivered again after a restart or a
+// rebalance, so processing must be idempotent.
+//
+// Concurrency:
+//   - Producer and Client are safe for concurrent use by many goroutines.
+//   - A Consumer belongs to one goroutine: Fetch and Commit must not be called
+//     concurrently. Close may be called from another goroutine to stop it;
+//     a blocked Fetch then returns an error.
+//   - Every blocking call takes a ctx and returns when it is cancelled.
+//
+// Errors: calls return errors after the library's own retries (Publish
+// rides out an outage of about 2 s by itself). A broker that is down or
+// restarting surfaces as a transient error (IsTransient): callers back off
+// and call again with the same Producer, Consumer or Client, which reconnect
+// by themselves. A failed Commit means the messages may be delivered again;
+// retrying it is safe. See docs/kafka.md.
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Defaults for Config.
+const (
+	DefaultPartitions        = 8
+	DefaultReplicationFactor = 1
+)
+
+// Config says how to reach the cluster.
+type Config struct {
+	// Brokers are bootstrap host:port addresses.
+	Brokers []string
+	// ClientID names this process in broker logs and quotas.
+	ClientID string
+	// Partitions is the partition count EnsureTopics gives new topics
+	// (default 8). More partitions than generator workers leaves none idle.
+	Partitions int
+	// ReplicationFactor is EnsureTopics' replication factor (default 1; use
+	// 3 on a production cluster).
+	ReplicationFactor int
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka: brokers: at least one address is required"))
+	}
+	for _, b := range c.Brokers {
+		if b == "" {
+			errs = append(errs, errors.New("kafka: brokers: empty address"))
+		}
+	}
+	if c.Partitions < 0 {
+		errs = append(errs, fmt.Errorf("kafka: partitions %d: must not be negative", c.Partitions))
+	}
+	if c.ReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("kafka: replicationFactor %d: must not be negative", c.ReplicationFactor))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) partitions() int {
+	if c.Partitions > 0 {
+		return c.Partitions
+	}
+	return DefaultPartitions
+}
+
+func (c Config) replicationFactor() int {
+	if c.ReplicationFactor > 0 {
+		return c.ReplicationFactor
+	}
+	return DefaultReplicationFactor
+}
+
+func (c Config) clientID() string {
+	if c.ClientID != "" {
+		return c.ClientID
+	}
+	return "promocodes"
+}
+
+// Topics names the four topics of the batch pipeline (DESIGN.md).
+type Topics struct {
+	Batches string
+	Retry   string
+	Error   string
+	Dead    string
+}
+
+// DefaultTopics returns the default topic names.
+func DefaultTopics() Topics {
+	return Topics{
+		Batches: "promotion-code-batches",
+		Retry:   "promotion-code-batches-retry",
+		Error:   "promotion-code-batches-error",
+		Dead:    "promotion-code-batches-dead",
+	}
+}
+
+// WithPrefix returns the topics with p prepended to each name, which gives
+// tests their own topics on a shared broker.
+func (t Topics) WithPrefix(p string) Topics {
+	return Topics{Batches: p + t.Batches, Retry: p + t.Retry, Error: p + t.Error, Dead: p + t.Dead}
+}
+
+// Validate checks that all four names are set, distinct and legal.
+func (t Topics) Validate() error {
+	var errs []error
+	seen := map[string]string{}
+	for _, f := range []struct{ field, name string }{
+		{"batches", t.Batches}, {"retry", t.Retry}, {"error", t.Error}, {"dead", t.Dead},
+	} {
+		if err := validTopicName(f.name); err != nil {
+			errs = append(errs, fmt.Errorf("kafka: topics.%s: %w", f.field, err))
+			continue
+		}
+		if other, ok := seen[f.name]; ok {
+			errs = append(errs, fmt.Errorf("kafka: topics.%s: %q is also topics.%s", f.field, f.name, other))
+		}
+		seen[f.name] = f.field
+	}
+	return errors.Join(errs...)
+}
+
+// All returns the four names: batches, retry, error, dead.
+func (t Topics) All() []string { return []string{t.Batches, t.Retry, t.Error, t.Dead} }
+
+func validTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty topic name")
+	case name == "." || name == "..":
+		return fmt.Errorf("illegal topic name %q", name)
+	case len(name) > 249:
+		return fmt.Errorf("topic name %q longer than 249 characters", name)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("topic name %q: only [a-zA-Z0-9._-] allowed", name)
+		}
+	}
+	return nil
+}
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Message is a record, as fetched or to publish. Topic, Key, Value and
+// Headers are set by the publisher; Partition, Offset and Time by the broker
+// (Publish ignores them).
+type Message struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Time      time.Time
+}
+
+// Header returns the value of the last header named key.
+func (m Message) Header(key string) (string, bool) {
+	for i := len(m.Headers) - 1; i >= 0; i-- {
+		if m.Headers[i].Key == key {
+			return string(m.Headers[i].Value), true
+		}
+	}
+	return "", false
+}
+
+// SetHeader replaces every header named key with one of the given value, or
+// adds it. It does not modify the slice m.Headers shared with other copies
+// of the message.
+func (m *Message) SetHeader(key, value string) {
+	hs := make([]Header, 0, len(m.Headers)+1)
+	for _, h := range m.Headers {
+		if h.Key != key {
+			hs = append(hs, h)
+		}
+	}
+	m.Headers = append(hs, Header{Key: key, Value: []byte(value)})
+}
+
+// DelHeader removes every header named key (copy-on-write like SetHeader).
+func (m *Message) DelHeader(key string) {
+	hs := make([]Header, 0, len(m.Headers))
+	for _, h := range m.Headers {
+		if h.Key != key {
+			hs = append(hs, h)
+		}
+	}
+	m.Headers = hs
+}
+
+// String identifies the message for logs: topic/partition@offset.
+func (m Message) String() string {
+	return fmt.Sprintf("%s/%d@%d", m.Topic, m.Partition, m.Offset)
+}
+
+// EventMessage builds the record for a batch event: key "<promotionId>/<batchNo>"
+// (so every move of a batch keeps its partition affinity), JSON value, no headers.
+func EventMessage(topic string, e promo.Event) Message {
+	return Message{Topic: topic, Key: []byte(e.Key()), Value: e.Marshal()}
+}
