@@ -76,7 +76,6 @@ type Shovel struct {
 	states StateStore
 	log    *zap.Logger
 	now    func() time.Time
-
 }
 
 // New builds a Shovel. states may be nil.

@@ -1,0 +1,195 @@
+//go:build integration
+
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// dbProxy puts a cuttable TCP proxy between PostgreSQL and the processes
+// started with the returned env.
+func (s *stack) dbProxy() (*tcpProxy, string) {
+	s.t.Helper()
+	pc, err := pgx.ParseConfig(s.dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p := newTCPProxy(s.t, net.JoinHostPort(pc.Host, strconv.Itoa(int(pc.Port))))
+	u, err := url.Parse(s.dsn)
+	if err != nil || u.Scheme == "" {
+		s.t.Fatalf("the fault tests need a URL-style DSN, got an unparsable one")
+	}
+	u.Host = p.Addr()
+	q := u.Query()
+	q.Set("search_path", s.schema)
+	q.Set("connect_timeout", "2")
+	u.RawQuery = q.Encode()
+	return p, "PROMOCODES_DB_DSN=" + u.String()
+}
+
+// The generator's database connection is cut mid-run and restored:
+// remainders flow error → retry → done, and the count is exact.
+func TestFaultDatabaseCutMidRunThenRestored(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	s.startAPI()
+	proxy, viaProxy := s.dbProxy()
+	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=2s")
+	id := s.create(500_000)
+	s.waitFor(id, time.Minute, "some progress", func(st status) bool { return st.GeneratedCount >= 50_000 })
+	proxy.Cut()
+	t.Log("database cut")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.events(s.topics.Error)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	errs := s.events(s.topics.Error)
+	if len(errs) == 0 {
+		t.Fatal("no remainder reached the error topic during the outage")
+	}
+	time.Sleep(2 * time.Second)
+	proxy.Restore()
+	t.Logf("database restored after %d remainders were published", len(s.events(s.topics.Error)))
+	st := s.waitCompleted(id, 3*time.Minute)
+	s.assertExact(id, 500_000)
+	retried := s.events(s.topics.Retry)
+	if len(retried) == 0 {
+		t.Fatal("nothing went through the retry topic")
+	}
+	for _, m := range retried {
+		if rc, _ := m.Header(promo.HeaderRetryCount); rc == "" || rc == "0" {
+			t.Errorf("retry event %s has x-retry-count %q", m.Key, rc)
+		}
+	}
+	if n := len(s.events(s.topics.Dead)); n != 0 {
+		t.Errorf("%d events parked; a short outage should park none", n)
+	}
+	t.Logf("%d remainders, %d retries; %s", len(s.events(s.topics.Error)), len(retried), st.Summary)
+}
+
+// The database stays unreachable past every retry: the events park in the
+// dead-letter topic (the status says so); after recovery, `topics replay
+// --reset-retries` completes the promotion exactly.
+func TestFaultDatabaseDownPastAllRetriesThenReplay(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	s.startAPI()
+	proxy, viaProxy := s.dbProxy()
+	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_MAXATTEMPTS=2")
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s")
+	proxy.Cut()
+	id := s.create(150_000) // 3 batches
+	st := s.waitFor(id, 2*time.Minute, "every batch parked", func(st status) bool { return st.Batches.Parked == 3 })
+	if st.Status != "failed" || !strings.Contains(st.Summary, "parked") {
+		t.Fatalf("status %q summary %q", st.Status, st.Summary)
+	}
+	t.Logf("status while parked: %s", st.Summary)
+	dead := s.events(s.topics.Dead)
+	keys := map[string]bool{}
+	for _, m := range dead {
+		keys[string(m.Key)] = true
+		if rc, _ := m.Header(promo.HeaderRetryCount); rc != "5" {
+			t.Errorf("parked %s with x-retry-count %q, want 5", m.Key, rc)
+		}
+		if r, _ := m.Header(promo.HeaderDeadReason); !strings.Contains(r, "max retries") {
+			t.Errorf("parked %s with reason %q", m.Key, r)
+		}
+	}
+	for b := 0; b < 3; b++ {
+		if !keys[fmt.Sprintf("%s/%d", id, b)] {
+			t.Errorf("batch %s/%d is neither complete nor in the dead-letter topic", id, b)
+		}
+	}
+	if n := len(s.events(s.topics.Retry)); n != 15 {
+		t.Errorf("retry topic holds %d events, want 3 batches × 5 moves", n)
+	}
+	proxy.Restore()
+	out, err := s.run("topics", "replay", "--from", s.topics.Dead, "--to", s.topics.Batches, "--reset-retries")
+	if err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	t.Logf("replay: %s", lastLine(out))
+	s.waitCompleted(id, 2*time.Minute)
+	s.assertExact(id, 150_000)
+}
+
+// The broker (embedded, with its data dir) is killed and restarted mid-run:
+// the count is exact.
+func TestFaultBrokerRestartMidRun(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	s.startAPI()
+	s.startGenerator("generator-1", "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
+	s.startGenerator("generator-2", "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
+	id := s.create(600_000)
+	s.waitFor(id, time.Minute, "some progress", func(st status) bool { return st.GeneratedCount >= 50_000 })
+	s.broker.stop(t, syscall.SIGKILL, 5*time.Second)
+	mid := s.status(id)
+	t.Logf("broker killed at %d / 600,000", mid.GeneratedCount)
+	time.Sleep(2 * time.Second)
+	s.startBroker()
+	s.waitCompleted(id, 3*time.Minute)
+	s.assertExact(id, 600_000)
+}
+
+// The shovel is SIGKILLed between a publish and its offset commit: the
+// duplicate on the retry topic is harmless and the count exact.
+func TestFaultShovelKilledBetweenPublishAndCommit(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	s.startAPI()
+	proxy, viaProxy := s.dbProxy()
+	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_MAXATTEMPTS=2")
+	proxy.Cut()
+	id := s.create(100_000)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.events(s.topics.Error)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := len(s.events(s.topics.Error)); n < 2 {
+		t.Fatalf("error topic holds %d events, want the 2 batches", n)
+	}
+	killed := s.startShovel("shovel-killed", "PROMOCODES_FAULT_SHOVEL=kill-after-publish", "PROMOCODES_SHOVEL_INTERVAL=1s")
+	select {
+	case <-killed.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the fault-injected shovel did not die")
+	}
+	if ws, ok := killed.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("shovel ended with %v, want SIGKILL", killed.cmd.ProcessState)
+	}
+	moved := len(s.events(s.topics.Retry))
+	t.Logf("shovel SIGKILLed after publishing %d event(s), before committing", moved)
+	proxy.Restore()
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s")
+	s.waitCompleted(id, 2*time.Minute)
+	s.assertExact(id, 100_000)
+	keys := map[string]int{}
+	for _, m := range s.events(s.topics.Retry) {
+		keys[string(m.Key)]++
+	}
+	dup := false
+	for _, n := range keys {
+		dup = dup || n > 1
+	}
+	if !dup {
+		t.Errorf("expected the killed move to be repeated (a duplicate on the retry topic): %v", keys)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
