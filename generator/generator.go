@@ -222,7 +222,7 @@ func (g *Generator) settle(ctx context.Context, msg kafka.Message, out outcome, 
 		return nil
 	case verdictDead:
 		dead := g.failureMessage(g.cfg.DeadTopic, msg, msg.Value, out.err)
-		dead.SetHeader(promo.HeaderDeadReason, headerValue(out.err.Error()))
+		dead.SetHeader(promo.HeaderDeadReason, promo.HeaderValue(out.err.Error()))
 		if err := g.pub.Publish(ctx, dead); err != nil {
 			return fmt.Errorf("park event %s in %s: %w", msg.Key, g.cfg.DeadTopic, err)
 		}
@@ -267,25 +267,12 @@ func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte,
 	if rc, ok := in.Header(promo.HeaderRetryCount); ok {
 		out.SetHeader(promo.HeaderRetryCount, rc)
 	}
-	out.SetHeader(promo.HeaderError, headerValue(cause.Error()))
+	out.SetHeader(promo.HeaderError, promo.HeaderValue(cause.Error()))
 	out.SetHeader(promo.HeaderFailedAt, g.now().UTC().Format(time.RFC3339))
 	out.SetHeader(promo.HeaderOriginTopic, in.Topic)
 	out.SetHeader(promo.HeaderOriginPartition, fmt.Sprint(in.Partition))
 	out.SetHeader(promo.HeaderOriginOffset, fmt.Sprint(in.Offset))
 	return out
-}
-
-// headerValue makes s a printable-ASCII header value of at most 1 KiB.
-func headerValue(s string) string {
-	b := make([]byte, 0, min(len(s), promo.MaxErrorHeader))
-	for i := 0; i < len(s) && len(b) < promo.MaxErrorHeader; i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e {
-			c = '?'
-		}
-		b = append(b, c)
-	}
-	return string(b)
 }
 
 // encoder returns the (cached) encoder for a promotion's code space.

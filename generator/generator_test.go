@@ -324,7 +324,7 @@ func TestHeaderValueIsPrintableAndBounded(t *testing.T) {
 	for i := range long {
 		long[i] = byte(i)
 	}
-	v := headerValue(string(long))
+	v := promo.HeaderValue(string(long))
 	if len(v) != promo.MaxErrorHeader {
 		t.Fatalf("len = %d", len(v))
 	}

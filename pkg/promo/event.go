@@ -97,3 +97,15 @@ func (e Event) Validate() error {
 	}
 	return nil
 }
+
+// HeaderValue makes s a header value as the contract wants it: printable
+// ASCII (anything else becomes '?'), at most MaxErrorHeader bytes.
+func HeaderValue(s string) string {
+	b := []byte(s[:min(len(s), MaxErrorHeader)])
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
