@@ -3,17 +3,14 @@ package main
 import (
 	"fmt"
 	"os"
-	"reflect"
-	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/cobra"
-	"github.com/spf13/viper"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/promocodes/promocodes/pkg/app"
+	"github.com/promocodes/promocodes/pkg/config"
 )
 
 // devSecret is the code key of `promocodes dev` when none is configured. It
@@ -38,62 +35,20 @@ func configFlags(cmd *cobra.Command) {
 	cmd.Flags().String("http-addr", "", "listen address for HTTP (http.addr)")
 }
 
-// loadConfig reads defaults, then the config file, then PROMOCODES_* env,
-// then flags. Unknown keys in the file are errors,
-// so a typo does not silently fall back to a default.
+// loadConfig reads defaults, then the config file (--config or
+// PROMOCODES_CONFIG), then PROMOCODES_* env, then the flags that were set.
 func loadConfig(cmd *cobra.Command, defaults app.Config) (app.Config, error) {
-	v := viper.New()
-	setDefaults(v, "", reflect.ValueOf(defaults))
-	v.SetEnvPrefix("PROMOCODES")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-
 	file, _ := cmd.Flags().GetString("config")
 	if file == "" {
 		file = os.Getenv("PROMOCODES_CONFIG")
 	}
-	if file != "" {
-		v.SetConfigFile(file)
-		if err := v.ReadInConfig(); err != nil {
-			return app.Config{}, fmt.Errorf("read config %s: %w", file, err)
-		}
-	}
-	for flag, key := range map[string]string{"http-addr": "http.addr", "data-dir": "dev.dataDir", "listen": "kafka.brokers"} {
+	overrides := map[string]string{}
+	for flag, key := range map[string]string{"http-addr": "http.addr", "data-dir": "dev.dataDir"} {
 		if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
-			v.Set(key, f.Value.String())
+			overrides[key] = f.Value.String()
 		}
 	}
-	var cfg app.Config
-	err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
-		mapstructure.StringToSliceHookFunc(","),
-	)))
-	if err != nil {
-		return app.Config{}, fmt.Errorf("config: %w", err)
-	}
-	return cfg, nil
-}
-
-// setDefaults registers every key of the Config struct with viper, so that
-// environment variables can override keys the config file does not mention.
-func setDefaults(v *viper.Viper, prefix string, val reflect.Value) {
-	t := val.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		key := f.Tag.Get("mapstructure")
-		if key == "" {
-			continue
-		}
-		if prefix != "" {
-			key = prefix + "." + key
-		}
-		fv := val.Field(i)
-		if fv.Kind() == reflect.Struct {
-			setDefaults(v, key, fv)
-			continue
-		}
-		v.SetDefault(key, fv.Interface())
-	}
+	return config.Load(defaults, file, overrides)
 }
 
 // newLogger builds the process logger: JSON in production, console in dev.

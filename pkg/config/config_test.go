@@ -1,0 +1,66 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/app"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestFileThenEnvThenOverrides(t *testing.T) {
+	file := writeFile(t, "db:\n  driver: postgres\n  dsn: postgres://file\nshovel:\n  interval: 2m\nhttp:\n  addr: :1\n")
+	t.Setenv("PROMOCODES_DB_DSN", "postgres://env")
+	t.Setenv("PROMOCODES_KAFKA_BROKERS", "k1:9092,k2:9092")
+	t.Setenv("PROMOCODES_API_BATCHCODECOUNT", "1234")
+	cfg, err := Load(app.Defaults(), file, map[string]string{"http.addr": ":2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DB.DSN != "postgres://env" || cfg.DB.Driver != "postgres" {
+		t.Errorf("db = %+v: env must override the file", cfg.DB)
+	}
+	if strings.Join(cfg.Kafka.Brokers, " ") != "k1:9092 k2:9092" {
+		t.Errorf("brokers = %v: the env list is comma-separated", cfg.Kafka.Brokers)
+	}
+	if cfg.API.BatchCodeCount != 1234 || cfg.Shovel.Interval != 2*time.Minute || cfg.HTTP.Addr != ":2" {
+		t.Errorf("batch %d interval %s addr %s", cfg.API.BatchCodeCount, cfg.Shovel.Interval, cfg.HTTP.Addr)
+	}
+	if cfg.Kafka.Topics.Dead != "promotion-code-batches-dead" {
+		t.Errorf("defaults lost: %+v", cfg.Kafka.Topics)
+	}
+}
+
+func TestUnknownKeyIsAnError(t *testing.T) {
+	_, err := Load(app.Defaults(), writeFile(t, "generator:\n  wrokers: 4\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "wrokers") {
+		t.Fatalf("err = %v; want it to name the unknown key", err)
+	}
+}
+
+func TestValidationNamesTheKey(t *testing.T) {
+	cfg, err := Load(app.Defaults(), writeFile(t, "generator:\n  workers: 0\ncodes:\n  secret: short\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	for _, key := range []string{"generator.workers", "codes.secret", "db.dsn", "auth.adminTokens"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("validation error %v does not name %s", err, key)
+		}
+	}
+	if err := cfg.ValidateFor("kafka"); err != nil {
+		t.Errorf("ValidateFor(kafka) = %v; the kafka section is fine", err)
+	}
+}
