@@ -42,8 +42,12 @@ func statusOf(code promo.ErrorCode) int {
 	}
 }
 
-// errMalformed marks a request that could not be decoded at all (400, not 422).
-const errMalformed promo.ErrorCode = "malformed"
+// errMalformed marks a request that could not be decoded at all (400, not 422);
+// errUnsupportedMedia one whose Content-Type is not JSON (415).
+const (
+	errMalformed        promo.ErrorCode = "malformed"
+	errUnsupportedMedia promo.ErrorCode = "unsupported_media_type"
+)
 
 // writeError answers with problem+json. Internal errors are logged here, once,
 // and their text is not shown to the caller.
@@ -52,8 +56,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var de *promo.Error
 	if errors.As(err, &de) && de.Code != promo.EInternal {
 		p.Status = statusOf(de.Code)
-		if de.Code == errMalformed {
+		switch de.Code {
+		case errMalformed:
 			p.Status = http.StatusBadRequest
+		case errUnsupportedMedia:
+			p.Status = http.StatusUnsupportedMediaType
 		}
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message

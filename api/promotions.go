@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -27,12 +28,12 @@ import (
 type createRequest struct {
 	Name            string          `json:"name"`
 	CodeCount       json.RawMessage `json:"codeCount"`
-	Format          *promo.Format   `json:"format"`
+	Format          json.RawMessage `json:"format"` // decoded by decodeStrict, to name format.* fields
 	Code            *string         `json:"code"`
 	MaxUsagePerCode *int            `json:"maxUsagePerCode"`
 	PerUserLimit    *int            `json:"perUserLimit"`
-	StartsAt        *time.Time      `json:"startsAt"`
-	ExpiresAt       *time.Time      `json:"expiresAt"`
+	StartsAt        json.RawMessage `json:"startsAt"` // parsed by parseTime, to name the field
+	ExpiresAt       json.RawMessage `json:"expiresAt"`
 }
 
 const (
@@ -73,8 +74,11 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 // nothing is written for a bad one.
 func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.NewPromotion, error) {
 	var np promo.NewPromotion
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return np, &promo.Error{Code: promo.EInvalid, Message: "Content-Type must be application/json"}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return np, &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
+				Fields: []promo.FieldError{{Field: "Content-Type", Message: "must be application/json, got " + truncate(ct, 60)}}}
+		}
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdemKeyLen || !printableASCII(key) {
@@ -89,7 +93,22 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		return np, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
 	var req createRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := decodeStrict(body, &req, ""); err != nil {
+		return np, err
+	}
+	var format *promo.Format
+	if len(req.Format) > 0 && string(req.Format) != "null" {
+		format = new(promo.Format)
+		if err := decodeStrict(req.Format, format, "format."); err != nil {
+			return np, err
+		}
+	}
+	startsAt, err := parseTime(req.StartsAt, "startsAt")
+	if err != nil {
+		return np, err
+	}
+	expiresAt, err := parseTime(req.ExpiresAt, "expiresAt")
+	if err != nil {
 		return np, err
 	}
 	var fields []promo.FieldError
@@ -118,23 +137,23 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 			bad("perUserLimit", "must be between 0 (no limit) and %d", maxUsageCeiling)
 		}
 	}
-	if req.StartsAt != nil && req.ExpiresAt != nil && !req.ExpiresAt.After(*req.StartsAt) {
+	if startsAt != nil && expiresAt != nil && !expiresAt.After(*startsAt) {
 		bad("expiresAt", "must be after startsAt")
 	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(s.now()) {
+	if expiresAt != nil && !expiresAt.After(s.now()) {
 		bad("expiresAt", "is in the past")
 	}
 
 	np.Name = name
 	np.MaxUsagePerCode = maxUsage
 	np.PerUserLimit = perUser
-	np.StartsAt = utc(req.StartsAt)
-	np.ExpiresAt = utc(req.ExpiresAt)
+	np.StartsAt = utc(startsAt)
+	np.ExpiresAt = utc(expiresAt)
 	np.IdempotencyKey = key
 	np.BatchSize = s.cfg.BatchCodeCount
 
 	switch {
-	case req.Code != nil && (req.Format != nil || req.CodeCount != nil):
+	case req.Code != nil && (format != nil || req.CodeCount != nil):
 		bad("code", "a vanity promotion has one code: give either code, or codeCount with format")
 	case req.Code != nil:
 		code := strings.ToUpper(strings.TrimSpace(*req.Code))
@@ -157,11 +176,11 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		case count > s.cfg.MaxCodeCount:
 			bad("codeCount", "must be at most %d", s.cfg.MaxCodeCount)
 		}
-		if req.Format == nil {
+		if format == nil {
 			bad("format", "is required for generated codes")
 			break
 		}
-		layout, err := codes.NewLayout(*req.Format)
+		layout, err := codes.NewLayout(*format)
 		if err != nil {
 			var de *promo.Error
 			if errors.As(err, &de) {
@@ -177,12 +196,13 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		if len(fields) > 0 {
 			break
 		}
-		if err := codes.CheckCapacity(*req.Format, count, s.cfg.MaxDensity); err != nil {
+		if err := codes.CheckCapacity(*format, count, s.cfg.MaxDensity); err != nil {
 			return np, err
 		}
 		np.CodeCount = count
-		f := *req.Format
-		np.Format = &f
+		check := format.HasCheckChar() // an explicit true and an omitted checkChar are the same request
+		format.CheckChar = &check
+		np.Format = format
 		np.CounterName = layout.CounterName()
 		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
 	}
@@ -194,12 +214,15 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 }
 
 // decodeStrict decodes one JSON object, rejecting unknown fields and
-// trailing data, and names the offending field on type errors.
-func decodeStrict(body []byte, v any) error {
+// trailing data, and names the offending field on type errors. prefix is the
+// JSON path of the object within the request ("format."): the decoder names
+// an unknown field without its path.
+func decodeStrict(body []byte, v any, prefix string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
-	if err == nil && dec.More() {
+	// dec.More() misses a stray '}' or ']': look at what is left instead.
+	if err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		err = errors.New("trailing data after the JSON object")
 	}
 	if err == nil {
@@ -208,18 +231,29 @@ func decodeStrict(body []byte, v any) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Field != "" {
 		return &promo.Error{Code: errMalformed, Message: "malformed JSON",
-			Fields: []promo.FieldError{{Field: te.Field, Message: "must be a " + te.Type.String() + ", got " + te.Value}}}
-	}
-	var pe *time.ParseError
-	if errors.As(err, &pe) {
-		return &promo.Error{Code: errMalformed, Message: "malformed JSON: times must be RFC 3339 (2026-12-01T00:00:00Z)"}
+			Fields: []promo.FieldError{{Field: prefix + te.Field, Message: "must be a " + te.Type.String() + ", got " + te.Value}}}
 	}
 	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
 		field := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
 		return &promo.Error{Code: errMalformed, Message: "malformed JSON",
-			Fields: []promo.FieldError{{Field: field, Message: "unknown field"}}}
+			Fields: []promo.FieldError{{Field: prefix + field, Message: "unknown field"}}}
 	}
 	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// parseTime parses an optional RFC 3339 time field of the request (absent or
+// null: nil), naming the field when it is not one.
+func parseTime(raw json.RawMessage, field string) (*time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var t time.Time
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, &promo.Error{Code: errMalformed, Message: "malformed JSON: times must be RFC 3339 (2026-12-01T00:00:00Z)",
+			Fields: []promo.FieldError{{Field: field, Message: "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got " +
+				truncate(string(raw), 40)}}}
+	}
+	return &t, nil
 }
 
 // parseCount accepts a JSON integer literal only (no string, fraction or

@@ -124,8 +124,8 @@ func (s *Server) authorize(r *http.Request, tokens []string) error {
 		return nil
 	}
 	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return promo.Errorf(promo.EUnauthorized, "a bearer token is required")
 	}
 	for _, t := range tokens {

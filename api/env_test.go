@@ -1,0 +1,275 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/store/sqlite"
+)
+
+// testSecret is a code key for tests only (32 bytes).
+var testSecret = []byte("api-test-secret-0123456789abcdef")
+
+const batchesTopic = "test-promotion-code-batches"
+
+// fakePublisher records what the outbox publishes; fail makes the next
+// Publish calls fail, as a broker outage would.
+type fakePublisher struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+	fail error
+}
+
+func (p *fakePublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fail != nil {
+		return p.fail
+	}
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func (p *fakePublisher) published() []kafka.Message {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]kafka.Message(nil), p.msgs...)
+}
+
+func (p *fakePublisher) setFail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail = err
+}
+
+// env is one API server on its own SQLite database.
+type env struct {
+	t      *testing.T
+	store  *sqlite.Store
+	db     *sql.DB // a separate read connection, to count what was written
+	pub    *fakePublisher
+	outbox *api.Outbox
+	srv    *httptest.Server
+	token  string // sent as a bearer token when set
+}
+
+// newEnv builds the server; cfg.Secret defaults to testSecret.
+func newEnv(t *testing.T, cfg api.Config, ops http.Handler) *env {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	// The driver "sqlite" is registered by pkg/store/sqlite's import.
+	db, err := sql.Open("sqlite", path+"?_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatalf("open count connection: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	log := zaptest.NewLogger(t)
+	pub := &fakePublisher{}
+	ob := api.NewOutbox(st, pub, batchesTopic, 0, log)
+	if cfg.Secret == nil {
+		cfg.Secret = testSecret
+	}
+	s, err := api.New(cfg, st, ob, ops, log)
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &env{t: t, store: st, db: db, pub: pub, outbox: ob, srv: srv}
+}
+
+// response is an answer with its body read.
+type response struct {
+	*http.Response
+	body []byte
+}
+
+func (e *env) do(method, path, body string, header http.Header) response {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatalf("new request: %v", err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{resp, b}
+}
+
+func (e *env) post(body string, header http.Header) response {
+	e.t.Helper()
+	return e.do(http.MethodPost, "/v1/promotions", body, header)
+}
+
+type created struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// create posts body and requires a 202.
+func (e *env) create(body string) created {
+	e.t.Helper()
+	r := e.post(body, nil)
+	if r.StatusCode != http.StatusAccepted {
+		e.t.Fatalf("POST /v1/promotions = %d %s, want 202", r.StatusCode, r.body)
+	}
+	var c created
+	decodeJSON(e.t, r.body, &c)
+	return c
+}
+
+type statusView struct {
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Kind           string `json:"kind"`
+	Status         string `json:"status"`
+	CodeCount      int64  `json:"codeCount"`
+	GeneratedCount int64  `json:"generatedCount"`
+	Batches        struct {
+		Total     int `json:"total"`
+		Completed int `json:"completed"`
+		Retrying  int `json:"retrying"`
+		Parked    int `json:"parked"`
+	} `json:"batches"`
+	Code    string `json:"code"`
+	Summary string `json:"summary"`
+}
+
+func (e *env) status(id string) statusView {
+	e.t.Helper()
+	r := e.do(http.MethodGet, "/v1/promotions/"+id, "", nil)
+	if r.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET /v1/promotions/%s = %d %s, want 200", id, r.StatusCode, r.body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		e.t.Errorf("GET /v1/promotions/%s Content-Type = %q, want application/json", id, ct)
+	}
+	var v statusView
+	decodeJSON(e.t, r.body, &v)
+	return v
+}
+
+// rows counts the rows of each table: what a request wrote.
+type rows struct{ Promotions, Batches, Codes, Counters int }
+
+func (e *env) rows() rows {
+	e.t.Helper()
+	var n rows
+	for _, c := range []struct {
+		table string
+		dst   *int
+	}{{"promotions", &n.Promotions}, {"batches", &n.Batches}, {"codes", &n.Codes}, {"counters", &n.Counters}} {
+		if err := e.db.QueryRow("SELECT count(*) FROM " + c.table).Scan(c.dst); err != nil {
+			e.t.Fatalf("count %s: %v", c.table, err)
+		}
+	}
+	return n
+}
+
+// counterNext sums the counters: how many sequence numbers were reserved.
+func (e *env) counterNext() int64 {
+	e.t.Helper()
+	var n int64
+	if err := e.db.QueryRow("SELECT coalesce(sum(next), 0) FROM counters").Scan(&n); err != nil {
+		e.t.Fatalf("sum counters: %v", err)
+	}
+	return n
+}
+
+type problemDoc struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Field   string `json:"field"`
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// field returns the message for field, and whether the problem names it.
+func (p problemDoc) field(name string) (string, bool) {
+	for _, e := range p.Errors {
+		if e.Field == name {
+			return e.Message, true
+		}
+	}
+	return "", false
+}
+
+// wantProblem checks that r is a problem+json answer with status whose
+// errors name every field in fields, and returns the document.
+func wantProblem(t *testing.T, r response, status int, fields ...string) problemDoc {
+	t.Helper()
+	if r.StatusCode != status {
+		t.Errorf("status = %d, want %d; body %s", r.StatusCode, status, r.body)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type = %q, want application/problem+json", ct)
+	}
+	var p problemDoc
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("problem body %q: %v", r.body, err)
+	}
+	if p.Status != status {
+		t.Errorf("problem status = %d, want %d", p.Status, status)
+	}
+	if p.Title == "" || p.Type == "" {
+		t.Errorf("problem lacks title or type: %s", r.body)
+	}
+	for _, f := range fields {
+		if _, ok := p.field(f); !ok {
+			t.Errorf("problem does not name field %q: %s", f, r.body)
+		}
+	}
+	return p
+}
+
+func decodeJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+}
+
+var errBrokerDown = errors.New("broker unavailable")
