@@ -27,10 +27,13 @@ test-integration: build
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | grep -v '^{' ; exit $${PIPESTATUS[0]}
 
-## bench: code-engine speed and end-to-end generation against the PostgreSQL COPY ceiling
+## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
+## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./pkg/codes
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) run ./cmd/promocodes-bench
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/store/postgres
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
+		$(GO) test -tags integration -run '^$$' -bench GenerationVsCopyCeiling -benchtime 1x -timeout 15m ./cmd/promocodes
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./pkg/codes

@@ -37,6 +37,8 @@ type Publisher interface {
 // Encoder derives canonical codes from sequence numbers (pkg/codes.Engine).
 type Encoder interface {
 	AppendCode(dst []byte, seq uint64) []byte
+	// AppendCodes appends the codes of seq, seq+1, ..., seq+n-1 back to back.
+	AppendCodes(dst []byte, seq uint64, n int) []byte
 	CodeLen() int
 }
 

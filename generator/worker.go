@@ -118,11 +118,7 @@ func (w *worker) chunk(enc Encoder, p promo.Promotion, b promo.Batch, n int) pro
 	if cap(w.buf) < n*l {
 		w.buf = make([]byte, 0, n*l)
 	}
-	buf := w.buf[:0]
-	seq := b.SeqStart + uint64(b.Done)
-	for i := 0; i < n; i++ {
-		buf = enc.AppendCode(buf, seq+uint64(i))
-	}
+	buf := enc.AppendCodes(w.buf[:0], b.SeqStart+uint64(b.Done), n)
 	w.buf = buf
 	return promo.Chunk{Batch: b.Ref(), From: b.Done, Count: n, Codes: buf, CodeLen: l,
 		CounterName: p.CounterName, Replace: enc.AppendCode}

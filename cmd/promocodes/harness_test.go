@@ -75,7 +75,7 @@ type proc struct {
 // stack is one test's system: its own broker process, PostgreSQL schema,
 // topic names and consumer groups, so tests can run side by side.
 type stack struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	brokerAddr string
 	dsn        string
@@ -88,7 +88,7 @@ type stack struct {
 	broker     *proc
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -98,7 +98,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	dsn := postgrestest.DSN(t)
 	schema := postgrestest.Schema(t)
@@ -204,7 +204,7 @@ func (s *stack) run(args ...string) (string, error) {
 }
 
 // signal sends sig and waits for the process to end.
-func (p *proc) stop(t *testing.T, sig syscall.Signal, within time.Duration) {
+func (p *proc) stop(t testing.TB, sig syscall.Signal, within time.Duration) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(sig)
 	select {
@@ -251,7 +251,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func waitTCP(t *testing.T, addr string, within time.Duration) {
+func waitTCP(t testing.TB, addr string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
@@ -264,7 +264,7 @@ func waitTCP(t *testing.T, addr string, within time.Duration) {
 	t.Fatalf("nothing listens on %s after %s", addr, within)
 }
 
-func waitHTTP(t *testing.T, url string, within time.Duration) {
+func waitHTTP(t testing.TB, url string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {

@@ -1,0 +1,128 @@
+package codes
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// DefaultMaxDensity bounds issued/space, the chance that one guess hits an
+// issued code.
+const DefaultMaxDensity = 1e-6
+
+// normDensity resolves the density default (0) and rejects nonsense.
+func normDensity(d float64) (float64, error) {
+	switch {
+	case d == 0:
+		return DefaultMaxDensity, nil
+	case math.IsNaN(d) || d < 0 || d > 1:
+		return 0, promo.Errorf(promo.EInvalid, "max density must be in (0, 1], got %g", d)
+	}
+	return d, nil
+}
+
+// SeqLimit is the number of sequence numbers that may ever be issued from a
+// code space of the given size: ⌊space × maxDensity⌋, computed exactly. All
+// promotions sharing a counter (a CounterName) share it; the store enforces it.
+// maxDensity 0 means DefaultMaxDensity; an invalid one (negative, NaN, > 1)
+// gives 0.
+func SeqLimit(space uint64, maxDensity float64) uint64 {
+	d, err := normDensity(maxDensity)
+	if err != nil {
+		return 0
+	}
+	// The density as the decimal it prints as: 1e-6 means one in a million,
+	// not the binary float just below it.
+	r, ok := new(big.Rat).SetString(strconv.FormatFloat(d, 'g', -1, 64))
+	if !ok {
+		r = new(big.Rat).SetFloat64(d)
+	}
+	r.Mul(r, new(big.Rat).SetInt(new(big.Int).SetUint64(space)))
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	return q.Uint64() // ≤ space, so it fits
+}
+
+// GuessProbability is the chance that one guess (a syntactically valid code
+// picked without the key) is an issued code: issued/space.
+func GuessProbability(issued, space uint64) float64 {
+	if space == 0 {
+		return 1
+	}
+	return float64(issued) / float64(space)
+}
+
+// charsetSize resolves a Format's charset to its size, or 0 if invalid.
+func charsetSize(cs string) int {
+	if p, ok := presets[cs]; ok {
+		return len(p)
+	}
+	if cs == "" || checkCustomCharset(cs) != "" {
+		return 0
+	}
+	return len(cs)
+}
+
+// ShortestLength is the shortest body length for f's charset whose space
+// holds count codes within maxDensity (and is at least MinSpace). It returns 0
+// when no length does (the count is too large for any space of at most
+// MaxSpace codes) or when the charset is invalid.
+func ShortestLength(f promo.Format, count int64, maxDensity float64) int {
+	n := uint64(charsetSize(f.Charset))
+	if n == 0 || count < 0 {
+		return 0
+	}
+	for k := minLength(n, MinSpace); k <= maxLength(n); k++ {
+		if SeqLimit(pow(n, k), maxDensity) >= uint64(count) {
+			return k
+		}
+	}
+	return 0
+}
+
+// CheckCapacity validates f and refuses a count of codes that would push
+// issued/space above maxDensity (0 means DefaultMaxDensity). Format errors are
+// EInvalid; too many codes is ECapacity on codeCount and format.length, telling
+// the shortest length that fits. It looks at this count alone; the store
+// enforces SeqLimit across all promotions that share the counter.
+func CheckCapacity(f promo.Format, count int64, maxDensity float64) error {
+	l, err := NewLayout(f)
+	if err != nil {
+		return err
+	}
+	return l.CheckCapacity(count, maxDensity)
+}
+
+// CheckCapacity is CheckCapacity for a compiled layout.
+func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
+	d, err := normDensity(maxDensity)
+	if err != nil {
+		return err
+	}
+	if count < 1 {
+		return promo.FieldErrorf(FieldCodeCount, "must be at least 1, got %d", count)
+	}
+	limit := SeqLimit(l.space, d)
+	if uint64(count) <= limit {
+		return nil
+	}
+	e := &promo.Error{Code: promo.ECapacity, Message: "the code space is too small for this many codes",
+		Fields: []promo.FieldError{{Field: FieldCodeCount, Message: fmt.Sprintf(
+			"%d codes in %d possible ones would let one guess in %.3g hit a code; the limit is 1 in %.3g, "+
+				"so this format takes at most %d codes", count, l.space, float64(l.space)/float64(count), 1/d, limit)}}}
+	if k := ShortestLength(l.format, count, d); k > 0 {
+		e.Fields = append(e.Fields, promo.FieldError{Field: FieldLength, Message: fmt.Sprintf(
+			"use a length of at least %d for %d codes", k, count)})
+	} else {
+		e.Fields = append(e.Fields, promo.FieldError{Field: FieldLength, Message: fmt.Sprintf(
+			"no length of this charset holds %d codes at density %g: use a larger charset or fewer codes",
+			count, d)})
+	}
+	return e
+}
+
+// GuessProbability is the per-guess success probability once issued codes
+// of this layout exist.
+func (l *Layout) GuessProbability(issued uint64) float64 { return GuessProbability(issued, l.space) }

@@ -1,0 +1,214 @@
+package codes
+
+import (
+	"fmt"
+	"math/bits"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// divider divides by a constant d ≥ 2 with a multiply and a shift
+// (Granlund–Montgomery, "Division by invariant integers using
+// multiplication", 1994, Theorem 4.2 with N = 63): with l = ⌈log₂ d⌉ and
+// m = ⌈2^(63+l) / d⌉, which fits 64 bits, ⌊x/d⌋ = ⌊m·x / 2^(63+l)⌋ for every
+// x < 2^63. Our values are < MaxSpace < 2^63. A hardware 64-bit DIV costs tens
+// of cycles per body character; this costs a few.
+type divider struct {
+	d     uint64
+	m     uint64
+	shift uint // l-1
+}
+
+func newDivider(d uint64) divider {
+	l := uint(bits.Len64(d - 1)) // ⌈log₂ d⌉ for d ≥ 2
+	q, r := bits.Div64(1<<(l-1), 0, d)
+	if r != 0 {
+		q++
+	}
+	return divider{d: d, m: q, shift: l - 1}
+}
+
+// divmod returns x/d and x%d for x < 2^63.
+func (v divider) divmod(x uint64) (q, r uint64) {
+	hi, _ := bits.Mul64(v.m, x)
+	q = hi >> v.shift
+	return q, x - q*v.d
+}
+
+// render writes the body for value v (< Space) and the check character into
+// out, which has room for Length (+1) bytes. Digits go most significant first.
+// v is split once into two halves whose digits are produced in two
+// independent chains, which the core overlaps.
+func (l *Layout) render(out []byte, v uint64) {
+	var digits [64]byte
+	n := l.length
+	h := l.half
+	hi, lo := v, uint64(0)
+	if h > 0 {
+		hi, lo = l.divHalf.divmod(v)
+	}
+	out = out[:n+b2i(l.check)]
+	var acc uint64 // Σ weight·digit, for a linear check character
+	for i := 0; i < h; i++ {
+		q1, r1 := l.div.divmod(lo)
+		q2, r2 := l.div.divmod(hi)
+		lo, hi = q1, q2
+		p1, p2 := (n-1-i)&63, (n-h-1-i)&63
+		out[p1], out[p2] = l.alphabet[r1&127], l.alphabet[r2&127]
+		digits[p1], digits[p2] = byte(r1), byte(r2)
+		acc += l.weight[p1]*r1 + l.weight[p2]*r2
+	}
+	if n-h > h { // odd length: the most significant digit is left in hi
+		out[0], digits[0] = l.alphabet[hi&127], byte(hi)
+		acc += l.weight[0] * hi
+	}
+	if !l.check {
+		return
+	}
+	var s byte
+	if l.linear {
+		_, r := l.div.divmod(acc)
+		s = byte(r)
+	} else {
+		s = l.qg.fold(0, digits[:n])
+	}
+	out[n] = l.alphabet[l.qg.zero[s]&127]
+}
+
+// appendValue appends the canonical code of body value v (< Space).
+func (l *Layout) appendValue(dst []byte, v uint64) []byte {
+	dst = slices.Grow(dst, l.codeLen)
+	n := len(dst)
+	dst = dst[:n+l.codeLen]
+	l.writeCode(dst[n:], v)
+	return dst
+}
+
+// writeCode writes the canonical code of body value v into out[:CodeLen].
+func (l *Layout) writeCode(out []byte, v uint64) {
+	p := copy(out, l.prefix)
+	l.render(out[p:], v)
+	copy(out[l.codeLen-len(l.suffix):], l.suffix)
+}
+
+// Parse checks a code as a shopper or an admin typed it and returns its
+// canonical form. Surrounding whitespace and the separator anywhere are
+// ignored; letters match in either case when the charset is case-free. The
+// error is a *promo.Error with code promo.EInvalid whose message says what is
+// wrong: the length, the prefix or suffix, a character not in the charset (with
+// its position in the input), or a check character that does not match.
+func (l *Layout) Parse(s string) (string, error) {
+	var buf [128]byte
+	out, _, err := l.parse(buf[:0], s)
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+func invalidCode(format string, args ...any) error {
+	return promo.Errorf(promo.EInvalid, "invalid code: "+format, args...)
+}
+
+// parse appends the canonical form of s to dst and returns the body value.
+func (l *Layout) parse(dst []byte, s string) ([]byte, uint64, error) {
+	s = strings.TrimSpace(s)
+	want := len(l.prefixKey) + l.length + b2i(l.check) + len(l.suffixKey)
+	// Strip separators, remembering each kept byte's position in s.
+	var kept [2*MaxAffixLen + 64 + 1]byte
+	var pos [len(kept)]int
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == l.sep && l.sep != 0 {
+			continue
+		}
+		if n < want {
+			kept[n], pos[n] = c, i+1
+		}
+		n++
+	}
+	if n != want {
+		what := "characters"
+		if l.sep != 0 {
+			what = fmt.Sprintf("characters without the separator %q", l.sep)
+		}
+		return dst, 0, invalidCode("wrong length: %d %s, want %d", n, what, want)
+	}
+	in := kept[:n]
+	p := len(l.prefixKey)
+	if !l.affixMatches(in[:p], l.prefixKey) {
+		return dst, 0, invalidCode("wrong prefix: want %q", l.prefix)
+	}
+	var digits [64]byte
+	k := l.length + b2i(l.check)
+	var v uint64
+	for i := range k {
+		c := in[p+i]
+		d := l.decode[c]
+		if d == noDigit {
+			return dst, 0, invalidCode("%s at position %d is not in the charset", describeChar(s, pos[p+i]-1),
+				utf8.RuneCountInString(s[:pos[p+i]-1])+1)
+		}
+		digits[i] = d
+		if i < l.length {
+			v = v*l.n + uint64(d)
+		}
+	}
+	if !l.affixMatches(in[p+k:], l.suffixKey) {
+		return dst, 0, invalidCode("wrong suffix: want %q", l.suffix)
+	}
+	if l.check && l.qg.fold(0, digits[:k]) != 0 {
+		return dst, 0, invalidCode("check character mismatch: a character is mistyped or two neighbours are swapped")
+	}
+	dst = append(dst, l.prefix...)
+	for _, d := range digits[:k] {
+		dst = append(dst, l.chars[d])
+	}
+	dst = append(dst, l.suffix...)
+	return dst, v, nil
+}
+
+// describeChar names the character starting at byte i of s for an error.
+func describeChar(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf("byte 0x%02x", s[i])
+	}
+	return fmt.Sprintf("character %q", r)
+}
+
+func (l *Layout) affixMatches(in []byte, want string) bool {
+	if l.caseFree {
+		return strings.EqualFold(string(in), want) && len(in) == len(want)
+	}
+	return string(in) == want
+}
+
+// AppendDisplay appends the display form of a canonical code: the separator
+// after every GroupSize characters of body + check character. A canonical
+// that is not CodeLen bytes long, or a layout without separator, is appended
+// unchanged.
+func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
+	if l.sep == 0 || len(canonical) != l.codeLen {
+		return append(dst, canonical...)
+	}
+	p := len(l.prefix)
+	run := canonical[p : l.codeLen-len(l.suffix)]
+	dst = append(dst, canonical[:p]...)
+	for i, c := range run {
+		if i > 0 && i%l.group == 0 {
+			dst = append(dst, l.sep)
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, canonical[l.codeLen-len(l.suffix):]...)
+}
+
+// Display returns the display form of a canonical code.
+func (l *Layout) Display(canonical string) string {
+	return string(l.AppendDisplay(make([]byte, 0, 2*l.codeLen), []byte(canonical)))
+}

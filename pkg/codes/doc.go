@@ -1,0 +1,91 @@
+// Package codes is the code engine: it turns a sequence number into a
+// promotion code and back, validates code formats, checks typed codes, and
+// says how many codes a format can hold. It is a pure library: no I/O, no
+// logging, no global state.
+//
+// # Formats
+//
+// A promo.Format compiles into a Layout (no key): charset (preset "alnum"
+// with 31 characters, "numeric" with 10, "alpha" with 23, or the literal
+// characters of a custom one), body length, optional prefix and suffix, an
+// optional display separator every GroupSize characters, and a check
+// character (on by default). NewLayout reports every invalid field with its
+// request path (format.charset, format.length, ...). The canonical form,
+// what the database stores, is prefix + body + check + suffix without
+// separators; the display form adds the separator every GroupSize characters
+// of body + check (the check character is the last character of the last
+// group). Parse accepts either, with surrounding whitespace, separators
+// anywhere, and any letter case when the charset has no letter in both cases.
+//
+// # The permutation
+//
+// code = render(P(seq)). P is a keyed pseudorandom permutation of
+// [0, space), space = |charset|^length ≤ 2^63-1: a balanced Feistel network
+// over the smallest even number of bits 2h with 2^(2h) ≥ space, 8 rounds,
+// round function F_i(R) = SipHash-2-4(k_i, i<<32 | R) truncated to h bits,
+// restricted to [0, space) by cycle-walking (apply the network until the
+// value is below space; on average fewer than 4 applications, 1.37 for alnum
+// length 10).
+//
+// Why it is a bijection: each Feistel round (L, R) → (R, L ⊕ F(R)) is
+// invertible whatever F is, so the network permutes [0, 2^(2h)). Cycle-walking
+// a permutation of a superset, restricted to a subset, is a permutation of the
+// subset: the walk from x follows x's cycle and stops at the next element of
+// the subset, and walking the inverse cycle from there returns x, so the map
+// has an inverse. Decode walks the inverse network.
+//
+// Keys: the secret (≥ MinSecretLen bytes, from configuration) only enters
+// HMAC-SHA256(secret, CounterName), the format key; round key i is
+// HMAC-SHA256(formatKey, "feistel"‖i). Different code spaces therefore get
+// unrelated permutations. An Engine keeps only the round keys and never
+// prints them (String shows the counter name); no error contains the secret.
+//
+// What an attacker without the key learns: the format (from any code), so the
+// space; roughly how many codes exist (from the campaign); nothing about which
+// codes exist beyond that: a guess is an issued code with probability
+// issued/space, which CheckCapacity and SeqLimit keep below the density limit
+// (DefaultMaxDensity = 1e-6). The security argument is the usual one for
+// format-preserving Feistel constructions: with a pseudorandom round function,
+// Luby and Rackoff proved 3 rounds a pseudorandom permutation and 4 rounds a
+// strong one up to about 2^(h/2) queries, and Patarin showed that more rounds
+// push the bound towards 2^h queries; 8 rounds is a wide margin over both.
+// For the smallest spaces (h = 10 bits at 10^6 codes) such bounds are small
+// in absolute terms; the known attacks on small-domain Feistel ciphers need
+// many (sequence number, code) pairs, and the sequence numbers never leave
+// the system.
+//
+// # Check character
+//
+// Damm's algorithm over a totally anti-symmetric quasigroup of order
+// |charset| (see check.go for the constructions and proofs): it detects every
+// single-character substitution and every adjacent transposition, including
+// the last body character with the check character. Charset sizes 2, 6 and
+// the other n ≡ 2 (mod 4) that are not 10 × odd have none built in; such
+// formats must set checkChar to false.
+//
+// # Capacity
+//
+// SeqLimit(space, maxDensity) = ⌊space × maxDensity⌋ is how many sequence
+// numbers a counter may ever hand out; CheckCapacity refuses a count above it
+// (promo.ECapacity) and names the shortest length that fits. Spaces below
+// MinSpace (10^6) are refused.
+//
+// # Speed
+//
+// AppendCode (permutation, render, check character; alnum, length 10,
+// prefix) does not allocate. AppendCodes derives consecutive codes two at a
+// time so the two SipHash chains overlap; it is what the generator should
+// use. Measured with go test -bench . -benchmem -cpu 1 on the 2-core Xeon
+// reference machine while other builds shared it (load average 5 to 9), as
+// wall-clock ns/op, codes per second of wall clock, and codes per second of
+// CPU time the process actually got:
+//
+//	AppendCode    337-690 ns/op   1.4-3.0 M codes/s   3.0-3.7 M cpu-codes/s   0 allocs/op
+//	AppendCodes   252-430 ns/op   2.3-4.0 M codes/s   4.9 M cpu-codes/s       0 allocs/op
+//	Decode        580-970 ns/op   1.0-1.7 M codes/s   2.7-3.1 M cpu-codes/s   0 allocs/op
+//
+// # Concurrency
+//
+// Layout and Engine are immutable after construction and safe for concurrent
+// use by any number of goroutines.
+package codes

@@ -1,0 +1,50 @@
+package codes
+
+import (
+	"testing"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// FuzzParse: Parse never panics, and whatever it accepts is canonical and
+// round-trips through the display form and through Decode/AppendCode.
+func FuzzParse(f *testing.F) {
+	e := must(New(winter, []byte("fuzz-secret-fuzz-secret-fuzz-secret!")))
+	l := e.Layout()
+	for seq := range uint64(5) {
+		c := must(e.Code(seq * 1_000_003))
+		f.Add(c)
+		f.Add(l.Display(c))
+	}
+	for _, s := range []string{"", "-", "WNTR-", "WNTR-7KQ2-M9XD-P3X", " wntr-7kq2-m9xd-p3x ", "WNTR-\xff\xfe", "WNTR--------------",
+		"WNTR-7KQ2-M9XD-P3XX", "é"} {
+		f.Add(s)
+	}
+	other := must(newLayout(promo.Format{Charset: "aAbB!", Length: 9, Prefix: "-x", Separator: "-", GroupSize: 3}, 1))
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, l := range []*Layout{l, other} {
+			c, err := l.Parse(s)
+			if err != nil {
+				if !promo.Is(err, promo.EInvalid) {
+					t.Fatalf("Parse(%q): %v is not EInvalid", s, err)
+				}
+				continue
+			}
+			if len(c) != l.CodeLen() {
+				t.Fatalf("Parse(%q) = %q: %d bytes, want %d", s, c, len(c), l.CodeLen())
+			}
+			if again, err := l.Parse(l.Display(c)); err != nil || again != c {
+				t.Fatalf("Parse(Display(%q)) = %q, %v", c, again, err)
+			}
+			if again, err := l.Parse(c); err != nil || again != c {
+				t.Fatalf("Parse(%q) = %q, %v: canonical is not a fixed point", c, again, err)
+			}
+		}
+		if c, err := l.Parse(s); err == nil {
+			seq, err := e.Decode(s)
+			if err != nil || seq >= l.Space() || must(e.Code(seq)) != c {
+				t.Fatalf("Decode(%q) = %d, %v; does not re-encode to %q", s, seq, err, c)
+			}
+		}
+	})
+}

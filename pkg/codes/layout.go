@@ -1,0 +1,370 @@
+package codes
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"strings"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Charset presets. Each is upper-case and free of look-alikes.
+const (
+	PresetAlnum   = "alnum"   // 2-9 and A-Z without I, L, O: 31 characters
+	PresetNumeric = "numeric" // 0-9: 10 characters
+	PresetAlpha   = "alpha"   // A-Z without I, L, O: 23 characters
+)
+
+var presets = map[string]string{
+	PresetAlnum:   "23456789ABCDEFGHJKMNPQRSTUVWXYZ",
+	PresetNumeric: "0123456789",
+	PresetAlpha:   "ABCDEFGHJKMNPQRSTUVWXYZ",
+}
+
+// Limits of a format.
+const (
+	// MinSpace is the smallest code space a format may have: below it even a
+	// handful of codes would be guessable.
+	MinSpace = 1_000_000
+	// MaxSpace is the largest: sequence numbers are int64 in the stores.
+	MaxSpace = math.MaxInt64
+	// MaxAffixLen bounds the prefix and the suffix, in bytes.
+	MaxAffixLen = 32
+	maxCharset  = 94 // printable ASCII without space
+)
+
+// Field names, as JSON paths of the create-promotion request.
+const (
+	FieldCharset   = "format.charset"
+	FieldLength    = "format.length"
+	FieldPrefix    = "format.prefix"
+	FieldSuffix    = "format.suffix"
+	FieldSeparator = "format.separator"
+	FieldGroupSize = "format.groupSize"
+	FieldCheckChar = "format.checkChar"
+	FieldCodeCount = "codeCount"
+)
+
+// Layout is a compiled, validated Format without a key: everything about a
+// code except which sequence number it stands for. It parses and checks
+// codes, renders the display form, and computes check characters. A Layout
+// is immutable and safe for concurrent use.
+//
+// The canonical form, what the database stores, is
+// prefix + body + check character + suffix, without separators, in the
+// charset's case; every canonical code of a layout has CodeLen bytes. The
+// display form puts the separator after every GroupSize characters of
+// body + check character: the check character counts as the last character of
+// the last group (10 body characters in groups of 4 display as
+// "WNTR-7KQ2-M9XD-P3X" with X the check character). The prefix and suffix are
+// written as they are.
+type Layout struct {
+	format   promo.Format // as given, CheckChar resolved
+	chars    string       // the charset's characters; digit i is chars[i]
+	preset   string       // preset name, or "" for a custom charset
+	n        uint64       // len(chars)
+	length   int          // body characters
+	check    bool
+	caseFree bool
+	sep      byte // 0 when there is no separator
+	group    int
+	prefix   string
+	suffix   string
+	// prefixKey and suffixKey are prefix and suffix with separators removed:
+	// what remains of them in an input once separators are stripped.
+	prefixKey, suffixKey string
+	space                uint64
+	codeLen              int
+	counter              string
+	decode               [256]byte // byte → digit, or noDigit
+	div                  divider   // division by n
+	qg                   *quasigroup
+	// Rendering: the body is produced as two halves of half and
+	// length-half digits (divHalf divides by n^half). alphabet is chars
+	// padded to 128 so a masked index needs no bounds check.
+	half     int
+	divHalf  divider
+	alphabet [128]byte
+	// linear: the quasigroup is x∘y = (2x+y) mod n (n odd), so the fold over
+	// digits d_0..d_{L-1} is Σ 2^(L-1-i)·d_i mod n; weight[i] = 2^(L-1-i) mod n.
+	// A sum of independent products is faster than L dependent table loads.
+	linear bool
+	weight [64]uint64
+}
+
+const noDigit = 0xff
+
+// NewLayout validates f and compiles it. Every problem is reported, each with
+// its field: the error is a *promo.Error with code promo.EInvalid.
+func NewLayout(f promo.Format) (*Layout, error) {
+	return newLayout(f, MinSpace)
+}
+
+// newLayout is NewLayout with a configurable minimum space, so tests can
+// build layouts with small spaces and check them exhaustively.
+func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
+	var errs []promo.FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	l := &Layout{format: f, length: f.Length, check: f.HasCheckChar(), prefix: f.Prefix, suffix: f.Suffix}
+	check := f.HasCheckChar()
+	l.format.CheckChar = &check
+
+	// Charset.
+	charsetOK := false
+	switch {
+	case f.Charset == "":
+		bad(FieldCharset, "is required: %q, %q, %q, or the characters of a custom charset",
+			PresetAlnum, PresetNumeric, PresetAlpha)
+	case presets[f.Charset] != "":
+		l.preset, l.chars = f.Charset, presets[f.Charset]
+		charsetOK = true
+	default:
+		if msg := checkCustomCharset(f.Charset); msg != "" {
+			bad(FieldCharset, "%s", msg)
+		} else {
+			l.chars = f.Charset
+			charsetOK = true
+		}
+	}
+
+	// Separator and group size.
+	switch {
+	case f.Separator == "":
+	case len(f.Separator) != 1 || !printable(f.Separator[0]):
+		bad(FieldSeparator, "must be a single printable ASCII character other than space, got %q", f.Separator)
+	case charsetOK && strings.IndexByte(l.chars, f.Separator[0]) >= 0:
+		bad(FieldSeparator, "%q is a character of the charset; a separator must not be", f.Separator)
+	default:
+		l.sep = f.Separator[0]
+	}
+	switch {
+	case f.GroupSize < 0:
+		bad(FieldGroupSize, "must not be negative, got %d", f.GroupSize)
+	case f.GroupSize > 0 && f.Separator == "":
+		bad(FieldGroupSize, "is set (%d) but there is no separator; set format.separator or drop groupSize", f.GroupSize)
+	case f.GroupSize == 0 && f.Separator != "":
+		bad(FieldGroupSize, "must be at least 1 when a separator is set")
+	case f.GroupSize > 0 && f.Length > 0 && f.GroupSize >= f.Length+b2i(check):
+		bad(FieldGroupSize, "%d leaves a single group of %d characters, so the separator would never appear; "+
+			"use a smaller groupSize or no separator", f.GroupSize, f.Length+b2i(check))
+	default:
+		l.group = f.GroupSize
+	}
+
+	// Prefix and suffix: constant text, printable ASCII without whitespace.
+	for _, a := range []struct{ field, v string }{{FieldPrefix, f.Prefix}, {FieldSuffix, f.Suffix}} {
+		if len(a.v) > MaxAffixLen {
+			bad(a.field, "is %d bytes long; at most %d are allowed", len(a.v), MaxAffixLen)
+			continue
+		}
+		for i := 0; i < len(a.v); i++ {
+			if !printable(a.v[i]) {
+				bad(a.field, "character %q at position %d is not printable ASCII (letters, digits, "+
+					"punctuation; no spaces)", a.v[i], i+1)
+				break
+			}
+		}
+	}
+
+	// Length and the size of the space.
+	if f.Length < 1 {
+		bad(FieldLength, "must be at least 1, got %d", f.Length)
+	} else if charsetOK {
+		n := uint64(len(l.chars))
+		maxLen := maxLength(n)
+		minLen := minLength(n, minSpace)
+		switch {
+		case f.Length > maxLen:
+			bad(FieldLength, "%d is too long: %d^%d codes exceed the 2^63-1 sequence numbers a format may have; "+
+				"the maximum length for a charset of %d characters is %d", f.Length, n, f.Length, n, maxLen)
+		case f.Length < minLen:
+			bad(FieldLength, "%d is too short: %d^%d = %d codes are fewer than the minimum of %d; "+
+				"use a length of at least %d", f.Length, n, f.Length, pow(n, f.Length), minSpace, minLen)
+		default:
+			l.space = pow(n, f.Length)
+		}
+	}
+
+	// Check character.
+	if check && charsetOK {
+		if msg := checkOrderError(len(l.chars)); msg != "" {
+			bad(FieldCheckChar, "%s", msg)
+		}
+	}
+
+	if len(errs) > 0 {
+		return nil, &promo.Error{Code: promo.EInvalid, Message: "invalid code format", Fields: errs}
+	}
+
+	l.n = uint64(len(l.chars))
+	l.div = newDivider(l.n)
+	l.half = l.length / 2
+	if l.half > 0 {
+		l.divHalf = newDivider(pow(l.n, l.half))
+	}
+	copy(l.alphabet[:], l.chars)
+	if check {
+		l.qg = newQuasigroup(len(l.chars))
+		l.linear = l.n%2 == 1
+		w := uint64(1)
+		for i := l.length - 1; i >= 0; i-- {
+			l.weight[i] = w
+			w = 2 * w % l.n
+		}
+	}
+	l.caseFree = isCaseFree(l.chars)
+	for i := range l.decode {
+		l.decode[i] = noDigit
+	}
+	for i := 0; i < len(l.chars); i++ {
+		c := l.chars[i]
+		l.decode[c] = byte(i)
+		if l.caseFree {
+			l.decode[otherCase(c)] = byte(i)
+		}
+	}
+	l.prefixKey, l.suffixKey = l.prefix, l.suffix
+	if l.sep != 0 {
+		l.prefixKey = strings.ReplaceAll(l.prefix, string(l.sep), "")
+		l.suffixKey = strings.ReplaceAll(l.suffix, string(l.sep), "")
+	}
+	l.codeLen = len(l.prefix) + l.length + b2i(check) + len(l.suffix)
+	cs := l.preset
+	for p, chars := range presets {
+		if chars == l.chars {
+			cs = p // a custom charset equal to a preset is the same code space
+		}
+	}
+	if cs == "" {
+		cs = strconv.Quote(l.chars)
+	}
+	chk := "nocheck"
+	if check {
+		chk = "check"
+	}
+	l.counter = "codes/v1:" + cs + ":" + strconv.Itoa(l.length) + ":" + strconv.Quote(l.prefix) + ":" +
+		strconv.Quote(l.suffix) + ":" + chk
+	return l, nil
+}
+
+func checkCustomCharset(cs string) string {
+	for p := range presets {
+		if strings.EqualFold(cs, p) {
+			return fmt.Sprintf("%q looks like the preset %q; preset names are lower-case", cs, p)
+		}
+	}
+	if len(cs) > maxCharset {
+		return fmt.Sprintf("a custom charset has at most %d characters (printable ASCII without space), got %d bytes",
+			maxCharset, len(cs))
+	}
+	var seen [256]bool
+	for i := 0; i < len(cs); i++ {
+		c := cs[i]
+		if !printable(c) {
+			return fmt.Sprintf("character %q at position %d is not printable ASCII (letters, digits, "+
+				"punctuation; no spaces); a custom charset lists its characters literally", c, i+1)
+		}
+		if seen[c] {
+			return fmt.Sprintf("character %q appears more than once (again at position %d)", c, i+1)
+		}
+		seen[c] = true
+	}
+	if len(cs) < 2 {
+		return fmt.Sprintf("a custom charset needs at least 2 distinct characters, got %q "+
+			"(or use a preset: %q, %q, %q)", cs, PresetAlnum, PresetNumeric, PresetAlpha)
+	}
+	return ""
+}
+
+// printable reports whether c is printable ASCII other than space.
+func printable(c byte) bool { return c > ' ' && c < 0x7f }
+
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+func otherCase(c byte) byte {
+	if isLetter(c) {
+		return c ^ 0x20
+	}
+	return c
+}
+
+// isCaseFree reports whether no letter of chars appears in both cases; then
+// input is matched case-insensitively.
+func isCaseFree(chars string) bool {
+	var seen [256]bool
+	for i := 0; i < len(chars); i++ {
+		seen[chars[i]] = true
+	}
+	for i := 0; i < len(chars); i++ {
+		if c := chars[i]; isLetter(c) && seen[otherCase(c)] {
+			return false
+		}
+	}
+	return true
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// pow returns n^k, or 0 when it exceeds MaxSpace.
+func pow(n uint64, k int) uint64 {
+	p := uint64(1)
+	for range k {
+		hi, lo := bits.Mul64(p, n)
+		if hi != 0 || lo > MaxSpace {
+			return 0
+		}
+		p = lo
+	}
+	return p
+}
+
+// maxLength is the largest k with n^k ≤ MaxSpace.
+func maxLength(n uint64) int {
+	k := 0
+	for pow(n, k+1) != 0 {
+		k++
+	}
+	return k
+}
+
+// minLength is the smallest k with n^k ≥ minSpace.
+func minLength(n, minSpace uint64) int {
+	k := 0
+	for p := uint64(1); p < minSpace; p *= n {
+		k++
+	}
+	return k
+}
+
+// Format returns the format the layout was built from, with CheckChar set.
+func (l *Layout) Format() promo.Format { return l.format }
+
+// Charset returns the characters of the body, digit i being Charset()[i].
+func (l *Layout) Charset() string { return l.chars }
+
+// Space is the number of distinct codes: |charset|^length.
+func (l *Layout) Space() uint64 { return l.space }
+
+// CodeLen is the byte length of every canonical code.
+func (l *Layout) CodeLen() int { return l.codeLen }
+
+// CounterName is the canonical identity of the code space: charset, length,
+// prefix, suffix and whether there is a check character. Separator and group
+// size are not part of it: they do not change the canonical form. Formats with
+// the same CounterName share the sequence counter and the permutation.
+func (l *Layout) CounterName() string { return l.counter }
+
+// CaseFree reports whether codes are matched case-insensitively.
+func (l *Layout) CaseFree() bool { return l.caseFree }
+
+// checkDigit returns the check character's digit for body digits.
+func (l *Layout) checkDigit(digits []byte) byte { return l.qg.zero[l.qg.fold(0, digits)] }
