@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -46,6 +47,9 @@ var (
 func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
 	switch c.Driver {
 	case "sqlite":
+		if strings.HasPrefix(c.DSN, "file:") {
+			return sqlite.Open(ctx, sqlite.Config{DSN: c.DSN})
+		}
 		return sqlite.Open(ctx, sqlite.Config{Path: c.DSN})
 	case "postgres":
 		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns)})

@@ -1,0 +1,178 @@
+// Package contract holds the rules every store (SQLite, PostgreSQL, SQL
+// Server) applies the same way, whatever its SQL: input checks and the domain
+// errors of the store contract. It has no state and imports only promo and
+// the standard library.
+package contract
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// MaxReplaceRounds bounds the collision replacement loop of a chunk commit.
+// Each round reserves as many sequence numbers as codes are still missing; a
+// real code space needs one round almost always, so hitting the bound means a
+// broken Replace (say, one that renders the same code for every seq).
+const MaxReplaceRounds = 64
+
+// NormalizeNewPromotion checks the fields the store relies on and fills the
+// vanity code count. The API validates requests in depth; this only keeps a
+// bad caller from writing rows that break the store's invariants.
+func NormalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
+	switch np.Kind {
+	case promo.KindGenerated:
+		if np.CodeCount <= 0 {
+			return np, promo.FieldErrorf("codeCount", "must be positive, got %d", np.CodeCount)
+		}
+		if np.BatchSize <= 0 {
+			return np, promo.FieldErrorf("batchSize", "must be positive, got %d", np.BatchSize)
+		}
+		if np.CounterName == "" {
+			return np, promo.FieldErrorf("counterName", "is required for generated codes")
+		}
+		if np.VanityCode != "" {
+			return np, promo.FieldErrorf("code", "a generated promotion has no vanity code")
+		}
+		if n := np.CodeCount / np.BatchSize; n >= math.MaxInt32 {
+			return np, promo.FieldErrorf("batchSize", "%d codes in batches of %d is too many batches", np.CodeCount, np.BatchSize)
+		}
+	case promo.KindVanity:
+		if np.VanityCode == "" {
+			return np, promo.FieldErrorf("code", "is required for a vanity promotion")
+		}
+		if np.CodeCount == 0 {
+			np.CodeCount = 1
+		}
+		if np.CodeCount != 1 {
+			return np, promo.FieldErrorf("codeCount", "a vanity promotion has exactly 1 code, got %d", np.CodeCount)
+		}
+	default:
+		return np, promo.FieldErrorf("kind", "unknown kind %q", np.Kind)
+	}
+	return np, nil
+}
+
+// BatchCount is the number of batches for codeCount codes in batches of
+// batchSize, the last one smaller.
+func BatchCount(codeCount, batchSize int64) int {
+	return int((codeCount + batchSize - 1) / batchSize)
+}
+
+// CheckReservation returns the ECapacity error when reserving n numbers at
+// start would move the counter past limit, nil otherwise.
+func CheckReservation(start, n int64, limit uint64) error {
+	if start >= 0 && uint64(start)+uint64(n) <= limit {
+		return nil
+	}
+	var left uint64
+	if start >= 0 && uint64(start) < limit {
+		left = limit - uint64(start)
+	}
+	return &promo.Error{Code: promo.ECapacity, Message: "the code format's space is exhausted",
+		Fields: []promo.FieldError{{Field: "codeCount",
+			Message: fmt.Sprintf("this format can issue only %d more codes, %d requested", left, n)}}}
+}
+
+// IdempotencyConflict is the error for a reused Idempotency-Key.
+func IdempotencyConflict() error {
+	return &promo.Error{Code: promo.EConflict, Message: "idempotency key reused",
+		Fields: []promo.FieldError{{Field: "Idempotency-Key",
+			Message: "already used for a different request"}}}
+}
+
+// VanityConflict is the error for a vanity code that already exists.
+func VanityConflict(code string) error {
+	return &promo.Error{Code: promo.EConflict, Message: "code already exists",
+		Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", code)}}}
+}
+
+// PromotionNotFound is the error for an unknown promotion id.
+func PromotionNotFound(id int64) error {
+	return promo.Errorf(promo.ENotFound, "no promotion %d", id)
+}
+
+// BatchNotFound is the error for an unknown batch of a known promotion.
+func BatchNotFound(ref promo.BatchRef) error {
+	return promo.Errorf(promo.ENotFound, "no batch %d/%d", ref.PromotionID, ref.BatchNo)
+}
+
+// CodeNotFound is the error for an unknown code.
+func CodeNotFound() error { return promo.Errorf(promo.ENotFound, "no such code") }
+
+// CodeUsedUp is the error for redeeming a code that reached its max usage.
+func CodeUsedUp() error {
+	return promo.Errorf(promo.EConflict, "code has reached its maximum usage")
+}
+
+// CheckChunk validates a chunk before any database work.
+func CheckChunk(c promo.Chunk) error {
+	switch {
+	case c.Count <= 0:
+		return promo.Errorf(promo.EInvalid, "chunk of %d codes", c.Count)
+	case c.From < 0:
+		return promo.Errorf(promo.EInvalid, "chunk starts at %d", c.From)
+	case c.CodeLen <= 0:
+		return promo.Errorf(promo.EInvalid, "chunk code length %d", c.CodeLen)
+	case len(c.Codes) < c.Count*c.CodeLen:
+		return promo.Errorf(promo.EInvalid, "chunk holds %d bytes, %d codes of %d need %d",
+			len(c.Codes), c.Count, c.CodeLen, c.Count*c.CodeLen)
+	}
+	return nil
+}
+
+// NotAdvanced explains why the progress update of a chunk matched no row,
+// given what the batch row holds now (found = false: no such batch).
+func NotAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
+	switch {
+	case !found:
+		return BatchNotFound(c.Batch)
+	case c.From+int64(c.Count) > codeCount:
+		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
+			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
+	default:
+		return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
+			c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
+	}
+}
+
+// NoReplacement is the error for collisions in a chunk that cannot be
+// replaced (no Replace function or counter), or still missing after
+// MaxReplaceRounds.
+func NoReplacement(c promo.Chunk, missing int64) error {
+	return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
+		missing, c.CounterName)
+}
+
+// CheckSetState validates a state for SetBatchState: done is not set but
+// reached, by committing the last chunk.
+func CheckSetState(state promo.BatchState) error {
+	switch state {
+	case promo.BatchPending, promo.BatchRetrying, promo.BatchParked:
+		return nil
+	}
+	return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state)
+}
+
+// TruncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
+// cuts it to at most promo.MaxErrorHeader bytes, on a rune boundary.
+func TruncateError(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= promo.MaxErrorHeader {
+		return s
+	}
+	s = s[:promo.MaxErrorHeader]
+	for i := 0; i < utf8.UTFMax && len(s) > 0; i++ {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
+const DefaultPendingLimit = 100

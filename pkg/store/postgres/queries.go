@@ -1,0 +1,108 @@
+package postgres
+
+// All SQL of the PostgreSQL store, in one place so that the dialects can be
+// reviewed side by side (see ../sqlite/queries.go). Parameters are $n.
+
+const (
+	// qReserve reserves n sequence numbers from a counter, creating it at 0 if
+	// absent, and returns the first of them. The row lock it takes is held to
+	// the end of the transaction, which serialises reservations per counter.
+	qReserve = `INSERT INTO counters (name, next) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
+RETURNING next - $2`
+
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions WHERE idempotency_key = $1`
+
+	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+RETURNING id`
+
+	// qInsertBatches writes all batch rows of a promotion in one statement:
+	// $3-sized slices of [$2, $2+$4), the last one smaller.
+	qInsertBatches = `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT $1::bigint, g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
+FROM generate_series(0, $5::int - 1) AS g`
+
+	qInsertCode = `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
+	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = $1`
+
+	qProgress = `SELECT count(*),
+	COALESCE(sum(done), 0)::bigint,
+	count(*) FILTER (WHERE done = code_count),
+	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
+	count(*) FILTER (WHERE state = 'parked' AND done < code_count)
+FROM batches WHERE promotion_id = $1`
+
+	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`
+
+	qExportCodes = `SELECT code FROM codes WHERE promotion_id = $1`
+
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE NOT published
+ORDER BY promotion_id, batch_no LIMIT $1`
+
+	qMarkPublished = `UPDATE batches SET published = true, updated_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
+WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
+
+	// qLoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
+WHERE p.id = $1`
+
+	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
+	// concurrent committer of the same chunk blocks on the row lock, then
+	// re-checks done = $4 against the committed row and finds 0 rows.
+	qAdvance = `UPDATE batches SET done = done + $3,
+	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
+	updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count
+RETURNING done`
+
+	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`
+
+	// Fallback path for a chunk that collided: stage, then insert what does
+	// not conflict. INCLUDING DEFAULTS (not ALL): the staging table must not
+	// carry the unique index, or the COPY into it would fail again.
+	qCreateStaging = `CREATE TEMP TABLE codes_staging (LIKE codes INCLUDING DEFAULTS) ON COMMIT DROP`
+
+	qInsertFromStaging = `INSERT INTO codes (code, promotion_id)
+SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
+
+	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
+SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
+
+	// qSetBatchState never touches a finished batch: done is final.
+	qSetBatchState = `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count`
+
+	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`
+
+	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = $1 AND done < code_count ORDER BY batch_no`
+
+	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count ORDER BY promotion_id, batch_no`
+
+	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`
+
+	// qRedeem is one conditional statement: under READ COMMITTED, a
+	// concurrent redeemer waits for the row lock and re-evaluates
+	// used < max against the committed row, so used never exceeds max.
+	qRedeem = `UPDATE codes c SET used = c.used + 1
+FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id AND c.used < p.max_usage_per_code
+RETURNING c.code, c.promotion_id, c.used, p.max_usage_per_code`
+)

@@ -1,0 +1,66 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
+)
+
+// open returns a migrated store in a schema of its own.
+func open(tb testing.TB) *postgres.Store {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, postgres.Config{DSN: postgrestest.DSN(tb), Schema: postgrestest.Schema(tb)})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestContract(t *testing.T) {
+	postgrestest.DSN(t) // skip once, here, rather than in every subtest
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	s := open(t)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []postgres.Config{{}, {DSN: "x", MaxConns: -1}, {DSN: "x", Schema: "Bad-Name"}, {DSN: "x", Schema: "a; drop"}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", c)
+		}
+	}
+	if err := (postgres.Config{DSN: "postgres://h/db", Schema: "tenant_1"}).Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+}
+
+func TestOpenErrorsHideDSN(t *testing.T) {
+	const secret = "s3cr3t-pw"
+	for _, dsn := range []string{
+		"postgres://user:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
+		"postgres://user:" + secret + "@[bad",
+	} {
+		_, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+		t.Logf("Open error: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package sqlite
+
+import "strings"
+
+// All SQL of the SQLite store, in one place so that the dialects can be
+// reviewed side by side (see ../postgres/queries.go). Parameters are ? or ?n.
+// Times are bound as ISO 8601 UTC text (timeLayout).
+
+const (
+	// qReserve reserves ?2 sequence numbers from counter ?1, creating it at 0
+	// if absent, and returns the first of them.
+	qReserve = `INSERT INTO counters (name, next) VALUES (?1, ?2)
+ON CONFLICT (name) DO UPDATE SET next = next + excluded.next
+RETURNING next - ?2`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions WHERE idempotency_key = ?`
+
+	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING id`
+
+	// qInsertBatches writes all batch rows of a promotion in one statement:
+	// ?3-sized slices of [?2, ?2+?4), the last one smaller, ?5 of them.
+	qInsertBatches = `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
+
+	qInsertCode = `INSERT INTO codes (code, promotion_id) VALUES (?, ?)`
+
+	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = ?`
+
+	qProgress = `SELECT count(*),
+	coalesce(sum(done), 0),
+	coalesce(sum(done = code_count), 0),
+	coalesce(sum(state = 'retrying' AND done < code_count), 0),
+	coalesce(sum(state = 'parked' AND done < code_count), 0)
+FROM batches WHERE promotion_id = ?`
+
+	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
+
+	qExportCodes = `SELECT code FROM codes WHERE promotion_id = ?`
+
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	// "published = 0" literally: that is what the partial index says.
+	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no LIMIT ?`
+
+	qMarkPublished = `UPDATE batches SET published = 1, updated_at = ?
+WHERE promotion_id = ? AND batch_no = ? AND published = 0`
+
+	// qLoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one query.
+	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = ?2
+WHERE p.id = ?1`
+
+	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from ?4 to ?4+?3 or touches nothing. Write transactions are BEGIN
+	// IMMEDIATE, so there is no concurrent writer to race with.
+	qAdvance = `UPDATE batches SET done = done + ?3,
+	state = CASE WHEN done + ?3 = code_count THEN 'done' ELSE state END,
+	updated_at = ?5
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done = ?4 AND done + ?3 <= code_count
+RETURNING done`
+
+	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = ? AND batch_no = ?`
+
+	// qSetBatchState never touches a finished batch: done is final.
+	qSetBatchState = `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ?5
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count`
+
+	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = ? AND batch_no = ?)`
+
+	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = ? AND done < code_count ORDER BY batch_no`
+
+	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count ORDER BY promotion_id, batch_no`
+
+	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`
+
+	// qRedeem is one conditional statement; SQLite runs one writer at a time.
+	qRedeem = `UPDATE codes SET used = used + 1
+WHERE code = ?1 AND used < (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)
+RETURNING code, promotion_id, used, (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`
+)
+
+// insertCodesRows is the number of rows per multi-row code insert: 2 bound
+// parameters per row, well under SQLite's limit of 32766.
+const insertCodesRows = 500
+
+// qInsertCodes returns a multi-row insert of n (code, promotion_id) rows that
+// skips codes already present; RowsAffected counts the rows inserted.
+func qInsertCodes(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO codes (code, promotion_id) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?)")
+	}
+	b.WriteString(" ON CONFLICT (code) DO NOTHING")
+	return b.String()
+}

@@ -1,0 +1,175 @@
+// Package sqlite is the embedded SQLite store of promocodes (modernc.org/sqlite,
+// pure Go: builds with CGO_ENABLED=0). It owns the schema (versioned goose
+// migrations embedded from migrations/) and every statement against it; all
+// SQL is in queries.go. It is the only package that imports the SQLite driver.
+//
+// Concurrency: a *Store is safe for concurrent use. It keeps two pools on the
+// same database file: one connection for writes, whose transactions are BEGIN
+// IMMEDIATE (they take the write lock up front, so two writers never deadlock
+// upgrading a read lock), and a few read-only connections. In WAL mode
+// readers see the last committed state and neither block nor are blocked by
+// the writer, so status reads and exports proceed during chunk commits.
+// Several processes may share the file; busy_timeout makes them wait for the
+// write lock.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
+const DefaultMaxReadConns = 4
+
+// BusyTimeout is how long a connection waits for a lock held by another
+// connection or process before failing with SQLITE_BUSY.
+const BusyTimeout = 10 * time.Second
+
+// Config configures a Store. Set Path or DSN.
+type Config struct {
+	// Path is the database file; it is created if absent.
+	Path string
+	// DSN is a modernc.org/sqlite data source name ("file:/x/y.db?..."),
+	// for extra parameters. The store adds its own pragmas.
+	DSN string
+	// MaxReadConns bounds the read pool (default 4).
+	MaxReadConns int
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Path == "" && c.DSN == "":
+		return errors.New("sqlite: Path or DSN is required")
+	case c.Path != "" && c.DSN != "":
+		return errors.New("sqlite: set Path or DSN, not both")
+	case c.MaxReadConns < 0:
+		return fmt.Errorf("sqlite: MaxReadConns %d is negative", c.MaxReadConns)
+	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
+		// The store needs two pools on one database; an in-memory database
+		// is private to its connection.
+		return errors.New("sqlite: in-memory databases are not supported; use a file (tests: t.TempDir())")
+	case strings.ContainsAny(c.Path, "?#"):
+		return fmt.Errorf("sqlite: Path %q contains ? or #; use DSN", c.Path)
+	}
+	return nil
+}
+
+// Store is the SQLite store.
+type Store struct {
+	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
+	r *sql.DB // read-only connections
+}
+
+// Open opens (creating if needed) the database file. It does not migrate:
+// call Migrate.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	base := cfg.DSN
+	if base == "" {
+		base = cfg.Path
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)", BusyTimeout.Milliseconds())
+	w, err := sql.Open("sqlite", base+sep+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	// The writer connects first: it switches the file to WAL (persistent),
+	// which the readers then find.
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
+	}
+	r, err := sql.Open("sqlite", base+sep+common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	n := cfg.MaxReadConns
+	if n == 0 {
+		n = DefaultMaxReadConns
+	}
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s := &Store{w: w, r: r}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() {
+	s.r.Close()
+	s.w.Close()
+}
+
+// Ping checks that both pools can reach the database.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the pending migrations through the write connection. It is
+// idempotent; concurrent runs are serialised by SQLite's write lock.
+func (s *Store) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
+// failure.
+func uniqueViolation(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// timeLayout is how times are stored: UTC, fixed width, so text order is
+// time order.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
