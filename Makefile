@@ -1,5 +1,7 @@
 # promocodes — developer entry points. Only Go is needed for run/test/bench.
 GO ?= go
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 BIN := bin/promocodes
 PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
@@ -25,7 +27,7 @@ INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/...
 test-integration: build
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 ./pkg/store/...
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | grep -v '^{' ; exit $${PIPESTATUS[0]}
+		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | grep -v '^{' 
 
 ## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
 ## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -66,6 +67,8 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk) (int64, error) 
 	for i := range codes {
 		codes[i] = all[i*c.CodeLen : (i+1)*c.CodeLen]
 	}
+	// In key order, consecutive inserts land on neighbouring b-tree pages.
+	slices.Sort(codes)
 	inserted, err := insertCodes(ctx, tx, codes, ref.PromotionID)
 	if err != nil {
 		return 0, err
