@@ -93,7 +93,9 @@ func TestReconcileReenqueuesOnlyLostBatches(t *testing.T) {
 	if _, err := st.CommitChunk(ctx, promo.Chunk{Batch: promo.BatchRef{PromotionID: p.ID, BatchNo: 0}, Count: 10, Codes: codes, CodeLen: 16}); err != nil {
 		t.Fatal(err)
 	}
-	ev := func(n int) promo.Event { return promo.Event{V: 1, PromotionID: p.IDString(), BatchNo: n, SeqStart: p.SeqStart + uint64(10*n), CodeCount: 10} }
+	ev := func(n int) promo.Event {
+		return promo.Event{V: 1, PromotionID: p.IDString(), BatchNo: n, SeqStart: p.SeqStart + uint64(10*n), CodeCount: 10}
+	}
 	if err := r.prod.Publish(ctx, kafka.EventMessage(batches, ev(1)), kafka.EventMessage(r.cfg.DeadTopic, ev(2))); err != nil {
 		t.Fatal(err)
 	}
