@@ -57,12 +57,6 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
-	if err != nil {
-		ln.Close()
-		p.close()
-		return nil, err
-	}
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		ln.Close()
@@ -70,6 +64,13 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	sh, err := newShovel(cfg, p, log)
+	if err != nil {
+		ln.Close()
+		p.close()
+		return nil, err
+	}
+	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"))
 	if err != nil {
 		ln.Close()
 		p.close()
