@@ -24,6 +24,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/pkg/store/sqlserver"
 )
 
 // Store is everything the deployables need from a database; each store
@@ -41,6 +42,7 @@ type Store interface {
 var (
 	_ Store = (*sqlite.Store)(nil)
 	_ Store = (*postgres.Store)(nil)
+	_ Store = (*sqlserver.Store)(nil)
 )
 
 // OpenStore opens the configured database. It does not migrate.
@@ -53,6 +55,8 @@ func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
 		return sqlite.Open(ctx, sqlite.Config{Path: c.DSN})
 	case "postgres":
 		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns)})
+	case "sqlserver":
+		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns})
 	default:
 		return nil, fmt.Errorf("db.driver: unsupported driver %q", c.Driver)
 	}

@@ -1,0 +1,170 @@
+package sqlserver
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	mssql "github.com/microsoft/go-mssqldb"
+)
+
+// The driver's Error describes the last error of a response; for a failed
+// INSERT that is 3621 "The statement has been terminated", with the duplicate
+// key (2627 or 2601) earlier in All. Every entry counts, wrapped or not.
+func TestErrorClassification(t *testing.T) {
+	dup := mssql.Error{Number: 2627, Message: "Violation of PRIMARY KEY constraint 'codes_pk'."}
+	dupIndex := mssql.Error{Number: 2601, Message: "Cannot insert duplicate key row in object 'dbo.promotions'."}
+	terminated := mssql.Error{Number: 3621, Message: "The statement has been terminated."}
+	deadlock := mssql.Error{Number: 1205, Message: "Transaction (Process ID 52) was deadlocked"}
+	last := func(all ...mssql.Error) mssql.Error {
+		e := all[len(all)-1]
+		e.All = all
+		return e
+	}
+	for _, tc := range []struct {
+		name           string
+		err            error
+		unique, victim bool
+	}{
+		{"2627 then 3621", last(dup, terminated), true, false},
+		{"2601 then 3621", last(dupIndex, terminated), true, false},
+		{"2627 alone, no All", dup, true, false},
+		{"wrapped twice", fmt.Errorf("commit chunk: %w", fmt.Errorf("bulk copy: %w", last(dup, terminated))), true, false},
+		{"pointer", &mssql.Error{Number: 3621, All: []mssql.Error{dup, terminated}}, true, false},
+		{"deadlock", last(deadlock), false, true},
+		{"wrapped deadlock", fmt.Errorf("advance progress: %w", deadlock), false, true},
+		{"other server error", last(terminated), false, false},
+		{"not a server error", errors.New("mssql: 2627"), false, false},
+		{"nil", nil, false, false},
+	} {
+		if got := uniqueViolation(tc.err); got != tc.unique {
+			t.Errorf("%s: uniqueViolation = %v, want %v", tc.name, got, tc.unique)
+		}
+		if got := deadlocked(tc.err); got != tc.victim {
+			t.Errorf("%s: deadlocked = %v, want %v", tc.name, got, tc.victim)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ dsn, secret string }{
+		{"sqlserver://sa:s3cret-Pw@db:1433?database=x", "s3cret-Pw"},
+		{"sqlserver://sa:p%40ss%3Aw0rd@db:1433?database=x", "p@ss:w0rd"},
+		{"sqlserver://sa:p%40ss%3Aw0rd@db:1433?database=x", "p%40ss%3Aw0rd"},
+		{"sqlserver://db:1433?user+id=sa&password=Qu3ry-Pw", "Qu3ry-Pw"},
+		{"server=db;user id=sa;password=Ad0-Secret;database=x", "Ad0-Secret"},
+		{"server=db;user id=sa;Password = {br;ace}}d} ;database=x", "br;ace}d"},
+		{"odbc:server=db;uid=sa;pwd=0dbc-Secret", "0dbc-Secret"},
+		{"sqlserver://sa:un:parsable@[db", "un:parsable"},
+	} {
+		msg := "login for " + tc.secret + " failed (" + tc.secret + ")"
+		got := redact(msg, tc.dsn)
+		if strings.Contains(got, tc.secret) {
+			t.Errorf("redact(%q) with DSN %q = %q: password still there", msg, tc.dsn, got)
+		}
+		if !strings.Contains(got, "xxxxx") {
+			t.Errorf("redact(%q) with DSN %q = %q: nothing replaced", msg, tc.dsn, got)
+		}
+	}
+	if got := redact("no secret here", "sqlserver://db:1433"); got != "no secret here" {
+		t.Errorf("redact without a password changed the text: %q", got)
+	}
+	secretErr := errors.New("dial sa:Pw-123@h: refused")
+	if err := hideSecret(secretErr, "sqlserver://sa:Pw-123@h"); strings.Contains(err.Error(), "Pw-123") {
+		t.Errorf("hideSecret = %v", err)
+	}
+	plain := errors.New("connection refused")
+	if err := hideSecret(plain, "sqlserver://sa:Pw-123@h"); err != plain {
+		t.Errorf("hideSecret changed an error without the password: %v", err)
+	}
+}
+
+func TestInsertCodesSkippingSQL(t *testing.T) {
+	q := qInsertCodesSkipping(3)
+	want := "INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\n" +
+		"FROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n" +
+		"\tFROM (VALUES (@p2),(@p3),(@p4)) AS v(code)) AS s\n" +
+		"WHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK, HOLDLOCK) WHERE c.code = s.code);\n" +
+		"SELECT @@ROWCOUNT;"
+	if q != want {
+		t.Errorf("qInsertCodesSkipping(3) =\n%s\nwant\n%s", q, want)
+	}
+	// The largest statement stays within SQL Server's limits: 2100
+	// parameters per request, 1000 rows per VALUES list.
+	big := qInsertCodesSkipping(maxValuesRows)
+	if params := strings.Count(big, "@p"); params != maxValuesRows+1 || params > 2100 {
+		t.Errorf("qInsertCodesSkipping(%d) has %d parameters", maxValuesRows, params)
+	}
+	if !strings.Contains(big, fmt.Sprintf("(@p%d)) AS v", maxValuesRows+1)) || strings.Count(big, "),(") != maxValuesRows-1 {
+		t.Errorf("qInsertCodesSkipping(%d): rows are not @p2..@p%d", maxValuesRows, maxValuesRows+1)
+	}
+}
+
+func TestMarkPublishedSQL(t *testing.T) {
+	want := "UPDATE b SET published = 1, updated_at = SYSUTCDATETIME()\n" +
+		"FROM batches AS b JOIN (VALUES (@p1, @p2),(@p3, @p4)) AS r(promotion_id, batch_no)\n" +
+		"\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0"
+	if got := qMarkPublished(2); got != want {
+		t.Errorf("qMarkPublished(2) =\n%s\nwant\n%s", got, want)
+	}
+	big := qMarkPublished(maxValuesRows)
+	if params := strings.Count(big, "@p"); params != 2*maxValuesRows || params > 2100 {
+		t.Errorf("qMarkPublished(%d) has %d parameters", maxValuesRows, params)
+	}
+	if !strings.Contains(big, fmt.Sprintf("(@p%d, @p%d)) AS r", 2*maxValuesRows-1, 2*maxValuesRows)) {
+		t.Errorf("qMarkPublished(%d) does not end with the last pair", maxValuesRows)
+	}
+}
+
+// The bulk copy statement is what go-mssqldb's Prepare recognises: the
+// INSERTBULK marker, the table and the exact column names.
+func TestBulkCopyStatement(t *testing.T) {
+	q := bulkCodes(10_000)
+	if !strings.HasPrefix(q, "INSERTBULK ") {
+		t.Fatalf("bulkCodes = %q, want an INSERTBULK statement", q)
+	}
+	for _, want := range []string{`"TableName":"codes"`, `"ColumnsName":["code","promotion_id","used"]`,
+		`"RowsPerBatch":10000`, `"Tablock":false`} {
+		if !strings.Contains(q, want) {
+			t.Errorf("bulkCodes = %q, lacks %s", q, want)
+		}
+	}
+}
+
+// Every statement names its parameters @p1..@pN without gaps: go-mssqldb
+// binds positional arguments by those names.
+func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
+	for name, q := range map[string]string{
+		"qReserve": qReserve, "qPromotionByKey": qPromotionByKey, "qInsertPromotion": qInsertPromotion,
+		"qInsertBatches": qInsertBatches, "qInsertCode": qInsertCode, "qPromotion": qPromotion,
+		"qProgress": qProgress, "qPromotionExists": qPromotionExists, "qExportCodes": qExportCodes,
+		"qPendingBatches": qPendingBatches, "qLoadBatch": qLoadBatch, "qAdvance": qAdvance,
+		"qBatchProgress": qBatchProgress, "qSetBatchState": qSetBatchState, "qBatchExists": qBatchExists,
+		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode, "qRedeem": qRedeem,
+		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
+	} {
+		seen := map[int]bool{}
+		hi := 0
+		for i := 0; i < len(q); i++ {
+			if !strings.HasPrefix(q[i:], "@p") {
+				continue
+			}
+			n, j := 0, i+2
+			for j < len(q) && q[j] >= '0' && q[j] <= '9' {
+				n = n*10 + int(q[j]-'0')
+				j++
+			}
+			if j == i+2 {
+				continue // @pN only
+			}
+			seen[n] = true
+			hi = max(hi, n)
+		}
+		for n := 1; n <= hi; n++ {
+			if !seen[n] {
+				t.Errorf("%s uses @p%d but not @p%d", name, hi, n)
+			}
+		}
+	}
+}

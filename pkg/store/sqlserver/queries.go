@@ -1,0 +1,214 @@
+package sqlserver
+
+import (
+	"strconv"
+	"strings"
+)
+
+// All T-SQL of the SQL Server store, in one place so that the dialects can be
+// reviewed side by side (see ../postgres/queries.go and ../sqlite/queries.go).
+// Parameters are @p1, @p2, ... in the order of the arguments (go-mssqldb's
+// "sqlserver" driver names positional arguments so; one may be used twice).
+// A statement with arguments runs through sp_executesql.
+//
+// Argument types, because they decide whether an index is used:
+//   - code arguments are mssql.VarChar (varchar): the codes column is
+//     varchar with a binary collation, and the column's explicit collation
+//     wins over the argument's, so the comparison is a plain index seek;
+//   - batch_no arguments are int32 (int), promotion ids and counts int64
+//     (bigint): the types of the columns, no conversion on the column side;
+//   - times are time.Time in UTC: the driver sends datetimeoffset, and
+//     SQL Server converts datetimeoffset to datetime2 by dropping the offset
+//     (not by converting to UTC), so the value must already be UTC.
+
+const (
+	// qReserve reserves @p2 sequence numbers from counter @p1, creating it at
+	// 0 if absent, and returns the first of them (the value before the
+	// update). UPDLOCK + HOLDLOCK make the existence check take a key-range
+	// update lock held to the end of the transaction, so two transactions
+	// creating the same counter queue instead of both inserting it; the
+	// update then holds the row's exclusive lock to the end of the
+	// transaction, which serialises reservations per counter (as PostgreSQL's
+	// row lock does). A rollback returns the range.
+	qReserve = `IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
+	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
+UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] WHERE name = @p1;`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
+	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
+	// index so that the optimizer matches it whatever it infers from @p1.
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions
+WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
+
+	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at)
+OUTPUT inserted.id
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14)`
+
+	// qInsertBatches writes all batch rows of a promotion in one statement:
+	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
+	// The numbers come from a cross join of ten 10-row tables (up to 10^10
+	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
+	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
+	// and no numbers table to maintain.
+	qInsertBatches = `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`
+
+	qInsertCode = `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`
+
+	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = @p1`
+
+	qProgress = `SELECT COUNT(*),
+	COALESCE(SUM(done), 0),
+	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0)
+FROM batches WHERE promotion_id = @p1`
+
+	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
+
+	// qExportCodes is covered by codes_promotion_id (which carries the
+	// clustered key, code).
+	qExportCodes = `SELECT code FROM codes WHERE promotion_id = @p1`
+
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	// "published = 0" literally: that is the filter of batches_unpublished.
+	qPendingBatches = `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no`
+
+	// qLoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
+WHERE p.id = @p1`
+
+	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
+	// see the row before the update (done + @p3 in the CASE is the new done).
+	// At READ COMMITTED (locking or snapshot) an UPDATE reads its target row
+	// under an update lock, so a concurrent committer of the same chunk waits
+	// for the row, then evaluates done = @p4 against the committed row and
+	// matches nothing.
+	qAdvance = `UPDATE batches SET done = done + @p3,
+	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
+	updated_at = SYSUTCDATETIME()
+OUTPUT inserted.done
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count`
+
+	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`
+
+	// qSetBatchState never touches a finished batch: done is final.
+	qSetBatchState = `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count`
+
+	qBatchExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
+	THEN 1 ELSE 0 END AS bit)`
+
+	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = @p1 AND done < code_count ORDER BY batch_no`
+
+	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count ORDER BY promotion_id, batch_no`
+
+	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`
+
+	// qRedeem is one conditional statement. The code row is read under an
+	// update lock, so a concurrent redeemer waits for it and evaluates
+	// used < max against the committed row: used never exceeds max. (OUTPUT
+	// may name columns of the FROM tables; it may not hold a subquery, hence
+	// the join rather than a correlated subquery.)
+	qRedeem = `UPDATE c SET used = c.used + 1
+OUTPUT inserted.code, inserted.promotion_id, inserted.used, p.max_usage_per_code
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code`
+
+	// Migration lock: an exclusive application lock owned by the session, so
+	// that concurrent `promocodes migrate` runs apply migrations one at a
+	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
+	// granted, < 0 on timeout (-1), cancel (-2), deadlock (-3) or error (-999).
+	qGetAppLock = `DECLARE @r int;
+EXEC @r = sys.sp_getapplock @Resource = @p1, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = @p2;
+SELECT @r;`
+
+	qReleaseAppLock = `EXEC sys.sp_releaseapplock @Resource = @p1, @LockOwner = 'Session'`
+)
+
+// maxValuesRows bounds the rows of one generated multi-row statement: a
+// VALUES list takes at most 1000 rows in an INSERT, and a request at most
+// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
+const maxValuesRows = 1000
+
+// qInsertCodesSkipping returns an insert of n codes (@p2..@p(n+1)) for
+// promotion @p1 that skips codes already in the table and duplicates among
+// the n, and then selects the number of rows inserted. It is the collision
+// path of CommitChunk, and the insert of replacement codes.
+//
+//   - SELECT @@ROWCOUNT rather than the driver's RowsAffected: that one is
+//     read from the DONE tokens, which carry no count when NOCOUNT is on (a
+//     server may default it on through 'user options'), and the count is
+//     what keeps the chunk exact. An error of the INSERT (2627, 1205) is
+//     still returned: database/sql's Row.Scan reports the error the driver
+//     finds when it reads the response to its end.
+//   - DISTINCT: NOT EXISTS does not see rows of its own statement, so two
+//     equal codes in one statement would both pass it and the second would
+//     fail on the primary key. The COLLATE makes DISTINCT compare bytes (the
+//     arguments carry the database's collation, often case-insensitive,
+//     which would merge "abc" and "ABC").
+//   - UPDLOCK, HOLDLOCK: the existence check takes key-range locks held to
+//     the end of the transaction, so a concurrent transaction cannot insert
+//     a code between the check and the insert (it waits, or one of the two
+//     is chosen as deadlock victim, 1205, and CommitChunk retries it).
+//   - Earlier statements of the same transaction are visible to the check,
+//     so a code repeated across statements is skipped too.
+func qInsertCodesSkipping(n int) string {
+	var b strings.Builder
+	b.Grow(256 + n*8)
+	b.WriteString("INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\nFROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n\tFROM (VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(@p")
+		b.WriteString(strconv.Itoa(i + 2))
+		b.WriteByte(')')
+	}
+	b.WriteString(") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK, HOLDLOCK) WHERE c.code = s.code);\n")
+	b.WriteString("SELECT @@ROWCOUNT;")
+	return b.String()
+}
+
+// qMarkPublished returns an update marking n batches published, given as
+// (promotion_id, batch_no) pairs @p1,@p2, @p3,@p4, ...; pairs that name no
+// batch, or a published one, change nothing.
+func qMarkPublished(n int) string {
+	var b strings.Builder
+	b.Grow(256 + n*16)
+	b.WriteString("UPDATE b SET published = 1, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(@p")
+		b.WriteString(strconv.Itoa(2*i + 1))
+		b.WriteString(", @p")
+		b.WriteString(strconv.Itoa(2*i + 2))
+		b.WriteByte(')')
+	}
+	b.WriteString(") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0")
+	return b.String()
+}

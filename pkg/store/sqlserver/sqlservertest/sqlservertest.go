@@ -1,0 +1,287 @@
+// Package sqlservertest gives integration tests a SQL Server and isolated
+// databases on it, so that tests of any package can run against SQL Server in
+// parallel.
+//
+// The server is PROMOCODES_TEST_SQLSERVER_DSN when set (a sqlserver:// URL
+// with a login that may CREATE DATABASE); otherwise one SQL Server container
+// per test process (Image), started by testcontainers-go on first use and
+// terminated when the last test using it ends. Without either, tests skip,
+// saying how to run them.
+//
+// Isolation is by database, because SQL Server has no search_path: DSN gives
+// the tests of one process a database of their own (created on first use,
+// dropped when the last test using it ends), Database gives one test a
+// database of its own. All functions are safe for concurrent use.
+package sqlservertest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/microsoft/go-mssqldb" // the "sqlserver" driver
+	"github.com/testcontainers/testcontainers-go"
+	tcmssql "github.com/testcontainers/testcontainers-go/modules/mssql"
+)
+
+// EnvDSN names the environment variable with the DSN of a server to use
+// instead of a container.
+const EnvDSN = "PROMOCODES_TEST_SQLSERVER_DSN"
+
+// Image is the container image used when EnvDSN is not set: 2022-CU18 or
+// later (older images' TLS certificates are rejected by recent Go).
+const Image = "mcr.microsoft.com/mssql/server:2022-CU18-ubuntu-22.04"
+
+// containerPassword is the sa password of the container: 3 of the 4
+// character classes, and nothing that needs escaping in a URL (the module
+// puts it into the DSN as it is).
+const containerPassword = "Promocodes-Test-2022"
+
+var shared struct {
+	mu        sync.Mutex
+	users     int
+	container *tcmssql.MSSQLServerContainer
+	serverDSN string
+	skip      string // why no server can be had; sticky for the process
+
+	dbUsers int
+	dbName  string // the database of this test process, while in use
+}
+
+// ServerDSN returns the DSN of a SQL Server for tb, on its default database:
+// EnvDSN if set, else the shared container (started if need be). Without
+// EnvDSN and without a working Docker engine it skips tb, saying so.
+func ServerDSN(tb testing.TB) string {
+	tb.Helper()
+	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		return dsn
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.skip != "" {
+		tb.Skip(shared.skip)
+	}
+	if shared.container == nil {
+		if reason := providerUnhealthy(); reason != "" {
+			shared.skip = fmt.Sprintf("SQL Server tests skipped: %s is not set and testcontainers cannot run (%s); "+
+				"run them where a Docker engine is reachable (the %s container is started for you), "+
+				"or set %s=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
+				EnvDSN, reason, Image, EnvDSN)
+			tb.Skip(shared.skip)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		c, err := tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword))
+		if err != nil {
+			if c != nil {
+				_ = testcontainers.TerminateContainer(c)
+			}
+			tb.Fatalf("sqlservertest: start %s container: %v", Image, err)
+		}
+		dsn, err := c.ConnectionString(ctx, "encrypt=disable")
+		if err != nil {
+			_ = testcontainers.TerminateContainer(c)
+			tb.Fatalf("sqlservertest: container connection string: %v", err)
+		}
+		// "Recovery is complete" is logged a moment before logins succeed.
+		if err := waitForLogin(ctx, dsn); err != nil {
+			_ = testcontainers.TerminateContainer(c)
+			tb.Fatalf("sqlservertest: %s container does not accept logins: %v", Image, err)
+		}
+		shared.container, shared.serverDSN = c, dsn
+	}
+	// The container is shared by all tests of the process; the last one to
+	// finish terminates it (testcontainers' reaper covers crashed processes).
+	shared.users++
+	tb.Cleanup(releaseServer)
+	return shared.serverDSN
+}
+
+func releaseServer() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	shared.users--
+	if shared.users == 0 && shared.container != nil {
+		_ = testcontainers.TerminateContainer(shared.container)
+		shared.container, shared.serverDSN = nil, ""
+	}
+}
+
+// DSN returns the DSN of the database of this test process (created on first
+// use, dropped when the last test using it ends). Tests sharing it must keep
+// their data apart (the store contract suite does: own promotions, counters
+// and codes per subtest). It skips tb like ServerDSN.
+func DSN(tb testing.TB) string {
+	tb.Helper()
+	server := ServerDSN(tb)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.dbName == "" {
+		name := "promocodes_test_" + randomSuffix()
+		if err := createDatabase(server, name); err != nil {
+			tb.Fatalf("sqlservertest: %v", err)
+		}
+		shared.dbName = name
+	}
+	dsn, err := WithDatabase(server, shared.dbName)
+	if err != nil {
+		tb.Fatalf("sqlservertest: %v", err)
+	}
+	shared.dbUsers++
+	tb.Cleanup(func() {
+		shared.mu.Lock()
+		defer shared.mu.Unlock()
+		shared.dbUsers--
+		if shared.dbUsers == 0 && shared.dbName != "" {
+			if err := dropDatabase(server, shared.dbName); err != nil {
+				tb.Errorf("sqlservertest: %v", err)
+			}
+			shared.dbName = ""
+		}
+	})
+	return dsn
+}
+
+var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)
+
+// Database creates a database for tb alone and returns its DSN; the database
+// is dropped when tb ends (after the cleanups registered later, such as
+// closing a store opened on it). It skips tb like ServerDSN.
+func Database(tb testing.TB) string {
+	tb.Helper()
+	server := ServerDSN(tb)
+	base := strings.Trim(notIdent.ReplaceAllString(strings.ToLower(tb.Name()), "_"), "_")
+	if len(base) > 60 {
+		base = base[len(base)-60:]
+	}
+	name := "t_" + base + "_" + randomSuffix()
+	if err := createDatabase(server, name); err != nil {
+		tb.Fatalf("sqlservertest: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := dropDatabase(server, name); err != nil {
+			tb.Errorf("sqlservertest: %v", err)
+		}
+	})
+	dsn, err := WithDatabase(server, name)
+	if err != nil {
+		tb.Fatalf("sqlservertest: %v", err)
+	}
+	return dsn
+}
+
+// WithDatabase returns the sqlserver:// URL dsn with its database set to
+// name.
+func WithDatabase(dsn, name string) (string, error) {
+	if !strings.HasPrefix(strings.ToLower(dsn), "sqlserver://") {
+		return "", fmt.Errorf("%s must be a sqlserver:// URL (the key=value form is not supported here)", EnvDSN)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("%s is not a valid URL", EnvDSN) // the error would quote the password
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "database") || strings.EqualFold(k, "initial catalog") {
+			q.Del(k)
+		}
+	}
+	q.Set("database", name)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// createDatabase creates database name (a plain identifier made here).
+func createDatabase(server, name string) error {
+	return admin(server, func(ctx context.Context, db *sql.DB) error {
+		if _, err := db.ExecContext(ctx, "CREATE DATABASE ["+name+"]"); err != nil {
+			return fmt.Errorf("create database %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// dropDatabase drops database name, disconnecting whoever is still on it.
+func dropDatabase(server, name string) error {
+	return admin(server, func(ctx context.Context, db *sql.DB) error {
+		q := "IF DB_ID(N'" + name + "') IS NOT NULL BEGIN " +
+			"ALTER DATABASE [" + name + "] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; " +
+			"DROP DATABASE [" + name + "]; END"
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("drop database %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+func admin(server string, fn func(ctx context.Context, db *sql.DB) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := sql.Open("sqlserver", server)
+	if err != nil {
+		return errors.New("cannot parse the server DSN")
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	return fn(ctx, db)
+}
+
+// waitForLogin pings dsn until it answers or ctx ends.
+func waitForLogin(ctx context.Context, dsn string) error {
+	db, err := sql.Open("sqlserver", dsn)
+	if err != nil {
+		return errors.New("cannot parse the container DSN")
+	}
+	defer db.Close()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := db.PingContext(pctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// providerUnhealthy does what testcontainers.SkipIfProviderIsNotHealthy does
+// (which only takes a *testing.T), returning the reason instead of skipping
+// so that the skip message can say how to run the tests anyway.
+func providerUnhealthy() (reason string) {
+	defer func() {
+		if r := recover(); r != nil {
+			reason = fmt.Sprintf("no Docker engine: %v", r)
+		}
+	}()
+	provider, err := testcontainers.ProviderDefault.GetProvider()
+	if err != nil {
+		return fmt.Sprintf("no Docker engine: %v", err)
+	}
+	defer provider.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := provider.Health(ctx); err != nil {
+		return fmt.Sprintf("no healthy Docker engine: %v", err)
+	}
+	return ""
+}

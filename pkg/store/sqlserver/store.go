@@ -1,0 +1,280 @@
+// Package sqlserver is the SQL Server store of promocodes (database/sql with
+// the "sqlserver" driver of github.com/microsoft/go-mssqldb). It owns the
+// schema (versioned goose migrations embedded from migrations/) and every
+// statement against it; all T-SQL is in queries.go. It is the only package
+// that imports go-mssqldb.
+//
+// A *Store is safe for concurrent use by many goroutines and, through the
+// database, by many processes: every multi-statement operation is one
+// transaction at READ COMMITTED whose correctness rests on row locks and
+// conditional updates, exactly as in the PostgreSQL store (see
+// docs/store.md). It works with READ_COMMITTED_SNAPSHOT on or off: the
+// conditional UPDATEs read their target rows under update locks either way.
+//
+// Not executed on the development machines (no SQL Server there): verified by
+// compilation, vet, the unit tests that need no server, and the contract
+// suite (storetest) under testcontainers where a Docker engine exists.
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// DefaultMaxConns is the pool size when Config.MaxConns is 0.
+const DefaultMaxConns = 4
+
+// Config configures a Store.
+type Config struct {
+	// DSN is a go-mssqldb connection string, preferably the URL form
+	// sqlserver://user:password@host:1433?database=promocodes&encrypt=true
+	// (the key=value and ODBC forms work too). It is never logged or put
+	// into errors. A timezone parameter is overridden: the store keeps every
+	// time in UTC.
+	DSN string
+	// MaxConns bounds the connection pool (default 4).
+	MaxConns int
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.DSN == "" {
+		return errors.New("sqlserver: DSN is required")
+	}
+	if c.MaxConns < 0 {
+		return fmt.Errorf("sqlserver: MaxConns %d is negative", c.MaxConns)
+	}
+	return nil
+}
+
+// Store is the SQL Server store.
+type Store struct {
+	db *sql.DB
+}
+
+// Open connects (and pings) with cfg. It does not migrate: call Migrate.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	params, err := msdsn.Parse(cfg.DSN)
+	if err != nil {
+		// The driver's parse errors avoid quoting the DSN; redact anyway.
+		return nil, fmt.Errorf("sqlserver: cannot parse DSN (expected sqlserver://user:password@host:port?database=name&...): %s",
+			redact(err.Error(), cfg.DSN))
+	}
+	// Times are stored as UTC datetime2 and must be read back as UTC,
+	// whatever the DSN says.
+	params.Encoding.Timezone = time.UTC
+	if _, set := params.Parameters[msdsn.AppName]; !set {
+		params.AppName = "promocodes"
+	}
+	db := sql.OpenDB(mssql.NewConnectorConfig(params))
+	n := cfg.MaxConns
+	if n == 0 {
+		n = DefaultMaxConns
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	s := &Store{db: db}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlserver: connect to %s: %w", where(params), hideSecret(err, cfg.DSN))
+	}
+	return s, nil
+}
+
+// where names the server and database of params, without credentials.
+func where(p msdsn.Config) string {
+	host := p.Host
+	if p.Instance != "" {
+		host += `\` + p.Instance
+	}
+	if p.Port != 0 {
+		host = net.JoinHostPort(host, strconv.FormatUint(p.Port, 10))
+	}
+	if p.Database != "" {
+		return host + " (database " + p.Database + ")"
+	}
+	return host
+}
+
+// Close closes the pool, waiting for queries in progress to finish.
+func (s *Store) Close() { s.db.Close() }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlserver: ping: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the pending migrations. It is idempotent and safe to run
+// from several processes at once: an exclusive session application lock
+// (sp_getapplock, per database) serialises them.
+func (s *Store) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return fmt.Errorf("sqlserver: migrate: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys,
+		goose.WithSessionLocker(appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute}),
+		goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("sqlserver: migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlserver: migrate: %w", err)
+	}
+	return nil
+}
+
+// appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
+// session owner, released by sp_releaseapplock (or when the session ends).
+type appLocker struct {
+	resource string
+	timeout  time.Duration
+}
+
+func (l appLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	var rc int
+	if err := conn.QueryRowContext(ctx, qGetAppLock, l.resource, int32(l.timeout.Milliseconds())).Scan(&rc); err != nil {
+		return fmt.Errorf("take migration lock %q: %w", l.resource, err)
+	}
+	if rc < 0 {
+		return fmt.Errorf("take migration lock %q: sp_getapplock returned %d (-1 timeout after %s, -2 canceled, -3 deadlock)",
+			l.resource, rc, l.timeout)
+	}
+	return nil
+}
+
+func (l appLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, qReleaseAppLock, l.resource); err != nil {
+		return fmt.Errorf("release migration lock %q: %w", l.resource, err)
+	}
+	return nil
+}
+
+// Server error numbers the store reacts to.
+const (
+	errUniqueConstraint = 2627 // violation of a PRIMARY KEY or UNIQUE constraint
+	errUniqueIndex      = 2601 // duplicate key row in a unique index
+	errDeadlockVictim   = 1205 // the transaction was chosen as deadlock victim and rolled back
+)
+
+// hasErrorNumber reports whether err is (or wraps) a SQL Server error with
+// one of the numbers, looking at every error of the response: the driver's
+// Error describes the last one (for a failed INSERT, usually 3621 "The
+// statement has been terminated."), All holds them all.
+func hasErrorNumber(err error, numbers ...int32) bool {
+	var all []mssql.Error
+	var e mssql.Error
+	var pe *mssql.Error
+	switch {
+	case errors.As(err, &e):
+		all = append(all, e)
+		all = append(all, e.All...)
+	case errors.As(err, &pe) && pe != nil:
+		all = append(all, *pe)
+		all = append(all, pe.All...)
+	default:
+		return false
+	}
+	for _, x := range all {
+		for _, n := range numbers {
+			if x.Number == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// uniqueViolation reports whether err is a duplicate key (2627 or 2601). Which
+// table it was on follows from the statement that failed.
+func uniqueViolation(err error) bool {
+	return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex)
+}
+
+// deadlocked reports whether err says the transaction was rolled back as a
+// deadlock victim: nothing of it remains, and it may simply be run again.
+func deadlocked(err error) bool { return hasErrorNumber(err, errDeadlockVictim) }
+
+// hideSecret returns err, or, if its text shows the DSN's password, an error
+// with the password blanked out (losing the wrapped chain, which is better
+// than leaking a credential into a log).
+func hideSecret(err error, dsn string) error {
+	if msg := err.Error(); redact(msg, dsn) != msg {
+		return errors.New(redact(msg, dsn))
+	}
+	return err
+}
+
+// redact replaces the password of dsn in s, in plain and URL-escaped form,
+// by "xxxxx".
+func redact(s, dsn string) string {
+	for _, pw := range dsnPasswords(dsn) {
+		if pw != "" {
+			s = strings.ReplaceAll(s, pw, "xxxxx")
+		}
+	}
+	return s
+}
+
+var adoPassword = regexp.MustCompile(`(?i)(?:^|;)\s*(?:password|pwd)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)`)
+
+// dsnPasswords returns the password of dsn as it may appear in text: raw (as
+// written in the DSN) and decoded. It understands the URL form and the
+// key=value (ADO) and ODBC forms.
+func dsnPasswords(dsn string) []string {
+	var out []string
+	if strings.HasPrefix(strings.ToLower(dsn), "sqlserver://") {
+		if u, err := url.Parse(dsn); err == nil {
+			if pw, ok := u.User.Password(); ok {
+				out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
+			}
+			if pw := u.Query().Get("password"); pw != "" {
+				out = append(out, pw, url.QueryEscape(pw))
+			}
+		}
+		// An unparsable URL: take what lies between the first ':' after the
+		// scheme and the last '@' of the authority.
+		rest := dsn[len("sqlserver://"):]
+		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
+			rest = rest[:end]
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if colon := strings.Index(rest[:at], ":"); colon >= 0 {
+				out = append(out, rest[colon+1:at])
+			}
+		}
+		return out
+	}
+	for _, m := range adoPassword.FindAllStringSubmatch(strings.TrimPrefix(dsn, "odbc:"), -1) {
+		pw := strings.TrimSpace(m[1])
+		out = append(out, pw)
+		if strings.HasPrefix(pw, "{") && strings.HasSuffix(pw, "}") {
+			out = append(out, strings.ReplaceAll(pw[1:len(pw)-1], "}}", "}"))
+		}
+	}
+	return out
+}

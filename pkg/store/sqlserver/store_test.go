@@ -1,0 +1,95 @@
+package sqlserver_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/store/sqlserver"
+	"github.com/promocodes/promocodes/pkg/store/sqlserver/sqlservertest"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
+)
+
+// open returns a migrated store on dsn.
+func open(tb testing.TB, dsn string) *sqlserver.Store {
+	tb.Helper()
+	ctx := context.Background()
+	s, err := sqlserver.Open(ctx, sqlserver.Config{DSN: dsn, MaxConns: 8})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+// TestContract runs the store contract on one database shared by the
+// parallel subtests (they keep their data apart), as production shares one.
+func TestContract(t *testing.T) {
+	dsn := sqlservertest.DSN(t) // skip once, here, rather than in every subtest
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, dsn) })
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	dsn := sqlservertest.Database(t)
+	s := open(t, dsn)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("second Migrate: %v", err)
+	}
+	// A second process migrating the same database at once waits for the
+	// lock and finds nothing to do.
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			o, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer o.Close()
+			errs <- o.Migrate(context.Background())
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Migrate: %v", err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []sqlserver.Config{{}, {DSN: "sqlserver://h", MaxConns: -1}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", c)
+		}
+	}
+	if err := (sqlserver.Config{DSN: "sqlserver://sa:pw@h:1433?database=promocodes"}).Validate(); err != nil {
+		t.Errorf("Validate = %v", err)
+	}
+}
+
+// Runs without a server: the connection is refused (or the DSN rejected),
+// and the error must not show the password.
+func TestOpenErrorsHideDSN(t *testing.T) {
+	const secret = "s3cr3t-Pw"
+	for _, dsn := range []string{
+		"sqlserver://sa:" + secret + "@127.0.0.1:1?database=promocodes&dial+timeout=2&encrypt=disable",
+		"sqlserver://sa:" + secret + "@[bad",
+		"server=127.0.0.1;port=1;user id=sa;password=" + secret + ";database=promocodes;dial timeout=2;encrypt=disable",
+		"sqlserver://sa:" + secret + "@127.0.0.1:1?timezone=Nowhere/Nothing",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		_, err := sqlserver.Open(ctx, sqlserver.Config{DSN: dsn})
+		cancel()
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+		t.Logf("Open error: %v", err)
+	}
+}
