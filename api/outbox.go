@@ -78,29 +78,44 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 }
 
+// drainStepTimeout bounds one read-publish-mark round, so a stalled database
+// or broker connection becomes an error and a retry, not a hung publisher.
+const drainStepTimeout = time.Minute
+
 // Drain publishes every pending batch event and returns how many it published.
 func (o *Outbox) Drain(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		batches, err := o.store.PendingBatches(ctx, 500)
-		if err != nil {
-			return total, fmt.Errorf("read outbox: %w", err)
+		n, err := o.drainStep(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
 		}
-		if len(batches) == 0 {
-			return total, nil
-		}
-		msgs := make([]kafka.Message, len(batches))
-		refs := make([]promo.BatchRef, len(batches))
-		for i, b := range batches {
-			msgs[i] = kafka.EventMessage(o.topic, promo.EventFor(b))
-			refs[i] = b.Ref()
-		}
-		if err := o.pub.Publish(ctx, msgs...); err != nil {
-			return total, fmt.Errorf("publish %d batch events: %w", len(msgs), err)
-		}
-		if err := o.store.MarkPublished(ctx, refs); err != nil {
-			return total, fmt.Errorf("mark %d batch events published: %w", len(refs), err)
-		}
-		total += len(batches)
 	}
+}
+
+// drainStep publishes up to 500 pending events.
+func (o *Outbox) drainStep(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, drainStepTimeout)
+	defer cancel()
+	batches, err := o.store.PendingBatches(ctx, 500)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(batches) == 0 {
+		return 0, nil
+	}
+	msgs := make([]kafka.Message, len(batches))
+	refs := make([]promo.BatchRef, len(batches))
+	for i, b := range batches {
+		msgs[i] = kafka.EventMessage(o.topic, promo.EventFor(b))
+		refs[i] = b.Ref()
+	}
+	if err := o.pub.Publish(ctx, msgs...); err != nil {
+		return 0, fmt.Errorf("publish %d batch events: %w", len(msgs), err)
+	}
+	if err := o.store.MarkPublished(ctx, refs); err != nil {
+		return 0, fmt.Errorf("mark %d batch events published: %w", len(refs), err)
+	}
+	return len(batches), nil
 }

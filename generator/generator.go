@@ -50,6 +50,7 @@ type Config struct {
 	RetryInitial time.Duration // first in-process backoff (default 200ms)
 	RetryMax     time.Duration // backoff ceiling (default 5s)
 	Reconnect    time.Duration // pause before a worker replaces a failed consumer (default 2s)
+	OpTimeout    time.Duration // deadline of one database attempt (default 60s)
 	ErrorTopic   string
 	DeadTopic    string
 	// Secret is the code key (pkg/codes); it never reaches a log.
@@ -74,6 +75,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Reconnect == 0 {
 		c.Reconnect = 2 * time.Second
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = time.Minute
 	}
 }
 
@@ -187,6 +191,7 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 // durable; the caller replaces the consumer.
 func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) error {
 	w := &worker{g: g, log: log}
+	commitFailures := 0
 	for {
 		msg, err := c.Fetch(ctx)
 		if err != nil {
@@ -208,9 +213,17 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 			if ctx.Err() != nil {
 				return nil
 			}
-			// Redelivery of a settled message is harmless (idempotent).
-			return fmt.Errorf("commit offset %s/%d/%d: %w", msg.Topic, msg.Partition, msg.Offset, err)
+			// The message is settled, so a redelivery is harmless, and the
+			// next commit on the partition covers this one: carry on, unless
+			// commits keep failing (then rejoin the group).
+			commitFailures++
+			if commitFailures >= 3 {
+				return fmt.Errorf("commit offset %s/%d/%d (%d failures in a row): %w", msg.Topic, msg.Partition, msg.Offset, commitFailures, err)
+			}
+			log.Warn("offset commit failed; the event may be redelivered (harmless)", zap.Error(err))
+			continue
 		}
+		commitFailures = 0
 	}
 }
 

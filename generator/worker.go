@@ -55,7 +55,7 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 	ref := ev.Ref()
 	log := w.log.With(zap.Int64("promotion_id", ref.PromotionID), zap.Int("batch_no", ref.BatchNo))
 
-	work, err := retry(ctx, w, "load batch", func() (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
+	work, err := retry(ctx, w, "load batch", func(ctx context.Context) (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
 	switch {
 	case promo.Is(err, promo.ENotFound):
 		return dead(fmt.Errorf("unknown promotion or batch %s: %w", ev.Key(), err), nil)
@@ -89,7 +89,7 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 		n := int(min(int64(g.cfg.ChunkSize), b.Remaining()))
 		chunk := w.chunk(enc, work.Promotion, b, n)
 		t0 := time.Now()
-		done, err := retry(ctx, w, "commit chunk", func() (int64, error) { return g.store.CommitChunk(ctx, chunk) })
+		done, err := retry(ctx, w, "commit chunk", func(ctx context.Context) (int64, error) { return g.store.CommitChunk(ctx, chunk) })
 		switch {
 		case err == nil:
 			g.metrics.observeChunk(n, time.Since(t0))
@@ -99,7 +99,7 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 			// Another worker (a duplicate delivery) advanced this batch:
 			// continue from wherever the database says it is now.
 			g.metrics.Duplicates.Inc()
-			fresh, lerr := retry(ctx, w, "reload batch", func() (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
+			fresh, lerr := retry(ctx, w, "reload batch", func(ctx context.Context) (promo.BatchWork, error) { return g.store.LoadBatch(ctx, ref) })
 			if lerr != nil {
 				return outcome{verdict: verdictFailed, err: lerr, batch: b}
 			}
@@ -159,15 +159,19 @@ func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batc
 	return b
 }
 
-// retry runs op with ctx-aware exponential backoff. Domain errors (bad
-// input, missing rows, lost races) are answers, not faults: they return at
-// once.
-func retry[T any](ctx context.Context, w *worker, what string, op func() (T, error)) (T, error) {
+// retry runs op with ctx-aware exponential backoff, each attempt under its
+// own deadline (Config.OpTimeout), so a half-open connection or a lock wait
+// becomes a retry and, in the end, a remainder, instead of a stalled worker.
+// Domain errors (bad input, missing rows, lost races) are answers, not
+// faults: they return at once.
+func retry[T any](ctx context.Context, w *worker, what string, op func(ctx context.Context) (T, error)) (T, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = w.g.cfg.RetryInitial
 	bo.MaxInterval = w.g.cfg.RetryMax
 	return backoff.Retry(ctx, func() (T, error) {
-		v, err := op()
+		actx, cancel := context.WithTimeout(ctx, w.g.cfg.OpTimeout)
+		defer cancel()
+		v, err := op(actx)
 		if err != nil && promo.Code(err) != promo.EInternal {
 			return v, backoff.Permanent(err)
 		}

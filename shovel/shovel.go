@@ -141,7 +141,19 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 	var errs []error
 	for p, hw := range high {
 		from, ok := committed[p]
-		if !ok || from < low[p] {
+		switch {
+		case !ok:
+			from = low[p]
+		case from > hw:
+			// The topic was truncated or recreated under surviving offsets:
+			// its events now sit below our offset. Start over from its
+			// beginning rather than skip them (moves are idempotent).
+			s.log.Warn("shovel offset is beyond the end of the error topic; restarting the partition from its beginning",
+				zap.Int("partition", p), zap.Int64("committed", from), zap.Int64("high_water_mark", hw), zap.Int64("low", low[p]))
+			from = low[p]
+		case from < low[p]:
+			s.log.Error("events expired from the error topic before the shovel moved them (retention too short?); run `promocodes reconcile`",
+				zap.Int("partition", p), zap.Int64("lost_from", from), zap.Int64("lost_to", low[p]))
 			from = low[p]
 		}
 		if from >= hw {

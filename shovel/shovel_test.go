@@ -185,3 +185,29 @@ func TestKilledBetweenPublishAndCommitRepeatsNeverLoses(t *testing.T) {
 		t.Fatalf("third cycle moved %d (err %v): offsets were not committed", st.Moved, err)
 	}
 }
+
+// An offset beyond the end of the error topic (topic truncated or recreated
+// under surviving offsets) must not make the shovel skip the new events.
+func TestOffsetBeyondTheEndRestartsFromTheBeginning(t *testing.T) {
+	r := newRig(t, kafkatest.Broker(t))
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "3", BatchNo: i, CodeCount: 1}))
+	}
+	stale := map[int]int64{}
+	_, high, err := r.client.Offsets(ctx, r.cfg.ErrorTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range high {
+		stale[p] = 1000
+	}
+	if err := r.client.CommitOffsets(ctx, r.cfg.GroupID, r.cfg.ErrorTopic, stale); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	st, err := s.Cycle(ctx)
+	if err != nil || st.Moved != 2 {
+		t.Fatalf("stats %+v err %v; want both events moved", st, err)
+	}
+}

@@ -76,9 +76,18 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
 	return nil
 }
 
-// httpServer serves h on ln until ctx ends, then drains for up to 10s.
+// drainTimeout is how long a stopping HTTP server lets requests finish.
+const drainTimeout = 10 * time.Second
+
+// httpServer serves h on ln until ctx ends, then drains for up to
+// drainTimeout; requests still running then (a long CSV export to a slow
+// client) are cancelled and their connections closed, so that the database
+// pool can close and the process exits within its grace period.
 func httpServer(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log)}
+	base, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log),
+		BaseContext: func(net.Listener) context.Context { return base }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -86,10 +95,12 @@ func httpServer(ctx context.Context, ln net.Listener, h http.Handler, log *zap.L
 		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shut down http server: %w", err)
+		log.Warn("requests still running after the drain timeout; cancelling them", zap.Duration("drain", drainTimeout))
+		cancelRequests()
+		_ = srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

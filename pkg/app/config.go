@@ -216,6 +216,8 @@ func (c Config) Validate() error {
 	}
 	if c.Shovel.GroupID == "" {
 		bad("shovel.groupId", "must be set")
+	} else if c.Shovel.GroupID == c.Generator.GroupID {
+		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
 	}
 	return errors.Join(errs...)
 }

@@ -310,6 +310,12 @@ func (c *Client) ReadRange(ctx context.Context, topic string, partition int, fro
 			if err := ctx.Err(); err != nil {
 				return err
 			}
+			// Nothing left below the high-water mark (the log was truncated
+			// or the tail holds only control records): the range is done,
+			// rather than fetching the same empty tail forever.
+			if resp.HighWatermark <= next {
+				return nil
+			}
 		}
 	}
 	return nil

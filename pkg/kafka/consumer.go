@@ -119,10 +119,12 @@ func (c *Consumer) Fetch(ctx context.Context) (Message, error) {
 // earlier message of the partition is done. Synchronous: when Commit returns
 // nil the broker has stored the offsets.
 //
-// Commit fails if this member lost the partition in a rebalance (another
-// member will redeliver from the last commit) or the broker is unreachable;
-// the work is then done again by whoever fetches the message next, which the
-// caller's idempotent processing absorbs. Retrying a failed Commit is safe.
+// Commit fails when the broker is unreachable; the work is then done again by
+// whoever fetches the message next. A member that lost the partition in a
+// rebalance may still see its late Commit succeed (kafka-go applies it under
+// the new generation), which can move the committed offset back and cause a
+// redelivery. Both are absorbed by the caller's idempotent processing.
+// Retrying a failed Commit is safe.
 func (c *Consumer) Commit(ctx context.Context, msgs ...Message) error {
 	if c.closed.Load() {
 		return ErrClosed

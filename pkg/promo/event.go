@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -86,8 +87,8 @@ func (e Event) Validate() error {
 	if id, err := strconv.ParseInt(e.PromotionID, 10, 64); err != nil || id <= 0 {
 		problems = append(problems, fmt.Sprintf("invalid promotionId %q", e.PromotionID))
 	}
-	if e.BatchNo < 0 {
-		problems = append(problems, fmt.Sprintf("negative batchNo %d", e.BatchNo))
+	if e.BatchNo < 0 || e.BatchNo > math.MaxInt32 {
+		problems = append(problems, fmt.Sprintf("batchNo %d is outside 0..%d", e.BatchNo, math.MaxInt32))
 	}
 	if e.CodeCount < 0 {
 		problems = append(problems, fmt.Sprintf("negative codeCount %d", e.CodeCount))

@@ -22,6 +22,7 @@ func TestDecodeEvent(t *testing.T) {
 		{"id", `{"v":1,"promotionId":"abc","batchNo":0,"seqStart":0,"codeCount":1}`, "promotionId"},
 		{"zero id", `{"v":1,"promotionId":"0","batchNo":0,"seqStart":0,"codeCount":1}`, "promotionId"},
 		{"batch", `{"v":1,"promotionId":"1","batchNo":-1,"seqStart":0,"codeCount":1}`, "batchNo"},
+		{"huge batch", `{"v":1,"promotionId":"1","batchNo":4294967296,"seqStart":0,"codeCount":1}`, "batchNo"},
 		{"count", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":0,"codeCount":-1}`, "codeCount"},
 		{"seq type", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":-5,"codeCount":1}`, "undecodable"},
 	} {

@@ -88,13 +88,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=synchronous(NORMAL)", BusyTimeout.Milliseconds())
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a cache
 	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
 	// a bound, not an allocation) and a larger WAL between checkpoints
 	// spreads their cost.
+	// synchronous(FULL) on the writer: a committed chunk must survive an OS
+	// crash, because its Kafka offset may be committed right after.
 	w, err := sql.Open("sqlite", base+sep+common+
-		"&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
