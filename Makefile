@@ -15,9 +15,13 @@ run: build
 	./$(BIN) dev --config configs/dev.yaml
 
 ## test: unit tests and the embedded-broker/SQLite tests (PostgreSQL tests skip unless a DSN is set)
+# Tests run verbose through .ci/testfilter.awk: package results plus the output (and reason) of every
+# skipped or failed test.
+TESTFILTER := awk -f .ci/testfilter.awk
+
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -v ./... 2>&1 | $(TESTFILTER)
 
 ## test-integration: the PostgreSQL store contract under -race, then the end-to-end tests:
 ## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection, and
@@ -25,9 +29,10 @@ test:
 ## processes are separate binaries, and SQLite under the race detector is ~30x slower.
 INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/...
 test-integration: build
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 ./pkg/store/...
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... 2>&1 | $(TESTFILTER)
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | grep -v '^{' 
+		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
+		$(TESTFILTER) -v keep='(e2e|faults|dev_integration)_test.go:'  # keep the figures the end-to-end tests log
 
 ## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
 ## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run
