@@ -75,14 +75,16 @@
 // AppendCode (permutation, render, check character; alnum, length 10,
 // prefix) does not allocate. AppendCodes derives consecutive codes two at a
 // time so the two SipHash chains overlap; it is what the generator should
-// use. Measured with go test -bench . -benchmem -cpu 1 on the 2-core Xeon
-// reference machine while other builds shared it (load average 5 to 9), as
-// wall-clock ns/op, codes per second of wall clock, and codes per second of
-// CPU time the process actually got:
+// use. Measured with go test -bench . -benchmem -cpu 1 (make bench) on the
+// 2-core Xeon reference machine, otherwise idle:
 //
-//	AppendCode    337-690 ns/op   1.4-3.0 M codes/s   3.0-3.7 M cpu-codes/s   0 allocs/op
-//	AppendCodes   252-430 ns/op   2.3-4.0 M codes/s   4.9 M cpu-codes/s       0 allocs/op
-//	Decode        580-970 ns/op   1.0-1.7 M codes/s   2.7-3.1 M cpu-codes/s   0 allocs/op
+//	AppendCode    303 ns/op   3.30 M codes/s   0 allocs/op
+//	AppendCodes   212 ns/op   4.72 M codes/s   0 allocs/op
+//	Decode        329 ns/op   3.04 M codes/s   0 allocs/op
+//
+// With other builds sharing the two cores (load average 5 to 9) the
+// wall-clock figures dropped as low as 690 ns/op; the cpu-codes/s metric
+// (codes per second of CPU time the process got) stayed at 3.0-3.7 M.
 //
 // # Concurrency
 //
