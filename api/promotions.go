@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -295,13 +296,17 @@ func requestHash(np promo.NewPromotion) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
+// promotion loads the promotion named by the {id} path value.
+func (s *Server) promotion(r *http.Request) (promo.PromotionStatus, error) {
 	id, err := promo.ParseID(r.PathValue("id"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return promo.PromotionStatus{}, err
 	}
-	st, err := s.store.GetPromotion(r.Context(), id)
+	return s.store.GetPromotion(r.Context(), id)
+}
+
+func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
+	st, err := s.promotion(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -343,7 +348,7 @@ func statusView(st promo.PromotionStatus) map[string]any {
 // Summary is the one-line progress admins read, e.g.
 // "4,950,000 / 5,000,000 codes — 1 batch parked after retries".
 func Summary(st promo.PromotionStatus) string {
-	s := fmt.Sprintf("%s / %s codes", thousands(st.GeneratedCount), thousands(st.CodeCount))
+	s := fmt.Sprintf("%s / %s codes", humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount))
 	var notes []string
 	if n := st.Batches.Parked; n > 0 {
 		notes = append(notes, fmt.Sprintf("%d %s parked after retries (dead-letter topic)", n, plural(n, "batch", "batches")))
@@ -358,16 +363,12 @@ func Summary(st promo.PromotionStatus) string {
 }
 
 func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
-	id, err := promo.ParseID(r.PathValue("id"))
+	st, err := s.promotion(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.store.GetPromotion(r.Context(), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	id := st.ID
 	var layout *codes.Layout
 	if st.Format != nil {
 		if layout, err = codes.NewLayout(*st.Format); err != nil {
@@ -436,22 +437,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// thousands formats n with comma separators: 5000000 → "5,000,000".
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

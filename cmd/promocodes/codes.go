@@ -4,10 +4,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"os"
-	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -202,15 +203,5 @@ func describeFormat(l *codes.Layout) string {
 	return b.String()
 }
 
-// thousands formats n with comma separators.
-func thousands(n uint64) string {
-	s := strconv.FormatUint(n, 10)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
-}
+// thousands formats n with comma separators (code spaces fit int64).
+func thousands(n uint64) string { return humanize.Comma(int64(min(n, math.MaxInt64))) }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -192,7 +193,7 @@ The file is written as FILE.tmp and renamed when complete, so a failed export le
 			if err != nil {
 				return promotionsError(err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s codes to %s\n", promotionsCount(rows), output)
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s codes to %s\n", humanize.Comma(rows), output)
 			return nil
 		},
 	}
@@ -258,12 +259,12 @@ func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string
 	}
 	if st.Status == promo.StatusFailed {
 		return &exitError{code: 1, msg: fmt.Sprintf("failed: %s / %s codes — %s parked after retries; see %s",
-			promotionsCount(st.GeneratedCount), promotionsCount(st.CodeCount),
+			humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount),
 			promotionsPlural(st.Batches.Parked, "batch", "batches"), "`"+promotionsDeadCmd(id)+"`")}
 	}
 	elapsed := time.Since(w.start)
 	fmt.Fprintf(w.out, "completed %s codes in %s (%s codes/s)\n",
-		promotionsCount(st.CodeCount), elapsed.Round(100*time.Millisecond), promotionsRate(st.CodeCount, elapsed))
+		humanize.Comma(st.CodeCount), elapsed.Round(100*time.Millisecond), promotionsRate(st.CodeCount, elapsed))
 	return nil
 }
 
@@ -314,7 +315,7 @@ func (w *promotionsWaiter) retrying(err error, next time.Duration) {
 // batches; 0 retrying, 0 parked".
 func promotionsStatusLine(st client.Status) string {
 	return fmt.Sprintf("%s %s / %s codes, %d/%d batches; %d retrying, %d parked",
-		st.Status, promotionsCount(st.GeneratedCount), promotionsCount(st.CodeCount),
+		st.Status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount),
 		st.Batches.Completed, st.Batches.Total, st.Batches.Retrying, st.Batches.Parked)
 }
 
@@ -367,29 +368,11 @@ func promotionsIsTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// promotionsCount renders 4950000 as "4,950,000".
-func promotionsCount(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
 func promotionsRate(n int64, d time.Duration) string {
 	if d <= 0 {
 		return "0"
 	}
-	return promotionsCount(int64(float64(n) / d.Seconds()))
+	return humanize.Comma(int64(float64(n) / d.Seconds()))
 }
 
 func promotionsPlural(n int, one, many string) string {

@@ -3,13 +3,11 @@ package app
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/broker"
@@ -47,11 +45,6 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	p.closers = append([]func(){b.Close}, p.closers...) // the broker closes last
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
-	}
 	apiCfg := cfg.apiConfig()
 	if apiCfg.Open {
 		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
@@ -59,30 +52,25 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
-		ln.Close()
 		p.close()
 		return nil, err
 	}
 	sh, err := newShovel(cfg, p, log)
 	if err != nil {
-		ln.Close()
 		p.close()
 		return nil, err
 	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"))
 	if err != nil {
-		ln.Close()
 		p.close()
 		return nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return outbox.Run(gctx) })
-	g.Go(func() error { return gen.Run(gctx) })
-	g.Go(func() error { return sh.Run(gctx) })
-	g.Go(func() error { return httpServer(gctx, ln, srv, log) })
-
-	url := "http://" + ln.Addr().String()
+	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, gen.Run, sh.Run)
+	if err != nil {
+		return nil, err
+	}
+	url := "http://" + proc.HTTPAddr
 	log.Info("promocodes dev is serving",
 		zap.String("api", url), zap.Strings("kafka", cfg.Kafka.Brokers), zap.String("data_dir", dataDir))
 	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n"+
@@ -90,8 +78,5 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		"    -d '{\"name\":\"winter\",\"codeCount\":1000000,\"format\":{\"charset\":\"alnum\",\"length\":10,\"prefix\":\"WNTR-\"}}'\n"+
 		"  curl -s %s/v1/promotions/1\n  curl -s %s/v1/promotions/1/codes | head\n\n",
 		url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, url, url, url)
-	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
-		defer p.close()
-		return g.Wait()
-	}}, nil
+	return proc, nil
 }

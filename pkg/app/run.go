@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -93,13 +94,13 @@ func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger
 		return nil, err
 	}
 	kc := cfg.kafkaConfig(clientID)
-	p.producer = newKafkaProducer(kc)
+	p.producer = kafka.NewProducer(kc)
 	p.closers = append(p.closers, func() {
 		if err := p.producer.Close(); err != nil {
 			log.Warn("close kafka producer", zap.Error(err))
 		}
 	})
-	p.client = newKafkaClient(kc)
+	p.client = kafka.NewClient(kc)
 	p.closers = append(p.closers, func() { _ = p.client.Close() })
 	return p, nil
 }
@@ -124,33 +125,44 @@ type Process struct {
 // Wait blocks until the process stopped and returns its error, if any.
 func (p *Process) Wait() error { return p.wait() }
 
+// serve listens on http.addr and runs h there together with the loops, all
+// under one errgroup: the first to fail stops the others. The Process closes
+// p once everything has stopped. On error p is closed at once.
+func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.Logger,
+	loops ...func(context.Context) error) (*Process, error) {
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, loop := range loops {
+		g.Go(func() error { return loop(gctx) })
+	}
+	g.Go(func() error { return httpServer(gctx, ln, h, log) })
+	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
+		defer p.close()
+		return g.Wait()
+	}}, nil
+}
+
 // StartAPI starts the Promotion API and the outbox publisher.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
 	p, err := openParts(ctx, cfg, "promocodes-api", log)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
-	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	ops := health.Handler(nil, p.readiness(), p.reg)
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, ops, log.Named("api"))
+	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
 	if err != nil {
-		ln.Close()
 		p.close()
 		return nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return outbox.Run(gctx) })
-	g.Go(func() error { return httpServer(gctx, ln, srv, log) })
-	log.Info("api listening", zap.String("addr", ln.Addr().String()))
-	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
-		defer p.close()
-		return g.Wait()
-	}}, nil
+	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run)
+	if err == nil {
+		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
+	}
+	return proc, err
 }
 
 // StartGenerator starts the generator workers and their probe endpoints.
@@ -159,25 +171,16 @@ func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process,
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
-	}
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
-		ln.Close()
 		p.close()
 		return nil, err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return gen.Run(gctx) })
-	g.Go(func() error { return httpServer(gctx, ln, health.Handler(nil, p.readiness(), p.reg), log) })
-	log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", ln.Addr().String()))
-	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
-		defer p.close()
-		return g.Wait()
-	}}, nil
+	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg), log, gen.Run)
+	if err == nil {
+		log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", proc.HTTPAddr))
+	}
+	return proc, err
 }
 
 func newGenerator(cfg Config, p *parts, log *zap.Logger) (*generator.Generator, error) {
@@ -199,6 +202,3 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger,
 	}
 	return p.Wait()
 }
-
-func newKafkaClient(kc kafka.Config) *kafka.Client     { return kafka.NewClient(kc) }
-func newKafkaProducer(kc kafka.Config) *kafka.Producer { return kafka.NewProducer(kc) }

@@ -3,14 +3,13 @@ package app
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"syscall"
 
 	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/promocodes/promocodes/pkg/health"
+	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -43,20 +42,12 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 		p.close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
-	if err != nil {
-		p.close()
-		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
-	}
 	live := []health.Check{{Name: "kafka", Fn: s.Healthy}}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.Run(gctx) })
-	g.Go(func() error { return httpServer(gctx, ln, health.Handler(live, p.readiness(), p.reg), log) })
-	log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
-	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
-		defer p.close()
-		return g.Wait()
-	}}, nil
+	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg), log, s.Run)
+	if err == nil {
+		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
+	}
+	return proc, err
 }
 
 // ShovelOnce runs one shovel cycle (for a Kubernetes CronJob). It fails when
@@ -100,8 +91,8 @@ func OpenTools(ctx context.Context, cfg Config, withStore bool, log *zap.Logger)
 		p.closers = append(p.closers, st.Close)
 	}
 	kc := cfg.kafkaConfig("promocodes-sre")
-	client := newKafkaClient(kc)
-	prod := newKafkaProducer(kc)
+	client := kafka.NewClient(kc)
+	prod := kafka.NewProducer(kc)
 	p.closers = append(p.closers, func() { _ = prod.Close() }, func() { _ = client.Close() })
 	return &Tools{Client: client, Producer: prod, Store: p.store, Config: cfg, close: p.close}, nil
 }
