@@ -113,17 +113,7 @@ func (s *Store) GetPromotion(ctx context.Context, id int64) (promo.PromotionStat
 	if err != nil {
 		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
 	}
-	st := promo.PromotionStatus{Promotion: p}
-	if p.Kind == promo.KindVanity {
-		st.GeneratedCount = 1 // written with the promotion
-		return st, nil
-	}
-	b := &st.Batches
-	err = s.r.QueryRowContext(ctx, qProgress, id).Scan(&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked)
-	if err != nil {
-		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", id, err)
-	}
-	return st, nil
+	return contract.Status(p, func(dst ...any) error { return s.r.QueryRowContext(ctx, qProgress, id).Scan(dst...) })
 }
 
 // ExportCodes calls fn with every code of the promotion, stepping through the

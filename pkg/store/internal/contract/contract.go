@@ -176,3 +176,20 @@ func TruncateError(s string) string {
 
 // DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
 const DefaultPendingLimit = 100
+
+// Status completes a stored promotion with its progress. A vanity promotion's
+// one code is written with it; a generated one's progress comes from
+// readProgress, which scans the dialect's progress query into (total
+// batches, generated codes, completed, retrying, parked).
+func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.PromotionStatus, error) {
+	st := promo.PromotionStatus{Promotion: p}
+	if p.Kind == promo.KindVanity {
+		st.GeneratedCount = 1
+		return st, nil
+	}
+	b := &st.Batches
+	if err := readProgress(&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked); err != nil {
+		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", p.ID, err)
+	}
+	return st, nil
+}

@@ -23,6 +23,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/dockercheck"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 )
 
@@ -55,7 +57,7 @@ func DSN(tb testing.TB) string {
 		tb.Skip(shared.skip)
 	}
 	if shared.container == nil {
-		if reason := providerUnhealthy(tb); reason != "" {
+		if reason := dockercheck.Unavailable(); reason != "" {
 			shared.skip = fmt.Sprintf("PostgreSQL tests skipped: %s is not set and testcontainers cannot run (%s); "+
 				"set %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them against a server",
 				EnvDSN, reason, EnvDSN)
@@ -94,28 +96,6 @@ func release() {
 		_ = testcontainers.TerminateContainer(shared.container)
 		shared.container, shared.dsn = nil, ""
 	}
-}
-
-// providerUnhealthy does what testcontainers.SkipIfProviderIsNotHealthy does
-// (which only takes a *testing.T), returning the reason instead of skipping
-// so that the skip message can say how to run the tests anyway.
-func providerUnhealthy(tb testing.TB) (reason string) {
-	defer func() {
-		if r := recover(); r != nil {
-			reason = fmt.Sprintf("no Docker engine: %v", r)
-		}
-	}()
-	provider, err := testcontainers.ProviderDefault.GetProvider()
-	if err != nil {
-		return fmt.Sprintf("no Docker engine: %v", err)
-	}
-	defer provider.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := provider.Health(ctx); err != nil {
-		return fmt.Sprintf("no healthy Docker engine: %v", err)
-	}
-	return ""
 }
 
 var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)

@@ -31,6 +31,8 @@ import (
 
 	_ "github.com/microsoft/go-mssqldb" // the "sqlserver" driver
 	"github.com/testcontainers/testcontainers-go"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/dockercheck"
 	tcmssql "github.com/testcontainers/testcontainers-go/modules/mssql"
 )
 
@@ -72,7 +74,7 @@ func ServerDSN(tb testing.TB) string {
 		tb.Skip(shared.skip)
 	}
 	if shared.container == nil {
-		if reason := providerUnhealthy(); reason != "" {
+		if reason := dockercheck.Unavailable(); reason != "" {
 			shared.skip = fmt.Sprintf("SQL Server tests skipped: %s is not set and testcontainers cannot run (%s); "+
 				"run them where a Docker engine is reachable (the %s container is started for you), "+
 				"or set %s=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
@@ -262,26 +264,4 @@ func waitForLogin(ctx context.Context, dsn string) error {
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// providerUnhealthy does what testcontainers.SkipIfProviderIsNotHealthy does
-// (which only takes a *testing.T), returning the reason instead of skipping
-// so that the skip message can say how to run the tests anyway.
-func providerUnhealthy() (reason string) {
-	defer func() {
-		if r := recover(); r != nil {
-			reason = fmt.Sprintf("no Docker engine: %v", r)
-		}
-	}()
-	provider, err := testcontainers.ProviderDefault.GetProvider()
-	if err != nil {
-		return fmt.Sprintf("no Docker engine: %v", err)
-	}
-	defer provider.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := provider.Health(ctx); err != nil {
-		return fmt.Sprintf("no healthy Docker engine: %v", err)
-	}
-	return ""
 }
