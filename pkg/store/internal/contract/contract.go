@@ -103,11 +103,6 @@ func BatchNotFound(ref promo.BatchRef) error {
 // CodeNotFound is the error for an unknown code.
 func CodeNotFound() error { return promo.Errorf(promo.ENotFound, "no such code") }
 
-// CodeUsedUp is the error for redeeming a code that reached its max usage.
-func CodeUsedUp() error {
-	return promo.Errorf(promo.EConflict, "code has reached its maximum usage")
-}
-
 // CheckChunk validates a chunk before any database work.
 func CheckChunk(c promo.Chunk) error {
 	switch {
