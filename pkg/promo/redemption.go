@@ -22,6 +22,32 @@ const (
 	ReasonRevoked          Reason = "revoked"            // this one code was revoked by an admin
 )
 
+// Reasons of refusals that are not about a code's state.
+const (
+	ReasonIdempotencyConflict Reason = "idempotency_conflict" // the key was used with another request
+	ReasonRateLimited         Reason = "rate_limited"         // too many failed look-ups from this client
+	ReasonReservationExpired  Reason = "reservation_expired"
+)
+
+// ErrorCode is the error class, and so the HTTP status, of a refusal:
+// code_not_found 404; code_exhausted, user_limit_reached, not_started and
+// idempotency_conflict 409; expired, deactivated and revoked 410 (the code
+// will not become usable by retrying); invalid_code 422; rate_limited 429.
+func (r Reason) ErrorCode() ErrorCode {
+	switch r {
+	case ReasonCodeNotFound:
+		return ENotFound
+	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired:
+		return EGone
+	case ReasonInvalidCode:
+		return EInvalid
+	case ReasonRateLimited:
+		return ERateLimited
+	default:
+		return EConflict
+	}
+}
+
 // Limit values: 0 in perUserLimit means no per-user limit.
 const UnlimitedPerUser = 0
 

@@ -148,7 +148,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qMarkRolledBack": qMarkRolledBack, "qRedemption": qRedemption, "qReleaseCode": qReleaseCode,
 		"qReleaseAllowance": qReleaseAllowance, "qRedemptions": qRedemptions, "qRedemptionsByUser": qRedemptionsByUser,
 		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
-		"qSetActive": qSetActive,
+		"qSetActive":  qSetActive,
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 	} {
 		seen := map[int]bool{}

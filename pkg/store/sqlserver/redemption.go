@@ -89,7 +89,7 @@ func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, li
 	if !exists {
 		return contract.PromotionNotFound(f.PromotionID)
 	}
-		if limit < 0 {
+	if limit < 0 {
 		limit = math.MaxInt32 // TOP needs a number: all rows
 	}
 	q, args := qRedemptions, []any{f.PromotionID, limit, mssql.VarChar(f.After)}

@@ -79,7 +79,7 @@ func CheckReservation(start, n int64, limit uint64) error {
 
 // IdempotencyConflict is the error for a reused Idempotency-Key.
 func IdempotencyConflict() error {
-	return &promo.Error{Code: promo.EConflict, Message: "idempotency key reused",
+	return &promo.Error{Code: promo.EConflict, Reason: promo.ReasonIdempotencyConflict, Message: "idempotency key reused",
 		Fields: []promo.FieldError{{Field: "Idempotency-Key",
 			Message: "already used for a different request"}}}
 }
