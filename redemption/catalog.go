@@ -14,14 +14,14 @@ import (
 
 // catalog knows every code space that promotions use: the layout of each
 // generated format (deduplicated by code space) and every vanity code. With it
-// a typed code is recognised, or refused, without touching the codes table: a
-// string that has a known format's shape but a wrong check character is a
-// typo (invalid_code), and one that matches no format and no vanity code
-// cannot exist (code_not_found).
+// a typo is refused without touching the codes table: a string that has a
+// known format's shape but a wrong check character (invalid_code). Anything
+// else goes to the database, which alone says whether a code exists (the
+// catalog may be seconds behind another replica's creates).
 //
-// It is filled incrementally (promotions are never re-keyed, so "id > last"
-// is enough), every refresh interval and, at most once per minGap, when a
-// string matches nothing (a promotion created on another replica moments ago).
+// It is filled incrementally (a promotion's format never changes, so
+// "id > last" is enough), every refresh interval and, at most once per
+// minGap, before refusing a string as a typo.
 // Safe for concurrent use.
 type catalog struct {
 	store  Store
@@ -76,18 +76,19 @@ func (c *catalog) classify(canon string) (verdict, error) {
 	return unknown, nil
 }
 
-// lookup classifies canon, refreshing once from the database when nothing
-// matches and the last refresh is older than minGap.
+// lookup classifies canon. A string that looks like a typo is re-checked
+// after a refresh when the catalog is older than minGap (a vanity code of
+// that shape may have been created on another replica since).
 func (c *catalog) lookup(ctx context.Context, canon string) (verdict, error) {
 	v, err := c.classify(canon)
-	if v != unknown {
+	if v != mistyped {
 		return v, err
 	}
 	c.mu.RLock()
 	stale := time.Since(c.loadedAt) >= c.minGap
 	c.mu.RUnlock()
 	if !stale {
-		return unknown, nil
+		return v, err
 	}
 	if err := c.refresh(ctx); err != nil {
 		return unknown, err

@@ -168,8 +168,9 @@ type Receipt struct {
 	PromotionID string `json:"promotionId"`
 }
 
-// recognise turns a typed code into its canonical form and checks that it
-// can exist, without touching the codes table. client is the rate-limit key.
+// recognise turns a typed code into its canonical form and refuses a
+// malformed one or a typo, without touching the database. client is the
+// rate-limit key.
 func (s *Service) recognise(ctx context.Context, client, raw string) (string, error) {
 	if err := s.checkGuesses(ctx, client); err != nil {
 		return "", err
@@ -184,10 +185,8 @@ func (s *Service) recognise(ctx context.Context, client, raw string) (string, er
 		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
 	case err != nil:
 		return "", err
-	case v == unknown:
-		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
 	}
-	return canon, nil
+	return canon, nil // known or unknown: the database decides
 }
 
 // Validate answers what redeeming the code now would do, without using it.
