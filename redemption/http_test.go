@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -422,4 +424,69 @@ func TestCanonicalFormIsStored(t *testing.T) {
 			t.Errorf("validate %q = %d %s, want display %q", strings.ToLower(c), r.status, r.body, c)
 		}
 	}
+}
+
+func TestMetricsCountResults(t *testing.T) {
+	st := openStore(t, "sqlite", 4)
+	reg := prometheus.NewRegistry()
+	svc, err := redemption.New(redemption.Config{GuessLimit: 1}, st, reg, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	h := newHarnessOn(t, st, noGuessLimit, zaptest.NewLogger(t))
+	h.vanity("METRICS26", 1, 0)
+	ctx := context.Background()
+	if _, _, err := svc.Redeem(ctx, "c1", redemption.RedeemInput{Code: "metrics26", UserID: "u"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = svc.Redeem(ctx, "c1", redemption.RedeemInput{Code: "METRICS26", UserID: "v"})
+	if promo.ReasonOf(err) != promo.ReasonCodeExhausted {
+		t.Fatalf("second redemption: %v", err)
+	}
+	_, _ = svc.Validate(ctx, "c2", "NOPE", "")
+	_, err = svc.Validate(ctx, "c2", "NOPE", "")
+	if promo.ReasonOf(err) != promo.ReasonRateLimited {
+		t.Fatalf("second failed look-up: %v, want rate_limited", err)
+	}
+	for _, c := range []struct {
+		metric string
+		c      prometheus.Collector
+		want   float64
+	}{
+		{"redemptions{redeemed}", svcCounter(t, reg, "promocodes_redemptions_total", "result", "redeemed"), 1},
+		{"redemptions{code_exhausted}", svcCounter(t, reg, "promocodes_redemptions_total", "result", "code_exhausted"), 1},
+		{"validations{code_not_found}", svcCounter(t, reg, "promocodes_validations_total", "result", "code_not_found"), 1},
+		{"validations{rate_limited}", svcCounter(t, reg, "promocodes_validations_total", "result", "rate_limited"), 1},
+	} {
+		if got := testutil.ToFloat64(c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", c.metric, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "promocodes_rate_limited_total", "promocodes_redemption_duration_seconds"); err != nil || n != 3 {
+		t.Errorf("rate-limited counter and latency histogram series = %d, %v; want 1 + 2 (redeem, validate)", n, err)
+	}
+}
+
+// svcCounter finds one labelled series of a registered counter vector.
+func svcCounter(t *testing.T, reg *prometheus.Registry, name, label, value string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, func() float64 { return m.GetCounter().GetValue() })
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return nil
 }
