@@ -139,6 +139,10 @@ func (s *Service) Close() {
 	}
 }
 
+// StatusExhausted is the validation status of a used-up code (its refusal
+// reason on redemption is code_exhausted).
+const StatusExhausted promo.Reason = "exhausted"
+
 // CodeView is a code as validation shows it.
 type CodeView struct {
 	Code      string       `json:"code"` // display form
@@ -215,8 +219,12 @@ func (s *Service) validate(ctx context.Context, client, raw, userID string) (Cod
 		return CodeView{}, err
 	}
 	p := st.Promotion
+	status := st.Status(s.now(), userID != "")
+	if status == promo.ReasonCodeExhausted {
+		status = StatusExhausted
+	}
 	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
-		Status: st.Status(s.now(), userID != ""), UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
+		Status: status, UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
 		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit}
 	if userID != "" && p.PerUserLimit != promo.UnlimitedPerUser {
 		n := st.UserUsesLeft()
