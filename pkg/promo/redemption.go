@@ -37,7 +37,7 @@ func (r Reason) ErrorCode() ErrorCode {
 	switch r {
 	case ReasonCodeNotFound:
 		return ENotFound
-	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired:
+	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired, ReasonReservationReleased:
 		return EGone
 	case ReasonInvalidCode:
 		return EInvalid
@@ -59,13 +59,19 @@ type CodeState struct {
 	Active    bool // the promotion's active flag
 	Revoked   bool
 	Used      int // committed uses (rolled-back ones excluded)
+	// Reserved is the code's live reservations (held, not expired), each
+	// holding one use.
+	Reserved int
 	// UserUsed is the user's committed uses in this promotion (when a user
 	// was asked about).
 	UserUsed int
+	// UserReserved is the user's live reservations in this promotion.
+	UserReserved int
 }
 
 // UsesLeft is how many more uses the code allows.
-func (c CodeState) UsesLeft() int { return max(0, c.Promotion.MaxUsagePerCode-c.Used) }
+// Live reservations hold uses: they are not left.
+func (c CodeState) UsesLeft() int { return max(0, c.Promotion.MaxUsagePerCode-c.Used-c.Reserved) }
 
 // UserUsesLeft is how many more uses the user has in this promotion, or -1
 // when the promotion has no per-user limit.
@@ -73,7 +79,7 @@ func (c CodeState) UserUsesLeft() int {
 	if c.Promotion.PerUserLimit == UnlimitedPerUser {
 		return -1
 	}
-	return max(0, c.Promotion.PerUserLimit-c.UserUsed)
+	return max(0, c.Promotion.PerUserLimit-c.UserUsed-c.UserReserved)
 }
 
 // Status is what a redemption attempted at now would answer, in the order the

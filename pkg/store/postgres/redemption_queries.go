@@ -30,6 +30,7 @@ WHERE idem_key = $1`
 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id
   AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
   AND p.active
   AND (p.starts_at IS NULL OR p.starts_at <= $2)
   AND (p.expires_at IS NULL OR p.expires_at > $2)
@@ -53,7 +54,12 @@ INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $1
 
 	qInsertEvent = `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`
 
-	qCodeState = `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active
+	// qCodeState: $3 is now, for the live reservations.
+	qCodeState = `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
+	c.revoked_at IS NOT NULL,
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
+	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
+		AND r.status = 'held' AND r.expires_at > $3)
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
 LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
 WHERE c.code = $1`

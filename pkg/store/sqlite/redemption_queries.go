@@ -26,6 +26,7 @@ WHERE idem_key = ?1`
 FROM promotions p
 WHERE codes.code = ?1 AND p.id = codes.promotion_id
   AND codes.used < p.max_usage_per_code
+  AND codes.revoked_at IS NULL
   AND p.active = 1
   AND (p.starts_at IS NULL OR p.starts_at <= ?2)
   AND (p.expires_at IS NULL OR p.expires_at > ?2)
@@ -46,7 +47,10 @@ RETURNING used`
 
 	qCodeState = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	c.code, c.used, coalesce(u.used, 0), p.active
+	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL,
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?3),
+	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
+		AND r.status = 'held' AND r.expires_at > ?3)
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
 LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = ?2
 WHERE c.code = ?1`

@@ -18,7 +18,7 @@ import (
 // CodeState reads a code with its promotion and, when userID is set, that
 // user's uses in the promotion. ENotFound when there is no such code.
 func (s *Store) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
-	st, found, err := redemptionTx{s.db}.CodeState(ctx, code, userID)
+	st, found, err := redemptionTx{s.db}.CodeState(ctx, code, userID, time.Now().UTC())
 	if err != nil {
 		return st, fmt.Errorf("read code state: %w", err)
 	}
@@ -274,10 +274,10 @@ func (t redemptionTx) InsertEvent(ctx context.Context, ev promo.OutboxEvent) err
 	return err
 }
 
-func (t redemptionTx) CodeState(ctx context.Context, code, userID string) (promo.CodeState, bool, error) {
+func (t redemptionTx) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
-	p, err := scanPromotion(t.q.QueryRowContext(ctx, qCodeState, mssql.VarChar(code), userID), &st.Code, &st.Used, &st.UserUsed,
-		&st.Active)
+	p, err := scanPromotion(t.q.QueryRowContext(ctx, qCodeState, mssql.VarChar(code), userID, now.UTC()), &st.Code,
+		&st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Reserved, &st.UserReserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}

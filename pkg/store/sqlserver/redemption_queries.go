@@ -34,7 +34,7 @@ WHERE idem_key = @p1`
 UPDATE c SET c.used = c.used + 1
 OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND p.active = 1
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
   AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
 SELECT promotion_id, used, max_usage, per_user FROM @t;`
 
@@ -59,7 +59,10 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 
 	qCodeState = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit)
+	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p3),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
+		AND r.status = 'held' AND r.expires_at > @p3)
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
 WHERE c.code = @p1`

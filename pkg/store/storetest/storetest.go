@@ -41,6 +41,7 @@ type Store interface {
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	RedemptionStore
+	ReservationStore
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -83,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 	}
+	tests = append(tests, reservationTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

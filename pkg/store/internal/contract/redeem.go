@@ -24,9 +24,11 @@ type RedemptionTx interface {
 	StoredOutcome(ctx context.Context, key string) (hash, refused, redemptionID string, err error)
 	// SaveOutcome completes the idempotency record claimed by ClaimKey.
 	SaveOutcome(ctx context.Context, key, refused, redemptionID string) error
-	// UseCode adds one use to code if, in one statement, the promotion is
-	// active, now is inside its window and the code has a use left. ok is
-	// false when the statement matched no row.
+	// UseCode adds one use to code if, in one statement, the code is not
+	// revoked, the promotion is active, now is inside its window and the code
+	// has a use left (committed uses only: live reservations are counted by
+	// CodeLoad once the row is locked). ok is false when the statement
+	// matched no row.
 	UseCode(ctx context.Context, code string, now time.Time) (u CodeUse, ok bool, err error)
 	// UnuseCode takes back the use UseCode added in this transaction.
 	UnuseCode(ctx context.Context, code string) error
@@ -35,9 +37,9 @@ type RedemptionTx interface {
 	UseAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error)
 	// InsertRedemption writes the audit row and its event's outbox row.
 	InsertRedemption(ctx context.Context, r promo.Redemption, ev promo.OutboxEvent) error
-	// CodeState reads a code with its promotion and the user's uses; found is
-	// false when there is no such code.
-	CodeState(ctx context.Context, code, userID string) (st promo.CodeState, found bool, err error)
+	// CodeState reads a code with its promotion, the user's uses and the
+	// reservations live at now; found is false when there is no such code.
+	CodeState(ctx context.Context, code, userID string, now time.Time) (st promo.CodeState, found bool, err error)
 	// MarkRolledBack marks a redemption rolled back if it is not already;
 	// ok is false when it matched no row (no such redemption, or rolled back
 	// before).
@@ -49,6 +51,16 @@ type RedemptionTx interface {
 	ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error
 	// InsertEvent writes an outbox row.
 	InsertEvent(ctx context.Context, ev promo.OutboxEvent) error
+
+	// CodeLoad reads, under the code row lock this transaction holds (taken
+	// by UseCode or LockCode), the code's committed uses plus its live
+	// reservations (held, expires_at > now) other than exclude.
+	CodeLoad(ctx context.Context, code string, now time.Time, exclude string) (int, error)
+	// AllowanceLoad reads, under the allowance row lock this transaction
+	// holds (UseAllowance or LockAllowance), the user's committed uses in the
+	// promotion plus the user's live reservations in it other than exclude.
+	AllowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (int, error)
+	ReservationTx
 }
 
 // CodeUse is what UseCode's statement returns about the code it updated.
@@ -90,51 +102,108 @@ func Redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 }
 
 func redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	u, ok, err := tx.UseCode(ctx, req.Code, req.Now)
-	if err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("use code: %w", err)
-	}
-	if !ok {
-		// The statement refused; read why, only to name the reason.
-		st, found, err := tx.CodeState(ctx, req.Code, "")
-		if err != nil {
-			return promo.RedeemOutcome{}, fmt.Errorf("read code state: %w", err)
-		}
-		if !found {
-			return promo.RedeemOutcome{Refused: promo.ReasonCodeNotFound}, nil
-		}
-		reason := st.Status(req.Now, false)
-		if reason == promo.ReasonRedeemable {
-			// Only a concurrent change can get here (an admin reactivated
-			// the promotion in between): refuse rather than guess.
-			reason = promo.ReasonCodeExhausted
-		}
-		return promo.RedeemOutcome{Refused: reason}, nil
-	}
-	if u.PerUserLimit != promo.UnlimitedPerUser {
-		ok, err := tx.UseAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
-		if err != nil {
-			return promo.RedeemOutcome{}, fmt.Errorf("use allowance: %w", err)
-		}
-		if !ok {
-			if err := tx.UnuseCode(ctx, req.Code); err != nil {
-				return promo.RedeemOutcome{}, fmt.Errorf("take back code use: %w", err)
-			}
-			return promo.RedeemOutcome{Refused: promo.ReasonUserLimitReached}, nil
-		}
+	u, left, refused, err := take(ctx, tx, req.Code, req.UserID, req.Now, "")
+	if err != nil || refused != "" {
+		return promo.RedeemOutcome{Refused: refused}, err
 	}
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-		UsesLeft: max(0, u.MaxUsage-u.Used), IdempotencyKey: req.IdempotencyKey}
-	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, req.EventID, r.RedeemedAt, r)
+		UsesLeft: left, IdempotencyKey: req.IdempotencyKey}
+	if err := insertRedemption(ctx, tx, r, req.EventID); err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	return promo.RedeemOutcome{Redemption: r}, nil
+}
+
+// take adds one use of code for userID at now, within every limit: the
+// conditional UseCode takes the code row's lock, then CodeLoad (a new
+// statement, so under PostgreSQL's READ COMMITTED a new snapshot that sees
+// every reservation committed by the lock's earlier holders) counts live
+// reservations on top of the uses; the same two steps on the user's
+// allowance row. Whatever does not fit is taken back in the transaction and
+// named as the refusal. exclude is a reservation that is being confirmed:
+// its own hold makes room for the use, so it is not counted.
+//
+// A subquery counting reservations inside UseCode's WHERE would not do: under
+// READ COMMITTED PostgreSQL re-checks the WHERE of a row it waited for against
+// the new row version, but a subquery keeps the statement's original
+// snapshot, so two reservers could both fit into the last use.
+func take(ctx context.Context, tx RedemptionTx, code, userID string, now time.Time, exclude string) (CodeUse, int, promo.Reason, error) {
+	u, ok, err := tx.UseCode(ctx, code, now)
 	if err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("encode redemption event: %w", err)
+		return u, 0, "", fmt.Errorf("use code: %w", err)
+	}
+	if !ok {
+		reason, err := refusal(ctx, tx, code, now)
+		return u, 0, reason, err
+	}
+	load, err := tx.CodeLoad(ctx, code, now, exclude)
+	if err != nil {
+		return u, 0, "", fmt.Errorf("count code holds: %w", err)
+	}
+	if load > u.MaxUsage {
+		if err := tx.UnuseCode(ctx, code); err != nil {
+			return u, 0, "", fmt.Errorf("take back code use: %w", err)
+		}
+		return u, 0, promo.ReasonCodeExhausted, nil
+	}
+	if u.PerUserLimit != promo.UnlimitedPerUser {
+		ok, err := tx.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
+		if err != nil {
+			return u, 0, "", fmt.Errorf("use allowance: %w", err)
+		}
+		if ok {
+			userLoad, err := tx.AllowanceLoad(ctx, u.PromotionID, userID, now, exclude)
+			if err != nil {
+				return u, 0, "", fmt.Errorf("count user holds: %w", err)
+			}
+			if userLoad > u.PerUserLimit {
+				if err := tx.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
+					return u, 0, "", fmt.Errorf("take back allowance use: %w", err)
+				}
+				ok = false
+			}
+		}
+		if !ok {
+			if err := tx.UnuseCode(ctx, code); err != nil {
+				return u, 0, "", fmt.Errorf("take back code use: %w", err)
+			}
+			return u, 0, promo.ReasonUserLimitReached, nil
+		}
+	}
+	return u, max(0, u.MaxUsage-load), "", nil
+}
+
+// refusal names why a conditional statement on code matched no row; it reads
+// the state only to name the reason.
+func refusal(ctx context.Context, tx RedemptionTx, code string, now time.Time) (promo.Reason, error) {
+	st, found, err := tx.CodeState(ctx, code, "", now)
+	if err != nil {
+		return "", fmt.Errorf("read code state: %w", err)
+	}
+	if !found {
+		return promo.ReasonCodeNotFound, nil
+	}
+	reason := st.Status(now, false)
+	if reason == promo.ReasonRedeemable {
+		// Only a concurrent change can get here (an admin reactivated
+		// the promotion in between): refuse rather than guess.
+		reason = promo.ReasonCodeExhausted
+	}
+	return reason, nil
+}
+
+// insertRedemption writes the audit row and its redemption.created event.
+func insertRedemption(ctx context.Context, tx RedemptionTx, r promo.Redemption, eventID string) error {
+	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r)
+	if err != nil {
+		return fmt.Errorf("encode redemption event: %w", err)
 	}
 	ev := promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}
 	if err := tx.InsertRedemption(ctx, r, ev); err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("insert redemption: %w", err)
+		return fmt.Errorf("insert redemption: %w", err)
 	}
-	return promo.RedeemOutcome{Redemption: r}, nil
+	return nil
 }
 
 // replay answers a redemption whose idempotency key is already recorded.

@@ -1,0 +1,36 @@
+-- +goose Up
+-- Code lifecycle (issue 9): reservations with a TTL, revoked codes.
+
+-- A revoked code answers "revoked"; the column is NULL for every other code
+-- (adding a nullable column without a default rewrites nothing).
+ALTER TABLE codes ADD COLUMN revoked_at timestamptz NULL, ADD COLUMN revoke_reason text NULL;
+
+-- The idempotency record of a reservation names it here (redemption_id
+-- stays for redemptions).
+ALTER TABLE idempotency_keys ADD COLUMN reservation_id text NULL;
+
+-- reservations: one row per use held for a user. A row holds a use while
+-- status = 'held' AND expires_at > now: expiry needs no job, the limits
+-- count only live rows. The sweeper deletes rows long past expires_at.
+CREATE TABLE reservations (
+    id            text        COLLATE "C" PRIMARY KEY,
+    promotion_id  bigint      NOT NULL,
+    code          text        COLLATE "C" NOT NULL,
+    user_id       text        COLLATE "C" NOT NULL,
+    status        text        NOT NULL CHECK (status IN ('held', 'confirmed', 'released')),
+    created_at    timestamptz NOT NULL,
+    expires_at    timestamptz NOT NULL,
+    settled_at    timestamptz NULL,
+    redemption_id text        NULL,
+    order_id      text        NULL
+);
+-- The two counts of live holds that every redemption and reservation makes.
+CREATE INDEX reservations_held_by_code ON reservations (code, expires_at) WHERE status = 'held';
+CREATE INDEX reservations_held_by_user ON reservations (promotion_id, user_id, expires_at) WHERE status = 'held';
+-- The sweeper's scan.
+CREATE INDEX reservations_by_expiry ON reservations (expires_at);
+
+-- +goose Down
+DROP TABLE reservations;
+ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
+ALTER TABLE codes DROP COLUMN revoked_at, DROP COLUMN revoke_reason;

@@ -1,0 +1,30 @@
+-- +goose Up
+-- Code lifecycle (issue 9): reservations with a TTL, revoked codes. See
+-- ../../postgres/migrations/00007_lifecycle.sql for the why of each part.
+
+ALTER TABLE codes ADD COLUMN revoked_at TEXT NULL;
+ALTER TABLE codes ADD COLUMN revoke_reason TEXT NULL;
+
+ALTER TABLE idempotency_keys ADD COLUMN reservation_id TEXT NULL;
+
+CREATE TABLE reservations (
+    id            TEXT    NOT NULL PRIMARY KEY,
+    promotion_id  INTEGER NOT NULL,
+    code          TEXT    NOT NULL,
+    user_id       TEXT    NOT NULL,
+    status        TEXT    NOT NULL CHECK (status IN ('held', 'confirmed', 'released')),
+    created_at    TEXT    NOT NULL,
+    expires_at    TEXT    NOT NULL,
+    settled_at    TEXT    NULL,
+    redemption_id TEXT    NULL,
+    order_id      TEXT    NULL
+) WITHOUT ROWID;
+CREATE INDEX reservations_held_by_code ON reservations (code, expires_at) WHERE status = 'held';
+CREATE INDEX reservations_held_by_user ON reservations (promotion_id, user_id, expires_at) WHERE status = 'held';
+CREATE INDEX reservations_by_expiry ON reservations (expires_at);
+
+-- +goose Down
+DROP TABLE reservations;
+ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
+ALTER TABLE codes DROP COLUMN revoke_reason;
+ALTER TABLE codes DROP COLUMN revoked_at;

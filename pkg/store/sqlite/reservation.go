@@ -1,0 +1,195 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
+)
+
+// Reserve holds one use of a code for a user until req.Now+req.TTL, in one
+// write transaction that enforces every limit (see reservation_queries.go).
+func (s *Store) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	if err := contract.CheckReserveRequest(req); err != nil {
+		return promo.ReserveOutcome{}, err
+	}
+	var out promo.ReserveOutcome
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = contract.Reserve(ctx, redemptionTx{tx}, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("reserve %q for %q: %w", req.Code, req.UserID, err)
+	}
+	return out, err
+}
+
+// Confirm turns a reservation into a redemption (contract.Confirm).
+func (s *Store) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
+	if err := contract.CheckConfirmRequest(req); err != nil {
+		return promo.ConfirmOutcome{}, err
+	}
+	var out promo.ConfirmOutcome
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = contract.Confirm(ctx, redemptionTx{tx}, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("confirm reservation %q: %w", req.ReservationID, err)
+	}
+	return out, err
+}
+
+// Release ends a held reservation; replayed when it had been released before.
+func (s *Store) Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
+	var (
+		r        promo.Reservation
+		replayed bool
+	)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, replayed, err = contract.Release(ctx, redemptionTx{tx}, id, now)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("release reservation %q: %w", id, err)
+	}
+	return r, replayed, err
+}
+
+// Reservation reads one reservation; ENotFound when there is none.
+func (s *Store) Reservation(ctx context.Context, id string) (promo.Reservation, error) {
+	r, found, err := redemptionTx{s.r}.Reservation(ctx, id)
+	if err != nil {
+		return r, fmt.Errorf("read reservation %q: %w", id, err)
+	}
+	if !found {
+		return r, contract.ReservationNotFound(id)
+	}
+	return r, nil
+}
+
+// SweepReservations deletes up to limit reservations that ended before
+// before; it returns how many.
+func (s *Store) SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, qSweepReservations, formatTime(before), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sweep reservations: %w", err)
+	}
+	return n, nil
+}
+
+func (t redemptionTx) LockCode(ctx context.Context, code string, now time.Time) (contract.CodeUse, bool, error) {
+	var u contract.CodeUse
+	err := t.q.QueryRowContext(ctx, qLockCode, code, formatTime(now)).Scan(&u.PromotionID, &u.Used, &u.MaxUsage,
+		&u.PerUserLimit)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, false, nil
+	}
+	return u, err == nil, err
+}
+
+func (t redemptionTx) CodeLoad(ctx context.Context, code string, now time.Time, exclude string) (int, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, qCodeLoad, code, formatTime(now), exclude).Scan(&n)
+	return n, err
+}
+
+func (t redemptionTx) LockAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error) {
+	var used int
+	err := t.q.QueryRowContext(ctx, qLockAllowance, promotionID, userID, limit).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (t redemptionTx) AllowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (int, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, qAllowanceLoad, promotionID, userID, formatTime(now), exclude).Scan(&n)
+	return n, err
+}
+
+func (t redemptionTx) InsertReservation(ctx context.Context, r promo.Reservation) error {
+	_, err := t.q.ExecContext(ctx, qInsertReservation, r.ID, r.PromotionID, r.Code, r.UserID, formatTime(r.CreatedAt),
+		formatTime(r.ExpiresAt))
+	return err
+}
+
+func (t redemptionTx) Reservation(ctx context.Context, id string) (promo.Reservation, bool, error) {
+	r, err := scanReservation(t.q.QueryRowContext(ctx, qReservation, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+func (t redemptionTx) MarkConfirmed(ctx context.Context, id, redemptionID, orderID string, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qMarkConfirmed, id, redemptionID, orderID, formatTime(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t redemptionTx) MarkReleased(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
+	r, err := scanReservation(t.q.QueryRowContext(ctx, qMarkReleased, id, formatTime(now)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+func (t redemptionTx) SaveReservationOutcome(ctx context.Context, key, refused, id string) error {
+	_, err := t.q.ExecContext(ctx, qSaveReservationOutcome, key, refused, id)
+	return err
+}
+
+func (t redemptionTx) StoredReservationOutcome(ctx context.Context, key string) (hash, refused, id string, err error) {
+	err = t.q.QueryRowContext(ctx, qStoredReservationOutcome, key).Scan(&hash, &refused, &id)
+	return hash, refused, id, err
+}
+
+func scanReservation(row scanner) (promo.Reservation, error) {
+	var (
+		r               promo.Reservation
+		status, created string
+		expires         string
+		settled         sql.NullString
+	)
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &status, &created, &expires, &settled,
+		&r.RedemptionID, &r.OrderID)
+	if err != nil {
+		return r, err
+	}
+	r.Status = promo.ReservationStatus(status)
+	if r.CreatedAt, err = parseTime(created); err != nil {
+		return r, fmt.Errorf("reservation %s: created_at: %w", r.ID, err)
+	}
+	if r.ExpiresAt, err = parseTime(expires); err != nil {
+		return r, fmt.Errorf("reservation %s: expires_at: %w", r.ID, err)
+	}
+	if settled.Valid {
+		t, err := parseTime(settled.String)
+		if err != nil {
+			return r, fmt.Errorf("reservation %s: settled_at: %w", r.ID, err)
+		}
+		r.SettledAt = &t
+	}
+	return r, nil
+}
