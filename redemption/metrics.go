@@ -8,6 +8,7 @@ type metrics struct {
 	redemptions *prometheus.CounterVec
 	validations *prometheus.CounterVec
 	rollbacks   *prometheus.CounterVec
+	reservation *prometheus.CounterVec
 	seconds     *prometheus.HistogramVec
 	limited     prometheus.Counter
 }
@@ -20,14 +21,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Code validations by result: the code's status, or the refusal reason."}, []string{"result"}),
 		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promocodes_rollbacks_total",
 			Help: "Redemption rollbacks by result."}, []string{"result"}),
+		reservation: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promocodes_reservations_total",
+			Help: "Reservation operations (reserve, confirm, release) by result: ok, or the refusal reason."},
+			[]string{"operation", "result"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "promocodes_redemption_duration_seconds",
-			Help:    "Time to validate, redeem or roll back, database included.",
+			Help:    "Time to validate, redeem, roll back, reserve, confirm or release, database included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"operation"}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_rate_limited_total",
 			Help: "Requests refused with 429 after too many failed code look-ups from one client."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.redemptions, m.validations, m.rollbacks, m.seconds, m.limited)
+		reg.MustRegister(m.redemptions, m.validations, m.rollbacks, m.reservation, m.seconds, m.limited)
 	}
 	return m
 }

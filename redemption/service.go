@@ -38,6 +38,7 @@ type Store interface {
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
 	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
+	ReservationStore
 }
 
 // Config tunes the service. Zero values take the defaults.
@@ -53,6 +54,15 @@ type Config struct {
 	GuessWindow time.Duration
 	// MaxMetadataBytes bounds a redemption's metadata object (1 KiB).
 	MaxMetadataBytes int
+	// ReservationTTL is a reservation's time to live when the request names
+	// none (15m); MaxReservationTTL bounds the one it names (1h).
+	ReservationTTL    time.Duration
+	MaxReservationTTL time.Duration
+	// ReservationRetention is how long after its expiry a reservation row is
+	// kept (24h: its confirmation stays idempotent that long); the sweeper
+	// deletes older ones every SweepInterval (1m).
+	ReservationRetention time.Duration
+	SweepInterval        time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +81,18 @@ func (c *Config) setDefaults() {
 	if c.MaxMetadataBytes == 0 {
 		c.MaxMetadataBytes = 1024
 	}
+	if c.ReservationTTL == 0 {
+		c.ReservationTTL = 15 * time.Minute
+	}
+	if c.MaxReservationTTL == 0 {
+		c.MaxReservationTTL = time.Hour
+	}
+	if c.ReservationRetention == 0 {
+		c.ReservationRetention = 24 * time.Hour
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = time.Minute
+	}
 }
 
 // Validate checks the configuration after defaults.
@@ -83,6 +105,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("redeem.guessWindow: must be at least 1s, got %s", c.GuessWindow)
 	case c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10:
 		return fmt.Errorf("redeem.maxMetadataBytes: must be in 2..65536, got %d", c.MaxMetadataBytes)
+	case c.ReservationTTL < time.Second || c.MaxReservationTTL < time.Second:
+		return fmt.Errorf("redeem.reservationTTL and redeem.maxReservationTTL: must be at least 1s, got %s and %s",
+			c.ReservationTTL, c.MaxReservationTTL)
+	case c.ReservationTTL > c.MaxReservationTTL:
+		return fmt.Errorf("redeem.reservationTTL: %s is above redeem.maxReservationTTL %s", c.ReservationTTL,
+			c.MaxReservationTTL)
+	case c.ReservationRetention < 0 || c.SweepInterval < 0:
+		return errors.New("redeem.reservationRetention: must not be negative")
 	}
 	return nil
 }
@@ -123,12 +153,19 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 // rollback (the event publisher's Notify). Call before serving.
 func (s *Service) OnChange(fn func()) { s.notify = fn }
 
-// Run loads the catalog and refreshes it until ctx ends.
+// Run loads the catalog and refreshes it, and sweeps ended reservations,
+// until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.catalog.refresh(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("code catalog load failed; will retry", zap.Error(err))
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.sweep(ctx)
+	}()
 	s.catalog.run(ctx, s.cfg.CatalogRefresh)
+	<-done
 	return nil
 }
 
@@ -149,6 +186,8 @@ type CodeView struct {
 	Promotion PromotionRef `json:"promotion"`
 	Status    promo.Reason `json:"status"`
 	UsesLeft  int          `json:"usesLeft"`
+	// ReservedUses is how many uses live reservations hold (not in UsesLeft).
+	ReservedUses int `json:"reservedUses"`
 	// UserUsesLeft is set when a user was asked about; -1 would mean no
 	// limit, which is shown as null ("unlimited") instead.
 	UserUsesLeft *int       `json:"userUsesLeft,omitempty"`
@@ -224,7 +263,7 @@ func (s *Service) validate(ctx context.Context, client, raw, userID string) (Cod
 		status = StatusExhausted
 	}
 	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
-		Status: status, UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
+		Status: status, UsesLeft: st.UsesLeft(), ReservedUses: st.Reserved, StartsAt: p.StartsAt,
 		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit}
 	if userID != "" && p.PerUserLimit != promo.UnlimitedPerUser {
 		n := st.UserUsesLeft()
@@ -381,6 +420,10 @@ func refusalMessage(r promo.Reason) string {
 		return "the promotion is deactivated"
 	case promo.ReasonRevoked:
 		return "the code was revoked"
+	case promo.ReasonReservationExpired:
+		return "the reservation expired and its use was taken since"
+	case promo.ReasonReservationReleased:
+		return "the reservation was released"
 	}
 	return string(r)
 }

@@ -1,0 +1,167 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// Reserver is what the reservation endpoints need: the redemption service.
+type Reserver interface {
+	Reserve(ctx context.Context, client string, in redemption.ReserveInput) (redemption.ReservationView, bool, error)
+	Confirm(ctx context.Context, in redemption.ConfirmInput) (redemption.Receipt, bool, error)
+	Release(ctx context.Context, id string) (redemption.ReservationView, bool, error)
+	Reservation(ctx context.Context, id string) (redemption.ReservationView, error)
+}
+
+// reservationRoutes registers the reservation endpoints when the redemption
+// service also reserves (it does in every deployable).
+func (s *Server) reservationRoutes() {
+	if _, ok := s.redeemer.(Reserver); !ok {
+		return
+	}
+	s.mux.Handle("POST /v1/codes/{code}/reservations", s.redeemRole(s.reserveCode))
+	s.mux.Handle("GET /v1/reservations/{id}", s.redeemRole(s.getReservation))
+	s.mux.Handle("POST /v1/reservations/{id}/confirm", s.redeemRole(s.confirmReservation))
+	s.mux.Handle("DELETE /v1/reservations/{id}", s.redeemRole(s.releaseReservation))
+}
+
+func (s *Server) reserver() Reserver { return s.redeemer.(Reserver) }
+
+// reserveRequest is the body of POST /v1/codes/{code}/reservations. TTL is a
+// duration ("90s", "15m"); empty takes redeem.reservationTTL.
+type reserveRequest struct {
+	UserID string `json:"userId"`
+	TTL    string `json:"ttl"`
+}
+
+func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
+	code, err := typedCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req reserveRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	var fields []promo.FieldError
+	for _, c := range []struct {
+		field, v string
+		max      int
+		required bool
+	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
+		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+			fields = append(fields, err.(*promo.Error).Fields...)
+		}
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		ttl, err = time.ParseDuration(req.TTL)
+		if err != nil || ttl <= 0 {
+			fields = append(fields, promo.FieldError{Field: "ttl",
+				Message: `must be a positive duration such as "90s" or "15m"`})
+		}
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
+		return
+	}
+	v, replayed, err := s.reserver().Reserve(r.Context(), clientKey(r, req.UserID), redemption.ReserveInput{
+		Code: code, UserID: req.UserID, TTL: ttl, IdempotencyKey: key})
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/reservations/"+v.ID)
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// reservationID reads the {id} path value; an impossible one is not found.
+func (s *Server) reservationID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if err := checkText("id", id, 64, true); err != nil {
+		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no reservation %q", truncate(id, 64)))
+		return "", false
+	}
+	return id, true
+}
+
+func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.reservationID(w, r)
+	if !ok {
+		return
+	}
+	v, err := s.reserver().Reservation(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// confirmRequest is the body of POST /v1/reservations/{id}/confirm.
+type confirmRequest struct {
+	OrderID  string          `json:"orderId"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.reservationID(w, r)
+	if !ok {
+		return
+	}
+	var req confirmRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var fields []promo.FieldError
+	if err := checkText("orderId", req.OrderID, maxOrderIDLen, true); err != nil {
+		fields = append(fields, err.(*promo.Error).Fields...)
+	}
+	metadata, err := s.checkMetadata(req.Metadata)
+	if err != nil {
+		fields = append(fields, err.(*promo.Error).Fields...)
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
+		return
+	}
+	rc, replayed, err := s.reserver().Confirm(r.Context(), redemption.ConfirmInput{ReservationID: id,
+		OrderID: req.OrderID, Metadata: metadata})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/v1/redemptions/"+rc.ID)
+	writeJSON(w, http.StatusCreated, rc)
+}
+
+func (s *Server) releaseReservation(w http.ResponseWriter, r *http.Request) {
+	id, ok := s.reservationID(w, r)
+	if !ok {
+		return
+	}
+	v, replayed, err := s.reserver().Release(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, v)
+}

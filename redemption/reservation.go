@@ -1,0 +1,177 @@
+package redemption
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// ReservationStore is what reservations need from the database.
+type ReservationStore interface {
+	Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error)
+	Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error)
+	Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error)
+	Reservation(ctx context.Context, id string) (promo.Reservation, error)
+	SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error)
+}
+
+// ReserveInput is a reservation request as the API decoded it. TTL 0 takes
+// the configured default.
+type ReserveInput struct {
+	Code           string // as typed
+	UserID         string
+	TTL            time.Duration
+	IdempotencyKey string
+}
+
+// ReservationView is a reservation as the API answers it: Status is the
+// state now (a held one past expiresAt shows "expired").
+type ReservationView struct {
+	promo.Reservation
+	Code        string `json:"code"` // display form
+	PromotionID string `json:"promotionId"`
+}
+
+// ConfirmInput confirms a reservation.
+type ConfirmInput struct {
+	ReservationID string
+	OrderID       string
+	Metadata      json.RawMessage
+}
+
+// Reserve holds one use of the code for the user for the TTL. A refusal is a
+// *promo.Error with a Reason (the same ones as a redemption's).
+func (s *Service) Reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+	start := time.Now()
+	v, replayed, err := s.reserve(ctx, client, in)
+	s.countReservation("reserve", start, err)
+	return v, replayed, err
+}
+
+func (s *Service) reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+	ttl := in.TTL
+	if ttl == 0 {
+		ttl = s.cfg.ReservationTTL
+	}
+	if ttl < time.Second || ttl > s.cfg.MaxReservationTTL {
+		return ReservationView{}, false, promo.FieldErrorf("ttl", "must be from 1s to %s, got %s",
+			s.cfg.MaxReservationTTL, ttl)
+	}
+	canon, err := s.recognise(ctx, client, in.Code)
+	if err != nil {
+		return ReservationView{}, false, err
+	}
+	req := promo.ReserveRequest{ID: newID(), Code: canon, UserID: in.UserID, Now: s.now().UTC(), TTL: ttl,
+		IdempotencyKey: in.IdempotencyKey}
+	if in.IdempotencyKey != "" {
+		h := sha256.New()
+		for _, part := range []string{"reserve", canon, in.UserID, in.TTL.String()} {
+			fmt.Fprintf(h, "%d:%s;", len(part), part)
+		}
+		req.RequestHash = hex.EncodeToString(h.Sum(nil))
+	}
+	out, err := s.store.Reserve(ctx, req)
+	if err != nil {
+		return ReservationView{}, false, err
+	}
+	if out.Refused != "" {
+		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
+		if out.Refused == promo.ReasonCodeNotFound {
+			err = s.failed(ctx, client, err)
+		}
+		return ReservationView{}, out.Replayed, err
+	}
+	return s.reservationView(ctx, out.Reservation), out.Replayed, nil
+}
+
+// Confirm turns a reservation into a redemption (see docs/redemption.md for
+// what confirming an expired one does).
+func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, error) {
+	start := time.Now()
+	out, err := s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: newID(),
+		EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC()})
+	if err == nil && out.Refused != "" {
+		err = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
+	}
+	s.countReservation("confirm", start, err)
+	if err != nil {
+		return Receipt{}, out.Replayed, err
+	}
+	if !out.Replayed && s.notify != nil {
+		s.notify()
+	}
+	return s.receipt(ctx, out.Redemption), out.Replayed, nil
+}
+
+// Release ends a held reservation: its use is free at once.
+func (s *Service) Release(ctx context.Context, id string) (ReservationView, bool, error) {
+	start := time.Now()
+	r, replayed, err := s.store.Release(ctx, id, s.now().UTC())
+	s.countReservation("release", start, err)
+	if err != nil {
+		return ReservationView{}, false, err
+	}
+	return s.reservationView(ctx, r), replayed, nil
+}
+
+// Reservation reads one reservation.
+func (s *Service) Reservation(ctx context.Context, id string) (ReservationView, error) {
+	r, err := s.store.Reservation(ctx, id)
+	if err != nil {
+		return ReservationView{}, err
+	}
+	return s.reservationView(ctx, r), nil
+}
+
+func (s *Service) reservationView(ctx context.Context, r promo.Reservation) ReservationView {
+	r.Status = r.State(s.now())
+	return ReservationView{Reservation: r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+		PromotionID: promo.FormatID(r.PromotionID)}
+}
+
+func (s *Service) countReservation(op string, start time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = resultOf(err)
+	}
+	s.metrics.reservation.WithLabelValues(op, result).Inc()
+	s.metrics.seconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+// sweep deletes reservations that ended more than ReservationRetention ago,
+// every SweepInterval, a bounded batch per statement. Limits never depend on
+// it: an expired reservation holds nothing whether or not it was swept.
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := s.now().Add(-s.cfg.ReservationRetention)
+		for ctx.Err() == nil {
+			n, err := s.store.SweepReservations(ctx, before, sweepBatch)
+			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("reservation sweep failed; will retry", zap.Error(err))
+				}
+				break
+			}
+			if n < sweepBatch {
+				break
+			}
+		}
+	}
+}
+
+// sweepBatch bounds one sweep statement (a short transaction).
+const sweepBatch = 1000
