@@ -104,3 +104,27 @@ func TestVanityCodesShareTheCanonicalForm(t *testing.T) {
 		t.Errorf("GetCode(MEGADETH21): %v", err)
 	}
 }
+
+// TestExportOfAFormatRefusedSinceCreation: a promotion stored with a format
+// that is refused now (a case-sensitive charset, accepted before canonical
+// codes) still exports, its codes in canonical form.
+func TestExportOfAFormatRefusedSinceCreation(t *testing.T) {
+	e := newEnv(t, api.Config{Open: true}, nil)
+	ctx := context.Background()
+	check := false
+	f := promo.Format{Charset: "abcdefghABCDEFGH", Length: 8, CheckChar: &check}
+	p, _, err := e.store.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "old",
+		Kind: promo.KindGenerated, CodeCount: 2, Format: &f, MaxUsagePerCode: 1, PerUserLimit: 1,
+		CounterName: `codes/v1:"abcdefghABCDEFGH":8:"":"":nocheck`}, BatchSize: 10, SeqLimit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.CommitChunk(ctx, promo.Chunk{Batch: promo.BatchRef{PromotionID: p.ID}, Count: 2,
+		Codes: []byte("AABBCCDDHHGGFFEE"), CodeLen: 8, CounterName: p.CounterName}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(http.MethodGet, "/v1/promotions/"+p.IDString()+"/codes", "", nil)
+	if r.StatusCode != http.StatusOK || string(r.body) != "code\nAABBCCDD\nHHGGFFEE\n" {
+		t.Errorf("export = %d %q, want the two canonical codes", r.StatusCode, r.body)
+	}
+}

@@ -394,8 +394,11 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	var layout *codes.Layout
 	if st.Format != nil {
 		if layout, err = codes.NewLayout(*st.Format); err != nil {
-			s.writeError(w, r, fmt.Errorf("export %d: stored format: %w", id, err))
-			return
+			// A format stored before canonical codes that is refused now (a
+			// case-sensitive charset): its codes are exported canonical.
+			s.log.Warn("export: stored format has no display form; exporting canonical codes",
+				zap.Int64("promotion_id", id), zap.Error(err))
+			layout = nil
 		}
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
