@@ -78,9 +78,18 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 			UNION ALL SELECT 'lower', 'x9z8b7c6d5f', 0
 			UNION ALL SELECT 'vanity', 'MEGA-DETH.21', 17
 			UNION ALL SELECT 'plain', '222M5H4HJVD', 0) c ON c.name = p.name`))
+		// The audit trail (migration 00002) of a release before canonical codes.
+		must(db.MigrateTo(ctx, 2))
+		must(db.Exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
+			SELECT 'r1', id, 'WNTR-7KQ2M9XDP3X', 'u1', '2026-01-02T00:00:00', 0 FROM promotions WHERE name = 'winter'`))
 		must(db.MigrateTo(ctx, 0))
 
-		got, err := db.strings(ctx, `SELECT p.name, c.code, CAST(c.used AS varchar(20)) FROM codes c JOIN promotions p ON p.id = c.promotion_id`)
+		got, err := db.strings(ctx, `SELECT id, code FROM redemptions`)
+		must(err)
+		if want := []string{"r1 WNTR7KQ2M9XDP3X"}; !slices.Equal(got, want) {
+			t.Errorf("redemptions after the migration: %q, want %q", got, want)
+		}
+		got, err = db.strings(ctx, `SELECT p.name, c.code, CAST(c.used AS varchar(20)) FROM codes c JOIN promotions p ON p.id = c.promotion_id`)
 		must(err)
 		want := []string{
 			"lower 22B4D96HC4D 1", "lower X9Z8B7C6D5F 0", "plain 222M5H4HJVD 0", "vanity MEGADETH21 17",

@@ -45,6 +45,11 @@ UPDATE promotions SET vanity_code = upper(replace(replace(replace(replace(vanity
 WHERE vanity_code IS NOT NULL
   AND vanity_code <> upper(replace(replace(replace(replace(vanity_code, '-', ''), '_', ''), '.', ''), ' ', ''));
 
+-- The audit trail names codes too (redemptions written by a release that had
+-- migration 00002 but not this one).
+UPDATE redemptions SET code = upper(replace(replace(replace(replace(code, '-', ''), '_', ''), '.', ''), ' ', ''))
+WHERE code <> upper(replace(replace(replace(replace(code, '-', ''), '_', ''), '.', ''), ' ', ''));
+
 -- +goose Down
 -- Nothing to undo: the canonical form cannot be turned back into the one
 -- each code had, and the canonical rows are still valid codes.

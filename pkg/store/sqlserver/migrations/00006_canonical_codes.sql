@@ -38,6 +38,11 @@ WHERE code <> UPPER(REPLACE(REPLACE(REPLACE(REPLACE(code, '-', ''), '_', ''), '.
 UPDATE promotions SET vanity_code = UPPER(REPLACE(REPLACE(REPLACE(REPLACE(vanity_code, '-', ''), '_', ''), '.', ''), ' ', ''))
 WHERE vanity_code IS NOT NULL
   AND vanity_code <> UPPER(REPLACE(REPLACE(REPLACE(REPLACE(vanity_code, '-', ''), '_', ''), '.', ''), ' ', ''));
+
+-- The audit trail names codes too (redemptions written by a release that had
+-- migration 00002 but not this one).
+UPDATE redemptions SET code = UPPER(REPLACE(REPLACE(REPLACE(REPLACE(code, '-', ''), '_', ''), '.', ''), ' ', ''))
+WHERE code <> UPPER(REPLACE(REPLACE(REPLACE(REPLACE(code, '-', ''), '_', ''), '.', ''), ' ', ''));
 -- +goose StatementEnd
 
 -- +goose Down
