@@ -28,20 +28,21 @@ type catalog struct {
 	log    *zap.Logger
 	minGap time.Duration
 
-	mu       sync.RWMutex
-	lastID   int64
-	byLen    map[int][]*codes.Layout
-	counters map[string]bool
-	layouts  map[int64]*codes.Layout // by promotion, for the display form
-	vanity   map[string]bool
-	loadedAt time.Time
+	mu        sync.RWMutex
+	lastID    int64
+	byLen     map[int][]*codes.Layout
+	counters  map[string]bool
+	layouts   map[int64]*codes.Layout // by promotion, for the display form
+	vanityIDs map[int64]bool          // promotions known to have a vanity code
+	vanity    map[string]bool
+	loadedAt  time.Time
 
 	refreshMu sync.Mutex // one refresh at a time
 }
 
 func newCatalog(store Store, minGap time.Duration, log *zap.Logger) *catalog {
 	return &catalog{store: store, log: log, minGap: minGap, byLen: map[int][]*codes.Layout{},
-		counters: map[string]bool{}, layouts: map[int64]*codes.Layout{}, vanity: map[string]bool{}}
+		counters: map[string]bool{}, layouts: map[int64]*codes.Layout{}, vanityIDs: map[int64]bool{}, vanity: map[string]bool{}}
 }
 
 // verdict is what the catalog says about a canonical code.
@@ -133,6 +134,7 @@ func (c *catalog) add(ps []promo.Promotion) {
 				continue
 			}
 			c.vanity[canon] = true
+			c.vanityIDs[p.ID] = true
 		case p.Format != nil:
 			l, err := codes.NewLayout(*p.Format)
 			if err != nil {
@@ -167,14 +169,31 @@ func (c *catalog) run(ctx context.Context, interval time.Duration) {
 }
 
 // display renders a canonical code of a promotion the way its format shows
-// it (separators, the admin's case for the prefix); a vanity code, or a
-// promotion the catalog does not know, shows as stored.
-func (c *catalog) display(promotionID int64, canon string) string {
-	c.mu.RLock()
-	l := c.layouts[promotionID]
-	c.mu.RUnlock()
+// it (separators, the admin's case for the prefix). A promotion the catalog
+// does not know yet (created since the last refresh) triggers a refresh, at
+// most once per minGap; a vanity code shows as stored.
+func (c *catalog) display(ctx context.Context, promotionID int64, canon string) string {
+	l, ok := c.layout(promotionID)
+	if !ok {
+		c.mu.RLock()
+		stale := time.Since(c.loadedAt) >= c.minGap || promotionID > c.lastID
+		c.mu.RUnlock()
+		if stale {
+			if err := c.refresh(ctx); err != nil {
+				c.log.Warn("code catalog refresh failed", zap.Error(err))
+			}
+			l, _ = c.layout(promotionID)
+		}
+	}
 	if l == nil {
 		return canon
 	}
 	return l.Display(canon)
+}
+
+func (c *catalog) layout(promotionID int64) (*codes.Layout, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	l, ok := c.layouts[promotionID]
+	return l, ok || c.vanityIDs[promotionID]
 }

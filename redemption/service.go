@@ -139,6 +139,10 @@ func (s *Service) Close() {
 	}
 }
 
+// StatusExhausted is the validation status of a used-up code (its refusal
+// reason on redemption is code_exhausted).
+const StatusExhausted promo.Reason = "exhausted"
+
 // CodeView is a code as validation shows it.
 type CodeView struct {
 	Code      string       `json:"code"` // display form
@@ -215,8 +219,12 @@ func (s *Service) validate(ctx context.Context, client, raw, userID string) (Cod
 		return CodeView{}, err
 	}
 	p := st.Promotion
-	v := CodeView{Code: s.catalog.display(p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
-		Status: st.Status(s.now(), userID != ""), UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
+	status := st.Status(s.now(), userID != "")
+	if status == promo.ReasonCodeExhausted {
+		status = StatusExhausted
+	}
+	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
+		Status: status, UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
 		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit}
 	if userID != "" && p.PerUserLimit != promo.UnlimitedPerUser {
 		n := st.UserUsesLeft()
@@ -272,7 +280,7 @@ func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Re
 	if !out.Replayed && s.notify != nil {
 		s.notify()
 	}
-	return s.receipt(out.Redemption), out.Replayed, nil
+	return s.receipt(ctx, out.Redemption), out.Replayed, nil
 }
 
 // Rollback gives a redemption's use back, once.
@@ -295,7 +303,7 @@ func (s *Service) Rollback(ctx context.Context, id, reason string) (Receipt, boo
 	if !replayed && s.notify != nil {
 		s.notify()
 	}
-	return s.receipt(r), replayed, nil
+	return s.receipt(ctx, r), replayed, nil
 }
 
 // Redemptions returns a page of a promotion's audit trail.
@@ -306,18 +314,19 @@ func (s *Service) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]
 	}
 	out := make([]Receipt, len(rs))
 	for i, r := range rs {
-		out[i] = s.receipt(r)
+		out[i] = s.receipt(ctx, r)
 	}
 	return out, nil
 }
 
 // ExportRedemptions streams a promotion's audit trail to fn.
 func (s *Service) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(Receipt) error) error {
-	return s.store.ExportRedemptions(ctx, f, func(r promo.Redemption) error { return fn(s.receipt(r)) })
+	return s.store.ExportRedemptions(ctx, f, func(r promo.Redemption) error { return fn(s.receipt(ctx, r)) })
 }
 
-func (s *Service) receipt(r promo.Redemption) Receipt {
-	return Receipt{Redemption: r, Code: s.catalog.display(r.PromotionID, r.Code), PromotionID: promo.FormatID(r.PromotionID)}
+func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
+	return Receipt{Redemption: r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+		PromotionID: promo.FormatID(r.PromotionID)}
 }
 
 // checkGuesses refuses a client that used up its failed look-ups.
@@ -325,8 +334,8 @@ func (s *Service) checkGuesses(ctx context.Context, client string) error {
 	if s.guesses == nil {
 		return nil
 	}
-	_, remaining, err := s.guesses.Get(ctx, client)
-	if err != nil || remaining > 0 {
+	tokens, remaining, err := s.guesses.Get(ctx, client)
+	if err != nil || tokens == 0 || remaining > 0 { // tokens == 0: a client without failures
 		return nil //nolint:nilerr // the limiter failing open is better than refusing shoppers
 	}
 	return s.limited()
