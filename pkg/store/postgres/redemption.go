@@ -312,3 +312,13 @@ func (s *Store) SetPromotionActive(ctx context.Context, id int64, active bool) e
 	}
 	return nil
 }
+
+// PruneEvents deletes up to limit outbox events published before before,
+// and returns how many it deleted.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	tag, err := s.pool.Exec(ctx, qPruneEvents, before.UTC(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune published events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

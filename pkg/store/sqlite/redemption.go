@@ -343,3 +343,21 @@ func (s *Store) SetPromotionActive(ctx context.Context, id int64, active bool) e
 	}
 	return nil
 }
+
+// PruneEvents deletes up to limit outbox events published before before,
+// and returns how many it deleted.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, qPruneEvents, formatTime(before), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune published events: %w", err)
+	}
+	return n, nil
+}
