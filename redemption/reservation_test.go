@@ -237,7 +237,6 @@ func TestHTTPReservations(t *testing.T) {
 	}
 }
 
-
 func TestHTTPReservationConcurrency(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {

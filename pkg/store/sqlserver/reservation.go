@@ -16,65 +16,22 @@ import (
 // Reserve holds one use of a code for a user until req.Now+req.TTL, in one
 // transaction that enforces every limit (see reservation_queries.go).
 func (s *Store) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if err := contract.CheckReserveRequest(req); err != nil {
-		return promo.ReserveOutcome{}, err
-	}
-	var out promo.ReserveOutcome
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = contract.Reserve(ctx, redemptionTx{tx}, req)
-		return err
-	})
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("reserve %q for %q: %w", req.Code, req.UserID, err)
-	}
-	return out, err
+	return contract.RunReserve(ctx, s.redemptionTx, req)
 }
 
 // Confirm turns a reservation into a redemption (contract.Confirm).
 func (s *Store) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
-	if err := contract.CheckConfirmRequest(req); err != nil {
-		return promo.ConfirmOutcome{}, err
-	}
-	var out promo.ConfirmOutcome
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = contract.Confirm(ctx, redemptionTx{tx}, req)
-		return err
-	})
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("confirm reservation %q: %w", req.ReservationID, err)
-	}
-	return out, err
+	return contract.RunConfirm(ctx, s.redemptionTx, req)
 }
 
 // Release ends a held reservation; replayed when it had been released before.
 func (s *Store) Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
-	var (
-		r        promo.Reservation
-		replayed bool
-	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, replayed, err = contract.Release(ctx, redemptionTx{tx}, id, now)
-		return err
-	})
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("release reservation %q: %w", id, err)
-	}
-	return r, replayed, err
+	return contract.RunRelease(ctx, s.redemptionTx, id, now)
 }
 
 // Reservation reads one reservation; ENotFound when there is none.
 func (s *Store) Reservation(ctx context.Context, id string) (promo.Reservation, error) {
-	r, found, err := redemptionTx{s.db}.Reservation(ctx, id)
-	if err != nil {
-		return r, fmt.Errorf("read reservation %q: %w", id, err)
-	}
-	if !found {
-		return r, contract.ReservationNotFound(id)
-	}
-	return r, nil
+	return contract.ReadReservation(ctx, redemptionTx{s.db}, id)
 }
 
 // SweepReservations deletes up to limit reservations that ended before

@@ -278,3 +278,68 @@ func CheckConfirmRequest(req promo.ConfirmRequest) error {
 
 // ReservationSweepBatch bounds one sweeper statement.
 const ReservationSweepBatch = 1000
+
+// RunReserve is a store's Reserve: the request checked, then Reserve in one
+// transaction.
+func RunReserve(ctx context.Context, inTx TxFunc, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	if err := CheckReserveRequest(req); err != nil {
+		return promo.ReserveOutcome{}, err
+	}
+	var out promo.ReserveOutcome
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		out, err = Reserve(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("reserve %q for %q: %w", req.Code, req.UserID, err)
+	}
+	return out, err
+}
+
+// RunConfirm is a store's Confirm: the request checked, then Confirm in one
+// transaction.
+func RunConfirm(ctx context.Context, inTx TxFunc, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
+	if err := CheckConfirmRequest(req); err != nil {
+		return promo.ConfirmOutcome{}, err
+	}
+	var out promo.ConfirmOutcome
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		out, err = Confirm(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("confirm reservation %q: %w", req.ReservationID, err)
+	}
+	return out, err
+}
+
+// RunRelease is a store's Release: Release in one transaction.
+func RunRelease(ctx context.Context, inTx TxFunc, id string, now time.Time) (promo.Reservation, bool, error) {
+	var (
+		r        promo.Reservation
+		replayed bool
+	)
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		r, replayed, err = Release(ctx, tx, id, now)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("release reservation %q: %w", id, err)
+	}
+	return r, replayed, err
+}
+
+// ReadReservation is a store's Reservation: ENotFound for an unknown id.
+func ReadReservation(ctx context.Context, q RedemptionTx, id string) (promo.Reservation, error) {
+	r, found, err := q.Reservation(ctx, id)
+	if err != nil {
+		return r, fmt.Errorf("read reservation %q: %w", id, err)
+	}
+	if !found {
+		return r, ReservationNotFound(id)
+	}
+	return r, nil
+}
