@@ -65,10 +65,13 @@ type appConfig struct {
 		GroupID    string `json:"groupId"`
 	} `json:"shovel"`
 	Redeem struct {
-		GuessLimit       int    `json:"guessLimit"`
-		GuessWindow      string `json:"guessWindow"`
-		MaxMetadataBytes int    `json:"maxMetadataBytes"`
-		CatalogRefresh   string `json:"catalogRefresh"`
+		GuessLimit           int    `json:"guessLimit"`
+		GuessWindow          string `json:"guessWindow"`
+		MaxMetadataBytes     int    `json:"maxMetadataBytes"`
+		CatalogRefresh       string `json:"catalogRefresh"`
+		ReservationTTL       string `json:"reservationTTL"`
+		MaxReservationTTL    string `json:"maxReservationTTL"`
+		ReservationRetention string `json:"reservationRetention"`
 	} `json:"redeem"`
 }
 
@@ -87,6 +90,7 @@ var configKeys = []string{
 	"shovel.interval", "shovel.maxRetries", "shovel.groupId",
 	"kafka.topics.redemptions",
 	"redeem.guessLimit", "redeem.guessWindow", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
+	"redeem.reservationTTL", "redeem.maxReservationTTL", "redeem.reservationRetention",
 }
 
 // repoRoot is the module root; go test runs in the package directory.

@@ -96,6 +96,13 @@ type RedeemConfig struct {
 	MaxMetadataBytes int           `mapstructure:"maxMetadataBytes"`
 	// CatalogRefresh is how often the API reads new promotions' formats.
 	CatalogRefresh time.Duration `mapstructure:"catalogRefresh"`
+	// ReservationTTL is a reservation's time to live when the request names
+	// none; MaxReservationTTL bounds the one it names.
+	ReservationTTL    time.Duration `mapstructure:"reservationTTL"`
+	MaxReservationTTL time.Duration `mapstructure:"maxReservationTTL"`
+	// ReservationRetention is how long an ended reservation is kept before
+	// the sweeper deletes it (its confirmation stays idempotent that long).
+	ReservationRetention time.Duration `mapstructure:"reservationRetention"`
 }
 
 type DevConfig struct {
@@ -122,8 +129,9 @@ func Defaults() Config {
 		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
 		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
-		Redeem:    RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second},
-		Dev:       DevConfig{DataDir: "data"},
+		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
+			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour},
+		Dev: DevConfig{DataDir: "data"},
 	}
 }
 
@@ -247,6 +255,16 @@ func (c Config) Validate() error {
 	}
 	if c.Redeem.CatalogRefresh < 100*time.Millisecond {
 		bad("redeem.catalogRefresh", "must be at least 100ms, got %s", c.Redeem.CatalogRefresh)
+	}
+	if c.Redeem.MaxReservationTTL < time.Second {
+		bad("redeem.maxReservationTTL", "must be at least 1s, got %s", c.Redeem.MaxReservationTTL)
+	}
+	if c.Redeem.ReservationTTL < time.Second || c.Redeem.ReservationTTL > c.Redeem.MaxReservationTTL {
+		bad("redeem.reservationTTL", "must be from 1s to redeem.maxReservationTTL (%s), got %s",
+			c.Redeem.MaxReservationTTL, c.Redeem.ReservationTTL)
+	}
+	if c.Redeem.ReservationRetention < time.Minute {
+		bad("redeem.reservationRetention", "must be at least 1m, got %s", c.Redeem.ReservationRetention)
 	}
 	return errors.Join(errs...)
 }

@@ -43,7 +43,9 @@ func (c Config) apiConfig() api.Config {
 
 func (c Config) redemptionConfig() redemption.Config {
 	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessWindow: c.Redeem.GuessWindow,
-		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh}
+		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
+		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
+		ReservationRetention: c.Redeem.ReservationRetention}
 }
 
 // newRedemption builds the redemption service and the publisher of its
