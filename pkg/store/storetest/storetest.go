@@ -42,6 +42,7 @@ type Store interface {
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	RedemptionStore
 	ReservationStore
+	LifecycleStore
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -85,6 +86,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 	}
 	tests = append(tests, reservationTests...)
+	tests = append(tests, lifecycleTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -61,6 +61,7 @@ type RedemptionTx interface {
 	// promotion plus the user's live reservations in it other than exclude.
 	AllowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (int, error)
 	ReservationTx
+	LifecycleTx
 }
 
 // CodeUse is what UseCode's statement returns about the code it updated.

@@ -1,5 +1,6 @@
 -- +goose Up
--- Code lifecycle (issue 9): reservations with a TTL, revoked codes.
+-- Code lifecycle (issue 9): reservations with a TTL, revoked codes, the audit
+-- log of admin changes.
 
 -- A revoked code answers "revoked"; the column is NULL for every other code
 -- (adding a nullable column without a default rewrites nothing).
@@ -30,7 +31,21 @@ CREATE INDEX reservations_held_by_user ON reservations (promotion_id, user_id, e
 -- The sweeper's scan.
 CREATE INDEX reservations_by_expiry ON reservations (expires_at);
 
+-- audit_log: every admin change (who, when, what), written in the change's
+-- own transaction with its event. ids are UUIDv7 (time-ordered pages).
+CREATE TABLE audit_log (
+    id           text        COLLATE "C" PRIMARY KEY,
+    at           timestamptz NOT NULL,
+    actor        text        NOT NULL,
+    action       text        NOT NULL,
+    promotion_id bigint      NOT NULL,
+    code         text        NULL,
+    detail       text        NULL
+);
+CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
+
 -- +goose Down
+DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoked_at, DROP COLUMN revoke_reason;

@@ -23,7 +23,19 @@ CREATE INDEX reservations_held_by_code ON reservations (code, expires_at) WHERE 
 CREATE INDEX reservations_held_by_user ON reservations (promotion_id, user_id, expires_at) WHERE status = 'held';
 CREATE INDEX reservations_by_expiry ON reservations (expires_at);
 
+CREATE TABLE audit_log (
+    id           TEXT    NOT NULL PRIMARY KEY,
+    at           TEXT    NOT NULL,
+    actor        TEXT    NOT NULL,
+    action       TEXT    NOT NULL,
+    promotion_id INTEGER NOT NULL,
+    code         TEXT    NULL,
+    detail       TEXT    NULL
+) WITHOUT ROWID;
+CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
+
 -- +goose Down
+DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoke_reason;

@@ -23,7 +23,19 @@ CREATE INDEX reservations_held_by_code ON reservations (code, expires_at) WHERE 
 CREATE INDEX reservations_held_by_user ON reservations (promotion_id, user_id, expires_at) WHERE status = 'held';
 CREATE INDEX reservations_by_expiry ON reservations (expires_at);
 
+CREATE TABLE audit_log (
+    id           varchar(36)   COLLATE Latin1_General_100_BIN2 NOT NULL CONSTRAINT audit_log_pk PRIMARY KEY,
+    at           datetime2(6)  NOT NULL,
+    actor        nvarchar(200) NOT NULL,
+    action       varchar(64)   NOT NULL,
+    promotion_id bigint        NOT NULL,
+    code         varchar(128)  COLLATE Latin1_General_100_BIN2 NULL,
+    detail       nvarchar(max) NULL
+);
+CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
+
 -- +goose Down
+DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoked_at, revoke_reason;

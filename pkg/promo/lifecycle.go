@@ -1,0 +1,73 @@
+package promo
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// AuditEntry is one admin change in the audit log: who (the token's role and
+// fingerprint), when, what (Action, and Detail: the change as JSON).
+type AuditEntry struct {
+	ID          string          `json:"id"`
+	At          time.Time       `json:"at"`
+	Actor       string          `json:"actor"`
+	Action      string          `json:"action"`
+	PromotionID int64           `json:"-"`
+	Code        string          `json:"code,omitempty"`
+	Detail      json.RawMessage `json:"detail,omitempty"`
+}
+
+// Audit actions, which are also the event types on the redemptions topic.
+const (
+	ActionCodeRevoked      = "code.revoked"
+	ActionPromotionUpdated = "promotion.updated"
+)
+
+// RevokeRequest makes one code unusable.
+type RevokeRequest struct {
+	Code    string // canonical
+	Reason  string
+	Actor   string
+	Now     time.Time
+	AuditID string // also the event id
+}
+
+// Revocation is a revoked code.
+type Revocation struct {
+	Code        string    `json:"code"`
+	PromotionID int64     `json:"-"`
+	RevokedAt   time.Time `json:"revokedAt"`
+	Reason      string    `json:"reason,omitempty"`
+}
+
+// AuditFilter selects a page of a promotion's audit log, newest first; After
+// is the cursor (the last entry's ID).
+type AuditFilter struct {
+	PromotionID int64
+	After       string
+	Limit       int
+}
+
+// LifecycleEvent is the value of an admin change's message on the
+// redemptions topic (key: the promotion id). Type is the audit action;
+// Change is the audit entry's detail.
+type LifecycleEvent struct {
+	V           int             `json:"v"`
+	Type        string          `json:"type"`
+	EventID     string          `json:"eventId"`
+	OccurredAt  time.Time       `json:"occurredAt"`
+	PromotionID string          `json:"promotionId"`
+	Actor       string          `json:"actor"`
+	Code        string          `json:"code,omitempty"`
+	Change      json.RawMessage `json:"change,omitempty"`
+}
+
+// NewLifecycleEvent builds the outbox event of an audit entry.
+func NewLifecycleEvent(a AuditEntry) (OutboxEvent, error) {
+	payload, err := json.Marshal(LifecycleEvent{V: 1, Type: a.Action, EventID: a.ID, OccurredAt: a.At.UTC(),
+		PromotionID: FormatID(a.PromotionID), Actor: a.Actor, Code: a.Code, Change: a.Detail})
+	if err != nil {
+		return OutboxEvent{}, err
+	}
+	return OutboxEvent{Stream: StreamRedemptions, Key: FormatID(a.PromotionID), Payload: payload}, nil
+}

@@ -1,0 +1,97 @@
+package contract
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// LifecycleTx is one dialect's statements of admin changes (revocation,
+// promotion updates) and their audit log, bound to the open transaction;
+// part of RedemptionTx.
+type LifecycleTx interface {
+	// RevokeCode marks code revoked if it is not; ok is false when it
+	// matched no row (no such code, or revoked before).
+	RevokeCode(ctx context.Context, code string, now time.Time, reason string) (promotionID int64, ok bool, err error)
+	// Revocation reads a code's revocation; found is false when there is no
+	// such code, RevokedAt nil when it is not revoked.
+	Revocation(ctx context.Context, code string) (r promo.Revocation, revoked, found bool, err error)
+	// InsertAudit writes an audit log row.
+	InsertAudit(ctx context.Context, a promo.AuditEntry) error
+}
+
+// Revoke makes one code unusable from req.Now on, with an audit row and a
+// code.revoked event in the same transaction. A conditional update lets one
+// revocation through; revoking a revoked code answers it again (replayed),
+// writing nothing. Redemptions, reservations and confirmations refuse a
+// revoked code in their own conditional statements (revoked_at IS NULL).
+func Revoke(ctx context.Context, tx RedemptionTx, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	pid, ok, err := tx.RevokeCode(ctx, req.Code, now, req.Reason)
+	if err != nil {
+		return promo.Revocation{}, false, fmt.Errorf("revoke code: %w", err)
+	}
+	if !ok {
+		r, revoked, found, err := tx.Revocation(ctx, req.Code)
+		switch {
+		case err != nil:
+			return r, false, fmt.Errorf("read revocation: %w", err)
+		case !found:
+			return r, false, CodeNotFound()
+		case !revoked:
+			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
+		}
+		return r, true, nil
+	}
+	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
+	detail, err := json.Marshal(map[string]string{"reason": req.Reason})
+	if err != nil {
+		return rev, false, err
+	}
+	if err := audit(ctx, tx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
+		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code, Detail: detail}); err != nil {
+		return rev, false, err
+	}
+	return rev, false, nil
+}
+
+// audit writes an audit row and its event on the redemptions topic.
+func audit(ctx context.Context, tx RedemptionTx, a promo.AuditEntry) error {
+	if err := tx.InsertAudit(ctx, a); err != nil {
+		return fmt.Errorf("insert audit row: %w", err)
+	}
+	ev, err := promo.NewLifecycleEvent(a)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", a.Action, err)
+	}
+	if err := tx.InsertEvent(ctx, ev); err != nil {
+		return fmt.Errorf("insert %s event: %w", a.Action, err)
+	}
+	return nil
+}
+
+// RunRevoke is a store's RevokeCode: Revoke in one transaction.
+func RunRevoke(ctx context.Context, inTx TxFunc, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	switch {
+	case req.Code == "":
+		return promo.Revocation{}, false, promo.FieldErrorf("code", "is required")
+	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
+		return promo.Revocation{}, false, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+	}
+	var (
+		r        promo.Revocation
+		replayed bool
+	)
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		r, replayed, err = Revoke(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("revoke code %q: %w", req.Code, err)
+	}
+	return r, replayed, err
+}

@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
+)
+
+// RevokeCode makes one code unusable (contract.Revoke); replayed when it was
+// revoked before.
+func (s *Store) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	return contract.RunRevoke(ctx, s.redemptionTx, req)
+}
+
+// AuditLog returns one page of a promotion's audit log, newest first.
+func (s *Store) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error) {
+	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, qAuditLog, f.PromotionID, contract.PageLimit(f.Limit), f.After)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (promo.AuditEntry, error) {
+		var (
+			a      promo.AuditEntry
+			detail string
+		)
+		err := row.Scan(&a.ID, &a.At, &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail)
+		a.At = a.At.UTC()
+		if detail != "" {
+			a.Detail = []byte(detail)
+		}
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+	}
+	return out, nil
+}
+
+func (t redemptionTx) RevokeCode(ctx context.Context, code string, now time.Time, reason string) (int64, bool, error) {
+	var pid int64
+	err := t.q.QueryRow(ctx, qRevokeCode, code, now, reason).Scan(&pid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return pid, err == nil, err
+}
+
+func (t redemptionTx) Revocation(ctx context.Context, code string) (promo.Revocation, bool, bool, error) {
+	r := promo.Revocation{Code: code}
+	var at *time.Time
+	err := t.q.QueryRow(ctx, qRevocation, code).Scan(&r.PromotionID, &at, &r.Reason)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, false, false, nil
+	}
+	if at != nil {
+		r.RevokedAt = at.UTC()
+	}
+	return r, at != nil, err == nil, err
+}
+
+func (t redemptionTx) InsertAudit(ctx context.Context, a promo.AuditEntry) error {
+	_, err := t.q.Exec(ctx, qInsertAudit, a.ID, a.At, a.Actor, a.Action, a.PromotionID, a.Code, string(a.Detail))
+	return err
+}

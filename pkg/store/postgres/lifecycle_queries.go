@@ -1,0 +1,24 @@
+package postgres
+
+// The SQL of admin changes (revocation, promotion updates) and their audit
+// log, side by side with ../sqlite/lifecycle_queries.go and
+// ../sqlserver/lifecycle_queries.go; the algorithm is in contract
+// (lifecycle.go). Each change is one conditional statement, so two racing
+// admins cannot both apply it, and its audit row and event are written in
+// the same transaction.
+
+const (
+	qRevokeCode = `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')
+WHERE code = $1 AND revoked_at IS NULL
+RETURNING promotion_id`
+
+	qRevocation = `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, '') FROM codes WHERE code = $1`
+
+	qInsertAudit = `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
+
+	// qAuditLog pages a promotion's audit log, newest first; $3 is the
+	// cursor ('' for the first page).
+	qAuditLog = `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
+FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+)

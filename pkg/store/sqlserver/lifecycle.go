@@ -1,0 +1,83 @@
+package sqlserver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
+)
+
+// RevokeCode makes one code unusable (contract.Revoke); replayed when it was
+// revoked before.
+func (s *Store) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	return contract.RunRevoke(ctx, s.redemptionTx, req)
+}
+
+// AuditLog returns one page of a promotion's audit log, newest first.
+func (s *Store) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error) {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
+	}
+	if !exists {
+		return nil, contract.PromotionNotFound(f.PromotionID)
+	}
+	rows, err := s.db.QueryContext(ctx, qAuditLog, f.PromotionID, contract.PageLimit(f.Limit), mssql.VarChar(f.After))
+	if err != nil {
+		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+	}
+	defer rows.Close()
+	var out []promo.AuditEntry
+	for rows.Next() {
+		var (
+			a      promo.AuditEntry
+			detail string
+		)
+		if err := rows.Scan(&a.ID, &a.At, &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail); err != nil {
+			return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+		}
+		a.At = a.At.UTC()
+		if detail != "" {
+			a.Detail = []byte(detail)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+	}
+	return out, nil
+}
+
+func (t redemptionTx) RevokeCode(ctx context.Context, code string, now time.Time, reason string) (int64, bool, error) {
+	var pid int64
+	err := t.q.QueryRowContext(ctx, qRevokeCode, mssql.VarChar(code), now.UTC(), reason).Scan(&pid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return pid, err == nil, err
+}
+
+func (t redemptionTx) Revocation(ctx context.Context, code string) (promo.Revocation, bool, bool, error) {
+	r := promo.Revocation{Code: code}
+	var at sql.NullTime
+	err := t.q.QueryRowContext(ctx, qRevocation, mssql.VarChar(code)).Scan(&r.PromotionID, &at, &r.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, false, false, nil
+	}
+	if at.Valid {
+		r.RevokedAt = at.Time.UTC()
+	}
+	return r, at.Valid, err == nil, err
+}
+
+func (t redemptionTx) InsertAudit(ctx context.Context, a promo.AuditEntry) error {
+	_, err := t.q.ExecContext(ctx, qInsertAudit, mssql.VarChar(a.ID), a.At.UTC(), a.Actor, mssql.VarChar(a.Action),
+		a.PromotionID, mssql.VarChar(a.Code), string(a.Detail))
+	return err
+}

@@ -1,0 +1,20 @@
+package sqlserver
+
+// The T-SQL of admin changes and their audit log, side by side with
+// ../postgres/lifecycle_queries.go (which says why they are safe) and
+// ../sqlite/lifecycle_queries.go.
+
+const (
+	qRevokeCode = `DECLARE @t TABLE (promotion_id bigint);
+UPDATE codes SET revoked_at = @p2, revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
+WHERE code = @p1 AND revoked_at IS NULL;
+SELECT promotion_id FROM @t;`
+
+	qRevocation = `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, N'') FROM codes WHERE code = @p1`
+
+	qInsertAudit = `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`
+
+	qAuditLog = `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
+FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+)
