@@ -52,6 +52,7 @@ func (s *Server) redemptionRoutes() {
 	s.mux.Handle("POST /v1/redemptions/{id}/rollback", s.redeemRole(s.rollbackRedemption))
 	s.mux.Handle("GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions))
 	s.reservationRoutes()
+	s.lifecycleRoutes()
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.

@@ -39,6 +39,7 @@ type Store interface {
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
 	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
 	ReservationStore
+	AdminStore
 }
 
 // Config tunes the service. Zero values take the defaults.

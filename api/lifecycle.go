@@ -1,0 +1,112 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// Administrator is what the admin changes of codes need: the redemption
+// service.
+type Administrator interface {
+	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
+	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
+}
+
+func (s *Server) lifecycleRoutes() {
+	if _, ok := s.redeemer.(Administrator); !ok {
+		return
+	}
+	s.mux.Handle("POST /v1/codes/{code}/revoke", s.admin(s.revokeCode))
+	s.mux.Handle("GET /v1/promotions/{id}/audit", s.admin(s.auditLog))
+}
+
+func (s *Server) administrator() Administrator { return s.redeemer.(Administrator) }
+
+// actor names who made a request, for the audit log: the token's role and
+// the first 8 hex digits of its SHA-256 (tokens have no names in the
+// configuration; the fingerprint tells them apart without storing them).
+func (s *Server) actor(r *http.Request, role string) string {
+	if s.cfg.Open {
+		return role + ":open"
+	}
+	_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	sum := sha256.Sum256([]byte(token))
+	return role + ":" + hex.EncodeToString(sum[:4])
+}
+
+// revokeRequest is the body of POST /v1/codes/{code}/revoke.
+type revokeRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) revokeCode(w http.ResponseWriter, r *http.Request) {
+	code, err := typedCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req revokeRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkText("reason", req.Reason, maxReasonLen, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, replayed, err := s.administrator().Revoke(r.Context(), s.actor(r, "admin"), code, req.Reason)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := promo.AuditFilter{PromotionID: id, After: q.Get("after")}
+	if err := checkText("after", f.After, 64, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			s.writeError(w, r, promo.FieldErrorf("limit", "must be a whole number from 1 to 1000"))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.administrator().AuditLog(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if page == nil {
+		page = []redemption.AuditView{}
+	}
+	body := map[string]any{"entries": page}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	if len(page) == limit {
+		body["next"] = page[len(page)-1].ID
+	}
+	writeJSON(w, http.StatusOK, body)
+}

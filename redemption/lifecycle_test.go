@@ -1,0 +1,104 @@
+package redemption_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+func TestHTTPRevoke(t *testing.T) {
+	sum := sha256.Sum256([]byte(adminToken))
+	wantActor := "admin:" + hex.EncodeToString(sum[:4])
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, noGuessLimit)
+			p, codes := h.seed(promotionSpec{n: 2, maxUsage: 5, perUser: 0})
+			c := codes[0]
+			held := mustReserve(t, h, c, "alice", "5m")
+
+			r := h.do("POST", "/v1/codes/"+pathEscape(c)+"/revoke", adminToken, `{"reason":"leaked"}`, nil)
+			var rev struct {
+				Code, PromotionID, Reason string
+				RevokedAt                 time.Time
+			}
+			decode(t, r.body, &rev)
+			if r.status != http.StatusOK || rev.Code != c || rev.PromotionID != p.IDString() || rev.Reason != "leaked" ||
+				rev.RevokedAt.IsZero() {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			if v := h.codeHolds(c); v.Status != "revoked" {
+				t.Errorf("validation of a revoked code: status %q, want revoked", v.Status)
+			}
+			resp, err := h.redeem(c, "bob", nil)
+			wantProblem(t, "redeem a revoked code", resp, err, http.StatusGone, "revoked")
+			resp, err = h.reserve(c, "bob", "", nil)
+			wantProblem(t, "reserve a revoked code", resp, err, http.StatusGone, "revoked")
+			resp = h.do("POST", "/v1/reservations/"+held.ID+"/confirm", redeemToken, `{"orderId":"o"}`, nil)
+			wantProblem(t, "confirm a hold on a code revoked since", resp, nil, http.StatusGone, "revoked")
+			if resp, err := h.redeem(codes[1], "bob", nil); err != nil || resp.status != http.StatusCreated {
+				t.Errorf("the other code: %d %s", resp.status, resp.body)
+			}
+
+			again := h.do("POST", "/v1/codes/"+pathEscape(c)+"/revoke", adminToken, `{"reason":"again"}`, nil)
+			if again.status != http.StatusOK || again.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("second revoke: %d %s", again.status, again.body)
+			}
+			for _, tc := range []struct {
+				token, code, body string
+				status            int
+			}{
+				{redeemToken, c, `{"reason":"x"}`, http.StatusForbidden},
+				{adminToken, c, `{}`, http.StatusUnprocessableEntity},
+				{adminToken, "NOSUCHCODE42", `{"reason":"x"}`, http.StatusNotFound},
+			} {
+				if r := h.do("POST", "/v1/codes/"+tc.code+"/revoke", tc.token, tc.body, nil); r.status != tc.status {
+					t.Errorf("revoke %s %s: %d %s, want %d", tc.code, tc.body, r.status, r.body, tc.status)
+				}
+			}
+
+			r = h.do("GET", "/v1/promotions/"+p.IDString()+"/audit", adminToken, "", nil)
+			var log struct {
+				Entries []struct {
+					Action, Actor, Code, PromotionID string
+					At                               time.Time
+					Detail                           map[string]string
+				}
+			}
+			decode(t, r.body, &log)
+			if r.status != http.StatusOK || len(log.Entries) != 1 {
+				t.Fatalf("audit log: %d %s, want one entry", r.status, r.body)
+			}
+			if e := log.Entries[0]; e.Action != "code.revoked" || e.Actor != wantActor || e.Code != c ||
+				e.Detail["reason"] != "leaked" || !e.At.Equal(rev.RevokedAt) {
+				t.Errorf("audit entry = %+v, want code.revoked by %s", e, wantActor)
+			}
+			if r := h.do("GET", "/v1/promotions/"+p.IDString()+"/audit", redeemToken, "", nil); r.status != http.StatusForbidden {
+				t.Errorf("audit log with the redeem token: %d", r.status)
+			}
+
+			// The change is on the redemptions topic's outbox.
+			evs, err := h.st.ClaimEvents(h.ctx, 100, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := 0
+			for _, ev := range evs {
+				var e promo.LifecycleEvent
+				if json.Unmarshal(ev.Payload, &e) == nil && e.Type == promo.ActionCodeRevoked {
+					found++
+					if ev.Key != p.IDString() || e.PromotionID != p.IDString() || e.Actor != wantActor || e.EventID == "" {
+						t.Errorf("code.revoked event = %s (key %s)", ev.Payload, ev.Key)
+					}
+				}
+			}
+			if found != 1 {
+				t.Errorf("%d code.revoked events in the outbox, want 1", found)
+			}
+		})
+	}
+}
