@@ -71,3 +71,28 @@ func NewLifecycleEvent(a AuditEntry) (OutboxEvent, error) {
 	}
 	return OutboxEvent{Stream: StreamRedemptions, Key: FormatID(a.PromotionID), Payload: payload}, nil
 }
+
+// PromotionUpdate changes a promotion's settings; a nil field is left as it
+// is. SetStartsAt/SetExpiresAt say the window bound is being set (to
+// StartsAt/ExpiresAt, nil clearing it).
+type PromotionUpdate struct {
+	ID           int64
+	Name         *string
+	SetStartsAt  bool
+	StartsAt     *time.Time
+	SetExpiresAt bool
+	ExpiresAt    *time.Time
+	Active       *bool
+	Actor        string
+	Now          time.Time
+	AuditID      string
+}
+
+// PromotionSettings are what PromotionUpdate changes, as stored after it.
+type PromotionSettings struct {
+	ID        int64      `json:"-"`
+	Name      string     `json:"name"`
+	StartsAt  *time.Time `json:"startsAt"`
+	ExpiresAt *time.Time `json:"expiresAt"`
+	Active    bool       `json:"active"`
+}

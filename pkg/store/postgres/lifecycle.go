@@ -71,3 +71,26 @@ func (t redemptionTx) InsertAudit(ctx context.Context, a promo.AuditEntry) error
 	_, err := t.q.Exec(ctx, qInsertAudit, a.ID, a.At, a.Actor, a.Action, a.PromotionID, a.Code, string(a.Detail))
 	return err
 }
+
+// UpdatePromotion changes a promotion's name, window or active flag
+// (contract.UpdatePromotion).
+func (s *Store) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	return contract.RunUpdatePromotion(ctx, s.redemptionTx, u)
+}
+
+func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, bool, error) {
+	var ps promo.PromotionSettings
+	err := t.q.QueryRow(ctx, qUpdatePromotion, u.ID, u.Name, u.SetStartsAt, u.StartsAt, u.SetExpiresAt, u.ExpiresAt,
+		u.Active).Scan(&ps.ID, &ps.Name, &ps.StartsAt, &ps.ExpiresAt, &ps.Active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ps, false, nil
+	}
+	ps.StartsAt, ps.ExpiresAt = utcPtr(ps.StartsAt), utcPtr(ps.ExpiresAt)
+	return ps, err == nil, err
+}
+
+func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	err := t.q.QueryRow(ctx, qPromotionExists, id).Scan(&ok)
+	return ok, err
+}

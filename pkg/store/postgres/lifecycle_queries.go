@@ -21,4 +21,19 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`
 	// cursor ('' for the first page).
 	qAuditLog = `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+
+	// qUpdatePromotion: $2 name or NULL; $3/$5 whether starts_at/expires_at
+	// are set, to $4/$6 (NULL clears); $7 active or NULL. The WHERE refuses a
+	// resulting window that is empty.
+	qUpdatePromotion = `UPDATE promotions SET
+	name = COALESCE($2::text, name),
+	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
+	expires_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END,
+	active = COALESCE($7::boolean, active)
+WHERE id = $1 AND (
+	(CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END) IS NULL
+	OR (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END) IS NULL
+	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
+		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active`
 )

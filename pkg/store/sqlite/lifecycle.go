@@ -86,3 +86,58 @@ func (t redemptionTx) InsertAudit(ctx context.Context, a promo.AuditEntry) error
 		string(a.Detail))
 	return err
 }
+
+// UpdatePromotion changes a promotion's name, window or active flag
+// (contract.UpdatePromotion).
+func (s *Store) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	return contract.RunUpdatePromotion(ctx, s.redemptionTx, u)
+}
+
+func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, bool, error) {
+	var (
+		ps                  promo.PromotionSettings
+		name                sql.NullString
+		active              sql.NullBool
+		startsAt, expiresAt sql.NullString
+	)
+	if u.Name != nil {
+		name = sql.NullString{String: *u.Name, Valid: true}
+	}
+	if u.Active != nil {
+		active = sql.NullBool{Bool: *u.Active, Valid: true}
+	}
+	if u.StartsAt != nil {
+		startsAt = sql.NullString{String: formatTime(*u.StartsAt), Valid: true}
+	}
+	if u.ExpiresAt != nil {
+		expiresAt = sql.NullString{String: formatTime(*u.ExpiresAt), Valid: true}
+	}
+	var gotStarts, gotExpires sql.NullString
+	err := t.q.QueryRowContext(ctx, qUpdatePromotion, u.ID, name, u.SetStartsAt, startsAt, u.SetExpiresAt, expiresAt,
+		active).Scan(&ps.ID, &ps.Name, &gotStarts, &gotExpires, &ps.Active)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ps, false, nil
+	}
+	if err != nil {
+		return ps, false, err
+	}
+	for _, c := range []struct {
+		src sql.NullString
+		dst **time.Time
+	}{{gotStarts, &ps.StartsAt}, {gotExpires, &ps.ExpiresAt}} {
+		if c.src.Valid {
+			tm, err := parseTime(c.src.String)
+			if err != nil {
+				return ps, false, fmt.Errorf("promotion %d: window: %w", ps.ID, err)
+			}
+			*c.dst = &tm
+		}
+	}
+	return ps, true, nil
+}
+
+func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	err := t.q.QueryRowContext(ctx, qPromotionExists, id).Scan(&ok)
+	return ok, err
+}

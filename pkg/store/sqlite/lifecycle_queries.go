@@ -16,4 +16,15 @@ VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), nullif(?7, ''))`
 
 	qAuditLog = `SELECT id, at, actor, action, promotion_id, coalesce(code, ''), coalesce(detail, '')
 FROM audit_log WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) ORDER BY id DESC LIMIT ?2`
+
+	qUpdatePromotion = `UPDATE promotions SET
+	name = coalesce(?2, name),
+	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
+	expires_at = CASE WHEN ?5 THEN ?6 ELSE expires_at END,
+	active = coalesce(?7, active)
+WHERE id = ?1 AND (
+	(CASE WHEN ?3 THEN ?4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active`
 )

@@ -81,3 +81,49 @@ func (t redemptionTx) InsertAudit(ctx context.Context, a promo.AuditEntry) error
 		a.PromotionID, mssql.VarChar(a.Code), string(a.Detail))
 	return err
 }
+
+// UpdatePromotion changes a promotion's name, window or active flag
+// (contract.UpdatePromotion).
+func (s *Store) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	return contract.RunUpdatePromotion(ctx, s.redemptionTx, u)
+}
+
+func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, bool, error) {
+	var (
+		ps                  promo.PromotionSettings
+		name                sql.NullString
+		active              sql.NullBool
+		startsAt, expiresAt sql.NullTime
+	)
+	if u.Name != nil {
+		name = sql.NullString{String: *u.Name, Valid: true}
+	}
+	if u.Active != nil {
+		active = sql.NullBool{Bool: *u.Active, Valid: true}
+	}
+	if u.StartsAt != nil {
+		startsAt = sql.NullTime{Time: u.StartsAt.UTC(), Valid: true}
+	}
+	if u.ExpiresAt != nil {
+		expiresAt = sql.NullTime{Time: u.ExpiresAt.UTC(), Valid: true}
+	}
+	var gotStarts, gotExpires sql.NullTime
+	err := t.q.QueryRowContext(ctx, qUpdatePromotion, u.ID, name, u.SetStartsAt, startsAt, u.SetExpiresAt, expiresAt,
+		active).Scan(&ps.ID, &ps.Name, &gotStarts, &gotExpires, &ps.Active)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ps, false, nil
+	}
+	if gotStarts.Valid {
+		ps.StartsAt = utcPtr(&gotStarts.Time)
+	}
+	if gotExpires.Valid {
+		ps.ExpiresAt = utcPtr(&gotExpires.Time)
+	}
+	return ps, err == nil, err
+}
+
+func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
+	var ok bool
+	err := t.q.QueryRowContext(ctx, qPromotionExists, id).Scan(&ok)
+	return ok, err
+}

@@ -17,4 +17,17 @@ VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`
 
 	qAuditLog = `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
 FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+
+	qUpdatePromotion = `DECLARE @t TABLE (id bigint);
+UPDATE promotions SET
+	name = COALESCE(@p2, name),
+	starts_at = CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END,
+	expires_at = CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END,
+	active = COALESCE(@p7, active)
+OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND (
+	(CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
+SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHERE id IN (SELECT id FROM @t);`
 )

@@ -13,6 +13,7 @@ import (
 type LifecycleStore interface {
 	RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
+	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 }
 
 var lifecycleTests = []struct {
@@ -20,6 +21,7 @@ var lifecycleTests = []struct {
 	fn   func(t *testing.T, h *harness)
 }{
 	{"RevokeCode", testRevokeCode},
+	{"UpdatePromotion", testUpdatePromotion},
 }
 
 func revokeReq(code, reason string) promo.RevokeRequest {
@@ -68,4 +70,91 @@ func testRevokeCode(t *testing.T, h *harness) {
 	}
 	_, err = h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID + 1_000_000})
 	wantCode(t, "AuditLog(unknown promotion)", err, promo.ENotFound)
+}
+
+func update(id int64, edit func(u *promo.PromotionUpdate)) promo.PromotionUpdate {
+	u := promo.PromotionUpdate{ID: id, Actor: "admin:test", Now: time.Now().UTC(), AuditID: newID()}
+	edit(&u)
+	return u
+}
+
+func testUpdatePromotion(t *testing.T, h *harness) {
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	starts, expires := now.Add(-time.Hour), now.Add(time.Hour)
+	p, codes := h.generatedCodes("update", 3, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = 10, 0
+		np.StartsAt, np.ExpiresAt = &starts, &expires
+	})
+	name := "renamed " + h.tag
+	s, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Name = &name }))
+	if err != nil || s.ID != p.ID || s.Name != name || !s.Active || s.StartsAt == nil || !s.StartsAt.Equal(starts) ||
+		s.ExpiresAt == nil || !s.ExpiresAt.Equal(expires) {
+		t.Fatalf("rename = %+v, %v; want the name changed and nothing else", s, err)
+	}
+	if st, err := h.s.GetPromotion(h.ctx, p.ID); err != nil || st.Name != name {
+		t.Errorf("GetPromotion after rename: %+v, %v", st.Promotion, err)
+	}
+
+	off, on := false, true
+	if s, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &off })); err != nil || s.Active {
+		t.Fatalf("deactivate = %+v, %v", s, err)
+	}
+	wantRefused(t, "redeem when deactivated", h.redeem(redeemReq(codes[0], "u")), promo.ReasonDeactivated)
+	wantReserveRefused(t, "reserve when deactivated", h.reserve(reserveReq(codes[0], "u", time.Minute)), promo.ReasonDeactivated)
+	if _, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &on })); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.redeem(redeemReq(codes[0], "u")); out.Refused != "" {
+		t.Fatalf("redeem after reactivation: %+v", out)
+	}
+
+	// Ending the promotion now: its codes answer expired at once.
+	ended := now.Add(-time.Minute)
+	if _, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetExpiresAt, u.ExpiresAt = true, &ended
+	})); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, "redeem after expiresAt moved to the past", h.redeem(redeemReq(codes[1], "u")), promo.ReasonExpired)
+
+	// An empty window is refused and changes nothing.
+	late := now.Add(time.Hour)
+	_, err = h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetStartsAt, u.StartsAt = true, &late
+		u.Name = new(string)
+		*u.Name = "not applied"
+	}))
+	wantField(t, "startsAt after expiresAt", err, "expiresAt")
+	if st, _ := h.s.GetPromotion(h.ctx, p.ID); st.Name != name || !st.StartsAt.Equal(starts) {
+		t.Errorf("a refused update changed the promotion: %+v", st.Promotion)
+	}
+	// Clearing both bounds: open-ended again.
+	s, err = h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetStartsAt, u.SetExpiresAt = true, true
+	}))
+	if err != nil || s.StartsAt != nil || s.ExpiresAt != nil {
+		t.Fatalf("clear the window = %+v, %v", s, err)
+	}
+	if out := h.redeem(redeemReq(codes[1], "u")); out.Refused != "" {
+		t.Errorf("redeem with no window: %+v", out)
+	}
+
+	_, err = h.s.UpdatePromotion(h.ctx, update(p.ID+1_000_000, func(u *promo.PromotionUpdate) { u.Active = &off }))
+	wantCode(t, "UpdatePromotion(unknown)", err, promo.ENotFound)
+	_, err = h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {}))
+	wantCode(t, "an empty update", err, promo.EInvalid)
+
+	log, err := h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID})
+	if err != nil || len(log) != 5 {
+		t.Fatalf("AuditLog = %d entries, %v; want the 5 applied updates", len(log), err)
+	}
+	var change map[string]any
+	_ = json.Unmarshal(log[4].Detail, &change)
+	if log[4].Action != promo.ActionPromotionUpdated || change["name"] != name || len(change) != 1 {
+		t.Errorf("oldest entry = %+v (%s), want the rename", log[4], log[4].Detail)
+	}
+	_ = json.Unmarshal(log[0].Detail, &change)
+	if v, ok := change["startsAt"]; !ok || v != nil {
+		t.Errorf("newest entry = %s, want startsAt and expiresAt cleared (null)", log[0].Detail)
+	}
 }

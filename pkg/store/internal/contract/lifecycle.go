@@ -21,6 +21,7 @@ type LifecycleTx interface {
 	Revocation(ctx context.Context, code string) (r promo.Revocation, revoked, found bool, err error)
 	// InsertAudit writes an audit log row.
 	InsertAudit(ctx context.Context, a promo.AuditEntry) error
+	PromotionUpdater
 }
 
 // Revoke makes one code unusable from req.Now on, with an audit row and a
@@ -94,4 +95,79 @@ func RunRevoke(ctx context.Context, inTx TxFunc, req promo.RevokeRequest) (promo
 		err = fmt.Errorf("revoke code %q: %w", req.Code, err)
 	}
 	return r, replayed, err
+}
+
+// PromotionUpdater is the statement of a promotion update; part of
+// LifecycleTx.
+type PromotionUpdater interface {
+	// UpdatePromotion applies u in one conditional statement that also
+	// requires the resulting window to be valid (startsAt < expiresAt when
+	// both are set); ok is false when it matched no row.
+	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (s promo.PromotionSettings, ok bool, err error)
+	// PromotionExists says whether the promotion exists.
+	PromotionExists(ctx context.Context, id int64) (bool, error)
+}
+
+// UpdatePromotion changes a promotion's name, window or active flag, with an
+// audit row and a promotion.updated event whose change lists the fields set.
+// Codes follow at once: every redemption and reservation reads the
+// promotion's flag and window in its own conditional statement.
+func UpdatePromotion(ctx context.Context, tx RedemptionTx, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	s, ok, err := tx.UpdatePromotion(ctx, u)
+	if err != nil {
+		return s, fmt.Errorf("update promotion: %w", err)
+	}
+	if !ok {
+		exists, err := tx.PromotionExists(ctx, u.ID)
+		switch {
+		case err != nil:
+			return s, fmt.Errorf("look up promotion: %w", err)
+		case !exists:
+			return s, PromotionNotFound(u.ID)
+		}
+		return s, promo.FieldErrorf("expiresAt", "must be after startsAt")
+	}
+	change := map[string]any{}
+	if u.Name != nil {
+		change["name"] = *u.Name
+	}
+	if u.SetStartsAt {
+		change["startsAt"] = u.StartsAt
+	}
+	if u.SetExpiresAt {
+		change["expiresAt"] = u.ExpiresAt
+	}
+	if u.Active != nil {
+		change["active"] = *u.Active
+	}
+	detail, err := json.Marshal(change)
+	if err != nil {
+		return s, err
+	}
+	err = audit(ctx, tx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
+		Action: promo.ActionPromotionUpdated, PromotionID: u.ID, Detail: detail})
+	return s, err
+}
+
+// RunUpdatePromotion is a store's UpdatePromotion: the request checked, then
+// UpdatePromotion in one transaction.
+func RunUpdatePromotion(ctx context.Context, inTx TxFunc, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	switch {
+	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil:
+		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid, "nothing to change: set name, startsAt, expiresAt or active")
+	case u.Name != nil && *u.Name == "":
+		return promo.PromotionSettings{}, promo.FieldErrorf("name", "must not be empty")
+	case u.AuditID == "" || u.Actor == "" || u.Now.IsZero():
+		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+	}
+	var s promo.PromotionSettings
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		s, err = UpdatePromotion(ctx, tx, u)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("update promotion %d: %w", u.ID, err)
+	}
+	return s, err
 }
