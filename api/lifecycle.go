@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
@@ -17,6 +19,7 @@ import (
 type Administrator interface {
 	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
+	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (redemption.PromotionView, error)
 }
 
 func (s *Server) lifecycleRoutes() {
@@ -25,6 +28,7 @@ func (s *Server) lifecycleRoutes() {
 	}
 	s.mux.Handle("POST /v1/codes/{code}/revoke", s.admin(s.revokeCode))
 	s.mux.Handle("GET /v1/promotions/{id}/audit", s.admin(s.auditLog))
+	s.mux.Handle("PATCH /v1/promotions/{id}", s.admin(s.patchPromotion))
 }
 
 func (s *Server) administrator() Administrator { return s.redeemer.(Administrator) }
@@ -109,4 +113,64 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		body["next"] = page[len(page)-1].ID
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// patchRequest is the body of PATCH /v1/promotions/{id}: every field is
+// optional; startsAt/expiresAt null clears the bound.
+type patchRequest struct {
+	Name      *string         `json:"name"`
+	StartsAt  json.RawMessage `json:"startsAt"`
+	ExpiresAt json.RawMessage `json:"expiresAt"`
+	Active    *bool           `json:"active"`
+}
+
+func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req patchRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u := promo.PromotionUpdate{ID: id, Name: req.Name, Active: req.Active, Actor: s.actor(r, "admin")}
+	var fields []promo.FieldError
+	if req.Name != nil {
+		if err := checkText("name", *req.Name, maxNameLen, true); err != nil {
+			fields = append(fields, err.(*promo.Error).Fields...)
+		}
+	}
+	for _, b := range []struct {
+		field string
+		raw   json.RawMessage
+		set   *bool
+		dst   **time.Time
+	}{{"startsAt", req.StartsAt, &u.SetStartsAt, &u.StartsAt}, {"expiresAt", req.ExpiresAt, &u.SetExpiresAt, &u.ExpiresAt}} {
+		if len(b.raw) == 0 {
+			continue
+		}
+		*b.set = true
+		if string(b.raw) == "null" {
+			continue
+		}
+		var t time.Time
+		if err := json.Unmarshal(b.raw, &t); err != nil {
+			fields = append(fields, promo.FieldError{Field: b.field, Message: "must be an RFC 3339 time or null"})
+			continue
+		}
+		t = t.UTC().Truncate(time.Microsecond)
+		*b.dst = &t
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
+		return
+	}
+	v, err := s.administrator().UpdatePromotion(r.Context(), u)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }

@@ -11,6 +11,7 @@ import (
 type AdminStore interface {
 	RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
+	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 }
 
 // RevocationView is a revocation as the API answers it.
@@ -60,4 +61,24 @@ func (s *Service) AuditLog(ctx context.Context, f promo.AuditFilter) ([]AuditVie
 		}
 	}
 	return out, nil
+}
+
+// PromotionView is a promotion's settings as PATCH answers them.
+type PromotionView struct {
+	promo.PromotionSettings
+	ID string `json:"id"`
+}
+
+// UpdatePromotion changes a promotion's name, window or active flag; actor is
+// who asked (audited). Codes follow at once.
+func (s *Service) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (PromotionView, error) {
+	u.Now, u.AuditID = s.now().UTC(), newID()
+	ps, err := s.store.UpdatePromotion(ctx, u)
+	if err != nil {
+		return PromotionView{}, err
+	}
+	if s.notify != nil {
+		s.notify()
+	}
+	return PromotionView{PromotionSettings: ps, ID: promo.FormatID(ps.ID)}, nil
 }

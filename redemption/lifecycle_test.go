@@ -102,3 +102,86 @@ func TestHTTPRevoke(t *testing.T) {
 		})
 	}
 }
+
+func TestHTTPPatchPromotion(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, noGuessLimit)
+			p, codes := h.seed(promotionSpec{n: 3, maxUsage: 5, perUser: 0})
+			path := "/v1/promotions/" + p.IDString()
+			patch := func(body string) reply { return h.do("PATCH", path, adminToken, body, nil) }
+
+			r := patch(`{"name":"Winter sale (extended)"}`)
+			var v struct {
+				ID, Name            string
+				Active              bool
+				StartsAt, ExpiresAt *time.Time
+			}
+			decode(t, r.body, &v)
+			if r.status != http.StatusOK || v.ID != p.IDString() || v.Name != "Winter sale (extended)" || !v.Active {
+				t.Fatalf("rename: %d %s", r.status, r.body)
+			}
+			var got struct{ Name string }
+			decode(t, h.do("GET", path, adminToken, "", nil).body, &got)
+			if got.Name != "Winter sale (extended)" {
+				t.Errorf("GET after rename: name %q", got.Name)
+			}
+
+			if r := patch(`{"active":false}`); r.status != http.StatusOK {
+				t.Fatalf("deactivate: %d %s", r.status, r.body)
+			}
+			resp, err := h.redeem(codes[0], "u", nil)
+			wantProblem(t, "redeem when deactivated", resp, err, http.StatusGone, "deactivated")
+			if s := h.codeHolds(codes[0]).Status; s != "deactivated" {
+				t.Errorf("validation when deactivated: %q", s)
+			}
+			if r := patch(`{"active":true}`); r.status != http.StatusOK {
+				t.Fatalf("reactivate: %d %s", r.status, r.body)
+			}
+			if resp, err := h.redeem(codes[0], "u", nil); err != nil || resp.status != http.StatusCreated {
+				t.Fatalf("redeem after reactivation: %d %s", resp.status, resp.body)
+			}
+
+			past := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+			if r := patch(`{"expiresAt":"` + past + `"}`); r.status != http.StatusOK {
+				t.Fatalf("end now: %d %s", r.status, r.body)
+			}
+			resp, err = h.redeem(codes[1], "u", nil)
+			wantProblem(t, "redeem after the end moved to the past", resp, err, http.StatusGone, "expired")
+			r = patch(`{"startsAt":"2099-01-01T00:00:00Z"}`)
+			var pd problemDoc
+			decode(t, r.body, &pd)
+			if r.status != http.StatusUnprocessableEntity || len(pd.Errors) != 1 || pd.Errors[0].Field != "expiresAt" {
+				t.Errorf("startsAt after expiresAt: %d %s", r.status, r.body)
+			}
+			if r := patch(`{"startsAt":null,"expiresAt":null}`); r.status != http.StatusOK {
+				t.Errorf("clear the window: %d %s", r.status, r.body)
+			}
+			for _, tc := range []struct {
+				token, path, body string
+				status            int
+			}{
+				{adminToken, path, `{}`, http.StatusUnprocessableEntity},
+				{adminToken, path, `{"name":""}`, http.StatusUnprocessableEntity},
+				{adminToken, path, `{"startsAt":"tomorrow"}`, http.StatusUnprocessableEntity},
+				{adminToken, path, `{"maxUsagePerCode":9}`, http.StatusBadRequest},
+				{redeemToken, path, `{"active":false}`, http.StatusForbidden},
+				{adminToken, "/v1/promotions/999999", `{"active":false}`, http.StatusNotFound},
+			} {
+				if r := h.do("PATCH", tc.path, tc.token, tc.body, nil); r.status != tc.status {
+					t.Errorf("PATCH %s %s: %d %s, want %d", tc.path, tc.body, r.status, r.body, tc.status)
+				}
+			}
+			var log struct{ Entries []struct{ Action string } }
+			decode(t, h.do("GET", path+"/audit", adminToken, "", nil).body, &log)
+			if len(log.Entries) != 5 {
+				t.Errorf("audit log has %d entries, want the 5 applied updates", len(log.Entries))
+			}
+			for _, e := range log.Entries {
+				if e.Action != "promotion.updated" {
+					t.Errorf("audit action %q", e.Action)
+				}
+			}
+		})
+	}
+}
