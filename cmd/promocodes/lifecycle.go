@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/promocodes/promocodes/pkg/client"
+)
+
+// codesRevokeCmd revokes one code through the API (admin).
+func codesRevokeCmd() *cobra.Command {
+	p := &promotionsCLI{}
+	var reason string
+	cmd := &cobra.Command{
+		Use:     "revoke CODE --reason TEXT",
+		Short:   "Revoke one code (admin): it answers 410 revoked from now on; audited",
+		Args:    cobra.ExactArgs(1),
+		Example: `  promocodes codes revoke WNTR-7KQ2-M9XD-P3X --reason "posted on a coupon site"`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if reason == "" {
+				return &exitError{code: 2, msg: "error: --reason is required (it goes to the audit log)"}
+			}
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			r, err := c.RevokeCode(cmd.Context(), args[0], reason)
+			if err != nil {
+				return promotionsError(err)
+			}
+			what := "revoked"
+			if r.Replayed {
+				what = "was already revoked"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s at %s (promotion %s): %s\n", r.Code, what,
+				r.RevokedAt.Format(time.RFC3339), r.PromotionID, r.Reason)
+			return nil
+		},
+	}
+	apiFlags(cmd, p, "admin")
+	cmd.Flags().StringVar(&reason, "reason", "", "why (required; kept in the audit log)")
+	return cmd
+}
+
+// updateCmd changes a promotion's name, window or active flag.
+func (p *promotionsCLI) updateCmd() *cobra.Command {
+	var (
+		name, startsAt, expiresAt string
+		active                    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update ID [--name N] [--starts-at T|none] [--expires-at T|none] [--active=true|false]",
+		Short: "Change a promotion's name, window or active flag (deactivated codes answer 410 deactivated); audited",
+		Args:  cobra.ExactArgs(1),
+		Example: `  promocodes promotions update 7 --active=false
+  promocodes promotions update 7 --expires-at 2026-12-31T23:59:59Z --name "Winter (extended)"
+  promocodes promotions update 7 --starts-at none`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u client.PromotionUpdate
+			f := cmd.Flags()
+			if f.Changed("name") {
+				u.Name = &name
+			}
+			if f.Changed("active") {
+				u.Active = &active
+			}
+			for _, b := range []struct {
+				flag, v string
+				clear   *bool
+				dst     **time.Time
+			}{{"starts-at", startsAt, &u.ClearStartsAt, &u.StartsAt}, {"expires-at", expiresAt, &u.ClearExpiresAt, &u.ExpiresAt}} {
+				if !f.Changed(b.flag) {
+					continue
+				}
+				if b.v == "none" {
+					*b.clear = true
+					continue
+				}
+				t, err := time.Parse(time.RFC3339, b.v)
+				if err != nil {
+					return &exitError{code: 2, msg: fmt.Sprintf("error: --%s: want an RFC 3339 time or none, got %q", b.flag, b.v)}
+				}
+				*b.dst = &t
+			}
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			s, err := c.UpdatePromotion(cmd.Context(), args[0], u)
+			if err != nil {
+				return promotionsError(err)
+			}
+			bound := func(t *time.Time) string {
+				if t == nil {
+					return "-"
+				}
+				return t.Format(time.RFC3339)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s %q: active %t, window %s .. %s\n", s.ID, s.Name, s.Active,
+				bound(s.StartsAt), bound(s.ExpiresAt))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "new name")
+	cmd.Flags().StringVar(&startsAt, "starts-at", "", "new start (RFC 3339), or none")
+	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "new end (RFC 3339), or none")
+	cmd.Flags().BoolVar(&active, "active", true, "switch the promotion on or off")
+	return cmd
+}
+
+// auditCmd lists a promotion's audit log.
+func (p *promotionsCLI) auditCmd() *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "audit ID [--all]",
+		Short: "List a promotion's admin changes (who, when, what), newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "AT\tACTOR\tACTION\tCODE\tCHANGE")
+			after := ""
+			for {
+				page, err := c.AuditLog(cmd.Context(), args[0], after, 1000)
+				if err != nil {
+					return promotionsError(err)
+				}
+				for _, e := range page.Entries {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.At.Format(time.RFC3339), e.Actor, e.Action, e.Code, e.Detail)
+				}
+				if !all || page.Next == "" {
+					break
+				}
+				after = page.Next
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "follow every page")
+	return cmd
+}

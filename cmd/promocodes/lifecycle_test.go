@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// TestLifecycleCommands drives `codes revoke`, `promotions update` and
+// `promotions audit` against the real API on a SQLite file.
+func TestLifecycleCommands(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	const token = "cli-admin-token-0123456789"
+	srv, err := api.New(api.Config{Secret: []byte("cli-test-secret-0123456789abcdefghij"), AdminTokens: []string{token},
+		RedeemTokens: []string{"cli-redeem-token-0123456789"}}, st, nil, nil, zap.NewNop(), api.WithRedemption(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cli", Kind: promo.KindVanity,
+		CodeCount: 1, VanityCode: "CLIREVOKE1", MaxUsagePerCode: 10, PerUserLimit: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		root := newRootCmd()
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(append(args, "--api-url", hs.URL, "--token", token))
+		err := root.ExecuteContext(ctx)
+		return out.String() + errOut.String(), err
+	}
+	id := p.IDString()
+	if out, err := run("promotions", "update", id, "--active=false", "--name", "renamed"); err != nil ||
+		!strings.Contains(out, `"renamed": active false`) {
+		t.Fatalf("promotions update: %q, %v", out, err)
+	}
+	if st, _ := st.CodeState(ctx, "CLIREVOKE1", ""); st.Active {
+		t.Errorf("the promotion is still active after update --active=false")
+	}
+	if out, err := run("promotions", "update", id, "--expires-at", "soon"); err == nil || !strings.Contains(err.Error(), "RFC 3339") {
+		t.Errorf("a bad time: %q, %v", out, err)
+	}
+	if out, err := run("codes", "revoke", "clirevoke1", "--reason", "leaked"); err != nil ||
+		!strings.Contains(out, "CLIREVOKE1 revoked") {
+		t.Fatalf("codes revoke: %q, %v", out, err)
+	}
+	if out, err := run("codes", "revoke", "CLIREVOKE1", "--reason", "again"); err != nil || !strings.Contains(out, "already revoked") {
+		t.Errorf("codes revoke again: %q, %v", out, err)
+	}
+	if _, err := run("codes", "revoke", "CLIREVOKE1"); err == nil {
+		t.Errorf("codes revoke without --reason succeeded")
+	}
+	if cs, _ := st.CodeState(ctx, "CLIREVOKE1", ""); !cs.Revoked {
+		t.Errorf("the code is not revoked")
+	}
+	out, err := run("promotions", "audit", id)
+	if err != nil || strings.Count(out, "code.revoked") != 1 || strings.Count(out, "promotion.updated") != 1 ||
+		!strings.Contains(out, "admin:") {
+		t.Errorf("promotions audit: %q, %v", out, err)
+	}
+}

@@ -1,0 +1,138 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Revocation is a revoked code as POST /v1/codes/{code}/revoke answers it.
+type Revocation struct {
+	Code        string    `json:"code"`
+	PromotionID string    `json:"promotionId"`
+	RevokedAt   time.Time `json:"revokedAt"`
+	Reason      string    `json:"reason"`
+	// Replayed: the code had been revoked before (the first reason stays).
+	Replayed bool `json:"-"`
+}
+
+// RevokeCode makes one code unusable (admin).
+func (c *Client) RevokeCode(ctx context.Context, code, reason string) (Revocation, error) {
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return Revocation{}, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/codes/"+url.PathEscape(code)+"/revoke", body)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("revoke code: %w", err)
+	}
+	var r Revocation
+	resp, _, err := c.doJSON(ctx, req, &r)
+	if err != nil {
+		return Revocation{}, fmt.Errorf("revoke code: %w", err)
+	}
+	r.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
+	return r, nil
+}
+
+// PromotionUpdate is a PATCH /v1/promotions/{id}: nil fields are left as they
+// are; ClearStartsAt/ClearExpiresAt remove a bound.
+type PromotionUpdate struct {
+	Name           *string
+	StartsAt       *time.Time
+	ClearStartsAt  bool
+	ExpiresAt      *time.Time
+	ClearExpiresAt bool
+	Active         *bool
+}
+
+// PromotionSettings is what PATCH answers.
+type PromotionSettings struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	StartsAt  *time.Time `json:"startsAt"`
+	ExpiresAt *time.Time `json:"expiresAt"`
+	Active    bool       `json:"active"`
+}
+
+// UpdatePromotion changes a promotion's name, window or active flag (admin).
+func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpdate) (PromotionSettings, error) {
+	m := map[string]any{}
+	if u.Name != nil {
+		m["name"] = *u.Name
+	}
+	if u.Active != nil {
+		m["active"] = *u.Active
+	}
+	switch {
+	case u.ClearStartsAt:
+		m["startsAt"] = nil
+	case u.StartsAt != nil:
+		m["startsAt"] = u.StartsAt.UTC()
+	}
+	switch {
+	case u.ClearExpiresAt:
+		m["expiresAt"] = nil
+	case u.ExpiresAt != nil:
+		m["expiresAt"] = u.ExpiresAt.UTC()
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return PromotionSettings{}, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPatch, "/v1/promotions/"+url.PathEscape(id), body)
+	if err != nil {
+		return PromotionSettings{}, fmt.Errorf("update promotion %s: %w", id, err)
+	}
+	var s PromotionSettings
+	if _, _, err := c.doJSON(ctx, req, &s); err != nil {
+		return PromotionSettings{}, fmt.Errorf("update promotion %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// AuditEntry is one admin change of a promotion.
+type AuditEntry struct {
+	ID          string          `json:"id"`
+	At          time.Time       `json:"at"`
+	Actor       string          `json:"actor"`
+	Action      string          `json:"action"`
+	PromotionID string          `json:"promotionId"`
+	Code        string          `json:"code,omitempty"`
+	Detail      json.RawMessage `json:"detail,omitempty"`
+}
+
+// AuditPage is one page of a promotion's audit log; Next is the cursor of
+// the following page ("" on the last).
+type AuditPage struct {
+	Entries []AuditEntry `json:"entries"`
+	Next    string       `json:"next"`
+}
+
+// AuditLog reads a page of a promotion's audit log, newest first.
+func (c *Client) AuditLog(ctx context.Context, id, after string, limit int) (AuditPage, error) {
+	v := url.Values{}
+	if after != "" {
+		v.Set("after", after)
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/promotions/" + url.PathEscape(id) + "/audit"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("read audit log: %w", err)
+	}
+	var page AuditPage
+	if _, _, err := c.doJSON(ctx, req, &page); err != nil {
+		return AuditPage{}, fmt.Errorf("read audit log of promotion %s: %w", id, err)
+	}
+	return page, nil
+}
