@@ -75,6 +75,10 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 		log.Debug("batch already complete; nothing to do")
 		return outcome{verdict: verdictDone}
 	}
+	if b.State == promo.BatchCancelled {
+		log.Info("promotion cancelled; batch left as it is", zap.Int64("done", b.Done))
+		return outcome{verdict: verdictDone} // nothing to retry or park
+	}
 	enc, err := g.encoder(work.Promotion)
 	if err != nil {
 		return dead(err, &ref)
@@ -104,6 +108,11 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 				return outcome{verdict: verdictFailed, err: lerr, batch: b}
 			}
 			b = fresh.Batch
+			if b.State == promo.BatchCancelled {
+				// The cancel's compare-and-set refused this chunk: stop here.
+				log.Info("promotion cancelled; stopping at this chunk", zap.Int64("done", b.Done))
+				return outcome{verdict: verdictDone}
+			}
 		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid):
 			return dead(err, &ref)
 		default:

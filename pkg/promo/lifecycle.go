@@ -19,9 +19,18 @@ type AuditEntry struct {
 
 // Audit actions, which are also the event types on the redemptions topic.
 const (
-	ActionCodeRevoked      = "code.revoked"
-	ActionPromotionUpdated = "promotion.updated"
+	ActionCodeRevoked        = "code.revoked"
+	ActionPromotionUpdated   = "promotion.updated"
+	ActionPromotionCancelled = "promotion.cancelled"
 )
+
+// CancelRequest stops a promotion's generation.
+type CancelRequest struct {
+	PromotionID int64
+	Actor       string
+	Now         time.Time
+	AuditID     string
+}
 
 // RevokeRequest makes one code unusable.
 type RevokeRequest struct {

@@ -40,6 +40,7 @@ const (
 	StatusGenerating Status = "generating" // some codes written
 	StatusCompleted  Status = "completed"  // exactly CodeCount codes written
 	StatusFailed     Status = "failed"     // at least one batch parked in the dead-letter topic
+	StatusCancelled  Status = "cancelled"  // an admin stopped the generation; GeneratedCount codes exist
 )
 
 // Promotion is what an admin asked for, as stored.
@@ -109,6 +110,9 @@ const (
 	BatchRetrying BatchState = "retrying" // a remainder is in the error/retry topics
 	BatchParked   BatchState = "parked"   // a remainder is in the dead-letter topic
 	BatchDone     BatchState = "done"     // Done == CodeCount
+	// BatchCancelled: the promotion was cancelled before the batch finished;
+	// the progress compare-and-set refuses its further chunks.
+	BatchCancelled BatchState = "cancelled"
 )
 
 // Batch is one slice of a promotion's reserved range: sequence numbers
@@ -169,6 +173,7 @@ type Progress struct {
 		Completed int `json:"completed"`
 		Retrying  int `json:"retrying"`
 		Parked    int `json:"parked"`
+		Cancelled int `json:"cancelled,omitempty"`
 	} `json:"batches"`
 }
 
@@ -183,6 +188,8 @@ func (s PromotionStatus) Status() Status {
 	switch {
 	case s.GeneratedCount >= s.CodeCount:
 		return StatusCompleted
+	case s.Batches.Cancelled > 0:
+		return StatusCancelled
 	case s.Batches.Parked > 0:
 		return StatusFailed
 	case s.GeneratedCount > 0:

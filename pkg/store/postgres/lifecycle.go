@@ -94,3 +94,23 @@ func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, erro
 	err := t.q.QueryRow(ctx, qPromotionExists, id).Scan(&ok)
 	return ok, err
 }
+
+// CancelPromotion stops a promotion's generation (contract.Cancel); replayed
+// when it was cancelled before.
+func (s *Store) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
+	return contract.RunCancel(ctx, s.redemptionTx, req)
+}
+
+func (t redemptionTx) CancelBatches(ctx context.Context, promotionID int64, now time.Time) (int64, error) {
+	tag, err := t.q.Exec(ctx, qCancelBatches, promotionID, now)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (t redemptionTx) CancelledBatches(ctx context.Context, promotionID int64) (int64, error) {
+	var n int64
+	err := t.q.QueryRow(ctx, qCancelledBatches, promotionID).Scan(&n)
+	return n, err
+}

@@ -36,4 +36,12 @@ WHERE id = $1 AND (
 	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
 		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
 RETURNING id, name, starts_at, expires_at, active`
+
+	// qCancelBatches: waits for a chunk commit holding a batch row, then
+	// re-checks done < code_count on the committed row.
+	qCancelBatches = `UPDATE batches SET state = 'cancelled', updated_at = $2
+WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled'`
+
+	qCancelledBatches = `SELECT count(*) FROM batches
+WHERE promotion_id = $1 AND done < code_count AND state = 'cancelled'`
 )

@@ -36,7 +36,8 @@ FROM generate_series(0, $5::int - 1) AS g`
 	COALESCE(sum(done), 0)::bigint,
 	count(*) FILTER (WHERE done = code_count),
 	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
-	count(*) FILTER (WHERE state = 'parked' AND done < code_count)
+	count(*) FILTER (WHERE state = 'parked' AND done < code_count),
+	count(*) FILTER (WHERE state = 'cancelled' AND done < code_count)
 FROM batches WHERE promotion_id = $1`
 
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`
@@ -67,7 +68,7 @@ WHERE p.id = $1`
 	qAdvance = `UPDATE batches SET done = done + $3,
 	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
 	updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count
+WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
 RETURNING done`
 
 	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`
@@ -85,15 +86,15 @@ SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 
 	// qSetBatchState never touches a finished batch: done is final.
 	qSetBatchState = `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count`
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`
 
 	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`
 
 	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = $1 AND done < code_count ORDER BY batch_no`
+WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
 
 	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count ORDER BY promotion_id, batch_no`
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`

@@ -27,4 +27,10 @@ WHERE id = ?1 AND (
 	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
 	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
 RETURNING id, name, starts_at, expires_at, active`
+
+	qCancelBatches = `UPDATE batches SET state = 'cancelled', updated_at = ?2
+WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`
+
+	qCancelledBatches = `SELECT count(*) FROM batches
+WHERE promotion_id = ? AND done < code_count AND state = 'cancelled'`
 )

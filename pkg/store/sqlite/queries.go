@@ -38,7 +38,8 @@ SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 	coalesce(sum(done), 0),
 	coalesce(sum(done = code_count), 0),
 	coalesce(sum(state = 'retrying' AND done < code_count), 0),
-	coalesce(sum(state = 'parked' AND done < code_count), 0)
+	coalesce(sum(state = 'parked' AND done < code_count), 0),
+	coalesce(sum(state = 'cancelled' AND done < code_count), 0)
 FROM batches WHERE promotion_id = ?`
 
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
@@ -68,22 +69,22 @@ WHERE p.id = ?1`
 	qAdvance = `UPDATE batches SET done = done + ?3,
 	state = CASE WHEN done + ?3 = code_count THEN 'done' ELSE state END,
 	updated_at = ?5
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done = ?4 AND done + ?3 <= code_count
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done = ?4 AND done + ?3 <= code_count AND state <> 'cancelled'
 RETURNING done`
 
 	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = ? AND batch_no = ?`
 
 	// qSetBatchState never touches a finished batch: done is final.
 	qSetBatchState = `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ?5
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count`
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`
 
 	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = ? AND batch_no = ?)`
 
 	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = ? AND done < code_count ORDER BY batch_no`
+WHERE promotion_id = ? AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
 
 	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count ORDER BY promotion_id, batch_no`
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`

@@ -30,4 +30,10 @@ WHERE id = @p1 AND (
 	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
 	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
 SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHERE id IN (SELECT id FROM @t);`
+
+	qCancelBatches = `UPDATE batches SET state = 'cancelled', updated_at = @p2
+WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled'`
+
+	qCancelledBatches = `SELECT COUNT(*) FROM batches
+WHERE promotion_id = @p1 AND done < code_count AND state = 'cancelled'`
 )

@@ -73,7 +73,8 @@ FROM g`
 	COALESCE(SUM(done), 0),
 	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
 	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0)
+	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0)
 FROM batches WHERE promotion_id = @p1`
 
 	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
@@ -107,22 +108,22 @@ WHERE p.id = @p1`
 	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
 	updated_at = SYSUTCDATETIME()
 OUTPUT inserted.done
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count`
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled'`
 
 	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`
 
 	// qSetBatchState never touches a finished batch: done is final.
 	qSetBatchState = `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count`
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`
 
 	qBatchExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
 	THEN 1 ELSE 0 END AS bit)`
 
 	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = @p1 AND done < code_count ORDER BY batch_no`
+WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
 
 	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count ORDER BY promotion_id, batch_no`
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`

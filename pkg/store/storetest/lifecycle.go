@@ -14,6 +14,7 @@ type LifecycleStore interface {
 	RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
+	CancelPromotion(ctx context.Context, req promo.CancelRequest) (replayed bool, err error)
 }
 
 var lifecycleTests = []struct {
@@ -22,6 +23,7 @@ var lifecycleTests = []struct {
 }{
 	{"RevokeCode", testRevokeCode},
 	{"UpdatePromotion", testUpdatePromotion},
+	{"CancelPromotion", testCancelPromotion},
 }
 
 func revokeReq(code, reason string) promo.RevokeRequest {
@@ -156,5 +158,63 @@ func testUpdatePromotion(t *testing.T, h *harness) {
 	_ = json.Unmarshal(log[0].Detail, &change)
 	if v, ok := change["startsAt"]; !ok || v != nil {
 		t.Errorf("newest entry = %s, want startsAt and expiresAt cleared (null)", log[0].Detail)
+	}
+}
+
+func cancelReq(id int64) promo.CancelRequest {
+	return promo.CancelRequest{PromotionID: id, Actor: "admin:test", Now: time.Now().UTC(), AuditID: newID()}
+}
+
+func testCancelPromotion(t *testing.T, h *harness) {
+	p := h.create(h.generated("cancel", 30, 10))
+	bs := h.batches(p.ID)
+	if len(bs) != 3 {
+		t.Fatalf("%d batches, want 3", len(bs))
+	}
+	h.commit(h.chunk(bs[0], 0, 5))
+	h.commit(h.chunk(bs[1], 0, 10))
+
+	if replayed, err := h.s.CancelPromotion(h.ctx, cancelReq(p.ID)); err != nil || replayed {
+		t.Fatalf("CancelPromotion = %t, %v", replayed, err)
+	}
+	st := h.status(p.ID)
+	if st.Status() != promo.StatusCancelled || st.GeneratedCount != 15 || st.Batches.Cancelled != 2 ||
+		st.Batches.Completed != 1 {
+		t.Errorf("status after cancel = %s, %d codes, batches %+v; want cancelled, 15, 2 cancelled, 1 completed",
+			st.Status(), st.GeneratedCount, st.Batches)
+	}
+	// The next chunk of the partial batch is refused by the compare-and-set.
+	_, err := h.s.CommitChunk(h.ctx, h.chunk(bs[0], 5, 5))
+	wantCode(t, "a chunk after cancel", err, promo.EMoved)
+	if b := h.batch(bs[0].Ref()); b.State != promo.BatchCancelled || b.Done != 5 {
+		t.Errorf("batch 0 after cancel = %+v, want cancelled at 5", b)
+	}
+	// A failing worker's state report does not undo the cancel.
+	if err := h.s.SetBatchState(h.ctx, bs[2].Ref(), promo.BatchRetrying, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	if b := h.batch(bs[2].Ref()); b.State != promo.BatchCancelled {
+		t.Errorf("batch 2 state = %s after SetBatchState, want cancelled", b.State)
+	}
+	// Nothing is left for reconcile or the shovel to re-enqueue.
+	if inc, err := h.s.IncompleteBatches(h.ctx, p.ID); err != nil || len(inc) != 0 {
+		t.Errorf("IncompleteBatches = %+v, %v; want none", inc, err)
+	}
+	if got := h.export(p.ID); len(got) != 15 {
+		t.Errorf("%d codes exported, want the 15 that the status reports", len(got))
+	}
+	if replayed, err := h.s.CancelPromotion(h.ctx, cancelReq(p.ID)); err != nil || !replayed {
+		t.Errorf("second CancelPromotion = %t, %v; want replayed", replayed, err)
+	}
+
+	done, _ := h.generatedCodes("cancel-done", 4, nil)
+	_, err = h.s.CancelPromotion(h.ctx, cancelReq(done.ID))
+	wantCode(t, "cancel a completed promotion", err, promo.EConflict)
+	_, err = h.s.CancelPromotion(h.ctx, cancelReq(p.ID+1_000_000))
+	wantCode(t, "cancel an unknown promotion", err, promo.ENotFound)
+
+	log, err := h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID})
+	if err != nil || len(log) != 1 || log[0].Action != promo.ActionPromotionCancelled {
+		t.Errorf("AuditLog = %+v, %v; want one promotion.cancelled", log, err)
 	}
 }

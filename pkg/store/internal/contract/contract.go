@@ -183,7 +183,7 @@ func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.Promo
 		return st, nil
 	}
 	b := &st.Batches
-	if err := readProgress(&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked); err != nil {
+	if err := readProgress(&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked, &b.Cancelled); err != nil {
 		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", p.ID, err)
 	}
 	return st, nil

@@ -106,6 +106,13 @@ type PromotionUpdater interface {
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (s promo.PromotionSettings, ok bool, err error)
 	// PromotionExists says whether the promotion exists.
 	PromotionExists(ctx context.Context, id int64) (bool, error)
+	// CancelBatches marks every unfinished batch of the promotion cancelled
+	// (one statement; a chunk commit in flight holds the batch row and is
+	// waited for, a later one is refused by the progress compare-and-set)
+	// and returns how many it marked.
+	CancelBatches(ctx context.Context, promotionID int64, now time.Time) (int64, error)
+	// CancelledBatches counts the promotion's cancelled unfinished batches.
+	CancelledBatches(ctx context.Context, promotionID int64) (int64, error)
 }
 
 // UpdatePromotion changes a promotion's name, window or active flag, with an
@@ -170,4 +177,60 @@ func RunUpdatePromotion(ctx context.Context, inTx TxFunc, u promo.PromotionUpdat
 		err = fmt.Errorf("update promotion %d: %w", u.ID, err)
 	}
 	return s, err
+}
+
+// Cancel stops a promotion that is still generating: its unfinished batches
+// become cancelled, so workers stop at their next chunk (the progress
+// compare-and-set refuses it), reconcile and the shovel leave them alone, and
+// the status reports "cancelled" with the exact number of codes that exist
+// (progress advances in the same transaction as each chunk's codes).
+// Cancelling again answers replayed; a completed (or vanity) promotion has
+// nothing to cancel: EConflict.
+func Cancel(ctx context.Context, tx RedemptionTx, req promo.CancelRequest) (bool, error) {
+	exists, err := tx.PromotionExists(ctx, req.PromotionID)
+	if err != nil {
+		return false, fmt.Errorf("look up promotion: %w", err)
+	}
+	if !exists {
+		return false, PromotionNotFound(req.PromotionID)
+	}
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	n, err := tx.CancelBatches(ctx, req.PromotionID, now)
+	if err != nil {
+		return false, fmt.Errorf("cancel batches: %w", err)
+	}
+	if n == 0 {
+		c, err := tx.CancelledBatches(ctx, req.PromotionID)
+		if err != nil {
+			return false, fmt.Errorf("count cancelled batches: %w", err)
+		}
+		if c > 0 {
+			return true, nil
+		}
+		return false, promo.Errorf(promo.EConflict, "promotion %d has finished generating: nothing to cancel "+
+			"(deactivate it with PATCH {\"active\": false})", req.PromotionID)
+	}
+	detail, err := json.Marshal(map[string]int64{"batchesCancelled": n})
+	if err != nil {
+		return false, err
+	}
+	return false, audit(ctx, tx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
+		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID, Detail: detail})
+}
+
+// RunCancel is a store's CancelPromotion: Cancel in one transaction.
+func RunCancel(ctx context.Context, inTx TxFunc, req promo.CancelRequest) (bool, error) {
+	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
+		return false, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+	}
+	var replayed bool
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		replayed, err = Cancel(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("cancel promotion %d: %w", req.PromotionID, err)
+	}
+	return replayed, err
 }
