@@ -20,6 +20,7 @@ type Administrator interface {
 	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (redemption.PromotionView, error)
+	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
 }
 
 func (s *Server) lifecycleRoutes() {
@@ -29,6 +30,31 @@ func (s *Server) lifecycleRoutes() {
 	s.mux.Handle("POST /v1/codes/{code}/revoke", s.admin(s.revokeCode))
 	s.mux.Handle("GET /v1/promotions/{id}/audit", s.admin(s.auditLog))
 	s.mux.Handle("PATCH /v1/promotions/{id}", s.admin(s.patchPromotion))
+	s.mux.Handle("POST /v1/promotions/{id}/cancel", s.admin(s.cancelPromotion))
+}
+
+// cancelPromotion stops a generating promotion and answers its status
+// (status "cancelled", generatedCount the codes that exist).
+func (s *Server) cancelPromotion(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	replayed, err := s.administrator().CancelPromotion(r.Context(), s.actor(r, "admin"), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.store.GetPromotion(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, statusView(st))
 }
 
 func (s *Server) administrator() Administrator { return s.redeemer.(Administrator) }

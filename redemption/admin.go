@@ -12,6 +12,7 @@ type AdminStore interface {
 	RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
+	CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error)
 }
 
 // RevocationView is a revocation as the API answers it.
@@ -81,4 +82,15 @@ func (s *Service) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		s.notify()
 	}
 	return PromotionView{PromotionSettings: ps, ID: promo.FormatID(ps.ID)}, nil
+}
+
+// CancelPromotion stops a promotion's generation at the workers' next chunk;
+// replayed when it was cancelled before.
+func (s *Service) CancelPromotion(ctx context.Context, actor string, id int64) (bool, error) {
+	replayed, err := s.store.CancelPromotion(ctx, promo.CancelRequest{PromotionID: id, Actor: actor,
+		Now: s.now().UTC(), AuditID: newID()})
+	if err == nil && !replayed && s.notify != nil {
+		s.notify()
+	}
+	return replayed, err
 }

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -181,6 +184,72 @@ func TestHTTPPatchPromotion(t *testing.T) {
 				if e.Action != "promotion.updated" {
 					t.Errorf("audit action %q", e.Action)
 				}
+			}
+		})
+	}
+}
+
+func TestHTTPCancelPromotion(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, noGuessLimit)
+			// 100 codes in one batch, of which 40 committed: mid-generation.
+			eng, err := codes.New(defaultFormat, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := eng.Layout()
+			f := l.Format()
+			p, _, err := h.st.CreatePromotion(h.ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cancel",
+				Kind: promo.KindGenerated, CodeCount: 100, Format: &f, MaxUsagePerCode: 1, CounterName: l.CounterName()},
+				BatchSize: 100, SeqLimit: math.MaxInt64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs, err := h.st.IncompleteBatches(h.ctx, p.ID)
+			if err != nil || len(bs) != 1 {
+				t.Fatalf("IncompleteBatches = %v, %v", bs, err)
+			}
+			chunk := func(from int64, n int) promo.Chunk {
+				return promo.Chunk{Batch: bs[0].Ref(), From: from, Count: n, CodeLen: l.CodeLen(), CounterName: p.CounterName,
+					Codes: eng.AppendCodes(nil, bs[0].SeqStart+uint64(from), n), Replace: eng.AppendCode}
+			}
+			if _, err := h.st.CommitChunk(h.ctx, chunk(0, 40)); err != nil {
+				t.Fatal(err)
+			}
+			path := "/v1/promotions/" + p.IDString()
+			r := h.do("POST", path+"/cancel", adminToken, "", nil)
+			var st struct {
+				Status         string
+				GeneratedCount int64
+				Summary        string
+			}
+			decode(t, r.body, &st)
+			if r.status != http.StatusOK || st.Status != "cancelled" || st.GeneratedCount != 40 {
+				t.Fatalf("cancel: %d %s; want 200, cancelled, 40 codes", r.status, r.body)
+			}
+			if _, err := h.st.CommitChunk(h.ctx, chunk(40, 20)); !promo.Is(err, promo.EMoved) {
+				t.Errorf("a chunk after cancel: %v, want refused (moved)", err)
+			}
+			decode(t, h.do("GET", path, adminToken, "", nil).body, &st)
+			if st.Status != "cancelled" || st.GeneratedCount != 40 || !strings.Contains(st.Summary, "cancelled") {
+				t.Errorf("GET after cancel = %+v", st)
+			}
+			if r := h.do("POST", path+"/cancel", adminToken, "", nil); r.status != http.StatusOK ||
+				r.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("second cancel: %d %s", r.status, r.body)
+			}
+			done, _ := h.seed(promotionSpec{n: 2, maxUsage: 1})
+			if r := h.do("POST", "/v1/promotions/"+done.IDString()+"/cancel", adminToken, "", nil); r.status != http.StatusConflict {
+				t.Errorf("cancel a completed promotion: %d %s, want 409", r.status, r.body)
+			}
+			if r := h.do("POST", path+"/cancel", redeemToken, "", nil); r.status != http.StatusForbidden {
+				t.Errorf("cancel with the redeem token: %d", r.status)
+			}
+			var log struct{ Entries []struct{ Action string } }
+			decode(t, h.do("GET", path+"/audit", adminToken, "", nil).body, &log)
+			if len(log.Entries) != 1 || log.Entries[0].Action != "promotion.cancelled" {
+				t.Errorf("audit log = %+v", log.Entries)
 			}
 		})
 	}

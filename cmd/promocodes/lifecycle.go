@@ -145,3 +145,29 @@ func (p *promotionsCLI) auditCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&all, "all", false, "follow every page")
 	return cmd
 }
+
+// cancelCmd stops a generating promotion.
+func (p *promotionsCLI) cancelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Stop a promotion that is still generating (workers stop at their next chunk); audited",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client()
+			if err != nil {
+				return err
+			}
+			st, replayed, err := c.CancelPromotion(cmd.Context(), args[0])
+			if err != nil {
+				return promotionsError(err)
+			}
+			what := "cancelled"
+			if replayed {
+				what = "was already cancelled"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s %s: %d of %d codes exist\n", st.ID, what, st.GeneratedCount,
+				st.CodeCount)
+			return nil
+		},
+	}
+}

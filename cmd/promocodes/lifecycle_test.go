@@ -80,6 +80,9 @@ func TestLifecycleCommands(t *testing.T) {
 	if cs, _ := st.CodeState(ctx, "CLIREVOKE1", ""); !cs.Revoked {
 		t.Errorf("the code is not revoked")
 	}
+	if out, err := run("promotions", "cancel", id); err == nil || !strings.Contains(err.Error(), "nothing to cancel") {
+		t.Errorf("cancel a vanity promotion: %q, %v; want the 409 explained", out, err)
+	}
 	out, err := run("promotions", "audit", id)
 	if err != nil || strings.Count(out, "code.revoked") != 1 || strings.Count(out, "promotion.updated") != 1 ||
 		!strings.Contains(out, "admin:") {

@@ -48,7 +48,7 @@ func newPromotionsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&p.apiURL, "api-url", defURL, "Promotion API base URL (env PROMOCODES_CLIENT_URL)")
 	// The token's default stays out of the flag so --help never prints it.
 	cmd.PersistentFlags().StringVar(&p.token, "token", "", "admin bearer token (env PROMOCODES_CLIENT_TOKEN)")
-	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd(), p.updateCmd(), p.auditCmd())
+	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd(), p.updateCmd(), p.cancelCmd(), p.auditCmd())
 	return cmd
 }
 

@@ -136,3 +136,18 @@ func (c *Client) AuditLog(ctx context.Context, id, after string, limit int) (Aud
 	}
 	return page, nil
 }
+
+// CancelPromotion stops a generating promotion (admin) and returns its
+// status: cancelled, with the number of codes that exist. replayed is true
+// when it had been cancelled before.
+func (c *Client) CancelPromotion(ctx context.Context, id string) (st Status, replayed bool, err error) {
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/promotions/"+url.PathEscape(id)+"/cancel", nil)
+	if err != nil {
+		return Status{}, false, fmt.Errorf("cancel promotion %s: %w", id, err)
+	}
+	resp, _, err := c.doJSON(ctx, req, &st)
+	if err != nil {
+		return Status{}, false, fmt.Errorf("cancel promotion %s: %w", id, err)
+	}
+	return st, resp.Header.Get("Idempotent-Replayed") == "true", nil
+}
