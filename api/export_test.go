@@ -91,7 +91,7 @@ func TestExportCSV(t *testing.T) {
 	if lines[0] != "code" {
 		t.Errorf("first line = %q, want code", lines[0])
 	}
-	layout, err := codes.NewLayout(promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR-", Separator: "-", GroupSize: 4})
+	layout, err := codes.NewLayout(promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR", Separator: "-", GroupSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,8 @@ func TestExportVanity(t *testing.T) {
 func TestAuth(t *testing.T) {
 	const token = "admin-token-for-tests-0123456789"
 	ops := health.Handler(nil, nil, prometheus.NewRegistry())
-	e := newEnv(t, api.Config{AdminTokens: []string{token}, BatchCodeCount: 1000}, ops)
+	const redeemToken = "redeem-token-for-tests-012345678"
+	e := newEnv(t, api.Config{AdminTokens: []string{token}, RedeemTokens: []string{redeemToken}, BatchCodeCount: 1000}, ops)
 	body := winter(1000)
 
 	for _, tc := range []struct {
@@ -152,8 +153,9 @@ func TestAuth(t *testing.T) {
 		{"no token", "", http.StatusUnauthorized},
 		{"empty bearer", "Bearer ", http.StatusUnauthorized},
 		{"basic auth", "Basic YWRtaW46YWRtaW4=", http.StatusUnauthorized},
-		{"wrong token", "Bearer not-the-token", http.StatusForbidden},
-		{"token prefix", "Bearer " + token[:10], http.StatusForbidden},
+		{"wrong token", "Bearer not-the-token", http.StatusUnauthorized},
+		{"token prefix", "Bearer " + token[:10], http.StatusUnauthorized},
+		{"redeem token on an admin endpoint", "Bearer " + redeemToken, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}

@@ -17,6 +17,10 @@ type problem struct {
 	Status int                `json:"status"`
 	Detail string             `json:"detail,omitempty"`
 	Errors []promo.FieldError `json:"errors,omitempty"`
+	// MinLength is the shortest format.length that takes the requested
+	// count, on a 422 whose format is too short (the "at least N" of the
+	// format.length message).
+	MinLength int `json:"minLength,omitempty"`
 }
 
 // statusOf maps a domain error code to an HTTP status: the one place where
@@ -65,6 +69,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message
 		p.Errors = de.Fields
+		p.MinLength = de.MinLength
 	} else {
 		p.Status = http.StatusInternalServerError
 		p.Detail = "internal error; see the server log"

@@ -93,6 +93,9 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		}
 		return np, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
+	if path := duplicateKey(body); path != "" {
+		return np, duplicateKeyError(path)
+	}
 	var req createRequest
 	if err := decodeStrict(body, &req, ""); err != nil {
 		return np, err
@@ -113,6 +116,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		return np, err
 	}
 	var fields []promo.FieldError
+	minLength := 0 // the shortest format.length for the count, when the given one is too short
 	bad := func(field, format string, args ...any) {
 		fields = append(fields, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
@@ -123,6 +127,8 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		bad("name", "is required")
 	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
 		bad("name", "must be valid UTF-8 of at most %d characters", maxNameLen)
+	case badText(name) != "":
+		bad("name", "%s", badText(name))
 	}
 	maxUsage := 1
 	if req.MaxUsagePerCode != nil {
@@ -181,11 +187,19 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 			bad("format", "is required for generated codes")
 			break
 		}
-		layout, err := codes.NewLayout(*format)
+		forCount := count
+		if len(fields) > 0 {
+			forCount = 0 // a bad count: check the format alone
+		}
+		layout, err := codes.CheckFormatFor(*format, forCount, s.cfg.MaxDensity)
+		if promo.Is(err, promo.ECapacity) && len(fields) == 0 {
+			return np, err
+		}
 		if err != nil {
 			var de *promo.Error
 			if errors.As(err, &de) {
 				fields = append(fields, de.Fields...)
+				minLength = de.MinLength
 				if len(de.Fields) == 0 {
 					bad("format", "%s", de.Message)
 				}
@@ -197,9 +211,6 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		if len(fields) > 0 {
 			break
 		}
-		if err := codes.CheckCapacity(*format, count, s.cfg.MaxDensity); err != nil {
-			return np, err
-		}
 		np.CodeCount = count
 		check := format.HasCheckChar() // an explicit true and an omitted checkChar are the same request
 		format.CheckChar = &check
@@ -208,7 +219,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
 	}
 	if len(fields) > 0 {
-		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields}
+		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields, MinLength: minLength}
 	}
 	np.RequestHash = requestHash(np)
 	return np, nil

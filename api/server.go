@@ -89,9 +89,9 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now}
-	s.mux.Handle("POST /v1/promotions", s.admin(s.createPromotion))
-	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
-	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))
+	for _, r := range s.routes() {
+		s.mux.Handle(r.pattern, r.h)
+	}
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)
@@ -101,6 +101,30 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	return s, nil
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// routes are the API's endpoints (not the operational ones).
+func (s *Server) routes() []route {
+	return []route{
+		{"POST /v1/promotions", s.admin(s.createPromotion)},
+		{"GET /v1/promotions/{id}", s.admin(s.getPromotion)},
+		{"GET /v1/promotions/{id}/codes", s.admin(s.exportCodes)},
+	}
+}
+
+// Routes lists the API's endpoints as "METHOD /path" patterns, for tests
+// that must cover each of them.
+func Routes() []string {
+	var out []string
+	for _, r := range (&Server{}).routes() {
+		out = append(out, r.pattern)
+	}
+	return out
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -128,10 +152,25 @@ func (s *Server) authorize(r *http.Request, tokens []string) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return promo.Errorf(promo.EUnauthorized, "a bearer token is required")
 	}
+	if knownToken(tokens, token) {
+		return nil
+	}
+	// A token of another role is known but not allowed here (403); any other
+	// token is no credential at all (401), so a typo is not told apart from
+	// a missing token by anything but the message.
+	if knownToken(s.cfg.AdminTokens, token) || knownToken(s.cfg.RedeemTokens, token) {
+		return promo.Errorf(promo.EForbidden, "this token's role may not do that")
+	}
+	return promo.Errorf(promo.EUnauthorized, "the bearer token is not valid")
+}
+
+// knownToken compares token with each of tokens in constant time.
+func knownToken(tokens []string, token string) bool {
+	ok := false
 	for _, t := range tokens {
 		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			return nil
+			ok = true
 		}
 	}
-	return promo.Errorf(promo.EForbidden, "this token may not do that")
+	return ok
 }

@@ -71,6 +71,10 @@ func newCodesPreviewCmd() *cobra.Command {
 			f := ff.format()
 			l, err := codes.NewLayout(f)
 			if err != nil {
+				if cmd.Flags().Changed("for") {
+					// name the length that takes --for N codes, not only the space minimum
+					_, err = codes.CheckFormatFor(f, forCount, maxDensity)
+				}
 				return err
 			}
 			key := []byte(secret)

@@ -22,6 +22,9 @@ type ProblemError struct {
 	Status int                `json:"status"`
 	Detail string             `json:"detail,omitempty"`
 	Fields []promo.FieldError `json:"errors,omitempty"`
+	// MinLength is the shortest format.length that takes the requested
+	// count, when the server refused a format as too short.
+	MinLength int `json:"minLength,omitempty"`
 }
 
 // Error is a one-line summary: "422 Unprocessable Entity: invalid request

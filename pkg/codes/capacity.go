@@ -1,7 +1,9 @@
 package codes
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"math"
 	"math/big"
 	"strconv"
@@ -69,17 +71,74 @@ func charsetSize(cs string) int {
 // holds count codes within maxDensity (and is at least MinSpace). It returns 0
 // when no length does (the count is too large for any space of at most
 // MaxSpace codes) or when the charset is invalid.
+//
+// The length also keeps f's separator groups valid (groupSize below the
+// body plus check character), so a request that only changes format.length
+// to the answer is accepted.
 func ShortestLength(f promo.Format, count int64, maxDensity float64) int {
 	n := uint64(charsetSize(f.Charset))
 	if n == 0 || count < 0 {
 		return 0
 	}
-	for k := minLength(n, MinSpace); k <= maxLength(n); k++ {
+	k := minLength(n, MinSpace)
+	if f.GroupSize > 0 {
+		k = max(k, f.GroupSize+1-b2i(f.HasCheckChar()))
+	}
+	for ; k <= maxLength(n); k++ {
 		if SeqLimit(pow(n, k), maxDensity) >= uint64(count) {
 			return k
 		}
 	}
 	return 0
+}
+
+// CheckFormatFor validates f for a promotion of count codes: the format
+// errors of NewLayout and the capacity check of CheckCapacity, in one error.
+// When the length is too short, for the space minimum or for the density,
+// the format.length message names the shortest length that takes count codes
+// ("use a length of at least N") and the error carries N as MinLength, so
+// that advice never leads to a second refusal. count < 1 checks the format
+// alone.
+//
+// It also holds new formats to rules that stored ones predate: a prefix or
+// suffix must not contain the separator (the canonical form of a code has no
+// separators; the display form sets the affixes off with it).
+func CheckFormatFor(f promo.Format, count int64, maxDensity float64) (*Layout, error) {
+	l, err := NewLayout(f)
+	if err == nil && len(f.Separator) == 1 {
+		var e promo.Error
+		for _, a := range []struct{ field, v string }{{FieldPrefix, f.Prefix}, {FieldSuffix, f.Suffix}} {
+			if strings.Contains(a.v, f.Separator) {
+				e.Fields = append(e.Fields, promo.FieldError{Field: a.field, Message: fmt.Sprintf(
+					"must not contain the separator %q: codes show it between %s and body by themselves "+
+						"(%q gives %s)", f.Separator, strings.TrimPrefix(a.field, "format."), strings.ReplaceAll(a.v, f.Separator, ""),
+					exampleDisplay(f))})
+			}
+		}
+		if len(e.Fields) > 0 {
+			e.Code, e.Message = promo.EInvalid, "invalid code format"
+			return nil, &e
+		}
+	}
+	if err != nil {
+		var e *promo.Error
+		if count < 1 || !errors.As(err, &e) {
+			return nil, err
+		}
+		k := ShortestLength(f, count, maxDensity)
+		for i, fe := range e.Fields {
+			if fe.Field == FieldLength && f.Length >= 1 && f.Length < k && k > 0 {
+				e.Fields[i].Message = fmt.Sprintf("%d is too short for %d codes: use a length of at least %d",
+					f.Length, count, k)
+				e.MinLength = k
+			}
+		}
+		return nil, e
+	}
+	if count < 1 {
+		return l, nil
+	}
+	return l, l.CheckCapacity(count, maxDensity)
 }
 
 // CheckCapacity validates f and refuses a count of codes that would push
@@ -113,6 +172,7 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 			"%d codes in %d possible ones would let one guess in %.3g hit a code; the limit is 1 in %.3g, "+
 				"so this format takes at most %d codes", count, l.space, float64(l.space)/float64(count), 1/d, limit)}}}
 	if k := ShortestLength(l.format, count, d); k > 0 {
+		e.MinLength = k
 		e.Fields = append(e.Fields, promo.FieldError{Field: FieldLength, Message: fmt.Sprintf(
 			"use a length of at least %d for %d codes", k, count)})
 	} else {
@@ -126,3 +186,16 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 // GuessProbability is the per-guess success probability once issued codes
 // of this layout exist.
 func (l *Layout) GuessProbability(issued uint64) float64 { return GuessProbability(issued, l.space) }
+
+// exampleDisplay shows the display form f would have with the separator
+// taken out of its prefix and suffix (a body of X characters).
+func exampleDisplay(f promo.Format) string {
+	f.Prefix = strings.ReplaceAll(f.Prefix, f.Separator, "")
+	f.Suffix = strings.ReplaceAll(f.Suffix, f.Separator, "")
+	l, err := NewLayout(f)
+	if err != nil {
+		return "a shorter display"
+	}
+	canonical := f.Prefix + strings.Repeat("X", l.length+b2i(l.check)) + f.Suffix
+	return l.Display(canonical)
+}

@@ -199,11 +199,19 @@ func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
 	p := len(l.prefix)
 	run := canonical[p : l.codeLen-len(l.suffix)]
 	dst = append(dst, canonical[:p]...)
+	// A prefix or suffix is set off from the body by the separator (formats
+	// stored before affixes were refused the separator carry it themselves).
+	if p > 0 && l.prefix[p-1] != l.sep {
+		dst = append(dst, l.sep)
+	}
 	for i, c := range run {
 		if i > 0 && i%l.group == 0 {
 			dst = append(dst, l.sep)
 		}
 		dst = append(dst, c)
+	}
+	if l.suffix != "" && l.suffix[0] != l.sep {
+		dst = append(dst, l.sep)
 	}
 	return append(dst, canonical[l.codeLen-len(l.suffix):]...)
 }

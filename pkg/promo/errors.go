@@ -37,6 +37,9 @@ type Error struct {
 	Code    ErrorCode
 	Message string
 	Fields  []FieldError
+	// MinLength, on a format whose length cannot hold the requested count,
+	// is the shortest format.length that does (the problem's minLength).
+	MinLength int
 }
 
 func (e *Error) Error() string {
