@@ -63,7 +63,7 @@ func (p *fakePublisher) setFail(err error) {
 // schema (newEnvOn with backendPostgres).
 type env struct {
 	t      testing.TB
-	store  *sqlite.Store // nil on PostgreSQL
+	store  *sqlite.Store                 // nil on PostgreSQL
 	query  func(q string) (int64, error) // a separate read connection, to count what was written
 	pub    *fakePublisher
 	outbox *api.Outbox

@@ -3,10 +3,10 @@ package codes
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
