@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -374,12 +375,32 @@ func Summary(st promo.PromotionStatus) string {
 }
 
 func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
+	partial := false
+	if v := r.URL.Query().Get("partial"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.writeError(w, r, promo.FieldErrorf("partial", "must be true or false, got %q", truncate(v, 20)))
+			return
+		}
+		partial = b
+	}
 	st, err := s.promotion(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	id := st.ID
+	// An export of an unfinished promotion is a partial file that looks
+	// complete: only on request.
+	if status := st.Status(); status != promo.StatusCompleted && !partial {
+		s.writeError(w, r, promo.Errorf(promo.EConflict,
+			"promotion %d is %s (%s of %s codes): export it once it is completed, or ask for what exists with ?partial=true",
+			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)))
+		return
+	}
+	if partial {
+		w.Header().Set("Promocodes-Partial-Export", "true")
+	}
 	var layout *codes.Layout
 	if st.Format != nil {
 		if layout, err = codes.NewLayout(*st.Format); err != nil {

@@ -140,10 +140,13 @@ func newTransport() *http.Transport {
 }
 
 // URL returns the absolute URL of an API path such as "/v1/promotions/7".
+// A query ("?partial=true") is kept as a query.
 func (c *Client) URL(path string) string {
 	u := *c.base
+	path, query, _ := strings.Cut(path, "?")
 	u.Path = c.base.Path + path
 	u.RawPath = ""
+	u.RawQuery = query
 	return u.String()
 }
 
