@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -51,13 +52,22 @@ func statusOf(code promo.ErrorCode) int {
 const (
 	errMalformed        promo.ErrorCode = "malformed"
 	errUnsupportedMedia promo.ErrorCode = "unsupported_media_type"
+	errUnavailable      promo.ErrorCode = "unavailable" // 503 with Retry-After
 )
+
+func errBusy(msg string) error { return &promo.Error{Code: errUnavailable, Message: msg} }
 
 // writeError answers with problem+json. Internal errors are logged here, once,
 // and their text is not shown to the caller.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem{Type: "about:blank"}
 	var de *promo.Error
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The request's database deadline (DBTimeout) passed: say so, log why.
+		s.log.Warn("request timed out", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		de = &promo.Error{Code: errUnavailable, Message: "the database did not answer in time; try again"}
+		err = de
+	}
 	if errors.As(err, &de) && de.Code != promo.EInternal {
 		p.Status = statusOf(de.Code)
 		switch de.Code {
@@ -65,6 +75,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Status = http.StatusBadRequest
 		case errUnsupportedMedia:
 			p.Status = http.StatusUnsupportedMediaType
+		case errUnavailable:
+			p.Status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "5")
 		}
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message

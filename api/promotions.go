@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -384,7 +385,9 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 		}
 		partial = b
 	}
-	st, err := s.promotion(r)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+	st, err := s.promotion(r.WithContext(ctx))
+	cancel()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -408,10 +411,23 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Each export holds a database connection while it streams: only
+	// MaxExports at once, so creates and status reads keep theirs.
+	release, err := s.exportSlot(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
+	// A client that stops reading would hold the connection forever: each
+	// write must complete within ExportStallTimeout.
+	rc := http.NewResponseController(w)
+	stall := func() { _ = rc.SetWriteDeadline(time.Now().Add(s.cfg.ExportStallTimeout)) }
+	stall()
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="promotion-%d-codes.csv"`, id))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(&deadlineWriter{w: w, before: stall}, 64<<10)
 	cw := csv.NewWriter(bw)
 	_ = cw.Write([]string{"code"})
 	row := make([]string, 1)
@@ -438,6 +454,17 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("export interrupted", zap.Int64("promotion_id", id), zap.Error(err))
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// deadlineWriter re-arms the write deadline before each write.
+type deadlineWriter struct {
+	w      io.Writer
+	before func()
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.before()
+	return d.w.Write(p)
 }
 
 func utc(t *time.Time) *time.Time {

@@ -33,6 +33,10 @@ type LogConfig struct {
 
 type HTTPConfig struct {
 	Addr string `mapstructure:"addr"`
+	// ReadTimeout bounds reading a whole request; IdleTimeout closes idle
+	// keep-alive connections.
+	ReadTimeout time.Duration `mapstructure:"readTimeout"`
+	IdleTimeout time.Duration `mapstructure:"idleTimeout"`
 }
 
 type AuthConfig struct {
@@ -94,7 +98,7 @@ func Defaults() Config {
 	return Config{
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
-		HTTP: HTTPConfig{Addr: ":8080"},
+		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
@@ -142,6 +146,12 @@ func (c Config) Validate() error {
 	}
 	if c.DB.DSN == "" && !(c.IsDev() && c.DB.Driver == "sqlite") {
 		bad("db.dsn", "must be set (PROMOCODES_DB_DSN)")
+	}
+	if c.HTTP.ReadTimeout < time.Second {
+		bad("http.readTimeout", "must be at least 1s, got %s", c.HTTP.ReadTimeout)
+	}
+	if c.HTTP.IdleTimeout < time.Second {
+		bad("http.idleTimeout", "must be at least 1s, got %s", c.HTTP.IdleTimeout)
 	}
 	if c.DB.MaxConns < 1 {
 		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)

@@ -61,7 +61,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"))
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"))
 	if err != nil {
 		p.close()
 		return nil, err

@@ -36,6 +36,9 @@ func (c Config) apiConfig() api.Config {
 		MaxDensity: c.Codes.MaxDensity, Secret: []byte(c.Codes.Secret),
 		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
 		Open: c.IsDev() && len(c.Auth.AdminTokens) == 0,
+		// Exports hold a connection while they stream: at most half the
+		// pool, so creates, status reads and the outbox keep the rest.
+		MaxExports: max(1, c.DB.MaxConns/2),
 	}
 }
 
@@ -108,8 +111,19 @@ func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger
 func (p *parts) readiness() []health.Check {
 	return []health.Check{
 		{Name: "database", Fn: p.store.Ping},
+		{Name: "schema", Fn: func(ctx context.Context) error { return schemaCurrent(ctx, p.store) }},
 		{Name: "kafka", Fn: p.client.Ping},
 	}
+}
+
+// schemaCurrent fails while the database lacks migrations this binary needs:
+// serving against it would answer 500s (relation "counters" does not exist).
+func schemaCurrent(ctx context.Context, st Store) error {
+	pending, err := st.SchemaPending(ctx)
+	if err != nil || pending {
+		return &health.StatusError{Status: "schema not migrated: run promocodes migrate", Err: err}
+	}
+	return nil
 }
 
 // Process is a started deployable: Wait blocks until it stopped (after its
@@ -139,7 +153,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
-	g.Go(func() error { return httpServer(gctx, ln, h, log) })
+	g.Go(func() error { return httpServer(gctx, ln, h, cfg.HTTP, log) })
 	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
 		defer p.close()
 		return g.Wait()
@@ -153,7 +167,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
+	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"))
 	if err != nil {
 		p.close()
 		return nil, err
@@ -176,7 +190,7 @@ func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process,
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg), log, gen.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, gen.Run)
 	if err == nil {
 		log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", proc.HTTPAddr))
 	}

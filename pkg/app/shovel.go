@@ -43,7 +43,7 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 		return nil, err
 	}
 	live := []health.Check{{Name: "kafka", Fn: s.Healthy}}
-	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg), log, s.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, s.Run)
 	if err == nil {
 		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
 	}
