@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -113,6 +114,16 @@ func Defaults() Config {
 		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
 		Dev:       DevConfig{DataDir: "data"},
 	}
+}
+
+// Resolve fills in what follows from other keys, so that every command
+// given the same file and data dir as `dev` opens the same things: in dev
+// with SQLite and no db.dsn, the database is <dev.dataDir>/promocodes.db.
+func (c Config) Resolve() Config {
+	if c.IsDev() && c.DB.Driver == "sqlite" && c.DB.DSN == "" {
+		c.DB.DSN = filepath.Join(c.Dev.DataDir, "promocodes.db")
+	}
+	return c
 }
 
 // IsDev reports whether the configuration is for development.
@@ -230,6 +241,28 @@ func (c Config) Validate() error {
 		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
 	}
 	return errors.Join(errs...)
+}
+
+// Sections names the configuration sections a command uses, for
+// ValidateFor: a deployable is asked only for what it uses. The shovel needs
+// the database only to show parked batches in the status view, so it uses
+// db when db.dsn is set and runs without it otherwise.
+func Sections(command string, c Config) []string {
+	switch command {
+	case "api":
+		return []string{"http", "auth", "db", "kafka", "codes", "api"}
+	case "generator":
+		return []string{"http", "db", "kafka", "codes", "generator"}
+	case "shovel":
+		if c.DB.DSN != "" {
+			return []string{"http", "db", "kafka", "shovel"}
+		}
+		return []string{"http", "kafka", "shovel"}
+	case "migrate":
+		return []string{"db"}
+	default: // dev: everything
+		return []string{"http", "auth", "db", "kafka", "codes", "api", "generator", "shovel", "dev"}
+	}
 }
 
 // ValidateFor checks only the keys under the given sections (plus env and

@@ -38,7 +38,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		b.Close()
 		return nil, err
 	}
-	p, err := openParts(ctx, cfg, "promocodes-dev", log)
+	p, err := openParts(ctx, cfg, "promocodes-dev", true, log)
 	if err != nil {
 		b.Close()
 		return nil, err
