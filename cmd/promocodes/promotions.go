@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,7 +16,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/config"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -32,6 +35,7 @@ const (
 type promotionsCLI struct {
 	apiURL string
 	token  string
+	config string
 }
 
 // newPromotionsCmd is the admin client of the Promotion API. The logic lives
@@ -49,16 +53,44 @@ func newPromotionsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&p.apiURL, "api-url", defURL, "Promotion API base URL (env PROMOCODES_CLIENT_URL)")
 	// The token's default stays out of the flag so --help never prints it.
 	cmd.PersistentFlags().StringVar(&p.token, "token", "", "admin bearer token (env PROMOCODES_CLIENT_TOKEN)")
+	cmd.PersistentFlags().StringVar(&p.config, "config", "",
+		"server config file (YAML, env PROMOCODES_CONFIG): the API at its http.addr, its first admin token")
 	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd())
 	return cmd
 }
 
-func (p *promotionsCLI) client(opts ...client.Option) (*client.Client, error) {
+func (p *promotionsCLI) client(cmd *cobra.Command, opts ...client.Option) (*client.Client, error) {
 	token := p.token
 	if token == "" {
 		token = os.Getenv("PROMOCODES_CLIENT_TOKEN")
 	}
-	return client.New(p.apiURL, token, opts...)
+	apiURL := p.apiURL
+	file := p.config
+	if file == "" {
+		file = os.Getenv("PROMOCODES_CONFIG")
+	}
+	// With a server's config, talk to that server (unless a URL is given)
+	// with its first admin token (unless a token is given).
+	if file != "" {
+		cfg, err := config.Load(app.Defaults(), file, nil)
+		if err != nil {
+			return nil, err
+		}
+		if !cmd.Flags().Changed("api-url") && os.Getenv("PROMOCODES_CLIENT_URL") == "" {
+			host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+			if err != nil {
+				return nil, fmt.Errorf("http.addr %q: %w", cfg.HTTP.Addr, err)
+			}
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			apiURL = "http://" + net.JoinHostPort(host, port)
+		}
+		if token == "" && len(cfg.Auth.AdminTokens) > 0 {
+			token = cfg.Auth.AdminTokens[0]
+		}
+	}
+	return client.New(apiURL, token, opts...)
 }
 
 func (p *promotionsCLI) createCmd() *cobra.Command {
@@ -92,7 +124,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 			}
 			stderr := cmd.ErrOrStderr()
 			w := &promotionsWaiter{out: stderr, tty: promotionsIsTerminal(stderr), stallAfter: stallAfter}
-			c, err := p.client(client.WithRetryNotify(w.retrying))
+			c, err := p.client(cmd, client.WithRetryNotify(w.retrying))
 			if err != nil {
 				return err
 			}
@@ -146,7 +178,7 @@ func (p *promotionsCLI) statusCmd() *cobra.Command {
 		Short: "Show a promotion's generation progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -184,7 +216,7 @@ The file is written as FILE.tmp and renamed when complete, so a failed export le
 A promotion that is still generating (or has parked batches) is refused unless --partial is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
