@@ -5,12 +5,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 )
 
 // runFor runs the binary with env for at most d, or until its output holds
@@ -121,4 +127,56 @@ func TestStartupErrorOnceWithoutStackTrace(t *testing.T) {
 	if strings.Contains(out, "main.main") || strings.Contains(out, "runtime/") {
 		t.Errorf("output has a stack trace:\n%s", out)
 	}
+}
+
+// The API reported ready against an unmigrated database and then answered
+// 500 (relation "counters" does not exist): now /readyz is 503 and says
+// what to do, until `promocodes migrate` ran.
+func TestReadyzUntilMigrated(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	schema := postgrestest.Schema(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	sep := "?"
+	if strings.Contains(s.dsn, "?") {
+		sep = "&"
+	}
+	dsnEnv := "PROMOCODES_DB_DSN=" + s.dsn + sep + "search_path=" + schema
+	addr := freePort(t)
+	s.start("api-unmigrated", []string{"PROMOCODES_HTTP_ADDR=" + addr, dsnEnv}, "api")
+	url := "http://" + addr + "/readyz"
+	var body string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if resp.StatusCode == http.StatusOK {
+				t.Fatalf("/readyz is 200 on an unmigrated database: %s", body)
+			}
+			if strings.Contains(body, "run promocodes migrate") {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(body, `"schema":"schema not migrated: run promocodes migrate"`) {
+		t.Fatalf("/readyz on an unmigrated database = %q, want it to say run promocodes migrate", body)
+	}
+	cmd := exec.Command(binary, "migrate")
+	cmd.Env = append(append(append([]string{}, os.Environ()...), s.env...), dsnEnv)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	waitHTTP(t, url, 30*time.Second)
 }
