@@ -22,6 +22,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // testSecret is a code key for tests only (32 bytes).
@@ -147,6 +148,7 @@ func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
 type apiStore interface {
 	api.Store
 	api.OutboxStore
+	redemption.Store
 }
 
 func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
@@ -158,12 +160,28 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 	if cfg.Secret == nil {
 		cfg.Secret = testSecret
 	}
-	s, err := api.New(cfg, st, ob, ops, log)
+	// The code endpoints too, so that every route is there.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	if err != nil {
+		t.Fatalf("redemption.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = svc.Run(ctx)
+	}()
+	s, err := api.New(cfg, st, ob, ops, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
 	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		svc.Close()
+	})
 	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv}
 }
 

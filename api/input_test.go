@@ -42,6 +42,7 @@ type textField struct {
 // for none) into which body fields are set; path has {id} for the path field.
 type inputEndpoint struct {
 	method, path string
+	id           string // the {id} path value when it is not the field under test (default "1")
 	body         func() map[string]any
 	fields       []textField
 }
@@ -72,6 +73,26 @@ var inputEndpoints = []inputEndpoint{
 	{method: "GET", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
 	{method: "GET", path: "/v1/promotions/{id}/codes", fields: []textField{
 		{name: "id", place: inPath}, {name: "partial", place: inQuery}}},
+	// The code endpoints ({id} is the code, or the redemption id).
+	{method: "GET", path: "/v1/codes/{id}", id: "MEGADETH21", fields: []textField{
+		{name: "id", place: inPath}, {name: "userId", place: inQuery}}},
+	{method: "POST", path: "/v1/codes/{id}/redemptions", id: "MEGADETH21", body: func() map[string]any {
+		return map[string]any{"userId": "alice", "orderId": "1001"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "userId", place: inBody, strict: true},
+		{name: "orderId", place: inBody, strict: true},
+		{name: "Idempotency-Key", place: inHeader},
+	}},
+	{method: "POST", path: "/v1/redemptions/{id}/rollback", body: func() map[string]any {
+		return map[string]any{"reason": "order cancelled"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "reason", place: inBody, strict: true},
+	}},
+	{method: "GET", path: "/v1/promotions/{id}/redemptions", fields: []textField{
+		{name: "id", place: inPath}, {name: "userId", place: inQuery}, {name: "after", place: inQuery},
+		{name: "limit", place: inQuery}}},
 }
 
 // badTexts are the values tried in every text field.
@@ -103,7 +124,11 @@ func setPath(m map[string]any, path, v string) {
 // a control character, and nothing written by a refused request.
 func tryText(t *testing.T, e *env, ep inputEndpoint, f textField, v string) {
 	t.Helper()
-	path := strings.ReplaceAll(ep.path, "{id}", "1")
+	id := ep.id
+	if id == "" {
+		id = "1"
+	}
+	path := strings.ReplaceAll(ep.path, "{id}", id)
 	var body string
 	header := http.Header{}
 	switch f.place {
@@ -158,6 +183,7 @@ func TestBadTextEveryField(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			e := newEnvOn(t, backend, api.Config{Open: true, BatchCodeCount: 1000}, nil)
 			e.create(`{"name":"existing","codeCount":10,"format":{"charset":"alnum","length":10}}`)
+			e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
 			for _, ep := range inputEndpoints {
 				for _, f := range ep.fields {
 					t.Run(ep.method+" "+ep.path+" "+f.name, func(t *testing.T) {
@@ -203,6 +229,7 @@ func FuzzTextFields(f *testing.F) {
 		}
 		e := newEnvOn(f, backend, api.Config{Open: true, BatchCodeCount: 1000}, nil)
 		e.create(`{"name":"existing","codeCount":10,"format":{"charset":"alnum","length":10}}`)
+		e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
 		envs[backend] = e
 	}
 	f.Fuzz(func(t *testing.T, which uint, v string) {
@@ -221,6 +248,7 @@ func TestInputEndpointsCoverTheRoutes(t *testing.T) {
 		listed[ep.method+" "+ep.path] = true
 	}
 	for _, route := range api.Routes() {
+		route = strings.ReplaceAll(route, "{code}", "{id}")
 		if strings.HasPrefix(route, "GET /healthz") || strings.HasPrefix(route, "GET /readyz") || strings.HasPrefix(route, "GET /metrics") {
 			continue
 		}

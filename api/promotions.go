@@ -95,9 +95,6 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		}
 		return np, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
-	if path := duplicateKey(body); path != "" {
-		return np, duplicateKeyError(path)
-	}
 	var req createRequest
 	if err := decodeStrict(body, &req, ""); err != nil {
 		return np, err
@@ -227,11 +224,14 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 	return np, nil
 }
 
-// decodeStrict decodes one JSON object, rejecting unknown fields and
-// trailing data, and names the offending field on type errors. prefix is the
+// decodeStrict decodes one JSON object, rejecting repeated keys, unknown
+// fields and trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
 func decodeStrict(body []byte, v any, prefix string) error {
+	if path := duplicateKey(body); path != "" {
+		return duplicateKeyError(prefix + path)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)

@@ -31,6 +31,8 @@ type Config struct {
 	Secret         []byte  // the code key: only its presence matters here (formats are checked with it)
 	AdminTokens    []string
 	RedeemTokens   []string
+	// MaxMetadataBytes bounds a redemption's metadata object (default 1 KiB).
+	MaxMetadataBytes int
 	// Open serves without authentication (dev only); the caller logs that it does.
 	Open bool
 	// DBTimeout bounds the database work of a create or status request
@@ -107,18 +109,23 @@ type Server struct {
 	now    func() time.Time
 	// exports holds one token per export streaming now (cap MaxExports).
 	exports chan struct{}
+	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
+	redeemer Redeemer
 }
 
 // New builds the Server. outbox may be nil (then creates only write the
 // outbox rows and rely on the publisher's polling). ops serves /healthz,
 // /readyz and /metrics (pkg/health); nil leaves them out.
-func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Logger) (*Server, error) {
+func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
 		exports: make(chan struct{}, cfg.MaxExports)}
+	for _, o := range opts {
+		o(s)
+	}
 	for _, r := range s.routes() {
 		s.mux.Handle(r.pattern, r.h)
 	}
@@ -138,20 +145,25 @@ type route struct {
 	h       http.Handler
 }
 
-// routes are the API's endpoints (not the operational ones).
+// routes are the API's endpoints (not the operational ones); the code
+// endpoints only with a redeemer (WithRedemption).
 func (s *Server) routes() []route {
-	return []route{
+	rs := []route{
 		{"POST /v1/promotions", s.admin(s.deadline(s.createPromotion))},
 		{"GET /v1/promotions/{id}", s.admin(s.deadline(s.getPromotion))},
 		{"GET /v1/promotions/{id}/codes", s.admin(s.exportCodes)},
 	}
+	if s.redeemer != nil {
+		rs = append(rs, s.redemptionRoutes()...)
+	}
+	return rs
 }
 
-// Routes lists the API's endpoints as "METHOD /path" patterns, for tests
-// that must cover each of them.
+// Routes lists every endpoint the API can serve as "METHOD /path"
+// patterns, for tests that must cover each of them.
 func Routes() []string {
 	var out []string
-	for _, r := range (&Server{}).routes() {
+	for _, r := range (&Server{redeemer: noRedeemer{}}).routes() {
 		out = append(out, r.pattern)
 	}
 	return out
@@ -229,3 +241,7 @@ func knownToken(tokens []string, token string) bool {
 	}
 	return ok
 }
+
+// noRedeemer stands in for a Redeemer when Routes lists the code endpoints;
+// its handlers are never called.
+type noRedeemer struct{ Redeemer }
