@@ -18,7 +18,7 @@ import (
 // winter is the generated-codes request of DESIGN.md with count codes.
 func winter(count int64) string {
 	return fmt.Sprintf(`{"name":"winter","codeCount":%d,"format":{"charset":"alnum","length":10,`+
-		`"prefix":"WNTR","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1}`, count)
+		`"prefix":"WNTR-","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1}`, count)
 }
 
 func TestCreateGeneratedPublishesOneEventPerBatch(t *testing.T) {

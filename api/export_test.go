@@ -91,7 +91,7 @@ func TestExportCSV(t *testing.T) {
 	if lines[0] != "code" {
 		t.Errorf("first line = %q, want code", lines[0])
 	}
-	layout, err := codes.NewLayout(promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR", Separator: "-", GroupSize: 4})
+	layout, err := codes.NewLayout(promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR-", Separator: "-", GroupSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ type store interface {
 // harness is a real API server (HTTP on loopback) with the redemption
 // service on a real database.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	st     store
 	svc    *redemption.Service
@@ -59,7 +59,7 @@ type harness struct {
 // with the reason.
 var backends = []string{"sqlite", "postgres"}
 
-func openStore(t *testing.T, backend string, conns int) store {
+func openStore(t testing.TB, backend string, conns int) store {
 	t.Helper()
 	ctx := context.Background()
 	switch backend {
@@ -95,7 +95,7 @@ func newHarness(t *testing.T, backend string, cfg redemption.Config) *harness {
 	return newHarnessOn(t, st, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 }
 
-func newHarnessOn(t *testing.T, st store, cfg redemption.Config, log *zap.Logger) *harness {
+func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := redemption.New(cfg, st, nil, log)
@@ -253,14 +253,14 @@ type problemDoc struct {
 	} `json:"errors"`
 }
 
-func decode(t *testing.T, b []byte, v any) {
+func decode(t testing.TB, b []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
 }
 
-func reasonOf(t *testing.T, r reply) string {
+func reasonOf(t testing.TB, r reply) string {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("answer %d with Content-Type %q, want application/problem+json: %s", r.status, ct, r.body)

@@ -15,6 +15,7 @@ import (
 type EventStore interface {
 	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error)
 	MarkEventsPublished(ctx context.Context, seqs []int64) error
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Producer sends messages and returns once the broker acknowledged them.
@@ -37,11 +38,15 @@ type Publisher struct {
 	wake     chan struct{}
 }
 
-// Publisher defaults.
+// Publisher defaults. Published events are kept for EventRetention (for
+// investigations: which events went out when), then deleted in pages.
 const (
-	eventPage  = 500
-	eventLease = 30 * time.Second
-	MaxBackoff = 30 * time.Second
+	EventRetention = 7 * 24 * time.Hour
+	pruneEvery     = 10 * time.Minute
+	prunePage      = 10_000
+	eventPage      = 500
+	eventLease     = 30 * time.Second
+	MaxBackoff     = 30 * time.Second
 )
 
 // NewPublisher builds the publisher of the redemptions stream to topic;
@@ -65,7 +70,16 @@ func (p *Publisher) Notify() {
 // Run publishes until ctx ends.
 func (p *Publisher) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
+	var lastPrune time.Time
 	for {
+		if time.Since(lastPrune) >= pruneEvery {
+			lastPrune = time.Now()
+			if n, err := p.Prune(ctx, lastPrune.Add(-EventRetention)); err != nil && ctx.Err() == nil {
+				p.log.Warn("pruning published redemption events failed; will retry", zap.Error(err))
+			} else if n > 0 {
+				p.log.Info("pruned published redemption events", zap.Int64("deleted", n))
+			}
+		}
 		_, err := p.Drain(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -100,6 +114,19 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// Prune deletes the events published before before, a page per
+// transaction, so that the outbox does not grow without bound.
+func (p *Publisher) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := p.store.PruneEvents(ctx, before, prunePage)
+		total += n
+		if err != nil || n < prunePage {
+			return total, err
+		}
 	}
 }
 

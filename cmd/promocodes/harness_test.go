@@ -298,7 +298,7 @@ func (s *stack) do(method, path, body string) (int, []byte) {
 func (s *stack) create(n int) string {
 	s.t.Helper()
 	code, body := s.do("POST", "/v1/promotions", fmt.Sprintf(
-		`{"name":"e2e","codeCount":%d,"format":{"charset":"alnum","length":10,"prefix":"E2E","separator":"-","groupSize":4}}`, n))
+		`{"name":"e2e","codeCount":%d,"format":{"charset":"alnum","length":10,"prefix":"E2E-","separator":"-","groupSize":4}}`, n))
 	if code != http.StatusAccepted {
 		s.t.Fatalf("create: %d %s", code, body)
 	}

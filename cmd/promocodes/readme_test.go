@@ -121,7 +121,7 @@ var readmeExpect = []struct {
 	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"id":"1"`}, // the same promotion, not a second one
 	{regexp.MustCompile(`"code":"MEGADETH21"`), `"id":"2"`},
 	{regexp.MustCompile(`/v1/promotions/1/codes`), "code\n"},
-	{regexp.MustCompile(`codes check WNTR-K92D-TN4K-VNA`), "WNTRK92DTN4KVNA"},
+	{regexp.MustCompile(`codes check wntr_k92d-tn4k.vna`), "WNTRK92DTN4KVNA"},
 	{regexp.MustCompile(`codes preview --config configs/dev.yaml`), "WNTR-K92D-TN4K-VNA"},
 	{regexp.MustCompile(`/readyz`), `"status":"ok"`},
 	{regexp.MustCompile(`topics inspect`), "0 events"},

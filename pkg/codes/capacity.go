@@ -100,19 +100,24 @@ func ShortestLength(f promo.Format, count int64, maxDensity float64) int {
 // that advice never leads to a second refusal. count < 1 checks the format
 // alone.
 //
-// It also holds new formats to rules that stored ones predate: a prefix or
-// suffix must not contain the separator (the canonical form of a code has no
-// separators; the display form sets the affixes off with it).
+// It also holds new formats to a rule that stored ones predate: the
+// separator may set a prefix or suffix off from the body ("WNTR-" before it,
+// "-EU" after it) but may not stand inside one ("W-NTR"), where it would read
+// as a group boundary of the body and vanish from the canonical form.
 func CheckFormatFor(f promo.Format, count int64, maxDensity float64) (*Layout, error) {
 	l, err := NewLayout(f)
 	if err == nil && len(f.Separator) == 1 {
 		var e promo.Error
-		for _, a := range []struct{ field, v string }{{FieldPrefix, f.Prefix}, {FieldSuffix, f.Suffix}} {
-			if strings.Contains(a.v, f.Separator) {
+		for _, a := range []struct {
+			field, v, inner string
+		}{
+			{FieldPrefix, f.Prefix, strings.TrimSuffix(f.Prefix, f.Separator)},
+			{FieldSuffix, f.Suffix, strings.TrimPrefix(f.Suffix, f.Separator)},
+		} {
+			if strings.Contains(a.inner, f.Separator) {
 				e.Fields = append(e.Fields, promo.FieldError{Field: a.field, Message: fmt.Sprintf(
-					"must not contain the separator %q: codes show it between %s and body by themselves "+
-						"(%q gives %s)", f.Separator, strings.TrimPrefix(a.field, "format."), strings.ReplaceAll(a.v, f.Separator, ""),
-					exampleDisplay(f))})
+					"must not contain the separator %q except where it meets the body (%q is fine): codes "+
+						"would seem to have another group", f.Separator, exampleAffix(a.field, a.v, f.Separator))})
 			}
 		}
 		if len(e.Fields) > 0 {
@@ -187,15 +192,11 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 // of this layout exist.
 func (l *Layout) GuessProbability(issued uint64) float64 { return GuessProbability(issued, l.space) }
 
-// exampleDisplay shows the display form f would have with the separator
-// taken out of its prefix and suffix (a body of X characters).
-func exampleDisplay(f promo.Format) string {
-	f.Prefix = strings.ReplaceAll(f.Prefix, f.Separator, "")
-	f.Suffix = strings.ReplaceAll(f.Suffix, f.Separator, "")
-	l, err := NewLayout(f)
-	if err != nil {
-		return "a shorter display"
+// exampleAffix is v without inner separators, set off from the body.
+func exampleAffix(field, v, sep string) string {
+	v = strings.ReplaceAll(v, sep, "")
+	if field == FieldPrefix {
+		return v + sep
 	}
-	canonical := f.Prefix + strings.Repeat("X", l.length+b2i(l.check)) + f.Suffix
-	return l.Display(canonical)
+	return sep + v
 }

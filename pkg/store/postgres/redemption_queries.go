@@ -102,4 +102,8 @@ WHERE id > $1 ORDER BY id LIMIT $2`
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at`
 
 	qSetActive = `UPDATE promotions SET active = $2 WHERE id = $1`
+
+	// qPruneEvents deletes up to $2 events published before $1.
+	qPruneEvents = `DELETE FROM events WHERE seq IN (
+	SELECT seq FROM events WHERE published_at < $1 ORDER BY seq LIMIT $2)`
 )

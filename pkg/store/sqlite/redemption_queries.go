@@ -87,4 +87,7 @@ RETURNING seq, stream, event_key, payload`
 WHERE id > ? ORDER BY id LIMIT ?`
 
 	qSetActive = `UPDATE promotions SET active = ?2 WHERE id = ?1`
+
+	qPruneEvents = `DELETE FROM events WHERE seq IN (
+	SELECT seq FROM events WHERE published_at < ?1 ORDER BY seq LIMIT ?2)`
 )

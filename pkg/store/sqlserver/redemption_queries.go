@@ -104,4 +104,6 @@ SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON 
 WHERE id > @p1 ORDER BY id`
 
 	qSetActive = `UPDATE promotions SET active = @p2 WHERE id = @p1`
+
+	qPruneEvents = `DELETE TOP (@p2) FROM events WHERE published_at < @p1`
 )

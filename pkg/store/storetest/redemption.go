@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,7 @@ type RedemptionStore interface {
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
 	ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error)
 	MarkEventsPublished(ctx context.Context, seqs []int64) error
+	PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error)
 	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
 	SetPromotionActive(ctx context.Context, id int64, active bool) error
 }
@@ -578,6 +580,26 @@ func testEventOutbox(t *testing.T, h *harness) {
 	}
 	if err := h.s.MarkEventsPublished(h.ctx, leased); err != nil {
 		t.Fatalf("MarkEventsPublished: %v", err)
+	}
+
+	// Pruning deletes published events only, and only those before the cut.
+	if n, err := h.s.PruneEvents(h.ctx, time.Now().Add(-time.Hour), 1000); err != nil || n != 0 {
+		t.Errorf("PruneEvents(an hour ago) = %d, %v; want 0 (everything was published just now)", n, err)
+	}
+	h.redeem(redeemReq(code, "unpublished"))
+	if _, err := h.s.PruneEvents(h.ctx, time.Now().Add(time.Minute), 1_000_000); err != nil {
+		t.Fatalf("PruneEvents: %v", err)
+	}
+	evs, err := h.s.ClaimEvents(h.ctx, 1000, time.Minute)
+	if err != nil {
+		t.Fatalf("ClaimEvents after pruning: %v", err)
+	}
+	found := false
+	for _, ev := range evs {
+		found = found || strings.Contains(string(ev.Payload), `"unpublished"`)
+	}
+	if !found {
+		t.Errorf("pruning deleted an unpublished event")
 	}
 }
 
