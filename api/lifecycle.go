@@ -23,14 +23,16 @@ type Administrator interface {
 	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
 }
 
-func (s *Server) lifecycleRoutes() {
+func (s *Server) lifecycleRoutes() []route {
 	if _, ok := s.redeemer.(Administrator); !ok {
-		return
+		return nil
 	}
-	s.mux.Handle("POST /v1/codes/{code}/revoke", s.admin(s.revokeCode))
-	s.mux.Handle("GET /v1/promotions/{id}/audit", s.admin(s.auditLog))
-	s.mux.Handle("PATCH /v1/promotions/{id}", s.admin(s.patchPromotion))
-	s.mux.Handle("POST /v1/promotions/{id}/cancel", s.admin(s.cancelPromotion))
+	return []route{
+		{"POST /v1/codes/{code}/revoke", s.admin(s.deadline(s.revokeCode))},
+		{"GET /v1/promotions/{id}/audit", s.admin(s.deadline(s.auditLog))},
+		{"PATCH /v1/promotions/{id}", s.admin(s.deadline(s.patchPromotion))},
+		{"POST /v1/promotions/{id}/cancel", s.admin(s.deadline(s.cancelPromotion))},
+	}
 }
 
 // cancelPromotion stops a generating promotion and answers its status

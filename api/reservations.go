@@ -20,14 +20,16 @@ type Reserver interface {
 
 // reservationRoutes registers the reservation endpoints when the redemption
 // service also reserves (it does in every deployable).
-func (s *Server) reservationRoutes() {
+func (s *Server) reservationRoutes() []route {
 	if _, ok := s.redeemer.(Reserver); !ok {
-		return
+		return nil
 	}
-	s.mux.Handle("POST /v1/codes/{code}/reservations", s.redeemRole(s.reserveCode))
-	s.mux.Handle("GET /v1/reservations/{id}", s.redeemRole(s.getReservation))
-	s.mux.Handle("POST /v1/reservations/{id}/confirm", s.redeemRole(s.confirmReservation))
-	s.mux.Handle("DELETE /v1/reservations/{id}", s.redeemRole(s.releaseReservation))
+	return []route{
+		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.deadline(s.reserveCode))},
+		{"GET /v1/reservations/{id}", s.redeemRole(s.deadline(s.getReservation))},
+		{"POST /v1/reservations/{id}/confirm", s.redeemRole(s.deadline(s.confirmReservation))},
+		{"DELETE /v1/reservations/{id}", s.redeemRole(s.deadline(s.releaseReservation))},
+	}
 }
 
 func (s *Server) reserver() Reserver { return s.redeemer.(Reserver) }

@@ -23,7 +23,7 @@ func codesRevokeCmd() *cobra.Command {
 			if reason == "" {
 				return &exitError{code: 2, msg: "error: --reason is required (it goes to the audit log)"}
 			}
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ func (p *promotionsCLI) updateCmd() *cobra.Command {
 				}
 				*b.dst = &t
 			}
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -119,7 +119,7 @@ func (p *promotionsCLI) auditCmd() *cobra.Command {
 		Short: "List a promotion's admin changes (who, when, what), newest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -153,7 +153,7 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 		Short: "Stop a promotion that is still generating (workers stop at their next chunk); audited",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
