@@ -22,7 +22,31 @@ const (
 	ActionCodeRevoked        = "code.revoked"
 	ActionPromotionUpdated   = "promotion.updated"
 	ActionPromotionCancelled = "promotion.cancelled"
+	ActionPromotionToppedUp  = "promotion.topped_up"
 )
+
+// TopUpRequest adds CodeCount codes to a generated promotion: a new range
+// reserved from its counter (within SeqLimit, as at creation) and new batch
+// rows of BatchSize, published by the batch outbox like a creation's.
+type TopUpRequest struct {
+	PromotionID int64
+	CodeCount   int64
+	BatchSize   int64
+	SeqLimit    uint64
+	Actor       string
+	Now         time.Time
+	AuditID     string
+}
+
+// TopUp is one top-up of a promotion.
+type TopUp struct {
+	No           int       `json:"no"`
+	CodeCount    int64     `json:"codeCount"`
+	SeqStart     uint64    `json:"-"`
+	FirstBatchNo int       `json:"firstBatchNo"`
+	BatchCount   int       `json:"batchCount"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
 
 // CancelRequest stops a promotion's generation.
 type CancelRequest struct {

@@ -44,4 +44,22 @@ WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled'`
 
 	qCancelledBatches = `SELECT count(*) FROM batches
 WHERE promotion_id = $1 AND done < code_count AND state = 'cancelled'`
+
+	qGrowPromotion = `UPDATE promotions SET code_count = code_count + $2
+WHERE id = $1 AND kind = 'generated'
+RETURNING counter_name, code_count`
+
+	qNextNumbers = `SELECT (SELECT COALESCE(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = $1),
+	(SELECT COALESCE(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = $1)`
+
+	// qInsertTopUpBatches is qInsertBatches numbered from $7.
+	qInsertTopUpBatches = `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT $1::bigint, $7::int + g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
+FROM generate_series(0, $5::int - 1) AS g`
+
+	qInsertTopUp = `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
+
+	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
+FROM topups WHERE promotion_id = $1 ORDER BY topup_no`
 )

@@ -33,4 +33,21 @@ WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`
 
 	qCancelledBatches = `SELECT count(*) FROM batches
 WHERE promotion_id = ? AND done < code_count AND state = 'cancelled'`
+
+	qGrowPromotion = `UPDATE promotions SET code_count = code_count + ?2
+WHERE id = ?1 AND kind = 'generated'
+RETURNING counter_name, code_count`
+
+	qNextNumbers = `SELECT (SELECT coalesce(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = ?1),
+	(SELECT coalesce(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = ?1)`
+
+	qInsertTopUpBatches = `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT ?1, ?7 + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
+
+	qInsertTopUp = `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
+
+	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
+FROM topups WHERE promotion_id = ? ORDER BY topup_no`
 )

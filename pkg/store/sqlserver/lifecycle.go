@@ -147,3 +147,77 @@ func (t redemptionTx) CancelledBatches(ctx context.Context, promotionID int64) (
 	err := t.q.QueryRowContext(ctx, qCancelledBatches, promotionID).Scan(&n)
 	return n, err
 }
+
+// TopUp adds codes to a generated promotion (contract.TopUp).
+func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+	return contract.RunTopUp(ctx, s.redemptionTx, req)
+}
+
+// TopUps lists a promotion's top-ups, oldest first.
+func (s *Store) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
+	var out []promo.TopUp
+	err := s.redemptionTx(ctx, func(tx contract.RedemptionTx) error {
+		var err error
+		out, err = tx.TopUps(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
+	}
+	return out, nil
+}
+
+func (t redemptionTx) GrowPromotion(ctx context.Context, id, n int64) (string, int64, bool, error) {
+	var (
+		counter string
+		total   int64
+	)
+	err := t.q.QueryRowContext(ctx, qGrowPromotion, id, n).Scan(&counter, &total)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, false, nil
+	}
+	return counter, total, err == nil, err
+}
+
+func (t redemptionTx) ReserveSeq(ctx context.Context, counter string, n int64) (int64, error) {
+	var start int64
+	err := t.q.QueryRowContext(ctx, qReserve, counter, n).Scan(&start)
+	return start, err
+}
+
+func (t redemptionTx) NextNumbers(ctx context.Context, id int64) (int, int, error) {
+	var batchNo, no int
+	err := t.q.QueryRowContext(ctx, qNextNumbers, id).Scan(&batchNo, &no)
+	return batchNo, no, err
+}
+
+func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64) error {
+	if _, err := t.q.ExecContext(ctx, qInsertTopUpBatches, id, int64(tu.SeqStart), batchSize, tu.CodeCount, tu.BatchCount,
+		tu.CreatedAt.UTC(), tu.FirstBatchNo); err != nil {
+		return fmt.Errorf("insert %d batches: %w", tu.BatchCount, err)
+	}
+	_, err := t.q.ExecContext(ctx, qInsertTopUp, id, tu.No, tu.CodeCount, int64(tu.SeqStart), tu.FirstBatchNo, tu.BatchCount,
+		tu.CreatedAt.UTC())
+	return err
+}
+
+func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
+	rows, err := t.q.QueryContext(ctx, qTopUps, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []promo.TopUp
+	for rows.Next() {
+		var (
+			tu    promo.TopUp
+			start int64
+		)
+		if err := rows.Scan(&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &tu.CreatedAt); err != nil {
+			return nil, err
+		}
+		tu.SeqStart, tu.CreatedAt = uint64(start), tu.CreatedAt.UTC()
+		out = append(out, tu)
+	}
+	return out, rows.Err()
+}

@@ -36,4 +36,30 @@ WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled'`
 
 	qCancelledBatches = `SELECT COUNT(*) FROM batches
 WHERE promotion_id = @p1 AND done < code_count AND state = 'cancelled'`
+
+	qGrowPromotion = `DECLARE @t TABLE (counter_name nvarchar(450), code_count bigint);
+UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name, inserted.code_count INTO @t
+WHERE id = @p1 AND kind = 'generated';
+SELECT counter_name, code_count FROM @t;`
+
+	qNextNumbers = `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
+	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`
+
+	// qInsertTopUpBatches is qInsertBatches numbered from @p7.
+	qInsertTopUpBatches = `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(@p7 + g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`
+
+	qInsertTopUp = `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at)
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7)`
+
+	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
+FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`
 )

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ type LifecycleStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (replayed bool, err error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 }
 
 var lifecycleTests = []struct {
@@ -24,6 +28,7 @@ var lifecycleTests = []struct {
 	{"RevokeCode", testRevokeCode},
 	{"UpdatePromotion", testUpdatePromotion},
 	{"CancelPromotion", testCancelPromotion},
+	{"TopUp", testTopUp},
 }
 
 func revokeReq(code, reason string) promo.RevokeRequest {
@@ -216,5 +221,77 @@ func testCancelPromotion(t *testing.T, h *harness) {
 	log, err := h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID})
 	if err != nil || len(log) != 1 || log[0].Action != promo.ActionPromotionCancelled {
 		t.Errorf("AuditLog = %+v, %v; want one promotion.cancelled", log, err)
+	}
+}
+
+func topUpReq(id, n int64) promo.TopUpRequest {
+	return promo.TopUpRequest{PromotionID: id, CodeCount: n, BatchSize: 10, SeqLimit: math.MaxInt64,
+		Actor: "admin:test", Now: time.Now().UTC(), AuditID: newID()}
+}
+
+func testTopUp(t *testing.T, h *harness) {
+	p, first := h.generatedCodes("topup", 10, nil)
+	tu, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 25))
+	if err != nil || tu.No != 1 || tu.CodeCount != 25 || tu.FirstBatchNo != 1 || tu.BatchCount != 3 {
+		t.Fatalf("TopUp = %+v, %v; want top-up 1 of 25 codes in batches 1..3", tu, err)
+	}
+	st := h.status(p.ID)
+	if st.CodeCount != 35 || st.GeneratedCount != 10 || st.Status() != promo.StatusGenerating || st.Batches.Total != 4 {
+		t.Errorf("status after top-up = %s, %d/%d, batches %+v; want generating 10/35 of 4 batches",
+			st.Status(), st.GeneratedCount, st.CodeCount, st.Batches)
+	}
+	inc, err := h.s.IncompleteBatches(h.ctx, p.ID)
+	if err != nil || len(inc) != 3 {
+		t.Fatalf("IncompleteBatches = %+v, %v; want the 3 new batches", inc, err)
+	}
+	for _, b := range inc {
+		if b.SeqStart < tu.SeqStart || b.SeqStart+uint64(b.CodeCount) > tu.SeqStart+25 {
+			t.Errorf("batch %+v outside the top-up's range [%d, +25)", b, tu.SeqStart)
+		}
+		h.commit(h.chunk(b, 0, int(b.CodeCount)))
+	}
+	st = h.status(p.ID)
+	codes := h.export(p.ID)
+	slices.Sort(codes)
+	if st.Status() != promo.StatusCompleted || st.GeneratedCount != 35 || len(codes) != 35 ||
+		len(slices.Compact(codes)) != 35 {
+		t.Errorf("after generating the top-up: %s, %d generated, %d codes exported; want completed, 35 distinct",
+			st.Status(), st.GeneratedCount, len(codes))
+	}
+	if !slices.Contains(codes, first[0]) {
+		t.Errorf("the original codes are gone")
+	}
+
+	tu2, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 5))
+	if err != nil || tu2.No != 2 || tu2.FirstBatchNo != 4 || tu2.SeqStart < tu.SeqStart+25 {
+		t.Errorf("second TopUp = %+v, %v; want top-up 2 from batch 4 after the first range", tu2, err)
+	}
+	if list, err := h.s.TopUps(h.ctx, p.ID); err != nil || len(list) != 2 || list[0].No != 1 || list[1].CodeCount != 5 {
+		t.Errorf("TopUps = %+v, %v", list, err)
+	}
+
+	// Past the format's capacity: refused, nothing written.
+	over := topUpReq(p.ID, 1000)
+	over.SeqLimit = tu2.SeqStart + 5 + 10
+	_, err = h.s.TopUp(h.ctx, over)
+	wantCode(t, "a top-up past capacity", err, promo.ECapacity)
+	if st := h.status(p.ID); st.CodeCount != 40 {
+		t.Errorf("code count %d after a refused top-up, want 40", st.CodeCount)
+	}
+	v := h.create(h.vanity("V"+h.tag+"TOPUP", 1))
+	_, err = h.s.TopUp(h.ctx, topUpReq(v.ID, 5))
+	wantCode(t, "top up a vanity promotion", err, promo.EConflict)
+	_, err = h.s.TopUp(h.ctx, topUpReq(p.ID+1_000_000, 5))
+	wantCode(t, "top up an unknown promotion", err, promo.ENotFound)
+	c := h.create(h.generated("topup-cancelled", 20, 10))
+	if _, err := h.s.CancelPromotion(h.ctx, cancelReq(c.ID)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.s.TopUp(h.ctx, topUpReq(c.ID, 5))
+	wantCode(t, "top up a cancelled promotion", err, promo.EConflict)
+
+	log, err := h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID})
+	if err != nil || len(log) != 2 || log[0].Action != promo.ActionPromotionToppedUp {
+		t.Errorf("AuditLog = %+v, %v; want the 2 top-ups", log, err)
 	}
 }

@@ -22,6 +22,7 @@ type LifecycleTx interface {
 	// InsertAudit writes an audit log row.
 	InsertAudit(ctx context.Context, a promo.AuditEntry) error
 	PromotionUpdater
+	TopUpTx
 }
 
 // Revoke makes one code unusable from req.Now on, with an audit row and a
@@ -233,4 +234,98 @@ func RunCancel(ctx context.Context, inTx TxFunc, req promo.CancelRequest) (bool,
 		err = fmt.Errorf("cancel promotion %d: %w", req.PromotionID, err)
 	}
 	return replayed, err
+}
+
+// TopUpTx is the statements of a top-up; part of LifecycleTx.
+type TopUpTx interface {
+	// GrowPromotion adds n to a generated promotion's code_count (taking
+	// its row lock, which serialises top-ups) and returns its counter name
+	// and new total; ok is false when no generated promotion matched.
+	GrowPromotion(ctx context.Context, id, n int64) (counter string, total int64, ok bool, err error)
+	// ReserveSeq reserves n sequence numbers from counter; it returns the
+	// first.
+	ReserveSeq(ctx context.Context, counter string, n int64) (int64, error)
+	// NextNumbers returns the promotion's next batch number and top-up
+	// number.
+	NextNumbers(ctx context.Context, id int64) (batchNo, topUpNo int, err error)
+	// InsertTopUp writes the top-up row and its batch rows.
+	InsertTopUp(ctx context.Context, id int64, t promo.TopUp, batchSize int64) error
+	// TopUps lists a promotion's top-ups, oldest first.
+	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
+}
+
+// TopUp adds codes to a generated promotion in one transaction: the
+// promotion's total grows, a new range is reserved from its counter and
+// checked against the format's capacity (ECapacity, writing nothing, past
+// req.SeqLimit), and new batch rows (numbered after the existing ones) are
+// written unpublished, so the batch outbox sends their events and workers
+// generate them exactly like a creation's. A cancelled promotion is refused.
+func TopUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.TopUp, error) {
+	counter, total, ok, err := tx.GrowPromotion(ctx, req.PromotionID, req.CodeCount)
+	if err != nil {
+		return promo.TopUp{}, fmt.Errorf("grow promotion: %w", err)
+	}
+	if !ok {
+		exists, err := tx.PromotionExists(ctx, req.PromotionID)
+		if err != nil {
+			return promo.TopUp{}, fmt.Errorf("look up promotion: %w", err)
+		}
+		if !exists {
+			return promo.TopUp{}, PromotionNotFound(req.PromotionID)
+		}
+		return promo.TopUp{}, promo.Errorf(promo.EConflict, "promotion %d is a vanity code: it cannot be topped up",
+			req.PromotionID)
+	}
+	if c, err := tx.CancelledBatches(ctx, req.PromotionID); err != nil || c > 0 {
+		if err != nil {
+			return promo.TopUp{}, fmt.Errorf("count cancelled batches: %w", err)
+		}
+		return promo.TopUp{}, promo.Errorf(promo.EConflict, "promotion %d was cancelled: create a new one", req.PromotionID)
+	}
+	start, err := tx.ReserveSeq(ctx, counter, req.CodeCount)
+	if err != nil {
+		return promo.TopUp{}, fmt.Errorf("reserve %d from counter %q: %w", req.CodeCount, counter, err)
+	}
+	if err := CheckReservation(start, req.CodeCount, req.SeqLimit); err != nil {
+		return promo.TopUp{}, err
+	}
+	batchNo, no, err := tx.NextNumbers(ctx, req.PromotionID)
+	if err != nil {
+		return promo.TopUp{}, fmt.Errorf("number the top-up: %w", err)
+	}
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	t := promo.TopUp{No: no, CodeCount: req.CodeCount, SeqStart: uint64(start), FirstBatchNo: batchNo,
+		BatchCount: BatchCount(req.CodeCount, req.BatchSize), CreatedAt: now}
+	if err := tx.InsertTopUp(ctx, req.PromotionID, t, req.BatchSize); err != nil {
+		return promo.TopUp{}, fmt.Errorf("insert top-up: %w", err)
+	}
+	detail, err := json.Marshal(map[string]int64{"codeCount": req.CodeCount, "total": total})
+	if err != nil {
+		return promo.TopUp{}, err
+	}
+	return t, audit(ctx, tx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
+		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID, Detail: detail})
+}
+
+// RunTopUp is a store's TopUp: the request checked, then TopUp in one
+// transaction.
+func RunTopUp(ctx context.Context, inTx TxFunc, req promo.TopUpRequest) (promo.TopUp, error) {
+	switch {
+	case req.CodeCount < 1:
+		return promo.TopUp{}, promo.FieldErrorf("codeCount", "must be at least 1")
+	case req.BatchSize < 1:
+		return promo.TopUp{}, promo.Errorf(promo.EInvalid, "batch size must be at least 1")
+	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
+		return promo.TopUp{}, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+	}
+	var t promo.TopUp
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		t, err = TopUp(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("top up promotion %d: %w", req.PromotionID, err)
+	}
+	return t, err
 }

@@ -44,7 +44,21 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
 
+-- topups: codes added to a generated promotion after its creation, each
+-- with its own reserved range and batch rows (batch_no continues).
+CREATE TABLE topups (
+    promotion_id   bigint      NOT NULL,
+    topup_no       integer     NOT NULL,
+    code_count     bigint      NOT NULL,
+    seq_start      bigint      NOT NULL,
+    first_batch_no integer     NOT NULL,
+    batch_count    integer     NOT NULL,
+    created_at     timestamptz NOT NULL,
+    PRIMARY KEY (promotion_id, topup_no)
+);
+
 -- +goose Down
+DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;

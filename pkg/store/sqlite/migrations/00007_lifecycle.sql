@@ -34,7 +34,19 @@ CREATE TABLE audit_log (
 ) WITHOUT ROWID;
 CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
 
+CREATE TABLE topups (
+    promotion_id   INTEGER NOT NULL,
+    topup_no       INTEGER NOT NULL,
+    code_count     INTEGER NOT NULL,
+    seq_start      INTEGER NOT NULL,
+    first_batch_no INTEGER NOT NULL,
+    batch_count    INTEGER NOT NULL,
+    created_at     TEXT    NOT NULL,
+    PRIMARY KEY (promotion_id, topup_no)
+) WITHOUT ROWID;
+
 -- +goose Down
+DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;

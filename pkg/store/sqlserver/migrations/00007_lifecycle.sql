@@ -34,7 +34,19 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX audit_log_by_promotion ON audit_log (promotion_id, id);
 
+CREATE TABLE topups (
+    promotion_id   bigint       NOT NULL,
+    topup_no       int          NOT NULL,
+    code_count     bigint       NOT NULL,
+    seq_start      bigint       NOT NULL,
+    first_batch_no int          NOT NULL,
+    batch_count    int          NOT NULL,
+    created_at     datetime2(6) NOT NULL,
+    CONSTRAINT topups_pk PRIMARY KEY (promotion_id, topup_no)
+);
+
 -- +goose Down
+DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
