@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
 )
@@ -21,6 +24,8 @@ type Administrator interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (redemption.PromotionView, error)
 	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 }
 
 func (s *Server) lifecycleRoutes() []route {
@@ -32,7 +37,98 @@ func (s *Server) lifecycleRoutes() []route {
 		{"GET /v1/promotions/{id}/audit", s.admin(s.deadline(s.auditLog))},
 		{"PATCH /v1/promotions/{id}", s.admin(s.deadline(s.patchPromotion))},
 		{"POST /v1/promotions/{id}/cancel", s.admin(s.deadline(s.cancelPromotion))},
+		{"POST /v1/promotions/{id}/topups", s.admin(s.deadline(s.topUpPromotion))},
+		{"GET /v1/promotions/{id}/topups", s.admin(s.deadline(s.listTopUps))},
 	}
+}
+
+// topUpRequest is the body of POST /v1/promotions/{id}/topups.
+type topUpRequest struct {
+	CodeCount json.Number `json:"codeCount"`
+}
+
+// topUpPromotion adds codes to a generated promotion: 202 with the top-up and
+// the promotion's status (its codeCount is the new total).
+func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
+	st, err := s.promotion(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req topUpRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	n, err := strconv.ParseInt(req.CodeCount.String(), 10, 64)
+	switch {
+	case err != nil || n < 1:
+		s.writeError(w, r, promo.FieldErrorf("codeCount", "must be a whole number of at least 1"))
+		return
+	case n > s.cfg.MaxCodeCount:
+		s.writeError(w, r, promo.FieldErrorf("codeCount", "must be at most %d", s.cfg.MaxCodeCount))
+		return
+	case st.Format == nil:
+		s.writeError(w, r, promo.Errorf(promo.EConflict, "promotion %d is a vanity code: it cannot be topped up", st.ID))
+		return
+	}
+	layout, err := codes.NewLayout(*st.Format)
+	if err != nil {
+		s.writeError(w, r, promo.Errorf(promo.EConflict, "the promotion's format is no longer accepted: %v", err))
+		return
+	}
+	t, err := s.administrator().TopUp(r.Context(), promo.TopUpRequest{PromotionID: st.ID, CodeCount: n,
+		BatchSize: s.cfg.BatchCodeCount, SeqLimit: codes.SeqLimit(layout.Space(), s.cfg.MaxDensity),
+		Actor: s.actor(r, "admin")})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.outbox != nil {
+		s.outbox.Notify()
+	}
+	after, err := s.store.GetPromotion(r.Context(), st.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"topup": t, "promotion": s.withTopUps(r, statusView(after), st.ID)})
+}
+
+// withTopUps adds a promotion's top-ups (if any) to its status view.
+func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[string]any {
+	a, ok := s.redeemer.(Administrator)
+	if !ok {
+		return v
+	}
+	list, err := a.TopUps(r.Context(), id)
+	if err != nil {
+		s.log.Warn("status without its top-ups", zap.Int64("promotion_id", id), zap.Error(err))
+		return v
+	}
+	if len(list) > 0 {
+		v["topups"] = list
+	}
+	return v
+}
+
+// listTopUps answers a promotion's top-ups, oldest first, and its total.
+func (s *Server) listTopUps(w http.ResponseWriter, r *http.Request) {
+	st, err := s.promotion(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	list, err := s.administrator().TopUps(r.Context(), st.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []promo.TopUp{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"codeCount": st.CodeCount, "generatedCount": st.GeneratedCount,
+		"status": st.Status(), "topups": list})
 }
 
 // cancelPromotion stops a generating promotion and answers its status

@@ -346,7 +346,7 @@ func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, statusView(st))
+	writeJSON(w, http.StatusOK, s.withTopUps(r, statusView(st), st.ID))
 }
 
 // statusView is the GET /v1/promotions/{id} body.

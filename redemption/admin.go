@@ -13,6 +13,8 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 }
 
 // RevocationView is a revocation as the API answers it.
@@ -93,4 +95,19 @@ func (s *Service) CancelPromotion(ctx context.Context, actor string, id int64) (
 		s.notify()
 	}
 	return replayed, err
+}
+
+// TopUp adds codes to a generated promotion; actor is who asked (audited).
+func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+	req.Now, req.AuditID = s.now().UTC(), newID()
+	t, err := s.store.TopUp(ctx, req)
+	if err == nil && s.notify != nil {
+		s.notify()
+	}
+	return t, err
+}
+
+// TopUps lists a promotion's top-ups, oldest first.
+func (s *Service) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
+	return s.store.TopUps(ctx, id)
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -250,6 +251,93 @@ func TestHTTPCancelPromotion(t *testing.T) {
 			decode(t, h.do("GET", path+"/audit", adminToken, "", nil).body, &log)
 			if len(log.Entries) != 1 || log.Entries[0].Action != "promotion.cancelled" {
 				t.Errorf("audit log = %+v", log.Entries)
+			}
+		})
+	}
+}
+
+func TestHTTPTopUp(t *testing.T) {
+	// 300,000 codes on top of a completed promotion; a tenth under the race
+	// detector (make test-integration runs the full size without it).
+	n := 300_000
+	if raceEnabled {
+		n = 30_000
+		t.Logf("race detector on: a %d-code top-up (make test-integration runs 300,000)", n)
+	}
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, noGuessLimit)
+			p, _ := h.seed(promotionSpec{n: 1000, maxUsage: 1})
+			path := "/v1/promotions/" + p.IDString()
+			r := h.do("POST", path+"/topups", adminToken, fmt.Sprintf(`{"codeCount":%d}`, n), nil)
+			var body struct {
+				TopUp struct {
+					No, FirstBatchNo, BatchCount int
+					CodeCount                    int64
+				} `json:"topup"`
+				Promotion struct {
+					Status                    string
+					CodeCount, GeneratedCount int64
+				}
+			}
+			decode(t, r.body, &body)
+			if r.status != http.StatusAccepted || body.TopUp.No != 1 || body.TopUp.CodeCount != int64(n) ||
+				body.Promotion.CodeCount != int64(n)+1000 || body.Promotion.Status != "generating" {
+				t.Fatalf("top-up: %d %s", r.status, r.body)
+			}
+			// Generate the new batches the way a worker does (the real
+			// engine, 10,000-code chunks).
+			eng, err := codes.New(defaultFormat, testSecret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := eng.Layout()
+			bs, err := h.st.IncompleteBatches(h.ctx, p.ID)
+			if err != nil || len(bs) != body.TopUp.BatchCount {
+				t.Fatalf("IncompleteBatches = %d, %v; want %d", len(bs), err, body.TopUp.BatchCount)
+			}
+			for _, b := range bs {
+				for from := int64(0); from < b.CodeCount; from += 10_000 {
+					k := int(min(10_000, b.CodeCount-from))
+					if _, err := h.st.CommitChunk(h.ctx, promo.Chunk{Batch: b.Ref(), From: from, Count: k,
+						CodeLen: l.CodeLen(), CounterName: p.CounterName, Replace: eng.AppendCode,
+						Codes: eng.AppendCodes(nil, b.SeqStart+uint64(from), k)}); err != nil {
+						t.Fatalf("CommitChunk: %v", err)
+					}
+				}
+			}
+			var st struct {
+				Status                    string
+				CodeCount, GeneratedCount int64
+				TopUps                    []struct{ No int }
+			}
+			decode(t, h.do("GET", path, adminToken, "", nil).body, &st)
+			if st.Status != "completed" || st.GeneratedCount != int64(n)+1000 || st.CodeCount != int64(n)+1000 ||
+				len(st.TopUps) != 1 {
+				t.Errorf("status after the top-up generated = %+v; want completed, %d, one top-up", st, n+1000)
+			}
+			csv := h.do("GET", path+"/codes", adminToken, "", nil)
+			lines := strings.Split(strings.TrimSpace(string(csv.body)), "\n")[1:]
+			seen := make(map[string]struct{}, len(lines))
+			for _, c := range lines {
+				seen[c] = struct{}{}
+			}
+			if csv.status != http.StatusOK || len(lines) != n+1000 || len(seen) != n+1000 {
+				t.Errorf("export: %d, %d rows, %d distinct; want %d distinct", csv.status, len(lines), len(seen), n+1000)
+			}
+			for _, tc := range []struct {
+				body   string
+				status int
+			}{{`{"codeCount":0}`, http.StatusUnprocessableEntity}, {`{"codeCount":1.5}`, http.StatusUnprocessableEntity},
+				{`{}`, http.StatusUnprocessableEntity}} {
+				if r := h.do("POST", path+"/topups", adminToken, tc.body, nil); r.status != tc.status {
+					t.Errorf("top-up %s: %d %s, want %d", tc.body, r.status, r.body, tc.status)
+				}
+			}
+			var list struct{ Topups []struct{ No int } }
+			decode(t, h.do("GET", path+"/topups", adminToken, "", nil).body, &list)
+			if len(list.Topups) != 1 {
+				t.Errorf("GET topups = %+v", list)
 			}
 		})
 	}
