@@ -171,3 +171,32 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 		},
 	}
 }
+
+// topUpCmd adds codes to a generated promotion.
+func (p *promotionsCLI) topUpCmd() *cobra.Command {
+	var n int64
+	cmd := &cobra.Command{
+		Use:     "topup ID --count N",
+		Short:   "Add N codes to a generated promotion (a new range, new batches; follow with promotions status --wait); audited",
+		Args:    cobra.ExactArgs(1),
+		Example: `  promocodes promotions topup 7 --count 100000`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 1 {
+				return &exitError{code: 2, msg: "error: --count must be at least 1"}
+			}
+			c, err := p.client(cmd)
+			if err != nil {
+				return err
+			}
+			t, st, err := c.TopUpPromotion(cmd.Context(), args[0], n)
+			if err != nil {
+				return promotionsError(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s: top-up %d of %d codes (batches %d..%d); total %d, %d generated\n",
+				st.ID, t.No, t.CodeCount, t.FirstBatchNo, t.FirstBatchNo+t.BatchCount-1, st.CodeCount, st.GeneratedCount)
+			return nil
+		},
+	}
+	cmd.Flags().Int64Var(&n, "count", 0, "codes to add (required)")
+	return cmd
+}

@@ -83,6 +83,19 @@ func TestLifecycleCommands(t *testing.T) {
 	if out, err := run("promotions", "cancel", id); err == nil || !strings.Contains(err.Error(), "nothing to cancel") {
 		t.Errorf("cancel a vanity promotion: %q, %v; want the 409 explained", out, err)
 	}
+	if out, err := run("promotions", "topup", id, "--count", "5"); err == nil || !strings.Contains(err.Error(), "vanity") {
+		t.Errorf("top up a vanity promotion: %q, %v; want the 409 explained", out, err)
+	}
+	gen, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cli-gen",
+		Kind: promo.KindGenerated, CodeCount: 10, Format: &promo.Format{Charset: "numeric", Length: 12},
+		MaxUsagePerCode: 1, CounterName: "cli-gen-counter"}, BatchSize: 10, SeqLimit: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("promotions", "topup", gen.IDString(), "--count", "25"); err != nil ||
+		!strings.Contains(out, "top-up 1 of 25 codes") || !strings.Contains(out, "total 35") {
+		t.Errorf("promotions topup: %q, %v", out, err)
+	}
 	out, err := run("promotions", "audit", id)
 	if err != nil || strings.Count(out, "code.revoked") != 1 || strings.Count(out, "promotion.updated") != 1 ||
 		!strings.Contains(out, "admin:") {

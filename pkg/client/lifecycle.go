@@ -151,3 +151,33 @@ func (c *Client) CancelPromotion(ctx context.Context, id string) (st Status, rep
 	}
 	return st, resp.Header.Get("Idempotent-Replayed") == "true", nil
 }
+
+// TopUp is one top-up as the API answers it.
+type TopUp struct {
+	No           int       `json:"no"`
+	CodeCount    int64     `json:"codeCount"`
+	FirstBatchNo int       `json:"firstBatchNo"`
+	BatchCount   int       `json:"batchCount"`
+	CreatedAt    time.Time `json:"createdAt"`
+}
+
+// TopUpPromotion adds n codes to a generated promotion (admin); it returns
+// the top-up and the promotion's status (codeCount is the new total).
+func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp, Status, error) {
+	body, err := json.Marshal(map[string]int64{"codeCount": n})
+	if err != nil {
+		return TopUp{}, Status{}, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/promotions/"+url.PathEscape(id)+"/topups", body)
+	if err != nil {
+		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
+	}
+	var out struct {
+		TopUp     TopUp  `json:"topup"`
+		Promotion Status `json:"promotion"`
+	}
+	if _, _, err := c.doJSON(ctx, req, &out); err != nil {
+		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
+	}
+	return out.TopUp, out.Promotion, nil
+}
