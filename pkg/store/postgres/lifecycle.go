@@ -183,3 +183,43 @@ func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, erro
 		return tu, err
 	})
 }
+
+// ExpiredPromotions lists the promotions that ended before before.
+func (s *Store) ExpiredPromotions(ctx context.Context, before time.Time) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, qExpiredPromotions, before.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("list expired promotions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("list expired promotions: %w", err)
+	}
+	return ids, nil
+}
+
+// PurgeCount counts a promotion's codes and redemptions.
+func (s *Store) PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error) {
+	err = s.pool.QueryRow(ctx, qPurgeCount, id).Scan(&codes, &redemptions)
+	if err != nil {
+		err = fmt.Errorf("count rows of promotion %d: %w", id, err)
+	}
+	return codes, redemptions, err
+}
+
+// PurgeRows deletes up to limit of a promotion's rows from table, in one
+// statement; it returns how many.
+func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error) {
+	if err := contract.CheckPurgeTable(table); err != nil {
+		return 0, err
+	}
+	tag, err := s.pool.Exec(ctx, qPurge[table], id, limit)
+	if err != nil {
+		return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// RecordPurge writes a purge's audit row and event.
+func (s *Store) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
+	return contract.RunRecordPurge(ctx, s.redemptionTx, a)
+}

@@ -62,4 +62,19 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
 FROM topups WHERE promotion_id = $1 ORDER BY topup_no`
+
+	qExpiredPromotions = `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY id`
+
+	qPurgeCount = `SELECT (SELECT count(*) FROM codes WHERE promotion_id = $1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = $1)`
 )
+
+// qPurge deletes up to $2 rows of one promotion from a table, one bounded
+// statement (its own short transaction) at a time, so that redemptions of
+// other promotions never wait long behind a purge.
+var qPurge = map[string]string{
+	"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
+	"user_uses":    `DELETE FROM user_uses WHERE (promotion_id, user_id) IN (SELECT promotion_id, user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
+	"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
+	"redemptions":  `DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = $1 LIMIT $2)`,
+}

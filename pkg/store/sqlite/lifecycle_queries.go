@@ -50,4 +50,18 @@ VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
 FROM topups WHERE promotion_id = ? ORDER BY topup_no`
+
+	qExpiredPromotions = `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY id`
+
+	qPurgeCount = `SELECT (SELECT count(*) FROM codes WHERE promotion_id = ?1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = ?1)`
 )
+
+// qPurge deletes up to ?2 rows of one promotion from a table (see
+// ../postgres/lifecycle_queries.go).
+var qPurge = map[string]string{
+	"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = ?1 LIMIT ?2)`,
+	"user_uses":    `DELETE FROM user_uses WHERE promotion_id = ?1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = ?1 LIMIT ?2)`,
+	"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = ?1 LIMIT ?2)`,
+	"redemptions":  `DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = ?1 LIMIT ?2)`,
+}

@@ -62,4 +62,18 @@ VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7)`
 
 	qTopUps = `SELECT topup_no, code_count, seq_start, first_batch_no, batch_count, created_at
 FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`
+
+	qExpiredPromotions = `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < @p1 ORDER BY id`
+
+	qPurgeCount = `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
+	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`
 )
+
+// qPurge deletes up to @p2 rows of one promotion from a table (see
+// ../postgres/lifecycle_queries.go).
+var qPurge = map[string]string{
+	"codes":        `DELETE TOP (@p2) FROM codes WHERE promotion_id = @p1`,
+	"user_uses":    `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,
+	"reservations": `DELETE TOP (@p2) FROM reservations WHERE promotion_id = @p1`,
+	"redemptions":  `DELETE TOP (@p2) FROM redemptions WHERE promotion_id = @p1`,
+}

@@ -329,3 +329,21 @@ func RunTopUp(ctx context.Context, inTx TxFunc, req promo.TopUpRequest) (promo.T
 	}
 	return t, err
 }
+
+// PurgeTables are the tables a purge empties of a promotion's rows, in this
+// order; redemptions only when asked.
+var PurgeTables = []string{"reservations", "user_uses", "codes"}
+
+// CheckPurgeTable refuses a table a purge may not touch.
+func CheckPurgeTable(table string) error {
+	switch table {
+	case "codes", "user_uses", "reservations", "redemptions":
+		return nil
+	}
+	return fmt.Errorf("purge: table %q is not purgeable", table)
+}
+
+// RunRecordPurge writes a purge's audit row and event in one transaction.
+func RunRecordPurge(ctx context.Context, inTx TxFunc, a promo.AuditEntry) error {
+	return inTx(ctx, func(tx RedemptionTx) error { return audit(ctx, tx, a) })
+}
