@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // codesRevokeCmd revokes one code through the API (admin).
@@ -198,5 +200,75 @@ func (p *promotionsCLI) topUpCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().Int64Var(&n, "count", 0, "codes to add (required)")
+	return cmd
+}
+
+// newPurgeCmd deletes the codes of promotions that ended before a date.
+func newPurgeCmd() *cobra.Command {
+	var (
+		before, olderThan string
+		opt               redemption.PurgeOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "purge --expired-before DATE | --ended-more-than DURATION [--dry-run] [--with-redemptions]",
+		Short: "Delete the codes of promotions that ended before DATE, in bounded transactions; audited",
+		Long: `Deletes the codes (and per-user allowances and reservations) of every promotion whose expiresAt is
+before DATE, at most --batch-rows rows per statement (its own transaction), so that redemptions of
+other promotions never wait long behind it. Redemption records are kept unless --with-redemptions.
+The promotion rows stay (status and audit log remain readable); each purge is audited as
+promotion.purged and published on the redemptions topic.`,
+		Args: cobra.NoArgs,
+		Example: `  promocodes purge --expired-before 2026-01-01 --dry-run
+  promocodes purge --ended-more-than 720h --with-redemptions   # the CronJob's form`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case before != "" && olderThan != "", before == "" && olderThan == "":
+				return &exitError{code: 2, msg: "error: give exactly one of --expired-before and --ended-more-than"}
+			case before != "":
+				t, err := time.Parse(time.DateOnly, before)
+				if err != nil {
+					if t, err = time.Parse(time.RFC3339, before); err != nil {
+						return &exitError{code: 2, msg: fmt.Sprintf("error: --expired-before: want YYYY-MM-DD or RFC 3339, got %q", before)}
+					}
+				}
+				opt.ExpiredBefore = t
+			default:
+				d, err := time.ParseDuration(olderThan)
+				if err != nil || d <= 0 {
+					return &exitError{code: 2, msg: fmt.Sprintf("error: --ended-more-than: want a positive duration, got %q", olderThan)}
+				}
+				opt.ExpiredBefore = time.Now().Add(-d)
+			}
+			cfg, log, err := toolConfig(cmd, "db")
+			if err != nil {
+				return err
+			}
+			st, err := app.OpenStore(cmd.Context(), cfg.DB)
+			if err != nil {
+				return fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+			}
+			defer st.Close()
+			started := time.Now()
+			res, err := redemption.Purge(cmd.Context(), st, opt, log)
+			out := cmd.OutOrStdout()
+			verb := "purged"
+			if opt.DryRun {
+				verb = "would purge (dry run)"
+			}
+			var codes, reds int64
+			for _, p := range res {
+				fmt.Fprintf(out, "promotion %d: %s %d codes, %d redemptions\n", p.ID, verb, p.Codes, p.Redemptions)
+				codes, reds = codes+p.Codes, reds+p.Redemptions
+			}
+			fmt.Fprintf(out, "%d promotions ended before %s: %s %d codes, %d redemptions in %s\n", len(res),
+				opt.ExpiredBefore.UTC().Format(time.RFC3339), verb, codes, reds, time.Since(started).Round(time.Millisecond))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&before, "expired-before", "", "purge promotions whose expiresAt is before this date (YYYY-MM-DD or RFC 3339)")
+	cmd.Flags().StringVar(&olderThan, "ended-more-than", "", "purge promotions that ended more than this long ago (e.g. 720h)")
+	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "count what would be deleted; delete nothing")
+	cmd.Flags().BoolVar(&opt.WithRedemptions, "with-redemptions", false, "also delete the redemption records")
+	cmd.Flags().IntVar(&opt.BatchRows, "batch-rows", 10_000, "rows per delete statement (transaction)")
 	return cmd
 }

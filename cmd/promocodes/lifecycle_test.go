@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -20,7 +22,8 @@ import (
 // `promotions audit` against the real API on a SQLite file.
 func TestLifecycleCommands(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	dbPath := filepath.Join(t.TempDir(), "p.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: dbPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,5 +103,43 @@ func TestLifecycleCommands(t *testing.T) {
 	if err != nil || strings.Count(out, "code.revoked") != 1 || strings.Count(out, "promotion.updated") != 1 ||
 		!strings.Contains(out, "admin:") {
 		t.Errorf("promotions audit: %q, %v", out, err)
+	}
+
+	// purge: an ended vanity promotion loses its code, once, in a dry run
+	// nothing.
+	ended := time.Now().Add(-48 * time.Hour)
+	old, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "old", Kind: promo.KindVanity,
+		CodeCount: 1, VanityCode: "CLIOLD1", MaxUsagePerCode: 1, ExpiresAt: &ended}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PROMOCODES_DB_DRIVER", "sqlite")
+	t.Setenv("PROMOCODES_DB_DSN", dbPath)
+	purge := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		root := newRootCmd()
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append([]string{"purge"}, args...))
+		err := root.ExecuteContext(ctx)
+		return out.String(), err
+	}
+	day := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+	if out, err := purge("--expired-before", day, "--dry-run"); err != nil ||
+		!strings.Contains(out, fmt.Sprintf("promotion %d: would purge (dry run) 1 codes", old.ID)) {
+		t.Errorf("purge --dry-run: %q, %v", out, err)
+	}
+	if _, err := st.CodeState(ctx, "CLIOLD1", ""); err != nil {
+		t.Errorf("a dry run deleted the code: %v", err)
+	}
+	if out, err := purge("--ended-more-than", "24h"); err != nil ||
+		!strings.Contains(out, fmt.Sprintf("promotion %d: purged 1 codes", old.ID)) {
+		t.Errorf("purge: %q, %v", out, err)
+	}
+	if _, err := st.CodeState(ctx, "CLIOLD1", ""); !promo.Is(err, promo.ENotFound) {
+		t.Errorf("the ended promotion's code after purge: %v, want not found", err)
+	}
+	if out, err := purge("--dry-run"); err == nil {
+		t.Errorf("purge without a date: %q, want a usage error", out)
 	}
 }

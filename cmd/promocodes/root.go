@@ -23,6 +23,7 @@ func newRootCmd() *cobra.Command {
 		newBrokerCmd(),
 		newPromotionsCmd(),
 		newCodesCmd(),
+		newPurgeCmd(),
 	)
 	return root
 }
