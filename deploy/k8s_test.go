@@ -208,7 +208,7 @@ func TestK8sManifestsDecodeStrictly(t *testing.T) {
 		"ConfigMap":           {configMapName},
 		"Secret":              {secretName},
 		"Job":                 {"promocodes-migrate"},
-		"CronJob":             {"promocodes-shovel"},
+		"CronJob":             {"promocodes-purge", "promocodes-shovel"},
 		"PodDisruptionBudget": {"promocodes-api", "promocodes-generator"},
 		"ScaledObject":        {"promocodes-generator"},
 	}
@@ -494,6 +494,45 @@ func TestK8sShovelCronJob(t *testing.T) {
 	args := job.Template.Spec.Containers[0].Args
 	if len(args) < 2 || args[0] != "shovel" || args[1] != "--once" {
 		t.Errorf("shovel args = %q, want shovel --once ...", args)
+	}
+}
+
+func TestK8sPurgeCronJob(t *testing.T) {
+	m := loadManifests(t)
+	cj := m.cronJobs["promocodes-purge"]
+	if cj == nil {
+		t.Fatal("CronJob promocodes-purge missing")
+	}
+	if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy = %q, want Forbid", cj.Spec.ConcurrencyPolicy)
+	}
+	if f := strings.Fields(cj.Spec.Schedule); len(f) != 5 || f[0] == "*" || f[1] == "*" {
+		t.Errorf("schedule = %q, want a fixed daily time", cj.Spec.Schedule)
+	}
+	job := cj.Spec.JobTemplate.Spec
+	if job.BackoffLimit == nil || job.ActiveDeadlineSeconds == nil || *job.ActiveDeadlineSeconds <= 0 ||
+		*job.ActiveDeadlineSeconds > 24*3600 {
+		t.Errorf("backoffLimit %s, activeDeadlineSeconds %s: want both set, the deadline under a day",
+			show(job.BackoffLimit), show(job.ActiveDeadlineSeconds))
+	}
+	checkPod(t, m, "CronJob promocodes-purge", job.Template.Spec, "purge", false)
+	args := job.Template.Spec.Containers[0].Args
+	if !slices.Contains(args, "--ended-more-than") && !slices.Contains(args, "--expired-before") {
+		t.Errorf("purge args = %q, want --ended-more-than or --expired-before", args)
+	}
+	if slices.Contains(args, "--dry-run") {
+		t.Errorf("purge args = %q: a dry run would never purge", args)
+	}
+	// The command and its flags exist in this binary.
+	root := filepath.Join(repoRoot(t), "cmd", "promocodes", "lifecycle.go")
+	src, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--") && a != "--config" && !strings.Contains(string(src), `"`+strings.TrimPrefix(a, "--")+`"`) {
+			t.Errorf("purge flag %s is not defined in cmd/promocodes/lifecycle.go", a)
+		}
 	}
 }
 
