@@ -26,6 +26,8 @@ type Administrator interface {
 	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
 	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
+	DeletePromotion(ctx context.Context, actor string, id int64) (redemption.DeletionView, bool, error)
+	DeletionStatus(ctx context.Context, id int64) (redemption.DeletionView, error)
 }
 
 func (s *Server) lifecycleRoutes() []route {
@@ -39,7 +41,28 @@ func (s *Server) lifecycleRoutes() []route {
 		{"POST /v1/promotions/{id}/cancel", s.admin(s.deadline(s.cancelPromotion))},
 		{"POST /v1/promotions/{id}/topups", s.admin(s.deadline(s.topUpPromotion))},
 		{"GET /v1/promotions/{id}/topups", s.admin(s.deadline(s.listTopUps))},
+		{"DELETE /v1/promotions/{id}", s.admin(s.deadline(s.deletePromotion))},
 	}
+}
+
+// deletePromotion requests a promotion's deletion: 202 with where it stands
+// (GET /v1/promotions/{id} follows it in "deletion").
+func (s *Server) deletePromotion(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, replayed, err := s.administrator().DeletePromotion(r.Context(), s.actor(r, "admin"), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", "/v1/promotions/"+promo.FormatID(id))
+	writeJSON(w, http.StatusAccepted, map[string]any{"id": promo.FormatID(id), "deletion": v})
 }
 
 // topUpRequest is the body of POST /v1/promotions/{id}/topups.
@@ -95,7 +118,8 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, map[string]any{"topup": t, "promotion": s.withTopUps(r, statusView(after), st.ID)})
 }
 
-// withTopUps adds a promotion's top-ups (if any) to its status view.
+// withTopUps adds a promotion's top-ups (if any) and its deletion (if
+// requested: status deleting, then deleted) to its status view.
 func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[string]any {
 	a, ok := s.redeemer.(Administrator)
 	if !ok {
@@ -108,6 +132,17 @@ func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[str
 	}
 	if len(list) > 0 {
 		v["topups"] = list
+	}
+	d, err := a.DeletionStatus(r.Context(), id)
+	if err != nil {
+		s.log.Warn("status without its deletion", zap.Int64("promotion_id", id), zap.Error(err))
+		return v
+	}
+	if d.RequestedAt != nil {
+		v["deletion"] = d
+		if g, ok := v["status"].(promo.Status); ok {
+			v["status"] = d.Status(g)
+		}
 	}
 	return v
 }

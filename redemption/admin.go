@@ -2,6 +2,10 @@ package redemption
 
 import (
 	"context"
+	"encoding/json"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -15,6 +19,11 @@ type AdminStore interface {
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error)
 	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
+	RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error)
+	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
+	DeletionsPending(ctx context.Context) ([]int64, error)
+	Deletion(ctx context.Context, id int64) (promo.Deletion, error)
+	PurgeStore
 }
 
 // RevocationView is a revocation as the API answers it.
@@ -111,3 +120,94 @@ func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 func (s *Service) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
 	return s.store.TopUps(ctx, id)
 }
+
+// DeletionView is where a promotion's deletion stands.
+type DeletionView struct {
+	promo.Deletion
+	CodesLeft int64 `json:"codesLeft"`
+}
+
+// DeletePromotion requests a promotion's deletion: it is switched off and its
+// generation cancelled at once, and the background purger (Run) deletes its
+// codes in bounded statements. Redemption records are kept.
+func (s *Service) DeletePromotion(ctx context.Context, actor string, id int64) (DeletionView, bool, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	replayed, err := s.store.RequestDeletion(ctx, promo.AuditEntry{ID: newID(), At: now, Actor: actor,
+		Action: promo.ActionDeleteRequested, PromotionID: id})
+	if err != nil {
+		return DeletionView{}, false, err
+	}
+	if !replayed && s.notify != nil {
+		s.notify()
+	}
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	v, err := s.DeletionStatus(ctx, id)
+	return v, replayed, err
+}
+
+// DeletionStatus reads a promotion's deletion and how many codes are left.
+func (s *Service) DeletionStatus(ctx context.Context, id int64) (DeletionView, error) {
+	d, err := s.store.Deletion(ctx, id)
+	if err != nil {
+		return DeletionView{}, err
+	}
+	v := DeletionView{Deletion: d}
+	if d.RequestedAt != nil && d.DeletedAt == nil {
+		if v.CodesLeft, _, err = s.store.PurgeCount(ctx, id); err != nil {
+			return v, err
+		}
+	}
+	return v, nil
+}
+
+// deletePending purges every promotion whose deletion was requested, in
+// bounded statements, and marks it deleted. Several replicas may run it at
+// once: the deletes are idempotent and the finish is conditional.
+func (s *Service) deletePending(ctx context.Context) {
+	ids, err := s.store.DeletionsPending(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("list pending deletions failed; will retry", zap.Error(err))
+		}
+		return
+	}
+	for _, id := range ids {
+		var codes int64
+		for _, table := range []string{"reservations", "user_uses", "codes"} {
+			for ctx.Err() == nil {
+				n, err := s.store.PurgeRows(ctx, table, id, deleteBatchRows)
+				if err != nil {
+					s.log.Warn("promotion deletion interrupted; will resume", zap.Int64("promotion_id", id), zap.Error(err))
+					return
+				}
+				if table == "codes" {
+					codes += n
+				}
+				if n < deleteBatchRows {
+					break
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		detail, _ := json.Marshal(map[string]int64{"codes": codes})
+		if err := s.store.FinishDeletion(ctx, promo.AuditEntry{ID: newID(), At: s.now().UTC().Truncate(time.Microsecond),
+			Actor: "system:deleter", Action: promo.ActionPromotionDeleted, PromotionID: id, Detail: detail}); err != nil {
+			s.log.Warn("finish promotion deletion failed; will retry", zap.Int64("promotion_id", id), zap.Error(err))
+			continue
+		}
+		s.log.Info("promotion deleted", zap.Int64("promotion_id", id), zap.Int64("codes", codes))
+		if s.notify != nil {
+			s.notify()
+		}
+	}
+}
+
+// deleteBatchRows bounds one deletion statement, as the purge does.
+const deleteBatchRows = 10_000

@@ -13,6 +13,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 func TestHTTPRevoke(t *testing.T) {
@@ -338,6 +339,72 @@ func TestHTTPTopUp(t *testing.T) {
 			decode(t, h.do("GET", path+"/topups", adminToken, "", nil).body, &list)
 			if len(list.Topups) != 1 {
 				t.Errorf("GET topups = %+v", list)
+			}
+		})
+	}
+}
+
+func TestHTTPDeletePromotion(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
+			ps := h.st.(purgeStore)
+			p, codes := h.seed(promotionSpec{n: 25_000, maxUsage: 1})
+			for i := range 3 {
+				if r, err := h.redeem(codes[i], fmt.Sprintf("u%d", i), nil); err != nil || r.status != http.StatusCreated {
+					t.Fatalf("redeem: %d %s", r.status, r.body)
+				}
+			}
+			path := "/v1/promotions/" + p.IDString()
+			r := h.do("DELETE", path, adminToken, "", nil)
+			var d struct {
+				Deletion struct {
+					RequestedAt *time.Time
+					CodesLeft   int64
+				}
+			}
+			decode(t, r.body, &d)
+			if r.status != http.StatusAccepted || d.Deletion.RequestedAt == nil {
+				t.Fatalf("DELETE: %d %s", r.status, r.body)
+			}
+			if r, err := h.redeem(codes[10], "late", nil); err != nil ||
+				(r.status != http.StatusGone && r.status != http.StatusNotFound) {
+				t.Errorf("redeem during deletion: %d %s, want 410 deactivated (or 404 once purged)", r.status, r.body)
+			}
+			// The background purger finishes it; the status follows.
+			var st struct {
+				Status   string
+				Deletion struct {
+					DeletedAt *time.Time
+					CodesLeft int64
+				}
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				decode(t, h.do("GET", path, adminToken, "", nil).body, &st)
+				if st.Status == "deleted" {
+					break
+				}
+				if st.Status != "deleting" || time.Now().After(deadline) {
+					t.Fatalf("status %q (%d codes left) while deleting", st.Status, st.Deletion.CodesLeft)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if c, reds, _ := ps.PurgeCount(h.ctx, p.ID); c != 0 || reds != 3 || st.Deletion.DeletedAt == nil {
+				t.Errorf("after deletion: %d codes, %d redemptions (want 0 and the 3 kept), deletedAt %v", c, reds, st.Deletion.DeletedAt)
+			}
+			if r := h.do("DELETE", path, adminToken, "", nil); r.status != http.StatusAccepted ||
+				r.header.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("second DELETE: %d %s", r.status, r.body)
+			}
+			if r := h.do("DELETE", "/v1/promotions/999999", adminToken, "", nil); r.status != http.StatusNotFound {
+				t.Errorf("DELETE unknown: %d", r.status)
+			}
+			var log struct{ Entries []struct{ Action string } }
+			decode(t, h.do("GET", path+"/audit", adminToken, "", nil).body, &log)
+			if len(log.Entries) != 2 || log.Entries[0].Action != "promotion.deleted" ||
+				log.Entries[1].Action != "promotion.delete_requested" {
+				t.Errorf("audit log = %+v", log.Entries)
 			}
 		})
 	}

@@ -81,7 +81,9 @@ func TestPurgeExpiredPromotions(t *testing.T) {
 			if r, err := h.redeem(endedCodes[10], "late", nil); err != nil || r.status != http.StatusNotFound {
 				t.Errorf("a purged code: %d %s, want 404", r.status, r.body)
 			}
-			var log struct{ Entries []struct{ Action, Actor string } }
+			var log struct {
+				Entries []struct{ Action, Actor string }
+			}
 			decode(t, h.do("GET", "/v1/promotions/"+ended.IDString()+"/audit", adminToken, "", nil).body, &log)
 			if len(log.Entries) == 0 || log.Entries[0].Action != "promotion.purged" || log.Entries[0].Actor != "cli:purge" {
 				t.Errorf("audit log = %+v, want promotion.purged by cli:purge first", log.Entries)

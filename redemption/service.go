@@ -130,6 +130,8 @@ type Service struct {
 	// notify, when set, is called after each committed redemption or
 	// rollback (it wakes the event publisher).
 	notify func()
+	// kick wakes the background loop (a deletion was requested).
+	kick chan struct{}
 }
 
 // New builds the Service; reg may be nil (metrics not registered).
@@ -139,7 +141,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	}
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		log: log, now: time.Now}
+		log: log, now: time.Now, kick: make(chan struct{}, 1)}
 	if cfg.GuessLimit > 0 {
 		st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.GuessLimit), Interval: cfg.GuessWindow})
 		if err != nil {

@@ -272,3 +272,32 @@ promotion.purged and published on the redemptions topic.`,
 	cmd.Flags().IntVar(&opt.BatchRows, "batch-rows", 10_000, "rows per delete statement (transaction)")
 	return cmd
 }
+
+// deleteCmd requests a promotion's deletion.
+func (p *promotionsCLI) deleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Delete a promotion's codes in the background (switched off at once; redemption records kept); audited",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client(cmd)
+			if err != nil {
+				return err
+			}
+			d, replayed, err := c.DeletePromotion(cmd.Context(), args[0])
+			if err != nil {
+				return promotionsError(err)
+			}
+			what := "deletion requested"
+			if replayed {
+				what = "deletion was already requested"
+			}
+			if d.DeletedAt != nil {
+				what = "deleted at " + d.DeletedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s: %s; %d codes left (promotions status %s follows it)\n",
+				args[0], what, d.CodesLeft, args[0])
+			return nil
+		},
+	}
+}

@@ -99,6 +99,12 @@ func TestLifecycleCommands(t *testing.T) {
 		!strings.Contains(out, "top-up 1 of 25 codes") || !strings.Contains(out, "total 35") {
 		t.Errorf("promotions topup: %q, %v", out, err)
 	}
+	if out, err := run("promotions", "delete", gen.IDString()); err != nil || !strings.Contains(out, "deletion requested") {
+		t.Errorf("promotions delete: %q, %v", out, err)
+	}
+	if out, err := run("promotions", "delete", gen.IDString()); err != nil || !strings.Contains(out, "already requested") {
+		t.Errorf("promotions delete again: %q, %v", out, err)
+	}
 	out, err := run("promotions", "audit", id)
 	if err != nil || strings.Count(out, "code.revoked") != 1 || strings.Count(out, "promotion.updated") != 1 ||
 		!strings.Contains(out, "admin:") {

@@ -55,7 +55,7 @@ func newPromotionsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&p.token, "token", "", "admin bearer token (env PROMOCODES_CLIENT_TOKEN)")
 	cmd.PersistentFlags().StringVar(&p.config, "config", "",
 		"server config file (YAML, env PROMOCODES_CONFIG): the API at its http.addr, its first admin token")
-	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd(), p.updateCmd(), p.cancelCmd(), p.topUpCmd(), p.auditCmd())
+	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd(), p.updateCmd(), p.cancelCmd(), p.topUpCmd(), p.deleteCmd(), p.auditCmd())
 	return cmd
 }
 

@@ -181,3 +181,28 @@ func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp,
 	}
 	return out.TopUp, out.Promotion, nil
 }
+
+// Deletion is where a promotion's deletion stands.
+type Deletion struct {
+	RequestedAt *time.Time `json:"requestedAt"`
+	DeletedAt   *time.Time `json:"deletedAt"`
+	CodesLeft   int64      `json:"codesLeft"`
+}
+
+// DeletePromotion requests a promotion's deletion (admin): it is switched off
+// at once and its codes are deleted in the background; follow it with
+// GetPromotion (status deleting, then deleted).
+func (c *Client) DeletePromotion(ctx context.Context, id string) (Deletion, bool, error) {
+	req, err := c.newRequest(ctx, http.MethodDelete, "/v1/promotions/"+url.PathEscape(id), nil)
+	if err != nil {
+		return Deletion{}, false, fmt.Errorf("delete promotion %s: %w", id, err)
+	}
+	var out struct {
+		Deletion Deletion `json:"deletion"`
+	}
+	resp, _, err := c.doJSON(ctx, req, &out)
+	if err != nil {
+		return Deletion{}, false, fmt.Errorf("delete promotion %s: %w", id, err)
+	}
+	return out.Deletion, resp.Header.Get("Idempotent-Replayed") == "true", nil
+}

@@ -23,7 +23,34 @@ const (
 	ActionPromotionUpdated   = "promotion.updated"
 	ActionPromotionCancelled = "promotion.cancelled"
 	ActionPromotionToppedUp  = "promotion.topped_up"
+	ActionDeleteRequested    = "promotion.delete_requested"
+	ActionPromotionDeleted   = "promotion.deleted"
 )
+
+// Deletion is where a DELETE /v1/promotions/{id} stands.
+type Deletion struct {
+	RequestedAt *time.Time `json:"requestedAt"`
+	DeletedAt   *time.Time `json:"deletedAt"`
+}
+
+// Statuses of a promotion whose deletion was requested; they override the
+// generation status (PromotionStatus.Status).
+const (
+	StatusDeleting Status = "deleting" // switched off, its codes being deleted in the background
+	StatusDeleted  Status = "deleted"  // its codes are gone; the row, audit log and redemptions stay
+)
+
+// Status is a promotion's status given its generation status and its
+// deletion: the one place the lifecycle's states are decided (docs/redemption.md).
+func (d Deletion) Status(generation Status) Status {
+	switch {
+	case d.DeletedAt != nil:
+		return StatusDeleted
+	case d.RequestedAt != nil:
+		return StatusDeleting
+	}
+	return generation
+}
 
 // TopUpRequest adds CodeCount codes to a generated promotion: a new range
 // reserved from its counter (within SeqLimit, as at creation) and new batch

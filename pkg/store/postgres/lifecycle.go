@@ -223,3 +223,51 @@ func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int
 func (s *Store) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 	return contract.RunRecordPurge(ctx, s.redemptionTx, a)
 }
+
+// RequestDeletion starts deleting a promotion (contract.RequestDeletion).
+func (s *Store) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
+	return contract.RunRequestDeletion(ctx, s.redemptionTx, a)
+}
+
+// FinishDeletion marks a purged promotion deleted, once, audited.
+func (s *Store) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return contract.RunFinishDeletion(ctx, s.redemptionTx, a)
+}
+
+// DeletionsPending lists promotions whose deletion was requested and not
+// finished.
+func (s *Store) DeletionsPending(ctx context.Context) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, qDeletionsPending)
+	if err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	return ids, nil
+}
+
+// Deletion reads where a promotion's deletion stands.
+func (s *Store) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
+	var d promo.Deletion
+	err := s.pool.QueryRow(ctx, qDeletion, id).Scan(&d.RequestedAt, &d.DeletedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, contract.PromotionNotFound(id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
+	}
+	d.RequestedAt, d.DeletedAt = utcPtr(d.RequestedAt), utcPtr(d.DeletedAt)
+	return d, nil
+}
+
+func (t redemptionTx) RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	tag, err := t.q.Exec(ctx, qRequestDeletion, id, now)
+	return err == nil && tag.RowsAffected() == 1, err
+}
+
+func (t redemptionTx) FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	tag, err := t.q.Exec(ctx, qFinishDeletion, id, now)
+	return err == nil && tag.RowsAffected() == 1, err
+}

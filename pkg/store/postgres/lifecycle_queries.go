@@ -67,6 +67,15 @@ FROM topups WHERE promotion_id = $1 ORDER BY topup_no`
 
 	qPurgeCount = `SELECT (SELECT count(*) FROM codes WHERE promotion_id = $1),
 	(SELECT count(*) FROM redemptions WHERE promotion_id = $1)`
+
+	qRequestDeletion = `UPDATE promotions SET delete_requested_at = $2, active = false
+WHERE id = $1 AND delete_requested_at IS NULL`
+
+	qFinishDeletion = `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL`
+
+	qDeletionsPending = `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`
+
+	qDeletion = `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = $1`
 )
 
 // qPurge deletes up to $2 rows of one promotion from a table, one bounded

@@ -295,3 +295,81 @@ func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int
 	}
 	return n, nil
 }
+
+// RequestDeletion starts deleting a promotion (contract.RequestDeletion).
+func (s *Store) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
+	return contract.RunRequestDeletion(ctx, s.redemptionTx, a)
+}
+
+// FinishDeletion marks a purged promotion deleted, once, audited.
+func (s *Store) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return contract.RunFinishDeletion(ctx, s.redemptionTx, a)
+}
+
+// DeletionsPending lists promotions whose deletion was requested and not
+// finished.
+func (s *Store) DeletionsPending(ctx context.Context) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, qDeletionsPending)
+	if err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list pending deletions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	return ids, nil
+}
+
+// Deletion reads where a promotion's deletion stands.
+func (s *Store) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
+	var (
+		d        promo.Deletion
+		req, del sql.NullString
+	)
+	err := s.r.QueryRowContext(ctx, qDeletion, id).Scan(&req, &del)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, contract.PromotionNotFound(id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
+	}
+	for _, c := range []struct {
+		src sql.NullString
+		dst **time.Time
+	}{{req, &d.RequestedAt}, {del, &d.DeletedAt}} {
+		if c.src.Valid {
+			t, err := parseTime(c.src.String)
+			if err != nil {
+				return d, fmt.Errorf("promotion %d: deletion time: %w", id, err)
+			}
+			*c.dst = &t
+		}
+	}
+	return d, nil
+}
+
+func (t redemptionTx) RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qRequestDeletion, id, formatTime(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t redemptionTx) FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qFinishDeletion, id, formatTime(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -273,3 +273,75 @@ func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int
 	}
 	return n, nil
 }
+
+// RequestDeletion starts deleting a promotion (contract.RequestDeletion).
+func (s *Store) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
+	return contract.RunRequestDeletion(ctx, s.redemptionTx, a)
+}
+
+// FinishDeletion marks a purged promotion deleted, once, audited.
+func (s *Store) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return contract.RunFinishDeletion(ctx, s.redemptionTx, a)
+}
+
+// DeletionsPending lists promotions whose deletion was requested and not
+// finished.
+func (s *Store) DeletionsPending(ctx context.Context) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, qDeletionsPending)
+	if err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("list pending deletions: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pending deletions: %w", err)
+	}
+	return ids, nil
+}
+
+// Deletion reads where a promotion's deletion stands.
+func (s *Store) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
+	var (
+		d        promo.Deletion
+		req, del sql.NullTime
+	)
+	err := s.db.QueryRowContext(ctx, qDeletion, id).Scan(&req, &del)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, contract.PromotionNotFound(id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
+	}
+	if req.Valid {
+		d.RequestedAt = utcPtr(&req.Time)
+	}
+	if del.Valid {
+		d.DeletedAt = utcPtr(&del.Time)
+	}
+	return d, nil
+}
+
+func (t redemptionTx) RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qRequestDeletion, id, now.UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (t redemptionTx) FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qFinishDeletion, id, now.UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}

@@ -67,6 +67,15 @@ FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`
 
 	qPurgeCount = `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`
+
+	qRequestDeletion = `UPDATE promotions SET delete_requested_at = @p2, active = 0
+WHERE id = @p1 AND delete_requested_at IS NULL`
+
+	qFinishDeletion = `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL`
+
+	qDeletionsPending = `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`
+
+	qDeletion = `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`
 )
 
 // qPurge deletes up to @p2 rows of one promotion from a table (see

@@ -23,6 +23,7 @@ type LifecycleTx interface {
 	InsertAudit(ctx context.Context, a promo.AuditEntry) error
 	PromotionUpdater
 	TopUpTx
+	DeletionTx
 }
 
 // Revoke makes one code unusable from req.Now on, with an audit row and a
@@ -346,4 +347,63 @@ func CheckPurgeTable(table string) error {
 // RunRecordPurge writes a purge's audit row and event in one transaction.
 func RunRecordPurge(ctx context.Context, inTx TxFunc, a promo.AuditEntry) error {
 	return inTx(ctx, func(tx RedemptionTx) error { return audit(ctx, tx, a) })
+}
+
+// DeletionTx is the statements of a promotion's deletion; part of
+// LifecycleTx.
+type DeletionTx interface {
+	// RequestDeletion marks the promotion for deletion and switches it off,
+	// if it is not marked; ok is false when it matched no row.
+	RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
+	// FinishDeletion marks a promotion whose rows are gone deleted, once.
+	FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
+}
+
+// RequestDeletion starts deleting a promotion: it is switched off at once
+// (its codes answer "deactivated") and marked, and the API's background
+// purger deletes its rows in bounded statements. A second request answers
+// replayed.
+func RequestDeletion(ctx context.Context, tx RedemptionTx, a promo.AuditEntry) (bool, error) {
+	ok, err := tx.RequestDeletion(ctx, a.PromotionID, a.At)
+	if err != nil {
+		return false, fmt.Errorf("request deletion: %w", err)
+	}
+	if !ok {
+		exists, err := tx.PromotionExists(ctx, a.PromotionID)
+		if err != nil {
+			return false, fmt.Errorf("look up promotion: %w", err)
+		}
+		if !exists {
+			return false, PromotionNotFound(a.PromotionID)
+		}
+		return true, nil
+	}
+	// Workers stop at their next chunk: nothing new is generated for it.
+	if _, err := tx.CancelBatches(ctx, a.PromotionID, a.At); err != nil {
+		return false, fmt.Errorf("cancel batches: %w", err)
+	}
+	return false, audit(ctx, tx, a)
+}
+
+// RunRequestDeletion is a store's RequestDeletion in one transaction.
+func RunRequestDeletion(ctx context.Context, inTx TxFunc, a promo.AuditEntry) (bool, error) {
+	var replayed bool
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		replayed, err = RequestDeletion(ctx, tx, a)
+		return err
+	})
+	return replayed, err
+}
+
+// RunFinishDeletion marks the promotion deleted and audits it, once (several
+// API replicas may finish the same deletion).
+func RunFinishDeletion(ctx context.Context, inTx TxFunc, a promo.AuditEntry) error {
+	return inTx(ctx, func(tx RedemptionTx) error {
+		ok, err := tx.FinishDeletion(ctx, a.PromotionID, a.At)
+		if err != nil || !ok {
+			return err
+		}
+		return audit(ctx, tx, a)
+	})
 }

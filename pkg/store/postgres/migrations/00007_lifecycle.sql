@@ -10,6 +10,10 @@ ALTER TABLE codes ADD COLUMN revoked_at timestamptz NULL, ADD COLUMN revoke_reas
 -- stays for redemptions).
 ALTER TABLE idempotency_keys ADD COLUMN reservation_id text NULL;
 
+-- DELETE /v1/promotions/{id}: requested (the API's background purger then
+-- deletes the codes in bounded statements) and finished.
+ALTER TABLE promotions ADD COLUMN delete_requested_at timestamptz NULL, ADD COLUMN deleted_at timestamptz NULL;
+
 -- reservations: one row per use held for a user. A row holds a use while
 -- status = 'held' AND expires_at > now: expiry needs no job, the limits
 -- count only live rows. The sweeper deletes rows long past expires_at.
@@ -61,5 +65,6 @@ CREATE TABLE topups (
 DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
+ALTER TABLE promotions DROP COLUMN delete_requested_at, DROP COLUMN deleted_at;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoked_at, DROP COLUMN revoke_reason;

@@ -7,6 +7,9 @@ ALTER TABLE codes ADD COLUMN revoke_reason TEXT NULL;
 
 ALTER TABLE idempotency_keys ADD COLUMN reservation_id TEXT NULL;
 
+ALTER TABLE promotions ADD COLUMN delete_requested_at TEXT NULL;
+ALTER TABLE promotions ADD COLUMN deleted_at TEXT NULL;
+
 CREATE TABLE reservations (
     id            TEXT    NOT NULL PRIMARY KEY,
     promotion_id  INTEGER NOT NULL,
@@ -49,6 +52,8 @@ CREATE TABLE topups (
 DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
+ALTER TABLE promotions DROP COLUMN deleted_at;
+ALTER TABLE promotions DROP COLUMN delete_requested_at;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoke_reason;
 ALTER TABLE codes DROP COLUMN revoked_at;

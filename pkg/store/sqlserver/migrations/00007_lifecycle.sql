@@ -7,6 +7,8 @@ ALTER TABLE codes ADD revoked_at datetime2(6) NULL, revoke_reason nvarchar(500) 
 
 ALTER TABLE idempotency_keys ADD reservation_id varchar(36) NULL;
 
+ALTER TABLE promotions ADD delete_requested_at datetime2(6) NULL, deleted_at datetime2(6) NULL;
+
 CREATE TABLE reservations (
     id            varchar(36)   COLLATE Latin1_General_100_BIN2 NOT NULL CONSTRAINT reservations_pk PRIMARY KEY,
     promotion_id  bigint        NOT NULL,
@@ -49,5 +51,6 @@ CREATE TABLE topups (
 DROP TABLE topups;
 DROP TABLE audit_log;
 DROP TABLE reservations;
+ALTER TABLE promotions DROP COLUMN delete_requested_at, deleted_at;
 ALTER TABLE idempotency_keys DROP COLUMN reservation_id;
 ALTER TABLE codes DROP COLUMN revoked_at, revoke_reason;
