@@ -98,3 +98,18 @@ func TestPurgeExpiredPromotions(t *testing.T) {
 		})
 	}
 }
+
+// seedEnded seeds a generated promotion of n codes whose window ended two
+// days ago (created open, then its end moved into the past).
+func (h *harness) seedEnded(n int) (p promoRef, codes []string) {
+	h.t.Helper()
+	pr, cs := h.seed(promotionSpec{n: n, maxUsage: 1})
+	past := time.Now().UTC().Add(-48 * time.Hour).Format(time.RFC3339)
+	if r := h.do("PATCH", "/v1/promotions/"+pr.IDString(), adminToken, `{"expiresAt":"`+past+`"}`, nil); r.status != http.StatusOK {
+		h.t.Fatalf("end the promotion: %d %s", r.status, r.body)
+	}
+	return promoRef{ID: pr.ID}, cs
+}
+
+// promoRef names a seeded promotion.
+type promoRef struct{ ID int64 }
