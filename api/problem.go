@@ -47,6 +47,7 @@ func statusOf(code promo.ErrorCode) int {
 const (
 	errMalformed        promo.ErrorCode = "malformed"
 	errUnsupportedMedia promo.ErrorCode = "unsupported_media_type"
+	errMethodNotAllowed promo.ErrorCode = "method_not_allowed"
 )
 
 // writeError answers with problem+json. Internal errors are logged here, once,
@@ -61,6 +62,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Status = http.StatusBadRequest
 		case errUnsupportedMedia:
 			p.Status = http.StatusUnsupportedMediaType
+		case errMethodNotAllowed:
+			p.Status = http.StatusMethodNotAllowed
 		}
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message

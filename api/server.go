@@ -20,6 +20,7 @@ type Store interface {
 	CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error)
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
+	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 }
 
 // Config tunes the API. Zero values take the defaults.
@@ -90,6 +91,7 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now}
 	s.mux.Handle("POST /v1/promotions", s.admin(s.createPromotion))
+	s.mux.Handle("GET /v1/promotions", s.admin(s.listPromotions))
 	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))
 	if ops != nil {
@@ -97,13 +99,44 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		s.mux.Handle("GET /readyz", ops)
 		s.mux.Handle("GET /metrics", ops)
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r) // sets the path values that Handler does not
+}
+
+// routeMethods are the methods tried when a path has no route for the
+// request's method.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete}
+
+// noRoute answers a request that matches no route: 405 with Allow when the
+// path is known under other methods, else 404, both as problem+json.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, promo.Errorf(errMethodNotAllowed, "%s is not allowed on %s (allowed: %s)",
+			r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
 
 // admin wraps a handler with the admin-token check.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {

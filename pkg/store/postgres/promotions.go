@@ -349,3 +349,32 @@ func uniqueViolationOn(err error, table string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.TableName == table
 }
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := contract.CheckListFilter(f); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	defer rows.Close()
+	var list []promo.PromotionStatus
+	for rows.Next() {
+		var (
+			total, completed, retrying, parked int
+			generated                          int64
+		)
+		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		if err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}

@@ -106,3 +106,30 @@ FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id AND c.used < p.max_usage_per_code
 RETURNING c.code, c.promotion_id, c.used, p.max_usage_per_code`
 )
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
+// ('' = any), $3 a status ('' = any), $4 the page size. The lateral
+// aggregate runs per promotion, so an unfiltered page walks the primary key
+// backwards and stops after $4 rows. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.total, b.generated, b.completed, b.retrying, b.parked
+FROM promotions p
+CROSS JOIN LATERAL (
+	SELECT count(*)::int AS total,
+		COALESCE(sum(done), 0)::bigint AS generated,
+		(count(*) FILTER (WHERE done = code_count))::int AS completed,
+		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
+		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked
+	FROM batches WHERE promotion_id = p.id
+) b
+WHERE ($1::bigint = 0 OR p.id < $1::bigint)
+	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
+	AND ($3::text = '' OR $3::text = CASE
+		WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+		WHEN b.parked > 0 THEN 'failed'
+		WHEN b.generated > 0 THEN 'generating'
+		ELSE 'pending' END)
+ORDER BY p.id DESC LIMIT $4`

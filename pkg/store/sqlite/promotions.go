@@ -333,7 +333,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // scanPromotion scans promotionCols, then extra.
-func scanPromotion(row *sql.Row, extra ...any) (promo.Promotion, error) {
+func scanPromotion(row interface{ Scan(...any) error }, extra ...any) (promo.Promotion, error) {
 	var (
 		p                   promo.Promotion
 		kind                string
@@ -389,3 +389,32 @@ func nullTime(t *time.Time) sql.NullString {
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := contract.CheckListFilter(f); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	defer rows.Close()
+	var list []promo.PromotionStatus
+	for rows.Next() {
+		var (
+			total, completed, retrying, parked int
+			generated                          int64
+		)
+		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		if err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}

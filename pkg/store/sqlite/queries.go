@@ -112,3 +112,28 @@ func qInsertCodes(n int) string {
 	b.WriteString(" ON CONFLICT (code) DO NOTHING")
 	return b.String()
 }
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// ?1 the cursor (ids below it; 0 = from the newest), ?2 a name fragment
+// ('' = any), ?3 a status ('' = any), ?4 the page size. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at, total, generated, completed, retrying, parked
+FROM (
+	SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code, p.per_user_limit,
+		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+		count(b.batch_no) AS total,
+		coalesce(sum(b.done), 0) AS generated,
+		coalesce(sum(b.done = b.code_count), 0) AS completed,
+		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
+		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked
+	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
+	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
+	GROUP BY p.id
+) l
+WHERE ?3 = '' OR ?3 = CASE
+	WHEN kind = 'vanity' OR generated >= code_count THEN 'completed'
+	WHEN parked > 0 THEN 'failed'
+	WHEN generated > 0 THEN 'generating'
+	ELSE 'pending' END
+ORDER BY id DESC LIMIT ?4`

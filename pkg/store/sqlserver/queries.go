@@ -212,3 +212,31 @@ func qMarkPublished(n int) string {
 	b.WriteString(") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0")
 	return b.String()
 }
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
+// (N'' = any), @p3 a status (N'' = any), @p4 the page size. The applied
+// aggregate runs per promotion, so an unfiltered page walks the clustered
+// key backwards and stops after @p4 rows. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
+	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.total, b.generated, b.completed, b.retrying, b.parked
+FROM promotions p
+CROSS APPLY (
+	SELECT COUNT(*) AS total,
+		COALESCE(SUM(CAST(done AS bigint)), 0) AS generated,
+		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
+		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
+		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked
+	FROM batches WHERE promotion_id = p.id
+) b
+CROSS APPLY (SELECT CASE
+	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+	WHEN b.parked > 0 THEN 'failed'
+	WHEN b.generated > 0 THEN 'generating'
+	ELSE 'pending' END AS status) s
+WHERE (@p1 = 0 OR p.id < @p1)
+	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
+	AND (@p3 = N'' OR s.status = @p3)
+ORDER BY p.id DESC`

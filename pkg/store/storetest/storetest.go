@@ -41,6 +41,7 @@ type Store interface {
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	RedeemCode(ctx context.Context, code string) (promo.CodeInfo, error)
+	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -72,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RedeemConcurrent", testRedeemConcurrent},
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
+		{"ListPromotions", testListPromotions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

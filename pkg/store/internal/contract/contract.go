@@ -193,3 +193,36 @@ func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.Promo
 	}
 	return st, nil
 }
+
+// ListLimit applies the default and the cap of a promotion list's page size.
+func ListLimit(n int) int {
+	switch {
+	case n <= 0:
+		return promo.DefaultListLimit
+	case n > promo.MaxListLimit:
+		return promo.MaxListLimit
+	}
+	return n
+}
+
+// CheckListFilter validates a list filter before any database work.
+func CheckListFilter(f promo.ListFilter) error {
+	if f.Status != "" && !promo.ValidStatus(f.Status) {
+		return promo.FieldErrorf("status", "must be one of pending, generating, completed, failed; got %q", f.Status)
+	}
+	if f.Before < 0 {
+		return promo.FieldErrorf("cursor", "is not a cursor of this list")
+	}
+	return nil
+}
+
+// ListedStatus completes one row of a promotion list: the promotion and the
+// progress columns its dialect's list query returned after it.
+func ListedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked int) promo.PromotionStatus {
+	st, _ := Status(p, func(dst ...any) error {
+		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int) =
+			total, generated, completed, retrying, parked
+		return nil
+	})
+	return st
+}
