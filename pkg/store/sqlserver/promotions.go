@@ -412,6 +412,7 @@ func pause(ctx context.Context, attempt int) error {
 		return nil
 	}
 }
+
 // ListPromotions returns a page of promotions with their progress, newest
 // first (see promo.ListFilter).
 func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
