@@ -109,7 +109,7 @@ RETURNING c.code, c.promotion_id, c.used, p.max_usage_per_code`
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
-// (” = any), $3 a status (” = any), $4 the page size. The lateral
+// (empty = any), $3 a status (empty = any), $4 the page size. The lateral
 // aggregate runs per promotion, so an unfiltered page walks the primary key
 // backwards and stops after $4 rows. The status CASE is
 // promo.PromotionStatus.Status in SQL (a vanity promotion is complete).

@@ -115,7 +115,7 @@ func qInsertCodes(n int) string {
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // ?1 the cursor (ids below it; 0 = from the newest), ?2 a name fragment
-// (” = any), ?3 a status (” = any), ?4 the page size. The status CASE is
+// (empty = any), ?3 a status (empty = any), ?4 the page size. The status CASE is
 // promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
 const qListPromotions = `SELECT id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at, total, generated, completed, retrying, parked

@@ -215,7 +215,7 @@ func qMarkPublished(n int) string {
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
-// (N” = any), @p3 a status (N” = any), @p4 the page size. The applied
+// (empty = any), @p3 a status (empty = any), @p4 the page size. The applied
 // aggregate runs per promotion, so an unfiltered page walks the clustered
 // key backwards and stops after @p4 rows. The status CASE is
 // promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
