@@ -97,7 +97,7 @@ func newEnv(t *testing.T, cfg api.Config, ops http.Handler) *env {
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewServer(conform(t, s))
 	t.Cleanup(srv.Close)
 	return &env{t: t, store: st, db: db, pub: pub, outbox: ob, srv: srv}
 }

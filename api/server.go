@@ -94,6 +94,9 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	s.mux.Handle("GET /v1/promotions", s.admin(s.listPromotions))
 	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
+	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
+	s.mux.HandleFunc("GET /docs", serveDocs)
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)
