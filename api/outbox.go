@@ -33,6 +33,30 @@ type Outbox struct {
 	interval time.Duration
 	log      *zap.Logger
 	wake     chan struct{}
+	metrics  *Metrics
+}
+
+// SetMetrics makes the outbox count what it publishes and, when its store
+// is a LagStore, keep m.OutboxLag current. Call before Run.
+func (o *Outbox) SetMetrics(m *Metrics) { o.metrics = m }
+
+// updateLag refreshes the lag gauge after a drain, best effort.
+func (o *Outbox) updateLag(ctx context.Context) {
+	ls, ok := o.store.(LagStore)
+	if o.metrics == nil || !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	at, pending, err := ls.OldestUnpublished(ctx)
+	switch {
+	case err != nil:
+		return // the publish errors are logged already; keep the last value
+	case !pending:
+		o.metrics.OutboxLag.Set(0)
+	default:
+		o.metrics.OutboxLag.Set(max(time.Since(at).Seconds(), 0))
+	}
 }
 
 // NewOutbox builds the publisher for topic; interval is how often it looks
@@ -89,6 +113,7 @@ func (o *Outbox) Drain(ctx context.Context) (int, error) {
 		n, err := o.drainStep(ctx)
 		total += n
 		if err != nil || n == 0 {
+			o.updateLag(ctx)
 			return total, err
 		}
 	}
@@ -116,6 +141,9 @@ func (o *Outbox) drainStep(ctx context.Context) (int, error) {
 	}
 	if err := o.store.MarkPublished(ctx, refs); err != nil {
 		return 0, fmt.Errorf("mark %d batch events published: %w", len(refs), err)
+	}
+	if o.metrics != nil {
+		o.metrics.OutboxPublished.Add(float64(len(batches)))
 	}
 	return len(batches), nil
 }

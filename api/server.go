@@ -34,6 +34,8 @@ type Config struct {
 	RedeemTokens   []string
 	// Open serves without authentication (dev only); the caller logs that it does.
 	Open bool
+	// Metrics, when set, records every request by route pattern and status.
+	Metrics *Metrics
 }
 
 func (c *Config) setDefaults() {
@@ -106,11 +108,12 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := s.mux.Handler(r); pattern == "" {
-		s.noRoute(w, r)
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
 		return
 	}
-	s.mux.ServeHTTP(w, r) // sets the path values that Handler does not
+	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
 }
 
 // routeMethods are the methods tried when a path has no route for the

@@ -76,6 +76,8 @@ type Shovel struct {
 	states StateStore
 	log    *zap.Logger
 	now    func() time.Time
+	// observe, set by Observe, sees every finished cycle.
+	observe func(Stats, error)
 }
 
 // New builds a Shovel. states may be nil.
@@ -104,6 +106,9 @@ func (s *Shovel) runCycle(ctx context.Context) (Stats, error) {
 	st, err := s.Cycle(ctx)
 	if ctx.Err() != nil {
 		return st, err
+	}
+	if s.observe != nil {
+		s.observe(st, err)
 	}
 	fields := []zap.Field{zap.Int("moved", st.Moved), zap.Int("parked", st.Parked), zap.Int("failed", st.Failed),
 		zap.Duration("duration", st.Duration)}

@@ -50,6 +50,8 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
+	apiCfg.Metrics = api.NewMetrics(p.reg)
+	outbox.SetMetrics(apiCfg.Metrics)
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		p.close()

@@ -15,8 +15,10 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/generator"
+	"github.com/promocodes/promocodes/pkg/buildinfo"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/shovel"
 )
 
 // kafkaConfig converts the configuration for pkg/kafka.
@@ -60,9 +62,17 @@ func ensureTopics(ctx context.Context, cfg Config, log *zap.Logger) error {
 	return nil
 }
 
-func newRegistry() *prometheus.Registry {
+// NewRegistry is the Prometheus registry of one process: Go and process
+// collectors and promocodes_build_info; each part adds its own instruments.
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Short(), "revision": bi.Revision, "goversion": bi.GoVersion}})
+	build.Set(1)
+	reg.MustRegister(build)
 	return reg
 }
 
@@ -72,7 +82,10 @@ type parts struct {
 	producer *kafka.Producer
 	client   *kafka.Client
 	reg      *prometheus.Registry
-	closers  []func() // in opening order; closed in reverse
+	// shovelHistory keeps the shovel's last cycles when it runs in this
+	// process (dev), for the console's operations page; nil elsewhere.
+	shovelHistory *shovel.History
+	closers       []func() // in opening order; closed in reverse
 }
 
 func (p *parts) close() {
@@ -82,7 +95,7 @@ func (p *parts) close() {
 }
 
 func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger) (*parts, error) {
-	p := &parts{reg: newRegistry()}
+	p := &parts{reg: NewRegistry()}
 	st, err := OpenStore(ctx, cfg.DB)
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
@@ -153,7 +166,10 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
+	apiCfg := cfg.apiConfig()
+	apiCfg.Metrics = api.NewMetrics(p.reg)
+	outbox.SetMetrics(apiCfg.Metrics)
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
 	if err != nil {
 		p.close()
 		return nil, err

@@ -27,7 +27,12 @@ func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
 		log.Warn("fault injection: the shovel will SIGKILL itself after its first publish")
 		sc.AfterPublish = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
-	return shovel.New(sc, p.client, p.producer, p.store, log.Named("shovel"))
+	s, err := shovel.New(sc, p.client, p.producer, p.store, log.Named("shovel"))
+	if err != nil {
+		return nil, err
+	}
+	s.Observe(shovel.NewMetrics(p.reg), p.shovelHistory)
+	return s, nil
 }
 
 // StartShovel starts the shovel: a cycle every shovel.interval, with /healthz

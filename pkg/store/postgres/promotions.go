@@ -378,3 +378,16 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	}
 	return list, nil
 }
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Store) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, qOldestUnpublished).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t.UTC(), true, nil
+}

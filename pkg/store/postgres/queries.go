@@ -133,3 +133,8 @@ WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 		WHEN b.generated > 0 THEN 'generating'
 		ELSE 'pending' END)
 ORDER BY p.id DESC LIMIT $4`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time).
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`

@@ -418,3 +418,20 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	}
 	return list, nil
 }
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Store) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	var v string
+	err = s.r.QueryRowContext(ctx, qOldestUnpublished).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err == nil {
+		t, err = parseTime(v)
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t, true, nil
+}

@@ -137,3 +137,8 @@ WHERE ?3 = '' OR ?3 = CASE
 	WHEN generated > 0 THEN 'generating'
 	ELSE 'pending' END
 ORDER BY id DESC LIMIT ?4`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time), through the partial index.
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`

@@ -240,3 +240,8 @@ WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 ORDER BY p.id DESC`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time).
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`

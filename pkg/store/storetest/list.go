@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -107,4 +108,18 @@ func testListPromotions(t *testing.T, h *harness) {
 
 	_, err := h.s.ListPromotions(h.ctx, promo.ListFilter{Status: "finished"})
 	wantField(t, "ListPromotions(status finished)", err, "status")
+}
+
+// testOldestUnpublished: while a promotion's batches are unpublished, the
+// outbox lag's reference time is at or before its creation (other subtests
+// may hold older ones).
+func testOldestUnpublished(t *testing.T, h *harness) {
+	p := h.create(h.generated("lag", 10, 4))
+	at, ok, err := h.s.OldestUnpublished(h.ctx)
+	if err != nil {
+		t.Fatalf("OldestUnpublished: %v", err)
+	}
+	if !ok || at.After(p.CreatedAt) || at.Location() != time.UTC {
+		t.Errorf("OldestUnpublished = %v, %v; want a UTC time at or before %v", at, ok, p.CreatedAt)
+	}
 }

@@ -42,6 +42,7 @@ type Store interface {
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	RedeemCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
+	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -74,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 		{"ListPromotions", testListPromotions},
+		{"OldestUnpublished", testOldestUnpublished},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
