@@ -51,10 +51,10 @@ var docsTemplate = template.Must(template.New("docs").Parse(docsHTML))
 // docOperation is one operation as the /docs page lists it.
 type docOperation struct {
 	Method, Path, ID, Summary, Description, Tag string
-	Open                                     bool // no token needed
-	Params                                   []docParam
-	Body                                     string // request schema, indented JSON
-	Responses                                []docResponse
+	Open                                        bool // no token needed
+	Params                                      []docParam
+	Body                                        string // request schema, indented JSON
+	Responses                                   []docResponse
 }
 
 type docParam struct{ Name, In, Schema, Description string }
