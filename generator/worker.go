@@ -112,6 +112,9 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 	}
 	g.metrics.BatchesCompleted.Inc()
 	log.Debug("batch complete", zap.Int64("written", written), zap.Duration("took", time.Since(started)))
+	if written > 0 { // this worker wrote the batch's last chunk
+		g.logIfCompleted(ctx, ref.PromotionID, log)
+	}
 	return outcome{verdict: verdictDone}
 }
 

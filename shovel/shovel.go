@@ -252,17 +252,21 @@ func (s *Shovel) route(in kafka.Message) kafka.Message {
 	return out
 }
 
-// recordParked marks parked batches for the status view, best effort.
+// recordParked logs each parked batch for operators and marks it for the
+// status view, best effort.
 func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
-	if s.states == nil {
-		return
-	}
 	for _, m := range parked {
 		ev, err := promo.DecodeEvent(m.Value)
 		if err != nil {
 			continue
 		}
 		reason, _ := m.Header(promo.HeaderDeadReason)
+		s.log.Info("promotion batch parked in the dead-letter topic", zap.Int64("promotion_id", ev.Ref().PromotionID),
+			zap.Int("batch_no", ev.BatchNo), zap.Int64("codes_missing", ev.CodeCount), zap.Int("retries", RetryCount(m)),
+			zap.String("reason", reason))
+		if s.states == nil {
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err = s.states.SetBatchState(sctx, ev.Ref(), promo.BatchParked, reason)
 		cancel()
