@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/buildinfo"
 	"github.com/promocodes/promocodes/pkg/health"
@@ -174,7 +175,12 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run)
+	h, err := withConsole(cfg, apiCfg, srv, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	proc, err := serve(ctx, cfg, p, h, log, outbox.Run)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}
@@ -217,4 +223,17 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger,
 		return err
 	}
 	return p.Wait()
+}
+
+// withConsole mounts the admin console (/console, and / leading there)
+// beside the API.
+func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log *zap.Logger) (http.Handler, error) {
+	c, err := console.New(console.Config{AdminTokens: apiCfg.AdminTokens, Open: apiCfg.Open,
+		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short()},
+		srv, p.store, console.Ops{Client: p.client, Publisher: p.producer, DeadTopic: cfg.Kafka.Topics.Dead,
+			BatchesTopic: cfg.Kafka.Topics.Batches, ShovelHistory: p.shovelHistory}, log.Named("console"))
+	if err != nil {
+		return nil, err
+	}
+	return console.Mount(srv, c), nil
 }
