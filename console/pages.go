@@ -252,8 +252,8 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request) {
 // form is the new-promotion form, as submitted.
 type form struct {
 	Kind, Name, CodeCount, Charset, Custom, Length, Prefix, Suffix, Separator, GroupSize string
-	CheckChar                                                                         bool
-	Vanity, MaxUsage, PerUser, StartsAt, ExpiresAt, Nonce                             string
+	CheckChar                                                                            bool
+	Vanity, MaxUsage, PerUser, StartsAt, ExpiresAt, Nonce                                string
 }
 
 func readForm(v url.Values) form {
