@@ -25,6 +25,7 @@ func newRootCmd() *cobra.Command {
 		newShovelCmd(),
 		newMigrateCmd(),
 		newTopicsCmd(),
+		newRedemptionsCmd(),
 		newReconcileCmd(),
 		newBrokerCmd(),
 		newPromotionsCmd(),

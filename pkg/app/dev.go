@@ -64,8 +64,14 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
+	svc, pub, err := newRedemption(cfg, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"))
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"),
+		api.WithRedemption(svc))
 	if err != nil {
 		p.close()
 		return nil, err
@@ -75,7 +81,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, gen.Run, sh.Run)
+	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, gen.Run, sh.Run, svc.Run, pub.Run)
 	if err != nil {
 		return nil, err
 	}
