@@ -130,3 +130,20 @@ ORDER BY p.id DESC LIMIT $4`
 // unpublished batch (ids grow with time).
 const qOldestUnpublished = `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`
+
+// Redemption analytics of one promotion ($1), from the audit trail; $2 is
+// 'hour' or 'day' for date_trunc (in UTC), $3 the newest buckets kept.
+const (
+	qStatsTotals = `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
+	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
+FROM redemptions WHERE promotion_id = $1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb
+	FROM redemptions WHERE promotion_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $3
+) s ORDER BY b`
+
+	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+WHERE promotion_id = $1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`
+)

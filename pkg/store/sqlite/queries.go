@@ -137,3 +137,21 @@ ORDER BY id DESC LIMIT ?4`
 // unpublished batch (ids grow with time), through the partial index.
 const qOldestUnpublished = `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`
+
+// Redemption analytics of one promotion (?1), from the audit trail. Times are
+// ISO 8601 text, so an hour bucket is the first 13 characters and a day the
+// first 10 (?2). The series keeps the newest buckets (?3).
+const (
+	qStatsTotals = `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
+	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = ?1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT substr(redeemed_at, 1, ?2) AS b, count(*) AS n, count(rolled_back_at) AS rb
+	FROM redemptions WHERE promotion_id = ?1 GROUP BY b ORDER BY b DESC LIMIT ?3
+) ORDER BY b`
+
+	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+WHERE promotion_id = ?1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`
+)

@@ -235,3 +235,25 @@ ORDER BY p.id DESC`
 // unpublished batch (ids grow with time).
 const qOldestUnpublished = `SELECT created_at FROM promotions
 WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`
+
+// Redemption analytics of one promotion (@p1), from the audit trail. The
+// bucket is the start of the hour or day (@p2 = 1 for hours, 0 for days),
+// times being UTC datetime2; @p3 newest buckets are kept.
+const (
+	qStatsTotals = `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
+	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = @p1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT TOP (@p3) x.b, COUNT_BIG(*) AS n, COUNT_BIG(r.rolled_back_at) AS rb
+	FROM redemptions r
+	CROSS APPLY (SELECT CASE WHEN @p2 = 1
+		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2))
+		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2)) END AS b) x
+	WHERE r.promotion_id = @p1 GROUP BY x.b ORDER BY x.b DESC
+) s ORDER BY b`
+
+	qStatsTopUsers = `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
+WHERE promotion_id = @p1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id`
+)

@@ -43,6 +43,7 @@ type Store interface {
 	RedemptionStore
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
+	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -86,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 		{"ListPromotions", testListPromotions},
 		{"OldestUnpublished", testOldestUnpublished},
+		{"Stats", testStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

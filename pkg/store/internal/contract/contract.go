@@ -221,3 +221,14 @@ func ListedStatus(p promo.Promotion, total int, generated int64, completed, retr
 	})
 	return st
 }
+
+// CheckBucket validates a stats bucket ("" means hour).
+func CheckBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
+	switch b {
+	case "":
+		return promo.BucketHour, nil
+	case promo.BucketHour, promo.BucketDay:
+		return b, nil
+	}
+	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
+}
