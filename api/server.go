@@ -21,6 +21,7 @@ type Store interface {
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
+	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
 }
 
 // Config tunes the API. Zero values take the defaults.
@@ -106,6 +107,7 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	s.mux.Handle("GET /v1/promotions", s.admin(s.listPromotions))
 	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))
+	s.mux.Handle("GET /v1/promotions/{id}/stats", s.admin(s.promotionStats))
 	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
 	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
 	s.mux.HandleFunc("GET /docs", serveDocs)
