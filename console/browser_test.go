@@ -4,7 +4,11 @@ package console_test
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -228,6 +232,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("list shows %q, want 100.0%%", pct)
 	}
 
+	// Redeem a few of its codes through the API; the promotion page's
+	// counts and chart follow.
+	promoID := attr("#promotions tbody tr[data-status=completed]", "data-id")
+	redeemed := redeemSome(t, base, promoID, 3)
+	run("analytics follow redemptions",
+		chromedp.Navigate(base+"/console/promotions/"+promoID),
+		chromedp.WaitVisible(css("#chart rect.bar")),
+		shot("05b-analytics"),
+	)
+	if got := text("#stat-redemptions"); got != strconv.Itoa(redeemed) {
+		t.Errorf("page shows %s redemptions, want %d", got, redeemed)
+	}
+	if n := attr("#chart rect.bar", "data-n"); n != strconv.Itoa(redeemed) {
+		t.Errorf("chart bar holds %s redemptions, want %d", n, redeemed)
+	}
+
 	// A parked batch: a promotion whose only batch event sits in the
 	// dead-letter topic after its retries, as the shovel leaves it.
 	parkedID := parkBatch(t, cfg, proc.Brokers)
@@ -292,4 +312,43 @@ func parkBatch(t *testing.T, cfg app.Config, brokers []string) int64 {
 		t.Fatal(err)
 	}
 	return p.ID
+}
+
+// redeemSome exports the first n codes of a promotion and redeems each once
+// through the API (admin token), as a shop would; it returns how many
+// succeeded (all, or the test fails).
+func redeemSome(t *testing.T, base, id string, n int) int {
+	t.Helper()
+	get, _ := http.NewRequest(http.MethodGet, base+"/v1/promotions/"+id+"/codes", nil)
+	get.Header.Set("Authorization", "Bearer browser-admin-token")
+	resp, err := http.DefaultClient.Do(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := csv.NewReader(resp.Body)
+	if _, err := rd.Read(); err != nil { // header
+		t.Fatal(err)
+	}
+	for i := range n {
+		row, err := rd.Read()
+		if err != nil {
+			t.Fatalf("export row %d: %v", i, err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, base+"/v1/codes/"+url.PathEscape(row[0])+"/redemptions",
+			strings.NewReader(fmt.Sprintf(`{"userId":"shopper-%d","orderId":"order-%d"}`, i, i)))
+		req.Header.Set("Authorization", "Bearer browser-admin-token")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("browser-%s-%d", id, i))
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("redeem %s = %d %s", row[0], r.StatusCode, body)
+		}
+	}
+	return n
 }

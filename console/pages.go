@@ -220,6 +220,19 @@ func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
 		}
 	}
+	bucket := "hour"
+	if r.URL.Query().Get("bucket") == "day" {
+		bucket = "day"
+	}
+	var st statsView
+	if err := decodeAPI(c.callAPI(r, http.MethodGet, "/v1/promotions/"+p.ID+"/stats?bucket="+bucket, nil, nil),
+		http.StatusOK, &st); err != nil {
+		data["StatsError"] = err.Error()
+	} else {
+		data["Stats"], data["Chart"] = st, barChart(st)
+		data["Rate"] = strconv.FormatFloat(100*st.RedemptionRate, 'f', 2, 64)
+	}
+	data["Bucket"] = bucket
 	c.render(w, r, "promotion", data)
 }
 
