@@ -9,10 +9,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/app"
+	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -81,6 +83,9 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	api.NewMetrics(reg)
 	generator.NewMetrics(reg)
 	shovel.NewMetrics(reg)
+	if _, err := redemption.New(redemption.Config{}, nil, reg, zap.NewNop()); err != nil { // registers its metrics
+		t.Fatal(err)
+	}
 
 	metric := regexp.MustCompile(`\bpromocodes_[a-z0-9_]+`)
 	used := map[string]bool{}
@@ -105,7 +110,8 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 	}
 	// Each service shows up on the dashboard.
 	for _, want := range []string{"promocodes_http_request_duration_seconds", "promocodes_outbox_lag_seconds",
-		"promocodes_generator_codes_total", "promocodes_shovel_moved_total", "promocodes_shovel_cycle_duration_seconds"} {
+		"promocodes_generator_codes_total", "promocodes_shovel_moved_total", "promocodes_shovel_cycle_duration_seconds",
+		"promocodes_redemptions_total", "promocodes_redemption_duration_seconds"} {
 		if !used[want] {
 			t.Errorf("dashboard does not chart %s", want)
 		}
