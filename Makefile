@@ -8,7 +8,8 @@ PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=
 .PHONY: build run test test-integration bench bench-redeem fuzz lint up down clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/promocodes
+	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN) ./cmd/promocodes
 
 ## run: the whole system on embedded defaults (broker, SQLite, API, generators, shovel)
 run: build
