@@ -61,10 +61,10 @@ func parseListFilter(r *http.Request) (promo.ListFilter, error) {
 			bad("status", "must be one of pending, generating, completed, failed")
 		}
 	}
-	f.Name = strings.TrimSpace(q.Get("name"))
-	if len(f.Name) > maxNameLen || !validText(f.Name) {
-		bad("name", "must be valid UTF-8 of at most 200 bytes")
+	if err := checkText("name", q.Get("name"), maxNameLen, false); err != nil { // before trimming: U+2028 is a space too
+		fields = append(fields, err.(*promo.Error).Fields...)
 	}
+	f.Name = strings.TrimSpace(q.Get("name"))
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > promo.MaxListLimit {
@@ -98,9 +98,4 @@ func decodeCursor(s string) (int64, bool) {
 	}
 	id, err := strconv.ParseInt(strings.TrimPrefix(string(b), cursorPrefix), 10, 64)
 	return id, err == nil && id > 0
-}
-
-// validText reports whether s is valid UTF-8 without NUL (PostgreSQL refuses NUL).
-func validText(s string) bool {
-	return !strings.ContainsRune(s, 0) && strings.ToValidUTF8(s, "\uFFFD") == s
 }

@@ -257,7 +257,11 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The API sets its own content headers; the console's CSP stays.
-	c.api.ServeHTTP(w, c.apiRequest(r, http.MethodGet, "/v1/promotions/"+id+"/codes", nil))
+	target := "/v1/promotions/" + id + "/codes"
+	if r.URL.Query().Get("partial") == "true" {
+		target += "?partial=true"
+	}
+	c.api.ServeHTTP(w, c.apiRequest(r, http.MethodGet, target, nil))
 }
 
 // ---- new promotion ----

@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -41,6 +43,9 @@ func (c Config) apiConfig() api.Config {
 		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
 		Open:             c.IsDev() && len(c.Auth.AdminTokens) == 0,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
+		// Exports hold a connection while they stream: at most half the
+		// pool, so creates, status reads and the outbox keep the rest.
+		MaxExports: max(1, c.DB.MaxConns/2),
 	}
 }
 
@@ -74,14 +79,46 @@ func (c Config) generatorConfig() generator.Config {
 // (compose and Kubernetes start services in any order).
 func ensureTopics(ctx context.Context, cfg Config, log *zap.Logger) error {
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		// A plain TCP dial first: an absent broker is "cannot reach
+		// host:port" within seconds, not a client error minutes later.
+		if err := ReachBrokers(ctx, cfg.Kafka.Brokers); err != nil {
+			return struct{}{}, err
+		}
 		return struct{}{}, kafka.EnsureTopics(ctx, cfg.kafkaConfig("promocodes-admin"), cfg.topics()...)
 	}, backoff.WithMaxElapsedTime(2*time.Minute), backoff.WithNotify(func(err error, next time.Duration) {
-		log.Warn("kafka not ready; retrying", zap.Error(err), zap.Duration("in", next))
+		log.Warn("kafka not ready; retrying", zap.String("reason", err.Error()), zap.Duration("in", next))
 	}))
 	if err != nil {
-		return fmt.Errorf("create topics on %v: %w", cfg.Kafka.Brokers, err)
+		return fmt.Errorf("kafka: %w", err)
 	}
 	return nil
+}
+
+// brokerDialTimeout bounds each reachability dial.
+const brokerDialTimeout = 3 * time.Second
+
+// ReachBrokers dials each bootstrap broker over TCP and succeeds as soon as
+// one answers; otherwise the error says "cannot reach host:port" for each.
+func ReachBrokers(ctx context.Context, brokers []string) error {
+	var errs []string
+	for _, b := range brokers {
+		d := net.Dialer{Timeout: brokerDialTimeout}
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		reason := err.Error()
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			reason = oe.Err.Error() // "connect: connection refused", without the repeated address
+		}
+		errs = append(errs, fmt.Sprintf("cannot reach %s (%s)", b, reason))
+	}
+	if len(errs) == 0 {
+		return errors.New("kafka.brokers is empty")
+	}
+	return errors.New(strings.Join(errs, "; "))
 }
 
 // NewRegistry is the Prometheus registry of one process: Go and process
@@ -116,14 +153,18 @@ func (p *parts) close() {
 	}
 }
 
-func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger) (*parts, error) {
+// openParts opens the store (unless withStore is false), makes sure the
+// topics exist, and opens the Kafka producer and client.
+func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, log *zap.Logger) (*parts, error) {
 	p := &parts{reg: NewRegistry()}
-	st, err := OpenStore(ctx, cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+	if withStore {
+		st, err := OpenStore(ctx, cfg.DB)
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		}
+		p.store = st
+		p.closers = append(p.closers, st.Close)
 	}
-	p.store = st
-	p.closers = append(p.closers, st.Close)
 	if err := ensureTopics(ctx, cfg, log); err != nil {
 		p.close()
 		return nil, err
@@ -141,10 +182,23 @@ func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger
 }
 
 func (p *parts) readiness() []health.Check {
-	return []health.Check{
-		{Name: "database", Fn: p.store.Ping},
-		{Name: "kafka", Fn: p.client.Ping},
+	checks := []health.Check{{Name: "kafka", Fn: p.client.Ping}}
+	if p.store != nil {
+		checks = append(checks,
+			health.Check{Name: "database", Fn: p.store.Ping},
+			health.Check{Name: "schema", Fn: func(ctx context.Context) error { return schemaCurrent(ctx, p.store) }})
 	}
+	return checks
+}
+
+// schemaCurrent fails while the database lacks migrations this binary needs:
+// serving against it would answer 500s (relation "counters" does not exist).
+func schemaCurrent(ctx context.Context, st Store) error {
+	pending, err := st.SchemaPending(ctx)
+	if err != nil || pending {
+		return &health.StatusError{Status: "schema not migrated: run promocodes migrate", Err: err}
+	}
+	return nil
 }
 
 // Process is a started deployable: Wait blocks until it stopped (after its
@@ -174,7 +228,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
-	g.Go(func() error { return httpServer(gctx, ln, h, log) })
+	g.Go(func() error { return httpServer(gctx, ln, h, cfg.HTTP, log) })
 	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
 		defer p.close()
 		return g.Wait()
@@ -183,7 +237,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 
 // StartAPI starts the Promotion API and the outbox publisher.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-api", log)
+	p, err := openParts(ctx, cfg, "promocodes-api", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +250,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg := cfg.apiConfig()
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	outbox.SetMetrics(apiCfg.Metrics)
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"),
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {
 		p.close()
@@ -216,7 +270,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 
 // StartGenerator starts the generator workers and their probe endpoints.
 func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-generator", log)
+	p, err := openParts(ctx, cfg, "promocodes-generator", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +279,7 @@ func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process,
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg), log, gen.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, gen.Run)
 	if err == nil {
 		log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", proc.HTTPAddr))
 	}
