@@ -40,6 +40,8 @@ type Encoder interface {
 	// AppendCodes appends the codes of seq, seq+1, ..., seq+n-1 back to back.
 	AppendCodes(dst []byte, seq uint64, n int) []byte
 	CodeLen() int
+	// Space is the number of sequence numbers the encoder can render.
+	Space() uint64
 }
 
 // Config tunes a Generator. Zero values take the defaults.
@@ -312,3 +314,5 @@ func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 type engineEncoder struct{ *codes.Engine }
 
 func (e engineEncoder) CodeLen() int { return e.Layout().CodeLen() }
+
+func (e engineEncoder) Space() uint64 { return e.Layout().Space() }

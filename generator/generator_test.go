@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -331,6 +332,62 @@ func TestHeaderValueIsPrintableAndBounded(t *testing.T) {
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e {
 			t.Fatalf("byte %d = %#x is not printable", i, v[i])
+		}
+	}
+}
+
+// A crafted event naming a real batch with a wrong range is parked with a
+// reason, and the real batch is not marked parked (its own event completes it).
+func TestCraftedEventsNeverMarkTheRealBatchParked(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 1000, CodeCount: 100}
+	st := newFakeStore(b)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	crafted := []promo.Event{
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: 1050, CodeCount: 100},                 // runs past the end
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: 0, CodeCount: 10},                     // before the start
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: math.MaxUint64 - 4, CodeCount: 5},     // wraps to 0
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: math.MaxUint64 - 100, CodeCount: 100}, // near 2^64
+	}
+	var msgs []kafka.Message
+	for i, e := range crafted {
+		msgs = append(msgs, eventMsg(int64(i), e))
+	}
+	c := &fakeConsumer{msgs: msgs}
+	if err := runUntilCommitted(t, g, c, len(crafted)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != len(crafted) {
+		t.Fatalf("parked %d of %d crafted events", len(pub.msgs), len(crafted))
+	}
+	for i, m := range pub.msgs {
+		if r, _ := m.Header(promo.HeaderDeadReason); m.Topic != "dead" || r == "" {
+			t.Errorf("crafted event %d: topic %q reason %q", i, m.Topic, r)
+		}
+	}
+	if s, ok := st.states[0]; ok {
+		t.Fatalf("crafted events set the real batch's state to %q", s)
+	}
+	if len(st.codes) != 0 {
+		t.Fatalf("crafted events wrote %d codes", len(st.codes))
+	}
+}
+
+func TestWithinBatchCannotWrapAround(t *testing.T) {
+	b := promo.Batch{SeqStart: 0, CodeCount: 10}
+	for _, tc := range []struct {
+		ev   promo.Event
+		want bool
+	}{
+		{promo.Event{SeqStart: 0, CodeCount: 10}, true},
+		{promo.Event{SeqStart: 5, CodeCount: 5}, true},
+		{promo.Event{SeqStart: 10, CodeCount: 0}, true},
+		{promo.Event{SeqStart: 5, CodeCount: 6}, false},
+		{promo.Event{SeqStart: math.MaxUint64 - 4, CodeCount: 10}, false}, // seqStart+codeCount wraps to 5
+		{promo.Event{SeqStart: math.MaxUint64, CodeCount: 1}, false},
+	} {
+		if got := withinBatch(tc.ev, b); got != tc.want {
+			t.Errorf("withinBatch(%+v, [0, +10)) = %v, want %v", tc.ev, got, tc.want)
 		}
 	}
 }

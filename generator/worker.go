@@ -66,9 +66,11 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 			PromotionID: ref.PromotionID, BatchNo: ref.BatchNo, SeqStart: ev.SeqStart, CodeCount: ev.CodeCount}}
 	}
 	b := work.Batch
-	if ev.SeqStart < b.SeqStart || ev.SeqStart+uint64(ev.CodeCount) > b.SeqStart+uint64(b.CodeCount) {
-		return dead(promo.Errorf(promo.EInvalid, "invalid range: event covers [%d, %d), batch %s is [%d, %d)",
-			ev.SeqStart, ev.SeqStart+uint64(ev.CodeCount), ev.Key(), b.SeqStart, b.SeqStart+uint64(b.CodeCount)), &ref)
+	if !withinBatch(ev, b) {
+		// A crafted or corrupted event: park it, but leave the real batch
+		// alone (nil ref): its own events are what drive it.
+		return dead(promo.Errorf(promo.EInvalid, "invalid range: event covers [%d, +%d), batch %s is [%d, +%d)",
+			ev.SeqStart, ev.CodeCount, ev.Key(), b.SeqStart, b.CodeCount), nil)
 	}
 	if b.Remaining() <= 0 {
 		g.metrics.Duplicates.Inc()
@@ -78,6 +80,10 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 	enc, err := g.encoder(work.Promotion)
 	if err != nil {
 		return dead(err, &ref)
+	}
+	if space := enc.Space(); b.SeqStart > space || uint64(b.CodeCount) > space-b.SeqStart {
+		return dead(promo.Errorf(promo.ECapacity, "batch %s covers [%d, +%d), beyond the code space of %d",
+			ev.Key(), b.SeqStart, b.CodeCount, space), &ref)
 	}
 
 	started := time.Now()
@@ -104,7 +110,8 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 				return outcome{verdict: verdictFailed, err: lerr, batch: b}
 			}
 			b = fresh.Batch
-		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid):
+		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid), promo.Is(err, promo.ECapacity):
+			// The batch itself cannot be completed (no retry would help).
 			return dead(err, &ref)
 		default:
 			return outcome{verdict: verdictFailed, err: err, batch: w.lastKnown(ctx, ref, b)}
@@ -125,7 +132,17 @@ func (w *worker) chunk(enc Encoder, p promo.Promotion, b promo.Batch, n int) pro
 	w.buf = enc.AppendCodes(w.buf[:0], b.SeqStart+uint64(b.Done), n)
 	buf := w.sortCodes(w.buf, l, n)
 	return promo.Chunk{Batch: b.Ref(), From: b.Done, Count: n, Codes: buf, CodeLen: l,
-		CounterName: p.CounterName, Replace: enc.AppendCode}
+		CounterName: p.CounterName, Replace: enc.AppendCode, ReplaceLimit: enc.Space()}
+}
+
+// withinBatch reports whether the event's range lies inside the batch's, in
+// arithmetic that cannot wrap around (a validated event's End does not, and a
+// batch's range is the store's).
+func withinBatch(ev promo.Event, b promo.Batch) bool {
+	if b.CodeCount < 0 || ev.CodeCount > b.CodeCount || ev.SeqStart < b.SeqStart {
+		return false
+	}
+	return ev.SeqStart-b.SeqStart <= uint64(b.CodeCount-ev.CodeCount)
 }
 
 // sortCodes returns the n codes of length l in buf in byte order (in a

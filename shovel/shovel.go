@@ -232,7 +232,14 @@ func (s *Shovel) route(in kafka.Message) kafka.Message {
 		out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue("undecodable or invalid event: "+err.Error()))
 		return out
 	}
-	n := RetryCount(in)
+	n, err := ParseRetryCount(in)
+	if err != nil {
+		// A garbage, negative or overflowing count cannot be trusted to end:
+		// treat it as exhausted rather than as 0, which could loop forever.
+		out.Topic = s.cfg.DeadTopic
+		out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue(err.Error()))
+		return out
+	}
 	if n < s.cfg.MaxRetries {
 		out.Topic = s.cfg.RetryTopic
 		out.SetHeader(promo.HeaderRetryCount, strconv.Itoa(n+1))
@@ -268,15 +275,29 @@ func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
 	}
 }
 
-// RetryCount reads x-retry-count; absent or unparsable counts as 0.
+// RetryCount reads x-retry-count for display: absent counts as 0, an
+// invalid value as -1 (see ParseRetryCount).
 func RetryCount(m kafka.Message) int {
-	v, ok := m.Header(promo.HeaderRetryCount)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
+	n, err := ParseRetryCount(m)
+	if err != nil {
+		return -1
 	}
 	return n
+}
+
+// maxRetryCount bounds a credible x-retry-count (far above any maxRetries).
+const maxRetryCount = 1_000_000
+
+// ParseRetryCount reads x-retry-count: absent is 0; anything but a decimal
+// number in 0..1,000,000 is an error naming the value.
+func ParseRetryCount(m kafka.Message) (int, error) {
+	v, ok := m.Header(promo.HeaderRetryCount)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxRetryCount || strconv.Itoa(n) != v {
+		return 0, fmt.Errorf("invalid %s header %q (want 0..%d); treated as exhausted", promo.HeaderRetryCount, v, maxRetryCount)
+	}
+	return n, nil
 }

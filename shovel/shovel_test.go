@@ -3,6 +3,7 @@ package shovel
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,5 +210,34 @@ func TestOffsetBeyondTheEndRestartsFromTheBeginning(t *testing.T) {
 	st, err := s.Cycle(ctx)
 	if err != nil || st.Moved != 2 {
 		t.Fatalf("stats %+v err %v; want both events moved", st, err)
+	}
+}
+
+// A garbage, negative or overflowing x-retry-count is parked with a reason,
+// never read as 0 (which would retry the event forever).
+func TestInvalidRetryCountIsParkedWithAReason(t *testing.T) {
+	s, err := New(Config{ErrorTopic: "e", RetryTopic: "r", DeadTopic: "d", GroupID: "g", MaxRetries: 5, Interval: time.Hour},
+		nil, nil, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := promo.Event{V: 1, PromotionID: "12", BatchNo: 3, SeqStart: 150_000, CodeCount: 50_000}
+	for _, v := range []string{"abc", "-1", "99999999999999999999", "1e3", " 2", "+2", "2000000"} {
+		m := kafka.EventMessage("e", ev)
+		m.SetHeader(promo.HeaderRetryCount, v)
+		out := s.route(m)
+		reason, _ := out.Header(promo.HeaderDeadReason)
+		if out.Topic != "d" || !strings.Contains(reason, "x-retry-count") {
+			t.Errorf("x-retry-count %q: routed to %q with reason %q; want parked naming the header", v, out.Topic, reason)
+		}
+	}
+	for v, want := range map[string]string{"": "r", "0": "r", "4": "r", "5": "d"} {
+		m := kafka.EventMessage("e", ev)
+		if v != "" {
+			m.SetHeader(promo.HeaderRetryCount, v)
+		}
+		if out := s.route(m); out.Topic != want {
+			t.Errorf("x-retry-count %q: routed to %q, want %q", v, out.Topic, want)
+		}
 	}
 }

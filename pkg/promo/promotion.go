@@ -156,6 +156,11 @@ type Chunk struct {
 	// Count codes have been added. Replace appends the code to dst.
 	CounterName string
 	Replace     func(dst []byte, seq uint64) []byte
+	// ReplaceLimit is the size of the code space Replace renders: it accepts
+	// only seq < ReplaceLimit. A replacement reservation that would reach
+	// past it is ECapacity (nothing written) instead of a bad Replace call.
+	// Zero means no limit.
+	ReplaceLimit uint64
 }
 
 // Code returns the i-th code of the chunk (no allocation: a sub-slice).

@@ -189,6 +189,9 @@ func replaceMissing(ctx context.Context, tx *sql.Tx, c *promo.Chunk, missing int
 		if err != nil {
 			return fmt.Errorf("replacement codes: %w", err)
 		}
+		if err := contract.CheckReplacement(*c, start, missing); err != nil {
+			return err
+		}
 		codes = codes[:0]
 		for i := range missing {
 			buf = c.Replace(buf[:0], uint64(start)+uint64(i))

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CommitChunkCollisionWithVanity", testCommitChunkCollisionWithVanity},
 		{"CommitChunkCollisionInsideChunk", testCommitChunkCollisionInsideChunk},
 		{"CommitChunkCollisionAcrossPromotions", testCommitChunkCollisionAcrossPromotions},
+		{"CommitChunkReplacementBeyondCodeSpace", testCommitChunkReplacementBeyondSpace},
 		{"CommitChunkConcurrentSameChunk", testCommitChunkConcurrent},
 		{"CompleteBatches", testCompleteBatches},
 		{"SetBatchState", testSetBatchState},
@@ -615,6 +616,37 @@ func testCommitChunkCollisionWithVanity(t *testing.T, h *harness) {
 	}
 	if got := h.export(p.ID); len(got) != 1000 {
 		t.Errorf("promotion has %d codes, want 1000", len(got))
+	}
+}
+
+// A collision whose replacement would need a sequence number beyond the code
+// space (ReplaceLimit) is ECapacity and writes nothing, rather than calling
+// Replace with a number it cannot render (the code engine panics on it).
+func testCommitChunkReplacementBeyondSpace(t *testing.T, h *harness) {
+	p := h.create(h.generated("full", 100, 100))
+	b := h.batches(p.ID)[0]
+	c := h.chunk(b, 0, 100)
+	h.create(h.vanity(string(c.Code(10)), 1))
+	h.create(h.vanity(string(c.Code(20)), 1))
+	c.ReplaceLimit = 1 // room for one replacement, two are needed
+	c.Replace = func(dst []byte, seq uint64) []byte {
+		if seq >= c.ReplaceLimit {
+			panic(fmt.Sprintf("Replace(%d) called beyond the code space of %d", seq, c.ReplaceLimit))
+		}
+		return h.replace(dst, seq)
+	}
+	_, err := h.s.CommitChunk(h.ctx, c)
+	wantCode(t, "CommitChunk needing replacements beyond the code space", err, promo.ECapacity)
+	if got := h.batch(b.Ref()); got.Done != 0 {
+		t.Errorf("done = %d after a refused chunk, want 0", got.Done)
+	}
+	if got := h.export(p.ID); len(got) != 0 {
+		t.Errorf("a refused chunk wrote %d codes", len(got))
+	}
+	c.ReplaceLimit = 0 // no limit: the same chunk goes through with two replacements
+	c.Replace = h.replace
+	if done := h.commit(c); done != 100 {
+		t.Errorf("done = %d, want 100", done)
 	}
 }
 
