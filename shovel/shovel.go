@@ -139,10 +139,24 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("read offsets of group %s: %w", s.cfg.GroupID, err)
 	}
 	var errs []error
+	// positions is where each partition stands after this cycle. It is
+	// committed for every partition, moved or not: the shovel's group has no
+	// members, so the broker expires its offsets offsets.retention.minutes
+	// after the last commit, and a quiet week would otherwise send the
+	// next cycle back to the low watermark to move every retained event
+	// again.
+	positions := make(map[int]int64, len(high))
 	for p, hw := range high {
 		from, ok := committed[p]
 		switch {
 		case !ok:
+			// A new group, or offsets expired after the shovel did not run
+			// for offsets.retention.minutes: start at the beginning (moving
+			// an event twice is harmless; skipping one is not).
+			if low[p] < hw {
+				s.log.Info("no committed shovel offset; starting the partition at its beginning",
+					zap.Int("partition", p), zap.Int64("low", low[p]), zap.Int64("high_water_mark", hw))
+			}
 			from = low[p]
 		case from > hw:
 			// The topic was truncated or recreated under surviving offsets:
@@ -157,11 +171,18 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 			from = low[p]
 		}
 		if from >= hw {
+			positions[p] = from
 			continue
 		}
 		if err := s.drainPartition(ctx, p, from, hw, &st); err != nil {
+			// Whatever was published is committed; the rest waits.
 			errs = append(errs, err)
+			continue
 		}
+		positions[p] = hw
+	}
+	if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, positions); err != nil {
+		errs = append(errs, fmt.Errorf("commit positions of %s: %w", s.cfg.ErrorTopic, err))
 	}
 	st.Duration = s.now().Sub(start)
 	return st, errors.Join(errs...)

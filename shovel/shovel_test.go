@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/promocodes/promocodes/pkg/broker"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/kafka/kafkatest"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -239,5 +240,40 @@ func TestInvalidRetryCountIsParkedWithAReason(t *testing.T) {
 		if out := s.route(m); out.Topic != want {
 			t.Errorf("x-retry-count %q: routed to %q, want %q", v, out.Topic, want)
 		}
+	}
+}
+
+// The shovel's group has no members, so the broker expires its offsets
+// offsets.retention.minutes after the last commit (7 days by default; 2 s
+// here). Quiet cycles must keep them alive: otherwise the next cycle starts
+// from the low watermark and moves every retained event again.
+func TestQuietCyclesKeepTheOffsetsFromExpiring(t *testing.T) {
+	b := kafkatest.StartEmbedded(t, func(c *broker.Config) {
+		c.BrokerConfigs = map[string]string{"offset.retention.ms": "2000", "offsets.retention.check.interval.ms": "200"}
+	})
+	r := newRig(t, b.Addrs())
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "4", BatchNo: i, CodeCount: 1}))
+	}
+	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 3 {
+		t.Fatalf("first cycle %+v err %v; want 3 moved", st, err)
+	}
+	// Quiet cycles, more often than the retention, for twice the retention.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(700 * time.Millisecond) {
+		if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 || st.Parked != 0 {
+			t.Fatalf("quiet cycle %+v err %v; want nothing moved (offsets expired?)", st, err)
+		}
+	}
+	if n := len(r.all(t, r.cfg.RetryTopic)); n != 3 {
+		t.Fatalf("retry topic holds %d events, want 3 (each moved once)", n)
+	}
+	committed, err := r.client.CommittedOffsets(ctx, r.cfg.GroupID, r.cfg.ErrorTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(committed) != 3 {
+		t.Fatalf("committed offsets %v; want a position for each of the 3 partitions", committed)
 	}
 }
