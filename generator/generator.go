@@ -52,6 +52,13 @@ type Config struct {
 	RetryInitial time.Duration // first in-process backoff (default 200ms)
 	RetryMax     time.Duration // backoff ceiling (default 5s)
 	Reconnect    time.Duration // pause before a worker replaces a failed consumer (default 2s)
+	// FetchGiveUp is how long fetches may keep failing before the worker
+	// replaces its consumer (default 2m). Shorter outages (a broker restart)
+	// are ridden out with the same consumer: replacing it means leaving and
+	// rejoining the group, two rebalances for nothing.
+	FetchGiveUp time.Duration
+	// CommitTimeout bounds one offset commit (default 15s).
+	CommitTimeout time.Duration
 	OpTimeout    time.Duration // deadline of one database attempt (default 60s)
 	ErrorTopic   string
 	DeadTopic    string
@@ -80,6 +87,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = time.Minute
+	}
+	if c.FetchGiveUp == 0 {
+		c.FetchGiveUp = 2 * time.Minute
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = 15 * time.Second
 	}
 }
 
@@ -194,13 +207,37 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) error {
 	w := &worker{g: g, log: log}
 	commitFailures := 0
+	var fetchFailingSince time.Time
+	fetchPause := fetchRetryMin
 	for {
 		msg, err := c.Fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("fetch: %w", err)
+			if errors.Is(err, kafka.ErrClosed) {
+				return fmt.Errorf("fetch: %w", err)
+			}
+			// The broker is restarting or unreachable: the consumer
+			// reconnects by itself, so keep it (and the group membership)
+			// unless the failures go on for FetchGiveUp.
+			if fetchFailingSince.IsZero() {
+				fetchFailingSince = g.now()
+				log.Warn("fetch failed; retrying with the same consumer", zap.Error(err))
+			} else if g.now().Sub(fetchFailingSince) >= g.cfg.FetchGiveUp {
+				return fmt.Errorf("fetch failing for %s: %w", g.now().Sub(fetchFailingSince).Round(time.Second), err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fetchPause):
+			}
+			fetchPause = min(2*fetchPause, fetchRetryMax)
+			continue
+		}
+		if !fetchFailingSince.IsZero() {
+			log.Info("fetching again", zap.Duration("after", g.now().Sub(fetchFailingSince).Round(time.Millisecond)))
+			fetchFailingSince, fetchPause = time.Time{}, fetchRetryMin
 		}
 		out := w.process(ctx, msg)
 		if ctx.Err() != nil {
@@ -211,7 +248,10 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 		if err := g.settle(ctx, msg, out, log); err != nil {
 			return err
 		}
-		if err := c.Commit(ctx, msg); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, g.cfg.CommitTimeout)
+		err = c.Commit(cctx, msg)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -228,6 +268,12 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 		commitFailures = 0
 	}
 }
+
+// Pauses between failed fetches on one consumer.
+const (
+	fetchRetryMin = 250 * time.Millisecond
+	fetchRetryMax = 5 * time.Second
+)
 
 // settle makes the outcome durable before the offset is committed: nothing
 // for a finished batch, a dead-letter or error-topic publish otherwise.

@@ -391,3 +391,38 @@ func TestWithinBatchCannotWrapAround(t *testing.T) {
 		}
 	}
 }
+
+// hangingCommits is a consumer whose commits never answer (a lost
+// coordinator): only the caller's deadline ends them.
+type hangingCommits struct{ fakeConsumer }
+
+func (c *hangingCommits) Commit(ctx context.Context, _ ...kafka.Message) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestCommitThatNeverAnswersTimesOut(t *testing.T) {
+	var msgs []kafka.Message
+	for i := 0; i < 5; i++ {
+		b := promo.Batch{PromotionID: 7, BatchNo: i, SeqStart: uint64(i) * 10, CodeCount: 10}
+		msgs = append(msgs, eventMsg(int64(i), promo.EventFor(b)))
+	}
+	st := newFakeStore()
+	for i := 0; i < 5; i++ {
+		st.batches[i] = &promo.Batch{PromotionID: 7, BatchNo: i, SeqStart: uint64(i) * 10, CodeCount: 10}
+	}
+	g := newTestGenerator(t, st, &fakePub{})
+	g.cfg.CommitTimeout = 50 * time.Millisecond
+	c := &hangingCommits{fakeConsumer{msgs: msgs}}
+	errc := make(chan error, 1)
+	go func() { errc <- g.consume(context.Background(), c, zap.NewNop()) }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("consume returned nil; want the repeated commit failure")
+		}
+		t.Logf("consume gave up: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("consume is stuck in a commit that never answers")
+	}
+}
