@@ -19,6 +19,9 @@ type Store interface {
 	LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error)
 	CommitChunk(ctx context.Context, c promo.Chunk) (done int64, err error)
 	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
+	// Ping does one round trip to the database: the circuit breaker's
+	// probe (see dbGate).
+	Ping(ctx context.Context) error
 }
 
 // Consumer is one consumer-group member. It is used by one goroutine.
@@ -127,6 +130,8 @@ type Generator struct {
 	metrics     *Metrics
 	now         func() time.Time
 
+	gate        *dbGate
+
 	mu       sync.Mutex
 	encoders map[string]Encoder // by counter name: one canonical code space, one encoder
 }
@@ -143,7 +148,7 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 		metrics = NewMetrics(nil)
 	}
 	secret := cfg.Secret
-	return &Generator{
+	g := &Generator{
 		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
 		newEncoder: func(f promo.Format) (Encoder, error) {
 			e, err := codes.New(f, secret)
@@ -154,7 +159,15 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 		},
 		now:      time.Now,
 		encoders: make(map[string]Encoder),
-	}, nil
+	}
+	g.gate = newDBGate(store.Ping, log, func(down bool) {
+		if down {
+			metrics.DatabaseDown.Set(1)
+		} else {
+			metrics.DatabaseDown.Set(0)
+		}
+	})
+	return g, nil
 }
 
 // Run starts the workers and blocks until ctx is cancelled and every worker
@@ -210,6 +223,9 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 	var fetchFailingSince time.Time
 	fetchPause := fetchRetryMin
 	for {
+		// The circuit breaker: while the database is unreachable, fetch
+		// nothing (the events stay in their topic, uncommitted).
+		g.gate.wait(ctx)
 		msg, err := c.Fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -25,6 +25,24 @@ type fakeStore struct {
 	failErr   error // with this error
 	states    map[int]promo.BatchState
 	loadFails bool
+	down      bool // the database is unreachable: every call fails, Ping too
+	pings     int
+}
+
+func (s *fakeStore) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pings++
+	if s.down {
+		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return nil
+}
+
+func (s *fakeStore) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 func newFakeStore(batches ...promo.Batch) *fakeStore {
@@ -41,7 +59,7 @@ func newFakeStore(batches ...promo.Batch) *fakeStore {
 func (s *fakeStore) LoadBatch(_ context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.loadFails {
+	if s.loadFails || s.down {
 		return promo.BatchWork{}, errors.New("connection refused")
 	}
 	b, ok := s.batches[ref.BatchNo]
@@ -54,6 +72,9 @@ func (s *fakeStore) LoadBatch(_ context.Context, ref promo.BatchRef) (promo.Batc
 func (s *fakeStore) CommitChunk(_ context.Context, c promo.Chunk) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.down {
+		return 0, errors.New("read tcp: connection reset by peer")
+	}
 	if s.failNext > 0 {
 		s.failNext--
 		return 0, s.failErr
@@ -424,5 +445,58 @@ func TestCommitThatNeverAnswersTimesOut(t *testing.T) {
 		t.Logf("consume gave up: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("consume is stuck in a commit that never answers")
+	}
+}
+
+// The circuit breaker: while the database does not answer, a worker holding
+// an event waits instead of burning its attempts, publishes no remainder,
+// fetches nothing more, and finishes the batch once the database is back.
+func TestDatabaseOutageHoldsTheWorkersInsteadOfBurningRetries(t *testing.T) {
+	b0 := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 3000}
+	b1 := promo.Batch{PromotionID: 7, BatchNo: 1, SeqStart: 3000, CodeCount: 300}
+	st := newFakeStore(b0, b1)
+	st.failNext, st.failErr = 2, errors.New("i/o timeout") // real faults while it answers: counted (MaxAttempts 3)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b0)), eventMsg(2, promo.EventFor(b1))}}
+	st.setDown(true)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { errc <- g.consume(ctx, c, zap.NewNop()) }()
+	time.Sleep(1500 * time.Millisecond) // an outage 500 times the retry backoff
+	c.mu.Lock()
+	fetched, committed := c.next, len(c.committed)
+	c.mu.Unlock()
+	pub.mu.Lock()
+	published := len(pub.msgs)
+	pub.mu.Unlock()
+	if published != 0 || committed != 0 || fetched != 1 {
+		t.Fatalf("during the outage: %d published, %d committed, %d fetched; want 0, 0, 1 (the event in hand)",
+			published, committed, fetched)
+	}
+	if v := counterValue(t, g.metrics.Retries); v != 0 {
+		t.Errorf("%v retries counted during the outage; want 0", v)
+	}
+	st.setDown(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.committed)
+		c.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 events committed after the database came back", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 0 || len(st.codes) != 3300 {
+		t.Fatalf("published %d, codes %d; want 0 and exactly 3300", len(pub.msgs), len(st.codes))
 	}
 }

@@ -180,25 +180,39 @@ func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batc
 // own deadline (Config.OpTimeout), so a half-open connection or a lock wait
 // becomes a retry and, in the end, a remainder, instead of a stalled worker.
 // Domain errors (bad input, missing rows, lost races) are answers, not
-// faults: they return at once.
+// faults: they return at once. A failure while the database does not answer
+// at all is not counted: the circuit breaker (dbGate) holds the worker
+// until it answers, then the attempt is made again.
 func retry[T any](ctx context.Context, w *worker, what string, op func(ctx context.Context) (T, error)) (T, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = w.g.cfg.RetryInitial
 	bo.MaxInterval = w.g.cfg.RetryMax
-	return backoff.Retry(ctx, func() (T, error) {
+	bo.Reset()
+	for attempt := 1; ; {
 		actx, cancel := context.WithTimeout(ctx, w.g.cfg.OpTimeout)
-		defer cancel()
 		v, err := op(actx)
-		if err != nil && promo.Code(err) != promo.EInternal {
-			return v, backoff.Permanent(err)
+		cancel()
+		if err == nil || promo.Code(err) != promo.EInternal || ctx.Err() != nil {
+			return v, err
 		}
-		return v, err
-	},
-		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(w.g.cfg.MaxAttempts)),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithNotify(func(err error, next time.Duration) {
-			w.g.metrics.Retries.Inc()
-			w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
-		}))
+		if w.g.gate.failed(ctx, err) {
+			if ctx.Err() != nil {
+				return v, err
+			}
+			bo.Reset()
+			continue
+		}
+		if attempt >= w.g.cfg.MaxAttempts {
+			return v, err
+		}
+		attempt++
+		next := bo.NextBackOff()
+		w.g.metrics.Retries.Inc()
+		w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(next):
+		}
+	}
 }

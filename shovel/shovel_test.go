@@ -277,3 +277,45 @@ func TestQuietCyclesKeepTheOffsetsFromExpiring(t *testing.T) {
 		t.Fatalf("committed offsets %v; want a position for each of the 3 partitions", committed)
 	}
 }
+
+// The shovel honours a minimum age per retry (x-failed-at, doubling with
+// x-retry-count): an event is not moved before its backoff has passed, the
+// partition waits at it, and it moves once old enough.
+func TestRetryBackoffWaitsForTheEventsAge(t *testing.T) {
+	r := newRig(t, kafkatest.Brokers(t))
+	r.cfg.RetryBackoff, r.cfg.RetryBackoffMax = time.Second, time.Hour
+	s, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	ctx := context.Background()
+	publish := func(batch, count int, failedAt time.Time) {
+		m := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "9", BatchNo: batch, CodeCount: 1})
+		m.Key = []byte("same-partition") // one partition: order matters
+		m.SetHeader(promo.HeaderRetryCount, strconv.Itoa(count))
+		m.SetHeader(promo.HeaderFailedAt, failedAt.UTC().Format(time.RFC3339))
+		if err := r.prod.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0, 0, now.Add(-5*time.Second)) // needs 1 s: due
+	publish(1, 3, now.Add(-5*time.Second)) // needs 8 s: waits 3 s more
+	publish(2, 0, now.Add(-5*time.Second)) // due, but behind batch 1 in the partition
+	publish(3, 5, now)                     // exhausted: parked whatever its age
+	st, err := s.Cycle(ctx)
+	if err != nil || st.Moved != 1 || st.Waiting != 1 {
+		t.Fatalf("cycle %+v err %v; want 1 moved and the partition waiting", st, err)
+	}
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 || st.Waiting != 1 {
+		t.Fatalf("same time again: %+v err %v; want nothing more moved", st, err)
+	}
+	now = now.Add(4 * time.Second)
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 2 || st.Parked != 1 || st.Waiting != 0 {
+		t.Fatalf("4 s later: %+v err %v; want 2 moved, 1 parked", st, err)
+	}
+	if n := len(r.all(t, r.cfg.RetryTopic)); n != 3 {
+		t.Fatalf("retry topic holds %d, want 3", n)
+	}
+}

@@ -82,6 +82,10 @@ type ShovelConfig struct {
 	Interval   time.Duration `mapstructure:"interval"`
 	MaxRetries int           `mapstructure:"maxRetries"`
 	GroupID    string        `mapstructure:"groupId"`
+	// RetryBackoff is the minimum age of a failed event before its first
+	// move to retry, doubled for each further retry up to RetryBackoffMax.
+	RetryBackoff    time.Duration `mapstructure:"retryBackoff"`
+	RetryBackoffMax time.Duration `mapstructure:"retryBackoffMax"`
 }
 
 type DevConfig struct {
@@ -106,7 +110,8 @@ func Defaults() Config {
 		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
 		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
-		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
+		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
+			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
 		Dev:       DevConfig{DataDir: "data"},
 	}
 }
@@ -213,6 +218,12 @@ func (c Config) Validate() error {
 	}
 	if c.Shovel.MaxRetries < 0 {
 		bad("shovel.maxRetries", "must not be negative, got %d", c.Shovel.MaxRetries)
+	}
+	if c.Shovel.RetryBackoff < 0 {
+		bad("shovel.retryBackoff", "must not be negative, got %s", c.Shovel.RetryBackoff)
+	}
+	if c.Shovel.RetryBackoffMax < c.Shovel.RetryBackoff {
+		bad("shovel.retryBackoffMax", "must be at least shovel.retryBackoff (%s), got %s", c.Shovel.RetryBackoff, c.Shovel.RetryBackoffMax)
 	}
 	if c.Shovel.GroupID == "" {
 		bad("shovel.groupId", "must be set")
