@@ -165,6 +165,24 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished). Two API replicas thus publish each batch
+// event once in the normal case; a publisher that dies holding a lease
+// leaves its rows to the others after the lease.
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now().UTC()
+	bs, err := s.batches(ctx, qClaimPendingBatches, limit, now.Add(lease), now)
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	contract.SortBatches(bs)
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka. Unknown refs
 // are ignored.
 func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {

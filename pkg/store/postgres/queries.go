@@ -48,7 +48,18 @@ FROM batches WHERE promotion_id = $1`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE NOT published
 ORDER BY promotion_id, batch_no LIMIT $1`
 
-	qMarkPublished = `UPDATE batches SET published = true, updated_at = now()
+	// qClaimPendingBatches leases up to $1 of the oldest unpublished batches
+	// until $2 to this publisher: SKIP LOCKED passes over rows another
+	// replica is claiming right now, the lease over rows it claimed and is
+	// publishing. RETURNING has no order: the caller sorts.
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = $2
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
 

@@ -161,6 +161,31 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished).
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now()
+	var bs []promo.Batch
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, qClaimPendingBatches, formatTime(now.Add(lease)), formatTime(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		bs, err = scanBatches(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	contract.SortBatches(bs)
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka, in one
 // transaction. Unknown refs are ignored.
 func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
@@ -269,6 +294,10 @@ func (s *Store) batches(ctx context.Context, query string, args ...any) ([]promo
 		return nil, err
 	}
 	defer rows.Close()
+	return scanBatches(rows)
+}
+
+func scanBatches(rows *sql.Rows) ([]promo.Batch, error) {
 	var bs []promo.Batch
 	for rows.Next() {
 		var (

@@ -51,7 +51,17 @@ FROM batches WHERE promotion_id = ?`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no LIMIT ?`
 
-	qMarkPublished = `UPDATE batches SET published = 1, updated_at = ?
+	// qClaimPendingBatches leases up to ? of the oldest unpublished batches
+	// to this publisher (one writer at a time: the write transaction is the
+	// lock; the lease keeps another process on the same file off them).
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ?
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?)
+	ORDER BY promotion_id, batch_no LIMIT ?)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ?
 WHERE promotion_id = ? AND batch_no = ? AND published = 0`
 
 	// qLoadBatch tells a missing promotion (no row) from a missing batch

@@ -210,6 +210,21 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished).
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now().UTC()
+	bs, err := s.batches(ctx, qClaimPendingBatches, int64(limit), now.Add(lease), now)
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka, in statements
 // of up to 1000 refs (each one atomic; a retry after a partial failure is
 // harmless). Unknown refs are ignored.

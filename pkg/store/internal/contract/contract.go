@@ -5,7 +5,9 @@
 package contract
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"math"
 	"strings"
 	"unicode/utf8"
@@ -185,6 +187,16 @@ func TruncateError(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// SortBatches puts batches in (promotion, batch number) order.
+func SortBatches(bs []promo.Batch) {
+	slices.SortFunc(bs, func(a, b promo.Batch) int {
+		if a.PromotionID != b.PromotionID {
+			return cmp.Compare(a.PromotionID, b.PromotionID)
+		}
+		return cmp.Compare(a.BatchNo, b.BatchNo)
+	})
 }
 
 // DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.

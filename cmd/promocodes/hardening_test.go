@@ -1,0 +1,88 @@
+//go:build integration
+
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startAPIAt starts one more API process and returns its base URL (the
+// stack's own API, s.apiURL, stays what it was).
+func (s *stack) startAPIAt(name string, extra ...string) string {
+	s.t.Helper()
+	addr := freePort(s.t)
+	s.start(name, append([]string{"PROMOCODES_HTTP_ADDR=" + addr}, extra...), "api")
+	url := "http://" + addr
+	waitHTTP(s.t, url+"/readyz", 30*time.Second)
+	return url
+}
+
+// Two API replicas publish the same outbox: each batch event reaches the
+// batches topic once in the normal case (claims with a lease), however the
+// creates are spread over the two.
+func TestTwoAPIProcessesPublishEachBatchEventOnce(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	small := "PROMOCODES_API_BATCHCODECOUNT=100" // many batches per promotion: long outbox rounds
+	urls := []string{s.startAPIAt("api-1", small), s.startAPIAt("api-2", small)}
+	const promotions, codes = 12, 20_000 // 200 batches each
+	var wg sync.WaitGroup
+	ids := make([]string, promotions)
+	for i := 0; i < promotions; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := urls[i%2]
+			body := fmt.Sprintf(`{"name":"replicas-%d","codeCount":%d,"format":{"charset":"alnum","length":10}}`, i, codes)
+			req, _ := http.NewRequest("POST", url+"/v1/promotions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+testToken)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Errorf("create on %s: %d", url, resp.StatusCode)
+			}
+			ids[i] = resp.Header.Get("Location")
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	const want = promotions * codes / 100
+	deadline := time.Now().Add(time.Minute)
+	n := 0
+	for time.Now().Before(deadline) {
+		if n = len(s.events(s.topics.Batches)); n >= want {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // a late duplicate would show up by now (both outboxes poll every second)
+	keys := map[string]int{}
+	for _, m := range s.events(s.topics.Batches) {
+		keys[string(m.Key)]++
+	}
+	dups := 0
+	for k, c := range keys {
+		if c > 1 {
+			dups++
+			if dups <= 5 {
+				t.Errorf("batch %s published %d times", k, c)
+			}
+		}
+	}
+	if len(keys) != want || dups != 0 {
+		t.Fatalf("%d distinct batch events (want %d), %d published more than once", len(keys), want, dups)
+	}
+	t.Logf("%d promotions created over 2 API processes: %d batch events, each published once", promotions, len(keys))
+}
