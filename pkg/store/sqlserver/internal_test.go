@@ -102,7 +102,7 @@ func TestInsertCodesSkippingSQL(t *testing.T) {
 }
 
 func TestMarkPublishedSQL(t *testing.T) {
-	want := "UPDATE b SET published = 1, updated_at = SYSUTCDATETIME()\n" +
+	want := "UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\n" +
 		"FROM batches AS b JOIN (VALUES (@p1, @p2),(@p3, @p4)) AS r(promotion_id, batch_no)\n" +
 		"\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0"
 	if got := qMarkPublished(2); got != want {
