@@ -78,6 +78,7 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	keyFP  string // codes.KeyFingerprint(cfg.Secret), stored with each generated promotion
 }
 
 // New builds the Server. outbox may be nil (then creates only write the
@@ -88,7 +89,8 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
+		keyFP: codes.KeyFingerprint(cfg.Secret)}
 	s.mux.Handle("POST /v1/promotions", s.admin(s.createPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))

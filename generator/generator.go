@@ -67,7 +67,17 @@ type Config struct {
 	DeadTopic    string
 	// Secret is the code key (pkg/codes); it never reaches a log.
 	Secret []byte
+	// PreviousSecrets are keys rotated out: promotions created under one of
+	// them (by fingerprint) are still generated with it. New promotions get
+	// the API's current key.
+	PreviousSecrets [][]byte
 }
+
+// ErrKeyMismatch is returned (wrapped) by Run when a promotion was created
+// under a code key this generator does not hold: generating its batches with
+// another key would split the promotion between two permutations. The event
+// is neither committed nor parked; a generator with the right key takes it.
+var ErrKeyMismatch = errors.New("codes.secret differs from the key the promotion was created under")
 
 func (c *Config) setDefaults() {
 	if c.Workers == 0 {
@@ -116,6 +126,11 @@ func (c Config) Validate() error {
 	case len(c.Secret) < codes.MinSecretLen:
 		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
 	}
+	for i, k := range c.PreviousSecrets {
+		if len(k) < codes.MinSecretLen {
+			return fmt.Errorf("codes.previousSecrets[%d]: must be at least %d bytes", i, codes.MinSecretLen)
+		}
+	}
 	return nil
 }
 
@@ -125,15 +140,17 @@ type Generator struct {
 	store       Store
 	pub         Publisher
 	newConsumer func(ctx context.Context) (Consumer, error)
-	newEncoder  func(f promo.Format) (Encoder, error)
+	newEncoder  func(f promo.Format, secret []byte) (Encoder, error)
 	log         *zap.Logger
 	metrics     *Metrics
 	now         func() time.Time
 
 	gate        *dbGate
+	keys        map[string][]byte // by fingerprint: the current key and the previous ones
+	currentFP   string
 
 	mu       sync.Mutex
-	encoders map[string]Encoder // by counter name: one canonical code space, one encoder
+	encoders map[string]Encoder // by counter name and key fingerprint
 }
 
 // New builds a Generator. newConsumer is called once per worker, and again
@@ -147,18 +164,24 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	secret := cfg.Secret
 	g := &Generator{
 		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
-		newEncoder: func(f promo.Format) (Encoder, error) {
+		newEncoder: func(f promo.Format, secret []byte) (Encoder, error) {
 			e, err := codes.New(f, secret)
 			if err != nil {
 				return nil, err
 			}
 			return engineEncoder{e}, nil
 		},
+		keys:      map[string][]byte{},
+		currentFP: codes.KeyFingerprint(cfg.Secret),
 		now:      time.Now,
 		encoders: make(map[string]Encoder),
+	}
+	for _, k := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
+		if fp := codes.KeyFingerprint(k); g.keys[fp] == nil {
+			g.keys[fp] = k
+		}
 	}
 	g.gate = newDBGate(store.Ping, log, func(down bool) {
 		if down {
@@ -171,23 +194,34 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 }
 
 // Run starts the workers and blocks until ctx is cancelled and every worker
-// has stopped. A worker whose consumer fails replaces it; Run itself only
-// returns nil (on cancellation).
+// has stopped. A worker whose consumer fails replaces it. Run returns nil on
+// cancellation; it stops every worker and returns the error when a worker
+// meets a promotion created under a key it does not hold (ErrKeyMismatch):
+// a misconfigured generator must stop, not guess.
 func (g *Generator) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		fatal error
+	)
 	for i := 0; i < g.cfg.Workers; i++ {
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()
-			g.runWorker(ctx, id)
+			if err := g.runWorker(ctx, id); err != nil {
+				once.Do(func() { fatal = err; cancel() })
+			}
 		}(i)
 	}
 	wg.Wait()
-	return nil
+	return fatal
 }
 
-// runWorker keeps one consumer going until ctx ends.
-func (g *Generator) runWorker(ctx context.Context, id int) {
+// runWorker keeps one consumer going until ctx ends (nil) or a key mismatch
+// (the error).
+func (g *Generator) runWorker(ctx context.Context, id int) error {
 	log := g.log.With(zap.Int("worker", id))
 	for ctx.Err() == nil {
 		c, err := g.newConsumer(ctx)
@@ -199,8 +233,13 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 		} else {
 			err = fmt.Errorf("open consumer: %w", err)
 		}
+		if errors.Is(err, ErrKeyMismatch) {
+			log.Error("refusing to generate: stopping this generator (nothing committed, nothing parked; a generator with the right codes.secret takes the event)",
+				zap.Error(err))
+			return err
+		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		// Nothing was committed for the message in hand: leaving the group
 		// hands its partition to another member (or to us again) from the
@@ -212,6 +251,7 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 		case <-time.After(g.cfg.Reconnect):
 		}
 	}
+	return nil
 }
 
 // consume is the fetch → process → commit loop of one consumer. It returns
@@ -256,6 +296,10 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 			fetchFailingSince, fetchPause = time.Time{}, fetchRetryMin
 		}
 		out := w.process(ctx, msg)
+		if out.verdict == verdictRefused {
+			// Leave the event where it is (no commit, no publish).
+			return out.err
+		}
 		if ctx.Err() != nil {
 			// Shutting down mid-batch: the committed chunks stay, the offset
 			// does not move, the next owner finishes the batch from the DB.
@@ -354,21 +398,35 @@ func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte,
 	return out
 }
 
-// encoder returns the (cached) encoder for a promotion's code space.
+// encoder returns the (cached) encoder for a promotion's code space, with
+// the key the promotion was created under: the current key, a previous one
+// (rotation), or, for a promotion without a fingerprint, the current key. No
+// key matching its fingerprint is ErrKeyMismatch.
 func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 	if p.Format == nil {
 		return nil, promo.Errorf(promo.EInvalid, "promotion %d has no code format (kind %q)", p.ID, p.Kind)
 	}
+	fp := p.KeyFingerprint
+	if fp == "" {
+		fp = g.currentFP
+	}
+	secret, ok := g.keys[fp]
+	if !ok {
+		return nil, fmt.Errorf("%w: promotion %d has key fingerprint %s, this generator's codes.secret has %s "+
+			"and no codes.previousSecrets matches; set the key the API used (see key rotation in docs/kafka.md)",
+			ErrKeyMismatch, p.ID, p.KeyFingerprint, g.currentFP)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if e, ok := g.encoders[p.CounterName]; ok {
+	cacheKey := p.CounterName + "\x00" + fp
+	if e, ok := g.encoders[cacheKey]; ok {
 		return e, nil
 	}
-	e, err := g.newEncoder(*p.Format)
+	e, err := g.newEncoder(*p.Format, secret)
 	if err != nil {
 		return nil, fmt.Errorf("promotion %d: %w", p.ID, err)
 	}
-	g.encoders[p.CounterName] = e
+	g.encoders[cacheKey] = e
 	return e, nil
 }
 

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -498,5 +500,67 @@ func TestDatabaseOutageHoldsTheWorkersInsteadOfBurningRetries(t *testing.T) {
 	}
 	if len(pub.msgs) != 0 || len(st.codes) != 3300 {
 		t.Fatalf("published %d, codes %d; want 0 and exactly 3300", len(pub.msgs), len(st.codes))
+	}
+}
+
+// A promotion created under another key is refused: no code written, nothing
+// committed, nothing published; the generator stops with ErrKeyMismatch.
+func TestKeyMismatchRefusesTheBatchAndParksNothing(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 100}
+	st := newFakeStore(b)
+	st.promo.KeyFingerprint = codes.KeyFingerprint([]byte("the-api-key-0123456789abcdef-0123456"))
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	err := g.consume(context.Background(), c, zap.NewNop())
+	if !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), "codes.secret") ||
+		!strings.Contains(err.Error(), st.promo.KeyFingerprint) {
+		t.Fatalf("consume = %v; want ErrKeyMismatch naming codes.secret and the promotion's fingerprint", err)
+	}
+	if len(c.committed) != 0 || len(pub.msgs) != 0 || len(st.codes) != 0 || len(st.states) != 0 {
+		t.Fatalf("committed %v, published %d, codes %d, states %v; want nothing at all",
+			c.committed, len(pub.msgs), len(st.codes), st.states)
+	}
+	// Run stops (every worker) with the error rather than rejoining forever.
+	g.newConsumer = func(context.Context) (Consumer, error) {
+		return &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Run(ctx); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("Run = %v; want ErrKeyMismatch", err)
+	}
+}
+
+// Key rotation: with the old key among PreviousSecrets, a promotion created
+// under it is generated with it (its codes are the old permutation's), and
+// one created under the new key with the new key.
+func TestPreviousKeyStillGeneratesItsPromotions(t *testing.T) {
+	oldKey, newKey := []byte("old-key-0123456789abcdef0123456789ab"), []byte("new-key-0123456789abcdef0123456789ab")
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"old", oldKey}, {"new", newKey}} {
+		b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 40, CodeCount: 50}
+		st := newFakeStore(b)
+		st.promo.KeyFingerprint = codes.KeyFingerprint(tc.key)
+		g, err := New(Config{Workers: 1, ChunkSize: 300, MaxAttempts: 3, ErrorTopic: "err", DeadTopic: "dead",
+			Secret: newKey, PreviousSecrets: [][]byte{oldKey}}, st, &fakePub{}, nil, zap.NewNop(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+		if err := runUntilCommitted(t, g, c, 1); err != nil {
+			t.Fatal(err)
+		}
+		e, err := codes.New(*st.promo.Format, tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(40); seq < 90; seq++ {
+			if code := string(e.AppendCode(nil, seq)); !st.codes[code] {
+				t.Fatalf("%s key: code of seq %d (%s) not written; the batch used another key", tc.name, seq, code)
+			}
+		}
 	}
 }

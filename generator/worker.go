@@ -3,6 +3,7 @@ package generator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -20,6 +21,7 @@ const (
 	verdictDone   verdict = iota // the batch is complete in the database
 	verdictDead                  // the event can never succeed: park it
 	verdictFailed                // transient trouble outlasted the retries: publish the remainder
+	verdictRefused               // not this generator's to do (key mismatch): neither commit nor publish
 )
 
 // outcome is what processing one event came to.
@@ -78,6 +80,9 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 		return outcome{verdict: verdictDone}
 	}
 	enc, err := g.encoder(work.Promotion)
+	if errors.Is(err, ErrKeyMismatch) {
+		return outcome{verdict: verdictRefused, err: err}
+	}
 	if err != nil {
 		return dead(err, &ref)
 	}

@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -85,4 +86,50 @@ func TestTwoAPIProcessesPublishEachBatchEventOnce(t *testing.T) {
 		t.Fatalf("%d distinct batch events (want %d), %d published more than once", len(keys), want, dups)
 	}
 	t.Logf("%d promotions created over 2 API processes: %d batch events, each published once", promotions, len(keys))
+}
+
+// A generator started with another codes.secret than the API's refuses the
+// promotion's batches with a clear error and stops; nothing is written,
+// committed or parked, and a generator with the right key then completes the
+// promotion exactly.
+func TestGeneratorWithAnotherKeyRefusesAndParksNothing(t *testing.T) {
+	s := newStack(t)
+	s.startBroker()
+	s.startAPI()
+	wrong := s.startGenerator("generator-wrong-key", "PROMOCODES_CODES_SECRET=another-secret-0123456789abcdef-0123456789")
+	id := s.create(100_000)
+	select {
+	case <-wrong.done:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the generator with the wrong key is still running")
+	}
+	if wrong.err == nil {
+		t.Fatal("the generator with the wrong key exited 0")
+	}
+	logText, _ := os.ReadFile(wrong.log)
+	if !strings.Contains(string(logText), "codes.secret differs from the key the promotion was created under") {
+		t.Fatalf("its log does not say why:\n%s", tail(string(logText), 20))
+	}
+	if rows, _ := s.rowCount(id); rows != 0 {
+		t.Fatalf("%d codes written under the wrong key", rows)
+	}
+	for _, topic := range []string{s.topics.Error, s.topics.Dead, s.topics.Retry} {
+		if n := len(s.events(topic)); n != 0 {
+			t.Fatalf("%s holds %d events; the refusal must park nothing", topic, n)
+		}
+	}
+	t.Logf("wrong-key generator: %v; %s", wrong.err, lastMatching(string(logText), "codes.secret differs"))
+	s.startGenerator("generator")
+	s.waitCompleted(id, 2*time.Minute)
+	s.assertExact(id, 100_000)
+}
+
+func lastMatching(text, sub string) string {
+	lines := strings.Split(text, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], sub) {
+			return lines[i]
+		}
+	}
+	return ""
 }

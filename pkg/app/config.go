@@ -61,8 +61,12 @@ type TopicConfig struct {
 }
 
 type CodesConfig struct {
-	Secret     string  `mapstructure:"secret"`
-	MaxDensity float64 `mapstructure:"maxDensity"`
+	Secret string `mapstructure:"secret"`
+	// PreviousSecrets are keys rotated out (env only,
+	// PROMOCODES_CODES_PREVIOUSSECRETS, comma-separated): generators keep
+	// generating the promotions created under them. The API uses only Secret.
+	PreviousSecrets []string `mapstructure:"previousSecrets"`
+	MaxDensity      float64  `mapstructure:"maxDensity"`
 }
 
 type APIConfig struct {
@@ -112,7 +116,7 @@ func Defaults() Config {
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
 		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
-		Dev:       DevConfig{DataDir: "data"},
+		Dev: DevConfig{DataDir: "data"},
 	}
 }
 
@@ -179,6 +183,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.Codes.Secret) < codes.MinSecretLen {
 		bad("codes.secret", "must be at least %d bytes (PROMOCODES_CODES_SECRET); got %d", codes.MinSecretLen, len(c.Codes.Secret))
+	}
+	for i, k := range c.Codes.PreviousSecrets {
+		if len(k) < codes.MinSecretLen {
+			bad("codes.previousSecrets", "entry %d must be at least %d bytes, got %d", i, codes.MinSecretLen, len(k))
+		}
 	}
 	if c.Codes.MaxDensity <= 0 || c.Codes.MaxDensity > 1 {
 		bad("codes.maxDensity", "must be in (0, 1], got %g", c.Codes.MaxDensity)

@@ -43,9 +43,14 @@ func (c Config) apiConfig() api.Config {
 }
 
 func (c Config) generatorConfig() generator.Config {
+	var previous [][]byte
+	for _, k := range c.Codes.PreviousSecrets {
+		previous = append(previous, []byte(k))
+	}
 	return generator.Config{
 		Workers: c.Generator.Workers, ChunkSize: c.Generator.ChunkSize, MaxAttempts: c.Generator.MaxAttempts,
 		ErrorTopic: c.Kafka.Topics.Error, DeadTopic: c.Kafka.Topics.Dead, Secret: []byte(c.Codes.Secret),
+		PreviousSecrets: previous,
 	}
 }
 

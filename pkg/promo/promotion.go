@@ -60,6 +60,11 @@ type Promotion struct {
 	CounterName string    `json:"-"`
 	SeqStart    uint64    `json:"-"`
 	CreatedAt   time.Time `json:"createdAt"`
+	// KeyFingerprint names the code key the promotion was created under
+	// (codes.KeyFingerprint; never the key): a generator derives its codes
+	// only with that key. Empty for promotions older than the fingerprint,
+	// which any key generates.
+	KeyFingerprint string `json:"-"`
 }
 
 // IDString is the promotion id as it appears in URLs, events and CSV names.

@@ -86,7 +86,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	}
 	err = tx.QueryRow(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, nullString(p.VanityCode),
 		p.MaxUsagePerCode, p.PerUserLimit, p.StartsAt, p.ExpiresAt, p.CounterName, int64(p.SeqStart),
-		nullString(np.IdempotencyKey), np.RequestHash, p.CreatedAt).Scan(&p.ID)
+		nullString(np.IdempotencyKey), np.RequestHash, p.CreatedAt, p.KeyFingerprint).Scan(&p.ID)
 	if err != nil {
 		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
 	}
@@ -210,9 +210,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      *int64
 		state     *string
 		lastError *string
+		keyFP     string
 	)
 	p, err := scanPromotion(s.pool.QueryRow(ctx, qLoadBatch, ref.PromotionID, ref.BatchNo),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -222,6 +223,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if batchNo == nil {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(*batchNo), SeqStart: uint64(*seqStart),
 		CodeCount: *codeCount, Done: *done, State: promo.BatchState(*state), LastError: *lastError}

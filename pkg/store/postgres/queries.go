@@ -15,8 +15,8 @@ RETURNING next - $2`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
@@ -67,7 +67,7 @@ WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AN
 	// (NULL batch columns) in one round trip.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`
 

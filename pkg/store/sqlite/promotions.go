@@ -78,7 +78,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	err = tx.QueryRowContext(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format,
 		nullString(p.VanityCode), p.MaxUsagePerCode, p.PerUserLimit, nullTime(p.StartsAt), nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), nullString(np.IdempotencyKey), np.RequestHash,
-		formatTime(p.CreatedAt)).Scan(&p.ID)
+		formatTime(p.CreatedAt), p.KeyFingerprint).Scan(&p.ID)
 	if err != nil {
 		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
 	}
@@ -222,9 +222,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      sql.NullInt64
 		state     sql.NullString
 		lastError sql.NullString
+		keyFP     string
 	)
 	p, err := scanPromotion(s.r.QueryRowContext(ctx, qLoadBatch, ref.PromotionID, ref.BatchNo),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -234,6 +235,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if !batchNo.Valid {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
 		CodeCount: codeCount.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}

@@ -44,9 +44,9 @@ WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
+	idempotency_key, request_hash, created_at, key_fingerprint)
 OUTPUT inserted.id
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14)`
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15)`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
 	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
@@ -107,7 +107,7 @@ ORDER BY b.promotion_id, b.batch_no;`
 	// (NULL batch columns) in one round trip.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
 WHERE p.id = @p1`
 

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 		{"ClaimPendingBatches", testClaimPendingBatches},
+		{"KeyFingerprintRoundTrips", testKeyFingerprint},
 		{"ClaimPendingBatchesConcurrent", testClaimPendingBatchesConcurrent},
 	}
 	for _, tc := range tests {
@@ -1128,5 +1129,24 @@ func testClaimPendingBatchesConcurrent(t *testing.T, h *harness) {
 		if n != 1 {
 			t.Errorf("batch %d claimed %d times", no, n)
 		}
+	}
+}
+
+// The promotion's key fingerprint comes back with every batch a generator
+// loads (it refuses the batch under another key).
+func testKeyFingerprint(t *testing.T, h *harness) {
+	np := h.generated("fp", 20, 10)
+	np.KeyFingerprint = "0f1e2d3c4b5a6978"
+	p := h.create(np)
+	w, err := h.s.LoadBatch(h.ctx, promo.BatchRef{PromotionID: p.ID, BatchNo: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Promotion.KeyFingerprint != np.KeyFingerprint {
+		t.Fatalf("LoadBatch: key fingerprint %q, want %q", w.Promotion.KeyFingerprint, np.KeyFingerprint)
+	}
+	legacy := h.create(h.generated("fp-none", 10, 10))
+	if w, err := h.s.LoadBatch(h.ctx, promo.BatchRef{PromotionID: legacy.ID}); err != nil || w.Promotion.KeyFingerprint != "" {
+		t.Fatalf("LoadBatch without a fingerprint: %q, %v", w.Promotion.KeyFingerprint, err)
 	}
 }

@@ -7,8 +7,8 @@ package contract
 import (
 	"cmp"
 	"fmt"
-	"slices"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
