@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -132,4 +133,67 @@ func lastMatching(text, sub string) string {
 		}
 	}
 	return ""
+}
+
+// probeBody GETs url and returns the status code and body ("" when nothing
+// answers).
+func probeBody(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The API and a generator started while the database and the broker are
+// down do not exit: they stay up (healthz 200), not ready (readyz 503 naming
+// what they wait for), and carry on once both are there.
+func TestServicesWaitForDatabaseAndBrokerDownAtStart(t *testing.T) {
+	s := newStack(t)
+	proxy, viaProxy := s.dbProxy()
+	proxy.Cut()
+	apiAddr, genAddr := freePort(t), freePort(t)
+	api := s.start("api", []string{"PROMOCODES_HTTP_ADDR=" + apiAddr, viaProxy}, "api")
+	gen := s.start("generator", []string{"PROMOCODES_HTTP_ADDR=" + genAddr, viaProxy}, "generator")
+	s.apiURL = "http://" + apiAddr
+	expect := func(what, waitingFor string, within time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			for _, p := range []*proc{api, gen} {
+				select {
+				case <-p.done:
+					t.Fatalf("%s exited (%v) while %s", p.name, p.err, what)
+				default:
+				}
+			}
+			ok := true
+			for _, addr := range []string{apiAddr, genAddr} {
+				hc, _ := probeBody("http://" + addr + "/healthz")
+				rc, body := probeBody("http://" + addr + "/readyz")
+				ok = ok && hc == http.StatusOK && rc == http.StatusServiceUnavailable && strings.Contains(body, waitingFor)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				_, body := probeBody("http://" + apiAddr + "/readyz")
+				t.Fatalf("%s: probes do not say alive and waiting for %q (api readyz %q)", what, waitingFor, body)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	expect("the database is down", "database", 20*time.Second)
+	time.Sleep(5 * time.Second) // several failed attempts: still up, still waiting
+	expect("the database is still down", "database", 5*time.Second)
+	proxy.Restore()
+	expect("the broker is down", "kafka", time.Minute)
+	s.startBroker()
+	waitHTTP(t, "http://"+apiAddr+"/readyz", time.Minute)
+	waitHTTP(t, "http://"+genAddr+"/readyz", time.Minute)
+	id := s.create(100_000)
+	s.waitCompleted(id, 2*time.Minute)
+	s.assertExact(id, 100_000)
 }

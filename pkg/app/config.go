@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -47,10 +48,14 @@ type DBConfig struct {
 }
 
 type KafkaConfig struct {
-	Brokers           []string    `mapstructure:"brokers"`
-	Partitions        int         `mapstructure:"partitions"`
-	ReplicationFactor int         `mapstructure:"replicationFactor"`
-	Topics            TopicConfig `mapstructure:"topics"`
+	Brokers           []string `mapstructure:"brokers"`
+	Partitions        int      `mapstructure:"partitions"`
+	ReplicationFactor int      `mapstructure:"replicationFactor"`
+	// Retention is retention.ms of the batches, retry and error topics when
+	// they are created (the dead-letter topic keeps events forever); -1 (or
+	// any negative duration) is unlimited.
+	Retention time.Duration `mapstructure:"retention"`
+	Topics    TopicConfig   `mapstructure:"topics"`
 }
 
 type TopicConfig struct {
@@ -108,6 +113,7 @@ func Defaults() Config {
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
 			ReplicationFactor: 1,
+			Retention:         kafka.DefaultRetention,
 			Topics: TopicConfig{Batches: "promotion-code-batches", Retry: "promotion-code-batches-retry",
 				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead"},
 		},
@@ -165,6 +171,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.Partitions < 1 {
 		bad("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+	}
+	if c.Kafka.Retention > 0 && c.Kafka.Retention < time.Hour {
+		bad("kafka.retention", "must be at least 1h (or negative for unlimited), got %s: events must outlive outages", c.Kafka.Retention)
 	}
 	if c.Kafka.ReplicationFactor < 1 {
 		bad("kafka.replicationFactor", "must be at least 1, got %d", c.Kafka.ReplicationFactor)

@@ -7,9 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -25,7 +25,7 @@ import (
 // kafkaConfig converts the configuration for pkg/kafka.
 func (c Config) kafkaConfig(clientID string) kafka.Config {
 	return kafka.Config{Brokers: c.Kafka.Brokers, ClientID: clientID,
-		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor}
+		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor, Retention: c.Kafka.Retention}
 }
 
 func (c Config) topics() []string {
@@ -54,20 +54,6 @@ func (c Config) generatorConfig() generator.Config {
 	}
 }
 
-// ensureTopics creates the topics, retrying while the broker is not up yet
-// (compose and Kubernetes start services in any order).
-func ensureTopics(ctx context.Context, cfg Config, log *zap.Logger) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		return struct{}{}, kafka.EnsureTopics(ctx, cfg.kafkaConfig("promocodes-admin"), cfg.topics()...)
-	}, backoff.WithMaxElapsedTime(2*time.Minute), backoff.WithNotify(func(err error, next time.Duration) {
-		log.Warn("kafka not ready; retrying", zap.Error(err), zap.Duration("in", next))
-	}))
-	if err != nil {
-		return fmt.Errorf("create topics on %v: %w", cfg.Kafka.Brokers, err)
-	}
-	return nil
-}
-
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -89,15 +75,30 @@ func (p *parts) close() {
 	}
 }
 
+// openParts opens the store and the Kafka clients. A database or broker
+// that is down is waited for (with backoff, logging why) until ctx ends,
+// with /healthz up and /readyz 503 on http.addr meanwhile (startingProbes).
 func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger) (*parts, error) {
 	p := &parts{reg: newRegistry()}
-	st, err := OpenStore(ctx, cfg.DB)
+	var waiting atomic.Value
+	stopProbes := startingProbes(cfg.HTTP.Addr, &waiting, log)
+	defer stopProbes()
+	open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
+	var (
+		st  Store
+		err error
+	)
+	if cfg.DB.Driver == "sqlite" {
+		st, err = open(ctx) // a local file: nothing to wait for
+	} else {
+		st, err = waitFor(ctx, cfg.DB.Driver+" database", &waiting, log, open)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
 	}
 	p.store = st
 	p.closers = append(p.closers, st.Close)
-	if err := ensureTopics(ctx, cfg, log); err != nil {
+	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
 		return nil, err
 	}

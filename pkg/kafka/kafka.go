@@ -48,6 +48,10 @@ type Config struct {
 	// ReplicationFactor is EnsureTopics' replication factor (default 1; use
 	// 3 on a production cluster).
 	ReplicationFactor int
+	// Retention is retention.ms of the batches, retry and error topics when
+	// PipelineTopics creates them (zero: DefaultRetention, 30 days;
+	// negative: unlimited). The dead-letter topic keeps events forever.
+	Retention time.Duration
 }
 
 // Validate checks the config.
