@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // The driver's Error describes the last error of a response; for a failed
@@ -85,7 +87,7 @@ func TestInsertCodesSkippingSQL(t *testing.T) {
 	want := "INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\n" +
 		"FROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n" +
 		"\tFROM (VALUES (@p2),(@p3),(@p4)) AS v(code)) AS s\n" +
-		"WHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK, HOLDLOCK) WHERE c.code = s.code);\n" +
+		"WHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n" +
 		"SELECT @@ROWCOUNT;"
 	if q != want {
 		t.Errorf("qInsertCodesSkipping(3) =\n%s\nwant\n%s", q, want)
@@ -120,7 +122,13 @@ func TestMarkPublishedSQL(t *testing.T) {
 // The bulk copy statement is what go-mssqldb's Prepare recognises: the
 // INSERTBULK marker, the table and the exact column names.
 func TestBulkCopyStatement(t *testing.T) {
-	q := bulkCodes(10_000)
+	if q := bulkCodes(10_000, true); !strings.Contains(q, `"Order":["code ASC"]`) {
+		t.Errorf("bulkCodes for sorted rows = %q, lacks the ORDER hint", q)
+	}
+	q := bulkCodes(10_000, false)
+	if strings.Contains(q, "code ASC") {
+		t.Errorf("bulkCodes for unsorted rows = %q has an ORDER hint the server would reject", q)
+	}
 	if !strings.HasPrefix(q, "INSERTBULK ") {
 		t.Fatalf("bulkCodes = %q, want an INSERTBULK statement", q)
 	}
@@ -142,6 +150,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qPendingBatches": qPendingBatches, "qLoadBatch": qLoadBatch, "qAdvance": qAdvance,
 		"qBatchProgress": qBatchProgress, "qSetBatchState": qSetBatchState, "qBatchExists": qBatchExists,
 		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode, "qRedeem": qRedeem,
+		"qClaimPendingBatches": qClaimPendingBatches,
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 	} {
 		seen := map[int]bool{}
@@ -166,5 +175,51 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 				t.Errorf("%s uses @p%d but not @p%d", name, hi, n)
 			}
 		}
+	}
+}
+
+// Statements that return rows they changed use OUTPUT ... INTO a table
+// variable (a plain OUTPUT clause fails with error 334 once the table has a
+// trigger); TOP always comes with ORDER BY (without it, which rows TOP keeps
+// is undefined); the codes fallback takes no HOLDLOCK range locks.
+func TestStatementShapes(t *testing.T) {
+	for name, q := range map[string]string{"qReserve": qReserve, "qInsertPromotion": qInsertPromotion,
+		"qAdvance": qAdvance, "qClaimPendingBatches": qClaimPendingBatches} {
+		if !strings.Contains(q, "OUTPUT") || !strings.Contains(q, " INTO @t") {
+			t.Errorf("%s: OUTPUT without INTO:\n%s", name, q)
+		}
+	}
+	for name, q := range map[string]string{"qInsertBatches": qInsertBatches, "qPendingBatches": qPendingBatches,
+		"qClaimPendingBatches": qClaimPendingBatches} {
+		q = strings.ReplaceAll(q, "OVER (ORDER BY", "OVER (")
+		for i := strings.Index(q, "TOP ("); i >= 0; {
+			stmt := q[i:]
+			if end := strings.Index(stmt, ";"); end >= 0 {
+				stmt = stmt[:end]
+			}
+			if !strings.Contains(stmt, "ORDER BY") {
+				t.Errorf("%s: TOP without ORDER BY in its statement:\n%s", name, stmt)
+			}
+			next := strings.Index(q[i+1:], "TOP (")
+			if next < 0 {
+				break
+			}
+			i += 1 + next
+		}
+	}
+	if strings.Contains(qInsertCodesSkipping(2), "HOLDLOCK") {
+		t.Error("the codes fallback takes HOLDLOCK range locks")
+	}
+	c := promo.Chunk{Count: 3, CodeLen: 2, Codes: []byte("AAABAC")}
+	if !ascending(&c) {
+		t.Error("ascending codes reported unsorted")
+	}
+	c.Codes = []byte("AAACAB")
+	if ascending(&c) {
+		t.Error("unsorted codes reported ascending")
+	}
+	c.Codes = []byte("AAAAAB")
+	if ascending(&c) {
+		t.Error("a duplicate reported strictly ascending")
 	}
 }
