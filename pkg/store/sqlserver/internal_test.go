@@ -151,7 +151,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qBatchProgress": qBatchProgress, "qSetBatchState": qSetBatchState, "qBatchExists": qBatchExists,
 		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode, "qRedeem": qRedeem,
 		"qClaimPendingBatches": qClaimPendingBatches,
-		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
+		"qGetAppLock":          qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 	} {
 		seen := map[int]bool{}
 		hi := 0
