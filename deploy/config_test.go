@@ -41,12 +41,14 @@ type appConfig struct {
 			Retry   string `json:"retry"`
 			Error   string `json:"error"`
 			Dead    string `json:"dead"`
+			// Redemptions is the redemption events' topic.
+			Redemptions string `json:"redemptions"`
 		} `json:"topics"`
 	} `json:"kafka"`
 	Codes struct {
 		Secret          string   `json:"secret"`
 		PreviousSecrets []string `json:"previousSecrets"`
-		MaxDensity float64 `json:"maxDensity"`
+		MaxDensity      float64  `json:"maxDensity"`
 	} `json:"codes"`
 	API struct {
 		BatchCodeCount int64 `json:"batchCodeCount"`
@@ -66,6 +68,12 @@ type appConfig struct {
 		RetryBackoff    string `json:"retryBackoff"`
 		RetryBackoffMax string `json:"retryBackoffMax"`
 	} `json:"shovel"`
+	Redeem struct {
+		GuessLimit       int    `json:"guessLimit"`
+		GuessWindow      string `json:"guessWindow"`
+		MaxMetadataBytes int    `json:"maxMetadataBytes"`
+		CatalogRefresh   string `json:"catalogRefresh"`
+	} `json:"redeem"`
 }
 
 // configKeys are the key paths every shipped config file must spell out, so
@@ -81,6 +89,8 @@ var configKeys = []string{
 	"api.batchCodeCount", "api.maxCodeCount", "api.maxBodyBytes",
 	"generator.workers", "generator.chunkSize", "generator.groupId", "generator.maxAttempts",
 	"shovel.interval", "shovel.maxRetries", "shovel.groupId", "shovel.retryBackoff", "shovel.retryBackoffMax",
+	"kafka.topics.redemptions",
+	"redeem.guessLimit", "redeem.guessWindow", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
 }
 
 // repoRoot is the module root; go test runs in the package directory.

@@ -62,9 +62,9 @@ type Config struct {
 	FetchGiveUp time.Duration
 	// CommitTimeout bounds one offset commit (default 15s).
 	CommitTimeout time.Duration
-	OpTimeout    time.Duration // deadline of one database attempt (default 60s)
-	ErrorTopic   string
-	DeadTopic    string
+	OpTimeout     time.Duration // deadline of one database attempt (default 60s)
+	ErrorTopic    string
+	DeadTopic     string
 	// Secret is the code key (pkg/codes); it never reaches a log.
 	Secret []byte
 	// PreviousSecrets are keys rotated out: promotions created under one of
@@ -145,9 +145,9 @@ type Generator struct {
 	metrics     *Metrics
 	now         func() time.Time
 
-	gate        *dbGate
-	keys        map[string][]byte // by fingerprint: the current key and the previous ones
-	currentFP   string
+	gate      *dbGate
+	keys      map[string][]byte // by fingerprint: the current key and the previous ones
+	currentFP string
 
 	mu       sync.Mutex
 	encoders map[string]Encoder // by counter name and key fingerprint
@@ -175,8 +175,8 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 		},
 		keys:      map[string][]byte{},
 		currentFP: codes.KeyFingerprint(cfg.Secret),
-		now:      time.Now,
-		encoders: make(map[string]Encoder),
+		now:       time.Now,
+		encoders:  make(map[string]Encoder),
 	}
 	for _, k := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
 		if fp := codes.KeyFingerprint(k); g.keys[fp] == nil {

@@ -18,10 +18,10 @@ import (
 type verdict int
 
 const (
-	verdictDone   verdict = iota // the batch is complete in the database
-	verdictDead                  // the event can never succeed: park it
-	verdictFailed                // transient trouble outlasted the retries: publish the remainder
-	verdictRefused               // not this generator's to do (key mismatch): neither commit nor publish
+	verdictDone    verdict = iota // the batch is complete in the database
+	verdictDead                   // the event can never succeed: park it
+	verdictFailed                 // transient trouble outlasted the retries: publish the remainder
+	verdictRefused                // not this generator's to do (key mismatch): neither commit nor publish
 )
 
 // outcome is what processing one event came to.

@@ -18,8 +18,8 @@ import (
 // newCodesCmd is `promocodes codes`: format preview and offline code checks.
 // The logic lives in pkg/codes; this only maps flags and prints.
 func newCodesCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "codes", Short: "Code formats: preview and offline check"}
-	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd())
+	cmd := &cobra.Command{Use: "codes", Short: "Code formats: preview and offline check; look a code up through the API"}
+	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd(), codesLookupCmd())
 	return cmd
 }
 
