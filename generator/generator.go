@@ -140,7 +140,7 @@ type Generator struct {
 	store       Store
 	pub         Publisher
 	newConsumer func(ctx context.Context) (Consumer, error)
-	newEncoder  func(f promo.Format, secret []byte) (Encoder, error)
+	newEncoder  func(f promo.Format, counterName string, secret []byte) (Encoder, error)
 	log         *zap.Logger
 	metrics     *Metrics
 	now         func() time.Time
@@ -166,8 +166,14 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 	}
 	g := &Generator{
 		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
-		newEncoder: func(f promo.Format, secret []byte) (Encoder, error) {
-			e, err := codes.New(f, secret)
+		newEncoder: func(f promo.Format, counterName string, secret []byte) (Encoder, error) {
+			l, err := codes.NewLayout(f)
+			if err != nil {
+				return nil, err
+			}
+			// The stored counter name, not the layout's: a promotion created
+			// before its format's counter name changed keeps its permutation.
+			e, err := codes.NewForCounter(l, counterName, secret)
 			if err != nil {
 				return nil, err
 			}
@@ -422,9 +428,12 @@ func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 	if e, ok := g.encoders[cacheKey]; ok {
 		return e, nil
 	}
-	e, err := g.newEncoder(*p.Format, secret)
+	e, err := g.newEncoder(*p.Format, p.CounterName, secret)
 	if err != nil {
-		return nil, fmt.Errorf("promotion %d: %w", p.ID, err)
+		// A format stored before the rules for canonical codes may be refused
+		// now (a case-sensitive custom charset): the error is EInvalid, so the
+		// batch is parked with this reason rather than retried.
+		return nil, fmt.Errorf("promotion %d: stored code format cannot be generated: %w", p.ID, err)
 	}
 	g.encoders[cacheKey] = e
 	return e, nil
