@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -345,6 +346,12 @@ func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
 			continue
 		}
 		reason, _ := m.Header(promo.HeaderDeadReason)
+		if !strings.HasPrefix(reason, "max retries") {
+			// Parked for what the event carries (an invalid x-retry-count),
+			// not for the batch having failed: a crafted or corrupted event
+			// must not mark a real batch parked.
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err = s.states.SetBatchState(sctx, ev.Ref(), promo.BatchParked, reason)
 		cancel()

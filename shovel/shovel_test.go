@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -317,5 +318,43 @@ func TestRetryBackoffWaitsForTheEventsAge(t *testing.T) {
 	}
 	if n := len(r.all(t, r.cfg.RetryTopic)); n != 3 {
 		t.Fatalf("retry topic holds %d, want 3", n)
+	}
+}
+
+type recordedStates struct {
+	mu   sync.Mutex
+	refs []promo.BatchRef
+}
+
+func (r *recordedStates) SetBatchState(_ context.Context, ref promo.BatchRef, st promo.BatchState, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st == promo.BatchParked {
+		r.refs = append(r.refs, ref)
+	}
+	return nil
+}
+
+// Only a batch that used up its retries is marked parked; an event parked for
+// a header it carries (crafted or corrupted) leaves the real batch alone.
+func TestOnlyExhaustedBatchesAreMarkedParked(t *testing.T) {
+	r := newRig(t, kafkatest.Brokers(t))
+	states := &recordedStates{}
+	s, err := New(r.cfg, r.client, r.prod, states, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exhausted := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "5", BatchNo: 1, CodeCount: 1})
+	exhausted.SetHeader(promo.HeaderRetryCount, "5")
+	crafted := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "5", BatchNo: 2, CodeCount: 1})
+	crafted.SetHeader(promo.HeaderRetryCount, "-7")
+	if err := r.prod.Publish(context.Background(), exhausted, crafted); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Cycle(context.Background()); err != nil || st.Parked != 2 {
+		t.Fatalf("cycle %+v err %v; want both parked", st, err)
+	}
+	if len(states.refs) != 1 || states.refs[0] != (promo.BatchRef{PromotionID: 5, BatchNo: 1}) {
+		t.Fatalf("marked parked: %v; want only batch 5/1", states.refs)
 	}
 }
