@@ -97,12 +97,24 @@ func ensureTopics(ctx context.Context, cfg Config, waitingFor *atomic.Value, log
 	kc := cfg.kafkaConfig("promocodes-admin")
 	c := kafka.NewClient(kc)
 	defer c.Close()
-	mismatches, err := waitFor(ctx, fmt.Sprintf("kafka (%v)", cfg.Kafka.Brokers), waitingFor, log,
-		func(ctx context.Context) ([]kafka.ConfigMismatch, error) {
-			return c.EnsureTopicSpecs(ctx, cfg.topicSpecs()...)
-		})
+	specs := cfg.topicSpecs()
+	for _, s := range specs {
+		if err := kafka.ValidateTopicName(s.Name); err != nil {
+			return fmt.Errorf("kafka.topics: %w", err) // a config error: waiting would not help
+		}
+	}
+	_, err := waitFor(ctx, fmt.Sprintf("kafka (%v)", cfg.Kafka.Brokers), waitingFor, log,
+		func(ctx context.Context) (struct{}, error) { return struct{}{}, c.EnsureTopicSpecs(ctx, specs...) })
 	if err != nil {
 		return fmt.Errorf("create topics on %v: %w", cfg.Kafka.Brokers, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	mismatches, err := c.CheckTopicConfigs(cctx, specs...)
+	cancel()
+	if err != nil {
+		// Not fatal: a cluster may deny DescribeConfigs to the services.
+		log.Warn("could not check the topics' settings (retention, min.insync.replicas); check them by hand (docs/kafka.md)",
+			zap.Error(err))
 	}
 	for _, m := range mismatches {
 		log.Warn("existing topic setting differs from what promocodes creates topics with; events may be deleted before they are handled (see docs/kafka.md)",

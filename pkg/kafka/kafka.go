@@ -141,6 +141,9 @@ func (t Topics) Validate() error {
 // All returns the four names: batches, retry, error, dead.
 func (t Topics) All() []string { return []string{t.Batches, t.Retry, t.Error, t.Dead} }
 
+// ValidateTopicName reports why name cannot be a Kafka topic, if it cannot.
+func ValidateTopicName(name string) error { return validTopicName(name) }
+
 func validTopicName(name string) error {
 	switch {
 	case name == "":

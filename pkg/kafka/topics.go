@@ -64,20 +64,19 @@ func (m ConfigMismatch) String() string {
 }
 
 // EnsureTopicSpecs creates the missing topics with their settings (and
-// cfg.Partitions, cfg.ReplicationFactor), waits until metadata shows them,
-// and then reads the settings of every topic back. It returns the settings
-// that differ from the specs: topics that existed before (created by hand,
-// by an older version, or with broker defaults) are not altered, the caller
-// warns about them. Idempotent; safe to race with other processes.
-func (c *Client) EnsureTopicSpecs(ctx context.Context, specs ...TopicSpec) ([]ConfigMismatch, error) {
+// cfg.Partitions, cfg.ReplicationFactor) and waits until metadata shows
+// them. Topics that existed before (created by hand, by an older version,
+// or with broker defaults) are not altered: CheckTopicConfigs reports how
+// they differ. Idempotent; safe to race with other processes.
+func (c *Client) EnsureTopicSpecs(ctx context.Context, specs ...TopicSpec) error {
 	if len(specs) == 0 {
-		return nil, nil
+		return nil
 	}
 	names := make([]string, len(specs))
 	req := &kafkago.CreateTopicsRequest{}
 	for i, s := range specs {
 		if err := validTopicName(s.Name); err != nil {
-			return nil, fmt.Errorf("ensure topics: %w", err)
+			return fmt.Errorf("ensure topics: %w", err)
 		}
 		names[i] = s.Name
 		tc := kafkago.TopicConfig{Topic: s.Name, NumPartitions: c.cfg.partitions(), ReplicationFactor: c.cfg.replicationFactor()}
@@ -88,7 +87,7 @@ func (c *Client) EnsureTopicSpecs(ctx context.Context, specs ...TopicSpec) ([]Co
 	}
 	resp, err := c.c.CreateTopics(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("ensure topics %v: %w", names, err)
+		return fmt.Errorf("ensure topics %v: %w", names, err)
 	}
 	var errs []error
 	for t, err := range resp.Errors {
@@ -97,16 +96,14 @@ func (c *Client) EnsureTopicSpecs(ctx context.Context, specs ...TopicSpec) ([]Co
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("ensure topics: %w", err)
+		return fmt.Errorf("ensure topics: %w", err)
 	}
-	if err := c.waitTopics(ctx, names); err != nil {
-		return nil, err
-	}
-	return c.CheckTopicConfigs(ctx, specs...)
+	return c.waitTopics(ctx, names)
 }
 
 // CheckTopicConfigs reads the settings of existing topics and returns those
-// that differ from the specs.
+// that differ from the specs. It needs the DescribeConfigs permission on the
+// topics.
 func (c *Client) CheckTopicConfigs(ctx context.Context, specs ...TopicSpec) ([]ConfigMismatch, error) {
 	req := &kafkago.DescribeConfigsRequest{}
 	want := map[string]map[string]string{}
