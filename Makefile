@@ -25,19 +25,20 @@ test:
 	@# The race detector makes TestTenMillionDistinct check 1,000,000 codes; the full 10,000,000 here:
 	$(GO) test -count=1 -v -run 'TestTenMillionDistinct' ./pkg/codes 2>&1 | $(TESTFILTER) -v keep='distinct_test.go:'
 
-## test-integration: the PostgreSQL store contract under -race, then the end-to-end tests:
+## test-integration: the PostgreSQL store contract and the API's bad-input/fuzz seeds on PostgreSQL under -race,
+## then the end-to-end tests (and every README command):
 ## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection, and
 ## 1,000,000 codes in-process on SQLite. The end-to-end packages run without -race: their
 ## processes are separate binaries, and SQLite under the race detector is ~30x slower.
 INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/...
 test-integration: build
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... 2>&1 | $(TESTFILTER)
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... ./api/... 2>&1 | $(TESTFILTER)
 	@# Redemption over HTTP at full size (10,000 attempts on 1,000 codes) on SQLite and PostgreSQL:
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -v ./redemption/... 2>&1 | \
 		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
-		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration)_test.go:'  # keep the figures the end-to-end tests log
+		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme)_test.go:'  # keep the figures the end-to-end tests log
 
 ## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
 ## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run

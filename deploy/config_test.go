@@ -20,7 +20,9 @@ type appConfig struct {
 		Format string `json:"format"`
 	} `json:"log"`
 	HTTP struct {
-		Addr string `json:"addr"`
+		Addr        string `json:"addr"`
+		ReadTimeout string `json:"readTimeout"`
+		IdleTimeout string `json:"idleTimeout"`
 	} `json:"http"`
 	Auth struct {
 		AdminTokens  []string `json:"adminTokens"`

@@ -15,38 +15,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
 )
 
-// codeView is the body of GET /v1/codes/{code}.
-type codeView struct {
-	Code      string `json:"code"`
-	Promotion struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"promotion"`
-	Status       string     `json:"status"`
-	UsesLeft     int        `json:"usesLeft"`
-	UserUsesLeft *int       `json:"userUsesLeft"`
-	StartsAt     *time.Time `json:"startsAt"`
-	ExpiresAt    *time.Time `json:"expiresAt"`
-}
-
-// receipt is the body of a redemption or a rollback.
-type receipt struct {
-	ID             string          `json:"id"`
-	Code           string          `json:"code"`
-	PromotionID    string          `json:"promotionId"`
-	UserID         string          `json:"userId"`
-	OrderID        string          `json:"orderId"`
-	Metadata       json.RawMessage `json:"metadata"`
-	RedeemedAt     time.Time       `json:"redeemedAt"`
-	UsesLeft       int             `json:"usesLeft"`
-	RolledBackAt   *time.Time      `json:"rolledBackAt"`
-	RollbackReason string          `json:"rollbackReason"`
-}
+// The answers' shapes are the API client's (pkg/client), so these tests
+// also check that the client reads what the server writes.
+type (
+	codeView = client.CodeView
+	receipt  = client.Redemption
+)
 
 func (h *harness) validate(code, user string) (reply, codeView) {
 	h.t.Helper()

@@ -33,6 +33,7 @@ func devDefaults() app.Config {
 func configFlags(cmd *cobra.Command) {
 	cmd.Flags().String("config", "", "config file (YAML); env PROMOCODES_CONFIG")
 	cmd.Flags().String("http-addr", "", "listen address for HTTP (http.addr)")
+	cmd.Flags().String("data-dir", "", "dev data dir: broker log and SQLite database (dev.dataDir, default ./data)")
 }
 
 // loadConfig reads defaults, then the config file (--config or
@@ -48,7 +49,11 @@ func loadConfig(cmd *cobra.Command, defaults app.Config) (app.Config, error) {
 			overrides[key] = f.Value.String()
 		}
 	}
-	return config.Load(defaults, file, overrides)
+	cfg, err := config.Load(defaults, file, overrides)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg.Resolve(), nil
 }
 
 // newLogger builds the process logger: JSON in production, console in dev.
@@ -63,6 +68,9 @@ func newLogger(c app.LogConfig) (*zap.Logger, error) {
 		zc.EncoderConfig.TimeKey = "time"
 		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	}
+	// An error log line says what failed; a Go stack trace of the logging
+	// call only buries it.
+	zc.DisableStacktrace = true
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)

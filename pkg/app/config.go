@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ type LogConfig struct {
 
 type HTTPConfig struct {
 	Addr string `mapstructure:"addr"`
+	// ReadTimeout bounds reading a whole request; IdleTimeout closes idle
+	// keep-alive connections.
+	ReadTimeout time.Duration `mapstructure:"readTimeout"`
+	IdleTimeout time.Duration `mapstructure:"idleTimeout"`
 }
 
 type AuthConfig struct {
@@ -121,7 +126,7 @@ func Defaults() Config {
 	return Config{
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
-		HTTP: HTTPConfig{Addr: ":8080"},
+		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
@@ -140,6 +145,16 @@ func Defaults() Config {
 		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second},
 		Dev:    DevConfig{DataDir: "data"},
 	}
+}
+
+// Resolve fills in what follows from other keys, so that every command
+// given the same file and data dir as `dev` opens the same things: in dev
+// with SQLite and no db.dsn, the database is <dev.dataDir>/promocodes.db.
+func (c Config) Resolve() Config {
+	if c.IsDev() && c.DB.Driver == "sqlite" && c.DB.DSN == "" {
+		c.DB.DSN = filepath.Join(c.Dev.DataDir, "promocodes.db")
+	}
+	return c
 }
 
 // IsDev reports whether the configuration is for development.
@@ -173,6 +188,12 @@ func (c Config) Validate() error {
 	}
 	if c.DB.DSN == "" && !(c.IsDev() && c.DB.Driver == "sqlite") {
 		bad("db.dsn", "must be set (PROMOCODES_DB_DSN)")
+	}
+	if c.HTTP.ReadTimeout < time.Second {
+		bad("http.readTimeout", "must be at least 1s, got %s", c.HTTP.ReadTimeout)
+	}
+	if c.HTTP.IdleTimeout < time.Second {
+		bad("http.idleTimeout", "must be at least 1s, got %s", c.HTTP.IdleTimeout)
 	}
 	if c.DB.MaxConns < 1 {
 		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)
@@ -278,6 +299,28 @@ func (c Config) Validate() error {
 		bad("redeem.catalogRefresh", "must be at least 100ms, got %s", c.Redeem.CatalogRefresh)
 	}
 	return errors.Join(errs...)
+}
+
+// Sections names the configuration sections a command uses, for
+// ValidateFor: a deployable is asked only for what it uses. The shovel needs
+// the database only to show parked batches in the status view, so it uses
+// db when db.dsn is set and runs without it otherwise.
+func Sections(command string, c Config) []string {
+	switch command {
+	case "api":
+		return []string{"http", "auth", "db", "kafka", "codes", "api"}
+	case "generator":
+		return []string{"http", "db", "kafka", "codes", "generator"}
+	case "shovel":
+		if c.DB.DSN != "" {
+			return []string{"http", "db", "kafka", "shovel"}
+		}
+		return []string{"http", "kafka", "shovel"}
+	case "migrate":
+		return []string{"db"}
+	default: // dev: everything
+		return []string{"http", "auth", "db", "kafka", "codes", "api", "generator", "shovel", "dev"}
+	}
 }
 
 // ValidateFor checks only the keys under the given sections (plus env and

@@ -38,7 +38,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		b.Close()
 		return nil, err
 	}
-	p, err := openParts(ctx, cfg, "promocodes-dev", log)
+	p, err := openParts(ctx, cfg, "promocodes-dev", true, log)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -66,7 +66,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"),
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {
 		p.close()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,9 @@ func (c Config) apiConfig() api.Config {
 		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
 		Open:             c.IsDev() && len(c.Auth.AdminTokens) == 0,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
+		// Exports hold a connection while they stream: at most half the
+		// pool, so creates, status reads and the outbox keep the rest.
+		MaxExports: max(1, c.DB.MaxConns/2),
 	}
 }
 
@@ -75,6 +79,33 @@ func (c Config) generatorConfig() generator.Config {
 	}
 }
 
+// brokerDialTimeout bounds each reachability dial.
+const brokerDialTimeout = 3 * time.Second
+
+// ReachBrokers dials each bootstrap broker over TCP and succeeds as soon as
+// one answers; otherwise the error says "cannot reach host:port" for each.
+func ReachBrokers(ctx context.Context, brokers []string) error {
+	var errs []string
+	for _, b := range brokers {
+		d := net.Dialer{Timeout: brokerDialTimeout}
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		reason := err.Error()
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			reason = oe.Err.Error() // "connect: connection refused", without the repeated address
+		}
+		errs = append(errs, fmt.Sprintf("cannot reach %s (%s)", b, reason))
+	}
+	if len(errs) == 0 {
+		return errors.New("kafka.brokers is empty")
+	}
+	return errors.New(strings.Join(errs, "; "))
+}
+
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -96,29 +127,33 @@ func (p *parts) close() {
 	}
 }
 
-// openParts opens the store and the Kafka clients. A database or broker
-// that is down is waited for (with backoff, logging why) until ctx ends,
-// with /healthz up and /readyz 503 on http.addr meanwhile (startingProbes).
-func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger) (*parts, error) {
+// openParts opens the store (unless withStore is false), makes sure the
+// topics exist, and opens the Kafka producer and client. A database or
+// broker that is down is waited for (with backoff, logging why) until ctx
+// ends, with /healthz up and /readyz 503 on http.addr meanwhile
+// (startingProbes).
+func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, log *zap.Logger) (*parts, error) {
 	p := &parts{reg: newRegistry()}
 	var waiting atomic.Value
 	stopProbes := startingProbes(cfg.HTTP.Addr, &waiting, log)
 	defer stopProbes()
-	open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
-	var (
-		st  Store
-		err error
-	)
-	if cfg.DB.Driver == "sqlite" {
-		st, err = open(ctx) // a local file: nothing to wait for
-	} else {
-		st, err = waitFor(ctx, cfg.DB.Driver+" database", &waiting, log, open)
+	if withStore {
+		open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
+		var (
+			st  Store
+			err error
+		)
+		if cfg.DB.Driver == "sqlite" {
+			st, err = open(ctx) // a local file: nothing to wait for
+		} else {
+			st, err = waitFor(ctx, cfg.DB.Driver+" database", &waiting, log, open)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		}
+		p.store = st
+		p.closers = append(p.closers, st.Close)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
-	}
-	p.store = st
-	p.closers = append(p.closers, st.Close)
 	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
 		return nil, err
@@ -136,10 +171,23 @@ func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger
 }
 
 func (p *parts) readiness() []health.Check {
-	return []health.Check{
-		{Name: "database", Fn: p.store.Ping},
-		{Name: "kafka", Fn: p.client.Ping},
+	checks := []health.Check{{Name: "kafka", Fn: p.client.Ping}}
+	if p.store != nil {
+		checks = append(checks,
+			health.Check{Name: "database", Fn: p.store.Ping},
+			health.Check{Name: "schema", Fn: func(ctx context.Context) error { return schemaCurrent(ctx, p.store) }})
 	}
+	return checks
+}
+
+// schemaCurrent fails while the database lacks migrations this binary needs:
+// serving against it would answer 500s (relation "counters" does not exist).
+func schemaCurrent(ctx context.Context, st Store) error {
+	pending, err := st.SchemaPending(ctx)
+	if err != nil || pending {
+		return &health.StatusError{Status: "schema not migrated: run promocodes migrate", Err: err}
+	}
+	return nil
 }
 
 // Process is a started deployable: Wait blocks until it stopped (after its
@@ -169,7 +217,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
-	g.Go(func() error { return httpServer(gctx, ln, h, log) })
+	g.Go(func() error { return httpServer(gctx, ln, h, cfg.HTTP, log) })
 	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
 		defer p.close()
 		return g.Wait()
@@ -178,7 +226,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 
 // StartAPI starts the Promotion API and the outbox publisher.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-api", log)
+	p, err := openParts(ctx, cfg, "promocodes-api", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +236,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"),
+	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {
 		p.close()
@@ -203,7 +251,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 
 // StartGenerator starts the generator workers and their probe endpoints.
 func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-generator", log)
+	p, err := openParts(ctx, cfg, "promocodes-generator", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +260,7 @@ func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process,
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg), log, gen.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, gen.Run)
 	if err == nil {
 		log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", proc.HTTPAddr))
 	}

@@ -103,8 +103,16 @@ func ensureTopics(ctx context.Context, cfg Config, waitingFor *atomic.Value, log
 			return fmt.Errorf("kafka.topics: %w", err) // a config error: waiting would not help
 		}
 	}
-	_, err := waitFor(ctx, fmt.Sprintf("kafka (%v)", cfg.Kafka.Brokers), waitingFor, log,
-		func(ctx context.Context) (struct{}, error) { return struct{}{}, c.EnsureTopicSpecs(ctx, specs...) })
+	// "kafka", not the addresses: /readyz shows it (the log has the detail).
+	_, err := waitFor(ctx, "kafka", waitingFor, log,
+		func(ctx context.Context) (struct{}, error) {
+			// A plain TCP dial first: an absent broker is "cannot reach
+			// host:port" within seconds, not a client error minutes later.
+			if err := ReachBrokers(ctx, cfg.Kafka.Brokers); err != nil {
+				return struct{}{}, err
+			}
+			return struct{}{}, c.EnsureTopicSpecs(ctx, specs...)
+		})
 	if err != nil {
 		return fmt.Errorf("create topics on %v: %w", cfg.Kafka.Brokers, err)
 	}

@@ -15,61 +15,27 @@ import (
 // CodeState reads a code with its promotion and, when userID is set, that
 // user's uses in the promotion. ENotFound when there is no such code.
 func (s *Store) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
-	st, found, err := redemptionTx{s.r}.CodeState(ctx, code, userID)
-	if err != nil {
-		return st, fmt.Errorf("read code state: %w", err)
-	}
-	if !found {
-		return st, contract.CodeNotFound()
-	}
-	return st, nil
+	return contract.ReadCodeState(ctx, redemptionTx{s.r}, code, userID)
 }
 
 // Redeem uses a code once for a user, in one write transaction that enforces
 // every limit with conditional statements (see redemption_queries.go) and
 // writes the audit row, the outbox event and the idempotency record.
 func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if err := contract.CheckRedeemRequest(req); err != nil {
-		return promo.RedeemOutcome{}, err
-	}
-	var out promo.RedeemOutcome
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = contract.Redeem(ctx, redemptionTx{tx}, req)
-		return err
-	})
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("redeem %q for %q: %w", req.Code, req.UserID, err)
-	}
-	return out, err
+	return contract.RunRedeem(ctx, s.redemptionTx, req)
 }
 
 // Rollback gives a redemption's use back once; replayed is true when it had
 // been rolled back before (and nothing was released now).
 func (s *Store) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
-	var (
-		r        promo.Redemption
-		replayed bool
-	)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		r, replayed, err = contract.Rollback(ctx, redemptionTx{tx}, req)
-		return err
-	})
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("roll back redemption %q: %w", req.RedemptionID, err)
-	}
-	return r, replayed, err
+	return contract.RunRollback(ctx, s.redemptionTx, req)
 }
 
 // Redemptions returns one page of a promotion's audit trail, newest first.
 func (s *Store) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error) {
-	var out []promo.Redemption
-	err := s.eachRedemption(ctx, f, contract.PageLimit(f.Limit), func(r promo.Redemption) error {
-		out = append(out, r)
-		return nil
+	return contract.CollectPage(f, func(limit int, fn func(promo.Redemption) error) error {
+		return s.eachRedemption(ctx, f, limit, fn)
 	})
-	return out, err
 }
 
 // ExportRedemptions calls fn with every redemption that f selects, newest
@@ -360,4 +326,9 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time, limit int) (i
 		return 0, fmt.Errorf("prune published events: %w", err)
 	}
 	return n, nil
+}
+
+// redemptionTx runs fn in a write transaction bound to this store's statements.
+func (s *Store) redemptionTx(ctx context.Context, fn func(contract.RedemptionTx) error) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return fn(redemptionTx{tx}) })
 }

@@ -241,3 +241,66 @@ func DecodeFormat(p *promo.Promotion, stored string) error {
 	}
 	return nil
 }
+
+// TxFunc runs fn in one transaction of a store, bound to that store's
+// statements, committing when fn returns nil and rolling back otherwise.
+type TxFunc func(ctx context.Context, fn func(tx RedemptionTx) error) error
+
+// RunRedeem is a store's Redeem: the request checked, then Redeem in one
+// transaction.
+func RunRedeem(ctx context.Context, inTx TxFunc, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if err := CheckRedeemRequest(req); err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	var out promo.RedeemOutcome
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		out, err = Redeem(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("redeem %q for %q: %w", req.Code, req.UserID, err)
+	}
+	return out, err
+}
+
+// RunRollback is a store's Rollback: Rollback in one transaction; replayed
+// is true when the redemption had been rolled back before.
+func RunRollback(ctx context.Context, inTx TxFunc, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	var (
+		r        promo.Redemption
+		replayed bool
+	)
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		var err error
+		r, replayed, err = Rollback(ctx, tx, req)
+		return err
+	})
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("roll back redemption %q: %w", req.RedemptionID, err)
+	}
+	return r, replayed, err
+}
+
+// ReadCodeState is a store's CodeState: ENotFound for an unknown code.
+func ReadCodeState(ctx context.Context, q RedemptionTx, code, userID string) (promo.CodeState, error) {
+	st, found, err := q.CodeState(ctx, code, userID)
+	if err != nil {
+		return st, fmt.Errorf("read code state: %w", err)
+	}
+	if !found {
+		return st, CodeNotFound()
+	}
+	return st, nil
+}
+
+// CollectPage gathers one page of the audit trail from a store's row
+// iterator (each(limit, fn) calls fn for each row, newest first).
+func CollectPage(f promo.RedemptionFilter, each func(limit int, fn func(promo.Redemption) error) error) ([]promo.Redemption, error) {
+	var out []promo.Redemption
+	err := each(PageLimit(f.Limit), func(r promo.Redemption) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
