@@ -40,7 +40,7 @@ test-integration: build
 		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
-		$(TESTFILTER) -v keep='(e2e|faults|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
+		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
 
 ## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
 ## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run

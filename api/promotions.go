@@ -221,6 +221,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		np.Format = format
 		np.CounterName = layout.CounterName()
 		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
+		np.KeyFingerprint = s.keyFP // not part of the request hash (json:"-")
 	}
 	if len(fields) > 0 {
 		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields, MinLength: minLength}

@@ -111,6 +111,7 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	keyFP  string // codes.KeyFingerprint(cfg.Secret), stored with each generated promotion
 	// exports holds one token per export streaming now (cap MaxExports).
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
@@ -126,7 +127,7 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
-		exports: make(chan struct{}, cfg.MaxExports)}
+		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
 	for _, o := range opts {
 		o(s)
 	}

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/buildinfo"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/shovel"
 )
@@ -28,7 +30,7 @@ import (
 // kafkaConfig converts the configuration for pkg/kafka.
 func (c Config) kafkaConfig(clientID string) kafka.Config {
 	return kafka.Config{Brokers: c.Kafka.Brokers, ClientID: clientID,
-		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor}
+		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor, Retention: c.Kafka.Retention}
 }
 
 func (c Config) topics() []string {
@@ -69,29 +71,15 @@ func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, 
 }
 
 func (c Config) generatorConfig() generator.Config {
+	var previous [][]byte
+	for _, k := range c.Codes.PreviousSecrets {
+		previous = append(previous, []byte(k))
+	}
 	return generator.Config{
 		Workers: c.Generator.Workers, ChunkSize: c.Generator.ChunkSize, MaxAttempts: c.Generator.MaxAttempts,
 		ErrorTopic: c.Kafka.Topics.Error, DeadTopic: c.Kafka.Topics.Dead, Secret: []byte(c.Codes.Secret),
+		PreviousSecrets: previous,
 	}
-}
-
-// ensureTopics creates the topics, retrying while the broker is not up yet
-// (compose and Kubernetes start services in any order).
-func ensureTopics(ctx context.Context, cfg Config, log *zap.Logger) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		// A plain TCP dial first: an absent broker is "cannot reach
-		// host:port" within seconds, not a client error minutes later.
-		if err := ReachBrokers(ctx, cfg.Kafka.Brokers); err != nil {
-			return struct{}{}, err
-		}
-		return struct{}{}, kafka.EnsureTopics(ctx, cfg.kafkaConfig("promocodes-admin"), cfg.topics()...)
-	}, backoff.WithMaxElapsedTime(2*time.Minute), backoff.WithNotify(func(err error, next time.Duration) {
-		log.Warn("kafka not ready; retrying", zap.String("reason", err.Error()), zap.Duration("in", next))
-	}))
-	if err != nil {
-		return fmt.Errorf("kafka: %w", err)
-	}
-	return nil
 }
 
 // brokerDialTimeout bounds each reachability dial.
@@ -154,18 +142,33 @@ func (p *parts) close() {
 }
 
 // openParts opens the store (unless withStore is false), makes sure the
-// topics exist, and opens the Kafka producer and client.
+// topics exist, and opens the Kafka producer and client. A database or
+// broker that is down is waited for (with backoff, logging why) until ctx
+// ends, with /healthz up and /readyz 503 on http.addr meanwhile
+// (startingProbes).
 func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, log *zap.Logger) (*parts, error) {
 	p := &parts{reg: NewRegistry()}
+	var waiting atomic.Value
+	stopProbes := startingProbes(cfg.HTTP.Addr, &waiting, log)
+	defer stopProbes()
 	if withStore {
-		st, err := OpenStore(ctx, cfg.DB)
+		open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
+		var (
+			st  Store
+			err error
+		)
+		if cfg.DB.Driver == "sqlite" {
+			st, err = open(ctx) // a local file: nothing to wait for
+		} else {
+			st, err = waitFor(ctx, cfg.DB.Driver+" database", &waiting, log, open)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
 		}
 		p.store = st
 		p.closers = append(p.closers, st.Close)
 	}
-	if err := ensureTopics(ctx, cfg, log); err != nil {
+	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -292,8 +295,24 @@ func newGenerator(cfg Config, p *parts, log *zap.Logger) (*generator.Generator, 
 	newConsumer := func(ctx context.Context) (generator.Consumer, error) {
 		return kafka.NewConsumer(kc, cfg.Generator.GroupID, topics)
 	}
-	return generator.New(cfg.generatorConfig(), p.store, p.producer, newConsumer,
+	var st generator.Store = p.store
+	if os.Getenv("PROMOCODES_FAULT_GENERATOR") == "fail-commits" {
+		// Fault injection for the end-to-end tests: a database that answers
+		// (pings succeed) but refuses every chunk, which no circuit breaker
+		// holds back: the path to the error and dead-letter topics.
+		log.Warn("fault injection: every chunk commit of this generator fails")
+		st = failingCommits{p.store}
+	}
+	return generator.New(cfg.generatorConfig(), st, p.producer, newConsumer,
 		log.Named("generator"), generator.NewMetrics(p.reg))
+}
+
+// failingCommits is the fail-commits fault: CommitChunk always fails with a
+// transient-looking error.
+type failingCommits struct{ generator.Store }
+
+func (failingCommits) CommitChunk(context.Context, promo.Chunk) (int64, error) {
+	return 0, errors.New("injected fault (PROMOCODES_FAULT_GENERATOR=fail-commits): chunk commit refused")
 }
 
 // Run starts a deployable with start and waits for it.

@@ -15,8 +15,8 @@ RETURNING next - $2`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
@@ -48,7 +48,18 @@ FROM batches WHERE promotion_id = $1`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE NOT published
 ORDER BY promotion_id, batch_no LIMIT $1`
 
-	qMarkPublished = `UPDATE batches SET published = true, updated_at = now()
+	// qClaimPendingBatches leases up to $1 of the oldest unpublished batches
+	// until $2 to this publisher: SKIP LOCKED passes over rows another
+	// replica is claiming right now, the lease over rows it claimed and is
+	// publishing. RETURNING has no order: the caller sorts.
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = $2
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
 
@@ -56,7 +67,7 @@ WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AN
 	// (NULL batch columns) in one round trip.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`
 

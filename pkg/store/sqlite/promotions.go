@@ -78,7 +78,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	err = tx.QueryRowContext(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format,
 		nullString(p.VanityCode), p.MaxUsagePerCode, p.PerUserLimit, nullTime(p.StartsAt), nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), nullString(np.IdempotencyKey), np.RequestHash,
-		formatTime(p.CreatedAt)).Scan(&p.ID)
+		formatTime(p.CreatedAt), p.KeyFingerprint).Scan(&p.ID)
 	if err != nil {
 		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
 	}
@@ -161,6 +161,31 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished).
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now()
+	var bs []promo.Batch
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, qClaimPendingBatches, formatTime(now.Add(lease)), formatTime(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		bs, err = scanBatches(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	contract.SortBatches(bs)
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka, in one
 // transaction. Unknown refs are ignored.
 func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
@@ -197,9 +222,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      sql.NullInt64
 		state     sql.NullString
 		lastError sql.NullString
+		keyFP     string
 	)
 	p, err := scanPromotion(s.r.QueryRowContext(ctx, qLoadBatch, ref.PromotionID, ref.BatchNo),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -209,6 +235,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if !batchNo.Valid {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
 		CodeCount: codeCount.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}
@@ -269,6 +296,10 @@ func (s *Store) batches(ctx context.Context, query string, args ...any) ([]promo
 		return nil, err
 	}
 	defer rows.Close()
+	return scanBatches(rows)
+}
+
+func scanBatches(rows *sql.Rows) ([]promo.Batch, error) {
 	var bs []promo.Batch
 	for rows.Next() {
 		var (

@@ -20,8 +20,8 @@ RETURNING next - ?2`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
@@ -51,14 +51,24 @@ FROM batches WHERE promotion_id = ?`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no LIMIT ?`
 
-	qMarkPublished = `UPDATE batches SET published = 1, updated_at = ?
+	// qClaimPendingBatches leases up to ? of the oldest unpublished batches
+	// to this publisher (one writer at a time: the write transaction is the
+	// lock; the lease keeps another process on the same file off them).
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ?
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?)
+	ORDER BY promotion_id, batch_no LIMIT ?)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ?
 WHERE promotion_id = ? AND batch_no = ? AND published = 0`
 
 	// qLoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one query.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = ?2
 WHERE p.id = ?1`
 

@@ -5,8 +5,10 @@
 package contract
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -142,6 +144,19 @@ func NoReplacement(c promo.Chunk, missing int64) error {
 		missing, c.CounterName)
 }
 
+// CheckReplacement returns the ECapacity error when the n replacement
+// sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
+// code space Replace renders), nil otherwise. The caller rolls back: the
+// chunk writes nothing.
+func CheckReplacement(c promo.Chunk, start, n int64) error {
+	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
+		return nil
+	}
+	return promo.Errorf(promo.ECapacity,
+		"code space of counter %q is exhausted: %d replacement codes for collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
+		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
+}
+
 // CheckSetState validates a state for SetBatchState: done is not set but
 // reached, by committing the last chunk.
 func CheckSetState(state promo.BatchState) error {
@@ -167,6 +182,16 @@ func TruncateError(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// SortBatches puts batches in (promotion, batch number) order.
+func SortBatches(bs []promo.Batch) {
+	slices.SortFunc(bs, func(a, b promo.Batch) int {
+		if a.PromotionID != b.PromotionID {
+			return cmp.Compare(a.PromotionID, b.PromotionID)
+		}
+		return cmp.Compare(a.BatchNo, b.BatchNo)
+	})
 }
 
 // DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
