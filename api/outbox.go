@@ -49,7 +49,7 @@ type Outbox struct {
 	held      []promo.Batch    // claimed, not yet published
 	claimedAt time.Time        // when held was claimed (its lease runs from there)
 	unmarked  []promo.BatchRef // published, not yet marked
-	metrics  *Metrics
+	metrics   *Metrics
 }
 
 // SetMetrics makes the outbox count what it publishes and, when its store
