@@ -175,7 +175,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
-	srv := httptest.NewServer(s)
+	srv := httptest.NewServer(conform(t, s)) // every response checked against the OpenAPI document
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -70,7 +70,12 @@ var inputEndpoints = []inputEndpoint{
 		{name: "name", place: inBody, strict: true},
 		{name: "code", place: inBody, strict: true},
 	}},
+	{method: "GET", path: "/v1/promotions", fields: []textField{
+		{name: "name", place: inQuery, strict: true}, {name: "status", place: inQuery},
+		{name: "cursor", place: inQuery}, {name: "limit", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
+	{method: "GET", path: "/v1/promotions/{id}/stats", fields: []textField{
+		{name: "id", place: inPath}, {name: "bucket", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}/codes", fields: []textField{
 		{name: "id", place: inPath}, {name: "partial", place: inQuery}}},
 	// The code endpoints ({id} is the code, or the redemption id).

@@ -60,6 +60,7 @@ func statusOf(code promo.ErrorCode) int {
 const (
 	errMalformed        promo.ErrorCode = "malformed"
 	errUnsupportedMedia promo.ErrorCode = "unsupported_media_type"
+	errMethodNotAllowed promo.ErrorCode = "method_not_allowed"
 	errUnavailable      promo.ErrorCode = "unavailable" // 503 with Retry-After
 )
 
@@ -83,6 +84,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Status = http.StatusBadRequest
 		case errUnsupportedMedia:
 			p.Status = http.StatusUnsupportedMediaType
+		case errMethodNotAllowed:
+			p.Status = http.StatusMethodNotAllowed
 		case errUnavailable:
 			p.Status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "5")

@@ -62,8 +62,13 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
-	} else if s.outbox != nil {
-		s.outbox.Notify()
+	} else {
+		s.log.Info("promotion created", zap.Int64("promotion_id", p.ID), zap.String("name", p.Name),
+			zap.String("kind", string(p.Kind)), zap.Int64("codes", p.CodeCount),
+			zap.Int("batches", batchCount(p.CodeCount, np.BatchSize, p.Kind)))
+		if s.outbox != nil {
+			s.outbox.Notify()
+		}
 	}
 	w.Header().Set("Location", "/v1/promotions/"+p.IDString())
 	st := promo.StatusPending
@@ -216,6 +221,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		np.Format = format
 		np.CounterName = layout.CounterName()
 		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
+		np.KeyFingerprint = s.keyFP // not part of the request hash (json:"-")
 	}
 	if len(fields) > 0 {
 		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields, MinLength: minLength}
@@ -521,4 +527,12 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// batchCount is the number of batch events a new promotion is split into.
+func batchCount(codes, batchSize int64, kind promo.Kind) int {
+	if kind != promo.KindGenerated || batchSize <= 0 {
+		return 0
+	}
+	return int((codes + batchSize - 1) / batchSize)
 }

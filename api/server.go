@@ -20,6 +20,8 @@ type Store interface {
 	CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error)
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
+	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
+	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
 }
 
 // Config tunes the API. Zero values take the defaults.
@@ -35,6 +37,8 @@ type Config struct {
 	MaxMetadataBytes int
 	// Open serves without authentication (dev only); the caller logs that it does.
 	Open bool
+	// Metrics, when set, records every request by route pattern and status.
+	Metrics *Metrics
 	// DBTimeout bounds the database work of a create or status request
 	// (default 10s): a stuck database answers 503, it does not hang clients.
 	DBTimeout time.Duration
@@ -107,6 +111,7 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	keyFP  string // codes.KeyFingerprint(cfg.Secret), stored with each generated promotion
 	// exports holds one token per export streaming now (cap MaxExports).
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
@@ -122,21 +127,21 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
-		exports: make(chan struct{}, cfg.MaxExports)}
+		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
 	for _, o := range opts {
 		o(s)
 	}
 	for _, r := range s.routes() {
 		s.mux.Handle(r.pattern, r.h)
 	}
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
+	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
+	s.mux.HandleFunc("GET /docs", serveDocs)
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)
 		s.mux.Handle("GET /metrics", ops)
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return s, nil
 }
 
@@ -150,8 +155,10 @@ type route struct {
 func (s *Server) routes() []route {
 	rs := []route{
 		{"POST /v1/promotions", s.admin(s.deadline(s.createPromotion))},
+		{"GET /v1/promotions", s.admin(s.deadline(s.listPromotions))},
 		{"GET /v1/promotions/{id}", s.admin(s.deadline(s.getPromotion))},
 		{"GET /v1/promotions/{id}/codes", s.admin(s.exportCodes)},
+		{"GET /v1/promotions/{id}/stats", s.admin(s.deadline(s.promotionStats))},
 	}
 	if s.redeemer != nil {
 		rs = append(rs, s.redemptionRoutes()...)
@@ -169,7 +176,42 @@ func Routes() []string {
 	return out
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
+		return
+	}
+	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
+}
+
+// routeMethods are the methods tried when a path has no route for the
+// request's method.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete}
+
+// noRoute answers a request that matches no route: 405 with Allow when the
+// path is known under other methods, else 404, both as problem+json.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, promo.Errorf(errMethodNotAllowed, "%s is not allowed on %s (allowed: %s)",
+			r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
 
 // deadline bounds a short request's database work by DBTimeout.
 func (s *Server) deadline(h http.HandlerFunc) http.HandlerFunc {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/config"
@@ -56,12 +57,17 @@ func loadConfig(cmd *cobra.Command, defaults app.Config) (app.Config, error) {
 	return cfg.Resolve(), nil
 }
 
-// newLogger builds the process logger: JSON in production, console in dev.
+// newLogger builds the process logger: JSON in production, console in dev
+// (coloured levels only when stderr is a terminal and NO_COLOR is unset, so
+// piped or collected logs carry no escape codes).
 func newLogger(c app.LogConfig) (*zap.Logger, error) {
 	var zc zap.Config
 	if c.Format == "console" {
 		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		if colours(os.Stderr) {
+			zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()
@@ -77,4 +83,12 @@ func newLogger(c app.LogConfig) (*zap.Logger, error) {
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	return zc.Build()
+}
+
+// colours reports whether log lines to f may carry ANSI colours.
+func colours(f *os.File) bool {
+	if _, off := os.LookupEnv("NO_COLOR"); off {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -53,10 +54,14 @@ type DBConfig struct {
 }
 
 type KafkaConfig struct {
-	Brokers           []string    `mapstructure:"brokers"`
-	Partitions        int         `mapstructure:"partitions"`
-	ReplicationFactor int         `mapstructure:"replicationFactor"`
-	Topics            TopicConfig `mapstructure:"topics"`
+	Brokers           []string `mapstructure:"brokers"`
+	Partitions        int      `mapstructure:"partitions"`
+	ReplicationFactor int      `mapstructure:"replicationFactor"`
+	// Retention is retention.ms of the batches, retry and error topics when
+	// they are created (the dead-letter topic keeps events forever); -1 (or
+	// any negative duration) is unlimited.
+	Retention time.Duration `mapstructure:"retention"`
+	Topics    TopicConfig   `mapstructure:"topics"`
 }
 
 type TopicConfig struct {
@@ -69,8 +74,12 @@ type TopicConfig struct {
 }
 
 type CodesConfig struct {
-	Secret     string  `mapstructure:"secret"`
-	MaxDensity float64 `mapstructure:"maxDensity"`
+	Secret string `mapstructure:"secret"`
+	// PreviousSecrets are keys rotated out (env only,
+	// PROMOCODES_CODES_PREVIOUSSECRETS, comma-separated): generators keep
+	// generating the promotions created under them. The API uses only Secret.
+	PreviousSecrets []string `mapstructure:"previousSecrets"`
+	MaxDensity      float64  `mapstructure:"maxDensity"`
 }
 
 type APIConfig struct {
@@ -90,6 +99,10 @@ type ShovelConfig struct {
 	Interval   time.Duration `mapstructure:"interval"`
 	MaxRetries int           `mapstructure:"maxRetries"`
 	GroupID    string        `mapstructure:"groupId"`
+	// RetryBackoff is the minimum age of a failed event before its first
+	// move to retry, doubled for each further retry up to RetryBackoffMax.
+	RetryBackoff    time.Duration `mapstructure:"retryBackoff"`
+	RetryBackoffMax time.Duration `mapstructure:"retryBackoffMax"`
 }
 
 // RedeemConfig tunes validation and redemption (package redemption).
@@ -126,6 +139,7 @@ func Defaults() Config {
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
 			ReplicationFactor: 1,
+			Retention:         kafka.DefaultRetention,
 			Topics: TopicConfig{Batches: "promotion-code-batches", Retry: "promotion-code-batches-retry",
 				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead",
 				Redemptions: "promotion-code-redemptions"},
@@ -133,7 +147,8 @@ func Defaults() Config {
 		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
 		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
-		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
+		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
+			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
 		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
 			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour},
 		Dev: DevConfig{DataDir: "data"},
@@ -202,6 +217,9 @@ func (c Config) Validate() error {
 	if c.Kafka.Partitions < 1 {
 		bad("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
 	}
+	if c.Kafka.Retention > 0 && c.Kafka.Retention < time.Hour {
+		bad("kafka.retention", "must be at least 1h (or negative for unlimited), got %s: events must outlive outages", c.Kafka.Retention)
+	}
 	if c.Kafka.ReplicationFactor < 1 {
 		bad("kafka.replicationFactor", "must be at least 1, got %d", c.Kafka.ReplicationFactor)
 	}
@@ -220,6 +238,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.Codes.Secret) < codes.MinSecretLen {
 		bad("codes.secret", "must be at least %d bytes (PROMOCODES_CODES_SECRET); got %d", codes.MinSecretLen, len(c.Codes.Secret))
+	}
+	for i, k := range c.Codes.PreviousSecrets {
+		if len(k) < codes.MinSecretLen {
+			bad("codes.previousSecrets", "entry %d must be at least %d bytes, got %d", i, codes.MinSecretLen, len(k))
+		}
 	}
 	if c.Codes.MaxDensity <= 0 || c.Codes.MaxDensity > 1 {
 		bad("codes.maxDensity", "must be in (0, 1], got %g", c.Codes.MaxDensity)
@@ -259,6 +282,12 @@ func (c Config) Validate() error {
 	}
 	if c.Shovel.MaxRetries < 0 {
 		bad("shovel.maxRetries", "must not be negative, got %d", c.Shovel.MaxRetries)
+	}
+	if c.Shovel.RetryBackoff < 0 {
+		bad("shovel.retryBackoff", "must not be negative, got %s", c.Shovel.RetryBackoff)
+	}
+	if c.Shovel.RetryBackoffMax < c.Shovel.RetryBackoff {
+		bad("shovel.retryBackoffMax", "must be at least shovel.retryBackoff (%s), got %s", c.Shovel.RetryBackoff, c.Shovel.RetryBackoffMax)
 	}
 	if c.Shovel.GroupID == "" {
 		bad("shovel.groupId", "must be set")

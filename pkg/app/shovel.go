@@ -16,7 +16,8 @@ import (
 func (c Config) shovelConfig() shovel.Config {
 	t := c.Kafka.Topics
 	return shovel.Config{ErrorTopic: t.Error, RetryTopic: t.Retry, DeadTopic: t.Dead,
-		GroupID: c.Shovel.GroupID, MaxRetries: c.Shovel.MaxRetries, Interval: c.Shovel.Interval}
+		GroupID: c.Shovel.GroupID, MaxRetries: c.Shovel.MaxRetries, Interval: c.Shovel.Interval,
+		RetryBackoff: c.Shovel.RetryBackoff, RetryBackoffMax: c.Shovel.RetryBackoffMax}
 }
 
 func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
@@ -31,7 +32,12 @@ func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
 	if p.store != nil {
 		states = p.store
 	}
-	return shovel.New(sc, p.client, p.producer, states, log.Named("shovel"))
+	s, err := shovel.New(sc, p.client, p.producer, states, log.Named("shovel"))
+	if err != nil {
+		return nil, err
+	}
+	s.Observe(shovel.NewMetrics(p.reg), p.shovelHistory)
+	return s, nil
 }
 
 // StartShovel starts the shovel: a cycle every shovel.interval, with /healthz
@@ -52,7 +58,8 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 	live := []health.Check{{Name: "kafka", Fn: s.Healthy}}
 	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, s.Run)
 	if err == nil {
-		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
+		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries),
+			zap.Duration("retry_backoff", cfg.Shovel.RetryBackoff), zap.Duration("retry_backoff_max", cfg.Shovel.RetryBackoffMax))
 	}
 	return proc, err
 }
