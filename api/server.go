@@ -22,6 +22,7 @@ type Store interface {
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 }
 
 // Config tunes the API. Zero values take the defaults.

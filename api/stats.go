@@ -18,6 +18,9 @@ type statsView struct {
 	Bucket          promo.StatsBucket       `json:"bucket"`
 	Series          []promo.StatsPoint      `json:"series"`
 	TopUsers        []promo.UserRedemptions `json:"topUsers"`
+	// Refusals are the refused redemptions by reason, most frequent first
+	// (counted by the API replicas, written every few seconds).
+	Refusals []promo.ReasonCount `json:"refusals"`
 }
 
 // promotionStats answers GET /v1/promotions/{id}/stats?bucket=hour|day: the
@@ -47,7 +50,15 @@ func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v := statsView{PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
+	refusals, err := s.store.RefusalsByReason(r.Context(), p.ID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if refusals == nil {
+		refusals = []promo.ReasonCount{}
+	}
+	v := statsView{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
 		Redemptions: st.Redemptions, RolledBack: st.RolledBack, CodesRedeemed: st.CodesRedeemed, Bucket: bucket,
 		Series: st.Series, TopUsers: st.TopUsers}
 	if p.CodeCount > 0 {

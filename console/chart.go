@@ -23,6 +23,10 @@ type statsView struct {
 		UserID      string `json:"userId"`
 		Redemptions int64  `json:"redemptions"`
 	} `json:"topUsers"`
+	Refusals []struct {
+		Reason string `json:"reason"`
+		Count  int64  `json:"count"`
+	} `json:"refusals"`
 }
 
 // barChart renders the series as an SVG bar chart on the server (no chart

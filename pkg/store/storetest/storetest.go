@@ -45,6 +45,8 @@ type Store interface {
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
 	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	AddRefusals(ctx context.Context, counts []promo.RefusalCount) error
+	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 	ReservationStore
 	LifecycleStore
 }
@@ -87,6 +89,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RedemptionAudit", testRedemptionAudit},
 		{"EventOutbox", testEventOutbox},
 		{"CodeSpaces", testCodeSpaces},
+		{"RefusalCounts", testRefusalCounts},
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 		{"ClaimPendingBatches", testClaimPendingBatches},

@@ -105,7 +105,7 @@ func Redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 func redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	u, left, refused, err := take(ctx, tx, req.Code, req.UserID, req.Now, "")
 	if err != nil || refused != "" {
-		return promo.RedeemOutcome{Refused: refused}, err
+		return promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID}, err
 	}
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
@@ -135,7 +135,8 @@ func take(ctx context.Context, tx RedemptionTx, code, userID string, now time.Ti
 		return u, 0, "", fmt.Errorf("use code: %w", err)
 	}
 	if !ok {
-		reason, err := refusal(ctx, tx, code, now)
+		reason, pid, err := refusal(ctx, tx, code, now)
+		u.PromotionID = pid
 		return u, 0, reason, err
 	}
 	load, err := tx.CodeLoad(ctx, code, now, exclude)
@@ -177,13 +178,13 @@ func take(ctx context.Context, tx RedemptionTx, code, userID string, now time.Ti
 
 // refusal names why a conditional statement on code matched no row; it reads
 // the state only to name the reason.
-func refusal(ctx context.Context, tx RedemptionTx, code string, now time.Time) (promo.Reason, error) {
+func refusal(ctx context.Context, tx RedemptionTx, code string, now time.Time) (promo.Reason, int64, error) {
 	st, found, err := tx.CodeState(ctx, code, "", now)
 	if err != nil {
-		return "", fmt.Errorf("read code state: %w", err)
+		return "", 0, fmt.Errorf("read code state: %w", err)
 	}
 	if !found {
-		return promo.ReasonCodeNotFound, nil
+		return promo.ReasonCodeNotFound, 0, nil
 	}
 	reason := st.Status(now, false)
 	if reason == promo.ReasonRedeemable {
@@ -191,7 +192,7 @@ func refusal(ctx context.Context, tx RedemptionTx, code string, now time.Time) (
 		// the promotion in between): refuse rather than guess.
 		reason = promo.ReasonCodeExhausted
 	}
-	return reason, nil
+	return reason, st.Promotion.ID, nil
 }
 
 // insertRedemption writes the audit row and its redemption.created event.

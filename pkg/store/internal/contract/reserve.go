@@ -78,7 +78,7 @@ func reserve(ctx context.Context, tx RedemptionTx, req promo.ReserveRequest) (pr
 		return promo.ReserveOutcome{}, fmt.Errorf("lock code: %w", err)
 	}
 	if !ok {
-		reason, err := refusal(ctx, tx, req.Code, req.Now)
+		reason, _, err := refusal(ctx, tx, req.Code, req.Now)
 		return promo.ReserveOutcome{Refused: reason}, err
 	}
 	load, err := tx.CodeLoad(ctx, req.Code, req.Now, "")
