@@ -209,6 +209,9 @@ func benchRun(b *testing.B, cfg benchConfig, run int) runResult {
 	if rows != int64(cfg.n) || distinct != int64(cfg.n) {
 		b.Fatalf("%d rows, %d distinct; want exactly %d", rows, distinct, cfg.n)
 	}
+	fmt.Printf("run %d pipeline: %s codes in %s = %.0f codes/s, exact (%d rows, %d distinct); tail %s; curve %s\n",
+		run, thousands(uint64(cfg.n)), res.pipeline.took.Round(time.Millisecond), rate(cfg.n, res.pipeline.took), rows, distinct,
+		res.tail.Round(time.Millisecond), fmtRates(res.pipeline.windows))
 	// The processes are idle from here on; stop them so that the ceilings
 	// have the machine the pipeline had.
 	s.stopAll()
@@ -638,6 +641,14 @@ func (r runResult) print(cfg benchConfig) {
 		}
 		fmt.Println()
 	}
+}
+
+func fmtRates(ws []float64) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%.0f", w)
+	}
+	return strings.Join(parts, " ")
 }
 
 // minWindowRatio is the lowest pipeline/ceiling window ratio after the first
