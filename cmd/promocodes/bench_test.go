@@ -86,6 +86,40 @@ func BenchmarkGenerationVsCopyCeiling(b *testing.B) {
 
 const generatorDefaultChunk = 10_000
 
+// ceilingTable is the ceiling's table; BenchmarkCeilingAlongside uses its own.
+var ceilingTable = "codes_ceiling"
+
+// BenchmarkCeilingAlongside measures the unique-index-only ceiling of a
+// promotion that is being generated right now by another run (BENCH_SCHEMA,
+// BENCH_PROMOTION), on the same machine at the same time: for sizes where
+// running the ceiling after the pipeline would take too long. Both loads then
+// share the machine; the ratio says how the pipeline fares against a bare
+// COPY under identical conditions.
+func BenchmarkCeilingAlongside(b *testing.B) {
+	schemaName, promotion := os.Getenv("BENCH_SCHEMA"), envInt(b, "BENCH_PROMOTION", 0)
+	if schemaName == "" || promotion == 0 {
+		b.Skip("set BENCH_SCHEMA and BENCH_PROMOTION to the run whose ceiling to measure alongside it")
+	}
+	cfg := benchConfig{procs: 1, workers: envInt(b, "BENCH_WORKERS", 2), chunk: envInt(b, "BENCH_CHUNK", generatorDefaultChunk),
+		windows: envInt(b, "BENCH_WINDOWS", 20), out: os.Getenv("BENCH_OUT")}
+	ceilingTable = "codes_ceiling_alongside"
+	ctx := context.Background()
+	dsn := os.Getenv("PROMOCODES_TEST_POSTGRES_DSN")
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := pgx.Identifier{schemaName}.Sanitize()
+	data := renderRows(b, conn, schema, int64(promotion), cfg.chunk)
+	cfg.n = len(data.codes) / data.codeLen
+	load := loadAvg()
+	ph := copyCeiling(b, dsn, conn, schemaName, fmt.Sprintf(`CREATE TABLE %s.`+ceilingTable+` (code text COLLATE "C" PRIMARY KEY, promotion_id bigint NOT NULL, used integer NOT NULL DEFAULT 0)`, schema), data, cfg)
+	fmt.Printf("ceiling alongside (load at start %s): %s rows in %s = %.0f rows/s; WAL %.0f B/row, %.1f FPI/1k rows, %d checkpoints\ncurve: %s\n",
+		load, thousands(uint64(cfg.n)), ph.took.Round(time.Millisecond), rate(cfg.n, ph.took),
+		float64(ph.wal.bytes)/float64(cfg.n), 1000*float64(ph.wal.fpi)/float64(cfg.n), ph.wal.checkpoints, fmtRates(ph.windows))
+}
+
 type benchConfig struct {
 	n, runs, procs, workers, chunk, batch, windows int
 	ceilings                                       []string
@@ -220,8 +254,8 @@ func benchRun(b *testing.B, cfg benchConfig, run int) runResult {
 		data := renderRows(b, conn, schema, pid, cfg.chunk)
 		for _, c := range cfg.ceilings {
 			ddl := map[string]string{
-				"unique": `CREATE TABLE %s.codes_ceiling (code text COLLATE "C" PRIMARY KEY, promotion_id bigint NOT NULL, used integer NOT NULL DEFAULT 0)`,
-				"schema": `CREATE TABLE %[1]s.codes_ceiling (LIKE %[1]s.codes INCLUDING ALL)`,
+				"unique": `CREATE TABLE %s.` + ceilingTable + ` (code text COLLATE "C" PRIMARY KEY, promotion_id bigint NOT NULL, used integer NOT NULL DEFAULT 0)`,
+				"schema": `CREATE TABLE %[1]s.` + ceilingTable + ` (LIKE %[1]s.codes INCLUDING ALL)`,
 			}[c]
 			if ddl == "" {
 				b.Fatalf("BENCH_CEILINGS: unknown ceiling %q (unique, schema, none)", c)
@@ -304,7 +338,7 @@ func copyCeiling(b *testing.B, dsn string, conn *pgx.Conn, schemaName, ddl strin
 		b.Fatal(err)
 	}
 	defer func() {
-		if _, err := conn.Exec(ctx, "DROP TABLE "+pgx.Identifier{schemaName, "codes_ceiling"}.Sanitize()); err != nil {
+		if _, err := conn.Exec(ctx, "DROP TABLE "+pgx.Identifier{schemaName, ceilingTable}.Sanitize()); err != nil {
 			b.Error(err)
 		}
 	}()
@@ -337,7 +371,7 @@ func copyCeiling(b *testing.B, dsn string, conn *pgx.Conn, schemaName, ddl strin
 		wg     sync.WaitGroup
 		errs   = make([]error, len(conns))
 	)
-	table := pgx.Identifier{schemaName, "codes_ceiling"}
+	table := pgx.Identifier{schemaName, ceilingTable}
 	checkpoint(b, conn)
 	wal0 := readWAL(b, conn)
 	start := time.Now()
