@@ -5,7 +5,7 @@ SHELL := /bin/bash
 BIN := bin/promocodes
 PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: build run test test-integration bench fuzz lint up down clean
+.PHONY: build run test test-integration bench bench-redeem fuzz lint up down clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/promocodes
@@ -32,6 +32,9 @@ test:
 INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/...
 test-integration: build
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... 2>&1 | $(TESTFILTER)
+	@# Redemption over HTTP at full size (10,000 attempts on 1,000 codes) on SQLite and PostgreSQL:
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -v ./redemption/... 2>&1 | \
+		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
 		$(TESTFILTER) -v keep='(e2e|faults|dev_integration)_test.go:'  # keep the figures the end-to-end tests log
@@ -51,6 +54,14 @@ bench: build
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -tags integration -run '^$$' -bench GenerationVsCopyCeiling -benchtime 1x -timeout 4h ./cmd/promocodes
 	$(GO) test -tags integration -run '^$$' -bench SQLiteVsBulkLoad -benchtime 1x -timeout 4h ./pkg/app
+
+## bench-redeem: redemption on PostgreSQL: 64 HTTP clients against the API process on a 1,000,000-code
+## single-use promotion, next to the same transaction driven directly (no HTTP) in the same run, then a
+## burst of 10,000 requests in flight on 1,000 codes, and pgbench's figure for the core statements.
+BENCH_REDEEM_SECONDS ?= 20
+bench-redeem:
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' BENCH_REDEEM_SECONDS=$(BENCH_REDEEM_SECONDS) \
+		$(GO) test -run '^$$' -bench BenchmarkRedeem -benchtime 1x -timeout 30m ./redemption/
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./pkg/codes

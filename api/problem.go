@@ -3,19 +3,25 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // problem is an RFC 9457 problem document with per-field detail.
 type problem struct {
-	Type   string             `json:"type"`
-	Title  string             `json:"title"`
-	Status int                `json:"status"`
-	Detail string             `json:"detail,omitempty"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Reason is the stable machine-readable reason of a refused code
+	// operation (code_exhausted, expired, ...).
+	Reason string             `json:"reason,omitempty"`
 	Errors []promo.FieldError `json:"errors,omitempty"`
 }
 
@@ -37,6 +43,8 @@ func statusOf(code promo.ErrorCode) int {
 		return http.StatusForbidden
 	case promo.ETooLarge:
 		return http.StatusRequestEntityTooLarge
+	case promo.ERateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}
@@ -65,6 +73,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message
 		p.Errors = de.Fields
+		p.Reason = string(de.Reason)
+		var rl *redemption.RateLimited
+		if errors.As(err, &rl) {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))
+		}
 	} else {
 		p.Status = http.StatusInternalServerError
 		p.Detail = "internal error; see the server log"

@@ -157,9 +157,9 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 	case req.Code != nil && (format != nil || req.CodeCount != nil):
 		bad("code", "a vanity promotion has one code: give either code, or codeCount with format")
 	case req.Code != nil:
-		code := strings.ToUpper(strings.TrimSpace(*req.Code))
-		if n := len(code); n < minVanityLen || n > maxVanityLen || !printableASCII(code) || strings.ContainsAny(code, " \t,\"") {
-			bad("code", "must be %d to %d printable ASCII characters without spaces, commas or quotes", minVanityLen, maxVanityLen)
+		code, msg := vanityCode(*req.Code)
+		if msg != "" {
+			bad("code", "%s", msg)
 		}
 		np.Kind = promo.KindVanity
 		np.VanityCode = code
@@ -212,6 +212,28 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 	}
 	np.RequestHash = requestHash(np)
 	return np, nil
+}
+
+// vanityCode returns the canonical form of a vanity code (codes.Canonical:
+// upper-cased), or why it is refused. Letter case is folded, but separator
+// characters and inner spaces are refused rather than dropped: the admin
+// would otherwise believe "222M-5H4HJVD" and "222M5H4HJVD" to be two codes,
+// when a shopper typing either reaches the same one.
+func vanityCode(raw string) (code, problem string) {
+	const rule = "must be %d to %d printable ASCII characters without spaces, commas or quotes"
+	trimmed := strings.TrimSpace(raw)
+	code, err := codes.Canonical(trimmed)
+	switch {
+	case err != nil:
+		return "", fmt.Sprintf(rule, minVanityLen, maxVanityLen)
+	case code != strings.ToUpper(trimmed):
+		return "", fmt.Sprintf("%q holds separator characters (%q) or spaces, which are ignored when a code is "+
+			"typed or looked up, so it would be the code %q: give that canonical form instead "+
+			"(shoppers may still type it with separators)", truncate(trimmed, maxVanityLen+8), codes.SeparatorChars, truncate(code, maxVanityLen+8))
+	case len(code) < minVanityLen || len(code) > maxVanityLen || strings.ContainsAny(code, ",\""):
+		return "", fmt.Sprintf(rule, minVanityLen, maxVanityLen)
+	}
+	return code, ""
 }
 
 // decodeStrict decodes one JSON object, rejecting unknown fields and
@@ -372,8 +394,11 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	var layout *codes.Layout
 	if st.Format != nil {
 		if layout, err = codes.NewLayout(*st.Format); err != nil {
-			s.writeError(w, r, fmt.Errorf("export %d: stored format: %w", id, err))
-			return
+			// A format stored before canonical codes that is refused now (a
+			// case-sensitive charset): its codes are exported canonical.
+			s.log.Warn("export: stored format has no display form; exporting canonical codes",
+				zap.Int64("promotion_id", id), zap.Error(err))
+			layout = nil
 		}
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

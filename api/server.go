@@ -31,6 +31,8 @@ type Config struct {
 	Secret         []byte  // the code key: only its presence matters here (formats are checked with it)
 	AdminTokens    []string
 	RedeemTokens   []string
+	// MaxMetadataBytes bounds a redemption's metadata object (default 1 KiB).
+	MaxMetadataBytes int
 	// Open serves without authentication (dev only); the caller logs that it does.
 	Open bool
 }
@@ -78,17 +80,25 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
+	redeemer Redeemer
 }
 
 // New builds the Server. outbox may be nil (then creates only write the
 // outbox rows and rely on the publisher's polling). ops serves /healthz,
 // /readyz and /metrics (pkg/health); nil leaves them out.
-func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Logger) (*Server, error) {
+func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.redeemer != nil {
+		s.redemptionRoutes()
+	}
 	s.mux.Handle("POST /v1/promotions", s.admin(s.createPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
 	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))

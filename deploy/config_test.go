@@ -40,6 +40,8 @@ type appConfig struct {
 			Retry   string `json:"retry"`
 			Error   string `json:"error"`
 			Dead    string `json:"dead"`
+			// Redemptions is the redemption events' topic.
+			Redemptions string `json:"redemptions"`
 		} `json:"topics"`
 	} `json:"kafka"`
 	Codes struct {
@@ -62,6 +64,12 @@ type appConfig struct {
 		MaxRetries int    `json:"maxRetries"`
 		GroupID    string `json:"groupId"`
 	} `json:"shovel"`
+	Redeem struct {
+		GuessLimit       int    `json:"guessLimit"`
+		GuessWindow      string `json:"guessWindow"`
+		MaxMetadataBytes int    `json:"maxMetadataBytes"`
+		CatalogRefresh   string `json:"catalogRefresh"`
+	} `json:"redeem"`
 }
 
 // configKeys are the key paths every shipped config file must spell out, so
@@ -77,6 +85,8 @@ var configKeys = []string{
 	"api.batchCodeCount", "api.maxCodeCount", "api.maxBodyBytes",
 	"generator.workers", "generator.chunkSize", "generator.groupId", "generator.maxAttempts",
 	"shovel.interval", "shovel.maxRetries", "shovel.groupId",
+	"kafka.topics.redemptions",
+	"redeem.guessLimit", "redeem.guessWindow", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
 }
 
 // repoRoot is the module root; go test runs in the package directory.

@@ -107,7 +107,7 @@ type Generator struct {
 	store       Store
 	pub         Publisher
 	newConsumer func(ctx context.Context) (Consumer, error)
-	newEncoder  func(f promo.Format) (Encoder, error)
+	newEncoder  func(f promo.Format, counterName string) (Encoder, error)
 	log         *zap.Logger
 	metrics     *Metrics
 	now         func() time.Time
@@ -130,8 +130,14 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 	secret := cfg.Secret
 	return &Generator{
 		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
-		newEncoder: func(f promo.Format) (Encoder, error) {
-			e, err := codes.New(f, secret)
+		newEncoder: func(f promo.Format, counterName string) (Encoder, error) {
+			l, err := codes.NewLayout(f)
+			if err != nil {
+				return nil, err
+			}
+			// The stored counter name, not the layout's: a promotion created
+			// before its format's counter name changed keeps its permutation.
+			e, err := codes.NewForCounter(l, counterName, secret)
 			if err != nil {
 				return nil, err
 			}
@@ -300,9 +306,12 @@ func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 	if e, ok := g.encoders[p.CounterName]; ok {
 		return e, nil
 	}
-	e, err := g.newEncoder(*p.Format)
+	e, err := g.newEncoder(*p.Format, p.CounterName)
 	if err != nil {
-		return nil, fmt.Errorf("promotion %d: %w", p.ID, err)
+		// A format stored before the rules for canonical codes may be refused
+		// now (a case-sensitive custom charset): the error is EInvalid, so the
+		// batch is parked with this reason rather than retried.
+		return nil, fmt.Errorf("promotion %d: stored code format cannot be generated: %w", p.ID, err)
 	}
 	g.encoders[p.CounterName] = e
 	return e, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,6 +227,36 @@ func TestPoisonEventsAreParkedWithAReasonAndTheWorkerGoesOn(t *testing.T) {
 	}
 	if st.batches[0].Done != 10 {
 		t.Fatalf("the good event after the poison ones was not processed: done = %d", st.batches[0].Done)
+	}
+}
+
+// TestFormatRefusedSinceCreationIsParked: a promotion stored with a format
+// that has no canonical form (a case-sensitive custom charset, accepted before
+// canonical codes) does not crash the worker: its batch is parked with the
+// reason, and nothing is written.
+func TestFormatRefusedSinceCreationIsParked(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 10}
+	st := newFakeStore(b)
+	st.promo.Format = &promo.Format{Charset: "abcdefghABCDEFGH", Length: 8}
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	if err := runUntilCommitted(t, g, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 1 || pub.msgs[0].Topic != "dead" {
+		t.Fatalf("published %d messages (%v), want the event parked in dead", len(pub.msgs), pub.msgs)
+	}
+	reason, _ := pub.msgs[0].Header(promo.HeaderDeadReason)
+	xerr, _ := pub.msgs[0].Header(promo.HeaderError)
+	for _, want := range []string{"promotion 7: stored code format cannot be generated", "format.charset",
+		"case-insensitively"} {
+		if !strings.Contains(xerr, want) {
+			t.Errorf("x-error %q does not say %q (reason %q)", xerr, want, reason)
+		}
+	}
+	if len(st.codes) != 0 || st.states[0] != promo.BatchParked {
+		t.Errorf("codes %d, batch state %q; want none written and the batch parked", len(st.codes), st.states[0])
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 // newCodesCmd is `promocodes codes`: format preview and offline code checks.
 // The logic lives in pkg/codes; this only maps flags and prints.
 func newCodesCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "codes", Short: "Code formats: preview and offline check"}
-	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd())
+	cmd := &cobra.Command{Use: "codes", Short: "Code formats: preview and offline check; look a code up through the API"}
+	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd(), codesLookupCmd())
 	return cmd
 }
 
@@ -35,9 +35,9 @@ func (ff *formatFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&ff.charset, "charset", codes.PresetAlnum,
 		`"alnum" (31: 2-9, A-Z without I L O), "numeric" (0-9), "alpha" (23: A-Z without I L O), or custom characters`)
 	fs.IntVar(&ff.length, "length", 10, "body length in characters (prefix, suffix and check character come on top)")
-	fs.StringVar(&ff.prefix, "prefix", "", "constant text before the body")
-	fs.StringVar(&ff.suffix, "suffix", "", "constant text after the check character")
-	fs.StringVar(&ff.separator, "separator", "", "display separator (one character, not in the charset)")
+	fs.StringVar(&ff.prefix, "prefix", "", "constant text before the body (canonical form: without - _ . and upper-cased)")
+	fs.StringVar(&ff.suffix, "suffix", "", "constant text after the check character (canonical form as the prefix)")
+	fs.StringVar(&ff.separator, "separator", "", `display separator: one of "-", "_", "." (ignored wherever a code is typed)`)
 	fs.IntVar(&ff.groupSize, "group-size", 0, "insert the separator after every N characters of body + check character")
 	fs.BoolVar(&ff.checkChar, "check-char", true, "append a check character (catches every typo and adjacent swap)")
 }
@@ -59,7 +59,9 @@ func newCodesPreviewCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "preview",
 		Short: "Show sample codes of a format, its code space and guess probability",
-		Long: "Shows sample codes (display form) for sequence numbers 0, 1, ... of a format, the size of its code\n" +
+		Long: "Shows sample codes for sequence numbers 0, 1, ... of a format, in display form (what shoppers see)\n" +
+			"and canonical form (what the database stores and every look-up uses: separators and spaces removed,\n" +
+			"upper case), the size of its code\n" +
 			"space, and with --for N the chance that one guess hits one of N issued codes, whether N fits the\n" +
 			"density limit, and the shortest length that would. The key is --secret, else the environment\n" +
 			"variable PROMOCODES_CODES_SECRET, else a random preview key (then the samples are not the codes\n" +
@@ -95,11 +97,11 @@ func newCodesPreviewCmd() *cobra.Command {
 			fmt.Fprintf(out, "space:    %s codes (%d^%d), canonical length %d bytes\n",
 				thousands(l.Space()), len(l.Charset()), f.Length, l.CodeLen())
 			if count > 0 {
-				fmt.Fprintln(out, "samples (display form):")
+				fmt.Fprintln(out, "samples (display form, canonical form):")
 				buf := make([]byte, 0, l.CodeLen())
 				for seq := range uint64(count) {
 					buf = e.AppendCode(buf[:0], seq)
-					fmt.Fprintf(out, "  %s\n", l.AppendDisplay(nil, buf))
+					fmt.Fprintf(out, "  %s  %s\n", l.AppendDisplay(nil, buf), buf)
 				}
 			}
 			if cmd.Flags().Changed("for") {
@@ -148,9 +150,10 @@ func newCodesCheckCmd() *cobra.Command {
 		Use:   "check CODE",
 		Short: "Check a code's syntax and check character offline",
 		Long: "Checks a code against a format without a database: length, prefix and suffix, charset, check\n" +
-			"character. Separators and surrounding spaces are ignored, and case too where the charset allows.\n" +
-			"Exit status 0: valid, the canonical form is printed. 1: invalid, the reason goes to stderr.\n" +
-			"2: the format flags are invalid.",
+			"character. As everywhere codes are looked up, the separator characters - _ . and spaces are ignored\n" +
+			"wherever they are, and so is letter case.\n" +
+			"Exit status 0: valid, the canonical form (what the database stores) is printed. 1: invalid, the\n" +
+			"reason goes to stderr. 2: the format flags are invalid.",
 		Example: "  promocodes codes check wntr-7kq2-m9xd-p3x --prefix WNTR- --separator - --group-size 4",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -197,9 +200,7 @@ func describeFormat(l *codes.Layout) string {
 	} else {
 		b.WriteString(", no check character")
 	}
-	if !l.CaseFree() {
-		b.WriteString(", case-sensitive")
-	}
+	b.WriteString("; typed codes match in any case, with - _ . and spaces ignored")
 	return b.String()
 }
 

@@ -33,20 +33,24 @@ func TestCodesPreviewAndCheck(t *testing.T) {
 	if strings.Contains(out, secret) {
 		t.Error("preview prints the secret")
 	}
-	var sample string
+	var sample, canonical string
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "  WNTR-") {
-			sample = strings.TrimSpace(line)
+			if f := strings.Fields(line); len(f) == 2 {
+				sample, canonical = f[0], f[1]
+			}
 			break
 		}
 	}
-	if len(sample) != len("WNTR-XXXX-XXXX-XXX") {
-		t.Fatalf("no sample code in:\n%s", out)
+	if len(sample) != len("WNTR-XXXX-XXXX-XXX") || canonical != strings.ReplaceAll(sample, "-", "") {
+		t.Fatalf("no sample code (display, canonical) in:\n%s", out)
 	}
 	flags := []string{"--prefix", "WNTR-", "--separator", "-", "--group-size", "4"}
-	out, _, err = runCodes(t, append([]string{"codes", "check", strings.ToLower(sample)}, flags...)...)
-	if err != nil || strings.TrimSpace(out) != strings.ReplaceAll(sample, "-", "")[:4]+"-"+strings.ReplaceAll(sample[5:], "-", "") {
-		t.Errorf("check %q: out %q, err %v", sample, out, err)
+	for _, typed := range []string{strings.ToLower(sample), canonical, " " + strings.ReplaceAll(sample, "-", "_ ") + " "} {
+		out, _, err = runCodes(t, append([]string{"codes", "check", typed}, flags...)...)
+		if err != nil || strings.TrimSpace(out) != canonical {
+			t.Errorf("check %q: out %q, err %v; want %s", typed, out, err, canonical)
+		}
 	}
 	// A swapped pair is invalid: exit status 1 with the reason.
 	bad := []byte(sample)
@@ -62,5 +66,9 @@ func TestCodesPreviewAndCheck(t *testing.T) {
 	_, _, err = runCodes(t, "codes", "check", "X", "--length", "2")
 	if !errors.As(err, &ex) || ex.code != 2 || !strings.Contains(ex.msg, "format.length") {
 		t.Errorf("bad format: %v", err)
+	}
+	_, _, err = runCodes(t, "codes", "check", "X", "--charset", "abcdABCD")
+	if !errors.As(err, &ex) || ex.code != 2 || !strings.Contains(ex.msg, "case-insensitively") {
+		t.Errorf("case-sensitive charset: %v", err)
 	}
 }

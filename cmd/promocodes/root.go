@@ -18,6 +18,7 @@ func newRootCmd() *cobra.Command {
 		newShovelCmd(),
 		newMigrateCmd(),
 		newTopicsCmd(),
+		newRedemptionsCmd(),
 		newReconcileCmd(),
 		newBrokerCmd(),
 		newPromotionsCmd(),

@@ -25,6 +25,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/sqlserver"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // Store is everything the deployables need from a database; each store
@@ -33,6 +34,8 @@ type Store interface {
 	api.Store
 	api.OutboxStore
 	generator.Store
+	redemption.Store
+	redemption.EventStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error

@@ -23,6 +23,7 @@ type Config struct {
 	API       APIConfig       `mapstructure:"api"`
 	Generator GeneratorConfig `mapstructure:"generator"`
 	Shovel    ShovelConfig    `mapstructure:"shovel"`
+	Redeem    RedeemConfig    `mapstructure:"redeem"`
 	Dev       DevConfig       `mapstructure:"dev"`
 }
 
@@ -58,6 +59,8 @@ type TopicConfig struct {
 	Retry   string `mapstructure:"retry"`
 	Error   string `mapstructure:"error"`
 	Dead    string `mapstructure:"dead"`
+	// Redemptions carries every redemption and rollback (outbox events).
+	Redemptions string `mapstructure:"redemptions"`
 }
 
 type CodesConfig struct {
@@ -84,6 +87,17 @@ type ShovelConfig struct {
 	GroupID    string        `mapstructure:"groupId"`
 }
 
+// RedeemConfig tunes validation and redemption (package redemption).
+type RedeemConfig struct {
+	// GuessLimit failed look-ups (code_not_found, invalid_code) per client
+	// per GuessWindow, then 429; -1 disables the limit.
+	GuessLimit       int           `mapstructure:"guessLimit"`
+	GuessWindow      time.Duration `mapstructure:"guessWindow"`
+	MaxMetadataBytes int           `mapstructure:"maxMetadataBytes"`
+	// CatalogRefresh is how often the API reads new promotions' formats.
+	CatalogRefresh time.Duration `mapstructure:"catalogRefresh"`
+}
+
 type DevConfig struct {
 	DataDir string `mapstructure:"dataDir"`
 }
@@ -101,12 +115,14 @@ func Defaults() Config {
 			Partitions:        8,
 			ReplicationFactor: 1,
 			Topics: TopicConfig{Batches: "promotion-code-batches", Retry: "promotion-code-batches-retry",
-				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead"},
+				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead",
+				Redemptions: "promotion-code-redemptions"},
 		},
 		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
 		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
 		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
+		Redeem:    RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second},
 		Dev:       DevConfig{DataDir: "data"},
 	}
 }
@@ -162,7 +178,8 @@ func (c Config) Validate() error {
 	}
 	t := c.Kafka.Topics
 	seen := map[string]string{}
-	for key, name := range map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead} {
+	for key, name := range map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead,
+		"redemptions": t.Redemptions} {
 		if name == "" {
 			bad("kafka.topics."+key, "must be set")
 			continue
@@ -218,6 +235,18 @@ func (c Config) Validate() error {
 		bad("shovel.groupId", "must be set")
 	} else if c.Shovel.GroupID == c.Generator.GroupID {
 		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
+	}
+	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 {
+		bad("redeem.guessLimit", "must be at least 1, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
+	}
+	if c.Redeem.GuessWindow < time.Second {
+		bad("redeem.guessWindow", "must be at least 1s, got %s", c.Redeem.GuessWindow)
+	}
+	if c.Redeem.MaxMetadataBytes < 2 || c.Redeem.MaxMetadataBytes > 64<<10 {
+		bad("redeem.maxMetadataBytes", "must be in 2..65536, got %d", c.Redeem.MaxMetadataBytes)
+	}
+	if c.Redeem.CatalogRefresh < 100*time.Millisecond {
+		bad("redeem.catalogRefresh", "must be at least 100ms, got %s", c.Redeem.CatalogRefresh)
 	}
 	return errors.Join(errs...)
 }

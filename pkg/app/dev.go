@@ -60,13 +60,19 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"))
+	svc, pub, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, gen.Run, sh.Run)
+	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"),
+		api.WithRedemption(svc))
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, gen.Run, sh.Run, svc.Run, pub.Run)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // kafkaConfig converts the configuration for pkg/kafka.
@@ -27,7 +28,7 @@ func (c Config) kafkaConfig(clientID string) kafka.Config {
 
 func (c Config) topics() []string {
 	t := c.Kafka.Topics
-	return []string{t.Batches, t.Retry, t.Error, t.Dead}
+	return []string{t.Batches, t.Retry, t.Error, t.Dead, t.Redemptions}
 }
 
 func (c Config) apiConfig() api.Config {
@@ -35,8 +36,28 @@ func (c Config) apiConfig() api.Config {
 		BatchCodeCount: c.API.BatchCodeCount, MaxCodeCount: c.API.MaxCodeCount, MaxBodyBytes: c.API.MaxBodyBytes,
 		MaxDensity: c.Codes.MaxDensity, Secret: []byte(c.Codes.Secret),
 		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
-		Open: c.IsDev() && len(c.Auth.AdminTokens) == 0,
+		Open:             c.IsDev() && len(c.Auth.AdminTokens) == 0,
+		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
 	}
+}
+
+func (c Config) redemptionConfig() redemption.Config {
+	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessWindow: c.Redeem.GuessWindow,
+		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh}
+}
+
+// newRedemption builds the redemption service and the publisher of its
+// events, wired so that a committed redemption wakes the publisher.
+func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, *redemption.Publisher, error) {
+	svc, err := redemption.New(cfg.redemptionConfig(), p.store, p.reg, log.Named("redemption"))
+	if err != nil {
+		return nil, nil, err
+	}
+	p.closers = append(p.closers, svc.Close)
+	pub := redemption.NewPublisher(p.store, p.producer, cfg.Kafka.Topics.Redemptions, time.Second,
+		log.Named("redemption-events"))
+	svc.OnChange(pub.Notify)
+	return svc, pub, nil
 }
 
 func (c Config) generatorConfig() generator.Config {
@@ -153,12 +174,18 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"))
+	svc, pub, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run)
+	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"),
+		api.WithRedemption(svc))
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, svc.Run, pub.Run)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}

@@ -139,11 +139,20 @@ func newTransport() *http.Transport {
 	}
 }
 
-// URL returns the absolute URL of an API path such as "/v1/promotions/7".
+// URL returns the absolute URL of an API path such as "/v1/promotions/7",
+// optionally with a query ("/v1/codes/X?userId=u"). The path is in escaped
+// form: callers url.PathEscape each variable segment and url.QueryEscape
+// each query value.
 func (c *Client) URL(path string) string {
 	u := *c.base
-	u.Path = c.base.Path + path
-	u.RawPath = ""
+	path, query, _ := strings.Cut(path, "?")
+	raw := c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	} else {
+		u.Path, u.RawPath = c.base.Path+path, ""
+	}
+	u.RawQuery = query
 	return u.String()
 }
 

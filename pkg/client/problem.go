@@ -17,10 +17,13 @@ import (
 // HTML page, say) is still a *ProblemError, with Status, Title from the
 // status line, and the start of the body as Detail.
 type ProblemError struct {
-	Type   string             `json:"type,omitempty"`
-	Title  string             `json:"title,omitempty"`
-	Status int                `json:"status"`
-	Detail string             `json:"detail,omitempty"`
+	Type   string `json:"type,omitempty"`
+	Title  string `json:"title,omitempty"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Reason is the stable reason of a refused code operation
+	// (code_exhausted, expired, ...), when the API gave one.
+	Reason string             `json:"reason,omitempty"`
 	Fields []promo.FieldError `json:"errors,omitempty"`
 }
 
@@ -38,6 +41,9 @@ func (e *ProblemError) Error() string {
 	}
 	if e.Detail != "" && e.Detail != title {
 		b.WriteString(": " + e.Detail)
+	}
+	if e.Reason != "" {
+		b.WriteString(" [" + e.Reason + "]")
 	}
 	if len(e.Fields) > 0 {
 		b.WriteString(" (")

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -89,19 +89,20 @@ func (l *Layout) appendValue(dst []byte, v uint64) []byte {
 
 // writeCode writes the canonical code of body value v into out[:CodeLen].
 func (l *Layout) writeCode(out []byte, v uint64) {
-	p := copy(out, l.prefix)
+	p := copy(out, l.prefixKey)
 	l.render(out[p:], v)
-	copy(out[l.codeLen-len(l.suffix):], l.suffix)
+	copy(out[l.codeLen-len(l.suffixKey):], l.suffixKey)
 }
 
 // Parse checks a code as a shopper or an admin typed it and returns its
-// canonical form. Surrounding whitespace and the separator anywhere are
-// ignored; letters match in either case when the charset is case-free. The
-// error is a *promo.Error with code promo.EInvalid whose message says what is
-// wrong: the length, the prefix or suffix, a character not in the charset (with
-// its position in the input), or a check character that does not match.
+// canonical form, the one Canonical gives: whitespace and separator
+// characters (SeparatorChars) anywhere are ignored, letters match in either
+// case. The error is a *promo.Error with code promo.EInvalid whose message
+// starts "invalid code: " and says what is wrong: the length, the prefix or
+// suffix, a character not in the charset (with its position in the input), or
+// a check character that does not match.
 func (l *Layout) Parse(s string) (string, error) {
-	var buf [128]byte
+	var buf [MaxCodeLen]byte
 	out, _, err := l.parse(buf[:0], s)
 	if err != nil {
 		return "", err
@@ -114,62 +115,59 @@ func invalidCode(format string, args ...any) error {
 }
 
 // parse appends the canonical form of s to dst and returns the body value.
+// It canonicalises as Canonical does, but keeps every other byte (so that a
+// stray character is reported with its position rather than refused without
+// one).
 func (l *Layout) parse(dst []byte, s string) ([]byte, uint64, error) {
-	s = strings.TrimSpace(s)
-	want := len(l.prefixKey) + l.length + b2i(l.check) + len(l.suffixKey)
-	// Strip separators, remembering each kept byte's position in s.
-	var kept [2*MaxAffixLen + 64 + 1]byte
-	var pos [len(kept)]int
+	want := l.codeLen
+	var kept [MaxCodeLen]byte
+	var pos [MaxCodeLen]int32 // byte offset in s of each kept byte
 	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == l.sep && l.sep != 0 {
+		if c >= utf8.RuneSelf {
+			if r, size := utf8.DecodeRuneInString(s[i:]); r != utf8.RuneError && unicode.IsSpace(r) {
+				i += size - 1
+				continue
+			}
+		} else if isSpace(c) || isSeparator(c) {
 			continue
 		}
 		if n < want {
-			kept[n], pos[n] = c, i+1
+			kept[n], pos[n] = upper(c), int32(i)
 		}
 		n++
 	}
 	if n != want {
-		what := "characters"
-		if l.sep != 0 {
-			what = fmt.Sprintf("characters without the separator %q", l.sep)
-		}
-		return dst, 0, invalidCode("wrong length: %d %s, want %d", n, what, want)
+		return dst, 0, invalidCode("wrong length: %d characters without separators and spaces, want %d", n, want)
 	}
 	in := kept[:n]
 	p := len(l.prefixKey)
-	if !l.affixMatches(in[:p], l.prefixKey) {
+	if string(in[:p]) != l.prefixKey {
 		return dst, 0, invalidCode("wrong prefix: want %q", l.prefix)
 	}
 	var digits [64]byte
 	k := l.length + b2i(l.check)
 	var v uint64
 	for i := range k {
-		c := in[p+i]
-		d := l.decode[c]
+		d := l.decode[in[p+i]]
 		if d == noDigit {
-			return dst, 0, invalidCode("%s at position %d is not in the charset", describeChar(s, pos[p+i]-1),
-				utf8.RuneCountInString(s[:pos[p+i]-1])+1)
+			at := int(pos[p+i])
+			return dst, 0, invalidCode("%s at position %d is not in the charset", describeChar(s, at),
+				utf8.RuneCountInString(s[:at])+1)
 		}
 		digits[i] = d
 		if i < l.length {
 			v = v*l.n + uint64(d)
 		}
 	}
-	if !l.affixMatches(in[p+k:], l.suffixKey) {
+	if string(in[p+k:]) != l.suffixKey {
 		return dst, 0, invalidCode("wrong suffix: want %q", l.suffix)
 	}
 	if l.check && l.qg.fold(0, digits[:k]) != 0 {
-		return dst, 0, invalidCode("check character mismatch: a character is mistyped or two neighbours are swapped")
+		return dst, 0, errCheckMismatch
 	}
-	dst = append(dst, l.prefix...)
-	for _, d := range digits[:k] {
-		dst = append(dst, l.chars[d])
-	}
-	dst = append(dst, l.suffix...)
-	return dst, v, nil
+	return append(dst, in...), v, nil
 }
 
 // describeChar names the character starting at byte i of s for an error.
@@ -181,31 +179,33 @@ func describeChar(s string, i int) string {
 	return fmt.Sprintf("character %q", r)
 }
 
-func (l *Layout) affixMatches(in []byte, want string) bool {
-	if l.caseFree {
-		return strings.EqualFold(string(in), want) && len(in) == len(want)
-	}
-	return string(in) == want
-}
-
-// AppendDisplay appends the display form of a canonical code: the separator
-// after every GroupSize characters of body + check character. A canonical
-// that is not CodeLen bytes long, or a layout without separator, is appended
-// unchanged.
+// AppendDisplay appends the display form of a canonical code: the prefix
+// and suffix as the format writes them, the body and check character in the
+// charset's own case, and the separator after every GroupSize characters of
+// body + check character. A string that is not a canonical code of the layout
+// (see Check; the check character is not verified) is appended unchanged.
 func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
-	if l.sep == 0 || len(canonical) != l.codeLen {
+	if len(canonical) != l.codeLen {
 		return append(dst, canonical...)
 	}
-	p := len(l.prefix)
-	run := canonical[p : l.codeLen-len(l.suffix)]
-	dst = append(dst, canonical[:p]...)
+	p, q := len(l.prefixKey), l.codeLen-len(l.suffixKey)
+	if string(canonical[:p]) != l.prefixKey || string(canonical[q:]) != l.suffixKey {
+		return append(dst, canonical...)
+	}
+	run := canonical[p:q]
+	for _, c := range run {
+		if l.decode[c] == noDigit {
+			return append(dst, canonical...)
+		}
+	}
+	dst = append(dst, l.prefix...)
 	for i, c := range run {
-		if i > 0 && i%l.group == 0 {
+		if l.sep != 0 && i > 0 && i%l.group == 0 {
 			dst = append(dst, l.sep)
 		}
-		dst = append(dst, c)
+		dst = append(dst, l.display[c])
 	}
-	return append(dst, canonical[l.codeLen-len(l.suffix):]...)
+	return append(dst, l.suffix...)
 }
 
 // Display returns the display form of a canonical code.

@@ -10,12 +10,24 @@
 // characters of a custom one), body length, optional prefix and suffix, an
 // optional display separator every GroupSize characters, and a check
 // character (on by default). NewLayout reports every invalid field with its
-// request path (format.charset, format.length, ...). The canonical form,
-// what the database stores, is prefix + body + check + suffix without
-// separators; the display form adds the separator every GroupSize characters
-// of body + check (the check character is the last character of the last
-// group). Parse accepts either, with surrounding whitespace, separators
-// anywhere, and any letter case when the charset has no letter in both cases.
+// request path (format.charset, format.length, ...).
+//
+// # One canonical form
+//
+// Every code, generated or vanity, has one canonical form, what the database
+// stores and every look-up uses: Canonical removes whitespace and the
+// separator characters (SeparatorChars, "-_.") anywhere and upper-cases
+// letters, knowing nothing about formats. A generated code's canonical form
+// is Canonical of its display form: canonical prefix + body + check +
+// canonical suffix. The display form keeps the prefix and suffix as written,
+// the body in the charset's own case, and adds the separator every GroupSize
+// characters of body + check (the check character is the last character of
+// the last group). For this to be one-to-one a separator must be one of
+// SeparatorChars, and a custom charset may contain none of them nor a letter
+// in both cases. Parse accepts any re-typing (any case, separators and spaces
+// anywhere); Check tells, without allocating, whether an already canonical
+// string has the shape of a code of the layout and whether its check
+// character matches.
 //
 // # The permutation
 //

@@ -18,8 +18,9 @@ const MinSecretLen = 32
 // immutable and safe for concurrent use. It keeps only keys derived from the
 // secret, and never prints them: String and GoString show the counter name.
 type Engine struct {
-	layout *Layout
-	perm   permutation
+	layout  *Layout
+	counter string // the code space whose keys the permutation uses
+	perm    permutation
 }
 
 // New compiles f and derives its permutation from secret (at least
@@ -35,11 +36,26 @@ func New(f promo.Format, secret []byte) (*Engine, error) {
 
 // NewWithLayout is New for an already compiled layout.
 func NewWithLayout(l *Layout, secret []byte) (*Engine, error) {
+	return NewForCounter(l, l.counter, secret)
+}
+
+// NewForCounter is NewWithLayout with the permutation keyed by counterName
+// instead of l.CounterName(): the counter a promotion reserved its sequence
+// numbers from, as stored with it. The two differ only for a promotion created
+// before its format's counter name changed (canonical codes, migration
+// 00006): it keeps the permutation its first codes came from, so the rest of
+// its sequence range stays distinct from them and from codes of promotions
+// created since, which use the new counter. An empty counterName means
+// l.CounterName().
+func NewForCounter(l *Layout, counterName string, secret []byte) (*Engine, error) {
 	if len(secret) < MinSecretLen {
 		return nil, promo.Errorf(promo.EInvalid,
 			"codes secret is too short: %d bytes, need at least %d random bytes", len(secret), MinSecretLen)
 	}
-	return &Engine{layout: l, perm: newPermutation(l.space, deriveKeys(secret, l.counter))}, nil
+	if counterName == "" {
+		counterName = l.counter
+	}
+	return &Engine{layout: l, counter: counterName, perm: newPermutation(l.space, deriveKeys(secret, counterName))}, nil
 }
 
 // deriveKeys derives the round keys of one code space: the format key is
@@ -142,7 +158,7 @@ func (e *Engine) Code(seq uint64) (string, error) {
 // generated from. Every valid code decodes to some sequence number below
 // Space; whether that number was ever issued is for the caller to check.
 func (e *Engine) Decode(code string) (uint64, error) {
-	var buf [128]byte
+	var buf [MaxCodeLen]byte
 	_, v, err := e.layout.parse(buf[:0], code)
 	if err != nil {
 		return 0, err
@@ -151,7 +167,7 @@ func (e *Engine) Decode(code string) (uint64, error) {
 }
 
 // String describes the engine without its keys.
-func (e *Engine) String() string { return "codes.Engine(" + e.layout.counter + ")" }
+func (e *Engine) String() string { return "codes.Engine(" + e.counter + ")" }
 
 // GoString keeps %#v from printing the keys.
 func (e *Engine) GoString() string { return e.String() }

@@ -85,7 +85,7 @@ func TestKeysGiveUnrelatedSequences(t *testing.T) {
 		const n = 10000
 		same, whole := 0, 0
 		for seq := range uint64(n) {
-			ca, cb := must(a.Code(seq))[5:15], must(b.Code(seq))[5:15]
+			ca, cb := must(a.Code(seq))[4:14], must(b.Code(seq))[4:14] // after the canonical prefix WNTR
 			if ca == cb {
 				whole++
 			}
@@ -162,5 +162,38 @@ func TestAppendCodesMatchesAppendCode(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestNewForCounter: an engine keyed by a promotion's stored counter name
+// keeps that counter's permutation (a promotion created when prefix "WNTR-"
+// had its own counter goes on with its old codes, now canonical), and an
+// empty name means the layout's own.
+func TestNewForCounter(t *testing.T) {
+	secret := testSecret(rand.New(rand.NewPCG(17, 18)))
+	l := must(NewLayout(winter))
+	const old = `codes/v1:alnum:10:"WNTR-":"":check`
+	eOld, eNew, eDefault := must(NewForCounter(l, old, secret)), must(NewWithLayout(l, secret)), must(NewForCounter(l, "", secret))
+	if !strings.Contains(eOld.String(), old) || eNew.String() != "codes.Engine("+l.CounterName()+")" {
+		t.Errorf("String: %s, %s", eOld, eNew)
+	}
+	differ := 0
+	for seq := range uint64(100) {
+		co, cn := must(eOld.Code(seq)), must(eNew.Code(seq))
+		if cn != must(eDefault.Code(seq)) {
+			t.Fatalf("seq %d: empty counter name is not the layout's", seq)
+		}
+		if co[:4] != "WNTR" || len(co) != l.CodeLen() {
+			t.Fatalf("seq %d: %q is not canonical", seq, co)
+		}
+		if must(eOld.Decode(l.Display(co))) != seq {
+			t.Fatalf("seq %d: %q does not decode with its engine", seq, co)
+		}
+		if co != cn {
+			differ++
+		}
+	}
+	if differ < 95 {
+		t.Errorf("only %d of 100 codes differ between the old and the new counter's permutation", differ)
 	}
 }

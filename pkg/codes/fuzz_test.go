@@ -20,7 +20,7 @@ func FuzzParse(f *testing.F) {
 		"WNTR-7KQ2-M9XD-P3XX", "é"} {
 		f.Add(s)
 	}
-	other := must(newLayout(promo.Format{Charset: "aAbB!", Length: 9, Prefix: "-x", Separator: "-", GroupSize: 3}, 1))
+	other := must(newLayout(promo.Format{Charset: "abcD!", Length: 9, Prefix: "-x", Separator: "-", GroupSize: 3}, 1))
 	f.Fuzz(func(t *testing.T, s string) {
 		for _, l := range []*Layout{l, other} {
 			c, err := l.Parse(s)
@@ -38,6 +38,12 @@ func FuzzParse(f *testing.F) {
 			}
 			if again, err := l.Parse(c); err != nil || again != c {
 				t.Fatalf("Parse(%q) = %q, %v: canonical is not a fixed point", c, again, err)
+			}
+			if k, err := Canonical(s); err != nil || k != c {
+				t.Fatalf("Canonical(%q) = %q, %v; Parse gave %q", s, k, err, c)
+			}
+			if shape, err := l.Check(c); !shape || err != nil {
+				t.Fatalf("Check(%q) = %v, %v", c, shape, err)
 			}
 		}
 		if c, err := l.Parse(s); err == nil {

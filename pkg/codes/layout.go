@@ -52,38 +52,42 @@ const (
 // codes, renders the display form, and computes check characters. A Layout
 // is immutable and safe for concurrent use.
 //
-// The canonical form, what the database stores, is
-// prefix + body + check character + suffix, without separators, in the
-// charset's case; every canonical code of a layout has CodeLen bytes. The
-// display form puts the separator after every GroupSize characters of
+// The canonical form, what the database stores and every look-up uses, is
+// Canonical(display form): prefix + body + check character + suffix with the
+// separator characters (SeparatorChars) removed and letters upper-cased.
+// Every canonical code of a layout has CodeLen bytes. The display form keeps
+// the prefix and suffix as the admin wrote them, the body in the charset's own
+// case, and puts the separator after every GroupSize characters of
 // body + check character: the check character counts as the last character of
 // the last group (10 body characters in groups of 4 display as
-// "WNTR-7KQ2-M9XD-P3X" with X the check character). The prefix and suffix are
-// written as they are.
+// "WNTR-7KQ2-M9XD-P3X" with X the check character; canonical
+// "WNTR7KQ2M9XDP3X").
 type Layout struct {
-	format   promo.Format // as given, CheckChar resolved
-	chars    string       // the charset's characters; digit i is chars[i]
-	preset   string       // preset name, or "" for a custom charset
-	n        uint64       // len(chars)
-	length   int          // body characters
-	check    bool
-	caseFree bool
-	sep      byte // 0 when there is no separator
-	group    int
-	prefix   string
-	suffix   string
-	// prefixKey and suffixKey are prefix and suffix with separators removed:
-	// what remains of them in an input once separators are stripped.
+	format promo.Format // as given, CheckChar resolved
+	chars  string       // the charset's characters as given (display case); digit i is chars[i]
+	canon  string       // chars upper-cased: the canonical characters
+	preset string       // preset name, or "" for a custom charset
+	n      uint64       // len(chars)
+	length int          // body characters
+	check  bool
+	sep    byte // 0 when there is no separator
+	group  int
+	prefix string // as written (display form)
+	suffix string
+	// prefixKey and suffixKey are the canonical prefix and suffix: separators
+	// removed, upper-cased.
 	prefixKey, suffixKey string
 	space                uint64
 	codeLen              int
 	counter              string
-	decode               [256]byte // byte → digit, or noDigit
+	decode               [256]byte // canonical byte → digit, or noDigit
+	display              [256]byte // canonical byte of the charset → its display form
 	div                  divider   // division by n
 	qg                   *quasigroup
 	// Rendering: the body is produced as two halves of half and
 	// length-half digits (divHalf divides by n^half). alphabet is chars
-	// padded to 128 so a masked index needs no bounds check.
+	// padded to 128 so a masked index needs no bounds check; it holds the
+	// canonical (upper-case) characters.
 	half     int
 	divHalf  divider
 	alphabet [128]byte
@@ -134,10 +138,9 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	// Separator and group size.
 	switch {
 	case f.Separator == "":
-	case len(f.Separator) != 1 || !printable(f.Separator[0]):
-		bad(FieldSeparator, "must be a single printable ASCII character other than space, got %q", f.Separator)
-	case charsetOK && strings.IndexByte(l.chars, f.Separator[0]) >= 0:
-		bad(FieldSeparator, "%q is a character of the charset; a separator must not be", f.Separator)
+	case len(f.Separator) != 1 || !isSeparator(f.Separator[0]):
+		bad(FieldSeparator, "must be one of %q, got %q: codes are matched with every one of these "+
+			"characters ignored, so only they can separate groups without changing the code", SeparatorChars, f.Separator)
 	default:
 		l.sep = f.Separator[0]
 	}
@@ -206,7 +209,6 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	if l.half > 0 {
 		l.divHalf = newDivider(pow(l.n, l.half))
 	}
-	copy(l.alphabet[:], l.chars)
 	if check {
 		l.qg = newQuasigroup(len(l.chars))
 		l.linear = l.n%2 == 1
@@ -216,38 +218,37 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 			w = 2 * w % l.n
 		}
 	}
-	l.caseFree = isCaseFree(l.chars)
+	l.canon = canonicalAffix(l.chars) // a charset holds no separator: only upper-cases
 	for i := range l.decode {
 		l.decode[i] = noDigit
 	}
-	for i := 0; i < len(l.chars); i++ {
-		c := l.chars[i]
-		l.decode[c] = byte(i)
-		if l.caseFree {
-			l.decode[otherCase(c)] = byte(i)
-		}
+	for i := 0; i < len(l.canon); i++ {
+		l.decode[l.canon[i]] = byte(i)
+		l.display[l.canon[i]] = l.chars[i]
 	}
-	l.prefixKey, l.suffixKey = l.prefix, l.suffix
-	if l.sep != 0 {
-		l.prefixKey = strings.ReplaceAll(l.prefix, string(l.sep), "")
-		l.suffixKey = strings.ReplaceAll(l.suffix, string(l.sep), "")
-	}
-	l.codeLen = len(l.prefix) + l.length + b2i(check) + len(l.suffix)
+	copy(l.alphabet[:], l.canon)
+	l.prefixKey, l.suffixKey = canonicalAffix(l.prefix), canonicalAffix(l.suffix)
+	l.codeLen = len(l.prefixKey) + l.length + b2i(check) + len(l.suffixKey)
+	// The counter name identifies the canonical code space, so it is built
+	// from canonical parts: formats whose canonical codes are the same set
+	// (prefix "WNTR-" or "WNTR", charset "abc..." or "ABC...") share it. For a
+	// format whose parts were canonical already it is what it was before
+	// canonical forms existed, so existing counters and keys stay valid.
 	cs := l.preset
 	for p, chars := range presets {
-		if chars == l.chars {
+		if chars == l.canon {
 			cs = p // a custom charset equal to a preset is the same code space
 		}
 	}
 	if cs == "" {
-		cs = strconv.Quote(l.chars)
+		cs = strconv.Quote(l.canon)
 	}
 	chk := "nocheck"
 	if check {
 		chk = "check"
 	}
-	l.counter = "codes/v1:" + cs + ":" + strconv.Itoa(l.length) + ":" + strconv.Quote(l.prefix) + ":" +
-		strconv.Quote(l.suffix) + ":" + chk
+	l.counter = "codes/v1:" + cs + ":" + strconv.Itoa(l.length) + ":" + strconv.Quote(l.prefixKey) + ":" +
+		strconv.Quote(l.suffixKey) + ":" + chk
 	return l, nil
 }
 
@@ -268,8 +269,16 @@ func checkCustomCharset(cs string) string {
 			return fmt.Sprintf("character %q at position %d is not printable ASCII (letters, digits, "+
 				"punctuation; no spaces); a custom charset lists its characters literally", c, i+1)
 		}
+		if isSeparator(c) {
+			return fmt.Sprintf("character %q at position %d is a separator character (one of %q): codes are "+
+				"matched with separators ignored, so a charset must not contain one", c, i+1, SeparatorChars)
+		}
 		if seen[c] {
 			return fmt.Sprintf("character %q appears more than once (again at position %d)", c, i+1)
+		}
+		if isLetter(c) && seen[c^0x20] {
+			return fmt.Sprintf("%q and %q are both in the charset: codes are matched case-insensitively, "+
+				"so a charset may hold each letter in one case only", c^0x20, c)
 		}
 		seen[c] = true
 	}
@@ -284,28 +293,6 @@ func checkCustomCharset(cs string) string {
 func printable(c byte) bool { return c > ' ' && c < 0x7f }
 
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
-
-func otherCase(c byte) byte {
-	if isLetter(c) {
-		return c ^ 0x20
-	}
-	return c
-}
-
-// isCaseFree reports whether no letter of chars appears in both cases; then
-// input is matched case-insensitively.
-func isCaseFree(chars string) bool {
-	var seen [256]bool
-	for i := 0; i < len(chars); i++ {
-		seen[chars[i]] = true
-	}
-	for i := 0; i < len(chars); i++ {
-		if c := chars[i]; isLetter(c) && seen[otherCase(c)] {
-			return false
-		}
-	}
-	return true
-}
 
 func b2i(b bool) int {
 	if b {
@@ -354,17 +341,15 @@ func (l *Layout) Charset() string { return l.chars }
 // Space is the number of distinct codes: |charset|^length.
 func (l *Layout) Space() uint64 { return l.space }
 
-// CodeLen is the byte length of every canonical code.
+// CodeLen is the byte length of every canonical code (at most MaxCodeLen).
 func (l *Layout) CodeLen() int { return l.codeLen }
 
-// CounterName is the canonical identity of the code space: charset, length,
-// prefix, suffix and whether there is a check character. Separator and group
-// size are not part of it: they do not change the canonical form. Formats with
-// the same CounterName share the sequence counter and the permutation.
+// CounterName is the identity of the canonical code space: canonical charset,
+// length, canonical prefix and suffix, and whether there is a check
+// character. Separator, group size, and the case and separators the admin
+// wrote are not part of it: they do not change the canonical form. Formats
+// with the same CounterName share the sequence counter and the permutation.
 func (l *Layout) CounterName() string { return l.counter }
-
-// CaseFree reports whether codes are matched case-insensitively.
-func (l *Layout) CaseFree() bool { return l.caseFree }
 
 // checkDigit returns the check character's digit for body digits.
 func (l *Layout) checkDigit(digits []byte) byte { return l.qg.zero[l.qg.fold(0, digits)] }

@@ -3,6 +3,8 @@ package codes
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,9 +47,15 @@ func TestInvalidFormats(t *testing.T) {
 		{"prefix space", promo.Format{Charset: "alnum", Length: 10, Prefix: "WN TR"}, FieldPrefix, "position 3"},
 		{"prefix long", promo.Format{Charset: "alnum", Length: 10, Prefix: strings.Repeat("P", 33)}, FieldPrefix, "at most 32"},
 		{"suffix tab", promo.Format{Charset: "alnum", Length: 10, Suffix: "\t"}, FieldSuffix, "not printable"},
-		{"separator in charset", promo.Format{Charset: "alnum", Length: 10, Separator: "A", GroupSize: 4}, FieldSeparator, "character of the charset"},
-		{"separator two chars", promo.Format{Charset: "alnum", Length: 10, Separator: "--", GroupSize: 4}, FieldSeparator, "single"},
-		{"separator space", promo.Format{Charset: "alnum", Length: 10, Separator: " ", GroupSize: 4}, FieldSeparator, "single printable"},
+		{"separator letter", promo.Format{Charset: "alnum", Length: 10, Separator: "A", GroupSize: 4}, FieldSeparator, `must be one of "-_."`},
+		{"separator slash", promo.Format{Charset: "alnum", Length: 10, Separator: "/", GroupSize: 4}, FieldSeparator, "ignored"},
+		{"separator two chars", promo.Format{Charset: "alnum", Length: 10, Separator: "--", GroupSize: 4}, FieldSeparator, "must be one of"},
+		{"separator space", promo.Format{Charset: "alnum", Length: 10, Separator: " ", GroupSize: 4}, FieldSeparator, "must be one of"},
+		{"dash in charset", promo.Format{Charset: "AB-CD", Length: 20, CheckChar: boolp(false)}, FieldCharset, "separator character"},
+		{"dot in charset", promo.Format{Charset: "0123.56789", Length: 20}, FieldCharset, "'.' at position 5 is a separator"},
+		{"underscore in charset", promo.Format{Charset: "_ABC", Length: 20}, FieldCharset, "matched with separators ignored"},
+		{"both cases", promo.Format{Charset: "aAbB", Length: 20, CheckChar: boolp(false)}, FieldCharset, "case-insensitively"},
+		{"both cases later", promo.Format{Charset: "abcdefgH2345h", Length: 10}, FieldCharset, `'H' and 'h' are both`},
 		{"group without separator", promo.Format{Charset: "alnum", Length: 10, GroupSize: 4}, FieldGroupSize, "no separator"},
 		{"separator without group", promo.Format{Charset: "alnum", Length: 10, Separator: "-"}, FieldGroupSize, "at least 1"},
 		{"negative group", promo.Format{Charset: "alnum", Length: 10, Separator: "-", GroupSize: -1}, FieldGroupSize, "negative"},
@@ -81,6 +89,9 @@ func TestValidFormats(t *testing.T) {
 		{Charset: "alnum", Length: 12},
 		{Charset: "numeric", Length: 18, CheckChar: boolp(false)},
 		{Charset: "alpha", Length: 10, Prefix: "WNTR-", Suffix: "/25", Separator: "-", GroupSize: 4},
+		{Charset: "alpha", Length: 10, Prefix: "w.n_t-r", Separator: ".", GroupSize: 3},
+		{Charset: "alpha", Length: 10, Prefix: "---", Suffix: "_"}, // canonical prefix and suffix are empty
+		{Charset: "abcdefghjkmnpqrstuvwxyz23456789", Length: 10},
 		{Charset: "ABCDEFGHJKMNPQ", Length: 8, CheckChar: boolp(false)},
 		{Charset: "abcdefgh", Length: 7},
 		{Charset: "Alnm", Length: 10}, // not a preset name, four letters
@@ -96,25 +107,83 @@ func TestLayoutShape(t *testing.T) {
 	if l.Space() != 819628286980801 { // 31^10
 		t.Errorf("space %d", l.Space())
 	}
-	if l.CodeLen() != 5+10+1 {
+	if l.CodeLen() != 4+10+1 { // canonical prefix WNTR
 		t.Errorf("CodeLen %d", l.CodeLen())
 	}
-	if got, want := l.CounterName(), `codes/v1:alnum:10:"WNTR-":"":check`; got != want {
+	if got, want := l.CounterName(), `codes/v1:alnum:10:"WNTR":"":check`; got != want {
 		t.Errorf("CounterName %q, want %q", got, want)
 	}
-	// Separator and group size are not part of the identity; a custom charset
-	// equal to a preset is the preset.
-	l2 := must(NewLayout(promo.Format{Charset: presets[PresetAlnum], Length: 10, Prefix: "WNTR-"}))
-	if l2.CounterName() != l.CounterName() {
-		t.Errorf("CounterName differs: %q vs %q", l2.CounterName(), l.CounterName())
+	// One canonical code space, one counter: separator, group size, the
+	// separators and the case of the prefix, and a custom charset equal to a
+	// preset (in either case) are not part of the identity.
+	for _, f := range []promo.Format{
+		{Charset: presets[PresetAlnum], Length: 10, Prefix: "WNTR"},
+		{Charset: "alnum", Length: 10, Prefix: "w-n.t_r"},
+		{Charset: strings.ToLower(presets[PresetAlnum]), Length: 10, Prefix: "Wntr.", Separator: "_", GroupSize: 3},
+	} {
+		if got := must(NewLayout(f)).CounterName(); got != l.CounterName() {
+			t.Errorf("%+v: CounterName %q, want %q", f, got, l.CounterName())
+		}
 	}
 	l3 := must(NewLayout(promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR-", CheckChar: boolp(false)}))
 	if l3.CounterName() == l.CounterName() {
 		t.Error("check char not in CounterName")
 	}
-	l4 := must(NewLayout(promo.Format{Charset: "abcde12", Length: 10, Suffix: `":"`}))
-	if got, want := l4.CounterName(), `codes/v1:"abcde12":10:"":"\":\"":check`; got != want {
+	l4 := must(NewLayout(promo.Format{Charset: "ABCDE12", Length: 10, Suffix: `":"`}))
+	if got, want := l4.CounterName(), `codes/v1:"ABCDE12":10:"":"\":\"":check`; got != want {
 		t.Errorf("CounterName %q, want %q", got, want)
+	}
+	l5 := must(NewLayout(promo.Format{Charset: "abcde12", Length: 10, Suffix: `":"`}))
+	if l5.CounterName() != l4.CounterName() {
+		t.Errorf("lower-case charset: CounterName %q, want %q", l5.CounterName(), l4.CounterName())
+	}
+}
+
+// oldCounterName is CounterName as it was before canonical forms: the
+// charset, prefix and suffix as written.
+func oldCounterName(l *Layout) string {
+	cs := l.preset
+	for p, chars := range presets {
+		if chars == l.chars {
+			cs = p
+		}
+	}
+	if cs == "" {
+		cs = strconv.Quote(l.chars)
+	}
+	chk := "nocheck"
+	if l.check {
+		chk = "check"
+	}
+	return "codes/v1:" + cs + ":" + strconv.Itoa(l.length) + ":" + strconv.Quote(l.prefix) + ":" +
+		strconv.Quote(l.suffix) + ":" + chk
+}
+
+// TestCounterNameUnchangedWhereCanonicalFormIs: for formats whose charset,
+// prefix and suffix were canonical already, the counter name (and so the
+// counter and the permutation keys) is byte for byte what it was; for the
+// others it is not.
+func TestCounterNameUnchangedWhereCanonicalFormIs(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	same, changed := 0, 0
+	for range 2000 {
+		f := randomFormat(r)
+		l, err := NewLayout(f)
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		canonicalParts := l.chars == l.canon && l.prefix == l.prefixKey && l.suffix == l.suffixKey
+		if got := l.CounterName() == oldCounterName(l); got != canonicalParts {
+			t.Fatalf("%+v: CounterName %q, before %q", f, l.CounterName(), oldCounterName(l))
+		}
+		if canonicalParts {
+			same++
+		} else {
+			changed++
+		}
+	}
+	if same < 100 || changed < 100 {
+		t.Errorf("sample too skewed: %d unchanged, %d changed", same, changed)
 	}
 }
 
@@ -125,31 +194,32 @@ func TestParseAndDisplay(t *testing.T) {
 	for i := range body {
 		digits[i] = l.decode[body[i]]
 	}
-	canonical := "WNTR-" + body + string(l.chars[l.checkDigit(digits)])
+	check := string(l.chars[l.checkDigit(digits)])
+	canonical := "WNTR" + body + check
 	display := l.Display(canonical)
-	if want := "WNTR-7KQ2-M9XD-" + canonical[len(canonical)-1:]; display != want {
+	if want := "WNTR-7KQ2-M9XD-" + check; display != want {
 		t.Fatalf("display %q, want %q", display, want)
 	}
 	for _, in := range []string{
-		canonical, display, "  " + display + "\n", strings.ToLower(display), "wntr7kq2m9xd" + canonical[13:],
-		"-W-N-T-R-7-K-Q-2-M-9-X-D-" + canonical[13:] + "-",
+		canonical, display, "  " + display + "\n", strings.ToLower(display), "wntr7kq2m9xd" + check,
+		"-W-N-T-R-7-K-Q-2-M-9-X-D-" + check + "-", "WNTR_7KQ2.M9XD " + check, "\u00a0WNTR 7KQ2\tM9XD\u3000" + check,
 	} {
 		got, err := l.Parse(in)
 		if err != nil || got != canonical {
 			t.Errorf("Parse(%q) = %q, %v; want %q", in, got, err, canonical)
 		}
 	}
-	bad := func(c byte) string { return string(l.chars[(int(l.decode[c])+1)%31]) }
+	bad := func(c string) string { return string(l.chars[(int(l.decode[c[0]])+1)%31]) }
 	for _, tc := range []struct{ in, msg string }{
-		{"", "wrong length: 0 characters without the separator '-', want 13"},
+		{"", "invalid code: wrong length: 0 characters without separators and spaces, want 13"},
 		{display + "A", "wrong length: 14"},
-		{"XNTR-7KQ2-M9XD-" + canonical[13:], `wrong prefix: want "WNTR-"`},
-		{"WNTR-7KQ2-M9XO-" + canonical[13:], `character 'O' at position 14 is not in the charset`},
-		{"WNTR-7KQ2-M9X\xff-" + canonical[13:], `byte 0xff at position 14`},
-		{"WNTR-7KQ2-M9Xé-" + canonical[13:], `wrong length`},
-		{"WNTR-7KQ2-M9é-" + canonical[13:], `character 'é' at position 13`},
-		{"WNTR-7KQ2-M9XD-" + bad(canonical[13]), "check character mismatch"},
-		{"WNTR-K7Q2-M9XD-" + canonical[13:], "check character mismatch"},
+		{"XNTR-7KQ2-M9XD-" + check, `wrong prefix: want "WNTR-"`},
+		{"WNTR-7KQ2-M9XO-" + check, `character 'O' at position 14 is not in the charset`},
+		{"WNTR-7KQ2-M9X\xff-" + check, `byte 0xff at position 14`},
+		{"WNTR-7KQ2-M9Xé-" + check, `wrong length`},
+		{"WNTR-7KQ2-M9é-" + check, `character 'é' at position 13`},
+		{"WNTR-7KQ2-M9XD-" + bad(check), "invalid code: check character mismatch"},
+		{"WNTR-K7Q2-M9XD-" + check, "check character mismatch"},
 	} {
 		_, err := l.Parse(tc.in)
 		if !promo.Is(err, promo.EInvalid) || !strings.Contains(err.Error(), tc.msg) {
@@ -158,26 +228,33 @@ func TestParseAndDisplay(t *testing.T) {
 	}
 }
 
-func TestParseSuffixAndCase(t *testing.T) {
-	// A custom charset with both cases of a letter is case-sensitive.
-	l := must(newLayout(promo.Format{Charset: "aAbB", Length: 10, Suffix: "x", CheckChar: boolp(false)}, 1))
-	if l.CaseFree() {
-		t.Fatal("aAbB is not case-free")
+func TestLowerCaseCharsetAndAffixes(t *testing.T) {
+	// A lower-case custom charset displays lower-case; its canonical codes
+	// are upper-case, as are the canonical prefix and suffix.
+	l := must(NewLayout(promo.Format{Charset: "abcdefgh", Length: 7, Prefix: "Pre-", Suffix: ".x",
+		Separator: "_", GroupSize: 4}))
+	c := string(l.appendValue(nil, 12345))
+	if c[:3] != "PRE" || c[len(c)-1:] != "X" || strings.ToUpper(c) != c || len(c) != l.CodeLen() || len(c) != 3+7+1+1 {
+		t.Fatalf("canonical %q", c)
 	}
-	if got, err := l.Parse("aAbBaAbBaAx"); err != nil || got != "aAbBaAbBaAx" {
-		t.Errorf("Parse = %q, %v", got, err)
+	d := l.Display(c)
+	if !strings.HasPrefix(d, "Pre-") || !strings.HasSuffix(d, ".x") || strings.ToLower(d[4:len(d)-2]) != d[4:len(d)-2] ||
+		d[4+4] != '_' {
+		t.Errorf("display %q of %q", d, c)
 	}
-	if _, err := l.Parse("aAbBaAbBaAX"); err == nil || !strings.Contains(err.Error(), `wrong suffix: want "x"`) {
-		t.Errorf("Parse with suffix X: %v", err)
+	for _, in := range []string{c, d, strings.ToUpper(d), strings.ToLower(d), strings.ToLower(c)} {
+		if got, err := l.Parse(in); err != nil || got != c {
+			t.Errorf("Parse(%q) = %q, %v; want %q", in, got, err, c)
+		}
 	}
-	// Lower-case custom charset: canonical is lower-case, input in any case.
-	l2 := must(NewLayout(promo.Format{Charset: "abcdefgh", Length: 7, Prefix: "Pre"}))
-	c := string(l2.appendValue(nil, 12345))
-	if c != strings.ToLower(c[:3])[:0]+"Pre"+c[3:] || strings.ToLower(c[3:]) != c[3:] {
-		t.Errorf("canonical %q", c)
+	if got, err := Canonical(d); err != nil || got != c {
+		t.Errorf("Canonical(%q) = %q, %v; want %q", d, got, err, c)
 	}
-	if got, err := l2.Parse(strings.ToUpper(c)); err != nil || got != c {
-		t.Errorf("Parse(upper) = %q, %v; want %q", got, err, c)
+	// Display leaves what is not a code of the layout alone.
+	for _, s := range []string{"", "PRE", "XRE" + c[3:], c[:len(c)-1] + "Y", c[:4] + "Z" + c[5:], strings.ToLower(c)} {
+		if got := l.Display(s); got != s {
+			t.Errorf("Display(%q) = %q", s, got)
+		}
 	}
 }
 
@@ -246,6 +323,26 @@ func TestDivider(t *testing.T) {
 				t.Fatalf("%d / %d = %d r %d", x, d, q, r)
 			}
 		}
+	}
+}
+
+// TestMaxCodeLen: no valid format has a canonical code longer than
+// MaxCodeLen.
+func TestMaxCodeLen(t *testing.T) {
+	longest := 0
+	for n := 2; n <= maxCharset; n++ {
+		body := maxLength(uint64(n))
+		if checkOrderError(n) == "" {
+			body++
+		}
+		longest = max(longest, 2*MaxAffixLen+body)
+	}
+	if longest > MaxCodeLen {
+		t.Errorf("a format can have %d-byte codes, MaxCodeLen is %d", longest, MaxCodeLen)
+	}
+	f := promo.Format{Charset: "AB", Length: 62, Prefix: strings.Repeat("P", 32), Suffix: strings.Repeat("S", 32), CheckChar: boolp(false)}
+	if l := must(NewLayout(f)); l.CodeLen() != longest || longest != 126 {
+		t.Errorf("longest format: CodeLen %d, computed %d", l.CodeLen(), longest)
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	EForbidden    ErrorCode = "forbidden"      // 403
 	ETooLarge     ErrorCode = "too_large"      // 413
 	EMoved        ErrorCode = "progress_moved" // a chunk commit lost a race: another worker advanced the batch
+	ERateLimited  ErrorCode = "rate_limited"   // 429: too many failed look-ups from one client
 	EInternal     ErrorCode = "internal"       // 500
 )
 
@@ -37,6 +38,9 @@ type Error struct {
 	Code    ErrorCode
 	Message string
 	Fields  []FieldError
+	// Reason is the stable machine-readable reason of a refused code
+	// operation (redemption, validation); "" for other errors.
+	Reason Reason
 }
 
 func (e *Error) Error() string {
@@ -79,3 +83,18 @@ func Code(err error) ErrorCode {
 
 // Is reports whether err carries the given code.
 func Is(err error, code ErrorCode) bool { return err != nil && Code(err) == code }
+
+// Refusal builds the error for a code operation refused for reason, with the
+// ErrorCode (and so the HTTP status) that reason has.
+func Refusal(reason Reason, format string, args ...any) *Error {
+	return &Error{Code: reason.ErrorCode(), Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the refusal reason err carries, or "".
+func ReasonOf(err error) Reason {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}

@@ -97,12 +97,4 @@ WHERE done < code_count ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`
-
-	// qRedeem is one conditional statement: under READ COMMITTED, a
-	// concurrent redeemer waits for the row lock and re-evaluates
-	// used < max against the committed row, so used never exceeds max.
-	qRedeem = `UPDATE codes c SET used = c.used + 1
-FROM promotions p
-WHERE c.code = $1 AND p.id = c.promotion_id AND c.used < p.max_usage_per_code
-RETURNING c.code, c.promotion_id, c.used, p.max_usage_per_code`
 )

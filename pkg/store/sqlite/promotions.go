@@ -298,26 +298,6 @@ func (s *Store) GetCode(ctx context.Context, code string) (promo.CodeInfo, error
 	return c, nil
 }
 
-// RedeemCode uses a code once: one conditional UPDATE, so that concurrent
-// redemptions never exceed the promotion's max usage per code. EConflict when
-// the code is used up, ENotFound when there is no such code.
-func (s *Store) RedeemCode(ctx context.Context, code string) (promo.CodeInfo, error) {
-	var c promo.CodeInfo
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, qRedeem, code).Scan(&c.Code, &c.PromotionID, &c.Used, &c.MaxUsage)
-	})
-	if err == nil {
-		return c, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return c, fmt.Errorf("redeem code: %w", err)
-	}
-	if _, err := s.GetCode(ctx, code); err != nil {
-		return promo.CodeInfo{}, err
-	}
-	return promo.CodeInfo{}, contract.CodeUsedUp()
-}
-
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn
 // returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {

@@ -87,11 +87,6 @@ WHERE done < code_count ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`
-
-	// qRedeem is one conditional statement; SQLite runs one writer at a time.
-	qRedeem = `UPDATE codes SET used = used + 1
-WHERE code = ?1 AND used < (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)
-RETURNING code, promotion_id, used, (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`
 )
 
 // insertCodesRows is the number of rows per multi-row code insert: 2 bound

@@ -141,7 +141,14 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qProgress": qProgress, "qPromotionExists": qPromotionExists, "qExportCodes": qExportCodes,
 		"qPendingBatches": qPendingBatches, "qLoadBatch": qLoadBatch, "qAdvance": qAdvance,
 		"qBatchProgress": qBatchProgress, "qSetBatchState": qSetBatchState, "qBatchExists": qBatchExists,
-		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode, "qRedeem": qRedeem,
+		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode,
+		"qClaimKey": qClaimKey, "qStoredOutcome": qStoredOutcome, "qSaveOutcome": qSaveOutcome, "qUseCode": qUseCode,
+		"qUnuseCode": qUnuseCode, "qUseAllowanceUpdate": qUseAllowanceUpdate, "qUseAllowanceInsert": qUseAllowanceInsert,
+		"qInsertRedemption": qInsertRedemption, "qInsertEvent": qInsertEvent, "qCodeState": qCodeState,
+		"qMarkRolledBack": qMarkRolledBack, "qRedemption": qRedemption, "qReleaseCode": qReleaseCode,
+		"qReleaseAllowance": qReleaseAllowance, "qRedemptions": qRedemptions, "qRedemptionsByUser": qRedemptionsByUser,
+		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
+		"qSetActive":  qSetActive,
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 	} {
 		seen := map[int]bool{}

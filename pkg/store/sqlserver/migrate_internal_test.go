@@ -113,7 +113,9 @@ func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 	}
 	want := []string{"CREATE TABLE counters", "CREATE TABLE promotions", "CREATE UNIQUE INDEX",
 		"CREATE TABLE batches", "CREATE INDEX batches_unpublished", "CREATE TABLE codes",
-		"CREATE INDEX codes_promotion_id", "ALTER TABLE codes"}
+		"CREATE INDEX codes_promotion_id", "ALTER TABLE codes",
+		// 00002_redemptions
+		"CREATE INDEX redemptions_by_promotion", "CREATE INDEX redemptions_by_user", "CREATE INDEX events_unpublished"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("migration statements:\n%s\nwant\n%s\nall recorded:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"),
 			strings.Join(rec.stmts, "\n---\n"))

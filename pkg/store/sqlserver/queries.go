@@ -127,16 +127,6 @@ WHERE done < code_count ORDER BY promotion_id, batch_no`
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`
 
-	// qRedeem is one conditional statement. The code row is read under an
-	// update lock, so a concurrent redeemer waits for it and evaluates
-	// used < max against the committed row: used never exceeds max. (OUTPUT
-	// may name columns of the FROM tables; it may not hold a subquery, hence
-	// the join rather than a correlated subquery.)
-	qRedeem = `UPDATE c SET used = c.used + 1
-OUTPUT inserted.code, inserted.promotion_id, inserted.used, p.max_usage_per_code
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code`
-
 	// Migration lock: an exclusive application lock owned by the session, so
 	// that concurrent `promocodes migrate` runs apply migrations one at a
 	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when

@@ -131,7 +131,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: an exclusive session application lock
 // (sp_getapplock, per database) serialises them.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+
+// migrate applies the migrations up to version, or all of them for 0 (tests
+// build old schemas with it).
+func (s *Store) migrate(ctx context.Context, version int64) error {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("sqlserver: migrate: %w", err)
@@ -142,7 +146,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlserver: migrate: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	if version > 0 {
+		_, err = p.UpTo(ctx, version)
+	} else {
+		_, err = p.Up(ctx)
+	}
+	if err != nil {
 		return fmt.Errorf("sqlserver: migrate: %w", err)
 	}
 	return nil

@@ -40,7 +40,7 @@ type Store interface {
 	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
-	RedeemCode(ctx context.Context, code string) (promo.CodeInfo, error)
+	RedemptionStore
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -70,6 +70,16 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ExportCodes", testExportCodes},
 		{"Redeem", testRedeem},
 		{"RedeemConcurrent", testRedeemConcurrent},
+		{"RedeemWindowAndSwitch", testRedeemWindowAndSwitch},
+		{"RedeemPerUserLimit", testRedeemPerUserLimit},
+		{"RedeemPerUserLimitConcurrent", testRedeemPerUserLimitConcurrent},
+		{"RedeemIdempotency", testRedeemIdempotency},
+		{"RedeemIdempotencyConcurrent", testRedeemIdempotencyConcurrent},
+		{"Rollback", testRollback},
+		{"RollbackRacingRedemptions", testRollbackRacingRedemptions},
+		{"RedemptionAudit", testRedemptionAudit},
+		{"EventOutbox", testEventOutbox},
+		{"CodeSpaces", testCodeSpaces},
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
 	}
@@ -838,74 +848,6 @@ func testExportCodes(t *testing.T, h *harness) {
 	wantCode(t, "ExportCodes(unknown)", err, promo.ENotFound)
 }
 
-func testRedeem(t *testing.T, h *harness) {
-	np := h.generated("redeem", 10, 10)
-	np.MaxUsagePerCode = 3
-	p := h.create(np)
-	b := h.batches(p.ID)[0]
-	h.commit(h.chunk(b, 0, 10))
-	code := h.code(b.SeqStart + 4)
-	for i := 1; i <= 3; i++ {
-		ci, err := h.s.RedeemCode(h.ctx, code)
-		if err != nil || ci.Used != i || ci.MaxUsage != 3 || ci.PromotionID != p.ID || ci.Code != code {
-			t.Fatalf("redemption %d = %+v, %v; want used %d of 3", i, ci, err, i)
-		}
-	}
-	_, err := h.s.RedeemCode(h.ctx, code)
-	wantCode(t, "redeem a used-up code", err, promo.EConflict)
-	if ci, err := h.s.GetCode(h.ctx, code); err != nil || ci.Used != 3 {
-		t.Errorf("GetCode after max redemptions = %+v, %v; want used 3", ci, err)
-	}
-	if ci, err := h.s.GetCode(h.ctx, h.code(b.SeqStart+5)); err != nil || ci.Used != 0 {
-		t.Errorf("a neighbour code = %+v, %v; want used 0", ci, err)
-	}
-	// Vanity codes take their promotion's max.
-	v := "V" + h.tag + "ONCE"
-	h.create(h.vanity(v, 1))
-	if _, err := h.s.RedeemCode(h.ctx, v); err != nil {
-		t.Fatalf("redeem vanity: %v", err)
-	}
-	_, err = h.s.RedeemCode(h.ctx, v)
-	wantCode(t, "redeem a used-up vanity code", err, promo.EConflict)
-}
-
-func testRedeemConcurrent(t *testing.T, h *harness) {
-	code := "V" + h.tag + "FIVE"
-	h.create(h.vanity(code, 5))
-	const n = 16
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		ok, full int
-		useds    []int
-	)
-	for range n {
-		wg.Go(func() {
-			ci, err := h.s.RedeemCode(h.ctx, code)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				ok++
-				useds = append(useds, ci.Used)
-			case promo.Is(err, promo.EConflict):
-				full++
-			default:
-				t.Errorf("concurrent redemption: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	slices.Sort(useds)
-	if ok != 5 || full != n-5 || !slices.Equal(useds, []int{1, 2, 3, 4, 5}) {
-		t.Errorf("%d concurrent redemptions of a max-5 code: %d succeeded (used %v), %d conflicts; want 5 (1..5) and %d",
-			n, ok, useds, full, n-5)
-	}
-	if ci, err := h.s.GetCode(h.ctx, code); err != nil || ci.Used != 5 {
-		t.Errorf("GetCode = %+v, %v; want used 5", ci, err)
-	}
-}
-
 func testNotFound(t *testing.T, h *harness) {
 	p := h.create(h.generated("nf", 10, 10))
 	unknown := p.ID + 1_000_000
@@ -917,8 +859,8 @@ func testNotFound(t *testing.T, h *harness) {
 	wantCode(t, "LoadBatch(unknown batch)", err, promo.ENotFound)
 	_, err = h.s.GetCode(h.ctx, "N"+h.tag+"NOSUCHCODE")
 	wantCode(t, "GetCode(unknown)", err, promo.ENotFound)
-	_, err = h.s.RedeemCode(h.ctx, "N"+h.tag+"NOSUCHCODE")
-	wantCode(t, "RedeemCode(unknown)", err, promo.ENotFound)
+	_, err = h.s.CodeState(h.ctx, "N"+h.tag+"NOSUCHCODE", "")
+	wantCode(t, "CodeState(unknown)", err, promo.ENotFound)
 	// A chunk's code is not there before its chunk is committed.
 	_, err = h.s.GetCode(h.ctx, h.code(h.batches(p.ID)[0].SeqStart))
 	wantCode(t, "GetCode(uncommitted)", err, promo.ENotFound)

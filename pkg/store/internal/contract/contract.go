@@ -79,7 +79,7 @@ func CheckReservation(start, n int64, limit uint64) error {
 
 // IdempotencyConflict is the error for a reused Idempotency-Key.
 func IdempotencyConflict() error {
-	return &promo.Error{Code: promo.EConflict, Message: "idempotency key reused",
+	return &promo.Error{Code: promo.EConflict, Reason: promo.ReasonIdempotencyConflict, Message: "idempotency key reused",
 		Fields: []promo.FieldError{{Field: "Idempotency-Key",
 			Message: "already used for a different request"}}}
 }
@@ -102,11 +102,6 @@ func BatchNotFound(ref promo.BatchRef) error {
 
 // CodeNotFound is the error for an unknown code.
 func CodeNotFound() error { return promo.Errorf(promo.ENotFound, "no such code") }
-
-// CodeUsedUp is the error for redeeming a code that reached its max usage.
-func CodeUsedUp() error {
-	return promo.Errorf(promo.EConflict, "code has reached its maximum usage")
-}
 
 // CheckChunk validates a chunk before any database work.
 func CheckChunk(c promo.Chunk) error {

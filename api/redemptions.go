@@ -1,0 +1,366 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// Redeemer is what the code endpoints need: the redemption service.
+type Redeemer interface {
+	Validate(ctx context.Context, client, raw, userID string) (redemption.CodeView, error)
+	Redeem(ctx context.Context, client string, in redemption.RedeemInput) (redemption.Receipt, bool, error)
+	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
+	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
+	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithRedemption serves the code endpoints (validation, redemption,
+// rollback) and the audit trail through r.
+func WithRedemption(r Redeemer) Option { return func(s *Server) { s.redeemer = r } }
+
+// Limits of the redemption requests.
+const (
+	maxUserIDLen  = 200
+	maxOrderIDLen = 200
+	maxReasonLen  = 500
+	maxCodeInput  = 256 // bytes of a typed code, separators and spaces included
+)
+
+func (s *Server) redemptionRoutes() {
+	s.mux.Handle("GET /v1/codes/{code}", s.redeemRole(s.validateCode))
+	s.mux.Handle("POST /v1/codes/{code}/redemptions", s.redeemRole(s.redeemCode))
+	s.mux.Handle("POST /v1/redemptions/{id}/rollback", s.redeemRole(s.rollbackRedemption))
+	s.mux.Handle("GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions))
+}
+
+// redeemRole admits the redeem role's tokens and the admin's.
+func (s *Server) redeemRole(h http.HandlerFunc) http.Handler {
+	tokens := append(append([]string(nil), s.cfg.RedeemTokens...), s.cfg.AdminTokens...)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.authorize(r, tokens); err != nil {
+			if promo.Is(err, promo.EUnauthorized) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="promocodes"`)
+			}
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// clientKey is what failed look-ups are counted against: the user when the
+// request names one, else the caller's address.
+func clientKey(r *http.Request, userID string) string {
+	if userID != "" {
+		return "user:" + userID
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "addr:" + host
+}
+
+// typedCode reads the {code} path value, bounded before anything parses it.
+func typedCode(r *http.Request) (string, error) {
+	code := r.PathValue("code")
+	if len(code) > maxCodeInput {
+		return "", promo.Refusal(promo.ReasonInvalidCode, "invalid code: longer than %d bytes", maxCodeInput)
+	}
+	return code, nil
+}
+
+func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
+	code, err := typedCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	userID := r.URL.Query().Get("userId")
+	if err := checkText("userId", userID, maxUserIDLen, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.redeemer.Validate(r.Context(), clientKey(r, userID), code, userID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// redeemRequest is the body of POST /v1/codes/{code}/redemptions.
+type redeemRequest struct {
+	UserID   string          `json:"userId"`
+	OrderID  string          `json:"orderId"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
+	code, err := typedCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req redeemRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	var fields []promo.FieldError
+	for _, c := range []struct {
+		field, v string
+		max      int
+		required bool
+	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true},
+		{"orderId", req.OrderID, maxOrderIDLen, false}} {
+		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+			fields = append(fields, err.(*promo.Error).Fields...)
+		}
+	}
+	metadata, err := s.checkMetadata(req.Metadata)
+	if err != nil {
+		fields = append(fields, err.(*promo.Error).Fields...)
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
+		return
+	}
+	rc, replayed, err := s.redeemer.Redeem(r.Context(), clientKey(r, req.UserID), redemption.RedeemInput{Code: code,
+		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key})
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/redemptions/"+rc.ID)
+	writeJSON(w, http.StatusCreated, rc)
+}
+
+// checkMetadata accepts a JSON object of at most the configured size and
+// returns it compacted (so that whitespace does not make two requests differ).
+func (s *Server) checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, promo.FieldErrorf("metadata", "must be a JSON object")
+	}
+	if buf.Len() == 0 || buf.Bytes()[0] != '{' {
+		return nil, promo.FieldErrorf("metadata", "must be a JSON object, got %s", truncate(buf.String(), 40))
+	}
+	if buf.Len() > s.maxMetadata() {
+		return nil, promo.FieldErrorf("metadata", "is %d bytes; at most %d are allowed", buf.Len(), s.maxMetadata())
+	}
+	if strings.Contains(buf.String(), `\u0000`) {
+		return nil, promo.FieldErrorf("metadata", "must not contain NUL characters")
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *Server) maxMetadata() int {
+	if s.cfg.MaxMetadataBytes > 0 {
+		return s.cfg.MaxMetadataBytes
+	}
+	return 1024
+}
+
+// rollbackRequest is the body of POST /v1/redemptions/{id}/rollback.
+type rollbackRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := checkText("id", id, 64, true); err != nil {
+		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no redemption %q", truncate(id, 64)))
+		return
+	}
+	var req rollbackRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rc, replayed, err := s.redeemer.Rollback(r.Context(), id, req.Reason)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusOK, rc)
+}
+
+// redemptionCSVHeader is the CSV export's header row.
+var redemptionCSVHeader = []string{"id", "code", "promotion_id", "user_id", "order_id", "redeemed_at", "uses_left",
+	"rolled_back_at", "rollback_reason", "metadata"}
+
+func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId"), After: q.Get("after")}
+	var fields []promo.FieldError
+	for _, c := range []struct{ field, v string }{{"userId", f.UserID}, {"after", f.After}} {
+		if err := checkText(c.field, c.v, maxUserIDLen, false); err != nil {
+			fields = append(fields, err.(*promo.Error).Fields...)
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			fields = append(fields, promo.FieldError{Field: "limit", Message: "must be a whole number from 1 to 1000"})
+		}
+		f.Limit = n
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid query", Fields: fields})
+		return
+	}
+	if wantsCSV(r) {
+		s.exportRedemptions(w, r, f)
+		return
+	}
+	page, err := s.redeemer.Redemptions(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body := map[string]any{"redemptions": page}
+	if f.Limit == 0 {
+		f.Limit = 100
+	}
+	if len(page) == f.Limit {
+		body["next"] = page[len(page)-1].ID
+	}
+	if page == nil {
+		body["redemptions"] = []redemption.Receipt{}
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// wantsCSV reports whether the Accept header asks for CSV.
+func wantsCSV(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/csv" {
+			return true
+		}
+	}
+	return false
+}
+
+// exportRedemptions streams the audit trail as CSV in constant memory. An
+// error after the first row can only cut the stream short: the status is
+// sent; the log has the cause.
+func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f promo.RedemptionFilter) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
+	started := false
+	row := make([]string, len(redemptionCSVHeader))
+	err := s.redeemer.ExportRedemptions(r.Context(), f, func(rc redemption.Receipt) error {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			w.Header().Set("Content-Disposition", `attachment; filename="promotion-`+rc.PromotionID+`-redemptions.csv"`)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			_ = cw.Write(redemptionCSVHeader)
+		}
+		row[0], row[1], row[2], row[3], row[4] = rc.ID, rc.Code, rc.PromotionID, rc.UserID, rc.OrderID
+		row[5], row[6] = rc.RedeemedAt.Format(time.RFC3339Nano), strconv.Itoa(rc.UsesLeft)
+		row[7] = ""
+		if rc.RolledBackAt != nil {
+			row[7] = rc.RolledBackAt.Format(time.RFC3339Nano)
+		}
+		row[8], row[9] = rc.RollbackReason, string(rc.Metadata)
+		return cw.Write(row)
+	})
+	if err != nil && !started {
+		s.writeError(w, r, err)
+		return
+	}
+	if !started { // no rows: the header alone
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		_ = cw.Write(redemptionCSVHeader)
+	}
+	cw.Flush()
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		s.log.Warn("redemption export cut short", zap.Int64("promotion_id", f.PromotionID), zap.Error(err))
+	}
+}
+
+// readJSON reads a small JSON request body strictly: Content-Type JSON (or
+// none), bounded size, no unknown fields, no trailing data.
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
+				Fields: []promo.FieldError{{Field: "Content-Type", Message: "must be application/json, got " + truncate(ct, 60)}}}
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return promo.Errorf(promo.ETooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+		}
+		return &promo.Error{Code: errMalformed, Message: "could not read the request body"}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &promo.Error{Code: errMalformed, Message: "the request body is empty; a JSON object is required"}
+	}
+	return decodeStrict(body, v, "")
+}
+
+// checkText validates a text field: valid UTF-8 without control characters,
+// at most max characters, present when required.
+func checkText(field, v string, max int, required bool) error {
+	switch {
+	case v == "" && required:
+		return promo.FieldErrorf(field, "is required")
+	case !utf8.ValidString(v):
+		return promo.FieldErrorf(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(v) > max:
+		return promo.FieldErrorf(field, "must be at most %d characters", max)
+	}
+	for _, c := range v {
+		if c < 0x20 || c == 0x7f {
+			return promo.FieldErrorf(field, "must not contain control characters")
+		}
+	}
+	return nil
+}

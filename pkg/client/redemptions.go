@@ -1,0 +1,137 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// CodeView is a code as GET /v1/codes/{code} shows it.
+type CodeView struct {
+	Code      string `json:"code"`
+	Promotion struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"promotion"`
+	Status       string     `json:"status"`
+	UsesLeft     int        `json:"usesLeft"`
+	UserUsesLeft *int       `json:"userUsesLeft"`
+	StartsAt     *time.Time `json:"startsAt"`
+	ExpiresAt    *time.Time `json:"expiresAt"`
+	MaxUsage     int        `json:"maxUsagePerCode"`
+	PerUserLimit int        `json:"perUserLimit"`
+	// Raw is the answer as the API sent it.
+	Raw json.RawMessage `json:"-"`
+}
+
+// LookupCode validates a code without using it; userID (optional) adds the
+// user's remaining uses. A refusal (code_not_found, invalid_code, ...) is a
+// *ProblemError with its Reason.
+func (c *Client) LookupCode(ctx context.Context, code, userID string) (CodeView, error) {
+	path := "/v1/codes/" + url.PathEscape(code)
+	if userID != "" {
+		path += "?userId=" + url.QueryEscape(userID)
+	}
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return CodeView{}, fmt.Errorf("look up code: %w", err)
+	}
+	var v CodeView
+	_, raw, err := c.doJSON(ctx, req, &v)
+	if err != nil {
+		return CodeView{}, fmt.Errorf("look up code: %w", err)
+	}
+	v.Raw = raw
+	return v, nil
+}
+
+// Redemption is one row of a promotion's audit trail.
+type Redemption struct {
+	ID             string          `json:"id"`
+	Code           string          `json:"code"`
+	PromotionID    string          `json:"promotionId"`
+	UserID         string          `json:"userId"`
+	OrderID        string          `json:"orderId,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	RedeemedAt     time.Time       `json:"redeemedAt"`
+	UsesLeft       int             `json:"usesLeft"`
+	RolledBackAt   *time.Time      `json:"rolledBackAt,omitempty"`
+	RollbackReason string          `json:"rollbackReason,omitempty"`
+}
+
+// RedemptionPage is one page of the audit trail, newest first; Next is the
+// cursor of the following page ("" at the end).
+type RedemptionPage struct {
+	Redemptions []Redemption `json:"redemptions"`
+	Next        string       `json:"next"`
+}
+
+// RedemptionQuery selects a page.
+type RedemptionQuery struct {
+	PromotionID string
+	UserID      string
+	After       string
+	Limit       int
+}
+
+func (q RedemptionQuery) path() string {
+	v := url.Values{}
+	if q.UserID != "" {
+		v.Set("userId", q.UserID)
+	}
+	if q.After != "" {
+		v.Set("after", q.After)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	p := "/v1/promotions/" + url.PathEscape(q.PromotionID) + "/redemptions"
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	return p
+}
+
+// ListRedemptions reads one page of a promotion's audit trail.
+func (c *Client) ListRedemptions(ctx context.Context, q RedemptionQuery) (RedemptionPage, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, q.path(), nil)
+	if err != nil {
+		return RedemptionPage{}, fmt.Errorf("list redemptions: %w", err)
+	}
+	var page RedemptionPage
+	if _, _, err := c.doJSON(ctx, req, &page); err != nil {
+		return RedemptionPage{}, fmt.Errorf("list redemptions of promotion %s: %w", q.PromotionID, err)
+	}
+	return page, nil
+}
+
+// ExportRedemptions streams a promotion's whole audit trail (q.After and
+// q.Limit are ignored) as CSV to w and returns the number of data rows.
+func (c *Client) ExportRedemptions(ctx context.Context, q RedemptionQuery, w io.Writer) (int64, error) {
+	q.After, q.Limit = "", 0
+	req, err := c.newRequest(ctx, http.MethodGet, q.path(), nil)
+	if err != nil {
+		return 0, fmt.Errorf("export redemptions: %w", err)
+	}
+	req.Header.Set("Accept", "text/csv")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, decodeProblem(resp))
+	}
+	rc := &rowCounter{w: w}
+	_, err = io.Copy(rc, resp.Body)
+	rows := max(0, rc.lines-1) // the header row
+	if err != nil {
+		return rows, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, err)
+	}
+	return rows, nil
+}

@@ -1,0 +1,195 @@
+package promo
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Reason is the stable, machine-readable reason a code cannot be used (or the
+// status of one that can). Clients switch on it; the words never change.
+type Reason string
+
+const (
+	// ReasonRedeemable is the validation status of a code that can be used now.
+	ReasonRedeemable       Reason = "redeemable"
+	ReasonInvalidCode      Reason = "invalid_code"       // malformed, or a typo caught by the check character
+	ReasonCodeNotFound     Reason = "code_not_found"     // no such code
+	ReasonCodeExhausted    Reason = "code_exhausted"     // maxUsagePerCode reached (live reservations count)
+	ReasonUserLimitReached Reason = "user_limit_reached" // perUserLimit reached for this promotion
+	ReasonNotStarted       Reason = "not_started"        // before startsAt
+	ReasonExpired          Reason = "expired"            // at or after expiresAt
+	ReasonDeactivated      Reason = "deactivated"        // the promotion was switched off by an admin
+	ReasonRevoked          Reason = "revoked"            // this one code was revoked by an admin
+)
+
+// Reasons of refusals that are not about a code's state.
+const (
+	ReasonIdempotencyConflict Reason = "idempotency_conflict" // the key was used with another request
+	ReasonRateLimited         Reason = "rate_limited"         // too many failed look-ups from this client
+	ReasonReservationExpired  Reason = "reservation_expired"
+)
+
+// ErrorCode is the error class, and so the HTTP status, of a refusal:
+// code_not_found 404; code_exhausted, user_limit_reached, not_started and
+// idempotency_conflict 409; expired, deactivated and revoked 410 (the code
+// will not become usable by retrying); invalid_code 422; rate_limited 429.
+func (r Reason) ErrorCode() ErrorCode {
+	switch r {
+	case ReasonCodeNotFound:
+		return ENotFound
+	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired:
+		return EGone
+	case ReasonInvalidCode:
+		return EInvalid
+	case ReasonRateLimited:
+		return ERateLimited
+	default:
+		return EConflict
+	}
+}
+
+// Limit values: 0 in perUserLimit means no per-user limit.
+const UnlimitedPerUser = 0
+
+// CodeState is one code as validation sees it: the code, its promotion, and
+// the counts that the limits apply to, all read in one statement.
+type CodeState struct {
+	Code      string // canonical
+	Promotion Promotion
+	Active    bool // the promotion's active flag
+	Revoked   bool
+	Used      int // committed uses (rolled-back ones excluded)
+	// UserUsed is the user's committed uses in this promotion (when a user
+	// was asked about).
+	UserUsed int
+}
+
+// UsesLeft is how many more uses the code allows.
+func (c CodeState) UsesLeft() int { return max(0, c.Promotion.MaxUsagePerCode-c.Used) }
+
+// UserUsesLeft is how many more uses the user has in this promotion, or -1
+// when the promotion has no per-user limit.
+func (c CodeState) UserUsesLeft() int {
+	if c.Promotion.PerUserLimit == UnlimitedPerUser {
+		return -1
+	}
+	return max(0, c.Promotion.PerUserLimit-c.UserUsed)
+}
+
+// Status is what a redemption attempted at now would answer, in the order the
+// redemption statement checks: the code's own state, the promotion's switch,
+// the window, the code's uses, then the user's. withUser says whether
+// UserUsed is meaningful.
+func (c CodeState) Status(now time.Time, withUser bool) Reason {
+	switch {
+	case c.Revoked:
+		return ReasonRevoked
+	case !c.Active:
+		return ReasonDeactivated
+	case c.Promotion.StartsAt != nil && now.Before(*c.Promotion.StartsAt):
+		return ReasonNotStarted
+	case c.Promotion.ExpiresAt != nil && !now.Before(*c.Promotion.ExpiresAt):
+		return ReasonExpired
+	case c.UsesLeft() == 0:
+		return ReasonCodeExhausted
+	case withUser && c.UserUsesLeft() == 0:
+		return ReasonUserLimitReached
+	}
+	return ReasonRedeemable
+}
+
+// RedeemRequest is one redemption as the store receives it: the code in
+// canonical form and everything the audit row and the event need. ID and
+// EventID are made by the caller (random, unique), Now is the transaction's
+// clock for the window check and the audit row.
+type RedeemRequest struct {
+	ID       string
+	EventID  string
+	Code     string
+	UserID   string
+	OrderID  string
+	Metadata json.RawMessage // a small JSON object, or nil
+	Now      time.Time
+	// IdempotencyKey, when set, makes the redemption idempotent: the same key
+	// with the same RequestHash answers the stored outcome (success or
+	// refusal); with another hash, EConflict (idempotency_conflict).
+	IdempotencyKey string
+	RequestHash    string
+}
+
+// Redemption is one use of a code, as the audit trail keeps it.
+type Redemption struct {
+	ID             string          `json:"id"`
+	Code           string          `json:"code"`
+	PromotionID    int64           `json:"-"`
+	UserID         string          `json:"userId"`
+	OrderID        string          `json:"orderId,omitempty"`
+	Metadata       json.RawMessage `json:"metadata,omitempty"`
+	RedeemedAt     time.Time       `json:"redeemedAt"`
+	UsesLeft       int             `json:"usesLeft"`
+	RolledBackAt   *time.Time      `json:"rolledBackAt,omitempty"`
+	RollbackReason string          `json:"rollbackReason,omitempty"`
+	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+}
+
+// RedeemOutcome is what a redemption attempt ended in: a redemption, or a
+// refusal reason. Replayed says it was answered from the idempotency record.
+type RedeemOutcome struct {
+	Redemption Redemption
+	Refused    Reason // "" on success
+	Replayed   bool
+}
+
+// RollbackRequest gives a redemption's use back.
+type RollbackRequest struct {
+	RedemptionID string
+	EventID      string
+	Reason       string
+	Now          time.Time
+}
+
+// RedemptionFilter selects a page of a promotion's audit trail, newest first.
+// After is the cursor: the ID of the last redemption of the previous page.
+type RedemptionFilter struct {
+	PromotionID int64
+	UserID      string
+	After       string
+	Limit       int
+}
+
+// Event types on the redemptions topic.
+const (
+	EventRedeemed   = "redemption.created"
+	EventRolledBack = "redemption.rolled_back"
+)
+
+// RedemptionEvent is the value of a message on the redemptions topic. Key:
+// the promotion id. Consumers de-duplicate on EventID (delivery is
+// at-least-once).
+type RedemptionEvent struct {
+	V           int        `json:"v"`
+	Type        string     `json:"type"`
+	EventID     string     `json:"eventId"`
+	OccurredAt  time.Time  `json:"occurredAt"`
+	PromotionID string     `json:"promotionId"`
+	Redemption  Redemption `json:"redemption"`
+}
+
+// NewRedemptionEvent builds the event for a redemption or its rollback.
+func NewRedemptionEvent(typ, eventID string, at time.Time, r Redemption) ([]byte, error) {
+	r.IdempotencyKey = "" // a client's key is not for other services
+	return json.Marshal(RedemptionEvent{V: 1, Type: typ, EventID: eventID, OccurredAt: at.UTC(),
+		PromotionID: FormatID(r.PromotionID), Redemption: r})
+}
+
+// OutboxEvent is one row of the event outbox: written in the transaction of
+// the change it reports, published by the event publisher, then marked.
+type OutboxEvent struct {
+	Seq     int64  // the outbox's own order
+	Stream  string // which topic: StreamRedemptions
+	Key     string
+	Payload []byte
+}
+
+// StreamRedemptions names the redemptions topic in the outbox.
+const StreamRedemptions = "redemptions"

@@ -1,0 +1,438 @@
+package redemption_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// TestMain doubles as the API server process of BenchmarkRedeem: the burst
+// holds 10,000 connections on each side, more than one process may open here.
+func TestMain(m *testing.M) {
+	if os.Getenv(envBenchServe) != "" {
+		if err := serveBench(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const envBenchServe = "PROMOCODES_BENCH_SERVE" // "dsn schema conns"
+
+// serveBench runs the API with the redemption service on PostgreSQL until
+// its standard input closes, after printing its address.
+func serveBench() error {
+	parts := strings.Fields(os.Getenv(envBenchServe))
+	if len(parts) != 3 {
+		return fmt.Errorf("%s: want \"dsn schema conns\"", envBenchServe)
+	}
+	conns, _ := strconv.Atoi(parts[2])
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := postgres.Open(ctx, postgres.Config{DSN: parts[0], Schema: parts[1], MaxConns: int32(conns)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := zap.NewNop()
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	go func() { _ = svc.Run(ctx) }()
+	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
+		RedeemTokens: []string{redeemToken}}, st, nil, nil, log, api.WithRedemption(svc))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
+	go func() { _ = hs.Serve(ln) }()
+	fmt.Printf("listening %s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
+	return hs.Close()
+}
+
+// startBenchServer starts this test binary as the API server process.
+func startBenchServer(b *testing.B, dsn, schema string, conns int) string {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", envBenchServe, dsn, schema, conns))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		b.Fatalf("bench server: %q, %v", line, err)
+	}
+	return "http://" + addr
+}
+
+// Benchmark settings, from the environment (make bench-redeem sets them).
+func benchEnv(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkRedeem measures redemption on PostgreSQL three ways, in one run:
+//
+//   - http: 64 HTTP clients redeem distinct random codes of a 1,000,000-code
+//     single-use promotion for a fixed time, through the real API server and
+//     redemption service in a separate process (loopback HTTP, JSON, auth,
+//     the catalog).
+//   - db: the same transaction (store.Redeem: the same SQL, the same pool
+//     size) driven by 64 goroutines with no HTTP: the database's own ceiling
+//     for this work on this machine. The ratio http/db is the cost of
+//     everything above the database.
+//   - burst: 10,000 requests in flight at once, each on its own connection,
+//     on 1,000 fresh single-use codes: every request must be answered (no
+//     5xx, no connection error) with exactly 1,000 successes.
+//
+// pgbench, when installed, adds a reference line: the core statements
+// (conditional UPDATE ... RETURNING plus the audit INSERT) as a script.
+func BenchmarkRedeem(b *testing.B) {
+	var (
+		total    = benchEnv("BENCH_REDEEM_CODES", 1_000_000)
+		clients  = benchEnv("BENCH_REDEEM_CLIENTS", 64)
+		seconds  = benchEnv("BENCH_REDEEM_SECONDS", 20)
+		burst    = benchEnv("BENCH_REDEEM_BURST", 10_000)
+		conns    = benchEnv("BENCH_REDEEM_DB_CONNS", 16)
+		duration = time.Duration(seconds) * time.Second
+	)
+	ctx := context.Background()
+	dsn := postgrestest.DSN(b)
+	schema := postgrestest.Schema(b)
+	st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: int32(conns)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+
+	start := time.Now()
+	all := seedBench(b, st, total, "B")
+	fmt.Printf("seeded %d single-use codes in %s\n", len(all), time.Since(start).Round(time.Millisecond))
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	half := len(all) / 2
+
+	base := startBenchServer(b, dsn, schema, conns)
+
+	b.ResetTimer()
+	// 1. Over HTTP.
+	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *http.Client, code string, i int) (bool, error) {
+		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions",
+			strings.NewReader(`{"userId":"http-`+strconv.Itoa(i)+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+redeemToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			return false, err
+		}
+		_, _ = drainBody(resp)
+		if resp.StatusCode >= 500 {
+			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return resp.StatusCode == http.StatusCreated, nil
+	})
+	fmt.Printf("http:  %d clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v\n",
+		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts)
+
+	// 2. The same transaction, no HTTP.
+	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *http.Client, code string, i int) (bool, error) {
+		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
+			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
+		return err == nil && out.Refused == "", err
+	})
+	fmt.Printf("db:    %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v\n",
+		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts)
+	fmt.Printf("ratio http/db: %.2f (pool of %d connections)\n", httpRate/dbRate, conns)
+	b.ReportMetric(httpRate, "redemptions/s")
+	b.ReportMetric(pct(lat, 50), "p50-ms")
+	b.ReportMetric(pct(lat, 99), "p99-ms")
+	b.ReportMetric(dbRate, "db-redemptions/s")
+	b.ReportMetric(httpRate/dbRate, "http/db")
+
+	// 3. The flash-sale burst.
+	flash := seedBench(b, st, 1000, "F")
+	if err := raiseFileLimit(burst + 1000); err != nil {
+		fmt.Printf("burst: skipped: %v\n", err)
+	} else {
+		drain, p99, counts := runBurst(b, base, flash, burst)
+		fmt.Printf("burst: %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
+			burst, len(flash), drain.Round(time.Millisecond), p99, counts)
+		if counts["201"] != len(flash) || len(counts) != 2 || counts["409"] != burst-len(flash) {
+			b.Errorf("burst answers %v: want exactly %d × 201 and the rest 409", counts, len(flash))
+		}
+		b.ReportMetric(drain.Seconds(), "burst-drain-s")
+	}
+	b.StopTimer()
+	pgbenchReference(b, dsn, schema, clients)
+}
+
+// seedBench commits n single-use codes of a new promotion and returns them
+// in canonical form.
+func seedBench(b *testing.B, st *postgres.Store, n int, prefix string) []string {
+	b.Helper()
+	ctx := context.Background()
+	eng, err := codes.New(promo.Format{Charset: "alnum", Length: 12, Prefix: prefix}, testSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := eng.Layout()
+	f := l.Format()
+	const chunk = 10_000
+	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "bench", Kind: promo.KindGenerated,
+		CodeCount: int64(n), Format: &f, MaxUsagePerCode: 1, PerUserLimit: 1, CounterName: l.CounterName()},
+		BatchSize: chunk, SeqLimit: math.MaxInt64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bs, err := st.IncompleteBatches(ctx, p.ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([]string, 0, n)
+	for _, bt := range bs {
+		buf := eng.AppendCodes(nil, bt.SeqStart, int(bt.CodeCount))
+		if _, err := st.CommitChunk(ctx, promo.Chunk{Batch: bt.Ref(), Count: int(bt.CodeCount), Codes: buf,
+			CodeLen: l.CodeLen(), CounterName: p.CounterName, Replace: eng.AppendCode}); err != nil {
+			b.Fatal(err)
+		}
+		for i := range int(bt.CodeCount) {
+			out = append(out, string(buf[i*l.CodeLen():(i+1)*l.CodeLen()]))
+		}
+	}
+	return out
+}
+
+// runFor runs workers goroutines, each redeeming its own slice of codes one
+// after another, for d; it returns successes per second, every latency in
+// milliseconds, and the outcomes.
+func runFor(workers int, d time.Duration, codeList []string,
+	do func(c *http.Client, code string, i int) (bool, error)) (float64, []float64, map[string]int) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = workers
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: time.Minute}
+	per := len(codeList) / workers
+	var (
+		mu       sync.Mutex
+		lats     []float64
+		ok, errs atomic.Int64
+		refused  atomic.Int64
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range workers {
+		mine := codeList[w*per : (w+1)*per]
+		wg.Go(func() {
+			local := make([]float64, 0, 4096)
+			for i, code := range mine {
+				if time.Now().After(deadline) {
+					break
+				}
+				t0 := time.Now()
+				success, err := do(c, code, w*per+i)
+				local = append(local, float64(time.Since(t0).Microseconds())/1000)
+				switch {
+				case err != nil:
+					errs.Add(1)
+				case success:
+					ok.Add(1)
+				default:
+					refused.Add(1)
+				}
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(lats)
+	return float64(ok.Load()) / elapsed.Seconds(), lats,
+		map[string]int{"ok": int(ok.Load()), "refused": int(refused.Load()), "errors": int(errs.Load())}
+}
+
+// runBurst sends n redemptions at once, each on its own connection, spread
+// over codeList, and waits for every answer.
+func runBurst(b *testing.B, base string, codeList []string, n int) (time.Duration, float64, map[string]int) {
+	var (
+		mu     sync.Mutex
+		counts = map[string]int{}
+		lats   = make([]float64, 0, n)
+		wg     sync.WaitGroup
+		ready  sync.WaitGroup
+		gate   = make(chan struct{})
+	)
+	ready.Add(n)
+	for i := range n {
+		wg.Go(func() {
+			// Its own transport: its own connection, dialled before the gate.
+			tr := &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 1}
+			c := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
+			req, _ := http.NewRequest("POST", base+"/v1/codes/"+codeList[i%len(codeList)]+"/redemptions",
+				strings.NewReader(`{"userId":"flash-`+strconv.Itoa(i)+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+redeemToken)
+			ready.Done()
+			<-gate
+			t0 := time.Now()
+			resp, err := c.Do(req)
+			key := ""
+			if err != nil {
+				key = "error: " + err.Error()
+			} else {
+				_, _ = drainBody(resp)
+				key = strconv.Itoa(resp.StatusCode)
+			}
+			ms := float64(time.Since(t0).Microseconds()) / 1000
+			mu.Lock()
+			counts[key]++
+			lats = append(lats, ms)
+			mu.Unlock()
+		})
+	}
+	ready.Wait()
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	drain := time.Since(start)
+	slices.Sort(lats)
+	return drain, pct(lats, 99), counts
+}
+
+func pct(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	return sorted[min(len(sorted)-1, int(math.Ceil(p/100*float64(len(sorted))))-1)]
+}
+
+func drainBody(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	var n int64
+	buf := make([]byte, 4096)
+	for {
+		k, err := resp.Body.Read(buf)
+		n += int64(k)
+		if err != nil {
+			return n, nil
+		}
+	}
+}
+
+func newUUID() string {
+	return fmt.Sprintf("%016x-%016x", time.Now().UnixNano(), rand.Uint64())
+}
+
+// raiseFileLimit makes room for n open files (the burst's client
+// connections; the server side is another process).
+func raiseFileLimit(n int) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if lim.Cur >= uint64(n) {
+		return nil
+	}
+	want := syscall.Rlimit{Cur: uint64(n), Max: max(lim.Max, uint64(n))}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		return fmt.Errorf("need %d open files, the limit is %d/%d and cannot be raised (%v); run as root or raise ulimit -n",
+			n, lim.Cur, lim.Max, err)
+	}
+	return nil
+}
+
+// pgbenchReference runs the core statements of a redemption (the
+// conditional UPDATE ... RETURNING and the audit INSERT, as one statement)
+// under pgbench, for scale. Skipped, saying so, without pgbench.
+func pgbenchReference(b *testing.B, dsn, schema string, clients int) {
+	path, err := exec.LookPath("pgbench")
+	if err != nil {
+		fmt.Println("pgbench: not installed; no reference line")
+		return
+	}
+	dir := b.TempDir()
+	script := filepath.Join(dir, "redeem.sql")
+	// Random codes of the seeded promotion are not addressable by number, so
+	// the reference uses its own narrow table of numbered codes.
+	setup := fmt.Sprintf(`SET search_path TO %s;
+DROP TABLE IF EXISTS pgb_codes, pgb_redemptions;
+CREATE TABLE pgb_codes (code text COLLATE "C" PRIMARY KEY, used int NOT NULL DEFAULT 0, max_usage int NOT NULL DEFAULT 1000000000);
+INSERT INTO pgb_codes (code) SELECT 'P' || g FROM generate_series(1, 100000) g;
+CREATE TABLE pgb_redemptions (id bigserial PRIMARY KEY, code text, user_id text, redeemed_at timestamptz);`, schema)
+	if out, err := exec.Command("psql", dsn, "-q", "-c", setup).CombinedOutput(); err != nil {
+		fmt.Printf("pgbench: setup failed: %v %s\n", err, out)
+		return
+	}
+	if err := os.WriteFile(script, []byte(`\set n random(1, 100000)
+WITH c AS (UPDATE pgb_codes SET used = used + 1 WHERE code = 'P' || :n AND used < max_usage RETURNING code)
+INSERT INTO pgb_redemptions (code, user_id, redeemed_at) SELECT code, 'u', now() FROM c;
+`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(path, "-n", "-f", script, "-c", strconv.Itoa(min(clients, 16)), "-j", "2", "-T", "10", dsn)
+	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		fmt.Printf("pgbench: %v %s\n", err, out)
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "tps") || strings.Contains(line, "latency average") {
+			fmt.Println("pgbench (UPDATE ... RETURNING + audit INSERT, 16 clients): " + strings.TrimSpace(line))
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package redemption_test
+
+const raceEnabled = false

@@ -1,0 +1,415 @@
+// Package redemption owns what shoppers do with codes: validate one without
+// using it, redeem it, give a use back (rollback), and read the audit trail.
+// It recognises codes offline first (the catalog: canonical form, check
+// character), keeps guessing clients out (a per-client limit on failed
+// look-ups), counts results in Prometheus, and leaves every limit to the
+// store's single atomic transaction: nothing here reads a count and decides
+// whether to write. It also publishes the redemption events of the outbox
+// (Publisher).
+//
+// A Service is safe for concurrent use; Run refreshes its catalog until its
+// context ends.
+package redemption
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sethvargo/go-limiter"
+	"github.com/sethvargo/go-limiter/memorystore"
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Store is what redemption needs from the database.
+type Store interface {
+	CodeState(ctx context.Context, code, userID string) (promo.CodeState, error)
+	Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error)
+	Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error)
+	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error)
+	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
+	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
+}
+
+// Config tunes the service. Zero values take the defaults.
+type Config struct {
+	// CatalogRefresh is how often the catalog reads new promotions (5s);
+	// CatalogMinGap the least time between two on-demand refreshes (1s).
+	CatalogRefresh time.Duration
+	CatalogMinGap  time.Duration
+	// GuessLimit is how many failed look-ups (code_not_found, invalid_code)
+	// one client may make per GuessWindow (30 per minute) before it is
+	// answered 429. Negative disables the limit.
+	GuessLimit  int
+	GuessWindow time.Duration
+	// MaxMetadataBytes bounds a redemption's metadata object (1 KiB).
+	MaxMetadataBytes int
+}
+
+func (c *Config) setDefaults() {
+	if c.CatalogRefresh == 0 {
+		c.CatalogRefresh = 5 * time.Second
+	}
+	if c.CatalogMinGap == 0 {
+		c.CatalogMinGap = time.Second
+	}
+	if c.GuessLimit == 0 {
+		c.GuessLimit = 30
+	}
+	if c.GuessWindow == 0 {
+		c.GuessWindow = time.Minute
+	}
+	if c.MaxMetadataBytes == 0 {
+		c.MaxMetadataBytes = 1024
+	}
+}
+
+// Validate checks the configuration after defaults.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case c.CatalogRefresh < 0 || c.CatalogMinGap < 0:
+		return errors.New("redeem.catalogRefresh: must not be negative")
+	case c.GuessWindow < time.Second:
+		return fmt.Errorf("redeem.guessWindow: must be at least 1s, got %s", c.GuessWindow)
+	case c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10:
+		return fmt.Errorf("redeem.maxMetadataBytes: must be in 2..65536, got %d", c.MaxMetadataBytes)
+	}
+	return nil
+}
+
+// Service validates, redeems and rolls back codes.
+type Service struct {
+	cfg     Config
+	store   Store
+	catalog *catalog
+	guesses limiter.Store // nil when disabled
+	metrics *metrics
+	log     *zap.Logger
+	now     func() time.Time
+	// notify, when set, is called after each committed redemption or
+	// rollback (it wakes the event publisher).
+	notify func()
+}
+
+// New builds the Service; reg may be nil (metrics not registered).
+func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
+		log: log, now: time.Now}
+	if cfg.GuessLimit > 0 {
+		st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.GuessLimit), Interval: cfg.GuessWindow})
+		if err != nil {
+			return nil, fmt.Errorf("guess limiter: %w", err)
+		}
+		s.guesses = st
+	}
+	return s, nil
+}
+
+// OnChange sets a function called after every committed redemption or
+// rollback (the event publisher's Notify). Call before serving.
+func (s *Service) OnChange(fn func()) { s.notify = fn }
+
+// Run loads the catalog and refreshes it until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.catalog.refresh(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("code catalog load failed; will retry", zap.Error(err))
+	}
+	s.catalog.run(ctx, s.cfg.CatalogRefresh)
+	return nil
+}
+
+// Close releases the limiter's sweeper.
+func (s *Service) Close() {
+	if s.guesses != nil {
+		_ = s.guesses.Close(context.Background())
+	}
+}
+
+// StatusExhausted is the validation status of a used-up code (its refusal
+// reason on redemption is code_exhausted).
+const StatusExhausted promo.Reason = "exhausted"
+
+// CodeView is a code as validation shows it.
+type CodeView struct {
+	Code      string       `json:"code"` // display form
+	Promotion PromotionRef `json:"promotion"`
+	Status    promo.Reason `json:"status"`
+	UsesLeft  int          `json:"usesLeft"`
+	// UserUsesLeft is set when a user was asked about; -1 would mean no
+	// limit, which is shown as null ("unlimited") instead.
+	UserUsesLeft *int       `json:"userUsesLeft,omitempty"`
+	UserLimited  bool       `json:"-"`
+	StartsAt     *time.Time `json:"startsAt"`
+	ExpiresAt    *time.Time `json:"expiresAt"`
+	MaxUsage     int        `json:"maxUsagePerCode"`
+	PerUserLimit int        `json:"perUserLimit"`
+}
+
+// PromotionRef names a promotion in a code's view.
+type PromotionRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Receipt is a redemption as the API answers it.
+type Receipt struct {
+	promo.Redemption
+	Code        string `json:"code"` // display form
+	PromotionID string `json:"promotionId"`
+}
+
+// recognise turns a typed code into its canonical form and refuses a
+// malformed one or a typo, without touching the database. client is the
+// rate-limit key.
+func (s *Service) recognise(ctx context.Context, client, raw string) (string, error) {
+	if err := s.checkGuesses(ctx, client); err != nil {
+		return "", err
+	}
+	canon, err := codes.Canonical(raw)
+	if err != nil {
+		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+	}
+	v, err := s.catalog.lookup(ctx, canon)
+	switch {
+	case v == mistyped:
+		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+	case err != nil:
+		return "", err
+	}
+	return canon, nil // known or unknown: the database decides
+}
+
+// Validate answers what redeeming the code now would do, without using it.
+func (s *Service) Validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
+	start := time.Now()
+	v, err := s.validate(ctx, client, raw, userID)
+	result := string(v.Status)
+	if err != nil {
+		result = resultOf(err)
+	}
+	s.metrics.validations.WithLabelValues(result).Inc()
+	s.metrics.seconds.WithLabelValues("validate").Observe(time.Since(start).Seconds())
+	return v, err
+}
+
+func (s *Service) validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
+	canon, err := s.recognise(ctx, client, raw)
+	if err != nil {
+		return CodeView{}, err
+	}
+	st, err := s.store.CodeState(ctx, canon, userID)
+	if promo.Is(err, promo.ENotFound) {
+		return CodeView{}, s.failed(ctx, client, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
+	}
+	if err != nil {
+		return CodeView{}, err
+	}
+	p := st.Promotion
+	status := st.Status(s.now(), userID != "")
+	if status == promo.ReasonCodeExhausted {
+		status = StatusExhausted
+	}
+	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
+		Status: status, UsesLeft: st.UsesLeft(), StartsAt: p.StartsAt,
+		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit}
+	if userID != "" && p.PerUserLimit != promo.UnlimitedPerUser {
+		n := st.UserUsesLeft()
+		v.UserUsesLeft = &n
+	}
+	return v, nil
+}
+
+// RedeemInput is a redemption request as the API decoded it.
+type RedeemInput struct {
+	Code           string // as typed
+	UserID         string
+	OrderID        string
+	Metadata       json.RawMessage
+	IdempotencyKey string
+}
+
+// Redeem uses the code once for the user. A refusal is a *promo.Error with
+// a Reason; replayed says the answer came from the idempotency record.
+func (s *Service) Redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
+	start := time.Now()
+	rc, replayed, err := s.redeem(ctx, client, in)
+	result := "redeemed"
+	if err != nil {
+		result = resultOf(err)
+	}
+	s.metrics.redemptions.WithLabelValues(result).Inc()
+	s.metrics.seconds.WithLabelValues("redeem").Observe(time.Since(start).Seconds())
+	return rc, replayed, err
+}
+
+func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
+	canon, err := s.recognise(ctx, client, in.Code)
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	req := promo.RedeemRequest{ID: newID(), EventID: newID(), Code: canon, UserID: in.UserID, OrderID: in.OrderID,
+		Metadata: in.Metadata, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey}
+	if in.IdempotencyKey != "" {
+		req.RequestHash = requestHash(canon, in)
+	}
+	out, err := s.store.Redeem(ctx, req)
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	if out.Refused != "" {
+		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
+		if out.Refused == promo.ReasonCodeNotFound {
+			err = s.failed(ctx, client, err)
+		}
+		return Receipt{}, out.Replayed, err
+	}
+	if !out.Replayed && s.notify != nil {
+		s.notify()
+	}
+	return s.receipt(ctx, out.Redemption), out.Replayed, nil
+}
+
+// Rollback gives a redemption's use back, once.
+func (s *Service) Rollback(ctx context.Context, id, reason string) (Receipt, bool, error) {
+	start := time.Now()
+	r, replayed, err := s.store.Rollback(ctx, promo.RollbackRequest{RedemptionID: id, EventID: newID(), Reason: reason,
+		Now: s.now()})
+	result := "rolled_back"
+	switch {
+	case err != nil:
+		result = resultOf(err)
+	case replayed:
+		result = "already_rolled_back"
+	}
+	s.metrics.rollbacks.WithLabelValues(result).Inc()
+	s.metrics.seconds.WithLabelValues("rollback").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return Receipt{}, false, err
+	}
+	if !replayed && s.notify != nil {
+		s.notify()
+	}
+	return s.receipt(ctx, r), replayed, nil
+}
+
+// Redemptions returns a page of a promotion's audit trail.
+func (s *Service) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]Receipt, error) {
+	rs, err := s.store.Redemptions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Receipt, len(rs))
+	for i, r := range rs {
+		out[i] = s.receipt(ctx, r)
+	}
+	return out, nil
+}
+
+// ExportRedemptions streams a promotion's audit trail to fn.
+func (s *Service) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(Receipt) error) error {
+	return s.store.ExportRedemptions(ctx, f, func(r promo.Redemption) error { return fn(s.receipt(ctx, r)) })
+}
+
+func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
+	return Receipt{Redemption: r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+		PromotionID: promo.FormatID(r.PromotionID)}
+}
+
+// checkGuesses refuses a client that used up its failed look-ups.
+func (s *Service) checkGuesses(ctx context.Context, client string) error {
+	if s.guesses == nil {
+		return nil
+	}
+	tokens, remaining, err := s.guesses.Get(ctx, client)
+	if err != nil || tokens == 0 || remaining > 0 { // tokens == 0: a client without failures
+		return nil //nolint:nilerr // the limiter failing open is better than refusing shoppers
+	}
+	return s.limited()
+}
+
+func (s *Service) limited() error {
+	s.metrics.limited.Inc()
+	e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
+	return &RateLimited{Err: e, RetryAfter: s.cfg.GuessWindow}
+}
+
+// failed counts a failed look-up against the client and returns err.
+func (s *Service) failed(ctx context.Context, client string, err error) error {
+	if s.guesses != nil {
+		_, _, _, _, _ = s.guesses.Take(ctx, client)
+	}
+	return err
+}
+
+// RateLimited is the refusal of a client past its failed look-ups; the API
+// answers it 429 with Retry-After.
+type RateLimited struct {
+	Err        *promo.Error
+	RetryAfter time.Duration
+}
+
+func (e *RateLimited) Error() string { return e.Err.Error() }
+func (e *RateLimited) Unwrap() error { return e.Err }
+
+func refusalMessage(r promo.Reason) string {
+	switch r {
+	case promo.ReasonCodeNotFound:
+		return "no such code"
+	case promo.ReasonCodeExhausted:
+		return "the code has no uses left"
+	case promo.ReasonUserLimitReached:
+		return "this user has used the promotion as often as it allows"
+	case promo.ReasonNotStarted:
+		return "the promotion has not started yet"
+	case promo.ReasonExpired:
+		return "the promotion has ended"
+	case promo.ReasonDeactivated:
+		return "the promotion is deactivated"
+	case promo.ReasonRevoked:
+		return "the code was revoked"
+	}
+	return string(r)
+}
+
+// resultOf is the metrics label of an error: its reason, or its class.
+func resultOf(err error) string {
+	if r := promo.ReasonOf(err); r != "" {
+		return string(r)
+	}
+	return string(promo.Code(err))
+}
+
+// newID returns a UUIDv7: unique, and time-ordered so that the audit trail
+// pages newest first by id.
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString() // the clock source failed: still unique
+	}
+	return id.String()
+}
+
+// requestHash identifies a redemption request for its idempotency key: the
+// canonical code (so "abc-def" and "ABCDEF" are the same request) and the
+// body's fields.
+func requestHash(canon string, in RedeemInput) string {
+	h := sha256.New()
+	for _, part := range []string{"redeem", canon, in.UserID, in.OrderID, string(in.Metadata)} {
+		fmt.Fprintf(h, "%d:%s;", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
