@@ -8,7 +8,8 @@ PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=
 .PHONY: build run test test-integration bench bench-redeem fuzz lint up down clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/promocodes
+	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN) ./cmd/promocodes
 
 ## run: the whole system on embedded defaults (broker, SQLite, API, generators, shovel)
 run: build
@@ -25,19 +26,21 @@ test:
 	@# The race detector makes TestTenMillionDistinct check 1,000,000 codes; the full 10,000,000 here:
 	$(GO) test -count=1 -v -run 'TestTenMillionDistinct' ./pkg/codes 2>&1 | $(TESTFILTER) -v keep='distinct_test.go:'
 
-## test-integration: the PostgreSQL store contract under -race, then the end-to-end tests:
-## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection, and
-## 1,000,000 codes in-process on SQLite. The end-to-end packages run without -race: their
+## test-integration: the PostgreSQL store contract and the API's bad-input/fuzz seeds on PostgreSQL under -race,
+## then the end-to-end tests (and every README command):
+## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection,
+## 1,000,000 codes in-process on SQLite, and the console in headless chromium (screenshots
+## in bin/artifacts/console). The end-to-end packages run without -race: their
 ## processes are separate binaries, and SQLite under the race detector is ~30x slower.
-INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/...
+INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/... ./console/...
 test-integration: build
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... 2>&1 | $(TESTFILTER)
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... ./api/... 2>&1 | $(TESTFILTER)
 	@# Redemption over HTTP at full size (10,000 attempts on 1,000 codes) on SQLite and PostgreSQL:
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -v ./redemption/... 2>&1 | \
 		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
-		$(TESTFILTER) -v keep='(e2e|faults|dev_integration)_test.go:'  # keep the figures the end-to-end tests log
+		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
 
 ## bench: code-engine speed on one core, the store's chunk commit, then end-to-end generation on
 ## PostgreSQL next to the binary-COPY ceilings measured in the same run (curve, tail, medians of

@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/sqlite"
 )
 
 // winter is the generated-codes request of DESIGN.md with count codes.
@@ -490,4 +494,43 @@ func TestNotFound(t *testing.T) {
 
 func jsonDecode(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// failingMarks is the store with a MarkPublished that fails n times.
+type failingMarks struct {
+	*sqlite.Store
+	n int
+}
+
+func (f *failingMarks) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
+	if f.n > 0 {
+		f.n--
+		return errors.New("connection reset by peer")
+	}
+	return f.Store.MarkPublished(ctx, refs)
+}
+
+// A mark-published that keeps failing must not republish the events every
+// round: the next rounds retry only the mark.
+func TestOutboxFailingMarkDoesNotRepublish(t *testing.T) {
+	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(winter(2500)) // 3 batches
+	ctx := context.Background()
+	st := &failingMarks{Store: e.store, n: 5}
+	pub := &fakePublisher{}
+	ob := api.NewOutbox(st, pub, batchesTopic, 0, zaptest.NewLogger(t))
+	for i := 0; i < 5; i++ {
+		if _, err := ob.Drain(ctx); err == nil {
+			t.Fatalf("round %d: Drain succeeded with a failing mark", i)
+		}
+	}
+	if n, err := ob.Drain(ctx); err != nil {
+		t.Fatalf("Drain after the database recovered: %d, %v", n, err)
+	}
+	if got := len(pub.published()); got != 3 {
+		t.Fatalf("published %d events over 6 rounds with 5 failed marks; want each of the 3 once", got)
+	}
+	if n, err := ob.Drain(ctx); err != nil || n != 0 {
+		t.Fatalf("Drain once everything is marked = %d, %v; want 0", n, err)
+	}
 }

@@ -14,11 +14,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // testSecret is a code key for tests only (32 bytes).
@@ -56,19 +60,65 @@ func (p *fakePublisher) setFail(err error) {
 	p.fail = err
 }
 
-// env is one API server on its own SQLite database.
+// env is one API server on its own SQLite database (newEnv) or PostgreSQL
+// schema (newEnvOn with backendPostgres).
 type env struct {
-	t      *testing.T
-	store  *sqlite.Store
-	db     *sql.DB // a separate read connection, to count what was written
+	t      testing.TB
+	store  *sqlite.Store                 // nil on PostgreSQL
+	query  func(q string) (int64, error) // a separate read connection, to count what was written
 	pub    *fakePublisher
 	outbox *api.Outbox
 	srv    *httptest.Server
 	token  string // sent as a bearer token when set
 }
 
+// Backends the input tests run on.
+const (
+	backendSQLite   = "sqlite"
+	backendPostgres = "postgres"
+)
+
+// newEnvOn builds the server on the given backend. PostgreSQL needs
+// PROMOCODES_TEST_POSTGRES_DSN (or Docker); without it the test skips saying so.
+func newEnvOn(t testing.TB, backend string, cfg api.Config, ops http.Handler) *env {
+	t.Helper()
+	if backend == backendSQLite {
+		return newEnv(t, cfg, ops)
+	}
+	ctx := context.Background()
+	dsn := postgrestest.DSN(t)
+	schema := postgrestest.Schema(t)
+	st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	pcfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	conn, err := pgx.ConnectConfig(ctx, pcfg)
+	if err != nil {
+		t.Fatalf("connect for counts: %v", err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	var mu sync.Mutex
+	query := func(q string) (int64, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		var n int64
+		err := conn.QueryRow(ctx, q).Scan(&n)
+		return n, err
+	}
+	return serveEnv(t, cfg, ops, st, nil, query)
+}
+
 // newEnv builds the server; cfg.Secret defaults to testSecret.
-func newEnv(t *testing.T, cfg api.Config, ops http.Handler) *env {
+func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "promocodes.db")
@@ -86,20 +136,53 @@ func newEnv(t *testing.T, cfg api.Config, ops http.Handler) *env {
 		t.Fatalf("open count connection: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
+	query := func(q string) (int64, error) {
+		var n int64
+		err := db.QueryRow(q).Scan(&n)
+		return n, err
+	}
+	return serveEnv(t, cfg, ops, st, st, query)
+}
 
+// apiStore is what the test server needs from either store.
+type apiStore interface {
+	api.Store
+	api.OutboxStore
+	redemption.Store
+}
+
+func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
+	query func(string) (int64, error)) *env {
+	t.Helper()
 	log := zaptest.NewLogger(t)
 	pub := &fakePublisher{}
 	ob := api.NewOutbox(st, pub, batchesTopic, 0, log)
 	if cfg.Secret == nil {
 		cfg.Secret = testSecret
 	}
-	s, err := api.New(cfg, st, ob, ops, log)
+	// The code endpoints too, so that every route is there.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	if err != nil {
+		t.Fatalf("redemption.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = svc.Run(ctx)
+	}()
+	s, err := api.New(cfg, st, ob, ops, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
-	return &env{t: t, store: st, db: db, pub: pub, outbox: ob, srv: srv}
+	srv := httptest.NewServer(conform(t, s)) // every response checked against the OpenAPI document
+	t.Cleanup(func() {
+		srv.Close()
+		cancel()
+		<-done
+		svc.Close()
+	})
+	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv}
 }
 
 // response is an answer with its body read.
@@ -198,9 +281,11 @@ func (e *env) rows() rows {
 		table string
 		dst   *int
 	}{{"promotions", &n.Promotions}, {"batches", &n.Batches}, {"codes", &n.Codes}, {"counters", &n.Counters}} {
-		if err := e.db.QueryRow("SELECT count(*) FROM " + c.table).Scan(c.dst); err != nil {
+		v, err := e.query("SELECT count(*) FROM " + c.table)
+		if err != nil {
 			e.t.Fatalf("count %s: %v", c.table, err)
 		}
+		*c.dst = int(v)
 	}
 	return n
 }
@@ -208,8 +293,8 @@ func (e *env) rows() rows {
 // counterNext sums the counters: how many sequence numbers were reserved.
 func (e *env) counterNext() int64 {
 	e.t.Helper()
-	var n int64
-	if err := e.db.QueryRow("SELECT coalesce(sum(next), 0) FROM counters").Scan(&n); err != nil {
+	n, err := e.query("SELECT coalesce(sum(next), 0) FROM counters")
+	if err != nil {
 		e.t.Fatalf("sum counters: %v", err)
 	}
 	return n
@@ -264,7 +349,7 @@ func wantProblem(t *testing.T, r response, status int, fields ...string) problem
 	return p
 }
 
-func decodeJSON(t *testing.T, b []byte, v any) {
+func decodeJSON(t testing.TB, b []byte, v any) {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(v); err != nil {

@@ -120,12 +120,39 @@ func TestExportCSV(t *testing.T) {
 	}
 }
 
-func TestExportBeforeGenerationIsHeaderOnly(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
-	c := e.create(winter(100))
-	r := e.do(http.MethodGet, "/v1/promotions/"+c.ID+"/codes", "", nil)
-	if r.StatusCode != http.StatusOK || string(r.body) != "code\n" {
-		t.Errorf("export of an ungenerated promotion = %d %q, want 200 and the header row only", r.StatusCode, r.body)
+// An unfinished promotion's export is refused (409) unless a partial export
+// is asked for explicitly; it used to be a 200 with a partial file.
+func TestExportOfUnfinishedPromotion(t *testing.T) {
+	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	c := e.create(winter(200))
+	path := "/v1/promotions/" + c.ID + "/codes"
+	p := wantProblem(t, e.do(http.MethodGet, path, "", nil), http.StatusConflict)
+	if !strings.Contains(p.Detail, "pending") || !strings.Contains(p.Detail, "partial=true") {
+		t.Errorf("409 detail = %q, want it to say pending and name partial=true", p.Detail)
+	}
+	wantProblem(t, e.do(http.MethodGet, path+"?partial=maybe", "", nil), http.StatusUnprocessableEntity, "partial")
+	r := e.do(http.MethodGet, path+"?partial=true", "", nil)
+	if r.StatusCode != http.StatusOK || string(r.body) != "code\n" || r.Header.Get("Promocodes-Partial-Export") != "true" {
+		t.Errorf("partial export of an ungenerated promotion = %d %q (header %q), want 200, the header row, marked partial",
+			r.StatusCode, r.body, r.Header.Get("Promocodes-Partial-Export"))
+	}
+
+	// A parked batch: failed, still refused.
+	pid, _ := strconv.ParseInt(c.ID, 10, 64)
+	if err := e.store.SetBatchState(context.Background(), promo.BatchRef{PromotionID: pid, BatchNo: 1}, promo.BatchParked, "boom"); err != nil {
+		t.Fatal(err)
+	}
+	p = wantProblem(t, e.do(http.MethodGet, path, "", nil), http.StatusConflict)
+	if !strings.Contains(p.Detail, "failed") {
+		t.Errorf("409 detail = %q, want it to say failed", p.Detail)
+	}
+
+	generate(t, e, c.ID, testSecret, 100)
+	for _, q := range []string{"", "?partial=false", "?partial=true"} {
+		r := e.do(http.MethodGet, path+q, "", nil)
+		if lines := strings.Count(string(r.body), "\n"); r.StatusCode != http.StatusOK || lines != 201 {
+			t.Errorf("export%s of the completed promotion = %d with %d lines, want 200 with 201", q, r.StatusCode, lines)
+		}
 	}
 }
 
@@ -141,7 +168,8 @@ func TestExportVanity(t *testing.T) {
 func TestAuth(t *testing.T) {
 	const token = "admin-token-for-tests-0123456789"
 	ops := health.Handler(nil, nil, prometheus.NewRegistry())
-	e := newEnv(t, api.Config{AdminTokens: []string{token}, BatchCodeCount: 1000}, ops)
+	const redeemToken = "redeem-token-for-tests-012345678"
+	e := newEnv(t, api.Config{AdminTokens: []string{token}, RedeemTokens: []string{redeemToken}, BatchCodeCount: 1000}, ops)
 	body := winter(1000)
 
 	for _, tc := range []struct {
@@ -152,8 +180,9 @@ func TestAuth(t *testing.T) {
 		{"no token", "", http.StatusUnauthorized},
 		{"empty bearer", "Bearer ", http.StatusUnauthorized},
 		{"basic auth", "Basic YWRtaW46YWRtaW4=", http.StatusUnauthorized},
-		{"wrong token", "Bearer not-the-token", http.StatusForbidden},
-		{"token prefix", "Bearer " + token[:10], http.StatusForbidden},
+		{"wrong token", "Bearer not-the-token", http.StatusUnauthorized},
+		{"token prefix", "Bearer " + token[:10], http.StatusUnauthorized},
+		{"redeem token on an admin endpoint", "Bearer " + redeemToken, http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -23,6 +24,10 @@ type problem struct {
 	// operation (code_exhausted, expired, ...).
 	Reason string             `json:"reason,omitempty"`
 	Errors []promo.FieldError `json:"errors,omitempty"`
+	// MinLength is the shortest format.length that takes the requested
+	// count, on a 422 whose format is too short (the "at least N" of the
+	// format.length message).
+	MinLength int `json:"minLength,omitempty"`
 }
 
 // statusOf maps a domain error code to an HTTP status: the one place where
@@ -55,13 +60,23 @@ func statusOf(code promo.ErrorCode) int {
 const (
 	errMalformed        promo.ErrorCode = "malformed"
 	errUnsupportedMedia promo.ErrorCode = "unsupported_media_type"
+	errMethodNotAllowed promo.ErrorCode = "method_not_allowed"
+	errUnavailable      promo.ErrorCode = "unavailable" // 503 with Retry-After
 )
+
+func errBusy(msg string) error { return &promo.Error{Code: errUnavailable, Message: msg} }
 
 // writeError answers with problem+json. Internal errors are logged here, once,
 // and their text is not shown to the caller.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem{Type: "about:blank"}
 	var de *promo.Error
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The request's database deadline (DBTimeout) passed: say so, log why.
+		s.log.Warn("request timed out", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		de = &promo.Error{Code: errUnavailable, Message: "the database did not answer in time; try again"}
+		err = de
+	}
 	if errors.As(err, &de) && de.Code != promo.EInternal {
 		p.Status = statusOf(de.Code)
 		switch de.Code {
@@ -69,10 +84,16 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Status = http.StatusBadRequest
 		case errUnsupportedMedia:
 			p.Status = http.StatusUnsupportedMediaType
+		case errMethodNotAllowed:
+			p.Status = http.StatusMethodNotAllowed
+		case errUnavailable:
+			p.Status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "5")
 		}
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message
 		p.Errors = de.Fields
+		p.MinLength = de.MinLength
 		p.Reason = string(de.Reason)
 		var rl *redemption.RateLimited
 		if errors.As(err, &rl) {

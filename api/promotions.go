@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"math/big"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -60,8 +62,13 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		status = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
-	} else if s.outbox != nil {
-		s.outbox.Notify()
+	} else {
+		s.log.Info("promotion created", zap.Int64("promotion_id", p.ID), zap.String("name", p.Name),
+			zap.String("kind", string(p.Kind)), zap.Int64("codes", p.CodeCount),
+			zap.Int("batches", batchCount(p.CodeCount, np.BatchSize, p.Kind)))
+		if s.outbox != nil {
+			s.outbox.Notify()
+		}
 	}
 	w.Header().Set("Location", "/v1/promotions/"+p.IDString())
 	st := promo.StatusPending
@@ -113,6 +120,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		return np, err
 	}
 	var fields []promo.FieldError
+	minLength := 0 // the shortest format.length for the count, when the given one is too short
 	bad := func(field, format string, args ...any) {
 		fields = append(fields, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
@@ -123,6 +131,8 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		bad("name", "is required")
 	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
 		bad("name", "must be valid UTF-8 of at most %d characters", maxNameLen)
+	case badText(name) != "":
+		bad("name", "%s", badText(name))
 	}
 	maxUsage := 1
 	if req.MaxUsagePerCode != nil {
@@ -181,11 +191,19 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 			bad("format", "is required for generated codes")
 			break
 		}
-		layout, err := codes.NewLayout(*format)
+		forCount := count
+		if len(fields) > 0 {
+			forCount = 0 // a bad count: check the format alone
+		}
+		layout, err := codes.CheckFormatFor(*format, forCount, s.cfg.MaxDensity)
+		if promo.Is(err, promo.ECapacity) && len(fields) == 0 {
+			return np, err
+		}
 		if err != nil {
 			var de *promo.Error
 			if errors.As(err, &de) {
 				fields = append(fields, de.Fields...)
+				minLength = de.MinLength
 				if len(de.Fields) == 0 {
 					bad("format", "%s", de.Message)
 				}
@@ -197,18 +215,16 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		if len(fields) > 0 {
 			break
 		}
-		if err := codes.CheckCapacity(*format, count, s.cfg.MaxDensity); err != nil {
-			return np, err
-		}
 		np.CodeCount = count
 		check := format.HasCheckChar() // an explicit true and an omitted checkChar are the same request
 		format.CheckChar = &check
 		np.Format = format
 		np.CounterName = layout.CounterName()
 		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
+		np.KeyFingerprint = s.keyFP // not part of the request hash (json:"-")
 	}
 	if len(fields) > 0 {
-		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields}
+		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields, MinLength: minLength}
 	}
 	np.RequestHash = requestHash(np)
 	return np, nil
@@ -236,11 +252,14 @@ func vanityCode(raw string) (code, problem string) {
 	return code, ""
 }
 
-// decodeStrict decodes one JSON object, rejecting unknown fields and
-// trailing data, and names the offending field on type errors. prefix is the
+// decodeStrict decodes one JSON object, rejecting repeated keys, unknown
+// fields and trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
 func decodeStrict(body []byte, v any, prefix string) error {
+	if path := duplicateKey(body); path != "" {
+		return duplicateKeyError(prefix + path)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -385,12 +404,34 @@ func Summary(st promo.PromotionStatus) string {
 }
 
 func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
-	st, err := s.promotion(r)
+	partial := false
+	if v := r.URL.Query().Get("partial"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.writeError(w, r, promo.FieldErrorf("partial", "must be true or false, got %q", truncate(v, 20)))
+			return
+		}
+		partial = b
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+	st, err := s.promotion(r.WithContext(ctx))
+	cancel()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	id := st.ID
+	// An export of an unfinished promotion is a partial file that looks
+	// complete: only on request.
+	if status := st.Status(); status != promo.StatusCompleted && !partial {
+		s.writeError(w, r, promo.Errorf(promo.EConflict,
+			"promotion %d is %s (%s of %s codes): export it once it is completed, or ask for what exists with ?partial=true",
+			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)))
+		return
+	}
+	if partial {
+		w.Header().Set("Promocodes-Partial-Export", "true")
+	}
 	var layout *codes.Layout
 	if st.Format != nil {
 		if layout, err = codes.NewLayout(*st.Format); err != nil {
@@ -401,10 +442,23 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 			layout = nil
 		}
 	}
+	// Each export holds a database connection while it streams: only
+	// MaxExports at once, so creates and status reads keep theirs.
+	release, err := s.exportSlot(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
+	// A client that stops reading would hold the connection forever: each
+	// write must complete within ExportStallTimeout.
+	rc := http.NewResponseController(w)
+	stall := func() { _ = rc.SetWriteDeadline(time.Now().Add(s.cfg.ExportStallTimeout)) }
+	stall()
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="promotion-%d-codes.csv"`, id))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := bufio.NewWriterSize(&deadlineWriter{w: w, before: stall}, 64<<10)
 	cw := csv.NewWriter(bw)
 	_ = cw.Write([]string{"code"})
 	row := make([]string, 1)
@@ -431,6 +485,17 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("export interrupted", zap.Int64("promotion_id", id), zap.Error(err))
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// deadlineWriter re-arms the write deadline before each write.
+type deadlineWriter struct {
+	w      io.Writer
+	before func()
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.before()
+	return d.w.Write(p)
 }
 
 func utc(t *time.Time) *time.Time {
@@ -462,4 +527,12 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// batchCount is the number of batch events a new promotion is split into.
+func batchCount(codes, batchSize int64, kind promo.Kind) int {
+	if kind != promo.KindGenerated || batchSize <= 0 {
+		return 0
+	}
+	return int((codes + batchSize - 1) / batchSize)
 }

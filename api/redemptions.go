@@ -46,11 +46,13 @@ const (
 	maxCodeInput  = 256 // bytes of a typed code, separators and spaces included
 )
 
-func (s *Server) redemptionRoutes() {
-	s.mux.Handle("GET /v1/codes/{code}", s.redeemRole(s.validateCode))
-	s.mux.Handle("POST /v1/codes/{code}/redemptions", s.redeemRole(s.redeemCode))
-	s.mux.Handle("POST /v1/redemptions/{id}/rollback", s.redeemRole(s.rollbackRedemption))
-	s.mux.Handle("GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions))
+func (s *Server) redemptionRoutes() []route {
+	return []route{
+		{"GET /v1/codes/{code}", s.redeemRole(s.deadline(s.validateCode))},
+		{"POST /v1/codes/{code}/redemptions", s.redeemRole(s.deadline(s.redeemCode))},
+		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
+		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
+	}
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.
@@ -357,10 +359,8 @@ func checkText(field, v string, max int, required bool) error {
 	case utf8.RuneCountInString(v) > max:
 		return promo.FieldErrorf(field, "must be at most %d characters", max)
 	}
-	for _, c := range v {
-		if c < 0x20 || c == 0x7f {
-			return promo.FieldErrorf(field, "must not contain control characters")
-		}
+	if msg := badText(v); msg != "" {
+		return promo.FieldErrorf(field, "%s", msg)
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ type Store interface {
 	CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error)
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
+	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
+	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 }
 
 // Config tunes the API. Zero values take the defaults.
@@ -35,6 +38,21 @@ type Config struct {
 	MaxMetadataBytes int
 	// Open serves without authentication (dev only); the caller logs that it does.
 	Open bool
+	// Metrics, when set, records every request by route pattern and status.
+	Metrics *Metrics
+	// DBTimeout bounds the database work of a create or status request
+	// (default 10s): a stuck database answers 503, it does not hang clients.
+	DBTimeout time.Duration
+	// MaxExports is how many CSV exports may stream at once (default 2).
+	// Each holds a database connection for as long as its client reads, so
+	// keep it below db.maxConns: creates and status reads need the rest.
+	MaxExports int
+	// ExportQueueWait is how long an export waits for a free slot before
+	// it is answered 503 with Retry-After (default 2s).
+	ExportQueueWait time.Duration
+	// ExportStallTimeout cuts an export whose client has not taken any data
+	// for this long (default 1m), freeing its database connection.
+	ExportStallTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -49,6 +67,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDensity == 0 {
 		c.MaxDensity = codes.DefaultMaxDensity
+	}
+	if c.DBTimeout == 0 {
+		c.DBTimeout = 10 * time.Second
+	}
+	if c.MaxExports == 0 {
+		c.MaxExports = 2
+	}
+	if c.ExportQueueWait == 0 {
+		c.ExportQueueWait = 2 * time.Second
+	}
+	if c.ExportStallTimeout == 0 {
+		c.ExportStallTimeout = time.Minute
 	}
 }
 
@@ -66,6 +96,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("codes.maxDensity: must be in (0, 1], got %g", c.MaxDensity)
 	case len(c.Secret) < codes.MinSecretLen:
 		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
+	case c.DBTimeout < 0 || c.MaxExports < 0 || c.ExportQueueWait < 0 || c.ExportStallTimeout < 0:
+		return errors.New("api: timeouts and export slots must not be negative")
 	case !c.Open && len(c.AdminTokens) == 0:
 		return errors.New("auth.adminTokens: at least one token is required outside dev mode")
 	}
@@ -80,6 +112,9 @@ type Server struct {
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
+	keyFP  string // codes.KeyFingerprint(cfg.Secret), stored with each generated promotion
+	// exports holds one token per export streaming now (cap MaxExports).
+	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
 	redeemer Redeemer
 }
@@ -92,28 +127,117 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now}
+	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
+		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
 	for _, o := range opts {
 		o(s)
 	}
-	if s.redeemer != nil {
-		s.redemptionRoutes()
+	for _, r := range s.routes() {
+		s.mux.Handle(r.pattern, r.h)
 	}
-	s.mux.Handle("POST /v1/promotions", s.admin(s.createPromotion))
-	s.mux.Handle("GET /v1/promotions/{id}", s.admin(s.getPromotion))
-	s.mux.Handle("GET /v1/promotions/{id}/codes", s.admin(s.exportCodes))
+	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
+	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
+	s.mux.HandleFunc("GET /docs", serveDocs)
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)
 		s.mux.Handle("GET /metrics", ops)
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
-	})
 	return s, nil
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// routes are the API's endpoints (not the operational ones); the code
+// endpoints only with a redeemer (WithRedemption).
+func (s *Server) routes() []route {
+	rs := []route{
+		{"POST /v1/promotions", s.admin(s.deadline(s.createPromotion))},
+		{"GET /v1/promotions", s.admin(s.deadline(s.listPromotions))},
+		{"GET /v1/promotions/{id}", s.admin(s.deadline(s.getPromotion))},
+		{"GET /v1/promotions/{id}/codes", s.admin(s.exportCodes)},
+		{"GET /v1/promotions/{id}/stats", s.admin(s.deadline(s.promotionStats))},
+	}
+	if s.redeemer != nil {
+		rs = append(rs, s.redemptionRoutes()...)
+	}
+	return rs
+}
+
+// Routes lists every endpoint the API can serve as "METHOD /path"
+// patterns, for tests that must cover each of them.
+func Routes() []string {
+	var out []string
+	for _, r := range (&Server{redeemer: noRedeemer{}}).routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
+		return
+	}
+	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
+}
+
+// routeMethods are the methods tried when a path has no route for the
+// request's method.
+var routeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete}
+
+// noRoute answers a request that matches no route: 405 with Allow when the
+// path is known under other methods, else 404, both as problem+json.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.writeError(w, r, promo.Errorf(errMethodNotAllowed, "%s is not allowed on %s (allowed: %s)",
+			r.Method, r.URL.Path, strings.Join(allow, ", ")))
+		return
+	}
+	s.writeError(w, r, promo.Errorf(promo.ENotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// deadline bounds a short request's database work by DBTimeout.
+func (s *Server) deadline(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}
+
+// exportSlot takes one of MaxExports slots, waiting up to ExportQueueWait.
+// It returns the release function, or an error (503) when none came free.
+func (s *Server) exportSlot(ctx context.Context) (func(), error) {
+	t := time.NewTimer(s.cfg.ExportQueueWait)
+	defer t.Stop()
+	select {
+	case s.exports <- struct{}{}:
+		return func() { <-s.exports }, nil
+	case <-t.C:
+		return nil, errBusy(fmt.Sprintf("%d exports are running, the most this server streams at once; "+
+			"try again shortly", s.cfg.MaxExports))
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 // admin wraps a handler with the admin-token check.
 func (s *Server) admin(h http.HandlerFunc) http.Handler {
@@ -138,10 +262,29 @@ func (s *Server) authorize(r *http.Request, tokens []string) error {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return promo.Errorf(promo.EUnauthorized, "a bearer token is required")
 	}
+	if knownToken(tokens, token) {
+		return nil
+	}
+	// A token of another role is known but not allowed here (403); any other
+	// token is no credential at all (401), so a typo is not told apart from
+	// a missing token by anything but the message.
+	if knownToken(s.cfg.AdminTokens, token) || knownToken(s.cfg.RedeemTokens, token) {
+		return promo.Errorf(promo.EForbidden, "this token's role may not do that")
+	}
+	return promo.Errorf(promo.EUnauthorized, "the bearer token is not valid")
+}
+
+// knownToken compares token with each of tokens in constant time.
+func knownToken(tokens []string, token string) bool {
+	ok := false
 	for _, t := range tokens {
 		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			return nil
+			ok = true
 		}
 	}
-	return promo.Errorf(promo.EForbidden, "this token may not do that")
+	return ok
 }
+
+// noRedeemer stands in for a Redeemer when Routes lists the code endpoints;
+// its handlers are never called.
+type noRedeemer struct{ Redeemer }

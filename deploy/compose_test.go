@@ -235,12 +235,19 @@ func TestComposeKafka(t *testing.T) {
 	}
 	script := strings.Join(kinit.Entrypoint, " ")
 	t1 := cfg.Kafka.Topics
-	for _, topic := range []string{t1.Batches, t1.Retry, t1.Error, t1.Dead} {
-		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(topic) + `(\s|;|$)`).MatchString(script) {
-			t.Errorf("kafka-init does not create topic %s", topic)
+	// Each topic with the retention.ms the services create it with (and
+	// check at start): kafka.retention for three, forever for dead.
+	retention, err := time.ParseDuration(cfg.Kafka.Retention)
+	if err != nil {
+		t.Fatalf("kafka.retention %q: %v", cfg.Kafka.Retention, err)
+	}
+	ms := strconv.FormatInt(retention.Milliseconds(), 10)
+	for topic, want := range map[string]string{t1.Batches: ms, t1.Retry: ms, t1.Error: ms, t1.Dead: "-1"} {
+		if !regexp.MustCompile(`(^|\s)` + regexp.QuoteMeta(topic+":"+want) + `(\s|;|$)`).MatchString(script) {
+			t.Errorf("kafka-init does not create topic %s with retention.ms=%s", topic, want)
 		}
 	}
-	for _, want := range []string{"--if-not-exists", "--partitions " + strconv.Itoa(cfg.Kafka.Partitions), "--replication-factor " + strconv.Itoa(cfg.Kafka.ReplicationFactor), `"$topic"`} {
+	for _, want := range []string{"--if-not-exists", "--partitions " + strconv.Itoa(cfg.Kafka.Partitions), "--replication-factor " + strconv.Itoa(cfg.Kafka.ReplicationFactor), `"$topic"`, "--config retention.ms=$retention"} {
 		if !strings.Contains(script, want) {
 			t.Errorf("kafka-init script lacks %q:\n%s", want, script)
 		}

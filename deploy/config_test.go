@@ -20,7 +20,9 @@ type appConfig struct {
 		Format string `json:"format"`
 	} `json:"log"`
 	HTTP struct {
-		Addr string `json:"addr"`
+		Addr        string `json:"addr"`
+		ReadTimeout string `json:"readTimeout"`
+		IdleTimeout string `json:"idleTimeout"`
 	} `json:"http"`
 	Auth struct {
 		AdminTokens  []string `json:"adminTokens"`
@@ -35,6 +37,7 @@ type appConfig struct {
 		Brokers           []string `json:"brokers"`
 		Partitions        int      `json:"partitions"`
 		ReplicationFactor int      `json:"replicationFactor"`
+		Retention         string   `json:"retention"`
 		Topics            struct {
 			Batches string `json:"batches"`
 			Retry   string `json:"retry"`
@@ -45,8 +48,9 @@ type appConfig struct {
 		} `json:"topics"`
 	} `json:"kafka"`
 	Codes struct {
-		Secret     string  `json:"secret"`
-		MaxDensity float64 `json:"maxDensity"`
+		Secret          string   `json:"secret"`
+		PreviousSecrets []string `json:"previousSecrets"`
+		MaxDensity      float64  `json:"maxDensity"`
 	} `json:"codes"`
 	API struct {
 		BatchCodeCount int64 `json:"batchCodeCount"`
@@ -60,9 +64,11 @@ type appConfig struct {
 		MaxAttempts int    `json:"maxAttempts"`
 	} `json:"generator"`
 	Shovel struct {
-		Interval   string `json:"interval"`
-		MaxRetries int    `json:"maxRetries"`
-		GroupID    string `json:"groupId"`
+		Interval        string `json:"interval"`
+		MaxRetries      int    `json:"maxRetries"`
+		GroupID         string `json:"groupId"`
+		RetryBackoff    string `json:"retryBackoff"`
+		RetryBackoffMax string `json:"retryBackoffMax"`
 	} `json:"shovel"`
 	Redeem struct {
 		GuessLimit       int    `json:"guessLimit"`
@@ -79,12 +85,12 @@ var configKeys = []string{
 	"env", "log.level", "log.format", "http.addr",
 	"auth.adminTokens", "auth.redeemTokens",
 	"db.driver", "db.dsn", "db.maxConns",
-	"kafka.brokers", "kafka.partitions", "kafka.replicationFactor",
+	"kafka.brokers", "kafka.partitions", "kafka.replicationFactor", "kafka.retention",
 	"kafka.topics.batches", "kafka.topics.retry", "kafka.topics.error", "kafka.topics.dead",
-	"codes.secret", "codes.maxDensity",
+	"codes.secret", "codes.previousSecrets", "codes.maxDensity",
 	"api.batchCodeCount", "api.maxCodeCount", "api.maxBodyBytes",
 	"generator.workers", "generator.chunkSize", "generator.groupId", "generator.maxAttempts",
-	"shovel.interval", "shovel.maxRetries", "shovel.groupId",
+	"shovel.interval", "shovel.maxRetries", "shovel.groupId", "shovel.retryBackoff", "shovel.retryBackoffMax",
 	"kafka.topics.redemptions",
 	"redeem.guessLimit", "redeem.guessWindow", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
 }
@@ -189,7 +195,7 @@ func parseAppConfig(t *testing.T, name string, data []byte) appConfig {
 		t.Errorf("%s: shovel = %+v (needs its own consumer group)", name, cfg.Shovel)
 	}
 
-	if cfg.Codes.Secret != "" || cfg.DB.DSN != "" || len(cfg.Auth.AdminTokens) != 0 || len(cfg.Auth.RedeemTokens) != 0 {
+	if cfg.Codes.Secret != "" || len(cfg.Codes.PreviousSecrets) != 0 || cfg.DB.DSN != "" || len(cfg.Auth.AdminTokens) != 0 || len(cfg.Auth.RedeemTokens) != 0 {
 		t.Errorf("%s: carries a secret (codes.secret, db.dsn or auth tokens); these must come from the environment", name)
 	}
 	return cfg

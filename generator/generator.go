@@ -19,6 +19,9 @@ type Store interface {
 	LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error)
 	CommitChunk(ctx context.Context, c promo.Chunk) (done int64, err error)
 	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
+	// Ping does one round trip to the database: the circuit breaker's
+	// probe (see dbGate).
+	Ping(ctx context.Context) error
 }
 
 // Consumer is one consumer-group member. It is used by one goroutine.
@@ -40,6 +43,8 @@ type Encoder interface {
 	// AppendCodes appends the codes of seq, seq+1, ..., seq+n-1 back to back.
 	AppendCodes(dst []byte, seq uint64, n int) []byte
 	CodeLen() int
+	// Space is the number of sequence numbers the encoder can render.
+	Space() uint64
 }
 
 // Config tunes a Generator. Zero values take the defaults.
@@ -50,12 +55,29 @@ type Config struct {
 	RetryInitial time.Duration // first in-process backoff (default 200ms)
 	RetryMax     time.Duration // backoff ceiling (default 5s)
 	Reconnect    time.Duration // pause before a worker replaces a failed consumer (default 2s)
-	OpTimeout    time.Duration // deadline of one database attempt (default 60s)
-	ErrorTopic   string
-	DeadTopic    string
+	// FetchGiveUp is how long fetches may keep failing before the worker
+	// replaces its consumer (default 2m). Shorter outages (a broker restart)
+	// are ridden out with the same consumer: replacing it means leaving and
+	// rejoining the group, two rebalances for nothing.
+	FetchGiveUp time.Duration
+	// CommitTimeout bounds one offset commit (default 15s).
+	CommitTimeout time.Duration
+	OpTimeout     time.Duration // deadline of one database attempt (default 60s)
+	ErrorTopic    string
+	DeadTopic     string
 	// Secret is the code key (pkg/codes); it never reaches a log.
 	Secret []byte
+	// PreviousSecrets are keys rotated out: promotions created under one of
+	// them (by fingerprint) are still generated with it. New promotions get
+	// the API's current key.
+	PreviousSecrets [][]byte
 }
+
+// ErrKeyMismatch is returned (wrapped) by Run when a promotion was created
+// under a code key this generator does not hold: generating its batches with
+// another key would split the promotion between two permutations. The event
+// is neither committed nor parked; a generator with the right key takes it.
+var ErrKeyMismatch = errors.New("codes.secret differs from the key the promotion was created under")
 
 func (c *Config) setDefaults() {
 	if c.Workers == 0 {
@@ -79,6 +101,12 @@ func (c *Config) setDefaults() {
 	if c.OpTimeout == 0 {
 		c.OpTimeout = time.Minute
 	}
+	if c.FetchGiveUp == 0 {
+		c.FetchGiveUp = 2 * time.Minute
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = 15 * time.Second
+	}
 }
 
 // Validate checks the configuration after defaults.
@@ -98,6 +126,11 @@ func (c Config) Validate() error {
 	case len(c.Secret) < codes.MinSecretLen:
 		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
 	}
+	for i, k := range c.PreviousSecrets {
+		if len(k) < codes.MinSecretLen {
+			return fmt.Errorf("codes.previousSecrets[%d]: must be at least %d bytes", i, codes.MinSecretLen)
+		}
+	}
 	return nil
 }
 
@@ -107,13 +140,17 @@ type Generator struct {
 	store       Store
 	pub         Publisher
 	newConsumer func(ctx context.Context) (Consumer, error)
-	newEncoder  func(f promo.Format, counterName string) (Encoder, error)
+	newEncoder  func(f promo.Format, counterName string, secret []byte) (Encoder, error)
 	log         *zap.Logger
 	metrics     *Metrics
 	now         func() time.Time
 
+	gate      *dbGate
+	keys      map[string][]byte // by fingerprint: the current key and the previous ones
+	currentFP string
+
 	mu       sync.Mutex
-	encoders map[string]Encoder // by counter name: one canonical code space, one encoder
+	encoders map[string]Encoder // by counter name and key fingerprint
 }
 
 // New builds a Generator. newConsumer is called once per worker, and again
@@ -127,10 +164,9 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	secret := cfg.Secret
-	return &Generator{
+	g := &Generator{
 		cfg: cfg, store: store, pub: pub, newConsumer: newConsumer, log: log, metrics: metrics,
-		newEncoder: func(f promo.Format, counterName string) (Encoder, error) {
+		newEncoder: func(f promo.Format, counterName string, secret []byte) (Encoder, error) {
 			l, err := codes.NewLayout(f)
 			if err != nil {
 				return nil, err
@@ -143,29 +179,55 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 			}
 			return engineEncoder{e}, nil
 		},
-		now:      time.Now,
-		encoders: make(map[string]Encoder),
-	}, nil
+		keys:      map[string][]byte{},
+		currentFP: codes.KeyFingerprint(cfg.Secret),
+		now:       time.Now,
+		encoders:  make(map[string]Encoder),
+	}
+	for _, k := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
+		if fp := codes.KeyFingerprint(k); g.keys[fp] == nil {
+			g.keys[fp] = k
+		}
+	}
+	g.gate = newDBGate(store.Ping, log, func(down bool) {
+		if down {
+			metrics.DatabaseDown.Set(1)
+		} else {
+			metrics.DatabaseDown.Set(0)
+		}
+	})
+	return g, nil
 }
 
 // Run starts the workers and blocks until ctx is cancelled and every worker
-// has stopped. A worker whose consumer fails replaces it; Run itself only
-// returns nil (on cancellation).
+// has stopped. A worker whose consumer fails replaces it. Run returns nil on
+// cancellation; it stops every worker and returns the error when a worker
+// meets a promotion created under a key it does not hold (ErrKeyMismatch):
+// a misconfigured generator must stop, not guess.
 func (g *Generator) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		fatal error
+	)
 	for i := 0; i < g.cfg.Workers; i++ {
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()
-			g.runWorker(ctx, id)
+			if err := g.runWorker(ctx, id); err != nil {
+				once.Do(func() { fatal = err; cancel() })
+			}
 		}(i)
 	}
 	wg.Wait()
-	return nil
+	return fatal
 }
 
-// runWorker keeps one consumer going until ctx ends.
-func (g *Generator) runWorker(ctx context.Context, id int) {
+// runWorker keeps one consumer going until ctx ends (nil) or a key mismatch
+// (the error).
+func (g *Generator) runWorker(ctx context.Context, id int) error {
 	log := g.log.With(zap.Int("worker", id))
 	for ctx.Err() == nil {
 		c, err := g.newConsumer(ctx)
@@ -177,8 +239,13 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 		} else {
 			err = fmt.Errorf("open consumer: %w", err)
 		}
+		if errors.Is(err, ErrKeyMismatch) {
+			log.Error("refusing to generate: stopping this generator (nothing committed, nothing parked; a generator with the right codes.secret takes the event)",
+				zap.Error(err))
+			return err
+		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		// Nothing was committed for the message in hand: leaving the group
 		// hands its partition to another member (or to us again) from the
@@ -190,6 +257,7 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 		case <-time.After(g.cfg.Reconnect):
 		}
 	}
+	return nil
 }
 
 // consume is the fetch → process → commit loop of one consumer. It returns
@@ -198,15 +266,46 @@ func (g *Generator) runWorker(ctx context.Context, id int) {
 func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) error {
 	w := &worker{g: g, log: log}
 	commitFailures := 0
+	var fetchFailingSince time.Time
+	fetchPause := fetchRetryMin
 	for {
+		// The circuit breaker: while the database is unreachable, fetch
+		// nothing (the events stay in their topic, uncommitted).
+		g.gate.wait(ctx)
 		msg, err := c.Fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("fetch: %w", err)
+			if errors.Is(err, kafka.ErrClosed) {
+				return fmt.Errorf("fetch: %w", err)
+			}
+			// The broker is restarting or unreachable: the consumer
+			// reconnects by itself, so keep it (and the group membership)
+			// unless the failures go on for FetchGiveUp.
+			if fetchFailingSince.IsZero() {
+				fetchFailingSince = g.now()
+				log.Warn("fetch failed; retrying with the same consumer", zap.Error(err))
+			} else if g.now().Sub(fetchFailingSince) >= g.cfg.FetchGiveUp {
+				return fmt.Errorf("fetch failing for %s: %w", g.now().Sub(fetchFailingSince).Round(time.Second), err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(fetchPause):
+			}
+			fetchPause = min(2*fetchPause, fetchRetryMax)
+			continue
+		}
+		if !fetchFailingSince.IsZero() {
+			log.Info("fetching again", zap.Duration("after", g.now().Sub(fetchFailingSince).Round(time.Millisecond)))
+			fetchFailingSince, fetchPause = time.Time{}, fetchRetryMin
 		}
 		out := w.process(ctx, msg)
+		if out.verdict == verdictRefused {
+			// Leave the event where it is (no commit, no publish).
+			return out.err
+		}
 		if ctx.Err() != nil {
 			// Shutting down mid-batch: the committed chunks stay, the offset
 			// does not move, the next owner finishes the batch from the DB.
@@ -215,7 +314,10 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 		if err := g.settle(ctx, msg, out, log); err != nil {
 			return err
 		}
-		if err := c.Commit(ctx, msg); err != nil {
+		cctx, cancel := context.WithTimeout(ctx, g.cfg.CommitTimeout)
+		err = c.Commit(cctx, msg)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -232,6 +334,12 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 		commitFailures = 0
 	}
 }
+
+// Pauses between failed fetches on one consumer.
+const (
+	fetchRetryMin = 250 * time.Millisecond
+	fetchRetryMax = 5 * time.Second
+)
 
 // settle makes the outcome durable before the offset is committed: nothing
 // for a finished batch, a dead-letter or error-topic publish otherwise.
@@ -296,24 +404,38 @@ func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte,
 	return out
 }
 
-// encoder returns the (cached) encoder for a promotion's code space.
+// encoder returns the (cached) encoder for a promotion's code space, with
+// the key the promotion was created under: the current key, a previous one
+// (rotation), or, for a promotion without a fingerprint, the current key. No
+// key matching its fingerprint is ErrKeyMismatch.
 func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 	if p.Format == nil {
 		return nil, promo.Errorf(promo.EInvalid, "promotion %d has no code format (kind %q)", p.ID, p.Kind)
 	}
+	fp := p.KeyFingerprint
+	if fp == "" {
+		fp = g.currentFP
+	}
+	secret, ok := g.keys[fp]
+	if !ok {
+		return nil, fmt.Errorf("%w: promotion %d has key fingerprint %s, this generator's codes.secret has %s "+
+			"and no codes.previousSecrets matches; set the key the API used (see key rotation in docs/kafka.md)",
+			ErrKeyMismatch, p.ID, p.KeyFingerprint, g.currentFP)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if e, ok := g.encoders[p.CounterName]; ok {
+	cacheKey := p.CounterName + "\x00" + fp
+	if e, ok := g.encoders[cacheKey]; ok {
 		return e, nil
 	}
-	e, err := g.newEncoder(*p.Format, p.CounterName)
+	e, err := g.newEncoder(*p.Format, p.CounterName, secret)
 	if err != nil {
 		// A format stored before the rules for canonical codes may be refused
 		// now (a case-sensitive custom charset): the error is EInvalid, so the
 		// batch is parked with this reason rather than retried.
 		return nil, fmt.Errorf("promotion %d: stored code format cannot be generated: %w", p.ID, err)
 	}
-	g.encoders[p.CounterName] = e
+	g.encoders[cacheKey] = e
 	return e, nil
 }
 
@@ -321,3 +443,5 @@ func (g *Generator) encoder(p promo.Promotion) (Encoder, error) {
 type engineEncoder struct{ *codes.Engine }
 
 func (e engineEncoder) CodeLen() int { return e.Layout().CodeLen() }
+
+func (e engineEncoder) Space() uint64 { return e.Layout().Space() }

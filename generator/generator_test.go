@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -25,6 +27,24 @@ type fakeStore struct {
 	failErr   error // with this error
 	states    map[int]promo.BatchState
 	loadFails bool
+	down      bool // the database is unreachable: every call fails, Ping too
+	pings     int
+}
+
+func (s *fakeStore) Ping(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pings++
+	if s.down {
+		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return nil
+}
+
+func (s *fakeStore) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 func newFakeStore(batches ...promo.Batch) *fakeStore {
@@ -41,7 +61,7 @@ func newFakeStore(batches ...promo.Batch) *fakeStore {
 func (s *fakeStore) LoadBatch(_ context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.loadFails {
+	if s.loadFails || s.down {
 		return promo.BatchWork{}, errors.New("connection refused")
 	}
 	b, ok := s.batches[ref.BatchNo]
@@ -54,6 +74,9 @@ func (s *fakeStore) LoadBatch(_ context.Context, ref promo.BatchRef) (promo.Batc
 func (s *fakeStore) CommitChunk(_ context.Context, c promo.Chunk) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.down {
+		return 0, errors.New("read tcp: connection reset by peer")
+	}
 	if s.failNext > 0 {
 		s.failNext--
 		return 0, s.failErr
@@ -362,6 +385,216 @@ func TestHeaderValueIsPrintableAndBounded(t *testing.T) {
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e {
 			t.Fatalf("byte %d = %#x is not printable", i, v[i])
+		}
+	}
+}
+
+// A crafted event naming a real batch with a wrong range is parked with a
+// reason, and the real batch is not marked parked (its own event completes it).
+func TestCraftedEventsNeverMarkTheRealBatchParked(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 1000, CodeCount: 100}
+	st := newFakeStore(b)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	crafted := []promo.Event{
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: 1050, CodeCount: 100},                 // runs past the end
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: 0, CodeCount: 10},                     // before the start
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: math.MaxUint64 - 4, CodeCount: 5},     // wraps to 0
+		{V: 1, PromotionID: "7", BatchNo: 0, SeqStart: math.MaxUint64 - 100, CodeCount: 100}, // near 2^64
+	}
+	var msgs []kafka.Message
+	for i, e := range crafted {
+		msgs = append(msgs, eventMsg(int64(i), e))
+	}
+	c := &fakeConsumer{msgs: msgs}
+	if err := runUntilCommitted(t, g, c, len(crafted)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != len(crafted) {
+		t.Fatalf("parked %d of %d crafted events", len(pub.msgs), len(crafted))
+	}
+	for i, m := range pub.msgs {
+		if r, _ := m.Header(promo.HeaderDeadReason); m.Topic != "dead" || r == "" {
+			t.Errorf("crafted event %d: topic %q reason %q", i, m.Topic, r)
+		}
+	}
+	if s, ok := st.states[0]; ok {
+		t.Fatalf("crafted events set the real batch's state to %q", s)
+	}
+	if len(st.codes) != 0 {
+		t.Fatalf("crafted events wrote %d codes", len(st.codes))
+	}
+}
+
+func TestWithinBatchCannotWrapAround(t *testing.T) {
+	b := promo.Batch{SeqStart: 0, CodeCount: 10}
+	for _, tc := range []struct {
+		ev   promo.Event
+		want bool
+	}{
+		{promo.Event{SeqStart: 0, CodeCount: 10}, true},
+		{promo.Event{SeqStart: 5, CodeCount: 5}, true},
+		{promo.Event{SeqStart: 10, CodeCount: 0}, true},
+		{promo.Event{SeqStart: 5, CodeCount: 6}, false},
+		{promo.Event{SeqStart: math.MaxUint64 - 4, CodeCount: 10}, false}, // seqStart+codeCount wraps to 5
+		{promo.Event{SeqStart: math.MaxUint64, CodeCount: 1}, false},
+	} {
+		if got := withinBatch(tc.ev, b); got != tc.want {
+			t.Errorf("withinBatch(%+v, [0, +10)) = %v, want %v", tc.ev, got, tc.want)
+		}
+	}
+}
+
+// hangingCommits is a consumer whose commits never answer (a lost
+// coordinator): only the caller's deadline ends them.
+type hangingCommits struct{ fakeConsumer }
+
+func (c *hangingCommits) Commit(ctx context.Context, _ ...kafka.Message) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestCommitThatNeverAnswersTimesOut(t *testing.T) {
+	var msgs []kafka.Message
+	for i := 0; i < 5; i++ {
+		b := promo.Batch{PromotionID: 7, BatchNo: i, SeqStart: uint64(i) * 10, CodeCount: 10}
+		msgs = append(msgs, eventMsg(int64(i), promo.EventFor(b)))
+	}
+	st := newFakeStore()
+	for i := 0; i < 5; i++ {
+		st.batches[i] = &promo.Batch{PromotionID: 7, BatchNo: i, SeqStart: uint64(i) * 10, CodeCount: 10}
+	}
+	g := newTestGenerator(t, st, &fakePub{})
+	g.cfg.CommitTimeout = 50 * time.Millisecond
+	c := &hangingCommits{fakeConsumer{msgs: msgs}}
+	errc := make(chan error, 1)
+	go func() { errc <- g.consume(context.Background(), c, zap.NewNop()) }()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("consume returned nil; want the repeated commit failure")
+		}
+		t.Logf("consume gave up: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("consume is stuck in a commit that never answers")
+	}
+}
+
+// The circuit breaker: while the database does not answer, a worker holding
+// an event waits instead of burning its attempts, publishes no remainder,
+// fetches nothing more, and finishes the batch once the database is back.
+func TestDatabaseOutageHoldsTheWorkersInsteadOfBurningRetries(t *testing.T) {
+	b0 := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 3000}
+	b1 := promo.Batch{PromotionID: 7, BatchNo: 1, SeqStart: 3000, CodeCount: 300}
+	st := newFakeStore(b0, b1)
+	st.failNext, st.failErr = 2, errors.New("i/o timeout") // real faults while it answers: counted (MaxAttempts 3)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b0)), eventMsg(2, promo.EventFor(b1))}}
+	st.setDown(true)
+	errc := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { errc <- g.consume(ctx, c, zap.NewNop()) }()
+	time.Sleep(1500 * time.Millisecond) // an outage 500 times the retry backoff
+	c.mu.Lock()
+	fetched, committed := c.next, len(c.committed)
+	c.mu.Unlock()
+	pub.mu.Lock()
+	published := len(pub.msgs)
+	pub.mu.Unlock()
+	if published != 0 || committed != 0 || fetched != 1 {
+		t.Fatalf("during the outage: %d published, %d committed, %d fetched; want 0, 0, 1 (the event in hand)",
+			published, committed, fetched)
+	}
+	if v := counterValue(t, g.metrics.Retries); v != 0 {
+		t.Errorf("%v retries counted during the outage; want 0", v)
+	}
+	st.setDown(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.committed)
+		c.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 events committed after the database came back", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 0 || len(st.codes) != 3300 {
+		t.Fatalf("published %d, codes %d; want 0 and exactly 3300", len(pub.msgs), len(st.codes))
+	}
+}
+
+// A promotion created under another key is refused: no code written, nothing
+// committed, nothing published; the generator stops with ErrKeyMismatch.
+func TestKeyMismatchRefusesTheBatchAndParksNothing(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 100}
+	st := newFakeStore(b)
+	st.promo.KeyFingerprint = codes.KeyFingerprint([]byte("the-api-key-0123456789abcdef-0123456"))
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	err := g.consume(context.Background(), c, zap.NewNop())
+	if !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), "codes.secret") ||
+		!strings.Contains(err.Error(), st.promo.KeyFingerprint) {
+		t.Fatalf("consume = %v; want ErrKeyMismatch naming codes.secret and the promotion's fingerprint", err)
+	}
+	if len(c.committed) != 0 || len(pub.msgs) != 0 || len(st.codes) != 0 || len(st.states) != 0 {
+		t.Fatalf("committed %v, published %d, codes %d, states %v; want nothing at all",
+			c.committed, len(pub.msgs), len(st.codes), st.states)
+	}
+	// Run stops (every worker) with the error rather than rejoining forever.
+	g.newConsumer = func(context.Context) (Consumer, error) {
+		return &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.Run(ctx); !errors.Is(err, ErrKeyMismatch) {
+		t.Fatalf("Run = %v; want ErrKeyMismatch", err)
+	}
+}
+
+// Key rotation: with the old key among PreviousSecrets, a promotion created
+// under it is generated with it (its codes are the old permutation's), and
+// one created under the new key with the new key.
+func TestPreviousKeyStillGeneratesItsPromotions(t *testing.T) {
+	oldKey, newKey := []byte("old-key-0123456789abcdef0123456789ab"), []byte("new-key-0123456789abcdef0123456789ab")
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"old", oldKey}, {"new", newKey}} {
+		b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 40, CodeCount: 50}
+		st := newFakeStore(b)
+		st.promo.KeyFingerprint = codes.KeyFingerprint(tc.key)
+		g, err := New(Config{Workers: 1, ChunkSize: 300, MaxAttempts: 3, ErrorTopic: "err", DeadTopic: "dead",
+			Secret: newKey, PreviousSecrets: [][]byte{oldKey}}, st, &fakePub{}, nil, zap.NewNop(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+		if err := runUntilCommitted(t, g, c, 1); err != nil {
+			t.Fatal(err)
+		}
+		l, err := codes.NewLayout(*st.promo.Format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := codes.NewForCounter(l, st.promo.CounterName, tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := uint64(40); seq < 90; seq++ {
+			if code := string(e.AppendCode(nil, seq)); !st.codes[code] {
+				t.Fatalf("%s key: code of seq %d (%s) not written; the batch used another key", tc.name, seq, code)
+			}
 		}
 	}
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	Remainders       prometheus.Counter
 	Parked           prometheus.Counter
 	ConsumerRestarts prometheus.Counter
+	DatabaseDown     prometheus.Gauge
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -41,10 +42,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events parked in the dead-letter topic by the generator."}),
 		ConsumerRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_generator_consumer_restarts_total",
 			Help: "Consumers dropped and replaced after an error that could not be made durable."}),
+		DatabaseDown: prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_generator_database_unreachable",
+			Help: "1 while the circuit breaker holds the workers because the database does not answer."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Codes, m.Chunks, m.ChunkSeconds, m.BatchesCompleted, m.Duplicates, m.Retries,
-			m.Remainders, m.Parked, m.ConsumerRestarts)
+			m.Remainders, m.Parked, m.ConsumerRestarts, m.DatabaseDown)
 	}
 	return m
 }

@@ -2,6 +2,7 @@ package generator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 type verdict int
 
 const (
-	verdictDone   verdict = iota // the batch is complete in the database
-	verdictDead                  // the event can never succeed: park it
-	verdictFailed                // transient trouble outlasted the retries: publish the remainder
+	verdictDone    verdict = iota // the batch is complete in the database
+	verdictDead                   // the event can never succeed: park it
+	verdictFailed                 // transient trouble outlasted the retries: publish the remainder
+	verdictRefused                // not this generator's to do (key mismatch): neither commit nor publish
 )
 
 // outcome is what processing one event came to.
@@ -63,9 +65,11 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 			PromotionID: ref.PromotionID, BatchNo: ref.BatchNo, SeqStart: ev.SeqStart, CodeCount: ev.CodeCount}}
 	}
 	b := work.Batch
-	if ev.SeqStart < b.SeqStart || ev.SeqStart+uint64(ev.CodeCount) > b.SeqStart+uint64(b.CodeCount) {
-		return dead(promo.Errorf(promo.EInvalid, "invalid range: event covers [%d, %d), batch %s is [%d, %d)",
-			ev.SeqStart, ev.SeqStart+uint64(ev.CodeCount), ev.Key(), b.SeqStart, b.SeqStart+uint64(b.CodeCount)), &ref)
+	if !withinBatch(ev, b) {
+		// A crafted or corrupted event: park it, but leave the real batch
+		// alone (nil ref): its own events are what drive it.
+		return dead(promo.Errorf(promo.EInvalid, "invalid range: event covers [%d, +%d), batch %s is [%d, +%d)",
+			ev.SeqStart, ev.CodeCount, ev.Key(), b.SeqStart, b.CodeCount), nil)
 	}
 	if b.Remaining() <= 0 {
 		g.metrics.Duplicates.Inc()
@@ -73,8 +77,15 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 		return outcome{verdict: verdictDone}
 	}
 	enc, err := g.encoder(work.Promotion)
+	if errors.Is(err, ErrKeyMismatch) {
+		return outcome{verdict: verdictRefused, err: err}
+	}
 	if err != nil {
 		return dead(err, &ref)
+	}
+	if space := enc.Space(); b.SeqStart > space || uint64(b.CodeCount) > space-b.SeqStart {
+		return dead(promo.Errorf(promo.ECapacity, "batch %s covers [%d, +%d), beyond the code space of %d",
+			ev.Key(), b.SeqStart, b.CodeCount, space), &ref)
 	}
 
 	started := time.Now()
@@ -101,7 +112,8 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 				return outcome{verdict: verdictFailed, err: lerr, batch: b}
 			}
 			b = fresh.Batch
-		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid):
+		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid), promo.Is(err, promo.ECapacity):
+			// The batch itself cannot be completed (no retry would help).
 			return dead(err, &ref)
 		default:
 			return outcome{verdict: verdictFailed, err: err, batch: w.lastKnown(ctx, ref, b)}
@@ -109,6 +121,9 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 	}
 	g.metrics.BatchesCompleted.Inc()
 	log.Debug("batch complete", zap.Int64("written", written), zap.Duration("took", time.Since(started)))
+	if written > 0 { // this worker wrote the batch's last chunk
+		g.logIfCompleted(ctx, ref.PromotionID, log)
+	}
 	return outcome{verdict: verdictDone}
 }
 
@@ -122,7 +137,17 @@ func (w *worker) chunk(enc Encoder, p promo.Promotion, b promo.Batch, n int) pro
 	w.buf = enc.AppendCodes(w.buf[:0], b.SeqStart+uint64(b.Done), n)
 	buf := w.sorter.Sort(w.buf, l, n)
 	return promo.Chunk{Batch: b.Ref(), From: b.Done, Count: n, Codes: buf, CodeLen: l,
-		CounterName: p.CounterName, Replace: enc.AppendCode}
+		CounterName: p.CounterName, Replace: enc.AppendCode, ReplaceLimit: enc.Space()}
+}
+
+// withinBatch reports whether the event's range lies inside the batch's, in
+// arithmetic that cannot wrap around (a validated event's End does not, and a
+// batch's range is the store's).
+func withinBatch(ev promo.Event, b promo.Batch) bool {
+	if b.CodeCount < 0 || ev.CodeCount > b.CodeCount || ev.SeqStart < b.SeqStart {
+		return false
+	}
+	return ev.SeqStart-b.SeqStart <= uint64(b.CodeCount-ev.CodeCount)
 }
 
 // lastKnown asks the database, briefly, how far the batch got; when it cannot
@@ -141,25 +166,39 @@ func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batc
 // own deadline (Config.OpTimeout), so a half-open connection or a lock wait
 // becomes a retry and, in the end, a remainder, instead of a stalled worker.
 // Domain errors (bad input, missing rows, lost races) are answers, not
-// faults: they return at once.
+// faults: they return at once. A failure while the database does not answer
+// at all is not counted: the circuit breaker (dbGate) holds the worker
+// until it answers, then the attempt is made again.
 func retry[T any](ctx context.Context, w *worker, what string, op func(ctx context.Context) (T, error)) (T, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = w.g.cfg.RetryInitial
 	bo.MaxInterval = w.g.cfg.RetryMax
-	return backoff.Retry(ctx, func() (T, error) {
+	bo.Reset()
+	for attempt := 1; ; {
 		actx, cancel := context.WithTimeout(ctx, w.g.cfg.OpTimeout)
-		defer cancel()
 		v, err := op(actx)
-		if err != nil && promo.Code(err) != promo.EInternal {
-			return v, backoff.Permanent(err)
+		cancel()
+		if err == nil || promo.Code(err) != promo.EInternal || ctx.Err() != nil {
+			return v, err
 		}
-		return v, err
-	},
-		backoff.WithBackOff(bo),
-		backoff.WithMaxTries(uint(w.g.cfg.MaxAttempts)),
-		backoff.WithMaxElapsedTime(0),
-		backoff.WithNotify(func(err error, next time.Duration) {
-			w.g.metrics.Retries.Inc()
-			w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
-		}))
+		if w.g.gate.failed(ctx, err) {
+			if ctx.Err() != nil {
+				return v, err
+			}
+			bo.Reset()
+			continue
+		}
+		if attempt >= w.g.cfg.MaxAttempts {
+			return v, err
+		}
+		attempt++
+		next := bo.NextBackOff()
+		w.g.metrics.Retries.Inc()
+		w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(next):
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/api/apitest"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
@@ -112,7 +113,7 @@ func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger
 		defer close(done)
 		_ = svc.Run(ctx)
 	}()
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(apitest.Conform(t, srv)) // every response checked against the OpenAPI document
 	t.Cleanup(func() {
 		hs.Close()
 		cancel()

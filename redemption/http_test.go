@@ -470,3 +470,28 @@ func svcCounter(t *testing.T, reg *prometheus.Registry, name, label, value strin
 	t.Fatalf("no series %s{%s=%q}", name, label, value)
 	return nil
 }
+
+func TestRefusalsReachTheStats(t *testing.T) {
+	h := newHarness(t, "sqlite", noGuessLimit)
+	id := h.vanity("REFUSE2026", 1, 1)
+	if r, _ := h.redeem("REFUSE2026", "first", nil); r.status != 201 {
+		t.Fatalf("first redemption: %d %s", r.status, r.body)
+	}
+	for i := range 4 {
+		r, _ := h.redeem("REFUSE2026", fmt.Sprintf("late-%d", i), nil)
+		wantReason(t, "a used-up code", r, 409, "code_exhausted")
+	}
+	if err := h.svc.FlushRefusals(h.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Refusals []struct {
+			Reason string `json:"reason"`
+			Count  int64  `json:"count"`
+		} `json:"refusals"`
+	}
+	decode(t, h.do("GET", "/v1/promotions/"+id+"/stats", adminToken, "", nil).body, &st)
+	if len(st.Refusals) != 1 || st.Refusals[0].Reason != "code_exhausted" || st.Refusals[0].Count != 4 {
+		t.Errorf("stats refusals = %+v, want code_exhausted: 4", st.Refusals)
+	}
+}

@@ -38,6 +38,7 @@ type Store interface {
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
 	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
+	RefusalStore
 }
 
 // Config tunes the service. Zero values take the defaults.
@@ -53,6 +54,8 @@ type Config struct {
 	GuessWindow time.Duration
 	// MaxMetadataBytes bounds a redemption's metadata object (1 KiB).
 	MaxMetadataBytes int
+	// RefusalFlush is how often refusal counts are written (5s).
+	RefusalFlush time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -70,6 +73,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMetadataBytes == 0 {
 		c.MaxMetadataBytes = 1024
+	}
+	if c.RefusalFlush == 0 {
+		c.RefusalFlush = 5 * time.Second
 	}
 }
 
@@ -94,6 +100,7 @@ type Service struct {
 	catalog *catalog
 	guesses limiter.Store // nil when disabled
 	metrics *metrics
+	refused *refusals
 	log     *zap.Logger
 	now     func() time.Time
 	// notify, when set, is called after each committed redemption or
@@ -108,7 +115,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	}
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		log: log, now: time.Now}
+		refused: newRefusals(store, log), log: log, now: time.Now}
 	if cfg.GuessLimit > 0 {
 		st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.GuessLimit), Interval: cfg.GuessWindow})
 		if err != nil {
@@ -123,14 +130,25 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 // rollback (the event publisher's Notify). Call before serving.
 func (s *Service) OnChange(fn func()) { s.notify = fn }
 
-// Run loads the catalog and refreshes it until ctx ends.
+// Run loads the catalog and refreshes it, and writes refusal counts, until
+// ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.refused.run(ctx, s.cfg.RefusalFlush)
+	}()
 	if err := s.catalog.refresh(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("code catalog load failed; will retry", zap.Error(err))
 	}
 	s.catalog.run(ctx, s.cfg.CatalogRefresh)
+	<-done
 	return nil
 }
+
+// FlushRefusals writes the refusal counts gathered so far (Run does it every
+// RefusalFlush; tests and shutdown call it directly).
+func (s *Service) FlushRefusals(ctx context.Context) error { return s.refused.flush(ctx) }
 
 // Close releases the limiter's sweeper.
 func (s *Service) Close() {
@@ -271,6 +289,9 @@ func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Re
 		return Receipt{}, false, err
 	}
 	if out.Refused != "" {
+		if !out.Replayed {
+			s.refused.add(out.PromotionID, out.Refused, req.Now)
+		}
 		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
 		if out.Refused == promo.ReasonCodeNotFound {
 			err = s.failed(ctx, client, err)

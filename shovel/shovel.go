@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,6 +40,12 @@ type Config struct {
 	GroupID                           string        // the shovel's own group (never shared with a Consumer)
 	MaxRetries                        int           // moves to retry before parking (DESIGN: 5)
 	Interval                          time.Duration // between cycles in Run
+	// RetryBackoff is the minimum age (since x-failed-at) of an event with
+	// x-retry-count 0 before it is moved to retry; it doubles with each
+	// retry (count n waits RetryBackoff·2^n), up to RetryBackoffMax. It
+	// spreads the retries of a batch over time, so that an outage longer
+	// than a few shovel cycles does not park it. Zero moves at once.
+	RetryBackoff, RetryBackoffMax time.Duration
 	// AfterPublish, when set, runs after each publish and before its commit:
 	// the window a crash would hit. It is a fault-injection hook for tests
 	// (PROMOCODES_FAULT_SHOVEL=kill-after-publish); leave it nil.
@@ -56,6 +63,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("shovel.maxRetries: must not be negative, got %d", c.MaxRetries)
 	case c.Interval <= 0:
 		return fmt.Errorf("shovel.interval: must be positive, got %s", c.Interval)
+	case c.RetryBackoff < 0 || c.RetryBackoffMax < 0:
+		return fmt.Errorf("shovel.retryBackoff, shovel.retryBackoffMax: must not be negative, got %s, %s", c.RetryBackoff, c.RetryBackoffMax)
 	}
 	return nil
 }
@@ -65,6 +74,7 @@ type Stats struct {
 	Moved    int           // to the retry topic
 	Parked   int           // to the dead-letter topic
 	Failed   int           // could not be moved this cycle (left in place, uncommitted)
+	Waiting  int           // partitions held at an event younger than its retry backoff
 	Duration time.Duration //
 }
 
@@ -76,6 +86,8 @@ type Shovel struct {
 	states StateStore
 	log    *zap.Logger
 	now    func() time.Time
+	// observe, set by Observe, sees every finished cycle.
+	observe func(Stats, error)
 }
 
 // New builds a Shovel. states may be nil.
@@ -105,7 +117,11 @@ func (s *Shovel) runCycle(ctx context.Context) (Stats, error) {
 	if ctx.Err() != nil {
 		return st, err
 	}
+	if s.observe != nil {
+		s.observe(st, err)
+	}
 	fields := []zap.Field{zap.Int("moved", st.Moved), zap.Int("parked", st.Parked), zap.Int("failed", st.Failed),
+		zap.Int("waiting_partitions", st.Waiting),
 		zap.Duration("duration", st.Duration)}
 	if err != nil {
 		s.log.Error("shovel cycle failed", append(fields, zap.Error(err))...)
@@ -139,10 +155,24 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 		return st, fmt.Errorf("read offsets of group %s: %w", s.cfg.GroupID, err)
 	}
 	var errs []error
+	// positions is where each partition stands after this cycle. It is
+	// committed for every partition, moved or not: the shovel's group has no
+	// members, so the broker expires its offsets offsets.retention.minutes
+	// after the last commit, and a quiet week would otherwise send the
+	// next cycle back to the low watermark to move every retained event
+	// again.
+	positions := make(map[int]int64, len(high))
 	for p, hw := range high {
 		from, ok := committed[p]
 		switch {
 		case !ok:
+			// A new group, or offsets expired after the shovel did not run
+			// for offsets.retention.minutes: start at the beginning (moving
+			// an event twice is harmless; skipping one is not).
+			if low[p] < hw {
+				s.log.Info("no committed shovel offset; starting the partition at its beginning",
+					zap.Int("partition", p), zap.Int64("low", low[p]), zap.Int64("high_water_mark", hw))
+			}
 			from = low[p]
 		case from > hw:
 			// The topic was truncated or recreated under surviving offsets:
@@ -157,11 +187,19 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 			from = low[p]
 		}
 		if from >= hw {
+			positions[p] = from
 			continue
 		}
-		if err := s.drainPartition(ctx, p, from, hw, &st); err != nil {
+		next, err := s.drainPartition(ctx, p, from, hw, &st)
+		if err != nil {
+			// Whatever was published is committed; the rest waits.
 			errs = append(errs, err)
+			continue
 		}
+		positions[p] = next
+	}
+	if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, positions); err != nil {
+		errs = append(errs, fmt.Errorf("commit positions of %s: %w", s.cfg.ErrorTopic, err))
 	}
 	st.Duration = s.now().Sub(start)
 	return st, errors.Join(errs...)
@@ -170,10 +208,18 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 // batchSize bounds how many moves share one publish and one commit.
 const batchSize = 100
 
+// errTooYoung stops a partition's drain at an event whose retry backoff has
+// not yet passed.
+var errTooYoung = errors.New("event younger than its retry backoff")
+
 // drainPartition moves [from, to) of one partition: publish a batch, then
 // commit past it. A failed publish stops the partition with nothing committed
-// for the unpublished messages.
-func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *Stats) error {
+// for the unpublished messages. An event due for retry but younger than its
+// backoff stops the partition there (events of a partition are moved in
+// order): it returns the offset it reached, to commit.
+func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *Stats) (int64, error) {
+	next := to
+	now := s.now()
 	pending := make([]kafka.Message, 0, batchSize)
 	var parked []kafka.Message
 	var lastOffset int64 = -1
@@ -206,6 +252,15 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 	}
 	err := s.client.ReadRange(ctx, s.cfg.ErrorTopic, p, from, to, func(m kafka.Message) error {
 		out := s.route(m)
+		if out.Topic == s.cfg.RetryTopic {
+			if wait := s.backoffLeft(m, now); wait > 0 {
+				next = m.Offset
+				st.Waiting++
+				s.log.Debug("event waits for its retry backoff", zap.String("key", string(m.Key)),
+					zap.Int("partition", p), zap.Int64("offset", m.Offset), zap.Duration("left", wait))
+				return errTooYoung
+			}
+		}
 		pending = append(pending, out)
 		if out.Topic == s.cfg.DeadTopic {
 			parked = append(parked, out)
@@ -216,10 +271,41 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err != nil && !errors.Is(err, errTooYoung) {
+		return 0, err
 	}
-	return flush()
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	return next, nil
+}
+
+// backoffLeft is how much longer m must wait before its move to retry: its
+// count n asks for an age of RetryBackoff·2^n (at most RetryBackoffMax) since
+// x-failed-at, or since the record's timestamp when that header is missing
+// or unreadable.
+func (s *Shovel) backoffLeft(m kafka.Message, now time.Time) time.Duration {
+	if s.cfg.RetryBackoff <= 0 {
+		return 0
+	}
+	n, _ := ParseRetryCount(m)
+	need := s.cfg.RetryBackoff
+	for i := 0; i < n && i < 40 && (s.cfg.RetryBackoffMax <= 0 || need < s.cfg.RetryBackoffMax); i++ {
+		need *= 2
+	}
+	if s.cfg.RetryBackoffMax > 0 {
+		need = min(need, s.cfg.RetryBackoffMax)
+	}
+	failedAt := m.Time
+	if v, ok := m.Header(promo.HeaderFailedAt); ok {
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			failedAt = t
+		}
+	}
+	if failedAt.IsZero() {
+		return 0
+	}
+	return need - now.Sub(failedAt)
 }
 
 // route decides where an error-topic event goes and builds the message:
@@ -232,7 +318,14 @@ func (s *Shovel) route(in kafka.Message) kafka.Message {
 		out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue("undecodable or invalid event: "+err.Error()))
 		return out
 	}
-	n := RetryCount(in)
+	n, err := ParseRetryCount(in)
+	if err != nil {
+		// A garbage, negative or overflowing count cannot be trusted to end:
+		// treat it as exhausted rather than as 0, which could loop forever.
+		out.Topic = s.cfg.DeadTopic
+		out.SetHeader(promo.HeaderDeadReason, promo.HeaderValue(err.Error()))
+		return out
+	}
 	if n < s.cfg.MaxRetries {
 		out.Topic = s.cfg.RetryTopic
 		out.SetHeader(promo.HeaderRetryCount, strconv.Itoa(n+1))
@@ -247,17 +340,27 @@ func (s *Shovel) route(in kafka.Message) kafka.Message {
 	return out
 }
 
-// recordParked marks parked batches for the status view, best effort.
+// recordParked logs each parked batch for operators and marks it for the
+// status view, best effort.
 func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
-	if s.states == nil {
-		return
-	}
 	for _, m := range parked {
 		ev, err := promo.DecodeEvent(m.Value)
 		if err != nil {
 			continue
 		}
 		reason, _ := m.Header(promo.HeaderDeadReason)
+		if !strings.HasPrefix(reason, "max retries") {
+			// Parked for what the event carries (an invalid x-retry-count),
+			// not for the batch having failed: a crafted or corrupted event
+			// must not mark a real batch parked.
+			continue
+		}
+		s.log.Info("promotion batch parked in the dead-letter topic", zap.Int64("promotion_id", ev.Ref().PromotionID),
+			zap.Int("batch_no", ev.BatchNo), zap.Int64("codes_missing", ev.CodeCount), zap.Int("retries", RetryCount(m)),
+			zap.String("reason", reason))
+		if s.states == nil {
+			continue
+		}
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err = s.states.SetBatchState(sctx, ev.Ref(), promo.BatchParked, reason)
 		cancel()
@@ -268,15 +371,29 @@ func (s *Shovel) recordParked(ctx context.Context, parked []kafka.Message) {
 	}
 }
 
-// RetryCount reads x-retry-count; absent or unparsable counts as 0.
+// RetryCount reads x-retry-count for display: absent counts as 0, an
+// invalid value as -1 (see ParseRetryCount).
 func RetryCount(m kafka.Message) int {
-	v, ok := m.Header(promo.HeaderRetryCount)
-	if !ok {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0
+	n, err := ParseRetryCount(m)
+	if err != nil {
+		return -1
 	}
 	return n
+}
+
+// maxRetryCount bounds a credible x-retry-count (far above any maxRetries).
+const maxRetryCount = 1_000_000
+
+// ParseRetryCount reads x-retry-count: absent is 0; anything but a decimal
+// number in 0..1,000,000 is an error naming the value.
+func ParseRetryCount(m kafka.Message) (int, error) {
+	v, ok := m.Header(promo.HeaderRetryCount)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > maxRetryCount || strconv.Itoa(n) != v {
+		return 0, fmt.Errorf("invalid %s header %q (want 0..%d); treated as exhausted", promo.HeaderRetryCount, v, maxRetryCount)
+	}
+	return n, nil
 }

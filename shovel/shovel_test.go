@@ -3,11 +3,14 @@ package shovel
 import (
 	"context"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/promocodes/promocodes/pkg/broker"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/kafka/kafkatest"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -209,5 +212,149 @@ func TestOffsetBeyondTheEndRestartsFromTheBeginning(t *testing.T) {
 	st, err := s.Cycle(ctx)
 	if err != nil || st.Moved != 2 {
 		t.Fatalf("stats %+v err %v; want both events moved", st, err)
+	}
+}
+
+// A garbage, negative or overflowing x-retry-count is parked with a reason,
+// never read as 0 (which would retry the event forever).
+func TestInvalidRetryCountIsParkedWithAReason(t *testing.T) {
+	s, err := New(Config{ErrorTopic: "e", RetryTopic: "r", DeadTopic: "d", GroupID: "g", MaxRetries: 5, Interval: time.Hour},
+		nil, nil, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := promo.Event{V: 1, PromotionID: "12", BatchNo: 3, SeqStart: 150_000, CodeCount: 50_000}
+	for _, v := range []string{"abc", "-1", "99999999999999999999", "1e3", " 2", "+2", "2000000"} {
+		m := kafka.EventMessage("e", ev)
+		m.SetHeader(promo.HeaderRetryCount, v)
+		out := s.route(m)
+		reason, _ := out.Header(promo.HeaderDeadReason)
+		if out.Topic != "d" || !strings.Contains(reason, "x-retry-count") {
+			t.Errorf("x-retry-count %q: routed to %q with reason %q; want parked naming the header", v, out.Topic, reason)
+		}
+	}
+	for v, want := range map[string]string{"": "r", "0": "r", "4": "r", "5": "d"} {
+		m := kafka.EventMessage("e", ev)
+		if v != "" {
+			m.SetHeader(promo.HeaderRetryCount, v)
+		}
+		if out := s.route(m); out.Topic != want {
+			t.Errorf("x-retry-count %q: routed to %q, want %q", v, out.Topic, want)
+		}
+	}
+}
+
+// The shovel's group has no members, so the broker expires its offsets
+// offsets.retention.minutes after the last commit (7 days by default; 2 s
+// here). Quiet cycles must keep them alive: otherwise the next cycle starts
+// from the low watermark and moves every retained event again.
+func TestQuietCyclesKeepTheOffsetsFromExpiring(t *testing.T) {
+	b := kafkatest.StartEmbedded(t, func(c *broker.Config) {
+		c.BrokerConfigs = map[string]string{"offset.retention.ms": "2000", "offsets.retention.check.interval.ms": "200"}
+	})
+	r := newRig(t, b.Addrs())
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "4", BatchNo: i, CodeCount: 1}))
+	}
+	s, _ := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 3 {
+		t.Fatalf("first cycle %+v err %v; want 3 moved", st, err)
+	}
+	// Quiet cycles, more often than the retention, for twice the retention.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(700 * time.Millisecond) {
+		if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 || st.Parked != 0 {
+			t.Fatalf("quiet cycle %+v err %v; want nothing moved (offsets expired?)", st, err)
+		}
+	}
+	if n := len(r.all(t, r.cfg.RetryTopic)); n != 3 {
+		t.Fatalf("retry topic holds %d events, want 3 (each moved once)", n)
+	}
+	committed, err := r.client.CommittedOffsets(ctx, r.cfg.GroupID, r.cfg.ErrorTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(committed) != 3 {
+		t.Fatalf("committed offsets %v; want a position for each of the 3 partitions", committed)
+	}
+}
+
+// The shovel honours a minimum age per retry (x-failed-at, doubling with
+// x-retry-count): an event is not moved before its backoff has passed, the
+// partition waits at it, and it moves once old enough.
+func TestRetryBackoffWaitsForTheEventsAge(t *testing.T) {
+	r := newRig(t, kafkatest.Brokers(t))
+	r.cfg.RetryBackoff, r.cfg.RetryBackoffMax = time.Second, time.Hour
+	s, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	ctx := context.Background()
+	publish := func(batch, count int, failedAt time.Time) {
+		m := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "9", BatchNo: batch, CodeCount: 1})
+		m.Key = []byte("same-partition") // one partition: order matters
+		m.SetHeader(promo.HeaderRetryCount, strconv.Itoa(count))
+		m.SetHeader(promo.HeaderFailedAt, failedAt.UTC().Format(time.RFC3339))
+		if err := r.prod.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0, 0, now.Add(-5*time.Second)) // needs 1 s: due
+	publish(1, 3, now.Add(-5*time.Second)) // needs 8 s: waits 3 s more
+	publish(2, 0, now.Add(-5*time.Second)) // due, but behind batch 1 in the partition
+	publish(3, 5, now)                     // exhausted: parked whatever its age
+	st, err := s.Cycle(ctx)
+	if err != nil || st.Moved != 1 || st.Waiting != 1 {
+		t.Fatalf("cycle %+v err %v; want 1 moved and the partition waiting", st, err)
+	}
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 || st.Waiting != 1 {
+		t.Fatalf("same time again: %+v err %v; want nothing more moved", st, err)
+	}
+	now = now.Add(4 * time.Second)
+	if st, err := s.Cycle(ctx); err != nil || st.Moved != 2 || st.Parked != 1 || st.Waiting != 0 {
+		t.Fatalf("4 s later: %+v err %v; want 2 moved, 1 parked", st, err)
+	}
+	if n := len(r.all(t, r.cfg.RetryTopic)); n != 3 {
+		t.Fatalf("retry topic holds %d, want 3", n)
+	}
+}
+
+type recordedStates struct {
+	mu   sync.Mutex
+	refs []promo.BatchRef
+}
+
+func (r *recordedStates) SetBatchState(_ context.Context, ref promo.BatchRef, st promo.BatchState, _ string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st == promo.BatchParked {
+		r.refs = append(r.refs, ref)
+	}
+	return nil
+}
+
+// Only a batch that used up its retries is marked parked; an event parked for
+// a header it carries (crafted or corrupted) leaves the real batch alone.
+func TestOnlyExhaustedBatchesAreMarkedParked(t *testing.T) {
+	r := newRig(t, kafkatest.Brokers(t))
+	states := &recordedStates{}
+	s, err := New(r.cfg, r.client, r.prod, states, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exhausted := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "5", BatchNo: 1, CodeCount: 1})
+	exhausted.SetHeader(promo.HeaderRetryCount, "5")
+	crafted := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "5", BatchNo: 2, CodeCount: 1})
+	crafted.SetHeader(promo.HeaderRetryCount, "-7")
+	if err := r.prod.Publish(context.Background(), exhausted, crafted); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Cycle(context.Background()); err != nil || st.Parked != 2 {
+		t.Fatalf("cycle %+v err %v; want both parked", st, err)
+	}
+	if len(states.refs) != 1 || states.refs[0] != (promo.BatchRef{PromotionID: 5, BatchNo: 1}) {
+		t.Fatalf("marked parked: %v; want only batch 5/1", states.refs)
 	}
 }

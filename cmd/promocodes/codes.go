@@ -11,7 +11,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/config"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -73,11 +75,25 @@ func newCodesPreviewCmd() *cobra.Command {
 			f := ff.format()
 			l, err := codes.NewLayout(f)
 			if err != nil {
+				if cmd.Flags().Changed("for") {
+					// name the length that takes --for N codes, not only the space minimum
+					_, err = codes.CheckFormatFor(f, forCount, maxDensity)
+				}
 				return err
 			}
 			key := []byte(secret)
 			if secret == "" {
 				key = []byte(os.Getenv("PROMOCODES_CODES_SECRET"))
+			}
+			if len(key) == 0 {
+				// --config: the samples a server with that file issues
+				if file, _ := cmd.Flags().GetString("config"); file != "" {
+					cfg, err := config.Load(app.Defaults(), file, nil)
+					if err != nil {
+						return err
+					}
+					key = []byte(cfg.Codes.Secret)
+				}
 			}
 			if len(key) == 0 {
 				key = make([]byte, codes.MinSecretLen)
@@ -115,7 +131,8 @@ func newCodesPreviewCmd() *cobra.Command {
 	fs.IntVar(&count, "count", 5, "number of sample codes")
 	fs.Int64Var(&forCount, "for", 0, "number of codes a promotion would issue: show guess probability and capacity")
 	fs.Float64Var(&maxDensity, "max-density", codes.DefaultMaxDensity, "density limit issued/space")
-	fs.StringVar(&secret, "secret", "", "code secret (default: $PROMOCODES_CODES_SECRET, else a random preview key)")
+	fs.StringVar(&secret, "secret", "", "code secret (default: $PROMOCODES_CODES_SECRET, else codes.secret of --config, else a random preview key)")
+	fs.String("config", "", "config file (YAML) whose codes.secret to use")
 	return cmd
 }
 

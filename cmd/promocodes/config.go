@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
 
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/config"
@@ -33,6 +34,7 @@ func devDefaults() app.Config {
 func configFlags(cmd *cobra.Command) {
 	cmd.Flags().String("config", "", "config file (YAML); env PROMOCODES_CONFIG")
 	cmd.Flags().String("http-addr", "", "listen address for HTTP (http.addr)")
+	cmd.Flags().String("data-dir", "", "dev data dir: broker log and SQLite database (dev.dataDir, default ./data)")
 }
 
 // loadConfig reads defaults, then the config file (--config or
@@ -48,25 +50,45 @@ func loadConfig(cmd *cobra.Command, defaults app.Config) (app.Config, error) {
 			overrides[key] = f.Value.String()
 		}
 	}
-	return config.Load(defaults, file, overrides)
+	cfg, err := config.Load(defaults, file, overrides)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg.Resolve(), nil
 }
 
-// newLogger builds the process logger: JSON in production, console in dev.
+// newLogger builds the process logger: JSON in production, console in dev
+// (coloured levels only when stderr is a terminal and NO_COLOR is unset, so
+// piped or collected logs carry no escape codes).
 func newLogger(c app.LogConfig) (*zap.Logger, error) {
 	var zc zap.Config
 	if c.Format == "console" {
 		zc = zap.NewDevelopmentConfig()
-		zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		zc.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		if colours(os.Stderr) {
+			zc.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		zc.DisableStacktrace = true
 	} else {
 		zc = zap.NewProductionConfig()
 		zc.EncoderConfig.TimeKey = "time"
 		zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	}
+	// An error log line says what failed; a Go stack trace of the logging
+	// call only buries it.
+	zc.DisableStacktrace = true
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	return zc.Build()
+}
+
+// colours reports whether log lines to f may carry ANSI colours.
+func colours(f *os.File) bool {
+	if _, off := os.LookupEnv("NO_COLOR"); off {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,58 +39,68 @@ func (s *stack) dbProxy() (*tcpProxy, string) {
 	return p, "PROMOCODES_DB_DSN=" + u.String()
 }
 
-// The generator's database connection is cut mid-run and restored:
-// remainders flow error → retry → done, and the count is exact.
-func TestFaultDatabaseCutMidRunThenRestored(t *testing.T) {
+// outage is how long TestFaultDatabaseOutageParksNothing cuts the database:
+// PROMOCODES_TEST_DB_OUTAGE (a Go duration; "3m" is the real test of issue
+// 10), default 75s for CI. Without the circuit breaker 75 s already park
+// batches: an event fails in about 2 s and the shovel moves it every 10 s, so
+// its 6 tries are used up in about a minute.
+func outage(t *testing.T) time.Duration {
+	v := os.Getenv("PROMOCODES_TEST_DB_OUTAGE")
+	if v == "" {
+		return 75 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("PROMOCODES_TEST_DB_OUTAGE=%q: want a positive duration", v)
+	}
+	return d
+}
+
+// The generator's database is cut mid-run for minutes with the shovel on a
+// 10 s interval: the circuit breaker holds the workers (nothing consumed,
+// no retries burnt), the shovel's backoff spreads any retries, nothing is
+// parked and the count is exact.
+func TestFaultDatabaseOutageParksNothing(t *testing.T) {
+	cut := outage(t)
 	s := newStack(t)
 	s.startBroker()
 	s.startAPI()
 	proxy, viaProxy := s.dbProxy()
 	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
-	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=2s")
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=10s")
 	id := s.create(500_000)
 	s.waitFor(id, time.Minute, "some progress", func(st status) bool { return st.GeneratedCount >= 50_000 })
 	proxy.Cut()
-	t.Log("database cut")
-	deadline := time.Now().Add(30 * time.Second)
-	for len(s.events(s.topics.Error)) == 0 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	t.Logf("database cut for %s", cut)
+	time.Sleep(cut / 2)
+	mid := s.status(id).GeneratedCount
+	time.Sleep(cut - cut/2)
+	if now := s.status(id).GeneratedCount; now != mid {
+		t.Errorf("progress moved from %d to %d while the database was cut", mid, now)
 	}
-	errs := s.events(s.topics.Error)
-	if len(errs) == 0 {
-		t.Fatal("no remainder reached the error topic during the outage")
-	}
-	time.Sleep(2 * time.Second)
+	remainders := len(s.events(s.topics.Error))
 	proxy.Restore()
-	t.Logf("database restored after %d remainders were published", len(s.events(s.topics.Error)))
+	t.Logf("database restored; %d remainders were published during the outage", remainders)
 	st := s.waitCompleted(id, 3*time.Minute)
 	s.assertExact(id, 500_000)
-	retried := s.events(s.topics.Retry)
-	if len(retried) == 0 {
-		t.Fatal("nothing went through the retry topic")
-	}
-	for _, m := range retried {
-		if rc, _ := m.Header(promo.HeaderRetryCount); rc == "" || rc == "0" {
-			t.Errorf("retry event %s has x-retry-count %q", m.Key, rc)
-		}
-	}
 	if n := len(s.events(s.topics.Dead)); n != 0 {
-		t.Errorf("%d events parked; a short outage should park none", n)
+		t.Errorf("%d events parked over a %s outage; want none", n, cut)
 	}
-	t.Logf("%d remainders, %d retries; %s", len(s.events(s.topics.Error)), len(retried), st.Summary)
+	t.Logf("outage %s: %d remainders, %d retries, 0 parked; %s", cut, len(s.events(s.topics.Error)),
+		len(s.events(s.topics.Retry)), st.Summary)
 }
 
-// The database stays unreachable past every retry: the events park in the
-// dead-letter topic (the status says so); after recovery, `topics replay
-// --reset-retries` completes the promotion exactly.
-func TestFaultDatabaseDownPastAllRetriesThenReplay(t *testing.T) {
+// Chunk commits keep failing while the database answers (injected fault),
+// so the circuit breaker does not hold them: the events park in the
+// dead-letter topic after every retry (the status says so); with a healthy
+// generator, `topics replay --reset-retries` completes the promotion exactly.
+func TestFaultCommitsFailPastAllRetriesThenReplay(t *testing.T) {
 	s := newStack(t)
 	s.startBroker()
 	s.startAPI()
-	proxy, viaProxy := s.dbProxy()
-	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_MAXATTEMPTS=2")
-	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s")
-	proxy.Cut()
+	faulty := s.startGenerator("generator-faulty", "PROMOCODES_FAULT_GENERATOR=fail-commits", "PROMOCODES_GENERATOR_MAXATTEMPTS=2",
+		"PROMOCODES_GENERATOR_WORKERS=1")
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s", "PROMOCODES_SHOVEL_RETRYBACKOFF=0s")
 	id := s.create(150_000) // 3 batches
 	st := s.waitFor(id, 2*time.Minute, "every batch parked", func(st status) bool { return st.Batches.Parked == 3 })
 	if st.Status != "failed" || !strings.Contains(st.Summary, "parked") {
@@ -112,10 +123,27 @@ func TestFaultDatabaseDownPastAllRetriesThenReplay(t *testing.T) {
 			t.Errorf("batch %s/%d is neither complete nor in the dead-letter topic", id, b)
 		}
 	}
-	if n := len(s.events(s.topics.Retry)); n != 15 {
-		t.Errorf("retry topic holds %d events, want 3 batches × 5 moves", n)
+	// Each batch went through retry with x-retry-count 1..5. (At least once:
+	// a redelivered event in the generator starts a second chain of moves,
+	// so the count of retry events may exceed 3 × 5.)
+	counts := map[string]map[string]bool{}
+	for _, m := range s.events(s.topics.Retry) {
+		rc, _ := m.Header(promo.HeaderRetryCount)
+		if counts[string(m.Key)] == nil {
+			counts[string(m.Key)] = map[string]bool{}
+		}
+		counts[string(m.Key)][rc] = true
 	}
-	proxy.Restore()
+	for b := 0; b < 3; b++ {
+		key := fmt.Sprintf("%s/%d", id, b)
+		for rc := 1; rc <= 5; rc++ {
+			if !counts[key][fmt.Sprint(rc)] {
+				t.Errorf("batch %s never went to retry with x-retry-count %d (moves seen: %v)", key, rc, counts[key])
+			}
+		}
+	}
+	faulty.stop(t, syscall.SIGTERM, 20*time.Second)
+	s.startGenerator("generator")
 	out, err := s.run("topics", "replay", "--from", s.topics.Dead, "--to", s.topics.Batches, "--reset-retries")
 	if err != nil {
 		t.Fatalf("replay: %v\n%s", err, out)
@@ -150,9 +178,7 @@ func TestFaultShovelKilledBetweenPublishAndCommit(t *testing.T) {
 	s := newStack(t)
 	s.startBroker()
 	s.startAPI()
-	proxy, viaProxy := s.dbProxy()
-	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_MAXATTEMPTS=2")
-	proxy.Cut()
+	faulty := s.startGenerator("generator-faulty", "PROMOCODES_FAULT_GENERATOR=fail-commits", "PROMOCODES_GENERATOR_MAXATTEMPTS=2")
 	id := s.create(100_000)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(s.events(s.topics.Error)) < 2 && time.Now().Before(deadline) {
@@ -161,7 +187,9 @@ func TestFaultShovelKilledBetweenPublishAndCommit(t *testing.T) {
 	if n := len(s.events(s.topics.Error)); n < 2 {
 		t.Fatalf("error topic holds %d events, want the 2 batches", n)
 	}
-	killed := s.startShovel("shovel-killed", "PROMOCODES_FAULT_SHOVEL=kill-after-publish", "PROMOCODES_SHOVEL_INTERVAL=1s")
+	faulty.stop(t, syscall.SIGTERM, 20*time.Second)
+	killed := s.startShovel("shovel-killed", "PROMOCODES_FAULT_SHOVEL=kill-after-publish", "PROMOCODES_SHOVEL_INTERVAL=1s",
+		"PROMOCODES_SHOVEL_RETRYBACKOFF=0s")
 	select {
 	case <-killed.done:
 	case <-time.After(30 * time.Second):
@@ -172,8 +200,8 @@ func TestFaultShovelKilledBetweenPublishAndCommit(t *testing.T) {
 	}
 	moved := len(s.events(s.topics.Retry))
 	t.Logf("shovel SIGKILLed after publishing %d event(s), before committing", moved)
-	proxy.Restore()
-	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s")
+	s.startGenerator("generator")
+	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=1s", "PROMOCODES_SHOVEL_RETRYBACKOFF=0s")
 	s.waitCompleted(id, 2*time.Minute)
 	s.assertExact(id, 100_000)
 	keys := map[string]int{}

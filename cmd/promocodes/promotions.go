@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,7 +16,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/config"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -31,6 +35,7 @@ const (
 type promotionsCLI struct {
 	apiURL string
 	token  string
+	config string
 }
 
 // newPromotionsCmd is the admin client of the Promotion API. The logic lives
@@ -48,16 +53,44 @@ func newPromotionsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&p.apiURL, "api-url", defURL, "Promotion API base URL (env PROMOCODES_CLIENT_URL)")
 	// The token's default stays out of the flag so --help never prints it.
 	cmd.PersistentFlags().StringVar(&p.token, "token", "", "admin bearer token (env PROMOCODES_CLIENT_TOKEN)")
+	cmd.PersistentFlags().StringVar(&p.config, "config", "",
+		"server config file (YAML, env PROMOCODES_CONFIG): the API at its http.addr, its first admin token")
 	cmd.AddCommand(p.createCmd(), p.statusCmd(), p.exportCmd())
 	return cmd
 }
 
-func (p *promotionsCLI) client(opts ...client.Option) (*client.Client, error) {
+func (p *promotionsCLI) client(cmd *cobra.Command, opts ...client.Option) (*client.Client, error) {
 	token := p.token
 	if token == "" {
 		token = os.Getenv("PROMOCODES_CLIENT_TOKEN")
 	}
-	return client.New(p.apiURL, token, opts...)
+	apiURL := p.apiURL
+	file := p.config
+	if file == "" {
+		file = os.Getenv("PROMOCODES_CONFIG")
+	}
+	// With a server's config, talk to that server (unless a URL is given)
+	// with its first admin token (unless a token is given).
+	if file != "" {
+		cfg, err := config.Load(app.Defaults(), file, nil)
+		if err != nil {
+			return nil, err
+		}
+		if !cmd.Flags().Changed("api-url") && os.Getenv("PROMOCODES_CLIENT_URL") == "" {
+			host, port, err := net.SplitHostPort(cfg.HTTP.Addr)
+			if err != nil {
+				return nil, fmt.Errorf("http.addr %q: %w", cfg.HTTP.Addr, err)
+			}
+			if host == "" || host == "0.0.0.0" || host == "::" {
+				host = "127.0.0.1"
+			}
+			apiURL = "http://" + net.JoinHostPort(host, port)
+		}
+		if token == "" && len(cfg.Auth.AdminTokens) > 0 {
+			token = cfg.Auth.AdminTokens[0]
+		}
+	}
+	return client.New(apiURL, token, opts...)
 }
 
 func (p *promotionsCLI) createCmd() *cobra.Command {
@@ -69,6 +102,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 		idempotencyKey      string
 		wait                bool
 		pollInterval        time.Duration
+		stallAfter          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "create --name NAME (--count N [format flags] | --code VANITY)",
@@ -89,8 +123,8 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 				return err
 			}
 			stderr := cmd.ErrOrStderr()
-			w := &promotionsWaiter{out: stderr, tty: promotionsIsTerminal(stderr)}
-			c, err := p.client(client.WithRetryNotify(w.retrying))
+			w := &promotionsWaiter{out: stderr, tty: promotionsIsTerminal(stderr), stallAfter: stallAfter}
+			c, err := p.client(cmd, client.WithRetryNotify(w.retrying))
 			if err != nil {
 				return err
 			}
@@ -127,6 +161,8 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 	f.StringVar(&idempotencyKey, "idempotency-key", "", "makes the create safe to repeat: a repeat returns the first promotion")
 	f.BoolVar(&wait, "wait", false, "show progress until generation completes; exit 1 if it fails")
 	f.DurationVar(&pollInterval, "poll-interval", time.Second, "how often --wait asks for progress")
+	f.DurationVar(&stallAfter, "stall-warning", 30*time.Second,
+		"with --wait, say that no generator seems to be consuming after this long without progress (0: never)")
 	_ = cmd.MarkFlagRequired("name")
 	cmd.MarkFlagsOneRequired("count", "code")
 	for _, name := range []string{"count", "charset", "length", "prefix", "suffix", "separator", "group-size", "check-char"} {
@@ -142,7 +178,7 @@ func (p *promotionsCLI) statusCmd() *cobra.Command {
 		Short: "Show a promotion's generation progress",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -171,39 +207,62 @@ func (p *promotionsCLI) statusCmd() *cobra.Command {
 
 func (p *promotionsCLI) exportCmd() *cobra.Command {
 	var output string
+	var partial bool
 	cmd := &cobra.Command{
 		Use:   "export ID [-o FILE]",
 		Short: "Stream a promotion's codes as CSV to stdout or a file",
 		Long: `Stream a promotion's codes as CSV (header row first) to stdout or, with -o, to FILE.
-The file is written as FILE.tmp and renamed when complete, so a failed export leaves no partial FILE.`,
+The file is written as FILE.tmp and renamed when complete, so a failed export leaves no partial FILE.
+A promotion that is still generating (or has parked batches) is refused unless --partial is given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
 			ctx, id := cmd.Context(), args[0]
+			export := c.ExportCodes
+			if partial {
+				export = c.ExportPartialCodes
+			}
 			if output == "" || output == "-" {
-				if _, err := c.ExportCodes(ctx, id, cmd.OutOrStdout()); err != nil {
-					return promotionsError(err)
+				if _, err := export(ctx, id, cmd.OutOrStdout()); err != nil {
+					return promotionsExportError(id, err)
 				}
 				return nil
 			}
-			rows, err := promotionsExportFile(ctx, c, id, output)
+			rows, err := promotionsExportFile(ctx, export, id, output)
 			if err != nil {
-				return promotionsError(err)
+				return promotionsExportError(id, err)
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s codes to %s\n", humanize.Comma(rows), output)
+			what := "codes"
+			if partial {
+				what = "codes (partial export: the promotion may not be complete)"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "exported %s %s to %s\n", humanize.Comma(rows), what, output)
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE (via FILE.tmp, renamed on success) instead of stdout")
+	cmd.Flags().BoolVar(&partial, "partial", false, "export the codes that exist even if the promotion is not completed")
 	return cmd
+}
+
+// promotionsExportError explains a refused export of an unfinished promotion.
+func promotionsExportError(id string, err error) error {
+	var p *client.ProblemError
+	if errors.As(err, &p) && p.Status == http.StatusConflict {
+		return &exitError{code: 1, msg: fmt.Sprintf("error: %s\n"+
+			"  nothing was written. Follow it with `promocodes promotions status %s`, or export what exists with --partial",
+			p.Detail, id)}
+	}
+	return promotionsError(err)
 }
 
 // promotionsExportFile writes the export to path+".tmp" and renames it to
 // path only once the whole CSV is on disk.
-func promotionsExportFile(ctx context.Context, c *client.Client, id, path string) (rows int64, err error) {
+func promotionsExportFile(ctx context.Context, export func(context.Context, string, io.Writer) (int64, error),
+	id, path string) (rows int64, err error) {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -215,7 +274,7 @@ func promotionsExportFile(ctx context.Context, c *client.Client, id, path string
 			os.Remove(tmp)
 		}
 	}()
-	if rows, err = c.ExportCodes(ctx, id, f); err != nil {
+	if rows, err = export(ctx, id, f); err != nil {
 		return rows, err
 	}
 	if err = f.Sync(); err != nil {
@@ -239,10 +298,17 @@ type promotionsWaiter struct {
 	lastPrint time.Time
 	lastGen   int64
 	start     time.Time
+	// stallAfter is how long generatedCount may stand still before the
+	// waiter says no generator seems to be consuming (0: never).
+	stallAfter time.Duration
+	moved      time.Time // when generatedCount last changed
+	movedGen   int64
+	warned     bool
+	id         string
 }
 
 func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string, interval time.Duration, start time.Time) error {
-	w.start = start
+	w.start, w.id, w.moved, w.movedGen = start, id, time.Now(), -1
 	st, err := c.WaitPromotion(ctx, id, interval, w.progress)
 	if w.bar != nil {
 		if st.Status == promo.StatusCompleted {
@@ -269,6 +335,7 @@ func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string
 }
 
 func (w *promotionsWaiter) progress(st client.Status) {
+	w.checkStall(st)
 	if !w.tty {
 		if st.Done() || time.Since(w.lastPrint) < promotionsPlainEvery {
 			return // the final state gets its own summary
@@ -301,6 +368,29 @@ func (w *promotionsWaiter) progress(st client.Status) {
 	}
 	w.bar.Describe(desc)
 	_ = w.bar.Set64(min(st.GeneratedCount, w.bar.GetMax64()))
+}
+
+// checkStall says once, after stallAfter without a new code, that no
+// generator seems to be consuming the batch events, and how to check; it
+// says so again if progress resumes and stalls once more.
+func (w *promotionsWaiter) checkStall(st client.Status) {
+	if st.GeneratedCount != w.movedGen {
+		w.moved, w.movedGen, w.warned = time.Now(), st.GeneratedCount, false
+		return
+	}
+	if w.stallAfter <= 0 || w.warned || st.Done() || time.Since(w.moved) < w.stallAfter {
+		return
+	}
+	w.warned = true
+	if w.bar != nil {
+		_ = w.bar.Clear()
+	}
+	fmt.Fprintf(w.out, "no progress for %s (%s / %s codes): no generator seems to be consuming the batch events.\n"+
+		"  Check that a generator runs (`promocodes generator`, or `promocodes dev` which includes one; on Kubernetes\n"+
+		"  `kubectl get pods -l app.kubernetes.io/component=generator`), that it reaches the broker and database\n"+
+		"  (its /readyz and log), and its consumer group lag (`kcat -b BROKER -L`, or kafka-consumer-groups.sh --describe\n"+
+		"  --group promocodes-generator). Still waiting; Ctrl-C stops waiting, generation goes on.\n",
+		time.Since(w.moved).Round(time.Second), humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount))
 }
 
 // retrying tells the user why progress stalls while the API is unreachable.

@@ -51,7 +51,7 @@ func redemptionsListCmd(p *promotionsCLI) *cobra.Command {
 			if q.PromotionID == "" {
 				return &exitError{code: 2, msg: "error: --promotion is required"}
 			}
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
@@ -122,7 +122,7 @@ func codesLookupCmd() *cobra.Command {
 		Example: `  promocodes codes lookup MEGADETH21
   promocodes codes lookup "wntr-7kq2 m9xd-p3x" --user alice`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client()
+			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}

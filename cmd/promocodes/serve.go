@@ -11,6 +11,11 @@ import (
 
 // serviceCmd builds a command that loads the configuration, builds the
 // logger and runs start until the process is signalled.
+//
+// Only the configuration the command uses is validated (app.Sections), so
+// a generator is not asked for admin tokens nor a shovel for the code secret.
+// A failure is logged once, without a stack trace, and ends the process with
+// status 1; main prints nothing more.
 func serviceCmd(use, short string, defaults func() app.Config,
 	start func(ctx commandContext, cfg app.Config, log *zap.Logger) error) *cobra.Command {
 	cmd := &cobra.Command{
@@ -22,11 +27,7 @@ func serviceCmd(use, short string, defaults func() app.Config,
 			if err != nil {
 				return err
 			}
-			validate := cfg.Validate()
-			if use == "migrate" {
-				validate = cfg.ValidateFor("db")
-			}
-			if err := validate; err != nil {
+			if err := cfg.ValidateFor(app.Sections(use, cfg)...); err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
 			log, err := newLogger(cfg.Log)
@@ -36,7 +37,7 @@ func serviceCmd(use, short string, defaults func() app.Config,
 			defer func() { _ = log.Sync() }()
 			if err := start(cmd, cfg, log); err != nil {
 				log.Error(use+" stopped with an error", zap.Error(err))
-				return err
+				return &exitError{code: 1} // logged just above: not twice
 			}
 			log.Info(use + " stopped")
 			return nil
@@ -54,7 +55,6 @@ func newDevCmd() *cobra.Command {
 		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
 			return app.Run(cmd.Context(), cfg, log, app.StartDev)
 		})
-	cmd.Flags().String("data-dir", "", "where the broker and SQLite keep their data (dev.dataDir, default ./data)")
 	return cmd
 }
 

@@ -38,6 +38,7 @@ type Store interface {
 	redemption.EventStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	Migrate(ctx context.Context) error
+	SchemaPending(ctx context.Context) (bool, error)
 	Ping(ctx context.Context) error
 	Close()
 }
@@ -86,10 +87,16 @@ const drainTimeout = 10 * time.Second
 // drainTimeout; requests still running then (a long CSV export to a slow
 // client) are cancelled and their connections closed, so that the database
 // pool can close and the process exits within its grace period.
-func httpServer(ctx context.Context, ln net.Listener, h http.Handler, log *zap.Logger) error {
+//
+// A client has http.readTimeout to send a whole request (headers and body)
+// and an idle keep-alive connection is closed after http.idleTimeout. There
+// is no total write timeout, since an export streams for as long as it takes;
+// the API bounds each export write instead (api.Config.ExportStallTimeout).
+func httpServer(ctx context.Context, ln net.Listener, h http.Handler, c HTTPConfig, log *zap.Logger) error {
 	base, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: zap.NewStdLog(log),
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, c.ReadTimeout), ReadTimeout: c.ReadTimeout,
+		IdleTimeout: c.IdleTimeout, ErrorLog: zap.NewStdLog(log),
 		BaseContext: func(net.Listener) context.Context { return base }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

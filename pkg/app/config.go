@@ -3,10 +3,12 @@ package app
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -34,6 +36,10 @@ type LogConfig struct {
 
 type HTTPConfig struct {
 	Addr string `mapstructure:"addr"`
+	// ReadTimeout bounds reading a whole request; IdleTimeout closes idle
+	// keep-alive connections.
+	ReadTimeout time.Duration `mapstructure:"readTimeout"`
+	IdleTimeout time.Duration `mapstructure:"idleTimeout"`
 }
 
 type AuthConfig struct {
@@ -48,10 +54,14 @@ type DBConfig struct {
 }
 
 type KafkaConfig struct {
-	Brokers           []string    `mapstructure:"brokers"`
-	Partitions        int         `mapstructure:"partitions"`
-	ReplicationFactor int         `mapstructure:"replicationFactor"`
-	Topics            TopicConfig `mapstructure:"topics"`
+	Brokers           []string `mapstructure:"brokers"`
+	Partitions        int      `mapstructure:"partitions"`
+	ReplicationFactor int      `mapstructure:"replicationFactor"`
+	// Retention is retention.ms of the batches, retry and error topics when
+	// they are created (the dead-letter topic keeps events forever); -1 (or
+	// any negative duration) is unlimited.
+	Retention time.Duration `mapstructure:"retention"`
+	Topics    TopicConfig   `mapstructure:"topics"`
 }
 
 type TopicConfig struct {
@@ -64,8 +74,12 @@ type TopicConfig struct {
 }
 
 type CodesConfig struct {
-	Secret     string  `mapstructure:"secret"`
-	MaxDensity float64 `mapstructure:"maxDensity"`
+	Secret string `mapstructure:"secret"`
+	// PreviousSecrets are keys rotated out (env only,
+	// PROMOCODES_CODES_PREVIOUSSECRETS, comma-separated): generators keep
+	// generating the promotions created under them. The API uses only Secret.
+	PreviousSecrets []string `mapstructure:"previousSecrets"`
+	MaxDensity      float64  `mapstructure:"maxDensity"`
 }
 
 type APIConfig struct {
@@ -85,6 +99,10 @@ type ShovelConfig struct {
 	Interval   time.Duration `mapstructure:"interval"`
 	MaxRetries int           `mapstructure:"maxRetries"`
 	GroupID    string        `mapstructure:"groupId"`
+	// RetryBackoff is the minimum age of a failed event before its first
+	// move to retry, doubled for each further retry up to RetryBackoffMax.
+	RetryBackoff    time.Duration `mapstructure:"retryBackoff"`
+	RetryBackoffMax time.Duration `mapstructure:"retryBackoffMax"`
 }
 
 // RedeemConfig tunes validation and redemption (package redemption).
@@ -108,12 +126,13 @@ func Defaults() Config {
 	return Config{
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
-		HTTP: HTTPConfig{Addr: ":8080"},
+		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
 		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
 			ReplicationFactor: 1,
+			Retention:         kafka.DefaultRetention,
 			Topics: TopicConfig{Batches: "promotion-code-batches", Retry: "promotion-code-batches-retry",
 				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead",
 				Redemptions: "promotion-code-redemptions"},
@@ -121,10 +140,21 @@ func Defaults() Config {
 		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
 		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
-		Shovel:    ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel"},
-		Redeem:    RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second},
-		Dev:       DevConfig{DataDir: "data"},
+		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
+			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
+		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second},
+		Dev:    DevConfig{DataDir: "data"},
 	}
+}
+
+// Resolve fills in what follows from other keys, so that every command
+// given the same file and data dir as `dev` opens the same things: in dev
+// with SQLite and no db.dsn, the database is <dev.dataDir>/promocodes.db.
+func (c Config) Resolve() Config {
+	if c.IsDev() && c.DB.Driver == "sqlite" && c.DB.DSN == "" {
+		c.DB.DSN = filepath.Join(c.Dev.DataDir, "promocodes.db")
+	}
+	return c
 }
 
 // IsDev reports whether the configuration is for development.
@@ -159,6 +189,12 @@ func (c Config) Validate() error {
 	if c.DB.DSN == "" && !(c.IsDev() && c.DB.Driver == "sqlite") {
 		bad("db.dsn", "must be set (PROMOCODES_DB_DSN)")
 	}
+	if c.HTTP.ReadTimeout < time.Second {
+		bad("http.readTimeout", "must be at least 1s, got %s", c.HTTP.ReadTimeout)
+	}
+	if c.HTTP.IdleTimeout < time.Second {
+		bad("http.idleTimeout", "must be at least 1s, got %s", c.HTTP.IdleTimeout)
+	}
 	if c.DB.MaxConns < 1 {
 		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)
 	}
@@ -172,6 +208,9 @@ func (c Config) Validate() error {
 	}
 	if c.Kafka.Partitions < 1 {
 		bad("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
+	}
+	if c.Kafka.Retention > 0 && c.Kafka.Retention < time.Hour {
+		bad("kafka.retention", "must be at least 1h (or negative for unlimited), got %s: events must outlive outages", c.Kafka.Retention)
 	}
 	if c.Kafka.ReplicationFactor < 1 {
 		bad("kafka.replicationFactor", "must be at least 1, got %d", c.Kafka.ReplicationFactor)
@@ -191,6 +230,11 @@ func (c Config) Validate() error {
 	}
 	if len(c.Codes.Secret) < codes.MinSecretLen {
 		bad("codes.secret", "must be at least %d bytes (PROMOCODES_CODES_SECRET); got %d", codes.MinSecretLen, len(c.Codes.Secret))
+	}
+	for i, k := range c.Codes.PreviousSecrets {
+		if len(k) < codes.MinSecretLen {
+			bad("codes.previousSecrets", "entry %d must be at least %d bytes, got %d", i, codes.MinSecretLen, len(k))
+		}
 	}
 	if c.Codes.MaxDensity <= 0 || c.Codes.MaxDensity > 1 {
 		bad("codes.maxDensity", "must be in (0, 1], got %g", c.Codes.MaxDensity)
@@ -231,6 +275,12 @@ func (c Config) Validate() error {
 	if c.Shovel.MaxRetries < 0 {
 		bad("shovel.maxRetries", "must not be negative, got %d", c.Shovel.MaxRetries)
 	}
+	if c.Shovel.RetryBackoff < 0 {
+		bad("shovel.retryBackoff", "must not be negative, got %s", c.Shovel.RetryBackoff)
+	}
+	if c.Shovel.RetryBackoffMax < c.Shovel.RetryBackoff {
+		bad("shovel.retryBackoffMax", "must be at least shovel.retryBackoff (%s), got %s", c.Shovel.RetryBackoff, c.Shovel.RetryBackoffMax)
+	}
 	if c.Shovel.GroupID == "" {
 		bad("shovel.groupId", "must be set")
 	} else if c.Shovel.GroupID == c.Generator.GroupID {
@@ -249,6 +299,28 @@ func (c Config) Validate() error {
 		bad("redeem.catalogRefresh", "must be at least 100ms, got %s", c.Redeem.CatalogRefresh)
 	}
 	return errors.Join(errs...)
+}
+
+// Sections names the configuration sections a command uses, for
+// ValidateFor: a deployable is asked only for what it uses. The shovel needs
+// the database only to show parked batches in the status view, so it uses
+// db when db.dsn is set and runs without it otherwise.
+func Sections(command string, c Config) []string {
+	switch command {
+	case "api":
+		return []string{"http", "auth", "db", "kafka", "codes", "api"}
+	case "generator":
+		return []string{"http", "db", "kafka", "codes", "generator"}
+	case "shovel":
+		if c.DB.DSN != "" {
+			return []string{"http", "db", "kafka", "shovel"}
+		}
+		return []string{"http", "kafka", "shovel"}
+	case "migrate":
+		return []string{"db"}
+	default: // dev: everything
+		return []string{"http", "auth", "db", "kafka", "codes", "api", "generator", "shovel", "dev"}
+	}
 }
 
 // ValidateFor checks only the keys under the given sections (plus env and

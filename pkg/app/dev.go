@@ -12,6 +12,7 @@ import (
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/broker"
 	"github.com/promocodes/promocodes/pkg/health"
+	"github.com/promocodes/promocodes/shovel"
 )
 
 // StartDev starts the whole system in one process on embedded defaults: the
@@ -38,7 +39,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		b.Close()
 		return nil, err
 	}
-	p, err := openParts(ctx, cfg, "promocodes-dev", log)
+	p, err := openParts(ctx, cfg, "promocodes-dev", true, log)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -50,11 +51,14 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
+	apiCfg.Metrics = api.NewMetrics(p.reg)
+	outbox.SetMetrics(apiCfg.Metrics)
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
 	}
+	p.shovelHistory = shovel.NewHistory(20)
 	sh, err := newShovel(cfg, p, log)
 	if err != nil {
 		p.close()
@@ -66,23 +70,28 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg), log.Named("api"),
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, gen.Run, sh.Run, svc.Run, pub.Run)
+	h, err := withConsole(cfg, apiCfg, srv, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, gen.Run, sh.Run, svc.Run, pub.Run)
 	if err != nil {
 		return nil, err
 	}
 	url := "http://" + proc.HTTPAddr
 	log.Info("promocodes dev is serving",
 		zap.String("api", url), zap.Strings("kafka", cfg.Kafka.Brokers), zap.String("data_dir", dataDir))
-	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n"+
+	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  Console: %s/console/\n  API docs: %s/docs\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n"+
 		"  curl -s -XPOST %s/v1/promotions -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"name\":\"winter\",\"codeCount\":1000000,\"format\":{\"charset\":\"alnum\",\"length\":10,\"prefix\":\"WNTR-\"}}'\n"+
 		"  curl -s %s/v1/promotions/1\n  curl -s %s/v1/promotions/1/codes | head\n\n",
-		url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, url, url, url)
+		url, url, url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, url, url, url)
 	return proc, nil
 }

@@ -2,28 +2,35 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/generator"
+	"github.com/promocodes/promocodes/pkg/buildinfo"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/shovel"
 )
 
 // kafkaConfig converts the configuration for pkg/kafka.
 func (c Config) kafkaConfig(clientID string) kafka.Config {
 	return kafka.Config{Brokers: c.Kafka.Brokers, ClientID: clientID,
-		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor}
+		Partitions: c.Kafka.Partitions, ReplicationFactor: c.Kafka.ReplicationFactor, Retention: c.Kafka.Retention}
 }
 
 func (c Config) topics() []string {
@@ -38,6 +45,9 @@ func (c Config) apiConfig() api.Config {
 		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
 		Open:             c.IsDev() && len(c.Auth.AdminTokens) == 0,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
+		// Exports hold a connection while they stream: at most half the
+		// pool, so creates, status reads and the outbox keep the rest.
+		MaxExports: max(1, c.DB.MaxConns/2),
 	}
 }
 
@@ -61,29 +71,55 @@ func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, 
 }
 
 func (c Config) generatorConfig() generator.Config {
+	var previous [][]byte
+	for _, k := range c.Codes.PreviousSecrets {
+		previous = append(previous, []byte(k))
+	}
 	return generator.Config{
 		Workers: c.Generator.Workers, ChunkSize: c.Generator.ChunkSize, MaxAttempts: c.Generator.MaxAttempts,
 		ErrorTopic: c.Kafka.Topics.Error, DeadTopic: c.Kafka.Topics.Dead, Secret: []byte(c.Codes.Secret),
+		PreviousSecrets: previous,
 	}
 }
 
-// ensureTopics creates the topics, retrying while the broker is not up yet
-// (compose and Kubernetes start services in any order).
-func ensureTopics(ctx context.Context, cfg Config, log *zap.Logger) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		return struct{}{}, kafka.EnsureTopics(ctx, cfg.kafkaConfig("promocodes-admin"), cfg.topics()...)
-	}, backoff.WithMaxElapsedTime(2*time.Minute), backoff.WithNotify(func(err error, next time.Duration) {
-		log.Warn("kafka not ready; retrying", zap.Error(err), zap.Duration("in", next))
-	}))
-	if err != nil {
-		return fmt.Errorf("create topics on %v: %w", cfg.Kafka.Brokers, err)
+// brokerDialTimeout bounds each reachability dial.
+const brokerDialTimeout = 3 * time.Second
+
+// ReachBrokers dials each bootstrap broker over TCP and succeeds as soon as
+// one answers; otherwise the error says "cannot reach host:port" for each.
+func ReachBrokers(ctx context.Context, brokers []string) error {
+	var errs []string
+	for _, b := range brokers {
+		d := net.Dialer{Timeout: brokerDialTimeout}
+		c, err := d.DialContext(ctx, "tcp", b)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		reason := err.Error()
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			reason = oe.Err.Error() // "connect: connection refused", without the repeated address
+		}
+		errs = append(errs, fmt.Sprintf("cannot reach %s (%s)", b, reason))
 	}
-	return nil
+	if len(errs) == 0 {
+		return errors.New("kafka.brokers is empty")
+	}
+	return errors.New(strings.Join(errs, "; "))
 }
 
-func newRegistry() *prometheus.Registry {
+// NewRegistry is the Prometheus registry of one process: Go and process
+// collectors and promocodes_build_info; each part adds its own instruments.
+func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := buildinfo.Read()
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_build_info",
+		Help:        "Always 1; the labels say which build is running.",
+		ConstLabels: prometheus.Labels{"version": bi.Short(), "revision": bi.Revision, "goversion": bi.GoVersion}})
+	build.Set(1)
+	reg.MustRegister(build)
 	return reg
 }
 
@@ -93,7 +129,10 @@ type parts struct {
 	producer *kafka.Producer
 	client   *kafka.Client
 	reg      *prometheus.Registry
-	closers  []func() // in opening order; closed in reverse
+	// shovelHistory keeps the shovel's last cycles when it runs in this
+	// process (dev), for the console's operations page; nil elsewhere.
+	shovelHistory *shovel.History
+	closers       []func() // in opening order; closed in reverse
 }
 
 func (p *parts) close() {
@@ -102,15 +141,34 @@ func (p *parts) close() {
 	}
 }
 
-func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger) (*parts, error) {
-	p := &parts{reg: newRegistry()}
-	st, err := OpenStore(ctx, cfg.DB)
-	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+// openParts opens the store (unless withStore is false), makes sure the
+// topics exist, and opens the Kafka producer and client. A database or
+// broker that is down is waited for (with backoff, logging why) until ctx
+// ends, with /healthz up and /readyz 503 on http.addr meanwhile
+// (startingProbes).
+func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, log *zap.Logger) (*parts, error) {
+	p := &parts{reg: NewRegistry()}
+	var waiting atomic.Value
+	stopProbes := startingProbes(cfg.HTTP.Addr, &waiting, log)
+	defer stopProbes()
+	if withStore {
+		open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
+		var (
+			st  Store
+			err error
+		)
+		if cfg.DB.Driver == "sqlite" {
+			st, err = open(ctx) // a local file: nothing to wait for
+		} else {
+			st, err = waitFor(ctx, cfg.DB.Driver+" database", &waiting, log, open)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		}
+		p.store = st
+		p.closers = append(p.closers, st.Close)
 	}
-	p.store = st
-	p.closers = append(p.closers, st.Close)
-	if err := ensureTopics(ctx, cfg, log); err != nil {
+	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
 		return nil, err
 	}
@@ -127,10 +185,23 @@ func openParts(ctx context.Context, cfg Config, clientID string, log *zap.Logger
 }
 
 func (p *parts) readiness() []health.Check {
-	return []health.Check{
-		{Name: "database", Fn: p.store.Ping},
-		{Name: "kafka", Fn: p.client.Ping},
+	checks := []health.Check{{Name: "kafka", Fn: p.client.Ping}}
+	if p.store != nil {
+		checks = append(checks,
+			health.Check{Name: "database", Fn: p.store.Ping},
+			health.Check{Name: "schema", Fn: func(ctx context.Context) error { return schemaCurrent(ctx, p.store) }})
 	}
+	return checks
+}
+
+// schemaCurrent fails while the database lacks migrations this binary needs:
+// serving against it would answer 500s (relation "counters" does not exist).
+func schemaCurrent(ctx context.Context, st Store) error {
+	pending, err := st.SchemaPending(ctx)
+	if err != nil || pending {
+		return &health.StatusError{Status: "schema not migrated: run promocodes migrate", Err: err}
+	}
+	return nil
 }
 
 // Process is a started deployable: Wait blocks until it stopped (after its
@@ -160,7 +231,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
-	g.Go(func() error { return httpServer(gctx, ln, h, log) })
+	g.Go(func() error { return httpServer(gctx, ln, h, cfg.HTTP, log) })
 	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
 		defer p.close()
 		return g.Wait()
@@ -169,7 +240,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 
 // StartAPI starts the Promotion API and the outbox publisher.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-api", log)
+	p, err := openParts(ctx, cfg, "promocodes-api", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -179,13 +250,21 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	srv, err := api.New(cfg.apiConfig(), p.store, outbox, health.Handler(nil, p.readiness(), p.reg), log.Named("api"),
+	apiCfg := cfg.apiConfig()
+	apiCfg.Metrics = api.NewMetrics(p.reg)
+	outbox.SetMetrics(apiCfg.Metrics)
+	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, srv, log, outbox.Run, svc.Run, pub.Run)
+	h, err := withConsole(cfg, apiCfg, srv, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, svc.Run, pub.Run)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}
@@ -194,7 +273,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 
 // StartGenerator starts the generator workers and their probe endpoints.
 func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-generator", log)
+	p, err := openParts(ctx, cfg, "promocodes-generator", true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +282,7 @@ func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process,
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg), log, gen.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, gen.Run)
 	if err == nil {
 		log.Info("generator started", zap.Int("workers", cfg.Generator.Workers), zap.String("probes", proc.HTTPAddr))
 	}
@@ -216,8 +295,24 @@ func newGenerator(cfg Config, p *parts, log *zap.Logger) (*generator.Generator, 
 	newConsumer := func(ctx context.Context) (generator.Consumer, error) {
 		return kafka.NewConsumer(kc, cfg.Generator.GroupID, topics)
 	}
-	return generator.New(cfg.generatorConfig(), p.store, p.producer, newConsumer,
+	var st generator.Store = p.store
+	if os.Getenv("PROMOCODES_FAULT_GENERATOR") == "fail-commits" {
+		// Fault injection for the end-to-end tests: a database that answers
+		// (pings succeed) but refuses every chunk, which no circuit breaker
+		// holds back: the path to the error and dead-letter topics.
+		log.Warn("fault injection: every chunk commit of this generator fails")
+		st = failingCommits{p.store}
+	}
+	return generator.New(cfg.generatorConfig(), st, p.producer, newConsumer,
 		log.Named("generator"), generator.NewMetrics(p.reg))
+}
+
+// failingCommits is the fail-commits fault: CommitChunk always fails with a
+// transient-looking error.
+type failingCommits struct{ generator.Store }
+
+func (failingCommits) CommitChunk(context.Context, promo.Chunk) (int64, error) {
+	return 0, errors.New("injected fault (PROMOCODES_FAULT_GENERATOR=fail-commits): chunk commit refused")
 }
 
 // Run starts a deployable with start and waits for it.
@@ -228,4 +323,17 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger,
 		return err
 	}
 	return p.Wait()
+}
+
+// withConsole mounts the admin console (/console, and / leading there)
+// beside the API.
+func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log *zap.Logger) (http.Handler, error) {
+	c, err := console.New(console.Config{AdminTokens: apiCfg.AdminTokens, Open: apiCfg.Open,
+		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short()},
+		srv, p.store, console.Ops{Client: p.client, Publisher: p.producer, DeadTopic: cfg.Kafka.Topics.Dead,
+			BatchesTopic: cfg.Kafka.Topics.Batches, ShovelHistory: p.shovelHistory}, log.Named("console"))
+	if err != nil {
+		return nil, err
+	}
+	return console.Mount(srv, c), nil
 }

@@ -16,7 +16,8 @@ import (
 func (c Config) shovelConfig() shovel.Config {
 	t := c.Kafka.Topics
 	return shovel.Config{ErrorTopic: t.Error, RetryTopic: t.Retry, DeadTopic: t.Dead,
-		GroupID: c.Shovel.GroupID, MaxRetries: c.Shovel.MaxRetries, Interval: c.Shovel.Interval}
+		GroupID: c.Shovel.GroupID, MaxRetries: c.Shovel.MaxRetries, Interval: c.Shovel.Interval,
+		RetryBackoff: c.Shovel.RetryBackoff, RetryBackoffMax: c.Shovel.RetryBackoffMax}
 }
 
 func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
@@ -27,15 +28,27 @@ func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
 		log.Warn("fault injection: the shovel will SIGKILL itself after its first publish")
 		sc.AfterPublish = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
 	}
-	return shovel.New(sc, p.client, p.producer, p.store, log.Named("shovel"))
+	var states shovel.StateStore // nil without a database: parked batches then show only in the topics
+	if p.store != nil {
+		states = p.store
+	}
+	s, err := shovel.New(sc, p.client, p.producer, states, log.Named("shovel"))
+	if err != nil {
+		return nil, err
+	}
+	s.Observe(shovel.NewMetrics(p.reg), p.shovelHistory)
+	return s, nil
 }
 
 // StartShovel starts the shovel: a cycle every shovel.interval, with /healthz
 // failing while the broker is unreachable.
 func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-shovel", log)
+	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", log)
 	if err != nil {
 		return nil, err
+	}
+	if p.store == nil {
+		log.Info("no db.dsn: the shovel runs without a database; parked batches show in the dead-letter topic, not in promotion status")
 	}
 	s, err := newShovel(cfg, p, log)
 	if err != nil {
@@ -43,9 +56,10 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 		return nil, err
 	}
 	live := []health.Check{{Name: "kafka", Fn: s.Healthy}}
-	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg), log, s.Run)
+	proc, err := serve(ctx, cfg, p, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log, s.Run)
 	if err == nil {
-		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries))
+		log.Info("shovel started", zap.Duration("interval", cfg.Shovel.Interval), zap.Int("max_retries", cfg.Shovel.MaxRetries),
+			zap.Duration("retry_backoff", cfg.Shovel.RetryBackoff), zap.Duration("retry_backoff_max", cfg.Shovel.RetryBackoffMax))
 	}
 	return proc, err
 }
@@ -53,7 +67,7 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 // ShovelOnce runs one shovel cycle (for a Kubernetes CronJob). It fails when
 // any event could not be moved, so the job shows as failed.
 func ShovelOnce(ctx context.Context, cfg Config, log *zap.Logger) (shovel.Stats, error) {
-	p, err := openParts(ctx, cfg, "promocodes-shovel", log)
+	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", log)
 	if err != nil {
 		return shovel.Stats{}, err
 	}
@@ -89,6 +103,10 @@ func OpenTools(ctx context.Context, cfg Config, withStore bool, log *zap.Logger)
 		}
 		p.store = st
 		p.closers = append(p.closers, st.Close)
+	}
+	if err := ReachBrokers(ctx, cfg.Kafka.Brokers); err != nil {
+		p.close()
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	kc := cfg.kafkaConfig("promocodes-sre")
 	client := kafka.NewClient(kc)

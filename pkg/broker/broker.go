@@ -55,6 +55,10 @@ type Config struct {
 	// process being killed) and fsynced on segment roll and Close; a host
 	// crash may lose the last writes, as with Apache Kafka's defaults.
 	SyncWrites bool
+	// BrokerConfigs are broker-level settings (Kafka's names), for tests that
+	// need, say, a short offsets retention ("offset.retention.ms",
+	// "offsets.retention.check.interval.ms").
+	BrokerConfigs map[string]string
 }
 
 // Validate checks the config.
@@ -137,6 +141,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Broker, error) {
 		kfake.DefaultNumPartitions(parts),
 		kfake.ClusterID("promocodes-dev"),
 		kfake.WithLogger(zapLogger{log.Named("kfake")}),
+	}
+	if len(cfg.BrokerConfigs) > 0 {
+		opts = append(opts, kfake.BrokerConfigs(cfg.BrokerConfigs))
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))

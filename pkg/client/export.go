@@ -24,11 +24,28 @@ var ErrStalled = errors.New("export stalled: no data received")
 // for the stall timeout is cut. On error, w may hold a prefix of the CSV; a
 // caller writing a file should write to a temporary name and rename on
 // success.
+//
+// The server refuses (409, a *ProblemError) to export a promotion that is not
+// completed; ExportPartialCodes asks for what exists so far.
 func (c *Client) ExportCodes(ctx context.Context, id string, w io.Writer) (rows int64, err error) {
+	return c.exportCodes(ctx, id, w, false)
+}
+
+// ExportPartialCodes is ExportCodes for a promotion that may still be
+// generating (or has parked batches): it streams the codes that exist now.
+func (c *Client) ExportPartialCodes(ctx context.Context, id string, w io.Writer) (rows int64, err error) {
+	return c.exportCodes(ctx, id, w, true)
+}
+
+func (c *Client) exportCodes(ctx context.Context, id string, w io.Writer, partial bool) (rows int64, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	hr, err := c.newRequest(ctx, http.MethodGet, "/v1/promotions/"+url.PathEscape(id)+"/codes", nil)
+	path := "/v1/promotions/" + url.PathEscape(id) + "/codes"
+	if partial {
+		path += "?partial=true"
+	}
+	hr, err := c.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return 0, fmt.Errorf("export promotion %s: %w", id, err)
 	}

@@ -25,6 +25,9 @@ type ProblemError struct {
 	// (code_exhausted, expired, ...), when the API gave one.
 	Reason string             `json:"reason,omitempty"`
 	Fields []promo.FieldError `json:"errors,omitempty"`
+	// MinLength is the shortest format.length that takes the requested
+	// count, when the server refused a format as too short.
+	MinLength int `json:"minLength,omitempty"`
 }
 
 // Error is a one-line summary: "422 Unprocessable Entity: invalid request

@@ -1,10 +1,12 @@
 package codes
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -69,17 +71,79 @@ func charsetSize(cs string) int {
 // holds count codes within maxDensity (and is at least MinSpace). It returns 0
 // when no length does (the count is too large for any space of at most
 // MaxSpace codes) or when the charset is invalid.
+//
+// The length also keeps f's separator groups valid (groupSize below the
+// body plus check character), so a request that only changes format.length
+// to the answer is accepted.
 func ShortestLength(f promo.Format, count int64, maxDensity float64) int {
 	n := uint64(charsetSize(f.Charset))
 	if n == 0 || count < 0 {
 		return 0
 	}
-	for k := minLength(n, MinSpace); k <= maxLength(n); k++ {
+	k := minLength(n, MinSpace)
+	if f.GroupSize > 0 {
+		k = max(k, f.GroupSize+1-b2i(f.HasCheckChar()))
+	}
+	for ; k <= maxLength(n); k++ {
 		if SeqLimit(pow(n, k), maxDensity) >= uint64(count) {
 			return k
 		}
 	}
 	return 0
+}
+
+// CheckFormatFor validates f for a promotion of count codes: the format
+// errors of NewLayout and the capacity check of CheckCapacity, in one error.
+// When the length is too short, for the space minimum or for the density,
+// the format.length message names the shortest length that takes count codes
+// ("use a length of at least N") and the error carries N as MinLength, so
+// that advice never leads to a second refusal. count < 1 checks the format
+// alone.
+//
+// It also holds new formats to a rule that stored ones predate: the
+// separator may set a prefix or suffix off from the body ("WNTR-" before it,
+// "-EU" after it) but may not stand inside one ("W-NTR"), where it would read
+// as a group boundary of the body and vanish from the canonical form.
+func CheckFormatFor(f promo.Format, count int64, maxDensity float64) (*Layout, error) {
+	l, err := NewLayout(f)
+	if err == nil && len(f.Separator) == 1 {
+		var e promo.Error
+		for _, a := range []struct {
+			field, v, inner string
+		}{
+			{FieldPrefix, f.Prefix, strings.TrimSuffix(f.Prefix, f.Separator)},
+			{FieldSuffix, f.Suffix, strings.TrimPrefix(f.Suffix, f.Separator)},
+		} {
+			if strings.Contains(a.inner, f.Separator) {
+				e.Fields = append(e.Fields, promo.FieldError{Field: a.field, Message: fmt.Sprintf(
+					"must not contain the separator %q except where it meets the body (%q is fine): codes "+
+						"would seem to have another group", f.Separator, exampleAffix(a.field, a.v, f.Separator))})
+			}
+		}
+		if len(e.Fields) > 0 {
+			e.Code, e.Message = promo.EInvalid, "invalid code format"
+			return nil, &e
+		}
+	}
+	if err != nil {
+		var e *promo.Error
+		if count < 1 || !errors.As(err, &e) {
+			return nil, err
+		}
+		k := ShortestLength(f, count, maxDensity)
+		for i, fe := range e.Fields {
+			if fe.Field == FieldLength && f.Length >= 1 && f.Length < k && k > 0 {
+				e.Fields[i].Message = fmt.Sprintf("%d is too short for %d codes: use a length of at least %d",
+					f.Length, count, k)
+				e.MinLength = k
+			}
+		}
+		return nil, e
+	}
+	if count < 1 {
+		return l, nil
+	}
+	return l, l.CheckCapacity(count, maxDensity)
 }
 
 // CheckCapacity validates f and refuses a count of codes that would push
@@ -113,6 +177,7 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 			"%d codes in %d possible ones would let one guess in %.3g hit a code; the limit is 1 in %.3g, "+
 				"so this format takes at most %d codes", count, l.space, float64(l.space)/float64(count), 1/d, limit)}}}
 	if k := ShortestLength(l.format, count, d); k > 0 {
+		e.MinLength = k
 		e.Fields = append(e.Fields, promo.FieldError{Field: FieldLength, Message: fmt.Sprintf(
 			"use a length of at least %d for %d codes", k, count)})
 	} else {
@@ -126,3 +191,12 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 // GuessProbability is the per-guess success probability once issued codes
 // of this layout exist.
 func (l *Layout) GuessProbability(issued uint64) float64 { return GuessProbability(issued, l.space) }
+
+// exampleAffix is v without inner separators, set off from the body.
+func exampleAffix(field, v, sep string) string {
+	v = strings.ReplaceAll(v, sep, "")
+	if field == FieldPrefix {
+		return v + sep
+	}
+	return sep + v
+}

@@ -96,8 +96,12 @@ func (c *Client) EnsureTopics(ctx context.Context, topics ...string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("ensure topics: %w", err)
 	}
-	// Wait until this client's metadata shows every topic with partitions
-	// that have leaders (newly created topics appear asynchronously).
+	return c.waitTopics(ctx, topics)
+}
+
+// waitTopics waits until this client's metadata shows every topic with
+// partitions that have leaders (newly created topics appear asynchronously).
+func (c *Client) waitTopics(ctx context.Context, topics []string) error {
 	for {
 		missing, err := c.missingTopics(ctx, topics)
 		if err != nil {

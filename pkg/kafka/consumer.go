@@ -113,6 +113,9 @@ func (c *Consumer) Fetch(ctx context.Context) (Message, error) {
 	return fromKafkaGo(km), nil
 }
 
+// MaxCommitWait bounds one Commit, whatever the caller's ctx allows.
+const MaxCommitWait = 30 * time.Second
+
 // Commit marks msgs done for the group: for each partition, the next fetch
 // after a restart starts after the highest offset given. Committing offset N
 // commits everything before it on that partition, so commit only once every
@@ -136,6 +139,10 @@ func (c *Consumer) Commit(ctx context.Context, msgs ...Message) error {
 	for i, m := range msgs {
 		out[i] = kafkago.Message{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 	}
+	// A commit waits for the reader's commit loop and the coordinator's
+	// answer: bound it, so a lost coordinator cannot hold the caller forever.
+	ctx, cancel := context.WithTimeout(ctx, MaxCommitWait)
+	defer cancel()
 	if err := c.r.CommitMessages(ctx, out...); err != nil {
 		if errors.Is(err, io.ErrClosedPipe) {
 			return ErrClosed

@@ -48,6 +48,10 @@ type Config struct {
 	// ReplicationFactor is EnsureTopics' replication factor (default 1; use
 	// 3 on a production cluster).
 	ReplicationFactor int
+	// Retention is retention.ms of the batches, retry and error topics when
+	// PipelineTopics creates them (zero: DefaultRetention, 30 days;
+	// negative: unlimited). The dead-letter topic keeps events forever.
+	Retention time.Duration
 }
 
 // Validate checks the config.
@@ -136,6 +140,9 @@ func (t Topics) Validate() error {
 
 // All returns the four names: batches, retry, error, dead.
 func (t Topics) All() []string { return []string{t.Batches, t.Retry, t.Error, t.Dead} }
+
+// ValidateTopicName reports why name cannot be a Kafka topic, if it cannot.
+func ValidateTopicName(name string) error { return validTopicName(name) }
 
 func validTopicName(name string) error {
 	switch {

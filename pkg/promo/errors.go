@@ -38,6 +38,9 @@ type Error struct {
 	Code    ErrorCode
 	Message string
 	Fields  []FieldError
+	// MinLength, on a format whose length cannot hold the requested count,
+	// is the shortest format.length that does (the problem's minLength).
+	MinLength int
 	// Reason is the stable machine-readable reason of a refused code
 	// operation (redemption, validation); "" for other errors.
 	Reason Reason

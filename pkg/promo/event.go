@@ -47,6 +47,10 @@ func EventFor(b Batch) Event {
 // Key is the Kafka message key, "<promotionId>/<batchNo>", kept on every move.
 func (e Event) Key() string { return e.PromotionID + "/" + strconv.Itoa(e.BatchNo) }
 
+// End is one past the event's last sequence number (SeqStart+CodeCount; it
+// cannot wrap around for a validated event).
+func (e Event) End() uint64 { return e.SeqStart + uint64(e.CodeCount) }
+
 // Ref returns the batch the event names. Call it on a validated event.
 func (e Event) Ref() BatchRef {
 	id, _ := strconv.ParseInt(e.PromotionID, 10, 64)
@@ -92,6 +96,10 @@ func (e Event) Validate() error {
 	}
 	if e.CodeCount < 0 {
 		problems = append(problems, fmt.Sprintf("negative codeCount %d", e.CodeCount))
+	} else if e.SeqStart > math.MaxUint64-uint64(e.CodeCount) {
+		// seqStart+codeCount would wrap around 2^64 and pass any range check
+		// done in uint64 arithmetic.
+		problems = append(problems, fmt.Sprintf("seqStart %d + codeCount %d overflows 2^64", e.SeqStart, e.CodeCount))
 	}
 	if len(problems) > 0 {
 		return Errorf(EInvalid, "invalid event: %s", strings.Join(problems, "; "))

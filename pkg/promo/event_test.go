@@ -25,6 +25,8 @@ func TestDecodeEvent(t *testing.T) {
 		{"huge batch", `{"v":1,"promotionId":"1","batchNo":4294967296,"seqStart":0,"codeCount":1}`, "batchNo"},
 		{"count", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":0,"codeCount":-1}`, "codeCount"},
 		{"seq type", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":-5,"codeCount":1}`, "undecodable"},
+		{"wraps", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":18446744073709551611,"codeCount":5}`, "overflows"},
+		{"wraps far", `{"v":1,"promotionId":"1","batchNo":0,"seqStart":18446744073709551615,"codeCount":50000}`, "overflows"},
 	} {
 		_, err := DecodeEvent([]byte(tc.value))
 		if !Is(err, EInvalid) || !strings.Contains(err.Error(), tc.want) {

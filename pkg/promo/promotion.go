@@ -60,6 +60,11 @@ type Promotion struct {
 	CounterName string    `json:"-"`
 	SeqStart    uint64    `json:"-"`
 	CreatedAt   time.Time `json:"createdAt"`
+	// KeyFingerprint names the code key the promotion was created under
+	// (codes.KeyFingerprint; never the key): a generator derives its codes
+	// only with that key. Empty for promotions older than the fingerprint,
+	// which any key generates.
+	KeyFingerprint string `json:"-"`
 }
 
 // IDString is the promotion id as it appears in URLs, events and CSV names.
@@ -156,6 +161,11 @@ type Chunk struct {
 	// Count codes have been added. Replace appends the code to dst.
 	CounterName string
 	Replace     func(dst []byte, seq uint64) []byte
+	// ReplaceLimit is the size of the code space Replace renders: it accepts
+	// only seq < ReplaceLimit. A replacement reservation that would reach
+	// past it is ECapacity (nothing written) instead of a bad Replace call.
+	// Zero means no limit.
+	ReplaceLimit uint64
 }
 
 // Code returns the i-th code of the chunk (no allocation: a sub-slice).

@@ -138,6 +138,24 @@ type RedeemOutcome struct {
 	Redemption Redemption
 	Refused    Reason // "" on success
 	Replayed   bool
+	// PromotionID is the refused code's promotion, when the code exists and
+	// the refusal is not a replay (for the refusal counts); 0 otherwise.
+	PromotionID int64
+}
+
+// RefusalCount is how many redemptions of a promotion were refused for a
+// reason in the hour starting at Hour (UTC).
+type RefusalCount struct {
+	PromotionID int64
+	Reason      Reason
+	Hour        time.Time
+	N           int64
+}
+
+// ReasonCount is a refusal reason's total in a promotion.
+type ReasonCount struct {
+	Reason Reason `json:"reason"`
+	Count  int64  `json:"count"`
 }
 
 // RollbackRequest gives a redemption's use back.

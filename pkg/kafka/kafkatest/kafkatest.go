@@ -83,9 +83,14 @@ type Embedded struct {
 
 // StartEmbedded starts an embedded broker (127.0.0.1, free port, data dir in
 // t.TempDir()). It is closed when the test ends.
-func StartEmbedded(t testing.TB) *Embedded {
+//
+// opts adjust the broker's config before it starts (e.g. BrokerConfigs).
+func StartEmbedded(t testing.TB, opts ...func(*broker.Config)) *Embedded {
 	t.Helper()
 	e := &Embedded{t: t, cfg: broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"}}
+	for _, o := range opts {
+		o(&e.cfg)
+	}
 	e.Start()
 	t.Cleanup(e.Stop)
 	return e

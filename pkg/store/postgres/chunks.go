@@ -118,6 +118,9 @@ func replaceMissing(ctx context.Context, tx pgx.Tx, c *promo.Chunk, missing int6
 		if err := tx.QueryRow(ctx, qReserve, c.CounterName, missing).Scan(&start); err != nil {
 			return fmt.Errorf("reserve %d replacement codes from counter %q: %w", missing, c.CounterName, err)
 		}
+		if err := contract.CheckReplacement(*c, start, missing); err != nil {
+			return err
+		}
 		codes := make([]string, missing)
 		for i := range codes {
 			buf = c.Replace(buf[:0], uint64(start)+uint64(i))

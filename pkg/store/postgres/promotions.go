@@ -86,7 +86,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	}
 	err = tx.QueryRow(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, nullString(p.VanityCode),
 		p.MaxUsagePerCode, p.PerUserLimit, p.StartsAt, p.ExpiresAt, p.CounterName, int64(p.SeqStart),
-		nullString(np.IdempotencyKey), np.RequestHash, p.CreatedAt).Scan(&p.ID)
+		nullString(np.IdempotencyKey), np.RequestHash, p.CreatedAt, p.KeyFingerprint).Scan(&p.ID)
 	if err != nil {
 		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
 	}
@@ -165,6 +165,24 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished). Two API replicas thus publish each batch
+// event once in the normal case; a publisher that dies holding a lease
+// leaves its rows to the others after the lease.
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now().UTC()
+	bs, err := s.batches(ctx, qClaimPendingBatches, limit, now.Add(lease), now)
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	contract.SortBatches(bs)
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka. Unknown refs
 // are ignored.
 func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
@@ -192,9 +210,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      *int64
 		state     *string
 		lastError *string
+		keyFP     string
 	)
 	p, err := scanPromotion(s.pool.QueryRow(ctx, qLoadBatch, ref.PromotionID, ref.BatchNo),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -204,6 +223,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if batchNo == nil {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(*batchNo), SeqStart: uint64(*seqStart),
 		CodeCount: *codeCount, Done: *done, State: promo.BatchState(*state), LastError: *lastError}
@@ -330,4 +350,46 @@ func nullString(s string) *string {
 func uniqueViolationOn(err error, table string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.TableName == table
+}
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := contract.CheckListFilter(f); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	defer rows.Close()
+	var list []promo.PromotionStatus
+	for rows.Next() {
+		var (
+			total, completed, retrying, parked int
+			generated                          int64
+		)
+		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		if err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Store) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = s.pool.QueryRow(ctx, qOldestUnpublished).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t.UTC(), true, nil
 }

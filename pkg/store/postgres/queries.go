@@ -15,8 +15,8 @@ RETURNING next - $2`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
@@ -48,7 +48,18 @@ FROM batches WHERE promotion_id = $1`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE NOT published
 ORDER BY promotion_id, batch_no LIMIT $1`
 
-	qMarkPublished = `UPDATE batches SET published = true, updated_at = now()
+	// qClaimPendingBatches leases up to $1 of the oldest unpublished batches
+	// until $2 to this publisher: SKIP LOCKED passes over rows another
+	// replica is claiming right now, the lease over rows it claimed and is
+	// publishing. RETURNING has no order: the caller sorts.
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = $2
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
 
@@ -56,7 +67,7 @@ WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AN
 	// (NULL batch columns) in one round trip.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`
 
@@ -97,4 +108,53 @@ WHERE done < code_count ORDER BY promotion_id, batch_no`
 
 	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`
+)
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
+// (empty = any), $3 a status (empty = any), $4 the page size. The lateral
+// aggregate runs per promotion, so an unfiltered page walks the primary key
+// backwards and stops after $4 rows. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.total, b.generated, b.completed, b.retrying, b.parked
+FROM promotions p
+CROSS JOIN LATERAL (
+	SELECT count(*)::int AS total,
+		COALESCE(sum(done), 0)::bigint AS generated,
+		(count(*) FILTER (WHERE done = code_count))::int AS completed,
+		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
+		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked
+	FROM batches WHERE promotion_id = p.id
+) b
+WHERE ($1::bigint = 0 OR p.id < $1::bigint)
+	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
+	AND ($3::text = '' OR $3::text = CASE
+		WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+		WHEN b.parked > 0 THEN 'failed'
+		WHEN b.generated > 0 THEN 'generating'
+		ELSE 'pending' END)
+ORDER BY p.id DESC LIMIT $4`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time).
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`
+
+// Redemption analytics of one promotion ($1), from the audit trail; $2 is
+// 'hour' or 'day' for date_trunc (in UTC), $3 the newest buckets kept.
+const (
+	qStatsTotals = `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
+	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
+FROM redemptions WHERE promotion_id = $1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb
+	FROM redemptions WHERE promotion_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $3
+) s ORDER BY b`
+
+	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+WHERE promotion_id = $1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`
 )

@@ -116,6 +116,27 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaPending reports whether migrations this binary knows are not applied
+// yet (an unmigrated database counts as pending), for the readiness probe.
+// It takes no migration lock and changes nothing.
+func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return false, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return false, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return true, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	return pending, nil
+}
+
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: a session advisory lock, keyed by schema,
 // serialises them.

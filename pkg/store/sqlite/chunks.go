@@ -82,6 +82,9 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk) (int64, error) 
 		if err := tx.QueryRowContext(ctx, qReserve, c.CounterName, missing).Scan(&start); err != nil {
 			return 0, fmt.Errorf("reserve %d replacement codes from counter %q: %w", missing, c.CounterName, err)
 		}
+		if err := contract.CheckReplacement(*c, start, missing); err != nil {
+			return 0, err
+		}
 		codes = codes[:0]
 		for i := range missing {
 			buf = c.Replace(buf[:0], uint64(start)+uint64(i))

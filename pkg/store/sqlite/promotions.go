@@ -78,7 +78,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	err = tx.QueryRowContext(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format,
 		nullString(p.VanityCode), p.MaxUsagePerCode, p.PerUserLimit, nullTime(p.StartsAt), nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), nullString(np.IdempotencyKey), np.RequestHash,
-		formatTime(p.CreatedAt)).Scan(&p.ID)
+		formatTime(p.CreatedAt), p.KeyFingerprint).Scan(&p.ID)
 	if err != nil {
 		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
 	}
@@ -161,6 +161,31 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished).
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now()
+	var bs []promo.Batch
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, qClaimPendingBatches, formatTime(now.Add(lease)), formatTime(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		bs, err = scanBatches(rows)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	contract.SortBatches(bs)
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka, in one
 // transaction. Unknown refs are ignored.
 func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
@@ -197,9 +222,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      sql.NullInt64
 		state     sql.NullString
 		lastError sql.NullString
+		keyFP     string
 	)
 	p, err := scanPromotion(s.r.QueryRowContext(ctx, qLoadBatch, ref.PromotionID, ref.BatchNo),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -209,6 +235,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if !batchNo.Valid {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
 		CodeCount: codeCount.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}
@@ -269,6 +296,10 @@ func (s *Store) batches(ctx context.Context, query string, args ...any) ([]promo
 		return nil, err
 	}
 	defer rows.Close()
+	return scanBatches(rows)
+}
+
+func scanBatches(rows *sql.Rows) ([]promo.Batch, error) {
 	var bs []promo.Batch
 	for rows.Next() {
 		var (
@@ -313,7 +344,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // scanPromotion scans promotionCols, then extra.
-func scanPromotion(row *sql.Row, extra ...any) (promo.Promotion, error) {
+func scanPromotion(row interface{ Scan(...any) error }, extra ...any) (promo.Promotion, error) {
 	var (
 		p                   promo.Promotion
 		kind                string
@@ -369,3 +400,49 @@ func nullTime(t *time.Time) sql.NullString {
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := contract.CheckListFilter(f); err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	defer rows.Close()
+	var list []promo.PromotionStatus
+	for rows.Next() {
+		var (
+			total, completed, retrying, parked int
+			generated                          int64
+		)
+		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		if err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Store) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	var v string
+	err = s.r.QueryRowContext(ctx, qOldestUnpublished).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err == nil {
+		t, err = parseTime(v)
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t, true, nil
+}

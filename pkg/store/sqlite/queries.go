@@ -20,8 +20,8 @@ RETURNING next - ?2`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
@@ -51,14 +51,24 @@ FROM batches WHERE promotion_id = ?`
 	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no LIMIT ?`
 
-	qMarkPublished = `UPDATE batches SET published = 1, updated_at = ?
+	// qClaimPendingBatches leases up to ? of the oldest unpublished batches
+	// to this publisher (one writer at a time: the write transaction is the
+	// lock; the lease keeps another process on the same file off them).
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ?
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?)
+	ORDER BY promotion_id, batch_no LIMIT ?)
+RETURNING ` + batchCols
+
+	qMarkPublished = `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ?
 WHERE promotion_id = ? AND batch_no = ? AND published = 0`
 
 	// qLoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one query.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = ?2
 WHERE p.id = ?1`
 
@@ -107,3 +117,51 @@ func qInsertCodes(n int) string {
 	b.WriteString(" ON CONFLICT (code) DO NOTHING")
 	return b.String()
 }
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// ?1 the cursor (ids below it; 0 = from the newest), ?2 a name fragment
+// (empty = any), ?3 a status (empty = any), ?4 the page size. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at, total, generated, completed, retrying, parked
+FROM (
+	SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code, p.per_user_limit,
+		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+		count(b.batch_no) AS total,
+		coalesce(sum(b.done), 0) AS generated,
+		coalesce(sum(b.done = b.code_count), 0) AS completed,
+		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
+		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked
+	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
+	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
+	GROUP BY p.id
+) l
+WHERE ?3 = '' OR ?3 = CASE
+	WHEN kind = 'vanity' OR generated >= code_count THEN 'completed'
+	WHEN parked > 0 THEN 'failed'
+	WHEN generated > 0 THEN 'generating'
+	ELSE 'pending' END
+ORDER BY id DESC LIMIT ?4`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time), through the partial index.
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`
+
+// Redemption analytics of one promotion (?1), from the audit trail. Times are
+// ISO 8601 text, so an hour bucket is the first 13 characters and a day the
+// first 10 (?2). The series keeps the newest buckets (?3).
+const (
+	qStatsTotals = `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
+	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = ?1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT substr(redeemed_at, 1, ?2) AS b, count(*) AS n, count(rolled_back_at) AS rb
+	FROM redemptions WHERE promotion_id = ?1 GROUP BY b ORDER BY b DESC LIMIT ?3
+) ORDER BY b`
+
+	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+WHERE promotion_id = ?1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`
+)

@@ -150,6 +150,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaPending reports whether migrations this binary knows are not applied
+// yet (an unmigrated database counts as pending), for the readiness probe.
+// It takes no migration lock and changes nothing.
+func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return false, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return false, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return true, fmt.Errorf("sqlite: schema version: %w", err)
+	}
+	return pending, nil
+}
+
 // Migrate applies the pending migrations through the write connection. It is
 // idempotent; concurrent runs are serialised by SQLite's write lock.
 func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }

@@ -1,6 +1,7 @@
 package sqlserver
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -15,9 +16,28 @@ import (
 // bulkCodes is the bulk copy of the chunk fast path. Column names must match
 // the table's exactly (the driver matches them as strings). used is sent
 // explicitly rather than left to its default. No TABLOCK: several workers
-// copy into codes at once.
-func bulkCodes(rows int) string {
-	return mssql.CopyIn("codes", mssql.BulkOptions{RowsPerBatch: rows}, "code", "promotion_id", "used")
+// copy into codes at once. sorted says the rows come in the clustered key's
+// order (code, binary collation = byte order): the ORDER hint then lets the
+// server insert them without sorting them first. The hint must be true (the
+// server checks it and fails the copy otherwise), so it is given only when
+// the chunk was checked to be in strictly ascending byte order.
+func bulkCodes(rows int, sorted bool) string {
+	opts := mssql.BulkOptions{RowsPerBatch: rows}
+	if sorted {
+		opts.Order = []string{"code ASC"}
+	}
+	return mssql.CopyIn("codes", opts, "code", "promotion_id", "used")
+}
+
+// ascending reports whether the chunk's codes are in strictly ascending
+// byte order (the generator sorts them; duplicates are not).
+func ascending(c *promo.Chunk) bool {
+	for i := 1; i < c.Count; i++ {
+		if bytes.Compare(c.Code(i-1), c.Code(i)) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // CommitChunk commits one chunk: in one transaction it advances the batch's
@@ -49,7 +69,11 @@ func (s *Store) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
 		done, err = s.commitChunk(ctx, &c, fallback)
 		switch {
 		case err == nil || attempt == maxTxAttempts:
-		case !fallback && uniqueViolation(err):
+		case uniqueViolation(err):
+			// On the fast path: a collision, redo the chunk on the fallback
+			// path. On the fallback path: another transaction inserted one
+			// of our codes between the check and the insert (no range
+			// locks); run it again, the code now exists and is skipped.
 			fallback = true
 			continue
 		case deadlocked(err):
@@ -116,7 +140,7 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) 
 func copyCodes(ctx context.Context, tx *sql.Tx, c *promo.Chunk) error {
 	// Prepared on the transaction, so that the copy runs on its connection
 	// and in it.
-	stmt, err := tx.PrepareContext(ctx, bulkCodes(c.Count))
+	stmt, err := tx.PrepareContext(ctx, bulkCodes(c.Count, ascending(c)))
 	if err != nil {
 		return fmt.Errorf("prepare bulk copy: %w", err)
 	}
@@ -188,6 +212,9 @@ func replaceMissing(ctx context.Context, tx *sql.Tx, c *promo.Chunk, missing int
 		start, err := reserve(ctx, tx, c.CounterName, missing)
 		if err != nil {
 			return fmt.Errorf("replacement codes: %w", err)
+		}
+		if err := contract.CheckReplacement(*c, start, missing); err != nil {
+			return err
 		}
 		codes = codes[:0]
 		for i := range missing {

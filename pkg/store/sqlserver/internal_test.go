@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	mssql "github.com/microsoft/go-mssqldb"
+
+	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // The driver's Error describes the last error of a response; for a failed
@@ -85,7 +87,7 @@ func TestInsertCodesSkippingSQL(t *testing.T) {
 	want := "INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\n" +
 		"FROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n" +
 		"\tFROM (VALUES (@p2),(@p3),(@p4)) AS v(code)) AS s\n" +
-		"WHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK, HOLDLOCK) WHERE c.code = s.code);\n" +
+		"WHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n" +
 		"SELECT @@ROWCOUNT;"
 	if q != want {
 		t.Errorf("qInsertCodesSkipping(3) =\n%s\nwant\n%s", q, want)
@@ -102,7 +104,7 @@ func TestInsertCodesSkippingSQL(t *testing.T) {
 }
 
 func TestMarkPublishedSQL(t *testing.T) {
-	want := "UPDATE b SET published = 1, updated_at = SYSUTCDATETIME()\n" +
+	want := "UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\n" +
 		"FROM batches AS b JOIN (VALUES (@p1, @p2),(@p3, @p4)) AS r(promotion_id, batch_no)\n" +
 		"\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0"
 	if got := qMarkPublished(2); got != want {
@@ -120,7 +122,13 @@ func TestMarkPublishedSQL(t *testing.T) {
 // The bulk copy statement is what go-mssqldb's Prepare recognises: the
 // INSERTBULK marker, the table and the exact column names.
 func TestBulkCopyStatement(t *testing.T) {
-	q := bulkCodes(10_000)
+	if q := bulkCodes(10_000, true); !strings.Contains(q, `"Order":["code ASC"]`) {
+		t.Errorf("bulkCodes for sorted rows = %q, lacks the ORDER hint", q)
+	}
+	q := bulkCodes(10_000, false)
+	if strings.Contains(q, "code ASC") {
+		t.Errorf("bulkCodes for unsorted rows = %q has an ORDER hint the server would reject", q)
+	}
 	if !strings.HasPrefix(q, "INSERTBULK ") {
 		t.Fatalf("bulkCodes = %q, want an INSERTBULK statement", q)
 	}
@@ -148,7 +156,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qMarkRolledBack": qMarkRolledBack, "qRedemption": qRedemption, "qReleaseCode": qReleaseCode,
 		"qReleaseAllowance": qReleaseAllowance, "qRedemptions": qRedemptions, "qRedemptionsByUser": qRedemptionsByUser,
 		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
-		"qSetActive":  qSetActive,
+		"qSetActive": qSetActive, "qClaimPendingBatches": qClaimPendingBatches,
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 	} {
 		seen := map[int]bool{}
@@ -173,5 +181,51 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 				t.Errorf("%s uses @p%d but not @p%d", name, hi, n)
 			}
 		}
+	}
+}
+
+// Statements that return rows they changed use OUTPUT ... INTO a table
+// variable (a plain OUTPUT clause fails with error 334 once the table has a
+// trigger); TOP always comes with ORDER BY (without it, which rows TOP keeps
+// is undefined); the codes fallback takes no HOLDLOCK range locks.
+func TestStatementShapes(t *testing.T) {
+	for name, q := range map[string]string{"qReserve": qReserve, "qInsertPromotion": qInsertPromotion,
+		"qAdvance": qAdvance, "qClaimPendingBatches": qClaimPendingBatches} {
+		if !strings.Contains(q, "OUTPUT") || !strings.Contains(q, " INTO @t") {
+			t.Errorf("%s: OUTPUT without INTO:\n%s", name, q)
+		}
+	}
+	for name, q := range map[string]string{"qInsertBatches": qInsertBatches, "qPendingBatches": qPendingBatches,
+		"qClaimPendingBatches": qClaimPendingBatches} {
+		q = strings.ReplaceAll(q, "OVER (ORDER BY", "OVER (")
+		for i := strings.Index(q, "TOP ("); i >= 0; {
+			stmt := q[i:]
+			if end := strings.Index(stmt, ";"); end >= 0 {
+				stmt = stmt[:end]
+			}
+			if !strings.Contains(stmt, "ORDER BY") {
+				t.Errorf("%s: TOP without ORDER BY in its statement:\n%s", name, stmt)
+			}
+			next := strings.Index(q[i+1:], "TOP (")
+			if next < 0 {
+				break
+			}
+			i += 1 + next
+		}
+	}
+	if strings.Contains(qInsertCodesSkipping(2), "HOLDLOCK") {
+		t.Error("the codes fallback takes HOLDLOCK range locks")
+	}
+	c := promo.Chunk{Count: 3, CodeLen: 2, Codes: []byte("AAABAC")}
+	if !ascending(&c) {
+		t.Error("ascending codes reported unsorted")
+	}
+	c.Codes = []byte("AAACAB")
+	if ascending(&c) {
+		t.Error("unsorted codes reported ascending")
+	}
+	c.Codes = []byte("AAAAAB")
+	if ascending(&c) {
+		t.Error("a duplicate reported strictly ascending")
 	}
 }

@@ -110,7 +110,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	}
 	err = tx.QueryRowContext(ctx, qInsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
 		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), timeArg(p.StartsAt), timeArg(p.ExpiresAt),
-		p.CounterName, int64(p.SeqStart), key, np.RequestHash, p.CreatedAt).Scan(&p.ID)
+		p.CounterName, int64(p.SeqStart), key, np.RequestHash, p.CreatedAt, mssql.VarChar(p.KeyFingerprint)).Scan(&p.ID)
 	if err != nil {
 		if np.IdempotencyKey != "" && uniqueViolation(err) {
 			// The only unique index this insert can violate (the id is an
@@ -210,6 +210,21 @@ func (s *Store) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, e
 	return bs, nil
 }
 
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished).
+func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = contract.DefaultPendingLimit
+	}
+	now := time.Now().UTC()
+	bs, err := s.batches(ctx, qClaimPendingBatches, int64(limit), now.Add(lease), now)
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	return bs, nil
+}
+
 // MarkPublished records that the events of refs are on Kafka, in statements
 // of up to 1000 refs (each one atomic; a retry after a partial failure is
 // harmless). Unknown refs are ignored.
@@ -238,9 +253,10 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 		done      sql.NullInt64
 		state     sql.NullString
 		lastError sql.NullString
+		keyFP     string
 	)
 	p, err := scanPromotion(s.db.QueryRowContext(ctx, qLoadBatch, ref.PromotionID, int32(ref.BatchNo)),
-		&batchNo, &seqStart, &codeCount, &done, &state, &lastError)
+		&batchNo, &seqStart, &codeCount, &done, &state, &lastError, &keyFP)
 	if errors.Is(err, sql.ErrNoRows) {
 		return w, contract.PromotionNotFound(ref.PromotionID)
 	}
@@ -250,6 +266,7 @@ func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchW
 	if !batchNo.Valid {
 		return w, contract.BatchNotFound(ref)
 	}
+	p.KeyFingerprint = keyFP
 	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
 		CodeCount: codeCount.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}
@@ -335,7 +352,7 @@ func (s *Store) GetCode(ctx context.Context, code string) (promo.CodeInfo, error
 }
 
 // scanPromotion scans promotionCols, then extra.
-func scanPromotion(row *sql.Row, extra ...any) (promo.Promotion, error) {
+func scanPromotion(row interface{ Scan(...any) error }, extra ...any) (promo.Promotion, error) {
 	var (
 		p                   promo.Promotion
 		kind                string
@@ -393,4 +410,46 @@ func pause(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := contract.CheckListFilter(f); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	defer rows.Close()
+	var list []promo.PromotionStatus
+	for rows.Next() {
+		var (
+			total, completed, retrying, parked int
+			generated                          int64
+		)
+		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		if err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Store) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = s.db.QueryRowContext(ctx, qOldestUnpublished).Scan(&t)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t.UTC(), true, nil
 }

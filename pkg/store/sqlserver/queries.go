@@ -29,10 +29,15 @@ const (
 	// creating the same counter queue instead of both inserting it; the
 	// update then holds the row's exclusive lock to the end of the
 	// transaction, which serialises reservations per counter (as PostgreSQL's
-	// row lock does). A rollback returns the range.
-	qReserve = `IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
+	// row lock does). A rollback returns the range. (The key-range lock here
+	// covers one counter name, taken once per promotion or replacement round:
+	// not the codes table.) OUTPUT ... INTO a table variable, then SELECT:
+	// a plain OUTPUT clause fails (error 334) once the table has a trigger.
+	qReserve = `DECLARE @t TABLE (n bigint);
+IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
 	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
-UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] WHERE name = @p1;`
+UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
+SELECT n FROM @t;`
 
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at`
@@ -42,23 +47,28 @@ UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] WHERE name = @p1
 	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions
 WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
 
-	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	qInsertPromotion = `DECLARE @t TABLE (id bigint);
+INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at)
-OUTPUT inserted.id
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14)`
+	idempotency_key, request_hash, created_at, key_fingerprint)
+OUTPUT inserted.id INTO @t
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
+SELECT id FROM @t;`
 
 	// qInsertBatches writes all batch rows of a promotion in one statement:
 	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
 	// The numbers come from a cross join of ten 10-row tables (up to 10^10
 	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
 	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
-	// and no numbers table to maintain.
+	// and no numbers table to maintain. ORDER BY under TOP: without it TOP
+	// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
+	// not sort: the numbers come out in order).
 	qInsertBatches = `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
 g(n) AS (
-	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
 	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
 		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+	ORDER BY n
 )
 INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
@@ -88,11 +98,26 @@ FROM batches WHERE promotion_id = @p1`
 	qPendingBatches = `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no`
 
+	// qClaimPendingBatches leases up to @p1 of the oldest unpublished
+	// batches until @p2 to this publisher: READPAST skips rows another
+	// replica holds, UPDLOCK keeps two from taking the same, the ORDER BY
+	// under TOP takes the oldest; OUTPUT ... INTO a table variable (plain
+	// OUTPUT fails once a trigger exists on the table, error 334).
+	qClaimPendingBatches = `DECLARE @t TABLE (promotion_id bigint, batch_no int);
+WITH c AS (
+	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @p3)
+	ORDER BY promotion_id, batch_no)
+UPDATE c SET publish_lease_until = @p2 OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
+SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
+ORDER BY b.promotion_id, b.batch_no;`
+
 	// qLoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
 WHERE p.id = @p1`
 
@@ -103,11 +128,13 @@ WHERE p.id = @p1`
 	// under an update lock, so a concurrent committer of the same chunk waits
 	// for the row, then evaluates done = @p4 against the committed row and
 	// matches nothing.
-	qAdvance = `UPDATE batches SET done = done + @p3,
+	qAdvance = `DECLARE @t TABLE (done bigint);
+UPDATE batches SET done = done + @p3,
 	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
 	updated_at = SYSUTCDATETIME()
-OUTPUT inserted.done
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count`
+OUTPUT inserted.done INTO @t
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count;
+SELECT done FROM @t;`
 
 	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`
 
@@ -159,10 +186,14 @@ const maxValuesRows = 1000
 //     fail on the primary key. The COLLATE makes DISTINCT compare bytes (the
 //     arguments carry the database's collation, often case-insensitive,
 //     which would merge "abc" and "ABC").
-//   - UPDLOCK, HOLDLOCK: the existence check takes key-range locks held to
-//     the end of the transaction, so a concurrent transaction cannot insert
-//     a code between the check and the insert (it waits, or one of the two
-//     is chosen as deadlock victim, 1205, and CommitChunk retries it).
+//   - No HOLDLOCK: serializable key-range locks on codes (the hot table)
+//     would make fallback commits of different promotions block and
+//     deadlock on each other's gaps. UPDLOCK takes update locks on codes
+//     that exist (held to the end of the transaction); a code that another
+//     transaction inserts between our check and our insert fails the
+//     statement with 2627, and CommitChunk runs the fallback again (the
+//     code then exists and is skipped). Such a race needs two chunks to
+//     render the same code at the same moment: rare by construction.
 //   - Earlier statements of the same transaction are visible to the check,
 //     so a code repeated across statements is skipped too.
 func qInsertCodesSkipping(n int) string {
@@ -177,7 +208,7 @@ func qInsertCodesSkipping(n int) string {
 		b.WriteString(strconv.Itoa(i + 2))
 		b.WriteByte(')')
 	}
-	b.WriteString(") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK, HOLDLOCK) WHERE c.code = s.code);\n")
+	b.WriteString(") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n")
 	b.WriteString("SELECT @@ROWCOUNT;")
 	return b.String()
 }
@@ -188,7 +219,7 @@ func qInsertCodesSkipping(n int) string {
 func qMarkPublished(n int) string {
 	var b strings.Builder
 	b.Grow(256 + n*16)
-	b.WriteString("UPDATE b SET published = 1, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES ")
+	b.WriteString("UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -202,3 +233,58 @@ func qMarkPublished(n int) string {
 	b.WriteString(") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0")
 	return b.String()
 }
+
+// qListPromotions is a page of promotions with their progress, newest first:
+// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
+// (empty = any), @p3 a status (empty = any), @p4 the page size. The applied
+// aggregate runs per promotion, so an unfiltered page walks the clustered
+// key backwards and stops after @p4 rows. The status CASE is
+// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+const qListPromotions = `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
+	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.total, b.generated, b.completed, b.retrying, b.parked
+FROM promotions p
+CROSS APPLY (
+	SELECT COUNT(*) AS total,
+		COALESCE(SUM(CAST(done AS bigint)), 0) AS generated,
+		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
+		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
+		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked
+	FROM batches WHERE promotion_id = p.id
+) b
+CROSS APPLY (SELECT CASE
+	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+	WHEN b.parked > 0 THEN 'failed'
+	WHEN b.generated > 0 THEN 'generating'
+	ELSE 'pending' END AS status) s
+WHERE (@p1 = 0 OR p.id < @p1)
+	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
+	AND (@p3 = N'' OR s.status = @p3)
+ORDER BY p.id DESC`
+
+// qOldestUnpublished is the creation time of the promotion of the oldest
+// unpublished batch (ids grow with time).
+const qOldestUnpublished = `SELECT created_at FROM promotions
+WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`
+
+// Redemption analytics of one promotion (@p1), from the audit trail. The
+// bucket is the start of the hour or day (@p2 = 1 for hours, 0 for days),
+// times being UTC datetime2; @p3 newest buckets are kept.
+const (
+	qStatsTotals = `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
+	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = @p1`
+
+	qStatsSeries = `SELECT b, n, rb FROM (
+	SELECT TOP (@p3) x.b, COUNT_BIG(*) AS n, COUNT_BIG(r.rolled_back_at) AS rb
+	FROM redemptions r
+	CROSS APPLY (SELECT CASE WHEN @p2 = 1
+		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2))
+		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2)) END AS b) x
+	WHERE r.promotion_id = @p1 GROUP BY x.b ORDER BY x.b DESC
+) s ORDER BY b`
+
+	qStatsTopUsers = `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
+WHERE promotion_id = @p1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id`
+)

@@ -128,6 +128,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SchemaPending reports whether migrations this binary knows are not applied
+// yet (an unmigrated database counts as pending), for the readiness probe.
+// It takes no migration lock and changes nothing.
+func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
+	fsys, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return false, fmt.Errorf("sqlserver: schema version: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return false, fmt.Errorf("sqlserver: schema version: %w", err)
+	}
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return true, fmt.Errorf("sqlserver: schema version: %w", err)
+	}
+	return pending, nil
+}
+
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: an exclusive session application lock
 // (sp_getapplock, per database) serialises them.

@@ -631,3 +631,29 @@ func testCodeSpaces(t *testing.T, h *harness) {
 		t.Errorf("CodeSpaces after %d = %+v, %v; want only later ids", v.ID, ps, err)
 	}
 }
+
+func testRefusalCounts(t *testing.T, h *harness) {
+	a := h.create(h.vanity("V"+h.tag+"REFA", 1))
+	b := h.create(h.vanity("V"+h.tag+"REFB", 1))
+	hour := time.Now().UTC().Truncate(time.Hour)
+	add := func(counts ...promo.RefusalCount) {
+		t.Helper()
+		if err := h.s.AddRefusals(h.ctx, counts); err != nil {
+			t.Fatalf("AddRefusals: %v", err)
+		}
+	}
+	add(promo.RefusalCount{PromotionID: a.ID, Reason: promo.ReasonCodeExhausted, Hour: hour, N: 5},
+		promo.RefusalCount{PromotionID: a.ID, Reason: promo.ReasonUserLimitReached, Hour: hour, N: 2},
+		promo.RefusalCount{PromotionID: b.ID, Reason: promo.ReasonExpired, Hour: hour, N: 9})
+	// The same counter again adds up; another hour is another row.
+	add(promo.RefusalCount{PromotionID: a.ID, Reason: promo.ReasonCodeExhausted, Hour: hour, N: 3},
+		promo.RefusalCount{PromotionID: a.ID, Reason: promo.ReasonUserLimitReached, Hour: hour.Add(-time.Hour), N: 1})
+	got, err := h.s.RefusalsByReason(h.ctx, a.ID)
+	want := []promo.ReasonCount{{Reason: promo.ReasonCodeExhausted, Count: 8}, {Reason: promo.ReasonUserLimitReached, Count: 3}}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("RefusalsByReason(a) = %v, %v; want %v", got, err, want)
+	}
+	if got, err := h.s.RefusalsByReason(h.ctx, b.ID+1_000_000); err != nil || len(got) != 0 {
+		t.Errorf("RefusalsByReason(unknown) = %v, %v; want none", got, err)
+	}
+}

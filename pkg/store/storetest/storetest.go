@@ -35,12 +35,18 @@ type Store interface {
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error)
 	MarkPublished(ctx context.Context, refs []promo.BatchRef) error
+	ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error)
 	LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error)
 	CommitChunk(ctx context.Context, c promo.Chunk) (done int64, err error)
 	SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	GetCode(ctx context.Context, code string) (promo.CodeInfo, error)
 	RedemptionStore
+	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
+	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
+	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	AddRefusals(ctx context.Context, counts []promo.RefusalCount) error
+	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -63,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"CommitChunkCollisionWithVanity", testCommitChunkCollisionWithVanity},
 		{"CommitChunkCollisionInsideChunk", testCommitChunkCollisionInsideChunk},
 		{"CommitChunkCollisionAcrossPromotions", testCommitChunkCollisionAcrossPromotions},
+		{"CommitChunkReplacementBeyondCodeSpace", testCommitChunkReplacementBeyondSpace},
 		{"CommitChunkConcurrentSameChunk", testCommitChunkConcurrent},
 		{"CompleteBatches", testCompleteBatches},
 		{"SetBatchState", testSetBatchState},
@@ -80,8 +87,15 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RedemptionAudit", testRedemptionAudit},
 		{"EventOutbox", testEventOutbox},
 		{"CodeSpaces", testCodeSpaces},
+		{"RefusalCounts", testRefusalCounts},
 		{"NotFound", testNotFound},
 		{"PendingBatchesAndMarkPublished", testPendingBatches},
+		{"ClaimPendingBatches", testClaimPendingBatches},
+		{"KeyFingerprintRoundTrips", testKeyFingerprint},
+		{"ClaimPendingBatchesConcurrent", testClaimPendingBatchesConcurrent},
+		{"ListPromotions", testListPromotions},
+		{"OldestUnpublished", testOldestUnpublished},
+		{"Stats", testStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -628,6 +642,37 @@ func testCommitChunkCollisionWithVanity(t *testing.T, h *harness) {
 	}
 }
 
+// A collision whose replacement would need a sequence number beyond the code
+// space (ReplaceLimit) is ECapacity and writes nothing, rather than calling
+// Replace with a number it cannot render (the code engine panics on it).
+func testCommitChunkReplacementBeyondSpace(t *testing.T, h *harness) {
+	p := h.create(h.generated("full", 100, 100))
+	b := h.batches(p.ID)[0]
+	c := h.chunk(b, 0, 100)
+	h.create(h.vanity(string(c.Code(10)), 1))
+	h.create(h.vanity(string(c.Code(20)), 1))
+	c.ReplaceLimit = 1 // room for one replacement, two are needed
+	c.Replace = func(dst []byte, seq uint64) []byte {
+		if seq >= c.ReplaceLimit {
+			panic(fmt.Sprintf("Replace(%d) called beyond the code space of %d", seq, c.ReplaceLimit))
+		}
+		return h.replace(dst, seq)
+	}
+	_, err := h.s.CommitChunk(h.ctx, c)
+	wantCode(t, "CommitChunk needing replacements beyond the code space", err, promo.ECapacity)
+	if got := h.batch(b.Ref()); got.Done != 0 {
+		t.Errorf("done = %d after a refused chunk, want 0", got.Done)
+	}
+	if got := h.export(p.ID); len(got) != 0 {
+		t.Errorf("a refused chunk wrote %d codes", len(got))
+	}
+	c.ReplaceLimit = 0 // no limit: the same chunk goes through with two replacements
+	c.Replace = h.replace
+	if done := h.commit(c); done != 100 {
+		t.Errorf("done = %d, want 100", done)
+	}
+}
+
 func testCommitChunkCollisionInsideChunk(t *testing.T, h *harness) {
 	p := h.create(h.generated("dupe", 100, 100))
 	b := h.batches(p.ID)[0]
@@ -932,4 +977,127 @@ func testPendingBatches(t *testing.T, h *harness) {
 
 func ref(promotionID int64, batchNo int) promo.BatchRef {
 	return promo.BatchRef{PromotionID: promotionID, BatchNo: batchNo}
+}
+
+// claimedOf keeps the claimed batches of promotion id (other subtests share
+// the database and claim their own).
+func claimedOf(bs []promo.Batch, id int64) []int {
+	var nos []int
+	for _, b := range bs {
+		if b.PromotionID == id {
+			nos = append(nos, b.BatchNo)
+		}
+	}
+	return nos
+}
+
+func testClaimPendingBatches(t *testing.T, h *harness) {
+	p := h.create(h.generated("claim", 50, 10)) // 5 batches
+	claim := func(limit int, lease time.Duration) []int {
+		t.Helper()
+		var nos []int
+		// Other subtests' rows may come first in the order: claim until
+		// this promotion's show up or nothing is left.
+		for range 1000 {
+			bs, err := h.s.ClaimPendingBatches(h.ctx, limit, lease)
+			if err != nil {
+				t.Fatalf("ClaimPendingBatches: %v", err)
+			}
+			nos = append(nos, claimedOf(bs, p.ID)...)
+			if len(bs) == 0 || len(nos) > 0 {
+				return nos
+			}
+		}
+		return nos
+	}
+	first := claim(100_000, time.Hour)
+	if !slices.Equal(first, []int{0, 1, 2, 3, 4}) {
+		t.Fatalf("first claim = %v, want batches 0..4 in order", first)
+	}
+	if again := claim(100_000, time.Hour); len(again) != 0 {
+		t.Fatalf("claimed leased batches %v again", again)
+	}
+	if err := h.s.MarkPublished(h.ctx, []promo.BatchRef{{PromotionID: p.ID, BatchNo: 0}, {PromotionID: p.ID, BatchNo: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	// A lease that ended (the publisher died): the rows are claimable again,
+	// but not the published ones.
+	q := h.create(h.generated("claim-expired", 20, 10))
+	bs, err := h.s.ClaimPendingBatches(h.ctx, 100_000, -time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claimedOf(bs, q.ID); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("claim with an already ended lease = %v, want [0 1]", got)
+	}
+	bs, err = h.s.ClaimPendingBatches(h.ctx, 100_000, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := claimedOf(bs, q.ID); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("claim after the lease ended = %v, want [0 1] again", got)
+	}
+	if got := claimedOf(bs, p.ID); len(got) != 0 {
+		t.Fatalf("claimed %v of a promotion whose leases still run", got)
+	}
+}
+
+// Concurrent claimers (API replicas) never get the same batch.
+func testClaimPendingBatchesConcurrent(t *testing.T, h *harness) {
+	p := h.create(h.generated("claim-race", 400, 10)) // 40 batches
+	var (
+		mu   sync.Mutex
+		seen = map[int]int{}
+		wg   sync.WaitGroup
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 200 {
+				bs, err := h.s.ClaimPendingBatches(h.ctx, 3, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, no := range claimedOf(bs, p.ID) {
+					seen[no]++
+				}
+				n := len(seen)
+				mu.Unlock()
+				if n == 40 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 40 {
+		t.Fatalf("claimed %d of 40 batches", len(seen))
+	}
+	for no, n := range seen {
+		if n != 1 {
+			t.Errorf("batch %d claimed %d times", no, n)
+		}
+	}
+}
+
+// The promotion's key fingerprint comes back with every batch a generator
+// loads (it refuses the batch under another key).
+func testKeyFingerprint(t *testing.T, h *harness) {
+	np := h.generated("fp", 20, 10)
+	np.KeyFingerprint = "0f1e2d3c4b5a6978"
+	p := h.create(np)
+	w, err := h.s.LoadBatch(h.ctx, promo.BatchRef{PromotionID: p.ID, BatchNo: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.Promotion.KeyFingerprint != np.KeyFingerprint {
+		t.Fatalf("LoadBatch: key fingerprint %q, want %q", w.Promotion.KeyFingerprint, np.KeyFingerprint)
+	}
+	legacy := h.create(h.generated("fp-none", 10, 10))
+	if w, err := h.s.LoadBatch(h.ctx, promo.BatchRef{PromotionID: legacy.ID}); err != nil || w.Promotion.KeyFingerprint != "" {
+		t.Fatalf("LoadBatch without a fingerprint: %q, %v", w.Promotion.KeyFingerprint, err)
+	}
 }

@@ -5,8 +5,10 @@
 package contract
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -142,6 +144,19 @@ func NoReplacement(c promo.Chunk, missing int64) error {
 		missing, c.CounterName)
 }
 
+// CheckReplacement returns the ECapacity error when the n replacement
+// sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
+// code space Replace renders), nil otherwise. The caller rolls back: the
+// chunk writes nothing.
+func CheckReplacement(c promo.Chunk, start, n int64) error {
+	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
+		return nil
+	}
+	return promo.Errorf(promo.ECapacity,
+		"code space of counter %q is exhausted: %d replacement codes for collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
+		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
+}
+
 // CheckSetState validates a state for SetBatchState: done is not set but
 // reached, by committing the last chunk.
 func CheckSetState(state promo.BatchState) error {
@@ -169,6 +184,16 @@ func TruncateError(s string) string {
 	return s
 }
 
+// SortBatches puts batches in (promotion, batch number) order.
+func SortBatches(bs []promo.Batch) {
+	slices.SortFunc(bs, func(a, b promo.Batch) int {
+		if a.PromotionID != b.PromotionID {
+			return cmp.Compare(a.PromotionID, b.PromotionID)
+		}
+		return cmp.Compare(a.BatchNo, b.BatchNo)
+	})
+}
+
 // DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
 const DefaultPendingLimit = 100
 
@@ -187,4 +212,48 @@ func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.Promo
 		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", p.ID, err)
 	}
 	return st, nil
+}
+
+// ListLimit applies the default and the cap of a promotion list's page size.
+func ListLimit(n int) int {
+	switch {
+	case n <= 0:
+		return promo.DefaultListLimit
+	case n > promo.MaxListLimit:
+		return promo.MaxListLimit
+	}
+	return n
+}
+
+// CheckListFilter validates a list filter before any database work.
+func CheckListFilter(f promo.ListFilter) error {
+	if f.Status != "" && !promo.ValidStatus(f.Status) {
+		return promo.FieldErrorf("status", "must be one of pending, generating, completed, failed; got %q", f.Status)
+	}
+	if f.Before < 0 {
+		return promo.FieldErrorf("cursor", "is not a cursor of this list")
+	}
+	return nil
+}
+
+// ListedStatus completes one row of a promotion list: the promotion and the
+// progress columns its dialect's list query returned after it.
+func ListedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked int) promo.PromotionStatus {
+	st, _ := Status(p, func(dst ...any) error {
+		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int) =
+			total, generated, completed, retrying, parked
+		return nil
+	})
+	return st
+}
+
+// CheckBucket validates a stats bucket ("" means hour).
+func CheckBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
+	switch b {
+	case "":
+		return promo.BucketHour, nil
+	case promo.BucketHour, promo.BucketDay:
+		return b, nil
+	}
+	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
 }

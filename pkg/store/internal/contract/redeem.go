@@ -109,7 +109,7 @@ func redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 			// the promotion in between): refuse rather than guess.
 			reason = promo.ReasonCodeExhausted
 		}
-		return promo.RedeemOutcome{Refused: reason}, nil
+		return promo.RedeemOutcome{Refused: reason, PromotionID: st.Promotion.ID}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
 		ok, err := tx.UseAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
@@ -120,7 +120,7 @@ func redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 			if err := tx.UnuseCode(ctx, req.Code); err != nil {
 				return promo.RedeemOutcome{}, fmt.Errorf("take back code use: %w", err)
 			}
-			return promo.RedeemOutcome{Refused: promo.ReasonUserLimitReached}, nil
+			return promo.RedeemOutcome{Refused: promo.ReasonUserLimitReached, PromotionID: u.PromotionID}, nil
 		}
 	}
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,

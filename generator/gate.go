@@ -1,0 +1,140 @@
+package generator
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// dbGate is the generator's circuit breaker on the database. When an
+// operation fails and the database does not answer a ping either, the gate
+// opens: every worker stops fetching new events, and a worker holding one
+// waits instead of burning its attempts (which would send the batch to the
+// error topic, and after five shovel cycles to the dead-letter topic, for
+// an outage that no retry can outlast). While open, one waiting worker at a
+// time pings the database with backoff; the first ping that succeeds closes
+// the gate and every worker carries on where it was. Nothing is consumed
+// and no offset moves while the gate is open, so a long outage only grows
+// the consumer lag.
+//
+// It needs no goroutine of its own: waiting workers take turns probing.
+// Safe for concurrent use.
+type dbGate struct {
+	ping     func(ctx context.Context) error
+	log      *zap.Logger
+	onChange func(down bool)
+
+	mu      sync.Mutex
+	down    bool
+	since   time.Time
+	probing bool
+	pause   time.Duration
+	changed chan struct{} // closed and replaced whenever a probe ends
+}
+
+// Probe timings while the gate is open.
+const (
+	gateProbeMin     = 500 * time.Millisecond
+	gateProbeMax     = 5 * time.Second
+	gatePingTimeout  = 3 * time.Second
+	gateLogEveryDown = time.Minute
+)
+
+func newDBGate(ping func(ctx context.Context) error, log *zap.Logger, onChange func(down bool)) *dbGate {
+	return &dbGate{ping: ping, log: log, onChange: onChange, changed: make(chan struct{})}
+}
+
+// failed is called after an operation failed with cause. It reports false
+// when the database answers a ping (the failure is the operation's own:
+// count it as an attempt); otherwise it opens the gate, waits until the
+// database answers again (or ctx ends) and reports true: do not count it.
+func (d *dbGate) failed(ctx context.Context, cause error) bool {
+	d.mu.Lock()
+	down := d.down
+	d.mu.Unlock()
+	if !down {
+		pctx, cancel := context.WithTimeout(ctx, gatePingTimeout)
+		err := d.ping(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return false
+		}
+		d.open(cause, err)
+	}
+	d.wait(ctx)
+	return true
+}
+
+func (d *dbGate) open(cause, pingErr error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.down {
+		return
+	}
+	d.down, d.since, d.pause = true, time.Now(), gateProbeMin
+	d.log.Error("database unreachable: workers pause (no fetching, no retries burnt) until it answers",
+		zap.NamedError("cause", cause), zap.NamedError("ping", pingErr))
+	if d.onChange != nil {
+		d.onChange(true)
+	}
+}
+
+// wait returns at once while the gate is closed; while it is open it blocks
+// (taking turns at probing) until the database answers or ctx ends.
+func (d *dbGate) wait(ctx context.Context) {
+	lastLog := time.Now()
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		if !d.down {
+			d.mu.Unlock()
+			return
+		}
+		if d.probing {
+			ch := d.changed
+			d.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-ch:
+			}
+			continue
+		}
+		d.probing = true
+		pause := d.pause
+		d.mu.Unlock()
+
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		var err error
+		if ctx.Err() == nil {
+			pctx, cancel := context.WithTimeout(ctx, gatePingTimeout)
+			err = d.ping(pctx)
+			cancel()
+		}
+
+		d.mu.Lock()
+		d.probing = false
+		switch {
+		case ctx.Err() != nil:
+		case err == nil:
+			d.down = false
+			d.log.Info("database answers again; workers resume", zap.Duration("down_for", time.Since(d.since).Round(time.Millisecond)))
+			if d.onChange != nil {
+				d.onChange(false)
+			}
+		default:
+			d.pause = min(2*d.pause, gateProbeMax)
+			if time.Since(lastLog) >= gateLogEveryDown {
+				lastLog = time.Now()
+				d.log.Warn("database still unreachable; workers paused",
+					zap.Duration("down_for", time.Since(d.since).Round(time.Second)), zap.Error(err))
+			}
+		}
+		close(d.changed)
+		d.changed = make(chan struct{})
+		d.mu.Unlock()
+	}
+}

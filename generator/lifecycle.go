@@ -1,0 +1,34 @@
+package generator
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// progressStore is the optional store method the generator uses to tell an
+// operator that a promotion is complete (every store has it).
+type progressStore interface {
+	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
+}
+
+// logIfCompleted logs one info line when the batch this worker just finished
+// was the promotion's last: the operator's "promotion completed". Best
+// effort: a failed look-up only costs the log line.
+func (g *Generator) logIfCompleted(ctx context.Context, id int64, log *zap.Logger) {
+	ps, ok := g.store.(progressStore)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := ps.GetPromotion(ctx, id)
+	if err != nil || st.Status() != promo.StatusCompleted {
+		return
+	}
+	log.Info("promotion completed", zap.String("name", st.Name), zap.Int64("codes", st.GeneratedCount),
+		zap.Int("batches", st.Batches.Total), zap.Duration("since_created", time.Since(st.CreatedAt).Round(time.Millisecond)))
+}
