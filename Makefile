@@ -42,13 +42,21 @@ test-integration: build
 		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
 		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
 
-## bench: code-engine speed on one core, the store's chunk commit, and end-to-end generation of
-## 2,000,000 codes on PostgreSQL next to the binary-COPY ceiling measured in the same run
+## bench: code-engine speed on one core, the store's chunk commit, then end-to-end generation on
+## PostgreSQL next to the binary-COPY ceilings measured in the same run (curve, tail, medians of
+## BENCH_RUNS runs), then SQLite in process next to SQLite's own bulk load. Sizes and shapes:
+##   make bench BENCH_CODES=10000000 BENCH_RUNS=3 [BENCH_PROCS=1 BENCH_WORKERS=2 BENCH_OUT=docs/perf/10m]
+## (see BenchmarkGenerationVsCopyCeiling for every knob). BENCH_SKIP_MICRO=1 skips the first two.
+BENCH_CODES ?= 1000000
+BENCH_RUNS ?= 3
+export BENCH_CODES BENCH_RUNS BENCH_PROCS BENCH_WORKERS BENCH_CHUNK BENCH_BATCH BENCH_CEILINGS BENCH_WINDOWS BENCH_OUT
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./pkg/codes
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/store/postgres
+	@if [ -z "$(BENCH_SKIP_MICRO)" ]; then \
+		$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./pkg/codes && \
+		PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -run '^$$' -bench . -benchtime 3x ./pkg/store/postgres; fi
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -tags integration -run '^$$' -bench GenerationVsCopyCeiling -benchtime 1x -timeout 15m ./cmd/promocodes
+		$(GO) test -tags integration -run '^$$' -bench GenerationVsCopyCeiling -benchtime 1x -timeout 4h ./cmd/promocodes
+	$(GO) test -tags integration -run '^$$' -bench SQLiteVsBulkLoad -benchtime 1x -timeout 4h ./pkg/app
 
 ## bench-redeem: redemption on PostgreSQL: 64 HTTP clients against the API process on a 1,000,000-code
 ## single-use promotion, next to the same transaction driven directly (no HTTP) in the same run, then a

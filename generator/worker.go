@@ -1,11 +1,9 @@
 package generator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -37,9 +35,8 @@ type outcome struct {
 type worker struct {
 	g      *Generator
 	log    *zap.Logger
-	buf    []byte  // codes as derived
-	sorted []byte  // the same codes in byte order
-	idx    []int32 // sort permutation
+	buf    []byte     // codes as derived
+	sorter CodeSorter // the same codes in byte order
 }
 
 func dead(err error, ref *promo.BatchRef) outcome {
@@ -147,7 +144,7 @@ func (w *worker) chunk(enc Encoder, p promo.Promotion, b promo.Batch, n int) pro
 		w.buf = make([]byte, 0, n*l)
 	}
 	w.buf = enc.AppendCodes(w.buf[:0], b.SeqStart+uint64(b.Done), n)
-	buf := w.sortCodes(w.buf, l, n)
+	buf := w.sorter.Sort(w.buf, l, n)
 	return promo.Chunk{Batch: b.Ref(), From: b.Done, Count: n, Codes: buf, CodeLen: l,
 		CounterName: p.CounterName, Replace: enc.AppendCode, ReplaceLimit: enc.Space()}
 }
@@ -160,25 +157,6 @@ func withinBatch(ev promo.Event, b promo.Batch) bool {
 		return false
 	}
 	return ev.SeqStart-b.SeqStart <= uint64(b.CodeCount-ev.CodeCount)
-}
-
-// sortCodes returns the n codes of length l in buf in byte order (in a
-// second reusable buffer): inserted in key order, consecutive rows land on
-// neighbouring pages of the code index, which the database loads faster.
-func (w *worker) sortCodes(buf []byte, l, n int) []byte {
-	w.idx = w.idx[:0]
-	for i := 0; i < n; i++ {
-		w.idx = append(w.idx, int32(i))
-	}
-	slices.SortFunc(w.idx, func(a, b int32) int {
-		return bytes.Compare(buf[int(a)*l:int(a+1)*l], buf[int(b)*l:int(b+1)*l])
-	})
-	out := w.sorted[:0]
-	for _, i := range w.idx {
-		out = append(out, buf[int(i)*l:int(i+1)*l]...)
-	}
-	w.sorted = out
-	return out
 }
 
 // lastKnown asks the database, briefly, how far the batch got; when it cannot

@@ -370,6 +370,30 @@ func (s *stack) rowCount(id string) (rows, distinct int64) {
 	return rows, distinct
 }
 
+// rowsAndProgress reads a promotion's codes rows and its batches' summed
+// progress in one statement, hence from one snapshot: they must be equal at
+// every instant, since a chunk commits both or neither.
+func (s *stack) rowsAndProgress(id string) (rows, progress int64) {
+	s.t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, s.dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	schema := pgx.Identifier{s.schema}.Sanitize()
+	pid, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	q := `SELECT (SELECT count(*) FROM ` + schema + `.codes WHERE promotion_id = $1),
+		(SELECT COALESCE(sum(done), 0)::bigint FROM ` + schema + `.batches WHERE promotion_id = $1)`
+	if err := conn.QueryRow(ctx, q, pid).Scan(&rows, &progress); err != nil {
+		s.t.Fatal(err)
+	}
+	return rows, progress
+}
+
 // assertExact checks the outcome users care about: exactly n rows in SQL,
 // n distinct codes, and an export with n distinct codes plus the header.
 func (s *stack) assertExact(id string, n int64) {

@@ -19,8 +19,9 @@ type Producer struct {
 //
 // Settings: RequiredAcks=all (a message is acknowledged once the in-sync
 // replicas have it: on a 3-replica cluster a broker loss cannot lose an
-// acknowledged event); Hash balancer (same key, same partition, so every move
-// of a batch keeps its key's ordering); BatchTimeout 2ms (a single Publish is
+// acknowledged event); batch keys round-robin over the partitions by batch
+// number, other keys hashed (either way the same key, the same partition, so
+// every move of a batch keeps its key's ordering; see batchBalancer); BatchTimeout 2ms (a single Publish is
 // not held back waiting for more messages; a Publish of many messages is sent
 // as per-partition batches of up to 1000).
 func NewProducer(cfg Config) *Producer {
@@ -29,7 +30,7 @@ func NewProducer(cfg Config) *Producer {
 		transport: t,
 		w: &kafkago.Writer{
 			Addr:            kafkago.TCP(cfg.Brokers...),
-			Balancer:        &kafkago.Hash{},
+			Balancer:        &batchBalancer{},
 			RequiredAcks:    kafkago.RequireAll,
 			BatchTimeout:    2 * time.Millisecond,
 			BatchSize:       1000,

@@ -74,6 +74,11 @@ type Store struct {
 	r *sql.DB // read-only connections
 }
 
+// WriterParams are the write connection's DSN parameters (file settings and
+// pragmas). Exported for the bulk-load benchmark, which must load on the same
+// settings.
+const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate"
+
 // Open opens (creating if needed) the database file. It does not migrate:
 // call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -95,8 +100,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// spreads their cost.
 	// synchronous(FULL) on the writer: a committed chunk must survive an OS
 	// crash, because its Kafka offset may be committed right after.
-	w, err := sql.Open("sqlite", base+sep+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_txlock=immediate")
+	w, err := sql.Open("sqlite", base+sep+common+"&"+WriterParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
