@@ -155,16 +155,7 @@ func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp,
 
 // TopUps lists a promotion's top-ups, oldest first.
 func (s *Store) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
-	var out []promo.TopUp
-	err := s.redemptionTx(ctx, func(tx contract.RedemptionTx) error {
-		var err error
-		out, err = tx.TopUps(ctx, id)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
-	}
-	return out, nil
+	return contract.ListTopUps(ctx, redemptionTx{s.db}, id)
 }
 
 func (t redemptionTx) GrowPromotion(ctx context.Context, id, n int64) (string, int64, bool, error) {

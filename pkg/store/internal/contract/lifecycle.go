@@ -407,3 +407,13 @@ func RunFinishDeletion(ctx context.Context, inTx TxFunc, a promo.AuditEntry) err
 		return audit(ctx, tx, a)
 	})
 }
+
+// ListTopUps is a store's TopUps: a plain read through q (the read pool, not
+// a write transaction: status reads call it on every poll).
+func ListTopUps(ctx context.Context, q RedemptionTx, id int64) ([]promo.TopUp, error) {
+	out, err := q.TopUps(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
+	}
+	return out, nil
+}
