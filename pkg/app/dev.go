@@ -29,7 +29,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		cfg.DB.DSN = filepath.Join(dataDir, "promocodes.db")
 	}
 	b, err := broker.Start(ctx, broker.Config{DataDir: filepath.Join(dataDir, "kafka"), Listen: cfg.Kafka.Brokers[0],
-		Partitions: cfg.Kafka.Partitions, Topics: cfg.topics()}, log.Named("broker"))
+		Partitions: cfg.Kafka.Partitions, Topics: cfg.topics(), TopicConfigs: cfg.topicConfigs()}, log.Named("broker"))
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker on %s: %w", cfg.Kafka.Brokers[0], err)
 	}

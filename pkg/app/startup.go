@@ -133,6 +133,17 @@ func ensureTopics(ctx context.Context, cfg Config, waitingFor *atomic.Value, log
 	return nil
 }
 
+// topicConfigs are topicSpecs by topic name, for the embedded broker to
+// create its topics with (so a fresh `make run` has the settings
+// ensureTopics checks, not the broker's defaults).
+func (c Config) topicConfigs() map[string]map[string]string {
+	m := map[string]map[string]string{}
+	for _, s := range c.topicSpecs() {
+		m[s.Name] = s.Configs
+	}
+	return m
+}
+
 // topicSpecs are the settings of every topic the services use: the four of
 // the batch pipeline, and any other (events consumed by other services)
 // with the batches topic's settings.

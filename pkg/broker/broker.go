@@ -50,6 +50,10 @@ type Config struct {
 	// Topics are created at start if missing, with Partitions partitions
 	// (existing topics, e.g. from the data dir, are left as they are).
 	Topics []string
+	// TopicConfigs are the settings (Kafka's names, e.g. retention.ms) a
+	// topic of Topics is created with; topics not named here get the
+	// broker's defaults. Existing topics are not altered.
+	TopicConfigs map[string]map[string]string
 	// SyncWrites fsyncs every produced batch and group commit. Without it
 	// data is written to the OS page cache at once (it survives the
 	// process being killed) and fsynced on segment roll and Close; a host
@@ -158,7 +162,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Broker, error) {
 	b := &Broker{c: c, log: log}
 	// kfake.SeedTopics applies only to a fresh data dir; CreateTopics also
 	// adds topics named later to an existing one.
-	if err := b.createTopics(ctx, parts, cfg.Topics); err != nil {
+	if err := b.createTopics(ctx, parts, cfg.Topics, cfg.TopicConfigs); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("start broker: seed topics: %w", err)
 	}
@@ -168,7 +172,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) createTopics(ctx context.Context, partitions int, topics []string) error {
+func (b *Broker) createTopics(ctx context.Context, partitions int, topics []string, configs map[string]map[string]string) error {
 	if len(topics) == 0 {
 		return nil
 	}
@@ -183,6 +187,11 @@ func (b *Broker) createTopics(ctx context.Context, partitions int, topics []stri
 		rt.Topic = t
 		rt.NumPartitions = int32(partitions)
 		rt.ReplicationFactor = 1
+		for k, v := range configs[t] {
+			c := kmsg.NewCreateTopicsRequestTopicConfig()
+			c.Name, c.Value = k, kmsg.StringPtr(v)
+			rt.Configs = append(rt.Configs, c)
+		}
 		req.Topics = append(req.Topics, rt)
 	}
 	resp, err := req.RequestWith(ctx, cl)

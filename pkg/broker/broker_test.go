@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/pkg/broker"
+	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -168,5 +169,43 @@ func TestWildcardListenAdvertises(t *testing.T) {
 	brokers, err := conn.Brokers()
 	if err != nil || len(brokers) != 1 || brokers[0].Host != "127.0.0.1" {
 		t.Fatalf("metadata brokers %+v, %v", brokers, err)
+	}
+}
+
+// Topics the broker creates carry the settings they are given, so a fresh
+// `make run` passes the services' topic check without warnings.
+func TestStartCreatesTopicsWithConfigs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := map[string]map[string]string{
+		"kept":    {"retention.ms": "-1"},
+		"monthly": {"retention.ms": "2592000000"},
+	}
+	b, err := broker.Start(ctx, broker.Config{Listen: "127.0.0.1:0", Topics: []string{"kept", "monthly", "plain"},
+		TopicConfigs: want}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c := kafka.NewClient(kafka.Config{Brokers: b.Addrs()})
+	defer c.Close()
+	var specs []kafka.TopicSpec
+	for name, cfg := range want {
+		specs = append(specs, kafka.TopicSpec{Name: name, Configs: cfg})
+	}
+	mismatches, err := c.CheckTopicConfigs(ctx, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mismatches) != 0 {
+		t.Fatalf("topics created without their settings: %+v", mismatches)
+	}
+	// The check itself can fail: a topic created without settings differs.
+	mismatches, err = c.CheckTopicConfigs(ctx, kafka.TopicSpec{Name: "plain", Configs: map[string]string{"retention.ms": "-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mismatches) != 1 {
+		t.Fatalf("a topic created with defaults passed the check: %+v", mismatches)
 	}
 }
