@@ -6,6 +6,7 @@ package buildinfo
 
 import (
 	"fmt"
+	"strings"
 	"runtime/debug"
 )
 
@@ -57,7 +58,9 @@ func (in Info) Short() string {
 		}
 		v += "+" + rev
 	}
-	if in.Dirty {
+	// Go 1.24+ stamps a dirty tree into the pseudo-version itself
+	// ("v0.0.0-20261130202626-19baed0cd6c4+dirty"): say it once.
+	if in.Dirty && !strings.HasSuffix(v, "+dirty") {
 		v += "-dirty"
 	}
 	return v
@@ -72,7 +75,7 @@ func (in Info) String() string {
 	if in.Time != "" {
 		s += " (" + in.Time + ")"
 	}
-	if in.Dirty {
+	if in.Dirty && !strings.HasSuffix(in.Version, "+dirty") {
 		s += " dirty"
 	}
 	return s + " " + in.GoVersion

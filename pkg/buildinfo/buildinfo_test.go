@@ -36,3 +36,17 @@ func TestReadInTest(t *testing.T) {
 		t.Errorf("Read = %+v, want at least the Go version", in)
 	}
 }
+
+// Go 1.24+ puts "+dirty" in the pseudo-version of a dirty tree; the short
+// form must not say it twice ("+dirty-dirty", seen in the console footer).
+func TestShortDirtyPseudoVersion(t *testing.T) {
+	in := buildinfo.FromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8",
+		Main: debug.Module{Path: "github.com/promocodes/promocodes", Version: "v0.0.0-20261130202626-19baed0cd6c4+dirty"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "19baed0cd6c4605dbcf0786425dc1666a9e49adb"}, {Key: "vcs.modified", Value: "true"}}})
+	if got, want := in.Short(), "v0.0.0-20261130202626-19baed0cd6c4+dirty"; got != want {
+		t.Fatalf("Short() = %q, want %q", got, want)
+	}
+	if s := in.String(); strings.Count(s, "dirty") != 1 {
+		t.Fatalf("String() = %q: says dirty %d times", s, strings.Count(s, "dirty"))
+	}
+}
