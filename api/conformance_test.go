@@ -70,6 +70,10 @@ func TestOpenAPIDocument(t *testing.T) {
 			}
 		}
 	}
+	// Descriptions' `code` spans render as <code>, not as literal backticks.
+	if !strings.Contains(string(page.body), "<code>application/problem+json</code>") || strings.Contains(string(page.body), "`") {
+		t.Errorf("/docs shows Markdown backticks instead of <code>")
+	}
 }
 
 // TestEveryDocumentedOperationIsServed sends each documented operation to

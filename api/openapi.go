@@ -46,7 +46,25 @@ func serveOpenAPIYAML(w http.ResponseWriter, _ *http.Request) {
 //go:embed docs.html
 var docsHTML string
 
-var docsTemplate = template.Must(template.New("docs").Parse(docsHTML))
+var docsTemplate = template.Must(template.New("docs").Funcs(template.FuncMap{"md": inlineCode}).Parse(docsHTML))
+
+// inlineCode renders the one piece of Markdown the document's descriptions
+// use, `code` spans, as <code>; everything else is escaped text.
+func inlineCode(s string) template.HTML {
+	parts := strings.Split(s, "`")
+	var b strings.Builder
+	for i, p := range parts {
+		if i%2 == 1 && i < len(parts)-1 {
+			b.WriteString("<code>" + template.HTMLEscapeString(p) + "</code>")
+			continue
+		}
+		if i%2 == 1 { // an unpaired backtick stays as typed
+			b.WriteString("`")
+		}
+		b.WriteString(template.HTMLEscapeString(p))
+	}
+	return template.HTML(b.String())
+}
 
 // docOperation is one operation as the /docs page lists it.
 type docOperation struct {
