@@ -95,6 +95,8 @@ type session struct {
 	token   string // the admin token signed in with ("" when open)
 	csrf    string
 	expires time.Time
+	flash   string              // shown once by the next page (after a redirect)
+	used    map[string]struct{} // nonces of forms already acted on
 }
 
 const (
@@ -134,6 +136,12 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/promotions/{id}", c.auth(c.promotionPage))
 	c.mux.Handle("GET /console/promotions/{id}/progress", c.auth(c.progress))
 	c.mux.Handle("GET /console/promotions/{id}/codes.csv", c.auth(c.export))
+	c.mux.Handle("POST /console/promotions/{id}/active", c.auth(c.setActive))
+	c.mux.Handle("POST /console/promotions/{id}/cancel", c.auth(c.cancelGeneration))
+	c.mux.Handle("POST /console/promotions/{id}/topups", c.auth(c.topUp))
+	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
+	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
+	c.mux.Handle("POST /console/promotions/{id}/delete", c.auth(c.deletePromotion))
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
 	return c, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 const adminToken = "console-test-admin-token"
@@ -49,7 +50,24 @@ func newSite(t *testing.T, open, insecure bool) *site {
 		acfg.AdminTokens = []string{adminToken}
 		ccfg.AdminTokens = acfg.AdminTokens
 	}
-	a, err := api.New(acfg, st, nil, nil, log)
+	// The redemption service too, as the API process has it: the code and
+	// lifecycle endpoints, and the background purger of deletions.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = svc.Run(rctx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-ran
+		svc.Close()
+	})
+	a, err := api.New(acfg, st, nil, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
