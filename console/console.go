@@ -1,8 +1,10 @@
 // Package console is the admin console: server-rendered pages (html/template,
 // embedded with go:embed) for promotion admins and SREs, served by the API
 // process under /console. It is a client of the API handler in-process, so
-// every create, read and export goes through the API's own validation and
-// authorisation; it adds sessions, CSRF protection, the format preview (from
+// every create, read, export and lifecycle action (deactivate, cancel,
+// top-up, revoke, delete: lifecycle.go) goes through the API's own
+// validation, authorisation and audit log; it adds sessions, CSRF
+// protection, the format preview (from
 // pkg/codes) and the operations page (dead-letter inspection and replay, from
 // shovel's tools).
 //

@@ -34,6 +34,13 @@ type site struct {
 
 func newSite(t *testing.T, open, insecure bool) *site {
 	t.Helper()
+	return newSiteWith(t, open, insecure, nil)
+}
+
+// newSiteWith serves the console on wrap(api) (nil: the API itself), for
+// tests that change what the API answers the console.
+func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler) *site {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
 	if err != nil {
@@ -71,7 +78,11 @@ func newSite(t *testing.T, open, insecure bool) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(ccfg, a, st, console.Ops{}, log)
+	var h http.Handler = a
+	if wrap != nil {
+		h = wrap(a)
+	}
+	c, err := console.New(ccfg, h, st, console.Ops{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -258,5 +259,33 @@ func TestLifecycleFormsNeedTheCSRFToken(t *testing.T) {
 	if status, m := s.apiCall(http.MethodGet, "/v1/promotions/"+id+"/audit", "", nil); status != http.StatusOK ||
 		len(m["entries"].([]any)) != 0 {
 		t.Errorf("refused posts left audit entries: %d %v", status, m)
+	}
+}
+
+// When the API's status view reports "active", the page shows it as given
+// (the audit log is only the fallback for an API that does not).
+func TestActiveFlagFromTheStatusViewWins(t *testing.T) {
+	s := newSiteWith(t, true, true, func(api http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet || !strings.HasPrefix(r.URL.Path, "/v1/promotions/") || strings.Count(r.URL.Path, "/") != 3 {
+				api.ServeHTTP(w, r)
+				return
+			}
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, r)
+			var v map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+				t.Errorf("status view: %v", err)
+			}
+			v["active"] = false // as a newer API would answer for a switched-off promotion
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(rec.Code)
+			_ = json.NewEncoder(w).Encode(v)
+		})
+	})
+	id := s.createPromotion(`{"name":"flag","code":"FLAGCODE42"}`)
+	_, page := s.get("/console/promotions/" + id)
+	if !strings.Contains(page, `class="st st-inactive"`) || !strings.Contains(page, `id="reactivate"`) || strings.Contains(page, `id="deactivate"`) {
+		t.Errorf("status view says active=false; the page does not show inactive with reactivate only:\n%.2500s", page)
 	}
 }
