@@ -24,7 +24,7 @@ import (
 
 var funcs = template.FuncMap{
 	// off: the API reports the flag and it is false.
-	"off": func(b *bool) bool { return b != nil && !*b },
+	"off":   func(b *bool) bool { return b != nil && !*b },
 	"comma": func(n int64) string { return humanize.Comma(n) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
