@@ -140,6 +140,7 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 	if status, reason := s.redeem("LIFECYCLE21", "r4"); status != http.StatusGone || reason != "revoked" {
 		t.Errorf("redeem a revoked code = %d %q, want 410 revoked", status, reason)
 	}
+	s.actOK(vid, "revoke", url.Values{"code": {"LIFECYCLE21"}, "reason": {"again"}}, "LIFECYCLE21 was already revoked (reason: leaked on a coupon site)")
 	if _, page := s.get("/console/promotions/" + vid); !strings.Contains(page, `id="audit"`) || !strings.Contains(page, "code.revoked") {
 		t.Errorf("the page's audit log lacks the revocation")
 	}
