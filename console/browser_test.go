@@ -5,8 +5,8 @@ package console_test
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -248,6 +248,105 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("chart bar holds %s redemptions, want %d", n, redeemed)
 	}
 
+	// The lifecycle from the page. Deactivate: a redemption through the API
+	// is refused (410 deactivated); reactivate: it succeeds.
+	codes := exportCodes(t, base, promoID, 6) // the first 3 are redeemed above
+	run("deactivate from the page",
+		chromedp.Navigate(base+"/console/promotions/"+promoID),
+		chromedp.WaitVisible(css("#deactivate")),
+		chromedp.Click(css("#deactivate")),
+		chromedp.WaitVisible(css("#active.st-inactive")),
+		chromedp.WaitVisible(css("#flash")),
+		shot("10-deactivated"),
+	)
+	if status, reason := redeemOne(t, base, codes[3], "deactivated"); status != http.StatusGone || reason != "deactivated" {
+		t.Errorf("redeem while deactivated = %d %q, want 410 deactivated", status, reason)
+	}
+	run("reactivate from the page",
+		chromedp.Click(css("#reactivate")),
+		chromedp.WaitVisible(css("#active.st-active")),
+	)
+	if status, reason := redeemOne(t, base, codes[3], "reactivated"); status != http.StatusCreated {
+		t.Errorf("redeem after reactivation = %d %q, want 201", status, reason)
+	}
+	// Revoke one code from the page: it is refused from then on.
+	run("revoke from the page",
+		chromedp.SendKeys(css("#revoke-code"), strings.ToLower(codes[4])),
+		chromedp.SendKeys(css("#revoke-reason"), "leaked on a coupon site"),
+		chromedp.Click(css("#revoke")),
+		chromedp.WaitVisible(css(`#audit tr[data-action="code.revoked"]`)),
+		shot("10b-revoked"),
+	)
+	if got := text("#flash"); !strings.Contains(got, "Revoked") {
+		t.Errorf("flash after revoke = %q", got)
+	}
+	if status, reason := redeemOne(t, base, codes[4], "revoked"); status != http.StatusGone || reason != "revoked" {
+		t.Errorf("redeem a revoked code = %d %q, want 410 revoked", status, reason)
+	}
+
+	// Top-up through the page: the bar follows to the new total; the cancel
+	// control is not offered once generation is complete.
+	start = time.Now()
+	run("top-up from the page",
+		chromedp.SendKeys(css("#topup-count"), "50000"),
+		chromedp.Click(css("#topup")),
+		chromedp.WaitVisible(css("#topups")),
+		shot("11-topped-up"),
+		chromedp.WaitVisible(css(`#summary[data-status="completed"]`)),
+		shot("12-topup-completed"),
+	)
+	if v, m := attr("#summary progress", "value"), attr("#summary progress", "max"); v != "250000" || m != "250000" {
+		t.Errorf("progress bar after the top-up %s/%s, want 250000/250000", v, m)
+	}
+	if got := text(`#topups tr[data-no="1"] td.num`); got != "50,000" {
+		t.Errorf("top-ups table shows %q codes for top-up #1, want 50,000", got)
+	}
+	t.Logf("top-up of 50,000 codes seen complete in the browser %s after the submit", time.Since(start).Round(100*time.Millisecond))
+	if gone, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`(function(){var f=document.getElementById('cancel-form');return !f||f.hidden})()`)); err != nil || !gone {
+		t.Errorf("a completed promotion's page offers cancel (%v)", err)
+	}
+
+	// Cancel: a promotion whose batches are never published stays pending
+	// (generation here is faster than a click), and is cancelled from its page.
+	pendingID := strconv.FormatInt(unpublishedPromotion(t, cfg), 10)
+	run("cancel from the page",
+		chromedp.Navigate(base+"/console/promotions/"+pendingID),
+		chromedp.WaitVisible(css("h1 .st-pending")),
+		chromedp.WaitVisible(css("#cancel")),
+		chromedp.Click(css("#cancel")),
+		chromedp.WaitVisible(css("h1 .st-cancelled")),
+		chromedp.WaitVisible(css("#flash")),
+		shot("13-cancelled"),
+	)
+	if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll('#cancel-form').length`)); err != nil || n != 0 {
+		t.Errorf("a cancelled promotion's page still offers cancel (%d, %v)", n, err)
+	}
+
+	// Delete through the two-step confirmation: the box must be ticked (the
+	// browser keeps the form until it is), then the page follows the
+	// deletion to its end.
+	start = time.Now()
+	run("delete from the page",
+		chromedp.Navigate(base+"/console/promotions/"+promoID),
+		chromedp.WaitVisible(css("#delete")),
+		chromedp.Click(css("#delete")),
+		chromedp.WaitVisible(css("#delete-form")),
+		chromedp.Click(css("#delete-submit")), // unticked: nothing is sent
+		chromedp.WaitVisible(css("#delete-confirm")),
+		shot("14-delete-confirm"),
+		chromedp.Click(css("#delete-confirm")),
+		chromedp.Click(css("#delete-submit")),
+		chromedp.WaitVisible(css("#deletion")),
+		shot("15-deleting"),
+		chromedp.WaitVisible(css("h1 .st-deleted")),
+		chromedp.WaitVisible(css("#deletion strong")),
+		shot("16-deleted"),
+	)
+	if got := text("#deletion strong"); got != "Deleted" {
+		t.Errorf("deletion shows %q, want Deleted", got)
+	}
+	t.Logf("deletion of 250,000 codes seen finished in the browser %s after the confirmation", time.Since(start).Round(100*time.Millisecond))
+
 	// A parked batch: a promotion whose only batch event sits in the
 	// dead-letter topic after its retries, as the shovel leaves it.
 	parkedID := parkBatch(t, cfg, proc.Brokers)
@@ -314,10 +413,37 @@ func parkBatch(t *testing.T, cfg app.Config, brokers []string) int64 {
 	return p.ID
 }
 
-// redeemSome exports the first n codes of a promotion and redeems each once
-// through the API (admin token), as a shop would; it returns how many
-// succeeded (all, or the test fails).
-func redeemSome(t *testing.T, base, id string, n int) int {
+// unpublishedPromotion writes a 1,000-code promotion straight into the dev
+// database with its batch event marked published but never sent: no
+// generator sees it, so it stays pending until it is cancelled.
+func unpublishedPromotion(t *testing.T, cfg app.Config) int64 {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dev.DataDir, "promocodes.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	check := true
+	f := promo.Format{Charset: "alnum", Length: 10, Prefix: "HOLD-", CheckChar: &check}
+	l, err := codes.NewLayout(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "held back", Kind: promo.KindGenerated,
+		CodeCount: 1000, Format: &f, MaxUsagePerCode: 1, PerUserLimit: 1, CounterName: l.CounterName()},
+		BatchSize: 1000, SeqLimit: codes.SeqLimit(l.Space(), codes.DefaultMaxDensity)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.MarkPublished(ctx, []promo.BatchRef{{PromotionID: p.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	return p.ID
+}
+
+// exportCodes reads the first n codes of a promotion's export (admin token).
+func exportCodes(t *testing.T, base, id string, n int) []string {
 	t.Helper()
 	get, _ := http.NewRequest(http.MethodGet, base+"/v1/promotions/"+id+"/codes", nil)
 	get.Header.Set("Authorization", "Bearer browser-admin-token")
@@ -330,24 +456,47 @@ func redeemSome(t *testing.T, base, id string, n int) int {
 	if _, err := rd.Read(); err != nil { // header
 		t.Fatal(err)
 	}
+	out := make([]string, 0, n)
 	for i := range n {
 		row, err := rd.Read()
 		if err != nil {
 			t.Fatalf("export row %d: %v", i, err)
 		}
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/codes/"+url.PathEscape(row[0])+"/redemptions",
-			strings.NewReader(fmt.Sprintf(`{"userId":"shopper-%d","orderId":"order-%d"}`, i, i)))
-		req.Header.Set("Authorization", "Bearer browser-admin-token")
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", fmt.Sprintf("browser-%s-%d", id, i))
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		if r.StatusCode != http.StatusCreated {
-			t.Fatalf("redeem %s = %d %s", row[0], r.StatusCode, body)
+		out = append(out, row[0])
+	}
+	return out
+}
+
+// redeemOne redeems a code once through the API as a shop would (key names
+// the attempt: its user, order and Idempotency-Key) and returns the status
+// and, for a refusal, its reason.
+func redeemOne(t *testing.T, base, code, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/codes/"+url.PathEscape(code)+"/redemptions",
+		strings.NewReader(fmt.Sprintf(`{"userId":"shopper-%s","orderId":"order-%s"}`, key, key)))
+	req.Header.Set("Authorization", "Bearer browser-admin-token")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "browser-"+key)
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&body)
+	return r.StatusCode, body.Reason
+}
+
+// redeemSome exports the first n codes of a promotion and redeems each once
+// through the API (admin token), as a shop would; it returns how many
+// succeeded (all, or the test fails).
+func redeemSome(t *testing.T, base, id string, n int) int {
+	t.Helper()
+	for i, code := range exportCodes(t, base, id, n) {
+		if status, reason := redeemOne(t, base, code, fmt.Sprintf("%s-%d", id, i)); status != http.StatusCreated {
+			t.Fatalf("redeem %s = %d %s", code, status, reason)
 		}
 	}
 	return n

@@ -1,8 +1,10 @@
 // Package console is the admin console: server-rendered pages (html/template,
 // embedded with go:embed) for promotion admins and SREs, served by the API
 // process under /console. It is a client of the API handler in-process, so
-// every create, read and export goes through the API's own validation and
-// authorisation; it adds sessions, CSRF protection, the format preview (from
+// every create, read, export and lifecycle action (deactivate, cancel,
+// top-up, revoke, delete: lifecycle.go) goes through the API's own
+// validation, authorisation and audit log; it adds sessions, CSRF
+// protection, the format preview (from
 // pkg/codes) and the operations page (dead-letter inspection and replay, from
 // shovel's tools).
 //
@@ -95,6 +97,8 @@ type session struct {
 	token   string // the admin token signed in with ("" when open)
 	csrf    string
 	expires time.Time
+	flash   string              // shown once by the next page (after a redirect)
+	used    map[string]struct{} // nonces of forms already acted on
 }
 
 const (
@@ -134,6 +138,12 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/promotions/{id}", c.auth(c.promotionPage))
 	c.mux.Handle("GET /console/promotions/{id}/progress", c.auth(c.progress))
 	c.mux.Handle("GET /console/promotions/{id}/codes.csv", c.auth(c.export))
+	c.mux.Handle("POST /console/promotions/{id}/active", c.auth(c.setActive))
+	c.mux.Handle("POST /console/promotions/{id}/cancel", c.auth(c.cancelGeneration))
+	c.mux.Handle("POST /console/promotions/{id}/topups", c.auth(c.topUp))
+	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
+	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
+	c.mux.Handle("POST /console/promotions/{id}/delete", c.auth(c.deletePromotion))
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
 	return c, nil

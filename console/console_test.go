@@ -18,6 +18,7 @@ import (
 	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 const adminToken = "console-test-admin-token"
@@ -32,6 +33,13 @@ type site struct {
 }
 
 func newSite(t *testing.T, open, insecure bool) *site {
+	t.Helper()
+	return newSiteWith(t, open, insecure, nil)
+}
+
+// newSiteWith serves the console on wrap(api) (nil: the API itself), for
+// tests that change what the API answers the console.
+func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler) *site {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
@@ -49,11 +57,32 @@ func newSite(t *testing.T, open, insecure bool) *site {
 		acfg.AdminTokens = []string{adminToken}
 		ccfg.AdminTokens = acfg.AdminTokens
 	}
-	a, err := api.New(acfg, st, nil, nil, log)
+	// The redemption service too, as the API process has it: the code and
+	// lifecycle endpoints, and the background purger of deletions.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(ccfg, a, st, console.Ops{}, log)
+	rctx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = svc.Run(rctx)
+	}()
+	t.Cleanup(func() {
+		stop()
+		<-ran
+		svc.Close()
+	})
+	a, err := api.New(acfg, st, nil, nil, log, api.WithRedemption(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = a
+	if wrap != nil {
+		h = wrap(a)
+	}
+	c, err := console.New(ccfg, h, st, console.Ops{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

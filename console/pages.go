@@ -23,6 +23,8 @@ import (
 )
 
 var funcs = template.FuncMap{
+	// off: the API reports the flag and it is false.
+	"off":   func(b *bool) bool { return b != nil && !*b },
 	"comma": func(n int64) string { return humanize.Comma(n) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
@@ -74,6 +76,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, da
 	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
 		data["CSRF"] = s.csrf
 		data["SignedIn"] = s.token != ""
+		data["Flash"] = c.takeFlash(s)
 	}
 	data["Page"] = page
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -115,6 +118,10 @@ type promotionView struct {
 	Summary         string        `json:"summary"`
 	Format          *promo.Format `json:"format"`
 	Code            string        `json:"code"`
+	// Active is nil while the API's status view does not report it.
+	Active   *bool         `json:"active"`
+	TopUps   []promo.TopUp `json:"topups"`
+	Deletion *deletion     `json:"deletion"`
 }
 
 type batchCounts struct {
@@ -170,6 +177,8 @@ func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
+	// The statuses the API's list filters by (cancelled, deleting and deleted
+	// promotions are listed, but not selectable).
 	c.render(w, r, "list", map[string]any{"L": d, "Statuses": []string{"pending", "generating", "completed", "failed"}})
 }
 
@@ -196,6 +205,12 @@ func (c *Console) loadPromotion(r *http.Request) (promotionView, apiResponse, er
 }
 
 func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
+	c.renderPromotion(w, r, http.StatusOK, nil)
+}
+
+// renderPromotion renders a promotion's page under status, with extra (an
+// action's error and its form values) merged in.
+func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status int, extra map[string]any) {
 	p, res, err := c.loadPromotion(r)
 	if err != nil {
 		status := res.status
@@ -205,7 +220,8 @@ func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, status, err)
 		return
 	}
-	data := map[string]any{"P": p}
+	data := map[string]any{"P": p, "L": lifecycleOf(p), "Nonce": randomToken(),
+		"ActionError": map[string]string{}, "Form": map[string]string{}}
 	if c.batches != nil {
 		id, _ := promo.ParseID(p.ID)
 		bs, err := c.batches.IncompleteBatches(r.Context(), id)
@@ -220,6 +236,19 @@ func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
 		}
 	}
+	if entries, complete, err := c.audit(r, p.ID); err == nil {
+		data["Audit"] = entries[:min(len(entries), 10)]
+		if p.Active == nil {
+			if active, ok := activeFromAudit(entries, complete); ok {
+				data["Active"], data["ActiveFrom"] = active, "audit"
+			}
+		}
+	} else {
+		data["AuditError"] = err.Error()
+	}
+	if p.Active != nil {
+		data["Active"], data["ActiveFrom"] = *p.Active, "status"
+	}
 	bucket := "hour"
 	if r.URL.Query().Get("bucket") == "day" {
 		bucket = "day"
@@ -233,6 +262,14 @@ func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 		data["Rate"] = strconv.FormatFloat(100*st.RedemptionRate, 'f', 2, 64)
 	}
 	data["Bucket"] = bucket
+	for k, v := range extra {
+		if v != nil {
+			data[k] = v
+		}
+	}
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+	}
 	c.render(w, r, "promotion", data)
 }
 
@@ -246,7 +283,7 @@ func (c *Console) progress(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": p.Status, "codeCount": p.CodeCount,
 		"generatedCount": p.GeneratedCount, "batches": p.BatchCounts, "summary": p.Summary,
-		"percent": funcs["pct"].(func(a, b int64) string)(p.GeneratedCount, p.CodeCount)})
+		"percent": funcs["pct"].(func(a, b int64) string)(p.GeneratedCount, p.CodeCount), "deletion": p.Deletion})
 }
 
 // export streams the API's CSV to the browser with the session's token.

@@ -21,9 +21,11 @@
     }, 2000);
   }
 
-  // A promotion: follow its progress until it is complete.
+  // A promotion: follow its progress (generation, then a deletion) until it
+  // settles; actions that no longer apply are hidden.
   var summary = document.getElementById('summary');
-  if (page === 'promotion' && summary && summary.dataset.status !== 'completed') {
+  var settled = function (st) { return st === 'completed' || st === 'cancelled' || st === 'deleted'; };
+  if (page === 'promotion' && summary && !settled(summary.dataset.status)) {
     var timer = setInterval(function () {
       fetch(summary.dataset.live, {credentials: 'same-origin'}).then(function (r) { return r.json(); }).then(function (p) {
         var bar = summary.querySelector('progress');
@@ -34,10 +36,20 @@
         var b = p.batches;
         document.getElementById('batches').textContent = b.completed + ' of ' + b.total + ' complete, ' +
           b.retrying + ' retrying, ' + b.parked + ' parked';
+        var left = document.getElementById('deletion-left');
+        if (left && p.deletion) left.textContent = p.deletion.codesLeft.toLocaleString('en-US');
+        var was = summary.dataset.status;
         summary.dataset.status = p.status;
         var st = document.querySelector('h1 .st');
         if (st) { st.textContent = p.status; st.className = 'st st-' + p.status; }
-        if (p.status === 'completed') clearInterval(timer);
+        document.querySelectorAll('[data-while]').forEach(function (el) {
+          el.hidden = el.dataset.while.split(' ').indexOf(p.status) < 0;
+        });
+        if (settled(p.status)) {
+          clearInterval(timer);
+          // A deletion that finished while the page was open: show the final state.
+          if (p.status === 'deleted' && was !== 'deleted') location.reload();
+        }
       }).catch(function () {});
     }, 1000);
   }

@@ -1,0 +1,353 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// The lifecycle actions of a promotion (issue 9's endpoints), each a POST
+// form with the session's CSRF token (auth checks it) that the console turns
+// into one call of the in-process API handler, so validation, authorisation
+// and the audit log are the API's. A success redirects to the promotion's
+// page with a flash (POST-redirect-GET: a reload repeats nothing); a refusal
+// renders the page again with the API's error beside the form and the API's
+// status.
+
+// deletion is a promotion's deletion as GET /v1/promotions/{id} reports it.
+type deletion struct {
+	RequestedAt *time.Time `json:"requestedAt"`
+	DeletedAt   *time.Time `json:"deletedAt"`
+	CodesLeft   int64      `json:"codesLeft"`
+}
+
+// auditEntry is one line of GET /v1/promotions/{id}/audit.
+type auditEntry struct {
+	ID     string          `json:"id"`
+	At     time.Time       `json:"at"`
+	Actor  string          `json:"actor"`
+	Action string          `json:"action"`
+	Code   string          `json:"code"`
+	Detail json.RawMessage `json:"detail"`
+}
+
+// DetailText is the change as the audit log holds it (JSON), for display.
+func (a auditEntry) DetailText() string {
+	if len(a.Detail) == 0 || string(a.Detail) == "null" || string(a.Detail) == "{}" {
+		return ""
+	}
+	return string(a.Detail)
+}
+
+// activeFromAudit reads a promotion's active flag from its audit log
+// (newest first): the newest change of the flag decides, a deletion request
+// switches it off, and a promotion is created active. ok is false when the
+// page of entries does not decide (more entries than one page).
+//
+// GET /v1/promotions/{id} does not report "active" yet; when it does, the
+// page uses that field and this is only a fallback.
+func activeFromAudit(entries []auditEntry, complete bool) (active, ok bool) {
+	for _, e := range entries {
+		switch e.Action {
+		case promo.ActionDeleteRequested, "promotion.deleted", "promotion.purged":
+			return false, true
+		case promo.ActionPromotionUpdated:
+			var change struct {
+				Active *bool `json:"active"`
+			}
+			if json.Unmarshal(e.Detail, &change) == nil && change.Active != nil {
+				return *change.Active, true
+			}
+		}
+	}
+	return true, complete
+}
+
+const auditPage = 100
+
+// audit reads the newest page of a promotion's audit log.
+func (c *Console) audit(r *http.Request, id string) ([]auditEntry, bool, error) {
+	var page struct {
+		Entries []auditEntry `json:"entries"`
+		Next    string       `json:"next"`
+	}
+	res := c.callAPI(r, http.MethodGet, "/v1/promotions/"+id+"/audit?limit="+strconv.Itoa(auditPage), nil, nil)
+	if err := decodeAPI(res, http.StatusOK, &page); err != nil {
+		return nil, false, err
+	}
+	return page.Entries, page.Next == "", nil
+}
+
+// setFlash leaves a message for the session's next page.
+func (c *Console) setFlash(r *http.Request, msg string) {
+	s := sessionOf(r)
+	c.mu.Lock()
+	s.flash = msg
+	c.mu.Unlock()
+}
+
+// takeFlash returns and clears the session's message.
+func (c *Console) takeFlash(s *session) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f := s.flash
+	s.flash = ""
+	return f
+}
+
+// firstUse records a form's nonce in the session and says whether it was
+// new: a double-submitted form acts once.
+func (c *Console) firstUse(r *http.Request, nonce string) bool {
+	if nonce == "" {
+		return true
+	}
+	s := sessionOf(r)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, seen := s.used[nonce]; seen {
+		return false
+	}
+	if s.used == nil || len(s.used) > 1000 {
+		s.used = map[string]struct{}{}
+	}
+	s.used[nonce] = struct{}{}
+	return true
+}
+
+// promotionID is the {id} of an action's path, or a 404.
+func (c *Console) promotionID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	id := r.PathValue("id")
+	if _, err := promo.ParseID(id); err != nil {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("%q is not a promotion id", id))
+		return "", false
+	}
+	return id, true
+}
+
+// apiError is what a refusal says: the detail and each field's message.
+func apiError(res apiResponse) string {
+	var p problem
+	if json.Unmarshal(res.body, &p) != nil || p.Status == 0 {
+		return fmt.Sprintf("the API answered %d", res.status)
+	}
+	msg := p.Detail
+	for _, e := range p.Errors {
+		if e.Field != "" {
+			msg += "; " + e.Field + ": " + e.Message
+		} else {
+			msg += "; " + e.Message
+		}
+	}
+	return strings.TrimPrefix(msg, "; ")
+}
+
+// refused renders the promotion page again with the action's error beside
+// its form, under the API's status.
+func (c *Console) refused(w http.ResponseWriter, r *http.Request, status int, action, msg string, form map[string]string) {
+	if status < 400 {
+		status = http.StatusBadGateway
+	}
+	c.renderPromotion(w, r, status, map[string]any{"ActionError": map[string]string{action: msg}, "Form": form})
+}
+
+func (c *Console) done(w http.ResponseWriter, r *http.Request, id, msg string) {
+	c.setFlash(r, msg)
+	http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
+}
+
+// setActive switches a promotion's codes off or on: PATCH active.
+func (c *Console) setActive(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	var active bool
+	switch r.PostFormValue("active") {
+	case "true":
+		active = true
+	case "false":
+	default:
+		c.refused(w, r, http.StatusUnprocessableEntity, "active", "active must be true or false", nil)
+		return
+	}
+	body, _ := json.Marshal(map[string]bool{"active": active})
+	res := c.callAPI(r, http.MethodPatch, "/v1/promotions/"+id, body, nil)
+	var v struct {
+		Active bool `json:"active"`
+	}
+	if err := decodeAPI(res, http.StatusOK, &v); err != nil {
+		c.refused(w, r, res.status, "active", apiError(res), nil)
+		return
+	}
+	if v.Active {
+		c.done(w, r, id, "Reactivated: its codes can be redeemed again (within the window and limits).")
+	} else {
+		c.done(w, r, id, "Deactivated: every redemption and reservation of its codes is refused (410 deactivated) until it is reactivated.")
+	}
+}
+
+// cancelGeneration stops a pending or generating promotion.
+func (c *Console) cancelGeneration(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/cancel", nil, nil)
+	var p promotionView
+	if err := decodeAPI(res, http.StatusOK, &p); err != nil {
+		c.refused(w, r, res.status, "cancel", apiError(res), nil)
+		return
+	}
+	c.done(w, r, id, fmt.Sprintf("Generation cancelled: %s of %s codes exist and stay redeemable.",
+		humanize.Comma(p.GeneratedCount), humanize.Comma(p.CodeCount)))
+}
+
+// topUp adds codes to a generated promotion.
+func (c *Console) topUp(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	raw := strings.TrimSpace(strings.ReplaceAll(r.PostFormValue("codeCount"), ",", ""))
+	form := map[string]string{"codeCount": r.PostFormValue("codeCount")}
+	n, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil {
+		c.refused(w, r, http.StatusUnprocessableEntity, "topup", "codeCount: must be a whole number", form)
+		return
+	}
+	if !c.firstUse(r, r.PostFormValue("nonce")) { // a double click adds codes once
+		http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
+		return
+	}
+	body, _ := json.Marshal(map[string]int64{"codeCount": n})
+	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/topups", body, nil)
+	var v struct {
+		TopUp     promo.TopUp   `json:"topup"`
+		Promotion promotionView `json:"promotion"`
+	}
+	if err := decodeAPI(res, http.StatusAccepted, &v); err != nil {
+		c.refused(w, r, res.status, "topup", apiError(res), form)
+		return
+	}
+	c.done(w, r, id, fmt.Sprintf("Top-up #%d: %s codes added in %d %s; the promotion now has %s codes.",
+		v.TopUp.No, humanize.Comma(v.TopUp.CodeCount), v.TopUp.BatchCount, plural(v.TopUp.BatchCount, "batch", "batches"),
+		humanize.Comma(v.Promotion.CodeCount)))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// revoke makes one code of this promotion unusable. The code is looked up
+// first (GET /v1/codes/{code}) so that a code of another promotion is not
+// revoked from this page.
+func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	code := strings.TrimSpace(r.PostFormValue("code"))
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	form := map[string]string{"code": code, "reason": reason}
+	if code == "" {
+		c.refused(w, r, http.StatusUnprocessableEntity, "revoke", "code: type the code to revoke", form)
+		return
+	}
+	target := "/v1/codes/" + url.PathEscape(code)
+	res := c.callAPI(r, http.MethodGet, target, nil, nil)
+	var v struct {
+		Promotion struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"promotion"`
+	}
+	if err := decodeAPI(res, http.StatusOK, &v); err != nil {
+		c.refused(w, r, res.status, "revoke", apiError(res), form)
+		return
+	}
+	if v.Promotion.ID != id {
+		c.refused(w, r, http.StatusConflict, "revoke", fmt.Sprintf("%s is a code of promotion %s (%s), not of this one: revoke it from its page",
+			code, v.Promotion.ID, v.Promotion.Name), form)
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"reason": reason})
+	res = c.callAPI(r, http.MethodPost, target+"/revoke", body, nil)
+	var rv struct {
+		Code   string `json:"code"`
+		Reason string `json:"reason"`
+	}
+	if err := decodeAPI(res, http.StatusOK, &rv); err != nil {
+		c.refused(w, r, res.status, "revoke", apiError(res), form)
+		return
+	}
+	msg := fmt.Sprintf("Revoked %s: it is refused from now on (410 revoked).", rv.Code)
+	if res.header.Get("Idempotent-Replayed") == "true" {
+		msg = fmt.Sprintf("%s was already revoked (reason: %s).", rv.Code, rv.Reason)
+	}
+	c.done(w, r, id, msg)
+}
+
+// deletePage is the first step of a deletion: what it does, and a form that
+// needs its confirmation box ticked.
+func (c *Console) deletePage(w http.ResponseWriter, r *http.Request) {
+	c.renderDelete(w, r, http.StatusOK, "")
+}
+
+func (c *Console) renderDelete(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
+	p, res, err := c.loadPromotion(r)
+	if err != nil {
+		c.fail(w, r, max(res.status, 400), err)
+		return
+	}
+	if status != http.StatusOK {
+		w.WriteHeader(status)
+	}
+	c.render(w, r, "delete", map[string]any{"P": p, "Error": errMsg})
+}
+
+// deletePromotion is the second step: the confirmed request.
+func (c *Console) deletePromotion(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		c.renderDelete(w, r, http.StatusUnprocessableEntity, "Tick the box to confirm the deletion; nothing was deleted.")
+		return
+	}
+	res := c.callAPI(r, http.MethodDelete, "/v1/promotions/"+id, nil, nil)
+	var v struct {
+		Deletion deletion `json:"deletion"`
+	}
+	if err := decodeAPI(res, http.StatusAccepted, &v); err != nil {
+		c.renderDelete(w, r, max(res.status, 400), apiError(res))
+		return
+	}
+	c.done(w, r, id, fmt.Sprintf("Deletion requested: the promotion is switched off and its %s remaining codes are being deleted in the background. Redemptions and the audit log are kept.",
+		humanize.Comma(v.Deletion.CodesLeft)))
+}
+
+// lifecycle is what the promotion page offers for p's status.
+type lifecycle struct {
+	Gone      bool // deleting or deleted: nothing more to do
+	CanCancel bool
+	CanTopUp  bool
+}
+
+func lifecycleOf(p promotionView) lifecycle {
+	gone := p.Status == string(promo.StatusDeleting) || p.Status == string(promo.StatusDeleted)
+	pendingOrGenerating := p.Status == string(promo.StatusPending) || p.Status == string(promo.StatusGenerating)
+	return lifecycle{Gone: gone, CanCancel: !gone && p.Kind == string(promo.KindGenerated) && pendingOrGenerating,
+		CanTopUp: !gone && p.Kind == string(promo.KindGenerated)}
+}
