@@ -3,10 +3,11 @@
 -- ../../postgres/migrations/00008_promotion_totals.sql for the why.
 -- Every statement ends with ";" at the end of a line: goose splits on that,
 -- so the new column is known to the statements after its ALTER.
--- The backfill and the marking below see one moment: shared table locks held to the end of
--- the migration's transaction, redemptions first (the order a redemption
--- takes them: audit row, then event), keep redemptions and rollbacks out
--- until it commits.
+--
+-- The backfill and the marking below must see the same redemptions: shared
+-- table locks held to the end of the migration's transaction, taken first
+-- and redemptions first (the order a redemption takes them: audit row, then
+-- event), keep redemptions and rollbacks out until it commits.
 SELECT TOP (1) 1 FROM redemptions WITH (TABLOCK, HOLDLOCK);
 SELECT TOP (1) 1 FROM events WITH (TABLOCK, HOLDLOCK);
 
