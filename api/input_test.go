@@ -72,7 +72,7 @@ var inputEndpoints = []inputEndpoint{
 	}},
 	{method: "GET", path: "/v1/promotions", fields: []textField{
 		{name: "name", place: inQuery, strict: true}, {name: "status", place: inQuery},
-		{name: "cursor", place: inQuery}, {name: "limit", place: inQuery}}},
+		{name: "active", place: inQuery}, {name: "cursor", place: inQuery}, {name: "limit", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
 	{method: "GET", path: "/v1/promotions/{id}/stats", fields: []textField{
 		{name: "id", place: inPath}, {name: "bucket", place: inQuery}}},

@@ -139,10 +139,7 @@ func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[str
 		return v
 	}
 	if d.RequestedAt != nil {
-		v["deletion"] = d
-		if g, ok := v["status"].(promo.Status); ok {
-			v["status"] = d.Status(g)
-		}
+		v["deletion"] = d // the status already says deleting/deleted (PromotionStatus.Status)
 	}
 	return v
 }

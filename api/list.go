@@ -15,8 +15,9 @@ type listPage struct {
 	NextCursor string           `json:"nextCursor,omitempty"`
 }
 
-// listPromotions answers GET /v1/promotions?status=&name=&limit=&cursor=:
-// newest first, one page at a time.
+// listPromotions answers GET /v1/promotions?status=&active=&name=&limit=&cursor=:
+// newest first, one page at a time. Each item is the promotion's status view
+// (statusView), as GET /v1/promotions/{id} has it.
 func (s *Server) listPromotions(w http.ResponseWriter, r *http.Request) {
 	f, err := parseListFilter(r)
 	if err != nil {
@@ -50,15 +51,25 @@ func parseListFilter(r *http.Request) (promo.ListFilter, error) {
 	bad := func(field, msg string) { fields = append(fields, promo.FieldError{Field: field, Message: msg}) }
 	for k := range q {
 		switch k {
-		case "status", "name", "limit", "cursor":
+		case "status", "active", "name", "limit", "cursor":
 		default:
-			bad(k, "unknown query parameter (status, name, limit, cursor)")
+			bad(k, "unknown query parameter (status, active, name, limit, cursor)")
 		}
 	}
 	if v := q.Get("status"); v != "" {
 		f.Status = promo.Status(v)
 		if !promo.ValidStatus(f.Status) {
-			bad("status", "must be one of pending, generating, completed, failed")
+			bad("status", "must be one of "+promo.StatusList()+", got "+strconv.Quote(truncate(v, 40)))
+		}
+	}
+	if v := q.Get("active"); v != "" {
+		switch v {
+		case "true":
+			f.Active = new(true)
+		case "false":
+			f.Active = new(false)
+		default:
+			bad("active", "must be true or false, got "+strconv.Quote(truncate(v, 40)))
 		}
 	}
 	if err := checkText("name", q.Get("name"), maxNameLen, false); err != nil { // before trimming: U+2028 is a space too

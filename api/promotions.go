@@ -355,13 +355,19 @@ func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.withTopUps(r, statusView(st), st.ID))
 }
 
-// statusView is the GET /v1/promotions/{id} body.
+// statusView is the GET /v1/promotions/{id} body, and each item of the
+// list. redemptions and codesRedeemed are the totals as of the last rollup
+// (redemption.Roller), normally under a second behind; the stats endpoint
+// counts the audit trail exactly.
 func statusView(st promo.PromotionStatus) map[string]any {
 	v := map[string]any{
 		"id":              st.IDString(),
 		"name":            st.Name,
 		"kind":            st.Kind,
 		"status":          st.Status(),
+		"active":          st.Active,
+		"redemptions":     st.Totals.Redemptions,
+		"codesRedeemed":   st.Totals.CodesRedeemed,
 		"codeCount":       st.CodeCount,
 		"generatedCount":  st.GeneratedCount,
 		"missingCount":    max(st.CodeCount-st.GeneratedCount, 0),

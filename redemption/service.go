@@ -5,7 +5,7 @@
 // look-ups), counts results in Prometheus, and leaves every limit to the
 // store's single atomic transaction: nothing here reads a count and decides
 // whether to write. It also publishes the redemption events of the outbox
-// (Publisher).
+// (Publisher) and counts them into the per-promotion totals (Roller).
 //
 // A Service is safe for concurrent use; Run refreshes its catalog until its
 // context ends.

@@ -36,6 +36,7 @@ type Store interface {
 	generator.Store
 	redemption.Store
 	redemption.EventStore
+	redemption.RollupStore
 	redemption.PurgeStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	Migrate(ctx context.Context) error

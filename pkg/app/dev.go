@@ -64,7 +64,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	svc, pub, err := newRedemption(cfg, p, log)
+	svc, loops, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -81,7 +81,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, gen.Run, sh.Run, svc.Run, pub.Run)
+	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{outbox.Run, gen.Run, sh.Run}, loops...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,11 @@ func (c Config) redemptionConfig() redemption.Config {
 		ReservationRetention: c.Redeem.ReservationRetention}
 }
 
-// newRedemption builds the redemption service and the publisher of its
-// events, wired so that a committed redemption wakes the publisher.
-func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, *redemption.Publisher, error) {
+// newRedemption builds the redemption service, the publisher of its events
+// and the totals roller, wired so that a committed redemption wakes both;
+// loops are what serve runs: the service's, the publisher's and the
+// roller's (which counts totals whether or not Kafka is up).
+func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, []func(context.Context) error, error) {
 	svc, err := redemption.New(cfg.redemptionConfig(), p.store, p.reg, log.Named("redemption"))
 	if err != nil {
 		return nil, nil, err
@@ -68,8 +70,12 @@ func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, 
 	p.closers = append(p.closers, svc.Close)
 	pub := redemption.NewPublisher(p.store, p.producer, cfg.Kafka.Topics.Redemptions, time.Second,
 		log.Named("redemption-events"))
-	svc.OnChange(pub.Notify)
-	return svc, pub, nil
+	roller := redemption.NewRoller(p.store, 0, p.reg, log.Named("totals"))
+	svc.OnChange(func() {
+		pub.Notify()
+		roller.Notify()
+	})
+	return svc, []func(context.Context) error{svc.Run, pub.Run, roller.Run}, nil
 }
 
 func (c Config) generatorConfig() generator.Config {
@@ -247,7 +253,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	svc, pub, err := newRedemption(cfg, p, log)
+	svc, loops, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -266,7 +272,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, outbox.Run, svc.Run, pub.Run)
+	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{outbox.Run}, loops...)...)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}

@@ -2,8 +2,11 @@ package promo
 
 // ListFilter selects promotions for a list page, newest first.
 type ListFilter struct {
-	// Status keeps only promotions in that lifecycle status ("" = any).
+	// Status keeps only promotions in that lifecycle status ("" = any), as
+	// PromotionStatus.Status derives it.
 	Status Status
+	// Active keeps only promotions whose active flag is *Active (nil = any).
+	Active *bool
 	// Name keeps only promotions whose name contains it, case-insensitively
 	// for ASCII letters ("" = any).
 	Name string
@@ -22,11 +25,28 @@ const (
 	MaxListLimit     = 500
 )
 
+// Statuses are every lifecycle status, in lifecycle order.
+var Statuses = []Status{StatusPending, StatusGenerating, StatusCompleted, StatusFailed, StatusCancelled,
+	StatusDeleting, StatusDeleted}
+
+// StatusList is Statuses for messages: "pending, generating, ...".
+func StatusList() string {
+	s := ""
+	for i, st := range Statuses {
+		if i > 0 {
+			s += ", "
+		}
+		s += string(st)
+	}
+	return s
+}
+
 // ValidStatus reports whether s is one of the lifecycle statuses.
 func ValidStatus(s Status) bool {
-	switch s {
-	case StatusPending, StatusGenerating, StatusCompleted, StatusFailed:
-		return true
+	for _, st := range Statuses {
+		if s == st {
+			return true
+		}
 	}
 	return false
 }

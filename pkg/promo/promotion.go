@@ -55,6 +55,10 @@ type Promotion struct {
 	PerUserLimit    int        `json:"perUserLimit"`
 	StartsAt        *time.Time `json:"startsAt,omitempty"`
 	ExpiresAt       *time.Time `json:"expiresAt,omitempty"`
+	// Active is the admin's switch (PATCH active): a promotion that is not
+	// active answers "deactivated" to every redemption. New promotions are
+	// active; a deletion switches a promotion off.
+	Active bool `json:"active"`
 	// CounterName identifies the sequence counter (one per canonical code
 	// space) that SeqStart was reserved from; replacement sequence numbers for
 	// rare collisions are reserved from the same counter.
@@ -187,14 +191,22 @@ type Progress struct {
 	} `json:"batches"`
 }
 
-// PromotionStatus is a promotion with its progress.
+// PromotionStatus is a promotion with its progress, its deletion (if one
+// was requested) and its redemption totals as of the last rollup.
 type PromotionStatus struct {
 	Promotion
 	Progress
+	Deletion Deletion
+	Totals   Totals
 }
 
-// Status derives the lifecycle status from progress.
-func (s PromotionStatus) Status() Status {
+// Status is the promotion's lifecycle status: its deletion's, once one was
+// requested, else the generation status derived from progress. Every store's
+// list filter mirrors this function in SQL.
+func (s PromotionStatus) Status() Status { return s.Deletion.Status(s.GenerationStatus()) }
+
+// GenerationStatus derives the generation status from progress alone.
+func (s PromotionStatus) GenerationStatus() Status {
 	switch {
 	case s.GeneratedCount >= s.CodeCount:
 		return StatusCompleted

@@ -197,13 +197,20 @@ type RedemptionEvent struct {
 	OccurredAt  time.Time  `json:"occurredAt"`
 	PromotionID string     `json:"promotionId"`
 	Redemption  Redemption `json:"redemption"`
+	// CodeUses is the code's live (committed, not rolled back) uses right
+	// after this event's change: 1 on a redemption means the code was
+	// redeemed for the first time, 0 on a rollback that it has no live use
+	// left. Absent when unknown (a rollback after the code was purged).
+	// Added in v1 without a version change: consumers ignore unknown fields.
+	CodeUses *int `json:"codeUses,omitempty"`
 }
 
-// NewRedemptionEvent builds the event for a redemption or its rollback.
-func NewRedemptionEvent(typ, eventID string, at time.Time, r Redemption) ([]byte, error) {
+// NewRedemptionEvent builds the event for a redemption or its rollback;
+// codeUses is the code's live uses after it (nil when unknown).
+func NewRedemptionEvent(typ, eventID string, at time.Time, r Redemption, codeUses *int) ([]byte, error) {
 	r.IdempotencyKey = "" // a client's key is not for other services
 	return json.Marshal(RedemptionEvent{V: 1, Type: typ, EventID: eventID, OccurredAt: at.UTC(),
-		PromotionID: FormatID(r.PromotionID), Redemption: r})
+		PromotionID: FormatID(r.PromotionID), Redemption: r, CodeUses: codeUses})
 }
 
 // OutboxEvent is one row of the event outbox: written in the transaction of
@@ -213,6 +220,8 @@ type OutboxEvent struct {
 	Stream  string // which topic: StreamRedemptions
 	Key     string
 	Payload []byte
+	// CreatedAt is when the row was written (read by the rollup, for its lag).
+	CreatedAt time.Time
 }
 
 // StreamRedemptions names the redemptions topic in the outbox.

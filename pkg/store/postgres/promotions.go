@@ -49,10 +49,14 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 
 	if np.IdempotencyKey != "" {
-		var hash string
-		p, err := scanPromotion(tx.QueryRow(ctx, qPromotionByKey, np.IdempotencyKey), &hash)
+		var (
+			hash   string
+			active bool
+		)
+		p, err := scanPromotion(tx.QueryRow(ctx, qPromotionByKey, np.IdempotencyKey), &hash, &active)
 		switch {
 		case err == nil && hash == np.RequestHash:
+			p.Active = active
 			return p, false, nil
 		case err == nil:
 			return promo.Promotion{}, false, contract.IdempotencyConflict()
@@ -62,6 +66,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	}
 
 	p := np.Promotion
+	p.Active = true // the column's default
 	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
@@ -110,17 +115,40 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	return p, true, nil
 }
 
-// GetPromotion returns a promotion with its progress, in two queries
-// whatever the number of batches.
+// GetPromotion returns a promotion with its progress, its deletion and its
+// totals, in two queries whatever the number of batches.
 func (s *Store) GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error) {
-	p, err := scanPromotion(s.pool.QueryRow(ctx, qPromotion, id))
+	var tail statusTail
+	p, err := scanPromotion(s.pool.QueryRow(ctx, qPromotionStatus, id), tail.dest()...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return promo.PromotionStatus{}, contract.PromotionNotFound(id)
 	}
 	if err != nil {
 		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
 	}
-	return contract.Status(p, func(dst ...any) error { return s.pool.QueryRow(ctx, qProgress, id).Scan(dst...) })
+	st, err := contract.Status(p, func(dst ...any) error { return s.pool.QueryRow(ctx, qProgress, id).Scan(dst...) })
+	if err != nil {
+		return st, err
+	}
+	tail.apply(&st)
+	return st, nil
+}
+
+// statusTail scans statusCols.
+type statusTail struct {
+	active bool
+	del    promo.Deletion
+	totals promo.Totals
+}
+
+func (t *statusTail) dest() []any {
+	return []any{&t.active, &t.del.RequestedAt, &t.del.DeletedAt,
+		&t.totals.Redemptions, &t.totals.CodesRedeemed, &t.totals.RolledBack}
+}
+
+func (t *statusTail) apply(st *promo.PromotionStatus) {
+	st.Active, st.Totals = t.active, t.totals
+	st.Deletion = promo.Deletion{RequestedAt: utcPtr(t.del.RequestedAt), DeletedAt: utcPtr(t.del.DeletedAt)}
 }
 
 // ExportCodes calls fn with every code of the promotion, streaming rows from
@@ -358,7 +386,8 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	if err := contract.CheckListFilter(f); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	rows, err := s.pool.Query(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit),
+		contract.ActiveFilter(f.Active))
 	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)
 	}
@@ -366,14 +395,18 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	var list []promo.PromotionStatus
 	for rows.Next() {
 		var (
-			total, completed, retrying, parked int
-			generated                          int64
+			total, completed, retrying, parked, cancelled int
+			generated                                     int64
+			tail                                          statusTail
 		)
-		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		p, err := scanPromotion(rows, append([]any{&total, &generated, &completed, &retrying, &parked, &cancelled},
+			tail.dest()...)...)
 		if err != nil {
 			return nil, fmt.Errorf("list promotions: %w", err)
 		}
-		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+		st := contract.ListedStatus(p, total, generated, completed, retrying, parked, cancelled)
+		tail.apply(&st)
+		list = append(list, st)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)

@@ -11,7 +11,7 @@ const (
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`
 
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions WHERE idempotency_key = $1`
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -31,6 +31,16 @@ FROM generate_series(0, $5::int - 1) AS g`
 	starts_at, expires_at, counter_name, seq_start, created_at`
 
 	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = $1`
+
+	// statusCols are what a promotion's status needs beyond promotionCols
+	// and its progress: the switch, the deletion, and the totals as of the
+	// last rollup (p: promotions, t: promotion_totals LEFT JOINed; no row
+	// means no redemption counted yet).
+	statusCols = `p.active, p.delete_requested_at, p.deleted_at,
+	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
+
+	qPromotionStatus = `SELECT ` + promotionColsP + `, ` + statusCols + `
+FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`
 
 	qProgress = `SELECT count(*),
 	COALESCE(sum(done), 0)::bigint,
@@ -113,26 +123,34 @@ FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
-// (empty = any), $3 a status (empty = any), $4 the page size. The lateral
+// (empty = any), $3 a status (empty = any), $4 the page size, $5 the active
+// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The lateral
 // aggregate runs per promotion, so an unfiltered page walks the primary key
-// backwards and stops after $4 rows. The status CASE is
-// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
-const qListPromotions = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.total, b.generated, b.completed, b.retrying, b.parked
+// backwards and stops after $4 rows; the totals are one primary-key look-up
+// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
+// for branch: the deletion first, then the generation (a vanity promotion
+// is complete).
+const qListPromotions = `SELECT ` + promotionColsP + `,
+	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
 CROSS JOIN LATERAL (
 	SELECT count(*)::int AS total,
 		COALESCE(sum(done), 0)::bigint AS generated,
 		(count(*) FILTER (WHERE done = code_count))::int AS completed,
 		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
-		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked
+		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked,
+		(count(*) FILTER (WHERE state = 'cancelled' AND done < code_count))::int AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
+LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
+	AND ($5::int = 0 OR p.active = ($5::int = 1))
 	AND ($3::text = '' OR $3::text = CASE
+		WHEN p.deleted_at IS NOT NULL THEN 'deleted'
+		WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
 		WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+		WHEN b.cancelled > 0 THEN 'cancelled'
 		WHEN b.parked > 0 THEN 'failed'
 		WHEN b.generated > 0 THEN 'generating'
 		ELSE 'pending' END)

@@ -239,9 +239,13 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) error {
-	_, err := t.q.Exec(ctx, qReleaseCode, code)
-	return err
+func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+	var used int
+	err := t.q.QueryRow(ctx, qReleaseCode, code).Scan(&used)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	return used, err == nil, err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {

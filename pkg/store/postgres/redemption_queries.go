@@ -76,7 +76,7 @@ RETURNING ` + redemptionCols
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = $1`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`
+	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0 RETURNING used`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`
 
@@ -109,7 +109,29 @@ WHERE id > $1 ORDER BY id LIMIT $2`
 
 	qSetActive = `UPDATE promotions SET active = $2 WHERE id = $1`
 
-	// qPruneEvents deletes up to $2 events published before $1.
+	// qPruneEvents deletes up to $2 events published before $1 and counted
+	// by the totals rollup (an uncounted one is still owed to the totals).
 	qPruneEvents = `DELETE FROM events WHERE seq IN (
-	SELECT seq FROM events WHERE published_at < $1 ORDER BY seq LIMIT $2)`
+	SELECT seq FROM events WHERE published_at < $1 AND counted_at IS NOT NULL ORDER BY seq LIMIT $2)`
+
+	// qClaimUncounted marks up to $1 of the oldest uncounted events counted
+	// at $2 and returns them; the caller adds them to promotion_totals in
+	// the same transaction. SKIP LOCKED passes over rows another roller is
+	// counting right now; a row that roller committed meanwhile is
+	// re-checked against counted_at IS NULL under its lock and left out.
+	// The partial index events_uncounted serves the scan.
+	qClaimUncounted = `UPDATE events SET counted_at = $2
+WHERE seq IN (
+	SELECT seq FROM events WHERE counted_at IS NULL
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, payload, created_at`
+
+	// qAddTotals adds one delta per promotion (the arrays are in promotion
+	// order, so two rollers lock totals rows in the same order).
+	qAddTotals = `INSERT INTO promotion_totals AS t (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+SELECT d.id, d.r, d.c, d.b, $5 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(id, r, c, b)
+ORDER BY d.id
+ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.redemptions,
+	codes_redeemed = t.codes_redeemed + EXCLUDED.codes_redeemed,
+	rolled_back = t.rolled_back + EXCLUDED.rolled_back, updated_at = EXCLUDED.updated_at`
 )

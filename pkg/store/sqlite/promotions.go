@@ -40,10 +40,14 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 
 	if np.IdempotencyKey != "" {
-		var hash string
-		p, err := scanPromotion(tx.QueryRowContext(ctx, qPromotionByKey, np.IdempotencyKey), &hash)
+		var (
+			hash   string
+			active bool
+		)
+		p, err := scanPromotion(tx.QueryRowContext(ctx, qPromotionByKey, np.IdempotencyKey), &hash, &active)
 		switch {
 		case err == nil && hash == np.RequestHash:
+			p.Active = active
 			return p, false, nil
 		case err == nil:
 			return promo.Promotion{}, false, contract.IdempotencyConflict()
@@ -53,6 +57,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	}
 
 	p := np.Promotion
+	p.Active = true // the column's default
 	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
@@ -103,17 +108,54 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 	return p, true, nil
 }
 
-// GetPromotion returns a promotion with its progress, in two queries
-// whatever the number of batches.
+// GetPromotion returns a promotion with its progress, its deletion and its
+// totals, in two queries whatever the number of batches.
 func (s *Store) GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error) {
-	p, err := scanPromotion(s.r.QueryRowContext(ctx, qPromotion, id))
+	var tail statusTail
+	p, err := scanPromotion(s.r.QueryRowContext(ctx, qPromotionStatus, id), tail.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return promo.PromotionStatus{}, contract.PromotionNotFound(id)
 	}
 	if err != nil {
 		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
 	}
-	return contract.Status(p, func(dst ...any) error { return s.r.QueryRowContext(ctx, qProgress, id).Scan(dst...) })
+	st, err := contract.Status(p, func(dst ...any) error { return s.r.QueryRowContext(ctx, qProgress, id).Scan(dst...) })
+	if err != nil {
+		return st, err
+	}
+	if err := tail.apply(&st); err != nil {
+		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
+	}
+	return st, nil
+}
+
+// statusTail scans the status columns after the progress: active, the
+// deletion times (text), the totals.
+type statusTail struct {
+	active             bool
+	requested, deleted sql.NullString
+	totals             promo.Totals
+}
+
+func (t *statusTail) dest() []any {
+	return []any{&t.active, &t.requested, &t.deleted, &t.totals.Redemptions, &t.totals.CodesRedeemed, &t.totals.RolledBack}
+}
+
+func (t *statusTail) apply(st *promo.PromotionStatus) error {
+	st.Active, st.Totals = t.active, t.totals
+	for _, x := range []struct {
+		src sql.NullString
+		dst **time.Time
+	}{{t.requested, &st.Deletion.RequestedAt}, {t.deleted, &st.Deletion.DeletedAt}} {
+		if x.src.Valid {
+			v, err := parseTime(x.src.String)
+			if err != nil {
+				return fmt.Errorf("promotion %d: deletion: %w", st.ID, err)
+			}
+			*x.dst = &v
+		}
+	}
+	return nil
 }
 
 // ExportCodes calls fn with every code of the promotion, stepping through the
@@ -407,7 +449,8 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	if err := contract.CheckListFilter(f); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.QueryContext(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit))
+	rows, err := s.r.QueryContext(ctx, qListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit),
+		contract.ActiveFilter(f.Active))
 	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)
 	}
@@ -415,14 +458,20 @@ func (s *Store) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo
 	var list []promo.PromotionStatus
 	for rows.Next() {
 		var (
-			total, completed, retrying, parked int
-			generated                          int64
+			total, completed, retrying, parked, cancelled int
+			generated                                     int64
+			tail                                          statusTail
 		)
-		p, err := scanPromotion(rows, &total, &generated, &completed, &retrying, &parked)
+		p, err := scanPromotion(rows, append([]any{&total, &generated, &completed, &retrying, &parked, &cancelled},
+			tail.dest()...)...)
 		if err != nil {
 			return nil, fmt.Errorf("list promotions: %w", err)
 		}
-		list = append(list, contract.ListedStatus(p, total, generated, completed, retrying, parked))
+		st := contract.ListedStatus(p, total, generated, completed, retrying, parked, cancelled)
+		if err := tail.apply(&st); err != nil {
+			return nil, fmt.Errorf("list promotions: %w", err)
+		}
+		list = append(list, st)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)

@@ -16,7 +16,7 @@ RETURNING next - ?2`
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at`
 
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions WHERE idempotency_key = ?`
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = ?`
 
 	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -33,6 +33,15 @@ SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 	qInsertCode = `INSERT INTO codes (code, promotion_id) VALUES (?, ?)`
 
 	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = ?`
+
+	// qPromotionStatus adds what a status needs beyond promotionCols and the
+	// progress: the switch, the deletion, the totals as of the last rollup
+	// (no promotion_totals row: nothing counted yet).
+	qPromotionStatus = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.active, p.delete_requested_at, p.deleted_at,
+	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
+FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`
 
 	qProgress = `SELECT count(*),
 	coalesce(sum(done), 0),
@@ -121,28 +130,40 @@ func qInsertCodes(n int) string {
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // ?1 the cursor (ids below it; 0 = from the newest), ?2 a name fragment
-// (empty = any), ?3 a status (empty = any), ?4 the page size. The status CASE is
-// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
-const qListPromotions = `SELECT id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at, total, generated, completed, retrying, parked
+// (empty = any), ?3 a status (empty = any), ?4 the page size, ?5 the active
+// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The status
+// CASE is promo.PromotionStatus.Status in SQL, branch for branch: the
+// deletion first, then the generation (a vanity promotion is complete).
+const qListPromotions = `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
+	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at,
+	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
+	l.active, l.delete_requested_at, l.deleted_at,
+	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM (
 	SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code, p.per_user_limit,
 		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+		p.active, p.delete_requested_at, p.deleted_at,
 		count(b.batch_no) AS total,
 		coalesce(sum(b.done), 0) AS generated,
 		coalesce(sum(b.done = b.code_count), 0) AS completed,
 		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
-		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked
+		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked,
+		coalesce(sum(b.state = 'cancelled' AND b.done < b.code_count), 0) AS cancelled
 	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
 	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
+		AND (?5 = 0 OR p.active = (?5 = 1))
 	GROUP BY p.id
 ) l
+LEFT JOIN promotion_totals t ON t.promotion_id = l.id
 WHERE ?3 = '' OR ?3 = CASE
-	WHEN kind = 'vanity' OR generated >= code_count THEN 'completed'
-	WHEN parked > 0 THEN 'failed'
-	WHEN generated > 0 THEN 'generating'
+	WHEN l.deleted_at IS NOT NULL THEN 'deleted'
+	WHEN l.delete_requested_at IS NOT NULL THEN 'deleting'
+	WHEN l.kind = 'vanity' OR l.generated >= l.code_count THEN 'completed'
+	WHEN l.cancelled > 0 THEN 'cancelled'
+	WHEN l.parked > 0 THEN 'failed'
+	WHEN l.generated > 0 THEN 'generating'
 	ELSE 'pending' END
-ORDER BY id DESC LIMIT ?4`
+ORDER BY l.id DESC LIMIT ?4`
 
 // qOldestUnpublished is the creation time of the promotion of the oldest
 // unpublished batch (ids grow with time), through the partial index.

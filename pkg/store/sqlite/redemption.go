@@ -249,9 +249,13 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) error {
-	_, err := t.q.ExecContext(ctx, qReleaseCode, code)
-	return err
+func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+	var used int
+	err := t.q.QueryRowContext(ctx, qReleaseCode, code).Scan(&used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return used, err == nil, err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {

@@ -64,7 +64,7 @@ RETURNING ` + redemptionCols
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = ?`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0`
+	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0 RETURNING used`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = ? AND user_id = ? AND used > 0`
 
@@ -92,6 +92,22 @@ WHERE id > ? ORDER BY id LIMIT ?`
 
 	qSetActive = `UPDATE promotions SET active = ?2 WHERE id = ?1`
 
+	// qPruneEvents: published before ?1 and counted by the totals rollup
+	// (an uncounted event is still owed to the totals).
 	qPruneEvents = `DELETE FROM events WHERE seq IN (
-	SELECT seq FROM events WHERE published_at < ?1 ORDER BY seq LIMIT ?2)`
+	SELECT seq FROM events WHERE published_at < ?1 AND counted_at IS NOT NULL ORDER BY seq LIMIT ?2)`
+
+	// qClaimUncounted marks up to ?1 of the oldest uncounted events counted
+	// at ?2 and returns them (the partial index events_uncounted serves the
+	// scan). The store's one write connection makes the rollup transaction
+	// the only writer: no other roller can take the same events.
+	qClaimUncounted = `UPDATE events SET counted_at = ?2
+WHERE seq IN (SELECT seq FROM events WHERE counted_at IS NULL ORDER BY seq LIMIT ?1)
+RETURNING seq, stream, payload, created_at`
+
+	qAddTotals = `INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.redemptions,
+	codes_redeemed = codes_redeemed + excluded.codes_redeemed,
+	rolled_back = rolled_back + excluded.rolled_back, updated_at = excluded.updated_at`
 )

@@ -158,6 +158,8 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
 		"qSetActive": qSetActive, "qClaimPendingBatches": qClaimPendingBatches,
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
+		"qPromotionStatus": qPromotionStatus, "qListPromotions": qListPromotions, "qClaimUncounted": qClaimUncounted,
+		"qAddTotals": qAddTotals, "qPruneEvents": qPruneEvents,
 	} {
 		seen := map[int]bool{}
 		hi := 0
@@ -190,7 +192,8 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 // is undefined); the codes fallback takes no HOLDLOCK range locks.
 func TestStatementShapes(t *testing.T) {
 	for name, q := range map[string]string{"qReserve": qReserve, "qInsertPromotion": qInsertPromotion,
-		"qAdvance": qAdvance, "qClaimPendingBatches": qClaimPendingBatches} {
+		"qAdvance": qAdvance, "qClaimPendingBatches": qClaimPendingBatches, "qClaimUncounted": qClaimUncounted,
+		"qReleaseCode": qReleaseCode} {
 		if !strings.Contains(q, "OUTPUT") || !strings.Contains(q, " INTO @t") {
 			t.Errorf("%s: OUTPUT without INTO:\n%s", name, q)
 		}

@@ -44,7 +44,7 @@ SELECT n FROM @t;`
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
 	// index so that the optimizer matches it whatever it infers from @p1.
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash FROM promotions
+	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
 WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
 
 	qInsertPromotion = `DECLARE @t TABLE (id bigint);
@@ -78,6 +78,17 @@ FROM g`
 	qInsertCode = `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`
 
 	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = @p1`
+
+	// statusCols are what a status needs beyond the promotion's columns and
+	// its progress: the switch, the deletion, the totals as of the last
+	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
+	// nothing counted yet).
+	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
+	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
+
+	qPromotionStatus = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
+FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`
 
 	qProgress = `SELECT COUNT(*),
 	COALESCE(SUM(done), 0),
@@ -237,30 +248,39 @@ func qMarkPublished(n int) string {
 
 // qListPromotions is a page of promotions with their progress, newest first:
 // @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
-// (empty = any), @p3 a status (empty = any), @p4 the page size. The applied
-// aggregate runs per promotion, so an unfiltered page walks the clustered
-// key backwards and stops after @p4 rows. The status CASE is
-// promo.PromotionStatus.Status in SQL (a vanity promotion is complete).
+// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
+// active filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The
+// applied aggregate runs per promotion, so an unfiltered page walks the
+// clustered key backwards and stops after @p4 rows; the totals are one
+// primary-key look-up per row. The status CASE is
+// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
+// then the generation (a vanity promotion is complete).
 const qListPromotions = `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
 	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.total, b.generated, b.completed, b.retrying, b.parked
+	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
 CROSS APPLY (
 	SELECT COUNT(*) AS total,
 		COALESCE(SUM(CAST(done AS bigint)), 0) AS generated,
 		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
 		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
-		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked
+		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked,
+		COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0) AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
 CROSS APPLY (SELECT CASE
+	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
+	WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
 	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+	WHEN b.cancelled > 0 THEN 'cancelled'
 	WHEN b.parked > 0 THEN 'failed'
 	WHEN b.generated > 0 THEN 'generating'
 	ELSE 'pending' END AS status) s
+LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
+	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
 ORDER BY p.id DESC`
 
 // qOldestUnpublished is the creation time of the promotion of the oldest

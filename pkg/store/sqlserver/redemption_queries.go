@@ -79,7 +79,11 @@ SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`
+	// qReleaseCode returns the code's uses after the release (no row: the
+	// code is gone, or had no use to give back).
+	qReleaseCode = `DECLARE @t TABLE (used int);
+UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND used > 0;
+SELECT used FROM @t;`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`
 
@@ -108,5 +112,33 @@ WHERE id > @p1 ORDER BY id`
 
 	qSetActive = `UPDATE promotions SET active = @p2 WHERE id = @p1`
 
-	qPruneEvents = `DELETE TOP (@p2) FROM events WHERE published_at < @p1`
+	// qPruneEvents: published before @p1 and counted by the totals rollup
+	// (an uncounted event is still owed to the totals).
+	qPruneEvents = `DELETE TOP (@p2) FROM events WHERE published_at < @p1 AND counted_at IS NOT NULL`
+
+	// qClaimUncounted marks up to @p1 of the oldest uncounted events counted
+	// at @p2 and returns them; the caller adds them to promotion_totals in
+	// the same transaction. READPAST skips rows another roller (or a
+	// redemption that has not committed) holds, UPDLOCK keeps two rollers
+	// from taking the same row, and the UPDATE re-checks counted_at IS NULL
+	// on the latest committed row under its lock. The filtered index
+	// events_uncounted serves the scan.
+	qClaimUncounted = `DECLARE @t TABLE (seq bigint, stream varchar(64), payload nvarchar(max), created_at datetime2(6));
+WITH c AS (
+	SELECT TOP (@p1) seq, stream, payload, created_at, counted_at FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE counted_at IS NULL ORDER BY seq)
+UPDATE c SET counted_at = @p2 OUTPUT inserted.seq, inserted.stream, inserted.payload, inserted.created_at INTO @t;
+SELECT seq, stream, payload, created_at FROM @t ORDER BY seq;`
+
+	// qAddTotals adds one promotion's delta: update-or-insert without MERGE.
+	// UPDLOCK and SERIALIZABLE on the UPDATE lock the key (or, for a new
+	// promotion, its key range) to the end of the transaction, so a
+	// concurrent roller cannot insert the same row in between.
+	qAddTotals = `UPDATE promotion_totals WITH (UPDLOCK, SERIALIZABLE)
+SET redemptions = redemptions + @p2, codes_redeemed = codes_redeemed + @p3, rolled_back = rolled_back + @p4,
+	updated_at = @p5
+WHERE promotion_id = @p1;
+IF @@ROWCOUNT = 0
+	INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+	VALUES (@p1, @p2, @p3, @p4, @p5);`
 )

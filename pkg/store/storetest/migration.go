@@ -13,6 +13,8 @@ import (
 type MigrationDB struct {
 	// MigrateTo applies the migrations up to version; 0 applies all.
 	MigrateTo func(ctx context.Context, version int64) error
+	// MigrateDownTo rolls back the migrations above version.
+	MigrateDownTo func(ctx context.Context, version int64) error
 	// Exec runs one statement.
 	Exec func(ctx context.Context, query string) error
 	// Rows runs a query of text columns and returns its rows.
@@ -170,4 +172,69 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 			t.Errorf("codes after the migration: %q, want %q", got, want)
 		}
 	})
+}
+
+// RunTotalsMigration checks migration 00008 (promotion totals): on a
+// database at version 7 holding redemptions (some rolled back, two on one
+// code) and outbox events, migrating up backfills promotion_totals from the
+// audit trail and marks every existing event counted (so that the rollup
+// does not count them again); migrating down removes the table and the
+// column and keeps the events; up again gives the same totals.
+func RunTotalsMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
+	ctx := context.Background()
+	db := open(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(db.MigrateTo(ctx, 7))
+	must(db.Exec(ctx, oldPromotions))
+	must(db.Exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
+		SELECT r.id, p.id, r.code, r.user_id, '2026-01-02T00:00:00', 0 FROM promotions p JOIN (
+		          SELECT 'r1' AS id, 'winter' AS name, 'WNTR7KQ2M9XDP3X' AS code, 'u1' AS user_id
+		UNION ALL SELECT 'r2', 'winter', 'WNTR7KQ2M9XDP3X', 'u2'
+		UNION ALL SELECT 'r3', 'winter', 'WNTR22M5H4HJVDA', 'u3'
+		UNION ALL SELECT 'r4', 'vanity', 'MEGADETH21', 'u1'
+		UNION ALL SELECT 'r5', 'vanity', 'MEGADETH21', 'u2') r ON r.name = p.name`))
+	must(db.Exec(ctx, `UPDATE redemptions SET rolled_back_at = '2026-01-03T00:00:00' WHERE id IN ('r3', 'r5')`))
+	must(db.Exec(ctx, `INSERT INTO events (stream, event_key, payload, created_at) VALUES
+		('redemptions', '1', '{"v":1,"type":"redemption.created","promotionId":"1"}', '2026-01-02T00:00:00'),
+		('redemptions', '1', '{"v":1,"type":"promotion.updated","promotionId":"1"}', '2026-01-02T00:00:00')`))
+
+	totals := `SELECT p.name, CAST(t.redemptions AS varchar(20)), CAST(t.codes_redeemed AS varchar(20)),
+		CAST(t.rolled_back AS varchar(20)) FROM promotion_totals t JOIN promotions p ON p.id = t.promotion_id`
+	want := []string{"vanity 1 1 1", "winter 2 1 1"}
+	check := func(when string) {
+		t.Helper()
+		got, err := db.strings(ctx, totals)
+		must(err)
+		if !slices.Equal(got, want) {
+			t.Errorf("promotion_totals %s: %q, want %q (live redemptions, codes with one, rolled back)", when, got, want)
+		}
+		got, err = db.strings(ctx, `SELECT CAST(count(*) AS varchar(20)) FROM events WHERE counted_at IS NULL`)
+		must(err)
+		if !slices.Equal(got, []string{"0"}) {
+			t.Errorf("uncounted events %s: %q, want none (the backfill counted them)", when, got)
+		}
+	}
+	must(db.MigrateTo(ctx, 8))
+	check("after migrating up")
+
+	must(db.MigrateDownTo(ctx, 7))
+	if _, err := db.strings(ctx, `SELECT promotion_id FROM promotion_totals`); err == nil {
+		t.Error("promotion_totals exists after migrating down")
+	}
+	if _, err := db.strings(ctx, `SELECT counted_at FROM events`); err == nil {
+		t.Error("events.counted_at exists after migrating down")
+	}
+	got, err := db.strings(ctx, `SELECT CAST(count(*) AS varchar(20)) FROM events`)
+	must(err)
+	if !slices.Equal(got, []string{"2"}) {
+		t.Errorf("events after migrating down: %q, want the 2 kept", got)
+	}
+
+	must(db.MigrateTo(ctx, 8))
+	check("after migrating up again")
 }

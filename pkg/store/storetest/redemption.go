@@ -555,6 +555,11 @@ func testEventOutbox(t *testing.T, h *harness) {
 		mine[1].Redemption.RolledBackAt == nil || mine[0].V != 1 || mine[0].EventID == "" {
 		t.Fatalf("this promotion's events = %+v; want its redemption then its rollback", mine)
 	}
+	// codeUses: the code's live uses after each change (the totals rollup's
+	// codes redeemed: 0 → 1 on the redemption, back to 0 on the rollback).
+	if mine[0].CodeUses == nil || *mine[0].CodeUses != 1 || mine[1].CodeUses == nil || *mine[1].CodeUses != 0 {
+		t.Errorf("codeUses of the redemption and rollback events = %v, %v; want 1, 0", mine[0].CodeUses, mine[1].CodeUses)
+	}
 
 	// A claimed event is leased: another publisher does not get it until the
 	// lease ends, and a published one never comes back.

@@ -49,6 +49,7 @@ type Store interface {
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 	ReservationStore
 	LifecycleStore
+	TotalsStore
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -101,6 +102,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	}
 	tests = append(tests, reservationTests...)
 	tests = append(tests, lifecycleTests...)
+	tests = append(tests, totalsTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

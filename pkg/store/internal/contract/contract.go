@@ -228,7 +228,7 @@ func ListLimit(n int) int {
 // CheckListFilter validates a list filter before any database work.
 func CheckListFilter(f promo.ListFilter) error {
 	if f.Status != "" && !promo.ValidStatus(f.Status) {
-		return promo.FieldErrorf("status", "must be one of pending, generating, completed, failed; got %q", f.Status)
+		return promo.FieldErrorf("status", "must be one of %s; got %q", promo.StatusList(), f.Status)
 	}
 	if f.Before < 0 {
 		return promo.FieldErrorf("cursor", "is not a cursor of this list")
@@ -238,13 +238,55 @@ func CheckListFilter(f promo.ListFilter) error {
 
 // ListedStatus completes one row of a promotion list: the promotion and the
 // progress columns its dialect's list query returned after it.
-func ListedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked int) promo.PromotionStatus {
+func ListedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked, cancelled int) promo.PromotionStatus {
 	st, _ := Status(p, func(dst ...any) error {
-		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int) =
-			total, generated, completed, retrying, parked
+		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int), *dst[5].(*int) =
+			total, generated, completed, retrying, parked, cancelled
 		return nil
 	})
 	return st
+}
+
+// ActiveFilter encodes ListFilter.Active for the list queries: 0 any, 1
+// active only, 2 inactive only (one integer parameter in every dialect).
+func ActiveFilter(a *bool) int {
+	switch {
+	case a == nil:
+		return 0
+	case *a:
+		return 1
+	}
+	return 2
+}
+
+// DefaultRollupBatch bounds one rollup transaction when the caller passes 0.
+const DefaultRollupBatch = 1000
+
+// RollUp is one rollup transaction after its claim: claimed are the events
+// the dialect's statement just marked counted (under its lock: FOR UPDATE
+// SKIP LOCKED, UPDLOCK/READPAST, or SQLite's single writer); add writes the
+// per-promotion deltas in the same transaction. The caller commits, so the
+// mark and the totals land together or not at all: exact with any number of
+// rollers and across crashes.
+func RollUp(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
+	b := promo.RollupBatch{Events: len(claimed)}
+	if len(claimed) == 0 {
+		return b, nil
+	}
+	b.Oldest = claimed[0].CreatedAt
+	for _, ev := range claimed {
+		if ev.CreatedAt.Before(b.Oldest) {
+			b.Oldest = ev.CreatedAt
+		}
+	}
+	deltas, bad := promo.TallyEvents(claimed)
+	b.Undecodable = bad
+	if len(deltas) > 0 {
+		if err := add(deltas); err != nil {
+			return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
+		}
+	}
+	return b, nil
 }
 
 // CheckBucket validates a stats bucket ("" means hour).

@@ -47,7 +47,9 @@ type RedemptionTx interface {
 	// Redemption reads one audit row.
 	Redemption(ctx context.Context, id string) (r promo.Redemption, found bool, err error)
 	// ReleaseCode and ReleaseAllowance give one use back (never below 0).
-	ReleaseCode(ctx context.Context, code string) error
+	// ReleaseCode returns the code's uses after it; ok is false when it
+	// matched no row (the code was purged, or had no use to give back).
+	ReleaseCode(ctx context.Context, code string) (used int, ok bool, err error)
 	ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error
 	// InsertEvent writes an outbox row.
 	InsertEvent(ctx context.Context, ev promo.OutboxEvent) error
@@ -110,7 +112,7 @@ func redeem(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
 		UsesLeft: left, IdempotencyKey: req.IdempotencyKey}
-	if err := insertRedemption(ctx, tx, r, req.EventID); err != nil {
+	if err := insertRedemption(ctx, tx, r, req.EventID, u.Used); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r}, nil
@@ -195,9 +197,11 @@ func refusal(ctx context.Context, tx RedemptionTx, code string, now time.Time) (
 	return reason, st.Promotion.ID, nil
 }
 
-// insertRedemption writes the audit row and its redemption.created event.
-func insertRedemption(ctx context.Context, tx RedemptionTx, r promo.Redemption, eventID string) error {
-	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r)
+// insertRedemption writes the audit row and its redemption.created event;
+// codeUses is the code's uses after this one (UseCode's count), which the
+// totals rollup needs to count codes redeemed.
+func insertRedemption(ctx context.Context, tx RedemptionTx, r promo.Redemption, eventID string, codeUses int) error {
+	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &codeUses)
 	if err != nil {
 		return fmt.Errorf("encode redemption event: %w", err)
 	}
@@ -250,13 +254,18 @@ func Rollback(ctx context.Context, tx RedemptionTx, req promo.RollbackRequest) (
 		}
 		return r, true, nil
 	}
-	if err := tx.ReleaseCode(ctx, r.Code); err != nil {
+	used, found, err := tx.ReleaseCode(ctx, r.Code)
+	if err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release code use: %w", err)
+	}
+	var codeUses *int
+	if found {
+		codeUses = &used
 	}
 	if err := tx.ReleaseAllowance(ctx, r.PromotionID, r.UserID); err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release user allowance: %w", err)
 	}
-	payload, err := promo.NewRedemptionEvent(promo.EventRolledBack, req.EventID, now, r)
+	payload, err := promo.NewRedemptionEvent(promo.EventRolledBack, req.EventID, now, r, codeUses)
 	if err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("encode rollback event: %w", err)
 	}

@@ -193,7 +193,7 @@ func Confirm(ctx context.Context, tx RedemptionTx, req promo.ConfirmRequest) (pr
 	red := promo.Redemption{ID: req.RedemptionID, Code: r.Code, PromotionID: u.PromotionID, UserID: r.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
 		UsesLeft: left}
-	if err := insertRedemption(ctx, tx, red, req.EventID); err != nil {
+	if err := insertRedemption(ctx, tx, red, req.EventID, u.Used); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
 	return promo.ConfirmOutcome{Redemption: red}, nil
