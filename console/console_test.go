@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -63,14 +64,21 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 	if err != nil {
 		t.Fatal(err)
 	}
+	// And the totals roller (the list's redeemed counts), polling quickly.
+	roller := redemption.NewRoller(st, 20*time.Millisecond, nil, log)
 	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{})
+	ran := make(chan struct{}, 2)
 	go func() {
-		defer close(ran)
+		defer func() { ran <- struct{}{} }()
 		_ = svc.Run(rctx)
+	}()
+	go func() {
+		defer func() { ran <- struct{}{} }()
+		_ = roller.Run(rctx)
 	}()
 	t.Cleanup(func() {
 		stop()
+		<-ran
 		<-ran
 		svc.Close()
 	})

@@ -47,43 +47,18 @@ func (a auditEntry) DetailText() string {
 	return string(a.Detail)
 }
 
-// activeFromAudit reads a promotion's active flag from its audit log
-// (newest first): the newest change of the flag decides, a deletion request
-// switches it off, and a promotion is created active. ok is false when the
-// page of entries does not decide (more entries than one page).
-//
-// GET /v1/promotions/{id} does not report "active" yet; when it does, the
-// page uses that field and this is only a fallback.
-func activeFromAudit(entries []auditEntry, complete bool) (active, ok bool) {
-	for _, e := range entries {
-		switch e.Action {
-		case promo.ActionDeleteRequested, "promotion.deleted", "promotion.purged":
-			return false, true
-		case promo.ActionPromotionUpdated:
-			var change struct {
-				Active *bool `json:"active"`
-			}
-			if json.Unmarshal(e.Detail, &change) == nil && change.Active != nil {
-				return *change.Active, true
-			}
-		}
-	}
-	return true, complete
-}
-
-const auditPage = 100
+const auditPage = 10 // the entries the page shows
 
 // audit reads the newest page of a promotion's audit log.
-func (c *Console) audit(r *http.Request, id string) ([]auditEntry, bool, error) {
+func (c *Console) audit(r *http.Request, id string) ([]auditEntry, error) {
 	var page struct {
 		Entries []auditEntry `json:"entries"`
-		Next    string       `json:"next"`
 	}
 	res := c.callAPI(r, http.MethodGet, "/v1/promotions/"+id+"/audit?limit="+strconv.Itoa(auditPage), nil, nil)
 	if err := decodeAPI(res, http.StatusOK, &page); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return page.Entries, page.Next == "", nil
+	return page.Entries, nil
 }
 
 // setFlash leaves a message for the session's next page.

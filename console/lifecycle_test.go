@@ -263,8 +263,7 @@ func TestLifecycleFormsNeedTheCSRFToken(t *testing.T) {
 	}
 }
 
-// When the API's status view reports "active", the page shows it as given
-// (the audit log is only the fallback for an API that does not).
+// The page shows the active flag as the API's status view reports it.
 func TestActiveFlagFromTheStatusViewWins(t *testing.T) {
 	s := newSiteWith(t, true, true, func(api http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -288,5 +287,64 @@ func TestActiveFlagFromTheStatusViewWins(t *testing.T) {
 	_, page := s.get("/console/promotions/" + id)
 	if !strings.Contains(page, `class="st st-inactive"`) || !strings.Contains(page, `id="reactivate"`) || strings.Contains(page, `id="deactivate"`) {
 		t.Errorf("status view says active=false; the page does not show inactive with reactivate only:\n%.2500s", page)
+	}
+}
+
+// The list shows each promotion's redeemed codes (and uses, when a code is
+// used more than once) from the totals rollup, and filters by the active flag.
+func TestListShowsRedeemedAndFiltersByActive(t *testing.T) {
+	s := newSite(t, true, true)
+	multi := s.createPromotion(`{"name":"multi use","code":"MULTIUSE42","maxUsagePerCode":10,"perUserLimit":0}`)
+	single := s.createPromotion(`{"name":"single use","code":"SINGLEUSE42"}`)
+	for i := range 3 {
+		if status, reason := s.redeem("multiuse42", fmt.Sprintf("m%d", i)); status != http.StatusCreated {
+			t.Fatalf("redeem MULTIUSE42 = %d %s", status, reason)
+		}
+	}
+	cell := func(page, id string) string {
+		i := strings.Index(page, `<tr data-id="`+id+`"`)
+		if i < 0 {
+			t.Fatalf("list lacks promotion %s:\n%.2000s", id, page)
+		}
+		row := page[i:]
+		row = row[:strings.Index(row, "</tr>")]
+		j := strings.Index(row, `class="num redeemed">`)
+		if j < 0 {
+			t.Fatalf("row of %s has no redeemed cell: %s", id, row)
+		}
+		c := row[j+len(`class="num redeemed">`):]
+		return c[:strings.Index(c, "</td>")]
+	}
+	want := `1 <span class="muted">(3 uses)</span>`
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, page := s.get("/console/")
+		got := cell(page, multi)
+		if got == want {
+			if c := cell(page, single); c != "0" {
+				t.Errorf("unredeemed promotion's cell = %q, want 0", c)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redeemed cell = %q, want %q (totals rollup)", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.actOK(single, "active", url.Values{"active": {"false"}}, "Deactivated")
+	_, page := s.get("/console/?active=false")
+	if !strings.Contains(page, `data-id="`+single+`"`) || strings.Contains(page, `data-id="`+multi+`"`) {
+		t.Errorf("active=false does not list exactly the deactivated promotion:\n%.2000s", page)
+	}
+	if !strings.Contains(page, `<option value="false" selected>`) {
+		t.Errorf("the active filter does not show its choice")
+	}
+	_, page = s.get("/console/?active=true")
+	if strings.Contains(page, `data-id="`+single+`"`) || !strings.Contains(page, `data-id="`+multi+`"`) {
+		t.Errorf("active=true does not list exactly the active promotion")
+	}
+	_, page = s.get("/console/?status=deleting")
+	if !strings.Contains(page, `<option selected>deleting</option>`) || strings.Contains(page, `data-id="`) {
+		t.Errorf("status=deleting: not selected, or lists promotions that are not being deleted")
 	}
 }

@@ -118,10 +118,12 @@ type promotionView struct {
 	Summary         string        `json:"summary"`
 	Format          *promo.Format `json:"format"`
 	Code            string        `json:"code"`
-	// Active is nil while the API's status view does not report it.
-	Active   *bool         `json:"active"`
-	TopUps   []promo.TopUp `json:"topups"`
-	Deletion *deletion     `json:"deletion"`
+	// Active is nil only from an API that does not report it (before 00008).
+	Active        *bool         `json:"active"`
+	Redemptions   int64         `json:"redemptions"`   // as of the last rollup
+	CodesRedeemed int64         `json:"codesRedeemed"` // as of the last rollup
+	TopUps        []promo.TopUp `json:"topups"`
+	Deletion      *deletion     `json:"deletion"`
 }
 
 type batchCounts struct {
@@ -137,12 +139,13 @@ type listData struct {
 	Query      url.Values
 	Status     string
 	Name       string
+	Active     string // "", "true" or "false"
 }
 
 func (c *Console) fetchList(r *http.Request) (listData, error) {
 	q := url.Values{}
 	in := r.URL.Query()
-	for _, k := range []string{"status", "name", "cursor"} {
+	for _, k := range []string{"status", "name", "active", "cursor"} {
 		if v := strings.TrimSpace(in.Get(k)); v != "" {
 			q.Set(k, v)
 		}
@@ -156,7 +159,7 @@ func (c *Console) fetchList(r *http.Request) (listData, error) {
 	}{&d.Items, &d.NextCursor}); err != nil {
 		return d, err
 	}
-	d.Query, d.Status, d.Name = q, q.Get("status"), q.Get("name")
+	d.Query, d.Status, d.Name, d.Active = q, q.Get("status"), q.Get("name"), q.Get("active")
 	return d, nil
 }
 
@@ -177,10 +180,12 @@ func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	// The statuses the API's list filters by (cancelled, deleting and deleted
-	// promotions are listed, but not selectable).
-	c.render(w, r, "list", map[string]any{"L": d, "Statuses": []string{"pending", "generating", "completed", "failed"}})
+	c.render(w, r, "list", map[string]any{"L": d, "Statuses": listStatuses})
 }
+
+// listStatuses are the statuses the API's list filters by (every status).
+var listStatuses = []promo.Status{promo.StatusPending, promo.StatusGenerating, promo.StatusCompleted, promo.StatusFailed,
+	promo.StatusCancelled, promo.StatusDeleting, promo.StatusDeleted}
 
 func (c *Console) listRows(w http.ResponseWriter, r *http.Request) {
 	d, err := c.fetchList(r)
@@ -236,18 +241,13 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
 		}
 	}
-	if entries, complete, err := c.audit(r, p.ID); err == nil {
+	if entries, err := c.audit(r, p.ID); err == nil {
 		data["Audit"] = entries[:min(len(entries), 10)]
-		if p.Active == nil {
-			if active, ok := activeFromAudit(entries, complete); ok {
-				data["Active"], data["ActiveFrom"] = active, "audit"
-			}
-		}
 	} else {
 		data["AuditError"] = err.Error()
 	}
 	if p.Active != nil {
-		data["Active"], data["ActiveFrom"] = *p.Active, "status"
+		data["Active"] = *p.Active
 	}
 	bucket := "hour"
 	if r.URL.Query().Get("bucket") == "day" {

@@ -29,7 +29,8 @@ type RollupStore interface {
 // replicas, a crash at any point, or a broker outage (the roller does not
 // need Kafka) neither lose nor double an event. The totals trail the audit
 // trail by the time between a commit and the next pass: Interval (250ms) or
-// less, as a committed change wakes it (Notify).
+// less. The API process does not wake it per redemption (Notify is for
+// callers that want a pass now), so a burst costs four passes a second.
 type Roller struct {
 	store    RollupStore
 	interval time.Duration
