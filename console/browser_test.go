@@ -247,6 +247,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := attr("#chart rect.bar", "data-n"); n != strconv.Itoa(redeemed) {
 		t.Errorf("chart bar holds %s redemptions, want %d", n, redeemed)
 	}
+	// The list's redeemed column follows too (the totals rollup of the real
+	// binary, polled every 250 ms; the list refreshes itself every 2 s).
+	run("list counts redemptions", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(css("#rows td.redeemed")))
+	cell := "#rows tr[data-id='" + promoID + "'] td.redeemed"
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		got := text(cell)
+		if got == strconv.Itoa(redeemed) {
+			run("list redeemed shot", shot("05c-list-redeemed"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("list shows %q codes redeemed, want %d", got, redeemed)
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 
 	// The lifecycle from the page. Deactivate: a redemption through the API
 	// is refused (410 deactivated); reactivate: it succeeds.
