@@ -113,8 +113,20 @@ func BenchmarkCeilingAlongside(b *testing.B) {
 	schema := pgx.Identifier{schemaName}.Sanitize()
 	data := renderRows(b, conn, schema, int64(promotion), cfg.chunk)
 	cfg.n = len(data.codes) / data.codeLen
+	// The ceiling's table lives in a schema of its own: the pipeline run
+	// drops its schema when it ends, which may be before this load ends.
+	own := schemaName + "_alongside"
+	ownSQL := pgx.Identifier{own}.Sanitize()
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+ownSQL); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+ownSQL+" CASCADE"); err != nil {
+			b.Error(err)
+		}
+	}()
 	load := loadAvg()
-	ph := copyCeiling(b, dsn, conn, schemaName, fmt.Sprintf(`CREATE TABLE %s.`+ceilingTable+` (code text COLLATE "C" PRIMARY KEY, promotion_id bigint NOT NULL, used integer NOT NULL DEFAULT 0)`, schema), data, cfg)
+	ph := copyCeiling(b, dsn, conn, own, fmt.Sprintf(`CREATE TABLE %s.`+ceilingTable+` (code text COLLATE "C" PRIMARY KEY, promotion_id bigint NOT NULL, used integer NOT NULL DEFAULT 0)`, ownSQL), data, cfg)
 	fmt.Printf("ceiling alongside (load at start %s): %s rows in %s = %.0f rows/s; WAL %.0f B/row, %.1f FPI/1k rows, %d checkpoints\ncurve: %s\n",
 		load, thousands(uint64(cfg.n)), ph.took.Round(time.Millisecond), rate(cfg.n, ph.took),
 		float64(ph.wal.bytes)/float64(cfg.n), 1000*float64(ph.wal.fpi)/float64(cfg.n), ph.wal.checkpoints, fmtRates(ph.windows))
