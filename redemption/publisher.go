@@ -30,12 +30,11 @@ type Producer interface {
 // eventId); the lease keeps another API replica's publisher off the rows in
 // the normal case. Failures back off exponentially up to MaxBackoff.
 type Publisher struct {
-	store    EventStore
-	prod     Producer
-	topics   map[string]string // outbox stream → topic
-	interval time.Duration
-	log      *zap.Logger
-	wake     chan struct{}
+	store  EventStore
+	prod   Producer
+	topics map[string]string // outbox stream → topic
+	log    *zap.Logger
+	poll   poller
 }
 
 // Publisher defaults. Published events are kept for EventRetention (for
@@ -55,23 +54,18 @@ func NewPublisher(store EventStore, prod Producer, topic string, interval time.D
 	if interval <= 0 {
 		interval = time.Second
 	}
-	return &Publisher{store: store, prod: prod, topics: map[string]string{promo.StreamRedemptions: topic},
-		interval: interval, log: log, wake: make(chan struct{}, 1)}
+	return &Publisher{store: store, prod: prod, topics: map[string]string{promo.StreamRedemptions: topic}, log: log,
+		poll: newPoller(interval, log, "redemption event publish failed; backing off", "redemption events publishing again", false)}
 }
 
 // Notify asks the publisher to look for new rows now.
-func (p *Publisher) Notify() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
+func (p *Publisher) Notify() { p.poll.notify() }
 
-// Run publishes until ctx ends.
+// Run publishes until ctx ends; every pruneEvery it also prunes what was
+// published more than EventRetention ago.
 func (p *Publisher) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
 	var lastPrune time.Time
-	for {
+	return p.poll.run(ctx, func(ctx context.Context) error {
 		if time.Since(lastPrune) >= pruneEvery {
 			lastPrune = time.Now()
 			if n, err := p.Prune(ctx, lastPrune.Add(-EventRetention)); err != nil && ctx.Err() == nil {
@@ -81,40 +75,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 			}
 		}
 		_, err := p.Drain(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			if backoff == 0 {
-				p.log.Error("redemption event publish failed; backing off", zap.Error(err))
-				backoff = p.interval
-			} else {
-				backoff = min(2*backoff, MaxBackoff)
-			}
-		case backoff != 0:
-			p.log.Info("redemption events publishing again")
-			backoff = 0
-		}
-		wait := p.interval
-		if backoff != 0 {
-			wait = backoff
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-p.wake:
-			if backoff != 0 { // failing: a wake-up does not shorten the back-off
-				select {
-				case <-ctx.Done():
-				case <-t.C:
-				}
-			}
-		case <-t.C:
-		}
-		t.Stop()
-	}
+		return err
+	})
 }
 
 // Prune deletes the events published before before, a page per

@@ -32,12 +32,11 @@ type RollupStore interface {
 // less. The API process does not wake it per redemption (Notify is for
 // callers that want a pass now), so a burst costs four passes a second.
 type Roller struct {
-	store    RollupStore
-	interval time.Duration
-	log      *zap.Logger
-	wake     chan struct{}
-	lag      prometheus.Gauge
-	counted  prometheus.Counter
+	store   RollupStore
+	log     *zap.Logger
+	poll    poller
+	lag     prometheus.Gauge
+	counted prometheus.Counter
 }
 
 // Roller defaults.
@@ -52,7 +51,8 @@ func NewRoller(store RollupStore, interval time.Duration, reg prometheus.Registe
 	if interval <= 0 {
 		interval = RollupInterval
 	}
-	r := &Roller{store: store, interval: interval, log: log, wake: make(chan struct{}, 1),
+	r := &Roller{store: store, log: log,
+		poll: newPoller(interval, log, "counting redemption totals failed; backing off", "counting redemption totals again", true),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_totals_rollup_lag_seconds",
 			Help: "Age of the oldest outbox event counted by the last totals rollup pass that found any (0 when none was waiting): how far promotion totals trail the audit trail."}),
 		counted: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_totals_rollup_events_total",
@@ -65,53 +65,15 @@ func NewRoller(store RollupStore, interval time.Duration, reg prometheus.Registe
 }
 
 // Notify asks the roller to count new events now.
-func (r *Roller) Notify() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
+func (r *Roller) Notify() { r.poll.notify() }
 
 // Run counts events until ctx ends. A failing database is retried with
 // back-off up to MaxBackoff; the roller never stops the process.
 func (r *Roller) Run(ctx context.Context) error {
-	backoff := time.Duration(0)
-	for {
+	return r.poll.run(ctx, func(ctx context.Context) error {
 		_, err := r.Drain(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case err != nil:
-			if backoff == 0 {
-				r.log.Warn("counting redemption totals failed; backing off", zap.Error(err))
-				backoff = r.interval
-			} else {
-				backoff = min(2*backoff, MaxBackoff)
-			}
-		case backoff != 0:
-			r.log.Info("counting redemption totals again")
-			backoff = 0
-		}
-		wait := r.interval
-		if backoff != 0 {
-			wait = backoff
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-r.wake:
-			if backoff != 0 {
-				select {
-				case <-ctx.Done():
-				case <-t.C:
-				}
-			}
-		case <-t.C:
-		}
-		t.Stop()
-	}
+		return err
+	})
 }
 
 // Drain counts every event it can claim, a batch per transaction, and
