@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"strings"
 	"testing"
@@ -19,6 +20,43 @@ type MigrationDB struct {
 	Exec func(ctx context.Context, query string) error
 	// Rows runs a query of text columns and returns its rows.
 	Rows func(ctx context.Context, query string) ([][]string, error)
+}
+
+// SQLMigrationDB is a MigrationDB on a database/sql handle (SQLite, SQL
+// Server): Exec and Rows go to db, the migrations to the two functions.
+func SQLMigrationDB(db *sql.DB, migrateTo, migrateDownTo func(ctx context.Context, version int64) error) MigrationDB {
+	return MigrationDB{
+		MigrateTo:     migrateTo,
+		MigrateDownTo: migrateDownTo,
+		Exec: func(ctx context.Context, q string) error {
+			_, err := db.ExecContext(ctx, q)
+			return err
+		},
+		Rows: func(ctx context.Context, q string) ([][]string, error) {
+			rows, err := db.QueryContext(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			defer rows.Close()
+			cols, err := rows.Columns()
+			if err != nil {
+				return nil, err
+			}
+			var out [][]string
+			for rows.Next() {
+				r := make([]string, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range r {
+					ptrs[i] = &r[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					return nil, err
+				}
+				out = append(out, r)
+			}
+			return out, rows.Err()
+		},
+	}
 }
 
 // strings runs a query through Rows and returns each row's columns joined
