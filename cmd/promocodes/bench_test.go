@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -65,7 +66,7 @@ func BenchmarkGenerationVsCopyCeiling(b *testing.B) {
 		batch:    envInt(b, "BENCH_BATCH", 0),
 		windows:  envInt(b, "BENCH_WINDOWS", 20),
 		ceilings: strings.Split(envStr("BENCH_CEILINGS", "unique,schema"), ","),
-		out:      os.Getenv("BENCH_OUT"),
+		out:      benchOut(b),
 	}
 	if slices.Contains(cfg.ceilings, "none") {
 		cfg.ceilings = nil
@@ -101,7 +102,7 @@ func BenchmarkCeilingAlongside(b *testing.B) {
 		b.Skip("set BENCH_SCHEMA and BENCH_PROMOTION to the run whose ceiling to measure alongside it")
 	}
 	cfg := benchConfig{procs: 1, workers: envInt(b, "BENCH_WORKERS", 2), chunk: envInt(b, "BENCH_CHUNK", generatorDefaultChunk),
-		windows: envInt(b, "BENCH_WINDOWS", 20), out: os.Getenv("BENCH_OUT")}
+		windows: envInt(b, "BENCH_WINDOWS", 20), out: benchOut(b)}
 	ceilingTable = "codes_ceiling_alongside"
 	ctx := context.Background()
 	dsn := os.Getenv("PROMOCODES_TEST_POSTGRES_DSN")
@@ -758,6 +759,28 @@ func summarize(b *testing.B, cfg benchConfig, rs []runResult) {
 	show("generator CPU, % of the machine's busy CPU", "%.1f", func(r runResult) float64 { return 100 * r.genCPU / r.machCPU })
 	show("generator RSS at 10% / 100% of the rows", "%.2f", func(r runResult) float64 { return float64(r.rss[2]) / float64(r.rss[0]) })
 	fmt.Println()
+}
+
+// benchOut is BENCH_OUT, a relative path taken from the module root (where
+// `make bench` runs), not from this package's directory (where go test
+// runs the benchmark): BENCH_OUT=docs/perf/10m lands in docs/perf/10m.
+func benchOut(b *testing.B) string {
+	out := os.Getenv("BENCH_OUT")
+	if out == "" || filepath.IsAbs(out) {
+		return out
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		b.Fatalf("BENCH_OUT: %v", err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return filepath.Join(d, out)
+		}
+		if filepath.Dir(d) == d {
+			return filepath.Join(dir, out)
+		}
+	}
 }
 
 // writeCurve writes the first run's curve to BENCH_OUT/curve.csv (and the
