@@ -6,8 +6,8 @@ package buildinfo
 
 import (
 	"fmt"
-	"strings"
 	"runtime/debug"
+	"strings"
 )
 
 // Info is what the binary knows about its own build.
@@ -58,9 +58,7 @@ func (in Info) Short() string {
 		}
 		v += "+" + rev
 	}
-	// Go 1.24+ stamps a dirty tree into the pseudo-version itself
-	// ("v0.0.0-20261130202626-19baed0cd6c4+dirty"): say it once.
-	if in.Dirty && !strings.HasSuffix(v, "+dirty") {
+	if in.dirtyUnstamped() {
 		v += "-dirty"
 	}
 	return v
@@ -75,8 +73,15 @@ func (in Info) String() string {
 	if in.Time != "" {
 		s += " (" + in.Time + ")"
 	}
-	if in.Dirty && !strings.HasSuffix(in.Version, "+dirty") {
+	if in.dirtyUnstamped() {
 		s += " dirty"
 	}
 	return s + " " + in.GoVersion
+}
+
+// dirtyUnstamped reports a dirty tree that the version does not already
+// say: Go 1.24+ stamps it into the pseudo-version itself
+// ("v0.0.0-20261130202626-19baed0cd6c4+dirty"), and it is said once.
+func (in Info) dirtyUnstamped() bool {
+	return in.Dirty && !strings.HasSuffix(in.Version, "+dirty")
 }

@@ -41,7 +41,7 @@ func TestReadInTest(t *testing.T) {
 // form must not say it twice ("+dirty-dirty", seen in the console footer).
 func TestShortDirtyPseudoVersion(t *testing.T) {
 	in := buildinfo.FromBuildInfo(&debug.BuildInfo{GoVersion: "go1.26.8",
-		Main: debug.Module{Path: "github.com/promocodes/promocodes", Version: "v0.0.0-20261130202626-19baed0cd6c4+dirty"},
+		Main:     debug.Module{Path: "github.com/promocodes/promocodes", Version: "v0.0.0-20261130202626-19baed0cd6c4+dirty"},
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "19baed0cd6c4605dbcf0786425dc1666a9e49adb"}, {Key: "vcs.modified", Value: "true"}}})
 	if got, want := in.Short(), "v0.0.0-20261130202626-19baed0cd6c4+dirty"; got != want {
 		t.Fatalf("Short() = %q, want %q", got, want)
