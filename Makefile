@@ -5,7 +5,7 @@ SHELL := /bin/bash
 BIN := bin/promocodes
 PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: build run test test-integration bench bench-redeem fuzz lint up down clean
+.PHONY: build run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean
 
 build:
 	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
@@ -22,7 +22,7 @@ TESTFILTER := awk -f .ci/testfilter.awk
 
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -v ./... 2>&1 | $(TESTFILTER)
+	$(GO) test -race -count=1 -skip 'Adversarial' -v ./... 2>&1 | $(TESTFILTER)
 	@# The race detector makes TestTenMillionDistinct check 1,000,000 codes; the full 10,000,000 here:
 	$(GO) test -count=1 -v -run 'TestTenMillionDistinct' ./pkg/codes 2>&1 | $(TESTFILTER) -v keep='distinct_test.go:'
 
@@ -34,13 +34,21 @@ test:
 ## processes are separate binaries, and SQLite under the race detector is ~30x slower.
 INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/... ./console/...
 test-integration: build
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -v ./pkg/store/... ./api/... 2>&1 | $(TESTFILTER)
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -skip 'Adversarial' -v ./pkg/store/... ./api/... 2>&1 | $(TESTFILTER)
 	@# Redemption over HTTP at full size (10,000 attempts on 1,000 codes) on SQLite and PostgreSQL:
-	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -v ./redemption/... 2>&1 | \
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -skip 'Adversarial' -v ./redemption/... 2>&1 | \
 		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -tags integration -timeout 20m -v $(INTEGRATION_PKGS) 2>&1 | \
+		$(GO) test -count=1 -tags integration -timeout 20m -skip 'Adversarial' -v $(INTEGRATION_PKGS) 2>&1 | \
 		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
+	$(MAKE) --no-print-directory test-adversarial
+
+## test-adversarial: the standing adversarial suite: every Test*Adversarial* test in the module, on SQLite
+## and PostgreSQL (real processes where the case needs them), one line per case: "adversarial: <case> [db]: <outcome>".
+test-adversarial: build
+	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -tags integration -timeout 25m -run 'Adversarial' -v ./... 2>&1 | \
+		$(TESTFILTER) -v keep='adversarial: '
 
 ## bench: code-engine speed on one core, the store's chunk commit, then end-to-end generation on
 ## PostgreSQL next to the binary-COPY ceilings measured in the same run (curve, tail, medians of
