@@ -17,7 +17,7 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error)
-	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 	RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error)
 	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
@@ -107,13 +107,15 @@ func (s *Service) CancelPromotion(ctx context.Context, actor string, id int64) (
 }
 
 // TopUp adds codes to a generated promotion; actor is who asked (audited).
-func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+// With an Idempotency-Key (req.IdempotencyKey and RequestHash) a retry
+// answers the recorded top-up (replayed) and adds nothing.
+func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	req.Now, req.AuditID = s.now().UTC(), newID()
-	t, err := s.store.TopUp(ctx, req)
-	if err == nil && s.notify != nil {
+	t, replayed, err := s.store.TopUp(ctx, req)
+	if err == nil && !replayed && s.notify != nil {
 		s.notify()
 	}
-	return t, err
+	return t, replayed, err
 }
 
 // TopUps lists a promotion's top-ups, oldest first.

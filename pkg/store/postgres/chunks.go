@@ -99,6 +99,17 @@ func (s *Store) commitChunk(ctx context.Context, c promo.Chunk, fallback bool) (
 			return 0, err
 		}
 	}
+	var live bool
+	if err := tx.QueryRow(ctx, qPromotionLive, ref.PromotionID).Scan(&live); err != nil {
+		return 0, fmt.Errorf("check promotion is live: %w", err)
+	}
+	if !live {
+		_ = tx.Rollback(ctx)
+		if _, err := s.pool.Exec(ctx, qCancelBatch, ref.PromotionID, ref.BatchNo); err != nil {
+			return 0, fmt.Errorf("mark batch cancelled: %w", err)
+		}
+		return 0, contract.PromotionStopped(c)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}

@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
 // MigrateTo applies the migrations up to version: tests build a database as
@@ -29,5 +32,21 @@ func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
 		return err
 	}
 	_, err = p.DownTo(ctx, version)
+	return err
+}
+
+// InStatementTx runs fn on the store's redemption statements in one
+// transaction, then rolls it back (storetest.StatementStore).
+func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
+	errRollback := errors.New("rolled back")
+	err := s.redemptionTx(ctx, func(tx contract.RedemptionTx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if errors.Is(err, errRollback) {
+		return nil
+	}
 	return err
 }

@@ -42,13 +42,15 @@ FROM generate_series(0, $5::int - 1) AS g`
 	qPromotionStatus = `SELECT ` + promotionColsP + `, ` + statusCols + `
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`
 
+	// qProgress: a batch counts as cancelled when its promotion is flagged
+	// cancelled, also while a chunk in flight still holds it unmarked.
 	qProgress = `SELECT count(*),
-	COALESCE(sum(done), 0)::bigint,
-	count(*) FILTER (WHERE done = code_count),
-	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
-	count(*) FILTER (WHERE state = 'parked' AND done < code_count),
-	count(*) FILTER (WHERE state = 'cancelled' AND done < code_count)
-FROM batches WHERE promotion_id = $1`
+	COALESCE(sum(b.done), 0)::bigint,
+	count(*) FILTER (WHERE b.done = b.code_count),
+	count(*) FILTER (WHERE b.state = 'retrying' AND b.done < b.code_count),
+	count(*) FILTER (WHERE b.state = 'parked' AND b.done < b.code_count),
+	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`
 
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`
 
@@ -93,6 +95,17 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_co
 RETURNING done`
 
 	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`
+
+	// qPromotionLive is the last statement of every chunk's transaction: a
+	// chunk commits only if its promotion was neither cancelled nor its
+	// deletion requested (a plain read: it waits for nothing, and nothing
+	// waits for it).
+	qPromotionLive = `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = $1`
+
+	// qCancelBatch marks one batch cancelled after its chunk was refused by
+	// qPromotionLive (the cancel skipped it while the chunk held it).
+	qCancelBatch = `UPDATE batches SET state = 'cancelled', updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`
 
 	// Fallback path for a chunk that collided: stage, then insert what does
 	// not conflict. INCLUDING DEFAULTS (not ALL): the staging table must not
@@ -139,7 +152,7 @@ CROSS JOIN LATERAL (
 		(count(*) FILTER (WHERE done = code_count))::int AS completed,
 		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
 		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked,
-		(count(*) FILTER (WHERE state = 'cancelled' AND done < code_count))::int AS cancelled
+		(count(*) FILTER (WHERE (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count))::int AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id

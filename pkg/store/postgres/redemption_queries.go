@@ -56,7 +56,7 @@ INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $1
 
 	// qCodeState: $3 is now, for the live reservations.
 	qCodeState = `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
-	c.revoked_at IS NOT NULL,
+	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3)
@@ -65,7 +65,7 @@ LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
 WHERE c.code = $1`
 
 	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, '')`
+	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, '')`
 
 	// qMarkRolledBack lets exactly one rollback of a redemption through:
 	// a second one waits for the first's row lock, re-checks
@@ -76,7 +76,12 @@ RETURNING ` + redemptionCols
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = $1`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0 RETURNING used`
+	// qReleaseCode gives the use back to the code row of the redemption's
+	// promotion only: after a deletion or purge the same string may be
+	// another promotion's code, which this must not touch.
+	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND promotion_id = $2 AND used > 0 RETURNING used`
+
+	qRecordCodeRelease = `UPDATE redemptions SET rollback_code_release = $2 WHERE id = $1`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`
 

@@ -96,6 +96,19 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk) (int64, error) 
 		}
 		missing -= n
 	}
+	// The commit gate (see ../postgres/queries.go qPromotionLive). With one
+	// writer a cancel cannot land mid-chunk here, but the rule is the same.
+	var live bool
+	if err := tx.QueryRowContext(ctx, qPromotionLive, ref.PromotionID).Scan(&live); err != nil {
+		return 0, fmt.Errorf("check promotion is live: %w", err)
+	}
+	if !live {
+		_ = tx.Rollback()
+		if _, err := s.w.ExecContext(ctx, qCancelBatch, ref.PromotionID, ref.BatchNo, formatTime(time.Now())); err != nil {
+			return 0, fmt.Errorf("mark batch cancelled: %w", err)
+		}
+		return 0, contract.PromotionStopped(*c)
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}

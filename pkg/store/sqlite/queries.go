@@ -43,15 +43,24 @@ SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`
 
+	// qProgress: a batch counts as cancelled when its promotion is flagged
+	// cancelled (see ../postgres/queries.go).
 	qProgress = `SELECT count(*),
-	coalesce(sum(done), 0),
-	coalesce(sum(done = code_count), 0),
-	coalesce(sum(state = 'retrying' AND done < code_count), 0),
-	coalesce(sum(state = 'parked' AND done < code_count), 0),
-	coalesce(sum(state = 'cancelled' AND done < code_count), 0)
-FROM batches WHERE promotion_id = ?`
+	coalesce(sum(b.done), 0),
+	coalesce(sum(b.done = b.code_count), 0),
+	coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0),
+	coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0),
+	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`
 
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
+
+	// qPromotionLive and qCancelBatch: the chunk commit gate (see
+	// ../postgres/queries.go).
+	qPromotionLive = `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = ?`
+
+	qCancelBatch = `UPDATE batches SET state = 'cancelled', updated_at = ?3
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`
 
 	qExportCodes = `SELECT code FROM codes WHERE promotion_id = ?`
 
@@ -148,7 +157,7 @@ FROM (
 		coalesce(sum(b.done = b.code_count), 0) AS completed,
 		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
 		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked,
-		coalesce(sum(b.state = 'cancelled' AND b.done < b.code_count), 0) AS cancelled
+		coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0) AS cancelled
 	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
 	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
 		AND (?5 = 0 OR p.active = (?5 = 1))

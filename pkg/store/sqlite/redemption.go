@@ -225,7 +225,7 @@ func (t redemptionTx) InsertEvent(ctx context.Context, ev promo.OutboxEvent) err
 func (t redemptionTx) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
 	p, err := scanPromotion(t.q.QueryRowContext(ctx, qCodeState, code, userID, formatTime(now)), &st.Code, &st.Used,
-		&st.UserUsed, &st.Active, &st.Revoked, &st.Reserved, &st.UserReserved)
+		&st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -249,13 +249,18 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+func (t redemptionTx) ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error) {
 	var used int
-	err := t.q.QueryRowContext(ctx, qReleaseCode, code).Scan(&used)
+	err := t.q.QueryRowContext(ctx, qReleaseCode, code, promotionID).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return used, err == nil, err
+}
+
+func (t redemptionTx) RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error {
+	_, err := t.q.ExecContext(ctx, qRecordCodeRelease, id, string(release))
+	return err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
@@ -272,8 +277,10 @@ func scanRedemption(row scanner) (promo.Redemption, error) {
 		metadata, rolledAt sql.NullString
 		redeemedAt         string
 	)
+	var release string
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, &redeemedAt, &r.UsesLeft,
-		&rolledAt, &r.RollbackReason, &r.IdempotencyKey)
+		&rolledAt, &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
 	if err != nil {
 		return r, err
 	}

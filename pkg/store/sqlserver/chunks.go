@@ -127,6 +127,17 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) 
 			return 0, err
 		}
 	}
+	var live bool
+	if err := tx.QueryRowContext(ctx, qPromotionLive, ref.PromotionID).Scan(&live); err != nil {
+		return 0, fmt.Errorf("check promotion is live: %w", err)
+	}
+	if !live {
+		_ = tx.Rollback()
+		if _, err := s.db.ExecContext(ctx, qCancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
+			return 0, fmt.Errorf("mark batch cancelled: %w", err)
+		}
+		return 0, contract.PromotionStopped(*c)
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}

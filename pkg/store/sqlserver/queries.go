@@ -90,15 +90,26 @@ FROM g`
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
 FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`
 
+	// qProgress: a batch counts as cancelled when its promotion is flagged
+	// cancelled (see ../postgres/queries.go).
 	qProgress = `SELECT COUNT(*),
-	COALESCE(SUM(done), 0),
-	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0)
-FROM batches WHERE promotion_id = @p1`
+	COALESCE(SUM(b.done), 0),
+	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
+		THEN 1 ELSE 0 END), 0)
+FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`
 
 	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
+
+	// qPromotionLive and qCancelBatch: the chunk commit gate (see
+	// ../postgres/queries.go).
+	qPromotionLive = `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
+FROM promotions WHERE id = @p1`
+
+	qCancelBatch = `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`
 
 	// qExportCodes is covered by codes_promotion_id (which carries the
 	// clustered key, code).
@@ -265,7 +276,8 @@ CROSS APPLY (
 		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
 		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
 		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked,
-		COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0) AS cancelled
+		COALESCE(SUM(CASE WHEN (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count
+			THEN 1 ELSE 0 END), 0) AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
 CROSS APPLY (SELECT CASE

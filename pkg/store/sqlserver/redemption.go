@@ -267,13 +267,18 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+func (t redemptionTx) ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error) {
 	var used int
-	err := t.q.QueryRowContext(ctx, qReleaseCode, mssql.VarChar(code)).Scan(&used)
+	err := t.q.QueryRowContext(ctx, qReleaseCode, mssql.VarChar(code), promotionID).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return used, err == nil, err
+}
+
+func (t redemptionTx) RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error {
+	_, err := t.q.ExecContext(ctx, qRecordCodeRelease, mssql.VarChar(id), mssql.VarChar(string(release)))
+	return err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
@@ -289,9 +294,11 @@ func scanRedemption(row scanner) (promo.Redemption, error) {
 		r        promo.Redemption
 		metadata sql.NullString
 		rolledAt sql.NullTime
+		release  string
 	)
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, &r.RedeemedAt, &r.UsesLeft,
-		&rolledAt, &r.RollbackReason, &r.IdempotencyKey)
+		&rolledAt, &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
 	if err != nil {
 		return r, err
 	}

@@ -103,6 +103,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, reservationTests...)
 	tests = append(tests, lifecycleTests...)
 	tests = append(tests, totalsTests...)
+	tests = append(tests, guardTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

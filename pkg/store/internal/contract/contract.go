@@ -136,6 +136,15 @@ func NotAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 	}
 }
 
+// PromotionStopped is the error of a chunk refused because its promotion was
+// cancelled or its deletion requested while the chunk was being written: the
+// chunk's transaction is rolled back and its batch marked cancelled, so the
+// worker that reloads the batch sees it cancelled and stops.
+func PromotionStopped(c promo.Chunk) error {
+	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
+		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
+}
+
 // NoReplacement is the error for collisions in a chunk that cannot be
 // replaced (no Replace function or counter), or still missing after
 // MaxReplaceRounds.

@@ -47,10 +47,15 @@ type RedemptionTx interface {
 	// Redemption reads one audit row.
 	Redemption(ctx context.Context, id string) (r promo.Redemption, found bool, err error)
 	// ReleaseCode and ReleaseAllowance give one use back (never below 0).
-	// ReleaseCode returns the code's uses after it; ok is false when it
-	// matched no row (the code was purged, or had no use to give back).
-	ReleaseCode(ctx context.Context, code string) (used int, ok bool, err error)
+	// ReleaseCode touches only the code row of that promotion (a code with
+	// the same string in another promotion is another row) and returns its
+	// uses after it; ok is false when it matched no row (the row is gone, or
+	// had no use to give back).
+	ReleaseCode(ctx context.Context, promotionID int64, code string) (used int, ok bool, err error)
 	ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error
+	// RecordCodeRelease stores on a rolled-back redemption what its
+	// rollback did to the code row, so that a replayed rollback answers it.
+	RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error
 	// InsertEvent writes an outbox row.
 	InsertEvent(ctx context.Context, ev promo.OutboxEvent) error
 
@@ -229,7 +234,11 @@ func replay(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 		return promo.RedeemOutcome{}, fmt.Errorf("read redemption %s: %w", id, err)
 	}
 	if !found {
-		return promo.RedeemOutcome{}, fmt.Errorf("idempotency record names redemption %s, which does not exist", id)
+		// purge --with-redemptions deletes a redemption's idempotency record
+		// with it; a record left from before that (or from a concurrent
+		// purge) still answers clearly.
+		return promo.RedeemOutcome{}, promo.Refusal(promo.ReasonRedemptionPurged,
+			"the redemption this Idempotency-Key made (%s) was deleted by a purge", id)
 	}
 	return promo.RedeemOutcome{Redemption: r, Replayed: true}, nil
 }
@@ -238,6 +247,11 @@ func replay(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 // conditional MarkRolledBack lets exactly one transaction through. A second
 // rollback answers the redemption as it is (replayed = true), releasing
 // nothing. ENotFound for an unknown id.
+//
+// The use goes back to the exact code row the redemption took: the code
+// string in the redemption's promotion. When that row is gone (the promotion
+// was deleted or purged, and the string may since name another promotion's
+// code), no code is changed and the answer says so (CodeGone).
 func Rollback(ctx context.Context, tx RedemptionTx, req promo.RollbackRequest) (promo.Redemption, bool, error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	r, ok, err := tx.MarkRolledBack(ctx, req.RedemptionID, now, req.Reason)
@@ -254,13 +268,17 @@ func Rollback(ctx context.Context, tx RedemptionTx, req promo.RollbackRequest) (
 		}
 		return r, true, nil
 	}
-	used, found, err := tx.ReleaseCode(ctx, r.Code)
+	used, found, err := tx.ReleaseCode(ctx, r.PromotionID, r.Code)
 	if err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release code use: %w", err)
 	}
 	var codeUses *int
+	r.CodeRelease = promo.CodeGone
 	if found {
-		codeUses = &used
+		codeUses, r.CodeRelease = &used, promo.CodeReleased
+	}
+	if err := tx.RecordCodeRelease(ctx, r.ID, r.CodeRelease); err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("record code release: %w", err)
 	}
 	if err := tx.ReleaseAllowance(ctx, r.PromotionID, r.UserID); err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release user allowance: %w", err)
