@@ -160,6 +160,10 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 		"qPromotionStatus": qPromotionStatus, "qListPromotions": qListPromotions, "qClaimUncounted": qClaimUncounted,
 		"qAddTotals": qAddTotals, "qPruneEvents": qPruneEvents,
+		"qRecordCodeRelease": qRecordCodeRelease, "qPromotionState": qPromotionState, "qLockPromotion": qLockPromotion,
+		"qFlagCancelled": qFlagCancelled, "qCancelBatches": qCancelBatches, "qPromotionLive": qPromotionLive,
+		"qCancelBatch": qCancelBatch, "qInsertTopUp": qInsertTopUp, "qStoredTopUp": qStoredTopUp,
+		"qUpdatePromotion": qUpdatePromotion, "qRevokeCode": qRevokeCode, "qPurgeRedemptions": qPurge["redemptions"],
 	} {
 		seen := map[int]bool{}
 		hi := 0
@@ -230,5 +234,47 @@ func TestStatementShapes(t *testing.T) {
 	c.Codes = []byte("AAAAAB")
 	if ascending(&c) {
 		t.Error("a duplicate reported strictly ascending")
+	}
+}
+
+// The lifecycle guards, written as on PostgreSQL: a rollback releases only
+// the code row of its redemption's promotion; a requested deletion is in the
+// WHERE of every change; a cancel or deletion locks only the promotion row
+// and skips batch rows a chunk in flight holds; each chunk reads the flags
+// before it commits; a top-up's lock is held to the end of its transaction;
+// purged redemptions take their idempotency records in the same batch.
+func TestLifecycleGuardShapes(t *testing.T) {
+	for _, c := range []struct {
+		name, q string
+		want    []string
+		not     []string
+	}{
+		{"qReleaseCode", qReleaseCode, []string{"code = @p1 AND promotion_id = @p2 AND used > 0"}, nil},
+		{"qReleaseAllowance", qReleaseAllowance, []string{"AND used > 0"}, nil},
+		{"qUnuseCode", qUnuseCode, []string{"AND used > 0"}, nil},
+		{"qUseCode", qUseCode, []string{"c.used < p.max_usage_per_code"}, []string{"c.used <= "}},
+		{"qUseAllowanceUpdate", qUseAllowanceUpdate, []string{"used < @p3"}, []string{"used <= "}},
+		{"qUpdatePromotion", qUpdatePromotion, []string{"delete_requested_at IS NULL"}, nil},
+		{"qRevokeCode", qRevokeCode, []string{"p.delete_requested_at IS NOT NULL"}, nil},
+		{"qFlagCancelled", qFlagCancelled, []string{"UPDATE promotions", "cancelled_at IS NULL", "delete_requested_at IS NULL",
+			"WITH (READPAST)", "WITH (NOLOCK)"}, []string{"UPDLOCK", "HOLDLOCK"}},
+		{"qCancelBatches", qCancelBatches, []string{"READPAST"}, nil},
+		{"qRequestDeletion", qRequestDeletion, []string{"UPDATE promotions", "delete_requested_at IS NULL"}, []string{"batches"}},
+		{"qPromotionLive", qPromotionLive, []string{"cancelled_at IS NULL AND delete_requested_at IS NULL"}, []string{"UPDLOCK"}},
+		{"qLockPromotion", qLockPromotion, []string{"UPDLOCK"}, nil},
+		{"qPurgeRedemptions", qPurge["redemptions"], []string{"OUTPUT deleted.idempotency_key INTO @d",
+			"DELETE FROM idempotency_keys"}, nil},
+		{"qCodeState", qCodeState, []string{"delete_requested_at"}, nil},
+	} {
+		for _, w := range c.want {
+			if !strings.Contains(c.q, w) {
+				t.Errorf("%s lacks %q:\n%s", c.name, w, c.q)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(c.q, n) {
+				t.Errorf("%s has %q:\n%s", c.name, n, c.q)
+			}
+		}
 	}
 }

@@ -42,12 +42,17 @@ SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHER
 
 	// qFlagCancelled sets the flag every chunk reads before it commits (see
 	// ../postgres/lifecycle_queries.go); only the promotion row is locked.
-	// At locking READ COMMITTED the EXISTS reads a batch row a chunk in
-	// flight holds only after that chunk ends, as every reader does;
-	// READ_COMMITTED_SNAPSHOT removes that wait.
+	// "Some batch is unfinished" must not wait for a chunk in flight either
+	// (at locking READ COMMITTED a plain read of its batch row would): an
+	// unlocked unfinished batch (READPAST), or a batch row some transaction
+	// holds, seen as fewer rows through READPAST than through NOLOCK (chunks
+	// never add or remove batch rows; a held row is a chunk in flight, which
+	// the flag then refuses).
 	qFlagCancelled = `UPDATE promotions SET cancelled_at = @p2
 WHERE id = @p1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
-	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND done < code_count)`
+	AND (EXISTS (SELECT 1 FROM batches WITH (READPAST) WHERE promotion_id = @p1 AND done < code_count)
+		OR (SELECT COUNT(*) FROM batches WITH (NOLOCK) WHERE promotion_id = @p1)
+			> (SELECT COUNT(*) FROM batches WITH (READPAST) WHERE promotion_id = @p1))`
 
 	// qCancelBatches marks the unfinished batches no transaction holds
 	// (READPAST skips a chunk in flight; the flag refuses it and its worker
