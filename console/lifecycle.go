@@ -203,7 +203,13 @@ func (c *Console) topUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := json.Marshal(map[string]int64{"codeCount": n})
-	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/topups", body, nil)
+	// The form's nonce is the top-up's Idempotency-Key too: a resubmitted
+	// form (a retry after a timeout, another replica) adds the codes once.
+	var header http.Header
+	if nonce := r.PostFormValue("nonce"); nonce != "" {
+		header = http.Header{"Idempotency-Key": {"console-topup-" + nonce}}
+	}
+	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/topups", body, header)
 	var v struct {
 		TopUp     promo.TopUp   `json:"topup"`
 		Promotion promotionView `json:"promotion"`

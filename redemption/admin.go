@@ -180,22 +180,15 @@ func (s *Service) deletePending(ctx context.Context) {
 	}
 	for _, id := range ids {
 		var codes int64
-		for _, table := range []string{"reservations", "user_uses", "codes"} {
-			for ctx.Err() == nil {
-				n, err := s.store.PurgeRows(ctx, table, id, deleteBatchRows)
-				if err != nil {
-					s.log.Warn("promotion deletion interrupted; will resume", zap.Int64("promotion_id", id), zap.Error(err))
-					return
-				}
-				if table == "codes" {
-					codes += n
-				}
-				if n < deleteBatchRows {
-					break
-				}
+		err := emptyPromotion(ctx, s.store, id, purgeOrder, deleteBatchRows, func(table string, n int64) {
+			if table == "codes" {
+				codes += n
 			}
-		}
-		if ctx.Err() != nil {
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("promotion deletion interrupted; will resume", zap.Int64("promotion_id", id), zap.Error(err))
+			}
 			return
 		}
 		detail, _ := json.Marshal(map[string]int64{"codes": codes})
