@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,41 +191,47 @@ func testDeletionIsFinal(t *testing.T, h *harness) {
 }
 
 // A checkout retrying its confirm on a timeout sends the same orderId
-// several times at once: every answer is the one redemption.
+// several times at once: every answer is the one redemption. Eight
+// reservations, 24 racing confirms each (the losing interleaving, a confirm
+// that read the reservation held and then waited for the code's lock, needs
+// a few tries to come up).
 func testConfirmConcurrentSameOrder(t *testing.T, h *harness) {
-	_, codes := h.generatedCodes("confirm-race", 1, func(np *promo.NewPromotion) {
+	_, codes := h.generatedCodes("confirm-race", 8, func(np *promo.NewPromotion) {
 		np.MaxUsagePerCode, np.PerUserLimit = 1, 1
 	})
-	held := h.reserve(reserveReq(codes[0], "alice", time.Minute))
 	const n = 24
-	outs := make([]promo.ConfirmOutcome, n)
-	errs := make([]error, n)
-	race(n, func(i int) { outs[i], errs[i] = h.s.Confirm(h.ctx, confirmReq(held.Reservation.ID, "order-1")) })
-	first, replays := "", 0
-	for i, out := range outs {
-		switch {
-		case errs[i] != nil:
-			t.Errorf("confirm %d: %v", i, errs[i])
-		case out.Refused != "":
-			t.Errorf("confirm %d refused %s; want the redemption", i, out.Refused)
-		case out.Replayed:
-			replays++
-		case first != "":
-			t.Errorf("two confirms made a redemption: %s and %s", first, out.Redemption.ID)
-		default:
-			first = out.Redemption.ID
+	for k, code := range codes {
+		user := fmt.Sprintf("shopper-%d", k)
+		held := h.reserve(reserveReq(code, user, time.Minute))
+		outs := make([]promo.ConfirmOutcome, n)
+		errs := make([]error, n)
+		race(n, func(i int) { outs[i], errs[i] = h.s.Confirm(h.ctx, confirmReq(held.Reservation.ID, "order-1")) })
+		first, replays := "", 0
+		for i, out := range outs {
+			switch {
+			case errs[i] != nil:
+				t.Errorf("reservation %d, confirm %d: %v", k, i, errs[i])
+			case out.Refused != "":
+				t.Errorf("reservation %d, confirm %d refused %s; want the redemption", k, i, out.Refused)
+			case out.Replayed:
+				replays++
+			case first != "":
+				t.Errorf("reservation %d: two confirms made a redemption: %s and %s", k, first, out.Redemption.ID)
+			default:
+				first = out.Redemption.ID
+			}
 		}
-	}
-	for i, out := range outs {
-		if errs[i] == nil && out.Refused == "" && out.Redemption.ID != first {
-			t.Errorf("confirm %d answered redemption %s, want %s", i, out.Redemption.ID, first)
+		for i, out := range outs {
+			if errs[i] == nil && out.Refused == "" && out.Redemption.ID != first {
+				t.Errorf("reservation %d, confirm %d answered redemption %s, want %s", k, i, out.Redemption.ID, first)
+			}
 		}
-	}
-	if first == "" || replays != n-1 {
-		t.Errorf("%d replays and first %q; want 1 redemption and %d replays", replays, first, n-1)
-	}
-	if u := h.used(codes[0]); u != 1 {
-		t.Errorf("code used %d times, want 1", u)
+		if first == "" || replays != n-1 {
+			t.Errorf("reservation %d: %d replays and first %q; want 1 redemption and %d replays", k, replays, first, n-1)
+		}
+		if u := h.used(code); u != 1 {
+			t.Errorf("reservation %d: code used %d times, want 1", k, u)
+		}
 	}
 }
 
@@ -421,11 +429,21 @@ func testCancelOvertakesChunkInFlight(t *testing.T, h *harness) {
 // Each conditional statement at its limit, run alone: a mutant that moves a
 // limit by one (used <= max) or drops a guard (used > 0) fails here even
 // though the algorithm's re-checks would hide it from every other test.
-func testConditionsAtTheirLimits(t *testing.T, h *harness) {
+func testConditionsAtTheirLimits(t *testing.T, h *harness) { conditionsAtTheirLimits(t, h) }
+
+// ConditionsAtTheirLimits runs the contract's test of each conditional
+// statement at its limit on s (a StatementStore) and returns what each
+// statement answered, for the adversarial suite's line.
+func ConditionsAtTheirLimits(t *testing.T, s Store) string {
+	return conditionsAtTheirLimits(t, newHarness(t, s))
+}
+
+func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 	ss, ok := h.s.(StatementStore)
 	if !ok {
 		t.Fatal("the store does not implement StatementStore (InStatementTx, in its export_test.go)")
 	}
+	var seen []string
 	inTx := func(what string, fn func(tx contract.RedemptionTx) error) {
 		t.Helper()
 		if err := ss.InStatementTx(h.ctx, fn); err != nil {
@@ -444,59 +462,76 @@ func testConditionsAtTheirLimits(t *testing.T, h *harness) {
 	}
 
 	inTx("UseCode at used = max", func(tx contract.RedemptionTx) error {
-		if u, ok, err := tx.UseCode(h.ctx, codes[0], now); err != nil || ok {
+		u, ok, err := tx.UseCode(h.ctx, codes[0], now)
+		if err != nil || ok {
 			t.Errorf("UseCode of a code at its max (2/2) = %+v, %t, %v; want no row", u, ok, err)
 		}
+		seen = append(seen, fmt.Sprintf("UseCode at 2/2 matched %t", ok))
 		return nil
 	})
 	inTx("UseCode at used = max-1", func(tx contract.RedemptionTx) error {
-		if u, ok, err := tx.UseCode(h.ctx, codes[1], now); err != nil || !ok || u.Used != 2 {
+		u, ok, err := tx.UseCode(h.ctx, codes[1], now)
+		if err != nil || !ok || u.Used != 2 {
 			t.Errorf("UseCode of a code at 1/2 = %+v, %t, %v; want it used to 2", u, ok, err)
 		}
+		seen = append(seen, fmt.Sprintf("at 1/2 matched %t (used %d)", ok, u.Used))
 		return nil
 	})
 	inTx("UseAllowance at used = limit", func(tx contract.RedemptionTx) error {
-		if ok, err := tx.UseAllowance(h.ctx, p.ID, "u1", 2); err != nil || ok {
+		ok, err := tx.UseAllowance(h.ctx, p.ID, "u1", 2)
+		if err != nil || ok {
 			t.Errorf("UseAllowance of a user at the limit (2/2) = %t, %v; want refused", ok, err)
 		}
+		seen = append(seen, fmt.Sprintf("UseAllowance at 2/2 matched %t", ok))
 		return nil
 	})
 	inTx("UseAllowance at used = limit-1", func(tx contract.RedemptionTx) error {
-		if ok, err := tx.UseAllowance(h.ctx, p.ID, "u2", 2); err != nil || !ok {
+		ok, err := tx.UseAllowance(h.ctx, p.ID, "u2", 2)
+		if err != nil || !ok {
 			t.Errorf("UseAllowance of a user at 1/2 = %t, %v; want it granted", ok, err)
 		}
-		if ok, err := tx.UseAllowance(h.ctx, p.ID, "u2", 2); err != nil || ok {
-			t.Errorf("UseAllowance again (now 2/2) = %t, %v; want refused", ok, err)
+		again, err := tx.UseAllowance(h.ctx, p.ID, "u2", 2)
+		if err != nil || again {
+			t.Errorf("UseAllowance again (now 2/2) = %t, %v; want refused", again, err)
 		}
+		seen = append(seen, fmt.Sprintf("at 1/2 matched %t, then at 2/2 %t", ok, again))
 		return nil
 	})
 	inTx("LockAllowance at used = limit", func(tx contract.RedemptionTx) error {
-		if ok, err := tx.LockAllowance(h.ctx, p.ID, "u1", 2); err != nil || ok {
+		ok, err := tx.LockAllowance(h.ctx, p.ID, "u1", 2)
+		if err != nil || ok {
 			t.Errorf("LockAllowance of a user at the limit = %t, %v; want refused", ok, err)
 		}
+		seen = append(seen, fmt.Sprintf("LockAllowance at 2/2 matched %t", ok))
 		return nil
 	})
 	// The guards of the statements that give a use back: never below 0, and
 	// only the code row of the redemption's own promotion.
 	inTx("ReleaseCode at used = 0", func(tx contract.RedemptionTx) error {
-		if used, ok, err := tx.ReleaseCode(h.ctx, p.ID, codes[2]); err != nil || ok {
+		used, ok, err := tx.ReleaseCode(h.ctx, p.ID, codes[2])
+		if err != nil || ok {
 			t.Errorf("ReleaseCode of an unused code = %d, %t, %v; want no row", used, ok, err)
 		}
 		if err := tx.UnuseCode(h.ctx, codes[2]); err != nil {
 			t.Errorf("UnuseCode of an unused code: %v", err)
 		}
-		if st, found, err := tx.CodeState(h.ctx, codes[2], "", now); err != nil || !found || st.Used != 0 {
+		st, found, err := tx.CodeState(h.ctx, codes[2], "", now)
+		if err != nil || !found || st.Used != 0 {
 			t.Errorf("after releasing an unused code: used %d, %t, %v; want 0", st.Used, found, err)
 		}
+		seen = append(seen, fmt.Sprintf("ReleaseCode at 0 matched %t, ReleaseCode+UnuseCode at 0 leave used %d", ok, st.Used))
 		return nil
 	})
 	inTx("ReleaseCode of another promotion's row", func(tx contract.RedemptionTx) error {
-		if used, ok, err := tx.ReleaseCode(h.ctx, p.ID+1_000_000, codes[0]); err != nil || ok {
-			t.Errorf("ReleaseCode naming another promotion = %d, %t, %v; want no row", used, ok, err)
+		_, other, err := tx.ReleaseCode(h.ctx, p.ID+1_000_000, codes[0])
+		if err != nil || other {
+			t.Errorf("ReleaseCode naming another promotion = %t, %v; want no row", other, err)
 		}
-		if used, ok, err := tx.ReleaseCode(h.ctx, p.ID, codes[0]); err != nil || !ok || used != 1 {
-			t.Errorf("ReleaseCode of its own row = %d, %t, %v; want 1 left", used, ok, err)
+		used, own, err := tx.ReleaseCode(h.ctx, p.ID, codes[0])
+		if err != nil || !own || used != 1 {
+			t.Errorf("ReleaseCode of its own row = %d, %t, %v; want 1 left", used, own, err)
 		}
+		seen = append(seen, fmt.Sprintf("ReleaseCode naming another promotion matched %t, its own %t", other, own))
 		return nil
 	})
 	inTx("ReleaseAllowance at used = 0", func(tx contract.RedemptionTx) error {
@@ -506,13 +541,16 @@ func testConditionsAtTheirLimits(t *testing.T, h *harness) {
 		if err := tx.ReleaseAllowance(h.ctx, p.ID, "u3"); err != nil {
 			t.Errorf("ReleaseAllowance at 0: %v", err)
 		}
-		if st, _, err := tx.CodeState(h.ctx, codes[2], "u3", now); err != nil || st.UserUsed != 0 {
+		st, _, err := tx.CodeState(h.ctx, codes[2], "u3", now)
+		if err != nil || st.UserUsed != 0 {
 			t.Errorf("after releasing an unused allowance: %d, %v; want 0", st.UserUsed, err)
 		}
+		seen = append(seen, fmt.Sprintf("ReleaseAllowance at 0 leaves %d", st.UserUsed))
 		return nil
 	})
 	// The rolled-back transactions changed nothing.
 	if st := h.state(codes[0], "u1"); st.Used != 2 || st.UserUsed != 2 {
 		t.Errorf("after the rolled-back statement tests: used %d, user used %d; want 2 and 2", st.Used, st.UserUsed)
 	}
+	return strings.Join(seen, "; ")
 }
