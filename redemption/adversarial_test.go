@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/redemption"
 )
 
 // TestAdversarialLifecycle is the standing adversarial suite's part for the
@@ -22,19 +21,16 @@ func TestAdversarialLifecycle(t *testing.T) {
 		run  func(t *testing.T, backend string) string
 	}{
 		{"rollback after re-create", func(t *testing.T, backend string) string {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
-			return scenarioRollbackAfterRecreate(t, h, "ADVAGAIN")
+			return scenarioRollbackAfterRecreate(t, newSweepingHarness(t, backend), "ADVAGAIN")
 		}},
 		{"deleted promotion takes no change", func(t *testing.T, backend string) string {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
-			return scenarioDeletedTakesNoChange(t, h, 20_000)
+			return scenarioDeletedTakesNoChange(t, newSweepingHarness(t, backend), 20_000)
 		}},
 		{"purge under a redemption burst", func(t *testing.T, backend string) string {
 			return scenarioPurgeUnderBurst(t, newHarness(t, backend, noGuessLimit), 50, 10_000, 100)
 		}},
 		{"delete under a redemption burst", func(t *testing.T, backend string) string {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
-			return scenarioDeleteUnderBurst(t, h, 50, 10_000)
+			return scenarioDeleteUnderBurst(t, newSweepingHarness(t, backend), 50, 10_000)
 		}},
 		{"purge dates", func(t *testing.T, backend string) string {
 			return scenarioPurgeDates(t, newHarness(t, backend, noGuessLimit))

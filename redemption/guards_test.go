@@ -21,6 +21,11 @@ import (
 // fast tests here run them small, the adversarial suite (adversarial_test.go)
 // runs them large and logs the line.
 
+// newSweepingHarness is a harness whose background deleter runs every 50 ms.
+func newSweepingHarness(t *testing.T, backend string) *harness {
+	return newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
+}
+
 // waitDeleted polls a promotion's status until it is deleted.
 func (h *harness) waitDeleted(id string) {
 	h.t.Helper()
@@ -83,8 +88,7 @@ func scenarioRollbackAfterRecreate(t *testing.T, h *harness, code string) string
 func TestHTTPRollbackAfterRecreate(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
-			scenarioRollbackAfterRecreate(t, h, "AGAIN"+strings.ToUpper(backend))
+			scenarioRollbackAfterRecreate(t, newSweepingHarness(t, backend), "AGAIN"+strings.ToUpper(backend))
 		})
 	}
 }
@@ -147,10 +151,7 @@ func scenarioDeletedTakesNoChange(t *testing.T, h *harness, n int) string {
 
 func TestHTTPDeletedPromotionTakesNoChange(t *testing.T) {
 	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
-			scenarioDeletedTakesNoChange(t, h, 200)
-		})
+		t.Run(backend, func(t *testing.T) { scenarioDeletedTakesNoChange(t, newSweepingHarness(t, backend), 200) })
 	}
 }
 

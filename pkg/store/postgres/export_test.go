@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,15 +37,5 @@ func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
 // InStatementTx runs fn on the store's redemption statements in one
 // transaction, then rolls it back (storetest.StatementStore).
 func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
-	errRollback := errors.New("rolled back")
-	err := s.redemptionTx(ctx, func(tx contract.RedemptionTx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errRollback
-	})
-	if errors.Is(err, errRollback) {
-		return nil
-	}
-	return err
+	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
 }

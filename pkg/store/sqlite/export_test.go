@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
@@ -35,17 +34,7 @@ func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
 // InStatementTx runs fn on the store's redemption statements in one
 // transaction, then rolls it back (storetest.StatementStore).
 func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
-	errRollback := errors.New("rolled back")
-	err := s.redemptionTx(ctx, func(tx contract.RedemptionTx) error {
-		if err := fn(tx); err != nil {
-			return err
-		}
-		return errRollback
-	})
-	if errors.Is(err, errRollback) {
-		return nil
-	}
-	return err
+	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
 }
 
 // SingleWriter says that one write lock covers the whole database

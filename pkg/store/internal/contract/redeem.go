@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -343,6 +344,25 @@ func DecodeFormat(p *promo.Promotion, stored string) error {
 // TxFunc runs fn in one transaction of a store, bound to that store's
 // statements, committing when fn returns nil and rolling back otherwise.
 type TxFunc func(ctx context.Context, fn func(tx RedemptionTx) error) error
+
+// errRolledBack ends a RunRolledBack transaction.
+var errRolledBack = fmt.Errorf("rolled back on purpose")
+
+// RunRolledBack runs fn on a store's statements in one transaction and then
+// rolls it back whatever fn did: for tests that drive single statements
+// (storetest's StatementStore).
+func RunRolledBack(ctx context.Context, inTx TxFunc, fn func(tx RedemptionTx) error) error {
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRolledBack
+	})
+	if errors.Is(err, errRolledBack) {
+		return nil
+	}
+	return err
+}
 
 // RunRedeem is a store's Redeem: the request checked, then Redeem in one
 // transaction.
