@@ -92,7 +92,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''))`
 	qRequestDeletion = `UPDATE promotions SET delete_requested_at = $2, active = false
 WHERE id = $1 AND delete_requested_at IS NULL`
 
-	qFinishDeletion = `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL`
+	// qFinishDeletion: only once no code is left (a chunk that read the
+	// promotion live just before the deletion may commit just after it;
+	// the next pass deletes its codes, then finishes).
+	qFinishDeletion = `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`
 
 	qDeletionsPending = `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`
 

@@ -69,7 +69,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''))`
 	qRequestDeletion = `UPDATE promotions SET delete_requested_at = ?2, active = 0
 WHERE id = ?1 AND delete_requested_at IS NULL`
 
-	qFinishDeletion = `UPDATE promotions SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL`
+	qFinishDeletion = `UPDATE promotions SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = ?1)`
 
 	qDeletionsPending = `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`
 

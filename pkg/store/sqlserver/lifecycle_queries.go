@@ -99,7 +99,8 @@ VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`
 	qRequestDeletion = `UPDATE promotions SET delete_requested_at = @p2, active = 0
 WHERE id = @p1 AND delete_requested_at IS NULL`
 
-	qFinishDeletion = `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL`
+	qFinishDeletion = `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`
 
 	qDeletionsPending = `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`
 

@@ -188,6 +188,24 @@ func testDeletionIsFinal(t *testing.T, h *harness) {
 		t.Errorf("status = %s, active %t, %d codes; want deleting, inactive, 25 (nothing added)", st.Status(), st.Active,
 			st.CodeCount)
 	}
+	// Finished only once no code is left (a chunk that read the promotion
+	// live just before the request may commit just after it).
+	finish := promo.AuditEntry{ID: newID(), At: time.Now().UTC().Truncate(time.Microsecond), Actor: "system:deleter",
+		Action: promo.ActionPromotionDeleted, PromotionID: p.ID}
+	if err := h.s.FinishDeletion(h.ctx, finish); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(p.ID); st.Status() != promo.StatusDeleting {
+		t.Errorf("status %s after finishing with codes left, want deleting", st.Status())
+	}
+	h.purgeAll("codes", p.ID)
+	finish.ID = newID()
+	if err := h.s.FinishDeletion(h.ctx, finish); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(p.ID); st.Status() != promo.StatusDeleted {
+		t.Errorf("status %s after finishing with no code left, want deleted", st.Status())
+	}
 }
 
 // A checkout retrying its confirm on a timeout sends the same orderId

@@ -20,6 +20,7 @@ type LifecycleStore interface {
 	TopUp(ctx context.Context, req promo.TopUpRequest) (t promo.TopUp, replayed bool, err error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 	RequestDeletion(ctx context.Context, a promo.AuditEntry) (replayed bool, err error)
+	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
 	PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error)
 }
 

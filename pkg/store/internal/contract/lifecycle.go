@@ -423,7 +423,8 @@ type DeletionTx interface {
 	// if it is not marked (one statement on the promotion row, which no
 	// worker locks); ok is false when it matched no row.
 	RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
-	// FinishDeletion marks a promotion whose rows are gone deleted, once.
+	// FinishDeletion marks a promotion deleted, once, if none of its codes
+	// is left (false otherwise: a later pass deletes them and finishes).
 	FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
 }
 
