@@ -45,7 +45,7 @@ type AuditView struct {
 func (s *Service) Revoke(ctx context.Context, actor, raw, reason string) (RevocationView, bool, error) {
 	canon, err := codes.Canonical(raw)
 	if err != nil {
-		return RevocationView{}, false, promo.Errorf(promo.ENotFound, "no such code")
+		return RevocationView{}, false, promo.Refusal(promo.ReasonCodeNotFound, "no such code")
 	}
 	r, replayed, err := s.store.RevokeCode(ctx, promo.RevokeRequest{Code: canon, Reason: reason, Actor: actor,
 		Now: s.now().UTC(), AuditID: newID()})

@@ -102,8 +102,8 @@ func BatchNotFound(ref promo.BatchRef) error {
 	return promo.Errorf(promo.ENotFound, "no batch %d/%d", ref.PromotionID, ref.BatchNo)
 }
 
-// CodeNotFound is the error for an unknown code.
-func CodeNotFound() error { return promo.Errorf(promo.ENotFound, "no such code") }
+// CodeNotFound is the error for an unknown code (reason code_not_found).
+func CodeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
 
 // CheckChunk validates a chunk before any database work.
 func CheckChunk(c promo.Chunk) error {
