@@ -1,6 +1,6 @@
 -- +goose Up
 -- Guarantees through the lifecycle. See
--- ../../postgres/migrations/00009_lifecycle_guards.sql for the why of each part.
+-- ../../postgres/migrations/00010_lifecycle_guards.sql for the why of each part.
 
 ALTER TABLE promotions ADD COLUMN cancelled_at TEXT NULL;
 UPDATE promotions SET cancelled_at = (

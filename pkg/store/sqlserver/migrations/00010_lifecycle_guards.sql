@@ -1,6 +1,6 @@
 -- +goose Up
 -- Guarantees through the lifecycle. See
--- ../../postgres/migrations/00009_lifecycle_guards.sql for the why of each part.
+-- ../../postgres/migrations/00010_lifecycle_guards.sql for the why of each part.
 -- Every statement ends with ";" at the end of a line: goose splits on that.
 
 ALTER TABLE promotions ADD cancelled_at datetime2(6) NULL;
