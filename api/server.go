@@ -138,6 +138,9 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
 	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
 	s.mux.HandleFunc("GET /docs", serveDocs)
+	for _, f := range docsAssets {
+		s.mux.HandleFunc("GET /docs/assets/"+f, serveDocsAsset(f))
+	}
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)
