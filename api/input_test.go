@@ -75,7 +75,7 @@ var inputEndpoints = []inputEndpoint{
 		{name: "active", place: inQuery}, {name: "cursor", place: inQuery}, {name: "limit", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
 	{method: "GET", path: "/v1/promotions/{id}/stats", fields: []textField{
-		{name: "id", place: inPath}, {name: "bucket", place: inQuery}}},
+		{name: "id", place: inPath}, {name: "bucket", place: inQuery}, {name: "from", place: inQuery}, {name: "to", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}/codes", fields: []textField{
 		{name: "id", place: inPath}, {name: "partial", place: inQuery}}},
 	// The code endpoints ({id} is the code, or the redemption id).

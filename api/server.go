@@ -21,7 +21,7 @@ type Store interface {
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
-	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error)
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 }
 

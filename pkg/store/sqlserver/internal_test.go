@@ -160,6 +160,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
 		"qPromotionStatus": qPromotionStatus, "qListPromotions": qListPromotions, "qClaimUncounted": qClaimUncounted,
 		"qAddTotals": qAddTotals, "qPruneEvents": qPruneEvents,
+		"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries,
 	} {
 		seen := map[int]bool{}
 		hi := 0
@@ -230,5 +231,31 @@ func TestStatementShapes(t *testing.T) {
 	c.Codes = []byte("AAAAAB")
 	if ascending(&c) {
 		t.Error("a duplicate reported strictly ascending")
+	}
+}
+
+// The stats series reads the same window from each of its sources (made,
+// rolled back, refused), half-open, and buckets every source with the one
+// expression the refusal series uses too.
+func TestStatsSeriesShape(t *testing.T) {
+	legs := strings.Split(qStatsSeries, "UNION ALL")
+	if len(legs) != 3 {
+		t.Fatalf("qStatsSeries has %d sources, want 3:\n%s", len(legs), qStatsSeries)
+	}
+	for i, leg := range legs {
+		if strings.Count(leg, ">= @p3") != 1 || strings.Count(leg, "< @p4") != 1 || !strings.Contains(leg, "promotion_id = @p1") {
+			t.Errorf("source %d does not read exactly the promotion's window [@p3, @p4):\n%s", i, leg)
+		}
+	}
+	for name, q := range map[string]string{"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries} {
+		if strings.Count(q, bucketOfT) != 1 || strings.Count(q, "DATEDIFF") != 2 {
+			t.Errorf("%s does not bucket once with bucketOfT:\n%s", name, q)
+		}
+		if !strings.Contains(q, "GROUP BY x.b") {
+			t.Errorf("%s does not group by the bucket:\n%s", name, q)
+		}
+	}
+	if !strings.HasSuffix(qStatsSeries, "ORDER BY x.b") {
+		t.Errorf("qStatsSeries is not ordered by bucket")
 	}
 }

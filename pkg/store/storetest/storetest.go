@@ -44,7 +44,7 @@ type Store interface {
 	RedemptionStore
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
-	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error)
 	AddRefusals(ctx context.Context, counts []promo.RefusalCount) error
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 	ReservationStore
