@@ -26,11 +26,11 @@ func TestStatsFollowRedemptions(t *testing.T) {
 	h.do("POST", "/v1/redemptions/"+ids[0]+"/rollback", redeemToken, `{"reason":"cancelled"}`, nil)
 
 	var st struct {
-		CodeCount      int64   `json:"codeCount"`
-		Redemptions    int64   `json:"redemptions"`
-		RolledBack     int64   `json:"rolledBack"`
-		CodesRedeemed  int64   `json:"codesRedeemed"`
-		RedemptionRate float64 `json:"redemptionRate"`
+		CodeCount      int64     `json:"codeCount"`
+		Redemptions    int64     `json:"redemptions"`
+		RolledBack     int64     `json:"rolledBack"`
+		CodesRedeemed  int64     `json:"codesRedeemed"`
+		RedemptionRate float64   `json:"redemptionRate"`
 		Bucket         string    `json:"bucket"`
 		From           time.Time `json:"from"`
 		To             time.Time `json:"to"`
