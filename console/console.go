@@ -1,9 +1,11 @@
 // Package console is the admin console: server-rendered pages (html/template,
 // embedded with go:embed) for promotion admins and SREs, served by the API
-// process under /console. It is a client of the API handler in-process, so
-// every create, read, export and lifecycle action (deactivate, cancel,
-// top-up, revoke, delete: lifecycle.go) goes through the API's own
-// validation, authorisation and audit log; it adds sessions, CSRF
+// process under /console. It calls the API through the typed client
+// (pkg/client) over the API's handler in-process (client.InProcess, no
+// network), with the signed-in admin's token, so every create, read, export
+// and lifecycle action (deactivate, cancel, top-up, revoke, delete:
+// lifecycle.go) goes through the API's own validation, authorisation and
+// audit log; it adds sessions, CSRF
 // protection, the format preview (from
 // pkg/codes) and the operations page (dead-letter inspection and replay, from
 // shovel's tools).
@@ -15,16 +17,13 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
@@ -34,6 +33,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/shovel"
@@ -80,7 +80,7 @@ type Ops struct {
 // Console serves /console.
 type Console struct {
 	cfg     Config
-	api     http.Handler
+	api     *client.Client // the API's handler, in-process, without a token
 	batches Batches
 	ops     Ops
 	log     *zap.Logger
@@ -119,7 +119,12 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	if cfg.SessionTTL == 0 {
 		cfg.SessionTTL = 12 * time.Hour
 	}
-	c := &Console{cfg: cfg, api: api, batches: batches, ops: ops, log: log, mux: http.NewServeMux(),
+	ac, err := client.New(apiHost, "", client.WithHTTPClient(&http.Client{Transport: client.InProcess(api)}),
+		client.WithUserAgent("promocodes-console"))
+	if err != nil {
+		return nil, err
+	}
+	c := &Console{cfg: cfg, api: ac, batches: batches, ops: ops, log: log, mux: http.NewServeMux(),
 		sessions: map[string]*session{}, previewKey: make([]byte, codes.MinSecretLen)}
 	_, _ = rand.Read(c.previewKey)
 	if err := c.parseTemplates(); err != nil {
@@ -310,76 +315,48 @@ func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
 
 // ---- the API, in-process ----
 
-// apiResponse is a buffered API answer.
-type apiResponse struct {
-	status int
-	header http.Header
-	body   []byte
+// apiHost names the API in the URLs of in-process calls (no network: the
+// transport hands each request to the API's handler).
+const apiHost = "http://api.in-process"
+
+// apiFor is the API client acting for r: the signed-in admin's token, and a
+// context carrying the browser's address (the API counts failed look-ups
+// against it) that ends with r.
+func (c *Console) apiFor(r *http.Request) (*client.Client, context.Context) {
+	token := ""
+	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+		token = s.token
+	}
+	return c.api.WithToken(token), client.WithClientAddr(r.Context(), r.RemoteAddr)
 }
 
-type bufferWriter struct {
-	header http.Header
-	status int
-	buf    bytes.Buffer
+// apiStatus is the status the console answers for a failed API call: the
+// API's own for a refusal, 502 for anything else.
+func apiStatus(err error) int {
+	var p *client.ProblemError
+	if errors.As(err, &p) && p.Status >= 400 {
+		return p.Status
+	}
+	return http.StatusBadGateway
 }
 
-func (b *bufferWriter) Header() http.Header { return b.header }
-func (b *bufferWriter) WriteHeader(s int) {
-	if b.status == 0 {
-		b.status = s
+// apiMessage is what a failed API call says to an admin: the refusal's
+// detail and each field's message, or the error.
+func apiMessage(err error) string {
+	var p *client.ProblemError
+	if !errors.As(err, &p) {
+		return err.Error()
 	}
-}
-func (b *bufferWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
 	}
-	return b.buf.Write(p)
-}
-
-// apiRequest builds a request to the API on behalf of the signed-in admin.
-func (c *Console) apiRequest(r *http.Request, method, target string, body []byte) *http.Request {
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		rd = bytes.NewReader(body)
+	for _, e := range p.Fields {
+		if e.Field != "" {
+			msg += "; " + e.Field + ": " + e.Message
+		} else {
+			msg += "; " + e.Message
+		}
 	}
-	req, _ := http.NewRequestWithContext(r.Context(), method, target, rd)
-	req.RemoteAddr = r.RemoteAddr
-	req.Host = r.Host
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if s := sessionOf(r); s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	return req
-}
-
-func (c *Console) callAPI(r *http.Request, method, target string, body []byte, header http.Header) apiResponse {
-	req := c.apiRequest(r, method, target, body)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	bw := &bufferWriter{header: http.Header{}}
-	c.api.ServeHTTP(bw, req)
-	if bw.status == 0 {
-		bw.status = http.StatusOK
-	}
-	return apiResponse{status: bw.status, header: bw.header, body: bw.buf.Bytes()}
-}
-
-// problem is the API's error document.
-type problem struct {
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Errors []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
-func (p problem) Error() string {
-	if p.Detail != "" {
-		return p.Detail
-	}
-	return fmt.Sprintf("the API answered %d", p.Status)
+	return strings.TrimPrefix(msg, "; ")
 }
