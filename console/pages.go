@@ -82,7 +82,6 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, da
 	data["Version"] = c.cfg.Version
 	data["Open"] = c.cfg.Open
 	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
-		data["CSRF"] = s.csrf
 		data["SignedIn"] = s.token != ""
 		data["Flash"] = c.takeFlash(s)
 	}
@@ -453,6 +452,7 @@ func (c *Console) previewFragment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) create(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm() // an unreadable body leaves the form empty: the API names what is missing
 	f := readForm(r.PostForm)
 	req := client.CreateRequest{Name: f.Name}
 	errs := map[string]string{}
