@@ -5,34 +5,15 @@ import (
 	"html/template"
 	"strings"
 	"time"
-)
 
-// statsView is the API's stats answer as the promotion page uses it.
-type statsView struct {
-	Redemptions    int64   `json:"redemptions"`
-	RolledBack     int64   `json:"rolledBack"`
-	CodesRedeemed  int64   `json:"codesRedeemed"`
-	RedemptionRate float64 `json:"redemptionRate"`
-	Bucket         string  `json:"bucket"`
-	Series         []struct {
-		At          time.Time `json:"at"`
-		Redemptions int64     `json:"redemptions"`
-		RolledBack  int64     `json:"rolledBack"`
-	} `json:"series"`
-	TopUsers []struct {
-		UserID      string `json:"userId"`
-		Redemptions int64  `json:"redemptions"`
-	} `json:"topUsers"`
-	Refusals []struct {
-		Reason string `json:"reason"`
-		Count  int64  `json:"count"`
-	} `json:"refusals"`
-}
+	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/promo"
+)
 
 // barChart renders the series as an SVG bar chart on the server (no chart
 // library, no JavaScript): one bar per bucket, rolled-back part shaded, at
 // most the newest 72 buckets.
-func barChart(s statsView) template.HTML {
+func barChart(s client.Stats) template.HTML {
 	pts := s.Series
 	if len(pts) > 72 {
 		pts = pts[len(pts)-72:]
@@ -54,7 +35,7 @@ func barChart(s statsView) template.HTML {
 	slot := plotW / float64(len(pts))
 	barW := min(max(slot*0.7, 1), 36)
 	layout := "15:04"
-	if s.Bucket == "day" {
+	if s.Bucket == promo.BucketDay {
 		layout = "Jan 2"
 	}
 	var b strings.Builder

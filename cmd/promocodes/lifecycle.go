@@ -190,7 +190,7 @@ func (p *promotionsCLI) topUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, st, err := c.TopUpPromotion(cmd.Context(), args[0], n)
+			t, st, err := c.TopUpPromotion(cmd.Context(), args[0], n, "")
 			if err != nil {
 				return promotionsError(err)
 			}

@@ -343,5 +343,6 @@ func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log 
 	if err != nil {
 		return nil, err
 	}
+	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }

@@ -162,8 +162,10 @@ type TopUp struct {
 }
 
 // TopUpPromotion adds n codes to a generated promotion (admin); it returns
-// the top-up and the promotion's status (codeCount is the new total).
-func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp, Status, error) {
+// the top-up and the promotion's status (codeCount is the new total). A
+// non-empty idempotencyKey makes the call safe to repeat: a repeat adds
+// nothing and answers the first top-up.
+func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64, idempotencyKey string) (TopUp, Status, error) {
 	body, err := json.Marshal(map[string]int64{"codeCount": n})
 	if err != nil {
 		return TopUp{}, Status{}, err
@@ -171,6 +173,9 @@ func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp,
 	req, err := c.newRequest(ctx, http.MethodPost, "/v1/promotions/"+url.PathEscape(id)+"/topups", body)
 	if err != nil {
 		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
+	}
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
 	var out struct {
 		TopUp     TopUp  `json:"topup"`

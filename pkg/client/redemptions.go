@@ -135,3 +135,22 @@ func (c *Client) ExportRedemptions(ctx context.Context, q RedemptionQuery, w io.
 	}
 	return rows, nil
 }
+
+// RollbackRedemption gives a redemption's use back (once); replayed is true
+// when it had been rolled back before (the first reason stays).
+func (c *Client) RollbackRedemption(ctx context.Context, id, reason string) (Redemption, bool, error) {
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return Redemption{}, false, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/redemptions/"+url.PathEscape(id)+"/rollback", body)
+	if err != nil {
+		return Redemption{}, false, fmt.Errorf("roll back redemption %s: %w", id, err)
+	}
+	var r Redemption
+	resp, _, err := c.doJSON(ctx, req, &r)
+	if err != nil {
+		return Redemption{}, false, fmt.Errorf("roll back redemption %s: %w", id, err)
+	}
+	return r, resp.Header.Get("Idempotent-Replayed") == "true", nil
+}
