@@ -238,14 +238,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	redeemed := redeemSome(t, base, promoID, 3)
 	run("analytics follow redemptions",
 		chromedp.Navigate(base+"/console/promotions/"+promoID),
-		chromedp.WaitVisible(css("#chart rect.bar")),
+		chromedp.WaitVisible(css(`#chart[data-drawn="true"] canvas`)),
 		shot("05b-analytics"),
 	)
 	if got := text("#stat-redemptions"); got != strconv.Itoa(redeemed) {
 		t.Errorf("page shows %s redemptions, want %d", got, redeemed)
 	}
-	if n := attr("#chart rect.bar", "data-n"); n != strconv.Itoa(redeemed) {
-		t.Errorf("chart bar holds %s redemptions, want %d", n, redeemed)
+	if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](chartTotal("chart", "redemptions"))); err != nil || n != redeemed {
+		t.Errorf("chart holds %d redemptions (%v), want %d", n, err, redeemed)
 	}
 	// The list's redeemed column follows too (the totals rollup of the real
 	// binary, polled every 250 ms; the list refreshes itself every 2 s).

@@ -173,6 +173,7 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
 	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
 	c.mux.Handle("POST /console/promotions/{id}/delete", c.auth(c.deletePromotion))
+	c.mux.Handle("GET /console/analytics", c.auth(c.analyticsPage))
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
 	return c, nil

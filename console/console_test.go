@@ -29,10 +29,11 @@ const adminToken = "console-test-admin-token"
 // site is the API and the console on a real SQLite store, as the API
 // process serves them.
 type site struct {
-	t     *testing.T
-	srv   *httptest.Server
+	t       *testing.T
+	srv     *httptest.Server
 	store   *sqlite.Store
 	console *console.Console
+	svc     *redemption.Service
 	c       *http.Client
 }
 
@@ -104,7 +105,7 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 	client := srv.Client()
 	client.Jar = jar
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &site{t: t, srv: srv, store: st, console: c, c: client}
+	return &site{t: t, srv: srv, store: st, console: c, svc: svc, c: client}
 }
 
 func (s *site) get(path string) (*http.Response, string) {

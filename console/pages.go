@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ var funcs = template.FuncMap{
 	// off: the API reports the flag and it is false.
 	"off":   func(b *bool) bool { return b != nil && !*b },
 	"comma": func(n int64) string { return humanize.Comma(n) },
+	"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
 			return "0"
@@ -220,17 +222,14 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 	if p.Active != nil {
 		data["Active"] = *p.Active
 	}
-	bucket := promo.BucketHour
-	if r.URL.Query().Get("bucket") == "day" {
-		bucket = promo.BucketDay
-	}
-	if st, err := api.PromotionStats(ctx, p.ID, bucket); err != nil {
+	if win, err := chooseWindow(r.URL.Query(), []time.Time{p.CreatedAt}, time.Now()); err != nil {
+		data["StatsError"] = err.Error()
+	} else if st, err := statsFor(ctx, api, p.ID, win); err != nil {
 		data["StatsError"] = apiMessage(err)
 	} else {
-		data["Stats"], data["Chart"] = st, barChart(st)
+		data["Stats"], data["Chart"], data["Bucket"] = st, promotionChart("chart", st), string(win.Bucket)
 		data["Rate"] = strconv.FormatFloat(100*st.RedemptionRate, 'f', 2, 64)
 	}
-	data["Bucket"] = string(bucket)
 	for k, v := range extra {
 		if v != nil {
 			data[k] = v

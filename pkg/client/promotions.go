@@ -234,8 +234,8 @@ func (c *Client) ListPromotions(ctx context.Context, q ListQuery) (PromotionPage
 	return page, nil
 }
 
-// Stats is GET /v1/promotions/{id}/stats: the promotion's analytics from
-// its audit trail.
+// Stats is GET /v1/promotions/{id}/stats: the promotion's analytics, its
+// totals over its life and its series over the window [From, To).
 type Stats struct {
 	PromotionID     string                  `json:"promotionId"`
 	CodeCount       int64                   `json:"codeCount"`
@@ -245,17 +245,36 @@ type Stats struct {
 	CodesRedeemed   int64                   `json:"codesRedeemed"`
 	RedemptionRate  float64                 `json:"redemptionRate"`
 	Bucket          promo.StatsBucket       `json:"bucket"`
+	From            time.Time               `json:"from"`
+	To              time.Time               `json:"to"`
 	Series          []promo.StatsPoint      `json:"series"`
 	TopUsers        []promo.UserRedemptions `json:"topUsers"`
 	Refusals        []promo.ReasonCount     `json:"refusals"`
+	Orders          []promo.OrderTotals     `json:"orders,omitempty"`
 }
 
 // PromotionStats reads a promotion's analytics in buckets of bucket (hour
-// or day; "" is the API's default, hour).
+// or day; "" is the API's default, hour) over the API's default window.
 func (c *Client) PromotionStats(ctx context.Context, id string, bucket promo.StatsBucket) (Stats, error) {
-	path := "/v1/promotions/" + url.PathEscape(id) + "/stats"
+	return c.PromotionStatsWindow(ctx, id, bucket, time.Time{}, time.Time{})
+}
+
+// PromotionStatsWindow is PromotionStats with the series over [from, to)
+// (a zero end: the API's default; at most promo.MaxStatsBuckets buckets).
+func (c *Client) PromotionStatsWindow(ctx context.Context, id string, bucket promo.StatsBucket, from, to time.Time) (Stats, error) {
+	v := url.Values{}
 	if bucket != "" {
-		path += "?bucket=" + url.QueryEscape(string(bucket))
+		v.Set("bucket", string(bucket))
+	}
+	if !from.IsZero() {
+		v.Set("from", from.UTC().Format(time.RFC3339))
+	}
+	if !to.IsZero() {
+		v.Set("to", to.UTC().Format(time.RFC3339))
+	}
+	path := "/v1/promotions/" + url.PathEscape(id) + "/stats"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
 	}
 	hr, err := c.newRequest(ctx, http.MethodGet, path, nil)
 	if err != nil {
