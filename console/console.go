@@ -98,14 +98,20 @@ type Batches interface {
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 }
 
-// Ops is what the operations page needs: the Kafka client and producer of
-// the SRE tools and the topic names. Nil fields disable the page's parts.
+// Ops is what the operations pages need (ops.go): the Kafka client and
+// producer of the SRE tools, the topic names and consumer groups. Nil or
+// empty fields leave the pages' parts out.
 type Ops struct {
-	Client        shovel.Client
-	Publisher     shovel.Publisher
-	DeadTopic     string
-	BatchesTopic  string
-	ShovelHistory *shovel.History // the shovel's last cycles when it runs in this process
+	Client           OpsClient
+	Publisher        shovel.Publisher
+	DeadTopic        string
+	BatchesTopic     string
+	RetryTopic       string
+	ErrorTopic       string
+	RedemptionsTopic string
+	GeneratorGroup   string          // the generators' consumer group (batches and retry topics)
+	ShovelGroup      string          // the shovel's group (error topic)
+	ShovelHistory    *shovel.History // the shovel's last cycles when it runs in this process
 }
 
 // Console serves /console.
@@ -176,6 +182,7 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/analytics", c.auth(c.analyticsPage))
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
+	c.mux.Handle("GET /console/ops/topics", c.auth(c.topicsPage))
 	return c, nil
 }
 

@@ -46,6 +46,12 @@ func newSite(t *testing.T, open, insecure bool) *site {
 // tests that change what the API answers the console.
 func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler) *site {
 	t.Helper()
+	return newSiteOps(t, open, insecure, wrap, console.Ops{})
+}
+
+// newSiteOps is newSiteWith with the operations pages' Kafka parts.
+func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler, ops console.Ops) *site {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
 	if err != nil {
@@ -94,7 +100,7 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 	if wrap != nil {
 		h = wrap(a)
 	}
-	c, err := console.New(ccfg, h, st, console.Ops{}, log)
+	c, err := console.New(ccfg, h, st, ops, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/shovel"
 )
 
 var funcs = template.FuncMap{
@@ -518,117 +516,4 @@ func (c *Console) create(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
 	c.render(w, r, "new", map[string]any{"F": f, "Preview": c.computePreview(f), "Errors": errs})
-}
-
-// ---- operations ----
-
-// deadGroup is what is parked for one promotion and reason.
-type deadGroup struct {
-	PromotionID string
-	Reason      string
-	Events      int
-	Codes       int64
-	Status      string // the promotion's status now
-	Summary     string
-}
-
-func (c *Console) deadGroups(r *http.Request) ([]deadGroup, int, error) {
-	if c.ops.Client == nil || c.ops.DeadTopic == "" {
-		return nil, 0, errors.New("no Kafka client in this process")
-	}
-	const limit = 10_000
-	entries, err := shovel.Inspect(r.Context(), c.ops.Client, c.ops.DeadTopic, shovel.Filter{Limit: limit})
-	if err != nil {
-		return nil, 0, err
-	}
-	idx := map[[2]string]*deadGroup{}
-	var groups []*deadGroup
-	for _, e := range entries {
-		pid, codes := "(undecodable)", int64(0)
-		if e.Event != nil {
-			pid, codes = e.Event.PromotionID, e.Event.CodeCount
-		}
-		reason := e.DeadReason
-		if reason == "" {
-			reason = "(none)"
-		}
-		k := [2]string{pid, reason}
-		g := idx[k]
-		if g == nil {
-			g = &deadGroup{PromotionID: pid, Reason: reason}
-			idx[k] = g
-			groups = append(groups, g)
-		}
-		g.Events++
-		g.Codes += codes
-	}
-	sort.Slice(groups, func(i, j int) bool {
-		if groups[i].PromotionID != groups[j].PromotionID {
-			return groups[i].PromotionID > groups[j].PromotionID
-		}
-		return groups[i].Reason < groups[j].Reason
-	})
-	out := make([]deadGroup, len(groups))
-	api, ctx := c.apiFor(r)
-	for i, g := range groups {
-		if _, err := promo.ParseID(g.PromotionID); err == nil {
-			if p, err := api.GetPromotion(ctx, g.PromotionID); err == nil {
-				g.Status, g.Summary = string(p.Status), p.Summary
-			}
-		}
-		out[i] = *g
-	}
-	return out, len(entries), nil
-}
-
-func (c *Console) opsPage(w http.ResponseWriter, r *http.Request) {
-	c.renderOps(w, r, nil)
-}
-
-func (c *Console) renderOps(w http.ResponseWriter, r *http.Request, extra map[string]any) {
-	data := map[string]any{"DeadTopic": c.ops.DeadTopic, "BatchesTopic": c.ops.BatchesTopic}
-	groups, n, err := c.deadGroups(r)
-	if err != nil {
-		data["DeadError"] = err.Error()
-	}
-	data["Groups"], data["DeadCount"] = groups, n
-	if c.ops.ShovelHistory != nil {
-		data["Cycles"] = c.ops.ShovelHistory.Last()
-		data["HasHistory"] = true
-	}
-	for k, v := range extra {
-		data[k] = v
-	}
-	c.render(w, r, "ops", data)
-}
-
-// replay does what `promocodes topics replay --from <dead> --to <batches>
-// [--promotion ID] [--reset-retries] [--dry-run]` does: a dry run first,
-// then, confirmed, the copy.
-func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
-	if c.ops.Client == nil || c.ops.Publisher == nil {
-		c.fail(w, r, http.StatusServiceUnavailable, errors.New("no Kafka client in this process"))
-		return
-	}
-	pid := strings.TrimSpace(r.PostFormValue("promotion"))
-	if pid != "" {
-		if _, err := promo.ParseID(pid); err != nil {
-			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("promotion %q is not a promotion id", pid))
-			return
-		}
-	}
-	confirm := r.PostFormValue("action") == "confirm"
-	o := shovel.ReplayOptions{From: c.ops.DeadTopic, To: c.ops.BatchesTopic, Filter: shovel.Filter{PromotionID: pid},
-		ResetRetries: r.PostFormValue("resetRetries") != "", DryRun: !confirm}
-	entries, err := shovel.Replay(r.Context(), c.ops.Client, c.ops.Publisher, o, c.log.Named("replay"))
-	if err != nil {
-		c.renderOps(w, r, map[string]any{"ReplayError": err.Error()})
-		return
-	}
-	if confirm {
-		c.log.Info("console replay", zap.String("promotion_id", pid), zap.Int("events", len(entries)),
-			zap.Bool("reset_retries", o.ResetRetries), zap.String("from", o.From), zap.String("to", o.To))
-	}
-	c.renderOps(w, r, map[string]any{"Replay": map[string]any{"Confirmed": confirm, "Entries": entries,
-		"Promotion": pid, "ResetRetries": o.ResetRetries}})
 }
