@@ -24,7 +24,10 @@ import (
 	"github.com/promocodes/promocodes/redemption"
 )
 
-const adminToken = "console-test-admin-token"
+const (
+	adminToken = "console-test-admin-token"
+	testSecret = "console-test-secret-0123456789abcdef"
+)
 
 // site is the API and the console on a real SQLite store, as the API
 // process serves them.
@@ -55,7 +58,7 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	acfg := api.Config{Secret: []byte("console-test-secret-0123456789abcdef"), BatchCodeCount: 1000, Open: open}
+	acfg := api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, Open: open}
 	ccfg := console.Config{Open: open, InsecureCookies: insecure, Version: "test"}
 	if !open {
 		acfg.AdminTokens = []string{adminToken}
