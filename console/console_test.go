@@ -32,8 +32,8 @@ const (
 // site is the API and the console on a real SQLite store, as the API
 // process serves them.
 type site struct {
-	t     *testing.T
-	srv   *httptest.Server
+	t       *testing.T
+	srv     *httptest.Server
 	store   *sqlite.Store
 	console *console.Console
 	c       *http.Client
@@ -380,7 +380,7 @@ func TestConsoleErrorsAreHTMLPages(t *testing.T) {
 		{http.MethodGet, "/console/promotions/999999", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/promotions/999999/codes.csv", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/rows?active=maybe", nil, http.StatusUnprocessableEntity},
-		{http.MethodPost, "/console/promotions/1/progress", nil, http.StatusMethodNotAllowed},
+		{http.MethodPost, "/console/promotions/1/live", nil, http.StatusMethodNotAllowed},
 		{http.MethodPost, "/console/new", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
 	} {
 		var resp *http.Response
