@@ -171,7 +171,7 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/preview", c.auth(c.previewFragment))
 	c.mux.Handle("POST /console/new", c.auth(c.create))
 	c.mux.Handle("GET /console/promotions/{id}", c.auth(c.promotionPage))
-	c.mux.Handle("GET /console/promotions/{id}/progress", c.auth(c.progress))
+	c.mux.Handle("GET /console/promotions/{id}/live", c.auth(c.live))
 	c.mux.Handle("GET /console/promotions/{id}/codes.csv", c.auth(c.export))
 	c.mux.Handle("POST /console/promotions/{id}/active", c.auth(c.setActive))
 	c.mux.Handle("POST /console/promotions/{id}/cancel", c.auth(c.cancelGeneration))

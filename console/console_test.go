@@ -24,7 +24,10 @@ import (
 	"github.com/promocodes/promocodes/redemption"
 )
 
-const adminToken = "console-test-admin-token"
+const (
+	adminToken = "console-test-admin-token"
+	testSecret = "console-test-secret-0123456789abcdef"
+)
 
 // site is the API and the console on a real SQLite store, as the API
 // process serves them.
@@ -62,7 +65,7 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	acfg := api.Config{Secret: []byte("console-test-secret-0123456789abcdef"), BatchCodeCount: 1000, Open: open}
+	acfg := api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, Open: open}
 	ccfg := console.Config{Open: open, InsecureCookies: insecure, Version: "test"}
 	if !open {
 		acfg.AdminTokens = []string{adminToken}
@@ -384,7 +387,7 @@ func TestConsoleErrorsAreHTMLPages(t *testing.T) {
 		{http.MethodGet, "/console/promotions/999999", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/promotions/999999/codes.csv", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/rows?active=maybe", nil, http.StatusUnprocessableEntity},
-		{http.MethodPost, "/console/promotions/1/progress", nil, http.StatusMethodNotAllowed},
+		{http.MethodPost, "/console/promotions/1/live", nil, http.StatusMethodNotAllowed},
 		{http.MethodPost, "/console/new", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
 	} {
 		var resp *http.Response

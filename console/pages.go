@@ -33,6 +33,9 @@ var funcs = template.FuncMap{
 		}
 		return strconv.FormatFloat(math.Min(100, 100*float64(a)/float64(b)), 'f', 1, 64)
 	},
+	// codeURL is the console page of a code, user or redemption.
+	"codeURL": func(code string) string { return "/console/codes/" + url.PathEscape(code) },
+	"userURL": func(user string) string { return "/console/users/" + url.PathEscape(user) },
 	// detail is an audit entry's change as the log holds it (JSON).
 	"detail": func(d json.RawMessage) string {
 		if s := string(d); s != "null" && s != "{}" {
@@ -187,22 +190,27 @@ func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 	c.renderPromotion(w, r, http.StatusOK, nil)
 }
 
-// renderPromotion renders a promotion's page under status, with extra (an
-// action's error and its form values) merged in.
-func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status int, extra map[string]any) {
-	p, err := c.loadPromotion(r)
-	if err != nil {
-		c.failAPI(w, r, err)
-		return
+// maxBatchRows bounds the "Batches not complete" table (a 100,000,000-code
+// promotion has 2,000 batches); the rest are counted.
+const maxBatchRows = 50
+
+// liveData is what the page's live parts show (template "live"): the
+// promotion's status, deletion, summary and incomplete batches, read
+// together so that they agree.
+func (c *Console) liveData(r *http.Request, p client.Status) map[string]any {
+	data := map[string]any{"P": p, "L": lifecycleOf(p)}
+	if p.Active != nil {
+		data["Active"] = *p.Active
 	}
-	api, ctx := c.apiFor(r)
-	data := map[string]any{"P": p, "L": lifecycleOf(p), "Nonce": randomToken(),
-		"ActionError": map[string]string{}, "Form": map[string]string{}}
 	if c.batches != nil {
 		id, _ := promo.ParseID(p.ID)
 		bs, err := c.batches.IncompleteBatches(r.Context(), id)
 		if err != nil {
 			data["BatchesError"] = err.Error()
+		}
+		if len(bs) > maxBatchRows {
+			data["BatchesMore"] = int64(len(bs) - maxBatchRows)
+			bs = bs[:maxBatchRows]
 		}
 		data["Batches"] = bs
 	}
@@ -212,13 +220,24 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
 		}
 	}
+	return data
+}
+
+// renderPromotion renders a promotion's page under status, with extra (an
+// action's error and its form values) merged in.
+func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status int, extra map[string]any) {
+	p, err := c.loadPromotion(r)
+	if err != nil {
+		c.failAPI(w, r, err)
+		return
+	}
+	api, ctx := c.apiFor(r)
+	data := c.liveData(r, p)
+	data["Nonce"], data["ActionError"], data["Form"] = randomToken(), map[string]string{}, map[string]string{}
 	if page, err := api.AuditLog(ctx, p.ID, "", auditPage); err == nil {
 		data["Audit"] = page.Entries[:min(len(page.Entries), auditPage)]
 	} else {
 		data["AuditError"] = apiMessage(err)
-	}
-	if p.Active != nil {
-		data["Active"] = *p.Active
 	}
 	if win, err := chooseWindow(r.URL.Query(), []time.Time{p.CreatedAt}, time.Now()); err != nil {
 		data["StatsError"] = err.Error()
@@ -239,17 +258,15 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 	c.render(w, r, "promotion", data)
 }
 
-func (c *Console) progress(w http.ResponseWriter, r *http.Request) {
+// live renders the promotion page's live parts again, together, for the
+// page's script to swap in (static/console.js).
+func (c *Console) live(w http.ResponseWriter, r *http.Request) {
 	p, err := c.loadPromotion(r)
 	if err != nil {
-		http.Error(w, apiMessage(err), apiStatus(err))
+		c.failAPI(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": p.Status, "codeCount": p.CodeCount,
-		"generatedCount": p.GeneratedCount, "batches": p.Batches, "summary": p.Summary,
-		"percent": funcs["pct"].(func(a, b int64) string)(p.GeneratedCount, p.CodeCount), "deletion": p.Deletion})
+	c.renderFragment(w, "promotion", "live", c.liveData(r, p))
 }
 
 // export streams the API's CSV of a promotion's codes to the browser: the
