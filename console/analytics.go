@@ -25,6 +25,10 @@ const maxCompared = 6
 // bucket: a week of hours; longer spans are shown by day.
 const hourlyUpTo = 7 * 24 * time.Hour
 
+// minBuckets is the fewest buckets a chart shows (a promotion created an
+// hour ago is charted over the last day): a line needs room to read.
+const minBuckets = 24
+
 // window is the span a page charts: its bucket and [From, To).
 type window struct {
 	Bucket   promo.StatsBucket
@@ -38,8 +42,8 @@ type window struct {
 
 // chooseWindow reads the page's bucket, from and to (dates, UTC, to
 // inclusive) and fills what is missing: from the first promotion's
-// creation to now, by hour up to a week and by day beyond; at most
-// promo.MaxStatsBuckets buckets, the newest.
+// creation to now, by hour up to a week and by day beyond; at least
+// minBuckets buckets, at most promo.MaxStatsBuckets (the newest).
 func chooseWindow(q map[string][]string, created []time.Time, now time.Time) (window, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -87,6 +91,9 @@ func chooseWindow(q map[string][]string, created []time.Time, now time.Time) (wi
 		return w, fmt.Errorf("bucket %q: hour or day", b)
 	}
 	w.From, w.To = w.Bucket.Floor(from), w.Bucket.Ceil(to)
+	if least := minBuckets * w.Bucket.Width(); w.To.Sub(w.From) < least {
+		w.From = w.To.Add(-least)
+	}
 	if span := promo.MaxStatsBuckets * w.Bucket.Width(); w.To.Sub(w.From) > span {
 		w.From, w.Clipped = w.To.Add(-span), true
 	}

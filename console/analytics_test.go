@@ -104,8 +104,8 @@ func TestAnalyticsPage(t *testing.T) {
 		t.Fatalf("analytics of A = %d:\n%.3000s", resp.StatusCode, page)
 	}
 	ch := chartOf(t, page)
-	if ch.Bucket != "hour" || len(ch.X) < 1 || len(ch.X) > 2 {
-		t.Errorf("A's chart: bucket %s, %d points; want hourly since its creation (1 or 2 hours)", ch.Bucket, len(ch.X))
+	if ch.Bucket != "hour" || len(ch.X) != 24 {
+		t.Errorf("A's chart: bucket %s, %d points; want hourly over the last 24 hours (created within them)", ch.Bucket, len(ch.X))
 	}
 	if n, _ := ch.total("redemptions"); n != 3 {
 		t.Errorf("A's chart holds %d redemptions, want 3", n)
@@ -196,8 +196,8 @@ func TestAnalyticsShowsOrdersWhenTheStatsCarryThem(t *testing.T) {
 }
 
 // The window the pages chart: since the first promotion's creation, hourly
-// up to a week and daily beyond, at most 1,000 buckets (the newest); dates
-// from the form, to inclusive.
+// up to a week and daily beyond, at least 24 and at most 1,000 buckets (the
+// newest); dates from the form, to inclusive.
 func TestChooseWindow(t *testing.T) {
 	now := time.Date(2026, 3, 10, 15, 20, 0, 0, time.UTC)
 	day := func(d int) time.Time { return time.Date(2026, 3, d, 0, 0, 0, 0, time.UTC) }
@@ -209,13 +209,14 @@ func TestChooseWindow(t *testing.T) {
 		from, to time.Time
 		clipped  bool
 	}{
-		{"created today", nil, []time.Time{now.Add(-90 * time.Minute)}, "hour", day(10).Add(13 * time.Hour), day(10).Add(16 * time.Hour), false},
+		{"created today: the last 24 hours", nil, []time.Time{now.Add(-90 * time.Minute)}, "hour", day(9).Add(16 * time.Hour), day(10).Add(16 * time.Hour), false},
 		{"the earliest of two", nil, []time.Time{now.Add(-time.Hour), day(8)}, "hour", day(8), day(10).Add(16 * time.Hour), false},
-		{"over a week: daily", nil, []time.Time{day(1)}, "day", day(1), day(11), false},
+		{"over a week: daily (at least 24 days)", nil, []time.Time{day(1)}, "day", day(11).AddDate(0, 0, -24), day(11), false},
 		{"hourly asked over 60 days: newest 1,000 hours", map[string][]string{"bucket": {"hour"}}, []time.Time{now.AddDate(0, 0, -60)},
 			"hour", day(10).Add(16*time.Hour - 1000*time.Hour), day(10).Add(16 * time.Hour), true},
 		{"dates given", map[string][]string{"from": {"2026-03-02"}, "to": {"2026-03-03"}}, []time.Time{day(1)}, "hour", day(2), day(4), false},
-		{"created after the window", map[string][]string{"to": {"2026-03-01"}}, []time.Time{day(5)}, "hour", day(1).Add(23 * time.Hour), day(2), false},
+		{"created after the window", map[string][]string{"to": {"2026-03-01"}}, []time.Time{day(5)}, "hour", day(1), day(2), false},
+		{"daily over a short span: 24 days", map[string][]string{"bucket": {"day"}}, []time.Time{day(8)}, "day", day(11).AddDate(0, 0, -24), day(11), false},
 	} {
 		w, err := console.ChooseWindow(tc.q, tc.created, now)
 		if err != nil {

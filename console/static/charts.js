@@ -38,9 +38,19 @@
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'); },
       cursor: {focus: {prox: 16}},
       legend: {live: true},
-      scales: {y: {range: function (u, lo, hi) { return [0, Math.max(1, Math.ceil(hi * 1.1))]; }}},
+      scales: {
+        x: {time: true, range: function () { return [data.x[0], data.x[data.x.length - 1]]; }},
+        y: {range: function (u, lo, hi) { return [0, Math.max(1, Math.ceil(hi * 1.1))]; }}
+      },
       series: [{label: daily ? 'day (UTC)' : 'hour (UTC)', value: fmt}].concat(data.series.map(seriesOpts)),
-      axes: [{}, {values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) ? v.toLocaleString('en-US') : ''; }); }}]
+      axes: [{values: function (u, splits) {
+        return splits.map(function (v, i) {
+          var iso = new Date(v * 1e3).toISOString();
+          if (daily) return iso.slice(0, 10);
+          var prev = i > 0 ? new Date(splits[i - 1] * 1e3).toISOString().slice(0, 10) : '';
+          return (iso.slice(0, 10) !== prev ? iso.slice(5, 10) + ' ' : '') + iso.slice(11, 16);
+        });
+      }}, {values: function (u, vals) { return vals.map(function (v) { return Number.isInteger(v) ? v.toLocaleString('en-US') : ''; }); }}]
     };
     var plot = new uPlot(opts, [data.x].concat(data.series.map(function (s) { return s.values; })), box);
     fig.dataset.drawn = 'true';
