@@ -6,11 +6,14 @@
 // and lifecycle action (deactivate, cancel, top-up, revoke, delete:
 // lifecycle.go) goes through the API's own validation, authorisation and
 // audit log; it adds sessions, sign-in throttling and cross-origin
-// protection (signin.go), the format preview (from pkg/codes) and the
-// operations page (dead-letter inspection and replay, from shovel's tools).
+// protection (signin.go), the format preview (from pkg/codes), the
+// analytics (analytics.go: the API's stats of one or several promotions)
+// and the operations pages (ops.go: consumer lag, dead-letter inspection
+// and replay from shovel's tools, the shovel, a topic browser).
 //
 // Pages read without JavaScript; a small script (static/console.js, no
-// framework, no CDN) adds live progress and the live preview.
+// framework, no CDN) adds live progress and the live preview, and
+// static/charts.js draws the charts with uPlot (vendored, static/vendor).
 //
 // Concurrency: a Console is an http.Handler and safe for concurrent use.
 package console
