@@ -76,7 +76,8 @@ func TestStatsFollowRedemptions(t *testing.T) {
 		t.Errorf("an old window = %d %s; want no points, the totals, from rounded down to 00:00", r.status, r.body)
 	}
 	for _, q := range []string{"from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
-		"from=yesterday", "bucket=day&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "window=7d"} {
+		"from=yesterday", "bucket=day&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z", "window=7d",
+		"from=9999-12-30T00:00:00Z&to=9999-12-31T23:30:00Z", "from=1969-12-31T00:00:00Z&to=1970-01-01T01:00:00Z"} {
 		if r := h.do("GET", "/v1/promotions/"+id+"/stats?"+q, adminToken, "", nil); r.status != 422 {
 			t.Errorf("stats?%s = %d %s, want 422", q, r.status, r.body)
 		}

@@ -54,6 +54,9 @@ func StatsWindow(bucket StatsBucket, from, to, now time.Time) (time.Time, time.T
 	}
 	from = bucket.Floor(from)
 	switch {
+	case from.Before(statsEpoch) || to.After(statsEnd):
+		return from, to, FieldErrorf("from", "the window must lie between %s and %s",
+			statsEpoch.Format(time.DateOnly), statsEnd.Format(time.DateOnly))
 	case !from.Before(to):
 		return from, to, FieldErrorf("from", "must be before to")
 	case to.Sub(from) > MaxStatsBuckets*w:
@@ -108,6 +111,13 @@ type OrderTotals struct {
 	OrderValue  string `json:"orderValue"`
 	Discount    string `json:"discount"`
 }
+
+// The times a window may span: Unix time to a year every database and
+// RFC 3339 can write.
+var (
+	statsEpoch = time.Unix(0, 0).UTC()
+	statsEnd   = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 // Stats limits.
 const (
