@@ -7,28 +7,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// statsView is the GET /v1/promotions/{id}/stats body.
-type statsView struct {
-	PromotionID     string                  `json:"promotionId"`
-	CodeCount       int64                   `json:"codeCount"`
-	MaxUsagePerCode int                     `json:"maxUsagePerCode"`
-	Redemptions     int64                   `json:"redemptions"`
-	RolledBack      int64                   `json:"rolledBack"`
-	CodesRedeemed   int64                   `json:"codesRedeemed"`
-	RedemptionRate  float64                 `json:"redemptionRate"`
-	Bucket          promo.StatsBucket       `json:"bucket"`
-	From            time.Time               `json:"from"`
-	To              time.Time               `json:"to"`
-	Series          []promo.StatsPoint      `json:"series"`
-	TopUsers        []promo.UserRedemptions `json:"topUsers"`
-	// Refusals are the refused redemptions by reason, most frequent first
-	// (counted by the API replicas, written every few seconds).
-	Refusals []promo.ReasonCount `json:"refusals"`
-	// Orders: order value and discount per currency, present once
-	// redemptions carry order amounts.
-	Orders []promo.OrderTotals `json:"orders,omitempty"`
-}
-
 // promotionStats answers GET /v1/promotions/{id}/stats?bucket=hour|day
 // [&from=&to=]: the analytics the console's pages and API users share.
 func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +56,7 @@ func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v := statsView{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
+	v := promo.StatsReport{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
 		Redemptions: st.Redemptions, RolledBack: st.RolledBack, CodesRedeemed: st.CodesRedeemed, Bucket: q.Bucket,
 		From: q.From, To: q.To, Series: st.Series, TopUsers: st.TopUsers, Orders: st.Orders}
 	if p.CodeCount > 0 {

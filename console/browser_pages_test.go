@@ -23,8 +23,9 @@ import (
 )
 
 // browserStack is the dev stack in-process (embedded broker, SQLite, API,
-// generators, shovel; open, no sign-in) and a headless chromium that
-// records every URL it requests.
+// generators, shovel; open unless tweak sets admin tokens) and a headless
+// chromium that records every URL it requests. The browser is started: the
+// first call has no deadline, later steps take their own.
 type browserStack struct {
 	t    *testing.T
 	base string
@@ -36,7 +37,7 @@ type browserStack struct {
 	urls []string
 }
 
-func newBrowserStack(t *testing.T) *browserStack {
+func newBrowserStack(t *testing.T, tweak func(*app.Config)) *browserStack {
 	t.Helper()
 	bin := chromium(t)
 	cfg := app.Defaults()
@@ -48,6 +49,9 @@ func newBrowserStack(t *testing.T) *browserStack {
 	cfg.Codes.Secret = "browser-test-secret-0123456789abcdef"
 	cfg.Shovel.Interval = time.Second
 	cfg.Dev.DataDir = t.TempDir()
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +72,7 @@ func newBrowserStack(t *testing.T) *browserStack {
 		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
 	}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(acancel)
@@ -183,7 +187,7 @@ func (s *browserStack) apiJSON(t *testing.T, method, path, body string, key stri
 // of its own, and checks that no request leaves 127.0.0.1. The analytics
 // and operations screenshots are the ones in docs/.
 func TestNewPagesInBrowser(t *testing.T) {
-	s := newBrowserStack(t)
+	s := newBrowserStack(t, nil)
 
 	t.Run("docs", func(t *testing.T) {
 		s.run(t, "open /docs",

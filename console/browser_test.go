@@ -19,7 +19,6 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -74,52 +73,12 @@ func artifacts(t *testing.T) string {
 // replay a parked batch from the operations page and see its promotion
 // complete. Screenshots are saved as artifacts.
 func TestConsoleInBrowser(t *testing.T) {
-	bin := chromium(t)
 	shots := artifacts(t)
-
-	cfg := app.Defaults()
-	cfg.Env = "dev"
-	cfg.HTTP.Addr = "127.0.0.1:0"
-	cfg.Kafka.Brokers = []string{"127.0.0.1:0"}
-	cfg.Kafka.Partitions = 4
-	cfg.DB = app.DBConfig{Driver: "sqlite", MaxConns: 4}
-	cfg.Codes.Secret = "browser-test-secret-0123456789abcdef"
-	cfg.Shovel.Interval = time.Second
-	cfg.Dev.DataDir = t.TempDir()
-	cfg.Auth.AdminTokens = []string{"browser-admin-token"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	proc, err := app.StartDev(ctx, cfg, zaptest.NewLogger(t).Named("dev"))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := proc.Wait(); err != nil {
-			t.Errorf("dev stopped with %v", err)
-		}
+	s := newBrowserStack(t, func(cfg *app.Config) {
+		cfg.Kafka.Partitions = 4
+		cfg.Auth.AdminTokens = []string{"browser-admin-token"}
 	})
-	base := "http://" + proc.HTTPAddr
-
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer acancel()
-	bctx, bcancel := chromedp.NewContext(actx)
-	defer bcancel()
-	// The first call starts the browser and must have no deadline; each
-	// later step gets its own.
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	cfg, proc, base, bctx := s.cfg, s.proc, s.base, s.bctx
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(bctx, 2*time.Minute) }
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

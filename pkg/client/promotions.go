@@ -236,22 +236,7 @@ func (c *Client) ListPromotions(ctx context.Context, q ListQuery) (PromotionPage
 
 // Stats is GET /v1/promotions/{id}/stats: the promotion's analytics, its
 // totals over its life and its series over the window [From, To).
-type Stats struct {
-	PromotionID     string                  `json:"promotionId"`
-	CodeCount       int64                   `json:"codeCount"`
-	MaxUsagePerCode int                     `json:"maxUsagePerCode"`
-	Redemptions     int64                   `json:"redemptions"`
-	RolledBack      int64                   `json:"rolledBack"`
-	CodesRedeemed   int64                   `json:"codesRedeemed"`
-	RedemptionRate  float64                 `json:"redemptionRate"`
-	Bucket          promo.StatsBucket       `json:"bucket"`
-	From            time.Time               `json:"from"`
-	To              time.Time               `json:"to"`
-	Series          []promo.StatsPoint      `json:"series"`
-	TopUsers        []promo.UserRedemptions `json:"topUsers"`
-	Refusals        []promo.ReasonCount     `json:"refusals"`
-	Orders          []promo.OrderTotals     `json:"orders,omitempty"`
-}
+type Stats = promo.StatsReport
 
 // PromotionStats reads a promotion's analytics in buckets of bucket (hour
 // or day; "" is the API's default, hour) over the API's default window.

@@ -80,6 +80,29 @@ type PromotionStats struct {
 	Orders []OrderTotals
 }
 
+// StatsReport is a promotion's analytics as the API answers them (GET
+// /v1/promotions/{id}/stats) and its clients read them: PromotionStats with
+// the promotion's figures, the window used and the refusals by reason.
+type StatsReport struct {
+	PromotionID     string            `json:"promotionId"`
+	CodeCount       int64             `json:"codeCount"`
+	MaxUsagePerCode int               `json:"maxUsagePerCode"`
+	Redemptions     int64             `json:"redemptions"`
+	RolledBack      int64             `json:"rolledBack"`
+	CodesRedeemed   int64             `json:"codesRedeemed"`
+	RedemptionRate  float64           `json:"redemptionRate"` // CodesRedeemed / CodeCount
+	Bucket          StatsBucket       `json:"bucket"`
+	From            time.Time         `json:"from"`
+	To              time.Time         `json:"to"`
+	Series          []StatsPoint      `json:"series"`
+	TopUsers        []UserRedemptions `json:"topUsers"`
+	// Refusals are the refused redemptions by reason, most frequent first.
+	Refusals []ReasonCount `json:"refusals"`
+	// Orders: order value and discount per currency, present once
+	// redemptions carry order amounts.
+	Orders []OrderTotals `json:"orders,omitempty"`
+}
+
 // StatsPoint is one bucket of the time series, [At, At+bucket); buckets
 // without any activity are left out.
 type StatsPoint struct {
