@@ -252,7 +252,16 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request) {
 		c.failAPI(w, r, err)
 		return
 	}
-	c.render(w, r, "user", map[string]any{"User": user, "Redemptions": page.Redemptions,
+	names := map[string]string{}
+	for _, rd := range page.Redemptions {
+		if _, ok := names[rd.PromotionID]; !ok {
+			names[rd.PromotionID] = "" // a promotion that cannot be read is shown by its id
+			if p, err := api.GetPromotion(ctx, rd.PromotionID); err == nil {
+				names[rd.PromotionID] = p.Name
+			}
+		}
+	}
+	c.render(w, r, "user", map[string]any{"User": user, "Redemptions": page.Redemptions, "Names": names,
 		"NextURL": nextURL(r.URL.EscapedPath(), nil, page.Next), "Codes": codesOf(page.Redemptions), "Back": r.URL.RequestURI()})
 }
 
