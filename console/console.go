@@ -177,7 +177,10 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/promotions/{id}/live", c.auth(c.live))
 	c.mux.Handle("GET /console/promotions/{id}/codes.csv", c.auth(c.export))
 	c.mux.Handle("POST /console/promotions/{id}/active", c.auth(c.setActive))
+	c.mux.Handle("GET /console/promotions/{id}/cancel", c.auth(c.cancelPage))
 	c.mux.Handle("POST /console/promotions/{id}/cancel", c.auth(c.cancelGeneration))
+	c.mux.Handle("GET /console/promotions/{id}/edit", c.auth(c.editPage))
+	c.mux.Handle("POST /console/promotions/{id}/edit", c.auth(c.editPromotion))
 	c.mux.Handle("POST /console/promotions/{id}/topups", c.auth(c.topUp))
 	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
 	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
@@ -186,6 +189,7 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
 	c.mux.Handle("GET /console/ops/topics", c.auth(c.topicsPage))
+	c.recordRoutes()
 	return c, nil
 }
 
@@ -273,6 +277,13 @@ func apiStatus(err error) int {
 		return p.Status
 	}
 	return http.StatusBadGateway
+}
+
+// asProblem is the API's refusal in err, if it is one.
+func asProblem(err error) (*client.ProblemError, bool) {
+	var p *client.ProblemError
+	ok := errors.As(err, &p)
+	return p, ok
 }
 
 // apiMessage is what a failed API call says to an admin: the refusal's

@@ -110,16 +110,21 @@ func (c *Console) setActive(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// cancelGeneration stops a pending or generating promotion.
+// cancelGeneration stops a pending or generating promotion, once the
+// confirmation page's box is ticked.
 func (c *Console) cancelGeneration(w http.ResponseWriter, r *http.Request) {
 	id, ok := c.promotionID(w, r)
 	if !ok {
 		return
 	}
+	if r.PostFormValue("confirm") != "yes" {
+		c.renderCancel(w, r, http.StatusUnprocessableEntity, "Tick the box to confirm the cancel; nothing was cancelled.")
+		return
+	}
 	api, ctx := c.apiFor(r)
 	p, _, err := api.CancelPromotion(ctx, id)
 	if err != nil {
-		c.refused(w, r, apiStatus(err), "cancel", apiMessage(err), nil)
+		c.renderCancel(w, r, apiStatus(err), apiMessage(err))
 		return
 	}
 	c.done(w, r, id, fmt.Sprintf("Generation cancelled: %s of %s codes exist and stay redeemable.",
@@ -139,12 +144,17 @@ func (c *Console) topUp(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, http.StatusUnprocessableEntity, "topup", "codeCount: must be a whole number", form)
 		return
 	}
-	if !c.firstUse(r, r.PostFormValue("nonce")) { // a double click adds codes once
+	nonce := r.PostFormValue("nonce")
+	if !c.firstUse(r, nonce) { // a double click adds codes once
 		http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
 		return
 	}
+	key := ""
+	if nonce != "" {
+		key = "console-topup-" + nonce // the form's: a submit repeated from another replica adds once too
+	}
 	api, ctx := c.apiFor(r)
-	t, p, err := api.TopUpPromotion(ctx, id, n, "")
+	t, p, err := api.TopUpPromotion(ctx, id, n, key)
 	if err != nil {
 		c.refused(w, r, apiStatus(err), "topup", apiMessage(err), form)
 		return

@@ -147,7 +147,18 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 	if !strings.Contains(page, `id="cancel-form"`) || !strings.Contains(page, `class="st st-pending"`) {
 		t.Fatalf("a pending promotion's page lacks the cancel form or the pending badge")
 	}
-	page = s.actOK(gid, "cancel", nil, "Generation cancelled: 0 of 3,000 codes exist")
+	// Cancel asks first, like delete: its confirmation page, then the box.
+	_, confirm := s.get("/console/promotions/" + gid + "/cancel")
+	if !strings.Contains(confirm, `id="cancel-confirm"`) || !strings.Contains(confirm, "3,000 not yet generated") {
+		t.Fatalf("cancel confirmation page lacks its box or what it does:\n%.1500s", confirm)
+	}
+	if resp, body := s.act(gid, "cancel", nil); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="cancel-error"`) {
+		t.Errorf("cancel without the box ticked = %d, want 422 with the error", resp.StatusCode)
+	}
+	if _, m := s.apiCall(http.MethodGet, "/v1/promotions/"+gid, "", nil); m["status"] != "pending" {
+		t.Fatalf("an unconfirmed cancel cancelled: %v", m["status"])
+	}
+	page = s.actOK(gid, "cancel", url.Values{"confirm": {"yes"}}, "Generation cancelled: 0 of 3,000 codes exist")
 	if !strings.Contains(page, `class="st st-cancelled"`) || strings.Contains(page, `id="cancel-form"`) {
 		t.Errorf("after cancel the page does not show cancelled, or still offers cancel")
 	}
@@ -155,7 +166,7 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 		t.Errorf("API status after the console's cancel = %d %v, want cancelled", status, m["status"])
 	}
 	// Cancelled again (a stale page): the API answers, the page says so.
-	if resp, _ := s.act(gid, "cancel", nil); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := s.act(gid, "cancel", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("second cancel = %d, want the API's idempotent answer (303)", resp.StatusCode)
 	}
 
@@ -186,7 +197,7 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 
 	// Delete: the first step is a page; the POST needs the box ticked; then
 	// the promotion is deleting and, once the purger has run, deleted.
-	_, confirm := s.get("/console/promotions/" + vid + "/delete")
+	_, confirm = s.get("/console/promotions/" + vid + "/delete")
 	if !strings.Contains(confirm, `id="delete-confirm"`) {
 		t.Fatalf("delete page lacks the confirmation box")
 	}

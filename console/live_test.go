@@ -54,7 +54,7 @@ func (s *site) generate(id string, batchNo int) {
 
 var (
 	liveStatus   = regexp.MustCompile(`id="summary" data-part data-status="([a-z]+)"`)
-	incomplete   = regexp.MustCompile(`<tr data-batch="(\d+)">`)
+	incomplete   = regexp.MustCompile(`<tr data-batch="(\d+)"`)
 	batchesCount = regexp.MustCompile(`<dd id="batches">([^<]*)</dd>`)
 )
 

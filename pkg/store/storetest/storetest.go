@@ -50,6 +50,7 @@ type Store interface {
 	ReservationStore
 	LifecycleStore
 	TotalsStore
+	InspectStore
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
@@ -103,6 +104,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, reservationTests...)
 	tests = append(tests, lifecycleTests...)
 	tests = append(tests, totalsTests...)
+	tests = append(tests, inspectTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
