@@ -324,6 +324,19 @@ func (c *Console) renderOps(w http.ResponseWriter, r *http.Request, extra map[st
 	c.render(w, r, "ops", data)
 }
 
+// promotionFilter reads an optional promotion id ("" for all); a value that
+// is not an id answers a 422 page and false.
+func (c *Console) promotionFilter(w http.ResponseWriter, r *http.Request, v string) (string, bool) {
+	pid := strings.TrimSpace(v)
+	if pid != "" {
+		if _, err := promo.ParseID(pid); err != nil {
+			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("promotion %q is not a promotion id", pid))
+			return "", false
+		}
+	}
+	return pid, true
+}
+
 // formatMarks and parseMarks carry a dry run's high-water marks through its
 // confirmation form ("0:12,1:40").
 func formatMarks(m map[int]int64) string {
@@ -359,12 +372,9 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusServiceUnavailable, errors.New("no Kafka client in this process"))
 		return
 	}
-	pid := strings.TrimSpace(r.PostFormValue("promotion"))
-	if pid != "" {
-		if _, err := promo.ParseID(pid); err != nil {
-			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("promotion %q is not a promotion id", pid))
-			return
-		}
+	pid, ok := c.promotionFilter(w, r, r.PostFormValue("promotion"))
+	if !ok {
+		return
 	}
 	confirm := r.PostFormValue("action") == "confirm"
 	var (
@@ -476,12 +486,9 @@ func (c *Console) topicsPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusNotFound, fmt.Errorf("no topic %q here (one of batches, retry, error, dead, redemptions)", role))
 		return
 	}
-	pid := strings.TrimSpace(q.Get("promotion"))
-	if pid != "" {
-		if _, err := promo.ParseID(pid); err != nil {
-			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("promotion %q is not a promotion id", pid))
-			return
-		}
+	pid, ok := c.promotionFilter(w, r, q.Get("promotion"))
+	if !ok {
+		return
 	}
 	n := 50
 	if s := q.Get("n"); s != "" {
