@@ -199,12 +199,19 @@ type RollbackRequest struct {
 	Now          time.Time
 }
 
-// RedemptionFilter selects a page of a promotion's audit trail, newest first.
-// After is the cursor: the ID of the last redemption of the previous page.
+// RedemptionFilter selects a page of the audit trail, newest first: a
+// promotion's (PromotionID), narrowed to one user (UserID) or one code
+// (Code, canonical), or one user's across every promotion (PromotionID 0
+// with UserID). Redemption ids are UUIDv7, ordered by the time they were
+// taken: After is the cursor (ids below it: the last redemption of the
+// previous page, or the bound of a time range's end) and Since the start of
+// a range (ids from it on; "" for none).
 type RedemptionFilter struct {
 	PromotionID int64
 	UserID      string
+	Code        string
 	After       string
+	Since       string
 	Limit       int
 }
 

@@ -181,10 +181,25 @@ const (
 	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
 FROM redemptions WHERE promotion_id = $1`
 
-	qStatsSeries = `SELECT b, n, rb FROM (
-	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb
-	FROM redemptions WHERE promotion_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $3
-) s ORDER BY b`
+	// qStatsSeries is the time series over [$3, $4) in buckets of $2 (hour
+	// or day, UTC): redemptions made (and how many of those were rolled back
+	// since), rollbacks made, and a row for every bucket with refusals
+	// (qStatsRefusalSeries counts them by reason). The window is bounded, so
+	// is the answer.
+	qStatsSeries = `SELECT b, sum(n)::bigint, sum(rb)::bigint, sum(rbk)::bigint FROM (
+	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
+	FROM redemptions WHERE promotion_id = $1 AND redeemed_at >= $3 AND redeemed_at < $4 GROUP BY 1
+	UNION ALL
+	SELECT date_trunc($2::text, rolled_back_at AT TIME ZONE 'UTC'), 0, 0, count(*)
+	FROM redemptions WHERE promotion_id = $1 AND rolled_back_at >= $3 AND rolled_back_at < $4 GROUP BY 1
+	UNION ALL
+	SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC'), 0, 0, 0
+	FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1
+) e GROUP BY b ORDER BY b`
+
+	// qStatsRefusalSeries is the series' refusals by reason.
+	qStatsRefusalSeries = `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
+FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`
 
 	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = $1 AND rolled_back_at IS NULL

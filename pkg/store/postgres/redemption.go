@@ -47,33 +47,47 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+	sel, err := contract.SelectRedemptions(f)
+	if err != nil {
 		return err
 	}
 	var lim any = limit
 	if limit < 0 {
 		lim = nil // LIMIT NULL: all rows
 	}
-	q, args := qRedemptions, []any{f.PromotionID, lim, f.After}
-	if f.UserID != "" {
+	args := []any{f.PromotionID, lim, f.After, f.Since}
+	var q string
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
 		q, args = qRedemptionsByUser, append(args, f.UserID)
+	case contract.ByPromotionCode:
+		q, args = qRedemptionsByCode, append(args, f.Code)
+	case contract.ByUser:
+		q, args[0] = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+			return err
+		}
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }

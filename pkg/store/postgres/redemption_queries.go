@@ -85,13 +85,22 @@ RETURNING ` + redemptionCols
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered); $3 is the
-	// cursor ('' for the first page).
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// contract.RedemptionSelection: $1 the promotion (or the user, across
+	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
+	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
+	// $5 the user or the code.
 	qRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
 
 	qRedemptionsByUser = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = $1 AND user_id = $4 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+WHERE promotion_id = $1 AND user_id = $5 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
+
+	qRedemptionsByCode = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
+
+	qUserRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
 
 	// qClaimEvents leases the oldest unpublished events to this publisher;
 	// SKIP LOCKED and the lease keep another replica's publisher off them.

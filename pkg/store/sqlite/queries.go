@@ -187,10 +187,26 @@ const (
 	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
 FROM redemptions WHERE promotion_id = ?1`
 
-	qStatsSeries = `SELECT b, n, rb FROM (
-	SELECT substr(redeemed_at, 1, ?2) AS b, count(*) AS n, count(rolled_back_at) AS rb
-	FROM redemptions WHERE promotion_id = ?1 GROUP BY b ORDER BY b DESC LIMIT ?3
-) ORDER BY b`
+	// qStatsSeries is the time series over [?3, ?4) in buckets named by the
+	// first ?2 characters of the stored times (13: an hour, 10: a day; times
+	// are UTC, fixed width): redemptions made (and how many of those were
+	// rolled back since), rollbacks made, and a row for every bucket with
+	// refusals (qStatsRefusalSeries counts them by reason). The window is
+	// bounded, so is the answer.
+	qStatsSeries = `SELECT b, sum(n), sum(rb), sum(rbk) FROM (
+	SELECT substr(redeemed_at, 1, ?2) AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
+	FROM redemptions WHERE promotion_id = ?1 AND redeemed_at >= ?3 AND redeemed_at < ?4 GROUP BY 1
+	UNION ALL
+	SELECT substr(rolled_back_at, 1, ?2), 0, 0, count(*)
+	FROM redemptions WHERE promotion_id = ?1 AND rolled_back_at >= ?3 AND rolled_back_at < ?4 GROUP BY 1
+	UNION ALL
+	SELECT substr(hour, 1, ?2), 0, 0, 0
+	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4 GROUP BY 1
+) GROUP BY b ORDER BY b`
+
+	// qStatsRefusalSeries is the series' refusals by reason.
+	qStatsRefusalSeries = `SELECT substr(hour, 1, ?2), reason, sum(n)
+FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4 GROUP BY 1, 2`
 
 	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = ?1 AND rolled_back_at IS NULL

@@ -45,33 +45,47 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	var exists bool
-	if err := s.r.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
-	}
-	if !exists {
-		return contract.PromotionNotFound(f.PromotionID)
-	}
-	q, args := qRedemptions, []any{f.PromotionID, limit, f.After}
-	if f.UserID != "" {
-		q, args = qRedemptionsByUser, append(args, f.UserID)
-	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	sel, err := contract.SelectRedemptions(f)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return err
+	}
+	var q string
+	var first any = f.PromotionID
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
+		q = qRedemptionsByUser
+	case contract.ByPromotionCode:
+		q = qRedemptionsByCode
+	case contract.ByUser:
+		q, first = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		var exists bool
+		if err := s.r.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
+			return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
+		}
+		if !exists {
+			return contract.PromotionNotFound(f.PromotionID)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, q, first, limit, f.After, f.Since, f.UserID+f.Code)
+	if err != nil {
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }

@@ -9,54 +9,72 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
-// Stats returns a promotion's redemption analytics from the audit trail:
-// totals, a time series in buckets of an hour or a day (UTC), top users.
-// It does not check that the promotion exists (no redemptions: zeros).
-func (s *Store) Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error) {
+// Stats returns a promotion's redemption analytics: totals and top users
+// from the audit trail, and the time series of q's window in buckets of an
+// hour or a day (UTC) with rollbacks and refusals by reason. It does not
+// check that the promotion exists (no redemptions: zeros).
+func (s *Store) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
 	var st promo.PromotionStats
-	bucket, err := contract.CheckBucket(bucket)
+	q, err := contract.CheckStatsQuery(q, time.Now())
 	if err != nil {
 		return st, err
 	}
+	id := q.PromotionID
 	if err := s.r.QueryRowContext(ctx, qStatsTotals, id).Scan(&st.Redemptions, &st.RolledBack, &st.CodesRedeemed); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: totals: %w", id, err)
 	}
 	width, layout := 13, "2006-01-02T15"
-	if bucket == promo.BucketDay {
+	if q.Bucket == promo.BucketDay {
 		width, layout = 10, "2006-01-02"
 	}
-	rows, err := s.r.QueryContext(ctx, qStatsSeries, id, width, promo.MaxStatsBuckets)
-	if err != nil {
-		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	args := []any{id, width, formatTime(q.From), formatTime(q.To)}
+	err = contract.ScanRows(ctx, s.r, qStatsSeries, args, func(scan func(...any) error) error {
 		var (
 			b string
 			p promo.StatsPoint
 		)
-		if err := rows.Scan(&b, &p.Redemptions, &p.RolledBack); err != nil {
-			return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
+		if err := scan(&b, &p.Redemptions, &p.RolledBack, &p.Rollbacks); err != nil {
+			return err
 		}
 		if p.At, err = time.Parse(layout, b); err != nil {
-			return st, fmt.Errorf("stats of promotion %d: bucket %q: %w", id, b, err)
+			return fmt.Errorf("bucket %q: %w", b, err)
 		}
 		st.Series = append(st.Series, p)
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
 	}
-	top, err := s.r.QueryContext(ctx, qStatsTopUsers, id, promo.TopUsersLimit)
+	var counts []contract.BucketReason
+	err = contract.ScanRows(ctx, s.r, qStatsRefusalSeries, args, func(scan func(...any) error) error {
+		var (
+			b, reason string
+			c         contract.BucketReason
+		)
+		if err := scan(&b, &reason, &c.N); err != nil {
+			return err
+		}
+		if c.At, err = time.Parse(layout, b); err != nil {
+			return fmt.Errorf("bucket %q: %w", b, err)
+		}
+		c.Reason = promo.Reason(reason)
+		counts = append(counts, c)
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
+	}
+	contract.MergeRefusals(st.Series, counts)
+	err = contract.ScanRows(ctx, s.r, qStatsTopUsers, []any{id, promo.TopUsersLimit}, func(scan func(...any) error) error {
+		var u promo.UserRedemptions
+		if err := scan(&u.UserID, &u.Redemptions); err != nil {
+			return err
+		}
+		st.TopUsers = append(st.TopUsers, u)
+		return nil
+	})
 	if err != nil {
 		return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
 	}
-	defer top.Close()
-	for top.Next() {
-		var u promo.UserRedemptions
-		if err := top.Scan(&u.UserID, &u.Redemptions); err != nil {
-			return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
-		}
-		st.TopUsers = append(st.TopUsers, u)
-	}
-	return st, top.Err()
+	return st, nil
 }

@@ -164,6 +164,7 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 		"qFlagCancelled": qFlagCancelled, "qCancelBatches": qCancelBatches, "qPromotionLive": qPromotionLive,
 		"qCancelBatch": qCancelBatch, "qInsertTopUp": qInsertTopUp, "qStoredTopUp": qStoredTopUp,
 		"qUpdatePromotion": qUpdatePromotion, "qRevokeCode": qRevokeCode, "qPurgeRedemptions": qPurge["redemptions"],
+		"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries,
 	} {
 		seen := map[int]bool{}
 		hi := 0
@@ -276,5 +277,31 @@ func TestLifecycleGuardShapes(t *testing.T) {
 				t.Errorf("%s has %q:\n%s", c.name, n, c.q)
 			}
 		}
+	}
+}
+
+// The stats series reads the same window from each of its sources (made,
+// rolled back, refused), half-open, and buckets every source with the one
+// expression the refusal series uses too.
+func TestStatsSeriesShape(t *testing.T) {
+	legs := strings.Split(qStatsSeries, "UNION ALL")
+	if len(legs) != 3 {
+		t.Fatalf("qStatsSeries has %d sources, want 3:\n%s", len(legs), qStatsSeries)
+	}
+	for i, leg := range legs {
+		if strings.Count(leg, ">= @p3") != 1 || strings.Count(leg, "< @p4") != 1 || !strings.Contains(leg, "promotion_id = @p1") {
+			t.Errorf("source %d does not read exactly the promotion's window [@p3, @p4):\n%s", i, leg)
+		}
+	}
+	for name, q := range map[string]string{"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries} {
+		if strings.Count(q, bucketOfT) != 1 || strings.Count(q, "DATEDIFF") != 2 {
+			t.Errorf("%s does not bucket once with bucketOfT:\n%s", name, q)
+		}
+		if !strings.Contains(q, "GROUP BY x.b") {
+			t.Errorf("%s does not group by the bucket:\n%s", name, q)
+		}
+	}
+	if !strings.HasSuffix(qStatsSeries, "ORDER BY x.b") {
+		t.Errorf("qStatsSeries is not ordered by bucket")
 	}
 }

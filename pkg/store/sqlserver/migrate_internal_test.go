@@ -122,7 +122,9 @@ func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 		// 00008_promotion_totals
 		"CREATE INDEX events_uncounted",
 		// 00010_lifecycle_guards
-		"CREATE UNIQUE INDEX"}
+		"CREATE UNIQUE INDEX",
+		// 00011_redemption_lookups
+		"CREATE INDEX redemptions_by_code", "CREATE INDEX redemptions_by_user_id"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("migration statements:\n%s\nwant\n%s\nall recorded:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"),
 			strings.Join(rec.stmts, "\n---\n"))

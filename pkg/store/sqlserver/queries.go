@@ -308,14 +308,33 @@ const (
 	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
 FROM redemptions WHERE promotion_id = @p1`
 
-	qStatsSeries = `SELECT b, n, rb FROM (
-	SELECT TOP (@p3) x.b, COUNT_BIG(*) AS n, COUNT_BIG(r.rolled_back_at) AS rb
-	FROM redemptions r
-	CROSS APPLY (SELECT CASE WHEN @p2 = 1
-		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2))
-		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2)) END AS b) x
-	WHERE r.promotion_id = @p1 GROUP BY x.b ORDER BY x.b DESC
-) s ORDER BY b`
+	// qStatsSeries is the time series over [@p3, @p4) in buckets of an hour
+	// (@p2 = 1) or a day (UTC): redemptions made (and how many of those were
+	// rolled back since), rollbacks made, and a row for every bucket with
+	// refusals (qStatsRefusalSeries counts them by reason). The window is
+	// bounded, so is the answer.
+	qStatsSeries = `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
+	SELECT redeemed_at AS t, CAST(1 AS bigint) AS n,
+		CAST(CASE WHEN rolled_back_at IS NULL THEN 0 ELSE 1 END AS bigint) AS rb, CAST(0 AS bigint) AS rbk
+	FROM redemptions WHERE promotion_id = @p1 AND redeemed_at >= @p3 AND redeemed_at < @p4
+	UNION ALL
+	SELECT rolled_back_at, 0, 0, 1
+	FROM redemptions WHERE promotion_id = @p1 AND rolled_back_at >= @p3 AND rolled_back_at < @p4
+	UNION ALL
+	SELECT hour, 0, 0, 0
+	FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b ORDER BY x.b`
+
+	// qStatsRefusalSeries is the series' refusals by reason.
+	qStatsRefusalSeries = `SELECT x.b, e.reason, SUM(e.n) FROM (
+	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`
+
+	// bucketOfT floors e.t to its hour (@p2 = 1) or day: whole units since
+	// an epoch, added back to it.
+	bucketOfT = `CASE WHEN @p2 = 1
+		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2))
+		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2)) END`
 
 	qStatsTopUsers = `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL

@@ -48,36 +48,52 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	var exists bool
-	if err := s.db.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
-	}
-	if !exists {
-		return contract.PromotionNotFound(f.PromotionID)
+	sel, err := contract.SelectRedemptions(f)
+	if err != nil {
+		return err
 	}
 	if limit < 0 {
 		limit = math.MaxInt32 // TOP needs a number: all rows
 	}
-	q, args := qRedemptions, []any{f.PromotionID, limit, mssql.VarChar(f.After)}
-	if f.UserID != "" {
+	// The ids and codes are varchar: varchar parameters keep the seeks on
+	// their indexes (an nvarchar one would convert every row).
+	args := []any{f.PromotionID, limit, mssql.VarChar(f.After), mssql.VarChar(f.Since)}
+	var q string
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
 		q, args = qRedemptionsByUser, append(args, f.UserID)
+	case contract.ByPromotionCode:
+		q, args = qRedemptionsByCode, append(args, mssql.VarChar(f.Code))
+	case contract.ByUser:
+		q, args[0] = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		var exists bool
+		if err := s.db.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
+			return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
+		}
+		if !exists {
+			return contract.PromotionNotFound(f.PromotionID)
+		}
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }

@@ -91,13 +91,22 @@ SELECT used FROM @t;`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered); @p3 is the
-	// cursor ('' for the first page).
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// contract.RedemptionSelection: @p1 the promotion (or the user, across
+	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
+	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
+	// the code.
 	qRedemptions = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
 
 	qRedemptionsByUser = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND user_id = @p4 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
+
+	qRedemptionsByCode = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
+
+	qUserRedemptions = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
 
 	// qClaimEvents leases the oldest unpublished events: READPAST skips rows
 	// another publisher holds, UPDLOCK keeps two from taking the same, the

@@ -413,6 +413,44 @@ func ReadCodeState(ctx context.Context, q RedemptionTx, code, userID string) (pr
 	return st, nil
 }
 
+// RedemptionSelection is the audit-trail query a filter needs; each store
+// has one per selection, side by side.
+type RedemptionSelection int
+
+// The audit-trail selections.
+const (
+	ByPromotion     RedemptionSelection = iota // one promotion's
+	ByPromotionUser                            // one promotion's, of one user
+	ByPromotionCode                            // one promotion's, of one code
+	ByUser                                     // one user's, in every promotion
+)
+
+// SelectRedemptions names the query for f, or refuses a filter no query
+// serves: no promotion and no user, or a user and a code together.
+func SelectRedemptions(f promo.RedemptionFilter) (RedemptionSelection, error) {
+	switch {
+	case f.UserID != "" && f.Code != "":
+		return 0, promo.Errorf(promo.EInvalid, "the audit trail is filtered by a user or by a code, not both")
+	case f.PromotionID == 0 && f.UserID == "":
+		return 0, promo.Errorf(promo.EInvalid, "the audit trail is read for a promotion or for a user")
+	case f.PromotionID == 0:
+		return ByUser, nil
+	case f.UserID != "":
+		return ByPromotionUser, nil
+	case f.Code != "":
+		return ByPromotionCode, nil
+	}
+	return ByPromotion, nil
+}
+
+// RedemptionsOf names what f reads, for errors: "promotion 7" or "user u".
+func RedemptionsOf(f promo.RedemptionFilter) string {
+	if f.PromotionID == 0 {
+		return fmt.Sprintf("user %q", f.UserID)
+	}
+	return fmt.Sprintf("promotion %d", f.PromotionID)
+}
+
 // CollectPage gathers one page of the audit trail from a store's row
 // iterator (each(limit, fn) calls fn for each row, newest first).
 func CollectPage(f promo.RedemptionFilter, each func(limit int, fn func(promo.Redemption) error) error) ([]promo.Redemption, error) {
