@@ -216,15 +216,7 @@ func (c *Console) deletePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) renderDelete(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
-	p, err := c.loadPromotion(r)
-	if err != nil {
-		c.failAPI(w, r, err)
-		return
-	}
-	if status != http.StatusOK {
-		w.WriteHeader(status)
-	}
-	c.render(w, r, "delete", map[string]any{"P": p, "Error": errMsg})
+	c.renderConfirm(w, r, "delete", status, errMsg)
 }
 
 // deletePromotion is the second step: the confirmed request.

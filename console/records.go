@@ -140,25 +140,26 @@ func readLogFilter(v url.Values) logFilter {
 // UTC).
 const timeInput = "2006-01-02T15:04"
 
+// formTimeField reads a time field: nil when empty; a value that does not
+// parse is nil with its message in errs.
+func formTimeField(errs map[string]string, field, v string) *time.Time {
+	if v == "" {
+		return nil
+	}
+	t, err := time.Parse(timeInput, v)
+	if err != nil {
+		errs[field] = "must be a date and time"
+		return nil
+	}
+	return new(t.UTC())
+}
+
 // query turns the form into the API's query; a time that does not parse is
 // a field error.
 func (f logFilter) query(promotionID, after string) (client.RedemptionQuery, map[string]string) {
 	q := client.RedemptionQuery{PromotionID: promotionID, UserID: f.User, Code: f.Code, After: after, Limit: recordsPage}
 	errs := map[string]string{}
-	for _, t := range []struct {
-		field, v string
-		to       **time.Time
-	}{{"from", f.From, &q.From}, {"to", f.To, &q.To}} {
-		if t.v == "" {
-			continue
-		}
-		tm, err := time.Parse(timeInput, t.v)
-		if err != nil {
-			errs[t.field] = "must be a date and time"
-			continue
-		}
-		*t.to = new(tm.UTC())
-	}
+	q.From, q.To = formTimeField(errs, "from", f.From), formTimeField(errs, "to", f.To)
 	return q, errs
 }
 
