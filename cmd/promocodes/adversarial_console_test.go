@@ -81,7 +81,9 @@ func TestAdversarialConsoleSignInThrottle(t *testing.T) {
 	// The genuine admin, from another address.
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
 	admin := &http.Client{CheckRedirect: noRedirect, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return d.DialContext(ctx, network, addr) }}}
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		}}}
 	status, h, _ := signIn(admin, testToken)
 	if status != http.StatusSeeOther || h.Get("Location") != "/console/" {
 		t.Errorf("the admin token from 127.0.0.2 = %d → %q, want 303 → /console/", status, h.Get("Location"))
