@@ -121,7 +121,7 @@ func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 		"CREATE INDEX reservations_by_expiry", "CREATE INDEX audit_log_by_promotion",
 		// 00008_promotion_totals
 		"CREATE INDEX events_uncounted",
-		// 00009_redemption_lookups
+		// 00010_redemption_lookups
 		"CREATE INDEX redemptions_by_code", "CREATE INDEX redemptions_by_user_id"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("migration statements:\n%s\nwant\n%s\nall recorded:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"),
