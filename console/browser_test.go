@@ -692,7 +692,7 @@ func browserRedemptionLog(t *testing.T, b *browser) {
 	b.run(t, "filter by user",
 		chromedp.SendKeys(css("#log-user"), f.ann),
 		chromedp.Click(css("#log-apply")),
-		chromedp.WaitVisible(css("#log-filter")),
+		chromedp.WaitVisible(css(`#log-csv[href*="user=`+f.ann+`"]`)), // the filtered page, not the one clicked on
 	)
 	if n := b.eval(t, `String(document.querySelectorAll('#redemptions tr[data-id]').length)`); n != "2" {
 		t.Errorf("log by user lists %s redemptions, want 2", n)
