@@ -697,7 +697,7 @@ func browserRedemptionLog(t *testing.T, b *browser) {
 	b.run(t, "filter by user",
 		chromedp.SendKeys(css("#log-user"), f.ann),
 		chromedp.Click(css("#log-apply")),
-		chromedp.WaitVisible(css("#log-filter")),
+		chromedp.WaitVisible(css(`#log-csv[href*="user=`+f.ann+`"]`)), // the filtered page, not the one clicked on
 	)
 	if n := b.eval(t, `String(document.querySelectorAll('#redemptions tr[data-id]').length)`); n != "2" {
 		t.Errorf("log by user lists %s redemptions, want 2", n)
@@ -856,33 +856,12 @@ func publishBatch(t *testing.T, cfg app.Config, brokers []string, b promo.Batch)
 	}
 }
 
-// unpublishedPromotion writes a 1,000-code promotion straight into the dev
-// database with its batch event marked published but never sent: no
-// generator sees it, so it stays pending until it is cancelled.
+// unpublishedPromotion is a held 1,000-code promotion: no generator sees
+// it, so it stays pending until it is cancelled.
 func unpublishedPromotion(t *testing.T, cfg app.Config) int64 {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.Dev.DataDir, "promocodes.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	check := true
-	f := promo.Format{Charset: "alnum", Length: 10, Prefix: "HOLD-", CheckChar: &check}
-	l, err := codes.NewLayout(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "held back", Kind: promo.KindGenerated,
-		CodeCount: 1000, Format: &f, MaxUsagePerCode: 1, PerUserLimit: 1, CounterName: l.CounterName()},
-		BatchSize: 1000, SeqLimit: codes.SeqLimit(l.Space(), codes.DefaultMaxDensity)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.MarkPublished(ctx, []promo.BatchRef{{PromotionID: p.ID}}); err != nil {
-		t.Fatal(err)
-	}
-	return p.ID
+	id, _ := heldPromotion(t, cfg, 1000, 1000)
+	return id
 }
 
 // exportCodes reads the first n codes of a promotion's export (admin token).

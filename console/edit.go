@@ -55,20 +55,10 @@ func (f editForm) update(p client.Status) (client.PromotionUpdate, bool, map[str
 		clear         *bool
 	}{{"startsAt", f.StartsAt, formTime(p.StartsAt), &u.StartsAt, &u.ClearStartsAt},
 		{"expiresAt", f.ExpiresAt, formTime(p.ExpiresAt), &u.ExpiresAt, &u.ClearExpiresAt}} {
-		if t.v == t.was {
-			continue
+		if t.v != t.was {
+			changed = true
+			*t.set, *t.clear = formTimeField(errs, t.field, t.v), t.v == ""
 		}
-		changed = true
-		if t.v == "" {
-			*t.clear = true
-			continue
-		}
-		tm, err := time.Parse(timeInput, t.v)
-		if err != nil {
-			errs[t.field] = "must be a date and time"
-			continue
-		}
-		*t.set = new(tm.UTC())
 	}
 	return u, changed, errs
 }
@@ -132,6 +122,12 @@ func (c *Console) cancelPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) renderCancel(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
+	c.renderConfirm(w, r, "cancel", status, errMsg)
+}
+
+// renderConfirm renders a confirmation page (cancel, delete) of the
+// request's promotion under status, with errMsg beside its form.
+func (c *Console) renderConfirm(w http.ResponseWriter, r *http.Request, page string, status int, errMsg string) {
 	p, err := c.loadPromotion(r)
 	if err != nil {
 		c.failAPI(w, r, err)
@@ -140,5 +136,5 @@ func (c *Console) renderCancel(w http.ResponseWriter, r *http.Request, status in
 	if status != http.StatusOK {
 		w.WriteHeader(status)
 	}
-	c.render(w, r, "cancel", map[string]any{"P": p, "Error": errMsg, "Missing": humanize.Comma(p.CodeCount - p.GeneratedCount)})
+	c.render(w, r, page, map[string]any{"P": p, "Error": errMsg, "Missing": humanize.Comma(max(p.CodeCount-p.GeneratedCount, 0))})
 }

@@ -12,10 +12,10 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// The lifecycle actions of a promotion (issue 9's endpoints), each a POST
-// form with the session's CSRF token (auth checks it) that the console turns
-// into one call of the in-process API handler, so validation, authorisation
-// and the audit log are the API's. A success redirects to the promotion's
+// The lifecycle actions of a promotion, each a POST form (cross-origin
+// protection checks where it comes from) that the console turns into one
+// call of the API (pkg/client, in-process), so validation, authorisation and
+// the audit log are the API's. A success redirects to the promotion's
 // page with a flash (POST-redirect-GET: a reload repeats nothing); a refusal
 // renders the page again with the API's error beside the form and the API's
 // status.
@@ -216,15 +216,7 @@ func (c *Console) deletePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) renderDelete(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
-	p, err := c.loadPromotion(r)
-	if err != nil {
-		c.failAPI(w, r, err)
-		return
-	}
-	if status != http.StatusOK {
-		w.WriteHeader(status)
-	}
-	c.render(w, r, "delete", map[string]any{"P": p, "Error": errMsg})
+	c.renderConfirm(w, r, "delete", status, errMsg)
 }
 
 // deletePromotion is the second step: the confirmed request.

@@ -476,20 +476,8 @@ func (c *Console) create(w http.ResponseWriter, r *http.Request) {
 	if n := strings.TrimSpace(f.PerUser); n != "" {
 		req.PerUserLimit = new(atoiOr(n, -1))
 	}
-	for _, t := range []struct {
-		field, v string
-		to       **time.Time
-	}{{"startsAt", f.StartsAt, &req.StartsAt}, {"expiresAt", f.ExpiresAt, &req.ExpiresAt}} {
-		if t.v == "" {
-			continue
-		}
-		tm, err := time.Parse("2006-01-02T15:04", t.v)
-		if err != nil {
-			errs[t.field] = "must be a date and time"
-			continue
-		}
-		*t.to = new(tm.UTC())
-	}
+	req.StartsAt = formTimeField(errs, "startsAt", f.StartsAt)
+	req.ExpiresAt = formTimeField(errs, "expiresAt", f.ExpiresAt)
 	if f.Kind == "vanity" {
 		req.Code = f.Vanity
 	} else {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/codes"
 )
 
 // The records an admin follows from one to the next: a code (its state,
@@ -32,8 +33,10 @@ func (c *Console) recordRoutes() {
 	c.mux.Handle("POST /console/redemptions/{rid}/rollback", c.auth(c.rollback))
 }
 
-// find leads a typed text to its code's page or, when it is no code, to the
-// user of that id.
+// find leads a typed text to the user of that id when they have
+// redemptions, else to its code's page. Users are tried first: a look-up of
+// a code that does not exist counts against the admin's address as a failed
+// guess, and an admin searching for users should not spend those.
 func (c *Console) find(w http.ResponseWriter, r *http.Request) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if q == "" {
@@ -41,22 +44,24 @@ func (c *Console) find(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api, ctx := c.apiFor(r)
+	if page, err := api.ListRedemptions(ctx, client.RedemptionQuery{UserID: q, Limit: 1}); err == nil && len(page.Redemptions) > 0 {
+		http.Redirect(w, r, "/console/users/"+url.PathEscape(q), http.StatusSeeOther)
+		return
+	}
+	if _, err := codes.Canonical(q); err != nil {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("%q is no user with redemptions, and no code (%v)", q, err))
+		return
+	}
 	v, err := api.LookupCode(ctx, q, "")
 	if err == nil {
 		http.Redirect(w, r, "/console/codes/"+url.PathEscape(v.Code), http.StatusSeeOther)
 		return
 	}
-	var p *client.ProblemError
-	if !errors.As(err, &p) || (p.Status != http.StatusNotFound && p.Status != http.StatusUnprocessableEntity) {
-		c.failAPI(w, r, err)
+	if p, ok := asProblem(err); ok && (p.Status == http.StatusNotFound || p.Status == http.StatusUnprocessableEntity) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("%q is no user with redemptions, and no code (%s)", q, apiMessage(err)))
 		return
 	}
-	page, uerr := api.ListRedemptions(ctx, client.RedemptionQuery{UserID: q, Limit: 1})
-	if uerr == nil && len(page.Redemptions) > 0 {
-		http.Redirect(w, r, "/console/users/"+url.PathEscape(q), http.StatusSeeOther)
-		return
-	}
-	c.fail(w, r, http.StatusNotFound, fmt.Errorf("%q is no code (%s) and no user with redemptions", q, apiMessage(err)))
+	c.failAPI(w, r, err)
 }
 
 // codePage shows one code, typed in any spelling.
@@ -140,25 +145,26 @@ func readLogFilter(v url.Values) logFilter {
 // UTC).
 const timeInput = "2006-01-02T15:04"
 
+// formTimeField reads a time field: nil when empty; a value that does not
+// parse is nil with its message in errs.
+func formTimeField(errs map[string]string, field, v string) *time.Time {
+	if v == "" {
+		return nil
+	}
+	t, err := time.Parse(timeInput, v)
+	if err != nil {
+		errs[field] = "must be a date and time"
+		return nil
+	}
+	return new(t.UTC())
+}
+
 // query turns the form into the API's query; a time that does not parse is
 // a field error.
 func (f logFilter) query(promotionID, after string) (client.RedemptionQuery, map[string]string) {
 	q := client.RedemptionQuery{PromotionID: promotionID, UserID: f.User, Code: f.Code, After: after, Limit: recordsPage}
 	errs := map[string]string{}
-	for _, t := range []struct {
-		field, v string
-		to       **time.Time
-	}{{"from", f.From, &q.From}, {"to", f.To, &q.To}} {
-		if t.v == "" {
-			continue
-		}
-		tm, err := time.Parse(timeInput, t.v)
-		if err != nil {
-			errs[t.field] = "must be a date and time"
-			continue
-		}
-		*t.to = new(tm.UTC())
-	}
+	q.From, q.To = formTimeField(errs, "from", f.From), formTimeField(errs, "to", f.To)
 	return q, errs
 }
 

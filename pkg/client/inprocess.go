@@ -60,7 +60,11 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	sr.Close = false
 	pr, pw := io.Pipe()
 	w := &pipeResponse{header: http.Header{}, pw: pw, ready: make(chan struct{})}
+	// A caller whose context ends while the handler waits in a write (it
+	// stopped reading and did not close the body) frees the handler.
+	stop := context.AfterFunc(req.Context(), func() { _ = pr.CloseWithError(context.Cause(req.Context())) })
 	go func() {
+		defer stop()
 		defer cancel()
 		defer func() {
 			if p := recover(); p != nil {

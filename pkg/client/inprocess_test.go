@@ -157,6 +157,27 @@ func TestInProcessEarlyCloseAndWriteDeadline(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("closing the body did not cancel the handler")
 	}
+	// A caller that stops reading and lets its context end (without closing
+	// the body) frees a handler blocked in a write.
+	blocked := make(chan error, 1)
+	hb := &http.Client{Transport: client.InProcess(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "first")
+		_, err := io.WriteString(w, "second") // nobody reads
+		blocked <- err
+	}))}
+	rctx, rcancel := context.WithCancel(context.Background())
+	if _, err := hb.Do(mustRequest(t, rctx)); err != nil {
+		t.Fatal(err)
+	}
+	rcancel()
+	select {
+	case err := <-blocked:
+		if err == nil {
+			t.Error("a write after the caller's context ended succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end of the caller's context did not free a handler blocked in a write")
+	}
 	resp, err = hc.Get("http://api.in-process/deadline")
 	if err != nil {
 		t.Fatal(err)
@@ -174,4 +195,13 @@ func TestInProcessEarlyCloseAndWriteDeadline(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the write deadline did not end a write nobody reads")
 	}
+}
+
+func mustRequest(t *testing.T, ctx context.Context) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.in-process/blocked", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }

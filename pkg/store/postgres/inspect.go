@@ -27,15 +27,8 @@ func (s *Store) CodeReservations(ctx context.Context, promotionID int64, code st
 		return nil, fmt.Errorf("reservations of code %s: %w", code, err)
 	}
 	defer rows.Close()
-	var out []promo.Reservation
-	for rows.Next() {
-		r, err := scanReservation(rows)
-		if err != nil {
-			return nil, fmt.Errorf("reservations of code %s: %w", code, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := contract.CollectRows(rows, func() (promo.Reservation, error) { return scanReservation(rows) })
+	if err != nil {
 		return nil, fmt.Errorf("reservations of code %s: %w", code, err)
 	}
 	return out, nil

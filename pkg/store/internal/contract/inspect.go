@@ -24,3 +24,24 @@ func ReadRevocation(ctx context.Context, q RevocationReader, code string) (promo
 	}
 	return r, revoked, nil
 }
+
+// Rows is a result set of either driver (database/sql's *sql.Rows,
+// pgx.Rows); the caller closes it.
+type Rows interface {
+	Next() bool
+	Err() error
+}
+
+// CollectRows reads every row of rows with scan (which scans the current
+// row).
+func CollectRows[T any](rows Rows, scan func() (T, error)) ([]T, error) {
+	var out []T
+	for rows.Next() {
+		v, err := scan()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

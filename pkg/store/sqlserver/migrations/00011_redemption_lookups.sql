@@ -1,6 +1,6 @@
 -- +goose Up
 -- The audit trail read by code and by user. See
--- ../../postgres/migrations/00009_redemption_lookups.sql.
+-- ../../postgres/migrations/00010_redemption_lookups.sql.
 -- Every statement ends with ";" at the end of a line: goose splits on that.
 
 CREATE INDEX redemptions_by_code ON redemptions (code, id);
