@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,8 +22,8 @@ import (
 
 // Redeemer is what the code endpoints need: the redemption service.
 type Redeemer interface {
-	Validate(ctx context.Context, client, raw, userID string) (redemption.CodeView, error)
-	Redeem(ctx context.Context, client string, in redemption.RedeemInput) (redemption.Receipt, bool, error)
+	Validate(ctx context.Context, client redemption.Client, raw, userID string) (redemption.CodeView, error)
+	Redeem(ctx context.Context, client redemption.Client, in redemption.RedeemInput) (redemption.Receipt, bool, error)
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
@@ -70,19 +69,6 @@ func (s *Server) redeemRole(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// clientKey is what failed look-ups are counted against: the user when the
-// request names one, else the caller's address.
-func clientKey(r *http.Request, userID string) string {
-	if userID != "" {
-		return "user:" + userID
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "addr:" + host
-}
-
 // typedCode reads the {code} path value, bounded before anything parses it.
 func typedCode(r *http.Request) (string, error) {
 	code := r.PathValue("code")
@@ -103,7 +89,7 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.redeemer.Validate(r.Context(), clientKey(r, userID), code, userID)
+	v, err := s.redeemer.Validate(r.Context(), s.client(r), code, userID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -149,7 +135,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	rc, replayed, err := s.redeemer.Redeem(r.Context(), clientKey(r, req.UserID), redemption.RedeemInput{Code: code,
+	rc, replayed, err := s.redeemer.Redeem(r.Context(), s.client(r), redemption.RedeemInput{Code: code,
 		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -359,11 +345,13 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, tooLarge
 	case promo.Is(err, errEmptyBody):
 		return nil, &promo.Error{Code: errMalformed, Message: "the request body is empty; a JSON object is required"}
-	case err != nil:
+	case err != nil && !promo.Is(err, promo.EInternal):
 		if _, derr := io.Copy(io.Discard, limited); errors.As(derr, &mbe) {
 			return nil, tooLarge
 		}
 		return nil, err
+	case err != nil: // the client's connection failed: no answer will reach it anyway
+		return nil, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
 	return body.Bytes(), nil
 }

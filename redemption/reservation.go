@@ -48,14 +48,14 @@ type ConfirmInput struct {
 
 // Reserve holds one use of the code for the user for the TTL. A refusal is a
 // *promo.Error with a Reason (the same ones as a redemption's).
-func (s *Service) Reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+func (s *Service) Reserve(ctx context.Context, client Client, in ReserveInput) (ReservationView, bool, error) {
 	start := time.Now()
 	v, replayed, err := s.reserve(ctx, client, in)
 	s.countReservation("reserve", start, err)
 	return v, replayed, err
 }
 
-func (s *Service) reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (ReservationView, bool, error) {
 	ttl := in.TTL
 	if ttl == 0 {
 		ttl = s.cfg.ReservationTTL

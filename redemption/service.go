@@ -22,8 +22,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sethvargo/go-limiter"
-	"github.com/sethvargo/go-limiter/memorystore"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -50,10 +48,15 @@ type Config struct {
 	CatalogRefresh time.Duration
 	CatalogMinGap  time.Duration
 	// GuessLimit is how many failed look-ups (code_not_found, invalid_code)
-	// one client may make per GuessWindow (30 per minute) before it is
-	// answered 429. Negative disables the limit.
-	GuessLimit  int
-	GuessWindow time.Duration
+	// one client address may make in any GuessWindow (30 per minute) before
+	// it is answered 429; GuessLimitPerToken the same for all addresses of
+	// one bearer token together (1,000). Negative disables a limit.
+	// GuessKeys bounds the addresses and tokens remembered (100,000): the
+	// limiter's memory. See guessLimiter.
+	GuessLimit         int
+	GuessLimitPerToken int
+	GuessWindow        time.Duration
+	GuessKeys          int
 	// MaxMetadataBytes bounds a redemption's metadata object (1 KiB).
 	MaxMetadataBytes int
 	// RefusalFlush is how often refusal counts are written (5s).
@@ -79,8 +82,14 @@ func (c *Config) setDefaults() {
 	if c.GuessLimit == 0 {
 		c.GuessLimit = 30
 	}
+	if c.GuessLimitPerToken == 0 {
+		c.GuessLimitPerToken = 1000
+	}
 	if c.GuessWindow == 0 {
 		c.GuessWindow = time.Minute
+	}
+	if c.GuessKeys == 0 {
+		c.GuessKeys = 100_000
 	}
 	if c.MaxMetadataBytes == 0 {
 		c.MaxMetadataBytes = 1024
@@ -108,6 +117,11 @@ func (c Config) Validate() error {
 	switch {
 	case c.CatalogRefresh < 0 || c.CatalogMinGap < 0:
 		return errors.New("redeem.catalogRefresh: must not be negative")
+	case c.GuessLimit == 1 || c.GuessLimitPerToken == 1:
+		return fmt.Errorf("redeem.guessLimit and redeem.guessLimitPerToken: must be at least 2 (or -1: off), got %d and %d",
+			c.GuessLimit, c.GuessLimitPerToken)
+	case c.GuessKeys < 1 || c.GuessKeys > 10_000_000:
+		return fmt.Errorf("redeem.guessKeys: must be in 1..10,000,000, got %d", c.GuessKeys)
 	case c.GuessWindow < time.Second:
 		return fmt.Errorf("redeem.guessWindow: must be at least 1s, got %s", c.GuessWindow)
 	case c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10:
@@ -129,7 +143,7 @@ type Service struct {
 	cfg     Config
 	store   Store
 	catalog *catalog
-	guesses limiter.Store // nil when disabled
+	guesses *guessLimiter // nil when both limits are off
 	metrics *metrics
 	refused *refusals
 	log     *zap.Logger
@@ -149,12 +163,8 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
 		refused: newRefusals(store, log), log: log, now: time.Now, kick: make(chan struct{}, 1)}
-	if cfg.GuessLimit > 0 {
-		st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.GuessLimit), Interval: cfg.GuessWindow})
-		if err != nil {
-			return nil, fmt.Errorf("guess limiter: %w", err)
-		}
-		s.guesses = st
+	if cfg.GuessLimit > 0 || cfg.GuessLimitPerToken > 0 {
+		s.guesses = newGuessLimiter(cfg.GuessLimit, cfg.GuessLimitPerToken, cfg.GuessWindow, cfg.GuessKeys)
 	}
 	return s, nil
 }
@@ -189,12 +199,9 @@ func (s *Service) Run(ctx context.Context) error {
 // RefusalFlush; tests and shutdown call it directly).
 func (s *Service) FlushRefusals(ctx context.Context) error { return s.refused.flush(ctx) }
 
-// Close releases the limiter's sweeper.
-func (s *Service) Close() {
-	if s.guesses != nil {
-		_ = s.guesses.Close(context.Background())
-	}
-}
+// Close releases what the Service holds (nothing that needs it today; kept
+// so that owners need not know).
+func (s *Service) Close() {}
 
 // StatusExhausted is the validation status of a used-up code (its refusal
 // reason on redemption is code_exhausted).
@@ -232,9 +239,9 @@ type Receipt struct {
 }
 
 // recognise turns a typed code into its canonical form and refuses a
-// malformed one or a typo, without touching the database. client is the
-// rate-limit key.
-func (s *Service) recognise(ctx context.Context, client, raw string) (string, error) {
+// malformed one or a typo, without touching the database. Failures count
+// against client.
+func (s *Service) recognise(ctx context.Context, client Client, raw string) (string, error) {
 	if err := s.checkGuesses(ctx, client); err != nil {
 		return "", err
 	}
@@ -253,7 +260,7 @@ func (s *Service) recognise(ctx context.Context, client, raw string) (string, er
 }
 
 // Validate answers what redeeming the code now would do, without using it.
-func (s *Service) Validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
+func (s *Service) Validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
 	start := time.Now()
 	v, err := s.validate(ctx, client, raw, userID)
 	result := string(v.Status)
@@ -265,7 +272,7 @@ func (s *Service) Validate(ctx context.Context, client, raw, userID string) (Cod
 	return v, err
 }
 
-func (s *Service) validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
+func (s *Service) validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
 	canon, err := s.recognise(ctx, client, raw)
 	if err != nil {
 		return CodeView{}, err
@@ -303,7 +310,7 @@ type RedeemInput struct {
 
 // Redeem uses the code once for the user. A refusal is a *promo.Error with
 // a Reason; replayed says the answer came from the idempotency record.
-func (s *Service) Redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
+func (s *Service) Redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
 	start := time.Now()
 	rc, replayed, err := s.redeem(ctx, client, in)
 	result := "redeemed"
@@ -315,7 +322,7 @@ func (s *Service) Redeem(ctx context.Context, client string, in RedeemInput) (Re
 	return rc, replayed, err
 }
 
-func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
+func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
 	canon, err := s.recognise(ctx, client, in.Code)
 	if err != nil {
 		return Receipt{}, false, err
@@ -392,27 +399,22 @@ func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
 }
 
 // checkGuesses refuses a client that used up its failed look-ups.
-func (s *Service) checkGuesses(ctx context.Context, client string) error {
+func (s *Service) checkGuesses(_ context.Context, client Client) error {
 	if s.guesses == nil {
 		return nil
 	}
-	tokens, remaining, err := s.guesses.Get(ctx, client)
-	if err != nil || tokens == 0 || remaining > 0 { // tokens == 0: a client without failures
-		return nil //nolint:nilerr // the limiter failing open is better than refusing shoppers
+	if wait := s.guesses.wait(client, s.now()); wait > 0 {
+		s.metrics.limited.Inc()
+		e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
+		return &RateLimited{Err: e, RetryAfter: wait}
 	}
-	return s.limited()
-}
-
-func (s *Service) limited() error {
-	s.metrics.limited.Inc()
-	e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
-	return &RateLimited{Err: e, RetryAfter: s.cfg.GuessWindow}
+	return nil
 }
 
 // failed counts a failed look-up against the client and returns err.
-func (s *Service) failed(ctx context.Context, client string, err error) error {
+func (s *Service) failed(_ context.Context, client Client, err error) error {
 	if s.guesses != nil {
-		_, _, _, _, _ = s.guesses.Take(ctx, client)
+		s.guesses.fail(client, s.now())
 	}
 	return err
 }
