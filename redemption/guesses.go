@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
-	"golang.org/x/time/rate"
 )
 
 // Client is who a code look-up comes from, as the API knows it: Addr is the
@@ -23,12 +22,14 @@ type Client struct {
 }
 
 // guessLimiter counts failed look-ups (code_not_found, invalid_code) per
-// client address and per token, each in a token bucket (x/time/rate) sized
+// client address and per token, each in a token bucket sized
 // so that no key gets more than its limit in ANY window: a bucket of
 // ⌈limit/2⌉ that refills ⌊limit/2⌋ per window (burst + refill = limit).
-// Buckets live in one LRU (hashicorp/golang-lru) bounded to maxKeys: a key
-// idle for a window has a full bucket again and is dropped (no state lost),
-// and past maxKeys the least recently failing key is forgotten. So memory is
+// A look-up takes its tokens before it is made and gets them back unless it
+// failed (admit), so concurrent look-ups cannot overshoot. Buckets live in
+// one LRU (hashicorp/golang-lru) bounded to maxKeys: a key idle for a window
+// has a full bucket again and is dropped (no state lost), and past maxKeys
+// the least recently active key is forgotten. So memory is
 // bounded whatever an attacker rotates. Safe for concurrent use; one mutex,
 // held for map operations only.
 type guessLimiter struct {
@@ -45,9 +46,26 @@ type guessKey struct {
 	id    string // the address (an IPv6 one as its /64) or the token fingerprint
 }
 
+// guessBucket is a token bucket: burst tokens at most, refilled at rate a
+// second. (Not x/time/rate: a look-up that did not fail must give its token
+// back after the fact, which rate.Reservation cannot do once its time has
+// passed.) Guarded by guessLimiter.mu.
 type guessBucket struct {
-	lim  *rate.Limiter
-	last time.Time // the last failure
+	tokens float64   // at time at
+	at     time.Time // the last change of tokens
+	last   time.Time // the last admission: tokens are only taken then, so ttl after it the bucket is full
+	burst  float64
+	rate   float64
+}
+
+// level is the bucket's tokens at now.
+func (b *guessBucket) level(now time.Time) float64 {
+	return min(b.burst, b.tokens+max(0, now.Sub(b.at).Seconds())*b.rate)
+}
+
+// add changes the bucket's tokens by n at now (within 0..burst at the top).
+func (b *guessBucket) add(now time.Time, n float64) {
+	b.tokens, b.at = min(b.burst, b.level(now)+n), now
 }
 
 func newGuessLimiter(perAddr, perToken int, window time.Duration, maxKeys int) *guessLimiter {
@@ -58,18 +76,20 @@ func newGuessLimiter(perAddr, perToken int, window time.Duration, maxKeys int) *
 	g := &guessLimiter{window: window, perAddr: max(0, perAddr), perToken: max(0, perToken), keys: lru}
 	for _, limit := range []int{g.perAddr, g.perToken} {
 		if limit > 0 {
-			burst, r := bucketShape(limit, window)
-			g.ttl = max(g.ttl, time.Duration(math.Ceil(float64(burst)/float64(r)*float64(time.Second))))
+			b := newBucket(limit, window, time.Time{})
+			g.ttl = max(g.ttl, time.Duration(math.Ceil(b.burst/b.rate*float64(time.Second))))
 		}
 	}
 	return g
 }
 
-// bucketShape is the burst and the refill rate that hold a key to limit
-// failures in any window (limit ≥ 2, so that the rate is positive).
-func bucketShape(limit int, window time.Duration) (burst int, r rate.Limit) {
-	burst = (limit + 1) / 2
-	return burst, rate.Limit(float64(limit-burst) / window.Seconds())
+// newBucket is a full bucket that holds a key to limit failures in any
+// window: ⌈limit/2⌉ tokens, refilled at ⌊limit/2⌋ a window (limit ≥ 2, so
+// that the rate is positive).
+func newBucket(limit int, window time.Duration, now time.Time) *guessBucket {
+	burst := (limit + 1) / 2
+	return &guessBucket{tokens: float64(burst), at: now, last: now, burst: float64(burst),
+		rate: float64(limit-burst) / window.Seconds()}
 }
 
 // limitedKey is one bucket a failure counts against, with its limit.
@@ -106,46 +126,74 @@ func addrKey(addr string) string {
 	return a.String()
 }
 
-// wait reports how long c must wait before its next failed look-up may be
-// answered: 0 when it may look up now.
-func (g *guessLimiter) wait(c Client, now time.Time) time.Duration {
+// admit lets a look-up by c go ahead, taking one token from each of c's
+// buckets before it is made (so that concurrent look-ups cannot all pass a
+// check that only one of them may pass), or says how long c must wait. The
+// caller settles the admission when the answer is known: a failed look-up
+// keeps its tokens, any other answer gives them back.
+func (g *guessLimiter) admit(c Client, now time.Time) (*admission, time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.expire(now)
+	keys := g.keysOf(c)
+	buckets := make([]*guessBucket, len(keys))
 	var longest time.Duration
-	for _, kl := range g.keysOf(c) {
-		b, ok := g.keys.Peek(kl.key)
-		if !ok {
-			continue
-		}
-		if tokens := b.lim.TokensAt(now); tokens < 1 {
-			_, r := bucketShape(kl.limit, g.window)
-			longest = max(longest, time.Duration(math.Ceil((1-tokens)/float64(r)*float64(time.Second))))
-		}
-	}
-	return longest
-}
-
-// fail counts one failed look-up against c.
-func (g *guessLimiter) fail(c Client, now time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.expire(now)
-	for _, kl := range g.keysOf(c) {
+	for i, kl := range keys {
 		b, ok := g.keys.Get(kl.key)
 		if !ok {
-			burst, r := bucketShape(kl.limit, g.window)
-			b = &guessBucket{lim: rate.NewLimiter(r, burst)}
+			b = newBucket(kl.limit, g.window, now)
 		}
-		b.lim.AllowN(now, 1) // false: already empty, nothing more to take
-		b.last = now
-		g.keys.Add(kl.key, b) // most recent: the LRU's order is the order of last failures
+		buckets[i] = b
+		if level := b.level(now); level < 1 {
+			longest = max(longest, time.Duration(math.Ceil((1-level)/b.rate*float64(time.Second))))
+		}
 	}
+	if longest > 0 {
+		return nil, longest
+	}
+	for i, kl := range keys {
+		buckets[i].add(now, -1)
+		buckets[i].last = now
+		g.keys.Add(kl.key, buckets[i]) // most recent: the LRU's order is the order of last admissions
+	}
+	return &admission{g: g, taken: buckets}, 0
 }
 
-// expire drops the keys whose last failure is ttl old or more: their
-// buckets have refilled, so forgetting them changes no answer. The LRU is ordered by last failure, so only its oldest end is
-// looked at: amortised O(1) per call.
+// admission is one look-up's tokens, taken by admit.
+type admission struct {
+	g     *guessLimiter
+	taken []*guessBucket // nil once settled
+}
+
+// failed keeps the tokens: the look-up failed (code_not_found, invalid_code).
+func (a *admission) failed() {
+	if a == nil {
+		return
+	}
+	a.g.mu.Lock()
+	a.taken = nil
+	a.g.mu.Unlock()
+}
+
+// settle gives the tokens back unless failed was called: the look-up was not
+// a failed guess. Idempotent. (A bucket evicted meanwhile gets its token
+// back unseen: harmless.)
+func (a *admission) settle(now time.Time) {
+	if a == nil {
+		return
+	}
+	a.g.mu.Lock()
+	defer a.g.mu.Unlock()
+	for _, b := range a.taken {
+		b.add(now, 1) // last stays: the LRU's order and expire rely on it
+	}
+	a.taken = nil
+}
+
+// expire drops the keys whose last admission is ttl old or more: their
+// buckets have refilled, so forgetting them changes no answer. The LRU is
+// ordered by last admission, so only its oldest end is looked at: amortised
+// O(1) per call.
 func (g *guessLimiter) expire(now time.Time) {
 	for {
 		_, b, ok := g.keys.GetOldest()

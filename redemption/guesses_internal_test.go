@@ -21,11 +21,12 @@ func TestGuessLimitHoldsInAnyWindow(t *testing.T) {
 			c := Client{Addr: "203.0.113.7", Token: "token:abcd"}
 			for ms := 0; ms < 5*60_000; ms += 10 { // 100 attempts a second for 5 minutes
 				now := start.Add(time.Duration(ms) * time.Millisecond)
-				if g.wait(c, now) > 0 {
+				adm, wait := g.admit(c, now)
+				if wait > 0 {
 					continue
 				}
 				answered = append(answered, now)
-				g.fail(c, now)
+				adm.failed()
 			}
 			most, j := 0, 0
 			for i := range answered { // the most failures within [answered[j], answered[j]+window)
@@ -54,7 +55,7 @@ func TestGuessLimiterMemoryBounded(t *testing.T) {
 	if raceBuild {
 		maxKeys, n = 10_000, 100_000
 	}
-	g := newGuessLimiter(30, 1000, time.Minute, maxKeys)
+	g := newGuessLimiter(30, -1, time.Minute, maxKeys) // per address only: a token limit would stop the rotation first
 	heap := func() uint64 {
 		runtime.GC()
 		var m runtime.MemStats
@@ -66,8 +67,8 @@ func TestGuessLimiterMemoryBounded(t *testing.T) {
 	for i := range n {
 		now = now.Add(time.Microsecond)
 		c := Client{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), Token: "token:abcd"}
-		g.wait(c, now)
-		g.fail(c, now)
+		adm, _ := g.admit(c, now)
+		adm.failed()
 	}
 	held := g.size()
 	grown := int64(heap()) - int64(before)
@@ -79,10 +80,10 @@ func TestGuessLimiterMemoryBounded(t *testing.T) {
 	if grown > int64(maxKeys)*640 { // twice what a key takes today
 		t.Errorf("the limiter's heap grew %.1f MiB for %d keys", float64(grown)/(1<<20), held)
 	}
-	// A window later every bucket is full again: the next failure drops them all.
-	g.fail(Client{Addr: "192.0.2.1", Token: "token:other"}, now.Add(time.Minute))
-	if got := g.size(); got != 2 {
-		t.Errorf("%d keys held a window after the last failure, want the 2 of the new one", got)
+	// A window later every bucket is full again: the next look-up drops them all.
+	g.admit(Client{Addr: "192.0.2.1", Token: "token:other"}, now.Add(time.Minute))
+	if got := g.size(); got != 1 {
+		t.Errorf("%d keys held a window after the last failure, want the 1 of the new one", got)
 	}
 }
 
@@ -99,5 +100,29 @@ func TestGuessKeyOfAnAddress(t *testing.T) {
 		if got := addrKey(in); got != want {
 			t.Errorf("addrKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Concurrent look-ups cannot all pass while only one token is left: each
+// takes its token before it is made, and a look-up that did not fail gives
+// it back.
+func TestGuessAdmissionsTakeTokensFirst(t *testing.T) {
+	g := newGuessLimiter(4, -1, time.Minute, 100) // a burst of 2
+	now := time.Unix(1_800_000_000, 0)
+	c := Client{Addr: "203.0.113.7"}
+	a1, w1 := g.admit(c, now)
+	a2, w2 := g.admit(c, now)
+	_, w3 := g.admit(c, now)
+	if w1 != 0 || w2 != 0 || w3 == 0 {
+		t.Fatalf("three look-ups in flight with a burst of 2: waits %s %s %s, want the third refused", w1, w2, w3)
+	}
+	a1.settle(now) // a valid code: its token comes back
+	a2.failed()    // a guess: its token is used
+	a2.settle(now) // settling after failed gives nothing back
+	if _, w := g.admit(c, now); w != 0 {
+		t.Fatalf("the settled token did not come back: wait %s", w)
+	}
+	if _, w := g.admit(c, now); w == 0 {
+		t.Fatal("a failed look-up's token came back")
 	}
 }

@@ -64,7 +64,8 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 		return ReservationView{}, false, promo.FieldErrorf("ttl", "must be from 1s to %s, got %s",
 			s.cfg.MaxReservationTTL, ttl)
 	}
-	canon, err := s.recognise(ctx, client, in.Code)
+	canon, adm, err := s.recognise(ctx, client, in.Code)
+	defer s.settle(adm)
 	if err != nil {
 		return ReservationView{}, false, err
 	}
@@ -84,7 +85,7 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 	if out.Refused != "" {
 		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
 		if out.Refused == promo.ReasonCodeNotFound {
-			err = s.failed(ctx, client, err)
+			err = failed(adm, err)
 		}
 		return ReservationView{}, out.Replayed, err
 	}

@@ -239,24 +239,26 @@ type Receipt struct {
 }
 
 // recognise turns a typed code into its canonical form and refuses a
-// malformed one or a typo, without touching the database. Failures count
-// against client.
-func (s *Service) recognise(ctx context.Context, client Client, raw string) (string, error) {
-	if err := s.checkGuesses(ctx, client); err != nil {
-		return "", err
+// malformed one or a typo, without touching the database. The look-up is
+// admitted against client's failed look-ups first: the caller settles the
+// admission (deferred), after calling failed on a code_not_found.
+func (s *Service) recognise(ctx context.Context, client Client, raw string) (string, *admission, error) {
+	adm, err := s.admit(client)
+	if err != nil {
+		return "", nil, err
 	}
 	canon, err := codes.Canonical(raw)
 	if err != nil {
-		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+		return "", adm, failed(adm, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
 	}
 	v, err := s.catalog.lookup(ctx, canon)
 	switch {
 	case v == mistyped:
-		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+		return "", adm, failed(adm, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
 	case err != nil:
-		return "", err
+		return "", adm, err
 	}
-	return canon, nil // known or unknown: the database decides
+	return canon, adm, nil // known or unknown: the database decides
 }
 
 // Validate answers what redeeming the code now would do, without using it.
@@ -273,13 +275,14 @@ func (s *Service) Validate(ctx context.Context, client Client, raw, userID strin
 }
 
 func (s *Service) validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
-	canon, err := s.recognise(ctx, client, raw)
+	canon, adm, err := s.recognise(ctx, client, raw)
+	defer s.settle(adm)
 	if err != nil {
 		return CodeView{}, err
 	}
 	st, err := s.store.CodeState(ctx, canon, userID)
 	if promo.Is(err, promo.ENotFound) {
-		return CodeView{}, s.failed(ctx, client, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
+		return CodeView{}, failed(adm, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
 	}
 	if err != nil {
 		return CodeView{}, err
@@ -323,7 +326,8 @@ func (s *Service) Redeem(ctx context.Context, client Client, in RedeemInput) (Re
 }
 
 func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
-	canon, err := s.recognise(ctx, client, in.Code)
+	canon, adm, err := s.recognise(ctx, client, in.Code)
+	defer s.settle(adm)
 	if err != nil {
 		return Receipt{}, false, err
 	}
@@ -342,7 +346,7 @@ func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Re
 		}
 		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
 		if out.Refused == promo.ReasonCodeNotFound {
-			err = s.failed(ctx, client, err)
+			err = failed(adm, err)
 		}
 		return Receipt{}, out.Replayed, err
 	}
@@ -398,24 +402,27 @@ func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
 		PromotionID: promo.FormatID(r.PromotionID)}
 }
 
-// checkGuesses refuses a client that used up its failed look-ups.
-func (s *Service) checkGuesses(_ context.Context, client Client) error {
+// admit refuses a client that used up its failed look-ups, else takes its
+// tokens for this look-up (nil when guesses are not limited).
+func (s *Service) admit(client Client) (*admission, error) {
 	if s.guesses == nil {
-		return nil
+		return nil, nil
 	}
-	if wait := s.guesses.wait(client, s.now()); wait > 0 {
+	adm, wait := s.guesses.admit(client, s.now())
+	if wait > 0 {
 		s.metrics.limited.Inc()
 		e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
-		return &RateLimited{Err: e, RetryAfter: wait}
+		return nil, &RateLimited{Err: e, RetryAfter: wait}
 	}
-	return nil
+	return adm, nil
 }
 
-// failed counts a failed look-up against the client and returns err.
-func (s *Service) failed(_ context.Context, client Client, err error) error {
-	if s.guesses != nil {
-		s.guesses.fail(client, s.now())
-	}
+// settle gives a look-up's tokens back unless it failed.
+func (s *Service) settle(adm *admission) { adm.settle(s.now()) }
+
+// failed keeps a look-up's tokens (it failed) and returns err.
+func failed(adm *admission, err error) error {
+	adm.failed()
 	return err
 }
 
