@@ -165,7 +165,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		cfg.Secret = testSecret
 	}
 	// The code endpoints too, so that every route is there.
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
 		t.Fatalf("redemption.New: %v", err)
 	}
