@@ -309,8 +309,9 @@ func TestAdversarialBadBytesAndLostDatabase(t *testing.T) {
 				}
 				time.Sleep(200 * time.Millisecond)
 			}
-			t.Logf("adversarial: %s [%s]: %d bad-byte metadata answered 422, %d written; database gone %s: %d requests, %d answered 503 with Retry-After, %d × 500; redeemed again %s after it came back",
-				"bad bytes and lost database", db, bad, written, downFor.Round(time.Millisecond), total(counts), withRetryAfter, counts[http.StatusInternalServerError], time.Since(recovered).Round(time.Millisecond))
+			t.Logf("adversarial: %s [%s]: %d bad-byte metadata answered 422, %d written; database gone %s: %d requests, %d answered 503 with Retry-After, %d reads answered 200, %d × 500; redeemed again %s after it came back",
+				"bad bytes and lost database", db, bad, written, downFor.Round(time.Millisecond), total(counts), withRetryAfter,
+				counts[http.StatusOK], counts[http.StatusInternalServerError], time.Since(recovered).Round(time.Millisecond))
 		})
 	}
 }
