@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
 )
@@ -40,6 +41,11 @@ type HTTPConfig struct {
 	// keep-alive connections.
 	ReadTimeout time.Duration `mapstructure:"readTimeout"`
 	IdleTimeout time.Duration `mapstructure:"idleTimeout"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR ranges) in
+	// front of the API; only from them are ClientAddressHeaders (default
+	// X-Forwarded-For) read to know a client's address (the guess limit's key).
+	TrustedProxies       []string `mapstructure:"trustedProxies"`
+	ClientAddressHeaders []string `mapstructure:"clientAddressHeaders"`
 }
 
 type AuthConfig struct {
@@ -108,10 +114,14 @@ type ShovelConfig struct {
 // RedeemConfig tunes validation and redemption (package redemption).
 type RedeemConfig struct {
 	// GuessLimit failed look-ups (code_not_found, invalid_code) per client
-	// per GuessWindow, then 429; -1 disables the limit.
-	GuessLimit       int           `mapstructure:"guessLimit"`
-	GuessWindow      time.Duration `mapstructure:"guessWindow"`
-	MaxMetadataBytes int           `mapstructure:"maxMetadataBytes"`
+	// address in any GuessWindow, then 429; GuessLimitPerToken the same per
+	// bearer token; -1 disables a limit. GuessKeys bounds the addresses and
+	// tokens the limiter remembers (its memory).
+	GuessLimit         int           `mapstructure:"guessLimit"`
+	GuessLimitPerToken int           `mapstructure:"guessLimitPerToken"`
+	GuessWindow        time.Duration `mapstructure:"guessWindow"`
+	GuessKeys          int           `mapstructure:"guessKeys"`
+	MaxMetadataBytes   int           `mapstructure:"maxMetadataBytes"`
 	// CatalogRefresh is how often the API reads new promotions' formats.
 	CatalogRefresh time.Duration `mapstructure:"catalogRefresh"`
 	// ReservationTTL is a reservation's time to live when the request names
@@ -149,7 +159,7 @@ func Defaults() Config {
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
 		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
-		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
+		Redeem: RedeemConfig{GuessLimit: 30, GuessLimitPerToken: 1000, GuessKeys: 100_000, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
 			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour},
 		Dev: DevConfig{DataDir: "data"},
 	}
@@ -294,8 +304,17 @@ func (c Config) Validate() error {
 	} else if c.Shovel.GroupID == c.Generator.GroupID {
 		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
 	}
-	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 {
-		bad("redeem.guessLimit", "must be at least 1, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
+	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 || c.Redeem.GuessLimit == 1 {
+		bad("redeem.guessLimit", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
+	}
+	if c.Redeem.GuessLimitPerToken < -1 || c.Redeem.GuessLimitPerToken == 0 || c.Redeem.GuessLimitPerToken == 1 {
+		bad("redeem.guessLimitPerToken", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimitPerToken)
+	}
+	if c.Redeem.GuessKeys < 1 || c.Redeem.GuessKeys > 10_000_000 {
+		bad("redeem.guessKeys", "must be in 1..10,000,000, got %d", c.Redeem.GuessKeys)
+	}
+	if err := (api.Config{TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders}).ValidateClientAddress(); err != nil {
+		errs = append(errs, err) // names its key
 	}
 	if c.Redeem.GuessWindow < time.Second {
 		bad("redeem.guessWindow", "must be at least 1s, got %s", c.Redeem.GuessWindow)

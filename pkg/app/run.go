@@ -47,12 +47,14 @@ func (c Config) apiConfig() api.Config {
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
 		// Exports hold a connection while they stream: at most half the
 		// pool, so creates, status reads and the outbox keep the rest.
-		MaxExports: max(1, c.DB.MaxConns/2),
+		MaxExports:     max(1, c.DB.MaxConns/2),
+		TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders,
 	}
 }
 
 func (c Config) redemptionConfig() redemption.Config {
-	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessWindow: c.Redeem.GuessWindow,
+	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessLimitPerToken: c.Redeem.GuessLimitPerToken,
+		GuessWindow: c.Redeem.GuessWindow, GuessKeys: c.Redeem.GuessKeys,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
 		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
 		ReservationRetention: c.Redeem.ReservationRetention}

@@ -64,3 +64,34 @@ func TestValidationNamesTheKey(t *testing.T) {
 		t.Errorf("ValidateFor(kafka) = %v; the kafka section is fine", err)
 	}
 }
+
+// The trusted proxies come from the environment as a comma-separated list,
+// and a bad one is refused naming its key.
+func TestTrustedProxiesFromEnv(t *testing.T) {
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,192.0.2.1")
+	t.Setenv("PROMOCODES_HTTP_CLIENTADDRESSHEADERS", "X-Real-IP,X-Forwarded-For")
+	cfg, err := Load(app.Defaults(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.HTTP.TrustedProxies) != 2 || len(cfg.HTTP.ClientAddressHeaders) != 2 {
+		t.Fatalf("trustedProxies %q, clientAddressHeaders %q", cfg.HTTP.TrustedProxies, cfg.HTTP.ClientAddressHeaders)
+	}
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "http.") {
+		t.Errorf("valid proxies refused: %v", err)
+	}
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,not-an-address")
+	if cfg, err = Load(app.Defaults(), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.trustedProxies") {
+		t.Errorf("a bad proxy: %v, want an error naming http.trustedProxies", err)
+	}
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "")
+	if cfg, err = Load(app.Defaults(), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.clientAddressHeaders") {
+		t.Errorf("headers without proxies: %v, want an error naming http.clientAddressHeaders", err)
+	}
+}
