@@ -392,12 +392,16 @@ func (g *Generator) bestEffortState(ctx context.Context, ref promo.BatchRef, st 
 // x-retry-count carried over unchanged, provenance headers describing where
 // the failing event was read.
 func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte, cause error) kafka.Message {
-	out := kafka.Message{Topic: topic, Key: in.Key, Value: value}
+	// The record's timestamp is this host's clock either way (kafka-go's
+	// CreateTime); taking it from the same clock as x-failed-at keeps the
+	// two consistent. The shovel trusts neither (shovel/sightings.go).
+	failed := g.now()
+	out := kafka.Message{Topic: topic, Key: in.Key, Value: value, Time: failed}
 	if rc, ok := in.Header(promo.HeaderRetryCount); ok {
 		out.SetHeader(promo.HeaderRetryCount, rc)
 	}
 	out.SetHeader(promo.HeaderError, promo.HeaderValue(cause.Error()))
-	out.SetHeader(promo.HeaderFailedAt, g.now().UTC().Format(time.RFC3339))
+	out.SetHeader(promo.HeaderFailedAt, failed.UTC().Format(time.RFC3339))
 	out.SetHeader(promo.HeaderOriginTopic, in.Topic)
 	out.SetHeader(promo.HeaderOriginPartition, fmt.Sprint(in.Partition))
 	out.SetHeader(promo.HeaderOriginOffset, fmt.Sprint(in.Offset))
