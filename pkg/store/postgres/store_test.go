@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
@@ -63,4 +64,26 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		}
 		t.Logf("Open error: %v", err)
 	}
+}
+
+func TestClocks(t *testing.T) {
+	postgrestest.DSN(t)
+	storetest.RunClocks(t, func(t *testing.T, clocks ...func() time.Time) []storetest.Store {
+		schema := postgrestest.Schema(t)
+		var out []storetest.Store
+		for i, c := range clocks {
+			s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: schema, Clock: c})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(s.Close)
+			if i == 0 {
+				if err := s.Migrate(context.Background()); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			out = append(out, s)
+		}
+		return out
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/storetest"
@@ -43,4 +44,25 @@ func TestConfigValidate(t *testing.T) {
 	if err := (sqlite.Config{Path: "/tmp/x.db"}).Validate(); err != nil {
 		t.Errorf("Validate(path) = %v", err)
 	}
+}
+
+func TestClocks(t *testing.T) {
+	storetest.RunClocks(t, func(t *testing.T, clocks ...func() time.Time) []storetest.Store {
+		path := filepath.Join(t.TempDir(), "promocodes.db")
+		var out []storetest.Store
+		for i, c := range clocks {
+			s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path, Clock: c})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			t.Cleanup(s.Close)
+			if i == 0 {
+				if err := s.Migrate(context.Background()); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+			}
+			out = append(out, s)
+		}
+		return out
+	})
 }
