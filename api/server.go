@@ -53,6 +53,10 @@ type Config struct {
 	// ExportStallTimeout cuts an export whose client has not taken any data
 	// for this long (default 1m), freeing its database connection.
 	ExportStallTimeout time.Duration
+	// Clock is the time a promotion's window is checked against (nil:
+	// time.Now). Replicas must share one: the wiring passes the
+	// database's (pkg/dbclock).
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -127,8 +131,11 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
+	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: cfg.Clock,
 		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	for _, o := range opts {
 		o(s)
 	}

@@ -58,11 +58,14 @@ type Config struct {
 	// client that vanished or froze mid-transaction (a cut connection, a
 	// SIGSTOPped process) releases its row locks. Millisecond precision.
 	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
-	// TCP settings of each connection (see tcpdial.Config), applied on both
-	// ends: the client's socket, and the server's through
-	// tcp_keepalives_idle/interval/count and tcp_user_timeout, so that the
-	// server also notices a client host that vanished.
-	TCP tcpdial.Config
+	// TCP settings of each connection, applied on both ends: the client's
+	// socket, and the server's through tcp_keepalives_idle/interval/count
+	// and tcp_user_timeout, so that the server also notices a client host
+	// that vanished. KeepAlive is the idle time before the first probe and
+	// between probes (3 unanswered close the connection; zero: 15 s);
+	// TCPUserTimeout closes a connection whose sent data stays
+	// unacknowledged that long (Linux; zero: the system's default).
+	KeepAlive, TCPUserTimeout time.Duration
 	// ApplicationName is shown in pg_stat_activity (default "promocodes").
 	ApplicationName string
 	// Clock is this process's clock for the times the store stamps itself
@@ -91,10 +94,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("postgres: %s %s must be 0 (the server's setting) or from 1ms to %s", name, d, maxTimeout)
 		}
 	}
-	if err := c.TCP.Validate(); err != nil {
+	if err := c.tcp().Validate(); err != nil {
 		return fmt.Errorf("postgres: %w", err)
 	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
 
 // maxTimeout is the largest session timeout PostgreSQL takes (INT_MAX ms).
@@ -111,11 +118,11 @@ func (c Config) sessionParams() map[string]string {
 			p[name] = ms(d)
 		}
 	}
-	if k := c.TCP.KeepAlive; k > 0 {
+	if k := c.KeepAlive; k > 0 {
 		secs := strconv.FormatInt(max(1, int64(k/time.Second)), 10)
 		p["tcp_keepalives_idle"], p["tcp_keepalives_interval"], p["tcp_keepalives_count"] = secs, secs, "3"
 	}
-	if u := c.TCP.UserTimeout; u > 0 {
+	if u := c.TCPUserTimeout; u > 0 {
 		p["tcp_user_timeout"] = ms(u)
 	}
 	return p
@@ -156,7 +163,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set || cfg.ApplicationName != "" {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, "promocodes")
 	}
-	pcfg.ConnConfig.DialFunc = cfg.TCP.Dialer().DialContext
+	pcfg.ConnConfig.DialFunc = cfg.tcp().Dialer().DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)

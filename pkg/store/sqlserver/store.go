@@ -61,9 +61,12 @@ type Config struct {
 	// on statements or on sessions idle in a transaction: a client frozen
 	// mid-transaction keeps its locks until its connection dies.
 	LockTimeout time.Duration
-	// TCP is the client's end of each connection (see tcpdial.Config). The
-	// server's end is its own KEEPALIVE setting (30 s by default).
-	TCP tcpdial.Config
+	// KeepAlive and TCPUserTimeout are the client's end of each connection:
+	// keepalive probes after KeepAlive idle and every KeepAlive (3
+	// unanswered close it; zero: 15 s), and TCP_USER_TIMEOUT (Linux; zero:
+	// the system's default). The server's end is its own KEEPALIVE setting
+	// (30 s by default).
+	KeepAlive, TCPUserTimeout time.Duration
 	// Clock is this process's clock for the times the store stamps itself
 	// (created_at, the totals' updated_at); nil is time.Now. Leases and
 	// expiries compared across processes take the server's clock instead
@@ -82,10 +85,14 @@ func (c Config) Validate() error {
 	if c.LockTimeout < 0 || (c.LockTimeout > 0 && c.LockTimeout < time.Millisecond) || c.LockTimeout > maxLockTimeout {
 		return fmt.Errorf("sqlserver: LockTimeout %s must be 0 (no limit) or from 1ms to %s", c.LockTimeout, maxLockTimeout)
 	}
-	if err := c.TCP.Validate(); err != nil {
+	if err := c.tcp().Validate(); err != nil {
 		return fmt.Errorf("sqlserver: %w", err)
 	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
 
 // maxLockTimeout is the largest SET LOCK_TIMEOUT (INT_MAX ms).
@@ -133,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	conn := mssql.NewConnectorConfig(params)
 	conn.SessionInitSQL = cfg.sessionInit()
-	conn.Dialer = cfg.TCP.Dialer()
+	conn.Dialer = cfg.tcp().Dialer()
 	db := sql.OpenDB(conn)
 	n := cfg.MaxConns
 	if n == 0 {
