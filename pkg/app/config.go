@@ -203,7 +203,7 @@ func Defaults() Config {
 				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead",
 				Redemptions: "promotion-code-redemptions"},
 		},
-		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
+		Codes: CodesConfig{MaxDensity: codes.DefaultMaxDensity},
 		// The API's statements are short except exports, which stream for as
 		// long as their client reads: no statement limit (request deadlines
 		// bound the rest from the client side).
