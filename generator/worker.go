@@ -171,6 +171,33 @@ func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batc
 	return b
 }
 
+// FrozenCopyEnder is a Store that can end the sessions its server's limits
+// cannot: a client frozen in the middle of a COPY (PostgreSQL's
+// statement_timeout does not cancel a COPY that waits for its client's
+// data), which holds its batch's row lock for as long as it stays frozen.
+type FrozenCopyEnder interface {
+	EndFrozenCopies(ctx context.Context) (int, error)
+}
+
+// endFrozenCopies ends the frozen COPY sessions, if the store can, when a
+// worker is blocked behind a lock: best effort, logged.
+func (w *worker) endFrozenCopies(ctx context.Context) {
+	e, ok := w.g.store.(FrozenCopyEnder)
+	if !ok {
+		return
+	}
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := e.EndFrozenCopies(ectx)
+	switch {
+	case err != nil:
+		w.log.Info("could not look for database sessions frozen mid-COPY", zap.Error(err))
+	case n > 0:
+		w.log.Warn("ended database sessions frozen in the middle of a COPY (a generator stopped mid-chunk); their locks are free",
+			zap.Int("sessions", n))
+	}
+}
+
 // retry runs op with ctx-aware exponential backoff, each attempt under its
 // own deadline (Config.OpTimeout), so a half-open connection becomes a retry
 // and, in the end, a remainder, instead of a stalled worker. Domain errors
@@ -198,6 +225,7 @@ func retry[T any](ctx context.Context, w *worker, what string, op func(ctx conte
 			return v, err
 		}
 		if w.g.store.LockTimeout(err) {
+			w.endFrozenCopies(ctx)
 			if blockedSince.IsZero() {
 				blockedSince = time.Now()
 				w.log.Warn(what+" waits for another session's lock (a worker busy or frozen on the same batch); "+

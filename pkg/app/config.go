@@ -209,11 +209,13 @@ func Defaults() Config {
 		// bound the rest from the client side).
 		API: APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20,
 			DB: DBSession{LockTimeout: 10 * time.Second, IdleInTransactionTimeout: 10 * time.Second}},
-		// A chunk is one short transaction; a statement longer than a
-		// minute has outlived the attempt that issued it (the generator's
-		// per-attempt deadline).
+		// A chunk is one short transaction (a 10,000-code COPY takes well
+		// under a second). A generator frozen mid-chunk holds its batch's
+		// row lock until its session ends: after idleInTransactionTimeout
+		// between statements, or, frozen inside the chunk's COPY, once a
+		// blocked worker finds the COPY older than statementTimeout.
 		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator",
-			DB: DBSession{StatementTimeout: time.Minute, LockTimeout: 10 * time.Second, IdleInTransactionTimeout: 30 * time.Second}},
+			DB: DBSession{StatementTimeout: 30 * time.Second, LockTimeout: 10 * time.Second, IdleInTransactionTimeout: 30 * time.Second}},
 		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
 		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,

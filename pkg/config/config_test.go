@@ -75,7 +75,7 @@ func TestDatabaseSessionLimitKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := cfg.Generator.DB; g.LockTimeout != 3*time.Second || g.IdleInTransactionTimeout != 45*time.Second || g.StatementTimeout != time.Minute {
+	if g := cfg.Generator.DB; g.LockTimeout != 3*time.Second || g.IdleInTransactionTimeout != 45*time.Second || g.StatementTimeout != 30*time.Second {
 		t.Errorf("generator.db = %+v", g)
 	}
 	if a := cfg.API.DB; a.IdleInTransactionTimeout != 5*time.Second || a.StatementTimeout != 2*time.Minute || a.LockTimeout != 10*time.Second {

@@ -75,6 +75,16 @@ RETURNING ` + batchCols
 	// qNow is the database's clock at the call.
 	qNow = `SELECT clock_timestamp()`
 
+	// qEndFrozenCopies terminates the sessions of this database and user
+	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
+	// for their client (wait_event ClientRead) with a transaction open: a
+	// COPY still receiving data is cancelled by statement_timeout, one whose
+	// client stopped sending is not.
+	qEndFrozenCopies = `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+	AND state = 'active' AND wait_event = 'ClientRead' AND backend_xid IS NOT NULL
+	AND query ILIKE 'copy %from stdin%' AND query_start < now() - $1 * interval '1 millisecond'`
+
 	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`

@@ -82,3 +82,86 @@ func TestSessionConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// stalledRows is a CopyFrom source that stops in the middle, as a client
+// frozen while it streams a chunk.
+type stalledRows struct {
+	n       int
+	stalled chan struct{}
+	release chan struct{}
+}
+
+func (s *stalledRows) Next() bool {
+	s.n++
+	if s.n == 100 {
+		close(s.stalled)
+		<-s.release
+	}
+	return s.n < 1000
+}
+func (s *stalledRows) Values() ([]any, error) { return []any{s.n}, nil }
+func (s *stalledRows) Err() error             { return nil }
+
+// statement_timeout does not cancel a COPY whose client stopped sending; a
+// blocked worker ends such a session once it is older than the statement
+// timeout, and only then.
+func TestEndFrozenCopies(t *testing.T) {
+	ctx := context.Background()
+	dsn, schema := postgrestest.DSN(t), postgrestest.Schema(t)
+	s, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, StatementTimeout: 700 * time.Millisecond,
+		LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pool := postgres.Pool(s)
+	if _, err := pool.Exec(ctx, "CREATE TABLE sink (v int); CREATE TABLE held (id int PRIMARY KEY); INSERT INTO held VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	// The frozen client: a session of the same store, mid-COPY, holding a row lock.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE held SET id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	src := &stalledRows{stalled: make(chan struct{}), release: make(chan struct{})}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"sink"}, []string{"v"}, src)
+		copied <- err
+	}()
+	<-src.stalled
+	time.Sleep(100 * time.Millisecond)
+	if n, err := s.EndFrozenCopies(ctx); err != nil || n != 0 {
+		t.Fatalf("a COPY younger than the statement timeout: ended %d (%v), want none", n, err)
+	}
+	time.Sleep(time.Second) // past the statement timeout, which did not cancel it
+	if _, err := pool.Exec(ctx, "UPDATE held SET id = 1"); !s.LockTimeout(err) {
+		t.Fatalf("the frozen COPY's lock: %v; want still held (a lock timeout)", err)
+	}
+	if n, err := s.EndFrozenCopies(ctx); err != nil || n != 1 {
+		t.Fatalf("ended %d frozen COPY sessions (%v), want 1", n, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := pool.Exec(ctx, "UPDATE held SET id = 1")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock is still held after its session was ended: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(src.release)
+	if err := <-copied; err == nil {
+		t.Error("the ended session's COPY succeeded")
+	}
+}

@@ -66,7 +66,8 @@ type Config struct {
 	// TCPUserTimeout closes a connection whose sent data stays
 	// unacknowledged that long (Linux; zero: the system's default).
 	KeepAlive, TCPUserTimeout time.Duration
-	// ApplicationName is shown in pg_stat_activity (default "promocodes").
+	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
+	// application_name in the DSN wins.
 	ApplicationName string
 	// Clock is this process's clock for the times the store stamps itself
 	// (created_at, the totals' updated_at); nil is time.Now. Leases and
@@ -130,9 +131,10 @@ func (c Config) sessionParams() map[string]string {
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string
-	clock  func() time.Time
+	pool             *pgxpool.Pool
+	schema           string
+	clock            func() time.Time
+	statementTimeout time.Duration
 }
 
 // now is this process's clock (Config.Clock).
@@ -160,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	for k, v := range cfg.sessionParams() {
 		pcfg.ConnConfig.RuntimeParams[k] = v
 	}
-	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set || cfg.ApplicationName != "" {
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, "promocodes")
 	}
 	pcfg.ConnConfig.DialFunc = cfg.tcp().Dialer().DialContext
@@ -168,7 +170,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, clock: cfg.Clock}
+	s := &Store{pool: pool, schema: cfg.Schema, clock: cfg.Clock, statementTimeout: cfg.StatementTimeout}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -269,6 +271,24 @@ func (s *Store) Now(ctx context.Context) (time.Time, error) {
 func (s *Store) LockTimeout(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
+// EndFrozenCopies ends the sessions (of this database and user) that have
+// been in a COPY FROM STDIN longer than Config.StatementTimeout while waiting
+// for their client's data, and returns how many. statement_timeout does not
+// cancel a COPY that waits on its client, nor does any other session limit:
+// a generator frozen mid-chunk (SIGSTOP, a frozen VM) would hold its batch's
+// row lock for as long as it stays frozen. A worker blocked behind such a
+// lock calls this; without a statement timeout it ends nothing.
+func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
+	if s.statementTimeout <= 0 {
+		return 0, nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: end frozen COPY sessions: %w", err)
+	}
+	return n, nil
 }
 
 // retryable reports whether err is a deadlock or serialization failure: the
