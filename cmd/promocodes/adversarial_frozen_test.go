@@ -162,7 +162,7 @@ func TestAdversarialFrozenGeneratorFiveMinutes(t *testing.T) {
 	// the chunk's COPY, when the blocked worker finds the COPY older than
 	// statementTimeout (30s); the taker-over's next attempt comes within a
 	// lock timeout (10s).
-	bound := 30*time.Second + 10*time.Second + 5*time.Second
+	bound := 30*time.Second + 10*time.Second + 10*time.Second
 	if resumed > bound {
 		t.Errorf("the frozen batch resumed %v after the freeze; the session limits bound it to %v", resumed, bound)
 	}
@@ -184,7 +184,7 @@ func TestAdversarialFrozenGeneratorFiveMinutes(t *testing.T) {
 	s.assertExact(id, n)
 	rows, distinct := s.rowCount(id)
 	t.Logf("adversarial: %s [%s]: %s", "5-minute SIGSTOP of a generator mid-chunk", "postgres", fmt.Sprintf(
-		"frozen %s holding batch %d; its row moved again %.1f s after the freeze (bound 45 s: idle-in-transaction or COPY limit 30s + lock timeout 10s), "+
+		"frozen %s holding batch %d; its row moved again %.1f s after the freeze (bound 50 s: idle-in-transaction or COPY limit 30s + lock timeout 10s + 10s), "+
 			"gen-b waited on the lock %.1f s; promotion completed %.1f s after the freeze while gen-a stayed frozen %s; "+
 			"%d parked, %d remainders on the error topic, %d distinct codes in %d rows (want 1500000) after gen-a resumed",
 		strings.ReplaceAll(f.state, " ", "-"), f.batchNo, resumed.Seconds(), waitedOn.Seconds(), completed.Seconds(), freeze,
