@@ -95,14 +95,18 @@ func startReplica(t *testing.T, cfg Config, name string) string {
 	return "http://" + p.HTTPAddr
 }
 
-// call sends a JSON request and returns the status and the body.
-func call(t *testing.T, method, url, body string) (int, map[string]any) {
+// call sends a JSON request and returns the status and the body; headers
+// are name, value pairs.
+func call(t *testing.T, method, url, body string, headers ...string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
