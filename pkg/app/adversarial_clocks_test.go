@@ -64,23 +64,29 @@ func newGenerated(name string, count, size int64) promo.NewPromotion {
 	}
 }
 
-// keysIn counts the messages of topic per key.
-func keysIn(t *testing.T, client *kafka.Client, topic string) map[string]int {
+// eachMessage calls fn for every message of topic.
+func eachMessage(t *testing.T, client *kafka.Client, topic string, fn func(kafka.Message)) {
 	t.Helper()
 	ctx := context.Background()
 	low, high, err := client.Offsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := map[string]int{}
 	for p, hw := range high {
 		if err := client.ReadRange(ctx, topic, p, low[p], hw, func(m kafka.Message) error {
-			keys[string(m.Key)]++
+			fn(m)
 			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// keysIn counts the messages of topic per key.
+func keysIn(t *testing.T, client *kafka.Client, topic string) map[string]int {
+	t.Helper()
+	keys := map[string]int{}
+	eachMessage(t, client, topic, func(m kafka.Message) { keys[string(m.Key)]++ })
 	return keys
 }
 
@@ -90,114 +96,109 @@ func keysIn(t *testing.T, client *kafka.Client, topic string) map[string]int {
 // batches), and held its own for two hours: a fast replica stopped after
 // claiming left its batches unpublished for 2 h 45 s.
 func TestAdversarialSkewedReplicaOutboxLease(t *testing.T) {
-	t.Parallel()
-	brokers := kafkatest.Broker(t)
-	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			db := testDatabase(t, backend)
-			topic := kafkatest.Name(t, "batches")
-			kc := kafka.Config{Brokers: brokers, Partitions: 2}
-			if err := kafka.EnsureTopics(ctx, kc, topic); err != nil {
+	onBackends(t, func(t *testing.T, backend string, brokers []string) {
+		ctx := context.Background()
+		db := testDatabase(t, backend)
+		topic := kafkatest.Name(t, "batches")
+		kc := kafka.Config{Brokers: brokers, Partitions: 2}
+		if err := kafka.EnsureTopics(ctx, kc, topic); err != nil {
+			t.Fatal(err)
+		}
+		prod, client := kafka.NewProducer(kc), kafka.NewClient(kc)
+		t.Cleanup(func() { _ = prod.Close(); _ = client.Close() })
+		log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+		replica := func(skew time.Duration, pub api.Publisher) (*api.Outbox, Store) {
+			st, err := openStore(ctx, db, DBSession{}, "promocodes-api", skewed(skew))
+			if err != nil {
 				t.Fatal(err)
 			}
-			prod, client := kafka.NewProducer(kc), kafka.NewClient(kc)
-			t.Cleanup(func() { _ = prod.Close(); _ = client.Close() })
-			log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-			replica := func(skew time.Duration, pub api.Publisher) (*api.Outbox, Store) {
-				st, err := openStore(ctx, db, DBSession{}, "promocodes-api", skewed(skew))
+			t.Cleanup(st.Close)
+			return api.NewOutbox(st, pub, topic, time.Second, log), st
+		}
+		slowPub := &gatedPublisher{next: prod, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+		fastPub := &gatedPublisher{next: prod}
+		slow, slowSt := replica(-2*time.Hour, slowPub)
+		fast, _ := replica(2*time.Hour, fastPub)
+		create := func(prefix string, n int) map[string]bool {
+			keys := map[string]bool{}
+			for i := range n {
+				p, _, err := slowSt.CreatePromotion(ctx, newGenerated(fmt.Sprintf("%s-%d", prefix, i), 10, 10))
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Cleanup(st.Close)
-				return api.NewOutbox(st, pub, topic, time.Second, log), st
+				keys[fmt.Sprintf("%d/0", p.ID)] = true
 			}
-			slowPub := &gatedPublisher{next: prod, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
-			fastPub := &gatedPublisher{next: prod}
-			slow, slowSt := replica(-2*time.Hour, slowPub)
-			fast, _ := replica(2*time.Hour, fastPub)
-			create := func(prefix string, n int) map[string]bool {
-				keys := map[string]bool{}
-				for i := range n {
-					p, _, err := slowSt.CreatePromotion(ctx, newGenerated(fmt.Sprintf("%s-%d", prefix, i), 10, 10))
-					if err != nil {
-						t.Fatal(err)
-					}
-					keys[fmt.Sprintf("%d/0", p.ID)] = true
-				}
-				return keys
-			}
+			return keys
+		}
 
-			// Both publish at once: the slow one is mid-publish when the fast
-			// one drains.
-			first := create("at-once", 40)
-			slowDone := make(chan error, 1)
-			go func() { _, err := slow.Drain(ctx); slowDone <- err }()
-			<-slowPub.entered
-			if _, err := fast.Drain(ctx); err != nil {
+		// Both publish at once: the slow one is mid-publish when the fast
+		// one drains.
+		first := create("at-once", 40)
+		slowDone := make(chan error, 1)
+		go func() { _, err := slow.Drain(ctx); slowDone <- err }()
+		<-slowPub.entered
+		if _, err := fast.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(slowPub.gate)
+		if err := <-slowDone; err != nil {
+			t.Fatal(err)
+		}
+		slowPub.mu.Lock()
+		slowPub.gate = nil
+		slowPub.mu.Unlock()
+		events, dup := 0, 0
+		for k, n := range keysIn(t, client, topic) {
+			if !first[k] {
+				t.Fatalf("unexpected key %q in the batches topic", k)
+			}
+			events += n
+			dup += n - 1
+		}
+		if events != len(first) {
+			t.Errorf("%d events for %d batches (%d duplicates)", events, len(first), dup)
+		}
+
+		// The fast replica claims, fails to publish and stops: the slow one
+		// publishes the batches once the lease (45 s) is over.
+		second := create("stopped", 10)
+		fastPub.mu.Lock()
+		fastPub.fail = true
+		fastPub.mu.Unlock()
+		if _, err := fast.Drain(ctx); err == nil {
+			t.Fatal("the stopped replica published")
+		}
+		claimed := time.Now()
+		var took time.Duration
+		for time.Since(claimed) < 90*time.Second {
+			if _, err := slow.Drain(ctx); err != nil {
 				t.Fatal(err)
 			}
-			close(slowPub.gate)
-			if err := <-slowDone; err != nil {
-				t.Fatal(err)
-			}
-			slowPub.mu.Lock()
-			slowPub.gate = nil
-			slowPub.mu.Unlock()
-			events, dup := 0, 0
-			for k, n := range keysIn(t, client, topic) {
-				if !first[k] {
-					t.Fatalf("unexpected key %q in the batches topic", k)
+			got := keysIn(t, client, topic)
+			missing := 0
+			for k := range second {
+				if got[k] == 0 {
+					missing++
 				}
-				events += n
-				dup += n - 1
 			}
-			if events != len(first) {
-				t.Errorf("%d events for %d batches (%d duplicates)", events, len(first), dup)
+			if missing == 0 {
+				took = time.Since(claimed)
+				break
 			}
-
-			// The fast replica claims, fails to publish and stops: the slow one
-			// publishes the batches once the lease (45 s) is over.
-			second := create("stopped", 10)
-			fastPub.mu.Lock()
-			fastPub.fail = true
-			fastPub.mu.Unlock()
-			if _, err := fast.Drain(ctx); err == nil {
-				t.Fatal("the stopped replica published")
+			if missing != len(second) {
+				t.Fatalf("%d of %d published before the lease ended", len(second)-missing, len(second))
 			}
-			claimed := time.Now()
-			var took time.Duration
-			for time.Since(claimed) < 90*time.Second {
-				if _, err := slow.Drain(ctx); err != nil {
-					t.Fatal(err)
-				}
-				got := keysIn(t, client, topic)
-				missing := 0
-				for k := range second {
-					if got[k] == 0 {
-						missing++
-					}
-				}
-				if missing == 0 {
-					took = time.Since(claimed)
-					break
-				}
-				if missing != len(second) {
-					t.Fatalf("%d of %d published before the lease ended", len(second)-missing, len(second))
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
-			if took == 0 || took < 40*time.Second {
-				t.Fatalf("the stopped fast replica's 10 batches were published after %v (0: not within 90 s); want after its 45 s lease", took)
-			}
-			if events == len(first) {
-				t.Logf("adversarial: %s [%s]: %s", "skewed replica clocks (+2h/-2h) on the outbox lease", backend, fmt.Sprintf(
-					"both publishing %d batches at once: %d events, %d duplicates; a +2h replica stopped after claiming 10 batches: "+
-						"the -2h replica published them %.1f s later (lease 45 s)", len(first), events, dup, took.Seconds()))
-			}
-		})
-	}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if took == 0 || took < 40*time.Second {
+			t.Fatalf("the stopped fast replica's 10 batches were published after %v (0: not within 90 s); want after its 45 s lease", took)
+		}
+		if events == len(first) {
+			t.Logf("adversarial: %s [%s]: %s", "skewed replica clocks (+2h/-2h) on the outbox lease", backend, fmt.Sprintf(
+				"both publishing %d batches at once: %d events, %d duplicates; a +2h replica stopped after claiming 10 batches: "+
+					"the -2h replica published them %.1f s later (lease 45 s)", len(first), events, dup, took.Seconds()))
+		}
+	})
 }
 
 // failingFor is the generator's store with faults: promotion id fails every
@@ -319,18 +320,11 @@ func runSkewedGenerator(t *testing.T, db DBConfig, brokers []string, skew time.D
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	low, high, err := client.Offsets(ctx, tp.Retry)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p, hw := range high {
-		_ = client.ReadRange(ctx, tp.Retry, p, low[p], hw, func(m kafka.Message) error {
-			if ev, err := promo.DecodeEvent(m.Value); err == nil && ev.Ref().PromotionID == failing.ID {
-				run.moves = append(run.moves, m.Time.Sub(start).Round(100*time.Millisecond))
-			}
-			return nil
-		})
-	}
+	eachMessage(t, client, tp.Retry, func(m kafka.Message) {
+		if ev, err := promo.DecodeEvent(m.Value); err == nil && ev.Ref().PromotionID == failing.ID {
+			run.moves = append(run.moves, m.Time.Sub(start).Round(100*time.Millisecond))
+		}
+	})
 	sort.Slice(run.moves, func(i, j int) bool { return run.moves[i] < run.moves[j] })
 	run.exact = run.completed > 0
 	for _, id := range ids {
@@ -348,29 +342,24 @@ func runSkewedGenerator(t *testing.T, db DBConfig, brokers []string, skew time.D
 // the healthy ones behind them in the error topic) for two hours; slow, it
 // skipped the backoff and parked a batch whose fault lasted 15 s.
 func TestAdversarialSkewedGeneratorClockShovel(t *testing.T) {
-	t.Parallel()
-	brokers := kafkatest.Broker(t)
-	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			t.Parallel()
-			db := testDatabase(t, backend)
-			var runs []skewRun
-			for _, skew := range []time.Duration{2 * time.Hour, -2 * time.Hour} {
-				runs = append(runs, runSkewedGenerator(t, db, brokers, skew))
+	onBackends(t, func(t *testing.T, backend string, brokers []string) {
+		db := testDatabase(t, backend)
+		var runs []skewRun
+		for _, skew := range []time.Duration{2 * time.Hour, -2 * time.Hour} {
+			runs = append(runs, runSkewedGenerator(t, db, brokers, skew))
+		}
+		var parts []string
+		for _, r := range runs {
+			if r.parked != 0 || r.completed == 0 || !r.exact {
+				t.Errorf("generator %+v: %d parked, completed after %v (0: not within 75 s), exact %t; failing batch moved at %v",
+					r.skew, r.parked, r.completed, r.exact, r.moves)
 			}
-			var parts []string
-			for _, r := range runs {
-				if r.parked != 0 || r.completed == 0 || !r.exact {
-					t.Errorf("generator %+v: %d parked, completed after %v (0: not within 75 s), exact %t; failing batch moved at %v",
-						r.skew, r.parked, r.completed, r.exact, r.moves)
-				}
-				parts = append(parts, fmt.Sprintf("generator %+.0fh: failing batch moved to retry at %v, all 6 batches complete at %.1f s",
-					r.skew.Hours(), r.moves, r.completed.Seconds()))
-			}
-			if !t.Failed() {
-				t.Logf("adversarial: %s [%s]: %s", "skewed generator clock (+2h/-2h) on the shovel's backoff", backend,
-					strings.Join(parts, "; ")+"; backoff 2 s doubling, fault 15 s: 0 parked, 60000/60000 codes exact in each")
-			}
-		})
-	}
+			parts = append(parts, fmt.Sprintf("generator %+.0fh: failing batch moved to retry at %v, all 6 batches complete at %.1f s",
+				r.skew.Hours(), r.moves, r.completed.Seconds()))
+		}
+		if !t.Failed() {
+			t.Logf("adversarial: %s [%s]: %s", "skewed generator clock (+2h/-2h) on the shovel's backoff", backend,
+				strings.Join(parts, "; ")+"; backoff 2 s doubling, fault 15 s: 0 parked, 60000/60000 codes exact in each")
+		}
+	})
 }

@@ -23,6 +23,19 @@ import (
 // with the reason without PROMOCODES_TEST_POSTGRES_DSN (or Docker).
 var backends = []string{"sqlite", "postgres"}
 
+// onBackends runs fn as parallel subtests, one per backend, with one
+// embedded broker for all of them.
+func onBackends(t *testing.T, fn func(t *testing.T, backend string, brokers []string)) {
+	t.Parallel()
+	brokers := kafkatest.Broker(t)
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			fn(t, backend, brokers)
+		})
+	}
+}
+
 // testDatabase returns the db section of a fresh migrated database.
 func testDatabase(t *testing.T, backend string) DBConfig {
 	t.Helper()
@@ -124,36 +137,33 @@ func call(t *testing.T, method, url, body string, headers ...string) (int, map[s
 // over before they began (the fast one redeemed the held use), and the fast
 // one's held the use for two hours past their TTL.
 func TestReservationsHoldTheirTTLAcrossSkewedReplicas(t *testing.T) {
-	brokers := kafkatest.Broker(t)
-	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			db := testDatabase(t, backend)
-			fast := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(2 * time.Hour) }), "fast")
-			slow := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(-2 * time.Hour) }), "slow")
-			code := fmt.Sprintf("SKEW%d", time.Now().UnixNano()%1_000_000)
-			if st, body := call(t, "POST", fast+"/v1/promotions", `{"name":"skew","code":"`+code+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
-				t.Fatalf("create: %d %v", st, body)
-			}
-			// The slow replica holds the one use for 30 s.
-			if st, body := call(t, "POST", slow+"/v1/codes/"+code+"/reservations", `{"userId":"alice","ttl":"30s"}`); st != http.StatusCreated {
-				t.Fatalf("reserve on the slow replica: %d %v", st, body)
-			}
-			st, body := call(t, "POST", fast+"/v1/codes/"+code+"/redemptions", `{"userId":"bob","orderId":"o-1"}`)
-			if st != http.StatusConflict || body["reason"] != "code_exhausted" {
-				t.Fatalf("redeem on the fast replica during the slow one's hold: %d %v; want 409 code_exhausted", st, body)
-			}
-			// The fast replica holds another code's use for 2 s: free after it.
-			code2 := code + "B"
-			if st, body := call(t, "POST", slow+"/v1/promotions", `{"name":"skew2","code":"`+code2+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
-				t.Fatalf("create: %d %v", st, body)
-			}
-			if st, body := call(t, "POST", fast+"/v1/codes/"+code2+"/reservations", `{"userId":"carol","ttl":"2s"}`); st != http.StatusCreated {
-				t.Fatalf("reserve on the fast replica: %d %v", st, body)
-			}
-			time.Sleep(3 * time.Second)
-			if st, body := call(t, "POST", slow+"/v1/codes/"+code2+"/redemptions", `{"userId":"dave","orderId":"o-2"}`); st != http.StatusCreated {
-				t.Fatalf("redeem on the slow replica after the fast one's 2 s hold: %d %v; want 201", st, body)
-			}
-		})
-	}
+	onBackends(t, func(t *testing.T, backend string, brokers []string) {
+		db := testDatabase(t, backend)
+		fast := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(2 * time.Hour) }), "fast")
+		slow := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(-2 * time.Hour) }), "slow")
+		code := fmt.Sprintf("SKEW%d", time.Now().UnixNano()%1_000_000)
+		if st, body := call(t, "POST", fast+"/v1/promotions", `{"name":"skew","code":"`+code+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
+			t.Fatalf("create: %d %v", st, body)
+		}
+		// The slow replica holds the one use for 30 s.
+		if st, body := call(t, "POST", slow+"/v1/codes/"+code+"/reservations", `{"userId":"alice","ttl":"30s"}`); st != http.StatusCreated {
+			t.Fatalf("reserve on the slow replica: %d %v", st, body)
+		}
+		st, body := call(t, "POST", fast+"/v1/codes/"+code+"/redemptions", `{"userId":"bob","orderId":"o-1"}`)
+		if st != http.StatusConflict || body["reason"] != "code_exhausted" {
+			t.Fatalf("redeem on the fast replica during the slow one's hold: %d %v; want 409 code_exhausted", st, body)
+		}
+		// The fast replica holds another code's use for 2 s: free after it.
+		code2 := code + "B"
+		if st, body := call(t, "POST", slow+"/v1/promotions", `{"name":"skew2","code":"`+code2+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
+			t.Fatalf("create: %d %v", st, body)
+		}
+		if st, body := call(t, "POST", fast+"/v1/codes/"+code2+"/reservations", `{"userId":"carol","ttl":"2s"}`); st != http.StatusCreated {
+			t.Fatalf("reserve on the fast replica: %d %v", st, body)
+		}
+		time.Sleep(3 * time.Second)
+		if st, body := call(t, "POST", slow+"/v1/codes/"+code2+"/redemptions", `{"userId":"dave","orderId":"o-2"}`); st != http.StatusCreated {
+			t.Fatalf("redeem on the slow replica after the fast one's 2 s hold: %d %v; want 201", st, body)
+		}
+	})
 }

@@ -283,8 +283,22 @@ func (c *Client) CommitOffsets(ctx context.Context, group, topic string, offsets
 }
 
 // CommitPositions is CommitOffsets with metadata: each commit replaces the
-// partition's offset and its metadata together.
+// partition's offset and its metadata together. Metadata is advisory: when
+// the broker refuses it as too large (offset.metadata.max.bytes), the
+// offsets are committed without it.
 func (c *Client) CommitPositions(ctx context.Context, group, topic string, positions map[int]Position) error {
+	err := c.commitPositions(ctx, group, topic, positions)
+	if !errors.Is(err, kafkago.OffsetMetadataTooLarge) {
+		return err
+	}
+	bare := make(map[int]Position, len(positions))
+	for p, o := range positions {
+		bare[p] = Position{Offset: o.Offset}
+	}
+	return c.commitPositions(ctx, group, topic, bare)
+}
+
+func (c *Client) commitPositions(ctx context.Context, group, topic string, positions map[int]Position) error {
 	if len(positions) == 0 {
 		return nil
 	}

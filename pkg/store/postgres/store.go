@@ -165,7 +165,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
 		pcfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, "promocodes")
 	}
-	pcfg.ConnConfig.DialFunc = cfg.tcp().Dialer().DialContext
+	dialer := cfg.tcp().Dialer()
+	dialer.Timeout = pcfg.ConnConfig.ConnectTimeout // the DSN's connect_timeout, as pgx's own dialer has it
+	pcfg.ConnConfig.DialFunc = dialer.DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)

@@ -68,22 +68,12 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 
 func TestClocks(t *testing.T) {
 	postgrestest.DSN(t)
-	storetest.RunClocks(t, func(t *testing.T, clocks ...func() time.Time) []storetest.Store {
-		schema := postgrestest.Schema(t)
-		var out []storetest.Store
-		for i, c := range clocks {
-			s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: schema, Clock: c})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(s.Close)
-			if i == 0 {
-				if err := s.Migrate(context.Background()); err != nil {
-					t.Fatalf("Migrate: %v", err)
-				}
-			}
-			out = append(out, s)
-		}
-		return out
-	})
+	storetest.RunClocks(t, storetest.OneDatabase(
+		func(t *testing.T) postgres.Config {
+			return postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)}
+		},
+		func(cfg postgres.Config, clock func() time.Time) (storetest.MigratingStore, error) {
+			cfg.Clock = clock
+			return postgres.Open(context.Background(), cfg)
+		}))
 }

@@ -47,22 +47,9 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestClocks(t *testing.T) {
-	storetest.RunClocks(t, func(t *testing.T, clocks ...func() time.Time) []storetest.Store {
-		path := filepath.Join(t.TempDir(), "promocodes.db")
-		var out []storetest.Store
-		for i, c := range clocks {
-			s, err := sqlite.Open(context.Background(), sqlite.Config{Path: path, Clock: c})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(s.Close)
-			if i == 0 {
-				if err := s.Migrate(context.Background()); err != nil {
-					t.Fatalf("Migrate: %v", err)
-				}
-			}
-			out = append(out, s)
-		}
-		return out
-	})
+	storetest.RunClocks(t, storetest.OneDatabase(
+		func(t *testing.T) string { return filepath.Join(t.TempDir(), "promocodes.db") },
+		func(path string, clock func() time.Time) (storetest.MigratingStore, error) {
+			return sqlite.Open(context.Background(), sqlite.Config{Path: path, Clock: clock})
+		}))
 }

@@ -96,22 +96,8 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 
 func TestClocks(t *testing.T) {
 	sqlservertest.DSN(t)
-	storetest.RunClocks(t, func(t *testing.T, clocks ...func() time.Time) []storetest.Store {
-		dsn := sqlservertest.Database(t)
-		var out []storetest.Store
-		for i, c := range clocks {
-			s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: c})
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			t.Cleanup(s.Close)
-			if i == 0 {
-				if err := s.Migrate(context.Background()); err != nil {
-					t.Fatalf("Migrate: %v", err)
-				}
-			}
-			out = append(out, s)
-		}
-		return out
-	})
+	storetest.RunClocks(t, storetest.OneDatabase(func(t *testing.T) string { return sqlservertest.Database(t) },
+		func(dsn string, clock func() time.Time) (storetest.MigratingStore, error) {
+			return sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: clock})
+		}))
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -11,6 +12,37 @@ import (
 // clock is the one it stamps times with itself (the Clock field of its
 // Config).
 type Replicas func(t *testing.T, clocks ...func() time.Time) []Store
+
+// MigratingStore is a store that can create its schema and be closed.
+type MigratingStore interface {
+	Store
+	Migrate(ctx context.Context) error
+	Close()
+}
+
+// OneDatabase is Replicas for a store package: database names a fresh
+// database once per case (a file, a schema), open opens a store on it with
+// a clock; the first store opened migrates it.
+func OneDatabase[D any](database func(t *testing.T) D, open func(db D, clock func() time.Time) (MigratingStore, error)) Replicas {
+	return func(t *testing.T, clocks ...func() time.Time) []Store {
+		db := database(t)
+		var out []Store
+		for i, c := range clocks {
+			s, err := open(db, c)
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			t.Cleanup(s.Close)
+			if i == 0 {
+				if err := s.Migrate(context.Background()); err != nil {
+					t.Fatalf("migrate: %v", err)
+				}
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+}
 
 // Skew is how far off the skewed replicas' clocks are.
 const Skew = 2 * time.Hour
