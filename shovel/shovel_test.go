@@ -479,6 +479,12 @@ func TestSightingsBoundTheFailureTime(t *testing.T) {
 			t.Errorf("%s: failedAt = %v (header off by %v), want %v", tc.name, got.Sub(t0), off, tc.want.Sub(t0))
 		}
 	}
+	// The shovel's clock stepped back (it ran an hour fast): its old
+	// sightings are brought back to the new now, never left in its future.
+	back := seen.add(40, t0)
+	if last := back[len(back)-1]; len(back) != 4 || !last.first.Equal(t0) || back[2].first.After(t0) {
+		t.Errorf("after a step back: %v", back)
+	}
 	if kept := seen.keep(20); len(kept) != 2 || kept[0].hw != 20 {
 		t.Errorf("keep(20) = %v; want the sighting at 20 (the lower bound of offset 20 on) and the later one", kept)
 	}

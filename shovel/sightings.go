@@ -98,21 +98,28 @@ func (s sightings) String() string {
 }
 
 // add records that hw was the high-water mark at at: a new sighting when it
-// grew, else a later last time for the current one. A time before the last
-// sighting's (the shovel's clock stepped back) counts as that one's, so the
-// times stay ordered.
+// grew, else a later last time for the current one. Earlier sightings later
+// than at (the shovel's clock stepped back, say after running fast) are
+// brought back to at: a failure is never dated after the shovel's now.
 func (s sightings) add(hw int64, at time.Time) sightings {
 	at = at.Truncate(time.Millisecond)
-	n := len(s)
-	if n > 0 && at.Before(s[n-1].last) {
-		at = s[n-1].last
+	out := make(sightings, len(s), len(s)+1)
+	for i, x := range s {
+		x.first, x.last = earliest(x.first, at), earliest(x.last, at)
+		out[i] = x
 	}
-	if n > 0 && hw <= s[n-1].hw {
-		out := append(sightings(nil), s...)
+	if n := len(out); n > 0 && hw <= out[n-1].hw {
 		out[n-1].last = at
 		return out
 	}
-	return append(s, sighting{hw: hw, first: at, last: at})
+	return append(out, sighting{hw: hw, first: at, last: at})
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // bounds returns when the event at offset was not yet in the partition
