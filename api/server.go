@@ -63,6 +63,10 @@ type Config struct {
 	// request's client address, which failed code look-ups count against.
 	TrustedProxies       []string
 	ClientAddressHeaders []string
+	// Clock is the time a promotion's window is checked against (nil:
+	// time.Now). Replicas must share one: the wiring passes the
+	// database's (pkg/dbclock).
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -149,8 +153,11 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
+	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: cfg.Clock,
 		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	for _, o := range opts {
 		o(s)
 	}

@@ -71,6 +71,12 @@ type Config struct {
 	// deletes older ones every SweepInterval (1m).
 	ReservationRetention time.Duration
 	SweepInterval        time.Duration
+	// Clock stamps redemptions and reservations and is what windows,
+	// reservation expiries and the sweeper's retention are checked against
+	// (nil: time.Now). Every replica must read the same clock, or one whose
+	// clock is ahead counts the others' reservations as expired and redeems
+	// past a code's limit: the wiring passes the database's (pkg/dbclock).
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -163,7 +169,10 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	}
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		refused: newRefusals(store, log), log: log, now: time.Now, kick: make(chan struct{}, 1)}
+		refused: newRefusals(store, log), log: log, now: cfg.Clock, kick: make(chan struct{}, 1)}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if cfg.GuessLimit > 0 || cfg.GuessLimitPerToken > 0 {
 		s.guesses = newGuessLimiter(cfg.GuessLimit, cfg.GuessLimitPerToken, cfg.GuessWindow, cfg.GuessKeys)
 	}

@@ -95,3 +95,35 @@ func TestTrustedProxiesFromEnv(t *testing.T) {
 		t.Errorf("headers without proxies: %v, want an error naming http.clientAddressHeaders", err)
 	}
 }
+
+// The database session limits are keys per deployable, set by file or
+// environment, and validated naming the key.
+func TestDatabaseSessionLimitKeys(t *testing.T) {
+	file := writeFile(t, "generator:\n  db:\n    lockTimeout: 3s\napi:\n  db:\n    idleInTransactionTimeout: 5s\ndb:\n  tcpUserTimeout: 12s\n")
+	t.Setenv("PROMOCODES_GENERATOR_DB_IDLEINTRANSACTIONTIMEOUT", "45s")
+	t.Setenv("PROMOCODES_API_DB_STATEMENTTIMEOUT", "2m")
+	cfg, err := Load(app.Defaults(), file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.Generator.DB; g.LockTimeout != 3*time.Second || g.IdleInTransactionTimeout != 45*time.Second || g.StatementTimeout != 30*time.Second {
+		t.Errorf("generator.db = %+v", g)
+	}
+	if a := cfg.API.DB; a.IdleInTransactionTimeout != 5*time.Second || a.StatementTimeout != 2*time.Minute || a.LockTimeout != 10*time.Second {
+		t.Errorf("api.db = %+v", a)
+	}
+	if cfg.DB.TCPUserTimeout != 12*time.Second || cfg.DB.KeepAlive != 15*time.Second {
+		t.Errorf("db = %+v", cfg.DB)
+	}
+	bad, err := Load(app.Defaults(), writeFile(t,
+		"api:\n  db:\n    lockTimeout: -1s\ngenerator:\n  db:\n    statementTimeout: 1us\ndb:\n  keepAlive: 10ms\n  tcpUserTimeout: -1s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Validate()
+	for _, key := range []string{"api.db.lockTimeout", "generator.db.statementTimeout", "db.keepAlive", "db.tcpUserTimeout"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("validation error %v does not name %s", err, key)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import "github.com/promocodes/promocodes/pkg/store/internal/contract"
 
 // Server error numbers that mean "not now" rather than "not this".
 const (
-	errLockTimeout     = 1222  // lock request time out period exceeded
 	errCannotOpenDB    = 4060  // cannot open database (offline, restoring)
 	errServiceBusy     = 40501 // the service is currently busy
 	errDBUnavailable   = 40613 // database not currently available
