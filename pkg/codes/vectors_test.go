@@ -163,66 +163,72 @@ var knownAnswers = []struct {
 // form, its canonical form and a shopper's lower-case spelling.
 func TestKnownAnswerCodes(t *testing.T) {
 	for _, v := range knownAnswers {
-		t.Run(v.name, func(t *testing.T) {
-			l, err := NewLayout(v.format)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if l.CounterName() != v.wantCounter || l.Space() != v.space {
-				t.Fatalf("counter %q space %d, want %q and %d: promotions store the counter name and reserve "+
-					"from it", l.CounterName(), l.Space(), v.wantCounter, v.space)
-			}
-			e, err := NewForCounter(l, v.counter, []byte(knownAnswerSecret))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := map[uint64]string{}
-			for seq, c := range v.codes {
-				want[uint64(seq)] = c
-			}
-			for seq, c := range v.more {
-				want[seq] = c
-			}
-			for seq, display := range want {
-				canonical, err := Canonical(display)
-				if err != nil {
-					t.Fatalf("seq %d: pinned %q: %v", seq, display, err)
-				}
-				got, err := e.Code(seq)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got != canonical {
-					t.Errorf("Code(%d) = %q (%s), want %q: the codes of existing promotions changed",
-						seq, got, l.Display(got), canonical)
-					continue
-				}
-				if got := string(e.AppendCode(nil, seq)); got != canonical {
-					t.Errorf("AppendCode(%d) = %q, want %q", seq, got, canonical)
-				}
-				if got := l.Display(canonical); got != display {
-					t.Errorf("Display(%q) = %q, want %q", canonical, got, display)
-				}
-				for _, typed := range []string{display, canonical, strings.ToLower(display)} {
-					if back, err := e.Decode(typed); err != nil || back != seq {
-						t.Errorf("Decode(%q) = %d, %v; want %d", typed, back, err, seq)
-					}
-				}
-			}
-			// The generator's batch path, from 0 and from inside the run.
-			for _, from := range []int{0, 3} {
-				n := len(v.codes) - from
-				batch := string(e.AppendCodes(nil, uint64(from), n))
-				var joined strings.Builder
-				for _, d := range v.codes[from:] {
-					joined.WriteString(must(Canonical(d)))
-				}
-				if batch != joined.String() {
-					t.Errorf("AppendCodes(%d, %d) = %q, want %q", from, n, batch, joined.String())
-				}
-			}
-		})
+		t.Run(v.name, func(t *testing.T) { checkKnownCodes(t, v.format, v.counter, v.wantCounter, v.space, v.codes, v.more) })
 	}
+}
+
+// checkKnownCodes checks one vector's codes and returns how many it checked.
+func checkKnownCodes(t *testing.T, f promo.Format, counter, wantCounter string, space uint64, codes []string,
+	more map[uint64]string) int {
+	t.Helper()
+	l, err := NewLayout(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.CounterName() != wantCounter || l.Space() != space {
+		t.Errorf("counter %q space %d, want %q and %d: promotions store the counter name and reserve "+
+			"from it", l.CounterName(), l.Space(), wantCounter, space)
+	}
+	e, err := NewForCounter(l, counter, []byte(knownAnswerSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64]string{}
+	for seq, c := range codes {
+		want[uint64(seq)] = c
+	}
+	for seq, c := range more {
+		want[seq] = c
+	}
+	for seq, display := range want {
+		canonical, err := Canonical(display)
+		if err != nil {
+			t.Fatalf("seq %d: pinned %q: %v", seq, display, err)
+		}
+		got, err := e.Code(seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != canonical {
+			t.Errorf("Code(%d) = %q (%s), want %q: the codes of existing promotions changed",
+				seq, got, l.Display(got), canonical)
+			continue
+		}
+		if got := string(e.AppendCode(nil, seq)); got != canonical {
+			t.Errorf("AppendCode(%d) = %q, want %q", seq, got, canonical)
+		}
+		if got := l.Display(canonical); got != display {
+			t.Errorf("Display(%q) = %q, want %q", canonical, got, display)
+		}
+		for _, typed := range []string{display, canonical, strings.ToLower(display)} {
+			if back, err := e.Decode(typed); err != nil || back != seq {
+				t.Errorf("Decode(%q) = %d, %v; want %d", typed, back, err, seq)
+			}
+		}
+	}
+	// The generator's batch path, from 0 and from inside the run.
+	for _, from := range []int{0, 3} {
+		n := len(codes) - from
+		batch := string(e.AppendCodes(nil, uint64(from), n))
+		var joined strings.Builder
+		for _, d := range codes[from:] {
+			joined.WriteString(must(Canonical(d)))
+		}
+		if batch != joined.String() {
+			t.Errorf("AppendCodes(%d, %d) = %q, want %q", from, n, batch, joined.String())
+		}
+	}
+	return len(want)
 }
 
 // TestKnownAnswerRendering pins the body rendering and the check character on
@@ -233,44 +239,76 @@ func TestKnownAnswerCodes(t *testing.T) {
 // permutation.
 func TestKnownAnswerRendering(t *testing.T) {
 	for _, v := range knownAnswers {
-		if v.values == nil {
+		if v.values != nil {
+			t.Run(v.name, func(t *testing.T) { checkKnownRendering(t, v.format, v.values) })
+		}
+	}
+}
+
+// checkKnownRendering checks one vector's rendered values and returns how
+// many it checked.
+func checkKnownRendering(t *testing.T, f promo.Format, values map[uint64]string) int {
+	t.Helper()
+	l := must(NewLayout(f))
+	for value, display := range values {
+		got := string(l.appendValue(nil, value))
+		if d := l.Display(got); d != display {
+			t.Errorf("value %d renders %q, want %q", value, d, display)
 			continue
 		}
-		t.Run(v.name, func(t *testing.T) {
-			l := must(NewLayout(v.format))
-			for value, display := range v.values {
-				got := string(l.appendValue(nil, value))
-				if d := l.Display(got); d != display {
-					t.Errorf("value %d renders %q, want %q", value, d, display)
-					continue
-				}
-				if shape, err := l.Check(got); !shape || err != nil {
-					t.Errorf("Check(%q) = %v, %v", got, shape, err)
-				}
-				if !l.check {
-					continue
-				}
-				// The check character is the body's last character.
-				p := len(l.prefixKey) + l.length
-				for i := 0; i < len(l.canon); i++ {
-					if l.canon[i] == got[p] {
-						continue
-					}
-					typo := got[:p] + string(l.canon[i]) + got[p+1:]
-					if _, err := l.Check(typo); err == nil {
-						t.Errorf("%q (check character %q replaced by %q) passes Check", typo, got[p], l.canon[i])
-					}
-				}
+		if shape, err := l.Check(got); !shape || err != nil {
+			t.Errorf("Check(%q) = %v, %v", got, shape, err)
+		}
+		if !l.check {
+			continue
+		}
+		// The check character is the body's last character.
+		p := len(l.prefixKey) + l.length
+		for i := 0; i < len(l.canon); i++ {
+			if l.canon[i] == got[p] {
+				continue
 			}
-		})
+			typo := got[:p] + string(l.canon[i]) + got[p+1:]
+			if _, err := l.Check(typo); err == nil {
+				t.Errorf("%q (check character %q replaced by %q) passes Check", typo, got[p], l.canon[i])
+			}
+		}
 	}
+	return len(values)
 }
 
 // TestKnownAnswerFingerprint: promotions store the key's fingerprint, and a
 // generator refuses a batch whose fingerprint is not its key's, so the
 // fingerprint of a key must not change either.
 func TestKnownAnswerFingerprint(t *testing.T) {
-	if got := KeyFingerprint([]byte(knownAnswerSecret)); got != "1bb52312bb653f97" {
-		t.Errorf("KeyFingerprint = %q, want %q: every stored promotion would look keyed by another secret", got, "1bb52312bb653f97")
+	if got := KeyFingerprint([]byte(knownAnswerSecret)); got != knownFingerprint {
+		t.Errorf("KeyFingerprint = %q, want %q: every stored promotion would look keyed by another secret", got, knownFingerprint)
 	}
+}
+
+const knownFingerprint = "1bb52312bb653f97"
+
+// TestAdversarialCodeEngineKnownAnswers puts the known answers in the standing
+// adversarial suite: a refactor that changes any existing promotion's codes
+// (round count, round function, rendering, check character, key derivation)
+// is the silent break it is there to catch. The database plays no part.
+func TestAdversarialCodeEngineKnownAnswers(t *testing.T) {
+	codes, values, checks := 0, 0, 0
+	for _, v := range knownAnswers {
+		codes += checkKnownCodes(t, v.format, v.counter, v.wantCounter, v.space, v.codes, v.more)
+		values += checkKnownRendering(t, v.format, v.values)
+		if v.format.HasCheckChar() {
+			checks++
+		}
+	}
+	if fp := KeyFingerprint([]byte(knownAnswerSecret)); fp != knownFingerprint {
+		t.Errorf("KeyFingerprint = %q, want %q", fp, knownFingerprint)
+	}
+	outcome := "every one as pinned"
+	if t.Failed() {
+		outcome = "CHANGED (the differences are above)"
+	}
+	t.Logf("adversarial: code engine known answers [no database]: %d formats (%d with a check character), "+
+		"%d codes both ways, %d rendered values and the key fingerprint: %s",
+		len(knownAnswers), checks, codes, values, outcome)
 }
