@@ -14,10 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-
-	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 )
 
 // TestReadmeCommands runs every command the README shows, as a newcomer
@@ -85,22 +81,8 @@ var readmeScenarios = map[string]func(t *testing.T, sc *readmeScenario){
 			"PROMOCODES_CLIENT_URL=http://"+sc.port("8080"))
 	},
 	"postgres": func(t *testing.T, sc *readmeScenario) {
-		dsn, schema := postgrestest.DSN(t), postgrestest.Schema(t)
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
 		// What `createdb promocodes` is in the README: an empty place for the schema.
-		if _, err := conn.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			t.Fatal(err)
-		}
-		sep := "?"
-		if strings.Contains(dsn, "?") {
-			sep = "&"
-		}
-		sc.rewrites = append(sc.rewrites, [2]string{readmePostgresDSN, dsn + sep + "search_path=" + schema})
+		sc.rewrites = append(sc.rewrites, [2]string{readmePostgresDSN, postgresSchemaDSN(t)})
 		// The API's address in configs/postgres.yaml, so the CLI's --config finds it.
 		sc.env = append(sc.env, "PROMOCODES_HTTP_ADDR="+sc.port("8080"), "PROMOCODES_KAFKA_BROKERS="+sc.port("9092"))
 	},
@@ -127,6 +109,8 @@ var readmeExpect = []struct {
 	{regexp.MustCompile(`topics inspect`), "0 events"},
 	{regexp.MustCompile(`topics replay`), "would replay (dry run) 0 events"},
 	{regexp.MustCompile(`reconcile`), "0 incomplete batches"},
+	{regexp.MustCompile(`migrate --config configs/dev\.yaml`), "nothing to apply"},
+	{regexp.MustCompile(`migrate --config configs/postgres\.yaml`), "applied "},
 }
 
 // readmeSkip: commands not run, with why.

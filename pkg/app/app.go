@@ -40,6 +40,7 @@ type Store interface {
 	redemption.PurgeStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	Migrate(ctx context.Context) error
+	MigrateReport(ctx context.Context) (applied []string, version int64, err error)
 	SchemaPending(ctx context.Context) (bool, error)
 	Ping(ctx context.Context) error
 	Close()
@@ -68,18 +69,30 @@ func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
 	}
 }
 
-// Migrate applies the schema migrations of the configured database.
-func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
+// MigrateResult is what Migrate did: the file names of the migrations it
+// applied, in order (none when the schema was up to date), and the schema
+// version the database is at.
+type MigrateResult struct {
+	Applied []string
+	Version int64
+}
+
+// Migrate applies the schema migrations of the configured database and says
+// what it applied.
+func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, error) {
 	st, err := OpenStore(ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		return MigrateResult{}, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s database: %w", cfg.DB.Driver, err)
+	applied, version, err := st.MigrateReport(ctx)
+	if err != nil {
+		return MigrateResult{Applied: applied}, fmt.Errorf("migrate %s database (applied before the failure: %v): %w",
+			cfg.DB.Driver, applied, err)
 	}
-	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver))
-	return nil
+	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver), zap.Int64("version", version),
+		zap.Strings("applied", applied))
+	return MigrateResult{Applied: applied, Version: version}, nil
 }
 
 // drainTimeout is how long a stopping HTTP server lets requests finish.

@@ -35,7 +35,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	cfg.Kafka.Brokers = b.Addrs()
 
-	if err := Migrate(ctx, cfg, log); err != nil {
+	if _, err := Migrate(ctx, cfg, log); err != nil {
 		b.Close()
 		return nil, err
 	}
