@@ -483,7 +483,7 @@ func (c *Console) create(w http.ResponseWriter, r *http.Request) {
 			h.Set("Idempotency-Key", "console-"+f.Nonce) // a double submit creates one promotion
 		}
 		res := c.callAPI(r, http.MethodPost, "/v1/promotions", b, h)
-		if res.status == http.StatusAccepted || res.status == http.StatusOK {
+		if res.status == http.StatusAccepted || res.status == http.StatusCreated || res.status == http.StatusOK {
 			var created struct {
 				ID string `json:"id"`
 			}

@@ -101,6 +101,7 @@ var readmeExpect = []struct {
 	{regexp.MustCompile(`promotions export .*-o winter\.csv`), "exported 200,000 codes"},
 	{regexp.MustCompile(`promotions export .*-o spring\.csv`), "exported 200,000 codes"},
 	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"id":"1"`}, // the same promotion, not a second one
+	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"status":"completed"`}, // as it is now, not "pending"
 	{regexp.MustCompile(`"code":"MEGADETH21"`), `"id":"2"`},
 	{regexp.MustCompile(`/v1/promotions/1/codes`), "code\n"},
 	{regexp.MustCompile(`codes check wntr_k92d-tn4k.vna`), "WNTRK92DTN4KVNA"},
