@@ -100,7 +100,7 @@ var readmeExpect = []struct {
 	{regexp.MustCompile(`promotions status 1`), "completed"},
 	{regexp.MustCompile(`promotions export .*-o winter\.csv`), "exported 200,000 codes"},
 	{regexp.MustCompile(`promotions export .*-o spring\.csv`), "exported 200,000 codes"},
-	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"id":"1"`}, // the same promotion, not a second one
+	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"id":"1"`},             // the same promotion, not a second one
 	{regexp.MustCompile(`Idempotency-Key: winter-2026`), `"status":"completed"`}, // as it is now, not "pending"
 	{regexp.MustCompile(`"code":"MEGADETH21"`), `"id":"2"`},
 	{regexp.MustCompile(`/v1/promotions/1/codes`), "code\n"},
