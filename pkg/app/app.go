@@ -10,6 +10,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -42,6 +43,8 @@ type Store interface {
 	Migrate(ctx context.Context) error
 	MigrateReport(ctx context.Context) (applied []string, version int64, err error)
 	SchemaPending(ctx context.Context) (bool, error)
+	Backlog(ctx context.Context) (promo.Backlog, error)
+	PoolStats() sql.DBStats
 	Ping(ctx context.Context) error
 	Close()
 }

@@ -53,6 +53,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	outbox.SetMetrics(apiCfg.Metrics)
+	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		p.close()

@@ -175,6 +175,7 @@ func openParts(ctx context.Context, cfg Config, clientID string, withStore bool,
 		}
 		p.store = st
 		p.closers = append(p.closers, st.Close)
+		p.reg.MustRegister(NewPoolCollector(st))
 	}
 	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
@@ -261,6 +262,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg := cfg.apiConfig()
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	outbox.SetMetrics(apiCfg.Metrics)
+	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {

@@ -64,3 +64,7 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		t.Logf("Open error: %v", err)
 	}
 }
+
+func TestBacklog(t *testing.T) {
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}

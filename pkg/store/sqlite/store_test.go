@@ -44,3 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Validate(path) = %v", err)
 	}
 }
+
+func TestBacklog(t *testing.T) {
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}

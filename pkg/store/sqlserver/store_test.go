@@ -93,3 +93,8 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		t.Logf("Open error: %v", err)
 	}
 }
+
+func TestBacklog(t *testing.T) {
+	dsn := sqlservertest.Database(t) // a database of its own: Backlog counts all of it
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t, dsn) })
+}
