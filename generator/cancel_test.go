@@ -35,7 +35,10 @@ func (s *cancelAfter) CommitChunk(ctx context.Context, c promo.Chunk) (int64, er
 	return done, err
 }
 
-func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
+// cancelFixture is a migrated SQLite store and a numeric format to create
+// promotions in.
+func cancelFixture(t *testing.T) (*sqlite.Store, promo.Format, *codes.Layout) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
 	if err != nil {
@@ -50,6 +53,12 @@ func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, f, l
+}
+
+func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
+	ctx := context.Background()
+	st, f, l := cancelFixture(t)
 	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cancel", Kind: promo.KindGenerated,
 		CodeCount: 3000, Format: &f, MaxUsagePerCode: 1, CounterName: l.CounterName()}, BatchSize: 3000, SeqLimit: math.MaxInt64})
 	if err != nil {
@@ -95,19 +104,7 @@ func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
 // log says so once per promotion at info level, not once per batch.
 func TestCancelLogsOneLine(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	f := promo.Format{Charset: "numeric", Length: 10}
-	l, err := codes.NewLayout(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, f, l := cancelFixture(t)
 	var msgs []kafka.Message
 	for _, n := range []int64{1200, 300} {
 		p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cancel", Kind: promo.KindGenerated,

@@ -135,8 +135,9 @@ func (p *flakyProducer) setFail(err error) {
 	p.fail = err
 }
 
-// eventIDs returns how many times each event id was acknowledged.
-func (p *flakyProducer) eventIDs(t *testing.T) map[string]int {
+// wantEachOnce checks that the broker acknowledged want distinct events,
+// each exactly once.
+func (p *flakyProducer) wantEachOnce(t *testing.T, want int) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -148,7 +149,14 @@ func (p *flakyProducer) eventIDs(t *testing.T) map[string]int {
 		}
 		ids[ev.EventID]++
 	}
-	return ids
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("event %s published %d times", id, n)
+		}
+	}
+	if len(ids) != want {
+		t.Errorf("%d distinct events published, want %d", len(ids), want)
+	}
 }
 
 // failingEventMarks is the store with a MarkEventsPublished that fails the
@@ -202,18 +210,6 @@ func TestPublisherFailedPublishLeavesEventsUnpublished(t *testing.T) {
 			ctx := context.Background()
 			log := zaptest.NewLogger(t)
 			prod := &flakyProducer{}
-			check := func(want int) {
-				t.Helper()
-				ids := prod.eventIDs(t)
-				for id, n := range ids {
-					if n != 1 {
-						t.Errorf("event %s published %d times", id, n)
-					}
-				}
-				if len(ids) != want {
-					t.Errorf("%d distinct events published, want %d", len(ids), want)
-				}
-			}
 
 			// The same publisher, after the broker came back.
 			_, codes := h.seed(promotionSpec{n: 7, maxUsage: 1})
@@ -231,7 +227,7 @@ func TestPublisherFailedPublishLeavesEventsUnpublished(t *testing.T) {
 			if n, err := p.Drain(ctx); err != nil || n != 0 {
 				t.Errorf("a third Drain = %d, %v; want 0", n, err)
 			}
-			check(want)
+			prod.wantEachOnce(t, want)
 
 			// A publisher that failed and then died: another replica takes
 			// the events over once the lease ended.
@@ -250,7 +246,7 @@ func TestPublisherFailedPublishLeavesEventsUnpublished(t *testing.T) {
 			if n, err := redemption.NewPublisher(h.st, prod, "redemptions", time.Second, log).Drain(ctx); err != nil || n != 0 {
 				t.Errorf("a replica's Drain after everything went out = %d, %v; want 0", n, err)
 			}
-			check(want + more)
+			prod.wantEachOnce(t, want+more)
 		})
 	}
 }
@@ -279,15 +275,7 @@ func TestPublisherFailedMarkDoesNotRepublish(t *testing.T) {
 			if n, err := redemption.NewPublisher(h.st, prod, "redemptions", time.Second, zaptest.NewLogger(t)).Drain(ctx); err != nil || n != 0 {
 				t.Errorf("another replica's Drain = %d, %v; want 0: the marks were not written", n, err)
 			}
-			ids := prod.eventIDs(t)
-			for id, n := range ids {
-				if n != 1 {
-					t.Errorf("event %s published %d times", id, n)
-				}
-			}
-			if len(ids) != want {
-				t.Errorf("%d distinct events published, want %d", len(ids), want)
-			}
+			prod.wantEachOnce(t, want)
 		})
 	}
 }
