@@ -28,6 +28,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
@@ -224,37 +225,42 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: a session advisory lock, keyed by schema,
 // serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+s.schema)))),
 		lock.WithLockTimeout(1, 300))
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return applied, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
 }
 
 // Now reads the database's clock, the one leases and expiries are taken

@@ -26,6 +26,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
 )
 
 //go:embed migrations/*.sql
@@ -198,28 +200,33 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 
 // Migrate applies the pending migrations through the write connection. It is
 // idempotent; concurrent runs are serialised by SQLite's write lock.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return applied, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
 }
 
 // Now reads the database's clock: SQLite's own (the host's), in which the

@@ -34,6 +34,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 	"github.com/pressly/goose/v3"
 
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
@@ -221,30 +222,35 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: an exclusive session application lock
 // (sp_getapplock, per database) serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys,
 		goose.WithSessionLocker(appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute}),
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return applied, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
 }
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
