@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,12 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/sqlite"
 )
 
 // winter is the generated-codes request of DESIGN.md with count codes.
@@ -25,7 +21,7 @@ func winter(count int64) string {
 		`"prefix":"WNTR-","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1}`, count)
 }
 
-func TestCreateGeneratedPublishesOneEventPerBatch(t *testing.T) {
+func TestCreateGeneratedWritesOneOutboxRowPerBatch(t *testing.T) {
 	const (
 		n         = 120_001
 		batchSize = 50_000
@@ -53,32 +49,26 @@ func TestCreateGeneratedPublishesOneEventPerBatch(t *testing.T) {
 		t.Errorf("batches = %+v, want total %d and nothing else", v.Batches, wantBatches)
 	}
 
-	ctx := context.Background()
-	published, err := e.outbox.Drain(ctx)
-	if err != nil {
-		t.Fatalf("Drain: %v", err)
+	// The create wrote one outbox row per batch and woke the batch relay
+	// (package relay sends each row as the event promo.EventFor makes).
+	if n := e.outbox.n.Load(); n != 1 {
+		t.Errorf("the batch relay was notified %d times, want once", n)
 	}
-	if published != wantBatches {
-		t.Errorf("Drain published %d, want %d", published, wantBatches)
-	}
-	msgs := e.pub.published()
-	if len(msgs) != wantBatches {
-		t.Fatalf("publisher got %d messages, want %d", len(msgs), wantBatches)
+	rows := e.pending()
+	if len(rows) != wantBatches {
+		t.Fatalf("the outbox holds %d batch rows, want %d", len(rows), wantBatches)
 	}
 	var total int64
-	for i, m := range msgs {
-		ev, err := promo.DecodeEvent(m.Value)
-		if err != nil {
-			t.Fatalf("message %d: %v (%s)", i, err, m.Value)
+	for i, b := range rows {
+		ev := promo.EventFor(b)
+		if err := ev.Validate(); err != nil {
+			t.Fatalf("batch row %d: %v (%+v)", i, err, ev)
 		}
-		if m.Topic != batchesTopic {
-			t.Errorf("message %d topic = %q, want %q", i, m.Topic, batchesTopic)
-		}
-		if want := fmt.Sprintf("%s/%d", c.ID, i); string(m.Key) != want || ev.Key() != want {
-			t.Errorf("message %d key = %q (event %q), want %q", i, m.Key, ev.Key(), want)
+		if want := fmt.Sprintf("%s/%d", c.ID, i); ev.Key() != want {
+			t.Errorf("batch row %d key = %q, want %q", i, ev.Key(), want)
 		}
 		if ev.PromotionID != c.ID || ev.BatchNo != i {
-			t.Errorf("message %d names %s/%d, want %s/%d", i, ev.PromotionID, ev.BatchNo, c.ID, i)
+			t.Errorf("batch row %d names %s/%d, want %s/%d", i, ev.PromotionID, ev.BatchNo, c.ID, i)
 		}
 		// The first promotion of a fresh counter starts at sequence 0.
 		if want := uint64(i * batchSize); ev.SeqStart != want {
@@ -95,36 +85,6 @@ func TestCreateGeneratedPublishesOneEventPerBatch(t *testing.T) {
 	}
 	if total != n {
 		t.Errorf("events cover %d codes, want exactly %d", total, n)
-	}
-
-	again, err := e.outbox.Drain(ctx)
-	if err != nil || again != 0 {
-		t.Errorf("second Drain = %d, %v; want 0, nil", again, err)
-	}
-	if got := len(e.pub.published()); got != wantBatches {
-		t.Errorf("after the second Drain the publisher has %d messages, want still %d", got, wantBatches)
-	}
-}
-
-// A publish that fails leaves the rows unpublished: the next Drain sends
-// every event, none is lost.
-func TestOutboxRetriesAfterPublishFailure(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
-	c := e.create(winter(2500))
-	ctx := context.Background()
-	e.pub.setFail(errBrokerDown)
-	if n, err := e.outbox.Drain(ctx); err == nil || n != 0 {
-		t.Fatalf("Drain with a failing broker = %d, %v; want 0 and an error", n, err)
-	}
-	e.pub.setFail(nil)
-	n, err := e.outbox.Drain(ctx)
-	if err != nil || n != 3 {
-		t.Fatalf("Drain after recovery = %d, %v; want 3, nil", n, err)
-	}
-	for i, m := range e.pub.published() {
-		if want := fmt.Sprintf("%s/%d", c.ID, i); string(m.Key) != want {
-			t.Errorf("message %d key %q, want %q", i, m.Key, want)
-		}
 	}
 }
 
@@ -497,45 +457,6 @@ func TestNotFound(t *testing.T) {
 
 func jsonDecode(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// failingMarks is the store with a MarkPublished that fails n times.
-type failingMarks struct {
-	*sqlite.Store
-	n int
-}
-
-func (f *failingMarks) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
-	if f.n > 0 {
-		f.n--
-		return errors.New("connection reset by peer")
-	}
-	return f.Store.MarkPublished(ctx, refs)
-}
-
-// A mark-published that keeps failing must not republish the events every
-// round: the next rounds retry only the mark.
-func TestOutboxFailingMarkDoesNotRepublish(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
-	e.create(winter(2500)) // 3 batches
-	ctx := context.Background()
-	st := &failingMarks{Store: e.store, n: 5}
-	pub := &fakePublisher{}
-	ob := api.NewOutbox(st, pub, batchesTopic, 0, zaptest.NewLogger(t))
-	for i := 0; i < 5; i++ {
-		if _, err := ob.Drain(ctx); err == nil {
-			t.Fatalf("round %d: Drain succeeded with a failing mark", i)
-		}
-	}
-	if n, err := ob.Drain(ctx); err != nil {
-		t.Fatalf("Drain after the database recovered: %d, %v", n, err)
-	}
-	if got := len(pub.published()); got != 3 {
-		t.Fatalf("published %d events over 6 rounds with 5 failed marks; want each of the 3 once", got)
-	}
-	if n, err := ob.Drain(ctx); err != nil || n != 0 {
-		t.Fatalf("Drain once everything is marked = %d, %v; want 0", n, err)
-	}
 }
 
 // TestCreateAnswersTheCurrentStatus: the create answer's status is the

@@ -5,20 +5,21 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/api"
-	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
@@ -28,37 +29,11 @@ import (
 // testSecret is a code key for tests only (32 bytes).
 var testSecret = []byte("api-test-secret-0123456789abcdef")
 
-const batchesTopic = "test-promotion-code-batches"
+// notifier counts the server's notifications of new batch rows (the batch
+// outbox relay's Notify in the wiring).
+type notifier struct{ n atomic.Int64 }
 
-// fakePublisher records what the outbox publishes; fail makes the next
-// Publish calls fail, as a broker outage would.
-type fakePublisher struct {
-	mu   sync.Mutex
-	msgs []kafka.Message
-	fail error
-}
-
-func (p *fakePublisher) Publish(_ context.Context, msgs ...kafka.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.fail != nil {
-		return p.fail
-	}
-	p.msgs = append(p.msgs, msgs...)
-	return nil
-}
-
-func (p *fakePublisher) published() []kafka.Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]kafka.Message(nil), p.msgs...)
-}
-
-func (p *fakePublisher) setFail(err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.fail = err
-}
+func (n *notifier) Notify() { n.n.Add(1) }
 
 // env is one API server on its own SQLite database (newEnv) or PostgreSQL
 // schema (newEnvOn with backendPostgres).
@@ -66,8 +41,8 @@ type env struct {
 	t      testing.TB
 	store  *sqlite.Store                 // nil on PostgreSQL
 	query  func(q string) (int64, error) // a separate read connection, to count what was written
-	pub    *fakePublisher
-	outbox *api.Outbox
+	st     apiStore
+	outbox *notifier
 	srv    *httptest.Server
 	token  string // sent as a bearer token when set
 	// closeStore closes the server's store under it, as a shutdown or a
@@ -150,8 +125,9 @@ func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
 // apiStore is what the test server needs from either store.
 type apiStore interface {
 	api.Store
-	api.OutboxStore
 	redemption.Store
+	// ClaimPendingBatches reads the batch outbox (see pending).
+	ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error)
 	Close()
 }
 
@@ -159,8 +135,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 	query func(string) (int64, error)) *env {
 	t.Helper()
 	log := zaptest.NewLogger(t)
-	pub := &fakePublisher{}
-	ob := api.NewOutbox(st, pub, batchesTopic, 0, log)
+	ob := &notifier{}
 	if cfg.Secret == nil {
 		cfg.Secret = testSecret
 	}
@@ -186,7 +161,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		<-done
 		svc.Close()
 	})
-	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv, closeStore: st.Close}
+	return &env{t: t, store: sq, st: st, query: query, outbox: ob, srv: srv, closeStore: st.Close}
 }
 
 // response is an answer with its body read.
@@ -364,4 +339,13 @@ func decodeJSON(t testing.TB, b []byte, v any) {
 	}
 }
 
-var errBrokerDown = errors.New("broker unavailable")
+// pending claims every batch row of the outbox not yet published (as the
+// batch relay would, for a minute), oldest first.
+func (e *env) pending() []promo.Batch {
+	e.t.Helper()
+	bs, err := e.st.ClaimPendingBatches(context.Background(), 1_000_000, time.Minute)
+	if err != nil {
+		e.t.Fatalf("ClaimPendingBatches: %v", err)
+	}
+	return bs
+}

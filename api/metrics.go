@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,11 +13,6 @@ import (
 // id or a code in it), the code an HTTP status.
 type Metrics struct {
 	Requests *prometheus.HistogramVec
-	// OutboxLag is the age of the oldest batch whose event is not yet
-	// published (0 when none is pending), refreshed by the outbox each round.
-	OutboxLag prometheus.Gauge
-	// OutboxPublished counts batch events the outbox published.
-	OutboxPublished prometheus.Counter
 }
 
 // NewMetrics creates the instruments and registers them with reg (nil: not
@@ -29,13 +23,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "API requests by route pattern and status code, with their duration.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}},
 			[]string{"route", "code"}),
-		OutboxLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_outbox_lag_seconds",
-			Help: "Age of the oldest batch whose event is not yet on Kafka (0: none pending)."}),
-		OutboxPublished: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_outbox_published_total",
-			Help: "Batch events the outbox published."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.OutboxLag, m.OutboxPublished)
+		reg.MustRegister(m.Requests)
 	}
 	return m
 }
@@ -89,9 +79,4 @@ func (m *Metrics) observe(route string, h http.Handler, w http.ResponseWriter, r
 		m.Requests.WithLabelValues(route, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
 	}()
 	h.ServeHTTP(rec, r)
-}
-
-// LagStore tells the outbox how old its oldest pending row is.
-type LagStore interface {
-	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
 }

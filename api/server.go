@@ -128,7 +128,7 @@ func (c Config) ValidateClientAddress() error {
 type Server struct {
 	cfg    Config
 	store  Store
-	outbox *Outbox
+	outbox Notifier
 	log    *zap.Logger
 	mux    *http.ServeMux
 	now    func() time.Time
@@ -141,10 +141,16 @@ type Server struct {
 	clientAddr clientAddress
 }
 
+// Notifier is told that new batch rows were written (a create, a top-up), so
+// that their events go out at once: the batch outbox's relay (package relay).
+type Notifier interface {
+	Notify()
+}
+
 // New builds the Server. outbox may be nil (then creates only write the
-// outbox rows and rely on the publisher's polling). ops serves /healthz,
+// outbox rows and rely on the relay's polling). ops serves /healthz,
 // /readyz and /metrics (pkg/health); nil leaves them out.
-func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
+func New(cfg Config, store Store, outbox Notifier, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

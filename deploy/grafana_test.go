@@ -15,6 +15,7 @@ import (
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/relay"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -47,7 +48,7 @@ func (r *nameRecorder) MustRegister(cs ...prometheus.Collector) {
 }
 
 // registeredMetrics registers the instruments of every part of the binary
-// (API, generator, shovel, redemption, the process's own and its database
+// (API, outbox relays, generator, shovel, redemption, the process's own and its database
 // pool and backlog collectors) and returns their names.
 func registeredMetrics(t *testing.T) *nameRecorder {
 	t.Helper()
@@ -60,6 +61,7 @@ func registeredMetrics(t *testing.T) *nameRecorder {
 		reg.names[mf.GetName()] = true
 	}
 	api.NewMetrics(reg)
+	relay.NewMetrics(reg)
 	generator.NewMetrics(reg)
 	shovel.NewMetrics(reg)
 	if _, err := redemption.New(redemption.Config{}, nil, reg, zap.NewNop()); err != nil { // registers its metrics

@@ -24,6 +24,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/relay"
 )
 
 var testSecret = []byte("redemption-test-secret-0123456789abcdef")
@@ -39,7 +40,7 @@ const (
 type store interface {
 	api.Store
 	redemption.Store
-	redemption.EventStore
+	relay.EventStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 }

@@ -6,7 +6,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
+	"github.com/promocodes/promocodes/pkg/poll"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -34,7 +36,7 @@ type RollupStore interface {
 type Roller struct {
 	store   RollupStore
 	log     *zap.Logger
-	poll    poller
+	loop    *poll.Loop
 	lag     prometheus.Gauge
 	counted prometheus.Counter
 }
@@ -52,7 +54,8 @@ func NewRoller(store RollupStore, interval time.Duration, reg prometheus.Registe
 		interval = RollupInterval
 	}
 	r := &Roller{store: store, log: log,
-		poll: newPoller(interval, log, "counting redemption totals failed; backing off", "counting redemption totals again", true),
+		loop: poll.NewLoop(interval, log, poll.Messages{Failing: "counting redemption totals failed; backing off",
+			Recovered: "counting redemption totals again", Level: zapcore.WarnLevel}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "promocodes_totals_rollup_lag_seconds",
 			Help: "Age of the oldest outbox event counted by the last totals rollup pass that found any (0 when none was waiting): how far promotion totals trail the audit trail."}),
 		counted: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_totals_rollup_events_total",
@@ -65,12 +68,12 @@ func NewRoller(store RollupStore, interval time.Duration, reg prometheus.Registe
 }
 
 // Notify asks the roller to count new events now.
-func (r *Roller) Notify() { r.poll.notify() }
+func (r *Roller) Notify() { r.loop.Notify() }
 
 // Run counts events until ctx ends. A failing database is retried with
-// back-off up to MaxBackoff; the roller never stops the process.
+// back-off up to poll.MaxBackoff; the roller never stops the process.
 func (r *Roller) Run(ctx context.Context) error {
-	return r.poll.run(ctx, func(ctx context.Context) error {
+	return r.loop.Run(ctx, func(ctx context.Context) error {
 		_, err := r.Drain(ctx)
 		return err
 	})

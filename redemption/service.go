@@ -4,8 +4,8 @@
 // character), keeps guessing clients out (a per-client limit on failed
 // look-ups), counts results in Prometheus, and leaves every limit to the
 // store's single atomic transaction: nothing here reads a count and decides
-// whether to write. It also publishes the redemption events of the outbox
-// (Publisher) and counts them into the per-promotion totals (Roller).
+// whether to write. It also counts the redemption events of the outbox into
+// the per-promotion totals (Roller); package relay publishes them.
 //
 // A Service is safe for concurrent use; Run refreshes its catalog until its
 // context ends.
@@ -156,7 +156,7 @@ type Service struct {
 	log     *zap.Logger
 	now     func() time.Time
 	// notify, when set, is called after each committed redemption or
-	// rollback (it wakes the event publisher).
+	// rollback (it wakes the event outbox's relay).
 	notify func()
 	// kick wakes the background loop (a deletion was requested).
 	kick chan struct{}
@@ -180,7 +180,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 }
 
 // OnChange sets a function called after every committed redemption or
-// rollback (the event publisher's Notify). Call before serving.
+// rollback (the event outbox relay's Notify). Call before serving.
 func (s *Service) OnChange(fn func()) { s.notify = fn }
 
 // Run loads the catalog and refreshes it, writes refusal counts, and sweeps

@@ -14,11 +14,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/kafka/kafkatest"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/relay"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -29,7 +29,7 @@ func skewed(d time.Duration) func() time.Time { return func() time.Time { return
 // which a test can hold in the middle of a publish (a slow broker, a
 // stalled replica) or make fail (a replica that dies after claiming).
 type gatedPublisher struct {
-	next    api.Publisher
+	next    relay.Publisher
 	gate    chan struct{} // nil: open
 	entered chan struct{} // receives once per publish that waits at the gate
 	mu      sync.Mutex
@@ -107,13 +107,13 @@ func TestAdversarialSkewedReplicaOutboxLease(t *testing.T) {
 		prod, client := kafka.NewProducer(kc), kafka.NewClient(kc)
 		t.Cleanup(func() { _ = prod.Close(); _ = client.Close() })
 		log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-		replica := func(skew time.Duration, pub api.Publisher) (*api.Outbox, Store) {
+		replica := func(skew time.Duration, pub relay.Publisher) (*relay.Relay[promo.Batch], Store) {
 			st, err := openStore(ctx, db, DBSession{}, "promocodes-api", skewed(skew))
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(st.Close)
-			return api.NewOutbox(st, pub, topic, time.Second, log), st
+			return relay.New(relay.Batches(st, topic), pub, relay.Config{}, nil, log), st
 		}
 		slowPub := &gatedPublisher{next: prod, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
 		fastPub := &gatedPublisher{next: prod}
@@ -299,7 +299,7 @@ func runSkewedGenerator(t *testing.T, db DBConfig, brokers []string, skew time.D
 	go func() { defer wg.Done(); _ = sh.Run(ctx) }()
 	defer wg.Wait()
 	defer cancel()
-	if _, err := api.NewOutbox(st, prod, tp.Batches, time.Second, log).Drain(ctx); err != nil {
+	if _, err := relay.New(relay.Batches(st, tp.Batches), prod, relay.Config{}, nil, log).Drain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	run := skewRun{skew: skew}

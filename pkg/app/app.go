@@ -27,16 +27,17 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/sqlserver"
 	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/relay"
 )
 
 // Store is everything the deployables need from a database; each store
 // package's *Store satisfies it (checked at compile time below).
 type Store interface {
 	api.Store
-	api.OutboxStore
+	relay.BatchStore
+	relay.EventStore
 	generator.Store
 	redemption.Store
-	redemption.EventStore
 	redemption.RollupStore
 	redemption.PurgeStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -18,7 +17,7 @@ import (
 // StartDev starts the whole system in one process on embedded defaults: the
 // Kafka-protocol broker (listening on kafka.brokers' first address, so kcat
 // and the SRE commands work against it), SQLite under dev.dataDir (unless
-// db.* says otherwise), migrations, the API with its outbox publisher, the
+// db.* says otherwise), migrations, the API with its outbox relays, the
 // generator workers and the shovel.
 func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
 	dataDir := cfg.Dev.DataDir
@@ -51,10 +50,8 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	if apiCfg.Open {
 		log.Warn("auth disabled: dev mode without auth.adminTokens serves the API to anyone who can reach it")
 	}
-	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	apiCfg.Clock = p.clock.Now
-	outbox.SetMetrics(apiCfg.Metrics)
 	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
@@ -67,7 +64,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	svc, loops, err := newRedemption(cfg, p, log)
+	svc, outbox, loops, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -84,7 +81,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{outbox.Run, gen.Run, sh.Run}, loops...)...)
+	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{gen.Run, sh.Run}, loops...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/relay"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -61,26 +62,29 @@ func (c Config) redemptionConfig() redemption.Config {
 		ReservationRetention: c.Redeem.ReservationRetention}
 }
 
-// newRedemption builds the redemption service, the publisher of its events
-// and the totals roller. A committed redemption wakes the publisher (events
-// reach Kafka at once); the roller only polls (every RollupInterval), so
-// that a flash sale costs a few totals transactions a second, not one per
-// redemption (on SQLite they would queue for its single write lock);
-// loops are what serve runs: the service's, the publisher's and the
-// roller's (which counts totals whether or not Kafka is up).
-func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, []func(context.Context) error, error) {
+// newRedemption builds the redemption service, the relays of the two
+// outboxes and the totals roller, and returns the loops serve runs: the
+// service's, the relays' and the roller's. A create or top-up wakes the
+// batch relay (the API's Notifier); a committed redemption wakes the event
+// relay (events reach Kafka at once). The roller only polls (every
+// RollupInterval), so that a flash sale costs a few totals transactions a
+// second, not one per redemption (on SQLite they would queue for its single
+// write lock); it counts totals whether or not Kafka is up.
+func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, api.Notifier, []func(context.Context) error, error) {
 	rc := cfg.redemptionConfig()
 	rc.Clock = p.clock.Now
 	svc, err := redemption.New(rc, p.store, p.reg, log.Named("redemption"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p.closers = append(p.closers, svc.Close)
-	pub := redemption.NewPublisher(p.store, p.producer, cfg.Kafka.Topics.Redemptions, time.Second,
+	m := relay.NewMetrics(p.reg)
+	batches := relay.New(relay.Batches(p.store, cfg.Kafka.Topics.Batches), p.producer, relay.Config{}, m, log.Named("outbox"))
+	events := relay.New(relay.RedemptionEvents(p.store, cfg.Kafka.Topics.Redemptions), p.producer, relay.Config{}, m,
 		log.Named("redemption-events"))
 	roller := redemption.NewRoller(p.store, 0, p.reg, log.Named("totals"))
-	svc.OnChange(pub.Notify)
-	return svc, []func(context.Context) error{p.clock.Run, svc.Run, pub.Run, roller.Run}, nil
+	svc.OnChange(events.Notify)
+	return svc, batches, []func(context.Context) error{p.clock.Run, svc.Run, batches.Run, events.Run, roller.Run}, nil
 }
 
 func (c Config) generatorConfig() generator.Config {
@@ -263,14 +267,13 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	}}, nil
 }
 
-// StartAPI starts the Promotion API and the outbox publisher.
+// StartAPI starts the Promotion API and the relays of its outboxes.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
 	p, err := openParts(ctx, cfg, "promocodes-api", true, cfg.API.DB, log)
 	if err != nil {
 		return nil, err
 	}
-	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
-	svc, loops, err := newRedemption(cfg, p, log)
+	svc, outbox, loops, err := newRedemption(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -278,7 +281,6 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg := cfg.apiConfig()
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	apiCfg.Clock = p.clock.Now
-	outbox.SetMetrics(apiCfg.Metrics)
 	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
@@ -291,7 +293,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{outbox.Run}, loops...)...)
+	proc, err := serve(ctx, cfg, p, h, log, loops...)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}

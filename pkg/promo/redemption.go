@@ -248,7 +248,7 @@ func NewRedemptionEvent(typ, eventID string, at time.Time, r Redemption, codeUse
 }
 
 // OutboxEvent is one row of the event outbox: written in the transaction of
-// the change it reports, published by the event publisher, then marked.
+// the change it reports, published by the event outbox's relay, then marked.
 type OutboxEvent struct {
 	Seq     int64  // the outbox's own order
 	Stream  string // which topic: StreamRedemptions

@@ -1,4 +1,4 @@
-package redemption
+package poll
 
 import (
 	"context"
@@ -12,12 +12,13 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// The shared loop of the publisher and the roller: a pass every interval or
-// when woken; failures back off (a wake-up does not shorten it) and are
-// logged once when they start and once when they end.
-func TestPollerBacksOffAndLogsOnce(t *testing.T) {
+// The loop of the relays and the roller: a pass every interval or when
+// woken; failures back off (a wake-up does not shorten it) and are logged
+// once when they start and once when they end.
+func TestLoopBacksOffAndLogsOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
-	p := newPoller(20*time.Millisecond, zap.New(core), "passes fail", "passes work again", true)
+	p := NewLoop(20*time.Millisecond, zap.New(core), Messages{Failing: "passes fail", Recovered: "passes work again",
+		Level: zapcore.WarnLevel})
 	var calls atomic.Int32
 	var failUntil int32 = 4 // passes 1-4 fail
 	start := time.Now()
@@ -25,10 +26,10 @@ func TestPollerBacksOffAndLogsOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- p.run(ctx, func(context.Context) error {
+		done <- p.Run(ctx, func(context.Context) error {
 			n := calls.Add(1)
 			if n <= failUntil {
-				p.notify() // wake-ups while failing must not shorten the back-off
+				p.Notify() // wake-ups while failing must not shorten the back-off
 				return errors.New("database down")
 			}
 			if n == failUntil+1 {
@@ -60,11 +61,11 @@ func TestPollerBacksOffAndLogsOnce(t *testing.T) {
 	}
 }
 
-// notify coalesces: one pending wake-up at most, never blocking.
-func TestPollerNotifyDoesNotBlock(t *testing.T) {
-	p := newPoller(time.Hour, zap.NewNop(), "", "", false)
+// Notify coalesces: one pending wake-up at most, never blocking.
+func TestLoopNotifyDoesNotBlock(t *testing.T) {
+	p := NewLoop(time.Hour, zap.NewNop(), Messages{})
 	for range 100 {
-		p.notify()
+		p.Notify()
 	}
 	if len(p.wake) != 1 {
 		t.Fatalf("%d pending wake-ups, want 1", len(p.wake))
