@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 )
 
@@ -30,8 +31,8 @@ type dbGate struct {
 	down    bool
 	since   time.Time
 	probing bool
-	pause   time.Duration
-	changed chan struct{} // closed and replaced whenever a probe ends
+	pause   *backoff.ExponentialBackOff // between probes: gateProbeMin doubling to gateProbeMax
+	changed chan struct{}               // closed and replaced whenever a probe ends
 }
 
 // Probe timings while the gate is open.
@@ -43,7 +44,8 @@ const (
 )
 
 func newDBGate(ping func(ctx context.Context) error, log *zap.Logger, onChange func(down bool)) *dbGate {
-	return &dbGate{ping: ping, log: log, onChange: onChange, changed: make(chan struct{})}
+	return &dbGate{ping: ping, log: log, onChange: onChange, changed: make(chan struct{}),
+		pause: &backoff.ExponentialBackOff{InitialInterval: gateProbeMin, Multiplier: 2, MaxInterval: gateProbeMax}}
 }
 
 // failed is called after an operation failed with cause. It reports false
@@ -73,7 +75,8 @@ func (d *dbGate) open(cause, pingErr error) {
 	if d.down {
 		return
 	}
-	d.down, d.since, d.pause = true, time.Now(), gateProbeMin
+	d.down, d.since = true, time.Now()
+	d.pause.Reset()
 	d.log.Error("database unreachable: workers pause (no fetching, no retries burnt) until it answers",
 		zap.NamedError("cause", cause), zap.NamedError("ping", pingErr))
 	if d.onChange != nil {
@@ -101,7 +104,7 @@ func (d *dbGate) wait(ctx context.Context) {
 			continue
 		}
 		d.probing = true
-		pause := d.pause
+		pause := d.pause.NextBackOff()
 		d.mu.Unlock()
 
 		select {
@@ -126,7 +129,6 @@ func (d *dbGate) wait(ctx context.Context) {
 				d.onChange(false)
 			}
 		default:
-			d.pause = min(2*d.pause, gateProbeMax)
 			if time.Since(lastLog) >= gateLogEveryDown {
 				lastLog = time.Now()
 				d.log.Warn("database still unreachable; workers paused",

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -247,38 +248,47 @@ func (g *Generator) Run(ctx context.Context) error {
 }
 
 // runWorker keeps one consumer going until ctx ends (nil) or a key mismatch
-// (the error).
+// (the error): a consumer that stopped is replaced after Config.Reconnect.
 func (g *Generator) runWorker(ctx context.Context, id int) error {
 	log := g.log.With(zap.Int("worker", id))
-	for ctx.Err() == nil {
-		c, err := g.newConsumer(ctx)
-		if err == nil {
-			err = g.consume(ctx, c, log)
-			if cerr := c.Close(); cerr != nil && ctx.Err() == nil {
-				log.Warn("close consumer", zap.Error(cerr))
-			}
-		} else {
-			err = fmt.Errorf("open consumer: %w", err)
-		}
-		if errors.Is(err, ErrKeyMismatch) {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := g.runConsumer(ctx, log)
+		switch {
+		case errors.Is(err, ErrKeyMismatch):
 			log.Error("refusing to generate: stopping this generator (nothing committed, nothing parked; a generator with the right codes.secret takes the event)",
 				zap.Error(err))
-			return err
-		}
-		if ctx.Err() != nil {
-			return nil
+			return struct{}{}, backoff.Permanent(err)
+		case ctx.Err() != nil:
+			return struct{}{}, nil
+		case err == nil:
+			err = errors.New("consumer stopped")
 		}
 		// Nothing was committed for the message in hand: leaving the group
 		// hands its partition to another member (or to us again) from the
 		// last committed offset.
-		log.Error("worker consumer stopped; reconnecting", zap.Error(err), zap.Duration("after", g.cfg.Reconnect))
 		g.metrics.ConsumerRestarts.Inc()
-		select {
-		case <-ctx.Done():
-		case <-time.After(g.cfg.Reconnect):
-		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(g.cfg.Reconnect)), backoff.WithMaxTries(0), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, after time.Duration) {
+			log.Error("worker consumer stopped; reconnecting", zap.Error(err), zap.Duration("after", after))
+		}))
+	if errors.Is(err, ErrKeyMismatch) {
+		return err
 	}
 	return nil
+}
+
+// runConsumer opens a consumer, consumes until it stops, and closes it.
+func (g *Generator) runConsumer(ctx context.Context, log *zap.Logger) error {
+	c, err := g.newConsumer(ctx)
+	if err != nil {
+		return fmt.Errorf("open consumer: %w", err)
+	}
+	err = g.consume(ctx, c, log)
+	if cerr := c.Close(); cerr != nil && ctx.Err() == nil {
+		log.Warn("close consumer", zap.Error(cerr))
+	}
+	return err
 }
 
 // consume is the fetch → process → commit loop of one consumer. It returns
@@ -288,7 +298,7 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 	w := &worker{g: g, log: log}
 	commitFailures := 0
 	var fetchFailingSince time.Time
-	fetchPause := fetchRetryMin
+	fetchPause := &backoff.ExponentialBackOff{InitialInterval: fetchRetryMin, Multiplier: 2, MaxInterval: fetchRetryMax}
 	for {
 		// The circuit breaker: while the database is unreachable, fetch
 		// nothing (the events stay in their topic, uncommitted).
@@ -313,14 +323,14 @@ func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) er
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(fetchPause):
+			case <-time.After(fetchPause.NextBackOff()):
 			}
-			fetchPause = min(2*fetchPause, fetchRetryMax)
 			continue
 		}
 		if !fetchFailingSince.IsZero() {
 			log.Info("fetching again", zap.Duration("after", g.now().Sub(fetchFailingSince).Round(time.Millisecond)))
-			fetchFailingSince, fetchPause = time.Time{}, fetchRetryMin
+			fetchFailingSince = time.Time{}
+			fetchPause.Reset()
 		}
 		out := w.process(ctx, msg)
 		if out.verdict == verdictRefused {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
@@ -223,17 +224,20 @@ func (p *promotionsCLI) topUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var (
+			// Three tries, 0.5 s then 1 s apart; a 4xx answer is final.
+			type answer struct {
 				t  client.TopUp
 				st client.Status
-			)
-			for attempt := 1; ; attempt++ {
-				t, st, err = c.TopUpPromotion(cmd.Context(), args[0], n, key)
-				if err == nil || attempt == 3 || !client.IsTransient(err) || cmd.Context().Err() != nil {
-					break
-				}
-				time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 			}
+			a, err := backoff.Retry(cmd.Context(), func() (answer, error) {
+				t, st, err := c.TopUpPromotion(cmd.Context(), args[0], n, key)
+				if err != nil && !client.IsTransient(err) {
+					return answer{}, backoff.Permanent(err)
+				}
+				return answer{t, st}, err
+			}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, Multiplier: 2,
+				MaxInterval: time.Second}), backoff.WithMaxTries(3), backoff.WithMaxElapsedTime(0))
+			t, st := a.t, a.st
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "re-run with --idempotency-key %s to retry without adding the codes twice\n", key)
 				return promotionsError(err)

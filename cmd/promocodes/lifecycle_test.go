@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,5 +163,69 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	if out, err := purge("--dry-run"); err == nil {
 		t.Errorf("purge without a date: %q, want a usage error", out)
+	}
+}
+
+// `promotions topup` retries a transient failure (5xx, a broken connection)
+// with the same Idempotency-Key, three tries 0.5 s and 1 s apart, and stops
+// at once on a 4xx; when it gives up it names the key to re-run with.
+func TestTopUpRetriesTransientFailuresWithTheSameKey(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		failures  int // answers before a success
+		status    int // of the failures
+		wantCalls int
+		wantOK    bool
+	}{
+		{"two 503s then success", 2, http.StatusServiceUnavailable, 3, true},
+		{"503 every time", 5, http.StatusServiceUnavailable, 3, false},
+		{"a 409 is final", 5, http.StatusConflict, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var (
+				mu   sync.Mutex
+				keys []string
+			)
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				keys = append(keys, r.Header.Get("Idempotency-Key"))
+				n := len(keys)
+				mu.Unlock()
+				if n <= tc.failures {
+					w.Header().Set("Content-Type", "application/problem+json")
+					w.WriteHeader(tc.status)
+					fmt.Fprintf(w, `{"title":"injected","status":%d}`, tc.status)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusCreated)
+				fmt.Fprint(w, `{"topup":{"no":1,"codeCount":25,"firstBatchNo":1,"batchCount":1},"promotion":{"id":"7","codeCount":35}}`)
+			}))
+			t.Cleanup(hs.Close)
+			var out bytes.Buffer
+			root := newRootCmd()
+			root.SetOut(&out)
+			root.SetErr(&out)
+			root.SetArgs([]string{"promotions", "topup", "7", "--count", "25", "--api-url", hs.URL, "--token", "cli-admin-token-0123456789"})
+			start := time.Now()
+			err := root.ExecuteContext(context.Background())
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			if (err == nil) != tc.wantOK || len(keys) != tc.wantCalls {
+				t.Fatalf("topup = %v after %d calls (%q); want ok=%v after %d calls", err, len(keys), out.String(), tc.wantOK, tc.wantCalls)
+			}
+			for _, k := range keys {
+				if k == "" || k != keys[0] {
+					t.Errorf("Idempotency-Keys %q: want one key on every try", keys)
+				}
+			}
+			if tc.wantCalls == 3 && took < 1500*time.Millisecond {
+				t.Errorf("three tries took %v; want the 0.5 s and 1 s pauses between them", took)
+			}
+			if !tc.wantOK && !strings.Contains(out.String(), "--idempotency-key "+keys[0]) {
+				t.Errorf("output %q does not name the key to re-run with", out.String())
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 )
@@ -100,23 +101,33 @@ func (c *Client) EnsureTopics(ctx context.Context, topics ...string) error {
 }
 
 // waitTopics waits until this client's metadata shows every topic with
-// partitions that have leaders (newly created topics appear asynchronously).
+// partitions that have leaders (newly created topics appear asynchronously),
+// looking every 100ms.
 func (c *Client) waitTopics(ctx context.Context, topics []string) error {
-	for {
-		missing, err := c.missingTopics(ctx, topics)
-		if err != nil {
-			return fmt.Errorf("ensure topics: %w", err)
+	var (
+		missing []string
+		mdErr   error
+	)
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		if missing, mdErr = c.missingTopics(ctx, topics); mdErr != nil {
+			return struct{}{}, backoff.Permanent(mdErr)
 		}
-		if len(missing) == 0 {
-			return nil
+		if len(missing) > 0 {
+			return struct{}{}, errTopicsMissing
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ensure topics: waiting for %v: %w", missing, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+		return struct{}{}, nil
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(100*time.Millisecond)), backoff.WithMaxTries(0), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return nil
+	case mdErr != nil:
+		return fmt.Errorf("ensure topics: %w", mdErr)
+	default:
+		return fmt.Errorf("ensure topics: waiting for %v: %w", missing, ctx.Err())
 	}
 }
+
+var errTopicsMissing = errors.New("topics not in the metadata yet")
 
 func (c *Client) missingTopics(ctx context.Context, topics []string) ([]string, error) {
 	md, err := c.c.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
