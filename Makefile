@@ -3,9 +3,12 @@ GO ?= go
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 BIN := bin/promocodes
+# The same binary with the fault injection hooks (-tags faults, pkg/app/faults.go), for the end-to-end
+# fault tests only; never shipped. Building it recompiles two packages and links once more.
+FAULT_BIN := bin/promocodes-faults
 PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: build run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean vendor-web
+.PHONY: build build-faults run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean vendor-web
 
 # A cold build compiles hundreds of packages (minutes on 2 cores): `go build -v` names each one it
 # compiles and .ci/progress.awk turns that into a line every 25 packages (nothing when all is cached).
@@ -18,6 +21,9 @@ build:
 	@echo "make build: bin/promocodes (a cold build prints a line every 25 packages it compiles)"
 	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
 	CGO_ENABLED=0 $(GO) build -v -buildvcs=auto -o $(BIN) ./cmd/promocodes 2>&1 | $(PROGRESS) -v what=build
+
+build-faults:
+	CGO_ENABLED=0 $(GO) build -buildvcs=auto -tags faults -o $(FAULT_BIN) ./cmd/promocodes
 
 ## run: the whole system on embedded defaults (broker, SQLite, API, generators, shovel)
 run: build
@@ -33,8 +39,9 @@ TESTFILTER := awk -f .ci/testfilter.awk
 test:
 	@echo "make test 1/5: compile every package and test dependency"
 	$(GO) build -v $(ALL_DEPS) 2>&1 | $(PROGRESS) -v what=compile
-	@echo "make test 2/5: go vet"
+	@echo "make test 2/5: go vet (and the fault injection hooks, built only with -tags faults)"
 	$(GO) vet ./...
+	$(GO) vet -tags faults ./pkg/app/
 	@echo "make test 3/5: compile them again with the race detector"
 	$(GO) build -race -v $(ALL_DEPS) 2>&1 | $(PROGRESS) -v what='compile -race'
 	@echo "make test 4/5: go test -race ./... (a line per package as it finishes; skipped and failed tests with their output)"
@@ -44,17 +51,18 @@ test:
 
 ## test-integration: the PostgreSQL store contract and the API's bad-input/fuzz seeds on PostgreSQL under -race,
 ## then the end-to-end tests (and every README command):
-## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection,
+## real processes (broker, API, generators, shovel) on PostgreSQL with fault injection (bin/promocodes-faults),
 ## 1,000,000 codes in-process on SQLite, and the console in headless chromium (screenshots
 ## in bin/artifacts/console). The end-to-end packages run without -race: their
 ## processes are separate binaries, and SQLite under the race detector is ~30x slower.
 INTEGRATION_PKGS := ./cmd/promocodes/... ./pkg/app/... ./console/...
-test-integration: build
+test-integration: build build-faults
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -race -count=1 -skip 'Adversarial' -v ./pkg/store/... ./api/... 2>&1 | $(TESTFILTER)
 	@# Redemption over HTTP at full size (10,000 attempts on 1,000 codes) on SQLite and PostgreSQL:
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' $(GO) test -count=1 -skip 'Adversarial' -v ./redemption/... 2>&1 | \
 		$(TESTFILTER) -v keep='concurrency_test.go:'
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' PROMOCODES_TEST_BINARY=$(CURDIR)/$(BIN) \
+		PROMOCODES_TEST_FAULT_BINARY=$(CURDIR)/$(FAULT_BIN) \
 		$(GO) test -count=1 -tags integration -timeout 20m -skip 'Adversarial' -v $(INTEGRATION_PKGS) 2>&1 | \
 		$(TESTFILTER) -v keep='(e2e|faults|hardening|dev_integration|readme|browser)_test.go:'  # keep the figures the end-to-end tests log
 	$(MAKE) --no-print-directory test-adversarial

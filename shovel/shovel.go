@@ -46,10 +46,6 @@ type Config struct {
 	// spreads the retries of a batch over time, so that an outage longer
 	// than a few shovel cycles does not park it. Zero moves at once.
 	RetryBackoff, RetryBackoffMax time.Duration
-	// AfterPublish, when set, runs after each publish and before its commit:
-	// the window a crash would hit. It is a fault-injection hook for tests
-	// (PROMOCODES_FAULT_SHOVEL=kill-after-publish); leave it nil.
-	AfterPublish func()
 }
 
 // Validate checks the configuration.
@@ -249,9 +245,6 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, seen
 		if err := s.pub.Publish(ctx, pending...); err != nil {
 			st.Failed += len(pending)
 			return fmt.Errorf("publish %d moved events from %s/%d: %w", len(pending), s.cfg.ErrorTopic, p, err)
-		}
-		if s.cfg.AfterPublish != nil {
-			s.cfg.AfterPublish()
 		}
 		pos := kafka.Position{Offset: lastOffset + 1, Metadata: seen.keep(lastOffset + 1).String()}
 		if err := s.client.CommitPositions(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, map[int]kafka.Position{p: pos}); err != nil {

@@ -168,9 +168,8 @@ func TestKilledBetweenPublishAndCommitRepeatsNeverLoses(t *testing.T) {
 		r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "5", BatchNo: i, CodeCount: 10}))
 	}
 	kctx, kill := context.WithCancel(ctx)
-	kcfg := r.cfg
-	kcfg.AfterPublish = kill // dies in the window between publish and commit
-	killed, err := New(kcfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+	// Dies in the window between a publish and its commit.
+	killed, err := New(r.cfg, r.client, killAfterPublish{r.prod, kill}, nil, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +189,19 @@ func TestKilledBetweenPublishAndCommitRepeatsNeverLoses(t *testing.T) {
 	if st, err := s.Cycle(ctx); err != nil || st.Moved != 0 {
 		t.Fatalf("third cycle moved %d (err %v): offsets were not committed", st.Moved, err)
 	}
+}
+
+// killAfterPublish publishes, then kills its shovel (cancels its context)
+// before the shovel can commit.
+type killAfterPublish struct {
+	Publisher
+	kill func()
+}
+
+func (k killAfterPublish) Publish(ctx context.Context, msgs ...kafka.Message) error {
+	err := k.Publisher.Publish(ctx, msgs...)
+	k.kill()
+	return err
 }
 
 // An offset beyond the end of the error topic (topic truncated or recreated

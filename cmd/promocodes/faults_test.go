@@ -3,6 +3,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -59,14 +62,15 @@ func outage(t *testing.T) time.Duration {
 // The generator's database is cut mid-run for minutes with the shovel on a
 // 10 s interval: the circuit breaker holds the workers (nothing consumed,
 // no retries burnt), the shovel's backoff spreads any retries, nothing is
-// parked and the count is exact.
+// parked and the count is exact. The cut must land mid-run: the promotion
+// is incomplete through it and the generator sees the database go.
 func TestFaultDatabaseOutageParksNothing(t *testing.T) {
 	cut := outage(t)
 	s := newStack(t)
 	s.startBroker()
 	s.startAPI()
 	proxy, viaProxy := s.dbProxy()
-	s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
+	gen := s.startGenerator("generator", viaProxy, "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
 	s.startShovel("shovel", "PROMOCODES_SHOVEL_INTERVAL=10s")
 	id := s.create(500_000)
 	s.waitFor(id, time.Minute, "some progress", func(st status) bool { return st.GeneratedCount >= 50_000 })
@@ -78,9 +82,15 @@ func TestFaultDatabaseOutageParksNothing(t *testing.T) {
 	if now := s.status(id).GeneratedCount; now != mid {
 		t.Errorf("progress moved from %d to %d while the database was cut", mid, now)
 	}
+	if mid >= 500_000 {
+		t.Fatalf("the promotion was complete (%d codes) in the middle of the cut: the fault did not land mid-run", mid)
+	}
+	if !gen.logged("database unreachable") {
+		t.Fatalf("the generator never found the database unreachable during a %s cut: the fault did not land", cut)
+	}
 	remainders := len(s.events(s.topics.Error))
 	proxy.Restore()
-	t.Logf("database restored; %d remainders were published during the outage", remainders)
+	t.Logf("database restored at %d / 500,000; %d remainders were published during the outage", mid, remainders)
 	st := s.waitCompleted(id, 3*time.Minute)
 	s.assertExact(id, 500_000)
 	if n := len(s.events(s.topics.Dead)); n != 0 {
@@ -154,19 +164,40 @@ func TestFaultCommitsFailPastAllRetriesThenReplay(t *testing.T) {
 }
 
 // The broker (embedded, with its data dir) is killed and restarted mid-run:
-// the count is exact.
+// the count is exact. The kill must land mid-run: the promotion is
+// incomplete when the broker dies, and it stays down until a generator has
+// run into the outage (a failed offset commit or fetch).
 func TestFaultBrokerRestartMidRun(t *testing.T) {
 	s := newStack(t)
 	s.startBroker()
 	s.startAPI()
-	s.startGenerator("generator-1", "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
-	s.startGenerator("generator-2", "PROMOCODES_GENERATOR_CHUNKSIZE=5000")
+	gens := []*proc{s.startGenerator("generator-1", "PROMOCODES_GENERATOR_CHUNKSIZE=5000"),
+		s.startGenerator("generator-2", "PROMOCODES_GENERATOR_CHUNKSIZE=5000")}
 	id := s.create(600_000)
 	s.waitFor(id, time.Minute, "some progress", func(st status) bool { return st.GeneratedCount >= 50_000 })
 	s.broker.stop(t, syscall.SIGKILL, 5*time.Second)
 	mid := s.status(id)
+	if mid.GeneratedCount >= 600_000 {
+		t.Fatalf("the promotion was complete (%d codes) when the broker was killed: the fault did not land mid-run", mid.GeneratedCount)
+	}
 	t.Logf("broker killed at %d / 600,000", mid.GeneratedCount)
-	time.Sleep(2 * time.Second)
+	noticed := func() bool {
+		for _, g := range gens {
+			if g.logged("offset commit failed") || g.logged("fetch failed") {
+				return true
+			}
+		}
+		return false
+	}
+	down := time.Now()
+	for !noticed() {
+		if time.Since(down) > time.Minute {
+			t.Fatal("no generator ran into the broker outage within a minute (no failed offset commit or fetch): the fault did not land")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("a generator ran into the outage %s after the kill, at %d / 600,000", time.Since(down).Round(100*time.Millisecond),
+		s.status(id).GeneratedCount)
 	s.startBroker()
 	s.waitCompleted(id, 3*time.Minute)
 	s.assertExact(id, 600_000)
@@ -220,4 +251,59 @@ func TestFaultShovelKilledBetweenPublishAndCommit(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestFaultHooksAreNotInTheShippedBinary: the binary make build ships has no
+// fault injection. A shovel started from it with
+// PROMOCODES_FAULT_SHOVEL=kill-after-publish moves the failed events and
+// keeps running (a binary with the hooks SIGKILLs itself after its first
+// publish), and neither the variables' names nor the hooks' messages are in
+// the file; the binary built with -tags faults has them (so the check can
+// see them).
+func TestFaultHooksAreNotInTheShippedBinary(t *testing.T) {
+	for _, tc := range []struct {
+		what, bin string
+		hooks     bool
+	}{{"shipped binary", binary, false}, {"binary built with -tags faults", faultBin(t), true}} {
+		b, err := os.ReadFile(tc.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"PROMOCODES_FAULT_GENERATOR", "PROMOCODES_FAULT_SHOVEL", "fault injection"} {
+			if got := bytes.Contains(b, []byte(s)); got != tc.hooks {
+				t.Errorf("%s (%s) contains %q: %v, want %v", tc.what, tc.bin, s, got, tc.hooks)
+			}
+		}
+	}
+
+	s := newStack(t)
+	s.startBroker()
+	kc := kafka.Config{Brokers: []string{s.brokerAddr}}
+	if err := kafka.EnsureTopics(context.Background(), kc, s.topics.All()...); err != nil {
+		t.Fatal(err)
+	}
+	pub := kafka.NewProducer(kc)
+	defer pub.Close()
+	for b := range 2 {
+		if err := pub.Publish(context.Background(), kafka.EventMessage(s.topics.Error,
+			promo.Event{V: 1, PromotionID: "9", BatchNo: b, SeqStart: uint64(b) * 10, CodeCount: 10})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sh := s.startBinary(binary, "shovel", []string{"PROMOCODES_FAULT_SHOVEL=kill-after-publish",
+		"PROMOCODES_SHOVEL_INTERVAL=1s", "PROMOCODES_SHOVEL_RETRYBACKOFF=0s", "PROMOCODES_HTTP_ADDR=" + freePort(t)}, "shovel")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(s.events(s.topics.Retry)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := len(s.events(s.topics.Retry)); n != 2 {
+		t.Fatalf("the shovel moved %d of 2 events to retry within 30 s", n)
+	}
+	time.Sleep(2 * time.Second) // a cycle or two more
+	select {
+	case <-sh.done:
+		t.Fatalf("the shipped binary's shovel ended (%v) with PROMOCODES_FAULT_SHOVEL set: it carries the fault hook", sh.cmd.ProcessState)
+	default:
+	}
+	t.Logf("shipped binary: no fault hook; its shovel moved both events and runs on with PROMOCODES_FAULT_SHOVEL set")
 }

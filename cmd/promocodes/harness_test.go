@@ -33,29 +33,81 @@ import (
 // processes: an embedded broker process, the API and generator processes on
 // PostgreSQL, the shovel. Set PROMOCODES_TEST_BINARY to a built binary
 // (make test-integration does); otherwise TestMain builds one.
+//
+// A process started with a PROMOCODES_FAULT_* variable runs the binary
+// built with -tags faults instead (the fault injection hooks of
+// pkg/app/faults.go, which the shipped binary does not have):
+// PROMOCODES_TEST_FAULT_BINARY (make test-integration builds
+// bin/promocodes-faults), otherwise it is built the first time a test needs
+// it.
 
-var binary string
+var (
+	binary string
+	// buildDir holds the binaries built here; removed when the tests end.
+	buildDir string
+
+	faultOnce   sync.Once
+	faultBinary string
+	faultErr    error
+)
 
 func TestMain(m *testing.M) {
+	var err error
+	if buildDir, err = os.MkdirTemp("", "promocodes-e2e"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	binary = os.Getenv("PROMOCODES_TEST_BINARY")
 	if binary == "" {
-		dir, err := os.MkdirTemp("", "promocodes-e2e")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		binary = filepath.Join(dir, "promocodes")
-		build := exec.Command("go", "build", "-o", binary, ".")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
+		if binary, err = buildBinary(); err != nil {
 			fmt.Fprintln(os.Stderr, "build promocodes:", err)
+			os.RemoveAll(buildDir)
 			os.Exit(1)
 		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	os.RemoveAll(buildDir)
+	os.Exit(code)
+}
+
+// buildBinary builds promocodes with the given build tags into buildDir.
+func buildBinary(tags ...string) (string, error) {
+	out := filepath.Join(buildDir, "promocodes")
+	args := []string{"build", "-o"}
+	if len(tags) > 0 {
+		out += "-" + strings.Join(tags, "-")
+		args = append(args, out, "-tags", strings.Join(tags, ","), ".")
+	} else {
+		args = append(args, out, ".")
+	}
+	build := exec.Command("go", args...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return out, build.Run()
+}
+
+// faultBin is the binary with the fault injection hooks.
+func faultBin(t testing.TB) string {
+	t.Helper()
+	faultOnce.Do(func() {
+		if faultBinary = os.Getenv("PROMOCODES_TEST_FAULT_BINARY"); faultBinary == "" {
+			faultBinary, faultErr = buildBinary("faults")
+		}
+	})
+	if faultErr != nil {
+		t.Fatalf("build promocodes -tags faults: %v", faultErr)
+	}
+	return faultBinary
+}
+
+// binaryFor is the binary a process with the extra environment runs: the
+// fault binary when it asks for a fault.
+func binaryFor(t testing.TB, extra []string) string {
+	for _, e := range extra {
+		if strings.HasPrefix(e, "PROMOCODES_FAULT_") {
+			return faultBin(t)
+		}
+	}
+	return binary
 }
 
 const (
@@ -141,15 +193,22 @@ func newStack(t testing.TB) *stack {
 	return s
 }
 
-// start runs `promocodes args...` with the stack's env plus extra.
+// start runs `promocodes args...` with the stack's env plus extra (the
+// fault binary when extra asks for a fault).
 func (s *stack) start(name string, extra []string, args ...string) *proc {
+	s.t.Helper()
+	return s.startBinary(binaryFor(s.t, extra), name, extra, args...)
+}
+
+// startBinary runs bin as start does.
+func (s *stack) startBinary(bin, name string, extra []string, args ...string) *proc {
 	s.t.Helper()
 	logPath := filepath.Join(s.dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(append([]string{}, os.Environ()...), s.env...), extra...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -214,6 +273,12 @@ func (p *proc) stop(t testing.TB, sig syscall.Signal, within time.Duration) {
 		<-p.done
 		t.Errorf("%s did not exit within %s of %v", p.name, within, sig)
 	}
+}
+
+// logged reports whether the process's log holds substr.
+func (p *proc) logged(substr string) bool {
+	b, err := os.ReadFile(p.log)
+	return err == nil && strings.Contains(string(b), substr)
 }
 
 func (s *stack) stopAll() {

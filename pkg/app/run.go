@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/dbclock"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
-	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/relay"
 	"github.com/promocodes/promocodes/shovel"
@@ -324,24 +322,8 @@ func newGenerator(cfg Config, p *parts, log *zap.Logger) (*generator.Generator, 
 	newConsumer := func(ctx context.Context) (generator.Consumer, error) {
 		return kafka.NewConsumer(kc, cfg.Generator.GroupID, topics)
 	}
-	var st generator.Store = p.store
-	if os.Getenv("PROMOCODES_FAULT_GENERATOR") == "fail-commits" {
-		// Fault injection for the end-to-end tests: a database that answers
-		// (pings succeed) but refuses every chunk, which no circuit breaker
-		// holds back: the path to the error and dead-letter topics.
-		log.Warn("fault injection: every chunk commit of this generator fails")
-		st = failingCommits{p.store}
-	}
-	return generator.New(cfg.generatorConfig(), st, p.producer, newConsumer,
+	return generator.New(cfg.generatorConfig(), generatorFaults(p.store, log), p.producer, newConsumer,
 		log.Named("generator"), generator.NewMetrics(p.reg))
-}
-
-// failingCommits is the fail-commits fault: CommitChunk always fails with a
-// transient-looking error.
-type failingCommits struct{ generator.Store }
-
-func (failingCommits) CommitChunk(context.Context, promo.Chunk) (int64, error) {
-	return 0, errors.New("injected fault (PROMOCODES_FAULT_GENERATOR=fail-commits): chunk commit refused")
 }
 
 // Run starts a deployable with start and waits for it.

@@ -3,8 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"os"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -22,17 +20,11 @@ func (c Config) shovelConfig() shovel.Config {
 
 func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
 	sc := cfg.shovelConfig()
-	if os.Getenv("PROMOCODES_FAULT_SHOVEL") == "kill-after-publish" {
-		// Fault injection for the end-to-end tests: die like a SIGKILLed pod
-		// in the window between a publish and its offset commit.
-		log.Warn("fault injection: the shovel will SIGKILL itself after its first publish")
-		sc.AfterPublish = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	}
 	var states shovel.StateStore // nil without a database: parked batches then show only in the topics
 	if p.store != nil {
 		states = p.store
 	}
-	s, err := shovel.New(sc, p.client, p.producer, states, log.Named("shovel"))
+	s, err := shovel.New(sc, p.client, shovelFaults(p.producer, log), states, log.Named("shovel"))
 	if err != nil {
 		return nil, err
 	}
