@@ -1,13 +1,13 @@
 package api
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/realclientip/realclientip-go"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -27,14 +27,14 @@ type clientAddress struct {
 func newClientAddress(proxies, headers []string) (clientAddress, error) {
 	if len(proxies) == 0 {
 		if len(headers) > 0 {
-			return clientAddress{}, fmt.Errorf("http.clientAddressHeaders: set without http.trustedProxies: " +
+			return clientAddress{}, configkey.Errorf("clientAddressHeaders", "set without trusted proxies: "+
 				"a client address header is only read from a trusted proxy")
 		}
 		return clientAddress{}, nil
 	}
 	trusted, err := realclientip.AddressesAndRangesToIPNets(proxies...)
 	if err != nil {
-		return clientAddress{}, fmt.Errorf("http.trustedProxies: %w", err)
+		return clientAddress{}, configkey.Errorf("trustedProxies", "%v", err)
 	}
 	if len(headers) == 0 {
 		headers = []string{"X-Forwarded-For"}
@@ -49,7 +49,7 @@ func newClientAddress(proxies, headers []string) (clientAddress, error) {
 			s, err = realclientip.NewSingleIPHeaderStrategy(h)
 		}
 		if err != nil {
-			return clientAddress{}, fmt.Errorf("http.clientAddressHeaders: %q: %w", h, err)
+			return clientAddress{}, configkey.Errorf("clientAddressHeaders", "%q: %v", h, err)
 		}
 		chain = append(chain, s)
 	}

@@ -44,7 +44,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 	}
 
-	e := newEnv(t, api.Config{AdminTokens: []string{"adm"}}, nil) // no token needed for these
+	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}}, nil) // no token needed for these
 	r := e.do(http.MethodGet, "/openapi.json", "", nil)
 	if r.StatusCode != http.StatusOK || !bytes.Equal(r.body, api.OpenAPI()) {
 		t.Errorf("GET /openapi.json = %d, %d bytes; want 200 and the document", r.StatusCode, len(r.body))

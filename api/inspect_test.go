@@ -68,8 +68,8 @@ func (e *env) redemptionIDs(path string) []string {
 // time range; a user's redemptions are listed across promotions, as JSON
 // pages and as CSV. Every answer conforms to the OpenAPI document.
 func TestAdminViewsOfCodesAndUsers(t *testing.T) {
-	e := newEnv(t, api.Config{AdminTokens: []string{"adm"}, RedeemTokens: []string{"shop"}}, nil)
-	e.token = "adm"
+	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"shop-token-0123456789"}}, nil)
+	e.token = "admin-token-0123456789"
 	p1 := e.createVanity(`{"name":"inspect","code":"INSPECTME42","maxUsagePerCode":10,"perUserLimit":0}`)
 	p2 := e.createVanity(`{"name":"other","code":"OTHERCODE7","maxUsagePerCode":10,"perUserLimit":0}`)
 
@@ -107,7 +107,7 @@ func TestAdminViewsOfCodesAndUsers(t *testing.T) {
 		t.Errorf("admin detail = %d %s", r.StatusCode, r.body)
 	}
 	// A shop (redeem token) sees the validation view only.
-	shop := e.do(http.MethodGet, "/v1/codes/INSPECTME42", "", http.Header{"Authorization": {"Bearer shop"}})
+	shop := e.do(http.MethodGet, "/v1/codes/INSPECTME42", "", http.Header{"Authorization": {"Bearer shop-token-0123456789"}})
 	if shop.StatusCode != http.StatusOK || strings.Contains(string(shop.body), `"used"`) || strings.Contains(string(shop.body), `"reservations"`) {
 		t.Errorf("redeem-token look-up = %d %s, want the validation view", shop.StatusCode, shop.body)
 	}
@@ -186,7 +186,7 @@ func TestAdminViewsOfCodesAndUsers(t *testing.T) {
 	if r := e.do(http.MethodGet, "/v1/users/ann/redemptions?userId=x", "", nil); r.StatusCode != http.StatusUnprocessableEntity {
 		t.Errorf("unknown parameter = %d, want 422", r.StatusCode)
 	}
-	if r := e.do(http.MethodGet, "/v1/users/ann/redemptions", "", http.Header{"Authorization": {"Bearer shop"}}); r.StatusCode != http.StatusForbidden {
+	if r := e.do(http.MethodGet, "/v1/users/ann/redemptions", "", http.Header{"Authorization": {"Bearer shop-token-0123456789"}}); r.StatusCode != http.StatusForbidden {
 		t.Errorf("a redeem token reading a user's redemptions = %d, want 403", r.StatusCode)
 	}
 }

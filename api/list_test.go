@@ -106,11 +106,11 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 }
 
 func TestListRequiresAdmin(t *testing.T) {
-	e := newEnv(t, api.Config{AdminTokens: []string{"adm"}, RedeemTokens: []string{"red"}}, nil)
+	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"redeem-token-0123456789"}}, nil)
 	wantProblem(t, e.do(http.MethodGet, "/v1/promotions", "", nil), http.StatusUnauthorized)
-	e.token = "red"
+	e.token = "redeem-token-0123456789"
 	wantProblem(t, e.do(http.MethodGet, "/v1/promotions", "", nil), http.StatusForbidden)
-	e.token = "adm"
+	e.token = "admin-token-0123456789"
 	if b := e.list(""); len(b.Items) != 0 {
 		t.Errorf("empty store lists %+v", b)
 	}

@@ -3,15 +3,17 @@ package api
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -96,26 +98,52 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate checks the configuration after defaults.
+// Validate checks the configuration as given (New fills in the defaults of
+// zero fields first, so a zero there means the default), naming each field
+// by its key: "batchCodeCount", "secret", "adminTokens", "trustedProxies".
 func (c Config) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.BatchCodeCount < 1 || c.BatchCodeCount > 10_000_000:
-		return fmt.Errorf("api.batchCodeCount: %d is outside 1..10,000,000", c.BatchCodeCount)
-	case c.MaxCodeCount < 1:
-		return fmt.Errorf("api.maxCodeCount: must be positive, got %d", c.MaxCodeCount)
-	case c.MaxBodyBytes < 1024:
-		return fmt.Errorf("api.maxBodyBytes: must be at least 1024, got %d", c.MaxBodyBytes)
-	case c.MaxDensity <= 0 || c.MaxDensity > 1:
-		return fmt.Errorf("codes.maxDensity: must be in (0, 1], got %g", c.MaxDensity)
-	case len(c.Secret) < codes.MinSecretLen:
-		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
-	case c.DBTimeout < 0 || c.MaxExports < 0 || c.ExportQueueWait < 0 || c.ExportStallTimeout < 0:
-		return errors.New("api: timeouts and export slots must not be negative")
-	case !c.Open && len(c.AdminTokens) == 0:
-		return errors.New("auth.adminTokens: at least one token is required outside dev mode")
+	var errs configkey.List
+	if c.BatchCodeCount < 1 || c.BatchCodeCount > 10_000_000 {
+		errs.Add("batchCodeCount", "must be in 1..10,000,000, got %d", c.BatchCodeCount)
 	}
-	return c.ValidateClientAddress()
+	if c.MaxCodeCount < 1 {
+		errs.Add("maxCodeCount", "must be positive, got %d", c.MaxCodeCount)
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs.Add("maxBodyBytes", "must be at least 1024, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxDensity <= 0 || c.MaxDensity > 1 {
+		errs.Add("maxDensity", "must be in (0, 1], got %g", c.MaxDensity)
+	}
+	if err := codes.CheckSecret(c.Secret); err != nil {
+		errs.Add("secret", "%v", err)
+	}
+	if !c.Open && len(c.AdminTokens) == 0 {
+		errs.Add("adminTokens", "at least one token is required outside dev mode")
+	}
+	byRole := map[string][]string{"adminTokens": c.AdminTokens, "redeemTokens": c.RedeemTokens}
+	for _, key := range slices.Sorted(maps.Keys(byRole)) {
+		tokens := byRole[key]
+		for _, tok := range tokens {
+			if len(tok) < 16 {
+				errs.Add(key, "tokens must be at least 16 characters")
+				break
+			}
+		}
+	}
+	ds := map[string]time.Duration{"dbTimeout": c.DBTimeout, "exportQueueWait": c.ExportQueueWait,
+		"exportStallTimeout": c.ExportStallTimeout}
+	for _, key := range slices.Sorted(maps.Keys(ds)) {
+		d := ds[key]
+		if d < 0 {
+			errs.Add(key, "must not be negative, got %s", d)
+		}
+	}
+	if c.MaxExports < 0 {
+		errs.Add("maxExports", "must not be negative, got %d", c.MaxExports)
+	}
+	errs.Join(c.ValidateClientAddress())
+	return errs.Err()
 }
 
 // ValidateClientAddress checks TrustedProxies and ClientAddressHeaders alone.
@@ -151,10 +179,10 @@ type Notifier interface {
 // outbox rows and rely on the relay's polling). ops serves /healthz,
 // /readyz and /metrics (pkg/health); nil leaves them out.
 func New(cfg Config, store Store, outbox Notifier, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	clientAddr, err := newClientAddress(cfg.TrustedProxies, cfg.ClientAddressHeaders)
 	if err != nil {
 		return nil, err

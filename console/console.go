@@ -36,6 +36,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/shovel"
 )
@@ -83,17 +84,27 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate checks the configuration after defaults.
+// Validate checks the configuration as given (New fills in the defaults of
+// zero fields first), naming each field by its key: "adminTokens",
+// "signInAttempts".
 func (c Config) Validate() error {
-	c.setDefaults()
-	switch {
-	case !c.Open && len(c.AdminTokens) == 0:
-		return errors.New("console: admin tokens are required unless open")
-	case c.SessionTTL < 0 || c.SignInAttempts < 1 || c.SignInWindow < time.Second:
-		return fmt.Errorf("console: session TTL must not be negative, sign-in attempts must be at least 1 per window of at least 1s (got %s, %d per %s)",
-			c.SessionTTL, c.SignInAttempts, c.SignInWindow)
+	var errs configkey.List
+	if !c.Open && len(c.AdminTokens) == 0 {
+		errs.Add("adminTokens", "required unless the console is open")
 	}
-	return nil
+	if c.MaxDensity <= 0 || c.MaxDensity > 1 {
+		errs.Add("maxDensity", "must be in (0, 1], got %g", c.MaxDensity)
+	}
+	if c.SessionTTL <= 0 {
+		errs.Add("sessionTTL", "must be positive, got %s", c.SessionTTL)
+	}
+	if c.SignInAttempts < 1 {
+		errs.Add("signInAttempts", "must be at least 1 per window, got %d", c.SignInAttempts)
+	}
+	if c.SignInWindow < time.Second {
+		errs.Add("signInWindow", "must be at least 1s, got %s", c.SignInWindow)
+	}
+	return errs.Err()
 }
 
 // Batches lists a promotion's incomplete batches (with their last error).
@@ -143,10 +154,10 @@ const (
 
 // New builds the console on api (the API's http.Handler).
 func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger) (*Console, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	ac, err := client.New(apiHost, "", client.WithHTTPClient(&http.Client{Transport: client.InProcess(api)}),
 		client.WithUserAgent("promocodes-console"))
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -130,29 +133,45 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate checks the configuration after defaults.
+// Validate checks the configuration as given (New fills in the defaults of
+// zero fields first, so a zero there means the default), naming each field
+// by its key: "workers", "errorTopic", "secret", "previousSecrets".
 func (c Config) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.Workers < 1 || c.Workers > 256:
-		return fmt.Errorf("generator.workers: %d is outside 1..256", c.Workers)
-	case c.ChunkSize < 1 || c.ChunkSize > 1_000_000:
-		return fmt.Errorf("generator.chunkSize: %d is outside 1..1,000,000", c.ChunkSize)
-	case c.MaxAttempts < 1:
-		return fmt.Errorf("generator.maxAttempts: must be at least 1, got %d", c.MaxAttempts)
-	case c.ErrorTopic == "":
-		return errors.New("kafka.topics.error: must be set")
-	case c.DeadTopic == "":
-		return errors.New("kafka.topics.dead: must be set")
-	case len(c.Secret) < codes.MinSecretLen:
-		return fmt.Errorf("codes.secret: must be at least %d bytes", codes.MinSecretLen)
+	var errs configkey.List
+	if c.Workers < 1 || c.Workers > 256 {
+		errs.Add("workers", "must be in 1..256, got %d", c.Workers)
 	}
-	for i, k := range c.PreviousSecrets {
-		if len(k) < codes.MinSecretLen {
-			return fmt.Errorf("codes.previousSecrets[%d]: must be at least %d bytes", i, codes.MinSecretLen)
+	if c.ChunkSize < 1 || c.ChunkSize > 1_000_000 {
+		errs.Add("chunkSize", "must be in 1..1,000,000, got %d", c.ChunkSize)
+	}
+	if c.MaxAttempts < 1 {
+		errs.Add("maxAttempts", "must be at least 1, got %d", c.MaxAttempts)
+	}
+	topics := map[string]string{"errorTopic": c.ErrorTopic, "deadTopic": c.DeadTopic}
+	for _, key := range slices.Sorted(maps.Keys(topics)) {
+		topic := topics[key]
+		if topic == "" {
+			errs.Add(key, "must be set")
 		}
 	}
-	return nil
+	if err := codes.CheckSecret(c.Secret); err != nil {
+		errs.Add("secret", "%v", err)
+	}
+	for i, k := range c.PreviousSecrets {
+		if err := codes.CheckSecret(k); err != nil {
+			errs.Add("previousSecrets", "entry %d %v", i, err)
+		}
+	}
+	ds := map[string]time.Duration{"retryInitial": c.RetryInitial, "retryMax": c.RetryMax,
+		"reconnect": c.Reconnect, "fetchGiveUp": c.FetchGiveUp, "commitTimeout": c.CommitTimeout,
+		"opTimeout": c.OpTimeout, "lockWaitMax": c.LockWaitMax}
+	for _, key := range slices.Sorted(maps.Keys(ds)) {
+		d := ds[key]
+		if d < 0 {
+			errs.Add(key, "must not be negative, got %s", d)
+		}
+	}
+	return errs.Err()
 }
 
 // Generator runs the workers. Create it with New and start it with Run.
@@ -179,10 +198,10 @@ type Generator struct {
 // whenever a worker has to drop its consumer.
 func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Context) (Consumer, error),
 	log *zap.Logger, metrics *Metrics) (*Generator, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("generator: %w", err)
+	}
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}

@@ -16,8 +16,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,6 +26,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -118,31 +120,48 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate checks the configuration after defaults.
+// Validate checks the configuration as given (New fills in the defaults of
+// zero fields first, so a zero there means the default), naming each field
+// by its key: "guessLimit", "catalogRefresh", "reservationTTL".
 func (c Config) Validate() error {
-	c.setDefaults()
-	switch {
-	case c.CatalogRefresh < 0 || c.CatalogMinGap < 0:
-		return errors.New("redeem.catalogRefresh: must not be negative")
-	case c.GuessLimit == 1 || c.GuessLimitPerToken == 1:
-		return fmt.Errorf("redeem.guessLimit and redeem.guessLimitPerToken: must be at least 2 (or -1: off), got %d and %d",
-			c.GuessLimit, c.GuessLimitPerToken)
-	case c.GuessKeys < 1 || c.GuessKeys > 10_000_000:
-		return fmt.Errorf("redeem.guessKeys: must be in 1..10,000,000, got %d", c.GuessKeys)
-	case c.GuessWindow < time.Second:
-		return fmt.Errorf("redeem.guessWindow: must be at least 1s, got %s", c.GuessWindow)
-	case c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10:
-		return fmt.Errorf("redeem.maxMetadataBytes: must be in 2..65536, got %d", c.MaxMetadataBytes)
-	case c.ReservationTTL < time.Second || c.MaxReservationTTL < time.Second:
-		return fmt.Errorf("redeem.reservationTTL and redeem.maxReservationTTL: must be at least 1s, got %s and %s",
-			c.ReservationTTL, c.MaxReservationTTL)
-	case c.ReservationTTL > c.MaxReservationTTL:
-		return fmt.Errorf("redeem.reservationTTL: %s is above redeem.maxReservationTTL %s", c.ReservationTTL,
-			c.MaxReservationTTL)
-	case c.ReservationRetention < 0 || c.SweepInterval < 0:
-		return errors.New("redeem.reservationRetention: must not be negative")
+	var errs configkey.List
+	ns := map[string]int{"guessLimit": c.GuessLimit, "guessLimitPerToken": c.GuessLimitPerToken}
+	for _, key := range slices.Sorted(maps.Keys(ns)) {
+		n := ns[key]
+		if n < -1 || n == 0 || n == 1 {
+			errs.Add(key, "must be at least 2, or -1 to disable the limit; got %d", n)
+		}
 	}
-	return nil
+	if c.GuessKeys < 1 || c.GuessKeys > 10_000_000 {
+		errs.Add("guessKeys", "must be in 1..10,000,000, got %d", c.GuessKeys)
+	}
+	if c.GuessWindow < time.Second {
+		errs.Add("guessWindow", "must be at least 1s, got %s", c.GuessWindow)
+	}
+	if c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10 {
+		errs.Add("maxMetadataBytes", "must be in 2..65536, got %d", c.MaxMetadataBytes)
+	}
+	if c.CatalogRefresh < 100*time.Millisecond {
+		errs.Add("catalogRefresh", "must be at least 100ms, got %s", c.CatalogRefresh)
+	}
+	if c.MaxReservationTTL < time.Second {
+		errs.Add("maxReservationTTL", "must be at least 1s, got %s", c.MaxReservationTTL)
+	}
+	if c.ReservationTTL < time.Second || c.ReservationTTL > c.MaxReservationTTL {
+		errs.Add("reservationTTL", "must be from 1s to maxReservationTTL (%s), got %s", c.MaxReservationTTL, c.ReservationTTL)
+	}
+	if c.ReservationRetention < time.Minute {
+		errs.Add("reservationRetention", "must be at least 1m, got %s", c.ReservationRetention)
+	}
+	ds := map[string]time.Duration{"catalogMinGap": c.CatalogMinGap, "refusalFlush": c.RefusalFlush,
+		"sweepInterval": c.SweepInterval}
+	for _, key := range slices.Sorted(maps.Keys(ds)) {
+		d := ds[key]
+		if d < 0 {
+			errs.Add(key, "must not be negative, got %s", d)
+		}
+	}
+	return errs.Err()
 }
 
 // Service validates, redeems and rolls back codes.
@@ -164,10 +183,10 @@ type Service struct {
 
 // New builds the Service; reg may be nil (metrics not registered).
 func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*Service, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("redemption: %w", err)
+	}
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
 		refused: newRefusals(store, log), log: log, now: cfg.Clock, kick: make(chan struct{}, 1)}
 	if s.now == nil {

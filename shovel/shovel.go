@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -48,21 +51,33 @@ type Config struct {
 	RetryBackoff, RetryBackoffMax time.Duration
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration, naming each field by its key:
+// "errorTopic", "groupId", "interval", "retryBackoffMax".
 func (c Config) Validate() error {
-	switch {
-	case c.ErrorTopic == "" || c.RetryTopic == "" || c.DeadTopic == "":
-		return errors.New("kafka.topics: error, retry and dead must be set")
-	case c.GroupID == "":
-		return errors.New("shovel.groupId: must be set")
-	case c.MaxRetries < 0:
-		return fmt.Errorf("shovel.maxRetries: must not be negative, got %d", c.MaxRetries)
-	case c.Interval <= 0:
-		return fmt.Errorf("shovel.interval: must be positive, got %s", c.Interval)
-	case c.RetryBackoff < 0 || c.RetryBackoffMax < 0:
-		return fmt.Errorf("shovel.retryBackoff, shovel.retryBackoffMax: must not be negative, got %s, %s", c.RetryBackoff, c.RetryBackoffMax)
+	var errs configkey.List
+	topics := map[string]string{"errorTopic": c.ErrorTopic, "retryTopic": c.RetryTopic, "deadTopic": c.DeadTopic}
+	for _, key := range slices.Sorted(maps.Keys(topics)) {
+		topic := topics[key]
+		if topic == "" {
+			errs.Add(key, "must be set")
+		}
 	}
-	return nil
+	if c.GroupID == "" {
+		errs.Add("groupId", "must be set")
+	}
+	if c.MaxRetries < 0 {
+		errs.Add("maxRetries", "must not be negative, got %d", c.MaxRetries)
+	}
+	if c.Interval < time.Second {
+		errs.Add("interval", "must be at least 1s, got %s", c.Interval)
+	}
+	if c.RetryBackoff < 0 {
+		errs.Add("retryBackoff", "must not be negative, got %s", c.RetryBackoff)
+	}
+	if c.RetryBackoffMax < c.RetryBackoff {
+		errs.Add("retryBackoffMax", "must be at least retryBackoff (%s), got %s", c.RetryBackoff, c.RetryBackoffMax)
+	}
+	return errs.Err()
 }
 
 // Stats is what one cycle did.
@@ -89,7 +104,7 @@ type Shovel struct {
 // New builds a Shovel. states may be nil.
 func New(cfg Config, client Client, pub Publisher, states StateStore, log *zap.Logger) (*Shovel, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("shovel: %w", err)
 	}
 	return &Shovel{cfg: cfg, client: client, pub: pub, states: states, log: log, now: time.Now}, nil
 }

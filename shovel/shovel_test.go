@@ -516,7 +516,7 @@ func TestSightingsBoundTheFailureTime(t *testing.T) {
 // its cycle at info even when idle.
 func TestIdleCyclesLogAtDebug(t *testing.T) {
 	r := newRig(t, kafkatest.Broker(t))
-	r.cfg.Interval = 100 * time.Millisecond
+	r.cfg.Interval = time.Second // the shortest Validate takes
 	r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "4", BatchNo: 0, CodeCount: 1}))
 	core, logs := observer.New(zap.DebugLevel)
 	s, err := New(r.cfg, r.client, r.prod, nil, zap.New(core))

@@ -288,7 +288,7 @@ func runSkewedGenerator(t *testing.T, db DBConfig, brokers []string, skew time.D
 		t.Fatal(err)
 	}
 	sh, err := shovel.New(shovel.Config{ErrorTopic: tp.Error, RetryTopic: tp.Retry, DeadTopic: tp.Dead, GroupID: name("shovel"),
-		MaxRetries: 5, Interval: 500 * time.Millisecond, RetryBackoff: 2 * time.Second, RetryBackoffMax: time.Minute},
+		MaxRetries: 5, Interval: time.Second, RetryBackoff: 2 * time.Second, RetryBackoffMax: time.Minute},
 		client, prod, st, log.Named("shovel"))
 	if err != nil {
 		t.Fatal(err)

@@ -2,13 +2,14 @@ package app
 
 import (
 	"errors"
-	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
@@ -105,13 +106,19 @@ func (s DBSession) loosest(o DBSession) DBSession {
 // maxSessionTimeout is the largest limit the databases take (INT_MAX ms).
 const maxSessionTimeout = (1<<31 - 1) * time.Millisecond
 
-func (s DBSession) validate(section string, bad func(key, format string, args ...any)) {
-	for key, d := range map[string]time.Duration{"statementTimeout": s.StatementTimeout, "lockTimeout": s.LockTimeout,
-		"idleInTransactionTimeout": s.IdleInTransactionTimeout} {
+// validate checks the session limits, naming them by their keys
+// ("lockTimeout"); the caller places them under api.db or generator.db.
+func (s DBSession) validate() error {
+	var errs configkey.List
+	ds := map[string]time.Duration{"statementTimeout": s.StatementTimeout, "lockTimeout": s.LockTimeout,
+		"idleInTransactionTimeout": s.IdleInTransactionTimeout}
+	for _, key := range slices.Sorted(maps.Keys(ds)) {
+		d := ds[key]
 		if d != 0 && (d < time.Millisecond || d > maxSessionTimeout) {
-			bad(section+".db."+key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxSessionTimeout, d)
+			errs.Add(key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxSessionTimeout, d)
 		}
 	}
+	return errs.Err()
 }
 
 type KafkaConfig struct {
@@ -248,171 +255,112 @@ func (c Config) Resolve() Config {
 func (c Config) IsDev() bool { return c.Env == "dev" }
 
 // Validate checks every key a command may use and names the key at fault.
+// Each component validates its own Config (api, generator, shovel,
+// redemption, kafka; this package's own sections for the process, HTTP and
+// the database): Validate builds those Configs as the commands do and places
+// their keys in the whole configuration ("workers" is generator.workers,
+// the API's "secret" is codes.secret). Two components that read one key
+// refuse it alike, and the message is kept once.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
-	switch c.Env {
-	case "dev", "production":
-	default:
-		bad("env", "must be dev or production, got %q", c.Env)
+	var errs configkey.List
+	errs.Join(c.validateProcess())
+	errs.Join(configkey.Prefix("http", c.HTTP.validate()))
+	errs.Join(configkey.Prefix("db", c.DB.validate(c.IsDev())))
+	errs.Join(configkey.Prefix("api.db", c.API.DB.validate()))
+	errs.Join(configkey.Prefix("generator.db", c.Generator.DB.validate()))
+	errs.Join(configkey.Prefix("kafka", c.kafkaConfig("").Validate()))
+	errs.Join(configkey.Prefix("kafka.topics", kafka.ValidateTopics(c.topicNames())))
+	errs.Join(configkey.Place(c.apiConfig().Validate(), "api", apiKeys))
+	errs.Join(configkey.Place(c.generatorConfig().Validate(), "generator", generatorKeys))
+	errs.Join(configkey.Place(c.shovelConfig().Validate(), "shovel", shovelKeys))
+	errs.Join(configkey.Prefix("redeem", c.redemptionConfig().Validate()))
+	errs.Join(c.validateGroups())
+	return configkey.Unique(errs.Err())
+}
+
+// Where the keys of the components' Configs are in the whole configuration,
+// when not under the component's own section.
+var (
+	apiKeys = map[string]string{"maxDensity": "codes.maxDensity", "secret": "codes.secret",
+		"adminTokens": "auth.adminTokens", "redeemTokens": "auth.redeemTokens",
+		"trustedProxies": "http.trustedProxies", "clientAddressHeaders": "http.clientAddressHeaders"}
+	generatorKeys = map[string]string{"errorTopic": "kafka.topics.error", "deadTopic": "kafka.topics.dead",
+		"secret": "codes.secret", "previousSecrets": "codes.previousSecrets"}
+	shovelKeys = map[string]string{"errorTopic": "kafka.topics.error", "retryTopic": "kafka.topics.retry",
+		"deadTopic": "kafka.topics.dead"}
+)
+
+// validateProcess checks the keys of the process itself: env and log.
+func (c Config) validateProcess() error {
+	var errs configkey.List
+	if c.Env != "dev" && c.Env != "production" {
+		errs.Add("env", "must be dev or production, got %q", c.Env)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+		errs.Add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
-	switch c.Log.Format {
-	case "console", "json":
-	default:
-		bad("log.format", "must be console or json, got %q", c.Log.Format)
+	if c.Log.Format != "console" && c.Log.Format != "json" {
+		errs.Add("log.format", "must be console or json, got %q", c.Log.Format)
 	}
-	switch c.DB.Driver {
+	return errs.Err()
+}
+
+// validate checks the HTTP server's timeouts (the API checks the trusted
+// proxies, which it reads).
+func (h HTTPConfig) validate() error {
+	var errs configkey.List
+	if h.ReadTimeout < time.Second {
+		errs.Add("readTimeout", "must be at least 1s, got %s", h.ReadTimeout)
+	}
+	if h.IdleTimeout < time.Second {
+		errs.Add("idleTimeout", "must be at least 1s, got %s", h.IdleTimeout)
+	}
+	return errs.Err()
+}
+
+// validate checks the database section; in dev, SQLite needs no DSN (the
+// data dir's file).
+func (d DBConfig) validate(dev bool) error {
+	var errs configkey.List
+	switch d.Driver {
 	case "sqlite", "postgres", "sqlserver":
 	default:
-		bad("db.driver", "must be sqlite, postgres or sqlserver, got %q", c.DB.Driver)
+		errs.Add("driver", "must be sqlite, postgres or sqlserver, got %q", d.Driver)
 	}
-	if c.DB.DSN == "" && !(c.IsDev() && c.DB.Driver == "sqlite") {
-		bad("db.dsn", "must be set (PROMOCODES_DB_DSN)")
+	if d.DSN == "" && !(dev && d.Driver == "sqlite") {
+		errs.Add("dsn", "must be set (PROMOCODES_DB_DSN)")
 	}
-	if c.HTTP.ReadTimeout < time.Second {
-		bad("http.readTimeout", "must be at least 1s, got %s", c.HTTP.ReadTimeout)
+	if d.MaxConns < 1 {
+		errs.Add("maxConns", "must be at least 1, got %d", d.MaxConns)
 	}
-	if c.HTTP.IdleTimeout < time.Second {
-		bad("http.idleTimeout", "must be at least 1s, got %s", c.HTTP.IdleTimeout)
+	if d.KeepAlive != 0 && d.KeepAlive < time.Second {
+		errs.Add("keepAlive", "must be 0 (15s) or at least 1s, got %s", d.KeepAlive)
 	}
-	if c.DB.MaxConns < 1 {
-		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)
+	if d.TCPUserTimeout != 0 && (d.TCPUserTimeout < time.Second || d.TCPUserTimeout > maxSessionTimeout) {
+		errs.Add("tcpUserTimeout", "must be 0 (the system's default) or from 1s to %s, got %s", maxSessionTimeout, d.TCPUserTimeout)
 	}
-	if c.DB.KeepAlive != 0 && c.DB.KeepAlive < time.Second {
-		bad("db.keepAlive", "must be 0 (15s) or at least 1s, got %s", c.DB.KeepAlive)
-	}
-	if c.DB.TCPUserTimeout != 0 && (c.DB.TCPUserTimeout < time.Second || c.DB.TCPUserTimeout > maxSessionTimeout) {
-		bad("db.tcpUserTimeout", "must be 0 (the system's default) or from 1s to %s, got %s", maxSessionTimeout, c.DB.TCPUserTimeout)
-	}
-	c.API.DB.validate("api", bad)
-	c.Generator.DB.validate("generator", bad)
-	if len(c.Kafka.Brokers) == 0 {
-		bad("kafka.brokers", "must list at least one broker (PROMOCODES_KAFKA_BROKERS=host:port,...)")
-	}
-	for _, b := range c.Kafka.Brokers {
-		if !strings.Contains(b, ":") {
-			bad("kafka.brokers", "%q is not host:port", b)
-		}
-	}
-	if c.Kafka.Partitions < 1 {
-		bad("kafka.partitions", "must be at least 1, got %d", c.Kafka.Partitions)
-	}
-	if c.Kafka.Retention > 0 && c.Kafka.Retention < time.Hour {
-		bad("kafka.retention", "must be at least 1h (or negative for unlimited), got %s: events must outlive outages", c.Kafka.Retention)
-	}
-	if c.Kafka.ReplicationFactor < 1 {
-		bad("kafka.replicationFactor", "must be at least 1, got %d", c.Kafka.ReplicationFactor)
-	}
-	t := c.Kafka.Topics
-	seen := map[string]string{}
-	for key, name := range map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead,
-		"redemptions": t.Redemptions} {
-		if name == "" {
-			bad("kafka.topics."+key, "must be set")
-			continue
-		}
-		if other, dup := seen[name]; dup {
-			bad("kafka.topics."+key, "%q is also kafka.topics.%s", name, other)
-		}
-		seen[name] = key
-	}
-	if len(c.Codes.Secret) < codes.MinSecretLen {
-		bad("codes.secret", "must be at least %d bytes (PROMOCODES_CODES_SECRET); got %d", codes.MinSecretLen, len(c.Codes.Secret))
-	}
-	for i, k := range c.Codes.PreviousSecrets {
-		if len(k) < codes.MinSecretLen {
-			bad("codes.previousSecrets", "entry %d must be at least %d bytes, got %d", i, codes.MinSecretLen, len(k))
-		}
-	}
-	if c.Codes.MaxDensity <= 0 || c.Codes.MaxDensity > 1 {
-		bad("codes.maxDensity", "must be in (0, 1], got %g", c.Codes.MaxDensity)
-	}
-	if c.API.BatchCodeCount < 1 || c.API.BatchCodeCount > 10_000_000 {
-		bad("api.batchCodeCount", "must be in 1..10,000,000, got %d", c.API.BatchCodeCount)
-	}
-	if c.API.MaxCodeCount < 1 {
-		bad("api.maxCodeCount", "must be positive, got %d", c.API.MaxCodeCount)
-	}
-	if c.API.MaxBodyBytes < 1024 {
-		bad("api.maxBodyBytes", "must be at least 1024, got %d", c.API.MaxBodyBytes)
-	}
-	if !c.IsDev() && len(c.Auth.AdminTokens) == 0 {
-		bad("auth.adminTokens", "production refuses to start without admin tokens (PROMOCODES_AUTH_ADMINTOKENS)")
-	}
-	for _, tok := range append(append([]string{}, c.Auth.AdminTokens...), c.Auth.RedeemTokens...) {
-		if len(tok) < 16 {
-			bad("auth", "tokens must be at least 16 characters")
-			break
-		}
-	}
-	if c.Generator.Workers < 1 || c.Generator.Workers > 256 {
-		bad("generator.workers", "must be in 1..256, got %d", c.Generator.Workers)
-	}
-	if c.Generator.ChunkSize < 1 || c.Generator.ChunkSize > 1_000_000 {
-		bad("generator.chunkSize", "must be in 1..1,000,000, got %d", c.Generator.ChunkSize)
-	}
-	if c.Generator.MaxAttempts < 1 {
-		bad("generator.maxAttempts", "must be at least 1, got %d", c.Generator.MaxAttempts)
-	}
+	return errs.Err()
+}
+
+// validateGroups checks the consumer groups the wiring hands out: the
+// generators' must be set, and the shovel's (which commits without joining
+// its group) must be another.
+func (c Config) validateGroups() error {
+	var errs configkey.List
 	if c.Generator.GroupID == "" {
-		bad("generator.groupId", "must be set")
-	}
-	if c.Shovel.Interval < time.Second {
-		bad("shovel.interval", "must be at least 1s, got %s", c.Shovel.Interval)
-	}
-	if c.Shovel.MaxRetries < 0 {
-		bad("shovel.maxRetries", "must not be negative, got %d", c.Shovel.MaxRetries)
-	}
-	if c.Shovel.RetryBackoff < 0 {
-		bad("shovel.retryBackoff", "must not be negative, got %s", c.Shovel.RetryBackoff)
-	}
-	if c.Shovel.RetryBackoffMax < c.Shovel.RetryBackoff {
-		bad("shovel.retryBackoffMax", "must be at least shovel.retryBackoff (%s), got %s", c.Shovel.RetryBackoff, c.Shovel.RetryBackoffMax)
-	}
-	if c.Shovel.GroupID == "" {
-		bad("shovel.groupId", "must be set")
+		errs.Add("generator.groupId", "must be set")
 	} else if c.Shovel.GroupID == c.Generator.GroupID {
-		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
+		errs.Add("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
 	}
-	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 || c.Redeem.GuessLimit == 1 {
-		bad("redeem.guessLimit", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
-	}
-	if c.Redeem.GuessLimitPerToken < -1 || c.Redeem.GuessLimitPerToken == 0 || c.Redeem.GuessLimitPerToken == 1 {
-		bad("redeem.guessLimitPerToken", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimitPerToken)
-	}
-	if c.Redeem.GuessKeys < 1 || c.Redeem.GuessKeys > 10_000_000 {
-		bad("redeem.guessKeys", "must be in 1..10,000,000, got %d", c.Redeem.GuessKeys)
-	}
-	if err := (api.Config{TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders}).ValidateClientAddress(); err != nil {
-		errs = append(errs, err) // names its key
-	}
-	if c.Redeem.GuessWindow < time.Second {
-		bad("redeem.guessWindow", "must be at least 1s, got %s", c.Redeem.GuessWindow)
-	}
-	if c.Redeem.MaxMetadataBytes < 2 || c.Redeem.MaxMetadataBytes > 64<<10 {
-		bad("redeem.maxMetadataBytes", "must be in 2..65536, got %d", c.Redeem.MaxMetadataBytes)
-	}
-	if c.Redeem.CatalogRefresh < 100*time.Millisecond {
-		bad("redeem.catalogRefresh", "must be at least 100ms, got %s", c.Redeem.CatalogRefresh)
-	}
-	if c.Redeem.MaxReservationTTL < time.Second {
-		bad("redeem.maxReservationTTL", "must be at least 1s, got %s", c.Redeem.MaxReservationTTL)
-	}
-	if c.Redeem.ReservationTTL < time.Second || c.Redeem.ReservationTTL > c.Redeem.MaxReservationTTL {
-		bad("redeem.reservationTTL", "must be from 1s to redeem.maxReservationTTL (%s), got %s",
-			c.Redeem.MaxReservationTTL, c.Redeem.ReservationTTL)
-	}
-	if c.Redeem.ReservationRetention < time.Minute {
-		bad("redeem.reservationRetention", "must be at least 1m, got %s", c.Redeem.ReservationRetention)
-	}
-	return errors.Join(errs...)
+	return errs.Err()
+}
+
+// topicNames are the configured topics by their keys under kafka.topics.
+func (c Config) topicNames() map[string]string {
+	t := c.Kafka.Topics
+	return map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead, "redemptions": t.Redemptions}
 }
 
 // Sections names the configuration sections a command uses, for
@@ -446,7 +394,7 @@ func (c Config) ValidateFor(sections ...string) error {
 		return nil
 	}
 	var keep []error
-	for _, e := range unwrapJoined(full) {
+	for _, e := range configkey.Split(full) {
 		msg := e.Error()
 		ok := strings.HasPrefix(msg, "log.") || strings.HasPrefix(msg, "env:")
 		for _, s := range sections {
@@ -457,11 +405,4 @@ func (c Config) ValidateFor(sections ...string) error {
 		}
 	}
 	return errors.Join(keep...)
-}
-
-func unwrapJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }

@@ -61,7 +61,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // count is not changed). Idempotent; safe to race with other processes.
 func EnsureTopics(ctx context.Context, cfg Config, topics ...string) error {
 	if err := cfg.Validate(); err != nil {
-		return err
+		return fmt.Errorf("kafka: %w", err)
 	}
 	c := NewClient(cfg)
 	defer c.Close()

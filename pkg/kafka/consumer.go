@@ -44,7 +44,7 @@ const (
 // offset, so nothing published before the first consumer started is missed.
 func NewConsumer(cfg Config, group string, topics []string) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kafka: %w", err)
 	}
 	if group == "" {
 		return nil, errors.New("kafka: consumer: empty group id")

@@ -25,8 +25,11 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -54,24 +57,29 @@ type Config struct {
 	Retention time.Duration
 }
 
-// Validate checks the config.
+// Validate checks the config, naming each field by its key: "brokers",
+// "partitions", "replicationFactor", "retention".
 func (c Config) Validate() error {
-	var errs []error
+	var errs configkey.List
 	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("kafka: brokers: at least one address is required"))
+		errs.Add("brokers", "must list at least one broker (host:port)")
 	}
 	for _, b := range c.Brokers {
-		if b == "" {
-			errs = append(errs, errors.New("kafka: brokers: empty address"))
+		if !strings.Contains(b, ":") {
+			errs.Add("brokers", "%q is not host:port", b)
 		}
 	}
 	if c.Partitions < 0 {
-		errs = append(errs, fmt.Errorf("kafka: partitions %d: must not be negative", c.Partitions))
+		errs.Add("partitions", "must not be negative (0: %d), got %d", DefaultPartitions, c.Partitions)
 	}
 	if c.ReplicationFactor < 0 {
-		errs = append(errs, fmt.Errorf("kafka: replicationFactor %d: must not be negative", c.ReplicationFactor))
+		errs.Add("replicationFactor", "must not be negative (0: %d), got %d", DefaultReplicationFactor, c.ReplicationFactor)
 	}
-	return errors.Join(errs...)
+	if c.Retention > 0 && c.Retention < time.Hour {
+		errs.Add("retention", "must be at least 1h (0: the default, negative: unlimited), got %s: events must outlive outages",
+			c.Retention)
+	}
+	return errs.Err()
 }
 
 func (c Config) partitions() int {
@@ -121,21 +129,35 @@ func (t Topics) WithPrefix(p string) Topics {
 
 // Validate checks that all four names are set, distinct and legal.
 func (t Topics) Validate() error {
-	var errs []error
+	return ValidateTopics(map[string]string{"batches": t.Batches, "retry": t.Retry, "error": t.Error, "dead": t.Dead})
+}
+
+// ValidateTopics checks topic names by their keys: each set, legal and
+// different from the others.
+func ValidateTopics(names map[string]string) error {
+	var errs configkey.List
+	keys := make([]string, 0, len(names))
+	for k := range names {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
 	seen := map[string]string{}
-	for _, f := range []struct{ field, name string }{
-		{"batches", t.Batches}, {"retry", t.Retry}, {"error", t.Error}, {"dead", t.Dead},
-	} {
-		if err := validTopicName(f.name); err != nil {
-			errs = append(errs, fmt.Errorf("kafka: topics.%s: %w", f.field, err))
+	for _, key := range keys {
+		name := names[key]
+		if name == "" {
+			errs.Add(key, "must be set")
 			continue
 		}
-		if other, ok := seen[f.name]; ok {
-			errs = append(errs, fmt.Errorf("kafka: topics.%s: %q is also topics.%s", f.field, f.name, other))
+		if err := validTopicName(name); err != nil {
+			errs.Add(key, "%v", err)
+			continue
 		}
-		seen[f.name] = f.field
+		if other, dup := seen[name]; dup {
+			errs.Add(key, "%q is also %s", name, other)
+		}
+		seen[name] = key
 	}
-	return errors.Join(errs...)
+	return errs.Err()
 }
 
 // All returns the four names: batches, retry, error, dead.

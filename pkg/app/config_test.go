@@ -1,0 +1,71 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// Each component refuses its own keys and Validate places them in the whole
+// configuration: the message names the key an operator sets, once, even
+// when two components read it (codes.secret: the API and the generator).
+func TestValidatePlacesEachComponentsKeys(t *testing.T) {
+	c := Defaults()
+	c.DB.DSN = "postgres://x"
+	c.Auth.AdminTokens = []string{"short"}                   // api: adminTokens
+	c.Codes.Secret = "too-short"                             // api and generator: secret
+	c.Codes.MaxDensity = 2                                   // api: maxDensity
+	c.API.BatchCodeCount = 0                                 // api: batchCodeCount
+	c.API.DB.LockTimeout = -time.Second                      // app: the session limits
+	c.Generator.Workers = 0                                  // generator: workers
+	c.Kafka.Topics.Error = ""                                // kafka, generator, shovel: the topic
+	c.Kafka.Retention = time.Minute                          // kafka: retention
+	c.Shovel.RetryBackoffMax = time.Second                   // shovel: retryBackoffMax below retryBackoff
+	c.Redeem.GuessLimit = 0                                  // redemption: guessLimit
+	c.HTTP.TrustedProxies = []string{"not-an-address"}       // api: trustedProxies
+	c.Generator.DB.StatementTimeout = 500 * time.Microsecond // app: the session limits
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a configuration with every section wrong")
+	}
+	msg := err.Error()
+	for _, key := range []string{"auth.adminTokens: ", "codes.secret: ", "codes.maxDensity: ", "api.batchCodeCount: ",
+		"api.db.lockTimeout: ", "generator.workers: ", "kafka.topics.error: ", "kafka.retention: ",
+		"shovel.retryBackoffMax: ", "redeem.guessLimit: ", "http.trustedProxies: ", "generator.db.statementTimeout: "} {
+		if n := strings.Count(msg, key); n != 1 {
+			t.Errorf("%q appears %d times in:\n%s", key, n, msg)
+		}
+	}
+	for _, line := range strings.Split(msg, "\n") {
+		for _, bare := range []string{"workers:", "secret:", "errorTopic:", "batchCodeCount:", "guessLimit:"} {
+			if strings.HasPrefix(line, bare) {
+				t.Errorf("a key was not placed in the configuration: %q", line)
+			}
+		}
+	}
+	if err := c.ValidateFor("shovel"); err == nil || strings.Contains(err.Error(), "generator.workers") ||
+		!strings.Contains(err.Error(), "shovel.retryBackoffMax") {
+		t.Errorf("ValidateFor(shovel) = %v; want the shovel's keys only", err)
+	}
+}
+
+// The defaults with the operator's secrets are valid, and an explicit 0
+// is refused where a component would otherwise take its default.
+func TestValidateRefusesAnExplicitZero(t *testing.T) {
+	c := Defaults()
+	c.DB.DSN = "postgres://x"
+	c.Auth.AdminTokens = []string{"admin-token-0123456789"}
+	c.Codes.Secret = "a-secret-of-at-least-32-bytes-0123456789"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the defaults with secrets: %v", err)
+	}
+	c.Generator.ChunkSize = 0
+	c.Redeem.CatalogRefresh = 0
+	c.API.MaxBodyBytes = 0
+	err := c.Validate()
+	for _, key := range []string{"generator.chunkSize", "redeem.catalogRefresh", "api.maxBodyBytes"} {
+		if err == nil || !strings.Contains(err.Error(), key+": ") {
+			t.Errorf("%s: 0 accepted (%v)", key, err)
+		}
+	}
+}
