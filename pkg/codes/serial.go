@@ -387,4 +387,3 @@ func (l *Layout) checkSerialCapacity(count int64, d float64) error {
 	}
 	return e
 }
-

@@ -224,9 +224,9 @@ func TestSerialCheckCharDetectsErrors(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	for _, f := range []promo.Format{
 		spring,
-		{Style: promo.StyleSerial, Charset: PresetNumeric, SerialDigits: 5, TailLength: 6}, // 10: Damm's table
-		{Style: promo.StyleSerial, Charset: PresetAlpha, SerialDigits: 4, TailLength: 5},   // 23 + 10 = 33
-		{Style: promo.StyleSerial, Charset: "23456789", SerialDigits: 4, TailLength: 7},    // 8 + 2 = 10
+		{Style: promo.StyleSerial, Charset: PresetNumeric, SerialDigits: 5, TailLength: 6},  // 10: Damm's table
+		{Style: promo.StyleSerial, Charset: PresetAlpha, SerialDigits: 4, TailLength: 5},    // 23 + 10 = 33
+		{Style: promo.StyleSerial, Charset: "23456789", SerialDigits: 4, TailLength: 7},     // 8 + 2 = 10
 		{Style: promo.StyleSerial, Charset: "ABCDEF012345", SerialDigits: 4, TailLength: 6}, // 12 + 4 = 16
 	} {
 		e := must(New(f, testSecret(r)))
