@@ -29,10 +29,10 @@ func newCodesCmd() *cobra.Command {
 
 // formatFlags are the flags that describe a promo.Format.
 type formatFlags struct {
-	style, charset, prefix, suffix, separator string
+	style, charset, prefix, suffix, separator   string
 	length, groupSize, serialDigits, tailLength int
-	checkChar                                 bool
-	flags                                     *pflag.FlagSet
+	checkChar                                   bool
+	flags                                       *pflag.FlagSet
 }
 
 // formatFlagNames are the flags register adds.
@@ -106,7 +106,7 @@ func newCodesPreviewCmd() *cobra.Command {
 			"the system will issue).",
 		Example: "  promocodes codes preview --charset alnum --length 10 --prefix WNTR- --separator - --group-size 4 --for 5000000\n" +
 			"  promocodes codes preview --style serial --serial-digits 6 --tail-length 5 --prefix SPRING- --separator - --for 100000",
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			f := ff.format()
@@ -259,7 +259,7 @@ func newCodesCheckCmd() *cobra.Command {
 			"$PROMOCODES_CODES_SECRET, else codes.secret of --config): without it only the check character can be.",
 		Example: "  promocodes codes check wntr-7kq2-m9xd-p3x --prefix WNTR- --separator - --group-size 4\n" +
 			"  promocodes codes check spring-000123-ujw9w2 --style serial --prefix SPRING- --secret \"$PROMOCODES_CODES_SECRET\"",
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := codes.NewLayout(ff.format())
 			if err != nil {
