@@ -117,6 +117,8 @@ type Server struct {
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
 	redeemer Redeemer
+	// shoppers verifies shopper tokens; nil: none are used (WithShopperTokens).
+	shoppers ShopperVerifier
 }
 
 // New builds the Server. outbox may be nil (then creates only write the
