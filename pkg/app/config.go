@@ -165,7 +165,7 @@ func Defaults() Config {
 		Auth: AuthConfig{ShopperJWT: ShopperJWTConfig{Algorithms: shopper.DefaultAlgorithms,
 			ClockSkew: shopper.DefaultClockSkew, JWKSRefresh: shopper.DefaultJWKSRefresh,
 			JWKSMinRefresh: shopper.DefaultJWKSMinRefresh}},
-		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
+		DB: DBConfig{Driver: "postgres", MaxConns: 8},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
