@@ -36,7 +36,7 @@ func TestDevInProcessSerialOnSQLite(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated {
 		t.Fatalf("vanity %s: %d", first, resp.StatusCode)
 	}
 
