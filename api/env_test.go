@@ -70,6 +70,9 @@ type env struct {
 	outbox *api.Outbox
 	srv    *httptest.Server
 	token  string // sent as a bearer token when set
+	// closeStore closes the server's store under it, as a shutdown or a
+	// lost database would.
+	closeStore func()
 }
 
 // Backends the input tests run on.
@@ -155,6 +158,7 @@ type apiStore interface {
 	api.Store
 	api.OutboxStore
 	redemption.Store
+	Close()
 }
 
 func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
@@ -167,7 +171,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		cfg.Secret = testSecret
 	}
 	// The code endpoints too, so that every route is there.
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
 		t.Fatalf("redemption.New: %v", err)
 	}
@@ -188,7 +192,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		<-done
 		svc.Close()
 	})
-	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv}
+	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv, closeStore: st.Close}
 }
 
 // response is an answer with its body read.
@@ -234,15 +238,18 @@ type created struct {
 	Status string `json:"status"`
 }
 
-// create posts body and requires a 202.
+// create posts body and requires a new promotion's answer: 202 pending for
+// generated codes, 201 completed for a vanity code.
 func (e *env) create(body string) created {
 	e.t.Helper()
 	r := e.post(body, nil)
-	if r.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("POST /v1/promotions = %d %s, want 202", r.StatusCode, r.body)
-	}
 	var c created
-	decodeJSON(e.t, r.body, &c)
+	if r.StatusCode == http.StatusAccepted || r.StatusCode == http.StatusCreated {
+		decodeJSON(e.t, r.body, &c)
+	}
+	if want := map[int]string{http.StatusAccepted: "pending", http.StatusCreated: "completed"}[r.StatusCode]; want == "" || c.Status != want {
+		e.t.Fatalf("POST /v1/promotions = %d %s, want 202 pending (generated) or 201 completed (vanity)", r.StatusCode, r.body)
+	}
 	return c
 }
 

@@ -114,7 +114,9 @@ func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger
 		dbTimeout = time.Minute
 	}
 	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}, DBTimeout: dbTimeout}, st, nil, nil, log, api.WithRedemption(svc))
+		RedeemTokens: []string{redeemToken}, DBTimeout: dbTimeout,
+		// The test client is the proxy: tests name client addresses in X-Forwarded-For.
+		TrustedProxies: []string{"127.0.0.1", "::1"}}, st, nil, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -194,8 +196,8 @@ func (h *harness) vanity(code string, maxUsage, perUser int) string {
 	h.t.Helper()
 	r := h.do("POST", "/v1/promotions", adminToken, fmt.Sprintf(`{"name":"vanity","code":%q,"maxUsagePerCode":%d,"perUserLimit":%d}`,
 		code, maxUsage, perUser), nil)
-	if r.status != http.StatusAccepted {
-		h.t.Fatalf("create vanity: %d %s", r.status, r.body)
+	if r.status != http.StatusCreated {
+		h.t.Fatalf("create vanity: %d %s, want 201", r.status, r.body)
 	}
 	var c struct{ ID string }
 	decode(h.t, r.body, &c)

@@ -10,6 +10,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -39,8 +40,13 @@ type Store interface {
 	redemption.RollupStore
 	redemption.PurgeStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
+	// Now reads the database's clock (the dbclock's source).
+	Now(ctx context.Context) (time.Time, error)
 	Migrate(ctx context.Context) error
+	MigrateReport(ctx context.Context) (applied []string, version int64, err error)
 	SchemaPending(ctx context.Context) (bool, error)
+	Backlog(ctx context.Context) (promo.Backlog, error)
+	PoolStats() sql.DBStats
 	Ping(ctx context.Context) error
 	Close()
 }
@@ -51,35 +57,60 @@ var (
 	_ Store = (*sqlserver.Store)(nil)
 )
 
-// OpenStore opens the configured database. It does not migrate.
+// OpenStore opens the configured database without session limits (the
+// server's own settings): for migrations and the admin and SRE commands,
+// whose statements may run long. It does not migrate.
 func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
+	return openStore(ctx, c, DBSession{}, "promocodes", nil)
+}
+
+// openStore opens the database for a deployable: its session limits, its
+// name in the database's session list, and this process's clock (nil:
+// time.Now) for the times the store stamps itself.
+func openStore(ctx context.Context, c DBConfig, s DBSession, name string, clock func() time.Time) (Store, error) {
 	switch c.Driver {
 	case "sqlite":
+		sc := sqlite.Config{Path: c.DSN, BusyTimeout: s.LockTimeout, Clock: clock}
 		if strings.HasPrefix(c.DSN, "file:") {
-			return sqlite.Open(ctx, sqlite.Config{DSN: c.DSN})
+			sc.Path, sc.DSN = "", c.DSN
 		}
-		return sqlite.Open(ctx, sqlite.Config{Path: c.DSN})
+		return sqlite.Open(ctx, sc)
 	case "postgres":
-		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns)})
+		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns),
+			StatementTimeout: s.StatementTimeout, LockTimeout: s.LockTimeout, IdleInTransactionTimeout: s.IdleInTransactionTimeout,
+			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock})
 	case "sqlserver":
-		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns})
+		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns, LockTimeout: s.LockTimeout,
+			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, Clock: clock})
 	default:
 		return nil, fmt.Errorf("db.driver: unsupported driver %q", c.Driver)
 	}
 }
 
-// Migrate applies the schema migrations of the configured database.
-func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
+// MigrateResult is what Migrate did: the file names of the migrations it
+// applied, in order (none when the schema was up to date), and the schema
+// version the database is at.
+type MigrateResult struct {
+	Applied []string
+	Version int64
+}
+
+// Migrate applies the schema migrations of the configured database and says
+// what it applied.
+func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, error) {
 	st, err := OpenStore(ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		return MigrateResult{}, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s database: %w", cfg.DB.Driver, err)
+	applied, version, err := st.MigrateReport(ctx)
+	if err != nil {
+		return MigrateResult{Applied: applied}, fmt.Errorf("migrate %s database (applied before the failure: %v): %w",
+			cfg.DB.Driver, applied, err)
 	}
-	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver))
-	return nil
+	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver), zap.Int64("version", version),
+		zap.Strings("applied", applied))
+	return MigrateResult{Applied: applied, Version: version}, nil
 }
 
 // drainTimeout is how long a stopping HTTP server lets requests finish.

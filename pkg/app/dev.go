@@ -35,11 +35,12 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	cfg.Kafka.Brokers = b.Addrs()
 
-	if err := Migrate(ctx, cfg, log); err != nil {
+	if _, err := Migrate(ctx, cfg, log); err != nil {
 		b.Close()
 		return nil, err
 	}
-	p, err := openParts(ctx, cfg, "promocodes-dev", true, log)
+	// One store serves the API and the generators: per limit the looser.
+	p, err := openParts(ctx, cfg, "promocodes-dev", true, cfg.API.DB.loosest(cfg.Generator.DB), log)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -52,7 +53,9 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
 	apiCfg.Metrics = api.NewMetrics(p.reg)
+	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
+	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		p.close()

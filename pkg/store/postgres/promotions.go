@@ -67,7 +67,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 
 	p := np.Promotion
 	p.Active = true // the column's default
-	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	p.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
 		var start int64
@@ -202,8 +202,7 @@ func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.D
 	if limit <= 0 {
 		limit = contract.DefaultPendingLimit
 	}
-	now := time.Now().UTC()
-	bs, err := s.batches(ctx, qClaimPendingBatches, limit, now.Add(lease), now)
+	bs, err := s.batches(ctx, qClaimPendingBatches, limit, lease.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}

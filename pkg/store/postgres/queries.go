@@ -62,15 +62,30 @@ FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id =
 ORDER BY promotion_id, batch_no LIMIT $1`
 
 	// qClaimPendingBatches leases up to $1 of the oldest unpublished batches
-	// until $2 to this publisher: SKIP LOCKED passes over rows another
-	// replica is claiming right now, the lease over rows it claimed and is
-	// publishing. RETURNING has no order: the caller sorts.
-	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = $2
+	// for $2 microseconds to this publisher: SKIP LOCKED passes over rows
+	// another replica is claiming right now, the lease over rows it claimed
+	// and is publishing. The lease is on the database's clock (now()), so
+	// replicas whose clocks disagree still agree on it. RETURNING has no
+	// order: the caller sorts.
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = now() + $2 * interval '1 microsecond'
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
-	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
 	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING ` + batchCols
+
+	// qNow is the database's clock at the call.
+	qNow = `SELECT clock_timestamp()`
+
+	// qEndFrozenCopies terminates the sessions of this database and user
+	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
+	// for their client (wait_event ClientRead) with a transaction open: a
+	// COPY still receiving data is cancelled by statement_timeout, one whose
+	// client stopped sending is not.
+	qEndFrozenCopies = `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+	AND state = 'active' AND wait_event = 'ClientRead' AND backend_xid IS NOT NULL
+	AND query ILIKE 'copy %from stdin%' AND query_start < now() - $1 * interval '1 millisecond'`
 
 	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)

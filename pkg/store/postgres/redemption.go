@@ -106,8 +106,7 @@ func (s *Store) promotionExists(ctx context.Context, id int64) error {
 // ClaimEvents leases up to limit unpublished events for lease and returns
 // them in outbox order. Another publisher skips them until the lease ends.
 func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
-	now := time.Now().UTC()
-	rows, err := s.pool.Query(ctx, qClaimEvents, limit, now.Add(lease), now)
+	rows, err := s.pool.Query(ctx, qClaimEvents, limit, lease.Microseconds())
 	if err != nil {
 		return nil, fmt.Errorf("claim events: %w", err)
 	}
@@ -129,7 +128,7 @@ func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration)
 
 // MarkEventsPublished records that the broker acknowledged these events.
 func (s *Store) MarkEventsPublished(ctx context.Context, seqs []int64) error {
-	if _, err := s.pool.Exec(ctx, qMarkEventsPublished, seqs, time.Now().UTC()); err != nil {
+	if _, err := s.pool.Exec(ctx, qMarkEventsPublished, seqs); err != nil {
 		return fmt.Errorf("mark %d events published: %w", len(seqs), err)
 	}
 	return nil

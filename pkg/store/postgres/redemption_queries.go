@@ -102,16 +102,19 @@ WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDE
 	qUserRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
 WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
 
-	// qClaimEvents leases the oldest unpublished events to this publisher;
-	// SKIP LOCKED and the lease keep another replica's publisher off them.
-	qClaimEvents = `UPDATE events SET lease_until = $2
+	// qClaimEvents leases the oldest unpublished events to this publisher
+	// for $2 microseconds of the database's clock; SKIP LOCKED and the lease
+	// keep another replica's publisher off them.
+	qClaimEvents = `UPDATE events SET lease_until = now() + $2 * interval '1 microsecond'
 WHERE seq IN (
 	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < $3)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
 	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING seq, stream, event_key, payload`
 
-	qMarkEventsPublished = `UPDATE events SET published_at = $2 WHERE seq = ANY($1) AND published_at IS NULL`
+	// qMarkEventsPublished stamps the database's clock: the retention that
+	// prunes published events counts from it.
+	qMarkEventsPublished = `UPDATE events SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL`
 
 	// qCodeSpaces lists what validation needs to recognise codes offline:
 	// the format of each generated promotion and each vanity code.

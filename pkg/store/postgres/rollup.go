@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,7 +34,7 @@ func (s *Store) RollUp(ctx context.Context, limit int) (promo.RollupBatch, error
 func (s *Store) rollUp(ctx context.Context, limit int) (promo.RollupBatch, error) {
 	var b promo.RollupBatch
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		rows, err := tx.Query(ctx, qClaimUncounted, limit, now)
 		if err != nil {
 			return err

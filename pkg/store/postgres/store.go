@@ -10,6 +10,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -17,6 +18,8 @@ import (
 	"hash/crc32"
 	"io/fs"
 	"regexp"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +27,9 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
+	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
 //go:embed migrations/*.sql
@@ -44,6 +50,31 @@ type Config struct {
 	// every connection: for tests running in parallel and for tenants
 	// sharing a database.
 	Schema string
+	// Session limits the server enforces on every connection of the pool
+	// (startup parameters; zero leaves the server's or role's setting):
+	// StatementTimeout cancels a statement that runs longer;
+	// LockTimeout fails a statement that waits longer for a lock (SQLSTATE
+	// 55P03, see LockTimeout); IdleInTransactionTimeout ends a session that
+	// sits in an open transaction without a statement for longer, so a
+	// client that vanished or froze mid-transaction (a cut connection, a
+	// SIGSTOPped process) releases its row locks. Millisecond precision.
+	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
+	// TCP settings of each connection, applied on both ends: the client's
+	// socket, and the server's through tcp_keepalives_idle/interval/count
+	// and tcp_user_timeout, so that the server also notices a client host
+	// that vanished. KeepAlive is the idle time before the first probe and
+	// between probes (3 unanswered close the connection; zero: 15 s);
+	// TCPUserTimeout closes a connection whose sent data stays
+	// unacknowledged that long (Linux; zero: the system's default).
+	KeepAlive, TCPUserTimeout time.Duration
+	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
+	// application_name in the DSN wins.
+	ApplicationName string
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, the totals' updated_at); nil is time.Now. Leases and
+	// expiries compared across processes never use it: they take the
+	// database's clock. Tests set it to play a host whose clock is off.
+	Clock func() time.Time
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -59,14 +90,56 @@ func (c Config) Validate() error {
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
 		return fmt.Errorf("postgres: schema %q must match %s", c.Schema, schemaName)
 	}
+	for name, d := range map[string]time.Duration{"StatementTimeout": c.StatementTimeout, "LockTimeout": c.LockTimeout,
+		"IdleInTransactionTimeout": c.IdleInTransactionTimeout} {
+		if d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
+			return fmt.Errorf("postgres: %s %s must be 0 (the server's setting) or from 1ms to %s", name, d, maxTimeout)
+		}
+	}
+	if err := c.tcp().Validate(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
+}
+
+// maxTimeout is the largest session timeout PostgreSQL takes (INT_MAX ms).
+const maxTimeout = (1<<31 - 1) * time.Millisecond
+
+// sessionParams are the startup parameters that carry c's session limits
+// and the server's end of its TCP settings.
+func (c Config) sessionParams() map[string]string {
+	p := map[string]string{}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	for name, d := range map[string]time.Duration{"statement_timeout": c.StatementTimeout, "lock_timeout": c.LockTimeout,
+		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout} {
+		if d > 0 {
+			p[name] = ms(d)
+		}
+	}
+	if k := c.KeepAlive; k > 0 {
+		secs := strconv.FormatInt(max(1, int64(k/time.Second)), 10)
+		p["tcp_keepalives_idle"], p["tcp_keepalives_interval"], p["tcp_keepalives_count"] = secs, secs, "3"
+	}
+	if u := c.TCPUserTimeout; u > 0 {
+		p["tcp_user_timeout"] = ms(u)
+	}
+	return p
 }
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string
+	pool             *pgxpool.Pool
+	schema           string
+	clock            func() time.Time
+	statementTimeout time.Duration
 }
+
+// now is this process's clock (Config.Clock).
+func (s *Store) now() time.Time { return s.clock() }
 
 // Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
 // not migrate: call Migrate.
@@ -87,11 +160,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
 	}
+	for k, v := range cfg.sessionParams() {
+		pcfg.ConnConfig.RuntimeParams[k] = v
+	}
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, "promocodes")
+	}
+	dialer := cfg.tcp().Dialer()
+	dialer.Timeout = pcfg.ConnConfig.ConnectTimeout // the DSN's connect_timeout, as pgx's own dialer has it
+	pcfg.ConnConfig.DialFunc = dialer.DialContext
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	s := &Store{pool: pool, schema: cfg.Schema}
+	s := &Store{pool: pool, schema: cfg.Schema, clock: cfg.Clock, statementTimeout: cfg.StatementTimeout}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -140,37 +225,78 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: a session advisory lock, keyed by schema,
 // serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+s.schema)))),
 		lock.WithLockTimeout(1, 300))
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
+		return applied, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
+}
+
+// Now reads the database's clock, the one leases and expiries are taken
+// from (clock_timestamp(): the time of the call, not of the transaction).
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.pool.QueryRow(ctx, qNow).Scan(&t); err != nil {
+		return t, fmt.Errorf("postgres: read the database clock: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// LockTimeout reports whether err is a lock wait that ran out of
+// Config.LockTimeout (SQLSTATE 55P03): whoever holds the lock is still at
+// it, or frozen until the server's session limits end it.
+func (s *Store) LockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+}
+
+// EndFrozenCopies ends the sessions (of this database and user) that have
+// been in a COPY FROM STDIN longer than Config.StatementTimeout while waiting
+// for their client's data, and returns how many. statement_timeout does not
+// cancel a COPY that waits on its client, nor does any other session limit:
+// a generator frozen mid-chunk (SIGSTOP, a frozen VM) would hold its batch's
+// row lock for as long as it stays frozen. A worker blocked behind such a
+// lock calls this; without a statement timeout it ends nothing.
+func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
+	if s.statementTimeout <= 0 {
+		return 0, nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: end frozen COPY sessions: %w", err)
+	}
+	return n, nil
 }
 
 // retryable reports whether err is a deadlock or serialization failure: the

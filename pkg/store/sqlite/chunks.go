@@ -45,7 +45,7 @@ func (s *Store) commitChunk(ctx context.Context, c *promo.Chunk) (int64, error) 
 	ref := c.Batch
 	var done int64
 	err = tx.QueryRowContext(ctx, qAdvance, ref.PromotionID, ref.BatchNo, int64(c.Count), c.From,
-		formatTime(time.Now())).Scan(&done)
+		formatTime(s.now())).Scan(&done)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Still in the transaction: the row cannot change under us.
 		var cur, codeCount int64

@@ -58,7 +58,7 @@ func (s *Store) createPromotion(ctx context.Context, np promo.NewPromotion) (pro
 
 	p := np.Promotion
 	p.Active = true // the column's default
-	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	p.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
 		var start int64
@@ -210,10 +210,9 @@ func (s *Store) ClaimPendingBatches(ctx context.Context, limit int, lease time.D
 	if limit <= 0 {
 		limit = contract.DefaultPendingLimit
 	}
-	now := time.Now()
 	var bs []promo.Batch
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qClaimPendingBatches, formatTime(now.Add(lease)), formatTime(now), limit)
+		rows, err := tx.QueryContext(ctx, qClaimPendingBatches, lease.Seconds(), limit)
 		if err != nil {
 			return err
 		}
@@ -240,7 +239,7 @@ func (s *Store) MarkPublished(ctx context.Context, refs []promo.BatchRef) error 
 			return err
 		}
 		defer stmt.Close()
-		now := formatTime(time.Now())
+		now := formatTime(s.now())
 		for _, r := range refs {
 			if _, err := stmt.ExecContext(ctx, now, r.PromotionID, r.BatchNo); err != nil {
 				return err
@@ -295,7 +294,7 @@ func (s *Store) SetBatchState(ctx context.Context, ref promo.BatchRef, state pro
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var err error
 		res, err = tx.ExecContext(ctx, qSetBatchState, ref.PromotionID, ref.BatchNo, string(state),
-			contract.TruncateError(lastError), formatTime(time.Now()))
+			contract.TruncateError(lastError), formatTime(s.now()))
 		return err
 	})
 	if err != nil {

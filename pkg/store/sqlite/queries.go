@@ -73,12 +73,22 @@ ORDER BY promotion_id, batch_no LIMIT ?`
 	// qClaimPendingBatches leases up to ? of the oldest unpublished batches
 	// to this publisher (one writer at a time: the write transaction is the
 	// lock; the lease keeps another process on the same file off them).
-	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ?
+	// The lease is ?1 seconds of SQLite's clock (dbNow), the same for every
+	// process on the file whatever their own clocks say.
+	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ` + dbNowPlus + `
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?)
-	ORDER BY promotion_id, batch_no LIMIT ?)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + dbNow + `)
+	ORDER BY promotion_id, batch_no LIMIT ?2)
 RETURNING ` + batchCols
+
+	// dbNow is SQLite's clock in timeLayout (strftime's %f has milliseconds;
+	// the padding keeps the text order the time order); dbNowPlus is ?1
+	// seconds (fractional, may be negative) later.
+	dbNow     = `(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')`
+	dbNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?1)) || '000Z')`
+
+	qNow = `SELECT ` + dbNow
 
 	qMarkPublished = `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ?
 WHERE promotion_id = ? AND batch_no = ? AND published = 0`

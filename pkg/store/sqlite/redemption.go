@@ -94,9 +94,8 @@ func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, li
 // them in outbox order.
 func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	var evs []promo.OutboxEvent
-	now := time.Now()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qClaimEvents, limit, formatTime(now.Add(lease)), formatTime(now))
+		rows, err := tx.QueryContext(ctx, qClaimEvents, lease.Seconds(), limit)
 		if err != nil {
 			return err
 		}
@@ -123,10 +122,9 @@ func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration)
 
 // MarkEventsPublished records that the broker acknowledged these events.
 func (s *Store) MarkEventsPublished(ctx context.Context, seqs []int64) error {
-	now := formatTime(time.Now())
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		for _, seq := range seqs {
-			if _, err := tx.ExecContext(ctx, qMarkEventPublished, seq, now); err != nil {
+			if _, err := tx.ExecContext(ctx, qMarkEventPublished, seq); err != nil {
 				return err
 			}
 		}

@@ -91,14 +91,17 @@ WHERE user_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT 
 
 	// One writer at a time: the lease only matters to publishers in other
 	// processes sharing the file.
-	qClaimEvents = `UPDATE events SET lease_until = ?2
+	// qClaimEvents leases up to ?2 events for ?1 seconds of SQLite's clock.
+	qClaimEvents = `UPDATE events SET lease_until = ` + dbNowPlus + `
 WHERE seq IN (
 	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3)
-	ORDER BY seq LIMIT ?1)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ` + dbNow + `)
+	ORDER BY seq LIMIT ?2)
 RETURNING seq, stream, event_key, payload`
 
-	qMarkEventPublished = `UPDATE events SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL`
+	// qMarkEventPublished stamps SQLite's clock: the retention that prunes
+	// published events counts from it.
+	qMarkEventPublished = `UPDATE events SET published_at = ` + dbNow + ` WHERE seq = ?1 AND published_at IS NULL`
 
 	qCodeSpaces = `SELECT id, kind, coalesce(format, ''), coalesce(vanity_code, '') FROM promotions
 WHERE id > ? ORDER BY id LIMIT ?`

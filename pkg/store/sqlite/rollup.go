@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/contract"
@@ -20,7 +19,7 @@ func (s *Store) RollUp(ctx context.Context, limit int) (promo.RollupBatch, error
 	}
 	var b promo.RollupBatch
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		now := formatTime(time.Now())
+		now := formatTime(s.now())
 		rows, err := tx.QueryContext(ctx, qClaimUncounted, limit, now)
 		if err != nil {
 			return err

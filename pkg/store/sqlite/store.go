@@ -26,6 +26,8 @@ import (
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
 )
 
 //go:embed migrations/*.sql
@@ -34,9 +36,10 @@ var migrationFiles embed.FS
 // DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
 const DefaultMaxReadConns = 4
 
-// BusyTimeout is how long a connection waits for a lock held by another
-// connection or process before failing with SQLITE_BUSY.
-const BusyTimeout = 10 * time.Second
+// DefaultBusyTimeout is how long a connection waits for a lock held by
+// another connection or process before failing with SQLITE_BUSY, when
+// Config.BusyTimeout is zero.
+const DefaultBusyTimeout = 10 * time.Second
 
 // Config configures a Store. Set Path or DSN.
 type Config struct {
@@ -47,6 +50,19 @@ type Config struct {
 	DSN string
 	// MaxReadConns bounds the read pool (default 4).
 	MaxReadConns int
+	// BusyTimeout is how long a statement waits for a lock another
+	// connection or process holds before it fails with SQLITE_BUSY (see
+	// LockTimeout); default DefaultBusyTimeout. SQLite's counterpart of a
+	// server's lock timeout: a process frozen inside a write transaction
+	// holds the file's write lock until it runs again or dies, and nothing
+	// can end it from outside.
+	BusyTimeout time.Duration
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, updated_at); nil is time.Now. Leases compared across
+	// processes take SQLite's own clock instead (strftime('now'): the
+	// clock of the host the file is on). Tests set it to play a host whose
+	// clock is off.
+	Clock func() time.Time
 }
 
 // Validate checks the configuration.
@@ -58,6 +74,8 @@ func (c Config) Validate() error {
 		return errors.New("sqlite: set Path or DSN, not both")
 	case c.MaxReadConns < 0:
 		return fmt.Errorf("sqlite: MaxReadConns %d is negative", c.MaxReadConns)
+	case c.BusyTimeout < 0 || (c.BusyTimeout > 0 && c.BusyTimeout < time.Millisecond):
+		return fmt.Errorf("sqlite: BusyTimeout %s must be 0 (the default, %s) or at least 1ms", c.BusyTimeout, DefaultBusyTimeout)
 	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
 		// The store needs two pools on one database; an in-memory database
 		// is private to its connection.
@@ -70,9 +88,13 @@ func (c Config) Validate() error {
 
 // Store is the SQLite store.
 type Store struct {
-	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
-	r *sql.DB // read-only connections
+	w     *sql.DB // one connection, BEGIN IMMEDIATE transactions
+	r     *sql.DB // read-only connections
+	clock func() time.Time
 }
+
+// now is this process's clock (Config.Clock).
+func (s *Store) now() time.Time { return s.clock() }
 
 // WriterParams are the write connection's DSN parameters (file settings and
 // pragmas). Exported for the bulk-load benchmark, which must load on the same
@@ -93,7 +115,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
+	busy := cfg.BusyTimeout
+	if busy == 0 {
+		busy = DefaultBusyTimeout
+	}
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a cache
 	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
 	// a bound, not an allocation) and a larger WAL between checkpoints
@@ -125,7 +151,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{w: w, r: r}
+	s := &Store{w: w, r: r, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -171,28 +200,55 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 
 // Migrate applies the pending migrations through the write connection. It is
 // idempotent; concurrent runs are serialised by SQLite's write lock.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return applied, 0, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
+}
+
+// Now reads the database's clock: SQLite's own (the host's), in which the
+// leases are kept.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var v string
+	if err := s.r.QueryRowContext(ctx, qNow).Scan(&v); err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: read the database clock: %w", err)
+	}
+	t, err := parseTime(v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sqlite: read the database clock: %w", err)
+	}
+	return t, nil
+}
+
+// LockTimeout reports whether err is a lock wait that ran out of
+// Config.BusyTimeout (SQLITE_BUSY): another connection or process holds the
+// write lock.
+func (s *Store) LockTimeout(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint

@@ -122,22 +122,28 @@ WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> '
 ORDER BY promotion_id, batch_no`
 
 	// qClaimPendingBatches leases up to @p1 of the oldest unpublished
-	// batches until @p2 to this publisher: READPAST skips rows another
-	// replica holds, UPDLOCK keeps two from taking the same, the ORDER BY
-	// under TOP takes the oldest; OUTPUT ... INTO a table variable (plain
-	// OUTPUT fails once a trigger exists on the table, error 334).
+	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
+	// replicas whose clocks disagree still agree on the lease) to this
+	// publisher: READPAST skips rows another replica holds, UPDLOCK keeps
+	// two from taking the same, the ORDER BY under TOP takes the oldest;
+	// OUTPUT ... INTO a table variable (plain OUTPUT fails once a trigger
+	// exists on the table, error 334).
 	qClaimPendingBatches = `DECLARE @t TABLE (promotion_id bigint, batch_no int);
+DECLARE @now datetime2 = SYSUTCDATETIME();
 WITH c AS (
 	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @p3)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @now)
 	ORDER BY promotion_id, batch_no)
-UPDATE c SET publish_lease_until = @p2 OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
+UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
 SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`
 
 	// qLoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
+	// qNow is the server's clock.
+	qNow = `SELECT SYSUTCDATETIME()`
+
 	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint

@@ -102,9 +102,8 @@ func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, li
 // them in outbox order.
 func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	var evs []promo.OutboxEvent
-	now := time.Now()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, qClaimEvents, limit, now.Add(lease).UTC(), now.UTC())
+		rows, err := tx.QueryContext(ctx, qClaimEvents, limit, leaseMillis(lease))
 		if err != nil {
 			return err
 		}
@@ -131,10 +130,9 @@ func (s *Store) ClaimEvents(ctx context.Context, limit int, lease time.Duration)
 
 // MarkEventsPublished records that the broker acknowledged these events.
 func (s *Store) MarkEventsPublished(ctx context.Context, seqs []int64) error {
-	now := time.Now().UTC()
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, seq := range seqs {
-			if _, err := tx.ExecContext(ctx, qMarkEventPublished, seq, now); err != nil {
+			if _, err := tx.ExecContext(ctx, qMarkEventPublished, seq); err != nil {
 				return err
 			}
 		}

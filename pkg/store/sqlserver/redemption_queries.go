@@ -108,17 +108,21 @@ WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4
 	qUserRedemptions = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
 WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
 
-	// qClaimEvents leases the oldest unpublished events: READPAST skips rows
-	// another publisher holds, UPDLOCK keeps two from taking the same, the
-	// ORDER BY under TOP takes the oldest.
+	// qClaimEvents leases the oldest unpublished events for @p2
+	// milliseconds of the server's clock: READPAST skips rows another
+	// publisher holds, UPDLOCK keeps two from taking the same, the ORDER BY
+	// under TOP takes the oldest.
 	qClaimEvents = `DECLARE @t TABLE (seq bigint);
+DECLARE @now datetime2 = SYSUTCDATETIME();
 WITH c AS (
 	SELECT TOP (@p1) seq, lease_until FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @p3) ORDER BY seq)
-UPDATE c SET lease_until = @p2 OUTPUT inserted.seq INTO @t;
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
+UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`
 
-	qMarkEventPublished = `UPDATE events SET published_at = @p2 WHERE seq = @p1 AND published_at IS NULL`
+	// qMarkEventPublished stamps the server's clock: the retention that
+	// prunes published events counts from it.
+	qMarkEventPublished = `UPDATE events SET published_at = SYSUTCDATETIME() WHERE seq = @p1 AND published_at IS NULL`
 
 	qCodeSpaces = `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > @p1 ORDER BY id`

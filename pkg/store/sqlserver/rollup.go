@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/contract"
@@ -36,7 +35,7 @@ func (s *Store) RollUp(ctx context.Context, limit int) (promo.RollupBatch, error
 func (s *Store) rollUp(ctx context.Context, limit int) (promo.RollupBatch, error) {
 	var b promo.RollupBatch
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		now := time.Now().UTC()
+		now := s.now().UTC()
 		rows, err := tx.QueryContext(ctx, qClaimUncounted, limit, now)
 		if err != nil {
 			return err

@@ -33,6 +33,9 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 	"github.com/pressly/goose/v3"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/schema"
+	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
 //go:embed migrations/*.sql
@@ -51,6 +54,25 @@ type Config struct {
 	DSN string
 	// MaxConns bounds the connection pool (default 4).
 	MaxConns int
+	// LockTimeout fails a statement that waits longer for a lock (error
+	// 1222, see LockTimeout): SET LOCK_TIMEOUT on every session, run again
+	// whenever the pool hands a connection out (its session is reset), which
+	// costs a round trip per checkout. Zero leaves the server's default
+	// (wait without limit). Millisecond precision. SQL Server has no limit
+	// on statements or on sessions idle in a transaction: a client frozen
+	// mid-transaction keeps its locks until its connection dies.
+	LockTimeout time.Duration
+	// KeepAlive and TCPUserTimeout are the client's end of each connection:
+	// keepalive probes after KeepAlive idle and every KeepAlive (3
+	// unanswered close it; zero: 15 s), and TCP_USER_TIMEOUT (Linux; zero:
+	// the system's default). The server's end is its own KEEPALIVE setting
+	// (30 s by default).
+	KeepAlive, TCPUserTimeout time.Duration
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, the totals' updated_at); nil is time.Now. Leases and
+	// expiries compared across processes take the server's clock instead
+	// (SYSUTCDATETIME()). Tests set it to play a host whose clock is off.
+	Clock func() time.Time
 }
 
 // Validate checks the configuration.
@@ -61,13 +83,44 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		return fmt.Errorf("sqlserver: MaxConns %d is negative", c.MaxConns)
 	}
+	if c.LockTimeout < 0 || (c.LockTimeout > 0 && c.LockTimeout < time.Millisecond) || c.LockTimeout > maxLockTimeout {
+		return fmt.Errorf("sqlserver: LockTimeout %s must be 0 (no limit) or from 1ms to %s", c.LockTimeout, maxLockTimeout)
+	}
+	if err := c.tcp().Validate(); err != nil {
+		return fmt.Errorf("sqlserver: %w", err)
+	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
+}
+
+// maxLockTimeout is the largest SET LOCK_TIMEOUT (INT_MAX ms).
+const maxLockTimeout = (1<<31 - 1) * time.Millisecond
+
+// sessionInit is the batch every pooled session starts with.
+func (c Config) sessionInit() string {
+	if c.LockTimeout <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("SET LOCK_TIMEOUT %d;", c.LockTimeout.Milliseconds())
+}
+
+// leaseMillis is a lease for DATEADD(millisecond, ...): an int, so at most
+// about 24 days.
+func leaseMillis(lease time.Duration) int32 {
+	return int32(min(max(lease.Milliseconds(), -(1<<31-1)), 1<<31-1))
 }
 
 // Store is the SQL Server store.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	clock func() time.Time
 }
+
+// now is this process's clock (Config.Clock).
+func (s *Store) now() time.Time { return s.clock() }
 
 // Open connects (and pings) with cfg. It does not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -86,7 +139,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, set := params.Parameters[msdsn.AppName]; !set {
 		params.AppName = "promocodes"
 	}
-	db := sql.OpenDB(mssql.NewConnectorConfig(params))
+	conn := mssql.NewConnectorConfig(params)
+	conn.SessionInitSQL = cfg.sessionInit()
+	conn.Dialer = cfg.tcp().Dialer()
+	db := sql.OpenDB(conn)
 	n := cfg.MaxConns
 	if n == 0 {
 		n = DefaultMaxConns
@@ -94,7 +150,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db}
+	s := &Store{db: db, clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlserver: connect to %s: %w", where(params), hideSecret(err, cfg.DSN))
@@ -116,6 +175,19 @@ func where(p msdsn.Config) string {
 	}
 	return host
 }
+
+// Now reads the database's clock, the one leases are taken from.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.db.QueryRowContext(ctx, qNow).Scan(&t); err != nil {
+		return t, fmt.Errorf("sqlserver: read the database clock: %w", err)
+	}
+	return t.UTC(), nil
+}
+
+// LockTimeout reports whether err is a lock wait that ran out of
+// Config.LockTimeout (error 1222).
+func (s *Store) LockTimeout(err error) bool { return hasErrorNumber(err, errLockTimeout) }
 
 // Close closes the pool, waiting for queries in progress to finish.
 func (s *Store) Close() { s.db.Close() }
@@ -150,30 +222,35 @@ func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
 // Migrate applies the pending migrations. It is idempotent and safe to run
 // from several processes at once: an exclusive session application lock
 // (sp_getapplock, per database) serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+func (s *Store) Migrate(ctx context.Context) error {
+	_, _, err := s.migrate(ctx, 0)
+	return err
+}
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.migrate(ctx, 0)
+}
 
 // migrate applies the migrations up to version, or all of them for 0 (tests
 // build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
+func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
 	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys,
 		goose.WithSessionLocker(appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute}),
 		goose.WithDisableGlobalRegistry(true))
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
+	applied, at, err := schema.Up(ctx, p, version)
 	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
+		return applied, 0, fmt.Errorf("sqlserver: migrate: %w", err)
 	}
-	return nil
+	return applied, at, nil
 }
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
@@ -207,6 +284,7 @@ const (
 	errUniqueConstraint = 2627 // violation of a PRIMARY KEY or UNIQUE constraint
 	errUniqueIndex      = 2601 // duplicate key row in a unique index
 	errDeadlockVictim   = 1205 // the transaction was chosen as deadlock victim and rolled back
+	errLockTimeout      = 1222 // lock request time out period exceeded (SET LOCK_TIMEOUT)
 )
 
 // hasErrorNumber reports whether err is (or wraps) a SQL Server error with

@@ -93,3 +93,16 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		t.Logf("Open error: %v", err)
 	}
 }
+
+func TestClocks(t *testing.T) {
+	sqlservertest.DSN(t)
+	storetest.RunClocks(t, storetest.OneDatabase(func(t *testing.T) string { return sqlservertest.Database(t) },
+		func(dsn string, clock func() time.Time) (storetest.MigratingStore, error) {
+			return sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: clock})
+		}))
+}
+
+func TestBacklog(t *testing.T) {
+	dsn := sqlservertest.Database(t) // a database of its own: Backlog counts all of it
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t, dsn) })
+}
