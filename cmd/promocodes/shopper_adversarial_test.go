@@ -158,26 +158,14 @@ func shopperAttack(t *testing.T, s *stack, jwks *st.JWKSServer, k1 st.Signer) (o
 	time.Sleep(minRefresh)
 	ghost := st.NewRSA(t, "ghost").Token(t, st.Valid("mallory"))
 	before = jwks.Fetches()
-	start := time.Now()
-	var storm atomic.Int64
-	for range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 10 {
-				if code, reason := post(advRedeemToken, ghost, `{}`); code == 401 && reason == "shopper_token_invalid" {
-					storm.Add(1)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
+	storm, took := st.Storm(40, 10, 200*time.Millisecond, func() bool {
+		code, reason := post(advRedeemToken, ghost, `{}`)
+		return code == 401 && reason == "shopper_token_invalid"
+	})
 	stormFetches := jwks.Fetches() - before
-	bound := int64(took/minRefresh) + 1
-	if storm.Load() != 400 || stormFetches > bound {
-		t.Errorf("storm: %d of 400 refused, %d JWKS fetches in %s (bound %d)", storm.Load(), stormFetches, took, bound)
+	bound := st.RefetchBound(took, minRefresh)
+	if storm != 400 || stormFetches > bound {
+		t.Errorf("storm: %d of 400 refused, %d JWKS fetches in %s (bound %d)", storm, stormFetches, took, bound)
 	}
 
 	code, body := s.do("GET", "/v1/codes/ADVSHOP1?userId=nobody", "")
@@ -190,6 +178,6 @@ func shopperAttack(t *testing.T, s *stack, jwks *st.JWKSServer, k1 st.Signer) (o
 	return fmt.Sprintf("%d attacks of %d kinds refused with their reason (%d answered otherwise), uses taken %d = valid "+
 		"tokens accepted %d/2; rotated key accepted after %d JWKS fetch(es) without a restart, retired key refused; "+
 		"storm of %d unknown-key-id requests over %s caused %d JWKS fetches (bound %d)",
-		refused.Load(), len(attacks), wrong.Load(), used, accepted, rotationFetches, storm.Load(), took.Round(100*time.Millisecond),
+		refused.Load(), len(attacks), wrong.Load(), used, accepted, rotationFetches, storm, took.Round(100*time.Millisecond),
 		stormFetches, bound)
 }

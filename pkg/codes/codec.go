@@ -201,9 +201,6 @@ func describeChar(s string, i int) string {
 // body + check character. A string that is not a canonical code of the layout
 // (see Check; the check character is not verified) is appended unchanged.
 func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
-	if l.serial {
-		return l.appendSerialDisplay(dst, canonical)
-	}
 	if len(canonical) != l.codeLen {
 		return append(dst, canonical...)
 	}
@@ -211,7 +208,10 @@ func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
 	if string(canonical[:p]) != l.prefixKey || string(canonical[q:]) != l.suffixKey {
 		return append(dst, canonical...)
 	}
-	run := canonical[p:q]
+	run := canonical[p:q] // body and check character
+	if l.serial {
+		return l.appendSerialDisplay(dst, canonical, run)
+	}
 	for _, c := range run {
 		if l.decode[c] == noDigit {
 			return append(dst, canonical...)

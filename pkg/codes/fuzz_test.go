@@ -13,11 +13,7 @@ import (
 func FuzzParse(f *testing.F) {
 	e := must(New(winter, []byte("fuzz-secret-fuzz-secret-fuzz-secret!")))
 	l := e.Layout()
-	for seq := range uint64(5) {
-		c := must(e.Code(seq * 1_000_003))
-		f.Add(c)
-		f.Add(l.Display(c))
-	}
+	addCodes(f, e, 5, 1_000_003)
 	for _, s := range []string{"", "-", "WNTR-", "WNTR-7KQ2-M9XD-P3X", " wntr-7kq2-m9xd-p3x ", "WNTR-\xff\xfe", "WNTR--------------",
 		"WNTR-7KQ2-M9XD-P3XX", "é"} {
 		f.Add(s)
@@ -25,11 +21,7 @@ func FuzzParse(f *testing.F) {
 	other := must(newLayout(promo.Format{Charset: "abcD!", Length: 9, Prefix: "-x", Separator: "-", GroupSize: 3}, 1))
 	se := must(New(spring, []byte("fuzz-secret-fuzz-secret-fuzz-secret!")))
 	sl := se.Layout()
-	for seq := range uint64(3) {
-		c := must(se.Code(seq * 100_003))
-		f.Add(c)
-		f.Add(sl.Display(c))
-	}
+	addCodes(f, se, 3, 100_003)
 	for _, s := range []string{"SPRING-000000-EADP8H", "spring-000001-eadp8h", "SPRING-0000O1-EADP8H", "SPRING-000001-EADP801"} {
 		f.Add(s)
 	}
@@ -74,4 +66,14 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// addCodes seeds f with n codes of e, step sequence numbers apart, in
+// canonical and display form.
+func addCodes(f *testing.F, e *Engine, n, step uint64) {
+	for seq := range n {
+		c := must(e.Code(seq * step))
+		f.Add(c)
+		f.Add(e.Layout().Display(c))
+	}
 }

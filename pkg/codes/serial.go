@@ -254,16 +254,9 @@ func (l *Layout) parseSerial(s string, body []byte, pos []int32) (seq, tail uint
 	return serial - 1, tail, nil
 }
 
-// appendSerialDisplay is AppendDisplay for the serial style.
-func (l *Layout) appendSerialDisplay(dst, canonical []byte) []byte {
-	if len(canonical) != l.codeLen {
-		return append(dst, canonical...)
-	}
-	p, q := len(l.prefixKey), l.codeLen-len(l.suffixKey)
-	if string(canonical[:p]) != l.prefixKey || string(canonical[q:]) != l.suffixKey {
-		return append(dst, canonical...)
-	}
-	run := canonical[p:q]
+// appendSerialDisplay is AppendDisplay for the serial style, given the
+// code's run between prefix and suffix.
+func (l *Layout) appendSerialDisplay(dst, canonical, run []byte) []byte {
 	if strings.Trim(string(run[:l.digits]), "0") == "" { // serials start at 1
 		return append(dst, canonical...)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,29 +154,16 @@ func TestKeyRotation(t *testing.T) {
 	ghost := st.NewRSA(t, "ghost")
 	forged := ghost.Token(t, st.Valid("mallory"))
 	before = srv.Fetches()
-	start := time.Now()
-	var wg sync.WaitGroup
-	var refused atomic.Int64
-	for range 200 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 5 {
-				if _, err := v.Verify(ctx, forged); promo.ReasonOf(err) == promo.ReasonShopperTokenInvalid {
-					refused.Add(1)
-				}
-				time.Sleep(gap / 2)
-			}
-		}()
-	}
-	wg.Wait()
-	took := time.Since(start)
+	refused, took := st.Storm(200, 5, gap/2, func() bool {
+		_, err := v.Verify(ctx, forged)
+		return promo.ReasonOf(err) == promo.ReasonShopperTokenInvalid
+	})
 	fetched := srv.Fetches() - before
-	bound := int64(took/gap) + 1
+	bound := st.RefetchBound(took, gap)
 	t.Logf("storm: 1,000 forged tokens over %s, %d JWKS fetches (bound %d), %d refused", took.Round(time.Millisecond),
-		fetched, bound, refused.Load())
-	if refused.Load() != 1000 || fetched > bound {
-		t.Errorf("storm: %d of 1000 refused, %d fetches, want all refused and at most %d fetches", refused.Load(), fetched, bound)
+		fetched, bound, refused)
+	if refused != 1000 || fetched > bound {
+		t.Errorf("storm: %d of 1000 refused, %d fetches, want all refused and at most %d fetches", refused, fetched, bound)
 	}
 }
 

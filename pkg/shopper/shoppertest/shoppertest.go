@@ -218,3 +218,32 @@ func (s *JWKSServer) Fetches() int64 { return s.fetches.Load() }
 
 // SetDown makes the server answer 503 (true) or the keys (false).
 func (s *JWKSServer) SetDown(down bool) { s.down.Store(down) }
+
+// Storm runs try from workers goroutines, each rounds times with pause in
+// between, and returns how many tries said true and how long it took: the
+// flood of tokens with unknown key ids whose JWKS refetches must stay
+// bounded (RefetchBound).
+func Storm(workers, rounds int, pause time.Duration, try func() bool) (ok int64, took time.Duration) {
+	var wg sync.WaitGroup
+	var n atomic.Int64
+	start := time.Now()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				if try() {
+					n.Add(1)
+				}
+				time.Sleep(pause)
+			}
+		}()
+	}
+	wg.Wait()
+	return n.Load(), time.Since(start)
+}
+
+// RefetchBound is the most JWKS fetches that refetches at most once per
+// minRefresh can make in took: n fetches need (n-1)·minRefresh between the
+// first and the last.
+func RefetchBound(took, minRefresh time.Duration) int64 { return int64(took/minRefresh) + 1 }
