@@ -11,6 +11,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/shopper"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -58,6 +59,33 @@ type HTTPConfig struct {
 type AuthConfig struct {
 	AdminTokens  []string `mapstructure:"adminTokens"`
 	RedeemTokens []string `mapstructure:"redeemTokens"`
+	// ShopperJWT, when set, makes the shopper endpoints take the user from
+	// a signed shopper token (docs/redemption.md, "Signed shoppers").
+	ShopperJWT ShopperJWTConfig `mapstructure:"shopperJWT"`
+}
+
+// ShopperJWTConfig is auth.shopperJWT: whose shopper tokens to trust. Unset
+// (no issuer, audience, jwksUrl or publicKey): the API takes the userId of
+// requests as sent. Set at all: it must be complete (issuer, audience, and
+// jwksUrl or publicKey), or no process starts.
+type ShopperJWTConfig struct {
+	Issuer    string `mapstructure:"issuer"`
+	Audience  string `mapstructure:"audience"`
+	JWKSURL   string `mapstructure:"jwksUrl"`
+	PublicKey string `mapstructure:"publicKey"` // PEM or JWK JSON
+	// Algorithms is the allow-list (asymmetric only).
+	Algorithms []string      `mapstructure:"algorithms"`
+	ClockSkew  time.Duration `mapstructure:"clockSkew"`
+	// JWKSRefresh is the background refetch interval; JWKSMinRefresh the
+	// least time between two refetches forced by unknown key ids.
+	JWKSRefresh    time.Duration `mapstructure:"jwksRefresh"`
+	JWKSMinRefresh time.Duration `mapstructure:"jwksMinRefresh"`
+}
+
+// verifierConfig is the shopper.Config of the block.
+func (c ShopperJWTConfig) verifierConfig() shopper.Config {
+	return shopper.Config{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, PublicKey: c.PublicKey,
+		Algorithms: c.Algorithms, ClockSkew: c.ClockSkew, JWKSRefresh: c.JWKSRefresh, JWKSMinRefresh: c.JWKSMinRefresh}
 }
 
 type DBConfig struct {
@@ -210,7 +238,10 @@ func Defaults() Config {
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
 		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-		DB:   DBConfig{Driver: "postgres", MaxConns: 8, KeepAlive: 15 * time.Second, TCPUserTimeout: 30 * time.Second},
+		Auth: AuthConfig{ShopperJWT: ShopperJWTConfig{Algorithms: shopper.DefaultAlgorithms,
+			ClockSkew: shopper.DefaultClockSkew, JWKSRefresh: shopper.DefaultJWKSRefresh,
+			JWKSMinRefresh: shopper.DefaultJWKSMinRefresh}},
+		DB: DBConfig{Driver: "postgres", MaxConns: 8, KeepAlive: 15 * time.Second, TCPUserTimeout: 30 * time.Second},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
@@ -274,6 +305,11 @@ func (c Config) Validate() error {
 	errs.Join(configkey.Place(c.generatorConfig().Validate(), "generator", generatorKeys))
 	errs.Join(configkey.Place(c.shovelConfig().Validate(), "shovel", shovelKeys))
 	errs.Join(configkey.Prefix("redeem", c.redemptionConfig().Validate()))
+	if sj := c.Auth.ShopperJWT.verifierConfig(); sj.Enabled() {
+		// A half-configured block is refused in every environment: a
+		// missing audience or issuer would trust tokens meant for others.
+		errs.Join(configkey.Prefix("auth.shopperJWT", sj.Validate()))
+	}
 	errs.Join(c.validateGroups())
 	return configkey.Unique(errs.Err())
 }
