@@ -131,14 +131,8 @@ func (c Config) Validate() error {
 			}
 		}
 	}
-	ds := map[string]time.Duration{"dbTimeout": c.DBTimeout, "exportQueueWait": c.ExportQueueWait,
-		"exportStallTimeout": c.ExportStallTimeout}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		d := ds[key]
-		if d < 0 {
-			errs.Add(key, "must not be negative, got %s", d)
-		}
-	}
+	errs.NotNegative(map[string]time.Duration{"dbTimeout": c.DBTimeout, "exportQueueWait": c.ExportQueueWait,
+		"exportStallTimeout": c.ExportStallTimeout})
 	if c.MaxExports < 0 {
 		errs.Add("maxExports", "must not be negative, got %d", c.MaxExports)
 	}

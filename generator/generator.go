@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -147,13 +145,7 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 1 {
 		errs.Add("maxAttempts", "must be at least 1, got %d", c.MaxAttempts)
 	}
-	topics := map[string]string{"errorTopic": c.ErrorTopic, "deadTopic": c.DeadTopic}
-	for _, key := range slices.Sorted(maps.Keys(topics)) {
-		topic := topics[key]
-		if topic == "" {
-			errs.Add(key, "must be set")
-		}
-	}
+	errs.Set(map[string]string{"errorTopic": c.ErrorTopic, "deadTopic": c.DeadTopic})
 	if err := codes.CheckSecret(c.Secret); err != nil {
 		errs.Add("secret", "%v", err)
 	}
@@ -162,15 +154,9 @@ func (c Config) Validate() error {
 			errs.Add("previousSecrets", "entry %d %v", i, err)
 		}
 	}
-	ds := map[string]time.Duration{"retryInitial": c.RetryInitial, "retryMax": c.RetryMax,
+	errs.NotNegative(map[string]time.Duration{"retryInitial": c.RetryInitial, "retryMax": c.RetryMax,
 		"reconnect": c.Reconnect, "fetchGiveUp": c.FetchGiveUp, "commitTimeout": c.CommitTimeout,
-		"opTimeout": c.OpTimeout, "lockWaitMax": c.LockWaitMax}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		d := ds[key]
-		if d < 0 {
-			errs.Add(key, "must not be negative, got %s", d)
-		}
-	}
+		"opTimeout": c.OpTimeout, "lockWaitMax": c.LockWaitMax})
 	return errs.Err()
 }
 

@@ -153,14 +153,8 @@ func (c Config) Validate() error {
 	if c.ReservationRetention < time.Minute {
 		errs.Add("reservationRetention", "must be at least 1m, got %s", c.ReservationRetention)
 	}
-	ds := map[string]time.Duration{"catalogMinGap": c.CatalogMinGap, "refusalFlush": c.RefusalFlush,
-		"sweepInterval": c.SweepInterval}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		d := ds[key]
-		if d < 0 {
-			errs.Add(key, "must not be negative, got %s", d)
-		}
-	}
+	errs.NotNegative(map[string]time.Duration{"catalogMinGap": c.CatalogMinGap, "refusalFlush": c.RefusalFlush,
+		"sweepInterval": c.SweepInterval})
 	return errs.Err()
 }
 

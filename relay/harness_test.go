@@ -48,29 +48,27 @@ func onBackends(t *testing.T, fn func(t *testing.T, backend string, st store)) {
 func openStore(t *testing.T, backend string) store {
 	t.Helper()
 	ctx := context.Background()
-	switch backend {
-	case "sqlite":
-		st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "promocodes.db")})
-		if err != nil {
-			t.Fatalf("sqlite.Open: %v", err)
+	var (
+		st interface {
+			store
+			Migrate(ctx context.Context) error
+			Close()
 		}
-		t.Cleanup(st.Close)
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
-		return st
-	default:
-		dsn := postgrestest.DSN(t) // skips with the reason when there is no server
-		st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: postgrestest.Schema(t), MaxConns: 4})
-		if err != nil {
-			t.Fatalf("postgres.Open: %v", err)
-		}
-		t.Cleanup(st.Close)
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatalf("Migrate: %v", err)
-		}
-		return st
+		err error
+	)
+	if backend == "sqlite" {
+		st, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "promocodes.db")})
+	} else { // skips with the reason when there is no server
+		st, err = postgres.Open(ctx, postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t), MaxConns: 4})
 	}
+	if err != nil {
+		t.Fatalf("open %s: %v", backend, err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("migrate %s: %v", backend, err)
+	}
+	return st
 }
 
 // generated creates a generated promotion of count codes in batches of

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -226,78 +224,4 @@ func TestNotifyPublishesAtOnce(t *testing.T) {
 			}
 		}
 	})
-}
-
-// The metrics: events published per outbox, and the batch outbox's lag (0
-// once drained, positive while a row waits). The event outbox has no lag
-// series (its store cannot tell it), rather than one stuck at 0.
-func TestMetrics(t *testing.T) {
-	onBackends(t, func(t *testing.T, backend string, st store) {
-		reg := prometheus.NewRegistry()
-		m := relay.NewMetrics(reg)
-		prod := &flakyProducer{}
-		log := zaptest.NewLogger(t)
-		batches := relay.New(relay.Batches(st, "b"), prod, relay.Config{}, m, log)
-		events := relay.New(relay.RedemptionEvents(st, "r"), prod, relay.Config{}, m, log)
-		ctx := context.Background()
-		generated(t, st, "metrics", 10, 4)
-		redeemed(t, st, "METRICS1", 2)
-		if _, err := batches.Drain(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := events.Drain(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if v := value(t, reg, "promocodes_outbox_published_total", "batches"); v != 3 {
-			t.Errorf("published{outbox=batches} = %v, want 3", v)
-		}
-		if v := value(t, reg, "promocodes_outbox_published_total", "redemptions"); v != 2 {
-			t.Errorf("published{outbox=redemptions} = %v, want 2", v)
-		}
-		if v := value(t, reg, "promocodes_outbox_lag_seconds", "batches"); v != 0 {
-			t.Errorf("lag{outbox=batches} after a full drain = %v, want 0", v)
-		}
-		if v := value(t, reg, "promocodes_outbox_lag_seconds", "redemptions"); v != -1 {
-			t.Errorf("lag{outbox=redemptions} = %v, want no series", v)
-		}
-		prod.setFail(errBrokerDown)
-		generated(t, st, "metrics-2", 10, 10)
-		time.Sleep(20 * time.Millisecond)
-		_, _ = batches.Drain(ctx)
-		if v := value(t, reg, "promocodes_outbox_lag_seconds", "batches"); v <= 0 {
-			t.Errorf("lag{outbox=batches} with an unpublished batch = %v, want > 0", v)
-		}
-	})
-}
-
-// value reads the series of name with outbox=label; -1 when there is none.
-func value(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelOf(m, "outbox") == label {
-				if c := m.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return -1
-}
-
-func labelOf(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }

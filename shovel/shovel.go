@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,13 +53,7 @@ type Config struct {
 // "errorTopic", "groupId", "interval", "retryBackoffMax".
 func (c Config) Validate() error {
 	var errs configkey.List
-	topics := map[string]string{"errorTopic": c.ErrorTopic, "retryTopic": c.RetryTopic, "deadTopic": c.DeadTopic}
-	for _, key := range slices.Sorted(maps.Keys(topics)) {
-		topic := topics[key]
-		if topic == "" {
-			errs.Add(key, "must be set")
-		}
-	}
+	errs.Set(map[string]string{"errorTopic": c.ErrorTopic, "retryTopic": c.RetryTopic, "deadTopic": c.DeadTopic})
 	if c.GroupID == "" {
 		errs.Add("groupId", "must be set")
 	}

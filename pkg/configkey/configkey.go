@@ -9,7 +9,10 @@ package configkey
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 )
 
 // Error is one refused setting. Key is its path within the Config that
@@ -34,6 +37,24 @@ func (l *List) Add(key, format string, args ...any) { *l = append(*l, Errorf(key
 
 // Join records every error of err (a joined error counts as several).
 func (l *List) Join(err error) { *l = append(*l, Split(err)...) }
+
+// NotNegative refuses each duration that is negative, in key order.
+func (l *List) NotNegative(durations map[string]time.Duration) {
+	for _, key := range slices.Sorted(maps.Keys(durations)) {
+		if d := durations[key]; d < 0 {
+			l.Add(key, "must not be negative, got %s", d)
+		}
+	}
+}
+
+// Set refuses each value that is empty, in key order.
+func (l *List) Set(values map[string]string) {
+	for _, key := range slices.Sorted(maps.Keys(values)) {
+		if values[key] == "" {
+			l.Add(key, "must be set")
+		}
+	}
+}
 
 // Err is every recorded error joined, or nil.
 func (l List) Err() error { return errors.Join(l...) }
