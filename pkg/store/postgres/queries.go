@@ -1,7 +1,11 @@
 package postgres
 
-// All SQL of the PostgreSQL store, in one place so that the dialects can be
-// reviewed side by side (see ../sqlite/queries.go). Parameters are $n.
+import "github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
+
+// The SQL of the PostgreSQL store that the shared core runs (see
+// sqlstore.Statements for each statement's arguments), so that the dialects
+// can be reviewed side by side (../sqlite/queries.go,
+// ../sqlserver/queries.go). Parameters are $n.
 
 const (
 	// qReserve reserves n sequence numbers from a counter, creating it at 0 if
@@ -11,26 +15,8 @@ const (
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`
 
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`
-
-	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
-	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-RETURNING id`
-
-	// qInsertBatches writes all batch rows of a promotion in one statement:
-	// $3-sized slices of [$2, $2+$4), the last one smaller.
-	qInsertBatches = `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT $1::bigint, g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
-FROM generate_series(0, $5::int - 1) AS g`
-
-	qInsertCode = `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`
-
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at`
-
-	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = $1`
 
 	// statusCols are what a promotion's status needs beyond promotionCols
 	// and its progress: the switch, the deletion, and the totals as of the
@@ -39,60 +25,13 @@ FROM generate_series(0, $5::int - 1) AS g`
 	statusCols = `p.active, p.delete_requested_at, p.deleted_at,
 	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
 
-	qPromotionStatus = `SELECT ` + promotionColsP + `, ` + statusCols + `
-FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`
-
-	qProgress = `SELECT count(*),
-	COALESCE(sum(done), 0)::bigint,
-	count(*) FILTER (WHERE done = code_count),
-	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
-	count(*) FILTER (WHERE state = 'parked' AND done < code_count),
-	count(*) FILTER (WHERE state = 'cancelled' AND done < code_count)
-FROM batches WHERE promotion_id = $1`
-
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`
 
-	qExportCodes = `SELECT code FROM codes WHERE promotion_id = $1`
-
 	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
-
-	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE NOT published
-ORDER BY promotion_id, batch_no LIMIT $1`
-
-	// qClaimPendingBatches leases up to $1 of the oldest unpublished batches
-	// until $2 to this publisher: SKIP LOCKED passes over rows another
-	// replica is claiming right now, the lease over rows it claimed and is
-	// publishing. RETURNING has no order: the caller sorts.
-	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = $2
-WHERE (promotion_id, batch_no) IN (
-	SELECT promotion_id, batch_no FROM batches
-	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
-	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + batchCols
 
 	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
-
-	// qLoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
-	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
-FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
-WHERE p.id = $1`
-
-	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
-	// concurrent committer of the same chunk blocks on the row lock, then
-	// re-checks done = $4 against the committed row and finds 0 rows.
-	qAdvance = `UPDATE batches SET done = done + $3,
-	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
-	updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
-RETURNING done`
-
-	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`
 
 	// Fallback path for a chunk that collided: stage, then insert what does
 	// not conflict. INCLUDING DEFAULTS (not ALL): the staging table must not
@@ -104,33 +43,101 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 
 	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
-
-	// qSetBatchState never touches a finished batch: done is final.
-	qSetBatchState = `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`
-
-	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`
-
-	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
-
-	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
-
-	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`
 )
 
-// qListPromotions is a page of promotions with their progress, newest first:
-// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
-// (empty = any), $3 a status (empty = any), $4 the page size, $5 the active
-// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The lateral
-// aggregate runs per promotion, so an unfiltered page walks the primary key
-// backwards and stops after $4 rows; the totals are one primary-key look-up
-// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
-// for branch: the deletion first, then the generation (a vanity promotion
-// is complete).
-const qListPromotions = `SELECT ` + promotionColsP + `,
+var statements = sqlstore.Statements{
+	Reserve: qReserve,
+
+	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
+
+	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at, key_fingerprint)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+RETURNING id`,
+
+	// InsertBatches writes all batch rows of a promotion in one statement:
+	// $3-sized slices of [$2, $2+$4), the last one smaller.
+	InsertBatches: `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT $1::bigint, g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
+FROM generate_series(0, $5::int - 1) AS g`,
+
+	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`,
+
+	PromotionStatus: `SELECT ` + promotionColsP + `, ` + statusCols + `
+FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
+
+	Progress: `SELECT count(*),
+	COALESCE(sum(done), 0)::bigint,
+	count(*) FILTER (WHERE done = code_count),
+	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
+	count(*) FILTER (WHERE state = 'parked' AND done < code_count),
+	count(*) FILTER (WHERE state = 'cancelled' AND done < code_count)
+FROM batches WHERE promotion_id = $1`,
+
+	PromotionExists: qPromotionExists,
+
+	ExportCodes: `SELECT code FROM codes WHERE promotion_id = $1`,
+
+	PendingBatches: `SELECT ` + batchCols + ` FROM batches WHERE NOT published
+ORDER BY promotion_id, batch_no LIMIT $1`,
+
+	// ClaimPendingBatches leases up to $1 of the oldest unpublished batches
+	// until $2 to this publisher: SKIP LOCKED passes over rows another
+	// replica is claiming right now, the lease over rows it claimed and is
+	// publishing. RETURNING has no order: the caller sorts.
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = $2
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + batchCols,
+
+	// LoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
+FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
+WHERE p.id = $1`,
+
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
+	// concurrent committer of the same chunk blocks on the row lock, then
+	// re-checks done = $4 against the committed row and finds 0 rows.
+	Advance: `UPDATE batches SET done = done + $3,
+	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
+	updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
+RETURNING done`,
+
+	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`,
+
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`,
+
+	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
+
+	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
+
+	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
+
+	// ListPromotions is a page of promotions with their progress, newest first:
+	// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
+	// (empty = any), $3 a status (empty = any), $4 the page size, $5 the active
+	// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The lateral
+	// aggregate runs per promotion, so an unfiltered page walks the primary key
+	// backwards and stops after $4 rows; the totals are one primary-key look-up
+	// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
+	// for branch: the deletion first, then the generation (a vanity promotion
+	// is complete).
+	ListPromotions: `SELECT ` + promotionColsP + `,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
 CROSS JOIN LATERAL (
@@ -154,26 +161,34 @@ WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 		WHEN b.parked > 0 THEN 'failed'
 		WHEN b.generated > 0 THEN 'generating'
 		ELSE 'pending' END)
-ORDER BY p.id DESC LIMIT $4`
+ORDER BY p.id DESC LIMIT $4`,
 
-// qOldestUnpublished is the creation time of the promotion of the oldest
-// unpublished batch (ids grow with time).
-const qOldestUnpublished = `SELECT created_at FROM promotions
-WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`
+	// OldestUnpublished is the creation time of the promotion of the oldest
+	// unpublished batch (ids grow with time).
+	OldestUnpublished: `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 
-// Redemption analytics of one promotion ($1), from the audit trail; $2 is
-// 'hour' or 'day' for date_trunc (in UTC), $3 the newest buckets kept.
-const (
-	qStatsTotals = `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
+	// Redemption analytics of one promotion ($1), from the audit trail; $2 is
+	// 'hour' or 'day' for date_trunc (in UTC), $3 the newest buckets kept.
+	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
 	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
-FROM redemptions WHERE promotion_id = $1`
+FROM redemptions WHERE promotion_id = $1`,
 
-	qStatsSeries = `SELECT b, n, rb FROM (
+	StatsSeries: `SELECT b, n, rb FROM (
 	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb
 	FROM redemptions WHERE promotion_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $3
-) s ORDER BY b`
+) s ORDER BY b`,
 
-	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = $1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`
-)
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
+
+	ClaimUncounted: qClaimUncounted,
+	AddTotals:      qAddTotals,
+
+	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
+ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
+
+	RefusalsByReason: `SELECT reason, sum(n)::bigint FROM refusals WHERE promotion_id = $1
+GROUP BY reason ORDER BY 2 DESC, 1`,
+}

@@ -1,7 +1,8 @@
 // Package postgres is the PostgreSQL store of promocodes (pgx/v5, pgxpool).
 // It owns the schema (versioned goose migrations embedded from migrations/)
-// and every statement against it; all SQL is in queries.go. It is the only
-// package that imports pgx.
+// and every statement against it; all SQL is in queries.go. The algorithms
+// are the shared core's (pkg/store/internal/sqlstore), run through pgx by
+// the executor here. It is the only package that imports pgx.
 //
 // A *Store is safe for concurrent use by many goroutines and, through the
 // database, by many processes: every multi-statement operation is one
@@ -11,12 +12,13 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 	"regexp"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +26,9 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -64,13 +69,17 @@ func (c Config) Validate() error {
 
 // Store is the PostgreSQL store.
 type Store struct {
-	pool   *pgxpool.Pool
-	schema string
+	*sqlstore.Core[pgxTx]
+	pool *pgxpool.Pool
 }
 
 // Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
 // not migrate: call Migrate.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg, nil) }
+
+// open is Open with a hook that adjusts the pool's configuration (tests
+// trace the statements).
+func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -87,11 +96,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
 	}
+	if tune != nil {
+		tune(pcfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	s := &Store{pool: pool, schema: cfg.Schema}
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+cfg.Schema)))),
+		lock.WithLockTimeout(1, 300))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	s := &Store{pool: pool}
+	db := pgxPool{pgxExec{pool}, pool}
+	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker))
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -116,61 +137,40 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	return pending, nil
+// migrations applies the migrations through a database/sql handle on the
+// pool; a session advisory lock, keyed by schema, serialises concurrent runs
+// from several processes.
+func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres, FS: migrationFiles, Locker: locker,
+		DB: func() (*sql.DB, func()) {
+			db := stdlib.OpenDBFromPool(s.pool)
+			return db, func() { db.Close() }
+		}}
 }
 
-// Migrate applies the pending migrations. It is idempotent and safe to run
-// from several processes at once: a session advisory lock, keyed by schema,
-// serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
-
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+s.schema)))),
-		lock.WithLockTimeout(1, 300))
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return nil
+// dialect is PostgreSQL for the shared core: pgx underneath, COPY for chunks,
+// arrays where a statement takes many rows.
+var dialect = sqlstore.Dialect[pgxTx]{
+	Statements:      statements,
+	Time:            sqlstore.UTC,
+	UniqueViolation: uniqueViolation,
+	Retryable:       retryable,
+	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
+		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
+		for i, r := range refs {
+			ids[i], nos[i] = r.PromotionID, int32(r.BatchNo)
+		}
+		return qMarkPublished, []any{ids, nos}, len(refs)
+	},
+	AddTotalsArgs: func(ds []promo.TotalsDelta, now any) []any {
+		ids := make([]int64, len(ds))
+		r, c, rb := make([]int64, len(ds)), make([]int64, len(ds)), make([]int64, len(ds))
+		for i, d := range ds {
+			ids[i], r[i], c[i], rb[i] = d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack
+		}
+		return []any{ids, r, c, rb, now}
+	},
 }
 
 // retryable reports whether err is a deadlock or serialization failure: the
@@ -178,4 +178,80 @@ func (s *Store) migrate(ctx context.Context, version int64) error {
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// uniqueViolation reports whether err is a unique violation (23505).
+func uniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// pgxQuerier is what a pool and a transaction have in common.
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// pgxExec is the core's executor seam (sqlstore.Querier) over pgx: the
+// statements run natively, with pgx's statement cache and binary formats.
+type pgxExec struct{ q pgxQuerier }
+
+func (e pgxExec) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := e.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (e pgxExec) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := e.q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (e pgxExec) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return e.q.QueryRow(ctx, query, args...)
+}
+
+// pgxPool is the pool as a sqlstore.DB.
+type pgxPool struct {
+	pgxExec
+	pool *pgxpool.Pool
+}
+
+func (p pgxPool) Begin(ctx context.Context) (pgxTx, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return pgxTx{}, err
+	}
+	return pgxTx{pgxExec{tx}, tx}, nil
+}
+
+// pgxTx is a transaction; the bulk path uses tx for COPY.
+type pgxTx struct {
+	pgxExec
+	tx pgx.Tx
+}
+
+func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// Helpers of the redemption, reservation and lifecycle code, which has not
+// moved onto the core yet.
+var scanPromotion = sqlstore.ScanPromotion
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

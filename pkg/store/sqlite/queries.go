@@ -1,140 +1,130 @@
 package sqlite
 
-import "strings"
+import (
+	"strings"
 
-// All SQL of the SQLite store, in one place so that the dialects can be
-// reviewed side by side (see ../postgres/queries.go). Parameters are ? or ?n.
-// Times are bound as ISO 8601 UTC text (timeLayout).
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
+)
+
+// The SQL of the SQLite store that the shared core runs (see
+// sqlstore.Statements for each statement's arguments), so that the dialects
+// can be reviewed side by side (../postgres/queries.go,
+// ../sqlserver/queries.go). Parameters are ? or ?n. Times are bound as ISO
+// 8601 UTC text (sqlstore.TimeLayout); sqlNow is the database's clock in that
+// form.
 
 const (
+	sqlNow = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
 	// qReserve reserves ?2 sequence numbers from counter ?1, creating it at 0
 	// if absent, and returns the first of them.
 	qReserve = `INSERT INTO counters (name, next) VALUES (?1, ?2)
 ON CONFLICT (name) DO UPDATE SET next = next + excluded.next
 RETURNING next - ?2`
 
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
+	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
 
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = ?`
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+)
 
-	qInsertPromotion = `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+var statements = sqlstore.Statements{
+	Reserve: qReserve,
+
+	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = ?`,
+
+	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
 	idempotency_key, request_hash, created_at, key_fingerprint)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-RETURNING id`
+RETURNING id`,
 
-	// qInsertBatches writes all batch rows of a promotion in one statement:
-	// ?3-sized slices of [?2, ?2+?4), the last one smaller, ?5 of them.
-	qInsertBatches = `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
+	// InsertBatches: ?3-sized slices of [?2, ?2+?4), the last one smaller,
+	// ?5 of them.
+	InsertBatches: `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
 INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
+SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`,
 
-	qInsertCode = `INSERT INTO codes (code, promotion_id) VALUES (?, ?)`
+	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES (?, ?)`,
 
-	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = ?`
-
-	// qPromotionStatus adds what a status needs beyond promotionCols and the
-	// progress: the switch, the deletion, the totals as of the last rollup
-	// (no promotion_totals row: nothing counted yet).
-	qPromotionStatus = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	// PromotionStatus: the totals as of the last rollup (no
+	// promotion_totals row: nothing counted yet).
+	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	p.active, p.delete_requested_at, p.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
-FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`
+FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`,
 
-	qProgress = `SELECT count(*),
+	Progress: `SELECT count(*),
 	coalesce(sum(done), 0),
 	coalesce(sum(done = code_count), 0),
 	coalesce(sum(state = 'retrying' AND done < code_count), 0),
 	coalesce(sum(state = 'parked' AND done < code_count), 0),
 	coalesce(sum(state = 'cancelled' AND done < code_count), 0)
-FROM batches WHERE promotion_id = ?`
+FROM batches WHERE promotion_id = ?`,
 
-	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
+	PromotionExists: qPromotionExists,
 
-	qExportCodes = `SELECT code FROM codes WHERE promotion_id = ?`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+	ExportCodes: `SELECT code FROM codes WHERE promotion_id = ?`,
 
 	// "published = 0" literally: that is what the partial index says.
-	qPendingBatches = `SELECT ` + batchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no LIMIT ?`
+	PendingBatches: `SELECT ` + batchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no LIMIT ?`,
 
-	// qClaimPendingBatches leases up to ? of the oldest unpublished batches
-	// to this publisher (one writer at a time: the write transaction is the
-	// lock; the lease keeps another process on the same file off them).
-	qClaimPendingBatches = `UPDATE batches SET publish_lease_until = ?
+	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
+	// until ?2 to this publisher (one writer at a time: the statement holds
+	// the write lock; the lease keeps another process on the same file off
+	// them).
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ?2
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?)
-	ORDER BY promotion_id, batch_no LIMIT ?)
-RETURNING ` + batchCols
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?3)
+	ORDER BY promotion_id, batch_no LIMIT ?1)
+RETURNING ` + batchCols,
 
-	qMarkPublished = `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ?
-WHERE promotion_id = ? AND batch_no = ? AND published = 0`
-
-	// qLoadBatch tells a missing promotion (no row) from a missing batch
+	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one query.
-	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = ?2
-WHERE p.id = ?1`
+WHERE p.id = ?1`,
 
-	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
 	// done from ?4 to ?4+?3 or touches nothing. Write transactions are BEGIN
 	// IMMEDIATE, so there is no concurrent writer to race with.
-	qAdvance = `UPDATE batches SET done = done + ?3,
+	Advance: `UPDATE batches SET done = done + ?3,
 	state = CASE WHEN done + ?3 = code_count THEN 'done' ELSE state END,
-	updated_at = ?5
+	updated_at = ` + sqlNow + `
 WHERE promotion_id = ?1 AND batch_no = ?2 AND done = ?4 AND done + ?3 <= code_count AND state <> 'cancelled'
-RETURNING done`
+RETURNING done`,
 
-	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = ? AND batch_no = ?`
+	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = ? AND batch_no = ?`,
 
-	// qSetBatchState never touches a finished batch: done is final.
-	qSetBatchState = `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ?5
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ` + sqlNow + `
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`,
 
-	qBatchExists = `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = ? AND batch_no = ?)`
+	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = ? AND batch_no = ?)`,
 
-	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = ? AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
+	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = ? AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
 
-	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
+	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
 
-	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`
-)
+	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`,
 
-// insertCodesRows is the number of rows per multi-row code insert: 2 bound
-// parameters per row, well under SQLite's limit of 32766.
-const insertCodesRows = 500
-
-// qInsertCodes returns a multi-row insert of n (code, promotion_id) rows that
-// skips codes already present; RowsAffected counts the rows inserted.
-func qInsertCodes(n int) string {
-	var b strings.Builder
-	b.WriteString("INSERT INTO codes (code, promotion_id) VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?)")
-	}
-	b.WriteString(" ON CONFLICT (code) DO NOTHING")
-	return b.String()
-}
-
-// qListPromotions is a page of promotions with their progress, newest first:
-// ?1 the cursor (ids below it; 0 = from the newest), ?2 a name fragment
-// (empty = any), ?3 a status (empty = any), ?4 the page size, ?5 the active
-// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The status
-// CASE is promo.PromotionStatus.Status in SQL, branch for branch: the
-// deletion first, then the generation (a vanity promotion is complete).
-const qListPromotions = `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
+	// ListPromotions: ?1 the cursor (ids below it; 0 = from the newest), ?2
+	// a name fragment (empty = any), ?3 a status (empty = any), ?4 the page
+	// size, ?5 the active filter (contract.ActiveFilter: 0 any, 1 active, 2
+	// inactive). The status CASE is promo.PromotionStatus.Status in SQL,
+	// branch for branch: the deletion first, then the generation (a vanity
+	// promotion is complete).
+	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
 	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
 	l.active, l.delete_requested_at, l.deleted_at,
@@ -163,27 +153,69 @@ WHERE ?3 = '' OR ?3 = CASE
 	WHEN l.parked > 0 THEN 'failed'
 	WHEN l.generated > 0 THEN 'generating'
 	ELSE 'pending' END
-ORDER BY l.id DESC LIMIT ?4`
+ORDER BY l.id DESC LIMIT ?4`,
 
-// qOldestUnpublished is the creation time of the promotion of the oldest
-// unpublished batch (ids grow with time), through the partial index.
-const qOldestUnpublished = `SELECT created_at FROM promotions
-WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`
+	// OldestUnpublished: the creation time of the promotion of the oldest
+	// unpublished batch (ids grow with time), through the partial index.
+	OldestUnpublished: `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
 
-// Redemption analytics of one promotion (?1), from the audit trail. Times are
-// ISO 8601 text, so an hour bucket is the first 13 characters and a day the
-// first 10 (?2). The series keeps the newest buckets (?3).
-const (
-	qStatsTotals = `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
+	// Redemption analytics of one promotion (?1), from the audit trail.
+	// Times are ISO 8601 text, so an hour bucket is the first 13 characters
+	// and a day the first 10 (?2 says which), completed to a time by the
+	// rest of a zero time; the series keeps the newest buckets (?3).
+	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
 	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = ?1`
+FROM redemptions WHERE promotion_id = ?1`,
 
-	qStatsSeries = `SELECT b, n, rb FROM (
-	SELECT substr(redeemed_at, 1, ?2) AS b, count(*) AS n, count(rolled_back_at) AS rb
+	StatsSeries: `SELECT b || substr('0000-00-00T00:00:00.000000Z', length(b) + 1), n, rb FROM (
+	SELECT substr(redeemed_at, 1, CASE ?2 WHEN 'day' THEN 10 ELSE 13 END) AS b, count(*) AS n,
+		count(rolled_back_at) AS rb
 	FROM redemptions WHERE promotion_id = ?1 GROUP BY b ORDER BY b DESC LIMIT ?3
-) ORDER BY b`
+) ORDER BY b`,
 
-	qStatsTopUsers = `SELECT user_id, count(*) AS n FROM redemptions
+	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = ?1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`
-)
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`,
+
+	ClaimUncounted: qClaimUncounted,
+	AddTotals:      qAddTotals,
+
+	AddRefusals: `INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = n + excluded.n`,
+
+	RefusalsByReason: `SELECT reason, sum(n) FROM refusals WHERE promotion_id = ?
+GROUP BY reason ORDER BY 2 DESC, 1`,
+}
+
+// insertCodesRows is the number of rows per multi-row code insert: 2 bound
+// parameters per row, well under SQLite's limit of 32766.
+const insertCodesRows = 500
+
+// qInsertCodes returns a multi-row insert of n (code, promotion_id) rows that
+// skips codes already present; RowsAffected counts the rows inserted.
+func qInsertCodes(n int) string {
+	return values("INSERT INTO codes (code, promotion_id) VALUES ", n) + " ON CONFLICT (code) DO NOTHING"
+}
+
+// qMarkPublished returns an update marking n batches published, given as
+// (promotion_id, batch_no) pairs of arguments; pairs that name no batch, or
+// a published one, change nothing.
+func qMarkPublished(n int) string {
+	return `UPDATE batches SET published = 1, publish_lease_until = NULL, updated_at = ` + sqlNow + `
+WHERE published = 0 AND (promotion_id, batch_no) IN (` + values("VALUES ", n) + `)`
+}
+
+// values is head followed by n rows (?,?).
+func values(head string, n int) string {
+	var b strings.Builder
+	b.Grow(len(head) + 6*n)
+	b.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?)")
+	}
+	return b.String()
+}

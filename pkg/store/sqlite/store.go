@@ -1,7 +1,8 @@
 // Package sqlite is the embedded SQLite store of promocodes (modernc.org/sqlite,
 // pure Go: builds with CGO_ENABLED=0). It owns the schema (versioned goose
 // migrations embedded from migrations/) and every statement against it; all
-// SQL is in queries.go. It is the only package that imports the SQLite driver.
+// SQL is in queries.go; the algorithms are the shared core's
+// (pkg/store/internal/sqlstore). It is the only package that imports the SQLite driver.
 //
 // Concurrency: a *Store is safe for concurrent use. It keeps two pools on the
 // same database file: one connection for writes, whose transactions are BEGIN
@@ -19,13 +20,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -70,6 +72,7 @@ func (c Config) Validate() error {
 
 // Store is the SQLite store.
 type Store struct {
+	*sqlstore.Core[*sqlstore.SQLTx]
 	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
 	r *sql.DB // read-only connections
 }
@@ -126,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
+	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations())
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -150,49 +154,20 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	return pending, nil
+// migrations applies the migrations through the write connection;
+// concurrent runs are serialised by SQLite's write lock.
+func (s *Store) migrations() sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3, FS: migrationFiles,
+		DB: func() (*sql.DB, func()) { return s.w, func() {} }}
 }
 
-// Migrate applies the pending migrations through the write connection. It is
-// idempotent; concurrent runs are serialised by SQLite's write lock.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
-
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return nil
+// dialect is SQLite for the shared core.
+var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
+	Statements:      statements,
+	Time:            func(t time.Time) any { return sqlstore.FormatTime(t) },
+	UniqueViolation: uniqueViolation,
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
+	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
@@ -205,10 +180,75 @@ func uniqueViolation(err error) bool {
 	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
-// timeLayout is how times are stored: UTC, fixed width, so text order is
-// time order.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
+// insertCodes inserts codes for a promotion, skipping those already present,
+// with a prepared multi-row INSERT ... ON CONFLICT DO NOTHING of
+// insertCodesRows rows, and returns how many it inserted. Codes are bound as
+// text (a []byte would be stored as a BLOB and never match a text look-up).
+func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
+	var (
+		inserted int64
+		full     *sql.Stmt
+		args     = make([]any, 0, 2*min(len(codes), insertCodesRows))
+	)
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for len(codes) > 0 {
+		n := min(len(codes), insertCodesRows)
+		args = args[:0]
+		for _, code := range codes[:n] {
+			args = append(args, code, promotionID)
+		}
+		var (
+			res sql.Result
+			err error
+		)
+		if n == insertCodesRows {
+			if full == nil {
+				if full, err = tx.Tx.PrepareContext(ctx, qInsertCodes(n)); err != nil {
+					return 0, fmt.Errorf("prepare code insert: %w", err)
+				}
+			}
+			res, err = full.ExecContext(ctx, args...)
+		} else {
+			res, err = tx.Tx.ExecContext(ctx, qInsertCodes(n), args...)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", n, err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", n, err)
+		}
+		inserted += k
+		codes = codes[n:]
+	}
+	return inserted, nil
+}
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+// write runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn
+// returns nil.
+func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Helpers of the redemption, reservation and lifecycle code, which has not
+// moved onto the core yet.
+var (
+	formatTime    = sqlstore.FormatTime
+	scanPromotion = sqlstore.ScanPromotion
+)
 
 func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -3,28 +3,18 @@ package sqlserver
 import (
 	"context"
 	"database/sql"
-	"io/fs"
-
-	"github.com/pressly/goose/v3"
 )
 
 // MigrateTo applies the migrations up to version: tests build a database as
 // an older release left it.
-func MigrateTo(ctx context.Context, s *Store, version int64) error { return s.migrate(ctx, version) }
+func MigrateTo(ctx context.Context, s *Store, version int64) error {
+	return s.migrations().UpTo(ctx, version)
+}
 
 // DB is the store's pool, for tests that drive it with plain SQL.
 func DB(s *Store) *sql.DB { return s.db }
 
 // MigrateDownTo rolls back the migrations above version.
 func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return err
-	}
-	_, err = p.DownTo(ctx, version)
-	return err
+	return s.migrations().DownTo(ctx, version)
 }

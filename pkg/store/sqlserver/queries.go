@@ -3,6 +3,8 @@ package sqlserver
 import (
 	"strconv"
 	"strings"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 // All T-SQL of the SQL Server store, in one place so that the dialects can be
@@ -20,167 +22,6 @@ import (
 //   - times are time.Time in UTC: the driver sends datetimeoffset, and
 //     SQL Server converts datetimeoffset to datetime2 by dropping the offset
 //     (not by converting to UTC), so the value must already be UTC.
-
-const (
-	// qReserve reserves @p2 sequence numbers from counter @p1, creating it at
-	// 0 if absent, and returns the first of them (the value before the
-	// update). UPDLOCK + HOLDLOCK make the existence check take a key-range
-	// update lock held to the end of the transaction, so two transactions
-	// creating the same counter queue instead of both inserting it; the
-	// update then holds the row's exclusive lock to the end of the
-	// transaction, which serialises reservations per counter (as PostgreSQL's
-	// row lock does). A rollback returns the range. (The key-range lock here
-	// covers one counter name, taken once per promotion or replacement round:
-	// not the codes table.) OUTPUT ... INTO a table variable, then SELECT:
-	// a plain OUTPUT clause fails (error 334) once the table has a trigger.
-	qReserve = `DECLARE @t TABLE (n bigint);
-IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
-	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
-UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
-SELECT n FROM @t;`
-
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
-
-	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
-	// index so that the optimizer matches it whatever it infers from @p1.
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
-WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
-
-	qInsertPromotion = `DECLARE @t TABLE (id bigint);
-INSERT INTO promotions (name, kind, code_count, format, vanity_code,
-	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
-OUTPUT inserted.id INTO @t
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
-SELECT id FROM @t;`
-
-	// qInsertBatches writes all batch rows of a promotion in one statement:
-	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
-	// The numbers come from a cross join of ten 10-row tables (up to 10^10
-	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
-	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
-	// and no numbers table to maintain. ORDER BY under TOP: without it TOP
-	// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
-	// not sort: the numbers come out in order).
-	qInsertBatches = `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
-g(n) AS (
-	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
-	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
-		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
-	ORDER BY n
-)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
-	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
-FROM g`
-
-	qInsertCode = `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`
-
-	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = @p1`
-
-	// statusCols are what a status needs beyond the promotion's columns and
-	// its progress: the switch, the deletion, the totals as of the last
-	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
-	// nothing counted yet).
-	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
-	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
-
-	qPromotionStatus = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
-FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`
-
-	qProgress = `SELECT COUNT(*),
-	COALESCE(SUM(done), 0),
-	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0)
-FROM batches WHERE promotion_id = @p1`
-
-	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
-
-	// qExportCodes is covered by codes_promotion_id (which carries the
-	// clustered key, code).
-	qExportCodes = `SELECT code FROM codes WHERE promotion_id = @p1`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
-
-	// "published = 0" literally: that is the filter of batches_unpublished.
-	qPendingBatches = `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no`
-
-	// qClaimPendingBatches leases up to @p1 of the oldest unpublished
-	// batches until @p2 to this publisher: READPAST skips rows another
-	// replica holds, UPDLOCK keeps two from taking the same, the ORDER BY
-	// under TOP takes the oldest; OUTPUT ... INTO a table variable (plain
-	// OUTPUT fails once a trigger exists on the table, error 334).
-	qClaimPendingBatches = `DECLARE @t TABLE (promotion_id bigint, batch_no int);
-WITH c AS (
-	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @p3)
-	ORDER BY promotion_id, batch_no)
-UPDATE c SET publish_lease_until = @p2 OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
-SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
-FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
-ORDER BY b.promotion_id, b.batch_no;`
-
-	// qLoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
-	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
-FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
-WHERE p.id = @p1`
-
-	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
-	// see the row before the update (done + @p3 in the CASE is the new done).
-	// At READ COMMITTED (locking or snapshot) an UPDATE reads its target row
-	// under an update lock, so a concurrent committer of the same chunk waits
-	// for the row, then evaluates done = @p4 against the committed row and
-	// matches nothing.
-	qAdvance = `DECLARE @t TABLE (done bigint);
-UPDATE batches SET done = done + @p3,
-	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
-	updated_at = SYSUTCDATETIME()
-OUTPUT inserted.done INTO @t
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
-SELECT done FROM @t;`
-
-	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`
-
-	// qSetBatchState never touches a finished batch: done is final.
-	qSetBatchState = `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`
-
-	qBatchExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
-	THEN 1 ELSE 0 END AS bit)`
-
-	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
-
-	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
-
-	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`
-
-	// Migration lock: an exclusive application lock owned by the session, so
-	// that concurrent `promocodes migrate` runs apply migrations one at a
-	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
-	// granted, < 0 on timeout (-1), cancel (-2), deadlock (-3) or error (-999).
-	qGetAppLock = `DECLARE @r int;
-EXEC @r = sys.sp_getapplock @Resource = @p1, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = @p2;
-SELECT @r;`
-
-	qReleaseAppLock = `EXEC sys.sp_releaseapplock @Resource = @p1, @LockOwner = 'Session'`
-)
-
-// maxValuesRows bounds the rows of one generated multi-row statement: a
-// VALUES list takes at most 1000 rows in an INSERT, and a request at most
-// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
-const maxValuesRows = 1000
 
 // qInsertCodesSkipping returns an insert of n codes (@p2..@p(n+1)) for
 // promotion @p1 that skips codes already in the table and duplicates among
@@ -246,16 +87,180 @@ func qMarkPublished(n int) string {
 	return b.String()
 }
 
-// qListPromotions is a page of promotions with their progress, newest first:
-// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
-// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
-// active filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The
-// applied aggregate runs per promotion, so an unfiltered page walks the
-// clustered key backwards and stops after @p4 rows; the totals are one
-// primary-key look-up per row. The status CASE is
-// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
-// then the generation (a vanity promotion is complete).
-const qListPromotions = `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
+const (
+	// qReserve reserves @p2 sequence numbers from counter @p1, creating it at
+	// 0 if absent, and returns the first of them (the value before the
+	// update). UPDLOCK + HOLDLOCK make the existence check take a key-range
+	// update lock held to the end of the transaction, so two transactions
+	// creating the same counter queue instead of both inserting it; the
+	// update then holds the row's exclusive lock to the end of the
+	// transaction, which serialises reservations per counter (as PostgreSQL's
+	// row lock does). A rollback returns the range. (The key-range lock here
+	// covers one counter name, taken once per promotion or replacement round:
+	// not the codes table.) OUTPUT ... INTO a table variable, then SELECT:
+	// a plain OUTPUT clause fails (error 334) once the table has a trigger.
+	qReserve = `DECLARE @t TABLE (n bigint);
+IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
+	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
+UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
+SELECT n FROM @t;`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
+	// statusCols are what a status needs beyond the promotion's columns and
+	// its progress: the switch, the deletion, the totals as of the last
+	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
+	// nothing counted yet).
+	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
+	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
+
+	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
+
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	// Migration lock: an exclusive application lock owned by the session, so
+	// that concurrent `promocodes migrate` runs apply migrations one at a
+	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
+	// granted, < 0 on timeout (-1), cancel (-2), deadlock (-3) or error (-999).
+	qGetAppLock = `DECLARE @r int;
+EXEC @r = sys.sp_getapplock @Resource = @p1, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = @p2;
+SELECT @r;`
+
+	qReleaseAppLock = `EXEC sys.sp_releaseapplock @Resource = @p1, @LockOwner = 'Session'`
+
+	// maxValuesRows bounds the rows of one generated multi-row statement: a
+	// VALUES list takes at most 1000 rows in an INSERT, and a request at most
+	// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
+	maxValuesRows = 1000
+)
+
+var statements = sqlstore.Statements{
+	Reserve: qReserve,
+
+	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
+	// index so that the optimizer matches it whatever it infers from @p1.
+	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
+WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
+
+	InsertPromotion: `DECLARE @t TABLE (id bigint);
+INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at, key_fingerprint)
+OUTPUT inserted.id INTO @t
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
+SELECT id FROM @t;`,
+
+	// InsertBatches writes all batch rows of a promotion in one statement:
+	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
+	// The numbers come from a cross join of ten 10-row tables (up to 10^10
+	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
+	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
+	// and no numbers table to maintain. ORDER BY under TOP: without it TOP
+	// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
+	// not sort: the numbers come out in order).
+	InsertBatches: `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+	ORDER BY n
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`,
+
+	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
+
+	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
+FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
+
+	Progress: `SELECT COUNT(*),
+	COALESCE(SUM(done), 0),
+	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0)
+FROM batches WHERE promotion_id = @p1`,
+
+	PromotionExists: qPromotionExists,
+
+	// ExportCodes is covered by codes_promotion_id (which carries the
+	// clustered key, code).
+	ExportCodes: `SELECT code FROM codes WHERE promotion_id = @p1`,
+
+	// "published = 0" literally: that is the filter of batches_unpublished.
+	PendingBatches: `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no`,
+
+	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
+	// batches until @p2 to this publisher: READPAST skips rows another
+	// replica holds, UPDLOCK keeps two from taking the same, the ORDER BY
+	// under TOP takes the oldest; OUTPUT ... INTO a table variable (plain
+	// OUTPUT fails once a trigger exists on the table, error 334).
+	ClaimPendingBatches: `DECLARE @t TABLE (promotion_id bigint, batch_no int);
+WITH c AS (
+	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @p3)
+	ORDER BY promotion_id, batch_no)
+UPDATE c SET publish_lease_until = @p2 OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
+SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
+ORDER BY b.promotion_id, b.batch_no;`,
+
+	// LoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
+FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
+WHERE p.id = @p1`,
+
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
+	// see the row before the update (done + @p3 in the CASE is the new done).
+	// At READ COMMITTED (locking or snapshot) an UPDATE reads its target row
+	// under an update lock, so a concurrent committer of the same chunk waits
+	// for the row, then evaluates done = @p4 against the committed row and
+	// matches nothing.
+	Advance: `DECLARE @t TABLE (done bigint);
+UPDATE batches SET done = done + @p3,
+	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
+	updated_at = SYSUTCDATETIME()
+OUTPUT inserted.done INTO @t
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
+SELECT done FROM @t;`,
+
+	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`,
+
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
+
+	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
+	THEN 1 ELSE 0 END AS bit)`,
+
+	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
+
+	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
+
+	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`,
+
+	// ListPromotions is a page of promotions with their progress, newest first:
+	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
+	// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
+	// active filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The
+	// applied aggregate runs per promotion, so an unfiltered page walks the
+	// clustered key backwards and stops after @p4 rows; the totals are one
+	// primary-key look-up per row. The status CASE is
+	// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
+	// then the generation (a vanity promotion is complete).
+	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
 	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
@@ -281,31 +286,40 @@ WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
-ORDER BY p.id DESC`
+ORDER BY p.id DESC`,
 
-// qOldestUnpublished is the creation time of the promotion of the oldest
-// unpublished batch (ids grow with time).
-const qOldestUnpublished = `SELECT created_at FROM promotions
-WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`
+	// OldestUnpublished is the creation time of the promotion of the oldest
+	// unpublished batch (ids grow with time).
+	OldestUnpublished: `SELECT created_at FROM promotions
+WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
 
-// Redemption analytics of one promotion (@p1), from the audit trail. The
-// bucket is the start of the hour or day (@p2 = 1 for hours, 0 for days),
-// times being UTC datetime2; @p3 newest buckets are kept.
-const (
-	qStatsTotals = `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
+	// Redemption analytics of one promotion (@p1), from the audit trail. The
+	// bucket is the start of the hour or day (@p2 'hour' or 'day'), times
+	// being UTC datetime2; @p3 newest buckets are kept.
+	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
 	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = @p1`
+FROM redemptions WHERE promotion_id = @p1`,
 
-	qStatsSeries = `SELECT b, n, rb FROM (
+	StatsSeries: `SELECT b, n, rb FROM (
 	SELECT TOP (@p3) x.b, COUNT_BIG(*) AS n, COUNT_BIG(r.rolled_back_at) AS rb
 	FROM redemptions r
-	CROSS APPLY (SELECT CASE WHEN @p2 = 1
+	CROSS APPLY (SELECT CASE WHEN @p2 = N'hour'
 		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2))
 		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2)) END AS b) x
 	WHERE r.promotion_id = @p1 GROUP BY x.b ORDER BY x.b DESC
-) s ORDER BY b`
+) s ORDER BY b`,
 
-	qStatsTopUsers = `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
+	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id`
-)
+GROUP BY user_id ORDER BY n DESC, user_id`,
+
+	ClaimUncounted: qClaimUncounted,
+	AddTotals:      qAddTotals,
+
+	AddRefusals: `UPDATE refusals SET n = n + @p4 WHERE promotion_id = @p1 AND reason = @p2 AND hour = @p3;
+IF @@ROWCOUNT = 0
+	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
+
+	RefusalsByReason: `SELECT reason, SUM(n) FROM refusals WHERE promotion_id = @p1
+GROUP BY reason ORDER BY 2 DESC, 1`,
+}

@@ -1,8 +1,9 @@
 // Package sqlserver is the SQL Server store of promocodes (database/sql with
 // the "sqlserver" driver of github.com/microsoft/go-mssqldb). It owns the
 // schema (versioned goose migrations embedded from migrations/) and every
-// statement against it; all T-SQL is in queries.go. It is the only package
-// that imports go-mssqldb.
+// statement against it; all T-SQL is in queries.go. The algorithms are the
+// shared core's (pkg/store/internal/sqlstore). It is the only package that
+// imports go-mssqldb.
 //
 // A *Store is safe for concurrent use by many goroutines and, through the
 // database, by many processes: every multi-statement operation is one
@@ -22,7 +23,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
 	"regexp"
@@ -33,6 +33,8 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 	"github.com/pressly/goose/v3"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -66,6 +68,7 @@ func (c Config) Validate() error {
 
 // Store is the SQL Server store.
 type Store struct {
+	*sqlstore.Core[*sqlstore.SQLTx]
 	db *sql.DB
 }
 
@@ -94,7 +97,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db}
+	s := newStore(db)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlserver: connect to %s: %w", where(params), hideSecret(err, cfg.DSN))
@@ -117,6 +120,14 @@ func where(p msdsn.Config) string {
 	return host
 }
 
+// newStore returns a store on db (Open, and tests with a recording driver).
+func newStore(db *sql.DB) *Store {
+	s := &Store{db: db}
+	pool := sqlstore.NewSQLDB(db, readCommitted)
+	s.Core = sqlstore.New(dialect, pool, pool, s.migrations())
+	return s
+}
+
 // Close closes the pool, waiting for queries in progress to finish.
 func (s *Store) Close() { s.db.Close() }
 
@@ -128,53 +139,42 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	return pending, nil
+// migrations applies the migrations; an exclusive session application lock
+// (sp_getapplock, per database) serialises concurrent runs from several
+// processes.
+func (s *Store) migrations() sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
+		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
 }
 
-// Migrate applies the pending migrations. It is idempotent and safe to run
-// from several processes at once: an exclusive session application lock
-// (sp_getapplock, per database) serialises them.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrate(ctx, 0) }
+// readCommitted is the isolation of every transaction of the store. Explicit,
+// because go-mssqldb's default keeps whatever level the pooled session had.
+var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) error {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys,
-		goose.WithSessionLocker(appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute}),
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	if version > 0 {
-		_, err = p.UpTo(ctx, version)
-	} else {
-		_, err = p.Up(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	return nil
+// dialect is SQL Server for the shared core (see queries.go on the argument
+// types).
+var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
+	Statements:      statements,
+	VarChar:         func(s string) any { return mssql.VarChar(s) },
+	Time:            sqlstore.UTC,
+	UniqueViolation: uniqueViolation,
+	Retryable:       deadlocked,
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
 }
+
+// utcPtr is a helper of the redemption, reservation and lifecycle code, which
+// has not moved onto the core yet.
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+var scanPromotion = sqlstore.ScanPromotion
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
 // session owner, released by sp_releaseapplock (or when the session ends).

@@ -1,0 +1,128 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// TimeLayout is how SQLite stores times: UTC, fixed width, so that text
+// order is time order.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime is SQLite's time argument.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// UTC is the time argument of PostgreSQL and SQL Server: the time in UTC (SQL
+// Server's driver sends datetimeoffset, which the server converts to
+// datetime2 by dropping the offset, so it must be UTC already).
+func UTC(t time.Time) any { return t.UTC() }
+
+// Time scans a time column into *dst, in UTC: a time.Time (PostgreSQL, SQL
+// Server) or ISO 8601 text (SQLite).
+func Time(dst *time.Time) sql.Scanner { return timeDest{dst} }
+
+// NullTime scans a nullable time column: NULL leaves *dst nil.
+func NullTime(dst **time.Time) sql.Scanner { return nullTimeDest{dst} }
+
+type timeDest struct{ dst *time.Time }
+
+func (d timeDest) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		*d.dst = x.UTC()
+		return nil
+	case string:
+		return d.parse(x)
+	case []byte:
+		return d.parse(string(x))
+	}
+	return fmt.Errorf("cannot scan %T into a time", v)
+}
+
+func (d timeDest) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return err
+	}
+	*d.dst = t.UTC()
+	return nil
+}
+
+type nullTimeDest struct{ dst **time.Time }
+
+func (d nullTimeDest) Scan(v any) error {
+	if v == nil {
+		*d.dst = nil
+		return nil
+	}
+	var t time.Time
+	if err := (timeDest{&t}).Scan(v); err != nil {
+		return err
+	}
+	*d.dst = &t
+	return nil
+}
+
+// ScanPromotion scans promotionCols (see Statements), then extra.
+func ScanPromotion(row Row, extra ...any) (promo.Promotion, error) {
+	var (
+		p              promo.Promotion
+		kind           string
+		format, vanity sql.NullString
+		seqStart       int64
+	)
+	dest := append([]any{&p.ID, &p.Name, &kind, &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
+		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
+		Time(&p.CreatedAt)}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return promo.Promotion{}, err
+	}
+	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
+	if format.Valid {
+		p.Format = new(promo.Format)
+		if err := json.Unmarshal([]byte(format.String), p.Format); err != nil {
+			return promo.Promotion{}, fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
+		}
+	}
+	return p, nil
+}
+
+// statusTail scans the status columns after the progress: active, the
+// deletion, the totals.
+type statusTail struct {
+	active bool
+	del    promo.Deletion
+	totals promo.Totals
+}
+
+func (t *statusTail) dest() []any {
+	return []any{&t.active, NullTime(&t.del.RequestedAt), NullTime(&t.del.DeletedAt),
+		&t.totals.Redemptions, &t.totals.CodesRedeemed, &t.totals.RolledBack}
+}
+
+func (t *statusTail) apply(st *promo.PromotionStatus) {
+	st.Active, st.Deletion, st.Totals = t.active, t.del, t.totals
+}
+
+// scanBatches reads batchCols rows.
+func scanBatches(rows Rows) ([]promo.Batch, error) {
+	defer rows.Close()
+	var bs []promo.Batch
+	for rows.Next() {
+		var (
+			b        promo.Batch
+			seqStart int64
+			state    string
+		)
+		if err := rows.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, &state, &b.LastError); err != nil {
+			return nil, err
+		}
+		b.SeqStart, b.State = uint64(seqStart), promo.BatchState(state)
+		bs = append(bs, b)
+	}
+	return bs, rows.Err()
+}

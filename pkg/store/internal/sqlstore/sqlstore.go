@@ -1,0 +1,195 @@
+// Package sqlstore is the one implementation of the store's algorithms and
+// scanning, shared by the SQLite, PostgreSQL and SQL Server stores. Each of
+// them supplies a Dialect (its statement text, argument adapters, error
+// classifiers and bulk-insert path) and its pools; everything else (the
+// promotion's creation, the chunk commit with its collision replacement,
+// the batch outbox, status, lists, stats and the totals rollup) is written
+// here once.
+//
+// The algorithms run against a small executor seam, Querier, with two
+// implementations: database/sql (SQLDB here, for SQLite and SQL Server) and
+// pgx (in the postgres package, so that pgx stays native there). Core is
+// generic over the dialect's transaction type T, so a dialect's bulk path
+// receives its own transaction (a *SQLTx, or the postgres package's pgx
+// transaction for COPY) without a type assertion.
+//
+// Concurrency: a *Core is safe for concurrent use; its correctness rests on
+// the database (one transaction per multi-statement operation, conditional
+// statements, row locks), as docs/store.md describes.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Querier runs statements with the dialect's placeholders: a pool or a
+// transaction.
+type Querier interface {
+	// Exec runs a statement and returns the rows it affected.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	// QueryRow returns a row whose Scan reports sql.ErrNoRows (or an error
+	// that wraps it, as pgx's does) when there is none.
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Row is one result row.
+type Row interface{ Scan(dest ...any) error }
+
+// Rows is a result set; pgx.Rows satisfies it as it is.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Tx is a transaction.
+type Tx interface {
+	Querier
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// DB is a pool that begins transactions of type T with the dialect's
+// options (isolation, SQLite's BEGIN IMMEDIATE through its DSN).
+type DB[T Tx] interface {
+	Querier
+	Begin(ctx context.Context) (T, error)
+}
+
+// Dialect is what differs between the databases: statement text, argument
+// adapters, error classifiers and the bulk path. Every statement takes its
+// arguments in the order its Statements field documents.
+type Dialect[T Tx] struct {
+	Statements
+	// VarChar adapts a code (or another ASCII key compared with a varchar
+	// column) as an argument; nil passes the string as it is.
+	VarChar func(string) any
+	// Time adapts a time as an argument (ISO 8601 text on SQLite, a UTC
+	// time.Time elsewhere).
+	Time func(time.Time) any
+	// UniqueViolation reports a unique-key violation. Which key follows from
+	// the statement that failed.
+	UniqueViolation func(error) bool
+	// Retryable reports an error after which the database rolled the
+	// transaction back and a new run may succeed (a deadlock victim, a
+	// serialization failure); nil: none.
+	Retryable func(error) bool
+	// Bulk inserts a chunk's codes.
+	Bulk Bulk[T]
+	// MarkPublished returns the statement and arguments that mark the first
+	// n of refs published (see RefValues); the core runs it until every ref
+	// is marked.
+	MarkPublished func(refs []promo.BatchRef) (query string, args []any, n int)
+	// AddTotalsArgs, when set, makes Statements.AddTotals one statement for
+	// all deltas of a rollup (PostgreSQL: arrays); otherwise it runs once per
+	// delta.
+	AddTotalsArgs func(ds []promo.TotalsDelta, now any) []any
+}
+
+// Bulk is a dialect's code insert for the chunk commit, on the chunk's
+// transaction.
+type Bulk[T Tx] struct {
+	// Copy, if set, is the fast path: it inserts all of the chunk's codes
+	// or fails, with a unique violation when one exists already; the core
+	// then rolls back and redoes the chunk on the skipping path.
+	Copy func(ctx context.Context, tx T, c *promo.Chunk) error
+	// InsertChunk, if set, inserts the chunk's codes skipping those that
+	// exist (or repeat) and returns how many it inserted; if nil, the core
+	// passes the chunk's codes, sorted, to InsertCodes.
+	InsertChunk func(ctx context.Context, tx T, c *promo.Chunk) (int64, error)
+	// InsertCodes inserts codes for a promotion skipping those that exist
+	// (or repeat) and returns how many it inserted.
+	InsertCodes func(ctx context.Context, tx T, codes []string, promotionID int64) (int64, error)
+}
+
+// Core is a store on one database: the dialect, a write pool and a read
+// pool (the same pool on PostgreSQL and SQL Server). Its exported methods
+// are the store contract (storetest); the dialect packages embed it.
+type Core[T Tx] struct {
+	d    Dialect[T]
+	w, r DB[T]
+	m    Migrations
+}
+
+// New returns a Core on the pools w (writes) and r (reads).
+func New[T Tx](d Dialect[T], w, r DB[T], m Migrations) *Core[T] {
+	if d.VarChar == nil {
+		d.VarChar = func(s string) any { return s }
+	}
+	if d.Retryable == nil {
+		d.Retryable = func(error) bool { return false }
+	}
+	return &Core[T]{d: d, w: w, r: r, m: m}
+}
+
+// maxTxAttempts bounds the runs of one transaction that fails for a reason a
+// new run removes (a deadlock, a lost idempotency race, a chunk collision).
+const maxTxAttempts = 4
+
+// inTx runs fn in a write transaction and commits if fn returns nil.
+func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
+	tx, err := s.w.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// retry runs fn up to maxTxAttempts times while it fails with a retryable
+// error, pausing a little between runs so that deadlock victims do not meet
+// again at once.
+func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil || attempt == maxTxAttempts || !s.d.Retryable(err) {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// pause waits before run attempt+1 of a transaction.
+func pause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(attempt) * 10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// nullTime is a nullable time argument.
+func (s *Core[T]) nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.d.Time(*t)
+}
+
+// noRows reports whether err says a query returned no row (database/sql's
+// ErrNoRows, which pgx's wraps).
+func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Migrate applies the pending migrations.
+func (s *Core[T]) Migrate(ctx context.Context) error { return s.m.UpTo(ctx, 0) }
+
+// SchemaPending reports whether migrations this binary knows are not applied
+// yet (an unmigrated database counts as pending), for the readiness probe.
+// It takes no migration lock and changes nothing.
+func (s *Core[T]) SchemaPending(ctx context.Context) (bool, error) { return s.m.Pending(ctx) }

@@ -1,0 +1,90 @@
+package postgres_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+)
+
+// tracer records the statements a store sends: each one a round trip.
+type tracer struct {
+	mu    sync.Mutex
+	stmts []string
+}
+
+func (t *tracer) add(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stmts = append(t.stmts, s)
+}
+
+func (t *tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	t.add(strings.Fields(d.SQL)[0])
+	return ctx
+}
+func (t *tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+func (t *tracer) TraceCopyFromStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceCopyFromStartData) context.Context {
+	t.add("COPY " + d.TableName.Sanitize())
+	return ctx
+}
+func (t *tracer) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+func (t *tracer) take() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.Join(t.stmts, " ")
+	t.stmts = nil
+	return s
+}
+
+// A chunk on the fast path is four round trips: BEGIN, the progress UPDATE,
+// the binary COPY of its codes, COMMIT; a collision adds the rolled-back
+// attempt and the staging path.
+func TestChunkCommitRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	tr := &tracer{}
+	s, err := postgres.OpenTuned(ctx, postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)},
+		func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr })
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	p, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "rt",
+		Kind: promo.KindGenerated, CodeCount: 4, MaxUsagePerCode: 1, CounterName: "rt"}, BatchSize: 4, SeqLimit: 1 << 40})
+	if err != nil {
+		t.Fatalf("CreatePromotion: %v", err)
+	}
+	if _, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "v",
+		Kind: promo.KindVanity, VanityCode: "RTDD", MaxUsagePerCode: 1}}); err != nil {
+		t.Fatalf("CreatePromotion vanity: %v", err)
+	}
+	ref := promo.BatchRef{PromotionID: p.ID}
+	tr.take()
+	if _, err := s.CommitChunk(ctx, promo.Chunk{Batch: ref, Count: 2, CodeLen: 4, Codes: []byte("RTAARTBB")}); err != nil {
+		t.Fatalf("CommitChunk: %v", err)
+	}
+	if got, want := tr.take(), `begin UPDATE COPY "codes" commit`; got != want {
+		t.Errorf("fast path statements: %s, want %s", got, want)
+	}
+	// RTDD exists (the vanity code): the COPY fails, the chunk is redone
+	// through the staging table; RTDD's replacement is reserved and inserted.
+	if _, err := s.CommitChunk(ctx, promo.Chunk{Batch: ref, From: 2, Count: 2, CodeLen: 4, Codes: []byte("RTCCRTDD"),
+		CounterName: "rt", Replace: func(dst []byte, seq uint64) []byte { return append(dst, "RTEE"...) }}); err != nil {
+		t.Fatalf("CommitChunk with a collision: %v", err)
+	}
+	if got, want := tr.take(), `begin UPDATE COPY "codes" rollback begin UPDATE CREATE COPY "codes_staging" INSERT INSERT INSERT commit`; got != want {
+		t.Errorf("collision statements: %s, want %s", got, want)
+	}
+	t.Logf("statements per chunk: fast path 4 (BEGIN, UPDATE, COPY, COMMIT)")
+}
