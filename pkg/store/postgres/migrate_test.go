@@ -30,8 +30,8 @@ func migrationDB(t *testing.T) storetest.MigrationDB {
 	t.Cleanup(s.Close)
 	pool := postgres.Pool(s)
 	return storetest.MigrationDB{
-		MigrateTo:     func(ctx context.Context, v int64) error { return postgres.MigrateTo(ctx, s, v) },
-		MigrateDownTo: func(ctx context.Context, v int64) error { return postgres.MigrateDownTo(ctx, s, v) },
+		MigrateTo:     postgres.Migrations(s).UpTo,
+		MigrateDownTo: postgres.Migrations(s).DownTo,
 		Exec: func(ctx context.Context, q string) error {
 			_, err := pool.Exec(ctx, q)
 			return err

@@ -24,7 +24,6 @@ func migrationDB(t *testing.T) storetest.MigrationDB {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(s.Close)
-	return storetest.SQLMigrationDB(sqlite.Writer(s),
-		func(ctx context.Context, v int64) error { return sqlite.MigrateTo(ctx, s, v) },
-		func(ctx context.Context, v int64) error { return sqlite.MigrateDownTo(ctx, s, v) })
+	m := sqlite.Migrations(s)
+	return storetest.SQLMigrationDB(sqlite.Writer(s), m.UpTo, m.DownTo)
 }

@@ -231,15 +231,7 @@ func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promot
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn
 // returns nil.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return sqlstore.InTx(ctx, s.Core, func(tx *sqlstore.SQLTx) error { return fn(tx.Tx) })
 }
 
 // Helpers of the redemption, reservation and lifecycle code, which has not

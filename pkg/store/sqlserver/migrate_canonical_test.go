@@ -26,7 +26,6 @@ func migrationDB(t *testing.T) storetest.MigrationDB {
 		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(s.Close)
-	return storetest.SQLMigrationDB(sqlserver.DB(s),
-		func(ctx context.Context, v int64) error { return sqlserver.MigrateTo(ctx, s, v) },
-		func(ctx context.Context, v int64) error { return sqlserver.MigrateDownTo(ctx, s, v) })
+	m := sqlserver.Migrations(s)
+	return storetest.SQLMigrationDB(sqlserver.DB(s), m.UpTo, m.DownTo)
 }

@@ -134,6 +134,10 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations) *Core[T] {
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
 
+// InTx runs fn in a write transaction of c and commits if fn returns nil:
+// for a dialect's own code.
+func InTx[T Tx](ctx context.Context, c *Core[T], fn func(tx T) error) error { return c.inTx(ctx, fn) }
+
 // inTx runs fn in a write transaction and commits if fn returns nil.
 func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 	tx, err := s.w.Begin(ctx)
