@@ -12,6 +12,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // tracer records the statements a store sends: each one a round trip.
@@ -53,13 +54,7 @@ func TestChunkCommitRoundTrips(t *testing.T) {
 	tr := &tracer{}
 	s, err := postgres.OpenTuned(ctx, postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)},
 		func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr })
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
+	s = storetest.Migrated(t, s, err)
 	p, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "rt",
 		Kind: promo.KindGenerated, CodeCount: 4, MaxUsagePerCode: 1, CounterName: "rt"}, BatchSize: 4, SeqLimit: 1 << 40})
 	if err != nil {

@@ -13,16 +13,8 @@ import (
 // open returns a migrated store in a schema of its own.
 func open(tb testing.TB) *postgres.Store {
 	tb.Helper()
-	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{DSN: postgrestest.DSN(tb), Schema: postgrestest.Schema(tb)})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	return s
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(tb), Schema: postgrestest.Schema(tb)})
+	return storetest.Migrated(tb, s, err)
 }
 
 func TestContract(t *testing.T) {

@@ -50,40 +50,41 @@ import (
 //   - Earlier statements of the same transaction are visible to the check,
 //     so a code repeated across statements is skipped too.
 func qInsertCodesSkipping(n int) string {
-	var b strings.Builder
-	b.Grow(256 + n*8)
-	b.WriteString("INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\nFROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n\tFROM (VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(@p")
-		b.WriteString(strconv.Itoa(i + 2))
-		b.WriteByte(')')
-	}
-	b.WriteString(") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n")
-	b.WriteString("SELECT @@ROWCOUNT;")
-	return b.String()
+	return "INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\nFROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n\tFROM (VALUES " +
+		valueRows(n, 1, 2) +
+		") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n" +
+		"SELECT @@ROWCOUNT;"
 }
 
 // qMarkPublished returns an update marking n batches published, given as
 // (promotion_id, batch_no) pairs @p1,@p2, @p3,@p4, ...; pairs that name no
 // batch, or a published one, change nothing.
 func qMarkPublished(n int) string {
+	return "UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES " +
+		valueRows(n, 2, 1) +
+		") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0"
+}
+
+// valueRows returns n rows of a VALUES list with per parameters each,
+// numbered from first: "(@p2),(@p3)" or "(@p1, @p2),(@p3, @p4)".
+func valueRows(n, per, first int) string {
 	var b strings.Builder
-	b.Grow(256 + n*16)
-	b.WriteString("UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
+	b.Grow(n * per * 8)
+	for i := range n * per {
+		switch {
+		case i == 0:
+			b.WriteByte('(')
+		case i%per == 0:
+			b.WriteString("),(")
+		default:
+			b.WriteString(", ")
 		}
-		b.WriteString("(@p")
-		b.WriteString(strconv.Itoa(2*i + 1))
-		b.WriteString(", @p")
-		b.WriteString(strconv.Itoa(2*i + 2))
+		b.WriteString("@p")
+		b.WriteString(strconv.Itoa(first + i))
+	}
+	if n > 0 {
 		b.WriteByte(')')
 	}
-	b.WriteString(") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0")
 	return b.String()
 }
 

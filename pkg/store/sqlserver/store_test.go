@@ -14,16 +14,8 @@ import (
 // open returns a migrated store on dsn.
 func open(tb testing.TB, dsn string) *sqlserver.Store {
 	tb.Helper()
-	ctx := context.Background()
-	s, err := sqlserver.Open(ctx, sqlserver.Config{DSN: dsn, MaxConns: 8})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	return s
+	s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, MaxConns: 8})
+	return storetest.Migrated(tb, s, err)
 }
 
 // TestContract runs the store contract on one database shared by the

@@ -52,6 +52,23 @@ type Store interface {
 	TotalsStore
 }
 
+// Migrated returns the store that a dialect's Open returned (s, err) after
+// migrating it, and closes it when tb ends; an error of either fails tb.
+func Migrated[S interface {
+	Migrate(context.Context) error
+	Close()
+}](tb testing.TB, s S, err error) S {
+	tb.Helper()
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
 // Run runs the contract suite. open returns a migrated store for one subtest
 // and arranges (t.Cleanup) to close it; it may return stores on a shared
 // database.
