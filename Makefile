@@ -5,7 +5,7 @@ SHELL := /bin/bash
 BIN := bin/promocodes
 PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: build run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean
+.PHONY: build run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean vendor-web
 
 build:
 	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
@@ -85,3 +85,19 @@ down:
 
 clean:
 	rm -rf bin data
+
+## vendor-web: refresh the browser libraries embedded in the binary from npm (pinned versions; their
+## licence files come along): Swagger UI for /docs (api/docsui), uPlot for the console's charts
+## (console/static/vendor/uplot)
+SWAGGER_UI_VERSION := 5.36.0
+UPLOT_VERSION := 1.6.32
+vendor-web:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" && \
+	npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) uplot@$(UPLOT_VERSION) >/dev/null && \
+	tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz && \
+	cp package/swagger-ui-bundle.js package/swagger-ui-bundle.js.LICENSE.txt package/swagger-ui.css \
+	   package/LICENSE package/NOTICE $(CURDIR)/api/docsui/ && rm -rf package && \
+	tar xzf uplot-$(UPLOT_VERSION).tgz && mkdir -p $(CURDIR)/console/static/vendor/uplot && \
+	cp package/dist/uPlot.iife.min.js package/dist/uPlot.min.css package/LICENSE \
+	   $(CURDIR)/console/static/vendor/uplot/ && \
+	echo "vendored swagger-ui-dist $(SWAGGER_UI_VERSION) and uplot $(UPLOT_VERSION)"

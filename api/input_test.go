@@ -75,7 +75,7 @@ var inputEndpoints = []inputEndpoint{
 		{name: "active", place: inQuery}, {name: "cursor", place: inQuery}, {name: "limit", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
 	{method: "GET", path: "/v1/promotions/{id}/stats", fields: []textField{
-		{name: "id", place: inPath}, {name: "bucket", place: inQuery}}},
+		{name: "id", place: inPath}, {name: "bucket", place: inQuery}, {name: "from", place: inQuery}, {name: "to", place: inQuery}}},
 	{method: "GET", path: "/v1/promotions/{id}/codes", fields: []textField{
 		{name: "id", place: inPath}, {name: "partial", place: inQuery}}},
 	// The code endpoints ({id} is the code, or the redemption id).
@@ -97,7 +97,11 @@ var inputEndpoints = []inputEndpoint{
 	}},
 	{method: "GET", path: "/v1/promotions/{id}/redemptions", fields: []textField{
 		{name: "id", place: inPath}, {name: "userId", place: inQuery}, {name: "after", place: inQuery},
-		{name: "limit", place: inQuery}}},
+		{name: "limit", place: inQuery}, {name: "code", place: inQuery}, {name: "from", place: inQuery},
+		{name: "to", place: inQuery}}},
+	{method: "GET", path: "/v1/users/{id}/redemptions", id: "shopper-1", fields: []textField{
+		{name: "userId", place: inPath}, {name: "after", place: inQuery}, {name: "limit", place: inQuery},
+		{name: "from", place: inQuery}, {name: "to", place: inQuery}}},
 }
 
 // badTexts are the values tried in every text field.
@@ -253,7 +257,7 @@ func TestInputEndpointsCoverTheRoutes(t *testing.T) {
 		listed[ep.method+" "+ep.path] = true
 	}
 	for _, route := range api.Routes() {
-		route = strings.ReplaceAll(route, "{code}", "{id}")
+		route = strings.ReplaceAll(strings.ReplaceAll(route, "{code}", "{id}"), "{userId}", "{id}")
 		if strings.HasPrefix(route, "GET /healthz") || strings.HasPrefix(route, "GET /readyz") || strings.HasPrefix(route, "GET /metrics") {
 			continue
 		}

@@ -24,7 +24,7 @@ type Administrator interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (redemption.PromotionView, error)
 	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
-	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (t promo.TopUp, replayed bool, err error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 	DeletePromotion(ctx context.Context, actor string, id int64) (redemption.DeletionView, bool, error)
 	DeletionStatus(ctx context.Context, id int64) (redemption.DeletionView, error)
@@ -71,8 +71,15 @@ type topUpRequest struct {
 }
 
 // topUpPromotion adds codes to a generated promotion: 202 with the top-up and
-// the promotion's status (its codeCount is the new total).
+// the promotion's status (its codeCount is the new total). An
+// Idempotency-Key makes it safe to retry: the same key and codeCount answer
+// the recorded top-up (Idempotent-Replayed: true), another codeCount 409.
 func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdemKeyLen || !printableASCII(key) {
+		s.writeError(w, r, promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen))
+		return
+	}
 	st, err := s.promotion(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -100,14 +107,20 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, promo.Errorf(promo.EConflict, "the promotion's format is no longer accepted: %v", err))
 		return
 	}
-	t, err := s.administrator().TopUp(r.Context(), promo.TopUpRequest{PromotionID: st.ID, CodeCount: n,
-		BatchSize: s.cfg.BatchCodeCount, SeqLimit: codes.SeqLimit(layout.Space(), s.cfg.MaxDensity),
-		Actor: s.actor(r, "admin")})
+	topUp := promo.TopUpRequest{PromotionID: st.ID, CodeCount: n, BatchSize: s.cfg.BatchCodeCount,
+		SeqLimit: codes.SeqLimit(layout.Space(), s.cfg.MaxDensity), Actor: s.actor(r, "admin"), IdempotencyKey: key}
+	if key != "" {
+		sum := sha256.Sum256([]byte("topup\x00" + strconv.FormatInt(n, 10)))
+		topUp.RequestHash = hex.EncodeToString(sum[:])
+	}
+	t, replayed, err := s.administrator().TopUp(r.Context(), topUp)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if s.outbox != nil {
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else if s.outbox != nil {
 		s.outbox.Notify()
 	}
 	after, err := s.store.GetPromotion(r.Context(), st.ID)

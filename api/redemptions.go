@@ -53,7 +53,7 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	return append(append(rs, s.reservationRoutes()...), s.lifecycleRoutes()...)
+	return append(append(append(rs, s.reservationRoutes()...), s.lifecycleRoutes()...), s.inspectRoutes()...)
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.
@@ -102,6 +102,10 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 	userID := r.URL.Query().Get("userId")
 	if err := checkText("userId", userID, maxUserIDLen, false); err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if in, ok := s.inspector(); ok && userID == "" && s.isAdmin(r) {
+		s.codeDetail(w, r, in, code)
 		return
 	}
 	v, err := s.redeemer.Validate(r.Context(), clientKey(r, userID), code, userID)
@@ -234,44 +238,21 @@ func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId"), After: q.Get("after")}
+	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId")}
 	var fields []promo.FieldError
-	for _, c := range []struct{ field, v string }{{"userId", f.UserID}, {"after", f.After}} {
-		if err := checkText(c.field, c.v, maxUserIDLen, false); err != nil {
-			fields = append(fields, err.(*promo.Error).Fields...)
-		}
+	if err := checkText("userId", f.UserID, maxUserIDLen, false); err != nil {
+		fields = append(fields, err.(*promo.Error).Fields...)
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			fields = append(fields, promo.FieldError{Field: "limit", Message: "must be a whole number from 1 to 1000"})
-		}
-		f.Limit = n
-	}
+	fields = append(fields, redemptionQuery(q, &f)...)
 	if len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid query", Fields: fields})
 		return
 	}
-	if wantsCSV(r) {
-		s.exportRedemptions(w, r, f)
-		return
-	}
-	page, err := s.redeemer.Redemptions(r.Context(), f)
-	if err != nil {
+	if err := s.codeFilter(r, &f); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	body := map[string]any{"redemptions": page}
-	if f.Limit == 0 {
-		f.Limit = 100
-	}
-	if len(page) == f.Limit {
-		body["next"] = page[len(page)-1].ID
-	}
-	if page == nil {
-		body["redemptions"] = []redemption.Receipt{}
-	}
-	writeJSON(w, http.StatusOK, body)
+	s.answerRedemptions(w, r, f)
 }
 
 // wantsCSV reports whether the Accept header asks for CSV.
@@ -296,7 +277,7 @@ func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f pro
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-			w.Header().Set("Content-Disposition", `attachment; filename="promotion-`+rc.PromotionID+`-redemptions.csv"`)
+			w.Header().Set("Content-Disposition", `attachment; filename="`+redemptionsFile(f)+`"`)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			_ = cw.Write(redemptionCSVHeader)
 		}

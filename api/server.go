@@ -21,7 +21,7 @@ type Store interface {
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
-	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error)
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 }
 
@@ -138,6 +138,9 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 	s.mux.HandleFunc("GET /openapi.json", serveOpenAPIJSON)
 	s.mux.HandleFunc("GET /openapi.yaml", serveOpenAPIYAML)
 	s.mux.HandleFunc("GET /docs", serveDocs)
+	for _, f := range docsAssets {
+		s.mux.HandleFunc("GET /docs/assets/"+f, serveDocsAsset(f))
+	}
 	if ops != nil {
 		s.mux.Handle("GET /healthz", ops)
 		s.mux.Handle("GET /readyz", ops)

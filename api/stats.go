@@ -2,42 +2,42 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// statsView is the GET /v1/promotions/{id}/stats body.
-type statsView struct {
-	PromotionID     string                  `json:"promotionId"`
-	CodeCount       int64                   `json:"codeCount"`
-	MaxUsagePerCode int                     `json:"maxUsagePerCode"`
-	Redemptions     int64                   `json:"redemptions"`
-	RolledBack      int64                   `json:"rolledBack"`
-	CodesRedeemed   int64                   `json:"codesRedeemed"`
-	RedemptionRate  float64                 `json:"redemptionRate"`
-	Bucket          promo.StatsBucket       `json:"bucket"`
-	Series          []promo.StatsPoint      `json:"series"`
-	TopUsers        []promo.UserRedemptions `json:"topUsers"`
-	// Refusals are the refused redemptions by reason, most frequent first
-	// (counted by the API replicas, written every few seconds).
-	Refusals []promo.ReasonCount `json:"refusals"`
-}
-
-// promotionStats answers GET /v1/promotions/{id}/stats?bucket=hour|day: the
-// analytics the console's promotion page and API users share.
+// promotionStats answers GET /v1/promotions/{id}/stats?bucket=hour|day
+// [&from=&to=]: the analytics the console's pages and API users share.
 func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
-	for k := range r.URL.Query() {
-		if k != "bucket" {
-			s.writeError(w, r, promo.FieldErrorf(k, "unknown query parameter (bucket)"))
+	q := promo.StatsQuery{Bucket: promo.BucketHour}
+	for k, v := range r.URL.Query() {
+		switch k {
+		case "bucket":
+			q.Bucket = promo.StatsBucket(v[0])
+			if q.Bucket != promo.BucketHour && q.Bucket != promo.BucketDay {
+				s.writeError(w, r, promo.FieldErrorf("bucket", "must be hour or day"))
+				return
+			}
+		case "from", "to":
+			t, err := time.Parse(time.RFC3339, v[0])
+			if err != nil {
+				s.writeError(w, r, promo.FieldErrorf(k, "must be an RFC 3339 time, like 2026-03-01T00:00:00Z"))
+				return
+			}
+			if k == "from" {
+				q.From = t
+			} else {
+				q.To = t
+			}
+		default:
+			s.writeError(w, r, promo.FieldErrorf(k, "unknown query parameter (bucket, from, to)"))
 			return
 		}
 	}
-	bucket := promo.StatsBucket(r.URL.Query().Get("bucket"))
-	if bucket == "" {
-		bucket = promo.BucketHour
-	}
-	if bucket != promo.BucketHour && bucket != promo.BucketDay {
-		s.writeError(w, r, promo.FieldErrorf("bucket", "must be hour or day"))
+	var err error
+	if q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, s.now()); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	p, err := s.promotion(r)
@@ -45,7 +45,8 @@ func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.store.Stats(r.Context(), p.ID, bucket)
+	q.PromotionID = p.ID
+	st, err := s.store.Stats(r.Context(), q)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -55,14 +56,14 @@ func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if refusals == nil {
-		refusals = []promo.ReasonCount{}
-	}
-	v := statsView{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
-		Redemptions: st.Redemptions, RolledBack: st.RolledBack, CodesRedeemed: st.CodesRedeemed, Bucket: bucket,
-		Series: st.Series, TopUsers: st.TopUsers}
+	v := promo.StatsReport{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
+		Redemptions: st.Redemptions, RolledBack: st.RolledBack, CodesRedeemed: st.CodesRedeemed, Bucket: q.Bucket,
+		From: q.From, To: q.To, Series: st.Series, TopUsers: st.TopUsers, Orders: st.Orders}
 	if p.CodeCount > 0 {
 		v.RedemptionRate = float64(st.CodesRedeemed) / float64(p.CodeCount)
+	}
+	if v.Refusals == nil {
+		v.Refusals = []promo.ReasonCount{}
 	}
 	if v.Series == nil {
 		v.Series = []promo.StatsPoint{}

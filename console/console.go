@@ -1,39 +1,40 @@
 // Package console is the admin console: server-rendered pages (html/template,
 // embedded with go:embed) for promotion admins and SREs, served by the API
-// process under /console. It is a client of the API handler in-process, so
-// every create, read, export and lifecycle action (deactivate, cancel,
-// top-up, revoke, delete: lifecycle.go) goes through the API's own
-// validation, authorisation and audit log; it adds sessions, CSRF
-// protection, the format preview (from
-// pkg/codes) and the operations page (dead-letter inspection and replay, from
-// shovel's tools).
+// process under /console. It calls the API through the typed client
+// (pkg/client) over the API's handler in-process (client.InProcess, no
+// network), with the signed-in admin's token, so every create, read, export
+// and lifecycle action (deactivate, cancel, top-up, revoke, delete:
+// lifecycle.go) goes through the API's own validation, authorisation and
+// audit log; it adds sessions, sign-in throttling and cross-origin
+// protection (signin.go), the format preview (from pkg/codes), the
+// analytics (analytics.go: the API's stats of one or several promotions)
+// and the operations pages (ops.go: consumer lag, dead-letter inspection
+// and replay from shovel's tools, the shovel, a topic browser).
 //
 // Pages read without JavaScript; a small script (static/console.js, no
-// framework, no CDN) adds live progress and the live preview.
+// framework, no CDN) adds live progress and the live preview, and
+// static/charts.js draws the charts with uPlot (vendored, static/vendor).
 //
 // Concurrency: a Console is an http.Handler and safe for concurrent use.
 package console
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sethvargo/go-limiter"
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/shovel"
@@ -60,6 +61,39 @@ type Config struct {
 	SessionTTL time.Duration
 	// Version is shown in the footer.
 	Version string
+	// SignInAttempts is how many sign-ins one client address may try per
+	// SignInWindow (default 10 per 15m); past it the sign-in page answers
+	// 429 until the window ends, for that address only.
+	SignInAttempts int
+	SignInWindow   time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxDensity == 0 {
+		c.MaxDensity = codes.DefaultMaxDensity
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.SignInAttempts == 0 {
+		c.SignInAttempts = 10
+	}
+	if c.SignInWindow == 0 {
+		c.SignInWindow = 15 * time.Minute
+	}
+}
+
+// Validate checks the configuration after defaults.
+func (c Config) Validate() error {
+	c.setDefaults()
+	switch {
+	case !c.Open && len(c.AdminTokens) == 0:
+		return errors.New("console: admin tokens are required unless open")
+	case c.SessionTTL < 0 || c.SignInAttempts < 1 || c.SignInWindow < time.Second:
+		return fmt.Errorf("console: session TTL must not be negative, sign-in attempts must be at least 1 per window of at least 1s (got %s, %d per %s)",
+			c.SessionTTL, c.SignInAttempts, c.SignInWindow)
+	}
+	return nil
 }
 
 // Batches lists a promotion's incomplete batches (with their last error).
@@ -67,20 +101,26 @@ type Batches interface {
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 }
 
-// Ops is what the operations page needs: the Kafka client and producer of
-// the SRE tools and the topic names. Nil fields disable the page's parts.
+// Ops is what the operations pages need (ops.go): the Kafka client and
+// producer of the SRE tools, the topic names and consumer groups. Nil or
+// empty fields leave the pages' parts out.
 type Ops struct {
-	Client        shovel.Client
-	Publisher     shovel.Publisher
-	DeadTopic     string
-	BatchesTopic  string
-	ShovelHistory *shovel.History // the shovel's last cycles when it runs in this process
+	Client           OpsClient
+	Publisher        shovel.Publisher
+	DeadTopic        string
+	BatchesTopic     string
+	RetryTopic       string
+	ErrorTopic       string
+	RedemptionsTopic string
+	GeneratorGroup   string          // the generators' consumer group (batches and retry topics)
+	ShovelGroup      string          // the shovel's group (error topic)
+	ShovelHistory    *shovel.History // the shovel's last cycles when it runs in this process
 }
 
 // Console serves /console.
 type Console struct {
 	cfg     Config
-	api     http.Handler
+	api     *client.Client // the API's handler, in-process, without a token
 	batches Batches
 	ops     Ops
 	log     *zap.Logger
@@ -89,44 +129,42 @@ type Console struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	signins  limiter.Store               // sign-in attempts per client address
+	origins  *http.CrossOriginProtection // refuses cross-origin forms
 
 	previewKey []byte // random: preview samples are never real codes
 }
 
-type session struct {
-	token   string // the admin token signed in with ("" when open)
-	csrf    string
-	expires time.Time
-	flash   string              // shown once by the next page (after a redirect)
-	used    map[string]struct{} // nonces of forms already acted on
-}
-
 const (
 	sessionCookie = "promocodes_session"
-	preCSRFCookie = "promocodes_signin_csrf"
 	// Prefix is where the console lives.
 	Prefix = "/console"
 )
 
 // New builds the console on api (the API's http.Handler).
 func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger) (*Console, error) {
-	if !cfg.Open && len(cfg.AdminTokens) == 0 {
-		return nil, errors.New("console: admin tokens are required unless open")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxDensity == 0 {
-		cfg.MaxDensity = codes.DefaultMaxDensity
+	cfg.setDefaults()
+	ac, err := client.New(apiHost, "", client.WithHTTPClient(&http.Client{Transport: client.InProcess(api)}),
+		client.WithUserAgent("promocodes-console"))
+	if err != nil {
+		return nil, err
 	}
-	if cfg.SessionTTL == 0 {
-		cfg.SessionTTL = 12 * time.Hour
+	signins, err := newSignInLimiter(cfg)
+	if err != nil {
+		return nil, err
 	}
-	c := &Console{cfg: cfg, api: api, batches: batches, ops: ops, log: log, mux: http.NewServeMux(),
-		sessions: map[string]*session{}, previewKey: make([]byte, codes.MinSecretLen)}
+	c := &Console{cfg: cfg, api: ac, batches: batches, ops: ops, log: log, mux: http.NewServeMux(),
+		sessions: map[string]*session{}, previewKey: make([]byte, codes.MinSecretLen), signins: signins,
+		origins: http.NewCrossOriginProtection()}
+	c.origins.SetDenyHandler(http.HandlerFunc(c.crossOrigin))
 	_, _ = rand.Read(c.previewKey)
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
-	static, _ := fs.Sub(staticFS, "static")
-	c.mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	c.mux.HandleFunc("GET /console/static/{file...}", c.static)
 	c.mux.HandleFunc("GET /console/signin", c.signinPage)
 	c.mux.HandleFunc("POST /console/signin", c.signin)
 	c.mux.Handle("POST /console/signout", c.auth(c.signout))
@@ -136,16 +174,22 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("GET /console/preview", c.auth(c.previewFragment))
 	c.mux.Handle("POST /console/new", c.auth(c.create))
 	c.mux.Handle("GET /console/promotions/{id}", c.auth(c.promotionPage))
-	c.mux.Handle("GET /console/promotions/{id}/progress", c.auth(c.progress))
+	c.mux.Handle("GET /console/promotions/{id}/live", c.auth(c.live))
 	c.mux.Handle("GET /console/promotions/{id}/codes.csv", c.auth(c.export))
 	c.mux.Handle("POST /console/promotions/{id}/active", c.auth(c.setActive))
+	c.mux.Handle("GET /console/promotions/{id}/cancel", c.auth(c.cancelPage))
 	c.mux.Handle("POST /console/promotions/{id}/cancel", c.auth(c.cancelGeneration))
+	c.mux.Handle("GET /console/promotions/{id}/edit", c.auth(c.editPage))
+	c.mux.Handle("POST /console/promotions/{id}/edit", c.auth(c.editPromotion))
 	c.mux.Handle("POST /console/promotions/{id}/topups", c.auth(c.topUp))
 	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
 	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
 	c.mux.Handle("POST /console/promotions/{id}/delete", c.auth(c.deletePromotion))
+	c.mux.Handle("GET /console/analytics", c.auth(c.analyticsPage))
 	c.mux.Handle("GET /console/ops", c.auth(c.opsPage))
 	c.mux.Handle("POST /console/ops/replay", c.auth(c.replay))
+	c.mux.Handle("GET /console/ops/topics", c.auth(c.topicsPage))
+	c.recordRoutes()
 	return c, nil
 }
 
@@ -167,219 +211,98 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
-	c.mux.ServeHTTP(w, r)
+	c.origins.Handler(http.HandlerFunc(c.route)).ServeHTTP(w, r)
 }
 
-// ---- sessions and CSRF ----
-
-func randomToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
-	return &http.Cookie{Name: name, Value: value, Path: Prefix, MaxAge: maxAge, HttpOnly: true,
-		Secure: !c.cfg.InsecureCookies, SameSite: http.SameSiteStrictMode}
-}
-
-func (c *Console) newSession(w http.ResponseWriter, token string) *session {
-	s := &session{token: token, csrf: randomToken(), expires: time.Now().Add(c.cfg.SessionTTL)}
-	id := randomToken()
-	c.mu.Lock()
-	now := time.Now()
-	for k, old := range c.sessions { // expired sessions go when a new one comes
-		if now.After(old.expires) {
-			delete(c.sessions, k)
-		}
-	}
-	c.sessions[id] = s
-	c.mu.Unlock()
-	http.SetCookie(w, c.cookie(sessionCookie, id, int(c.cfg.SessionTTL.Seconds())))
-	return s
-}
-
-func (c *Console) session(r *http.Request) (string, *session) {
-	ck, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s, ok := c.sessions[ck.Value]
-	if !ok || time.Now().After(s.expires) {
-		delete(c.sessions, ck.Value)
-		return "", nil
-	}
-	return ck.Value, s
-}
-
-type sessionKey struct{}
-
-func sessionOf(r *http.Request) *session { return r.Context().Value(sessionKey{}).(*session) }
-
-// auth requires a session (created on the fly when open) and, for every
-// POST, the session's CSRF token in the form and a same-origin request.
-func (c *Console) auth(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, s := c.session(r)
-		if s == nil {
-			if !c.cfg.Open {
-				if r.Method != http.MethodGet {
-					http.Error(w, "sign in first", http.StatusForbidden)
-					return
-				}
-				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
-				return
-			}
-			s = c.newSession(w, "")
-		}
-		if r.Method == http.MethodPost && !c.checkCSRF(r, s.csrf) {
-			http.Error(w, "invalid or missing CSRF token; reload the page and try again", http.StatusForbidden)
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
-	})
-}
-
-func (c *Console) checkCSRF(r *http.Request, want string) bool {
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
-		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
-			return false
-		}
-	}
-	got := r.PostFormValue("csrf")
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-}
-
-func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
-	if c.cfg.Open {
-		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+// route serves r with its page; a path the console has no page for is an
+// HTML page too (404, or 405 with Allow), never the mux's plain text.
+func (c *Console) route(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := c.mux.Handler(r); pattern != "" {
+		c.mux.ServeHTTP(w, r)
 		return
 	}
-	pre := randomToken()
-	http.SetCookie(w, c.cookie(preCSRFCookie, pre, 600))
-	c.render(w, r, "signin", map[string]any{"CSRF": pre, "Next": safeNext(r.URL.Query().Get("next"))})
-}
-
-func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
-	ck, err := r.Cookie(preCSRFCookie)
-	if err != nil || !c.checkCSRF(r, ck.Value) {
-		http.Error(w, "invalid or missing CSRF token; reload the sign-in page", http.StatusForbidden)
-		return
-	}
-	token := strings.TrimSpace(r.PostFormValue("token"))
-	ok := false
-	for _, t := range c.cfg.AdminTokens {
-		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			ok = true
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := c.mux.Handler(probe); pattern != "" && m != r.Method {
+			allow = append(allow, m)
 		}
 	}
-	if !ok {
-		w.WriteHeader(http.StatusUnauthorized)
-		pre := randomToken()
-		http.SetCookie(w, c.cookie(preCSRFCookie, pre, 600))
-		c.render(w, r, "signin", map[string]any{"CSRF": pre, "Error": "That token is not an admin token.",
-			"Next": safeNext(r.PostFormValue("next"))})
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		c.fail(w, r, http.StatusMethodNotAllowed, fmt.Errorf("%s is not something this page takes (it takes %s)",
+			r.Method, strings.Join(allow, ", ")))
 		return
 	}
-	http.SetCookie(w, c.cookie(preCSRFCookie, "", -1))
-	c.newSession(w, token)
-	c.log.Info("console sign-in", zap.String("remote", r.RemoteAddr))
-	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
+	c.fail(w, r, http.StatusNotFound, fmt.Errorf("there is no console page at %s", r.URL.Path))
 }
 
-// safeNext keeps redirects inside the console.
-func safeNext(next string) string {
-	if strings.HasPrefix(next, "/console/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
-		return next
+// static serves the embedded script and style sheet.
+func (c *Console) static(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("file")
+	if _, err := fs.Stat(staticFS, "static/"+name); err != nil || !fs.ValidPath(name) {
+		c.fail(w, r, http.StatusNotFound, fmt.Errorf("there is no console file %s", name))
+		return
 	}
-	return "/console/"
+	static, _ := fs.Sub(staticFS, "static")
+	http.ServeFileFS(w, r, static, name)
 }
 
-func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
-	if id, _ := c.session(r); id != "" {
-		c.mu.Lock()
-		delete(c.sessions, id)
-		c.mu.Unlock()
-	}
-	http.SetCookie(w, c.cookie(sessionCookie, "", -1))
-	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
-}
+// Close stops the sign-in limiter's sweeper.
+func (c *Console) Close() { _ = c.signins.Close(context.Background()) }
 
 // ---- the API, in-process ----
 
-// apiResponse is a buffered API answer.
-type apiResponse struct {
-	status int
-	header http.Header
-	body   []byte
+// apiHost names the API in the URLs of in-process calls (no network: the
+// transport hands each request to the API's handler).
+const apiHost = "http://api.in-process"
+
+// apiFor is the API client acting for r: the signed-in admin's token, and a
+// context carrying the browser's address (the API counts failed look-ups
+// against it) that ends with r.
+func (c *Console) apiFor(r *http.Request) (*client.Client, context.Context) {
+	token := ""
+	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+		token = s.token
+	}
+	return c.api.WithToken(token), client.WithClientAddr(r.Context(), r.RemoteAddr)
 }
 
-type bufferWriter struct {
-	header http.Header
-	status int
-	buf    bytes.Buffer
+// apiStatus is the status the console answers for a failed API call: the
+// API's own for a refusal, 502 for anything else.
+func apiStatus(err error) int {
+	var p *client.ProblemError
+	if errors.As(err, &p) && p.Status >= 400 {
+		return p.Status
+	}
+	return http.StatusBadGateway
 }
 
-func (b *bufferWriter) Header() http.Header { return b.header }
-func (b *bufferWriter) WriteHeader(s int) {
-	if b.status == 0 {
-		b.status = s
-	}
-}
-func (b *bufferWriter) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	return b.buf.Write(p)
+// asProblem is the API's refusal in err, if it is one.
+func asProblem(err error) (*client.ProblemError, bool) {
+	var p *client.ProblemError
+	ok := errors.As(err, &p)
+	return p, ok
 }
 
-// apiRequest builds a request to the API on behalf of the signed-in admin.
-func (c *Console) apiRequest(r *http.Request, method, target string, body []byte) *http.Request {
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		rd = bytes.NewReader(body)
+// apiMessage is what a failed API call says to an admin: the refusal's
+// detail and each field's message, or the error.
+func apiMessage(err error) string {
+	var p *client.ProblemError
+	if !errors.As(err, &p) {
+		return err.Error()
 	}
-	req, _ := http.NewRequestWithContext(r.Context(), method, target, rd)
-	req.RemoteAddr = r.RemoteAddr
-	req.Host = r.Host
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
 	}
-	if s := sessionOf(r); s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
+	for _, e := range p.Fields {
+		if e.Field != "" {
+			msg += "; " + e.Field + ": " + e.Message
+		} else {
+			msg += "; " + e.Message
+		}
 	}
-	return req
-}
-
-func (c *Console) callAPI(r *http.Request, method, target string, body []byte, header http.Header) apiResponse {
-	req := c.apiRequest(r, method, target, body)
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	bw := &bufferWriter{header: http.Header{}}
-	c.api.ServeHTTP(bw, req)
-	if bw.status == 0 {
-		bw.status = http.StatusOK
-	}
-	return apiResponse{status: bw.status, header: bw.header, body: bw.buf.Bytes()}
-}
-
-// problem is the API's error document.
-type problem struct {
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Errors []struct {
-		Field   string `json:"field"`
-		Message string `json:"message"`
-	} `json:"errors"`
-}
-
-func (p problem) Error() string {
-	if p.Detail != "" {
-		return p.Detail
-	}
-	return fmt.Sprintf("the API answered %d", p.Status)
+	return strings.TrimPrefix(msg, "; ")
 }

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,15 +24,20 @@ import (
 	"github.com/promocodes/promocodes/redemption"
 )
 
-const adminToken = "console-test-admin-token"
+const (
+	adminToken = "console-test-admin-token"
+	testSecret = "console-test-secret-0123456789abcdef"
+)
 
 // site is the API and the console on a real SQLite store, as the API
 // process serves them.
 type site struct {
-	t     *testing.T
-	srv   *httptest.Server
-	store *sqlite.Store
-	c     *http.Client
+	t       *testing.T
+	srv     *httptest.Server
+	store   *sqlite.Store
+	console *console.Console
+	svc     *redemption.Service
+	c       *http.Client
 }
 
 func newSite(t *testing.T, open, insecure bool) *site {
@@ -42,6 +49,12 @@ func newSite(t *testing.T, open, insecure bool) *site {
 // tests that change what the API answers the console.
 func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler) *site {
 	t.Helper()
+	return newSiteOps(t, open, insecure, wrap, console.Ops{})
+}
+
+// newSiteOps is newSiteWith with the operations pages' Kafka parts.
+func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.Handler, ops console.Ops) *site {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
 	if err != nil {
@@ -52,7 +65,7 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	acfg := api.Config{Secret: []byte("console-test-secret-0123456789abcdef"), BatchCodeCount: 1000, Open: open}
+	acfg := api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, Open: open}
 	ccfg := console.Config{Open: open, InsecureCookies: insecure, Version: "test"}
 	if !open {
 		acfg.AdminTokens = []string{adminToken}
@@ -90,17 +103,18 @@ func newSiteWith(t *testing.T, open, insecure bool, wrap func(http.Handler) http
 	if wrap != nil {
 		h = wrap(a)
 	}
-	c, err := console.New(ccfg, h, st, console.Ops{}, log)
+	c, err := console.New(ccfg, h, st, ops, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	srv := httptest.NewServer(console.Mount(a, c))
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	client := srv.Client()
 	client.Jar = jar
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &site{t: t, srv: srv, store: st, c: client}
+	return &site{t: t, srv: srv, store: st, console: c, svc: svc, c: client}
 }
 
 func (s *site) get(path string) (*http.Response, string) {
@@ -130,18 +144,7 @@ func (s *site) post(path string, form url.Values, header http.Header) (*http.Res
 	return resp, string(b)
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
-func csrfOf(t *testing.T, page string) string {
-	t.Helper()
-	m := csrfField.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no CSRF field in page:\n%.500s", page)
-	}
-	return m[1]
-}
-
-func TestSignInSessionCookieAndCSRF(t *testing.T) {
+func TestSignInSessionCookieAndCrossOriginProtection(t *testing.T) {
 	s := newSite(t, false, false)
 
 	// / leads to the console, which wants a sign-in.
@@ -151,18 +154,25 @@ func TestSignInSessionCookieAndCSRF(t *testing.T) {
 	if resp, _ := s.get("/console/"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("GET /console/ signed out = %d → %q, want a redirect to the sign-in", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	_, page := s.get("/console/signin")
-	csrf := csrfOf(t, page)
 
-	// The sign-in form itself needs its CSRF token, and a right token.
-	if resp, _ := s.post("/console/signin", url.Values{"token": {adminToken}}, nil); resp.StatusCode != http.StatusForbidden {
-		t.Errorf("sign-in without CSRF = %d, want 403", resp.StatusCode)
+	// The sign-in form refuses another site (login CSRF), and a wrong token.
+	for name, h := range map[string]http.Header{"Origin": {"Origin": {"https://evil.example"}},
+		"Sec-Fetch-Site": {"Sec-Fetch-Site": {"cross-site"}}} {
+		resp, body := s.post("/console/signin", url.Values{"token": {adminToken}}, h)
+		if resp.StatusCode != http.StatusForbidden || !isHTML(resp) || !strings.Contains(body, "another site") {
+			t.Errorf("cross-site sign-in (%s) = %d %s, want 403 and an HTML page", name, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "promocodes_session" {
+				t.Errorf("cross-site sign-in (%s) set a session", name)
+			}
+		}
 	}
-	if resp, _ := s.post("/console/signin", url.Values{"token": {"wrong"}, "csrf": {csrf}}, nil); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := s.post("/console/signin", url.Values{"token": {"wrong"}}, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("sign-in with a wrong token = %d, want 401", resp.StatusCode)
 	}
-	_, page = s.get("/console/signin")
-	resp, _ := s.post("/console/signin", url.Values{"token": {adminToken}, "csrf": {csrfOf(t, page)}, "next": {"//evil.example/"}}, nil)
+	resp, _ := s.post("/console/signin", url.Values{"token": {adminToken}, "next": {"//evil.example/"}},
+		http.Header{"Origin": {s.srv.URL}, "Sec-Fetch-Site": {"same-origin"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
 		t.Fatalf("sign-in = %d → %q, want 303 → /console/ (an off-site next is ignored)", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -192,47 +202,45 @@ func TestSignInSessionCookieAndCSRF(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp, string(b)
 	}
-	resp, page = get("/console/new")
+	resp, page := get("/console/new")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /console/new signed in = %d", resp.StatusCode)
 	}
-	csrf = csrfOf(t, page)
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
 		t.Errorf("CSP = %q, want scripts from the console only", csp)
 	}
-	form := url.Values{"kind": {"generated"}, "name": {"csrf-check"}, "codeCount": {"1000"}, "charset": {"alnum"},
-		"length": {"8"}, "checkChar": {"1"}, "maxUsagePerCode": {"1"}, "perUserLimit": {"1"}, "nonce": {"n1"}}
+	form := url.Values{"kind": {"generated"}, "name": {"origin-check"}, "codeCount": {"1000"}, "charset": {"alnum"},
+		"length": {"8"}, "checkChar": {"1"}, "maxUsagePerCode": {"1"}, "perUserLimit": {"1"}, "nonce": {nonceOf(t, page)}}
 
-	// Every form POST needs the session's token: none, a wrong one, or a
-	// cross-site Origin are refused and write nothing.
-	for name, tc := range map[string]struct {
-		csrf, origin string
-	}{"missing": {"", ""}, "wrong": {"x" + csrf, ""}, "cross-site": {csrf, "https://evil.example"}} {
-		f := url.Values{}
-		for k, v := range form {
-			f[k] = v
-		}
-		if tc.csrf != "" {
-			f.Set("csrf", tc.csrf)
-		}
+	// A form another site sends with the admin's cookie is refused, as a
+	// page, and writes nothing.
+	for name, tc := range map[string]http.Header{
+		"cross-site Origin":         {"Origin": {"https://evil.example"}},
+		"cross-site Sec-Fetch-Site": {"Sec-Fetch-Site": {"cross-site"}},
+		"same-site Sec-Fetch-Site":  {"Sec-Fetch-Site": {"same-site"}, "Origin": {"https://other.example"}},
+	} {
 		h := hdr.Clone()
-		if tc.origin != "" {
-			h.Set("Origin", tc.origin)
+		for k, v := range tc {
+			h[k] = v
 		}
-		if resp, _ := s.post("/console/new", f, h); resp.StatusCode != http.StatusForbidden {
-			t.Errorf("%s CSRF token: POST /console/new = %d, want 403", name, resp.StatusCode)
+		resp, body := s.post("/console/new", form, h)
+		if resp.StatusCode != http.StatusForbidden || !isHTML(resp) || !strings.Contains(body, "nothing was done") {
+			t.Errorf("%s: POST /console/new = %d %s, want 403 and an HTML page", name, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	if resp, _ := s.post("/console/ops/replay", url.Values{"action": {"confirm"}}, hdr); resp.StatusCode != http.StatusForbidden {
-		t.Errorf("replay without CSRF = %d, want 403", resp.StatusCode)
+	h := hdr.Clone()
+	h.Set("Origin", "https://evil.example")
+	if resp, _ := s.post("/console/ops/replay", url.Values{"action": {"confirm"}}, h); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site replay = %d, want 403", resp.StatusCode)
 	}
 	if l, err := s.store.ListPromotions(context.Background(), promoFilter()); err != nil || len(l) != 0 {
 		t.Fatalf("refused posts wrote %d promotions (%v)", len(l), err)
 	}
 
-	form.Set("csrf", csrf)
-	h := hdr.Clone()
+	// From the console itself (as a browser marks it) the form works.
+	h = hdr.Clone()
 	h.Set("Origin", s.srv.URL)
+	h.Set("Sec-Fetch-Site", "same-origin")
 	resp, _ = s.post("/console/new", form, h)
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/promotions/") {
 		t.Fatalf("create through the form = %d → %q", resp.StatusCode, resp.Header.Get("Location"))
@@ -243,19 +251,156 @@ func TestSignInSessionCookieAndCSRF(t *testing.T) {
 		t.Errorf("resubmitted form → %q, first → %q; want the same promotion", resp2.Header.Get("Location"), resp.Header.Get("Location"))
 	}
 	// Readable without JavaScript: the list and the promotion are in the HTML.
-	if _, page := get("/console/"); !strings.Contains(page, "csrf-check") || !strings.Contains(page, "<progress") {
+	if _, page := get("/console/"); !strings.Contains(page, "origin-check") || !strings.Contains(page, "<progress") {
 		t.Errorf("list page lacks the promotion or its progress bar")
 	}
 	if _, page := get(resp.Header.Get("Location")); !strings.Contains(page, "0 / 1,000 codes") {
 		t.Errorf("promotion page lacks the summary:\n%.800s", page)
 	}
-	// Signing out ends the session.
-	_, page = get("/console/")
-	if resp, _ := s.post("/console/signout", url.Values{"csrf": {csrfOf(t, page)}}, hdr); resp.StatusCode != http.StatusSeeOther {
+	// Signing out ends the session; a form sent after that says so.
+	if resp, _ := s.post("/console/signout", nil, h); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("sign-out = %d", resp.StatusCode)
 	}
 	if resp, _ := get("/console/"); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("after sign-out GET /console/ = %d, want a redirect to the sign-in", resp.StatusCode)
+	}
+	h.Set("Referer", s.srv.URL+"/console/new")
+	resp, body := s.post("/console/new", form, h)
+	if resp.StatusCode != http.StatusUnauthorized || !isHTML(resp) || !strings.Contains(body, "session has ended") ||
+		!strings.Contains(body, `name="next" value="/console/new"`) {
+		t.Errorf("form after sign-out = %d %s, want 401 and the sign-in page leading back:\n%.1500s", resp.StatusCode,
+			resp.Header.Get("Content-Type"), body)
+	}
+}
+
+var nonceField = regexp.MustCompile(`name="nonce" value="([^"]+)"`)
+
+func nonceOf(t *testing.T, page string) string {
+	t.Helper()
+	m := nonceField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no nonce field in page:\n%.500s", page)
+	}
+	return m[1]
+}
+
+func isHTML(resp *http.Response) bool {
+	return strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html")
+}
+
+// csrfOrNothing is the sign-in form's CSRF field when the page has one (the
+// console before cross-origin protection had one), else nothing.
+func csrfOrNothing(page string) url.Values {
+	if m := csrfField.FindStringSubmatch(page); m != nil {
+		return url.Values{"csrf": {m[1]}}
+	}
+	return url.Values{}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// A second sign-in after a wrong token works from the page the wrong token
+// answered (it failed with a plain-text 403 when a CSRF token of that page
+// matched no cookie).
+func TestSecondSignInAfterAWrongToken(t *testing.T) {
+	s := newSite(t, false, true)
+	_, page := s.get("/console/signin")
+	f := csrfOrNothing(page)
+	f.Set("token", "not-the-token")
+	resp, page := s.post("/console/signin", f, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "not an admin token") {
+		t.Fatalf("wrong token = %d:\n%.800s", resp.StatusCode, page)
+	}
+	f = csrfOrNothing(page)
+	f.Set("token", adminToken)
+	resp, page = s.post("/console/signin", f, nil)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("second attempt with the right token = %d %s → %q, want 303 → /console/:\n%.500s", resp.StatusCode,
+			resp.Header.Get("Content-Type"), resp.Header.Get("Location"), page)
+	}
+	if resp, _ := s.get("/console/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("signed in, GET /console/ = %d", resp.StatusCode)
+	}
+}
+
+// signInFrom posts a sign-in to the console's handler as if from addr.
+func (s *site) signInFrom(addr, token string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = addr
+	rec := httptest.NewRecorder()
+	s.console.ServeHTTP(rec, req)
+	return rec
+}
+
+// 300 wrong tokens from one address: the first 10 are answered 401, the
+// rest 429 with Retry-After and a page that says why; the genuine token
+// from that address waits too, and a genuine admin from another address
+// signs in. An IPv6 address counts with its /64.
+func TestSignInThrottledPerAddress(t *testing.T) {
+	s := newSite(t, false, true)
+	counts := map[int]int{}
+	var last *httptest.ResponseRecorder
+	for i := range 300 {
+		last = s.signInFrom("203.0.113.7:"+strconv.Itoa(40000+i), fmt.Sprintf("guess-%d", i))
+		counts[last.Code]++
+	}
+	if counts[http.StatusUnauthorized] != 10 || counts[http.StatusTooManyRequests] != 290 {
+		t.Errorf("300 wrong tokens from one address answered %v, want 10×401 then 290×429", counts)
+	}
+	body := last.Body.String()
+	if last.Header().Get("Retry-After") == "" || !strings.HasPrefix(last.Header().Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "Too many sign-in attempts") {
+		t.Errorf("throttled answer: Retry-After %q, %s:\n%.800s", last.Header().Get("Retry-After"),
+			last.Header().Get("Content-Type"), body)
+	}
+	if rec := s.signInFrom("203.0.113.7:5000", adminToken); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("the genuine token from the throttled address = %d, want 429", rec.Code)
+	}
+	if rec := s.signInFrom("198.51.100.2:5000", adminToken); rec.Code != http.StatusSeeOther {
+		t.Errorf("a genuine admin from another address = %d, want 303", rec.Code)
+	}
+	for i := range 10 {
+		s.signInFrom(fmt.Sprintf("[2001:db8:1:2::%x]:443", i+1), "wrong")
+	}
+	if rec := s.signInFrom("[2001:db8:1:2:ffff::1]:443", adminToken); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("an address in the same IPv6 /64 = %d, want 429", rec.Code)
+	}
+	if rec := s.signInFrom("[2001:db8:1:3::1]:443", adminToken); rec.Code != http.StatusSeeOther {
+		t.Errorf("an address in another IPv6 /64 = %d, want 303", rec.Code)
+	}
+}
+
+// Every error the console answers is an HTML page: an unknown page, a
+// method a page does not take, a missing static file, a refused form, an
+// API refusal.
+func TestConsoleErrorsAreHTMLPages(t *testing.T) {
+	s := newSite(t, true, true)
+	for _, tc := range []struct {
+		method, path string
+		header       http.Header
+		status       int
+	}{
+		{http.MethodGet, "/console/no-such-page", nil, http.StatusNotFound},
+		{http.MethodGet, "/console/static/no-such.js", nil, http.StatusNotFound},
+		{http.MethodGet, "/console/promotions/not-an-id", nil, http.StatusNotFound},
+		{http.MethodGet, "/console/promotions/999999", nil, http.StatusNotFound},
+		{http.MethodGet, "/console/promotions/999999/codes.csv", nil, http.StatusNotFound},
+		{http.MethodGet, "/console/rows?active=maybe", nil, http.StatusUnprocessableEntity},
+		{http.MethodPost, "/console/promotions/1/live", nil, http.StatusMethodNotAllowed},
+		{http.MethodPost, "/console/new", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
+	} {
+		var resp *http.Response
+		var body string
+		if tc.method == http.MethodGet {
+			resp, body = s.get(tc.path)
+		} else {
+			resp, body = s.post(tc.path, url.Values{}, tc.header)
+		}
+		if resp.StatusCode != tc.status || !isHTML(resp) || !strings.Contains(body, "</html>") {
+			t.Errorf("%s %s = %d %q, want %d and an HTML page:\n%.300s", tc.method, tc.path, resp.StatusCode,
+				resp.Header.Get("Content-Type"), tc.status, body)
+		}
 	}
 }
 
@@ -278,8 +423,7 @@ func TestPreviewRefusesTooShortAndNamesTheShortestLength(t *testing.T) {
 		t.Errorf("vanity preview = %s", frag)
 	}
 	// Open (dev without tokens): no sign-in; the form's refusal is inline.
-	_, page := s.get("/console/new")
-	form := url.Values{"csrf": {csrfOf(t, page)}, "kind": {"generated"}, "name": {"short"}, "codeCount": {"200000"},
+	form := url.Values{"kind": {"generated"}, "name": {"short"}, "codeCount": {"200000"},
 		"charset": {"alnum"}, "length": {"5"}, "checkChar": {"1"}}
 	resp, body := s.post("/console/new", form, nil)
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "shortest length that fits") &&

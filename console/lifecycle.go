@@ -1,65 +1,26 @@
 package console
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// The lifecycle actions of a promotion (issue 9's endpoints), each a POST
-// form with the session's CSRF token (auth checks it) that the console turns
-// into one call of the in-process API handler, so validation, authorisation
-// and the audit log are the API's. A success redirects to the promotion's
+// The lifecycle actions of a promotion, each a POST form (cross-origin
+// protection checks where it comes from) that the console turns into one
+// call of the API (pkg/client, in-process), so validation, authorisation and
+// the audit log are the API's. A success redirects to the promotion's
 // page with a flash (POST-redirect-GET: a reload repeats nothing); a refusal
 // renders the page again with the API's error beside the form and the API's
 // status.
 
-// deletion is a promotion's deletion as GET /v1/promotions/{id} reports it.
-type deletion struct {
-	RequestedAt *time.Time `json:"requestedAt"`
-	DeletedAt   *time.Time `json:"deletedAt"`
-	CodesLeft   int64      `json:"codesLeft"`
-}
-
-// auditEntry is one line of GET /v1/promotions/{id}/audit.
-type auditEntry struct {
-	ID     string          `json:"id"`
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Code   string          `json:"code"`
-	Detail json.RawMessage `json:"detail"`
-}
-
-// DetailText is the change as the audit log holds it (JSON), for display.
-func (a auditEntry) DetailText() string {
-	if len(a.Detail) == 0 || string(a.Detail) == "null" || string(a.Detail) == "{}" {
-		return ""
-	}
-	return string(a.Detail)
-}
-
 const auditPage = 10 // the entries the page shows
-
-// audit reads the newest page of a promotion's audit log.
-func (c *Console) audit(r *http.Request, id string) ([]auditEntry, error) {
-	var page struct {
-		Entries []auditEntry `json:"entries"`
-	}
-	res := c.callAPI(r, http.MethodGet, "/v1/promotions/"+id+"/audit?limit="+strconv.Itoa(auditPage), nil, nil)
-	if err := decodeAPI(res, http.StatusOK, &page); err != nil {
-		return nil, err
-	}
-	return page.Entries, nil
-}
 
 // setFlash leaves a message for the session's next page.
 func (c *Console) setFlash(r *http.Request, msg string) {
@@ -107,23 +68,6 @@ func (c *Console) promotionID(w http.ResponseWriter, r *http.Request) (string, b
 	return id, true
 }
 
-// apiError is what a refusal says: the detail and each field's message.
-func apiError(res apiResponse) string {
-	var p problem
-	if json.Unmarshal(res.body, &p) != nil || p.Status == 0 {
-		return fmt.Sprintf("the API answered %d", res.status)
-	}
-	msg := p.Detail
-	for _, e := range p.Errors {
-		if e.Field != "" {
-			msg += "; " + e.Field + ": " + e.Message
-		} else {
-			msg += "; " + e.Message
-		}
-	}
-	return strings.TrimPrefix(msg, "; ")
-}
-
 // refused renders the promotion page again with the action's error beside
 // its form, under the API's status.
 func (c *Console) refused(w http.ResponseWriter, r *http.Request, status int, action, msg string, form map[string]string) {
@@ -153,13 +97,10 @@ func (c *Console) setActive(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, http.StatusUnprocessableEntity, "active", "active must be true or false", nil)
 		return
 	}
-	body, _ := json.Marshal(map[string]bool{"active": active})
-	res := c.callAPI(r, http.MethodPatch, "/v1/promotions/"+id, body, nil)
-	var v struct {
-		Active bool `json:"active"`
-	}
-	if err := decodeAPI(res, http.StatusOK, &v); err != nil {
-		c.refused(w, r, res.status, "active", apiError(res), nil)
+	api, ctx := c.apiFor(r)
+	v, err := api.UpdatePromotion(ctx, id, client.PromotionUpdate{Active: &active})
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "active", apiMessage(err), nil)
 		return
 	}
 	if v.Active {
@@ -169,16 +110,21 @@ func (c *Console) setActive(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// cancelGeneration stops a pending or generating promotion.
+// cancelGeneration stops a pending or generating promotion, once the
+// confirmation page's box is ticked.
 func (c *Console) cancelGeneration(w http.ResponseWriter, r *http.Request) {
 	id, ok := c.promotionID(w, r)
 	if !ok {
 		return
 	}
-	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/cancel", nil, nil)
-	var p promotionView
-	if err := decodeAPI(res, http.StatusOK, &p); err != nil {
-		c.refused(w, r, res.status, "cancel", apiError(res), nil)
+	if r.PostFormValue("confirm") != "yes" {
+		c.renderCancel(w, r, http.StatusUnprocessableEntity, "Tick the box to confirm the cancel; nothing was cancelled.")
+		return
+	}
+	api, ctx := c.apiFor(r)
+	p, _, err := api.CancelPromotion(ctx, id)
+	if err != nil {
+		c.renderCancel(w, r, apiStatus(err), apiMessage(err))
 		return
 	}
 	c.done(w, r, id, fmt.Sprintf("Generation cancelled: %s of %s codes exist and stay redeemable.",
@@ -198,23 +144,24 @@ func (c *Console) topUp(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, http.StatusUnprocessableEntity, "topup", "codeCount: must be a whole number", form)
 		return
 	}
-	if !c.firstUse(r, r.PostFormValue("nonce")) { // a double click adds codes once
+	nonce := r.PostFormValue("nonce")
+	if !c.firstUse(r, nonce) { // a double click adds codes once
 		http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
 		return
 	}
-	body, _ := json.Marshal(map[string]int64{"codeCount": n})
-	res := c.callAPI(r, http.MethodPost, "/v1/promotions/"+id+"/topups", body, nil)
-	var v struct {
-		TopUp     promo.TopUp   `json:"topup"`
-		Promotion promotionView `json:"promotion"`
+	key := ""
+	if nonce != "" {
+		key = "console-topup-" + nonce // the form's: a submit repeated from another replica adds once too
 	}
-	if err := decodeAPI(res, http.StatusAccepted, &v); err != nil {
-		c.refused(w, r, res.status, "topup", apiError(res), form)
+	api, ctx := c.apiFor(r)
+	t, p, err := api.TopUpPromotion(ctx, id, n, key)
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "topup", apiMessage(err), form)
 		return
 	}
 	c.done(w, r, id, fmt.Sprintf("Top-up #%d: %s codes added in %d %s; the promotion now has %s codes.",
-		v.TopUp.No, humanize.Comma(v.TopUp.CodeCount), v.TopUp.BatchCount, plural(v.TopUp.BatchCount, "batch", "batches"),
-		humanize.Comma(v.Promotion.CodeCount)))
+		t.No, humanize.Comma(t.CodeCount), t.BatchCount, plural(t.BatchCount, "batch", "batches"),
+		humanize.Comma(p.CodeCount)))
 }
 
 func plural(n int, one, many string) string {
@@ -239,16 +186,10 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, http.StatusUnprocessableEntity, "revoke", "code: type the code to revoke", form)
 		return
 	}
-	target := "/v1/codes/" + url.PathEscape(code)
-	res := c.callAPI(r, http.MethodGet, target, nil, nil)
-	var v struct {
-		Promotion struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		} `json:"promotion"`
-	}
-	if err := decodeAPI(res, http.StatusOK, &v); err != nil {
-		c.refused(w, r, res.status, "revoke", apiError(res), form)
+	api, ctx := c.apiFor(r)
+	v, err := api.LookupCode(ctx, code, "")
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "revoke", apiMessage(err), form)
 		return
 	}
 	if v.Promotion.ID != id {
@@ -256,18 +197,13 @@ func (c *Console) revoke(w http.ResponseWriter, r *http.Request) {
 			code, v.Promotion.ID, v.Promotion.Name), form)
 		return
 	}
-	body, _ := json.Marshal(map[string]string{"reason": reason})
-	res = c.callAPI(r, http.MethodPost, target+"/revoke", body, nil)
-	var rv struct {
-		Code   string `json:"code"`
-		Reason string `json:"reason"`
-	}
-	if err := decodeAPI(res, http.StatusOK, &rv); err != nil {
-		c.refused(w, r, res.status, "revoke", apiError(res), form)
+	rv, err := api.RevokeCode(ctx, code, reason)
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "revoke", apiMessage(err), form)
 		return
 	}
 	msg := fmt.Sprintf("Revoked %s: it is refused from now on (410 revoked).", rv.Code)
-	if res.header.Get("Idempotent-Replayed") == "true" {
+	if rv.Replayed {
 		msg = fmt.Sprintf("%s was already revoked (reason: %s).", rv.Code, rv.Reason)
 	}
 	c.done(w, r, id, msg)
@@ -280,15 +216,7 @@ func (c *Console) deletePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) renderDelete(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
-	p, res, err := c.loadPromotion(r)
-	if err != nil {
-		c.fail(w, r, max(res.status, 400), err)
-		return
-	}
-	if status != http.StatusOK {
-		w.WriteHeader(status)
-	}
-	c.render(w, r, "delete", map[string]any{"P": p, "Error": errMsg})
+	c.renderConfirm(w, r, "delete", status, errMsg)
 }
 
 // deletePromotion is the second step: the confirmed request.
@@ -301,16 +229,14 @@ func (c *Console) deletePromotion(w http.ResponseWriter, r *http.Request) {
 		c.renderDelete(w, r, http.StatusUnprocessableEntity, "Tick the box to confirm the deletion; nothing was deleted.")
 		return
 	}
-	res := c.callAPI(r, http.MethodDelete, "/v1/promotions/"+id, nil, nil)
-	var v struct {
-		Deletion deletion `json:"deletion"`
-	}
-	if err := decodeAPI(res, http.StatusAccepted, &v); err != nil {
-		c.renderDelete(w, r, max(res.status, 400), apiError(res))
+	api, ctx := c.apiFor(r)
+	d, _, err := api.DeletePromotion(ctx, id)
+	if err != nil {
+		c.renderDelete(w, r, apiStatus(err), apiMessage(err))
 		return
 	}
 	c.done(w, r, id, fmt.Sprintf("Deletion requested: the promotion is switched off and its %s remaining codes are being deleted in the background. Redemptions and the audit log are kept.",
-		humanize.Comma(v.Deletion.CodesLeft)))
+		humanize.Comma(d.CodesLeft)))
 }
 
 // lifecycle is what the promotion page offers for p's status.
@@ -320,9 +246,9 @@ type lifecycle struct {
 	CanTopUp  bool
 }
 
-func lifecycleOf(p promotionView) lifecycle {
-	gone := p.Status == string(promo.StatusDeleting) || p.Status == string(promo.StatusDeleted)
-	pendingOrGenerating := p.Status == string(promo.StatusPending) || p.Status == string(promo.StatusGenerating)
-	return lifecycle{Gone: gone, CanCancel: !gone && p.Kind == string(promo.KindGenerated) && pendingOrGenerating,
-		CanTopUp: !gone && p.Kind == string(promo.KindGenerated)}
+func lifecycleOf(p client.Status) lifecycle {
+	gone := p.Status == promo.StatusDeleting || p.Status == promo.StatusDeleted
+	pendingOrGenerating := p.Status == promo.StatusPending || p.Status == promo.StatusGenerating
+	return lifecycle{Gone: gone, CanCancel: !gone && p.Kind == promo.KindGenerated && pendingOrGenerating,
+		CanTopUp: !gone && p.Kind == promo.KindGenerated}
 }

@@ -43,16 +43,11 @@ func (s *site) createPromotion(body string) string {
 	return m["id"].(string)
 }
 
-// act posts an action's form from the promotion's page with the page's CSRF
-// token and returns the answer (a 303 on success).
+// act posts an action's form from the promotion's page, as the browser
+// does (same origin), and returns the answer (a 303 on success).
 func (s *site) act(id, action string, form url.Values) (*http.Response, string) {
 	s.t.Helper()
-	_, page := s.get("/console/promotions/" + id)
-	f := url.Values{"csrf": {csrfOf(s.t, page)}}
-	for k, v := range form {
-		f[k] = v
-	}
-	return s.post("/console/promotions/"+id+"/"+action, f, nil)
+	return s.post("/console/promotions/"+id+"/"+action, form, http.Header{"Origin": {s.srv.URL}, "Sec-Fetch-Site": {"same-origin"}})
 }
 
 // actOK posts an action and follows its redirect: the page with its flash.
@@ -152,7 +147,18 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 	if !strings.Contains(page, `id="cancel-form"`) || !strings.Contains(page, `class="st st-pending"`) {
 		t.Fatalf("a pending promotion's page lacks the cancel form or the pending badge")
 	}
-	page = s.actOK(gid, "cancel", nil, "Generation cancelled: 0 of 3,000 codes exist")
+	// Cancel asks first, like delete: its confirmation page, then the box.
+	_, confirm := s.get("/console/promotions/" + gid + "/cancel")
+	if !strings.Contains(confirm, `id="cancel-confirm"`) || !strings.Contains(confirm, "3,000 not yet generated") {
+		t.Fatalf("cancel confirmation page lacks its box or what it does:\n%.1500s", confirm)
+	}
+	if resp, body := s.act(gid, "cancel", nil); resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="cancel-error"`) {
+		t.Errorf("cancel without the box ticked = %d, want 422 with the error", resp.StatusCode)
+	}
+	if _, m := s.apiCall(http.MethodGet, "/v1/promotions/"+gid, "", nil); m["status"] != "pending" {
+		t.Fatalf("an unconfirmed cancel cancelled: %v", m["status"])
+	}
+	page = s.actOK(gid, "cancel", url.Values{"confirm": {"yes"}}, "Generation cancelled: 0 of 3,000 codes exist")
 	if !strings.Contains(page, `class="st st-cancelled"`) || strings.Contains(page, `id="cancel-form"`) {
 		t.Errorf("after cancel the page does not show cancelled, or still offers cancel")
 	}
@@ -160,7 +166,7 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 		t.Errorf("API status after the console's cancel = %d %v, want cancelled", status, m["status"])
 	}
 	// Cancelled again (a stale page): the API answers, the page says so.
-	if resp, _ := s.act(gid, "cancel", nil); resp.StatusCode != http.StatusSeeOther {
+	if resp, _ := s.act(gid, "cancel", url.Values{"confirm": {"yes"}}); resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("second cancel = %d, want the API's idempotent answer (303)", resp.StatusCode)
 	}
 
@@ -172,7 +178,7 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 		t.Errorf("top-up of 0 = %d, want the API's 422 inline:\n%.800s", resp.StatusCode, body)
 	}
 	_, page = s.get("/console/promotions/" + tid)
-	f := url.Values{"csrf": {csrfOf(t, page)}, "codeCount": {"500"}, "nonce": {"topup-nonce-1"}}
+	f := url.Values{"codeCount": {"500"}, "nonce": {nonceOf(t, page)}}
 	resp, _ = s.post("/console/promotions/"+tid+"/topups", f, nil)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("top-up 500 = %d, want 303", resp.StatusCode)
@@ -191,18 +197,18 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 
 	// Delete: the first step is a page; the POST needs the box ticked; then
 	// the promotion is deleting and, once the purger has run, deleted.
-	_, confirm := s.get("/console/promotions/" + vid + "/delete")
+	_, confirm = s.get("/console/promotions/" + vid + "/delete")
 	if !strings.Contains(confirm, `id="delete-confirm"`) {
 		t.Fatalf("delete page lacks the confirmation box")
 	}
-	resp, body = s.post("/console/promotions/"+vid+"/delete", url.Values{"csrf": {csrfOf(t, confirm)}}, nil)
+	resp, body = s.post("/console/promotions/"+vid+"/delete", url.Values{}, nil)
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `id="delete-error"`) {
 		t.Errorf("delete without the box ticked = %d, want 422 with the error", resp.StatusCode)
 	}
 	if _, m := s.apiCall(http.MethodGet, "/v1/promotions/"+vid, "", nil); m["deletion"] != nil {
 		t.Fatalf("an unconfirmed delete requested the deletion: %v", m["deletion"])
 	}
-	resp, _ = s.post("/console/promotions/"+vid+"/delete", url.Values{"csrf": {csrfOf(t, confirm)}, "confirm": {"yes"}}, nil)
+	resp, _ = s.post("/console/promotions/"+vid+"/delete", url.Values{"confirm": {"yes"}}, nil)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("confirmed delete = %d, want 303", resp.StatusCode)
 	}
@@ -225,13 +231,10 @@ func TestLifecycleActionsFromThePromotionPage(t *testing.T) {
 	}
 }
 
-// Every lifecycle POST needs the session's CSRF token: without it or with
-// a wrong one it is refused and changes nothing.
-func TestLifecycleFormsNeedTheCSRFToken(t *testing.T) {
+// Every lifecycle form another site sends is refused and changes nothing.
+func TestLifecycleFormsRefuseOtherSites(t *testing.T) {
 	s := newSite(t, true, true)
-	id := s.createPromotion(`{"name":"csrf","codeCount":2000,"format":{"charset":"alnum","length":10}}`)
-	_, page := s.get("/console/promotions/" + id)
-	csrf := csrfOf(t, page)
+	id := s.createPromotion(`{"name":"cross-site","codeCount":2000,"format":{"charset":"alnum","length":10}}`)
 	actions := map[string]url.Values{
 		"active": {"active": {"false"}},
 		"cancel": {},
@@ -240,16 +243,10 @@ func TestLifecycleFormsNeedTheCSRFToken(t *testing.T) {
 		"delete": {"confirm": {"yes"}},
 	}
 	for action, form := range actions {
-		for name, token := range map[string]string{"missing": "", "wrong": "x" + csrf} {
-			f := url.Values{}
-			for k, v := range form {
-				f[k] = v
-			}
-			if token != "" {
-				f.Set("csrf", token)
-			}
-			if resp, _ := s.post("/console/promotions/"+id+"/"+action, f, nil); resp.StatusCode != http.StatusForbidden {
-				t.Errorf("%s CSRF token: POST %s = %d, want 403", name, action, resp.StatusCode)
+		for name, h := range map[string]http.Header{"Origin": {"Origin": {"https://evil.example"}},
+			"Sec-Fetch-Site": {"Sec-Fetch-Site": {"cross-site"}}} {
+			if resp, _ := s.post("/console/promotions/"+id+"/"+action, form, h); resp.StatusCode != http.StatusForbidden {
+				t.Errorf("cross-site (%s): POST %s = %d, want 403", name, action, resp.StatusCode)
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,20 +17,31 @@ import (
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
+	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/shovel"
 )
 
 var funcs = template.FuncMap{
 	// off: the API reports the flag and it is false.
 	"off":   func(b *bool) bool { return b != nil && !*b },
 	"comma": func(n int64) string { return humanize.Comma(n) },
+	"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
 			return "0"
 		}
 		return strconv.FormatFloat(math.Min(100, 100*float64(a)/float64(b)), 'f', 1, 64)
+	},
+	// codeURL is the console page of a code, user or redemption.
+	"codeURL": func(code string) string { return "/console/codes/" + url.PathEscape(code) },
+	"userURL": func(user string) string { return "/console/users/" + url.PathEscape(user) },
+	// detail is an audit entry's change as the log holds it (JSON).
+	"detail": func(d json.RawMessage) string {
+		if s := string(d); s != "null" && s != "{}" {
+			return s
+		}
+		return ""
 	},
 	"when": func(v any) string {
 		switch t := v.(type) {
@@ -74,7 +85,6 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, page string, da
 	data["Version"] = c.cfg.Version
 	data["Open"] = c.cfg.Open
 	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
-		data["CSRF"] = s.csrf
 		data["SignedIn"] = s.token != ""
 		data["Flash"] = c.takeFlash(s)
 	}
@@ -98,43 +108,15 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, status int, err e
 	c.render(w, r, "error", map[string]any{"Status": status, "Error": err.Error()})
 }
 
+// failAPI is the error page of a failed API call, under the API's status.
+func (c *Console) failAPI(w http.ResponseWriter, r *http.Request, err error) {
+	c.fail(w, r, apiStatus(err), errors.New(apiMessage(err)))
+}
+
 // ---- promotions list ----
 
-// promotionView is a promotion as the API returns it.
-type promotionView struct {
-	ID              string        `json:"id"`
-	Name            string        `json:"name"`
-	Kind            string        `json:"kind"`
-	Status          string        `json:"status"`
-	CodeCount       int64         `json:"codeCount"`
-	GeneratedCount  int64         `json:"generatedCount"`
-	MissingCount    int64         `json:"missingCount"`
-	BatchCounts     batchCounts   `json:"batches"`
-	MaxUsagePerCode int           `json:"maxUsagePerCode"`
-	PerUserLimit    int           `json:"perUserLimit"`
-	CreatedAt       time.Time     `json:"createdAt"`
-	StartsAt        *time.Time    `json:"startsAt"`
-	ExpiresAt       *time.Time    `json:"expiresAt"`
-	Summary         string        `json:"summary"`
-	Format          *promo.Format `json:"format"`
-	Code            string        `json:"code"`
-	// Active is nil only from an API that does not report it (before 00008).
-	Active        *bool         `json:"active"`
-	Redemptions   int64         `json:"redemptions"`   // as of the last rollup
-	CodesRedeemed int64         `json:"codesRedeemed"` // as of the last rollup
-	TopUps        []promo.TopUp `json:"topups"`
-	Deletion      *deletion     `json:"deletion"`
-}
-
-type batchCounts struct {
-	Total     int `json:"total"`
-	Completed int `json:"completed"`
-	Retrying  int `json:"retrying"`
-	Parked    int `json:"parked"`
-}
-
 type listData struct {
-	Items      []promotionView
+	Items      []client.Status
 	NextCursor string
 	Query      url.Values
 	Status     string
@@ -150,34 +132,30 @@ func (c *Console) fetchList(r *http.Request) (listData, error) {
 			q.Set(k, v)
 		}
 	}
-	q.Set("limit", "50")
-	res := c.callAPI(r, http.MethodGet, "/v1/promotions?"+q.Encode(), nil, nil)
-	var d listData
-	if err := decodeAPI(res, http.StatusOK, &struct {
-		Items      *[]promotionView `json:"items"`
-		NextCursor *string          `json:"nextCursor"`
-	}{&d.Items, &d.NextCursor}); err != nil {
-		return d, err
+	lq := client.ListQuery{Status: promo.Status(q.Get("status")), Name: q.Get("name"), Cursor: q.Get("cursor"), Limit: 50}
+	switch q.Get("active") {
+	case "true":
+		lq.Active = new(true)
+	case "false":
+		lq.Active = new(false)
+	case "":
+	default:
+		return listData{}, &client.ProblemError{Status: http.StatusUnprocessableEntity,
+			Fields: []promo.FieldError{{Field: "active", Message: "must be true or false"}}}
 	}
-	d.Query, d.Status, d.Name, d.Active = q, q.Get("status"), q.Get("name"), q.Get("active")
-	return d, nil
-}
-
-func decodeAPI(res apiResponse, want int, v any) error {
-	if res.status != want {
-		var p problem
-		if json.Unmarshal(res.body, &p) == nil && p.Status != 0 {
-			return p
-		}
-		return fmt.Errorf("the API answered %d", res.status)
+	api, ctx := c.apiFor(r)
+	page, err := api.ListPromotions(ctx, lq)
+	if err != nil {
+		return listData{}, err
 	}
-	return json.Unmarshal(res.body, v)
+	return listData{Items: page.Items, NextCursor: page.NextCursor, Query: q, Status: q.Get("status"),
+		Name: q.Get("name"), Active: q.Get("active")}, nil
 }
 
 func (c *Console) listPage(w http.ResponseWriter, r *http.Request) {
 	d, err := c.fetchList(r)
 	if err != nil {
-		c.fail(w, r, http.StatusBadGateway, err)
+		c.failAPI(w, r, err)
 		return
 	}
 	c.render(w, r, "list", map[string]any{"L": d, "Statuses": listStatuses})
@@ -190,7 +168,7 @@ var listStatuses = []promo.Status{promo.StatusPending, promo.StatusGenerating, p
 func (c *Console) listRows(w http.ResponseWriter, r *http.Request) {
 	d, err := c.fetchList(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
+		c.failAPI(w, r, err)
 		return
 	}
 	c.renderFragment(w, "list", "rows", d)
@@ -198,40 +176,41 @@ func (c *Console) listRows(w http.ResponseWriter, r *http.Request) {
 
 // ---- one promotion ----
 
-func (c *Console) loadPromotion(r *http.Request) (promotionView, apiResponse, error) {
+// loadPromotion reads the promotion of the request's {id}.
+func (c *Console) loadPromotion(r *http.Request) (client.Status, error) {
 	id := r.PathValue("id")
 	if _, err := promo.ParseID(id); err != nil {
-		return promotionView{}, apiResponse{status: http.StatusNotFound}, err
+		return client.Status{}, &client.ProblemError{Status: http.StatusNotFound, Detail: fmt.Sprintf("%q is not a promotion id", id)}
 	}
-	res := c.callAPI(r, http.MethodGet, "/v1/promotions/"+id, nil, nil)
-	var p promotionView
-	err := decodeAPI(res, http.StatusOK, &p)
-	return p, res, err
+	api, ctx := c.apiFor(r)
+	return api.GetPromotion(ctx, id)
 }
 
 func (c *Console) promotionPage(w http.ResponseWriter, r *http.Request) {
 	c.renderPromotion(w, r, http.StatusOK, nil)
 }
 
-// renderPromotion renders a promotion's page under status, with extra (an
-// action's error and its form values) merged in.
-func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status int, extra map[string]any) {
-	p, res, err := c.loadPromotion(r)
-	if err != nil {
-		status := res.status
-		if status < 400 {
-			status = http.StatusBadGateway
-		}
-		c.fail(w, r, status, err)
-		return
+// maxBatchRows bounds the "Batches not complete" table (a 100,000,000-code
+// promotion has 2,000 batches); the rest are counted.
+const maxBatchRows = 50
+
+// liveData is what the page's live parts show (template "live"): the
+// promotion's status, deletion, summary and incomplete batches, read
+// together so that they agree.
+func (c *Console) liveData(r *http.Request, p client.Status) map[string]any {
+	data := map[string]any{"P": p, "L": lifecycleOf(p)}
+	if p.Active != nil {
+		data["Active"] = *p.Active
 	}
-	data := map[string]any{"P": p, "L": lifecycleOf(p), "Nonce": randomToken(),
-		"ActionError": map[string]string{}, "Form": map[string]string{}}
 	if c.batches != nil {
 		id, _ := promo.ParseID(p.ID)
 		bs, err := c.batches.IncompleteBatches(r.Context(), id)
 		if err != nil {
 			data["BatchesError"] = err.Error()
+		}
+		if len(bs) > maxBatchRows {
+			data["BatchesMore"] = int64(len(bs) - maxBatchRows)
+			bs = bs[:maxBatchRows]
 		}
 		data["Batches"] = bs
 	}
@@ -241,27 +220,33 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
 		}
 	}
-	if entries, err := c.audit(r, p.ID); err == nil {
-		data["Audit"] = entries[:min(len(entries), 10)]
+	return data
+}
+
+// renderPromotion renders a promotion's page under status, with extra (an
+// action's error and its form values) merged in.
+func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status int, extra map[string]any) {
+	p, err := c.loadPromotion(r)
+	if err != nil {
+		c.failAPI(w, r, err)
+		return
+	}
+	api, ctx := c.apiFor(r)
+	data := c.liveData(r, p)
+	data["Nonce"], data["ActionError"], data["Form"] = randomToken(), map[string]string{}, map[string]string{}
+	if page, err := api.AuditLog(ctx, p.ID, "", auditPage); err == nil {
+		data["Audit"] = page.Entries[:min(len(page.Entries), auditPage)]
 	} else {
-		data["AuditError"] = err.Error()
+		data["AuditError"] = apiMessage(err)
 	}
-	if p.Active != nil {
-		data["Active"] = *p.Active
-	}
-	bucket := "hour"
-	if r.URL.Query().Get("bucket") == "day" {
-		bucket = "day"
-	}
-	var st statsView
-	if err := decodeAPI(c.callAPI(r, http.MethodGet, "/v1/promotions/"+p.ID+"/stats?bucket="+bucket, nil, nil),
-		http.StatusOK, &st); err != nil {
+	if win, err := chooseWindow(r.URL.Query(), []time.Time{p.CreatedAt}, time.Now()); err != nil {
 		data["StatsError"] = err.Error()
+	} else if st, err := statsFor(ctx, api, p.ID, win); err != nil {
+		data["StatsError"] = apiMessage(err)
 	} else {
-		data["Stats"], data["Chart"] = st, barChart(st)
+		data["Stats"], data["Chart"], data["Bucket"] = st, promotionChart("chart", st), string(win.Bucket)
 		data["Rate"] = strconv.FormatFloat(100*st.RedemptionRate, 'f', 2, 64)
 	}
-	data["Bucket"] = bucket
 	for k, v := range extra {
 		if v != nil {
 			data[k] = v
@@ -273,32 +258,67 @@ func (c *Console) renderPromotion(w http.ResponseWriter, r *http.Request, status
 	c.render(w, r, "promotion", data)
 }
 
-func (c *Console) progress(w http.ResponseWriter, r *http.Request) {
-	p, res, err := c.loadPromotion(r)
+// live renders the promotion page's live parts again, together, for the
+// page's script to swap in (static/console.js).
+func (c *Console) live(w http.ResponseWriter, r *http.Request) {
+	p, err := c.loadPromotion(r)
 	if err != nil {
-		http.Error(w, err.Error(), max(res.status, 400))
+		c.failAPI(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": p.Status, "codeCount": p.CodeCount,
-		"generatedCount": p.GeneratedCount, "batches": p.BatchCounts, "summary": p.Summary,
-		"percent": funcs["pct"].(func(a, b int64) string)(p.GeneratedCount, p.CodeCount), "deletion": p.Deletion})
+	c.renderFragment(w, "promotion", "live", c.liveData(r, p))
 }
 
-// export streams the API's CSV to the browser with the session's token.
+// export streams the API's CSV of a promotion's codes to the browser: the
+// API's refusal (not completed, say) is an error page; a stream cut after
+// its first bytes is cut for the browser too.
 func (c *Console) export(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := promo.ParseID(id); err != nil {
-		http.NotFound(w, r)
+	id, ok := c.promotionID(w, r)
+	if !ok {
 		return
 	}
-	// The API sets its own content headers; the console's CSP stays.
-	target := "/v1/promotions/" + id + "/codes"
+	api, ctx := c.apiFor(r)
+	out := &download{w: w, name: "promotion-" + id + "-codes.csv"}
+	var err error
 	if r.URL.Query().Get("partial") == "true" {
-		target += "?partial=true"
+		_, err = api.ExportPartialCodes(ctx, id, out)
+	} else {
+		_, err = api.ExportCodes(ctx, id, out)
 	}
-	c.api.ServeHTTP(w, c.apiRequest(r, http.MethodGet, target, nil))
+	out.end(w, r, c, err)
+}
+
+// download writes a CSV download to the browser, its headers at the first
+// byte, so that a refusal before any byte can still be an error page.
+type download struct {
+	w       http.ResponseWriter
+	name    string
+	started bool
+}
+
+func (d *download) Write(p []byte) (int, error) {
+	if !d.started {
+		d.started = true
+		h := d.w.Header()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="`+d.name+`"`)
+		h.Set("Cache-Control", "no-store")
+	}
+	return d.w.Write(p)
+}
+
+// end finishes a download: an error before the first byte is an error
+// page; after it, the connection is cut so that the browser sees an
+// incomplete transfer, not a complete-looking file.
+func (d *download) end(w http.ResponseWriter, r *http.Request, c *Console, err error) {
+	switch {
+	case err == nil:
+	case !d.started:
+		c.failAPI(w, r, err)
+	default:
+		c.log.Warn("console download cut short", zap.String("file", d.name), zap.Error(err))
+		panic(http.ErrAbortHandler)
+	}
 }
 
 // ---- new promotion ----
@@ -446,184 +466,59 @@ func (c *Console) previewFragment(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) create(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm() // an unreadable body leaves the form empty: the API names what is missing
 	f := readForm(r.PostForm)
-	body := map[string]any{"name": f.Name}
+	req := client.CreateRequest{Name: f.Name}
 	errs := map[string]string{}
 	if n := strings.TrimSpace(f.MaxUsage); n != "" {
-		body["maxUsagePerCode"] = atoiOr(n, -1)
+		req.MaxUsagePerCode = new(atoiOr(n, -1))
 	}
 	if n := strings.TrimSpace(f.PerUser); n != "" {
-		body["perUserLimit"] = atoiOr(n, -1)
+		req.PerUserLimit = new(atoiOr(n, -1))
 	}
-	for _, t := range []struct{ field, v string }{{"startsAt", f.StartsAt}, {"expiresAt", f.ExpiresAt}} {
-		if t.v == "" {
-			continue
-		}
-		tm, err := time.Parse("2006-01-02T15:04", t.v)
-		if err != nil {
-			errs[t.field] = "must be a date and time"
-			continue
-		}
-		body[t.field] = tm.UTC().Format(time.RFC3339)
-	}
+	req.StartsAt = formTimeField(errs, "startsAt", f.StartsAt)
+	req.ExpiresAt = formTimeField(errs, "expiresAt", f.ExpiresAt)
 	if f.Kind == "vanity" {
-		body["code"] = f.Vanity
+		req.Code = f.Vanity
 	} else {
 		n, err := strconv.ParseInt(strings.TrimSpace(strings.ReplaceAll(f.CodeCount, ",", "")), 10, 64)
 		if err != nil {
 			errs["codeCount"] = "must be a whole number"
 		}
-		body["codeCount"] = n
-		body["format"] = f.format()
+		req.CodeCount = n
+		req.Format = new(f.format())
 	}
 	if len(errs) == 0 {
-		b, _ := json.Marshal(body)
-		h := http.Header{}
+		api, ctx := c.apiFor(r)
+		key := ""
 		if f.Nonce != "" {
-			h.Set("Idempotency-Key", "console-"+f.Nonce) // a double submit creates one promotion
+			key = "console-" + f.Nonce // a double submit creates one promotion
 		}
-		res := c.callAPI(r, http.MethodPost, "/v1/promotions", b, h)
-		if res.status == http.StatusAccepted || res.status == http.StatusOK {
-			var created struct {
-				ID string `json:"id"`
-			}
-			_ = json.Unmarshal(res.body, &created)
+		created, err := api.CreatePromotion(ctx, req, key)
+		if err == nil {
 			http.Redirect(w, r, "/console/promotions/"+url.PathEscape(created.ID), http.StatusSeeOther)
 			return
 		}
-		var p problem
-		_ = json.Unmarshal(res.body, &p)
-		for _, e := range p.Errors {
-			key := e.Field
-			if strings.HasPrefix(key, "format.") || key == "format" {
-				key = "format"
-			}
-			if _, dup := errs[key]; dup {
-				errs[key] += "; " + e.Message
-			} else {
-				errs[key] = e.Message
+		var p *client.ProblemError
+		if errors.As(err, &p) {
+			for _, e := range p.Fields {
+				key := e.Field
+				if strings.HasPrefix(key, "format.") || key == "format" {
+					key = "format"
+				}
+				if _, dup := errs[key]; dup {
+					errs[key] += "; " + e.Message
+				} else {
+					errs[key] = e.Message
+				}
 			}
 		}
 		if len(errs) == 0 {
-			errs["form"] = p.Error()
+			errs["form"] = apiMessage(err)
 		}
-		w.WriteHeader(res.status)
+		w.WriteHeader(apiStatus(err))
 	} else {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 	}
 	c.render(w, r, "new", map[string]any{"F": f, "Preview": c.computePreview(f), "Errors": errs})
-}
-
-// ---- operations ----
-
-// deadGroup is what is parked for one promotion and reason.
-type deadGroup struct {
-	PromotionID string
-	Reason      string
-	Events      int
-	Codes       int64
-	Status      string // the promotion's status now
-	Summary     string
-}
-
-func (c *Console) deadGroups(r *http.Request) ([]deadGroup, int, error) {
-	if c.ops.Client == nil || c.ops.DeadTopic == "" {
-		return nil, 0, errors.New("no Kafka client in this process")
-	}
-	const limit = 10_000
-	entries, err := shovel.Inspect(r.Context(), c.ops.Client, c.ops.DeadTopic, shovel.Filter{Limit: limit})
-	if err != nil {
-		return nil, 0, err
-	}
-	idx := map[[2]string]*deadGroup{}
-	var groups []*deadGroup
-	for _, e := range entries {
-		pid, codes := "(undecodable)", int64(0)
-		if e.Event != nil {
-			pid, codes = e.Event.PromotionID, e.Event.CodeCount
-		}
-		reason := e.DeadReason
-		if reason == "" {
-			reason = "(none)"
-		}
-		k := [2]string{pid, reason}
-		g := idx[k]
-		if g == nil {
-			g = &deadGroup{PromotionID: pid, Reason: reason}
-			idx[k] = g
-			groups = append(groups, g)
-		}
-		g.Events++
-		g.Codes += codes
-	}
-	sort.Slice(groups, func(i, j int) bool {
-		if groups[i].PromotionID != groups[j].PromotionID {
-			return groups[i].PromotionID > groups[j].PromotionID
-		}
-		return groups[i].Reason < groups[j].Reason
-	})
-	out := make([]deadGroup, len(groups))
-	for i, g := range groups {
-		if _, err := promo.ParseID(g.PromotionID); err == nil {
-			res := c.callAPI(r, http.MethodGet, "/v1/promotions/"+g.PromotionID, nil, nil)
-			var p promotionView
-			if decodeAPI(res, http.StatusOK, &p) == nil {
-				g.Status, g.Summary = p.Status, p.Summary
-			}
-		}
-		out[i] = *g
-	}
-	return out, len(entries), nil
-}
-
-func (c *Console) opsPage(w http.ResponseWriter, r *http.Request) {
-	c.renderOps(w, r, nil)
-}
-
-func (c *Console) renderOps(w http.ResponseWriter, r *http.Request, extra map[string]any) {
-	data := map[string]any{"DeadTopic": c.ops.DeadTopic, "BatchesTopic": c.ops.BatchesTopic}
-	groups, n, err := c.deadGroups(r)
-	if err != nil {
-		data["DeadError"] = err.Error()
-	}
-	data["Groups"], data["DeadCount"] = groups, n
-	if c.ops.ShovelHistory != nil {
-		data["Cycles"] = c.ops.ShovelHistory.Last()
-		data["HasHistory"] = true
-	}
-	for k, v := range extra {
-		data[k] = v
-	}
-	c.render(w, r, "ops", data)
-}
-
-// replay does what `promocodes topics replay --from <dead> --to <batches>
-// [--promotion ID] [--reset-retries] [--dry-run]` does: a dry run first,
-// then, confirmed, the copy.
-func (c *Console) replay(w http.ResponseWriter, r *http.Request) {
-	if c.ops.Client == nil || c.ops.Publisher == nil {
-		c.fail(w, r, http.StatusServiceUnavailable, errors.New("no Kafka client in this process"))
-		return
-	}
-	pid := strings.TrimSpace(r.PostFormValue("promotion"))
-	if pid != "" {
-		if _, err := promo.ParseID(pid); err != nil {
-			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("promotion %q is not a promotion id", pid))
-			return
-		}
-	}
-	confirm := r.PostFormValue("action") == "confirm"
-	o := shovel.ReplayOptions{From: c.ops.DeadTopic, To: c.ops.BatchesTopic, Filter: shovel.Filter{PromotionID: pid},
-		ResetRetries: r.PostFormValue("resetRetries") != "", DryRun: !confirm}
-	entries, err := shovel.Replay(r.Context(), c.ops.Client, c.ops.Publisher, o, c.log.Named("replay"))
-	if err != nil {
-		c.renderOps(w, r, map[string]any{"ReplayError": err.Error()})
-		return
-	}
-	if confirm {
-		c.log.Info("console replay", zap.String("promotion_id", pid), zap.Int("events", len(entries)),
-			zap.Bool("reset_retries", o.ResetRetries), zap.String("from", o.From), zap.String("to", o.To))
-	}
-	c.renderOps(w, r, map[string]any{"Replay": map[string]any{"Confirmed": confirm, "Entries": entries,
-		"Promotion": pid, "ResetRetries": o.ResetRetries}})
 }

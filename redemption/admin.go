@@ -17,7 +17,7 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error)
-	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 	RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error)
 	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
@@ -45,7 +45,7 @@ type AuditView struct {
 func (s *Service) Revoke(ctx context.Context, actor, raw, reason string) (RevocationView, bool, error) {
 	canon, err := codes.Canonical(raw)
 	if err != nil {
-		return RevocationView{}, false, promo.Errorf(promo.ENotFound, "no such code")
+		return RevocationView{}, false, promo.Refusal(promo.ReasonCodeNotFound, "no such code")
 	}
 	r, replayed, err := s.store.RevokeCode(ctx, promo.RevokeRequest{Code: canon, Reason: reason, Actor: actor,
 		Now: s.now().UTC(), AuditID: newID()})
@@ -107,13 +107,15 @@ func (s *Service) CancelPromotion(ctx context.Context, actor string, id int64) (
 }
 
 // TopUp adds codes to a generated promotion; actor is who asked (audited).
-func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+// With an Idempotency-Key (req.IdempotencyKey and RequestHash) a retry
+// answers the recorded top-up (replayed) and adds nothing.
+func (s *Service) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	req.Now, req.AuditID = s.now().UTC(), newID()
-	t, err := s.store.TopUp(ctx, req)
-	if err == nil && s.notify != nil {
+	t, replayed, err := s.store.TopUp(ctx, req)
+	if err == nil && !replayed && s.notify != nil {
 		s.notify()
 	}
-	return t, err
+	return t, replayed, err
 }
 
 // TopUps lists a promotion's top-ups, oldest first.
@@ -178,22 +180,15 @@ func (s *Service) deletePending(ctx context.Context) {
 	}
 	for _, id := range ids {
 		var codes int64
-		for _, table := range []string{"reservations", "user_uses", "codes"} {
-			for ctx.Err() == nil {
-				n, err := s.store.PurgeRows(ctx, table, id, deleteBatchRows)
-				if err != nil {
-					s.log.Warn("promotion deletion interrupted; will resume", zap.Int64("promotion_id", id), zap.Error(err))
-					return
-				}
-				if table == "codes" {
-					codes += n
-				}
-				if n < deleteBatchRows {
-					break
-				}
+		err := emptyPromotion(ctx, s.store, id, purgeOrder, deleteBatchRows, func(table string, n int64) {
+			if table == "codes" {
+				codes += n
 			}
-		}
-		if ctx.Err() != nil {
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("promotion deletion interrupted; will resume", zap.Int64("promotion_id", id), zap.Error(err))
+			}
 			return
 		}
 		detail, _ := json.Marshal(map[string]int64{"codes": codes})

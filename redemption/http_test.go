@@ -489,9 +489,18 @@ func TestRefusalsReachTheStats(t *testing.T) {
 			Reason string `json:"reason"`
 			Count  int64  `json:"count"`
 		} `json:"refusals"`
+		Series []struct {
+			Redemptions int64            `json:"redemptions"`
+			Refusals    map[string]int64 `json:"refusals"`
+		} `json:"series"`
 	}
 	decode(t, h.do("GET", "/v1/promotions/"+id+"/stats", adminToken, "", nil).body, &st)
 	if len(st.Refusals) != 1 || st.Refusals[0].Reason != "code_exhausted" || st.Refusals[0].Count != 4 {
 		t.Errorf("stats refusals = %+v, want code_exhausted: 4", st.Refusals)
+	}
+	// The same refusals in the series, in the bucket (this hour) of the redemption.
+	if len(st.Series) != 1 || st.Series[0].Redemptions != 1 || len(st.Series[0].Refusals) != 1 ||
+		st.Series[0].Refusals["code_exhausted"] != 4 {
+		t.Errorf("series = %+v, want one bucket: 1 redemption, code_exhausted: 4", st.Series)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,8 +22,18 @@ type PurgeStore interface {
 
 // PurgeOptions selects and bounds a purge.
 type PurgeOptions struct {
-	// ExpiredBefore: promotions whose expiresAt is before it are purged.
+	// ExpiredBefore: promotions whose expiresAt is before it are purged. It
+	// must be at least SafetyMargin in the past: a later date would purge
+	// promotions that are live, or that an admin may still extend.
 	ExpiredBefore time.Time
+	// SafetyMargin is how far in the past ExpiredBefore must be at least
+	// (DefaultPurgeSafetyMargin when 0; negative is refused).
+	SafetyMargin time.Duration
+	// Announce, when set, is called with what will be purged (the same
+	// counts as a dry run) before anything is deleted.
+	Announce func([]PurgedPromotion)
+	// Now is the clock ExpiredBefore is checked against (time.Now when nil).
+	Now func() time.Time
 	// DryRun counts what would be deleted and deletes nothing.
 	DryRun bool
 	// WithRedemptions deletes the promotions' redemption records too (by
@@ -45,11 +56,67 @@ type PurgedPromotion struct {
 // ActionPromotionPurged is the audit action of a purge.
 const ActionPromotionPurged = "promotion.purged"
 
+// DefaultPurgeSafetyMargin is how far in the past a purge's date must be by
+// default: a promotion purged by mistake cannot be restored, and one that
+// ended a moment ago may still be extended by an admin.
+const DefaultPurgeSafetyMargin = 24 * time.Hour
+
+// purgeOrder is the order in which a purge or a deletion empties a
+// promotion's tables: the codes first, so that nothing of the promotion is
+// redeemable (or reservable, or confirmable) once its per-user allowances
+// start going; a redemption running alongside finds its code gone
+// (code_not_found) or, while its code is still there, the user's allowance
+// still there too. Redemption records (with their idempotency records) last,
+// and only when asked.
+var purgeOrder = []string{"codes", "reservations", "user_uses"}
+
+// CheckPurgeDate refuses a purge date in the future or closer to now than
+// margin (DefaultPurgeSafetyMargin when 0).
+func CheckPurgeDate(before, now time.Time, margin time.Duration) error {
+	if margin == 0 {
+		margin = DefaultPurgeSafetyMargin
+	}
+	switch {
+	case margin < 0:
+		return promo.FieldErrorf("safetyMargin", "must not be negative, got %s", margin)
+	case before.After(now):
+		return promo.FieldErrorf("expiredBefore", "%s is in the future: it would purge promotions that are still live",
+			before.UTC().Format(time.RFC3339))
+	case before.After(now.Add(-margin)):
+		return promo.FieldErrorf("expiredBefore", "%s is less than the safety margin (%s) ago: give a date before %s",
+			before.UTC().Format(time.RFC3339), margin, now.Add(-margin).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// emptyPromotion deletes a promotion's rows from tables, in purgeOrder, in
+// statements of at most rows rows; each returns how many it deleted. fn is
+// told every statement's table and count.
+func emptyPromotion(ctx context.Context, st PurgeStore, id int64, tables []string, rows int,
+	fn func(table string, n int64)) error {
+	for _, table := range tables {
+		for ctx.Err() == nil {
+			n, err := st.PurgeRows(ctx, table, id, rows)
+			if err != nil {
+				return err
+			}
+			fn(table, n)
+			if n < int64(rows) {
+				break
+			}
+		}
+	}
+	return ctx.Err()
+}
+
 // Purge deletes the codes (and per-user allowances and reservations; with
-// WithRedemptions, the redemption records) of every promotion that ended
-// before opt.ExpiredBefore, in statements of at most BatchRows rows, each
-// its own short transaction: redemptions of other promotions only ever wait
-// for one such statement. Each purged promotion gets an audit row and a
+// WithRedemptions, the redemption records and their idempotency records) of
+// every promotion that ended before opt.ExpiredBefore, in statements of at
+// most BatchRows rows, each its own short transaction: redemptions of other
+// promotions only ever wait for one such statement. The codes go first
+// (purgeOrder). A date in the future or within the safety margin is refused
+// before anything is read; Announce is told what will be purged before
+// anything is deleted. Each purged promotion gets an audit row and a
 // promotion.purged event; the promotion row itself stays (its status and
 // audit log remain readable).
 func Purge(ctx context.Context, st PurgeStore, opt PurgeOptions, log *zap.Logger) ([]PurgedPromotion, error) {
@@ -59,42 +126,50 @@ func Purge(ctx context.Context, st PurgeStore, opt PurgeOptions, log *zap.Logger
 	if opt.Actor == "" {
 		opt.Actor = "cli:purge"
 	}
+	now := time.Now
+	if opt.Now != nil {
+		now = opt.Now
+	}
+	if err := CheckPurgeDate(opt.ExpiredBefore, now(), opt.SafetyMargin); err != nil {
+		return nil, err
+	}
 	ids, err := st.ExpiredPromotions(ctx, opt.ExpiredBefore)
 	if err != nil {
 		return nil, err
 	}
-	var out []PurgedPromotion
+	plan := make([]PurgedPromotion, 0, len(ids))
 	for _, id := range ids {
 		codes, reds, err := st.PurgeCount(ctx, id)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
-		if opt.DryRun {
-			out = append(out, PurgedPromotion{ID: id, Codes: codes, Redemptions: reds})
-			continue
-		}
+		plan = append(plan, PurgedPromotion{ID: id, Codes: codes, Redemptions: reds})
+	}
+	if opt.Announce != nil {
+		opt.Announce(plan)
+	}
+	if opt.DryRun {
+		return plan, nil
+	}
+	tables := purgeOrder
+	if opt.WithRedemptions {
+		tables = append(slices.Clip(tables), "redemptions")
+	}
+	var out []PurgedPromotion
+	for _, planned := range plan {
+		id := planned.ID
 		p := PurgedPromotion{ID: id}
-		tables := []string{"reservations", "user_uses", "codes"}
-		if opt.WithRedemptions {
-			tables = append(tables, "redemptions")
-		}
-		for _, table := range tables {
-			for {
-				n, err := st.PurgeRows(ctx, table, id, opt.BatchRows)
-				if err != nil {
-					return append(out, p), err
-				}
-				p.Statements++
-				switch table {
-				case "codes":
-					p.Codes += n
-				case "redemptions":
-					p.Redemptions += n
-				}
-				if n < int64(opt.BatchRows) {
-					break
-				}
+		err := emptyPromotion(ctx, st, id, tables, opt.BatchRows, func(table string, n int64) {
+			p.Statements++
+			switch table {
+			case "codes":
+				p.Codes += n
+			case "redemptions":
+				p.Redemptions += n
 			}
+		})
+		if err != nil {
+			return append(out, p), err
 		}
 		detail, err := json.Marshal(map[string]any{"codes": p.Codes, "redemptions": p.Redemptions,
 			"expiredBefore": opt.ExpiredBefore.UTC()})

@@ -41,6 +41,7 @@ type Store interface {
 	RefusalStore
 	ReservationStore
 	AdminStore
+	InspectStore
 }
 
 // Config tunes the service. Zero values take the defaults.
@@ -277,6 +278,11 @@ func (s *Service) validate(ctx context.Context, client, raw, userID string) (Cod
 	if err != nil {
 		return CodeView{}, err
 	}
+	return s.codeView(ctx, st, userID), nil
+}
+
+// codeView is what validation shows of a code's state.
+func (s *Service) codeView(ctx context.Context, st promo.CodeState, userID string) CodeView {
 	p := st.Promotion
 	status := st.Status(s.now(), userID != "")
 	if status == promo.ReasonCodeExhausted {
@@ -289,7 +295,7 @@ func (s *Service) validate(ctx context.Context, client, raw, userID string) (Cod
 		n := st.UserUsesLeft()
 		v.UserUsesLeft = &n
 	}
-	return v, nil
+	return v
 }
 
 // RedeemInput is a redemption request as the API decoded it.

@@ -33,6 +33,11 @@ type Entry struct {
 type Filter struct {
 	PromotionID string // "" = all
 	Limit       int    // 0 = no limit
+	// Until, when set, bounds each partition to the offsets below its entry
+	// (a partition without one is not read): the high-water marks an earlier
+	// Inspect saw (Marks), so that a confirmed replay moves exactly what its
+	// dry run listed, not what arrived since.
+	Until map[int]int64
 }
 
 func (f Filter) match(m kafka.Message) bool {
@@ -71,6 +76,11 @@ func Inspect(ctx context.Context, client Client, topic string, f Filter) ([]Entr
 	if err != nil {
 		return nil, fmt.Errorf("read offsets of %s: %w", topic, err)
 	}
+	if f.Until != nil {
+		for p, h := range high {
+			high[p] = min(h, f.Until[p]) // absent: 0, nothing read
+		}
+	}
 	parts := make([]int, 0, len(high))
 	for p := range high {
 		parts = append(parts, p)
@@ -97,6 +107,16 @@ func Inspect(ctx context.Context, client Client, topic string, f Filter) ([]Entr
 		}
 	}
 	return out, nil
+}
+
+// Marks returns topic's high-water marks: the Filter.Until of a later
+// Inspect or Replay that must see nothing newer.
+func Marks(ctx context.Context, client Client, topic string) (map[int]int64, error) {
+	_, high, err := client.Offsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read offsets of %s: %w", topic, err)
+	}
+	return high, nil
 }
 
 // ReplayOptions selects and shapes a replay.

@@ -140,3 +140,43 @@ func highs(t *testing.T, r *rig, topic string) map[int]int64 {
 	}
 	return high
 }
+
+// A replay confirmed after its dry run moves what the dry run listed, not
+// an event parked in between (Filter.Until at the dry run's marks).
+func TestReplayUntilTheDryRunsMarks(t *testing.T) {
+	r := newRig(t, kafkatest.Broker(t))
+	ctx := context.Background()
+	park := func(batch int) {
+		t.Helper()
+		m := kafka.EventMessage(r.cfg.DeadTopic, promo.Event{V: 1, PromotionID: "7", BatchNo: batch, CodeCount: 5})
+		m.SetHeader(promo.HeaderDeadReason, "max retries (5) exceeded")
+		if err := r.prod.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	park(0)
+	park(1)
+	marks, err := Marks(ctx, r.client, r.cfg.DeadTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := ReplayOptions{From: r.cfg.DeadTopic, To: r.cfg.RetryTopic, Filter: Filter{PromotionID: "7", Until: marks}, DryRun: true}
+	dry, err := Replay(ctx, r.client, r.prod, opts, zaptest.NewLogger(t))
+	if err != nil || len(dry) != 2 {
+		t.Fatalf("dry run: %d entries, %v; want 2", len(dry), err)
+	}
+	park(2) // parked between the dry run and its confirmation
+	opts.DryRun = false
+	moved, err := Replay(ctx, r.client, r.prod, opts, zaptest.NewLogger(t))
+	if err != nil || len(moved) != 2 {
+		t.Fatalf("confirmed replay moved %d, %v; want the dry run's 2", len(moved), err)
+	}
+	for _, m := range r.all(t, r.cfg.RetryTopic) {
+		if ev, _ := promo.DecodeEvent(m.Value); ev.BatchNo == 2 {
+			t.Error("the event parked after the dry run was replayed")
+		}
+	}
+	if all, err := Inspect(ctx, r.client, r.cfg.DeadTopic, Filter{}); err != nil || len(all) != 3 {
+		t.Errorf("without Until, Inspect sees %d, %v; want 3", len(all), err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -174,32 +176,58 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 	}
 }
 
-// topUpCmd adds codes to a generated promotion.
+// topUpCmd adds codes to a generated promotion. Every call carries an
+// Idempotency-Key (--idempotency-key, else a fresh one), and a transient
+// failure is retried with the same key, so a lost answer never adds the codes
+// twice; a failure prints the key to re-run with.
 func (p *promotionsCLI) topUpCmd() *cobra.Command {
-	var n int64
+	var (
+		n   int64
+		key string
+	)
 	cmd := &cobra.Command{
-		Use:     "topup ID --count N",
-		Short:   "Add N codes to a generated promotion (a new range, new batches; follow with promotions status --wait); audited",
-		Args:    cobra.ExactArgs(1),
-		Example: `  promocodes promotions topup 7 --count 100000`,
+		Use:   "topup ID --count N [--idempotency-key K]",
+		Short: "Add N codes to a generated promotion (a new range, new batches; follow with promotions status --wait); audited",
+		Args:  cobra.ExactArgs(1),
+		Example: `  promocodes promotions topup 7 --count 100000
+  promocodes promotions topup 7 --count 100000 --idempotency-key spring-restock-2   # safe to repeat`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if n < 1 {
 				return &exitError{code: 2, msg: "error: --count must be at least 1"}
+			}
+			if key == "" {
+				key = "cli-topup-" + rand.Text()
 			}
 			c, err := p.client(cmd)
 			if err != nil {
 				return err
 			}
-			t, st, err := c.TopUpPromotion(cmd.Context(), args[0], n)
+			var (
+				t  client.TopUp
+				st client.Status
+			)
+			for attempt := 1; ; attempt++ {
+				t, st, err = c.TopUpPromotion(cmd.Context(), args[0], n, key)
+				if err == nil || attempt == 3 || !client.IsTransient(err) || cmd.Context().Err() != nil {
+					break
+				}
+				time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
+			}
 			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "re-run with --idempotency-key %s to retry without adding the codes twice\n", key)
 				return promotionsError(err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s: top-up %d of %d codes (batches %d..%d); total %d, %d generated\n",
-				st.ID, t.No, t.CodeCount, t.FirstBatchNo, t.FirstBatchNo+t.BatchCount-1, st.CodeCount, st.GeneratedCount)
+			what := fmt.Sprintf("top-up %d", t.No)
+			if t.Replayed {
+				what = fmt.Sprintf("top-up %d (already made with this idempotency key: nothing added)", t.No)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s: %s of %d codes (batches %d..%d); total %d, %d generated\n",
+				st.ID, what, t.CodeCount, t.FirstBatchNo, t.FirstBatchNo+t.BatchCount-1, st.CodeCount, st.GeneratedCount)
 			return nil
 		},
 	}
 	cmd.Flags().Int64Var(&n, "count", 0, "codes to add (required)")
+	cmd.Flags().StringVar(&key, "idempotency-key", "", "makes the top-up safe to repeat: a repeat with the same key and count adds nothing (default: a fresh key)")
 	return cmd
 }
 
@@ -212,11 +240,15 @@ func newPurgeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "purge --expired-before DATE | --ended-more-than DURATION [--dry-run] [--with-redemptions]",
 		Short: "Delete the codes of promotions that ended before DATE, in bounded transactions; audited",
-		Long: `Deletes the codes (and per-user allowances and reservations) of every promotion whose expiresAt is
+		Long: `Deletes the codes (then reservations and per-user allowances) of every promotion whose expiresAt is
 before DATE, at most --batch-rows rows per statement (its own transaction), so that redemptions of
-other promotions never wait long behind it. Redemption records are kept unless --with-redemptions.
-The promotion rows stay (status and audit log remain readable); each purge is audited as
-promotion.purged and published on the redemptions topic.`,
+other promotions never wait long behind it. Redemption records (and their idempotency records) are
+kept unless --with-redemptions. The promotion rows stay (status and audit log remain readable); each
+purge is audited as promotion.purged and published on the redemptions topic.
+
+DATE must be at least --safety-margin (24h) in the past: a date in the future, or closer than the
+margin, is refused and nothing is read or deleted. What will be purged is printed before anything
+is deleted ("will purge ..."); --dry-run prints it and stops.`,
 		Args: cobra.NoArgs,
 		Example: `  promocodes purge --expired-before 2026-01-01 --dry-run
   promocodes purge --ended-more-than 720h --with-redemptions   # the CronJob's form`,
@@ -249,8 +281,25 @@ promotion.purged and published on the redemptions topic.`,
 			}
 			defer st.Close()
 			started := time.Now()
-			res, err := redemption.Purge(cmd.Context(), st, opt, log)
 			out := cmd.OutOrStdout()
+			records := "redemption records kept"
+			if opt.WithRedemptions {
+				records = "redemption records too"
+			}
+			opt.Announce = func(plan []redemption.PurgedPromotion) {
+				for _, p := range plan {
+					fmt.Fprintf(out, "will purge promotion %d: %d codes, %d redemptions (%s)\n", p.ID, p.Codes, p.Redemptions,
+						records)
+				}
+				if len(plan) == 0 {
+					fmt.Fprintf(out, "nothing to purge: no promotion ended before %s\n",
+						opt.ExpiredBefore.UTC().Format(time.RFC3339))
+				}
+			}
+			res, err := redemption.Purge(cmd.Context(), st, opt, log)
+			if promo.Is(err, promo.EInvalid) {
+				return &exitError{code: 2, msg: "error: " + err.Error()}
+			}
 			verb := "purged"
 			if opt.DryRun {
 				verb = "would purge (dry run)"
@@ -270,6 +319,8 @@ promotion.purged and published on the redemptions topic.`,
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "count what would be deleted; delete nothing")
 	cmd.Flags().BoolVar(&opt.WithRedemptions, "with-redemptions", false, "also delete the redemption records")
 	cmd.Flags().IntVar(&opt.BatchRows, "batch-rows", 10_000, "rows per delete statement (transaction)")
+	cmd.Flags().DurationVar(&opt.SafetyMargin, "safety-margin", redemption.DefaultPurgeSafetyMargin,
+		"refuse a DATE later than this long ago")
 	return cmd
 }
 

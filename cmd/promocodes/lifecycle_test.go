@@ -130,8 +130,22 @@ func TestLifecycleCommands(t *testing.T) {
 		err := root.ExecuteContext(ctx)
 		return out.String(), err
 	}
+	// A date in the future, or within the safety margin, is refused before
+	// anything is read.
+	tomorrow := time.Now().Add(24 * time.Hour).UTC().Format(time.DateOnly)
+	if out, err := purge("--expired-before", tomorrow); err == nil || !strings.Contains(err.Error(), "in the future") ||
+		strings.Contains(out, "purge") {
+		t.Errorf("purge --expired-before tomorrow: %q, %v; want refused", out, err)
+	}
+	if out, err := purge("--ended-more-than", "1h"); err == nil || !strings.Contains(err.Error(), "safety margin") {
+		t.Errorf("purge --ended-more-than 1h: %q, %v; want refused (margin 24h)", out, err)
+	}
+	if _, err := st.CodeState(ctx, "CLIOLD1", ""); err != nil {
+		t.Errorf("a refused purge deleted the code: %v", err)
+	}
 	day := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
 	if out, err := purge("--expired-before", day, "--dry-run"); err != nil ||
+		!strings.Contains(out, fmt.Sprintf("will purge promotion %d: 1 codes", old.ID)) ||
 		!strings.Contains(out, fmt.Sprintf("promotion %d: would purge (dry run) 1 codes", old.ID)) {
 		t.Errorf("purge --dry-run: %q, %v", out, err)
 	}

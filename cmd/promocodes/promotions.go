@@ -99,6 +99,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 		format              promo.Format
 		checkChar           bool
 		startsAt, expiresAt string
+		maxUsage, perUser   int
 		idempotencyKey      string
 		wait                bool
 		pollInterval        time.Duration
@@ -111,6 +112,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
   promocodes promotions create --name megadeth --code MEGADETH21 --max-usage 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.MaxUsagePerCode, req.PerUserLimit = &maxUsage, &perUser // 0 per user is "no limit", so always sent
 			if req.Code == "" {
 				format.CheckChar = &checkChar
 				req.Format = &format
@@ -154,8 +156,8 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 	f.IntVar(&format.GroupSize, "group-size", 0, "body group size for --separator")
 	f.BoolVar(&checkChar, "check-char", true, "append a check character that rejects typos offline")
 	f.StringVar(&req.Code, "code", "", "a single vanity code instead of generated ones")
-	f.IntVar(&req.MaxUsagePerCode, "max-usage", 1, "redemptions allowed per code")
-	f.IntVar(&req.PerUserLimit, "per-user-limit", 1, "redemptions allowed per user")
+	f.IntVar(&maxUsage, "max-usage", 1, "redemptions allowed per code")
+	f.IntVar(&perUser, "per-user-limit", 1, "redemptions allowed per user (0: no limit)")
 	f.StringVar(&startsAt, "starts-at", "", "start of the validity window, RFC 3339")
 	f.StringVar(&expiresAt, "expires-at", "", "end of the validity window, RFC 3339")
 	f.StringVar(&idempotencyKey, "idempotency-key", "", "makes the create safe to repeat: a repeat returns the first promotion")

@@ -21,37 +21,36 @@
     }, 2000);
   }
 
-  // A promotion: follow its progress (generation, then a deletion) until it
-  // settles; actions that no longer apply are hidden.
-  var summary = document.getElementById('summary');
-  var settled = function (st) { return st === 'completed' || st === 'cancelled' || st === 'deleted'; };
-  if (page === 'promotion' && summary && !settled(summary.dataset.status)) {
-    var timer = setInterval(function () {
-      fetch(summary.dataset.live, {credentials: 'same-origin'}).then(function (r) { return r.json(); }).then(function (p) {
-        var bar = summary.querySelector('progress');
-        bar.max = p.codeCount; bar.value = p.generatedCount; bar.textContent = p.percent + '%';
-        document.getElementById('pct').textContent = p.percent + '%';
-        document.getElementById('generated').textContent = p.generatedCount.toLocaleString('en-US');
-        document.getElementById('summary-text').textContent = p.summary;
-        var b = p.batches;
-        document.getElementById('batches').textContent = b.completed + ' of ' + b.total + ' complete, ' +
-          b.retrying + ' retrying, ' + b.parked + ' parked';
-        var left = document.getElementById('deletion-left');
-        if (left && p.deletion) left.textContent = p.deletion.codesLeft.toLocaleString('en-US');
-        var was = summary.dataset.status;
-        summary.dataset.status = p.status;
-        var st = document.querySelector('h1 .st');
-        if (st) { st.textContent = p.status; st.className = 'st st-' + p.status; }
-        document.querySelectorAll('[data-while]').forEach(function (el) {
-          el.hidden = el.dataset.while.split(' ').indexOf(p.status) < 0;
+  // A promotion: its live parts (status, deletion, summary with the bar and
+  // the export button, the incomplete batches) are rendered again by the
+  // server, together, and swapped in by id: every second until it settles,
+  // then every 5 s (a top-up, a replay or a deletion from elsewhere shows
+  // too). Actions that no longer apply are hidden.
+  var live = document.getElementById('live');
+  var settled = function (st) { return st === 'completed' || st === 'cancelled' || st === 'deleted' || st === 'failed'; };
+  if (page === 'promotion' && live) {
+    var refresh = function () {
+      if (document.hidden) { setTimeout(refresh, 1000); return; }
+      fetch(live.dataset.live, {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+        if (r.ok) return r.text();
+        throw new Error(r.status);
+      }).then(function (html) {
+        var doc = new DOMParser().parseFromString(html, 'text/html');
+        doc.querySelectorAll('[data-part]').forEach(function (part) {
+          var old = document.getElementById(part.id);
+          if (old) old.replaceWith(document.importNode(part, true));
         });
-        if (settled(p.status)) {
-          clearInterval(timer);
-          // A deletion that finished while the page was open: show the final state.
-          if (p.status === 'deleted' && was !== 'deleted') location.reload();
-        }
-      }).catch(function () {});
-    }, 1000);
+      }).catch(function () {}).then(function () {
+        var summary = document.getElementById('summary');
+        var st = summary ? summary.dataset.status : '';
+        document.querySelectorAll('[data-while]').forEach(function (el) {
+          el.hidden = el.dataset.while.split(' ').indexOf(st) < 0;
+        });
+        setTimeout(refresh, settled(st) ? 5000 : 1000);
+      });
+    };
+    var first = document.getElementById('summary');
+    setTimeout(refresh, first && settled(first.dataset.status) ? 5000 : 1000);
   }
 
   // New promotion: the preview follows the form.

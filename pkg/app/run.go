@@ -339,9 +339,12 @@ func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log 
 	c, err := console.New(console.Config{AdminTokens: apiCfg.AdminTokens, Open: apiCfg.Open,
 		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short()},
 		srv, p.store, console.Ops{Client: p.client, Publisher: p.producer, DeadTopic: cfg.Kafka.Topics.Dead,
-			BatchesTopic: cfg.Kafka.Topics.Batches, ShovelHistory: p.shovelHistory}, log.Named("console"))
+			BatchesTopic: cfg.Kafka.Topics.Batches, RetryTopic: cfg.Kafka.Topics.Retry, ErrorTopic: cfg.Kafka.Topics.Error,
+			RedemptionsTopic: cfg.Kafka.Topics.Redemptions, GeneratorGroup: cfg.Generator.GroupID,
+			ShovelGroup: cfg.Shovel.GroupID, ShovelHistory: p.shovelHistory}, log.Named("console"))
 	if err != nil {
 		return nil, err
 	}
+	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }

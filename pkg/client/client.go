@@ -126,6 +126,15 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// WithToken returns a copy of c that sends token as its bearer token ("" for
+// none): the console's calls on behalf of the admin signed in. The copy
+// shares c's http.Client and options.
+func (c *Client) WithToken(token string) *Client {
+	cc := *c
+	cc.token = token
+	return &cc
+}
+
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

@@ -52,7 +52,7 @@ func TestCreatePromotionSendsContract(t *testing.T) {
 			name: "generated",
 			req: client.CreateRequest{Name: "winter", CodeCount: 5_000_000,
 				Format:          &promo.Format{Charset: "alnum", Length: 10, Prefix: "WNTR-", Separator: "-", GroupSize: 4, CheckChar: &checkChar},
-				MaxUsagePerCode: 1, PerUserLimit: 1, StartsAt: &starts, ExpiresAt: &expires},
+				MaxUsagePerCode: new(1), PerUserLimit: new(1), StartsAt: &starts, ExpiresAt: &expires},
 			key:    "k-1",
 			status: http.StatusAccepted,
 			wantBody: map[string]any{"name": "winter", "codeCount": 5e6,
@@ -62,7 +62,7 @@ func TestCreatePromotionSendsContract(t *testing.T) {
 		},
 		{
 			name:     "vanity replayed",
-			req:      client.CreateRequest{Name: "megadeth", Code: "MEGADETH21", MaxUsagePerCode: 1000},
+			req:      client.CreateRequest{Name: "megadeth", Code: "MEGADETH21", MaxUsagePerCode: new(1000)},
 			status:   http.StatusOK,
 			wantBody: map[string]any{"name": "megadeth", "code": "MEGADETH21", "maxUsagePerCode": 1000.0},
 		},

@@ -159,11 +159,15 @@ type TopUp struct {
 	FirstBatchNo int       `json:"firstBatchNo"`
 	BatchCount   int       `json:"batchCount"`
 	CreatedAt    time.Time `json:"createdAt"`
+	// Replayed: the answer to an earlier call with the same Idempotency-Key.
+	Replayed bool `json:"-"`
 }
 
 // TopUpPromotion adds n codes to a generated promotion (admin); it returns
-// the top-up and the promotion's status (codeCount is the new total).
-func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp, Status, error) {
+// the top-up and the promotion's status (codeCount is the new total). A
+// non-empty idempotencyKey makes the call safe to repeat: a repeat with the
+// same key and count answers the first top-up (Replayed) and adds nothing.
+func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64, idempotencyKey string) (TopUp, Status, error) {
 	body, err := json.Marshal(map[string]int64{"codeCount": n})
 	if err != nil {
 		return TopUp{}, Status{}, err
@@ -172,13 +176,18 @@ func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64) (TopUp,
 	if err != nil {
 		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
 	}
+	if idempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", idempotencyKey)
+	}
 	var out struct {
 		TopUp     TopUp  `json:"topup"`
 		Promotion Status `json:"promotion"`
 	}
-	if _, _, err := c.doJSON(ctx, req, &out); err != nil {
+	resp, _, err := c.doJSON(ctx, req, &out)
+	if err != nil {
 		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
 	}
+	out.TopUp.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
 	return out.TopUp, out.Promotion, nil
 }
 

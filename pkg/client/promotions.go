@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -17,14 +18,16 @@ import (
 // vanity code; otherwise CodeCount and Format for generated codes. Zero
 // values are left out, so the server applies its defaults.
 type CreateRequest struct {
-	Name            string        `json:"name"`
-	CodeCount       int64         `json:"codeCount,omitempty"`
-	Format          *promo.Format `json:"format,omitempty"`
-	Code            string        `json:"code,omitempty"`
-	MaxUsagePerCode int           `json:"maxUsagePerCode,omitempty"`
-	PerUserLimit    int           `json:"perUserLimit,omitempty"`
-	StartsAt        *time.Time    `json:"startsAt,omitempty"`
-	ExpiresAt       *time.Time    `json:"expiresAt,omitempty"`
+	Name      string        `json:"name"`
+	CodeCount int64         `json:"codeCount,omitempty"`
+	Format    *promo.Format `json:"format,omitempty"`
+	Code      string        `json:"code,omitempty"`
+	// MaxUsagePerCode and PerUserLimit: nil leaves the server's default
+	// (1 each); a PerUserLimit of 0 is no per-user limit.
+	MaxUsagePerCode *int       `json:"maxUsagePerCode,omitempty"`
+	PerUserLimit    *int       `json:"perUserLimit,omitempty"`
+	StartsAt        *time.Time `json:"startsAt,omitempty"`
+	ExpiresAt       *time.Time `json:"expiresAt,omitempty"`
 }
 
 // Created is the answer to a create.
@@ -62,6 +65,19 @@ type Status struct {
 	StartsAt        *time.Time    `json:"startsAt,omitempty"`
 	ExpiresAt       *time.Time    `json:"expiresAt,omitempty"`
 	CreatedAt       time.Time     `json:"createdAt"`
+	// MissingCount is codeCount - generatedCount; Summary the one-line
+	// progress the API words ("4,950,000 / 5,000,000 codes — ...").
+	MissingCount int64  `json:"missingCount"`
+	Summary      string `json:"summary,omitempty"`
+	// Active is the promotion's switch (nil from an API that does not
+	// report it). Redemptions and CodesRedeemed are the totals as of the
+	// API's last rollup.
+	Active        *bool   `json:"active,omitempty"`
+	Redemptions   int64   `json:"redemptions"`
+	CodesRedeemed int64   `json:"codesRedeemed"`
+	TopUps        []TopUp `json:"topups,omitempty"`
+	// Deletion is set once a deletion was requested.
+	Deletion *Deletion `json:"deletion,omitempty"`
 	// Raw is the body exactly as the server sent it, fields this client does
 	// not know included (for `status --json`).
 	Raw json.RawMessage `json:"-"`
@@ -167,4 +183,91 @@ func (c *Client) WaitPromotion(ctx context.Context, id string, interval time.Dur
 		}
 		t.Reset(interval)
 	}
+}
+
+// ListQuery selects a page of GET /v1/promotions, newest first. Zero
+// values are left out (Limit 0: the API's default).
+type ListQuery struct {
+	Status promo.Status
+	Name   string
+	Active *bool
+	Cursor string
+	Limit  int
+}
+
+// PromotionPage is one page of the list; NextCursor is "" on the last.
+type PromotionPage struct {
+	Items      []Status `json:"items"`
+	NextCursor string   `json:"nextCursor"`
+}
+
+// ListPromotions reads one page of the promotions (admin).
+func (c *Client) ListPromotions(ctx context.Context, q ListQuery) (PromotionPage, error) {
+	v := url.Values{}
+	if q.Status != "" {
+		v.Set("status", string(q.Status))
+	}
+	if q.Name != "" {
+		v.Set("name", q.Name)
+	}
+	if q.Active != nil {
+		v.Set("active", strconv.FormatBool(*q.Active))
+	}
+	if q.Cursor != "" {
+		v.Set("cursor", q.Cursor)
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	path := "/v1/promotions"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	hr, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return PromotionPage{}, fmt.Errorf("list promotions: %w", err)
+	}
+	var page PromotionPage
+	if _, _, err := c.doJSON(ctx, hr, &page); err != nil {
+		return PromotionPage{}, fmt.Errorf("list promotions: %w", err)
+	}
+	return page, nil
+}
+
+// Stats is GET /v1/promotions/{id}/stats: the promotion's analytics, its
+// totals over its life and its series over the window [From, To).
+type Stats = promo.StatsReport
+
+// PromotionStats reads a promotion's analytics in buckets of bucket (hour
+// or day; "" is the API's default, hour) over the API's default window.
+func (c *Client) PromotionStats(ctx context.Context, id string, bucket promo.StatsBucket) (Stats, error) {
+	return c.PromotionStatsWindow(ctx, id, bucket, time.Time{}, time.Time{})
+}
+
+// PromotionStatsWindow is PromotionStats with the series over [from, to)
+// (a zero end: the API's default; at most promo.MaxStatsBuckets buckets).
+func (c *Client) PromotionStatsWindow(ctx context.Context, id string, bucket promo.StatsBucket, from, to time.Time) (Stats, error) {
+	v := url.Values{}
+	if bucket != "" {
+		v.Set("bucket", string(bucket))
+	}
+	if !from.IsZero() {
+		v.Set("from", from.UTC().Format(time.RFC3339))
+	}
+	if !to.IsZero() {
+		v.Set("to", to.UTC().Format(time.RFC3339))
+	}
+	path := "/v1/promotions/" + url.PathEscape(id) + "/stats"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	hr, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats of promotion %s: %w", id, err)
+	}
+	var st Stats
+	if _, _, err := c.doJSON(ctx, hr, &st); err != nil {
+		return Stats{}, fmt.Errorf("stats of promotion %s: %w", id, err)
+	}
+	return st, nil
 }

@@ -20,18 +20,46 @@ type CodeView struct {
 	} `json:"promotion"`
 	Status       string     `json:"status"`
 	UsesLeft     int        `json:"usesLeft"`
+	ReservedUses int        `json:"reservedUses"`
 	UserUsesLeft *int       `json:"userUsesLeft"`
 	StartsAt     *time.Time `json:"startsAt"`
 	ExpiresAt    *time.Time `json:"expiresAt"`
 	MaxUsage     int        `json:"maxUsagePerCode"`
 	PerUserLimit int        `json:"perUserLimit"`
+	// The admin's detail (an admin token and no user): committed uses, the
+	// live reservations, the revocation. Detail says it came.
+	Used         *int          `json:"used,omitempty"`
+	Reservations []Reservation `json:"reservations,omitempty"`
+	RevokedAt    *time.Time    `json:"revokedAt,omitempty"`
+	RevokeReason string        `json:"revokeReason,omitempty"`
+	// Owner is the user a personal code is bound to, when the API reports
+	// one.
+	Owner string `json:"owner,omitempty"`
 	// Raw is the answer as the API sent it.
 	Raw json.RawMessage `json:"-"`
 }
 
+// Detail reports whether the answer is the admin's detail.
+func (v CodeView) Detail() bool { return v.Used != nil }
+
+// Reservation is one use of a code held for a checkout.
+type Reservation struct {
+	ID           string     `json:"id"`
+	Code         string     `json:"code"`
+	PromotionID  string     `json:"promotionId"`
+	UserID       string     `json:"userId"`
+	Status       string     `json:"status"`
+	CreatedAt    time.Time  `json:"createdAt"`
+	ExpiresAt    time.Time  `json:"expiresAt"`
+	SettledAt    *time.Time `json:"settledAt,omitempty"`
+	RedemptionID string     `json:"redemptionId,omitempty"`
+	OrderID      string     `json:"orderId,omitempty"`
+}
+
 // LookupCode validates a code without using it; userID (optional) adds the
-// user's remaining uses. A refusal (code_not_found, invalid_code, ...) is a
-// *ProblemError with its Reason.
+// user's remaining uses. With an admin token and no userID the answer is
+// the code's detail (CodeView.Detail). A refusal (code_not_found,
+// invalid_code, ...) is a *ProblemError with its Reason.
 func (c *Client) LookupCode(ctx context.Context, code, userID string) (CodeView, error) {
 	path := "/v1/codes/" + url.PathEscape(code)
 	if userID != "" {
@@ -71,18 +99,36 @@ type RedemptionPage struct {
 	Next        string       `json:"next"`
 }
 
-// RedemptionQuery selects a page.
+// RedemptionQuery selects a page: a promotion's redemptions (PromotionID),
+// narrowed to a user or a code (any spelling), or with PromotionID empty one
+// user's across every promotion; From (inclusive) and To (exclusive) bound
+// the time.
 type RedemptionQuery struct {
 	PromotionID string
 	UserID      string
+	Code        string
+	From, To    *time.Time
 	After       string
 	Limit       int
 }
 
 func (q RedemptionQuery) path() string {
 	v := url.Values{}
-	if q.UserID != "" {
-		v.Set("userId", q.UserID)
+	p := "/v1/users/" + url.PathEscape(q.UserID) + "/redemptions"
+	if q.PromotionID != "" {
+		p = "/v1/promotions/" + url.PathEscape(q.PromotionID) + "/redemptions"
+		if q.UserID != "" {
+			v.Set("userId", q.UserID)
+		}
+		if q.Code != "" {
+			v.Set("code", q.Code)
+		}
+	}
+	if q.From != nil {
+		v.Set("from", q.From.UTC().Format(time.RFC3339Nano))
+	}
+	if q.To != nil {
+		v.Set("to", q.To.UTC().Format(time.RFC3339Nano))
 	}
 	if q.After != "" {
 		v.Set("after", q.After)
@@ -90,11 +136,18 @@ func (q RedemptionQuery) path() string {
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	p := "/v1/promotions/" + url.PathEscape(q.PromotionID) + "/redemptions"
 	if len(v) > 0 {
 		p += "?" + v.Encode()
 	}
 	return p
+}
+
+// of names what q reads, for errors.
+func (q RedemptionQuery) of() string {
+	if q.PromotionID == "" {
+		return "user " + strconv.Quote(q.UserID)
+	}
+	return "promotion " + q.PromotionID
 }
 
 // ListRedemptions reads one page of a promotion's audit trail.
@@ -105,12 +158,12 @@ func (c *Client) ListRedemptions(ctx context.Context, q RedemptionQuery) (Redemp
 	}
 	var page RedemptionPage
 	if _, _, err := c.doJSON(ctx, req, &page); err != nil {
-		return RedemptionPage{}, fmt.Errorf("list redemptions of promotion %s: %w", q.PromotionID, err)
+		return RedemptionPage{}, fmt.Errorf("list redemptions of %s: %w", q.of(), err)
 	}
 	return page, nil
 }
 
-// ExportRedemptions streams a promotion's whole audit trail (q.After and
+// ExportRedemptions streams the whole audit trail q selects (q.After and
 // q.Limit are ignored) as CSV to w and returns the number of data rows.
 func (c *Client) ExportRedemptions(ctx context.Context, q RedemptionQuery, w io.Writer) (int64, error) {
 	q.After, q.Limit = "", 0
@@ -121,17 +174,36 @@ func (c *Client) ExportRedemptions(ctx context.Context, q RedemptionQuery, w io.
 	req.Header.Set("Accept", "text/csv")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, err)
+		return 0, fmt.Errorf("export redemptions of %s: %w", q.of(), err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, decodeProblem(resp))
+		return 0, fmt.Errorf("export redemptions of %s: %w", q.of(), decodeProblem(resp))
 	}
 	rc := &rowCounter{w: w}
 	_, err = io.Copy(rc, resp.Body)
 	rows := max(0, rc.lines-1) // the header row
 	if err != nil {
-		return rows, fmt.Errorf("export redemptions of promotion %s: %w", q.PromotionID, err)
+		return rows, fmt.Errorf("export redemptions of %s: %w", q.of(), err)
 	}
 	return rows, nil
+}
+
+// RollbackRedemption gives a redemption's use back (once); replayed is true
+// when it had been rolled back before (the first reason stays).
+func (c *Client) RollbackRedemption(ctx context.Context, id, reason string) (Redemption, bool, error) {
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return Redemption{}, false, err
+	}
+	req, err := c.newRequest(ctx, http.MethodPost, "/v1/redemptions/"+url.PathEscape(id)+"/rollback", body)
+	if err != nil {
+		return Redemption{}, false, fmt.Errorf("roll back redemption %s: %w", id, err)
+	}
+	var r Redemption
+	resp, _, err := c.doJSON(ctx, req, &r)
+	if err != nil {
+		return Redemption{}, false, fmt.Errorf("roll back redemption %s: %w", id, err)
+	}
+	return r, resp.Header.Get("Idempotent-Replayed") == "true", nil
 }

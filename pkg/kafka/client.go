@@ -362,31 +362,100 @@ func readRecords(rr kafkago.RecordReader, topic string, partition int, next *int
 	}
 }
 
-// Lag is the number of messages in topics not yet committed by group: the
-// sum over partitions of high-water mark minus committed offset (minus the
-// first offset where the group has no commit).
-func (c *Client) Lag(ctx context.Context, group string, topics ...string) (int64, error) {
-	var lag int64
+// PartitionLag is a group's position on one partition.
+type PartitionLag struct {
+	Topic     string
+	Partition int
+	// Low is the first offset still in the log, High the high-water mark
+	// (the offset the next message will get).
+	Low, High int64
+	// Committed is the group's committed offset (the next it will read), -1
+	// when it has none.
+	Committed int64
+	// Lag is the messages not yet committed: High minus Committed (minus Low
+	// without a commit, or when the commit fell behind retention).
+	Lag int64
+}
+
+// GroupLag returns group's position on every partition of topics, in topic
+// and partition order.
+func (c *Client) GroupLag(ctx context.Context, group string, topics ...string) ([]PartitionLag, error) {
+	var out []PartitionLag
 	for _, t := range topics {
 		low, high, err := c.Offsets(ctx, t)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		committed, err := c.CommittedOffsets(ctx, group, t)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		for p, h := range high {
-			from, ok := committed[p]
-			if !ok || from < low[p] {
-				from = low[p]
+		parts := make([]int, 0, len(high))
+		for p := range high {
+			parts = append(parts, p)
+		}
+		slices.Sort(parts)
+		for _, p := range parts {
+			pl := PartitionLag{Topic: t, Partition: p, Low: low[p], High: high[p], Committed: -1}
+			from := low[p]
+			if o, ok := committed[p]; ok {
+				pl.Committed = o
+				from = max(o, low[p])
 			}
-			if h > from {
-				lag += h - from
-			}
+			pl.Lag = max(high[p]-from, 0)
+			out = append(out, pl)
 		}
 	}
+	return out, nil
+}
+
+// Lag is the number of messages in topics not yet committed by group: the
+// sum of GroupLag's partitions.
+func (c *Client) Lag(ctx context.Context, group string, topics ...string) (int64, error) {
+	parts, err := c.GroupLag(ctx, group, topics...)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for _, p := range parts {
+		lag += p.Lag
+	}
 	return lag, nil
+}
+
+// Latest returns up to n of the newest messages of each partition of
+// topic, as they are at the call, newest first across partitions (by
+// broker time, then partition and offset). It joins no group and commits
+// nothing.
+func (c *Client) Latest(ctx context.Context, topic string, n int) ([]Message, error) {
+	low, high, err := c.Offsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []Message
+	for p, h := range high {
+		from := max(low[p], h-int64(n))
+		if from >= h {
+			continue
+		}
+		err := c.ReadRange(ctx, topic, p, from, h, func(m Message) error {
+			out = append(out, m)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(out, func(a, b Message) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		if a.Partition != b.Partition {
+			return a.Partition - b.Partition
+		}
+		return int(b.Offset - a.Offset)
+	})
+	return out, nil
 }
 
 // IsTransient reports whether err is worth retrying after a backoff: the

@@ -578,4 +578,66 @@ func TestLag(t *testing.T) {
 	if lag, err := cl.Lag(ctx, group, t1, t2); err != nil || lag != 5 {
 		t.Fatalf("Lag = %d, %v; want 5", lag, err)
 	}
+	// Per partition: t1's partitions committed up to their high-water marks,
+	// t2's without a commit (-1) and lagging by all they hold.
+	parts, err := cl.GroupLag(ctx, group, t1, t2)
+	if err != nil || len(parts) != 6 {
+		t.Fatalf("GroupLag = %+v, %v; want 3 partitions of each topic", parts, err)
+	}
+	var sum [2]int64
+	for i, pl := range parts {
+		wantTopic := t1
+		if i >= 3 {
+			wantTopic = t2
+		}
+		if pl.Topic != wantTopic || pl.Partition != i%3 {
+			t.Errorf("GroupLag[%d] = %s/%d, want %s/%d (topic, partition order)", i, pl.Topic, pl.Partition, wantTopic, i%3)
+		}
+		switch {
+		case pl.Topic == t1 && pl.High > 0 && (pl.Committed != pl.High || pl.Lag != 0):
+			t.Errorf("%s/%d: committed %d, high %d, lag %d; want committed at high, no lag", pl.Topic, pl.Partition, pl.Committed, pl.High, pl.Lag)
+		case pl.Topic == t2 && (pl.Committed != -1 || pl.Lag != pl.High-pl.Low):
+			t.Errorf("%s/%d: committed %d, lag %d; want no commit (-1), lag %d", pl.Topic, pl.Partition, pl.Committed, pl.Lag, pl.High-pl.Low)
+		}
+		sum[i/3] += pl.High
+	}
+	if sum != [2]int64{7, 5} {
+		t.Errorf("high-water marks sum to %v, want 7 and 5", sum)
+	}
+}
+
+// Latest reads the newest n messages of each partition, newest first.
+func TestLatest(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 30*time.Second)
+	cfg := cfgFor(kafkatest.Broker(t), 2)
+	topic := kafkatest.Name(t, "latest")
+	ensure(t, ctx, cfg, topic)
+	cl := newClient(t, cfg)
+	if got, err := cl.Latest(ctx, topic, 5); err != nil || len(got) != 0 {
+		t.Fatalf("Latest of an empty topic = %v, %v", got, err)
+	}
+	p := newProducer(t, cfg)
+	for i := range 6 { // one at a time: broker times in order
+		m := kafka.Message{Topic: topic, Partition: i % 2, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte(fmt.Sprint(i)),
+			Headers: []kafka.Header{{Key: "x-n", Value: []byte(fmt.Sprint(i))}}}
+		if err := p.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	got, err := cl.Latest(ctx, topic, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for _, m := range got {
+		vals = append(vals, string(m.Value))
+		if h, _ := m.Header("x-n"); h != string(m.Value) {
+			t.Errorf("message %s has header x-n %q", m.Value, h)
+		}
+	}
+	if fmt.Sprint(vals) != "[5 4 3 2]" {
+		t.Errorf("Latest(2 per partition) = %v, want [5 4 3 2] (newest first)", vals)
+	}
 }

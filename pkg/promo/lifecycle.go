@@ -63,6 +63,12 @@ type TopUpRequest struct {
 	Actor       string
 	Now         time.Time
 	AuditID     string
+	// IdempotencyKey, when set, makes the top-up idempotent per promotion:
+	// the same key with the same RequestHash answers the recorded top-up
+	// (replayed, nothing added); with another hash, EConflict
+	// (idempotency_conflict).
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // TopUp is one top-up of a promotion.

@@ -20,6 +20,9 @@ const (
 	ReasonExpired          Reason = "expired"            // at or after expiresAt
 	ReasonDeactivated      Reason = "deactivated"        // the promotion was switched off by an admin
 	ReasonRevoked          Reason = "revoked"            // this one code was revoked by an admin
+	// ReasonPromotionDeleted: the promotion's deletion was requested; it
+	// takes no change and no use from then on (final).
+	ReasonPromotionDeleted Reason = "promotion_deleted"
 )
 
 // Reasons of refusals that are not about a code's state.
@@ -27,17 +30,22 @@ const (
 	ReasonIdempotencyConflict Reason = "idempotency_conflict" // the key was used with another request
 	ReasonRateLimited         Reason = "rate_limited"         // too many failed look-ups from this client
 	ReasonReservationExpired  Reason = "reservation_expired"
+	// ReasonRedemptionPurged: the redemption an Idempotency-Key names was
+	// deleted by a purge (purge --with-redemptions).
+	ReasonRedemptionPurged Reason = "redemption_purged"
 )
 
 // ErrorCode is the error class, and so the HTTP status, of a refusal:
 // code_not_found 404; code_exhausted, user_limit_reached, not_started and
-// idempotency_conflict 409; expired, deactivated and revoked 410 (the code
-// will not become usable by retrying); invalid_code 422; rate_limited 429.
+// idempotency_conflict 409; expired, deactivated, revoked, promotion_deleted
+// and redemption_purged 410 (retrying will not help); invalid_code 422;
+// rate_limited 429.
 func (r Reason) ErrorCode() ErrorCode {
 	switch r {
 	case ReasonCodeNotFound:
 		return ENotFound
-	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired, ReasonReservationReleased:
+	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired, ReasonReservationReleased,
+		ReasonPromotionDeleted, ReasonRedemptionPurged:
 		return EGone
 	case ReasonInvalidCode:
 		return EInvalid
@@ -58,7 +66,9 @@ type CodeState struct {
 	Promotion Promotion
 	Active    bool // the promotion's active flag
 	Revoked   bool
-	Used      int // committed uses (rolled-back ones excluded)
+	// Deleted: the promotion's deletion was requested.
+	Deleted bool
+	Used    int // committed uses (rolled-back ones excluded)
 	// Reserved is the code's live reservations (held, not expired), each
 	// holding one use.
 	Reserved int
@@ -83,11 +93,14 @@ func (c CodeState) UserUsesLeft() int {
 }
 
 // Status is what a redemption attempted at now would answer, in the order the
-// redemption statement checks: the code's own state, the promotion's switch,
+// redemption statement checks: the promotion's deletion, the code's own
+// state, the promotion's switch,
 // the window, the code's uses, then the user's. withUser says whether
 // UserUsed is meaningful.
 func (c CodeState) Status(now time.Time, withUser bool) Reason {
 	switch {
+	case c.Deleted:
+		return ReasonPromotionDeleted
 	case c.Revoked:
 		return ReasonRevoked
 	case !c.Active:
@@ -135,8 +148,22 @@ type Redemption struct {
 	UsesLeft       int             `json:"usesLeft"`
 	RolledBackAt   *time.Time      `json:"rolledBackAt,omitempty"`
 	RollbackReason string          `json:"rollbackReason,omitempty"`
-	IdempotencyKey string          `json:"idempotencyKey,omitempty"`
+	// CodeRelease says what the rollback gave back to the code row the
+	// redemption used: CodeReleased, or CodeGone when that row no longer
+	// exists (its promotion was deleted or purged; a code with the same
+	// string in another promotion is another row and is not touched).
+	// Empty until rolled back, and for rollbacks recorded before it existed.
+	CodeRelease    CodeRelease `json:"codeRelease,omitempty"`
+	IdempotencyKey string      `json:"idempotencyKey,omitempty"`
 }
+
+// CodeRelease is what a rollback did to its code row.
+type CodeRelease string
+
+const (
+	CodeReleased CodeRelease = "released"  // the use went back to the code row the redemption took
+	CodeGone     CodeRelease = "code_gone" // that row no longer exists: no code was changed
+)
 
 // RedeemOutcome is what a redemption attempt ended in: a redemption, or a
 // refusal reason. Replayed says it was answered from the idempotency record.
@@ -172,12 +199,19 @@ type RollbackRequest struct {
 	Now          time.Time
 }
 
-// RedemptionFilter selects a page of a promotion's audit trail, newest first.
-// After is the cursor: the ID of the last redemption of the previous page.
+// RedemptionFilter selects a page of the audit trail, newest first: a
+// promotion's (PromotionID), narrowed to one user (UserID) or one code
+// (Code, canonical), or one user's across every promotion (PromotionID 0
+// with UserID). Redemption ids are UUIDv7, ordered by the time they were
+// taken: After is the cursor (ids below it: the last redemption of the
+// previous page, or the bound of a time range's end) and Since the start of
+// a range (ids from it on; "" for none).
 type RedemptionFilter struct {
 	PromotionID int64
 	UserID      string
+	Code        string
 	After       string
+	Since       string
 	Limit       int
 }
 

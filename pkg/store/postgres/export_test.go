@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -18,4 +19,10 @@ func Pool(s *Store) *pgxpool.Pool { return s.pool }
 // OpenTuned is Open with a hook on the pool's configuration.
 func OpenTuned(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	return open(ctx, cfg, tune)
+}
+
+// InStatementTx runs fn on the store's redemption statements in one
+// transaction, then rolls it back (storetest.StatementStore).
+func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
+	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
 }

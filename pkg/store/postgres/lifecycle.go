@@ -89,10 +89,26 @@ func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpda
 	return ps, err == nil, err
 }
 
-func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
-	var ok bool
-	err := t.q.QueryRow(ctx, qPromotionExists, id).Scan(&ok)
-	return ok, err
+func (t redemptionTx) PromotionState(ctx context.Context, id int64) (contract.PromotionState, error) {
+	return t.promotionState(ctx, qPromotionState, id)
+}
+
+func (t redemptionTx) LockPromotion(ctx context.Context, id int64) (contract.PromotionState, error) {
+	return t.promotionState(ctx, qLockPromotion, id)
+}
+
+func (t redemptionTx) promotionState(ctx context.Context, q string, id int64) (contract.PromotionState, error) {
+	st := contract.PromotionState{Found: true}
+	err := t.q.QueryRow(ctx, q, id).Scan(&st.Deleting, &st.Cancelled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return contract.PromotionState{}, nil
+	}
+	return st, err
+}
+
+func (t redemptionTx) FlagCancelled(ctx context.Context, promotionID int64, now time.Time) (bool, error) {
+	tag, err := t.q.Exec(ctx, qFlagCancelled, promotionID, now)
+	return err == nil && tag.RowsAffected() == 1, err
 }
 
 // CancelPromotion stops a promotion's generation (contract.Cancel); replayed
@@ -109,14 +125,9 @@ func (t redemptionTx) CancelBatches(ctx context.Context, promotionID int64, now 
 	return tag.RowsAffected(), nil
 }
 
-func (t redemptionTx) CancelledBatches(ctx context.Context, promotionID int64) (int64, error) {
-	var n int64
-	err := t.q.QueryRow(ctx, qCancelledBatches, promotionID).Scan(&n)
-	return n, err
-}
-
-// TopUp adds codes to a generated promotion (contract.TopUp).
-func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+// TopUp adds codes to a generated promotion (contract.TopUp); replayed when
+// its Idempotency-Key answered a recorded top-up.
+func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	return contract.RunTopUp(ctx, s.redemptionTx, req)
 }
 
@@ -149,14 +160,33 @@ func (t redemptionTx) NextNumbers(ctx context.Context, id int64) (int, int, erro
 	return batchNo, no, err
 }
 
-func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64) error {
+func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64, key, hash string) error {
 	if _, err := t.q.Exec(ctx, qInsertTopUpBatches, id, int64(tu.SeqStart), batchSize, tu.CodeCount, tu.BatchCount,
 		tu.CreatedAt, tu.FirstBatchNo); err != nil {
 		return fmt.Errorf("insert %d batches: %w", tu.BatchCount, err)
 	}
 	_, err := t.q.Exec(ctx, qInsertTopUp, id, tu.No, tu.CodeCount, int64(tu.SeqStart), tu.FirstBatchNo, tu.BatchCount,
-		tu.CreatedAt)
+		tu.CreatedAt, key, hash)
 	return err
+}
+
+func (t redemptionTx) StoredTopUp(ctx context.Context, id int64, key string) (promo.TopUp, string, bool, error) {
+	var hash string
+	tu, err := scanTopUp(t.q.QueryRow(ctx, qStoredTopUp, id, key), &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return tu, "", false, nil
+	}
+	return tu, hash, err == nil, err
+}
+
+func scanTopUp(row pgx.Row, more ...any) (promo.TopUp, error) {
+	var (
+		tu    promo.TopUp
+		start int64
+	)
+	err := row.Scan(append([]any{&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &tu.CreatedAt}, more...)...)
+	tu.SeqStart, tu.CreatedAt = uint64(start), tu.CreatedAt.UTC()
+	return tu, err
 }
 
 func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
@@ -164,15 +194,7 @@ func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, erro
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (promo.TopUp, error) {
-		var (
-			tu    promo.TopUp
-			start int64
-		)
-		err := row.Scan(&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &tu.CreatedAt)
-		tu.SeqStart, tu.CreatedAt = uint64(start), tu.CreatedAt.UTC()
-		return tu, err
-	})
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (promo.TopUp, error) { return scanTopUp(row) })
 }
 
 // ExpiredPromotions lists the promotions that ended before before.
@@ -202,6 +224,13 @@ func (s *Store) PurgeCount(ctx context.Context, id int64) (codes, redemptions in
 func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error) {
 	if err := contract.CheckPurgeTable(table); err != nil {
 		return 0, err
+	}
+	if table == "redemptions" {
+		var n int64
+		if err := s.pool.QueryRow(ctx, qPurge[table], id, limit).Scan(&n); err != nil {
+			return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)
+		}
+		return n, nil
 	}
 	tag, err := s.pool.Exec(ctx, qPurge[table], id, limit)
 	if err != nil {

@@ -67,13 +67,15 @@ FROM generate_series(0, $5::int - 1) AS g`,
 	PromotionStatus: `SELECT ` + promotionColsP + `, ` + statusCols + `
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
 
+	// Progress: a batch counts as cancelled when its promotion is flagged
+	// cancelled, also while a chunk in flight still holds it unmarked.
 	Progress: `SELECT count(*),
-	COALESCE(sum(done), 0)::bigint,
-	count(*) FILTER (WHERE done = code_count),
-	count(*) FILTER (WHERE state = 'retrying' AND done < code_count),
-	count(*) FILTER (WHERE state = 'parked' AND done < code_count),
-	count(*) FILTER (WHERE state = 'cancelled' AND done < code_count)
-FROM batches WHERE promotion_id = $1`,
+	COALESCE(sum(b.done), 0)::bigint,
+	count(*) FILTER (WHERE b.done = b.code_count),
+	count(*) FILTER (WHERE b.state = 'retrying' AND b.done < b.code_count),
+	count(*) FILTER (WHERE b.state = 'parked' AND b.done < b.code_count),
+	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
 
 	PromotionExists: qPromotionExists,
 
@@ -113,6 +115,17 @@ RETURNING done`,
 
 	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`,
 
+	// PromotionLive is the last statement of every chunk's transaction: a
+	// chunk commits only if its promotion was neither cancelled nor its
+	// deletion requested (a plain read: it waits for nothing, and nothing
+	// waits for it).
+	PromotionLive: `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = $1`,
+
+	// CancelBatch marks one batch cancelled after its chunk was refused by
+	// PromotionLive (the cancel skipped it while the chunk held it).
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
 	// SetBatchState never touches a finished batch: done is final.
 	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
@@ -146,7 +159,7 @@ CROSS JOIN LATERAL (
 		(count(*) FILTER (WHERE done = code_count))::int AS completed,
 		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
 		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked,
-		(count(*) FILTER (WHERE state = 'cancelled' AND done < code_count))::int AS cancelled
+		(count(*) FILTER (WHERE (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count))::int AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
@@ -168,16 +181,30 @@ ORDER BY p.id DESC LIMIT $4`,
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 
-	// Redemption analytics of one promotion ($1), from the audit trail; $2 is
-	// 'hour' or 'day' for date_trunc (in UTC), $3 the newest buckets kept.
+	// Redemption analytics of one promotion ($1), from the audit trail.
 	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
 	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
 FROM redemptions WHERE promotion_id = $1`,
 
-	StatsSeries: `SELECT b, n, rb FROM (
-	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb
-	FROM redemptions WHERE promotion_id = $1 GROUP BY 1 ORDER BY 1 DESC LIMIT $3
-) s ORDER BY b`,
+	// StatsSeries is the time series over [$3, $4) in buckets of $2 (hour
+	// or day, UTC): redemptions made (and how many of those were rolled back
+	// since), rollbacks made, and a row for every bucket with refusals
+	// (StatsRefusalSeries counts them by reason). The window is bounded, so
+	// is the answer.
+	StatsSeries: `SELECT b, sum(n)::bigint, sum(rb)::bigint, sum(rbk)::bigint FROM (
+	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
+	FROM redemptions WHERE promotion_id = $1 AND redeemed_at >= $3 AND redeemed_at < $4 GROUP BY 1
+	UNION ALL
+	SELECT date_trunc($2::text, rolled_back_at AT TIME ZONE 'UTC'), 0, 0, count(*)
+	FROM redemptions WHERE promotion_id = $1 AND rolled_back_at >= $3 AND rolled_back_at < $4 GROUP BY 1
+	UNION ALL
+	SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC'), 0, 0, 0
+	FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1
+) e GROUP BY b ORDER BY b`,
+
+	// StatsRefusalSeries is the series' refusals by reason.
+	StatsRefusalSeries: `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
+FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`,
 
 	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = $1 AND rolled_back_at IS NULL

@@ -47,33 +47,47 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+	sel, err := contract.SelectRedemptions(f)
+	if err != nil {
 		return err
 	}
 	var lim any = limit
 	if limit < 0 {
 		lim = nil // LIMIT NULL: all rows
 	}
-	q, args := qRedemptions, []any{f.PromotionID, lim, f.After}
-	if f.UserID != "" {
+	args := []any{f.PromotionID, lim, f.After, f.Since}
+	var q string
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
 		q, args = qRedemptionsByUser, append(args, f.UserID)
+	case contract.ByPromotionCode:
+		q, args = qRedemptionsByCode, append(args, f.Code)
+	case contract.ByUser:
+		q, args[0] = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+			return err
+		}
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }
@@ -215,7 +229,7 @@ func (t redemptionTx) InsertEvent(ctx context.Context, ev promo.OutboxEvent) err
 func (t redemptionTx) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
 	p, err := scanPromotion(t.q.QueryRow(ctx, qCodeState, code, userID, now), &st.Code, &st.Used, &st.UserUsed, &st.Active,
-		&st.Revoked, &st.Reserved, &st.UserReserved)
+		&st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, false, nil
 	}
@@ -239,13 +253,18 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+func (t redemptionTx) ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error) {
 	var used int
-	err := t.q.QueryRow(ctx, qReleaseCode, code).Scan(&used)
+	err := t.q.QueryRow(ctx, qReleaseCode, code, promotionID).Scan(&used)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
 	return used, err == nil, err
+}
+
+func (t redemptionTx) RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error {
+	_, err := t.q.Exec(ctx, qRecordCodeRelease, id, string(release))
+	return err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
@@ -257,9 +276,11 @@ func scanRedemption(row pgx.Row) (promo.Redemption, error) {
 	var (
 		r        promo.Redemption
 		metadata *string
+		release  string
 	)
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, &r.RedeemedAt, &r.UsesLeft,
-		&r.RolledBackAt, &r.RollbackReason, &r.IdempotencyKey)
+		&r.RolledBackAt, &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
 	if err != nil {
 		return r, err
 	}

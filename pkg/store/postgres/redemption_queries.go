@@ -56,7 +56,7 @@ INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $1
 
 	// qCodeState: $3 is now, for the live reservations.
 	qCodeState = `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
-	c.revoked_at IS NOT NULL,
+	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3)
@@ -65,7 +65,7 @@ LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
 WHERE c.code = $1`
 
 	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, '')`
+	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, '')`
 
 	// qMarkRolledBack lets exactly one rollback of a redemption through:
 	// a second one waits for the first's row lock, re-checks
@@ -76,17 +76,31 @@ RETURNING ` + redemptionCols
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = $1`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0 RETURNING used`
+	// qReleaseCode gives the use back to the code row of the redemption's
+	// promotion only: after a deletion or purge the same string may be
+	// another promotion's code, which this must not touch.
+	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = $1 AND promotion_id = $2 AND used > 0 RETURNING used`
+
+	qRecordCodeRelease = `UPDATE redemptions SET rollback_code_release = $2 WHERE id = $1`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered); $3 is the
-	// cursor ('' for the first page).
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// contract.RedemptionSelection: $1 the promotion (or the user, across
+	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
+	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
+	// $5 the user or the code.
 	qRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
 
 	qRedemptionsByUser = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = $1 AND user_id = $4 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`
+WHERE promotion_id = $1 AND user_id = $5 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
+
+	qRedemptionsByCode = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
+
+	qUserRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`
 
 	// qClaimEvents leases the oldest unpublished events to this publisher;
 	// SKIP LOCKED and the lease keep another replica's publisher off them.

@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -12,3 +14,13 @@ func Migrations(s *Store) sqlstore.Migrations { return s.migrations() }
 
 // Writer is the store's write pool, for tests that drive it with plain SQL.
 func Writer(s *Store) *sql.DB { return s.w }
+
+// InStatementTx runs fn on the store's redemption statements in one
+// transaction, then rolls it back (storetest.StatementStore).
+func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
+	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
+}
+
+// SingleWriter says that one write lock covers the whole database
+// (storetest.SingleWriter).
+func (s *Store) SingleWriter() bool { return true }

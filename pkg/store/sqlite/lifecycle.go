@@ -136,10 +136,28 @@ func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpda
 	return ps, true, nil
 }
 
-func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
-	var ok bool
-	err := t.q.QueryRowContext(ctx, qPromotionExists, id).Scan(&ok)
-	return ok, err
+func (t redemptionTx) PromotionState(ctx context.Context, id int64) (contract.PromotionState, error) {
+	st := contract.PromotionState{Found: true}
+	err := t.q.QueryRowContext(ctx, qPromotionState, id).Scan(&st.Deleting, &st.Cancelled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return contract.PromotionState{}, nil
+	}
+	return st, err
+}
+
+// LockPromotion is PromotionState: the transaction already holds the one
+// write lock.
+func (t redemptionTx) LockPromotion(ctx context.Context, id int64) (contract.PromotionState, error) {
+	return t.PromotionState(ctx, id)
+}
+
+func (t redemptionTx) FlagCancelled(ctx context.Context, promotionID int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qFlagCancelled, promotionID, formatTime(now))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // CancelPromotion stops a promotion's generation (contract.Cancel); replayed
@@ -156,14 +174,9 @@ func (t redemptionTx) CancelBatches(ctx context.Context, promotionID int64, now 
 	return res.RowsAffected()
 }
 
-func (t redemptionTx) CancelledBatches(ctx context.Context, promotionID int64) (int64, error) {
-	var n int64
-	err := t.q.QueryRowContext(ctx, qCancelledBatches, promotionID).Scan(&n)
-	return n, err
-}
-
-// TopUp adds codes to a generated promotion (contract.TopUp).
-func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+// TopUp adds codes to a generated promotion (contract.TopUp); replayed when
+// its Idempotency-Key answered a recorded top-up.
+func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	return contract.RunTopUp(ctx, s.redemptionTx, req)
 }
 
@@ -196,14 +209,40 @@ func (t redemptionTx) NextNumbers(ctx context.Context, id int64) (int, int, erro
 	return batchNo, no, err
 }
 
-func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64) error {
+func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64, key, hash string) error {
 	if _, err := t.q.ExecContext(ctx, qInsertTopUpBatches, id, int64(tu.SeqStart), batchSize, tu.CodeCount, tu.BatchCount,
 		formatTime(tu.CreatedAt), tu.FirstBatchNo); err != nil {
 		return fmt.Errorf("insert %d batches: %w", tu.BatchCount, err)
 	}
 	_, err := t.q.ExecContext(ctx, qInsertTopUp, id, tu.No, tu.CodeCount, int64(tu.SeqStart), tu.FirstBatchNo, tu.BatchCount,
-		formatTime(tu.CreatedAt))
+		formatTime(tu.CreatedAt), key, hash)
 	return err
+}
+
+func (t redemptionTx) StoredTopUp(ctx context.Context, id int64, key string) (promo.TopUp, string, bool, error) {
+	var hash string
+	tu, err := scanTopUp(t.q.QueryRowContext(ctx, qStoredTopUp, id, key), &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tu, "", false, nil
+	}
+	return tu, hash, err == nil, err
+}
+
+func scanTopUp(row scanner, more ...any) (promo.TopUp, error) {
+	var (
+		tu      promo.TopUp
+		start   int64
+		created string
+	)
+	if err := row.Scan(append([]any{&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &created}, more...)...); err != nil {
+		return tu, err
+	}
+	tu.SeqStart = uint64(start)
+	var err error
+	if tu.CreatedAt, err = parseTime(created); err != nil {
+		return tu, fmt.Errorf("top-up %d: created_at: %w", tu.No, err)
+	}
+	return tu, nil
 }
 
 func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
@@ -214,17 +253,9 @@ func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, erro
 	defer rows.Close()
 	var out []promo.TopUp
 	for rows.Next() {
-		var (
-			tu      promo.TopUp
-			start   int64
-			created string
-		)
-		if err := rows.Scan(&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &created); err != nil {
+		tu, err := scanTopUp(rows)
+		if err != nil {
 			return nil, err
-		}
-		tu.SeqStart = uint64(start)
-		if tu.CreatedAt, err = parseTime(created); err != nil {
-			return nil, fmt.Errorf("top-up %d: created_at: %w", tu.No, err)
 		}
 		out = append(out, tu)
 	}
@@ -274,6 +305,11 @@ func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int
 	}
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if table == "redemptions" {
+			if _, err := tx.ExecContext(ctx, qPurgeRedemptionKeys, id, limit); err != nil {
+				return fmt.Errorf("their idempotency records: %w", err)
+			}
+		}
 		res, err := tx.ExecContext(ctx, qPurge[table], id, limit)
 		if err != nil {
 			return err

@@ -13,6 +13,13 @@ import (
 // 8601 UTC text (sqlstore.TimeLayout); sqlNow is the database's clock in that
 // form.
 
+// bucketWidth is how many leading characters of a stored time name its
+// bucket (?2: 'hour' or 'day'); bucketTime completes bucket b to a time.
+const (
+	bucketWidth = `CASE ?2 WHEN 'day' THEN 10 ELSE 13 END`
+	bucketTime  = `b || substr('0000-00-00T00:00:00.000000Z', length(b) + 1)`
+)
+
 const (
 	sqlNow = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
 
@@ -57,13 +64,15 @@ SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`,
 
+	// Progress: a batch counts as cancelled when its promotion is flagged
+	// cancelled (see ../postgres/queries.go).
 	Progress: `SELECT count(*),
-	coalesce(sum(done), 0),
-	coalesce(sum(done = code_count), 0),
-	coalesce(sum(state = 'retrying' AND done < code_count), 0),
-	coalesce(sum(state = 'parked' AND done < code_count), 0),
-	coalesce(sum(state = 'cancelled' AND done < code_count), 0)
-FROM batches WHERE promotion_id = ?`,
+	coalesce(sum(b.done), 0),
+	coalesce(sum(b.done = b.code_count), 0),
+	coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0),
+	coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0),
+	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
 
 	PromotionExists: qPromotionExists,
 
@@ -103,6 +112,13 @@ RETURNING done`,
 
 	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = ? AND batch_no = ?`,
 
+	// PromotionLive and CancelBatch: the chunk commit gate (see
+	// ../postgres/queries.go).
+	PromotionLive: `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = ?`,
+
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = ` + sqlNow + `
+WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`,
+
 	// SetBatchState never touches a finished batch: done is final.
 	SetBatchState: `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ` + sqlNow + `
 WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`,
@@ -138,7 +154,7 @@ FROM (
 		coalesce(sum(b.done = b.code_count), 0) AS completed,
 		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
 		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked,
-		coalesce(sum(b.state = 'cancelled' AND b.done < b.code_count), 0) AS cancelled
+		coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0) AS cancelled
 	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
 	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
 		AND (?5 = 0 OR p.active = (?5 = 1))
@@ -161,18 +177,33 @@ ORDER BY l.id DESC LIMIT ?4`,
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
 
 	// Redemption analytics of one promotion (?1), from the audit trail.
-	// Times are ISO 8601 text, so an hour bucket is the first 13 characters
-	// and a day the first 10 (?2 says which), completed to a time by the
-	// rest of a zero time; the series keeps the newest buckets (?3).
 	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
 	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
 FROM redemptions WHERE promotion_id = ?1`,
 
-	StatsSeries: `SELECT b || substr('0000-00-00T00:00:00.000000Z', length(b) + 1), n, rb FROM (
-	SELECT substr(redeemed_at, 1, CASE ?2 WHEN 'day' THEN 10 ELSE 13 END) AS b, count(*) AS n,
-		count(rolled_back_at) AS rb
-	FROM redemptions WHERE promotion_id = ?1 GROUP BY b ORDER BY b DESC LIMIT ?3
-) ORDER BY b`,
+	// StatsSeries is the time series over [?3, ?4): times are ISO 8601
+	// text, so an hour bucket is the first 13 characters and a day the first
+	// 10 (?2 says which), completed to a time by the rest of a zero time.
+	// Redemptions made (and how many of those were rolled back since),
+	// rollbacks made, and a row for every bucket with refusals
+	// (StatsRefusalSeries counts them by reason). The window is bounded, so
+	// is the answer.
+	StatsSeries: `SELECT ` + bucketTime + `, sum(n), sum(rb), sum(rbk) FROM (
+	SELECT substr(redeemed_at, 1, ` + bucketWidth + `) AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
+	FROM redemptions WHERE promotion_id = ?1 AND redeemed_at >= ?3 AND redeemed_at < ?4 GROUP BY 1
+	UNION ALL
+	SELECT substr(rolled_back_at, 1, ` + bucketWidth + `), 0, 0, count(*)
+	FROM redemptions WHERE promotion_id = ?1 AND rolled_back_at >= ?3 AND rolled_back_at < ?4 GROUP BY 1
+	UNION ALL
+	SELECT substr(hour, 1, ` + bucketWidth + `), 0, 0, 0
+	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4 GROUP BY 1
+) GROUP BY b ORDER BY b`,
+
+	// StatsRefusalSeries is the series' refusals by reason.
+	StatsRefusalSeries: `SELECT ` + bucketTime + `, reason, sum(n) FROM (
+	SELECT substr(hour, 1, ` + bucketWidth + `) AS b, reason, n
+	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4
+) GROUP BY b, reason`,
 
 	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = ?1 AND rolled_back_at IS NULL

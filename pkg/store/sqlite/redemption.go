@@ -45,33 +45,47 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	var exists bool
-	if err := s.r.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
-	}
-	if !exists {
-		return contract.PromotionNotFound(f.PromotionID)
-	}
-	q, args := qRedemptions, []any{f.PromotionID, limit, f.After}
-	if f.UserID != "" {
-		q, args = qRedemptionsByUser, append(args, f.UserID)
-	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	sel, err := contract.SelectRedemptions(f)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return err
+	}
+	var q string
+	var first any = f.PromotionID
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
+		q = qRedemptionsByUser
+	case contract.ByPromotionCode:
+		q = qRedemptionsByCode
+	case contract.ByUser:
+		q, first = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		var exists bool
+		if err := s.r.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
+			return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
+		}
+		if !exists {
+			return contract.PromotionNotFound(f.PromotionID)
+		}
+	}
+	rows, err := s.r.QueryContext(ctx, q, first, limit, f.After, f.Since, f.UserID+f.Code)
+	if err != nil {
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }
@@ -225,7 +239,7 @@ func (t redemptionTx) InsertEvent(ctx context.Context, ev promo.OutboxEvent) err
 func (t redemptionTx) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
 	p, err := scanPromotion(t.q.QueryRowContext(ctx, qCodeState, code, userID, formatTime(now)), &st.Code, &st.Used,
-		&st.UserUsed, &st.Active, &st.Revoked, &st.Reserved, &st.UserReserved)
+		&st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
@@ -249,13 +263,18 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+func (t redemptionTx) ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error) {
 	var used int
-	err := t.q.QueryRowContext(ctx, qReleaseCode, code).Scan(&used)
+	err := t.q.QueryRowContext(ctx, qReleaseCode, code, promotionID).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return used, err == nil, err
+}
+
+func (t redemptionTx) RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error {
+	_, err := t.q.ExecContext(ctx, qRecordCodeRelease, id, string(release))
+	return err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
@@ -272,8 +291,10 @@ func scanRedemption(row scanner) (promo.Redemption, error) {
 		metadata, rolledAt sql.NullString
 		redeemedAt         string
 	)
+	var release string
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, &redeemedAt, &r.UsesLeft,
-		&rolledAt, &r.RollbackReason, &r.IdempotencyKey)
+		&rolledAt, &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
 	if err != nil {
 		return r, err
 	}

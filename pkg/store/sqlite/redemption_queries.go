@@ -47,7 +47,7 @@ RETURNING used`
 
 	qCodeState = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL,
+	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
 		AND r.status = 'held' AND r.expires_at > ?3)
@@ -56,7 +56,7 @@ LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = ?2
 WHERE c.code = ?1`
 
 	redemptionCols = `id, promotion_id, code, user_id, coalesce(order_id, ''), metadata, redeemed_at, uses_left,
-	rolled_back_at, coalesce(rollback_reason, ''), coalesce(idempotency_key, '')`
+	rolled_back_at, coalesce(rollback_reason, ''), coalesce(idempotency_key, ''), coalesce(rollback_code_release, '')`
 
 	qMarkRolledBack = `UPDATE redemptions SET rolled_back_at = ?2, rollback_reason = ?3
 WHERE id = ?1 AND rolled_back_at IS NULL
@@ -64,17 +64,30 @@ RETURNING ` + redemptionCols
 
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = ?`
 
-	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0 RETURNING used`
+	// qReleaseCode: the code row of the redemption's promotion only (see
+	// ../postgres/redemption_queries.go).
+	qReleaseCode = `UPDATE codes SET used = used - 1 WHERE code = ?1 AND promotion_id = ?2 AND used > 0 RETURNING used`
+
+	qRecordCodeRelease = `UPDATE redemptions SET rollback_code_release = ?2 WHERE id = ?1`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = ? AND user_id = ? AND used > 0`
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered); ?3 is the
-	// cursor ('' for the first page); LIMIT -1 is no limit.
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// contract.RedemptionSelection: ?1 the promotion (or the user, across
+	// promotions), ?2 the limit (-1: none), ?3 the cursor ('' for the first
+	// page), ?4 the range's lowest id ('' for none: every id is >= ''), ?5
+	// the user or the code.
 	qRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) ORDER BY id DESC LIMIT ?2`
+WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`
 
 	qRedemptionsByUser = `SELECT ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = ?1 AND user_id = ?4 AND (?3 = '' OR id < ?3) ORDER BY id DESC LIMIT ?2`
+WHERE promotion_id = ?1 AND user_id = ?5 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`
+
+	qRedemptionsByCode = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE code = ?5 AND promotion_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`
+
+	qUserRedemptions = `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE user_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`
 
 	// One writer at a time: the lease only matters to publishers in other
 	// processes sharing the file.

@@ -134,6 +134,8 @@ func script(flushErr error) func(q string, args []any) ([][]driver.Value, error)
 			return [][]driver.Value{{int64(len(args) - 1)}}, nil
 		case q == statements.GetCode:
 			return [][]driver.Value{{"ABCD", int64(7), int64(0), int64(1)}}, nil
+		case q == statements.PromotionLive:
+			return [][]driver.Value{{true}}, nil
 		case q == statements.StatsTotals:
 			return [][]driver.Value{{int64(0), int64(0), int64(0)}}, nil
 		}
@@ -175,7 +177,7 @@ func TestCoreArgumentTypes(t *testing.T) {
 	if _, err := s.ClaimPendingBatches(ctx, 10, time.Minute); err != nil {
 		t.Fatalf("ClaimPendingBatches: %v", err)
 	}
-	if _, err := s.Stats(ctx, 7, promo.BucketDay); err != nil {
+	if _, err := s.Stats(ctx, promo.StatsQuery{PromotionID: 7, Bucket: promo.BucketDay}); err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
 
@@ -191,7 +193,9 @@ func TestCoreArgumentTypes(t *testing.T) {
 		statements.SetBatchState:       "int64,int32,string,string",
 		qMarkPublished(2):              "int64,int32,int64,int32",
 		statements.ClaimPendingBatches: "int64,time.Time/UTC,time.Time/UTC",
-		statements.StatsSeries:         "int64,string,int",
+		statements.StatsSeries:         "int64,string,time.Time/UTC,time.Time/UTC",
+		statements.StatsRefusalSeries:  "int64,string,time.Time/UTC,time.Time/UTC",
+		statements.PromotionLive:       "int64",
 	}
 	seen := map[string]bool{}
 	for _, c := range srv.calls {
@@ -221,7 +225,7 @@ func TestCoreArgumentTypes(t *testing.T) {
 }
 
 // A chunk takes one transaction at READ COMMITTED: the progress update, the
-// bulk copy (its rows, then the flush), the commit. A duplicate key at the
+// bulk copy (its rows, then the flush), the commit gate, the commit. A duplicate key at the
 // flush rolls it back and redoes it on the skipping path.
 func TestChunkCommitStatements(t *testing.T) {
 	chunk := promo.Chunk{Batch: promo.BatchRef{PromotionID: 7, BatchNo: 1}, From: 2, Count: 2, CodeLen: 4,
@@ -230,6 +234,8 @@ func TestChunkCommitStatements(t *testing.T) {
 		switch {
 		case q == statements.Advance:
 			return "Advance"
+		case q == statements.PromotionLive:
+			return "PromotionLive"
 		case strings.HasPrefix(q, "INSERTBULK"):
 			return "bulk"
 		case strings.HasPrefix(q, "INSERT INTO codes (code, promotion_id, used)\nSELECT"):
@@ -242,10 +248,10 @@ func TestChunkCommitStatements(t *testing.T) {
 		flushErr error
 		want     string
 	}{
-		{"fast path", nil, "BEGIN Read Committed|Advance|bulk|bulk|bulk|COMMIT"},
+		{"fast path", nil, "BEGIN Read Committed|Advance|bulk|bulk|bulk|PromotionLive|COMMIT"},
 		{"collision", mssql.Error{Number: 2627, All: []mssql.Error{{Number: 2627}, {Number: 3621}}},
 			"BEGIN Read Committed|Advance|bulk|bulk|bulk|ROLLBACK|" +
-				"BEGIN Read Committed|Advance|insertSkipping|COMMIT"},
+				"BEGIN Read Committed|Advance|insertSkipping|PromotionLive|COMMIT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &fakeServer{answer: script(tc.flushErr)}

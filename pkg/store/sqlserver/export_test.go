@@ -1,8 +1,10 @@
 package sqlserver
 
 import (
+	"context"
 	"database/sql"
 
+	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -12,3 +14,9 @@ func Migrations(s *Store) sqlstore.Migrations { return s.migrations() }
 
 // DB is the store's pool, for tests that drive it with plain SQL.
 func DB(s *Store) *sql.DB { return s.db }
+
+// InStatementTx runs fn on the store's redemption statements in one
+// transaction, then rolls it back (storetest.StatementStore).
+func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
+	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
+}

@@ -153,7 +153,11 @@ func allStatements() map[string]string {
 		"qReleaseAllowance": qReleaseAllowance, "qRedemptions": qRedemptions, "qRedemptionsByUser": qRedemptionsByUser,
 		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
 		"qSetActive": qSetActive, "qPruneEvents": qPruneEvents, "qGetAppLock": qGetAppLock,
-		"qReleaseAppLock": qReleaseAppLock, "qInsertCodesSkipping(3)": qInsertCodesSkipping(3),
+		"qRecordCodeRelease": qRecordCodeRelease, "qPromotionState": qPromotionState, "qLockPromotion": qLockPromotion,
+		"qFlagCancelled": qFlagCancelled, "qCancelBatches": qCancelBatches, "qInsertTopUp": qInsertTopUp,
+		"qStoredTopUp": qStoredTopUp, "qUpdatePromotion": qUpdatePromotion, "qRevokeCode": qRevokeCode,
+		"qPurgeRedemptions": qPurge["redemptions"],
+		"qReleaseAppLock":   qReleaseAppLock, "qInsertCodesSkipping(3)": qInsertCodesSkipping(3),
 		"qMarkPublished(3)": qMarkPublished(3),
 	}
 	v := reflect.ValueOf(statements)
@@ -215,10 +219,8 @@ func TestStatementShapes(t *testing.T) {
 		}
 	}
 	for name, q := range all {
-		if name == "qPruneEvents" {
-			continue // DELETE TOP takes no ORDER BY: any rows old enough will do
-		}
-		q = strings.ReplaceAll(q, "OVER (ORDER BY", "OVER (")
+		// DELETE TOP takes no ORDER BY: any rows that qualify will do.
+		q = strings.ReplaceAll(strings.ReplaceAll(q, "OVER (ORDER BY", "OVER ("), "DELETE TOP (", "DELETE (")
 		for i := strings.Index(q, "TOP ("); i >= 0; {
 			stmt := q[i:]
 			if end := strings.Index(stmt, ";"); end >= 0 {
@@ -248,5 +250,73 @@ func TestStatementShapes(t *testing.T) {
 	c.Codes = []byte("AAAAAB")
 	if ascending(&c) {
 		t.Error("a duplicate reported strictly ascending")
+	}
+}
+
+// The lifecycle guards, written as on PostgreSQL: a rollback releases only
+// the code row of its redemption's promotion; a requested deletion is in the
+// WHERE of every change; a cancel or deletion locks only the promotion row
+// and skips batch rows a chunk in flight holds; each chunk reads the flags
+// before it commits; a top-up's lock is held to the end of its transaction;
+// purged redemptions take their idempotency records in the same batch.
+func TestLifecycleGuardShapes(t *testing.T) {
+	for _, c := range []struct {
+		name, q string
+		want    []string
+		not     []string
+	}{
+		{"qReleaseCode", qReleaseCode, []string{"code = @p1 AND promotion_id = @p2 AND used > 0"}, nil},
+		{"qReleaseAllowance", qReleaseAllowance, []string{"AND used > 0"}, nil},
+		{"qUnuseCode", qUnuseCode, []string{"AND used > 0"}, nil},
+		{"qUseCode", qUseCode, []string{"c.used < p.max_usage_per_code"}, []string{"c.used <= "}},
+		{"qUseAllowanceUpdate", qUseAllowanceUpdate, []string{"used < @p3"}, []string{"used <= "}},
+		{"qUpdatePromotion", qUpdatePromotion, []string{"delete_requested_at IS NULL"}, nil},
+		{"qRevokeCode", qRevokeCode, []string{"p.delete_requested_at IS NOT NULL"}, nil},
+		{"qFlagCancelled", qFlagCancelled, []string{"UPDATE promotions", "cancelled_at IS NULL", "delete_requested_at IS NULL",
+			"WITH (READPAST)", "WITH (NOLOCK)"}, []string{"UPDLOCK", "HOLDLOCK"}},
+		{"qCancelBatches", qCancelBatches, []string{"READPAST"}, nil},
+		{"qRequestDeletion", qRequestDeletion, []string{"UPDATE promotions", "delete_requested_at IS NULL"}, []string{"batches"}},
+		{"PromotionLive", statements.PromotionLive, []string{"cancelled_at IS NULL AND delete_requested_at IS NULL"}, []string{"UPDLOCK"}},
+		{"qLockPromotion", qLockPromotion, []string{"UPDLOCK"}, nil},
+		{"qPurgeRedemptions", qPurge["redemptions"], []string{"OUTPUT deleted.idempotency_key INTO @d",
+			"DELETE FROM idempotency_keys"}, nil},
+		{"qCodeState", qCodeState, []string{"delete_requested_at"}, nil},
+	} {
+		for _, w := range c.want {
+			if !strings.Contains(c.q, w) {
+				t.Errorf("%s lacks %q:\n%s", c.name, w, c.q)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(c.q, n) {
+				t.Errorf("%s has %q:\n%s", c.name, n, c.q)
+			}
+		}
+	}
+}
+
+// The stats series reads the same window from each of its sources (made,
+// rolled back, refused), half-open, and buckets every source with the one
+// expression the refusal series uses too.
+func TestStatsSeriesShape(t *testing.T) {
+	legs := strings.Split(statements.StatsSeries, "UNION ALL")
+	if len(legs) != 3 {
+		t.Fatalf("StatsSeries has %d sources, want 3:\n%s", len(legs), statements.StatsSeries)
+	}
+	for i, leg := range legs {
+		if strings.Count(leg, ">= @p3") != 1 || strings.Count(leg, "< @p4") != 1 || !strings.Contains(leg, "promotion_id = @p1") {
+			t.Errorf("source %d does not read exactly the promotion's window [@p3, @p4):\n%s", i, leg)
+		}
+	}
+	for name, q := range map[string]string{"StatsSeries": statements.StatsSeries, "StatsRefusalSeries": statements.StatsRefusalSeries} {
+		if strings.Count(q, bucketOfT) != 1 || strings.Count(q, "DATEDIFF") != 2 {
+			t.Errorf("%s does not bucket once with bucketOfT:\n%s", name, q)
+		}
+		if !strings.Contains(q, "GROUP BY x.b") {
+			t.Errorf("%s does not group by the bucket:\n%s", name, q)
+		}
+	}
+	if !strings.HasSuffix(statements.StatsSeries, "ORDER BY x.b") {
+		t.Errorf("StatsSeries is not ordered by bucket")
 	}
 }

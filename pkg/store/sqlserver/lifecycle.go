@@ -122,10 +122,30 @@ func (t redemptionTx) UpdatePromotion(ctx context.Context, u promo.PromotionUpda
 	return ps, err == nil, err
 }
 
-func (t redemptionTx) PromotionExists(ctx context.Context, id int64) (bool, error) {
-	var ok bool
-	err := t.q.QueryRowContext(ctx, qPromotionExists, id).Scan(&ok)
-	return ok, err
+func (t redemptionTx) PromotionState(ctx context.Context, id int64) (contract.PromotionState, error) {
+	return t.promotionState(ctx, qPromotionState, id)
+}
+
+func (t redemptionTx) LockPromotion(ctx context.Context, id int64) (contract.PromotionState, error) {
+	return t.promotionState(ctx, qLockPromotion, id)
+}
+
+func (t redemptionTx) promotionState(ctx context.Context, q string, id int64) (contract.PromotionState, error) {
+	st := contract.PromotionState{Found: true}
+	err := t.q.QueryRowContext(ctx, q, id).Scan(&st.Deleting, &st.Cancelled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return contract.PromotionState{}, nil
+	}
+	return st, err
+}
+
+func (t redemptionTx) FlagCancelled(ctx context.Context, promotionID int64, now time.Time) (bool, error) {
+	res, err := t.q.ExecContext(ctx, qFlagCancelled, promotionID, now.UTC())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // CancelPromotion stops a promotion's generation (contract.Cancel); replayed
@@ -142,14 +162,9 @@ func (t redemptionTx) CancelBatches(ctx context.Context, promotionID int64, now 
 	return res.RowsAffected()
 }
 
-func (t redemptionTx) CancelledBatches(ctx context.Context, promotionID int64) (int64, error) {
-	var n int64
-	err := t.q.QueryRowContext(ctx, qCancelledBatches, promotionID).Scan(&n)
-	return n, err
-}
-
-// TopUp adds codes to a generated promotion (contract.TopUp).
-func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error) {
+// TopUp adds codes to a generated promotion (contract.TopUp); replayed when
+// its Idempotency-Key answered a recorded top-up.
+func (s *Store) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	return contract.RunTopUp(ctx, s.redemptionTx, req)
 }
 
@@ -182,14 +197,33 @@ func (t redemptionTx) NextNumbers(ctx context.Context, id int64) (int, int, erro
 	return batchNo, no, err
 }
 
-func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64) error {
+func (t redemptionTx) InsertTopUp(ctx context.Context, id int64, tu promo.TopUp, batchSize int64, key, hash string) error {
 	if _, err := t.q.ExecContext(ctx, qInsertTopUpBatches, id, int64(tu.SeqStart), batchSize, tu.CodeCount, tu.BatchCount,
 		tu.CreatedAt.UTC(), tu.FirstBatchNo); err != nil {
 		return fmt.Errorf("insert %d batches: %w", tu.BatchCount, err)
 	}
 	_, err := t.q.ExecContext(ctx, qInsertTopUp, id, tu.No, tu.CodeCount, int64(tu.SeqStart), tu.FirstBatchNo, tu.BatchCount,
-		tu.CreatedAt.UTC())
+		tu.CreatedAt.UTC(), key, mssql.VarChar(hash))
 	return err
+}
+
+func (t redemptionTx) StoredTopUp(ctx context.Context, id int64, key string) (promo.TopUp, string, bool, error) {
+	var hash string
+	tu, err := scanTopUp(t.q.QueryRowContext(ctx, qStoredTopUp, id, key), &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tu, "", false, nil
+	}
+	return tu, hash, err == nil, err
+}
+
+func scanTopUp(row scanner, more ...any) (promo.TopUp, error) {
+	var (
+		tu    promo.TopUp
+		start int64
+	)
+	err := row.Scan(append([]any{&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &tu.CreatedAt}, more...)...)
+	tu.SeqStart, tu.CreatedAt = uint64(start), tu.CreatedAt.UTC()
+	return tu, err
 }
 
 func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
@@ -200,14 +234,10 @@ func (t redemptionTx) TopUps(ctx context.Context, id int64) ([]promo.TopUp, erro
 	defer rows.Close()
 	var out []promo.TopUp
 	for rows.Next() {
-		var (
-			tu    promo.TopUp
-			start int64
-		)
-		if err := rows.Scan(&tu.No, &tu.CodeCount, &start, &tu.FirstBatchNo, &tu.BatchCount, &tu.CreatedAt); err != nil {
+		tu, err := scanTopUp(rows)
+		if err != nil {
 			return nil, err
 		}
-		tu.SeqStart, tu.CreatedAt = uint64(start), tu.CreatedAt.UTC()
 		out = append(out, tu)
 	}
 	return out, rows.Err()
@@ -253,6 +283,13 @@ func (s *Store) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 func (s *Store) PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error) {
 	if err := contract.CheckPurgeTable(table); err != nil {
 		return 0, err
+	}
+	if table == "redemptions" {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, qPurge[table], id, limit).Scan(&n); err != nil {
+			return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)
+		}
+		return n, nil
 	}
 	res, err := s.db.ExecContext(ctx, qPurge[table], id, limit)
 	if err != nil {

@@ -120,7 +120,11 @@ func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 		"ALTER TABLE codes", "CREATE INDEX reservations_held_by_code", "CREATE INDEX reservations_held_by_user",
 		"CREATE INDEX reservations_by_expiry", "CREATE INDEX audit_log_by_promotion",
 		// 00008_promotion_totals
-		"CREATE INDEX events_uncounted"}
+		"CREATE INDEX events_uncounted",
+		// 00010_lifecycle_guards
+		"CREATE UNIQUE INDEX",
+		// 00011_redemption_lookups
+		"CREATE INDEX redemptions_by_code", "CREATE INDEX redemptions_by_user_id"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("migration statements:\n%s\nwant\n%s\nall recorded:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"),
 			strings.Join(rec.stmts, "\n---\n"))

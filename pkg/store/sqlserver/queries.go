@@ -136,6 +136,12 @@ SELECT @r;`
 	maxValuesRows = 1000
 )
 
+// bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
+// an epoch, added back to it.
+const bucketOfT = `CASE WHEN @p2 = N'hour'
+		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2))
+		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2)) END`
+
 var statements = sqlstore.Statements{
 	Reserve: qReserve,
 
@@ -178,13 +184,16 @@ FROM g`,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
 FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
 
+	// Progress: a batch counts as cancelled when its promotion is flagged
+	// cancelled (see ../postgres/queries.go).
 	Progress: `SELECT COUNT(*),
-	COALESCE(SUM(done), 0),
-	COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0)
-FROM batches WHERE promotion_id = @p1`,
+	COALESCE(SUM(b.done), 0),
+	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
+		THEN 1 ELSE 0 END), 0)
+FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
 
 	PromotionExists: qPromotionExists,
 
@@ -236,6 +245,14 @@ SELECT done FROM @t;`,
 
 	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`,
 
+	// PromotionLive and CancelBatch: the chunk commit gate (see
+	// ../postgres/queries.go).
+	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
+FROM promotions WHERE id = @p1`,
+
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
+
 	// SetBatchState never touches a finished batch: done is final.
 	SetBatchState: `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
 WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
@@ -271,7 +288,8 @@ CROSS APPLY (
 		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
 		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
 		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked,
-		COALESCE(SUM(CASE WHEN state = 'cancelled' AND done < code_count THEN 1 ELSE 0 END), 0) AS cancelled
+		COALESCE(SUM(CASE WHEN (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count
+			THEN 1 ELSE 0 END), 0) AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
 CROSS APPLY (SELECT CASE
@@ -294,21 +312,32 @@ ORDER BY p.id DESC`,
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
 
-	// Redemption analytics of one promotion (@p1), from the audit trail. The
-	// bucket is the start of the hour or day (@p2 'hour' or 'day'), times
-	// being UTC datetime2; @p3 newest buckets are kept.
+	// Redemption analytics of one promotion (@p1), from the audit trail.
 	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
 	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
 FROM redemptions WHERE promotion_id = @p1`,
 
-	StatsSeries: `SELECT b, n, rb FROM (
-	SELECT TOP (@p3) x.b, COUNT_BIG(*) AS n, COUNT_BIG(r.rolled_back_at) AS rb
-	FROM redemptions r
-	CROSS APPLY (SELECT CASE WHEN @p2 = N'hour'
-		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2))
-		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), r.redeemed_at), CAST('2000-01-01' AS datetime2)) END AS b) x
-	WHERE r.promotion_id = @p1 GROUP BY x.b ORDER BY x.b DESC
-) s ORDER BY b`,
+	// StatsSeries is the time series over [@p3, @p4) in buckets of an hour
+	// or a day (@p2 'hour' or 'day', UTC): redemptions made (and how many of
+	// those were rolled back since), rollbacks made, and a row for every
+	// bucket with refusals (StatsRefusalSeries counts them by reason). The
+	// window is bounded, so is the answer.
+	StatsSeries: `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
+	SELECT redeemed_at AS t, CAST(1 AS bigint) AS n,
+		CAST(CASE WHEN rolled_back_at IS NULL THEN 0 ELSE 1 END AS bigint) AS rb, CAST(0 AS bigint) AS rbk
+	FROM redemptions WHERE promotion_id = @p1 AND redeemed_at >= @p3 AND redeemed_at < @p4
+	UNION ALL
+	SELECT rolled_back_at, 0, 0, 1
+	FROM redemptions WHERE promotion_id = @p1 AND rolled_back_at >= @p3 AND rolled_back_at < @p4
+	UNION ALL
+	SELECT hour, 0, 0, 0
+	FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b ORDER BY x.b`,
+
+	// StatsRefusalSeries is the series' refusals by reason.
+	StatsRefusalSeries: `SELECT x.b, e.reason, SUM(e.n) FROM (
+	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`,
 
 	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL

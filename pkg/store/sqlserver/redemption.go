@@ -48,36 +48,52 @@ func (s *Store) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter,
 }
 
 func (s *Store) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit int, fn func(promo.Redemption) error) error {
-	var exists bool
-	if err := s.db.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
-	}
-	if !exists {
-		return contract.PromotionNotFound(f.PromotionID)
+	sel, err := contract.SelectRedemptions(f)
+	if err != nil {
+		return err
 	}
 	if limit < 0 {
 		limit = math.MaxInt32 // TOP needs a number: all rows
 	}
-	q, args := qRedemptions, []any{f.PromotionID, limit, mssql.VarChar(f.After)}
-	if f.UserID != "" {
+	// The ids and codes are varchar: varchar parameters keep the seeks on
+	// their indexes (an nvarchar one would convert every row).
+	args := []any{f.PromotionID, limit, mssql.VarChar(f.After), mssql.VarChar(f.Since)}
+	var q string
+	switch sel {
+	case contract.ByPromotion:
+		q = qRedemptions
+	case contract.ByPromotionUser:
 		q, args = qRedemptionsByUser, append(args, f.UserID)
+	case contract.ByPromotionCode:
+		q, args = qRedemptionsByCode, append(args, mssql.VarChar(f.Code))
+	case contract.ByUser:
+		q, args[0] = qUserRedemptions, f.UserID
+	}
+	if sel != contract.ByUser {
+		var exists bool
+		if err := s.db.QueryRowContext(ctx, qPromotionExists, f.PromotionID).Scan(&exists); err != nil {
+			return fmt.Errorf("look up promotion %d: %w", f.PromotionID, err)
+		}
+		if !exists {
+			return contract.PromotionNotFound(f.PromotionID)
+		}
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		r, err := scanRedemption(rows)
 		if err != nil {
-			return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+			return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 		}
 		if err := fn(r); err != nil {
 			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list redemptions of promotion %d: %w", f.PromotionID, err)
+		return fmt.Errorf("list redemptions of %s: %w", contract.RedemptionsOf(f), err)
 	}
 	return nil
 }
@@ -267,13 +283,18 @@ func (t redemptionTx) Redemption(ctx context.Context, id string) (promo.Redempti
 	return r, err == nil, err
 }
 
-func (t redemptionTx) ReleaseCode(ctx context.Context, code string) (int, bool, error) {
+func (t redemptionTx) ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error) {
 	var used int
-	err := t.q.QueryRowContext(ctx, qReleaseCode, mssql.VarChar(code)).Scan(&used)
+	err := t.q.QueryRowContext(ctx, qReleaseCode, mssql.VarChar(code), promotionID).Scan(&used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	return used, err == nil, err
+}
+
+func (t redemptionTx) RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error {
+	_, err := t.q.ExecContext(ctx, qRecordCodeRelease, mssql.VarChar(id), mssql.VarChar(string(release)))
+	return err
 }
 
 func (t redemptionTx) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
@@ -289,9 +310,11 @@ func scanRedemption(row scanner) (promo.Redemption, error) {
 		r        promo.Redemption
 		metadata sql.NullString
 		rolledAt sql.NullTime
+		release  string
 	)
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, &r.RedeemedAt, &r.UsesLeft,
-		&rolledAt, &r.RollbackReason, &r.IdempotencyKey)
+		&rolledAt, &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
 	if err != nil {
 		return r, err
 	}

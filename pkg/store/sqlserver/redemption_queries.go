@@ -60,6 +60,7 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	qCodeState = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p3),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
 		AND r.status = 'held' AND r.expires_at > @p3)
@@ -68,7 +69,7 @@ LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
 WHERE c.code = @p1`
 
 	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N'')`
+	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, '')`
 
 	// qMarkRolledBack lets exactly one rollback through: a second one waits
 	// for the first's exclusive lock and re-checks rolled_back_at IS NULL.
@@ -80,20 +81,32 @@ SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`
 	qRedemption = `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`
 
 	// qReleaseCode returns the code's uses after the release (no row: the
-	// code is gone, or had no use to give back).
+	// code row of the redemption's promotion is gone, or had no use to give
+	// back); a code with the same string in another promotion is not touched.
 	qReleaseCode = `DECLARE @t TABLE (used int);
-UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND used > 0;
+UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
 SELECT used FROM @t;`
+
+	qRecordCodeRelease = `UPDATE redemptions SET rollback_code_release = @p2 WHERE id = @p1`
 
 	qReleaseAllowance = `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered); @p3 is the
-	// cursor ('' for the first page).
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// contract.RedemptionSelection: @p1 the promotion (or the user, across
+	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
+	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
+	// the code.
 	qRedemptions = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
 
 	qRedemptionsByUser = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND user_id = @p4 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`
+WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
+
+	qRedemptionsByCode = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
+
+	qUserRedemptions = `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`
 
 	// qClaimEvents leases the oldest unpublished events: READPAST skips rows
 	// another publisher holds, UPDLOCK keeps two from taking the same, the

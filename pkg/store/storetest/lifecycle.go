@@ -17,8 +17,11 @@ type LifecycleStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error)
 	CancelPromotion(ctx context.Context, req promo.CancelRequest) (replayed bool, err error)
-	TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, error)
+	TopUp(ctx context.Context, req promo.TopUpRequest) (t promo.TopUp, replayed bool, err error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
+	RequestDeletion(ctx context.Context, a promo.AuditEntry) (replayed bool, err error)
+	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
+	PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error)
 }
 
 var lifecycleTests = []struct {
@@ -231,7 +234,7 @@ func topUpReq(id, n int64) promo.TopUpRequest {
 
 func testTopUp(t *testing.T, h *harness) {
 	p, first := h.generatedCodes("topup", 10, nil)
-	tu, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 25))
+	tu, _, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 25))
 	if err != nil || tu.No != 1 || tu.CodeCount != 25 || tu.FirstBatchNo != 1 || tu.BatchCount != 3 {
 		t.Fatalf("TopUp = %+v, %v; want top-up 1 of 25 codes in batches 1..3", tu, err)
 	}
@@ -262,7 +265,7 @@ func testTopUp(t *testing.T, h *harness) {
 		t.Errorf("the original codes are gone")
 	}
 
-	tu2, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 5))
+	tu2, _, err := h.s.TopUp(h.ctx, topUpReq(p.ID, 5))
 	if err != nil || tu2.No != 2 || tu2.FirstBatchNo != 4 || tu2.SeqStart < tu.SeqStart+25 {
 		t.Errorf("second TopUp = %+v, %v; want top-up 2 from batch 4 after the first range", tu2, err)
 	}
@@ -273,21 +276,21 @@ func testTopUp(t *testing.T, h *harness) {
 	// Past the format's capacity: refused, nothing written.
 	over := topUpReq(p.ID, 1000)
 	over.SeqLimit = tu2.SeqStart + 5 + 10
-	_, err = h.s.TopUp(h.ctx, over)
+	_, _, err = h.s.TopUp(h.ctx, over)
 	wantCode(t, "a top-up past capacity", err, promo.ECapacity)
 	if st := h.status(p.ID); st.CodeCount != 40 {
 		t.Errorf("code count %d after a refused top-up, want 40", st.CodeCount)
 	}
 	v := h.create(h.vanity("V"+h.tag+"TOPUP", 1))
-	_, err = h.s.TopUp(h.ctx, topUpReq(v.ID, 5))
+	_, _, err = h.s.TopUp(h.ctx, topUpReq(v.ID, 5))
 	wantCode(t, "top up a vanity promotion", err, promo.EConflict)
-	_, err = h.s.TopUp(h.ctx, topUpReq(p.ID+1_000_000, 5))
+	_, _, err = h.s.TopUp(h.ctx, topUpReq(p.ID+1_000_000, 5))
 	wantCode(t, "top up an unknown promotion", err, promo.ENotFound)
 	c := h.create(h.generated("topup-cancelled", 20, 10))
 	if _, err := h.s.CancelPromotion(h.ctx, cancelReq(c.ID)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h.s.TopUp(h.ctx, topUpReq(c.ID, 5))
+	_, _, err = h.s.TopUp(h.ctx, topUpReq(c.ID, 5))
 	wantCode(t, "top up a cancelled promotion", err, promo.EConflict)
 
 	log, err := h.s.AuditLog(h.ctx, promo.AuditFilter{PromotionID: p.ID})

@@ -44,12 +44,13 @@ type Store interface {
 	RedemptionStore
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	OldestUnpublished(ctx context.Context) (time.Time, bool, error)
-	Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error)
+	Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error)
 	AddRefusals(ctx context.Context, counts []promo.RefusalCount) error
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
 	ReservationStore
 	LifecycleStore
 	TotalsStore
+	InspectStore
 }
 
 // Migrated returns the store that a dialect's Open returned (s, err) after
@@ -120,6 +121,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, reservationTests...)
 	tests = append(tests, lifecycleTests...)
 	tests = append(tests, totalsTests...)
+	tests = append(tests, guardTests...)
+	tests = append(tests, inspectTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -71,7 +71,7 @@ func (h *harness) wantTotals(what string, id int64, want promo.Totals) {
 	if got := h.totalsOf(id, want); got != want {
 		h.t.Errorf("%s: totals %+v, want %+v", what, got, want)
 	}
-	st, err := h.s.Stats(h.ctx, id, promo.BucketHour)
+	st, err := h.s.Stats(h.ctx, promo.StatsQuery{PromotionID: id, Bucket: promo.BucketHour})
 	if err != nil {
 		h.t.Fatalf("Stats: %v", err)
 	}

@@ -6,10 +6,13 @@ package contract
 
 import (
 	"cmp"
+	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -102,8 +105,8 @@ func BatchNotFound(ref promo.BatchRef) error {
 	return promo.Errorf(promo.ENotFound, "no batch %d/%d", ref.PromotionID, ref.BatchNo)
 }
 
-// CodeNotFound is the error for an unknown code.
-func CodeNotFound() error { return promo.Errorf(promo.ENotFound, "no such code") }
+// CodeNotFound is the error for an unknown code (reason code_not_found).
+func CodeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
 
 // CheckChunk validates a chunk before any database work.
 func CheckChunk(c promo.Chunk) error {
@@ -134,6 +137,15 @@ func NotAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 		return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
 			c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
 	}
+}
+
+// PromotionStopped is the error of a chunk refused because its promotion was
+// cancelled or its deletion requested while the chunk was being written: the
+// chunk's transaction is rolled back and its batch marked cancelled, so the
+// worker that reloads the batch sees it cancelled and stops.
+func PromotionStopped(c promo.Chunk) error {
+	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
+		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
 }
 
 // NoReplacement is the error for collisions in a chunk that cannot be
@@ -298,4 +310,62 @@ func CheckBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
 		return b, nil
 	}
 	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
+}
+
+// CheckStatsQuery validates a stats query's bucket and window (zero ends
+// take promo.StatsWindow's defaults at now): the series of every store is
+// bounded by promo.MaxStatsBuckets buckets by construction.
+func CheckStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
+	b, err := CheckBucket(q.Bucket)
+	if err != nil {
+		return q, err
+	}
+	q.Bucket = b
+	q.From, q.To, err = promo.StatsWindow(b, q.From, q.To, now)
+	return q, err
+}
+
+// BucketReason is one refusal count of a series: a bucket, a reason, a sum.
+type BucketReason struct {
+	At     time.Time
+	Reason promo.Reason
+	N      int64
+}
+
+// MergeRefusals puts refusal counts by reason into the series' points (both
+// from the same window and bucket width; a count whose bucket is not in
+// series is dropped, which the stores' queries rule out) and gives every
+// point a non-nil map.
+func MergeRefusals(series []promo.StatsPoint, counts []BucketReason) {
+	at := make(map[int64]int, len(series))
+	for i := range series {
+		series[i].Refusals = map[promo.Reason]int64{}
+		at[series[i].At.Unix()] = i
+	}
+	for _, c := range counts {
+		if i, ok := at[c.At.Unix()]; ok {
+			series[i].Refusals[c.Reason] += c.N
+		}
+	}
+}
+
+// Querier is what ScanRows reads with (a *sql.DB, *sql.Tx or *sql.Conn).
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// ScanRows runs a read query on a database/sql store and calls fn for each
+// row with the row's Scan.
+func ScanRows(ctx context.Context, db Querier, q string, args []any, fn func(scan func(...any) error) error) error {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows.Scan); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

@@ -29,7 +29,8 @@ type LifecycleTx interface {
 // Revoke makes one code unusable from req.Now on, with an audit row and a
 // code.revoked event in the same transaction. A conditional update lets one
 // revocation through; revoking a revoked code answers it again (replayed),
-// writing nothing. Redemptions, reservations and confirmations refuse a
+// writing nothing. A code of a promotion whose deletion was requested is
+// refused (promotion_deleted). Redemptions, reservations and confirmations refuse a
 // revoked code in their own conditional statements (revoked_at IS NULL).
 func Revoke(ctx context.Context, tx RedemptionTx, req promo.RevokeRequest) (promo.Revocation, bool, error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
@@ -44,6 +45,13 @@ func Revoke(ctx context.Context, tx RedemptionTx, req promo.RevokeRequest) (prom
 			return r, false, fmt.Errorf("read revocation: %w", err)
 		case !found:
 			return r, false, CodeNotFound()
+		}
+		st, err := tx.PromotionState(ctx, r.PromotionID)
+		switch {
+		case err != nil:
+			return r, false, fmt.Errorf("look up promotion: %w", err)
+		case st.Deleting:
+			return r, false, PromotionDeleted(r.PromotionID)
 		case !revoked:
 			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
 		}
@@ -104,17 +112,36 @@ func RunRevoke(ctx context.Context, inTx TxFunc, req promo.RevokeRequest) (promo
 type PromotionUpdater interface {
 	// UpdatePromotion applies u in one conditional statement that also
 	// requires the resulting window to be valid (startsAt < expiresAt when
-	// both are set); ok is false when it matched no row.
+	// both are set) and no deletion requested; ok is false when it matched
+	// no row.
 	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (s promo.PromotionSettings, ok bool, err error)
-	// PromotionExists says whether the promotion exists.
-	PromotionExists(ctx context.Context, id int64) (bool, error)
-	// CancelBatches marks every unfinished batch of the promotion cancelled
-	// (one statement; a chunk commit in flight holds the batch row and is
-	// waited for, a later one is refused by the progress compare-and-set)
-	// and returns how many it marked.
+	// PromotionState reads a promotion's lifecycle flags (a plain read).
+	PromotionState(ctx context.Context, id int64) (PromotionState, error)
+	// FlagCancelled sets the promotion's cancelled flag if, in one
+	// conditional statement, it is a generated promotion with an unfinished
+	// batch, not cancelled and no deletion requested; false when it matched
+	// no row. Workers read the flag before committing each chunk, so no
+	// chunk commits after it; it waits for no worker.
+	FlagCancelled(ctx context.Context, promotionID int64, now time.Time) (bool, error)
+	// CancelBatches marks the promotion's unfinished batches cancelled,
+	// skipping rows another transaction holds (a chunk in flight: the
+	// flag refuses it, and its worker marks its batch): it never waits
+	// for a worker. It returns how many it marked.
 	CancelBatches(ctx context.Context, promotionID int64, now time.Time) (int64, error)
-	// CancelledBatches counts the promotion's cancelled unfinished batches.
-	CancelledBatches(ctx context.Context, promotionID int64) (int64, error)
+}
+
+// PromotionState is a promotion's lifecycle flags.
+type PromotionState struct {
+	Found     bool
+	Deleting  bool // deletion requested (final)
+	Cancelled bool // generation cancelled (final)
+}
+
+// PromotionDeleted is the refusal of any change to a promotion whose
+// deletion was requested.
+func PromotionDeleted(id int64) error {
+	return promo.Refusal(promo.ReasonPromotionDeleted,
+		"promotion %d is deleted (its deletion was requested): it takes no change", id)
 }
 
 // UpdatePromotion changes a promotion's name, window or active flag, with an
@@ -127,12 +154,14 @@ func UpdatePromotion(ctx context.Context, tx RedemptionTx, u promo.PromotionUpda
 		return s, fmt.Errorf("update promotion: %w", err)
 	}
 	if !ok {
-		exists, err := tx.PromotionExists(ctx, u.ID)
+		st, err := tx.PromotionState(ctx, u.ID)
 		switch {
 		case err != nil:
 			return s, fmt.Errorf("look up promotion: %w", err)
-		case !exists:
+		case !st.Found:
 			return s, PromotionNotFound(u.ID)
+		case st.Deleting:
+			return s, PromotionDeleted(u.ID)
 		}
 		return s, promo.FieldErrorf("expiresAt", "must be after startsAt")
 	}
@@ -181,36 +210,41 @@ func RunUpdatePromotion(ctx context.Context, inTx TxFunc, u promo.PromotionUpdat
 	return s, err
 }
 
-// Cancel stops a promotion that is still generating: its unfinished batches
-// become cancelled, so workers stop at their next chunk (the progress
-// compare-and-set refuses it), reconcile and the shovel leave them alone, and
-// the status reports "cancelled" with the exact number of codes that exist
-// (progress advances in the same transaction as each chunk's codes).
-// Cancelling again answers replayed; a completed (or vanity) promotion has
-// nothing to cancel: EConflict.
+// Cancel stops a promotion that is still generating. It sets the
+// promotion's cancelled flag (one conditional statement on the promotion
+// row, which no worker locks), so it takes effect at once whatever a worker
+// holds: every chunk reads the flag in its own transaction just before
+// committing and is refused once it is set. The unfinished batches are marked
+// cancelled too, except those a chunk in flight holds (their worker marks
+// them when the flag refuses its chunk), so reconcile and the shovel leave
+// them alone; the status reports "cancelled" with the exact number of codes
+// that exist (progress advances in the same transaction as each chunk's
+// codes). Cancelling again answers replayed; a completed (or vanity)
+// promotion has nothing to cancel: EConflict; a deleted one is refused.
 func Cancel(ctx context.Context, tx RedemptionTx, req promo.CancelRequest) (bool, error) {
-	exists, err := tx.PromotionExists(ctx, req.PromotionID)
-	if err != nil {
-		return false, fmt.Errorf("look up promotion: %w", err)
-	}
-	if !exists {
-		return false, PromotionNotFound(req.PromotionID)
-	}
 	now := req.Now.UTC().Truncate(time.Microsecond)
-	n, err := tx.CancelBatches(ctx, req.PromotionID, now)
+	ok, err := tx.FlagCancelled(ctx, req.PromotionID, now)
 	if err != nil {
-		return false, fmt.Errorf("cancel batches: %w", err)
+		return false, fmt.Errorf("flag promotion cancelled: %w", err)
 	}
-	if n == 0 {
-		c, err := tx.CancelledBatches(ctx, req.PromotionID)
-		if err != nil {
-			return false, fmt.Errorf("count cancelled batches: %w", err)
-		}
-		if c > 0 {
+	if !ok {
+		st, err := tx.PromotionState(ctx, req.PromotionID)
+		switch {
+		case err != nil:
+			return false, fmt.Errorf("look up promotion: %w", err)
+		case !st.Found:
+			return false, PromotionNotFound(req.PromotionID)
+		case st.Deleting:
+			return false, PromotionDeleted(req.PromotionID)
+		case st.Cancelled:
 			return true, nil
 		}
 		return false, promo.Errorf(promo.EConflict, "promotion %d has finished generating: nothing to cancel "+
 			"(deactivate it with PATCH {\"active\": false})", req.PromotionID)
+	}
+	n, err := tx.CancelBatches(ctx, req.PromotionID, now)
+	if err != nil {
+		return false, fmt.Errorf("cancel batches: %w", err)
 	}
 	detail, err := json.Marshal(map[string]int64{"batchesCancelled": n})
 	if err != nil {
@@ -239,9 +273,16 @@ func RunCancel(ctx context.Context, inTx TxFunc, req promo.CancelRequest) (bool,
 
 // TopUpTx is the statements of a top-up; part of LifecycleTx.
 type TopUpTx interface {
-	// GrowPromotion adds n to a generated promotion's code_count (taking
-	// its row lock, which serialises top-ups) and returns its counter name
-	// and new total; ok is false when no generated promotion matched.
+	// LockPromotion takes the promotion row's lock (held to the end of the
+	// transaction: it serialises top-ups, and a deletion or cancel waits
+	// for it, never the other way round) and reads its flags.
+	LockPromotion(ctx context.Context, id int64) (PromotionState, error)
+	// StoredTopUp reads the promotion's top-up recorded with an
+	// Idempotency-Key, and its request hash; found is false when none.
+	StoredTopUp(ctx context.Context, id int64, key string) (t promo.TopUp, hash string, found bool, err error)
+	// GrowPromotion adds n to a generated promotion's code_count and
+	// returns its counter name and new total; ok is false when no generated
+	// promotion matched.
 	GrowPromotion(ctx context.Context, id, n int64) (counter string, total int64, ok bool, err error)
 	// ReserveSeq reserves n sequence numbers from counter; it returns the
 	// first.
@@ -249,8 +290,9 @@ type TopUpTx interface {
 	// NextNumbers returns the promotion's next batch number and top-up
 	// number.
 	NextNumbers(ctx context.Context, id int64) (batchNo, topUpNo int, err error)
-	// InsertTopUp writes the top-up row and its batch rows.
-	InsertTopUp(ctx context.Context, id int64, t promo.TopUp, batchSize int64) error
+	// InsertTopUp writes the top-up row (with its idempotency key and
+	// request hash, "" for none) and its batch rows.
+	InsertTopUp(ctx context.Context, id int64, t promo.TopUp, batchSize int64, key, hash string) error
 	// TopUps lists a promotion's top-ups, oldest first.
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
 }
@@ -260,28 +302,51 @@ type TopUpTx interface {
 // checked against the format's capacity (ECapacity, writing nothing, past
 // req.SeqLimit), and new batch rows (numbered after the existing ones) are
 // written unpublished, so the batch outbox sends their events and workers
-// generate them exactly like a creation's. A cancelled promotion is refused.
-func TopUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.TopUp, error) {
+// generate them exactly like a creation's. A cancelled promotion is refused,
+// a deleted one too (promotion_deleted).
+//
+// With an Idempotency-Key the top-up is recorded with the key and the
+// request's hash; the same key again (under the promotion row's lock, so
+// concurrent retries serialise) answers the recorded top-up (replayed = true,
+// nothing added), whatever the promotion's state now; another request with
+// the key is idempotency_conflict.
+func TopUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.TopUp, bool, error) {
+	st, err := tx.LockPromotion(ctx, req.PromotionID)
+	if err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("lock promotion: %w", err)
+	}
+	if !st.Found {
+		return promo.TopUp{}, false, PromotionNotFound(req.PromotionID)
+	}
+	if req.IdempotencyKey != "" {
+		t, hash, found, err := tx.StoredTopUp(ctx, req.PromotionID, req.IdempotencyKey)
+		switch {
+		case err != nil:
+			return promo.TopUp{}, false, fmt.Errorf("read top-up by idempotency key: %w", err)
+		case found && hash != req.RequestHash:
+			return promo.TopUp{}, false, IdempotencyConflict()
+		case found:
+			return t, true, nil
+		}
+	}
+	switch {
+	case st.Deleting:
+		return promo.TopUp{}, false, PromotionDeleted(req.PromotionID)
+	case st.Cancelled:
+		return promo.TopUp{}, false, promo.Errorf(promo.EConflict, "promotion %d was cancelled: create a new one", req.PromotionID)
+	}
+	t, err := topUp(ctx, tx, req)
+	return t, false, err
+}
+
+func topUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.TopUp, error) {
 	counter, total, ok, err := tx.GrowPromotion(ctx, req.PromotionID, req.CodeCount)
 	if err != nil {
 		return promo.TopUp{}, fmt.Errorf("grow promotion: %w", err)
 	}
 	if !ok {
-		exists, err := tx.PromotionExists(ctx, req.PromotionID)
-		if err != nil {
-			return promo.TopUp{}, fmt.Errorf("look up promotion: %w", err)
-		}
-		if !exists {
-			return promo.TopUp{}, PromotionNotFound(req.PromotionID)
-		}
 		return promo.TopUp{}, promo.Errorf(promo.EConflict, "promotion %d is a vanity code: it cannot be topped up",
 			req.PromotionID)
-	}
-	if c, err := tx.CancelledBatches(ctx, req.PromotionID); err != nil || c > 0 {
-		if err != nil {
-			return promo.TopUp{}, fmt.Errorf("count cancelled batches: %w", err)
-		}
-		return promo.TopUp{}, promo.Errorf(promo.EConflict, "promotion %d was cancelled: create a new one", req.PromotionID)
 	}
 	start, err := tx.ReserveSeq(ctx, counter, req.CodeCount)
 	if err != nil {
@@ -297,7 +362,7 @@ func TopUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	t := promo.TopUp{No: no, CodeCount: req.CodeCount, SeqStart: uint64(start), FirstBatchNo: batchNo,
 		BatchCount: BatchCount(req.CodeCount, req.BatchSize), CreatedAt: now}
-	if err := tx.InsertTopUp(ctx, req.PromotionID, t, req.BatchSize); err != nil {
+	if err := tx.InsertTopUp(ctx, req.PromotionID, t, req.BatchSize, req.IdempotencyKey, req.RequestHash); err != nil {
 		return promo.TopUp{}, fmt.Errorf("insert top-up: %w", err)
 	}
 	detail, err := json.Marshal(map[string]int64{"codeCount": req.CodeCount, "total": total})
@@ -309,31 +374,33 @@ func TopUp(ctx context.Context, tx RedemptionTx, req promo.TopUpRequest) (promo.
 }
 
 // RunTopUp is a store's TopUp: the request checked, then TopUp in one
-// transaction.
-func RunTopUp(ctx context.Context, inTx TxFunc, req promo.TopUpRequest) (promo.TopUp, error) {
+// transaction; replayed is true when an Idempotency-Key answered a recorded
+// top-up.
+func RunTopUp(ctx context.Context, inTx TxFunc, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	switch {
 	case req.CodeCount < 1:
-		return promo.TopUp{}, promo.FieldErrorf("codeCount", "must be at least 1")
+		return promo.TopUp{}, false, promo.FieldErrorf("codeCount", "must be at least 1")
 	case req.BatchSize < 1:
-		return promo.TopUp{}, promo.Errorf(promo.EInvalid, "batch size must be at least 1")
+		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "batch size must be at least 1")
 	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
-		return promo.TopUp{}, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+	case req.IdempotencyKey != "" && req.RequestHash == "":
+		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "an idempotency key needs a request hash")
 	}
-	var t promo.TopUp
+	var (
+		t        promo.TopUp
+		replayed bool
+	)
 	err := inTx(ctx, func(tx RedemptionTx) error {
 		var err error
-		t, err = TopUp(ctx, tx, req)
+		t, replayed, err = TopUp(ctx, tx, req)
 		return err
 	})
 	if err != nil && promo.Code(err) == promo.EInternal {
 		err = fmt.Errorf("top up promotion %d: %w", req.PromotionID, err)
 	}
-	return t, err
+	return t, replayed, err
 }
-
-// PurgeTables are the tables a purge empties of a promotion's rows, in this
-// order; redemptions only when asked.
-var PurgeTables = []string{"reservations", "user_uses", "codes"}
 
 // CheckPurgeTable refuses a table a purge may not touch.
 func CheckPurgeTable(table string) error {
@@ -353,32 +420,36 @@ func RunRecordPurge(ctx context.Context, inTx TxFunc, a promo.AuditEntry) error 
 // LifecycleTx.
 type DeletionTx interface {
 	// RequestDeletion marks the promotion for deletion and switches it off,
-	// if it is not marked; ok is false when it matched no row.
+	// if it is not marked (one statement on the promotion row, which no
+	// worker locks); ok is false when it matched no row.
 	RequestDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
-	// FinishDeletion marks a promotion whose rows are gone deleted, once.
+	// FinishDeletion marks a promotion deleted, once, if none of its codes
+	// is left (false otherwise: a later pass deletes them and finishes).
 	FinishDeletion(ctx context.Context, id int64, now time.Time) (bool, error)
 }
 
-// RequestDeletion starts deleting a promotion: it is switched off at once
-// (its codes answer "deactivated") and marked, and the API's background
-// purger deletes its rows in bounded statements. A second request answers
-// replayed.
+// RequestDeletion starts deleting a promotion: it is switched off and marked
+// at once (its codes answer promotion_deleted, every change is refused, and
+// no chunk commits after it: workers read the mark before each commit), and
+// the API's background purger deletes its rows in bounded statements. A
+// second request answers replayed. The mark is final: nothing clears it.
 func RequestDeletion(ctx context.Context, tx RedemptionTx, a promo.AuditEntry) (bool, error) {
 	ok, err := tx.RequestDeletion(ctx, a.PromotionID, a.At)
 	if err != nil {
 		return false, fmt.Errorf("request deletion: %w", err)
 	}
 	if !ok {
-		exists, err := tx.PromotionExists(ctx, a.PromotionID)
+		st, err := tx.PromotionState(ctx, a.PromotionID)
 		if err != nil {
 			return false, fmt.Errorf("look up promotion: %w", err)
 		}
-		if !exists {
+		if !st.Found {
 			return false, PromotionNotFound(a.PromotionID)
 		}
 		return true, nil
 	}
-	// Workers stop at their next chunk: nothing new is generated for it.
+	// Batches no chunk holds are marked at once; a chunk in flight is
+	// refused by the mark when it commits, and its worker marks its batch.
 	if _, err := tx.CancelBatches(ctx, a.PromotionID, a.At); err != nil {
 		return false, fmt.Errorf("cancel batches: %w", err)
 	}

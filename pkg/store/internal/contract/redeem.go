@@ -3,6 +3,7 @@ package contract
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,10 +48,15 @@ type RedemptionTx interface {
 	// Redemption reads one audit row.
 	Redemption(ctx context.Context, id string) (r promo.Redemption, found bool, err error)
 	// ReleaseCode and ReleaseAllowance give one use back (never below 0).
-	// ReleaseCode returns the code's uses after it; ok is false when it
-	// matched no row (the code was purged, or had no use to give back).
-	ReleaseCode(ctx context.Context, code string) (used int, ok bool, err error)
+	// ReleaseCode touches only the code row of that promotion (a code with
+	// the same string in another promotion is another row) and returns its
+	// uses after it; ok is false when it matched no row (the row is gone, or
+	// had no use to give back).
+	ReleaseCode(ctx context.Context, promotionID int64, code string) (used int, ok bool, err error)
 	ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error
+	// RecordCodeRelease stores on a rolled-back redemption what its
+	// rollback did to the code row, so that a replayed rollback answers it.
+	RecordCodeRelease(ctx context.Context, id string, release promo.CodeRelease) error
 	// InsertEvent writes an outbox row.
 	InsertEvent(ctx context.Context, ev promo.OutboxEvent) error
 
@@ -229,7 +235,11 @@ func replay(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 		return promo.RedeemOutcome{}, fmt.Errorf("read redemption %s: %w", id, err)
 	}
 	if !found {
-		return promo.RedeemOutcome{}, fmt.Errorf("idempotency record names redemption %s, which does not exist", id)
+		// purge --with-redemptions deletes a redemption's idempotency record
+		// with it; a record left from before that (or from a concurrent
+		// purge) still answers clearly.
+		return promo.RedeemOutcome{}, promo.Refusal(promo.ReasonRedemptionPurged,
+			"the redemption this Idempotency-Key made (%s) was deleted by a purge", id)
 	}
 	return promo.RedeemOutcome{Redemption: r, Replayed: true}, nil
 }
@@ -238,6 +248,11 @@ func replay(ctx context.Context, tx RedemptionTx, req promo.RedeemRequest) (prom
 // conditional MarkRolledBack lets exactly one transaction through. A second
 // rollback answers the redemption as it is (replayed = true), releasing
 // nothing. ENotFound for an unknown id.
+//
+// The use goes back to the exact code row the redemption took: the code
+// string in the redemption's promotion. When that row is gone (the promotion
+// was deleted or purged, and the string may since name another promotion's
+// code), no code is changed and the answer says so (CodeGone).
 func Rollback(ctx context.Context, tx RedemptionTx, req promo.RollbackRequest) (promo.Redemption, bool, error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	r, ok, err := tx.MarkRolledBack(ctx, req.RedemptionID, now, req.Reason)
@@ -254,13 +269,17 @@ func Rollback(ctx context.Context, tx RedemptionTx, req promo.RollbackRequest) (
 		}
 		return r, true, nil
 	}
-	used, found, err := tx.ReleaseCode(ctx, r.Code)
+	used, found, err := tx.ReleaseCode(ctx, r.PromotionID, r.Code)
 	if err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release code use: %w", err)
 	}
 	var codeUses *int
+	r.CodeRelease = promo.CodeGone
 	if found {
-		codeUses = &used
+		codeUses, r.CodeRelease = &used, promo.CodeReleased
+	}
+	if err := tx.RecordCodeRelease(ctx, r.ID, r.CodeRelease); err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("record code release: %w", err)
 	}
 	if err := tx.ReleaseAllowance(ctx, r.PromotionID, r.UserID); err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release user allowance: %w", err)
@@ -326,6 +345,25 @@ func DecodeFormat(p *promo.Promotion, stored string) error {
 // statements, committing when fn returns nil and rolling back otherwise.
 type TxFunc func(ctx context.Context, fn func(tx RedemptionTx) error) error
 
+// errRolledBack ends a RunRolledBack transaction.
+var errRolledBack = fmt.Errorf("rolled back on purpose")
+
+// RunRolledBack runs fn on a store's statements in one transaction and then
+// rolls it back whatever fn did: for tests that drive single statements
+// (storetest's StatementStore).
+func RunRolledBack(ctx context.Context, inTx TxFunc, fn func(tx RedemptionTx) error) error {
+	err := inTx(ctx, func(tx RedemptionTx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRolledBack
+	})
+	if errors.Is(err, errRolledBack) {
+		return nil
+	}
+	return err
+}
+
 // RunRedeem is a store's Redeem: the request checked, then Redeem in one
 // transaction.
 func RunRedeem(ctx context.Context, inTx TxFunc, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
@@ -373,6 +411,44 @@ func ReadCodeState(ctx context.Context, q RedemptionTx, code, userID string) (pr
 		return st, CodeNotFound()
 	}
 	return st, nil
+}
+
+// RedemptionSelection is the audit-trail query a filter needs; each store
+// has one per selection, side by side.
+type RedemptionSelection int
+
+// The audit-trail selections.
+const (
+	ByPromotion     RedemptionSelection = iota // one promotion's
+	ByPromotionUser                            // one promotion's, of one user
+	ByPromotionCode                            // one promotion's, of one code
+	ByUser                                     // one user's, in every promotion
+)
+
+// SelectRedemptions names the query for f, or refuses a filter no query
+// serves: no promotion and no user, or a user and a code together.
+func SelectRedemptions(f promo.RedemptionFilter) (RedemptionSelection, error) {
+	switch {
+	case f.UserID != "" && f.Code != "":
+		return 0, promo.Errorf(promo.EInvalid, "the audit trail is filtered by a user or by a code, not both")
+	case f.PromotionID == 0 && f.UserID == "":
+		return 0, promo.Errorf(promo.EInvalid, "the audit trail is read for a promotion or for a user")
+	case f.PromotionID == 0:
+		return ByUser, nil
+	case f.UserID != "":
+		return ByPromotionUser, nil
+	case f.Code != "":
+		return ByPromotionCode, nil
+	}
+	return ByPromotion, nil
+}
+
+// RedemptionsOf names what f reads, for errors: "promotion 7" or "user u".
+func RedemptionsOf(f promo.RedemptionFilter) string {
+	if f.PromotionID == 0 {
+		return fmt.Sprintf("user %q", f.UserID)
+	}
+	return fmt.Sprintf("promotion %d", f.PromotionID)
 }
 
 // CollectPage gathers one page of the audit trail from a store's row

@@ -164,6 +164,17 @@ func Confirm(ctx context.Context, tx RedemptionTx, req promo.ConfirmRequest) (pr
 		return promo.ConfirmOutcome{}, err
 	}
 	if refused != "" {
+		// A concurrent confirm of this reservation may have taken the use
+		// while this one waited for the code's (or allowance's) lock: its
+		// commit is what refused this one. Answer from what it did (the
+		// lock was released by that commit, so a new read sees it).
+		now, found, err := tx.Reservation(ctx, req.ReservationID)
+		if err != nil {
+			return promo.ConfirmOutcome{}, fmt.Errorf("re-read reservation: %w", err)
+		}
+		if found && now.Status != promo.ReservationHeld {
+			return settled(ctx, tx, now, req)
+		}
 		if expired && (refused == promo.ReasonCodeExhausted || refused == promo.ReasonUserLimitReached) {
 			refused = promo.ReasonReservationExpired
 		}

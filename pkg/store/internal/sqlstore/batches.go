@@ -240,6 +240,20 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 			return 0, err
 		}
 	}
+	// The commit gate: a chunk commits only while its promotion is neither
+	// cancelled nor being deleted. A cancel skips the batch rows chunks hold
+	// (it never waits for a worker), so the refused chunk marks its batch.
+	var live bool
+	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
+		return 0, fmt.Errorf("check promotion is live: %w", err)
+	}
+	if !live {
+		_ = tx.Rollback(ctx)
+		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
+			return 0, fmt.Errorf("mark batch cancelled: %w", err)
+		}
+		return 0, contract.PromotionStopped(*c)
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}

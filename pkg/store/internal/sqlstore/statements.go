@@ -48,6 +48,13 @@ type Statements struct {
 	Advance string
 	// BatchProgress (promotion id, batch no): done, code_count.
 	BatchProgress string
+	// PromotionLive (promotion id): a boolean, false once the promotion's
+	// cancel flag is set or its deletion requested; the last statement of a
+	// chunk's transaction (a plain read that waits for nothing).
+	PromotionLive string
+	// CancelBatch (promotion id, batch no) marks an unfinished batch
+	// cancelled (after its chunk was refused by PromotionLive).
+	CancelBatch string
 	// SetBatchState (promotion id, batch no, state, last error) leaves a
 	// finished or cancelled batch alone.
 	SetBatchState string
@@ -66,9 +73,11 @@ type Statements struct {
 	OldestUnpublished string
 	// StatsTotals (id): redemptions, rolled back, codes redeemed.
 	StatsTotals string
-	// StatsSeries (id, "hour" or "day", buckets): bucket start, redemptions,
-	// rolled back; oldest first.
-	StatsSeries string
+	// StatsSeries (id, "hour" or "day", from, to): bucket start,
+	// redemptions, rolled back since, rollbacks; oldest first, over [from,
+	// to), a row for every bucket with activity or refusals.
+	// StatsRefusalSeries (the same arguments): bucket start, reason, count.
+	StatsSeries, StatsRefusalSeries string
 	// StatsTopUsers (id, limit): user_id, redemptions.
 	StatsTopUsers string
 	// ClaimUncounted (limit, now) marks events counted: seq, stream,

@@ -9,21 +9,24 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
-// Stats returns a promotion's redemption analytics from the audit trail:
-// totals, a time series in buckets of an hour or a day (UTC), top users.
-// It does not check that the promotion exists (no redemptions: zeros).
-func (s *Core[T]) Stats(ctx context.Context, id int64, bucket promo.StatsBucket) (promo.PromotionStats, error) {
+// Stats returns a promotion's redemption analytics: totals and top users
+// from the audit trail, and the time series of q's window in buckets of an
+// hour or a day (UTC) with rollbacks and refusals by reason. It does not
+// check that the promotion exists (no redemptions: zeros).
+func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
 	var st promo.PromotionStats
-	bucket, err := contract.CheckBucket(bucket)
+	q, err := contract.CheckStatsQuery(q, time.Now())
 	if err != nil {
 		return st, err
 	}
+	id := q.PromotionID
 	if err := s.r.QueryRow(ctx, s.d.StatsTotals, id).Scan(&st.Redemptions, &st.RolledBack, &st.CodesRedeemed); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: totals: %w", id, err)
 	}
-	if err := s.each(ctx, s.d.StatsSeries, []any{id, string(bucket), promo.MaxStatsBuckets}, func(r Row) error {
+	args := []any{id, string(q.Bucket), s.d.Time(q.From), s.d.Time(q.To)}
+	if err := s.each(ctx, s.d.StatsSeries, args, func(r Row) error {
 		var p promo.StatsPoint
-		if err := r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack); err != nil {
+		if err := r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack, &p.Rollbacks); err != nil {
 			return err
 		}
 		st.Series = append(st.Series, p)
@@ -31,6 +34,22 @@ func (s *Core[T]) Stats(ctx context.Context, id int64, bucket promo.StatsBucket)
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
 	}
+	var counts []contract.BucketReason
+	if err := s.each(ctx, s.d.StatsRefusalSeries, args, func(r Row) error {
+		var (
+			c      contract.BucketReason
+			reason string
+		)
+		if err := r.Scan(Time(&c.At), &reason, &c.N); err != nil {
+			return err
+		}
+		c.Reason = promo.Reason(reason)
+		counts = append(counts, c)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
+	}
+	contract.MergeRefusals(st.Series, counts)
 	if err := s.each(ctx, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit}, func(r Row) error {
 		var u promo.UserRedemptions
 		if err := r.Scan(&u.UserID, &u.Redemptions); err != nil {

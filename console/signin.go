@@ -1,0 +1,228 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-limiter"
+	"github.com/sethvargo/go-limiter/memorystore"
+	"go.uber.org/zap"
+)
+
+// Sessions, sign-in and cross-origin protection.
+//
+// A session is a random id in an HttpOnly, SameSite=Strict (and, outside
+// dev, Secure) cookie that names the admin token signed in with; sessions
+// live in this process's memory. Forms carry no token: every unsafe request
+// (POST) passes http.CrossOriginProtection, which refuses a request that
+// the browser marks as cross-site (Sec-Fetch-Site) or whose Origin is not
+// this host, so another site cannot submit the console's forms; requests
+// from non-browser clients (no such headers) pass, since they carry no
+// session cookie of a browser. A refusal is an HTML page.
+//
+// Sign-in attempts are limited per client address (an IPv6 address by its
+// /64, which one host usually owns whole): SignInAttempts per SignInWindow,
+// every attempt counted, so that a token cannot be guessed from one address
+// and a burst of parallel attempts cannot slip past the count. The buckets
+// of silent addresses are swept after two windows. Behind a proxy every
+// browser has the proxy's address: the limit then holds for all of them
+// together.
+
+type session struct {
+	token   string // the admin token signed in with ("" when open)
+	expires time.Time
+	flash   string              // shown once by the next page (after a redirect)
+	used    map[string]struct{} // nonces of forms already acted on
+}
+
+func newSignInLimiter(cfg Config) (limiter.Store, error) {
+	st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.SignInAttempts), Interval: cfg.SignInWindow,
+		SweepInterval: cfg.SignInWindow, SweepMinTTL: 2 * cfg.SignInWindow})
+	if err != nil {
+		return nil, fmt.Errorf("console sign-in limiter: %w", err)
+	}
+	return st, nil
+}
+
+// clientAddr is the key sign-in attempts are counted against: the remote
+// host, an IPv6 one by its /64.
+func clientAddr(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: Prefix, MaxAge: maxAge, HttpOnly: true,
+		Secure: !c.cfg.InsecureCookies, SameSite: http.SameSiteStrictMode}
+}
+
+func (c *Console) newSession(w http.ResponseWriter, token string) *session {
+	s := &session{token: token, expires: time.Now().Add(c.cfg.SessionTTL)}
+	id := randomToken()
+	c.mu.Lock()
+	now := time.Now()
+	for k, old := range c.sessions { // expired sessions go when a new one comes
+		if now.After(old.expires) {
+			delete(c.sessions, k)
+		}
+	}
+	c.sessions[id] = s
+	c.mu.Unlock()
+	http.SetCookie(w, c.cookie(sessionCookie, id, int(c.cfg.SessionTTL.Seconds())))
+	return s
+}
+
+func (c *Console) session(r *http.Request) (string, *session) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return "", nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.sessions[ck.Value]
+	if !ok || time.Now().After(s.expires) {
+		delete(c.sessions, ck.Value)
+		return "", nil
+	}
+	return ck.Value, s
+}
+
+type sessionKey struct{}
+
+func sessionOf(r *http.Request) *session { return r.Context().Value(sessionKey{}).(*session) }
+
+// auth requires a session (created on the fly when open). Without one a GET
+// leads to the sign-in page; a form sent after the session ended shows the
+// sign-in page with a word on what happened (nothing was done).
+func (c *Console) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, s := c.session(r)
+		if s == nil {
+			if !c.cfg.Open {
+				if r.Method != http.MethodGet {
+					next := "/console/"
+					if u, err := url.Parse(r.Referer()); err == nil && (u.Host == "" || u.Host == r.Host) {
+						next = safeNext(u.RequestURI())
+					}
+					w.WriteHeader(http.StatusUnauthorized)
+					c.render(w, r, "signin", map[string]any{"Next": next,
+						"Error": "Your session has ended, so that form was not sent: sign in, then send it again."})
+					return
+				}
+				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			s = c.newSession(w, "")
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+	})
+}
+
+// crossOrigin answers a form another site sent (http.CrossOriginProtection
+// refused it): nothing was done.
+func (c *Console) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	c.log.Warn("console: cross-origin request refused", zap.String("method", r.Method), zap.String("path", r.URL.Path),
+		zap.String("origin", r.Header.Get("Origin")), zap.String("sec_fetch_site", r.Header.Get("Sec-Fetch-Site")))
+	c.fail(w, r, http.StatusForbidden, fmt.Errorf("this form was sent from another site (%s), so it was refused and nothing was done; "+
+		"open the console at its own address and send it from there", originOf(r)))
+}
+
+func originOf(r *http.Request) string {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o
+	}
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
+		return "Sec-Fetch-Site: " + s
+	}
+	return "unknown origin"
+}
+
+func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
+	if c.cfg.Open {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	c.render(w, r, "signin", map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
+	if c.cfg.Open {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	next := safeNext(r.PostFormValue("next"))
+	addr := clientAddr(r.RemoteAddr)
+	_, _, reset, ok, err := c.signins.Take(r.Context(), addr)
+	if err == nil && !ok {
+		wait := time.Until(time.Unix(0, int64(reset))).Round(time.Second)
+		wait = max(wait, time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		w.WriteHeader(http.StatusTooManyRequests)
+		c.render(w, r, "signin", map[string]any{"Next": next, "Throttled": true,
+			"Error": fmt.Sprintf("Too many sign-in attempts from your address (%s): at most %d per %s. Try again in %s.",
+				addr, c.cfg.SignInAttempts, c.cfg.SignInWindow, wait)})
+		c.log.Warn("console sign-in throttled", zap.String("remote", addr))
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	known := false
+	for _, t := range c.cfg.AdminTokens {
+		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
+			known = true
+		}
+	}
+	if !known {
+		w.WriteHeader(http.StatusUnauthorized)
+		c.render(w, r, "signin", map[string]any{"Error": "That token is not an admin token.", "Next": next})
+		return
+	}
+	c.newSession(w, token)
+	c.log.Info("console sign-in", zap.String("remote", r.RemoteAddr))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps redirects inside the console.
+func safeNext(next string) string {
+	if strings.HasPrefix(next, "/console/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
+		return next
+	}
+	return "/console/"
+}
+
+func (c *Console) signout(w http.ResponseWriter, r *http.Request) {
+	if id, _ := c.session(r); id != "" {
+		c.mu.Lock()
+		delete(c.sessions, id)
+		c.mu.Unlock()
+	}
+	http.SetCookie(w, c.cookie(sessionCookie, "", -1))
+	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+}
