@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -82,4 +83,31 @@ func TestChunkCommitRoundTrips(t *testing.T) {
 		t.Errorf("collision statements: %s, want %s", got, want)
 	}
 	t.Logf("statements per chunk: fast path 5 (BEGIN, UPDATE, COPY, SELECT, COMMIT)")
+}
+
+// A redemption with an Idempotency-Key and a per-user limit is one
+// transaction of seven statements between BEGIN and COMMIT: the key's claim,
+// the code's conditional UPDATE, its live holds, the allowance's upsert, its
+// live holds, the audit row with its event (one statement), the outcome.
+func TestRedemptionRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	tr := &tracer{}
+	s, err := postgres.OpenTuned(ctx, postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)},
+		func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr })
+	s = storetest.Migrated(t, s, err)
+	if _, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "v",
+		Kind: promo.KindVanity, VanityCode: "RTRD", MaxUsagePerCode: 10, PerUserLimit: 2}}); err != nil {
+		t.Fatalf("CreatePromotion: %v", err)
+	}
+	tr.take()
+	out, err := s.Redeem(ctx, promo.RedeemRequest{ID: "r1", EventID: "e1", Code: "RTRD", UserID: "u",
+		IdempotencyKey: "k1", RequestHash: "h", Now: time.Now()})
+	if err != nil || out.Refused != "" {
+		t.Fatalf("Redeem = %+v, %v", out, err)
+	}
+	got := tr.take()
+	if want := `begin INSERT UPDATE SELECT INSERT SELECT WITH UPDATE commit`; got != want {
+		t.Errorf("redemption statements: %s, want %s", got, want)
+	}
+	t.Logf("statements per redemption: %d (%s)", len(strings.Fields(got)), got)
 }
