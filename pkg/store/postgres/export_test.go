@@ -5,7 +5,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -23,6 +22,6 @@ func OpenTuned(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*St
 
 // InStatementTx runs fn on the store's redemption statements in one
 // transaction, then rolls it back (storetest.StatementStore).
-func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
-	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
+func (s *Store) InStatementTx(ctx context.Context, fn func(sqlstore.StatementTx) error) error {
+	return sqlstore.RunRolledBack(ctx, s.Core, fn)
 }

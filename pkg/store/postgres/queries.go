@@ -43,6 +43,19 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 
 	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
+
+	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
+	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, '')`
+
+	promotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at`
+
+	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
+
+	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`
+
+	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 var statements = sqlstore.Statements{
@@ -144,7 +157,7 @@ FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
 	// (empty = any), $3 a status (empty = any), $4 the page size, $5 the active
-	// filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The lateral
+	// filter (0 any, 1 active, 2 inactive). The lateral
 	// aggregate runs per promotion, so an unfiltered page walks the primary key
 	// backwards and stops after $4 rows; the totals are one primary-key look-up
 	// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
@@ -210,12 +223,339 @@ FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2
 WHERE promotion_id = $1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
 
-	ClaimUncounted: qClaimUncounted,
-	AddTotals:      qAddTotals,
-
 	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
 ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
 
 	RefusalsByReason: `SELECT reason, sum(n)::bigint FROM refusals WHERE promotion_id = $1
 GROUP BY reason ORDER BY 2 DESC, 1`,
+
+	// Redemption, rollback, the audit trail and the event outbox.
+	//
+	// Why PostgreSQL cannot over-redeem: UseCode and UseAllowance are single
+	// conditional statements. Under READ COMMITTED an UPDATE (or the DO UPDATE of
+	// an upsert) that finds its row locked by another transaction waits, then
+	// re-evaluates its WHERE clause against the row as that transaction committed
+	// it (EvalPlanQual). So "used < max" is checked on the latest committed count
+	// while the row lock is held, and two transactions can never both move a
+	// count from max-1 to max. No read-check-write in Go, no table locks.
+
+	// ClaimKey waits for a concurrent transaction inserting the same key,
+	// then inserts nothing (0 rows) if that one committed.
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES ($1, $2, $3)
+ON CONFLICT (idem_key) DO NOTHING`,
+
+	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
+FROM idempotency_keys WHERE idem_key = $1`,
+
+	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), redemption_id = NULLIF($3, '')
+WHERE idem_key = $1`,
+
+	// UseCode: every limit of the code and its promotion in one WHERE.
+	UseCode: `UPDATE codes c SET used = c.used + 1
+FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id
+  AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
+  AND p.active
+  AND (p.starts_at IS NULL OR p.starts_at <= $2)
+  AND (p.expires_at IS NULL OR p.expires_at > $2)
+RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`,
+
+	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
+
+	// UseAllowance creates the user's row at 1, or adds 1 while below the
+	// limit; RETURNING gives no row when the limit is reached.
+	UseAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 1)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < $3
+RETURNING u.used`,
+
+	// RedemptionWithEvent writes the audit row and its outbox event in one
+	// statement.
+	RedemptionWithEvent: `WITH r AS (
+	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+)
+INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $12, $7)`,
+
+	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
+
+	// CodeState: $3 is now, for the live reservations.
+	CodeState: `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
+	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
+	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
+		AND r.status = 'held' AND r.expires_at > $3)
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
+WHERE c.code = $1`,
+
+	// MarkRolledBack lets exactly one rollback of a redemption through:
+	// a second one waits for the first's row lock, re-checks
+	// rolled_back_at IS NULL and matches nothing.
+	MarkRolledBack: `UPDATE redemptions SET rolled_back_at = $2, rollback_reason = $3
+WHERE id = $1 AND rolled_back_at IS NULL
+RETURNING ` + redemptionCols,
+
+	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = $1`,
+
+	// ReleaseCode gives the use back to the code row of the redemption's
+	// promotion only: after a deletion or purge the same string may be
+	// another promotion's code, which this must not touch.
+	ReleaseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND promotion_id = $2 AND used > 0 RETURNING used`,
+
+	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = $2 WHERE id = $1`,
+
+	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`,
+
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// selection: $1 the promotion (or the user, across
+	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
+	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
+	// $5 the user or the code.
+	Redemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	RedemptionsByUser: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = $1 AND user_id = $5 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	RedemptionsByCode: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	UserRedemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	// ClaimEvents leases the oldest unpublished events to this publisher;
+	// SKIP LOCKED and the lease keep another replica's publisher off them.
+	ClaimEvents: `UPDATE events SET lease_until = $2
+WHERE seq IN (
+	SELECT seq FROM events
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < $3)
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, event_key, payload`,
+
+	MarkEventPublished: `UPDATE events SET published_at = $2 WHERE seq = ANY($1) AND published_at IS NULL`,
+
+	// CodeSpaces lists what validation needs to recognise codes offline:
+	// the format of each generated promotion and each vanity code.
+	CodeSpaces: `SELECT id, kind, COALESCE(format, ''), COALESCE(vanity_code, '') FROM promotions
+WHERE id > $1 ORDER BY id LIMIT $2`,
+
+	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
+
+	// PruneEvents deletes up to $2 events published before $1 and counted
+	// by the totals rollup (an uncounted one is still owed to the totals).
+	PruneEvents: `DELETE FROM events WHERE seq IN (
+	SELECT seq FROM events WHERE published_at < $1 AND counted_at IS NOT NULL ORDER BY seq LIMIT $2)`,
+
+	// ClaimUncounted marks up to $1 of the oldest uncounted events counted
+	// at $2 and returns them; the caller adds them to promotion_totals in
+	// the same transaction. SKIP LOCKED passes over rows another roller is
+	// counting right now; a row that roller committed meanwhile is
+	// re-checked against counted_at IS NULL under its lock and left out.
+	// The partial index events_uncounted serves the scan.
+	ClaimUncounted: `UPDATE events SET counted_at = $2
+WHERE seq IN (
+	SELECT seq FROM events WHERE counted_at IS NULL
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, payload, created_at`,
+
+	// AddTotals adds one delta per promotion (the arrays are in promotion
+	// order, so two rollers lock totals rows in the same order).
+	AddTotals: `INSERT INTO promotion_totals AS t (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+SELECT d.id, d.r, d.c, d.b, $5 FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(id, r, c, b)
+ORDER BY d.id
+ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.redemptions,
+	codes_redeemed = t.codes_redeemed + EXCLUDED.codes_redeemed,
+	rolled_back = t.rolled_back + EXCLUDED.rolled_back, updated_at = EXCLUDED.updated_at`,
+
+	// Reservations; the holds are counted by CodeLoad and AllowanceLoad,
+	// which every redemption runs too.
+	//
+	// Why PostgreSQL cannot over-allocate with reservations: a reserver takes the
+	// code row's lock first (LockCode, a conditional UPDATE that re-checks its
+	// WHERE on the latest row version after waiting, like UseCode) and only
+	// then counts uses plus live holds (CodeLoad). CodeLoad is a new statement,
+	// so under READ COMMITTED it reads a new snapshot, taken after the lock was
+	// granted: it sees every reservation and use committed by the lock's earlier
+	// holders, and nobody adds one to this code until this transaction ends
+	// (every reserver, redeemer and confirmer locks the code row first). The
+	// count is not folded into the UPDATE's WHERE on purpose: a subquery there
+	// would keep the statement's first snapshot through the EvalPlanQual
+	// re-check and could let two reservers into the last use. Same for the user's
+	// allowance row (LockAllowance, then AllowanceLoad).
+
+	// LockCode: UseCode's conditions, without adding a use (used = used
+	// takes the row lock).
+	LockCode: `UPDATE codes c SET used = c.used
+FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id
+  AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
+  AND p.active
+  AND (p.starts_at IS NULL OR p.starts_at <= $2)
+  AND (p.expires_at IS NULL OR p.expires_at > $2)
+RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`,
+
+	// CodeLoad: committed uses plus live holds; $3 is a reservation being
+	// confirmed ('' for none), whose own hold is not counted.
+	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
+	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
+FROM codes c WHERE c.code = $1`,
+
+	// LockAllowance creates the user's row at 0 uses, or locks it while
+	// below the limit.
+	LockAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 0)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used WHERE u.used < $3
+RETURNING u.used`,
+
+	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = $1 AND user_id = $2), 0)
+	+ (SELECT count(*) FROM reservations r WHERE r.promotion_id = $1 AND r.user_id = $2
+		AND r.status = 'held' AND r.expires_at > $3 AND r.id <> $4)`,
+
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
+VALUES ($1, $2, $3, $4, 'held', $5, $6)`,
+
+	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = $1`,
+
+	// MarkConfirmed and MarkReleased let one settlement through: a second
+	// one waits for the first's row lock, re-checks status = 'held' and
+	// matches nothing.
+	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = $4, redemption_id = $2,
+	order_id = NULLIF($3, '')
+WHERE id = $1 AND status = 'held'`,
+
+	MarkReleased: `UPDATE reservations SET status = 'released', settled_at = $2
+WHERE id = $1 AND status = 'held'
+RETURNING ` + reservationCols,
+
+	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), reservation_id = NULLIF($3, '')
+WHERE idem_key = $1`,
+
+	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
+FROM idempotency_keys WHERE idem_key = $1`,
+
+	// SweepReservations deletes up to $2 rows that ended before $1.
+	SweepReservations: `DELETE FROM reservations WHERE id IN (
+	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
+
+	// Admin changes (revocation, promotion updates, cancel, top-ups,
+	// deletion) and their audit log: each change is one conditional
+	// statement, so two racing admins cannot both apply it.
+
+	// RevokeCode: a code of a promotion whose deletion was requested is
+	// not revoked (the promotion takes no change).
+	RevokeCode: `UPDATE codes c SET revoked_at = $2, revoke_reason = NULLIF($3, '')
+WHERE c.code = $1 AND c.revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL)
+RETURNING c.promotion_id`,
+
+	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, '') FROM codes WHERE code = $1`,
+
+	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
+
+	// AuditLog pages a promotion's audit log, newest first; $3 is the
+	// cursor ('' for the first page).
+	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
+FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
+
+	// UpdatePromotion: $2 name or NULL; $3/$5 whether starts_at/expires_at
+	// are set, to $4/$6 (NULL clears); $7 active or NULL. The WHERE refuses a
+	// resulting window that is empty, and a promotion whose deletion was
+	// requested (re-checked under the row lock: a racing DELETE either
+	// commits first and this matches nothing, or waits and switches it off).
+	UpdatePromotion: `UPDATE promotions SET
+	name = COALESCE($2::text, name),
+	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
+	expires_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END,
+	active = COALESCE($7::boolean, active)
+WHERE id = $1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END) IS NULL
+	OR (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END) IS NULL
+	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
+		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active`,
+
+	PromotionState: qPromotionState,
+
+	LockPromotion: qPromotionState + ` FOR UPDATE`,
+
+	// FlagCancelled sets the flag every chunk reads before it commits. It
+	// locks only the promotion row, which workers never lock, so a worker
+	// frozen mid-chunk (holding its batch row) cannot make it wait.
+	FlagCancelled: `UPDATE promotions SET cancelled_at = $2
+WHERE id = $1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
+	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND done < code_count)`,
+
+	// CancelBatches marks the unfinished batches that no transaction holds
+	// (SKIP LOCKED: a chunk in flight holds its batch row; the flag refuses
+	// that chunk and its worker marks the batch).
+	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = $2
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled'
+	FOR UPDATE SKIP LOCKED)`,
+
+	GrowPromotion: `UPDATE promotions SET code_count = code_count + $2
+WHERE id = $1 AND kind = 'generated'
+RETURNING counter_name, code_count`,
+
+	NextNumbers: `SELECT (SELECT COALESCE(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = $1),
+	(SELECT COALESCE(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = $1)`,
+
+	// InsertTopUpBatches is InsertBatches numbered from $7.
+	InsertTopUpBatches: `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT $1::bigint, $7::int + g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
+FROM generate_series(0, $5::int - 1) AS g`,
+
+	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
+	idempotency_key, request_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''))`,
+
+	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = $1 ORDER BY topup_no`,
+
+	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = $1 AND idempotency_key = $2`,
+
+	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY id`,
+
+	PurgeCount: `SELECT (SELECT count(*) FROM codes WHERE promotion_id = $1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = $1)`,
+
+	RequestDeletion: `UPDATE promotions SET delete_requested_at = $2, active = false
+WHERE id = $1 AND delete_requested_at IS NULL`,
+
+	// FinishDeletion: only once no code is left (a chunk that read the
+	// promotion live just before the deletion may commit just after it;
+	// the next pass deletes its codes, then finishes).
+	FinishDeletion: `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`,
+
+	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
+
+	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = $1`,
+
+	// CodeReservations: $1 the code, $2 its promotion, $3 now, $4 the limit
+	// (the partial index reservations_held_by_code serves it).
+	CodeReservations: `SELECT ` + reservationCols + ` FROM reservations
+WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 ORDER BY expires_at LIMIT $4`,
+
+	// Purge deletes up to $2 rows of one promotion from a table, one bounded
+	// statement at a time, so that redemptions of other promotions never
+	// wait long behind a purge.
+	Purge: map[string]string{
+		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
+		"user_uses":    `DELETE FROM user_uses WHERE (promotion_id, user_id) IN (SELECT promotion_id, user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
+		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
+		// The redemptions' idempotency records go in the same statement: a
+		// retry with a purged redemption's key finds no record (and redeems
+		// anew, or is refused like any request) instead of a record naming a
+		// redemption that is gone.
+		"redemptions": `WITH d AS (
+	DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = $1 LIMIT $2)
+	RETURNING idempotency_key
+), k AS (
+	DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM d WHERE idempotency_key IS NOT NULL)
+)
+SELECT 1 FROM d`,
+	},
 }

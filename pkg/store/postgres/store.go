@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"regexp"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -163,14 +162,7 @@ var dialect = sqlstore.Dialect[pgxTx]{
 		}
 		return qMarkPublished, []any{ids, nos}, len(refs)
 	},
-	AddTotalsArgs: func(ds []promo.TotalsDelta, now any) []any {
-		ids := make([]int64, len(ds))
-		r, c, rb := make([]int64, len(ds)), make([]int64, len(ds)), make([]int64, len(ds))
-		for i, d := range ds {
-			ids[i], r[i], c[i], rb[i] = d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack
-		}
-		return []any{ids, r, c, rb, now}
-	},
+	Arrays: true, // AllRows: nil, LIMIT NULL
 }
 
 // retryable reports whether err is a deadlock or serialization failure: the
@@ -236,22 +228,3 @@ type pgxTx struct {
 
 func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
-
-// Helpers of the redemption, reservation and lifecycle code, which has not
-// moved onto the core yet.
-var scanPromotion = sqlstore.ScanPromotion
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC().Truncate(time.Microsecond)
-	return &u
-}
-
-func nullString(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}

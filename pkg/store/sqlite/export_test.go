@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -17,8 +16,8 @@ func Writer(s *Store) *sql.DB { return s.w }
 
 // InStatementTx runs fn on the store's redemption statements in one
 // transaction, then rolls it back (storetest.StatementStore).
-func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
-	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
+func (s *Store) InStatementTx(ctx context.Context, fn func(sqlstore.StatementTx) error) error {
+	return sqlstore.RunRolledBack(ctx, s.Core, fn)
 }
 
 // SingleWriter says that one write lock covers the whole database

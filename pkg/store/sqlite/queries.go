@@ -18,6 +18,14 @@ import (
 const (
 	bucketWidth = `CASE ?2 WHEN 'day' THEN 10 ELSE 13 END`
 	bucketTime  = `b || substr('0000-00-00T00:00:00.000000Z', length(b) + 1)`
+
+	redemptionCols = `id, promotion_id, code, user_id, coalesce(order_id, ''), metadata, redeemed_at, uses_left,
+	rolled_back_at, coalesce(rollback_reason, ''), coalesce(idempotency_key, ''), coalesce(rollback_code_release, '')`
+
+	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	coalesce(redemption_id, ''), coalesce(order_id, '')`
+
+	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 const (
@@ -35,6 +43,8 @@ RETURNING next - ?2`
 	qPromotionExists = `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = ?)`
 
 	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
 var statements = sqlstore.Statements{
@@ -136,7 +146,7 @@ FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`,
 
 	// ListPromotions: ?1 the cursor (ids below it; 0 = from the newest), ?2
 	// a name fragment (empty = any), ?3 a status (empty = any), ?4 the page
-	// size, ?5 the active filter (contract.ActiveFilter: 0 any, 1 active, 2
+	// size, ?5 the active filter (0 any, 1 active, 2
 	// inactive). The status CASE is promo.PromotionStatus.Status in SQL,
 	// branch for branch: the deletion first, then the generation (a vanity
 	// promotion is complete).
@@ -209,14 +219,279 @@ FROM redemptions WHERE promotion_id = ?1`,
 WHERE promotion_id = ?1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`,
 
-	ClaimUncounted: qClaimUncounted,
-	AddTotals:      qAddTotals,
-
 	AddRefusals: `INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = n + excluded.n`,
 
 	RefusalsByReason: `SELECT reason, sum(n) FROM refusals WHERE promotion_id = ?
 GROUP BY reason ORDER BY 2 DESC, 1`,
+
+	// Redemption, rollback, the audit trail and the event outbox.
+	//
+	// Why SQLite cannot over-redeem: every write transaction is BEGIN IMMEDIATE
+	// on the store's single write connection, and SQLite admits one writer per
+	// database file at a time (other processes wait on busy_timeout). The
+	// conditional statements below therefore always see the latest committed
+	// counts, and "used < max" is decided inside the statement, not in Go.
+
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (idem_key) DO NOTHING`,
+
+	StoredOutcome: `SELECT request_hash, coalesce(refused, ''), coalesce(redemption_id, '')
+FROM idempotency_keys WHERE idem_key = ?`,
+
+	SaveOutcome: `UPDATE idempotency_keys SET refused = nullif(?2, ''), redemption_id = nullif(?3, '')
+WHERE idem_key = ?1`,
+
+	// UseCode: every limit of the code and its promotion in one WHERE.
+	UseCode: `UPDATE codes SET used = used + 1
+FROM promotions p
+WHERE codes.code = ?1 AND p.id = codes.promotion_id
+  AND codes.used < p.max_usage_per_code
+  AND codes.revoked_at IS NULL
+  AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
+  AND (p.expires_at IS NULL OR p.expires_at > ?2)
+RETURNING promotion_id, used,
+  (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
+  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`,
+
+	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0`,
+
+	UseAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 1)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = used + 1 WHERE used < ?3
+RETURNING used`,
+
+	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+
+	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (?, ?, ?, ?)`,
+
+	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?3),
+	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
+		AND r.status = 'held' AND r.expires_at > ?3)
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = ?2
+WHERE c.code = ?1`,
+
+	MarkRolledBack: `UPDATE redemptions SET rolled_back_at = ?2, rollback_reason = ?3
+WHERE id = ?1 AND rolled_back_at IS NULL
+RETURNING ` + redemptionCols,
+
+	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = ?`,
+
+	// ReleaseCode: the code row of the redemption's promotion only (see
+	// ../postgres/redemption_queries.go).
+	ReleaseCode: `UPDATE codes SET used = used - 1 WHERE code = ?1 AND promotion_id = ?2 AND used > 0 RETURNING used`,
+
+	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = ?2 WHERE id = ?1`,
+
+	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = ? AND user_id = ? AND used > 0`,
+
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// selection: ?1 the promotion (or the user, across
+	// promotions), ?2 the limit (-1: none), ?3 the cursor ('' for the first
+	// page), ?4 the range's lowest id ('' for none: every id is >= ''), ?5
+	// the user or the code.
+	Redemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`,
+
+	RedemptionsByUser: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = ?1 AND user_id = ?5 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`,
+
+	RedemptionsByCode: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE code = ?5 AND promotion_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`,
+
+	UserRedemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+WHERE user_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`,
+
+	// One writer at a time: the lease only matters to publishers in other
+	// processes sharing the file.
+	ClaimEvents: `UPDATE events SET lease_until = ?2
+WHERE seq IN (
+	SELECT seq FROM events
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3)
+	ORDER BY seq LIMIT ?1)
+RETURNING seq, stream, event_key, payload`,
+
+	MarkEventPublished: `UPDATE events SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL`,
+
+	CodeSpaces: `SELECT id, kind, coalesce(format, ''), coalesce(vanity_code, '') FROM promotions
+WHERE id > ? ORDER BY id LIMIT ?`,
+
+	SetActive: `UPDATE promotions SET active = ?2 WHERE id = ?1`,
+
+	// PruneEvents: published before ?1 and counted by the totals rollup
+	// (an uncounted event is still owed to the totals).
+	PruneEvents: `DELETE FROM events WHERE seq IN (
+	SELECT seq FROM events WHERE published_at < ?1 AND counted_at IS NOT NULL ORDER BY seq LIMIT ?2)`,
+
+	// ClaimUncounted marks up to ?1 of the oldest uncounted events counted
+	// at ?2 and returns them (the partial index events_uncounted serves the
+	// scan). The store's one write connection makes the rollup transaction
+	// the only writer: no other roller can take the same events.
+	ClaimUncounted: `UPDATE events SET counted_at = ?2
+WHERE seq IN (SELECT seq FROM events WHERE counted_at IS NULL ORDER BY seq LIMIT ?1)
+RETURNING seq, stream, payload, created_at`,
+
+	AddTotals: `INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.redemptions,
+	codes_redeemed = codes_redeemed + excluded.codes_redeemed,
+	rolled_back = rolled_back + excluded.rolled_back, updated_at = excluded.updated_at`,
+
+	// Reservations.
+	//
+	// Why SQLite cannot over-allocate with reservations: every write transaction
+	// is BEGIN IMMEDIATE on the single write connection, so the lock-then-count
+	// sequence of the algorithm runs with no other writer in between; the "row
+	// locks" of LockCode and LockAllowance are the database's one write lock.
+	// Times are RFC 3339 text in UTC with a fixed width (sqlstore.FormatTime),
+	// so text comparison is time order.
+
+	LockCode: `UPDATE codes SET used = used
+FROM promotions p
+WHERE codes.code = ?1 AND p.id = codes.promotion_id
+  AND codes.used < p.max_usage_per_code
+  AND codes.revoked_at IS NULL
+  AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
+  AND (p.expires_at IS NULL OR p.expires_at > ?2)
+RETURNING promotion_id, used,
+  (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
+  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`,
+
+	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
+	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
+FROM codes c WHERE c.code = ?1`,
+
+	LockAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 0)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = used WHERE used < ?3
+RETURNING used`,
+
+	AllowanceLoad: `SELECT coalesce((SELECT used FROM user_uses WHERE promotion_id = ?1 AND user_id = ?2), 0)
+	+ (SELECT count(*) FROM reservations r WHERE r.promotion_id = ?1 AND r.user_id = ?2
+		AND r.status = 'held' AND r.expires_at > ?3 AND r.id <> ?4)`,
+
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
+VALUES (?1, ?2, ?3, ?4, 'held', ?5, ?6)`,
+
+	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = ?`,
+
+	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = ?4, redemption_id = ?2,
+	order_id = nullif(?3, '')
+WHERE id = ?1 AND status = 'held'`,
+
+	MarkReleased: `UPDATE reservations SET status = 'released', settled_at = ?2
+WHERE id = ?1 AND status = 'held'
+RETURNING ` + reservationCols,
+
+	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = nullif(?2, ''), reservation_id = nullif(?3, '')
+WHERE idem_key = ?1`,
+
+	StoredReservationOutcome: `SELECT request_hash, coalesce(refused, ''), coalesce(reservation_id, '')
+FROM idempotency_keys WHERE idem_key = ?`,
+
+	SweepReservations: `DELETE FROM reservations WHERE id IN (
+	SELECT id FROM reservations WHERE expires_at < ?1 LIMIT ?2)`,
+
+	// Admin changes and their audit log (../postgres/queries.go says why they
+	// are safe; here the one writer serialises them).
+
+	RevokeCode: `UPDATE codes SET revoked_at = ?2, revoke_reason = nullif(?3, '')
+WHERE code = ?1 AND revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = codes.promotion_id AND p.delete_requested_at IS NOT NULL)
+RETURNING promotion_id`,
+
+	Revocation: `SELECT promotion_id, revoked_at, coalesce(revoke_reason, '') FROM codes WHERE code = ?`,
+
+	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES (?1, ?2, ?3, ?4, ?5, nullif(?6, ''), nullif(?7, ''))`,
+
+	AuditLog: `SELECT id, at, actor, action, promotion_id, coalesce(code, ''), coalesce(detail, '')
+FROM audit_log WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) ORDER BY id DESC LIMIT ?2`,
+
+	UpdatePromotion: `UPDATE promotions SET
+	name = coalesce(?2, name),
+	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
+	expires_at = CASE WHEN ?5 THEN ?6 ELSE expires_at END,
+	active = coalesce(?7, active)
+WHERE id = ?1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN ?3 THEN ?4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active`,
+
+	PromotionState: qPromotionState,
+
+	// LockPromotion: the transaction already holds the one write lock.
+	LockPromotion: qPromotionState,
+
+	// FlagCancelled: one writer at a time, so no chunk is in flight while
+	// it runs; chunks read the flag before they commit, as on PostgreSQL.
+	FlagCancelled: `UPDATE promotions SET cancelled_at = ?2
+WHERE id = ?1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
+	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = ?1 AND done < code_count)`,
+
+	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = ?2
+WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`,
+
+	GrowPromotion: `UPDATE promotions SET code_count = code_count + ?2
+WHERE id = ?1 AND kind = 'generated'
+RETURNING counter_name, code_count`,
+
+	NextNumbers: `SELECT (SELECT coalesce(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = ?1),
+	(SELECT coalesce(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = ?1)`,
+
+	InsertTopUpBatches: `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT ?1, ?7 + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`,
+
+	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
+	idempotency_key, request_hash)
+VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, ''), nullif(?, ''))`,
+
+	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = ? ORDER BY topup_no`,
+
+	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = ? AND idempotency_key = ?`,
+
+	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < ? ORDER BY id`,
+
+	PurgeCount: `SELECT (SELECT count(*) FROM codes WHERE promotion_id = ?1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = ?1)`,
+
+	RequestDeletion: `UPDATE promotions SET delete_requested_at = ?2, active = 0
+WHERE id = ?1 AND delete_requested_at IS NULL`,
+
+	FinishDeletion: `UPDATE promotions SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = ?1)`,
+
+	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
+
+	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = ?`,
+
+	// CodeReservations: ?1 the code, ?2 its promotion, ?3 now, ?4 the limit.
+	CodeReservations: `SELECT ` + reservationCols + ` FROM reservations
+WHERE code = ?1 AND promotion_id = ?2 AND status = 'held' AND expires_at > ?3 ORDER BY expires_at LIMIT ?4`,
+
+	// PurgeRedemptionKeys deletes the idempotency records of the redemptions
+	// that Purge["redemptions"] deletes next in the same transaction (the same
+	// ORDER BY id LIMIT: one writer, so the same rows).
+	PurgeRedemptionKeys: `DELETE FROM idempotency_keys WHERE idem_key IN (
+	SELECT idempotency_key FROM redemptions WHERE id IN (
+		SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2))`,
+
+	// Purge deletes up to ?2 rows of one promotion from a table (see
+	// ../postgres/queries.go); the redemptions' answer a row each.
+	Purge: map[string]string{
+		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = ?1 LIMIT ?2)`,
+		"user_uses":    `DELETE FROM user_uses WHERE promotion_id = ?1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = ?1 LIMIT ?2)`,
+		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = ?1 LIMIT ?2)`,
+		"redemptions": `DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2)
+RETURNING 1`,
+	},
 }
 
 // insertCodesRows is the number of rows per multi-row code insert: 2 bound

@@ -168,6 +168,7 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	UniqueViolation: uniqueViolation,
 	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
 	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
+	AllRows:         -1, // LIMIT -1
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
@@ -227,20 +228,3 @@ func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promot
 	}
 	return inserted, nil
 }
-
-// write runs fn in a write transaction (BEGIN IMMEDIATE) and commits if fn
-// returns nil.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	return sqlstore.InTx(ctx, s.Core, func(tx *sqlstore.SQLTx) error { return fn(tx.Tx) })
-}
-
-// Helpers of the redemption, reservation and lifecycle code, which has not
-// moved onto the core yet.
-var (
-	formatTime    = sqlstore.FormatTime
-	scanPromotion = sqlstore.ScanPromotion
-)
-
-func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
-
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -134,6 +134,14 @@ SELECT @r;`
 	// VALUES list takes at most 1000 rows in an INSERT, and a request at most
 	// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
 	maxValuesRows = 1000
+
+	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
+	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, '')`
+
+	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
+
+	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 // bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
@@ -272,7 +280,7 @@ FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
 	// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
-	// active filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The
+	// active filter (0 any, 1 active, 2 inactive). The
 	// applied aggregate runs per promotion, so an unfiltered page walks the
 	// clustered key backwards and stops after @p4 rows; the totals are one
 	// primary-key look-up per row. The status CASE is
@@ -343,13 +351,342 @@ FROM redemptions WHERE promotion_id = @p1`,
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id`,
 
-	ClaimUncounted: qClaimUncounted,
-	AddTotals:      qAddTotals,
-
 	AddRefusals: `UPDATE refusals SET n = n + @p4 WHERE promotion_id = @p1 AND reason = @p2 AND hour = @p3;
 IF @@ROWCOUNT = 0
 	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
 
 	RefusalsByReason: `SELECT reason, SUM(n) FROM refusals WHERE promotion_id = @p1
 GROUP BY reason ORDER BY 2 DESC, 1`,
+
+	// Redemption, rollback, the audit trail and the event outbox.
+	//
+	// Why SQL Server cannot over-redeem: UseCode and UseAllowance are
+	// single conditional UPDATEs. An UPDATE reads the rows it may modify under an
+	// update (U) lock, which two transactions cannot hold on one row at once (also
+	// under READ_COMMITTED_SNAPSHOT, where UPDATE still reads the latest committed
+	// version under U locks), converts it to an exclusive lock to write, and keeps
+	// that to the end of the transaction. The second redeemer therefore waits and
+	// evaluates "used < max" on the first one's committed count. Row locks only
+	// (lock escalation is disabled on codes), no table locks.
+	//
+	// Every UPDATE returns its rows through OUTPUT ... INTO a table variable:
+	// a plain OUTPUT fails (error 334) once a trigger exists on the table.
+
+	// ClaimKey inserts the idempotency record; a unique violation (2627)
+	// means the key exists. A second inserter of the same key waits for the
+	// first's key lock and gets the violation once the first commits.
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
+
+	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
+FROM idempotency_keys WHERE idem_key = @p1`,
+
+	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), redemption_id = NULLIF(@p3, '')
+WHERE idem_key = @p1`,
+
+	// UseCode: every limit of the code and its promotion in one WHERE.
+	UseCode: `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+UPDATE c SET c.used = c.used + 1
+OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+SELECT promotion_id, used, max_usage, per_user FROM @t;`,
+
+	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
+
+	// The allowance is an update-or-insert in two statements (no MERGE):
+	// the conditional UPDATE when the user's row exists; else an INSERT of
+	// the row at 1, whose unique violation (a concurrent first use by the
+	// same user committed) sends the caller back to the UPDATE.
+	UseAllowance: `DECLARE @t TABLE (used int);
+UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @t
+WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
+SELECT used FROM @t;`,
+
+	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
+SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
+
+	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9)`,
+
+	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (@p1, @p2, @p3, @p4)`,
+
+	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p3),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
+		AND r.status = 'held' AND r.expires_at > @p3)
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
+WHERE c.code = @p1`,
+
+	// MarkRolledBack lets exactly one rollback through: a second one waits
+	// for the first's exclusive lock and re-checks rolled_back_at IS NULL.
+	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
+UPDATE redemptions SET rolled_back_at = @p2, rollback_reason = @p3 OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND rolled_back_at IS NULL;
+SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
+
+	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`,
+
+	// ReleaseCode returns the code's uses after the release (no row: the
+	// code row of the redemption's promotion is gone, or had no use to give
+	// back); a code with the same string in another promotion is not touched.
+	ReleaseCode: `DECLARE @t TABLE (used int);
+UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
+SELECT used FROM @t;`,
+
+	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = @p2 WHERE id = @p1`,
+
+	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`,
+
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// selection: @p1 the promotion (or the user, across
+	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
+	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
+	// the code.
+	Redemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	RedemptionsByUser: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	RedemptionsByCode: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	UserRedemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	// ClaimEvents leases the oldest unpublished events: READPAST skips rows
+	// another publisher holds, UPDLOCK keeps two from taking the same, the
+	// ORDER BY under TOP takes the oldest.
+	ClaimEvents: `DECLARE @t TABLE (seq bigint);
+WITH c AS (
+	SELECT TOP (@p1) seq, lease_until FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @p3) ORDER BY seq)
+UPDATE c SET lease_until = @p2 OUTPUT inserted.seq INTO @t;
+SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
+
+	MarkEventPublished: `UPDATE events SET published_at = @p2 WHERE seq = @p1 AND published_at IS NULL`,
+
+	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
+WHERE id > @p1 ORDER BY id`,
+
+	SetActive: `UPDATE promotions SET active = @p2 WHERE id = @p1`,
+
+	// PruneEvents: published before @p1 and counted by the totals rollup
+	// (an uncounted event is still owed to the totals).
+	PruneEvents: `DELETE TOP (@p2) FROM events WHERE published_at < @p1 AND counted_at IS NOT NULL`,
+
+	// ClaimUncounted marks up to @p1 of the oldest uncounted events counted
+	// at @p2 and returns them; the caller adds them to promotion_totals in
+	// the same transaction. READPAST skips rows another roller (or a
+	// redemption that has not committed) holds, UPDLOCK keeps two rollers
+	// from taking the same row, and the UPDATE re-checks counted_at IS NULL
+	// on the latest committed row under its lock. The filtered index
+	// events_uncounted serves the scan.
+	ClaimUncounted: `DECLARE @t TABLE (seq bigint, stream varchar(64), payload nvarchar(max), created_at datetime2(6));
+WITH c AS (
+	SELECT TOP (@p1) seq, stream, payload, created_at, counted_at FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE counted_at IS NULL ORDER BY seq)
+UPDATE c SET counted_at = @p2 OUTPUT inserted.seq, inserted.stream, inserted.payload, inserted.created_at INTO @t;
+SELECT seq, stream, payload, created_at FROM @t ORDER BY seq;`,
+
+	// AddTotals adds one promotion's delta: update-or-insert without MERGE.
+	// UPDLOCK and SERIALIZABLE on the UPDATE lock the key (or, for a new
+	// promotion, its key range) to the end of the transaction, so a
+	// concurrent roller cannot insert the same row in between.
+	AddTotals: `UPDATE promotion_totals WITH (UPDLOCK, SERIALIZABLE)
+SET redemptions = redemptions + @p2, codes_redeemed = codes_redeemed + @p3, rolled_back = rolled_back + @p4,
+	updated_at = @p5
+WHERE promotion_id = @p1;
+IF @@ROWCOUNT = 0
+	INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+	VALUES (@p1, @p2, @p3, @p4, @p5);`,
+
+	// Reservations.
+	//
+	// Why SQL Server cannot over-allocate with reservations: LockCode is a
+	// conditional UPDATE (as UseCode) that holds the code row's exclusive lock
+	// to the end of the transaction; CodeLoad runs after it, so it reads every
+	// reservation and use committed by the lock's earlier holders (a new
+	// statement-level snapshot under READ_COMMITTED_SNAPSHOT, the latest committed
+	// rows under locking READ COMMITTED), and nobody adds one to this code until
+	// this transaction ends. Same for the allowance row. Every transaction takes
+	// its locks in the order code, allowance, reservation row, and a release
+	// locks only its reservation row and waits for nothing, so a locking read of
+	// reservations that waits for a release cannot close a cycle.
+
+	LockCode: `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+UPDATE c SET c.used = c.used
+OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+SELECT promotion_id, used, max_usage, per_user FROM @t;`,
+
+	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
+	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
+FROM codes AS c WHERE c.code = @p1`,
+
+	// The allowance lock is an update-or-insert in two statements, as
+	// UseAllowance is: the no-op UPDATE while below the limit, else the
+	// INSERT of the row at 0.
+	LockAllowance: `DECLARE @t TABLE (used int);
+UPDATE user_uses SET used = used OUTPUT inserted.used INTO @t
+WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
+SELECT used FROM @t;`,
+
+	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
+SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
+
+	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2), 0)
+	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
+		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
+
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
+VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6)`,
+
+	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
+
+	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = @p4, redemption_id = @p2,
+	order_id = NULLIF(@p3, N'')
+WHERE id = @p1 AND status = 'held'`,
+
+	MarkReleased: `DECLARE @t TABLE (id varchar(36));
+UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND status = 'held';
+SELECT ` + reservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
+
+	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), reservation_id = NULLIF(@p3, '')
+WHERE idem_key = @p1`,
+
+	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
+FROM idempotency_keys WHERE idem_key = @p1`,
+
+	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
+
+	// Admin changes and their audit log (../postgres/queries.go says why
+	// they are safe).
+
+	RevokeCode: `DECLARE @t TABLE (promotion_id bigint);
+UPDATE c SET c.revoked_at = @p2, c.revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
+FROM codes AS c
+WHERE c.code = @p1 AND c.revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
+SELECT promotion_id FROM @t;`,
+
+	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, N'') FROM codes WHERE code = @p1`,
+
+	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`,
+
+	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
+FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
+
+	UpdatePromotion: `DECLARE @t TABLE (id bigint);
+UPDATE promotions SET
+	name = COALESCE(@p2, name),
+	starts_at = CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END,
+	expires_at = CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END,
+	active = COALESCE(@p7, active)
+OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
+SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHERE id IN (SELECT id FROM @t);`,
+
+	PromotionState: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WHERE id = @p1`,
+
+	// LockPromotion: the update lock is held to the end of the transaction.
+	LockPromotion: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WITH (UPDLOCK, ROWLOCK) WHERE id = @p1`,
+
+	// FlagCancelled sets the flag every chunk reads before it commits (see
+	// ../postgres/lifecycle_queries.go); only the promotion row is locked.
+	// "Some batch is unfinished" must not wait for a chunk in flight either
+	// (at locking READ COMMITTED a plain read of its batch row would): an
+	// unlocked unfinished batch (READPAST), or a batch row some transaction
+	// holds, seen as fewer rows through READPAST than through NOLOCK (chunks
+	// never add or remove batch rows; a held row is a chunk in flight, which
+	// the flag then refuses).
+	FlagCancelled: `UPDATE promotions SET cancelled_at = @p2
+WHERE id = @p1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
+	AND (EXISTS (SELECT 1 FROM batches WITH (READPAST) WHERE promotion_id = @p1 AND done < code_count)
+		OR (SELECT COUNT(*) FROM batches WITH (NOLOCK) WHERE promotion_id = @p1)
+			> (SELECT COUNT(*) FROM batches WITH (READPAST) WHERE promotion_id = @p1))`,
+
+	// CancelBatches marks the unfinished batches no transaction holds
+	// (READPAST skips a chunk in flight; the flag refuses it and its worker
+	// marks the batch).
+	CancelBatches: `UPDATE b SET b.state = 'cancelled', b.updated_at = @p2
+FROM batches AS b WITH (ROWLOCK, READPAST)
+WHERE b.promotion_id = @p1 AND b.done < b.code_count AND b.state <> 'cancelled'`,
+
+	GrowPromotion: `DECLARE @t TABLE (counter_name nvarchar(450), code_count bigint);
+UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name, inserted.code_count INTO @t
+WHERE id = @p1 AND kind = 'generated';
+SELECT counter_name, code_count FROM @t;`,
+
+	NextNumbers: `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
+	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`,
+
+	// InsertTopUpBatches is InsertBatches numbered from @p7.
+	InsertTopUpBatches: `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+	ORDER BY n
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(@p7 + g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`,
+
+	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
+	idempotency_key, request_hash)
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`,
+
+	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`,
+
+	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = @p1 AND idempotency_key = @p2`,
+
+	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < @p1 ORDER BY id`,
+
+	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
+	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
+
+	RequestDeletion: `UPDATE promotions SET delete_requested_at = @p2, active = 0
+WHERE id = @p1 AND delete_requested_at IS NULL`,
+
+	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
+
+	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
+
+	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`,
+
+	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
+	// limit (the filtered index reservations_held_by_code serves it).
+	CodeReservations: `SELECT TOP (@p4) ` + reservationCols + ` FROM reservations
+WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
+
+	// Purge deletes up to @p2 rows of one promotion from a table (see
+	// ../postgres/queries.go).
+	Purge: map[string]string{
+		"codes":        `DELETE TOP (@p2) FROM codes WHERE promotion_id = @p1`,
+		"user_uses":    `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,
+		"reservations": `DELETE TOP (@p2) FROM reservations WHERE promotion_id = @p1`,
+		// The redemptions with their idempotency records, in one batch, a
+		// row each.
+		"redemptions": `DECLARE @d TABLE (idempotency_key nvarchar(256) COLLATE Latin1_General_100_BIN2 NULL);
+DELETE TOP (@p2) FROM redemptions OUTPUT deleted.idempotency_key INTO @d WHERE promotion_id = @p1;
+DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM @d WHERE idempotency_key IS NOT NULL);
+SELECT 1 FROM @d;`,
+	},
 }

@@ -23,6 +23,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -162,19 +163,8 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Retryable:       deadlocked,
 	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
 	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:         math.MaxInt32, // TOP needs a number
 }
-
-// utcPtr is a helper of the redemption, reservation and lifecycle code, which
-// has not moved onto the core yet.
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC().Truncate(time.Microsecond)
-	return &u
-}
-
-var scanPromotion = sqlstore.ScanPromotion
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
 // session owner, released by sp_releaseapplock (or when the session ends).

@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
 // PendingBatches returns up to limit (default 100) batches whose event is not
 // yet published, oldest first, with their current progress.
 func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error) {
 	if limit <= 0 {
-		limit = contract.DefaultPendingLimit
+		limit = defaultPendingLimit
 	}
 	bs, err := s.batches(ctx, s.r, s.d.PendingBatches, int64(limit))
 	if err != nil {
@@ -31,14 +30,14 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 // leaves its rows to the others after the lease.
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
 	if limit <= 0 {
-		limit = contract.DefaultPendingLimit
+		limit = defaultPendingLimit
 	}
 	now := time.Now()
 	bs, err := s.batches(ctx, s.w, s.d.ClaimPendingBatches, int64(limit), s.d.Time(now.Add(lease)), s.d.Time(now))
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}
-	contract.SortBatches(bs) // RETURNING has no order
+	sortBatches(bs) // RETURNING has no order
 	return bs, nil
 }
 
@@ -81,13 +80,13 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 	p, err := ScanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)),
 		&batchNo, &seqStart, &count, &done, &state, &lastError, &keyFP)
 	if noRows(err) {
-		return w, contract.PromotionNotFound(ref.PromotionID)
+		return w, promotionNotFound(ref.PromotionID)
 	}
 	if err != nil {
 		return w, fmt.Errorf("load batch %d/%d: %w", ref.PromotionID, ref.BatchNo, err)
 	}
 	if !batchNo.Valid {
-		return w, contract.BatchNotFound(ref)
+		return w, batchNotFound(ref)
 	}
 	p.KeyFingerprint = keyFP
 	w.Promotion = p
@@ -100,11 +99,11 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 // parked, back to pending) with the last error, cut to 1 KiB. A finished
 // batch (Done == CodeCount) keeps its state done.
 func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error {
-	if err := contract.CheckSetState(state); err != nil {
+	if err := checkSetState(state); err != nil {
 		return err
 	}
 	n, err := s.w.Exec(ctx, s.d.SetBatchState, ref.PromotionID, int32(ref.BatchNo), string(state),
-		contract.TruncateError(lastError))
+		truncateError(lastError))
 	if err != nil {
 		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
 	}
@@ -116,7 +115,7 @@ func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state p
 		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
 	}
 	if !exists {
-		return contract.BatchNotFound(ref)
+		return batchNotFound(ref)
 	}
 	return nil // done: it stays done
 }
@@ -177,7 +176,7 @@ func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, 
 // committed first, or a replay), ENotFound for an unknown batch, EInvalid for
 // a chunk beyond the batch's end. Nothing is written in those cases.
 func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
-	if err := contract.CheckChunk(c); err != nil {
+	if err := checkChunk(c); err != nil {
 		return 0, err
 	}
 	var (
@@ -252,7 +251,7 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
 			return 0, fmt.Errorf("mark batch cancelled: %w", err)
 		}
-		return 0, contract.PromotionStopped(*c)
+		return 0, promotionStopped(*c)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
@@ -266,12 +265,12 @@ func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
 	var cur, codeCount int64
 	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&cur, &codeCount)
 	if noRows(err) {
-		return contract.NotAdvanced(*c, false, 0, 0)
+		return notAdvanced(*c, false, 0, 0)
 	}
 	if err != nil {
 		return fmt.Errorf("read batch progress: %w", err)
 	}
-	return contract.NotAdvanced(*c, true, cur, codeCount)
+	return notAdvanced(*c, true, cur, codeCount)
 }
 
 // insertChunk inserts the chunk's codes on the skipping path and returns how
@@ -299,14 +298,14 @@ func (s *Core[T]) replaceMissing(ctx context.Context, tx T, c *promo.Chunk, miss
 		codes []string
 	)
 	for round := 0; missing > 0; round++ {
-		if round == contract.MaxReplaceRounds || c.Replace == nil || c.CounterName == "" {
-			return contract.NoReplacement(*c, missing)
+		if round == maxReplaceRounds || c.Replace == nil || c.CounterName == "" {
+			return noReplacement(*c, missing)
 		}
-		start, err := s.reserve(ctx, tx, c.CounterName, missing)
+		start, err := reserveSeq(ctx, tx, s.d.Reserve, c.CounterName, missing)
 		if err != nil {
 			return fmt.Errorf("replacement codes: %w", err)
 		}
-		if err := contract.CheckReplacement(*c, start, missing); err != nil {
+		if err := checkReplacement(*c, start, missing); err != nil {
 			return err
 		}
 		codes = codes[:0]

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
 // errIdempotencyRace marks the unique violation of the idempotency key on
@@ -26,7 +25,7 @@ var errIdempotencyRace = errors.New("a concurrent create with the same idempoten
 // np.SeqLimit is ECapacity and an existing vanity code EConflict; both write
 // nothing. A deadlock victim is run again.
 func (s *Core[T]) CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
-	np, err := contract.NormalizeNewPromotion(np)
+	np, err := normalizeNewPromotion(np)
 	if err != nil {
 		return promo.Promotion{}, false, err
 	}
@@ -65,7 +64,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 			p.Active = active
 			return p, false, nil
 		case err == nil:
-			return promo.Promotion{}, false, contract.IdempotencyConflict()
+			return promo.Promotion{}, false, idempotencyConflict()
 		case !noRows(err):
 			return promo.Promotion{}, false, fmt.Errorf("look up idempotency key: %w", err)
 		}
@@ -76,11 +75,11 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
-		start, err := s.reserve(ctx, tx, p.CounterName, p.CodeCount)
+		start, err := reserveSeq(ctx, tx, s.d.Reserve, p.CounterName, p.CodeCount)
 		if err != nil {
 			return promo.Promotion{}, false, err
 		}
-		if err := contract.CheckReservation(start, p.CodeCount, np.SeqLimit); err != nil {
+		if err := checkReservation(start, p.CodeCount, np.SeqLimit); err != nil {
 			return promo.Promotion{}, false, err // the deferred rollback undoes the reservation
 		}
 		p.SeqStart = uint64(start)
@@ -115,7 +114,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	}
 	switch p.Kind {
 	case promo.KindGenerated:
-		n := contract.BatchCount(p.CodeCount, np.BatchSize)
+		n := batchCount(p.CodeCount, np.BatchSize)
 		if _, err := tx.Exec(ctx, s.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
 			s.d.Time(p.CreatedAt)); err != nil {
 			return promo.Promotion{}, false, fmt.Errorf("insert %d batches: %w", n, err)
@@ -123,7 +122,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	case promo.KindVanity:
 		if _, err := tx.Exec(ctx, s.d.InsertCode, s.d.VarChar(p.VanityCode), p.ID); err != nil {
 			if s.d.UniqueViolation(err) { // codes has one unique key: the code
-				return promo.Promotion{}, false, contract.VanityConflict(p.VanityCode)
+				return promo.Promotion{}, false, vanityConflict(p.VanityCode)
 			}
 			return promo.Promotion{}, false, fmt.Errorf("insert vanity code: %w", err)
 		}
@@ -134,11 +133,11 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	return p, true, nil
 }
 
-// reserve reserves n sequence numbers from counter name in tx (creating the
-// counter at 0 if need be) and returns the first.
-func (s *Core[T]) reserve(ctx context.Context, tx T, name string, n int64) (int64, error) {
+// reserveSeq reserves n sequence numbers from counter name through q
+// (creating the counter at 0 if need be) and returns the first.
+func reserveSeq(ctx context.Context, q Querier, query, name string, n int64) (int64, error) {
 	var start int64
-	if err := tx.QueryRow(ctx, s.d.Reserve, name, n).Scan(&start); err != nil {
+	if err := q.QueryRow(ctx, query, name, n).Scan(&start); err != nil {
 		return 0, fmt.Errorf("reserve %d from counter %q: %w", n, name, err)
 	}
 	return start, nil
@@ -158,12 +157,12 @@ func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionSt
 	var tail statusTail
 	p, err := ScanPromotion(s.r.QueryRow(ctx, s.d.PromotionStatus, id), tail.dest()...)
 	if noRows(err) {
-		return promo.PromotionStatus{}, contract.PromotionNotFound(id)
+		return promo.PromotionStatus{}, promotionNotFound(id)
 	}
 	if err != nil {
 		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
 	}
-	st, err := contract.Status(p, func(dst ...any) error { return s.r.QueryRow(ctx, s.d.Progress, id).Scan(dst...) })
+	st, err := status(p, func(dst ...any) error { return s.r.QueryRow(ctx, s.d.Progress, id).Scan(dst...) })
 	if err != nil {
 		return st, err
 	}
@@ -174,11 +173,11 @@ func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionSt
 // ListPromotions returns a page of promotions with their progress, newest
 // first (see promo.ListFilter).
 func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
-	if err := contract.CheckListFilter(f); err != nil {
+	if err := checkListFilter(f); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.Query(ctx, s.d.ListPromotions, f.Before, f.Name, string(f.Status), contract.ListLimit(f.Limit),
-		contract.ActiveFilter(f.Active))
+	rows, err := s.r.Query(ctx, s.d.ListPromotions, f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+		activeFilter(f.Active))
 	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)
 	}
@@ -195,7 +194,7 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 		if err != nil {
 			return nil, fmt.Errorf("list promotions: %w", err)
 		}
-		st := contract.ListedStatus(p, total, generated, completed, retrying, parked, cancelled)
+		st := listedStatus(p, total, generated, completed, retrying, parked, cancelled)
 		tail.apply(&st)
 		list = append(list, st)
 	}
@@ -217,7 +216,7 @@ func (s *Core[T]) ExportCodes(ctx context.Context, id int64, fn func(code string
 		return fmt.Errorf("export codes of promotion %d: %w", id, err)
 	}
 	if !exists {
-		return contract.PromotionNotFound(id)
+		return promotionNotFound(id)
 	}
 	rows, err := s.r.Query(ctx, s.d.ExportCodes, id)
 	if err != nil {
@@ -244,10 +243,32 @@ func (s *Core[T]) GetCode(ctx context.Context, code string) (promo.CodeInfo, err
 	var c promo.CodeInfo
 	err := s.r.QueryRow(ctx, s.d.GetCode, s.d.VarChar(code)).Scan(&c.Code, &c.PromotionID, &c.Used, &c.MaxUsage)
 	if noRows(err) {
-		return c, contract.CodeNotFound()
+		return c, codeNotFound()
 	}
 	if err != nil {
 		return c, fmt.Errorf("get code: %w", err)
 	}
 	return c, nil
+}
+
+// CodeSpaces returns up to limit promotions with an id above afterID, with
+// only what recognising their codes needs: kind, format, vanity code.
+func (s *Core[T]) CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error) {
+	var ps []promo.Promotion
+	err := s.each(ctx, s.r, s.d.CodeSpaces, []any{afterID, limit}, func(r Row) error {
+		var (
+			p            promo.Promotion
+			kind, format string
+		)
+		if err := r.Scan(&p.ID, &kind, &format, &p.VanityCode); err != nil {
+			return err
+		}
+		p.Kind = promo.Kind(kind)
+		ps = append(ps, p)
+		return decodeFormat(&ps[len(ps)-1], format)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list code spaces: %w", err)
+	}
+	return ps, nil
 }

@@ -82,13 +82,61 @@ func ScanPromotion(row Row, extra ...any) (promo.Promotion, error) {
 		return promo.Promotion{}, err
 	}
 	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
-	if format.Valid {
-		p.Format = new(promo.Format)
-		if err := json.Unmarshal([]byte(format.String), p.Format); err != nil {
-			return promo.Promotion{}, fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
-		}
+	if err := decodeFormat(&p, format.String); err != nil {
+		return promo.Promotion{}, err
 	}
 	return p, nil
+}
+
+// decodeFormat sets p.Format from its stored JSON ("" for none).
+func decodeFormat(p *promo.Promotion, stored string) error {
+	if stored == "" {
+		return nil
+	}
+	p.Format = new(promo.Format)
+	if err := json.Unmarshal([]byte(stored), p.Format); err != nil {
+		return fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// scanRedemption scans redemptionCols (see Statements).
+func scanRedemption(row Row) (promo.Redemption, error) {
+	var (
+		r        promo.Redemption
+		metadata sql.NullString
+		release  string
+	)
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
+		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
+	if metadata.Valid {
+		r.Metadata = []byte(metadata.String)
+	}
+	return r, err
+}
+
+// scanReservation scans reservationCols.
+func scanReservation(row Row) (promo.Reservation, error) {
+	var (
+		r      promo.Reservation
+		status string
+	)
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &status, Time(&r.CreatedAt), Time(&r.ExpiresAt),
+		NullTime(&r.SettledAt), &r.RedemptionID, &r.OrderID)
+	r.Status = promo.ReservationStatus(status)
+	return r, err
+}
+
+// scanTopUp scans topUpCols, then extra.
+func scanTopUp(row Row, extra ...any) (promo.TopUp, error) {
+	var (
+		t     promo.TopUp
+		start int64
+	)
+	err := row.Scan(append([]any{&t.No, &t.CodeCount, &start, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
+	t.SeqStart = uint64(start)
+	return t, err
 }
 
 // statusTail scans the status columns after the progress: active, the

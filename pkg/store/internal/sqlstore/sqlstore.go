@@ -88,10 +88,19 @@ type Dialect[T Tx] struct {
 	// n of refs published (see RefValues); the core runs it until every ref
 	// is marked.
 	MarkPublished func(refs []promo.BatchRef) (query string, args []any, n int)
-	// AddTotalsArgs, when set, makes Statements.AddTotals one statement for
-	// all deltas of a rollup (PostgreSQL: arrays); otherwise it runs once per
-	// delta.
-	AddTotalsArgs func(ds []promo.TotalsDelta, now any) []any
+	// Arrays makes the statements that take one row per run (AddTotals,
+	// MarkEventPublished) take each column as an array, in one run
+	// (PostgreSQL).
+	Arrays bool
+	// AllRows is the limit argument that means no limit (LIMIT NULL, LIMIT
+	// -1, a TOP of MaxInt32).
+	AllRows any
+	// Redeem, when set, answers a checked redemption in place of the core's
+	// statement-by-statement transaction, on the write pool: one call of a
+	// server-side function in one round trip, say, or a combiner that
+	// redeems concurrent requests for one code in one transaction. It must
+	// keep Redeem's contract (storetest runs it).
+	Redeem func(ctx context.Context, db DB[T], req promo.RedeemRequest) (promo.RedeemOutcome, error)
 }
 
 // Bulk is a dialect's code insert for the chunk commit, on the chunk's

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
 )
 
 // Stats returns a promotion's redemption analytics: totals and top users
@@ -15,7 +14,7 @@ import (
 // check that the promotion exists (no redemptions: zeros).
 func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
 	var st promo.PromotionStats
-	q, err := contract.CheckStatsQuery(q, time.Now())
+	q, err := checkStatsQuery(q, time.Now())
 	if err != nil {
 		return st, err
 	}
@@ -24,7 +23,7 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 		return st, fmt.Errorf("stats of promotion %d: totals: %w", id, err)
 	}
 	args := []any{id, string(q.Bucket), s.d.Time(q.From), s.d.Time(q.To)}
-	if err := s.each(ctx, s.d.StatsSeries, args, func(r Row) error {
+	if err := s.each(ctx, s.r, s.d.StatsSeries, args, func(r Row) error {
 		var p promo.StatsPoint
 		if err := r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack, &p.Rollbacks); err != nil {
 			return err
@@ -34,10 +33,10 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
 	}
-	var counts []contract.BucketReason
-	if err := s.each(ctx, s.d.StatsRefusalSeries, args, func(r Row) error {
+	var counts []bucketReason
+	if err := s.each(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row) error {
 		var (
-			c      contract.BucketReason
+			c      bucketReason
 			reason string
 		)
 		if err := r.Scan(Time(&c.At), &reason, &c.N); err != nil {
@@ -49,8 +48,8 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
 	}
-	contract.MergeRefusals(st.Series, counts)
-	if err := s.each(ctx, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit}, func(r Row) error {
+	mergeRefusals(st.Series, counts)
+	if err := s.each(ctx, s.r, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit}, func(r Row) error {
 		var u promo.UserRedemptions
 		if err := r.Scan(&u.UserID, &u.Redemptions); err != nil {
 			return err
@@ -63,9 +62,9 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 	return st, nil
 }
 
-// each runs query on the read pool and calls fn with each row.
-func (s *Core[T]) each(ctx context.Context, query string, args []any, fn func(Row) error) error {
-	rows, err := s.r.Query(ctx, query, args...)
+// each runs query through q and calls fn with each row.
+func (s *Core[T]) each(ctx context.Context, q Querier, query string, args []any, fn func(Row) error) error {
+	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return err
 	}
@@ -85,7 +84,7 @@ func (s *Core[T]) each(ctx context.Context, query string, args []any, fn func(Ro
 // of them on the totals rows is run again.
 func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, error) {
 	if limit <= 0 {
-		limit = contract.DefaultRollupBatch
+		limit = defaultRollupBatch
 	}
 	var b promo.RollupBatch
 	err := s.retry(ctx, func() error {
@@ -124,9 +123,15 @@ func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatc
 	if err := rows.Err(); err != nil {
 		return promo.RollupBatch{}, err
 	}
-	return contract.RollUp(evs, func(ds []promo.TotalsDelta) error {
-		if s.d.AddTotalsArgs != nil {
-			_, err := tx.Exec(ctx, s.d.AddTotals, s.d.AddTotalsArgs(ds, now)...)
+	return rollUpEvents(evs, func(ds []promo.TotalsDelta) error {
+		if s.d.Arrays {
+			cols := [4][]int64{}
+			for _, d := range ds {
+				for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
+					cols[i] = append(cols[i], v)
+				}
+			}
+			_, err := tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
 			return err
 		}
 		for _, d := range ds {
@@ -159,7 +164,7 @@ func (s *Core[T]) AddRefusals(ctx context.Context, counts []promo.RefusalCount) 
 // frequent first.
 func (s *Core[T]) RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error) {
 	var out []promo.ReasonCount
-	err := s.each(ctx, s.d.RefusalsByReason, []any{promotionID}, func(r Row) error {
+	err := s.each(ctx, s.r, s.d.RefusalsByReason, []any{promotionID}, func(r Row) error {
 		var (
 			c      promo.ReasonCount
 			reason string

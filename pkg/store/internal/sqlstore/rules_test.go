@@ -1,4 +1,4 @@
-package contract
+package sqlstore
 
 import (
 	"strings"
@@ -20,22 +20,22 @@ func TestTruncateError(t *testing.T) {
 		{"xy" + strings.Repeat("€", 1000), 1022},        // 3-byte runes
 		{"bad \xff\xfe utf-8", len("bad \uFFFD utf-8")}, // invalid bytes replaced once
 	} {
-		got := TruncateError(tc.in)
+		got := truncateError(tc.in)
 		if len(got) != tc.want || !utf8.ValidString(got) {
-			t.Errorf("TruncateError(%.20q...) has %d bytes (valid %v), want %d", tc.in, len(got), utf8.ValidString(got), tc.want)
+			t.Errorf("truncateError(%.20q...) has %d bytes (valid %v), want %d", tc.in, len(got), utf8.ValidString(got), tc.want)
 		}
 	}
 }
 
 func TestCheckReservation(t *testing.T) {
-	if err := CheckReservation(600, 400, 1000); err != nil {
+	if err := checkReservation(600, 400, 1000); err != nil {
 		t.Errorf("exact fit: %v", err)
 	}
-	err := CheckReservation(600, 401, 1000)
+	err := checkReservation(600, 401, 1000)
 	if !promo.Is(err, promo.ECapacity) || !strings.Contains(err.Error(), "only 400 more") {
 		t.Errorf("over the limit: %v", err)
 	}
-	if err := CheckReservation(1200, 1, 1000); !strings.Contains(err.Error(), "only 0 more") {
+	if err := checkReservation(1200, 1, 1000); !strings.Contains(err.Error(), "only 0 more") {
 		t.Errorf("past the limit: %v", err)
 	}
 }
@@ -45,8 +45,8 @@ func TestBatchCount(t *testing.T) {
 		n, size int64
 		want    int
 	}{{10_000_000, 50_000, 200}, {120_001, 50_000, 3}, {1, 50_000, 1}, {50_000, 50_000, 1}} {
-		if got := BatchCount(tc.n, tc.size); got != tc.want {
-			t.Errorf("BatchCount(%d, %d) = %d, want %d", tc.n, tc.size, got, tc.want)
+		if got := batchCount(tc.n, tc.size); got != tc.want {
+			t.Errorf("batchCount(%d, %d) = %d, want %d", tc.n, tc.size, got, tc.want)
 		}
 	}
 }

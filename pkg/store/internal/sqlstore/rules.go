@@ -1,14 +1,11 @@
-// Package contract holds the rules every store (SQLite, PostgreSQL, SQL
-// Server) applies the same way, whatever its SQL: input checks and the domain
-// errors of the store contract. It has no state and imports only promo and
-// the standard library.
-package contract
+package sqlstore
+
+// The rules every store applies the same way, whatever its SQL: the checks
+// of what callers pass in and the domain errors of the store contract.
 
 import (
 	"cmp"
-	"context"
-	"database/sql"
-	"fmt"
+		"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -18,16 +15,16 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// MaxReplaceRounds bounds the collision replacement loop of a chunk commit.
+// maxReplaceRounds bounds the collision replacement loop of a chunk commit.
 // Each round reserves as many sequence numbers as codes are still missing; a
 // real code space needs one round almost always, so hitting the bound means a
 // broken Replace (say, one that renders the same code for every seq).
-const MaxReplaceRounds = 64
+const maxReplaceRounds = 64
 
-// NormalizeNewPromotion checks the fields the store relies on and fills the
+// normalizeNewPromotion checks the fields the store relies on and fills the
 // vanity code count. The API validates requests in depth; this only keeps a
 // bad caller from writing rows that break the store's invariants.
-func NormalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
+func normalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
 	switch np.Kind {
 	case promo.KindGenerated:
 		if np.CodeCount <= 0 {
@@ -61,15 +58,15 @@ func NormalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
 	return np, nil
 }
 
-// BatchCount is the number of batches for codeCount codes in batches of
+// batchCount is the number of batches for codeCount codes in batches of
 // batchSize, the last one smaller.
-func BatchCount(codeCount, batchSize int64) int {
+func batchCount(codeCount, batchSize int64) int {
 	return int((codeCount + batchSize - 1) / batchSize)
 }
 
-// CheckReservation returns the ECapacity error when reserving n numbers at
+// checkReservation returns the ECapacity error when reserving n numbers at
 // start would move the counter past limit, nil otherwise.
-func CheckReservation(start, n int64, limit uint64) error {
+func checkReservation(start, n int64, limit uint64) error {
 	if start >= 0 && uint64(start)+uint64(n) <= limit {
 		return nil
 	}
@@ -82,34 +79,34 @@ func CheckReservation(start, n int64, limit uint64) error {
 			Message: fmt.Sprintf("this format can issue only %d more codes, %d requested", left, n)}}}
 }
 
-// IdempotencyConflict is the error for a reused Idempotency-Key.
-func IdempotencyConflict() error {
+// idempotencyConflict is the error for a reused Idempotency-Key.
+func idempotencyConflict() error {
 	return &promo.Error{Code: promo.EConflict, Reason: promo.ReasonIdempotencyConflict, Message: "idempotency key reused",
 		Fields: []promo.FieldError{{Field: "Idempotency-Key",
 			Message: "already used for a different request"}}}
 }
 
-// VanityConflict is the error for a vanity code that already exists.
-func VanityConflict(code string) error {
+// vanityConflict is the error for a vanity code that already exists.
+func vanityConflict(code string) error {
 	return &promo.Error{Code: promo.EConflict, Message: "code already exists",
 		Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", code)}}}
 }
 
-// PromotionNotFound is the error for an unknown promotion id.
-func PromotionNotFound(id int64) error {
+// promotionNotFound is the error for an unknown promotion id.
+func promotionNotFound(id int64) error {
 	return promo.Errorf(promo.ENotFound, "no promotion %d", id)
 }
 
-// BatchNotFound is the error for an unknown batch of a known promotion.
-func BatchNotFound(ref promo.BatchRef) error {
+// batchNotFound is the error for an unknown batch of a known promotion.
+func batchNotFound(ref promo.BatchRef) error {
 	return promo.Errorf(promo.ENotFound, "no batch %d/%d", ref.PromotionID, ref.BatchNo)
 }
 
-// CodeNotFound is the error for an unknown code (reason code_not_found).
-func CodeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
+// codeNotFound is the error for an unknown code (reason code_not_found).
+func codeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
 
-// CheckChunk validates a chunk before any database work.
-func CheckChunk(c promo.Chunk) error {
+// checkChunk validates a chunk before any database work.
+func checkChunk(c promo.Chunk) error {
 	switch {
 	case c.Count <= 0:
 		return promo.Errorf(promo.EInvalid, "chunk of %d codes", c.Count)
@@ -124,12 +121,12 @@ func CheckChunk(c promo.Chunk) error {
 	return nil
 }
 
-// NotAdvanced explains why the progress update of a chunk matched no row,
+// notAdvanced explains why the progress update of a chunk matched no row,
 // given what the batch row holds now (found = false: no such batch).
-func NotAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
+func notAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 	switch {
 	case !found:
-		return BatchNotFound(c.Batch)
+		return batchNotFound(c.Batch)
 	case c.From+int64(c.Count) > codeCount:
 		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
 			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
@@ -139,28 +136,28 @@ func NotAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 	}
 }
 
-// PromotionStopped is the error of a chunk refused because its promotion was
+// promotionStopped is the error of a chunk refused because its promotion was
 // cancelled or its deletion requested while the chunk was being written: the
 // chunk's transaction is rolled back and its batch marked cancelled, so the
 // worker that reloads the batch sees it cancelled and stops.
-func PromotionStopped(c promo.Chunk) error {
+func promotionStopped(c promo.Chunk) error {
 	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
 		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
 }
 
-// NoReplacement is the error for collisions in a chunk that cannot be
+// noReplacement is the error for collisions in a chunk that cannot be
 // replaced (no Replace function or counter), or still missing after
-// MaxReplaceRounds.
-func NoReplacement(c promo.Chunk, missing int64) error {
+// maxReplaceRounds.
+func noReplacement(c promo.Chunk, missing int64) error {
 	return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
 		missing, c.CounterName)
 }
 
-// CheckReplacement returns the ECapacity error when the n replacement
+// checkReplacement returns the ECapacity error when the n replacement
 // sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
 // code space Replace renders), nil otherwise. The caller rolls back: the
 // chunk writes nothing.
-func CheckReplacement(c promo.Chunk, start, n int64) error {
+func checkReplacement(c promo.Chunk, start, n int64) error {
 	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
 		return nil
 	}
@@ -169,9 +166,9 @@ func CheckReplacement(c promo.Chunk, start, n int64) error {
 		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
 }
 
-// CheckSetState validates a state for SetBatchState: done is not set but
+// checkSetState validates a state for SetBatchState: done is not set but
 // reached, by committing the last chunk.
-func CheckSetState(state promo.BatchState) error {
+func checkSetState(state promo.BatchState) error {
 	switch state {
 	case promo.BatchPending, promo.BatchRetrying, promo.BatchParked:
 		return nil
@@ -179,9 +176,9 @@ func CheckSetState(state promo.BatchState) error {
 	return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state)
 }
 
-// TruncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
+// truncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
 // cuts it to at most promo.MaxErrorHeader bytes, on a rune boundary.
-func TruncateError(s string) string {
+func truncateError(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= promo.MaxErrorHeader {
 		return s
@@ -196,8 +193,8 @@ func TruncateError(s string) string {
 	return s
 }
 
-// SortBatches puts batches in (promotion, batch number) order.
-func SortBatches(bs []promo.Batch) {
+// sortBatches puts batches in (promotion, batch number) order.
+func sortBatches(bs []promo.Batch) {
 	slices.SortFunc(bs, func(a, b promo.Batch) int {
 		if a.PromotionID != b.PromotionID {
 			return cmp.Compare(a.PromotionID, b.PromotionID)
@@ -206,14 +203,14 @@ func SortBatches(bs []promo.Batch) {
 	})
 }
 
-// DefaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
-const DefaultPendingLimit = 100
+// defaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
+const defaultPendingLimit = 100
 
-// Status completes a stored promotion with its progress. A vanity promotion's
+// status completes a stored promotion with its progress. A vanity promotion's
 // one code is written with it; a generated one's progress comes from
 // readProgress, which scans the dialect's progress query into (total
 // batches, generated codes, completed, retrying, parked).
-func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.PromotionStatus, error) {
+func status(p promo.Promotion, readProgress func(dst ...any) error) (promo.PromotionStatus, error) {
 	st := promo.PromotionStatus{Promotion: p}
 	if p.Kind == promo.KindVanity {
 		st.GeneratedCount = 1
@@ -226,8 +223,8 @@ func Status(p promo.Promotion, readProgress func(dst ...any) error) (promo.Promo
 	return st, nil
 }
 
-// ListLimit applies the default and the cap of a promotion list's page size.
-func ListLimit(n int) int {
+// listLimit applies the default and the cap of a promotion list's page size.
+func listLimit(n int) int {
 	switch {
 	case n <= 0:
 		return promo.DefaultListLimit
@@ -237,8 +234,8 @@ func ListLimit(n int) int {
 	return n
 }
 
-// CheckListFilter validates a list filter before any database work.
-func CheckListFilter(f promo.ListFilter) error {
+// checkListFilter validates a list filter before any database work.
+func checkListFilter(f promo.ListFilter) error {
 	if f.Status != "" && !promo.ValidStatus(f.Status) {
 		return promo.FieldErrorf("status", "must be one of %s; got %q", promo.StatusList(), f.Status)
 	}
@@ -248,10 +245,10 @@ func CheckListFilter(f promo.ListFilter) error {
 	return nil
 }
 
-// ListedStatus completes one row of a promotion list: the promotion and the
+// listedStatus completes one row of a promotion list: the promotion and the
 // progress columns its dialect's list query returned after it.
-func ListedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked, cancelled int) promo.PromotionStatus {
-	st, _ := Status(p, func(dst ...any) error {
+func listedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked, cancelled int) promo.PromotionStatus {
+	st, _ := status(p, func(dst ...any) error {
 		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int), *dst[5].(*int) =
 			total, generated, completed, retrying, parked, cancelled
 		return nil
@@ -259,9 +256,9 @@ func ListedStatus(p promo.Promotion, total int, generated int64, completed, retr
 	return st
 }
 
-// ActiveFilter encodes ListFilter.Active for the list queries: 0 any, 1
+// activeFilter encodes ListFilter.Active for the list queries: 0 any, 1
 // active only, 2 inactive only (one integer parameter in every dialect).
-func ActiveFilter(a *bool) int {
+func activeFilter(a *bool) int {
 	switch {
 	case a == nil:
 		return 0
@@ -271,16 +268,16 @@ func ActiveFilter(a *bool) int {
 	return 2
 }
 
-// DefaultRollupBatch bounds one rollup transaction when the caller passes 0.
-const DefaultRollupBatch = 1000
+// defaultRollupBatch bounds one rollup transaction when the caller passes 0.
+const defaultRollupBatch = 1000
 
-// RollUp is one rollup transaction after its claim: claimed are the events
+// rollUpEvents is one rollup transaction after its claim: claimed are the events
 // the dialect's statement just marked counted (under its lock: FOR UPDATE
 // SKIP LOCKED, UPDLOCK/READPAST, or SQLite's single writer); add writes the
 // per-promotion deltas in the same transaction. The caller commits, so the
 // mark and the totals land together or not at all: exact with any number of
 // rollers and across crashes.
-func RollUp(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
+func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
 	b := promo.RollupBatch{Events: len(claimed)}
 	if len(claimed) == 0 {
 		return b, nil
@@ -301,8 +298,8 @@ func RollUp(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (p
 	return b, nil
 }
 
-// CheckBucket validates a stats bucket ("" means hour).
-func CheckBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
+// checkBucket validates a stats bucket ("" means hour).
+func checkBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
 	switch b {
 	case "":
 		return promo.BucketHour, nil
@@ -312,11 +309,11 @@ func CheckBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
 	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
 }
 
-// CheckStatsQuery validates a stats query's bucket and window (zero ends
+// checkStatsQuery validates a stats query's bucket and window (zero ends
 // take promo.StatsWindow's defaults at now): the series of every store is
 // bounded by promo.MaxStatsBuckets buckets by construction.
-func CheckStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
-	b, err := CheckBucket(q.Bucket)
+func checkStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
+	b, err := checkBucket(q.Bucket)
 	if err != nil {
 		return q, err
 	}
@@ -325,18 +322,18 @@ func CheckStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error
 	return q, err
 }
 
-// BucketReason is one refusal count of a series: a bucket, a reason, a sum.
-type BucketReason struct {
+// bucketReason is one refusal count of a series: a bucket, a reason, a sum.
+type bucketReason struct {
 	At     time.Time
 	Reason promo.Reason
 	N      int64
 }
 
-// MergeRefusals puts refusal counts by reason into the series' points (both
+// mergeRefusals puts refusal counts by reason into the series' points (both
 // from the same window and bucket width; a count whose bucket is not in
 // series is dropped, which the stores' queries rule out) and gives every
 // point a non-nil map.
-func MergeRefusals(series []promo.StatsPoint, counts []BucketReason) {
+func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
 	at := make(map[int64]int, len(series))
 	for i := range series {
 		series[i].Refusals = map[promo.Reason]int64{}
@@ -349,23 +346,73 @@ func MergeRefusals(series []promo.StatsPoint, counts []BucketReason) {
 	}
 }
 
-// Querier is what ScanRows reads with (a *sql.DB, *sql.Tx or *sql.Conn).
-type Querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+
+// reservationNotFound is the error of an unknown reservation id.
+func reservationNotFound(id string) error {
+	return promo.Errorf(promo.ENotFound, "no reservation %q", id)
 }
 
-// ScanRows runs a read query on a database/sql store and calls fn for each
-// row with the row's Scan.
-func ScanRows(ctx context.Context, db Querier, q string, args []any, fn func(scan func(...any) error) error) error {
-	rows, err := db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return err
+// promotionDeleted is the refusal of any change to a promotion whose
+// deletion was requested.
+func promotionDeleted(id int64) error {
+	return promo.Refusal(promo.ReasonPromotionDeleted,
+		"promotion %d is deleted (its deletion was requested): it takes no change", id)
+}
+
+// errAuditFields refuses an admin change without what its audit row needs.
+var errAuditFields = promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
+
+// checkRedeemRequest validates what the store relies on.
+func checkRedeemRequest(req promo.RedeemRequest) error {
+	switch {
+	case req.ID == "" || req.EventID == "":
+		return promo.Errorf(promo.EInvalid, "redemption id and event id are required")
+	case req.Code == "":
+		return promo.FieldErrorf("code", "is required")
+	case req.UserID == "":
+		return promo.FieldErrorf("userId", "is required")
+	case req.Now.IsZero():
+		return promo.Errorf(promo.EInvalid, "redemption time is required")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := fn(rows.Scan); err != nil {
-			return err
-		}
+	return nil
+}
+
+// checkReserveRequest validates what the store relies on.
+func checkReserveRequest(req promo.ReserveRequest) error {
+	switch {
+	case req.ID == "":
+		return promo.Errorf(promo.EInvalid, "reservation id is required")
+	case req.Code == "":
+		return promo.FieldErrorf("code", "is required")
+	case req.UserID == "":
+		return promo.FieldErrorf("userId", "is required")
+	case req.TTL <= 0:
+		return promo.FieldErrorf("ttl", "must be positive")
+	case req.Now.IsZero():
+		return promo.Errorf(promo.EInvalid, "reservation time is required")
 	}
-	return rows.Err()
+	return nil
+}
+
+// checkConfirmRequest validates what the store relies on.
+func checkConfirmRequest(req promo.ConfirmRequest) error {
+	switch {
+	case req.ReservationID == "" || req.RedemptionID == "" || req.EventID == "":
+		return promo.Errorf(promo.EInvalid, "reservation, redemption and event ids are required")
+	case req.Now.IsZero():
+		return promo.Errorf(promo.EInvalid, "confirmation time is required")
+	}
+	return nil
+}
+
+// pageLimit applies the audit pages' size defaults: 100 when the filter
+// says 0 or less, at most 1,000.
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
 }
