@@ -70,6 +70,9 @@ type env struct {
 	outbox *api.Outbox
 	srv    *httptest.Server
 	token  string // sent as a bearer token when set
+	// closeStore closes the server's store under it, as a shutdown or a
+	// lost database would.
+	closeStore func()
 }
 
 // Backends the input tests run on.
@@ -149,6 +152,7 @@ type apiStore interface {
 	api.Store
 	api.OutboxStore
 	redemption.Store
+	Close()
 }
 
 func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
@@ -161,7 +165,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		cfg.Secret = testSecret
 	}
 	// The code endpoints too, so that every route is there.
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
 		t.Fatalf("redemption.New: %v", err)
 	}
@@ -182,7 +186,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		<-done
 		svc.Close()
 	})
-	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv}
+	return &env{t: t, store: sq, query: query, pub: pub, outbox: ob, srv: srv, closeStore: st.Close}
 }
 
 // response is an answer with its body read.

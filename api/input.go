@@ -1,86 +1,119 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// duplicateKey finds the first object key that appears twice in the same
-// JSON object of body, anywhere in it, and returns its path ("format.length").
-// encoding/json keeps the last of duplicate keys silently, so a request such
-// as {"codeCount":10,"codeCount":10000000} would be read in a way its sender
-// may not mean (and other parsers keep the first). Malformed JSON gives "":
-// decodeStrict reports it.
-func duplicateKey(body []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	type frame struct {
-		object  bool
-		keys    map[string]bool
-		wantKey bool // in an object: the next string token is a key
-		path    string
-		key     string // the last key read, the path of the value being read
-	}
-	var stack []*frame
-	child := func() string { // path of a value nested in the top frame
-		if len(stack) == 0 {
-			return ""
+// MaxJSONDepth is the deepest nesting of objects and arrays a request body
+// may have: {"metadata":{"a":[1]}} nests 3 deep. Deeper bodies are refused
+// with 422 at the first token past the limit, before anything else reads them.
+const MaxJSONDepth = 32
+
+// scanJSON reads one JSON value from r as it arrives, in time linear in its
+// size and memory bounded by its longest token (the jsontext tokenizer keeps
+// one frame per open level and builds no path unless it fails), and refuses
+// what no handler should see: nesting deeper than MaxJSONDepth, a NUL (a raw
+// byte or \u0000, which PostgreSQL refuses in text), invalid UTF-8 (raw
+// bytes or an unpaired surrogate escape), all 422 naming the field; a name
+// repeated in one object (encoding/json would keep the last silently, other
+// parsers the first, so {"codeCount":10,"codeCount":10000000} could be read
+// against its sender's intent) and any other syntax error, 400. A read error
+// is returned as it is (wrapped); an empty body is errEmptyBody. prefix is
+// the JSON path of the value within the request ("format.").
+func scanJSON(r io.Reader, prefix string) error {
+	dec := jsontext.NewDecoder(r)
+	if dec.PeekKind() == 0 { // nothing but whitespace, or a read error
+		if _, err := dec.ReadToken(); err != io.EOF {
+			return scanError(prefix, err)
 		}
-		top := stack[len(stack)-1]
-		if !top.object {
-			return top.path
-		}
-		if top.path == "" {
-			return top.key
-		}
-		return top.path + "." + top.key
-	}
-	valueDone := func() {
-		if len(stack) > 0 && stack[len(stack)-1].object {
-			stack[len(stack)-1].wantKey = true
-		}
+		return &promo.Error{Code: errEmptyBody}
 	}
 	for {
-		tok, err := dec.Token()
+		tok, err := dec.ReadToken()
 		if err != nil {
-			return ""
+			return scanError(prefix, err)
 		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				stack = append(stack, &frame{object: true, keys: map[string]bool{}, wantKey: true, path: child()})
-			case '[':
-				stack = append(stack, &frame{path: child()})
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-				valueDone()
-			}
-		case string:
-			if top := len(stack) - 1; top >= 0 && stack[top].object && stack[top].wantKey {
-				f := stack[top]
-				if f.keys[t] {
-					if f.path == "" {
-						return t
-					}
-					return f.path + "." + t
+		if dec.StackDepth() > MaxJSONDepth {
+			return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()),
+				"nests deeper than %d levels of objects and arrays", MaxJSONDepth)
+		}
+		if tok.Kind() == '"' && strings.IndexByte(tok.String(), 0) >= 0 {
+			return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()), "must not contain NUL characters")
+		}
+		if dec.StackDepth() == 0 { // the one value is complete: only whitespace may follow
+			if _, err := dec.ReadToken(); err != io.EOF {
+				if isReadError(err) {
+					return err
 				}
-				f.keys[t], f.key, f.wantKey = true, t, false
-				continue
+				return &promo.Error{Code: errMalformed, Message: "malformed JSON: trailing data after the JSON value"}
 			}
-			valueDone()
-		default:
-			valueDone()
-		}
-		if len(stack) == 0 {
-			return ""
+			return nil
 		}
 	}
+}
+
+// errEmptyBody marks a body with no JSON value at all.
+const errEmptyBody promo.ErrorCode = "empty_body"
+
+// isReadError reports whether err came from reading the body, not from its
+// contents.
+func isReadError(err error) bool {
+	var se *jsontext.SyntacticError
+	return err != nil && err != io.EOF && err != io.ErrUnexpectedEOF && !errors.As(err, &se)
+}
+
+// scanError turns the tokenizer's error into the problem the caller sees.
+func scanError(prefix string, err error) error {
+	if isReadError(err) {
+		return fmt.Errorf("read the request body: %w", err)
+	}
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) {
+		return &promo.Error{Code: errMalformed, Message: "malformed JSON: unexpected end of the body"}
+	}
+	field := fieldOrBody(jsonField(prefix, se.JSONPointer))
+	msg := se.Err.Error()
+	switch {
+	case se.Err == jsontext.ErrDuplicateName:
+		return duplicateKeyError(jsonField(prefix, se.JSONPointer))
+	case strings.Contains(msg, `'\x00'`):
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid request: the body holds a NUL byte",
+			Fields: []promo.FieldError{{Field: field, Message: "must not contain NUL characters"}}}
+	case strings.Contains(msg, "UTF-8") || strings.Contains(msg, "surrogate"):
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid request: the body is not valid UTF-8",
+			Fields: []promo.FieldError{{Field: field, Message: "must be valid UTF-8"}}}
+	}
+	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + strings.TrimPrefix(se.Error(), "jsontext: ")}
+}
+
+// jsonField turns a JSON pointer (/format/length) into the dotted field name
+// problem documents use (format.length), after prefix.
+func jsonField(prefix string, p jsontext.Pointer) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for tok := range p.Tokens() {
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), ".") {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
+	}
+	return strings.TrimSuffix(b.String(), ".")
+}
+
+func fieldOrBody(field string) string {
+	if field == "" {
+		return "body"
+	}
+	return field
 }
 
 // badText checks a free-text field (a name): valid UTF-8 without control

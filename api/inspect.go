@@ -21,8 +21,8 @@ import (
 
 // Inspector is what those views need from the redemption service.
 type Inspector interface {
-	CodeDetail(ctx context.Context, client, raw string) (redemption.CodeDetail, error)
-	Canonical(ctx context.Context, client, raw string) (string, error)
+	CodeDetail(ctx context.Context, client redemption.Client, raw string) (redemption.CodeDetail, error)
+	Canonical(ctx context.Context, client redemption.Client, raw string) (string, error)
 }
 
 func (s *Server) inspectRoutes() []route {
@@ -48,7 +48,7 @@ func (s *Server) isAdmin(r *http.Request) bool {
 // codeDetail answers GET /v1/codes/{code} for an admin: the validation view
 // plus the committed uses, the revocation and the live reservations.
 func (s *Server) codeDetail(w http.ResponseWriter, r *http.Request, in Inspector, code string) {
-	d, err := in.CodeDetail(r.Context(), clientKey(r, ""), code)
+	d, err := in.CodeDetail(r.Context(), s.client(r), code)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -134,7 +134,7 @@ func (s *Server) codeFilter(r *http.Request, f *promo.RedemptionFilter) error {
 	if !ok {
 		return promo.FieldErrorf("code", "is not supported by this server")
 	}
-	canon, err := in.Canonical(r.Context(), clientKey(r, ""), raw)
+	canon, err := in.Canonical(r.Context(), s.client(r), raw)
 	if err != nil {
 		return err
 	}

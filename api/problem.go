@@ -77,6 +77,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		de = &promo.Error{Code: errUnavailable, Message: "the database did not answer in time; try again"}
 		err = de
 	}
+	if !errors.As(err, &de) && s.store != nil && s.store.Unavailable(err) {
+		// The database cannot be reached or the connection was lost: the
+		// request was not wrong, and may succeed when retried.
+		s.log.Warn("database unavailable", zap.String("method", r.Method), zap.String("path", r.URL.Path), zap.Error(err))
+		de = &promo.Error{Code: errUnavailable, Message: "the database cannot be reached now; try again " +
+			"(with the same Idempotency-Key: a request cut off while committing may have been applied)"}
+		err = de
+	}
 	if errors.As(err, &de) && de.Code != promo.EInternal {
 		p.Status = statusOf(de.Code)
 		switch de.Code {

@@ -5,14 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,23 +80,13 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 // nothing is written for a bad one.
 func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.NewPromotion, error) {
 	var np promo.NewPromotion
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return np, &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
-				Fields: []promo.FieldError{{Field: "Content-Type", Message: "must be application/json, got " + truncate(ct, 60)}}}
-		}
-	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdemKeyLen || !printableASCII(key) {
 		return np, promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	body, err := s.readBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return np, promo.Errorf(promo.ETooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
-		}
-		return np, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
+		return np, err
 	}
 	var req createRequest
 	if err := decodeStrict(body, &req, ""); err != nil {
@@ -252,14 +240,12 @@ func vanityCode(raw string) (code, problem string) {
 	return code, ""
 }
 
-// decodeStrict decodes one JSON object, rejecting repeated keys, unknown
-// fields and trailing data, and names the offending field on type errors. prefix is the
+// decodeStrict decodes one JSON object that readBody has already scanned
+// (one value, no repeated names, bounded depth), rejecting unknown fields and
+// trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
 func decodeStrict(body []byte, v any, prefix string) error {
-	if path := duplicateKey(body); path != "" {
-		return duplicateKeyError(prefix + path)
-	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -465,7 +451,7 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="promotion-%d-codes.csv"`, id))
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	bw := bufio.NewWriterSize(&deadlineWriter{w: w, before: stall}, 64<<10)
-	cw := csv.NewWriter(bw)
+	cw := newCSVWriter(bw)
 	_ = cw.Write([]string{"code"})
 	row := make([]string, 1)
 	var display []byte

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,8 +22,8 @@ import (
 
 // Redeemer is what the code endpoints need: the redemption service.
 type Redeemer interface {
-	Validate(ctx context.Context, client, raw, userID string) (redemption.CodeView, error)
-	Redeem(ctx context.Context, client string, in redemption.RedeemInput) (redemption.Receipt, bool, error)
+	Validate(ctx context.Context, client redemption.Client, raw, userID string) (redemption.CodeView, error)
+	Redeem(ctx context.Context, client redemption.Client, in redemption.RedeemInput) (redemption.Receipt, bool, error)
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
@@ -71,19 +69,6 @@ func (s *Server) redeemRole(h http.HandlerFunc) http.Handler {
 	})
 }
 
-// clientKey is what failed look-ups are counted against: the user when the
-// request names one, else the caller's address.
-func clientKey(r *http.Request, userID string) string {
-	if userID != "" {
-		return "user:" + userID
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "addr:" + host
-}
-
 // typedCode reads the {code} path value, bounded before anything parses it.
 func typedCode(r *http.Request) (string, error) {
 	code := r.PathValue("code")
@@ -108,7 +93,7 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		s.codeDetail(w, r, in, code)
 		return
 	}
-	v, err := s.redeemer.Validate(r.Context(), clientKey(r, userID), code, userID)
+	v, err := s.redeemer.Validate(r.Context(), s.client(r), code, userID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -154,7 +139,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	rc, replayed, err := s.redeemer.Redeem(r.Context(), clientKey(r, req.UserID), redemption.RedeemInput{Code: code,
+	rc, replayed, err := s.redeemer.Redeem(r.Context(), s.client(r), redemption.RedeemInput{Code: code,
 		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -182,9 +167,6 @@ func (s *Server) checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	}
 	if buf.Len() > s.maxMetadata() {
 		return nil, promo.FieldErrorf("metadata", "is %d bytes; at most %d are allowed", buf.Len(), s.maxMetadata())
-	}
-	if strings.Contains(buf.String(), `\u0000`) {
-		return nil, promo.FieldErrorf("metadata", "must not contain NUL characters")
 	}
 	return buf.Bytes(), nil
 }
@@ -270,7 +252,7 @@ func wantsCSV(r *http.Request) bool {
 // sent; the log has the cause.
 func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f promo.RedemptionFilter) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := csv.NewWriter(bw)
+	cw := newCSVWriter(bw)
 	started := false
 	row := make([]string, len(redemptionCSVHeader))
 	err := s.redeemer.ExportRedemptions(r.Context(), f, func(rc redemption.Receipt) error {
@@ -307,27 +289,52 @@ func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f pro
 	}
 }
 
-// readJSON reads a small JSON request body strictly: Content-Type JSON (or
-// none), bounded size, no unknown fields, no trailing data.
+// readJSON reads a small JSON request body strictly (readBody), then decodes
+// it with no unknown fields.
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v, "")
+}
+
+// readBody is the one way a JSON request body is read: Content-Type JSON (or
+// none), at most MaxBodyBytes (a larger declared length is refused with 413
+// before anything is read; an undeclared one as soon as the limit is passed),
+// not empty, and one well-formed JSON value within MaxJSONDepth. The scan
+// (scanJSON) reads the body as it arrives, so a refused body is never held
+// whole: its rest is only drained, in constant memory, to keep the
+// connection usable.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
+			return nil, &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
 				Fields: []promo.FieldError{{Field: "Content-Type", Message: "must be application/json, got " + truncate(ct, 60)}}}
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return promo.Errorf(promo.ETooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+	tooLarge := promo.Errorf(promo.ETooLarge, "request body is larger than %d bytes", s.cfg.MaxBodyBytes)
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	limited := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	var body bytes.Buffer
+	err := scanJSON(io.TeeReader(limited, &body), "")
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge
+	case promo.Is(err, errEmptyBody):
+		return nil, &promo.Error{Code: errMalformed, Message: "the request body is empty; a JSON object is required"}
+	case err != nil && !promo.Is(err, promo.EInternal):
+		if _, derr := io.Copy(io.Discard, limited); errors.As(derr, &mbe) {
+			return nil, tooLarge
 		}
-		return &promo.Error{Code: errMalformed, Message: "could not read the request body"}
+		return nil, err
+	case err != nil: // the client's connection failed: no answer will reach it anyway
+		return nil, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return &promo.Error{Code: errMalformed, Message: "the request body is empty; a JSON object is required"}
-	}
-	return decodeStrict(body, v, "")
+	return body.Bytes(), nil
 }
 
 // checkText validates a text field: valid UTF-8 without control characters,

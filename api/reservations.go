@@ -12,7 +12,7 @@ import (
 
 // Reserver is what the reservation endpoints need: the redemption service.
 type Reserver interface {
-	Reserve(ctx context.Context, client string, in redemption.ReserveInput) (redemption.ReservationView, bool, error)
+	Reserve(ctx context.Context, client redemption.Client, in redemption.ReserveInput) (redemption.ReservationView, bool, error)
 	Confirm(ctx context.Context, in redemption.ConfirmInput) (redemption.Receipt, bool, error)
 	Release(ctx context.Context, id string) (redemption.ReservationView, bool, error)
 	Reservation(ctx context.Context, id string) (redemption.ReservationView, error)
@@ -75,7 +75,7 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	v, replayed, err := s.reserver().Reserve(r.Context(), clientKey(r, req.UserID), redemption.ReserveInput{
+	v, replayed, err := s.reserver().Reserve(r.Context(), s.client(r), redemption.ReserveInput{
 		Code: code, UserID: req.UserID, TTL: ttl, IdempotencyKey: key})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")

@@ -23,6 +23,10 @@ type Store interface {
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
 	Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error)
 	RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error)
+	// Unavailable reports whether err means the database cannot serve now
+	// (unreachable, connection lost, shutting down): answered 503 with
+	// Retry-After, not 500.
+	Unavailable(err error) bool
 }
 
 // Config tunes the API. Zero values take the defaults.
@@ -53,6 +57,16 @@ type Config struct {
 	// ExportStallTimeout cuts an export whose client has not taken any data
 	// for this long (default 1m), freeing its database connection.
 	ExportStallTimeout time.Duration
+	// TrustedProxies are the addresses and CIDR ranges of the reverse
+	// proxies in front of the API (http.trustedProxies); only from them are
+	// ClientAddressHeaders (default X-Forwarded-For) read to know a
+	// request's client address, which failed code look-ups count against.
+	TrustedProxies       []string
+	ClientAddressHeaders []string
+	// Clock is the time a promotion's window is checked against (nil:
+	// time.Now). Replicas must share one: the wiring passes the
+	// database's (pkg/dbclock).
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -101,7 +115,13 @@ func (c Config) Validate() error {
 	case !c.Open && len(c.AdminTokens) == 0:
 		return errors.New("auth.adminTokens: at least one token is required outside dev mode")
 	}
-	return nil
+	return c.ValidateClientAddress()
+}
+
+// ValidateClientAddress checks TrustedProxies and ClientAddressHeaders alone.
+func (c Config) ValidateClientAddress() error {
+	_, err := newClientAddress(c.TrustedProxies, c.ClientAddressHeaders)
+	return err
 }
 
 // Server is the HTTP API.
@@ -117,6 +137,8 @@ type Server struct {
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
 	redeemer Redeemer
+	// clientAddr tells a request's client address (trusted proxies).
+	clientAddr clientAddress
 }
 
 // New builds the Server. outbox may be nil (then creates only write the
@@ -127,8 +149,15 @@ func New(cfg Config, store Store, outbox *Outbox, ops http.Handler, log *zap.Log
 		return nil, err
 	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: time.Now,
+	clientAddr, err := newClientAddress(cfg.TrustedProxies, cfg.ClientAddressHeaders)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: cfg.Clock,
 		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	for _, o := range opts {
 		o(s)
 	}

@@ -10,6 +10,13 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// dbSessionKey mirrors api.db and generator.db.
+type dbSessionKey struct {
+	StatementTimeout         string `json:"statementTimeout"`
+	LockTimeout              string `json:"lockTimeout"`
+	IdleInTransactionTimeout string `json:"idleInTransactionTimeout"`
+}
+
 // appConfig mirrors the promocodes configuration keys that the shipped files
 // use. It is decoded strictly, so a misspelt or unknown key in a shipped file
 // fails the test instead of being silently ignored by the application.
@@ -29,9 +36,11 @@ type appConfig struct {
 		RedeemTokens []string `json:"redeemTokens"`
 	} `json:"auth"`
 	DB struct {
-		Driver   string `json:"driver"`
-		DSN      string `json:"dsn"`
-		MaxConns int    `json:"maxConns"`
+		Driver         string `json:"driver"`
+		DSN            string `json:"dsn"`
+		MaxConns       int    `json:"maxConns"`
+		KeepAlive      string `json:"keepAlive"`
+		TCPUserTimeout string `json:"tcpUserTimeout"`
 	} `json:"db"`
 	Kafka struct {
 		Brokers           []string `json:"brokers"`
@@ -53,15 +62,17 @@ type appConfig struct {
 		MaxDensity      float64  `json:"maxDensity"`
 	} `json:"codes"`
 	API struct {
-		BatchCodeCount int64 `json:"batchCodeCount"`
-		MaxCodeCount   int64 `json:"maxCodeCount"`
-		MaxBodyBytes   int64 `json:"maxBodyBytes"`
+		BatchCodeCount int64        `json:"batchCodeCount"`
+		MaxCodeCount   int64        `json:"maxCodeCount"`
+		MaxBodyBytes   int64        `json:"maxBodyBytes"`
+		DB             dbSessionKey `json:"db"`
 	} `json:"api"`
 	Generator struct {
-		Workers     int    `json:"workers"`
-		ChunkSize   int    `json:"chunkSize"`
-		GroupID     string `json:"groupId"`
-		MaxAttempts int    `json:"maxAttempts"`
+		Workers     int          `json:"workers"`
+		ChunkSize   int          `json:"chunkSize"`
+		GroupID     string       `json:"groupId"`
+		MaxAttempts int          `json:"maxAttempts"`
+		DB          dbSessionKey `json:"db"`
 	} `json:"generator"`
 	Shovel struct {
 		Interval        string `json:"interval"`

@@ -22,6 +22,9 @@ type Store interface {
 	// Ping does one round trip to the database: the circuit breaker's
 	// probe (see dbGate).
 	Ping(ctx context.Context) error
+	// LockTimeout reports whether err is a statement that ran out of the
+	// session's lock timeout waiting for another session's lock.
+	LockTimeout(err error) bool
 }
 
 // Consumer is one consumer-group member. It is used by one goroutine.
@@ -63,8 +66,19 @@ type Config struct {
 	// CommitTimeout bounds one offset commit (default 15s).
 	CommitTimeout time.Duration
 	OpTimeout     time.Duration // deadline of one database attempt (default 60s)
-	ErrorTopic    string
-	DeadTopic     string
+	// LockWaitMax is how long a chunk keeps being retried, without spending
+	// its MaxAttempts, while its attempts run out of the database's lock
+	// timeout behind another session (default 10m): a worker that froze
+	// mid-chunk holds its batch's row lock until the database's session
+	// limits end its session, and a healthy batch must not be parked for
+	// that. Past it, lock timeouts count as failed attempts.
+	LockWaitMax time.Duration
+	// Clock is this host's clock (nil: time.Now): x-failed-at and the
+	// error records' timestamps. Tests set it to play a host whose clock is
+	// off; the shovel does not trust it anyway.
+	Clock      func() time.Time
+	ErrorTopic string
+	DeadTopic  string
 	// Secret is the code key (pkg/codes); it never reaches a log.
 	Secret []byte
 	// PreviousSecrets are keys rotated out: promotions created under one of
@@ -106,6 +120,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.CommitTimeout == 0 {
 		c.CommitTimeout = 15 * time.Second
+	}
+	if c.LockWaitMax == 0 {
+		c.LockWaitMax = 10 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
 	}
 }
 
@@ -181,7 +201,7 @@ func New(cfg Config, store Store, pub Publisher, newConsumer func(ctx context.Co
 		},
 		keys:      map[string][]byte{},
 		currentFP: codes.KeyFingerprint(cfg.Secret),
-		now:       time.Now,
+		now:       cfg.Clock,
 		encoders:  make(map[string]Encoder),
 	}
 	for _, k := range append([][]byte{cfg.Secret}, cfg.PreviousSecrets...) {
@@ -392,12 +412,16 @@ func (g *Generator) bestEffortState(ctx context.Context, ref promo.BatchRef, st 
 // x-retry-count carried over unchanged, provenance headers describing where
 // the failing event was read.
 func (g *Generator) failureMessage(topic string, in kafka.Message, value []byte, cause error) kafka.Message {
-	out := kafka.Message{Topic: topic, Key: in.Key, Value: value}
+	// The record's timestamp is this host's clock either way (kafka-go's
+	// CreateTime); taking it from the same clock as x-failed-at keeps the
+	// two consistent. The shovel trusts neither (shovel/sightings.go).
+	failed := g.now()
+	out := kafka.Message{Topic: topic, Key: in.Key, Value: value, Time: failed}
 	if rc, ok := in.Header(promo.HeaderRetryCount); ok {
 		out.SetHeader(promo.HeaderRetryCount, rc)
 	}
 	out.SetHeader(promo.HeaderError, promo.HeaderValue(cause.Error()))
-	out.SetHeader(promo.HeaderFailedAt, g.now().UTC().Format(time.RFC3339))
+	out.SetHeader(promo.HeaderFailedAt, failed.UTC().Format(time.RFC3339))
 	out.SetHeader(promo.HeaderOriginTopic, in.Topic)
 	out.SetHeader(promo.HeaderOriginPartition, fmt.Sprint(in.Partition))
 	out.SetHeader(promo.HeaderOriginOffset, fmt.Sprint(in.Offset))

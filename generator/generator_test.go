@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -40,6 +41,12 @@ func (s *fakeStore) Ping(context.Context) error {
 	}
 	return nil
 }
+
+// errLockTimeout is the fake store's lock timeout (what 55P03 is to
+// PostgreSQL).
+var errLockTimeout = errors.New("canceling statement due to lock timeout")
+
+func (s *fakeStore) LockTimeout(err error) bool { return errors.Is(err, errLockTimeout) }
 
 func (s *fakeStore) setDown(down bool) {
 	s.mu.Lock()
@@ -596,5 +603,41 @@ func TestPreviousKeyStillGeneratesItsPromotions(t *testing.T) {
 				t.Fatalf("%s key: code of seq %d (%s) not written; the batch used another key", tc.name, seq, code)
 			}
 		}
+	}
+}
+
+// A chunk blocked behind another session's row lock (a worker frozen
+// mid-chunk holds it until the database ends its session) is retried in
+// process, not parked: twelve lock timeouts against 3 attempts, and the
+// batch completes with nothing published. Past LockWaitMax, lock timeouts
+// count as failed attempts again.
+func TestChunkBlockedByAnotherSessionsLockIsRetriedNotParked(t *testing.T) {
+	b := promo.Batch{PromotionID: 7, BatchNo: 0, SeqStart: 0, CodeCount: 600}
+	st := newFakeStore(b)
+	st.failNext, st.failErr = 12, fmt.Errorf("commit chunk 7/0: %w", errLockTimeout)
+	pub := &fakePub{}
+	g := newTestGenerator(t, st, pub)
+	c := &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	if err := runUntilCommitted(t, g, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 0 || st.batches[0].Done != 600 {
+		t.Fatalf("published %d remainders, done %d; want none and the batch complete", len(pub.msgs), st.batches[0].Done)
+	}
+	if got := testutil.ToFloat64(g.metrics.LockWaits); got != 12 {
+		t.Errorf("lock waits counted %v, want 12", got)
+	}
+
+	st = newFakeStore(b)
+	st.failNext, st.failErr = 1000, errLockTimeout
+	pub = &fakePub{}
+	g = newTestGenerator(t, st, pub)
+	g.cfg.LockWaitMax = 20 * time.Millisecond
+	c = &fakeConsumer{msgs: []kafka.Message{eventMsg(1, promo.EventFor(b))}}
+	if err := runUntilCommitted(t, g, c, 1); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.msgs) != 1 || pub.msgs[0].Topic != "err" {
+		t.Fatalf("after LockWaitMax: published %d messages; want the remainder on the error topic", len(pub.msgs))
 	}
 }

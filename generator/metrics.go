@@ -14,6 +14,7 @@ type Metrics struct {
 	BatchesCompleted prometheus.Counter
 	Duplicates       prometheus.Counter
 	Retries          prometheus.Counter
+	LockWaits        prometheus.Counter
 	Remainders       prometheus.Counter
 	Parked           prometheus.Counter
 	ConsumerRestarts prometheus.Counter
@@ -36,6 +37,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events for batches already complete or advanced by another worker."}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_generator_retries_total",
 			Help: "In-process retries of database operations."}),
+		LockWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_generator_lock_waits_total",
+			Help: "Database attempts that ran out of the lock timeout behind another session (retried without spending an attempt)."}),
 		Remainders: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_generator_remainders_total",
 			Help: "Remainder events published to the error topic."}),
 		Parked: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_generator_parked_total",
@@ -46,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the circuit breaker holds the workers because the database does not answer."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Codes, m.Chunks, m.ChunkSeconds, m.BatchesCompleted, m.Duplicates, m.Retries,
+		reg.MustRegister(m.Codes, m.Chunks, m.ChunkSeconds, m.BatchesCompleted, m.Duplicates, m.Retries, m.LockWaits,
 			m.Remainders, m.Parked, m.ConsumerRestarts, m.DatabaseDown)
 	}
 	return m

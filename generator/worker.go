@@ -171,24 +171,75 @@ func (w *worker) lastKnown(ctx context.Context, ref promo.BatchRef, b promo.Batc
 	return b
 }
 
+// FrozenCopyEnder is a Store that can end the sessions its server's limits
+// cannot: a client frozen in the middle of a COPY (PostgreSQL's
+// statement_timeout does not cancel a COPY that waits for its client's
+// data), which holds its batch's row lock for as long as it stays frozen.
+type FrozenCopyEnder interface {
+	EndFrozenCopies(ctx context.Context) (int, error)
+}
+
+// endFrozenCopies ends the frozen COPY sessions, if the store can, when a
+// worker is blocked behind a lock: best effort, logged.
+func (w *worker) endFrozenCopies(ctx context.Context) {
+	e, ok := w.g.store.(FrozenCopyEnder)
+	if !ok {
+		return
+	}
+	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := e.EndFrozenCopies(ectx)
+	switch {
+	case err != nil:
+		w.log.Info("could not look for database sessions frozen mid-COPY", zap.Error(err))
+	case n > 0:
+		w.log.Warn("ended database sessions frozen in the middle of a COPY (a generator stopped mid-chunk); their locks are free",
+			zap.Int("sessions", n))
+	}
+}
+
 // retry runs op with ctx-aware exponential backoff, each attempt under its
-// own deadline (Config.OpTimeout), so a half-open connection or a lock wait
-// becomes a retry and, in the end, a remainder, instead of a stalled worker.
-// Domain errors (bad input, missing rows, lost races) are answers, not
-// faults: they return at once. A failure while the database does not answer
-// at all is not counted: the circuit breaker (dbGate) holds the worker
-// until it answers, then the attempt is made again.
+// own deadline (Config.OpTimeout), so a half-open connection becomes a retry
+// and, in the end, a remainder, instead of a stalled worker. Domain errors
+// (bad input, missing rows, lost races) are answers, not faults: they return
+// at once. A failure while the database does not answer at all is not
+// counted: the circuit breaker (dbGate) holds the worker until it answers,
+// then the attempt is made again. Nor is an attempt that ran out of the
+// database's lock timeout behind another session, for up to LockWaitMax:
+// the holder is busy, or frozen until the database's session limits end it.
 func retry[T any](ctx context.Context, w *worker, what string, op func(ctx context.Context) (T, error)) (T, error) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = w.g.cfg.RetryInitial
 	bo.MaxInterval = w.g.cfg.RetryMax
 	bo.Reset()
+	var blockedSince time.Time
 	for attempt := 1; ; {
 		actx, cancel := context.WithTimeout(ctx, w.g.cfg.OpTimeout)
 		v, err := op(actx)
 		cancel()
 		if err == nil || promo.Code(err) != promo.EInternal || ctx.Err() != nil {
+			if !blockedSince.IsZero() && err == nil {
+				w.log.Info(what+" proceeded after waiting for another session's lock",
+					zap.Duration("waited", time.Since(blockedSince).Round(time.Millisecond)))
+			}
 			return v, err
+		}
+		if w.g.store.LockTimeout(err) {
+			w.endFrozenCopies(ctx)
+			if blockedSince.IsZero() {
+				blockedSince = time.Now()
+				w.log.Warn(what+" waits for another session's lock (a worker busy or frozen on the same batch); "+
+					"retrying without spending an attempt", zap.Error(err), zap.Duration("for_at_most", w.g.cfg.LockWaitMax))
+			}
+			if time.Since(blockedSince) < w.g.cfg.LockWaitMax {
+				w.g.metrics.LockWaits.Inc()
+				select {
+				case <-ctx.Done():
+					return v, err
+				case <-time.After(w.g.cfg.RetryInitial):
+				}
+				continue
+			}
 		}
 		if w.g.gate.failed(ctx, err) {
 			if ctx.Err() != nil {

@@ -62,7 +62,7 @@ func serveBench() error {
 	}
 	defer st.Close()
 	log := zap.NewNop()
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // noGuessLimit: these tests make many refused attempts on purpose.
-var noGuessLimit = redemption.Config{GuessLimit: -1}
+var noGuessLimit = redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}
 
 // hammer runs attempts requests on clients goroutines and counts answers by
 // status and reason; any transport error or 5xx fails the test.

@@ -114,7 +114,9 @@ func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger
 		dbTimeout = time.Minute
 	}
 	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}, DBTimeout: dbTimeout}, st, nil, nil, log, api.WithRedemption(svc))
+		RedeemTokens: []string{redeemToken}, DBTimeout: dbTimeout,
+		// The test client is the proxy: tests name client addresses in X-Forwarded-For.
+		TrustedProxies: []string{"127.0.0.1", "::1"}}, st, nil, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -316,7 +317,7 @@ func TestBadInput(t *testing.T) {
 		{"long orderId", "/v1/codes/INPUT2026/redemptions", `{"userId":"u","orderId":"` + strings.Repeat("o", 201) + `"}`, "", nil, 422, "orderId"},
 		{"oversized metadata", "/v1/codes/INPUT2026/redemptions", big, "", nil, 422, "metadata"},
 		{"metadata not an object", "/v1/codes/INPUT2026/redemptions", `{"userId":"u","metadata":[1,2]}`, "", nil, 422, "metadata"},
-		{"NUL in metadata", "/v1/codes/INPUT2026/redemptions", `{"userId":"u","metadata":{"a":"\u0000"}}`, "", nil, 422, "metadata"},
+		{"NUL in metadata", "/v1/codes/INPUT2026/redemptions", `{"userId":"u","metadata":{"a":"\u0000"}}`, "", nil, 422, "metadata.a"},
 		{"trailing data", "/v1/codes/INPUT2026/redemptions", `{"userId":"u"} {}`, "", nil, 400, ""},
 		{"not JSON", "/v1/codes/INPUT2026/redemptions", `userId=u`, "", nil, 400, ""},
 		{"empty body", "/v1/codes/INPUT2026/redemptions", ``, "", nil, 400, ""},
@@ -359,31 +360,67 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// Failed look-ups count per client address (through a trusted proxy, the
+// address it forwards) and per token, never per userId: rotating users gains
+// nothing, and failures in a shopper's name do not lock that shopper out.
 func TestGuessingIsRateLimited(t *testing.T) {
-	h := newHarness(t, "sqlite", redemption.Config{GuessLimit: 3, GuessWindow: time.Minute})
+	h := newHarness(t, "sqlite", redemption.Config{GuessLimit: 6, GuessWindow: time.Minute})
 	h.vanity("REAL2026", 100, 0)
+	from := func(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
+	// 6 per minute: 3 at once, then one every 20 s. Mallory fails in alice's name.
 	for i := range 3 {
-		wantReason(t, fmt.Sprintf("guess %d", i+1), h.do("GET", fmt.Sprintf("/v1/codes/GUESS%d?userId=mallory", i), redeemToken, "", nil),
-			404, "code_not_found")
+		wantReason(t, fmt.Sprintf("guess %d", i+1), h.do("GET", fmt.Sprintf("/v1/codes/GUESS%d?userId=alice", i), redeemToken, "",
+			from("203.0.113.7")), 404, "code_not_found")
 	}
-	r := h.do("GET", "/v1/codes/GUESS9?userId=mallory", redeemToken, "", nil)
+	r := h.do("GET", "/v1/codes/GUESS9?userId=alice", redeemToken, "", from("203.0.113.7"))
 	wantReason(t, "4th failed guess", r, 429, "rate_limited")
-	if r.header.Get("Retry-After") != "60" {
-		t.Errorf("Retry-After = %q, want 60", r.header.Get("Retry-After"))
+	if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 || ra > 20 {
+		t.Errorf("Retry-After = %q, want 1..20 (one guess returns every 20 s)", r.header.Get("Retry-After"))
 	}
-	rr, _ := h.redeem("GUESS10", "mallory", nil)
+	// Rotating users from the same address: still refused, even a real code.
+	for i := range 5 {
+		r := h.do("GET", fmt.Sprintf("/v1/codes/GUESS%d?userId=user-%d", 10+i, i), redeemToken, "", from("203.0.113.7"))
+		wantReason(t, "rotated user", r, 429, "rate_limited")
+	}
+	rr := h.do("POST", "/v1/codes/GUESS10/redemptions", redeemToken, `{"userId":"u-99"}`, from("203.0.113.7"))
 	wantReason(t, "a redemption guess past the limit", rr, 429, "rate_limited")
-	// Another client is not affected; valid look-ups never count.
+	// Rotating inside an IPv6 /64 is the same client.
+	for i := range 3 {
+		h.do("GET", "/v1/codes/NOPE2026", redeemToken, "", from(fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+	}
+	wantReason(t, "rotating within a /64", h.do("GET", "/v1/codes/NOPE2026", redeemToken, "", from("2001:db8:1:2:ffff::9")),
+		429, "rate_limited")
+	// The genuine alice, from her own address, is not locked out.
 	for range 5 {
-		if r, _ := h.validate("REAL2026", "alice"); r.status != 200 {
+		if r := h.do("GET", "/v1/codes/REAL2026?userId=alice", redeemToken, "", from("198.51.100.2")); r.status != 200 {
 			t.Fatalf("alice: %d %s", r.status, r.body)
 		}
 	}
-	// Without a user, the caller's address is the key.
-	for range 3 {
-		h.do("GET", "/v1/codes/NOPE2026", redeemToken, "", nil)
+	if r := h.do("POST", "/v1/codes/REAL2026/redemptions", redeemToken, `{"userId":"alice"}`, from("198.51.100.2")); r.status != 201 {
+		t.Fatalf("alice redeems: %d %s", r.status, r.body)
 	}
-	wantReason(t, "anonymous guesser", h.do("GET", "/v1/codes/NOPE2027", redeemToken, "", nil), 429, "rate_limited")
+	// A header from an untrusted peer names nobody: the peer is the client.
+	// (The test server's peer, 127.0.0.1, is the trusted proxy; without a
+	// header it is the client itself.)
+	for range 3 {
+		h.do("GET", "/v1/codes/NOPE2027", redeemToken, "", nil)
+	}
+	wantReason(t, "the proxy's own address", h.do("GET", "/v1/codes/NOPE2027", redeemToken, "", nil), 429, "rate_limited")
+}
+
+// All addresses of one token together get GuessLimitPerToken: a botnet
+// rotating addresses behind one credential is held too.
+func TestGuessingIsRateLimitedPerToken(t *testing.T) {
+	h := newHarness(t, "sqlite", redemption.Config{GuessLimit: 30, GuessLimitPerToken: 10, GuessWindow: time.Minute})
+	for i := range 5 {
+		r := h.do("GET", "/v1/codes/NOPE2026", redeemToken, "", map[string]string{"X-Forwarded-For": fmt.Sprintf("203.0.113.%d", i)})
+		wantReason(t, "guess", r, 404, "code_not_found")
+	}
+	r := h.do("GET", "/v1/codes/NOPE2026", redeemToken, "", map[string]string{"X-Forwarded-For": "198.51.100.77"})
+	wantReason(t, "a 6th address with the same token", r, 429, "rate_limited")
+	// Another token is another client.
+	r = h.do("GET", "/v1/codes/NOPE2026", adminToken, "", map[string]string{"X-Forwarded-For": "198.51.100.77"})
+	wantReason(t, "the admin token", r, 404, "code_not_found")
 }
 
 func TestCanonicalFormIsStored(t *testing.T) {
@@ -409,7 +446,7 @@ func TestCanonicalFormIsStored(t *testing.T) {
 func TestMetricsCountResults(t *testing.T) {
 	st := openStore(t, "sqlite", 4)
 	reg := prometheus.NewRegistry()
-	svc, err := redemption.New(redemption.Config{GuessLimit: 1}, st, reg, zaptest.NewLogger(t))
+	svc, err := redemption.New(redemption.Config{GuessLimit: 2}, st, reg, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,15 +454,15 @@ func TestMetricsCountResults(t *testing.T) {
 	h := newHarnessOn(t, st, noGuessLimit, zaptest.NewLogger(t))
 	h.vanity("METRICS26", 1, 0)
 	ctx := context.Background()
-	if _, _, err := svc.Redeem(ctx, "c1", redemption.RedeemInput{Code: "metrics26", UserID: "u"}); err != nil {
+	if _, _, err := svc.Redeem(ctx, redemption.Client{Addr: "c1"}, redemption.RedeemInput{Code: "metrics26", UserID: "u"}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = svc.Redeem(ctx, "c1", redemption.RedeemInput{Code: "METRICS26", UserID: "v"})
+	_, _, err = svc.Redeem(ctx, redemption.Client{Addr: "c1"}, redemption.RedeemInput{Code: "METRICS26", UserID: "v"})
 	if promo.ReasonOf(err) != promo.ReasonCodeExhausted {
 		t.Fatalf("second redemption: %v", err)
 	}
-	_, _ = svc.Validate(ctx, "c2", "NOPE", "")
-	_, err = svc.Validate(ctx, "c2", "NOPE", "")
+	_, _ = svc.Validate(ctx, redemption.Client{Addr: "c2"}, "NOPE", "")
+	_, err = svc.Validate(ctx, redemption.Client{Addr: "c2"}, "NOPE", "")
 	if promo.ReasonOf(err) != promo.ReasonRateLimited {
 		t.Fatalf("second failed look-up: %v, want rate_limited", err)
 	}

@@ -32,14 +32,15 @@ type CodeDetail struct {
 // CodeDetail looks a typed code up for an admin. Like Validate it
 // recognises the code offline first and counts a failed look-up against
 // client.
-func (s *Service) CodeDetail(ctx context.Context, client, raw string) (CodeDetail, error) {
-	canon, err := s.recognise(ctx, client, raw)
+func (s *Service) CodeDetail(ctx context.Context, client Client, raw string) (CodeDetail, error) {
+	canon, adm, err := s.recognise(ctx, client, raw)
+	defer s.settle(adm)
 	if err != nil {
 		return CodeDetail{}, err
 	}
 	st, err := s.store.CodeState(ctx, canon, "")
 	if promo.Is(err, promo.ENotFound) {
-		return CodeDetail{}, s.failed(ctx, client, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
+		return CodeDetail{}, failed(adm, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
 	}
 	if err != nil {
 		return CodeDetail{}, err
@@ -67,6 +68,8 @@ func (s *Service) CodeDetail(ctx context.Context, client, raw string) (CodeDetai
 // Canonical is a typed code's canonical form, for the audit trail's code
 // filter; a malformed code or a typo (check character) is invalid_code, and
 // counted as a failed look-up against client.
-func (s *Service) Canonical(ctx context.Context, client, raw string) (string, error) {
-	return s.recognise(ctx, client, raw)
+func (s *Service) Canonical(ctx context.Context, client Client, raw string) (string, error) {
+	canon, adm, err := s.recognise(ctx, client, raw)
+	s.settle(adm)
+	return canon, err
 }

@@ -347,7 +347,7 @@ func TestHTTPTopUp(t *testing.T) {
 func TestHTTPDeletePromotion(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, SweepInterval: 50 * time.Millisecond})
+			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1, SweepInterval: 50 * time.Millisecond})
 			ps := h.st.(purgeStore)
 			p, codes := h.seed(promotionSpec{n: 25_000, maxUsage: 1})
 			for i := range 3 {

@@ -48,14 +48,14 @@ type ConfirmInput struct {
 
 // Reserve holds one use of the code for the user for the TTL. A refusal is a
 // *promo.Error with a Reason (the same ones as a redemption's).
-func (s *Service) Reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+func (s *Service) Reserve(ctx context.Context, client Client, in ReserveInput) (ReservationView, bool, error) {
 	start := time.Now()
 	v, replayed, err := s.reserve(ctx, client, in)
 	s.countReservation("reserve", start, err)
 	return v, replayed, err
 }
 
-func (s *Service) reserve(ctx context.Context, client string, in ReserveInput) (ReservationView, bool, error) {
+func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (ReservationView, bool, error) {
 	ttl := in.TTL
 	if ttl == 0 {
 		ttl = s.cfg.ReservationTTL
@@ -64,7 +64,8 @@ func (s *Service) reserve(ctx context.Context, client string, in ReserveInput) (
 		return ReservationView{}, false, promo.FieldErrorf("ttl", "must be from 1s to %s, got %s",
 			s.cfg.MaxReservationTTL, ttl)
 	}
-	canon, err := s.recognise(ctx, client, in.Code)
+	canon, adm, err := s.recognise(ctx, client, in.Code)
+	defer s.settle(adm)
 	if err != nil {
 		return ReservationView{}, false, err
 	}
@@ -84,7 +85,7 @@ func (s *Service) reserve(ctx context.Context, client string, in ReserveInput) (
 	if out.Refused != "" {
 		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
 		if out.Refused == promo.ReasonCodeNotFound {
-			err = s.failed(ctx, client, err)
+			err = failed(adm, err)
 		}
 		return ReservationView{}, out.Replayed, err
 	}

@@ -19,7 +19,7 @@ import (
 func TestRollerKeepsTotalsExact(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) {
-			h := newHarness(t, backend, redemption.Config{GuessLimit: -1})
+			h := newHarness(t, backend, redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1})
 			rs, ok := h.st.(redemption.RollupStore)
 			if !ok {
 				t.Fatalf("%T has no RollUp", h.st)

@@ -22,8 +22,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/sethvargo/go-limiter"
-	"github.com/sethvargo/go-limiter/memorystore"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -51,10 +49,15 @@ type Config struct {
 	CatalogRefresh time.Duration
 	CatalogMinGap  time.Duration
 	// GuessLimit is how many failed look-ups (code_not_found, invalid_code)
-	// one client may make per GuessWindow (30 per minute) before it is
-	// answered 429. Negative disables the limit.
-	GuessLimit  int
-	GuessWindow time.Duration
+	// one client address may make in any GuessWindow (30 per minute) before
+	// it is answered 429; GuessLimitPerToken the same for all addresses of
+	// one bearer token together (1,000). Negative disables a limit.
+	// GuessKeys bounds the addresses and tokens remembered (100,000): the
+	// limiter's memory. See guessLimiter.
+	GuessLimit         int
+	GuessLimitPerToken int
+	GuessWindow        time.Duration
+	GuessKeys          int
 	// MaxMetadataBytes bounds a redemption's metadata object (1 KiB).
 	MaxMetadataBytes int
 	// RefusalFlush is how often refusal counts are written (5s).
@@ -68,6 +71,12 @@ type Config struct {
 	// deletes older ones every SweepInterval (1m).
 	ReservationRetention time.Duration
 	SweepInterval        time.Duration
+	// Clock stamps redemptions and reservations and is what windows,
+	// reservation expiries and the sweeper's retention are checked against
+	// (nil: time.Now). Every replica must read the same clock, or one whose
+	// clock is ahead counts the others' reservations as expired and redeems
+	// past a code's limit: the wiring passes the database's (pkg/dbclock).
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -80,8 +89,14 @@ func (c *Config) setDefaults() {
 	if c.GuessLimit == 0 {
 		c.GuessLimit = 30
 	}
+	if c.GuessLimitPerToken == 0 {
+		c.GuessLimitPerToken = 1000
+	}
 	if c.GuessWindow == 0 {
 		c.GuessWindow = time.Minute
+	}
+	if c.GuessKeys == 0 {
+		c.GuessKeys = 100_000
 	}
 	if c.MaxMetadataBytes == 0 {
 		c.MaxMetadataBytes = 1024
@@ -109,6 +124,11 @@ func (c Config) Validate() error {
 	switch {
 	case c.CatalogRefresh < 0 || c.CatalogMinGap < 0:
 		return errors.New("redeem.catalogRefresh: must not be negative")
+	case c.GuessLimit == 1 || c.GuessLimitPerToken == 1:
+		return fmt.Errorf("redeem.guessLimit and redeem.guessLimitPerToken: must be at least 2 (or -1: off), got %d and %d",
+			c.GuessLimit, c.GuessLimitPerToken)
+	case c.GuessKeys < 1 || c.GuessKeys > 10_000_000:
+		return fmt.Errorf("redeem.guessKeys: must be in 1..10,000,000, got %d", c.GuessKeys)
 	case c.GuessWindow < time.Second:
 		return fmt.Errorf("redeem.guessWindow: must be at least 1s, got %s", c.GuessWindow)
 	case c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10:
@@ -130,7 +150,7 @@ type Service struct {
 	cfg     Config
 	store   Store
 	catalog *catalog
-	guesses limiter.Store // nil when disabled
+	guesses *guessLimiter // nil when both limits are off
 	metrics *metrics
 	refused *refusals
 	log     *zap.Logger
@@ -149,13 +169,12 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	}
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		refused: newRefusals(store, log), log: log, now: time.Now, kick: make(chan struct{}, 1)}
-	if cfg.GuessLimit > 0 {
-		st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.GuessLimit), Interval: cfg.GuessWindow})
-		if err != nil {
-			return nil, fmt.Errorf("guess limiter: %w", err)
-		}
-		s.guesses = st
+		refused: newRefusals(store, log), log: log, now: cfg.Clock, kick: make(chan struct{}, 1)}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.GuessLimit > 0 || cfg.GuessLimitPerToken > 0 {
+		s.guesses = newGuessLimiter(cfg.GuessLimit, cfg.GuessLimitPerToken, cfg.GuessWindow, cfg.GuessKeys)
 	}
 	return s, nil
 }
@@ -190,12 +209,9 @@ func (s *Service) Run(ctx context.Context) error {
 // RefusalFlush; tests and shutdown call it directly).
 func (s *Service) FlushRefusals(ctx context.Context) error { return s.refused.flush(ctx) }
 
-// Close releases the limiter's sweeper.
-func (s *Service) Close() {
-	if s.guesses != nil {
-		_ = s.guesses.Close(context.Background())
-	}
-}
+// Close releases what the Service holds (nothing that needs it today; kept
+// so that owners need not know).
+func (s *Service) Close() {}
 
 // StatusExhausted is the validation status of a used-up code (its refusal
 // reason on redemption is code_exhausted).
@@ -233,28 +249,30 @@ type Receipt struct {
 }
 
 // recognise turns a typed code into its canonical form and refuses a
-// malformed one or a typo, without touching the database. client is the
-// rate-limit key.
-func (s *Service) recognise(ctx context.Context, client, raw string) (string, error) {
-	if err := s.checkGuesses(ctx, client); err != nil {
-		return "", err
+// malformed one or a typo, without touching the database. The look-up is
+// admitted against client's failed look-ups first: the caller settles the
+// admission (deferred), after calling failed on a code_not_found.
+func (s *Service) recognise(ctx context.Context, client Client, raw string) (string, *admission, error) {
+	adm, err := s.admit(client)
+	if err != nil {
+		return "", nil, err
 	}
 	canon, err := codes.Canonical(raw)
 	if err != nil {
-		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+		return "", adm, failed(adm, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
 	}
 	v, err := s.catalog.lookup(ctx, canon)
 	switch {
 	case v == mistyped:
-		return "", s.failed(ctx, client, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
+		return "", adm, failed(adm, promo.Refusal(promo.ReasonInvalidCode, "%s", err.Error()))
 	case err != nil:
-		return "", err
+		return "", adm, err
 	}
-	return canon, nil // known or unknown: the database decides
+	return canon, adm, nil // known or unknown: the database decides
 }
 
 // Validate answers what redeeming the code now would do, without using it.
-func (s *Service) Validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
+func (s *Service) Validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
 	start := time.Now()
 	v, err := s.validate(ctx, client, raw, userID)
 	result := string(v.Status)
@@ -266,14 +284,15 @@ func (s *Service) Validate(ctx context.Context, client, raw, userID string) (Cod
 	return v, err
 }
 
-func (s *Service) validate(ctx context.Context, client, raw, userID string) (CodeView, error) {
-	canon, err := s.recognise(ctx, client, raw)
+func (s *Service) validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
+	canon, adm, err := s.recognise(ctx, client, raw)
+	defer s.settle(adm)
 	if err != nil {
 		return CodeView{}, err
 	}
 	st, err := s.store.CodeState(ctx, canon, userID)
 	if promo.Is(err, promo.ENotFound) {
-		return CodeView{}, s.failed(ctx, client, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
+		return CodeView{}, failed(adm, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
 	}
 	if err != nil {
 		return CodeView{}, err
@@ -309,7 +328,7 @@ type RedeemInput struct {
 
 // Redeem uses the code once for the user. A refusal is a *promo.Error with
 // a Reason; replayed says the answer came from the idempotency record.
-func (s *Service) Redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
+func (s *Service) Redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
 	start := time.Now()
 	rc, replayed, err := s.redeem(ctx, client, in)
 	result := "redeemed"
@@ -321,8 +340,9 @@ func (s *Service) Redeem(ctx context.Context, client string, in RedeemInput) (Re
 	return rc, replayed, err
 }
 
-func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Receipt, bool, error) {
-	canon, err := s.recognise(ctx, client, in.Code)
+func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
+	canon, adm, err := s.recognise(ctx, client, in.Code)
+	defer s.settle(adm)
 	if err != nil {
 		return Receipt{}, false, err
 	}
@@ -341,7 +361,7 @@ func (s *Service) redeem(ctx context.Context, client string, in RedeemInput) (Re
 		}
 		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
 		if out.Refused == promo.ReasonCodeNotFound {
-			err = s.failed(ctx, client, err)
+			err = failed(adm, err)
 		}
 		return Receipt{}, out.Replayed, err
 	}
@@ -397,29 +417,27 @@ func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
 		PromotionID: promo.FormatID(r.PromotionID)}
 }
 
-// checkGuesses refuses a client that used up its failed look-ups.
-func (s *Service) checkGuesses(ctx context.Context, client string) error {
+// admit refuses a client that used up its failed look-ups, else takes its
+// tokens for this look-up (nil when guesses are not limited).
+func (s *Service) admit(client Client) (*admission, error) {
 	if s.guesses == nil {
-		return nil
+		return nil, nil
 	}
-	tokens, remaining, err := s.guesses.Get(ctx, client)
-	if err != nil || tokens == 0 || remaining > 0 { // tokens == 0: a client without failures
-		return nil //nolint:nilerr // the limiter failing open is better than refusing shoppers
+	adm, wait := s.guesses.admit(client, s.now())
+	if wait > 0 {
+		s.metrics.limited.Inc()
+		e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
+		return nil, &RateLimited{Err: e, RetryAfter: wait}
 	}
-	return s.limited()
+	return adm, nil
 }
 
-func (s *Service) limited() error {
-	s.metrics.limited.Inc()
-	e := promo.Refusal(promo.ReasonRateLimited, "too many failed code look-ups; retry later")
-	return &RateLimited{Err: e, RetryAfter: s.cfg.GuessWindow}
-}
+// settle gives a look-up's tokens back unless it failed.
+func (s *Service) settle(adm *admission) { adm.settle(s.now()) }
 
-// failed counts a failed look-up against the client and returns err.
-func (s *Service) failed(ctx context.Context, client string, err error) error {
-	if s.guesses != nil {
-		_, _, _, _, _ = s.guesses.Take(ctx, client)
-	}
+// failed keeps a look-up's tokens (it failed) and returns err.
+func failed(adm *admission, err error) error {
+	adm.failed()
 	return err
 }
 

@@ -93,14 +93,15 @@ func unconsumedKeys(ctx context.Context, client Client, topic, group string, key
 	if err != nil {
 		return fmt.Errorf("read offsets of %s: %w", topic, err)
 	}
-	committed := map[int]int64{}
+	committed := map[int]kafka.Position{}
 	if group != "" {
-		if committed, err = client.CommittedOffsets(ctx, group, topic); err != nil {
+		if committed, err = client.CommittedPositions(ctx, group, topic); err != nil {
 			return fmt.Errorf("read offsets of group %s on %s: %w", group, topic, err)
 		}
 	}
 	for p, hw := range high {
-		from, ok := committed[p]
+		c, ok := committed[p]
+		from := c.Offset
 		if !ok || from < low[p] {
 			from = low[p]
 		}

@@ -17,8 +17,8 @@ import (
 // Client reads and commits without joining a consumer group (pkg/kafka.Client).
 type Client interface {
 	Offsets(ctx context.Context, topic string) (low, high map[int]int64, err error)
-	CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error)
-	CommitOffsets(ctx context.Context, group, topic string, offsets map[int]int64) error
+	CommittedPositions(ctx context.Context, group, topic string) (map[int]kafka.Position, error)
+	CommitPositions(ctx context.Context, group, topic string, positions map[int]kafka.Position) error
 	ReadRange(ctx context.Context, topic string, partition int, from, to int64, fn func(kafka.Message) error) error
 	Ping(ctx context.Context) error
 }
@@ -150,7 +150,8 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 	if err != nil {
 		return st, fmt.Errorf("read high-water marks of %s: %w", s.cfg.ErrorTopic, err)
 	}
-	committed, err := s.client.CommittedOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic)
+	seenAt := s.now()
+	committed, err := s.client.CommittedPositions(ctx, s.cfg.GroupID, s.cfg.ErrorTopic)
 	if err != nil {
 		return st, fmt.Errorf("read offsets of group %s: %w", s.cfg.GroupID, err)
 	}
@@ -161,9 +162,13 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 	// after the last commit, and a quiet week would otherwise send the
 	// next cycle back to the low watermark to move every retained event
 	// again.
-	positions := make(map[int]int64, len(high))
+	positions := make(map[int]kafka.Position, len(high))
 	for p, hw := range high {
-		from, ok := committed[p]
+		c, ok := committed[p]
+		from := c.Offset
+		// What this shovel saw of the partition before, and now: the
+		// high-water mark read above, by seenAt (see sightings.go).
+		seen := parseSightings(c.Metadata).add(hw, seenAt)
 		switch {
 		case !ok:
 			// A new group, or offsets expired after the shovel did not run
@@ -187,18 +192,18 @@ func (s *Shovel) Cycle(ctx context.Context) (Stats, error) {
 			from = low[p]
 		}
 		if from >= hw {
-			positions[p] = from
+			positions[p] = kafka.Position{Offset: from, Metadata: seen.keep(from).String()}
 			continue
 		}
-		next, err := s.drainPartition(ctx, p, from, hw, &st)
+		next, err := s.drainPartition(ctx, p, from, hw, seen, &st)
 		if err != nil {
 			// Whatever was published is committed; the rest waits.
 			errs = append(errs, err)
 			continue
 		}
-		positions[p] = next
+		positions[p] = kafka.Position{Offset: next, Metadata: seen.keep(next).String()}
 	}
-	if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, positions); err != nil {
+	if err := s.client.CommitPositions(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, positions); err != nil {
 		errs = append(errs, fmt.Errorf("commit positions of %s: %w", s.cfg.ErrorTopic, err))
 	}
 	st.Duration = s.now().Sub(start)
@@ -216,8 +221,9 @@ var errTooYoung = errors.New("event younger than its retry backoff")
 // commit past it. A failed publish stops the partition with nothing committed
 // for the unpublished messages. An event due for retry but younger than its
 // backoff stops the partition there (events of a partition are moved in
-// order): it returns the offset it reached, to commit.
-func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *Stats) (int64, error) {
+// order): it returns the offset it reached, to commit. Every commit carries
+// the partition's sightings (from this cycle on) as its metadata.
+func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, seen sightings, st *Stats) (int64, error) {
 	next := to
 	now := s.now()
 	pending := make([]kafka.Message, 0, batchSize)
@@ -234,7 +240,8 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 		if s.cfg.AfterPublish != nil {
 			s.cfg.AfterPublish()
 		}
-		if err := s.client.CommitOffsets(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, map[int]int64{p: lastOffset + 1}); err != nil {
+		pos := kafka.Position{Offset: lastOffset + 1, Metadata: seen.keep(lastOffset + 1).String()}
+		if err := s.client.CommitPositions(ctx, s.cfg.GroupID, s.cfg.ErrorTopic, map[int]kafka.Position{p: pos}); err != nil {
 			// Published but not committed: the next cycle repeats these moves,
 			// which is harmless.
 			return fmt.Errorf("commit %s/%d@%d: %w", s.cfg.ErrorTopic, p, lastOffset+1, err)
@@ -253,7 +260,7 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 	err := s.client.ReadRange(ctx, s.cfg.ErrorTopic, p, from, to, func(m kafka.Message) error {
 		out := s.route(m)
 		if out.Topic == s.cfg.RetryTopic {
-			if wait := s.backoffLeft(m, now); wait > 0 {
+			if wait := s.backoffLeft(m, seen, now); wait > 0 {
 				next = m.Offset
 				st.Waiting++
 				s.log.Debug("event waits for its retry backoff", zap.String("key", string(m.Key)),
@@ -282,9 +289,9 @@ func (s *Shovel) drainPartition(ctx context.Context, p int, from, to int64, st *
 
 // backoffLeft is how much longer m must wait before its move to retry: its
 // count n asks for an age of RetryBackoff·2^n (at most RetryBackoffMax) since
-// x-failed-at, or since the record's timestamp when that header is missing
-// or unreadable.
-func (s *Shovel) backoffLeft(m kafka.Message, now time.Time) time.Duration {
+// its failure, dated by failedAt (x-failed-at, or the record's timestamp when
+// that header is missing or unreadable, within what the shovel saw itself).
+func (s *Shovel) backoffLeft(m kafka.Message, seen sightings, now time.Time) time.Duration {
 	if s.cfg.RetryBackoff <= 0 {
 		return 0
 	}
@@ -296,17 +303,18 @@ func (s *Shovel) backoffLeft(m kafka.Message, now time.Time) time.Duration {
 	if s.cfg.RetryBackoffMax > 0 {
 		need = min(need, s.cfg.RetryBackoffMax)
 	}
-	failedAt := m.Time
-	if v, ok := m.Header(promo.HeaderFailedAt); ok {
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
-			failedAt = t
-		}
+	at, off := failedAt(m, seen, now)
+	if off > clockWarnAfter || off < -clockWarnAfter {
+		s.log.Warn("x-failed-at lies outside what the shovel saw of the event: the generator's clock is off; "+
+			"the shovel dates the failure by its own sightings instead",
+			zap.String("key", string(m.Key)), zap.Int64("offset", m.Offset), zap.Duration("header_off_by", off.Round(time.Second)))
 	}
-	if failedAt.IsZero() {
-		return 0
-	}
-	return need - now.Sub(failedAt)
+	return need - now.Sub(at)
 }
+
+// clockWarnAfter is how far x-failed-at may lie outside the shovel's bounds
+// before it says so: more than a cycle's imprecision and publish delays.
+const clockWarnAfter = 10 * time.Minute
 
 // route decides where an error-topic event goes and builds the message:
 // same key and value, headers kept, x-retry-count incremented on a move,

@@ -2,6 +2,7 @@ package shovel
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -356,5 +357,142 @@ func TestOnlyExhaustedBatchesAreMarkedParked(t *testing.T) {
 	}
 	if len(states.refs) != 1 || states.refs[0] != (promo.BatchRef{PromotionID: 5, BatchNo: 1}) {
 		t.Fatalf("marked parked: %v; want only batch 5/1", states.refs)
+	}
+}
+
+// A generator whose clock is two hours off, either way, must not decide when
+// its failed batches are retried: its x-failed-at and its records'
+// timestamps both carry its clock. Two hours fast, the old shovel held the
+// batch (and every event behind it in its partition) for two hours; two
+// hours slow, it skipped the backoff and parked the batch within a few
+// cycles. The shovel's clock here is simulated: a cycle every 250 ms for 20 s.
+func TestRetryBackoffDoesNotTrustTheGeneratorsClock(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	for _, skew := range []time.Duration{2 * time.Hour, -2 * time.Hour} {
+		t.Run(fmt.Sprintf("generator %+v", skew), func(t *testing.T) {
+			r := newRig(t, brokers)
+			r.cfg.RetryBackoff, r.cfg.RetryBackoffMax = time.Second, time.Hour
+			s, err := New(r.cfg, r.client, r.prod, nil, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			now := start
+			s.now = func() time.Time { return now }
+			ctx := context.Background()
+			const failing, healthy = 0, 1
+			fail := func(batch, count int, clock time.Time) {
+				m := kafka.EventMessage(r.cfg.ErrorTopic, promo.Event{V: 1, PromotionID: "9", BatchNo: batch, CodeCount: 1})
+				m.Key = []byte("same-partition")
+				m.Time = clock // the record's timestamp: the generator's clock
+				m.SetHeader(promo.HeaderRetryCount, strconv.Itoa(count))
+				m.SetHeader(promo.HeaderFailedAt, clock.UTC().Format(time.RFC3339))
+				if err := r.prod.Publish(ctx, m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Cycle(ctx); err != nil { // the shovel was running before the failure
+				t.Fatal(err)
+			}
+			fail(failing, 0, now.Add(skew))
+			now = now.Add(100 * time.Millisecond)
+			fail(healthy, 0, now) // a generator with a good clock, behind it in the partition
+			var moves [2][]time.Duration
+			seen, parked := 0, 0
+			for now.Sub(start) < 20*time.Second {
+				now = now.Add(250 * time.Millisecond)
+				st, err := s.Cycle(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parked += st.Parked
+				retry := r.all(t, r.cfg.RetryTopic)
+				for _, m := range retry[seen:] {
+					ev, _ := promo.DecodeEvent(m.Value)
+					moves[ev.BatchNo] = append(moves[ev.BatchNo], now.Sub(start))
+					if ev.BatchNo == failing { // it fails again at once, on the skewed generator
+						fail(failing, RetryCount(m), now.Add(skew))
+					}
+				}
+				seen = len(retry)
+			}
+			t.Logf("generator %+v: failing batch moved at %v, healthy batch at %v, parked %d", skew, moves[failing], moves[healthy], parked)
+			if parked != 0 {
+				t.Fatalf("%d parked within 20 s: the backoff of 1+2+4+8+16 s was skipped", parked)
+			}
+			if len(moves[healthy]) != 1 || moves[healthy][0] > 2*time.Second {
+				t.Fatalf("healthy batch moved at %v; want once, within its 1 s backoff and a cycle", moves[healthy])
+			}
+			if len(moves[failing]) == 0 || moves[failing][0] > 2*time.Second {
+				t.Fatalf("failing batch first moved at %v; want within its 1 s backoff and a cycle", moves[failing])
+			}
+			// The k-th move waits 1, 2, 4, ... s after the failure before it,
+			// give or take a cycle (the shovel dates a failure by its sightings).
+			for k := 1; k < len(moves[failing]); k++ {
+				need := time.Second << k
+				if gap := moves[failing][k] - moves[failing][k-1]; gap < need-250*time.Millisecond {
+					t.Fatalf("move %d came %v after the failure before it; its backoff is %v", k+1, gap, need)
+				}
+			}
+		})
+	}
+}
+
+func TestSightingsBoundTheFailureTime(t *testing.T) {
+	t0 := time.UnixMilli(1_700_000_000_000)
+	// Marks 10 (seen from t0 to t0+1m), 20 (t0+5m), 30 (t0+10m).
+	seen := sightings{}.add(10, t0).add(10, t0.Add(time.Minute)).add(20, t0.Add(5*time.Minute)).add(30, t0.Add(10*time.Minute))
+	if len(seen) != 3 || !seen[0].last.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("sightings %v; want 3, the first seen until t0+1m", seen)
+	}
+	if back := parseSightings(seen.String()); back.String() != seen.String() {
+		t.Fatalf("round trip %q -> %q", seen, back)
+	}
+	for _, bad := range []string{"", "s2 1:2:2", "s1 x:1:1", "s1 5:2", "s1 5:2:2 4:3:3", "s1 5:3:3 6:2:2", "s1 5:3:2", "s1 -1:0:0"} {
+		if got := parseSightings(bad); got != nil {
+			t.Errorf("parseSightings(%q) = %v, want none", bad, got)
+		}
+	}
+	now := t0.Add(time.Hour)
+	msg := func(offset int64, header, record time.Time) kafka.Message {
+		m := kafka.Message{Offset: offset, Time: record}
+		if !header.IsZero() {
+			m.SetHeader(promo.HeaderFailedAt, header.UTC().Format(time.RFC3339))
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name           string
+		m              kafka.Message
+		want           time.Time
+		headerOutOfBox bool
+	}{
+		{"within its sightings", msg(15, t0.Add(3*time.Minute), t0.Add(3*time.Minute)), t0.Add(3 * time.Minute), false},
+		{"fast clock: first sighting", msg(15, t0.Add(2*time.Hour), t0.Add(2*time.Hour)), t0.Add(5 * time.Minute), true},
+		{"slow clock: last sighting without it", msg(15, t0.Add(-2*time.Hour), t0.Add(-2*time.Hour)), t0.Add(time.Minute), true},
+		{"no header: the record time", msg(25, time.Time{}, t0.Add(7*time.Minute)), t0.Add(7 * time.Minute), false},
+		{"header after its record", msg(25, t0.Add(8*time.Minute), t0.Add(7*time.Minute)), t0.Add(7 * time.Minute), true},
+		{"not seen yet: at most now", msg(35, now.Add(time.Hour), now.Add(time.Hour)), now, true},
+	} {
+		got, off := failedAt(tc.m, seen, now)
+		if !got.Equal(tc.want) || (off != 0) != tc.headerOutOfBox {
+			t.Errorf("%s: failedAt = %v (header off by %v), want %v", tc.name, got.Sub(t0), off, tc.want.Sub(t0))
+		}
+	}
+	// The shovel's clock stepped back (it ran an hour fast): its old
+	// sightings are brought back to the new now, never left in its future.
+	back := seen.add(40, t0)
+	if last := back[len(back)-1]; len(back) != 4 || !last.first.Equal(t0) || back[2].first.After(t0) {
+		t.Errorf("after a step back: %v", back)
+	}
+	if kept := seen.keep(20); len(kept) != 2 || kept[0].hw != 20 {
+		t.Errorf("keep(20) = %v; want the sighting at 20 (the lower bound of offset 20 on) and the later one", kept)
+	}
+	many := sightings{}
+	for i := int64(1); i <= 3*maxSightings; i++ {
+		many = many.add(i, t0.Add(time.Duration(i)*time.Second))
+	}
+	if kept := many.keep(0); len(kept) != maxSightings || kept[0].hw != 1 || kept[len(kept)-1].hw != 3*maxSightings {
+		t.Errorf("keep over the cap: %d kept, first %v last %v", len(kept), kept[0], kept[len(kept)-1])
 	}
 }

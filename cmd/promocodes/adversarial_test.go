@@ -40,7 +40,7 @@ func TestAdversarialFrozenGenerator(t *testing.T) {
 		t.Cleanup(func() { _ = gen.cmd.Process.Signal(syscall.SIGCONT) }) // before the stack stops it
 
 		cancelled := s.create(3_000_000)
-		froze := s.freezeMidChunk(gen, cancelled)
+		froze := s.freezeHoldingBatchLock(gen, cancelled)
 		start := time.Now()
 		code, body := s.do("POST", "/v1/promotions/"+cancelled+"/cancel", "")
 		cancelTook := time.Since(start)
@@ -53,7 +53,7 @@ func TestAdversarialFrozenGenerator(t *testing.T) {
 
 		deleted := s.create(3_000_000)
 		_ = gen.cmd.Process.Signal(syscall.SIGCONT)
-		froze2 := s.freezeMidChunk(gen, deleted)
+		froze2 := s.freezeHoldingBatchLock(gen, deleted)
 		start = time.Now()
 		dcode, dbody := s.do("DELETE", "/v1/promotions/"+deleted, "")
 		deleteTook := time.Since(start)
@@ -88,11 +88,11 @@ func TestAdversarialFrozenGenerator(t *testing.T) {
 	})
 }
 
-// freezeMidChunk waits until the promotion is generating, then SIGSTOPs the
+// freezeHoldingBatchLock waits until the promotion is generating, then SIGSTOPs the
 // generator until it is caught holding one of the promotion's batch rows
 // (FOR UPDATE NOWAIT fails with lock_not_available); it returns the number
 // of tries. The process is left stopped.
-func (s *stack) freezeMidChunk(gen *proc, id string) int {
+func (s *stack) freezeHoldingBatchLock(gen *proc, id string) int {
 	s.t.Helper()
 	s.waitFor(id, 60*time.Second, "generating", func(st status) bool { return st.GeneratedCount > 0 })
 	ctx := context.Background()

@@ -549,7 +549,7 @@ func checkpoint(b *testing.B, conn *pgx.Conn) {
 	}
 }
 
-func procStatusKiB(b *testing.B, pid int, field string) int64 {
+func procStatusKiB(b testing.TB, pid int, field string) int64 {
 	b.Helper()
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -39,6 +39,8 @@ type Store interface {
 	redemption.RollupStore
 	redemption.PurgeStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
+	// Now reads the database's clock (the dbclock's source).
+	Now(ctx context.Context) (time.Time, error)
 	Migrate(ctx context.Context) error
 	SchemaPending(ctx context.Context) (bool, error)
 	Ping(ctx context.Context) error
@@ -51,18 +53,31 @@ var (
 	_ Store = (*sqlserver.Store)(nil)
 )
 
-// OpenStore opens the configured database. It does not migrate.
+// OpenStore opens the configured database without session limits (the
+// server's own settings): for migrations and the admin and SRE commands,
+// whose statements may run long. It does not migrate.
 func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
+	return openStore(ctx, c, DBSession{}, "promocodes", nil)
+}
+
+// openStore opens the database for a deployable: its session limits, its
+// name in the database's session list, and this process's clock (nil:
+// time.Now) for the times the store stamps itself.
+func openStore(ctx context.Context, c DBConfig, s DBSession, name string, clock func() time.Time) (Store, error) {
 	switch c.Driver {
 	case "sqlite":
+		sc := sqlite.Config{Path: c.DSN, BusyTimeout: s.LockTimeout, Clock: clock}
 		if strings.HasPrefix(c.DSN, "file:") {
-			return sqlite.Open(ctx, sqlite.Config{DSN: c.DSN})
+			sc.Path, sc.DSN = "", c.DSN
 		}
-		return sqlite.Open(ctx, sqlite.Config{Path: c.DSN})
+		return sqlite.Open(ctx, sc)
 	case "postgres":
-		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns)})
+		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns),
+			StatementTimeout: s.StatementTimeout, LockTimeout: s.LockTimeout, IdleInTransactionTimeout: s.IdleInTransactionTimeout,
+			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock})
 	case "sqlserver":
-		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns})
+		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns, LockTimeout: s.LockTimeout,
+			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, Clock: clock})
 	default:
 		return nil, fmt.Errorf("db.driver: unsupported driver %q", c.Driver)
 	}

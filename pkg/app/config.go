@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
 )
@@ -27,6 +28,12 @@ type Config struct {
 	Shovel    ShovelConfig    `mapstructure:"shovel"`
 	Redeem    RedeemConfig    `mapstructure:"redeem"`
 	Dev       DevConfig       `mapstructure:"dev"`
+
+	// Clock, when set, is this process's own clock in place of time.Now:
+	// tests set it in-process to play a host whose clock is off. It is no
+	// configuration key, and nothing that compares times across processes
+	// reads it (they take the database's clock).
+	Clock func() time.Time
 }
 
 type LogConfig struct {
@@ -40,6 +47,11 @@ type HTTPConfig struct {
 	// keep-alive connections.
 	ReadTimeout time.Duration `mapstructure:"readTimeout"`
 	IdleTimeout time.Duration `mapstructure:"idleTimeout"`
+	// TrustedProxies are the reverse proxies (addresses or CIDR ranges) in
+	// front of the API; only from them are ClientAddressHeaders (default
+	// X-Forwarded-For) read to know a client's address (the guess limit's key).
+	TrustedProxies       []string `mapstructure:"trustedProxies"`
+	ClientAddressHeaders []string `mapstructure:"clientAddressHeaders"`
 }
 
 type AuthConfig struct {
@@ -51,6 +63,55 @@ type DBConfig struct {
 	Driver   string `mapstructure:"driver"` // sqlite | postgres | sqlserver
 	DSN      string `mapstructure:"dsn"`
 	MaxConns int    `mapstructure:"maxConns"`
+	// KeepAlive and TCPUserTimeout are every database connection's TCP
+	// settings (PostgreSQL, SQL Server), so that a connection whose other
+	// end vanished is noticed within a bound: keepalive probes after
+	// KeepAlive idle (0: 15s), every KeepAlive, 3 unanswered close it; data
+	// unacknowledged for TCPUserTimeout closes it (Linux; 0: the system's
+	// default). PostgreSQL gets them on its end of the connection too.
+	KeepAlive      time.Duration `mapstructure:"keepAlive"`
+	TCPUserTimeout time.Duration `mapstructure:"tcpUserTimeout"`
+}
+
+// DBSession is the server-side limits a deployable's database sessions get
+// (api.db, generator.db); zero leaves the server's (or role's) setting.
+//   - StatementTimeout: PostgreSQL statement_timeout.
+//   - LockTimeout: PostgreSQL lock_timeout, SQL Server SET LOCK_TIMEOUT,
+//     SQLite's busy timeout (there 0 means its default, 10s).
+//   - IdleInTransactionTimeout: PostgreSQL
+//     idle_in_transaction_session_timeout: a session whose client vanished
+//     or froze mid-transaction is ended and its row locks released.
+//     SQL Server has no such limit (see docs/store.md).
+type DBSession struct {
+	StatementTimeout         time.Duration `mapstructure:"statementTimeout"`
+	LockTimeout              time.Duration `mapstructure:"lockTimeout"`
+	IdleInTransactionTimeout time.Duration `mapstructure:"idleInTransactionTimeout"`
+}
+
+// loosest is the session of a process that runs both deployables (dev): per
+// limit the larger, no limit when either has none.
+func (s DBSession) loosest(o DBSession) DBSession {
+	pick := func(a, b time.Duration) time.Duration {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return max(a, b)
+	}
+	return DBSession{StatementTimeout: pick(s.StatementTimeout, o.StatementTimeout),
+		LockTimeout:              pick(s.LockTimeout, o.LockTimeout),
+		IdleInTransactionTimeout: pick(s.IdleInTransactionTimeout, o.IdleInTransactionTimeout)}
+}
+
+// maxSessionTimeout is the largest limit the databases take (INT_MAX ms).
+const maxSessionTimeout = (1<<31 - 1) * time.Millisecond
+
+func (s DBSession) validate(section string, bad func(key, format string, args ...any)) {
+	for key, d := range map[string]time.Duration{"statementTimeout": s.StatementTimeout, "lockTimeout": s.LockTimeout,
+		"idleInTransactionTimeout": s.IdleInTransactionTimeout} {
+		if d != 0 && (d < time.Millisecond || d > maxSessionTimeout) {
+			bad(section+".db."+key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxSessionTimeout, d)
+		}
+	}
 }
 
 type KafkaConfig struct {
@@ -86,6 +147,8 @@ type APIConfig struct {
 	BatchCodeCount int64 `mapstructure:"batchCodeCount"`
 	MaxCodeCount   int64 `mapstructure:"maxCodeCount"`
 	MaxBodyBytes   int64 `mapstructure:"maxBodyBytes"`
+	// DB is the API's database session limits.
+	DB DBSession `mapstructure:"db"`
 }
 
 type GeneratorConfig struct {
@@ -93,6 +156,8 @@ type GeneratorConfig struct {
 	ChunkSize   int    `mapstructure:"chunkSize"`
 	MaxAttempts int    `mapstructure:"maxAttempts"`
 	GroupID     string `mapstructure:"groupId"`
+	// DB is the generator's database session limits.
+	DB DBSession `mapstructure:"db"`
 }
 
 type ShovelConfig struct {
@@ -108,10 +173,14 @@ type ShovelConfig struct {
 // RedeemConfig tunes validation and redemption (package redemption).
 type RedeemConfig struct {
 	// GuessLimit failed look-ups (code_not_found, invalid_code) per client
-	// per GuessWindow, then 429; -1 disables the limit.
-	GuessLimit       int           `mapstructure:"guessLimit"`
-	GuessWindow      time.Duration `mapstructure:"guessWindow"`
-	MaxMetadataBytes int           `mapstructure:"maxMetadataBytes"`
+	// address in any GuessWindow, then 429; GuessLimitPerToken the same per
+	// bearer token; -1 disables a limit. GuessKeys bounds the addresses and
+	// tokens the limiter remembers (its memory).
+	GuessLimit         int           `mapstructure:"guessLimit"`
+	GuessLimitPerToken int           `mapstructure:"guessLimitPerToken"`
+	GuessWindow        time.Duration `mapstructure:"guessWindow"`
+	GuessKeys          int           `mapstructure:"guessKeys"`
+	MaxMetadataBytes   int           `mapstructure:"maxMetadataBytes"`
 	// CatalogRefresh is how often the API reads new promotions' formats.
 	CatalogRefresh time.Duration `mapstructure:"catalogRefresh"`
 	// ReservationTTL is a reservation's time to live when the request names
@@ -134,7 +203,7 @@ func Defaults() Config {
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
 		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-		DB:   DBConfig{Driver: "postgres", MaxConns: 8},
+		DB:   DBConfig{Driver: "postgres", MaxConns: 8, KeepAlive: 15 * time.Second, TCPUserTimeout: 30 * time.Second},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
@@ -144,12 +213,22 @@ func Defaults() Config {
 				Error: "promotion-code-batches-error", Dead: "promotion-code-batches-dead",
 				Redemptions: "promotion-code-redemptions"},
 		},
-		Codes:     CodesConfig{MaxDensity: codes.DefaultMaxDensity},
-		API:       APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20},
-		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator"},
+		Codes: CodesConfig{MaxDensity: codes.DefaultMaxDensity},
+		// The API's statements are short except exports, which stream for as
+		// long as their client reads: no statement limit (request deadlines
+		// bound the rest from the client side).
+		API: APIConfig{BatchCodeCount: 50_000, MaxCodeCount: 100_000_000, MaxBodyBytes: 1 << 20,
+			DB: DBSession{LockTimeout: 10 * time.Second, IdleInTransactionTimeout: 10 * time.Second}},
+		// A chunk is one short transaction (a 10,000-code COPY takes well
+		// under a second). A generator frozen mid-chunk holds its batch's
+		// row lock until its session ends: after idleInTransactionTimeout
+		// between statements, or, frozen inside the chunk's COPY, once a
+		// blocked worker finds the COPY older than statementTimeout.
+		Generator: GeneratorConfig{Workers: 2, ChunkSize: 10_000, MaxAttempts: 5, GroupID: "promocodes-generator",
+			DB: DBSession{StatementTimeout: 30 * time.Second, LockTimeout: 10 * time.Second, IdleInTransactionTimeout: 30 * time.Second}},
 		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
-		Redeem: RedeemConfig{GuessLimit: 30, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
+		Redeem: RedeemConfig{GuessLimit: 30, GuessLimitPerToken: 1000, GuessKeys: 100_000, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
 			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour},
 		Dev: DevConfig{DataDir: "data"},
 	}
@@ -206,6 +285,14 @@ func (c Config) Validate() error {
 	if c.DB.MaxConns < 1 {
 		bad("db.maxConns", "must be at least 1, got %d", c.DB.MaxConns)
 	}
+	if c.DB.KeepAlive != 0 && c.DB.KeepAlive < time.Second {
+		bad("db.keepAlive", "must be 0 (15s) or at least 1s, got %s", c.DB.KeepAlive)
+	}
+	if c.DB.TCPUserTimeout != 0 && (c.DB.TCPUserTimeout < time.Second || c.DB.TCPUserTimeout > maxSessionTimeout) {
+		bad("db.tcpUserTimeout", "must be 0 (the system's default) or from 1s to %s, got %s", maxSessionTimeout, c.DB.TCPUserTimeout)
+	}
+	c.API.DB.validate("api", bad)
+	c.Generator.DB.validate("generator", bad)
 	if len(c.Kafka.Brokers) == 0 {
 		bad("kafka.brokers", "must list at least one broker (PROMOCODES_KAFKA_BROKERS=host:port,...)")
 	}
@@ -294,8 +381,17 @@ func (c Config) Validate() error {
 	} else if c.Shovel.GroupID == c.Generator.GroupID {
 		bad("shovel.groupId", "must differ from generator.groupId: the shovel commits without joining its group")
 	}
-	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 {
-		bad("redeem.guessLimit", "must be at least 1, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
+	if c.Redeem.GuessLimit < -1 || c.Redeem.GuessLimit == 0 || c.Redeem.GuessLimit == 1 {
+		bad("redeem.guessLimit", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimit)
+	}
+	if c.Redeem.GuessLimitPerToken < -1 || c.Redeem.GuessLimitPerToken == 0 || c.Redeem.GuessLimitPerToken == 1 {
+		bad("redeem.guessLimitPerToken", "must be at least 2, or -1 to disable the limit; got %d", c.Redeem.GuessLimitPerToken)
+	}
+	if c.Redeem.GuessKeys < 1 || c.Redeem.GuessKeys > 10_000_000 {
+		bad("redeem.guessKeys", "must be in 1..10,000,000, got %d", c.Redeem.GuessKeys)
+	}
+	if err := (api.Config{TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders}).ValidateClientAddress(); err != nil {
+		errs = append(errs, err) // names its key
 	}
 	if c.Redeem.GuessWindow < time.Second {
 		bad("redeem.guessWindow", "must be at least 1s, got %s", c.Redeem.GuessWindow)

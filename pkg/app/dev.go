@@ -39,7 +39,8 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		b.Close()
 		return nil, err
 	}
-	p, err := openParts(ctx, cfg, "promocodes-dev", true, log)
+	// One store serves the API and the generators: per limit the looser.
+	p, err := openParts(ctx, cfg, "promocodes-dev", true, cfg.API.DB.loosest(cfg.Generator.DB), log)
 	if err != nil {
 		b.Close()
 		return nil, err
@@ -52,6 +53,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	outbox := api.NewOutbox(p.store, p.producer, cfg.Kafka.Topics.Batches, time.Second, log.Named("outbox"))
 	apiCfg.Metrics = api.NewMetrics(p.reg)
+	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {

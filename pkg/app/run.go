@@ -20,6 +20,7 @@ import (
 	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/generator"
 	"github.com/promocodes/promocodes/pkg/buildinfo"
+	"github.com/promocodes/promocodes/pkg/dbclock"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -47,12 +48,14 @@ func (c Config) apiConfig() api.Config {
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
 		// Exports hold a connection while they stream: at most half the
 		// pool, so creates, status reads and the outbox keep the rest.
-		MaxExports: max(1, c.DB.MaxConns/2),
+		MaxExports:     max(1, c.DB.MaxConns/2),
+		TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders,
 	}
 }
 
 func (c Config) redemptionConfig() redemption.Config {
-	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessWindow: c.Redeem.GuessWindow,
+	return redemption.Config{GuessLimit: c.Redeem.GuessLimit, GuessLimitPerToken: c.Redeem.GuessLimitPerToken,
+		GuessWindow: c.Redeem.GuessWindow, GuessKeys: c.Redeem.GuessKeys,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
 		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
 		ReservationRetention: c.Redeem.ReservationRetention}
@@ -66,7 +69,9 @@ func (c Config) redemptionConfig() redemption.Config {
 // loops are what serve runs: the service's, the publisher's and the
 // roller's (which counts totals whether or not Kafka is up).
 func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, []func(context.Context) error, error) {
-	svc, err := redemption.New(cfg.redemptionConfig(), p.store, p.reg, log.Named("redemption"))
+	rc := cfg.redemptionConfig()
+	rc.Clock = p.clock.Now
+	svc, err := redemption.New(rc, p.store, p.reg, log.Named("redemption"))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -75,7 +80,7 @@ func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, 
 		log.Named("redemption-events"))
 	roller := redemption.NewRoller(p.store, 0, p.reg, log.Named("totals"))
 	svc.OnChange(pub.Notify)
-	return svc, []func(context.Context) error{svc.Run, pub.Run, roller.Run}, nil
+	return svc, []func(context.Context) error{p.clock.Run, svc.Run, pub.Run, roller.Run}, nil
 }
 
 func (c Config) generatorConfig() generator.Config {
@@ -86,7 +91,7 @@ func (c Config) generatorConfig() generator.Config {
 	return generator.Config{
 		Workers: c.Generator.Workers, ChunkSize: c.Generator.ChunkSize, MaxAttempts: c.Generator.MaxAttempts,
 		ErrorTopic: c.Kafka.Topics.Error, DeadTopic: c.Kafka.Topics.Dead, Secret: []byte(c.Codes.Secret),
-		PreviousSecrets: previous,
+		PreviousSecrets: previous, Clock: c.Clock,
 	}
 }
 
@@ -133,7 +138,10 @@ func NewRegistry() *prometheus.Registry {
 
 // parts is what one process runs; Start* functions fill it and serve wires it.
 type parts struct {
-	store    Store
+	store Store
+	// clock is the database's clock (nil without a store): what the times
+	// compared across processes are taken from.
+	clock    *dbclock.Clock
 	producer *kafka.Producer
 	client   *kafka.Client
 	reg      *prometheus.Registry
@@ -149,18 +157,20 @@ func (p *parts) close() {
 	}
 }
 
-// openParts opens the store (unless withStore is false), makes sure the
-// topics exist, and opens the Kafka producer and client. A database or
-// broker that is down is waited for (with backoff, logging why) until ctx
-// ends, with /healthz up and /readyz 503 on http.addr meanwhile
-// (startingProbes).
-func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, log *zap.Logger) (*parts, error) {
+// openParts opens the store (unless withStore is false) with the session
+// limits of the deployable, makes sure the topics exist, and opens the Kafka
+// producer and client. A database or broker that is down is waited for (with
+// backoff, logging why) until ctx ends, with /healthz up and /readyz 503 on
+// http.addr meanwhile (startingProbes).
+func openParts(ctx context.Context, cfg Config, clientID string, withStore bool, session DBSession, log *zap.Logger) (*parts, error) {
 	p := &parts{reg: NewRegistry()}
 	var waiting atomic.Value
 	stopProbes := startingProbes(cfg.HTTP.Addr, &waiting, log)
 	defer stopProbes()
 	if withStore {
-		open := func(ctx context.Context) (Store, error) { return OpenStore(ctx, cfg.DB) }
+		open := func(ctx context.Context) (Store, error) {
+			return openStore(ctx, cfg.DB, session, clientID, cfg.Clock)
+		}
 		var (
 			st  Store
 			err error
@@ -175,6 +185,12 @@ func openParts(ctx context.Context, cfg Config, clientID string, withStore bool,
 		}
 		p.store = st
 		p.closers = append(p.closers, st.Close)
+		p.clock = dbclock.New(st, cfg.Clock, log.Named("dbclock"))
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := p.clock.Sync(sctx); err != nil {
+			log.Warn("could not read the database clock yet; this host's clock stands in until it can", zap.Error(err))
+		}
+		cancel()
 	}
 	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
@@ -248,7 +264,7 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 
 // StartAPI starts the Promotion API and the outbox publisher.
 func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-api", true, log)
+	p, err := openParts(ctx, cfg, "promocodes-api", true, cfg.API.DB, log)
 	if err != nil {
 		return nil, err
 	}
@@ -260,6 +276,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	apiCfg := cfg.apiConfig()
 	apiCfg.Metrics = api.NewMetrics(p.reg)
+	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
@@ -281,7 +298,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 
 // StartGenerator starts the generator workers and their probe endpoints.
 func StartGenerator(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-generator", true, log)
+	p, err := openParts(ctx, cfg, "promocodes-generator", true, cfg.Generator.DB, log)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func newShovel(cfg Config, p *parts, log *zap.Logger) (*shovel.Shovel, error) {
 // StartShovel starts the shovel: a cycle every shovel.interval, with /healthz
 // failing while the broker is unreachable.
 func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error) {
-	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", log)
+	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", DBSession{}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +67,7 @@ func StartShovel(ctx context.Context, cfg Config, log *zap.Logger) (*Process, er
 // ShovelOnce runs one shovel cycle (for a Kubernetes CronJob). It fails when
 // any event could not be moved, so the job shows as failed.
 func ShovelOnce(ctx context.Context, cfg Config, log *zap.Logger) (shovel.Stats, error) {
-	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", log)
+	p, err := openParts(ctx, cfg, "promocodes-shovel", cfg.DB.DSN != "", DBSession{}, log)
 	if err != nil {
 		return shovel.Stats{}, err
 	}

@@ -64,3 +64,66 @@ func TestValidationNamesTheKey(t *testing.T) {
 		t.Errorf("ValidateFor(kafka) = %v; the kafka section is fine", err)
 	}
 }
+
+// The trusted proxies come from the environment as a comma-separated list,
+// and a bad one is refused naming its key.
+func TestTrustedProxiesFromEnv(t *testing.T) {
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,192.0.2.1")
+	t.Setenv("PROMOCODES_HTTP_CLIENTADDRESSHEADERS", "X-Real-IP,X-Forwarded-For")
+	cfg, err := Load(app.Defaults(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.HTTP.TrustedProxies) != 2 || len(cfg.HTTP.ClientAddressHeaders) != 2 {
+		t.Fatalf("trustedProxies %q, clientAddressHeaders %q", cfg.HTTP.TrustedProxies, cfg.HTTP.ClientAddressHeaders)
+	}
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "http.") {
+		t.Errorf("valid proxies refused: %v", err)
+	}
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "10.0.0.0/8,not-an-address")
+	if cfg, err = Load(app.Defaults(), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.trustedProxies") {
+		t.Errorf("a bad proxy: %v, want an error naming http.trustedProxies", err)
+	}
+	t.Setenv("PROMOCODES_HTTP_TRUSTEDPROXIES", "")
+	if cfg, err = Load(app.Defaults(), "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "http.clientAddressHeaders") {
+		t.Errorf("headers without proxies: %v, want an error naming http.clientAddressHeaders", err)
+	}
+}
+
+// The database session limits are keys per deployable, set by file or
+// environment, and validated naming the key.
+func TestDatabaseSessionLimitKeys(t *testing.T) {
+	file := writeFile(t, "generator:\n  db:\n    lockTimeout: 3s\napi:\n  db:\n    idleInTransactionTimeout: 5s\ndb:\n  tcpUserTimeout: 12s\n")
+	t.Setenv("PROMOCODES_GENERATOR_DB_IDLEINTRANSACTIONTIMEOUT", "45s")
+	t.Setenv("PROMOCODES_API_DB_STATEMENTTIMEOUT", "2m")
+	cfg, err := Load(app.Defaults(), file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.Generator.DB; g.LockTimeout != 3*time.Second || g.IdleInTransactionTimeout != 45*time.Second || g.StatementTimeout != 30*time.Second {
+		t.Errorf("generator.db = %+v", g)
+	}
+	if a := cfg.API.DB; a.IdleInTransactionTimeout != 5*time.Second || a.StatementTimeout != 2*time.Minute || a.LockTimeout != 10*time.Second {
+		t.Errorf("api.db = %+v", a)
+	}
+	if cfg.DB.TCPUserTimeout != 12*time.Second || cfg.DB.KeepAlive != 15*time.Second {
+		t.Errorf("db = %+v", cfg.DB)
+	}
+	bad, err := Load(app.Defaults(), writeFile(t,
+		"api:\n  db:\n    lockTimeout: -1s\ngenerator:\n  db:\n    statementTimeout: 1us\ndb:\n  keepAlive: 10ms\n  tcpUserTimeout: -1s\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Validate()
+	for _, key := range []string{"api.db.lockTimeout", "generator.db.statementTimeout", "db.keepAlive", "db.tcpUserTimeout"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("validation error %v does not name %s", err, key)
+		}
+	}
+}

@@ -213,10 +213,33 @@ func (c *Client) listOffsets(ctx context.Context, topic string, parts []int, whi
 	return out, nil
 }
 
+// Position is a group's committed position on one partition: the next
+// offset to consume and the metadata string committed with it (a consumer
+// may keep a little state there; Kafka bounds it by
+// offset.metadata.max.bytes, 4 KiB by default).
+type Position struct {
+	Offset   int64
+	Metadata string
+}
+
 // CommittedOffsets returns the group's committed offsets for topic: for each
 // partition, the next offset the group will consume. Partitions without a
 // commit are absent.
 func (c *Client) CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error) {
+	pos, err := c.CommittedPositions(ctx, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(pos))
+	for p, o := range pos {
+		out[p] = o.Offset
+	}
+	return out, nil
+}
+
+// CommittedPositions is CommittedOffsets with the metadata committed with
+// each offset.
+func (c *Client) CommittedPositions(ctx context.Context, group, topic string) (map[int]Position, error) {
 	parts, err := c.Partitions(ctx, topic)
 	if err != nil {
 		return nil, err
@@ -227,23 +250,18 @@ func (c *Client) CommittedOffsets(ctx context.Context, group, topic string) (map
 	}
 	if errors.Is(resp.Error, kafkago.GroupIdNotFound) {
 		// A group that never committed: kfake says so, Apache Kafka answers -1s.
-		return map[int]int64{}, nil
-	}
-	if errors.Is(resp.Error, kafkago.GroupIdNotFound) {
-		// kfake answers so for a group that never committed; Apache Kafka
-		// answers offsets of -1.
-		return map[int]int64{}, nil
+		return map[int]Position{}, nil
 	}
 	if resp.Error != nil {
 		return nil, fmt.Errorf("committed offsets of group %s on %s: %w", group, topic, resp.Error)
 	}
-	out := make(map[int]int64, len(parts))
+	out := make(map[int]Position, len(parts))
 	for _, p := range resp.Topics[topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("committed offsets of group %s on %s/%d: %w", group, topic, p.Partition, p.Error)
 		}
 		if p.CommittedOffset >= 0 {
-			out[p.Partition] = p.CommittedOffset
+			out[p.Partition] = Position{Offset: p.CommittedOffset, Metadata: p.Metadata}
 		}
 	}
 	return out, nil
@@ -257,12 +275,36 @@ func (c *Client) CommittedOffsets(ctx context.Context, group, topic string) (map
 // such jobs a group id of their own, never shared with a Consumer. A group
 // with live members answers UNKNOWN_MEMBER_ID (Apache Kafka and kfake alike).
 func (c *Client) CommitOffsets(ctx context.Context, group, topic string, offsets map[int]int64) error {
-	if len(offsets) == 0 {
+	pos := make(map[int]Position, len(offsets))
+	for p, o := range offsets {
+		pos[p] = Position{Offset: o}
+	}
+	return c.CommitPositions(ctx, group, topic, pos)
+}
+
+// CommitPositions is CommitOffsets with metadata: each commit replaces the
+// partition's offset and its metadata together. Metadata is advisory: when
+// the broker refuses it as too large (offset.metadata.max.bytes), the
+// offsets are committed without it.
+func (c *Client) CommitPositions(ctx context.Context, group, topic string, positions map[int]Position) error {
+	err := c.commitPositions(ctx, group, topic, positions)
+	if !errors.Is(err, kafkago.OffsetMetadataTooLarge) {
+		return err
+	}
+	bare := make(map[int]Position, len(positions))
+	for p, o := range positions {
+		bare[p] = Position{Offset: o.Offset}
+	}
+	return c.commitPositions(ctx, group, topic, bare)
+}
+
+func (c *Client) commitPositions(ctx context.Context, group, topic string, positions map[int]Position) error {
+	if len(positions) == 0 {
 		return nil
 	}
-	commits := make([]kafkago.OffsetCommit, 0, len(offsets))
-	for p, o := range offsets {
-		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: o})
+	commits := make([]kafkago.OffsetCommit, 0, len(positions))
+	for p, o := range positions {
+		commits = append(commits, kafkago.OffsetCommit{Partition: p, Offset: o.Offset, Metadata: o.Metadata})
 	}
 	resp, err := c.c.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{
 		GroupID:      group,

@@ -168,8 +168,10 @@ type Header struct {
 }
 
 // Message is a record, as fetched or to publish. Topic, Key, Value and
-// Headers are set by the publisher; Partition, Offset and Time by the broker
-// (Publish ignores them).
+// Headers are set by the publisher; Partition and Offset by the broker
+// (Publish ignores them). Time is the record's timestamp: the producer's
+// clock (CreateTime; Publish stamps a zero Time with this host's clock), so
+// it is no more trustworthy than the producer's clock.
 type Message struct {
 	Topic     string
 	Partition int

@@ -90,7 +90,8 @@ func (p *Producer) Close() error {
 }
 
 func toKafkaGo(m Message) kafkago.Message {
-	km := kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
+	// A zero Time is stamped by kafka-go with this host's clock.
+	km := kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Time: m.Time}
 	if len(m.Headers) > 0 {
 		km.Headers = make([]kafkago.Header, len(m.Headers))
 		for i, h := range m.Headers {

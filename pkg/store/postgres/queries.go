@@ -29,6 +29,16 @@ RETURNING next - $2`
 
 	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
 
+	// qEndFrozenCopies terminates the sessions of this database and user
+	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
+	// for their client (wait_event ClientRead) with a transaction open: a
+	// COPY still receiving data is cancelled by statement_timeout, one whose
+	// client stopped sending is not.
+	qEndFrozenCopies = `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+	AND state = 'active' AND wait_event = 'ClientRead' AND backend_xid IS NOT NULL
+	AND query ILIKE 'copy %from stdin%' AND query_start < now() - $1 * interval '1 millisecond'`
+
 	qMarkPublished = `UPDATE batches SET published = true, publish_lease_until = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
@@ -98,13 +108,15 @@ FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id =
 ORDER BY promotion_id, batch_no LIMIT $1`,
 
 	// ClaimPendingBatches leases up to $1 of the oldest unpublished batches
-	// until $2 to this publisher: SKIP LOCKED passes over rows another
-	// replica is claiming right now, the lease over rows it claimed and is
-	// publishing. RETURNING has no order: the caller sorts.
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = $2
+	// for $2 microseconds to this publisher: SKIP LOCKED passes over rows
+	// another replica is claiming right now, the lease over rows it claimed
+	// and is publishing. The lease is on the database's clock (now()), so
+	// replicas whose clocks disagree still agree on it. RETURNING has no
+	// order: the caller sorts.
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = now() + $2 * interval '1 microsecond'
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
-	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < $3)
+	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
 	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING ` + batchCols,
 
@@ -191,6 +203,9 @@ ORDER BY p.id DESC LIMIT $4`,
 
 	// OldestUnpublished is the creation time of the promotion of the oldest
 	// unpublished batch (ids grow with time).
+	// Now is the database's clock at the call.
+	Now: `SELECT clock_timestamp()`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 
@@ -324,16 +339,19 @@ WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDE
 	UserRedemptions: `SELECT ` + redemptionCols + ` FROM redemptions
 WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
-	// ClaimEvents leases the oldest unpublished events to this publisher;
-	// SKIP LOCKED and the lease keep another replica's publisher off them.
-	ClaimEvents: `UPDATE events SET lease_until = $2
+	// ClaimEvents leases the oldest unpublished events to this publisher
+	// for $2 microseconds of the database's clock; SKIP LOCKED and the lease
+	// keep another replica's publisher off them.
+	ClaimEvents: `UPDATE events SET lease_until = now() + $2 * interval '1 microsecond'
 WHERE seq IN (
 	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < $3)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
 	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING seq, stream, event_key, payload`,
 
-	MarkEventPublished: `UPDATE events SET published_at = $2 WHERE seq = ANY($1) AND published_at IS NULL`,
+	// MarkEventPublished stamps the database's clock: the retention that
+	// prunes published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL`,
 
 	// CodeSpaces lists what validation needs to recognise codes offline:
 	// the format of each generated promotion and each vanity code.

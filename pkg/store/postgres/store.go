@@ -11,6 +11,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -18,16 +19,21 @@ import (
 	"fmt"
 	"hash/crc32"
 	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/puddle/v2"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
+	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
 //go:embed migrations/*.sql
@@ -48,6 +54,31 @@ type Config struct {
 	// every connection: for tests running in parallel and for tenants
 	// sharing a database.
 	Schema string
+	// Session limits the server enforces on every connection of the pool
+	// (startup parameters; zero leaves the server's or role's setting):
+	// StatementTimeout cancels a statement that runs longer;
+	// LockTimeout fails a statement that waits longer for a lock (SQLSTATE
+	// 55P03, see LockTimeout); IdleInTransactionTimeout ends a session that
+	// sits in an open transaction without a statement for longer, so a
+	// client that vanished or froze mid-transaction (a cut connection, a
+	// SIGSTOPped process) releases its row locks. Millisecond precision.
+	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
+	// TCP settings of each connection, applied on both ends: the client's
+	// socket, and the server's through tcp_keepalives_idle/interval/count
+	// and tcp_user_timeout, so that the server also notices a client host
+	// that vanished. KeepAlive is the idle time before the first probe and
+	// between probes (3 unanswered close the connection; zero: 15 s);
+	// TCPUserTimeout closes a connection whose sent data stays
+	// unacknowledged that long (Linux; zero: the system's default).
+	KeepAlive, TCPUserTimeout time.Duration
+	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
+	// application_name in the DSN wins.
+	ApplicationName string
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, the totals' updated_at); nil is time.Now. Leases and
+	// expiries compared across processes never use it: they take the
+	// database's clock. Tests set it to play a host whose clock is off.
+	Clock func() time.Time
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -63,13 +94,51 @@ func (c Config) Validate() error {
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
 		return fmt.Errorf("postgres: schema %q must match %s", c.Schema, schemaName)
 	}
+	for name, d := range map[string]time.Duration{"StatementTimeout": c.StatementTimeout, "LockTimeout": c.LockTimeout,
+		"IdleInTransactionTimeout": c.IdleInTransactionTimeout} {
+		if d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
+			return fmt.Errorf("postgres: %s %s must be 0 (the server's setting) or from 1ms to %s", name, d, maxTimeout)
+		}
+	}
+	if err := c.tcp().Validate(); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
+}
+
+// maxTimeout is the largest session timeout PostgreSQL takes (INT_MAX ms).
+const maxTimeout = (1<<31 - 1) * time.Millisecond
+
+// sessionParams are the startup parameters that carry c's session limits
+// and the server's end of its TCP settings.
+func (c Config) sessionParams() map[string]string {
+	p := map[string]string{}
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	for name, d := range map[string]time.Duration{"statement_timeout": c.StatementTimeout, "lock_timeout": c.LockTimeout,
+		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout} {
+		if d > 0 {
+			p[name] = ms(d)
+		}
+	}
+	if k := c.KeepAlive; k > 0 {
+		secs := strconv.FormatInt(max(1, int64(k/time.Second)), 10)
+		p["tcp_keepalives_idle"], p["tcp_keepalives_interval"], p["tcp_keepalives_count"] = secs, secs, "3"
+	}
+	if u := c.TCPUserTimeout; u > 0 {
+		p["tcp_user_timeout"] = ms(u)
+	}
+	return p
 }
 
 // Store is the PostgreSQL store.
 type Store struct {
 	*sqlstore.Core[pgxTx]
-	pool *pgxpool.Pool
+	pool             *pgxpool.Pool
+	statementTimeout time.Duration
 }
 
 // Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
@@ -95,6 +164,15 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	if cfg.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
 	}
+	for k, v := range cfg.sessionParams() {
+		pcfg.ConnConfig.RuntimeParams[k] = v
+	}
+	if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		pcfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(cfg.ApplicationName, "promocodes")
+	}
+	dialer := cfg.tcp().Dialer()
+	dialer.Timeout = pcfg.ConnConfig.ConnectTimeout // the DSN's connect_timeout, as pgx's own dialer has it
+	pcfg.ConnConfig.DialFunc = dialer.DialContext
 	if tune != nil {
 		tune(pcfg)
 	}
@@ -109,9 +187,9 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 		pool.Close()
 		return nil, fmt.Errorf("postgres: migration lock: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, statementTimeout: cfg.StatementTimeout}
 	db := pgxPool{pgxExec{pool}, pool}
-	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker))
+	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -162,21 +240,64 @@ var dialect = sqlstore.Dialect[pgxTx]{
 		}
 		return qMarkPublished, []any{ids, nos}, len(refs)
 	},
-	Arrays: true, // AllRows: nil, LIMIT NULL
+	Arrays:      true, // AllRows: nil, LIMIT NULL
+	Lease:       func(d time.Duration) any { return d.Microseconds() },
+	Unavailable: unavailable,
+	LockTimeout: func(err error) bool { return sqlState(err) == "55P03" },
+}
+
+// sqlState is err's SQLSTATE ("" for none).
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// unavailable reports the server's answers that mean it cannot serve the
+// request now rather than that the request was wrong: shutting down,
+// starting or out of connections (SQLSTATE 57P01-57P03, 53300, class 08), a
+// server-side bound that ended the statement or session (57014
+// statement_timeout, 55P03 lock_timeout, 25P03
+// idle_in_transaction_session_timeout), and pgx's own: a connect error, a
+// closed connection or pool.
+func unavailable(err error) bool {
+	switch code := sqlState(err); code {
+	case "57P01", "57P02", "57P03", "53300", "57014", "55P03", "25P03":
+		return true
+	case "":
+		var ce *pgconn.ConnectError
+		return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, puddle.ErrClosedPool)
+	default:
+		return strings.HasPrefix(code, "08")
+	}
+}
+
+// EndFrozenCopies ends the sessions (of this database and user) that have
+// been in a COPY FROM STDIN longer than Config.StatementTimeout while waiting
+// for their client's data, and returns how many. statement_timeout does not
+// cancel a COPY that waits on its client, nor does any other session limit:
+// a generator frozen mid-chunk (SIGSTOP, a frozen VM) would hold its batch's
+// row lock for as long as it stays frozen. A worker blocked behind such a
+// lock calls this; without a statement timeout it ends nothing.
+func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
+	if s.statementTimeout <= 0 {
+		return 0, nil
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: end frozen COPY sessions: %w", err)
+	}
+	return n, nil
 }
 
 // retryable reports whether err is a deadlock or serialization failure: the
 // transaction was rolled back and may simply be run again.
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
-}
+func retryable(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" }
 
 // uniqueViolation reports whether err is a unique violation (23505).
-func uniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
-}
+func uniqueViolation(err error) bool { return sqlState(err) == "23505" }
 
 // pgxQuerier is what a pool and a transaction have in common.
 type pgxQuerier interface {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
@@ -67,4 +68,16 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		}
 		t.Logf("Open error: %v", err)
 	}
+}
+
+func TestClocks(t *testing.T) {
+	postgrestest.DSN(t)
+	storetest.RunClocks(t, storetest.OneDatabase(
+		func(t *testing.T) postgres.Config {
+			return postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)}
+		},
+		func(cfg postgres.Config, clock func() time.Time) (storetest.MigratingStore, error) {
+			cfg.Clock = clock
+			return postgres.Open(context.Background(), cfg)
+		}))
 }

@@ -29,7 +29,11 @@ const (
 )
 
 const (
-	sqlNow = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
+	// sqlNow is SQLite's clock in TimeLayout (strftime's %f has
+	// milliseconds; the padding keeps the text order the time order);
+	// sqlNowPlus is ?2 seconds (fractional, may be negative) later.
+	sqlNow     = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
+	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
 
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at`
@@ -93,15 +97,18 @@ FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id =
 ORDER BY promotion_id, batch_no LIMIT ?`,
 
 	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
-	// until ?2 to this publisher (one writer at a time: the statement holds
-	// the write lock; the lease keeps another process on the same file off
-	// them).
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ?2
+	// for ?2 seconds of SQLite's clock (the same for every process on the
+	// file, whatever their own clocks say) to this publisher (one writer at
+	// a time: the statement holds the write lock; the lease keeps another
+	// process on the same file off them).
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + sqlNowPlus + `
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ?3)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + sqlNow + `)
 	ORDER BY promotion_id, batch_no LIMIT ?1)
 RETURNING ` + batchCols,
+
+	Now: `SELECT ` + sqlNow,
 
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one query.
@@ -283,7 +290,7 @@ RETURNING ` + redemptionCols,
 	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = ?`,
 
 	// ReleaseCode: the code row of the redemption's promotion only (see
-	// ../postgres/redemption_queries.go).
+	// ../postgres/queries.go).
 	ReleaseCode: `UPDATE codes SET used = used - 1 WHERE code = ?1 AND promotion_id = ?2 AND used > 0 RETURNING used`,
 
 	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = ?2 WHERE id = ?1`,
@@ -307,16 +314,19 @@ WHERE code = ?5 AND promotion_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDE
 	UserRedemptions: `SELECT ` + redemptionCols + ` FROM redemptions
 WHERE user_id = ?1 AND (?3 = '' OR id < ?3) AND id >= ?4 ORDER BY id DESC LIMIT ?2`,
 
+	// ClaimEvents leases up to ?1 events for ?2 seconds of SQLite's clock.
 	// One writer at a time: the lease only matters to publishers in other
 	// processes sharing the file.
-	ClaimEvents: `UPDATE events SET lease_until = ?2
+	ClaimEvents: `UPDATE events SET lease_until = ` + sqlNowPlus + `
 WHERE seq IN (
 	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ?3)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ` + sqlNow + `)
 	ORDER BY seq LIMIT ?1)
 RETURNING seq, stream, event_key, payload`,
 
-	MarkEventPublished: `UPDATE events SET published_at = ?2 WHERE seq = ?1 AND published_at IS NULL`,
+	// MarkEventPublished stamps SQLite's clock: the retention that prunes
+	// published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = ` + sqlNow + ` WHERE seq = ?1 AND published_at IS NULL`,
 
 	CodeSpaces: `SELECT id, kind, coalesce(format, ''), coalesce(vanity_code, '') FROM promotions
 WHERE id > ? ORDER BY id LIMIT ?`,

@@ -36,9 +36,10 @@ var migrationFiles embed.FS
 // DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
 const DefaultMaxReadConns = 4
 
-// BusyTimeout is how long a connection waits for a lock held by another
-// connection or process before failing with SQLITE_BUSY.
-const BusyTimeout = 10 * time.Second
+// DefaultBusyTimeout is how long a connection waits for a lock held by
+// another connection or process before failing with SQLITE_BUSY, when
+// Config.BusyTimeout is zero.
+const DefaultBusyTimeout = 10 * time.Second
 
 // Config configures a Store. Set Path or DSN.
 type Config struct {
@@ -49,6 +50,19 @@ type Config struct {
 	DSN string
 	// MaxReadConns bounds the read pool (default 4).
 	MaxReadConns int
+	// BusyTimeout is how long a statement waits for a lock another
+	// connection or process holds before it fails with SQLITE_BUSY (see
+	// LockTimeout); default DefaultBusyTimeout. SQLite's counterpart of a
+	// server's lock timeout: a process frozen inside a write transaction
+	// holds the file's write lock until it runs again or dies, and nothing
+	// can end it from outside.
+	BusyTimeout time.Duration
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, updated_at); nil is time.Now. Leases compared across
+	// processes take SQLite's own clock instead (strftime('now'): the
+	// clock of the host the file is on). Tests set it to play a host whose
+	// clock is off.
+	Clock func() time.Time
 }
 
 // Validate checks the configuration.
@@ -60,6 +74,8 @@ func (c Config) Validate() error {
 		return errors.New("sqlite: set Path or DSN, not both")
 	case c.MaxReadConns < 0:
 		return fmt.Errorf("sqlite: MaxReadConns %d is negative", c.MaxReadConns)
+	case c.BusyTimeout < 0 || (c.BusyTimeout > 0 && c.BusyTimeout < time.Millisecond):
+		return fmt.Errorf("sqlite: BusyTimeout %s must be 0 (the default, %s) or at least 1ms", c.BusyTimeout, DefaultBusyTimeout)
 	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
 		// The store needs two pools on one database; an in-memory database
 		// is private to its connection.
@@ -96,7 +112,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)", BusyTimeout.Milliseconds())
+	busy := cfg.BusyTimeout
+	if busy == 0 {
+		busy = DefaultBusyTimeout
+	}
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a cache
 	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
 	// a bound, not an allocation) and a larger WAL between checkpoints
@@ -129,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
-	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations())
+	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations(), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -169,6 +189,28 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
 	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
 	AllRows:         -1, // LIMIT -1
+	Lease:           func(d time.Duration) any { return d.Seconds() },
+	// SQLite's side of a lost database: the store closed, its file unable
+	// to be opened or read or written, its lock taken past the busy timeout.
+	Unavailable: func(err error) bool {
+		switch primaryCode(err) {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+		return false
+	},
+	// LockTimeout: another connection or process held the write lock past
+	// Config.BusyTimeout.
+	LockTimeout: func(err error) bool { return primaryCode(err) == sqlite3.SQLITE_BUSY },
+}
+
+// primaryCode is err's SQLite primary result code (0 for none).
+func primaryCode(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code() & 0xff
+	}
+	return 0
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint

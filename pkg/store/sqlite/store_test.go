@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/storetest"
@@ -46,4 +47,12 @@ func TestConfigValidate(t *testing.T) {
 	if err := (sqlite.Config{Path: "/tmp/x.db"}).Validate(); err != nil {
 		t.Errorf("Validate(path) = %v", err)
 	}
+}
+
+func TestClocks(t *testing.T) {
+	storetest.RunClocks(t, storetest.OneDatabase(
+		func(t *testing.T) string { return filepath.Join(t.TempDir(), "promocodes.db") },
+		func(path string, clock func() time.Time) (storetest.MigratingStore, error) {
+			return sqlite.Open(context.Background(), sqlite.Config{Path: path, Clock: clock})
+		}))
 }

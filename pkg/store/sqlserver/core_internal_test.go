@@ -216,7 +216,7 @@ func TestCoreStatements(t *testing.T) {
 		"IncompleteBatches": {batchRow}, "AllIncompleteBatches": {batchRow},
 		"LoadBatch":     {promotionRow(int64(1), int64(0), int64(5), int64(2), "pending", "", "fp")},
 		"SetBatchState": {none}, "BatchExists": {row(true)},
-		"OldestUnpublished":  {row(now)},
+		"OldestUnpublished": {row(now)}, "Now": {row(now)},
 		"Advance":            {row(int64(4)), row(int64(4)), nil},
 		"BatchProgress":      {row(int64(4), int64(10))},
 		"PromotionLive":      {row(true), row(false)},
@@ -253,7 +253,7 @@ func TestCoreStatements(t *testing.T) {
 		"Purge[redemptions]": {row(int64(1))},
 		"Deletion":           {row(now, nil)},
 	})}
-	s := newStore(sql.OpenDB(srv))
+	s := newStore(sql.OpenDB(srv), nil)
 	defer s.Close()
 	ctx := context.Background()
 	starts := now
@@ -301,6 +301,7 @@ func TestCoreStatements(t *testing.T) {
 		{"IncompleteBatches", func() error { _, err := s.IncompleteBatches(ctx, 0); return err }},
 		{"IncompleteBatches of one", func() error { _, err := s.IncompleteBatches(ctx, 7); return err }},
 		{"OldestUnpublished", func() error { _, _, err := s.OldestUnpublished(ctx); return err }},
+		{"Now", func() error { _, err := s.Now(ctx); return err }},
 		{"CommitChunk", func() error { _, err := s.CommitChunk(ctx, chunk(2)); return err }},
 		{"CommitChunk of a cancelled promotion", func() error {
 			if _, err := s.CommitChunk(ctx, chunk(2)); promo.Code(err) != promo.EMoved {
@@ -418,10 +419,10 @@ func TestCoreStatements(t *testing.T) {
 		"PromotionStatus": "int64", "Progress": "int64", "PromotionExists": "int64", "ExportCodes": "int64",
 		"ListPromotions": "int64,string,string,int,int",
 		"GetCode":        v,
-		"PendingBatches": "int64", "ClaimPendingBatches": "int64," + utc + "," + utc,
+		"PendingBatches": "int64", "ClaimPendingBatches": "int64,int32",
 		"qMarkPublished": "int64,int32,int64,int32",
 		"LoadBatch":      "int64,int32", "SetBatchState": "int64,int32,string,string", "BatchExists": "int64,int32",
-		"IncompleteBatches": "int64", "AllIncompleteBatches": "", "OldestUnpublished": "",
+		"IncompleteBatches": "int64", "AllIncompleteBatches": "", "OldestUnpublished": "", "Now": "",
 		"Advance": "int64,int32,int64,int64", "BatchProgress": "int64,int32", "PromotionLive": "int64",
 		"CancelBatch": "int64,int32", "qInsertCodesSkipping": "int64," + v + "," + v,
 		"StatsTotals": "int64", "StatsSeries": "int64,string," + utc + "," + utc,
@@ -444,7 +445,7 @@ func TestCoreStatements(t *testing.T) {
 		"Redemptions": "int64,int," + v + "," + v, "RedemptionsByUser": "int64,int," + v + "," + v + ",string",
 		"RedemptionsByCode": "int64,int," + v + "," + v + "," + v, "UserRedemptions": "string,int," + v + "," + v,
 		"Redemptions all": "int64,int," + v + "," + v,
-		"ClaimEvents":     "int," + utc + "," + utc, "MarkEventPublished": "int64," + utc,
+		"ClaimEvents":     "int,int32", "MarkEventPublished": "int64",
 		"PruneEvents": utc + ",int", "CodeSpaces": "int64,int", "SetActive": "int64,bool",
 		"InsertReservation": v + ",int64," + v + ",string," + utc + "," + utc,
 		"Reservation":       v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
@@ -521,7 +522,7 @@ func TestChunkCommitStatements(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := &fakeServer{answer: script(tc.flushErr, map[string][][][]driver.Value{
 				"Advance": {row(int64(4))}, "PromotionLive": {row(true)}})}
-			s := newStore(sql.OpenDB(srv))
+			s := newStore(sql.OpenDB(srv), nil)
 			defer s.Close()
 			if done, err := s.CommitChunk(context.Background(), chunk); err != nil || done != 4 {
 				t.Fatalf("CommitChunk = %d, %v", done, err)

@@ -97,7 +97,7 @@ func (r *recRows) Next(dest []driver.Value) error {
 
 func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 	rec := &recorder{}
-	s := newStore(sql.OpenDB(rec))
+	s := newStore(sql.OpenDB(rec), nil)
 	defer s.Close()
 	if err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)

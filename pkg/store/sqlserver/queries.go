@@ -214,16 +214,19 @@ FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotio
 ORDER BY promotion_id, batch_no`,
 
 	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
-	// batches until @p2 to this publisher: READPAST skips rows another
-	// replica holds, UPDLOCK keeps two from taking the same, the ORDER BY
-	// under TOP takes the oldest; OUTPUT ... INTO a table variable (plain
-	// OUTPUT fails once a trigger exists on the table, error 334).
+	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
+	// replicas whose clocks disagree still agree on the lease) to this
+	// publisher: READPAST skips rows another replica holds, UPDLOCK keeps
+	// two from taking the same, the ORDER BY under TOP takes the oldest;
+	// OUTPUT ... INTO a table variable (plain OUTPUT fails once a trigger
+	// exists on the table, error 334).
 	ClaimPendingBatches: `DECLARE @t TABLE (promotion_id bigint, batch_no int);
+DECLARE @now datetime2 = SYSUTCDATETIME();
 WITH c AS (
 	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @p3)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @now)
 	ORDER BY promotion_id, batch_no)
-UPDATE c SET publish_lease_until = @p2 OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
+UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
 SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
@@ -317,6 +320,8 @@ ORDER BY p.id DESC`,
 
 	// OldestUnpublished is the creation time of the promotion of the oldest
 	// unpublished batch (ids grow with time).
+	Now: `SELECT SYSUTCDATETIME()`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
 
@@ -459,17 +464,21 @@ WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4
 	UserRedemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
 WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	// ClaimEvents leases the oldest unpublished events: READPAST skips rows
-	// another publisher holds, UPDLOCK keeps two from taking the same, the
-	// ORDER BY under TOP takes the oldest.
+	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
+	// of the server's clock: READPAST skips rows another publisher holds,
+	// UPDLOCK keeps two from taking the same, the ORDER BY under TOP takes
+	// the oldest.
 	ClaimEvents: `DECLARE @t TABLE (seq bigint);
+DECLARE @now datetime2 = SYSUTCDATETIME();
 WITH c AS (
 	SELECT TOP (@p1) seq, lease_until FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @p3) ORDER BY seq)
-UPDATE c SET lease_until = @p2 OUTPUT inserted.seq INTO @t;
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
+UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
 
-	MarkEventPublished: `UPDATE events SET published_at = @p2 WHERE seq = @p1 AND published_at IS NULL`,
+	// MarkEventPublished stamps the server's clock: the retention that
+	// prunes published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = SYSUTCDATETIME() WHERE seq = @p1 AND published_at IS NULL`,
 
 	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > @p1 ORDER BY id`,
@@ -607,7 +616,7 @@ SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHER
 	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WITH (UPDLOCK, ROWLOCK) WHERE id = @p1`,
 
 	// FlagCancelled sets the flag every chunk reads before it commits (see
-	// ../postgres/lifecycle_queries.go); only the promotion row is locked.
+	// ../postgres/queries.go); only the promotion row is locked.
 	// "Some batch is unfinished" must not wait for a chunk in flight either
 	// (at locking READ COMMITTED a plain read of its batch row would): an
 	// unlocked unfinished batch (READPAST), or a batch row some transaction

@@ -36,6 +36,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
+	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
 //go:embed migrations/*.sql
@@ -54,6 +55,25 @@ type Config struct {
 	DSN string
 	// MaxConns bounds the connection pool (default 4).
 	MaxConns int
+	// LockTimeout fails a statement that waits longer for a lock (error
+	// 1222, see LockTimeout): SET LOCK_TIMEOUT on every session, run again
+	// whenever the pool hands a connection out (its session is reset), which
+	// costs a round trip per checkout. Zero leaves the server's default
+	// (wait without limit). Millisecond precision. SQL Server has no limit
+	// on statements or on sessions idle in a transaction: a client frozen
+	// mid-transaction keeps its locks until its connection dies.
+	LockTimeout time.Duration
+	// KeepAlive and TCPUserTimeout are the client's end of each connection:
+	// keepalive probes after KeepAlive idle and every KeepAlive (3
+	// unanswered close it; zero: 15 s), and TCP_USER_TIMEOUT (Linux; zero:
+	// the system's default). The server's end is its own KEEPALIVE setting
+	// (30 s by default).
+	KeepAlive, TCPUserTimeout time.Duration
+	// Clock is this process's clock for the times the store stamps itself
+	// (created_at, the totals' updated_at); nil is time.Now. Leases and
+	// expiries compared across processes take the server's clock instead
+	// (SYSUTCDATETIME()). Tests set it to play a host whose clock is off.
+	Clock func() time.Time
 }
 
 // Validate checks the configuration.
@@ -64,7 +84,34 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		return fmt.Errorf("sqlserver: MaxConns %d is negative", c.MaxConns)
 	}
+	if c.LockTimeout < 0 || (c.LockTimeout > 0 && c.LockTimeout < time.Millisecond) || c.LockTimeout > maxLockTimeout {
+		return fmt.Errorf("sqlserver: LockTimeout %s must be 0 (no limit) or from 1ms to %s", c.LockTimeout, maxLockTimeout)
+	}
+	if err := c.tcp().Validate(); err != nil {
+		return fmt.Errorf("sqlserver: %w", err)
+	}
 	return nil
+}
+
+func (c Config) tcp() tcpdial.Config {
+	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
+}
+
+// maxLockTimeout is the largest SET LOCK_TIMEOUT (INT_MAX ms).
+const maxLockTimeout = (1<<31 - 1) * time.Millisecond
+
+// sessionInit is the batch every pooled session starts with.
+func (c Config) sessionInit() string {
+	if c.LockTimeout <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("SET LOCK_TIMEOUT %d;", c.LockTimeout.Milliseconds())
+}
+
+// leaseMillis is a lease for DATEADD(millisecond, ...): an int, so at most
+// about 24 days.
+func leaseMillis(lease time.Duration) any {
+	return int32(min(max(lease.Milliseconds(), -(1<<31-1)), 1<<31-1))
 }
 
 // Store is the SQL Server store.
@@ -90,7 +137,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if _, set := params.Parameters[msdsn.AppName]; !set {
 		params.AppName = "promocodes"
 	}
-	db := sql.OpenDB(mssql.NewConnectorConfig(params))
+	conn := mssql.NewConnectorConfig(params)
+	conn.SessionInitSQL = cfg.sessionInit()
+	conn.Dialer = cfg.tcp().Dialer()
+	db := sql.OpenDB(conn)
 	n := cfg.MaxConns
 	if n == 0 {
 		n = DefaultMaxConns
@@ -98,7 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := newStore(db)
+	s := newStore(db, cfg.Clock)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlserver: connect to %s: %w", where(params), hideSecret(err, cfg.DSN))
@@ -122,10 +172,10 @@ func where(p msdsn.Config) string {
 }
 
 // newStore returns a store on db (Open, and tests with a recording driver).
-func newStore(db *sql.DB) *Store {
+func newStore(db *sql.DB, clock func() time.Time) *Store {
 	s := &Store{db: db}
 	pool := sqlstore.NewSQLDB(db, readCommitted)
-	s.Core = sqlstore.New(dialect, pool, pool, s.migrations())
+	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
 	return s
 }
 
@@ -164,6 +214,14 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
 	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
 	AllRows:         math.MaxInt32, // TOP needs a number
+	Lease:           leaseMillis,
+	// Not now rather than not this: the database offline or failing over,
+	// out of sessions, or a lock wait that ran out.
+	Unavailable: func(err error) bool {
+		return hasErrorNumber(err, errLockTimeout, errCannotOpenDB, errServiceBusy, errDBUnavailable, errServiceError,
+			errTooManySessions)
+	},
+	LockTimeout: func(err error) bool { return hasErrorNumber(err, errLockTimeout) },
 }
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
@@ -194,9 +252,15 @@ func (l appLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 
 // Server error numbers the store reacts to.
 const (
-	errUniqueConstraint = 2627 // violation of a PRIMARY KEY or UNIQUE constraint
-	errUniqueIndex      = 2601 // duplicate key row in a unique index
-	errDeadlockVictim   = 1205 // the transaction was chosen as deadlock victim and rolled back
+	errUniqueConstraint = 2627  // violation of a PRIMARY KEY or UNIQUE constraint
+	errUniqueIndex      = 2601  // duplicate key row in a unique index
+	errDeadlockVictim   = 1205  // the transaction was chosen as deadlock victim and rolled back
+	errLockTimeout      = 1222  // lock request time out period exceeded (SET LOCK_TIMEOUT)
+	errCannotOpenDB     = 4060  // cannot open database (offline, restoring)
+	errServiceBusy      = 40501 // the service is currently busy
+	errDBUnavailable    = 40613 // database not currently available
+	errServiceError     = 40197 // the service encountered an error processing the request (failover)
+	errTooManySessions  = 10928 // resource limit reached (sessions, workers)
 )
 
 // hasErrorNumber reports whether err is (or wraps) a SQL Server error with

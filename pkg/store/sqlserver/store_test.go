@@ -85,3 +85,11 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 		t.Logf("Open error: %v", err)
 	}
 }
+
+func TestClocks(t *testing.T) {
+	sqlservertest.DSN(t)
+	storetest.RunClocks(t, storetest.OneDatabase(func(t *testing.T) string { return sqlservertest.Database(t) },
+		func(dsn string, clock func() time.Time) (storetest.MigratingStore, error) {
+			return sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: clock})
+		}))
+}

@@ -32,8 +32,7 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 	if limit <= 0 {
 		limit = defaultPendingLimit
 	}
-	now := time.Now()
-	bs, err := s.batches(ctx, s.w, s.d.ClaimPendingBatches, int64(limit), s.d.Time(now.Add(lease)), s.d.Time(now))
+	bs, err := s.batches(ctx, s.w, s.d.ClaimPendingBatches, int64(limit), s.d.Lease(lease))
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}

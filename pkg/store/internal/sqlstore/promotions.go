@@ -72,7 +72,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 
 	p := np.Promotion
 	p.Active = true // the column's default
-	p.CreatedAt = time.Now().UTC().Truncate(time.Microsecond)
+	p.CreatedAt = s.clock().UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
 		start, err := reserveSeq(ctx, tx, s.d.Reserve, p.CounterName, p.CodeCount)

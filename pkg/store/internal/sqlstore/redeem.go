@@ -347,9 +347,8 @@ func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 // and returns them in outbox order: other publishers skip them until the
 // lease ends (or MarkEventsPublished).
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
-	now := time.Now()
 	var evs []promo.OutboxEvent
-	err := s.each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Time(now.Add(lease)), s.d.Time(now)}, func(r Row) error {
+	err := s.each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row) error {
 		var (
 			ev      promo.OutboxEvent
 			payload string
@@ -368,14 +367,13 @@ func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duratio
 
 // MarkEventsPublished records that the broker acknowledged these events.
 func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
-	now := s.d.Time(time.Now())
 	var err error
 	if s.d.Arrays {
-		_, err = s.w.Exec(ctx, s.d.MarkEventPublished, seqs, now)
+		_, err = s.w.Exec(ctx, s.d.MarkEventPublished, seqs)
 	} else {
 		err = s.inTx(ctx, func(tx T) error {
 			for _, seq := range seqs {
-				if _, err := tx.Exec(ctx, s.d.MarkEventPublished, seq, now); err != nil {
+				if _, err := tx.Exec(ctx, s.d.MarkEventPublished, seq); err != nil {
 					return err
 				}
 			}

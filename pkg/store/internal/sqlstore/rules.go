@@ -5,7 +5,7 @@ package sqlstore
 
 import (
 	"cmp"
-		"fmt"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -345,7 +345,6 @@ func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
 		}
 	}
 }
-
 
 // reservationNotFound is the error of an unknown reservation id.
 func reservationNotFound(id string) error {

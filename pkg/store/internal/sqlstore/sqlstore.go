@@ -80,8 +80,13 @@ type Dialect[T Tx] struct {
 	UniqueViolation func(error) bool
 	// Retryable reports an error after which the database rolled the
 	// transaction back and a new run may succeed (a deadlock victim, a
-	// serialization failure); nil: none.
-	Retryable func(error) bool
+	// serialization failure); Unavailable one that means the database
+	// cannot serve now (besides a lost connection, which the core knows);
+	// LockTimeout a lock wait past the session's limit. nil: none.
+	Retryable, Unavailable, LockTimeout func(error) bool
+	// Lease adapts a lease's length as an argument of the claim statements,
+	// which add it to the database's clock.
+	Lease func(time.Duration) any
 	// Bulk inserts a chunk's codes.
 	Bulk Bulk[T]
 	// MarkPublished returns the statement and arguments that mark the first
@@ -123,20 +128,39 @@ type Bulk[T Tx] struct {
 // pool (the same pool on PostgreSQL and SQL Server). Its exported methods
 // are the store contract (storetest); the dialect packages embed it.
 type Core[T Tx] struct {
-	d    Dialect[T]
-	w, r DB[T]
-	m    Migrations
+	d     Dialect[T]
+	w, r  DB[T]
+	m     Migrations
+	clock func() time.Time
 }
 
-// New returns a Core on the pools w (writes) and r (reads).
-func New[T Tx](d Dialect[T], w, r DB[T], m Migrations) *Core[T] {
+// New returns a Core on the pools w (writes) and r (reads). clock (nil:
+// time.Now) is this process's clock for the times the core stamps itself
+// (created_at, the totals' updated_at); leases compared across processes
+// take the database's clock.
+func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *Core[T] {
 	if d.VarChar == nil {
 		d.VarChar = func(s string) any { return s }
 	}
-	if d.Retryable == nil {
-		d.Retryable = func(error) bool { return false }
+	for _, f := range []*func(error) bool{&d.Retryable, &d.Unavailable, &d.LockTimeout} {
+		if *f == nil {
+			*f = func(error) bool { return false }
+		}
 	}
-	return &Core[T]{d: d, w: w, r: r, m: m}
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Core[T]{d: d, w: w, r: r, m: m, clock: clock}
+}
+
+// Now reads the database's clock, the one leases and expiries are taken
+// from (the time of the call, not of the transaction).
+func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t)); err != nil {
+		return t, fmt.Errorf("%s: read the database clock: %w", s.m.Name, err)
+	}
+	return t, nil
 }
 
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a

@@ -6,11 +6,11 @@ package sqlstore
 // max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name,
 // seq_start, created_at; batchCols for promotion_id, batch_no, seq_start,
 // code_count, done, state, last_error; redemptionCols for id, promotion_id,
-// code, user_id, order_id (''), metadata, redeemed_at, uses_left,
-// rolled_back_at, rollback_reason (''), idempotency_key (''),
-// rollback_code_release (''); reservationCols for id, promotion_id, code,
-// user_id, status, created_at, expires_at, settled_at, redemption_id (''),
-// order_id (''); topUpCols for topup_no, code_count, seq_start,
+// code, user_id, order_id (”), metadata, redeemed_at, uses_left,
+// rolled_back_at, rollback_reason (”), idempotency_key (”),
+// rollback_code_release (”); reservationCols for id, promotion_id, code,
+// user_id, status, created_at, expires_at, settled_at, redemption_id (”),
+// order_id (”); topUpCols for topup_no, code_count, seq_start,
 // first_batch_no, batch_count, created_at. Times are arguments through
 // Dialect.Time and come back as time.Time or ISO 8601 text; batch numbers
 // are int32; codes, redemption, reservation and audit ids, cursors over
@@ -46,8 +46,9 @@ type Statements struct {
 	ExportCodes string
 	// PendingBatches (limit): batchCols of unpublished batches, oldest first.
 	PendingBatches string
-	// ClaimPendingBatches (limit, lease until, now) leases unpublished
-	// batches and returns their batchCols.
+	// ClaimPendingBatches (limit, lease) leases unpublished batches for the
+	// lease (Dialect.Lease) on the database's clock and returns their
+	// batchCols.
 	ClaimPendingBatches string
 	// LoadBatch (promotion id, batch no): promotionCols, batch_no, seq_start,
 	// code_count, done, state, last_error (NULL: no such batch),
@@ -78,6 +79,8 @@ type Statements struct {
 	// ListPromotions (before id, name fragment, status, limit, active filter):
 	// promotionCols, the Progress columns, then PromotionStatus's tail.
 	ListPromotions string
+	// Now (): the database's clock at the call.
+	Now string
 	// OldestUnpublished (): created_at of the oldest unpublished batch's
 	// promotion.
 	OldestUnpublished string
@@ -158,10 +161,11 @@ type Statements struct {
 	// before id, from id): redemptionCols. The limit Dialect.AllRows means
 	// every row; a before id '' none.
 	Redemptions, RedemptionsByUser, RedemptionsByCode, UserRedemptions string
-	// ClaimEvents (limit, lease until, now) leases unpublished events: seq,
-	// stream, event_key, payload.
+	// ClaimEvents (limit, lease) leases unpublished events on the
+	// database's clock: seq, stream, event_key, payload.
 	ClaimEvents string
-	// MarkEventPublished (seq, now), or (seqs, now) with Dialect.Arrays.
+	// MarkEventPublished (seq), or (seqs) with Dialect.Arrays, stamps the
+	// database's clock (the retention that prunes events counts from it).
 	MarkEventPublished string
 	// PruneEvents (before, limit) (-> n).
 	PruneEvents string

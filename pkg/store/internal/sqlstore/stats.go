@@ -101,7 +101,7 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 }
 
 func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatch, error) {
-	now := s.d.Time(time.Now())
+	now := s.d.Time(s.clock())
 	rows, err := tx.Query(ctx, s.d.ClaimUncounted, limit, now)
 	if err != nil {
 		return promo.RollupBatch{}, err

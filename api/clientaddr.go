@@ -1,0 +1,87 @@
+package api
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/realclientip/realclientip-go"
+
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// clientAddress derives the address a request comes from, for the guess
+// limiter: the connection's peer, unless the peer is one of the configured
+// trusted proxies, in which case the configured headers say whom the proxy
+// spoke for (realclientip-go: X-Forwarded-For and Forwarded by the rightmost
+// address that is not a trusted proxy, any other header as a single
+// address). A header from an untrusted peer is ignored: anyone can send one.
+type clientAddress struct {
+	trusted []net.IPNet
+	headers realclientip.Strategy // nil without trusted proxies
+}
+
+// newClientAddress parses the trusted proxies (addresses or CIDR ranges) and
+// the headers to read from them, in order (default X-Forwarded-For).
+func newClientAddress(proxies, headers []string) (clientAddress, error) {
+	if len(proxies) == 0 {
+		if len(headers) > 0 {
+			return clientAddress{}, fmt.Errorf("http.clientAddressHeaders: set without http.trustedProxies: " +
+				"a client address header is only read from a trusted proxy")
+		}
+		return clientAddress{}, nil
+	}
+	trusted, err := realclientip.AddressesAndRangesToIPNets(proxies...)
+	if err != nil {
+		return clientAddress{}, fmt.Errorf("http.trustedProxies: %w", err)
+	}
+	if len(headers) == 0 {
+		headers = []string{"X-Forwarded-For"}
+	}
+	var chain []realclientip.Strategy
+	for _, h := range headers {
+		var s realclientip.Strategy
+		switch http.CanonicalHeaderKey(strings.TrimSpace(h)) {
+		case "X-Forwarded-For", "Forwarded":
+			s, err = realclientip.NewRightmostTrustedRangeStrategy(h, trusted)
+		default:
+			s, err = realclientip.NewSingleIPHeaderStrategy(h)
+		}
+		if err != nil {
+			return clientAddress{}, fmt.Errorf("http.clientAddressHeaders: %q: %w", h, err)
+		}
+		chain = append(chain, s)
+	}
+	return clientAddress{trusted: trusted, headers: realclientip.NewChainStrategy(chain...)}, nil
+}
+
+// of returns r's client address.
+func (c clientAddress) of(r *http.Request) string {
+	peer := realclientip.RemoteAddrStrategy{}.ClientIP(nil, r.RemoteAddr)
+	if peer == "" {
+		return r.RemoteAddr
+	}
+	if c.headers != nil && c.isTrusted(peer) {
+		if ip := c.headers.ClientIP(r.Header, r.RemoteAddr); ip != "" {
+			return ip
+		}
+	}
+	return peer
+}
+
+func (c clientAddress) isTrusted(addr string) bool {
+	ip := net.ParseIP(addr)
+	for _, n := range c.trusted {
+		if ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// client is who a code look-up is counted against: the client address and
+// the bearer token (as its fingerprint).
+func (s *Server) client(r *http.Request) redemption.Client {
+	return redemption.Client{Addr: s.clientAddr.of(r), Token: s.actor(r, "token")}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package redemption
+
+const raceBuild = false
