@@ -7,9 +7,17 @@ PROMOCODES_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=
 
 .PHONY: build run test test-integration test-adversarial bench bench-redeem fuzz lint up down clean vendor-web
 
+# A cold build compiles hundreds of packages (minutes on 2 cores): `go build -v` names each one it
+# compiles and .ci/progress.awk turns that into a line every 25 packages (nothing when all is cached).
+PROGRESS := awk -f .ci/progress.awk
+# Every package the module and its tests import (test-only dependencies included), to compile them
+# ahead of vet and test with progress shown.
+ALL_DEPS = $$($(GO) list -deps -test ./... | grep -v -e ' ' -e '\.test$$')
+
 build:
+	@echo "make build: bin/promocodes (a cold build prints a line every 25 packages it compiles)"
 	@# -buildvcs=auto: stamp the git revision (promocodes version) even where GOFLAGS says -buildvcs=false
-	CGO_ENABLED=0 $(GO) build -buildvcs=auto -o $(BIN) ./cmd/promocodes
+	CGO_ENABLED=0 $(GO) build -v -buildvcs=auto -o $(BIN) ./cmd/promocodes 2>&1 | $(PROGRESS) -v what=build
 
 ## run: the whole system on embedded defaults (broker, SQLite, API, generators, shovel)
 run: build
@@ -20,10 +28,18 @@ run: build
 # skipped or failed test.
 TESTFILTER := awk -f .ci/testfilter.awk
 
+# Each step says what it does first; the two compile steps show a cold build's progress (on a warm
+# cache they print nothing and take seconds).
 test:
+	@echo "make test 1/5: compile every package and test dependency"
+	$(GO) build -v $(ALL_DEPS) 2>&1 | $(PROGRESS) -v what=compile
+	@echo "make test 2/5: go vet"
 	$(GO) vet ./...
+	@echo "make test 3/5: compile them again with the race detector"
+	$(GO) build -race -v $(ALL_DEPS) 2>&1 | $(PROGRESS) -v what='compile -race'
+	@echo "make test 4/5: go test -race ./... (a line per package as it finishes; skipped and failed tests with their output)"
 	$(GO) test -race -count=1 -skip 'Adversarial' -v ./... 2>&1 | $(TESTFILTER)
-	@# The race detector makes TestTenMillionDistinct check 1,000,000 codes; the full 10,000,000 here:
+	@echo "make test 5/5: TestTenMillionDistinct at full size (the race detector makes it check 1,000,000 codes)"
 	$(GO) test -count=1 -v -run 'TestTenMillionDistinct' ./pkg/codes 2>&1 | $(TESTFILTER) -v keep='distinct_test.go:'
 
 ## test-integration: the PostgreSQL store contract and the API's bad-input/fuzz seeds on PostgreSQL under -race,

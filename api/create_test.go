@@ -307,11 +307,14 @@ func TestCreateSharedCounterCapacity(t *testing.T) {
 func TestVanityCodeConflict(t *testing.T) {
 	e := newEnv(t, api.Config{Open: true}, nil)
 	r := e.post(`{"name":"megadeth","code":"MEGADETH21","maxUsagePerCode":1000}`, nil)
-	if r.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST vanity = %d %s, want 202", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("POST vanity = %d %s, want 201", r.StatusCode, r.body)
 	}
 	var c created
 	decodeJSON(t, r.body, &c)
+	if c.Status != "completed" {
+		t.Errorf("POST vanity answered status %q, want completed: its one code exists", c.Status)
+	}
 	if loc := r.Header.Get("Location"); loc != "/v1/promotions/"+c.ID {
 		t.Errorf("Location = %q", loc)
 	}
@@ -532,5 +535,50 @@ func TestOutboxFailingMarkDoesNotRepublish(t *testing.T) {
 	}
 	if n, err := ob.Drain(ctx); err != nil || n != 0 {
 		t.Fatalf("Drain once everything is marked = %d, %v; want 0", n, err)
+	}
+}
+
+// TestCreateAnswersTheCurrentStatus: the create answer's status is the
+// promotion's. A replay with the same Idempotency-Key answers the status at
+// that moment (completed once its codes exist, cancelled after a cancel), not
+// the "pending" of the first answer; a vanity create answers 201 completed
+// (nothing is pending), and its replay 200 completed.
+func TestCreateAnswersTheCurrentStatus(t *testing.T) {
+	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	post := func(body, key string) (int, created) {
+		t.Helper()
+		r := e.post(body, http.Header{"Idempotency-Key": {key}})
+		var c created
+		decodeJSON(t, r.body, &c)
+		return r.StatusCode, c
+	}
+	body := winter(250)
+	if code, c := post(body, "gen-1"); code != http.StatusAccepted || c.Status != "pending" {
+		t.Fatalf("first create = %d %+v, want 202 pending", code, c)
+	}
+	if code, c := post(body, "gen-1"); code != http.StatusOK || c.Status != "pending" {
+		t.Errorf("replay before generation = %d %+v, want 200 pending", code, c)
+	}
+	generate(t, e, "1", testSecret, 100)
+	if code, c := post(body, "gen-1"); code != http.StatusOK || c.ID != "1" || c.Status != "completed" {
+		t.Errorf("replay after generation = %d %+v, want 200, promotion 1, completed", code, c)
+	}
+
+	if _, c := post(winter(300), "gen-2"); c.ID != "2" {
+		t.Fatalf("second promotion: %+v", c)
+	}
+	if r := e.do(http.MethodPost, "/v1/promotions/2/cancel", "", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("cancel = %d %s", r.StatusCode, r.body)
+	}
+	if code, c := post(winter(300), "gen-2"); code != http.StatusOK || c.Status != "cancelled" {
+		t.Errorf("replay after cancel = %d %+v, want 200 cancelled", code, c)
+	}
+
+	vanity := `{"name":"megadeth","code":"MEGADETH21"}`
+	if code, c := post(vanity, "vanity-1"); code != http.StatusCreated || c.Status != "completed" {
+		t.Errorf("vanity create = %d %+v, want 201 completed", code, c)
+	}
+	if code, c := post(vanity, "vanity-1"); code != http.StatusOK || c.Status != "completed" {
+		t.Errorf("vanity replay = %d %+v, want 200 completed", code, c)
 	}
 }

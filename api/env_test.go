@@ -232,15 +232,18 @@ type created struct {
 	Status string `json:"status"`
 }
 
-// create posts body and requires a 202.
+// create posts body and requires a new promotion's answer: 202 pending for
+// generated codes, 201 completed for a vanity code.
 func (e *env) create(body string) created {
 	e.t.Helper()
 	r := e.post(body, nil)
-	if r.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("POST /v1/promotions = %d %s, want 202", r.StatusCode, r.body)
-	}
 	var c created
-	decodeJSON(e.t, r.body, &c)
+	if r.StatusCode == http.StatusAccepted || r.StatusCode == http.StatusCreated {
+		decodeJSON(e.t, r.body, &c)
+	}
+	if want := map[int]string{http.StatusAccepted: "pending", http.StatusCreated: "completed"}[r.StatusCode]; want == "" || c.Status != want {
+		e.t.Fatalf("POST /v1/promotions = %d %s, want 202 pending (generated) or 201 completed (vanity)", r.StatusCode, r.body)
+	}
 	return c
 }
 

@@ -77,7 +77,7 @@ func TestExportsDoNotStarveCreateAndStatus(t *testing.T) {
 		return resp.StatusCode, string(b), resp.Header
 	}
 	// A vanity promotion is complete at once: one code to export.
-	if code, body, _ := do("POST", "/v1/promotions", `{"name":"m","code":"MEGADETH21"}`); code != http.StatusAccepted {
+	if code, body, _ := do("POST", "/v1/promotions", `{"name":"m","code":"MEGADETH21"}`); code != http.StatusCreated {
 		t.Fatalf("create vanity: %d %s", code, body)
 	}
 

@@ -56,24 +56,34 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	status := http.StatusAccepted
-	if !created {
-		status = http.StatusOK
+	// The answer's status is the promotion's: a new generated promotion is
+	// pending (202, its codes are still to come); a new vanity promotion's
+	// one code exists already (201, completed); a replay answers what the
+	// promotion is now (200: it may have completed, failed, been cancelled or
+	// deleted since the first answer).
+	code, st := http.StatusAccepted, promo.StatusPending
+	switch {
+	case !created:
+		ps, err := s.store.GetPromotion(r.Context(), p.ID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		code, st = http.StatusOK, ps.Status()
 		w.Header().Set("Idempotent-Replayed", "true")
-	} else {
+	case p.Kind == promo.KindVanity:
+		code, st = http.StatusCreated, promo.StatusCompleted
+	}
+	if created {
 		s.log.Info("promotion created", zap.Int64("promotion_id", p.ID), zap.String("name", p.Name),
 			zap.String("kind", string(p.Kind)), zap.Int64("codes", p.CodeCount),
 			zap.Int("batches", batchCount(p.CodeCount, np.BatchSize, p.Kind)))
-		if s.outbox != nil {
+		if s.outbox != nil && p.Kind != promo.KindVanity {
 			s.outbox.Notify()
 		}
 	}
 	w.Header().Set("Location", "/v1/promotions/"+p.IDString())
-	st := promo.StatusPending
-	if p.Kind == promo.KindVanity {
-		st = promo.StatusCompleted
-	}
-	writeJSON(w, status, map[string]any{"id": p.IDString(), "status": st})
+	writeJSON(w, code, map[string]any{"id": p.IDString(), "status": st})
 }
 
 // decodeCreate parses and validates a create request completely, so that

@@ -46,6 +46,39 @@ func (r *nameRecorder) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
+// registeredMetrics registers the instruments of every part of the binary
+// (API, generator, shovel, redemption, the process's own and its database
+// pool and backlog collectors) and returns their names.
+func registeredMetrics(t *testing.T) *nameRecorder {
+	t.Helper()
+	reg := &nameRecorder{Registry: app.NewRegistry(), names: map[string]bool{}}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		reg.names[mf.GetName()] = true
+	}
+	api.NewMetrics(reg)
+	generator.NewMetrics(reg)
+	shovel.NewMetrics(reg)
+	if _, err := redemption.New(redemption.Config{}, nil, reg, zap.NewNop()); err != nil { // registers its metrics
+		t.Fatal(err)
+	}
+	reg.MustRegister(app.NewPoolCollector(nil), app.NewBacklogCollector(nil, zap.NewNop()))
+	return reg
+}
+
+// metricBase is a metric name without the suffix of a histogram's series.
+func (r *nameRecorder) metricBase(name string) string {
+	for _, suf := range []string{"_bucket", "_count", "_sum"} {
+		if b, ok := strings.CutSuffix(name, suf); ok && r.names[b] {
+			return b
+		}
+	}
+	return name
+}
+
 // TestGrafanaDashboardUsesRealMetrics parses the example dashboard and
 // checks that every promocodes_* metric its queries use is one the services
 // register (histogram series by their base name), so the dashboard cannot
@@ -72,21 +105,7 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 		t.Fatalf("dashboard %q (uid %q) has %d panels", dash.Title, dash.UID, len(dash.Panels))
 	}
 
-	reg := &nameRecorder{Registry: app.NewRegistry(), names: map[string]bool{}}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		reg.names[mf.GetName()] = true
-	}
-	api.NewMetrics(reg)
-	generator.NewMetrics(reg)
-	shovel.NewMetrics(reg)
-	if _, err := redemption.New(redemption.Config{}, nil, reg, zap.NewNop()); err != nil { // registers its metrics
-		t.Fatal(err)
-	}
-
+	reg := registeredMetrics(t)
 	metric := regexp.MustCompile(`\bpromocodes_[a-z0-9_]+`)
 	used := map[string]bool{}
 	for _, p := range dash.Panels {
@@ -95,12 +114,7 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			for _, name := range metric.FindAllString(tg.Expr, -1) {
-				base := name
-				for _, suf := range []string{"_bucket", "_count", "_sum"} {
-					if b, ok := strings.CutSuffix(name, suf); ok && reg.names[b] {
-						base = b
-					}
-				}
+				base := reg.metricBase(name)
 				used[base] = true
 				if !reg.names[base] {
 					t.Errorf("panel %q uses %s, which no service registers", p.Title, name)

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -32,7 +35,10 @@ func (s *cancelAfter) CommitChunk(ctx context.Context, c promo.Chunk) (int64, er
 	return done, err
 }
 
-func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
+// cancelFixture is a migrated SQLite store and a numeric format to create
+// promotions in.
+func cancelFixture(t *testing.T) (*sqlite.Store, promo.Format, *codes.Layout) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
 	if err != nil {
@@ -47,6 +53,12 @@ func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, f, l
+}
+
+func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
+	ctx := context.Background()
+	st, f, l := cancelFixture(t)
 	p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cancel", Kind: promo.KindGenerated,
 		CodeCount: 3000, Format: &f, MaxUsagePerCode: 1, CounterName: l.CounterName()}, BatchSize: 3000, SeqLimit: math.MaxInt64})
 	if err != nil {
@@ -84,5 +96,53 @@ func TestCancelMidGenerationStopsAtTheNextChunkExactly(t *testing.T) {
 	}
 	if len(pub.msgs) != 0 {
 		t.Errorf("%d messages published (retry or dead-letter) for a cancelled promotion, want none", len(pub.msgs))
+	}
+}
+
+// TestCancelLogsOneLine: the events of a cancelled promotion's 12 batches
+// (and of a second cancelled promotion) each leave their batch alone; the
+// log says so once per promotion at info level, not once per batch.
+func TestCancelLogsOneLine(t *testing.T) {
+	ctx := context.Background()
+	st, f, l := cancelFixture(t)
+	var msgs []kafka.Message
+	for _, n := range []int64{1200, 300} {
+		p, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "cancel", Kind: promo.KindGenerated,
+			CodeCount: n, Format: &f, MaxUsagePerCode: 1, CounterName: l.CounterName()}, BatchSize: 100, SeqLimit: math.MaxInt64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs, err := st.IncompleteBatches(ctx, p.ID) // the events the API's outbox sent
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CancelPromotion(ctx, promo.CancelRequest{PromotionID: p.ID, Actor: "admin:test", Now: time.Now(),
+			AuditID: "cancel-" + p.IDString()}); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			msgs = append(msgs, eventMsg(int64(len(msgs)+1), promo.EventFor(b)))
+		}
+	}
+	if len(msgs) != 15 {
+		t.Fatalf("%d batch events, want 15", len(msgs))
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	g := newTestGenerator(t, st, &fakePub{})
+	if err := runUntilCommittedLog(t, g, &fakeConsumer{msgs: msgs}, len(msgs), zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	info, debug := 0, 0
+	for _, e := range logs.FilterMessageSnippet("cancelled").All() {
+		switch e.Level {
+		case zap.InfoLevel:
+			info++
+		case zap.DebugLevel:
+			debug++
+		}
+	}
+	if info != 2 || debug != 13 {
+		t.Errorf("15 batch events of 2 cancelled promotions logged %d info and %d debug lines about the cancel; want 2 and 13",
+			info, debug)
 	}
 }

@@ -169,8 +169,9 @@ type Generator struct {
 	keys      map[string][]byte // by fingerprint: the current key and the previous ones
 	currentFP string
 
-	mu       sync.Mutex
-	encoders map[string]Encoder // by counter name and key fingerprint
+	mu            sync.Mutex
+	encoders      map[string]Encoder // by counter name and key fingerprint
+	cancelledSeen map[int64]bool     // promotions whose cancel this process has logged (logCancelled)
 }
 
 // New builds a Generator. newConsumer is called once per worker, and again

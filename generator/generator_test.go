@@ -179,10 +179,16 @@ func eventMsg(offset int64, e promo.Event) kafka.Message {
 // runUntilCommitted runs consume until the consumer committed n offsets.
 func runUntilCommitted(t *testing.T, g *Generator, c *fakeConsumer, n int) error {
 	t.Helper()
+	return runUntilCommittedLog(t, g, c, n, zap.NewNop())
+}
+
+// runUntilCommittedLog is runUntilCommitted with the workers logging to log.
+func runUntilCommittedLog(t *testing.T, g *Generator, c *fakeConsumer, n int, log *zap.Logger) error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- g.consume(ctx, c, zap.NewNop()) }()
+	go func() { errc <- g.consume(ctx, c, log) }()
 	deadline := time.After(10 * time.Second)
 	for {
 		c.mu.Lock()

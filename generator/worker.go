@@ -77,7 +77,7 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 		return outcome{verdict: verdictDone}
 	}
 	if b.State == promo.BatchCancelled {
-		log.Info("promotion cancelled; batch left as it is", zap.Int64("done", b.Done))
+		g.logCancelled(ref.PromotionID, "promotion cancelled", log, zap.Int64("done", b.Done))
 		return outcome{verdict: verdictDone} // nothing to retry or park
 	}
 	enc, err := g.encoder(work.Promotion)
@@ -118,7 +118,7 @@ func (w *worker) process(ctx context.Context, msg kafka.Message) outcome {
 			b = fresh.Batch
 			if b.State == promo.BatchCancelled {
 				// The cancel's compare-and-set refused this chunk: stop here.
-				log.Info("promotion cancelled; stopping at this chunk", zap.Int64("done", b.Done))
+				g.logCancelled(ref.PromotionID, "promotion cancelled; stopping at this chunk", log, zap.Int64("done", b.Done))
 				return outcome{verdict: verdictDone}
 			}
 		case promo.Is(err, promo.ENotFound), promo.Is(err, promo.EInvalid), promo.Is(err, promo.ECapacity):

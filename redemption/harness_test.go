@@ -196,8 +196,8 @@ func (h *harness) vanity(code string, maxUsage, perUser int) string {
 	h.t.Helper()
 	r := h.do("POST", "/v1/promotions", adminToken, fmt.Sprintf(`{"name":"vanity","code":%q,"maxUsagePerCode":%d,"perUserLimit":%d}`,
 		code, maxUsage, perUser), nil)
-	if r.status != http.StatusAccepted {
-		h.t.Fatalf("create vanity: %d %s", r.status, r.body)
+	if r.status != http.StatusCreated {
+		h.t.Fatalf("create vanity: %d %s, want 201", r.status, r.body)
 	}
 	var c struct{ ID string }
 	decode(h.t, r.body, &c)

@@ -3,6 +3,7 @@ package redemption
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,16 +26,25 @@ type Producer interface {
 
 // Publisher moves the event outbox (redemptions and rollbacks, written in
 // their own transactions) to the redemptions topic: claim a leased page,
-// publish it with acks=all, mark it published. A crash between publish and
-// mark re-sends the page after the lease (consumers de-duplicate on
-// eventId); the lease keeps another API replica's publisher off the rows in
-// the normal case. Failures back off exponentially up to MaxBackoff.
+// publish it with acks=all, mark it published only once the broker
+// acknowledged it. A crash between publish and mark re-sends the page after
+// the lease (consumers de-duplicate on eventId); the lease keeps another API
+// replica's publisher off the rows in the normal case. A failed publish keeps
+// the claimed page for the next step (while its lease lasts), and a failed
+// mark keeps the acknowledged page's numbers so that the next step retries
+// only the mark. Failures back off exponentially up to MaxBackoff.
 type Publisher struct {
 	store  EventStore
 	prod   Producer
 	topics map[string]string // outbox stream → topic
 	log    *zap.Logger
 	poll   poller
+
+	// What a failed step leaves for the next one (one step at a time):
+	mu        sync.Mutex
+	held      []promo.OutboxEvent // claimed, not yet acknowledged by the broker
+	claimedAt time.Time           // when held was claimed (its lease runs from there)
+	unmarked  []int64             // acknowledged, not yet marked published
 }
 
 // Publisher defaults. Published events are kept for EventRetention (for
@@ -44,8 +54,11 @@ const (
 	pruneEvery     = 10 * time.Minute
 	prunePage      = 10_000
 	eventPage      = 500
-	eventLease     = 30 * time.Second
-	MaxBackoff     = 30 * time.Second
+	// stepTimeout bounds one claim-publish-mark step; eventLease outlasts it,
+	// so a page is this publisher's for the whole step that publishes it.
+	stepTimeout = 30 * time.Second
+	eventLease  = stepTimeout + 15*time.Second
+	MaxBackoff  = 30 * time.Second
 )
 
 // NewPublisher builds the publisher of the redemptions stream to topic;
@@ -104,12 +117,31 @@ func (p *Publisher) Drain(ctx context.Context) (int, error) {
 	}
 }
 
+// step publishes one page: first the marks a failed step left, then the
+// page it held (or a freshly claimed one).
 func (p *Publisher) step(ctx context.Context) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, eventLease)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	evs, err := p.store.ClaimEvents(ctx, eventPage, eventLease)
-	if err != nil {
-		return 0, fmt.Errorf("claim outbox events: %w", err)
+	if len(p.unmarked) > 0 {
+		if err := p.store.MarkEventsPublished(ctx, p.unmarked); err != nil {
+			return 0, fmt.Errorf("mark %d redemption events published: %w", len(p.unmarked), err)
+		}
+		p.unmarked = nil
+	}
+	evs := p.held
+	if len(evs) == 0 || time.Since(p.claimedAt) > eventLease-stepTimeout {
+		// Nothing held, or its lease may end before this step does (another
+		// replica may have the rows by then): claim afresh.
+		now := time.Now()
+		var err error
+		evs, err = p.store.ClaimEvents(ctx, eventPage, eventLease)
+		if err != nil {
+			p.held = nil
+			return 0, fmt.Errorf("claim outbox events: %w", err)
+		}
+		p.held, p.claimedAt = evs, now
 	}
 	if len(evs) == 0 {
 		return 0, nil
@@ -127,7 +159,9 @@ func (p *Publisher) step(ctx context.Context) (int, error) {
 	if err := p.prod.Publish(ctx, msgs...); err != nil {
 		return 0, fmt.Errorf("publish %d redemption events: %w", len(msgs), err)
 	}
+	p.held = nil
 	if err := p.store.MarkEventsPublished(ctx, seqs); err != nil {
+		p.unmarked = seqs
 		return 0, fmt.Errorf("mark %d redemption events published: %w", len(seqs), err)
 	}
 	return len(evs), nil

@@ -98,12 +98,19 @@ func New(cfg Config, client Client, pub Publisher, states StateStore, log *zap.L
 	return &Shovel{cfg: cfg, client: client, pub: pub, states: states, log: log, now: time.Now}, nil
 }
 
-// Run runs a cycle every Interval until ctx ends.
+// Run runs a cycle every Interval until ctx ends. A cycle that moved,
+// parked or failed nothing, with as many partitions waiting as the one
+// before, is logged at debug level: an idle shovel does not fill the log
+// (promocodes_shovel_last_cycle_timestamp_seconds says it runs).
 func (s *Shovel) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
+	waiting := 0
 	for {
-		s.runCycle(ctx)
+		st, err := s.runCycle(ctx, func(st Stats) bool { return st.Moved == 0 && st.Parked == 0 && st.Failed == 0 && st.Waiting == waiting })
+		if err == nil {
+			waiting = st.Waiting
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -112,7 +119,9 @@ func (s *Shovel) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Shovel) runCycle(ctx context.Context) (Stats, error) {
+// runCycle runs one cycle and logs it: an error always, a cycle that idle
+// reports as idle at debug level, any other at info.
+func (s *Shovel) runCycle(ctx context.Context, idle func(Stats) bool) (Stats, error) {
 	st, err := s.Cycle(ctx)
 	if ctx.Err() != nil {
 		return st, err
@@ -123,16 +132,20 @@ func (s *Shovel) runCycle(ctx context.Context) (Stats, error) {
 	fields := []zap.Field{zap.Int("moved", st.Moved), zap.Int("parked", st.Parked), zap.Int("failed", st.Failed),
 		zap.Int("waiting_partitions", st.Waiting),
 		zap.Duration("duration", st.Duration)}
-	if err != nil {
+	switch {
+	case err != nil:
 		s.log.Error("shovel cycle failed", append(fields, zap.Error(err))...)
-	} else {
+	case idle != nil && idle(st):
+		s.log.Debug("shovel cycle", fields...)
+	default:
 		s.log.Info("shovel cycle", fields...)
 	}
 	return st, err
 }
 
-// Once runs a single cycle and logs it (for `shovel --once`).
-func (s *Shovel) Once(ctx context.Context) (Stats, error) { return s.runCycle(ctx) }
+// Once runs a single cycle and logs it at info level, idle or not (for
+// `shovel --once`: each run of the CronJob says what it did).
+func (s *Shovel) Once(ctx context.Context) (Stats, error) { return s.runCycle(ctx, nil) }
 
 // Healthy reports whether the broker answers (for /healthz).
 func (s *Shovel) Healthy(ctx context.Context) error {

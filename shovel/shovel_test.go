@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/promocodes/promocodes/pkg/broker"
 	"github.com/promocodes/promocodes/pkg/kafka"
@@ -494,5 +496,49 @@ func TestSightingsBoundTheFailureTime(t *testing.T) {
 	}
 	if kept := many.keep(0); len(kept) != maxSightings || kept[0].hw != 1 || kept[len(kept)-1].hw != 3*maxSightings {
 		t.Errorf("keep over the cap: %d kept, first %v last %v", len(kept), kept[0], kept[len(kept)-1])
+	}
+}
+
+// TestIdleCyclesLogAtDebug: Run logs a cycle that moved something at info,
+// and the idle cycles after it at debug only; `shovel --once` (Once) logs
+// its cycle at info even when idle.
+func TestIdleCyclesLogAtDebug(t *testing.T) {
+	r := newRig(t, kafkatest.Broker(t))
+	r.cfg.Interval = 100 * time.Millisecond
+	r.failAgain(t, kafka.EventMessage("", promo.Event{V: 1, PromotionID: "4", BatchNo: 0, CodeCount: 1}))
+	core, logs := observer.New(zap.DebugLevel)
+	s, err := New(r.cfg, r.client, r.prod, nil, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for logs.FilterMessage("shovel cycle").Len() < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cycles := logs.FilterMessage("shovel cycle").All()
+	if len(cycles) < 4 {
+		t.Fatalf("%d cycles logged in 30 s, want at least 4", len(cycles))
+	}
+	for i, e := range cycles {
+		want := zap.DebugLevel
+		if i == 0 { // it moved the event
+			want = zap.InfoLevel
+		}
+		if e.Level != want {
+			t.Errorf("cycle %d (%v) logged at %s, want %s", i+1, e.ContextMap(), e.Level, want)
+		}
+	}
+	if _, err := s.Once(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if last := logs.FilterMessage("shovel cycle").All(); last[len(last)-1].Level != zap.InfoLevel {
+		t.Errorf("Once logged its idle cycle at %s, want info", last[len(last)-1].Level)
 	}
 }

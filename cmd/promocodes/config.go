@@ -30,10 +30,18 @@ func devDefaults() app.Config {
 	return c
 }
 
-// configFlags adds the flags every service command shares.
+// configFlags adds the flags every service command shares: toolFlags and
+// the address it serves HTTP on (the API, /healthz, /readyz, /metrics).
 func configFlags(cmd *cobra.Command) {
-	cmd.Flags().String("config", "", "config file (YAML); env PROMOCODES_CONFIG")
+	toolFlags(cmd)
 	cmd.Flags().String("http-addr", "", "listen address for HTTP (http.addr)")
+}
+
+// toolFlags adds the flags of the commands that read the configuration but
+// serve nothing (migrate, the SRE tools, purge): the config file and dev's
+// data dir, so that they find what `promocodes dev` uses.
+func toolFlags(cmd *cobra.Command) {
+	cmd.Flags().String("config", "", "config file (YAML); env PROMOCODES_CONFIG")
 	cmd.Flags().String("data-dir", "", "dev data dir: broker log and SQLite database (dev.dataDir, default ./data)")
 }
 

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net/http"
 	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/promocodes/promocodes/pkg/app"
@@ -111,7 +115,8 @@ func (p *promotionsCLI) updateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "new name")
 	cmd.Flags().StringVar(&startsAt, "starts-at", "", "new start (RFC 3339), or none")
 	cmd.Flags().StringVar(&expiresAt, "expires-at", "", "new end (RFC 3339), or none")
-	cmd.Flags().BoolVar(&active, "active", true, "switch the promotion on or off")
+	// No default shown: only a given --active (true or false) changes the flag.
+	cmd.Flags().BoolVar(&active, "active", false, "switch the promotion on (--active, --active=true) or off (--active=false)")
 	return cmd
 }
 
@@ -163,7 +168,7 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 			}
 			st, replayed, err := c.CancelPromotion(cmd.Context(), args[0])
 			if err != nil {
-				return promotionsError(err)
+				return cancelError(cmd.Context(), c, args[0], err)
 			}
 			what := "cancelled"
 			if replayed {
@@ -174,6 +179,22 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// cancelError explains a refused cancel in the CLI's terms: a promotion whose
+// generation ended has nothing to cancel, and the command that stops its
+// codes from redeeming is `promotions update --active=false`.
+func cancelError(ctx context.Context, c *client.Client, id string, err error) error {
+	var p *client.ProblemError
+	if !errors.As(err, &p) || p.Status != http.StatusConflict {
+		return promotionsError(err)
+	}
+	what := "its generation has ended"
+	if st, serr := c.GetPromotion(ctx, id); serr == nil {
+		what = fmt.Sprintf("it is %s (%s of %s codes)", st.Status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount))
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("error: promotion %s has nothing to cancel: %s\n"+
+		"  to stop its codes from being redeemed: promocodes promotions update %s --active=false", id, what, id)}
 }
 
 // topUpCmd adds codes to a generated promotion. Every call carries an
@@ -321,6 +342,7 @@ is deleted ("will purge ..."); --dry-run prints it and stops.`,
 	cmd.Flags().IntVar(&opt.BatchRows, "batch-rows", 10_000, "rows per delete statement (transaction)")
 	cmd.Flags().DurationVar(&opt.SafetyMargin, "safety-margin", redemption.DefaultPurgeSafetyMargin,
 		"refuse a DATE later than this long ago")
+	toolFlags(cmd)
 	return cmd
 }
 

@@ -18,16 +18,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		var ex *exitError
-		if errors.As(err, &ex) {
-			if ex.msg != "" {
-				fmt.Fprintln(os.Stderr, ex.msg)
-			}
-			os.Exit(ex.code)
+		msg, code := exitStatus(err)
+		if msg != "" {
+			fmt.Fprintln(os.Stderr, msg)
 		}
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
+}
+
+// exitStatus is what the process prints on stderr for a command's error, and
+// its exit code: an exitError's own message and code, else "error: ..." and 1.
+func exitStatus(err error) (string, int) {
+	var ex *exitError
+	if errors.As(err, &ex) {
+		return ex.msg, ex.code
+	}
+	return "error: " + err.Error(), 1
 }
 
 // exitError ends the process with a specific exit code (e.g. `codes check`

@@ -174,17 +174,35 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 }
 
 func (p *promotionsCLI) statusCmd() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON       bool
+		wait         bool
+		pollInterval time.Duration
+		stallAfter   time.Duration
+	)
 	cmd := &cobra.Command{
-		Use:   "status ID",
-		Short: "Show a promotion's generation progress",
-		Args:  cobra.ExactArgs(1),
+		Use:   "status ID [--wait]",
+		Short: "Show a promotion's generation progress; --wait follows it to the end",
+		Long: `Show a promotion's generation progress. With --wait, follow it (a progress bar on a terminal, a line
+every few seconds otherwise) until generation ends, then show the status: exit 0 when it completed, 1 when
+batches were parked, it was cancelled, or it is being deleted. Use it after a create without --wait or
+after a top-up.`,
+		Example: `  promocodes promotions status 7
+  promocodes promotions topup 7 --count 100000 && promocodes promotions status 7 --wait`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := p.client(cmd)
+			stderr := cmd.ErrOrStderr()
+			w := &promotionsWaiter{out: stderr, tty: promotionsIsTerminal(stderr), stallAfter: stallAfter}
+			c, err := p.client(cmd, client.WithRetryNotify(w.retrying))
 			if err != nil {
 				return err
 			}
-			st, err := c.GetPromotion(cmd.Context(), args[0])
+			var st client.Status
+			if wait {
+				st, err = w.follow(cmd.Context(), c, args[0], pollInterval)
+			} else {
+				st, err = c.GetPromotion(cmd.Context(), args[0])
+			}
 			if err != nil {
 				return promotionsError(err)
 			}
@@ -200,10 +218,17 @@ func (p *promotionsCLI) statusCmd() *cobra.Command {
 			if st.Batches.Parked > 0 {
 				fmt.Fprintln(out, promotionsDeadHint(st.ID))
 			}
+			if wait && st.Status != promo.StatusCompleted {
+				return &exitError{code: 1}
+			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON as is")
+	cmd.Flags().BoolVar(&wait, "wait", false, "follow generation until it ends; exit 1 unless it completed")
+	cmd.Flags().DurationVar(&pollInterval, "poll-interval", time.Second, "how often --wait asks for progress")
+	cmd.Flags().DurationVar(&stallAfter, "stall-warning", 30*time.Second,
+		"with --wait, say that no generator seems to be consuming after this long without progress (0: never)")
 	return cmd
 }
 
@@ -229,13 +254,13 @@ A promotion that is still generating (or has parked batches) is refused unless -
 			}
 			if output == "" || output == "-" {
 				if _, err := export(ctx, id, cmd.OutOrStdout()); err != nil {
-					return promotionsExportError(id, err)
+					return promotionsExportError(ctx, c, id, err)
 				}
 				return nil
 			}
 			rows, err := promotionsExportFile(ctx, export, id, output)
 			if err != nil {
-				return promotionsExportError(id, err)
+				return promotionsExportError(ctx, c, id, err)
 			}
 			what := "codes"
 			if partial {
@@ -250,15 +275,30 @@ A promotion that is still generating (or has parked batches) is refused unless -
 	return cmd
 }
 
-// promotionsExportError explains a refused export of an unfinished promotion.
-func promotionsExportError(id string, err error) error {
+// promotionsExportError explains a refused export of an unfinished
+// promotion in the CLI's terms: what state it is in, whether it can still
+// complete, and the flags to use.
+func promotionsExportError(ctx context.Context, c *client.Client, id string, err error) error {
 	var p *client.ProblemError
-	if errors.As(err, &p) && p.Status == http.StatusConflict {
-		return &exitError{code: 1, msg: fmt.Sprintf("error: %s\n"+
-			"  nothing was written. Follow it with `promocodes promotions status %s`, or export what exists with --partial",
-			p.Detail, id)}
+	if !errors.As(err, &p) || p.Status != http.StatusConflict {
+		return promotionsError(err)
 	}
-	return promotionsError(err)
+	st, serr := c.GetPromotion(ctx, id)
+	if serr != nil { // the refusal itself is what matters
+		return &exitError{code: 1, msg: fmt.Sprintf("error: %s\n  nothing was written; export what exists with --partial", p.Detail)}
+	}
+	what := fmt.Sprintf("promotion %s is %s (%s of %s codes)", id, st.Status,
+		humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount))
+	switch st.Status {
+	case promo.StatusPending, promo.StatusGenerating:
+		what += fmt.Sprintf(": export it once it completed (`promocodes promotions status %s --wait` follows it)", id)
+	case promo.StatusFailed:
+		what += fmt.Sprintf(": batches are parked (`%s`); once replayed it can complete", promotionsDeadCmd(id))
+	default: // cancelled, deleting, deleted: it will not complete
+		what += ": it will not complete"
+	}
+	return &exitError{code: 1, msg: fmt.Sprintf("error: %s\n"+
+		"  nothing was written. Export the codes that exist with `promocodes promotions export %s --partial`", what, id)}
 }
 
 // promotionsExportFile writes the export to path+".tmp" and renames it to
@@ -309,8 +349,11 @@ type promotionsWaiter struct {
 	id         string
 }
 
-func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string, interval time.Duration, start time.Time) error {
-	w.start, w.id, w.moved, w.movedGen = start, id, time.Now(), -1
+// follow shows progress until generation ends (completed, failed,
+// cancelled, deleting or deleted) and returns the last status. Ctrl-C ends
+// the wait, not the generation, and says so.
+func (w *promotionsWaiter) follow(ctx context.Context, c *client.Client, id string, interval time.Duration) (client.Status, error) {
+	w.id, w.moved, w.movedGen = id, time.Now(), -1
 	st, err := c.WaitPromotion(ctx, id, interval, w.progress)
 	if w.bar != nil {
 		if st.Status == promo.StatusCompleted {
@@ -319,16 +362,23 @@ func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string
 			_ = w.bar.Exit()
 		}
 	}
+	if err != nil && errors.Is(err, context.Canceled) {
+		return st, &exitError{code: 130, msg: fmt.Sprintf("stopped waiting; promotion %s goes on generating: "+
+			"promocodes promotions status %s --wait", id, id)}
+	}
+	return st, err
+}
+
+// wait follows a promotion just created and sums up: the rate on success,
+// why it ended otherwise (exit 1).
+func (w *promotionsWaiter) wait(ctx context.Context, c *client.Client, id string, interval time.Duration, start time.Time) error {
+	w.start = start
+	st, err := w.follow(ctx, c, id, interval)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return &exitError{code: 130, msg: fmt.Sprintf("stopped waiting; promotion %s goes on generating: promocodes promotions status %s", id, id)}
-		}
 		return promotionsError(err)
 	}
-	if st.Status == promo.StatusFailed {
-		return &exitError{code: 1, msg: fmt.Sprintf("failed: %s / %s codes — %s parked after retries; see %s",
-			humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount),
-			promotionsPlural(st.Batches.Parked, "batch", "batches"), "`"+promotionsDeadCmd(id)+"`")}
+	if msg := promotionsUnfinished(st); msg != "" {
+		return &exitError{code: 1, msg: msg}
 	}
 	elapsed := time.Since(w.start)
 	fmt.Fprintf(w.out, "completed %s codes in %s (%s codes/s)\n",
@@ -401,6 +451,24 @@ func (w *promotionsWaiter) retrying(err error, next time.Duration) {
 		_ = w.bar.Clear()
 	}
 	fmt.Fprintf(w.out, "retrying in %s: %v\n", next.Round(100*time.Millisecond), err)
+}
+
+// promotionsUnfinished says why generation ended without completing, or ""
+// when it completed.
+func promotionsUnfinished(st client.Status) string {
+	gen, total := humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)
+	switch st.Status {
+	case promo.StatusCompleted:
+		return ""
+	case promo.StatusFailed:
+		return fmt.Sprintf("failed: %s / %s codes — %s parked after retries; see %s", gen, total,
+			promotionsPlural(st.Batches.Parked, "batch", "batches"), "`"+promotionsDeadCmd(st.ID)+"`")
+	case promo.StatusCancelled:
+		return fmt.Sprintf("cancelled: %s / %s codes exist; `promocodes promotions export %s --partial` exports them",
+			gen, total, st.ID)
+	default:
+		return fmt.Sprintf("%s: %s / %s codes", st.Status, gen, total)
+	}
 }
 
 // promotionsStatusLine: "completed 1,000,000 / 1,000,000 codes, 20/20

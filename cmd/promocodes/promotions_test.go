@@ -15,11 +15,19 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/redemption"
 )
 
-// apiServer is a Promotion API on SQLite without any generator: promotions
-// stay pending.
+// apiServer is a Promotion API (with redemption and the lifecycle
+// endpoints) on SQLite without any generator: promotions stay pending.
 func apiServer(t *testing.T) string {
+	t.Helper()
+	url, _ := apiServerStore(t)
+	return url
+}
+
+// apiServerStore is apiServer and its store.
+func apiServerStore(t *testing.T) (string, *sqlite.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
@@ -30,13 +38,19 @@ func apiServer(t *testing.T) string {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, err := api.New(api.Config{Open: true, BatchCodeCount: 100, Secret: []byte(devSecret)}, st, nil, nil, zaptest.NewLogger(t))
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1}, st, nil, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	s, err := api.New(api.Config{Open: true, BatchCodeCount: 100, Secret: []byte(devSecret)}, st, nil, nil, zaptest.NewLogger(t),
+		api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, st
 }
 
 // Exporting a promotion that is still generating wrote a partial file and

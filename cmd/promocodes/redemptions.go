@@ -128,7 +128,7 @@ func codesLookupCmd() *cobra.Command {
 			}
 			v, err := c.LookupCode(cmd.Context(), args[0], user)
 			if err != nil {
-				return &exitError{code: 1, msg: promotionsError(err).Error()}
+				return promotionsError(err) // main prints "error: ..." and exits 1
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -18,6 +19,13 @@ import (
 // status 1; main prints nothing more.
 func serviceCmd(use, short string, defaults func() app.Config,
 	start func(ctx commandContext, cfg app.Config, log *zap.Logger) error) *cobra.Command {
+	return newServiceCmd(use, short, defaults, start, configFlags)
+}
+
+// newServiceCmd is serviceCmd with the flags it takes: configFlags for a
+// service, toolFlags for a command that serves no HTTP (migrate).
+func newServiceCmd(use, short string, defaults func() app.Config,
+	start func(ctx commandContext, cfg app.Config, log *zap.Logger) error, flags func(*cobra.Command)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
@@ -43,7 +51,7 @@ func serviceCmd(use, short string, defaults func() app.Config,
 			return nil
 		},
 	}
-	configFlags(cmd)
+	flags(cmd)
 	return cmd
 }
 
@@ -73,8 +81,24 @@ func newGeneratorCmd() *cobra.Command {
 }
 
 func newMigrateCmd() *cobra.Command {
-	return serviceCmd("migrate", "Apply the database schema migrations and exit", app.Defaults,
+	return newServiceCmd("migrate", "Apply the database schema migrations and exit; prints what it applied", app.Defaults,
 		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
-			return app.Migrate(cmd.Context(), cfg, log)
-		})
+			res, err := app.Migrate(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), migrateSummary(cfg.DB.Driver, res))
+			return nil
+		}, toolFlags)
+}
+
+// migrateSummary says what a migration run did: "applied 8 migrations
+// (00001_init.sql, ...): the sqlite schema is at version 8", or that there was
+// nothing to apply.
+func migrateSummary(driver string, res app.MigrateResult) string {
+	if len(res.Applied) == 0 {
+		return fmt.Sprintf("nothing to apply: the %s schema is up to date at version %d", driver, res.Version)
+	}
+	return fmt.Sprintf("applied %s (%s): the %s schema is at version %d",
+		promotionsPlural(len(res.Applied), "migration", "migrations"), strings.Join(res.Applied, ", "), driver, res.Version)
 }

@@ -91,7 +91,7 @@ func newInspectCmd() *cobra.Command {
 			return nil
 		},
 	}
-	configFlags(cmd)
+	toolFlags(cmd)
 	cmd.Flags().StringVar(&f.PromotionID, "promotion", "", "only events of this promotion id")
 	cmd.Flags().IntVar(&f.Limit, "limit", 100, "at most this many events (0 = all)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "one JSON object per line")
@@ -162,7 +162,7 @@ func newReplayCmd() *cobra.Command {
 			return err
 		},
 	}
-	configFlags(cmd)
+	toolFlags(cmd)
 	cmd.Flags().StringVar(&o.From, "from", "", "source topic (required)")
 	cmd.Flags().StringVar(&o.To, "to", "", "destination topic (required)")
 	cmd.Flags().StringVar(&o.Filter.PromotionID, "promotion", "", "only events of this promotion id")
@@ -215,7 +215,7 @@ func newReconcileCmd() *cobra.Command {
 			return nil
 		},
 	}
-	configFlags(cmd)
+	toolFlags(cmd)
 	cmd.Flags().StringVar(&promotion, "promotion", "", "only this promotion id")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report; publish nothing")
 	return cmd

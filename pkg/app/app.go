@@ -10,6 +10,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,10 @@ type Store interface {
 	// Now reads the database's clock (the dbclock's source).
 	Now(ctx context.Context) (time.Time, error)
 	Migrate(ctx context.Context) error
+	MigrateReport(ctx context.Context) (applied []string, version int64, err error)
 	SchemaPending(ctx context.Context) (bool, error)
+	Backlog(ctx context.Context) (promo.Backlog, error)
+	PoolStats() sql.DBStats
 	Ping(ctx context.Context) error
 	Close()
 }
@@ -83,18 +87,30 @@ func openStore(ctx context.Context, c DBConfig, s DBSession, name string, clock 
 	}
 }
 
-// Migrate applies the schema migrations of the configured database.
-func Migrate(ctx context.Context, cfg Config, log *zap.Logger) error {
+// MigrateResult is what Migrate did: the file names of the migrations it
+// applied, in order (none when the schema was up to date), and the schema
+// version the database is at.
+type MigrateResult struct {
+	Applied []string
+	Version int64
+}
+
+// Migrate applies the schema migrations of the configured database and says
+// what it applied.
+func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, error) {
 	st, err := OpenStore(ctx, cfg.DB)
 	if err != nil {
-		return fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
+		return MigrateResult{}, fmt.Errorf("open %s database: %w", cfg.DB.Driver, err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		return fmt.Errorf("migrate %s database: %w", cfg.DB.Driver, err)
+	applied, version, err := st.MigrateReport(ctx)
+	if err != nil {
+		return MigrateResult{Applied: applied}, fmt.Errorf("migrate %s database (applied before the failure: %v): %w",
+			cfg.DB.Driver, applied, err)
 	}
-	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver))
-	return nil
+	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver), zap.Int64("version", version),
+		zap.Strings("applied", applied))
+	return MigrateResult{Applied: applied, Version: version}, nil
 }
 
 // drainTimeout is how long a stopping HTTP server lets requests finish.

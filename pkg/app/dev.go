@@ -35,7 +35,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	}
 	cfg.Kafka.Brokers = b.Addrs()
 
-	if err := Migrate(ctx, cfg, log); err != nil {
+	if _, err := Migrate(ctx, cfg, log); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -55,6 +55,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
+	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	gen, err := newGenerator(cfg, p, log)
 	if err != nil {
 		p.close()

@@ -53,7 +53,7 @@ func TestDockerEndToEndOnSQLServerAndApacheKafka(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := Migrate(ctx, cfg, log.Named("migrate")); err != nil {
+	if _, err := Migrate(ctx, cfg, log.Named("migrate")); err != nil {
 		t.Fatal(err)
 	}
 

@@ -191,6 +191,7 @@ func openParts(ctx context.Context, cfg Config, clientID string, withStore bool,
 			log.Warn("could not read the database clock yet; this host's clock stands in until it can", zap.Error(err))
 		}
 		cancel()
+		p.reg.MustRegister(NewPoolCollector(st))
 	}
 	if err := ensureTopics(ctx, cfg, &waiting, log); err != nil {
 		p.close()
@@ -278,6 +279,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg.Metrics = api.NewMetrics(p.reg)
 	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
+	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
 		api.WithRedemption(svc))
 	if err != nil {

@@ -83,9 +83,15 @@ type Status struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-// Done reports whether the promotion has reached a final state.
+// Done reports whether generation has ended: completed, failed (batches
+// parked; a replay can resume it), cancelled, or deleting/deleted. Nothing
+// more happens to such a promotion's progress by itself.
 func (s Status) Done() bool {
-	return s.Status == promo.StatusCompleted || s.Status == promo.StatusFailed
+	switch s.Status {
+	case promo.StatusCompleted, promo.StatusFailed, promo.StatusCancelled, promo.StatusDeleting, promo.StatusDeleted:
+		return true
+	}
+	return false
 }
 
 // CreatePromotion asks for a new promotion. A non-empty idempotencyKey makes

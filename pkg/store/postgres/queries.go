@@ -206,6 +206,15 @@ ORDER BY p.id DESC LIMIT $4`,
 	// Now is the database's clock at the call.
 	Now: `SELECT clock_timestamp()`,
 
+	// Backlog: batches with codes still to write, except those of
+	// promotions whose deletion was requested.
+	Backlog: `SELECT
+	count(*) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')),
+	count(*) FILTER (WHERE b.state = 'parked'),
+	COALESCE(sum(b.code_count - b.done) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')), 0)::bigint
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 

@@ -349,3 +349,13 @@ type pgxTx struct {
 
 func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// PoolStats reports the connection pool in database/sql's terms: WaitCount
+// and WaitDuration are the acquires that found no idle connection and the
+// time they waited.
+func (s *Store) PoolStats() sql.DBStats {
+	st := s.pool.Stat()
+	return sql.DBStats{MaxOpenConnections: int(st.MaxConns()), OpenConnections: int(st.TotalConns()),
+		InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), WaitCount: st.EmptyAcquireCount(),
+		WaitDuration: st.EmptyAcquireWaitTime()}
+}

@@ -81,3 +81,7 @@ func TestClocks(t *testing.T) {
 			return postgres.Open(context.Background(), cfg)
 		}))
 }
+
+func TestBacklog(t *testing.T) {
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}

@@ -190,6 +190,15 @@ ORDER BY l.id DESC LIMIT ?4`,
 
 	// OldestUnpublished: the creation time of the promotion of the oldest
 	// unpublished batch (ids grow with time), through the partial index.
+	// Backlog: batches with codes still to write, except those of
+	// promotions whose deletion was requested.
+	Backlog: `SELECT
+	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN b.state = 'parked' THEN 1 ELSE 0 END), 0),
+	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
 

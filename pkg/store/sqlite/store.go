@@ -270,3 +270,14 @@ func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promot
 	}
 	return inserted, nil
 }
+
+// PoolStats reports the write and the read connection pools together (the
+// write pool has one connection: SQLite has one writer).
+func (s *Store) PoolStats() sql.DBStats {
+	w, r := s.w.Stats(), s.r.Stats()
+	return sql.DBStats{MaxOpenConnections: w.MaxOpenConnections + r.MaxOpenConnections,
+		OpenConnections: w.OpenConnections + r.OpenConnections, InUse: w.InUse + r.InUse, Idle: w.Idle + r.Idle,
+		WaitCount: w.WaitCount + r.WaitCount, WaitDuration: w.WaitDuration + r.WaitDuration,
+		MaxIdleClosed: w.MaxIdleClosed + r.MaxIdleClosed, MaxIdleTimeClosed: w.MaxIdleTimeClosed + r.MaxIdleTimeClosed,
+		MaxLifetimeClosed: w.MaxLifetimeClosed + r.MaxLifetimeClosed}
+}

@@ -56,3 +56,7 @@ func TestClocks(t *testing.T) {
 			return sqlite.Open(context.Background(), sqlite.Config{Path: path, Clock: clock})
 		}))
 }
+
+func TestBacklog(t *testing.T) {
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}

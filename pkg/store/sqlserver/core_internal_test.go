@@ -216,7 +216,7 @@ func TestCoreStatements(t *testing.T) {
 		"IncompleteBatches": {batchRow}, "AllIncompleteBatches": {batchRow},
 		"LoadBatch":     {promotionRow(int64(1), int64(0), int64(5), int64(2), "pending", "", "fp")},
 		"SetBatchState": {none}, "BatchExists": {row(true)},
-		"OldestUnpublished": {row(now)}, "Now": {row(now)},
+		"OldestUnpublished": {row(now)}, "Now": {row(now)}, "Backlog": {row(int64(1), int64(0), int64(3))},
 		"Advance":            {row(int64(4)), row(int64(4)), nil},
 		"BatchProgress":      {row(int64(4), int64(10))},
 		"PromotionLive":      {row(true), row(false)},
@@ -302,6 +302,7 @@ func TestCoreStatements(t *testing.T) {
 		{"IncompleteBatches of one", func() error { _, err := s.IncompleteBatches(ctx, 7); return err }},
 		{"OldestUnpublished", func() error { _, _, err := s.OldestUnpublished(ctx); return err }},
 		{"Now", func() error { _, err := s.Now(ctx); return err }},
+		{"Backlog", func() error { _, err := s.Backlog(ctx); return err }},
 		{"CommitChunk", func() error { _, err := s.CommitChunk(ctx, chunk(2)); return err }},
 		{"CommitChunk of a cancelled promotion", func() error {
 			if _, err := s.CommitChunk(ctx, chunk(2)); promo.Code(err) != promo.EMoved {
@@ -422,7 +423,7 @@ func TestCoreStatements(t *testing.T) {
 		"PendingBatches": "int64", "ClaimPendingBatches": "int64,int32",
 		"qMarkPublished": "int64,int32,int64,int32",
 		"LoadBatch":      "int64,int32", "SetBatchState": "int64,int32,string,string", "BatchExists": "int64,int32",
-		"IncompleteBatches": "int64", "AllIncompleteBatches": "", "OldestUnpublished": "", "Now": "",
+		"IncompleteBatches": "int64", "AllIncompleteBatches": "", "OldestUnpublished": "", "Now": "", "Backlog": "",
 		"Advance": "int64,int32,int64,int64", "BatchProgress": "int64,int32", "PromotionLive": "int64",
 		"CancelBatch": "int64,int32", "qInsertCodesSkipping": "int64," + v + "," + v,
 		"StatsTotals": "int64", "StatsSeries": "int64,string," + utc + "," + utc,

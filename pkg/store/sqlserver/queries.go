@@ -322,6 +322,15 @@ ORDER BY p.id DESC`,
 	// unpublished batch (ids grow with time).
 	Now: `SELECT SYSUTCDATETIME()`,
 
+	// Backlog: batches with codes still to write, except those of
+	// promotions whose deletion was requested.
+	Backlog: `SELECT
+	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN CAST(1 AS bigint) ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'parked' THEN CAST(1 AS bigint) ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
 

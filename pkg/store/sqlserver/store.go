@@ -360,3 +360,6 @@ func dsnPasswords(dsn string) []string {
 	}
 	return out
 }
+
+// PoolStats reports the connection pool.
+func (s *Store) PoolStats() sql.DBStats { return s.db.Stats() }

@@ -93,3 +93,8 @@ func TestClocks(t *testing.T) {
 			return sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: clock})
 		}))
 }
+
+func TestBacklog(t *testing.T) {
+	dsn := sqlservertest.Database(t) // a database of its own: Backlog counts all of it
+	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t, dsn) })
+}

@@ -145,6 +145,15 @@ func (s *Core[T]) batches(ctx context.Context, q Querier, query string, args ...
 	return scanBatches(rows)
 }
 
+// Backlog returns the generation work still open in the database.
+func (s *Core[T]) Backlog(ctx context.Context) (promo.Backlog, error) {
+	var b promo.Backlog
+	if err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes); err != nil {
+		return promo.Backlog{}, fmt.Errorf("count open batches: %w", err)
+	}
+	return b, nil
+}
+
 // OldestUnpublished returns when the oldest batch whose event is not yet
 // published was written (ok = false: none is pending): the outbox lag.
 func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {

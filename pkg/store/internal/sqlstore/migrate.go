@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"path"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -44,23 +45,39 @@ func (m Migrations) provider(locked bool) (*goose.Provider, func(), error) {
 	return p, done, nil
 }
 
-// UpTo applies the pending migrations up to version, or all of them for 0
-// (tests build a database as an older release left it). It is idempotent.
+// UpTo applies the pending migrations up to version, or all of them for 0 (tests
+// build a database as an older release left it). It is idempotent.
 func (m Migrations) UpTo(ctx context.Context, version int64) error {
+	_, _, err := m.Up(ctx, version)
+	return err
+}
+
+// Up is UpTo, saying what it did: the file names of the migrations it
+// applied, in order, and the version the database is at afterwards.
+func (m Migrations) Up(ctx context.Context, version int64) (applied []string, at int64, err error) {
 	p, done, err := m.provider(true)
 	if err != nil {
-		return fmt.Errorf("%s: migrate: %w", m.Name, err)
+		return nil, 0, fmt.Errorf("%s: migrate: %w", m.Name, err)
 	}
 	defer done()
+	var res []*goose.MigrationResult
 	if version > 0 {
-		_, err = p.UpTo(ctx, version)
+		res, err = p.UpTo(ctx, version)
 	} else {
-		_, err = p.Up(ctx)
+		res, err = p.Up(ctx)
+	}
+	for _, r := range res {
+		if r.Error == nil && r.Source != nil {
+			applied = append(applied, path.Base(r.Source.Path))
+		}
+	}
+	if err == nil {
+		at, err = p.GetDBVersion(ctx)
 	}
 	if err != nil {
-		return fmt.Errorf("%s: migrate: %w", m.Name, err)
+		return applied, 0, fmt.Errorf("%s: migrate: %w", m.Name, err)
 	}
-	return nil
+	return applied, at, nil
 }
 
 // DownTo rolls back the migrations above version (tests).

@@ -223,8 +223,16 @@ func (s *Core[T]) nullTime(t *time.Time) any {
 // ErrNoRows, which pgx's wraps).
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
-// Migrate applies the pending migrations.
+// Migrate applies the pending migrations. It is idempotent and safe to run
+// from several processes at once (the dialect's lock, or SQLite's write
+// lock, serialises them).
 func (s *Core[T]) Migrate(ctx context.Context) error { return s.m.UpTo(ctx, 0) }
+
+// MigrateReport is Migrate, saying what it did: the file names of the
+// migrations it applied, in order, and the schema version the database is at.
+func (s *Core[T]) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	return s.m.Up(ctx, 0)
+}
 
 // SchemaPending reports whether migrations this binary knows are not applied
 // yet (an unmigrated database counts as pending), for the readiness probe.

@@ -81,6 +81,10 @@ type Statements struct {
 	ListPromotions string
 	// Now (): the database's clock at the call.
 	Now string
+	// Backlog (): the open generation work, except that of promotions being
+	// deleted: unfinished batches not parked nor cancelled, parked ones,
+	// the codes still to write of the first.
+	Backlog string
 	// OldestUnpublished (): created_at of the oldest unpublished batch's
 	// promotion.
 	OldestUnpublished string
