@@ -23,23 +23,8 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
-// TestAdversarialSQLConditions is the adversarial suite's case for the
-// conditional statements themselves: each one run alone at its limit
-// (storetest.ConditionsAtTheirLimits), one line.
 func TestAdversarialSQLConditions(t *testing.T) {
-	postgrestest.DSN(t)
-	outcome := storetest.ConditionsAtTheirLimits(t, open(t))
-	if t.Failed() {
-		outcome = "FAILED: " + outcome
-	}
-	t.Logf("adversarial: SQL conditions at their limits [postgres]: %s", outcome)
-}
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	s := open(t)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
+	storetest.AdversarialSQLConditions(t, "postgres", open(t))
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -449,11 +449,16 @@ func testCancelOvertakesChunkInFlight(t *testing.T, h *harness) {
 // though the algorithm's re-checks would hide it from every other test.
 func testConditionsAtTheirLimits(t *testing.T, h *harness) { conditionsAtTheirLimits(t, h) }
 
-// ConditionsAtTheirLimits runs the contract's test of each conditional
-// statement at its limit on s (a StatementStore) and returns what each
-// statement answered, for the adversarial suite's line.
-func ConditionsAtTheirLimits(t *testing.T, s Store) string {
-	return conditionsAtTheirLimits(t, newHarness(t, s))
+// AdversarialSQLConditions is the adversarial suite's case for the
+// conditional statements themselves: the contract's test of each one run
+// alone at its limit on s (a StatementStore), logged as the suite's one line
+// for database db.
+func AdversarialSQLConditions(t *testing.T, db string, s Store) {
+	outcome := conditionsAtTheirLimits(t, newHarness(t, s))
+	if t.Failed() {
+		outcome = "FAILED: " + outcome
+	}
+	t.Logf("adversarial: SQL conditions at their limits [%s]: %s", db, outcome)
 }
 
 func conditionsAtTheirLimits(t *testing.T, h *harness) string {
