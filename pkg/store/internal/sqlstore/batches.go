@@ -74,10 +74,10 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 		w                              promo.BatchWork
 		batchNo, seqStart, count, done sql.NullInt64
 		state, lastError               sql.NullString
-		keyFP                          string
 	)
-	p, err := ScanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)),
-		&batchNo, &seqStart, &count, &done, &state, &lastError, &keyFP)
+	p := &w.Promotion
+	err := scanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)), p,
+		&batchNo, &seqStart, &count, &done, &state, &lastError, &p.KeyFingerprint)
 	if noRows(err) {
 		return w, promotionNotFound(ref.PromotionID)
 	}
@@ -87,8 +87,6 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 	if !batchNo.Valid {
 		return w, batchNotFound(ref)
 	}
-	p.KeyFingerprint = keyFP
-	w.Promotion = p
 	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
 		CodeCount: count.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}
 	return w, nil

@@ -55,13 +55,12 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 		// At locking READ COMMITTED (SQL Server) this waits for an
 		// uncommitted insert of the same key, then sees it.
 		var (
-			hash   string
-			active bool
+			p    promo.Promotion
+			hash string
 		)
-		p, err := ScanPromotion(tx.QueryRow(ctx, s.d.PromotionByKey, np.IdempotencyKey), &hash, &active)
+		err := scanPromotion(tx.QueryRow(ctx, s.d.PromotionByKey, np.IdempotencyKey), &p, &hash, &p.Active)
 		switch {
 		case err == nil && hash == np.RequestHash:
-			p.Active = active
 			return p, false, nil
 		case err == nil:
 			return promo.Promotion{}, false, idempotencyConflict()
@@ -154,19 +153,19 @@ func utcPtr(t *time.Time) *time.Time {
 // GetPromotion returns a promotion with its progress, its deletion and its
 // totals, in two queries whatever the number of batches.
 func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error) {
-	var tail statusTail
-	p, err := ScanPromotion(s.r.QueryRow(ctx, s.d.PromotionStatus, id), tail.dest()...)
+	var st promo.PromotionStatus
+	err := scanPromotion(s.r.QueryRow(ctx, s.d.PromotionStatus, id), &st.Promotion, statusTail(&st)...)
 	if noRows(err) {
-		return promo.PromotionStatus{}, promotionNotFound(id)
+		return st, promotionNotFound(id)
 	}
 	if err != nil {
-		return promo.PromotionStatus{}, fmt.Errorf("get promotion %d: %w", id, err)
+		return st, fmt.Errorf("get promotion %d: %w", id, err)
 	}
-	st, err := status(p, func(dst ...any) error { return s.r.QueryRow(ctx, s.d.Progress, id).Scan(dst...) })
-	if err != nil {
-		return st, err
+	if st.Kind == promo.KindVanity {
+		st.GeneratedCount = 1 // written with the promotion
+	} else if err := s.r.QueryRow(ctx, s.d.Progress, id).Scan(progress(&st)...); err != nil {
+		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", id, err)
 	}
-	tail.apply(&st)
 	return st, nil
 }
 
@@ -176,29 +175,18 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 	if err := checkListFilter(f); err != nil {
 		return nil, err
 	}
-	rows, err := s.r.Query(ctx, s.d.ListPromotions, f.Before, f.Name, string(f.Status), listLimit(f.Limit),
-		activeFilter(f.Active))
-	if err != nil {
-		return nil, fmt.Errorf("list promotions: %w", err)
-	}
-	defer rows.Close()
 	var list []promo.PromotionStatus
-	for rows.Next() {
-		var (
-			total, completed, retrying, parked, cancelled int
-			generated                                     int64
-			tail                                          statusTail
-		)
-		p, err := ScanPromotion(rows, append([]any{&total, &generated, &completed, &retrying, &parked, &cancelled},
-			tail.dest()...)...)
-		if err != nil {
-			return nil, fmt.Errorf("list promotions: %w", err)
+	err := s.each(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+		activeFilter(f.Active)}, func(r Row) error {
+		var st promo.PromotionStatus
+		err := scanPromotion(r, &st.Promotion, append(progress(&st), statusTail(&st)...)...)
+		if st.Kind == promo.KindVanity {
+			st.Batches.Total, st.GeneratedCount = 0, 1 // no batch rows: the other counts are 0
 		}
-		st := listedStatus(p, total, generated, completed, retrying, parked, cancelled)
-		tail.apply(&st)
 		list = append(list, st)
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)
 	}
 	return list, nil

@@ -206,23 +206,6 @@ func sortBatches(bs []promo.Batch) {
 // defaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
 const defaultPendingLimit = 100
 
-// status completes a stored promotion with its progress. A vanity promotion's
-// one code is written with it; a generated one's progress comes from
-// readProgress, which scans the dialect's progress query into (total
-// batches, generated codes, completed, retrying, parked).
-func status(p promo.Promotion, readProgress func(dst ...any) error) (promo.PromotionStatus, error) {
-	st := promo.PromotionStatus{Promotion: p}
-	if p.Kind == promo.KindVanity {
-		st.GeneratedCount = 1
-		return st, nil
-	}
-	b := &st.Batches
-	if err := readProgress(&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked, &b.Cancelled); err != nil {
-		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", p.ID, err)
-	}
-	return st, nil
-}
-
 // listLimit applies the default and the cap of a promotion list's page size.
 func listLimit(n int) int {
 	switch {
@@ -243,17 +226,6 @@ func checkListFilter(f promo.ListFilter) error {
 		return promo.FieldErrorf("cursor", "is not a cursor of this list")
 	}
 	return nil
-}
-
-// listedStatus completes one row of a promotion list: the promotion and the
-// progress columns its dialect's list query returned after it.
-func listedStatus(p promo.Promotion, total int, generated int64, completed, retrying, parked, cancelled int) promo.PromotionStatus {
-	st, _ := status(p, func(dst ...any) error {
-		*dst[0].(*int), *dst[1].(*int64), *dst[2].(*int), *dst[3].(*int), *dst[4].(*int), *dst[5].(*int) =
-			total, generated, completed, retrying, parked, cancelled
-		return nil
-	})
-	return st
 }
 
 // activeFilter encodes ListFilter.Active for the list queries: 0 any, 1

@@ -67,10 +67,9 @@ func (d nullTimeDest) Scan(v any) error {
 	return nil
 }
 
-// ScanPromotion scans promotionCols (see Statements), then extra.
-func ScanPromotion(row Row, extra ...any) (promo.Promotion, error) {
+// scanPromotion scans promotionCols (see Statements) into p, then extra.
+func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
 	var (
-		p              promo.Promotion
 		kind           string
 		format, vanity sql.NullString
 		seqStart       int64
@@ -79,13 +78,10 @@ func ScanPromotion(row Row, extra ...any) (promo.Promotion, error) {
 		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
 		Time(&p.CreatedAt)}, extra...)
 	if err := row.Scan(dest...); err != nil {
-		return promo.Promotion{}, err
+		return err
 	}
 	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
-	if err := decodeFormat(&p, format.String); err != nil {
-		return promo.Promotion{}, err
-	}
-	return p, nil
+	return decodeFormat(p, format.String)
 }
 
 // decodeFormat sets p.Format from its stored JSON ("" for none).
@@ -139,21 +135,17 @@ func scanTopUp(row Row, extra ...any) (promo.TopUp, error) {
 	return t, err
 }
 
-// statusTail scans the status columns after the progress: active, the
-// deletion, the totals.
-type statusTail struct {
-	active bool
-	del    promo.Deletion
-	totals promo.Totals
+// statusTail is where the status columns after the progress scan to: the
+// switch, the deletion, the totals.
+func statusTail(st *promo.PromotionStatus) []any {
+	return []any{&st.Active, NullTime(&st.Deletion.RequestedAt), NullTime(&st.Deletion.DeletedAt),
+		&st.Totals.Redemptions, &st.Totals.CodesRedeemed, &st.Totals.RolledBack}
 }
 
-func (t *statusTail) dest() []any {
-	return []any{&t.active, NullTime(&t.del.RequestedAt), NullTime(&t.del.DeletedAt),
-		&t.totals.Redemptions, &t.totals.CodesRedeemed, &t.totals.RolledBack}
-}
-
-func (t *statusTail) apply(st *promo.PromotionStatus) {
-	st.Active, st.Deletion, st.Totals = t.active, t.del, t.totals
+// progress is where the Progress columns scan to.
+func progress(st *promo.PromotionStatus) []any {
+	b := &st.Batches
+	return []any{&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked, &b.Cancelled}
 }
 
 // scanBatches reads batchCols rows.

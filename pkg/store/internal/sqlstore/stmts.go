@@ -211,9 +211,8 @@ func (x stmts[T]) ReleaseAllowance(ctx context.Context, promotionID int64, userI
 // reservations live at now; false when there is no such code.
 func (x stmts[T]) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
-	p, err := ScanPromotion(x.q.QueryRow(ctx, x.d.CodeState, x.d.VarChar(code), userID, x.d.Time(now)), &st.Code,
-		&st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
-	st.Promotion = p
+	err := scanPromotion(x.q.QueryRow(ctx, x.d.CodeState, x.d.VarChar(code), userID, x.d.Time(now)), &st.Promotion,
+		&st.Code, &st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
 	if noRows(err) {
 		return st, false, nil
 	}
