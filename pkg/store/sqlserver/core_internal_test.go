@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -107,6 +108,22 @@ func (s *fakeStmt) QueryContext(_ context.Context, args []driver.NamedValue) (dr
 		cols = len(rows[0])
 	}
 	return &recRows{cols: make([]string, cols), vals: rows}, nil
+}
+
+type recRows struct {
+	cols []string
+	vals [][]driver.Value
+}
+
+func (r *recRows) Columns() []string { return r.cols }
+func (r *recRows) Close() error      { return nil }
+func (r *recRows) Next(dest []driver.Value) error {
+	if len(r.vals) == 0 {
+		return io.EOF
+	}
+	copy(dest, r.vals[0])
+	r.vals = r.vals[1:]
+	return nil
 }
 
 // types names the Go types of args, with a time's location: "time.Time/UTC".

@@ -102,25 +102,18 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 
 func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatch, error) {
 	now := s.d.Time(s.clock())
-	rows, err := tx.Query(ctx, s.d.ClaimUncounted, limit, now)
-	if err != nil {
-		return promo.RollupBatch{}, err
-	}
 	var evs []promo.OutboxEvent
-	for rows.Next() {
+	err := s.each(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row) error {
 		var (
 			ev      promo.OutboxEvent
 			payload string
 		)
-		if err := rows.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt)); err != nil {
-			rows.Close()
-			return promo.RollupBatch{}, err
-		}
+		err := r.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt))
 		ev.Payload = []byte(payload)
 		evs = append(evs, ev)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return err
+	})
+	if err != nil {
 		return promo.RollupBatch{}, err
 	}
 	return rollUpEvents(evs, func(ds []promo.TotalsDelta) error {
