@@ -9,21 +9,13 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
-func TestCanonicalCodesMigration(t *testing.T) {
-	storetest.RunCanonicalCodesMigration(t, migrationDB)
-}
-
-func TestTotalsMigration(t *testing.T) {
-	storetest.RunTotalsMigration(t, migrationDB)
-}
-
-// migrationDB opens a fresh, unmigrated database file for the migration tests.
-func migrationDB(t *testing.T) storetest.MigrationDB {
-	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "old.db")})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	m := sqlite.Migrations(s)
-	return storetest.SQLMigrationDB(sqlite.Writer(s), m.UpTo, m.DownTo)
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "old.db")})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
 }

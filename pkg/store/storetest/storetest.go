@@ -73,6 +73,23 @@ func Migrated[S interface {
 	return s
 }
 
+// OpenErrorsHideDSN checks that open's error for each DSN (each holding
+// secret, each unusable) never shows the password.
+func OpenErrorsHideDSN(t *testing.T, secret string, open func(ctx context.Context, dsn string) error, dsns ...string) {
+	for _, dsn := range dsns {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := open(ctx, dsn)
+		cancel()
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+		t.Logf("Open error: %v", err)
+	}
+}
+
 // Run runs the contract suite. open returns a migrated store for one subtest
 // and arranges (t.Cleanup) to close it; it may return stores on a shared
 // database.

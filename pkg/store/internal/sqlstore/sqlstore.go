@@ -228,6 +228,11 @@ func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // lock, serialises them).
 func (s *Core[T]) Migrate(ctx context.Context) error { return s.m.UpTo(ctx, 0) }
 
+// Migrations are the core's migrations (tests build a database as an older
+// release left it); DB is its write pool (tests drive it with plain SQL).
+func (s *Core[T]) Migrations() Migrations { return s.m }
+func (s *Core[T]) DB() Querier            { return s.w }
+
 // MigrateReport is Migrate, saying what it did: the file names of the
 // migrations it applied, in order, and the schema version the database is at.
 func (s *Core[T]) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {

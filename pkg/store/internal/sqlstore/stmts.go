@@ -37,11 +37,12 @@ type StatementTx interface {
 
 var errRolledBack = errors.New("rolled back on purpose")
 
-// RunRolledBack runs fn on c's statements in one write transaction and rolls
-// it back whatever fn did (tests).
-func RunRolledBack[T Tx](ctx context.Context, c *Core[T], fn func(StatementTx) error) error {
-	err := c.inTx(ctx, func(tx T) error {
-		if err := fn(c.on(tx)); err != nil {
+// InStatementTx runs fn on the core's statements in one write transaction
+// and rolls it back whatever fn did: for tests that drive single statements
+// (storetest's StatementStore).
+func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error) error {
+	err := s.inTx(ctx, func(tx T) error {
+		if err := fn(s.on(tx)); err != nil {
 			return err
 		}
 		return errRolledBack

@@ -26,9 +26,12 @@ type Server struct {
 	What string // "PostgreSQL": the helper's errors and skips say it
 	// Hint says how to run the tests without Docker (a sentence).
 	Hint string
-	// Start starts a container and returns it (nil if none started) and the
-	// DSN of a server ready for logins.
-	Start func(ctx context.Context) (testcontainers.Container, string, error)
+	// Run starts a container (Started makes a module's answer one).
+	Run func(ctx context.Context) (testcontainers.Container, error)
+	// DSNOptions are the container DSN's options; Ready, if set, waits for
+	// the server behind it to take logins.
+	DSNOptions string
+	Ready      func(ctx context.Context, dsn string) error
 
 	mu    sync.Mutex
 	users int
@@ -58,7 +61,7 @@ func (s *Server) DSN(tb testing.TB) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		c, dsn, err := s.Start(ctx)
+		c, dsn, err := s.start(ctx)
 		if err != nil {
 			if c != nil {
 				_ = testcontainers.TerminateContainer(c)
@@ -79,6 +82,31 @@ func (s *Server) DSN(tb testing.TB) string {
 		}
 	})
 	return s.dsn
+}
+
+func (s *Server) start(ctx context.Context) (testcontainers.Container, string, error) {
+	c, err := s.Run(ctx)
+	if err != nil {
+		return c, "", fmt.Errorf("start container: %w", err)
+	}
+	dsn, err := c.(interface {
+		ConnectionString(context.Context, ...string) (string, error)
+	}).ConnectionString(ctx, s.DSNOptions)
+	if err == nil && s.Ready != nil {
+		err = s.Ready(ctx, dsn)
+	}
+	return c, dsn, err
+}
+
+// Started is a module's Run answer as Server.Run's: no container is nil.
+func Started[C any, P interface {
+	*C
+	testcontainers.Container
+}](c P, err error) (testcontainers.Container, error) {
+	if c == nil {
+		return nil, err
+	}
+	return c, err
 }
 
 var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)

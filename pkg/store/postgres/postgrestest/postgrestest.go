@@ -11,7 +11,6 @@ package postgrestest
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -31,19 +30,11 @@ const Image = "postgres:16-alpine"
 
 var server = testserver.Server{Env: EnvDSN, What: "PostgreSQL",
 	Hint: "set " + EnvDSN + "=postgres://postgres@127.0.0.1:5432/test?sslmode=disable to run them against a server",
-	Start: func(ctx context.Context) (testcontainers.Container, string, error) {
-		c, err := tcpostgres.Run(ctx, Image,
-			tcpostgres.WithDatabase("test"), tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword("postgres"),
-			tcpostgres.BasicWaitStrategies())
-		if c == nil {
-			return nil, "", fmt.Errorf("start %s container: %w", Image, err)
-		}
-		if err != nil {
-			return c, "", fmt.Errorf("start %s container: %w", Image, err)
-		}
-		dsn, err := c.ConnectionString(ctx, "sslmode=disable")
-		return c, dsn, err
-	}}
+	Run: func(ctx context.Context) (testcontainers.Container, error) {
+		return testserver.Started(tcpostgres.Run(ctx, Image, tcpostgres.WithDatabase("test"),
+			tcpostgres.WithUsername("postgres"), tcpostgres.WithPassword("postgres"), tcpostgres.BasicWaitStrategies()))
+	},
+	DSNOptions: "sslmode=disable"}
 
 // DSN returns the DSN of a PostgreSQL server for tb: EnvDSN if set, else the
 // shared container (started if need be). Without EnvDSN and without a

@@ -49,22 +49,11 @@ var (
 	server = testserver.Server{Env: EnvDSN, What: "SQL Server",
 		Hint: "run them where a Docker engine is reachable (the " + Image + " container is started for you), or set " +
 			EnvDSN + "=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
-		Start: func(ctx context.Context) (testcontainers.Container, string, error) {
-			c, err := tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword))
-			if c == nil {
-				return nil, "", fmt.Errorf("start %s container: %w", Image, err)
-			}
-			if err != nil {
-				return c, "", fmt.Errorf("start %s container: %w", Image, err)
-			}
-			dsn, err := c.ConnectionString(ctx, "encrypt=disable")
-			if err == nil {
-				// "Recovery is complete" is logged a moment before logins
-				// succeed.
-				err = waitForLogin(ctx, dsn)
-			}
-			return c, dsn, err
-		}}
+		Run: func(ctx context.Context) (testcontainers.Container, error) {
+			return testserver.Started(tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword)))
+		},
+		// "Recovery is complete" is logged a moment before logins succeed.
+		DSNOptions: "encrypt=disable", Ready: waitForLogin}
 
 	shared struct {
 		mu      sync.Mutex
