@@ -36,9 +36,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
 // DefaultMaxConns is the pool size when Config.MaxConns is 0.
 const DefaultMaxConns = 4
 
@@ -206,13 +203,8 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
-	}
-	return nil
-}
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
 // migrations applies the migrations through a database/sql handle on the
 // pool; a session advisory lock, keyed by schema, serialises concurrent runs
@@ -332,6 +324,8 @@ type pgxPool struct {
 	pgxExec
 	pool *pgxpool.Pool
 }
+
+func (p pgxPool) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
 
 func (p pgxPool) Begin(ctx context.Context) (pgxTx, error) {
 	tx, err := p.pool.Begin(ctx)

@@ -59,3 +59,15 @@ func TestClocks(t *testing.T) {
 func TestBacklog(t *testing.T) {
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
 }
+
+func TestMigrations(t *testing.T) {
+	postgrestest.DSN(t) // skip once, here, with the reason
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
+}

@@ -30,9 +30,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
 // DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
 const DefaultMaxReadConns = 4
 
@@ -163,16 +160,8 @@ func (s *Store) Close() {
 	s.w.Close()
 }
 
-// Ping checks that both pools can reach the database.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
-	return nil
-}
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
 // migrations applies the migrations through the write connection;
 // concurrent runs are serialised by SQLite's write lock.

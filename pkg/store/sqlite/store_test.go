@@ -46,3 +46,14 @@ func TestClocks(t *testing.T) {
 func TestBacklog(t *testing.T) {
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
 }
+
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "old.db")})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
+}

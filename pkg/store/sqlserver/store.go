@@ -39,9 +39,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
 
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
-
 // DefaultMaxConns is the pool size when Config.MaxConns is 0.
 const DefaultMaxConns = 4
 
@@ -182,13 +179,8 @@ func newStore(db *sql.DB, clock func() time.Time) *Store {
 // Close closes the pool, waiting for queries in progress to finish.
 func (s *Store) Close() { s.db.Close() }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlserver: ping: %w", err)
-	}
-	return nil
-}
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
 
 // migrations applies the migrations; an exclusive session application lock
 // (sp_getapplock, per database) serialises concurrent runs from several

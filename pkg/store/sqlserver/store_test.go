@@ -84,3 +84,15 @@ func TestBacklog(t *testing.T) {
 	dsn := sqlservertest.Database(t) // a database of its own: Backlog counts all of it
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t, dsn) })
 }
+
+func TestMigrations(t *testing.T) {
+	sqlservertest.DSN(t) // skip once, here, with the reason
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: sqlservertest.Database(t), MaxConns: 4})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
+}

@@ -62,6 +62,7 @@ func (noDB) Exec(context.Context, string, ...any) (int64, error) { return 0, err
 func (noDB) Query(context.Context, string, ...any) (Rows, error) { return nil, errNoDB }
 func (noDB) QueryRow(context.Context, string, ...any) Row        { return nil }
 func (noDB) Begin(context.Context) (*SQLTx, error)               { return nil, errNoDB }
+func (noDB) Ping(context.Context) error                          { return errNoDB }
 
 var errNoDB = errors.New("no database")
 

@@ -18,6 +18,9 @@ func NewSQLDB(db *sql.DB, opts *sql.TxOptions) SQLDB {
 	return SQLDB{sqlQuerier: sqlQuerier{db}, db: db, opts: opts}
 }
 
+// Ping checks that the pool reaches the database.
+func (d SQLDB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
+
 // Begin begins a transaction.
 func (d SQLDB) Begin(ctx context.Context) (*SQLTx, error) {
 	tx, err := d.db.BeginTx(ctx, d.opts)

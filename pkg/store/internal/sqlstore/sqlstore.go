@@ -62,6 +62,7 @@ type Tx interface {
 type DB[T Tx] interface {
 	Querier
 	Begin(ctx context.Context) (T, error)
+	Ping(ctx context.Context) error
 }
 
 // Dialect is what differs between the databases: statement text, argument
@@ -227,6 +228,16 @@ func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 // from several processes at once (the dialect's lock, or SQLite's write
 // lock, serialises them).
 func (s *Core[T]) Migrate(ctx context.Context) error { return s.m.UpTo(ctx, 0) }
+
+// Ping checks that the pools reach the database.
+func (s *Core[T]) Ping(ctx context.Context) error {
+	for _, db := range []DB[T]{s.w, s.r} {
+		if err := db.Ping(ctx); err != nil {
+			return fmt.Errorf("%s: ping: %w", s.m.Name, err)
+		}
+	}
+	return nil
+}
 
 // Migrations are the core's migrations (tests build a database as an older
 // release left it); DB is its write pool (tests drive it with plain SQL).
