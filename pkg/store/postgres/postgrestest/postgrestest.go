@@ -39,10 +39,7 @@ var server = testserver.Server{Env: EnvDSN, What: "PostgreSQL",
 // DSN returns the DSN of a PostgreSQL server for tb: EnvDSN if set, else the
 // shared container (started if need be). Without EnvDSN and without a
 // working Docker engine it skips tb, saying so.
-func DSN(tb testing.TB) string {
-	tb.Helper()
-	return server.DSN(tb)
-}
+var DSN = server.DSN
 
 // Schema returns a schema name unique to tb (derived from its name plus a
 // random suffix) for the Schema field of a store's config, and drops the

@@ -62,13 +62,9 @@ var (
 	}
 )
 
-// ServerDSN returns the DSN of a SQL Server for tb, on its default database:
-// EnvDSN if set, else the shared container (started if need be). Without
-// EnvDSN and without a working Docker engine it skips tb, saying so.
-func ServerDSN(tb testing.TB) string {
-	tb.Helper()
-	return server.DSN(tb)
-}
+// ServerDSN is the DSN of a SQL Server for a test, on its default database
+// (see postgrestest.DSN: the same rules, EnvDSN or one container).
+var ServerDSN = server.DSN
 
 // DSN returns the DSN of the database of this test process (created on first
 // use, dropped when the last test using it ends). Tests sharing it must keep
