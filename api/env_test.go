@@ -123,6 +123,12 @@ func newEnvOn(t testing.TB, backend string, cfg api.Config, ops http.Handler) *e
 // newEnv builds the server; cfg.Secret defaults to testSecret.
 func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, ops)
+}
+
+// newEnvWith is newEnv with options for the server (WithShopperTokens).
+func newEnvWith(t testing.TB, cfg api.Config, ops http.Handler, opts ...api.Option) *env {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "promocodes.db")
 	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
@@ -144,7 +150,7 @@ func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
 		err := db.QueryRow(q).Scan(&n)
 		return n, err
 	}
-	return serveEnv(t, cfg, ops, st, st, query)
+	return serveEnv(t, cfg, ops, st, st, query, opts...)
 }
 
 // apiStore is what the test server needs from either store.
@@ -156,7 +162,7 @@ type apiStore interface {
 }
 
 func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
-	query func(string) (int64, error)) *env {
+	query func(string) (int64, error), opts ...api.Option) *env {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	pub := &fakePublisher{}
@@ -175,7 +181,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		defer close(done)
 		_ = svc.Run(ctx)
 	}()
-	s, err := api.New(cfg, st, ob, ops, log, api.WithRedemption(svc))
+	s, err := api.New(cfg, st, ob, ops, log, append([]api.Option{api.WithRedemption(svc)}, opts...)...)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}

@@ -108,7 +108,7 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	topUp := promo.TopUpRequest{PromotionID: st.ID, CodeCount: n, BatchSize: s.cfg.BatchCodeCount,
-		SeqLimit: codes.SeqLimit(layout.Space(), s.cfg.MaxDensity), Actor: s.actor(r, "admin"), IdempotencyKey: key}
+		SeqLimit: layout.SeqLimit(s.cfg.MaxDensity), Actor: s.actor(r, "admin"), IdempotencyKey: key}
 	if key != "" {
 		sum := sha256.Sum256([]byte("topup\x00" + strconv.FormatInt(n, 10)))
 		topUp.RequestHash = hex.EncodeToString(sum[:])

@@ -28,6 +28,11 @@ type problem struct {
 	// count, on a 422 whose format is too short (the "at least N" of the
 	// format.length message).
 	MinLength int `json:"minLength,omitempty"`
+	// MinTailLength and MinSerialDigits are the same advice for a serial
+	// format: the shortest format.tailLength for the density limit, the
+	// fewest format.serialDigits for the count.
+	MinTailLength   int `json:"minTailLength,omitempty"`
+	MinSerialDigits int `json:"minSerialDigits,omitempty"`
 }
 
 // statusOf maps a domain error code to an HTTP status: the one place where
@@ -101,7 +106,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message
 		p.Errors = de.Fields
-		p.MinLength = de.MinLength
+		p.MinLength, p.MinTailLength, p.MinSerialDigits = de.MinLength, de.MinTailLength, de.MinSerialDigits
 		p.Reason = string(de.Reason)
 		var rl *redemption.RateLimited
 		if errors.As(err, &rl) {

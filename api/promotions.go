@@ -118,7 +118,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 		return np, err
 	}
 	var fields []promo.FieldError
-	minLength := 0 // the shortest format.length for the count, when the given one is too short
+	var advice promo.Error // MinLength, MinTailLength, MinSerialDigits of a format that cannot take the count
 	bad := func(field, format string, args ...any) {
 		fields = append(fields, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
@@ -201,7 +201,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 			var de *promo.Error
 			if errors.As(err, &de) {
 				fields = append(fields, de.Fields...)
-				minLength = de.MinLength
+				advice = *de
 				if len(de.Fields) == 0 {
 					bad("format", "%s", de.Message)
 				}
@@ -214,15 +214,17 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.New
 			break
 		}
 		np.CodeCount = count
-		check := format.HasCheckChar() // an explicit true and an omitted checkChar are the same request
-		format.CheckChar = &check
-		np.Format = format
+		// CheckChar resolved and style "random" written as the default: an
+		// explicit default and an omitted one are the same request.
+		normalized := layout.Format()
+		np.Format = &normalized
 		np.CounterName = layout.CounterName()
-		np.SeqLimit = codes.SeqLimit(layout.Space(), s.cfg.MaxDensity)
+		np.SeqLimit = layout.SeqLimit(s.cfg.MaxDensity)
 		np.KeyFingerprint = s.keyFP // not part of the request hash (json:"-")
 	}
 	if len(fields) > 0 {
-		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields, MinLength: minLength}
+		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields,
+			MinLength: advice.MinLength, MinTailLength: advice.MinTailLength, MinSerialDigits: advice.MinSerialDigits}
 	}
 	np.RequestHash = requestHash(np)
 	return np, nil

@@ -46,8 +46,8 @@ const (
 
 func (s *Server) redemptionRoutes() []route {
 	rs := []route{
-		{"GET /v1/codes/{code}", s.redeemRole(s.deadline(s.validateCode))},
-		{"POST /v1/codes/{code}/redemptions", s.redeemRole(s.deadline(s.redeemCode))},
+		{"GET /v1/codes/{code}", s.redeemRole(s.deadline(s.shopperIdentity(s.validateCode)))},
+		{"POST /v1/codes/{code}/redemptions", s.redeemRole(s.deadline(s.shopperIdentity(s.redeemCode)))},
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
@@ -89,6 +89,10 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if userID, err = shopperUser(r, "userId", userID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if in, ok := s.inspector(); ok && userID == "" && s.isAdmin(r) {
 		s.codeDetail(w, r, in, code)
 		return
@@ -116,6 +120,10 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 	}
 	var req redeemRequest
 	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

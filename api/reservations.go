@@ -25,10 +25,10 @@ func (s *Server) reservationRoutes() []route {
 		return nil
 	}
 	return []route{
-		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.deadline(s.reserveCode))},
-		{"GET /v1/reservations/{id}", s.redeemRole(s.deadline(s.getReservation))},
-		{"POST /v1/reservations/{id}/confirm", s.redeemRole(s.deadline(s.confirmReservation))},
-		{"DELETE /v1/reservations/{id}", s.redeemRole(s.deadline(s.releaseReservation))},
+		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.deadline(s.shopperIdentity(s.reserveCode)))},
+		{"GET /v1/reservations/{id}", s.redeemRole(s.deadline(s.shopperIdentity(s.getReservation)))},
+		{"POST /v1/reservations/{id}/confirm", s.redeemRole(s.deadline(s.shopperIdentity(s.confirmReservation)))},
+		{"DELETE /v1/reservations/{id}", s.redeemRole(s.deadline(s.shopperIdentity(s.releaseReservation)))},
 	}
 }
 
@@ -49,6 +49,10 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 	}
 	var req reserveRequest
 	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -104,6 +108,9 @@ func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := s.reserver().Reservation(r.Context(), id)
+	if err == nil {
+		err = shopperOwns(r, "reservation", v.UserID)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -124,6 +131,10 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 	}
 	var req confirmRequest
 	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.reservationOwner(r, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -155,6 +166,10 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 func (s *Server) releaseReservation(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.reservationID(w, r)
 	if !ok {
+		return
+	}
+	if err := s.reservationOwner(r, id); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	v, replayed, err := s.reserver().Release(r.Context(), id)

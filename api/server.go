@@ -137,6 +137,8 @@ type Server struct {
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
 	redeemer Redeemer
+	// shoppers verifies shopper tokens; nil: none are used (WithShopperTokens).
+	shoppers ShopperVerifier
 	// clientAddr tells a request's client address (trusted proxies).
 	clientAddr clientAddress
 }

@@ -218,6 +218,10 @@ func (c *Console) liveData(r *http.Request, p client.Status) map[string]any {
 		if l, err := codes.NewLayout(*p.Format); err == nil {
 			data["Space"] = humanize.Comma(int64(min(l.Space(), math.MaxInt64)))
 			data["Guess"] = fmt.Sprintf("%.3g", l.GuessProbability(uint64(p.CodeCount)))
+			if l.IsSerial() {
+				data["Space"] = "serials up to " + data["Space"].(string) + ", tails " +
+					humanize.Comma(int64(l.TailSpace()))
+			}
 		}
 	}
 	return data
@@ -327,24 +331,31 @@ func (d *download) end(w http.ResponseWriter, r *http.Request, c *Console, err e
 type form struct {
 	Kind, Name, CodeCount, Charset, Custom, Length, Prefix, Suffix, Separator, GroupSize string
 	CheckChar                                                                            bool
-	Vanity, MaxUsage, PerUser, StartsAt, ExpiresAt, Nonce                                string
+	// Style is "random" or "serial"; SerialDigits and TailLength are the
+	// serial style's fields (Length and GroupSize the random style's).
+	Style, SerialDigits, TailLength                       string
+	Vanity, MaxUsage, PerUser, StartsAt, ExpiresAt, Nonce string
 }
 
 func readForm(v url.Values) form {
 	f := form{Kind: v.Get("kind"), Name: v.Get("name"), CodeCount: v.Get("codeCount"), Charset: v.Get("charset"),
 		Custom: v.Get("custom"), Length: v.Get("length"), Prefix: v.Get("prefix"), Suffix: v.Get("suffix"),
 		Separator: v.Get("separator"), GroupSize: v.Get("groupSize"), CheckChar: v.Get("checkChar") != "",
+		Style: v.Get("style"), SerialDigits: v.Get("serialDigits"), TailLength: v.Get("tailLength"),
 		Vanity: v.Get("code"), MaxUsage: v.Get("maxUsagePerCode"), PerUser: v.Get("perUserLimit"),
 		StartsAt: v.Get("startsAt"), ExpiresAt: v.Get("expiresAt"), Nonce: v.Get("nonce")}
 	if f.Kind != "vanity" {
 		f.Kind = "generated"
+	}
+	if f.Style != promo.StyleSerial {
+		f.Style = promo.StyleRandom
 	}
 	return f
 }
 
 func defaultForm() form {
 	return form{Kind: "generated", CodeCount: "100000", Charset: codes.PresetAlnum, Length: "10", CheckChar: true,
-		MaxUsage: "1", PerUser: "1", Nonce: randomToken()}
+		Style: promo.StyleRandom, SerialDigits: "6", TailLength: "5", MaxUsage: "1", PerUser: "1", Nonce: randomToken()}
 }
 
 func atoiOr(s string, def int) int {
@@ -361,6 +372,12 @@ func (f form) format() promo.Format {
 		cs = f.Custom
 	}
 	check := f.CheckChar
+	if f.Style == promo.StyleSerial {
+		// The random style's inputs are hidden, not sent empty: leave them out.
+		return promo.Format{Style: promo.StyleSerial, Charset: cs, SerialDigits: atoiOr(f.SerialDigits, 0),
+			TailLength: atoiOr(f.TailLength, 0), Prefix: f.Prefix, Suffix: f.Suffix, Separator: f.Separator,
+			CheckChar: &check}
+	}
 	return promo.Format{Charset: cs, Length: atoiOr(f.Length, 0), Prefix: f.Prefix, Suffix: f.Suffix,
 		Separator: f.Separator, GroupSize: atoiOr(f.GroupSize, 0), CheckChar: &check}
 }
@@ -388,6 +405,14 @@ type preview struct {
 	Count       string
 	Description string
 	Vanity      string
+	// The serial style's: the tail space, the capacity refusal, the
+	// shortest tail for the density limit and the fewest digits for the
+	// count.
+	Serial       bool
+	TailSpace    string
+	Refusal      string
+	ShortestTail int
+	FewestDigits int
 }
 
 func (c *Console) computePreview(f form) preview {
@@ -419,15 +444,30 @@ func (c *Console) computePreview(f form) preview {
 	p.Space = humanize.Comma(int64(min(l.Space(), math.MaxInt64)))
 	n := f.count()
 	p.Count = humanize.Comma(n)
-	p.Limit = humanize.Comma(int64(min(codes.SeqLimit(l.Space(), c.cfg.MaxDensity), math.MaxInt64)))
+	p.Limit = humanize.Comma(int64(min(l.SeqLimit(c.cfg.MaxDensity), math.MaxInt64)))
+	p.Serial = l.IsSerial()
+	if p.Serial {
+		p.TailSpace = humanize.Comma(int64(l.TailSpace()))
+	}
 	if n >= 1 {
 		g := l.GuessProbability(uint64(n))
 		p.Guess = fmt.Sprintf("%.3g", g)
 		if g > 0 {
 			p.GuessOneIn = humanize.Comma(int64(min(1/g, math.MaxInt64)))
 		}
-		p.Fits = l.CheckCapacity(n, c.cfg.MaxDensity) == nil
-		if !p.Fits {
+		err := l.CheckCapacity(n, c.cfg.MaxDensity)
+		p.Fits = err == nil
+		switch {
+		case p.Fits:
+		case p.Serial:
+			p.Refusal = problemText(err)
+			if t := codes.ShortestTail(ft, c.cfg.MaxDensity); t > ft.TailLength {
+				p.ShortestTail = t
+			}
+			if d := codes.FewestSerialDigits(n); d > ft.SerialDigits {
+				p.FewestDigits = d
+			}
+		default:
 			p.Shortest = codes.ShortestLength(ft, n, c.cfg.MaxDensity)
 		}
 	}

@@ -30,6 +30,9 @@ type appConfig struct {
 		Addr        string `json:"addr"`
 		ReadTimeout string `json:"readTimeout"`
 		IdleTimeout string `json:"idleTimeout"`
+		// TrustedProxies and ClientAddressHeaders are optional: no proxy is trusted by default.
+		TrustedProxies       []string `json:"trustedProxies"`
+		ClientAddressHeaders []string `json:"clientAddressHeaders"`
 	} `json:"http"`
 	Auth struct {
 		AdminTokens  []string `json:"adminTokens"`
@@ -83,7 +86,9 @@ type appConfig struct {
 	} `json:"shovel"`
 	Redeem struct {
 		GuessLimit           int    `json:"guessLimit"`
+		GuessLimitPerToken   int    `json:"guessLimitPerToken"`
 		GuessWindow          string `json:"guessWindow"`
+		GuessKeys            int    `json:"guessKeys"`
 		MaxMetadataBytes     int    `json:"maxMetadataBytes"`
 		CatalogRefresh       string `json:"catalogRefresh"`
 		ReservationTTL       string `json:"reservationTTL"`
@@ -106,7 +111,7 @@ var configKeys = []string{
 	"generator.workers", "generator.chunkSize", "generator.groupId", "generator.maxAttempts",
 	"shovel.interval", "shovel.maxRetries", "shovel.groupId", "shovel.retryBackoff", "shovel.retryBackoffMax",
 	"kafka.topics.redemptions",
-	"redeem.guessLimit", "redeem.guessWindow", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
+	"redeem.guessLimit", "redeem.guessLimitPerToken", "redeem.guessWindow", "redeem.guessKeys", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
 	"redeem.reservationTTL", "redeem.maxReservationTTL", "redeem.reservationRetention",
 }
 

@@ -84,7 +84,7 @@ func vanity(t testing.TB, s *stack, code string, maxUsage int) string {
 	b, _ := json.Marshal(code)
 	status, _, body := request(t, http.DefaultClient, "POST", s.apiURL+"/v1/promotions",
 		fmt.Sprintf(`{"name":"adversarial","code":%s,"maxUsagePerCode":%d}`, b, maxUsage))
-	if status != http.StatusAccepted {
+	if status != http.StatusCreated {
 		t.Fatalf("create vanity %q: %d %s", code, status, body)
 	}
 	var r struct{ ID string }

@@ -266,17 +266,22 @@ func TestMigrateSaysWhatItApplied(t *testing.T) {
 			t.Setenv("PROMOCODES_DB_DSN", dsn)
 			t.Setenv("PROMOCODES_LOG_LEVEL", "warn")
 			n := strconv.Itoa(len(files))
+			last := filepath.Base(files[len(files)-1])
+			version, err := strconv.Atoi(strings.SplitN(last, "_", 2)[0]) // versions may skip a number
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := strconv.Itoa(version)
 			out, _, err := runCLI(ctx, "migrate")
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := "applied " + n + " migrations (" + filepath.Base(files[0])
-			last := filepath.Base(files[len(files)-1])
-			if !strings.Contains(out, want) || !strings.Contains(out, last) || !strings.Contains(out, driver+" schema is at version "+n) {
-				t.Errorf("first migrate: %q; want %q ... %s ... version %s", out, want, last, n)
+			if !strings.Contains(out, want) || !strings.Contains(out, last) || !strings.Contains(out, driver+" schema is at version "+v) {
+				t.Errorf("first migrate: %q; want %q ... %s ... version %s", out, want, last, v)
 			}
 			out, _, err = runCLI(ctx, "migrate")
-			if err != nil || !strings.Contains(out, "nothing to apply") || !strings.Contains(out, "at version "+n) {
+			if err != nil || !strings.Contains(out, "nothing to apply") || !strings.Contains(out, "at version "+v) {
 				t.Errorf("second migrate: %q, %v", out, err)
 			}
 		})

@@ -96,8 +96,7 @@ func (p *promotionsCLI) client(cmd *cobra.Command, opts ...client.Option) (*clie
 func (p *promotionsCLI) createCmd() *cobra.Command {
 	var (
 		req                 client.CreateRequest
-		format              promo.Format
-		checkChar           bool
+		ff                  formatFlags
 		startsAt, expiresAt string
 		maxUsage, perUser   int
 		idempotencyKey      string
@@ -109,12 +108,13 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 		Use:   "create --name NAME (--count N [format flags] | --code VANITY)",
 		Short: "Create a promotion and print its id; --wait follows generation to the end",
 		Example: `  promocodes promotions create --name winter --count 5000000 --prefix WNTR- --separator - --group-size 4 --wait
+  promocodes promotions create --name spring --count 100000 --style serial --serial-digits 6 --tail-length 5 --prefix SPRING- --separator -
   promocodes promotions create --name megadeth --code MEGADETH21 --max-usage 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.MaxUsagePerCode, req.PerUserLimit = &maxUsage, &perUser // 0 per user is "no limit", so always sent
 			if req.Code == "" {
-				format.CheckChar = &checkChar
+				format := ff.format()
 				req.Format = &format
 			}
 			var err error
@@ -148,13 +148,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&req.Name, "name", "", "promotion name (required)")
 	f.Int64Var(&req.CodeCount, "count", 0, "number of codes to generate")
-	f.StringVar(&format.Charset, "charset", "alnum", "alnum, numeric, alpha, or the literal characters of a custom charset")
-	f.IntVar(&format.Length, "length", 10, "code body length (prefix, suffix, separators and check character come on top)")
-	f.StringVar(&format.Prefix, "prefix", "", "code prefix")
-	f.StringVar(&format.Suffix, "suffix", "", "code suffix")
-	f.StringVar(&format.Separator, "separator", "", "separator between groups of the body")
-	f.IntVar(&format.GroupSize, "group-size", 0, "body group size for --separator")
-	f.BoolVar(&checkChar, "check-char", true, "append a check character that rejects typos offline")
+	ff.register(cmd)
 	f.StringVar(&req.Code, "code", "", "a single vanity code instead of generated ones")
 	f.IntVar(&maxUsage, "max-usage", 1, "redemptions allowed per code")
 	f.IntVar(&perUser, "per-user-limit", 1, "redemptions allowed per user (0: no limit)")
@@ -167,7 +161,7 @@ func (p *promotionsCLI) createCmd() *cobra.Command {
 		"with --wait, say that no generator seems to be consuming after this long without progress (0: never)")
 	_ = cmd.MarkFlagRequired("name")
 	cmd.MarkFlagsOneRequired("count", "code")
-	for _, name := range []string{"count", "charset", "length", "prefix", "suffix", "separator", "group-size", "check-char"} {
+	for _, name := range append([]string{"count"}, formatFlagNames...) {
 		cmd.MarkFlagsMutuallyExclusive("code", name)
 	}
 	return cmd

@@ -157,7 +157,7 @@ func TestAdversarialOrphanedConnection(t *testing.T) {
 		a := startReplica(t, cfgA, "replica-a")
 		b := startReplica(t, cfgB, "replica-b")
 		code := fmt.Sprintf("ORPHAN%d", time.Now().UnixNano()%1_000_000)
-		if st, body := call(t, "POST", b+"/v1/promotions", `{"name":"orphan","code":"`+code+`","maxUsagePerCode":10,"perUserLimit":1}`); st != http.StatusAccepted {
+		if st, body := call(t, "POST", b+"/v1/promotions", `{"name":"orphan","code":"`+code+`","maxUsagePerCode":10,"perUserLimit":1}`); st != http.StatusCreated {
 			t.Fatalf("create: %d %v", st, body)
 		}
 		if st, body := call(t, "GET", a+"/v1/codes/"+code, ""); st != http.StatusOK {
@@ -217,7 +217,7 @@ func TestAdversarialOrphanedConnection(t *testing.T) {
 		cfg.API.DB.LockTimeout = 2 * time.Second
 		b := startReplica(t, cfg, "replica")
 		code := fmt.Sprintf("ORPHAN%d", time.Now().UnixNano()%1_000_000)
-		if st, body := call(t, "POST", b+"/v1/promotions", `{"name":"orphan","code":"`+code+`","maxUsagePerCode":10,"perUserLimit":1}`); st != http.StatusAccepted {
+		if st, body := call(t, "POST", b+"/v1/promotions", `{"name":"orphan","code":"`+code+`","maxUsagePerCode":10,"perUserLimit":1}`); st != http.StatusCreated {
 			t.Fatalf("create: %d %v", st, body)
 		}
 		// Another process on the file takes the write lock and never finishes.

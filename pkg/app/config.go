@@ -10,6 +10,7 @@ import (
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/shopper"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -57,6 +58,33 @@ type HTTPConfig struct {
 type AuthConfig struct {
 	AdminTokens  []string `mapstructure:"adminTokens"`
 	RedeemTokens []string `mapstructure:"redeemTokens"`
+	// ShopperJWT, when set, makes the shopper endpoints take the user from
+	// a signed shopper token (docs/redemption.md, "Signed shoppers").
+	ShopperJWT ShopperJWTConfig `mapstructure:"shopperJWT"`
+}
+
+// ShopperJWTConfig is auth.shopperJWT: whose shopper tokens to trust. Unset
+// (no issuer, audience, jwksUrl or publicKey): the API takes the userId of
+// requests as sent. Set at all: it must be complete (issuer, audience, and
+// jwksUrl or publicKey), or no process starts.
+type ShopperJWTConfig struct {
+	Issuer    string `mapstructure:"issuer"`
+	Audience  string `mapstructure:"audience"`
+	JWKSURL   string `mapstructure:"jwksUrl"`
+	PublicKey string `mapstructure:"publicKey"` // PEM or JWK JSON
+	// Algorithms is the allow-list (asymmetric only).
+	Algorithms []string      `mapstructure:"algorithms"`
+	ClockSkew  time.Duration `mapstructure:"clockSkew"`
+	// JWKSRefresh is the background refetch interval; JWKSMinRefresh the
+	// least time between two refetches forced by unknown key ids.
+	JWKSRefresh    time.Duration `mapstructure:"jwksRefresh"`
+	JWKSMinRefresh time.Duration `mapstructure:"jwksMinRefresh"`
+}
+
+// verifierConfig is the shopper.Config of the block.
+func (c ShopperJWTConfig) verifierConfig() shopper.Config {
+	return shopper.Config{Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, PublicKey: c.PublicKey,
+		Algorithms: c.Algorithms, ClockSkew: c.ClockSkew, JWKSRefresh: c.JWKSRefresh, JWKSMinRefresh: c.JWKSMinRefresh}
 }
 
 type DBConfig struct {
@@ -203,7 +231,10 @@ func Defaults() Config {
 		Env:  "production",
 		Log:  LogConfig{Level: "info", Format: "json"},
 		HTTP: HTTPConfig{Addr: ":8080", ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute},
-		DB:   DBConfig{Driver: "postgres", MaxConns: 8, KeepAlive: 15 * time.Second, TCPUserTimeout: 30 * time.Second},
+		Auth: AuthConfig{ShopperJWT: ShopperJWTConfig{Algorithms: shopper.DefaultAlgorithms,
+			ClockSkew: shopper.DefaultClockSkew, JWKSRefresh: shopper.DefaultJWKSRefresh,
+			JWKSMinRefresh: shopper.DefaultJWKSMinRefresh}},
+		DB: DBConfig{Driver: "postgres", MaxConns: 8, KeepAlive: 15 * time.Second, TCPUserTimeout: 30 * time.Second},
 		Kafka: KafkaConfig{
 			Brokers:           []string{"127.0.0.1:9092"},
 			Partitions:        8,
@@ -350,6 +381,16 @@ func (c Config) Validate() error {
 		if len(tok) < 16 {
 			bad("auth", "tokens must be at least 16 characters")
 			break
+		}
+	}
+	if sj := c.Auth.ShopperJWT.verifierConfig(); sj.Enabled() {
+		// A half-configured block is refused in every environment: a
+		// missing audience or issuer would trust tokens meant for others.
+		if err := sj.Validate(); err != nil {
+			errs = append(errs, unwrapJoined(err)...)
+		}
+		if sj.JWKSMinRefresh < time.Second {
+			bad("auth.shopperJWT.jwksMinRefresh", "must be at least 1s, got %s", sj.JWKSMinRefresh)
 		}
 	}
 	if c.Generator.Workers < 1 || c.Generator.Workers > 256 {

@@ -73,8 +73,13 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		return nil, err
 	}
 	live := []health.Check{{Name: "shovel", Fn: sh.Healthy}}
+	opts, err := shopperOptions(ctx, cfg, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
-		api.WithRedemption(svc))
+		append(opts, api.WithRedemption(svc))...)
 	if err != nil {
 		p.close()
 		return nil, err

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,9 @@ import (
 	"go.uber.org/zap/zaptest"
 )
 
+// devTestSecret is devSystem's codes.secret.
+const devTestSecret = "in-process-test-secret-0123456789abcdef"
+
 // devSystem starts the whole system in this process on embedded defaults:
 // kfake broker with a data dir, SQLite file, API, generators, shovel.
 func devSystem(t *testing.T) (url string, stop func()) {
@@ -23,7 +25,7 @@ func devSystem(t *testing.T) (url string, stop func()) {
 	cfg.Kafka.Brokers = []string{"127.0.0.1:0"}
 	cfg.Kafka.Partitions = 4
 	cfg.DB = DBConfig{Driver: "sqlite", MaxConns: 4}
-	cfg.Codes.Secret = "in-process-test-secret-0123456789abcdef"
+	cfg.Codes.Secret = devTestSecret
 	cfg.Shovel.Interval = 2 * time.Second
 	cfg.Dev.DataDir = t.TempDir()
 	if err := cfg.Validate(); err != nil {
@@ -52,8 +54,15 @@ func devSystem(t *testing.T) (url string, stop func()) {
 
 func createAndWait(t *testing.T, url string, n int, within time.Duration) string {
 	t.Helper()
+	return createFormatAndWait(t, url, `{"charset":"alnum","length":10}`, n, within)
+}
+
+// createFormatAndWait creates a promotion of n codes of format (JSON) and
+// waits until it is completed with exactly n codes.
+func createFormatAndWait(t *testing.T, url, format string, n int, within time.Duration) string {
+	t.Helper()
 	resp, err := http.Post(url+"/v1/promotions", "application/json", strings.NewReader(fmt.Sprintf(
-		`{"name":"in-process","codeCount":%d,"format":{"charset":"alnum","length":10}}`, n)))
+		`{"name":"in-process","codeCount":%d,"format":%s}`, n, format)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,21 +100,9 @@ func createAndWait(t *testing.T, url string, n int, within time.Duration) string
 // exportDistinct streams the CSV export and counts distinct codes.
 func exportDistinct(t *testing.T, url, id string) int {
 	t.Helper()
-	resp, err := http.Get(url + "/v1/promotions/" + id + "/codes")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	if !sc.Scan() || sc.Text() != "code" {
-		t.Fatalf("export header %q", sc.Text())
-	}
 	seen := map[string]struct{}{}
-	for sc.Scan() {
-		seen[sc.Text()] = struct{}{}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
+	for _, c := range exportCodes(t, url, id) {
+		seen[c] = struct{}{}
 	}
 	return len(seen)
 }

@@ -142,7 +142,7 @@ func TestReservationsHoldTheirTTLAcrossSkewedReplicas(t *testing.T) {
 		fast := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(2 * time.Hour) }), "fast")
 		slow := startReplica(t, replicaConfig(t, db, brokers, func() time.Time { return time.Now().Add(-2 * time.Hour) }), "slow")
 		code := fmt.Sprintf("SKEW%d", time.Now().UnixNano()%1_000_000)
-		if st, body := call(t, "POST", fast+"/v1/promotions", `{"name":"skew","code":"`+code+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
+		if st, body := call(t, "POST", fast+"/v1/promotions", `{"name":"skew","code":"`+code+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusCreated {
 			t.Fatalf("create: %d %v", st, body)
 		}
 		// The slow replica holds the one use for 30 s.
@@ -155,7 +155,7 @@ func TestReservationsHoldTheirTTLAcrossSkewedReplicas(t *testing.T) {
 		}
 		// The fast replica holds another code's use for 2 s: free after it.
 		code2 := code + "B"
-		if st, body := call(t, "POST", slow+"/v1/promotions", `{"name":"skew2","code":"`+code2+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusAccepted {
+		if st, body := call(t, "POST", slow+"/v1/promotions", `{"name":"skew2","code":"`+code2+`","maxUsagePerCode":1,"perUserLimit":1}`); st != http.StatusCreated {
 			t.Fatalf("create: %d %v", st, body)
 		}
 		if st, body := call(t, "POST", fast+"/v1/codes/"+code2+"/reservations", `{"userId":"carol","ttl":"2s"}`); st != http.StatusCreated {

@@ -24,6 +24,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/shopper"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/shovel"
 )
@@ -280,8 +281,13 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	apiCfg.Clock = p.clock.Now
 	outbox.SetMetrics(apiCfg.Metrics)
 	p.reg.MustRegister(NewBacklogCollector(p.store, log.Named("metrics")))
+	opts, err := shopperOptions(ctx, cfg, p, log)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
 	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
-		api.WithRedemption(svc))
+		append(opts, api.WithRedemption(svc))...)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -296,6 +302,28 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}
 	return proc, err
+}
+
+// shopperOptions builds the shopper token verifier when auth.shopperJWT is
+// set, closed with p, and returns the API options that use it (none when it
+// is not set).
+func shopperOptions(ctx context.Context, cfg Config, p *parts, log *zap.Logger) ([]api.Option, error) {
+	sc := cfg.Auth.ShopperJWT.verifierConfig()
+	if !sc.Enabled() {
+		return nil, nil
+	}
+	v, err := shopper.New(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() {
+		if err := v.Close(); err != nil {
+			log.Warn("stop the shopper key refresh", zap.Error(err))
+		}
+	})
+	log.Info("shopper tokens: the shopper endpoints take the user from the Shopper-Token header",
+		zap.String("issuer", sc.Issuer), zap.String("audience", sc.Audience), zap.Bool("jwks", sc.JWKSURL != ""))
+	return []api.Option{api.WithShopperTokens(v)}, nil
 }
 
 // StartGenerator starts the generator workers and their probe endpoints.

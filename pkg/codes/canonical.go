@@ -110,6 +110,9 @@ var errCheckMismatch = &promo.Error{Code: promo.EInvalid,
 // *promo.Error (promo.EInvalid, "invalid code: check character mismatch ...")
 // when only the check character disagrees: a typo. Check does not allocate.
 func (l *Layout) Check(canonical string) (shape bool, err error) {
+	if l.serial {
+		return l.checkSerial(canonical)
+	}
 	if len(canonical) != l.codeLen {
 		return false, nil
 	}

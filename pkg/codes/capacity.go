@@ -47,6 +47,14 @@ func SeqLimit(space uint64, maxDensity float64) uint64 {
 	return q.Uint64() // ≤ space, so it fits
 }
 
+// resolvedDensity is d with the default applied, for messages.
+func resolvedDensity(d float64) float64 {
+	if d == 0 {
+		return DefaultMaxDensity
+	}
+	return d
+}
+
 // GuessProbability is the chance that one guess (a syntactically valid code
 // picked without the key) is an issued code: issued/space.
 func GuessProbability(issued, space uint64) float64 {
@@ -75,9 +83,12 @@ func charsetSize(cs string) int {
 // The length also keeps f's separator groups valid (groupSize below the
 // body plus check character), so a request that only changes format.length
 // to the answer is accepted.
+//
+// It is for the random style; a serial format has no length (0): see
+// ShortestTail and FewestSerialDigits.
 func ShortestLength(f promo.Format, count int64, maxDensity float64) int {
 	n := uint64(charsetSize(f.Charset))
-	if n == 0 || count < 0 {
+	if n == 0 || count < 0 || f.IsSerial() {
 		return 0
 	}
 	k := minLength(n, MinSpace)
@@ -127,15 +138,27 @@ func CheckFormatFor(f promo.Format, count int64, maxDensity float64) (*Layout, e
 	}
 	if err != nil {
 		var e *promo.Error
-		if count < 1 || !errors.As(err, &e) {
+		if !errors.As(err, &e) {
 			return nil, err
 		}
-		k := ShortestLength(f, count, maxDensity)
+		k := 0
+		if count >= 1 {
+			k = ShortestLength(f, count, maxDensity)
+		}
+		t := 0
+		if f.IsSerial() {
+			t = ShortestTail(f, maxDensity) // whatever the count: the tail alone sets the guess probability
+		}
 		for i, fe := range e.Fields {
-			if fe.Field == FieldLength && f.Length >= 1 && f.Length < k && k > 0 {
+			switch {
+			case fe.Field == FieldLength && f.Length >= 1 && f.Length < k && k > 0:
 				e.Fields[i].Message = fmt.Sprintf("%d is too short for %d codes: use a length of at least %d",
 					f.Length, count, k)
 				e.MinLength = k
+			case fe.Field == FieldTailLength && f.TailLength >= 1 && f.TailLength < t:
+				e.Fields[i].Message = fmt.Sprintf("%d is too short for the density limit %g: use a tailLength "+
+					"of at least %d", f.TailLength, resolvedDensity(maxDensity), t)
+				e.MinTailLength = t
 			}
 		}
 		return nil, e
@@ -168,6 +191,9 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 	if count < 1 {
 		return promo.FieldErrorf(FieldCodeCount, "must be at least 1, got %d", count)
 	}
+	if l.serial {
+		return l.checkSerialCapacity(count, d)
+	}
 	limit := SeqLimit(l.space, d)
 	if uint64(count) <= limit {
 		return nil
@@ -189,8 +215,32 @@ func (l *Layout) CheckCapacity(count int64, maxDensity float64) error {
 }
 
 // GuessProbability is the per-guess success probability once issued codes
-// of this layout exist.
-func (l *Layout) GuessProbability(issued uint64) float64 { return GuessProbability(issued, l.space) }
+// of this layout exist. For the serial style it is 1/TailSpace whatever the
+// number issued: serials are visible and consecutive, so a guesser can pick
+// an issued one and has only the tail to guess.
+func (l *Layout) GuessProbability(issued uint64) float64 {
+	if l.serial {
+		if issued == 0 {
+			return 0
+		}
+		return 1 / float64(l.tailSpace)
+	}
+	return GuessProbability(issued, l.space)
+}
+
+// SeqLimit is how many sequence numbers the layout's counter may hand out
+// over all promotions at maxDensity (0 means DefaultMaxDensity): SeqLimit of
+// the space for the random style; for the serial style every serial
+// (Space) when the tail keeps a guess within maxDensity, else none.
+func (l *Layout) SeqLimit(maxDensity float64) uint64 {
+	if l.serial {
+		if SeqLimit(l.tailSpace, maxDensity) < 1 {
+			return 0
+		}
+		return l.space
+	}
+	return SeqLimit(l.space, maxDensity)
+}
 
 // exampleAffix is v without inner separators, set off from the body.
 func exampleAffix(field, v, sep string) string {

@@ -114,11 +114,16 @@ func invalidCode(format string, args ...any) error {
 	return promo.Errorf(promo.EInvalid, "invalid code: "+format, args...)
 }
 
-// parse appends the canonical form of s to dst and returns the body value.
+// parsed is what a code says: for the random style, the body value in seq
+// (the permutation's image of the sequence number); for the serial style, the
+// sequence number (serial - 1) and the tail's value.
+type parsed struct{ seq, tail uint64 }
+
+// parse appends the canonical form of s to dst and returns what it says.
 // It canonicalises as Canonical does, but keeps every other byte (so that a
 // stray character is reported with its position rather than refused without
 // one).
-func (l *Layout) parse(dst []byte, s string) ([]byte, uint64, error) {
+func (l *Layout) parse(dst []byte, s string) ([]byte, parsed, error) {
 	want := l.codeLen
 	var kept [MaxCodeLen]byte
 	var pos [MaxCodeLen]int32 // byte offset in s of each kept byte
@@ -139,21 +144,32 @@ func (l *Layout) parse(dst []byte, s string) ([]byte, uint64, error) {
 		n++
 	}
 	if n != want {
-		return dst, 0, invalidCode("wrong length: %d characters without separators and spaces, want %d", n, want)
+		return dst, parsed{}, invalidCode("wrong length: %d characters without separators and spaces, want %d", n, want)
 	}
 	in := kept[:n]
 	p := len(l.prefixKey)
 	if string(in[:p]) != l.prefixKey {
-		return dst, 0, invalidCode("wrong prefix: want %q", l.prefix)
+		return dst, parsed{}, invalidCode("wrong prefix: want %q", l.prefix)
+	}
+	k := l.digits + l.length + b2i(l.check)
+	wrongSuffix := string(in[p+k:]) != l.suffixKey
+	if l.serial {
+		if wrongSuffix {
+			return dst, parsed{}, invalidCode("wrong suffix: want %q", l.suffix)
+		}
+		seq, tail, err := l.parseSerial(s, in[p:p+k], pos[p:p+k])
+		if err != nil {
+			return dst, parsed{}, err
+		}
+		return append(dst, in...), parsed{seq: seq, tail: tail}, nil
 	}
 	var digits [64]byte
-	k := l.length + b2i(l.check)
 	var v uint64
 	for i := range k {
 		d := l.decode[in[p+i]]
 		if d == noDigit {
 			at := int(pos[p+i])
-			return dst, 0, invalidCode("%s at position %d is not in the charset", describeChar(s, at),
+			return dst, parsed{}, invalidCode("%s at position %d is not in the charset", describeChar(s, at),
 				utf8.RuneCountInString(s[:at])+1)
 		}
 		digits[i] = d
@@ -161,13 +177,13 @@ func (l *Layout) parse(dst []byte, s string) ([]byte, uint64, error) {
 			v = v*l.n + uint64(d)
 		}
 	}
-	if string(in[p+k:]) != l.suffixKey {
-		return dst, 0, invalidCode("wrong suffix: want %q", l.suffix)
+	if wrongSuffix {
+		return dst, parsed{}, invalidCode("wrong suffix: want %q", l.suffix)
 	}
 	if l.check && l.qg.fold(0, digits[:k]) != 0 {
-		return dst, 0, errCheckMismatch
+		return dst, parsed{}, errCheckMismatch
 	}
-	return append(dst, in...), v, nil
+	return append(dst, in...), parsed{seq: v}, nil
 }
 
 // describeChar names the character starting at byte i of s for an error.
@@ -192,7 +208,10 @@ func (l *Layout) AppendDisplay(dst, canonical []byte) []byte {
 	if string(canonical[:p]) != l.prefixKey || string(canonical[q:]) != l.suffixKey {
 		return append(dst, canonical...)
 	}
-	run := canonical[p:q]
+	run := canonical[p:q] // body and check character
+	if l.serial {
+		return l.appendSerialDisplay(dst, canonical, run)
+	}
 	for _, c := range run {
 		if l.decode[c] == noDigit {
 			return append(dst, canonical...)

@@ -12,6 +12,24 @@
 // character (on by default). NewLayout reports every invalid field with its
 // request path (format.charset, format.length, ...).
 //
+// # The serial style
+//
+// A format of style "serial" shows the sequence number: prefix, the serial
+// (sequence number + 1, zero-padded to SerialDigits decimal digits, so codes
+// sort by serial), a keyed tail of TailLength characters of the charset, the
+// check character, suffix (SPRING-000123-UJW9W2). The tail is SipHash-2-4 of
+// the serial under a key derived from the secret and the code space
+// (HMAC-SHA256(formatKey, "serial-tail"), separate from the permutation's
+// round keys), reduced to the tail space n^TailLength ≤ MaxTailSpace. Serials
+// are visible, so a guess at an issued one succeeds with probability
+// 1/n^TailLength: the tail, not the count, is what the density limit bounds
+// (CheckCapacity names the shortest tail, ShortestTail), and the digits bound
+// the count (FewestSerialDigits). The check character runs over the serial's
+// digits and the tail in one alphabet (the charset and the digits it lacks),
+// so it catches every single substitution and every adjacent swap, across
+// the serial/tail boundary too, without the key; Engine.Decode also verifies
+// the tail, which only the key can.
+//
 // # One canonical form
 //
 // Every code, generated or vanity, has one canonical form, what the database

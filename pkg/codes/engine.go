@@ -19,8 +19,9 @@ const MinSecretLen = 32
 // secret, and never prints them: String and GoString show the counter name.
 type Engine struct {
 	layout  *Layout
-	counter string // the code space whose keys the permutation uses
-	perm    permutation
+	counter string      // the code space whose keys the permutation uses
+	perm    permutation // the random style's
+	tail    sipKey      // the serial style's: the key of the tail's MAC
 }
 
 // New compiles f and derives its permutation from secret (at least
@@ -55,16 +56,42 @@ func NewForCounter(l *Layout, counterName string, secret []byte) (*Engine, error
 	if counterName == "" {
 		counterName = l.counter
 	}
+	if l.serial {
+		return &Engine{layout: l, counter: counterName, tail: deriveTailKey(secret, counterName)}, nil
+	}
 	return &Engine{layout: l, counter: counterName, perm: newPermutation(l.space, deriveKeys(secret, counterName))}, nil
+}
+
+// formatKey is HMAC-SHA256(secret, counterName): every key of a code space
+// derives from it, so code spaces get unrelated keys.
+func formatKey(secret []byte, counterName string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(counterName))
+	return m.Sum(nil)
+}
+
+// tailLabel is the message whose MAC under the format key is the serial
+// style's tail key. It differs from every round key's ("feistel" || i, 8
+// bytes), so the tail key and the permutation's keys are independent even for
+// one code space.
+const tailLabel = "serial-tail"
+
+// deriveTailKey derives the SipHash key of a serial code space's tails: the
+// first 16 bytes of HMAC-SHA256(formatKey, "serial-tail").
+func deriveTailKey(secret []byte, counterName string) sipKey {
+	fk := formatKey(secret, counterName)
+	m := hmac.New(sha256.New, fk)
+	m.Write([]byte(tailLabel))
+	k := m.Sum(nil)
+	clear(fk)
+	return newSipKey(binary.LittleEndian.Uint64(k[0:8]), binary.LittleEndian.Uint64(k[8:16]))
 }
 
 // deriveKeys derives the round keys of one code space: the format key is
 // HMAC-SHA256(secret, counterName), so formats get unrelated permutations, and
 // round key i is the first 16 bytes of HMAC-SHA256(formatKey, "feistel" || i).
 func deriveKeys(secret []byte, counterName string) [rounds]sipKey {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte(counterName))
-	formatKey := m.Sum(nil)
+	formatKey := formatKey(secret, counterName)
 	var keys [rounds]sipKey
 	rm := hmac.New(sha256.New, formatKey)
 	var sum [sha256.Size]byte
@@ -86,8 +113,11 @@ func (e *Engine) Layout() *Layout { return e.layout }
 // seq must be below Space (the stores never hand out more than SeqLimit); a
 // larger seq is a programming error and panics.
 func (e *Engine) AppendCode(dst []byte, seq uint64) []byte {
-	if seq >= e.perm.space {
-		panic(fmt.Sprintf("codes: sequence number %d outside the code space [0, %d)", seq, e.perm.space))
+	if seq >= e.layout.space {
+		panic(fmt.Sprintf("codes: sequence number %d outside the code space [0, %d)", seq, e.layout.space))
+	}
+	if e.layout.serial {
+		return e.appendSerial(dst, seq)
 	}
 	return e.layout.appendValue(dst, e.perm.forward(seq))
 }
@@ -101,6 +131,16 @@ func (e *Engine) AppendCode(dst []byte, seq uint64) []byte {
 func (e *Engine) AppendCodes(dst []byte, seq uint64, n int) []byte {
 	p, l := &e.perm, e.layout
 	if n <= 0 {
+		return dst
+	}
+	if l.serial {
+		if seq >= l.space || uint64(n) > l.space-seq {
+			panic(fmt.Sprintf("codes: sequence numbers [%d, %d+%d) outside the code space [0, %d)", seq, seq, n, l.space))
+		}
+		dst = slices.Grow(dst, n*l.codeLen)
+		for i := range uint64(n) {
+			dst = e.appendSerial(dst, seq+i)
+		}
 		return dst
 	}
 	if seq >= p.space || uint64(n) > p.space-seq {
@@ -148,23 +188,36 @@ func (e *Engine) AppendCodes(dst []byte, seq uint64, n int) []byte {
 // Code returns the canonical code for seq, or an error when seq is outside
 // the code space.
 func (e *Engine) Code(seq uint64) (string, error) {
-	if seq >= e.perm.space {
-		return "", promo.Errorf(promo.EInvalid, "sequence number %d outside the code space [0, %d)", seq, e.perm.space)
+	if seq >= e.layout.space {
+		return "", promo.Errorf(promo.EInvalid, "sequence number %d outside the code space [0, %d)", seq, e.layout.space)
 	}
 	return string(e.AppendCode(make([]byte, 0, e.layout.codeLen), seq)), nil
 }
 
 // Decode parses code (as Parse does) and returns the sequence number it was
-// generated from. Every valid code decodes to some sequence number below
-// Space; whether that number was ever issued is for the caller to check.
+// generated from. Every valid code of the random style decodes to some
+// sequence number below Space; whether that number was ever issued is for
+// the caller to check. A serial code decodes to its serial - 1 only when its
+// tail is the one the key gives that serial: a code with a forged tail (and
+// a check character made to fit) is refused.
 func (e *Engine) Decode(code string) (uint64, error) {
 	var buf [MaxCodeLen]byte
 	_, v, err := e.layout.parse(buf[:0], code)
 	if err != nil {
 		return 0, err
 	}
-	return e.perm.inverse(v), nil
+	if e.layout.serial {
+		if v.tail != e.tailOf(v.seq) {
+			return 0, errTailMismatch
+		}
+		return v.seq, nil
+	}
+	return e.perm.inverse(v.seq), nil
 }
+
+// errTailMismatch is a serial code whose tail was not made with the key.
+var errTailMismatch = &promo.Error{Code: promo.EInvalid,
+	Message: "invalid code: the tail does not belong to the serial"}
 
 // String describes the engine without its keys.
 func (e *Engine) String() string { return "codes.Engine(" + e.counter + ")" }

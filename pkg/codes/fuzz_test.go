@@ -1,28 +1,32 @@
 package codes
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // FuzzParse: Parse never panics, and whatever it accepts is canonical and
-// round-trips through the display form and through Decode/AppendCode.
+// round-trips through the display form and through Decode/AppendCode, for a
+// layout of each style.
 func FuzzParse(f *testing.F) {
 	e := must(New(winter, []byte("fuzz-secret-fuzz-secret-fuzz-secret!")))
 	l := e.Layout()
-	for seq := range uint64(5) {
-		c := must(e.Code(seq * 1_000_003))
-		f.Add(c)
-		f.Add(l.Display(c))
-	}
+	addCodes(f, e, 5, 1_000_003)
 	for _, s := range []string{"", "-", "WNTR-", "WNTR-7KQ2-M9XD-P3X", " wntr-7kq2-m9xd-p3x ", "WNTR-\xff\xfe", "WNTR--------------",
 		"WNTR-7KQ2-M9XD-P3XX", "é"} {
 		f.Add(s)
 	}
 	other := must(newLayout(promo.Format{Charset: "abcD!", Length: 9, Prefix: "-x", Separator: "-", GroupSize: 3}, 1))
+	se := must(New(spring, []byte("fuzz-secret-fuzz-secret-fuzz-secret!")))
+	sl := se.Layout()
+	addCodes(f, se, 3, 100_003)
+	for _, s := range []string{"SPRING-000000-EADP8H", "spring-000001-eadp8h", "SPRING-0000O1-EADP8H", "SPRING-000001-EADP801"} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, l := range []*Layout{l, other} {
+		for _, l := range []*Layout{l, other, sl} {
 			c, err := l.Parse(s)
 			if err != nil {
 				if !promo.Is(err, promo.EInvalid) {
@@ -52,5 +56,24 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Decode(%q) = %d, %v; does not re-encode to %q", s, seq, err, c)
 			}
 		}
+		// A serial code that parses decodes only if its tail is the key's,
+		// and then re-encodes to itself.
+		if c, err := sl.Parse(s); err == nil {
+			if seq, err := se.Decode(s); err == nil && (seq >= sl.Space() || must(se.Code(seq)) != c) {
+				t.Fatalf("Decode(%q) = %d; does not re-encode to %q", s, seq, c)
+			} else if err != nil && !errors.Is(err, errTailMismatch) {
+				t.Fatalf("Decode(%q): %v, but Parse accepted it", s, err)
+			}
+		}
 	})
+}
+
+// addCodes seeds f with n codes of e, step sequence numbers apart, in
+// canonical and display form.
+func addCodes(f *testing.F, e *Engine, n, step uint64) {
+	for seq := range n {
+		c := must(e.Code(seq * step))
+		f.Add(c)
+		f.Add(e.Layout().Display(c))
+	}
 }

@@ -45,6 +45,10 @@ const (
 	FieldGroupSize = "format.groupSize"
 	FieldCheckChar = "format.checkChar"
 	FieldCodeCount = "codeCount"
+	// The serial style's fields.
+	FieldStyle        = "format.style"
+	FieldSerialDigits = "format.serialDigits"
+	FieldTailLength   = "format.tailLength"
 )
 
 // Layout is a compiled, validated Format without a key: everything about a
@@ -96,6 +100,24 @@ type Layout struct {
 	// A sum of independent products is faster than L dependent table loads.
 	linear bool
 	weight [64]uint64
+
+	// The serial style (serial.go): length is the tail's length and space
+	// the number of serials, 10^digits - 1.
+	serial bool
+	digits int
+	// tailSpace is n^length, the values a tail can take.
+	tailSpace uint64
+	// ck is the check character's alphabet for the serial style: the
+	// canonical charset followed by the decimal digits it lacks, so that one
+	// character has one value wherever it stands (a swap of a digit of the
+	// serial with a character of the tail is a swap of values, which the
+	// check character detects).
+	ck        string
+	ckDecode  [256]byte
+	ckDisplay [256]byte
+	// digitCk maps a serial digit to its value in ck (a tail digit is its
+	// own value: ck begins with the charset).
+	digitCk [10]byte
 }
 
 const noDigit = 0xff
@@ -116,6 +138,17 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	l := &Layout{format: f, length: f.Length, check: f.HasCheckChar(), prefix: f.Prefix, suffix: f.Suffix}
 	check := f.HasCheckChar()
 	l.format.CheckChar = &check
+
+	// Style.
+	switch f.Style {
+	case "", promo.StyleRandom:
+		l.format.Style = "" // one way to write the default, so that requests that mean the same are the same
+	case promo.StyleSerial:
+		l.serial = true
+	default:
+		bad(FieldStyle, "must be %q (the default) or %q, got %q", promo.StyleRandom, promo.StyleSerial,
+			truncateText(f.Style, 40))
+	}
 
 	// Charset.
 	charsetOK := false
@@ -145,6 +178,11 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 		l.sep = f.Separator[0]
 	}
 	switch {
+	case l.serial:
+		if f.GroupSize != 0 {
+			bad(FieldGroupSize, "is not used by style %q: the separator stands between the serial and the tail; "+
+				"drop groupSize", promo.StyleSerial)
+		}
 	case f.GroupSize < 0:
 		bad(FieldGroupSize, "must not be negative, got %d", f.GroupSize)
 	case f.GroupSize > 0 && f.Separator == "":
@@ -174,9 +212,25 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	}
 
 	// Length and the size of the space.
-	if f.Length < 1 {
+	switch {
+	case l.serial:
+		l.validateSerial(f, charsetOK, minSpace, bad)
+	case f.SerialDigits != 0 || f.TailLength != 0:
+		for _, a := range []struct {
+			field string
+			v     int
+		}{{FieldSerialDigits, f.SerialDigits}, {FieldTailLength, f.TailLength}} {
+			if a.v != 0 {
+				bad(a.field, "is only used by style %q; a code of the default style has format.length characters",
+					promo.StyleSerial)
+			}
+		}
+	}
+	switch {
+	case l.serial:
+	case f.Length < 1:
 		bad(FieldLength, "must be at least 1, got %d", f.Length)
-	} else if charsetOK {
+	case charsetOK:
 		n := uint64(len(l.chars))
 		maxLen := maxLength(n)
 		minLen := minLength(n, minSpace)
@@ -194,7 +248,15 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 
 	// Check character.
 	if check && charsetOK {
-		if msg := checkOrderError(len(l.chars)); msg != "" {
+		order := len(l.chars)
+		if l.serial {
+			order = len(serialCheckAlphabet(canonicalAffix(l.chars)))
+		}
+		if msg := checkOrderError(order); msg != "" {
+			if l.serial {
+				msg = fmt.Sprintf("the check character of a serial code runs over the charset and the digits "+
+					"0-9 together (%d characters): %s", order, msg)
+			}
 			bad(FieldCheckChar, "%s", msg)
 		}
 	}
@@ -209,7 +271,7 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	if l.half > 0 {
 		l.divHalf = newDivider(pow(l.n, l.half))
 	}
-	if check {
+	if check && !l.serial { // the serial style's check character is compiled by compileSerial
 		l.qg = newQuasigroup(len(l.chars))
 		l.linear = l.n%2 == 1
 		w := uint64(1)
@@ -228,7 +290,7 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	}
 	copy(l.alphabet[:], l.canon)
 	l.prefixKey, l.suffixKey = canonicalAffix(l.prefix), canonicalAffix(l.suffix)
-	l.codeLen = len(l.prefixKey) + l.length + b2i(check) + len(l.suffixKey)
+	l.codeLen = len(l.prefixKey) + l.digits + l.length + b2i(check) + len(l.suffixKey)
 	// The counter name identifies the canonical code space, so it is built
 	// from canonical parts: formats whose canonical codes are the same set
 	// (prefix "WNTR-" or "WNTR", charset "abc..." or "ABC...") share it. For a
@@ -249,6 +311,13 @@ func newLayout(f promo.Format, minSpace uint64) (*Layout, error) {
 	}
 	l.counter = "codes/v1:" + cs + ":" + strconv.Itoa(l.length) + ":" + strconv.Quote(l.prefixKey) + ":" +
 		strconv.Quote(l.suffixKey) + ":" + chk
+	if l.serial {
+		// "serial" is neither a preset nor a quoted custom charset, so no
+		// format of the random style has this name.
+		l.counter = "codes/v1:serial:" + strconv.Itoa(l.digits) + ":" + cs + ":" + strconv.Itoa(l.length) + ":" +
+			strconv.Quote(l.prefixKey) + ":" + strconv.Quote(l.suffixKey) + ":" + chk
+		l.compileSerial()
+	}
 	return l, nil
 }
 
@@ -287,6 +356,14 @@ func checkCustomCharset(cs string) string {
 			"(or use a preset: %q, %q, %q)", cs, PresetAlnum, PresetNumeric, PresetAlpha)
 	}
 	return ""
+}
+
+// truncateText shortens s to at most n bytes for an error message.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // printable reports whether c is printable ASCII other than space.
@@ -338,7 +415,10 @@ func (l *Layout) Format() promo.Format { return l.format }
 // Charset returns the characters of the body, digit i being Charset()[i].
 func (l *Layout) Charset() string { return l.chars }
 
-// Space is the number of distinct codes: |charset|^length.
+// Space is the number of sequence numbers the layout renders: for the
+// random style the number of distinct codes, |charset|^length; for the
+// serial style the number of serials, 10^serialDigits - 1 (serial s is
+// sequence number s-1).
 func (l *Layout) Space() uint64 { return l.space }
 
 // CodeLen is the byte length of every canonical code (at most MaxCodeLen).

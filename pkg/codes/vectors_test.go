@@ -27,7 +27,8 @@ var noCheck = false
 // construction for: alnum (31, odd: linear), numeric (10: Damm's table), alpha
 // (23, odd), 12 = 4·3 (GF(4) × Z3), 16 (GF(16)), 30 = 10·3 (Damm × Z3); each
 // preset with and without the check character; prefixes, a suffix and every
-// separator; and a promotion keyed by its pre-canonical counter name.
+// separator; a promotion keyed by its pre-canonical counter name; and the
+// serial style (check alphabets of 33 and 10 characters, none).
 var knownAnswers = []struct {
 	name    string
 	format  promo.Format
@@ -153,6 +154,42 @@ var knownAnswers = []struct {
 			"V8DH4U"},
 		more:   map[uint64]string{1 << 20: "58SWHD", 12150000: "Y43AC6", 24299999: "NPFXYD"},
 		values: map[uint64]string{0: "AAAAAA", 1: "AAAABD", 29: "AAAA8Z", 30: "AAABAB", 24299999: "888888"},
+	},
+	// The serial style: the serial is seq+1, the tail the keyed MAC of the
+	// serial, the check character over both in one alphabet (an alnum series'
+	// may be a digit: 500000's is 1).
+	{
+		name: "serial, alnum tail 5, prefix, check",
+		format: promo.Format{Style: promo.StyleSerial, Charset: PresetAlnum, SerialDigits: 6, TailLength: 5,
+			Prefix: "SPRING-", Separator: "-"},
+		wantCounter: `codes/v1:serial:6:alnum:5:"SPRING":"":check`,
+		space:       999999,
+		codes: []string{"SPRING-000001-F5TK4E", "SPRING-000002-WW5YXB", "SPRING-000003-TWN49Z", "SPRING-000004-PCSMXZ",
+			"SPRING-000005-RNWA4J", "SPRING-000006-2A6DKK", "SPRING-000007-456EDC", "SPRING-000008-XNUZPN",
+			"SPRING-000009-XQE7BK", "SPRING-000010-YHZ26N"},
+		more: map[uint64]string{1024: "SPRING-001025-WFR7Y9", 499999: "SPRING-500000-R2W6E1",
+			999998: "SPRING-999999-N25RE8"},
+	},
+	{
+		name: "serial, numeric tail 6, suffix, no check",
+		format: promo.Format{Style: promo.StyleSerial, Charset: PresetNumeric, SerialDigits: 4, TailLength: 6,
+			Suffix: "-EU", CheckChar: &noCheck},
+		wantCounter: `codes/v1:serial:4:numeric:6:"":"EU":nocheck`,
+		space:       9999,
+		codes: []string{"0001995783-EU", "0002217317-EU", "0003729333-EU", "0004207193-EU", "0005593850-EU",
+			"0006974137-EU", "0007028803-EU", "0008367436-EU", "0009943959-EU", "0010827770-EU"},
+		more: map[uint64]string{1024: "1025153378-EU", 4999: "5000616795-EU", 9998: "9999273422-EU"},
+	},
+	{
+		name: "serial, lower-case alpha tail 5, dot, check",
+		format: promo.Format{Style: promo.StyleSerial, Charset: "abcdefghjkmnpqrstuvwxyz", SerialDigits: 9,
+			TailLength: 5, Separator: "."},
+		wantCounter: `codes/v1:serial:9:alpha:5:"":"":check`,
+		space:       999999999,
+		codes: []string{"000000001.yubvyc", "000000002.pshqce", "000000003.zemqkz", "000000004.jeqbtx",
+			"000000005.gvqeyf", "000000006.pecup4", "000000007.uyzwdj", "000000008.rbhzh8", "000000009.kpnqtd",
+			"000000010.gsdkp3"},
+		more: map[uint64]string{1024: "000001025.pyfve6", 499999999: "500000000.nzwfan", 999999998: "999999999.reremb"},
 	},
 }
 

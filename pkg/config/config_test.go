@@ -127,3 +127,43 @@ func TestDatabaseSessionLimitKeys(t *testing.T) {
 		}
 	}
 }
+
+// auth.shopperJWT comes from the file or from PROMOCODES_AUTH_SHOPPERJWT_*;
+// a block that is set at all must be complete, in every environment.
+func TestShopperJWTConfig(t *testing.T) {
+	base := "env: dev\nkafka:\n  brokers: [\"127.0.0.1:9092\"]\ndb:\n  driver: sqlite\ncodes:\n  secret: 0123456789abcdef0123456789abcdef\n"
+	cfg, err := Load(app.Defaults(), writeFile(t, base+"auth:\n  shopperJWT:\n    issuer: https://id.shop.test/\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	for _, key := range []string{"auth.shopperJWT.audience", "auth.shopperJWT.jwksUrl"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("a half-configured block: %v does not name %s", err, key)
+		}
+	}
+	t.Setenv("PROMOCODES_AUTH_SHOPPERJWT_AUDIENCE", "promocodes")
+	t.Setenv("PROMOCODES_AUTH_SHOPPERJWT_JWKSURL", "https://id.shop.test/.well-known/jwks.json")
+	t.Setenv("PROMOCODES_AUTH_SHOPPERJWT_ALGORITHMS", "RS256,EdDSA")
+	t.Setenv("PROMOCODES_AUTH_SHOPPERJWT_CLOCKSKEW", "30s")
+	cfg, err = Load(app.Defaults(), writeFile(t, base+"auth:\n  shopperJWT:\n    issuer: https://id.shop.test/\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("complete block: %v", err)
+	}
+	sj := cfg.Auth.ShopperJWT
+	if sj.Audience != "promocodes" || strings.Join(sj.Algorithms, ",") != "RS256,EdDSA" || sj.ClockSkew != 30*time.Second ||
+		sj.JWKSRefresh != 15*time.Minute || sj.JWKSMinRefresh != 10*time.Second {
+		t.Errorf("loaded %+v", sj)
+	}
+	t.Setenv("PROMOCODES_AUTH_SHOPPERJWT_ALGORITHMS", "RS256,HS256")
+	cfg, _ = Load(app.Defaults(), writeFile(t, base+"auth:\n  shopperJWT:\n    issuer: https://id.shop.test/\n"), nil)
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `auth.shopperJWT.algorithms: "HS256" is not allowed`) {
+		t.Errorf("HS256: %v", err)
+	}
+	if err := app.Defaults().Validate(); err != nil && strings.Contains(err.Error(), "shopperJWT") {
+		t.Errorf("the defaults (no block) name shopperJWT: %v", err)
+	}
+}

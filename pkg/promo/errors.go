@@ -41,6 +41,11 @@ type Error struct {
 	// MinLength, on a format whose length cannot hold the requested count,
 	// is the shortest format.length that does (the problem's minLength).
 	MinLength int
+	// MinTailLength and MinSerialDigits are the same advice for a serial
+	// format: the shortest format.tailLength that keeps a guess within the
+	// density limit, the fewest format.serialDigits that number the count.
+	MinTailLength   int
+	MinSerialDigits int
 	// Reason is the stable machine-readable reason of a refused code
 	// operation (redemption, validation); "" for other errors.
 	Reason Reason

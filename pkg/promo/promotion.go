@@ -10,16 +10,37 @@ import (
 // of a custom charset. Length counts body characters only: prefix, suffix,
 // separators and the check character come on top. pkg/codes validates a Format
 // and compiles it into an engine.
+//
+// Style selects how the body is made. The default (empty, or StyleRandom)
+// is Length characters of Charset, a keyed permutation of the sequence
+// number. StyleSerial shows the sequence number itself as SerialDigits
+// zero-padded decimal digits followed by a keyed check tail of TailLength
+// characters of Charset (SPRING-000123-K7QXM); Length and GroupSize are not
+// used by it.
 type Format struct {
+	Style     string `json:"style,omitempty"`
 	Charset   string `json:"charset"`
-	Length    int    `json:"length"`
+	Length    int    `json:"length,omitempty"`
 	Prefix    string `json:"prefix,omitempty"`
 	Suffix    string `json:"suffix,omitempty"`
 	Separator string `json:"separator,omitempty"`
 	GroupSize int    `json:"groupSize,omitempty"`
 	// CheckChar appends a check character; nil means the default, true.
 	CheckChar *bool `json:"checkChar,omitempty"`
+	// SerialDigits and TailLength are the serial style's: the number of
+	// decimal digits of the serial and of characters of the keyed tail.
+	SerialDigits int `json:"serialDigits,omitempty"`
+	TailLength   int `json:"tailLength,omitempty"`
 }
+
+// Format styles.
+const (
+	StyleRandom = "random" // the default: a keyed permutation rendered in the charset
+	StyleSerial = "serial" // a visible serial number and a keyed check tail
+)
+
+// IsSerial reports whether the format is of the serial style.
+func (f Format) IsSerial() bool { return f.Style == StyleSerial }
 
 // HasCheckChar resolves the CheckChar default.
 func (f Format) HasCheckChar() bool { return f.CheckChar == nil || *f.CheckChar }

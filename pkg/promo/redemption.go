@@ -35,11 +35,21 @@ const (
 	ReasonRedemptionPurged Reason = "redemption_purged"
 )
 
+// Reasons of a refused shopper identity (auth.shopperJWT): the signed token
+// that names the shopper a request acts for.
+const (
+	ReasonShopperTokenMissing Reason = "shopper_token_missing" // 401: none sent where one is required
+	ReasonShopperTokenInvalid Reason = "shopper_token_invalid" // 401: signature, algorithm, issuer, audience, nbf, claims
+	ReasonShopperTokenExpired Reason = "shopper_token_expired" // 401: exp passed, beyond the clock skew
+	ReasonUserMismatch        Reason = "user_mismatch"         // 403: the request names another user than the token
+)
+
 // ErrorCode is the error class, and so the HTTP status, of a refusal:
 // code_not_found 404; code_exhausted, user_limit_reached, not_started and
 // idempotency_conflict 409; expired, deactivated, revoked, promotion_deleted
 // and redemption_purged 410 (retrying will not help); invalid_code 422;
-// rate_limited 429.
+// rate_limited 429; shopper_token_missing, shopper_token_invalid and
+// shopper_token_expired 401; user_mismatch 403.
 func (r Reason) ErrorCode() ErrorCode {
 	switch r {
 	case ReasonCodeNotFound:
@@ -51,6 +61,10 @@ func (r Reason) ErrorCode() ErrorCode {
 		return EInvalid
 	case ReasonRateLimited:
 		return ERateLimited
+	case ReasonShopperTokenMissing, ReasonShopperTokenInvalid, ReasonShopperTokenExpired:
+		return EUnauthorized
+	case ReasonUserMismatch:
+		return EForbidden
 	default:
 		return EConflict
 	}
