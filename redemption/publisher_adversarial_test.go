@@ -59,6 +59,11 @@ func TestAdversarialRedemptionEventsThroughBrokerOutage(t *testing.T) {
 				t.Fatalf("Drain with the broker down = %d, %v; want 0 and an error", n, err)
 			}
 			e.Start()
+			// The failed publisher's 1 ms lease must have ended: SQLite keeps
+			// the lease on its clock in whole milliseconds, so a drain within
+			// the next 2 ms found every event still leased and published
+			// none (2 runs in 5 on SQLite).
+			time.Sleep(10 * time.Millisecond)
 			p := redemption.NewPublisher(shortLease{h.st}, prod, topic, time.Second, log) // the restarted API's
 			for attempt := 1; ; attempt++ {                                               // the producer reconnects; the poll loop would retry the same way
 				dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
