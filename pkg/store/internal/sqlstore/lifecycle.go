@@ -42,13 +42,10 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 		if err != nil {
 			return r, false, err
 		}
-		st, err := x.promotionState(ctx, x.d.PromotionState, r.PromotionID)
-		switch {
-		case err != nil:
-			return r, false, fmt.Errorf("look up promotion: %w", err)
-		case st.Deleting:
-			return r, false, promotionDeleted(r.PromotionID)
-		case !revoked:
+		if _, err := x.lookUp(ctx, r.PromotionID); err != nil {
+			return r, false, err
+		}
+		if !revoked {
 			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
 		}
 		return r, true, nil
@@ -124,10 +121,7 @@ func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	case u.AuditID == "" || u.Actor == "" || u.Now.IsZero():
 		return promo.PromotionSettings{}, errAuditFields
 	}
-	ps, _, err := run(ctx, s, func(x stmts[T]) (promo.PromotionSettings, bool, error) {
-		ps, err := x.updatePromotion(ctx, u)
-		return ps, false, err
-	})
+	ps, err := run1(ctx, s, func(x stmts[T]) (promo.PromotionSettings, error) { return x.updatePromotion(ctx, u) })
 	return ps, wrap(err, "update promotion %d", u.ID)
 }
 
@@ -149,14 +143,8 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		return ps, fmt.Errorf("update promotion: %w", err)
 	}
 	if !ok {
-		st, err := x.promotionState(ctx, x.d.PromotionState, u.ID)
-		switch {
-		case err != nil:
-			return ps, fmt.Errorf("look up promotion: %w", err)
-		case !st.Found:
-			return ps, promotionNotFound(u.ID)
-		case st.Deleting:
-			return ps, promotionDeleted(u.ID)
+		if _, err := x.lookUp(ctx, u.ID); err != nil {
+			return ps, err
 		}
 		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
 	}
@@ -228,16 +216,9 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 		return false, fmt.Errorf("flag promotion cancelled: %w", err)
 	}
 	if !ok {
-		st, err := x.promotionState(ctx, x.d.PromotionState, req.PromotionID)
-		switch {
-		case err != nil:
-			return false, fmt.Errorf("look up promotion: %w", err)
-		case !st.Found:
-			return false, promotionNotFound(req.PromotionID)
-		case st.Deleting:
-			return false, promotionDeleted(req.PromotionID)
-		case st.Cancelled:
-			return true, nil
+		st, err := x.lookUp(ctx, req.PromotionID)
+		if err != nil || st.Cancelled {
+			return err == nil, err
 		}
 		return false, promo.Errorf(promo.EConflict, "promotion %d has finished generating: nothing to cancel "+
 			"(deactivate it with PATCH {\"active\": false})", req.PromotionID)

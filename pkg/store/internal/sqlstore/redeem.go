@@ -26,10 +26,7 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	if s.d.Redeem != nil {
 		out, err = s.d.Redeem(ctx, s.w, req)
 	} else {
-		out, _, err = run(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, bool, error) {
-			out, err := x.redeem(ctx, req)
-			return out, false, err
-		})
+		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
 	}
 	return out, wrap(err, "redeem %q for %q", req.Code, req.UserID)
 }
@@ -40,14 +37,11 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 // locks its (existing) redemption row, which no redemption locks, then the
 // code row, then the allowance row.
 func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if req.IdempotencyKey != "" {
-		claimed, err := x.claimKey(ctx, req.IdempotencyKey, req.RequestHash, req.Now)
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
 		if err != nil {
-			return promo.RedeemOutcome{}, fmt.Errorf("claim idempotency key: %w", err)
+			return promo.RedeemOutcome{}, err
 		}
-		if !claimed {
-			return x.replay(ctx, req)
-		}
+		return x.replay(ctx, req)
 	}
 	u, left, refused, err := x.take(ctx, req.Code, req.UserID, req.Now, "")
 	if err != nil || refused != "" {
@@ -182,15 +176,9 @@ func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID stri
 
 // replay answers a redemption whose idempotency key is already recorded.
 func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	hash, refused, id, err := x.storedOutcome(ctx, x.d.StoredOutcome, req.IdempotencyKey)
-	if err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("read idempotency record: %w", err)
-	}
-	if hash != req.RequestHash {
-		return promo.RedeemOutcome{}, idempotencyConflict()
-	}
-	if refused != "" {
-		return promo.RedeemOutcome{Refused: promo.Reason(refused), Replayed: true}, nil
+	refused, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || refused != "" {
+		return promo.RedeemOutcome{Refused: refused, Replayed: true}, err
 	}
 	r, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(id))
 	if err != nil {

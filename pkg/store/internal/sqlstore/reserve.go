@@ -25,22 +25,16 @@ func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 	if err := checkReserveRequest(req); err != nil {
 		return promo.ReserveOutcome{}, err
 	}
-	out, _, err := run(ctx, s, func(x stmts[T]) (promo.ReserveOutcome, bool, error) {
-		out, err := x.reserve(ctx, req)
-		return out, false, err
-	})
+	out, err := run1(ctx, s, func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
 	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
 }
 
 func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if req.IdempotencyKey != "" {
-		claimed, err := x.claimKey(ctx, req.IdempotencyKey, req.RequestHash, req.Now)
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
 		if err != nil {
-			return promo.ReserveOutcome{}, fmt.Errorf("claim idempotency key: %w", err)
+			return promo.ReserveOutcome{}, err
 		}
-		if !claimed {
-			return x.replayReservation(ctx, req)
-		}
+		return x.replayReservation(ctx, req)
 	}
 	refused, r, err := x.hold(ctx, req)
 	if err != nil {
@@ -96,15 +90,9 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Rea
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	hash, refused, id, err := x.storedOutcome(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey)
-	if err != nil {
-		return promo.ReserveOutcome{}, fmt.Errorf("read idempotency record: %w", err)
-	}
-	if hash != req.RequestHash {
-		return promo.ReserveOutcome{}, idempotencyConflict()
-	}
-	if refused != "" {
-		return promo.ReserveOutcome{Refused: promo.Reason(refused), Replayed: true}, nil
+	refused, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || refused != "" {
+		return promo.ReserveOutcome{Refused: refused, Replayed: true}, err
 	}
 	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
 	if err != nil {
@@ -134,10 +122,7 @@ func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
-	out, _, err := run(ctx, s, func(x stmts[T]) (promo.ConfirmOutcome, bool, error) {
-		out, err := x.confirm(ctx, req)
-		return out, false, err
-	})
+	out, err := run1(ctx, s, func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
 	return out, wrap(err, "confirm reservation %q", req.ReservationID)
 }
 

@@ -101,23 +101,60 @@ func text(s string) any {
 	return s
 }
 
-// claimKey inserts the idempotency record for key; false when it exists
-// (committed by an earlier or concurrent transaction, which the insert
-// waited for).
-func (x stmts[T]) claimKey(ctx context.Context, key, hash string, now time.Time) (bool, error) {
+// claim inserts the idempotency record for key (none: nothing to claim);
+// false when it exists (committed by an earlier or concurrent transaction,
+// which the insert waited for): the caller replays it.
+func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time) (bool, error) {
+	if key == "" {
+		return true, nil
+	}
 	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now))
 	if err != nil && x.d.UniqueViolation(err) {
 		return false, nil
 	}
-	return n == 1, err
+	if err != nil {
+		return false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return n == 1, nil
 }
 
-// storedOutcome reads an idempotency record through query (StoredOutcome or
-// StoredReservationOutcome): its hash, refusal and redemption or
-// reservation.
-func (x stmts[T]) storedOutcome(ctx context.Context, query, key string) (hash, refused, id string, err error) {
-	err = x.q.QueryRow(ctx, query, key).Scan(&hash, &refused, &id)
-	return hash, refused, id, err
+// recorded reads key's idempotency record through query (StoredOutcome or
+// StoredReservationOutcome): idempotency_conflict for a request with
+// another hash, else the refusal or the id of what it made.
+func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (promo.Reason, string, error) {
+	var h, refused, id string
+	if err := x.q.QueryRow(ctx, query, key).Scan(&h, &refused, &id); err != nil {
+		return "", "", fmt.Errorf("read idempotency record: %w", err)
+	}
+	if h != hash {
+		return "", "", idempotencyConflict()
+	}
+	return promo.Reason(refused), id, nil
+}
+
+// lookUp explains a conditional change of a promotion that matched no row:
+// ENotFound for no such promotion, promotion_deleted for one being deleted;
+// otherwise it answers the promotion's flags.
+func (x stmts[T]) lookUp(ctx context.Context, id int64) (promotionState, error) {
+	st, err := x.promotionState(ctx, x.d.PromotionState, id)
+	switch {
+	case err != nil:
+		return st, fmt.Errorf("look up promotion: %w", err)
+	case !st.Found:
+		return st, promotionNotFound(id)
+	case st.Deleting:
+		return st, promotionDeleted(id)
+	}
+	return st, nil
+}
+
+// run1 is run for an algorithm with one answer.
+func run1[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, error)) (R, error) {
+	r, _, err := run(ctx, s, func(x stmts[T]) (R, bool, error) {
+		r, err := fn(x)
+		return r, false, err
+	})
+	return r, err
 }
 
 // CodeUse is what UseCode's and LockCode's statements return about the code.
