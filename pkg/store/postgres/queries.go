@@ -68,6 +68,28 @@ SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
+// codeUse is UseCode (set: one use more) and LockCode (set: the same
+// uses): every limit of the code and its promotion in one WHERE.
+func codeUse(set string) string {
+	return `UPDATE codes c SET used = ` + set + `
+FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id
+  AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
+  AND p.active
+  AND (p.starts_at IS NULL OR p.starts_at <= $2)
+  AND (p.expires_at IS NULL OR p.expires_at > $2)
+RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`
+}
+
+// insertBatches writes all batch rows of a promotion in one statement:
+// $3-sized slices of [$2, $2+$4), the last one smaller, numbered from first.
+func insertBatches(first string) string {
+	return `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT $1::bigint, ` + first + ` + g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
+FROM generate_series(0, $5::int - 1) AS g`
+}
+
 var statements = sqlstore.Statements{
 	Reserve: qReserve,
 
@@ -79,11 +101,7 @@ var statements = sqlstore.Statements{
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 RETURNING id`,
 
-	// InsertBatches writes all batch rows of a promotion in one statement:
-	// $3-sized slices of [$2, $2+$4), the last one smaller.
-	InsertBatches: `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT $1::bigint, g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
-FROM generate_series(0, $5::int - 1) AS g`,
+	InsertBatches: insertBatches("0"),
 
 	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`,
 
@@ -274,16 +292,7 @@ FROM idempotency_keys WHERE idem_key = $1`,
 	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), redemption_id = NULLIF($3, '')
 WHERE idem_key = $1`,
 
-	// UseCode: every limit of the code and its promotion in one WHERE.
-	UseCode: `UPDATE codes c SET used = c.used + 1
-FROM promotions p
-WHERE c.code = $1 AND p.id = c.promotion_id
-  AND c.used < p.max_usage_per_code
-  AND c.revoked_at IS NULL
-  AND p.active
-  AND (p.starts_at IS NULL OR p.starts_at <= $2)
-  AND (p.expires_at IS NULL OR p.expires_at > $2)
-RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`,
+	UseCode: codeUse("c.used + 1"),
 
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
 
@@ -411,17 +420,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// re-check and could let two reservers into the last use. Same for the user's
 	// allowance row (LockAllowance, then AllowanceLoad).
 
-	// LockCode: UseCode's conditions, without adding a use (used = used
-	// takes the row lock).
-	LockCode: `UPDATE codes c SET used = c.used
-FROM promotions p
-WHERE c.code = $1 AND p.id = c.promotion_id
-  AND c.used < p.max_usage_per_code
-  AND c.revoked_at IS NULL
-  AND p.active
-  AND (p.starts_at IS NULL OR p.starts_at <= $2)
-  AND (p.expires_at IS NULL OR p.expires_at > $2)
-RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`,
+	LockCode: codeUse("c.used"), // used = used takes the row lock
 
 	// CodeLoad: committed uses plus live holds; $3 is a reservation being
 	// confirmed ('' for none), whose own hold is not counted.
@@ -530,10 +529,7 @@ RETURNING counter_name, code_count`,
 	NextNumbers: `SELECT (SELECT COALESCE(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = $1),
 	(SELECT COALESCE(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = $1)`,
 
-	// InsertTopUpBatches is InsertBatches numbered from $7.
-	InsertTopUpBatches: `INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT $1::bigint, $7::int + g, $2::bigint + g::bigint * $3::bigint, LEAST($3::bigint, $4::bigint - g::bigint * $3::bigint), $6::timestamptz
-FROM generate_series(0, $5::int - 1) AS g`,
+	InsertTopUpBatches: insertBatches("$7::int"),
 
 	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
 	idempotency_key, request_hash)

@@ -51,6 +51,30 @@ RETURNING next - ?2`
 	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
+// codeUse is UseCode (set: one use more) and LockCode (set: the same
+// uses): every limit of the code and its promotion in one WHERE.
+func codeUse(set string) string {
+	return `UPDATE codes SET used = ` + set + `
+FROM promotions p
+WHERE codes.code = ?1 AND p.id = codes.promotion_id
+  AND codes.used < p.max_usage_per_code
+  AND codes.revoked_at IS NULL
+  AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
+  AND (p.expires_at IS NULL OR p.expires_at > ?2)
+RETURNING promotion_id, used,
+  (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
+  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`
+}
+
+// insertBatches writes ?5 batch rows numbered from first: ?3-sized slices of
+// [?2, ?2+?4), the last one smaller.
+func insertBatches(first string) string {
+	return `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
+}
+
 var statements = sqlstore.Statements{
 	Reserve: qReserve,
 
@@ -62,11 +86,7 @@ var statements = sqlstore.Statements{
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`,
 
-	// InsertBatches: ?3-sized slices of [?2, ?2+?4), the last one smaller,
-	// ?5 of them.
-	InsertBatches: `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT ?1, n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`,
+	InsertBatches: insertBatches("0"),
 
 	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES (?, ?)`,
 
@@ -258,18 +278,7 @@ FROM idempotency_keys WHERE idem_key = ?`,
 	SaveOutcome: `UPDATE idempotency_keys SET refused = nullif(?2, ''), redemption_id = nullif(?3, '')
 WHERE idem_key = ?1`,
 
-	// UseCode: every limit of the code and its promotion in one WHERE.
-	UseCode: `UPDATE codes SET used = used + 1
-FROM promotions p
-WHERE codes.code = ?1 AND p.id = codes.promotion_id
-  AND codes.used < p.max_usage_per_code
-  AND codes.revoked_at IS NULL
-  AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
-  AND (p.expires_at IS NULL OR p.expires_at > ?2)
-RETURNING promotion_id, used,
-  (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
-  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`,
+	UseCode: codeUse("used + 1"),
 
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0`,
 
@@ -370,17 +379,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	// Times are RFC 3339 text in UTC with a fixed width (sqlstore.FormatTime),
 	// so text comparison is time order.
 
-	LockCode: `UPDATE codes SET used = used
-FROM promotions p
-WHERE codes.code = ?1 AND p.id = codes.promotion_id
-  AND codes.used < p.max_usage_per_code
-  AND codes.revoked_at IS NULL
-  AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
-  AND (p.expires_at IS NULL OR p.expires_at > ?2)
-RETURNING promotion_id, used,
-  (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
-  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`,
+	LockCode: codeUse("used"),
 
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
 	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
@@ -464,9 +463,7 @@ RETURNING counter_name, code_count`,
 	NextNumbers: `SELECT (SELECT coalesce(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = ?1),
 	(SELECT coalesce(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = ?1)`,
 
-	InsertTopUpBatches: `WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?5)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT ?1, ?7 + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`,
+	InsertTopUpBatches: insertBatches("?7"),
 
 	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
 	idempotency_key, request_hash)

@@ -150,6 +150,40 @@ const bucketOfT = `CASE WHEN @p2 = N'hour'
 		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2))
 		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2)) END`
 
+// insertBatches writes all batch rows of a promotion in one statement,
+// numbered from first: @p3-sized slices of [@p2, @p2+@p4), the last one
+// smaller, @p5 of them. The numbers come from a cross join of ten 10-row tables (up to 10^10
+// rows) cut by TOP, which stops the join after @p5 rows: no recursion
+// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
+// and no numbers table to maintain. ORDER BY under TOP: without it TOP
+// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
+// not sort: the numbers come out in order).
+func insertBatches(first string) string {
+	return `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+	ORDER BY n
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(` + first + ` + g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`
+}
+
+// codeUse is UseCode (set: one use more) and LockCode (set: the same
+// uses): every limit of the code and its promotion in one WHERE.
+func codeUse(set string) string {
+	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+UPDATE c SET c.used = ` + set + `
+OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+SELECT promotion_id, used, max_usage, per_user FROM @t;`
+}
+
 var statements = sqlstore.Statements{
 	Reserve: qReserve,
 
@@ -166,25 +200,7 @@ OUTPUT inserted.id INTO @t
 VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
 SELECT id FROM @t;`,
 
-	// InsertBatches writes all batch rows of a promotion in one statement:
-	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
-	// The numbers come from a cross join of ten 10-row tables (up to 10^10
-	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
-	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
-	// and no numbers table to maintain. ORDER BY under TOP: without it TOP
-	// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
-	// not sort: the numbers come out in order).
-	InsertBatches: `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
-g(n) AS (
-	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
-	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
-		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
-	ORDER BY n
-)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
-	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
-FROM g`,
+	InsertBatches: insertBatches("0"),
 
 	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
 
@@ -397,14 +413,7 @@ FROM idempotency_keys WHERE idem_key = @p1`,
 	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), redemption_id = NULLIF(@p3, '')
 WHERE idem_key = @p1`,
 
-	// UseCode: every limit of the code and its promotion in one WHERE.
-	UseCode: `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
-UPDATE c SET c.used = c.used + 1
-OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
-SELECT promotion_id, used, max_usage, per_user FROM @t;`,
+	UseCode: codeUse("c.used + 1"),
 
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
@@ -537,13 +546,7 @@ IF @@ROWCOUNT = 0
 	// locks only its reservation row and waits for nothing, so a locking read of
 	// reservations that waits for a release cannot close a cycle.
 
-	LockCode: `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
-UPDATE c SET c.used = c.used
-OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
-SELECT promotion_id, used, max_usage, per_user FROM @t;`,
+	LockCode: codeUse("c.used"),
 
 	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
 	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
@@ -653,18 +656,7 @@ SELECT counter_name, code_count FROM @t;`,
 	NextNumbers: `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
 	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`,
 
-	// InsertTopUpBatches is InsertBatches numbered from @p7.
-	InsertTopUpBatches: `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
-g(n) AS (
-	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
-	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
-		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
-	ORDER BY n
-)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT @p1, CAST(@p7 + g.n AS int), @p2 + g.n * @p3,
-	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
-FROM g`,
+	InsertTopUpBatches: insertBatches("@p7"),
 
 	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
 	idempotency_key, request_hash)
