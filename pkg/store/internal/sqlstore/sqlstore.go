@@ -1,10 +1,14 @@
-// Package sqlstore is the one implementation of the store's algorithms and
-// scanning, shared by the SQLite, PostgreSQL and SQL Server stores. Each of
-// them supplies a Dialect (its statement text, argument adapters, error
-// classifiers and bulk-insert path) and its pools; everything else (the
-// promotion's creation, the chunk commit with its collision replacement,
-// the batch outbox, status, lists, stats and the totals rollup) is written
-// here once.
+// Package sqlstore is the one implementation of the store's algorithms, its
+// scanning and its rules, shared by the SQLite, PostgreSQL and SQL Server
+// stores. Each of them supplies a Dialect (its statement text, argument
+// adapters, error classifiers, statement hooks and bulk-insert path) and its
+// pools; everything else is written here once: the promotion's creation,
+// status and lists, the chunk commit with its collision replacement and
+// commit gate, the batch outbox, stats and the totals rollup, redemption,
+// rollback, reservations, the lifecycle (revoke, update, cancel, top-ups,
+// deletion, purge), the admin look-ups and the redemption events outbox.
+// The redemption, reservation and lifecycle algorithms run on one statement
+// binder (stmts.go): the dialect's statements bound to a transaction.
 //
 // The algorithms run against a small executor seam, Querier, with two
 // implementations: database/sql (SQLDB here, for SQLite and SQL Server) and
@@ -167,10 +171,6 @@ func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
-
-// InTx runs fn in a write transaction of c and commits if fn returns nil:
-// for a dialect's own code.
-func InTx[T Tx](ctx context.Context, c *Core[T], fn func(tx T) error) error { return c.inTx(ctx, fn) }
 
 // inTx runs fn in a write transaction and commits if fn returns nil.
 func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
