@@ -33,10 +33,7 @@ type StatementStore interface {
 // the chunk there instead of overtaking it.
 type SingleWriter interface{ SingleWriter() bool }
 
-var guardTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var guardTests = cases{
 	{"RollbackAfterRecreate", testRollbackAfterRecreate},
 	{"DeletionIsFinal", testDeletionIsFinal},
 	{"ConfirmConcurrentSameOrder", testConfirmConcurrentSameOrder},

@@ -90,14 +90,17 @@ func OpenErrorsHideDSN(t *testing.T, secret string, open func(ctx context.Contex
 	}
 }
 
+// cases are named contract cases, each run in its own parallel subtest.
+type cases []struct {
+	name string
+	fn   func(t *testing.T, h *harness)
+}
+
 // Run runs the contract suite. open returns a migrated store for one subtest
 // and arranges (t.Cleanup) to close it; it may return stores on a shared
 // database.
 func Run(t *testing.T, open func(t *testing.T) Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, h *harness)
-	}{
+	tests := cases{
 		{"CreateSplitsIntoBatches", testCreateSplitsIntoBatches},
 		{"CreateRoundTripsFields", testCreateRoundTripsFields},
 		{"SameCounterDisjointRanges", testSameCounterDisjointRanges},
