@@ -320,7 +320,7 @@ func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
 
 // reservationNotFound is the error of an unknown reservation id.
 func reservationNotFound(id string) error {
-	return promo.Errorf(promo.ENotFound, "no reservation %q", id)
+	return promo.Refusal(promo.ReasonReservationNotFound, "no reservation %q", id)
 }
 
 // promotionDeleted is the refusal of any change to a promotion whose
