@@ -96,7 +96,7 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 func (s *Server) reservationID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
 	if err := checkText("id", id, 64, true); err != nil {
-		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no reservation %q", truncate(id, 64)))
+		s.writeError(w, r, promo.Refusal(promo.ReasonReservationNotFound, "no reservation %q", truncate(id, 64)))
 		return "", false
 	}
 	return id, true

@@ -225,8 +225,8 @@ func TestHTTPReservations(t *testing.T) {
 					}
 				}
 				r = h.do("POST", "/v1/reservations/nope/confirm", redeemToken, `{"orderId":"o"}`, nil)
-				if r.status != http.StatusNotFound {
-					t.Errorf("confirm unknown: %d %s", r.status, r.body)
+				if r.status != http.StatusNotFound || reasonOf(t, r) != "reservation_not_found" {
+					t.Errorf("confirm unknown: %d %s, want 404 reservation_not_found", r.status, r.body)
 				}
 				r = h.do("POST", "/v1/codes/"+v+"/reservations", "", `{"userId":"u"}`, nil)
 				if r.status != http.StatusUnauthorized {

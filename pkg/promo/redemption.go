@@ -52,7 +52,7 @@ const (
 // shopper_token_expired 401; user_mismatch 403.
 func (r Reason) ErrorCode() ErrorCode {
 	switch r {
-	case ReasonCodeNotFound:
+	case ReasonCodeNotFound, ReasonReservationNotFound:
 		return ENotFound
 	case ReasonExpired, ReasonDeactivated, ReasonRevoked, ReasonReservationExpired, ReasonReservationReleased,
 		ReasonPromotionDeleted, ReasonRedemptionPurged:

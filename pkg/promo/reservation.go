@@ -28,6 +28,9 @@ const (
 	// ReasonReservationConfirmed: the reservation was confirmed and cannot
 	// be released.
 	ReasonReservationConfirmed Reason = "reservation_confirmed"
+	// ReasonReservationNotFound: no reservation has this id (never made, or
+	// removed with its promotion's codes by a deletion or a purge).
+	ReasonReservationNotFound Reason = "reservation_not_found"
 )
 
 // Reservation is one use of a code held for a user until ExpiresAt: while it

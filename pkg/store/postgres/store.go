@@ -1,7 +1,8 @@
 // Package postgres is the PostgreSQL store of promocodes (pgx/v5, pgxpool).
 // It owns the schema (versioned goose migrations embedded from migrations/)
-// and every statement against it; all SQL is in queries.go. It is the only
-// package that imports pgx.
+// and every statement against it; all SQL is in queries.go. The algorithms
+// are the shared core's (pkg/store/internal/sqlstore), run through pgx by
+// the executor here. It is the only package that imports pgx.
 //
 // A *Store is safe for concurrent use by many goroutines and, through the
 // database, by many processes: every multi-statement operation is one
@@ -12,28 +13,28 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/puddle/v2"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/schema"
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
 
 // DefaultMaxConns is the pool size when Config.MaxConns is 0.
 const DefaultMaxConns = 4
@@ -132,18 +133,18 @@ func (c Config) sessionParams() map[string]string {
 
 // Store is the PostgreSQL store.
 type Store struct {
+	*sqlstore.Core[pgxTx]
 	pool             *pgxpool.Pool
-	schema           string
-	clock            func() time.Time
 	statementTimeout time.Duration
 }
 
-// now is this process's clock (Config.Clock).
-func (s *Store) now() time.Time { return s.clock() }
-
 // Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
 // not migrate: call Migrate.
-func Open(ctx context.Context, cfg Config) (*Store, error) {
+func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg, nil) }
+
+// open is Open with a hook that adjusts the pool's configuration (tests
+// trace the statements).
+func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -169,14 +170,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	dialer := cfg.tcp().Dialer()
 	dialer.Timeout = pcfg.ConnConfig.ConnectTimeout // the DSN's connect_timeout, as pgx's own dialer has it
 	pcfg.ConnConfig.DialFunc = dialer.DialContext
+	if tune != nil {
+		tune(pcfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	s := &Store{pool: pool, schema: cfg.Schema, clock: cfg.Clock, statementTimeout: cfg.StatementTimeout}
-	if s.clock == nil {
-		s.clock = time.Now
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+cfg.Schema)))),
+		lock.WithLockTimeout(1, 300))
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: migration lock: %w", err)
 	}
+	s := &Store{pool: pool, statementTimeout: cfg.StatementTimeout}
+	db := pgxPool{pgxExec{pool}, pool}
+	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -193,92 +203,67 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
-	}
-	return nil
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations applies the migrations through a database/sql handle on the
+// pool; a session advisory lock, keyed by schema, serialises concurrent runs
+// from several processes.
+func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres, FS: migrationFiles, Locker: locker,
+		DB: func() (*sql.DB, func()) {
+			db := stdlib.OpenDBFromPool(s.pool)
+			return db, func() { db.Close() }
+		}}
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("postgres: schema version: %w", err)
-	}
-	return pending, nil
+// dialect is PostgreSQL for the shared core: pgx underneath, COPY for chunks,
+// arrays where a statement takes many rows.
+var dialect = sqlstore.Dialect[pgxTx]{
+	Statements:      statements,
+	Time:            sqlstore.UTC,
+	UniqueViolation: uniqueViolation,
+	Retryable:       retryable,
+	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
+		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
+		for i, r := range refs {
+			ids[i], nos[i] = r.PromotionID, int32(r.BatchNo)
+		}
+		return qMarkPublished, []any{ids, nos}, len(refs)
+	},
+	Arrays:      true, // AllRows: nil, LIMIT NULL
+	Lease:       func(d time.Duration) any { return d.Microseconds() },
+	Unavailable: unavailable,
+	LockTimeout: func(err error) bool { return sqlState(err) == "55P03" },
 }
 
-// Migrate applies the pending migrations. It is idempotent and safe to run
-// from several processes at once: a session advisory lock, keyed by schema,
-// serialises them.
-func (s *Store) Migrate(ctx context.Context) error {
-	_, _, err := s.migrate(ctx, 0)
-	return err
-}
-
-// MigrateReport is Migrate, saying what it did: the file names of the
-// migrations it applied, in order, and the schema version the database is at.
-func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
-	return s.migrate(ctx, 0)
-}
-
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+s.schema)))),
-		lock.WithLockTimeout(1, 300))
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
-		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	applied, at, err := schema.Up(ctx, p, version)
-	if err != nil {
-		return applied, 0, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	return applied, at, nil
-}
-
-// Now reads the database's clock, the one leases and expiries are taken
-// from (clock_timestamp(): the time of the call, not of the transaction).
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	if err := s.pool.QueryRow(ctx, qNow).Scan(&t); err != nil {
-		return t, fmt.Errorf("postgres: read the database clock: %w", err)
-	}
-	return t.UTC(), nil
-}
-
-// LockTimeout reports whether err is a lock wait that ran out of
-// Config.LockTimeout (SQLSTATE 55P03): whoever holds the lock is still at
-// it, or frozen until the server's session limits end it.
-func (s *Store) LockTimeout(err error) bool {
+// sqlState is err's SQLSTATE ("" for none).
+func sqlState(err error) string {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// unavailable reports the server's answers that mean it cannot serve the
+// request now rather than that the request was wrong: shutting down,
+// starting or out of connections (SQLSTATE 57P01-57P03, 53300, class 08), a
+// server-side bound that ended the statement or session (57014
+// statement_timeout, 55P03 lock_timeout, 25P03
+// idle_in_transaction_session_timeout), and pgx's own: a connect error, a
+// closed connection or pool.
+func unavailable(err error) bool {
+	switch code := sqlState(err); code {
+	case "57P01", "57P02", "57P03", "53300", "57014", "55P03", "25P03":
+		return true
+	case "":
+		var ce *pgconn.ConnectError
+		return errors.As(err, &ce) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, puddle.ErrClosedPool)
+	default:
+		return strings.HasPrefix(code, "08")
+	}
 }
 
 // EndFrozenCopies ends the sessions (of this database and user) that have
@@ -301,7 +286,70 @@ func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 
 // retryable reports whether err is a deadlock or serialization failure: the
 // transaction was rolled back and may simply be run again.
-func retryable(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+func retryable(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" }
+
+// uniqueViolation reports whether err is a unique violation (23505).
+func uniqueViolation(err error) bool { return sqlState(err) == "23505" }
+
+// pgxQuerier is what a pool and a transaction have in common.
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// pgxExec is the core's executor seam (sqlstore.Querier) over pgx: the
+// statements run natively, with pgx's statement cache and binary formats.
+type pgxExec struct{ q pgxQuerier }
+
+func (e pgxExec) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := e.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), err
+}
+
+func (e pgxExec) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := e.q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func (e pgxExec) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return e.q.QueryRow(ctx, query, args...)
+}
+
+// pgxPool is the pool as a sqlstore.DB.
+type pgxPool struct {
+	pgxExec
+	pool *pgxpool.Pool
+}
+
+func (p pgxPool) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }
+
+func (p pgxPool) Begin(ctx context.Context) (pgxTx, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return pgxTx{}, err
+	}
+	return pgxTx{pgxExec{tx}, tx}, nil
+}
+
+// pgxTx is a transaction; the bulk path uses tx for COPY.
+type pgxTx struct {
+	pgxExec
+	tx pgx.Tx
+}
+
+func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
+// PoolStats reports the connection pool in database/sql's terms: WaitCount
+// and WaitDuration are the acquires that found no idle connection and the
+// time they waited.
+func (s *Store) PoolStats() sql.DBStats {
+	st := s.pool.Stat()
+	return sql.DBStats{MaxOpenConnections: int(st.MaxConns()), OpenConnections: int(st.TotalConns()),
+		InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), WaitCount: st.EmptyAcquireCount(),
+		WaitDuration: st.EmptyAcquireWaitTime()}
 }

@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,16 +13,8 @@ import (
 // open returns a migrated store in a schema of its own.
 func open(tb testing.TB) *postgres.Store {
 	tb.Helper()
-	ctx := context.Background()
-	s, err := postgres.Open(ctx, postgres.Config{DSN: postgrestest.DSN(tb), Schema: postgrestest.Schema(tb)})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	return s
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(tb), Schema: postgrestest.Schema(tb)})
+	return storetest.Migrated(tb, s, err)
 }
 
 func TestContract(t *testing.T) {
@@ -31,23 +22,8 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
-// TestAdversarialSQLConditions is the adversarial suite's case for the
-// conditional statements themselves: each one run alone at its limit
-// (storetest.ConditionsAtTheirLimits), one line.
 func TestAdversarialSQLConditions(t *testing.T) {
-	postgrestest.DSN(t)
-	outcome := storetest.ConditionsAtTheirLimits(t, open(t))
-	if t.Failed() {
-		outcome = "FAILED: " + outcome
-	}
-	t.Logf("adversarial: SQL conditions at their limits [postgres]: %s", outcome)
-}
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	s := open(t)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
+	storetest.AdversarialSQLConditions(t, "postgres", open(t))
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -62,20 +38,10 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestOpenErrorsHideDSN(t *testing.T) {
-	const secret = "s3cr3t-pw"
-	for _, dsn := range []string{
-		"postgres://user:" + secret + "@127.0.0.1:1/db?sslmode=disable&connect_timeout=2",
-		"postgres://user:" + secret + "@[bad",
-	} {
-		_, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
-		if err == nil {
-			t.Fatalf("Open(%q) succeeded", dsn)
-		}
-		if strings.Contains(err.Error(), secret) {
-			t.Errorf("Open error shows the password: %v", err)
-		}
-		t.Logf("Open error: %v", err)
-	}
+	storetest.OpenErrorsHideDSN(t, "s3cr3t-pw", func(ctx context.Context, dsn string) error {
+		_, err := postgres.Open(ctx, postgres.Config{DSN: dsn})
+		return err
+	}, "postgres://user:s3cr3t-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=2", "postgres://user:s3cr3t-pw@[bad")
 }
 
 func TestClocks(t *testing.T) {
@@ -92,4 +58,16 @@ func TestClocks(t *testing.T) {
 
 func TestBacklog(t *testing.T) {
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}
+
+func TestMigrations(t *testing.T) {
+	postgrestest.DSN(t) // skip once, here, with the reason
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t)})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
 }

@@ -1,45 +1,5 @@
 package sqlite
 
-import (
-	"context"
-	"database/sql"
-	"io/fs"
-
-	"github.com/pressly/goose/v3"
-
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
-)
-
-// MigrateTo applies the migrations up to version: tests build a database as
-// an older release left it.
-func MigrateTo(ctx context.Context, s *Store, version int64) error {
-	_, _, err := s.migrate(ctx, version)
-	return err
-}
-
-// Writer is the store's write pool, for tests that drive it with plain SQL.
-func Writer(s *Store) *sql.DB { return s.w }
-
-// MigrateDownTo rolls back the migrations above version.
-func MigrateDownTo(ctx context.Context, s *Store, version int64) error {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return err
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return err
-	}
-	_, err = p.DownTo(ctx, version)
-	return err
-}
-
-// InStatementTx runs fn on the store's redemption statements in one
-// transaction, then rolls it back (storetest.StatementStore).
-func (s *Store) InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error {
-	return contract.RunRolledBack(ctx, s.redemptionTx, fn)
-}
-
 // SingleWriter says that one write lock covers the whole database
 // (storetest.SingleWriter).
 func (s *Store) SingleWriter() bool { return true }

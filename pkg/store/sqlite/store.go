@@ -1,7 +1,8 @@
 // Package sqlite is the embedded SQLite store of promocodes (modernc.org/sqlite,
 // pure Go: builds with CGO_ENABLED=0). It owns the schema (versioned goose
 // migrations embedded from migrations/) and every statement against it; all
-// SQL is in queries.go. It is the only package that imports the SQLite driver.
+// SQL is in queries.go; the algorithms are the shared core's
+// (pkg/store/internal/sqlstore). It is the only package that imports the SQLite driver.
 //
 // Concurrency: a *Store is safe for concurrent use. It keeps two pools on the
 // same database file: one connection for writes, whose transactions are BEGIN
@@ -19,7 +20,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -27,11 +27,8 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/schema"
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
 
 // DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
 const DefaultMaxReadConns = 4
@@ -88,13 +85,10 @@ func (c Config) Validate() error {
 
 // Store is the SQLite store.
 type Store struct {
-	w     *sql.DB // one connection, BEGIN IMMEDIATE transactions
-	r     *sql.DB // read-only connections
-	clock func() time.Time
+	*sqlstore.Core[*sqlstore.SQLTx]
+	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
+	r *sql.DB // read-only connections
 }
-
-// now is this process's clock (Config.Clock).
-func (s *Store) now() time.Time { return s.clock() }
 
 // WriterParams are the write connection's DSN parameters (file settings and
 // pragmas). Exported for the bulk-load benchmark, which must load on the same
@@ -151,10 +145,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{w: w, r: r, clock: cfg.Clock}
-	if s.clock == nil {
-		s.clock = time.Now
-	}
+	s := &Store{w: w, r: r}
+	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations(), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -168,87 +160,46 @@ func (s *Store) Close() {
 	s.w.Close()
 }
 
-// Ping checks that both pools can reach the database.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
-	}
-	return nil
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations applies the migrations through the write connection;
+// concurrent runs are serialised by SQLite's write lock.
+func (s *Store) migrations() sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3, FS: migrationFiles,
+		DB: func() (*sql.DB, func()) { return s.w, func() {} }}
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("sqlite: schema version: %w", err)
-	}
-	return pending, nil
+// dialect is SQLite for the shared core.
+var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
+	Statements:      statements,
+	Time:            func(t time.Time) any { return sqlstore.FormatTime(t) },
+	UniqueViolation: uniqueViolation,
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
+	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
+	AllRows:         -1, // LIMIT -1
+	Lease:           func(d time.Duration) any { return d.Seconds() },
+	// SQLite's side of a lost database: the store closed, its file unable
+	// to be opened or read or written, its lock taken past the busy timeout.
+	Unavailable: func(err error) bool {
+		switch primaryCode(err) {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
+			return true
+		}
+		return false
+	},
+	// LockTimeout: another connection or process held the write lock past
+	// Config.BusyTimeout.
+	LockTimeout: func(err error) bool { return primaryCode(err) == sqlite3.SQLITE_BUSY },
 }
 
-// Migrate applies the pending migrations through the write connection. It is
-// idempotent; concurrent runs are serialised by SQLite's write lock.
-func (s *Store) Migrate(ctx context.Context) error {
-	_, _, err := s.migrate(ctx, 0)
-	return err
-}
-
-// MigrateReport is Migrate, saying what it did: the file names of the
-// migrations it applied, in order, and the schema version the database is at.
-func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
-	return s.migrate(ctx, 0)
-}
-
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	applied, at, err := schema.Up(ctx, p, version)
-	if err != nil {
-		return applied, 0, fmt.Errorf("sqlite: migrate: %w", err)
-	}
-	return applied, at, nil
-}
-
-// Now reads the database's clock: SQLite's own (the host's), in which the
-// leases are kept.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	var v string
-	if err := s.r.QueryRowContext(ctx, qNow).Scan(&v); err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: read the database clock: %w", err)
-	}
-	t, err := parseTime(v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: read the database clock: %w", err)
-	}
-	return t, nil
-}
-
-// LockTimeout reports whether err is a lock wait that ran out of
-// Config.BusyTimeout (SQLITE_BUSY): another connection or process holds the
-// write lock.
-func (s *Store) LockTimeout(err error) bool {
+// primaryCode is err's SQLite primary result code (0 for none).
+func primaryCode(err error) int {
 	var e *sqlite.Error
-	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
+	if errors.As(err, &e) {
+		return e.Code() & 0xff
+	}
+	return 0
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
@@ -261,10 +212,61 @@ func uniqueViolation(err error) bool {
 	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
-// timeLayout is how times are stored: UTC, fixed width, so text order is
-// time order.
-const timeLayout = "2006-01-02T15:04:05.000000Z"
+// insertCodes inserts codes for a promotion, skipping those already present,
+// with a prepared multi-row INSERT ... ON CONFLICT DO NOTHING of
+// insertCodesRows rows, and returns how many it inserted. Codes are bound as
+// text (a []byte would be stored as a BLOB and never match a text look-up).
+func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
+	var (
+		inserted int64
+		full     *sql.Stmt
+		args     = make([]any, 0, 2*min(len(codes), insertCodesRows))
+	)
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	for len(codes) > 0 {
+		n := min(len(codes), insertCodesRows)
+		args = args[:0]
+		for _, code := range codes[:n] {
+			args = append(args, code, promotionID)
+		}
+		var (
+			res sql.Result
+			err error
+		)
+		if n == insertCodesRows {
+			if full == nil {
+				if full, err = tx.Tx.PrepareContext(ctx, qInsertCodes(n)); err != nil {
+					return 0, fmt.Errorf("prepare code insert: %w", err)
+				}
+			}
+			res, err = full.ExecContext(ctx, args...)
+		} else {
+			res, err = tx.Tx.ExecContext(ctx, qInsertCodes(n), args...)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", n, err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", n, err)
+		}
+		inserted += k
+		codes = codes[n:]
+	}
+	return inserted, nil
+}
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-func parseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+// PoolStats reports the write and the read connection pools together (the
+// write pool has one connection: SQLite has one writer).
+func (s *Store) PoolStats() sql.DBStats {
+	w, r := s.w.Stats(), s.r.Stats()
+	return sql.DBStats{MaxOpenConnections: w.MaxOpenConnections + r.MaxOpenConnections,
+		OpenConnections: w.OpenConnections + r.OpenConnections, InUse: w.InUse + r.InUse, Idle: w.Idle + r.Idle,
+		WaitCount: w.WaitCount + r.WaitCount, WaitDuration: w.WaitDuration + r.WaitDuration,
+		MaxIdleClosed: w.MaxIdleClosed + r.MaxIdleClosed, MaxIdleTimeClosed: w.MaxIdleTimeClosed + r.MaxIdleTimeClosed,
+		MaxLifetimeClosed: w.MaxLifetimeClosed + r.MaxLifetimeClosed}
+}

@@ -12,38 +12,16 @@ import (
 
 func open(t *testing.T) *sqlite.Store {
 	t.Helper()
-	ctx := context.Background()
-	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "promocodes.db")})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("Migrate: %v", err)
-	}
-	return s
+	s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "promocodes.db")})
+	return storetest.Migrated(t, s, err)
 }
 
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
-// TestAdversarialSQLConditions is the adversarial suite's case for the
-// conditional statements themselves: each one run alone at its limit
-// (storetest.ConditionsAtTheirLimits), one line.
 func TestAdversarialSQLConditions(t *testing.T) {
-	outcome := storetest.ConditionsAtTheirLimits(t, open(t))
-	if t.Failed() {
-		outcome = "FAILED: " + outcome
-	}
-	t.Logf("adversarial: SQL conditions at their limits [sqlite]: %s", outcome)
-}
-
-func TestMigrateIsIdempotent(t *testing.T) {
-	s := open(t)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
+	storetest.AdversarialSQLConditions(t, "sqlite", open(t))
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -67,4 +45,15 @@ func TestClocks(t *testing.T) {
 
 func TestBacklog(t *testing.T) {
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t) })
+}
+
+func TestMigrations(t *testing.T) {
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "old.db")})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
 }

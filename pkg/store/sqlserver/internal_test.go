@@ -3,8 +3,10 @@ package sqlserver
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
 
@@ -140,32 +142,36 @@ func TestBulkCopyStatement(t *testing.T) {
 	}
 }
 
+// allStatements is every statement of the store by name: the core's
+// (sqlstore.Statements fields, Purge by table) and the dialect's own.
+func allStatements() map[string]string {
+	all := map[string]string{"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
+		"qInsertCodesSkipping(3)": qInsertCodesSkipping(3), "qMarkPublished(3)": qMarkPublished(3)}
+	v := reflect.ValueOf(statements)
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.String {
+			all[v.Type().Field(i).Name] = f.String()
+		}
+	}
+	for table, q := range statements.Purge {
+		all["Purge["+table+"]"] = q
+	}
+	return all
+}
+
+// Every statement of the core is set (but those SQL Server does without).
+func TestEveryStatementIsSet(t *testing.T) {
+	for name, q := range allStatements() {
+		if strings.TrimSpace(q) == "" && name != "RedemptionWithEvent" && name != "PurgeRedemptionKeys" {
+			t.Errorf("statement %s is empty", name)
+		}
+	}
+}
+
 // Every statement names its parameters @p1..@pN without gaps: go-mssqldb
 // binds positional arguments by those names.
 func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
-	for name, q := range map[string]string{
-		"qReserve": qReserve, "qPromotionByKey": qPromotionByKey, "qInsertPromotion": qInsertPromotion,
-		"qInsertBatches": qInsertBatches, "qInsertCode": qInsertCode, "qPromotion": qPromotion,
-		"qProgress": qProgress, "qPromotionExists": qPromotionExists, "qExportCodes": qExportCodes,
-		"qPendingBatches": qPendingBatches, "qLoadBatch": qLoadBatch, "qAdvance": qAdvance,
-		"qBatchProgress": qBatchProgress, "qSetBatchState": qSetBatchState, "qBatchExists": qBatchExists,
-		"qIncompleteBatches": qIncompleteBatches, "qGetCode": qGetCode,
-		"qClaimKey": qClaimKey, "qStoredOutcome": qStoredOutcome, "qSaveOutcome": qSaveOutcome, "qUseCode": qUseCode,
-		"qUnuseCode": qUnuseCode, "qUseAllowanceUpdate": qUseAllowanceUpdate, "qUseAllowanceInsert": qUseAllowanceInsert,
-		"qInsertRedemption": qInsertRedemption, "qInsertEvent": qInsertEvent, "qCodeState": qCodeState,
-		"qMarkRolledBack": qMarkRolledBack, "qRedemption": qRedemption, "qReleaseCode": qReleaseCode,
-		"qReleaseAllowance": qReleaseAllowance, "qRedemptions": qRedemptions, "qRedemptionsByUser": qRedemptionsByUser,
-		"qClaimEvents": qClaimEvents, "qMarkEventPublished": qMarkEventPublished, "qCodeSpaces": qCodeSpaces,
-		"qSetActive": qSetActive, "qClaimPendingBatches": qClaimPendingBatches,
-		"qGetAppLock": qGetAppLock, "qReleaseAppLock": qReleaseAppLock,
-		"qPromotionStatus": qPromotionStatus, "qListPromotions": qListPromotions, "qClaimUncounted": qClaimUncounted,
-		"qAddTotals": qAddTotals, "qPruneEvents": qPruneEvents,
-		"qRecordCodeRelease": qRecordCodeRelease, "qPromotionState": qPromotionState, "qLockPromotion": qLockPromotion,
-		"qFlagCancelled": qFlagCancelled, "qCancelBatches": qCancelBatches, "qPromotionLive": qPromotionLive,
-		"qCancelBatch": qCancelBatch, "qInsertTopUp": qInsertTopUp, "qStoredTopUp": qStoredTopUp,
-		"qUpdatePromotion": qUpdatePromotion, "qRevokeCode": qRevokeCode, "qPurgeRedemptions": qPurge["redemptions"],
-		"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries,
-	} {
+	for name, q := range allStatements() {
 		seen := map[int]bool{}
 		hi := 0
 		for i := 0; i < len(q); i++ {
@@ -196,16 +202,17 @@ func TestQueriesNumberParametersWithoutGaps(t *testing.T) {
 // trigger); TOP always comes with ORDER BY (without it, which rows TOP keeps
 // is undefined); the codes fallback takes no HOLDLOCK range locks.
 func TestStatementShapes(t *testing.T) {
-	for name, q := range map[string]string{"qReserve": qReserve, "qInsertPromotion": qInsertPromotion,
-		"qAdvance": qAdvance, "qClaimPendingBatches": qClaimPendingBatches, "qClaimUncounted": qClaimUncounted,
-		"qReleaseCode": qReleaseCode} {
+	all := allStatements()
+	for _, name := range []string{"Reserve", "InsertPromotion", "Advance", "ClaimPendingBatches", "ClaimUncounted",
+		"ReleaseCode"} {
+		q := all[name]
 		if !strings.Contains(q, "OUTPUT") || !strings.Contains(q, " INTO @t") {
 			t.Errorf("%s: OUTPUT without INTO:\n%s", name, q)
 		}
 	}
-	for name, q := range map[string]string{"qInsertBatches": qInsertBatches, "qPendingBatches": qPendingBatches,
-		"qClaimPendingBatches": qClaimPendingBatches} {
-		q = strings.ReplaceAll(q, "OVER (ORDER BY", "OVER (")
+	for name, q := range all {
+		// DELETE TOP takes no ORDER BY: any rows that qualify will do.
+		q = strings.ReplaceAll(strings.ReplaceAll(q, "OVER (ORDER BY", "OVER ("), "DELETE TOP (", "DELETE (")
 		for i := strings.Index(q, "TOP ("); i >= 0; {
 			stmt := q[i:]
 			if end := strings.Index(stmt, ";"); end >= 0 {
@@ -245,36 +252,36 @@ func TestStatementShapes(t *testing.T) {
 // before it commits; a top-up's lock is held to the end of its transaction;
 // purged redemptions take their idempotency records in the same batch.
 func TestLifecycleGuardShapes(t *testing.T) {
+	all := allStatements()
 	for _, c := range []struct {
-		name, q string
-		want    []string
-		not     []string
+		name      string
+		want, not []string
 	}{
-		{"qReleaseCode", qReleaseCode, []string{"code = @p1 AND promotion_id = @p2 AND used > 0"}, nil},
-		{"qReleaseAllowance", qReleaseAllowance, []string{"AND used > 0"}, nil},
-		{"qUnuseCode", qUnuseCode, []string{"AND used > 0"}, nil},
-		{"qUseCode", qUseCode, []string{"c.used < p.max_usage_per_code"}, []string{"c.used <= "}},
-		{"qUseAllowanceUpdate", qUseAllowanceUpdate, []string{"used < @p3"}, []string{"used <= "}},
-		{"qUpdatePromotion", qUpdatePromotion, []string{"delete_requested_at IS NULL"}, nil},
-		{"qRevokeCode", qRevokeCode, []string{"p.delete_requested_at IS NOT NULL"}, nil},
-		{"qFlagCancelled", qFlagCancelled, []string{"UPDATE promotions", "cancelled_at IS NULL", "delete_requested_at IS NULL",
+		{"ReleaseCode", []string{"code = @p1 AND promotion_id = @p2 AND used > 0"}, nil},
+		{"ReleaseAllowance", []string{"AND used > 0"}, nil},
+		{"UnuseCode", []string{"AND used > 0"}, nil},
+		{"UseCode", []string{"c.used < p.max_usage_per_code"}, []string{"c.used <= "}},
+		{"UseAllowance", []string{"used < @p3"}, []string{"used <= "}},
+		{"UpdatePromotion", []string{"delete_requested_at IS NULL"}, nil},
+		{"RevokeCode", []string{"p.delete_requested_at IS NOT NULL"}, nil},
+		{"FlagCancelled", []string{"UPDATE promotions", "cancelled_at IS NULL", "delete_requested_at IS NULL",
 			"WITH (READPAST)", "WITH (NOLOCK)"}, []string{"UPDLOCK", "HOLDLOCK"}},
-		{"qCancelBatches", qCancelBatches, []string{"READPAST"}, nil},
-		{"qRequestDeletion", qRequestDeletion, []string{"UPDATE promotions", "delete_requested_at IS NULL"}, []string{"batches"}},
-		{"qPromotionLive", qPromotionLive, []string{"cancelled_at IS NULL AND delete_requested_at IS NULL"}, []string{"UPDLOCK"}},
-		{"qLockPromotion", qLockPromotion, []string{"UPDLOCK"}, nil},
-		{"qPurgeRedemptions", qPurge["redemptions"], []string{"OUTPUT deleted.idempotency_key INTO @d",
-			"DELETE FROM idempotency_keys"}, nil},
-		{"qCodeState", qCodeState, []string{"delete_requested_at"}, nil},
+		{"CancelBatches", []string{"READPAST"}, nil},
+		{"RequestDeletion", []string{"UPDATE promotions", "delete_requested_at IS NULL"}, []string{"batches"}},
+		{"PromotionLive", []string{"cancelled_at IS NULL AND delete_requested_at IS NULL"}, []string{"UPDLOCK"}},
+		{"LockPromotion", []string{"UPDLOCK"}, nil},
+		{"Purge[redemptions]", []string{"OUTPUT deleted.idempotency_key INTO @d", "DELETE FROM idempotency_keys"}, nil},
+		{"CodeState", []string{"delete_requested_at"}, nil},
 	} {
+		q := all[c.name]
 		for _, w := range c.want {
-			if !strings.Contains(c.q, w) {
-				t.Errorf("%s lacks %q:\n%s", c.name, w, c.q)
+			if !strings.Contains(q, w) {
+				t.Errorf("%s lacks %q:\n%s", c.name, w, q)
 			}
 		}
 		for _, n := range c.not {
-			if strings.Contains(c.q, n) {
-				t.Errorf("%s has %q:\n%s", c.name, n, c.q)
+			if strings.Contains(q, n) {
+				t.Errorf("%s has %q:\n%s", c.name, n, q)
 			}
 		}
 	}
@@ -284,16 +291,16 @@ func TestLifecycleGuardShapes(t *testing.T) {
 // rolled back, refused), half-open, and buckets every source with the one
 // expression the refusal series uses too.
 func TestStatsSeriesShape(t *testing.T) {
-	legs := strings.Split(qStatsSeries, "UNION ALL")
+	legs := strings.Split(statements.StatsSeries, "UNION ALL")
 	if len(legs) != 3 {
-		t.Fatalf("qStatsSeries has %d sources, want 3:\n%s", len(legs), qStatsSeries)
+		t.Fatalf("StatsSeries has %d sources, want 3:\n%s", len(legs), statements.StatsSeries)
 	}
 	for i, leg := range legs {
 		if strings.Count(leg, ">= @p3") != 1 || strings.Count(leg, "< @p4") != 1 || !strings.Contains(leg, "promotion_id = @p1") {
 			t.Errorf("source %d does not read exactly the promotion's window [@p3, @p4):\n%s", i, leg)
 		}
 	}
-	for name, q := range map[string]string{"qStatsSeries": qStatsSeries, "qStatsRefusalSeries": qStatsRefusalSeries} {
+	for name, q := range map[string]string{"StatsSeries": statements.StatsSeries, "StatsRefusalSeries": statements.StatsRefusalSeries} {
 		if strings.Count(q, bucketOfT) != 1 || strings.Count(q, "DATEDIFF") != 2 {
 			t.Errorf("%s does not bucket once with bucketOfT:\n%s", name, q)
 		}
@@ -301,7 +308,49 @@ func TestStatsSeriesShape(t *testing.T) {
 			t.Errorf("%s does not group by the bucket:\n%s", name, q)
 		}
 	}
-	if !strings.HasSuffix(qStatsSeries, "ORDER BY x.b") {
-		t.Errorf("qStatsSeries is not ordered by bucket")
+	if !strings.HasSuffix(statements.StatsSeries, "ORDER BY x.b") {
+		t.Errorf("StatsSeries is not ordered by bucket")
+	}
+}
+
+// Leases are on the server's clock: the claim statements take the lease as
+// a duration and read SYSUTCDATETIME() once, never a time from the caller
+// (an API replica whose clock is off would lease for hours or treat every
+// other lease as expired).
+func TestLeasesTakeTheServersClock(t *testing.T) {
+	for name, q := range map[string]string{"ClaimPendingBatches": statements.ClaimPendingBatches, "ClaimEvents": statements.ClaimEvents} {
+		if strings.Count(q, "SYSUTCDATETIME()") != 1 || !strings.Contains(q, "DATEADD(millisecond, @p2, @now)") ||
+			!strings.Contains(q, "< @now") || strings.Contains(q, "@p3") {
+			t.Errorf("%s does not lease on the server's clock:\n%s", name, q)
+		}
+	}
+	if q := statements.MarkEventPublished; !strings.Contains(q, "SYSUTCDATETIME()") || strings.Contains(q, "@p2") {
+		t.Errorf("MarkEventPublished does not stamp the server's clock:\n%s", q)
+	}
+	for lease, want := range map[time.Duration]int32{45 * time.Second: 45000, -time.Second: -1000, 1000 * time.Hour: 1<<31 - 1} {
+		if got := leaseMillis(lease); got != any(want) {
+			t.Errorf("leaseMillis(%s) = %d, want %d", lease, got, want)
+		}
+	}
+}
+
+func TestSessionLimits(t *testing.T) {
+	if got := (Config{LockTimeout: 2500 * time.Millisecond}).sessionInit(); got != "SET LOCK_TIMEOUT 2500;" {
+		t.Errorf("sessionInit = %q", got)
+	}
+	if got := (Config{}).sessionInit(); got != "" {
+		t.Errorf("sessionInit without a lock timeout = %q, want none", got)
+	}
+	for _, c := range []Config{{DSN: "x", LockTimeout: -time.Second}, {DSN: "x", LockTimeout: time.Microsecond}} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil", c)
+		}
+	}
+	timedOut := mssql.Error{Number: 1222, Message: "Lock request time out period exceeded."}
+	if !dialect.LockTimeout(fmt.Errorf("commit chunk: %w", timedOut)) {
+		t.Error("error 1222 is not a lock timeout")
+	}
+	if dialect.LockTimeout(mssql.Error{Number: 1205}) {
+		t.Error("a deadlock is a lock timeout")
 	}
 }

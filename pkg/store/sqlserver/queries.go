@@ -3,6 +3,8 @@ package sqlserver
 import (
 	"strconv"
 	"strings"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 // All T-SQL of the SQL Server store, in one place so that the dialects can be
@@ -20,184 +22,6 @@ import (
 //   - times are time.Time in UTC: the driver sends datetimeoffset, and
 //     SQL Server converts datetimeoffset to datetime2 by dropping the offset
 //     (not by converting to UTC), so the value must already be UTC.
-
-const (
-	// qReserve reserves @p2 sequence numbers from counter @p1, creating it at
-	// 0 if absent, and returns the first of them (the value before the
-	// update). UPDLOCK + HOLDLOCK make the existence check take a key-range
-	// update lock held to the end of the transaction, so two transactions
-	// creating the same counter queue instead of both inserting it; the
-	// update then holds the row's exclusive lock to the end of the
-	// transaction, which serialises reservations per counter (as PostgreSQL's
-	// row lock does). A rollback returns the range. (The key-range lock here
-	// covers one counter name, taken once per promotion or replacement round:
-	// not the codes table.) OUTPUT ... INTO a table variable, then SELECT:
-	// a plain OUTPUT clause fails (error 334) once the table has a trigger.
-	qReserve = `DECLARE @t TABLE (n bigint);
-IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
-	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
-UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
-SELECT n FROM @t;`
-
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
-
-	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
-	// index so that the optimizer matches it whatever it infers from @p1.
-	qPromotionByKey = `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
-WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`
-
-	qInsertPromotion = `DECLARE @t TABLE (id bigint);
-INSERT INTO promotions (name, kind, code_count, format, vanity_code,
-	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
-OUTPUT inserted.id INTO @t
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
-SELECT id FROM @t;`
-
-	// qInsertBatches writes all batch rows of a promotion in one statement:
-	// @p3-sized slices of [@p2, @p2+@p4), the last one smaller, @p5 of them.
-	// The numbers come from a cross join of ten 10-row tables (up to 10^10
-	// rows) cut by TOP, which stops the join after @p5 rows: no recursion
-	// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
-	// and no numbers table to maintain. ORDER BY under TOP: without it TOP
-	// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
-	// not sort: the numbers come out in order).
-	qInsertBatches = `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
-g(n) AS (
-	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
-	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
-		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
-	ORDER BY n
-)
-INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
-SELECT @p1, CAST(g.n AS int), @p2 + g.n * @p3,
-	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
-FROM g`
-
-	qInsertCode = `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`
-
-	qPromotion = `SELECT ` + promotionCols + ` FROM promotions WHERE id = @p1`
-
-	// statusCols are what a status needs beyond the promotion's columns and
-	// its progress: the switch, the deletion, the totals as of the last
-	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
-	// nothing counted yet).
-	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
-	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
-
-	qPromotionStatus = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
-FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`
-
-	// qProgress: a batch counts as cancelled when its promotion is flagged
-	// cancelled (see ../postgres/queries.go).
-	qProgress = `SELECT COUNT(*),
-	COALESCE(SUM(b.done), 0),
-	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
-		THEN 1 ELSE 0 END), 0)
-FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`
-
-	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
-
-	// qPromotionLive and qCancelBatch: the chunk commit gate (see
-	// ../postgres/queries.go).
-	qPromotionLive = `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
-FROM promotions WHERE id = @p1`
-
-	qCancelBatch = `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`
-
-	// qExportCodes is covered by codes_promotion_id (which carries the
-	// clustered key, code).
-	qExportCodes = `SELECT code FROM codes WHERE promotion_id = @p1`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
-
-	// "published = 0" literally: that is the filter of batches_unpublished.
-	qPendingBatches = `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no`
-
-	// qClaimPendingBatches leases up to @p1 of the oldest unpublished
-	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
-	// replicas whose clocks disagree still agree on the lease) to this
-	// publisher: READPAST skips rows another replica holds, UPDLOCK keeps
-	// two from taking the same, the ORDER BY under TOP takes the oldest;
-	// OUTPUT ... INTO a table variable (plain OUTPUT fails once a trigger
-	// exists on the table, error 334).
-	qClaimPendingBatches = `DECLARE @t TABLE (promotion_id bigint, batch_no int);
-DECLARE @now datetime2 = SYSUTCDATETIME();
-WITH c AS (
-	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @now)
-	ORDER BY promotion_id, batch_no)
-UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
-SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
-FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
-ORDER BY b.promotion_id, b.batch_no;`
-
-	// qLoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
-	// qNow is the server's clock.
-	qNow = `SELECT SYSUTCDATETIME()`
-
-	qLoadBatch = `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
-FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
-WHERE p.id = @p1`
-
-	// qAdvance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
-	// see the row before the update (done + @p3 in the CASE is the new done).
-	// At READ COMMITTED (locking or snapshot) an UPDATE reads its target row
-	// under an update lock, so a concurrent committer of the same chunk waits
-	// for the row, then evaluates done = @p4 against the committed row and
-	// matches nothing.
-	qAdvance = `DECLARE @t TABLE (done bigint);
-UPDATE batches SET done = done + @p3,
-	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
-	updated_at = SYSUTCDATETIME()
-OUTPUT inserted.done INTO @t
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
-SELECT done FROM @t;`
-
-	qBatchProgress = `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`
-
-	// qSetBatchState never touches a finished batch: done is final.
-	qSetBatchState = `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`
-
-	qBatchExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
-	THEN 1 ELSE 0 END AS bit)`
-
-	qIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`
-
-	qAllIncompleteBatches = `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`
-
-	qGetCode = `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`
-
-	// Migration lock: an exclusive application lock owned by the session, so
-	// that concurrent `promocodes migrate` runs apply migrations one at a
-	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
-	// granted, < 0 on timeout (-1), cancel (-2), deadlock (-3) or error (-999).
-	qGetAppLock = `DECLARE @r int;
-EXEC @r = sys.sp_getapplock @Resource = @p1, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = @p2;
-SELECT @r;`
-
-	qReleaseAppLock = `EXEC sys.sp_releaseapplock @Resource = @p1, @LockOwner = 'Session'`
-)
-
-// maxValuesRows bounds the rows of one generated multi-row statement: a
-// VALUES list takes at most 1000 rows in an INSERT, and a request at most
-// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
-const maxValuesRows = 1000
 
 // qInsertCodesSkipping returns an insert of n codes (@p2..@p(n+1)) for
 // promotion @p1 that skips codes already in the table and duplicates among
@@ -226,53 +50,262 @@ const maxValuesRows = 1000
 //   - Earlier statements of the same transaction are visible to the check,
 //     so a code repeated across statements is skipped too.
 func qInsertCodesSkipping(n int) string {
-	var b strings.Builder
-	b.Grow(256 + n*8)
-	b.WriteString("INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\nFROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n\tFROM (VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(@p")
-		b.WriteString(strconv.Itoa(i + 2))
-		b.WriteByte(')')
-	}
-	b.WriteString(") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n")
-	b.WriteString("SELECT @@ROWCOUNT;")
-	return b.String()
+	return "INSERT INTO codes (code, promotion_id, used)\nSELECT s.code, @p1, 0\nFROM (SELECT DISTINCT v.code COLLATE Latin1_General_100_BIN2 AS code\n\tFROM (VALUES " +
+		valueRows(n, 1, 2) +
+		") AS v(code)) AS s\nWHERE NOT EXISTS (SELECT 1 FROM codes AS c WITH (UPDLOCK) WHERE c.code = s.code);\n" +
+		"SELECT @@ROWCOUNT;"
 }
 
 // qMarkPublished returns an update marking n batches published, given as
 // (promotion_id, batch_no) pairs @p1,@p2, @p3,@p4, ...; pairs that name no
 // batch, or a published one, change nothing.
 func qMarkPublished(n int) string {
+	return "UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES " +
+		valueRows(n, 2, 1) +
+		") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0"
+}
+
+// valueRows returns n rows of a VALUES list with per parameters each,
+// numbered from first: "(@p2),(@p3)" or "(@p1, @p2),(@p3, @p4)".
+func valueRows(n, per, first int) string {
 	var b strings.Builder
-	b.Grow(256 + n*16)
-	b.WriteString("UPDATE b SET published = 1, publish_lease_until = NULL, updated_at = SYSUTCDATETIME()\nFROM batches AS b JOIN (VALUES ")
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
+	b.Grow(n * per * 8)
+	for i := range n * per {
+		switch {
+		case i == 0:
+			b.WriteByte('(')
+		case i%per == 0:
+			b.WriteString("),(")
+		default:
+			b.WriteString(", ")
 		}
-		b.WriteString("(@p")
-		b.WriteString(strconv.Itoa(2*i + 1))
-		b.WriteString(", @p")
-		b.WriteString(strconv.Itoa(2*i + 2))
+		b.WriteString("@p")
+		b.WriteString(strconv.Itoa(first + i))
+	}
+	if n > 0 {
 		b.WriteByte(')')
 	}
-	b.WriteString(") AS r(promotion_id, batch_no)\n\tON b.promotion_id = r.promotion_id AND b.batch_no = r.batch_no\nWHERE b.published = 0")
 	return b.String()
 }
 
-// qListPromotions is a page of promotions with their progress, newest first:
-// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
-// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
-// active filter (contract.ActiveFilter: 0 any, 1 active, 2 inactive). The
-// applied aggregate runs per promotion, so an unfiltered page walks the
-// clustered key backwards and stops after @p4 rows; the totals are one
-// primary-key look-up per row. The status CASE is
-// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
-// then the generation (a vanity promotion is complete).
-const qListPromotions = `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
+const (
+	// qReserve reserves @p2 sequence numbers from counter @p1, creating it at
+	// 0 if absent, and returns the first of them (the value before the
+	// update). UPDLOCK + HOLDLOCK make the existence check take a key-range
+	// update lock held to the end of the transaction, so two transactions
+	// creating the same counter queue instead of both inserting it; the
+	// update then holds the row's exclusive lock to the end of the
+	// transaction, which serialises reservations per counter (as PostgreSQL's
+	// row lock does). A rollback returns the range. (The key-range lock here
+	// covers one counter name, taken once per promotion or replacement round:
+	// not the codes table.) OUTPUT ... INTO a table variable, then SELECT:
+	// a plain OUTPUT clause fails (error 334) once the table has a trigger.
+	qReserve = `DECLARE @t TABLE (n bigint);
+IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
+	INSERT INTO counters (name, [next]) VALUES (@p1, 0);
+UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
+SELECT n FROM @t;`
+
+	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at`
+
+	// statusCols are what a status needs beyond the promotion's columns and
+	// its progress: the switch, the deletion, the totals as of the last
+	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
+	// nothing counted yet).
+	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
+	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
+
+	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
+
+	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	// Migration lock: an exclusive application lock owned by the session, so
+	// that concurrent `promocodes migrate` runs apply migrations one at a
+	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
+	// granted, < 0 on timeout (-1), cancel (-2), deadlock (-3) or error (-999).
+	qGetAppLock = `DECLARE @r int;
+EXEC @r = sys.sp_getapplock @Resource = @p1, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = @p2;
+SELECT @r;`
+
+	qReleaseAppLock = `EXEC sys.sp_releaseapplock @Resource = @p1, @LockOwner = 'Session'`
+
+	// maxValuesRows bounds the rows of one generated multi-row statement: a
+	// VALUES list takes at most 1000 rows in an INSERT, and a request at most
+	// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
+	maxValuesRows = 1000
+
+	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
+	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, '')`
+
+	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
+
+	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
+)
+
+// bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
+// an epoch, added back to it.
+const bucketOfT = `CASE WHEN @p2 = N'hour'
+		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2))
+		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2)) END`
+
+// insertBatches writes all batch rows of a promotion in one statement,
+// numbered from first: @p3-sized slices of [@p2, @p2+@p4), the last one
+// smaller, @p5 of them. The numbers come from a cross join of ten 10-row tables (up to 10^10
+// rows) cut by TOP, which stops the join after @p5 rows: no recursion
+// limit (a recursive CTE stops at 100 levels without OPTION (MAXRECURSION 0))
+// and no numbers table to maintain. ORDER BY under TOP: without it TOP
+// may keep any @p5 of the numbered rows, not 0..@p5-1 (the plan does
+// not sort: the numbers come out in order).
+func insertBatches(first string) string {
+	return `WITH d(n) AS (SELECT n FROM (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) AS v(n)),
+g(n) AS (
+	SELECT TOP (@p5) ROW_NUMBER() OVER (ORDER BY (SELECT NULL)) - 1 AS n
+	FROM d AS d1 CROSS JOIN d AS d2 CROSS JOIN d AS d3 CROSS JOIN d AS d4 CROSS JOIN d AS d5
+		CROSS JOIN d AS d6 CROSS JOIN d AS d7 CROSS JOIN d AS d8 CROSS JOIN d AS d9 CROSS JOIN d AS d10
+	ORDER BY n
+)
+INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
+SELECT @p1, CAST(` + first + ` + g.n AS int), @p2 + g.n * @p3,
+	CASE WHEN @p4 - g.n * @p3 < @p3 THEN @p4 - g.n * @p3 ELSE @p3 END, @p6
+FROM g`
+}
+
+// codeUse is UseCode (set: one use more) and LockCode (set: the same
+// uses): every limit of the code and its promotion in one WHERE.
+func codeUse(set string) string {
+	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+UPDATE c SET c.used = ` + set + `
+OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+SELECT promotion_id, used, max_usage, per_user FROM @t;`
+}
+
+var statements = sqlstore.Statements{
+	Reserve: qReserve,
+
+	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
+	// index so that the optimizer matches it whatever it infers from @p1.
+	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
+WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
+
+	InsertPromotion: `DECLARE @t TABLE (id bigint);
+INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at, key_fingerprint)
+OUTPUT inserted.id INTO @t
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
+SELECT id FROM @t;`,
+
+	InsertBatches: insertBatches("0"),
+
+	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
+
+	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
+FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
+
+	// Progress: a batch counts as cancelled when its promotion is flagged
+	// cancelled (see ../postgres/queries.go).
+	Progress: `SELECT COUNT(*),
+	COALESCE(SUM(b.done), 0),
+	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
+		THEN 1 ELSE 0 END), 0)
+FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
+
+	PromotionExists: qPromotionExists,
+
+	// ExportCodes is covered by codes_promotion_id (which carries the
+	// clustered key, code).
+	ExportCodes: `SELECT code FROM codes WHERE promotion_id = @p1`,
+
+	// "published = 0" literally: that is the filter of batches_unpublished.
+	PendingBatches: `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no`,
+
+	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
+	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
+	// replicas whose clocks disagree still agree on the lease) to this
+	// publisher: READPAST skips rows another replica holds, UPDLOCK keeps
+	// two from taking the same, the ORDER BY under TOP takes the oldest;
+	// OUTPUT ... INTO a table variable (plain OUTPUT fails once a trigger
+	// exists on the table, error 334).
+	ClaimPendingBatches: `DECLARE @t TABLE (promotion_id bigint, batch_no int);
+DECLARE @now datetime2 = SYSUTCDATETIME();
+WITH c AS (
+	SELECT TOP (@p1) promotion_id, batch_no, publish_lease_until FROM batches WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < @now)
+	ORDER BY promotion_id, batch_no)
+UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.promotion_id, inserted.batch_no INTO @t;
+SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
+FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
+ORDER BY b.promotion_id, b.batch_no;`,
+
+	// LoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
+FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
+WHERE p.id = @p1`,
+
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
+	// see the row before the update (done + @p3 in the CASE is the new done).
+	// At READ COMMITTED (locking or snapshot) an UPDATE reads its target row
+	// under an update lock, so a concurrent committer of the same chunk waits
+	// for the row, then evaluates done = @p4 against the committed row and
+	// matches nothing.
+	Advance: `DECLARE @t TABLE (done bigint);
+UPDATE batches SET done = done + @p3,
+	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
+	updated_at = SYSUTCDATETIME()
+OUTPUT inserted.done INTO @t
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
+SELECT done FROM @t;`,
+
+	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`,
+
+	// PromotionLive and CancelBatch: the chunk commit gate (see
+	// ../postgres/queries.go).
+	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
+FROM promotions WHERE id = @p1`,
+
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
+
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
+WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
+
+	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
+	THEN 1 ELSE 0 END AS bit)`,
+
+	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
+
+	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
+
+	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`,
+
+	// ListPromotions is a page of promotions with their progress, newest first:
+	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
+	// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
+	// active filter (0 any, 1 active, 2 inactive). The
+	// applied aggregate runs per promotion, so an unfiltered page walks the
+	// clustered key backwards and stops after @p4 rows; the totals are one
+	// primary-key look-up per row. The status CASE is
+	// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
+	// then the generation (a vanity promotion is complete).
+	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
 	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
@@ -299,27 +332,35 @@ WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
-ORDER BY p.id DESC`
+ORDER BY p.id DESC`,
 
-// qOldestUnpublished is the creation time of the promotion of the oldest
-// unpublished batch (ids grow with time).
-const qOldestUnpublished = `SELECT created_at FROM promotions
-WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`
+	// OldestUnpublished is the creation time of the promotion of the oldest
+	// unpublished batch (ids grow with time).
+	Now: `SELECT SYSUTCDATETIME()`,
 
-// Redemption analytics of one promotion (@p1), from the audit trail. The
-// bucket is the start of the hour or day (@p2 = 1 for hours, 0 for days),
-// times being UTC datetime2; @p3 newest buckets are kept.
-const (
-	qStatsTotals = `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
+	// Backlog: batches with codes still to write, except those of
+	// promotions whose deletion was requested.
+	Backlog: `SELECT
+	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN CAST(1 AS bigint) ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state = 'parked' THEN CAST(1 AS bigint) ELSE 0 END), 0),
+	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
+	OldestUnpublished: `SELECT created_at FROM promotions
+WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
+
+	// Redemption analytics of one promotion (@p1), from the audit trail.
+	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
 	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = @p1`
+FROM redemptions WHERE promotion_id = @p1`,
 
-	// qStatsSeries is the time series over [@p3, @p4) in buckets of an hour
-	// (@p2 = 1) or a day (UTC): redemptions made (and how many of those were
-	// rolled back since), rollbacks made, and a row for every bucket with
-	// refusals (qStatsRefusalSeries counts them by reason). The window is
-	// bounded, so is the answer.
-	qStatsSeries = `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
+	// StatsSeries is the time series over [@p3, @p4) in buckets of an hour
+	// or a day (@p2 'hour' or 'day', UTC): redemptions made (and how many of
+	// those were rolled back since), rollbacks made, and a row for every
+	// bucket with refusals (StatsRefusalSeries counts them by reason). The
+	// window is bounded, so is the answer.
+	StatsSeries: `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
 	SELECT redeemed_at AS t, CAST(1 AS bigint) AS n,
 		CAST(CASE WHEN rolled_back_at IS NULL THEN 0 ELSE 1 END AS bigint) AS rb, CAST(0 AS bigint) AS rbk
 	FROM redemptions WHERE promotion_id = @p1 AND redeemed_at >= @p3 AND redeemed_at < @p4
@@ -329,20 +370,333 @@ FROM redemptions WHERE promotion_id = @p1`
 	UNION ALL
 	SELECT hour, 0, 0, 0
 	FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
-) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b ORDER BY x.b`
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b ORDER BY x.b`,
 
-	// qStatsRefusalSeries is the series' refusals by reason.
-	qStatsRefusalSeries = `SELECT x.b, e.reason, SUM(e.n) FROM (
+	// StatsRefusalSeries is the series' refusals by reason.
+	StatsRefusalSeries: `SELECT x.b, e.reason, SUM(e.n) FROM (
 	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
-) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`
+) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`,
 
-	// bucketOfT floors e.t to its hour (@p2 = 1) or day: whole units since
-	// an epoch, added back to it.
-	bucketOfT = `CASE WHEN @p2 = 1
-		THEN DATEADD(hour, DATEDIFF(hour, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2))
-		ELSE DATEADD(day, DATEDIFF(day, CAST('2000-01-01' AS datetime2), e.t), CAST('2000-01-01' AS datetime2)) END`
-
-	qStatsTopUsers = `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
+	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id`
-)
+GROUP BY user_id ORDER BY n DESC, user_id`,
+
+	AddRefusals: `UPDATE refusals SET n = n + @p4 WHERE promotion_id = @p1 AND reason = @p2 AND hour = @p3;
+IF @@ROWCOUNT = 0
+	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
+
+	RefusalsByReason: `SELECT reason, SUM(n) FROM refusals WHERE promotion_id = @p1
+GROUP BY reason ORDER BY 2 DESC, 1`,
+
+	// Redemption, rollback, the audit trail and the event outbox.
+	//
+	// Why SQL Server cannot over-redeem: UseCode and UseAllowance are
+	// single conditional UPDATEs. An UPDATE reads the rows it may modify under an
+	// update (U) lock, which two transactions cannot hold on one row at once (also
+	// under READ_COMMITTED_SNAPSHOT, where UPDATE still reads the latest committed
+	// version under U locks), converts it to an exclusive lock to write, and keeps
+	// that to the end of the transaction. The second redeemer therefore waits and
+	// evaluates "used < max" on the first one's committed count. Row locks only
+	// (lock escalation is disabled on codes), no table locks.
+	//
+	// Every UPDATE returns its rows through OUTPUT ... INTO a table variable:
+	// a plain OUTPUT fails (error 334) once a trigger exists on the table.
+
+	// ClaimKey inserts the idempotency record; a unique violation (2627)
+	// means the key exists. A second inserter of the same key waits for the
+	// first's key lock and gets the violation once the first commits.
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
+
+	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
+FROM idempotency_keys WHERE idem_key = @p1`,
+
+	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), redemption_id = NULLIF(@p3, '')
+WHERE idem_key = @p1`,
+
+	UseCode: codeUse("c.used + 1"),
+
+	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
+
+	// The allowance is an update-or-insert in two statements (no MERGE):
+	// the conditional UPDATE when the user's row exists; else an INSERT of
+	// the row at 1, whose unique violation (a concurrent first use by the
+	// same user committed) sends the caller back to the UPDATE.
+	UseAllowance: `DECLARE @t TABLE (used int);
+UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @t
+WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
+SELECT used FROM @t;`,
+
+	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
+SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
+
+	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9)`,
+
+	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (@p1, @p2, @p3, @p4)`,
+
+	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p3),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
+		AND r.status = 'held' AND r.expires_at > @p3)
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
+WHERE c.code = @p1`,
+
+	// MarkRolledBack lets exactly one rollback through: a second one waits
+	// for the first's exclusive lock and re-checks rolled_back_at IS NULL.
+	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
+UPDATE redemptions SET rolled_back_at = @p2, rollback_reason = @p3 OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND rolled_back_at IS NULL;
+SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
+
+	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`,
+
+	// ReleaseCode returns the code's uses after the release (no row: the
+	// code row of the redemption's promotion is gone, or had no use to give
+	// back); a code with the same string in another promotion is not touched.
+	ReleaseCode: `DECLARE @t TABLE (used int);
+UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
+SELECT used FROM @t;`,
+
+	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = @p2 WHERE id = @p1`,
+
+	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`,
+
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// selection: @p1 the promotion (or the user, across
+	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
+	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
+	// the code.
+	Redemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	RedemptionsByUser: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	RedemptionsByCode: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	UserRedemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
+
+	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
+	// of the server's clock: READPAST skips rows another publisher holds,
+	// UPDLOCK keeps two from taking the same, the ORDER BY under TOP takes
+	// the oldest.
+	ClaimEvents: `DECLARE @t TABLE (seq bigint);
+DECLARE @now datetime2 = SYSUTCDATETIME();
+WITH c AS (
+	SELECT TOP (@p1) seq, lease_until FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
+UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
+SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
+
+	// MarkEventPublished stamps the server's clock: the retention that
+	// prunes published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = SYSUTCDATETIME() WHERE seq = @p1 AND published_at IS NULL`,
+
+	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
+WHERE id > @p1 ORDER BY id`,
+
+	SetActive: `UPDATE promotions SET active = @p2 WHERE id = @p1`,
+
+	// PruneEvents: published before @p1 and counted by the totals rollup
+	// (an uncounted event is still owed to the totals).
+	PruneEvents: `DELETE TOP (@p2) FROM events WHERE published_at < @p1 AND counted_at IS NOT NULL`,
+
+	// ClaimUncounted marks up to @p1 of the oldest uncounted events counted
+	// at @p2 and returns them; the caller adds them to promotion_totals in
+	// the same transaction. READPAST skips rows another roller (or a
+	// redemption that has not committed) holds, UPDLOCK keeps two rollers
+	// from taking the same row, and the UPDATE re-checks counted_at IS NULL
+	// on the latest committed row under its lock. The filtered index
+	// events_uncounted serves the scan.
+	ClaimUncounted: `DECLARE @t TABLE (seq bigint, stream varchar(64), payload nvarchar(max), created_at datetime2(6));
+WITH c AS (
+	SELECT TOP (@p1) seq, stream, payload, created_at, counted_at FROM events WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE counted_at IS NULL ORDER BY seq)
+UPDATE c SET counted_at = @p2 OUTPUT inserted.seq, inserted.stream, inserted.payload, inserted.created_at INTO @t;
+SELECT seq, stream, payload, created_at FROM @t ORDER BY seq;`,
+
+	// AddTotals adds one promotion's delta: update-or-insert without MERGE.
+	// UPDLOCK and SERIALIZABLE on the UPDATE lock the key (or, for a new
+	// promotion, its key range) to the end of the transaction, so a
+	// concurrent roller cannot insert the same row in between.
+	AddTotals: `UPDATE promotion_totals WITH (UPDLOCK, SERIALIZABLE)
+SET redemptions = redemptions + @p2, codes_redeemed = codes_redeemed + @p3, rolled_back = rolled_back + @p4,
+	updated_at = @p5
+WHERE promotion_id = @p1;
+IF @@ROWCOUNT = 0
+	INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
+	VALUES (@p1, @p2, @p3, @p4, @p5);`,
+
+	// Reservations.
+	//
+	// Why SQL Server cannot over-allocate with reservations: LockCode is a
+	// conditional UPDATE (as UseCode) that holds the code row's exclusive lock
+	// to the end of the transaction; CodeLoad runs after it, so it reads every
+	// reservation and use committed by the lock's earlier holders (a new
+	// statement-level snapshot under READ_COMMITTED_SNAPSHOT, the latest committed
+	// rows under locking READ COMMITTED), and nobody adds one to this code until
+	// this transaction ends. Same for the allowance row. Every transaction takes
+	// its locks in the order code, allowance, reservation row, and a release
+	// locks only its reservation row and waits for nothing, so a locking read of
+	// reservations that waits for a release cannot close a cycle.
+
+	LockCode: codeUse("c.used"),
+
+	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
+	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
+FROM codes AS c WHERE c.code = @p1`,
+
+	// The allowance lock is an update-or-insert in two statements, as
+	// UseAllowance is: the no-op UPDATE while below the limit, else the
+	// INSERT of the row at 0.
+	LockAllowance: `DECLARE @t TABLE (used int);
+UPDATE user_uses SET used = used OUTPUT inserted.used INTO @t
+WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
+SELECT used FROM @t;`,
+
+	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
+SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
+
+	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2), 0)
+	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
+		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
+
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
+VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6)`,
+
+	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
+
+	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = @p4, redemption_id = @p2,
+	order_id = NULLIF(@p3, N'')
+WHERE id = @p1 AND status = 'held'`,
+
+	MarkReleased: `DECLARE @t TABLE (id varchar(36));
+UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND status = 'held';
+SELECT ` + reservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
+
+	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), reservation_id = NULLIF(@p3, '')
+WHERE idem_key = @p1`,
+
+	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
+FROM idempotency_keys WHERE idem_key = @p1`,
+
+	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
+
+	// Admin changes and their audit log (../postgres/queries.go says why
+	// they are safe).
+
+	RevokeCode: `DECLARE @t TABLE (promotion_id bigint);
+UPDATE c SET c.revoked_at = @p2, c.revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
+FROM codes AS c
+WHERE c.code = @p1 AND c.revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
+SELECT promotion_id FROM @t;`,
+
+	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, N'') FROM codes WHERE code = @p1`,
+
+	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`,
+
+	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
+FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
+
+	UpdatePromotion: `DECLARE @t TABLE (id bigint);
+UPDATE promotions SET
+	name = COALESCE(@p2, name),
+	starts_at = CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END,
+	expires_at = CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END,
+	active = COALESCE(@p7, active)
+OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
+SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHERE id IN (SELECT id FROM @t);`,
+
+	PromotionState: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WHERE id = @p1`,
+
+	// LockPromotion: the update lock is held to the end of the transaction.
+	LockPromotion: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
+	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WITH (UPDLOCK, ROWLOCK) WHERE id = @p1`,
+
+	// FlagCancelled sets the flag every chunk reads before it commits (see
+	// ../postgres/queries.go); only the promotion row is locked.
+	// "Some batch is unfinished" must not wait for a chunk in flight either
+	// (at locking READ COMMITTED a plain read of its batch row would): an
+	// unlocked unfinished batch (READPAST), or a batch row some transaction
+	// holds, seen as fewer rows through READPAST than through NOLOCK (chunks
+	// never add or remove batch rows; a held row is a chunk in flight, which
+	// the flag then refuses).
+	FlagCancelled: `UPDATE promotions SET cancelled_at = @p2
+WHERE id = @p1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
+	AND (EXISTS (SELECT 1 FROM batches WITH (READPAST) WHERE promotion_id = @p1 AND done < code_count)
+		OR (SELECT COUNT(*) FROM batches WITH (NOLOCK) WHERE promotion_id = @p1)
+			> (SELECT COUNT(*) FROM batches WITH (READPAST) WHERE promotion_id = @p1))`,
+
+	// CancelBatches marks the unfinished batches no transaction holds
+	// (READPAST skips a chunk in flight; the flag refuses it and its worker
+	// marks the batch).
+	CancelBatches: `UPDATE b SET b.state = 'cancelled', b.updated_at = @p2
+FROM batches AS b WITH (ROWLOCK, READPAST)
+WHERE b.promotion_id = @p1 AND b.done < b.code_count AND b.state <> 'cancelled'`,
+
+	GrowPromotion: `DECLARE @t TABLE (counter_name nvarchar(450), code_count bigint);
+UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name, inserted.code_count INTO @t
+WHERE id = @p1 AND kind = 'generated';
+SELECT counter_name, code_count FROM @t;`,
+
+	NextNumbers: `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
+	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`,
+
+	InsertTopUpBatches: insertBatches("@p7"),
+
+	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
+	idempotency_key, request_hash)
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`,
+
+	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`,
+
+	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = @p1 AND idempotency_key = @p2`,
+
+	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < @p1 ORDER BY id`,
+
+	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
+	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
+
+	RequestDeletion: `UPDATE promotions SET delete_requested_at = @p2, active = 0
+WHERE id = @p1 AND delete_requested_at IS NULL`,
+
+	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
+
+	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
+
+	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`,
+
+	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
+	// limit (the filtered index reservations_held_by_code serves it).
+	CodeReservations: `SELECT TOP (@p4) ` + reservationCols + ` FROM reservations
+WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
+
+	// Purge deletes up to @p2 rows of one promotion from a table (see
+	// ../postgres/queries.go).
+	Purge: map[string]string{
+		"codes":        `DELETE TOP (@p2) FROM codes WHERE promotion_id = @p1`,
+		"user_uses":    `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,
+		"reservations": `DELETE TOP (@p2) FROM reservations WHERE promotion_id = @p1`,
+		// The redemptions with their idempotency records, in one batch, a
+		// row each.
+		"redemptions": `DECLARE @d TABLE (idempotency_key nvarchar(256) COLLATE Latin1_General_100_BIN2 NULL);
+DELETE TOP (@p2) FROM redemptions OUTPUT deleted.idempotency_key INTO @d WHERE promotion_id = @p1;
+DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM @d WHERE idempotency_key IS NOT NULL);
+SELECT 1 FROM @d;`,
+	},
+}

@@ -1,8 +1,9 @@
 // Package sqlserver is the SQL Server store of promocodes (database/sql with
 // the "sqlserver" driver of github.com/microsoft/go-mssqldb). It owns the
 // schema (versioned goose migrations embedded from migrations/) and every
-// statement against it; all T-SQL is in queries.go. It is the only package
-// that imports go-mssqldb.
+// statement against it; all T-SQL is in queries.go. The algorithms are the
+// shared core's (pkg/store/internal/sqlstore). It is the only package that
+// imports go-mssqldb.
 //
 // A *Store is safe for concurrent use by many goroutines and, through the
 // database, by many processes: every multi-statement operation is one
@@ -22,7 +23,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
+	"math"
 	"net"
 	"net/url"
 	"regexp"
@@ -34,12 +35,9 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 	"github.com/pressly/goose/v3"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/schema"
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
-
-//go:embed migrations/*.sql
-var migrationFiles embed.FS
 
 // DefaultMaxConns is the pool size when Config.MaxConns is 0.
 const DefaultMaxConns = 4
@@ -109,18 +107,15 @@ func (c Config) sessionInit() string {
 
 // leaseMillis is a lease for DATEADD(millisecond, ...): an int, so at most
 // about 24 days.
-func leaseMillis(lease time.Duration) int32 {
+func leaseMillis(lease time.Duration) any {
 	return int32(min(max(lease.Milliseconds(), -(1<<31-1)), 1<<31-1))
 }
 
 // Store is the SQL Server store.
 type Store struct {
-	db    *sql.DB
-	clock func() time.Time
+	*sqlstore.Core[*sqlstore.SQLTx]
+	db *sql.DB
 }
-
-// now is this process's clock (Config.Clock).
-func (s *Store) now() time.Time { return s.clock() }
 
 // Open connects (and pings) with cfg. It does not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
@@ -150,10 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	s := &Store{db: db, clock: cfg.Clock}
-	if s.clock == nil {
-		s.clock = time.Now
-	}
+	s := newStore(db, cfg.Clock)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlserver: connect to %s: %w", where(params), hideSecret(err, cfg.DSN))
@@ -176,81 +168,52 @@ func where(p msdsn.Config) string {
 	return host
 }
 
-// Now reads the database's clock, the one leases are taken from.
-func (s *Store) Now(ctx context.Context) (time.Time, error) {
-	var t time.Time
-	if err := s.db.QueryRowContext(ctx, qNow).Scan(&t); err != nil {
-		return t, fmt.Errorf("sqlserver: read the database clock: %w", err)
-	}
-	return t.UTC(), nil
+// newStore returns a store on db (Open, and tests with a recording driver).
+func newStore(db *sql.DB, clock func() time.Time) *Store {
+	s := &Store{db: db}
+	pool := sqlstore.NewSQLDB(db, readCommitted)
+	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
+	return s
 }
-
-// LockTimeout reports whether err is a lock wait that ran out of
-// Config.LockTimeout (error 1222).
-func (s *Store) LockTimeout(err error) bool { return hasErrorNumber(err, errLockTimeout) }
 
 // Close closes the pool, waiting for queries in progress to finish.
 func (s *Store) Close() { s.db.Close() }
 
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlserver: ping: %w", err)
-	}
-	return nil
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// migrations applies the migrations; an exclusive session application lock
+// (sp_getapplock, per database) serialises concurrent runs from several
+// processes.
+func (s *Store) migrations() sqlstore.Migrations {
+	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
+		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
 }
 
-// SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
-func (s *Store) SchemaPending(ctx context.Context) (bool, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return false, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return false, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	pending, err := p.HasPending(ctx)
-	if err != nil {
-		return true, fmt.Errorf("sqlserver: schema version: %w", err)
-	}
-	return pending, nil
-}
+// readCommitted is the isolation of every transaction of the store. Explicit,
+// because go-mssqldb's default keeps whatever level the pooled session had.
+var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
-// Migrate applies the pending migrations. It is idempotent and safe to run
-// from several processes at once: an exclusive session application lock
-// (sp_getapplock, per database) serialises them.
-func (s *Store) Migrate(ctx context.Context) error {
-	_, _, err := s.migrate(ctx, 0)
-	return err
-}
-
-// MigrateReport is Migrate, saying what it did: the file names of the
-// migrations it applied, in order, and the schema version the database is at.
-func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
-	return s.migrate(ctx, 0)
-}
-
-// migrate applies the migrations up to version, or all of them for 0 (tests
-// build old schemas with it).
-func (s *Store) migrate(ctx context.Context, version int64) ([]string, int64, error) {
-	fsys, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	p, err := goose.NewProvider(goose.DialectMSSQL, s.db, fsys,
-		goose.WithSessionLocker(appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute}),
-		goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	applied, at, err := schema.Up(ctx, p, version)
-	if err != nil {
-		return applied, 0, fmt.Errorf("sqlserver: migrate: %w", err)
-	}
-	return applied, at, nil
+// dialect is SQL Server for the shared core (see queries.go on the argument
+// types).
+var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
+	Statements:      statements,
+	VarChar:         func(s string) any { return mssql.VarChar(s) },
+	Time:            sqlstore.UTC,
+	UniqueViolation: uniqueViolation,
+	Retryable:       deadlocked,
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:         math.MaxInt32, // TOP needs a number
+	Lease:           leaseMillis,
+	// Not now rather than not this: the database offline or failing over,
+	// out of sessions, or a lock wait that ran out.
+	Unavailable: func(err error) bool {
+		return hasErrorNumber(err, errLockTimeout, errCannotOpenDB, errServiceBusy, errDBUnavailable, errServiceError,
+			errTooManySessions)
+	},
+	LockTimeout: func(err error) bool { return hasErrorNumber(err, errLockTimeout) },
 }
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
@@ -281,10 +244,15 @@ func (l appLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
 
 // Server error numbers the store reacts to.
 const (
-	errUniqueConstraint = 2627 // violation of a PRIMARY KEY or UNIQUE constraint
-	errUniqueIndex      = 2601 // duplicate key row in a unique index
-	errDeadlockVictim   = 1205 // the transaction was chosen as deadlock victim and rolled back
-	errLockTimeout      = 1222 // lock request time out period exceeded (SET LOCK_TIMEOUT)
+	errUniqueConstraint = 2627  // violation of a PRIMARY KEY or UNIQUE constraint
+	errUniqueIndex      = 2601  // duplicate key row in a unique index
+	errDeadlockVictim   = 1205  // the transaction was chosen as deadlock victim and rolled back
+	errLockTimeout      = 1222  // lock request time out period exceeded (SET LOCK_TIMEOUT)
+	errCannotOpenDB     = 4060  // cannot open database (offline, restoring)
+	errServiceBusy      = 40501 // the service is currently busy
+	errDBUnavailable    = 40613 // database not currently available
+	errServiceError     = 40197 // the service encountered an error processing the request (failover)
+	errTooManySessions  = 10928 // resource limit reached (sessions, workers)
 )
 
 // hasErrorNumber reports whether err is (or wraps) a SQL Server error with
@@ -384,3 +352,6 @@ func dsnPasswords(dsn string) []string {
 	}
 	return out
 }
+
+// PoolStats reports the connection pool.
+func (s *Store) PoolStats() sql.DBStats { return s.db.Stats() }

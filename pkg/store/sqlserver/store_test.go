@@ -2,7 +2,6 @@ package sqlserver_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,16 +13,8 @@ import (
 // open returns a migrated store on dsn.
 func open(tb testing.TB, dsn string) *sqlserver.Store {
 	tb.Helper()
-	ctx := context.Background()
-	s, err := sqlserver.Open(ctx, sqlserver.Config{DSN: dsn, MaxConns: 8})
-	if err != nil {
-		tb.Fatalf("Open: %v", err)
-	}
-	tb.Cleanup(s.Close)
-	if err := s.Migrate(ctx); err != nil {
-		tb.Fatalf("Migrate: %v", err)
-	}
-	return s
+	s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, MaxConns: 8})
+	return storetest.Migrated(tb, s, err)
 }
 
 // TestContract runs the store contract on one database shared by the
@@ -33,14 +24,11 @@ func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, dsn) })
 }
 
-func TestMigrateIsIdempotent(t *testing.T) {
+// Processes migrating one database at once wait for the lock and find
+// nothing to do.
+func TestConcurrentMigrate(t *testing.T) {
 	dsn := sqlservertest.Database(t)
-	s := open(t, dsn)
-	if err := s.Migrate(context.Background()); err != nil {
-		t.Fatalf("second Migrate: %v", err)
-	}
-	// A second process migrating the same database at once waits for the
-	// lock and finds nothing to do.
+	open(t, dsn)
 	errs := make(chan error, 2)
 	for range 2 {
 		go func() {
@@ -75,23 +63,13 @@ func TestConfigValidate(t *testing.T) {
 // and the error must not show the password.
 func TestOpenErrorsHideDSN(t *testing.T) {
 	const secret = "s3cr3t-Pw"
-	for _, dsn := range []string{
-		"sqlserver://sa:" + secret + "@127.0.0.1:1?database=promocodes&dial+timeout=2&encrypt=disable",
-		"sqlserver://sa:" + secret + "@[bad",
-		"server=127.0.0.1;port=1;user id=sa;password=" + secret + ";database=promocodes;dial timeout=2;encrypt=disable",
-		"sqlserver://sa:" + secret + "@127.0.0.1:1?timezone=Nowhere/Nothing",
-	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	storetest.OpenErrorsHideDSN(t, secret, func(ctx context.Context, dsn string) error {
 		_, err := sqlserver.Open(ctx, sqlserver.Config{DSN: dsn})
-		cancel()
-		if err == nil {
-			t.Fatalf("Open(%q) succeeded", dsn)
-		}
-		if strings.Contains(err.Error(), secret) {
-			t.Errorf("Open error shows the password: %v", err)
-		}
-		t.Logf("Open error: %v", err)
-	}
+		return err
+	}, "sqlserver://sa:"+secret+"@127.0.0.1:1?database=promocodes&dial+timeout=2&encrypt=disable",
+		"sqlserver://sa:"+secret+"@[bad",
+		"server=127.0.0.1;port=1;user id=sa;password="+secret+";database=promocodes;dial timeout=2;encrypt=disable",
+		"sqlserver://sa:"+secret+"@127.0.0.1:1?timezone=Nowhere/Nothing")
 }
 
 func TestClocks(t *testing.T) {
@@ -105,4 +83,16 @@ func TestClocks(t *testing.T) {
 func TestBacklog(t *testing.T) {
 	dsn := sqlservertest.Database(t) // a database of its own: Backlog counts all of it
 	storetest.RunBacklog(t, func(t *testing.T) storetest.BacklogStore { return open(t, dsn) })
+}
+
+func TestMigrations(t *testing.T) {
+	sqlservertest.DSN(t) // skip once, here, with the reason
+	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
+		s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: sqlservertest.Database(t), MaxConns: 4})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(s.Close)
+		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
+	})
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/internal/contract"
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 // The guarantees through the lifecycle: a rollback gives its use back to the
@@ -19,13 +19,13 @@ import (
 // cancel never waits for a chunk in flight, and each conditional statement
 // holds at its limit on its own.
 
-// StatementStore runs the store's own redemption statements (the dialect's
-// contract.RedemptionTx) in one transaction that is always rolled back, so
+// StatementStore runs the store's own redemption statements (the core's
+// sqlstore.StatementTx, on the dialect's text) in one transaction that is always rolled back, so
 // that the suite can test each SQL condition at its limit directly, without
 // the Go re-checks of the algorithm around it. Every store implements it for
 // its tests (export_test.go).
 type StatementStore interface {
-	InStatementTx(ctx context.Context, fn func(tx contract.RedemptionTx) error) error
+	InStatementTx(ctx context.Context, fn func(sqlstore.StatementTx) error) error
 }
 
 // SingleWriter is implemented by a store whose writers take one lock for the
@@ -33,10 +33,7 @@ type StatementStore interface {
 // the chunk there instead of overtaking it.
 type SingleWriter interface{ SingleWriter() bool }
 
-var guardTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var guardTests = cases{
 	{"RollbackAfterRecreate", testRollbackAfterRecreate},
 	{"DeletionIsFinal", testDeletionIsFinal},
 	{"ConfirmConcurrentSameOrder", testConfirmConcurrentSameOrder},
@@ -449,11 +446,16 @@ func testCancelOvertakesChunkInFlight(t *testing.T, h *harness) {
 // though the algorithm's re-checks would hide it from every other test.
 func testConditionsAtTheirLimits(t *testing.T, h *harness) { conditionsAtTheirLimits(t, h) }
 
-// ConditionsAtTheirLimits runs the contract's test of each conditional
-// statement at its limit on s (a StatementStore) and returns what each
-// statement answered, for the adversarial suite's line.
-func ConditionsAtTheirLimits(t *testing.T, s Store) string {
-	return conditionsAtTheirLimits(t, newHarness(t, s))
+// AdversarialSQLConditions is the adversarial suite's case for the
+// conditional statements themselves: the contract's test of each one run
+// alone at its limit on s (a StatementStore), logged as the suite's one line
+// for database db.
+func AdversarialSQLConditions(t *testing.T, db string, s Store) {
+	outcome := conditionsAtTheirLimits(t, newHarness(t, s))
+	if t.Failed() {
+		outcome = "FAILED: " + outcome
+	}
+	t.Logf("adversarial: SQL conditions at their limits [%s]: %s", db, outcome)
 }
 
 func conditionsAtTheirLimits(t *testing.T, h *harness) string {
@@ -462,7 +464,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		t.Fatal("the store does not implement StatementStore (InStatementTx, in its export_test.go)")
 	}
 	var seen []string
-	inTx := func(what string, fn func(tx contract.RedemptionTx) error) {
+	inTx := func(what string, fn func(tx sqlstore.StatementTx) error) {
 		t.Helper()
 		if err := ss.InStatementTx(h.ctx, fn); err != nil {
 			t.Errorf("%s: %v", what, err)
@@ -479,7 +481,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		t.Fatal(out)
 	}
 
-	inTx("UseCode at used = max", func(tx contract.RedemptionTx) error {
+	inTx("UseCode at used = max", func(tx sqlstore.StatementTx) error {
 		u, ok, err := tx.UseCode(h.ctx, codes[0], now)
 		if err != nil || ok {
 			t.Errorf("UseCode of a code at its max (2/2) = %+v, %t, %v; want no row", u, ok, err)
@@ -487,7 +489,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("UseCode at 2/2 matched %t", ok))
 		return nil
 	})
-	inTx("UseCode at used = max-1", func(tx contract.RedemptionTx) error {
+	inTx("UseCode at used = max-1", func(tx sqlstore.StatementTx) error {
 		u, ok, err := tx.UseCode(h.ctx, codes[1], now)
 		if err != nil || !ok || u.Used != 2 {
 			t.Errorf("UseCode of a code at 1/2 = %+v, %t, %v; want it used to 2", u, ok, err)
@@ -495,7 +497,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("at 1/2 matched %t (used %d)", ok, u.Used))
 		return nil
 	})
-	inTx("UseAllowance at used = limit", func(tx contract.RedemptionTx) error {
+	inTx("UseAllowance at used = limit", func(tx sqlstore.StatementTx) error {
 		ok, err := tx.UseAllowance(h.ctx, p.ID, "u1", 2)
 		if err != nil || ok {
 			t.Errorf("UseAllowance of a user at the limit (2/2) = %t, %v; want refused", ok, err)
@@ -503,7 +505,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("UseAllowance at 2/2 matched %t", ok))
 		return nil
 	})
-	inTx("UseAllowance at used = limit-1", func(tx contract.RedemptionTx) error {
+	inTx("UseAllowance at used = limit-1", func(tx sqlstore.StatementTx) error {
 		ok, err := tx.UseAllowance(h.ctx, p.ID, "u2", 2)
 		if err != nil || !ok {
 			t.Errorf("UseAllowance of a user at 1/2 = %t, %v; want it granted", ok, err)
@@ -515,7 +517,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("at 1/2 matched %t, then at 2/2 %t", ok, again))
 		return nil
 	})
-	inTx("LockAllowance at used = limit", func(tx contract.RedemptionTx) error {
+	inTx("LockAllowance at used = limit", func(tx sqlstore.StatementTx) error {
 		ok, err := tx.LockAllowance(h.ctx, p.ID, "u1", 2)
 		if err != nil || ok {
 			t.Errorf("LockAllowance of a user at the limit = %t, %v; want refused", ok, err)
@@ -525,7 +527,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 	})
 	// The guards of the statements that give a use back: never below 0, and
 	// only the code row of the redemption's own promotion.
-	inTx("ReleaseCode at used = 0", func(tx contract.RedemptionTx) error {
+	inTx("ReleaseCode at used = 0", func(tx sqlstore.StatementTx) error {
 		used, ok, err := tx.ReleaseCode(h.ctx, p.ID, codes[2])
 		if err != nil || ok {
 			t.Errorf("ReleaseCode of an unused code = %d, %t, %v; want no row", used, ok, err)
@@ -540,7 +542,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("ReleaseCode at 0 matched %t, ReleaseCode+UnuseCode at 0 leave used %d", ok, st.Used))
 		return nil
 	})
-	inTx("ReleaseCode of another promotion's row", func(tx contract.RedemptionTx) error {
+	inTx("ReleaseCode of another promotion's row", func(tx sqlstore.StatementTx) error {
 		_, other, err := tx.ReleaseCode(h.ctx, p.ID+1_000_000, codes[0])
 		if err != nil || other {
 			t.Errorf("ReleaseCode naming another promotion = %t, %v; want no row", other, err)
@@ -552,7 +554,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		seen = append(seen, fmt.Sprintf("ReleaseCode naming another promotion matched %t, its own %t", other, own))
 		return nil
 	})
-	inTx("ReleaseAllowance at used = 0", func(tx contract.RedemptionTx) error {
+	inTx("ReleaseAllowance at used = 0", func(tx sqlstore.StatementTx) error {
 		if ok, err := tx.LockAllowance(h.ctx, p.ID, "u3", 2); err != nil || !ok { // creates u3's row at 0
 			t.Errorf("LockAllowance of a new user = %t, %v", ok, err)
 		}

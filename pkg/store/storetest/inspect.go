@@ -16,10 +16,7 @@ type InspectStore interface {
 	Revocation(ctx context.Context, code string) (r promo.Revocation, revoked bool, err error)
 }
 
-var inspectTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var inspectTests = cases{
 	{"RedemptionsByCodeUserAndRange", testRedemptionsByCodeUserAndRange},
 	{"CodeReservations", testCodeReservations},
 	{"Revocation", testRevocation},

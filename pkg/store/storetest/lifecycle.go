@@ -24,10 +24,7 @@ type LifecycleStore interface {
 	PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error)
 }
 
-var lifecycleTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var lifecycleTests = cases{
 	{"RevokeCode", testRevokeCode},
 	{"UpdatePromotion", testUpdatePromotion},
 	{"CancelPromotion", testCancelPromotion},

@@ -2,76 +2,55 @@ package storetest
 
 import (
 	"context"
-	"database/sql"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
 // MigrationDB is a database driven by plain SQL at a chosen schema version,
-// for the tests of migrations that rewrite data. The SQL the tests send is
-// the same for every dialect (literals only, no placeholders).
+// for the tests of migrations that rewrite data: the store's migrations and
+// its write pool. The SQL the tests send is the same for every dialect
+// (literals only, no placeholders).
 type MigrationDB struct {
-	// MigrateTo applies the migrations up to version; 0 applies all.
-	MigrateTo func(ctx context.Context, version int64) error
-	// MigrateDownTo rolls back the migrations above version.
-	MigrateDownTo func(ctx context.Context, version int64) error
-	// Exec runs one statement.
-	Exec func(ctx context.Context, query string) error
-	// Rows runs a query of text columns and returns its rows.
-	Rows func(ctx context.Context, query string) ([][]string, error)
+	sqlstore.Migrations
+	DB sqlstore.Querier
 }
 
-// SQLMigrationDB is a MigrationDB on a database/sql handle (SQLite, SQL
-// Server): Exec and Rows go to db, the migrations to the two functions.
-func SQLMigrationDB(db *sql.DB, migrateTo, migrateDownTo func(ctx context.Context, version int64) error) MigrationDB {
-	return MigrationDB{
-		MigrateTo:     migrateTo,
-		MigrateDownTo: migrateDownTo,
-		Exec: func(ctx context.Context, q string) error {
-			_, err := db.ExecContext(ctx, q)
-			return err
-		},
-		Rows: func(ctx context.Context, q string) ([][]string, error) {
-			rows, err := db.QueryContext(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			defer rows.Close()
-			cols, err := rows.Columns()
-			if err != nil {
-				return nil, err
-			}
-			var out [][]string
-			for rows.Next() {
-				r := make([]string, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range r {
-					ptrs[i] = &r[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					return nil, err
-				}
-				out = append(out, r)
-			}
-			return out, rows.Err()
-		},
-	}
+// RunMigrations runs the tests of the migrations that rewrite data on
+// databases open returns: fresh, unmigrated.
+func RunMigrations(t *testing.T, open func(t *testing.T) MigrationDB) {
+	t.Run("CanonicalCodes", func(t *testing.T) { runCanonicalCodesMigration(t, open) })
+	t.Run("Totals", func(t *testing.T) { runTotalsMigration(t, open) })
 }
 
-// strings runs a query through Rows and returns each row's columns joined
-// by spaces, sorted.
-func (db MigrationDB) strings(ctx context.Context, query string) ([]string, error) {
-	rows, err := db.Rows(ctx, query)
+func (db MigrationDB) exec(ctx context.Context, query string) error {
+	_, err := db.DB.Exec(ctx, query)
+	return err
+}
+
+// strings runs a query of n text columns and returns each row's columns
+// joined by spaces, sorted.
+func (db MigrationDB) strings(ctx context.Context, n int, query string) ([]string, error) {
+	rows, err := db.DB.Query(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(rows))
-	for _, r := range rows {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		r, ptrs := make([]string, n), make([]any, n)
+		for i := range r {
+			ptrs[i] = &r[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
 		out = append(out, strings.Join(r, " "))
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, rows.Err()
 }
 
 // oldPromotions are rows as releases before canonical codes wrote them
@@ -88,13 +67,13 @@ const oldPromotions = `INSERT INTO promotions (name, kind, code_count, format, v
  ('plain', 'generated', 1, '{"charset":"alnum","length":10,"checkChar":true}',
   NULL, 1, 1, 'codes/v1:alnum:10:"":"":check', 0, '2026-01-01T00:00:00')`
 
-// RunCanonicalCodesMigration checks migration 00006 (canonical codes): on a
+// runCanonicalCodesMigration checks migration 00006 (canonical codes): on a
 // database at version 1 holding old-style codes (written with plain SQL
 // that every dialect takes: literals, CAST to varchar, no || or +), migrating up rewrites every
 // code and vanity code to its canonical form and keeps everything else; two
 // codes with one canonical form make it fail, naming them, with nothing
 // changed. open returns a fresh, unmigrated database.
-func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
+func runCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
 	t.Run("Rewrite", func(t *testing.T) {
 		ctx := context.Background()
 		db := open(t)
@@ -104,12 +83,12 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 				t.Fatal(err)
 			}
 		}
-		must(db.MigrateTo(ctx, 1))
-		must(db.Exec(ctx, oldPromotions))
-		must(db.Exec(ctx, `INSERT INTO counters (name, next) VALUES
+		must(db.UpTo(ctx, 1))
+		must(db.exec(ctx, oldPromotions))
+		must(db.exec(ctx, `INSERT INTO counters (name, next) VALUES
 			('codes/v1:alnum:10:"WNTR-":"":check', 3), ('codes/v1:"23456789bcdfghjkmnpqrstvwxz":10:"":"":check', 2),
 			('codes/v1:alnum:10:"":"":check', 1)`))
-		must(db.Exec(ctx, `INSERT INTO codes (code, promotion_id, used)
+		must(db.exec(ctx, `INSERT INTO codes (code, promotion_id, used)
 			SELECT c.code, p.id, c.used FROM promotions p JOIN (
 			          SELECT 'winter' AS name, 'WNTR-7KQ2M9XDP3X' AS code, 1 AS used
 			UNION ALL SELECT 'winter', 'WNTR-22M5H4HJVDA', 0
@@ -119,17 +98,17 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 			UNION ALL SELECT 'vanity', 'MEGA-DETH.21', 17
 			UNION ALL SELECT 'plain', '222M5H4HJVD', 0) c ON c.name = p.name`))
 		// The audit trail (migration 00002) of a release before canonical codes.
-		must(db.MigrateTo(ctx, 2))
-		must(db.Exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
+		must(db.UpTo(ctx, 2))
+		must(db.exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
 			SELECT 'r1', id, 'WNTR-7KQ2M9XDP3X', 'u1', '2026-01-02T00:00:00', 0 FROM promotions WHERE name = 'winter'`))
-		must(db.MigrateTo(ctx, 0))
+		must(db.UpTo(ctx, 0))
 
-		got, err := db.strings(ctx, `SELECT id, code FROM redemptions`)
+		got, err := db.strings(ctx, 2, `SELECT id, code FROM redemptions`)
 		must(err)
 		if want := []string{"r1 WNTR7KQ2M9XDP3X"}; !slices.Equal(got, want) {
 			t.Errorf("redemptions after the migration: %q, want %q", got, want)
 		}
-		got, err = db.strings(ctx, `SELECT p.name, c.code, CAST(c.used AS varchar(20)) FROM codes c JOIN promotions p ON p.id = c.promotion_id`)
+		got, err = db.strings(ctx, 3, `SELECT p.name, c.code, CAST(c.used AS varchar(20)) FROM codes c JOIN promotions p ON p.id = c.promotion_id`)
 		must(err)
 		want := []string{
 			"lower 22B4D96HC4D 1", "lower X9Z8B7C6D5F 0", "plain 222M5H4HJVD 0", "vanity MEGADETH21 17",
@@ -138,7 +117,7 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 		if !slices.Equal(got, want) {
 			t.Errorf("codes after the migration:\n got %q\nwant %q", got, want)
 		}
-		got, err = db.strings(ctx, `SELECT name, coalesce(vanity_code, '-'), counter_name FROM promotions`)
+		got, err = db.strings(ctx, 3, `SELECT name, coalesce(vanity_code, '-'), counter_name FROM promotions`)
 		must(err)
 		want = []string{
 			`lower - codes/v1:"23456789bcdfghjkmnpqrstvwxz":10:"":"":check`, `plain - codes/v1:alnum:10:"":"":check`,
@@ -147,28 +126,28 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 		if !slices.Equal(got, want) {
 			t.Errorf("promotions after the migration (counter names are kept: old promotions keep their counter):\n got %q\nwant %q", got, want)
 		}
-		got, err = db.strings(ctx, `SELECT name FROM counters`)
+		got, err = db.strings(ctx, 1, `SELECT name FROM counters`)
 		must(err)
 		if len(got) != 3 {
 			t.Errorf("counters after the migration: %q, want the 3 untouched", got)
 		}
 		// Migrating again is a no-op.
-		must(db.MigrateTo(ctx, 0))
+		must(db.UpTo(ctx, 0))
 	})
 
 	t.Run("ConflictFailsAndChangesNothing", func(t *testing.T) {
 		ctx := context.Background()
 		db := open(t)
-		if err := db.MigrateTo(ctx, 1); err != nil {
+		if err := db.UpTo(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Exec(ctx, oldPromotions); err != nil {
+		if err := db.exec(ctx, oldPromotions); err != nil {
 			t.Fatal(err)
 		}
 		// The issue's example: a vanity code with a dash beside the generated
 		// code it spells, and a lower-case generated code beside an upper-case
 		// vanity one.
-		if err := db.Exec(ctx, `INSERT INTO codes (code, promotion_id, used)
+		if err := db.exec(ctx, `INSERT INTO codes (code, promotion_id, used)
 			SELECT c.code, p.id, 0 FROM promotions p JOIN (
 			          SELECT 'plain' AS name, '222M5H4HJVD' AS code
 			UNION ALL SELECT 'vanity', '222M-5H4HJVD'
@@ -177,7 +156,7 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 			UNION ALL SELECT 'winter', 'WNTR-7KQ2M9XDP3X') c ON c.name = p.name`); err != nil {
 			t.Fatal(err)
 		}
-		err := db.MigrateTo(ctx, 0)
+		err := db.UpTo(ctx, 0)
 		if err == nil {
 			t.Fatal("migration merged two codes with one canonical form")
 		}
@@ -188,7 +167,7 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 				t.Errorf("migration error does not say %q: %v", want, err)
 			}
 		}
-		got, qerr := db.strings(ctx, `SELECT code FROM codes`)
+		got, qerr := db.strings(ctx, 1, `SELECT code FROM codes`)
 		if qerr != nil {
 			t.Fatal(qerr)
 		}
@@ -196,13 +175,13 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 			t.Errorf("codes after the failed migration: %q, want them untouched %q", got, want)
 		}
 		// Once the operator resolved the conflicts, it goes through.
-		if err := db.Exec(ctx, `DELETE FROM codes WHERE code IN ('222M-5H4HJVD', '22B4D96HC4D')`); err != nil {
+		if err := db.exec(ctx, `DELETE FROM codes WHERE code IN ('222M-5H4HJVD', '22B4D96HC4D')`); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.MigrateTo(ctx, 0); err != nil {
+		if err := db.UpTo(ctx, 0); err != nil {
 			t.Fatalf("migration after the conflicts were removed: %v", err)
 		}
-		got, qerr = db.strings(ctx, `SELECT code FROM codes`)
+		got, qerr = db.strings(ctx, 1, `SELECT code FROM codes`)
 		if qerr != nil {
 			t.Fatal(qerr)
 		}
@@ -212,13 +191,13 @@ func RunCanonicalCodesMigration(t *testing.T, open func(t *testing.T) MigrationD
 	})
 }
 
-// RunTotalsMigration checks migration 00008 (promotion totals): on a
+// runTotalsMigration checks migration 00008 (promotion totals): on a
 // database at version 7 holding redemptions (some rolled back, two on one
 // code) and outbox events, migrating up backfills promotion_totals from the
 // audit trail and marks every existing event counted (so that the rollup
 // does not count them again); migrating down removes the table and the
 // column and keeps the events; up again gives the same totals.
-func RunTotalsMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
+func runTotalsMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
 	ctx := context.Background()
 	db := open(t)
 	must := func(err error) {
@@ -227,17 +206,17 @@ func RunTotalsMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
 			t.Fatal(err)
 		}
 	}
-	must(db.MigrateTo(ctx, 7))
-	must(db.Exec(ctx, oldPromotions))
-	must(db.Exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
+	must(db.UpTo(ctx, 7))
+	must(db.exec(ctx, oldPromotions))
+	must(db.exec(ctx, `INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
 		SELECT r.id, p.id, r.code, r.user_id, '2026-01-02T00:00:00', 0 FROM promotions p JOIN (
 		          SELECT 'r1' AS id, 'winter' AS name, 'WNTR7KQ2M9XDP3X' AS code, 'u1' AS user_id
 		UNION ALL SELECT 'r2', 'winter', 'WNTR7KQ2M9XDP3X', 'u2'
 		UNION ALL SELECT 'r3', 'winter', 'WNTR22M5H4HJVDA', 'u3'
 		UNION ALL SELECT 'r4', 'vanity', 'MEGADETH21', 'u1'
 		UNION ALL SELECT 'r5', 'vanity', 'MEGADETH21', 'u2') r ON r.name = p.name`))
-	must(db.Exec(ctx, `UPDATE redemptions SET rolled_back_at = '2026-01-03T00:00:00' WHERE id IN ('r3', 'r5')`))
-	must(db.Exec(ctx, `INSERT INTO events (stream, event_key, payload, created_at) VALUES
+	must(db.exec(ctx, `UPDATE redemptions SET rolled_back_at = '2026-01-03T00:00:00' WHERE id IN ('r3', 'r5')`))
+	must(db.exec(ctx, `INSERT INTO events (stream, event_key, payload, created_at) VALUES
 		('redemptions', '1', '{"v":1,"type":"redemption.created","promotionId":"1"}', '2026-01-02T00:00:00'),
 		('redemptions', '1', '{"v":1,"type":"promotion.updated","promotionId":"1"}', '2026-01-02T00:00:00')`))
 
@@ -246,33 +225,33 @@ func RunTotalsMigration(t *testing.T, open func(t *testing.T) MigrationDB) {
 	want := []string{"vanity 1 1 1", "winter 2 1 1"}
 	check := func(when string) {
 		t.Helper()
-		got, err := db.strings(ctx, totals)
+		got, err := db.strings(ctx, 4, totals)
 		must(err)
 		if !slices.Equal(got, want) {
 			t.Errorf("promotion_totals %s: %q, want %q (live redemptions, codes with one, rolled back)", when, got, want)
 		}
-		got, err = db.strings(ctx, `SELECT CAST(count(*) AS varchar(20)) FROM events WHERE counted_at IS NULL`)
+		got, err = db.strings(ctx, 1, `SELECT CAST(count(*) AS varchar(20)) FROM events WHERE counted_at IS NULL`)
 		must(err)
 		if !slices.Equal(got, []string{"0"}) {
 			t.Errorf("uncounted events %s: %q, want none (the backfill counted them)", when, got)
 		}
 	}
-	must(db.MigrateTo(ctx, 8))
+	must(db.UpTo(ctx, 8))
 	check("after migrating up")
 
-	must(db.MigrateDownTo(ctx, 7))
-	if _, err := db.strings(ctx, `SELECT promotion_id FROM promotion_totals`); err == nil {
+	must(db.DownTo(ctx, 7))
+	if _, err := db.strings(ctx, 1, `SELECT promotion_id FROM promotion_totals`); err == nil {
 		t.Error("promotion_totals exists after migrating down")
 	}
-	if _, err := db.strings(ctx, `SELECT counted_at FROM events`); err == nil {
+	if _, err := db.strings(ctx, 1, `SELECT counted_at FROM events`); err == nil {
 		t.Error("events.counted_at exists after migrating down")
 	}
-	got, err := db.strings(ctx, `SELECT CAST(count(*) AS varchar(20)) FROM events`)
+	got, err := db.strings(ctx, 1, `SELECT CAST(count(*) AS varchar(20)) FROM events`)
 	must(err)
 	if !slices.Equal(got, []string{"2"}) {
 		t.Errorf("events after migrating down: %q, want the 2 kept", got)
 	}
 
-	must(db.MigrateTo(ctx, 8))
+	must(db.UpTo(ctx, 8))
 	check("after migrating up again")
 }

@@ -19,10 +19,7 @@ type ReservationStore interface {
 	SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
-var reservationTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var reservationTests = cases{
 	{"ReserveHoldsAUse", testReserveHoldsAUse},
 	{"ReservationExpiry", testReservationExpiry},
 	{"ReservePerUserLimit", testReservePerUserLimit},
@@ -305,6 +302,29 @@ func testReserveConcurrentLastUse(t *testing.T, h *harness) {
 	}
 }
 
+// reserveOrRedeem reserves code for user (even i) or redeems it (odd i) and
+// counts the outcome's refusal ("" for success).
+func (h *harness) reserveOrRedeem(c *counts, i int, code, user string) {
+	var (
+		reason promo.Reason
+		err    error
+	)
+	if i%2 == 0 {
+		var out promo.ReserveOutcome
+		out, err = h.s.Reserve(h.ctx, reserveReq(code, user, time.Minute))
+		reason = out.Refused
+	} else {
+		var out promo.RedeemOutcome
+		out, err = h.s.Redeem(h.ctx, redeemReq(code, user))
+		reason = out.Refused
+	}
+	if err != nil {
+		h.t.Errorf("attempt %d: %v", i, err)
+		return
+	}
+	c.add(reason)
+}
+
 func testReservationsRacingRedemptions(t *testing.T, h *harness) {
 	code := "V" + h.tag + "MIXED"
 	np := h.vanity(code, 5)
@@ -312,27 +332,7 @@ func testReservationsRacingRedemptions(t *testing.T, h *harness) {
 	h.create(np)
 	const n = 40
 	var c counts
-	race(n, func(i int) {
-		user := fmt.Sprintf("u%d", i)
-		var (
-			reason promo.Reason
-			err    error
-		)
-		if i%2 == 0 {
-			var out promo.ReserveOutcome
-			out, err = h.s.Reserve(h.ctx, reserveReq(code, user, time.Minute))
-			reason = out.Refused
-		} else {
-			var out promo.RedeemOutcome
-			out, err = h.s.Redeem(h.ctx, redeemReq(code, user))
-			reason = out.Refused
-		}
-		if err != nil {
-			t.Errorf("attempt %d: %v", i, err)
-			return
-		}
-		c.add(reason)
-	})
+	race(n, func(i int) { h.reserveOrRedeem(&c, i, code, fmt.Sprintf("u%d", i)) })
 	st := h.state(code, "")
 	if c.m[""] != 5 || c.m[promo.ReasonCodeExhausted] != n-5 || st.Used+st.Reserved != 5 {
 		t.Errorf("%d reservations and redemptions racing on a max-5 code: %v, used %d + reserved %d; want 5 successes",
@@ -346,26 +346,7 @@ func testReservationsRacingPerUser(t *testing.T, h *harness) {
 		np.MaxUsagePerCode, np.PerUserLimit = 1, 2
 	})
 	var c counts
-	race(n, func(i int) {
-		var (
-			reason promo.Reason
-			err    error
-		)
-		if i%2 == 0 {
-			var out promo.ReserveOutcome
-			out, err = h.s.Reserve(h.ctx, reserveReq(codes[i], "racer", time.Minute))
-			reason = out.Refused
-		} else {
-			var out promo.RedeemOutcome
-			out, err = h.s.Redeem(h.ctx, redeemReq(codes[i], "racer"))
-			reason = out.Refused
-		}
-		if err != nil {
-			t.Errorf("attempt %d: %v", i, err)
-			return
-		}
-		c.add(reason)
-	})
+	race(n, func(i int) { h.reserveOrRedeem(&c, i, codes[i], "racer") })
 	st := h.state(codes[0], "racer")
 	if c.m[""] != 2 || c.m[promo.ReasonUserLimitReached] != n-2 || st.UserUsed+st.UserReserved != 2 {
 		t.Errorf("one user racing %d reservations and redemptions with perUserLimit 2: %v, used %d + reserved %d; want 2",

@@ -51,16 +51,56 @@ type Store interface {
 	LifecycleStore
 	TotalsStore
 	InspectStore
+	// Migrate applies the pending migrations (none: the suite's stores are
+	// migrated, so running it again must change nothing).
+	Migrate(ctx context.Context) error
+}
+
+// Migrated returns the store that a dialect's Open returned (s, err) after
+// migrating it, and closes it when tb ends; an error of either fails tb.
+func Migrated[S interface {
+	Migrate(context.Context) error
+	Close()
+}](tb testing.TB, s S, err error) S {
+	tb.Helper()
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(s.Close)
+	if err := s.Migrate(context.Background()); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+// OpenErrorsHideDSN checks that open's error for each DSN (each holding
+// secret, each unusable) never shows the password.
+func OpenErrorsHideDSN(t *testing.T, secret string, open func(ctx context.Context, dsn string) error, dsns ...string) {
+	for _, dsn := range dsns {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := open(ctx, dsn)
+		cancel()
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Open error shows the password: %v", err)
+		}
+		t.Logf("Open error: %v", err)
+	}
+}
+
+// cases are named contract cases, each run in its own parallel subtest.
+type cases []struct {
+	name string
+	fn   func(t *testing.T, h *harness)
 }
 
 // Run runs the contract suite. open returns a migrated store for one subtest
 // and arranges (t.Cleanup) to close it; it may return stores on a shared
 // database.
 func Run(t *testing.T, open func(t *testing.T) Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, h *harness)
-	}{
+	tests := cases{
 		{"CreateSplitsIntoBatches", testCreateSplitsIntoBatches},
 		{"CreateRoundTripsFields", testCreateRoundTripsFields},
 		{"SameCounterDisjointRanges", testSameCounterDisjointRanges},
@@ -100,6 +140,11 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"ListPromotions", testListPromotions},
 		{"OldestUnpublished", testOldestUnpublished},
 		{"Stats", testStats},
+		{"MigrateIsIdempotent", func(t *testing.T, h *harness) {
+			if err := h.s.Migrate(h.ctx); err != nil {
+				t.Fatalf("second Migrate: %v", err)
+			}
+		}},
 	}
 	tests = append(tests, reservationTests...)
 	tests = append(tests, lifecycleTests...)

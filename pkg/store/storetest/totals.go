@@ -18,10 +18,7 @@ type TotalsStore interface {
 	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
 }
 
-var totalsTests = []struct {
-	name string
-	fn   func(t *testing.T, h *harness)
-}{
+var totalsTests = cases{
 	{"RollupTotalsExact", testRollupTotals},
 }
 

@@ -16,14 +16,10 @@ package sqlservertest
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +28,7 @@ import (
 	_ "github.com/microsoft/go-mssqldb" // the "sqlserver" driver
 	"github.com/testcontainers/testcontainers-go"
 
-	"github.com/promocodes/promocodes/pkg/store/internal/dockercheck"
+	"github.com/promocodes/promocodes/pkg/store/internal/testserver"
 	tcmssql "github.com/testcontainers/testcontainers-go/modules/mssql"
 )
 
@@ -49,75 +45,26 @@ const Image = "mcr.microsoft.com/mssql/server:2022-CU18-ubuntu-22.04"
 // puts it into the DSN as it is).
 const containerPassword = "Promocodes-Test-2022"
 
-var shared struct {
-	mu        sync.Mutex
-	users     int
-	container *tcmssql.MSSQLServerContainer
-	serverDSN string
-	skip      string // why no server can be had; sticky for the process
-
-	dbUsers int
-	dbName  string // the database of this test process, while in use
-}
-
-// ServerDSN returns the DSN of a SQL Server for tb, on its default database:
-// EnvDSN if set, else the shared container (started if need be). Without
-// EnvDSN and without a working Docker engine it skips tb, saying so.
-func ServerDSN(tb testing.TB) string {
-	tb.Helper()
-	if dsn := os.Getenv(EnvDSN); dsn != "" {
-		return dsn
-	}
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.skip != "" {
-		tb.Skip(shared.skip)
-	}
-	if shared.container == nil {
-		if reason := dockercheck.Unavailable(); reason != "" {
-			shared.skip = fmt.Sprintf("SQL Server tests skipped: %s is not set and testcontainers cannot run (%s); "+
-				"run them where a Docker engine is reachable (the %s container is started for you), "+
-				"or set %s=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
-				EnvDSN, reason, Image, EnvDSN)
-			tb.Skip(shared.skip)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		c, err := tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword))
-		if err != nil {
-			if c != nil {
-				_ = testcontainers.TerminateContainer(c)
-			}
-			tb.Fatalf("sqlservertest: start %s container: %v", Image, err)
-		}
-		dsn, err := c.ConnectionString(ctx, "encrypt=disable")
-		if err != nil {
-			_ = testcontainers.TerminateContainer(c)
-			tb.Fatalf("sqlservertest: container connection string: %v", err)
-		}
+var (
+	server = testserver.Server{Env: EnvDSN, What: "SQL Server",
+		Hint: "run them where a Docker engine is reachable (the " + Image + " container is started for you), or set " +
+			EnvDSN + "=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
+		Run: func(ctx context.Context) (testcontainers.Container, error) {
+			return testserver.Started(tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword)))
+		},
 		// "Recovery is complete" is logged a moment before logins succeed.
-		if err := waitForLogin(ctx, dsn); err != nil {
-			_ = testcontainers.TerminateContainer(c)
-			tb.Fatalf("sqlservertest: %s container does not accept logins: %v", Image, err)
-		}
-		shared.container, shared.serverDSN = c, dsn
-	}
-	// The container is shared by all tests of the process; the last one to
-	// finish terminates it (testcontainers' reaper covers crashed processes).
-	shared.users++
-	tb.Cleanup(releaseServer)
-	return shared.serverDSN
-}
+		DSNOptions: "encrypt=disable", Ready: waitForLogin}
 
-func releaseServer() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	shared.users--
-	if shared.users == 0 && shared.container != nil {
-		_ = testcontainers.TerminateContainer(shared.container)
-		shared.container, shared.serverDSN = nil, ""
+	shared struct {
+		mu      sync.Mutex
+		dbUsers int
+		dbName  string // the database of this test process, while in use
 	}
-}
+)
+
+// ServerDSN is the DSN of a SQL Server for a test, on its default database
+// (see postgrestest.DSN: the same rules, EnvDSN or one container).
+var ServerDSN = server.DSN
 
 // DSN returns the DSN of the database of this test process (created on first
 // use, dropped when the last test using it ends). Tests sharing it must keep
@@ -129,7 +76,7 @@ func DSN(tb testing.TB) string {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.dbName == "" {
-		name := "promocodes_test_" + randomSuffix()
+		name := "promocodes_test_" + testserver.Random()
 		if err := createDatabase(server, name); err != nil {
 			tb.Fatalf("sqlservertest: %v", err)
 		}
@@ -154,19 +101,13 @@ func DSN(tb testing.TB) string {
 	return dsn
 }
 
-var notIdent = regexp.MustCompile(`[^a-z0-9_]+`)
-
 // Database creates a database for tb alone and returns its DSN; the database
 // is dropped when tb ends (after the cleanups registered later, such as
 // closing a store opened on it). It skips tb like ServerDSN.
 func Database(tb testing.TB) string {
 	tb.Helper()
 	server := ServerDSN(tb)
-	base := strings.Trim(notIdent.ReplaceAllString(strings.ToLower(tb.Name()), "_"), "_")
-	if len(base) > 60 {
-		base = base[len(base)-60:]
-	}
-	name := "t_" + base + "_" + randomSuffix()
+	name := testserver.Name(tb, 60)
 	if err := createDatabase(server, name); err != nil {
 		tb.Fatalf("sqlservertest: %v", err)
 	}
@@ -201,12 +142,6 @@ func WithDatabase(dsn, name string) (string, error) {
 	q.Set("database", name)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // createDatabase creates database name (a plain identifier made here).

@@ -1,0 +1,329 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// PendingBatches returns up to limit (default 100) batches whose event is not
+// yet published, oldest first, with their current progress.
+func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = defaultPendingLimit
+	}
+	bs, err := s.batches(ctx, s.r, s.d.PendingBatches, int64(limit))
+	if err != nil {
+		return nil, fmt.Errorf("pending batches: %w", err)
+	}
+	return bs, nil
+}
+
+// ClaimPendingBatches leases up to limit (default 100) unpublished batches,
+// oldest first, to the caller for lease: other callers skip them until the
+// lease ends (or MarkPublished). Two API replicas thus publish each batch
+// event once in the normal case; a publisher that dies holding a lease
+// leaves its rows to the others after the lease.
+func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
+	if limit <= 0 {
+		limit = defaultPendingLimit
+	}
+	bs, err := s.batches(ctx, s.w, s.d.ClaimPendingBatches, int64(limit), s.d.Lease(lease))
+	if err != nil {
+		return nil, fmt.Errorf("claim pending batches: %w", err)
+	}
+	sortBatches(bs) // RETURNING has no order
+	return bs, nil
+}
+
+// MarkPublished records that the events of refs are on Kafka, in as few
+// statements as the dialect allows (each one atomic; a retry after a partial
+// failure is harmless). Unknown refs are ignored.
+func (s *Core[T]) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
+	for len(refs) > 0 {
+		q, args, n := s.d.MarkPublished(refs)
+		if _, err := s.w.Exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("mark %d batches published: %w", n, err)
+		}
+		refs = refs[n:]
+	}
+	return nil
+}
+
+// RefValues is a Dialect.MarkPublished for statements that take the refs
+// as (promotion_id, batch_no) pairs of arguments, at most maxRows of them:
+// stmt(n) is the statement for n pairs.
+func RefValues(maxRows int, stmt func(n int) string) func(refs []promo.BatchRef) (string, []any, int) {
+	return func(refs []promo.BatchRef) (string, []any, int) {
+		n := min(len(refs), maxRows)
+		args := make([]any, 0, 2*n)
+		for _, r := range refs[:n] {
+			args = append(args, r.PromotionID, int32(r.BatchNo))
+		}
+		return stmt(n), args, n
+	}
+}
+
+// LoadBatch returns a batch with its progress and its promotion.
+func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
+	var (
+		w                              promo.BatchWork
+		batchNo, seqStart, count, done sql.NullInt64
+		state, lastError               sql.NullString
+	)
+	p := &w.Promotion
+	err := scanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)), p,
+		&batchNo, &seqStart, &count, &done, &state, &lastError, &p.KeyFingerprint)
+	if noRows(err) {
+		return w, promotionNotFound(ref.PromotionID)
+	}
+	if err != nil {
+		return w, fmt.Errorf("load batch %d/%d: %w", ref.PromotionID, ref.BatchNo, err)
+	}
+	if !batchNo.Valid {
+		return w, batchNotFound(ref)
+	}
+	w.Batch = promo.Batch{PromotionID: p.ID, BatchNo: int(batchNo.Int64), SeqStart: uint64(seqStart.Int64),
+		CodeCount: count.Int64, Done: done.Int64, State: promo.BatchState(state.String), LastError: lastError.String}
+	return w, nil
+}
+
+// SetBatchState records what the pipeline knows about a batch (retrying,
+// parked, back to pending) with the last error, cut to 1 KiB. A finished
+// batch (Done == CodeCount) keeps its state done.
+func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error {
+	if err := checkSetState(state); err != nil {
+		return err
+	}
+	n, err := s.w.Exec(ctx, s.d.SetBatchState, ref.PromotionID, int32(ref.BatchNo), string(state),
+		truncateError(lastError))
+	if err != nil {
+		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.r.QueryRow(ctx, s.d.BatchExists, ref.PromotionID, int32(ref.BatchNo)).Scan(&exists); err != nil {
+		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
+	}
+	if !exists {
+		return batchNotFound(ref)
+	}
+	return nil // done: it stays done
+}
+
+// IncompleteBatches returns the batches with Done < CodeCount of one
+// promotion, or of all promotions when promotionID is 0, in order.
+func (s *Core[T]) IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error) {
+	var (
+		bs  []promo.Batch
+		err error
+	)
+	if promotionID == 0 {
+		bs, err = s.batches(ctx, s.r, s.d.AllIncompleteBatches)
+	} else {
+		bs, err = s.batches(ctx, s.r, s.d.IncompleteBatches, promotionID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("incomplete batches of promotion %d: %w", promotionID, err)
+	}
+	return bs, nil
+}
+
+func (s *Core[T]) batches(ctx context.Context, q Querier, query string, args ...any) ([]promo.Batch, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanBatches(rows)
+}
+
+// Backlog returns the generation work still open in the database.
+func (s *Core[T]) Backlog(ctx context.Context) (promo.Backlog, error) {
+	var b promo.Backlog
+	if err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes); err != nil {
+		return promo.Backlog{}, fmt.Errorf("count open batches: %w", err)
+	}
+	return b, nil
+}
+
+// OldestUnpublished returns when the oldest batch whose event is not yet
+// published was written (ok = false: none is pending): the outbox lag.
+func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
+	err = s.r.QueryRow(ctx, s.d.OldestUnpublished).Scan(Time(&t))
+	if noRows(err) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
+	}
+	return t, true, nil
+}
+
+// CommitChunk commits one chunk: in one transaction it advances the batch's
+// progress from c.From to c.From+c.Count (compare-and-set) and inserts exactly
+// c.Count new codes. It returns the batch's new Done.
+//
+// With a fast path (Bulk.Copy: PostgreSQL's COPY, SQL Server's bulk copy) the
+// codes go straight into the codes table; a collision with an existing code
+// fails it, and the chunk is rolled back and redone on the skipping path:
+// the codes are inserted skipping those that exist, and for each skipped one
+// a further sequence number from c.CounterName is reserved in the same
+// transaction and rendered by c.Replace. Without one (SQLite) the skipping
+// path is the only path. A deadlock victim (possible between two skipping
+// commits) is run again: the database rolled it back whole.
+//
+// Errors: EMoved when the batch's Done is not c.From (another worker
+// committed first, or a replay), ENotFound for an unknown batch, EInvalid for
+// a chunk beyond the batch's end. Nothing is written in those cases.
+func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
+	if err := checkChunk(c); err != nil {
+		return 0, err
+	}
+	var (
+		done     int64
+		err      error
+		fallback bool
+	)
+	for attempt := 1; ; attempt++ {
+		done, err = s.commitChunk(ctx, &c, fallback)
+		switch {
+		case err == nil || attempt == maxTxAttempts:
+		case s.d.UniqueViolation(err):
+			// On the fast path: a collision, redo the chunk on the skipping
+			// path. On the skipping path (SQL Server): another transaction
+			// inserted one of our codes between the check and the insert;
+			// run it again, the code now exists and is skipped.
+			fallback = true
+			continue
+		case s.d.Retryable(err):
+			if perr := pause(ctx, attempt); perr != nil {
+				err = perr
+				break
+			}
+			continue
+		}
+		break
+	}
+	if err != nil && promo.Code(err) == promo.EInternal {
+		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)
+	}
+	return done, err
+}
+
+func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {
+	tx, err := s.w.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	ref := c.Batch
+	var done int64
+	err = tx.QueryRow(ctx, s.d.Advance, ref.PromotionID, int32(ref.BatchNo), int64(c.Count), c.From).Scan(&done)
+	if noRows(err) {
+		return 0, s.notAdvanced(ctx, tx, c)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("advance progress: %w", err)
+	}
+	if !fallback && s.d.Bulk.Copy != nil {
+		if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
+			return 0, err
+		}
+	} else {
+		inserted, err := s.insertChunk(ctx, tx, c)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
+			return 0, err
+		}
+	}
+	// The commit gate: a chunk commits only while its promotion is neither
+	// cancelled nor being deleted. A cancel skips the batch rows chunks hold
+	// (it never waits for a worker), so the refused chunk marks its batch.
+	var live bool
+	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
+		return 0, fmt.Errorf("check promotion is live: %w", err)
+	}
+	if !live {
+		_ = tx.Rollback(ctx)
+		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
+			return 0, fmt.Errorf("mark batch cancelled: %w", err)
+		}
+		return 0, promotionStopped(*c)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return done, nil
+}
+
+// notAdvanced explains why the progress update matched no row, from what the
+// batch row holds now.
+func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
+	var cur, codeCount int64
+	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&cur, &codeCount)
+	if noRows(err) {
+		return notAdvanced(*c, false, 0, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("read batch progress: %w", err)
+	}
+	return notAdvanced(*c, true, cur, codeCount)
+}
+
+// insertChunk inserts the chunk's codes on the skipping path and returns how
+// many it inserted.
+func (s *Core[T]) insertChunk(ctx context.Context, tx T, c *promo.Chunk) (int64, error) {
+	if s.d.Bulk.InsertChunk != nil {
+		return s.d.Bulk.InsertChunk(ctx, tx, c)
+	}
+	all := string(c.Codes[:c.Count*c.CodeLen]) // one copy; codes are sub-strings of it
+	codes := make([]string, c.Count)
+	for i := range codes {
+		codes[i] = all[i*c.CodeLen : (i+1)*c.CodeLen]
+	}
+	// In key order, consecutive inserts land on neighbouring b-tree pages.
+	slices.Sort(codes)
+	return s.d.Bulk.InsertCodes(ctx, tx, codes, c.Batch.PromotionID)
+}
+
+// replaceMissing inserts missing further codes, rendered by c.Replace from
+// sequence numbers reserved from c.CounterName in the chunk's transaction,
+// skipping any that collide again.
+func (s *Core[T]) replaceMissing(ctx context.Context, tx T, c *promo.Chunk, missing int64) error {
+	var (
+		buf   []byte
+		codes []string
+	)
+	for round := 0; missing > 0; round++ {
+		if round == maxReplaceRounds || c.Replace == nil || c.CounterName == "" {
+			return noReplacement(*c, missing)
+		}
+		start, err := reserveSeq(ctx, tx, s.d.Reserve, c.CounterName, missing)
+		if err != nil {
+			return fmt.Errorf("replacement codes: %w", err)
+		}
+		if err := checkReplacement(*c, start, missing); err != nil {
+			return err
+		}
+		codes = codes[:0]
+		for i := range missing {
+			buf = c.Replace(buf[:0], uint64(start)+uint64(i))
+			codes = append(codes, string(buf))
+		}
+		n, err := s.d.Bulk.InsertCodes(ctx, tx, codes, c.Batch.PromotionID)
+		if err != nil {
+			return fmt.Errorf("replacement codes: %w", err)
+		}
+		missing -= n
+	}
+	return nil
+}

@@ -1,0 +1,480 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Admin changes: each is one conditional statement, so two racing admins
+// cannot both apply it, with its audit row and event written in the same
+// transaction.
+
+// RevokeCode makes one code unusable from req.Now on, with an audit row and a
+// code.revoked event in the same transaction. A conditional update lets one
+// revocation through; revoking a revoked code answers it again (replayed),
+// writing nothing. A code of a promotion whose deletion was requested is
+// refused (promotion_deleted). Redemptions, reservations and confirmations
+// refuse a revoked code in their own conditional statements.
+func (s *Core[T]) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	switch {
+	case req.Code == "":
+		return promo.Revocation{}, false, promo.FieldErrorf("code", "is required")
+	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
+		return promo.Revocation{}, false, errAuditFields
+	}
+	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Revocation, bool, error) { return x.revoke(ctx, req) })
+	return r, replayed, wrap(err, "revoke code %q", req.Code)
+}
+
+func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	var pid int64
+	ok, err := x.row(ctx, x.d.RevokeCode, []any{x.d.VarChar(req.Code), x.d.Time(now), req.Reason}, &pid)
+	if err != nil {
+		return promo.Revocation{}, false, fmt.Errorf("revoke code: %w", err)
+	}
+	if !ok {
+		r, revoked, err := x.revocation(ctx, req.Code)
+		if err != nil {
+			return r, false, err
+		}
+		if _, err := x.lookUp(ctx, r.PromotionID); err != nil {
+			return r, false, err
+		}
+		if !revoked {
+			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
+		}
+		return r, true, nil
+	}
+	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
+	detail, err := json.Marshal(map[string]string{"reason": req.Reason})
+	if err != nil {
+		return rev, false, err
+	}
+	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
+		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code, Detail: detail})
+}
+
+// revocation reads a code's revocation: revoked is false for a code that is
+// not revoked; ENotFound (code_not_found) for no such code.
+func (x stmts[T]) revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
+	r := promo.Revocation{Code: code}
+	var at *time.Time
+	found, err := x.row(ctx, x.d.Revocation, []any{x.d.VarChar(code)}, &r.PromotionID, NullTime(&at), &r.Reason)
+	switch {
+	case err != nil:
+		return r, false, fmt.Errorf("read revocation of code %s: %w", code, err)
+	case !found:
+		return r, false, codeNotFound()
+	case at != nil:
+		r.RevokedAt = *at
+	}
+	return r, at != nil, nil
+}
+
+// Revocation reads a code's (canonical) revocation: revoked is false for a
+// code that is not revoked; ENotFound for no such code.
+func (s *Core[T]) Revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
+	return s.on(s.r).revocation(ctx, code)
+}
+
+// AuditLog returns one page of a promotion's audit log, newest first.
+func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error) {
+	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+		return nil, err
+	}
+	var out []promo.AuditEntry
+	err := s.each(ctx, s.r, s.d.AuditLog, []any{f.PromotionID, pageLimit(f.Limit), s.d.VarChar(f.After)}, func(r Row) error {
+		var (
+			a      promo.AuditEntry
+			detail string
+		)
+		if err := r.Scan(&a.ID, Time(&a.At), &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail); err != nil {
+			return err
+		}
+		if detail != "" {
+			a.Detail = []byte(detail)
+		}
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
+	}
+	return out, nil
+}
+
+// UpdatePromotion changes a promotion's name, window or active flag, with an
+// audit row and a promotion.updated event whose change lists the fields set.
+// Codes follow at once: every redemption and reservation reads the
+// promotion's flag and window in its own conditional statement.
+func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	switch {
+	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil:
+		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid, "nothing to change: set name, startsAt, expiresAt or active")
+	case u.Name != nil && *u.Name == "":
+		return promo.PromotionSettings{}, promo.FieldErrorf("name", "must not be empty")
+	case u.AuditID == "" || u.Actor == "" || u.Now.IsZero():
+		return promo.PromotionSettings{}, errAuditFields
+	}
+	ps, err := run1(ctx, s, func(x stmts[T]) (promo.PromotionSettings, error) { return x.updatePromotion(ctx, u) })
+	return ps, wrap(err, "update promotion %d", u.ID)
+}
+
+func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+	var (
+		ps   promo.PromotionSettings
+		name any
+		on   any
+	)
+	if u.Name != nil {
+		name = *u.Name
+	}
+	if u.Active != nil {
+		on = *u.Active
+	}
+	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.nullTime(u.StartsAt), u.SetExpiresAt,
+		x.nullTime(u.ExpiresAt), on}, &ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active)
+	if err != nil {
+		return ps, fmt.Errorf("update promotion: %w", err)
+	}
+	if !ok {
+		if _, err := x.lookUp(ctx, u.ID); err != nil {
+			return ps, err
+		}
+		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
+	}
+	change := map[string]any{}
+	if u.Name != nil {
+		change["name"] = *u.Name
+	}
+	if u.SetStartsAt {
+		change["startsAt"] = u.StartsAt
+	}
+	if u.SetExpiresAt {
+		change["expiresAt"] = u.ExpiresAt
+	}
+	if u.Active != nil {
+		change["active"] = *u.Active
+	}
+	detail, err := json.Marshal(change)
+	if err != nil {
+		return ps, err
+	}
+	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
+		Action: promo.ActionPromotionUpdated, PromotionID: u.ID, Detail: detail})
+}
+
+// nullTime is a nullable time argument.
+func (x stmts[T]) nullTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return x.d.Time(*t)
+}
+
+// SetPromotionActive switches a promotion on or off. ENotFound when there is
+// no such promotion.
+func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool) error {
+	n, err := s.count(ctx, fmt.Sprintf("set promotion %d active=%t", id, active), s.d.SetActive, id, active)
+	if err == nil && n == 0 {
+		err = promotionNotFound(id)
+	}
+	return err
+}
+
+// CancelPromotion stops a promotion that is still generating. It sets the
+// promotion's cancelled flag (one conditional statement on the promotion
+// row, which no worker locks), so it takes effect at once whatever a worker
+// holds: every chunk reads the flag in its own transaction just before
+// committing and is refused once it is set. The unfinished batches are marked
+// cancelled too, except those a chunk in flight holds (their worker marks
+// them when the flag refuses its chunk), so reconcile and the shovel leave
+// them alone; the status reports "cancelled" with the exact number of codes
+// that exist (progress advances in the same transaction as each chunk's
+// codes). Cancelling again answers replayed; a completed (or vanity)
+// promotion has nothing to cancel: EConflict; a deleted one is refused.
+func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
+	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
+		return false, errAuditFields
+	}
+	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
+		replayed, err := x.cancel(ctx, req)
+		return struct{}{}, replayed, err
+	})
+	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
+}
+
+func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	ok, err := x.one(ctx, x.d.FlagCancelled, req.PromotionID, x.d.Time(now))
+	if err != nil {
+		return false, fmt.Errorf("flag promotion cancelled: %w", err)
+	}
+	if !ok {
+		st, err := x.lookUp(ctx, req.PromotionID)
+		if err != nil || st.Cancelled {
+			return err == nil, err
+		}
+		return false, promo.Errorf(promo.EConflict, "promotion %d has finished generating: nothing to cancel "+
+			"(deactivate it with PATCH {\"active\": false})", req.PromotionID)
+	}
+	n, err := x.q.Exec(ctx, x.d.CancelBatches, req.PromotionID, x.d.Time(now))
+	if err != nil {
+		return false, fmt.Errorf("cancel batches: %w", err)
+	}
+	detail, err := json.Marshal(map[string]int64{"batchesCancelled": n})
+	if err != nil {
+		return false, err
+	}
+	return false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
+		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID, Detail: detail})
+}
+
+// TopUp adds codes to a generated promotion in one transaction: the
+// promotion's total grows, a new range is reserved from its counter and
+// checked against the format's capacity (ECapacity, writing nothing, past
+// req.SeqLimit), and new batch rows (numbered after the existing ones) are
+// written unpublished, so the batch outbox sends their events and workers
+// generate them exactly like a creation's. A cancelled promotion is refused,
+// a deleted one too (promotion_deleted).
+//
+// With an Idempotency-Key the top-up is recorded with the key and the
+// request's hash; the same key again (under the promotion row's lock, held to
+// the end of the transaction, so concurrent retries serialise and a deletion
+// or cancel waits for it) answers the recorded top-up (replayed = true,
+// nothing added), whatever the promotion's state now; another request with
+// the key is idempotency_conflict.
+func (s *Core[T]) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
+	switch {
+	case req.CodeCount < 1:
+		return promo.TopUp{}, false, promo.FieldErrorf("codeCount", "must be at least 1")
+	case req.BatchSize < 1:
+		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "batch size must be at least 1")
+	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
+		return promo.TopUp{}, false, errAuditFields
+	case req.IdempotencyKey != "" && req.RequestHash == "":
+		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "an idempotency key needs a request hash")
+	}
+	t, replayed, err := run(ctx, s, func(x stmts[T]) (promo.TopUp, bool, error) { return x.topUp(ctx, req) })
+	return t, replayed, wrap(err, "top up promotion %d", req.PromotionID)
+}
+
+func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
+	st, err := x.promotionState(ctx, x.d.LockPromotion, req.PromotionID)
+	if err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("lock promotion: %w", err)
+	}
+	if !st.Found {
+		return promo.TopUp{}, false, promotionNotFound(req.PromotionID)
+	}
+	if req.IdempotencyKey != "" {
+		var hash string
+		t, err := scanTopUp(x.q.QueryRow(ctx, x.d.StoredTopUp, req.PromotionID, req.IdempotencyKey), &hash)
+		switch {
+		case noRows(err):
+		case err != nil:
+			return promo.TopUp{}, false, fmt.Errorf("read top-up by idempotency key: %w", err)
+		case hash != req.RequestHash:
+			return promo.TopUp{}, false, idempotencyConflict()
+		default:
+			return t, true, nil
+		}
+	}
+	switch {
+	case st.Deleting:
+		return promo.TopUp{}, false, promotionDeleted(req.PromotionID)
+	case st.Cancelled:
+		return promo.TopUp{}, false, promo.Errorf(promo.EConflict, "promotion %d was cancelled: create a new one", req.PromotionID)
+	}
+	var (
+		counter string
+		total   int64
+	)
+	ok, err := x.row(ctx, x.d.GrowPromotion, []any{req.PromotionID, req.CodeCount}, &counter, &total)
+	if err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("grow promotion: %w", err)
+	}
+	if !ok {
+		return promo.TopUp{}, false, promo.Errorf(promo.EConflict, "promotion %d is a vanity code: it cannot be topped up",
+			req.PromotionID)
+	}
+	start, err := reserveSeq(ctx, x.q, x.d.Reserve, counter, req.CodeCount)
+	if err != nil {
+		return promo.TopUp{}, false, err
+	}
+	if err := checkReservation(start, req.CodeCount, req.SeqLimit); err != nil {
+		return promo.TopUp{}, false, err
+	}
+	t := promo.TopUp{CodeCount: req.CodeCount, SeqStart: uint64(start), BatchCount: batchCount(req.CodeCount, req.BatchSize),
+		CreatedAt: req.Now.UTC().Truncate(time.Microsecond)}
+	if _, err := x.row(ctx, x.d.NextNumbers, []any{req.PromotionID}, &t.FirstBatchNo, &t.No); err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("number the top-up: %w", err)
+	}
+	created := x.d.Time(t.CreatedAt)
+	if err := x.exec(ctx, x.d.InsertTopUpBatches, req.PromotionID, start, req.BatchSize, t.CodeCount, t.BatchCount,
+		created, t.FirstBatchNo); err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("insert %d batches: %w", t.BatchCount, err)
+	}
+	if err := x.exec(ctx, x.d.InsertTopUp, req.PromotionID, t.No, t.CodeCount, start, t.FirstBatchNo, t.BatchCount,
+		created, req.IdempotencyKey, x.d.VarChar(req.RequestHash)); err != nil {
+		return promo.TopUp{}, false, fmt.Errorf("insert top-up: %w", err)
+	}
+	detail, err := json.Marshal(map[string]int64{"codeCount": req.CodeCount, "total": total})
+	if err != nil {
+		return promo.TopUp{}, false, err
+	}
+	return t, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: t.CreatedAt, Actor: req.Actor,
+		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID, Detail: detail})
+}
+
+// TopUps lists a promotion's top-ups, oldest first (on the read pool: status
+// reads call it on every poll).
+func (s *Core[T]) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
+	var out []promo.TopUp
+	err := s.each(ctx, s.r, s.d.TopUps, []any{id}, func(r Row) error {
+		t, err := scanTopUp(r)
+		out = append(out, t)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// ExpiredPromotions lists the promotions that ended before before.
+func (s *Core[T]) ExpiredPromotions(ctx context.Context, before time.Time) ([]int64, error) {
+	return s.ids(ctx, "list expired promotions", s.d.ExpiredPromotions, s.d.Time(before))
+}
+
+// DeletionsPending lists promotions whose deletion was requested and not
+// finished.
+func (s *Core[T]) DeletionsPending(ctx context.Context) ([]int64, error) {
+	return s.ids(ctx, "list pending deletions", s.d.DeletionsPending)
+}
+
+func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]int64, error) {
+	var ids []int64
+	err := s.each(ctx, s.r, query, args, func(r Row) error {
+		var id int64
+		err := r.Scan(&id)
+		ids = append(ids, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return ids, nil
+}
+
+// PurgeCount counts a promotion's codes and redemptions.
+func (s *Core[T]) PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error) {
+	if err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions); err != nil {
+		err = fmt.Errorf("count rows of promotion %d: %w", id, err)
+	}
+	return codes, redemptions, err
+}
+
+// PurgeRows deletes up to limit of a promotion's rows from table (codes,
+// user_uses, reservations, or redemptions with their idempotency records),
+// in one short transaction, so that redemptions of other promotions never
+// wait long behind a purge; it returns how many.
+func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error) {
+	q, ok := s.d.Purge[table]
+	if !ok {
+		return 0, fmt.Errorf("purge: table %q is not purgeable", table)
+	}
+	purge := func(x stmts[T]) (int64, bool, error) {
+		if table != "redemptions" {
+			n, err := x.q.Exec(ctx, q, id, limit)
+			return n, false, err
+		}
+		if x.d.PurgeRedemptionKeys != "" {
+			if err := x.exec(ctx, x.d.PurgeRedemptionKeys, id, limit); err != nil {
+				return 0, false, fmt.Errorf("their idempotency records: %w", err)
+			}
+		}
+		var n int64
+		err := s.each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
+		return n, false, err
+	}
+	var (
+		n   int64
+		err error
+	)
+	if table == "redemptions" && s.d.PurgeRedemptionKeys != "" {
+		n, _, err = run(ctx, s, purge)
+	} else {
+		n, _, err = purge(s.on(s.w)) // one statement: no transaction around it
+	}
+	if err != nil {
+		return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)
+	}
+	return n, nil
+}
+
+// RecordPurge writes a purge's audit row and event.
+func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
+	return s.inTx(ctx, func(tx T) error { return s.on(tx).audit(ctx, a) })
+}
+
+// RequestDeletion starts deleting a promotion: it is switched off and marked
+// at once (its codes answer promotion_deleted, every change is refused, and
+// no chunk commits after it: workers read the mark before each commit), and
+// the API's background purger deletes its rows in bounded statements. A
+// second request answers replayed. The mark is final: nothing clears it.
+func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
+	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
+		ok, err := x.one(ctx, x.d.RequestDeletion, a.PromotionID, x.d.Time(a.At))
+		if err != nil {
+			return struct{}{}, false, fmt.Errorf("request deletion: %w", err)
+		}
+		if !ok {
+			st, err := x.promotionState(ctx, x.d.PromotionState, a.PromotionID)
+			if err == nil && !st.Found {
+				err = promotionNotFound(a.PromotionID)
+			}
+			return struct{}{}, err == nil, wrap(err, "look up promotion")
+		}
+		// Batches no chunk holds are marked at once; a chunk in flight is
+		// refused by the mark when it commits, and its worker marks its batch.
+		if err := x.exec(ctx, x.d.CancelBatches, a.PromotionID, x.d.Time(a.At)); err != nil {
+			return struct{}{}, false, fmt.Errorf("cancel batches: %w", err)
+		}
+		return struct{}{}, false, x.audit(ctx, a)
+	})
+	return replayed, err
+}
+
+// FinishDeletion marks the promotion deleted once none of its codes is left
+// and audits it, once (several API replicas may finish the same deletion; a
+// chunk that read the promotion live just before the request may commit
+// just after it, and the next pass deletes its codes).
+func (s *Core[T]) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return s.inTx(ctx, func(tx T) error {
+		x := s.on(tx)
+		ok, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At))
+		if err != nil || !ok {
+			return err
+		}
+		return x.audit(ctx, a)
+	})
+}
+
+// Deletion reads where a promotion's deletion stands.
+func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
+	var d promo.Deletion
+	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
+	if noRows(err) {
+		return d, promotionNotFound(id)
+	}
+	if err != nil {
+		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
+	}
+	return d, nil
+}

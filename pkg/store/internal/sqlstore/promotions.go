@@ -1,0 +1,262 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// errIdempotencyRace marks the unique violation of the idempotency key on
+// promotions: a concurrent create with the same key committed first.
+var errIdempotencyRace = errors.New("a concurrent create with the same idempotency key committed first")
+
+// CreatePromotion writes a promotion, reserves its sequence range and writes
+// its batch rows (generated) or its code (vanity), in one transaction.
+//
+// With an idempotency key already stored for the same request hash it returns
+// the stored promotion and created = false; for another hash, EConflict. Of
+// concurrent creates with one key, one inserts and the others, failing on the
+// unique index, roll back and re-read it in a new transaction (SQLite
+// serialises writers, so there the look-up suffices). A reservation past
+// np.SeqLimit is ECapacity and an existing vanity code EConflict; both write
+// nothing. A deadlock victim is run again.
+func (s *Core[T]) CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
+	np, err := normalizeNewPromotion(np)
+	if err != nil {
+		return promo.Promotion{}, false, err
+	}
+	for attempt := 1; ; attempt++ {
+		p, created, err := s.createPromotion(ctx, np)
+		if err != nil && attempt < maxTxAttempts && (errors.Is(err, errIdempotencyRace) || s.d.Retryable(err)) {
+			if err := pause(ctx, attempt); err != nil {
+				return promo.Promotion{}, false, fmt.Errorf("create promotion %q: %w", np.Name, err)
+			}
+			continue
+		}
+		if err != nil && promo.Code(err) == promo.EInternal {
+			err = fmt.Errorf("create promotion %q: %w", np.Name, err)
+		}
+		return p, created, err
+	}
+}
+
+func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
+	tx, err := s.w.Begin(ctx)
+	if err != nil {
+		return promo.Promotion{}, false, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+
+	if np.IdempotencyKey != "" {
+		// At locking READ COMMITTED (SQL Server) this waits for an
+		// uncommitted insert of the same key, then sees it.
+		var (
+			p    promo.Promotion
+			hash string
+		)
+		err := scanPromotion(tx.QueryRow(ctx, s.d.PromotionByKey, np.IdempotencyKey), &p, &hash, &p.Active)
+		switch {
+		case err == nil && hash == np.RequestHash:
+			return p, false, nil
+		case err == nil:
+			return promo.Promotion{}, false, idempotencyConflict()
+		case !noRows(err):
+			return promo.Promotion{}, false, fmt.Errorf("look up idempotency key: %w", err)
+		}
+	}
+
+	p := np.Promotion
+	p.Active = true // the column's default
+	p.CreatedAt = s.clock().UTC().Truncate(time.Microsecond)
+	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
+	if p.Kind == promo.KindGenerated {
+		start, err := reserveSeq(ctx, tx, s.d.Reserve, p.CounterName, p.CodeCount)
+		if err != nil {
+			return promo.Promotion{}, false, err
+		}
+		if err := checkReservation(start, p.CodeCount, np.SeqLimit); err != nil {
+			return promo.Promotion{}, false, err // the deferred rollback undoes the reservation
+		}
+		p.SeqStart = uint64(start)
+	} else {
+		p.Format, p.CounterName, p.SeqStart = nil, "", 0
+	}
+	var format, vanity, key any // NULL unless set
+	if p.Format != nil {
+		b, err := json.Marshal(p.Format)
+		if err != nil {
+			return promo.Promotion{}, false, fmt.Errorf("encode format: %w", err)
+		}
+		format = string(b)
+	}
+	if p.VanityCode != "" {
+		vanity = s.d.VarChar(p.VanityCode)
+	}
+	if np.IdempotencyKey != "" {
+		key = np.IdempotencyKey
+	}
+	err = tx.QueryRow(ctx, s.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
+		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.nullTime(p.StartsAt), s.nullTime(p.ExpiresAt),
+		p.CounterName, int64(p.SeqStart), key, np.RequestHash, s.d.Time(p.CreatedAt),
+		s.d.VarChar(p.KeyFingerprint)).Scan(&p.ID)
+	if err != nil {
+		if np.IdempotencyKey != "" && s.d.UniqueViolation(err) {
+			// The only unique key this insert can violate (the id is
+			// generated) is the idempotency key's.
+			return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w: %w", errIdempotencyRace, err)
+		}
+		return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w", err)
+	}
+	switch p.Kind {
+	case promo.KindGenerated:
+		n := batchCount(p.CodeCount, np.BatchSize)
+		if _, err := tx.Exec(ctx, s.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
+			s.d.Time(p.CreatedAt)); err != nil {
+			return promo.Promotion{}, false, fmt.Errorf("insert %d batches: %w", n, err)
+		}
+	case promo.KindVanity:
+		if _, err := tx.Exec(ctx, s.d.InsertCode, s.d.VarChar(p.VanityCode), p.ID); err != nil {
+			if s.d.UniqueViolation(err) { // codes has one unique key: the code
+				return promo.Promotion{}, false, vanityConflict(p.VanityCode)
+			}
+			return promo.Promotion{}, false, fmt.Errorf("insert vanity code: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return promo.Promotion{}, false, fmt.Errorf("commit: %w", err)
+	}
+	return p, true, nil
+}
+
+// reserveSeq reserves n sequence numbers from counter name through q
+// (creating the counter at 0 if need be) and returns the first.
+func reserveSeq(ctx context.Context, q Querier, query, name string, n int64) (int64, error) {
+	var start int64
+	if err := q.QueryRow(ctx, query, name, n).Scan(&start); err != nil {
+		return 0, fmt.Errorf("reserve %d from counter %q: %w", n, name, err)
+	}
+	return start, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}
+
+// GetPromotion returns a promotion with its progress, its deletion and its
+// totals, in two queries whatever the number of batches.
+func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error) {
+	var st promo.PromotionStatus
+	err := scanPromotion(s.r.QueryRow(ctx, s.d.PromotionStatus, id), &st.Promotion, statusTail(&st)...)
+	if noRows(err) {
+		return st, promotionNotFound(id)
+	}
+	if err != nil {
+		return st, fmt.Errorf("get promotion %d: %w", id, err)
+	}
+	if st.Kind == promo.KindVanity {
+		st.GeneratedCount = 1 // written with the promotion
+	} else if err := s.r.QueryRow(ctx, s.d.Progress, id).Scan(progress(&st)...); err != nil {
+		return promo.PromotionStatus{}, fmt.Errorf("get progress of promotion %d: %w", id, err)
+	}
+	return st, nil
+}
+
+// ListPromotions returns a page of promotions with their progress, newest
+// first (see promo.ListFilter).
+func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
+	if err := checkListFilter(f); err != nil {
+		return nil, err
+	}
+	var list []promo.PromotionStatus
+	err := s.each(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+		activeFilter(f.Active)}, func(r Row) error {
+		var st promo.PromotionStatus
+		err := scanPromotion(r, &st.Promotion, append(progress(&st), statusTail(&st)...)...)
+		if st.Kind == promo.KindVanity {
+			st.Batches.Total, st.GeneratedCount = 0, 1 // no batch rows: the other counts are 0
+		}
+		list = append(list, st)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list promotions: %w", err)
+	}
+	return list, nil
+}
+
+// ExportCodes calls fn with every code of the promotion, streaming the rows
+// (constant memory), in no particular order. It stops at, and returns
+// (wrapped), the first error of fn. It holds a read connection for as long
+// as the export runs (SQLite: a WAL snapshot; writers are not blocked).
+// Closing the rows early makes SQL Server's driver cancel the rest of the
+// result set rather than read it to the end.
+func (s *Core[T]) ExportCodes(ctx context.Context, id int64, fn func(code string) error) error {
+	var exists bool
+	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
+		return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	}
+	if !exists {
+		return promotionNotFound(id)
+	}
+	rows, err := s.r.Query(ctx, s.d.ExportCodes, id)
+	if err != nil {
+		return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	}
+	defer rows.Close()
+	var code string
+	for rows.Next() {
+		if err := rows.Scan(&code); err != nil {
+			return fmt.Errorf("export codes of promotion %d: %w", id, err)
+		}
+		if err := fn(code); err != nil {
+			return fmt.Errorf("export codes of promotion %d: %w", id, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	}
+	return nil
+}
+
+// GetCode returns a code's usage.
+func (s *Core[T]) GetCode(ctx context.Context, code string) (promo.CodeInfo, error) {
+	var c promo.CodeInfo
+	err := s.r.QueryRow(ctx, s.d.GetCode, s.d.VarChar(code)).Scan(&c.Code, &c.PromotionID, &c.Used, &c.MaxUsage)
+	if noRows(err) {
+		return c, codeNotFound()
+	}
+	if err != nil {
+		return c, fmt.Errorf("get code: %w", err)
+	}
+	return c, nil
+}
+
+// CodeSpaces returns up to limit promotions with an id above afterID, with
+// only what recognising their codes needs: kind, format, vanity code.
+func (s *Core[T]) CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error) {
+	var ps []promo.Promotion
+	err := s.each(ctx, s.r, s.d.CodeSpaces, []any{afterID, limit}, func(r Row) error {
+		var (
+			p            promo.Promotion
+			kind, format string
+		)
+		if err := r.Scan(&p.ID, &kind, &format, &p.VanityCode); err != nil {
+			return err
+		}
+		p.Kind = promo.Kind(kind)
+		ps = append(ps, p)
+		return decodeFormat(&ps[len(ps)-1], format)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list code spaces: %w", err)
+	}
+	return ps, nil
+}

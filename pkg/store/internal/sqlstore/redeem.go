@@ -1,0 +1,390 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Redeem uses a code once for a user, in one write transaction that enforces
+// every limit with conditional statements and writes the audit row, the
+// outbox event and the idempotency record (or through Dialect.Redeem). A
+// refusal is an outcome, not an error, so that its idempotency record
+// commits too.
+func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if err := checkRedeemRequest(req); err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	var (
+		out promo.RedeemOutcome
+		err error
+	)
+	if s.d.Redeem != nil {
+		out, err = s.d.Redeem(ctx, s.w, req)
+	} else {
+		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
+	}
+	return out, wrap(err, "redeem %q for %q", req.Code, req.UserID)
+}
+
+// redeem is the redemption's transaction. Order of locks, the same in every
+// transaction that takes them, so that concurrent redemptions and rollbacks
+// cannot deadlock: idempotency key, code row, allowance row; a rollback
+// locks its (existing) redemption row, which no redemption locks, then the
+// code row, then the allowance row.
+func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+		if err != nil {
+			return promo.RedeemOutcome{}, err
+		}
+		return x.replay(ctx, req)
+	}
+	u, left, refused, err := x.take(ctx, req.Code, req.UserID, req.Now, "")
+	if err != nil || refused != "" {
+		out := promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID}
+		if err == nil {
+			err = x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, refused, "")
+		}
+		return out, err
+	}
+	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
+		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
+		UsesLeft: left, IdempotencyKey: req.IdempotencyKey}
+	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	return promo.RedeemOutcome{Redemption: r}, x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, "", r.ID)
+}
+
+// saveOutcome completes the idempotency record of key (none: nothing to do)
+// through query (SaveOutcome or SaveReservationOutcome).
+func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused promo.Reason, id string) error {
+	if key == "" {
+		return nil
+	}
+	if err := x.exec(ctx, query, key, string(refused), x.d.VarChar(id)); err != nil {
+		return fmt.Errorf("save idempotency record: %w", err)
+	}
+	return nil
+}
+
+// take adds one use of code for userID at now, within every limit: the
+// conditional UseCode takes the code row's lock, then codeLoad (a new
+// statement, so under PostgreSQL's READ COMMITTED a new snapshot that sees
+// every reservation committed by the lock's earlier holders) counts live
+// reservations on top of the uses; the same two steps on the user's
+// allowance row. Whatever does not fit is taken back in the transaction and
+// named as the refusal. exclude is a reservation that is being confirmed:
+// its own hold makes room for the use, so it is not counted.
+//
+// A subquery counting reservations inside UseCode's WHERE would not do: under
+// READ COMMITTED PostgreSQL re-checks the WHERE of a row it waited for against
+// the new row version, but a subquery keeps the statement's original
+// snapshot, so two reservers could both fit into the last use.
+func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string) (CodeUse, int, promo.Reason, error) {
+	u, ok, err := x.UseCode(ctx, code, now)
+	if err != nil {
+		return u, 0, "", fmt.Errorf("use code: %w", err)
+	}
+	if !ok {
+		reason, pid, err := x.refusal(ctx, code, now)
+		u.PromotionID = pid
+		return u, 0, reason, err
+	}
+	load, err := x.codeLoad(ctx, code, now, exclude)
+	if err != nil {
+		return u, 0, "", fmt.Errorf("count code holds: %w", err)
+	}
+	if load > u.MaxUsage {
+		return u, 0, promo.ReasonCodeExhausted, x.takeBack(ctx, u, code, "", false)
+	}
+	if u.PerUserLimit != promo.UnlimitedPerUser {
+		ok, err := x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
+		if err != nil {
+			return u, 0, "", fmt.Errorf("use allowance: %w", err)
+		}
+		if ok {
+			userLoad, err := x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
+			if err != nil {
+				return u, 0, "", fmt.Errorf("count user holds: %w", err)
+			}
+			ok = userLoad <= u.PerUserLimit
+			if !ok {
+				if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
+					return u, 0, "", fmt.Errorf("take back allowance use: %w", err)
+				}
+			}
+		}
+		if !ok {
+			return u, 0, promo.ReasonUserLimitReached, x.takeBack(ctx, u, code, "", false)
+		}
+	}
+	return u, max(0, u.MaxUsage-load), "", nil
+}
+
+// takeBack gives back the use take added to code (and, with allowance, to
+// the user's allowance).
+func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, allowance bool) error {
+	if allowance && u.PerUserLimit != promo.UnlimitedPerUser {
+		if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
+			return fmt.Errorf("take back allowance use: %w", err)
+		}
+	}
+	if err := x.UnuseCode(ctx, code); err != nil {
+		return fmt.Errorf("take back code use: %w", err)
+	}
+	return nil
+}
+
+// refusal names why a conditional statement on code matched no row; it reads
+// the state only to name the reason.
+func (x stmts[T]) refusal(ctx context.Context, code string, now time.Time) (promo.Reason, int64, error) {
+	st, found, err := x.CodeState(ctx, code, "", now)
+	if err != nil {
+		return "", 0, fmt.Errorf("read code state: %w", err)
+	}
+	if !found {
+		return promo.ReasonCodeNotFound, 0, nil
+	}
+	reason := st.Status(now, false)
+	if reason == promo.ReasonRedeemable {
+		// Only a concurrent change can get here (an admin reactivated
+		// the promotion in between): refuse rather than guess.
+		reason = promo.ReasonCodeExhausted
+	}
+	return reason, st.Promotion.ID, nil
+}
+
+// redeemed writes the audit row and its redemption.created event; codeUses
+// is the code's uses after this one (UseCode's count), which the totals
+// rollup needs to count codes redeemed.
+func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID string, codeUses int) error {
+	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &codeUses)
+	if err != nil {
+		return fmt.Errorf("encode redemption event: %w", err)
+	}
+	ev := promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}
+	if err := x.insertRedemption(ctx, r, ev); err != nil {
+		return fmt.Errorf("insert redemption: %w", err)
+	}
+	return nil
+}
+
+// replay answers a redemption whose idempotency key is already recorded.
+func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	refused, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || refused != "" {
+		return promo.RedeemOutcome{Refused: refused, Replayed: true}, err
+	}
+	r, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(id))
+	if err != nil {
+		return promo.RedeemOutcome{}, fmt.Errorf("read redemption %s: %w", id, err)
+	}
+	if !found {
+		// purge --with-redemptions deletes a redemption's idempotency record
+		// with it; a record left from before that (or from a concurrent
+		// purge) still answers clearly.
+		return promo.RedeemOutcome{}, promo.Refusal(promo.ReasonRedemptionPurged,
+			"the redemption this Idempotency-Key made (%s) was deleted by a purge", id)
+	}
+	return promo.RedeemOutcome{Redemption: r, Replayed: true}, nil
+}
+
+// Rollback gives a redemption's use back to its code and its user, once: the
+// conditional MarkRolledBack lets exactly one transaction through. A second
+// rollback answers the redemption as it is (replayed = true), releasing
+// nothing. ENotFound for an unknown id.
+//
+// The use goes back to the exact code row the redemption took: the code
+// string in the redemption's promotion. When that row is gone (the promotion
+// was deleted or purged, and the string may since name another promotion's
+// code), no code is changed and the answer says so (CodeGone).
+func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Redemption, bool, error) { return x.rollback(ctx, req) })
+	return r, replayed, wrap(err, "roll back redemption %q", req.RedemptionID)
+}
+
+func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	id := x.d.VarChar(req.RedemptionID)
+	r, ok, err := x.redemption(ctx, x.d.MarkRolledBack, id, x.d.Time(now), text(req.Reason))
+	if err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("mark redemption rolled back: %w", err)
+	}
+	if !ok {
+		r, found, err := x.redemption(ctx, x.d.Redemption, id)
+		if err != nil {
+			return promo.Redemption{}, false, fmt.Errorf("read redemption: %w", err)
+		}
+		if !found {
+			return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
+		}
+		return r, true, nil
+	}
+	used, found, err := x.ReleaseCode(ctx, r.PromotionID, r.Code)
+	if err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("release code use: %w", err)
+	}
+	var codeUses *int
+	r.CodeRelease = promo.CodeGone
+	if found {
+		codeUses, r.CodeRelease = &used, promo.CodeReleased
+	}
+	if err := x.exec(ctx, x.d.RecordCodeRelease, id, x.d.VarChar(string(r.CodeRelease))); err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("record code release: %w", err)
+	}
+	if err := x.ReleaseAllowance(ctx, r.PromotionID, r.UserID); err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("release user allowance: %w", err)
+	}
+	payload, err := promo.NewRedemptionEvent(promo.EventRolledBack, req.EventID, now, r, codeUses)
+	if err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("encode rollback event: %w", err)
+	}
+	ev := promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}
+	if err := x.insertEvent(ctx, ev); err != nil {
+		return promo.Redemption{}, false, fmt.Errorf("insert rollback event: %w", err)
+	}
+	return r, false, nil
+}
+
+// CodeState reads a code with its promotion and, when userID is set, that
+// user's uses in the promotion, with the reservations live now. ENotFound
+// when there is no such code.
+func (s *Core[T]) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
+	st, found, err := s.on(s.r).CodeState(ctx, code, userID, time.Now().UTC())
+	if err != nil {
+		return st, fmt.Errorf("read code state: %w", err)
+	}
+	if !found {
+		return st, codeNotFound()
+	}
+	return st, nil
+}
+
+// Redemptions returns one page of the audit trail that f selects, newest
+// first.
+func (s *Core[T]) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error) {
+	var out []promo.Redemption
+	err := s.eachRedemption(ctx, f, pageLimit(f.Limit), func(r promo.Redemption) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// ExportRedemptions calls fn with every redemption that f selects, newest
+// first, stepping through the rows (constant memory).
+func (s *Core[T]) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error {
+	return s.eachRedemption(ctx, f, s.d.AllRows, fn)
+}
+
+// eachRedemption reads the audit trail f selects: a promotion's (ENotFound
+// for an unknown one), narrowed to a user or a code, or a user's across
+// promotions; UUIDv7 ids give the order and the cursors.
+func (s *Core[T]) eachRedemption(ctx context.Context, f promo.RedemptionFilter, limit any, fn func(promo.Redemption) error) error {
+	args := []any{f.PromotionID, limit, s.d.VarChar(f.After), s.d.VarChar(f.Since)}
+	var q string
+	switch {
+	case f.UserID != "" && f.Code != "":
+		return promo.Errorf(promo.EInvalid, "the audit trail is filtered by a user or by a code, not both")
+	case f.PromotionID == 0 && f.UserID == "":
+		return promo.Errorf(promo.EInvalid, "the audit trail is read for a promotion or for a user")
+	case f.PromotionID == 0:
+		q, args[0] = s.d.UserRedemptions, f.UserID
+	case f.UserID != "":
+		q, args = s.d.RedemptionsByUser, append(args, f.UserID)
+	case f.Code != "":
+		q, args = s.d.RedemptionsByCode, append(args, s.d.VarChar(f.Code))
+	default:
+		q = s.d.Redemptions
+	}
+	of := fmt.Sprintf("user %q", f.UserID)
+	if f.PromotionID != 0 {
+		of = fmt.Sprintf("promotion %d", f.PromotionID)
+		if err := s.promotionExists(ctx, f.PromotionID); err != nil {
+			return err
+		}
+	}
+	err := s.each(ctx, s.r, q, args, func(row Row) error {
+		r, err := scanRedemption(row)
+		if err != nil {
+			return err
+		}
+		return fn(r)
+	})
+	return wrap(err, "list redemptions of %s", of)
+}
+
+// promotionExists is nil for a promotion that exists, ENotFound otherwise.
+func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
+	var exists bool
+	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
+		return fmt.Errorf("look up promotion %d: %w", id, err)
+	}
+	if !exists {
+		return promotionNotFound(id)
+	}
+	return nil
+}
+
+// ClaimEvents leases up to limit unpublished events of the outbox for lease
+// and returns them in outbox order: other publishers skip them until the
+// lease ends (or MarkEventsPublished).
+func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
+	var evs []promo.OutboxEvent
+	err := s.each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row) error {
+		var (
+			ev      promo.OutboxEvent
+			payload string
+		)
+		err := r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &payload)
+		ev.Payload = []byte(payload)
+		evs = append(evs, ev)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim events: %w", err)
+	}
+	slices.SortFunc(evs, func(a, b promo.OutboxEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+	return evs, nil
+}
+
+// MarkEventsPublished records that the broker acknowledged these events.
+func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
+	var err error
+	if s.d.Arrays {
+		_, err = s.w.Exec(ctx, s.d.MarkEventPublished, seqs)
+	} else {
+		err = s.inTx(ctx, func(tx T) error {
+			for _, seq := range seqs {
+				if _, err := tx.Exec(ctx, s.d.MarkEventPublished, seq); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("mark %d events published: %w", len(seqs), err)
+	}
+	return nil
+}
+
+// PruneEvents deletes up to limit outbox events published before before and
+// counted by the totals rollup, and returns how many it deleted.
+func (s *Core[T]) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.count(ctx, "prune published events", s.d.PruneEvents, s.d.Time(before), limit)
+}
+
+// count runs a bounded write and returns how many rows it changed.
+func (s *Core[T]) count(ctx context.Context, what, query string, args ...any) (int64, error) {
+	n, err := s.w.Exec(ctx, query, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	return n, nil
+}

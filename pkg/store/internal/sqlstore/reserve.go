@@ -1,0 +1,265 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Reserve holds one use of a code for a user until req.Now+req.TTL, in one
+// write transaction (a refusal is an outcome whose idempotency record
+// commits too).
+//
+// Locks, in the order every transaction takes them (idempotency key, code
+// row, allowance row, reservation row) so that reserving, redeeming,
+// confirming and rolling back cannot deadlock: lockCode locks the code row,
+// then codeLoad counts uses and live reservations with the lock held. Every
+// transaction that adds a use or a reservation to a code holds that lock
+// until it commits, so the count is complete and no other can be added
+// before this one commits; reservations only leave the count (release,
+// expiry) without it, which can only make the count too high for a moment,
+// never too low. The same holds for the user's allowance row.
+func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	if err := checkReserveRequest(req); err != nil {
+		return promo.ReserveOutcome{}, err
+	}
+	out, err := run1(ctx, s, func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
+	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
+}
+
+func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+		if err != nil {
+			return promo.ReserveOutcome{}, err
+		}
+		return x.replayReservation(ctx, req)
+	}
+	refused, r, err := x.hold(ctx, req)
+	if err != nil {
+		return promo.ReserveOutcome{}, err
+	}
+	return promo.ReserveOutcome{Refused: refused, Reservation: r},
+		x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey, refused, r.ID)
+}
+
+// hold takes the locks, counts and writes the reservation, or names the
+// refusal.
+func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Reason, promo.Reservation, error) {
+	var none promo.Reservation
+	u, ok, err := x.lockCode(ctx, req.Code, req.Now)
+	if err != nil {
+		return "", none, fmt.Errorf("lock code: %w", err)
+	}
+	if !ok {
+		reason, _, err := x.refusal(ctx, req.Code, req.Now)
+		return reason, none, err
+	}
+	load, err := x.codeLoad(ctx, req.Code, req.Now, "")
+	if err != nil {
+		return "", none, fmt.Errorf("count code holds: %w", err)
+	}
+	if load+1 > u.MaxUsage {
+		return promo.ReasonCodeExhausted, none, nil
+	}
+	if u.PerUserLimit != promo.UnlimitedPerUser {
+		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
+		if err != nil {
+			return "", none, fmt.Errorf("lock allowance: %w", err)
+		}
+		if !ok {
+			return promo.ReasonUserLimitReached, none, nil
+		}
+		userLoad, err := x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
+		if err != nil {
+			return "", none, fmt.Errorf("count user holds: %w", err)
+		}
+		if userLoad+1 > u.PerUserLimit {
+			return promo.ReasonUserLimitReached, none, nil
+		}
+	}
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	r := promo.Reservation{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
+		Status: promo.ReservationHeld, CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
+	if err := x.exec(ctx, x.d.InsertReservation, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID,
+		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt)); err != nil {
+		return "", none, fmt.Errorf("insert reservation: %w", err)
+	}
+	return "", r, nil
+}
+
+func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	refused, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || refused != "" {
+		return promo.ReserveOutcome{Refused: refused, Replayed: true}, err
+	}
+	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
+	if err != nil {
+		return promo.ReserveOutcome{}, fmt.Errorf("read reservation %s: %w", id, err)
+	}
+	if !found {
+		return promo.ReserveOutcome{}, promo.Errorf(promo.ENotFound,
+			"the reservation this Idempotency-Key made was swept after it ended")
+	}
+	return promo.ReserveOutcome{Reservation: r, Replayed: true}, nil
+}
+
+// Confirm turns a reservation into a redemption, in one write transaction.
+// The use is taken like a redemption's (take), except that the
+// reservation's own hold is not counted: a live reservation always fits. An
+// expired one is confirmed when its use is still free (the use is taken
+// anew, within every limit, as a redemption made now would be) and refused
+// reservation_expired when it is not. A promotion deactivated or ended
+// since, or a code revoked since, is refused with that reason: a
+// reservation holds a use, not an exemption.
+//
+// Confirming a confirmed reservation answers its redemption again (Replayed)
+// when orderID is the same, else idempotency_conflict. A released one is
+// reservation_released. Lock order: code row, allowance row, then the
+// reservation row (MarkConfirmed), as in Reserve.
+func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
+	if err := checkConfirmRequest(req); err != nil {
+		return promo.ConfirmOutcome{}, err
+	}
+	out, err := run1(ctx, s, func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
+	return out, wrap(err, "confirm reservation %q", req.ReservationID)
+}
+
+func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
+	id := x.d.VarChar(req.ReservationID)
+	r, found, err := x.reservation(ctx, x.d.Reservation, id)
+	if err != nil {
+		return promo.ConfirmOutcome{}, fmt.Errorf("read reservation: %w", err)
+	}
+	if !found {
+		return promo.ConfirmOutcome{}, reservationNotFound(req.ReservationID)
+	}
+	if r.Status != promo.ReservationHeld {
+		return x.settled(ctx, r, req)
+	}
+	expired := !r.Live(req.Now)
+	u, left, refused, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID)
+	if err != nil {
+		return promo.ConfirmOutcome{}, err
+	}
+	if refused != "" {
+		// A concurrent confirm of this reservation may have taken the use
+		// while this one waited for the code's (or allowance's) lock: its
+		// commit is what refused this one. Answer from what it did (the
+		// lock was released by that commit, so a new read sees it).
+		now, found, err := x.reservation(ctx, x.d.Reservation, id)
+		if err != nil {
+			return promo.ConfirmOutcome{}, fmt.Errorf("re-read reservation: %w", err)
+		}
+		if found && now.Status != promo.ReservationHeld {
+			return x.settled(ctx, now, req)
+		}
+		if expired && (refused == promo.ReasonCodeExhausted || refused == promo.ReasonUserLimitReached) {
+			refused = promo.ReasonReservationExpired
+		}
+		return promo.ConfirmOutcome{Refused: refused}, nil
+	}
+	at := req.Now.UTC().Truncate(time.Microsecond)
+	ok, err := x.one(ctx, x.d.MarkConfirmed, id, x.d.VarChar(req.RedemptionID), req.OrderID, x.d.Time(at))
+	if err != nil {
+		return promo.ConfirmOutcome{}, fmt.Errorf("mark reservation confirmed: %w", err)
+	}
+	if !ok {
+		// A concurrent confirm or release settled it while this one waited:
+		// give the use back and answer from what that one did.
+		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
+			return promo.ConfirmOutcome{}, err
+		}
+		r, found, err := x.reservation(ctx, x.d.Reservation, id)
+		if err != nil || !found {
+			return promo.ConfirmOutcome{}, fmt.Errorf("re-read settled reservation %s (found %t): %w", req.ReservationID, found, err)
+		}
+		return x.settled(ctx, r, req)
+	}
+	red := promo.Redemption{ID: req.RedemptionID, Code: r.Code, PromotionID: u.PromotionID, UserID: r.UserID,
+		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at, UsesLeft: left}
+	if err := x.redeemed(ctx, red, req.EventID, u.Used); err != nil {
+		return promo.ConfirmOutcome{}, err
+	}
+	return promo.ConfirmOutcome{Redemption: red}, nil
+}
+
+// settled answers a confirmation of a reservation that is no longer held.
+func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
+	if r.Status == promo.ReservationReleased {
+		return promo.ConfirmOutcome{Refused: promo.ReasonReservationReleased}, nil
+	}
+	if r.OrderID != req.OrderID {
+		return promo.ConfirmOutcome{}, promo.Refusal(promo.ReasonIdempotencyConflict,
+			"reservation %s was confirmed with another orderId", r.ID)
+	}
+	red, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(r.RedemptionID))
+	if err != nil {
+		return promo.ConfirmOutcome{}, fmt.Errorf("read redemption %s: %w", r.RedemptionID, err)
+	}
+	if !found {
+		return promo.ConfirmOutcome{}, fmt.Errorf("reservation %s names redemption %s, which does not exist", r.ID, r.RedemptionID)
+	}
+	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
+}
+
+// Release ends a held reservation (its use is free at once). Releasing a
+// released or expired-and-released one answers it again (replayed); a
+// confirmed one is refused reservation_confirmed (roll the redemption back
+// instead). It locks only the reservation row and waits for nothing else.
+func (s *Core[T]) Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
+	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Reservation, bool, error) {
+		r, ok, err := x.reservation(ctx, x.d.MarkReleased, x.d.VarChar(id), x.d.Time(now.UTC().Truncate(time.Microsecond)))
+		if err != nil || ok {
+			return r, false, wrap(err, "mark reservation released")
+		}
+		r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
+		switch {
+		case err != nil:
+			return r, false, fmt.Errorf("read reservation: %w", err)
+		case !found:
+			return r, false, reservationNotFound(id)
+		case r.Status == promo.ReservationConfirmed:
+			return r, false, promo.Refusal(promo.ReasonReservationConfirmed,
+				"reservation %s was confirmed (redemption %s); roll the redemption back instead", id, r.RedemptionID)
+		}
+		return r, true, nil
+	})
+	return r, replayed, wrap(err, "release reservation %q", id)
+}
+
+// Reservation reads one reservation; ENotFound when there is none.
+func (s *Core[T]) Reservation(ctx context.Context, id string) (promo.Reservation, error) {
+	r, found, err := s.on(s.r).reservation(ctx, s.d.Reservation, s.d.VarChar(id))
+	if err != nil {
+		return r, fmt.Errorf("read reservation %q: %w", id, err)
+	}
+	if !found {
+		return r, reservationNotFound(id)
+	}
+	return r, nil
+}
+
+// SweepReservations deletes up to limit reservations that ended (expired, or
+// were settled and expired) before before; it returns how many.
+func (s *Core[T]) SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.count(ctx, "sweep reservations", s.d.SweepReservations, s.d.Time(before), limit)
+}
+
+// CodeReservations returns the live reservations (held, not expired at now)
+// of promotion promotionID's code (canonical), soonest to expire first, at
+// most limit.
+func (s *Core[T]) CodeReservations(ctx context.Context, promotionID int64, code string, now time.Time, limit int) ([]promo.Reservation, error) {
+	var out []promo.Reservation
+	err := s.each(ctx, s.r, s.d.CodeReservations, []any{s.d.VarChar(code), promotionID, s.d.Time(now), limit},
+		func(row Row) error {
+			r, err := scanReservation(row)
+			out = append(out, r)
+			return err
+		})
+	if err != nil {
+		return nil, fmt.Errorf("reservations of code %s: %w", code, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,168 @@
+package sqlstore
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// TimeLayout is how SQLite stores times: UTC, fixed width, so that text
+// order is time order.
+const TimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime is SQLite's time argument.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// UTC is the time argument of PostgreSQL and SQL Server: the time in UTC (SQL
+// Server's driver sends datetimeoffset, which the server converts to
+// datetime2 by dropping the offset, so it must be UTC already).
+func UTC(t time.Time) any { return t.UTC() }
+
+// Time scans a time column into *dst, in UTC: a time.Time (PostgreSQL, SQL
+// Server) or ISO 8601 text (SQLite).
+func Time(dst *time.Time) sql.Scanner { return timeDest{dst} }
+
+// NullTime scans a nullable time column: NULL leaves *dst nil.
+func NullTime(dst **time.Time) sql.Scanner { return nullTimeDest{dst} }
+
+type timeDest struct{ dst *time.Time }
+
+func (d timeDest) Scan(v any) error {
+	switch x := v.(type) {
+	case time.Time:
+		*d.dst = x.UTC()
+		return nil
+	case string:
+		return d.parse(x)
+	case []byte:
+		return d.parse(string(x))
+	}
+	return fmt.Errorf("cannot scan %T into a time", v)
+}
+
+func (d timeDest) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return err
+	}
+	*d.dst = t.UTC()
+	return nil
+}
+
+type nullTimeDest struct{ dst **time.Time }
+
+func (d nullTimeDest) Scan(v any) error {
+	if v == nil {
+		*d.dst = nil
+		return nil
+	}
+	var t time.Time
+	if err := (timeDest{&t}).Scan(v); err != nil {
+		return err
+	}
+	*d.dst = &t
+	return nil
+}
+
+// scanPromotion scans promotionCols (see Statements) into p, then extra.
+func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
+	var (
+		kind           string
+		format, vanity sql.NullString
+		seqStart       int64
+	)
+	dest := append([]any{&p.ID, &p.Name, &kind, &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
+		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
+		Time(&p.CreatedAt)}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return err
+	}
+	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
+	return decodeFormat(p, format.String)
+}
+
+// decodeFormat sets p.Format from its stored JSON ("" for none).
+func decodeFormat(p *promo.Promotion, stored string) error {
+	if stored == "" {
+		return nil
+	}
+	p.Format = new(promo.Format)
+	if err := json.Unmarshal([]byte(stored), p.Format); err != nil {
+		return fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// scanRedemption scans redemptionCols (see Statements).
+func scanRedemption(row Row) (promo.Redemption, error) {
+	var (
+		r        promo.Redemption
+		metadata sql.NullString
+		release  string
+	)
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
+		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release)
+	r.CodeRelease = promo.CodeRelease(release)
+	if metadata.Valid {
+		r.Metadata = []byte(metadata.String)
+	}
+	return r, err
+}
+
+// scanReservation scans reservationCols.
+func scanReservation(row Row) (promo.Reservation, error) {
+	var (
+		r      promo.Reservation
+		status string
+	)
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &status, Time(&r.CreatedAt), Time(&r.ExpiresAt),
+		NullTime(&r.SettledAt), &r.RedemptionID, &r.OrderID)
+	r.Status = promo.ReservationStatus(status)
+	return r, err
+}
+
+// scanTopUp scans topUpCols, then extra.
+func scanTopUp(row Row, extra ...any) (promo.TopUp, error) {
+	var (
+		t     promo.TopUp
+		start int64
+	)
+	err := row.Scan(append([]any{&t.No, &t.CodeCount, &start, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
+	t.SeqStart = uint64(start)
+	return t, err
+}
+
+// statusTail is where the status columns after the progress scan to: the
+// switch, the deletion, the totals.
+func statusTail(st *promo.PromotionStatus) []any {
+	return []any{&st.Active, NullTime(&st.Deletion.RequestedAt), NullTime(&st.Deletion.DeletedAt),
+		&st.Totals.Redemptions, &st.Totals.CodesRedeemed, &st.Totals.RolledBack}
+}
+
+// progress is where the Progress columns scan to.
+func progress(st *promo.PromotionStatus) []any {
+	b := &st.Batches
+	return []any{&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked, &b.Cancelled}
+}
+
+// scanBatches reads batchCols rows.
+func scanBatches(rows Rows) ([]promo.Batch, error) {
+	defer rows.Close()
+	var bs []promo.Batch
+	for rows.Next() {
+		var (
+			b        promo.Batch
+			seqStart int64
+			state    string
+		)
+		if err := rows.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, &state, &b.LastError); err != nil {
+			return nil, err
+		}
+		b.SeqStart, b.State = uint64(seqStart), promo.BatchState(state)
+		bs = append(bs, b)
+	}
+	return bs, rows.Err()
+}

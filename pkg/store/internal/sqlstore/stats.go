@@ -1,0 +1,176 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Stats returns a promotion's redemption analytics: totals and top users
+// from the audit trail, and the time series of q's window in buckets of an
+// hour or a day (UTC) with rollbacks and refusals by reason. It does not
+// check that the promotion exists (no redemptions: zeros).
+func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
+	var st promo.PromotionStats
+	q, err := checkStatsQuery(q, time.Now())
+	if err != nil {
+		return st, err
+	}
+	id := q.PromotionID
+	if err := s.r.QueryRow(ctx, s.d.StatsTotals, id).Scan(&st.Redemptions, &st.RolledBack, &st.CodesRedeemed); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: totals: %w", id, err)
+	}
+	args := []any{id, string(q.Bucket), s.d.Time(q.From), s.d.Time(q.To)}
+	if err := s.each(ctx, s.r, s.d.StatsSeries, args, func(r Row) error {
+		var p promo.StatsPoint
+		if err := r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack, &p.Rollbacks); err != nil {
+			return err
+		}
+		st.Series = append(st.Series, p)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
+	}
+	var counts []bucketReason
+	if err := s.each(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row) error {
+		var (
+			c      bucketReason
+			reason string
+		)
+		if err := r.Scan(Time(&c.At), &reason, &c.N); err != nil {
+			return err
+		}
+		c.Reason = promo.Reason(reason)
+		counts = append(counts, c)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
+	}
+	mergeRefusals(st.Series, counts)
+	if err := s.each(ctx, s.r, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit}, func(r Row) error {
+		var u promo.UserRedemptions
+		if err := r.Scan(&u.UserID, &u.Redemptions); err != nil {
+			return err
+		}
+		st.TopUsers = append(st.TopUsers, u)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
+	}
+	return st, nil
+}
+
+// each runs query through q and calls fn with each row.
+func (s *Core[T]) each(ctx context.Context, q Querier, query string, args []any, fn func(Row) error) error {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// RollUp counts up to limit uncounted outbox events into promotion_totals,
+// in one transaction: the events are marked counted and the per-promotion
+// deltas added together, or neither. Rollers take disjoint events (SKIP
+// LOCKED, UPDLOCK/READPAST, SQLite's single writer); a deadlock between two
+// of them on the totals rows is run again.
+func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, error) {
+	if limit <= 0 {
+		limit = defaultRollupBatch
+	}
+	var b promo.RollupBatch
+	err := s.retry(ctx, func() error {
+		return s.inTx(ctx, func(tx T) error {
+			var err error
+			b, err = s.rollUp(ctx, tx, limit)
+			return err
+		})
+	})
+	if err != nil {
+		return promo.RollupBatch{}, fmt.Errorf("roll up events: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatch, error) {
+	now := s.d.Time(s.clock())
+	var evs []promo.OutboxEvent
+	err := s.each(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row) error {
+		var (
+			ev      promo.OutboxEvent
+			payload string
+		)
+		err := r.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt))
+		ev.Payload = []byte(payload)
+		evs = append(evs, ev)
+		return err
+	})
+	if err != nil {
+		return promo.RollupBatch{}, err
+	}
+	return rollUpEvents(evs, func(ds []promo.TotalsDelta) error {
+		if s.d.Arrays {
+			cols := [4][]int64{}
+			for _, d := range ds {
+				for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
+					cols[i] = append(cols[i], v)
+				}
+			}
+			_, err := tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
+			return err
+		}
+		for _, d := range ds {
+			if _, err := tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack,
+				now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// AddRefusals adds refusal counts, in one transaction.
+func (s *Core[T]) AddRefusals(ctx context.Context, counts []promo.RefusalCount) error {
+	err := s.inTx(ctx, func(tx T) error {
+		for _, c := range counts {
+			if _, err := tx.Exec(ctx, s.d.AddRefusals, c.PromotionID, string(c.Reason), s.d.Time(c.Hour), c.N); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("add %d refusal counts: %w", len(counts), err)
+	}
+	return nil
+}
+
+// RefusalsByReason returns a promotion's refused redemptions by reason, most
+// frequent first.
+func (s *Core[T]) RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error) {
+	var out []promo.ReasonCount
+	err := s.each(ctx, s.r, s.d.RefusalsByReason, []any{promotionID}, func(r Row) error {
+		var (
+			c      promo.ReasonCount
+			reason string
+		)
+		if err := r.Scan(&reason, &c.Count); err != nil {
+			return err
+		}
+		c.Reason = promo.Reason(reason)
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("refusals of promotion %d: %w", promotionID, err)
+	}
+	return out, nil
+}

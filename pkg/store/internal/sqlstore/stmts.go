@@ -1,0 +1,328 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// stmts binds the dialect's statements to one transaction, or to a pool for
+// reads: the redemption, reservation and lifecycle algorithms run on it.
+// Every limit is enforced by a conditional statement that the database
+// re-checks under the row lock it takes (UseCode, UseAllowance,
+// MarkRolledBack, ...): nothing reads a count and decides in Go whether to
+// write.
+type stmts[T Tx] struct {
+	q Querier
+	d *Dialect[T]
+}
+
+// on binds the statements to q.
+func (s *Core[T]) on(q Querier) stmts[T] { return stmts[T]{q, &s.d} }
+
+// StatementTx is the single statements that storetest drives, each at its
+// limit, in a transaction that is rolled back (RunRolledBack).
+type StatementTx interface {
+	UseCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error)
+	UnuseCode(ctx context.Context, code string) error
+	UseAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error)
+	LockAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error)
+	ReleaseCode(ctx context.Context, promotionID int64, code string) (int, bool, error)
+	ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error
+	CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error)
+}
+
+var errRolledBack = errors.New("rolled back on purpose")
+
+// InStatementTx runs fn on the core's statements in one write transaction
+// and rolls it back whatever fn did: for tests that drive single statements
+// (storetest's StatementStore).
+func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error) error {
+	err := s.inTx(ctx, func(tx T) error {
+		if err := fn(s.on(tx)); err != nil {
+			return err
+		}
+		return errRolledBack
+	})
+	if errors.Is(err, errRolledBack) {
+		return nil
+	}
+	return err
+}
+
+// run runs fn in one write transaction on the core's statements, committed
+// when fn returns no error; ok is fn's second answer (replayed, mostly).
+func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
+	err = s.inTx(ctx, func(tx T) error {
+		var err error
+		r, ok, err = fn(s.on(tx))
+		return err
+	})
+	return r, ok, err
+}
+
+// wrap says what was being done around an internal error; a domain error
+// (a refusal, ENotFound, ...) reaches the caller as it is.
+func wrap(err error, format string, args ...any) error {
+	if err != nil && promo.Code(err) == promo.EInternal {
+		return fmt.Errorf(format+": %w", append(args, err)...)
+	}
+	return err
+}
+
+// row runs query and scans its row into dest; false when there is none.
+func (x stmts[T]) row(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
+	err := x.q.QueryRow(ctx, query, args...).Scan(dest...)
+	if noRows(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// one runs a statement and reports whether it changed exactly one row.
+func (x stmts[T]) one(ctx context.Context, query string, args ...any) (bool, error) {
+	n, err := x.q.Exec(ctx, query, args...)
+	return n == 1, err
+}
+
+func (x stmts[T]) exec(ctx context.Context, query string, args ...any) error {
+	_, err := x.q.Exec(ctx, query, args...)
+	return err
+}
+
+// text is an optional text argument: NULL for "".
+func text(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// claim inserts the idempotency record for key (none: nothing to claim);
+// false when it exists (committed by an earlier or concurrent transaction,
+// which the insert waited for): the caller replays it.
+func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time) (bool, error) {
+	if key == "" {
+		return true, nil
+	}
+	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now))
+	if err != nil && x.d.UniqueViolation(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return n == 1, nil
+}
+
+// recorded reads key's idempotency record through query (StoredOutcome or
+// StoredReservationOutcome): idempotency_conflict for a request with
+// another hash, else the refusal or the id of what it made.
+func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (promo.Reason, string, error) {
+	var h, refused, id string
+	if err := x.q.QueryRow(ctx, query, key).Scan(&h, &refused, &id); err != nil {
+		return "", "", fmt.Errorf("read idempotency record: %w", err)
+	}
+	if h != hash {
+		return "", "", idempotencyConflict()
+	}
+	return promo.Reason(refused), id, nil
+}
+
+// lookUp explains a conditional change of a promotion that matched no row:
+// ENotFound for no such promotion, promotion_deleted for one being deleted;
+// otherwise it answers the promotion's flags.
+func (x stmts[T]) lookUp(ctx context.Context, id int64) (promotionState, error) {
+	st, err := x.promotionState(ctx, x.d.PromotionState, id)
+	switch {
+	case err != nil:
+		return st, fmt.Errorf("look up promotion: %w", err)
+	case !st.Found:
+		return st, promotionNotFound(id)
+	case st.Deleting:
+		return st, promotionDeleted(id)
+	}
+	return st, nil
+}
+
+// run1 is run for an algorithm with one answer.
+func run1[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, error)) (R, error) {
+	r, _, err := run(ctx, s, func(x stmts[T]) (R, bool, error) {
+		r, err := fn(x)
+		return r, false, err
+	})
+	return r, err
+}
+
+// CodeUse is what UseCode's and LockCode's statements return about the code.
+type CodeUse struct {
+	PromotionID  int64
+	Used         int
+	MaxUsage     int
+	PerUserLimit int
+}
+
+// UseCode adds one use to code if it could be used at now (committed uses
+// only: live reservations are counted by codeLoad once the row is locked);
+// false when the statement matched no row.
+func (x stmts[T]) UseCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error) {
+	return x.codeUse(ctx, x.d.UseCode, code, now)
+}
+
+// lockCode takes the code row's lock on UseCode's conditions, adding no use.
+func (x stmts[T]) lockCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error) {
+	return x.codeUse(ctx, x.d.LockCode, code, now)
+}
+
+func (x stmts[T]) codeUse(ctx context.Context, query, code string, now time.Time) (CodeUse, bool, error) {
+	var u CodeUse
+	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now)}, &u.PromotionID, &u.Used, &u.MaxUsage,
+		&u.PerUserLimit)
+	return u, ok, err
+}
+
+// UnuseCode takes back the use UseCode added in this transaction.
+func (x stmts[T]) UnuseCode(ctx context.Context, code string) error {
+	return x.exec(ctx, x.d.UnuseCode, x.d.VarChar(code))
+}
+
+// UseAllowance adds one use to the user's allowance in the promotion if it
+// stays within limit (creating the row at 1); false when it would not.
+func (x stmts[T]) UseAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error) {
+	return x.allowance(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, promotionID, userID, limit)
+}
+
+// LockAllowance takes the (promotion, user) allowance row's lock, creating
+// the row at 0 uses, if its committed uses are below limit.
+func (x stmts[T]) LockAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error) {
+	return x.allowance(ctx, x.d.LockAllowance, x.d.LockAllowanceInsert, promotionID, userID, limit)
+}
+
+// allowance runs an allowance upsert, or its update then insert.
+func (x stmts[T]) allowance(ctx context.Context, update, insert string, promotionID int64, userID string, limit int) (bool, error) {
+	for attempt := 0; ; attempt++ {
+		var used int
+		ok, err := x.row(ctx, update, []any{promotionID, userID, limit}, &used)
+		if ok || err != nil || insert == "" {
+			return ok, err
+		}
+		ok, err = x.one(ctx, insert, promotionID, userID)
+		if err != nil && x.d.UniqueViolation(err) && attempt == 0 {
+			continue // a concurrent first use by this user committed the row: update it
+		}
+		return ok, err // false: the row exists and is at the limit
+	}
+}
+
+// codeLoad reads, under the code row lock this transaction holds (UseCode or
+// lockCode), the code's committed uses plus its live reservations (held,
+// expires_at > now) other than exclude; allowanceLoad the same for the
+// user's allowance row.
+func (x stmts[T]) codeLoad(ctx context.Context, code string, now time.Time, exclude string) (n int, err error) {
+	err = x.q.QueryRow(ctx, x.d.CodeLoad, x.d.VarChar(code), x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
+	return n, err
+}
+
+func (x stmts[T]) allowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (n int, err error) {
+	err = x.q.QueryRow(ctx, x.d.AllowanceLoad, promotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
+	return n, err
+}
+
+// ReleaseCode gives one use back to the code row of that promotion (a code
+// with the same string in another promotion is another row) and returns its
+// uses after it; false when it matched no row (the row is gone, or had no
+// use to give back).
+func (x stmts[T]) ReleaseCode(ctx context.Context, promotionID int64, code string) (used int, ok bool, err error) {
+	ok, err = x.row(ctx, x.d.ReleaseCode, []any{x.d.VarChar(code), promotionID}, &used)
+	return used, ok, err
+}
+
+// ReleaseAllowance gives the user one use back (never below 0).
+func (x stmts[T]) ReleaseAllowance(ctx context.Context, promotionID int64, userID string) error {
+	return x.exec(ctx, x.d.ReleaseAllowance, promotionID, userID)
+}
+
+// CodeState reads a code with its promotion, the user's uses and the
+// reservations live at now; false when there is no such code.
+func (x stmts[T]) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
+	var st promo.CodeState
+	err := scanPromotion(x.q.QueryRow(ctx, x.d.CodeState, x.d.VarChar(code), userID, x.d.Time(now)), &st.Promotion,
+		&st.Code, &st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
+	if noRows(err) {
+		return st, false, nil
+	}
+	return st, err == nil, err
+}
+
+// insertRedemption writes the audit row and its event's outbox row.
+func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev promo.OutboxEvent) error {
+	args := []any{x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID, text(r.OrderID),
+		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey)}
+	if x.d.RedemptionWithEvent != "" {
+		return x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...)
+	}
+	if err := x.exec(ctx, x.d.InsertRedemption, args...); err != nil {
+		return err
+	}
+	return x.insertEvent(ctx, ev)
+}
+
+// insertEvent writes an outbox row.
+func (x stmts[T]) insertEvent(ctx context.Context, ev promo.OutboxEvent) error {
+	return x.exec(ctx, x.d.InsertEvent, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload), x.d.Time(time.Now()))
+}
+
+// redemption reads one audit row through query (Redemption, or
+// MarkRolledBack with its arguments).
+func (x stmts[T]) redemption(ctx context.Context, query string, args ...any) (promo.Redemption, bool, error) {
+	r, err := scanRedemption(x.q.QueryRow(ctx, query, args...))
+	if noRows(err) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+// reservation reads one reservation through query (Reservation, or
+// MarkReleased with its arguments).
+func (x stmts[T]) reservation(ctx context.Context, query string, args ...any) (promo.Reservation, bool, error) {
+	r, err := scanReservation(x.q.QueryRow(ctx, query, args...))
+	if noRows(err) {
+		return r, false, nil
+	}
+	return r, err == nil, err
+}
+
+// promotionState reads a promotion's lifecycle flags through query
+// (PromotionState, or LockPromotion, which locks its row).
+func (x stmts[T]) promotionState(ctx context.Context, query string, id int64) (promotionState, error) {
+	var st promotionState
+	found, err := x.row(ctx, query, []any{id}, &st.Deleting, &st.Cancelled)
+	st.Found = found
+	return st, err
+}
+
+// promotionState is a promotion's lifecycle flags.
+type promotionState struct {
+	Found     bool
+	Deleting  bool // deletion requested (final)
+	Cancelled bool // generation cancelled (final)
+}
+
+// audit writes an audit row and its event on the redemptions topic.
+func (x stmts[T]) audit(ctx context.Context, a promo.AuditEntry) error {
+	if err := x.exec(ctx, x.d.InsertAudit, x.d.VarChar(a.ID), x.d.Time(a.At), a.Actor, x.d.VarChar(a.Action),
+		a.PromotionID, x.d.VarChar(a.Code), string(a.Detail)); err != nil {
+		return fmt.Errorf("insert audit row: %w", err)
+	}
+	ev, err := promo.NewLifecycleEvent(a)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", a.Action, err)
+	}
+	if err := x.insertEvent(ctx, ev); err != nil {
+		return fmt.Errorf("insert %s event: %w", a.Action, err)
+	}
+	return nil
+}
