@@ -41,8 +41,7 @@ import (
 type session struct {
 	token   string // the admin token signed in with ("" when open)
 	expires time.Time
-	flash   string              // shown once by the next page (after a redirect)
-	used    map[string]struct{} // nonces of forms already acted on
+	flash   string // shown once by the next page (after a redirect)
 }
 
 func newSignInLimiter(cfg Config) (limiter.Store, error) {
