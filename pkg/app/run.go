@@ -376,6 +376,5 @@ func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log 
 	if err != nil {
 		return nil, err
 	}
-	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }
