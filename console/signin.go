@@ -34,9 +34,10 @@ import (
 // /64, which one host usually owns whole): SignInAttempts per SignInWindow,
 // every attempt counted, so that a token cannot be guessed from one address
 // and a burst of parallel attempts cannot slip past the count. The buckets
-// of silent addresses are swept after two windows. Behind a proxy every
-// browser has the proxy's address: the limit then holds for all of them
-// together.
+// of silent addresses are swept after two windows. The client address is
+// the API's (Config.ClientAddr): behind a trusted reverse proxy, the one the
+// proxy names, so that a stranger's attempts lock out only that stranger; a
+// header from any other peer is ignored.
 
 type session struct {
 	token   string // the admin token signed in with ("" when open)
@@ -179,7 +180,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
-	addr := clientAddr(r.RemoteAddr)
+	addr := clientAddr(c.remote(r))
 	_, _, reset, ok, err := c.signins.Take(r.Context(), addr)
 	if err == nil && !ok {
 		wait := time.Until(time.Unix(0, int64(reset))).Round(time.Second)
@@ -205,7 +206,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.newSession(w, token)
-	c.log.Info("console sign-in", zap.String("remote", r.RemoteAddr))
+	c.log.Info("console sign-in", zap.String("remote", c.remote(r)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
