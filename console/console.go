@@ -68,6 +68,12 @@ type Config struct {
 	// Retry-After, for that address only.
 	SignInAttempts int
 	SignInWindow   time.Duration
+	// ClientAddr says which client a request comes from, for the sign-in
+	// limit and for the API's count of failed code look-ups: the API's
+	// reading of http.trustedProxies (api.Server.ClientAddr), so that behind
+	// a reverse proxy each browser counts for itself. Nil: the connection's
+	// peer.
+	ClientAddr func(*http.Request) string
 }
 
 func (c *Config) setDefaults() {
@@ -275,7 +281,18 @@ func (c *Console) apiFor(r *http.Request) (*client.Client, context.Context) {
 	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
 		token = s.token
 	}
-	return c.api.WithToken(token), client.WithClientAddr(r.Context(), r.RemoteAddr)
+	return c.api.WithToken(token), client.WithClientAddr(r.Context(), c.remote(r))
+}
+
+// remote is the client r comes from: Config.ClientAddr's answer, else the
+// connection's peer.
+func (c *Console) remote(r *http.Request) string {
+	if c.cfg.ClientAddr != nil {
+		if a := c.cfg.ClientAddr(r); a != "" {
+			return a
+		}
+	}
+	return r.RemoteAddr
 }
 
 // apiStatus is the status the console answers for a failed API call: the

@@ -34,8 +34,10 @@ import (
 // SignInWindow, in bounded memory (pkg/throttle, the guess limiter's buckets).
 // An attempt takes its token before the token is compared, so a burst of
 // parallel attempts cannot slip past the count; a successful sign-in gives
-// it back. Behind a proxy every browser has the proxy's address: the limit
-// then holds for all of them together.
+// it back. The client address is the API's (Config.ClientAddr): behind a
+// trusted reverse proxy, the one the proxy names, so that a stranger's
+// attempts lock out only that stranger; a header from any other peer is
+// ignored.
 
 type session struct {
 	token   string // the admin token signed in with ("" when open)
@@ -170,7 +172,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
-	addr := clientAddr(r.RemoteAddr)
+	addr := clientAddr(c.remote(r))
 	adm, wait := c.signins.Admit([]throttle.Key{{ID: addr, Limit: c.cfg.SignInAttempts}}, time.Now())
 	if wait > 0 {
 		wait = max(wait.Round(time.Second), time.Second)
@@ -197,7 +199,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	adm.Settle(time.Now())
 	c.newSession(w, token)
-	c.log.Info("console sign-in", zap.String("remote", r.RemoteAddr))
+	c.log.Info("console sign-in", zap.String("remote", c.remote(r)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
