@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"go.uber.org/zap"
@@ -128,13 +129,12 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
+	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
 		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true},
-		{"orderId", req.OrderID, maxOrderIDLen, false}} {
+	}{{"userId", req.UserID, maxUserIDLen, true}, {"orderId", req.OrderID, maxOrderIDLen, false}} {
 		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
@@ -345,16 +345,29 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body.Bytes(), nil
 }
 
+// utf16Len is the length of v in UTF-16 code units.
+func utf16Len(v string) int {
+	n := 0
+	for _, r := range v {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
 // checkText validates a text field: valid UTF-8 without control characters,
-// at most max characters, present when required.
+// at most max characters, present when required. Characters are counted as
+// UTF-16 code units, as SQL Server's nvarchar(n) columns count them (a
+// character outside the Basic Multilingual Plane, such as an emoji, is two),
+// so that a limit means the same on every database and a value within it
+// always fits its column.
 func checkText(field, v string, max int, required bool) error {
 	switch {
 	case v == "" && required:
 		return promo.FieldErrorf(field, "is required")
 	case !utf8.ValidString(v):
 		return promo.FieldErrorf(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > max:
-		return promo.FieldErrorf(field, "must be at most %d characters", max)
+	case utf16Len(v) > max:
+		return promo.FieldErrorf(field, "must be at most %d characters (UTF-16 code units: an emoji counts two)", max)
 	}
 	if msg := badText(v); msg != "" {
 		return promo.FieldErrorf(field, "%s", msg)
