@@ -372,3 +372,28 @@ func TestTextLimitsCountUTF16Units(t *testing.T) {
 		t.Errorf("userId of 100 emoji (200 units): %d %s, want 201", r.StatusCode, r.body)
 	}
 }
+
+// Metadata travels in the redemption events to other services, whose JSON
+// decoders read numbers as IEEE 754 doubles (I-JSON, RFC 7493): a number
+// beyond that range (1e999999999) was stored and published, and every such
+// consumer fails to decode the event. It is refused with 422 naming it.
+func TestMetadataNumbersFitADouble(t *testing.T) {
+	e := newEnvOn(t, backendSQLite, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000,"perUserLimit":0}`)
+	for i, n := range []string{"1e999999999", "-1e400", "123456789e310"} {
+		before := e.rows()
+		r := e.do("POST", "/v1/codes/MEGADETH21/redemptions",
+			fmt.Sprintf(`{"userId":"u%d","metadata":{"cart":{"total":%s}}}`, i, n), nil)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("metadata number %s: %d %s, want 422", n, r.StatusCode, r.body)
+			continue
+		}
+		wantProblem(t, r, http.StatusUnprocessableEntity, "metadata.cart.total")
+		if got := e.rows(); got != before {
+			t.Errorf("metadata number %s: refused but wrote %+v", n, got)
+		}
+	}
+	if r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", `{"userId":"ok","metadata":{"a":1.5e300,"b":-0,"c":[1e-400]}}`, nil); r.StatusCode != http.StatusCreated {
+		t.Errorf("metadata numbers within a double's range: %d %s, want 201", r.StatusCode, r.body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -176,7 +178,33 @@ func (s *Server) checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if buf.Len() > s.maxMetadata() {
 		return nil, promo.FieldErrorf("metadata", "is %d bytes; at most %d are allowed", buf.Len(), s.maxMetadata())
 	}
+	if err := checkNumbers(buf.Bytes(), "metadata"); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// checkNumbers refuses a JSON number that an IEEE 754 double cannot hold
+// (I-JSON, RFC 7493): metadata is published in the redemption events, and a
+// consumer decoding 1e999999999 into a double fails on the event. (Tiny
+// numbers round to zero, which decoders accept.) The value is small and
+// already scanned (readBody), so one more pass costs little.
+func checkNumbers(raw []byte, prefix string) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil // io.EOF; a syntax error was refused by readBody
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		if f, err := strconv.ParseFloat(tok.String(), 64); err != nil && !errors.Is(err, strconv.ErrRange) ||
+			math.IsInf(f, 0) {
+			return promo.FieldErrorf(jsonField(prefix+".", dec.StackPointer()),
+				"must be a number a double can hold (at most about 1.8e308), got %s", truncate(tok.String(), 40))
+		}
+	}
 }
 
 func (s *Server) maxMetadata() int {
