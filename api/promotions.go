@@ -315,6 +315,18 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
+// idemKeyFields checks an Idempotency-Key header of a redemption or a
+// reservation as create and top-up check theirs: at most maxIdemKeyLen
+// printable ASCII characters (a header is ASCII; other bytes were let
+// through before and, on SQL Server, could outgrow the key's column).
+func idemKeyFields(key string) []promo.FieldError {
+	if len(key) > maxIdemKeyLen || !printableASCII(key) {
+		return []promo.FieldError{{Field: "Idempotency-Key",
+			Message: fmt.Sprintf("must be at most %d printable ASCII characters", maxIdemKeyLen)}}
+	}
+	return nil
+}
+
 func printableASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
