@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/pkg/kafka"
 )
 
@@ -97,4 +99,79 @@ func truncated(s string) string {
 		return fmt.Sprintf("%s… (%d bytes)", s[:70], len(s))
 	}
 	return s
+}
+
+// Another site's forms (a cross-site POST with the admin's cookie, which a
+// SameSite=Strict cookie would not even carry) are refused on every form the
+// console takes, with a page, and change nothing; and the redirect after a
+// sign-in or a rollback never leaves the console, whatever target the form
+// names.
+func TestAdversarialConsoleCrossSiteFormsAndRedirects(t *testing.T) {
+	s := newSite(t, true, true)
+	id := s.createPromotion(`{"name":"target","code":"TARGET42","maxUsagePerCode":10}`)
+	rid := s.redeemFor("TARGET42", "victim", "x-1")
+	forms := map[string]url.Values{
+		"/console/promotions/" + id + "/active":     {"active": {"false"}},
+		"/console/promotions/" + id + "/edit":       {"name": {"pwned"}},
+		"/console/promotions/" + id + "/delete":     {"confirm": {"yes"}},
+		"/console/promotions/" + id + "/revoke":     {"code": {"TARGET42"}, "reason": {"x"}},
+		"/console/codes/TARGET42/revoke":            {"reason": {"x"}},
+		"/console/redemptions/" + rid + "/rollback": {"reason": {"x"}},
+		"/console/new":        {"kind": {"vanity"}, "name": {"pwned"}, "code": {"PWNED42"}},
+		"/console/ops/replay": {"action": {"confirm"}},
+		"/console/signout":    {},
+	}
+	for _, h := range []http.Header{{"Origin": {"https://evil.example"}}, {"Sec-Fetch-Site": {"cross-site"}},
+		{"Origin": {"null"}}, {"Sec-Fetch-Site": {"same-site"}, "Origin": {"https://sub.evil.example"}}} {
+		refused := 0
+		for path, form := range forms {
+			resp, page := s.post(path, form, h)
+			if resp.StatusCode == http.StatusForbidden && isHTML(resp) && strings.Contains(page, "another site") {
+				refused++
+			} else {
+				t.Errorf("cross-site POST %s with %v = %d %s, want a 403 page", path, h, resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+		}
+		t.Logf("adversarial: cross-site form with %v [sqlite]: %d of %d forms refused with a 403 page", h, refused, len(forms))
+	}
+	status, m := s.apiCall(http.MethodGet, "/v1/promotions/"+id, "", nil)
+	if status != http.StatusOK || m["name"] != "target" || m["active"] != true || m["status"] != "completed" {
+		t.Errorf("after the cross-site forms the promotion is %d %v, want it unchanged", status, m)
+	}
+
+	// The targets go to the handlers directly (a client would refuse to
+	// send some of them, or to read the answer's Location); a sign-in needs
+	// a console that is not open, each from its own address (the limit).
+	closed := newSite(t, false, true)
+	base, _ := url.Parse("http://console.example")
+	for i, target := range []string{"//evil.example/", "https://evil.example/console/", "/console//evil.example",
+		`/console/\evil.example`, "/console/\t/evil.example", "/console/\r\nLocation: https://evil.example/",
+		"/console/../../evil", "/console/%2e%2E/%2e%2e/evil", `/\/evil.example`, "/console/%2F%2Fevil.example", "javascript:alert(1)", "/console/@evil.example"} {
+		for _, step := range []struct {
+			c    *console.Console
+			path string
+			form url.Values
+		}{
+			{s.console, "/console/redemptions/" + rid + "/rollback", url.Values{"reason": {"x"}, "back": {target}}},
+			{closed.console, "/console/signin", url.Values{"token": {adminToken}, "next": {target}}},
+		} {
+			req := httptest.NewRequest(http.MethodPost, base.String()+step.path, strings.NewReader(step.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.RemoteAddr = fmt.Sprintf("198.51.100.%d:1000", i+1)
+			for _, c := range s.c.Jar.Cookies(&url.URL{Scheme: "http", Host: strings.TrimPrefix(s.srv.URL, "http://"), Path: "/console/"}) {
+				req.AddCookie(c)
+			}
+			rec := httptest.NewRecorder()
+			step.c.ServeHTTP(rec, req)
+			raw := rec.Header().Get("Location")
+			loc, err := base.Parse(raw)
+			if rec.Code != http.StatusSeeOther || err != nil || loc.Host != base.Host || !strings.HasPrefix(loc.Path, "/console/") ||
+				strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				t.Errorf("%s with target %q = %d → %q (%v), want a redirect into the console, no control characters",
+					step.path, target, rec.Code, raw, err)
+			}
+			t.Logf("adversarial: redirect target %q after %s [sqlite]: %d → %q", target, step.path[strings.LastIndex(step.path, "/")+1:],
+				rec.Code, raw)
+		}
+	}
 }
