@@ -31,13 +31,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sethvargo/go-limiter"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/throttle"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -62,9 +62,10 @@ type Config struct {
 	SessionTTL time.Duration
 	// Version is shown in the footer.
 	Version string
-	// SignInAttempts is how many sign-ins one client address may try per
-	// SignInWindow (default 10 per 15m); past it the sign-in page answers
-	// 429 until the window ends, for that address only.
+	// SignInAttempts is how many failed sign-ins one client address may
+	// make in any SignInWindow (default 10 in 15m: a burst of half, the rest
+	// spread over the window); past it the sign-in page answers 429 with
+	// Retry-After, for that address only.
 	SignInAttempts int
 	SignInWindow   time.Duration
 	// ClientAddr says which client a request comes from, for the sign-in
@@ -146,7 +147,7 @@ type Console struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	signins  limiter.Store               // sign-in attempts per client address
+	signins  *throttle.Limiter           // failed sign-ins per client address
 	origins  *http.CrossOriginProtection // refuses cross-origin forms
 
 	previewKey []byte // random: preview samples are never real codes
@@ -265,9 +266,6 @@ func (c *Console) static(w http.ResponseWriter, r *http.Request) {
 	static, _ := fs.Sub(staticFS, "static")
 	http.ServeFileFS(w, r, static, name)
 }
-
-// Close stops the sign-in limiter's sweeper.
-func (c *Console) Close() { _ = c.signins.Close(context.Background()) }
 
 // ---- the API, in-process ----
 

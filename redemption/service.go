@@ -446,11 +446,11 @@ func (s *Service) admit(client Client) (*admission, error) {
 }
 
 // settle gives a look-up's tokens back unless it failed.
-func (s *Service) settle(adm *admission) { adm.settle(s.now()) }
+func (s *Service) settle(adm *admission) { adm.Settle(s.now()) }
 
 // failed keeps a look-up's tokens (it failed) and returns err.
 func failed(adm *admission, err error) error {
-	adm.failed()
+	adm.Failed()
 	return err
 }
 

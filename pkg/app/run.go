@@ -377,6 +377,5 @@ func withConsole(cfg Config, apiCfg api.Config, srv *api.Server, p *parts, log *
 	if err != nil {
 		return nil, err
 	}
-	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }
