@@ -241,9 +241,16 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	// An export of an unfinished promotion is a partial file that looks
 	// complete: only on request.
 	if status := st.Status(); status != promo.StatusCompleted && !partial {
-		s.writeError(w, r, promo.Errorf(promo.EConflict,
-			"promotion %d is %s (%s of %s codes): export it once it is completed, or ask for what exists with ?partial=true",
-			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)))
+		next := "export it once it is completed, or ask for what exists with ?partial=true"
+		switch status {
+		case promo.StatusPending, promo.StatusGenerating:
+		case promo.StatusFailed:
+			next = "it completes once its parked batches are replayed; ask for the codes that exist with ?partial=true"
+		default:
+			next = "it will not complete; ask for the codes that exist with ?partial=true"
+		}
+		s.writeError(w, r, promo.Errorf(promo.EConflict, "promotion %d is %s (%s of %s codes): %s",
+			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount), next))
 		return
 	}
 	if partial {
