@@ -124,7 +124,7 @@ func TestExportCSV(t *testing.T) {
 // A cancelled promotion's export is refused with what is true of it: it
 // will not complete (it said "export it once it is completed").
 func TestExportOfCancelledPromotion(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
 	c := e.create(winter(200))
 	if r := e.do(http.MethodPost, "/v1/promotions/"+c.ID+"/cancel", "", nil); r.StatusCode != http.StatusOK {
 		t.Fatalf("cancel = %d %s", r.StatusCode, r.body)
