@@ -15,7 +15,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// winter is the generated-codes request of DESIGN.md with count codes.
+// winter is the README's generated-codes request with count codes.
 func winter(count int64) string {
 	return fmt.Sprintf(`{"name":"winter","codeCount":%d,"format":{"charset":"alnum","length":10,`+
 		`"prefix":"WNTR-","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1}`, count)

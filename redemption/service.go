@@ -328,7 +328,7 @@ func (s *Service) validate(ctx context.Context, client Client, raw, userID strin
 	}
 	v := s.codeView(ctx, st, userID, shopper)
 	if v.Status == promo.ReasonNotYourCode {
-		adm.failed()
+		adm.Failed()
 	}
 	return v, nil
 }
@@ -467,11 +467,11 @@ func (s *Service) admit(client Client) (*admission, error) {
 }
 
 // settle gives a look-up's tokens back unless it failed.
-func (s *Service) settle(adm *admission) { adm.settle(s.now()) }
+func (s *Service) settle(adm *admission) { adm.Settle(s.now()) }
 
 // failed keeps a look-up's tokens (it failed) and returns err.
 func failed(adm *admission, err error) error {
-	adm.failed()
+	adm.Failed()
 	return err
 }
 

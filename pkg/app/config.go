@@ -16,7 +16,7 @@ import (
 
 // Config is the whole configuration, as cmd/promocodes reads it from
 // configs/*.yaml, PROMOCODES_<SECTION>_<KEY> and flags. The mapstructure tags
-// are the stable config keys (DESIGN.md).
+// are the stable config keys (README.md, "Configuration"; configs/).
 type Config struct {
 	Env       string          `mapstructure:"env"` // dev | production
 	Log       LogConfig       `mapstructure:"log"`

@@ -366,9 +366,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger,
 
 // withConsole mounts the admin console (/console, and / leading there)
 // beside the API.
-func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log *zap.Logger) (http.Handler, error) {
+func withConsole(cfg Config, apiCfg api.Config, srv *api.Server, p *parts, log *zap.Logger) (http.Handler, error) {
 	c, err := console.New(console.Config{AdminTokens: apiCfg.AdminTokens, Open: apiCfg.Open,
-		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short()},
+		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short(),
+		ClientAddr: srv.ClientAddr},
 		srv, p.store, console.Ops{Client: p.client, Publisher: p.producer, DeadTopic: cfg.Kafka.Topics.Dead,
 			BatchesTopic: cfg.Kafka.Topics.Batches, RetryTopic: cfg.Kafka.Topics.Retry, ErrorTopic: cfg.Kafka.Topics.Error,
 			RedemptionsTopic: cfg.Kafka.Topics.Redemptions, GeneratorGroup: cfg.Generator.GroupID,
@@ -376,6 +377,5 @@ func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log 
 	if err != nil {
 		return nil, err
 	}
-	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }

@@ -332,6 +332,12 @@ INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $2
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING`,
 
+	// RedeemOnce is the whole redemption in one round trip: the function
+	// redeem_code (migration 00012, which says why it cannot over-redeem)
+	// runs the core's steps in the database, in autocommit.
+	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
+FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
 	// CodeState: $3 is now, for the live reservations.
@@ -603,6 +609,12 @@ WHERE id = $1 AND delete_requested_at IS NULL`,
 	// the next pass deletes its codes, then finishes).
 	FinishDeletion: `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`,
+
+	// MarkPurge: the window is re-checked under the row lock, so an admin's
+	// PATCH that extends it either lands first (nothing marked) or after
+	// (refused: promotion_deleted).
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = false
+WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 

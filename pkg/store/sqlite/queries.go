@@ -524,6 +524,9 @@ WHERE id = ?1 AND delete_requested_at IS NULL`,
 	FinishDeletion: `UPDATE promotions SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = ?1)`,
 
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, ?3), active = 0
+WHERE id = ?1 AND expires_at IS NOT NULL AND expires_at < ?2`,
+
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 
 	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = ?`,

@@ -724,6 +724,9 @@ WHERE id = @p1 AND delete_requested_at IS NULL`,
 	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
 
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, @p3), active = 0
+WHERE id = @p1 AND expires_at IS NOT NULL AND expires_at < @p2`,
+
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 
 	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`,

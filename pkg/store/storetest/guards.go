@@ -39,6 +39,7 @@ var guardTests = cases{
 	{"ConfirmConcurrentSameOrder", testConfirmConcurrentSameOrder},
 	{"TopUpIdempotency", testTopUpIdempotency},
 	{"PurgeRedemptionsTakesTheirKeys", testPurgeRedemptionsTakesTheirKeys},
+	{"PurgeIsFinal", testPurgeIsFinal},
 	{"CancelOvertakesChunkInFlight", testCancelOvertakesChunkInFlight},
 	{"ConditionsAtTheirLimits", testConditionsAtTheirLimits},
 }
@@ -573,4 +574,73 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		t.Errorf("after the rolled-back statement tests: used %d, user used %d; want 2 and 2", st.Used, st.UserUsed)
 	}
 	return strings.Join(seen, "; ")
+}
+
+// A purge marks each promotion it empties as a deletion does, before it
+// deletes anything: once its per-user allowances are going, an admin who
+// extended its window and topped it up would let every user who had used
+// their allowance redeem a new code. The mark checks the window in the same
+// statement, so a promotion extended since the purge listed it is left alone.
+func testPurgeIsFinal(t *testing.T, h *harness) {
+	p, codes := h.generatedCodes("purged", 4, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = 1, 1
+	})
+	if out := h.redeem(redeemReq(codes[0], "alice")); out.Refused != "" {
+		t.Fatalf("alice's one use: %+v", out)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ended, before := now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	end := func(id int64, at time.Time) {
+		t.Helper()
+		if _, err := h.s.UpdatePromotion(h.ctx, update(id, func(u *promo.PromotionUpdate) {
+			u.SetExpiresAt, u.ExpiresAt = true, &at
+		})); err != nil {
+			t.Fatalf("end promotion %d: %v", id, err)
+		}
+	}
+	end(p.ID, ended)
+	// Another ended promotion, extended after the purge listed it: not
+	// marked, and it still takes changes.
+	extended, _ := h.generatedCodes("extended", 2, nil)
+	end(extended.ID, ended)
+	end(extended.ID, now.Add(time.Hour))
+	if marked, err := h.s.MarkPurge(h.ctx, extended.ID, before, now); err != nil || marked {
+		t.Errorf("MarkPurge of a promotion whose window ends after the date = %t, %v; want false", marked, err)
+	}
+	if _, _, err := h.s.TopUp(h.ctx, topUpReq(extended.ID, 2)); err != nil {
+		t.Errorf("top-up of the promotion the purge left alone: %v", err)
+	}
+
+	if marked, err := h.s.MarkPurge(h.ctx, p.ID, before, now); err != nil || !marked {
+		t.Fatalf("MarkPurge = %t, %v; want true", marked, err)
+	}
+	for _, table := range []string{"codes", "reservations", "user_uses"} {
+		h.purgeAll(table, p.ID)
+	}
+	wantDeleted := func(what string, err error) {
+		t.Helper()
+		if promo.ReasonOf(err) != promo.ReasonPromotionDeleted || promo.Code(err) != promo.EGone {
+			t.Errorf("%s: %v (reason %q), want 410 promotion_deleted", what, err, promo.ReasonOf(err))
+		}
+	}
+	later, on := now.Add(48*time.Hour), true
+	_, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetExpiresAt, u.ExpiresAt, u.Active = true, &later, &on
+	}))
+	wantDeleted("PATCH extending the window of a purged promotion", err)
+	_, _, err = h.s.TopUp(h.ctx, topUpReq(p.ID, 4))
+	wantDeleted("top-up of a purged promotion", err)
+	if marked, err := h.s.MarkPurge(h.ctx, p.ID, before, now.Add(time.Minute)); err != nil || !marked {
+		t.Errorf("MarkPurge again (a purge run twice) = %t, %v; want true", marked, err)
+	}
+	if d, err := h.s.Deletion(h.ctx, p.ID); err != nil || d.RequestedAt == nil || !d.RequestedAt.Equal(now) {
+		t.Errorf("deletion after two marks = %+v, %v; want requested at the first (%s)", d, err, now)
+	}
+	a := promo.AuditEntry{ID: newID(), At: now, Actor: "cli:purge", Action: "promotion.purged", PromotionID: p.ID}
+	if err := h.s.RecordPurge(h.ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(p.ID); st.Status() != promo.StatusDeleted || st.Active {
+		t.Errorf("status after the purge = %s (active %t), want deleted", st.Status(), st.Active)
+	}
 }

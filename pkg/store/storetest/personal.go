@@ -311,7 +311,12 @@ func testEligibility(t *testing.T, h *harness) {
 			t.Errorf("case %d: reservation %+v, want not_eligible %s", i, out, tc.rule)
 		}
 	}
-	if h.used(codes[0]) != 0 {
+	// A request that says nothing fails the first rule (on PostgreSQL its
+	// one-statement redemption hands it to the statement path).
+	if out := h.redeem(redeemReq(codes[5], "u")); out.Refused != promo.ReasonNotEligible || out.Rule != promo.RuleSegments {
+		t.Errorf("a redemption without shopper fields: %+v, want not_eligible segments", out)
+	}
+	if h.used(codes[0]) != 0 || h.used(codes[5]) != 0 {
 		t.Fatalf("refused redemptions used the code")
 	}
 	// A refusal with an Idempotency-Key replays with its rule.

@@ -89,6 +89,10 @@ type Dialect[T Tx] struct {
 	// cannot serve now (besides a lost connection, which the core knows);
 	// LockTimeout a lock wait past the session's limit. nil: none.
 	Retryable, Unavailable, LockTimeout func(error) bool
+	// StatementPath reports RedeemOnce's refusal to decide a redemption
+	// (the promotion has eligibility rules): nothing was written, and the
+	// core redeems on its statement path instead. nil: never.
+	StatementPath func(error) bool
 	// Lease adapts a lease's length as an argument of the claim statements,
 	// which add it to the database's clock.
 	Lease func(time.Duration) any
@@ -105,12 +109,6 @@ type Dialect[T Tx] struct {
 	// AllRows is the limit argument that means no limit (LIMIT NULL, LIMIT
 	// -1, a TOP of MaxInt32).
 	AllRows any
-	// Redeem, when set, answers a checked redemption in place of the core's
-	// statement-by-statement transaction, on the write pool: one call of a
-	// server-side function in one round trip, say, or a combiner that
-	// redeems concurrent requests for one code in one transaction. It must
-	// keep Redeem's contract (storetest runs it).
-	Redeem func(ctx context.Context, db DB[T], req promo.RedeemRequest) (promo.RedeemOutcome, error)
 }
 
 // Bulk is a dialect's code insert for the chunk commit, on the chunk's
@@ -147,7 +145,7 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *
 	if d.VarChar == nil {
 		d.VarChar = func(s string) any { return s }
 	}
-	for _, f := range []*func(error) bool{&d.Retryable, &d.Unavailable, &d.LockTimeout} {
+	for _, f := range []*func(error) bool{&d.Retryable, &d.Unavailable, &d.LockTimeout, &d.StatementPath} {
 		if *f == nil {
 			*f = func(error) bool { return false }
 		}

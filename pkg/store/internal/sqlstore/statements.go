@@ -157,6 +157,21 @@ type Statements struct {
 	// RedemptionWithEvent, if set, writes both in one statement: the
 	// redemption's arguments, then stream, key, payload.
 	InsertRedemption, InsertEvent, RedemptionWithEvent, InsertRedemptionSegment string
+	// RedeemOnce, if set, is a whole redemption in one statement run in
+	// autocommit (one round trip): a server-side function or batch that
+	// runs the steps of the core's redemption (the idempotency claim, the
+	// conditional use of the code, its live holds, the user's allowance and
+	// its holds, the audit row, the event, the outcome) in the same lock
+	// order. Arguments: id, code, user, order id, metadata, redeemed_at,
+	// idempotency key ('' for none), request hash, stream, and the event's
+	// payload around what only the database learns (EventParts: head,
+	// body), client address (''), user agent (''). A code bound to another
+	// user is refused not_your_code; a promotion with eligibility rules
+	// aborts it (Dialect.StatementPath) and the core runs its statement
+	// path; a request with shopper fields never takes it. Row: outcome ("redeemed", "replay" for a key already recorded,
+	// or the refusal reason), promotion id (0 when the code does not exist,
+	// or on a replay), uses left.
+	RedeemOnce string
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion, the owner ('').
@@ -234,6 +249,11 @@ type Statements struct {
 	// it off (-> n); FinishDeletion (id, now) marks it deleted once no code
 	// is left (-> n); Deletion (id): delete_requested_at, deleted_at.
 	RequestDeletion, FinishDeletion, Deletion string
+	// MarkPurge (id, before, now) marks a promotion whose window ended
+	// before before for deletion (keeping an earlier request's time) and
+	// switches it off (-> n; 0 when its window ends later, e.g. an admin
+	// extended it since the purge listed it).
+	MarkPurge string
 	// Purge (promotion id, limit), by table ("codes", "user_uses",
 	// "reservations": -> n; "redemptions": a row per redemption deleted,
 	// whose idempotency records go with it). PurgeRedemptionKeys (the same

@@ -1,5 +1,5 @@
 -- +goose Up
--- Personal codes. See ../../postgres/migrations/00012_personal_codes.sql.
+-- Personal codes. See ../../postgres/migrations/00013_personal_codes.sql.
 ALTER TABLE codes ADD COLUMN user_id TEXT;
 ALTER TABLE codes ADD COLUMN issuance_id TEXT;
 ALTER TABLE codes ADD COLUMN issued_at TEXT;

@@ -1,5 +1,5 @@
 -- +goose Up
--- Personal codes. See ../../postgres/migrations/00012_personal_codes.sql.
+-- Personal codes. See ../../postgres/migrations/00013_personal_codes.sql.
 -- Every statement ends with ";" at the end of a line: goose splits on that.
 -- The filtered index holds issued codes only (the bulk load writes no entry).
 
