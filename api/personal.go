@@ -123,7 +123,7 @@ func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
 		max      int
 		required bool
 	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
-		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
 	}
@@ -158,7 +158,7 @@ func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
 // token's own.
 func (s *Server) listUserCodes(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("userId")
-	if err := checkText("userId", user, maxUserIDLen, true); err != nil {
+	if err := promo.CheckText("userId", user, maxUserIDLen, true); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -27,6 +26,8 @@ type Redeemer interface {
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
+	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
+	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 }
 
 // Option configures a Server.
@@ -51,7 +52,7 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	rs = append(append(append(rs, s.reservationRoutes()...), s.lifecycleRoutes()...), s.inspectRoutes()...)
+	rs = append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
 	return append(rs, s.personalRoutes()...)
 }
 
@@ -86,7 +87,7 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := r.URL.Query().Get("userId")
-	if err := checkText("userId", userID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", userID, maxUserIDLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -147,7 +148,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		required bool
 	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true},
 		{"orderId", req.OrderID, maxOrderIDLen, false}} {
-		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
 	}
@@ -206,7 +207,7 @@ type rollbackRequest struct {
 
 func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := checkText("id", id, 64, true); err != nil {
+	if err := promo.CheckText("id", id, 64, true); err != nil {
 		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no redemption %q", truncate(id, 64)))
 		return
 	}
@@ -215,7 +216,7 @@ func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
+	if err := promo.CheckText("reason", req.Reason, maxReasonLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -244,7 +245,7 @@ func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId")}
 	var fields []promo.FieldError
-	if err := checkText("userId", f.UserID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", f.UserID, maxUserIDLen, false); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	fields = append(fields, redemptionQuery(q, &f)...)
@@ -369,21 +370,4 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
 	return body.Bytes(), nil
-}
-
-// checkText validates a text field: valid UTF-8 without control characters,
-// at most max characters, present when required.
-func checkText(field, v string, max int, required bool) error {
-	switch {
-	case v == "" && required:
-		return promo.FieldErrorf(field, "is required")
-	case !utf8.ValidString(v):
-		return promo.FieldErrorf(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > max:
-		return promo.FieldErrorf(field, "must be at most %d characters", max)
-	}
-	if msg := badText(v); msg != "" {
-		return promo.FieldErrorf(field, "%s", msg)
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -65,7 +66,7 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	acfg := api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, Open: open}
+	acfg := api.Config{Open: open}
 	ccfg := console.Config{Open: open, InsecureCookies: insecure, Version: "test"}
 	if !open {
 		acfg.AdminTokens = []string{adminToken}
@@ -79,8 +80,16 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 	}
 	// And the totals roller (the list's redeemed counts), polling quickly.
 	roller := redemption.NewRoller(st, 20*time.Millisecond, nil, log)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret), BatchCodeCount: 1000}, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{}, 2)
+	ran := make(chan struct{}, 3)
+	go func() {
+		defer func() { ran <- struct{}{} }()
+		_ = ps.Run(rctx)
+	}()
 	go func() {
 		defer func() { ran <- struct{}{} }()
 		_ = svc.Run(rctx)
@@ -93,9 +102,10 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 		stop()
 		<-ran
 		<-ran
+		<-ran
 		svc.Close()
 	})
-	a, err := api.New(acfg, st, nil, nil, log, api.WithRedemption(svc))
+	a, err := api.New(acfg, st, ps, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,8 +460,12 @@ func TestSignInThrottleBehindATrustedProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	a, err := api.New(api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, AdminTokens: []string{adminToken},
-		TrustedProxies: []string{"10.0.0.0/8"}}, st, nil, nil, log)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret)}, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.New(api.Config{AdminTokens: []string{adminToken},
+		TrustedProxies: []string{"10.0.0.0/8"}}, st, ps, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
