@@ -190,3 +190,55 @@ func TestEligibilityHTTP(t *testing.T) {
 		})
 	}
 }
+
+// Eligibility rules are set at create and replaced by PATCH (validated,
+// named field by field), shown by GET, and followed by the next redemption.
+func TestEligibilityCreateAndPatchHTTP(t *testing.T) {
+	h := newHarness(t, "sqlite", redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1})
+	bad := h.do("POST", "/v1/promotions", adminToken, `{"name":"v","code":"ELIGBAD1","eligibility":{"countries":["DEU"],`+
+		`"minOrderAmount":{"amount":"0","currency":"EURO"}}}`, nil)
+	if bad.status != 422 {
+		t.Fatalf("bad rules: %d %s", bad.status, bad.body)
+	}
+	for _, f := range []string{"eligibility.countries", "eligibility.minOrderAmount.amount", "eligibility.minOrderAmount.currency"} {
+		if !strings.Contains(string(bad.body), `"field":"`+f+`"`) {
+			t.Errorf("the 422 does not name %s: %s", f, bad.body)
+		}
+	}
+	if r := h.do("POST", "/v1/promotions", adminToken, `{"name":"v","code":"ELIGBAD2","eligibility":{"country":["DE"]}}`, nil); r.status != 400 ||
+		!strings.Contains(string(r.body), "eligibility.country") {
+		t.Errorf("an unknown rule: %d %s", r.status, r.body)
+	}
+	r := h.do("POST", "/v1/promotions", adminToken, `{"name":"v","code":"ELIGOK01","maxUsagePerCode":10,"perUserLimit":0,`+
+		`"eligibility":{"countries":["de","at"],"firstOrderOnly":true}}`, nil)
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	var created struct{ ID string }
+	decode(t, r.body, &created)
+	get := h.do("GET", "/v1/promotions/"+created.ID, adminToken, "", nil)
+	if !strings.Contains(string(get.body), `"eligibility":{"firstOrderOnly":true,"countries":["AT","DE"]}`) {
+		t.Errorf("GET: %s", get.body)
+	}
+	wantReason(t, "not a first order", h.do("POST", "/v1/codes/ELIGOK01/redemptions", redeemToken,
+		`{"userId":"u","country":"DE","firstOrder":false}`, nil), 409, "not_eligible")
+	if r := h.do("POST", "/v1/codes/ELIGOK01/redemptions", redeemToken, `{"userId":"u","country":"AT","firstOrder":true}`, nil); r.status != 201 {
+		t.Fatalf("eligible: %d %s", r.status, r.body)
+	}
+	p := h.do("PATCH", "/v1/promotions/"+created.ID, adminToken, `{"eligibility":{"segments":["vip"]}}`, nil)
+	if p.status != 200 || !strings.Contains(string(p.body), `"eligibility":{"segments":["vip"]}`) {
+		t.Fatalf("PATCH: %d %s", p.status, p.body)
+	}
+	wantReason(t, "after PATCH", h.do("POST", "/v1/codes/ELIGOK01/redemptions", redeemToken,
+		`{"userId":"u","country":"AT","firstOrder":true}`, nil), 409, "not_eligible")
+	if r := h.do("PATCH", "/v1/promotions/"+created.ID, adminToken, `{"eligibility":{"countries":["X1"]}}`, nil); r.status != 422 {
+		t.Errorf("PATCH bad rules: %d %s", r.status, r.body)
+	}
+	if r := h.do("PATCH", "/v1/promotions/"+created.ID, adminToken, `{"eligibility":null}`, nil); r.status != 200 ||
+		strings.Contains(string(r.body), "eligibility") {
+		t.Fatalf("PATCH null: %d %s", r.status, r.body)
+	}
+	if r := h.do("POST", "/v1/codes/ELIGOK01/redemptions", redeemToken, `{"userId":"u"}`, nil); r.status != 201 {
+		t.Fatalf("without rules: %d %s", r.status, r.body)
+	}
+}
