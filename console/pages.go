@@ -28,7 +28,7 @@ var funcs = template.FuncMap{
 	"comma": func(n int64) string { return humanize.Comma(n) },
 	// percent renders a share in [0, 1] as a percentage.
 	"percent": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" },
-	"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
+	"has":     func(list []string, s string) bool { return slices.Contains(list, s) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
 			return "0"
