@@ -121,6 +121,21 @@ func TestExportCSV(t *testing.T) {
 	}
 }
 
+// A cancelled promotion's export is refused with what is true of it: it
+// will not complete (it said "export it once it is completed").
+func TestExportOfCancelledPromotion(t *testing.T) {
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
+	c := e.create(winter(200))
+	if r := e.do(http.MethodPost, "/v1/promotions/"+c.ID+"/cancel", "", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("cancel = %d %s", r.StatusCode, r.body)
+	}
+	p := wantProblem(t, e.do(http.MethodGet, "/v1/promotions/"+c.ID+"/codes", "", nil), http.StatusConflict)
+	if !strings.Contains(p.Detail, "cancelled") || !strings.Contains(p.Detail, "will not complete") ||
+		strings.Contains(p.Detail, "once it is completed") {
+		t.Errorf("409 detail = %q, want it to say cancelled and that it will not complete", p.Detail)
+	}
+}
+
 // An unfinished promotion's export is refused (409) unless a partial export
 // is asked for explicitly; it used to be a 200 with a partial file.
 func TestExportOfUnfinishedPromotion(t *testing.T) {
@@ -144,8 +159,8 @@ func TestExportOfUnfinishedPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = wantProblem(t, e.do(http.MethodGet, path, "", nil), http.StatusConflict)
-	if !strings.Contains(p.Detail, "failed") {
-		t.Errorf("409 detail = %q, want it to say failed", p.Detail)
+	if !strings.Contains(p.Detail, "failed") || !strings.Contains(p.Detail, "once its parked batches are replayed") {
+		t.Errorf("409 detail = %q, want it to say failed, and that a replay completes it", p.Detail)
 	}
 
 	generate(t, e, c.ID, testSecret, 100)

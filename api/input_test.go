@@ -374,3 +374,61 @@ func TestCapacityAdviceOverHTTP(t *testing.T) {
 		})
 	}
 }
+
+// Length limits count UTF-16 code units, as SQL Server's nvarchar(n) columns
+// do (user_id and order_id nvarchar(200), idempotency keys nvarchar(256),
+// reasons nvarchar(500)): 101 emoji are 101 characters but 202 units, which
+// a count of runes let through to a column that refuses them (a 500 there,
+// and a limit that meant something else on each database).
+func TestTextLimitsCountUTF16Units(t *testing.T) {
+	e := newEnvOn(t, backendSQLite, envConfig{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
+	wide := func(n int) string { return strings.Repeat("😀", n) }
+	for _, c := range []struct {
+		field, body string
+		header      http.Header
+	}{
+		{"userId", `{"userId":"` + wide(101) + `"}`, nil},
+		{"orderId", `{"userId":"alice","orderId":"` + wide(101) + `"}`, nil},
+		{"Idempotency-Key", `{"userId":"alice"}`, http.Header{"Idempotency-Key": {wide(101)}}},
+	} {
+		before := e.rows()
+		r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", c.body, c.header)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("%s of 101 emoji (202 UTF-16 units): %d %s, want 422", c.field, r.StatusCode, r.body)
+			continue
+		}
+		wantProblem(t, r, http.StatusUnprocessableEntity, c.field)
+		if got := e.rows(); got != before {
+			t.Errorf("%s: refused but wrote %+v", c.field, got)
+		}
+	}
+	if r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", `{"userId":"`+wide(100)+`"}`, nil); r.StatusCode != http.StatusCreated {
+		t.Errorf("userId of 100 emoji (200 units): %d %s, want 201", r.StatusCode, r.body)
+	}
+}
+
+// Metadata travels in the redemption events to other services, whose JSON
+// decoders read numbers as IEEE 754 doubles (I-JSON, RFC 7493): a number
+// beyond that range (1e999999999) was stored and published, and every such
+// consumer fails to decode the event. It is refused with 422 naming it.
+func TestMetadataNumbersFitADouble(t *testing.T) {
+	e := newEnvOn(t, backendSQLite, envConfig{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000,"perUserLimit":0}`)
+	for i, n := range []string{"1e999999999", "-1e400", "123456789e310"} {
+		before := e.rows()
+		r := e.do("POST", "/v1/codes/MEGADETH21/redemptions",
+			fmt.Sprintf(`{"userId":"u%d","metadata":{"cart":{"total":%s}}}`, i, n), nil)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("metadata number %s: %d %s, want 422", n, r.StatusCode, r.body)
+			continue
+		}
+		wantProblem(t, r, http.StatusUnprocessableEntity, "metadata.cart.total")
+		if got := e.rows(); got != before {
+			t.Errorf("metadata number %s: refused but wrote %+v", n, got)
+		}
+	}
+	if r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", `{"userId":"ok","metadata":{"a":1.5e300,"b":-0,"c":[1e-400]}}`, nil); r.StatusCode != http.StatusCreated {
+		t.Errorf("metadata numbers within a double's range: %d %s, want 201", r.StatusCode, r.body)
+	}
+}

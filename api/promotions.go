@@ -261,9 +261,16 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	// An export of an unfinished promotion is a partial file that looks
 	// complete: only on request.
 	if status := st.Status(); status != promo.StatusCompleted && !partial {
-		s.writeError(w, r, promo.Errorf(promo.EConflict,
-			"promotion %d is %s (%s of %s codes): export it once it is completed, or ask for what exists with ?partial=true",
-			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)))
+		next := "export it once it is completed, or ask for what exists with ?partial=true"
+		switch status {
+		case promo.StatusPending, promo.StatusGenerating:
+		case promo.StatusFailed:
+			next = "it completes once its parked batches are replayed; ask for the codes that exist with ?partial=true"
+		default:
+			next = "it will not complete; ask for the codes that exist with ?partial=true"
+		}
+		s.writeError(w, r, promo.Errorf(promo.EConflict, "promotion %d is %s (%s of %s codes): %s",
+			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount), next))
 		return
 	}
 	if partial {
@@ -333,6 +340,18 @@ type deadlineWriter struct {
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	d.before()
 	return d.w.Write(p)
+}
+
+// idemKeyFields checks an Idempotency-Key header of a redemption or a
+// reservation as create and top-up check theirs: at most maxIdemKeyLen
+// printable ASCII characters (a header is ASCII; other bytes were let
+// through before and, on SQL Server, could outgrow the key's column).
+func idemKeyFields(key string) []promo.FieldError {
+	if len(key) > maxIdemKeyLen || !printableASCII(key) {
+		return []promo.FieldError{{Field: "Idempotency-Key",
+			Message: fmt.Sprintf("must be at most %d printable ASCII characters", maxIdemKeyLen)}}
+	}
+	return nil
 }
 
 func printableASCII(s string) bool {

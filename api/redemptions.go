@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -141,13 +143,12 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
+	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
 		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true},
-		{"orderId", req.OrderID, maxOrderIDLen, false}} {
+	}{{"userId", req.UserID, maxUserIDLen, true}, {"orderId", req.OrderID, maxOrderIDLen, false}} {
 		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
@@ -190,7 +191,33 @@ func (s *Server) checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if buf.Len() > s.maxMetadata() {
 		return nil, promo.FieldErrorf("metadata", "is %d bytes; at most %d are allowed", buf.Len(), s.maxMetadata())
 	}
+	if err := checkNumbers(buf.Bytes(), "metadata"); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// checkNumbers refuses a JSON number that an IEEE 754 double cannot hold
+// (I-JSON, RFC 7493): metadata is published in the redemption events, and a
+// consumer decoding 1e999999999 into a double fails on the event. (Tiny
+// numbers round to zero, which decoders accept.) The value is small and
+// already scanned (readBody), so one more pass costs little.
+func checkNumbers(raw []byte, prefix string) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil // io.EOF; a syntax error was refused by readBody
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		if f, err := strconv.ParseFloat(tok.String(), 64); err != nil && !errors.Is(err, strconv.ErrRange) ||
+			math.IsInf(f, 0) {
+			return promo.FieldErrorf(jsonField(prefix+".", dec.StackPointer()),
+				"must be a number a double can hold (at most about 1.8e308), got %s", truncate(tok.String(), 40))
+		}
+	}
 }
 
 func (s *Server) maxMetadata() int {

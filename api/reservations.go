@@ -58,12 +58,12 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
+	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
 		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
+	}{{"userId", req.UserID, maxUserIDLen, true}} {
 		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}

@@ -499,3 +499,26 @@ func TestSignInThrottleBehindATrustedProxy(t *testing.T) {
 		t.Errorf("an untrusted peer rotating forged X-Forwarded-For = %d, want 429", got)
 	}
 }
+
+// A redirect target a form names stays inside the console: anything else,
+// a dot segment (even escaped) or a control character included, leads to
+// /console/.
+func TestSafeNextStaysInTheConsole(t *testing.T) {
+	for in, want := range map[string]string{
+		"/console/promotions/1?user=a%2Fb": "/console/promotions/1?user=a%2Fb",
+		"/console/users/a%2Fb":             "/console/users/a%2Fb",
+		"//evil.example/":                  "/console/",
+		"https://evil.example/console/":    "/console/",
+		`/console/\evil.example`:           "/console/",
+		"/console/\t/evil.example":         "/console/",
+		"/console/\r\nSet-Cookie: x=1":     "/console/",
+		"/console/../v1/promotions":        "/console/",
+		"/console/%2e%2E/v1":               "/console/",
+		"/console/./x":                     "/console/",
+		"/console":                         "/console/",
+	} {
+		if got := console.SafeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -203,12 +203,22 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// safeNext keeps redirects inside the console.
+// safeNext keeps redirects inside the console: a path under /console/
+// (with its query), without backslashes, control characters or dot
+// segments (a browser resolves "/console/../v1" or "%2e%2e" out of the
+// console), else /console/.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, "/console/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
-		return next
+	p, _, _ := strings.Cut(next, "?")
+	if !strings.HasPrefix(p, "/console/") || strings.Contains(next, "\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "/console/"
 	}
-	return "/console/"
+	for _, seg := range strings.Split(p, "/") {
+		if seg = strings.ToLower(strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")); seg == "." || seg == ".." {
+			return "/console/"
+		}
+	}
+	return next
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {

@@ -110,8 +110,11 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, e
 		return MigrateResult{Applied: applied}, fmt.Errorf("migrate %s database (applied before the failure: %v): %w",
 			cfg.DB.Driver, applied, err)
 	}
-	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver), zap.Int64("version", version),
-		zap.Strings("applied", applied))
+	msg := "schema is up to date"
+	if len(applied) > 0 {
+		msg = fmt.Sprintf("applied %d migrations", len(applied))
+	}
+	log.Info(msg, zap.String("driver", cfg.DB.Driver), zap.Int64("version", version), zap.Strings("applied", applied))
 	return MigrateResult{Applied: applied, Version: version}, nil
 }
 

@@ -343,7 +343,7 @@ FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 	// CodeState: $3 is now, for the live reservations.
 	CodeState: `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
 	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
-	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3),
 	COALESCE(c.user_id, '')
@@ -481,7 +481,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// CodeLoad: committed uses plus live holds; $3 is a reservation being
 	// confirmed ('' for none), whose own hold is not counted.
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
-	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
 FROM codes c WHERE c.code = $1`,
 
 	// LockAllowance creates the user's row at 0 uses, or locks it while

@@ -312,7 +312,7 @@ ON CONFLICT DO NOTHING`,
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
-	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?3),
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > ?3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
 		AND r.status = 'held' AND r.expires_at > ?3),
 	coalesce(c.user_id, '')
@@ -421,7 +421,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	LockCode: codeUse("used"),
 
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
-	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
 FROM codes c WHERE c.code = ?1`,
 
 	LockAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 0)

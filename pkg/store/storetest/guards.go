@@ -40,6 +40,7 @@ var guardTests = cases{
 	{"TopUpIdempotency", testTopUpIdempotency},
 	{"PurgeRedemptionsTakesTheirKeys", testPurgeRedemptionsTakesTheirKeys},
 	{"PurgeIsFinal", testPurgeIsFinal},
+	{"ReservationAfterRecreate", testReservationAfterRecreate},
 	{"CancelOvertakesChunkInFlight", testCancelOvertakesChunkInFlight},
 	{"ConditionsAtTheirLimits", testConditionsAtTheirLimits},
 }
@@ -642,5 +643,42 @@ func testPurgeIsFinal(t *testing.T, h *harness) {
 	}
 	if st := h.status(p.ID); st.Status() != promo.StatusDeleted || st.Active {
 		t.Errorf("status after the purge = %s (active %t), want deleted", st.Status(), st.Active)
+	}
+}
+
+// A vanity code reserved, its promotion deleted, its code row gone (the
+// reservations go in a later statement of the deletion, or never while the
+// deleter is down), the same code created again in a new promotion: the old
+// reservation holds nothing of the new code (it does not count against its
+// limit) and confirming it takes no use of it (a reservation confirms only on
+// the code row it was made on, as a rollback releases only the row it took).
+func testReservationAfterRecreate(t *testing.T, h *harness) {
+	code := "V" + h.tag + "RESAGAIN"
+	old := h.create(h.vanity(code, 1))
+	held := h.reserve(reserveReq(code, "alice", time.Hour))
+	if held.Refused != "" {
+		t.Fatalf("reserve: %+v", held)
+	}
+	if _, err := h.s.RequestDeletion(h.ctx, deletionReq(old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.purgeAll("codes", old.ID); n != 1 {
+		t.Fatalf("purged %d codes, want 1", n)
+	}
+	renewed := h.create(h.vanity(code, 1))
+	if st := h.state(code, ""); st.Promotion.ID != renewed.ID || st.Reserved != 0 {
+		t.Errorf("the re-created code's state: promotion %d, %d reserved; want promotion %d, none reserved",
+			st.Promotion.ID, st.Reserved, renewed.ID)
+	}
+	out := h.confirm(confirmReq(held.Reservation.ID, "order-old"))
+	if out.Refused == "" {
+		t.Errorf("confirming the old promotion's reservation redeemed the re-created code: %+v (promotion %d)",
+			out.Redemption, out.Redemption.PromotionID)
+	}
+	if u := h.used(code); u != 0 {
+		t.Errorf("the re-created code has %d uses after the old reservation's confirm, want 0", u)
+	}
+	if out := h.redeem(redeemReq(code, "bob")); out.Refused != "" || out.Redemption.PromotionID != renewed.ID {
+		t.Errorf("a shopper of the re-created max-1 code: %+v; want the one use", out)
 	}
 }
