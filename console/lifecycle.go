@@ -234,3 +234,35 @@ func lifecycleOf(p client.Status) lifecycle {
 	return lifecycle{Gone: gone, CanCancel: !gone && p.Kind == promo.KindGenerated && pendingOrGenerating,
 		CanTopUp: !gone && p.Kind == promo.KindGenerated}
 }
+
+// issue hands out codes of a generated promotion to a customer (POST
+// /v1/promotions/{id}/issuances) and names them in the flash.
+func (c *Console) issue(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	user := strings.TrimSpace(r.PostFormValue("userId"))
+	form := map[string]string{"userId": user, "count": r.PostFormValue("count")}
+	count := 1
+	if v := strings.TrimSpace(r.PostFormValue("count")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > promo.MaxIssueCount {
+			c.refused(w, r, http.StatusUnprocessableEntity, "issue", fmt.Sprintf("count: a number from 1 to %d", promo.MaxIssueCount), form)
+			return
+		}
+		count = n
+	}
+	if user == "" {
+		c.refused(w, r, http.StatusUnprocessableEntity, "issue", "user: type the customer's id", form)
+		return
+	}
+	api, ctx := c.apiFor(r)
+	iss, _, err := api.IssueCodes(ctx, id, user, count, r.PostFormValue("nonce"))
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "issue", apiMessage(err), form)
+		return
+	}
+	c.done(w, r, id, fmt.Sprintf("Issued to %s: %s (bound to them: anyone else is refused not_your_code).",
+		iss.UserID, strings.Join(iss.Codes, ", ")))
+}

@@ -267,8 +267,14 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	c.render(w, r, "user", map[string]any{"User": user, "Redemptions": page.Redemptions, "Names": names,
-		"NextURL": nextURL(r.URL.EscapedPath(), nil, page.Next), "Codes": codesOf(page.Redemptions), "Back": r.URL.RequestURI()})
+	data := map[string]any{"User": user, "Redemptions": page.Redemptions, "Names": names,
+		"NextURL": nextURL(r.URL.EscapedPath(), nil, page.Next), "Codes": codesOf(page.Redemptions), "Back": r.URL.RequestURI()}
+	if issued, err := api.UserCodes(ctx, user); err != nil {
+		data["IssuedError"] = apiMessage(err)
+	} else {
+		data["Issued"] = issued
+	}
+	c.render(w, r, "user", data)
 }
 
 // usedCode is a code a user redeemed, with how often (live, rolled back).
