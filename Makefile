@@ -90,9 +90,11 @@ bench: build
 		$(GO) test -tags integration -run '^$$' -bench GenerationVsCopyCeiling -benchtime 1x -timeout 4h ./cmd/promocodes
 	$(GO) test -tags integration -run '^$$' -bench SQLiteVsBulkLoad -benchtime 1x -timeout 4h ./pkg/app
 
-## bench-redeem: redemption on PostgreSQL: 64 HTTP clients against the API process on a 1,000,000-code
-## single-use promotion, next to the same transaction driven directly (no HTTP) in the same run, then a
-## burst of 10,000 requests in flight on 1,000 codes, and pgbench's figure for the core statements.
+## bench-redeem: redemption on PostgreSQL against its floor, in one run on the same tables: pgbench runs the
+## floor statement (a redemption's five writes in one statement) at 64 clients on random codes and on one
+## code row; then 64 HTTP clients against the API process on a 1,000,000-code single-use promotion (and the
+## same store.Redeem without HTTP), 64 HTTP clients on one hot vanity code, and a burst of 10,000 requests in
+## flight on 1,000 codes; each figure with its ratio to the floor and the load average. Needs pgbench.
 BENCH_REDEEM_SECONDS ?= 20
 bench-redeem:
 	PROMOCODES_TEST_POSTGRES_DSN='$(PROMOCODES_TEST_POSTGRES_DSN)' BENCH_REDEEM_SECONDS=$(BENCH_REDEEM_SECONDS) \

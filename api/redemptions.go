@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
@@ -30,6 +28,8 @@ type Redeemer interface {
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
+	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
+	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 }
 
 // Option configures a Server.
@@ -54,7 +54,7 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	return append(append(append(rs, s.reservationRoutes()...), s.lifecycleRoutes()...), s.inspectRoutes()...)
+	return append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.
@@ -88,7 +88,7 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := r.URL.Query().Get("userId")
-	if err := checkText("userId", userID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", userID, maxUserIDLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -137,7 +137,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		max      int
 		required bool
 	}{{"userId", req.UserID, maxUserIDLen, true}, {"orderId", req.OrderID, maxOrderIDLen, false}} {
-		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
 	}
@@ -221,7 +221,7 @@ type rollbackRequest struct {
 
 func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := checkText("id", id, 64, true); err != nil {
+	if err := promo.CheckText("id", id, 64, true); err != nil {
 		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no redemption %q", truncate(id, 64)))
 		return
 	}
@@ -230,7 +230,7 @@ func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
+	if err := promo.CheckText("reason", req.Reason, maxReasonLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -258,7 +258,7 @@ func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId")}
 	var fields []promo.FieldError
-	if err := checkText("userId", f.UserID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", f.UserID, maxUserIDLen, false); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	fields = append(fields, redemptionQuery(q, &f)...)
@@ -371,34 +371,4 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
 	return body.Bytes(), nil
-}
-
-// utf16Len is the length of v in UTF-16 code units.
-func utf16Len(v string) int {
-	n := 0
-	for _, r := range v {
-		n += utf16.RuneLen(r)
-	}
-	return n
-}
-
-// checkText validates a text field: valid UTF-8 without control characters,
-// at most max characters, present when required. Characters are counted as
-// UTF-16 code units, as SQL Server's nvarchar(n) columns count them (a
-// character outside the Basic Multilingual Plane, such as an emoji, is two),
-// so that a limit means the same on every database and a value within it
-// always fits its column.
-func checkText(field, v string, max int, required bool) error {
-	switch {
-	case v == "" && required:
-		return promo.FieldErrorf(field, "is required")
-	case !utf8.ValidString(v):
-		return promo.FieldErrorf(field, "must be valid UTF-8")
-	case utf16Len(v) > max:
-		return promo.FieldErrorf(field, "must be at most %d characters (UTF-16 code units: an emoji counts two)", max)
-	}
-	if msg := badText(v); msg != "" {
-		return promo.FieldErrorf(field, "%s", msg)
-	}
-	return nil
 }

@@ -36,6 +36,17 @@ var funcs = template.FuncMap{
 	// codeURL is the console page of a code, user or redemption.
 	"codeURL": func(code string) string { return "/console/codes/" + url.PathEscape(code) },
 	"userURL": func(user string) string { return "/console/users/" + url.PathEscape(user) },
+	// batchTopic is the topic browser's topic where a batch in state st
+	// has its newest event: dead when parked, retry while retrying.
+	"batchTopic": func(st promo.BatchState) string {
+		switch st {
+		case promo.BatchParked:
+			return "dead"
+		case promo.BatchRetrying:
+			return "retry"
+		}
+		return "batches"
+	},
 	// detail is an audit entry's change as the log holds it (JSON).
 	"detail": func(d json.RawMessage) string {
 		if s := string(d); s != "null" && s != "{}" {

@@ -28,6 +28,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -68,8 +69,12 @@ func serveBench() error {
 	}
 	defer svc.Close()
 	go func() { _ = svc.Run(ctx) }()
-	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}}, st, nil, nil, log, api.WithRedemption(svc))
+	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, log)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{AdminTokens: []string{adminToken},
+		RedeemTokens: []string{redeemToken}}, st, ps, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		return err
 	}
@@ -121,22 +126,27 @@ func benchEnv(name string, def int) int {
 	return def
 }
 
-// BenchmarkRedeem measures redemption on PostgreSQL three ways, in one run:
+// BenchmarkRedeem measures redemption on PostgreSQL against its floor, in
+// one run, on the same tables:
 //
-//   - http: 64 HTTP clients redeem distinct random codes of a 1,000,000-code
-//     single-use promotion for a fixed time, through the real API server and
-//     redemption service in a separate process (loopback HTTP, JSON, auth,
-//     the catalog).
-//   - db: the same transaction (store.Redeem: the same SQL, the same pool
-//     size) driven by 64 goroutines with no HTTP: the database's own ceiling
-//     for this work on this machine. The ratio http/db is the cost of
-//     everything above the database.
+//   - floor: pgbench (64 clients, prepared) runs the floor statement: all five
+//     writes of a redemption (idempotency key, the code's conditional UPDATE,
+//     the user's allowance, the audit row, the event) chained in ONE statement
+//     in autocommit, on numbered codes in the codes table (random codes), then
+//     with every client on one code row (hot). It does the work of a
+//     redemption without its checks: no correct redemption can beat it.
+//   - spread: 64 HTTP clients redeem distinct random codes of a
+//     1,000,000-code single-use promotion for a fixed time, through the real
+//     API server and redemption service in a separate process.
+//   - db: the same store.Redeem on 64 goroutines with no HTTP.
+//   - hot: 64 HTTP clients redeem ONE vanity code (distinct users); the uses
+//     taken, the audit rows and the 201 answers must agree.
 //   - burst: 10,000 requests in flight at once, each on its own connection,
 //     on 1,000 fresh single-use codes: every request must be answered (no
 //     5xx, no connection error) with exactly 1,000 successes.
 //
-// pgbench, when installed, adds a reference line: the core statements
-// (conditional UPDATE ... RETURNING plus the audit INSERT) as a script.
+// Each HTTP figure is printed with its ratio to the floor measured in the
+// same run. Load average is printed at the start of each phase.
 func BenchmarkRedeem(b *testing.B) {
 	var (
 		total    = benchEnv("BENCH_REDEEM_CODES", 1_000_000)
@@ -164,13 +174,13 @@ func BenchmarkRedeem(b *testing.B) {
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	half := len(all) / 2
 
-	base := startBenchServer(b, dsn, schema, conns)
-
 	b.ResetTimer()
-	// 1. Over HTTP.
-	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *http.Client, code string, i int) (bool, error) {
-		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions",
-			strings.NewReader(`{"userId":"http-`+strconv.Itoa(i)+`"}`))
+	// 0. The floor, before the API process holds its connections.
+	floor, hotFloor := floorStatement(b, dsn, schema, clients, total, seconds)
+
+	base := startBenchServer(b, dsn, schema, conns)
+	redeemHTTP := func(c *http.Client, code, user string) (bool, error) {
+		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Authorization", "Bearer "+redeemToken)
 		resp, err := c.Do(req)
@@ -182,40 +192,162 @@ func BenchmarkRedeem(b *testing.B) {
 			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
 		return resp.StatusCode == http.StatusCreated, nil
-	})
-	fmt.Printf("http:  %d clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v\n",
-		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts)
+	}
 
-	// 2. The same transaction, no HTTP.
+	// 1. Spread, over HTTP.
+	fmt.Printf("spread: %s\n", loadAverage())
+	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *http.Client, code string, i int) (bool, error) {
+		return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
+	})
+	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f\n",
+		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor)
+
+	// 2. The same store.Redeem, no HTTP.
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *http.Client, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
 			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
 		return err == nil && out.Refused == "", err
 	})
-	fmt.Printf("db:    %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v\n",
-		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts)
-	fmt.Printf("ratio http/db: %.2f (pool of %d connections)\n", httpRate/dbRate, conns)
-	b.ReportMetric(httpRate, "redemptions/s")
-	b.ReportMetric(pct(lat, 50), "p50-ms")
-	b.ReportMetric(pct(lat, 99), "p99-ms")
-	b.ReportMetric(dbRate, "db-redemptions/s")
-	b.ReportMetric(httpRate/dbRate, "http/db")
+	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f; http/db %.2f\n",
+		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, httpRate/dbRate)
 
-	// 3. The flash-sale burst.
+	// 3. One hot code, over HTTP.
+	fmt.Printf("hot: %s\n", loadAverage())
+	hotCode := "HOT" + strings.ToUpper(strconv.FormatUint(rand.Uint64()%1e9, 36))
+	hp, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "hot", Kind: promo.KindVanity,
+		VanityCode: hotCode, MaxUsagePerCode: 100_000_000, PerUserLimit: 1}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hotList := make([]string, clients*10_000)
+	for i := range hotList {
+		hotList[i] = hotCode
+	}
+	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
+		return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
+	})
+	uses, rows := hotCheck(b, st, hp.ID, hotCode)
+	fmt.Printf("hot:    %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
+		"floor on one row %.0f/s: ratio %.2f; uses %d, audit rows %d\n",
+		clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), hotCounts, hotFloor, hotRate/hotFloor, uses, rows)
+	if uses != hotCounts["ok"] || rows != hotCounts["ok"] {
+		b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, hotCounts["ok"])
+	}
+	b.ReportMetric(httpRate, "redemptions/s")
+	b.ReportMetric(pct(lat, 99), "p99-ms")
+	b.ReportMetric(httpRate/floor, "spread/floor")
+	b.ReportMetric(hotRate/hotFloor, "hot/floor")
+
+	// 4. The flash-sale burst.
 	flash := seedBench(b, st, 1000, "F")
 	if err := raiseFileLimit(burst + 1000); err != nil {
 		fmt.Printf("burst: skipped: %v\n", err)
 	} else {
+		fmt.Printf("burst: %s\n", loadAverage())
 		drain, p99, counts := runBurst(b, base, flash, burst)
-		fmt.Printf("burst: %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
+		fmt.Printf("burst:  %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
 			burst, len(flash), drain.Round(time.Millisecond), p99, counts)
-		if counts["201"] != len(flash) || len(counts) != 2 || counts["409"] != burst-len(flash) {
+		if counts["201"] != len(flash) || counts["409"] != burst-len(flash) || counts["201"]+counts["409"] != burst {
 			b.Errorf("burst answers %v: want exactly %d × 201 and the rest 409", counts, len(flash))
 		}
 		b.ReportMetric(drain.Seconds(), "burst-drain-s")
 	}
 	b.StopTimer()
-	pgbenchReference(b, dsn, schema, clients)
+}
+
+// loadAverage is the machine's load average, for the figures' context.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	return "load average " + strings.Join(strings.Fields(string(data))[:3], " ")
+}
+
+// hotCheck reads the hot code's uses and its audit rows.
+func hotCheck(b *testing.B, st *postgres.Store, promotionID int64, code string) (uses, rows int) {
+	b.Helper()
+	ctx := context.Background()
+	cs, err := st.CodeState(ctx, code, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = st.ExportRedemptions(ctx, promo.RedemptionFilter{PromotionID: promotionID}, func(promo.Redemption) error {
+		rows++
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs.Used, rows
+}
+
+// floorScript is the floor statement (../docs/performance.md, "Redemption"):
+// all five writes of a redemption in one statement, on numbered codes 'FL<n>'
+// of the codes table. It checks less than a redemption does (no window, no
+// live holds, and an allowance refusal after the code's UPDATE would still
+// have used the code): it measures the work, not the logic.
+const floorScript = `WITH k AS (INSERT INTO idempotency_keys (idem_key, request_hash, created_at)
+		VALUES (gen_random_uuid()::text, 'h', now()) ON CONFLICT (idem_key) DO NOTHING RETURNING idem_key),
+	c AS (UPDATE codes SET used = used + 1 WHERE code = %s AND used < 1000000000
+		AND EXISTS (SELECT 1 FROM k) RETURNING code, promotion_id, used),
+	a AS (INSERT INTO user_uses AS u (promotion_id, user_id, used) SELECT promotion_id, 'u' || :u, 1 FROM c
+		ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < 1000000000
+		RETURNING u.used),
+	r AS (INSERT INTO redemptions (id, promotion_id, code, user_id, redeemed_at, uses_left)
+		SELECT gen_random_uuid()::text, c.promotion_id, c.code, 'u' || :u, now(), 1 FROM c, a
+		RETURNING id, promotion_id, code)
+INSERT INTO events (stream, event_key, payload, created_at)
+	SELECT 'floor', promotion_id::text, '{"v":1}', now() FROM r;
+`
+
+// floorStatement runs the floor statement under pgbench on n numbered codes
+// (random) and on one code row (hot), clients at a time, for seconds each,
+// and returns both rates. It fails the benchmark without pgbench: without
+// the floor the figures have nothing to be measured against.
+func floorStatement(b *testing.B, dsn, schema string, clients, n, seconds int) (spread, hot float64) {
+	path, err := exec.LookPath("pgbench")
+	if err != nil {
+		b.Fatalf("pgbench is needed for the floor (PostgreSQL's client tools): %v", err)
+	}
+	// The floor's promotion id is negative: no promotion has it, nothing else
+	// reads its rows, and the events it writes are on a stream of its own.
+	setup := fmt.Sprintf(`SET search_path TO %s;
+INSERT INTO codes (code, promotion_id) SELECT 'FL' || g, -1 FROM generate_series(1, %d) g;
+INSERT INTO codes (code, promotion_id) VALUES ('FLHOT', -1);
+ANALYZE codes;`, schema, n)
+	if out, err := exec.Command("psql", dsn, "-q", "-v", "ON_ERROR_STOP=1", "-c", setup).CombinedOutput(); err != nil {
+		b.Fatalf("floor setup: %v %s", err, out)
+	}
+	dir := b.TempDir()
+	run := func(name, code string) float64 {
+		script := filepath.Join(dir, name+".sql")
+		body := fmt.Sprintf("\\set n random(1, %d)\n\\set u random(1, 1000000000)\n", n) + fmt.Sprintf(floorScript, code)
+		if err := os.WriteFile(script, []byte(body), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("floor %s: %s\n", name, loadAverage())
+		cmd := exec.Command(path, "-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(clients), "-j", "2",
+			"-T", strconv.Itoa(seconds), dsn)
+		cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("pgbench %s: %v %s", name, err, out)
+		}
+		var tps float64
+		var lat string
+		for _, line := range strings.Split(string(out), "\n") {
+			if f, ok := strings.CutPrefix(line, "tps = "); ok {
+				tps, _ = strconv.ParseFloat(strings.Fields(f)[0], 64)
+			}
+			if strings.HasPrefix(line, "latency average") {
+				lat = strings.TrimSpace(line)
+			}
+		}
+		fmt.Printf("floor %s: pgbench -M prepared -c %d -j 2 -T %d: %.0f redemptions/s, %s\n", name, clients, seconds, tps, lat)
+		return tps
+	}
+	return run("spread", "'FL' || :n"), run("hot", "'FLHOT'")
 }
 
 // seedBench commits n single-use codes of a new promotion and returns them
@@ -393,46 +525,4 @@ func raiseFileLimit(n int) error {
 			n, lim.Cur, lim.Max, err)
 	}
 	return nil
-}
-
-// pgbenchReference runs the core statements of a redemption (the
-// conditional UPDATE ... RETURNING and the audit INSERT, as one statement)
-// under pgbench, for scale. Skipped, saying so, without pgbench.
-func pgbenchReference(b *testing.B, dsn, schema string, clients int) {
-	path, err := exec.LookPath("pgbench")
-	if err != nil {
-		fmt.Println("pgbench: not installed; no reference line")
-		return
-	}
-	dir := b.TempDir()
-	script := filepath.Join(dir, "redeem.sql")
-	// Random codes of the seeded promotion are not addressable by number, so
-	// the reference uses its own narrow table of numbered codes.
-	setup := fmt.Sprintf(`SET search_path TO %s;
-DROP TABLE IF EXISTS pgb_codes, pgb_redemptions;
-CREATE TABLE pgb_codes (code text COLLATE "C" PRIMARY KEY, used int NOT NULL DEFAULT 0, max_usage int NOT NULL DEFAULT 1000000000);
-INSERT INTO pgb_codes (code) SELECT 'P' || g FROM generate_series(1, 100000) g;
-CREATE TABLE pgb_redemptions (id bigserial PRIMARY KEY, code text, user_id text, redeemed_at timestamptz);`, schema)
-	if out, err := exec.Command("psql", dsn, "-q", "-c", setup).CombinedOutput(); err != nil {
-		fmt.Printf("pgbench: setup failed: %v %s\n", err, out)
-		return
-	}
-	if err := os.WriteFile(script, []byte(`\set n random(1, 100000)
-WITH c AS (UPDATE pgb_codes SET used = used + 1 WHERE code = 'P' || :n AND used < max_usage RETURNING code)
-INSERT INTO pgb_redemptions (code, user_id, redeemed_at) SELECT code, 'u', now() FROM c;
-`), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(path, "-n", "-f", script, "-c", strconv.Itoa(min(clients, 16)), "-j", "2", "-T", "10", dsn)
-	cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		fmt.Printf("pgbench: %v %s\n", err, out)
-		return
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "tps") || strings.Contains(line, "latency average") {
-			fmt.Println("pgbench (UPDATE ... RETURNING + audit INSERT, 16 clients): " + strings.TrimSpace(line))
-		}
-	}
 }

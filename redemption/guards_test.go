@@ -13,6 +13,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -262,7 +263,7 @@ func scenarioRetryAfterPurge(t *testing.T, h *harness, n int) string {
 	if r := h.do("PATCH", "/v1/promotions/"+p.IDString(), adminToken, `{"expiresAt":"`+past+`"}`, nil); r.status != http.StatusOK {
 		t.Fatalf("end the promotion: %d %s", r.status, r.body)
 	}
-	res, err := redemption.Purge(h.ctx, h.st.(purgeStore), redemption.PurgeOptions{
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
 		ExpiredBefore: time.Now().Add(-25 * time.Hour), WithRedemptions: true, BatchRows: 100}, zap.NewNop())
 	if err != nil || len(res) != 1 || res[0].Redemptions != int64(n) {
 		t.Fatalf("purge --with-redemptions = %+v, %v", res, err)
@@ -329,7 +330,7 @@ func scenarioPurgeUnderBurst(t *testing.T, h *harness, users, codesN, batchRows 
 		})
 	}
 	time.Sleep(50 * time.Millisecond) // the burst is running
-	res, err := redemption.Purge(h.ctx, h.st.(purgeStore), redemption.PurgeOptions{
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
 		ExpiredBefore: time.Now().Add(-25 * time.Hour), BatchRows: batchRows}, zap.NewNop())
 	time.Sleep(50 * time.Millisecond) // and runs on after it
 	stop.Store(true)
@@ -372,8 +373,8 @@ func scenarioPurgeDates(t *testing.T, h *harness) string {
 		{"an hour ago, within a 2h margin", time.Now().Add(-time.Hour), 2 * time.Hour},
 	} {
 		announced := false
-		_, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: c.before, SafetyMargin: c.margin,
-			Announce: func([]redemption.PurgedPromotion) { announced = true }}, zap.NewNop())
+		_, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: c.before, SafetyMargin: c.margin,
+			Announce: func([]promotion.PurgedPromotion) { announced = true }}, zap.NewNop())
 		if !promo.Is(err, promo.EInvalid) || announced {
 			t.Errorf("purge --expired-before %s: %v (announced %t); want refused before anything", c.what, err, announced)
 		}
@@ -386,9 +387,9 @@ func scenarioPurgeDates(t *testing.T, h *harness) string {
 	}
 	// Past the margin (an hour ago, margin 30m): the recent promotion is
 	// announced with its counts, then purged; the live one is untouched.
-	var plan []redemption.PurgedPromotion
-	res, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour),
-		SafetyMargin: 30 * time.Minute, Announce: func(p []redemption.PurgedPromotion) {
+	var plan []promotion.PurgedPromotion
+	res, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour),
+		SafetyMargin: 30 * time.Minute, Announce: func(p []promotion.PurgedPromotion) {
 			plan = p
 			if n, _, _ := ps.PurgeCount(h.ctx, recent.ID); n != 40 {
 				t.Errorf("announced after deleting: %d codes left", n)
@@ -457,7 +458,7 @@ func scenarioPurgedStaysPurged(t *testing.T, h *harness, users int) string {
 	if r := h.do("PATCH", "/v1/promotions/"+id, adminToken, `{"expiresAt":"`+past+`"}`, nil); r.status != http.StatusOK {
 		t.Fatalf("end the promotion: %d %s", r.status, r.body)
 	}
-	res, err := redemption.Purge(h.ctx, h.st.(purgeStore), redemption.PurgeOptions{
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
 		ExpiredBefore: time.Now().Add(-25 * time.Hour)}, zap.NewNop())
 	if err != nil || len(res) != 1 || res[0].Codes != int64(users+10) {
 		t.Fatalf("purge = %+v, %v", res, err)

@@ -26,6 +26,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/sqlserver"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/relay"
 )
@@ -39,7 +40,7 @@ type Store interface {
 	generator.Store
 	redemption.Store
 	redemption.RollupStore
-	redemption.PurgeStore
+	promotion.Store
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	// Now reads the database's clock (the dbclock's source).
 	Now(ctx context.Context) (time.Time, error)

@@ -310,6 +310,12 @@ RETURNING u.used`,
 )
 INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $12, $7)`,
 
+	// RedeemOnce is the whole redemption in one round trip: the function
+	// redeem_code (migration 00012, which says why it cannot over-redeem)
+	// runs the core's steps in the database, in autocommit.
+	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
+FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
 	// CodeState: $3 is now, for the live reservations.

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,10 +86,11 @@ func TestChunkCommitRoundTrips(t *testing.T) {
 	t.Logf("statements per chunk: fast path 5 (BEGIN, UPDATE, COPY, SELECT, COMMIT)")
 }
 
-// A redemption with an Idempotency-Key and a per-user limit is one
-// transaction of seven statements between BEGIN and COMMIT: the key's claim,
-// the code's conditional UPDATE, its live holds, the allowance's upsert, its
-// live holds, the audit row with its event (one statement), the outcome.
+// A redemption with an Idempotency-Key and a per-user limit is one round
+// trip: one statement in autocommit (redeem_code: the key's claim, the code's
+// conditional UPDATE, its live holds, the allowance's upsert, its live holds,
+// the audit row, the event). A refusal is one round trip too; a replay of a
+// recorded key reads the record and the redemption after it.
 func TestRedemptionRoundTrips(t *testing.T) {
 	ctx := context.Background()
 	tr := &tracer{}
@@ -106,8 +108,26 @@ func TestRedemptionRoundTrips(t *testing.T) {
 		t.Fatalf("Redeem = %+v, %v", out, err)
 	}
 	got := tr.take()
-	if want := `begin INSERT UPDATE SELECT INSERT SELECT WITH UPDATE commit`; got != want {
+	if want := `SELECT`; got != want {
 		t.Errorf("redemption statements: %s, want %s", got, want)
 	}
 	t.Logf("statements per redemption: %d (%s)", len(strings.Fields(got)), got)
+	out, err = s.Redeem(ctx, promo.RedeemRequest{ID: "r2", EventID: "e2", Code: "RTRD", UserID: "u",
+		IdempotencyKey: "k1", RequestHash: "h", Now: time.Now()})
+	if err != nil || !out.Replayed || out.Redemption.ID != "r1" {
+		t.Fatalf("Redeem again with k1 = %+v, %v; want the replay of r1", out, err)
+	}
+	if got, want := tr.take(), `SELECT SELECT SELECT`; got != want {
+		t.Errorf("replay statements: %s, want %s", got, want)
+	}
+	for i, want := range []promo.Reason{"", promo.ReasonUserLimitReached} {
+		out, err = s.Redeem(ctx, promo.RedeemRequest{ID: "r3" + strconv.Itoa(i), EventID: "e3" + strconv.Itoa(i),
+			Code: "RTRD", UserID: "u", Now: time.Now()})
+		if err != nil || out.Refused != want {
+			t.Fatalf("Redeem %d more = %+v, %v; want refused %q", i+1, out, err, want)
+		}
+	}
+	if got, want := tr.take(), `SELECT SELECT`; got != want {
+		t.Errorf("redemption and refusal statements: %s, want %s", got, want)
+	}
 }

@@ -608,6 +608,58 @@ func testEventOutbox(t *testing.T, h *harness) {
 	}
 }
 
+// testRedemptionEventPayload: a redemption's event is exactly the encoding of
+// the redemption it answered (whichever way the dialect writes it: from Go,
+// or assembled in the database around the promotion id and the counts), with
+// the shopper's text carried as it came.
+func testRedemptionEventPayload(t *testing.T, h *harness) {
+	code := "V" + h.tag + "PAYLOAD"
+	p := h.create(h.vanity(code, 5))
+	reqs := []promo.RedeemRequest{redeemReq(code, `al"ice`), redeemReq(code, "bob")}
+	reqs[0].OrderID, reqs[0].IdempotencyKey, reqs[0].RequestHash = `"promotionId":"0"`, "k-"+h.tag, "h"
+	reqs[0].Metadata = json.RawMessage(`{"usesLeft":0,"codeUses":0,"note":"<&> é"}`)
+	want := map[string][]byte{}
+	for i, req := range reqs {
+		out := h.redeem(req)
+		if out.Refused != "" || out.Redemption.PromotionID != p.ID || out.Redemption.UsesLeft != 5-(i+1) {
+			t.Fatalf("redemption %d = %+v; want promotion %d, %d uses left", i, out, p.ID, 5-(i+1))
+		}
+		uses := i + 1
+		ev, err := promo.NewRedemptionEvent(promo.EventRedeemed, req.EventID, out.Redemption.RedeemedAt, out.Redemption, &uses)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[out.Redemption.ID] = ev
+		got, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID, Code: code, Limit: 1})
+		if err != nil || len(got) != 1 || got[0].UsesLeft != out.Redemption.UsesLeft ||
+			!got[0].RedeemedAt.Equal(out.Redemption.RedeemedAt) || string(got[0].Metadata) != string(req.Metadata) ||
+			got[0].OrderID != req.OrderID || got[0].UserID != req.UserID || got[0].IdempotencyKey != req.IdempotencyKey {
+			t.Errorf("audit row = %+v, %v; want %+v", got, err, out.Redemption)
+		}
+	}
+	for range 50 {
+		evs, err := h.s.ClaimEvents(h.ctx, 100, time.Minute)
+		if err != nil || len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			var e promo.RedemptionEvent
+			if err := json.Unmarshal(ev.Payload, &e); err != nil {
+				t.Fatalf("event payload %s: %v", ev.Payload, err)
+			}
+			if w, ok := want[e.Redemption.ID]; ok {
+				if string(ev.Payload) != string(w) {
+					t.Errorf("event payload\n got %s\nwant %s", ev.Payload, w)
+				}
+				delete(want, e.Redemption.ID)
+			}
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("%d redemption events never claimed", len(want))
+	}
+}
+
 func testCodeSpaces(t *testing.T, h *harness) {
 	g := h.create(h.generated("spaces", 10, 10))
 	v := h.create(h.vanity("V"+h.tag+"SPACE", 1))

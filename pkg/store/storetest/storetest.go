@@ -130,6 +130,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RollbackRacingRedemptions", testRollbackRacingRedemptions},
 		{"RedemptionAudit", testRedemptionAudit},
 		{"EventOutbox", testEventOutbox},
+		{"RedemptionEventPayload", testRedemptionEventPayload},
 		{"CodeSpaces", testCodeSpaces},
 		{"RefusalCounts", testRefusalCounts},
 		{"NotFound", testNotFound},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -23,12 +24,63 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		out promo.RedeemOutcome
 		err error
 	)
-	if s.d.Redeem != nil {
-		out, err = s.d.Redeem(ctx, s.w, req)
+	if s.d.RedeemOnce != "" {
+		out, err = s.redeemOnce(ctx, req)
 	} else {
 		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
 	}
 	return out, wrap(err, "redeem %q for %q", req.Code, req.UserID)
+}
+
+// redeemOnce is the redemption in one round trip: the dialect's RedeemOnce
+// statement, in autocommit on the write pool, runs redeem's steps in the
+// database. A key already recorded is answered from its record as redeem
+// does (the record is committed: the claim waited for it).
+func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	r := promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
+		Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
+		IdempotencyKey: req.IdempotencyKey}
+	head, body, err := EventParts(req.EventID, r)
+	if err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	var outcome string
+	err = s.w.QueryRow(ctx, s.d.RedeemOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
+		text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
+		s.d.VarChar(promo.StreamRedemptions), head, body).Scan(&outcome, &r.PromotionID, &r.UsesLeft)
+	switch {
+	case err != nil:
+		return promo.RedeemOutcome{}, fmt.Errorf("redeem in one statement: %w", err)
+	case outcome == "replay":
+		return s.on(s.w).replay(ctx, req)
+	case outcome != "redeemed":
+		return promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: r.PromotionID}, nil
+	}
+	return promo.RedeemOutcome{Redemption: r}, nil
+}
+
+// EventParts splits the redemption.created event of r (whose PromotionID
+// and UsesLeft are not known yet) around the three values that a
+// one-statement redemption learns in the database: the payload is head ||
+// promotion id || body || uses left || `},"codeUses":` || code uses || `}`,
+// byte for byte what NewRedemptionEvent encodes. The promotion id is the
+// first value after ours (version, type, event id, time), and usesLeft the
+// last field of the redemption (every field after it is empty and omitted),
+// so no user-supplied text can stand where they are cut.
+func EventParts(eventID string, r promo.Redemption) (head, body string, err error) {
+	const pid, tail = `"promotionId":"0"`, `"usesLeft":0},"codeUses":0}`
+	r.PromotionID, r.UsesLeft, r.RolledBackAt, r.RollbackReason, r.CodeRelease = 0, 0, nil, "", ""
+	zero := 0
+	p, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &zero)
+	if err != nil {
+		return "", "", fmt.Errorf("encode redemption event: %w", err)
+	}
+	s := string(p)
+	i := strings.Index(s, pid)
+	if i < 0 || !strings.HasSuffix(s, tail) || i+len(pid) > len(s)-len(tail) {
+		return "", "", fmt.Errorf("redemption event %s: not the expected shape", s)
+	}
+	return s[:i+len(pid)-2], s[i+len(pid)-1 : len(s)-len(tail)+len(`"usesLeft":`)], nil
 }
 
 // redeem is the redemption's transaction. Order of locks, the same in every

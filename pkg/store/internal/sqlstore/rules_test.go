@@ -1,8 +1,8 @@
 package sqlstore
 
 import (
-	"context"
-	"errors"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -54,46 +54,36 @@ func TestBatchCount(t *testing.T) {
 	}
 }
 
-// noDB is a pool that refuses every statement: a Core on it can only answer
-// from what it checks itself or from a dialect hook.
-type noDB struct{}
-
-func (noDB) Exec(context.Context, string, ...any) (int64, error) { return 0, errNoDB }
-func (noDB) Query(context.Context, string, ...any) (Rows, error) { return nil, errNoDB }
-func (noDB) QueryRow(context.Context, string, ...any) Row        { return nil }
-func (noDB) Begin(context.Context) (*SQLTx, error)               { return nil, errNoDB }
-func (noDB) Ping(context.Context) error                          { return errNoDB }
-
-var errNoDB = errors.New("no database")
-
-// Dialect.Redeem replaces the statement-by-statement redemption: a checked
-// request goes to the hook with the write pool, and its outcome is the
-// store's; a request the store refuses never reaches it.
-func TestRedeemHook(t *testing.T) {
-	var got []promo.RedeemRequest
-	d := Dialect[*SQLTx]{Redeem: func(_ context.Context, db DB[*SQLTx], req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-		if _, ok := db.(noDB); !ok {
-			t.Errorf("the hook got %T, want the write pool", db)
+// EventParts cut around the promotion id, the uses left and the code's
+// uses, whatever the shopper's text holds (the same field names, quotes,
+// HTML characters, unicode): reassembled as the one-statement redemption
+// does, the payload is byte for byte NewRedemptionEvent's.
+func TestEventParts(t *testing.T) {
+	at := time.Date(2026, 12, 6, 9, 30, 1, 123456000, time.UTC)
+	for _, r := range []promo.Redemption{
+		{ID: "r1", Code: "WNTRK92D", UserID: "alice", RedeemedAt: at},
+		{ID: "r2", Code: "MEGADETH21", UserID: `u"usesLeft":0},"codeUses":0}`, OrderID: `"promotionId":"0"`,
+			Metadata: json.RawMessage(`{"usesLeft":0,"promotionId":"0","x":"<&>é"}`), RedeemedAt: at,
+			IdempotencyKey: "order-1001"},
+		{ID: "r3", Code: "C", UserID: "\u003c", Metadata: json.RawMessage(`{"codeUses":0}`), RedeemedAt: at.Truncate(time.Second)},
+	} {
+		head, body, err := EventParts("ev-"+r.ID, r)
+		if err != nil {
+			t.Fatalf("EventParts(%s): %v", r.ID, err)
 		}
-		got = append(got, req)
-		return promo.RedeemOutcome{Redemption: promo.Redemption{ID: req.ID}}, nil
-	}}
-	c := New(d, DB[*SQLTx](noDB{}), noDB{}, Migrations{}, nil)
-	req := promo.RedeemRequest{ID: "r", EventID: "e", Code: "C", UserID: "u", Now: time.Now()}
-	if out, err := c.Redeem(context.Background(), req); err != nil || out.Redemption.ID != "r" {
-		t.Fatalf("Redeem through the hook = %+v, %v", out, err)
-	}
-	req.UserID = ""
-	if _, err := c.Redeem(context.Background(), req); !promo.Is(err, promo.EInvalid) {
-		t.Errorf("Redeem without a user = %v, want EInvalid", err)
-	}
-	if len(got) != 1 {
-		t.Errorf("the hook ran %d times, want once", len(got))
-	}
-	// Without the hook the core runs its own transaction (here: no pool).
-	d.Redeem = nil
-	req.UserID = "u"
-	if _, err := New(d, DB[*SQLTx](noDB{}), noDB{}, Migrations{}, nil).Redeem(context.Background(), req); !errors.Is(err, errNoDB) {
-		t.Errorf("Redeem without the hook = %v, want the pool's error", err)
+		for _, v := range []struct {
+			pid         int64
+			left, inUse int
+		}{{1, 0, 1}, {987654321, 99999, 123456}} {
+			got := head + promo.FormatID(v.pid) + body + strconv.Itoa(v.left) + `},"codeUses":` + strconv.Itoa(v.inUse) + `}`
+			r.PromotionID, r.UsesLeft = v.pid, v.left
+			want, err := promo.NewRedemptionEvent(promo.EventRedeemed, "ev-"+r.ID, r.RedeemedAt, r, &v.inUse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("reassembled event\n got %s\nwant %s", got, want)
+			}
+		}
 	}
 }

@@ -105,12 +105,6 @@ type Dialect[T Tx] struct {
 	// AllRows is the limit argument that means no limit (LIMIT NULL, LIMIT
 	// -1, a TOP of MaxInt32).
 	AllRows any
-	// Redeem, when set, answers a checked redemption in place of the core's
-	// statement-by-statement transaction, on the write pool: one call of a
-	// server-side function in one round trip, say, or a combiner that
-	// redeems concurrent requests for one code in one transaction. It must
-	// keep Redeem's contract (storetest runs it).
-	Redeem func(ctx context.Context, db DB[T], req promo.RedeemRequest) (promo.RedeemOutcome, error)
 }
 
 // Bulk is a dialect's code insert for the chunk commit, on the chunk's

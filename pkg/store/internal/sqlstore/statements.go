@@ -148,6 +148,18 @@ type Statements struct {
 	// RedemptionWithEvent, if set, writes both in one statement: the
 	// redemption's arguments, then stream, key, payload.
 	InsertRedemption, InsertEvent, RedemptionWithEvent string
+	// RedeemOnce, if set, is a whole redemption in one statement run in
+	// autocommit (one round trip): a server-side function or batch that
+	// runs the steps of the core's redemption (the idempotency claim, the
+	// conditional use of the code, its live holds, the user's allowance and
+	// its holds, the audit row, the event, the outcome) in the same lock
+	// order. Arguments: id, code, user, order id, metadata, redeemed_at,
+	// idempotency key ('' for none), request hash, stream, and the event's
+	// payload around what only the database learns (EventParts: head,
+	// body). Row: outcome ("redeemed", "replay" for a key already recorded,
+	// or the refusal reason), promotion id (0 when the code does not exist,
+	// or on a replay), uses left.
+	RedeemOnce string
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion.
