@@ -34,7 +34,10 @@ CREATE INDEX redemption_segments_by_promotion ON redemption_segments (promotion_
 -- and a promotion with eligibility rules aborts the statement (SQLSTATE PC001,
 -- nothing written) so that the store runs its statement-by-statement path,
 -- which checks the rules with the code row's lock held. A request that
--- carries shopper fields takes that path from the start.
+-- carries shopper fields takes that path from the start. Its count of the
+-- code's live holds takes only the reservations of this code row's promotion
+-- (as CodeLoad does: a reservation made on an earlier promotion's code of the
+-- same string holds nothing here).
 DROP FUNCTION redeem_code(text, text, text, text, text, timestamptz, text, text, text, text, text);
 -- +goose StatementBegin
 CREATE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
@@ -93,7 +96,7 @@ BEGIN
     ELSE
         -- Under the code row's lock, a new snapshot: uses plus live holds.
         SELECT v_used + count(*) INTO v_load FROM reservations r
-        WHERE r.code = p_code AND r.status = 'held' AND r.expires_at > p_now;
+        WHERE r.code = p_code AND r.promotion_id = o_promotion_id AND r.status = 'held' AND r.expires_at > p_now;
         IF v_load > v_max THEN
             o_outcome := 'code_exhausted';
         ELSIF v_rules THEN
