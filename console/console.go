@@ -147,6 +147,7 @@ type Console struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	swept    time.Time                   // the last sweep of expired sessions
 	signins  *throttle.Limiter           // failed sign-ins per client address
 	origins  *http.CrossOriginProtection // refuses cross-origin forms
 

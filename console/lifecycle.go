@@ -22,12 +22,17 @@ import (
 
 const auditPage = 10 // the entries the page shows
 
-// setFlash leaves a message for the session's next page.
-func (c *Console) setFlash(r *http.Request, msg string) {
+// setFlash leaves a message for the session's next page (keeping the
+// session of an open console that was not kept yet).
+func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, msg string) {
 	s := sessionOf(r)
 	c.mu.Lock()
 	s.flash = msg
+	kept := s.kept
 	c.mu.Unlock()
+	if !kept {
+		c.keep(w, s)
+	}
 }
 
 // takeFlash returns and clears the session's message.
@@ -59,7 +64,7 @@ func (c *Console) refused(w http.ResponseWriter, r *http.Request, status int, ac
 }
 
 func (c *Console) done(w http.ResponseWriter, r *http.Request, id, msg string) {
-	c.setFlash(r, msg)
+	c.setFlash(w, r, msg)
 	http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
 }
 
