@@ -3,12 +3,14 @@ package console
 import (
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
 
 	"github.com/promocodes/promocodes/pkg/client"
+	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // Editing a promotion's settings (PATCH /v1/promotions/{id}), and the
@@ -16,12 +18,20 @@ import (
 
 // editForm is the edit page's form, one input per setting; each becomes one
 // part of the PATCH when it differs from the promotion's value. A setting
-// the API learns to change (eligibility, say) is one more field here, in
-// editFormOf, in update and in edit.html.
+// the API learns to change is one more field here, in editFormOf, in update
+// and in edit.html.
 type editForm struct {
 	Name      string
 	StartsAt  string // timeInput, UTC; "" for no start bound
 	ExpiresAt string // timeInput, UTC; "" for no expiry
+	// The eligibility rules; Rules says the form carried them (a form
+	// without them leaves the rules as they are).
+	Rules          bool
+	Segments       string // comma-separated
+	Countries      string // comma-separated ISO 3166-1 alpha-2
+	MinAmount      string // decimal; "" for no minimum
+	MinCurrency    string
+	FirstOrderOnly bool
 }
 
 func formTime(t *time.Time) string {
@@ -32,12 +42,47 @@ func formTime(t *time.Time) string {
 }
 
 func editFormOf(p client.Status) editForm {
-	return editForm{Name: p.Name, StartsAt: formTime(p.StartsAt), ExpiresAt: formTime(p.ExpiresAt)}
+	f := editForm{Name: p.Name, StartsAt: formTime(p.StartsAt), ExpiresAt: formTime(p.ExpiresAt), Rules: true}
+	if e := p.Eligibility; e != nil {
+		f.Segments, f.Countries = strings.Join(e.Segments, ", "), strings.Join(e.Countries, ", ")
+		if m := e.MinOrderAmount; m != nil {
+			f.MinAmount, f.MinCurrency = m.Amount.String(), m.Currency
+		}
+		f.FirstOrderOnly = e.FirstOrderOnly
+	}
+	return f
 }
 
 func readEditForm(r *http.Request) editForm {
-	return editForm{Name: r.PostFormValue("name"), StartsAt: strings.TrimSpace(r.PostFormValue("startsAt")),
-		ExpiresAt: strings.TrimSpace(r.PostFormValue("expiresAt"))}
+	v := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	return editForm{Name: r.PostFormValue("name"), StartsAt: v("startsAt"), ExpiresAt: v("expiresAt"),
+		Rules: v("rules") == "1", Segments: v("segments"), Countries: v("countries"), MinAmount: v("minAmount"),
+		MinCurrency: v("minCurrency"), FirstOrderOnly: v("firstOrderOnly") != ""}
+}
+
+// list splits a comma-separated input into its non-empty items.
+func list(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// eligibility is the form's rules (the API checks them and names what is
+// wrong), or an error for an amount that is not one.
+func (f editForm) eligibility(errs map[string]string) promo.Eligibility {
+	e := promo.Eligibility{Segments: list(f.Segments), Countries: list(f.Countries), FirstOrderOnly: f.FirstOrderOnly}
+	if f.MinAmount != "" || f.MinCurrency != "" {
+		a, err := promo.ParseAmount(f.MinAmount)
+		if err != nil {
+			errs["eligibility.minOrderAmount.amount"] = "must be a decimal amount such as 25 or 19.99"
+		}
+		e.MinOrderAmount = &promo.Money{Amount: a, Currency: f.MinCurrency}
+	}
+	return e.Normalize()
 }
 
 // update is the PATCH that turns p's settings into f's, and the fields
@@ -58,6 +103,15 @@ func (f editForm) update(p client.Status) (client.PromotionUpdate, bool, map[str
 		if t.v != t.was {
 			changed = true
 			*t.set, *t.clear = formTimeField(errs, t.field, t.v), t.v == ""
+		}
+	}
+	if f.Rules {
+		now, was := f.eligibility(errs), promo.Eligibility{}
+		if p.Eligibility != nil {
+			was = p.Eligibility.Normalize()
+		}
+		if !reflect.DeepEqual(now, was) {
+			u.SetEligibility, u.Eligibility, changed = true, &now, true
 		}
 	}
 	return u, changed, errs

@@ -270,3 +270,43 @@ func TestEditPromotion(t *testing.T) {
 		t.Errorf("no word when nothing changed")
 	}
 }
+
+// Eligibility rules are edited on the same page: set, shown again, refused
+// beside their field, and cleared; a form without the rules leaves them.
+func TestEditEligibility(t *testing.T) {
+	s := newSite(t, true, true)
+	id := s.createPromotion(`{"name":"rules","code":"RULES42"}`)
+	rules := url.Values{"name": {"rules"}, "rules": {"1"}, "segments": {"vip, new"}, "countries": {"de, fr"},
+		"minAmount": {"25.50"}, "minCurrency": {"eur"}, "firstOrderOnly": {"1"}}
+	if resp, page := s.post("/console/promotions/"+id+"/edit", rules, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("save rules = %d:\n%.2000s", resp.StatusCode, page)
+	}
+	_, m := s.apiCall(http.MethodGet, "/v1/promotions/"+id, "", nil)
+	want := `map[countries:[DE FR] firstOrderOnly:true minOrderAmount:map[amount:25.50 currency:EUR] segments:[new vip]]`
+	if got := fmt.Sprint(m["eligibility"]); got != want {
+		t.Errorf("after the edit the API has eligibility %s, want %s", got, want)
+	}
+	_, page := s.get("/console/promotions/" + id + "/edit")
+	if !strings.Contains(page, `id="edit-segments" value="new, vip"`) || !strings.Contains(page, `id="edit-countries" value="DE, FR"`) ||
+		!strings.Contains(page, `id="edit-first-order" value="1" checked`) {
+		t.Errorf("the edit page does not show the rules:\n%.3000s", page)
+	}
+	if resp, _ := s.post("/console/promotions/"+id+"/edit", url.Values{"name": {"renamed"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("rename = %d", resp.StatusCode)
+	}
+	if _, m := s.apiCall(http.MethodGet, "/v1/promotions/"+id, "", nil); fmt.Sprint(m["eligibility"]) != want {
+		t.Errorf("a form without the rules changed them: %v", m["eligibility"])
+	}
+	bad := url.Values{"name": {"renamed"}, "rules": {"1"}, "countries": {"Germany"}}
+	if resp, page := s.post("/console/promotions/"+id+"/edit", bad, nil); resp.StatusCode != http.StatusUnprocessableEntity ||
+		!strings.Contains(page, `id="err-countries"`) {
+		t.Errorf("a bad country = %d, want 422 beside countries:\n%.3000s", resp.StatusCode, page)
+	}
+	clear := url.Values{"name": {"renamed"}, "rules": {"1"}}
+	if resp, _ := s.post("/console/promotions/"+id+"/edit", clear, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("clear rules = %d", resp.StatusCode)
+	}
+	if _, m := s.apiCall(http.MethodGet, "/v1/promotions/"+id, "", nil); m["eligibility"] != nil {
+		t.Errorf("emptied rules not cleared: %v", m["eligibility"])
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // Revocation is a revoked code as POST /v1/codes/{code}/revoke answers it.
@@ -48,6 +50,10 @@ type PromotionUpdate struct {
 	ExpiresAt      *time.Time
 	ClearExpiresAt bool
 	Active         *bool
+	// SetEligibility replaces the eligibility rules with Eligibility (nil
+	// or empty: no rules).
+	SetEligibility bool
+	Eligibility    *promo.Eligibility
 }
 
 // PromotionSettings is what PATCH answers.
@@ -59,7 +65,8 @@ type PromotionSettings struct {
 	Active    bool       `json:"active"`
 }
 
-// UpdatePromotion changes a promotion's name, window or active flag (admin).
+// UpdatePromotion changes a promotion's name, window, active flag or
+// eligibility rules (admin).
 func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpdate) (PromotionSettings, error) {
 	m := map[string]any{}
 	if u.Name != nil {
@@ -79,6 +86,13 @@ func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpda
 		m["expiresAt"] = nil
 	case u.ExpiresAt != nil:
 		m["expiresAt"] = u.ExpiresAt.UTC()
+	}
+	if u.SetEligibility {
+		if u.Eligibility == nil || u.Eligibility.IsZero() {
+			m["eligibility"] = nil
+		} else {
+			m["eligibility"] = u.Eligibility
+		}
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
