@@ -108,24 +108,12 @@ func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req issueRequest
-	if err := s.readJSON(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
+	if !ok {
 		return
 	}
-	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
-	for _, c := range []struct {
-		field, v string
-		max      int
-		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
-		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
-			fields = append(fields, err.(*promo.Error).Fields...)
-		}
+	if err := promo.CheckText("userId", req.UserID, maxUserIDLen, true); err != nil {
+		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	count := 1
 	if len(req.Count) > 0 && string(req.Count) != "null" {

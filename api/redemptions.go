@@ -127,6 +127,24 @@ type redeemRequest struct {
 	shopperFields
 }
 
+// readShopper decodes a shopper's request body into req, takes its user from
+// a signed shopper token when there is one (userID points into req), and
+// checks the Idempotency-Key (printable ASCII, at most maxIdemKeyLen): the
+// key and what is wrong with it, or false once the request was answered.
+func (s *Server) readShopper(w http.ResponseWriter, r *http.Request, req any, userID *string) (string, []promo.FieldError, bool) {
+	if err := s.readJSON(w, r, req); err != nil {
+		s.writeError(w, r, err)
+		return "", nil, false
+	}
+	var err error
+	if *userID, err = shopperUser(r, "userId", *userID); err != nil {
+		s.writeError(w, r, err)
+		return "", nil, false
+	}
+	key := r.Header.Get("Idempotency-Key")
+	return key, idemKeyFields(key), true
+}
+
 func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 	code, err := typedCode(r)
 	if err != nil {
@@ -134,16 +152,10 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req redeemRequest
-	if err := s.readJSON(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
+	if !ok {
 		return
 	}
-	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int

@@ -49,16 +49,10 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req reserveRequest
-	if err := s.readJSON(w, r, &req); err != nil {
-		s.writeError(w, r, err)
+	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
+	if !ok {
 		return
 	}
-	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
