@@ -294,6 +294,11 @@ WHERE idem_key = $1`,
 
 	UseCode: codeUse("c.used + 1"),
 
+	// AddCodeUses takes a combined redemption's n uses at once, within the
+	// maximum (re-checked on the row this transaction has locked).
+	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
+
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
 
 	// UseAllowance creates the user's row at 1, or adds 1 while below the

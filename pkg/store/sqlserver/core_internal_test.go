@@ -247,7 +247,7 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimKey":           {one, none, one, none},
 		"UseCode":            {use, nil, use, use},
 		"LockCode":           {row(int64(7), int64(0), int64(1), int64(1))},
-		"CodeLoad":           {one, row(int64(2)), none, one}, "AllowanceLoad": {one, none, one},
+		"CodeLoad":           {one, row(int64(2)), none, one, none}, "AllowanceLoad": {one, none, one},
 		"CodeState":     {promotionRow("ABCD", int64(1), int64(0), true, false, false, int64(0), int64(0))},
 		"StoredOutcome": {row("h", "", "r1")}, "StoredReservationOutcome": {row("h", "", "res1")},
 		"Redemption": {redemptionRow()}, "MarkRolledBack": {redemptionRow()},
@@ -416,6 +416,15 @@ func TestCoreStatements(t *testing.T) {
 		{"RequestDeletion", func() error { _, err := s.RequestDeletion(ctx, audit); return err }},
 		{"FinishDeletion", func() error { return s.FinishDeletion(ctx, audit) }},
 		{"Deletion", func() error { _, err := s.Deletion(ctx, 7); return err }},
+		{"RedeemBatch", func() error {
+			batch := redeem
+			batch.ID, batch.IdempotencyKey = "r9", ""
+			res, err := s.RedeemBatch(ctx, []promo.RedeemRequest{batch})
+			if err == nil && (res[0].Err != nil || res[0].Outcome.Refused != "") {
+				err = fmt.Errorf("result %+v, want a redemption", res[0])
+			}
+			return err
+		}},
 	} {
 		if err := op.run(); err != nil {
 			t.Errorf("%s: %v", op.name, err)
@@ -448,7 +457,7 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
 		"ClaimKey": "string,string," + utc,
-		"UseCode":  v + "," + utc, "LockCode": v + "," + utc, "UnuseCode": v,
+		"UseCode":  v + "," + utc, "LockCode": v + "," + utc, "UnuseCode": v, "AddCodeUses": v + ",int",
 		"CodeLoad": v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",
 		"LockAllowance": "int64,string,int", "LockAllowanceInsert": "int64,string",

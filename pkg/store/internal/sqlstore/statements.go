@@ -130,6 +130,10 @@ type Statements struct {
 	UseCode, LockCode string
 	// UnuseCode (code) takes a use back (never below 0).
 	UnuseCode string
+	// AddCodeUses (code, n) adds n uses while they stay within the code's
+	// maximum (-> n): a combined redemption's uses, under the lock LockCode
+	// took.
+	AddCodeUses string
 	// UseAllowance (promotion id, user, limit) adds a use to the user's
 	// allowance row while below limit, creating it at 1; LockAllowance
 	// locks it while below limit, creating it at 0 (row: used). A dialect
