@@ -244,10 +244,13 @@ func TestCoreStatements(t *testing.T) {
 		"StatsTopUsers":      {row("u", int64(1))},
 		"ClaimUncounted":     {row(int64(1), promo.StreamRedemptions, string(payload), now)},
 		"RefusalsByReason":   {row("code_exhausted", int64(2))},
-		"ClaimKey":           {one, none, one, none},
-		"UseCode":            {use, nil, use, use},
+		"RedeemOnce": {row("redeemed", int64(7), int64(0)), row("redeemed", int64(7), int64(0)),
+			row("replay", int64(0), int64(0)), row("code_not_found", int64(0), int64(0)),
+			row("code_exhausted", int64(7), int64(0))},
+		"ClaimKey":           {one, none, one},
+		"UseCode":            {use},
 		"LockCode":           {row(int64(7), int64(0), int64(1), int64(1))},
-		"CodeLoad":           {one, row(int64(2)), none, one, none}, "AllowanceLoad": {one, none, one},
+		"CodeLoad":           {none, one, row(int64(2)), none}, "AllowanceLoad": {none, one, none},
 		"CodeState":     {promotionRow("ABCD", int64(1), int64(0), true, false, false, int64(0), int64(0))},
 		"StoredOutcome": {row("h", "", "r1")}, "StoredReservationOutcome": {row("h", "", "res1")},
 		"Redemption": {redemptionRow()}, "MarkRolledBack": {redemptionRow()},
@@ -372,6 +375,11 @@ func TestCoreStatements(t *testing.T) {
 				OrderID: "o", Now: now})
 			return err
 		}},
+		{"Confirm exhausted by holds", func() error {
+			_, err := s.Confirm(ctx, promo.ConfirmRequest{ReservationID: "res1", RedemptionID: "r3", EventID: "e4",
+				OrderID: "o", Now: now})
+			return err
+		}},
 		{"Release", func() error { _, _, err := s.Release(ctx, "res1", now); return err }},
 		{"Reservation", func() error { _, err := s.Reservation(ctx, "res1"); return err }},
 		{"SweepReservations", func() error { _, err := s.SweepReservations(ctx, now, 10); return err }},
@@ -418,7 +426,7 @@ func TestCoreStatements(t *testing.T) {
 		{"Deletion", func() error { _, err := s.Deletion(ctx, 7); return err }},
 		{"RedeemBatch", func() error {
 			batch := redeem
-			batch.ID, batch.IdempotencyKey = "r9", ""
+			batch.ID, batch.IdempotencyKey = "r9", "bk"
 			res, err := s.RedeemBatch(ctx, []promo.RedeemRequest{batch})
 			if err == nil && (res[0].Err != nil || res[0].Outcome.Refused != "") {
 				err = fmt.Errorf("result %+v, want a redemption", res[0])
@@ -457,6 +465,7 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
 		"ClaimKey": "string,string," + utc,
+		"RedeemOnce": v + "," + v + ",string,string,<nil>," + utc + ",string,string," + v + ",string,string",
 		"UseCode":  v + "," + utc, "LockCode": v + "," + utc, "UnuseCode": v, "AddCodeUses": v + ",int",
 		"CodeLoad": v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",
@@ -563,5 +572,45 @@ func TestChunkCommitStatements(t *testing.T) {
 				t.Errorf("statements\n got %s\nwant %s", g, tc.want)
 			}
 		})
+	}
+}
+
+// A redemption is one batch in one round trip (no BEGIN or COMMIT from the
+// driver: the batch is its own transaction), answered from its one row; the
+// batch keeps the core's lock order and its conditions.
+func TestRedeemIsOneBatch(t *testing.T) {
+	srv := &fakeServer{answer: script(nil, map[string][][][]driver.Value{
+		"RedeemOnce": {row("redeemed", int64(7), int64(4)), row("user_limit_reached", int64(7), int64(0))},
+	})}
+	s := newStore(sql.OpenDB(srv), nil)
+	defer s.Close()
+	req := promo.RedeemRequest{ID: "r1", EventID: "e1", Code: "ABCD", UserID: "u", IdempotencyKey: "k", RequestHash: "h", Now: now}
+	out, err := s.Redeem(context.Background(), req)
+	if err != nil || out.Redemption.PromotionID != 7 || out.Redemption.UsesLeft != 4 || out.Redemption.ID != "r1" {
+		t.Fatalf("Redeem = %+v, %v; want r1 of promotion 7 with 4 uses left", out, err)
+	}
+	if out, err = s.Redeem(context.Background(), req); err != nil || out.Refused != promo.ReasonUserLimitReached || out.PromotionID != 7 {
+		t.Fatalf("Redeem = %+v, %v; want user_limit_reached in promotion 7", out, err)
+	}
+	name := names()
+	var got []string
+	for _, c := range srv.calls {
+		got = append(got, name(c.query))
+	}
+	if fmt.Sprint(got) != "[RedeemOnce RedeemOnce]" {
+		t.Errorf("statements of two redemptions: %v, want one batch each", got)
+	}
+	// In this order: the key (guarded insert), the code's conditional UPDATE,
+	// its holds, the allowance, the audit row, the event, the commit, the answer.
+	q, at := statements.RedeemOnce, 0
+	for _, part := range []string{"SET XACT_ABORT ON", "BEGIN TRANSACTION", "WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7",
+		"c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1",
+		"FROM reservations AS r\n\t\tWHERE r.code = @p2", "UPDATE user_uses SET used = used + 1", "AND used < @limit",
+		"INSERT INTO redemptions", "INSERT INTO events", "COMMIT TRANSACTION", "SELECT @outcome"} {
+		i := strings.Index(q[at:], part)
+		if i < 0 {
+			t.Fatalf("RedeemOnce lacks %q after offset %d", part, at)
+		}
+		at += i + len(part)
 	}
 }

@@ -420,6 +420,105 @@ WHERE idem_key = @p1`,
 	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
 
+	// RedeemOnce is the whole redemption in one round trip: one batch, its
+	// own transaction (XACT_ABORT: any error rolls all of it back), running
+	// the core's steps in the same lock order: the idempotency key (an
+	// insert guarded by UPDLOCK, HOLDLOCK: a second request with the key
+	// waits for the first's range lock, then finds the record and is
+	// answered 'replay'), the code's conditional UPDATE (its U then X lock
+	// makes a second redeemer re-read "used < max" on the committed count,
+	// see "Why SQL Server cannot over-redeem" above), the live holds counted
+	// after that lock is held, the allowance's conditional UPDATE (or the
+	// guarded insert of its row at 1, then the UPDATE once more if a
+	// concurrent first use inserted it) and its holds, the audit row and the
+	// event; whatever does not fit is taken back in the batch and named. The
+	// refusal's reason is read from the code's state when the UPDATE matched
+	// nothing, in redemption's order. The event is @p10 || promotion id ||
+	// @p11 || uses left || '},"codeUses":' || uses || '}' (EventParts).
+	RedeemOnce: `SET XACT_ABORT ON;
+DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @load int, @uu int, @left int;
+DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+DECLARE @a TABLE (used int);
+BEGIN TRANSACTION;
+IF @p7 <> ''
+BEGIN
+	INSERT INTO idempotency_keys (idem_key, request_hash, redemption_id, created_at)
+	SELECT @p7, @p8, @p1, @p6
+	WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7);
+	IF @@ROWCOUNT = 0 SET @outcome = 'replay';
+END
+IF @outcome IS NULL
+BEGIN
+	UPDATE c SET c.used = c.used + 1
+	OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+	FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+	WHERE c.code = @p2 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+	  AND (p.starts_at IS NULL OR p.starts_at <= @p6) AND (p.expires_at IS NULL OR p.expires_at > @p6);
+	SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user FROM @t;
+	IF @pid IS NULL
+	BEGIN
+		SELECT @pid = c.promotion_id, @outcome = CASE
+			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
+			WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+			WHEN p.active = 0 THEN 'deactivated'
+			WHEN p.starts_at IS NOT NULL AND @p6 < p.starts_at THEN 'not_started'
+			WHEN p.expires_at IS NOT NULL AND @p6 >= p.expires_at THEN 'expired'
+			ELSE 'code_exhausted' END
+		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
+		IF @outcome IS NULL SET @outcome = 'code_not_found';
+	END
+	ELSE
+	BEGIN
+		SELECT @load = @used + COUNT(*) FROM reservations AS r
+		WHERE r.code = @p2 AND r.status = 'held' AND r.expires_at > @p6;
+		IF @load > @max
+			SET @outcome = 'code_exhausted';
+		ELSE IF @limit <> 0
+		BEGIN
+			UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
+			WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
+			IF @@ROWCOUNT = 0
+			BEGIN
+				INSERT INTO user_uses (promotion_id, user_id, used) OUTPUT inserted.used INTO @a
+				SELECT @pid, @p3, 1 WHERE NOT EXISTS
+					(SELECT 1 FROM user_uses WITH (UPDLOCK, HOLDLOCK) WHERE promotion_id = @pid AND user_id = @p3);
+				IF @@ROWCOUNT = 0
+					UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
+					WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
+			END
+			SELECT @uu = used FROM @a;
+			IF @uu IS NULL
+				SET @outcome = 'user_limit_reached';
+			ELSE
+			BEGIN
+				SELECT @uu = @uu + COUNT(*) FROM reservations AS r
+				WHERE r.promotion_id = @pid AND r.user_id = @p3 AND r.status = 'held' AND r.expires_at > @p6;
+				IF @uu > @limit
+				BEGIN
+					UPDATE user_uses SET used = used - 1 WHERE promotion_id = @pid AND user_id = @p3 AND used > 0;
+					SET @outcome = 'user_limit_reached';
+				END
+			END
+		END
+		IF @outcome IS NOT NULL
+			UPDATE codes SET used = used - 1 WHERE code = @p2 AND used > 0;
+	END
+END
+IF @outcome IS NULL
+BEGIN
+	SET @outcome = 'redeemed';
+	SET @left = CASE WHEN @max - @load > 0 THEN @max - @load ELSE 0 END;
+	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key)
+	VALUES (@p1, @pid, @p2, @p3, @p4, @p5, @p6, @left, NULLIF(@p7, ''));
+	INSERT INTO events (stream, event_key, payload, created_at)
+	VALUES (@p9, CAST(@pid AS varchar(20)), @p10 + CAST(@pid AS varchar(20)) + @p11 + CAST(@left AS varchar(11))
+		+ '},"codeUses":' + CAST(@used AS varchar(11)) + '}', @p6);
+END
+ELSE IF @outcome <> 'replay' AND @p7 <> ''
+	UPDATE idempotency_keys SET refused = @outcome, redemption_id = NULL WHERE idem_key = @p7;
+COMMIT TRANSACTION;
+SELECT @outcome, COALESCE(@pid, 0), COALESCE(@left, 0);`,
+
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
 	// The allowance is an update-or-insert in two statements (no MERGE):
