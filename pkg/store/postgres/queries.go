@@ -321,6 +321,12 @@ INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $1
 	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 
+	// RedeemBatchOnce is a combined redemption of one code in one round
+	// trip: redeem_code_batch (migration 00013, which says why it cannot
+	// over-redeem).
+	RedeemBatchOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
+FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
 	// CodeState: $3 is now, for the live reservations.

@@ -53,7 +53,11 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 		}
 		todo = append(todo, i)
 	}
-	if len(todo) > 0 {
+	if len(todo) > 0 && s.d.RedeemBatchOnce != "" {
+		if err := s.redeemBatchOnce(ctx, reqs, todo, res); err != nil {
+			return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
+		}
+	} else if len(todo) > 0 {
 		err := s.retry(ctx, func() error {
 			return s.inTx(ctx, func(tx T) error {
 				for _, i := range todo {
@@ -190,6 +194,75 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		if err := x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, "", r.ID); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// redeemBatchOnce is RedeemBatch's transaction in one statement
+// (RedeemBatchOnce); recorded keys are then answered from their records.
+func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
+	n := len(todo)
+	ids, users, keys, hashes, heads, bodies := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	orders, metadata := make([]*string, n), make([]*string, n)
+	at := make([]time.Time, n)
+	rs := make([]promo.Redemption, n)
+	for j, i := range todo {
+		req := reqs[i]
+		rs[j] = promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
+			Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: req.IdempotencyKey}
+		head, body, err := EventParts(req.EventID, rs[j])
+		if err != nil {
+			return err
+		}
+		ids[j], users[j], keys[j], hashes[j], heads[j], bodies[j] = req.ID, req.UserID, req.IdempotencyKey, req.RequestHash, head, body
+		if req.OrderID != "" {
+			orders[j] = &rs[j].OrderID
+		}
+		if len(req.Metadata) > 0 {
+			m := string(req.Metadata)
+			metadata[j] = &m
+		}
+		at[j] = rs[j].RedeemedAt
+	}
+	first := reqs[todo[0]]
+	var replays []int
+	err := s.each(ctx, s.w, s.d.RedeemBatchOnce, []any{first.Code, s.d.Time(first.Now), ids, users, orders, metadata, at,
+		keys, hashes, promo.StreamRedemptions, heads, bodies}, func(row Row) error {
+		var (
+			j       int
+			outcome string
+			pid     int64
+			left    int
+		)
+		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
+			return err
+		}
+		if j < 1 || j > n {
+			return fmt.Errorf("combined redemption answered for request %d of %d", j, n)
+		}
+		i := todo[j-1]
+		switch outcome {
+		case "replay":
+			replays = append(replays, i)
+		case "redeemed":
+			r := rs[j-1]
+			r.PromotionID, r.UsesLeft = pid, left
+			res[i].Outcome = promo.RedeemOutcome{Redemption: r}
+		default:
+			res[i].Outcome = promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redeem in one statement: %w", err)
+	}
+	for _, i := range replays {
+		out, err := s.on(s.w).replay(ctx, reqs[i])
+		if err != nil && promo.Code(err) == promo.EInternal {
+			return err
+		}
+		res[i] = promo.RedeemResult{Outcome: out, Err: err}
 	}
 	return nil
 }

@@ -164,6 +164,14 @@ type Statements struct {
 	// or the refusal reason), promotion id (0 when the code does not exist,
 	// or on a replay), uses left.
 	RedeemOnce string
+	// RedeemBatchOnce, if set, is a combined redemption of one code
+	// (RedeemBatch) in one statement run in autocommit, for a dialect with
+	// Arrays: code, now, then one array per field of the requests in
+	// arrival order (ids, users, order ids, metadata, redeemed_at, keys,
+	// hashes), the stream, the events' heads and bodies (EventParts). Rows:
+	// index (1-based), outcome ("redeemed", "replay" or the refusal reason),
+	// promotion id (0: none), uses left. No key appears twice.
+	RedeemBatchOnce string
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion.
