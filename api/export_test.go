@@ -14,6 +14,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // generate commits every batch of promotion id through the store, as the
@@ -61,7 +62,7 @@ func generate(t *testing.T, e *env, id string, secret []byte, chunkSize int) map
 
 func TestExportCSV(t *testing.T) {
 	const n = 1234
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 500}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 500}, nil)
 	c := e.create(winter(n))
 	e.create(winter(7)) // another promotion's codes must not leak into the export
 	committed := generate(t, e, c.ID, testSecret, 200)
@@ -120,10 +121,25 @@ func TestExportCSV(t *testing.T) {
 	}
 }
 
+// A cancelled promotion's export is refused with what is true of it: it
+// will not complete (it said "export it once it is completed").
+func TestExportOfCancelledPromotion(t *testing.T) {
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
+	c := e.create(winter(200))
+	if r := e.do(http.MethodPost, "/v1/promotions/"+c.ID+"/cancel", "", nil); r.StatusCode != http.StatusOK {
+		t.Fatalf("cancel = %d %s", r.StatusCode, r.body)
+	}
+	p := wantProblem(t, e.do(http.MethodGet, "/v1/promotions/"+c.ID+"/codes", "", nil), http.StatusConflict)
+	if !strings.Contains(p.Detail, "cancelled") || !strings.Contains(p.Detail, "will not complete") ||
+		strings.Contains(p.Detail, "once it is completed") {
+		t.Errorf("409 detail = %q, want it to say cancelled and that it will not complete", p.Detail)
+	}
+}
+
 // An unfinished promotion's export is refused (409) unless a partial export
 // is asked for explicitly; it used to be a 200 with a partial file.
 func TestExportOfUnfinishedPromotion(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
 	c := e.create(winter(200))
 	path := "/v1/promotions/" + c.ID + "/codes"
 	p := wantProblem(t, e.do(http.MethodGet, path, "", nil), http.StatusConflict)
@@ -143,8 +159,8 @@ func TestExportOfUnfinishedPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	p = wantProblem(t, e.do(http.MethodGet, path, "", nil), http.StatusConflict)
-	if !strings.Contains(p.Detail, "failed") {
-		t.Errorf("409 detail = %q, want it to say failed", p.Detail)
+	if !strings.Contains(p.Detail, "failed") || !strings.Contains(p.Detail, "once its parked batches are replayed") {
+		t.Errorf("409 detail = %q, want it to say failed, and that a replay completes it", p.Detail)
 	}
 
 	generate(t, e, c.ID, testSecret, 100)
@@ -157,7 +173,7 @@ func TestExportOfUnfinishedPromotion(t *testing.T) {
 }
 
 func TestExportVanity(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	c := e.create(`{"name":"megadeth","code":"megadeth21"}`)
 	r := e.do(http.MethodGet, "/v1/promotions/"+c.ID+"/codes", "", nil)
 	if r.StatusCode != http.StatusOK || string(r.body) != "code\nMEGADETH21\n" {
@@ -169,7 +185,7 @@ func TestAuth(t *testing.T) {
 	const token = "admin-token-for-tests-0123456789"
 	ops := health.Handler(nil, nil, prometheus.NewRegistry())
 	const redeemToken = "redeem-token-for-tests-012345678"
-	e := newEnv(t, api.Config{AdminTokens: []string{token}, RedeemTokens: []string{redeemToken}, BatchCodeCount: 1000}, ops)
+	e := newEnv(t, envConfig{AdminTokens: []string{token}, RedeemTokens: []string{redeemToken}, BatchCodeCount: 1000}, ops)
 	body := winter(1000)
 
 	for _, tc := range []struct {
@@ -219,16 +235,16 @@ func TestAuth(t *testing.T) {
 }
 
 func TestNewRefusesClosedServerWithoutTokens(t *testing.T) {
-	if _, err := api.New(api.Config{Secret: testSecret}, nil, nil, nil, nil); err == nil {
+	if _, err := api.New(api.Config{}, nil, nil, nil, nil); err == nil {
 		t.Error("api.New without Open or admin tokens succeeded")
 	}
-	if _, err := api.New(api.Config{Open: true, Secret: testSecret[:31]}, nil, nil, nil, nil); err == nil {
-		t.Error("api.New with a 31-byte secret succeeded")
+	if _, err := promotion.New(promotion.Config{Secret: testSecret[:31]}, nil, nil); err == nil {
+		t.Error("promotion.New with a 31-byte secret succeeded")
 	}
 }
 
 func TestStatusViewParkedAndRetrying(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100}, nil)
 	c := e.create(winter(300))
 	pid, _ := strconv.ParseInt(c.ID, 10, 64)
 	ctx := context.Background()

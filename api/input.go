@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -114,21 +112,6 @@ func fieldOrBody(field string) string {
 		return "body"
 	}
 	return field
-}
-
-// badText checks a free-text field (a name): valid UTF-8 without control
-// characters (NUL, which PostgreSQL refuses in text, and the rest of C0, DEL,
-// C1) or line and paragraph separators. It returns "" or what is wrong.
-func badText(s string) string {
-	if !utf8.ValidString(s) {
-		return "must be valid UTF-8"
-	}
-	for i, r := range s {
-		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) {
-			return fmt.Sprintf("must not contain control characters; found %U at byte %d", r, i)
-		}
-	}
-	return ""
 }
 
 // duplicateKeyError is the problem for a body with a repeated key.

@@ -99,6 +99,30 @@ var inputEndpoints = []inputEndpoint{
 		{name: "id", place: inPath}, {name: "userId", place: inQuery}, {name: "after", place: inQuery},
 		{name: "limit", place: inQuery}, {name: "code", place: inQuery}, {name: "from", place: inQuery},
 		{name: "to", place: inQuery}}},
+	// The promotion's life after its creation.
+	{method: "PATCH", path: "/v1/promotions/{id}", body: func() map[string]any {
+		return map[string]any{"name": "renamed"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "name", place: inBody, strict: true},
+	}},
+	{method: "POST", path: "/v1/promotions/{id}/cancel", fields: []textField{{name: "id", place: inPath}}},
+	{method: "POST", path: "/v1/promotions/{id}/topups", body: func() map[string]any {
+		return map[string]any{"codeCount": 1}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "Idempotency-Key", place: inHeader},
+	}},
+	{method: "GET", path: "/v1/promotions/{id}/topups", fields: []textField{{name: "id", place: inPath}}},
+	{method: "DELETE", path: "/v1/promotions/{id}", fields: []textField{{name: "id", place: inPath}}},
+	{method: "GET", path: "/v1/promotions/{id}/audit", fields: []textField{
+		{name: "id", place: inPath}, {name: "after", place: inQuery, strict: true}, {name: "limit", place: inQuery}}},
+	{method: "POST", path: "/v1/codes/{id}/revoke", id: "REVOKEME1", body: func() map[string]any {
+		return map[string]any{"reason": "leaked"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "reason", place: inBody, strict: true},
+	}},
 	{method: "GET", path: "/v1/users/{id}/redemptions", id: "shopper-1", fields: []textField{
 		{name: "userId", place: inPath}, {name: "after", place: inQuery}, {name: "limit", place: inQuery},
 		{name: "from", place: inQuery}, {name: "to", place: inQuery}}},
@@ -190,9 +214,10 @@ func tryText(t *testing.T, e *env, ep inputEndpoint, f textField, v string) {
 func TestBadTextEveryField(t *testing.T) {
 	for _, backend := range []string{backendSQLite, backendPostgres} {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnvOn(t, backend, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+			e := newEnvOn(t, backend, envConfig{Open: true, BatchCodeCount: 1000}, nil)
 			e.create(`{"name":"existing","codeCount":10,"format":{"charset":"alnum","length":10}}`)
 			e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
+			e.create(`{"name":"revoked","code":"REVOKEME1"}`)
 			for _, ep := range inputEndpoints {
 				for _, f := range ep.fields {
 					t.Run(ep.method+" "+ep.path+" "+f.name, func(t *testing.T) {
@@ -236,9 +261,10 @@ func FuzzTextFields(f *testing.F) {
 			f.Logf("FuzzTextFields runs on SQLite only: %s is not set", postgrestest.EnvDSN)
 			continue
 		}
-		e := newEnvOn(f, backend, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+		e := newEnvOn(f, backend, envConfig{Open: true, BatchCodeCount: 1000}, nil)
 		e.create(`{"name":"existing","codeCount":10,"format":{"charset":"alnum","length":10}}`)
 		e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
+		e.create(`{"name":"revoked","code":"REVOKEME1"}`)
 		envs[backend] = e
 	}
 	f.Fuzz(func(t *testing.T, which uint, v string) {
@@ -268,7 +294,7 @@ func TestInputEndpointsCoverTheRoutes(t *testing.T) {
 }
 
 func TestDuplicateJSONKeysRefused(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	for _, tc := range []struct{ body, field string }{
 		{`{"name":"a","name":"b","codeCount":10,"format":{"charset":"alnum","length":10}}`, "name"},
 		{`{"name":"a","codeCount":10,"codeCount":10000000,"format":{"charset":"alnum","length":10}}`, "codeCount"},
@@ -289,7 +315,7 @@ func TestDuplicateJSONKeysRefused(t *testing.T) {
 // A separator inside a prefix or suffix is refused; where it meets the body
 // it is what the display form shows anyway, and accepted.
 func TestAffixWithSeparatorRefused(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	for _, tc := range []struct{ format, field string }{
 		{`{"charset":"alnum","length":10,"prefix":"W-N","separator":"-","groupSize":4}`, "format.prefix"},
 		{`{"charset":"alnum","length":10,"prefix":"WN--","separator":"-","groupSize":4}`, "format.prefix"},
@@ -310,7 +336,7 @@ func TestAffixWithSeparatorRefused(t *testing.T) {
 // The capacity advice over HTTP: a refused length names minLength, and the
 // same request with that length is accepted.
 func TestCapacityAdviceOverHTTP(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 100_000}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 100_000}, nil)
 	for _, tc := range []struct {
 		charset string
 		length  int
@@ -337,5 +363,63 @@ func TestCapacityAdviceOverHTTP(t *testing.T) {
 				t.Errorf("the advised length %d: %d %s, want 202", doc.MinLength, r.StatusCode, r.body)
 			}
 		})
+	}
+}
+
+// Length limits count UTF-16 code units, as SQL Server's nvarchar(n) columns
+// do (user_id and order_id nvarchar(200), idempotency keys nvarchar(256),
+// reasons nvarchar(500)): 101 emoji are 101 characters but 202 units, which
+// a count of runes let through to a column that refuses them (a 500 there,
+// and a limit that meant something else on each database).
+func TestTextLimitsCountUTF16Units(t *testing.T) {
+	e := newEnvOn(t, backendSQLite, envConfig{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000}`)
+	wide := func(n int) string { return strings.Repeat("😀", n) }
+	for _, c := range []struct {
+		field, body string
+		header      http.Header
+	}{
+		{"userId", `{"userId":"` + wide(101) + `"}`, nil},
+		{"orderId", `{"userId":"alice","orderId":"` + wide(101) + `"}`, nil},
+		{"Idempotency-Key", `{"userId":"alice"}`, http.Header{"Idempotency-Key": {wide(101)}}},
+	} {
+		before := e.rows()
+		r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", c.body, c.header)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("%s of 101 emoji (202 UTF-16 units): %d %s, want 422", c.field, r.StatusCode, r.body)
+			continue
+		}
+		wantProblem(t, r, http.StatusUnprocessableEntity, c.field)
+		if got := e.rows(); got != before {
+			t.Errorf("%s: refused but wrote %+v", c.field, got)
+		}
+	}
+	if r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", `{"userId":"`+wide(100)+`"}`, nil); r.StatusCode != http.StatusCreated {
+		t.Errorf("userId of 100 emoji (200 units): %d %s, want 201", r.StatusCode, r.body)
+	}
+}
+
+// Metadata travels in the redemption events to other services, whose JSON
+// decoders read numbers as IEEE 754 doubles (I-JSON, RFC 7493): a number
+// beyond that range (1e999999999) was stored and published, and every such
+// consumer fails to decode the event. It is refused with 422 naming it.
+func TestMetadataNumbersFitADouble(t *testing.T) {
+	e := newEnvOn(t, backendSQLite, envConfig{Open: true, BatchCodeCount: 1000}, nil)
+	e.create(`{"name":"vanity","code":"MEGADETH21","maxUsagePerCode":1000000,"perUserLimit":0}`)
+	for i, n := range []string{"1e999999999", "-1e400", "123456789e310"} {
+		before := e.rows()
+		r := e.do("POST", "/v1/codes/MEGADETH21/redemptions",
+			fmt.Sprintf(`{"userId":"u%d","metadata":{"cart":{"total":%s}}}`, i, n), nil)
+		if r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("metadata number %s: %d %s, want 422", n, r.StatusCode, r.body)
+			continue
+		}
+		wantProblem(t, r, http.StatusUnprocessableEntity, "metadata.cart.total")
+		if got := e.rows(); got != before {
+			t.Errorf("metadata number %s: refused but wrote %+v", n, got)
+		}
+	}
+	if r := e.do("POST", "/v1/codes/MEGADETH21/redemptions", `{"userId":"ok","metadata":{"a":1.5e300,"b":-0,"c":[1e-400]}}`, nil); r.StatusCode != http.StatusCreated {
+		t.Errorf("metadata numbers within a double's range: %d %s, want 201", r.StatusCode, r.body)
 	}
 }

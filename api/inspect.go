@@ -65,7 +65,7 @@ func redemptionQuery(q url.Values, f *promo.RedemptionFilter) []promo.FieldError
 	var fields []promo.FieldError
 	bad := func(field, msg string) { fields = append(fields, promo.FieldError{Field: field, Message: msg}) }
 	f.After = q.Get("after")
-	if err := checkText("after", f.After, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("after", f.After, maxUserIDLen, false); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	if l := q.Get("limit"); l != "" {
@@ -149,7 +149,7 @@ func (s *Server) listUserRedemptions(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("userId")
 	f := promo.RedemptionFilter{UserID: user}
 	var fields []promo.FieldError
-	if err := checkText("userId", user, maxUserIDLen, true); err != nil {
+	if err := promo.CheckText("userId", user, maxUserIDLen, true); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	q := r.URL.Query()

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/promocodes/promocodes/api"
 )
 
 // createVanity creates a vanity promotion and returns its id.
@@ -68,7 +66,7 @@ func (e *env) redemptionIDs(path string) []string {
 // time range; a user's redemptions are listed across promotions, as JSON
 // pages and as CSV. Every answer conforms to the OpenAPI document.
 func TestAdminViewsOfCodesAndUsers(t *testing.T) {
-	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"shop-token-0123456789"}}, nil)
+	e := newEnv(t, envConfig{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"shop-token-0123456789"}}, nil)
 	e.token = "admin-token-0123456789"
 	p1 := e.createVanity(`{"name":"inspect","code":"INSPECTME42","maxUsagePerCode":10,"perUserLimit":0}`)
 	p2 := e.createVanity(`{"name":"other","code":"OTHERCODE7","maxUsagePerCode":10,"perUserLimit":0}`)

@@ -83,7 +83,7 @@ func nestedSize(t testing.TB) int {
 // Every endpoint that takes JSON refuses a 1 MiB nested body with 422 at
 // the depth limit, quickly and without growing the process.
 func TestNestedJSONRefusedOnEveryEndpoint(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	gen := e.create(`{"name":"g","codeCount":10,"format":{"charset":"alnum","length":10}}`)
 	e.create(`{"name":"v","code":"MEGADETH21","maxUsagePerCode":5}`)
 	ops := jsonOperations(t, gen.ID, "MEGADETH21")
@@ -120,7 +120,7 @@ func TestNestedJSONRefusedOnEveryEndpoint(t *testing.T) {
 // Nesting up to the limit is accepted; one more level is refused, naming
 // where.
 func TestJSONDepthLimit(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	e.create(`{"name":"v","code":"MEGADETH21","maxUsagePerCode":5}`)
 	meta := func(depth int) string { // metadata at depth 2, then depth-2 more objects
 		n := depth - 2
@@ -142,7 +142,7 @@ func TestJSONDepthLimit(t *testing.T) {
 func TestBadBytesRefusedBeforeTheDatabase(t *testing.T) {
 	for _, backend := range []string{backendSQLite, backendPostgres} {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnvOn(t, backend, api.Config{Open: true}, nil)
+			e := newEnvOn(t, backend, envConfig{Open: true}, nil)
 			e.create(`{"name":"v","code":"MEGADETH21","maxUsagePerCode":5}`)
 			res := e.do(http.MethodPost, "/v1/codes/MEGADETH21/reservations", `{"userId":"r"}`, nil)
 			var reservation struct{ ID string }
@@ -193,7 +193,7 @@ func TestBadBytesRefusedBeforeTheDatabase(t *testing.T) {
 // off at the limit.
 func TestBodyLimitOnEveryEndpoint(t *testing.T) {
 	const limit = 4096
-	e := newEnv(t, api.Config{Open: true, MaxBodyBytes: limit}, nil)
+	e := newEnv(t, envConfig{Open: true, MaxBodyBytes: limit}, nil)
 	gen := e.create(`{"name":"g","codeCount":10,"format":{"charset":"alnum","length":10}}`)
 	u, err := url.Parse(e.srv.URL)
 	if err != nil {

@@ -8,40 +8,41 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
-// Administrator is what the admin changes of codes need: the redemption
-// service.
-type Administrator interface {
-	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
-	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
-	UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (redemption.PromotionView, error)
-	CancelPromotion(ctx context.Context, actor string, id int64) (bool, error)
-	TopUp(ctx context.Context, req promo.TopUpRequest) (t promo.TopUp, replayed bool, err error)
+// Promotions is what the promotion endpoints need: the promotion service.
+type Promotions interface {
+	Create(ctx context.Context, req promotion.Request) (promotion.Created, error)
+	TopUp(ctx context.Context, req promotion.TopUpRequest) (promo.TopUp, promo.PromotionStatus, bool, error)
 	TopUps(ctx context.Context, id int64) ([]promo.TopUp, error)
-	DeletePromotion(ctx context.Context, actor string, id int64) (redemption.DeletionView, bool, error)
-	DeletionStatus(ctx context.Context, id int64) (redemption.DeletionView, error)
+	Update(ctx context.Context, p promotion.Patch) (promo.PromotionSettings, error)
+	Cancel(ctx context.Context, actor string, id int64) (promo.PromotionStatus, bool, error)
+	Delete(ctx context.Context, actor string, id int64) (promotion.Deletion, bool, error)
+	DeletionStatus(ctx context.Context, id int64) (promotion.Deletion, error)
 }
 
+// lifecycleRoutes are the changes of a promotion after its creation.
 func (s *Server) lifecycleRoutes() []route {
-	if _, ok := s.redeemer.(Administrator); !ok {
-		return nil
-	}
 	return []route{
-		{"POST /v1/codes/{code}/revoke", s.admin(s.deadline(s.revokeCode))},
-		{"GET /v1/promotions/{id}/audit", s.admin(s.deadline(s.auditLog))},
 		{"PATCH /v1/promotions/{id}", s.admin(s.deadline(s.patchPromotion))},
 		{"POST /v1/promotions/{id}/cancel", s.admin(s.deadline(s.cancelPromotion))},
 		{"POST /v1/promotions/{id}/topups", s.admin(s.deadline(s.topUpPromotion))},
 		{"GET /v1/promotions/{id}/topups", s.admin(s.deadline(s.listTopUps))},
 		{"DELETE /v1/promotions/{id}", s.admin(s.deadline(s.deletePromotion))},
+	}
+}
+
+// codeAdminRoutes are the admin's changes of codes (the redemption service).
+func (s *Server) codeAdminRoutes() []route {
+	return []route{
+		{"POST /v1/codes/{code}/revoke", s.admin(s.deadline(s.revokeCode))},
+		{"GET /v1/promotions/{id}/audit", s.admin(s.deadline(s.auditLog))},
 	}
 }
 
@@ -53,7 +54,7 @@ func (s *Server) deletePromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, replayed, err := s.administrator().DeletePromotion(r.Context(), s.actor(r, "admin"), id)
+	v, replayed, err := s.promotions.Delete(r.Context(), s.actor(r, "admin"), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -75,12 +76,12 @@ type topUpRequest struct {
 // Idempotency-Key makes it safe to retry: the same key and codeCount answer
 // the recorded top-up (Idempotent-Replayed: true), another codeCount 409.
 func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > maxIdemKeyLen || !printableASCII(key) {
-		s.writeError(w, r, promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen))
+	key, err := idempotencyKey(r)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.promotion(r)
+	id, err := promo.ParseID(r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -91,54 +92,25 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n, err := strconv.ParseInt(req.CodeCount.String(), 10, 64)
-	switch {
-	case err != nil || n < 1:
-		s.writeError(w, r, promo.FieldErrorf("codeCount", "must be a whole number of at least 1"))
-		return
-	case n > s.cfg.MaxCodeCount:
-		s.writeError(w, r, promo.FieldErrorf("codeCount", "must be at most %d", s.cfg.MaxCodeCount))
-		return
-	case st.Format == nil:
-		s.writeError(w, r, promo.Errorf(promo.EConflict, "promotion %d is a vanity code: it cannot be topped up", st.ID))
-		return
-	}
-	layout, err := codes.NewLayout(*st.Format)
 	if err != nil {
-		s.writeError(w, r, promo.Errorf(promo.EConflict, "the promotion's format is no longer accepted: %v", err))
-		return
+		n = 0 // not a whole number: refused as a count below 1
 	}
-	topUp := promo.TopUpRequest{PromotionID: st.ID, CodeCount: n, BatchSize: s.cfg.BatchCodeCount,
-		SeqLimit: layout.SeqLimit(s.cfg.MaxDensity), Actor: s.actor(r, "admin"), IdempotencyKey: key}
-	if key != "" {
-		sum := sha256.Sum256([]byte("topup\x00" + strconv.FormatInt(n, 10)))
-		topUp.RequestHash = hex.EncodeToString(sum[:])
-	}
-	t, replayed, err := s.administrator().TopUp(r.Context(), topUp)
+	t, after, replayed, err := s.promotions.TopUp(r.Context(), promotion.TopUpRequest{PromotionID: id, CodeCount: n,
+		Actor: s.actor(r, "admin"), IdempotencyKey: key})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
-	} else if s.outbox != nil {
-		s.outbox.Notify()
 	}
-	after, err := s.store.GetPromotion(r.Context(), st.ID)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"topup": t, "promotion": s.withTopUps(r, statusView(after), st.ID)})
+	writeJSON(w, http.StatusAccepted, map[string]any{"topup": t, "promotion": s.withTopUps(r, statusView(after), id)})
 }
 
 // withTopUps adds a promotion's top-ups (if any) and its deletion (if
 // requested: status deleting, then deleted) to its status view.
 func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[string]any {
-	a, ok := s.redeemer.(Administrator)
-	if !ok {
-		return v
-	}
-	list, err := a.TopUps(r.Context(), id)
+	list, err := s.promotions.TopUps(r.Context(), id)
 	if err != nil {
 		s.log.Warn("status without its top-ups", zap.Int64("promotion_id", id), zap.Error(err))
 		return v
@@ -146,7 +118,7 @@ func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[str
 	if len(list) > 0 {
 		v["topups"] = list
 	}
-	d, err := a.DeletionStatus(r.Context(), id)
+	d, err := s.promotions.DeletionStatus(r.Context(), id)
 	if err != nil {
 		s.log.Warn("status without its deletion", zap.Int64("promotion_id", id), zap.Error(err))
 		return v
@@ -164,7 +136,7 @@ func (s *Server) listTopUps(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	list, err := s.administrator().TopUps(r.Context(), st.ID)
+	list, err := s.promotions.TopUps(r.Context(), st.ID)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -184,12 +156,7 @@ func (s *Server) cancelPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	replayed, err := s.administrator().CancelPromotion(r.Context(), s.actor(r, "admin"), id)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	st, err := s.store.GetPromotion(r.Context(), id)
+	st, replayed, err := s.promotions.Cancel(r.Context(), s.actor(r, "admin"), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -199,8 +166,6 @@ func (s *Server) cancelPromotion(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, statusView(st))
 }
-
-func (s *Server) administrator() Administrator { return s.redeemer.(Administrator) }
 
 // actor names who made a request, for the audit log: the token's role and
 // the first 8 hex digits of its SHA-256 (tokens have no names in the
@@ -230,11 +195,11 @@ func (s *Server) revokeCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkText("reason", req.Reason, maxReasonLen, true); err != nil {
+	if err := promo.CheckText("reason", req.Reason, maxReasonLen, true); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	v, replayed, err := s.administrator().Revoke(r.Context(), s.actor(r, "admin"), code, req.Reason)
+	v, replayed, err := s.redeemer.Revoke(r.Context(), s.actor(r, "admin"), code, req.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -253,7 +218,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := promo.AuditFilter{PromotionID: id, After: q.Get("after")}
-	if err := checkText("after", f.After, 64, false); err != nil {
+	if err := promo.CheckText("after", f.After, 64, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -265,7 +230,7 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	page, err := s.administrator().AuditLog(r.Context(), f)
+	page, err := s.redeemer.AuditLog(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -304,42 +269,17 @@ func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	u := promo.PromotionUpdate{ID: id, Name: req.Name, Active: req.Active, Actor: s.actor(r, "admin")}
-	var fields []promo.FieldError
-	if req.Name != nil {
-		if err := checkText("name", *req.Name, maxNameLen, true); err != nil {
-			fields = append(fields, err.(*promo.Error).Fields...)
-		}
-	}
-	for _, b := range []struct {
-		field string
-		raw   json.RawMessage
-		set   *bool
-		dst   **time.Time
-	}{{"startsAt", req.StartsAt, &u.SetStartsAt, &u.StartsAt}, {"expiresAt", req.ExpiresAt, &u.SetExpiresAt, &u.ExpiresAt}} {
-		if len(b.raw) == 0 {
-			continue
-		}
-		*b.set = true
-		if string(b.raw) == "null" {
-			continue
-		}
-		var t time.Time
-		if err := json.Unmarshal(b.raw, &t); err != nil {
-			fields = append(fields, promo.FieldError{Field: b.field, Message: "must be an RFC 3339 time or null"})
-			continue
-		}
-		t = t.UTC().Truncate(time.Microsecond)
-		*b.dst = &t
-	}
-	if len(fields) > 0 {
-		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
-		return
-	}
-	v, err := s.administrator().UpdatePromotion(r.Context(), u)
+	ps, err := s.promotions.Update(r.Context(), promotion.Patch{ID: id, Actor: s.actor(r, "admin"), Name: req.Name,
+		Active: req.Active, StartsAt: req.StartsAt, ExpiresAt: req.ExpiresAt})
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, settingsView{PromotionSettings: ps, ID: promo.FormatID(ps.ID)})
+}
+
+// settingsView is a promotion's settings as PATCH answers them.
+type settingsView struct {
+	promo.PromotionSettings
+	ID string `json:"id"`
 }

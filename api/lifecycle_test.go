@@ -13,6 +13,7 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // An operator's log has one info line per created promotion, with its id
@@ -28,7 +29,11 @@ func TestCreateLogsOneInfoLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zap.InfoLevel)
-	s, err := api.New(api.Config{Open: true, Secret: testSecret, BatchCodeCount: 1000}, st, nil, nil, zap.New(core))
+	ps, err := promotion.New(promotion.Config{Secret: testSecret, BatchCodeCount: 1000}, st, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := api.New(api.Config{Open: true}, st, ps, nil, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}

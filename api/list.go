@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // listPage is the GET /v1/promotions body. NextCursor is absent on the last page.
@@ -72,7 +73,7 @@ func parseListFilter(r *http.Request) (promo.ListFilter, error) {
 			bad("active", "must be true or false, got "+strconv.Quote(truncate(v, 40)))
 		}
 	}
-	if err := checkText("name", q.Get("name"), maxNameLen, false); err != nil { // before trimming: U+2028 is a space too
+	if err := promo.CheckText("name", q.Get("name"), promotion.MaxNameLen, false); err != nil { // before trimming: U+2028 is a space too
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	f.Name = strings.TrimSpace(q.Get("name"))

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"testing"
-
-	"github.com/promocodes/promocodes/api"
 )
 
 type listBody struct {
@@ -28,7 +26,7 @@ func (e *env) list(query string) listBody {
 }
 
 func TestListPromotionsPagesNewestFirst(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	var want []string
 	for i := range 5 {
 		c := e.create(fmt.Sprintf(`{"name":"spring %d","codeCount":10,"format":{"charset":"numeric","length":12}}`, i))
@@ -67,7 +65,7 @@ func TestListPromotionsPagesNewestFirst(t *testing.T) {
 }
 
 func TestListPromotionsRejectsBadQueries(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	for _, tc := range []struct{ query, field string }{
 		{"?status=done", "status"},
 		{"?active=yes", "active"},
@@ -86,7 +84,7 @@ func TestListPromotionsRejectsBadQueries(t *testing.T) {
 }
 
 func TestWrongMethodIs405WithAllow(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	for _, tc := range []struct{ method, path, allow string }{
 		{http.MethodDelete, "/v1/promotions", "GET, HEAD, POST"},
 		{http.MethodPut, "/v1/promotions/1", "GET, HEAD, PATCH, DELETE"},
@@ -106,7 +104,7 @@ func TestWrongMethodIs405WithAllow(t *testing.T) {
 }
 
 func TestListRequiresAdmin(t *testing.T) {
-	e := newEnv(t, api.Config{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"redeem-token-0123456789"}}, nil)
+	e := newEnv(t, envConfig{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"redeem-token-0123456789"}}, nil)
 	wantProblem(t, e.do(http.MethodGet, "/v1/promotions", "", nil), http.StatusUnauthorized)
 	e.token = "redeem-token-0123456789"
 	wantProblem(t, e.do(http.MethodGet, "/v1/promotions", "", nil), http.StatusForbidden)
@@ -146,7 +144,7 @@ func (e *env) listTotals(query string) map[string]listedTotals {
 // cancelled and deleted promotions) and the redemption totals once rolled
 // up; the status and active filters select by them.
 func TestListItemsCarryActiveStatusAndTotals(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	ctx := context.Background()
 	gen := `{"name":"%s","codeCount":10,"format":{"charset":"numeric","length":12}}`
 	off := e.create(fmt.Sprintf(gen, "switched off"))

@@ -41,7 +41,7 @@ func sample(t *testing.T, reg *prometheus.Registry, name string, want map[string
 func TestRequestMetricsByRoutePattern(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := api.NewMetrics(reg)
-	e := newEnv(t, api.Config{Open: true, Metrics: m, BatchCodeCount: 4}, nil)
+	e := newEnv(t, envConfig{Open: true, Metrics: m, BatchCodeCount: 4}, nil)
 	c := e.create(`{"name":"m","codeCount":10,"format":{"charset":"numeric","length":12}}`)
 	e.status(c.ID)
 	e.status(c.ID)

@@ -16,6 +16,7 @@ import (
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // slowExportStore holds each export inside its database cursor (so on a
@@ -55,8 +56,12 @@ func TestExportsDoNotStarveCreateAndStatus(t *testing.T) {
 	}
 	slow := &slowExportStore{Store: st, inside: make(chan struct{}, 10), release: make(chan struct{})}
 	srv := func(cfg api.Config) *httptest.Server {
-		cfg.Open, cfg.Secret = true, testSecret
-		s, err := api.New(cfg, slow, nil, nil, zaptest.NewLogger(t))
+		cfg.Open = true
+		ps, err := promotion.New(promotion.Config{Secret: testSecret}, slow, zaptest.NewLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := api.New(cfg, slow, ps, nil, zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

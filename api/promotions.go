@@ -4,24 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // createRequest is the body of POST /v1/promotions. codeCount is kept raw so
@@ -37,21 +34,15 @@ type createRequest struct {
 	ExpiresAt       json.RawMessage `json:"expiresAt"`
 }
 
-const (
-	maxNameLen      = 200
-	maxIdemKeyLen   = 200
-	maxVanityLen    = 64
-	minVanityLen    = 3
-	maxUsageCeiling = 1_000_000_000
-)
+const maxIdemKeyLen = 200
 
 func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
-	np, err := s.decodeCreate(w, r)
+	req, err := s.decodeCreate(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	p, created, err := s.store.CreatePromotion(r.Context(), np)
+	c, err := s.promotions.Create(r.Context(), req)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -59,197 +50,58 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 	// The answer's status is the promotion's: a new generated promotion is
 	// pending (202, its codes are still to come); a new vanity promotion's
 	// one code exists already (201, completed); a replay answers what the
-	// promotion is now (200: it may have completed, failed, been cancelled or
-	// deleted since the first answer).
-	code, st := http.StatusAccepted, promo.StatusPending
+	// promotion is now (200).
+	code := http.StatusAccepted
 	switch {
-	case !created:
-		ps, err := s.store.GetPromotion(r.Context(), p.ID)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		code, st = http.StatusOK, ps.Status()
+	case !c.New:
+		code = http.StatusOK
 		w.Header().Set("Idempotent-Replayed", "true")
-	case p.Kind == promo.KindVanity:
-		code, st = http.StatusCreated, promo.StatusCompleted
+	case c.Promotion.Kind == promo.KindVanity:
+		code = http.StatusCreated
 	}
-	if created {
-		s.log.Info("promotion created", zap.Int64("promotion_id", p.ID), zap.String("name", p.Name),
-			zap.String("kind", string(p.Kind)), zap.Int64("codes", p.CodeCount),
-			zap.Int("batches", batchCount(p.CodeCount, np.BatchSize, p.Kind)))
-		if s.outbox != nil && p.Kind != promo.KindVanity {
-			s.outbox.Notify()
-		}
-	}
-	w.Header().Set("Location", "/v1/promotions/"+p.IDString())
-	writeJSON(w, code, map[string]any{"id": p.IDString(), "status": st})
+	w.Header().Set("Location", "/v1/promotions/"+c.Promotion.IDString())
+	writeJSON(w, code, map[string]any{"id": c.Promotion.IDString(), "status": c.Status})
 }
 
-// decodeCreate parses and validates a create request completely, so that
-// nothing is written for a bad one.
-func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promo.NewPromotion, error) {
-	var np promo.NewPromotion
+// idempotencyKey reads the Idempotency-Key header, bounded.
+func idempotencyKey(r *http.Request) (string, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > maxIdemKeyLen || !printableASCII(key) {
-		return np, promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen)
+		return "", promo.FieldErrorf("Idempotency-Key", "must be at most %d printable ASCII characters", maxIdemKeyLen)
+	}
+	return key, nil
+}
+
+// decodeCreate decodes a create request; the promotion service checks it.
+func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion.Request, error) {
+	var out promotion.Request
+	key, err := idempotencyKey(r)
+	if err != nil {
+		return out, err
 	}
 	body, err := s.readBody(w, r)
 	if err != nil {
-		return np, err
+		return out, err
 	}
 	var req createRequest
 	if err := decodeStrict(body, &req, ""); err != nil {
-		return np, err
+		return out, err
 	}
-	var format *promo.Format
 	if len(req.Format) > 0 && string(req.Format) != "null" {
-		format = new(promo.Format)
-		if err := decodeStrict(req.Format, format, "format."); err != nil {
-			return np, err
+		out.Format = new(promo.Format)
+		if err := decodeStrict(req.Format, out.Format, "format."); err != nil {
+			return out, err
 		}
 	}
-	startsAt, err := parseTime(req.StartsAt, "startsAt")
-	if err != nil {
-		return np, err
+	if out.StartsAt, err = parseTime(req.StartsAt, "startsAt"); err != nil {
+		return out, err
 	}
-	expiresAt, err := parseTime(req.ExpiresAt, "expiresAt")
-	if err != nil {
-		return np, err
+	if out.ExpiresAt, err = parseTime(req.ExpiresAt, "expiresAt"); err != nil {
+		return out, err
 	}
-	var fields []promo.FieldError
-	var advice promo.Error // MinLength, MinTailLength, MinSerialDigits of a format that cannot take the count
-	bad := func(field, format string, args ...any) {
-		fields = append(fields, promo.FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
-	}
-
-	name := strings.TrimSpace(req.Name)
-	switch {
-	case name == "":
-		bad("name", "is required")
-	case utf8.RuneCountInString(name) > maxNameLen || !utf8.ValidString(name):
-		bad("name", "must be valid UTF-8 of at most %d characters", maxNameLen)
-	case badText(name) != "":
-		bad("name", "%s", badText(name))
-	}
-	maxUsage := 1
-	if req.MaxUsagePerCode != nil {
-		maxUsage = *req.MaxUsagePerCode
-		if maxUsage < 1 || maxUsage > maxUsageCeiling {
-			bad("maxUsagePerCode", "must be between 1 and %d", maxUsageCeiling)
-		}
-	}
-	perUser := 1
-	if req.PerUserLimit != nil {
-		perUser = *req.PerUserLimit
-		if perUser < 0 || perUser > maxUsageCeiling {
-			bad("perUserLimit", "must be between 0 (no limit) and %d", maxUsageCeiling)
-		}
-	}
-	if startsAt != nil && expiresAt != nil && !expiresAt.After(*startsAt) {
-		bad("expiresAt", "must be after startsAt")
-	}
-	if expiresAt != nil && !expiresAt.After(s.now()) {
-		bad("expiresAt", "is in the past")
-	}
-
-	np.Name = name
-	np.MaxUsagePerCode = maxUsage
-	np.PerUserLimit = perUser
-	np.StartsAt = utc(startsAt)
-	np.ExpiresAt = utc(expiresAt)
-	np.IdempotencyKey = key
-	np.BatchSize = s.cfg.BatchCodeCount
-
-	switch {
-	case req.Code != nil && (format != nil || req.CodeCount != nil):
-		bad("code", "a vanity promotion has one code: give either code, or codeCount with format")
-	case req.Code != nil:
-		code, msg := vanityCode(*req.Code)
-		if msg != "" {
-			bad("code", "%s", msg)
-		}
-		np.Kind = promo.KindVanity
-		np.VanityCode = code
-		np.CodeCount = 1
-	default:
-		np.Kind = promo.KindGenerated
-		count, ok := parseCount(req.CodeCount)
-		switch {
-		case req.CodeCount == nil:
-			bad("codeCount", "is required (or give a vanity code)")
-		case !ok:
-			bad("codeCount", "must be a positive integer, got %s", truncate(string(req.CodeCount), 40))
-		case count < 1:
-			bad("codeCount", "must be at least 1")
-		case count > s.cfg.MaxCodeCount:
-			bad("codeCount", "must be at most %d", s.cfg.MaxCodeCount)
-		}
-		if format == nil {
-			bad("format", "is required for generated codes")
-			break
-		}
-		forCount := count
-		if len(fields) > 0 {
-			forCount = 0 // a bad count: check the format alone
-		}
-		layout, err := codes.CheckFormatFor(*format, forCount, s.cfg.MaxDensity)
-		if promo.Is(err, promo.ECapacity) && len(fields) == 0 {
-			return np, err
-		}
-		if err != nil {
-			var de *promo.Error
-			if errors.As(err, &de) {
-				fields = append(fields, de.Fields...)
-				advice = *de
-				if len(de.Fields) == 0 {
-					bad("format", "%s", de.Message)
-				}
-			} else {
-				bad("format", "%v", err)
-			}
-			break
-		}
-		if len(fields) > 0 {
-			break
-		}
-		np.CodeCount = count
-		// CheckChar resolved and style "random" written as the default: an
-		// explicit default and an omitted one are the same request.
-		normalized := layout.Format()
-		np.Format = &normalized
-		np.CounterName = layout.CounterName()
-		np.SeqLimit = layout.SeqLimit(s.cfg.MaxDensity)
-		np.KeyFingerprint = s.keyFP // not part of the request hash (json:"-")
-	}
-	if len(fields) > 0 {
-		return np, &promo.Error{Code: promo.EInvalid, Message: "invalid promotion request", Fields: fields,
-			MinLength: advice.MinLength, MinTailLength: advice.MinTailLength, MinSerialDigits: advice.MinSerialDigits}
-	}
-	np.RequestHash = requestHash(np)
-	return np, nil
-}
-
-// vanityCode returns the canonical form of a vanity code (codes.Canonical:
-// upper-cased), or why it is refused. Letter case is folded, but separator
-// characters and inner spaces are refused rather than dropped: the admin
-// would otherwise believe "222M-5H4HJVD" and "222M5H4HJVD" to be two codes,
-// when a shopper typing either reaches the same one.
-func vanityCode(raw string) (code, problem string) {
-	const rule = "must be %d to %d printable ASCII characters without spaces, commas or quotes"
-	trimmed := strings.TrimSpace(raw)
-	code, err := codes.Canonical(trimmed)
-	switch {
-	case err != nil:
-		return "", fmt.Sprintf(rule, minVanityLen, maxVanityLen)
-	case code != strings.ToUpper(trimmed):
-		return "", fmt.Sprintf("%q holds separator characters (%q) or spaces, which are ignored when a code is "+
-			"typed or looked up, so it would be the code %q: give that canonical form instead "+
-			"(shoppers may still type it with separators)", truncate(trimmed, maxVanityLen+8), codes.SeparatorChars, truncate(code, maxVanityLen+8))
-	case len(code) < minVanityLen || len(code) > maxVanityLen || strings.ContainsAny(code, ",\""):
-		return "", fmt.Sprintf(rule, minVanityLen, maxVanityLen)
-	}
-	return code, ""
+	out.Name, out.CodeCount, out.Code = req.Name, req.CodeCount, req.Code
+	out.MaxUsagePerCode, out.PerUserLimit, out.IdempotencyKey = req.MaxUsagePerCode, req.PerUserLimit, key
+	return out, nil
 }
 
 // decodeStrict decodes one JSON object that readBody has already scanned
@@ -294,45 +146,6 @@ func parseTime(raw json.RawMessage, field string) (*time.Time, error) {
 				truncate(string(raw), 40)}}}
 	}
 	return &t, nil
-}
-
-// parseCount accepts a JSON integer literal only (no string, fraction or
-// exponent) that fits int64.
-func parseCount(raw json.RawMessage) (int64, bool) {
-	s := string(bytes.TrimSpace(raw))
-	if s == "" || strings.ContainsAny(s, ".eE\"") {
-		return 0, false
-	}
-	n, ok := new(big.Int).SetString(s, 10)
-	if !ok {
-		return 0, false
-	}
-	if !n.IsInt64() {
-		if n.Sign() > 0 {
-			return 1<<63 - 1, true // absurdly large: reported against the maximum
-		}
-		return -1, true
-	}
-	return n.Int64(), true
-}
-
-// requestHash fingerprints the normalized request, so that the same request
-// with another spacing or key order is still "the same body".
-func requestHash(np promo.NewPromotion) string {
-	norm := struct {
-		Name      string
-		Kind      promo.Kind
-		Count     int64
-		Format    *promo.Format
-		Code      string
-		MaxUsage  int
-		PerUser   int
-		StartsAt  *time.Time
-		ExpiresAt *time.Time
-	}{np.Name, np.Kind, np.CodeCount, np.Format, np.VanityCode, np.MaxUsagePerCode, np.PerUserLimit, np.StartsAt, np.ExpiresAt}
-	b, _ := json.Marshal(norm)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
 }
 
 // promotion loads the promotion named by the {id} path value.
@@ -428,9 +241,16 @@ func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	// An export of an unfinished promotion is a partial file that looks
 	// complete: only on request.
 	if status := st.Status(); status != promo.StatusCompleted && !partial {
-		s.writeError(w, r, promo.Errorf(promo.EConflict,
-			"promotion %d is %s (%s of %s codes): export it once it is completed, or ask for what exists with ?partial=true",
-			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount)))
+		next := "export it once it is completed, or ask for what exists with ?partial=true"
+		switch status {
+		case promo.StatusPending, promo.StatusGenerating:
+		case promo.StatusFailed:
+			next = "it completes once its parked batches are replayed; ask for the codes that exist with ?partial=true"
+		default:
+			next = "it will not complete; ask for the codes that exist with ?partial=true"
+		}
+		s.writeError(w, r, promo.Errorf(promo.EConflict, "promotion %d is %s (%s of %s codes): %s",
+			id, status, humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount), next))
 		return
 	}
 	if partial {
@@ -502,12 +322,16 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 	return d.w.Write(p)
 }
 
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
+// idemKeyFields checks an Idempotency-Key header of a redemption or a
+// reservation as create and top-up check theirs: at most maxIdemKeyLen
+// printable ASCII characters (a header is ASCII; other bytes were let
+// through before and, on SQL Server, could outgrow the key's column).
+func idemKeyFields(key string) []promo.FieldError {
+	if len(key) > maxIdemKeyLen || !printableASCII(key) {
+		return []promo.FieldError{{Field: "Idempotency-Key",
+			Message: fmt.Sprintf("must be at most %d printable ASCII characters", maxIdemKeyLen)}}
 	}
-	u := t.UTC()
-	return &u
+	return nil
 }
 
 func printableASCII(s string) bool {
@@ -531,12 +355,4 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
-}
-
-// batchCount is the number of batch events a new promotion is split into.
-func batchCount(codes, batchSize int64, kind promo.Kind) int {
-	if kind != promo.KindGenerated || batchSize <= 0 {
-		return 0
-	}
-	return int((codes + batchSize - 1) / batchSize)
 }

@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -27,6 +28,8 @@ type Redeemer interface {
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
+	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
+	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 }
 
 // Option configures a Server.
@@ -51,7 +54,7 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	return append(append(append(rs, s.reservationRoutes()...), s.lifecycleRoutes()...), s.inspectRoutes()...)
+	return append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.
@@ -85,7 +88,7 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	userID := r.URL.Query().Get("userId")
-	if err := checkText("userId", userID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", userID, maxUserIDLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -128,14 +131,13 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
+	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
 		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true},
-		{"orderId", req.OrderID, maxOrderIDLen, false}} {
-		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+	}{{"userId", req.UserID, maxUserIDLen, true}, {"orderId", req.OrderID, maxOrderIDLen, false}} {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
 	}
@@ -176,7 +178,33 @@ func (s *Server) checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if buf.Len() > s.maxMetadata() {
 		return nil, promo.FieldErrorf("metadata", "is %d bytes; at most %d are allowed", buf.Len(), s.maxMetadata())
 	}
+	if err := checkNumbers(buf.Bytes(), "metadata"); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// checkNumbers refuses a JSON number that an IEEE 754 double cannot hold
+// (I-JSON, RFC 7493): metadata is published in the redemption events, and a
+// consumer decoding 1e999999999 into a double fails on the event. (Tiny
+// numbers round to zero, which decoders accept.) The value is small and
+// already scanned (readBody), so one more pass costs little.
+func checkNumbers(raw []byte, prefix string) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil // io.EOF; a syntax error was refused by readBody
+		}
+		if tok.Kind() != '0' {
+			continue
+		}
+		if f, err := strconv.ParseFloat(tok.String(), 64); err != nil && !errors.Is(err, strconv.ErrRange) ||
+			math.IsInf(f, 0) {
+			return promo.FieldErrorf(jsonField(prefix+".", dec.StackPointer()),
+				"must be a number a double can hold (at most about 1.8e308), got %s", truncate(tok.String(), 40))
+		}
+	}
 }
 
 func (s *Server) maxMetadata() int {
@@ -193,7 +221,7 @@ type rollbackRequest struct {
 
 func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := checkText("id", id, 64, true); err != nil {
+	if err := promo.CheckText("id", id, 64, true); err != nil {
 		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no redemption %q", truncate(id, 64)))
 		return
 	}
@@ -202,7 +230,7 @@ func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkText("reason", req.Reason, maxReasonLen, false); err != nil {
+	if err := promo.CheckText("reason", req.Reason, maxReasonLen, false); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -230,7 +258,7 @@ func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := promo.RedemptionFilter{PromotionID: id, UserID: q.Get("userId")}
 	var fields []promo.FieldError
-	if err := checkText("userId", f.UserID, maxUserIDLen, false); err != nil {
+	if err := promo.CheckText("userId", f.UserID, maxUserIDLen, false); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	fields = append(fields, redemptionQuery(q, &f)...)
@@ -343,21 +371,4 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		return nil, &promo.Error{Code: errMalformed, Message: "could not read the request body"}
 	}
 	return body.Bytes(), nil
-}
-
-// checkText validates a text field: valid UTF-8 without control characters,
-// at most max characters, present when required.
-func checkText(field, v string, max int, required bool) error {
-	switch {
-	case v == "" && required:
-		return promo.FieldErrorf(field, "is required")
-	case !utf8.ValidString(v):
-		return promo.FieldErrorf(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(v) > max:
-		return promo.FieldErrorf(field, "must be at most %d characters", max)
-	}
-	if msg := badText(v); msg != "" {
-		return promo.FieldErrorf(field, "%s", msg)
-	}
-	return nil
 }

@@ -57,13 +57,13 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")
-	var fields []promo.FieldError
+	fields := idemKeyFields(key)
 	for _, c := range []struct {
 		field, v string
 		max      int
 		required bool
-	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
-		if err := checkText(c.field, c.v, c.max, c.required); err != nil {
+	}{{"userId", req.UserID, maxUserIDLen, true}} {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
 			fields = append(fields, err.(*promo.Error).Fields...)
 		}
 	}
@@ -95,7 +95,7 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 // reservationID reads the {id} path value; an impossible one is not found.
 func (s *Server) reservationID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
-	if err := checkText("id", id, 64, true); err != nil {
+	if err := promo.CheckText("id", id, 64, true); err != nil {
 		s.writeError(w, r, promo.Refusal(promo.ReasonReservationNotFound, "no reservation %q", truncate(id, 64)))
 		return "", false
 	}
@@ -139,7 +139,7 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var fields []promo.FieldError
-	if err := checkText("orderId", req.OrderID, maxOrderIDLen, true); err != nil {
+	if err := promo.CheckText("orderId", req.OrderID, maxOrderIDLen, true); err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
 	metadata, err := s.checkMetadata(req.Metadata)

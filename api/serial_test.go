@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/api/apitest"
 )
 
@@ -21,7 +20,7 @@ func spring(count string) string {
 // the same are one request for the Idempotency-Key (style "random" written
 // out or omitted; checkChar true or omitted).
 func TestCreateSerial(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000}, nil)
 	c := e.create(spring("2500"))
 	r := e.do(http.MethodGet, "/v1/promotions/"+c.ID, "", nil)
 	var st struct {
@@ -57,8 +56,8 @@ func TestCreateSerial(t *testing.T) {
 // JSON types are checked, the capacity advice names the tail length and the
 // digits, and nothing is written.
 func TestCreateSerialRejects(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000}, nil)
-	strict := newEnv(t, api.Config{Open: true, BatchCodeCount: 1000, MaxDensity: 1e-9}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000}, nil)
+	strict := newEnv(t, envConfig{Open: true, BatchCodeCount: 1000, MaxDensity: 1e-9}, nil)
 	f := func(mod string) string {
 		return `{"name":"spring","codeCount":1000,"format":{"style":"serial","charset":"alnum",` + mod + `}}`
 	}
@@ -124,7 +123,7 @@ func TestCreateSerialRejects(t *testing.T) {
 // serials (one counter), and a top-up past the last serial the digits can
 // show is refused without consuming it.
 func TestSerialCounterCapacity(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true, BatchCodeCount: 10}, nil)
+	e := newEnv(t, envConfig{Open: true, BatchCodeCount: 10}, nil)
 	req := func(n string) string {
 		return `{"name":"s","codeCount":` + n + `,"format":{"style":"serial","charset":"alnum","serialDigits":2,"tailLength":5}}`
 	}

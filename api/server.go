@@ -12,14 +12,12 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
 // Store is what the API needs from the database.
 type Store interface {
-	CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error)
 	GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error)
 	ExportCodes(ctx context.Context, id int64, fn func(code string) error) error
 	ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error)
@@ -33,13 +31,9 @@ type Store interface {
 
 // Config tunes the API. Zero values take the defaults.
 type Config struct {
-	BatchCodeCount int64   // codes per batch event (default 50,000)
-	MaxCodeCount   int64   // largest promotion accepted (default 100,000,000)
-	MaxBodyBytes   int64   // largest request body (default 1 MiB)
-	MaxDensity     float64 // issued/space limit per format (default codes.DefaultMaxDensity)
-	Secret         []byte  // the code key: only its presence matters here (formats are checked with it)
-	AdminTokens    []string
-	RedeemTokens   []string
+	MaxBodyBytes int64 // largest request body (default 1 MiB)
+	AdminTokens  []string
+	RedeemTokens []string
 	// MaxMetadataBytes bounds a redemption's metadata object (default 1 KiB).
 	MaxMetadataBytes int
 	// Open serves without authentication (dev only); the caller logs that it does.
@@ -65,24 +59,15 @@ type Config struct {
 	// request's client address, which failed code look-ups count against.
 	TrustedProxies       []string
 	ClientAddressHeaders []string
-	// Clock is the time a promotion's window is checked against (nil:
-	// time.Now). Replicas must share one: the wiring passes the
-	// database's (pkg/dbclock).
+	// Clock is the time a stats window ends at by default (nil: time.Now).
+	// Replicas must share one: the wiring passes the database's
+	// (pkg/dbclock).
 	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {
-	if c.BatchCodeCount == 0 {
-		c.BatchCodeCount = 50_000
-	}
-	if c.MaxCodeCount == 0 {
-		c.MaxCodeCount = 100_000_000
-	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
-	}
-	if c.MaxDensity == 0 {
-		c.MaxDensity = codes.DefaultMaxDensity
 	}
 	if c.DBTimeout == 0 {
 		c.DBTimeout = 10 * time.Second
@@ -100,23 +85,11 @@ func (c *Config) setDefaults() {
 
 // Validate checks the configuration as given (New fills in the defaults of
 // zero fields first, so a zero there means the default), naming each field
-// by its key: "batchCodeCount", "secret", "adminTokens", "trustedProxies".
+// by its key: "maxBodyBytes", "adminTokens", "trustedProxies".
 func (c Config) Validate() error {
 	var errs configkey.List
-	if c.BatchCodeCount < 1 || c.BatchCodeCount > 10_000_000 {
-		errs.Add("batchCodeCount", "must be in 1..10,000,000, got %d", c.BatchCodeCount)
-	}
-	if c.MaxCodeCount < 1 {
-		errs.Add("maxCodeCount", "must be positive, got %d", c.MaxCodeCount)
-	}
 	if c.MaxBodyBytes < 1024 {
 		errs.Add("maxBodyBytes", "must be at least 1024, got %d", c.MaxBodyBytes)
-	}
-	if c.MaxDensity <= 0 || c.MaxDensity > 1 {
-		errs.Add("maxDensity", "must be in (0, 1], got %g", c.MaxDensity)
-	}
-	if err := codes.CheckSecret(c.Secret); err != nil {
-		errs.Add("secret", "%v", err)
 	}
 	if !c.Open && len(c.AdminTokens) == 0 {
 		errs.Add("adminTokens", "at least one token is required outside dev mode")
@@ -148,13 +121,13 @@ func (c Config) ValidateClientAddress() error {
 
 // Server is the HTTP API.
 type Server struct {
-	cfg    Config
-	store  Store
-	outbox Notifier
-	log    *zap.Logger
-	mux    *http.ServeMux
-	now    func() time.Time
-	keyFP  string // codes.KeyFingerprint(cfg.Secret), stored with each generated promotion
+	cfg   Config
+	store Store
+	// promotions creates promotions and carries them through their life.
+	promotions Promotions
+	log        *zap.Logger
+	mux        *http.ServeMux
+	now        func() time.Time
 	// exports holds one token per export streaming now (cap MaxExports).
 	exports chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
@@ -165,16 +138,10 @@ type Server struct {
 	clientAddr clientAddress
 }
 
-// Notifier is told that new batch rows were written (a create, a top-up), so
-// that their events go out at once: the batch outbox's relay (package relay).
-type Notifier interface {
-	Notify()
-}
-
-// New builds the Server. outbox may be nil (then creates only write the
-// outbox rows and rely on the relay's polling). ops serves /healthz,
-// /readyz and /metrics (pkg/health); nil leaves them out.
-func New(cfg Config, store Store, outbox Notifier, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
+// New builds the Server: store answers the reads, promotions (package
+// promotion) the creates and changes. ops serves /healthz, /readyz and
+// /metrics (pkg/health); nil leaves them out.
+func New(cfg Config, store Store, promotions Promotions, ops http.Handler, log *zap.Logger, opts ...Option) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
@@ -183,8 +150,8 @@ func New(cfg Config, store Store, outbox Notifier, ops http.Handler, log *zap.Lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, outbox: outbox, log: log, mux: http.NewServeMux(), now: cfg.Clock,
-		keyFP: codes.KeyFingerprint(cfg.Secret), exports: make(chan struct{}, cfg.MaxExports)}
+	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, promotions: promotions, log: log, mux: http.NewServeMux(),
+		now: cfg.Clock, exports: make(chan struct{}, cfg.MaxExports)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -223,6 +190,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/promotions/{id}/codes", s.admin(s.exportCodes)},
 		{"GET /v1/promotions/{id}/stats", s.admin(s.deadline(s.promotionStats))},
 	}
+	rs = append(rs, s.lifecycleRoutes()...)
 	if s.redeemer != nil {
 		rs = append(rs, s.redemptionRoutes()...)
 	}

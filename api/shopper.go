@@ -63,7 +63,7 @@ func (s *Server) shopperIdentity(h http.HandlerFunc) http.HandlerFunc {
 		}
 		id, err := s.shoppers.Verify(r.Context(), raw)
 		if err == nil {
-			if cerr := checkText("sub", id.Subject, maxUserIDLen, true); cerr != nil {
+			if cerr := promo.CheckText("sub", id.Subject, maxUserIDLen, true); cerr != nil {
 				err = promo.Refusal(promo.ReasonShopperTokenInvalid,
 					"shopper token: its subject is not a valid user id (at most %d printable characters)", maxUserIDLen)
 			}

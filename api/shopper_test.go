@@ -33,7 +33,7 @@ func shopperEnv(t *testing.T, cfg shopper.Config) (*env, st.Signer, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = v.Close() })
-	e := newEnvWith(t, api.Config{AdminTokens: []string{shopAdmin}, RedeemTokens: []string{shopRedeem}}, nil,
+	e := newEnvWith(t, envConfig{AdminTokens: []string{shopAdmin}, RedeemTokens: []string{shopRedeem}}, nil,
 		api.WithShopperTokens(v))
 	e.token = shopAdmin
 	e.createVanity(`{"name":"shop","code":"SHOPPER42","maxUsagePerCode":100,"perUserLimit":10}`)
@@ -195,7 +195,7 @@ func TestShopperKeysUnavailable(t *testing.T) {
 // TestShopperTokenIgnoredWhenNotConfigured: without auth.shopperJWT the
 // header is ignored and the body's userId is the user, as before.
 func TestShopperTokenIgnoredWhenNotConfigured(t *testing.T) {
-	e := newEnv(t, api.Config{Open: true}, nil)
+	e := newEnv(t, envConfig{Open: true}, nil)
 	e.createVanity(`{"name":"v","code":"PLAIN42","maxUsagePerCode":5}`)
 	r := e.do(http.MethodPost, "/v1/codes/PLAIN42/redemptions", `{"userId":"dave"}`, withShopper("garbage"))
 	if r.StatusCode != http.StatusCreated || !strings.Contains(string(r.body), `"userId":"dave"`) {

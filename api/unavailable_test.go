@@ -3,8 +3,6 @@ package api_test
 import (
 	"net/http"
 	"testing"
-
-	"github.com/promocodes/promocodes/api"
 )
 
 // A database the API can no longer use (its pool closed, as at shutdown or
@@ -14,7 +12,7 @@ import (
 func TestClosedDatabaseAnswers503(t *testing.T) {
 	for _, backend := range []string{backendSQLite, backendPostgres} {
 		t.Run(backend, func(t *testing.T) {
-			e := newEnvOn(t, backend, api.Config{Open: true}, nil)
+			e := newEnvOn(t, backend, envConfig{Open: true}, nil)
 			p := e.create(`{"name":"v","code":"MEGADETH21","maxUsagePerCode":5}`)
 			res := e.do(http.MethodPost, "/v1/codes/MEGADETH21/reservations", `{"userId":"r"}`, nil)
 			var reservation struct{ ID string }

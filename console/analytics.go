@@ -254,10 +254,10 @@ func (c *Console) analyticsPage(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
-	}
-	if len(ids) > maxCompared {
-		c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("compare at most %d promotions at once (%d chosen)", maxCompared, len(ids)))
-		return
+		if len(ids) > maxCompared { // at once: each id is compared with those before it
+			c.fail(w, r, http.StatusUnprocessableEntity, fmt.Errorf("compare at most %d promotions at once (more chosen)", maxCompared))
+			return
+		}
 	}
 	data["Chosen"] = ids
 	var (

@@ -66,18 +66,24 @@ func (l *requestLog) allLocal(t *testing.T) {
 // PROMOCODES_TEST_DOCS_SCREENSHOTS=1, as docs/NAME.png (the pictures the
 // README shows: refreshed on purpose, not by every run).
 func (b *browser) docsShot(name string) chromedp.Action[chromedp.Void] {
+	return b.docsShotAs(name, name)
+}
+
+// docsShotAs is docsShot for a picture whose artifact has another name
+// (the walk's numbered shots).
+func (b *browser) docsShotAs(shot, doc string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		if _, err := b.shot(name)(ctx, tg); err != nil {
+		if _, err := b.shot(shot)(ctx, tg); err != nil {
 			return err
 		}
 		if os.Getenv("PROMOCODES_TEST_DOCS_SCREENSHOTS") != "1" {
 			return nil
 		}
-		buf, err := os.ReadFile(filepath.Join(b.shots, name+".png"))
+		buf, err := os.ReadFile(filepath.Join(b.shots, shot+".png"))
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join("..", "docs", name+".png"), buf, 0o644)
+		return os.WriteFile(filepath.Join("..", "docs", doc+".png"), buf, 0o644)
 	})
 }
 

@@ -317,7 +317,7 @@ func browserPreview(t *testing.T, b *browser) {
 		chromedp.SetValue(css("#length"), ""),
 		chromedp.SendKeys(css("#length"), "5"),
 		chromedp.WaitVisible(css("#capacity-refusal")),
-		b.shot("02-preview-refusal"),
+		b.docsShotAs("02-preview-refusal", "console"),
 	)
 	if got := b.text(t, "#shortest"); got != "8" {
 		t.Errorf("preview names shortest length %q for 200,000 alnum codes, want 8", got)
@@ -445,7 +445,7 @@ func browserLiveBatches(t *testing.T, b *browser) {
 			t.Errorf("after batch %d the export button says %q, want %q", i, got, wantExport)
 		}
 		if i == 1 {
-			b.run(t, "shot", b.shot("04a-promotion-live"))
+			b.run(t, "shot", b.docsShotAs("04a-promotion-live", "console-live"))
 		}
 	}
 	b.run(t, "completed", chromedp.WaitVisible(css(`#summary[data-status="completed"]`)), chromedp.WaitVisible(css("#batches-none")))
@@ -519,7 +519,7 @@ func browserLifecycle(t *testing.T, b *browser) {
 		chromedp.SendKeys(css("#revoke-reason"), "leaked on a coupon site"),
 		chromedp.Click(css("#revoke")),
 		chromedp.WaitVisible(css(`#audit tr[data-action="code.revoked"]`)),
-		b.shot("10b-revoked"),
+		b.docsShotAs("10b-revoked", "console-promotion"),
 	)
 	if got := b.text(t, "#flash"); !strings.Contains(got, "Revoked") {
 		t.Errorf("flash after revoke = %q", got)
@@ -665,7 +665,7 @@ func browserCodePage(t *testing.T, b *browser) {
 		chromedp.Click(css("#redemptions tr[data-id] .rollback-submit")),
 		chromedp.WaitVisible(css("#flash")),
 		chromedp.WaitVisible(css("#redemptions tr.rolledback")),
-		b.shot("21-code-rolled-back"),
+		b.docsShotAs("21-code-rolled-back", "console-code"),
 	)
 	if got := b.text(t, "#code-uses"); !strings.HasPrefix(got, "1 of 3 used") {
 		t.Errorf("after the rollback the code page says %q", got)
@@ -689,7 +689,7 @@ func browserRedemptionLog(t *testing.T, b *browser) {
 		chromedp.WaitVisible(css("#log-link")),
 		chromedp.Click(css("#log-link")),
 		chromedp.WaitVisible(css("#log-filter")),
-		b.shot("22-redemption-log"),
+		b.docsShotAs("22-redemption-log", "console-redemptions"),
 	)
 	if n := b.eval(t, `String(document.querySelectorAll('#redemptions tr[data-id]').length)`); n != "3" {
 		t.Errorf("log lists %s redemptions, want 3", n)
@@ -722,7 +722,7 @@ func browserUserPage(t *testing.T, b *browser) {
 		chromedp.WaitVisible(css("#redemptions")),
 		chromedp.Click(css(`#redemptions a[href="/console/users/`+f.ann+`"]`)),
 		chromedp.WaitVisible(css("#user-codes")),
-		b.shot("23-user"),
+		b.docsShotAs("23-user", "console-user"),
 	)
 	if got := b.text(t, "#user"); got != f.ann {
 		t.Errorf("user page of %q", got)

@@ -31,13 +31,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sethvargo/go-limiter"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/throttle"
 	"github.com/promocodes/promocodes/shovel"
 )
 
@@ -62,11 +62,18 @@ type Config struct {
 	SessionTTL time.Duration
 	// Version is shown in the footer.
 	Version string
-	// SignInAttempts is how many sign-ins one client address may try per
-	// SignInWindow (default 10 per 15m); past it the sign-in page answers
-	// 429 until the window ends, for that address only.
+	// SignInAttempts is how many failed sign-ins one client address may
+	// make in any SignInWindow (default 10 in 15m: a burst of half, the rest
+	// spread over the window); past it the sign-in page answers 429 with
+	// Retry-After, for that address only.
 	SignInAttempts int
 	SignInWindow   time.Duration
+	// ClientAddr says which client a request comes from, for the sign-in
+	// limit and for the API's count of failed code look-ups: the API's
+	// reading of http.trustedProxies (api.Server.ClientAddr), so that behind
+	// a reverse proxy each browser counts for itself. Nil: the connection's
+	// peer.
+	ClientAddr func(*http.Request) string
 }
 
 func (c *Config) setDefaults() {
@@ -140,7 +147,7 @@ type Console struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
-	signins  limiter.Store               // sign-in attempts per client address
+	signins  *throttle.Limiter           // failed sign-ins per client address
 	origins  *http.CrossOriginProtection // refuses cross-origin forms
 
 	previewKey []byte // random: preview samples are never real codes
@@ -260,9 +267,6 @@ func (c *Console) static(w http.ResponseWriter, r *http.Request) {
 	http.ServeFileFS(w, r, static, name)
 }
 
-// Close stops the sign-in limiter's sweeper.
-func (c *Console) Close() { _ = c.signins.Close(context.Background()) }
-
 // ---- the API, in-process ----
 
 // apiHost names the API in the URLs of in-process calls (no network: the
@@ -277,7 +281,18 @@ func (c *Console) apiFor(r *http.Request) (*client.Client, context.Context) {
 	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
 		token = s.token
 	}
-	return c.api.WithToken(token), client.WithClientAddr(r.Context(), r.RemoteAddr)
+	return c.api.WithToken(token), client.WithClientAddr(r.Context(), c.remote(r))
+}
+
+// remote is the client r comes from: Config.ClientAddr's answer, else the
+// connection's peer.
+func (c *Console) remote(r *http.Request) string {
+	if c.cfg.ClientAddr != nil {
+		if a := c.cfg.ClientAddr(r); a != "" {
+			return a
+		}
+	}
+	return r.RemoteAddr
 }
 
 // apiStatus is the status the console answers for a failed API call: the

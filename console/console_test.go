@@ -21,6 +21,7 @@ import (
 	"github.com/promocodes/promocodes/console"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -65,7 +66,7 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	acfg := api.Config{Secret: []byte(testSecret), BatchCodeCount: 1000, Open: open}
+	acfg := api.Config{Open: open}
 	ccfg := console.Config{Open: open, InsecureCookies: insecure, Version: "test"}
 	if !open {
 		acfg.AdminTokens = []string{adminToken}
@@ -79,8 +80,16 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 	}
 	// And the totals roller (the list's redeemed counts), polling quickly.
 	roller := redemption.NewRoller(st, 20*time.Millisecond, nil, log)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret), BatchCodeCount: 1000}, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rctx, stop := context.WithCancel(ctx)
-	ran := make(chan struct{}, 2)
+	ran := make(chan struct{}, 3)
+	go func() {
+		defer func() { ran <- struct{}{} }()
+		_ = ps.Run(rctx)
+	}()
 	go func() {
 		defer func() { ran <- struct{}{} }()
 		_ = svc.Run(rctx)
@@ -93,9 +102,10 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 		stop()
 		<-ran
 		<-ran
+		<-ran
 		svc.Close()
 	})
-	a, err := api.New(acfg, st, nil, nil, log, api.WithRedemption(svc))
+	a, err := api.New(acfg, st, ps, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +117,6 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
 	srv := httptest.NewServer(console.Mount(a, c))
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
@@ -333,8 +342,9 @@ func (s *site) signInFrom(addr, token string) *httptest.ResponseRecorder {
 	return rec
 }
 
-// 300 wrong tokens from one address: the first 10 are answered 401, the
-// rest 429 with Retry-After and a page that says why; the genuine token
+// 300 wrong tokens from one address (limit 10 in any window: a burst of 5,
+// then 5 more over the window): the first 5 are answered 401, the rest 429
+// with Retry-After and a page that says why; the genuine token
 // from that address waits too, and a genuine admin from another address
 // signs in. An IPv6 address counts with its /64.
 func TestSignInThrottledPerAddress(t *testing.T) {
@@ -345,8 +355,8 @@ func TestSignInThrottledPerAddress(t *testing.T) {
 		last = s.signInFrom("203.0.113.7:"+strconv.Itoa(40000+i), fmt.Sprintf("guess-%d", i))
 		counts[last.Code]++
 	}
-	if counts[http.StatusUnauthorized] != 10 || counts[http.StatusTooManyRequests] != 290 {
-		t.Errorf("300 wrong tokens from one address answered %v, want 10×401 then 290×429", counts)
+	if counts[http.StatusUnauthorized] != 5 || counts[http.StatusTooManyRequests] != 295 {
+		t.Errorf("300 wrong tokens from one address answered %v, want 5×401 then 295×429", counts)
 	}
 	body := last.Body.String()
 	if last.Header().Get("Retry-After") == "" || !strings.HasPrefix(last.Header().Get("Content-Type"), "text/html") ||
@@ -433,3 +443,82 @@ func TestPreviewRefusesTooShortAndNamesTheShortestLength(t *testing.T) {
 }
 
 func promoFilter() promo.ListFilter { return promo.ListFilter{} }
+
+// Behind a trusted reverse proxy every browser arrives from the proxy's
+// address: the console counts sign-ins against the client the API reads
+// from the proxy's X-Forwarded-For (api.Server.ClientAddr), so a stranger
+// who spends the attempts locks out only themselves; from an untrusted peer
+// the header counts for nothing.
+func TestSignInThrottleBehindATrustedProxy(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "c.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret)}, st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.New(api.Config{AdminTokens: []string{adminToken},
+		TrustedProxies: []string{"10.0.0.0/8"}}, st, ps, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := console.New(console.Config{AdminTokens: []string{adminToken}, InsecureCookies: true, ClientAddr: a.ClientAddr},
+		a, st, console.Ops{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(peer, forwardedFor, token string) int {
+		req := httptest.NewRequest(http.MethodPost, "/console/signin", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+		req.RemoteAddr = peer
+		rec := httptest.NewRecorder()
+		c.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range 12 {
+		signIn("10.1.2.3:4000", "203.0.113.9", fmt.Sprintf("guess-%d", i))
+	}
+	if got := signIn("10.1.2.3:4000", "203.0.113.9", adminToken); got != http.StatusTooManyRequests {
+		t.Errorf("the stranger's address through the proxy after 12 wrong tokens = %d, want 429", got)
+	}
+	if got := signIn("10.1.2.3:4001", "198.51.100.7", adminToken); got != http.StatusSeeOther {
+		t.Errorf("an admin through the same proxy = %d, want 303: the stranger locked everyone behind the proxy out", got)
+	}
+	for i := range 12 {
+		signIn("192.0.2.1:4000", fmt.Sprintf("198.51.100.%d", i+10), fmt.Sprintf("guess-%d", i))
+	}
+	if got := signIn("192.0.2.1:4000", "198.51.100.200", adminToken); got != http.StatusTooManyRequests {
+		t.Errorf("an untrusted peer rotating forged X-Forwarded-For = %d, want 429", got)
+	}
+}
+
+// A redirect target a form names stays inside the console: anything else,
+// a dot segment (even escaped) or a control character included, leads to
+// /console/.
+func TestSafeNextStaysInTheConsole(t *testing.T) {
+	for in, want := range map[string]string{
+		"/console/promotions/1?user=a%2Fb": "/console/promotions/1?user=a%2Fb",
+		"/console/users/a%2Fb":             "/console/users/a%2Fb",
+		"//evil.example/":                  "/console/",
+		"https://evil.example/console/":    "/console/",
+		`/console/\evil.example`:           "/console/",
+		"/console/\t/evil.example":         "/console/",
+		"/console/\r\nSet-Cookie: x=1":     "/console/",
+		"/console/../v1/promotions":        "/console/",
+		"/console/%2e%2E/v1":               "/console/",
+		"/console/./x":                     "/console/",
+		"/console":                         "/console/",
+	} {
+		if got := console.SafeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -39,25 +39,6 @@ func (c *Console) takeFlash(s *session) string {
 	return f
 }
 
-// firstUse records a form's nonce in the session and says whether it was
-// new: a double-submitted form acts once.
-func (c *Console) firstUse(r *http.Request, nonce string) bool {
-	if nonce == "" {
-		return true
-	}
-	s := sessionOf(r)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, seen := s.used[nonce]; seen {
-		return false
-	}
-	if s.used == nil || len(s.used) > 1000 {
-		s.used = map[string]struct{}{}
-	}
-	s.used[nonce] = struct{}{}
-	return true
-}
-
 // promotionID is the {id} of an action's path, or a 404.
 func (c *Console) promotionID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := r.PathValue("id")
@@ -144,14 +125,10 @@ func (c *Console) topUp(w http.ResponseWriter, r *http.Request) {
 		c.refused(w, r, http.StatusUnprocessableEntity, "topup", "codeCount: must be a whole number", form)
 		return
 	}
-	nonce := r.PostFormValue("nonce")
-	if !c.firstUse(r, nonce) { // a double click adds codes once
-		http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
-		return
-	}
-	key := ""
-	if nonce != "" {
-		key = "console-topup-" + nonce // the form's: a submit repeated from another replica adds once too
+	key := "" // the form's nonce as the top-up's Idempotency-Key: a double click, or a submit
+	// repeated through another replica, adds codes once and shows the first answer again
+	if nonce := r.PostFormValue("nonce"); nonce != "" {
+		key = "console-topup-" + nonce
 	}
 	api, ctx := c.apiFor(r)
 	t, p, err := api.TopUpPromotion(ctx, id, n, key)

@@ -345,3 +345,34 @@ func TestListShowsRedeemedAndFiltersByActive(t *testing.T) {
 		t.Errorf("status=deleting: not selected, or lists promotions that are not being deleted")
 	}
 }
+
+// The export of a promotion that is not completed is refused with a page
+// that says why in the console's words and offers the export of the codes
+// that exist: a cancelled one will not complete (it said "export it once it
+// is completed" and named the API's ?partial=true).
+func TestExportRefusalOffersThePartialExport(t *testing.T) {
+	s := newSite(t, true, true)
+	id := s.createPromotion(`{"name":"stopped","codeCount":3000,"format":{"charset":"alnum","length":10}}`)
+	s.generate(id, 0)
+	for _, tc := range []struct{ step, want string }{
+		{"generating", "it is still being generated"},
+		{"cancelled", "it was cancelled and will not complete"},
+	} {
+		if tc.step == "cancelled" {
+			s.act(id, "cancel", url.Values{"confirm": {"yes"}})
+		}
+		resp, page := s.get("/console/promotions/" + id + "/codes.csv")
+		if resp.StatusCode != http.StatusConflict || !isHTML(resp) {
+			t.Fatalf("%s: export = %d %s", tc.step, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		msg := page[strings.Index(page, `id="error">`):]
+		msg = msg[:strings.Index(msg, "</p>")]
+		if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "1,000 of 3,000 codes") ||
+			strings.Contains(msg, "partial=true") || (tc.step == "cancelled" && strings.Contains(msg, "once it is completed")) {
+			t.Errorf("%s: the refusal says %q, want %q, the counts, and no API query string", tc.step, msg, tc.want)
+		}
+		if !strings.Contains(page, `href="/console/promotions/`+id+`/codes.csv?partial=true"`) {
+			t.Errorf("%s: the refusal offers no export of the codes that exist:\n%.2000s", tc.step, page)
+		}
+	}
+}

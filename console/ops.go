@@ -415,6 +415,35 @@ const browseScan = 2000
 type browsedEvent struct {
 	kafka.Message
 	Summary string // what the value says, in a line
+	eventLinks
+}
+
+// eventLinks are the records an event is about, for the browser's links:
+// its promotion, its batch (a batch event), its code and user (a
+// redemption event). Empty fields link nowhere.
+type eventLinks struct {
+	PromotionID  string
+	BatchNo      int
+	HasBatch     bool
+	Code, UserID string
+}
+
+// linksOf reads the records m is about from its value, else its key.
+func linksOf(m kafka.Message) eventLinks {
+	if ev, err := promo.DecodeEvent(m.Value); err == nil {
+		return eventLinks{PromotionID: ev.PromotionID, BatchNo: ev.BatchNo, HasBatch: true}
+	}
+	var l eventLinks
+	var re promo.RedemptionEvent
+	if json.Unmarshal(m.Value, &re) == nil && re.Type != "" {
+		l.Code, l.UserID = re.Redemption.Code, re.Redemption.UserID
+	}
+	if id := promotionOf(m); id != "" {
+		if _, err := promo.ParseID(id); err == nil {
+			l.PromotionID = id
+		}
+	}
+	return l
 }
 
 // KeyString is the key as text.
@@ -514,7 +543,7 @@ func (c *Console) topicsPage(w http.ResponseWriter, r *http.Request) {
 		if pid != "" && promotionOf(m) != pid {
 			continue
 		}
-		events = append(events, browsedEvent{Message: m, Summary: summary(m)})
+		events = append(events, browsedEvent{Message: m, Summary: summary(m), eventLinks: linksOf(m)})
 		if len(events) == n {
 			break
 		}

@@ -236,3 +236,50 @@ func TestOpsReplayConfirmsWhatTheDryRunListed(t *testing.T) {
 		t.Errorf("confirm with bad marks = %d, want 422", resp.StatusCode)
 	}
 }
+
+// The topic browser links each event to its records: the promotion, the
+// batch on the promotion's page, and a redemption event's code and user.
+// A promotion's page links each incomplete batch to its events in the topic
+// browser (the dead-letter topic for a parked one), and its parked note to
+// the parked events.
+func TestBatchEventsLinkBothWays(t *testing.T) {
+	r := newOpsRig(t)
+	r.park("7", 2)
+	ev, err := promo.NewRedemptionEvent(promo.EventRedeemed, "e-1", time.Now(), promo.Redemption{ID: "r-1", PromotionID: 7,
+		Code: "SPRING-K7QX", UserID: "alice"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(kafka.Message{Topic: r.ops.RedemptionsTopic, Key: []byte("7"), Value: ev})
+	_, page := r.get("/console/ops/topics?topic=dead&promotion=7")
+	for _, want := range []string{`href="/console/promotions/7"`, `href="/console/promotions/7#batch-2"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("dead topic's event of batch 7/2 has no link %s", want)
+		}
+	}
+	_, page = r.get("/console/ops/topics?topic=redemptions&promotion=7")
+	for _, want := range []string{`href="/console/promotions/7"`, `href="/console/codes/SPRING-K7QX"`, `href="/console/users/alice"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("redemption event has no link %s", want)
+		}
+	}
+
+	id := r.createPromotion(`{"name":"linked","codeCount":3000,"format":{"charset":"alnum","length":10}}`)
+	pid, _ := promo.ParseID(id)
+	bs, err := r.store.IncompleteBatches(context.Background(), pid)
+	if err != nil || len(bs) != 3 {
+		t.Fatalf("batches of %s: %v %v", id, bs, err)
+	}
+	if err := r.store.SetBatchState(context.Background(), bs[1].Ref(), promo.BatchParked, "database down"); err != nil {
+		t.Fatal(err)
+	}
+	_, page = r.get("/console/promotions/" + id)
+	for _, want := range []string{
+		`href="/console/ops/topics?topic=batches&amp;promotion=` + id + `"`, // a pending batch: the batches topic
+		`href="/console/ops/topics?topic=dead&amp;promotion=` + id + `"`,    // the parked one, and the parked note
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("promotion page lacks the link %s:\n%.4000s", want, page[strings.Index(page, `id="batches-card"`):])
+		}
+	}
+}

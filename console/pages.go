@@ -36,6 +36,17 @@ var funcs = template.FuncMap{
 	// codeURL is the console page of a code, user or redemption.
 	"codeURL": func(code string) string { return "/console/codes/" + url.PathEscape(code) },
 	"userURL": func(user string) string { return "/console/users/" + url.PathEscape(user) },
+	// batchTopic is the topic browser's topic where a batch in state st
+	// has its newest event: dead when parked, retry while retrying.
+	"batchTopic": func(st promo.BatchState) string {
+		switch st {
+		case promo.BatchParked:
+			return "dead"
+		case promo.BatchRetrying:
+			return "retry"
+		}
+		return "batches"
+	},
 	// detail is an audit entry's change as the log holds it (JSON).
 	"detail": func(d json.RawMessage) string {
 		if s := string(d); s != "null" && s != "{}" {
@@ -288,8 +299,40 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request) {
 		_, err = api.ExportPartialCodes(ctx, id, out)
 	} else {
 		_, err = api.ExportCodes(ctx, id, out)
+		if p, ok := asProblem(err); ok && p.Status == http.StatusConflict && !out.started {
+			c.exportRefused(w, r, id, err)
+			return
+		}
 	}
 	out.end(w, r, c, err)
+}
+
+// exportRefused answers the export of a promotion that is not completed:
+// why, in the console's words, and the export of the codes that exist.
+func (c *Console) exportRefused(w http.ResponseWriter, r *http.Request, id string, refusal error) {
+	api, ctx := c.apiFor(r)
+	p, err := api.GetPromotion(ctx, id)
+	if err != nil {
+		c.failAPI(w, r, refusal)
+		return
+	}
+	why := "it is still being generated"
+	switch p.Status {
+	case promo.StatusPending, promo.StatusGenerating:
+	case promo.StatusCancelled:
+		why = "it was cancelled and will not complete"
+	case promo.StatusFailed:
+		why = "batches are parked, and it completes once they are replayed (Operations)"
+	default:
+		why = "it is " + string(p.Status) + " and will not complete"
+	}
+	w.WriteHeader(http.StatusConflict)
+	c.render(w, r, "error", map[string]any{"Status": http.StatusConflict,
+		"Error": fmt.Sprintf("Promotion %s (%s) has %s of %s codes: %s, so the export of all its codes is not offered.",
+			p.ID, p.Name, humanize.Comma(p.GeneratedCount), humanize.Comma(p.CodeCount), why),
+		"Offer":     "/console/promotions/" + id + "/codes.csv?partial=true",
+		"OfferText": "Export the " + humanize.Comma(p.GeneratedCount) + " codes that exist (CSV)",
+		"Back":      "/console/promotions/" + id})
 }
 
 // download writes a CSV download to the browser, its headers at the first

@@ -8,15 +8,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sethvargo/go-limiter"
-	"github.com/sethvargo/go-limiter/memorystore"
 	"go.uber.org/zap"
+
+	"github.com/promocodes/promocodes/pkg/throttle"
 )
 
 // Sessions, sign-in and cross-origin protection.
@@ -30,28 +29,31 @@ import (
 // from non-browser clients (no such headers) pass, since they carry no
 // session cookie of a browser. A refusal is an HTML page.
 //
-// Sign-in attempts are limited per client address (an IPv6 address by its
-// /64, which one host usually owns whole): SignInAttempts per SignInWindow,
-// every attempt counted, so that a token cannot be guessed from one address
-// and a burst of parallel attempts cannot slip past the count. The buckets
-// of silent addresses are swept after two windows. Behind a proxy every
-// browser has the proxy's address: the limit then holds for all of them
-// together.
+// Failed sign-ins are limited per client address (an IPv6 address by its
+// /64, which one host usually owns whole): at most SignInAttempts in any
+// SignInWindow, in bounded memory (pkg/throttle, the guess limiter's buckets).
+// An attempt takes its token before the token is compared, so a burst of
+// parallel attempts cannot slip past the count; a successful sign-in gives
+// it back. The client address is the API's (Config.ClientAddr): behind a
+// trusted reverse proxy, the one the proxy names, so that a stranger's
+// attempts lock out only that stranger; a header from any other peer is
+// ignored.
 
 type session struct {
 	token   string // the admin token signed in with ("" when open)
 	expires time.Time
-	flash   string              // shown once by the next page (after a redirect)
-	used    map[string]struct{} // nonces of forms already acted on
+	flash   string // shown once by the next page (after a redirect)
 }
 
-func newSignInLimiter(cfg Config) (limiter.Store, error) {
-	st, err := memorystore.New(&memorystore.Config{Tokens: uint64(cfg.SignInAttempts), Interval: cfg.SignInWindow,
-		SweepInterval: cfg.SignInWindow, SweepMinTTL: 2 * cfg.SignInWindow})
+// signInKeys bounds the addresses the sign-in throttle remembers.
+const signInKeys = 100_000
+
+func newSignInLimiter(cfg Config) (*throttle.Limiter, error) {
+	l, err := throttle.New(cfg.SignInWindow, signInKeys)
 	if err != nil {
 		return nil, fmt.Errorf("console sign-in limiter: %w", err)
 	}
-	return st, nil
+	return l, nil
 }
 
 // clientAddr is the key sign-in attempts are counted against: the remote
@@ -61,16 +63,7 @@ func clientAddr(remote string) string {
 	if err != nil {
 		host = remote
 	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
+	return throttle.AddrKey(host)
 }
 
 func randomToken() string {
@@ -179,15 +172,14 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostFormValue("next"))
-	addr := clientAddr(r.RemoteAddr)
-	_, _, reset, ok, err := c.signins.Take(r.Context(), addr)
-	if err == nil && !ok {
-		wait := time.Until(time.Unix(0, int64(reset))).Round(time.Second)
-		wait = max(wait, time.Second)
+	addr := clientAddr(c.remote(r))
+	adm, wait := c.signins.Admit([]throttle.Key{{ID: addr, Limit: c.cfg.SignInAttempts}}, time.Now())
+	if wait > 0 {
+		wait = max(wait.Round(time.Second), time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
 		w.WriteHeader(http.StatusTooManyRequests)
 		c.render(w, r, "signin", map[string]any{"Next": next, "Throttled": true,
-			"Error": fmt.Sprintf("Too many sign-in attempts from your address (%s): at most %d per %s. Try again in %s.",
+			"Error": fmt.Sprintf("Too many sign-in attempts from your address (%s): at most %d failed in any %s. Try again in %s.",
 				addr, c.cfg.SignInAttempts, c.cfg.SignInWindow, wait)})
 		c.log.Warn("console sign-in throttled", zap.String("remote", addr))
 		return
@@ -200,21 +192,33 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !known {
+		adm.Failed()
 		w.WriteHeader(http.StatusUnauthorized)
 		c.render(w, r, "signin", map[string]any{"Error": "That token is not an admin token.", "Next": next})
 		return
 	}
+	adm.Settle(time.Now())
 	c.newSession(w, token)
-	c.log.Info("console sign-in", zap.String("remote", r.RemoteAddr))
+	c.log.Info("console sign-in", zap.String("remote", c.remote(r)))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// safeNext keeps redirects inside the console.
+// safeNext keeps redirects inside the console: a path under /console/
+// (with its query), without backslashes, control characters or dot
+// segments (a browser resolves "/console/../v1" or "%2e%2e" out of the
+// console), else /console/.
 func safeNext(next string) string {
-	if strings.HasPrefix(next, "/console/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, "\\") {
-		return next
+	p, _, _ := strings.Cut(next, "?")
+	if !strings.HasPrefix(p, "/console/") || strings.Contains(next, "\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "/console/"
 	}
-	return "/console/"
+	for _, seg := range strings.Split(p, "/") {
+		if seg = strings.ToLower(strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")); seg == "." || seg == ".." {
+			return "/console/"
+		}
+	}
+	return next
 }
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request) {

@@ -41,6 +41,9 @@ func TestAdversarialLifecycle(t *testing.T) {
 		{"retried top-up", func(t *testing.T, backend string) string {
 			return scenarioTopUpRetries(t, newHarness(t, backend, noGuessLimit), 100)
 		}},
+		{"purged promotion extended and topped up", func(t *testing.T, backend string) string {
+			return scenarioPurgedStaysPurged(t, newHarness(t, backend, noGuessLimit), 50)
+		}},
 		{"retry after purge --with-redemptions", func(t *testing.T, backend string) string {
 			return scenarioRetryAfterPurge(t, newHarness(t, backend, noGuessLimit), 500)
 		}},

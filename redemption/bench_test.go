@@ -28,6 +28,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -68,8 +69,12 @@ func serveBench() error {
 	}
 	defer svc.Close()
 	go func() { _ = svc.Run(ctx) }()
-	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}}, st, nil, nil, log, api.WithRedemption(svc))
+	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, log)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{AdminTokens: []string{adminToken},
+		RedeemTokens: []string{redeemToken}}, st, ps, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -262,7 +263,7 @@ func scenarioRetryAfterPurge(t *testing.T, h *harness, n int) string {
 	if r := h.do("PATCH", "/v1/promotions/"+p.IDString(), adminToken, `{"expiresAt":"`+past+`"}`, nil); r.status != http.StatusOK {
 		t.Fatalf("end the promotion: %d %s", r.status, r.body)
 	}
-	res, err := redemption.Purge(h.ctx, h.st.(purgeStore), redemption.PurgeOptions{
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
 		ExpiredBefore: time.Now().Add(-25 * time.Hour), WithRedemptions: true, BatchRows: 100}, zap.NewNop())
 	if err != nil || len(res) != 1 || res[0].Redemptions != int64(n) {
 		t.Fatalf("purge --with-redemptions = %+v, %v", res, err)
@@ -329,7 +330,7 @@ func scenarioPurgeUnderBurst(t *testing.T, h *harness, users, codesN, batchRows 
 		})
 	}
 	time.Sleep(50 * time.Millisecond) // the burst is running
-	res, err := redemption.Purge(h.ctx, h.st.(purgeStore), redemption.PurgeOptions{
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
 		ExpiredBefore: time.Now().Add(-25 * time.Hour), BatchRows: batchRows}, zap.NewNop())
 	time.Sleep(50 * time.Millisecond) // and runs on after it
 	stop.Store(true)
@@ -372,8 +373,8 @@ func scenarioPurgeDates(t *testing.T, h *harness) string {
 		{"an hour ago, within a 2h margin", time.Now().Add(-time.Hour), 2 * time.Hour},
 	} {
 		announced := false
-		_, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: c.before, SafetyMargin: c.margin,
-			Announce: func([]redemption.PurgedPromotion) { announced = true }}, zap.NewNop())
+		_, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: c.before, SafetyMargin: c.margin,
+			Announce: func([]promotion.PurgedPromotion) { announced = true }}, zap.NewNop())
 		if !promo.Is(err, promo.EInvalid) || announced {
 			t.Errorf("purge --expired-before %s: %v (announced %t); want refused before anything", c.what, err, announced)
 		}
@@ -386,9 +387,9 @@ func scenarioPurgeDates(t *testing.T, h *harness) string {
 	}
 	// Past the margin (an hour ago, margin 30m): the recent promotion is
 	// announced with its counts, then purged; the live one is untouched.
-	var plan []redemption.PurgedPromotion
-	res, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour),
-		SafetyMargin: 30 * time.Minute, Announce: func(p []redemption.PurgedPromotion) {
+	var plan []promotion.PurgedPromotion
+	res, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour),
+		SafetyMargin: 30 * time.Minute, Announce: func(p []promotion.PurgedPromotion) {
 			plan = p
 			if n, _, _ := ps.PurgeCount(h.ctx, recent.ID); n != 40 {
 				t.Errorf("announced after deleting: %d codes left", n)
@@ -407,5 +408,92 @@ func scenarioPurgeDates(t *testing.T, h *harness) string {
 func TestPurgeRefusesRecentDates(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend, func(t *testing.T) { scenarioPurgeDates(t, newHarness(t, backend, noGuessLimit)) })
+	}
+}
+
+// generateAll commits every unfinished batch of a promotion the way a worker
+// does (the real engine, one chunk per batch) and returns the new codes in
+// display form.
+func (h *harness) generateAll(p promo.Promotion) []string {
+	h.t.Helper()
+	eng, err := codes.New(defaultFormat, testSecret)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	l := eng.Layout()
+	bs, err := h.st.IncompleteBatches(h.ctx, p.ID)
+	if err != nil {
+		h.t.Fatalf("IncompleteBatches: %v", err)
+	}
+	var out []string
+	for _, b := range bs {
+		k := int(b.CodeCount - b.Done)
+		buf := eng.AppendCodes(nil, b.SeqStart+uint64(b.Done), k)
+		if _, err := h.st.CommitChunk(h.ctx, promo.Chunk{Batch: b.Ref(), From: b.Done, Count: k, CodeLen: l.CodeLen(),
+			CounterName: p.CounterName, Replace: eng.AppendCode, Codes: buf}); err != nil {
+			h.t.Fatalf("CommitChunk: %v", err)
+		}
+		for i := range k {
+			out = append(out, l.Display(string(buf[i*l.CodeLen():(i+1)*l.CodeLen()])))
+		}
+	}
+	return out
+}
+
+// scenarioPurgedStaysPurged: users with perUserLimit 1 used one code each; the
+// promotion ended and was purged (its codes, then its per-user allowances,
+// deleted). An admin then extends its window and tops it up: were that
+// accepted, the new codes would redeem for the same users again (their
+// allowances are gone), over the limit. A purged promotion is as final as a
+// deleted one: the PATCH and the top-up answer 410 promotion_deleted.
+func scenarioPurgedStaysPurged(t *testing.T, h *harness, users int) string {
+	p, list := h.seed(promotionSpec{n: users + 10, maxUsage: 1, perUser: 1})
+	id := p.IDString()
+	for u := range users {
+		if r, err := h.redeem(list[u], fmt.Sprintf("user-%d", u), nil); err != nil || r.status != http.StatusCreated {
+			t.Fatalf("first use of user %d: %v %d %s", u, err, r.status, r.body)
+		}
+	}
+	past := time.Now().UTC().Add(-48 * time.Hour).Format(time.RFC3339)
+	if r := h.do("PATCH", "/v1/promotions/"+id, adminToken, `{"expiresAt":"`+past+`"}`, nil); r.status != http.StatusOK {
+		t.Fatalf("end the promotion: %d %s", r.status, r.body)
+	}
+	res, err := promotion.Purge(h.ctx, h.st.(purgeStore), promotion.PurgeOptions{
+		ExpiredBefore: time.Now().Add(-25 * time.Hour)}, zap.NewNop())
+	if err != nil || len(res) != 1 || res[0].Codes != int64(users+10) {
+		t.Fatalf("purge = %+v, %v", res, err)
+	}
+	future := time.Now().UTC().Add(48 * time.Hour).Format(time.RFC3339)
+	extend := h.do("PATCH", "/v1/promotions/"+id, adminToken, `{"expiresAt":"`+future+`","active":true}`, nil)
+	if extend.status != http.StatusGone || reasonOf(t, extend) != string(promo.ReasonPromotionDeleted) {
+		t.Errorf("PATCH extending a purged promotion: %d %s; want 410 promotion_deleted", extend.status, extend.body)
+	}
+	top := h.do("POST", "/v1/promotions/"+id+"/topups", adminToken, fmt.Sprintf(`{"codeCount":%d}`, users), nil)
+	if top.status != http.StatusGone || reasonOf(t, top) != string(promo.ReasonPromotionDeleted) {
+		t.Errorf("top-up of a purged promotion: %d %s; want 410 promotion_deleted", top.status, top.body)
+	}
+	second := 0
+	if top.status == http.StatusAccepted {
+		fresh := h.generateAll(p)
+		for u := range min(users, len(fresh)) {
+			if r, err := h.redeem(fresh[u], fmt.Sprintf("user-%d", u), nil); err == nil && r.status == http.StatusCreated {
+				second++
+			}
+		}
+		if second > 0 {
+			t.Errorf("%d of %d users (perUserLimit 1) redeemed a second code after the purge", second, users)
+		}
+	}
+	var st struct{ Status string }
+	decode(t, h.do("GET", "/v1/promotions/"+id, adminToken, "", nil).body, &st)
+	return fmt.Sprintf("%d users (perUserLimit 1, one use each), purged, then PATCH extend+active %d, top-up %d; status %s; users with a second use %d",
+		users, extend.status, top.status, st.Status, second)
+}
+
+func TestHTTPPurgedPromotionStaysPurged(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Log(scenarioPurgedStaysPurged(t, newHarness(t, backend, noGuessLimit), 20))
+		})
 	}
 }

@@ -26,7 +26,7 @@ func TestGuessLimitHoldsInAnyWindow(t *testing.T) {
 					continue
 				}
 				answered = append(answered, now)
-				adm.failed()
+				adm.Failed()
 			}
 			most, j := 0, 0
 			for i := range answered { // the most failures within [answered[j], answered[j]+window)
@@ -68,7 +68,7 @@ func TestGuessLimiterMemoryBounded(t *testing.T) {
 		now = now.Add(time.Microsecond)
 		c := Client{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), Token: "token:abcd"}
 		adm, _ := g.admit(c, now)
-		adm.failed()
+		adm.Failed()
 	}
 	held := g.size()
 	grown := int64(heap()) - int64(before)
@@ -116,9 +116,9 @@ func TestGuessAdmissionsTakeTokensFirst(t *testing.T) {
 	if w1 != 0 || w2 != 0 || w3 == 0 {
 		t.Fatalf("three look-ups in flight with a burst of 2: waits %s %s %s, want the third refused", w1, w2, w3)
 	}
-	a1.settle(now) // a valid code: its token comes back
-	a2.failed()    // a guess: its token is used
-	a2.settle(now) // settling after failed gives nothing back
+	a1.Settle(now) // a valid code: its token comes back
+	a2.Failed()    // a guess: its token is used
+	a2.Settle(now) // settling after failed gives nothing back
 	if _, w := g.admit(c, now); w != 0 {
 		t.Fatalf("the settled token did not come back: wait %s", w)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/relay"
 )
@@ -40,6 +41,7 @@ const (
 type store interface {
 	api.Store
 	redemption.Store
+	promotion.Store
 	relay.EventStore
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
@@ -114,22 +116,32 @@ func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger
 	if raceEnabled {
 		dbTimeout = time.Minute
 	}
-	srv, err := api.New(api.Config{Secret: testSecret, AdminTokens: []string{adminToken},
+	// Deletions are finished as often as reservations are swept.
+	ps, err := promotion.New(promotion.Config{Secret: testSecret, DeletionInterval: cfg.SweepInterval}, st, log)
+	if err != nil {
+		t.Fatalf("promotion.New: %v", err)
+	}
+	srv, err := api.New(api.Config{AdminTokens: []string{adminToken},
 		RedeemTokens: []string{redeemToken}, DBTimeout: dbTimeout,
 		// The test client is the proxy: tests name client addresses in X-Forwarded-For.
-		TrustedProxies: []string{"127.0.0.1", "::1"}}, st, nil, nil, log, api.WithRedemption(svc))
+		TrustedProxies: []string{"127.0.0.1", "::1"}}, st, ps, nil, log, api.WithRedemption(svc))
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		_ = svc.Run(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = ps.Run(ctx)
 	}()
 	hs := httptest.NewServer(apitest.Conform(t, srv)) // every response checked against the OpenAPI document
 	t.Cleanup(func() {
 		hs.Close()
 		cancel()
+		<-done
 		<-done
 		svc.Close()
 	})

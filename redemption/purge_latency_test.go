@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // TestPurgeLatency measures redemption latency on a live promotion before
@@ -62,14 +62,14 @@ func TestPurgeLatency(t *testing.T) {
 	pct := func(l []time.Duration, p float64) time.Duration { return l[int(float64(len(l)-1)*p)] }
 	base := measure(5 * time.Second)
 	var (
-		res  []redemption.PurgedPromotion
+		res  []promotion.PurgedPromotion
 		perr error
 		took time.Duration
 		wg   sync.WaitGroup
 	)
 	wg.Go(func() {
 		t0 := time.Now()
-		res, perr = redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour)}, zap.NewNop())
+		res, perr = promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: time.Now().Add(-time.Hour)}, zap.NewNop())
 		took = time.Since(t0)
 	})
 	during := measure(5 * time.Second)

@@ -9,13 +9,13 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // purgeStore is the harness store with the purge statements.
 type purgeStore interface {
 	store
-	redemption.PurgeStore
+	promotion.PurgeStore
 }
 
 func TestPurgeExpiredPromotions(t *testing.T) {
@@ -42,7 +42,7 @@ func TestPurgeExpiredPromotions(t *testing.T) {
 			live, liveCodes := h.seed(promotionSpec{n: 300, maxUsage: 1})
 			before := time.Now().UTC().Add(-24 * time.Hour)
 
-			dry, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: before, DryRun: true}, zap.NewNop())
+			dry, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: before, DryRun: true}, zap.NewNop())
 			if err != nil || len(dry) != 1 || dry[0].ID != ended.ID || dry[0].Codes != int64(n) || dry[0].Redemptions != 5 {
 				t.Fatalf("dry run = %+v, %v; want promotion %d with %d codes, 5 redemptions", dry, err, ended.ID, n)
 			}
@@ -54,11 +54,11 @@ func TestPurgeExpiredPromotions(t *testing.T) {
 			// of the live promotion.
 			var (
 				wg      sync.WaitGroup
-				results []redemption.PurgedPromotion
+				results []promotion.PurgedPromotion
 				perr    error
 			)
 			wg.Go(func() {
-				results, perr = redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: before, BatchRows: 1000},
+				results, perr = promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: before, BatchRows: 1000},
 					zap.NewNop())
 			})
 			counts := hammer(t, 20, len(liveCodes), func(i int) (reply, error) {
@@ -90,7 +90,7 @@ func TestPurgeExpiredPromotions(t *testing.T) {
 			}
 
 			// --with-redemptions removes the kept records too.
-			again, err := redemption.Purge(h.ctx, ps, redemption.PurgeOptions{ExpiredBefore: before, WithRedemptions: true},
+			again, err := promotion.Purge(h.ctx, ps, promotion.PurgeOptions{ExpiredBefore: before, WithRedemptions: true},
 				zap.NewNop())
 			if err != nil || len(again) != 1 || again[0].Codes != 0 || again[0].Redemptions != 5 {
 				t.Errorf("purge --with-redemptions = %+v, %v; want the 5 redemptions", again, err)

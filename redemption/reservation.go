@@ -146,9 +146,8 @@ func (s *Service) countReservation(op string, start time.Time, err error) {
 	s.metrics.seconds.WithLabelValues(op).Observe(time.Since(start).Seconds())
 }
 
-// sweep, every SweepInterval (and when a deletion is requested), finishes
-// requested promotion deletions and deletes reservations that ended more
-// than ReservationRetention ago, a bounded batch per statement. Limits never depend on
+// sweep, every SweepInterval, deletes reservations that ended more than
+// ReservationRetention ago, a bounded batch per statement. Limits never depend on
 // it: an expired reservation holds nothing whether or not it was swept.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
@@ -158,9 +157,7 @@ func (s *Service) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-s.kick:
 		}
-		s.deletePending(ctx)
 		before := s.now().Add(-s.cfg.ReservationRetention)
 		for ctx.Err() == nil {
 			n, err := s.store.SweepReservations(ctx, before, sweepBatch)

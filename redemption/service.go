@@ -181,8 +181,6 @@ type Service struct {
 	// notify, when set, is called after each committed redemption or
 	// rollback (it wakes the event outbox's relay).
 	notify func()
-	// kick wakes the background loop (a deletion was requested).
-	kick chan struct{}
 	// redeemer combines concurrent redemptions of one code.
 	redeemer *combiner
 }
@@ -194,7 +192,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 		return nil, fmt.Errorf("redemption: %w", err)
 	}
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		refused: newRefusals(store, log), log: log, now: cfg.Clock, kick: make(chan struct{}, 1)}
+		refused: newRefusals(store, log), log: log, now: cfg.Clock}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -210,7 +208,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 func (s *Service) OnChange(fn func()) { s.notify = fn }
 
 // Run loads the catalog and refreshes it, writes refusal counts, and sweeps
-// ended reservations (and finishes requested deletions), until ctx ends.
+// ended reservations, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
@@ -459,11 +457,11 @@ func (s *Service) admit(client Client) (*admission, error) {
 }
 
 // settle gives a look-up's tokens back unless it failed.
-func (s *Service) settle(adm *admission) { adm.settle(s.now()) }
+func (s *Service) settle(adm *admission) { adm.Settle(s.now()) }
 
 // failed keeps a look-up's tokens (it failed) and returns err.
 func failed(adm *admission, err error) error {
-	adm.failed()
+	adm.Failed()
 	return err
 }
 

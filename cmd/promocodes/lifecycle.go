@@ -16,7 +16,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/redemption"
+	"github.com/promocodes/promocodes/promotion"
 )
 
 // codesRevokeCmd revokes one code through the API (admin).
@@ -260,7 +260,7 @@ func (p *promotionsCLI) topUpCmd() *cobra.Command {
 func newPurgeCmd() *cobra.Command {
 	var (
 		before, olderThan string
-		opt               redemption.PurgeOptions
+		opt               promotion.PurgeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "purge --expired-before DATE | --ended-more-than DURATION [--dry-run] [--with-redemptions]",
@@ -311,7 +311,7 @@ is deleted ("will purge ..."); --dry-run prints it and stops.`,
 			if opt.WithRedemptions {
 				records = "redemption records too"
 			}
-			opt.Announce = func(plan []redemption.PurgedPromotion) {
+			opt.Announce = func(plan []promotion.PurgedPromotion) {
 				for _, p := range plan {
 					fmt.Fprintf(out, "will purge promotion %d: %d codes, %d redemptions (%s)\n", p.ID, p.Codes, p.Redemptions,
 						records)
@@ -321,7 +321,7 @@ is deleted ("will purge ..."); --dry-run prints it and stops.`,
 						opt.ExpiredBefore.UTC().Format(time.RFC3339))
 				}
 			}
-			res, err := redemption.Purge(cmd.Context(), st, opt, log)
+			res, err := promotion.Purge(cmd.Context(), st, opt, log)
 			if promo.Is(err, promo.EInvalid) {
 				return &exitError{code: 2, msg: "error: " + err.Error()}
 			}
@@ -344,7 +344,7 @@ is deleted ("will purge ..."); --dry-run prints it and stops.`,
 	cmd.Flags().BoolVar(&opt.DryRun, "dry-run", false, "count what would be deleted; delete nothing")
 	cmd.Flags().BoolVar(&opt.WithRedemptions, "with-redemptions", false, "also delete the redemption records")
 	cmd.Flags().IntVar(&opt.BatchRows, "batch-rows", 10_000, "rows per delete statement (transaction)")
-	cmd.Flags().DurationVar(&opt.SafetyMargin, "safety-margin", redemption.DefaultPurgeSafetyMargin,
+	cmd.Flags().DurationVar(&opt.SafetyMargin, "safety-margin", promotion.DefaultPurgeSafetyMargin,
 		"refuse a DATE later than this long ago")
 	toolFlags(cmd)
 	return cmd

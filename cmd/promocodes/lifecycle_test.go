@@ -17,6 +17,7 @@ import (
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -39,8 +40,12 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	t.Cleanup(svc.Close)
 	const token = "cli-admin-token-0123456789"
-	srv, err := api.New(api.Config{Secret: []byte("cli-test-secret-0123456789abcdefghij"), AdminTokens: []string{token},
-		RedeemTokens: []string{"cli-redeem-token-0123456789"}}, st, nil, nil, zap.NewNop(), api.WithRedemption(svc))
+	ps, err := promotion.New(promotion.Config{Secret: []byte("cli-test-secret-0123456789abcdefghij")}, st, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{AdminTokens: []string{token},
+		RedeemTokens: []string{"cli-redeem-token-0123456789"}}, st, ps, nil, zap.NewNop(), api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)
 	}

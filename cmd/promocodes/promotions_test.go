@@ -15,6 +15,7 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -43,7 +44,11 @@ func apiServerStore(t *testing.T) (string, *sqlite.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	s, err := api.New(api.Config{Open: true, BatchCodeCount: 100, Secret: []byte(devSecret)}, st, nil, nil, zaptest.NewLogger(t),
+	ps, err := promotion.New(promotion.Config{BatchCodeCount: 100, Secret: []byte(devSecret)}, st, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := api.New(api.Config{Open: true}, st, ps, nil, zaptest.NewLogger(t),
 		api.WithRedemption(svc))
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/sqlserver"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/relay"
 )
@@ -39,7 +40,7 @@ type Store interface {
 	generator.Store
 	redemption.Store
 	redemption.RollupStore
-	redemption.PurgeStore
+	promotion.Store
 	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
 	// Now reads the database's clock (the dbclock's source).
 	Now(ctx context.Context) (time.Time, error)
@@ -109,8 +110,11 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, e
 		return MigrateResult{Applied: applied}, fmt.Errorf("migrate %s database (applied before the failure: %v): %w",
 			cfg.DB.Driver, applied, err)
 	}
-	log.Info("schema is up to date", zap.String("driver", cfg.DB.Driver), zap.Int64("version", version),
-		zap.Strings("applied", applied))
+	msg := "schema is up to date"
+	if len(applied) > 0 {
+		msg = fmt.Sprintf("applied %d migrations", len(applied))
+	}
+	log.Info(msg, zap.String("driver", cfg.DB.Driver), zap.Int64("version", version), zap.Strings("applied", applied))
 	return MigrateResult{Applied: applied, Version: version}, nil
 }
 

@@ -16,7 +16,7 @@ import (
 
 // Config is the whole configuration, as cmd/promocodes reads it from
 // configs/*.yaml, PROMOCODES_<SECTION>_<KEY> and flags. The mapstructure tags
-// are the stable config keys (DESIGN.md).
+// are the stable config keys (README.md, "Configuration"; configs/).
 type Config struct {
 	Env       string          `mapstructure:"env"` // dev | production
 	Log       LogConfig       `mapstructure:"log"`
@@ -302,6 +302,7 @@ func (c Config) Validate() error {
 	errs.Join(configkey.Prefix("kafka", c.kafkaConfig("").Validate()))
 	errs.Join(configkey.Prefix("kafka.topics", kafka.ValidateTopics(c.topicNames())))
 	errs.Join(configkey.Place(c.apiConfig().Validate(), "api", apiKeys))
+	errs.Join(configkey.Place(c.promotionConfig().Validate(), "api", promotionKeys))
 	errs.Join(configkey.Place(c.generatorConfig().Validate(), "generator", generatorKeys))
 	errs.Join(configkey.Place(c.shovelConfig().Validate(), "shovel", shovelKeys))
 	errs.Join(configkey.Prefix("redeem", c.redemptionConfig().Validate()))
@@ -317,9 +318,9 @@ func (c Config) Validate() error {
 // Where the keys of the components' Configs are in the whole configuration,
 // when not under the component's own section.
 var (
-	apiKeys = map[string]string{"maxDensity": "codes.maxDensity", "secret": "codes.secret",
-		"adminTokens": "auth.adminTokens", "redeemTokens": "auth.redeemTokens",
+	apiKeys = map[string]string{"adminTokens": "auth.adminTokens", "redeemTokens": "auth.redeemTokens",
 		"trustedProxies": "http.trustedProxies", "clientAddressHeaders": "http.clientAddressHeaders"}
+	promotionKeys = map[string]string{"maxDensity": "codes.maxDensity", "secret": "codes.secret"}
 	generatorKeys = map[string]string{"errorTopic": "kafka.topics.error", "deadTopic": "kafka.topics.dead",
 		"secret": "codes.secret", "previousSecrets": "codes.previousSecrets"}
 	shovelKeys = map[string]string{"errorTopic": "kafka.topics.error", "retryTopic": "kafka.topics.retry",

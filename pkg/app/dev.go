@@ -64,7 +64,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	svc, outbox, loops, err := newRedemption(cfg, p, log)
+	svcs, err := newServices(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -75,8 +75,8 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
-		append(opts, api.WithRedemption(svc))...)
+	srv, err := api.New(apiCfg, p.store, svcs.promotions, health.Handler(live, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
+		append(opts, api.WithRedemption(svcs.redemption))...)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -86,7 +86,7 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{gen.Run, sh.Run}, loops...)...)
+	proc, err := serve(ctx, cfg, p, h, log, append([]func(context.Context) error{gen.Run, sh.Run}, svcs.loops...)...)
 	if err != nil {
 		return nil, err
 	}

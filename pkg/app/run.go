@@ -23,6 +23,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/shopper"
+	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 	"github.com/promocodes/promocodes/relay"
 	"github.com/promocodes/promocodes/shovel"
@@ -41,9 +42,8 @@ func (c Config) topics() []string {
 
 func (c Config) apiConfig() api.Config {
 	return api.Config{
-		BatchCodeCount: c.API.BatchCodeCount, MaxCodeCount: c.API.MaxCodeCount, MaxBodyBytes: c.API.MaxBodyBytes,
-		MaxDensity: c.Codes.MaxDensity, Secret: []byte(c.Codes.Secret),
-		AdminTokens: c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
+		MaxBodyBytes: c.API.MaxBodyBytes,
+		AdminTokens:  c.Auth.AdminTokens, RedeemTokens: c.Auth.RedeemTokens,
 		Open:             c.IsDev() && len(c.Auth.AdminTokens) == 0,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes,
 		// Exports hold a connection while they stream: at most half the
@@ -51,6 +51,11 @@ func (c Config) apiConfig() api.Config {
 		MaxExports:     max(1, c.DB.MaxConns/2),
 		TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders,
 	}
+}
+
+func (c Config) promotionConfig() promotion.Config {
+	return promotion.Config{BatchCodeCount: c.API.BatchCodeCount, MaxCodeCount: c.API.MaxCodeCount,
+		MaxDensity: c.Codes.MaxDensity, Secret: []byte(c.Codes.Secret)}
 }
 
 func (c Config) redemptionConfig() redemption.Config {
@@ -61,29 +66,46 @@ func (c Config) redemptionConfig() redemption.Config {
 		ReservationRetention: c.Redeem.ReservationRetention}
 }
 
-// newRedemption builds the redemption service, the relays of the two
-// outboxes and the totals roller, and returns the loops serve runs: the
-// service's, the relays' and the roller's. A create or top-up wakes the
-// batch relay (the API's Notifier); a committed redemption wakes the event
-// relay (events reach Kafka at once). The roller only polls (every
-// RollupInterval), so that a flash sale costs a few totals transactions a
-// second, not one per redemption (on SQLite they would queue for its single
-// write lock); it counts totals whether or not Kafka is up.
-func newRedemption(cfg Config, p *parts, log *zap.Logger) (*redemption.Service, api.Notifier, []func(context.Context) error, error) {
+// services are the two services behind the API and the loops serve runs
+// for them.
+type services struct {
+	redemption *redemption.Service
+	promotions *promotion.Service
+	loops      []func(context.Context) error
+}
+
+// newServices builds the redemption and promotion services, the relays of
+// the two outboxes and the totals roller, and returns them with the loops
+// serve runs: the services', the relays' and the roller's. A create or
+// top-up wakes the batch relay; every committed redemption or promotion
+// change wakes the event relay (events reach Kafka at once). The roller only
+// polls (every RollupInterval), so that a flash sale costs a few totals
+// transactions a second, not one per redemption (on SQLite they would queue
+// for its single write lock); it counts totals whether or not Kafka is up.
+func newServices(cfg Config, p *parts, log *zap.Logger) (services, error) {
 	rc := cfg.redemptionConfig()
 	rc.Clock = p.clock.Now
 	svc, err := redemption.New(rc, p.store, p.reg, log.Named("redemption"))
 	if err != nil {
-		return nil, nil, nil, err
+		return services{}, err
 	}
 	p.closers = append(p.closers, svc.Close)
+	pc := cfg.promotionConfig()
+	pc.Clock = p.clock.Now
+	ps, err := promotion.New(pc, p.store, log.Named("promotion"))
+	if err != nil {
+		return services{}, err
+	}
 	m := relay.NewMetrics(p.reg)
 	batches := relay.New(relay.Batches(p.store, cfg.Kafka.Topics.Batches), p.producer, relay.Config{}, m, log.Named("outbox"))
 	events := relay.New(relay.RedemptionEvents(p.store, cfg.Kafka.Topics.Redemptions), p.producer, relay.Config{}, m,
 		log.Named("redemption-events"))
 	roller := redemption.NewRoller(p.store, 0, p.reg, log.Named("totals"))
 	svc.OnChange(events.Notify)
-	return svc, batches, []func(context.Context) error{p.clock.Run, svc.Run, batches.Run, events.Run, roller.Run}, nil
+	ps.OnChange(events.Notify)
+	ps.OnBatches(batches.Notify)
+	return services{redemption: svc, promotions: ps,
+		loops: []func(context.Context) error{p.clock.Run, svc.Run, ps.Run, batches.Run, events.Run, roller.Run}}, nil
 }
 
 func (c Config) generatorConfig() generator.Config {
@@ -272,7 +294,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	if err != nil {
 		return nil, err
 	}
-	svc, outbox, loops, err := newRedemption(cfg, p, log)
+	svcs, err := newServices(cfg, p, log)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -286,8 +308,8 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	srv, err := api.New(apiCfg, p.store, outbox, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
-		append(opts, api.WithRedemption(svc))...)
+	srv, err := api.New(apiCfg, p.store, svcs.promotions, health.Handler(nil, p.readiness(), p.reg, health.WithLogger(log.Named("health"))), log.Named("api"),
+		append(opts, api.WithRedemption(svcs.redemption))...)
 	if err != nil {
 		p.close()
 		return nil, err
@@ -297,7 +319,7 @@ func StartAPI(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 		p.close()
 		return nil, err
 	}
-	proc, err := serve(ctx, cfg, p, h, log, loops...)
+	proc, err := serve(ctx, cfg, p, h, log, svcs.loops...)
 	if err == nil {
 		log.Info("api listening", zap.String("addr", proc.HTTPAddr))
 	}
@@ -366,9 +388,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger,
 
 // withConsole mounts the admin console (/console, and / leading there)
 // beside the API.
-func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log *zap.Logger) (http.Handler, error) {
+func withConsole(cfg Config, apiCfg api.Config, srv *api.Server, p *parts, log *zap.Logger) (http.Handler, error) {
 	c, err := console.New(console.Config{AdminTokens: apiCfg.AdminTokens, Open: apiCfg.Open,
-		InsecureCookies: cfg.IsDev(), MaxDensity: apiCfg.MaxDensity, Version: buildinfo.Read().Short()},
+		InsecureCookies: cfg.IsDev(), MaxDensity: cfg.Codes.MaxDensity, Version: buildinfo.Read().Short(),
+		ClientAddr: srv.ClientAddr},
 		srv, p.store, console.Ops{Client: p.client, Publisher: p.producer, DeadTopic: cfg.Kafka.Topics.Dead,
 			BatchesTopic: cfg.Kafka.Topics.Batches, RetryTopic: cfg.Kafka.Topics.Retry, ErrorTopic: cfg.Kafka.Topics.Error,
 			RedemptionsTopic: cfg.Kafka.Topics.Redemptions, GeneratorGroup: cfg.Generator.GroupID,
@@ -376,6 +399,5 @@ func withConsole(cfg Config, apiCfg api.Config, srv http.Handler, p *parts, log 
 	if err != nil {
 		return nil, err
 	}
-	p.closers = append(p.closers, c.Close)
 	return console.Mount(srv, c), nil
 }

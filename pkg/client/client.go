@@ -1,5 +1,5 @@
-// Package client is the typed HTTP client of the Promotion API (DESIGN.md,
-// HTTP contract) that the admin CLI (`promocodes promotions ...`) and
+// Package client is the typed HTTP client of the Promotion API (api/openapi.yaml,
+// the published contract) that the admin CLI (`promocodes promotions ...`) and
 // end-to-end tests use: create a promotion, read its status, wait for it to
 // finish generating, and stream its codes as CSV.
 //

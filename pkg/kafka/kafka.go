@@ -103,7 +103,7 @@ func (c Config) clientID() string {
 	return "promocodes"
 }
 
-// Topics names the four topics of the batch pipeline (DESIGN.md).
+// Topics names the four topics of the batch pipeline (docs/kafka.md).
 type Topics struct {
 	Batches string
 	Retry   string

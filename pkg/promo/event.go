@@ -12,7 +12,7 @@ import (
 // EventVersion is the version of the batch event schema this build writes.
 const EventVersion = 1
 
-// Kafka header names (DESIGN.md, Kafka contract). Values are ASCII.
+// Kafka header names (docs/kafka.md, "Topics and event shapes"). Values are ASCII.
 const (
 	HeaderRetryCount      = "x-retry-count"
 	HeaderError           = "x-error"

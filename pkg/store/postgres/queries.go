@@ -332,7 +332,7 @@ FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 	// CodeState: $3 is now, for the live reservations.
 	CodeState: `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
 	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
-	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $3),
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3)
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
@@ -442,7 +442,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// CodeLoad: committed uses plus live holds; $3 is a reservation being
 	// confirmed ('' for none), whose own hold is not counted.
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
-	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
 FROM codes c WHERE c.code = $1`,
 
 	// LockAllowance creates the user's row at 0 uses, or locks it while
@@ -569,6 +569,12 @@ WHERE id = $1 AND delete_requested_at IS NULL`,
 	// the next pass deletes its codes, then finishes).
 	FinishDeletion: `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`,
+
+	// MarkPurge: the window is re-checked under the row lock, so an admin's
+	// PATCH that extends it either lands first (nothing marked) or after
+	// (refused: promotion_deleted).
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = false
+WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 

@@ -299,7 +299,7 @@ RETURNING used`,
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
-	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?3),
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > ?3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
 		AND r.status = 'held' AND r.expires_at > ?3)
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
@@ -387,7 +387,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	LockCode: codeUse("used"),
 
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
-	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > ?2 AND r.id <> ?3)
 FROM codes c WHERE c.code = ?1`,
 
 	LockAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 0)
@@ -488,6 +488,9 @@ WHERE id = ?1 AND delete_requested_at IS NULL`,
 
 	FinishDeletion: `UPDATE promotions SET deleted_at = ?2 WHERE id = ?1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = ?1)`,
+
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, ?3), active = 0
+WHERE id = ?1 AND expires_at IS NOT NULL AND expires_at < ?2`,
 
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 

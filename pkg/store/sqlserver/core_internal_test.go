@@ -420,6 +420,7 @@ func TestCoreStatements(t *testing.T) {
 			}
 			return nil
 		}},
+		{"MarkPurge", func() error { _, err := s.MarkPurge(ctx, 7, now, now); return err }},
 		{"RecordPurge", func() error { return s.RecordPurge(ctx, audit) }},
 		{"RequestDeletion", func() error { _, err := s.RequestDeletion(ctx, audit); return err }},
 		{"FinishDeletion", func() error { return s.FinishDeletion(ctx, audit) }},
@@ -500,6 +501,7 @@ func TestCoreStatements(t *testing.T) {
 		"Purge[codes]": "int64,int", "Purge[user_uses]": "int64,int", "Purge[reservations]": "int64,int",
 		"Purge[redemptions]": "int64,int",
 		"RequestDeletion":    "int64," + utc, "FinishDeletion": "int64," + utc, "Deletion": "int64",
+		"MarkPurge": "int64," + utc + "," + utc,
 	}
 	name2, param := names(), regexp.MustCompile(`@p(\d+)\b`)
 	ran := map[string]bool{}

@@ -268,6 +268,7 @@ func TestLifecycleGuardShapes(t *testing.T) {
 			"WITH (READPAST)", "WITH (NOLOCK)"}, []string{"UPDLOCK", "HOLDLOCK"}},
 		{"CancelBatches", []string{"READPAST"}, nil},
 		{"RequestDeletion", []string{"UPDATE promotions", "delete_requested_at IS NULL"}, []string{"batches"}},
+		{"MarkPurge", []string{"UPDATE promotions", "COALESCE(delete_requested_at, @p3)", "expires_at < @p2"}, []string{"batches"}},
 		{"PromotionLive", []string{"cancelled_at IS NULL AND delete_requested_at IS NULL"}, []string{"UPDLOCK"}},
 		{"LockPromotion", []string{"UPDLOCK"}, nil},
 		{"Purge[redemptions]", []string{"OUTPUT deleted.idempotency_key INTO @d", "DELETE FROM idempotency_keys"}, nil},

@@ -542,7 +542,7 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
 	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
 	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
-	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p3),
+	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p3),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
 		AND r.status = 'held' AND r.expires_at > @p3)
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
@@ -653,7 +653,7 @@ IF @@ROWCOUNT = 0
 	LockCode: codeUse("c.used"),
 
 	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
-	WHERE r.code = c.code AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
 FROM codes AS c WHERE c.code = @p1`,
 
 	// The allowance lock is an update-or-insert in two statements, as
@@ -780,6 +780,9 @@ WHERE id = @p1 AND delete_requested_at IS NULL`,
 
 	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
+
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, @p3), active = 0
+WHERE id = @p1 AND expires_at IS NOT NULL AND expires_at < @p2`,
 
 	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
 

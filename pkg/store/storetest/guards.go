@@ -39,6 +39,8 @@ var guardTests = cases{
 	{"ConfirmConcurrentSameOrder", testConfirmConcurrentSameOrder},
 	{"TopUpIdempotency", testTopUpIdempotency},
 	{"PurgeRedemptionsTakesTheirKeys", testPurgeRedemptionsTakesTheirKeys},
+	{"PurgeIsFinal", testPurgeIsFinal},
+	{"ReservationAfterRecreate", testReservationAfterRecreate},
 	{"CancelOvertakesChunkInFlight", testCancelOvertakesChunkInFlight},
 	{"ConditionsAtTheirLimits", testConditionsAtTheirLimits},
 }
@@ -573,4 +575,110 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		t.Errorf("after the rolled-back statement tests: used %d, user used %d; want 2 and 2", st.Used, st.UserUsed)
 	}
 	return strings.Join(seen, "; ")
+}
+
+// A purge marks each promotion it empties as a deletion does, before it
+// deletes anything: once its per-user allowances are going, an admin who
+// extended its window and topped it up would let every user who had used
+// their allowance redeem a new code. The mark checks the window in the same
+// statement, so a promotion extended since the purge listed it is left alone.
+func testPurgeIsFinal(t *testing.T, h *harness) {
+	p, codes := h.generatedCodes("purged", 4, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = 1, 1
+	})
+	if out := h.redeem(redeemReq(codes[0], "alice")); out.Refused != "" {
+		t.Fatalf("alice's one use: %+v", out)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	ended, before := now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	end := func(id int64, at time.Time) {
+		t.Helper()
+		if _, err := h.s.UpdatePromotion(h.ctx, update(id, func(u *promo.PromotionUpdate) {
+			u.SetExpiresAt, u.ExpiresAt = true, &at
+		})); err != nil {
+			t.Fatalf("end promotion %d: %v", id, err)
+		}
+	}
+	end(p.ID, ended)
+	// Another ended promotion, extended after the purge listed it: not
+	// marked, and it still takes changes.
+	extended, _ := h.generatedCodes("extended", 2, nil)
+	end(extended.ID, ended)
+	end(extended.ID, now.Add(time.Hour))
+	if marked, err := h.s.MarkPurge(h.ctx, extended.ID, before, now); err != nil || marked {
+		t.Errorf("MarkPurge of a promotion whose window ends after the date = %t, %v; want false", marked, err)
+	}
+	if _, _, err := h.s.TopUp(h.ctx, topUpReq(extended.ID, 2)); err != nil {
+		t.Errorf("top-up of the promotion the purge left alone: %v", err)
+	}
+
+	if marked, err := h.s.MarkPurge(h.ctx, p.ID, before, now); err != nil || !marked {
+		t.Fatalf("MarkPurge = %t, %v; want true", marked, err)
+	}
+	for _, table := range []string{"codes", "reservations", "user_uses"} {
+		h.purgeAll(table, p.ID)
+	}
+	wantDeleted := func(what string, err error) {
+		t.Helper()
+		if promo.ReasonOf(err) != promo.ReasonPromotionDeleted || promo.Code(err) != promo.EGone {
+			t.Errorf("%s: %v (reason %q), want 410 promotion_deleted", what, err, promo.ReasonOf(err))
+		}
+	}
+	later, on := now.Add(48*time.Hour), true
+	_, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetExpiresAt, u.ExpiresAt, u.Active = true, &later, &on
+	}))
+	wantDeleted("PATCH extending the window of a purged promotion", err)
+	_, _, err = h.s.TopUp(h.ctx, topUpReq(p.ID, 4))
+	wantDeleted("top-up of a purged promotion", err)
+	if marked, err := h.s.MarkPurge(h.ctx, p.ID, before, now.Add(time.Minute)); err != nil || !marked {
+		t.Errorf("MarkPurge again (a purge run twice) = %t, %v; want true", marked, err)
+	}
+	if d, err := h.s.Deletion(h.ctx, p.ID); err != nil || d.RequestedAt == nil || !d.RequestedAt.Equal(now) {
+		t.Errorf("deletion after two marks = %+v, %v; want requested at the first (%s)", d, err, now)
+	}
+	a := promo.AuditEntry{ID: newID(), At: now, Actor: "cli:purge", Action: "promotion.purged", PromotionID: p.ID}
+	if err := h.s.RecordPurge(h.ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.status(p.ID); st.Status() != promo.StatusDeleted || st.Active {
+		t.Errorf("status after the purge = %s (active %t), want deleted", st.Status(), st.Active)
+	}
+}
+
+// A vanity code reserved, its promotion deleted, its code row gone (the
+// reservations go in a later statement of the deletion, or never while the
+// deleter is down), the same code created again in a new promotion: the old
+// reservation holds nothing of the new code (it does not count against its
+// limit) and confirming it takes no use of it (a reservation confirms only on
+// the code row it was made on, as a rollback releases only the row it took).
+func testReservationAfterRecreate(t *testing.T, h *harness) {
+	code := "V" + h.tag + "RESAGAIN"
+	old := h.create(h.vanity(code, 1))
+	held := h.reserve(reserveReq(code, "alice", time.Hour))
+	if held.Refused != "" {
+		t.Fatalf("reserve: %+v", held)
+	}
+	if _, err := h.s.RequestDeletion(h.ctx, deletionReq(old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.purgeAll("codes", old.ID); n != 1 {
+		t.Fatalf("purged %d codes, want 1", n)
+	}
+	renewed := h.create(h.vanity(code, 1))
+	if st := h.state(code, ""); st.Promotion.ID != renewed.ID || st.Reserved != 0 {
+		t.Errorf("the re-created code's state: promotion %d, %d reserved; want promotion %d, none reserved",
+			st.Promotion.ID, st.Reserved, renewed.ID)
+	}
+	out := h.confirm(confirmReq(held.Reservation.ID, "order-old"))
+	if out.Refused == "" {
+		t.Errorf("confirming the old promotion's reservation redeemed the re-created code: %+v (promotion %d)",
+			out.Redemption, out.Redemption.PromotionID)
+	}
+	if u := h.used(code); u != 0 {
+		t.Errorf("the re-created code has %d uses after the old reservation's confirm, want 0", u)
+	}
+	if out := h.redeem(redeemReq(code, "bob")); out.Refused != "" || out.Redemption.PromotionID != renewed.ID {
+		t.Errorf("a shopper of the re-created max-1 code: %+v; want the one use", out)
+	}
 }

@@ -22,6 +22,9 @@ type LifecycleStore interface {
 	RequestDeletion(ctx context.Context, a promo.AuditEntry) (replayed bool, err error)
 	FinishDeletion(ctx context.Context, a promo.AuditEntry) error
 	PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error)
+	MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error)
+	RecordPurge(ctx context.Context, a promo.AuditEntry) error
+	Deletion(ctx context.Context, id int64) (promo.Deletion, error)
 }
 
 var lifecycleTests = cases{

@@ -418,9 +418,41 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 	return n, nil
 }
 
-// RecordPurge writes a purge's audit row and event.
+// MarkPurge marks a promotion that ended before before for deletion before
+// a purge deletes anything of it, as RequestDeletion does: it is switched
+// off, every change to it is refused from then on (promotion_deleted: an
+// admin can no longer extend its window, switch it on or top it up once its
+// per-user allowances start going, which would let its users redeem again),
+// its unfinished batches are cancelled, and a purge cut short is finished by
+// the API's background deleter (or the next purge). The window is checked in
+// the same statement: false, marking nothing, when it ends at or after
+// before (an admin extended it since the purge listed it).
+func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error) {
+	marked, _, err := run(ctx, s, func(x stmts[T]) (bool, bool, error) {
+		at := x.d.Time(now.UTC().Truncate(time.Microsecond))
+		ok, err := x.one(ctx, x.d.MarkPurge, id, x.d.Time(before), at)
+		if err != nil || !ok {
+			return false, false, wrap(err, "mark for purge")
+		}
+		if err := x.exec(ctx, x.d.CancelBatches, id, at); err != nil {
+			return false, false, fmt.Errorf("cancel batches: %w", err)
+		}
+		return true, false, nil
+	})
+	return marked, wrap(err, "mark promotion %d for purge", id)
+}
+
+// RecordPurge writes a purge's audit row and event, and marks the promotion
+// deleted when none of its codes is left (as FinishDeletion, whose own audit
+// row it does not write).
 func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
-	return s.inTx(ctx, func(tx T) error { return s.on(tx).audit(ctx, a) })
+	return s.inTx(ctx, func(tx T) error {
+		x := s.on(tx)
+		if _, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At)); err != nil {
+			return fmt.Errorf("mark deleted: %w", err)
+		}
+		return x.audit(ctx, a)
+	})
 }
 
 // RequestDeletion starts deleting a promotion: it is switched off and marked

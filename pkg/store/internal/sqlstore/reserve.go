@@ -117,7 +117,9 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 // Confirming a confirmed reservation answers its redemption again (Replayed)
 // when orderID is the same, else idempotency_conflict. A released one is
 // reservation_released. Lock order: code row, allowance row, then the
-// reservation row (MarkConfirmed), as in Reserve.
+// reservation row (MarkConfirmed), as in Reserve. A reservation confirms
+// only on the code row it was made on: when that row is gone and the string
+// names another promotion's code, nothing is taken (promotion_deleted).
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
@@ -159,6 +161,15 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 			refused = promo.ReasonReservationExpired
 		}
 		return promo.ConfirmOutcome{Refused: refused}, nil
+	}
+	if u.PromotionID != r.PromotionID {
+		// The reservation's code row is gone (its promotion was deleted or
+		// purged) and the string now names another promotion's code: the
+		// reservation held nothing of that one. Give the use back.
+		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
+			return promo.ConfirmOutcome{}, err
+		}
+		return promo.ConfirmOutcome{Refused: promo.ReasonPromotionDeleted}, nil
 	}
 	at := req.Now.UTC().Truncate(time.Microsecond)
 	ok, err := x.one(ctx, x.d.MarkConfirmed, id, x.d.VarChar(req.RedemptionID), req.OrderID, x.d.Time(at))

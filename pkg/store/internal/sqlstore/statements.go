@@ -248,6 +248,11 @@ type Statements struct {
 	// it off (-> n); FinishDeletion (id, now) marks it deleted once no code
 	// is left (-> n); Deletion (id): delete_requested_at, deleted_at.
 	RequestDeletion, FinishDeletion, Deletion string
+	// MarkPurge (id, before, now) marks a promotion whose window ended
+	// before before for deletion (keeping an earlier request's time) and
+	// switches it off (-> n; 0 when its window ends later, e.g. an admin
+	// extended it since the purge listed it).
+	MarkPurge string
 	// Purge (promotion id, limit), by table ("codes", "user_uses",
 	// "reservations": -> n; "redemptions": a row per redemption deleted,
 	// whose idempotency records go with it). PurgeRedemptionKeys (the same

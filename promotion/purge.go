@@ -1,4 +1,4 @@
-package redemption
+package promotion
 
 import (
 	"context"
@@ -17,6 +17,7 @@ type PurgeStore interface {
 	ExpiredPromotions(ctx context.Context, before time.Time) ([]int64, error)
 	PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error)
 	PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error)
+	MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error)
 	RecordPurge(ctx context.Context, a promo.AuditEntry) error
 }
 
@@ -113,8 +114,10 @@ func emptyPromotion(ctx context.Context, st PurgeStore, id int64, tables []strin
 // WithRedemptions, the redemption records and their idempotency records) of
 // every promotion that ended before opt.ExpiredBefore, in statements of at
 // most BatchRows rows, each its own short transaction: redemptions of other
-// promotions only ever wait for one such statement. The codes go first
-// (purgeOrder). A date in the future or within the safety margin is refused
+// promotions only ever wait for one such statement. Each promotion is first
+// marked for deletion (MarkPurge: final, as a DELETE; one whose window was
+// extended since it was listed is left alone), then its codes go first
+// (purgeOrder), and it ends deleted. A date in the future or within the safety margin is refused
 // before anything is read; Announce is told what will be purged before
 // anything is deleted. Each purged promotion gets an audit row and a
 // promotion.purged event; the promotion row itself stays (its status and
@@ -159,7 +162,19 @@ func Purge(ctx context.Context, st PurgeStore, opt PurgeOptions, log *zap.Logger
 	for _, planned := range plan {
 		id := planned.ID
 		p := PurgedPromotion{ID: id}
-		err := emptyPromotion(ctx, st, id, tables, opt.BatchRows, func(table string, n int64) {
+		// Marked first, as a deletion: from here on nothing revives it (a
+		// window extended and a top-up after its allowances went would let
+		// its users redeem again), and a purge cut short is finished by the
+		// API's background deleter.
+		marked, err := st.MarkPurge(ctx, id, opt.ExpiredBefore, now())
+		if err != nil {
+			return out, err
+		}
+		if !marked {
+			log.Warn("promotion not purged: its window was extended since it was listed", zap.Int64("promotion_id", id))
+			continue
+		}
+		err = emptyPromotion(ctx, st, id, tables, opt.BatchRows, func(table string, n int64) {
 			p.Statements++
 			switch table {
 			case "codes":
