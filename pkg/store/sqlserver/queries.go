@@ -470,7 +470,7 @@ BEGIN
 	ELSE
 	BEGIN
 		SELECT @load = @used + COUNT(*) FROM reservations AS r
-		WHERE r.code = @p2 AND r.status = 'held' AND r.expires_at > @p6;
+		WHERE r.code = @p2 AND r.promotion_id = @pid AND r.status = 'held' AND r.expires_at > @p6;
 		IF @load > @max
 			SET @outcome = 'code_exhausted';
 		ELSE IF @limit <> 0

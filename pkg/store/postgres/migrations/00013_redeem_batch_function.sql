@@ -84,7 +84,7 @@ BEGIN
             END LOOP;
         ELSE
             SELECT v_used + count(*) INTO v_load FROM reservations r
-            WHERE r.code = p_code AND r.status = 'held' AND r.expires_at > p_now;
+            WHERE r.code = p_code AND r.promotion_id = v_pid AND r.status = 'held' AND r.expires_at > p_now;
             FOR i IN SELECT t.ord FROM unnest(p_users) WITH ORDINALITY AS t(u, ord) ORDER BY t.u, t.ord LOOP
                 CONTINUE WHEN outcomes[i] IS NOT NULL;
                 IF v_load + v_granted >= v_max THEN

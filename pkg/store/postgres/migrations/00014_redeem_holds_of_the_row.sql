@@ -1,0 +1,205 @@
+-- +goose Up
+-- redeem_code counts only the live holds of the code row it used: a
+-- reservation is of a code in its promotion (reservations.promotion_id), and a
+-- held reservation of a deleted promotion's code must not count against the
+-- same string re-created in another promotion (CodeLoad and CodeState match
+-- the promotion too). Otherwise the function is migration 00012's, whose
+-- header says why it cannot over-redeem.
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
+    p_now timestamptz, p_key text, p_hash text, p_stream text, p_head text, p_body text,
+    OUT o_outcome text, OUT o_promotion_id bigint, OUT o_uses_left integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_used integer;
+    v_max integer;
+    v_limit integer;
+    v_load integer;
+    v_user integer;
+    v_ok boolean := true;
+BEGIN
+    IF p_key <> '' THEN
+        -- The success's record is written now (the redemption's id is known);
+        -- a refusal overwrites it below, in this same transaction.
+        INSERT INTO idempotency_keys (idem_key, request_hash, redemption_id, created_at)
+        VALUES (p_key, p_hash, p_id, p_now)
+        ON CONFLICT (idem_key) DO NOTHING;
+        IF NOT FOUND THEN
+            o_outcome := 'replay';
+            RETURN;
+        END IF;
+    END IF;
+
+    UPDATE codes c SET used = c.used + 1
+    FROM promotions p
+    WHERE c.code = p_code AND p.id = c.promotion_id
+      AND c.used < p.max_usage_per_code
+      AND c.revoked_at IS NULL
+      AND p.active
+      AND (p.starts_at IS NULL OR p.starts_at <= p_now)
+      AND (p.expires_at IS NULL OR p.expires_at > p_now)
+    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit
+    INTO o_promotion_id, v_used, v_max, v_limit;
+
+    IF NOT FOUND THEN
+        SELECT c.promotion_id, CASE
+                WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
+                WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN NOT p.active THEN 'deactivated'
+                WHEN p.starts_at IS NOT NULL AND p_now < p.starts_at THEN 'not_started'
+                WHEN p.expires_at IS NOT NULL AND p_now >= p.expires_at THEN 'expired'
+                ELSE 'code_exhausted' END
+        INTO o_promotion_id, o_outcome
+        FROM codes c JOIN promotions p ON p.id = c.promotion_id
+        WHERE c.code = p_code;
+        IF NOT FOUND THEN
+            o_outcome := 'code_not_found';
+        END IF;
+    ELSE
+        -- Under the code row's lock, a new snapshot: uses plus live holds.
+        SELECT v_used + count(*) INTO v_load FROM reservations r
+        WHERE r.code = p_code AND r.promotion_id = o_promotion_id AND r.status = 'held' AND r.expires_at > p_now;
+        IF v_load > v_max THEN
+            o_outcome := 'code_exhausted';
+        ELSIF v_limit <> 0 THEN
+            INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES (o_promotion_id, p_user, 1)
+            ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < v_limit
+            RETURNING u.used INTO v_user;
+            v_ok := FOUND;
+            IF v_ok THEN
+                SELECT v_user + count(*) INTO v_user FROM reservations r
+                WHERE r.promotion_id = o_promotion_id AND r.user_id = p_user
+                  AND r.status = 'held' AND r.expires_at > p_now;
+                IF v_user > v_limit THEN
+                    UPDATE user_uses u SET used = u.used - 1
+                    WHERE u.promotion_id = o_promotion_id AND u.user_id = p_user AND u.used > 0;
+                    v_ok := false;
+                END IF;
+            END IF;
+            IF NOT v_ok THEN
+                o_outcome := 'user_limit_reached';
+            END IF;
+        END IF;
+        IF o_outcome IS NOT NULL THEN
+            UPDATE codes SET used = used - 1 WHERE code = p_code AND used > 0;
+        END IF;
+    END IF;
+
+    IF o_outcome IS NOT NULL THEN
+        IF p_key <> '' THEN
+            UPDATE idempotency_keys SET refused = o_outcome, redemption_id = NULL WHERE idem_key = p_key;
+        END IF;
+        RETURN;
+    END IF;
+
+    o_outcome := 'redeemed';
+    o_uses_left := greatest(0, v_max - v_load);
+    INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
+        idempotency_key)
+    VALUES (p_id, o_promotion_id, p_code, p_user, p_order, p_metadata, p_now, o_uses_left, NULLIF(p_key, ''));
+    INSERT INTO events (stream, event_key, payload, created_at)
+    VALUES (p_stream, o_promotion_id::text,
+        p_head || o_promotion_id || p_body || o_uses_left || '},"codeUses":' || v_used || '}', p_now);
+END
+$$;
+-- +goose StatementEnd
+
+-- +goose Down
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
+    p_now timestamptz, p_key text, p_hash text, p_stream text, p_head text, p_body text,
+    OUT o_outcome text, OUT o_promotion_id bigint, OUT o_uses_left integer)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_used integer;
+    v_max integer;
+    v_limit integer;
+    v_load integer;
+    v_user integer;
+    v_ok boolean := true;
+BEGIN
+    IF p_key <> '' THEN
+        -- The success's record is written now (the redemption's id is known);
+        -- a refusal overwrites it below, in this same transaction.
+        INSERT INTO idempotency_keys (idem_key, request_hash, redemption_id, created_at)
+        VALUES (p_key, p_hash, p_id, p_now)
+        ON CONFLICT (idem_key) DO NOTHING;
+        IF NOT FOUND THEN
+            o_outcome := 'replay';
+            RETURN;
+        END IF;
+    END IF;
+
+    UPDATE codes c SET used = c.used + 1
+    FROM promotions p
+    WHERE c.code = p_code AND p.id = c.promotion_id
+      AND c.used < p.max_usage_per_code
+      AND c.revoked_at IS NULL
+      AND p.active
+      AND (p.starts_at IS NULL OR p.starts_at <= p_now)
+      AND (p.expires_at IS NULL OR p.expires_at > p_now)
+    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit
+    INTO o_promotion_id, v_used, v_max, v_limit;
+
+    IF NOT FOUND THEN
+        SELECT c.promotion_id, CASE
+                WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
+                WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN NOT p.active THEN 'deactivated'
+                WHEN p.starts_at IS NOT NULL AND p_now < p.starts_at THEN 'not_started'
+                WHEN p.expires_at IS NOT NULL AND p_now >= p.expires_at THEN 'expired'
+                ELSE 'code_exhausted' END
+        INTO o_promotion_id, o_outcome
+        FROM codes c JOIN promotions p ON p.id = c.promotion_id
+        WHERE c.code = p_code;
+        IF NOT FOUND THEN
+            o_outcome := 'code_not_found';
+        END IF;
+    ELSE
+        -- Under the code row's lock, a new snapshot: uses plus live holds.
+        SELECT v_used + count(*) INTO v_load FROM reservations r
+        WHERE r.code = p_code AND r.status = 'held' AND r.expires_at > p_now;
+        IF v_load > v_max THEN
+            o_outcome := 'code_exhausted';
+        ELSIF v_limit <> 0 THEN
+            INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES (o_promotion_id, p_user, 1)
+            ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < v_limit
+            RETURNING u.used INTO v_user;
+            v_ok := FOUND;
+            IF v_ok THEN
+                SELECT v_user + count(*) INTO v_user FROM reservations r
+                WHERE r.promotion_id = o_promotion_id AND r.user_id = p_user
+                  AND r.status = 'held' AND r.expires_at > p_now;
+                IF v_user > v_limit THEN
+                    UPDATE user_uses u SET used = u.used - 1
+                    WHERE u.promotion_id = o_promotion_id AND u.user_id = p_user AND u.used > 0;
+                    v_ok := false;
+                END IF;
+            END IF;
+            IF NOT v_ok THEN
+                o_outcome := 'user_limit_reached';
+            END IF;
+        END IF;
+        IF o_outcome IS NOT NULL THEN
+            UPDATE codes SET used = used - 1 WHERE code = p_code AND used > 0;
+        END IF;
+    END IF;
+
+    IF o_outcome IS NOT NULL THEN
+        IF p_key <> '' THEN
+            UPDATE idempotency_keys SET refused = o_outcome, redemption_id = NULL WHERE idem_key = p_key;
+        END IF;
+        RETURN;
+    END IF;
+
+    o_outcome := 'redeemed';
+    o_uses_left := greatest(0, v_max - v_load);
+    INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
+        idempotency_key)
+    VALUES (p_id, o_promotion_id, p_code, p_user, p_order, p_metadata, p_now, o_uses_left, NULLIF(p_key, ''));
+    INSERT INTO events (stream, event_key, payload, created_at)
+    VALUES (p_stream, o_promotion_id::text,
+        p_head || o_promotion_id || p_body || o_uses_left || '},"codeUses":' || v_used || '}', p_now);
+END
+$$;
+-- +goose StatementEnd
