@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/realclientip/realclientip-go"
 
@@ -88,5 +89,24 @@ func (s *Server) ClientAddr(r *http.Request) string { return s.clientAddr.of(r) 
 // client is who a code look-up is counted against: the client address and
 // the bearer token (as its fingerprint).
 func (s *Server) client(r *http.Request) redemption.Client {
-	return redemption.Client{Addr: s.clientAddr.of(r), Token: s.actor(r, "token")}
+	return redemption.Client{Addr: s.clientAddr.of(r), Token: s.actor(r, "token"), UserAgent: userAgent(r)}
+}
+
+// maxUserAgent bounds the User-Agent kept in the audit trail.
+const maxUserAgent = 512
+
+// userAgent is r's User-Agent as the audit trail keeps it: valid UTF-8
+// without control characters, at most maxUserAgent bytes.
+func userAgent(r *http.Request) string {
+	ua := strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f {
+			return -1
+		}
+		return c
+	}, strings.ToValidUTF8(r.UserAgent(), ""))
+	for len(ua) > maxUserAgent {
+		_, size := utf8.DecodeLastRuneInString(ua)
+		ua = ua[:len(ua)-size]
+	}
+	return ua
 }

@@ -126,6 +126,15 @@ var inputEndpoints = []inputEndpoint{
 	{method: "GET", path: "/v1/users/{id}/redemptions", id: "shopper-1", fields: []textField{
 		{name: "userId", place: inPath}, {name: "after", place: inQuery}, {name: "limit", place: inQuery},
 		{name: "from", place: inQuery}, {name: "to", place: inQuery}}},
+	{method: "POST", path: "/v1/promotions/{id}/issuances", body: func() map[string]any {
+		return map[string]any{"userId": "alice", "count": 1}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "userId", place: inBody, strict: true},
+		{name: "Idempotency-Key", place: inHeader},
+	}},
+	{method: "GET", path: "/v1/users/{id}/codes", id: "shopper-1", fields: []textField{
+		{name: "userId", place: inPath, strict: true}, {name: "limit", place: inQuery}}},
 }
 
 // badTexts are the values tried in every text field.

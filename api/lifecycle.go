@@ -256,6 +256,8 @@ type patchRequest struct {
 	StartsAt  json.RawMessage `json:"startsAt"`
 	ExpiresAt json.RawMessage `json:"expiresAt"`
 	Active    *bool           `json:"active"`
+	// Eligibility replaces the rules; null or {} removes them.
+	Eligibility json.RawMessage `json:"eligibility"`
 }
 
 func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
@@ -269,8 +271,13 @@ func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ps, err := s.promotions.Update(r.Context(), promotion.Patch{ID: id, Actor: s.actor(r, "admin"), Name: req.Name,
-		Active: req.Active, StartsAt: req.StartsAt, ExpiresAt: req.ExpiresAt})
+	patch := promotion.Patch{ID: id, Actor: s.actor(r, "admin"), Name: req.Name,
+		Active: req.Active, StartsAt: req.StartsAt, ExpiresAt: req.ExpiresAt, SetEligibility: len(req.Eligibility) > 0}
+	if patch.Eligibility, err = decodeEligibility(req.Eligibility); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ps, err := s.promotions.Update(r.Context(), patch)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

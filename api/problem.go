@@ -22,7 +22,10 @@ type problem struct {
 	Detail string `json:"detail,omitempty"`
 	// Reason is the stable machine-readable reason of a refused code
 	// operation (code_exhausted, expired, ...).
-	Reason string             `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Rule names the eligibility rule of a not_eligible refusal
+	// (segments, countries, firstOrderOnly, minOrderAmount).
+	Rule   string             `json:"rule,omitempty"`
 	Errors []promo.FieldError `json:"errors,omitempty"`
 	// MinLength is the shortest format.length that takes the requested
 	// count, on a 422 whose format is too short (the "at least N" of the
@@ -107,7 +110,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		p.Detail = de.Message
 		p.Errors = de.Fields
 		p.MinLength, p.MinTailLength, p.MinSerialDigits = de.MinLength, de.MinTailLength, de.MinSerialDigits
-		p.Reason = string(de.Reason)
+		p.Reason, p.Rule = string(de.Reason), de.Rule
 		var rl *redemption.RateLimited
 		if errors.As(err, &rl) {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))

@@ -32,6 +32,20 @@ type createRequest struct {
 	PerUserLimit    *int            `json:"perUserLimit"`
 	StartsAt        json.RawMessage `json:"startsAt"` // parsed by parseTime, to name the field
 	ExpiresAt       json.RawMessage `json:"expiresAt"`
+	Eligibility     json.RawMessage `json:"eligibility"` // decoded by decodeEligibility
+}
+
+// decodeEligibility decodes eligibility rules strictly, naming
+// eligibility.* fields (absent or null: nil).
+func decodeEligibility(raw json.RawMessage) (*promo.Eligibility, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	e := new(promo.Eligibility)
+	if err := decodeStrict(raw, e, "eligibility."); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 const maxIdemKeyLen = 200
@@ -97,6 +111,9 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion
 		return out, err
 	}
 	if out.ExpiresAt, err = parseTime(req.ExpiresAt, "expiresAt"); err != nil {
+		return out, err
+	}
+	if out.Eligibility, err = decodeEligibility(req.Eligibility); err != nil {
 		return out, err
 	}
 	out.Name, out.CodeCount, out.Code = req.Name, req.CodeCount, req.Code
@@ -199,6 +216,9 @@ func statusView(st promo.PromotionStatus) map[string]any {
 	}
 	if st.ExpiresAt != nil {
 		v["expiresAt"] = st.ExpiresAt
+	}
+	if st.Eligibility != nil {
+		v["eligibility"] = st.Eligibility
 	}
 	return v
 }

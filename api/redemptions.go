@@ -54,7 +54,8 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	return append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
+	rs = append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
+	return append(rs, s.personalRoutes()...)
 }
 
 // redeemRole admits the redeem role's tokens and the admin's.
@@ -96,11 +97,21 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if in, ok := s.inspector(); ok && userID == "" && s.isAdmin(r) {
+	shopper, err := shopperQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if in, ok := s.inspector(); ok && userID == "" && shopper == nil && s.isAdmin(r) {
 		s.codeDetail(w, r, in, code)
 		return
 	}
-	v, err := s.redeemer.Validate(r.Context(), s.client(r), code, userID)
+	var v redemption.CodeView
+	if sv, ok := s.redeemer.(ShopperValidator); ok {
+		v, err = sv.ValidateFor(r.Context(), s.client(r), code, userID, shopper)
+	} else {
+		v, err = s.redeemer.Validate(r.Context(), s.client(r), code, userID)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -113,6 +124,7 @@ type redeemRequest struct {
 	UserID   string          `json:"userId"`
 	OrderID  string          `json:"orderId"`
 	Metadata json.RawMessage `json:"metadata"`
+	shopperFields
 }
 
 func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
@@ -145,12 +157,13 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
-	if len(fields) > 0 {
+	shopper, errs := req.shopper()
+	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
 	rc, replayed, err := s.redeemer.Redeem(r.Context(), s.client(r), redemption.RedeemInput{Code: code,
-		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key})
+		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key, Shopper: shopper})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
@@ -247,7 +260,8 @@ func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 
 // redemptionCSVHeader is the CSV export's header row.
 var redemptionCSVHeader = []string{"id", "code", "promotion_id", "user_id", "order_id", "redeemed_at", "uses_left",
-	"rolled_back_at", "rollback_reason", "metadata"}
+	"rolled_back_at", "rollback_reason", "metadata", "order_amount", "order_currency", "discount", "segments", "country",
+	"first_order", "client_address", "user_agent"}
 
 func (s *Server) listRedemptions(w http.ResponseWriter, r *http.Request) {
 	id, err := promo.ParseID(r.PathValue("id"))
@@ -306,6 +320,18 @@ func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f pro
 			row[7] = rc.RolledBackAt.Format(time.RFC3339Nano)
 		}
 		row[8], row[9] = rc.RollbackReason, string(rc.Metadata)
+		row[10], row[11], row[12] = "", "", ""
+		if o := rc.Order; o != nil {
+			row[10], row[11] = o.Amount.String(), o.Currency
+			if o.Discount != nil {
+				row[12] = o.Discount.String()
+			}
+		}
+		row[13], row[14], row[15] = strings.Join(rc.Segments, " "), rc.Country, ""
+		if rc.FirstOrder != nil {
+			row[15] = strconv.FormatBool(*rc.FirstOrder)
+		}
+		row[16], row[17] = rc.ClientAddr, rc.UserAgent
 		return cw.Write(row)
 	})
 	if err != nil && !started {

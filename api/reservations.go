@@ -39,6 +39,7 @@ func (s *Server) reserver() Reserver { return s.redeemer.(Reserver) }
 type reserveRequest struct {
 	UserID string `json:"userId"`
 	TTL    string `json:"ttl"`
+	shopperFields
 }
 
 func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
@@ -75,12 +76,13 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 				Message: `must be a positive duration such as "90s" or "15m"`})
 		}
 	}
-	if len(fields) > 0 {
+	shopper, errs := req.shopper()
+	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
 	v, replayed, err := s.reserver().Reserve(r.Context(), s.client(r), redemption.ReserveInput{
-		Code: code, UserID: req.UserID, TTL: ttl, IdempotencyKey: key})
+		Code: code, UserID: req.UserID, TTL: ttl, IdempotencyKey: key, Shopper: shopper})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}

@@ -58,7 +58,7 @@ func (s *Server) promotionStats(w http.ResponseWriter, r *http.Request) {
 	}
 	v := promo.StatsReport{Refusals: refusals, PromotionID: p.IDString(), CodeCount: p.CodeCount, MaxUsagePerCode: p.MaxUsagePerCode,
 		Redemptions: st.Redemptions, RolledBack: st.RolledBack, CodesRedeemed: st.CodesRedeemed, Bucket: q.Bucket,
-		From: q.From, To: q.To, Series: st.Series, TopUsers: st.TopUsers, Orders: st.Orders}
+		From: q.From, To: q.To, Series: st.Series, TopUsers: st.TopUsers, Orders: st.Orders, Segments: st.Segments}
 	if p.CodeCount > 0 {
 		v.RedemptionRate = float64(st.CodesRedeemed) / float64(p.CodeCount)
 	}

@@ -147,6 +147,7 @@ type Console struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	swept    time.Time                   // the last sweep of expired sessions
 	signins  *throttle.Limiter           // failed sign-ins per client address
 	origins  *http.CrossOriginProtection // refuses cross-origin forms
 
@@ -201,6 +202,7 @@ func New(cfg Config, api http.Handler, batches Batches, ops Ops, log *zap.Logger
 	c.mux.Handle("POST /console/promotions/{id}/edit", c.auth(c.editPromotion))
 	c.mux.Handle("POST /console/promotions/{id}/topups", c.auth(c.topUp))
 	c.mux.Handle("POST /console/promotions/{id}/revoke", c.auth(c.revoke))
+	c.mux.Handle("POST /console/promotions/{id}/issue", c.auth(c.issue))
 	c.mux.Handle("GET /console/promotions/{id}/delete", c.auth(c.deletePage))
 	c.mux.Handle("POST /console/promotions/{id}/delete", c.auth(c.deletePromotion))
 	c.mux.Handle("GET /console/analytics", c.auth(c.analyticsPage))

@@ -22,12 +22,17 @@ import (
 
 const auditPage = 10 // the entries the page shows
 
-// setFlash leaves a message for the session's next page.
-func (c *Console) setFlash(r *http.Request, msg string) {
+// setFlash leaves a message for the session's next page (keeping the
+// session of an open console that was not kept yet).
+func (c *Console) setFlash(w http.ResponseWriter, r *http.Request, msg string) {
 	s := sessionOf(r)
 	c.mu.Lock()
 	s.flash = msg
+	kept := s.kept
 	c.mu.Unlock()
+	if !kept {
+		c.keep(w, s)
+	}
 }
 
 // takeFlash returns and clears the session's message.
@@ -59,7 +64,7 @@ func (c *Console) refused(w http.ResponseWriter, r *http.Request, status int, ac
 }
 
 func (c *Console) done(w http.ResponseWriter, r *http.Request, id, msg string) {
-	c.setFlash(r, msg)
+	c.setFlash(w, r, msg)
 	http.Redirect(w, r, "/console/promotions/"+id, http.StatusSeeOther)
 }
 
@@ -228,4 +233,36 @@ func lifecycleOf(p client.Status) lifecycle {
 	pendingOrGenerating := p.Status == promo.StatusPending || p.Status == promo.StatusGenerating
 	return lifecycle{Gone: gone, CanCancel: !gone && p.Kind == promo.KindGenerated && pendingOrGenerating,
 		CanTopUp: !gone && p.Kind == promo.KindGenerated}
+}
+
+// issue hands out codes of a generated promotion to a customer (POST
+// /v1/promotions/{id}/issuances) and names them in the flash.
+func (c *Console) issue(w http.ResponseWriter, r *http.Request) {
+	id, ok := c.promotionID(w, r)
+	if !ok {
+		return
+	}
+	user := strings.TrimSpace(r.PostFormValue("userId"))
+	form := map[string]string{"userId": user, "count": r.PostFormValue("count")}
+	count := 1
+	if v := strings.TrimSpace(r.PostFormValue("count")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > promo.MaxIssueCount {
+			c.refused(w, r, http.StatusUnprocessableEntity, "issue", fmt.Sprintf("count: a number from 1 to %d", promo.MaxIssueCount), form)
+			return
+		}
+		count = n
+	}
+	if user == "" {
+		c.refused(w, r, http.StatusUnprocessableEntity, "issue", "user: type the customer's id", form)
+		return
+	}
+	api, ctx := c.apiFor(r)
+	iss, _, err := api.IssueCodes(ctx, id, user, count, r.PostFormValue("nonce"))
+	if err != nil {
+		c.refused(w, r, apiStatus(err), "issue", apiMessage(err), form)
+		return
+	}
+	c.done(w, r, id, fmt.Sprintf("Issued to %s: %s (bound to them: anyone else is refused not_your_code).",
+		iss.UserID, strings.Join(iss.Codes, ", ")))
 }

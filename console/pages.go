@@ -26,7 +26,9 @@ var funcs = template.FuncMap{
 	// off: the API reports the flag and it is false.
 	"off":   func(b *bool) bool { return b != nil && !*b },
 	"comma": func(n int64) string { return humanize.Comma(n) },
-	"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
+	// percent renders a share in [0, 1] as a percentage.
+	"percent": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + " %" },
+	"has":     func(list []string, s string) bool { return slices.Contains(list, s) },
 	"pct": func(a, b int64) string {
 		if b <= 0 {
 			return "0"

@@ -101,7 +101,7 @@ func (c *Console) revokeFromCode(w http.ResponseWriter, r *http.Request) {
 	if rv.Replayed {
 		msg = fmt.Sprintf("%s was already revoked (reason: %s).", rv.Code, rv.Reason)
 	}
-	c.setFlash(r, msg)
+	c.setFlash(w, r, msg)
 	http.Redirect(w, r, "/console/codes/"+url.PathEscape(rv.Code), http.StatusSeeOther)
 }
 
@@ -117,9 +117,9 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if replayed {
-		c.setFlash(r, fmt.Sprintf("Redemption %s of %s had been rolled back already (%s).", rd.ID, rd.Code, rd.RollbackReason))
+		c.setFlash(w, r, fmt.Sprintf("Redemption %s of %s had been rolled back already (%s).", rd.ID, rd.Code, rd.RollbackReason))
 	} else {
-		c.setFlash(r, fmt.Sprintf("Rolled back redemption %s: %s has a use back, and %s's allowance in promotion %s too.",
+		c.setFlash(w, r, fmt.Sprintf("Rolled back redemption %s: %s has a use back, and %s's allowance in promotion %s too.",
 			rd.ID, rd.Code, rd.UserID, rd.PromotionID))
 	}
 	http.Redirect(w, r, back, http.StatusSeeOther)
@@ -267,8 +267,14 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	c.render(w, r, "user", map[string]any{"User": user, "Redemptions": page.Redemptions, "Names": names,
-		"NextURL": nextURL(r.URL.EscapedPath(), nil, page.Next), "Codes": codesOf(page.Redemptions), "Back": r.URL.RequestURI()})
+	data := map[string]any{"User": user, "Redemptions": page.Redemptions, "Names": names,
+		"NextURL": nextURL(r.URL.EscapedPath(), nil, page.Next), "Codes": codesOf(page.Redemptions), "Back": r.URL.RequestURI()}
+	if issued, err := api.UserCodes(ctx, user); err != nil {
+		data["IssuedError"] = apiMessage(err)
+	} else {
+		data["Issued"] = issued
+	}
+	c.render(w, r, "user", data)
 }
 
 // usedCode is a code a user redeemed, with how often (live, rolled back).

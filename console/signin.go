@@ -43,6 +43,7 @@ type session struct {
 	token   string // the admin token signed in with ("" when open)
 	expires time.Time
 	flash   string // shown once by the next page (after a redirect)
+	kept    bool   // stored, its id in the browser's cookie (an open console's may not be)
 }
 
 // signInKeys bounds the addresses the sign-in throttle remembers.
@@ -79,18 +80,29 @@ func (c *Console) cookie(name, value string, maxAge int) *http.Cookie {
 
 func (c *Console) newSession(w http.ResponseWriter, token string) *session {
 	s := &session{token: token, expires: time.Now().Add(c.cfg.SessionTTL)}
+	c.keep(w, s)
+	return s
+}
+
+// keep stores s under a new id and gives the browser its cookie. Expired
+// sessions go when a new one comes, at most once a minute (a sweep reads
+// every session under the lock).
+func (c *Console) keep(w http.ResponseWriter, s *session) {
 	id := randomToken()
 	c.mu.Lock()
 	now := time.Now()
-	for k, old := range c.sessions { // expired sessions go when a new one comes
-		if now.After(old.expires) {
-			delete(c.sessions, k)
+	if now.Sub(c.swept) >= time.Minute {
+		c.swept = now
+		for k, old := range c.sessions {
+			if now.After(old.expires) {
+				delete(c.sessions, k)
+			}
 		}
 	}
+	s.kept = true
 	c.sessions[id] = s
 	c.mu.Unlock()
 	http.SetCookie(w, c.cookie(sessionCookie, id, int(c.cfg.SessionTTL.Seconds())))
-	return s
 }
 
 func (c *Console) session(r *http.Request) (string, *session) {
@@ -133,7 +145,10 @@ func (c *Console) auth(h http.HandlerFunc) http.Handler {
 				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
-			s = c.newSession(w, "")
+			// Open: a session is kept only once it has something to carry
+			// to the browser's next page (setFlash), so that requests
+			// without a cookie leave nothing behind.
+			s = &session{expires: time.Now().Add(c.cfg.SessionTTL)}
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})

@@ -40,7 +40,9 @@ type Request struct {
 	PerUserLimit    *int          // nil: 1; 0 is no limit
 	StartsAt        *time.Time
 	ExpiresAt       *time.Time
-	IdempotencyKey  string
+	// Eligibility is who may use the codes (nil or empty: anyone).
+	Eligibility    *promo.Eligibility
+	IdempotencyKey string
 }
 
 // Created is the outcome of a create: the promotion, whether this request
@@ -169,6 +171,7 @@ func (s *Service) checkSettings(req Request, bad *problems) promo.NewPromotion {
 		bad.add("expiresAt", "is in the past")
 	}
 	var np promo.NewPromotion
+	np.Eligibility = checkEligibility(req.Eligibility, bad)
 	np.Name, np.MaxUsagePerCode, np.PerUserLimit = name, maxUsage, perUser
 	np.StartsAt, np.ExpiresAt = utc(req.StartsAt), utc(req.ExpiresAt)
 	np.IdempotencyKey, np.BatchSize = req.IdempotencyKey, s.cfg.BatchCodeCount
@@ -275,16 +278,18 @@ func parseCount(raw json.RawMessage) (int64, bool) {
 // with another spacing or key order is still "the same body".
 func requestHash(np promo.NewPromotion) string {
 	norm := struct {
-		Name      string
-		Kind      promo.Kind
-		Count     int64
-		Format    *promo.Format
-		Code      string
-		MaxUsage  int
-		PerUser   int
-		StartsAt  *time.Time
-		ExpiresAt *time.Time
-	}{np.Name, np.Kind, np.CodeCount, np.Format, np.VanityCode, np.MaxUsagePerCode, np.PerUserLimit, np.StartsAt, np.ExpiresAt}
+		Name        string
+		Kind        promo.Kind
+		Count       int64
+		Format      *promo.Format
+		Code        string
+		MaxUsage    int
+		PerUser     int
+		StartsAt    *time.Time
+		ExpiresAt   *time.Time
+		Eligibility *promo.Eligibility `json:",omitempty"`
+	}{np.Name, np.Kind, np.CodeCount, np.Format, np.VanityCode, np.MaxUsagePerCode, np.PerUserLimit, np.StartsAt, np.ExpiresAt,
+		np.Eligibility}
 	b, _ := json.Marshal(norm)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
@@ -304,4 +309,17 @@ func utc(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// checkEligibility validates a promotion's eligibility rules (adding what is
+// wrong to bad) and returns them in their one stored form: nil for none.
+func checkEligibility(e *promo.Eligibility, bad *problems) *promo.Eligibility {
+	if e == nil || e.IsZero() {
+		return nil
+	}
+	for _, f := range e.Validate("eligibility") {
+		bad.add(f.Field, "%s", f.Message)
+	}
+	n := e.Normalize()
+	return &n
 }

@@ -81,10 +81,15 @@ type Patch struct {
 	// leaves the bound, null clears it, else an RFC 3339 time.
 	StartsAt  json.RawMessage
 	ExpiresAt json.RawMessage
+	// Eligibility replaces the promotion's eligibility rules when set
+	// (SetEligibility); nil or empty removes them.
+	SetEligibility bool
+	Eligibility    *promo.Eligibility
 }
 
-// Update changes a promotion's name, window or active flag; codes follow at
-// once. A bad field is an EInvalid *promo.Error naming every field at fault.
+// Update changes a promotion's name, window, active flag or eligibility
+// rules; codes follow at once (every redemption reads the rules in the
+// statement that takes its code's lock). A bad field is an EInvalid *promo.Error naming every field at fault.
 func (s *Service) Update(ctx context.Context, p Patch) (promo.PromotionSettings, error) {
 	u, err := checkPatch(p)
 	if err != nil {
@@ -128,6 +133,11 @@ func checkPatch(p Patch) (promo.PromotionUpdate, error) {
 		}
 		t = t.UTC().Truncate(time.Microsecond)
 		*b.dst = &t
+	}
+	if p.SetEligibility {
+		var bad problems
+		u.SetEligibility, u.Eligibility = true, checkEligibility(p.Eligibility, &bad)
+		fields = append(fields, bad.fields...)
 	}
 	if len(fields) > 0 {
 		return u, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields}

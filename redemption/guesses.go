@@ -16,6 +16,8 @@ import (
 type Client struct {
 	Addr  string
 	Token string
+	// UserAgent is the request's User-Agent, for the audit trail only.
+	UserAgent string
 }
 
 // guessLimiter counts failed look-ups (code_not_found, invalid_code, a code

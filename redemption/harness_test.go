@@ -160,6 +160,7 @@ type promotionSpec struct {
 	format    promo.Format
 	startsAt  *time.Time
 	expiresAt *time.Time
+	rules     *promo.Eligibility
 }
 
 var defaultFormat = promo.Format{Charset: "alnum", Length: 10, Prefix: "T", Separator: "-", GroupSize: 4}
@@ -181,7 +182,7 @@ func (h *harness) seed(spec promotionSpec) (promo.Promotion, []string) {
 	p, _, err := h.st.CreatePromotion(h.ctx, promo.NewPromotion{
 		Promotion: promo.Promotion{Name: h.t.Name(), Kind: promo.KindGenerated, CodeCount: int64(spec.n), Format: &f,
 			MaxUsagePerCode: spec.maxUsage, PerUserLimit: spec.perUser, StartsAt: spec.startsAt,
-			ExpiresAt: spec.expiresAt, CounterName: l.CounterName()},
+			ExpiresAt: spec.expiresAt, CounterName: l.CounterName(), Eligibility: spec.rules},
 		BatchSize: int64(spec.n), SeqLimit: math.MaxInt64,
 	})
 	if err != nil {

@@ -27,6 +27,8 @@ type CodeDetail struct {
 	RevokedAt    *time.Time        `json:"revokedAt,omitempty"`
 	RevokeReason string            `json:"revokeReason,omitempty"`
 	Reservations []ReservationView `json:"reservations"`
+	// Owner is the customer a bound code was issued to (admins only).
+	Owner string `json:"owner,omitempty"`
 }
 
 // CodeDetail looks a typed code up for an admin. Like Validate it
@@ -45,8 +47,8 @@ func (s *Service) CodeDetail(ctx context.Context, client Client, raw string) (Co
 	if err != nil {
 		return CodeDetail{}, err
 	}
-	d := CodeDetail{CodeView: s.codeView(ctx, st, ""), Used: st.Used, PromotionID: st.Promotion.IDString(),
-		Reservations: []ReservationView{}}
+	d := CodeDetail{CodeView: s.codeView(ctx, st, "", nil), Used: st.Used, PromotionID: st.Promotion.IDString(),
+		Reservations: []ReservationView{}, Owner: st.Owner}
 	if st.Revoked {
 		r, _, err := s.store.Revocation(ctx, canon)
 		if err != nil {

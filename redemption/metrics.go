@@ -9,6 +9,7 @@ type metrics struct {
 	validations *prometheus.CounterVec
 	rollbacks   *prometheus.CounterVec
 	reservation *prometheus.CounterVec
+	issuances   *prometheus.CounterVec
 	seconds     *prometheus.HistogramVec
 	limited     prometheus.Counter
 }
@@ -24,14 +25,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reservation: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promocodes_reservations_total",
 			Help: "Reservation operations (reserve, confirm, release) by result: ok, or the refusal reason."},
 			[]string{"operation", "result"}),
+		issuances: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "promocodes_issuances_total",
+			Help: "Issuances of personal codes by result: issued, replayed, or the refusal reason."}, []string{"result"}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "promocodes_redemption_duration_seconds",
-			Help:    "Time to validate, redeem, roll back, reserve, confirm or release, database included.",
+			Help:    "Time to validate, redeem, roll back, reserve, confirm, release or issue, database included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"operation"}),
 		limited: prometheus.NewCounter(prometheus.CounterOpts{Name: "promocodes_rate_limited_total",
 			Help: "Requests refused with 429 after too many failed code look-ups from one client."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.redemptions, m.validations, m.rollbacks, m.reservation, m.seconds, m.limited)
+		reg.MustRegister(m.redemptions, m.validations, m.rollbacks, m.reservation, m.issuances, m.seconds, m.limited)
 	}
 	return m
 }

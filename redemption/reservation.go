@@ -29,6 +29,8 @@ type ReserveInput struct {
 	UserID         string
 	TTL            time.Duration
 	IdempotencyKey string
+	// Shopper is checked against the promotion's eligibility rules.
+	Shopper *promo.Shopper
 }
 
 // ReservationView is a reservation as the API answers it: Status is the
@@ -70,10 +72,15 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 		return ReservationView{}, false, err
 	}
 	req := promo.ReserveRequest{ID: newID(), Code: canon, UserID: in.UserID, Now: s.now().UTC(), TTL: ttl,
-		IdempotencyKey: in.IdempotencyKey}
+		IdempotencyKey: in.IdempotencyKey, Shopper: in.Shopper}
 	if in.IdempotencyKey != "" {
 		h := sha256.New()
-		for _, part := range []string{"reserve", canon, in.UserID, in.TTL.String()} {
+		shopper := ""
+		if in.Shopper != nil {
+			b, _ := json.Marshal(in.Shopper.Normalize())
+			shopper = string(b)
+		}
+		for _, part := range []string{"reserve", canon, in.UserID, in.TTL.String(), shopper} {
 			fmt.Fprintf(h, "%d:%s;", len(part), part)
 		}
 		req.RequestHash = hex.EncodeToString(h.Sum(nil))
@@ -83,11 +90,7 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 		return ReservationView{}, false, err
 	}
 	if out.Refused != "" {
-		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
-		if out.Refused == promo.ReasonCodeNotFound {
-			err = failed(adm, err)
-		}
-		return ReservationView{}, out.Replayed, err
+		return ReservationView{}, out.Replayed, refusal(adm, out.Refused, out.Rule)
 	}
 	return s.reservationView(ctx, out.Reservation), out.Replayed, nil
 }

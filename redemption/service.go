@@ -42,6 +42,7 @@ type Store interface {
 	ReservationStore
 	AdminStore
 	InspectStore
+	PersonalStore
 }
 
 // Config tunes the service. Zero values take the defaults.
@@ -257,6 +258,13 @@ type CodeView struct {
 	ExpiresAt    *time.Time `json:"expiresAt"`
 	MaxUsage     int        `json:"maxUsagePerCode"`
 	PerUserLimit int        `json:"perUserLimit"`
+	// Rule names the eligibility rule of a not_eligible status.
+	Rule string `json:"rule,omitempty"`
+	// Bound says the code is bound to a customer (issued to them); who it
+	// is, validation does not say.
+	Bound bool `json:"bound,omitempty"`
+	// Eligibility is the promotion's rules (nil: anyone).
+	Eligibility *promo.Eligibility `json:"eligibility,omitempty"`
 }
 
 // PromotionRef names a promotion in a code's view.
@@ -297,8 +305,16 @@ func (s *Service) recognise(ctx context.Context, client Client, raw string) (str
 
 // Validate answers what redeeming the code now would do, without using it.
 func (s *Service) Validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
+	return s.ValidateFor(ctx, client, raw, userID, nil)
+}
+
+// ValidateFor is Validate for a shopper and order (nil: none said), whose
+// eligibility it checks as a redemption would. A code bound to another user
+// answers not_your_code (a failed look-up for the guess limiter), naming no
+// one.
+func (s *Service) ValidateFor(ctx context.Context, client Client, raw, userID string, shopper *promo.Shopper) (CodeView, error) {
 	start := time.Now()
-	v, err := s.validate(ctx, client, raw, userID)
+	v, err := s.validate(ctx, client, raw, userID, shopper)
 	result := string(v.Status)
 	if err != nil {
 		result = resultOf(err)
@@ -308,7 +324,7 @@ func (s *Service) Validate(ctx context.Context, client Client, raw, userID strin
 	return v, err
 }
 
-func (s *Service) validate(ctx context.Context, client Client, raw, userID string) (CodeView, error) {
+func (s *Service) validate(ctx context.Context, client Client, raw, userID string, shopper *promo.Shopper) (CodeView, error) {
 	canon, adm, err := s.recognise(ctx, client, raw)
 	defer s.settle(adm)
 	if err != nil {
@@ -321,19 +337,24 @@ func (s *Service) validate(ctx context.Context, client Client, raw, userID strin
 	if err != nil {
 		return CodeView{}, err
 	}
-	return s.codeView(ctx, st, userID), nil
+	v := s.codeView(ctx, st, userID, shopper)
+	if v.Status == promo.ReasonNotYourCode {
+		adm.Failed()
+	}
+	return v, nil
 }
 
 // codeView is what validation shows of a code's state.
-func (s *Service) codeView(ctx context.Context, st promo.CodeState, userID string) CodeView {
+func (s *Service) codeView(ctx context.Context, st promo.CodeState, userID string, shopper *promo.Shopper) CodeView {
 	p := st.Promotion
-	status := st.Status(s.now(), userID != "")
+	status, rule := st.StatusFor(s.now(), userID != "", shopper)
 	if status == promo.ReasonCodeExhausted {
 		status = StatusExhausted
 	}
 	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
 		Status: status, UsesLeft: st.UsesLeft(), ReservedUses: st.Reserved, StartsAt: p.StartsAt,
-		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit}
+		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit, Rule: rule,
+		Bound: st.Owner != "", Eligibility: p.Eligibility}
 	if userID != "" && p.PerUserLimit != promo.UnlimitedPerUser {
 		n := st.UserUsesLeft()
 		v.UserUsesLeft = &n
@@ -348,6 +369,9 @@ type RedeemInput struct {
 	OrderID        string
 	Metadata       json.RawMessage
 	IdempotencyKey string
+	// Shopper is what the request says about the shopper and the order
+	// (nil: nothing), for the eligibility rules and the audit trail.
+	Shopper *promo.Shopper
 }
 
 // Redeem uses the code once for the user. A refusal is a *promo.Error with
@@ -371,7 +395,8 @@ func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Re
 		return Receipt{}, false, err
 	}
 	req := promo.RedeemRequest{ID: newID(), EventID: newID(), Code: canon, UserID: in.UserID, OrderID: in.OrderID,
-		Metadata: in.Metadata, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey}
+		Metadata: in.Metadata, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey, Shopper: in.Shopper,
+		ClientAddr: client.Addr, UserAgent: client.UserAgent}
 	if in.IdempotencyKey != "" {
 		req.RequestHash = requestHash(canon, in)
 	}
@@ -383,11 +408,7 @@ func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Re
 		if !out.Replayed {
 			s.refused.add(out.PromotionID, out.Refused, req.Now)
 		}
-		var err error = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
-		if out.Refused == promo.ReasonCodeNotFound {
-			err = failed(adm, err)
-		}
-		return Receipt{}, out.Replayed, err
+		return Receipt{}, out.Replayed, refusal(adm, out.Refused, out.Rule)
 	}
 	if !out.Replayed && s.notify != nil {
 		s.notify()
@@ -475,8 +496,26 @@ type RateLimited struct {
 func (e *RateLimited) Error() string { return e.Err.Error() }
 func (e *RateLimited) Unwrap() error { return e.Err }
 
+// refusal is the error of a refused redemption or reservation; a refusal
+// that a guesser gets (code_not_found, not_your_code) keeps the look-up's
+// tokens.
+func refusal(adm *admission, r promo.Reason, rule string) error {
+	e := promo.Refusal(r, "%s", refusalMessage(r))
+	if r == promo.ReasonNotEligible {
+		e.Rule, e.Message = rule, promo.NotEligible(rule)
+	}
+	if r == promo.ReasonCodeNotFound || r == promo.ReasonNotYourCode {
+		return failed(adm, e)
+	}
+	return e
+}
+
 func refusalMessage(r promo.Reason) string {
 	switch r {
+	case promo.ReasonNotYourCode:
+		return "the code was issued to another customer"
+	case promo.ReasonPoolExhausted:
+		return "the promotion has no unassigned codes left"
 	case promo.ReasonCodeNotFound:
 		return "no such code"
 	case promo.ReasonCodeExhausted:
@@ -522,7 +561,12 @@ func newID() string {
 // body's fields.
 func requestHash(canon string, in RedeemInput) string {
 	h := sha256.New()
-	for _, part := range []string{"redeem", canon, in.UserID, in.OrderID, string(in.Metadata)} {
+	shopper := ""
+	if in.Shopper != nil {
+		b, _ := json.Marshal(in.Shopper.Normalize())
+		shopper = string(b)
+	}
+	for _, part := range []string{"redeem", canon, in.UserID, in.OrderID, string(in.Metadata), shopper} {
 		fmt.Fprintf(h, "%d:%s;", len(part), part)
 	}
 	return hex.EncodeToString(h.Sum(nil))

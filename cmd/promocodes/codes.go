@@ -23,7 +23,8 @@ import (
 // The logic lives in pkg/codes; this only maps flags and prints.
 func newCodesCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "codes", Short: "Code formats: preview and offline check; look a code up through the API"}
-	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd(), codesLookupCmd(), codesRevokeCmd())
+	cmd.AddCommand(newCodesPreviewCmd(), newCodesCheckCmd(), codesLookupCmd(), codesRevokeCmd(), codesIssueCmd(),
+		codesOfUserCmd())
 	return cmd
 }
 

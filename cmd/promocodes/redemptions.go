@@ -163,3 +163,78 @@ func codesLookupCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the API's JSON as is")
 	return cmd
 }
+
+// codesIssueCmd hands out codes of a generated promotion to a customer.
+func codesIssueCmd() *cobra.Command {
+	p := &promotionsCLI{}
+	var (
+		promotion, user, key string
+		count                int
+	)
+	cmd := &cobra.Command{
+		Use:   "issue --promotion ID --user U [--count N] [--idempotency-key K]",
+		Short: "Issue the next unassigned codes of a generated promotion to a customer (bound to them)",
+		Args:  cobra.NoArgs,
+		Example: `  promocodes codes issue --promotion 1 --user alice
+  promocodes codes issue --promotion 1 --user bob --count 3 --idempotency-key signup-bob`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if promotion == "" || user == "" {
+				return &exitError{code: 2, msg: "error: --promotion and --user are required"}
+			}
+			c, err := p.client(cmd)
+			if err != nil {
+				return err
+			}
+			iss, replayed, err := c.IssueCodes(cmd.Context(), promotion, user, count, key)
+			if err != nil {
+				return promotionsError(err)
+			}
+			for _, code := range iss.Codes {
+				fmt.Fprintln(cmd.OutOrStdout(), code)
+			}
+			note := ""
+			if replayed {
+				note = " (replayed: issued before with this key)"
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d codes of promotion %s issued to %s%s\n", len(iss.Codes), iss.PromotionID,
+				iss.UserID, note)
+			return nil
+		},
+	}
+	apiFlags(cmd, p, "redeem or admin")
+	cmd.Flags().StringVar(&promotion, "promotion", "", "promotion id (a generated promotion)")
+	cmd.Flags().StringVar(&user, "user", "", "the customer the codes are bound to")
+	cmd.Flags().IntVar(&count, "count", 1, "how many codes (1..100)")
+	cmd.Flags().StringVar(&key, "idempotency-key", "", "Idempotency-Key: a retry answers the same codes")
+	return cmd
+}
+
+// codesOfUserCmd lists the codes issued to a customer.
+func codesOfUserCmd() *cobra.Command {
+	p := &promotionsCLI{}
+	cmd := &cobra.Command{
+		Use:     "of-user USER",
+		Short:   "List the codes issued to a customer, newest first, with their state",
+		Args:    cobra.ExactArgs(1),
+		Example: `  promocodes codes of-user alice`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := p.client(cmd)
+			if err != nil {
+				return err
+			}
+			cs, err := c.UserCodes(cmd.Context(), args[0])
+			if err != nil {
+				return promotionsError(err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "CODE\tPROMOTION\tISSUED AT\tUSED\tUSES LEFT\tSTATUS")
+			for _, u := range cs {
+				fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%d\t%d\t%s\n", u.Code, u.PromotionID, u.PromotionName,
+					u.IssuedAt.Format(time.RFC3339), u.Used, u.UsesLeft, u.Status)
+			}
+			return tw.Flush()
+		},
+	}
+	apiFlags(cmd, p, "redeem or admin")
+	return cmd
+}

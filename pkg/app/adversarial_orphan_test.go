@@ -129,9 +129,10 @@ func redeemUntil(t *testing.T, url, code, user string, within time.Duration) (ti
 	return 0, others
 }
 
-// A connection cut on an API replica's side in the middle of a redemption
-// leaves its database session idle in its transaction, holding the code's
-// row lock. The other replica must redeem the code again within the
+// A connection cut on an API replica's side in the middle of a transaction
+// on a code (a reservation: on PostgreSQL a redemption is one statement in
+// autocommit, with no COMMIT to cut) leaves its database session idle in its
+// transaction, holding the code's row lock. The other replica must redeem the code again within the
 // configured bound (api.db.idleInTransactionTimeout), not for as long as the
 // orphaned socket stays. SQLite has no connection to orphan: there the
 // counterpart is a writer that holds the database's write lock and never
@@ -163,11 +164,11 @@ func TestAdversarialOrphanedConnection(t *testing.T) {
 		if st, body := call(t, "GET", a+"/v1/codes/"+code, ""); st != http.StatusOK {
 			t.Fatalf("look-up through the proxy: %d %v", st, body)
 		}
-		// Replica A redeems; its connection is cut at the COMMIT.
+		// Replica A reserves a use; its connection is cut at the COMMIT.
 		proxy.armed.Store(true)
 		aDone := make(chan int, 1)
 		go func() {
-			st, _ := call(t, "POST", a+"/v1/codes/"+code+"/redemptions", `{"userId":"alice","orderId":"a-1"}`)
+			st, _ := call(t, "POST", a+"/v1/codes/"+code+"/reservations", `{"userId":"alice","ttl":"10m"}`)
 			aDone <- st
 		}()
 		ctx := context.Background()
@@ -200,14 +201,14 @@ func TestAdversarialOrphanedConnection(t *testing.T) {
 		st, body := call(t, "GET", b+"/v1/codes/"+code, "")
 		left, _ := body["usesLeft"].(float64)
 		if st != http.StatusOK || left != 9 {
-			t.Fatalf("after the cut: %d %v; want 9 uses left (A's redemption rolled back, B's counted)", st, body)
+			t.Fatalf("after the cut: %d %v; want 9 uses left (A's reservation rolled back, B's redemption counted)", st, body)
 		}
 		if took > bound+10*time.Second {
 			t.Errorf("replica B redeemed %v after the cut; the bound is api.db.idleInTransactionTimeout %v", took, bound)
 		}
-		t.Logf("adversarial: %s [%s]: %s", "orphaned database connection mid-redemption", "postgres", fmt.Sprintf(
+		t.Logf("adversarial: %s [%s]: %s", "orphaned database connection mid-reservation", "postgres", fmt.Sprintf(
 			"replica A's connection cut at COMMIT holding the code's row lock (%d connections orphaned); replica B redeemed the code "+
-				"%.1f s later (api.db.idleInTransactionTimeout %s; answers before: %v); A's request answered %d, its use rolled back: 9/10 uses left",
+				"%.1f s later (api.db.idleInTransactionTimeout %s; answers before: %v); A's request answered %d, its hold rolled back: 9/10 uses left",
 			proxy.orphaned.Load(), took.Seconds(), bound, others, stA))
 	})
 	t.Run("sqlite", func(t *testing.T) {

@@ -78,6 +78,8 @@ type Status struct {
 	TopUps        []TopUp `json:"topups,omitempty"`
 	// Deletion is set once a deletion was requested.
 	Deletion *Deletion `json:"deletion,omitempty"`
+	// Eligibility is who may use the codes (nil: anyone).
+	Eligibility *promo.Eligibility `json:"eligibility,omitempty"`
 	// Raw is the body exactly as the server sent it, fields this client does
 	// not know included (for `status --json`).
 	Raw json.RawMessage `json:"-"`

@@ -49,6 +49,8 @@ type Error struct {
 	// Reason is the stable machine-readable reason of a refused code
 	// operation (redemption, validation); "" for other errors.
 	Reason Reason
+	// Rule names the eligibility rule a not_eligible refusal failed.
+	Rule string
 }
 
 func (e *Error) Error() string {

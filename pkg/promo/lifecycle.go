@@ -149,9 +149,13 @@ type PromotionUpdate struct {
 	SetExpiresAt bool
 	ExpiresAt    *time.Time
 	Active       *bool
-	Actor        string
-	Now          time.Time
-	AuditID      string
+	// SetEligibility replaces the promotion's eligibility rules with
+	// Eligibility (nil or empty: none).
+	SetEligibility bool
+	Eligibility    *Eligibility
+	Actor          string
+	Now            time.Time
+	AuditID        string
 }
 
 // PromotionSettings are what PromotionUpdate changes, as stored after it.
@@ -161,4 +165,6 @@ type PromotionSettings struct {
 	StartsAt  *time.Time `json:"startsAt"`
 	ExpiresAt *time.Time `json:"expiresAt"`
 	Active    bool       `json:"active"`
+	// Eligibility as stored after the change (nil: none).
+	Eligibility *Eligibility `json:"eligibility,omitempty"`
 }

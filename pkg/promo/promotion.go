@@ -91,6 +91,8 @@ type Promotion struct {
 	// only with that key. Empty for promotions older than the fingerprint,
 	// which any key generates.
 	KeyFingerprint string `json:"-"`
+	// Eligibility is who may use the promotion's codes (nil: anyone).
+	Eligibility *Eligibility `json:"eligibility,omitempty"`
 }
 
 // IDString is the promotion id as it appears in URLs, events and CSV names.

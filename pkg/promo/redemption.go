@@ -49,7 +49,8 @@ const (
 // idempotency_conflict 409; expired, deactivated, revoked, promotion_deleted
 // and redemption_purged 410 (retrying will not help); invalid_code 422;
 // rate_limited 429; shopper_token_missing, shopper_token_invalid and
-// shopper_token_expired 401; user_mismatch 403.
+// shopper_token_expired 401; user_mismatch and not_your_code 403;
+// not_eligible and pool_exhausted 409.
 func (r Reason) ErrorCode() ErrorCode {
 	switch r {
 	case ReasonCodeNotFound, ReasonReservationNotFound:
@@ -63,7 +64,7 @@ func (r Reason) ErrorCode() ErrorCode {
 		return ERateLimited
 	case ReasonShopperTokenMissing, ReasonShopperTokenInvalid, ReasonShopperTokenExpired:
 		return EUnauthorized
-	case ReasonUserMismatch:
+	case ReasonUserMismatch, ReasonNotYourCode:
 		return EForbidden
 	default:
 		return EConflict
@@ -91,6 +92,9 @@ type CodeState struct {
 	UserUsed int
 	// UserReserved is the user's live reservations in this promotion.
 	UserReserved int
+	// Owner is the user the code is bound to ("" for an anonymous code);
+	// User the user asked about. Never shown to anyone but the owner.
+	Owner, User string
 }
 
 // UsesLeft is how many more uses the code allows.
@@ -108,15 +112,18 @@ func (c CodeState) UserUsesLeft() int {
 
 // Status is what a redemption attempted at now would answer, in the order the
 // redemption statement checks: the promotion's deletion, the code's own
-// state, the promotion's switch,
+// state, its owner, the promotion's switch,
 // the window, the code's uses, then the user's. withUser says whether
-// UserUsed is meaningful.
+// UserUsed is meaningful; the owner is checked when User is set.
+// Eligibility is StatusFor's.
 func (c CodeState) Status(now time.Time, withUser bool) Reason {
 	switch {
 	case c.Deleted:
 		return ReasonPromotionDeleted
 	case c.Revoked:
 		return ReasonRevoked
+	case c.Owner != "" && c.User != "" && c.Owner != c.User:
+		return ReasonNotYourCode
 	case !c.Active:
 		return ReasonDeactivated
 	case c.Promotion.StartsAt != nil && now.Before(*c.Promotion.StartsAt):
@@ -129,6 +136,19 @@ func (c CodeState) Status(now time.Time, withUser bool) Reason {
 		return ReasonUserLimitReached
 	}
 	return ReasonRedeemable
+}
+
+// StatusFor is Status with the promotion's eligibility rules checked for
+// shopper between the code's uses and the user's (the order a redemption
+// checks them in); rule names the failed rule of a not_eligible.
+func (c CodeState) StatusFor(now time.Time, withUser bool, shopper *Shopper) (Reason, string) {
+	r := c.Status(now, withUser)
+	if r == ReasonRedeemable || r == ReasonUserLimitReached {
+		if rule := c.Promotion.Eligibility.Check(shopper); rule != "" {
+			return ReasonNotEligible, rule
+		}
+	}
+	return r, ""
 }
 
 // RedeemRequest is one redemption as the store receives it: the code in
@@ -148,6 +168,13 @@ type RedeemRequest struct {
 	// refusal); with another hash, EConflict (idempotency_conflict).
 	IdempotencyKey string
 	RequestHash    string
+	// Shopper is what the request says about the shopper and the order (nil:
+	// nothing): checked against the promotion's eligibility rules, and kept
+	// in the audit row.
+	Shopper *Shopper
+	// ClientAddr and UserAgent are the client's, for the audit row ("" when
+	// unknown or not recorded).
+	ClientAddr, UserAgent string
 }
 
 // Redemption is one use of a code, as the audit trail keeps it.
@@ -169,6 +196,15 @@ type Redemption struct {
 	// Empty until rolled back, and for rollbacks recorded before it existed.
 	CodeRelease    CodeRelease `json:"codeRelease,omitempty"`
 	IdempotencyKey string      `json:"idempotencyKey,omitempty"`
+	// What the request said about the order and the shopper, and where it
+	// came from (the audit's; the client's address and agent are not
+	// published on the redemptions topic).
+	Order      *Order   `json:"order,omitempty"`
+	Segments   []string `json:"segments,omitempty"`
+	Country    string   `json:"country,omitempty"`
+	FirstOrder *bool    `json:"firstOrder,omitempty"`
+	ClientAddr string   `json:"clientAddress,omitempty"`
+	UserAgent  string   `json:"userAgent,omitempty"`
 }
 
 // CodeRelease is what a rollback did to its code row.
@@ -188,6 +224,8 @@ type RedeemOutcome struct {
 	// PromotionID is the refused code's promotion, when the code exists and
 	// the refusal is not a replay (for the refusal counts); 0 otherwise.
 	PromotionID int64
+	// Rule names the eligibility rule of a not_eligible refusal.
+	Rule string
 }
 
 // RefusalCount is how many redemptions of a promotion were refused for a
@@ -256,7 +294,8 @@ type RedemptionEvent struct {
 // NewRedemptionEvent builds the event for a redemption or its rollback;
 // codeUses is the code's live uses after it (nil when unknown).
 func NewRedemptionEvent(typ, eventID string, at time.Time, r Redemption, codeUses *int) ([]byte, error) {
-	r.IdempotencyKey = "" // a client's key is not for other services
+	r.IdempotencyKey = ""              // a client's key is not for other services
+	r.ClientAddr, r.UserAgent = "", "" // kept in the audit trail only
 	return json.Marshal(RedemptionEvent{V: 1, Type: typ, EventID: eventID, OccurredAt: at.UTC(),
 		PromotionID: FormatID(r.PromotionID), Redemption: r, CodeUses: codeUses})
 }

@@ -72,6 +72,9 @@ type ReserveRequest struct {
 	TTL            time.Duration
 	IdempotencyKey string
 	RequestHash    string
+	// Shopper is checked against the promotion's eligibility rules (nil:
+	// nothing said).
+	Shopper *Shopper
 }
 
 // ReserveOutcome is a reservation, or a refusal reason (the same reasons as a
@@ -80,6 +83,7 @@ type ReserveOutcome struct {
 	Reservation Reservation
 	Refused     Reason
 	Replayed    bool
+	Rule        string // the eligibility rule of a not_eligible refusal
 }
 
 // ConfirmRequest turns a reservation into a redemption. RedemptionID and

@@ -78,6 +78,9 @@ type PromotionStats struct {
 	// Orders are order value and discount per currency, for redemptions
 	// that carried them; nil while redemptions carry no amounts.
 	Orders []OrderTotals
+	// Segments are the live redemptions by the shopper segments their
+	// requests carried; nil while none carried any.
+	Segments []SegmentStats
 }
 
 // StatsReport is a promotion's analytics as the API answers them (GET
@@ -101,6 +104,10 @@ type StatsReport struct {
 	// Orders: order value and discount per currency, present once
 	// redemptions carry order amounts.
 	Orders []OrderTotals `json:"orders,omitempty"`
+	// Segments: redemptions, their share of all live redemptions, order
+	// value and discount by shopper segment, present once redemptions carry
+	// segments.
+	Segments []SegmentStats `json:"segments,omitempty"`
 }
 
 // StatsPoint is one bucket of the time series, [At, At+bucket); buckets

@@ -35,7 +35,7 @@ func CheckText(field, v string, max int, required bool) error {
 		return FieldErrorf(field, "is required")
 	case !utf8.ValidString(v):
 		return FieldErrorf(field, "must be valid UTF-8")
-	case utf16Len(v) > max:
+	case UTF16Len(v) > max:
 		return FieldErrorf(field, "must be at most %d characters (UTF-16 code units: an emoji counts two)", max)
 	}
 	if msg := BadText(v); msg != "" {
@@ -44,8 +44,8 @@ func CheckText(field, v string, max int, required bool) error {
 	return nil
 }
 
-// utf16Len is the length of v in UTF-16 code units.
-func utf16Len(v string) int {
+// UTF16Len is the length of v in UTF-16 code units.
+func UTF16Len(v string) int {
 	n := 0
 	for _, r := range v {
 		n += utf16.RuneLen(r)

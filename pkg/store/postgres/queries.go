@@ -16,7 +16,7 @@ ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`
 
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
+	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
 
 	// statusCols are what a promotion's status needs beyond promotionCols
 	// and its progress: the switch, the deletion, and the totals as of the
@@ -55,10 +55,12 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 
 	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, '')`
+	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, ''),
+	COALESCE(client_addr, ''), COALESCE(user_agent, ''), order_amount, COALESCE(order_currency, ''), discount,
+	first_order, COALESCE(segments, ''), COALESCE(country, '')`
 
 	promotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at`
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility`
 
 	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
 	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
@@ -69,17 +71,20 @@ SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
-// uses): every limit of the code and its promotion in one WHERE.
+// uses): every limit of the code and its promotion in one WHERE, a bound
+// code's owner ($3) among them; it returns the promotion's eligibility rules
+// as this statement read them, which the core checks before it commits.
 func codeUse(set string) string {
 	return `UPDATE codes c SET used = ` + set + `
 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id
   AND c.used < p.max_usage_per_code
   AND c.revoked_at IS NULL
+  AND (c.user_id IS NULL OR c.user_id = $3)
   AND p.active
   AND (p.starts_at IS NULL OR p.starts_at <= $2)
   AND (p.expires_at IS NULL OR p.expires_at > $2)
-RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit`
+RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, COALESCE(p.eligibility, '')`
 }
 
 // insertBatches writes all batch rows of a promotion in one statement:
@@ -97,8 +102,8 @@ var statements = sqlstore.Statements{
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+	idempotency_key, request_hash, created_at, key_fingerprint, eligibility)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 RETURNING id`,
 
 	InsertBatches: insertBatches("0"),
@@ -141,7 +146,7 @@ RETURNING ` + batchCols,
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
 	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`,
@@ -261,6 +266,19 @@ FROM redemptions WHERE promotion_id = $1`,
 	StatsRefusalSeries: `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
 FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`,
 
+	// StatsOrders: order value and discount of the live redemptions that
+	// carried an order, per currency (amounts in 1/10,000 of a unit).
+	StatsOrders: `SELECT order_currency, count(*), COALESCE(sum(order_amount), 0)::bigint, COALESCE(sum(discount), 0)::bigint
+FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
+GROUP BY order_currency ORDER BY order_currency`,
+
+	// StatsSegments: the same by segment (and currency, '' for none).
+	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), count(*),
+	COALESCE(sum(r.order_amount), 0)::bigint, COALESCE(sum(r.discount), 0)::bigint
+FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
+WHERE s.promotion_id = $1 AND r.rolled_back_at IS NULL
+GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
+
 	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = $1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
@@ -310,22 +328,26 @@ RETURNING u.used`,
 	// RedemptionWithEvent writes the audit row and its outbox event in one
 	// statement.
 	RedemptionWithEvent: `WITH r AS (
-	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key,
+		client_addr, user_agent, order_amount, order_currency, discount, first_order, segments, country)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 )
-INSERT INTO events (stream, event_key, payload, created_at) VALUES ($10, $11, $12, $7)`,
+INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $20, $7)`,
+
+	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING`,
 
 	// RedeemOnce is the whole redemption in one round trip: the function
 	// redeem_code (migration 00012, which says why it cannot over-redeem)
 	// runs the core's steps in the database, in autocommit.
 	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
-FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 
 	// RedeemBatchOnce is a combined redemption of one code in one round
-	// trip: redeem_code_batch (migration 00013, which says why it cannot
+	// trip: redeem_code_batch (migration 00014, which says why it cannot
 	// over-redeem).
 	RedeemBatchOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
-FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
@@ -334,7 +356,8 @@ FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
-		AND r.status = 'held' AND r.expires_at > $3)
+		AND r.status = 'held' AND r.expires_at > $3),
+	COALESCE(c.user_id, '')
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
 LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
 WHERE c.code = $1`,
@@ -392,6 +415,33 @@ RETURNING seq, stream, event_key, payload`,
 	// the format of each generated promotion and each vanity code.
 	CodeSpaces: `SELECT id, kind, COALESCE(format, ''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > $1 ORDER BY id LIMIT $2`,
+
+	// Personal codes. IssueCodes hands out up to $5 unassigned codes of
+	// promotion $1 to user $2: SKIP LOCKED passes over the codes another
+	// issuance is taking right now, so concurrent issuances share no row
+	// and wait for none (no counter row: no hot row). A code already used,
+	// revoked or bound is never handed out. The promotion's codes are found
+	// through its BRIN range (no index entry per generated code).
+	IssuablePromotion: `SELECT kind, delete_requested_at IS NOT NULL FROM promotions WHERE id = $1`,
+
+	IssueCodes: `UPDATE codes SET user_id = $2, issuance_id = $3, issued_at = $4
+WHERE code IN (
+	SELECT code FROM codes WHERE promotion_id = $1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL
+	LIMIT $5 FOR UPDATE SKIP LOCKED)
+RETURNING code`,
+
+	IssuedCodes: `SELECT code FROM codes WHERE user_id = $1 AND issuance_id = $2 ORDER BY code`,
+
+	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = $2 WHERE idem_key = $1`,
+
+	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = $1`,
+
+	// UserCodes: a user's codes, newest issued first, with what their state
+	// needs (the partial index codes_by_user serves it).
+	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
+	c.revoked_at IS NOT NULL, p.active, p.delete_requested_at IS NOT NULL, p.starts_at, p.expires_at
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+WHERE c.user_id = $1 ORDER BY c.issued_at DESC, c.code LIMIT $2`,
 
 	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
 
@@ -511,13 +561,14 @@ FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC
 	name = COALESCE($2::text, name),
 	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
 	expires_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END,
-	active = COALESCE($7::boolean, active)
+	active = COALESCE($7::boolean, active),
+	eligibility = CASE WHEN $8::boolean THEN $9::text ELSE eligibility END
 WHERE id = $1 AND delete_requested_at IS NULL AND (
 	(CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END) IS NULL
 	OR (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END) IS NULL
 	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
 		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active`,
+RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
 
 	PromotionState: qPromotionState,
 

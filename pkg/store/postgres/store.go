@@ -236,6 +236,10 @@ var dialect = sqlstore.Dialect[pgxTx]{
 	Lease:       func(d time.Duration) any { return d.Microseconds() },
 	Unavailable: unavailable,
 	LockTimeout: func(err error) bool { return sqlState(err) == "55P03" },
+	// redeem_code raises PC001, writing nothing, for a promotion with
+	// eligibility rules (migration 00013): the core redeems on its
+	// statement path instead.
+	StatementPath: func(err error) bool { return sqlState(err) == "PC001" },
 }
 
 // sqlState is err's SQLSTATE ("" for none).

@@ -20,7 +20,9 @@ const (
 	bucketTime  = `b || substr('0000-00-00T00:00:00.000000Z', length(b) + 1)`
 
 	redemptionCols = `id, promotion_id, code, user_id, coalesce(order_id, ''), metadata, redeemed_at, uses_left,
-	rolled_back_at, coalesce(rollback_reason, ''), coalesce(idempotency_key, ''), coalesce(rollback_code_release, '')`
+	rolled_back_at, coalesce(rollback_reason, ''), coalesce(idempotency_key, ''), coalesce(rollback_code_release, ''),
+	coalesce(client_addr, ''), coalesce(user_agent, ''), order_amount, coalesce(order_currency, ''), discount,
+	first_order, coalesce(segments, ''), coalesce(country, '')`
 
 	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
 	coalesce(redemption_id, ''), coalesce(order_id, '')`
@@ -36,7 +38,7 @@ const (
 	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
 
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
+	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
 
 	// qReserve reserves ?2 sequence numbers from counter ?1, creating it at 0
 	// if absent, and returns the first of them.
@@ -59,12 +61,14 @@ FROM promotions p
 WHERE codes.code = ?1 AND p.id = codes.promotion_id
   AND codes.used < p.max_usage_per_code
   AND codes.revoked_at IS NULL
+  AND (codes.user_id IS NULL OR codes.user_id = ?3)
   AND p.active = 1
   AND (p.starts_at IS NULL OR p.starts_at <= ?2)
   AND (p.expires_at IS NULL OR p.expires_at > ?2)
 RETURNING promotion_id, used,
   (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
-  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id)`
+  (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id),
+  (SELECT coalesce(eligibility, '') FROM promotions WHERE id = codes.promotion_id)`
 }
 
 // insertBatches writes ?5 batch rows numbered from first: ?3-sized slices of
@@ -82,8 +86,8 @@ var statements = sqlstore.Statements{
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	idempotency_key, request_hash, created_at, key_fingerprint, eligibility)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING id`,
 
 	InsertBatches: insertBatches("0"),
@@ -93,7 +97,7 @@ RETURNING id`,
 	// PromotionStatus: the totals as of the last rollup (no
 	// promotion_totals row: nothing counted yet).
 	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	p.active, p.delete_requested_at, p.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = ?`,
@@ -133,7 +137,7 @@ RETURNING ` + batchCols,
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one query.
 	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = ?2
 WHERE p.id = ?1`,
@@ -178,13 +182,13 @@ FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = ?`,
 	// branch for branch: the deletion first, then the generation (a vanity
 	// promotion is complete).
 	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
-	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at,
+	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
 	l.active, l.delete_requested_at, l.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM (
 	SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code, p.per_user_limit,
-		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 		p.active, p.delete_requested_at, p.deleted_at,
 		count(b.batch_no) AS total,
 		coalesce(sum(b.done), 0) AS generated,
@@ -251,6 +255,16 @@ FROM redemptions WHERE promotion_id = ?1`,
 	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4
 ) GROUP BY b, reason`,
 
+	StatsOrders: `SELECT order_currency, count(*), coalesce(sum(order_amount), 0), coalesce(sum(discount), 0)
+FROM redemptions WHERE promotion_id = ? AND rolled_back_at IS NULL AND order_currency IS NOT NULL
+GROUP BY order_currency ORDER BY order_currency`,
+
+	StatsSegments: `SELECT s.segment, coalesce(r.order_currency, ''), count(*),
+	coalesce(sum(r.order_amount), 0), coalesce(sum(r.discount), 0)
+FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
+WHERE s.promotion_id = ? AND r.rolled_back_at IS NULL
+GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
+
 	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
 WHERE promotion_id = ?1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id LIMIT ?2`,
@@ -292,16 +306,21 @@ ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = used + 1 WHERE used < ?
 RETURNING used`,
 
 	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
+	country) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+
+	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (?, ?, ?)
+ON CONFLICT DO NOTHING`,
 
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (?, ?, ?, ?)`,
 
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	c.code, c.used, coalesce(u.used, 0), p.active, c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > ?3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = ?2
-		AND r.status = 'held' AND r.expires_at > ?3)
+		AND r.status = 'held' AND r.expires_at > ?3),
+	coalesce(c.user_id, '')
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
 LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = ?2
 WHERE c.code = ?1`,
@@ -353,6 +372,26 @@ RETURNING seq, stream, event_key, payload`,
 
 	CodeSpaces: `SELECT id, kind, coalesce(format, ''), coalesce(vanity_code, '') FROM promotions
 WHERE id > ? ORDER BY id LIMIT ?`,
+
+	// Personal codes (see ../postgres/queries.go). IssueCodes: one writer at
+	// a time, so the codes it picks are taken by no one else.
+	IssuablePromotion: `SELECT kind, delete_requested_at IS NOT NULL FROM promotions WHERE id = ?`,
+
+	IssueCodes: `UPDATE codes SET user_id = ?2, issuance_id = ?3, issued_at = ?4
+WHERE rowid IN (
+	SELECT rowid FROM codes WHERE promotion_id = ?1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL LIMIT ?5)
+RETURNING code`,
+
+	IssuedCodes: `SELECT code FROM codes WHERE user_id = ? AND issuance_id = ? ORDER BY code`,
+
+	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = ?2 WHERE idem_key = ?1`,
+
+	StoredIssuanceOutcome: `SELECT request_hash, coalesce(issuance_id, '') FROM idempotency_keys WHERE idem_key = ?`,
+
+	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
+	c.revoked_at IS NOT NULL, p.active, p.delete_requested_at IS NOT NULL, p.starts_at, p.expires_at
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+WHERE c.user_id = ? ORDER BY c.issued_at DESC, c.code LIMIT ?`,
 
 	SetActive: `UPDATE promotions SET active = ?2 WHERE id = ?1`,
 
@@ -440,12 +479,13 @@ FROM audit_log WHERE promotion_id = ?1 AND (?3 = '' OR id < ?3) ORDER BY id DESC
 	name = coalesce(?2, name),
 	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
 	expires_at = CASE WHEN ?5 THEN ?6 ELSE expires_at END,
-	active = coalesce(?7, active)
+	active = coalesce(?7, active),
+	eligibility = CASE WHEN ?8 THEN ?9 ELSE eligibility END
 WHERE id = ?1 AND delete_requested_at IS NULL AND (
 	(CASE WHEN ?3 THEN ?4 ELSE starts_at END) IS NULL
 	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
 	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active`,
+RETURNING id, name, starts_at, expires_at, active, coalesce(eligibility, '')`,
 
 	PromotionState: qPromotionState,
 

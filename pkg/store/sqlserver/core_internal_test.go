@@ -197,11 +197,12 @@ func row(v ...driver.Value) [][]driver.Value { return [][]driver.Value{v} }
 // per-user limit 1), then extra.
 func promotionRow(extra ...driver.Value) [][]driver.Value {
 	return row(append([]driver.Value{int64(7), "w", "generated", int64(10), "{}", nil, int64(1), int64(1), nil, nil,
-		"c", int64(0), now}, extra...)...)
+		"c", int64(0), now, `{"segments":["vip"]}`}, extra...)...)
 }
 
 func redemptionRow() [][]driver.Value {
-	return row("r1", int64(7), "ABCD", "u", "", nil, now, int64(0), nil, "", "k", "")
+	return row("r1", int64(7), "ABCD", "u", "", nil, now, int64(0), nil, "", "k", "",
+		"203.0.113.7", "agent", int64(499000), "EUR", int64(50000), true, "vip\nnew", "DE")
 }
 
 func reservationRow() [][]driver.Value {
@@ -221,7 +222,7 @@ func TestCoreStatements(t *testing.T) {
 	}
 	batchRow := row(int64(7), int64(1), int64(0), int64(5), int64(2), "pending", "")
 	one, none := row(int64(1)), row(int64(0))
-	use := row(int64(7), int64(1), int64(1), int64(1)) // used 1 of 1, per-user limit 1
+	use := row(int64(7), int64(1), int64(1), int64(1), "") // used 1 of 1, per-user limit 1, no rules
 	srv := &fakeServer{answer: script(nil, map[string][][][]driver.Value{
 		"Reserve": {row(int64(1000))}, "InsertPromotion": {row(int64(7))},
 		"PromotionStatus": {promotionRow(true, nil, nil, int64(0), int64(0), int64(0))},
@@ -234,24 +235,28 @@ func TestCoreStatements(t *testing.T) {
 		"LoadBatch":     {promotionRow(int64(1), int64(0), int64(5), int64(2), "pending", "", "fp")},
 		"SetBatchState": {none}, "BatchExists": {row(true)},
 		"OldestUnpublished": {row(now)}, "Now": {row(now)}, "Backlog": {row(int64(1), int64(0), int64(3))},
-		"Advance":            {row(int64(4)), row(int64(4)), nil},
-		"BatchProgress":      {row(int64(4), int64(10))},
-		"PromotionLive":      {row(true), row(false)},
-		"GetCode":            {row("ABCD", int64(7), int64(0), int64(1))},
-		"StatsTotals":        {row(int64(1), int64(0), int64(1))},
-		"StatsSeries":        {row(now, int64(1), int64(0), int64(0))},
-		"StatsRefusalSeries": {row(now, "code_exhausted", int64(2))},
-		"StatsTopUsers":      {row("u", int64(1))},
-		"ClaimUncounted":     {row(int64(1), promo.StreamRedemptions, string(payload), now)},
-		"RefusalsByReason":   {row("code_exhausted", int64(2))},
-		"RedeemOnce": {row("redeemed", int64(7), int64(0)), row("redeemed", int64(7), int64(0)),
-			row("replay", int64(0), int64(0)), row("code_not_found", int64(0), int64(0)),
-			row("code_exhausted", int64(7), int64(0))},
-		"ClaimKey": {one, none, one},
-		"UseCode":  {use},
-		"LockCode": {row(int64(7), int64(0), int64(1), int64(1))},
-		"CodeLoad": {none, one, row(int64(2)), none}, "AllowanceLoad": {none, one, none},
-		"CodeState":     {promotionRow("ABCD", int64(1), int64(0), true, false, false, int64(0), int64(0))},
+		"Advance":               {row(int64(4)), row(int64(4)), nil},
+		"BatchProgress":         {row(int64(4), int64(10))},
+		"PromotionLive":         {row(true), row(false)},
+		"GetCode":               {row("ABCD", int64(7), int64(0), int64(1))},
+		"StatsTotals":           {row(int64(1), int64(0), int64(1))},
+		"StatsSeries":           {row(now, int64(1), int64(0), int64(0))},
+		"StatsRefusalSeries":    {row(now, "code_exhausted", int64(2))},
+		"StatsTopUsers":         {row("u", int64(1))},
+		"StatsOrders":           {row("EUR", int64(1), int64(499000), int64(50000))},
+		"StatsSegments":         {row("vip", "EUR", int64(1), int64(499000), int64(50000))},
+		"IssuablePromotion":     {row("generated", false)},
+		"IssueCodes":            {row("ABCD"), row("ABCD")},
+		"IssuedCodes":           {row("ABCD")},
+		"StoredIssuanceOutcome": {row("h", "i1")},
+		"UserCodes":             {row("ABCD", int64(7), "w", now, int64(0), int64(1), false, true, false, nil, future)},
+		"ClaimUncounted":        {row(int64(1), promo.StreamRedemptions, string(payload), now)},
+		"RefusalsByReason":      {row("code_exhausted", int64(2))},
+		"ClaimKey":              {one, none, one, none, one, none},
+		"UseCode":               {use, nil, use, use},
+		"LockCode":              {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`)},
+		"CodeLoad":              {one, row(int64(2)), none, one}, "AllowanceLoad": {one, none, one},
+		"CodeState":     {promotionRow("ABCD", int64(1), int64(0), true, false, false, int64(0), int64(0), "u")},
 		"StoredOutcome": {row("h", "", "r1")}, "StoredReservationOutcome": {row("h", "", "res1")},
 		"Redemption": {redemptionRow()}, "MarkRolledBack": {redemptionRow()},
 		"Redemptions": {redemptionRow()}, "RedemptionsByUser": {redemptionRow()},
@@ -265,7 +270,7 @@ func TestCoreStatements(t *testing.T) {
 		"Revocation":       {row(int64(7), now, "r")},
 		"PromotionState":   {row(false, false)}, "LockPromotion": {row(false, false)},
 		"AuditLog":        {row("a1", now, "admin", promo.ActionCodeRevoked, int64(7), "ABCD", "{}")},
-		"UpdatePromotion": {row(int64(7), "n", nil, future, true)},
+		"UpdatePromotion": {row(int64(7), "n", nil, future, true, `{"firstOrderOnly":true}`)},
 		"GrowPromotion":   {row("c", int64(20))}, "NextNumbers": {row(int64(2), int64(1))},
 		"TopUps":            {row(int64(1), int64(10), int64(1000), int64(2), int64(2), now)},
 		"ExpiredPromotions": {row(int64(7))}, "DeletionsPending": {row(int64(7))},
@@ -281,12 +286,17 @@ func TestCoreStatements(t *testing.T) {
 		return promo.Chunk{Batch: promo.BatchRef{PromotionID: 7, BatchNo: 1}, From: from, Count: 2, CodeLen: 4,
 			Codes: []byte("AAABBBBB")}
 	}
+	discount, first := promo.Amount(50000), true
 	redeem := promo.RedeemRequest{ID: "r1", EventID: "e1", Code: "ABCD", UserID: "u", OrderID: "o",
-		IdempotencyKey: "k", RequestHash: "h", Now: now}
+		IdempotencyKey: "k", RequestHash: "h", Now: now, ClientAddr: "203.0.113.7", UserAgent: "agent",
+		Shopper: &promo.Shopper{Segments: []string{"vip", "new"}, Country: "de", FirstOrder: &first,
+			Order: &promo.Order{Amount: 499000, Currency: "eur", Discount: &discount}}}
 	gone := redeem
 	gone.Code, gone.IdempotencyKey = "GONE", ""
 	reserve := promo.ReserveRequest{ID: "res1", Code: "ABCD", UserID: "u", TTL: time.Hour, Now: now,
-		IdempotencyKey: "rk", RequestHash: "h"}
+		IdempotencyKey: "rk", RequestHash: "h", Shopper: &promo.Shopper{Country: "DE"}}
+	issue := promo.IssueRequest{ID: "i1", EventID: "e9", PromotionID: 7, UserID: "u", Count: 1, Now: now,
+		IdempotencyKey: "ik", RequestHash: "h"}
 	audit := promo.AuditEntry{ID: "a2", At: now, Actor: "admin", Action: promo.ActionPromotionDeleted, PromotionID: 7}
 	name := "n"
 	for _, op := range []struct {
@@ -302,7 +312,8 @@ func TestCoreStatements(t *testing.T) {
 		}},
 		{"CreatePromotion vanity", func() error {
 			_, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "v",
-				Kind: promo.KindVanity, VanityCode: "VANITY", MaxUsagePerCode: 1}})
+				Kind: promo.KindVanity, VanityCode: "VANITY", MaxUsagePerCode: 1,
+				Eligibility: &promo.Eligibility{Countries: []string{"DE"}}}})
 			return err
 		}},
 		{"GetPromotion", func() error { _, err := s.GetPromotion(ctx, 7); return err }},
@@ -425,13 +436,12 @@ func TestCoreStatements(t *testing.T) {
 		{"RequestDeletion", func() error { _, err := s.RequestDeletion(ctx, audit); return err }},
 		{"FinishDeletion", func() error { return s.FinishDeletion(ctx, audit) }},
 		{"Deletion", func() error { _, err := s.Deletion(ctx, 7); return err }},
-		{"RedeemBatch", func() error {
-			batch := redeem
-			batch.ID, batch.IdempotencyKey = "r9", "bk"
-			res, err := s.RedeemBatch(ctx, []promo.RedeemRequest{batch})
-			if err == nil && (res[0].Err != nil || res[0].Outcome.Refused != "") {
-				err = fmt.Errorf("result %+v, want a redemption", res[0])
-			}
+		{"Issue", func() error { _, err := s.Issue(ctx, issue); return err }},
+		{"Issue replayed", func() error { _, err := s.Issue(ctx, issue); return err }},
+		{"UserCodes", func() error { _, err := s.UserCodes(ctx, "u", now, 10); return err }},
+		{"UpdatePromotion eligibility", func() error {
+			_, err := s.UpdatePromotion(ctx, promo.PromotionUpdate{ID: 7, SetEligibility: true,
+				Eligibility: &promo.Eligibility{FirstOrderOnly: true}, AuditID: "a6", Actor: "admin", Now: now})
 			return err
 		}},
 	} {
@@ -447,9 +457,9 @@ func TestCoreStatements(t *testing.T) {
 	want := map[string]string{
 		"PromotionByKey":  "string",
 		"Reserve":         "string,int64",
-		"InsertPromotion": "string,string,int64,string,<nil>,int32,int32,time.Time/UTC,<nil>,string,int64,string,string,time.Time/UTC,mssql.VarChar",
+		"InsertPromotion": "string,string,int64,string,<nil>,int32,int32,time.Time/UTC,<nil>,string,int64,string,string,time.Time/UTC,mssql.VarChar,<nil>",
 		"InsertPromotion vanity": "string,string,int64,<nil>,mssql.VarChar,int32,int32,<nil>,<nil>,string,int64,<nil>,string," +
-			"time.Time/UTC,mssql.VarChar",
+			"time.Time/UTC,mssql.VarChar,string",
 		"InsertBatches":   "int64,int64,int64,int64,int64," + utc,
 		"InsertCode":      v + ",int64",
 		"PromotionStatus": "int64", "Progress": "int64", "PromotionExists": "int64", "ExportCodes": "int64",
@@ -465,16 +475,22 @@ func TestCoreStatements(t *testing.T) {
 		"StatsRefusalSeries": "int64,string," + utc + "," + utc, "StatsTopUsers": "int64,int",
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
-		"ClaimKey":   "string,string," + utc,
-		"RedeemOnce": v + "," + v + ",string,string,<nil>," + utc + ",string,string," + v + ",string,string",
-		"UseCode":    v + "," + utc, "LockCode": v + "," + utc, "UnuseCode": v, "AddCodeUses": v + ",int",
+		"ClaimKey": "string,string," + utc,
+		"UseCode":  v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
 		"CodeLoad": v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",
 		"LockAllowance": "int64,string,int", "LockAllowanceInsert": "int64,string",
-		"InsertRedemption":        v + ",int64," + v + ",string,string,<nil>," + utc + ",int,string",
-		"InsertRedemption no key": v + ",int64," + v + ",string,string,<nil>," + utc + ",int,<nil>",
-		"InsertEvent":             v + ",string,string," + utc,
-		"SaveOutcome":             "string,string," + v, "SaveReservationOutcome": "string,string," + v,
+		"InsertRedemption": v + ",int64," + v + ",string,string,<nil>," + utc + ",int,string,string,string,int64," + v +
+			",int64,bool,string,string",
+		"InsertRedemption no key": v + ",int64," + v + ",string,string,<nil>," + utc + ",int,<nil>,<nil>,<nil>,<nil>,<nil>," +
+			"<nil>,<nil>,<nil>,<nil>",
+		"InsertRedemptionSegment": v + ",int64,string",
+		"StatsOrders":             "int64", "StatsSegments": "int64",
+		"IssuablePromotion": "int64", "IssueCodes": "int64,string," + v + "," + utc + ",int",
+		"IssuedCodes": "string," + v, "SaveIssuanceOutcome": "string," + v, "StoredIssuanceOutcome": "string",
+		"UserCodes":   "string,int",
+		"InsertEvent": v + ",string,string," + utc,
+		"SaveOutcome": "string,string," + v, "SaveReservationOutcome": "string,string," + v,
 		"StoredOutcome": "string", "StoredReservationOutcome": "string",
 		"CodeState":  v + ",string," + utc,
 		"Redemption": v, "MarkRolledBack": v + "," + utc + ",string",
@@ -488,10 +504,11 @@ func TestCoreStatements(t *testing.T) {
 		"Reservation":       v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
 		"SweepReservations": utc + ",int", "CodeReservations": v + ",int64," + utc + ",int",
 		"RevokeCode": v + "," + utc + ",string", "Revocation": v,
-		"InsertAudit":     v + "," + utc + ",string," + v + ",int64," + v + ",string",
-		"AuditLog":        "int64,int," + v,
-		"UpdatePromotion": "int64,string,bool,<nil>,bool," + utc + ",<nil>",
-		"PromotionState":  "int64", "LockPromotion": "int64",
+		"InsertAudit":            v + "," + utc + ",string," + v + ",int64," + v + ",string",
+		"AuditLog":               "int64,int," + v,
+		"UpdatePromotion":        "int64,string,bool,<nil>,bool," + utc + ",<nil>,bool,<nil>",
+		"UpdatePromotion vanity": "int64,<nil>,bool,<nil>,bool,<nil>,<nil>,bool,string",
+		"PromotionState":         "int64", "LockPromotion": "int64",
 		"FlagCancelled": "int64," + utc, "CancelBatches": "int64," + utc,
 		"StoredTopUp": "int64,string", "GrowPromotion": "int64,int64", "NextNumbers": "int64",
 		"InsertTopUpBatches": "int64,int64,int64,int64,int," + utc + ",int",
@@ -580,39 +597,3 @@ func TestChunkCommitStatements(t *testing.T) {
 // A redemption is one batch in one round trip (no BEGIN or COMMIT from the
 // driver: the batch is its own transaction), answered from its one row; the
 // batch keeps the core's lock order and its conditions.
-func TestRedeemIsOneBatch(t *testing.T) {
-	srv := &fakeServer{answer: script(nil, map[string][][][]driver.Value{
-		"RedeemOnce": {row("redeemed", int64(7), int64(4)), row("user_limit_reached", int64(7), int64(0))},
-	})}
-	s := newStore(sql.OpenDB(srv), nil)
-	defer s.Close()
-	req := promo.RedeemRequest{ID: "r1", EventID: "e1", Code: "ABCD", UserID: "u", IdempotencyKey: "k", RequestHash: "h", Now: now}
-	out, err := s.Redeem(context.Background(), req)
-	if err != nil || out.Redemption.PromotionID != 7 || out.Redemption.UsesLeft != 4 || out.Redemption.ID != "r1" {
-		t.Fatalf("Redeem = %+v, %v; want r1 of promotion 7 with 4 uses left", out, err)
-	}
-	if out, err = s.Redeem(context.Background(), req); err != nil || out.Refused != promo.ReasonUserLimitReached || out.PromotionID != 7 {
-		t.Fatalf("Redeem = %+v, %v; want user_limit_reached in promotion 7", out, err)
-	}
-	name := names()
-	var got []string
-	for _, c := range srv.calls {
-		got = append(got, name(c.query))
-	}
-	if fmt.Sprint(got) != "[RedeemOnce RedeemOnce]" {
-		t.Errorf("statements of two redemptions: %v, want one batch each", got)
-	}
-	// In this order: the key (guarded insert), the code's conditional UPDATE,
-	// its holds, the allowance, the audit row, the event, the commit, the answer.
-	q, at := statements.RedeemOnce, 0
-	for _, part := range []string{"SET XACT_ABORT ON", "BEGIN TRANSACTION", "WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7",
-		"c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1",
-		"FROM reservations AS r\n\t\tWHERE r.code = @p2", "UPDATE user_uses SET used = used + 1", "AND used < @limit",
-		"INSERT INTO redemptions", "INSERT INTO events", "COMMIT TRANSACTION", "SELECT @outcome"} {
-		i := strings.Index(q[at:], part)
-		if i < 0 {
-			t.Fatalf("RedeemOnce lacks %q after offset %d", part, at)
-		}
-		at += i + len(part)
-	}
-}

@@ -107,7 +107,7 @@ UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE na
 SELECT n FROM @t;`
 
 	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at`
+	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
 
 	// statusCols are what a status needs beyond the promotion's columns and
 	// its progress: the switch, the deletion, the totals as of the last
@@ -136,7 +136,9 @@ SELECT @r;`
 	maxValuesRows = 1000
 
 	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, '')`
+	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, ''),
+	COALESCE(client_addr, N''), COALESCE(user_agent, N''), order_amount, COALESCE(order_currency, ''), discount,
+	first_order, COALESCE(segments, N''), COALESCE(country, '')`
 
 	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
 	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
@@ -175,13 +177,14 @@ FROM g`
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
 // uses): every limit of the code and its promotion in one WHERE.
 func codeUse(set string) string {
-	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
+	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, eligibility nvarchar(max));
 UPDATE c SET c.used = ` + set + `
-OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
+OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit, p.eligibility INTO @t
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+  AND (c.user_id IS NULL OR c.user_id = @p3)
   AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
-SELECT promotion_id, used, max_usage, per_user FROM @t;`
+SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
 var statements = sqlstore.Statements{
@@ -195,9 +198,9 @@ WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
 	InsertPromotion: `DECLARE @t TABLE (id bigint);
 INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint)
+	idempotency_key, request_hash, created_at, key_fingerprint, eligibility)
 OUTPUT inserted.id INTO @t
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15);
+VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16);
 SELECT id FROM @t;`,
 
 	InsertBatches: insertBatches("0"),
@@ -205,7 +208,7 @@ SELECT id FROM @t;`,
 	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
 
 	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, ` + statusCols + `
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility, ` + statusCols + `
 FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -250,7 +253,7 @@ ORDER BY b.promotion_id, b.batch_no;`,
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
 	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
 WHERE p.id = @p1`,
@@ -306,7 +309,7 @@ FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1
 	// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
 	// then the generation (a vanity promotion is complete).
 	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
-	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
 CROSS APPLY (
@@ -377,6 +380,16 @@ FROM redemptions WHERE promotion_id = @p1`,
 	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
 ) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`,
 
+	StatsOrders: `SELECT order_currency, COUNT_BIG(*), COALESCE(SUM(order_amount), 0), COALESCE(SUM(discount), 0)
+FROM redemptions WHERE promotion_id = @p1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
+GROUP BY order_currency ORDER BY order_currency`,
+
+	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), COUNT_BIG(*),
+	COALESCE(SUM(r.order_amount), 0), COALESCE(SUM(r.discount), 0)
+FROM redemption_segments AS s JOIN redemptions AS r ON r.id = s.redemption_id
+WHERE s.promotion_id = @p1 AND r.rolled_back_at IS NULL
+GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
+
 	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
 WHERE promotion_id = @p1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id`,
@@ -420,105 +433,6 @@ WHERE idem_key = @p1`,
 	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
 
-	// RedeemOnce is the whole redemption in one round trip: one batch, its
-	// own transaction (XACT_ABORT: any error rolls all of it back), running
-	// the core's steps in the same lock order: the idempotency key (an
-	// insert guarded by UPDLOCK, HOLDLOCK: a second request with the key
-	// waits for the first's range lock, then finds the record and is
-	// answered 'replay'), the code's conditional UPDATE (its U then X lock
-	// makes a second redeemer re-read "used < max" on the committed count,
-	// see "Why SQL Server cannot over-redeem" above), the live holds counted
-	// after that lock is held, the allowance's conditional UPDATE (or the
-	// guarded insert of its row at 1, then the UPDATE once more if a
-	// concurrent first use inserted it) and its holds, the audit row and the
-	// event; whatever does not fit is taken back in the batch and named. The
-	// refusal's reason is read from the code's state when the UPDATE matched
-	// nothing, in redemption's order. The event is @p10 || promotion id ||
-	// @p11 || uses left || '},"codeUses":' || uses || '}' (EventParts).
-	RedeemOnce: `SET XACT_ABORT ON;
-DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @load int, @uu int, @left int;
-DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int);
-DECLARE @a TABLE (used int);
-BEGIN TRANSACTION;
-IF @p7 <> ''
-BEGIN
-	INSERT INTO idempotency_keys (idem_key, request_hash, redemption_id, created_at)
-	SELECT @p7, @p8, @p1, @p6
-	WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7);
-	IF @@ROWCOUNT = 0 SET @outcome = 'replay';
-END
-IF @outcome IS NULL
-BEGIN
-	UPDATE c SET c.used = c.used + 1
-	OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit INTO @t
-	FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-	WHERE c.code = @p2 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-	  AND (p.starts_at IS NULL OR p.starts_at <= @p6) AND (p.expires_at IS NULL OR p.expires_at > @p6);
-	SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user FROM @t;
-	IF @pid IS NULL
-	BEGIN
-		SELECT @pid = c.promotion_id, @outcome = CASE
-			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
-			WHEN c.revoked_at IS NOT NULL THEN 'revoked'
-			WHEN p.active = 0 THEN 'deactivated'
-			WHEN p.starts_at IS NOT NULL AND @p6 < p.starts_at THEN 'not_started'
-			WHEN p.expires_at IS NOT NULL AND @p6 >= p.expires_at THEN 'expired'
-			ELSE 'code_exhausted' END
-		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
-		IF @outcome IS NULL SET @outcome = 'code_not_found';
-	END
-	ELSE
-	BEGIN
-		SELECT @load = @used + COUNT(*) FROM reservations AS r
-		WHERE r.code = @p2 AND r.promotion_id = @pid AND r.status = 'held' AND r.expires_at > @p6;
-		IF @load > @max
-			SET @outcome = 'code_exhausted';
-		ELSE IF @limit <> 0
-		BEGIN
-			UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
-			WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
-			IF @@ROWCOUNT = 0
-			BEGIN
-				INSERT INTO user_uses (promotion_id, user_id, used) OUTPUT inserted.used INTO @a
-				SELECT @pid, @p3, 1 WHERE NOT EXISTS
-					(SELECT 1 FROM user_uses WITH (UPDLOCK, HOLDLOCK) WHERE promotion_id = @pid AND user_id = @p3);
-				IF @@ROWCOUNT = 0
-					UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
-					WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
-			END
-			SELECT @uu = used FROM @a;
-			IF @uu IS NULL
-				SET @outcome = 'user_limit_reached';
-			ELSE
-			BEGIN
-				SELECT @uu = @uu + COUNT(*) FROM reservations AS r
-				WHERE r.promotion_id = @pid AND r.user_id = @p3 AND r.status = 'held' AND r.expires_at > @p6;
-				IF @uu > @limit
-				BEGIN
-					UPDATE user_uses SET used = used - 1 WHERE promotion_id = @pid AND user_id = @p3 AND used > 0;
-					SET @outcome = 'user_limit_reached';
-				END
-			END
-		END
-		IF @outcome IS NOT NULL
-			UPDATE codes SET used = used - 1 WHERE code = @p2 AND used > 0;
-	END
-END
-IF @outcome IS NULL
-BEGIN
-	SET @outcome = 'redeemed';
-	SET @left = CASE WHEN @max - @load > 0 THEN @max - @load ELSE 0 END;
-	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key)
-	VALUES (@p1, @pid, @p2, @p3, @p4, @p5, @p6, @left, NULLIF(@p7, ''));
-	INSERT INTO events (stream, event_key, payload, created_at)
-	VALUES (@p9, CAST(@pid AS varchar(20)), @p10 + CAST(@pid AS varchar(20)) + @p11 + CAST(@left AS varchar(11))
-		+ '},"codeUses":' + CAST(@used AS varchar(11)) + '}', @p6);
-END
-ELSE IF @outcome <> 'replay' AND @p7 <> ''
-	UPDATE idempotency_keys SET refused = @outcome, redemption_id = NULL WHERE idem_key = @p7;
-COMMIT TRANSACTION;
-SELECT @outcome, COALESCE(@pid, 0), COALESCE(@left, 0);`,
-
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
 	// The allowance is an update-or-insert in two statements (no MERGE):
@@ -534,17 +448,23 @@ SELECT used FROM @t;`,
 SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
 	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9)`,
+	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
+	country) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16, @p17)`,
+
+	// InsertRedemptionSegment: a redemption carries each segment once (the
+	// core de-duplicates), so a plain insert.
+	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (@p1, @p2, @p3, @p4)`,
 
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
 	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p3),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
-		AND r.status = 'held' AND r.expires_at > @p3)
+		AND r.status = 'held' AND r.expires_at > @p3),
+	COALESCE(c.user_id, N'')
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
 WHERE c.code = @p1`,
@@ -604,6 +524,32 @@ SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON 
 
 	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > @p1 ORDER BY id`,
+
+	// Personal codes (see ../postgres/queries.go). IssueCodes: READPAST
+	// skips the codes another issuance holds, UPDLOCK keeps two from taking
+	// the same (the queue pattern of the outbox claims), ROWLOCK and the
+	// disabled escalation keep it to the rows taken: no hot row.
+	IssuablePromotion: `SELECT kind, CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit)
+FROM promotions WHERE id = @p1`,
+
+	IssueCodes: `DECLARE @t TABLE (code varchar(128));
+WITH pick AS (
+	SELECT TOP (@p5) code, user_id, issuance_id, issued_at FROM codes WITH (UPDLOCK, READPAST, ROWLOCK)
+	WHERE promotion_id = @p1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL ORDER BY code)
+UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
+SELECT code FROM @t;`,
+
+	IssuedCodes: `SELECT code FROM codes WHERE user_id = @p1 AND issuance_id = @p2 ORDER BY code`,
+
+	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = @p2 WHERE idem_key = @p1`,
+
+	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = @p1`,
+
+	UserCodes: `SELECT TOP (@p2) c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
+	CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit), CAST(p.active AS bit),
+	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit), p.starts_at, p.expires_at
+FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.user_id = @p1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code`,
 
 	SetActive: `UPDATE promotions SET active = @p2 WHERE id = @p1`,
 
@@ -716,13 +662,15 @@ UPDATE promotions SET
 	name = COALESCE(@p2, name),
 	starts_at = CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END,
 	expires_at = CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END,
-	active = COALESCE(@p7, active)
+	active = COALESCE(@p7, active),
+	eligibility = CASE WHEN @p8 = 1 THEN @p9 ELSE eligibility END
 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND delete_requested_at IS NULL AND (
 	(CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) IS NULL
 	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
 	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
-SELECT id, name, starts_at, expires_at, CAST(active AS bit) FROM promotions WHERE id IN (SELECT id FROM @t);`,
+SELECT id, name, starts_at, expires_at, CAST(active AS bit), COALESCE(eligibility, N'') FROM promotions
+WHERE id IN (SELECT id FROM @t);`,
 
 	PromotionState: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
 	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WHERE id = @p1`,

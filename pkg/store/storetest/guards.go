@@ -484,7 +484,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 	}
 
 	inTx("UseCode at used = max", func(tx sqlstore.StatementTx) error {
-		u, ok, err := tx.UseCode(h.ctx, codes[0], now)
+		u, ok, err := tx.UseCode(h.ctx, codes[0], "u1", now)
 		if err != nil || ok {
 			t.Errorf("UseCode of a code at its max (2/2) = %+v, %t, %v; want no row", u, ok, err)
 		}
@@ -492,7 +492,7 @@ func conditionsAtTheirLimits(t *testing.T, h *harness) string {
 		return nil
 	})
 	inTx("UseCode at used = max-1", func(tx sqlstore.StatementTx) error {
-		u, ok, err := tx.UseCode(h.ctx, codes[1], now)
+		u, ok, err := tx.UseCode(h.ctx, codes[1], "u1", now)
 		if err != nil || !ok || u.Used != 2 {
 			t.Errorf("UseCode of a code at 1/2 = %+v, %t, %v; want it used to 2", u, ok, err)
 		}

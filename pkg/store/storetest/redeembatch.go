@@ -16,6 +16,7 @@ var redeemBatchTests = cases{
 	{"RedeemBatchAnswersEachRequest", testRedeemBatchAnswersEach},
 	{"RedeemBatchRacing", testRedeemBatchRacing},
 	{"RedeemBatchRefusedCode", testRedeemBatchRefusedCode},
+	{"RedeemBatchPersonal", testRedeemBatchPersonal},
 }
 
 func (h *harness) redeemBatch(reqs []promo.RedeemRequest) []promo.RedeemResult {
@@ -223,5 +224,113 @@ func testRedeemBatchRefusedCode(t *testing.T, h *harness) {
 	bad := redeemReq(code, "")
 	if r := h.redeemBatch([]promo.RedeemRequest{bad})[0]; !promo.Is(r.Err, promo.EInvalid) {
 		t.Errorf("a request without a user = %+v, want EInvalid", r)
+	}
+}
+
+// Combined redemptions do not bypass personal codes: concurrent batches of a
+// code bound to one user answer everyone else not_your_code and admit only the
+// owner's; batches of a code whose promotion has eligibility rules answer the
+// ineligible requests not_eligible with the failed rule; the audit row keeps
+// the client's address and agent.
+func testRedeemBatchPersonal(t *testing.T, h *harness) {
+	p, _ := h.generatedCodes("batch-bound", 2, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = 3, 0
+	})
+	code := h.issue(issueReq(p.ID, "owner", 1)).Issuance.Codes[0]
+	var (
+		mu                        sync.Mutex
+		mine, theirs, ex, batches int
+	)
+	const n = 12
+	race(n, func(i int) {
+		reqs := []promo.RedeemRequest{redeemReq(code, fmt.Sprintf("thief-%d-a", i)),
+			redeemReq(code, fmt.Sprintf("thief-%d-b", i))}
+		if i%2 == 0 {
+			reqs = append(reqs, redeemReq(code, "owner"))
+		}
+		res, err := h.s.RedeemBatch(h.ctx, reqs)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || len(res) != len(reqs) {
+			t.Errorf("RedeemBatch: %d results, %v", len(res), err)
+			return
+		}
+		batches++
+		for j, r := range res {
+			owner := reqs[j].UserID == "owner"
+			switch {
+			case r.Err != nil:
+				t.Errorf("%s: %v", reqs[j].UserID, r.Err)
+			case r.Outcome.Refused == "" && owner:
+				mine++
+			case r.Outcome.Refused == "":
+				t.Errorf("%s redeemed the owner's code in a combined redemption", reqs[j].UserID)
+			case r.Outcome.Refused == promo.ReasonNotYourCode && !owner:
+				theirs++
+			case r.Outcome.Refused == promo.ReasonCodeExhausted && owner:
+				ex++
+			default:
+				t.Errorf("%s: refused %q", reqs[j].UserID, r.Outcome.Refused)
+			}
+		}
+	})
+	if mine != 3 || ex != n/2-3 || theirs != 2*n || h.used(code) != 3 {
+		t.Errorf("bound code: owner %d redeemed, %d exhausted; others not_your_code %d; used %d; want 3, %d, %d, 3",
+			mine, ex, theirs, h.used(code), n/2-3, 2*n)
+	}
+
+	_, codes := h.generatedCodes("batch-eligible", 1, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = 100, 0
+		np.Eligibility = &promo.Eligibility{Countries: []string{"DE"}}
+	})
+	var ok, refused int
+	race(n, func(i int) {
+		reqs := []promo.RedeemRequest{
+			redeemReq(codes[0], fmt.Sprintf("quiet-%d", i)), // says nothing: fails the rule
+			shopperReq(codes[0], fmt.Sprintf("fr-%d", i), promo.Shopper{Country: "FR"}),
+			shopperReq(codes[0], fmt.Sprintf("de-%d", i), promo.Shopper{Country: "DE"}),
+			redeemReq(codes[0], fmt.Sprintf("quiet2-%d", i)),
+		}
+		res, err := h.s.RedeemBatch(h.ctx, reqs)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || len(res) != len(reqs) {
+			t.Errorf("RedeemBatch: %d results, %v", len(res), err)
+			return
+		}
+		for j, r := range res {
+			switch {
+			case r.Err != nil:
+				t.Errorf("%s: %v", reqs[j].UserID, r.Err)
+			case j == 2 && r.Outcome.Refused == "":
+				ok++
+			case j != 2 && r.Outcome.Refused == promo.ReasonNotEligible && r.Outcome.Rule == promo.RuleCountries:
+				refused++
+			default:
+				t.Errorf("%s: outcome %+v", reqs[j].UserID, r.Outcome)
+			}
+		}
+	})
+	if ok != n || refused != 3*n || h.used(codes[0]) != n {
+		t.Errorf("eligibility: %d redeemed, %d not_eligible, used %d; want %d, %d, %d", ok, refused, h.used(codes[0]),
+			n, 3*n, n)
+	}
+
+	audit := "V" + h.tag + "BATCHAUDIT"
+	ap := h.create(h.vanity(audit, 5))
+	a, b := redeemReq(audit, "ann"), redeemReq(audit, "bob")
+	a.ClientAddr, a.UserAgent = "203.0.113.7", "checkout/3"
+	for _, r := range h.redeemBatch([]promo.RedeemRequest{a, b}) {
+		if r.Err != nil || r.Outcome.Refused != "" {
+			t.Fatalf("combined redemption: %+v", r)
+		}
+	}
+	trail, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: ap.ID, UserID: "ann"})
+	if err != nil || len(trail) != 1 || trail[0].ClientAddr != "203.0.113.7" || trail[0].UserAgent != "checkout/3" {
+		t.Errorf("audit row of a combined redemption: %+v, %v", trail, err)
+	}
+	trail, err = h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: ap.ID, UserID: "bob"})
+	if err != nil || len(trail) != 1 || trail[0].ClientAddr != "" || trail[0].UserAgent != "" {
+		t.Errorf("audit row of bob's combined redemption: %+v, %v", trail, err)
 	}
 }

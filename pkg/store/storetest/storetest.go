@@ -51,6 +51,7 @@ type Store interface {
 	LifecycleStore
 	TotalsStore
 	InspectStore
+	PersonalStore
 	// Migrate applies the pending migrations (none: the suite's stores are
 	// migrated, so running it again must change nothing).
 	Migrate(ctx context.Context) error
@@ -153,6 +154,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, guardTests...)
 	tests = append(tests, inspectTests...)
 	tests = append(tests, redeemBatchTests...)
+	tests = append(tests, personalTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -114,8 +114,9 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 // promotion's flag and window in its own conditional statement.
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
 	switch {
-	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil:
-		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid, "nothing to change: set name, startsAt, expiresAt or active")
+	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil && !u.SetEligibility:
+		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid,
+			"nothing to change: set name, startsAt, expiresAt, active or eligibility")
 	case u.Name != nil && *u.Name == "":
 		return promo.PromotionSettings{}, promo.FieldErrorf("name", "must not be empty")
 	case u.AuditID == "" || u.Actor == "" || u.Now.IsZero():
@@ -137,10 +138,15 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	if u.Active != nil {
 		on = *u.Active
 	}
+	var eligibility string
 	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.nullTime(u.StartsAt), u.SetExpiresAt,
-		x.nullTime(u.ExpiresAt), on}, &ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active)
+		x.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
+		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
 	if err != nil {
 		return ps, fmt.Errorf("update promotion: %w", err)
+	}
+	if ps.Eligibility, err = promo.DecodeEligibility(eligibility); err != nil {
+		return ps, err
 	}
 	if !ok {
 		if _, err := x.lookUp(ctx, u.ID); err != nil {
@@ -160,6 +166,9 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	}
 	if u.Active != nil {
 		change["active"] = *u.Active
+	}
+	if u.SetEligibility {
+		change["eligibility"] = ps.Eligibility
 	}
 	detail, err := json.Marshal(change)
 	if err != nil {

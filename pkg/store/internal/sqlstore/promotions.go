@@ -102,7 +102,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	err = tx.QueryRow(ctx, s.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
 		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.nullTime(p.StartsAt), s.nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), key, np.RequestHash, s.d.Time(p.CreatedAt),
-		s.d.VarChar(p.KeyFingerprint)).Scan(&p.ID)
+		s.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {
 		if np.IdempotencyKey != "" && s.d.UniqueViolation(err) {
 			// The only unique key this insert can violate (the id is

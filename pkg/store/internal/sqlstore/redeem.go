@@ -24,8 +24,14 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		out promo.RedeemOutcome
 		err error
 	)
-	if s.d.RedeemOnce != "" {
+	// A request with shopper fields (eligibility rules to check, segments
+	// to record) takes the statement path; so does one whose promotion
+	// turns out to have rules (RedeemOnce aborts, having written nothing).
+	if s.d.RedeemOnce != "" && req.Shopper == nil {
 		out, err = s.redeemOnce(ctx, req)
+		if err != nil && s.d.StatementPath(err) {
+			out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
+		}
 	} else {
 		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
 	}
@@ -39,7 +45,7 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	r := promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
 		Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-		IdempotencyKey: req.IdempotencyKey}
+		IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 	head, body, err := EventParts(req.EventID, r)
 	if err != nil {
 		return promo.RedeemOutcome{}, err
@@ -47,7 +53,8 @@ func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (prom
 	var outcome string
 	err = s.w.QueryRow(ctx, s.d.RedeemOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
 		text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
-		s.d.VarChar(promo.StreamRedemptions), head, body).Scan(&outcome, &r.PromotionID, &r.UsesLeft)
+		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent).Scan(&outcome, &r.PromotionID,
+		&r.UsesLeft)
 	switch {
 	case err != nil:
 		return promo.RedeemOutcome{}, fmt.Errorf("redeem in one statement: %w", err)
@@ -95,17 +102,26 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		}
 		return x.replay(ctx, req)
 	}
-	u, left, refused, err := x.take(ctx, req.Code, req.UserID, req.Now, "")
+	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper, true)
 	if err != nil || refused != "" {
-		out := promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID}
+		out := promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID, Rule: rule}
 		if err == nil {
-			err = x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, refused, "")
+			err = x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, promo.Reason(promo.Refused(refused, rule)), "")
 		}
 		return out, err
 	}
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-		UsesLeft: left, IdempotencyKey: req.IdempotencyKey}
+		UsesLeft: left, IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	if sh := req.Shopper; sh != nil {
+		n := sh.Normalize()
+		r.Order, r.Segments, r.Country, r.FirstOrder = n.Order, n.Segments, n.Country, n.FirstOrder
+		if r.Order != nil {
+			o := *r.Order
+			o.FirstOrder = nil
+			r.Order = &o
+		}
+	}
 	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
@@ -124,7 +140,9 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 	return nil
 }
 
-// take adds one use of code for userID at now, within every limit: the
+// take adds one use of code for userID at now, within every limit and, with
+// rules, the promotion's eligibility rules for shopper (as UseCode read them,
+// in the same statement that took the code row's lock): the
 // conditional UseCode takes the code row's lock, then codeLoad (a new
 // statement, so under PostgreSQL's READ COMMITTED a new snapshot that sees
 // every reservation committed by the lock's earlier holders) counts live
@@ -137,45 +155,51 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 // READ COMMITTED PostgreSQL re-checks the WHERE of a row it waited for against
 // the new row version, but a subquery keeps the statement's original
 // snapshot, so two reservers could both fit into the last use.
-func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string) (CodeUse, int, promo.Reason, error) {
-	u, ok, err := x.UseCode(ctx, code, now)
+func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
+	shopper *promo.Shopper, rules bool) (CodeUse, int, promo.Reason, string, error) {
+	u, ok, err := x.UseCode(ctx, code, userID, now)
 	if err != nil {
-		return u, 0, "", fmt.Errorf("use code: %w", err)
+		return u, 0, "", "", fmt.Errorf("use code: %w", err)
 	}
 	if !ok {
-		reason, pid, err := x.refusal(ctx, code, now)
+		reason, pid, err := x.refusal(ctx, code, userID, now)
 		u.PromotionID = pid
-		return u, 0, reason, err
+		return u, 0, reason, "", err
 	}
 	load, err := x.codeLoad(ctx, code, now, exclude)
 	if err != nil {
-		return u, 0, "", fmt.Errorf("count code holds: %w", err)
+		return u, 0, "", "", fmt.Errorf("count code holds: %w", err)
 	}
 	if load > u.MaxUsage {
-		return u, 0, promo.ReasonCodeExhausted, x.takeBack(ctx, u, code, "", false)
+		return u, 0, promo.ReasonCodeExhausted, "", x.takeBack(ctx, u, code, "", false)
+	}
+	if rules {
+		if rule := u.Eligibility.Check(shopper); rule != "" {
+			return u, 0, promo.ReasonNotEligible, rule, x.takeBack(ctx, u, code, "", false)
+		}
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
 		ok, err := x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
 		if err != nil {
-			return u, 0, "", fmt.Errorf("use allowance: %w", err)
+			return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
 		}
 		if ok {
 			userLoad, err := x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
 			if err != nil {
-				return u, 0, "", fmt.Errorf("count user holds: %w", err)
+				return u, 0, "", "", fmt.Errorf("count user holds: %w", err)
 			}
 			ok = userLoad <= u.PerUserLimit
 			if !ok {
 				if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
-					return u, 0, "", fmt.Errorf("take back allowance use: %w", err)
+					return u, 0, "", "", fmt.Errorf("take back allowance use: %w", err)
 				}
 			}
 		}
 		if !ok {
-			return u, 0, promo.ReasonUserLimitReached, x.takeBack(ctx, u, code, "", false)
+			return u, 0, promo.ReasonUserLimitReached, "", x.takeBack(ctx, u, code, "", false)
 		}
 	}
-	return u, max(0, u.MaxUsage-load), "", nil
+	return u, max(0, u.MaxUsage-load), "", "", nil
 }
 
 // takeBack gives back the use take added to code (and, with allowance, to
@@ -194,8 +218,8 @@ func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, 
 
 // refusal names why a conditional statement on code matched no row; it reads
 // the state only to name the reason.
-func (x stmts[T]) refusal(ctx context.Context, code string, now time.Time) (promo.Reason, int64, error) {
-	st, found, err := x.CodeState(ctx, code, "", now)
+func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Time) (promo.Reason, int64, error) {
+	st, found, err := x.CodeState(ctx, code, userID, now)
 	if err != nil {
 		return "", 0, fmt.Errorf("read code state: %w", err)
 	}
@@ -230,7 +254,8 @@ func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID stri
 func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	refused, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
 	if err != nil || refused != "" {
-		return promo.RedeemOutcome{Refused: refused, Replayed: true}, err
+		reason, rule := promo.SplitRefused(string(refused))
+		return promo.RedeemOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	r, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(id))
 	if err != nil {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -32,9 +33,17 @@ import (
 // them: idempotency keys (in key order), the code row, allowance rows (in
 // user order, so two batches on different codes of one promotion cannot
 // deadlock on two users' rows).
+//
+// Personal codes are never decided here: a request with shopper fields, a
+// code bound to a user, and a promotion with eligibility rules go to Redeem,
+// one request after another, so that not_your_code, not_eligible (with its
+// rule) and the shopper's audit fields are exactly Redeem's. The last two are
+// found under the code row's lock (the lock statement is run for no user, so
+// a bound code matches nothing; the eligibility is what it read), and the
+// combined transaction is then rolled back, having decided nothing.
 func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) ([]promo.RedeemResult, error) {
 	res := make([]promo.RedeemResult, len(reqs))
-	var todo, again []int
+	var todo, again, single []int
 	keys := map[string]bool{}
 	for i, req := range reqs {
 		if err := checkRedeemRequest(req); err != nil {
@@ -43,6 +52,12 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 		}
 		if req.Code != reqs[0].Code {
 			return nil, promo.Errorf(promo.EInvalid, "a combined redemption is for one code: %q and %q", reqs[0].Code, req.Code)
+		}
+		if req.Shopper != nil {
+			// Eligibility to check and shopper fields to record: Redeem's
+			// statement path.
+			single = append(single, i)
+			continue
 		}
 		if k := req.IdempotencyKey; k != "" {
 			if keys[k] {
@@ -53,12 +68,11 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 		}
 		todo = append(todo, i)
 	}
+	var err error
 	if len(todo) > 0 && s.d.RedeemBatchOnce != "" {
-		if err := s.redeemBatchOnce(ctx, reqs, todo, res); err != nil {
-			return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
-		}
+		err = s.redeemBatchOnce(ctx, reqs, todo, res)
 	} else if len(todo) > 0 {
-		err := s.retry(ctx, func() error {
+		err = s.retry(ctx, func() error {
 			return s.inTx(ctx, func(tx T) error {
 				for _, i := range todo {
 					res[i] = promo.RedeemResult{}
@@ -66,15 +80,31 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 				return s.on(tx).redeemBatch(ctx, reqs, todo, res)
 			})
 		})
-		if err != nil {
-			return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
+	}
+	if errors.Is(err, errNotCombinable) {
+		err = nil
+		for _, i := range todo {
+			res[i] = promo.RedeemResult{}
 		}
+		single = append(todo, single...)
+	}
+	if err != nil {
+		return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
+	}
+	slices.Sort(single)
+	for _, i := range single {
+		res[i].Outcome, res[i].Err = s.Redeem(ctx, reqs[i])
 	}
 	for _, i := range again {
 		res[i].Outcome, res[i].Err = s.Redeem(ctx, reqs[i])
 	}
 	return res, nil
 }
+
+// errNotCombinable rolls back a combined redemption that found a code bound
+// to a user or a promotion with eligibility rules: its requests are redeemed
+// one by one (Redeem), which decides those.
+var errNotCombinable = errors.New("not combinable: a personal code or eligibility rules")
 
 // redeemBatch is RedeemBatch's transaction for the requests todo (indexes
 // into reqs, in arrival order).
@@ -112,12 +142,23 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		res[i].Outcome = promo.RedeemOutcome{Refused: reason, PromotionID: pid}
 		return x.saveOutcome(ctx, x.d.SaveOutcome, reqs[i].IdempotencyKey, reason, "")
 	}
-	u, ok, err := x.lockCode(ctx, code, now)
+	// For no user: a code bound to anyone matches nothing.
+	u, ok, err := x.lockCode(ctx, code, "", now)
 	if err != nil {
 		return fmt.Errorf("lock code: %w", err)
 	}
+	if ok && u.Eligibility != nil {
+		return errNotCombinable
+	}
 	if !ok {
-		reason, pid, err := x.refusal(ctx, code, now)
+		st, found, err := x.CodeState(ctx, code, "", now)
+		if err != nil {
+			return fmt.Errorf("read code state: %w", err)
+		}
+		if found && st.Owner != "" {
+			return errNotCombinable
+		}
+		reason, pid, err := x.refusal(ctx, code, "", now)
 		if err != nil {
 			return err
 		}
@@ -186,7 +227,8 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		k++
 		r := promo.Redemption{ID: req.ID, Code: code, PromotionID: u.PromotionID, UserID: req.UserID,
 			OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-			UsesLeft: max(0, u.MaxUsage-load-k), IdempotencyKey: req.IdempotencyKey}
+			UsesLeft: max(0, u.MaxUsage-load-k), IdempotencyKey: req.IdempotencyKey,
+			ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 		if err := x.redeemed(ctx, r, req.EventID, u.Used+k); err != nil {
 			return err
 		}
@@ -204,18 +246,21 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 	n := len(todo)
 	ids, users, keys, hashes, heads, bodies := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
+	addrs, agents := make([]string, n), make([]string, n)
 	orders, metadata := make([]*string, n), make([]*string, n)
 	at := make([]time.Time, n)
 	rs := make([]promo.Redemption, n)
 	for j, i := range todo {
 		req := reqs[i]
 		rs[j] = promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
-			Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: req.IdempotencyKey}
+			Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: req.IdempotencyKey,
+			ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 		head, body, err := EventParts(req.EventID, rs[j])
 		if err != nil {
 			return err
 		}
 		ids[j], users[j], keys[j], hashes[j], heads[j], bodies[j] = req.ID, req.UserID, req.IdempotencyKey, req.RequestHash, head, body
+		addrs[j], agents[j] = req.ClientAddr, req.UserAgent
 		if req.OrderID != "" {
 			orders[j] = &rs[j].OrderID
 		}
@@ -228,7 +273,7 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 	first := reqs[todo[0]]
 	var replays []int
 	err := s.each(ctx, s.w, s.d.RedeemBatchOnce, []any{first.Code, s.d.Time(first.Now), ids, users, orders, metadata, at,
-		keys, hashes, promo.StreamRedemptions, heads, bodies}, func(row Row) error {
+		keys, hashes, promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
 		var (
 			j       int
 			outcome string
@@ -254,6 +299,9 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 		}
 		return nil
 	})
+	if err != nil && s.d.StatementPath(err) {
+		return errNotCombinable
+	}
 	if err != nil {
 		return fmt.Errorf("redeem in one statement: %w", err)
 	}

@@ -36,47 +36,50 @@ func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 		}
 		return x.replayReservation(ctx, req)
 	}
-	refused, r, err := x.hold(ctx, req)
+	refused, rule, r, err := x.hold(ctx, req)
 	if err != nil {
 		return promo.ReserveOutcome{}, err
 	}
-	return promo.ReserveOutcome{Refused: refused, Reservation: r},
-		x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey, refused, r.ID)
+	return promo.ReserveOutcome{Refused: refused, Rule: rule, Reservation: r},
+		x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey, promo.Reason(promo.Refused(refused, rule)), r.ID)
 }
 
 // hold takes the locks, counts and writes the reservation, or names the
-// refusal.
-func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Reason, promo.Reservation, error) {
+// refusal (and the eligibility rule of a not_eligible).
+func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Reason, string, promo.Reservation, error) {
 	var none promo.Reservation
-	u, ok, err := x.lockCode(ctx, req.Code, req.Now)
+	u, ok, err := x.lockCode(ctx, req.Code, req.UserID, req.Now)
 	if err != nil {
-		return "", none, fmt.Errorf("lock code: %w", err)
+		return "", "", none, fmt.Errorf("lock code: %w", err)
 	}
 	if !ok {
-		reason, _, err := x.refusal(ctx, req.Code, req.Now)
-		return reason, none, err
+		reason, _, err := x.refusal(ctx, req.Code, req.UserID, req.Now)
+		return reason, "", none, err
 	}
 	load, err := x.codeLoad(ctx, req.Code, req.Now, "")
 	if err != nil {
-		return "", none, fmt.Errorf("count code holds: %w", err)
+		return "", "", none, fmt.Errorf("count code holds: %w", err)
 	}
 	if load+1 > u.MaxUsage {
-		return promo.ReasonCodeExhausted, none, nil
+		return promo.ReasonCodeExhausted, "", none, nil
+	}
+	if rule := u.Eligibility.Check(req.Shopper); rule != "" {
+		return promo.ReasonNotEligible, rule, none, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
 		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
 		if err != nil {
-			return "", none, fmt.Errorf("lock allowance: %w", err)
+			return "", "", none, fmt.Errorf("lock allowance: %w", err)
 		}
 		if !ok {
-			return promo.ReasonUserLimitReached, none, nil
+			return promo.ReasonUserLimitReached, "", none, nil
 		}
 		userLoad, err := x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
 		if err != nil {
-			return "", none, fmt.Errorf("count user holds: %w", err)
+			return "", "", none, fmt.Errorf("count user holds: %w", err)
 		}
 		if userLoad+1 > u.PerUserLimit {
-			return promo.ReasonUserLimitReached, none, nil
+			return promo.ReasonUserLimitReached, "", none, nil
 		}
 	}
 	now := req.Now.UTC().Truncate(time.Microsecond)
@@ -84,15 +87,16 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Rea
 		Status: promo.ReservationHeld, CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
 	if err := x.exec(ctx, x.d.InsertReservation, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID,
 		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt)); err != nil {
-		return "", none, fmt.Errorf("insert reservation: %w", err)
+		return "", "", none, fmt.Errorf("insert reservation: %w", err)
 	}
-	return "", r, nil
+	return "", "", r, nil
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	refused, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
 	if err != nil || refused != "" {
-		return promo.ReserveOutcome{Refused: refused, Replayed: true}, err
+		reason, rule := promo.SplitRefused(string(refused))
+		return promo.ReserveOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
 	if err != nil {
@@ -141,7 +145,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return x.settled(ctx, r, req)
 	}
 	expired := !r.Live(req.Now)
-	u, left, refused, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID)
+	// The eligibility rules were checked when the reservation was made.
+	u, left, refused, _, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, nil, false)
 	if err != nil {
 		return promo.ConfirmOutcome{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -70,17 +71,22 @@ func (d nullTimeDest) Scan(v any) error {
 // scanPromotion scans promotionCols (see Statements) into p, then extra.
 func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
 	var (
-		kind           string
-		format, vanity sql.NullString
-		seqStart       int64
+		kind                        string
+		format, vanity, eligibility sql.NullString
+		seqStart                    int64
 	)
 	dest := append([]any{&p.ID, &p.Name, &kind, &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
 		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
-		Time(&p.CreatedAt)}, extra...)
+		Time(&p.CreatedAt), &eligibility}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
 	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
+	e, err := promo.DecodeEligibility(eligibility.String)
+	if err != nil {
+		return fmt.Errorf("promotion %d: %w", p.ID, err)
+	}
+	p.Eligibility = e
 	return decodeFormat(p, format.String)
 }
 
@@ -99,13 +105,31 @@ func decodeFormat(p *promo.Promotion, stored string) error {
 // scanRedemption scans redemptionCols (see Statements).
 func scanRedemption(row Row) (promo.Redemption, error) {
 	var (
-		r        promo.Redemption
-		metadata sql.NullString
-		release  string
+		r                  promo.Redemption
+		metadata           sql.NullString
+		release            string
+		amount, discount   sql.NullInt64
+		currency, segments string
+		firstOrder         sql.NullBool
 	)
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
-		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release)
+		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release,
+		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &firstOrder, &segments, &r.Country)
 	r.CodeRelease = promo.CodeRelease(release)
+	if segments != "" {
+		r.Segments = strings.Split(segments, "\n")
+	}
+	if currency != "" {
+		r.Order = &promo.Order{Amount: promo.Amount(amount.Int64), Currency: currency}
+		if discount.Valid {
+			d := promo.Amount(discount.Int64)
+			r.Order.Discount = &d
+		}
+	}
+	if firstOrder.Valid {
+		f := firstOrder.Bool
+		r.FirstOrder = &f
+	}
 	if metadata.Valid {
 		r.Metadata = []byte(metadata.String)
 	}

@@ -89,6 +89,10 @@ type Dialect[T Tx] struct {
 	// cannot serve now (besides a lost connection, which the core knows);
 	// LockTimeout a lock wait past the session's limit. nil: none.
 	Retryable, Unavailable, LockTimeout func(error) bool
+	// StatementPath reports RedeemOnce's refusal to decide a redemption
+	// (the promotion has eligibility rules): nothing was written, and the
+	// core redeems on its statement path instead. nil: never.
+	StatementPath func(error) bool
 	// Lease adapts a lease's length as an argument of the claim statements,
 	// which add it to the database's clock.
 	Lease func(time.Duration) any
@@ -141,7 +145,7 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *
 	if d.VarChar == nil {
 		d.VarChar = func(s string) any { return s }
 	}
-	for _, f := range []*func(error) bool{&d.Retryable, &d.Unavailable, &d.LockTimeout} {
+	for _, f := range []*func(error) bool{&d.Retryable, &d.Unavailable, &d.LockTimeout, &d.StatementPath} {
 		if *f == nil {
 			*f = func(error) bool { return false }
 		}

@@ -4,11 +4,13 @@ package sqlstore
 // field says the arguments it takes, in order, and the columns it returns.
 // promotionCols stands for id, name, kind, code_count, format, vanity_code,
 // max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name,
-// seq_start, created_at; batchCols for promotion_id, batch_no, seq_start,
+// seq_start, created_at, eligibility (NULL: none); batchCols for promotion_id, batch_no, seq_start,
 // code_count, done, state, last_error; redemptionCols for id, promotion_id,
 // code, user_id, order_id (”), metadata, redeemed_at, uses_left,
 // rolled_back_at, rollback_reason (”), idempotency_key (”),
-// rollback_code_release (”); reservationCols for id, promotion_id, code,
+// rollback_code_release (”), client_addr (”), user_agent (”), order_amount,
+// order_currency (”), discount, first_order, segments (”), country (”);
+// reservationCols for id, promotion_id, code,
 // user_id, status, created_at, expires_at, settled_at, redemption_id (”),
 // order_id (”); topUpCols for topup_no, code_count, seq_start,
 // first_batch_no, batch_count, created_at. Times are arguments through
@@ -26,7 +28,7 @@ type Statements struct {
 	// InsertPromotion (name, kind, code_count, format, vanity_code,
 	// max_usage_per_code, per_user_limit, starts_at, expires_at,
 	// counter_name, seq_start, idempotency_key, request_hash, created_at,
-	// key_fingerprint) returns the id.
+	// key_fingerprint, eligibility) returns the id.
 	InsertPromotion string
 	// InsertBatches (promotion id, seq_start, batch size, code_count, batch
 	// count, created_at) writes all batch rows in one statement;
@@ -102,6 +104,10 @@ type Statements struct {
 	StatsSeries, StatsRefusalSeries string
 	// StatsTopUsers (id, limit): user_id, redemptions.
 	StatsTopUsers string
+	// StatsOrders (id): currency, redemptions, order value, discount of
+	// the live redemptions that carried an order; StatsSegments (id):
+	// segment, currency (''), redemptions, order value, discount.
+	StatsOrders, StatsSegments string
 	// ClaimUncounted (limit, now) marks events counted: seq, stream,
 	// payload, created_at.
 	ClaimUncounted string
@@ -122,11 +128,11 @@ type Statements struct {
 	// SaveOutcome and SaveReservationOutcome (key, refused, redemption or
 	// reservation id) complete the record.
 	SaveOutcome, SaveReservationOutcome string
-	// UseCode (code, now) adds a use if the code is not revoked, its
-	// promotion is active, inside its window, and the code has a use left;
-	// LockCode (code, now) takes the row's lock on the same conditions
-	// without adding one (row): promotion_id, used, max_usage_per_code,
-	// per_user_limit.
+	// UseCode (code, now, user) adds a use if the code is not revoked, not
+	// bound to another user, its promotion is active, inside its window, and
+	// the code has a use left; LockCode (code, now, user) takes the row's
+	// lock on the same conditions without adding one (row): promotion_id,
+	// used, max_usage_per_code, per_user_limit, eligibility ('').
 	UseCode, LockCode string
 	// UnuseCode (code) takes a use back (never below 0).
 	UnuseCode string
@@ -147,11 +153,14 @@ type Statements struct {
 	// reservation id): the user's used plus live reservations.
 	CodeLoad, AllowanceLoad string
 	// InsertRedemption (id, promotion id, code, user, order id, metadata,
-	// redeemed_at, uses_left, idempotency key) writes the audit row;
+	// redeemed_at, uses_left, idempotency key, client address, user agent,
+	// order amount, order currency, discount, first order, segments,
+	// country) writes the audit row; InsertRedemptionSegment (redemption id,
+	// promotion id, segment) one of its segments;
 	// InsertEvent (stream, key, payload, created_at) an outbox row.
 	// RedemptionWithEvent, if set, writes both in one statement: the
 	// redemption's arguments, then stream, key, payload.
-	InsertRedemption, InsertEvent, RedemptionWithEvent string
+	InsertRedemption, InsertEvent, RedemptionWithEvent, InsertRedemptionSegment string
 	// RedeemOnce, if set, is a whole redemption in one statement run in
 	// autocommit (one round trip): a server-side function or batch that
 	// runs the steps of the core's redemption (the idempotency claim, the
@@ -160,7 +169,10 @@ type Statements struct {
 	// order. Arguments: id, code, user, order id, metadata, redeemed_at,
 	// idempotency key ('' for none), request hash, stream, and the event's
 	// payload around what only the database learns (EventParts: head,
-	// body). Row: outcome ("redeemed", "replay" for a key already recorded,
+	// body), client address (''), user agent (''). A code bound to another
+	// user is refused not_your_code; a promotion with eligibility rules
+	// aborts it (Dialect.StatementPath) and the core runs its statement
+	// path; a request with shopper fields never takes it. Row: outcome ("redeemed", "replay" for a key already recorded,
 	// or the refusal reason), promotion id (0 when the code does not exist,
 	// or on a replay), uses left.
 	RedeemOnce string
@@ -168,13 +180,17 @@ type Statements struct {
 	// (RedeemBatch) in one statement run in autocommit, for a dialect with
 	// Arrays: code, now, then one array per field of the requests in
 	// arrival order (ids, users, order ids, metadata, redeemed_at, keys,
-	// hashes), the stream, the events' heads and bodies (EventParts). Rows:
+	// hashes), the stream, the events' heads and bodies (EventParts), the
+	// client addresses and user agents (''). Rows:
 	// index (1-based), outcome ("redeemed", "replay" or the refusal reason),
-	// promotion id (0: none), uses left. No key appears twice.
+	// promotion id (0: none), uses left. No key appears twice. A code bound
+	// to a user or a promotion with eligibility rules aborts it, having
+	// written nothing (Dialect.StatementPath): the core then redeems the
+	// requests one by one.
 	RedeemBatchOnce string
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
-	// code, of the user in the promotion.
+	// code, of the user in the promotion, the owner ('').
 	CodeState string
 	// MarkRolledBack (id, now, reason) marks a redemption rolled back if it
 	// is not (row: redemptionCols); Redemption (id): redemptionCols.
@@ -219,9 +235,10 @@ type Statements struct {
 	// promotion_id, code (''), detail ('').
 	InsertAudit, AuditLog string
 	// UpdatePromotion (id, name, set starts_at, starts_at, set expires_at,
-	// expires_at, active; NULL: unchanged) applies a change to a promotion
-	// not being deleted whose resulting window is valid (row: id, name,
-	// starts_at, expires_at, active).
+	// expires_at, active; NULL: unchanged; set eligibility, eligibility)
+	// applies a change to a promotion not being deleted whose resulting
+	// window is valid (row: id, name, starts_at, expires_at, active,
+	// eligibility ('')).
 	UpdatePromotion string
 	// PromotionState (id): deletion requested, cancelled; LockPromotion the
 	// same, locking the row to the end of the transaction.
@@ -260,4 +277,17 @@ type Statements struct {
 	// transaction.
 	Purge               map[string]string
 	PurgeRedemptionKeys string
+
+	// Personal codes. IssuablePromotion (id): kind, deletion requested.
+	// IssueCodes (promotion id, user, issuance id, now, n) binds up to n
+	// unassigned codes (not used, not revoked) to the user, skipping those
+	// a concurrent issuance holds: code. IssuedCodes (user, issuance id):
+	// code, in order. SaveIssuanceOutcome (key, issuance id);
+	// StoredIssuanceOutcome (key): request_hash, issuance_id (''). UserCodes
+	// (user, limit): code, promotion_id, name, issued_at, used,
+	// max_usage_per_code, revoked, active, deletion requested, starts_at,
+	// expires_at; newest issued first.
+	IssuablePromotion, IssueCodes, IssuedCodes string
+	SaveIssuanceOutcome, StoredIssuanceOutcome string
+	UserCodes                                  string
 }

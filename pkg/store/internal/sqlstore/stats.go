@@ -59,6 +59,46 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
 	}
+	if err := s.each(ctx, s.r, s.d.StatsOrders, []any{id}, func(r Row) error {
+		var (
+			o                promo.OrderTotals
+			amount, discount int64
+		)
+		if err := r.Scan(&o.Currency, &o.Redemptions, &amount, &discount); err != nil {
+			return err
+		}
+		o.OrderValue, o.Discount = promo.Amount(amount).String(), promo.Amount(discount).String()
+		st.Orders = append(st.Orders, o)
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: orders: %w", id, err)
+	}
+	if err := s.each(ctx, s.r, s.d.StatsSegments, []any{id}, func(r Row) error {
+		var (
+			segment, currency string
+			n, amount, disc   int64
+		)
+		if err := r.Scan(&segment, &currency, &n, &amount, &disc); err != nil {
+			return err
+		}
+		if len(st.Segments) == 0 || st.Segments[len(st.Segments)-1].Segment != segment {
+			st.Segments = append(st.Segments, promo.SegmentStats{Segment: segment})
+		}
+		seg := &st.Segments[len(st.Segments)-1]
+		seg.Redemptions += n
+		if currency != "" {
+			seg.Orders = append(seg.Orders, promo.OrderTotals{Currency: currency, Redemptions: n,
+				OrderValue: promo.Amount(amount).String(), Discount: promo.Amount(disc).String()})
+		}
+		return nil
+	}); err != nil {
+		return st, fmt.Errorf("stats of promotion %d: segments: %w", id, err)
+	}
+	for i := range st.Segments {
+		if st.Redemptions > 0 {
+			st.Segments[i].Rate = float64(st.Segments[i].Redemptions) / float64(st.Redemptions)
+		}
+	}
 	return st, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -26,7 +27,7 @@ func (s *Core[T]) on(q Querier) stmts[T] { return stmts[T]{q, &s.d} }
 // StatementTx is the single statements that storetest drives, each at its
 // limit, in a transaction that is rolled back (RunRolledBack).
 type StatementTx interface {
-	UseCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error)
+	UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error)
 	UnuseCode(ctx context.Context, code string) error
 	UseAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error)
 	LockAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error)
@@ -163,24 +164,33 @@ type CodeUse struct {
 	Used         int
 	MaxUsage     int
 	PerUserLimit int
+	// Eligibility is the promotion's rules as the statement read them.
+	Eligibility *promo.Eligibility
 }
 
-// UseCode adds one use to code if it could be used at now (committed uses
-// only: live reservations are counted by codeLoad once the row is locked);
-// false when the statement matched no row.
-func (x stmts[T]) UseCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error) {
-	return x.codeUse(ctx, x.d.UseCode, code, now)
+// UseCode adds one use to code for userID if it could be used at now
+// (committed uses only: live reservations are counted by codeLoad once the
+// row is locked; a code bound to another user is not used); false when the
+// statement matched no row.
+func (x stmts[T]) UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error) {
+	return x.codeUse(ctx, x.d.UseCode, code, userID, now)
 }
 
 // lockCode takes the code row's lock on UseCode's conditions, adding no use.
-func (x stmts[T]) lockCode(ctx context.Context, code string, now time.Time) (CodeUse, bool, error) {
-	return x.codeUse(ctx, x.d.LockCode, code, now)
+func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error) {
+	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
-func (x stmts[T]) codeUse(ctx context.Context, query, code string, now time.Time) (CodeUse, bool, error) {
-	var u CodeUse
-	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now)}, &u.PromotionID, &u.Used, &u.MaxUsage,
-		&u.PerUserLimit)
+func (x stmts[T]) codeUse(ctx context.Context, query, code, userID string, now time.Time) (CodeUse, bool, error) {
+	var (
+		u           CodeUse
+		eligibility string
+	)
+	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now), userID}, &u.PromotionID, &u.Used, &u.MaxUsage,
+		&u.PerUserLimit, &eligibility)
+	if ok && err == nil {
+		u.Eligibility, err = promo.DecodeEligibility(eligibility)
+	}
 	return u, ok, err
 }
 
@@ -250,24 +260,49 @@ func (x stmts[T]) ReleaseAllowance(ctx context.Context, promotionID int64, userI
 func (x stmts[T]) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
 	var st promo.CodeState
 	err := scanPromotion(x.q.QueryRow(ctx, x.d.CodeState, x.d.VarChar(code), userID, x.d.Time(now)), &st.Promotion,
-		&st.Code, &st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved)
+		&st.Code, &st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved, &st.Owner)
 	if noRows(err) {
 		return st, false, nil
 	}
+	st.User = userID
 	return st, err == nil, err
 }
 
-// insertRedemption writes the audit row and its event's outbox row.
+// insertRedemption writes the audit row (with its segments) and its event's
+// outbox row.
 func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev promo.OutboxEvent) error {
+	var amount, currency, discount, firstOrder any
+	if o := r.Order; o != nil {
+		amount, currency = int64(o.Amount), x.d.VarChar(o.Currency)
+		if o.Discount != nil {
+			discount = int64(*o.Discount)
+		}
+	}
+	if r.FirstOrder != nil {
+		firstOrder = *r.FirstOrder
+	}
 	args := []any{x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID, text(r.OrderID),
-		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey)}
+		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey),
+		text(r.ClientAddr), text(r.UserAgent), amount, currency, discount, firstOrder,
+		text(strings.Join(r.Segments, "\n")), text(r.Country)}
 	if x.d.RedemptionWithEvent != "" {
-		return x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...)
+		if err := x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...); err != nil {
+			return err
+		}
+	} else {
+		if err := x.exec(ctx, x.d.InsertRedemption, args...); err != nil {
+			return err
+		}
+		if err := x.insertEvent(ctx, ev); err != nil {
+			return err
+		}
 	}
-	if err := x.exec(ctx, x.d.InsertRedemption, args...); err != nil {
-		return err
+	for _, seg := range r.Segments {
+		if err := x.exec(ctx, x.d.InsertRedemptionSegment, x.d.VarChar(r.ID), r.PromotionID, seg); err != nil {
+			return fmt.Errorf("insert redemption segment: %w", err)
+		}
 	}
-	return x.insertEvent(ctx, ev)
+	return nil
 }
 
 // insertEvent writes an outbox row.

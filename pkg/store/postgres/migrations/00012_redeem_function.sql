@@ -96,7 +96,8 @@ BEGIN
     ELSE
         -- Under the code row's lock, a new snapshot: uses plus live holds.
         SELECT v_used + count(*) INTO v_load FROM reservations r
-        WHERE r.code = p_code AND r.status = 'held' AND r.expires_at > p_now;
+        WHERE r.code = p_code AND r.promotion_id = o_promotion_id
+          AND r.status = 'held' AND r.expires_at > p_now;
         IF v_load > v_max THEN
             o_outcome := 'code_exhausted';
         ELSIF v_limit <> 0 THEN

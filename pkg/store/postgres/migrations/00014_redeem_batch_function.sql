@@ -18,6 +18,13 @@
 -- conditional UPDATE that re-checks the maximum. The caller passes no key
 -- twice (a repeated key is answered after the call, as a retry).
 --
+-- Personal codes are not decided here: a code bound to a user (the lock's
+-- UPDATE matches no bound code) and a promotion with eligibility rules (read
+-- by that UPDATE) abort the whole statement with SQLSTATE PC001, as
+-- redeem_code (00013) does for rules, having written nothing; the store then
+-- redeems the requests one by one, which answers not_your_code and
+-- not_eligible. The client's address and agent go into the audit rows.
+--
 -- Answers one row per request: its index, outcome ('redeemed', 'replay' or
 -- the refusal reason), the code's promotion (NULL: no such code, or a
 -- replay), uses left. Events: p_heads[i] || promotion id || p_bodies[i] ||
@@ -25,7 +32,7 @@
 -- +goose StatementBegin
 CREATE FUNCTION redeem_code_batch(p_code text, p_now timestamptz, p_ids text[], p_users text[], p_orders text[],
     p_metadata text[], p_redeemed_at timestamptz[], p_keys text[], p_hashes text[], p_stream text, p_heads text[],
-    p_bodies text[])
+    p_bodies text[], p_addrs text[], p_agents text[])
 RETURNS TABLE (o_idx integer, o_outcome text, o_promotion_id bigint, o_uses_left integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -39,6 +46,8 @@ DECLARE
     v_load integer;
     v_user integer;
     v_reason text;
+    v_rules boolean;
+    v_bound boolean;
     v_granted integer := 0;
     k integer := 0;
     i integer;
@@ -58,24 +67,30 @@ BEGIN
         WHERE c.code = p_code AND p.id = c.promotion_id
           AND c.used < p.max_usage_per_code
           AND c.revoked_at IS NULL
+          AND c.user_id IS NULL
           AND p.active
           AND (p.starts_at IS NULL OR p.starts_at <= p_now)
           AND (p.expires_at IS NULL OR p.expires_at > p_now)
-        RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit
-        INTO v_pid, v_used, v_max, v_limit;
+        RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, p.eligibility IS NOT NULL
+        INTO v_pid, v_used, v_max, v_limit, v_rules;
+        IF FOUND AND v_rules THEN
+            RAISE EXCEPTION 'promotion % has eligibility rules', v_pid USING ERRCODE = 'PC001';
+        END IF;
         IF NOT FOUND THEN
-            SELECT c.promotion_id, CASE
+            SELECT c.promotion_id, c.user_id IS NOT NULL, CASE
                     WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
                     WHEN c.revoked_at IS NOT NULL THEN 'revoked'
                     WHEN NOT p.active THEN 'deactivated'
                     WHEN p.starts_at IS NOT NULL AND p_now < p.starts_at THEN 'not_started'
                     WHEN p.expires_at IS NOT NULL AND p_now >= p.expires_at THEN 'expired'
                     ELSE 'code_exhausted' END
-            INTO v_pid, v_reason
+            INTO v_pid, v_bound, v_reason
             FROM codes c JOIN promotions p ON p.id = c.promotion_id
             WHERE c.code = p_code;
             IF NOT FOUND THEN
                 v_reason := 'code_not_found';
+            ELSIF v_bound THEN
+                RAISE EXCEPTION 'code % is bound to a user', p_code USING ERRCODE = 'PC001';
             END IF;
             FOR i IN 1..n LOOP
                 IF outcomes[i] IS NULL THEN
@@ -125,9 +140,9 @@ BEGIN
                 k := k + 1;
                 lefts[i] := greatest(0, v_max - v_load - k);
                 INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
-                    idempotency_key)
+                    idempotency_key, client_addr, user_agent)
                 VALUES (p_ids[i], v_pid, p_code, p_users[i], p_orders[i], p_metadata[i], p_redeemed_at[i], lefts[i],
-                    NULLIF(p_keys[i], ''));
+                    NULLIF(p_keys[i], ''), NULLIF(p_addrs[i], ''), NULLIF(p_agents[i], ''));
                 INSERT INTO events (stream, event_key, payload, created_at)
                 VALUES (p_stream, v_pid::text,
                     p_heads[i] || v_pid || p_bodies[i] || lefts[i] || '},"codeUses":' || (v_used + k) || '}',
@@ -147,4 +162,4 @@ $$;
 
 -- +goose Down
 DROP FUNCTION redeem_code_batch(text, timestamptz, text[], text[], text[], text[], timestamptz[], text[], text[], text,
-    text[], text[]);
+    text[], text[], text[], text[]);

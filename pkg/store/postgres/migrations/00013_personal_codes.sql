@@ -1,13 +1,45 @@
 -- +goose Up
--- redeem_code counts only the live holds of the code row it used: a
--- reservation is of a code in its promotion (reservations.promotion_id), and a
--- held reservation of a deleted promotion's code must not count against the
--- same string re-created in another promotion (CodeLoad and CodeState match
--- the promotion too). Otherwise the function is migration 00012's, whose
--- header says why it cannot over-redeem.
+-- Personal codes: a generated code may be issued to (bound to) one user, and a
+-- promotion may carry eligibility rules; the audit trail keeps what a
+-- redemption said about its order and shopper, and where it came from.
+--
+-- codes: the three columns are NULL on every code until it is issued (no
+-- rewrite of existing rows: ADD COLUMN without a default is catalog-only).
+-- The partial index holds issued codes only, so the bulk load of a promotion
+-- writes no entry into it; issuance finds unassigned codes through the
+-- promotion's BRIN range (docs/store.md, "Personal codes").
+ALTER TABLE codes ADD COLUMN user_id text, ADD COLUMN issuance_id text, ADD COLUMN issued_at timestamptz;
+CREATE INDEX codes_by_user ON codes (user_id, issued_at) WHERE user_id IS NOT NULL;
+
+ALTER TABLE promotions ADD COLUMN eligibility text;
+
+ALTER TABLE idempotency_keys ADD COLUMN issuance_id text;
+
+ALTER TABLE redemptions ADD COLUMN client_addr text, ADD COLUMN user_agent text,
+    ADD COLUMN order_amount bigint, ADD COLUMN order_currency text, ADD COLUMN discount bigint,
+    ADD COLUMN first_order boolean, ADD COLUMN segments text, ADD COLUMN country text;
+
+-- One row per (redemption, segment) it carried: the stats by segment.
+CREATE TABLE redemption_segments (
+    redemption_id text   NOT NULL,
+    promotion_id  bigint NOT NULL,
+    segment       text   NOT NULL,
+    PRIMARY KEY (redemption_id, segment)
+);
+CREATE INDEX redemption_segments_by_promotion ON redemption_segments (promotion_id, segment);
+
+-- redeem_code (00012) learns the personal codes: a code bound to another user
+-- is neither used nor counted (not_your_code, named after revoked as the
+-- statement path does), the client's address and agent go into the audit row,
+-- and a promotion with eligibility rules aborts the statement (SQLSTATE PC001,
+-- nothing written) so that the store runs its statement-by-statement path,
+-- which checks the rules with the code row's lock held. A request that
+-- carries shopper fields takes that path from the start.
+DROP FUNCTION redeem_code(text, text, text, text, text, timestamptz, text, text, text, text, text);
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
+CREATE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
     p_now timestamptz, p_key text, p_hash text, p_stream text, p_head text, p_body text,
+    p_client_addr text, p_user_agent text,
     OUT o_outcome text, OUT o_promotion_id bigint, OUT o_uses_left integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -17,6 +49,7 @@ DECLARE
     v_load integer;
     v_user integer;
     v_ok boolean := true;
+    v_rules boolean;
 BEGIN
     IF p_key <> '' THEN
         -- The success's record is written now (the redemption's id is known);
@@ -35,16 +68,18 @@ BEGIN
     WHERE c.code = p_code AND p.id = c.promotion_id
       AND c.used < p.max_usage_per_code
       AND c.revoked_at IS NULL
+      AND (c.user_id IS NULL OR c.user_id = p_user)
       AND p.active
       AND (p.starts_at IS NULL OR p.starts_at <= p_now)
       AND (p.expires_at IS NULL OR p.expires_at > p_now)
-    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit
-    INTO o_promotion_id, v_used, v_max, v_limit;
+    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, p.eligibility IS NOT NULL
+    INTO o_promotion_id, v_used, v_max, v_limit, v_rules;
 
     IF NOT FOUND THEN
         SELECT c.promotion_id, CASE
                 WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
                 WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN c.user_id IS NOT NULL AND c.user_id <> p_user THEN 'not_your_code'
                 WHEN NOT p.active THEN 'deactivated'
                 WHEN p.starts_at IS NOT NULL AND p_now < p.starts_at THEN 'not_started'
                 WHEN p.expires_at IS NOT NULL AND p_now >= p.expires_at THEN 'expired'
@@ -58,9 +93,15 @@ BEGIN
     ELSE
         -- Under the code row's lock, a new snapshot: uses plus live holds.
         SELECT v_used + count(*) INTO v_load FROM reservations r
-        WHERE r.code = p_code AND r.promotion_id = o_promotion_id AND r.status = 'held' AND r.expires_at > p_now;
+        WHERE r.code = p_code AND r.promotion_id = o_promotion_id
+          AND r.status = 'held' AND r.expires_at > p_now;
         IF v_load > v_max THEN
             o_outcome := 'code_exhausted';
+        ELSIF v_rules THEN
+            -- The promotion has eligibility rules: the store checks them on its
+            -- statement-by-statement path. Abort this whole statement (the
+            -- claim and the use with it) so that the store runs that path.
+            RAISE EXCEPTION 'promotion % has eligibility rules', o_promotion_id USING ERRCODE = 'PC001';
         ELSIF v_limit <> 0 THEN
             INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES (o_promotion_id, p_user, 1)
             ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < v_limit
@@ -95,8 +136,9 @@ BEGIN
     o_outcome := 'redeemed';
     o_uses_left := greatest(0, v_max - v_load);
     INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
-        idempotency_key)
-    VALUES (p_id, o_promotion_id, p_code, p_user, p_order, p_metadata, p_now, o_uses_left, NULLIF(p_key, ''));
+        idempotency_key, client_addr, user_agent)
+    VALUES (p_id, o_promotion_id, p_code, p_user, p_order, p_metadata, p_now, o_uses_left, NULLIF(p_key, ''),
+        NULLIF(p_client_addr, ''), NULLIF(p_user_agent, ''));
     INSERT INTO events (stream, event_key, payload, created_at)
     VALUES (p_stream, o_promotion_id::text,
         p_head || o_promotion_id || p_body || o_uses_left || '},"codeUses":' || v_used || '}', p_now);
@@ -105,8 +147,9 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP FUNCTION redeem_code(text, text, text, text, text, timestamptz, text, text, text, text, text, text, text);
 -- +goose StatementBegin
-CREATE OR REPLACE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
+CREATE FUNCTION redeem_code(p_id text, p_code text, p_user text, p_order text, p_metadata text,
     p_now timestamptz, p_key text, p_hash text, p_stream text, p_head text, p_body text,
     OUT o_outcome text, OUT o_promotion_id bigint, OUT o_uses_left integer)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -158,7 +201,8 @@ BEGIN
     ELSE
         -- Under the code row's lock, a new snapshot: uses plus live holds.
         SELECT v_used + count(*) INTO v_load FROM reservations r
-        WHERE r.code = p_code AND r.status = 'held' AND r.expires_at > p_now;
+        WHERE r.code = p_code AND r.promotion_id = o_promotion_id
+          AND r.status = 'held' AND r.expires_at > p_now;
         IF v_load > v_max THEN
             o_outcome := 'code_exhausted';
         ELSIF v_limit <> 0 THEN
@@ -203,3 +247,10 @@ BEGIN
 END
 $$;
 -- +goose StatementEnd
+DROP TABLE redemption_segments;
+ALTER TABLE redemptions DROP COLUMN client_addr, DROP COLUMN user_agent, DROP COLUMN order_amount,
+    DROP COLUMN order_currency, DROP COLUMN discount, DROP COLUMN first_order, DROP COLUMN segments, DROP COLUMN country;
+ALTER TABLE idempotency_keys DROP COLUMN issuance_id;
+ALTER TABLE promotions DROP COLUMN eligibility;
+DROP INDEX codes_by_user;
+ALTER TABLE codes DROP COLUMN user_id, DROP COLUMN issuance_id, DROP COLUMN issued_at;

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/redemption"
+)
+
+// Issuer is what the personal code endpoints need: the redemption service.
+type Issuer interface {
+	Issue(ctx context.Context, in redemption.IssueInput) (redemption.IssuanceView, bool, error)
+	UserCodes(ctx context.Context, userID string, limit int) ([]promo.UserCode, error)
+}
+
+func (s *Server) issuer() Issuer { return s.redeemer.(Issuer) }
+
+// ShopperValidator is the validation of a code for a shopper and order.
+type ShopperValidator interface {
+	ValidateFor(ctx context.Context, client redemption.Client, raw, userID string, shopper *promo.Shopper) (redemption.CodeView, error)
+}
+
+func (s *Server) personalRoutes() []route {
+	return []route{
+		{"POST /v1/promotions/{id}/issuances", s.redeemRole(s.deadline(s.shopperIdentity(s.issueCodes)))},
+		{"GET /v1/users/{userId}/codes", s.redeemRole(s.deadline(s.shopperIdentity(s.listUserCodes)))},
+	}
+}
+
+// shopperFields are what a redemption or reservation body may say about the
+// shopper and the order, for the promotion's eligibility rules and the audit
+// trail. firstOrder may stand at the top or inside order.
+type shopperFields struct {
+	Segments   []string     `json:"segments"`
+	Order      *promo.Order `json:"order"`
+	FirstOrder *bool        `json:"firstOrder"`
+	Country    string       `json:"country"`
+}
+
+// shopper returns the fields as a promo.Shopper (nil when none is set) or
+// the field errors.
+func (f shopperFields) shopper() (*promo.Shopper, []promo.FieldError) {
+	if f.Segments == nil && f.Order == nil && f.FirstOrder == nil && f.Country == "" {
+		return nil, nil
+	}
+	sh := promo.Shopper{Segments: f.Segments, Order: f.Order, FirstOrder: f.FirstOrder, Country: f.Country}
+	errs := sh.Validate()
+	if o := f.Order; o != nil && o.FirstOrder != nil && f.FirstOrder != nil && *o.FirstOrder != *f.FirstOrder {
+		errs = append(errs, promo.FieldError{Field: "firstOrder", Message: "differs from order.firstOrder"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	n := sh.Normalize()
+	return &n, nil
+}
+
+// shopperQuery reads the same from a validation's query string: segments
+// (comma-separated or repeated), orderAmount with currency, firstOrder,
+// country.
+func shopperQuery(r *http.Request) (*promo.Shopper, error) {
+	q := r.URL.Query()
+	var f shopperFields
+	for _, v := range q["segments"] {
+		for _, seg := range strings.Split(v, ",") {
+			if seg = strings.TrimSpace(seg); seg != "" {
+				f.Segments = append(f.Segments, seg)
+			}
+		}
+	}
+	f.Country = q.Get("country")
+	var fields []promo.FieldError
+	if v := q.Get("firstOrder"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			fields = append(fields, promo.FieldError{Field: "firstOrder", Message: "must be true or false"})
+		}
+		f.FirstOrder = &b
+	}
+	if v := q.Get("orderAmount"); v != "" || q.Get("currency") != "" {
+		a, err := promo.ParseAmount(v)
+		if err != nil {
+			fields = append(fields, promo.FieldError{Field: "orderAmount", Message: err.Error()})
+		}
+		f.Order = &promo.Order{Amount: a, Currency: q.Get("currency")}
+	}
+	sh, errs := f.shopper()
+	if fields = append(fields, errs...); len(fields) > 0 {
+		return nil, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields}
+	}
+	return sh, nil
+}
+
+// issueRequest is the body of POST /v1/promotions/{id}/issuances.
+type issueRequest struct {
+	UserID string          `json:"userId"`
+	Count  json.RawMessage `json:"count"`
+}
+
+func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
+	id, err := promo.ParseID(r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req issueRequest
+	if err := s.readJSON(w, r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.UserID, err = shopperUser(r, "userId", req.UserID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	var fields []promo.FieldError
+	for _, c := range []struct {
+		field, v string
+		max      int
+		required bool
+	}{{"Idempotency-Key", key, maxIdemKeyLen, false}, {"userId", req.UserID, maxUserIDLen, true}} {
+		if err := promo.CheckText(c.field, c.v, c.max, c.required); err != nil {
+			fields = append(fields, err.(*promo.Error).Fields...)
+		}
+	}
+	count := 1
+	if len(req.Count) > 0 && string(req.Count) != "null" {
+		n, err := strconv.Atoi(string(req.Count))
+		if err != nil || n < 1 || n > promo.MaxIssueCount {
+			fields = append(fields, promo.FieldError{Field: "count",
+				Message: "must be an integer from 1 to " + strconv.Itoa(promo.MaxIssueCount)})
+		}
+		count = n
+	}
+	if len(fields) > 0 {
+		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
+		return
+	}
+	v, replayed, err := s.issuer().Issue(r.Context(), redemption.IssueInput{PromotionID: id, UserID: req.UserID,
+		Count: count, IdempotencyKey: key, Actor: s.actor(r, "token")})
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/v1/users/"+v.UserID+"/codes")
+	writeJSON(w, http.StatusCreated, v)
+}
+
+// listUserCodes answers GET /v1/users/{userId}/codes: the codes issued to
+// the user, newest first, with their state; with a shopper token only the
+// token's own.
+func (s *Server) listUserCodes(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("userId")
+	if err := promo.CheckText("userId", user, maxUserIDLen, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := shopperUser(r, "userId", user); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > promo.MaxUserCodes {
+			s.writeError(w, r, promo.FieldErrorf("limit", "must be from 1 to %d", promo.MaxUserCodes))
+			return
+		}
+		limit = n
+	}
+	cs, err := s.issuer().UserCodes(r.Context(), user, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []promo.UserCode{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"userId": user, "codes": cs})
+}

@@ -1,0 +1,178 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// Issue hands out req.Count unassigned codes of a generated promotion to
+// req.UserID, binding them to that user, in one write transaction with its
+// audit row, its code.issued event on the redemptions topic and its
+// idempotency record.
+//
+// No hot row: the codes are taken by one conditional statement that skips
+// the codes a concurrent issuance holds (FOR UPDATE SKIP LOCKED on
+// PostgreSQL, UPDLOCK/READPAST on SQL Server; SQLite has one writer), so
+// concurrent issuances take distinct codes and wait for none. A code is
+// issued once: it is taken only while unassigned, under its row lock. When
+// fewer codes than asked for are left, nothing is issued and the answer is
+// pool_exhausted (the transaction rolls back, its idempotency record with
+// it: a retry after a top-up may succeed).
+func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
+	switch {
+	case req.ID == "" || req.EventID == "":
+		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance id and event id are required")
+	case req.UserID == "":
+		return promo.IssueOutcome{}, promo.FieldErrorf("userId", "is required")
+	case req.Count < 1 || req.Count > promo.MaxIssueCount:
+		return promo.IssueOutcome{}, promo.FieldErrorf("count", "must be 1..%d, got %d", promo.MaxIssueCount, req.Count)
+	case req.Now.IsZero():
+		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
+	}
+	var out promo.IssueOutcome
+	err := s.retry(ctx, func() error {
+		var err error
+		out, err = run1(ctx, s, func(x stmts[T]) (promo.IssueOutcome, error) { return x.issue(ctx, req) })
+		return err
+	})
+	return out, wrap(err, "issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
+}
+
+func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+		if err != nil {
+			return promo.IssueOutcome{}, err
+		}
+		return x.replayIssuance(ctx, req)
+	}
+	var (
+		kind     string
+		deleting bool
+	)
+	found, err := x.row(ctx, x.d.IssuablePromotion, []any{req.PromotionID}, &kind, &deleting)
+	switch {
+	case err != nil:
+		return promo.IssueOutcome{}, fmt.Errorf("look up promotion: %w", err)
+	case !found:
+		return promo.IssueOutcome{}, promotionNotFound(req.PromotionID)
+	case deleting:
+		return promo.IssueOutcome{}, promotionDeleted(req.PromotionID)
+	case promo.Kind(kind) != promo.KindGenerated:
+		return promo.IssueOutcome{}, promo.Errorf(promo.EConflict,
+			"promotion %d has one vanity code: only a generated promotion's codes are issued", req.PromotionID)
+	}
+	at := req.Now.UTC().Truncate(time.Microsecond)
+	iss := promo.Issuance{ID: req.ID, PromotionID: req.PromotionID, UserID: req.UserID, IssuedAt: at}
+	rows, err := x.q.Query(ctx, x.d.IssueCodes, req.PromotionID, req.UserID, x.d.VarChar(req.ID), x.d.Time(at), req.Count)
+	if err != nil {
+		return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
+	}
+	for rows.Next() {
+		var code string
+		if err := rows.Scan(&code); err != nil {
+			rows.Close()
+			return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
+		}
+		iss.Codes = append(iss.Codes, code)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
+	}
+	if len(iss.Codes) < req.Count {
+		return promo.IssueOutcome{}, promo.Refusal(promo.ReasonPoolExhausted,
+			"promotion %d has %d unassigned codes left, %d asked for: none issued", req.PromotionID, len(iss.Codes), req.Count)
+	}
+	slices.Sort(iss.Codes)
+	detail, err := json.Marshal(map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes})
+	if err != nil {
+		return promo.IssueOutcome{}, err
+	}
+	actor := req.Actor
+	if actor == "" {
+		actor = "issuance"
+	}
+	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: actor, Action: promo.ActionCodeIssued,
+		PromotionID: req.PromotionID, Code: iss.Codes[0], Detail: detail}); err != nil {
+		return promo.IssueOutcome{}, err
+	}
+	if req.IdempotencyKey != "" {
+		if err := x.exec(ctx, x.d.SaveIssuanceOutcome, req.IdempotencyKey, x.d.VarChar(iss.ID)); err != nil {
+			return promo.IssueOutcome{}, fmt.Errorf("save idempotency record: %w", err)
+		}
+	}
+	return promo.IssueOutcome{Issuance: iss}, nil
+}
+
+// replayIssuance answers an issuance whose idempotency key is recorded: the
+// codes that issuance bound (still bound to the user: a bound code is never
+// unbound; a purge of the promotion takes them with it).
+func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
+	var hash, id string
+	if err := x.q.QueryRow(ctx, x.d.StoredIssuanceOutcome, req.IdempotencyKey).Scan(&hash, &id); err != nil {
+		return promo.IssueOutcome{}, fmt.Errorf("read idempotency record: %w", err)
+	}
+	if hash != req.RequestHash || id == "" {
+		// id "": the key was recorded by another kind of request.
+		return promo.IssueOutcome{}, idempotencyConflict()
+	}
+	iss := promo.Issuance{ID: id, PromotionID: req.PromotionID, UserID: req.UserID}
+	rows, err := x.q.Query(ctx, x.d.IssuedCodes, req.UserID, x.d.VarChar(id))
+	if err != nil {
+		return promo.IssueOutcome{}, fmt.Errorf("read issued codes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var code string
+		if err := rows.Scan(&code); err != nil {
+			return promo.IssueOutcome{}, err
+		}
+		iss.Codes = append(iss.Codes, code)
+	}
+	if err := rows.Err(); err != nil {
+		return promo.IssueOutcome{}, err
+	}
+	if len(iss.Codes) == 0 {
+		return promo.IssueOutcome{}, promo.Errorf(promo.EGone,
+			"the codes this Idempotency-Key issued (%s) were deleted with their promotion", id)
+	}
+	return promo.IssueOutcome{Issuance: iss, Replayed: true}, nil
+}
+
+// UserCodes lists the codes bound to userID, newest issued first, at most
+// limit (promo.MaxUserCodes when 0 or more), each with the state a
+// redemption by its owner would meet at now.
+func (s *Core[T]) UserCodes(ctx context.Context, userID string, now time.Time, limit int) ([]promo.UserCode, error) {
+	if userID == "" {
+		return nil, promo.FieldErrorf("userId", "is required")
+	}
+	if limit <= 0 || limit > promo.MaxUserCodes {
+		limit = promo.MaxUserCodes
+	}
+	var out []promo.UserCode
+	err := s.each(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row) error {
+		var (
+			c                         promo.UserCode
+			st                        promo.CodeState
+			pid                       int64
+			revoked, active, deleting bool
+		)
+		if err := r.Scan(&c.Code, &pid, &c.PromotionName, Time(&c.IssuedAt), &c.Used, &st.Promotion.MaxUsagePerCode,
+			&revoked, &active, &deleting, NullTime(&st.Promotion.StartsAt), NullTime(&st.Promotion.ExpiresAt)); err != nil {
+			return err
+		}
+		st.Used, st.Revoked, st.Active, st.Deleted = c.Used, revoked, active, deleting
+		c.PromotionID, c.UsesLeft, c.Status = promo.FormatID(pid), st.UsesLeft(), st.Status(now, false)
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("codes of user %q: %w", userID, err)
+	}
+	return out, nil
+}
