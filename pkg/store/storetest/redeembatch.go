@@ -279,10 +279,10 @@ func testRedeemBatchPersonal(t *testing.T, h *harness) {
 			mine, ex, theirs, h.used(code), n/2-3, 2*n)
 	}
 
-	_, codes := h.generatedCodes("batch-eligible", 1, func(np *promo.NewPromotion) {
-		np.MaxUsagePerCode, np.PerUserLimit = 100, 0
-		np.Eligibility = &promo.Eligibility{Countries: []string{"DE"}}
-	})
+	codes := []string{"V" + h.tag + "BATCHELIG"}
+	ep := h.vanity(codes[0], 100)
+	ep.PerUserLimit, ep.Eligibility = 0, &promo.Eligibility{Countries: []string{"DE"}}
+	h.create(ep)
 	var ok, refused int
 	race(n, func(i int) {
 		reqs := []promo.RedeemRequest{
