@@ -74,6 +74,10 @@ type Config struct {
 	// deletes older ones every SweepInterval (1m).
 	ReservationRetention time.Duration
 	SweepInterval        time.Duration
+	// HotCodeBatch is how many concurrent redemptions of one code this
+	// process combines into one transaction at most (128); -1 turns the
+	// combining off. See combiner.
+	HotCodeBatch int
 	// Clock stamps redemptions and reservations and is what windows,
 	// reservation expiries and the sweeper's retention are checked against
 	// (nil: time.Now). Every replica must read the same clock, or one whose
@@ -88,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CatalogMinGap == 0 {
 		c.CatalogMinGap = time.Second
+	}
+	if c.HotCodeBatch == 0 {
+		c.HotCodeBatch = 128
 	}
 	if c.GuessLimit == 0 {
 		c.GuessLimit = 30
@@ -142,6 +149,9 @@ func (c Config) Validate() error {
 	if c.MaxMetadataBytes < 2 || c.MaxMetadataBytes > 64<<10 {
 		errs.Add("maxMetadataBytes", "must be in 2..65536, got %d", c.MaxMetadataBytes)
 	}
+	if c.HotCodeBatch < -1 || c.HotCodeBatch > 10_000 {
+		errs.Add("hotCodeBatch", "must be in 1..10,000, or -1 to turn combining off; got %d", c.HotCodeBatch)
+	}
 	if c.CatalogRefresh < 100*time.Millisecond {
 		errs.Add("catalogRefresh", "must be at least 100ms, got %s", c.CatalogRefresh)
 	}
@@ -172,6 +182,8 @@ type Service struct {
 	// notify, when set, is called after each committed redemption or
 	// rollback (it wakes the event outbox's relay).
 	notify func()
+	// redeemer combines concurrent redemptions of one code.
+	redeemer *combiner
 }
 
 // New builds the Service; reg may be nil (metrics not registered).
@@ -185,6 +197,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.redeemer = newCombiner(store, cfg.HotCodeBatch)
 	if cfg.GuessLimit > 0 || cfg.GuessLimitPerToken > 0 {
 		s.guesses = newGuessLimiter(cfg.GuessLimit, cfg.GuessLimitPerToken, cfg.GuessWindow, cfg.GuessKeys)
 	}
@@ -387,7 +400,7 @@ func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Re
 	if in.IdempotencyKey != "" {
 		req.RequestHash = requestHash(canon, in)
 	}
-	out, err := s.store.Redeem(ctx, req)
+	out, err := s.redeemer.redeem(ctx, req)
 	if err != nil {
 		return Receipt{}, false, err
 	}

@@ -313,3 +313,11 @@ type OutboxEvent struct {
 
 // StreamRedemptions names the redemptions topic in the outbox.
 const StreamRedemptions = "redemptions"
+
+// RedeemResult is one request's answer in a combined redemption
+// (RedeemBatch): its outcome, or the error that request alone met (an
+// idempotency conflict, an invalid request).
+type RedeemResult struct {
+	Outcome RedeemOutcome
+	Err     error
+}

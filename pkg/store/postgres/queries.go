@@ -312,6 +312,11 @@ WHERE idem_key = $1`,
 
 	UseCode: codeUse("c.used + 1"),
 
+	// AddCodeUses takes a combined redemption's n uses at once, within the
+	// maximum (re-checked on the row this transaction has locked).
+	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
+WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
+
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
 
 	// UseAllowance creates the user's row at 1, or adds 1 while below the
@@ -337,6 +342,12 @@ ON CONFLICT DO NOTHING`,
 	// runs the core's steps in the database, in autocommit.
 	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+
+	// RedeemBatchOnce is a combined redemption of one code in one round
+	// trip: redeem_code_batch (migration 00014, which says why it cannot
+	// over-redeem).
+	RedeemBatchOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
+FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 

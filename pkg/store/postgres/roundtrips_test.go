@@ -130,4 +130,17 @@ func TestRedemptionRoundTrips(t *testing.T) {
 	if got, want := tr.take(), `SELECT SELECT`; got != want {
 		t.Errorf("redemption and refusal statements: %s, want %s", got, want)
 	}
+	// A combined redemption of n requests for one code is one statement too.
+	var batch []promo.RedeemRequest
+	for i := range 5 {
+		batch = append(batch, promo.RedeemRequest{ID: "b" + strconv.Itoa(i), EventID: "eb" + strconv.Itoa(i), Code: "RTRD",
+			UserID: "w" + strconv.Itoa(i%3), Now: time.Now()})
+	}
+	res, err := s.RedeemBatch(ctx, batch)
+	if err != nil || len(res) != 5 || res[0].Outcome.Refused != "" || res[3].Outcome.Refused != "" {
+		t.Fatalf("RedeemBatch = %+v, %v", res, err)
+	}
+	if got, want := tr.take(), `SELECT`; got != want {
+		t.Errorf("combined redemption statements: %s, want %s", got, want)
+	}
 }

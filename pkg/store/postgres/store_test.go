@@ -71,3 +71,34 @@ func TestMigrations(t *testing.T) {
 		return storetest.MigrationDB{Migrations: s.Migrations(), DB: s.DB()}
 	})
 }
+
+// Migrating down from 00014 drops redeem_code_batch and leaves redeem_code as
+// 00013_personal_codes made it (13 arguments); down from 00013 restores
+// 00012's (11); up again brings both back.
+func TestMigrationsDownRestoreRedeemFunctions(t *testing.T) {
+	postgrestest.DSN(t) // skip once, here, with the reason
+	s := open(t)
+	ctx, m, db := context.Background(), s.Migrations(), s.DB()
+	functions := func(when, want string) {
+		t.Helper()
+		var got string
+		err := db.QueryRow(ctx, `SELECT string_agg(proname || '/' || pronargs, ',' ORDER BY proname)
+FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIKE 'redeem_code%'`).Scan(&got)
+		if err != nil || got != want {
+			t.Fatalf("functions %s: %q, %v; want %q", when, got, err, want)
+		}
+	}
+	functions("migrated", "redeem_code/13,redeem_code_batch/14")
+	if err := m.DownTo(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+	functions("down to 00013", "redeem_code/13")
+	if err := m.DownTo(ctx, 12); err != nil {
+		t.Fatal(err)
+	}
+	functions("down to 00012", "redeem_code/11")
+	if err := m.UpTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	functions("up again", "redeem_code/13,redeem_code_batch/14")
+}

@@ -294,6 +294,11 @@ WHERE idem_key = ?1`,
 
 	UseCode: codeUse("used + 1"),
 
+	// AddCodeUses takes a combined redemption's n uses at once, within the
+	// maximum.
+	AddCodeUses: `UPDATE codes SET used = used + ?2
+WHERE code = ?1 AND used + ?2 <= (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`,
+
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = ? AND used > 0`,
 
 	UseAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 1)

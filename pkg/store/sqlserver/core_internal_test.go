@@ -254,8 +254,9 @@ func TestCoreStatements(t *testing.T) {
 		"RefusalsByReason":      {row("code_exhausted", int64(2))},
 		"ClaimKey":              {one, none, one, none, one, none},
 		"UseCode":               {use, nil, use, use},
-		"LockCode":              {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`)},
-		"CodeLoad":              {one, row(int64(2)), none, one}, "AllowanceLoad": {one, none, one},
+		"LockCode": {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`),
+			row(int64(7), int64(0), int64(5), int64(0), "")}, // then RedeemBatch's: 5 uses, no user limit, no rules
+		"CodeLoad": {one, row(int64(2)), none, one}, "AllowanceLoad": {one, none, one},
 		"CodeState":     {promotionRow("ABCD", int64(1), int64(0), true, false, false, int64(0), int64(0), "u")},
 		"StoredOutcome": {row("h", "", "r1")}, "StoredReservationOutcome": {row("h", "", "res1")},
 		"Redemption": {redemptionRow()}, "MarkRolledBack": {redemptionRow()},
@@ -386,6 +387,11 @@ func TestCoreStatements(t *testing.T) {
 				OrderID: "o", Now: now})
 			return err
 		}},
+		{"Confirm exhausted by holds", func() error {
+			_, err := s.Confirm(ctx, promo.ConfirmRequest{ReservationID: "res1", RedemptionID: "r3", EventID: "e4",
+				OrderID: "o", Now: now})
+			return err
+		}},
 		{"Release", func() error { _, _, err := s.Release(ctx, "res1", now); return err }},
 		{"Reservation", func() error { _, err := s.Reservation(ctx, "res1"); return err }},
 		{"SweepReservations", func() error { _, err := s.SweepReservations(ctx, now, 10); return err }},
@@ -439,6 +445,15 @@ func TestCoreStatements(t *testing.T) {
 				Eligibility: &promo.Eligibility{FirstOrderOnly: true}, AuditID: "a6", Actor: "admin", Now: now})
 			return err
 		}},
+		{"RedeemBatch", func() error { // last: it takes LockCode's last row
+			batch := redeem
+			batch.ID, batch.IdempotencyKey, batch.RequestHash, batch.Shopper = "r9", "", "", nil
+			res, err := s.RedeemBatch(ctx, []promo.RedeemRequest{batch})
+			if err == nil && (res[0].Err != nil || res[0].Outcome.Refused != "") {
+				err = fmt.Errorf("result %+v, want a redemption", res[0])
+			}
+			return err
+		}},
 	} {
 		if err := op.run(); err != nil {
 			t.Errorf("%s: %v", op.name, err)
@@ -472,13 +487,17 @@ func TestCoreStatements(t *testing.T) {
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
 		"ClaimKey": "string,string," + utc,
 		"UseCode":  v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
-		"CodeLoad": v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
+		"AddCodeUses": v + ",int",
+		"CodeLoad":    v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",
 		"LockAllowance": "int64,string,int", "LockAllowanceInsert": "int64,string",
 		"InsertRedemption": v + ",int64," + v + ",string,string,<nil>," + utc + ",int,string,string,string,int64," + v +
 			",int64,bool,string,string",
 		"InsertRedemption no key": v + ",int64," + v + ",string,string,<nil>," + utc + ",int,<nil>,<nil>,<nil>,<nil>,<nil>," +
 			"<nil>,<nil>,<nil>,<nil>",
+		// RedeemBatch's: no key, the client's address and agent, no shopper fields.
+		"InsertRedemption all": v + ",int64," + v + ",string,string,<nil>," + utc +
+			",int,<nil>,string,string,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>",
 		"InsertRedemptionSegment": v + ",int64,string",
 		"StatsOrders":             "int64", "StatsSegments": "int64",
 		"IssuablePromotion": "int64", "IssueCodes": "int64,string," + v + "," + utc + ",int",
@@ -588,3 +607,7 @@ func TestChunkCommitStatements(t *testing.T) {
 		})
 	}
 }
+
+// A redemption is one batch in one round trip (no BEGIN or COMMIT from the
+// driver: the batch is its own transaction), answered from its one row; the
+// batch keeps the core's lock order and its conditions.

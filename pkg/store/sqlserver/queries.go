@@ -428,6 +428,11 @@ WHERE idem_key = @p1`,
 
 	UseCode: codeUse("c.used + 1"),
 
+	// AddCodeUses takes a combined redemption's n uses at once, within the
+	// maximum (re-checked on the row this transaction has locked).
+	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
+
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
 	// The allowance is an update-or-insert in two statements (no MERGE):

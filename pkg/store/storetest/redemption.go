@@ -18,6 +18,7 @@ import (
 type RedemptionStore interface {
 	CodeState(ctx context.Context, code, userID string) (promo.CodeState, error)
 	Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error)
+	RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) ([]promo.RedeemResult, error)
 	Rollback(ctx context.Context, req promo.RollbackRequest) (r promo.Redemption, replayed bool, err error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error

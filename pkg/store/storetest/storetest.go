@@ -153,6 +153,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, totalsTests...)
 	tests = append(tests, guardTests...)
 	tests = append(tests, inspectTests...)
+	tests = append(tests, redeemBatchTests...)
 	tests = append(tests, personalTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 // Redeem uses a code once for a user, in one write transaction that enforces
 // every limit with conditional statements and writes the audit row, the
-// outbox event and the idempotency record (or through Dialect.Redeem). A
+// outbox event and the idempotency record (or in one statement: RedeemOnce). A
 // refusal is an outcome, not an error, so that its idempotency record
 // commits too.
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {

@@ -136,6 +136,10 @@ type Statements struct {
 	UseCode, LockCode string
 	// UnuseCode (code) takes a use back (never below 0).
 	UnuseCode string
+	// AddCodeUses (code, n) adds n uses while they stay within the code's
+	// maximum (-> n): a combined redemption's uses, under the lock LockCode
+	// took.
+	AddCodeUses string
 	// UseAllowance (promotion id, user, limit) adds a use to the user's
 	// allowance row while below limit, creating it at 1; LockAllowance
 	// locks it while below limit, creating it at 0 (row: used). A dialect
@@ -172,6 +176,18 @@ type Statements struct {
 	// or the refusal reason), promotion id (0 when the code does not exist,
 	// or on a replay), uses left.
 	RedeemOnce string
+	// RedeemBatchOnce, if set, is a combined redemption of one code
+	// (RedeemBatch) in one statement run in autocommit, for a dialect with
+	// Arrays: code, now, then one array per field of the requests in
+	// arrival order (ids, users, order ids, metadata, redeemed_at, keys,
+	// hashes), the stream, the events' heads and bodies (EventParts), the
+	// client addresses and user agents (''). Rows:
+	// index (1-based), outcome ("redeemed", "replay" or the refusal reason),
+	// promotion id (0: none), uses left. No key appears twice. A code bound
+	// to a user or a promotion with eligibility rules aborts it, having
+	// written nothing (Dialect.StatementPath): the core then redeems the
+	// requests one by one.
+	RedeemBatchOnce string
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion, the owner ('').
