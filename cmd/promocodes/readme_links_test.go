@@ -9,7 +9,8 @@ import (
 )
 
 // The README and docs link only to files that are in the repository (they
-// pointed at a DESIGN.md that is not), and name no such file in prose.
+// once pointed at a design file kept outside it), and name no such file in
+// prose.
 func TestDocsLinksResolve(t *testing.T) {
 	root := filepath.Join("..", "..")
 	files, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
