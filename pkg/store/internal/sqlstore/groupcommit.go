@@ -38,6 +38,8 @@ type RedeemGroup[T Tx] struct {
 	mu      sync.Mutex
 	busy    bool // a group is being written
 	pending []*groupMember
+	groups  int64 // groups written
+	members int64 // their members
 }
 
 type groupMember struct {
@@ -94,6 +96,14 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	return r.Outcome, r.Err
 }
 
+// Stats reports the groups written so far, their members, the redemptions
+// waiting for a group now, and whether a group is being written.
+func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.groups, g.members, len(g.pending), g.busy
+}
+
 // next writes the next group of pending members, or marks the store idle.
 func (g *RedeemGroup[T]) next() {
 	g.mu.Lock()
@@ -117,6 +127,8 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	res := g.core.redeemGroup(ctx, ms)
 	cancel()
 	g.mu.Lock()
+	g.groups++
+	g.members += int64(len(ms))
 	more := len(g.pending) > 0
 	if !more {
 		g.busy = false
