@@ -27,15 +27,18 @@ import (
 	"github.com/promocodes/promocodes/redemption"
 )
 
-const envBenchServeSQLite = "PROMOCODES_BENCH_SERVE_SQLITE" // the database file
+const envBenchServeSQLite = "PROMOCODES_BENCH_SERVE_SQLITE" // "path group": the database file, Config.RedeemGroup
 
 // serveBenchSQLite runs the API with the redemption service on the SQLite
-// file path, on the store's defaults (what promocodes serve and dev open),
-// until its standard input closes, after printing its address.
-func serveBenchSQLite(path string) error {
+// file, on the store's defaults (what promocodes serve and dev open) but
+// for its RedeemGroup, until its standard input closes, after printing its
+// address.
+func serveBenchSQLite(arg string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	path, g, _ := strings.Cut(arg, " ")
+	group, _ := strconv.Atoi(g)
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path, RedeemGroup: group})
 	if err != nil {
 		return err
 	}
@@ -68,12 +71,12 @@ func serveBenchSQLite(path string) error {
 }
 
 // startBenchServerSQLite starts this test binary as the API server process
-// on the SQLite file path; stop ends it (and waits), so that the benchmark
-// can read the file alone afterwards.
-func startBenchServerSQLite(b *testing.B, path string) (base string, stop func()) {
+// on the SQLite file path with Config.RedeemGroup group; stop ends it (and
+// waits), so that the benchmark can read the file alone afterwards.
+func startBenchServerSQLite(b *testing.B, path string, group int) (base string, stop func()) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envBenchServeSQLite+"="+path)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", envBenchServeSQLite, path, group))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -123,6 +126,11 @@ func startBenchServerSQLite(b *testing.B, path string) (base string, stop func()
 //   - hot: 64 HTTP clients on one vanity code, distinct users; uses, audit
 //     rows and 201 answers must agree.
 //
+// Spread and hot run twice, each time against a new API process: with group
+// commit off (RedeemGroup -1: a transaction per redemption, a hot code's
+// waiters combined by the redemption service, as before group commit), then
+// on (the default).
+//
 // Each figure is printed with its ratio to the floor of the same run and
 // its p99; load average at the start of each phase.
 func BenchmarkRedeemSQLite(b *testing.B) {
@@ -171,59 +179,84 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f (one-txn floor %.2f)\n",
 		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, dbRate/naive)
 
-	hotCode := "HOT" + strings.ToUpper(strconv.FormatUint(rand.Uint64()%1e9, 36))
-	hp, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "hot", Kind: promo.KindVanity,
-		VanityCode: hotCode, MaxUsagePerCode: 100_000_000, PerUserLimit: 1}})
-	if err != nil {
-		b.Fatal(err)
+	var (
+		hotCodes      [2]string
+		hotPromotions [2]int64
+	)
+	for i := range hotCodes {
+		hotCodes[i] = "HOT" + strings.ToUpper(strconv.FormatUint(rand.Uint64()%1e9, 36))
+		hp, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "hot", Kind: promo.KindVanity,
+			VanityCode: hotCodes[i], MaxUsagePerCode: 100_000_000, PerUserLimit: 1}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hotPromotions[i] = hp.ID
 	}
 	st.Close()
 	st = nil
 
-	// 2. Spread, over HTTP, against the API in its own process.
-	base, stop := startBenchServerSQLite(b, path)
-	redeemHTTP := func(c *http.Client, code, user string) (bool, error) {
-		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+redeemToken)
-		resp, err := c.Do(req)
-		if err != nil {
-			return false, err
+	// 2, 3. Spread and hot over HTTP against the API in its own process:
+	// first with group commit off (each redemption its own transaction; a
+	// hot code's waiters combined, as before group commit), then on.
+	quarter := (len(all) - third) / 2
+	var (
+		httpRate, hotRate float64
+		lat               []float64
+	)
+	for _, phase := range []struct {
+		name  string
+		group int
+		codes []string
+	}{{"one txn each", -1, all[third : third+quarter]}, {"grouped", 0, all[third+quarter:]}} {
+		hotCode := hotCodes[phase.group+1]
+		base, stop := startBenchServerSQLite(b, path, phase.group)
+		redeemHTTP := func(c *http.Client, code, user string) (bool, error) {
+			req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+redeemToken)
+			resp, err := c.Do(req)
+			if err != nil {
+				return false, err
+			}
+			_, _ = drainBody(resp)
+			if resp.StatusCode >= 500 {
+				return false, fmt.Errorf("HTTP %d", resp.StatusCode)
+			}
+			return resp.StatusCode == http.StatusCreated, nil
 		}
-		_, _ = drainBody(resp)
-		if resp.StatusCode >= 500 {
-			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return resp.StatusCode == http.StatusCreated, nil
-	}
-	fmt.Printf("spread: %s\n", loadAverage())
-	httpRate, lat, httpCounts := runFor(clients, duration, all[third:], func(c *http.Client, code string, i int) (bool, error) {
-		return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
-	})
-	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f)\n",
-		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor, naive, httpRate/naive)
+		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
+		var counts map[string]int
+		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *http.Client, code string, i int) (bool, error) {
+			return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
+		})
+		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
+			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f)\n", phase.name, clients, duration, httpRate,
+			pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive, httpRate/naive)
 
-	// 3. One hot code, over HTTP.
-	fmt.Printf("hot: %s\n", loadAverage())
-	hotList := make([]string, clients*10_000)
-	for i := range hotList {
-		hotList[i] = hotCode
-	}
-	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
-		return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
-	})
-	stop()
-	st, err = sqlite.Open(ctx, sqlite.Config{Path: path})
-	if err != nil {
-		b.Fatal(err)
-	}
-	uses, rows := hotCheck(b, st, hp.ID, hotCode)
-	fmt.Printf("hot:    %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-		"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d\n",
-		clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), hotCounts, hotFloor, hotRate/hotFloor,
-		hotNaive, hotRate/hotNaive, uses, rows)
-	if uses != hotCounts["ok"] || rows != hotCounts["ok"] {
-		b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, hotCounts["ok"])
+		fmt.Printf("hot (%s): %s\n", phase.name, loadAverage())
+		hotList := make([]string, clients*10_000)
+		for i := range hotList {
+			hotList[i] = hotCode
+		}
+		var hotLat []float64
+		hotRate, hotLat, counts = runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
+			return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
+		})
+		stop()
+		st, err = sqlite.Open(ctx, sqlite.Config{Path: path})
+		if err != nil {
+			b.Fatal(err)
+		}
+		uses, rows := hotCheck(b, st, hotPromotions[phase.group+1], hotCode)
+		st.Close()
+		st = nil
+		fmt.Printf("hot (%s): %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
+			"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d\n",
+			phase.name, clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), counts, hotFloor, hotRate/hotFloor,
+			hotNaive, hotRate/hotNaive, uses, rows)
+		if uses != counts["ok"] || rows != counts["ok"] {
+			b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, counts["ok"])
+		}
 	}
 	fmt.Printf("end: %s\n", loadAverage())
 	b.ReportMetric(httpRate, "redemptions/s")
