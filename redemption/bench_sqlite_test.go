@@ -227,7 +227,7 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
 		var counts map[string]int
 		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *http.Client, code string, i int) (bool, error) {
-			return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
+			return redeemHTTP(c, code, "http-"+strconv.Itoa(phase.group)+"-"+strconv.Itoa(i))
 		})
 		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
 			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f)\n", phase.name, clients, duration, httpRate,
