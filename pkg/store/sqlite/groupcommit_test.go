@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -306,8 +307,14 @@ func TestGroupCommitFailingMember(t *testing.T) {
 		err error
 	}
 	answers := make([]answer, len(ms))
-	var wg sync.WaitGroup
-	wg.Go(func() { answers[0].out, answers[0].err = st.Redeem(ctx, ms[0].req) })
+	var (
+		wg       sync.WaitGroup
+		answered atomic.Int32
+	)
+	wg.Go(func() {
+		answers[0].out, answers[0].err = st.Redeem(ctx, ms[0].req)
+		answered.Add(1)
+	})
 	for {
 		// The lead's group is being written: waiting for the lock.
 		if _, _, _, busy := st.GroupStats(); busy {
@@ -316,13 +323,20 @@ func TestGroupCommitFailingMember(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	for i := 1; i < len(ms); i++ {
-		wg.Go(func() { answers[i].out, answers[i].err = st.Redeem(ctx, ms[i].req) })
+		wg.Go(func() {
+			answers[i].out, answers[i].err = st.Redeem(ctx, ms[i].req)
+			answered.Add(1)
+		})
 	}
 	for {
 		if _, _, pending, _ := st.GroupStats(); pending == len(ms)-1 {
 			break
 		}
 		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := answered.Load(); n != 0 {
+		t.Fatalf("%d members answered before their group could commit", n)
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		t.Fatal(err)
@@ -379,5 +393,26 @@ func TestGroupCommitFailingMember(t *testing.T) {
 			t.Errorf("retry of member %d (%s, key %s): %+v, %v: want a fresh redemption", i, m.req.UserID,
 				m.req.IdempotencyKey, out, err)
 		}
+	}
+}
+
+// TestGroupCommitQuietGoesAlone: a redemption that finds no group being
+// written is written at once, in a group of its own (no wait for company).
+func TestGroupCommitQuietGoesAlone(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCQ", 100, 0)
+	g0, m0, _, _ := st.GroupStats()
+	for i := range 5 {
+		start := time.Now()
+		out, err := st.Redeem(ctx, redeemReq("GCQ", fmt.Sprintf("q%d", i), ""))
+		if err != nil || out.Refused != "" {
+			t.Fatalf("redeem: %+v, %v", out, err)
+		}
+		t.Logf("redemption %d alone: %s", i, time.Since(start).Round(time.Microsecond))
+	}
+	g1, m1, _, _ := st.GroupStats()
+	if g1-g0 != 5 || m1-m0 != 5 {
+		t.Errorf("5 redemptions one after another: %d groups of %d members, want 5 of 5", g1-g0, m1-m0)
 	}
 }
