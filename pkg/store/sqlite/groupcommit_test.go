@@ -416,3 +416,51 @@ func TestGroupCommitQuietGoesAlone(t *testing.T) {
 		t.Errorf("5 redemptions one after another: %d groups of %d members, want 5 of 5", g1-g0, m1-m0)
 	}
 }
+
+// TestGroupCommitHonoursTheContext: a group whose members have all gone
+// (their contexts ended) stops waiting for the write lock, as a lone
+// Redeem does, instead of holding the request for the group's own bound.
+func TestGroupCommitHonoursTheContext(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path, BusyTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vanity(t, st, "GCX", 100, 0)
+	blocker, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	conn, err := blocker.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.ExecContext(ctx, "ROLLBACK") //nolint:errcheck // the test's end
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = st.Redeem(short, redeemReq("GCX", fmt.Sprintf("x%d", i), "")) })
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("redemptions whose context ended after 300ms returned after %s", took.Round(time.Millisecond))
+	}
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("redemption %d: no error while the write lock was held", i)
+		}
+	}
+}

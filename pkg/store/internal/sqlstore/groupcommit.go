@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -49,8 +50,8 @@ type groupMember struct {
 	done chan promo.RedeemResult // buffered: a group never blocks on a member
 }
 
-// groupTimeout bounds a group's transaction, which no single request's
-// context bounds.
+// groupTimeout bounds a group's transaction while any member's context
+// has not ended.
 const groupTimeout = 30 * time.Second
 
 // NewRedeemGroup returns group commit on s for groups of up to max
@@ -124,8 +125,24 @@ func (g *RedeemGroup[T]) next() {
 // hands the writer to the next group (in a goroutine of its own: the
 // members just answered return at once).
 func (g *RedeemGroup[T]) write(ms []*groupMember) {
+	// The group's context ends when every member's has (nobody waits for
+	// its answers any more: a lone redemption ends with its caller's
+	// context, as Core.Redeem does), or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
+	var left atomic.Int64
+	left.Store(int64(len(ms)))
+	stops := make([]func() bool, len(ms))
+	for i, m := range ms {
+		stops[i] = context.AfterFunc(m.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
 	res := g.core.redeemGroup(ctx, ms)
+	for _, stop := range stops {
+		stop()
+	}
 	cancel()
 	g.mu.Lock()
 	g.groups++
