@@ -7,8 +7,11 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// All T-SQL of the SQL Server store, in one place so that the dialects can be
+// The T-SQL of the SQL Server store where it differs from the statements the
+// dialects share (../internal/sqlstore/queries.go), so that the dialects can be
 // reviewed side by side (see ../postgres/queries.go and ../sqlite/queries.go).
+// ExportCodes is covered by codes_promotion_id (which carries the clustered
+// key, code).
 // Parameters are @p1, @p2, ... in the order of the arguments (go-mssqldb's
 // "sqlserver" driver names positional arguments so; one may be used twice).
 // A statement with arguments runs through sp_executesql.
@@ -142,8 +145,6 @@ SELECT @r;`
 
 	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
 	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
-
-	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 // bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
@@ -187,7 +188,7 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
-var statements = sqlstore.Statements{
+var statements = sqlstore.Compose("@p", sqlstore.Statements{
 	Reserve: qReserve,
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
@@ -223,10 +224,6 @@ FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WH
 FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
 
 	PromotionExists: qPromotionExists,
-
-	// ExportCodes is covered by codes_promotion_id (which carries the
-	// clustered key, code).
-	ExportCodes: `SELECT code FROM codes WHERE promotion_id = @p1`,
 
 	// "published = 0" literally: that is the filter of batches_unpublished.
 	PendingBatches: `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
@@ -273,8 +270,6 @@ OUTPUT inserted.done INTO @t
 WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
 SELECT done FROM @t;`,
 
-	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`,
-
 	// PromotionLive and CancelBatch: the chunk commit gate (see
 	// ../postgres/queries.go).
 	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
@@ -289,12 +284,6 @@ WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> '
 
 	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
 	THEN 1 ELSE 0 END AS bit)`,
-
-	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
-
-	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
 
 	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`,
@@ -350,9 +339,6 @@ ORDER BY p.id DESC`,
 FROM batches b JOIN promotions p ON p.id = b.promotion_id
 WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
 
-	OldestUnpublished: `SELECT created_at FROM promotions
-WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
-
 	// Redemption analytics of one promotion (@p1), from the audit trail.
 	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
 	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
@@ -398,9 +384,6 @@ GROUP BY user_id ORDER BY n DESC, user_id`,
 IF @@ROWCOUNT = 0
 	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
 
-	RefusalsByReason: `SELECT reason, SUM(n) FROM refusals WHERE promotion_id = @p1
-GROUP BY reason ORDER BY 2 DESC, 1`,
-
 	// Redemption, rollback, the audit trail and the event outbox.
 	//
 	// Why SQL Server cannot over-redeem: UseCode and UseAllowance are
@@ -420,20 +403,12 @@ GROUP BY reason ORDER BY 2 DESC, 1`,
 	// first's key lock and gets the violation once the first commits.
 	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
 
-	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
-FROM idempotency_keys WHERE idem_key = @p1`,
-
-	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), redemption_id = NULLIF(@p3, '')
-WHERE idem_key = @p1`,
-
 	UseCode: codeUse("c.used + 1"),
 
 	// AddCodeUses takes a combined redemption's n uses at once, within the
 	// maximum (re-checked on the row this transaction has locked).
 	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
-
-	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
 	// The allowance is an update-or-insert in two statements (no MERGE):
 	// the conditional UPDATE when the user's row exists; else an INSERT of
@@ -447,15 +422,9 @@ SELECT used FROM @t;`,
 	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
-	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
-	country) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16, @p17)`,
-
 	// InsertRedemptionSegment: a redemption carries each segment once (the
 	// core de-duplicates), so a plain insert.
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
-
-	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (@p1, @p2, @p3, @p4)`,
 
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
@@ -484,10 +453,6 @@ SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`
 	ReleaseCode: `DECLARE @t TABLE (used int);
 UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
 SELECT used FROM @t;`,
-
-	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = @p2 WHERE id = @p1`,
-
-	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`,
 
 	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
 	// selection: @p1 the promotion (or the user, across
@@ -539,19 +504,11 @@ WITH pick AS (
 UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
 SELECT code FROM @t;`,
 
-	IssuedCodes: `SELECT code FROM codes WHERE user_id = @p1 AND issuance_id = @p2 ORDER BY code`,
-
-	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = @p2 WHERE idem_key = @p1`,
-
-	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = @p1`,
-
 	UserCodes: `SELECT TOP (@p2) c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
 	CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit), CAST(p.active AS bit),
 	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit), p.starts_at, p.expires_at
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.user_id = @p1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code`,
-
-	SetActive: `UPDATE promotions SET active = @p2 WHERE id = @p1`,
 
 	// PruneEvents: published before @p1 and counted by the totals rollup
 	// (an uncounted event is still owed to the totals).
@@ -617,9 +574,6 @@ SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
 		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
 
-	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
-VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6)`,
-
 	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
 
 	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = @p4, redemption_id = @p2,
@@ -630,12 +584,6 @@ WHERE id = @p1 AND status = 'held'`,
 UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND status = 'held';
 SELECT ` + reservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
-
-	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), reservation_id = NULLIF(@p3, '')
-WHERE idem_key = @p1`,
-
-	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
-FROM idempotency_keys WHERE idem_key = @p1`,
 
 	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
 
@@ -705,36 +653,14 @@ UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name
 WHERE id = @p1 AND kind = 'generated';
 SELECT counter_name, code_count FROM @t;`,
 
-	NextNumbers: `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
-	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`,
-
 	InsertTopUpBatches: insertBatches("@p7"),
 
 	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
 	idempotency_key, request_hash)
 VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`,
 
-	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`,
-
-	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = @p1 AND idempotency_key = @p2`,
-
-	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < @p1 ORDER BY id`,
-
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
-
-	RequestDeletion: `UPDATE promotions SET delete_requested_at = @p2, active = 0
-WHERE id = @p1 AND delete_requested_at IS NULL`,
-
-	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
-
-	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, @p3), active = 0
-WHERE id = @p1 AND expires_at IS NOT NULL AND expires_at < @p2`,
-
-	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
-
-	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`,
 
 	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
 	// limit (the filtered index reservations_held_by_code serves it).
@@ -754,4 +680,4 @@ DELETE TOP (@p2) FROM redemptions OUTPUT deleted.idempotency_key INTO @d WHERE p
 DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM @d WHERE idempotency_key IS NOT NULL);
 SELECT 1 FROM @d;`,
 	},
-}
+})
