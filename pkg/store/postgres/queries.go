@@ -16,15 +16,6 @@ const (
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`
 
-	// statusCols are what a promotion's status needs beyond promotionCols
-	// and its progress: the switch, the deletion, and the totals as of the
-	// last rollup (p: promotions, t: promotion_totals LEFT JOINed; no row
-	// means no redemption counted yet).
-	statusCols = `p.active, p.delete_requested_at, p.deleted_at,
-	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
-
 	// qEndFrozenCopies terminates the sessions of this database and user
 	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
 	// for their client (wait_event ClientRead) with a transaction open: a
@@ -49,9 +40,6 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 
 	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
-
-	promotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility`
 
 	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`
 )
@@ -96,7 +84,7 @@ var statements = sqlstore.Compose("$", sqlstore.Statements{
 	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
 
-	PendingBatches: `SELECT ` + batchCols + ` FROM batches WHERE NOT published
+	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE NOT published
 ORDER BY promotion_id, batch_no LIMIT $1`,
 
 	// ClaimPendingBatches leases up to $1 of the oldest unpublished batches
@@ -110,7 +98,7 @@ WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
 	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
 	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + batchCols,
+RETURNING ` + sqlstore.BatchCols,
 
 	// Advance is the compare-and-set at the heart of CommitChunk: it moves
 	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
@@ -140,8 +128,8 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 	// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
 	// for branch: the deletion first, then the generation (a vanity promotion
 	// is complete).
-	ListPromotions: `SELECT ` + promotionColsP + `,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
+	ListPromotions: `SELECT ` + sqlstore.PromotionColsP + `,
+	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
 CROSS JOIN LATERAL (
 	SELECT count(*)::int AS total,

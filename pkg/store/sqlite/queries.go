@@ -34,8 +34,6 @@ const (
 ON CONFLICT (name) DO UPDATE SET next = next + excluded.next
 RETURNING next - ?2`
 
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
-
 	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
@@ -81,7 +79,7 @@ var statements = sqlstore.Compose("?", sqlstore.Statements{
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
 
 	// "published = 0" literally: that is what the partial index says.
-	PendingBatches: `SELECT ` + batchCols + ` FROM batches WHERE published = 0
+	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no LIMIT ?`,
 
 	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
@@ -94,7 +92,7 @@ WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
 	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + sqlNow + `)
 	ORDER BY promotion_id, batch_no LIMIT ?1)
-RETURNING ` + batchCols,
+RETURNING ` + sqlstore.BatchCols,
 
 	Now: `SELECT ` + sqlNow,
 

@@ -109,9 +109,6 @@ IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
 UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
 SELECT n FROM @t;`
 
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
-
 	// statusCols are what a status needs beyond the promotion's columns and
 	// its progress: the switch, the deletion, the totals as of the last
 	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
@@ -120,8 +117,6 @@ SELECT n FROM @t;`
 	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
 
 	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
 
 	// Migration lock: an exclusive application lock owned by the session, so
 	// that concurrent `promocodes migrate` runs apply migrations one at a
@@ -137,14 +132,6 @@ SELECT @r;`
 	// VALUES list takes at most 1000 rows in an INSERT, and a request at most
 	// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
 	maxValuesRows = 1000
-
-	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, ''),
-	COALESCE(client_addr, N''), COALESCE(user_agent, N''), order_amount, COALESCE(order_currency, ''), discount,
-	first_order, COALESCE(segments, N''), COALESCE(country, '')`
-
-	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
-	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
 )
 
 // bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
@@ -193,7 +180,7 @@ var statements = sqlstore.Compose("@p", sqlstore.Statements{
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
 	// index so that the optimizer matches it whatever it infers from @p1.
-	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
+	PromotionByKey: `SELECT ` + sqlstore.PromotionCols + `, request_hash, CAST(active AS bit) FROM promotions
 WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
 
 	InsertPromotion: `DECLARE @t TABLE (id bigint);
@@ -226,7 +213,7 @@ FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotio
 	PromotionExists: qPromotionExists,
 
 	// "published = 0" literally: that is the filter of batches_unpublished.
-	PendingBatches: `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
+	PendingBatches: `SELECT TOP (@p1) ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no`,
 
 	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
@@ -246,14 +233,6 @@ UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT insert
 SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
-
-	// LoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
-	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
-FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
-WHERE p.id = @p1`,
 
 	// Advance is the compare-and-set at the heart of CommitChunk: it moves
 	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
@@ -284,9 +263,6 @@ WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> '
 
 	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
 	THEN 1 ELSE 0 END AS bit)`,
-
-	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`,
 
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
@@ -443,9 +419,7 @@ WHERE c.code = @p1`,
 	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
 UPDATE redemptions SET rolled_back_at = @p2, rollback_reason = @p3 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND rolled_back_at IS NULL;
-SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
-
-	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`,
+SELECT ` + sqlstore.RedemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
 
 	// ReleaseCode returns the code's uses after the release (no row: the
 	// code row of the redemption's promotion is gone, or had no use to give
@@ -459,16 +433,16 @@ SELECT used FROM @t;`,
 	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
 	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
 	// the code.
-	Redemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	Redemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	RedemptionsByUser: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	RedemptionsByUser: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	RedemptionsByCode: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	RedemptionsByCode: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	UserRedemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	UserRedemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
 	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
@@ -555,10 +529,6 @@ IF @@ROWCOUNT = 0
 
 	LockCode: codeUse("c.used"),
 
-	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
-	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
-FROM codes AS c WHERE c.code = @p1`,
-
 	// The allowance lock is an update-or-insert in two statements, as
 	// UseAllowance is: the no-op UPDATE while below the limit, else the
 	// INSERT of the row at 0.
@@ -570,20 +540,10 @@ SELECT used FROM @t;`,
 	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
-	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2), 0)
-	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
-		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
-
-	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
-
-	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = @p4, redemption_id = @p2,
-	order_id = NULLIF(@p3, N'')
-WHERE id = @p1 AND status = 'held'`,
-
 	MarkReleased: `DECLARE @t TABLE (id varchar(36));
 UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND status = 'held';
-SELECT ` + reservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
+SELECT ` + sqlstore.ReservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
 
 	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
 
@@ -596,11 +556,6 @@ FROM codes AS c
 WHERE c.code = @p1 AND c.revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
 SELECT promotion_id FROM @t;`,
-
-	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, N'') FROM codes WHERE code = @p1`,
-
-	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
-VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`,
 
 	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
 FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
@@ -655,16 +610,12 @@ SELECT counter_name, code_count FROM @t;`,
 
 	InsertTopUpBatches: insertBatches("@p7"),
 
-	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
-	idempotency_key, request_hash)
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`,
-
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
 
 	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
 	// limit (the filtered index reservations_held_by_code serves it).
-	CodeReservations: `SELECT TOP (@p4) ` + reservationCols + ` FROM reservations
+	CodeReservations: `SELECT TOP (@p4) ` + sqlstore.ReservationCols + ` FROM reservations
 WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
 
 	// Purge deletes up to @p2 rows of one promotion from a table (see

@@ -15,35 +15,39 @@ import (
 // transaction holds the database's one write lock, which serialises the same
 // statements.
 
+// The column lists the core's scanners read (scan.go), in their order:
+// PromotionCols (PromotionColsP with the alias p), BatchCols, RedemptionCols,
+// ReservationCols, TopUpCols; StatusCols follow a promotion's progress in a
+// status (PostgreSQL and SQLite).
 const (
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	PromotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
 
-	promotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	PromotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility`
 
-	// statusCols are what a promotion's status needs beyond promotionCols
+	// StatusCols are what a promotion's status needs beyond PromotionCols
 	// and its progress: the switch, the deletion, and the totals as of the
 	// last rollup (p: promotions, t: promotion_totals LEFT JOINed; no row
 	// means no redemption counted yet).
-	statusCols = `p.active, p.delete_requested_at, p.deleted_at,
+	StatusCols = `p.active, p.delete_requested_at, p.deleted_at,
 	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
 
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+	BatchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
 
-	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
+	RedemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
 	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, ''),
 	COALESCE(client_addr, ''), COALESCE(user_agent, ''), order_amount, COALESCE(order_currency, ''), discount,
 	first_order, COALESCE(segments, ''), COALESCE(country, '')`
 
-	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	ReservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
 	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
 
-	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
+	TopUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 var portable = Statements{
-	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
+	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -53,7 +57,7 @@ RETURNING id`,
 
 	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`,
 
-	PromotionStatus: `SELECT ` + promotionColsP + `, ` + statusCols + `
+	PromotionStatus: `SELECT ` + PromotionColsP + `, ` + StatusCols + `
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
 
 	PromotionExists: `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`,
@@ -78,10 +82,10 @@ WHERE p.id = $1`,
 
 	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`,
 
-	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+	IncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
 WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
 
-	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
+	AllIncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
 WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
 
 	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
@@ -120,7 +124,7 @@ ON CONFLICT DO NOTHING`,
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
 	// CodeState: $3 is now, for the live reservations.
-	CodeState: `SELECT ` + promotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
+	CodeState: `SELECT ` + PromotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
 	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
@@ -135,9 +139,9 @@ WHERE c.code = $1`,
 	// rolled_back_at IS NULL and matches nothing.
 	MarkRolledBack: `UPDATE redemptions SET rolled_back_at = $2, rollback_reason = $3
 WHERE id = $1 AND rolled_back_at IS NULL
-RETURNING ` + redemptionCols,
+RETURNING ` + RedemptionCols,
 
-	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = $1`,
+	Redemption: `SELECT ` + RedemptionCols + ` FROM redemptions WHERE id = $1`,
 
 	// ReleaseCode gives the use back to the code row of the redemption's
 	// promotion only: after a deletion or purge the same string may be
@@ -153,16 +157,16 @@ RETURNING ` + redemptionCols,
 	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
 	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
 	// $5 the user or the code.
-	Redemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+	Redemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
-	RedemptionsByUser: `SELECT ` + redemptionCols + ` FROM redemptions
+	RedemptionsByUser: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE promotion_id = $1 AND user_id = $5 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
-	RedemptionsByCode: `SELECT ` + redemptionCols + ` FROM redemptions
+	RedemptionsByCode: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
-	UserRedemptions: `SELECT ` + redemptionCols + ` FROM redemptions
+	UserRedemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
 	// CodeSpaces lists what validation needs to recognise codes offline:
@@ -206,7 +210,7 @@ FROM codes c WHERE c.code = $1`,
 	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
 VALUES ($1, $2, $3, $4, 'held', $5, $6)`,
 
-	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = $1`,
+	Reservation: `SELECT ` + ReservationCols + ` FROM reservations WHERE id = $1`,
 
 	// MarkConfirmed and MarkReleased let one settlement through: a second
 	// one waits for the first's row lock, re-checks status = 'held' and
@@ -217,7 +221,7 @@ WHERE id = $1 AND status = 'held'`,
 
 	MarkReleased: `UPDATE reservations SET status = 'released', settled_at = $2
 WHERE id = $1 AND status = 'held'
-RETURNING ` + reservationCols,
+RETURNING ` + ReservationCols,
 
 	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), reservation_id = NULLIF($3, '')
 WHERE idem_key = $1`,
@@ -260,9 +264,9 @@ RETURNING counter_name, code_count`,
 	idempotency_key, request_hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''))`,
 
-	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = $1 ORDER BY topup_no`,
+	TopUps: `SELECT ` + TopUpCols + ` FROM topups WHERE promotion_id = $1 ORDER BY topup_no`,
 
-	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = $1 AND idempotency_key = $2`,
+	StoredTopUp: `SELECT ` + TopUpCols + `, request_hash FROM topups WHERE promotion_id = $1 AND idempotency_key = $2`,
 
 	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY id`,
 
@@ -287,7 +291,7 @@ WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
 	// CodeReservations: $1 the code, $2 its promotion, $3 now, $4 the limit
 	// (the partial index reservations_held_by_code serves it).
-	CodeReservations: `SELECT ` + reservationCols + ` FROM reservations
+	CodeReservations: `SELECT ` + ReservationCols + ` FROM reservations
 WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 ORDER BY expires_at LIMIT $4`,
 
 	// Purge deletes up to $2 rows of one promotion from a table, one bounded
