@@ -69,7 +69,7 @@ SELECT $1::bigint, ` + first + ` + g, $2::bigint + g::bigint * $3::bigint, LEAST
 FROM generate_series(0, $5::int - 1) AS g`
 }
 
-var statements = sqlstore.Compose("$", sqlstore.Statements{
+var statements = sqlstore.Compose("$", "now()", sqlstore.Statements{
 	Reserve: qReserve,
 
 	InsertBatches: insertBatches("0"),
@@ -99,25 +99,6 @@ WHERE (promotion_id, batch_no) IN (
 	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
 	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING ` + sqlstore.BatchCols,
-
-	// Advance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
-	// concurrent committer of the same chunk blocks on the row lock, then
-	// re-checks done = $4 against the committed row and finds 0 rows.
-	Advance: `UPDATE batches SET done = done + $3,
-	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
-	updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
-RETURNING done`,
-
-	// CancelBatch marks one batch cancelled after its chunk was refused by
-	// PromotionLive (the cancel skipped it while the chunk held it).
-	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
-
-	// SetBatchState never touches a finished batch: done is final.
-	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
-WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
 
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment

@@ -63,7 +63,7 @@ INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
-var statements = sqlstore.Compose("?", sqlstore.Statements{
+var statements = sqlstore.Compose("?", sqlNow, sqlstore.Statements{
 	Reserve: qReserve,
 
 	InsertBatches: insertBatches("0"),
@@ -93,24 +93,6 @@ WHERE (promotion_id, batch_no) IN (
 	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + sqlNow + `)
 	ORDER BY promotion_id, batch_no LIMIT ?1)
 RETURNING ` + sqlstore.BatchCols,
-
-	Now: `SELECT ` + sqlNow,
-
-	// Advance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from ?4 to ?4+?3 or touches nothing. Write transactions are BEGIN
-	// IMMEDIATE, so there is no concurrent writer to race with.
-	Advance: `UPDATE batches SET done = done + ?3,
-	state = CASE WHEN done + ?3 = code_count THEN 'done' ELSE state END,
-	updated_at = ` + sqlNow + `
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done = ?4 AND done + ?3 <= code_count AND state <> 'cancelled'
-RETURNING done`,
-
-	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = ` + sqlNow + `
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`,
-
-	// SetBatchState never touches a finished batch: done is final.
-	SetBatchState: `UPDATE batches SET state = ?3, last_error = ?4, updated_at = ` + sqlNow + `
-WHERE promotion_id = ?1 AND batch_no = ?2 AND done < code_count AND state <> 'cancelled'`,
 
 	// ListPromotions: ?1 the cursor (ids below it; 0 = from the newest), ?2
 	// a name fragment (empty = any), ?3 a status (empty = any), ?4 the page
@@ -230,10 +212,6 @@ WHERE seq IN (
 	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ` + sqlNow + `)
 	ORDER BY seq LIMIT ?1)
 RETURNING seq, stream, event_key, payload`,
-
-	// MarkEventPublished stamps SQLite's clock: the retention that prunes
-	// published events counts from it.
-	MarkEventPublished: `UPDATE events SET published_at = ` + sqlNow + ` WHERE seq = ?1 AND published_at IS NULL`,
 
 	// IssueCodes: one writer at a time, so the codes it picks are taken by
 	// no one else.

@@ -175,7 +175,7 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
-var statements = sqlstore.Compose("@p", sqlstore.Statements{
+var statements = sqlstore.Compose("@p", "SYSUTCDATETIME()", sqlstore.Statements{
 	Reserve: qReserve,
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
@@ -254,13 +254,6 @@ SELECT done FROM @t;`,
 	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
 FROM promotions WHERE id = @p1`,
 
-	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
-
-	// SetBatchState never touches a finished batch: done is final.
-	SetBatchState: `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
-
 	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
 	THEN 1 ELSE 0 END AS bit)`,
 
@@ -301,10 +294,6 @@ WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
 ORDER BY p.id DESC`,
-
-	// OldestUnpublished is the creation time of the promotion of the oldest
-	// unpublished batch (ids grow with time).
-	Now: `SELECT SYSUTCDATETIME()`,
 
 	// Backlog: batches with codes still to write, except those of
 	// promotions whose deletion was requested.
@@ -456,10 +445,6 @@ WITH c AS (
 	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
 UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
-
-	// MarkEventPublished stamps the server's clock: the retention that
-	// prunes published events counts from it.
-	MarkEventPublished: `UPDATE events SET published_at = SYSUTCDATETIME() WHERE seq = @p1 AND published_at IS NULL`,
 
 	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > @p1 ORDER BY id`,

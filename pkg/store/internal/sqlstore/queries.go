@@ -4,6 +4,7 @@ import (
 	"maps"
 	"reflect"
 	"regexp"
+	"strings"
 )
 
 // The statement text that two or three dialects share, written once with
@@ -47,6 +48,33 @@ const (
 )
 
 var portable = Statements{
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
+	// concurrent committer of the same chunk blocks on the row lock, then
+	// re-checks done = $4 against the committed row and finds 0 rows (on
+	// SQLite, BEGIN IMMEDIATE: no concurrent writer to race with).
+	Advance: `UPDATE batches SET done = done + $3,
+	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
+	updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
+RETURNING done`,
+
+	// CancelBatch marks one batch cancelled after its chunk was refused by
+	// PromotionLive (the cancel skipped it while the chunk held it).
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	// MarkEventPublished stamps the database's clock: the retention that
+	// prunes published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = $1 AND published_at IS NULL`,
+
+	// Now is the database's clock at the call.
+	Now: `SELECT now()`,
+
 	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
@@ -306,9 +334,10 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
 // Compose returns a dialect's Statements: the portable ones with their
-// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them), each
-// replaced by own's where own sets it, and own's Purge tables added.
-func Compose(prefix string, own Statements) Statements {
+// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
+// now() to the dialect's clock, each replaced by own's where own sets it,
+// and own's Purge tables added.
+func Compose(prefix, now string, own Statements) Statements {
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
@@ -316,7 +345,7 @@ func Compose(prefix string, own Statements) Statements {
 			if o := ov.Field(i).String(); o != "" {
 				f.SetString(o)
 			} else {
-				f.SetString(rebind(f.String(), prefix))
+				f.SetString(rebind(f.String(), prefix, now))
 			}
 		}
 	}
@@ -326,13 +355,15 @@ func Compose(prefix string, own Statements) Statements {
 	}
 	for table, q := range portable.Purge {
 		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = rebind(q, prefix)
+			s.Purge[table] = rebind(q, prefix, now)
 		}
 	}
 	return s
 }
 
-// rebind writes the $n placeholders of q with prefix instead of $.
-func rebind(q, prefix string) string {
+// rebind writes the $n placeholders of q with prefix instead of $, and
+// now() as now.
+func rebind(q, prefix, now string) string {
+	q = strings.ReplaceAll(q, "now()", now)
 	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return prefix + p[1:] })
 }

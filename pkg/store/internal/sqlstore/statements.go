@@ -4,7 +4,7 @@ package sqlstore
 // field says the arguments it takes, in order, and the columns it returns;
 // promotionCols, batchCols, redemptionCols, reservationCols and topUpCols
 // stand for the lists PromotionCols, BatchCols, ... (queries.go), the last
-// ones with '' for a NULL text. Times are arguments through
+// ones with an empty text for a NULL one. Times are arguments through
 // Dialect.Time and come back as time.Time or ISO 8601 text; batch numbers
 // are int32; codes, redemption, reservation and audit ids, cursors over
 // them, streams, actions and hashes go through Dialect.VarChar; an optional
