@@ -106,9 +106,7 @@ RETURNING ` + sqlstore.BatchCols,
 	// filter (0 any, 1 active, 2 inactive). The lateral
 	// aggregate runs per promotion, so an unfiltered page walks the primary key
 	// backwards and stops after $4 rows; the totals are one primary-key look-up
-	// per row. The status CASE is promo.PromotionStatus.Status in SQL, branch
-	// for branch: the deletion first, then the generation (a vanity promotion
-	// is complete).
+	// per row; the status is sqlstore.StatusCase.
 	ListPromotions: `SELECT ` + sqlstore.PromotionColsP + `,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
@@ -125,14 +123,7 @@ LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
 	AND ($5::int = 0 OR p.active = ($5::int = 1))
-	AND ($3::text = '' OR $3::text = CASE
-		WHEN p.deleted_at IS NOT NULL THEN 'deleted'
-		WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
-		WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
-		WHEN b.cancelled > 0 THEN 'cancelled'
-		WHEN b.parked > 0 THEN 'failed'
-		WHEN b.generated > 0 THEN 'generating'
-		ELSE 'pending' END)
+	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "b") + `)
 ORDER BY p.id DESC LIMIT $4`,
 
 	// OldestUnpublished is the creation time of the promotion of the oldest

@@ -97,9 +97,7 @@ RETURNING ` + sqlstore.BatchCols,
 	// ListPromotions: ?1 the cursor (ids below it; 0 = from the newest), ?2
 	// a name fragment (empty = any), ?3 a status (empty = any), ?4 the page
 	// size, ?5 the active filter (0 any, 1 active, 2
-	// inactive). The status CASE is promo.PromotionStatus.Status in SQL,
-	// branch for branch: the deletion first, then the generation (a vanity
-	// promotion is complete).
+	// inactive); the status is sqlstore.StatusCase.
 	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
 	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
@@ -121,14 +119,7 @@ FROM (
 	GROUP BY p.id
 ) l
 LEFT JOIN promotion_totals t ON t.promotion_id = l.id
-WHERE ?3 = '' OR ?3 = CASE
-	WHEN l.deleted_at IS NOT NULL THEN 'deleted'
-	WHEN l.delete_requested_at IS NOT NULL THEN 'deleting'
-	WHEN l.kind = 'vanity' OR l.generated >= l.code_count THEN 'completed'
-	WHEN l.cancelled > 0 THEN 'cancelled'
-	WHEN l.parked > 0 THEN 'failed'
-	WHEN l.generated > 0 THEN 'generating'
-	ELSE 'pending' END
+WHERE ?3 = '' OR ?3 = ` + sqlstore.StatusCase("l", "l") + `
 ORDER BY l.id DESC LIMIT ?4`,
 
 	// OldestUnpublished: the creation time of the promotion of the oldest

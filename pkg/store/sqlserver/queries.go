@@ -263,9 +263,7 @@ FROM promotions WHERE id = @p1`,
 	// active filter (0 any, 1 active, 2 inactive). The
 	// applied aggregate runs per promotion, so an unfiltered page walks the
 	// clustered key backwards and stops after @p4 rows; the totals are one
-	// primary-key look-up per row. The status CASE is
-	// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
-	// then the generation (a vanity promotion is complete).
+	// primary-key look-up per row; the status is sqlstore.StatusCase.
 	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
 	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
@@ -280,14 +278,7 @@ CROSS APPLY (
 			THEN 1 ELSE 0 END), 0) AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
-CROSS APPLY (SELECT CASE
-	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
-	WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
-	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
-	WHEN b.cancelled > 0 THEN 'cancelled'
-	WHEN b.parked > 0 THEN 'failed'
-	WHEN b.generated > 0 THEN 'generating'
-	ELSE 'pending' END AS status) s
+CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "b") + ` AS status) s
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)

@@ -331,6 +331,21 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 	},
 }
 
+// StatusCase is promo.PromotionStatus.Status in SQL, branch for branch (the
+// deletion first, then the generation: a vanity promotion is complete), over
+// a promotion's columns (alias p) and its progress columns generated,
+// cancelled and parked (alias b), for ListPromotions.
+func StatusCase(p, b string) string {
+	return strings.NewReplacer("p.", p+".", "b.", b+".").Replace(`CASE
+	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
+	WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
+	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+	WHEN b.cancelled > 0 THEN 'cancelled'
+	WHEN b.parked > 0 THEN 'failed'
+	WHEN b.generated > 0 THEN 'generating'
+	ELSE 'pending' END`)
+}
+
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
 // Compose returns a dialect's Statements: the portable ones with their
