@@ -9,12 +9,6 @@ import "github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 // ../sqlserver/queries.go). Parameters are $n.
 
 const (
-	// qReserve reserves n sequence numbers from a counter, creating it at 0 if
-	// absent, and returns the first of them. The row lock it takes is held to
-	// the end of the transaction, which serialises reservations per counter.
-	qReserve = `INSERT INTO counters (name, next) VALUES ($1, $2)
-ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
-RETURNING next - $2`
 
 	// qEndFrozenCopies terminates the sessions of this database and user
 	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
@@ -70,8 +64,6 @@ FROM generate_series(0, $5::int - 1) AS g`
 }
 
 var statements = sqlstore.Compose("$", "now()", sqlstore.Statements{
-	Reserve: qReserve,
-
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -168,25 +160,6 @@ FROM redemptions WHERE promotion_id = $1`,
 	StatsRefusalSeries: `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
 FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`,
 
-	// StatsOrders: order value and discount of the live redemptions that
-	// carried an order, per currency (amounts in 1/10,000 of a unit).
-	StatsOrders: `SELECT order_currency, count(*), COALESCE(sum(order_amount), 0)::bigint, COALESCE(sum(discount), 0)::bigint
-FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
-GROUP BY order_currency ORDER BY order_currency`,
-
-	// StatsSegments: the same by segment (and currency, '' for none).
-	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), count(*),
-	COALESCE(sum(r.order_amount), 0)::bigint, COALESCE(sum(r.discount), 0)::bigint
-FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
-WHERE s.promotion_id = $1 AND r.rolled_back_at IS NULL
-GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
-
-	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
-ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
-
-	RefusalsByReason: `SELECT reason, sum(n)::bigint FROM refusals WHERE promotion_id = $1
-GROUP BY reason ORDER BY 2 DESC, 1`,
-
 	// Redemption, rollback, the audit trail and the event outbox.
 	//
 	// Why PostgreSQL cannot over-redeem: UseCode and UseAllowance are single
@@ -203,12 +176,6 @@ GROUP BY reason ORDER BY 2 DESC, 1`,
 	// maximum (re-checked on the row this transaction has locked).
 	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
-
-	// UseAllowance creates the user's row at 1, or adds 1 while below the
-	// limit; RETURNING gives no row when the limit is reached.
-	UseAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 1)
-ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < $3
-RETURNING u.used`,
 
 	// RedemptionWithEvent writes the audit row and its outbox event in one
 	// statement.
@@ -295,12 +262,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// allowance row (LockAllowance, then AllowanceLoad).
 
 	LockCode: codeUse("c.used"), // used = used takes the row lock
-
-	// LockAllowance creates the user's row at 0 uses, or locks it while
-	// below the limit.
-	LockAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 0)
-ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used WHERE u.used < $3
-RETURNING u.used`,
 
 	// Admin changes (revocation, promotion updates, cancel, top-ups,
 	// deletion) and their audit log: each change is one conditional

@@ -28,12 +28,6 @@ const (
 	sqlNow     = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
 	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
 
-	// qReserve reserves ?2 sequence numbers from counter ?1, creating it at 0
-	// if absent, and returns the first of them.
-	qReserve = `INSERT INTO counters (name, next) VALUES (?1, ?2)
-ON CONFLICT (name) DO UPDATE SET next = next + excluded.next
-RETURNING next - ?2`
-
 	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
@@ -64,8 +58,6 @@ SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
 var statements = sqlstore.Compose("?", sqlNow, sqlstore.Statements{
-	Reserve: qReserve,
-
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -162,19 +154,6 @@ FROM redemptions WHERE promotion_id = ?1`,
 	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4
 ) GROUP BY b, reason`,
 
-	StatsOrders: `SELECT order_currency, count(*), coalesce(sum(order_amount), 0), coalesce(sum(discount), 0)
-FROM redemptions WHERE promotion_id = ? AND rolled_back_at IS NULL AND order_currency IS NOT NULL
-GROUP BY order_currency ORDER BY order_currency`,
-
-	StatsSegments: `SELECT s.segment, coalesce(r.order_currency, ''), count(*),
-	coalesce(sum(r.order_amount), 0), coalesce(sum(r.discount), 0)
-FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
-WHERE s.promotion_id = ? AND r.rolled_back_at IS NULL
-GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
-
-	AddRefusals: `INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (?1, ?2, ?3, ?4)
-ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = n + excluded.n`,
-
 	// Redemption, rollback, the audit trail and the event outbox.
 	//
 	// Why SQLite cannot over-redeem: every write transaction is BEGIN IMMEDIATE
@@ -189,10 +168,6 @@ ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = n + excluded.n`,
 	// maximum.
 	AddCodeUses: `UPDATE codes SET used = used + ?2
 WHERE code = ?1 AND used + ?2 <= (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`,
-
-	UseAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 1)
-ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = used + 1 WHERE used < ?3
-RETURNING used`,
 
 	// ClaimEvents leases up to ?1 events for ?2 seconds of SQLite's clock.
 	// One writer at a time: the lease only matters to publishers in other
@@ -235,10 +210,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	// so text comparison is time order.
 
 	LockCode: codeUse("used"),
-
-	LockAllowance: `INSERT INTO user_uses (promotion_id, user_id, used) VALUES (?1, ?2, 0)
-ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = used WHERE used < ?3
-RETURNING used`,
 
 	// Admin changes and their audit log (../postgres/queries.go says why they
 	// are safe; here the one writer serialises them).

@@ -48,6 +48,41 @@ const (
 )
 
 var portable = Statements{
+	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
+ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
+
+	// UseAllowance creates the user's row at 1, or adds 1 while below the
+	// limit; RETURNING gives no row when the limit is reached.
+	UseAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 1)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < $3
+RETURNING used`,
+
+	// LockAllowance creates the user's row at 0 uses, or locks it while
+	// below the limit.
+	LockAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 0)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used WHERE u.used < $3
+RETURNING used`,
+
+	// Reserve reserves n sequence numbers from a counter, creating it at 0 if
+	// absent, and returns the first of them. The row lock it takes is held to
+	// the end of the transaction, which serialises reservations per counter.
+	Reserve: `INSERT INTO counters (name, next) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
+RETURNING next - $2`,
+
+	// StatsOrders: order value and discount of the live redemptions that
+	// carried an order, per currency (amounts in 1/10,000 of a unit).
+	StatsOrders: `SELECT order_currency, count(*), CAST(COALESCE(sum(order_amount), 0) AS bigint), CAST(COALESCE(sum(discount), 0) AS bigint)
+FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
+GROUP BY order_currency ORDER BY order_currency`,
+
+	// StatsSegments: the same by segment (and currency, '' for none).
+	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), count(*),
+	CAST(COALESCE(sum(r.order_amount), 0) AS bigint), CAST(COALESCE(sum(r.discount), 0) AS bigint)
+FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
+WHERE s.promotion_id = $1 AND r.rolled_back_at IS NULL
+GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
+
 	// Advance is the compare-and-set at the heart of CommitChunk: it moves
 	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
 	// concurrent committer of the same chunk blocks on the row lock, then
@@ -126,7 +161,7 @@ WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
 WHERE promotion_id = $1 AND rolled_back_at IS NULL
 GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
 
-	RefusalsByReason: `SELECT reason, sum(n) FROM refusals WHERE promotion_id = $1
+	RefusalsByReason: `SELECT reason, CAST(sum(n) AS bigint) FROM refusals WHERE promotion_id = $1
 GROUP BY reason ORDER BY 2 DESC, 1`,
 
 	// ClaimKey waits for a concurrent transaction inserting the same key,
