@@ -96,7 +96,8 @@ FROM generate_series(0, $5::int - 1) AS g`
 }
 
 var statements = sqlstore.Statements{
-	Reserve: qReserve,
+	Reserve:        qReserve,
+	OnceStatements: onceStatements,
 
 	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
 
