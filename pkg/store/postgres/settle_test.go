@@ -170,3 +170,33 @@ func TestSettleEventPayloads(t *testing.T) {
 		t.Fatal("the test's text lost its U+2028")
 	}
 }
+
+// Migrating down from 00015 drops its functions (the store then runs its
+// transactions for reservations, confirmations and rollbacks: the contract
+// suite covers both); up again brings them back.
+func TestMigrationDownDropsSettleFunctions(t *testing.T) {
+	postgrestest.DSN(t) // skip once, here, with the reason
+	s := open(t)
+	ctx, m, db := context.Background(), s.Migrations(), s.DB()
+	functions := func(when, want string) {
+		t.Helper()
+		var got string
+		err := db.QueryRow(ctx, `SELECT COALESCE(string_agg(proname || '/' || pronargs, ',' ORDER BY proname), '')
+FROM pg_proc WHERE pronamespace = current_schema()::regnamespace
+	AND (proname IN ('reserve_code', 'confirm_reservation', 'rollback_redemption') OR proname LIKE 'promo\_json\_%')`).Scan(&got)
+		if err != nil || got != want {
+			t.Fatalf("functions %s: %q, %v; want %q", when, got, err, want)
+		}
+	}
+	const all = "confirm_reservation/9,promo_json_amount/1,promo_json_raw/1,promo_json_string/1,promo_json_time/1," +
+		"reserve_code/7,rollback_redemption/7"
+	functions("migrated", all)
+	if err := m.DownTo(ctx, 14); err != nil {
+		t.Fatal(err)
+	}
+	functions("down to 00014", "")
+	if err := m.UpTo(ctx, 15); err != nil {
+		t.Fatal(err)
+	}
+	functions("up again", all)
+}
