@@ -64,6 +64,8 @@ FROM generate_series(0, $5::int - 1) AS g`
 }
 
 var statements = sqlstore.Compose("$", "now()", sqlstore.Statements{
+	OnceStatements: onceStatements,
+
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged

@@ -252,6 +252,7 @@ func TestCoreStatements(t *testing.T) {
 		"UserCodes":             {row("ABCD", int64(7), "w", now, int64(0), int64(1), false, true, false, nil, future)},
 		"ClaimUncounted":        {row(int64(1), promo.StreamRedemptions, string(payload), now)},
 		"RefusalsByReason":      {row("code_exhausted", int64(2))},
+		"RedeemOnce":            {row("redeemed", int64(7), int64(0))},
 		"ClaimKey":              {one, none, one, none, one, none},
 		"UseCode":               {use, nil, use, use},
 		"LockCode": {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`),
@@ -361,6 +362,12 @@ func TestCoreStatements(t *testing.T) {
 		{"Redeem replayed", func() error { _, err := s.Redeem(ctx, redeem); return err }},
 		{"Redeem refused", func() error { _, err := s.Redeem(ctx, gone); return err }},
 		{"Redeem exhausted by holds", func() error { _, err := s.Redeem(ctx, gone); return err }},
+		{"Redeem in one batch", func() error { // no shopper fields: RedeemOnce
+			once := redeem
+			once.ID, once.Shopper = "r5", nil
+			_, err := s.Redeem(ctx, once)
+			return err
+		}},
 		{"CodeState", func() error { _, err := s.CodeState(ctx, "ABCD", "u"); return err }},
 		{"Rollback", func() error {
 			_, _, err := s.Rollback(ctx, promo.RollbackRequest{RedemptionID: "r1", EventID: "e2", Reason: "x", Now: now})
@@ -485,8 +492,9 @@ func TestCoreStatements(t *testing.T) {
 		"StatsRefusalSeries": "int64,string," + utc + "," + utc, "StatsTopUsers": "int64,int",
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
-		"ClaimKey": "string,string," + utc,
-		"UseCode":  v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
+		"ClaimKey":   "string,string," + utc,
+		"RedeemOnce": v + "," + v + ",string,string,<nil>," + utc + ",string,string," + v + ",string,string,string,string",
+		"UseCode":    v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
 		"AddCodeUses": v + ",int",
 		"CodeLoad":    v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",

@@ -281,6 +281,10 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 // was deleted or purged, and the string may since name another promotion's
 // code), no code is changed and the answer says so (CodeGone).
 func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	if s.d.RollbackOnce != "" {
+		r, replayed, err := s.rollbackOnce(ctx, req)
+		return r, replayed, wrap(err, "roll back redemption %q", req.RedemptionID)
+	}
 	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Redemption, bool, error) { return x.rollback(ctx, req) })
 	return r, replayed, wrap(err, "roll back redemption %q", req.RedemptionID)
 }

@@ -179,6 +179,8 @@ type Statements struct {
 	// written nothing (Dialect.StatementPath): the core then redeems the
 	// requests one by one.
 	RedeemBatchOnce string
+	// The reservation's, confirmation's and rollback's one-statement forms.
+	OnceStatements
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion, the owner ('').
