@@ -617,8 +617,10 @@ SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
 		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
 
-	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
-VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6)`,
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at, shopper)
+VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6, @p7)`,
+
+	ReservationShopper: `SELECT shopper FROM reservations WHERE id = @p1`,
 
 	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
 

@@ -29,6 +29,7 @@ var personalTests = cases{
 	{"Eligibility", testEligibility},
 	{"EligibilityRacingUpdates", testEligibilityRacingUpdates},
 	{"RedemptionAuditAndOrderStats", testRedemptionAuditAndOrderStats},
+	{"ConfirmEligibilityAndAudit", testConfirmEligibilityAndAudit},
 }
 
 func issueReq(id int64, user string, n int) promo.IssueRequest {
@@ -520,3 +521,79 @@ func testRedemptionAuditAndOrderStats(t *testing.T, h *harness) {
 		t.Errorf("segments %+v", st.Segments)
 	}
 }
+
+// A reservation keeps what it said about the shopper and the order. Its
+// confirmation re-checks the promotion's rules as they are then, against
+// the confirmation's own shopper fields when it carries any (the order as
+// finally placed) and the reservation's otherwise; a failing rule refuses
+// not_eligible, uses nothing and leaves the reservation held. The
+// redemption's audit row has the order, segments and country it was
+// granted for and the confirming client's address and agent.
+func testConfirmEligibilityAndAudit(t *testing.T, h *harness) {
+	rules := &promo.Eligibility{MinOrderAmount: &promo.Money{Amount: 1000000, Currency: "EUR"}}
+	p, codes := h.generatedCodes("confirm-elig", 4, func(np *promo.NewPromotion) {
+		np.PerUserLimit, np.Eligibility = 0, rules
+	})
+	big := promo.Shopper{Segments: []string{"vip"}, Country: "DE",
+		Order: &promo.Order{Amount: 1500000, Currency: "EUR", Discount: amount(150000)}}
+	small := promo.Shopper{Order: &promo.Order{Amount: 20000, Currency: "EUR"}}
+	held := func(code string) promo.Reservation {
+		t.Helper()
+		req := reserveReq(code, "shopper", time.Minute)
+		req.Shopper = &big
+		out := h.reserve(req)
+		if out.Refused != "" {
+			t.Fatalf("reserve %s with an eligible order: %+v", code, out)
+		}
+		return out.Reservation
+	}
+	// Confirmed for another, smaller order: refused, nothing used, still held.
+	r0 := held(codes[0])
+	bad := confirmReq(r0.ID, "order-small")
+	bad.Shopper = &small
+	out, err := h.s.Confirm(h.ctx, bad)
+	if err != nil || out.Refused != promo.ReasonNotEligible || out.Rule != promo.RuleMinOrderAmount {
+		t.Fatalf("confirm for a smaller order: %+v, %v; want not_eligible minOrderAmount", out, err)
+	}
+	if h.used(codes[0]) != 0 {
+		t.Fatalf("a refused confirmation used the code")
+	}
+	if r, err := h.s.Reservation(h.ctx, r0.ID); err != nil || r.Status != promo.ReservationHeld {
+		t.Fatalf("after a refused confirmation the reservation is %+v, %v; want held", r, err)
+	}
+	// Confirmed without shopper fields: the reservation's order stands, and
+	// the audit row says so, with the confirming client.
+	ok := confirmReq(r0.ID, "order-big")
+	ok.ClientAddr, ok.UserAgent = "198.51.100.7", "checkout/3"
+	out, err = h.s.Confirm(h.ctx, ok)
+	if err != nil || out.Refused != "" {
+		t.Fatalf("confirm with the reservation's order: %+v, %v", out, err)
+	}
+	trail, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID, UserID: "shopper"})
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("audit trail %+v, %v", trail, err)
+	}
+	a := trail[0]
+	if a.ClientAddr != "198.51.100.7" || a.UserAgent != "checkout/3" || a.Country != "DE" ||
+		!slices.Equal(a.Segments, []string{"vip"}) || a.Order == nil || a.Order.Amount != 1500000 ||
+		a.Order.Discount == nil || *a.Order.Discount != 150000 {
+		t.Fatalf("confirmed redemption's audit %+v (order %+v)", a, a.Order)
+	}
+	// The rules tightened between reservation and confirmation: refused.
+	r1 := held(codes[1])
+	if _, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetEligibility, u.Eligibility = true, &promo.Eligibility{Countries: []string{"FR"}}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.s.Confirm(h.ctx, confirmReq(r1.ID, "order-2")); err != nil || out.Refused != promo.ReasonNotEligible ||
+		out.Rule != promo.RuleCountries {
+		t.Fatalf("confirm after the rules changed: %+v, %v; want not_eligible countries", out, err)
+	}
+	if h.used(codes[1]) != 0 {
+		t.Fatalf("a refused confirmation used the code")
+	}
+	t.Logf("confirm re-checks eligibility: smaller order and changed rules refused, audit carries order and client")
+}
+
+func amount(a promo.Amount) *promo.Amount { return &a }

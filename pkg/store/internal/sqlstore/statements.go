@@ -215,8 +215,10 @@ type Statements struct {
 	PruneEvents string
 
 	// InsertReservation (id, promotion id, code, user, created_at,
-	// expires_at); Reservation (id): reservationCols.
-	InsertReservation, Reservation string
+	// expires_at, shopper JSON or NULL); Reservation (id): reservationCols;
+	// ReservationShopper (id) (-> shopper JSON or NULL), read by the
+	// confirmation only.
+	InsertReservation, Reservation, ReservationShopper string
 	// MarkConfirmed (id, redemption id, order id, now) settles a held
 	// reservation (-> n); MarkReleased (id, now) too (row: reservationCols).
 	MarkConfirmed, MarkReleased string

@@ -15,6 +15,11 @@ ALTER TABLE promotions ADD COLUMN eligibility text;
 
 ALTER TABLE idempotency_keys ADD COLUMN issuance_id text;
 
+-- What a reservation said about the shopper and the order (the normalised
+-- JSON of promo.Shopper, NULL: nothing): its confirmation checks the
+-- eligibility rules against it again and writes it into the audit row.
+ALTER TABLE reservations ADD COLUMN shopper text;
+
 ALTER TABLE redemptions ADD COLUMN client_addr text, ADD COLUMN user_agent text,
     ADD COLUMN order_amount bigint, ADD COLUMN order_currency text, ADD COLUMN discount bigint,
     ADD COLUMN first_order boolean, ADD COLUMN segments text, ADD COLUMN country text;
@@ -250,6 +255,7 @@ $$;
 DROP TABLE redemption_segments;
 ALTER TABLE redemptions DROP COLUMN client_addr, DROP COLUMN user_agent, DROP COLUMN order_amount,
     DROP COLUMN order_currency, DROP COLUMN discount, DROP COLUMN first_order, DROP COLUMN segments, DROP COLUMN country;
+ALTER TABLE reservations DROP COLUMN shopper;
 ALTER TABLE idempotency_keys DROP COLUMN issuance_id;
 ALTER TABLE promotions DROP COLUMN eligibility;
 DROP INDEX codes_by_user;
