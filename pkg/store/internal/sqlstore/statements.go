@@ -290,6 +290,14 @@ type Statements struct {
 	// max_usage_per_code, revoked, active, deletion requested, starts_at,
 	// expires_at; newest issued first.
 	IssuablePromotion, IssueCodes, IssuedCodes string
+	// IssueCodesFrom (promotion id, user, issuance id, now, n, from, to),
+	// PostgreSQL's instead of IssueCodes when set: the same, reading only
+	// the heap pages [from, to) (a TID range): code, page. IssueCursor
+	// (promotion id): the page where the promotion's last issuance began
+	// taking codes (no row: none recorded). SetIssueCursor (promotion id,
+	// page) records it without waiting for any lock (a hint: a concurrent
+	// issuance that holds it keeps its own).
+	IssueCodesFrom, IssueCursor, SetIssueCursor string
 	SaveIssuanceOutcome, StoredIssuanceOutcome string
 	UserCodes                                  string
 }
