@@ -298,6 +298,6 @@ type Statements struct {
 	// page) records it without waiting for any lock (a hint: a concurrent
 	// issuance that holds it keeps its own).
 	IssueCodesFrom, IssueCursor, SetIssueCursor string
-	SaveIssuanceOutcome, StoredIssuanceOutcome string
-	UserCodes                                  string
+	SaveIssuanceOutcome, StoredIssuanceOutcome  string
+	UserCodes                                   string
 }
