@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,17 @@ func TestMain(m *testing.M) {
 
 const envBenchServe = "PROMOCODES_BENCH_SERVE" // "dsn schema conns"
 
+// envBenchPprof, if set, is the address where the API process serves
+// net/http/pprof during BenchmarkRedeem.
+const envBenchPprof = "BENCH_REDEEM_PPROF"
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	return m
+}
+
 // serveBench runs the API with the redemption service on PostgreSQL until
 // its standard input closes, after printing its address.
 func serveBench() error {
@@ -88,6 +100,11 @@ func serveBench() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
+	}
+	if addr := os.Getenv(envBenchPprof); addr != "" {
+		// The API process's profiles, for finding where a redemption's time
+		// goes (go tool pprof http://<addr>/debug/pprof/profile?seconds=8).
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, pprofMux())) }()
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
 	go func() { _ = hs.Serve(ln) }()
