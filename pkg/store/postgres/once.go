@@ -12,6 +12,6 @@ var onceStatements = sqlstore.OnceStatements{
 	COALESCE(o_uses_left, 0)
 FROM confirm_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 
-	RollbackOnce: `SELECT f.o_outcome, ` + redemptionCols + `
+	RollbackOnce: `SELECT f.o_outcome, ` + sqlstore.RedemptionCols + `
 FROM rollback_redemption($1, $2, $3, $4, $5, $6, $7) f CROSS JOIN LATERAL (SELECT (f.o_r).*) r`,
 }
