@@ -267,10 +267,11 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimEvents": {row(int64(1), promo.StreamRedemptions, "7", "{}")},
 		"CodeSpaces":  {row(int64(7), "vanity", "", "V")},
 		"Reservation": {reservationRow()}, "MarkReleased": {reservationRow()},
-		"CodeReservations": {reservationRow()},
-		"RevokeCode":       {row(int64(7)), nil},
-		"Revocation":       {row(int64(7), now, "r")},
-		"PromotionState":   {row(false, false)}, "LockPromotion": {row(false, false)},
+		"ReservationShopper": {row(`{"Country":"DE"}`), row(nil)},
+		"CodeReservations":   {reservationRow()},
+		"RevokeCode":         {row(int64(7)), nil},
+		"Revocation":         {row(int64(7), now, "r")},
+		"PromotionState":     {row(false, false)}, "LockPromotion": {row(false, false)},
 		"AuditLog":        {row("a1", now, "admin", promo.ActionCodeRevoked, int64(7), "ABCD", "{}")},
 		"UpdatePromotion": {row(int64(7), "n", nil, future, true, `{"firstOrderOnly":true}`)},
 		"GrowPromotion":   {row("c", int64(20))}, "NextNumbers": {row(int64(2), int64(1))},
@@ -506,6 +507,9 @@ func TestCoreStatements(t *testing.T) {
 		// RedeemBatch's: no key, the client's address and agent, no shopper fields.
 		"InsertRedemption all": v + ",int64," + v + ",string,string,<nil>," + utc +
 			",int,<nil>,string,string,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>",
+		// Confirm's: no key, the reservation's shopper (a country only).
+		"InsertRedemption confirm": v + ",int64," + v + ",string,string,<nil>," + utc +
+			",int,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,string",
 		"InsertRedemptionSegment": v + ",int64,string",
 		"StatsOrders":             "int64", "StatsSegments": "int64",
 		"IssuablePromotion": "int64", "IssueCodes": "int64,string," + v + "," + utc + ",int",
@@ -522,8 +526,9 @@ func TestCoreStatements(t *testing.T) {
 		"Redemptions all": "int64,int," + v + "," + v,
 		"ClaimEvents":     "int,int32", "MarkEventPublished": "int64",
 		"PruneEvents": utc + ",int", "CodeSpaces": "int64,int", "SetActive": "int64,bool",
-		"InsertReservation": v + ",int64," + v + ",string," + utc + "," + utc,
-		"Reservation":       v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
+		"InsertReservation":        v + ",int64," + v + ",string," + utc + "," + utc + ",string",
+		"InsertReservation no key": v + ",int64," + v + ",string," + utc + "," + utc + ",<nil>",
+		"Reservation":              v, "ReservationShopper": v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
 		"SweepReservations": utc + ",int", "CodeReservations": v + ",int64," + utc + ",int",
 		"RevokeCode": v + "," + utc + ",string", "Revocation": v,
 		"InsertAudit":            v + "," + utc + ",string," + v + ",int64," + v + ",string",
@@ -559,7 +564,7 @@ func TestCoreStatements(t *testing.T) {
 			t.Errorf("%s names @p1..@p%d for %d arguments", n, hi, len(c.args))
 		}
 		got, ok := types(c.args), false
-		for _, w := range []string{want[n], want[n+" vanity"], want[n+" no key"], want[n+" all"]} {
+		for _, w := range []string{want[n], want[n+" vanity"], want[n+" no key"], want[n+" all"], want[n+" confirm"]} {
 			ok = ok || (w == got && (w != "" || len(c.args) == 0))
 		}
 		if !ok {
