@@ -296,6 +296,13 @@ FROM idempotency_keys WHERE idem_key = $1`,
 	SweepReservations: `DELETE FROM reservations WHERE id IN (
 	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
 
+	// RevokeCode: a code of a promotion whose deletion was requested is
+	// not revoked (the promotion takes no change).
+	RevokeCode: `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')
+WHERE code = $1 AND revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = codes.promotion_id AND p.delete_requested_at IS NOT NULL)
+RETURNING promotion_id`,
+
 	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, '') FROM codes WHERE code = $1`,
 
 	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
@@ -361,6 +368,7 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 	// statement at a time, so that redemptions of other promotions never
 	// wait long behind a purge.
 	Purge: map[string]string{
+		"user_uses":    `DELETE FROM user_uses WHERE promotion_id = $1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
 		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
 		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
 	},
