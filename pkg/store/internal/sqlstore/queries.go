@@ -396,17 +396,19 @@ var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 // Compose returns a dialect's Statements: the portable ones with their
 // placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
 // now() to the dialect's clock, each replaced by own's where own sets it,
-// and own's Purge tables added.
+// own's Purge tables added, and own's other fields (OnceStatements) as they
+// are.
 func Compose(prefix, now string, own Statements) Statements {
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
-		if f := sv.Field(i); f.Kind() == reflect.String {
-			if o := ov.Field(i).String(); o != "" {
-				f.SetString(o)
-			} else {
-				f.SetString(rebind(f.String(), prefix, now))
-			}
+		switch f := sv.Field(i); {
+		case f.Kind() != reflect.String:
+			f.Set(ov.Field(i)) // the dialect's own hooks (OnceStatements); Purge below
+		case ov.Field(i).String() != "":
+			f.SetString(ov.Field(i).String())
+		default:
+			f.SetString(rebind(f.String(), prefix, now))
 		}
 	}
 	s.Purge = maps.Clone(own.Purge)
