@@ -411,6 +411,7 @@ func Compose(prefix, now string, own Statements) Statements {
 			f.SetString(rebind(f.String(), prefix, now))
 		}
 	}
+	s.OnceStatements = own.OnceStatements // no portable form: each a dialect's own
 	s.Purge = maps.Clone(own.Purge)
 	if s.Purge == nil {
 		s.Purge = map[string]string{}
