@@ -77,7 +77,7 @@ func serveBurstAPI(spec string) error {
 	// their addresses (X-Forwarded-For), as in production. The per-token
 	// guess limit is off: a look-up holds its token while in flight, so one
 	// token's limit (1,000: 500 at once) would refuse most of a 10,000
-	// burst from one checkout with 429 (docs/runbook.md, "Admission control").
+	// burst from one checkout with 429 (docs/redemption.md, "When the database is busy").
 	cfg.HTTP.TrustedProxies = []string{"127.0.0.1"}
 	cfg.Redeem.GuessLimitPerToken = -1
 	if err := cfg.Validate(); err != nil {

@@ -236,7 +236,7 @@ type RedeemConfig struct {
 // a combined batch of one hot code's redemptions is one) run at once and the
 // rest wait in arrival order; at most MaxQueue requests wait, none longer
 // than MaxWait, and past either bound a request is answered 503 with
-// Retry-After (docs/runbook.md, "Admission control").
+// Retry-After (docs/redemption.md, "When the database is busy").
 type AdmissionConfig struct {
 	// Slots 0 is the pool's size, db.maxConns (SQLite: 128, since its one
 	// writer groups concurrent redemptions itself); -1 turns admission
