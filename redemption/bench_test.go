@@ -63,7 +63,8 @@ func serveBench() error {
 	}
 	defer st.Close()
 	log := zap.NewNop()
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
+	// Admission as the wiring sets it: a slot per pool connection.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1, AdmissionSlots: conns}, st, nil, log)
 	if err != nil {
 		return err
 	}
@@ -74,7 +75,8 @@ func serveBench() error {
 		return err
 	}
 	srv, err := api.New(api.Config{AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}}, st, ps, nil, log, api.WithRedemption(svc))
+		RedeemTokens: []string{redeemToken}, AdmissionWait: redemption.DefaultAdmissionWait}, st, ps, nil, log,
+		api.WithRedemption(svc))
 	if err != nil {
 		return err
 	}
