@@ -64,6 +64,8 @@ FROM generate_series(0, $5::int - 1) AS g`
 }
 
 var statements = sqlstore.Compose("$", "now()", sqlstore.Statements{
+	OnceStatements: onceStatements,
+
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -223,6 +225,34 @@ WHERE code IN (
 	SELECT code FROM codes WHERE promotion_id = $1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL
 	LIMIT $5 FOR UPDATE SKIP LOCKED)
 RETURNING code`,
+
+	// IssueCodesFrom is IssueCodes over the heap pages [$6, $7) only (a TID
+	// range scan): an issuance starts at the page where the last one began
+	// taking codes instead of reading past every code issued before it, and
+	// looks through the whole promotion ([0, 2^32)) only when those pages
+	// run short. The page of each code taken is returned for the cursor.
+	IssueCodesFrom: `WITH pick AS (
+	SELECT code, (ctid::text::point)[0]::bigint AS page FROM codes
+	WHERE promotion_id = $1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL
+	  AND ctid >= $6::text::tid AND ctid < $7::text::tid
+	LIMIT $5 FOR UPDATE SKIP LOCKED)
+UPDATE codes c SET user_id = $2, issuance_id = $3, issued_at = $4
+FROM pick WHERE c.code = pick.code
+RETURNING c.code, pick.page`,
+
+	IssueCursor: `SELECT next_page FROM issue_cursors WHERE promotion_id = $1`,
+
+	// SetIssueCursor runs on its own after the issuance committed and waits
+	// for no row lock: SKIP LOCKED leaves a cursor another issuance is
+	// setting as it is (no hot row), and the insert of a first cursor
+	// conflicts only with another such one-statement insert.
+	SetIssueCursor: `WITH held AS (
+	UPDATE issue_cursors SET next_page = $2
+	WHERE promotion_id = (SELECT promotion_id FROM issue_cursors WHERE promotion_id = $1 FOR UPDATE SKIP LOCKED)
+	RETURNING 1)
+INSERT INTO issue_cursors (promotion_id, next_page)
+SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM issue_cursors WHERE promotion_id = $1)
+ON CONFLICT (promotion_id) DO NOTHING`,
 
 	// ClaimUncounted marks up to $1 of the oldest uncounted events counted
 	// at $2 and returns them; the caller adds them to promotion_totals in

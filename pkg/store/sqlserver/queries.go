@@ -361,6 +361,8 @@ IF @@ROWCOUNT = 0
 
 	UseCode: codeUse("c.used + 1"),
 
+	RedeemOnce: qRedeemOnce, // once.go
+
 	// AddCodeUses takes a combined redemption's n uses at once, within the
 	// maximum (re-checked on the row this transaction has locked).
 	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id

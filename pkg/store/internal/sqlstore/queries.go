@@ -270,8 +270,10 @@ FROM codes c WHERE c.code = $1`,
 	+ (SELECT count(*) FROM reservations r WHERE r.promotion_id = $1 AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3 AND r.id <> $4)`,
 
-	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
-VALUES ($1, $2, $3, $4, 'held', $5, $6)`,
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at, shopper)
+VALUES ($1, $2, $3, $4, 'held', $5, $6, $7)`,
+
+	ReservationShopper: `SELECT shopper FROM reservations WHERE id = $1`,
 
 	Reservation: `SELECT ` + ReservationCols + ` FROM reservations WHERE id = $1`,
 

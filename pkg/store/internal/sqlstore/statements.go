@@ -179,6 +179,8 @@ type Statements struct {
 	// written nothing (Dialect.StatementPath): the core then redeems the
 	// requests one by one.
 	RedeemBatchOnce string
+	// The reservation's, confirmation's and rollback's one-statement forms.
+	OnceStatements
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion, the owner ('').
@@ -206,8 +208,10 @@ type Statements struct {
 	PruneEvents string
 
 	// InsertReservation (id, promotion id, code, user, created_at,
-	// expires_at); Reservation (id): reservationCols.
-	InsertReservation, Reservation string
+	// expires_at, shopper JSON or NULL); Reservation (id): reservationCols;
+	// ReservationShopper (id) (-> shopper JSON or NULL), read by the
+	// confirmation only.
+	InsertReservation, Reservation, ReservationShopper string
 	// MarkConfirmed (id, redemption id, order id, now) settles a held
 	// reservation (-> n); MarkReleased (id, now) too (row: reservationCols).
 	MarkConfirmed, MarkReleased string
@@ -279,6 +283,14 @@ type Statements struct {
 	// max_usage_per_code, revoked, active, deletion requested, starts_at,
 	// expires_at; newest issued first.
 	IssuablePromotion, IssueCodes, IssuedCodes string
-	SaveIssuanceOutcome, StoredIssuanceOutcome string
-	UserCodes                                  string
+	// IssueCodesFrom (promotion id, user, issuance id, now, n, from, to),
+	// PostgreSQL's instead of IssueCodes when set: the same, reading only
+	// the heap pages [from, to) (a TID range): code, page. IssueCursor
+	// (promotion id): the page where the promotion's last issuance began
+	// taking codes (no row: none recorded). SetIssueCursor (promotion id,
+	// page) records it without waiting for any lock (a hint: a concurrent
+	// issuance that holds it keeps its own).
+	IssueCodesFrom, IssueCursor, SetIssueCursor string
+	SaveIssuanceOutcome, StoredIssuanceOutcome  string
+	UserCodes                                   string
 }
