@@ -401,6 +401,7 @@ func Compose(prefix, now string, own Statements) Statements {
 			}
 		}
 	}
+	s.OnceStatements = own.OnceStatements // no portable form: each a dialect's own
 	s.Purge = maps.Clone(own.Purge)
 	if s.Purge == nil {
 		s.Purge = map[string]string{}
