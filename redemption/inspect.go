@@ -38,7 +38,7 @@ func (s *Service) CodeDetail(ctx context.Context, client Client, raw string) (Co
 	if err != nil {
 		return CodeDetail{}, err
 	}
-	d := CodeDetail{Code: s.codeView(ctx, st, "", nil), Used: st.Used, PromotionID: st.Promotion.IDString(),
+	d := CodeDetail{CodeView: s.codeView(ctx, st, "", nil), Used: st.Used, PromotionID: st.Promotion.IDString(),
 		Reservations: []ReservationView{}, Owner: st.Owner}
 	if st.Revoked {
 		r, _, err := s.store.Revocation(ctx, canon)

@@ -247,7 +247,7 @@ const StatusExhausted promo.Reason = "exhausted"
 // a code as validation shows it, the promotion it names, and a redemption
 // (its code in display form).
 type (
-	CodeView     = wire.Code
+	CodeView     = wire.CodeView
 	PromotionRef = wire.PromotionRef
 	Receipt      = wire.Redemption
 )

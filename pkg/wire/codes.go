@@ -7,8 +7,8 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// Code is a code as validation shows it (GET /v1/codes/{code}).
-type Code struct {
+// CodeView is a code as validation shows it (GET /v1/codes/{code}).
+type CodeView struct {
 	Code      string       `json:"code"` // display form
 	Promotion PromotionRef `json:"promotion"`
 	Status    promo.Reason `json:"status"`
@@ -44,7 +44,7 @@ type PromotionRef struct {
 // admin token and no user): what validation shows, and the committed uses,
 // the revocation and the live reservations.
 type CodeDetail struct {
-	Code
+	CodeView
 	Used         int           `json:"used"`
 	PromotionID  string        `json:"promotionId"`
 	RevokedAt    *time.Time    `json:"revokedAt,omitempty"`
