@@ -175,8 +175,8 @@ func (p *promotionsCLI) cancelCmd() *cobra.Command {
 			if replayed {
 				what = "was already cancelled"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s %s: %d of %d codes exist\n", st.ID, what, st.GeneratedCount,
-				st.CodeCount)
+			fmt.Fprintf(cmd.OutOrStdout(), "promotion %s %s: %s of %s codes exist\n", st.ID, what,
+				humanize.Comma(st.GeneratedCount), humanize.Comma(st.CodeCount))
 			return nil
 		},
 	}

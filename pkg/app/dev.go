@@ -93,10 +93,16 @@ func StartDev(ctx context.Context, cfg Config, log *zap.Logger) (*Process, error
 	url := "http://" + proc.HTTPAddr
 	log.Info("promocodes dev is serving",
 		zap.String("api", url), zap.Strings("kafka", cfg.Kafka.Brokers), zap.String("data_dir", dataDir))
-	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  Console: %s/console/\n  API docs: %s/docs\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n"+
-		"  curl -s -XPOST %s/v1/promotions -H 'Content-Type: application/json' \\\n"+
+	// With admin tokens set the hints carry the header, never the secret.
+	auth, authNote := "", ""
+	if !apiCfg.Open {
+		auth = ` -H "Authorization: Bearer $TOKEN"`
+		authNote = "  (TOKEN: one of auth.adminTokens)\n"
+	}
+	fmt.Fprintf(os.Stderr, "\npromocodes dev is up.\n  Console: %s/console/\n  API docs: %s/docs\n  API:    %s\n  Kafka:  %v (kcat -b %s -L)\n  Data:   %s\n\nTry:\n%s"+
+		"  curl -s%s -XPOST %s/v1/promotions -H 'Content-Type: application/json' \\\n"+
 		"    -d '{\"name\":\"winter\",\"codeCount\":1000000,\"format\":{\"charset\":\"alnum\",\"length\":10,\"prefix\":\"WNTR-\"}}'\n"+
-		"  curl -s %s/v1/promotions/1\n  curl -s %s/v1/promotions/1/codes | head\n\n",
-		url, url, url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, url, url, url)
+		"  curl -s%s %s/v1/promotions/1\n  curl -s%s %s/v1/promotions/1/codes | head\n\n",
+		url, url, url, cfg.Kafka.Brokers, cfg.Kafka.Brokers[0], dataDir, authNote, auth, url, auth, url, auth, url)
 	return proc, nil
 }
