@@ -60,13 +60,18 @@ type PromotionSettings = wire.Settings
 // UpdatePromotion changes a promotion's name, window, active flag or
 // eligibility rules (admin).
 func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpdate) (PromotionSettings, error) {
-	m := wire.PatchPromotion{Name: u.Name, Active: u.Active, StartsAt: wire.RawOf(utc(u.StartsAt)),
-		ExpiresAt: wire.RawOf(utc(u.ExpiresAt))}
-	if u.ClearStartsAt {
+	m := wire.PatchPromotion{Name: u.Name, Active: u.Active}
+	switch {
+	case u.ClearStartsAt:
 		m.StartsAt = wire.Null
+	case u.StartsAt != nil:
+		m.StartsAt = wire.RawOf(new(u.StartsAt.UTC()))
 	}
-	if u.ClearExpiresAt {
+	switch {
+	case u.ClearExpiresAt:
 		m.ExpiresAt = wire.Null
+	case u.ExpiresAt != nil:
+		m.ExpiresAt = wire.RawOf(new(u.ExpiresAt.UTC()))
 	}
 	if u.SetEligibility {
 		m.Eligibility = wire.Null
@@ -87,15 +92,6 @@ func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpda
 		return PromotionSettings{}, fmt.Errorf("update promotion %s: %w", id, err)
 	}
 	return s, nil
-}
-
-// utc is *t in UTC (nil: nil).
-func utc(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
 }
 
 // AuditEntry is one admin change of a promotion; AuditPage a page of a
