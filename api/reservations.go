@@ -128,12 +128,13 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
-	if len(fields) > 0 {
+	shopper, errs := shopperOf(req.Shopper)
+	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
 	rc, replayed, err := s.reserver().Confirm(r.Context(), redemption.ConfirmInput{ReservationID: id,
-		OrderID: req.OrderID, Metadata: metadata})
+		OrderID: req.OrderID, Metadata: metadata, Shopper: shopper, Client: s.client(r)})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -200,5 +201,69 @@ func TestShopperTokenIgnoredWhenNotConfigured(t *testing.T) {
 	r := e.do(http.MethodPost, "/v1/codes/PLAIN42/redemptions", `{"userId":"dave"}`, withShopper("garbage"))
 	if r.StatusCode != http.StatusCreated || !strings.Contains(string(r.body), `"userId":"dave"`) {
 		t.Errorf("redeem = %d %s", r.StatusCode, r.body)
+	}
+}
+
+// TestShopperTokenIssuanceAndEdges: issuance and a user's codes take the
+// user from the token (another user named: 403 user_mismatch, before
+// anything is looked up); a token without a subject, a subject that is no
+// valid user id, and a token of 1 MiB are 401 shopper_token_invalid; a JWKS
+// that answers only after the request's keys are needed is 503 within the
+// HTTP client's timeout, not a hung request.
+func TestShopperTokenIssuanceAndEdges(t *testing.T) {
+	e, key, _ := shopperEnv(t, shopper.Config{})
+	e.token = shopAdmin
+	id := e.createVanity(`{"name":"v-iss","code":"VISS1","maxUsagePerCode":5}`)
+	e.token = shopRedeem
+	alice := withShopper(key.Token(t, st.Valid("alice")))
+	path := "/v1/promotions/" + id + "/issuances"
+	wantShopperRefusal(t, "issuance to another user", e.do(http.MethodPost, path, `{"userId":"bob"}`, alice),
+		http.StatusForbidden, "user_mismatch")
+	// The token's subject is the user: the request gets past the required
+	// userId to the store, which refuses a vanity promotion.
+	if r := e.do(http.MethodPost, path, `{}`, alice); r.StatusCode != http.StatusConflict ||
+		!strings.Contains(string(r.body), "vanity") {
+		t.Errorf("issuance for the token's user = %d %s, want 409 (a vanity promotion)", r.StatusCode, r.body)
+	}
+	wantShopperRefusal(t, "another user's codes", e.do(http.MethodGet, "/v1/users/bob/codes", "", alice),
+		http.StatusForbidden, "user_mismatch")
+	if r := e.do(http.MethodGet, "/v1/users/alice/codes", "", alice); r.StatusCode != http.StatusOK {
+		t.Errorf("alice's own codes = %d %s", r.StatusCode, r.body)
+	}
+	noSub := st.Valid("")
+	wantShopperRefusal(t, "no subject", e.do(http.MethodPost, path, `{"userId":"alice"}`, withShopper(key.Token(t, noSub))),
+		http.StatusUnauthorized, "shopper_token_invalid")
+	wantShopperRefusal(t, "subject with a control character",
+		e.do(http.MethodPost, path, `{}`, withShopper(key.Token(t, st.Valid("al\x01ice")))),
+		http.StatusUnauthorized, "shopper_token_invalid")
+	wantShopperRefusal(t, "subject of 300 characters",
+		e.do(http.MethodPost, path, `{}`, withShopper(key.Token(t, st.Valid(strings.Repeat("a", 300))))),
+		http.StatusUnauthorized, "shopper_token_invalid")
+	huge := "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("A", 1<<20) + ".sig"
+	if r := e.do(http.MethodPost, path, `{}`, withShopper(huge)); r.StatusCode != http.StatusUnauthorized &&
+		r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 1 MiB token = %d %s, want 401 or 431", r.StatusCode, r.body)
+	}
+}
+
+// TestShopperSlowJWKS: a key set server that takes longer than the HTTP
+// client's timeout: the request is answered 503 after about that timeout.
+func TestShopperSlowJWKS(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); slow.Close() })
+	e, key, code := shopperEnv(t, shopper.Config{JWKSURL: slow.URL, StartWait: 10 * time.Millisecond,
+		HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}})
+	start := time.Now()
+	r := e.do(http.MethodPost, "/v1/codes/"+code+"/redemptions", `{}`, withShopper(key.Token(t, st.Valid("alice"))))
+	took := time.Since(start)
+	t.Logf("slow JWKS: %d after %s", r.StatusCode, took.Round(time.Millisecond))
+	if r.StatusCode != http.StatusServiceUnavailable || took > 5*time.Second {
+		t.Errorf("slow JWKS = %d after %s, want 503 within a few seconds", r.StatusCode, took)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,13 @@ import (
 // TestMain doubles as the API server process of BenchmarkRedeem: the burst
 // holds 10,000 connections on each side, more than one process may open here.
 func TestMain(m *testing.M) {
+	if path := os.Getenv(envBenchServeSQLite); path != "" {
+		if err := serveBenchSQLite(path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(envBenchServe) != "" {
 		if err := serveBench(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -46,6 +54,17 @@ func TestMain(m *testing.M) {
 }
 
 const envBenchServe = "PROMOCODES_BENCH_SERVE" // "dsn schema conns"
+
+// envBenchPprof, if set, is the address where the API process serves
+// net/http/pprof during BenchmarkRedeem.
+const envBenchPprof = "BENCH_REDEEM_PPROF"
+
+func pprofMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	return m
+}
 
 // serveBench runs the API with the redemption service on PostgreSQL until
 // its standard input closes, after printing its address.
@@ -81,6 +100,11 @@ func serveBench() error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
+	}
+	if addr := os.Getenv(envBenchPprof); addr != "" {
+		// The API process's profiles, for finding where a redemption's time
+		// goes (go tool pprof http://<addr>/debug/pprof/profile?seconds=8).
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, pprofMux())) }()
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
 	go func() { _ = hs.Serve(ln) }()
@@ -264,8 +288,18 @@ func loadAverage() string {
 	return "load average " + strings.Join(strings.Fields(string(data))[:3], " ")
 }
 
+// benchStore is what the benchmarks seed and check through (PostgreSQL's or
+// SQLite's store).
+type benchStore interface {
+	CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error)
+	IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error)
+	CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
+	CodeState(ctx context.Context, code, userID string) (promo.CodeState, error)
+	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
+}
+
 // hotCheck reads the hot code's uses and its audit rows.
-func hotCheck(b *testing.B, st *postgres.Store, promotionID int64, code string) (uses, rows int) {
+func hotCheck(b *testing.B, st benchStore, promotionID int64, code string) (uses, rows int) {
 	b.Helper()
 	ctx := context.Background()
 	cs, err := st.CodeState(ctx, code, "")
@@ -352,7 +386,7 @@ ANALYZE codes;`, schema, n)
 
 // seedBench commits n single-use codes of a new promotion and returns them
 // in canonical form.
-func seedBench(b *testing.B, st *postgres.Store, n int, prefix string) []string {
+func seedBench(b *testing.B, st benchStore, n int, prefix string) []string {
 	b.Helper()
 	ctx := context.Background()
 	eng, err := codes.New(promo.Format{Charset: "alnum", Length: 12, Prefix: prefix}, testSecret)

@@ -48,8 +48,17 @@ type waiter struct {
 // context bounds.
 const batchTimeout = 30 * time.Second
 
+// groupCommitter is a store whose Redeem already writes concurrent
+// redemptions, of any codes, in one transaction (SQLite's group commit):
+// combining them here would only hold a hot code's requests back for a
+// group of their own.
+type groupCommitter interface{ GroupCommit() bool }
+
 func newCombiner(store Store, max int) *combiner {
 	c := &combiner{store: store, max: max, codes: map[string]*codeQueue{}}
+	if g, ok := store.(groupCommitter); ok && g.GroupCommit() {
+		return c
+	}
 	if b, ok := store.(batchStore); ok && max > 1 {
 		c.batch = b
 	}

@@ -42,6 +42,12 @@ type ConfirmInput struct {
 	ReservationID string
 	OrderID       string
 	Metadata      json.RawMessage
+	// Shopper is the order as finally placed (nil: the reservation's
+	// stands); the promotion's eligibility rules are checked again either way.
+	Shopper *promo.Shopper
+	// Client is the confirming client (its address and agent go into the
+	// audit row).
+	Client Client
 }
 
 // Reserve holds one use of the code for the user for the TTL. A refusal is a
@@ -96,9 +102,10 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, error) {
 	start := time.Now()
 	out, err := s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: newID(),
-		EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC()})
+		EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC(), Shopper: in.Shopper,
+		ClientAddr: in.Client.Addr, UserAgent: in.Client.UserAgent})
 	if err == nil && out.Refused != "" {
-		err = promo.Refusal(out.Refused, "%s", refusalMessage(out.Refused))
+		err = refusal(nil, out.Refused, out.Rule)
 	}
 	s.countReservation("confirm", start, err)
 	if err != nil {

@@ -321,3 +321,18 @@ type RedeemResult struct {
 	Outcome RedeemOutcome
 	Err     error
 }
+
+// WithShopper copies what a request said about the shopper and the order
+// (nil: nothing) into the redemption's audit fields.
+func (r *Redemption) WithShopper(sh *Shopper) {
+	if sh == nil {
+		return
+	}
+	n := sh.Normalize()
+	r.Order, r.Segments, r.Country, r.FirstOrder = n.Order, n.Segments, n.Country, n.FirstOrder
+	if r.Order != nil {
+		o := *r.Order
+		o.FirstOrder = nil
+		r.Order = &o
+	}
+}

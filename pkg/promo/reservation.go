@@ -95,6 +95,14 @@ type ConfirmRequest struct {
 	OrderID       string
 	Metadata      json.RawMessage
 	Now           time.Time
+	// Shopper, when set, is the order as finally placed: the promotion's
+	// eligibility rules are checked against it and the audit keeps it. Nil:
+	// what the reservation said about the shopper stands (checked again
+	// against the rules in force at the confirmation).
+	Shopper *Shopper
+	// ClientAddr and UserAgent are the confirming client's, for the audit.
+	ClientAddr string
+	UserAgent  string
 }
 
 // ConfirmOutcome is the redemption a confirmation made (or made before:
@@ -102,5 +110,6 @@ type ConfirmRequest struct {
 type ConfirmOutcome struct {
 	Redemption Redemption
 	Refused    Reason
+	Rule       string // the failing eligibility rule of a not_eligible
 	Replayed   bool
 }

@@ -114,6 +114,7 @@ type Reserve struct {
 type Confirm struct {
 	OrderID  string          `json:"orderId"`
 	Metadata json.RawMessage `json:"metadata,omitempty"`
+	Shopper
 }
 
 // Reason is the body of POST /v1/redemptions/{id}/rollback and POST

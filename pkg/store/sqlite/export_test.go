@@ -3,3 +3,7 @@ package sqlite
 // SingleWriter says that one write lock covers the whole database
 // (storetest.SingleWriter).
 func (s *Store) SingleWriter() bool { return true }
+
+// GroupStats reports the redemption groups written, their members, the
+// redemptions waiting for one, and whether one is being written.
+func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) { return s.group.Stats() }

@@ -252,6 +252,7 @@ func TestCoreStatements(t *testing.T) {
 		"UserCodes":             {row("ABCD", int64(7), "w", now, int64(0), int64(1), false, true, false, nil, future)},
 		"ClaimUncounted":        {row(int64(1), promo.StreamRedemptions, string(payload), now)},
 		"RefusalsByReason":      {row("code_exhausted", int64(2))},
+		"RedeemOnce":            {row("redeemed", int64(7), int64(0))},
 		"ClaimKey":              {one, none, one, none, one, none},
 		"UseCode":               {use, nil, use, use},
 		"LockCode": {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`),
@@ -266,10 +267,11 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimEvents": {row(int64(1), promo.StreamRedemptions, "7", "{}")},
 		"CodeSpaces":  {row(int64(7), "vanity", "", "V")},
 		"Reservation": {reservationRow()}, "MarkReleased": {reservationRow()},
-		"CodeReservations": {reservationRow()},
-		"RevokeCode":       {row(int64(7)), nil},
-		"Revocation":       {row(int64(7), now, "r")},
-		"PromotionState":   {row(false, false)}, "LockPromotion": {row(false, false)},
+		"ReservationShopper": {row(`{"Country":"DE"}`), row(nil)},
+		"CodeReservations":   {reservationRow()},
+		"RevokeCode":         {row(int64(7)), nil},
+		"Revocation":         {row(int64(7), now, "r")},
+		"PromotionState":     {row(false, false)}, "LockPromotion": {row(false, false)},
 		"AuditLog":        {row("a1", now, "admin", promo.ActionCodeRevoked, int64(7), "ABCD", "{}")},
 		"UpdatePromotion": {row(int64(7), "n", nil, future, true, `{"firstOrderOnly":true}`)},
 		"GrowPromotion":   {row("c", int64(20))}, "NextNumbers": {row(int64(2), int64(1))},
@@ -361,6 +363,12 @@ func TestCoreStatements(t *testing.T) {
 		{"Redeem replayed", func() error { _, err := s.Redeem(ctx, redeem); return err }},
 		{"Redeem refused", func() error { _, err := s.Redeem(ctx, gone); return err }},
 		{"Redeem exhausted by holds", func() error { _, err := s.Redeem(ctx, gone); return err }},
+		{"Redeem in one batch", func() error { // no shopper fields: RedeemOnce
+			once := redeem
+			once.ID, once.Shopper = "r5", nil
+			_, err := s.Redeem(ctx, once)
+			return err
+		}},
 		{"CodeState", func() error { _, err := s.CodeState(ctx, "ABCD", "u"); return err }},
 		{"Rollback", func() error {
 			_, _, err := s.Rollback(ctx, promo.RollbackRequest{RedemptionID: "r1", EventID: "e2", Reason: "x", Now: now})
@@ -485,8 +493,9 @@ func TestCoreStatements(t *testing.T) {
 		"StatsRefusalSeries": "int64,string," + utc + "," + utc, "StatsTopUsers": "int64,int",
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
-		"ClaimKey": "string,string," + utc,
-		"UseCode":  v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
+		"ClaimKey":   "string,string," + utc,
+		"RedeemOnce": v + "," + v + ",string,string,<nil>," + utc + ",string,string," + v + ",string,string,string,string",
+		"UseCode":    v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
 		"AddCodeUses": v + ",int",
 		"CodeLoad":    v + "," + utc + "," + v, "AllowanceLoad": "int64,string," + utc + "," + v,
 		"UseAllowance": "int64,string,int", "UseAllowanceInsert": "int64,string",
@@ -498,6 +507,9 @@ func TestCoreStatements(t *testing.T) {
 		// RedeemBatch's: no key, the client's address and agent, no shopper fields.
 		"InsertRedemption all": v + ",int64," + v + ",string,string,<nil>," + utc +
 			",int,<nil>,string,string,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>",
+		// Confirm's: no key, the reservation's shopper (a country only).
+		"InsertRedemption confirm": v + ",int64," + v + ",string,string,<nil>," + utc +
+			",int,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,<nil>,string",
 		"InsertRedemptionSegment": v + ",int64,string",
 		"StatsOrders":             "int64", "StatsSegments": "int64",
 		"IssuablePromotion": "int64", "IssueCodes": "int64,string," + v + "," + utc + ",int",
@@ -514,8 +526,9 @@ func TestCoreStatements(t *testing.T) {
 		"Redemptions all": "int64,int," + v + "," + v,
 		"ClaimEvents":     "int,int32", "MarkEventPublished": "int64",
 		"PruneEvents": utc + ",int", "CodeSpaces": "int64,int", "SetActive": "int64,bool",
-		"InsertReservation": v + ",int64," + v + ",string," + utc + "," + utc,
-		"Reservation":       v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
+		"InsertReservation":        v + ",int64," + v + ",string," + utc + "," + utc + ",string",
+		"InsertReservation no key": v + ",int64," + v + ",string," + utc + "," + utc + ",<nil>",
+		"Reservation":              v, "ReservationShopper": v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
 		"SweepReservations": utc + ",int", "CodeReservations": v + ",int64," + utc + ",int",
 		"RevokeCode": v + "," + utc + ",string", "Revocation": v,
 		"InsertAudit":            v + "," + utc + ",string," + v + ",int64," + v + ",string",
@@ -551,7 +564,7 @@ func TestCoreStatements(t *testing.T) {
 			t.Errorf("%s names @p1..@p%d for %d arguments", n, hi, len(c.args))
 		}
 		got, ok := types(c.args), false
-		for _, w := range []string{want[n], want[n+" vanity"], want[n+" no key"], want[n+" all"]} {
+		for _, w := range []string{want[n], want[n+" vanity"], want[n+" no key"], want[n+" all"], want[n+" confirm"]} {
 			ok = ok || (w == got && (w != "" || len(c.args) == 0))
 		}
 		if !ok {

@@ -7,8 +7,11 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// All T-SQL of the SQL Server store, in one place so that the dialects can be
+// The T-SQL of the SQL Server store where it differs from the statements the
+// dialects share (../internal/sqlstore/queries.go), so that the dialects can be
 // reviewed side by side (see ../postgres/queries.go and ../sqlite/queries.go).
+// ExportCodes is covered by codes_promotion_id (which carries the clustered
+// key, code).
 // Parameters are @p1, @p2, ... in the order of the arguments (go-mssqldb's
 // "sqlserver" driver names positional arguments so; one may be used twice).
 // A statement with arguments runs through sp_executesql.
@@ -106,9 +109,6 @@ IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
 UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
 SELECT n FROM @t;`
 
-	promotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
-	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
-
 	// statusCols are what a status needs beyond the promotion's columns and
 	// its progress: the switch, the deletion, the totals as of the last
 	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
@@ -117,8 +117,6 @@ SELECT n FROM @t;`
 	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
 
 	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
-
-	batchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
 
 	// Migration lock: an exclusive application lock owned by the session, so
 	// that concurrent `promocodes migrate` runs apply migrations one at a
@@ -134,16 +132,6 @@ SELECT @r;`
 	// VALUES list takes at most 1000 rows in an INSERT, and a request at most
 	// 2100 parameters (1000 rows × 2 parameters + 1 is within both).
 	maxValuesRows = 1000
-
-	redemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, N''), metadata, redeemed_at, uses_left,
-	rolled_back_at, COALESCE(rollback_reason, N''), COALESCE(idempotency_key, N''), COALESCE(rollback_code_release, ''),
-	COALESCE(client_addr, N''), COALESCE(user_agent, N''), order_amount, COALESCE(order_currency, ''), discount,
-	first_order, COALESCE(segments, N''), COALESCE(country, '')`
-
-	reservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
-	COALESCE(redemption_id, ''), COALESCE(order_id, N'')`
-
-	topUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 )
 
 // bucketOfT floors e.t to its hour (@p2 = 'hour') or day: whole units since
@@ -187,12 +175,12 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
-var statements = sqlstore.Statements{
+var statements = sqlstore.Compose("@p", "SYSUTCDATETIME()", sqlstore.Statements{
 	Reserve: qReserve,
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
 	// index so that the optimizer matches it whatever it infers from @p1.
-	PromotionByKey: `SELECT ` + promotionCols + `, request_hash, CAST(active AS bit) FROM promotions
+	PromotionByKey: `SELECT ` + sqlstore.PromotionCols + `, request_hash, CAST(active AS bit) FROM promotions
 WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
 
 	InsertPromotion: `DECLARE @t TABLE (id bigint);
@@ -224,12 +212,8 @@ FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotio
 
 	PromotionExists: qPromotionExists,
 
-	// ExportCodes is covered by codes_promotion_id (which carries the
-	// clustered key, code).
-	ExportCodes: `SELECT code FROM codes WHERE promotion_id = @p1`,
-
 	// "published = 0" literally: that is the filter of batches_unpublished.
-	PendingBatches: `SELECT TOP (@p1) ` + batchCols + ` FROM batches WHERE published = 0
+	PendingBatches: `SELECT TOP (@p1) ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no`,
 
 	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
@@ -250,14 +234,6 @@ SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
 
-	// LoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
-	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
-	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
-FROM promotions AS p LEFT JOIN batches AS b ON b.promotion_id = p.id AND b.batch_no = @p2
-WHERE p.id = @p1`,
-
 	// Advance is the compare-and-set at the heart of CommitChunk: it moves
 	// done from @p4 to @p4+@p3 or touches nothing. The right-hand sides of SET
 	// see the row before the update (done + @p3 in the CASE is the new done).
@@ -273,31 +249,13 @@ OUTPUT inserted.done INTO @t
 WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
 SELECT done FROM @t;`,
 
-	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = @p1 AND batch_no = @p2`,
-
 	// PromotionLive and CancelBatch: the chunk commit gate (see
 	// ../postgres/queries.go).
 	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
 FROM promotions WHERE id = @p1`,
 
-	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
-
-	// SetBatchState never touches a finished batch: done is final.
-	SetBatchState: `UPDATE batches SET state = @p3, last_error = @p4, updated_at = SYSUTCDATETIME()
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done < code_count AND state <> 'cancelled'`,
-
 	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
 	THEN 1 ELSE 0 END AS bit)`,
-
-	IncompleteBatches: `SELECT ` + batchCols + ` FROM batches
-WHERE promotion_id = @p1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
-
-	AllIncompleteBatches: `SELECT ` + batchCols + ` FROM batches
-WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
-
-	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1`,
 
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
@@ -305,9 +263,7 @@ FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p1
 	// active filter (0 any, 1 active, 2 inactive). The
 	// applied aggregate runs per promotion, so an unfiltered page walks the
 	// clustered key backwards and stops after @p4 rows; the totals are one
-	// primary-key look-up per row. The status CASE is
-	// promo.PromotionStatus.Status in SQL, branch for branch: the deletion first,
-	// then the generation (a vanity promotion is complete).
+	// primary-key look-up per row; the status is sqlstore.StatusCase.
 	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
 	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
@@ -322,24 +278,13 @@ CROSS APPLY (
 			THEN 1 ELSE 0 END), 0) AS cancelled
 	FROM batches WHERE promotion_id = p.id
 ) b
-CROSS APPLY (SELECT CASE
-	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
-	WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
-	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
-	WHEN b.cancelled > 0 THEN 'cancelled'
-	WHEN b.parked > 0 THEN 'failed'
-	WHEN b.generated > 0 THEN 'generating'
-	ELSE 'pending' END AS status) s
+CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "b") + ` AS status) s
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
 ORDER BY p.id DESC`,
-
-	// OldestUnpublished is the creation time of the promotion of the oldest
-	// unpublished batch (ids grow with time).
-	Now: `SELECT SYSUTCDATETIME()`,
 
 	// Backlog: batches with codes still to write, except those of
 	// promotions whose deletion was requested.
@@ -349,9 +294,6 @@ ORDER BY p.id DESC`,
 	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id
 WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	OldestUnpublished: `SELECT created_at FROM promotions
-WHERE id = (SELECT MIN(promotion_id) FROM batches WHERE published = 0)`,
 
 	// Redemption analytics of one promotion (@p1), from the audit trail.
 	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
@@ -398,9 +340,6 @@ GROUP BY user_id ORDER BY n DESC, user_id`,
 IF @@ROWCOUNT = 0
 	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
 
-	RefusalsByReason: `SELECT reason, SUM(n) FROM refusals WHERE promotion_id = @p1
-GROUP BY reason ORDER BY 2 DESC, 1`,
-
 	// Redemption, rollback, the audit trail and the event outbox.
 	//
 	// Why SQL Server cannot over-redeem: UseCode and UseAllowance are
@@ -420,20 +359,14 @@ GROUP BY reason ORDER BY 2 DESC, 1`,
 	// first's key lock and gets the violation once the first commits.
 	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
 
-	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
-FROM idempotency_keys WHERE idem_key = @p1`,
-
-	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), redemption_id = NULLIF(@p3, '')
-WHERE idem_key = @p1`,
-
 	UseCode: codeUse("c.used + 1"),
+
+	RedeemOnce: qRedeemOnce, // once.go
 
 	// AddCodeUses takes a combined redemption's n uses at once, within the
 	// maximum (re-checked on the row this transaction has locked).
 	AddCodeUses: `UPDATE c SET c.used = c.used + @p2 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
-
-	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = @p1 AND used > 0`,
 
 	// The allowance is an update-or-insert in two statements (no MERGE):
 	// the conditional UPDATE when the user's row exists; else an INSERT of
@@ -447,15 +380,9 @@ SELECT used FROM @t;`,
 	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
-	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
-	country) VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16, @p17)`,
-
 	// InsertRedemptionSegment: a redemption carries each segment once (the
 	// core de-duplicates), so a plain insert.
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
-
-	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES (@p1, @p2, @p3, @p4)`,
 
 	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
@@ -474,9 +401,7 @@ WHERE c.code = @p1`,
 	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
 UPDATE redemptions SET rolled_back_at = @p2, rollback_reason = @p3 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND rolled_back_at IS NULL;
-SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
-
-	Redemption: `SELECT ` + redemptionCols + ` FROM redemptions WHERE id = @p1`,
+SELECT ` + sqlstore.RedemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
 
 	// ReleaseCode returns the code's uses after the release (no row: the
 	// code row of the redemption's promotion is gone, or had no use to give
@@ -485,25 +410,21 @@ SELECT ` + redemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`
 UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
 SELECT used FROM @t;`,
 
-	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = @p2 WHERE id = @p1`,
-
-	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = @p1 AND user_id = @p2 AND used > 0`,
-
 	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
 	// selection: @p1 the promotion (or the user, across
 	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
 	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
 	// the code.
-	Redemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	Redemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	RedemptionsByUser: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	RedemptionsByUser: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	RedemptionsByCode: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	RedemptionsByCode: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
-	UserRedemptions: `SELECT TOP (@p2) ` + redemptionCols + ` FROM redemptions
+	UserRedemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
 WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
 
 	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
@@ -517,10 +438,6 @@ WITH c AS (
 	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
 UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
-
-	// MarkEventPublished stamps the server's clock: the retention that
-	// prunes published events counts from it.
-	MarkEventPublished: `UPDATE events SET published_at = SYSUTCDATETIME() WHERE seq = @p1 AND published_at IS NULL`,
 
 	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > @p1 ORDER BY id`,
@@ -539,19 +456,11 @@ WITH pick AS (
 UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
 SELECT code FROM @t;`,
 
-	IssuedCodes: `SELECT code FROM codes WHERE user_id = @p1 AND issuance_id = @p2 ORDER BY code`,
-
-	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = @p2 WHERE idem_key = @p1`,
-
-	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = @p1`,
-
 	UserCodes: `SELECT TOP (@p2) c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
 	CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit), CAST(p.active AS bit),
 	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit), p.starts_at, p.expires_at
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
 WHERE c.user_id = @p1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code`,
-
-	SetActive: `UPDATE promotions SET active = @p2 WHERE id = @p1`,
 
 	// PruneEvents: published before @p1 and counted by the totals rollup
 	// (an uncounted event is still owed to the totals).
@@ -598,10 +507,6 @@ IF @@ROWCOUNT = 0
 
 	LockCode: codeUse("c.used"),
 
-	CodeLoad: `SELECT c.used + (SELECT COUNT(*) FROM reservations AS r
-	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p2 AND r.id <> @p3)
-FROM codes AS c WHERE c.code = @p1`,
-
 	// The allowance lock is an update-or-insert in two statements, as
 	// UseAllowance is: the no-op UPDATE while below the limit, else the
 	// INSERT of the row at 0.
@@ -613,29 +518,10 @@ SELECT used FROM @t;`,
 	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
-	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2), 0)
-	+ (SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = @p1 AND r.user_id = @p2
-		AND r.status = 'held' AND r.expires_at > @p3 AND r.id <> @p4)`,
-
-	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at)
-VALUES (@p1, @p2, @p3, @p4, 'held', @p5, @p6)`,
-
-	Reservation: `SELECT ` + reservationCols + ` FROM reservations WHERE id = @p1`,
-
-	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = @p4, redemption_id = @p2,
-	order_id = NULLIF(@p3, N'')
-WHERE id = @p1 AND status = 'held'`,
-
 	MarkReleased: `DECLARE @t TABLE (id varchar(36));
 UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
 WHERE id = @p1 AND status = 'held';
-SELECT ` + reservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
-
-	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF(@p2, ''), reservation_id = NULLIF(@p3, '')
-WHERE idem_key = @p1`,
-
-	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
-FROM idempotency_keys WHERE idem_key = @p1`,
+SELECT ` + sqlstore.ReservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
 
 	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
 
@@ -648,11 +534,6 @@ FROM codes AS c
 WHERE c.code = @p1 AND c.revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
 SELECT promotion_id FROM @t;`,
-
-	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, N'') FROM codes WHERE code = @p1`,
-
-	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
-VALUES (@p1, @p2, @p3, @p4, @p5, NULLIF(@p6, ''), NULLIF(@p7, N''))`,
 
 	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
 FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
@@ -705,40 +586,14 @@ UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name
 WHERE id = @p1 AND kind = 'generated';
 SELECT counter_name, code_count FROM @t;`,
 
-	NextNumbers: `SELECT (SELECT COALESCE(MAX(batch_no), -1) + 1 FROM batches WHERE promotion_id = @p1),
-	(SELECT COALESCE(MAX(topup_no), 0) + 1 FROM topups WHERE promotion_id = @p1)`,
-
 	InsertTopUpBatches: insertBatches("@p7"),
-
-	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
-	idempotency_key, request_hash)
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, NULLIF(@p8, N''), NULLIF(@p9, ''))`,
-
-	TopUps: `SELECT ` + topUpCols + ` FROM topups WHERE promotion_id = @p1 ORDER BY topup_no`,
-
-	StoredTopUp: `SELECT ` + topUpCols + `, request_hash FROM topups WHERE promotion_id = @p1 AND idempotency_key = @p2`,
-
-	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < @p1 ORDER BY id`,
 
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
 
-	RequestDeletion: `UPDATE promotions SET delete_requested_at = @p2, active = 0
-WHERE id = @p1 AND delete_requested_at IS NULL`,
-
-	FinishDeletion: `UPDATE promotions SET deleted_at = @p2 WHERE id = @p1 AND deleted_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = @p1)`,
-
-	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, @p3), active = 0
-WHERE id = @p1 AND expires_at IS NOT NULL AND expires_at < @p2`,
-
-	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
-
-	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = @p1`,
-
 	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
 	// limit (the filtered index reservations_held_by_code serves it).
-	CodeReservations: `SELECT TOP (@p4) ` + reservationCols + ` FROM reservations
+	CodeReservations: `SELECT TOP (@p4) ` + sqlstore.ReservationCols + ` FROM reservations
 WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
 
 	// Purge deletes up to @p2 rows of one promotion from a table (see
@@ -754,4 +609,4 @@ DELETE TOP (@p2) FROM redemptions OUTPUT deleted.idempotency_key INTO @d WHERE p
 DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM @d WHERE idempotency_key IS NOT NULL);
 SELECT 1 FROM @d;`,
 	},
-}
+})

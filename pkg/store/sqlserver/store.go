@@ -214,6 +214,8 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 			errTooManySessions)
 	},
 	LockTimeout: func(err error) bool { return hasErrorNumber(err, errLockTimeout) },
+	// qRedeemOnce throws errStatementPath for a promotion with rules.
+	StatementPath: func(err error) bool { return hasErrorNumber(err, errStatementPath) },
 }
 
 // appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a

@@ -29,6 +29,7 @@ var personalTests = cases{
 	{"Eligibility", testEligibility},
 	{"EligibilityRacingUpdates", testEligibilityRacingUpdates},
 	{"RedemptionAuditAndOrderStats", testRedemptionAuditAndOrderStats},
+	{"ConfirmEligibilityAndAudit", testConfirmEligibilityAndAudit},
 }
 
 func issueReq(id int64, user string, n int) promo.IssueRequest {
@@ -519,4 +520,187 @@ func testRedemptionAuditAndOrderStats(t *testing.T, h *harness) {
 		len(st.Segments[0].Orders) != 2 {
 		t.Errorf("segments %+v", st.Segments)
 	}
+}
+
+// A reservation keeps what it said about the shopper and the order. Its
+// confirmation re-checks the promotion's rules as they are then, against
+// the confirmation's own shopper fields when it carries any (the order as
+// finally placed) and the reservation's otherwise; a failing rule refuses
+// not_eligible, uses nothing and leaves the reservation held. The
+// redemption's audit row has the order, segments and country it was
+// granted for and the confirming client's address and agent.
+func testConfirmEligibilityAndAudit(t *testing.T, h *harness) {
+	rules := &promo.Eligibility{MinOrderAmount: &promo.Money{Amount: 1000000, Currency: "EUR"}}
+	p, codes := h.generatedCodes("confirm-elig", 4, func(np *promo.NewPromotion) {
+		np.PerUserLimit, np.Eligibility = 0, rules
+	})
+	big := promo.Shopper{Segments: []string{"vip"}, Country: "DE",
+		Order: &promo.Order{Amount: 1500000, Currency: "EUR", Discount: amount(150000)}}
+	small := promo.Shopper{Order: &promo.Order{Amount: 20000, Currency: "EUR"}}
+	held := func(code string) promo.Reservation {
+		t.Helper()
+		req := reserveReq(code, "shopper", time.Minute)
+		req.Shopper = &big
+		out := h.reserve(req)
+		if out.Refused != "" {
+			t.Fatalf("reserve %s with an eligible order: %+v", code, out)
+		}
+		return out.Reservation
+	}
+	// Confirmed for another, smaller order: refused, nothing used, still held.
+	r0 := held(codes[0])
+	bad := confirmReq(r0.ID, "order-small")
+	bad.Shopper = &small
+	out, err := h.s.Confirm(h.ctx, bad)
+	if err != nil || out.Refused != promo.ReasonNotEligible || out.Rule != promo.RuleMinOrderAmount {
+		t.Fatalf("confirm for a smaller order: %+v, %v; want not_eligible minOrderAmount", out, err)
+	}
+	if h.used(codes[0]) != 0 {
+		t.Fatalf("a refused confirmation used the code")
+	}
+	if r, err := h.s.Reservation(h.ctx, r0.ID); err != nil || r.Status != promo.ReservationHeld {
+		t.Fatalf("after a refused confirmation the reservation is %+v, %v; want held", r, err)
+	}
+	// Confirmed without shopper fields: the reservation's order stands, and
+	// the audit row says so, with the confirming client.
+	ok := confirmReq(r0.ID, "order-big")
+	ok.ClientAddr, ok.UserAgent = "198.51.100.7", "checkout/3"
+	out, err = h.s.Confirm(h.ctx, ok)
+	if err != nil || out.Refused != "" {
+		t.Fatalf("confirm with the reservation's order: %+v, %v", out, err)
+	}
+	trail, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID, UserID: "shopper"})
+	if err != nil || len(trail) != 1 {
+		t.Fatalf("audit trail %+v, %v", trail, err)
+	}
+	a := trail[0]
+	if a.ClientAddr != "198.51.100.7" || a.UserAgent != "checkout/3" || a.Country != "DE" ||
+		!slices.Equal(a.Segments, []string{"vip"}) || a.Order == nil || a.Order.Amount != 1500000 ||
+		a.Order.Discount == nil || *a.Order.Discount != 150000 {
+		t.Fatalf("confirmed redemption's audit %+v (order %+v)", a, a.Order)
+	}
+	// The rules tightened between reservation and confirmation: refused.
+	r1 := held(codes[1])
+	if _, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) {
+		u.SetEligibility, u.Eligibility = true, &promo.Eligibility{Countries: []string{"FR"}}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := h.s.Confirm(h.ctx, confirmReq(r1.ID, "order-2")); err != nil || out.Refused != promo.ReasonNotEligible ||
+		out.Rule != promo.RuleCountries {
+		t.Fatalf("confirm after the rules changed: %+v, %v; want not_eligible countries", out, err)
+	}
+	if h.used(codes[1]) != 0 {
+		t.Fatalf("a refused confirmation used the code")
+	}
+	t.Logf("confirm re-checks eligibility: smaller order and changed rules refused, audit carries order and client")
+}
+
+func amount(a promo.Amount) *promo.Amount { return &a }
+
+// AdversarialPersonal attacks personal codes at the store: an issuance that
+// fails between taking its codes and writing its audit row, issuances
+// racing it, a reservation confirmed for another order or after the rules
+// tightened, and a bound code reserved by another user. It logs one
+// outcome line per case.
+func AdversarialPersonal(t *testing.T, db string, s Store) {
+	h := newHarness(t, s)
+	logf := func(c, format string, args ...any) {
+		state := ""
+		if t.Failed() {
+			state = "FAILED: "
+		}
+		t.Logf("adversarial: %s [%s]: %s"+format, append([]any{c, db, state}, args...)...)
+	}
+
+	// A fault between two statements: the audit row of an issuance cannot
+	// be written (its event id is taken), after the codes were taken. The
+	// transaction rolls back; the codes it took are handed out later, each
+	// once, and the pool ends exactly empty.
+	const pool = 60
+	p, all := h.generatedCodes("adv-issue", pool, func(np *promo.NewPromotion) { np.PerUserLimit = 0 })
+	firstReq := issueReq(p.ID, "first", 5)
+	first := h.issue(firstReq)
+	failing := issueReq(p.ID, "victim", 10)
+	failing.EventID = firstReq.EventID // the audit row's id: taken
+	_, err := h.s.Issue(h.ctx, failing)
+	failedOK := err != nil
+	if !failedOK {
+		t.Errorf("an issuance whose audit row collides succeeded")
+	}
+	if cs, _ := h.s.UserCodes(h.ctx, "victim", time.Now(), 0); len(cs) != 0 {
+		t.Errorf("the failed issuance bound %d codes", len(cs))
+	}
+	got := map[string]bool{}
+	for _, c := range first.Issuance.Codes {
+		got[c] = true
+	}
+	var mu sync.Mutex
+	race(pool, func(i int) {
+		out, err := h.s.Issue(h.ctx, issueReq(p.ID, fmt.Sprintf("after-%d", i), 1))
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if promo.ReasonOf(err) != promo.ReasonPoolExhausted {
+				t.Errorf("issuance %d: %v", i, err)
+			}
+			return
+		}
+		for _, c := range out.Issuance.Codes {
+			if got[c] {
+				t.Errorf("code %s handed out twice", c)
+			}
+			got[c] = true
+		}
+	})
+	_, err = h.s.Issue(h.ctx, issueReq(p.ID, "last", 1))
+	if len(got) != len(all) || promo.ReasonOf(err) != promo.ReasonPoolExhausted {
+		t.Errorf("handed out %d distinct of %d codes, then %v; want all, then pool_exhausted", len(got), len(all), err)
+	}
+	logf("issuance failing between its statements", "audit write failed after the codes were taken: rolled back (%t), "+
+		"then %d racing issuances handed out %d distinct of %d codes, then pool_exhausted", failedOK, pool, len(got), pool)
+
+	// Confirmations: another order, tightened rules. (A harness of its own
+	// per case: one harness's generated promotions share code strings.)
+	h = newHarness(t, s)
+	rules := &promo.Eligibility{MinOrderAmount: &promo.Money{Amount: 1000000, Currency: "EUR"}}
+	q, codes := h.generatedCodes("adv-confirm", 3, func(np *promo.NewPromotion) { np.PerUserLimit, np.Eligibility = 0, rules })
+	big := promo.Shopper{Order: &promo.Order{Amount: 1000000, Currency: "EUR"}}
+	res := reserveReq(codes[0], "alice", time.Minute)
+	res.Shopper = &big
+	held := h.reserve(res)
+	small := confirmReq(held.Reservation.ID, "order-small")
+	small.Shopper = &promo.Shopper{Order: &promo.Order{Amount: 100, Currency: "EUR"}}
+	out, err := h.s.Confirm(h.ctx, small)
+	if err != nil || out.Refused != promo.ReasonNotEligible {
+		t.Errorf("confirm for a smaller order: %+v, %v", out, err)
+	}
+	if _, err := h.s.UpdatePromotion(h.ctx, update(q.ID, func(u *promo.PromotionUpdate) {
+		u.SetEligibility, u.Eligibility = true, &promo.Eligibility{MinOrderAmount: &promo.Money{Amount: 2000000, Currency: "EUR"}}
+	})); err != nil {
+		t.Fatal(err)
+	}
+	out2, err := h.s.Confirm(h.ctx, confirmReq(held.Reservation.ID, "order-big"))
+	if err != nil || out2.Refused != promo.ReasonNotEligible {
+		t.Errorf("confirm after the rules tightened: %+v, %v", out2, err)
+	}
+	if h.used(codes[0]) != 0 {
+		t.Errorf("refused confirmations used the code")
+	}
+	logf("confirmation against eligibility", "for a smaller order: %s %s; after the minimum rose: %s %s; uses taken %d",
+		out.Refused, out.Rule, out2.Refused, out2.Rule, h.used(codes[0]))
+
+	// A bound code reserved by another user, and by its owner then
+	// confirmed: only the owner's use.
+	h = newHarness(t, s)
+	b, bc := h.generatedCodes("adv-bound", 1, func(np *promo.NewPromotion) { np.PerUserLimit = 0 })
+	h.issue(issueReq(b.ID, "owner", 1))
+	other := h.reserve(reserveReq(bc[0], "mallory", time.Minute))
+	mine := h.reserve(reserveReq(bc[0], "owner", time.Minute))
+	conf, err := h.s.Confirm(h.ctx, confirmReq(mine.Reservation.ID, "o"))
+	if other.Refused != promo.ReasonNotYourCode || mine.Refused != "" || err != nil || conf.Refused != "" || h.used(bc[0]) != 1 {
+		t.Errorf("bound code: other %+v, owner %+v, confirm %+v %v, used %d", other, mine, conf, err, h.used(bc[0]))
+	}
+	logf("bound code through reservations", "another user's reservation %s; the owner's reserved and confirmed; uses %d",
+		other.Refused, h.used(bc[0]))
 }

@@ -34,21 +34,35 @@ func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	case req.Now.IsZero():
 		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
 	}
-	var out promo.IssueOutcome
+	var out issued
 	err := s.retry(ctx, func() error {
 		var err error
-		out, err = run1(ctx, s, func(x stmts[T]) (promo.IssueOutcome, error) { return x.issue(ctx, req) })
+		out, err = run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) })
 		return err
 	})
-	return out, wrap(err, "issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
+	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
+		// After the commit, in a statement of its own that waits for no
+		// lock: the next issuance starts there. Not recorded (an error, a
+		// concurrent issuance holding the row), the next one reads further.
+		_, _ = s.w.Exec(ctx, s.d.SetIssueCursor, req.PromotionID, out.firstPage)
+	}
+	return out.IssueOutcome, wrap(err, "issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
 }
 
-func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
+// issued is an issuance's outcome and the lowest heap page it took a code
+// from (-1: none, or not known on this database).
+type issued struct {
+	promo.IssueOutcome
+	firstPage int64
+}
+
+func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, error) {
 	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
 		if err != nil {
-			return promo.IssueOutcome{}, err
+			return issued{}, err
 		}
-		return x.replayIssuance(ctx, req)
+		out, err := x.replayIssuance(ctx, req)
+		return issued{IssueOutcome: out, firstPage: -1}, err
 	}
 	var (
 		kind     string
@@ -57,41 +71,34 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	found, err := x.row(ctx, x.d.IssuablePromotion, []any{req.PromotionID}, &kind, &deleting)
 	switch {
 	case err != nil:
-		return promo.IssueOutcome{}, fmt.Errorf("look up promotion: %w", err)
+		return issued{}, fmt.Errorf("look up promotion: %w", err)
 	case !found:
-		return promo.IssueOutcome{}, promotionNotFound(req.PromotionID)
+		return issued{}, promotionNotFound(req.PromotionID)
 	case deleting:
-		return promo.IssueOutcome{}, promotionDeleted(req.PromotionID)
+		return issued{}, promotionDeleted(req.PromotionID)
 	case promo.Kind(kind) != promo.KindGenerated:
-		return promo.IssueOutcome{}, promo.Errorf(promo.EConflict,
+		return issued{}, promo.Errorf(promo.EConflict,
 			"promotion %d has one vanity code: only a generated promotion's codes are issued", req.PromotionID)
 	}
 	at := req.Now.UTC().Truncate(time.Microsecond)
 	iss := promo.Issuance{ID: req.ID, PromotionID: req.PromotionID, UserID: req.UserID, IssuedAt: at}
-	rows, err := x.q.Query(ctx, x.d.IssueCodes, req.PromotionID, req.UserID, x.d.VarChar(req.ID), x.d.Time(at), req.Count)
+	out := issued{firstPage: -1}
+	if x.d.IssueCodesFrom == "" {
+		iss.Codes, err = x.takeCodes(ctx, nil, x.d.IssueCodes, req.PromotionID, req.UserID, x.d.VarChar(req.ID), x.d.Time(at), req.Count)
+	} else {
+		iss.Codes, out.firstPage, err = x.takeCodesFrom(ctx, req, at)
+	}
 	if err != nil {
-		return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
-	}
-	for rows.Next() {
-		var code string
-		if err := rows.Scan(&code); err != nil {
-			rows.Close()
-			return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
-		}
-		iss.Codes = append(iss.Codes, code)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return promo.IssueOutcome{}, fmt.Errorf("take codes: %w", err)
+		return issued{}, fmt.Errorf("take codes: %w", err)
 	}
 	if len(iss.Codes) < req.Count {
-		return promo.IssueOutcome{}, promo.Refusal(promo.ReasonPoolExhausted,
+		return issued{}, promo.Refusal(promo.ReasonPoolExhausted,
 			"promotion %d has %d unassigned codes left, %d asked for: none issued", req.PromotionID, len(iss.Codes), req.Count)
 	}
 	slices.Sort(iss.Codes)
 	detail, err := json.Marshal(map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes})
 	if err != nil {
-		return promo.IssueOutcome{}, err
+		return issued{}, err
 	}
 	actor := req.Actor
 	if actor == "" {
@@ -99,14 +106,89 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	}
 	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: actor, Action: promo.ActionCodeIssued,
 		PromotionID: req.PromotionID, Code: iss.Codes[0], Detail: detail}); err != nil {
-		return promo.IssueOutcome{}, err
+		return issued{}, err
 	}
 	if req.IdempotencyKey != "" {
 		if err := x.exec(ctx, x.d.SaveIssuanceOutcome, req.IdempotencyKey, x.d.VarChar(iss.ID)); err != nil {
-			return promo.IssueOutcome{}, fmt.Errorf("save idempotency record: %w", err)
+			return issued{}, fmt.Errorf("save idempotency record: %w", err)
 		}
 	}
-	return promo.IssueOutcome{Issuance: iss}, nil
+	out.Issuance = iss
+	return out, nil
+}
+
+// issueWindow is how many heap pages past the recorded cursor an issuance
+// reads before it looks through the whole promotion (about 150,000 codes).
+const issueWindow = 1024
+
+// takeCodesFrom is IssueCodes on PostgreSQL: first the pages from where the
+// promotion's last issuance began taking codes (every code before it was
+// issued, used, revoked or being taken then), then, when they hold fewer
+// than asked for, the whole promotion for the rest: codes freed before the
+// cursor (an issuance rolled back, a redemption rolled back), codes added
+// after the window (a top-up), or none left. The cursor is a hint: a wrong
+// one costs a longer read, never a code. It returns the lowest page a code
+// was taken from (-1: none), for Issue to record after the commit.
+func (x stmts[T]) takeCodesFrom(ctx context.Context, req promo.IssueRequest, at time.Time) ([]string, int64, error) {
+	var from int64
+	found, err := x.row(ctx, x.d.IssueCursor, []any{req.PromotionID}, &from)
+	if err != nil {
+		return nil, -1, fmt.Errorf("read issue cursor: %w", err)
+	}
+	first := int64(-1)
+	var codes []string
+	take := func(lo, hi int64) error {
+		more, err := x.takeCodes(ctx, &first, x.d.IssueCodesFrom, req.PromotionID, req.UserID, x.d.VarChar(req.ID),
+			x.d.Time(at), req.Count-len(codes), tid(lo), tid(hi))
+		codes = append(codes, more...)
+		return err
+	}
+	if found {
+		if err := take(from, min(from+issueWindow, maxPage)); err != nil {
+			return nil, -1, err
+		}
+	}
+	if len(codes) < req.Count {
+		if err := take(0, maxPage); err != nil {
+			return nil, -1, err
+		}
+	}
+	return codes, first, nil
+}
+
+// maxPage is past the last page of any PostgreSQL table (block numbers are
+// 32-bit; the highest is not a valid page).
+const maxPage = 1<<32 - 1
+
+func tid(page int64) string { return fmt.Sprintf("(%d,0)", page) }
+
+// takeCodes runs an issuing statement: its rows are a code, and with first
+// set a page (the lowest is kept in *first).
+func (x stmts[T]) takeCodes(ctx context.Context, first *int64, query string, args ...any) ([]string, error) {
+	rows, err := x.q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var codes []string
+	for rows.Next() {
+		var (
+			code string
+			page int64
+			dest = []any{&code}
+		)
+		if first != nil {
+			dest = append(dest, &page)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if first != nil && (*first < 0 || page < *first) {
+			*first = page
+		}
+		codes = append(codes, code)
+	}
+	return codes, rows.Err()
 }
 
 // replayIssuance answers an issuance whose idempotency key is recorded: the

@@ -113,15 +113,7 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
 		UsesLeft: left, IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
-	if sh := req.Shopper; sh != nil {
-		n := sh.Normalize()
-		r.Order, r.Segments, r.Country, r.FirstOrder = n.Order, n.Segments, n.Country, n.FirstOrder
-		if r.Order != nil {
-			o := *r.Order
-			o.FirstOrder = nil
-			r.Order = &o
-		}
-	}
+	r.WithShopper(req.Shopper)
 	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
@@ -281,6 +273,10 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 // was deleted or purged, and the string may since name another promotion's
 // code), no code is changed and the answer says so (CodeGone).
 func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	if s.d.RollbackOnce != "" {
+		r, replayed, err := s.rollbackOnce(ctx, req)
+		return r, replayed, wrap(err, "roll back redemption %q", req.RedemptionID)
+	}
 	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Redemption, bool, error) { return x.rollback(ctx, req) })
 	return r, replayed, wrap(err, "roll back redemption %q", req.RedemptionID)
 }

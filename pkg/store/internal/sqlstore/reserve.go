@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -24,6 +26,11 @@ import (
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	if err := checkReserveRequest(req); err != nil {
 		return promo.ReserveOutcome{}, err
+	}
+	if s.d.ReserveOnce != "" && req.Shopper == nil {
+		if out, ok, err := s.reserveOnce(ctx, req); ok || err != nil {
+			return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
+		}
 	}
 	out, err := run1(ctx, s, func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
 	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
@@ -85,8 +92,16 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Rea
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	r := promo.Reservation{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
 		Status: promo.ReservationHeld, CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
+	var shopper any
+	if req.Shopper != nil {
+		b, err := json.Marshal(req.Shopper.Normalize())
+		if err != nil {
+			return "", "", none, fmt.Errorf("encode shopper: %w", err)
+		}
+		shopper = string(b)
+	}
 	if err := x.exec(ctx, x.d.InsertReservation, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID,
-		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt)); err != nil {
+		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt), shopper); err != nil {
 		return "", "", none, fmt.Errorf("insert reservation: %w", err)
 	}
 	return "", "", r, nil
@@ -128,6 +143,11 @@ func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
+	if s.d.ConfirmOnce != "" {
+		if out, ok, err := s.confirmOnce(ctx, req); ok || err != nil {
+			return out, wrap(err, "confirm reservation %q", req.ReservationID)
+		}
+	}
 	out, err := run1(ctx, s, func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
 	return out, wrap(err, "confirm reservation %q", req.ReservationID)
 }
@@ -145,10 +165,22 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return x.settled(ctx, r, req)
 	}
 	expired := !r.Live(req.Now)
-	// The eligibility rules were checked when the reservation was made.
-	u, left, refused, _, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, nil, false)
+	// The eligibility rules are checked again, as they are now, against the
+	// order as finally placed (the confirmation's shopper fields) or else
+	// what the reservation said: a rule changed since, or a confirmation
+	// for another order, admits no ineligible use.
+	shopper := req.Shopper
+	if shopper == nil {
+		if shopper, err = x.reservationShopper(ctx, id); err != nil {
+			return promo.ConfirmOutcome{}, err
+		}
+	}
+	u, left, refused, rule, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, shopper, true)
 	if err != nil {
 		return promo.ConfirmOutcome{}, err
+	}
+	if refused == promo.ReasonNotEligible {
+		return promo.ConfirmOutcome{Refused: refused, Rule: rule}, nil
 	}
 	if refused != "" {
 		// A concurrent confirm of this reservation may have taken the use
@@ -194,7 +226,9 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return x.settled(ctx, r, req)
 	}
 	red := promo.Redemption{ID: req.RedemptionID, Code: r.Code, PromotionID: u.PromotionID, UserID: r.UserID,
-		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at, UsesLeft: left}
+		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at, UsesLeft: left,
+		ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	red.WithShopper(shopper)
 	if err := x.redeemed(ctx, red, req.EventID, u.Used); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
@@ -278,4 +312,21 @@ func (s *Core[T]) CodeReservations(ctx context.Context, promotionID int64, code 
 		return nil, fmt.Errorf("reservations of code %s: %w", code, err)
 	}
 	return out, nil
+}
+
+// reservationShopper reads what the reservation said about the shopper
+// (nil: nothing).
+func (x stmts[T]) reservationShopper(ctx context.Context, id any) (*promo.Shopper, error) {
+	var raw sql.NullString
+	if err := x.q.QueryRow(ctx, x.d.ReservationShopper, id).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("read reservation's shopper: %w", err)
+	}
+	if !raw.Valid || raw.String == "" {
+		return nil, nil
+	}
+	var sh promo.Shopper
+	if err := json.Unmarshal([]byte(raw.String), &sh); err != nil {
+		return nil, fmt.Errorf("decode reservation's shopper: %w", err)
+	}
+	return &sh, nil
 }

@@ -7,8 +7,10 @@
 // commit gate, the batch outbox, stats and the totals rollup, redemption,
 // rollback, reservations, the lifecycle (revoke, update, cancel, top-ups,
 // deletion, purge), the admin look-ups and the redemption events outbox.
-// The redemption, reservation and lifecycle algorithms run on one statement
-// binder (stmts.go): the dialect's statements bound to a transaction.
+// The statement text two or three dialects share is here too (queries.go,
+// composed with each dialect's own by Compose). The redemption, reservation
+// and lifecycle algorithms run on one statement binder (stmts.go): the
+// dialect's statements bound to a transaction.
 //
 // The algorithms run against a small executor seam, Querier, with two
 // implementations: database/sql (SQLDB here, for SQLite and SQL Server) and

@@ -1,19 +1,10 @@
 package sqlstore
 
 // Statements is a dialect's statement text for the core's algorithms. Each
-// field says the arguments it takes, in order, and the columns it returns.
-// promotionCols stands for id, name, kind, code_count, format, vanity_code,
-// max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name,
-// seq_start, created_at, eligibility (NULL: none); batchCols for promotion_id, batch_no, seq_start,
-// code_count, done, state, last_error; redemptionCols for id, promotion_id,
-// code, user_id, order_id (”), metadata, redeemed_at, uses_left,
-// rolled_back_at, rollback_reason (”), idempotency_key (”),
-// rollback_code_release (”), client_addr (”), user_agent (”), order_amount,
-// order_currency (”), discount, first_order, segments (”), country (”);
-// reservationCols for id, promotion_id, code,
-// user_id, status, created_at, expires_at, settled_at, redemption_id (”),
-// order_id (”); topUpCols for topup_no, code_count, seq_start,
-// first_batch_no, batch_count, created_at. Times are arguments through
+// field says the arguments it takes, in order, and the columns it returns;
+// promotionCols, batchCols, redemptionCols, reservationCols and topUpCols
+// stand for the lists PromotionCols, BatchCols, ... (queries.go), the last
+// ones with an empty text for a NULL one. Times are arguments through
 // Dialect.Time and come back as time.Time or ISO 8601 text; batch numbers
 // are int32; codes, redemption, reservation and audit ids, cursors over
 // them, streams, actions and hashes go through Dialect.VarChar; an optional
@@ -188,6 +179,8 @@ type Statements struct {
 	// written nothing (Dialect.StatementPath): the core then redeems the
 	// requests one by one.
 	RedeemBatchOnce string
+	// The reservation's, confirmation's and rollback's one-statement forms.
+	OnceStatements
 	// CodeState (code, user, now): promotionCols, code, used, the user's
 	// used, active, revoked, deletion requested, live reservations of the
 	// code, of the user in the promotion, the owner ('').
@@ -215,8 +208,10 @@ type Statements struct {
 	PruneEvents string
 
 	// InsertReservation (id, promotion id, code, user, created_at,
-	// expires_at); Reservation (id): reservationCols.
-	InsertReservation, Reservation string
+	// expires_at, shopper JSON or NULL); Reservation (id): reservationCols;
+	// ReservationShopper (id) (-> shopper JSON or NULL), read by the
+	// confirmation only.
+	InsertReservation, Reservation, ReservationShopper string
 	// MarkConfirmed (id, redemption id, order id, now) settles a held
 	// reservation (-> n); MarkReleased (id, now) too (row: reservationCols).
 	MarkConfirmed, MarkReleased string
@@ -288,6 +283,14 @@ type Statements struct {
 	// max_usage_per_code, revoked, active, deletion requested, starts_at,
 	// expires_at; newest issued first.
 	IssuablePromotion, IssueCodes, IssuedCodes string
-	SaveIssuanceOutcome, StoredIssuanceOutcome string
-	UserCodes                                  string
+	// IssueCodesFrom (promotion id, user, issuance id, now, n, from, to),
+	// PostgreSQL's instead of IssueCodes when set: the same, reading only
+	// the heap pages [from, to) (a TID range): code, page. IssueCursor
+	// (promotion id): the page where the promotion's last issuance began
+	// taking codes (no row: none recorded). SetIssueCursor (promotion id,
+	// page) records it without waiting for any lock (a hint: a concurrent
+	// issuance that holds it keeps its own).
+	IssueCodesFrom, IssueCursor, SetIssueCursor string
+	SaveIssuanceOutcome, StoredIssuanceOutcome  string
+	UserCodes                                   string
 }

@@ -8,6 +8,7 @@ CREATE INDEX codes_by_user ON codes (user_id, issued_at) WHERE user_id IS NOT NU
 ALTER TABLE promotions ADD COLUMN eligibility TEXT;
 
 ALTER TABLE idempotency_keys ADD COLUMN issuance_id TEXT;
+ALTER TABLE reservations ADD COLUMN shopper TEXT;
 
 ALTER TABLE redemptions ADD COLUMN client_addr TEXT;
 ALTER TABLE redemptions ADD COLUMN user_agent TEXT;
@@ -36,6 +37,7 @@ ALTER TABLE redemptions DROP COLUMN order_currency;
 ALTER TABLE redemptions DROP COLUMN order_amount;
 ALTER TABLE redemptions DROP COLUMN user_agent;
 ALTER TABLE redemptions DROP COLUMN client_addr;
+ALTER TABLE reservations DROP COLUMN shopper;
 ALTER TABLE idempotency_keys DROP COLUMN issuance_id;
 ALTER TABLE promotions DROP COLUMN eligibility;
 DROP INDEX codes_by_user;

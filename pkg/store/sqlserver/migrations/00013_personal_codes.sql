@@ -12,6 +12,8 @@ ALTER TABLE promotions ADD eligibility nvarchar(max) NULL;
 
 ALTER TABLE idempotency_keys ADD issuance_id varchar(36) NULL;
 
+ALTER TABLE reservations ADD shopper nvarchar(max) NULL;
+
 ALTER TABLE redemptions ADD client_addr nvarchar(64) NULL, user_agent nvarchar(512) NULL,
     order_amount bigint NULL, order_currency varchar(3) NULL, discount bigint NULL, first_order bit NULL,
     segments nvarchar(max) NULL, country varchar(2) NULL;
@@ -31,6 +33,7 @@ DROP TABLE redemption_segments;
 ALTER TABLE redemptions DROP COLUMN client_addr, user_agent, order_amount, order_currency, discount, first_order,
     segments, country;
 
+ALTER TABLE reservations DROP COLUMN shopper;
 ALTER TABLE idempotency_keys DROP COLUMN issuance_id;
 
 ALTER TABLE promotions DROP COLUMN eligibility;

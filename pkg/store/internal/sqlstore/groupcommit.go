@@ -1,0 +1,225 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// RedeemGroup is group commit for a database with one writer (SQLite):
+// concurrent redemptions in this process, of any codes, are redeemed in one
+// write transaction and so share one commit (one WAL flush) instead of
+// queueing for the write lock one commit each.
+//
+// A redemption that arrives while no group is being written starts one at
+// once, alone: a quiet store adds no wait. Those arriving while a group is
+// being written gather; when it has committed they (up to max) are the next
+// group. A request therefore waits at most for the group in flight before
+// its own.
+//
+// Each member keeps Redeem's exact semantics: it runs Redeem's very
+// statements (every limit, live reservations, the user's allowance, the
+// idempotency record, the refusal reason) after the members before it in
+// the same transaction, which is what it would have seen had they committed
+// one after another, since one writer serialises them anyway. Each member
+// runs inside its own SAVEPOINT: one that fails is rolled back to it alone
+// and answered with its error, the others stay. The group commits all or
+// nothing, and no member is answered before the commit returned: a crash
+// loses only unanswered requests, whole.
+//
+// Concurrency: safe for concurrent use; one group is written at a time.
+type RedeemGroup[T Tx] struct {
+	core *Core[T]
+	max  int
+
+	mu      sync.Mutex
+	busy    bool // a group is being written
+	pending []*groupMember
+	groups  int64 // groups written
+	members int64 // their members
+}
+
+type groupMember struct {
+	ctx  context.Context
+	req  promo.RedeemRequest
+	done chan promo.RedeemResult // buffered: a group never blocks on a member
+}
+
+// groupTimeout bounds a group's transaction, which no single request's
+// context bounds.
+const groupTimeout = 30 * time.Second
+
+// NewRedeemGroup returns group commit on s for groups of up to max
+// redemptions.
+func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
+	return &RedeemGroup[T]{core: s, max: max}
+}
+
+// Redeem is Core.Redeem, written in a group with the redemptions that are
+// concurrent with it.
+func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if err := checkRedeemRequest(req); err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
+	g.mu.Lock()
+	if !g.busy {
+		g.busy = true
+		g.mu.Unlock()
+		g.write([]*groupMember{m})
+		r := <-m.done
+		return r.Outcome, r.Err
+	}
+	g.pending = append(g.pending, m)
+	g.mu.Unlock()
+	select {
+	case r := <-m.done:
+		return r.Outcome, r.Err
+	case <-ctx.Done():
+	}
+	// Gone before its group started: leave the queue. Once its group has
+	// started it is redeemed and answered (its client may no longer
+	// listen, as with a single redemption in flight).
+	g.mu.Lock()
+	for i, o := range g.pending {
+		if o == m {
+			g.pending = append(g.pending[:i], g.pending[i+1:]...)
+			g.mu.Unlock()
+			return promo.RedeemOutcome{}, ctx.Err()
+		}
+	}
+	g.mu.Unlock()
+	r := <-m.done
+	return r.Outcome, r.Err
+}
+
+// Stats reports the groups written so far, their members, the redemptions
+// waiting for a group now, and whether a group is being written.
+func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.groups, g.members, len(g.pending), g.busy
+}
+
+// next writes the next group of pending members, or marks the store idle.
+func (g *RedeemGroup[T]) next() {
+	g.mu.Lock()
+	if len(g.pending) == 0 {
+		g.busy = false
+		g.mu.Unlock()
+		return
+	}
+	n := min(len(g.pending), g.max)
+	ms := g.pending[:n:n]
+	g.pending = append([]*groupMember(nil), g.pending[n:]...)
+	g.mu.Unlock()
+	g.write(ms)
+}
+
+// write writes ms as one group, answers each member after the commit, then
+// hands the writer to the next group (in a goroutine of its own: the
+// members just answered return at once).
+func (g *RedeemGroup[T]) write(ms []*groupMember) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
+	res := g.core.redeemGroup(ctx, ms)
+	cancel()
+	g.mu.Lock()
+	g.groups++
+	g.members += int64(len(ms))
+	more := len(g.pending) > 0
+	if !more {
+		g.busy = false
+	}
+	g.mu.Unlock()
+	if more {
+		go g.next()
+	}
+	for i, m := range ms {
+		m.done <- res[i]
+	}
+}
+
+// redeemGroup is the group's transaction: each member's Redeem in a
+// savepoint of its own, then one commit. An error of the transaction itself
+// (begin, a savepoint, the commit) is every member's answer: none of them
+// committed.
+func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
+	res := make([]promo.RedeemResult, len(ms))
+	err := s.inTx(ctx, func(tx T) error {
+		var q Querier = tx
+		if t, ok := any(tx).(*SQLTx); ok {
+			q = sqlQuerier{&groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
+		}
+		x := s.on(q)
+		for i, m := range ms {
+			if _, err := q.Exec(ctx, "SAVEPOINT member"); err != nil {
+				return fmt.Errorf("savepoint: %w", err)
+			}
+			out, err := x.redeem(ctx, m.req)
+			if err != nil {
+				if _, rerr := q.Exec(ctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
+				}
+			}
+			if _, err := q.Exec(ctx, "RELEASE SAVEPOINT member"); err != nil {
+				return fmt.Errorf("release savepoint: %w", err)
+			}
+			res[i] = promo.RedeemResult{Outcome: out,
+				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("redeem a group of %d: %w", len(ms), err)
+		for i := range res {
+			res[i] = promo.RedeemResult{Err: err}
+		}
+	}
+	return res
+}
+
+// groupQuerier runs a group's statements on its database/sql transaction,
+// each statement text prepared once per group (the members run the same
+// few statements over and over; preparing them once per member was most of
+// a member's cost on SQLite). Statements close with the transaction.
+type groupQuerier struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	if s, ok := q.stmts[query]; ok {
+		return s
+	}
+	s, err := q.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run unprepared: the statement reports the error
+	}
+	q.stmts[query] = s
+	return s
+}
+
+func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return q.tx.ExecContext(ctx, query, args...)
+}
+
+func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return q.tx.QueryContext(ctx, query, args...)
+}
+
+func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := q.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return q.tx.QueryRowContext(ctx, query, args...)
+}

@@ -1,0 +1,157 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// OnceStatements are the reservation's, the confirmation's and the
+// rollback's one-round-trip forms, as RedeemOnce is the redemption's: each,
+// if set, a server-side function or batch run in autocommit that runs the
+// core's steps in the database, in the core's lock order, and answers what
+// the core answers (a replay, a settled reservation or a redemption rolled
+// back before is answered by the core from the rows, as it answers them).
+type OnceStatements struct {
+	// ReserveOnce (reservation id, code, user, now, expires at, idempotency
+	// key ('' for none), request hash). Row: outcome ("reserved", "replay",
+	// or the refusal reason), promotion id (0: none). A promotion with
+	// eligibility rules aborts it (Dialect.StatementPath); a request with
+	// shopper fields never takes it.
+	ReserveOnce string
+	// ConfirmOnce (reservation id, redemption id, order id (''), metadata
+	// (NULL), now, stream, the event's parts (ConfirmEventParts: head, mid,
+	// body)). Row: outcome ("confirmed", "settled": the core answers from the
+	// rows, "not_found", or the refusal reason), promotion id, code, user,
+	// uses left (0 and '' unless confirmed).
+	ConfirmOnce string
+	// RollbackOnce (redemption id, now, reason (''), stream, the event's
+	// head and rollback fields (RollbackEventParts), the event row's time).
+	// Row: outcome ("rolled_back", "replayed", "not_found"), then
+	// redemptionCols of the redemption after the call.
+	RollbackOnce string
+}
+
+// reserveOnce is Reserve in one round trip; ok is false when the core must
+// run its transaction instead (a replay, or a promotion with rules).
+func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (out promo.ReserveOutcome, ok bool, err error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
+	var outcome string
+	err = s.w.QueryRow(ctx, s.d.ReserveOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
+		s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash).Scan(&outcome, &r.PromotionID)
+	switch {
+	case err != nil && s.d.StatementPath(err):
+		return out, false, nil
+	case err != nil:
+		return out, false, fmt.Errorf("reserve in one statement: %w", err)
+	case outcome == "replay":
+		return out, false, nil
+	case outcome != "reserved":
+		return promo.ReserveOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ReserveOutcome{Reservation: r}, true, nil
+}
+
+// confirmOnce is Confirm in one round trip; ok is false when the core must
+// answer instead (the reservation was settled, by this confirmation's
+// earlier call or another).
+func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
+	at := req.Now.UTC().Truncate(time.Microsecond)
+	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at}
+	head, mid, body, err := ConfirmEventParts(req.EventID, red)
+	if err != nil {
+		return out, false, err
+	}
+	var outcome string
+	err = s.w.QueryRow(ctx, s.d.ConfirmOnce, s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID), req.OrderID,
+		text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body).Scan(&outcome,
+		&red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	switch {
+	case err != nil:
+		return out, false, fmt.Errorf("confirm in one statement: %w", err)
+	case outcome == "settled":
+		return out, false, nil
+	case outcome == "not_found":
+		return out, true, reservationNotFound(req.ReservationID)
+	case outcome != "confirmed":
+		return promo.ConfirmOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ConfirmOutcome{Redemption: red}, true, nil
+}
+
+// rollbackOnce is Rollback in one round trip.
+func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	head, rolled, err := RollbackEventParts(req.EventID, now, req.Reason)
+	if err != nil {
+		return promo.Redemption{}, false, err
+	}
+	var outcome string
+	r, err := scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID), s.d.Time(now),
+		req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+	switch {
+	case err != nil:
+		return promo.Redemption{}, false, fmt.Errorf("roll back in one statement: %w", err)
+	case outcome == "not_found":
+		return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
+	}
+	return r, outcome == "replayed", nil
+}
+
+// prefixRow scans its first column into first, the rest into Scan's dest.
+type prefixRow struct {
+	Row
+	first any
+}
+
+func (p prefixRow) Scan(dest ...any) error { return p.Row.Scan(append([]any{p.first}, dest...)...) }
+
+// ConfirmEventParts splits the redemption.created event of a confirmation
+// of r (whose PromotionID, Code, UserID and UsesLeft the database learns)
+// so that head || promotion id || mid || JSON code || `,"userId":` || JSON
+// user || body || uses left || `},"codeUses":` || code uses || `}` is byte
+// for byte what NewRedemptionEvent encodes (EventParts, with the code and
+// the user cut out: they are the fields right after the redemption's id,
+// and `","code":"","userId":""` cannot occur inside an encoded string, whose
+// quotes are escaped).
+func ConfirmEventParts(eventID string, r promo.Redemption) (head, mid, body string, err error) {
+	r.Code, r.UserID = "", ""
+	head, rest, err := EventParts(eventID, r)
+	if err != nil {
+		return "", "", "", err
+	}
+	const cut = `,"code":"","userId":""`
+	i := strings.Index(rest, cut)
+	if i < 0 {
+		return "", "", "", errors.New("confirmation event: not the expected shape")
+	}
+	return head, rest[:i] + `,"code":`, rest[i+len(cut):], nil
+}
+
+// RollbackEventParts is what a one-statement rollback's event needs from
+// the request: its head up to the promotion id's digits
+// (`{"v":1,"type":"redemption.rolled_back","eventId":…,"occurredAt":…,"promotionId":"`)
+// and its rollback fields (`"rolledBackAt":…` and `,"rollbackReason":…`),
+// in NewRedemptionEvent's encoding; the database writes the rest from the
+// audit row (docs/store.md, migration 00015).
+func RollbackEventParts(eventID string, now time.Time, reason string) (head, rolled string, err error) {
+	at := now.UTC()
+	p, err := promo.NewRedemptionEvent(promo.EventRolledBack, eventID, at,
+		promo.Redemption{RolledBackAt: &at, RollbackReason: reason}, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("encode rollback event: %w", err)
+	}
+	s := string(p)
+	const pid, from = `"promotionId":"0"`, `"rolledBackAt":`
+	i, j, k := strings.Index(s, pid), strings.Index(s, from), strings.LastIndex(s, "}}")
+	if i < 0 || j < 0 || k < j || !strings.HasSuffix(s, "}}") {
+		return "", "", fmt.Errorf("rollback event %s: not the expected shape", s)
+	}
+	return s[:i+len(pid)-2], s[j:k], nil
+}

@@ -1,0 +1,421 @@
+package sqlstore
+
+import (
+	"maps"
+	"reflect"
+	"regexp"
+	"strings"
+)
+
+// The statement text that two or three dialects share, written once with
+// PostgreSQL's $n placeholders and rebound to each dialect's when it composes
+// its Statements (Compose): SQLite's ?n, SQL Server's @pN. A dialect whose
+// text differs sets the field itself in its queries.go, which wins; the
+// dialects' queries.go hold only what differs. The row locks the comments
+// speak of are PostgreSQL's and SQL Server's; on SQLite every write
+// transaction holds the database's one write lock, which serialises the same
+// statements.
+
+// The column lists the core's scanners read (scan.go), in their order:
+// PromotionCols (PromotionColsP with the alias p), BatchCols, RedemptionCols,
+// ReservationCols, TopUpCols; StatusCols follow a promotion's progress in a
+// status (PostgreSQL and SQLite).
+const (
+	PromotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
+	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
+
+	PromotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility`
+
+	// StatusCols are what a promotion's status needs beyond PromotionCols
+	// and its progress: the switch, the deletion, and the totals as of the
+	// last rollup (p: promotions, t: promotion_totals LEFT JOINed; no row
+	// means no redemption counted yet).
+	StatusCols = `p.active, p.delete_requested_at, p.deleted_at,
+	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
+
+	BatchCols = `promotion_id, batch_no, seq_start, code_count, done, state, last_error`
+
+	RedemptionCols = `id, promotion_id, code, user_id, COALESCE(order_id, ''), metadata, redeemed_at, uses_left,
+	rolled_back_at, COALESCE(rollback_reason, ''), COALESCE(idempotency_key, ''), COALESCE(rollback_code_release, ''),
+	COALESCE(client_addr, ''), COALESCE(user_agent, ''), order_amount, COALESCE(order_currency, ''), discount,
+	first_order, COALESCE(segments, ''), COALESCE(country, '')`
+
+	ReservationCols = `id, promotion_id, code, user_id, status, created_at, expires_at, settled_at,
+	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
+
+	TopUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
+)
+
+var portable = Statements{
+	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
+ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
+
+	// UseAllowance creates the user's row at 1, or adds 1 while below the
+	// limit; RETURNING gives no row when the limit is reached.
+	UseAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 1)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < $3
+RETURNING used`,
+
+	// LockAllowance creates the user's row at 0 uses, or locks it while
+	// below the limit.
+	LockAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 0)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used WHERE u.used < $3
+RETURNING used`,
+
+	// Reserve reserves n sequence numbers from a counter, creating it at 0 if
+	// absent, and returns the first of them. The row lock it takes is held to
+	// the end of the transaction, which serialises reservations per counter.
+	Reserve: `INSERT INTO counters (name, next) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
+RETURNING next - $2`,
+
+	// StatsOrders: order value and discount of the live redemptions that
+	// carried an order, per currency (amounts in 1/10,000 of a unit).
+	StatsOrders: `SELECT order_currency, count(*), CAST(COALESCE(sum(order_amount), 0) AS bigint), CAST(COALESCE(sum(discount), 0) AS bigint)
+FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
+GROUP BY order_currency ORDER BY order_currency`,
+
+	// StatsSegments: the same by segment (and currency, '' for none).
+	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), count(*),
+	CAST(COALESCE(sum(r.order_amount), 0) AS bigint), CAST(COALESCE(sum(r.discount), 0) AS bigint)
+FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
+WHERE s.promotion_id = $1 AND r.rolled_back_at IS NULL
+GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
+
+	// Advance is the compare-and-set at the heart of CommitChunk: it moves
+	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
+	// concurrent committer of the same chunk blocks on the row lock, then
+	// re-checks done = $4 against the committed row and finds 0 rows (on
+	// SQLite, BEGIN IMMEDIATE: no concurrent writer to race with).
+	Advance: `UPDATE batches SET done = done + $3,
+	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
+	updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
+RETURNING done`,
+
+	// CancelBatch marks one batch cancelled after its chunk was refused by
+	// PromotionLive (the cancel skipped it while the chunk held it).
+	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	// SetBatchState never touches a finished batch: done is final.
+	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
+WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	// MarkEventPublished stamps the database's clock: the retention that
+	// prunes published events counts from it.
+	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = $1 AND published_at IS NULL`,
+
+	// Now is the database's clock at the call.
+	Now: `SELECT now()`,
+
+	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
+
+	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
+	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
+	idempotency_key, request_hash, created_at, key_fingerprint, eligibility)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+RETURNING id`,
+
+	InsertCode: `INSERT INTO codes (code, promotion_id) VALUES ($1, $2)`,
+
+	PromotionStatus: `SELECT ` + PromotionColsP + `, ` + StatusCols + `
+FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
+
+	PromotionExists: `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`,
+
+	ExportCodes: `SELECT code FROM codes WHERE promotion_id = $1`,
+
+	// LoadBatch tells a missing promotion (no row) from a missing batch
+	// (NULL batch columns) in one round trip.
+	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
+	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
+FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
+WHERE p.id = $1`,
+
+	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`,
+
+	// PromotionLive is the last statement of every chunk's transaction: a
+	// chunk commits only if its promotion was neither cancelled nor its
+	// deletion requested (a plain read: it waits for nothing, and nothing
+	// waits for it).
+	PromotionLive: `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = $1`,
+
+	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`,
+
+	IncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
+WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
+
+	AllIncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
+WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no`,
+
+	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
+FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
+
+	OldestUnpublished: `SELECT created_at FROM promotions
+WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
+
+	StatsTopUsers: `SELECT user_id, count(*) AS n FROM redemptions
+WHERE promotion_id = $1 AND rolled_back_at IS NULL
+GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
+
+	RefusalsByReason: `SELECT reason, CAST(sum(n) AS bigint) FROM refusals WHERE promotion_id = $1
+GROUP BY reason ORDER BY 2 DESC, 1`,
+
+	// ClaimKey waits for a concurrent transaction inserting the same key,
+	// then inserts nothing (0 rows) if that one committed.
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES ($1, $2, $3)
+ON CONFLICT (idem_key) DO NOTHING`,
+
+	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
+FROM idempotency_keys WHERE idem_key = $1`,
+
+	SaveOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), redemption_id = NULLIF($3, '')
+WHERE idem_key = $1`,
+
+	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
+
+	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
+	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+
+	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING`,
+
+	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
+
+	// CodeState: $3 is now, for the live reservations.
+	CodeState: `SELECT ` + PromotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
+	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
+	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
+	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
+		AND r.status = 'held' AND r.expires_at > $3),
+	COALESCE(c.user_id, '')
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
+WHERE c.code = $1`,
+
+	// MarkRolledBack lets exactly one rollback of a redemption through:
+	// a second one waits for the first's row lock, re-checks
+	// rolled_back_at IS NULL and matches nothing.
+	MarkRolledBack: `UPDATE redemptions SET rolled_back_at = $2, rollback_reason = $3
+WHERE id = $1 AND rolled_back_at IS NULL
+RETURNING ` + RedemptionCols,
+
+	Redemption: `SELECT ` + RedemptionCols + ` FROM redemptions WHERE id = $1`,
+
+	// ReleaseCode gives the use back to the code row of the redemption's
+	// promotion only: after a deletion or purge the same string may be
+	// another promotion's code, which this must not touch.
+	ReleaseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND promotion_id = $2 AND used > 0 RETURNING used`,
+
+	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = $2 WHERE id = $1`,
+
+	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`,
+
+	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
+	// selection: $1 the promotion (or the user, across
+	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
+	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
+	// $5 the user or the code.
+	Redemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
+WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	RedemptionsByUser: `SELECT ` + RedemptionCols + ` FROM redemptions
+WHERE promotion_id = $1 AND user_id = $5 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	RedemptionsByCode: `SELECT ` + RedemptionCols + ` FROM redemptions
+WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	UserRedemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
+WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
+
+	// CodeSpaces lists what validation needs to recognise codes offline:
+	// the format of each generated promotion and each vanity code.
+	CodeSpaces: `SELECT id, kind, COALESCE(format, ''), COALESCE(vanity_code, '') FROM promotions
+WHERE id > $1 ORDER BY id LIMIT $2`,
+
+	// Personal codes (IssueCodes differs in every dialect).
+	IssuablePromotion: `SELECT kind, delete_requested_at IS NOT NULL FROM promotions WHERE id = $1`,
+
+	IssuedCodes: `SELECT code FROM codes WHERE user_id = $1 AND issuance_id = $2 ORDER BY code`,
+
+	SaveIssuanceOutcome: `UPDATE idempotency_keys SET issuance_id = $2 WHERE idem_key = $1`,
+
+	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = $1`,
+
+	// UserCodes: a user's codes, newest issued first, with what their state
+	// needs (the partial index codes_by_user serves it).
+	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
+	c.revoked_at IS NOT NULL, p.active, p.delete_requested_at IS NOT NULL, p.starts_at, p.expires_at
+FROM codes c JOIN promotions p ON p.id = c.promotion_id
+WHERE c.user_id = $1 ORDER BY c.issued_at DESC, c.code LIMIT $2`,
+
+	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
+
+	// PruneEvents deletes up to $2 events published before $1 and counted
+	// by the totals rollup (an uncounted one is still owed to the totals).
+	PruneEvents: `DELETE FROM events WHERE seq IN (
+	SELECT seq FROM events WHERE published_at < $1 AND counted_at IS NOT NULL ORDER BY seq LIMIT $2)`,
+
+	// CodeLoad: committed uses plus live holds; $3 is a reservation being
+	// confirmed ('' for none), whose own hold is not counted.
+	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
+	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
+FROM codes c WHERE c.code = $1`,
+
+	AllowanceLoad: `SELECT COALESCE((SELECT used FROM user_uses WHERE promotion_id = $1 AND user_id = $2), 0)
+	+ (SELECT count(*) FROM reservations r WHERE r.promotion_id = $1 AND r.user_id = $2
+		AND r.status = 'held' AND r.expires_at > $3 AND r.id <> $4)`,
+
+	InsertReservation: `INSERT INTO reservations (id, promotion_id, code, user_id, status, created_at, expires_at, shopper)
+VALUES ($1, $2, $3, $4, 'held', $5, $6, $7)`,
+
+	ReservationShopper: `SELECT shopper FROM reservations WHERE id = $1`,
+
+	Reservation: `SELECT ` + ReservationCols + ` FROM reservations WHERE id = $1`,
+
+	// MarkConfirmed and MarkReleased let one settlement through: a second
+	// one waits for the first's row lock, re-checks status = 'held' and
+	// matches nothing.
+	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = $4, redemption_id = $2,
+	order_id = NULLIF($3, '')
+WHERE id = $1 AND status = 'held'`,
+
+	MarkReleased: `UPDATE reservations SET status = 'released', settled_at = $2
+WHERE id = $1 AND status = 'held'
+RETURNING ` + ReservationCols,
+
+	SaveReservationOutcome: `UPDATE idempotency_keys SET refused = NULLIF($2, ''), reservation_id = NULLIF($3, '')
+WHERE idem_key = $1`,
+
+	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
+FROM idempotency_keys WHERE idem_key = $1`,
+
+	// SweepReservations deletes up to $2 rows that ended before $1.
+	SweepReservations: `DELETE FROM reservations WHERE id IN (
+	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
+
+	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, '') FROM codes WHERE code = $1`,
+
+	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
+VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
+
+	// AuditLog pages a promotion's audit log, newest first; $3 is the
+	// cursor ('' for the first page).
+	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
+FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
+
+	PromotionState: `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`,
+
+	// FlagCancelled sets the flag every chunk reads before it commits. It
+	// locks only the promotion row, which workers never lock, so a worker
+	// frozen mid-chunk (holding its batch row) cannot make it wait (on
+	// SQLite no chunk is in flight while it runs).
+	FlagCancelled: `UPDATE promotions SET cancelled_at = $2
+WHERE id = $1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
+	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND done < code_count)`,
+
+	GrowPromotion: `UPDATE promotions SET code_count = code_count + $2
+WHERE id = $1 AND kind = 'generated'
+RETURNING counter_name, code_count`,
+
+	NextNumbers: `SELECT (SELECT COALESCE(max(batch_no), -1) + 1 FROM batches WHERE promotion_id = $1),
+	(SELECT COALESCE(max(topup_no), 0) + 1 FROM topups WHERE promotion_id = $1)`,
+
+	InsertTopUp: `INSERT INTO topups (promotion_id, topup_no, code_count, seq_start, first_batch_no, batch_count, created_at,
+	idempotency_key, request_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''))`,
+
+	TopUps: `SELECT ` + TopUpCols + ` FROM topups WHERE promotion_id = $1 ORDER BY topup_no`,
+
+	StoredTopUp: `SELECT ` + TopUpCols + `, request_hash FROM topups WHERE promotion_id = $1 AND idempotency_key = $2`,
+
+	ExpiredPromotions: `SELECT id FROM promotions WHERE expires_at IS NOT NULL AND expires_at < $1 ORDER BY id`,
+
+	PurgeCount: `SELECT (SELECT count(*) FROM codes WHERE promotion_id = $1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = $1)`,
+
+	RequestDeletion: `UPDATE promotions SET delete_requested_at = $2, active = 0
+WHERE id = $1 AND delete_requested_at IS NULL`,
+
+	// FinishDeletion: only once no code is left (a chunk that read the
+	// promotion live just before the deletion may commit just after it;
+	// the next pass deletes its codes, then finishes).
+	FinishDeletion: `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`,
+
+	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = 0
+WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
+
+	DeletionsPending: `SELECT id FROM promotions WHERE delete_requested_at IS NOT NULL AND deleted_at IS NULL ORDER BY id`,
+
+	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = $1`,
+
+	// CodeReservations: $1 the code, $2 its promotion, $3 now, $4 the limit
+	// (the partial index reservations_held_by_code serves it).
+	CodeReservations: `SELECT ` + ReservationCols + ` FROM reservations
+WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 ORDER BY expires_at LIMIT $4`,
+
+	// Purge deletes up to $2 rows of one promotion from a table, one bounded
+	// statement at a time, so that redemptions of other promotions never
+	// wait long behind a purge.
+	Purge: map[string]string{
+		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
+		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
+	},
+}
+
+// StatusCase is promo.PromotionStatus.Status in SQL, branch for branch (the
+// deletion first, then the generation: a vanity promotion is complete), over
+// a promotion's columns (alias p) and its progress columns generated,
+// cancelled and parked (alias b), for ListPromotions.
+func StatusCase(p, b string) string {
+	return strings.NewReplacer("p.", p+".", "b.", b+".").Replace(`CASE
+	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
+	WHEN p.delete_requested_at IS NOT NULL THEN 'deleting'
+	WHEN p.kind = 'vanity' OR b.generated >= p.code_count THEN 'completed'
+	WHEN b.cancelled > 0 THEN 'cancelled'
+	WHEN b.parked > 0 THEN 'failed'
+	WHEN b.generated > 0 THEN 'generating'
+	ELSE 'pending' END`)
+}
+
+var placeholder = regexp.MustCompile(`\$([0-9]+)`)
+
+// Compose returns a dialect's Statements: the portable ones with their
+// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
+// now() to the dialect's clock, each replaced by own's where own sets it,
+// and own's Purge tables added.
+func Compose(prefix, now string, own Statements) Statements {
+	s := portable
+	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
+	for i := range sv.NumField() {
+		if f := sv.Field(i); f.Kind() == reflect.String {
+			if o := ov.Field(i).String(); o != "" {
+				f.SetString(o)
+			} else {
+				f.SetString(rebind(f.String(), prefix, now))
+			}
+		}
+	}
+	s.Purge = maps.Clone(own.Purge)
+	if s.Purge == nil {
+		s.Purge = map[string]string{}
+	}
+	for table, q := range portable.Purge {
+		if _, set := s.Purge[table]; !set {
+			s.Purge[table] = rebind(q, prefix, now)
+		}
+	}
+	return s
+}
+
+// rebind writes the $n placeholders of q with prefix instead of $, and
+// now() as now.
+func rebind(q, prefix, now string) string {
+	q = strings.ReplaceAll(q, "now()", now)
+	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return prefix + p[1:] })
+}

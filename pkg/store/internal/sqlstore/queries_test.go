@@ -1,0 +1,35 @@
+package sqlstore
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Compose rebinds every shared statement to the dialect's placeholders and
+// clock, and a dialect's own text wins.
+func TestCompose(t *testing.T) {
+	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"}}
+	s := Compose("@p", "CLOCK()", own)
+	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" {
+		t.Errorf("own text lost: Now %q, Purge[codes] %q", s.Now, s.Purge["codes"])
+	}
+	if want := "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = @p1 LIMIT @p2)"; s.Purge["reservations"] != want {
+		t.Errorf("Purge[reservations] = %q, want %q", s.Purge["reservations"], want)
+	}
+	if !strings.Contains(s.CancelBatch, "updated_at = CLOCK()") {
+		t.Errorf("CancelBatch keeps the shared clock: %s", s.CancelBatch)
+	}
+	v := reflect.ValueOf(s)
+	for i := range v.NumField() {
+		if q := v.Field(i); q.Kind() == reflect.String && (placeholder.MatchString(q.String()) || strings.Contains(q.String(), "now()")) {
+			t.Errorf("%s keeps a shared placeholder or clock: %s", v.Type().Field(i).Name, q.String())
+		}
+	}
+	if p := Compose("$", "now()", Statements{}); p.InsertAudit != portable.InsertAudit {
+		t.Errorf("PostgreSQL's InsertAudit = %q, want the shared text", p.InsertAudit)
+	}
+	if portable.Purge["codes"] == "own codes" {
+		t.Error("Compose changed the shared Purge map")
+	}
+}

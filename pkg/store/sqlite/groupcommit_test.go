@@ -1,0 +1,418 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/sqlite"
+)
+
+// vanity creates a vanity promotion of code.
+func vanity(t *testing.T, st *sqlite.Store, code string, maxUses, perUser int) promo.Promotion {
+	t.Helper()
+	p, _, err := st.CreatePromotion(context.Background(), promo.NewPromotion{Promotion: promo.Promotion{Name: code,
+		Kind: promo.KindVanity, VanityCode: code, MaxUsagePerCode: maxUses, PerUserLimit: perUser}})
+	if err != nil {
+		t.Fatalf("create %s: %v", code, err)
+	}
+	return p
+}
+
+var ids struct {
+	sync.Mutex
+	n int
+}
+
+func nextID(prefix string) string {
+	ids.Lock()
+	defer ids.Unlock()
+	ids.n++
+	return fmt.Sprintf("%s-%08d", prefix, ids.n)
+}
+
+func redeemReq(code, user, key string) promo.RedeemRequest {
+	req := promo.RedeemRequest{ID: nextID("r"), EventID: nextID("e"), Code: code, UserID: user, Now: time.Now().UTC(),
+		IdempotencyKey: key}
+	if key != "" {
+		req.RequestHash = "h:" + code + ":" + user
+	}
+	return req
+}
+
+// auditRows counts a promotion's redemptions and each user's among them.
+func auditRows(t *testing.T, st *sqlite.Store, pid int64) (int, map[string]int) {
+	t.Helper()
+	n, per := 0, map[string]int{}
+	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
+		n++
+		per[r.UserID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, per
+}
+
+// TestGroupCommitExact: many goroutines redeem a mix of codes (a per-user
+// limit below the code's, a single use per user, a code held by a live
+// reservation, an unknown code) with idempotency keys replayed and reused
+// for another request, through the store's group commit. Whatever the
+// order and the grouping, the totals a one-at-a-time store gives are
+// exact: the per-user limit, the code's uses net of the live hold, one
+// audit row per 201, every refusal's reason, every replay the original
+// answer. It checks that groups of more than one were written (else it
+// proves nothing about grouping).
+func TestGroupCommitExact(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	const (
+		users   = 24
+		workers = 96
+		rounds  = 6
+	)
+	a := vanity(t, st, "GCA", 1000, 2)   // per-user limit binds: users*2 < 1000
+	b := vanity(t, st, "GCB", 1000, 1)   // one each
+	c := vanity(t, st, "GCC", 10, 0)     // unlimited per user: the code's 10 bind, one held
+	_ = vanity(t, st, "GCD", 1000, 1000) // replays and conflicts only
+	hold, err := st.Reserve(ctx, promo.ReserveRequest{ID: nextID("res"), Code: "GCC", UserID: "holder",
+		Now: time.Now().UTC(), TTL: time.Hour})
+	if err != nil || hold.Refused != "" {
+		t.Fatalf("reserve: %+v, %v", hold, err)
+	}
+	g0, m0, _, _ := st.GroupStats()
+
+	type answer struct {
+		req promo.RedeemRequest
+		out promo.RedeemOutcome
+		err error
+	}
+	var (
+		mu      sync.Mutex
+		answers []answer
+		wg      sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				user := fmt.Sprintf("u%02d", (w+r)%users)
+				var req promo.RedeemRequest
+				switch (w + r) % 5 {
+				case 0:
+					req = redeemReq("GCA", user, "")
+				case 1:
+					req = redeemReq("GCB", user, "")
+				case 2:
+					req = redeemReq("GCC", user, "")
+				case 3:
+					req = redeemReq("NOPE", user, "")
+				case 4:
+					// Keys shared by many workers: one redeems, the
+					// rest replay it (same request) or conflict (the
+					// hash of another user).
+					key := fmt.Sprintf("k%d", w%8)
+					req = redeemReq("GCD", fmt.Sprintf("k-user-%d", w%8), key)
+					if w%3 == 0 {
+						req.RequestHash = "other"
+					}
+				}
+				out, err := st.Redeem(ctx, req)
+				mu.Lock()
+				answers = append(answers, answer{req, out, err})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	g1, m1, _, _ := st.GroupStats()
+	if m1-m0 != int64(workers*rounds) {
+		t.Fatalf("%d group members for %d redemptions", m1-m0, workers*rounds)
+	}
+	if g1-g0 >= m1-m0 {
+		t.Fatalf("%d groups for %d redemptions: nothing was grouped", g1-g0, m1-m0)
+	}
+	t.Logf("%d redemptions in %d groups", m1-m0, g1-g0)
+
+	ok := map[string]int{}
+	perUser := map[string]map[string]int{}
+	attempts := map[string]map[string]int{} // code, user: requests
+	for _, an := range answers {
+		if attempts[an.req.Code] == nil {
+			attempts[an.req.Code] = map[string]int{}
+		}
+		attempts[an.req.Code][an.req.UserID]++
+	}
+	// What one-at-a-time redemption gives, whatever the order: each user
+	// up to the per-user limit; GCC's 10 uses less the live hold.
+	want := map[string]int{"GCC": 9}
+	for _, n := range attempts["GCA"] {
+		want["GCA"] += min(n, 2)
+	}
+	want["GCB"] = len(attempts["GCB"])
+	for code, n := range want {
+		total := 0
+		for _, k := range attempts[code] {
+			total += k
+		}
+		if total <= n {
+			t.Fatalf("%s: %d requests for %d uses: the limit is never reached", code, total, n)
+		}
+	}
+	byKey := map[string][]answer{}
+	for _, an := range answers {
+		req, out, err := an.req, an.out, an.err
+		if req.IdempotencyKey != "" {
+			byKey[req.IdempotencyKey] = append(byKey[req.IdempotencyKey], an)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s for %s: %v", req.Code, req.UserID, err)
+		}
+		wantReason := map[string]promo.Reason{"GCA": promo.ReasonUserLimitReached, "GCB": promo.ReasonUserLimitReached,
+			"GCC": promo.ReasonCodeExhausted, "NOPE": promo.ReasonCodeNotFound}[req.Code]
+		switch {
+		case out.Refused == "":
+			ok[req.Code]++
+			if perUser[req.Code] == nil {
+				perUser[req.Code] = map[string]int{}
+			}
+			perUser[req.Code][req.UserID]++
+		case out.Refused != wantReason:
+			t.Errorf("%s for %s refused %s, want %s", req.Code, req.UserID, out.Refused, wantReason)
+		}
+	}
+	if ok["GCA"] != want["GCA"] || ok["GCB"] != want["GCB"] || ok["GCC"] != want["GCC"] || ok["NOPE"] != 0 {
+		t.Errorf("redeemed %v: want %v (up to 2 per user, 1 per user, 10 less the live hold)", ok, want)
+	}
+	for code, p := range map[string]promo.Promotion{"GCA": a, "GCB": b, "GCC": c} {
+		rows, per := auditRows(t, st, p.ID)
+		cs, err := st.CodeState(ctx, code, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != ok[code] || cs.Used != ok[code] {
+			t.Errorf("%s: %d answers 201, %d audit rows, %d uses: want them equal", code, ok[code], rows, cs.Used)
+		}
+		for u, n := range per {
+			if n != perUser[code][u] {
+				t.Errorf("%s: user %s has %d audit rows, %d answers 201", code, u, n, perUser[code][u])
+			}
+		}
+	}
+	// Each key: exactly one redemption, by whichever request came first;
+	// the same request again is its replay, another request a conflict.
+	for key, ans := range byKey {
+		var first *answer
+		for i, an := range ans {
+			if an.err == nil && !an.out.Replayed && an.out.Refused == "" {
+				if first != nil {
+					t.Errorf("key %s: two redemptions, %s and %s", key, first.out.Redemption.ID, an.out.Redemption.ID)
+				}
+				first = &ans[i]
+			}
+		}
+		if first == nil {
+			t.Errorf("key %s: no redemption among %d requests", key, len(ans))
+			continue
+		}
+		for i, an := range ans {
+			switch {
+			case &ans[i] == first:
+			case an.req.RequestHash == first.req.RequestHash:
+				if an.err != nil || !an.out.Replayed || an.out.Redemption.ID != first.out.Redemption.ID {
+					t.Errorf("key %s, the same request: %+v, %v: want the replay of %s", key, an.out, an.err,
+						first.out.Redemption.ID)
+				}
+			case promo.ReasonOf(an.err) != promo.ReasonIdempotencyConflict:
+				t.Errorf("key %s, another request: %+v, %v: want idempotency_conflict", key, an.out, an.err)
+			}
+		}
+	}
+}
+
+// TestGroupCommitFailingMember: one group (the write lock is held by
+// another connection while the members gather) holds redemptions that
+// succeed, refusals, a replay and members that fail half-way (their
+// redemption id is taken: the audit row's insert fails after the key, the
+// code and the allowance were written). The failing members are rolled back
+// alone, to their savepoint: nothing of theirs is left (a retry of the same
+// key and user redeems), and the others' redemptions and refusals commit.
+func TestGroupCommitFailingMember(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := vanity(t, st, "GCF", 1000, 1)
+	first, err := st.Redeem(ctx, redeemReq("GCF", "early", ""))
+	if err != nil || first.Refused != "" {
+		t.Fatalf("first redemption: %+v, %v", first, err)
+	}
+	replayed := redeemReq("GCF", "keyed", "kr")
+	if out, err := st.Redeem(ctx, replayed); err != nil || out.Refused != "" {
+		t.Fatalf("keyed redemption: %+v, %v", out, err)
+	}
+
+	// Another connection takes the write lock: the next redemption's group
+	// waits for it, and the rest gather behind.
+	blocker, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	conn, err := blocker.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	g0, _, _, _ := st.GroupStats()
+
+	type member struct {
+		req  promo.RedeemRequest
+		want string // ok, fail, refused, replay
+	}
+	var ms []member
+	ms = append(ms, member{redeemReq("GCF", "lead", ""), "ok"}) // the group of one that waits for the lock
+	for i := range 30 {
+		req := redeemReq("GCF", fmt.Sprintf("m%02d", i), fmt.Sprintf("km%02d", i))
+		want := "ok"
+		switch i % 6 {
+		case 1:
+			req.ID = first.Redemption.ID // taken: fails at the audit row
+			want = "fail"
+		case 4:
+			req.UserID, req.RequestHash = "early", "h:GCF:early" // early's one use is spent
+			want = "refused"
+		}
+		ms = append(ms, member{req, want})
+	}
+	ms = append(ms, member{replayed, "replay"})
+	type answer struct {
+		out promo.RedeemOutcome
+		err error
+	}
+	answers := make([]answer, len(ms))
+	var (
+		wg       sync.WaitGroup
+		answered atomic.Int32
+	)
+	wg.Go(func() {
+		answers[0].out, answers[0].err = st.Redeem(ctx, ms[0].req)
+		answered.Add(1)
+	})
+	for {
+		// The lead's group is being written: waiting for the lock.
+		if _, _, _, busy := st.GroupStats(); busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 1; i < len(ms); i++ {
+		wg.Go(func() {
+			answers[i].out, answers[i].err = st.Redeem(ctx, ms[i].req)
+			answered.Add(1)
+		})
+	}
+	for {
+		if _, _, pending, _ := st.GroupStats(); pending == len(ms)-1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := answered.Load(); n != 0 {
+		t.Fatalf("%d members answered before their group could commit", n)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	g1, _, _, _ := st.GroupStats()
+	if g1-g0 != 2 {
+		t.Fatalf("%d groups written, want 2 (the lead, then the %d that gathered)", g1-g0, len(ms)-1)
+	}
+
+	okCount := 2 // early, keyed
+	for i, m := range ms {
+		out, err := answers[i].out, answers[i].err
+		switch m.want {
+		case "ok":
+			if err != nil || out.Refused != "" || out.Replayed {
+				t.Errorf("member %d (%s): %+v, %v: want redeemed", i, m.req.UserID, out, err)
+			}
+			okCount++
+		case "fail":
+			if err == nil {
+				t.Errorf("member %d (%s): %+v: want an error (its id is taken)", i, m.req.UserID, out)
+			}
+		case "refused":
+			if err != nil || out.Refused != promo.ReasonUserLimitReached {
+				t.Errorf("member %d (%s): %+v, %v: want user_limit_reached", i, m.req.UserID, out, err)
+			}
+		case "replay":
+			if err != nil || !out.Replayed {
+				t.Errorf("member %d: %+v, %v: want the replay", i, out, err)
+			}
+		}
+	}
+	rows, per := auditRows(t, st, p.ID)
+	cs, err := st.CodeState(ctx, "GCF", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != okCount || cs.Used != okCount {
+		t.Errorf("%d redeemed, %d audit rows, %d uses: want them equal (failed members must leave nothing)", okCount, rows, cs.Used)
+	}
+	// A failed member left no key, no allowance use: its retry redeems.
+	for i, m := range ms {
+		if m.want != "fail" {
+			continue
+		}
+		if per[m.req.UserID] != 0 {
+			t.Errorf("member %d (%s): %d audit rows after its failure", i, m.req.UserID, per[m.req.UserID])
+		}
+		retry := m.req
+		retry.ID, retry.EventID = nextID("r"), nextID("e")
+		out, err := st.Redeem(ctx, retry)
+		if err != nil || out.Refused != "" || out.Replayed {
+			t.Errorf("retry of member %d (%s, key %s): %+v, %v: want a fresh redemption", i, m.req.UserID,
+				m.req.IdempotencyKey, out, err)
+		}
+	}
+}
+
+// TestGroupCommitQuietGoesAlone: a redemption that finds no group being
+// written is written at once, in a group of its own (no wait for company).
+func TestGroupCommitQuietGoesAlone(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCQ", 100, 0)
+	g0, m0, _, _ := st.GroupStats()
+	for i := range 5 {
+		start := time.Now()
+		out, err := st.Redeem(ctx, redeemReq("GCQ", fmt.Sprintf("q%d", i), ""))
+		if err != nil || out.Refused != "" {
+			t.Fatalf("redeem: %+v, %v", out, err)
+		}
+		t.Logf("redemption %d alone: %s", i, time.Since(start).Round(time.Microsecond))
+	}
+	g1, m1, _, _ := st.GroupStats()
+	if g1-g0 != 5 || m1-m0 != 5 {
+		t.Errorf("5 redemptions one after another: %d groups of %d members, want 5 of 5", g1-g0, m1-m0)
+	}
+}

@@ -1,0 +1,152 @@
+package sqlserver
+
+// errStatementPath is the error qRedeemOnce throws (THROW 50001) for a
+// promotion with eligibility rules, having written nothing: the core then
+// redeems on its statement path, which checks the rules under the code
+// row's lock (Dialect.StatementPath).
+const errStatementPath = 50001
+
+// qRedeemOnce is a whole redemption in one round trip (the core's
+// RedeemOnce): one batch that is its own transaction, running the core's
+// steps in the core's lock order, personal codes included.
+//
+// Arguments: @p1 redemption id, @p2 code, @p3 user, @p4 order id (NULL),
+// @p5 metadata (NULL), @p6 now, @p7 idempotency key (empty: none), @p8
+// request hash, @p9 stream, @p10 and @p11 the event's payload around the
+// promotion id (EventParts), @p12 client address and @p13 user agent
+// (empty: none).
+//
+//   - SET XACT_ABORT ON and TRY/CATCH: any error rolls the whole batch back
+//     (CATCH rolls back what XACT_ABORT left uncommittable and re-throws), so
+//     nothing of a failed redemption is written.
+//   - The idempotency key: an INSERT guarded by NOT EXISTS under UPDLOCK,
+//     HOLDLOCK (a key-range lock held to the end of the transaction): a
+//     second request with the same key waits for the first's lock, then finds
+//     its committed record and answers 'replay' (the core reads the record).
+//   - The code's use: one conditional UPDATE with every condition of UseCode,
+//     the bound code's owner among them ((c.user_id IS NULL OR c.user_id =
+//     @p3)). It reads under an update (U) lock that two transactions cannot
+//     hold on one row at once, and keeps the exclusive lock to the end of the
+//     transaction, so a second redeemer waits and evaluates used < max on the
+//     first's committed count (see "Why SQL Server cannot over-redeem" in
+//     queries.go). No row: the reason is read from the state in redemption's
+//     order, not_your_code after revoked, as the statement path names it.
+//   - A promotion with eligibility rules (read by that UPDATE) throws
+//     errStatementPath: the batch is rolled back and the core runs its
+//     statement path, which checks the rules; a request with shopper fields
+//     never comes here.
+//   - The live holds of the code row it used are counted after the lock is
+//     held (a later statement: it reads every hold committed by the lock's
+//     earlier holders, and no one adds one until this transaction ends); over
+//     the maximum, the use is taken back and refused code_exhausted.
+//   - The allowance: the conditional UPDATE of the user's row (used < limit),
+//     else the row's INSERT at 1 guarded by UPDLOCK, HOLDLOCK, else (a
+//     concurrent first use inserted it) the UPDATE once more; then the user's
+//     live holds under that row's lock; over the limit, both uses are taken
+//     back and refused user_limit_reached.
+//   - The audit row (with the client's address and agent) and the event,
+//     whose payload is concatenated as nvarchar(max) (no truncation at 4,000
+//     characters). A refusal is written into the idempotency record.
+//
+// Every UPDATE returns its rows through OUTPUT ... INTO a table variable (a
+// plain OUTPUT fails once the table has a trigger). The answer is one row:
+// outcome, promotion id (0: none), uses left.
+const qRedeemOnce = `SET NOCOUNT ON;
+SET XACT_ABORT ON;
+DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @rules int, @load int, @uu int, @left int;
+DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, rules int);
+DECLARE @a TABLE (used int);
+BEGIN TRY
+	BEGIN TRANSACTION;
+	IF @p7 <> ''
+	BEGIN
+		INSERT INTO idempotency_keys (idem_key, request_hash, redemption_id, created_at)
+		SELECT @p7, @p8, @p1, @p6
+		WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7);
+		IF @@ROWCOUNT = 0 SET @outcome = 'replay';
+	END
+	IF @outcome IS NULL
+	BEGIN
+		UPDATE c SET c.used = c.used + 1
+		OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit,
+			CASE WHEN p.eligibility IS NULL THEN 0 ELSE 1 END INTO @t
+		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
+		WHERE c.code = @p2 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
+		  AND (c.user_id IS NULL OR c.user_id = @p3)
+		  AND (p.starts_at IS NULL OR p.starts_at <= @p6) AND (p.expires_at IS NULL OR p.expires_at > @p6);
+		SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user, @rules = rules FROM @t;
+		IF @pid IS NULL
+		BEGIN
+			SELECT @pid = c.promotion_id, @outcome = CASE
+				WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
+				WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+				WHEN c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'
+				WHEN p.active = 0 THEN 'deactivated'
+				WHEN p.starts_at IS NOT NULL AND @p6 < p.starts_at THEN 'not_started'
+				WHEN p.expires_at IS NOT NULL AND @p6 >= p.expires_at THEN 'expired'
+				ELSE 'code_exhausted' END
+			FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
+			IF @outcome IS NULL SET @outcome = 'code_not_found';
+		END
+		ELSE IF @rules = 1
+		BEGIN
+			SET @outcome = 'rules';
+			THROW 50001, N'the promotion has eligibility rules: the store redeems on its statement path', 1;
+		END
+		ELSE
+		BEGIN
+			SELECT @load = @used + COUNT(*) FROM reservations AS r
+			WHERE r.code = @p2 AND r.promotion_id = @pid AND r.status = 'held' AND r.expires_at > @p6;
+			IF @load > @max
+				SET @outcome = 'code_exhausted';
+			ELSE IF @limit <> 0
+			BEGIN
+				UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
+				WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
+				IF @@ROWCOUNT = 0
+				BEGIN
+					INSERT INTO user_uses (promotion_id, user_id, used) OUTPUT inserted.used INTO @a
+					SELECT @pid, @p3, 1 WHERE NOT EXISTS
+						(SELECT 1 FROM user_uses WITH (UPDLOCK, HOLDLOCK) WHERE promotion_id = @pid AND user_id = @p3);
+					IF @@ROWCOUNT = 0
+						UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @a
+						WHERE promotion_id = @pid AND user_id = @p3 AND used < @limit;
+				END
+				SELECT @uu = used FROM @a;
+				IF @uu IS NULL
+					SET @outcome = 'user_limit_reached';
+				ELSE
+				BEGIN
+					SELECT @uu = @uu + COUNT(*) FROM reservations AS r
+					WHERE r.promotion_id = @pid AND r.user_id = @p3 AND r.status = 'held' AND r.expires_at > @p6;
+					IF @uu > @limit
+					BEGIN
+						UPDATE user_uses SET used = used - 1 WHERE promotion_id = @pid AND user_id = @p3 AND used > 0;
+						SET @outcome = 'user_limit_reached';
+					END
+				END
+			END
+			IF @outcome IS NOT NULL
+				UPDATE codes SET used = used - 1 WHERE code = @p2 AND used > 0;
+		END
+	END
+	IF @outcome IS NULL
+	BEGIN
+		SET @outcome = 'redeemed';
+		SET @left = CASE WHEN @max - @load > 0 THEN @max - @load ELSE 0 END;
+		INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
+			idempotency_key, client_addr, user_agent)
+		VALUES (@p1, @pid, @p2, @p3, @p4, @p5, @p6, @left, NULLIF(@p7, ''), NULLIF(@p12, ''), NULLIF(@p13, ''));
+		INSERT INTO events (stream, event_key, payload, created_at)
+		VALUES (@p9, CAST(@pid AS varchar(20)), CAST(@p10 AS nvarchar(max)) + CAST(@pid AS varchar(20)) + @p11
+			+ CAST(@left AS varchar(11)) + N'},"codeUses":' + CAST(@used AS varchar(11)) + N'}', @p6);
+	END
+	ELSE IF @outcome <> 'replay' AND @p7 <> ''
+		UPDATE idempotency_keys SET refused = @outcome, redemption_id = NULL WHERE idem_key = @p7;
+	COMMIT TRANSACTION;
+END TRY
+BEGIN CATCH
+	IF @@TRANCOUNT > 0 ROLLBACK TRANSACTION;
+	THROW;
+END CATCH
+SELECT @outcome, COALESCE(@pid, 0), COALESCE(@left, 0);`
