@@ -26,7 +26,7 @@ type ShopperValidator interface {
 
 func (s *Server) personalRoutes() []route {
 	return []route{
-		{"POST /v1/promotions/{id}/issuances", s.redeemRole(s.deadline(s.shopperIdentity(s.issueCodes)))},
+		{"POST /v1/promotions/{id}/issuances", s.redeemRole(s.queued(s.shopperIdentity(s.issueCodes)))},
 		{"GET /v1/users/{userId}/codes", s.redeemRole(s.deadline(s.shopperIdentity(s.listUserCodes)))},
 	}
 }

@@ -62,6 +62,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		de = &promo.Error{Code: errUnavailable, Message: "the database did not answer in time; try again"}
 		err = de
 	}
+	var ov *redemption.Overloaded
+	if errors.As(err, &ov) {
+		// Admission control refused it: the database is busy, not broken;
+		// not logged one by one (the admission metrics count them).
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ov.RetryAfter.Seconds()))))
+		de = &promo.Error{Code: errUnavailable, Message: ov.Err.Message}
+		err = de
+	}
 	if !errors.As(err, &de) && s.store != nil && s.store.Unavailable(err) {
 		// The database cannot be reached or the connection was lost: the
 		// request was not wrong, and may succeed when retried.
@@ -81,7 +89,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			p.Status = http.StatusMethodNotAllowed
 		case errUnavailable:
 			p.Status = http.StatusServiceUnavailable
-			w.Header().Set("Retry-After", "5")
+			if w.Header().Get("Retry-After") == "" {
+				w.Header().Set("Retry-After", "5")
+			}
 		}
 		p.Type = "https://promocodes.dev/problems/" + string(de.Code)
 		p.Detail = de.Message

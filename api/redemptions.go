@@ -50,9 +50,9 @@ const (
 
 func (s *Server) redemptionRoutes() []route {
 	rs := []route{
-		{"GET /v1/codes/{code}", s.redeemRole(s.deadline(s.shopperIdentity(s.validateCode)))},
-		{"POST /v1/codes/{code}/redemptions", s.redeemRole(s.deadline(s.shopperIdentity(s.redeemCode)))},
-		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.deadline(s.rollbackRedemption))},
+		{"GET /v1/codes/{code}", s.redeemRole(s.queued(s.shopperIdentity(s.validateCode)))},
+		{"POST /v1/codes/{code}/redemptions", s.redeemRole(s.queued(s.shopperIdentity(s.redeemCode)))},
+		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.queued(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
 	rs = append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)

@@ -25,10 +25,10 @@ func (s *Server) reservationRoutes() []route {
 		return nil
 	}
 	return []route{
-		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.deadline(s.shopperIdentity(s.reserveCode)))},
+		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.queued(s.shopperIdentity(s.reserveCode)))},
 		{"GET /v1/reservations/{id}", s.redeemRole(s.deadline(s.shopperIdentity(s.getReservation)))},
-		{"POST /v1/reservations/{id}/confirm", s.redeemRole(s.deadline(s.shopperIdentity(s.confirmReservation)))},
-		{"DELETE /v1/reservations/{id}", s.redeemRole(s.deadline(s.shopperIdentity(s.releaseReservation)))},
+		{"POST /v1/reservations/{id}/confirm", s.redeemRole(s.queued(s.shopperIdentity(s.confirmReservation)))},
+		{"DELETE /v1/reservations/{id}", s.redeemRole(s.queued(s.shopperIdentity(s.releaseReservation)))},
 	}
 }
 

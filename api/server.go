@@ -43,6 +43,13 @@ type Config struct {
 	// DBTimeout bounds the database work of a create or status request
 	// (default 10s): a stuck database answers 503, it does not hang clients.
 	DBTimeout time.Duration
+	// AdmissionWait is the longest a shopper request waits in the
+	// redemption service's admission queue (redeem.admission.maxWait;
+	// default 0: none): the code endpoints' deadline is DBTimeout after it,
+	// so a request that waited its whole turn still has DBTimeout for its
+	// database work and is refused by the queue (503 with Retry-After)
+	// rather than cut by its deadline.
+	AdmissionWait time.Duration
 	// MaxExports is how many CSV exports may stream at once (default 2).
 	// Each holds a database connection for as long as its client reads, so
 	// keep it below db.maxConns: creates and status reads need the rest.
@@ -105,7 +112,7 @@ func (c Config) Validate() error {
 		}
 	}
 	errs.NotNegative(map[string]time.Duration{"dbTimeout": c.DBTimeout, "exportQueueWait": c.ExportQueueWait,
-		"exportStallTimeout": c.ExportStallTimeout})
+		"exportStallTimeout": c.ExportStallTimeout, "admissionWait": c.AdmissionWait})
 	if c.MaxExports < 0 {
 		errs.Add("maxExports", "must not be negative, got %d", c.MaxExports)
 	}
@@ -248,6 +255,17 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deadline(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}
+
+// queued bounds a shopper request that the redemption service admits
+// (validate, redeem, roll back, reserve, confirm, release, issue): its
+// admission wait, then DBTimeout for its database work.
+func (s *Server) queued(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AdmissionWait+s.cfg.DBTimeout)
 		defer cancel()
 		h(w, r.WithContext(ctx))
 	}

@@ -94,6 +94,11 @@ type appConfig struct {
 		ReservationTTL       string `json:"reservationTTL"`
 		MaxReservationTTL    string `json:"maxReservationTTL"`
 		ReservationRetention string `json:"reservationRetention"`
+		Admission            struct {
+			Slots    int    `json:"slots"`
+			MaxQueue int    `json:"maxQueue"`
+			MaxWait  string `json:"maxWait"`
+		} `json:"admission"`
 	} `json:"redeem"`
 }
 
@@ -113,6 +118,7 @@ var configKeys = []string{
 	"kafka.topics.redemptions",
 	"redeem.guessLimit", "redeem.guessLimitPerToken", "redeem.guessWindow", "redeem.guessKeys", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
 	"redeem.reservationTTL", "redeem.maxReservationTTL", "redeem.reservationRetention",
+	"redeem.admission.slots", "redeem.admission.maxQueue", "redeem.admission.maxWait",
 }
 
 // repoRoot is the module root; go test runs in the package directory.

@@ -44,7 +44,7 @@ func serveBenchSQLite(arg string) error {
 	}
 	defer st.Close()
 	log := zap.NewNop()
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1, AdmissionSlots: 128}, st, nil, log) // admission as the wiring sets it on SQLite
 	if err != nil {
 		return err
 	}

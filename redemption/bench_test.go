@@ -82,7 +82,8 @@ func serveBench() error {
 	}
 	defer st.Close()
 	log := zap.NewNop()
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
+	// Admission as the wiring sets it: a slot per pool connection.
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1, AdmissionSlots: conns}, st, nil, log)
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,8 @@ func serveBench() error {
 		return err
 	}
 	srv, err := api.New(api.Config{AdminTokens: []string{adminToken},
-		RedeemTokens: []string{redeemToken}}, st, ps, nil, log, api.WithRedemption(svc))
+		RedeemTokens: []string{redeemToken}, AdmissionWait: redemption.DefaultAdmissionWait}, st, ps, nil, log,
+		api.WithRedemption(svc))
 	if err != nil {
 		return err
 	}
@@ -142,6 +144,22 @@ func startBenchServer(b *testing.B, dsn, schema string, conns int) string {
 	return "http://" + addr
 }
 
+// benchPhases are the phases BENCH_REDEEM_PHASES names, comma-separated:
+// "steady" (floor, spread, db and hot, which run together) and "burst"; both
+// when unset: BENCH_REDEEM_PHASES=burst runs the burst alone, without seeding the
+// large promotion or running pgbench.
+func benchPhases() map[string]bool {
+	v := os.Getenv("BENCH_REDEEM_PHASES")
+	if v == "" {
+		v = "steady,burst"
+	}
+	out := map[string]bool{}
+	for _, p := range strings.Split(v, ",") {
+		out[strings.TrimSpace(p)] = true
+	}
+	return out
+}
+
 // Benchmark settings, from the environment (make bench-redeem sets them).
 func benchEnv(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -173,12 +191,12 @@ func benchEnv(name string, def int) int {
 // same run. Load average is printed at the start of each phase.
 func BenchmarkRedeem(b *testing.B) {
 	var (
-		total    = benchEnv("BENCH_REDEEM_CODES", 1_000_000)
-		clients  = benchEnv("BENCH_REDEEM_CLIENTS", 64)
-		seconds  = benchEnv("BENCH_REDEEM_SECONDS", 20)
-		burst    = benchEnv("BENCH_REDEEM_BURST", 10_000)
-		conns    = benchEnv("BENCH_REDEEM_DB_CONNS", 16)
-		duration = time.Duration(seconds) * time.Second
+		total   = benchEnv("BENCH_REDEEM_CODES", 1_000_000)
+		clients = benchEnv("BENCH_REDEEM_CLIENTS", 64)
+		seconds = benchEnv("BENCH_REDEEM_SECONDS", 20)
+		burst   = benchEnv("BENCH_REDEEM_BURST", 10_000)
+		conns   = benchEnv("BENCH_REDEEM_DB_CONNS", 16)
+		phases  = benchPhases()
 	)
 	ctx := context.Background()
 	dsn := postgrestest.DSN(b)
@@ -192,13 +210,48 @@ func BenchmarkRedeem(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	start := time.Now()
-	all := seedBench(b, st, total, "B")
-	fmt.Printf("seeded %d single-use codes in %s\n", len(all), time.Since(start).Round(time.Millisecond))
+	base := ""
+	if phases["steady"] {
+		start := time.Now()
+		all := seedBench(b, st, total, "B")
+		fmt.Printf("seeded %d single-use codes in %s\n", len(all), time.Since(start).Round(time.Millisecond))
+		b.ResetTimer()
+		base = steadyPhases(b, st, dsn, schema, all, clients, conns, seconds)
+	}
+	if !phases["burst"] {
+		return
+	}
+	if base == "" {
+		b.ResetTimer()
+		base = startBenchServer(b, dsn, schema, conns)
+	}
+	// 4. The flash-sale burst.
+	flash := seedBench(b, st, 1000, "F")
+	if err := raiseFileLimit(burst + 1000); err != nil {
+		fmt.Printf("burst: skipped: %v\n", err)
+	} else {
+		fmt.Printf("burst: %s\n", loadAverage())
+		drain, p99, counts := runBurst(b, base, flash, burst)
+		fmt.Printf("burst:  %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
+			burst, len(flash), drain.Round(time.Millisecond), p99, counts)
+		if counts["201"] != len(flash) || counts["409"] != burst-len(flash) || counts["201"]+counts["409"] != burst {
+			b.Errorf("burst answers %v: want exactly %d × 201 and the rest 409", counts, len(flash))
+		}
+		b.ReportMetric(drain.Seconds(), "burst-drain-s")
+	}
+	b.StopTimer()
+}
+
+// steadyPhases runs the floor, spread, db and hot phases on all (seeded
+// single-use codes) and returns the API server's base URL, which the burst
+// reuses.
+func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []string, clients, conns, seconds int) string {
+	ctx := context.Background()
+	total := len(all)
+	duration := time.Duration(seconds) * time.Second
 	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
 	half := len(all) / 2
 
-	b.ResetTimer()
 	// 0. The floor, before the API process holds its connections.
 	floor, hotFloor := floorStatement(b, dsn, schema, clients, total, seconds)
 
@@ -262,21 +315,7 @@ func BenchmarkRedeem(b *testing.B) {
 	b.ReportMetric(httpRate/floor, "spread/floor")
 	b.ReportMetric(hotRate/hotFloor, "hot/floor")
 
-	// 4. The flash-sale burst.
-	flash := seedBench(b, st, 1000, "F")
-	if err := raiseFileLimit(burst + 1000); err != nil {
-		fmt.Printf("burst: skipped: %v\n", err)
-	} else {
-		fmt.Printf("burst: %s\n", loadAverage())
-		drain, p99, counts := runBurst(b, base, flash, burst)
-		fmt.Printf("burst:  %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
-			burst, len(flash), drain.Round(time.Millisecond), p99, counts)
-		if counts["201"] != len(flash) || counts["409"] != burst-len(flash) || counts["201"]+counts["409"] != burst {
-			b.Errorf("burst answers %v: want exactly %d × 201 and the rest 409", counts, len(flash))
-		}
-		b.ReportMetric(drain.Seconds(), "burst-drain-s")
-	}
-	b.StopTimer()
+	return base
 }
 
 // loadAverage is the machine's load average, for the figures' context.

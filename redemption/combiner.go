@@ -2,6 +2,7 @@ package redemption
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -31,6 +32,9 @@ type combiner struct {
 	store Store
 	batch batchStore
 	max   int
+	// gate admits each redemption and gives each transaction (a single
+	// redemption or a batch) a database slot; nil: no admission control.
+	gate *gate
 
 	mu    sync.Mutex
 	codes map[string]*codeQueue // codes with a redemption in flight
@@ -39,9 +43,10 @@ type combiner struct {
 type codeQueue struct{ waiting []*waiter }
 
 type waiter struct {
-	ctx  context.Context
-	req  promo.RedeemRequest
-	done chan promo.RedeemResult // buffered: the batch never blocks on a waiter
+	ctx    context.Context
+	req    promo.RedeemRequest
+	ticket *ticket                 // its admission: it waits until taken into a batch
+	done   chan promo.RedeemResult // buffered: the batch never blocks on a waiter
 }
 
 // batchTimeout bounds a combined transaction that no single request's
@@ -54,8 +59,8 @@ const batchTimeout = 30 * time.Second
 // group of their own.
 type groupCommitter interface{ GroupCommit() bool }
 
-func newCombiner(store Store, max int) *combiner {
-	c := &combiner{store: store, max: max, codes: map[string]*codeQueue{}}
+func newCombiner(store Store, max int, g *gate) *combiner {
+	c := &combiner{store: store, max: max, gate: g, codes: map[string]*codeQueue{}}
 	if g, ok := store.(groupCommitter); ok && g.GroupCommit() {
 		return c
 	}
@@ -65,26 +70,39 @@ func newCombiner(store Store, max int) *combiner {
 	return c
 }
 
+// redeem admits the request (gate), then redeems it alone or combined. The
+// request waits (for a slot, or behind its code's transaction in flight) at
+// most the gate's wait bound; a combined batch takes its slot before it
+// takes its waiters from the queue, so that a waiter can still leave it.
 func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	t, err := c.gate.admit()
+	if err != nil {
+		return promo.RedeemOutcome{}, err
+	}
 	if c.batch == nil {
-		return c.store.Redeem(ctx, req)
+		return c.alone(ctx, t, req)
 	}
 	c.mu.Lock()
 	q, busy := c.codes[req.Code]
 	if !busy {
 		c.codes[req.Code] = &codeQueue{}
 		c.mu.Unlock()
-		out, err := c.store.Redeem(ctx, req)
+		out, err := c.alone(ctx, t, req)
 		c.next(req.Code)
 		return out, err
 	}
-	w := &waiter{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
+	w := &waiter{ctx: ctx, req: req, ticket: t, done: make(chan promo.RedeemResult, 1)}
 	q.waiting = append(q.waiting, w)
 	c.mu.Unlock()
+	timeout, stop := t.timeout()
+	defer stop()
 	select {
 	case r := <-w.done:
 		return r.Outcome, r.Err
 	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timeout:
+		err = errSlotWait
 	}
 	// Gone before its batch started: leave the queue. Once its batch has
 	// started the request is being redeemed and is answered (its client may
@@ -94,8 +112,12 @@ func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.R
 		for i, o := range q.waiting {
 			if o == w {
 				q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
+				t.leave()
 				c.mu.Unlock()
-				return promo.RedeemOutcome{}, ctx.Err()
+				if errors.Is(err, errSlotWait) {
+					err = t.refuse()
+				}
+				return promo.RedeemOutcome{}, err
 			}
 		}
 	}
@@ -104,9 +126,24 @@ func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.R
 	return r.Outcome, r.Err
 }
 
+// alone redeems req in a transaction of its own, in a slot.
+func (c *combiner) alone(ctx context.Context, t *ticket, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	release, err := c.gate.acquire(ctx, t.deadline())
+	t.leave()
+	if errors.Is(err, errSlotWait) {
+		return promo.RedeemOutcome{}, t.refuse()
+	}
+	if err != nil {
+		return promo.RedeemOutcome{}, err
+	}
+	defer release()
+	return c.store.Redeem(ctx, req)
+}
+
 // next hands code to its queued waiters after a transaction of it ended:
-// the first max of them run as one batch, in a goroutine of their own (the
-// request that just finished is answered at once); none: the code is idle.
+// a goroutine of their own takes a slot and runs the first max of them as
+// one batch (the request that just finished is answered at once); none
+// waiting: the code is idle.
 func (c *combiner) next(code string) {
 	c.mu.Lock()
 	q := c.codes[code]
@@ -115,16 +152,42 @@ func (c *combiner) next(code string) {
 		c.mu.Unlock()
 		return
 	}
+	c.mu.Unlock()
+	go c.run(code)
+}
+
+// run takes a slot, then up to max of code's waiters (those still there),
+// redeems them together, answers each, and passes the code on.
+func (c *combiner) run(code string) {
+	var release func()
+	for release == nil {
+		var err error
+		if release, err = c.gate.acquire(context.Background(), time.Now().Add(c.gate.waitBound())); err != nil {
+			// Its waiters gave up meanwhile (their bound is the same): go
+			// on only for those that came since.
+			c.mu.Lock()
+			if len(c.codes[code].waiting) == 0 {
+				delete(c.codes, code)
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+		}
+	}
+	defer c.next(code)
+	defer release()
+	c.mu.Lock()
+	q := c.codes[code]
 	n := min(len(q.waiting), c.max)
 	ws := q.waiting[:n:n]
 	q.waiting = append([]*waiter(nil), q.waiting[n:]...)
+	for _, w := range ws {
+		w.ticket.leave()
+	}
 	c.mu.Unlock()
-	go c.run(code, ws)
-}
-
-// run redeems ws together, answers each, then passes the code on.
-func (c *combiner) run(code string, ws []*waiter) {
-	defer c.next(code)
+	if n == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ws[0].ctx), batchTimeout)
 	defer cancel()
 	if len(ws) == 1 {

@@ -51,7 +51,7 @@ func (f *comboStore) RedeemBatch(_ context.Context, reqs []promo.RedeemRequest) 
 // code does not wait; a waiter whose context ends before its batch leaves.
 func TestCombinerBatchesWhileInFlight(t *testing.T) {
 	f := &comboStore{release: make(chan struct{})}
-	c := newCombiner(f, 4)
+	c := newCombiner(f, 4, nil)
 	ctx := context.Background()
 	req := func(code, user string) promo.RedeemRequest {
 		return promo.RedeemRequest{ID: "id-" + user, Code: code, UserID: user}

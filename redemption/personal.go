@@ -46,7 +46,11 @@ func (s *Service) Issue(ctx context.Context, in IssueInput) (IssuanceView, bool,
 		}
 		req.RequestHash = hex.EncodeToString(h.Sum(nil))
 	}
-	out, err := s.store.Issue(ctx, req)
+	var out promo.IssueOutcome
+	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
+		out, err = s.store.Issue(ctx, req)
+		return err
+	})
 	result := "issued"
 	switch {
 	case err != nil:

@@ -87,7 +87,11 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 		}
 		req.RequestHash = hex.EncodeToString(h.Sum(nil))
 	}
-	out, err := s.store.Reserve(ctx, req)
+	var out promo.ReserveOutcome
+	err = s.gate.run(ctx, func(ctx context.Context) (err error) {
+		out, err = s.store.Reserve(ctx, req)
+		return err
+	})
 	if err != nil {
 		return ReservationView{}, false, err
 	}
@@ -101,9 +105,13 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 // what confirming an expired one does).
 func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, error) {
 	start := time.Now()
-	out, err := s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: newID(),
-		EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC(), Shopper: in.Shopper,
-		ClientAddr: in.Client.Addr, UserAgent: in.Client.UserAgent})
+	var out promo.ConfirmOutcome
+	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
+		out, err = s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: newID(),
+			EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC(), Shopper: in.Shopper,
+			ClientAddr: in.Client.Addr, UserAgent: in.Client.UserAgent})
+		return err
+	})
 	if err == nil && out.Refused != "" {
 		err = refusal(nil, out.Refused, out.Rule)
 	}
@@ -120,7 +128,14 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, 
 // Release ends a held reservation: its use is free at once.
 func (s *Service) Release(ctx context.Context, id string) (ReservationView, bool, error) {
 	start := time.Now()
-	r, replayed, err := s.store.Release(ctx, id, s.now().UTC())
+	var (
+		r        promo.Reservation
+		replayed bool
+	)
+	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
+		r, replayed, err = s.store.Release(ctx, id, s.now().UTC())
+		return err
+	})
 	s.countReservation("release", start, err)
 	if err != nil {
 		return ReservationView{}, false, err

@@ -79,6 +79,16 @@ type Config struct {
 	// process combines into one transaction at most (128); -1 turns the
 	// combining off. See combiner.
 	HotCodeBatch int
+	// AdmissionSlots is how many shopper database operations (validate,
+	// redeem, reserve, confirm, release, rollback, issue; a combined batch
+	// is one) run at once (8; the wiring passes the pool's size); the rest
+	// wait for a slot in arrival order. AdmissionQueue bounds the requests
+	// waiting at once (10,000), AdmissionWait how long one waits (15s):
+	// past either it is refused with *Overloaded (the API's 503 with
+	// Retry-After). AdmissionSlots -1 turns admission control off. See gate.
+	AdmissionSlots int
+	AdmissionQueue int
+	AdmissionWait  time.Duration
 	// Clock stamps redemptions and reservations and is what windows,
 	// reservation expiries and the sweeper's retention are checked against
 	// (nil: time.Now). Every replica must read the same clock, or one whose
@@ -99,6 +109,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.GuessLimit == 0 {
 		c.GuessLimit = 30
+	}
+	if c.AdmissionSlots == 0 {
+		c.AdmissionSlots = DefaultAdmissionSlots
+	}
+	if c.AdmissionQueue == 0 {
+		c.AdmissionQueue = DefaultAdmissionQueue
+	}
+	if c.AdmissionWait == 0 {
+		c.AdmissionWait = DefaultAdmissionWait
 	}
 	if c.GuessLimitPerToken == 0 {
 		c.GuessLimitPerToken = 1000
@@ -129,6 +148,17 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// Admission control's defaults (Config.AdmissionSlots, AdmissionQueue,
+// AdmissionWait). The queue holds a 10,000-shopper burst whole; the wait
+// bound lets such a burst drain on a busy 2-core machine (it took 14 s at
+// load average 25) and, with the request's database deadline after it,
+// stays within the HTTP server's 30 s read timeout.
+const (
+	DefaultAdmissionSlots = 8
+	DefaultAdmissionQueue = 10_000
+	DefaultAdmissionWait  = 15 * time.Second
+)
+
 // Validate checks the configuration as given (New fills in the defaults of
 // zero fields first, so a zero there means the default), naming each field
 // by its key: "guessLimit", "catalogRefresh", "reservationTTL".
@@ -153,6 +183,7 @@ func (c Config) Validate() error {
 	if c.HotCodeBatch < -1 || c.HotCodeBatch > 10_000 {
 		errs.Add("hotCodeBatch", "must be in 1..10,000, or -1 to turn combining off; got %d", c.HotCodeBatch)
 	}
+	errs.Join(c.ValidateAdmission())
 	if c.CatalogRefresh < 100*time.Millisecond {
 		errs.Add("catalogRefresh", "must be at least 100ms, got %s", c.CatalogRefresh)
 	}
@@ -167,6 +198,22 @@ func (c Config) Validate() error {
 	}
 	errs.NotNegative(map[string]time.Duration{"catalogMinGap": c.CatalogMinGap, "refusalFlush": c.RefusalFlush,
 		"sweepInterval": c.SweepInterval})
+	return errs.Err()
+}
+
+// ValidateAdmission checks the admission keys alone ("admission.slots",
+// "admission.maxQueue", "admission.maxWait"); zero means the default.
+func (c Config) ValidateAdmission() error {
+	var errs configkey.List
+	if c.AdmissionSlots != 0 && c.AdmissionSlots != -1 && (c.AdmissionSlots < 1 || c.AdmissionSlots > 10_000) {
+		errs.Add("admission.slots", "must be in 1..10,000, or -1 to turn admission control off; got %d", c.AdmissionSlots)
+	}
+	if c.AdmissionQueue != 0 && (c.AdmissionQueue < 1 || c.AdmissionQueue > 1_000_000) {
+		errs.Add("admission.maxQueue", "must be in 1..1,000,000, got %d", c.AdmissionQueue)
+	}
+	if c.AdmissionWait != 0 && (c.AdmissionWait < 10*time.Millisecond || c.AdmissionWait > 10*time.Minute) {
+		errs.Add("admission.maxWait", "must be from 10ms to 10m, got %s", c.AdmissionWait)
+	}
 	return errs.Err()
 }
 
@@ -185,6 +232,8 @@ type Service struct {
 	notify func()
 	// redeemer combines concurrent redemptions of one code.
 	redeemer *combiner
+	// gate is admission control in front of the database (nil: off).
+	gate *gate
 }
 
 // New builds the Service; reg may be nil (metrics not registered).
@@ -198,7 +247,10 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.redeemer = newCombiner(store, cfg.HotCodeBatch)
+	if cfg.AdmissionSlots > 0 {
+		s.gate = newGate(cfg.AdmissionSlots, cfg.AdmissionQueue, cfg.AdmissionWait, newAdmissionMetrics(reg))
+	}
+	s.redeemer = newCombiner(store, cfg.HotCodeBatch, s.gate)
 	if cfg.GuessLimit > 0 || cfg.GuessLimitPerToken > 0 {
 		s.guesses = newGuessLimiter(cfg.GuessLimit, cfg.GuessLimitPerToken, cfg.GuessWindow, cfg.GuessKeys)
 	}
@@ -302,7 +354,11 @@ func (s *Service) validate(ctx context.Context, client Client, raw, userID strin
 	if err != nil {
 		return CodeView{}, err
 	}
-	st, err := s.store.CodeState(ctx, canon, userID)
+	var st promo.CodeState
+	err = s.gate.run(ctx, func(ctx context.Context) (err error) {
+		st, err = s.store.CodeState(ctx, canon, userID)
+		return err
+	})
 	if promo.Is(err, promo.ENotFound) {
 		return CodeView{}, failed(adm, promo.Refusal(promo.ReasonCodeNotFound, "no such code"))
 	}
@@ -391,8 +447,15 @@ func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Re
 // Rollback gives a redemption's use back, once.
 func (s *Service) Rollback(ctx context.Context, id, reason string) (Receipt, bool, error) {
 	start := time.Now()
-	r, replayed, err := s.store.Rollback(ctx, promo.RollbackRequest{RedemptionID: id, EventID: newID(), Reason: reason,
-		Now: s.now()})
+	var (
+		r        promo.Redemption
+		replayed bool
+	)
+	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
+		r, replayed, err = s.store.Rollback(ctx, promo.RollbackRequest{RedemptionID: id, EventID: newID(),
+			Reason: reason, Now: s.now()})
+		return err
+	})
 	result := "rolled_back"
 	switch {
 	case err != nil:

@@ -10,6 +10,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/kafka"
 	"github.com/promocodes/promocodes/pkg/shopper"
+	"github.com/promocodes/promocodes/redemption"
 )
 
 // Config is the whole configuration, as cmd/promocodes reads it from
@@ -205,6 +206,39 @@ type RedeemConfig struct {
 	// ReservationRetention is how long an ended reservation is kept before
 	// the sweeper deletes it (its confirmation stays idempotent that long).
 	ReservationRetention time.Duration `mapstructure:"reservationRetention"`
+	// Admission is admission control in front of the database for the
+	// shopper endpoints.
+	Admission AdmissionConfig `mapstructure:"admission"`
+}
+
+// AdmissionConfig is redeem.admission: at most Slots shopper database
+// operations (validate, redeem, reserve, confirm, release, rollback, issue;
+// a combined batch of one hot code's redemptions is one) run at once and the
+// rest wait in arrival order; at most MaxQueue requests wait, none longer
+// than MaxWait, and past either bound a request is answered 503 with
+// Retry-After (docs/redemption.md, "When the database is busy").
+type AdmissionConfig struct {
+	// Slots 0 is the pool's size, db.maxConns (SQLite: 128, since its one
+	// writer groups concurrent redemptions itself); -1 turns admission
+	// control off.
+	Slots    int           `mapstructure:"slots"`
+	MaxQueue int           `mapstructure:"maxQueue"`
+	MaxWait  time.Duration `mapstructure:"maxWait"`
+}
+
+// sqliteAdmissionSlots is redeem.admission.slots' default on SQLite.
+const sqliteAdmissionSlots = 128
+
+// slots is the admission slots the configuration means.
+func (c Config) admissionSlots() int {
+	switch {
+	case c.Redeem.Admission.Slots != 0:
+		return c.Redeem.Admission.Slots
+	case c.DB.Driver == "sqlite":
+		return sqliteAdmissionSlots
+	default:
+		return max(1, c.DB.MaxConns)
+	}
 }
 
 type DevConfig struct {
@@ -247,7 +281,8 @@ func Defaults() Config {
 		Shovel: ShovelConfig{Interval: 5 * time.Minute, MaxRetries: 5, GroupID: "promocodes-shovel",
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
 		Redeem: RedeemConfig{GuessLimit: 30, GuessLimitPerToken: 1000, GuessKeys: 100_000, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
-			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour},
+			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour,
+			Admission: AdmissionConfig{MaxQueue: redemption.DefaultAdmissionQueue, MaxWait: redemption.DefaultAdmissionWait}},
 		Dev: DevConfig{DataDir: "data"},
 	}
 }
@@ -291,6 +326,19 @@ func (c Config) Validate() error {
 		errs.Join(configkey.Prefix("auth.shopperJWT", sj.Validate()))
 	}
 	errs.Join(c.validateGroups())
+	// Zero would silently take the component's default: refused, as every
+	// key with a default is (slots 0 means the pool's size, documented).
+	if c.Redeem.Admission.MaxQueue == 0 {
+		errs.Add("redeem.admission.maxQueue", "must be in 1..1,000,000, got 0")
+	}
+	if c.Redeem.Admission.MaxWait == 0 {
+		errs.Add("redeem.admission.maxWait", "must be from 10ms to 10m, got 0s")
+	}
+	if w := c.admissionWait(); w > 0 && w >= c.HTTP.ReadTimeout {
+		// The server cancels a request http.readTimeout after it began: a
+		// longer wait would end in a cut connection, not a 503.
+		errs.Add("redeem.admission.maxWait", "must be less than http.readTimeout (%s), got %s", c.HTTP.ReadTimeout, w)
+	}
 	return configkey.Unique(errs.Err())
 }
 
@@ -298,7 +346,8 @@ func (c Config) Validate() error {
 // when not under the component's own section.
 var (
 	apiKeys = map[string]string{"adminTokens": "auth.adminTokens", "redeemTokens": "auth.redeemTokens",
-		"trustedProxies": "http.trustedProxies", "clientAddressHeaders": "http.clientAddressHeaders"}
+		"trustedProxies": "http.trustedProxies", "clientAddressHeaders": "http.clientAddressHeaders",
+		"admissionWait": "redeem.admission.maxWait"}
 	promotionKeys = map[string]string{"maxDensity": "codes.maxDensity", "secret": "codes.secret"}
 	generatorKeys = map[string]string{"errorTopic": "kafka.topics.error", "deadTopic": "kafka.topics.dead",
 		"secret": "codes.secret", "previousSecrets": "codes.previousSecrets"}

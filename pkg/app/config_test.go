@@ -62,8 +62,11 @@ func TestValidateRefusesAnExplicitZero(t *testing.T) {
 	c.Generator.ChunkSize = 0
 	c.Redeem.CatalogRefresh = 0
 	c.API.MaxBodyBytes = 0
+	c.Redeem.Admission.MaxQueue = 0
+	c.Redeem.Admission.MaxWait = 0
 	err := c.Validate()
-	for _, key := range []string{"generator.chunkSize", "redeem.catalogRefresh", "api.maxBodyBytes"} {
+	for _, key := range []string{"generator.chunkSize", "redeem.catalogRefresh", "api.maxBodyBytes",
+		"redeem.admission.maxQueue", "redeem.admission.maxWait"} {
 		if err == nil || !strings.Contains(err.Error(), key+": ") {
 			t.Errorf("%s: 0 accepted (%v)", key, err)
 		}
@@ -135,5 +138,48 @@ func TestValidateStoreKeys(t *testing.T) {
 	c.Env = "dev" // the data dir's file
 	if err := c.Validate(); err != nil {
 		t.Errorf("dev SQLite without a dsn: %v", err)
+	}
+}
+
+// The admission bounds are checked with their keys: slots in 1..10,000 or
+// -1 (off) or 0 (the pool's size), and a wait the HTTP server's read
+// timeout would cut first is refused.
+func TestValidateAdmission(t *testing.T) {
+	base := Defaults()
+	base.DB.DSN = "postgres://x"
+	base.Auth.AdminTokens = []string{"admin-token-0123456789"}
+	base.Codes.Secret = "a-secret-of-at-least-32-bytes-0123456789"
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		key  string // "" : valid
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"off", func(c *Config) { c.Redeem.Admission.Slots = -1 }, ""},
+		{"slots -2", func(c *Config) { c.Redeem.Admission.Slots = -2 }, "redeem.admission.slots: "},
+		{"queue too large", func(c *Config) { c.Redeem.Admission.MaxQueue = 2_000_000 }, "redeem.admission.maxQueue: "},
+		{"wait 1ms", func(c *Config) { c.Redeem.Admission.MaxWait = time.Millisecond }, "redeem.admission.maxWait: "},
+		{"wait past the read timeout", func(c *Config) { c.Redeem.Admission.MaxWait = 30 * time.Second }, "redeem.admission.maxWait: must be less than http.readTimeout"},
+	} {
+		c := base
+		tc.edit(&c)
+		err := c.Validate()
+		switch {
+		case tc.key == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.key != "" && (err == nil || !strings.Contains(err.Error(), tc.key)):
+			t.Errorf("%s: %v; want %q", tc.name, err, tc.key)
+		}
+	}
+	c := base
+	if got := c.redemptionConfig().AdmissionSlots; got != c.DB.MaxConns {
+		t.Errorf("slots 0 on PostgreSQL = %d, want db.maxConns %d", got, c.DB.MaxConns)
+	}
+	c.DB.Driver = "sqlite"
+	if got := c.redemptionConfig().AdmissionSlots; got != sqliteAdmissionSlots {
+		t.Errorf("slots 0 on SQLite = %d, want %d", got, sqliteAdmissionSlots)
+	}
+	if got := c.apiConfig().AdmissionWait; got != c.Redeem.Admission.MaxWait {
+		t.Errorf("the API's admission wait = %s, want redeem.admission.maxWait %s", got, c.Redeem.Admission.MaxWait)
 	}
 }

@@ -50,7 +50,20 @@ func (c Config) apiConfig() api.Config {
 		// pool, so creates, status reads and the outbox keep the rest.
 		MaxExports:     max(1, c.DB.MaxConns/2),
 		TrustedProxies: c.HTTP.TrustedProxies, ClientAddressHeaders: c.HTTP.ClientAddressHeaders,
+		AdmissionWait: c.admissionWait(),
 	}
+}
+
+// admissionWait is the shopper requests' longest admission wait (none when
+// admission control is off).
+func (c Config) admissionWait() time.Duration {
+	if c.admissionSlots() < 0 {
+		return 0
+	}
+	if c.Redeem.Admission.MaxWait == 0 {
+		return redemption.DefaultAdmissionWait
+	}
+	return c.Redeem.Admission.MaxWait
 }
 
 func (c Config) promotionConfig() promotion.Config {
@@ -63,7 +76,9 @@ func (c Config) redemptionConfig() redemption.Config {
 		GuessWindow: c.Redeem.GuessWindow, GuessKeys: c.Redeem.GuessKeys,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
 		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
-		ReservationRetention: c.Redeem.ReservationRetention}
+		ReservationRetention: c.Redeem.ReservationRetention,
+		AdmissionSlots:       c.admissionSlots(), AdmissionQueue: c.Redeem.Admission.MaxQueue,
+		AdmissionWait: c.Redeem.Admission.MaxWait}
 }
 
 // services are the two services behind the API and the loops serve runs

@@ -10,7 +10,7 @@ var onceStatements = sqlstore.OnceStatements{
 
 	ConfirmOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_code, ''), COALESCE(o_user, ''),
 	COALESCE(o_uses_left, 0)
-FROM confirm_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+FROM confirm_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 
 	RollbackOnce: `SELECT f.o_outcome, ` + sqlstore.RedemptionCols + `
 FROM rollback_redemption($1, $2, $3, $4, $5, $6, $7) f CROSS JOIN LATERAL (SELECT (f.o_r).*) r`,

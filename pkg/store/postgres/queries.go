@@ -297,13 +297,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// deletion) and their audit log: each change is one conditional
 	// statement, so two racing admins cannot both apply it.
 
-	// RevokeCode: a code of a promotion whose deletion was requested is
-	// not revoked (the promotion takes no change).
-	RevokeCode: `UPDATE codes c SET revoked_at = $2, revoke_reason = NULLIF($3, '')
-WHERE c.code = $1 AND c.revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL)
-RETURNING c.promotion_id`,
-
 	// UpdatePromotion: $2 name or NULL; $3/$5 whether starts_at/expires_at
 	// are set, to $4/$6 (NULL clears); $7 active or NULL. The WHERE refuses a
 	// resulting window that is empty, and a promotion whose deletion was
@@ -344,13 +337,8 @@ WHERE id = $1 AND delete_requested_at IS NULL`,
 	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = false
 WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
-	// Purge deletes up to $2 rows of one promotion from a table, one bounded
-	// statement at a time, so that redemptions of other promotions never
-	// wait long behind a purge.
+	// Purge["redemptions"] (the other tables' are shared).
 	Purge: map[string]string{
-		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
-		"user_uses":    `DELETE FROM user_uses WHERE (promotion_id, user_id) IN (SELECT promotion_id, user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
-		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
 		// The redemptions' idempotency records go in the same statement: a
 		// retry with a purged redemption's key finds no record (and redeems
 		// anew, or is refused like any request) instead of a record naming a

@@ -188,7 +188,7 @@ FROM pg_proc WHERE pronamespace = current_schema()::regnamespace
 			t.Fatalf("functions %s: %q, %v; want %q", when, got, err, want)
 		}
 	}
-	const all = "confirm_reservation/9,promo_json_amount/1,promo_json_raw/1,promo_json_string/1,promo_json_time/1," +
+	const all = "confirm_reservation/11,promo_json_amount/1,promo_json_raw/1,promo_json_string/1,promo_json_time/1," +
 		"reserve_code/7,rollback_redemption/7"
 	functions("migrated", all)
 	if err := m.DownTo(ctx, 14); err != nil {

@@ -214,11 +214,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	// Admin changes and their audit log (../postgres/queries.go says why they
 	// are safe; here the one writer serialises them).
 
-	RevokeCode: `UPDATE codes SET revoked_at = ?2, revoke_reason = nullif(?3, '')
-WHERE code = ?1 AND revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = codes.promotion_id AND p.delete_requested_at IS NOT NULL)
-RETURNING promotion_id`,
-
 	UpdatePromotion: `UPDATE promotions SET
 	name = coalesce(?2, name),
 	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
@@ -246,12 +241,9 @@ WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`,
 	SELECT idempotency_key FROM redemptions WHERE id IN (
 		SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2))`,
 
-	// Purge deletes up to ?2 rows of one promotion from a table (see
-	// ../postgres/queries.go); the redemptions' answer a row each.
+	// Purge["redemptions"]: a row per redemption deleted (the other tables'
+	// are shared).
 	Purge: map[string]string{
-		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = ?1 LIMIT ?2)`,
-		"user_uses":    `DELETE FROM user_uses WHERE promotion_id = ?1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = ?1 LIMIT ?2)`,
-		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = ?1 LIMIT ?2)`,
 		"redemptions": `DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2)
 RETURNING 1`,
 	},

@@ -25,9 +25,13 @@ type OnceStatements struct {
 	ReserveOnce string
 	// ConfirmOnce (reservation id, redemption id, order id (''), metadata
 	// (NULL), now, stream, the event's parts (ConfirmEventParts: head, mid,
-	// body)). Row: outcome ("confirmed", "settled": the core answers from the
-	// rows, "not_found", or the refusal reason), promotion id, code, user,
-	// uses left (0 and '' unless confirmed).
+	// body), client address (''), user agent ('')). Row: outcome
+	// ("confirmed", "settled": the core answers from the rows, "not_found",
+	// or the refusal reason), promotion id, code, user, uses left (0 and ''
+	// unless confirmed). A promotion with eligibility rules, or a reservation
+	// that kept its shopper, aborts it (Dialect.StatementPath): the core's
+	// transaction checks the rules in force; a confirmation with shopper
+	// fields of its own never takes it.
 	ConfirmOnce string
 	// RollbackOnce (redemption id, now, reason (''), stream, the event's
 	// head and rollback fields (RollbackEventParts), the event row's time).
@@ -60,19 +64,26 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 
 // confirmOnce is Confirm in one round trip; ok is false when the core must
 // answer instead (the reservation was settled, by this confirmation's
-// earlier call or another).
+// earlier call or another) or confirm on its statement path (eligibility
+// rules to check again, or shopper fields to keep).
 func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
+	if req.Shopper != nil {
+		return out, false, nil
+	}
 	at := req.Now.UTC().Truncate(time.Microsecond)
-	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at}
+	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at,
+		ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 	head, mid, body, err := ConfirmEventParts(req.EventID, red)
 	if err != nil {
 		return out, false, err
 	}
 	var outcome string
 	err = s.w.QueryRow(ctx, s.d.ConfirmOnce, s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID), req.OrderID,
-		text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body).Scan(&outcome,
-		&red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+		text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
+		req.ClientAddr, req.UserAgent).Scan(&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
 	switch {
+	case err != nil && s.d.StatementPath(err):
+		return out, false, nil
 	case err != nil:
 		return out, false, fmt.Errorf("confirm in one statement: %w", err)
 	case outcome == "settled":

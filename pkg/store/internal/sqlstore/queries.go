@@ -298,6 +298,13 @@ FROM idempotency_keys WHERE idem_key = $1`,
 	SweepReservations: `DELETE FROM reservations WHERE id IN (
 	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
 
+	// RevokeCode: a code of a promotion whose deletion was requested is
+	// not revoked (the promotion takes no change).
+	RevokeCode: `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')
+WHERE code = $1 AND revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = codes.promotion_id AND p.delete_requested_at IS NOT NULL)
+RETURNING promotion_id`,
+
 	Revocation: `SELECT promotion_id, revoked_at, COALESCE(revoke_reason, '') FROM codes WHERE code = $1`,
 
 	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
@@ -363,6 +370,7 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 	// statement at a time, so that redemptions of other promotions never
 	// wait long behind a purge.
 	Purge: map[string]string{
+		"user_uses":    `DELETE FROM user_uses WHERE promotion_id = $1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
 		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
 		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
 	},
@@ -388,19 +396,22 @@ var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 // Compose returns a dialect's Statements: the portable ones with their
 // placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
 // now() to the dialect's clock, each replaced by own's where own sets it,
-// and own's Purge tables added.
+// own's Purge tables added, and own's other fields (OnceStatements) as they
+// are.
 func Compose(prefix, now string, own Statements) Statements {
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
-		if f := sv.Field(i); f.Kind() == reflect.String {
-			if o := ov.Field(i).String(); o != "" {
-				f.SetString(o)
-			} else {
-				f.SetString(rebind(f.String(), prefix, now))
-			}
+		switch f := sv.Field(i); {
+		case f.Kind() != reflect.String:
+			f.Set(ov.Field(i)) // the dialect's own hooks (OnceStatements); Purge below
+		case ov.Field(i).String() != "":
+			f.SetString(ov.Field(i).String())
+		default:
+			f.SetString(rebind(f.String(), prefix, now))
 		}
 	}
+	s.OnceStatements = own.OnceStatements // no portable form: each a dialect's own
 	s.Purge = maps.Clone(own.Purge)
 	if s.Purge == nil {
 		s.Purge = map[string]string{}

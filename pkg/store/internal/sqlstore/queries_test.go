@@ -9,10 +9,11 @@ import (
 // Compose rebinds every shared statement to the dialect's placeholders and
 // clock, and a dialect's own text wins.
 func TestCompose(t *testing.T) {
-	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"}}
+	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"},
+		OnceStatements: OnceStatements{ReserveOnce: "SELECT reserve"}}
 	s := Compose("@p", "CLOCK()", own)
-	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" {
-		t.Errorf("own text lost: Now %q, Purge[codes] %q", s.Now, s.Purge["codes"])
+	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" || s.ReserveOnce != "SELECT reserve" {
+		t.Errorf("own text lost: Now %q, Purge[codes] %q, ReserveOnce %q", s.Now, s.Purge["codes"], s.ReserveOnce)
 	}
 	if want := "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = @p1 LIMIT @p2)"; s.Purge["reservations"] != want {
 		t.Errorf("Purge[reservations] = %q, want %q", s.Purge["reservations"], want)

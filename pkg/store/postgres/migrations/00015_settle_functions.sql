@@ -48,8 +48,11 @@
 -- redeem_code does. A reservation of a promotion with eligibility rules aborts
 -- the statement (SQLSTATE PC001, nothing written) and the store reserves on its
 -- statement path, which checks the rules under the code row's lock; so does a
--- request with shopper fields, from the start. A confirmation does not check
--- the rules (they were checked when the reservation was made).
+-- request with shopper fields, from the start. A confirmation checks the rules
+-- again as they are now, so it too aborts with PC001 on a promotion with
+-- rules, or when its reservation kept what it said about the shopper (the
+-- statement path checks them against that, and its audit row keeps it); a
+-- confirmation that carries shopper fields of its own never takes it.
 --
 -- The events: a confirmation's payload is the store's encoding of the
 -- redemption with the promotion id, the reservation's code and user, the
@@ -200,12 +203,13 @@ $$;
 -- redemption id, order id ('' for none), metadata (NULL: none), now, outbox
 -- stream, the event's payload parts (head || promotion id || p_mid || code ||
 -- ',"userId":' || user || p_body || uses left || '},"codeUses":' || code uses
--- || '}'). Answers the outcome ('confirmed'; 'settled' when the reservation
+-- || '}'), the confirming client's address and user agent ('' for none: the
+-- audit row's). Answers the outcome ('confirmed'; 'settled' when the reservation
 -- is no longer held, or a racing settlement won: the store answers from the
 -- rows; 'not_found'; or the refusal reason), and on 'confirmed' the
 -- redemption's promotion, code, user and uses left.
 CREATE FUNCTION confirm_reservation(p_id text, p_redemption text, p_order text, p_metadata text,
-    p_now timestamptz, p_stream text, p_head text, p_mid text, p_body text,
+    p_now timestamptz, p_stream text, p_head text, p_mid text, p_body text, p_client_addr text, p_user_agent text,
     OUT o_outcome text, OUT o_promotion_id bigint, OUT o_code text, OUT o_user text, OUT o_uses_left integer)
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -216,6 +220,7 @@ DECLARE
     v_limit integer;
     v_load integer;
     v_user integer;
+    v_rules boolean;
     v_ok boolean := true;
 BEGIN
     SELECT * INTO r FROM reservations WHERE id = p_id;
@@ -226,6 +231,9 @@ BEGIN
     IF r.status <> 'held' THEN
         o_outcome := 'settled';
         RETURN;
+    END IF;
+    IF r.shopper IS NOT NULL THEN
+        RAISE EXCEPTION 'reservation % kept its shopper', p_id USING ERRCODE = 'PC001';
     END IF;
 
     -- The use, taken as a redemption's (the reservation's own hold is not
@@ -239,9 +247,14 @@ BEGIN
       AND p.active
       AND (p.starts_at IS NULL OR p.starts_at <= p_now)
       AND (p.expires_at IS NULL OR p.expires_at > p_now)
-    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit
-    INTO v_pid, v_used, v_max, v_limit;
+    RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, p.eligibility IS NOT NULL
+    INTO v_pid, v_used, v_max, v_limit, v_rules;
 
+    IF FOUND AND v_rules THEN
+        -- Nothing of this statement stays: the store confirms on its
+        -- statement path, which checks the rules in force.
+        RAISE EXCEPTION 'promotion % has eligibility rules', v_pid USING ERRCODE = 'PC001';
+    END IF;
     IF NOT FOUND THEN
         SELECT CASE
                 WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
@@ -325,8 +338,10 @@ BEGIN
     o_code := r.code;
     o_user := r.user_id;
     o_uses_left := greatest(0, v_max - v_load);
-    INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left)
-    VALUES (p_redemption, v_pid, r.code, r.user_id, NULLIF(p_order, ''), p_metadata, p_now, o_uses_left);
+    INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left,
+        client_addr, user_agent)
+    VALUES (p_redemption, v_pid, r.code, r.user_id, NULLIF(p_order, ''), p_metadata, p_now, o_uses_left,
+        NULLIF(p_client_addr, ''), NULLIF(p_user_agent, ''));
     INSERT INTO events (stream, event_key, payload, created_at)
     VALUES (p_stream, v_pid::text, p_head || v_pid || p_mid || promo_json_string(r.code) || ',"userId":'
         || promo_json_string(r.user_id) || p_body || o_uses_left || '},"codeUses":' || v_used || '}', p_now);
@@ -411,7 +426,7 @@ $$;
 
 -- +goose Down
 DROP FUNCTION rollback_redemption(text, timestamptz, text, text, text, text, timestamptz);
-DROP FUNCTION confirm_reservation(text, text, text, text, timestamptz, text, text, text, text);
+DROP FUNCTION confirm_reservation(text, text, text, text, timestamptz, text, text, text, text, text, text);
 DROP FUNCTION reserve_code(text, text, text, timestamptz, timestamptz, text, text);
 DROP FUNCTION promo_json_raw(text);
 DROP FUNCTION promo_json_amount(bigint);
