@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -182,15 +183,15 @@ func (s *Server) answerRedemptions(w http.ResponseWriter, r *http.Request, f pro
 		s.writeError(w, r, err)
 		return
 	}
-	body := map[string]any{"redemptions": page}
+	if page == nil {
+		page = []wire.Redemption{}
+	}
+	body := wire.RedemptionPage{Redemptions: page}
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
 	if len(page) == f.Limit {
-		body["next"] = page[len(page)-1].ID
-	}
-	if page == nil {
-		body["redemptions"] = []redemption.Receipt{}
+		body.Next = page[len(page)-1].ID
 	}
 	writeJSON(w, http.StatusOK, body)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
 )
@@ -63,12 +63,7 @@ func (s *Server) deletePromotion(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	w.Header().Set("Location", "/v1/promotions/"+promo.FormatID(id))
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": promo.FormatID(id), "deletion": v})
-}
-
-// topUpRequest is the body of POST /v1/promotions/{id}/topups.
-type topUpRequest struct {
-	CodeCount json.Number `json:"codeCount"`
+	writeJSON(w, http.StatusAccepted, wire.Deleted{Deletion: v, ID: promo.FormatID(id)})
 }
 
 // topUpPromotion adds codes to a generated promotion: 202 with the top-up and
@@ -86,7 +81,7 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req topUpRequest
+	var req wire.TopUpRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -104,27 +99,25 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"topup": t, "promotion": s.withTopUps(r, statusView(after), id)})
+	writeJSON(w, http.StatusAccepted, wire.ToppedUp{Promotion: s.withTopUps(r, statusView(after), id), TopUp: t})
 }
 
 // withTopUps adds a promotion's top-ups (if any) and its deletion (if
 // requested: status deleting, then deleted) to its status view.
-func (s *Server) withTopUps(r *http.Request, v map[string]any, id int64) map[string]any {
+func (s *Server) withTopUps(r *http.Request, v wire.Promotion, id int64) wire.Promotion {
 	list, err := s.promotions.TopUps(r.Context(), id)
 	if err != nil {
 		s.log.Warn("status without its top-ups", zap.Int64("promotion_id", id), zap.Error(err))
 		return v
 	}
-	if len(list) > 0 {
-		v["topups"] = list
-	}
+	v.TopUps = list
 	d, err := s.promotions.DeletionStatus(r.Context(), id)
 	if err != nil {
 		s.log.Warn("status without its deletion", zap.Int64("promotion_id", id), zap.Error(err))
 		return v
 	}
 	if d.RequestedAt != nil {
-		v["deletion"] = d // the status already says deleting/deleted (PromotionStatus.Status)
+		v.Deletion = &d // the status already says deleting/deleted (PromotionStatus.Status)
 	}
 	return v
 }
@@ -144,8 +137,8 @@ func (s *Server) listTopUps(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []promo.TopUp{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"codeCount": st.CodeCount, "generatedCount": st.GeneratedCount,
-		"status": st.Status(), "topups": list})
+	writeJSON(w, http.StatusOK, wire.TopUps{CodeCount: st.CodeCount, GeneratedCount: st.GeneratedCount,
+		Status: st.Status(), TopUps: list})
 }
 
 // cancelPromotion stops a generating promotion and answers its status
@@ -179,18 +172,13 @@ func (s *Server) actor(r *http.Request, role string) string {
 	return role + ":" + hex.EncodeToString(sum[:4])
 }
 
-// revokeRequest is the body of POST /v1/codes/{code}/revoke.
-type revokeRequest struct {
-	Reason string `json:"reason"`
-}
-
 func (s *Server) revokeCode(w http.ResponseWriter, r *http.Request) {
 	code, err := typedCode(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var req revokeRequest
+	var req wire.Reason
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -238,26 +226,15 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 	if page == nil {
 		page = []redemption.AuditView{}
 	}
-	body := map[string]any{"entries": page}
+	body := wire.AuditPage{Entries: page}
 	limit := f.Limit
 	if limit == 0 {
 		limit = 100
 	}
 	if len(page) == limit {
-		body["next"] = page[len(page)-1].ID
+		body.Next = page[len(page)-1].ID
 	}
 	writeJSON(w, http.StatusOK, body)
-}
-
-// patchRequest is the body of PATCH /v1/promotions/{id}: every field is
-// optional; startsAt/expiresAt null clears the bound.
-type patchRequest struct {
-	Name      *string         `json:"name"`
-	StartsAt  json.RawMessage `json:"startsAt"`
-	ExpiresAt json.RawMessage `json:"expiresAt"`
-	Active    *bool           `json:"active"`
-	// Eligibility replaces the rules; null or {} removes them.
-	Eligibility json.RawMessage `json:"eligibility"`
 }
 
 func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
@@ -266,7 +243,7 @@ func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req patchRequest
+	var req wire.PatchPromotion
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -282,11 +259,5 @@ func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, settingsView{PromotionSettings: ps, ID: promo.FormatID(ps.ID)})
-}
-
-// settingsView is a promotion's settings as PATCH answers them.
-type settingsView struct {
-	promo.PromotionSettings
-	ID string `json:"id"`
+	writeJSON(w, http.StatusOK, wire.Settings{PromotionSettings: ps, ID: promo.FormatID(ps.ID)})
 }

@@ -7,14 +7,9 @@ import (
 	"strings"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/promotion"
 )
-
-// listPage is the GET /v1/promotions body. NextCursor is absent on the last page.
-type listPage struct {
-	Items      []map[string]any `json:"items"`
-	NextCursor string           `json:"nextCursor,omitempty"`
-}
 
 // listPromotions answers GET /v1/promotions?status=&active=&name=&limit=&cursor=:
 // newest first, one page at a time. Each item is the promotion's status view
@@ -32,7 +27,7 @@ func (s *Server) listPromotions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	page := listPage{Items: make([]map[string]any, 0, len(list))}
+	page := wire.PromotionPage{Items: make([]wire.Promotion, 0, len(list))}
 	if len(list) > limit {
 		list = list[:limit]
 		page.NextCursor = encodeCursor(list[limit-1].ID)

@@ -2,12 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -31,19 +31,10 @@ func (s *Server) personalRoutes() []route {
 	}
 }
 
-// shopperFields are what a redemption or reservation body may say about the
-// shopper and the order, for the promotion's eligibility rules and the audit
-// trail. firstOrder may stand at the top or inside order.
-type shopperFields struct {
-	Segments   []string     `json:"segments"`
-	Order      *promo.Order `json:"order"`
-	FirstOrder *bool        `json:"firstOrder"`
-	Country    string       `json:"country"`
-}
-
-// shopper returns the fields as a promo.Shopper (nil when none is set) or
-// the field errors.
-func (f shopperFields) shopper() (*promo.Shopper, []promo.FieldError) {
+// shopperOf is what a redemption or reservation body (or a validation's
+// query) says about the shopper as a promo.Shopper (nil when nothing is
+// set), or the field errors.
+func shopperOf(f wire.Shopper) (*promo.Shopper, []promo.FieldError) {
 	if f.Segments == nil && f.Order == nil && f.FirstOrder == nil && f.Country == "" {
 		return nil, nil
 	}
@@ -64,7 +55,7 @@ func (f shopperFields) shopper() (*promo.Shopper, []promo.FieldError) {
 // country.
 func shopperQuery(r *http.Request) (*promo.Shopper, error) {
 	q := r.URL.Query()
-	var f shopperFields
+	var f wire.Shopper
 	for _, v := range q["segments"] {
 		for _, seg := range strings.Split(v, ",") {
 			if seg = strings.TrimSpace(seg); seg != "" {
@@ -88,17 +79,11 @@ func shopperQuery(r *http.Request) (*promo.Shopper, error) {
 		}
 		f.Order = &promo.Order{Amount: a, Currency: q.Get("currency")}
 	}
-	sh, errs := f.shopper()
+	sh, errs := shopperOf(f)
 	if fields = append(fields, errs...); len(fields) > 0 {
 		return nil, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields}
 	}
 	return sh, nil
-}
-
-// issueRequest is the body of POST /v1/promotions/{id}/issuances.
-type issueRequest struct {
-	UserID string          `json:"userId"`
-	Count  json.RawMessage `json:"count"`
 }
 
 func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +92,7 @@ func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req issueRequest
+	var req wire.Issue
 	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
 	if !ok {
 		return
@@ -171,5 +156,5 @@ func (s *Server) listUserCodes(w http.ResponseWriter, r *http.Request) {
 	if cs == nil {
 		cs = []promo.UserCode{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"userId": user, "codes": cs})
+	writeJSON(w, http.StatusOK, wire.UserCodes{Codes: cs, UserID: user})
 }

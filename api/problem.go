@@ -11,32 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/redemption"
 )
-
-// problem is an RFC 9457 problem document with per-field detail.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	// Reason is the stable machine-readable reason of a refused code
-	// operation (code_exhausted, expired, ...).
-	Reason string `json:"reason,omitempty"`
-	// Rule names the eligibility rule of a not_eligible refusal
-	// (segments, countries, firstOrderOnly, minOrderAmount).
-	Rule   string             `json:"rule,omitempty"`
-	Errors []promo.FieldError `json:"errors,omitempty"`
-	// MinLength is the shortest format.length that takes the requested
-	// count, on a 422 whose format is too short (the "at least N" of the
-	// format.length message).
-	MinLength int `json:"minLength,omitempty"`
-	// MinTailLength and MinSerialDigits are the same advice for a serial
-	// format: the shortest format.tailLength for the density limit, the
-	// fewest format.serialDigits for the count.
-	MinTailLength   int `json:"minTailLength,omitempty"`
-	MinSerialDigits int `json:"minSerialDigits,omitempty"`
-}
 
 // statusOf maps a domain error code to an HTTP status: the one place where
 // that mapping lives.
@@ -77,7 +54,7 @@ func errBusy(msg string) error { return &promo.Error{Code: errUnavailable, Messa
 // writeError answers with problem+json. Internal errors are logged here, once,
 // and their text is not shown to the caller.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	p := problem{Type: "about:blank"}
+	p := wire.Problem{Type: "about:blank"}
 	var de *promo.Error
 	if errors.Is(err, context.DeadlineExceeded) {
 		// The request's database deadline (DBTimeout) passed: say so, log why.

@@ -18,22 +18,9 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/promotion"
 )
-
-// createRequest is the body of POST /v1/promotions. codeCount is kept raw so
-// that strings, fractions and exponents are rejected, not silently coerced.
-type createRequest struct {
-	Name            string          `json:"name"`
-	CodeCount       json.RawMessage `json:"codeCount"`
-	Format          json.RawMessage `json:"format"` // decoded by decodeStrict, to name format.* fields
-	Code            *string         `json:"code"`
-	MaxUsagePerCode *int            `json:"maxUsagePerCode"`
-	PerUserLimit    *int            `json:"perUserLimit"`
-	StartsAt        json.RawMessage `json:"startsAt"` // parsed by parseTime, to name the field
-	ExpiresAt       json.RawMessage `json:"expiresAt"`
-	Eligibility     json.RawMessage `json:"eligibility"` // decoded by decodeEligibility
-}
 
 // decodeEligibility decodes eligibility rules strictly, naming
 // eligibility.* fields (absent or null: nil).
@@ -74,7 +61,7 @@ func (s *Server) createPromotion(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusCreated
 	}
 	w.Header().Set("Location", "/v1/promotions/"+c.Promotion.IDString())
-	writeJSON(w, code, map[string]any{"id": c.Promotion.IDString(), "status": c.Status})
+	writeJSON(w, code, wire.Created{ID: c.Promotion.IDString(), Status: c.Status})
 }
 
 // idempotencyKey reads the Idempotency-Key header, bounded.
@@ -97,7 +84,7 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion
 	if err != nil {
 		return out, err
 	}
-	var req createRequest
+	var req wire.CreatePromotion
 	if err := decodeStrict(body, &req, ""); err != nil {
 		return out, err
 	}
@@ -187,40 +174,13 @@ func (s *Server) getPromotion(w http.ResponseWriter, r *http.Request) {
 // list. redemptions and codesRedeemed are the totals as of the last rollup
 // (redemption.Roller), normally under a second behind; the stats endpoint
 // counts the audit trail exactly.
-func statusView(st promo.PromotionStatus) map[string]any {
-	v := map[string]any{
-		"id":              st.IDString(),
-		"name":            st.Name,
-		"kind":            st.Kind,
-		"status":          st.Status(),
-		"active":          st.Active,
-		"redemptions":     st.Totals.Redemptions,
-		"codesRedeemed":   st.Totals.CodesRedeemed,
-		"codeCount":       st.CodeCount,
-		"generatedCount":  st.GeneratedCount,
-		"missingCount":    max(st.CodeCount-st.GeneratedCount, 0),
-		"batches":         st.Batches,
-		"maxUsagePerCode": st.MaxUsagePerCode,
-		"perUserLimit":    st.PerUserLimit,
-		"createdAt":       st.CreatedAt,
-		"summary":         Summary(st),
-	}
-	if st.Format != nil {
-		v["format"] = st.Format
-	}
-	if st.VanityCode != "" {
-		v["code"] = st.VanityCode
-	}
-	if st.StartsAt != nil {
-		v["startsAt"] = st.StartsAt
-	}
-	if st.ExpiresAt != nil {
-		v["expiresAt"] = st.ExpiresAt
-	}
-	if st.Eligibility != nil {
-		v["eligibility"] = st.Eligibility
-	}
-	return v
+func statusView(st promo.PromotionStatus) wire.Promotion {
+	return wire.Promotion{Active: st.Active, Batches: st.Batches, Code: st.VanityCode, CodeCount: st.CodeCount,
+		CodesRedeemed: st.Totals.CodesRedeemed, CreatedAt: st.CreatedAt, Eligibility: st.Eligibility,
+		ExpiresAt: st.ExpiresAt, Format: st.Format, GeneratedCount: st.GeneratedCount, ID: st.IDString(), Kind: st.Kind,
+		MaxUsagePerCode: st.MaxUsagePerCode, MissingCount: max(st.CodeCount-st.GeneratedCount, 0), Name: st.Name,
+		PerUserLimit: st.PerUserLimit, Redemptions: st.Totals.Redemptions, StartsAt: st.StartsAt, Status: st.Status(),
+		Summary: Summary(st)}
 }
 
 // Summary is the one-line progress admins read, e.g.

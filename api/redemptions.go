@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -119,14 +120,6 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// redeemRequest is the body of POST /v1/codes/{code}/redemptions.
-type redeemRequest struct {
-	UserID   string          `json:"userId"`
-	OrderID  string          `json:"orderId"`
-	Metadata json.RawMessage `json:"metadata"`
-	shopperFields
-}
-
 // readShopper decodes a shopper's request body into req, takes its user from
 // a signed shopper token when there is one (userID points into req), and
 // checks the Idempotency-Key (printable ASCII, at most maxIdemKeyLen): the
@@ -151,7 +144,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var req redeemRequest
+	var req wire.Redeem
 	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
 	if !ok {
 		return
@@ -169,7 +162,7 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
-	shopper, errs := req.shopper()
+	shopper, errs := shopperOf(req.Shopper)
 	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
@@ -239,18 +232,13 @@ func (s *Server) maxMetadata() int {
 	return 1024
 }
 
-// rollbackRequest is the body of POST /v1/redemptions/{id}/rollback.
-type rollbackRequest struct {
-	Reason string `json:"reason"`
-}
-
 func (s *Server) rollbackRedemption(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := promo.CheckText("id", id, 64, true); err != nil {
 		s.writeError(w, r, promo.Errorf(promo.ENotFound, "no redemption %q", truncate(id, 64)))
 		return
 	}
-	var req rollbackRequest
+	var req wire.Reason
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -2,11 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/redemption"
 )
 
@@ -34,21 +34,13 @@ func (s *Server) reservationRoutes() []route {
 
 func (s *Server) reserver() Reserver { return s.redeemer.(Reserver) }
 
-// reserveRequest is the body of POST /v1/codes/{code}/reservations. TTL is a
-// duration ("90s", "15m"); empty takes redeem.reservationTTL.
-type reserveRequest struct {
-	UserID string `json:"userId"`
-	TTL    string `json:"ttl"`
-	shopperFields
-}
-
 func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 	code, err := typedCode(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	var req reserveRequest
+	var req wire.Reserve
 	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
 	if !ok {
 		return
@@ -70,7 +62,7 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 				Message: `must be a positive duration such as "90s" or "15m"`})
 		}
 	}
-	shopper, errs := req.shopper()
+	shopper, errs := shopperOf(req.Shopper)
 	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
@@ -114,19 +106,12 @@ func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, v)
 }
 
-// confirmRequest is the body of POST /v1/reservations/{id}/confirm.
-type confirmRequest struct {
-	OrderID  string          `json:"orderId"`
-	Metadata json.RawMessage `json:"metadata"`
-	shopperFields
-}
-
 func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.reservationID(w, r)
 	if !ok {
 		return
 	}
-	var req confirmRequest
+	var req wire.Confirm
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -143,7 +128,7 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		fields = append(fields, err.(*promo.Error).Fields...)
 	}
-	shopper, errs := req.shopper()
+	shopper, errs := shopperOf(req.Shopper)
 	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return

@@ -325,7 +325,7 @@ func apiMessage(err error) string {
 	if msg == "" {
 		msg = p.Title
 	}
-	for _, e := range p.Fields {
+	for _, e := range p.Errors {
 		if e.Field != "" {
 			msg += "; " + e.Field + ": " + e.Message
 		} else {

@@ -150,8 +150,8 @@ func (c *Console) editPromotion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		status = apiStatus(err)
-		if pe, ok := asProblem(err); ok && len(pe.Fields) > 0 {
-			for _, fe := range pe.Fields {
+		if pe, ok := asProblem(err); ok && len(pe.Errors) > 0 {
+			for _, fe := range pe.Errors {
 				errs[fe.Field] = fe.Message
 			}
 		} else {

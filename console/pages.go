@@ -154,7 +154,7 @@ func (c *Console) fetchList(r *http.Request) (listData, error) {
 	case "":
 	default:
 		return listData{}, &client.ProblemError{Status: http.StatusUnprocessableEntity,
-			Fields: []promo.FieldError{{Field: "active", Message: "must be true or false"}}}
+			Errors: []promo.FieldError{{Field: "active", Message: "must be true or false"}}}
 	}
 	api, ctx := c.apiFor(r)
 	page, err := api.ListPromotions(ctx, lq)
@@ -211,10 +211,7 @@ const maxBatchRows = 50
 // promotion's status, deletion, summary and incomplete batches, read
 // together so that they agree.
 func (c *Console) liveData(r *http.Request, p client.Status) map[string]any {
-	data := map[string]any{"P": p, "L": lifecycleOf(p)}
-	if p.Active != nil {
-		data["Active"] = *p.Active
-	}
+	data := map[string]any{"P": p, "L": lifecycleOf(p), "Active": p.Active}
 	if c.batches != nil {
 		id, _ := promo.ParseID(p.ID)
 		bs, err := c.batches.IncompleteBatches(r.Context(), id)
@@ -586,7 +583,7 @@ func (c *Console) create(w http.ResponseWriter, r *http.Request) {
 		}
 		var p *client.ProblemError
 		if errors.As(err, &p) {
-			for _, e := range p.Fields {
+			for _, e := range p.Errors {
 				key := e.Field
 				if strings.HasPrefix(key, "format.") || key == "format" {
 					key = "format"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // TopUpRequest asks for more codes in a generated promotion.
@@ -161,11 +162,9 @@ func (s *Service) Cancel(ctx context.Context, actor string, id int64) (promo.Pro
 	return st, replayed, err
 }
 
-// Deletion is where a promotion's deletion stands.
-type Deletion struct {
-	promo.Deletion
-	CodesLeft int64 `json:"codesLeft"`
-}
+// Deletion is where a promotion's deletion stands, as the API answers it
+// (pkg/wire).
+type Deletion = wire.Deletion
 
 // Delete requests a promotion's deletion: it is switched off and its
 // generation cancelled at once, and the finisher (Run) deletes its codes in

@@ -5,6 +5,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // AdminStore is what the admin changes of codes need.
@@ -13,19 +14,12 @@ type AdminStore interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
 }
 
-// RevocationView is a revocation as the API answers it.
-type RevocationView struct {
-	promo.Revocation
-	Code        string `json:"code"` // display form
-	PromotionID string `json:"promotionId"`
-}
-
-// AuditView is an audit entry as the API answers it.
-type AuditView struct {
-	promo.AuditEntry
-	Code        string `json:"code,omitempty"` // display form
-	PromotionID string `json:"promotionId"`
-}
+// RevocationView and AuditView are a revocation and an audit entry as the
+// API answers them (pkg/wire).
+type (
+	RevocationView = wire.Revocation
+	AuditView      = wire.AuditEntry
+)
 
 // Revoke makes one code unusable; actor is who asked (audited). A code
 // revoked before is answered again (replayed) and keeps its first reason.

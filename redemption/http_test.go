@@ -175,7 +175,7 @@ func TestValidityWindowAndSwitch(t *testing.T) {
 		reason       string
 	}{{soon[0], "not_started", 409, "not_started"}, {gone[0], "expired", 410, "expired"}, {off[0], "deactivated", 410, "deactivated"}} {
 		r, v := h.validate(c.code, "")
-		if r.status != http.StatusOK || v.Status != c.status {
+		if r.status != http.StatusOK || string(v.Status) != c.status {
 			t.Errorf("validate %s = %d %s, want status %s", c.code, r.status, r.body, c.status)
 		}
 		r, _ = h.redeem(c.code, "u", nil)

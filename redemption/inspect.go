@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // InspectStore is what an admin's view of a code reads besides its state:
@@ -18,18 +19,8 @@ type InspectStore interface {
 // (a code with more has them counted in ReservedUses).
 const MaxCodeReservations = 100
 
-// CodeDetail is a code as an admin sees it: what validation shows, and the
-// committed uses, the revocation and the live reservations.
-type CodeDetail struct {
-	CodeView
-	Used         int               `json:"used"`
-	PromotionID  string            `json:"promotionId"`
-	RevokedAt    *time.Time        `json:"revokedAt,omitempty"`
-	RevokeReason string            `json:"revokeReason,omitempty"`
-	Reservations []ReservationView `json:"reservations"`
-	// Owner is the customer a bound code was issued to (admins only).
-	Owner string `json:"owner,omitempty"`
-}
+// CodeDetail is a code as an admin sees it (pkg/wire).
+type CodeDetail = wire.CodeDetail
 
 // CodeDetail looks a typed code up for an admin. Like Validate it
 // recognises the code offline first and counts a failed look-up against

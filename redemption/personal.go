@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // PersonalStore is what personal codes need from the database.
@@ -25,12 +26,8 @@ type IssueInput struct {
 	Actor          string // who asked (the audit row's actor)
 }
 
-// IssuanceView is an issuance as the API answers it: the codes in their
-// display form.
-type IssuanceView struct {
-	promo.Issuance
-	PromotionID string `json:"promotionId"`
-}
+// IssuanceView is an issuance as the API answers it (pkg/wire).
+type IssuanceView = wire.Issuance
 
 // Issue hands out the next unassigned codes of a generated promotion to a
 // user, bound to them (see the store's Issue). pool_exhausted when fewer are

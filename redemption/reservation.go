@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // ReservationStore is what reservations need from the database.
@@ -33,13 +34,8 @@ type ReserveInput struct {
 	Shopper *promo.Shopper
 }
 
-// ReservationView is a reservation as the API answers it: Status is the
-// state now (a held one past expiresAt shows "expired").
-type ReservationView struct {
-	promo.Reservation
-	Code        string `json:"code"` // display form
-	PromotionID string `json:"promotionId"`
-}
+// ReservationView is a reservation as the API answers it (pkg/wire).
+type ReservationView = wire.Reservation
 
 // ConfirmInput confirms a reservation.
 type ConfirmInput struct {

@@ -28,6 +28,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // Store is what redemption needs from the database.
@@ -294,43 +295,14 @@ func (s *Service) Close() {}
 // reason on redemption is code_exhausted).
 const StatusExhausted promo.Reason = "exhausted"
 
-// CodeView is a code as validation shows it.
-type CodeView struct {
-	Code      string       `json:"code"` // display form
-	Promotion PromotionRef `json:"promotion"`
-	Status    promo.Reason `json:"status"`
-	UsesLeft  int          `json:"usesLeft"`
-	// ReservedUses is how many uses live reservations hold (not in UsesLeft).
-	ReservedUses int `json:"reservedUses"`
-	// UserUsesLeft is set when a user was asked about; -1 would mean no
-	// limit, which is shown as null ("unlimited") instead.
-	UserUsesLeft *int       `json:"userUsesLeft,omitempty"`
-	UserLimited  bool       `json:"-"`
-	StartsAt     *time.Time `json:"startsAt"`
-	ExpiresAt    *time.Time `json:"expiresAt"`
-	MaxUsage     int        `json:"maxUsagePerCode"`
-	PerUserLimit int        `json:"perUserLimit"`
-	// Rule names the eligibility rule of a not_eligible status.
-	Rule string `json:"rule,omitempty"`
-	// Bound says the code is bound to a customer (issued to them); who it
-	// is, validation does not say.
-	Bound bool `json:"bound,omitempty"`
-	// Eligibility is the promotion's rules (nil: anyone).
-	Eligibility *promo.Eligibility `json:"eligibility,omitempty"`
-}
-
-// PromotionRef names a promotion in a code's view.
-type PromotionRef struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-// Receipt is a redemption as the API answers it.
-type Receipt struct {
-	promo.Redemption
-	Code        string `json:"code"` // display form
-	PromotionID string `json:"promotionId"`
-}
+// The answers of the code endpoints are the API's wire bodies (pkg/wire):
+// a code as validation shows it, the promotion it names, and a redemption
+// (its code in display form).
+type (
+	CodeView     = wire.CodeView
+	PromotionRef = wire.PromotionRef
+	Receipt      = wire.Redemption
+)
 
 // recognise turns a typed code into its canonical form and refuses a
 // malformed one or a typo, without touching the database. The look-up is

@@ -25,6 +25,7 @@ import (
 	"github.com/pb33f/libopenapi-validator/config"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 var (
@@ -194,11 +195,7 @@ func documented(val validator.Validator, r *http.Request) bool {
 }
 
 func checkProblem(t testing.TB, r *http.Request, res *http.Response, body []byte) {
-	var p struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-	}
+	var p wire.Problem
 	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Errorf("OpenAPI: %s %s → %d with Content-Type %q, want a problem document", r.Method, r.URL.Path, res.StatusCode, ct)
 	}

@@ -485,18 +485,18 @@ func promotionsDeadHint(id string) string {
 // line; other errors pass through to main's "error: ..." line.
 func promotionsError(err error) error {
 	var p *client.ProblemError
-	if !errors.As(err, &p) || len(p.Fields) == 0 {
+	if !errors.As(err, &p) || len(p.Errors) == 0 {
 		return err
 	}
 	fields := *p
-	fields.Fields = nil
+	fields.Errors = nil
 	prefix, ok := strings.CutSuffix(err.Error(), p.Error())
 	if !ok {
 		prefix = ""
 	}
 	var b strings.Builder
 	b.WriteString("error: " + prefix + fields.Error())
-	for _, f := range p.Fields {
+	for _, f := range p.Errors {
 		b.WriteString("\n  " + f.Field + ": " + f.Message)
 	}
 	return &exitError{code: 1, msg: b.String()}

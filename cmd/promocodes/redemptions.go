@@ -144,7 +144,7 @@ func codesLookupCmd() *cobra.Command {
 			w := csv.NewWriter(out)
 			w.Comma = '\t'
 			rows := [][]string{
-				{"code", v.Code}, {"promotion", v.Promotion.ID + " (" + v.Promotion.Name + ")"}, {"status", v.Status},
+				{"code", v.Code}, {"promotion", v.Promotion.ID + " (" + v.Promotion.Name + ")"}, {"status", string(v.Status)},
 				{"uses left", strconv.Itoa(v.UsesLeft) + " of " + strconv.Itoa(v.MaxUsage)},
 				{"window", window(v.StartsAt) + " .. " + window(v.ExpiresAt)},
 			}

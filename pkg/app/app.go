@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -72,21 +73,36 @@ func OpenStore(ctx context.Context, c DBConfig) (Store, error) {
 func openStore(ctx context.Context, c DBConfig, s DBSession, name string, clock func() time.Time) (Store, error) {
 	switch c.Driver {
 	case "sqlite":
-		sc := sqlite.Config{Path: c.DSN, BusyTimeout: s.LockTimeout, Clock: clock}
-		if strings.HasPrefix(c.DSN, "file:") {
-			sc.Path, sc.DSN = "", c.DSN
-		}
-		return sqlite.Open(ctx, sc)
+		return sqlite.Open(ctx, sqliteConfig(c, s, clock))
 	case "postgres":
-		return postgres.Open(ctx, postgres.Config{DSN: c.DSN, MaxConns: int32(c.MaxConns),
-			StatementTimeout: s.StatementTimeout, LockTimeout: s.LockTimeout, IdleInTransactionTimeout: s.IdleInTransactionTimeout,
-			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock})
+		return postgres.Open(ctx, postgresConfig(c, s, name, clock))
 	case "sqlserver":
-		return sqlserver.Open(ctx, sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns, LockTimeout: s.LockTimeout,
-			KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, Clock: clock})
+		return sqlserver.Open(ctx, sqlserverConfig(c, s, clock))
 	default:
 		return nil, fmt.Errorf("db.driver: unsupported driver %q", c.Driver)
 	}
+}
+
+// sqliteConfig, postgresConfig and sqlserverConfig are the store's Config
+// of the db section and a deployable's session limits: what openStore opens
+// and what Config.Validate checks.
+func sqliteConfig(c DBConfig, s DBSession, clock func() time.Time) sqlite.Config {
+	sc := sqlite.Config{Path: c.DSN, BusyTimeout: s.LockTimeout, Clock: clock}
+	if strings.HasPrefix(c.DSN, "file:") {
+		sc.Path, sc.DSN = "", c.DSN
+	}
+	return sc
+}
+
+func postgresConfig(c DBConfig, s DBSession, name string, clock func() time.Time) postgres.Config {
+	return postgres.Config{DSN: c.DSN, MaxConns: int32(min(c.MaxConns, math.MaxInt32)),
+		StatementTimeout: s.StatementTimeout, LockTimeout: s.LockTimeout, IdleInTransactionTimeout: s.IdleInTransactionTimeout,
+		KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock}
+}
+
+func sqlserverConfig(c DBConfig, s DBSession, clock func() time.Time) sqlserver.Config {
+	return sqlserver.Config{DSN: c.DSN, MaxConns: c.MaxConns, LockTimeout: s.LockTimeout,
+		KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, Clock: clock}
 }
 
 // MigrateResult is what Migrate did: the file names of the migrations it

@@ -2,9 +2,7 @@ package app
 
 import (
 	"errors"
-	"maps"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -130,24 +128,6 @@ func (s DBSession) loosest(o DBSession) DBSession {
 	return DBSession{StatementTimeout: pick(s.StatementTimeout, o.StatementTimeout),
 		LockTimeout:              pick(s.LockTimeout, o.LockTimeout),
 		IdleInTransactionTimeout: pick(s.IdleInTransactionTimeout, o.IdleInTransactionTimeout)}
-}
-
-// maxSessionTimeout is the largest limit the databases take (INT_MAX ms).
-const maxSessionTimeout = (1<<31 - 1) * time.Millisecond
-
-// validate checks the session limits, naming them by their keys
-// ("lockTimeout"); the caller places them under api.db or generator.db.
-func (s DBSession) validate() error {
-	var errs configkey.List
-	ds := map[string]time.Duration{"statementTimeout": s.StatementTimeout, "lockTimeout": s.LockTimeout,
-		"idleInTransactionTimeout": s.IdleInTransactionTimeout}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		d := ds[key]
-		if d != 0 && (d < time.Millisecond || d > maxSessionTimeout) {
-			errs.Add(key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxSessionTimeout, d)
-		}
-	}
-	return errs.Err()
 }
 
 type KafkaConfig struct {
@@ -331,9 +311,8 @@ func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Join(c.validateProcess())
 	errs.Join(configkey.Prefix("http", c.HTTP.validate()))
-	errs.Join(configkey.Prefix("db", c.DB.validate(c.IsDev())))
-	errs.Join(configkey.Prefix("api.db", c.API.DB.validate()))
-	errs.Join(configkey.Prefix("generator.db", c.Generator.DB.validate()))
+	errs.Join(c.validateStore("api.db", c.API.DB))
+	errs.Join(c.validateStore("generator.db", c.Generator.DB))
 	errs.Join(configkey.Prefix("kafka", c.kafkaConfig("").Validate()))
 	errs.Join(configkey.Prefix("kafka.topics", kafka.ValidateTopics(c.topicNames())))
 	errs.Join(configkey.Place(c.apiConfig().Validate(), "api", apiKeys))
@@ -406,28 +385,40 @@ func (h HTTPConfig) validate() error {
 	return errs.Err()
 }
 
-// validate checks the database section; in dev, SQLite needs no DSN (the
-// data dir's file).
-func (d DBConfig) validate(dev bool) error {
-	var errs configkey.List
-	switch d.Driver {
-	case "sqlite", "postgres", "sqlserver":
+// validateStore checks the database settings of a deployable whose session
+// limits are s, under section ("api.db"): the store of db.driver validates
+// the Config the deployable would open (openStore), and its keys are placed
+// here. A setting the driver does not use is not checked.
+func (c Config) validateStore(section string, s DBSession) error {
+	db := c.Resolve().DB // in dev, SQLite's file is the data dir's
+	var store interface{ Validate() error }
+	switch db.Driver {
+	case "sqlite":
+		store = sqliteConfig(db, s, nil)
+	case "postgres":
+		store = postgresConfig(db, s, "", nil)
+	case "sqlserver":
+		store = sqlserverConfig(db, s, nil)
 	default:
-		errs.Add("driver", "must be sqlite, postgres or sqlserver, got %q", d.Driver)
+		return configkey.Errorf("db.driver", "must be sqlite, postgres or sqlserver, got %q", db.Driver)
 	}
-	if d.DSN == "" && !(dev && d.Driver == "sqlite") {
-		errs.Add("dsn", "must be set (PROMOCODES_DB_DSN)")
+	return dsnHint(configkey.Place(store.Validate(), "db", map[string]string{
+		"path": "db.dsn", "dsn": "db.dsn", "maxReadConns": "db.maxConns",
+		"statementTimeout": section + ".statementTimeout", "lockTimeout": section + ".lockTimeout",
+		"busyTimeout": section + ".lockTimeout", "idleInTransactionTimeout": section + ".idleInTransactionTimeout"}))
+}
+
+// dsnHint says where an unset db.dsn is usually given: the environment,
+// as it holds a password.
+func dsnHint(err error) error {
+	var out configkey.List
+	for _, e := range configkey.Split(err) {
+		if ke, ok := e.(*configkey.Error); ok && ke.Key == "db.dsn" && ke.Msg == "must be set" {
+			e = configkey.Errorf(ke.Key, "must be set (PROMOCODES_DB_DSN)")
+		}
+		out = append(out, e)
 	}
-	if d.MaxConns < 1 {
-		errs.Add("maxConns", "must be at least 1, got %d", d.MaxConns)
-	}
-	if d.KeepAlive != 0 && d.KeepAlive < time.Second {
-		errs.Add("keepAlive", "must be 0 (15s) or at least 1s, got %s", d.KeepAlive)
-	}
-	if d.TCPUserTimeout != 0 && (d.TCPUserTimeout < time.Second || d.TCPUserTimeout > maxSessionTimeout) {
-		errs.Add("tcpUserTimeout", "must be 0 (the system's default) or from 1s to %s, got %s", maxSessionTimeout, d.TCPUserTimeout)
-	}
-	return errs.Err()
+	return out.Err()
 }
 
 // validateGroups checks the consumer groups the wiring hands out: the

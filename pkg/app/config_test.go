@@ -73,6 +73,74 @@ func TestValidateRefusesAnExplicitZero(t *testing.T) {
 	}
 }
 
+// The store of db.driver validates the database settings a deployable
+// opens; each refusal names the key an operator sets, in full, once (the
+// API and the generator share db.*), and the session limits name the
+// deployable's section.
+func TestValidateStoreKeys(t *testing.T) {
+	valid := func(driver, dsn string) Config {
+		c := Defaults()
+		c.DB.Driver, c.DB.DSN = driver, dsn
+		c.Auth.AdminTokens = []string{"admin-token-0123456789"}
+		c.Codes.Secret = "a-secret-of-at-least-32-bytes-0123456789"
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+		want []string // whole lines of the error
+	}{
+		{"postgres", func(c *Config) {
+			*c = valid("postgres", "")
+			c.DB.MaxConns = -1
+			c.DB.KeepAlive = 10 * time.Millisecond
+			c.DB.TCPUserTimeout = 10 * time.Millisecond
+			c.API.DB.LockTimeout = 500 * time.Microsecond
+			c.Generator.DB.IdleInTransactionTimeout = 30 * 24 * time.Hour
+		}, []string{
+			"db.dsn: must be set (PROMOCODES_DB_DSN)",
+			"db.maxConns: must be at least 1 (0: 4), got -1",
+			"api.db.lockTimeout: must be 0 (the server's setting) or from 1ms to 596h31m23.647s, got 500µs",
+			"db.keepAlive: must be 0 (15s), negative (off) or at least 1s, got 10ms",
+			"db.tcpUserTimeout: must be 0 (the system's default) or from 1s to 596h31m23.647s, got 10ms",
+			"generator.db.idleInTransactionTimeout: must be 0 (the server's setting) or from 1ms to 596h31m23.647s, got 720h0m0s",
+		}},
+		{"sqlserver", func(c *Config) {
+			*c = valid("sqlserver", "sqlserver://sa:pw@h:1433?database=promocodes")
+			c.Generator.DB.LockTimeout = -time.Second
+		}, []string{"generator.db.lockTimeout: must be 0 (no limit) or from 1ms to 596h31m23.647s, got -1s"}},
+		{"sqlite in production without a dsn", func(c *Config) {
+			*c = valid("sqlite", "")
+			c.API.DB.LockTimeout = -time.Second
+		}, []string{
+			"db.dsn: must be set (PROMOCODES_DB_DSN)",
+			"api.db.lockTimeout: must be 0 (10s) or from 1ms to 596h31m23.647s, got -1s",
+		}},
+		{"sqlite in memory", func(c *Config) { *c = valid("sqlite", ":memory:") },
+			[]string{"db.dsn: must be a file: in-memory databases are not supported (tests: t.TempDir())"}},
+		{"driver", func(c *Config) { *c = valid("mysql", "x") },
+			[]string{`db.driver: must be sqlite, postgres or sqlserver, got "mysql"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Config
+			tc.set(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			got := strings.Split(err.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("Validate =\n%s\nwant\n%s", err, strings.Join(tc.want, "\n"))
+			}
+		})
+	}
+	c := valid("sqlite", "")
+	c.Env = "dev" // the data dir's file
+	if err := c.Validate(); err != nil {
+		t.Errorf("dev SQLite without a dsn: %v", err)
+	}
+}
+
 // The admission bounds are checked with their keys: slots in 1..10,000 or
 // -1 (off) or 0 (the pool's size), and a wait the HTTP server's read
 // timeout would cut first is refused.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/client"
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 func newClient(t *testing.T, url string, opts ...client.Option) *client.Client {
@@ -100,7 +101,7 @@ func TestCreatePromotionSendsContract(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := client.Created{ID: "42", Status: promo.StatusPending, Location: srv.URL + "/api/v1/promotions/42",
+			want := client.Created{Created: wire.Created{ID: "42", Status: promo.StatusPending}, Location: srv.URL + "/api/v1/promotions/42",
 				Replayed: tt.status == http.StatusOK}
 			if got != want {
 				t.Errorf("got %+v, want %+v", got, want)
@@ -140,7 +141,7 @@ func TestProblemDecoding(t *testing.T) {
 			body: `{"type":"about:blank","title":"Unprocessable Entity","status":422,"detail":"invalid request",
 				"errors":[{"field":"codeCount","message":"must be at least 1"},{"field":"format.length","message":"must be 4..64"}]}`,
 			want: client.ProblemError{Type: "about:blank", Title: "Unprocessable Entity", Status: 422, Detail: "invalid request",
-				Fields: []promo.FieldError{{Field: "codeCount", Message: "must be at least 1"}, {Field: "format.length", Message: "must be 4..64"}}},
+				Errors: []promo.FieldError{{Field: "codeCount", Message: "must be at least 1"}, {Field: "format.length", Message: "must be 4..64"}}},
 			wantMsg: `create promotion "x": 422 Unprocessable Entity: invalid request (codeCount: must be at least 1; format.length: must be 4..64)`,
 		},
 		{
@@ -203,7 +204,7 @@ func TestGetPromotion(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.ID != "7" || st.Status != promo.StatusGenerating || st.CodeCount != 1_000_000 || st.GeneratedCount != 250_000 ||
-		st.Batches != (client.Batches{Total: 20, Completed: 5, Retrying: 1}) || st.Format.Length != 10 ||
+		st.Batches != (promo.BatchCounts{Total: 20, Completed: 5, Retrying: 1}) || st.Format.Length != 10 ||
 		!st.CreatedAt.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Errorf("status = %+v", st)
 	}

@@ -45,7 +45,7 @@ func TestInProcessServesTheHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Name != "winter" || st.Active == nil || !*st.Active || !st.Done() {
+	if st.Name != "winter" || !st.Active || !st.Done() {
 		t.Errorf("status = %+v", st)
 	}
 	if seen.Method != http.MethodGet || seen.URL.Path != "/v1/promotions/7" || seen.RequestURI != "/v1/promotions/7" ||

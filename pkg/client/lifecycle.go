@@ -10,21 +10,19 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // Revocation is a revoked code as POST /v1/codes/{code}/revoke answers it.
 type Revocation struct {
-	Code        string    `json:"code"`
-	PromotionID string    `json:"promotionId"`
-	RevokedAt   time.Time `json:"revokedAt"`
-	Reason      string    `json:"reason"`
+	wire.Revocation
 	// Replayed: the code had been revoked before (the first reason stays).
 	Replayed bool `json:"-"`
 }
 
 // RevokeCode makes one code unusable (admin).
 func (c *Client) RevokeCode(ctx context.Context, code, reason string) (Revocation, error) {
-	body, err := json.Marshal(map[string]string{"reason": reason})
+	body, err := json.Marshal(wire.Reason{Reason: reason})
 	if err != nil {
 		return Revocation{}, err
 	}
@@ -57,41 +55,28 @@ type PromotionUpdate struct {
 }
 
 // PromotionSettings is what PATCH answers.
-type PromotionSettings struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	StartsAt  *time.Time `json:"startsAt"`
-	ExpiresAt *time.Time `json:"expiresAt"`
-	Active    bool       `json:"active"`
-}
+type PromotionSettings = wire.Settings
 
 // UpdatePromotion changes a promotion's name, window, active flag or
 // eligibility rules (admin).
 func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpdate) (PromotionSettings, error) {
-	m := map[string]any{}
-	if u.Name != nil {
-		m["name"] = *u.Name
-	}
-	if u.Active != nil {
-		m["active"] = *u.Active
-	}
+	m := wire.PatchPromotion{Name: u.Name, Active: u.Active}
 	switch {
 	case u.ClearStartsAt:
-		m["startsAt"] = nil
+		m.StartsAt = wire.Null
 	case u.StartsAt != nil:
-		m["startsAt"] = u.StartsAt.UTC()
+		m.StartsAt = wire.RawOf(new(u.StartsAt.UTC()))
 	}
 	switch {
 	case u.ClearExpiresAt:
-		m["expiresAt"] = nil
+		m.ExpiresAt = wire.Null
 	case u.ExpiresAt != nil:
-		m["expiresAt"] = u.ExpiresAt.UTC()
+		m.ExpiresAt = wire.RawOf(new(u.ExpiresAt.UTC()))
 	}
 	if u.SetEligibility {
-		if u.Eligibility == nil || u.Eligibility.IsZero() {
-			m["eligibility"] = nil
-		} else {
-			m["eligibility"] = u.Eligibility
+		m.Eligibility = wire.Null
+		if u.Eligibility != nil && !u.Eligibility.IsZero() {
+			m.Eligibility = wire.RawOf(u.Eligibility)
 		}
 	}
 	body, err := json.Marshal(m)
@@ -109,23 +94,13 @@ func (c *Client) UpdatePromotion(ctx context.Context, id string, u PromotionUpda
 	return s, nil
 }
 
-// AuditEntry is one admin change of a promotion.
-type AuditEntry struct {
-	ID          string          `json:"id"`
-	At          time.Time       `json:"at"`
-	Actor       string          `json:"actor"`
-	Action      string          `json:"action"`
-	PromotionID string          `json:"promotionId"`
-	Code        string          `json:"code,omitempty"`
-	Detail      json.RawMessage `json:"detail,omitempty"`
-}
-
-// AuditPage is one page of a promotion's audit log; Next is the cursor of
-// the following page ("" on the last).
-type AuditPage struct {
-	Entries []AuditEntry `json:"entries"`
-	Next    string       `json:"next"`
-}
+// AuditEntry is one admin change of a promotion; AuditPage a page of a
+// promotion's audit log (Next is the cursor of the following page, "" on
+// the last).
+type (
+	AuditEntry = wire.AuditEntry
+	AuditPage  = wire.AuditPage
+)
 
 // AuditLog reads a page of a promotion's audit log, newest first.
 func (c *Client) AuditLog(ctx context.Context, id, after string, limit int) (AuditPage, error) {
@@ -168,11 +143,7 @@ func (c *Client) CancelPromotion(ctx context.Context, id string) (st Status, rep
 
 // TopUp is one top-up as the API answers it.
 type TopUp struct {
-	No           int       `json:"no"`
-	CodeCount    int64     `json:"codeCount"`
-	FirstBatchNo int       `json:"firstBatchNo"`
-	BatchCount   int       `json:"batchCount"`
-	CreatedAt    time.Time `json:"createdAt"`
+	promo.TopUp
 	// Replayed: the answer to an earlier call with the same Idempotency-Key.
 	Replayed bool `json:"-"`
 }
@@ -182,7 +153,7 @@ type TopUp struct {
 // non-empty idempotencyKey makes the call safe to repeat: a repeat with the
 // same key and count answers the first top-up (Replayed) and adds nothing.
 func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64, idempotencyKey string) (TopUp, Status, error) {
-	body, err := json.Marshal(map[string]int64{"codeCount": n})
+	body, err := json.Marshal(wire.TopUpRequest{CodeCount: json.Number(strconv.FormatInt(n, 10))})
 	if err != nil {
 		return TopUp{}, Status{}, err
 	}
@@ -193,24 +164,17 @@ func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64, idempot
 	if idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", idempotencyKey)
 	}
-	var out struct {
-		TopUp     TopUp  `json:"topup"`
-		Promotion Status `json:"promotion"`
-	}
+	var out wire.ToppedUp
 	resp, _, err := c.doJSON(ctx, req, &out)
 	if err != nil {
 		return TopUp{}, Status{}, fmt.Errorf("top up promotion %s: %w", id, err)
 	}
-	out.TopUp.Replayed = resp.Header.Get("Idempotent-Replayed") == "true"
-	return out.TopUp, out.Promotion, nil
+	return TopUp{TopUp: out.TopUp, Replayed: resp.Header.Get("Idempotent-Replayed") == "true"},
+		Status{Promotion: out.Promotion}, nil
 }
 
 // Deletion is where a promotion's deletion stands.
-type Deletion struct {
-	RequestedAt *time.Time `json:"requestedAt"`
-	DeletedAt   *time.Time `json:"deletedAt"`
-	CodesLeft   int64      `json:"codesLeft"`
-}
+type Deletion = wire.Deletion
 
 // DeletePromotion requests a promotion's deletion (admin): it is switched off
 // at once and its codes are deleted in the background; follow it with
@@ -220,9 +184,7 @@ func (c *Client) DeletePromotion(ctx context.Context, id string) (Deletion, bool
 	if err != nil {
 		return Deletion{}, false, fmt.Errorf("delete promotion %s: %w", id, err)
 	}
-	var out struct {
-		Deletion Deletion `json:"deletion"`
-	}
+	var out wire.Deleted
 	resp, _, err := c.doJSON(ctx, req, &out)
 	if err != nil {
 		return Deletion{}, false, fmt.Errorf("delete promotion %s: %w", id, err)

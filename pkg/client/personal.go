@@ -6,38 +6,27 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // Issuance is codes handed out to a customer (POST
-// /v1/promotions/{id}/issuances), in display form.
-type Issuance struct {
-	ID          string    `json:"id"`
-	PromotionID string    `json:"promotionId"`
-	UserID      string    `json:"userId"`
-	Codes       []string  `json:"codes"`
-	IssuedAt    time.Time `json:"issuedAt"`
-}
-
-// UserCode is one code issued to a customer, with its state now.
-type UserCode struct {
-	Code          string    `json:"code"`
-	PromotionID   string    `json:"promotionId"`
-	PromotionName string    `json:"promotionName"`
-	IssuedAt      time.Time `json:"issuedAt"`
-	Used          int       `json:"used"`
-	UsesLeft      int       `json:"usesLeft"`
-	Status        string    `json:"status"`
-}
+// /v1/promotions/{id}/issuances), in display form; UserCode is one code
+// issued to a customer, with its state now.
+type (
+	Issuance = wire.Issuance
+	UserCode = promo.UserCode
+)
 
 // IssueCodes hands out count (0: one) unassigned codes of a generated
 // promotion to userID, bound to them; key, when set, is the
 // Idempotency-Key (replayed: the same codes answered again). A promotion
 // without enough codes left is a *ProblemError with reason pool_exhausted.
 func (c *Client) IssueCodes(ctx context.Context, promotionID, userID string, count int, key string) (Issuance, bool, error) {
-	in := map[string]any{"userId": userID}
+	in := wire.Issue{UserID: userID}
 	if count > 0 {
-		in["count"] = count
+		in.Count = wire.RawOf(&count)
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
@@ -64,9 +53,7 @@ func (c *Client) UserCodes(ctx context.Context, userID string) ([]UserCode, erro
 	if err != nil {
 		return nil, fmt.Errorf("codes of user %s: %w", userID, err)
 	}
-	var out struct {
-		Codes []UserCode `json:"codes"`
-	}
+	var out wire.UserCodes
 	if _, _, err := c.doJSON(ctx, req, &out); err != nil {
 		return nil, fmt.Errorf("codes of user %s: %w", userID, err)
 	}

@@ -9,26 +9,14 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
 // ProblemError is an error answer of the API (RFC 9457 problem details,
 // application/problem+json). An answer that is not problem+json (a proxy's
 // HTML page, say) is still a *ProblemError, with Status, Title from the
 // status line, and the start of the body as Detail.
-type ProblemError struct {
-	Type   string `json:"type,omitempty"`
-	Title  string `json:"title,omitempty"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	// Reason is the stable reason of a refused code operation
-	// (code_exhausted, expired, ...), when the API gave one.
-	Reason string             `json:"reason,omitempty"`
-	Fields []promo.FieldError `json:"errors,omitempty"`
-	// MinLength is the shortest format.length that takes the requested
-	// count, when the server refused a format as too short.
-	MinLength int `json:"minLength,omitempty"`
-}
+type ProblemError wire.Problem
 
 // Error is a one-line summary: "422 Unprocessable Entity: invalid request
 // (codeCount: must be positive; format.length: must be 4..64)".
@@ -48,9 +36,9 @@ func (e *ProblemError) Error() string {
 	if e.Reason != "" {
 		b.WriteString(" [" + e.Reason + "]")
 	}
-	if len(e.Fields) > 0 {
+	if len(e.Errors) > 0 {
 		b.WriteString(" (")
-		for i, f := range e.Fields {
+		for i, f := range e.Errors {
 			if i > 0 {
 				b.WriteString("; ")
 			}
@@ -80,7 +68,7 @@ func decodeProblem(resp *http.Response) error {
 	if p.Title == "" {
 		p.Title = http.StatusText(resp.StatusCode)
 	}
-	if !decoded && p.Detail == "" && len(p.Fields) == 0 {
+	if !decoded && p.Detail == "" && len(p.Errors) == 0 {
 		p.Detail = snippet(body)
 	}
 	return p

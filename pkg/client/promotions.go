@@ -12,28 +12,45 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
-// CreateRequest is the body of POST /v1/promotions. Set Code for a single
-// vanity code; otherwise CodeCount and Format for generated codes. Zero
-// values are left out, so the server applies its defaults.
+// CreateRequest is a create (POST /v1/promotions, wire.CreatePromotion):
+// Code for a single vanity code; otherwise CodeCount and Format for
+// generated codes. Zero values are left out, so the server applies its
+// defaults.
 type CreateRequest struct {
-	Name      string        `json:"name"`
-	CodeCount int64         `json:"codeCount,omitempty"`
-	Format    *promo.Format `json:"format,omitempty"`
-	Code      string        `json:"code,omitempty"`
+	Name      string
+	CodeCount int64
+	Format    *promo.Format
+	Code      string
 	// MaxUsagePerCode and PerUserLimit: nil leaves the server's default
 	// (1 each); a PerUserLimit of 0 is no per-user limit.
-	MaxUsagePerCode *int       `json:"maxUsagePerCode,omitempty"`
-	PerUserLimit    *int       `json:"perUserLimit,omitempty"`
-	StartsAt        *time.Time `json:"startsAt,omitempty"`
-	ExpiresAt       *time.Time `json:"expiresAt,omitempty"`
+	MaxUsagePerCode *int
+	PerUserLimit    *int
+	StartsAt        *time.Time
+	ExpiresAt       *time.Time
+	// Eligibility is who may use the codes (nil: anyone).
+	Eligibility *promo.Eligibility
+}
+
+// body is the request as the API takes it.
+func (r CreateRequest) body() wire.CreatePromotion {
+	b := wire.CreatePromotion{Name: r.Name, Format: wire.RawOf(r.Format), MaxUsagePerCode: r.MaxUsagePerCode,
+		PerUserLimit: r.PerUserLimit, StartsAt: wire.RawOf(r.StartsAt), ExpiresAt: wire.RawOf(r.ExpiresAt),
+		Eligibility: wire.RawOf(r.Eligibility)}
+	if r.CodeCount != 0 {
+		b.CodeCount = wire.RawOf(&r.CodeCount)
+	}
+	if r.Code != "" {
+		b.Code = &r.Code
+	}
+	return b
 }
 
 // Created is the answer to a create.
 type Created struct {
-	ID     string       `json:"id"`
-	Status promo.Status `json:"status"`
+	wire.Created
 	// Location is the status URL the server named (absolute, or as sent).
 	Location string `json:"-"`
 	// Replayed is true when the server answered 200: a repeat of an earlier
@@ -41,45 +58,9 @@ type Created struct {
 	Replayed bool `json:"-"`
 }
 
-// Batches counts a promotion's batches by state.
-type Batches struct {
-	Total     int `json:"total"`
-	Completed int `json:"completed"`
-	Retrying  int `json:"retrying"`
-	Parked    int `json:"parked"`
-}
-
 // Status is GET /v1/promotions/{id}.
 type Status struct {
-	ID              string        `json:"id"`
-	Name            string        `json:"name"`
-	Kind            promo.Kind    `json:"kind"`
-	Status          promo.Status  `json:"status"`
-	CodeCount       int64         `json:"codeCount"`
-	GeneratedCount  int64         `json:"generatedCount"`
-	Batches         Batches       `json:"batches"`
-	Format          *promo.Format `json:"format,omitempty"`
-	Code            string        `json:"code,omitempty"`
-	MaxUsagePerCode int           `json:"maxUsagePerCode"`
-	PerUserLimit    int           `json:"perUserLimit,omitempty"`
-	StartsAt        *time.Time    `json:"startsAt,omitempty"`
-	ExpiresAt       *time.Time    `json:"expiresAt,omitempty"`
-	CreatedAt       time.Time     `json:"createdAt"`
-	// MissingCount is codeCount - generatedCount; Summary the one-line
-	// progress the API words ("4,950,000 / 5,000,000 codes — ...").
-	MissingCount int64  `json:"missingCount"`
-	Summary      string `json:"summary,omitempty"`
-	// Active is the promotion's switch (nil from an API that does not
-	// report it). Redemptions and CodesRedeemed are the totals as of the
-	// API's last rollup.
-	Active        *bool   `json:"active,omitempty"`
-	Redemptions   int64   `json:"redemptions"`
-	CodesRedeemed int64   `json:"codesRedeemed"`
-	TopUps        []TopUp `json:"topups,omitempty"`
-	// Deletion is set once a deletion was requested.
-	Deletion *Deletion `json:"deletion,omitempty"`
-	// Eligibility is who may use the codes (nil: anyone).
-	Eligibility *promo.Eligibility `json:"eligibility,omitempty"`
+	wire.Promotion
 	// Raw is the body exactly as the server sent it, fields this client does
 	// not know included (for `status --json`).
 	Raw json.RawMessage `json:"-"`
@@ -100,7 +81,7 @@ func (s Status) Done() bool {
 // the call safe to repeat: the server answers a repeat with the promotion the
 // first call created (Created.Replayed).
 func (c *Client) CreatePromotion(ctx context.Context, req CreateRequest, idempotencyKey string) (Created, error) {
-	body, err := json.Marshal(req)
+	body, err := json.Marshal(req.body())
 	if err != nil {
 		return Created{}, fmt.Errorf("create promotion: %w", err)
 	}
@@ -203,10 +184,11 @@ type ListQuery struct {
 	Limit  int
 }
 
-// PromotionPage is one page of the list; NextCursor is "" on the last.
+// PromotionPage is one page of the list (wire.PromotionPage); NextCursor
+// is "" on the last.
 type PromotionPage struct {
-	Items      []Status `json:"items"`
-	NextCursor string   `json:"nextCursor"`
+	Items      []Status
+	NextCursor string
 }
 
 // ListPromotions reads one page of the promotions (admin).
@@ -235,11 +217,15 @@ func (c *Client) ListPromotions(ctx context.Context, q ListQuery) (PromotionPage
 	if err != nil {
 		return PromotionPage{}, fmt.Errorf("list promotions: %w", err)
 	}
-	var page PromotionPage
+	var page wire.PromotionPage
 	if _, _, err := c.doJSON(ctx, hr, &page); err != nil {
 		return PromotionPage{}, fmt.Errorf("list promotions: %w", err)
 	}
-	return page, nil
+	out := PromotionPage{Items: make([]Status, len(page.Items)), NextCursor: page.NextCursor}
+	for i, p := range page.Items {
+		out.Items[i].Promotion = p
+	}
+	return out, nil
 }
 
 // Stats is GET /v1/promotions/{id}/stats: the promotion's analytics, its

@@ -9,52 +9,25 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/promocodes/promocodes/pkg/wire"
 )
 
-// CodeView is a code as GET /v1/codes/{code} shows it.
+// CodeView is a code as GET /v1/codes/{code} shows it: with an admin
+// token and no user, the admin's detail (committed uses, the live
+// reservations, the revocation, the owner; Detail says it came).
 type CodeView struct {
-	Code      string `json:"code"`
-	Promotion struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"promotion"`
-	Status       string     `json:"status"`
-	UsesLeft     int        `json:"usesLeft"`
-	ReservedUses int        `json:"reservedUses"`
-	UserUsesLeft *int       `json:"userUsesLeft"`
-	StartsAt     *time.Time `json:"startsAt"`
-	ExpiresAt    *time.Time `json:"expiresAt"`
-	MaxUsage     int        `json:"maxUsagePerCode"`
-	PerUserLimit int        `json:"perUserLimit"`
-	// The admin's detail (an admin token and no user): committed uses, the
-	// live reservations, the revocation. Detail says it came.
-	Used         *int          `json:"used,omitempty"`
-	Reservations []Reservation `json:"reservations,omitempty"`
-	RevokedAt    *time.Time    `json:"revokedAt,omitempty"`
-	RevokeReason string        `json:"revokeReason,omitempty"`
-	// Owner is the user a personal code is bound to, when the API reports
-	// one.
-	Owner string `json:"owner,omitempty"`
+	wire.CodeDetail
 	// Raw is the answer as the API sent it.
-	Raw json.RawMessage `json:"-"`
+	Raw    json.RawMessage `json:"-"`
+	detail bool
 }
 
 // Detail reports whether the answer is the admin's detail.
-func (v CodeView) Detail() bool { return v.Used != nil }
+func (v CodeView) Detail() bool { return v.detail }
 
 // Reservation is one use of a code held for a checkout.
-type Reservation struct {
-	ID           string     `json:"id"`
-	Code         string     `json:"code"`
-	PromotionID  string     `json:"promotionId"`
-	UserID       string     `json:"userId"`
-	Status       string     `json:"status"`
-	CreatedAt    time.Time  `json:"createdAt"`
-	ExpiresAt    time.Time  `json:"expiresAt"`
-	SettledAt    *time.Time `json:"settledAt,omitempty"`
-	RedemptionID string     `json:"redemptionId,omitempty"`
-	OrderID      string     `json:"orderId,omitempty"`
-}
+type Reservation = wire.Reservation
 
 // LookupCode validates a code without using it; userID (optional) adds the
 // user's remaining uses. With an admin token and no userID the answer is
@@ -74,30 +47,20 @@ func (c *Client) LookupCode(ctx context.Context, code, userID string) (CodeView,
 	if err != nil {
 		return CodeView{}, fmt.Errorf("look up code: %w", err)
 	}
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &fields) // decoded above
+	_, v.detail = fields["used"]
 	v.Raw = raw
 	return v, nil
 }
 
-// Redemption is one row of a promotion's audit trail.
-type Redemption struct {
-	ID             string          `json:"id"`
-	Code           string          `json:"code"`
-	PromotionID    string          `json:"promotionId"`
-	UserID         string          `json:"userId"`
-	OrderID        string          `json:"orderId,omitempty"`
-	Metadata       json.RawMessage `json:"metadata,omitempty"`
-	RedeemedAt     time.Time       `json:"redeemedAt"`
-	UsesLeft       int             `json:"usesLeft"`
-	RolledBackAt   *time.Time      `json:"rolledBackAt,omitempty"`
-	RollbackReason string          `json:"rollbackReason,omitempty"`
-}
-
-// RedemptionPage is one page of the audit trail, newest first; Next is the
-// cursor of the following page ("" at the end).
-type RedemptionPage struct {
-	Redemptions []Redemption `json:"redemptions"`
-	Next        string       `json:"next"`
-}
+// Redemption is one row of a promotion's audit trail; RedemptionPage one
+// page of it, newest first (Next is the cursor of the following page, ""
+// at the end).
+type (
+	Redemption     = wire.Redemption
+	RedemptionPage = wire.RedemptionPage
+)
 
 // RedemptionQuery selects a page: a promotion's redemptions (PromotionID),
 // narrowed to a user or a code (any spelling), or with PromotionID empty one
@@ -192,7 +155,7 @@ func (c *Client) ExportRedemptions(ctx context.Context, q RedemptionQuery, w io.
 // RollbackRedemption gives a redemption's use back (once); replayed is true
 // when it had been rolled back before (the first reason stays).
 func (c *Client) RollbackRedemption(ctx context.Context, id, reason string) (Redemption, bool, error) {
-	body, err := json.Marshal(map[string]string{"reason": reason})
+	body, err := json.Marshal(wire.Reason{Reason: reason})
 	if err != nil {
 		return Redemption{}, false, err
 	}

@@ -204,14 +204,17 @@ func (c *Chunk) Code(i int) []byte { return c.Codes[i*c.CodeLen : (i+1)*c.CodeLe
 
 // Progress is a promotion's generation progress.
 type Progress struct {
-	GeneratedCount int64 `json:"generatedCount"`
-	Batches        struct {
-		Total     int `json:"total"`
-		Completed int `json:"completed"`
-		Retrying  int `json:"retrying"`
-		Parked    int `json:"parked"`
-		Cancelled int `json:"cancelled,omitempty"`
-	} `json:"batches"`
+	GeneratedCount int64       `json:"generatedCount"`
+	Batches        BatchCounts `json:"batches"`
+}
+
+// BatchCounts counts a promotion's batches by state.
+type BatchCounts struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Retrying  int `json:"retrying"`
+	Parked    int `json:"parked"`
+	Cancelled int `json:"cancelled,omitempty"`
 }
 
 // PromotionStatus is a promotion with its progress, its deletion (if one

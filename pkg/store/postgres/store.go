@@ -18,7 +18,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +33,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
@@ -80,27 +83,27 @@ type Config struct {
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Validate checks the configuration.
+// Validate checks the configuration, naming each field by its key ("dsn",
+// "maxConns", "lockTimeout"); whoever builds the Config places the keys
+// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
 func (c Config) Validate() error {
-	if c.DSN == "" {
-		return errors.New("postgres: DSN is required")
-	}
+	var errs configkey.List
+	errs.Set(map[string]string{"dsn": c.DSN})
 	if c.MaxConns < 0 {
-		return fmt.Errorf("postgres: MaxConns %d is negative", c.MaxConns)
+		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
 	}
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
-		return fmt.Errorf("postgres: schema %q must match %s", c.Schema, schemaName)
+		errs.Add("schema", "must match %s, got %q", schemaName, c.Schema)
 	}
-	for name, d := range map[string]time.Duration{"StatementTimeout": c.StatementTimeout, "LockTimeout": c.LockTimeout,
-		"IdleInTransactionTimeout": c.IdleInTransactionTimeout} {
-		if d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
-			return fmt.Errorf("postgres: %s %s must be 0 (the server's setting) or from 1ms to %s", name, d, maxTimeout)
+	ds := map[string]time.Duration{"statementTimeout": c.StatementTimeout, "lockTimeout": c.LockTimeout,
+		"idleInTransactionTimeout": c.IdleInTransactionTimeout}
+	for _, key := range slices.Sorted(maps.Keys(ds)) {
+		if d := ds[key]; d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
+			errs.Add(key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxTimeout, d)
 		}
 	}
-	if err := c.tcp().Validate(); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	return nil
+	errs.Join(c.tcp().Validate())
+	return errs.Err()
 }
 
 func (c Config) tcp() tcpdial.Config {
@@ -146,7 +149,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cf
 // trace the statements).
 func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {

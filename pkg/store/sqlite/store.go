@@ -28,6 +28,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -71,27 +72,37 @@ type Config struct {
 // DefaultRedeemGroup is Config.RedeemGroup's default.
 const DefaultRedeemGroup = 128
 
-// Validate checks the configuration.
+// maxBusyTimeout is the largest busy timeout (SQLite takes an int of ms).
+const maxBusyTimeout = (1<<31 - 1) * time.Millisecond
+
+// Validate checks the configuration, naming each field by its key ("path",
+// "maxReadConns", "busyTimeout", "redeemGroup"); whoever builds the Config
+// places the keys in its own configuration (pkg/app: db.dsn,
+// api.db.lockTimeout).
 func (c Config) Validate() error {
+	var errs configkey.List
 	switch {
 	case c.Path == "" && c.DSN == "":
-		return errors.New("sqlite: Path or DSN is required")
+		errs.Add("path", "must be set")
 	case c.Path != "" && c.DSN != "":
-		return errors.New("sqlite: set Path or DSN, not both")
-	case c.MaxReadConns < 0:
-		return fmt.Errorf("sqlite: MaxReadConns %d is negative", c.MaxReadConns)
-	case c.BusyTimeout < 0 || (c.BusyTimeout > 0 && c.BusyTimeout < time.Millisecond):
-		return fmt.Errorf("sqlite: BusyTimeout %s must be 0 (the default, %s) or at least 1ms", c.BusyTimeout, DefaultBusyTimeout)
+		errs.Add("path", "must not be set with dsn")
 	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
 		// The store needs two pools on one database; an in-memory database
 		// is private to its connection.
-		return errors.New("sqlite: in-memory databases are not supported; use a file (tests: t.TempDir())")
-	case c.RedeemGroup < -1:
-		return fmt.Errorf("sqlite: RedeemGroup %d: want -1 (off), 0 (the default, %d) or more", c.RedeemGroup, DefaultRedeemGroup)
+		errs.Add("path", "must be a file: in-memory databases are not supported (tests: t.TempDir())")
 	case strings.ContainsAny(c.Path, "?#"):
-		return fmt.Errorf("sqlite: Path %q contains ? or #; use DSN", c.Path)
+		errs.Add("path", "must not contain ? or # (use dsn), got %q", c.Path)
 	}
-	return nil
+	if c.RedeemGroup < -1 {
+		errs.Add("redeemGroup", "must be -1 (off), 0 (the default, %d) or more, got %d", DefaultRedeemGroup, c.RedeemGroup)
+	}
+	if c.MaxReadConns < 0 {
+		errs.Add("maxReadConns", "must be at least 1 (0: %d), got %d", DefaultMaxReadConns, c.MaxReadConns)
+	}
+	if d := c.BusyTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxBusyTimeout {
+		errs.Add("busyTimeout", "must be 0 (%s) or from 1ms to %s, got %s", DefaultBusyTimeout, maxBusyTimeout, d)
+	}
+	return errs.Err()
 }
 
 // Store is the SQLite store.
@@ -115,7 +126,7 @@ const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragm
 // call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	base := cfg.DSN
 	if base == "" {

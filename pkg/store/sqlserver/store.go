@@ -35,6 +35,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 	"github.com/pressly/goose/v3"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
@@ -73,21 +74,20 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration, naming each field by its key ("dsn",
+// "maxConns", "lockTimeout"); whoever builds the Config places the keys
+// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
 func (c Config) Validate() error {
-	if c.DSN == "" {
-		return errors.New("sqlserver: DSN is required")
-	}
+	var errs configkey.List
+	errs.Set(map[string]string{"dsn": c.DSN})
 	if c.MaxConns < 0 {
-		return fmt.Errorf("sqlserver: MaxConns %d is negative", c.MaxConns)
+		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
 	}
-	if c.LockTimeout < 0 || (c.LockTimeout > 0 && c.LockTimeout < time.Millisecond) || c.LockTimeout > maxLockTimeout {
-		return fmt.Errorf("sqlserver: LockTimeout %s must be 0 (no limit) or from 1ms to %s", c.LockTimeout, maxLockTimeout)
+	if d := c.LockTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxLockTimeout {
+		errs.Add("lockTimeout", "must be 0 (no limit) or from 1ms to %s, got %s", maxLockTimeout, d)
 	}
-	if err := c.tcp().Validate(); err != nil {
-		return fmt.Errorf("sqlserver: %w", err)
-	}
-	return nil
+	errs.Join(c.tcp().Validate())
+	return errs.Err()
 }
 
 func (c Config) tcp() tcpdial.Config {
@@ -120,7 +120,7 @@ type Store struct {
 // Open connects (and pings) with cfg. It does not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlserver: %w", err)
 	}
 	params, err := msdsn.Parse(cfg.DSN)
 	if err != nil {

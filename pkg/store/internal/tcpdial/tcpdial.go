@@ -6,9 +6,10 @@
 package tcpdial
 
 import (
-	"fmt"
 	"net"
 	"time"
+
+	"github.com/promocodes/promocodes/pkg/configkey"
 )
 
 // Config is the client side of a database connection's TCP settings.
@@ -23,15 +24,22 @@ type Config struct {
 	UserTimeout time.Duration
 }
 
-// Validate checks the configuration.
+// MaxUserTimeout is the largest UserTimeout: the socket option and
+// PostgreSQL's tcp_user_timeout take milliseconds in an int.
+const MaxUserTimeout = (1<<31 - 1) * time.Millisecond
+
+// Validate checks the configuration, naming the fields by their keys
+// ("keepAlive", "tcpUserTimeout"). Below a second, a keepalive probe or a
+// user timeout would close healthy connections on an ordinary hiccup.
 func (c Config) Validate() error {
-	if c.UserTimeout < 0 {
-		return fmt.Errorf("tcp user timeout %s is negative", c.UserTimeout)
+	var errs configkey.List
+	if c.KeepAlive > 0 && c.KeepAlive < time.Second {
+		errs.Add("keepAlive", "must be 0 (15s), negative (off) or at least 1s, got %s", c.KeepAlive)
 	}
-	if c.UserTimeout > 0 && c.UserTimeout < time.Millisecond {
-		return fmt.Errorf("tcp user timeout %s is below a millisecond", c.UserTimeout)
+	if c.UserTimeout != 0 && (c.UserTimeout < time.Second || c.UserTimeout > MaxUserTimeout) {
+		errs.Add("tcpUserTimeout", "must be 0 (the system's default) or from 1s to %s, got %s", MaxUserTimeout, c.UserTimeout)
 	}
-	return nil
+	return errs.Err()
 }
 
 // Dialer returns a dialer with c's settings.
