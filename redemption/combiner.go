@@ -53,17 +53,14 @@ type waiter struct {
 // context bounds.
 const batchTimeout = 30 * time.Second
 
-// groupCommitter is a store whose Redeem already writes concurrent
-// redemptions, of any codes, in one transaction (SQLite's group commit):
-// combining them here would only hold a hot code's requests back for a
-// group of their own.
-type groupCommitter interface{ GroupCommit() bool }
-
+// A store whose Redeem already writes concurrent redemptions of any codes
+// in one transaction (SQLite's group commit) is still combined here: one
+// code's concurrent redemptions in one batch take its row once, where a
+// group would run each member's statements on it in turn (on SQLite 64
+// clients on one code: 4,039/s combined against 2,825/s grouped, same run;
+// docs/performance.md).
 func newCombiner(store Store, max int, g *gate) *combiner {
 	c := &combiner{store: store, max: max, gate: g, codes: map[string]*codeQueue{}}
-	if g, ok := store.(groupCommitter); ok && g.GroupCommit() {
-		return c
-	}
 	if b, ok := store.(batchStore); ok && max > 1 {
 		c.batch = b
 	}
