@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,13 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 		go g.next()
 	}
 	for i, m := range ms {
+		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
+			// The group stopped because every member's context ended: each
+			// member is answered with its own context's end (its deadline,
+			// which callers report as the database not answering in time),
+			// not with the group's cancellation.
+			res[i].Err = fmt.Errorf("%v: %w", res[i].Err, m.ctx.Err())
+		}
 		m.done <- res[i]
 	}
 }
