@@ -19,7 +19,3 @@ func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Rede
 	}
 	return s.group.Redeem(ctx, req)
 }
-
-// GroupCommit says that Redeem already writes concurrent redemptions, of
-// any codes, in one transaction: a caller need not combine them itself.
-func (s *Store) GroupCommit() bool { return s.group != nil }
