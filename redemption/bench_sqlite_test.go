@@ -210,20 +210,7 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 	}{{"one txn each", -1, all[third : third+quarter]}, {"grouped", 0, all[third+quarter:]}} {
 		hotCode := hotCodes[phase.group+1]
 		base, stop := startBenchServerSQLite(b, path, phase.group)
-		redeemHTTP := func(c *http.Client, code, user string) (bool, error) {
-			req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+redeemToken)
-			resp, err := c.Do(req)
-			if err != nil {
-				return false, err
-			}
-			_, _ = drainBody(resp)
-			if resp.StatusCode >= 500 {
-				return false, fmt.Errorf("HTTP %d", resp.StatusCode)
-			}
-			return resp.StatusCode == http.StatusCreated, nil
-		}
+		redeemHTTP := redeemOverHTTP(base)
 		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
 		var counts map[string]int
 		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *http.Client, code string, i int) (bool, error) {

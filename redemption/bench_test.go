@@ -256,20 +256,7 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	floor, hotFloor := floorStatement(b, dsn, schema, clients, total, seconds)
 
 	base := startBenchServer(b, dsn, schema, conns)
-	redeemHTTP := func(c *http.Client, code, user string) (bool, error) {
-		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+redeemToken)
-		resp, err := c.Do(req)
-		if err != nil {
-			return false, err
-		}
-		_, _ = drainBody(resp)
-		if resp.StatusCode >= 500 {
-			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
-		}
-		return resp.StatusCode == http.StatusCreated, nil
-	}
+	redeemHTTP := redeemOverHTTP(base)
 
 	// 1. Spread, over HTTP.
 	fmt.Printf("spread: %s\n", loadAverage())
@@ -598,4 +585,23 @@ func raiseFileLimit(n int) error {
 			n, lim.Cur, lim.Max, err)
 	}
 	return nil
+}
+
+// redeemOverHTTP redeems code for user through the API at base: true on 201,
+// false on a refusal, an error on a 5xx or a failed request.
+func redeemOverHTTP(base string) func(c *http.Client, code, user string) (bool, error) {
+	return func(c *http.Client, code, user string) (bool, error) {
+		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+redeemToken)
+		resp, err := c.Do(req)
+		if err != nil {
+			return false, err
+		}
+		_, _ = drainBody(resp)
+		if resp.StatusCode >= 500 {
+			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		return resp.StatusCode == http.StatusCreated, nil
+	}
 }
