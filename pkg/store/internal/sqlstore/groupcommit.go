@@ -33,14 +33,17 @@ import (
 // nothing, and no member is answered before the commit returned: a crash
 // loses only unanswered requests, whole.
 //
-// Concurrency: safe for concurrent use; one group is written at a time.
+// Concurrency: safe for concurrent use; one group is written at a time
+// (NewRedeemGroup), or up to flights at once (NewRedeemGroupOnce).
 type RedeemGroup[T Tx] struct {
-	core *Core[T]
-	max  int
+	core    *Core[T]
+	max     int
+	flights int
+	run     func(context.Context, []*groupMember) []promo.RedeemResult
 
-	mu      sync.Mutex
-	busy    bool // a group is being written
-	pending []*groupMember
+	mu       sync.Mutex
+	inflight int // groups being written
+	pending  []*groupMember
 	groups  int64 // groups written
 	members int64 // their members
 }
@@ -58,7 +61,7 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	return &RedeemGroup[T]{core: s, max: max}
+	return &RedeemGroup[T]{core: s, max: max, flights: 1, run: s.redeemGroup}
 }
 
 // Redeem is Core.Redeem, written in a group with the redemptions that are
@@ -69,8 +72,8 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	}
 	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
 	g.mu.Lock()
-	if !g.busy {
-		g.busy = true
+	if g.inflight < g.flights {
+		g.inflight++
 		g.mu.Unlock()
 		g.write([]*groupMember{m})
 		r := <-m.done
@@ -104,14 +107,14 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.groups, g.members, len(g.pending), g.busy
+	return g.groups, g.members, len(g.pending), g.inflight > 0
 }
 
-// next writes the next group of pending members, or marks the store idle.
+// next writes the next group of pending members, or ends this flight.
 func (g *RedeemGroup[T]) next() {
 	g.mu.Lock()
 	if len(g.pending) == 0 {
-		g.busy = false
+		g.inflight--
 		g.mu.Unlock()
 		return
 	}
@@ -123,7 +126,7 @@ func (g *RedeemGroup[T]) next() {
 }
 
 // write writes ms as one group, answers each member after the commit, then
-// hands the writer to the next group (in a goroutine of its own: the
+// hands its flight to the next group (in a goroutine of its own: the
 // members just answered return at once).
 func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	// The group's context ends when every member's has (nobody waits for
@@ -140,7 +143,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 			}
 		})
 	}
-	res := g.core.redeemGroup(ctx, ms)
+	res := g.run(ctx, ms)
 	for _, stop := range stops {
 		stop()
 	}
@@ -150,7 +153,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	g.members += int64(len(ms))
 	more := len(g.pending) > 0
 	if !more {
-		g.busy = false
+		g.inflight--
 	}
 	g.mu.Unlock()
 	if more {
