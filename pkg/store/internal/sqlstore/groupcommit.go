@@ -44,8 +44,10 @@ type RedeemGroup[T Tx] struct {
 	mu       sync.Mutex
 	inflight int // groups being written
 	pending  []*groupMember
-	groups  int64 // groups written
-	members int64 // their members
+	groups   int64 // groups written
+	members  int64 // their members
+
+	fallbacks atomic.Int64 // groups redeemed one by one after the statement failed (NewRedeemGroupOnce)
 }
 
 type groupMember struct {
@@ -109,6 +111,17 @@ func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool)
 	defer g.mu.Unlock()
 	return g.groups, g.members, len(g.pending), g.inflight > 0
 }
+
+// Inflight reports how many groups are being written now.
+func (g *RedeemGroup[T]) Inflight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.inflight
+}
+
+// Fallbacks reports how many groups were redeemed one member at a time
+// because their one statement failed (NewRedeemGroupOnce).
+func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
 
 // next writes the next group of pending members, or ends this flight.
 func (g *RedeemGroup[T]) next() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -28,7 +29,11 @@ import (
 // outcome or error. A member whose context has ended is answered with its
 // context's end and not redeemed by that fallback.
 func NewRedeemGroupOnce[T Tx](s *Core[T], max, flights int) *RedeemGroup[T] {
-	return &RedeemGroup[T]{core: s, max: max, flights: cmp.Or(flights, 1), run: s.redeemGroupOnce}
+	g := &RedeemGroup[T]{core: s, max: max, flights: cmp.Or(flights, 1)}
+	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
+		return s.redeemGroupOnce(ctx, ms, &g.fallbacks)
+	}
+	return g
 }
 
 // redeemGroupOnce redeems ms: a lone member with RedeemOnce, more in one
@@ -36,7 +41,7 @@ func NewRedeemGroupOnce[T Tx](s *Core[T], max, flights int) *RedeemGroup[T] {
 // that two groups on overlapping codes queue rather than deadlock; members
 // of one code keep their arrival order, so two with one idempotency key are
 // answered as two calls in that order).
-func (s *Core[T]) redeemGroupOnce(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
+func (s *Core[T]) redeemGroupOnce(ctx context.Context, ms []*groupMember, fallbacks *atomic.Int64) []promo.RedeemResult {
 	res := make([]promo.RedeemResult, len(ms))
 	var todo []int
 	for i, m := range ms {
@@ -60,6 +65,7 @@ func (s *Core[T]) redeemGroupOnce(ctx context.Context, ms []*groupMember) []prom
 		// rolled the statement's transaction back): each member on its own,
 		// concurrently (each its own transaction, on the pool), with its own
 		// context.
+		fallbacks.Add(1)
 		var wg sync.WaitGroup
 		for _, i := range todo {
 			m := ms[i]
