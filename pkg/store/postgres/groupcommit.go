@@ -9,7 +9,7 @@ import (
 // Redeem uses a code once for a user (the core's Redeem). Each redemption
 // alone is one statement (redeem_code) and one commit, a WAL flush; the
 // redemptions concurrent in this process, of any codes, are instead sent
-// together as one statement (redeem_codes, migration 00016): one round trip,
+// together as one statement (redeem_codes, migration 00018): one round trip,
 // one transaction, one commit for the group (group commit,
 // sqlstore.NewRedeemGroupOnce). A redemption that finds fewer than
 // Config.RedeemFlights groups in flight goes at once; the others gather

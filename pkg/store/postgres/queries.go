@@ -202,7 +202,7 @@ FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $
 
 	// RedeemGroupOnce is group commit: concurrent redemptions of any codes
 	// in one round trip and one transaction, each one call of redeem_code
-	// after the ones before it: redeem_codes (migration 00016, which says
+	// after the ones before it: redeem_codes (migration 00018, which says
 	// why it cannot over-redeem and what happens on a deadlock).
 	RedeemGroupOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,

@@ -72,7 +72,7 @@ func TestMigrations(t *testing.T) {
 	})
 }
 
-// Migrating down from 00016 drops redeem_codes; down from 00014 drops
+// Migrating down from 00018 drops redeem_codes; down from 00014 drops
 // redeem_code_batch and leaves redeem_code as
 // 00013_personal_codes made it (13 arguments); down from 00013 restores
 // 00012's (11); up again brings both back.
@@ -90,10 +90,10 @@ FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIK
 		}
 	}
 	functions("migrated", "redeem_code/13,redeem_code_batch/14,redeem_codes/13")
-	if err := m.DownTo(ctx, 15); err != nil {
+	if err := m.DownTo(ctx, 17); err != nil {
 		t.Fatal(err)
 	}
-	functions("down to 00015", "redeem_code/13,redeem_code_batch/14")
+	functions("down to 00017", "redeem_code/13,redeem_code_batch/14")
 	if err := m.DownTo(ctx, 13); err != nil {
 		t.Fatal(err)
 	}
