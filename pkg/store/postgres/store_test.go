@@ -27,13 +27,18 @@ func TestAdversarialSQLConditions(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []postgres.Config{{}, {DSN: "x", MaxConns: -1}, {DSN: "x", Schema: "Bad-Name"}, {DSN: "x", Schema: "a; drop"}} {
+	for _, c := range []postgres.Config{{}, {DSN: "x", MaxConns: -1}, {DSN: "x", Schema: "Bad-Name"}, {DSN: "x", Schema: "a; drop"},
+		{DSN: "x", RedeemGroup: -2}, {DSN: "x", RedeemFlights: -1}, {DSN: "x", MaxConns: 8, RedeemFlights: 9},
+		{DSN: "x", RedeemFlights: postgres.DefaultMaxConns + 1}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", c)
 		}
 	}
-	if err := (postgres.Config{DSN: "postgres://h/db", Schema: "tenant_1"}).Validate(); err != nil {
-		t.Errorf("Validate = %v", err)
+	for _, c := range []postgres.Config{{DSN: "postgres://h/db", Schema: "tenant_1"},
+		{DSN: "x", RedeemGroup: -1}, {DSN: "x", MaxConns: 8, RedeemGroup: 16, RedeemFlights: 8}} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
 	}
 }
 

@@ -123,23 +123,28 @@ func (g *RedeemGroup[T]) Inflight() int {
 // because their one statement failed (NewRedeemGroupOnce).
 func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
 
-// next writes the next group of pending members, or ends this flight.
-func (g *RedeemGroup[T]) next() {
-	g.mu.Lock()
-	if len(g.pending) == 0 {
-		g.inflight--
-		g.mu.Unlock()
-		return
+// take ends a flight and hands the pending members to the flights now
+// free (this one among them), sharing them out evenly, at most max a group,
+// so that several flights write groups at once instead of one flight taking
+// every waiter; it returns the groups to write. Called with mu held.
+func (g *RedeemGroup[T]) take() [][]*groupMember {
+	g.inflight--
+	var out [][]*groupMember
+	for len(g.pending) > 0 && g.inflight < g.flights {
+		free := g.flights - g.inflight
+		n := min(g.max, (len(g.pending)+free-1)/free)
+		out = append(out, g.pending[:n:n])
+		g.pending = g.pending[n:]
+		g.inflight++
 	}
-	n := min(len(g.pending), g.max)
-	ms := g.pending[:n:n]
-	g.pending = append([]*groupMember(nil), g.pending[n:]...)
-	g.mu.Unlock()
-	g.write(ms)
+	if len(g.pending) == 0 {
+		g.pending = nil
+	}
+	return out
 }
 
 // write writes ms as one group, answers each member after the commit, then
-// hands its flight to the next group (in a goroutine of its own: the
+// hands its flight to the next groups (each in a goroutine of its own: the
 // members just answered return at once).
 func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	// The group's context ends when every member's has (nobody waits for
@@ -164,13 +169,10 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	g.mu.Lock()
 	g.groups++
 	g.members += int64(len(ms))
-	more := len(g.pending) > 0
-	if !more {
-		g.inflight--
-	}
+	next := g.take()
 	g.mu.Unlock()
-	if more {
-		go g.next()
+	for _, ms := range next {
+		go g.write(ms)
 	}
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
