@@ -123,10 +123,11 @@ func (g *RedeemGroup[T]) Inflight() int {
 // because their one statement failed (NewRedeemGroupOnce).
 func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
 
-// take ends a flight and hands the pending members to the flights now
-// free (this one among them), sharing them out evenly, at most max a group,
-// so that several flights write groups at once instead of one flight taking
-// every waiter; it returns the groups to write. Called with mu held.
+// take ends a flight and hands the pending members, at most max a group, to
+// the flights now free: this one, and any that are idle, sharing them out
+// evenly among those (while the other flights are busy, this one takes
+// them all, up to max). It returns the groups to write. Called with mu
+// held.
 func (g *RedeemGroup[T]) take() [][]*groupMember {
 	g.inflight--
 	var out [][]*groupMember
