@@ -17,6 +17,10 @@ import (
 // write transaction and so share one commit (one WAL flush) instead of
 // queueing for the write lock one commit each.
 //
+// (NewRedeemGroupOnce is the same gathering for a database with many
+// writers, PostgreSQL: up to flights groups at once, each one statement;
+// see there.)
+//
 // A redemption that arrives while no group is being written starts one at
 // once, alone: a quiet store adds no wait. Those arriving while a group is
 // being written gather; when it has committed they (up to max) are the next
