@@ -1,0 +1,51 @@
+package app
+
+import (
+	"fmt"
+	"net"
+)
+
+// acceptQueues is how many listening sockets the HTTP server accepts on
+// where the system can share one address between several (Linux's
+// SO_REUSEPORT; elsewhere one). Each has its own accept queue of
+// net.core.somaxconn connections (4096 by default since Linux 5.4): a
+// connection that finds its queue full has its SYN dropped, and its client
+// tries again only after a second (then 3, 7 s). A burst of shoppers
+// connects faster than a busy process is scheduled to accept (10,000
+// connections at once overflowed one queue by about 2,000 on 2 cores), so
+// the kernel spreads new connections over this many queues
+// (docs/performance.md, "Bursts").
+const acceptQueues = 4
+
+// listen listens on addr (host:port; port 0: one free port for all) with
+// acceptQueues sockets where the system allows it, else one. An address in
+// use by anyone, this process's earlier listeners included, is refused as by
+// net.Listen: the address is first bound without sharing, so that another
+// process cannot share it by accident either.
+func listen(addr string) ([]net.Listener, error) {
+	first, err := net.Listen("tcp", addr)
+	if err != nil || acceptQueues == 1 || !canSharePort {
+		if err != nil {
+			return nil, err
+		}
+		return []net.Listener{first}, nil
+	}
+	// The port is free (or was 0, and is now chosen): give it back and take
+	// it again, shared, on acceptQueues sockets.
+	bound := first.Addr().String()
+	if err := first.Close(); err != nil {
+		return nil, err
+	}
+	lns := make([]net.Listener, 0, acceptQueues)
+	for range acceptQueues {
+		ln, err := listenShared(bound)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("listen on %s with %d sockets: %w", bound, acceptQueues, err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
