@@ -110,6 +110,8 @@ type Store struct {
 	*sqlstore.Core[*sqlstore.SQLTx]
 	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
 	r *sql.DB // read-only connections
+	// stmts keep each pool's statements prepared across transactions.
+	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
 	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
 }
@@ -173,7 +175,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
-	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations(), cfg.Clock)
+	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
+	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
+	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -184,8 +188,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// stmtCacheSize is how many statement texts each pool keeps prepared
+// (sqlstore.StmtCache): the store runs about a hundred distinct ones.
+const stmtCacheSize = 256
+
 // Close closes both pools.
 func (s *Store) Close() {
+	for _, c := range s.stmts {
+		c.Close()
+	}
 	s.r.Close()
 	s.w.Close()
 }
