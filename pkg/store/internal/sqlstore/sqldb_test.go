@@ -62,7 +62,7 @@ type parsingConnector struct {
 }
 
 func (c parsingConnector) Connect(context.Context) (driver.Conn, error) { return c.d.Open(c.name) }
-func (c parsingConnector) Driver() driver.Driver                       { return c.d }
+func (c parsingConnector) Driver() driver.Driver                        { return c.d }
 
 // A pool with a statement cache parses each statement text about once,
 // however many transactions run it, on a pool of one connection (SQLite's
