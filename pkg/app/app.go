@@ -137,7 +137,7 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, e
 // drainTimeout is how long a stopping HTTP server lets requests finish.
 const drainTimeout = 10 * time.Second
 
-// httpServer serves h on lns (the sockets of one address: listen) until ctx
+// httpServer serves h on lns (the sockets of one address: listen.Listen) until ctx
 // ends, then drains for up to drainTimeout; requests still running then (a long CSV export to a slow
 // client) are cancelled and their connections closed, so that the database
 // pool can close and the process exits within its grace period.

@@ -22,6 +22,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/dbclock"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/shopper"
 	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
@@ -287,7 +288,7 @@ func (p *Process) Wait() error { return p.wait() }
 // p once everything has stopped. On error p is closed at once.
 func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.Logger,
 	loops ...func(context.Context) error) (*Process, error) {
-	lns, err := listen(cfg.HTTP.Addr)
+	lns, err := listen.Listen(cfg.HTTP.Addr)
 	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)

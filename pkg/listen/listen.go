@@ -1,11 +1,13 @@
-package app
+// Package listen opens an HTTP server's listening sockets so that a burst of
+// connections is not dropped by the kernel before the server accepts it.
+package listen
 
 import (
 	"fmt"
 	"net"
 )
 
-// acceptQueues is how many listening sockets the HTTP server accepts on
+// acceptQueues is how many listening sockets a server accepts on
 // where the system can share one address between several (Linux's
 // SO_REUSEPORT; elsewhere one). Each has its own accept queue of
 // net.core.somaxconn connections (4096 by default since Linux 5.4): a
@@ -17,12 +19,13 @@ import (
 // (docs/performance.md, "Bursts").
 const acceptQueues = 4
 
-// listen listens on addr (host:port; port 0: one free port for all) with
+// Listen listens on addr (host:port; port 0: one free port for all) with
 // acceptQueues sockets where the system allows it, else one. An address in
 // use by anyone, this process's earlier listeners included, is refused as by
 // net.Listen: the address is first bound without sharing, so that another
 // process cannot share it by accident either.
-func listen(addr string) ([]net.Listener, error) {
+// Serve each with the same http.Server (its Shutdown closes them all).
+func Listen(addr string) ([]net.Listener, error) {
 	first, err := net.Listen("tcp", addr)
 	if err != nil || acceptQueues == 1 || !canSharePort {
 		if err != nil {

@@ -1,4 +1,4 @@
-package app
+package listen
 
 import (
 	"net"
@@ -14,7 +14,7 @@ import (
 // A burst of connections larger than one accept queue (net.core.somaxconn)
 // all complete their handshake while the server has not accepted any yet
 // (a busy process), and are all accepted afterwards: the kernel spreads them
-// over listen's sockets. On one socket the connections past its queue have
+// over Listen's sockets. On one socket the connections past its queue have
 // their SYNs dropped and wait a second or more to try again (here: time
 // out).
 func TestListenHoldsABurstPastOneAcceptQueue(t *testing.T) {
@@ -44,7 +44,7 @@ func TestListenHoldsABurstPastOneAcceptQueue(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &old) })
 	}
-	lns, err := listen("127.0.0.1:0")
+	lns, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestListenHoldsABurstPastOneAcceptQueue(t *testing.T) {
 // An address in use is refused as net.Listen refuses it, shared sockets or
 // not: a second server on the same address does not start.
 func TestListenRefusesAnAddressInUse(t *testing.T) {
-	lns, err := listen("127.0.0.1:0")
+	lns, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestListenRefusesAnAddressInUse(t *testing.T) {
 			ln.Close()
 		}
 	}()
-	if again, err := listen(lns[0].Addr().String()); err == nil {
+	if again, err := Listen(lns[0].Addr().String()); err == nil {
 		for _, ln := range again {
 			ln.Close()
 		}
@@ -139,7 +139,7 @@ func TestListenRefusesAnAddressInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if again, err := listen(other.Addr().String()); err == nil {
+	if again, err := Listen(other.Addr().String()); err == nil {
 		for _, ln := range again {
 			ln.Close()
 		}
