@@ -20,35 +20,50 @@ import (
 const acceptQueues = 4
 
 // Listen listens on addr (host:port; port 0: one free port for all) with
-// acceptQueues sockets where the system allows it, else one. An address in
-// use by anyone, this process's earlier listeners included, is refused as by
-// net.Listen: the address is first bound without sharing, so that another
-// process cannot share it by accident either.
-// Serve each with the same http.Server (its Shutdown closes them all).
+// acceptQueues sockets where the system allows it, else one; serve each
+// with the same http.Server (its Shutdown closes them all). An address in
+// use is refused as net.Listen refuses it: the address is first bound
+// without sharing, so a second process listening this way on the same
+// address fails to start (only a process of the same user that sets
+// SO_REUSEPORT itself could join it).
 func Listen(addr string) ([]net.Listener, error) {
-	first, err := net.Listen("tcp", addr)
-	if err != nil || acceptQueues == 1 || !canSharePort {
-		if err != nil {
-			return nil, err
+	for attempt := 1; ; attempt++ {
+		lns, bound, err := listen(addr)
+		_, port, _ := net.SplitHostPort(addr)
+		if err == nil || bound == "" || port != "0" || attempt == 3 {
+			return lns, err
 		}
-		return []net.Listener{first}, nil
+		// The free port chosen was taken by someone else between the
+		// probe and the shared sockets: choose another.
+	}
+}
+
+// listen is one attempt of Listen; bound is the address probed free ("" if
+// the probe failed).
+func listen(addr string) (lns []net.Listener, bound string, err error) {
+	first, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	if acceptQueues == 1 || !canSharePort {
+		return []net.Listener{first}, first.Addr().String(), nil
 	}
 	// The port is free (or was 0, and is now chosen): give it back and take
 	// it again, shared, on acceptQueues sockets.
-	bound := first.Addr().String()
+	bound = first.Addr().String()
 	if err := first.Close(); err != nil {
-		return nil, err
+		return nil, bound, err
 	}
-	lns := make([]net.Listener, 0, acceptQueues)
+	lns = make([]net.Listener, 0, acceptQueues)
 	for range acceptQueues {
 		ln, err := listenShared(bound)
 		if err != nil {
 			for _, l := range lns {
 				_ = l.Close()
 			}
-			return nil, fmt.Errorf("listen on %s with %d sockets: %w", bound, acceptQueues, err)
+			return nil, bound, fmt.Errorf("listen on %s with %d sockets: %w", bound, acceptQueues, err)
 		}
 		lns = append(lns, ln)
 	}
-	return lns, nil
+	return lns, bound, nil
 }
