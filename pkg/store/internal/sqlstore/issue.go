@@ -204,21 +204,12 @@ func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (p
 		return promo.IssueOutcome{}, idempotencyConflict()
 	}
 	iss := promo.Issuance{ID: id, PromotionID: req.PromotionID, UserID: req.UserID}
-	rows, err := x.q.Query(ctx, x.d.IssuedCodes, req.UserID, x.d.VarChar(id))
+	codes, err := collect(ctx, x.q, x.d.IssuedCodes, []any{req.UserID, x.d.VarChar(id)},
+		func(r Row, code *string) error { return r.Scan(code) })
 	if err != nil {
 		return promo.IssueOutcome{}, fmt.Errorf("read issued codes: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var code string
-		if err := rows.Scan(&code); err != nil {
-			return promo.IssueOutcome{}, err
-		}
-		iss.Codes = append(iss.Codes, code)
-	}
-	if err := rows.Err(); err != nil {
-		return promo.IssueOutcome{}, err
-	}
+	iss.Codes = codes
 	if len(iss.Codes) == 0 {
 		return promo.IssueOutcome{}, promo.Errorf(promo.EGone,
 			"the codes this Idempotency-Key issued (%s) were deleted with their promotion", id)
@@ -236,25 +227,18 @@ func (s *Core[T]) UserCodes(ctx context.Context, userID string, now time.Time, l
 	if limit <= 0 || limit > promo.MaxUserCodes {
 		limit = promo.MaxUserCodes
 	}
-	var out []promo.UserCode
-	err := s.each(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row) error {
+	out, err := collect(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row, c *promo.UserCode) error {
 		var (
-			c                         promo.UserCode
-			st                        promo.CodeState
-			pid                       int64
-			revoked, active, deleting bool
+			st  promo.CodeState
+			pid int64
 		)
 		if err := r.Scan(&c.Code, &pid, &c.PromotionName, Time(&c.IssuedAt), &c.Used, &st.Promotion.MaxUsagePerCode,
-			&revoked, &active, &deleting, NullTime(&st.Promotion.StartsAt), NullTime(&st.Promotion.ExpiresAt)); err != nil {
+			&st.Revoked, &st.Active, &st.Deleted, NullTime(&st.Promotion.StartsAt), NullTime(&st.Promotion.ExpiresAt)); err != nil {
 			return err
 		}
-		st.Used, st.Revoked, st.Active, st.Deleted = c.Used, revoked, active, deleting
+		st.Used = c.Used
 		c.PromotionID, c.UsesLeft, c.Status = promo.FormatID(pid), st.UsesLeft(), st.Status(now, false)
-		out = append(out, c)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("codes of user %q: %w", userID, err)
-	}
-	return out, nil
+	return out, wrap(err, "codes of user %q", userID)
 }

@@ -87,25 +87,16 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
 		return nil, err
 	}
-	var out []promo.AuditEntry
-	err := s.each(ctx, s.r, s.d.AuditLog, []any{f.PromotionID, pageLimit(f.Limit), s.d.VarChar(f.After)}, func(r Row) error {
-		var (
-			a      promo.AuditEntry
-			detail string
-		)
-		if err := r.Scan(&a.ID, Time(&a.At), &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail); err != nil {
+	out, err := collect(ctx, s.r, s.d.AuditLog, []any{f.PromotionID, pageLimit(f.Limit), s.d.VarChar(f.After)},
+		func(r Row, a *promo.AuditEntry) error {
+			var detail string
+			err := r.Scan(&a.ID, Time(&a.At), &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail)
+			if detail != "" {
+				a.Detail = []byte(detail)
+			}
 			return err
-		}
-		if detail != "" {
-			a.Detail = []byte(detail)
-		}
-		out = append(out, a)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
-	}
-	return out, nil
+		})
+	return out, wrap(err, "read audit log of promotion %d", f.PromotionID)
 }
 
 // UpdatePromotion changes a promotion's name, window or active flag, with an
@@ -344,16 +335,11 @@ func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 // TopUps lists a promotion's top-ups, oldest first (on the read pool: status
 // reads call it on every poll).
 func (s *Core[T]) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
-	var out []promo.TopUp
-	err := s.each(ctx, s.r, s.d.TopUps, []any{id}, func(r Row) error {
-		t, err := scanTopUp(r)
-		out = append(out, t)
+	out, err := collect(ctx, s.r, s.d.TopUps, []any{id}, func(r Row, t *promo.TopUp) (err error) {
+		*t, err = scanTopUp(r)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
-	}
-	return out, nil
+	return out, wrap(err, "list top-ups of promotion %d", id)
 }
 
 // ExpiredPromotions lists the promotions that ended before before.
@@ -368,17 +354,8 @@ func (s *Core[T]) DeletionsPending(ctx context.Context) ([]int64, error) {
 }
 
 func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]int64, error) {
-	var ids []int64
-	err := s.each(ctx, s.r, query, args, func(r Row) error {
-		var id int64
-		err := r.Scan(&id)
-		ids = append(ids, id)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return ids, nil
+	ids, err := collect(ctx, s.r, query, args, func(r Row, id *int64) error { return r.Scan(id) })
+	return ids, wrap(err, "%s", what)
 }
 
 // PurgeCount counts a promotion's codes and redemptions.
@@ -409,7 +386,7 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 			}
 		}
 		var n int64
-		err := s.each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
+		err := each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
 		return n, false, err
 	}
 	var (

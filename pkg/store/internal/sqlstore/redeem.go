@@ -382,7 +382,7 @@ func (s *Core[T]) eachRedemption(ctx context.Context, f promo.RedemptionFilter, 
 			return err
 		}
 	}
-	err := s.each(ctx, s.r, q, args, func(row Row) error {
+	err := each(ctx, s.r, q, args, func(row Row) error {
 		r, err := scanRedemption(row)
 		if err != nil {
 			return err
@@ -409,7 +409,7 @@ func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 // lease ends (or MarkEventsPublished).
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	var evs []promo.OutboxEvent
-	err := s.each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row) error {
+	err := each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row) error {
 		var (
 			ev      promo.OutboxEvent
 			payload string
