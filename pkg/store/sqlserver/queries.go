@@ -175,7 +175,7 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
-var statements = sqlstore.Compose("@p", "SYSUTCDATETIME()", sqlstore.Statements{
+var statements = sqlstore.Compose("@p", "SYSUTCDATETIME()", true, sqlstore.Statements{
 	Reserve: qReserve,
 
 	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
@@ -195,8 +195,7 @@ SELECT id FROM @t;`,
 
 	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
 
-	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility, ` + statusCols + `
+	PromotionStatus: `SELECT ` + sqlstore.PromotionColsP + `, ` + statusCols + `
 FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -264,8 +263,7 @@ FROM promotions WHERE id = @p1`,
 	// applied aggregate runs per promotion, so an unfiltered page walks the
 	// clustered key backwards and stops after @p4 rows; the totals are one
 	// primary-key look-up per row; the status is sqlstore.StatusCase.
-	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
-	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	ListPromotions: `SELECT TOP (@p4) ` + sqlstore.PromotionColsP + `,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
 FROM promotions p
 CROSS APPLY (
@@ -384,8 +382,7 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	// core de-duplicates), so a plain insert.
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
-	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	CodeState: `SELECT ` + sqlstore.PromotionColsP + `,
 	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
 	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
 	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p3),
@@ -410,23 +407,6 @@ SELECT ` + sqlstore.RedemptionCols + ` FROM redemptions WHERE id IN (SELECT id F
 UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
 SELECT used FROM @t;`,
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
-	// selection: @p1 the promotion (or the user, across
-	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
-	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
-	// the code.
-	Redemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	RedemptionsByUser: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	RedemptionsByCode: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	UserRedemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
 	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
 	// of the server's clock: READPAST skips rows another publisher holds,
 	// UPDLOCK keeps two from taking the same, the ORDER BY under TOP takes
@@ -438,9 +418,6 @@ WITH c AS (
 	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < @now) ORDER BY seq)
 UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
-
-	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
-WHERE id > @p1 ORDER BY id`,
 
 	// Personal codes (see ../postgres/queries.go). IssueCodes: READPAST
 	// skips the codes another issuance holds, UPDLOCK keeps two from taking
@@ -535,9 +512,6 @@ WHERE c.code = @p1 AND c.revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
 SELECT promotion_id FROM @t;`,
 
-	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
-FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
-
 	UpdatePromotion: `DECLARE @t TABLE (id bigint);
 UPDATE promotions SET
 	name = COALESCE(@p2, name),
@@ -590,11 +564,6 @@ SELECT counter_name, code_count FROM @t;`,
 
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
-
-	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
-	// limit (the filtered index reservations_held_by_code serves it).
-	CodeReservations: `SELECT TOP (@p4) ` + sqlstore.ReservationCols + ` FROM reservations
-WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
 
 	// Purge deletes up to @p2 rows of one promotion from a table (see
 	// ../postgres/queries.go).

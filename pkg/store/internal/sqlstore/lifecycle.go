@@ -130,8 +130,8 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		on = *u.Active
 	}
 	var eligibility string
-	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.nullTime(u.StartsAt), u.SetExpiresAt,
-		x.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
+	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.d.nullTime(u.StartsAt), u.SetExpiresAt,
+		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
 	if err != nil {
 		return ps, fmt.Errorf("update promotion: %w", err)
@@ -167,14 +167,6 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	}
 	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
 		Action: promo.ActionPromotionUpdated, PromotionID: u.ID, Detail: detail})
-}
-
-// nullTime is a nullable time argument.
-func (x stmts[T]) nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return x.d.Time(*t)
 }
 
 // SetPromotionActive switches a promotion on or off. ENotFound when there is

@@ -100,7 +100,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 		key = np.IdempotencyKey
 	}
 	err = tx.QueryRow(ctx, s.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
-		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.nullTime(p.StartsAt), s.nullTime(p.ExpiresAt),
+		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.d.nullTime(p.StartsAt), s.d.nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), key, np.RequestHash, s.d.Time(p.CreatedAt),
 		s.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {

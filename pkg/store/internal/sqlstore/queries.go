@@ -129,8 +129,7 @@ FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.
 
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
-	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	LoadBatch: `SELECT ` + PromotionColsP + `,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`,
@@ -394,11 +393,11 @@ func StatusCase(p, b string) string {
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
 // Compose returns a dialect's Statements: the portable ones with their
-// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
-// now() to the dialect's clock, each replaced by own's where own sets it,
-// own's Purge tables added, and own's other fields (OnceStatements) as they
-// are.
-func Compose(prefix, now string, own Statements) Statements {
+// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them), now()
+// to the dialect's clock and, with top, a SELECT's final LIMIT to a TOP (SQL
+// Server), each replaced by own's where own sets it, own's Purge tables
+// added, and own's other fields (OnceStatements) as they are.
+func Compose(prefix, now string, top bool, own Statements) Statements {
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
@@ -408,25 +407,29 @@ func Compose(prefix, now string, own Statements) Statements {
 		case ov.Field(i).String() != "":
 			f.SetString(ov.Field(i).String())
 		default:
-			f.SetString(rebind(f.String(), prefix, now))
+			f.SetString(rebind(f.String(), prefix, now, top))
 		}
 	}
-	s.OnceStatements = own.OnceStatements // no portable form: each a dialect's own
 	s.Purge = maps.Clone(own.Purge)
 	if s.Purge == nil {
 		s.Purge = map[string]string{}
 	}
 	for table, q := range portable.Purge {
 		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = rebind(q, prefix, now)
+			s.Purge[table] = rebind(q, prefix, now, top)
 		}
 	}
 	return s
 }
 
-// rebind writes the $n placeholders of q with prefix instead of $, and
-// now() as now.
-func rebind(q, prefix, now string) string {
+var finalLimit = regexp.MustCompile(`(?s)^SELECT (.*) LIMIT (\$[0-9]+)$`)
+
+// rebind writes the $n placeholders of q with prefix instead of $, now() as
+// now and, with top, "SELECT x LIMIT $n" as "SELECT TOP ($n) x".
+func rebind(q, prefix, now string, top bool) string {
 	q = strings.ReplaceAll(q, "now()", now)
+	if top {
+		q = finalLimit.ReplaceAllString(q, "SELECT TOP ($2) $1")
+	}
 	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return prefix + p[1:] })
 }
