@@ -57,7 +57,7 @@ INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
-var statements = sqlstore.Compose("?", sqlNow, false, sqlstore.Statements{
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged

@@ -123,7 +123,7 @@ RETURNING id`,
 	PromotionStatus: `SELECT ` + PromotionColsP + `, ` + StatusCols + `
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
 
-	PromotionExists: `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`,
+	PromotionExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM promotions WHERE id = $1)`),
 
 	ExportCodes: `SELECT code FROM codes WHERE promotion_id = $1`,
 
@@ -140,9 +140,9 @@ WHERE p.id = $1`,
 	// chunk commits only if its promotion was neither cancelled nor its
 	// deletion requested (a plain read: it waits for nothing, and nothing
 	// waits for it).
-	PromotionLive: `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = $1`,
+	PromotionLive: `SELECT ` + flag(`cancelled_at IS NULL AND delete_requested_at IS NULL`) + ` FROM promotions WHERE id = $1`,
 
-	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`,
+	BatchExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`),
 
 	IncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
 WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
@@ -187,7 +187,7 @@ ON CONFLICT DO NOTHING`,
 
 	// CodeState: $3 is now, for the live reservations.
 	CodeState: `SELECT ` + PromotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
-	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
+	` + flag(`c.revoked_at IS NOT NULL`) + `, ` + flag(`p.delete_requested_at IS NOT NULL`) + `,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3),
@@ -237,7 +237,7 @@ WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT 
 WHERE id > $1 ORDER BY id LIMIT $2`,
 
 	// Personal codes (IssueCodes differs in every dialect).
-	IssuablePromotion: `SELECT kind, delete_requested_at IS NOT NULL FROM promotions WHERE id = $1`,
+	IssuablePromotion: `SELECT kind, ` + flag(`delete_requested_at IS NOT NULL`) + ` FROM promotions WHERE id = $1`,
 
 	IssuedCodes: `SELECT code FROM codes WHERE user_id = $1 AND issuance_id = $2 ORDER BY code`,
 
@@ -314,7 +314,8 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
 	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
 
-	PromotionState: `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`,
+	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
+FROM promotions WHERE id = $1`,
 
 	// FlagCancelled sets the flag every chunk reads before it commits. It
 	// locks only the promotion row, which workers never lock, so a worker
@@ -392,12 +393,31 @@ func StatusCase(p, b string) string {
 
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
-// Compose returns a dialect's Statements: the portable ones with their
-// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them), now()
-// to the dialect's clock and, with top, a SELECT's final LIMIT to a TOP (SQL
-// Server), each replaced by own's where own sets it, own's Purge tables
-// added, and own's other fields (OnceStatements) as they are.
-func Compose(prefix, now string, top bool, own Statements) Statements {
+// flag marks a predicate that a select list returns as a boolean, which
+// Compose writes as Rebind.Flag says (SQL Server has no boolean expressions
+// there).
+func flag(predicate string) string { return "\x01" + predicate + "\x02" }
+
+var flagged = regexp.MustCompile("\x01([^\x02]*)\x02")
+
+// Rebind is how a dialect writes what the shared statements write in
+// PostgreSQL's terms.
+type Rebind struct {
+	Prefix string // for the $ of placeholders ("?", "@p"; "$" keeps them)
+	Now    string // for now(): the database's clock
+	Top    bool   // a SELECT's final LIMIT $n as TOP ($n) (SQL Server)
+	// Flag writes a predicate (flag) as a boolean a select list can
+	// return (nil: as it is).
+	Flag func(predicate string) string
+}
+
+// Compose returns a dialect's Statements: the portable ones rewritten as r
+// says, each replaced by own's where own sets it, own's Purge tables added,
+// and own's other fields (OnceStatements) as they are.
+func Compose(r Rebind, own Statements) Statements {
+	if r.Flag == nil {
+		r.Flag = func(p string) string { return p }
+	}
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
@@ -407,7 +427,7 @@ func Compose(prefix, now string, top bool, own Statements) Statements {
 		case ov.Field(i).String() != "":
 			f.SetString(ov.Field(i).String())
 		default:
-			f.SetString(rebind(f.String(), prefix, now, top))
+			f.SetString(r.rebind(f.String()))
 		}
 	}
 	s.Purge = maps.Clone(own.Purge)
@@ -416,7 +436,7 @@ func Compose(prefix, now string, top bool, own Statements) Statements {
 	}
 	for table, q := range portable.Purge {
 		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = rebind(q, prefix, now, top)
+			s.Purge[table] = r.rebind(q)
 		}
 	}
 	return s
@@ -424,12 +444,14 @@ func Compose(prefix, now string, top bool, own Statements) Statements {
 
 var finalLimit = regexp.MustCompile(`(?s)^SELECT (.*) LIMIT (\$[0-9]+)$`)
 
-// rebind writes the $n placeholders of q with prefix instead of $, now() as
-// now and, with top, "SELECT x LIMIT $n" as "SELECT TOP ($n) x".
-func rebind(q, prefix, now string, top bool) string {
-	q = strings.ReplaceAll(q, "now()", now)
-	if top {
+// rebind writes the $n placeholders of q with r.Prefix instead of $, now() as
+// r.Now, flagged predicates as r.Flag says and, with r.Top, "SELECT x LIMIT
+// $n" as "SELECT TOP ($n) x".
+func (r Rebind) rebind(q string) string {
+	q = strings.ReplaceAll(q, "now()", r.Now)
+	q = flagged.ReplaceAllStringFunc(q, func(m string) string { return r.Flag(m[1 : len(m)-1]) })
+	if r.Top {
 		q = finalLimit.ReplaceAllString(q, "SELECT TOP ($2) $1")
 	}
-	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return prefix + p[1:] })
+	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return r.Prefix + p[1:] })
 }
