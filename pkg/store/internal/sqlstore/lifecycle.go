@@ -194,10 +194,7 @@ func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) 
 	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
 		return false, errAuditFields
 	}
-	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
-		replayed, err := x.cancel(ctx, req)
-		return struct{}{}, replayed, err
-	})
+	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
 	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
 }
 
@@ -406,16 +403,16 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 // the same statement: false, marking nothing, when it ends at or after
 // before (an admin extended it since the purge listed it).
 func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error) {
-	marked, _, err := run(ctx, s, func(x stmts[T]) (bool, bool, error) {
+	marked, err := run1(ctx, s, func(x stmts[T]) (bool, error) {
 		at := x.d.Time(now.UTC().Truncate(time.Microsecond))
 		ok, err := x.one(ctx, x.d.MarkPurge, id, x.d.Time(before), at)
 		if err != nil || !ok {
-			return false, false, wrap(err, "mark for purge")
+			return false, wrap(err, "mark for purge")
 		}
 		if err := x.exec(ctx, x.d.CancelBatches, id, at); err != nil {
-			return false, false, fmt.Errorf("cancel batches: %w", err)
+			return false, fmt.Errorf("cancel batches: %w", err)
 		}
-		return true, false, nil
+		return true, nil
 	})
 	return marked, wrap(err, "mark promotion %d for purge", id)
 }
@@ -439,26 +436,25 @@ func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 // the API's background purger deletes its rows in bounded statements. A
 // second request answers replayed. The mark is final: nothing clears it.
 func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
-	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
+	return run1(ctx, s, func(x stmts[T]) (bool, error) {
 		ok, err := x.one(ctx, x.d.RequestDeletion, a.PromotionID, x.d.Time(a.At))
 		if err != nil {
-			return struct{}{}, false, fmt.Errorf("request deletion: %w", err)
+			return false, fmt.Errorf("request deletion: %w", err)
 		}
 		if !ok {
 			st, err := x.promotionState(ctx, x.d.PromotionState, a.PromotionID)
 			if err == nil && !st.Found {
 				err = promotionNotFound(a.PromotionID)
 			}
-			return struct{}{}, err == nil, wrap(err, "look up promotion")
+			return err == nil, wrap(err, "look up promotion")
 		}
 		// Batches no chunk holds are marked at once; a chunk in flight is
 		// refused by the mark when it commits, and its worker marks its batch.
 		if err := x.exec(ctx, x.d.CancelBatches, a.PromotionID, x.d.Time(a.At)); err != nil {
-			return struct{}{}, false, fmt.Errorf("cancel batches: %w", err)
+			return false, fmt.Errorf("cancel batches: %w", err)
 		}
-		return struct{}{}, false, x.audit(ctx, a)
+		return false, x.audit(ctx, a)
 	})
-	return replayed, err
 }
 
 // FinishDeletion marks the promotion deleted once none of its codes is left
