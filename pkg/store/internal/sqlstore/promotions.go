@@ -193,28 +193,16 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 // Closing the rows early makes SQL Server's driver cancel the rest of the
 // result set rather than read it to the end.
 func (s *Core[T]) ExportCodes(ctx context.Context, id int64, fn func(code string) error) error {
-	var exists bool
-	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
-		return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	if err := s.promotionExists(ctx, id); err != nil {
+		return err
 	}
-	if !exists {
-		return promotionNotFound(id)
-	}
-	rows, err := s.r.Query(ctx, s.d.ExportCodes, id)
-	if err != nil {
-		return fmt.Errorf("export codes of promotion %d: %w", id, err)
-	}
-	defer rows.Close()
 	var code string
-	for rows.Next() {
-		if err := rows.Scan(&code); err != nil {
-			return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	if err := each(ctx, s.r, s.d.ExportCodes, []any{id}, func(r Row) error {
+		if err := r.Scan(&code); err != nil {
+			return err
 		}
-		if err := fn(code); err != nil {
-			return fmt.Errorf("export codes of promotion %d: %w", id, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return fn(code)
+	}); err != nil {
 		return fmt.Errorf("export codes of promotion %d: %w", id, err)
 	}
 	return nil
