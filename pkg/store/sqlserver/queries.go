@@ -170,11 +170,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATE
 	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" }}, sqlstore.Statements{
 	Reserve: qReserve,
 
-	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
-	// index so that the optimizer matches it whatever it infers from @p1.
-	PromotionByKey: `SELECT ` + sqlstore.PromotionCols + `, request_hash, CAST(active AS bit) FROM promotions
-WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
-
 	InsertPromotion: `DECLARE @t TABLE (id bigint);
 INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -397,12 +392,6 @@ WITH pick AS (
 	WHERE promotion_id = @p1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL ORDER BY code)
 UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
 SELECT code FROM @t;`,
-
-	UserCodes: `SELECT TOP (@p2) c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
-	CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit), CAST(p.active AS bit),
-	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit), p.starts_at, p.expires_at
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.user_id = @p1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code`,
 
 	// PruneEvents: published before @p1 and counted by the totals rollup
 	// (an uncounted event is still owed to the totals).

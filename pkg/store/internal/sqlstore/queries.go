@@ -110,7 +110,11 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 	// Now is the database's clock at the call.
 	Now: `SELECT now()`,
 
-	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
+	// PromotionByKey: "idempotency_key IS NOT NULL" spells out the filter of
+	// SQL Server's unique index, so that its optimizer matches it whatever
+	// it infers from the parameter.
+	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions
+WHERE idempotency_key = $1 AND idempotency_key IS NOT NULL`,
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -246,11 +250,12 @@ WHERE id > $1 ORDER BY id LIMIT $2`,
 	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = $1`,
 
 	// UserCodes: a user's codes, newest issued first, with what their state
-	// needs (the partial index codes_by_user serves it).
+	// needs (the partial index codes_by_user serves it; "c.user_id IS NOT
+	// NULL" spells out its filter, which SQL Server matches only so).
 	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
-	c.revoked_at IS NOT NULL, p.active, p.delete_requested_at IS NOT NULL, p.starts_at, p.expires_at
+	` + flag(`c.revoked_at IS NOT NULL`) + `, p.active, ` + flag(`p.delete_requested_at IS NOT NULL`) + `, p.starts_at, p.expires_at
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
-WHERE c.user_id = $1 ORDER BY c.issued_at DESC, c.code LIMIT $2`,
+WHERE c.user_id = $1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code LIMIT $2`,
 
 	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
 
