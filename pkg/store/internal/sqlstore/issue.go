@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -96,16 +95,13 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, er
 			"promotion %d has %d unassigned codes left, %d asked for: none issued", req.PromotionID, len(iss.Codes), req.Count)
 	}
 	slices.Sort(iss.Codes)
-	detail, err := json.Marshal(map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes})
-	if err != nil {
-		return issued{}, err
-	}
 	actor := req.Actor
 	if actor == "" {
 		actor = "issuance"
 	}
 	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: actor, Action: promo.ActionCodeIssued,
-		PromotionID: req.PromotionID, Code: iss.Codes[0], Detail: detail}); err != nil {
+		PromotionID: req.PromotionID, Code: iss.Codes[0]},
+		map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes}); err != nil {
 		return issued{}, err
 	}
 	if req.IdempotencyKey != "" {

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -51,12 +50,8 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 		return r, true, nil
 	}
 	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
-	detail, err := json.Marshal(map[string]string{"reason": req.Reason})
-	if err != nil {
-		return rev, false, err
-	}
 	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
-		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code, Detail: detail})
+		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code}, map[string]string{"reason": req.Reason})
 }
 
 // revocation reads a code's revocation: revoked is false for a code that is
@@ -161,12 +156,8 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
 	}
-	detail, err := json.Marshal(change)
-	if err != nil {
-		return ps, err
-	}
 	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
-		Action: promo.ActionPromotionUpdated, PromotionID: u.ID, Detail: detail})
+		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
 // SetPromotionActive switches a promotion on or off. ENotFound when there is
@@ -216,12 +207,8 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("cancel batches: %w", err)
 	}
-	detail, err := json.Marshal(map[string]int64{"batchesCancelled": n})
-	if err != nil {
-		return false, err
-	}
 	return false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
-		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID, Detail: detail})
+		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID}, map[string]int64{"batchesCancelled": n})
 }
 
 // TopUp adds codes to a generated promotion in one transaction: the
@@ -313,12 +300,9 @@ func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 		created, req.IdempotencyKey, x.d.VarChar(req.RequestHash)); err != nil {
 		return promo.TopUp{}, false, fmt.Errorf("insert top-up: %w", err)
 	}
-	detail, err := json.Marshal(map[string]int64{"codeCount": req.CodeCount, "total": total})
-	if err != nil {
-		return promo.TopUp{}, false, err
-	}
 	return t, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: t.CreatedAt, Actor: req.Actor,
-		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID, Detail: detail})
+		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID},
+		map[string]int64{"codeCount": req.CodeCount, "total": total})
 }
 
 // TopUps lists a promotion's top-ups, oldest first (on the read pool: status
@@ -426,7 +410,7 @@ func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 		if _, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At)); err != nil {
 			return fmt.Errorf("mark deleted: %w", err)
 		}
-		return x.audit(ctx, a)
+		return x.audit(ctx, a, nil)
 	})
 }
 
@@ -453,7 +437,7 @@ func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool
 		if err := x.exec(ctx, x.d.CancelBatches, a.PromotionID, x.d.Time(a.At)); err != nil {
 			return false, fmt.Errorf("cancel batches: %w", err)
 		}
-		return false, x.audit(ctx, a)
+		return false, x.audit(ctx, a, nil)
 	})
 }
 
@@ -468,7 +452,7 @@ func (s *Core[T]) FinishDeletion(ctx context.Context, a promo.AuditEntry) error 
 		if err != nil || !ok {
 			return err
 		}
-		return x.audit(ctx, a)
+		return x.audit(ctx, a, nil)
 	})
 }
 
