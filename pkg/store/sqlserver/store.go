@@ -18,6 +18,7 @@
 package sqlserver
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -139,10 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn.SessionInitSQL = cfg.sessionInit()
 	conn.Dialer = cfg.tcp().Dialer()
 	db := sql.OpenDB(conn)
-	n := cfg.MaxConns
-	if n == 0 {
-		n = DefaultMaxConns
-	}
+	n := cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
