@@ -70,10 +70,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sql
 	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
 
-	// "published = 0" literally: that is what the partial index says.
-	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no LIMIT ?`,
-
 	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
 	// for ?2 seconds of SQLite's clock (the same for every process on the
 	// file, whatever their own clocks say) to this publisher (one writer at

@@ -193,10 +193,6 @@ SELECT id FROM @t;`,
 		THEN 1 ELSE 0 END), 0)
 FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
 
-	// "published = 0" literally: that is the filter of batches_unpublished.
-	PendingBatches: `SELECT TOP (@p1) ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no`,
-
 	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
 	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
 	// replicas whose clocks disagree still agree on the lease) to this

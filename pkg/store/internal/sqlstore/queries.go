@@ -157,6 +157,12 @@ WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no
 	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
 
+	// PendingBatches and OldestUnpublished: "published = 0" literally, the
+	// filter of the partial index batches_unpublished (PostgreSQL's says NOT
+	// published).
+	PendingBatches: `SELECT ` + BatchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no LIMIT $1`,
+
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
 
