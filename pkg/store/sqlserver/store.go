@@ -18,7 +18,6 @@
 package sqlserver
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -140,7 +139,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn.SessionInitSQL = cfg.sessionInit()
 	conn.Dialer = cfg.tcp().Dialer()
 	db := sql.OpenDB(conn)
-	n := cmp.Or(cfg.MaxConns, DefaultMaxConns)
+	n := cfg.MaxConns
+	if n == 0 {
+		n = DefaultMaxConns
+	}
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
