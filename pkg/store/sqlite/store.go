@@ -130,19 +130,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	base := cfg.DSN
-	if base == "" {
-		base = cfg.Path
-	}
+	base := cmp.Or(cfg.DSN, cfg.Path)
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	busy := cfg.BusyTimeout
-	if busy == 0 {
-		busy = DefaultBusyTimeout
-	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds())
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)", cmp.Or(cfg.BusyTimeout, DefaultBusyTimeout).Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a cache
 	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
 	// a bound, not an allocation) and a larger WAL between checkpoints
@@ -168,10 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	n := cfg.MaxReadConns
-	if n == 0 {
-		n = DefaultMaxReadConns
-	}
+	n := cmp.Or(cfg.MaxReadConns, DefaultMaxReadConns)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
