@@ -125,7 +125,7 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 	outs := make([]promo.RedeemResult, n)
 	replay := make([]bool, n)
 	seen := 0
-	err := s.each(ctx, s.w, s.d.RedeemGroupOnce, []any{ids, codes, users, orders, metadata, at, keys, hashes,
+	err := each(ctx, s.w, s.d.RedeemGroupOnce, []any{ids, codes, users, orders, metadata, at, keys, hashes,
 		promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
 		var (
 			j       int
