@@ -78,8 +78,9 @@ func serveBench() error {
 	defer cancel()
 	// BENCH_REDEEM_PG_GROUP "size flights" sets the store's group commit
 	// (postgres.Config.RedeemGroup, RedeemFlights; unset: the defaults),
-	// BENCH_REDEEM_ADMISSION the admission slots (unset: one per pool
-	// connection, as the wiring sets them).
+	// BENCH_REDEEM_ADMISSION the admission slots (unset: 128, as the
+	// wiring sets them on PostgreSQL; with grouping off, the pool's size
+	// is what the wiring used to set).
 	var group, flights int
 	if v := strings.Fields(os.Getenv("BENCH_REDEEM_PG_GROUP")); len(v) == 2 {
 		group, _ = strconv.Atoi(v[0])
@@ -93,7 +94,7 @@ func serveBench() error {
 	defer st.Close()
 	log := zap.NewNop()
 	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1,
-		AdmissionSlots: benchEnv("BENCH_REDEEM_ADMISSION", conns)}, st, nil, log)
+		AdmissionSlots: benchEnv("BENCH_REDEEM_ADMISSION", 128)}, st, nil, log)
 	if err != nil {
 		return err
 	}
