@@ -7,3 +7,7 @@ func (s *Store) SingleWriter() bool { return true }
 // GroupStats reports the redemption groups written, their members, the
 // redemptions waiting for one, and whether one is being written.
 func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) { return s.group.Stats() }
+
+// GroupStatements reports the statements the redemption groups prepared and
+// the savepoints they took.
+func (s *Store) GroupStatements() (prepared, savepoints int64) { return s.group.Statements() }

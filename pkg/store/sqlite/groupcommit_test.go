@@ -282,6 +282,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	g0, _, _, _ := st.GroupStats()
+	_, s0 := st.GroupStatements()
 
 	type member struct {
 		req  promo.RedeemRequest
@@ -346,6 +347,10 @@ func TestGroupCommitFailingMember(t *testing.T) {
 	g1, _, _, _ := st.GroupStats()
 	if g1-g0 != 2 {
 		t.Fatalf("%d groups written, want 2 (the lead, then the %d that gathered)", g1-g0, len(ms)-1)
+	}
+	// The group with failing members was written again, a savepoint each.
+	if _, s1 := st.GroupStatements(); s1-s0 != int64(len(ms)-1) {
+		t.Errorf("%d savepoints taken, want %d (the failing group, written again member by member)", s1-s0, len(ms)-1)
 	}
 
 	okCount := 2 // early, keyed
@@ -467,5 +472,54 @@ func TestGroupCommitHonoursTheContext(t *testing.T) {
 			// cancellation 500.
 			t.Errorf("redemption %d: %v; want its own context's deadline (context.DeadlineExceeded)", i, err)
 		}
+	}
+}
+
+// TestGroupCommitStatementsOnce: groups of redemptions that all succeed
+// prepare each statement once for the writer connection, not once per
+// group, and take no savepoint (a member is only undone when one fails).
+func TestGroupCommitStatementsOnce(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCS", 100_000, 3)
+	g0, m0, _, _ := st.GroupStats()
+	p0, s0 := st.GroupStatements()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32*20)
+	for w := range 32 {
+		wg.Go(func() {
+			for r := range 20 {
+				key := ""
+				if r%2 == 0 {
+					key = fmt.Sprintf("ks-%d-%d", w, r)
+				}
+				out, err := st.Redeem(ctx, redeemReq("GCS", fmt.Sprintf("s%d-%d", w, r/3), key))
+				if err == nil && out.Refused != "" {
+					err = fmt.Errorf("refused %s", out.Refused)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	g1, m1, _, _ := st.GroupStats()
+	p1, s1 := st.GroupStatements()
+	t.Logf("%d redemptions in %d groups: %d statements prepared, %d savepoints", m1-m0, g1-g0, p1-p0, s1-s0)
+	if g1-g0 < 20 || g1-g0 >= m1-m0 {
+		t.Fatalf("%d groups for %d redemptions: want at least 20 groups, of more than one member on average", g1-g0, m1-m0)
+	}
+	// A redemption with a key and a per-user limit runs 8 statements, each
+	// prepared for its first group and then for the connection.
+	if p1-p0 > 20 {
+		t.Errorf("%d statements prepared for %d groups: want each prepared once (at most 20)", p1-p0, g1-g0)
+	}
+	if s1-s0 != 0 {
+		t.Errorf("%d savepoints taken though no member failed: want none", s1-s0)
 	}
 }

@@ -186,6 +186,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // Close closes both pools.
 func (s *Store) Close() {
+	if s.group != nil {
+		s.group.Close()
+	}
 	s.r.Close()
 	s.w.Close()
 }

@@ -37,12 +37,20 @@ import (
 type RedeemGroup[T Tx] struct {
 	core *Core[T]
 	max  int
+	db   *sql.DB // the write pool, when it is database/sql's (SQLite)
+
+	stmtMu sync.Mutex
+	shared map[string]*sql.Stmt // prepared on db, kept for the next groups
 
 	mu      sync.Mutex
 	busy    bool // a group is being written
 	pending []*groupMember
 	groups  int64 // groups written
 	members int64 // their members
+
+	// Statement counts, for tests: statements prepared and savepoints
+	// taken by the groups' transactions.
+	prepared, savepoints atomic.Int64
 }
 
 type groupMember struct {
@@ -58,7 +66,51 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	return &RedeemGroup[T]{core: s, max: max}
+	g := &RedeemGroup[T]{core: s, max: max, shared: map[string]*sql.Stmt{}}
+	if d, ok := any(s.w).(SQLDB); ok {
+		g.db = d.db
+	}
+	return g
+}
+
+// Close closes the statements the groups kept prepared (the pool stays
+// open).
+func (g *RedeemGroup[T]) Close() {
+	g.stmtMu.Lock()
+	defer g.stmtMu.Unlock()
+	for q, st := range g.shared {
+		st.Close()
+		delete(g.shared, q)
+	}
+}
+
+func (g *RedeemGroup[T]) sharedStmt(query string) *sql.Stmt {
+	g.stmtMu.Lock()
+	defer g.stmtMu.Unlock()
+	return g.shared[query]
+}
+
+func (g *RedeemGroup[T]) countPrepare() { g.prepared.Add(1) }
+
+// share prepares queries on the write pool (its one connection, free now
+// that a group is done) and keeps them for the next groups. database/sql
+// prepares such a statement again, by itself, on a new connection should
+// the pool replace its connection.
+func (g *RedeemGroup[T]) share(ctx context.Context, queries []string) {
+	if g.db == nil || len(queries) == 0 {
+		return
+	}
+	g.stmtMu.Lock()
+	defer g.stmtMu.Unlock()
+	for _, q := range queries {
+		if _, ok := g.shared[q]; ok {
+			continue
+		}
+		if st, err := g.db.PrepareContext(ctx, q); err == nil {
+			g.prepared.Add(1)
+			g.shared[q] = st
+		}
+	}
 }
 
 // Redeem is Core.Redeem, written in a group with the redemptions that are
@@ -107,6 +159,12 @@ func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool)
 	return g.groups, g.members, len(g.pending), g.busy
 }
 
+// Statements reports how many statements the groups prepared and how many
+// savepoints they took, so far.
+func (g *RedeemGroup[T]) Statements() (prepared, savepoints int64) {
+	return g.prepared.Load(), g.savepoints.Load()
+}
+
 // next writes the next group of pending members, or marks the store idle.
 func (g *RedeemGroup[T]) next() {
 	g.mu.Lock()
@@ -140,7 +198,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 			}
 		})
 	}
-	res := g.core.redeemGroup(ctx, ms)
+	res := g.core.redeemGroup(ctx, g, ms)
 	for _, stop := range stops {
 		stop()
 	}
@@ -168,36 +226,20 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	}
 }
 
-// redeemGroup is the group's transaction: each member's Redeem in a
-// savepoint of its own, then one commit. An error of the transaction itself
-// (begin, a savepoint, the commit) is every member's answer: none of them
-// committed.
-func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
-	res := make([]promo.RedeemResult, len(ms))
-	err := s.inTx(ctx, func(tx T) error {
-		var q Querier = tx
-		if t, ok := any(tx).(*SQLTx); ok {
-			q = sqlQuerier{&groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
-		}
-		x := s.on(q)
-		for i, m := range ms {
-			if _, err := q.Exec(ctx, "SAVEPOINT member"); err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			out, err := x.redeem(ctx, m.req)
-			if err != nil {
-				if _, rerr := q.Exec(ctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
-					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
-				}
-			}
-			if _, err := q.Exec(ctx, "RELEASE SAVEPOINT member"); err != nil {
-				return fmt.Errorf("release savepoint: %w", err)
-			}
-			res[i] = promo.RedeemResult{Outcome: out,
-				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
-		}
-		return nil
-	})
+// redeemGroup is the group's transaction: each member's Redeem, one after
+// another, then one commit. A member normally runs without a savepoint: a
+// member that fails (an error, not a refusal) rolls the whole transaction
+// back, and the group is written again with each member in a savepoint of
+// its own, so that the failing one is rolled back alone and the others
+// commit (the second run gives the others the answers the first gave: the
+// same requests, in the same order, on the same committed state). An error
+// of the transaction itself (begin, a savepoint, the commit) is every
+// member's answer: none of them committed.
+func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
+	res, err := s.groupTx(ctx, g, ms, false)
+	if errors.Is(err, errMemberFailed) {
+		res, err = s.groupTx(ctx, g, ms, true)
+	}
 	if err != nil {
 		err = fmt.Errorf("redeem a group of %d: %w", len(ms), err)
 		for i := range res {
@@ -207,27 +249,98 @@ func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.Re
 	return res
 }
 
-// groupQuerier runs a group's statements on its database/sql transaction,
-// each statement text prepared once per group (the members run the same
-// few statements over and over; preparing them once per member was most of
-// a member's cost on SQLite). Statements close with the transaction.
+// errMemberFailed stops a group written without savepoints at its first
+// failing member.
+var errMemberFailed = errors.New("a member failed")
+
+// groupTx writes ms in one transaction, each member in a savepoint of its
+// own if savepoints, else stopping with errMemberFailed at the first member
+// that fails.
+//
+// The members' statements run on the group's context without its end
+// (ctx.Done is nil): the driver then watches no context per statement (a
+// goroutine each). The transaction still ends with ctx: beginning it (the
+// wait for the write lock) is cancelled with ctx, and database/sql rolls
+// it back when ctx ends, after which the next statement fails.
+func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
+	res := make([]promo.RedeemResult, len(ms))
+	sctx := context.WithoutCancel(ctx)
+	var missing []string
+	err := s.inTx(ctx, func(tx T) error {
+		var q Querier = tx
+		if t, ok := any(tx).(*SQLTx); ok {
+			gq := &groupQuerier{g: g, tx: t.Tx, stmts: map[string]*sql.Stmt{}}
+			defer func() { missing = gq.missing }()
+			q = sqlQuerier{gq}
+		}
+		x := s.on(q)
+		for i, m := range ms {
+			if savepoints {
+				if _, err := q.Exec(sctx, "SAVEPOINT member"); err != nil {
+					return fmt.Errorf("savepoint: %w", err)
+				}
+				g.savepoints.Add(1)
+			}
+			out, err := x.redeem(sctx, m.req)
+			if err != nil && !savepoints {
+				return errMemberFailed
+			}
+			if err != nil {
+				if _, rerr := q.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
+				}
+			}
+			if savepoints {
+				if _, err := q.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
+					return fmt.Errorf("release savepoint: %w", err)
+				}
+			}
+			res[i] = promo.RedeemResult{Outcome: out,
+				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+		}
+		return nil
+	})
+	g.share(ctx, missing)
+	return res, err
+}
+
+// groupQuerier runs a group's statements on its database/sql transaction.
+// Each statement text is prepared once for the writer connection and kept
+// (RedeemGroup.shared); a text met for the first time is prepared on the
+// transaction for this group, then on the pool once the group is done
+// (preparing the same few statements for every member, and then for every
+// group, was most of a member's cost on SQLite).
 type groupQuerier struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	g       groupStmts
+	tx      *sql.Tx
+	stmts   map[string]*sql.Stmt
+	missing []string
+}
+
+// groupStmts is the statements a RedeemGroup keeps.
+type groupStmts interface {
+	sharedStmt(query string) *sql.Stmt
+	countPrepare()
 }
 
 func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
 	if s, ok := q.stmts[query]; ok {
 		return s
 	}
-	s, err := q.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil // run unprepared: the statement reports the error
+	var s *sql.Stmt
+	if p := q.g.sharedStmt(query); p != nil {
+		s = q.tx.StmtContext(ctx, p) // prepared on this connection already
+	} else {
+		var err error
+		if s, err = q.tx.PrepareContext(ctx, query); err != nil {
+			return nil // run unprepared: the statement reports the error
+		}
+		q.g.countPrepare()
+		q.missing = append(q.missing, query)
 	}
 	q.stmts[query] = s
 	return s
 }
-
 func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if s := q.stmt(ctx, query); s != nil {
 		return s.ExecContext(ctx, args...)
