@@ -48,9 +48,9 @@ type RedeemGroup[T Tx] struct {
 	groups  int64 // groups written
 	members int64 // their members
 
-	// Statement counts, for tests: statements prepared and savepoints
-	// taken by the groups' transactions.
-	prepared, savepoints atomic.Int64
+	// Statement counts, for tests: statements prepared, savepoints taken
+	// and statements run by the groups' transactions.
+	prepared, savepoints, statements atomic.Int64
 }
 
 type groupMember struct {
@@ -90,7 +90,8 @@ func (g *RedeemGroup[T]) sharedStmt(query string) *sql.Stmt {
 	return g.shared[query]
 }
 
-func (g *RedeemGroup[T]) countPrepare() { g.prepared.Add(1) }
+func (g *RedeemGroup[T]) countPrepare()   { g.prepared.Add(1) }
+func (g *RedeemGroup[T]) countStatement() { g.statements.Add(1) }
 
 // share prepares queries on the write pool (its one connection, free now
 // that a group is done) and keeps them for the next groups. database/sql
@@ -159,10 +160,10 @@ func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool)
 	return g.groups, g.members, len(g.pending), g.busy
 }
 
-// Statements reports how many statements the groups prepared and how many
-// savepoints they took, so far.
-func (g *RedeemGroup[T]) Statements() (prepared, savepoints int64) {
-	return g.prepared.Load(), g.savepoints.Load()
+// Statements reports how many statements the groups prepared, how many
+// savepoints they took and how many statements they ran, so far.
+func (g *RedeemGroup[T]) Statements() (prepared, savepoints, statements int64) {
+	return g.prepared.Load(), g.savepoints.Load(), g.statements.Load()
 }
 
 // next writes the next group of pending members, or marks the store idle.
@@ -321,9 +322,11 @@ type groupQuerier struct {
 type groupStmts interface {
 	sharedStmt(query string) *sql.Stmt
 	countPrepare()
+	countStatement()
 }
 
 func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+	q.g.countStatement()
 	if s, ok := q.stmts[query]; ok {
 		return s
 	}
