@@ -76,8 +76,8 @@ func (c Config) redemptionConfig() redemption.Config {
 		GuessWindow: c.Redeem.GuessWindow, GuessKeys: c.Redeem.GuessKeys,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
 		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
-		ReservationRetention: c.Redeem.ReservationRetention,
-		AdmissionSlots:       c.admissionSlots(), AdmissionQueue: c.Redeem.Admission.MaxQueue,
+		ReservationRetention: c.Redeem.ReservationRetention, IdempotencyRetention: c.Redeem.IdempotencyRetention,
+		AdmissionSlots: c.admissionSlots(), AdmissionQueue: c.Redeem.Admission.MaxQueue,
 		AdmissionWait: c.Redeem.Admission.MaxWait}
 }
 

@@ -525,6 +525,8 @@ SELECT ` + sqlstore.ReservationCols + ` FROM reservations WHERE id IN (SELECT id
 
 	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
 
+	SweepIdempotencyKeys: `DELETE TOP (@p2) FROM idempotency_keys WHERE created_at < @p1`,
+
 	// Admin changes and their audit log (../postgres/queries.go says why
 	// they are safe).
 

@@ -298,6 +298,10 @@ FROM idempotency_keys WHERE idem_key = $1`,
 	SweepReservations: `DELETE FROM reservations WHERE id IN (
 	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
 
+	// SweepIdempotencyKeys deletes up to $2 records made before $1.
+	SweepIdempotencyKeys: `DELETE FROM idempotency_keys WHERE idem_key IN (
+	SELECT idem_key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`,
+
 	// RevokeCode: a code of a promotion whose deletion was requested is
 	// not revoked (the promotion takes no change).
 	RevokeCode: `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')

@@ -297,6 +297,13 @@ func (s *Core[T]) SweepReservations(ctx context.Context, before time.Time, limit
 	return s.count(ctx, "sweep reservations", s.d.SweepReservations, s.d.Time(before), limit)
 }
 
+// SweepIdempotencyKeys deletes up to limit Idempotency-Key records (of
+// redemptions, reservations and issuances) made before before; it returns
+// how many. A request repeating a swept key is a new request.
+func (s *Core[T]) SweepIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.count(ctx, "sweep idempotency records", s.d.SweepIdempotencyKeys, s.d.Time(before), limit)
+}
+
 // CodeReservations returns the live reservations (held, not expired at now)
 // of promotion promotionID's code (canonical), soonest to expire first, at
 // most limit.
