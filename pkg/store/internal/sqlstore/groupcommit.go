@@ -27,11 +27,12 @@ import (
 // statements (every limit, live reservations, the user's allowance, the
 // idempotency record, the refusal reason) after the members before it in
 // the same transaction, which is what it would have seen had they committed
-// one after another, since one writer serialises them anyway. Each member
-// runs inside its own SAVEPOINT: one that fails is rolled back to it alone
-// and answered with its error, the others stay. The group commits all or
-// nothing, and no member is answered before the commit returned: a crash
-// loses only unanswered requests, whole.
+// one after another, since one writer serialises them anyway. A member that
+// fails rolls the transaction back and the group is written again with each
+// member inside its own SAVEPOINT: the failing one is rolled back to it
+// alone and answered with its error, the others stay (redeemGroup). The
+// group commits all or nothing, and no member is answered before the commit
+// returned: a crash loses only unanswered requests, whole.
 //
 // Concurrency: safe for concurrent use; one group is written at a time.
 type RedeemGroup[T Tx] struct {
