@@ -39,6 +39,9 @@ type RedeemGroup[T Tx] struct {
 	core *Core[T]
 	max  int
 	db   *sql.DB // the write pool, when it is database/sql's (SQLite)
+	// oneWriter: the group's transaction holds the database's only write
+	// lock, so no statement of it waits for a lock (see OneWriter).
+	oneWriter bool
 
 	stmtMu sync.Mutex
 	shared map[string]*sql.Stmt // prepared on db, kept for the next groups
@@ -71,6 +74,15 @@ func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	if d, ok := any(s.w).(SQLDB); ok {
 		g.db = d.db
 	}
+	return g
+}
+
+// OneWriter says that the group's transaction holds the database's one
+// write lock (SQLite's BEGIN IMMEDIATE), so that its statements never wait
+// for a lock: they then run without a watcher of the group's context each
+// (see groupTx). It returns g.
+func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
+	g.oneWriter = true
 	return g
 }
 
@@ -259,14 +271,18 @@ var errMemberFailed = errors.New("a member failed")
 // own if savepoints, else stopping with errMemberFailed at the first member
 // that fails.
 //
-// The members' statements run on the group's context without its end
-// (ctx.Done is nil): the driver then watches no context per statement (a
-// goroutine each). The transaction still ends with ctx: beginning it (the
-// wait for the write lock) is cancelled with ctx, and database/sql rolls
-// it back when ctx ends, after which the next statement fails.
+// With OneWriter the members' statements run on the group's context
+// without its end (ctx.Done is nil): the driver then watches no context per
+// statement (a goroutine each), and none of them can wait for a lock. The
+// transaction still ends with ctx: beginning it (the wait for the write
+// lock) is cancelled with ctx, and database/sql rolls it back when ctx
+// ends, after which the next statement fails.
 func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
 	res := make([]promo.RedeemResult, len(ms))
-	sctx := context.WithoutCancel(ctx)
+	sctx := ctx
+	if g.oneWriter {
+		sctx = context.WithoutCancel(ctx)
+	}
 	var missing []string
 	err := s.inTx(ctx, func(tx T) error {
 		var q Querier = tx
