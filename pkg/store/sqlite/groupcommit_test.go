@@ -531,3 +531,68 @@ func TestGroupCommitStatementsOnce(t *testing.T) {
 		t.Errorf("%d savepoints taken though no member failed: want none", s1-s0)
 	}
 }
+
+// TestGroupCommitConflictWritesNothing: a member answered with an error
+// before it wrote anything (an Idempotency-Key reused for another request:
+// idempotency_conflict) leaves the group as it is; the group is not
+// written again member by member, so a client reusing keys cannot make the
+// writer do a whole group's work twice.
+func TestGroupCommitConflictWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCK", 100_000, 0)
+	first := redeemReq("GCK", "owner", "kc")
+	if out, err := st.Redeem(ctx, first); err != nil || out.Refused != "" {
+		t.Fatalf("first: %+v, %v", out, err)
+	}
+	_, s0, _ := st.GroupStatements()
+	g0, _, _, _ := st.GroupStats()
+	var (
+		wg        sync.WaitGroup
+		conflicts atomic.Int32
+		redeemed  atomic.Int32
+	)
+	for w := range 32 {
+		wg.Go(func() {
+			for r := range 10 {
+				req := redeemReq("GCK", fmt.Sprintf("k%d-%d", w, r), "")
+				if r%3 == 0 {
+					req = redeemReq("GCK", "other", "kc") // the key, another request
+				}
+				out, err := st.Redeem(ctx, req)
+				switch {
+				case r%3 == 0 && promo.ReasonOf(err) == promo.ReasonIdempotencyConflict:
+					conflicts.Add(1)
+				case r%3 != 0 && err == nil && out.Refused == "":
+					redeemed.Add(1)
+				default:
+					t.Errorf("%s with key %q: %+v, %v", req.UserID, req.IdempotencyKey, out, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	g1, _, _, _ := st.GroupStats()
+	_, s1, _ := st.GroupStatements()
+	t.Logf("%d conflicts, %d redeemed in %d groups: %d savepoints", conflicts.Load(), redeemed.Load(), g1-g0, s1-s0)
+	if conflicts.Load() != 32*4 || redeemed.Load() != 32*6 {
+		t.Fatalf("%d conflicts, %d redeemed: want %d and %d", conflicts.Load(), redeemed.Load(), 32*4, 32*6)
+	}
+	if s1 != s0 {
+		t.Errorf("%d savepoints taken: a conflict, which writes nothing, made its group be written again", s1-s0)
+	}
+	rows, _ := auditRows(t, st, vanityID(t, st, "GCK"))
+	if rows != 1+32*6 {
+		t.Errorf("%d audit rows, want %d", rows, 1+32*6)
+	}
+}
+
+// vanityID is the promotion id of a vanity code.
+func vanityID(t *testing.T, st *sqlite.Store, code string) int64 {
+	t.Helper()
+	cs, err := st.CodeState(context.Background(), code, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.Promotion.ID
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,8 +243,9 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 
 // redeemGroup is the group's transaction: each member's Redeem, one after
 // another, then one commit. A member normally runs without a savepoint: a
-// member that fails (an error, not a refusal) rolls the whole transaction
-// back, and the group is written again with each member in a savepoint of
+// member that fails (an error, not a refusal) having changed nothing is
+// answered with its error and the group goes on; one that fails having
+// written (or perhaps written) rolls the whole transaction back, and the group is written again with each member in a savepoint of
 // its own, so that the failing one is rolled back alone and the others
 // commit (the second run gives the others the answers the first gave: the
 // same requests, in the same order, on the same committed state). An error
@@ -285,9 +287,12 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 	}
 	var missing []string
 	err := s.inTx(ctx, func(tx T) error {
-		var q Querier = tx
+		var (
+			q  Querier = tx
+			gq *groupQuerier
+		)
 		if t, ok := any(tx).(*SQLTx); ok {
-			gq := &groupQuerier{g: g, tx: t.Tx, stmts: map[string]*sql.Stmt{}}
+			gq = &groupQuerier{g: g, tx: t.Tx, stmts: map[string]*sql.Stmt{}}
 			defer func() { missing = gq.missing }()
 			q = sqlQuerier{gq}
 		}
@@ -299,9 +304,18 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 				}
 				g.savepoints.Add(1)
 			}
+			if gq != nil {
+				gq.wrote = false
+			}
 			out, err := x.redeem(sctx, m.req)
 			if err != nil && !savepoints {
-				return errMemberFailed
+				if gq == nil || gq.wrote {
+					return errMemberFailed
+				}
+				// It failed having changed nothing (an idempotency
+				// conflict): nothing to undo, the group goes on.
+				res[i] = promo.RedeemResult{Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+				continue
 			}
 			if err != nil {
 				if _, rerr := q.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
@@ -333,6 +347,10 @@ type groupQuerier struct {
 	tx      *sql.Tx
 	stmts   map[string]*sql.Stmt
 	missing []string
+	// wrote: a statement since it was last cleared may have changed the
+	// database: an Exec that changed rows or failed, or any query but a
+	// SELECT (an UPDATE or INSERT ... RETURNING).
+	wrote bool
 }
 
 // groupStmts is the statements a RedeemGroup keeps.
@@ -362,14 +380,22 @@ func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
 	return s
 }
 
-func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
 	if s := q.stmt(ctx, query); s != nil {
-		return s.ExecContext(ctx, args...)
+		res, err = s.ExecContext(ctx, args...)
+	} else {
+		res, err = q.tx.ExecContext(ctx, query, args...)
 	}
-	return q.tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		q.wrote = true
+	} else if n, nerr := res.RowsAffected(); n != 0 || nerr != nil {
+		q.wrote = true
+	}
+	return res, err
 }
 
 func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	q.query(query)
 	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -377,8 +403,17 @@ func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...a
 }
 
 func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	q.query(query)
 	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
 	return q.tx.QueryRowContext(ctx, query, args...)
+}
+
+// query notes a query that may write: anything but a SELECT.
+func (q *groupQuerier) query(query string) {
+	if !q.wrote {
+		head := strings.TrimLeft(query, " \t\r\n(")
+		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
+	}
 }
