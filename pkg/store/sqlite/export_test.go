@@ -8,8 +8,6 @@ func (s *Store) SingleWriter() bool { return true }
 // redemptions waiting for one, and whether one is being written.
 func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) { return s.group.Stats() }
 
-// GroupStatements reports the statements the redemption groups prepared, the
-// savepoints they took and the statements they ran.
-func (s *Store) GroupStatements() (prepared, savepoints, statements int64) {
-	return s.group.Statements()
-}
+// GroupStatements reports the savepoints the redemption groups took and the
+// statements they ran.
+func (s *Store) GroupStatements() (savepoints, statements int64) { return s.group.Statements() }

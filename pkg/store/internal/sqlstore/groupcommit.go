@@ -39,13 +39,9 @@ import (
 type RedeemGroup[T Tx] struct {
 	core *Core[T]
 	max  int
-	db   *sql.DB // the write pool, when it is database/sql's (SQLite)
 	// oneWriter: the group's transaction holds the database's only write
 	// lock, so no statement of it waits for a lock (see OneWriter).
 	oneWriter bool
-
-	stmtMu sync.Mutex
-	shared map[string]*sql.Stmt // prepared on db, kept for the next groups
 
 	mu      sync.Mutex
 	busy    bool // a group is being written
@@ -53,9 +49,9 @@ type RedeemGroup[T Tx] struct {
 	groups  int64 // groups written
 	members int64 // their members
 
-	// Statement counts, for tests: statements prepared, savepoints taken
-	// and statements run by the groups' transactions.
-	prepared, savepoints, statements atomic.Int64
+	// Statement counts, for tests: savepoints taken and statements run by
+	// the groups' transactions.
+	savepoints, statements atomic.Int64
 }
 
 type groupMember struct {
@@ -71,11 +67,7 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	g := &RedeemGroup[T]{core: s, max: max, shared: map[string]*sql.Stmt{}}
-	if d, ok := any(s.w).(SQLDB); ok {
-		g.db = d.db
-	}
-	return g
+	return &RedeemGroup[T]{core: s, max: max}
 }
 
 // OneWriter says that the group's transaction holds the database's one
@@ -85,47 +77,6 @@ func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
 	g.oneWriter = true
 	return g
-}
-
-// Close closes the statements the groups kept prepared (the pool stays
-// open).
-func (g *RedeemGroup[T]) Close() {
-	g.stmtMu.Lock()
-	defer g.stmtMu.Unlock()
-	for q, st := range g.shared {
-		st.Close()
-		delete(g.shared, q)
-	}
-}
-
-func (g *RedeemGroup[T]) sharedStmt(query string) *sql.Stmt {
-	g.stmtMu.Lock()
-	defer g.stmtMu.Unlock()
-	return g.shared[query]
-}
-
-func (g *RedeemGroup[T]) countPrepare()   { g.prepared.Add(1) }
-func (g *RedeemGroup[T]) countStatement() { g.statements.Add(1) }
-
-// share prepares queries on the write pool (its one connection, free now
-// that a group is done) and keeps them for the next groups. database/sql
-// prepares such a statement again, by itself, on a new connection should
-// the pool replace its connection.
-func (g *RedeemGroup[T]) share(ctx context.Context, queries []string) {
-	if g.db == nil || len(queries) == 0 {
-		return
-	}
-	g.stmtMu.Lock()
-	defer g.stmtMu.Unlock()
-	for _, q := range queries {
-		if _, ok := g.shared[q]; ok {
-			continue
-		}
-		if st, err := g.db.PrepareContext(ctx, q); err == nil {
-			g.prepared.Add(1)
-			g.shared[q] = st
-		}
-	}
 }
 
 // Redeem is Core.Redeem, written in a group with the redemptions that are
@@ -174,10 +125,10 @@ func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool)
 	return g.groups, g.members, len(g.pending), g.busy
 }
 
-// Statements reports how many statements the groups prepared, how many
-// savepoints they took and how many statements they ran, so far.
-func (g *RedeemGroup[T]) Statements() (prepared, savepoints, statements int64) {
-	return g.prepared.Load(), g.savepoints.Load(), g.statements.Load()
+// Statements reports how many savepoints the groups took and how many
+// statements they ran, so far.
+func (g *RedeemGroup[T]) Statements() (savepoints, statements int64) {
+	return g.savepoints.Load(), g.statements.Load()
 }
 
 // next writes the next group of pending members, or marks the store idle.
@@ -245,12 +196,13 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 // another, then one commit. A member normally runs without a savepoint: a
 // member that fails (an error, not a refusal) having changed nothing is
 // answered with its error and the group goes on; one that fails having
-// written (or perhaps written) rolls the whole transaction back, and the group is written again with each member in a savepoint of
-// its own, so that the failing one is rolled back alone and the others
-// commit (the second run gives the others the answers the first gave: the
-// same requests, in the same order, on the same committed state). An error
-// of the transaction itself (begin, a savepoint, the commit) is every
-// member's answer: none of them committed.
+// written (or perhaps written) rolls the whole transaction back, and the
+// group is written again with each member in a savepoint of its own, so
+// that the failing one is rolled back alone and the others commit (the
+// second run gives the others the answers the first gave: the same
+// requests, in the same order, on the same committed state). An error of
+// the transaction itself (begin, a savepoint, the commit) is every member's
+// answer: none of them committed.
 func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
 	res, err := s.groupTx(ctx, g, ms, false)
 	if errors.Is(err, errMemberFailed) {
@@ -266,12 +218,12 @@ func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*grou
 }
 
 // errMemberFailed stops a group written without savepoints at its first
-// failing member.
+// member that fails having written.
 var errMemberFailed = errors.New("a member failed")
 
 // groupTx writes ms in one transaction, each member in a savepoint of its
 // own if savepoints, else stopping with errMemberFailed at the first member
-// that fails.
+// that fails having written.
 //
 // With OneWriter the members' statements run on the group's context
 // without its end (ctx.Done is nil): the driver then watches no context per
@@ -285,18 +237,13 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 	if g.oneWriter {
 		sctx = context.WithoutCancel(ctx)
 	}
-	var missing []string
 	err := s.inTx(ctx, func(tx T) error {
-		var (
-			q  Querier = tx
-			gq *groupQuerier
-		)
-		if t, ok := any(tx).(*SQLTx); ok {
-			gq = &groupQuerier{g: g, tx: t.Tx, stmts: map[string]*sql.Stmt{}}
-			defer func() { missing = gq.missing }()
-			q = sqlQuerier{gq}
+		var q Querier = tx
+		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
+			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
 		}
-		x := s.on(q)
+		mq := &memberQuerier{q: q, n: &g.statements}
+		x := s.on(mq)
 		for i, m := range ms {
 			if savepoints {
 				if _, err := q.Exec(sctx, "SAVEPOINT member"); err != nil {
@@ -304,12 +251,10 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 				}
 				g.savepoints.Add(1)
 			}
-			if gq != nil {
-				gq.wrote = false
-			}
+			mq.wrote = false
 			out, err := x.redeem(sctx, m.req)
 			if err != nil && !savepoints {
-				if gq == nil || gq.wrote {
+				if mq.wrote {
 					return errMemberFailed
 				}
 				// It failed having changed nothing (an idempotency
@@ -332,70 +277,76 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 		}
 		return nil
 	})
-	g.share(ctx, missing)
 	return res, err
 }
 
-// groupQuerier runs a group's statements on its database/sql transaction.
-// Each statement text is prepared once for the writer connection and kept
-// (RedeemGroup.shared); a text met for the first time is prepared on the
-// transaction for this group, then on the pool once the group is done
-// (preparing the same few statements for every member was most of a
-// member's cost on SQLite; for every group, still a twentieth of it).
-type groupQuerier struct {
-	g       groupStmts
-	tx      *sql.Tx
-	stmts   map[string]*sql.Stmt
-	missing []string
-	// wrote: a statement since it was last cleared may have changed the
-	// database: an Exec that changed rows or failed, or any query but a
-	// SELECT (an UPDATE or INSERT ... RETURNING).
+// memberQuerier runs a member's statements on the group's transaction,
+// counting them, and notes whether one may have changed the database since
+// wrote was last cleared: an Exec that changed rows or failed, or any query
+// but a SELECT (an UPDATE or INSERT ... RETURNING).
+type memberQuerier struct {
+	q     Querier
+	n     *atomic.Int64
 	wrote bool
 }
 
-// groupStmts is the statements a RedeemGroup keeps.
-type groupStmts interface {
-	sharedStmt(query string) *sql.Stmt
-	countPrepare()
-	countStatement()
+func (q *memberQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	q.n.Add(1)
+	n, err := q.q.Exec(ctx, query, args...)
+	if err != nil || n != 0 {
+		q.wrote = true
+	}
+	return n, err
+}
+
+func (q *memberQuerier) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	q.query(query)
+	return q.q.Query(ctx, query, args...)
+}
+
+func (q *memberQuerier) QueryRow(ctx context.Context, query string, args ...any) Row {
+	q.query(query)
+	return q.q.QueryRow(ctx, query, args...)
+}
+
+func (q *memberQuerier) query(query string) {
+	q.n.Add(1)
+	if !q.wrote {
+		head := strings.TrimLeft(query, " \t\r\n(")
+		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
+	}
+}
+
+// groupQuerier runs a group's statements on its database/sql transaction,
+// each statement text prepared once per group (the members run the same
+// few statements over and over; preparing them once per member was most of
+// a member's cost on SQLite). Statements close with the transaction. A pool
+// with a StmtCache needs none: its statements stay prepared across groups.
+type groupQuerier struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
 }
 
 func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
-	q.g.countStatement()
 	if s, ok := q.stmts[query]; ok {
 		return s
 	}
-	var s *sql.Stmt
-	if p := q.g.sharedStmt(query); p != nil {
-		s = q.tx.StmtContext(ctx, p) // prepared on this connection already
-	} else {
-		var err error
-		if s, err = q.tx.PrepareContext(ctx, query); err != nil {
-			return nil // run unprepared: the statement reports the error
-		}
-		q.g.countPrepare()
-		q.missing = append(q.missing, query)
+	s, err := q.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // run unprepared: the statement reports the error
 	}
 	q.stmts[query] = s
 	return s
 }
 
-func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if s := q.stmt(ctx, query); s != nil {
-		res, err = s.ExecContext(ctx, args...)
-	} else {
-		res, err = q.tx.ExecContext(ctx, query, args...)
+		return s.ExecContext(ctx, args...)
 	}
-	if err != nil {
-		q.wrote = true
-	} else if n, nerr := res.RowsAffected(); n != 0 || nerr != nil {
-		q.wrote = true
-	}
-	return res, err
+	return q.tx.ExecContext(ctx, query, args...)
 }
 
 func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	q.query(query)
 	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)
 	}
@@ -403,17 +354,8 @@ func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...a
 }
 
 func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	q.query(query)
 	if s := q.stmt(ctx, query); s != nil {
 		return s.QueryRowContext(ctx, args...)
 	}
 	return q.tx.QueryRowContext(ctx, query, args...)
-}
-
-// query notes a query that may write: anything but a SELECT.
-func (q *groupQuerier) query(query string) {
-	if !q.wrote {
-		head := strings.TrimLeft(query, " \t\r\n(")
-		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
-	}
 }

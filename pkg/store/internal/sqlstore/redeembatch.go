@@ -272,7 +272,7 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 	}
 	first := reqs[todo[0]]
 	var replays []int
-	err := s.each(ctx, s.w, s.d.RedeemBatchOnce, []any{first.Code, s.d.Time(first.Now), ids, users, orders, metadata, at,
+	err := each(ctx, s.w, s.d.RedeemBatchOnce, []any{first.Code, s.d.Time(first.Now), ids, users, orders, metadata, at,
 		keys, hashes, promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
 		var (
 			j       int
