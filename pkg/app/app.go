@@ -97,7 +97,8 @@ func sqliteConfig(c DBConfig, s DBSession, clock func() time.Time) sqlite.Config
 func postgresConfig(c DBConfig, s DBSession, name string, clock func() time.Time) postgres.Config {
 	return postgres.Config{DSN: c.DSN, MaxConns: int32(min(c.MaxConns, math.MaxInt32)),
 		StatementTimeout: s.StatementTimeout, LockTimeout: s.LockTimeout, IdleInTransactionTimeout: s.IdleInTransactionTimeout,
-		KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock}
+		KeepAlive: c.KeepAlive, TCPUserTimeout: c.TCPUserTimeout, ApplicationName: name, Clock: clock,
+		RedeemFlights: c.RedeemFlights}
 }
 
 func sqlserverConfig(c DBConfig, s DBSession, clock func() time.Time) sqlserver.Config {

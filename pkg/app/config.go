@@ -99,6 +99,10 @@ type DBConfig struct {
 	// default). PostgreSQL gets them on its end of the connection too.
 	KeepAlive      time.Duration `mapstructure:"keepAlive"`
 	TCPUserTimeout time.Duration `mapstructure:"tcpUserTimeout"`
+	// RedeemFlights is how many groups of concurrent redemptions a process
+	// writes at once on PostgreSQL (group commit; 0: 2, about the database
+	// server's cores is right; at most maxConns). See docs/store.md.
+	RedeemFlights int `mapstructure:"redeemFlights"`
 }
 
 // DBSession is the server-side limits a deployable's database sessions get

@@ -105,6 +105,10 @@ func TestValidateStoreKeys(t *testing.T) {
 			"db.tcpUserTimeout: must be 0 (the system's default) or from 1s to 596h31m23.647s, got 10ms",
 			"generator.db.idleInTransactionTimeout: must be 0 (the server's setting) or from 1ms to 596h31m23.647s, got 720h0m0s",
 		}},
+		{"postgres group commit flights", func(c *Config) {
+			*c = valid("postgres", "postgres://u@h/db")
+			c.DB.MaxConns, c.DB.RedeemFlights = 4, 5
+		}, []string{"db.redeemFlights: must be from 0 (the default, 2) to maxConns (4), got 5"}},
 		{"sqlserver", func(c *Config) {
 			*c = valid("sqlserver", "sqlserver://sa:pw@h:1433?database=promocodes")
 			c.Generator.DB.LockTimeout = -time.Second
