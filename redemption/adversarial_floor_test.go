@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
@@ -283,10 +284,7 @@ func checkStorm(t *testing.T, h *harness, code, pidText string, maxUsage, perUse
 	if err != nil {
 		t.Fatalf("promotion id %q: %v", pidText, err)
 	}
-	rows, err := h.st.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: pid, Limit: 100_000})
-	if err != nil {
-		t.Fatalf("Redemptions: %v", err)
-	}
+	rows := allRedemptions(t, h, pid)
 	live, perUserRows := 0, map[string]int{}
 	ids := map[string]promo.Redemption{}
 	for _, r := range rows {
@@ -352,4 +350,145 @@ func readReply(resp *http.Response) reply {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return reply{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// TestAdversarialSpreadStorm: a few users redeem, reserve and confirm,
+// and roll back across many codes of one promotion at once (their
+// allowance rows shared by every path), while one of its codes is hot
+// (combined batches): every lock order of the one-statement functions,
+// the statement path and group commit meets every other. No answer may be
+// a 5xx other than a 503 with Retry-After, and every code's and user's
+// count must match the audit rows.
+func TestAdversarialSpreadStorm(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			hs := replicaHarnesses(t, backend, 2)
+			outcome := scenarioSpreadStorm(t, hs, 40, 6, 1500)
+			if t.Failed() {
+				outcome = "FAILED: " + outcome
+			}
+			t.Logf("adversarial: spread storm, shared users across codes [%s]: %s", backend, outcome)
+		})
+	}
+}
+
+func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, users, n int) string {
+	h0 := hs[0]
+	p, list := h0.seed(promotionSpec{n: ncodes, maxUsage: 1000, perUser: 1000})
+	tally := &stormTally{answers: map[string]int{}, created: map[string]string{}, rolled: map[string]bool{},
+		keyOwners: map[string]string{}}
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 48 {
+		wg.Go(func() {
+			for i := range work {
+				h := hs[i%len(hs)]
+				user := fmt.Sprintf("u%d", rand.IntN(users))
+				code := list[rand.IntN(len(list))]
+				switch k := i % 10; {
+				case k < 4: // spread redemption
+					r, err := h.redeem(code, user, nil)
+					tally.add("redeem", r, err)
+					tally.record(t, r, err, user, "")
+				case k < 5: // the hot code
+					r, err := h.redeem(list[0], user, nil)
+					tally.add("redeem hot", r, err)
+					tally.record(t, r, err, user, "")
+				case k < 6: // statement path
+					r, err := h.try("POST", "/v1/codes/"+code+"/redemptions", redeemToken,
+						fmt.Sprintf(`{"userId":%q,"country":"DE"}`, user), nil)
+					tally.add("redeem with shopper", r, err)
+					tally.record(t, r, err, user, "")
+				case k < 8: // reserve, confirm
+					r, err := h.reserve(code, user, "", nil)
+					tally.add("reserve", r, err)
+					if err != nil || r.status != http.StatusCreated {
+						continue
+					}
+					var b reservationBody
+					decode(t, r.body, &b)
+					r, err = hs[(i+1)%len(hs)].try("POST", "/v1/reservations/"+b.ID+"/confirm", redeemToken, `{"orderId":"o"}`, nil)
+					tally.add("confirm", r, err)
+					tally.record(t, r, err, user, "")
+				default: // roll back an earlier one
+					if id := tally.pick(i); id != "" {
+						r, err := h.try("POST", "/v1/redemptions/"+id+"/rollback", redeemToken, `{}`, nil)
+						tally.add("rollback", r, err)
+						if err == nil && r.status == http.StatusOK && r.header.Get("Idempotent-Replayed") == "" {
+							tally.mu.Lock()
+							tally.rolled[id] = true
+							tally.mu.Unlock()
+						}
+					}
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	rows := allRedemptions(t, h0, p.ID)
+	liveByCode, liveByUser := map[string]int{}, map[string]int{}
+	ids := map[string]bool{}
+	for _, r := range rows {
+		ids[r.ID] = true
+		if r.RolledBackAt == nil {
+			liveByCode[r.Code]++
+			liveByUser[r.UserID]++
+		}
+	}
+	total := 0
+	for _, c := range list {
+		canon, err := codes.Canonical(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := h0.st.CodeState(h0.ctx, canon, "")
+		if err != nil {
+			t.Fatalf("CodeState: %v", err)
+		}
+		total += st.Used
+		if st.Used != liveByCode[canon] {
+			t.Errorf("code %s used %d, live audit rows %d", canon, st.Used, liveByCode[canon])
+		}
+	}
+	canon0, _ := codes.Canonical(list[0])
+	for u, n := range liveByUser {
+		st, err := h0.st.CodeState(h0.ctx, canon0, u)
+		if err != nil {
+			t.Fatalf("CodeState: %v", err)
+		}
+		if st.UserUsed != n {
+			t.Errorf("user %s: allowance counts %d, live audit rows %d", u, st.UserUsed, n)
+		}
+	}
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	for id := range tally.created {
+		if !ids[id] {
+			t.Errorf("201 for %s without an audit row", id)
+		}
+	}
+	if len(rows) != len(tally.created) {
+		t.Errorf("%d audit rows, %d answered 201", len(rows), len(tally.created))
+	}
+	for _, b := range tally.bad {
+		t.Errorf("bad answer: %s", b)
+	}
+	return fmt.Sprintf("%d uses over %d codes, %d audit rows, answers %v", total, len(list), len(rows), tally.answers)
+}
+
+// allRedemptions is every audit row of the promotion.
+func allRedemptions(t *testing.T, h *harness, pid int64) []promo.Redemption {
+	var rows []promo.Redemption
+	err := h.st.ExportRedemptions(h.ctx, promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
+		rows = append(rows, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ExportRedemptions: %v", err)
+	}
+	return rows
 }
