@@ -105,3 +105,95 @@ func TestAdversarialManyLargeBodies(t *testing.T) {
 	}
 	t.Logf("adversarial: many connections with bodies at the limit [sqlite]: %s", outcome)
 }
+
+// TestAdversarialSlowloris: one client holds thousands of connections open,
+// each sending its request (headers, then a declared 1 MB body) a few bytes
+// at a time. Meanwhile a shopper redeems from another address: she must be
+// answered 201 quickly, the API's memory must grow by a small constant per
+// held connection, and when http.readTimeout cuts the slow ones nothing is
+// left behind.
+func TestAdversarialSlowloris(t *testing.T) {
+	const conns = 4000
+	raiseOpenFiles(t, conns+200)
+	brokers := kafkatest.Broker(t)
+	db := burstBackend(t, "sqlite")
+	list := seedCodes(t, db, 10)
+	t.Setenv("GOMEMLIMIT", "450MiB")
+	api := startAPIProcess(t, burstAPI{DB: db, Brokers: brokers, Secret: burstSecret})
+	rss0, _ := memory(t, api.pid)
+	var (
+		wg     sync.WaitGroup
+		held   sync.WaitGroup
+		mu     sync.Mutex
+		counts = map[string]int{}
+		stop   = make(chan struct{})
+	)
+	held.Add(conns)
+	for i := range conns {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", api.addr, time.Minute)
+			if err != nil {
+				held.Done()
+				mu.Lock()
+				counts["dial error"]++
+				mu.Unlock()
+				return
+			}
+			defer c.Close()
+			// Half of them dribble headers, half a body.
+			var msg string
+			if i%2 == 0 {
+				msg = "POST /v1/codes/" + list[0] + "/redemptions HTTP/1.1\r\nHost: x\r\nX-Slow: "
+			} else {
+				msg = "POST /v1/codes/" + list[0] + "/redemptions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+					"Content-Length: 1000000\r\n\r\n{\"userId\":\"slow\","
+			}
+			_, _ = io.WriteString(c, msg)
+			held.Done()
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if _, err := io.WriteString(c, " "); err != nil {
+						mu.Lock()
+						counts["cut by the server"]++
+						mu.Unlock()
+						return
+					}
+				}
+			}
+		})
+	}
+	held.Wait()
+	time.Sleep(time.Second)
+	_, peak := memory(t, api.pid)
+	// A shopper meanwhile.
+	t0 := time.Now()
+	resp, err := http.Post("http://"+api.addr+"/v1/codes/"+list[1]+"/redemptions", "application/json",
+		strings.NewReader(`{"userId":"shopper"}`))
+	took := time.Since(t0)
+	if err != nil {
+		t.Fatalf("the shopper: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || took > 2*time.Second {
+		t.Errorf("the shopper was answered %d in %s, want 201 within 2s", resp.StatusCode, took)
+	}
+	perConn := (peak - rss0) * 1024 / conns
+	t.Logf("%d slow connections held: API RSS %.0f MiB before, peak %.0f MiB (%.0f KiB per connection); the shopper: %d in %s; load average %s",
+		conns, rss0, peak, perConn, resp.StatusCode, took.Round(time.Millisecond), loadAverage())
+	if perConn > 64 {
+		t.Errorf("%.0f KiB per held connection, want at most 64", perConn)
+	}
+	close(stop)
+	wg.Wait()
+	outcome := fmt.Sprintf("%d slow connections: %.0f KiB each, a shopper answered %d in %s", conns, perConn,
+		resp.StatusCode, took.Round(time.Millisecond))
+	if t.Failed() {
+		outcome = "FAILED: " + outcome
+	}
+	t.Logf("adversarial: slowloris [sqlite]: %s", outcome)
+}
