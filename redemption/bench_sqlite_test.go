@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/promotion"
@@ -59,13 +59,15 @@ func serveBenchSQLite(arg string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lns, err := listen.Listen("127.0.0.1:0") // as the API listens (pkg/app)
 	if err != nil {
 		return err
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
-	go func() { _ = hs.Serve(ln) }()
-	fmt.Printf("listening %s\n", ln.Addr())
+	for _, ln := range lns {
+		go func() { _ = hs.Serve(ln) }()
+	}
+	fmt.Printf("listening %s\n", lns[0].Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	return hs.Close()
 }

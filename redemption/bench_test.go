@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/codes"
+	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/postgres"
 	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
@@ -99,7 +99,8 @@ func serveBench() error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Listening as the API does (pkg/app), on several accept queues.
+	lns, err := listen.Listen("127.0.0.1:0")
 	if err != nil {
 		return err
 	}
@@ -109,8 +110,10 @@ func serveBench() error {
 		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, pprofMux())) }()
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
-	go func() { _ = hs.Serve(ln) }()
-	fmt.Printf("listening %s\n", ln.Addr())
+	for _, ln := range lns {
+		go func() { _ = hs.Serve(ln) }()
+	}
+	fmt.Printf("listening %s\n", lns[0].Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
 	return hs.Close()
 }

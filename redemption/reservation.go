@@ -21,6 +21,7 @@ type ReservationStore interface {
 	Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error)
 	Reservation(ctx context.Context, id string) (promo.Reservation, error)
 	SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error)
+	SweepIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // ReserveInput is a reservation request as the API decoded it. TTL 0 takes
@@ -168,8 +169,9 @@ func (s *Service) countReservation(op string, start time.Time, err error) {
 }
 
 // sweep, every SweepInterval, deletes reservations that ended more than
-// ReservationRetention ago, a bounded batch per statement. Limits never depend on
-// it: an expired reservation holds nothing whether or not it was swept.
+// ReservationRetention ago and Idempotency-Key records older than
+// IdempotencyRetention, a bounded batch per statement. Limits never depend
+// on it: an expired reservation holds nothing whether or not it was swept.
 func (s *Service) sweep(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
@@ -179,18 +181,28 @@ func (s *Service) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		before := s.now().Add(-s.cfg.ReservationRetention)
-		for ctx.Err() == nil {
-			n, err := s.store.SweepReservations(ctx, before, sweepBatch)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Warn("reservation sweep failed; will retry", zap.Error(err))
-				}
-				break
+		now := s.now()
+		s.sweepAll(ctx, "reservation", now.Add(-s.cfg.ReservationRetention), s.store.SweepReservations)
+		if s.cfg.IdempotencyRetention > 0 {
+			s.sweepAll(ctx, "idempotency record", now.Add(-s.cfg.IdempotencyRetention), s.store.SweepIdempotencyKeys)
+		}
+	}
+}
+
+// sweepAll deletes what del finds before before, sweepBatch rows per call,
+// until a call deletes fewer.
+func (s *Service) sweepAll(ctx context.Context, what string, before time.Time,
+	del func(ctx context.Context, before time.Time, limit int) (int64, error)) {
+	for ctx.Err() == nil {
+		n, err := del(ctx, before, sweepBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn(what+" sweep failed; will retry", zap.Error(err))
 			}
-			if n < sweepBatch {
-				break
-			}
+			return
+		}
+		if n < sweepBatch {
+			return
 		}
 	}
 }

@@ -75,6 +75,11 @@ type Config struct {
 	// deletes older ones every SweepInterval (1m).
 	ReservationRetention time.Duration
 	SweepInterval        time.Duration
+	// IdempotencyRetention is how long an Idempotency-Key's record (of a
+	// redemption, reservation or issuance) is kept (168h); the sweeper
+	// deletes older ones every SweepInterval, and a request repeating a
+	// swept key is a new request. -1 keeps them forever.
+	IdempotencyRetention time.Duration
 	// HotCodeBatch is how many concurrent redemptions of one code this
 	// process combines into one transaction at most (128); -1 turns the
 	// combining off. See combiner.
@@ -146,7 +151,14 @@ func (c *Config) setDefaults() {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = time.Minute
 	}
+	if c.IdempotencyRetention == 0 {
+		c.IdempotencyRetention = DefaultIdempotencyRetention
+	}
 }
+
+// DefaultIdempotencyRetention is Config.IdempotencyRetention's default: a
+// week, far past any client's retries.
+const DefaultIdempotencyRetention = 7 * 24 * time.Hour
 
 // Admission control's defaults (Config.AdmissionSlots, AdmissionQueue,
 // AdmissionWait). The queue holds a 10,000-shopper burst whole; the wait
@@ -195,6 +207,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReservationRetention < time.Minute {
 		errs.Add("reservationRetention", "must be at least 1m, got %s", c.ReservationRetention)
+	}
+	if c.IdempotencyRetention != -1 && c.IdempotencyRetention < time.Hour {
+		errs.Add("idempotencyRetention", "must be at least 1h, or -1 to keep records forever; got %s", c.IdempotencyRetention)
 	}
 	errs.NotNegative(map[string]time.Duration{"catalogMinGap": c.CatalogMinGap, "refusalFlush": c.RefusalFlush,
 		"sweepInterval": c.SweepInterval})

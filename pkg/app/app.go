@@ -137,8 +137,8 @@ func Migrate(ctx context.Context, cfg Config, log *zap.Logger) (MigrateResult, e
 // drainTimeout is how long a stopping HTTP server lets requests finish.
 const drainTimeout = 10 * time.Second
 
-// httpServer serves h on ln until ctx ends, then drains for up to
-// drainTimeout; requests still running then (a long CSV export to a slow
+// httpServer serves h on lns (the sockets of one address: listen.Listen) until ctx
+// ends, then drains for up to drainTimeout; requests still running then (a long CSV export to a slow
 // client) are cancelled and their connections closed, so that the database
 // pool can close and the process exits within its grace period.
 //
@@ -146,17 +146,23 @@ const drainTimeout = 10 * time.Second
 // and an idle keep-alive connection is closed after http.idleTimeout. There
 // is no total write timeout, since an export streams for as long as it takes;
 // the API bounds each export write instead (api.Config.ExportStallTimeout).
-func httpServer(ctx context.Context, ln net.Listener, h http.Handler, c HTTPConfig, log *zap.Logger) error {
+func httpServer(ctx context.Context, lns []net.Listener, h http.Handler, c HTTPConfig, log *zap.Logger) error {
 	base, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: min(10*time.Second, c.ReadTimeout), ReadTimeout: c.ReadTimeout,
 		IdleTimeout: c.IdleTimeout, ErrorLog: zap.NewStdLog(log),
 		BaseContext: func(net.Listener) context.Context { return base }}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve http on %s: %w", ln.Addr(), err)
+		_ = srv.Close()
+		for range len(lns) - 1 {
+			<-errc
+		}
+		return fmt.Errorf("serve http on %s: %w", lns[0].Addr(), err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -166,8 +172,11 @@ func httpServer(ctx context.Context, ln net.Listener, h http.Handler, c HTTPConf
 		cancelRequests()
 		_ = srv.Close()
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	var first error
+	for range lns {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && first == nil {
+			first = err
+		}
 	}
-	return nil
+	return first
 }

@@ -172,6 +172,57 @@ func memory(t *testing.T, pid int) (rss, peak float64) {
 	return rss, peak
 }
 
+// cpuTime is a process's CPU time so far (user and system), in seconds
+// (NaN: unknown).
+func cpuTime(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	// After the command's closing parenthesis: state is field 3, utime and
+	// stime fields 14 and 15, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}
+
+func seconds(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// listenOverflows is the machine's count of connections dropped because a
+// listening socket's accept queue was full (TcpExt ListenOverflows in
+// /proc/net/netstat; -1: unknown). Their clients try again a second later.
+func listenOverflows() int64 {
+	data, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(string(data), "\n")
+	for i := 0; i+1 < len(lines); i += 2 {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, name := range names {
+			if name == "ListenOverflows" {
+				n, _ := strconv.ParseInt(values[j], 10, 64)
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+func overflowsBetween(before, after int64) string {
+	if before < 0 || after < 0 {
+		return "unknown"
+	}
+	return strconv.FormatInt(after-before, 10)
+}
+
 // raiseOpenFiles makes room for n open files in this process (the burst's
 // client connections) and in the API process it starts (which inherits the
 // limit), and says what the limits are.
@@ -272,6 +323,9 @@ type answer struct {
 	ctype      string
 	problem    string // the problem type of an error answer
 	elapsed    time.Duration
+	// connected and answered are when, after the burst's start, the
+	// connection was open and the answer's head arrived.
+	connected, answered time.Duration
 }
 
 // burst opens n connections to addr at once, each sending one redemption
@@ -281,6 +335,7 @@ type answer struct {
 func burst(t *testing.T, addr string, list []string, n int) ([]answer, time.Duration) {
 	t.Helper()
 	out := make([]answer, n)
+	var start time.Time
 	gate := make(chan struct{})
 	var wg, ready sync.WaitGroup
 	ready.Add(n)
@@ -301,6 +356,7 @@ func burst(t *testing.T, addr string, list []string, n int) ([]answer, time.Dura
 				return
 			}
 			defer c.Close()
+			connected := time.Since(start)
 			_ = c.SetDeadline(t0.Add(2 * time.Minute))
 			if _, err := io.WriteString(c, req); err != nil {
 				out[i].err = fmt.Errorf("send: %w", err)
@@ -311,10 +367,11 @@ func burst(t *testing.T, addr string, list []string, n int) ([]answer, time.Dura
 				out[i].err = fmt.Errorf("read answer: %w", err)
 				return
 			}
+			answered := time.Since(start)
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			a := answer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"),
-				ctype: resp.Header.Get("Content-Type"), elapsed: time.Since(t0)}
+				ctype: resp.Header.Get("Content-Type"), elapsed: time.Since(t0), connected: connected, answered: answered}
 			var p struct {
 				Type string `json:"type"`
 			}
@@ -325,7 +382,7 @@ func burst(t *testing.T, addr string, list []string, n int) ([]answer, time.Dura
 		})
 	}
 	ready.Wait()
-	start := time.Now()
+	start = time.Now()
 	close(gate)
 	wg.Wait()
 	return out, time.Since(start)
@@ -351,6 +408,30 @@ func p99(as []answer) time.Duration {
 	}
 	slices.Sort(ds)
 	return ds[min(len(ds)-1, int(math.Ceil(0.99*float64(len(ds))))-1)]
+}
+
+// spread says when, after the burst's start, the answers' connections were
+// open and their answers arrived (quartiles, 90th and 99th percentile, last).
+func spread(as []answer) string {
+	q := func(f func(answer) time.Duration) string {
+		ds := make([]time.Duration, 0, len(as))
+		for _, a := range as {
+			if a.err == nil {
+				ds = append(ds, f(a))
+			}
+		}
+		if len(ds) == 0 {
+			return "none"
+		}
+		slices.Sort(ds)
+		var parts []string
+		for _, p := range []float64{0.25, 0.5, 0.75, 0.9, 0.99, 1} {
+			parts = append(parts, ds[min(len(ds)-1, int(math.Ceil(p*float64(len(ds))))-1)].Round(time.Millisecond).String())
+		}
+		return strings.Join(parts, " ")
+	}
+	return "connected by " + q(func(a answer) time.Duration { return a.connected }) +
+		"; answered by " + q(func(a answer) time.Duration { return a.answered }) + " (25/50/75/90/99/100 %)"
 }
 
 func loadAverage() string {
@@ -394,12 +475,21 @@ func TestBurstTenThousandConnections(t *testing.T) {
 			resp.Body.Close()
 			rss0, _ := memory(t, api.pid)
 			load := loadAverage()
+			cpu0, overflows0 := cpuTime(api.pid), listenOverflows()
+			var ru0, ru1 syscall.Rusage
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 			answers, drain := burst(t, api.addr, list, n)
+			cpu1, overflows1 := cpuTime(api.pid), listenOverflows()
+			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 			rss1, peak := memory(t, api.pid)
 			counts := tally(answers)
 			t.Logf("burst [%s]: %d connections, %d codes: drained in %s, p99 %s, answers %v; API RSS %.0f MiB before, "+
 				"%.0f MiB after, peak %.0f MiB (+%.0f MiB); load average %s", backend, n, ncodes,
 				drain.Round(time.Millisecond), p99(answers).Round(time.Millisecond), counts, rss0, rss1, peak, peak-rss0, load)
+			t.Logf("burst [%s]: %s", backend, spread(answers))
+			t.Logf("burst [%s]: CPU: API %.2f s, this harness %.2f s; the machine's listen queue overflows meanwhile: %s",
+				backend, cpu1-cpu0, seconds(ru1.Utime)+seconds(ru1.Stime)-seconds(ru0.Utime)-seconds(ru0.Stime),
+				overflowsBetween(overflows0, overflows1))
 			for _, a := range answers {
 				if a.err != nil {
 					t.Errorf("connection error: %v", a.err)

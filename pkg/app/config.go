@@ -206,6 +206,9 @@ type RedeemConfig struct {
 	// ReservationRetention is how long an ended reservation is kept before
 	// the sweeper deletes it (its confirmation stays idempotent that long).
 	ReservationRetention time.Duration `mapstructure:"reservationRetention"`
+	// IdempotencyRetention is how long an Idempotency-Key's record is kept
+	// before the sweeper deletes it (-1: forever).
+	IdempotencyRetention time.Duration `mapstructure:"idempotencyRetention"`
 	// Admission is admission control in front of the database for the
 	// shopper endpoints.
 	Admission AdmissionConfig `mapstructure:"admission"`
@@ -282,7 +285,8 @@ func Defaults() Config {
 			RetryBackoff: time.Minute, RetryBackoffMax: time.Hour},
 		Redeem: RedeemConfig{GuessLimit: 30, GuessLimitPerToken: 1000, GuessKeys: 100_000, GuessWindow: time.Minute, MaxMetadataBytes: 1024, CatalogRefresh: 5 * time.Second,
 			ReservationTTL: 15 * time.Minute, MaxReservationTTL: time.Hour, ReservationRetention: 24 * time.Hour,
-			Admission: AdmissionConfig{MaxQueue: redemption.DefaultAdmissionQueue, MaxWait: redemption.DefaultAdmissionWait}},
+			IdempotencyRetention: redemption.DefaultIdempotencyRetention,
+			Admission:            AdmissionConfig{MaxQueue: redemption.DefaultAdmissionQueue, MaxWait: redemption.DefaultAdmissionWait}},
 		Dev: DevConfig{DataDir: "data"},
 	}
 }

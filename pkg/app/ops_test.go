@@ -23,7 +23,7 @@ func TestHTTPServerReadTimeout(t *testing.T) {
 	done := make(chan error, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	go func() {
-		done <- httpServer(ctx, ln, h, HTTPConfig{ReadTimeout: 500 * time.Millisecond, IdleTimeout: time.Second}, zaptest.NewLogger(t))
+		done <- httpServer(ctx, []net.Listener{ln}, h, HTTPConfig{ReadTimeout: 500 * time.Millisecond, IdleTimeout: time.Second}, zaptest.NewLogger(t))
 	}()
 	defer func() {
 		cancel()

@@ -22,6 +22,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/dbclock"
 	"github.com/promocodes/promocodes/pkg/health"
 	"github.com/promocodes/promocodes/pkg/kafka"
+	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/shopper"
 	"github.com/promocodes/promocodes/promotion"
 	"github.com/promocodes/promocodes/redemption"
@@ -76,8 +77,8 @@ func (c Config) redemptionConfig() redemption.Config {
 		GuessWindow: c.Redeem.GuessWindow, GuessKeys: c.Redeem.GuessKeys,
 		MaxMetadataBytes: c.Redeem.MaxMetadataBytes, CatalogRefresh: c.Redeem.CatalogRefresh,
 		ReservationTTL: c.Redeem.ReservationTTL, MaxReservationTTL: c.Redeem.MaxReservationTTL,
-		ReservationRetention: c.Redeem.ReservationRetention,
-		AdmissionSlots:       c.admissionSlots(), AdmissionQueue: c.Redeem.Admission.MaxQueue,
+		ReservationRetention: c.Redeem.ReservationRetention, IdempotencyRetention: c.Redeem.IdempotencyRetention,
+		AdmissionSlots: c.admissionSlots(), AdmissionQueue: c.Redeem.Admission.MaxQueue,
 		AdmissionWait: c.Redeem.Admission.MaxWait}
 }
 
@@ -287,7 +288,7 @@ func (p *Process) Wait() error { return p.wait() }
 // p once everything has stopped. On error p is closed at once.
 func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.Logger,
 	loops ...func(context.Context) error) (*Process, error) {
-	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	lns, err := listen.Listen(cfg.HTTP.Addr)
 	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("http.addr: listen on %s: %w", cfg.HTTP.Addr, err)
@@ -296,8 +297,8 @@ func serve(ctx context.Context, cfg Config, p *parts, h http.Handler, log *zap.L
 	for _, loop := range loops {
 		g.Go(func() error { return loop(gctx) })
 	}
-	g.Go(func() error { return httpServer(gctx, ln, h, cfg.HTTP, log) })
-	return &Process{HTTPAddr: ln.Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
+	g.Go(func() error { return httpServer(gctx, lns, h, cfg.HTTP, log) })
+	return &Process{HTTPAddr: lns[0].Addr().String(), Brokers: cfg.Kafka.Brokers, wait: func() error {
 		defer p.close()
 		return g.Wait()
 	}}, nil

@@ -63,7 +63,7 @@ SELECT $1::bigint, ` + first + ` + g, $2::bigint + g::bigint * $3::bigint, LEAST
 FROM generate_series(0, $5::int - 1) AS g`
 }
 
-var statements = sqlstore.Compose("$", "now()", sqlstore.Statements{
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()"}, sqlstore.Statements{
 	OnceStatements: onceStatements,
 
 	InsertBatches: insertBatches("0"),

@@ -157,10 +157,7 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 		// but still): say what is wrong without it.
 		return nil, errors.New("postgres: cannot parse DSN (expected postgres://user@host:port/db?... or key=value pairs)")
 	}
-	pcfg.MaxConns = cfg.MaxConns
-	if pcfg.MaxConns == 0 {
-		pcfg.MaxConns = DefaultMaxConns
-	}
+	pcfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	if cfg.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{cfg.Schema}.Sanitize()
 	}

@@ -57,7 +57,7 @@ INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
-var statements = sqlstore.Compose("?", sqlNow, sqlstore.Statements{
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
 	// Progress: a batch counts as cancelled when its promotion is flagged
@@ -69,10 +69,6 @@ var statements = sqlstore.Compose("?", sqlNow, sqlstore.Statements{
 	coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0),
 	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
-
-	// "published = 0" literally: that is what the partial index says.
-	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no LIMIT ?`,
 
 	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
 	// for ?2 seconds of SQLite's clock (the same for every process on the
@@ -96,8 +92,7 @@ RETURNING ` + sqlstore.BatchCols,
 	l.active, l.delete_requested_at, l.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM (
-	SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code, p.per_user_limit,
-		p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	SELECT ` + sqlstore.PromotionColsP + `,
 		p.active, p.delete_requested_at, p.deleted_at,
 		count(b.batch_no) AS total,
 		coalesce(sum(b.done), 0) AS generated,

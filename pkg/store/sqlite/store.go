@@ -110,6 +110,8 @@ type Store struct {
 	*sqlstore.Core[*sqlstore.SQLTx]
 	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
 	r *sql.DB // read-only connections
+	// stmts keep each pool's statements prepared across transactions.
+	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
 	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
 }
@@ -128,19 +130,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	base := cfg.DSN
-	if base == "" {
-		base = cfg.Path
-	}
+	base := cmp.Or(cfg.DSN, cfg.Path)
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	busy := cfg.BusyTimeout
-	if busy == 0 {
-		busy = DefaultBusyTimeout
-	}
-	common := fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds())
+	common := fmt.Sprintf("_pragma=busy_timeout(%d)", cmp.Or(cfg.BusyTimeout, DefaultBusyTimeout).Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a cache
 	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
 	// a bound, not an allocation) and a larger WAL between checkpoints
@@ -166,14 +161,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	n := cfg.MaxReadConns
-	if n == 0 {
-		n = DefaultMaxReadConns
-	}
+	n := cmp.Or(cfg.MaxReadConns, DefaultMaxReadConns)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
-	s.Core = sqlstore.New(dialect, sqlstore.NewSQLDB(w, nil), sqlstore.NewSQLDB(r, nil), s.migrations(), cfg.Clock)
+	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
+	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
+	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -184,8 +178,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// stmtCacheSize is how many statement texts each pool keeps prepared
+// (sqlstore.StmtCache): the store runs about a hundred distinct ones.
+const stmtCacheSize = 256
+
 // Close closes both pools.
 func (s *Store) Close() {
+	for _, c := range s.stmts {
+		c.Close()
+	}
 	s.r.Close()
 	s.w.Close()
 }

@@ -403,6 +403,7 @@ func TestCoreStatements(t *testing.T) {
 		{"Release", func() error { _, _, err := s.Release(ctx, "res1", now); return err }},
 		{"Reservation", func() error { _, err := s.Reservation(ctx, "res1"); return err }},
 		{"SweepReservations", func() error { _, err := s.SweepReservations(ctx, now, 10); return err }},
+		{"SweepIdempotencyKeys", func() error { _, err := s.SweepIdempotencyKeys(ctx, now, 10); return err }},
 		{"CodeReservations", func() error { _, err := s.CodeReservations(ctx, 7, "ABCD", now, 10); return err }},
 		{"RevokeCode", func() error {
 			_, _, err := s.RevokeCode(ctx, promo.RevokeRequest{Code: "ABCD", Reason: "r", AuditID: "a1", Actor: "admin", Now: now})
@@ -529,7 +530,7 @@ func TestCoreStatements(t *testing.T) {
 		"InsertReservation":        v + ",int64," + v + ",string," + utc + "," + utc + ",string",
 		"InsertReservation no key": v + ",int64," + v + ",string," + utc + "," + utc + ",<nil>",
 		"Reservation":              v, "ReservationShopper": v, "MarkConfirmed": v + "," + v + ",string," + utc, "MarkReleased": v + "," + utc,
-		"SweepReservations": utc + ",int", "CodeReservations": v + ",int64," + utc + ",int",
+		"SweepReservations": utc + ",int", "SweepIdempotencyKeys": utc + ",int", "CodeReservations": v + ",int64," + utc + ",int",
 		"RevokeCode": v + "," + utc + ",string", "Revocation": v,
 		"InsertAudit":            v + "," + utc + ",string," + v + ",int64," + v + ",string",
 		"AuditLog":               "int64,int," + v,

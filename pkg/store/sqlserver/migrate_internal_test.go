@@ -75,7 +75,8 @@ func TestMigrateSplitsTheMigrationAsIntended(t *testing.T) {
 		// 00011_redemption_lookups
 		"CREATE INDEX redemptions_by_code", "CREATE INDEX redemptions_by_user_id",
 		// 00013_personal_codes
-		"ALTER TABLE codes", "CREATE INDEX codes_by_user", "CREATE INDEX redemption_segments_by_promotion"}
+		"ALTER TABLE codes", "CREATE INDEX codes_by_user", "CREATE INDEX redemption_segments_by_promotion",
+		"CREATE INDEX idempotency_keys_by_age"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("migration statements:\n%s\nwant\n%s\nall recorded:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"),
 			strings.Join(stmts, "\n---\n"))

@@ -109,15 +109,6 @@ IF NOT EXISTS (SELECT 1 FROM counters WITH (UPDLOCK, HOLDLOCK) WHERE name = @p1)
 UPDATE counters SET [next] = [next] + @p2 OUTPUT deleted.[next] INTO @t WHERE name = @p1;
 SELECT n FROM @t;`
 
-	// statusCols are what a status needs beyond the promotion's columns and
-	// its progress: the switch, the deletion, the totals as of the last
-	// rollup (p: promotions, t: promotion_totals LEFT JOINed; no row means
-	// nothing counted yet).
-	statusCols = `CAST(p.active AS bit), p.delete_requested_at, p.deleted_at,
-	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
-
-	qPromotionExists = `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM promotions WHERE id = @p1) THEN 1 ELSE 0 END AS bit)`
-
 	// Migration lock: an exclusive application lock owned by the session, so
 	// that concurrent `promocodes migrate` runs apply migrations one at a
 	// time (goose has no SQL Server locker). sp_getapplock returns >= 0 when
@@ -175,13 +166,9 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
-var statements = sqlstore.Compose("@p", "SYSUTCDATETIME()", sqlstore.Statements{
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATETIME()", Top: true,
+	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" }}, sqlstore.Statements{
 	Reserve: qReserve,
-
-	// "AND idempotency_key IS NOT NULL" spells out the filter of the unique
-	// index so that the optimizer matches it whatever it infers from @p1.
-	PromotionByKey: `SELECT ` + sqlstore.PromotionCols + `, request_hash, CAST(active AS bit) FROM promotions
-WHERE idempotency_key = @p1 AND idempotency_key IS NOT NULL`,
 
 	InsertPromotion: `DECLARE @t TABLE (id bigint);
 INSERT INTO promotions (name, kind, code_count, format, vanity_code,
@@ -195,10 +182,6 @@ SELECT id FROM @t;`,
 
 	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
 
-	PromotionStatus: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility, ` + statusCols + `
-FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WHERE p.id = @p1`,
-
 	// Progress: a batch counts as cancelled when its promotion is flagged
 	// cancelled (see ../postgres/queries.go).
 	Progress: `SELECT COUNT(*),
@@ -209,12 +192,6 @@ FROM promotions AS p LEFT JOIN promotion_totals AS t ON t.promotion_id = p.id WH
 	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
 		THEN 1 ELSE 0 END), 0)
 FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
-
-	PromotionExists: qPromotionExists,
-
-	// "published = 0" literally: that is the filter of batches_unpublished.
-	PendingBatches: `SELECT TOP (@p1) ` + sqlstore.BatchCols + ` FROM batches WHERE published = 0
-ORDER BY promotion_id, batch_no`,
 
 	// ClaimPendingBatches leases up to @p1 of the oldest unpublished
 	// batches for @p2 milliseconds of the server's clock (SYSUTCDATETIME():
@@ -249,14 +226,6 @@ OUTPUT inserted.done INTO @t
 WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
 SELECT done FROM @t;`,
 
-	// PromotionLive and CancelBatch: the chunk commit gate (see
-	// ../postgres/queries.go).
-	PromotionLive: `SELECT CAST(CASE WHEN cancelled_at IS NULL AND delete_requested_at IS NULL THEN 1 ELSE 0 END AS bit)
-FROM promotions WHERE id = @p1`,
-
-	BatchExists: `SELECT CAST(CASE WHEN EXISTS (SELECT 1 FROM batches WHERE promotion_id = @p1 AND batch_no = @p2)
-	THEN 1 ELSE 0 END AS bit)`,
-
 	// ListPromotions is a page of promotions with their progress, newest first:
 	// @p1 the cursor (ids below it; 0 = from the newest), @p2 a name fragment
 	// (empty = any), @p3 a status (empty = any), @p4 the page size, @p5 the
@@ -264,9 +233,8 @@ FROM promotions WHERE id = @p1`,
 	// applied aggregate runs per promotion, so an unfiltered page walks the
 	// clustered key backwards and stops after @p4 rows; the totals are one
 	// primary-key look-up per row; the status is sqlstore.StatusCase.
-	ListPromotions: `SELECT TOP (@p4) p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code,
-	p.max_usage_per_code, p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + statusCols + `
+	ListPromotions: `SELECT TOP (@p4) ` + sqlstore.PromotionColsP + `,
+	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
 CROSS APPLY (
 	SELECT COUNT(*) AS total,
@@ -384,18 +352,6 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 	// core de-duplicates), so a plain insert.
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
-	CodeState: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
-	c.code, c.used, COALESCE(u.used, 0), CAST(p.active AS bit), CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit),
-	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
-	(SELECT COUNT(*) FROM reservations AS r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > @p3),
-	(SELECT COUNT(*) FROM reservations AS r WHERE r.promotion_id = c.promotion_id AND r.user_id = @p2
-		AND r.status = 'held' AND r.expires_at > @p3),
-	COALESCE(c.user_id, N'')
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-LEFT JOIN user_uses AS u ON u.promotion_id = c.promotion_id AND u.user_id = @p2
-WHERE c.code = @p1`,
-
 	// MarkRolledBack lets exactly one rollback through: a second one waits
 	// for the first's exclusive lock and re-checks rolled_back_at IS NULL.
 	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
@@ -410,23 +366,6 @@ SELECT ` + sqlstore.RedemptionCols + ` FROM redemptions WHERE id IN (SELECT id F
 UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
 SELECT used FROM @t;`,
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
-	// selection: @p1 the promotion (or the user, across
-	// promotions), @p2 the TOP, @p3 the cursor ('' for the first page), @p4
-	// the range's lowest id ('' for none: every id is >= ''), @p5 the user or
-	// the code.
-	Redemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	RedemptionsByUser: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE promotion_id = @p1 AND user_id = @p5 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	RedemptionsByCode: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE code = @p5 AND promotion_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
-	UserRedemptions: `SELECT TOP (@p2) ` + sqlstore.RedemptionCols + ` FROM redemptions
-WHERE user_id = @p1 AND (@p3 = '' OR id < @p3) AND id >= @p4 ORDER BY id DESC`,
-
 	// ClaimEvents leases the oldest unpublished events for @p2 milliseconds
 	// of the server's clock: READPAST skips rows another publisher holds,
 	// UPDLOCK keeps two from taking the same, the ORDER BY under TOP takes
@@ -439,28 +378,16 @@ WITH c AS (
 UPDATE c SET lease_until = DATEADD(millisecond, @p2, @now) OUTPUT inserted.seq INTO @t;
 SELECT e.seq, e.stream, e.event_key, e.payload FROM events AS e JOIN @t AS t ON t.seq = e.seq ORDER BY e.seq;`,
 
-	CodeSpaces: `SELECT TOP (@p2) id, kind, COALESCE(format, N''), COALESCE(vanity_code, '') FROM promotions
-WHERE id > @p1 ORDER BY id`,
-
 	// Personal codes (see ../postgres/queries.go). IssueCodes: READPAST
 	// skips the codes another issuance holds, UPDLOCK keeps two from taking
 	// the same (the queue pattern of the outbox claims), ROWLOCK and the
 	// disabled escalation keep it to the rows taken: no hot row.
-	IssuablePromotion: `SELECT kind, CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit)
-FROM promotions WHERE id = @p1`,
-
 	IssueCodes: `DECLARE @t TABLE (code varchar(128));
 WITH pick AS (
 	SELECT TOP (@p5) code, user_id, issuance_id, issued_at FROM codes WITH (UPDLOCK, READPAST, ROWLOCK)
 	WHERE promotion_id = @p1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL ORDER BY code)
 UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
 SELECT code FROM @t;`,
-
-	UserCodes: `SELECT TOP (@p2) c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
-	CAST(CASE WHEN c.revoked_at IS NULL THEN 0 ELSE 1 END AS bit), CAST(p.active AS bit),
-	CAST(CASE WHEN p.delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit), p.starts_at, p.expires_at
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.user_id = @p1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code`,
 
 	// PruneEvents: published before @p1 and counted by the totals rollup
 	// (an uncounted event is still owed to the totals).
@@ -525,6 +452,8 @@ SELECT ` + sqlstore.ReservationCols + ` FROM reservations WHERE id IN (SELECT id
 
 	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
 
+	SweepIdempotencyKeys: `DELETE TOP (@p2) FROM idempotency_keys WHERE created_at < @p1`,
+
 	// Admin changes and their audit log (../postgres/queries.go says why
 	// they are safe).
 
@@ -534,9 +463,6 @@ FROM codes AS c
 WHERE c.code = @p1 AND c.revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
 SELECT promotion_id FROM @t;`,
-
-	AuditLog: `SELECT TOP (@p2) id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, N'')
-FROM audit_log WHERE promotion_id = @p1 AND (@p3 = '' OR id < @p3) ORDER BY id DESC`,
 
 	UpdatePromotion: `DECLARE @t TABLE (id bigint);
 UPDATE promotions SET
@@ -552,9 +478,6 @@ WHERE id = @p1 AND delete_requested_at IS NULL AND (
 	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
 SELECT id, name, starts_at, expires_at, CAST(active AS bit), COALESCE(eligibility, N'') FROM promotions
 WHERE id IN (SELECT id FROM @t);`,
-
-	PromotionState: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
-	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WHERE id = @p1`,
 
 	// LockPromotion: the update lock is held to the end of the transaction.
 	LockPromotion: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
@@ -590,11 +513,6 @@ SELECT counter_name, code_count FROM @t;`,
 
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
-
-	// CodeReservations: @p1 the code, @p2 its promotion, @p3 now, @p4 the
-	// limit (the filtered index reservations_held_by_code serves it).
-	CodeReservations: `SELECT TOP (@p4) ` + sqlstore.ReservationCols + ` FROM reservations
-WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`,
 
 	// Purge deletes up to @p2 rows of one promotion from a table (see
 	// ../postgres/queries.go).

@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -267,22 +268,11 @@ func hasErrorNumber(err error, numbers ...int32) bool {
 	var pe *mssql.Error
 	switch {
 	case errors.As(err, &e):
-		all = append(all, e)
-		all = append(all, e.All...)
+		all = append([]mssql.Error{e}, e.All...)
 	case errors.As(err, &pe) && pe != nil:
-		all = append(all, *pe)
-		all = append(all, pe.All...)
-	default:
-		return false
+		all = append([]mssql.Error{*pe}, pe.All...)
 	}
-	for _, x := range all {
-		for _, n := range numbers {
-			if x.Number == n {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
 
 // uniqueViolation reports whether err is a duplicate key (2627 or 2601). Which

@@ -17,6 +17,7 @@ type ReservationStore interface {
 	Release(ctx context.Context, id string, now time.Time) (r promo.Reservation, replayed bool, err error)
 	Reservation(ctx context.Context, id string) (promo.Reservation, error)
 	SweepReservations(ctx context.Context, before time.Time, limit int) (int64, error)
+	SweepIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 var reservationTests = cases{
@@ -29,6 +30,7 @@ var reservationTests = cases{
 	{"ReservationsRacingPerUser", testReservationsRacingPerUser},
 	{"ConfirmRacingRelease", testConfirmRacingRelease},
 	{"SweepReservations", testSweepReservations},
+	{"SweepIdempotencyKeys", testSweepIdempotencyKeys},
 }
 
 func reserveReq(code, user string, ttl time.Duration) promo.ReserveRequest {
@@ -416,5 +418,59 @@ func testSweepReservations(t *testing.T, h *harness) {
 	wantCode(t, "a swept reservation", err, promo.ENotFound)
 	if _, err := h.s.Reservation(h.ctx, live.ID); err != nil {
 		t.Errorf("a live reservation was swept: %v", err)
+	}
+}
+
+// testSweepIdempotencyKeys: records older than the cut are deleted, a bounded
+// number per call; a request repeating a swept key is a new request, one
+// repeating a kept key is still answered from its record.
+func testSweepIdempotencyKeys(t *testing.T, h *harness) {
+	code := "V" + h.tag + "IDEMSWEEP"
+	np := h.vanity(code, 10)
+	np.PerUserLimit = promo.UnlimitedPerUser
+	h.create(np)
+	keyed := func(key string, at time.Time) promo.RedeemRequest {
+		r := redeemReq(code, "u")
+		r.IdempotencyKey, r.RequestHash, r.Now = key+"-"+h.tag, "h", at
+		return r
+	}
+	old := []promo.RedeemRequest{keyed("sweep-old-1", time.Now().UTC().Add(-48*time.Hour)),
+		keyed("sweep-old-2", time.Now().UTC().Add(-47*time.Hour)),
+		keyed("sweep-old-3", time.Now().UTC().Add(-46*time.Hour))}
+	for _, r := range old {
+		h.redeem(r)
+	}
+	oldHold := reserveReq(code, "v", time.Minute)
+	oldHold.Now, oldHold.IdempotencyKey, oldHold.RequestHash = time.Now().UTC().Add(-48*time.Hour), "sweep-hold-"+h.tag, "h"
+	h.reserve(oldHold)
+	recent := keyed("sweep-recent", time.Now().UTC())
+	first := h.redeem(recent)
+	var swept int64
+	for {
+		n, err := h.s.SweepIdempotencyKeys(h.ctx, time.Now().Add(-24*time.Hour), 2)
+		if err != nil {
+			t.Fatalf("SweepIdempotencyKeys: %v", err)
+		}
+		if n > 2 {
+			t.Fatalf("SweepIdempotencyKeys(limit 2) deleted %d", n)
+		}
+		swept += n
+		if n < 2 {
+			break
+		}
+	}
+	if swept < 4 {
+		t.Errorf("swept %d records, want at least the 4 older than the cut", swept)
+	}
+	again := keyed("sweep-old-1", time.Now().UTC())
+	again.ID, again.EventID = newID(), newID()
+	if out := h.redeem(again); out.Replayed || out.Refused != "" {
+		t.Errorf("a swept key's repeat: replayed %v, refused %q; want a new redemption", out.Replayed, out.Refused)
+	}
+	if out := h.redeem(recent); !out.Replayed || out.Redemption.ID != first.Redemption.ID {
+		t.Errorf("a kept key's repeat: replayed %v, id %q; want the stored redemption %q", out.Replayed, out.Redemption.ID, first.Redemption.ID)
+	}
+	if got := h.used(code); got != 5 {
+		t.Errorf("uses %d, want 5 (3 old, 1 recent, 1 after the sweep)", got)
 	}
 }

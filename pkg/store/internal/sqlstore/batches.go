@@ -17,10 +17,7 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 		limit = defaultPendingLimit
 	}
 	bs, err := s.batches(ctx, s.r, s.d.PendingBatches, int64(limit))
-	if err != nil {
-		return nil, fmt.Errorf("pending batches: %w", err)
-	}
-	return bs, nil
+	return bs, wrap(err, "pending batches")
 }
 
 // ClaimPendingBatches leases up to limit (default 100) unpublished batches,
@@ -129,18 +126,11 @@ func (s *Core[T]) IncompleteBatches(ctx context.Context, promotionID int64) ([]p
 	} else {
 		bs, err = s.batches(ctx, s.r, s.d.IncompleteBatches, promotionID)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("incomplete batches of promotion %d: %w", promotionID, err)
-	}
-	return bs, nil
+	return bs, wrap(err, "incomplete batches of promotion %d", promotionID)
 }
 
 func (s *Core[T]) batches(ctx context.Context, q Querier, query string, args ...any) ([]promo.Batch, error) {
-	rows, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return scanBatches(rows)
+	return collect(ctx, q, query, args, scanBatch)
 }
 
 // Backlog returns the generation work still open in the database.

@@ -176,8 +176,8 @@ func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.Re
 	res := make([]promo.RedeemResult, len(ms))
 	err := s.inTx(ctx, func(tx T) error {
 		var q Querier = tx
-		if t, ok := any(tx).(*SQLTx); ok {
-			q = sqlQuerier{&groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
+		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
+			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
 		}
 		x := s.on(q)
 		for i, m := range ms {
@@ -210,7 +210,8 @@ func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.Re
 // groupQuerier runs a group's statements on its database/sql transaction,
 // each statement text prepared once per group (the members run the same
 // few statements over and over; preparing them once per member was most of
-// a member's cost on SQLite). Statements close with the transaction.
+// a member's cost on SQLite). Statements close with the transaction. A pool
+// with a StmtCache needs none: its statements stay prepared across groups.
 type groupQuerier struct {
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -34,12 +33,7 @@ func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	case req.Now.IsZero():
 		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
 	}
-	var out issued
-	err := s.retry(ctx, func() error {
-		var err error
-		out, err = run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) })
-		return err
-	})
+	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
 		// After the commit, in a statement of its own that waits for no
 		// lock: the next issuance starts there. Not recorded (an error, a
@@ -96,16 +90,13 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, er
 			"promotion %d has %d unassigned codes left, %d asked for: none issued", req.PromotionID, len(iss.Codes), req.Count)
 	}
 	slices.Sort(iss.Codes)
-	detail, err := json.Marshal(map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes})
-	if err != nil {
-		return issued{}, err
-	}
 	actor := req.Actor
 	if actor == "" {
 		actor = "issuance"
 	}
 	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: actor, Action: promo.ActionCodeIssued,
-		PromotionID: req.PromotionID, Code: iss.Codes[0], Detail: detail}); err != nil {
+		PromotionID: req.PromotionID, Code: iss.Codes[0]},
+		map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes}); err != nil {
 		return issued{}, err
 	}
 	if req.IdempotencyKey != "" {
@@ -204,21 +195,12 @@ func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (p
 		return promo.IssueOutcome{}, idempotencyConflict()
 	}
 	iss := promo.Issuance{ID: id, PromotionID: req.PromotionID, UserID: req.UserID}
-	rows, err := x.q.Query(ctx, x.d.IssuedCodes, req.UserID, x.d.VarChar(id))
+	codes, err := collect(ctx, x.q, x.d.IssuedCodes, []any{req.UserID, x.d.VarChar(id)},
+		func(r Row, code *string) error { return r.Scan(code) })
 	if err != nil {
 		return promo.IssueOutcome{}, fmt.Errorf("read issued codes: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var code string
-		if err := rows.Scan(&code); err != nil {
-			return promo.IssueOutcome{}, err
-		}
-		iss.Codes = append(iss.Codes, code)
-	}
-	if err := rows.Err(); err != nil {
-		return promo.IssueOutcome{}, err
-	}
+	iss.Codes = codes
 	if len(iss.Codes) == 0 {
 		return promo.IssueOutcome{}, promo.Errorf(promo.EGone,
 			"the codes this Idempotency-Key issued (%s) were deleted with their promotion", id)
@@ -236,25 +218,18 @@ func (s *Core[T]) UserCodes(ctx context.Context, userID string, now time.Time, l
 	if limit <= 0 || limit > promo.MaxUserCodes {
 		limit = promo.MaxUserCodes
 	}
-	var out []promo.UserCode
-	err := s.each(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row) error {
+	out, err := collect(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row, c *promo.UserCode) error {
 		var (
-			c                         promo.UserCode
-			st                        promo.CodeState
-			pid                       int64
-			revoked, active, deleting bool
+			st  promo.CodeState
+			pid int64
 		)
 		if err := r.Scan(&c.Code, &pid, &c.PromotionName, Time(&c.IssuedAt), &c.Used, &st.Promotion.MaxUsagePerCode,
-			&revoked, &active, &deleting, NullTime(&st.Promotion.StartsAt), NullTime(&st.Promotion.ExpiresAt)); err != nil {
+			&st.Revoked, &st.Active, &st.Deleted, NullTime(&st.Promotion.StartsAt), NullTime(&st.Promotion.ExpiresAt)); err != nil {
 			return err
 		}
-		st.Used, st.Revoked, st.Active, st.Deleted = c.Used, revoked, active, deleting
+		st.Used = c.Used
 		c.PromotionID, c.UsesLeft, c.Status = promo.FormatID(pid), st.UsesLeft(), st.Status(now, false)
-		out = append(out, c)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("codes of user %q: %w", userID, err)
-	}
-	return out, nil
+	return out, wrap(err, "codes of user %q", userID)
 }

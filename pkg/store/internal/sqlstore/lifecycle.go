@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -51,12 +50,8 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 		return r, true, nil
 	}
 	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
-	detail, err := json.Marshal(map[string]string{"reason": req.Reason})
-	if err != nil {
-		return rev, false, err
-	}
 	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
-		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code, Detail: detail})
+		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code}, map[string]string{"reason": req.Reason})
 }
 
 // revocation reads a code's revocation: revoked is false for a code that is
@@ -87,25 +82,16 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 	if err := s.promotionExists(ctx, f.PromotionID); err != nil {
 		return nil, err
 	}
-	var out []promo.AuditEntry
-	err := s.each(ctx, s.r, s.d.AuditLog, []any{f.PromotionID, pageLimit(f.Limit), s.d.VarChar(f.After)}, func(r Row) error {
-		var (
-			a      promo.AuditEntry
-			detail string
-		)
-		if err := r.Scan(&a.ID, Time(&a.At), &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail); err != nil {
+	out, err := collect(ctx, s.r, s.d.AuditLog, []any{f.PromotionID, pageLimit(f.Limit), s.d.VarChar(f.After)},
+		func(r Row, a *promo.AuditEntry) error {
+			var detail string
+			err := r.Scan(&a.ID, Time(&a.At), &a.Actor, &a.Action, &a.PromotionID, &a.Code, &detail)
+			if detail != "" {
+				a.Detail = []byte(detail)
+			}
 			return err
-		}
-		if detail != "" {
-			a.Detail = []byte(detail)
-		}
-		out = append(out, a)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read audit log of promotion %d: %w", f.PromotionID, err)
-	}
-	return out, nil
+		})
+	return out, wrap(err, "read audit log of promotion %d", f.PromotionID)
 }
 
 // UpdatePromotion changes a promotion's name, window or active flag, with an
@@ -139,8 +125,8 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		on = *u.Active
 	}
 	var eligibility string
-	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.nullTime(u.StartsAt), u.SetExpiresAt,
-		x.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
+	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.d.nullTime(u.StartsAt), u.SetExpiresAt,
+		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
 	if err != nil {
 		return ps, fmt.Errorf("update promotion: %w", err)
@@ -170,20 +156,8 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
 	}
-	detail, err := json.Marshal(change)
-	if err != nil {
-		return ps, err
-	}
 	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
-		Action: promo.ActionPromotionUpdated, PromotionID: u.ID, Detail: detail})
-}
-
-// nullTime is a nullable time argument.
-func (x stmts[T]) nullTime(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return x.d.Time(*t)
+		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
 // SetPromotionActive switches a promotion on or off. ENotFound when there is
@@ -211,10 +185,7 @@ func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) 
 	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
 		return false, errAuditFields
 	}
-	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
-		replayed, err := x.cancel(ctx, req)
-		return struct{}{}, replayed, err
-	})
+	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
 	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
 }
 
@@ -236,12 +207,8 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("cancel batches: %w", err)
 	}
-	detail, err := json.Marshal(map[string]int64{"batchesCancelled": n})
-	if err != nil {
-		return false, err
-	}
 	return false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
-		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID, Detail: detail})
+		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID}, map[string]int64{"batchesCancelled": n})
 }
 
 // TopUp adds codes to a generated promotion in one transaction: the
@@ -333,27 +300,19 @@ func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 		created, req.IdempotencyKey, x.d.VarChar(req.RequestHash)); err != nil {
 		return promo.TopUp{}, false, fmt.Errorf("insert top-up: %w", err)
 	}
-	detail, err := json.Marshal(map[string]int64{"codeCount": req.CodeCount, "total": total})
-	if err != nil {
-		return promo.TopUp{}, false, err
-	}
 	return t, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: t.CreatedAt, Actor: req.Actor,
-		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID, Detail: detail})
+		Action: promo.ActionPromotionToppedUp, PromotionID: req.PromotionID},
+		map[string]int64{"codeCount": req.CodeCount, "total": total})
 }
 
 // TopUps lists a promotion's top-ups, oldest first (on the read pool: status
 // reads call it on every poll).
 func (s *Core[T]) TopUps(ctx context.Context, id int64) ([]promo.TopUp, error) {
-	var out []promo.TopUp
-	err := s.each(ctx, s.r, s.d.TopUps, []any{id}, func(r Row) error {
-		t, err := scanTopUp(r)
-		out = append(out, t)
+	out, err := collect(ctx, s.r, s.d.TopUps, []any{id}, func(r Row, t *promo.TopUp) (err error) {
+		*t, err = scanTopUp(r)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list top-ups of promotion %d: %w", id, err)
-	}
-	return out, nil
+	return out, wrap(err, "list top-ups of promotion %d", id)
 }
 
 // ExpiredPromotions lists the promotions that ended before before.
@@ -368,17 +327,8 @@ func (s *Core[T]) DeletionsPending(ctx context.Context) ([]int64, error) {
 }
 
 func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]int64, error) {
-	var ids []int64
-	err := s.each(ctx, s.r, query, args, func(r Row) error {
-		var id int64
-		err := r.Scan(&id)
-		ids = append(ids, id)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return ids, nil
+	ids, err := collect(ctx, s.r, query, args, func(r Row, id *int64) error { return r.Scan(id) })
+	return ids, wrap(err, "%s", what)
 }
 
 // PurgeCount counts a promotion's codes and redemptions.
@@ -409,7 +359,7 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 			}
 		}
 		var n int64
-		err := s.each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
+		err := each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
 		return n, false, err
 	}
 	var (
@@ -437,16 +387,16 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 // the same statement: false, marking nothing, when it ends at or after
 // before (an admin extended it since the purge listed it).
 func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error) {
-	marked, _, err := run(ctx, s, func(x stmts[T]) (bool, bool, error) {
+	marked, err := run1(ctx, s, func(x stmts[T]) (bool, error) {
 		at := x.d.Time(now.UTC().Truncate(time.Microsecond))
 		ok, err := x.one(ctx, x.d.MarkPurge, id, x.d.Time(before), at)
 		if err != nil || !ok {
-			return false, false, wrap(err, "mark for purge")
+			return false, wrap(err, "mark for purge")
 		}
 		if err := x.exec(ctx, x.d.CancelBatches, id, at); err != nil {
-			return false, false, fmt.Errorf("cancel batches: %w", err)
+			return false, fmt.Errorf("cancel batches: %w", err)
 		}
-		return true, false, nil
+		return true, nil
 	})
 	return marked, wrap(err, "mark promotion %d for purge", id)
 }
@@ -460,7 +410,7 @@ func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 		if _, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At)); err != nil {
 			return fmt.Errorf("mark deleted: %w", err)
 		}
-		return x.audit(ctx, a)
+		return x.audit(ctx, a, nil)
 	})
 }
 
@@ -470,26 +420,25 @@ func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
 // the API's background purger deletes its rows in bounded statements. A
 // second request answers replayed. The mark is final: nothing clears it.
 func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
-	_, replayed, err := run(ctx, s, func(x stmts[T]) (struct{}, bool, error) {
+	return run1(ctx, s, func(x stmts[T]) (bool, error) {
 		ok, err := x.one(ctx, x.d.RequestDeletion, a.PromotionID, x.d.Time(a.At))
 		if err != nil {
-			return struct{}{}, false, fmt.Errorf("request deletion: %w", err)
+			return false, fmt.Errorf("request deletion: %w", err)
 		}
 		if !ok {
 			st, err := x.promotionState(ctx, x.d.PromotionState, a.PromotionID)
 			if err == nil && !st.Found {
 				err = promotionNotFound(a.PromotionID)
 			}
-			return struct{}{}, err == nil, wrap(err, "look up promotion")
+			return err == nil, wrap(err, "look up promotion")
 		}
 		// Batches no chunk holds are marked at once; a chunk in flight is
 		// refused by the mark when it commits, and its worker marks its batch.
 		if err := x.exec(ctx, x.d.CancelBatches, a.PromotionID, x.d.Time(a.At)); err != nil {
-			return struct{}{}, false, fmt.Errorf("cancel batches: %w", err)
+			return false, fmt.Errorf("cancel batches: %w", err)
 		}
-		return struct{}{}, false, x.audit(ctx, a)
+		return false, x.audit(ctx, a, nil)
 	})
-	return replayed, err
 }
 
 // FinishDeletion marks the promotion deleted once none of its codes is left
@@ -503,7 +452,7 @@ func (s *Core[T]) FinishDeletion(ctx context.Context, a promo.AuditEntry) error 
 		if err != nil || !ok {
 			return err
 		}
-		return x.audit(ctx, a)
+		return x.audit(ctx, a, nil)
 	})
 }
 

@@ -100,7 +100,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 		key = np.IdempotencyKey
 	}
 	err = tx.QueryRow(ctx, s.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
-		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.nullTime(p.StartsAt), s.nullTime(p.ExpiresAt),
+		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.d.nullTime(p.StartsAt), s.d.nullTime(p.ExpiresAt),
 		p.CounterName, int64(p.SeqStart), key, np.RequestHash, s.d.Time(p.CreatedAt),
 		s.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {
@@ -175,21 +175,15 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 	if err := checkListFilter(f); err != nil {
 		return nil, err
 	}
-	var list []promo.PromotionStatus
-	err := s.each(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
-		activeFilter(f.Active)}, func(r Row) error {
-		var st promo.PromotionStatus
-		err := scanPromotion(r, &st.Promotion, append(progress(&st), statusTail(&st)...)...)
+	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+		activeFilter(f.Active)}, func(r Row, st *promo.PromotionStatus) error {
+		err := scanPromotion(r, &st.Promotion, append(progress(st), statusTail(st)...)...)
 		if st.Kind == promo.KindVanity {
 			st.Batches.Total, st.GeneratedCount = 0, 1 // no batch rows: the other counts are 0
 		}
-		list = append(list, st)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list promotions: %w", err)
-	}
-	return list, nil
+	return list, wrap(err, "list promotions")
 }
 
 // ExportCodes calls fn with every code of the promotion, streaming the rows
@@ -199,28 +193,16 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 // Closing the rows early makes SQL Server's driver cancel the rest of the
 // result set rather than read it to the end.
 func (s *Core[T]) ExportCodes(ctx context.Context, id int64, fn func(code string) error) error {
-	var exists bool
-	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
-		return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	if err := s.promotionExists(ctx, id); err != nil {
+		return err
 	}
-	if !exists {
-		return promotionNotFound(id)
-	}
-	rows, err := s.r.Query(ctx, s.d.ExportCodes, id)
-	if err != nil {
-		return fmt.Errorf("export codes of promotion %d: %w", id, err)
-	}
-	defer rows.Close()
 	var code string
-	for rows.Next() {
-		if err := rows.Scan(&code); err != nil {
-			return fmt.Errorf("export codes of promotion %d: %w", id, err)
+	if err := each(ctx, s.r, s.d.ExportCodes, []any{id}, func(r Row) error {
+		if err := r.Scan(&code); err != nil {
+			return err
 		}
-		if err := fn(code); err != nil {
-			return fmt.Errorf("export codes of promotion %d: %w", id, err)
-		}
-	}
-	if err := rows.Err(); err != nil {
+		return fn(code)
+	}); err != nil {
 		return fmt.Errorf("export codes of promotion %d: %w", id, err)
 	}
 	return nil
@@ -242,21 +224,12 @@ func (s *Core[T]) GetCode(ctx context.Context, code string) (promo.CodeInfo, err
 // CodeSpaces returns up to limit promotions with an id above afterID, with
 // only what recognising their codes needs: kind, format, vanity code.
 func (s *Core[T]) CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error) {
-	var ps []promo.Promotion
-	err := s.each(ctx, s.r, s.d.CodeSpaces, []any{afterID, limit}, func(r Row) error {
-		var (
-			p            promo.Promotion
-			kind, format string
-		)
-		if err := r.Scan(&p.ID, &kind, &format, &p.VanityCode); err != nil {
+	ps, err := collect(ctx, s.r, s.d.CodeSpaces, []any{afterID, limit}, func(r Row, p *promo.Promotion) error {
+		var format string
+		if err := r.Scan(&p.ID, (*string)(&p.Kind), &format, &p.VanityCode); err != nil {
 			return err
 		}
-		p.Kind = promo.Kind(kind)
-		ps = append(ps, p)
-		return decodeFormat(&ps[len(ps)-1], format)
+		return decodeFormat(p, format)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("list code spaces: %w", err)
-	}
-	return ps, nil
+	return ps, wrap(err, "list code spaces")
 }

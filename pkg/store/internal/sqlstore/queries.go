@@ -110,7 +110,11 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 	// Now is the database's clock at the call.
 	Now: `SELECT now()`,
 
-	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions WHERE idempotency_key = $1`,
+	// PromotionByKey: "idempotency_key IS NOT NULL" spells out the filter of
+	// SQL Server's unique index, so that its optimizer matches it whatever
+	// it infers from the parameter.
+	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions
+WHERE idempotency_key = $1 AND idempotency_key IS NOT NULL`,
 
 	InsertPromotion: `INSERT INTO promotions (name, kind, code_count, format, vanity_code,
 	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
@@ -123,14 +127,13 @@ RETURNING id`,
 	PromotionStatus: `SELECT ` + PromotionColsP + `, ` + StatusCols + `
 FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.id = $1`,
 
-	PromotionExists: `SELECT EXISTS (SELECT 1 FROM promotions WHERE id = $1)`,
+	PromotionExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM promotions WHERE id = $1)`),
 
 	ExportCodes: `SELECT code FROM codes WHERE promotion_id = $1`,
 
 	// LoadBatch tells a missing promotion (no row) from a missing batch
 	// (NULL batch columns) in one round trip.
-	LoadBatch: `SELECT p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
-	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility,
+	LoadBatch: `SELECT ` + PromotionColsP + `,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
 WHERE p.id = $1`,
@@ -141,9 +144,9 @@ WHERE p.id = $1`,
 	// chunk commits only if its promotion was neither cancelled nor its
 	// deletion requested (a plain read: it waits for nothing, and nothing
 	// waits for it).
-	PromotionLive: `SELECT cancelled_at IS NULL AND delete_requested_at IS NULL FROM promotions WHERE id = $1`,
+	PromotionLive: `SELECT ` + flag(`cancelled_at IS NULL AND delete_requested_at IS NULL`) + ` FROM promotions WHERE id = $1`,
 
-	BatchExists: `SELECT EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`,
+	BatchExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`),
 
 	IncompleteBatches: `SELECT ` + BatchCols + ` FROM batches
 WHERE promotion_id = $1 AND done < code_count AND state <> 'cancelled' ORDER BY batch_no`,
@@ -153,6 +156,12 @@ WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no
 
 	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
+
+	// PendingBatches and OldestUnpublished: "published = 0" literally, the
+	// filter of the partial index batches_unpublished (PostgreSQL's says NOT
+	// published).
+	PendingBatches: `SELECT ` + BatchCols + ` FROM batches WHERE published = 0
+ORDER BY promotion_id, batch_no LIMIT $1`,
 
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE published = 0)`,
@@ -188,7 +197,7 @@ ON CONFLICT DO NOTHING`,
 
 	// CodeState: $3 is now, for the live reservations.
 	CodeState: `SELECT ` + PromotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
-	c.revoked_at IS NOT NULL, p.delete_requested_at IS NOT NULL,
+	` + flag(`c.revoked_at IS NOT NULL`) + `, ` + flag(`p.delete_requested_at IS NOT NULL`) + `,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
 	(SELECT count(*) FROM reservations r WHERE r.promotion_id = c.promotion_id AND r.user_id = $2
 		AND r.status = 'held' AND r.expires_at > $3),
@@ -238,7 +247,7 @@ WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT 
 WHERE id > $1 ORDER BY id LIMIT $2`,
 
 	// Personal codes (IssueCodes differs in every dialect).
-	IssuablePromotion: `SELECT kind, delete_requested_at IS NOT NULL FROM promotions WHERE id = $1`,
+	IssuablePromotion: `SELECT kind, ` + flag(`delete_requested_at IS NOT NULL`) + ` FROM promotions WHERE id = $1`,
 
 	IssuedCodes: `SELECT code FROM codes WHERE user_id = $1 AND issuance_id = $2 ORDER BY code`,
 
@@ -247,11 +256,12 @@ WHERE id > $1 ORDER BY id LIMIT $2`,
 	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = $1`,
 
 	// UserCodes: a user's codes, newest issued first, with what their state
-	// needs (the partial index codes_by_user serves it).
+	// needs (the partial index codes_by_user serves it; "c.user_id IS NOT
+	// NULL" spells out its filter, which SQL Server matches only so).
 	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
-	c.revoked_at IS NOT NULL, p.active, p.delete_requested_at IS NOT NULL, p.starts_at, p.expires_at
+	` + flag(`c.revoked_at IS NOT NULL`) + `, p.active, ` + flag(`p.delete_requested_at IS NOT NULL`) + `, p.starts_at, p.expires_at
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
-WHERE c.user_id = $1 ORDER BY c.issued_at DESC, c.code LIMIT $2`,
+WHERE c.user_id = $1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code LIMIT $2`,
 
 	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
 
@@ -298,6 +308,10 @@ FROM idempotency_keys WHERE idem_key = $1`,
 	SweepReservations: `DELETE FROM reservations WHERE id IN (
 	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
 
+	// SweepIdempotencyKeys deletes up to $2 records made before $1.
+	SweepIdempotencyKeys: `DELETE FROM idempotency_keys WHERE idem_key IN (
+	SELECT idem_key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`,
+
 	// RevokeCode: a code of a promotion whose deletion was requested is
 	// not revoked (the promotion takes no change).
 	RevokeCode: `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')
@@ -315,7 +329,8 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
 	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
 
-	PromotionState: `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`,
+	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
+FROM promotions WHERE id = $1`,
 
 	// FlagCancelled sets the flag every chunk reads before it commits. It
 	// locks only the promotion row, which workers never lock, so a worker
@@ -393,12 +408,31 @@ func StatusCase(p, b string) string {
 
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
-// Compose returns a dialect's Statements: the portable ones with their
-// placeholders rewritten to prefix (e.g. "?" or "@p"; "$" keeps them) and
-// now() to the dialect's clock, each replaced by own's where own sets it,
-// own's Purge tables added, and own's other fields (OnceStatements) as they
-// are.
-func Compose(prefix, now string, own Statements) Statements {
+// flag marks a predicate that a select list returns as a boolean, which
+// Compose writes as Rebind.Flag says (SQL Server has no boolean expressions
+// there).
+func flag(predicate string) string { return "\x01" + predicate + "\x02" }
+
+var flagged = regexp.MustCompile("\x01([^\x02]*)\x02")
+
+// Rebind is how a dialect writes what the shared statements write in
+// PostgreSQL's terms.
+type Rebind struct {
+	Prefix string // for the $ of placeholders ("?", "@p"; "$" keeps them)
+	Now    string // for now(): the database's clock
+	Top    bool   // a SELECT's final LIMIT $n as TOP ($n) (SQL Server)
+	// Flag writes a predicate (flag) as a boolean a select list can
+	// return (nil: as it is).
+	Flag func(predicate string) string
+}
+
+// Compose returns a dialect's Statements: the portable ones rewritten as r
+// says, each replaced by own's where own sets it, own's Purge tables added,
+// and own's other fields (OnceStatements) as they are.
+func Compose(r Rebind, own Statements) Statements {
+	if r.Flag == nil {
+		r.Flag = func(p string) string { return p }
+	}
 	s := portable
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
@@ -408,25 +442,31 @@ func Compose(prefix, now string, own Statements) Statements {
 		case ov.Field(i).String() != "":
 			f.SetString(ov.Field(i).String())
 		default:
-			f.SetString(rebind(f.String(), prefix, now))
+			f.SetString(r.rebind(f.String()))
 		}
 	}
-	s.OnceStatements = own.OnceStatements // no portable form: each a dialect's own
 	s.Purge = maps.Clone(own.Purge)
 	if s.Purge == nil {
 		s.Purge = map[string]string{}
 	}
 	for table, q := range portable.Purge {
 		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = rebind(q, prefix, now)
+			s.Purge[table] = r.rebind(q)
 		}
 	}
 	return s
 }
 
-// rebind writes the $n placeholders of q with prefix instead of $, and
-// now() as now.
-func rebind(q, prefix, now string) string {
-	q = strings.ReplaceAll(q, "now()", now)
-	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return prefix + p[1:] })
+var finalLimit = regexp.MustCompile(`(?s)^SELECT (.*) LIMIT (\$[0-9]+)$`)
+
+// rebind writes the $n placeholders of q with r.Prefix instead of $, now() as
+// r.Now, flagged predicates as r.Flag says and, with r.Top, "SELECT x LIMIT
+// $n" as "SELECT TOP ($n) x".
+func (r Rebind) rebind(q string) string {
+	q = strings.ReplaceAll(q, "now()", r.Now)
+	q = flagged.ReplaceAllStringFunc(q, func(m string) string { return r.Flag(m[1 : len(m)-1]) })
+	if r.Top {
+		q = finalLimit.ReplaceAllString(q, "SELECT TOP ($2) $1")
+	}
+	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return r.Prefix + p[1:] })
 }

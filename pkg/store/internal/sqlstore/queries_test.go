@@ -11,23 +11,31 @@ import (
 func TestCompose(t *testing.T) {
 	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"},
 		OnceStatements: OnceStatements{ReserveOnce: "SELECT reserve"}}
-	s := Compose("@p", "CLOCK()", own)
+	s := Compose(Rebind{Prefix: "@p", Now: "CLOCK()", Top: true, Flag: func(p string) string { return "FLAG(" + p + ")" }}, own)
 	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" || s.ReserveOnce != "SELECT reserve" {
 		t.Errorf("own text lost: Now %q, Purge[codes] %q, ReserveOnce %q", s.Now, s.Purge["codes"], s.ReserveOnce)
 	}
 	if want := "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = @p1 LIMIT @p2)"; s.Purge["reservations"] != want {
 		t.Errorf("Purge[reservations] = %q, want %q", s.Purge["reservations"], want)
 	}
+	if want := "SELECT TOP (@p4) " + ReservationCols + ` FROM reservations
+WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3 ORDER BY expires_at`; s.CodeReservations != want {
+		t.Errorf("CodeReservations with TOP = %q, want %q", s.CodeReservations, want)
+	}
+	if want := "SELECT FLAG(delete_requested_at IS NOT NULL), FLAG(cancelled_at IS NOT NULL)\nFROM promotions WHERE id = @p1"; s.PromotionState != want {
+		t.Errorf("PromotionState with Flag = %q, want %q", s.PromotionState, want)
+	}
 	if !strings.Contains(s.CancelBatch, "updated_at = CLOCK()") {
 		t.Errorf("CancelBatch keeps the shared clock: %s", s.CancelBatch)
 	}
 	v := reflect.ValueOf(s)
 	for i := range v.NumField() {
-		if q := v.Field(i); q.Kind() == reflect.String && (placeholder.MatchString(q.String()) || strings.Contains(q.String(), "now()")) {
-			t.Errorf("%s keeps a shared placeholder or clock: %s", v.Type().Field(i).Name, q.String())
+		if q := v.Field(i); q.Kind() == reflect.String && (placeholder.MatchString(q.String()) || strings.Contains(q.String(), "now()") ||
+			strings.ContainsAny(q.String(), "\x01\x02")) {
+			t.Errorf("%s keeps a shared placeholder, clock or flag mark: %s", v.Type().Field(i).Name, q.String())
 		}
 	}
-	if p := Compose("$", "now()", Statements{}); p.InsertAudit != portable.InsertAudit {
+	if p := Compose(Rebind{Prefix: "$", Now: "now()"}, Statements{}); p.InsertAudit != portable.InsertAudit {
 		t.Errorf("PostgreSQL's InsertAudit = %q, want the shared text", p.InsertAudit)
 	}
 	if portable.Purge["codes"] == "own codes" {

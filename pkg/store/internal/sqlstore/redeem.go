@@ -384,7 +384,7 @@ func (s *Core[T]) eachRedemption(ctx context.Context, f promo.RedemptionFilter, 
 			return err
 		}
 	}
-	err := s.each(ctx, s.r, q, args, func(row Row) error {
+	err := each(ctx, s.r, q, args, func(row Row) error {
 		r, err := scanRedemption(row)
 		if err != nil {
 			return err
@@ -410,15 +410,10 @@ func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 // and returns them in outbox order: other publishers skip them until the
 // lease ends (or MarkEventsPublished).
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
-	var evs []promo.OutboxEvent
-	err := s.each(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row) error {
-		var (
-			ev      promo.OutboxEvent
-			payload string
-		)
+	evs, err := collect(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row, ev *promo.OutboxEvent) error {
+		var payload string
 		err := r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &payload)
 		ev.Payload = []byte(payload)
-		evs = append(evs, ev)
 		return err
 	})
 	if err != nil {

@@ -299,7 +299,7 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 // records).
 func (s *Core[T]) redeemBatchRows(ctx context.Context, n int, todo []int,
 	res []promo.RedeemResult, rs []promo.Redemption, replays *[]int, args []any) error {
-	return s.each(ctx, s.w, s.d.RedeemBatchOnce, args, func(row Row) error {
+	return each(ctx, s.w, s.d.RedeemBatchOnce, args, func(row Row) error {
 		var (
 			j       int
 			outcome string

@@ -297,21 +297,23 @@ func (s *Core[T]) SweepReservations(ctx context.Context, before time.Time, limit
 	return s.count(ctx, "sweep reservations", s.d.SweepReservations, s.d.Time(before), limit)
 }
 
+// SweepIdempotencyKeys deletes up to limit Idempotency-Key records (of
+// redemptions, reservations and issuances) made before before; it returns
+// how many. A request repeating a swept key is a new request.
+func (s *Core[T]) SweepIdempotencyKeys(ctx context.Context, before time.Time, limit int) (int64, error) {
+	return s.count(ctx, "sweep idempotency records", s.d.SweepIdempotencyKeys, s.d.Time(before), limit)
+}
+
 // CodeReservations returns the live reservations (held, not expired at now)
 // of promotion promotionID's code (canonical), soonest to expire first, at
 // most limit.
 func (s *Core[T]) CodeReservations(ctx context.Context, promotionID int64, code string, now time.Time, limit int) ([]promo.Reservation, error) {
-	var out []promo.Reservation
-	err := s.each(ctx, s.r, s.d.CodeReservations, []any{s.d.VarChar(code), promotionID, s.d.Time(now), limit},
-		func(row Row) error {
-			r, err := scanReservation(row)
-			out = append(out, r)
+	out, err := collect(ctx, s.r, s.d.CodeReservations, []any{s.d.VarChar(code), promotionID, s.d.Time(now), limit},
+		func(row Row, r *promo.Reservation) (err error) {
+			*r, err = scanReservation(row)
 			return err
 		})
-	if err != nil {
-		return nil, fmt.Errorf("reservations of code %s: %w", code, err)
-	}
-	return out, nil
+	return out, wrap(err, "reservations of code %s", code)
 }
 
 // reservationShopper reads what the reservation said about the shopper

@@ -172,21 +172,10 @@ func progress(st *promo.PromotionStatus) []any {
 	return []any{&b.Total, &st.GeneratedCount, &b.Completed, &b.Retrying, &b.Parked, &b.Cancelled}
 }
 
-// scanBatches reads batchCols rows.
-func scanBatches(rows Rows) ([]promo.Batch, error) {
-	defer rows.Close()
-	var bs []promo.Batch
-	for rows.Next() {
-		var (
-			b        promo.Batch
-			seqStart int64
-			state    string
-		)
-		if err := rows.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, &state, &b.LastError); err != nil {
-			return nil, err
-		}
-		b.SeqStart, b.State = uint64(seqStart), promo.BatchState(state)
-		bs = append(bs, b)
-	}
-	return bs, rows.Err()
+// scanBatch scans batchCols.
+func scanBatch(row Row, b *promo.Batch) error {
+	var seqStart int64
+	err := row.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, (*string)(&b.State), &b.LastError)
+	b.SeqStart = uint64(seqStart)
+	return err
 }

@@ -213,11 +213,11 @@ func pause(ctx context.Context, attempt int) error {
 }
 
 // nullTime is a nullable time argument.
-func (s *Core[T]) nullTime(t *time.Time) any {
+func (d *Dialect[T]) nullTime(t *time.Time) any {
 	if t == nil {
 		return nil
 	}
-	return s.d.Time(*t)
+	return d.Time(*t)
 }
 
 // noRows reports whether err says a query returned no row (database/sql's

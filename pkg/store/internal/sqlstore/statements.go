@@ -217,6 +217,8 @@ type Statements struct {
 	MarkConfirmed, MarkReleased string
 	// SweepReservations (before, limit) (-> n).
 	SweepReservations string
+	// SweepIdempotencyKeys (before, limit) (-> n).
+	SweepIdempotencyKeys string
 	// CodeReservations (code, promotion id, now, limit): reservationCols of
 	// live ones, soonest to expire first.
 	CodeReservations string

@@ -23,57 +23,31 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 		return st, fmt.Errorf("stats of promotion %d: totals: %w", id, err)
 	}
 	args := []any{id, string(q.Bucket), s.d.Time(q.From), s.d.Time(q.To)}
-	if err := s.each(ctx, s.r, s.d.StatsSeries, args, func(r Row) error {
-		var p promo.StatsPoint
-		if err := r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack, &p.Rollbacks); err != nil {
-			return err
-		}
-		st.Series = append(st.Series, p)
-		return nil
+	if st.Series, err = collect(ctx, s.r, s.d.StatsSeries, args, func(r Row, p *promo.StatsPoint) error {
+		return r.Scan(Time(&p.At), &p.Redemptions, &p.RolledBack, &p.Rollbacks)
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
 	}
-	var counts []bucketReason
-	if err := s.each(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row) error {
-		var (
-			c      bucketReason
-			reason string
-		)
-		if err := r.Scan(Time(&c.At), &reason, &c.N); err != nil {
-			return err
-		}
-		c.Reason = promo.Reason(reason)
-		counts = append(counts, c)
-		return nil
-	}); err != nil {
+	counts, err := collect(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row, c *bucketReason) error {
+		return r.Scan(Time(&c.At), (*string)(&c.Reason), &c.N)
+	})
+	if err != nil {
 		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
 	}
 	mergeRefusals(st.Series, counts)
-	if err := s.each(ctx, s.r, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit}, func(r Row) error {
-		var u promo.UserRedemptions
-		if err := r.Scan(&u.UserID, &u.Redemptions); err != nil {
-			return err
-		}
-		st.TopUsers = append(st.TopUsers, u)
-		return nil
-	}); err != nil {
+	if st.TopUsers, err = collect(ctx, s.r, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit},
+		func(r Row, u *promo.UserRedemptions) error { return r.Scan(&u.UserID, &u.Redemptions) }); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
 	}
-	if err := s.each(ctx, s.r, s.d.StatsOrders, []any{id}, func(r Row) error {
-		var (
-			o                promo.OrderTotals
-			amount, discount int64
-		)
-		if err := r.Scan(&o.Currency, &o.Redemptions, &amount, &discount); err != nil {
-			return err
-		}
+	if st.Orders, err = collect(ctx, s.r, s.d.StatsOrders, []any{id}, func(r Row, o *promo.OrderTotals) error {
+		var amount, discount int64
+		err := r.Scan(&o.Currency, &o.Redemptions, &amount, &discount)
 		o.OrderValue, o.Discount = promo.Amount(amount).String(), promo.Amount(discount).String()
-		st.Orders = append(st.Orders, o)
-		return nil
+		return err
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: orders: %w", id, err)
 	}
-	if err := s.each(ctx, s.r, s.d.StatsSegments, []any{id}, func(r Row) error {
+	if err := each(ctx, s.r, s.d.StatsSegments, []any{id}, func(r Row) error {
 		var (
 			segment, currency string
 			n, amount, disc   int64
@@ -103,7 +77,7 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 }
 
 // each runs query through q and calls fn with each row.
-func (s *Core[T]) each(ctx context.Context, q Querier, query string, args []any, fn func(Row) error) error {
+func each(ctx context.Context, q Querier, query string, args []any, fn func(Row) error) error {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return err
@@ -115,6 +89,22 @@ func (s *Core[T]) each(ctx context.Context, q Querier, query string, args []any,
 		}
 	}
 	return rows.Err()
+}
+
+// collect runs query through q and returns its rows as scan reads each (nil
+// on an error).
+func collect[R any](ctx context.Context, q Querier, query string, args []any, scan func(Row, *R) error) ([]R, error) {
+	var out []R
+	err := each(ctx, q, query, args, func(r Row) error {
+		var v R
+		err := scan(r, &v)
+		out = append(out, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // RollUp counts up to limit uncounted outbox events into promotion_totals,
@@ -142,15 +132,10 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 
 func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatch, error) {
 	now := s.d.Time(s.clock())
-	var evs []promo.OutboxEvent
-	err := s.each(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row) error {
-		var (
-			ev      promo.OutboxEvent
-			payload string
-		)
+	evs, err := collect(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row, ev *promo.OutboxEvent) error {
+		var payload string
 		err := r.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt))
 		ev.Payload = []byte(payload)
-		evs = append(evs, ev)
 		return err
 	})
 	if err != nil {
@@ -196,21 +181,8 @@ func (s *Core[T]) AddRefusals(ctx context.Context, counts []promo.RefusalCount) 
 // RefusalsByReason returns a promotion's refused redemptions by reason, most
 // frequent first.
 func (s *Core[T]) RefusalsByReason(ctx context.Context, promotionID int64) ([]promo.ReasonCount, error) {
-	var out []promo.ReasonCount
-	err := s.each(ctx, s.r, s.d.RefusalsByReason, []any{promotionID}, func(r Row) error {
-		var (
-			c      promo.ReasonCount
-			reason string
-		)
-		if err := r.Scan(&reason, &c.Count); err != nil {
-			return err
-		}
-		c.Reason = promo.Reason(reason)
-		out = append(out, c)
-		return nil
+	out, err := collect(ctx, s.r, s.d.RefusalsByReason, []any{promotionID}, func(r Row, c *promo.ReasonCount) error {
+		return r.Scan((*string)(&c.Reason), &c.Count)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("refusals of promotion %d: %w", promotionID, err)
-	}
-	return out, nil
+	return out, wrap(err, "refusals of promotion %d", promotionID)
 }

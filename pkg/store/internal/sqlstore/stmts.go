@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -353,8 +354,16 @@ type promotionState struct {
 	Cancelled bool // generation cancelled (final)
 }
 
-// audit writes an audit row and its event on the redemptions topic.
-func (x stmts[T]) audit(ctx context.Context, a promo.AuditEntry) error {
+// audit writes an audit row, with detail (if not nil) encoded as its detail,
+// and its event on the redemptions topic.
+func (x stmts[T]) audit(ctx context.Context, a promo.AuditEntry, detail any) error {
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			return err
+		}
+		a.Detail = b
+	}
 	if err := x.exec(ctx, x.d.InsertAudit, x.d.VarChar(a.ID), x.d.Time(a.At), a.Actor, x.d.VarChar(a.Action),
 		a.PromotionID, x.d.VarChar(a.Code), string(a.Detail)); err != nil {
 		return fmt.Errorf("insert audit row: %w", err)

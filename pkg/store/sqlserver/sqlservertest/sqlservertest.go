@@ -146,28 +146,17 @@ func WithDatabase(dsn, name string) (string, error) {
 
 // createDatabase creates database name (a plain identifier made here).
 func createDatabase(server, name string) error {
-	return admin(server, func(ctx context.Context, db *sql.DB) error {
-		if _, err := db.ExecContext(ctx, "CREATE DATABASE ["+name+"]"); err != nil {
-			return fmt.Errorf("create database %s: %w", name, err)
-		}
-		return nil
-	})
+	return admin(server, "create database "+name, "CREATE DATABASE ["+name+"]")
 }
 
 // dropDatabase drops database name, disconnecting whoever is still on it.
 func dropDatabase(server, name string) error {
-	return admin(server, func(ctx context.Context, db *sql.DB) error {
-		q := "IF DB_ID(N'" + name + "') IS NOT NULL BEGIN " +
-			"ALTER DATABASE [" + name + "] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; " +
-			"DROP DATABASE [" + name + "]; END"
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("drop database %s: %w", name, err)
-		}
-		return nil
-	})
+	return admin(server, "drop database "+name, "IF DB_ID(N'"+name+"') IS NOT NULL BEGIN "+
+		"ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]; END")
 }
 
-func admin(server string, fn func(ctx context.Context, db *sql.DB) error) error {
+// admin runs query on server in a session of its own; what says what it does.
+func admin(server, what, query string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db, err := sql.Open("sqlserver", server)
@@ -176,7 +165,10 @@ func admin(server string, fn func(ctx context.Context, db *sql.DB) error) error 
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	return fn(ctx, db)
+	if _, err := db.ExecContext(ctx, query); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // waitForLogin pings dsn until it answers or ctx ends.
