@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,6 +309,9 @@ func checkStorm(t *testing.T, h *harness, code, pidText string, maxUsage, perUse
 		if n > perUser {
 			t.Errorf("user %s has %d live redemptions > perUserLimit %d", u, n, perUser)
 		}
+		if perUser == 1<<30 { // unlimited: no allowance is kept
+			continue
+		}
 		us, err := h.st.CodeState(h.ctx, code, u)
 		if err != nil {
 			t.Fatalf("CodeState(%s): %v", u, err)
@@ -491,4 +495,72 @@ func allRedemptions(t *testing.T, h *harness, pid int64) []promo.Redemption {
 		t.Fatalf("ExportRedemptions: %v", err)
 	}
 	return rows
+}
+
+// TestAdversarialExpiryRaces: reservations of 1s on a code of 5 uses are
+// confirmed right around their expiry, released, or left to expire, while
+// others reserve and redeem the uses they free, through two APIs on one
+// database: a late confirmation may use a free use, never one another
+// holds; the code never passes its maximum and its count matches the
+// audit rows.
+func TestAdversarialExpiryRaces(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend, func(t *testing.T) {
+			hs := replicaHarnesses(t, backend, 2)
+			outcome := scenarioExpiryRaces(t, hs, 5, 4*time.Second)
+			if t.Failed() {
+				outcome = "FAILED: " + outcome
+			}
+			t.Logf("adversarial: reservation expiry against confirm, release and redeem [%s]: %s", backend, outcome)
+		})
+	}
+}
+
+func scenarioExpiryRaces(t *testing.T, hs []*harness, maxUsage int, d time.Duration) string {
+	h0 := hs[0]
+	code := "EXPIRY" + fmt.Sprint(rand.IntN(1_000_000))
+	pid := h0.vanity(code, maxUsage, 0)
+	tally := &stormTally{answers: map[string]int{}, created: map[string]string{}, rolled: map[string]bool{},
+		keyOwners: map[string]string{}}
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		end  = time.Now().Add(d)
+	)
+	for range 32 {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				i := int(next.Add(1))
+				h := hs[i%len(hs)]
+				user := fmt.Sprintf("u%d", i)
+				if i%4 == 0 {
+					r, err := h.redeem(code, user, nil)
+					tally.add("redeem", r, err)
+					tally.record(t, r, err, user, "")
+					continue
+				}
+				r, err := h.reserve(code, user, "1s", nil)
+				tally.add("reserve", r, err)
+				if err != nil || r.status != http.StatusCreated {
+					time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+					continue
+				}
+				var b reservationBody
+				decode(t, r.body, &b)
+				time.Sleep(time.Until(b.ExpiresAt) + time.Duration(rand.IntN(40)-20)*time.Millisecond)
+				other := hs[(i+1)%len(hs)]
+				switch i % 4 {
+				case 1, 2:
+					r, err := other.try("POST", "/v1/reservations/"+b.ID+"/confirm", redeemToken, `{"orderId":"o"}`, nil)
+					tally.add("confirm at expiry", r, err)
+					tally.record(t, r, err, user, "")
+				case 3:
+					r, err := other.try("DELETE", "/v1/reservations/"+b.ID, redeemToken, "", nil)
+					tally.add("release at expiry", r, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return checkStorm(t, h0, code, pid, maxUsage, 1<<30, tally)
 }
