@@ -364,21 +364,30 @@ func readReply(resp *http.Response) reply {
 // a 5xx other than a 503 with Retry-After, and every code's and user's
 // count must match the audit rows.
 func TestAdversarialSpreadStorm(t *testing.T) {
-	for _, backend := range backends {
-		t.Run(backend, func(t *testing.T) {
-			hs := replicaHarnesses(t, backend, 2)
-			outcome := scenarioSpreadStorm(t, hs, 40, 6, 1500)
-			if t.Failed() {
-				outcome = "FAILED: " + outcome
-			}
-			t.Logf("adversarial: spread storm, shared users across codes [%s]: %s", backend, outcome)
-		})
+	cases := []struct {
+		name                             string
+		ncodes, maxUsage, perUser, users int
+	}{
+		{"spread storm, shared users across codes", 40, 1000, 1000, 6},
+		{"spread storm, every limit binding", 40, 3, 4, 12},
+	}
+	for _, c := range cases {
+		for _, backend := range backends {
+			t.Run(c.name+"/"+backend, func(t *testing.T) {
+				hs := replicaHarnesses(t, backend, 2)
+				outcome := scenarioSpreadStorm(t, hs, c.ncodes, c.maxUsage, c.perUser, c.users, 1500)
+				if t.Failed() {
+					outcome = "FAILED: " + outcome
+				}
+				t.Logf("adversarial: %s [%s]: %s", c.name, backend, outcome)
+			})
+		}
 	}
 }
 
-func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, users, n int) string {
+func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, maxUsage, perUser, users, n int) string {
 	h0 := hs[0]
-	p, list := h0.seed(promotionSpec{n: ncodes, maxUsage: 1000, perUser: 1000})
+	p, list := h0.seed(promotionSpec{n: ncodes, maxUsage: maxUsage, perUser: perUser})
 	tally := &stormTally{answers: map[string]int{}, created: map[string]string{}, rolled: map[string]bool{},
 		keyOwners: map[string]string{}}
 	var wg sync.WaitGroup
@@ -390,10 +399,16 @@ func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, users, n int) stri
 				user := fmt.Sprintf("u%d", rand.IntN(users))
 				code := list[rand.IntN(len(list))]
 				switch k := i % 10; {
-				case k < 4: // spread redemption
+				case k < 3: // spread redemption
 					r, err := h.redeem(code, user, nil)
 					tally.add("redeem", r, err)
 					tally.record(t, r, err, user, "")
+				case k < 4: // with a key from a small pool (one user per key, any code: a retry elsewhere conflicts)
+					key := fmt.Sprintf("spread-key-%d", i%7)
+					user = fmt.Sprintf("u%d", i%7%users)
+					r, err := h.redeem(code, user, map[string]string{"Idempotency-Key": key})
+					tally.add("redeem with key", r, err)
+					tally.record(t, r, err, user, key)
 				case k < 5: // the hot code
 					r, err := h.redeem(list[0], user, nil)
 					tally.add("redeem hot", r, err)
@@ -454,8 +469,8 @@ func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, users, n int) stri
 			t.Fatalf("CodeState: %v", err)
 		}
 		total += st.Used
-		if st.Used != liveByCode[canon] {
-			t.Errorf("code %s used %d, live audit rows %d", canon, st.Used, liveByCode[canon])
+		if st.Used != liveByCode[canon] || st.Used > maxUsage {
+			t.Errorf("code %s used %d, live audit rows %d, maximum %d", canon, st.Used, liveByCode[canon], maxUsage)
 		}
 	}
 	canon0, _ := codes.Canonical(list[0])
@@ -464,8 +479,8 @@ func scenarioSpreadStorm(t *testing.T, hs []*harness, ncodes, users, n int) stri
 		if err != nil {
 			t.Fatalf("CodeState: %v", err)
 		}
-		if st.UserUsed != n {
-			t.Errorf("user %s: allowance counts %d, live audit rows %d", u, st.UserUsed, n)
+		if st.UserUsed != n || n > perUser {
+			t.Errorf("user %s: allowance counts %d, live audit rows %d, limit %d", u, st.UserUsed, n, perUser)
 		}
 	}
 	tally.mu.Lock()
