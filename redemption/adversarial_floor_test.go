@@ -59,7 +59,10 @@ func TestAdversarialHotCodeStorm(t *testing.T) {
 }
 
 // replicaHarnesses opens n stores on one database, each with its own
-// service and API server (the replicas of a deployment).
+// service and API server (the replicas of a deployment), as the shipped
+// wiring sets them up for PostgreSQL: a pool of 8 connections (db.maxConns)
+// and 128 admission slots, so that concurrent redemptions meet in the store
+// (and group there when it groups them).
 func replicaHarnesses(t *testing.T, backend string, n int) []*harness {
 	t.Helper()
 	ctx := context.Background()
@@ -79,7 +82,7 @@ func replicaHarnesses(t *testing.T, backend string, n int) []*harness {
 		dsn := postgrestest.DSN(t)
 		schema := postgrestest.Schema(t)
 		open = func() store {
-			st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: 16})
+			st, err := postgres.Open(ctx, postgres.Config{DSN: dsn, Schema: schema, MaxConns: 8})
 			if err != nil {
 				t.Fatalf("postgres.Open: %v", err)
 			}
@@ -95,7 +98,9 @@ func replicaHarnesses(t *testing.T, backend string, n int) []*harness {
 				t.Fatalf("Migrate: %v", err)
 			}
 		}
-		hs = append(hs, newHarnessOn(t, st, noGuessLimit, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))))
+		cfg := noGuessLimit
+		cfg.AdmissionSlots = 128
+		hs = append(hs, newHarnessOn(t, st, cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))))
 	}
 	return hs
 }
