@@ -63,6 +63,10 @@ func serveBenchSQLite(arg string) error {
 	if err != nil {
 		return err
 	}
+	if addr := os.Getenv(envBenchPprof); addr != "" {
+		// The API process's profiles, as BenchmarkRedeem's.
+		go func() { fmt.Fprintln(os.Stderr, http.ListenAndServe(addr, pprofMux())) }()
+	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: time.Minute}
 	for _, ln := range lns {
 		go func() { _ = hs.Serve(ln) }()

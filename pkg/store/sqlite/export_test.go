@@ -7,3 +7,7 @@ func (s *Store) SingleWriter() bool { return true }
 // GroupStats reports the redemption groups written, their members, the
 // redemptions waiting for one, and whether one is being written.
 func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) { return s.group.Stats() }
+
+// GroupStatements reports the savepoints the redemption groups took and the
+// statements they ran.
+func (s *Store) GroupStatements() (savepoints, statements int64) { return s.group.Statements() }

@@ -282,6 +282,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	g0, _, _, _ := st.GroupStats()
+	s0, _ := st.GroupStatements()
 
 	type member struct {
 		req  promo.RedeemRequest
@@ -346,6 +347,10 @@ func TestGroupCommitFailingMember(t *testing.T) {
 	g1, _, _, _ := st.GroupStats()
 	if g1-g0 != 2 {
 		t.Fatalf("%d groups written, want 2 (the lead, then the %d that gathered)", g1-g0, len(ms)-1)
+	}
+	// The group with failing members was written again, a savepoint each.
+	if s1, _ := st.GroupStatements(); s1-s0 != int64(len(ms)-1) {
+		t.Errorf("%d savepoints taken, want %d (the failing group, written again member by member)", s1-s0, len(ms)-1)
 	}
 
 	okCount := 2 // early, keyed
@@ -468,4 +473,119 @@ func TestGroupCommitHonoursTheContext(t *testing.T) {
 			t.Errorf("redemption %d: %v; want its own context's deadline (context.DeadlineExceeded)", i, err)
 		}
 	}
+}
+
+// TestGroupCommitStatementsPerMember: groups of redemptions that all
+// succeed take no savepoint (a member is only undone when one fails), and a
+// member runs four statements (the code's use with its holds, the
+// allowance's with the user's holds, the audit row, the event), two more
+// with an idempotency key.
+func TestGroupCommitStatementsPerMember(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCS", 100_000, 3)
+	g0, m0, _, _ := st.GroupStats()
+	s0, n0 := st.GroupStatements()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32*20)
+	for w := range 32 {
+		wg.Go(func() {
+			for r := range 20 {
+				key := ""
+				if r%2 == 0 {
+					key = fmt.Sprintf("ks-%d-%d", w, r)
+				}
+				out, err := st.Redeem(ctx, redeemReq("GCS", fmt.Sprintf("s%d-%d", w, r/3), key))
+				if err == nil && out.Refused != "" {
+					err = fmt.Errorf("refused %s", out.Refused)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	g1, m1, _, _ := st.GroupStats()
+	s1, n1 := st.GroupStatements()
+	t.Logf("%d redemptions in %d groups: %d savepoints, %d statements run", m1-m0, g1-g0, s1-s0, n1-n0)
+	if g1-g0 < 20 || g1-g0 >= m1-m0 {
+		t.Fatalf("%d groups for %d redemptions: want at least 20 groups, of more than one member on average", g1-g0, m1-m0)
+	}
+	if keyed := m1 - m0; n1-n0 != 4*(m1-m0)+2*(keyed/2) {
+		t.Errorf("%d statements run for %d redemptions, half of them with a key: want %d (4 each, 6 with a key)",
+			n1-n0, m1-m0, 4*(m1-m0)+2*(keyed/2))
+	}
+	if s1-s0 != 0 {
+		t.Errorf("%d savepoints taken though no member failed: want none", s1-s0)
+	}
+}
+
+// TestGroupCommitConflictWritesNothing: a member answered with an error
+// before it wrote anything (an Idempotency-Key reused for another request:
+// idempotency_conflict) leaves the group as it is; the group is not
+// written again member by member, so a client reusing keys cannot make the
+// writer do a whole group's work twice.
+func TestGroupCommitConflictWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	st := open(t)
+	vanity(t, st, "GCK", 100_000, 0)
+	first := redeemReq("GCK", "owner", "kc")
+	if out, err := st.Redeem(ctx, first); err != nil || out.Refused != "" {
+		t.Fatalf("first: %+v, %v", out, err)
+	}
+	s0, _ := st.GroupStatements()
+	g0, _, _, _ := st.GroupStats()
+	var (
+		wg        sync.WaitGroup
+		conflicts atomic.Int32
+		redeemed  atomic.Int32
+	)
+	for w := range 32 {
+		wg.Go(func() {
+			for r := range 10 {
+				req := redeemReq("GCK", fmt.Sprintf("k%d-%d", w, r), "")
+				if r%3 == 0 {
+					req = redeemReq("GCK", "other", "kc") // the key, another request
+				}
+				out, err := st.Redeem(ctx, req)
+				switch {
+				case r%3 == 0 && promo.ReasonOf(err) == promo.ReasonIdempotencyConflict:
+					conflicts.Add(1)
+				case r%3 != 0 && err == nil && out.Refused == "":
+					redeemed.Add(1)
+				default:
+					t.Errorf("%s with key %q: %+v, %v", req.UserID, req.IdempotencyKey, out, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	g1, _, _, _ := st.GroupStats()
+	s1, _ := st.GroupStatements()
+	t.Logf("%d conflicts, %d redeemed in %d groups: %d savepoints", conflicts.Load(), redeemed.Load(), g1-g0, s1-s0)
+	if conflicts.Load() != 32*4 || redeemed.Load() != 32*6 {
+		t.Fatalf("%d conflicts, %d redeemed: want %d and %d", conflicts.Load(), redeemed.Load(), 32*4, 32*6)
+	}
+	if s1 != s0 {
+		t.Errorf("%d savepoints taken: a conflict, which writes nothing, made its group be written again", s1-s0)
+	}
+	rows, _ := auditRows(t, st, vanityID(t, st, "GCK"))
+	if rows != 1+32*6 {
+		t.Errorf("%d audit rows, want %d", rows, 1+32*6)
+	}
+}
+
+// vanityID is the promotion id of a vanity code.
+func vanityID(t *testing.T, st *sqlite.Store, code string) int64 {
+	t.Helper()
+	cs, err := st.CodeState(context.Background(), code, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs.Promotion.ID
 }

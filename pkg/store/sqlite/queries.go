@@ -32,8 +32,9 @@ const (
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
-// uses): every limit of the code and its promotion in one WHERE.
-func codeUse(set string) string {
+// uses): every limit of the code and its promotion in one WHERE; more are
+// further RETURNING columns.
+func codeUse(set string, more ...string) string {
 	return `UPDATE codes SET used = ` + set + `
 FROM promotions p
 WHERE codes.code = ?1 AND p.id = codes.promotion_id
@@ -46,8 +47,18 @@ WHERE codes.code = ?1 AND p.id = codes.promotion_id
 RETURNING promotion_id, used,
   (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
   (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id),
-  (SELECT coalesce(eligibility, '') FROM promotions WHERE id = codes.promotion_id)`
+  (SELECT coalesce(eligibility, '') FROM promotions WHERE id = codes.promotion_id)` + strings.Join(append([]string{""}, more...), ",\n  ")
 }
+
+// Live holds of a code (codes.code) and of a user's allowance (?1, ?2), at
+// now (?2 for a code, ?4 for an allowance): the loads UseCodeLoad and
+// UseAllowanceLoad return, as CodeLoad and AllowanceLoad count them.
+const (
+	codeHolds = `used + (SELECT count(*) FROM reservations r
+	WHERE r.code = codes.code AND r.promotion_id = codes.promotion_id AND r.status = 'held' AND r.expires_at > ?2)`
+	allowanceHolds = `used + (SELECT count(*) FROM reservations r
+	WHERE r.promotion_id = ?1 AND r.user_id = ?2 AND r.status = 'held' AND r.expires_at > ?4)`
+)
 
 // insertBatches writes ?5 batch rows numbered from first: ?3-sized slices of
 // [?2, ?2+?4), the last one smaller.
@@ -158,6 +169,14 @@ FROM redemptions WHERE promotion_id = ?1`,
 	// counts, and "used < max" is decided inside the statement, not in Go.
 
 	UseCode: codeUse("used + 1"),
+
+	// UseCodeLoad and UseAllowanceLoad: UseCode and UseAllowance with the
+	// load that CodeLoad and AllowanceLoad would read next, in the same
+	// statement (the one writer: nothing commits in between either way).
+	UseCodeLoad: codeUse("used + 1", codeHolds),
+	UseAllowanceLoad: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES (?1, ?2, 1)
+ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < ?3
+RETURNING used, ` + allowanceHolds,
 
 	// AddCodeUses takes a combined redemption's n uses at once, within the
 	// maximum.

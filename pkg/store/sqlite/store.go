@@ -173,7 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if cfg.RedeemGroup != -1 {
-		s.group = sqlstore.NewRedeemGroup(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup))
+		s.group = sqlstore.NewRedeemGroup(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup)).OneWriter()
 	}
 	return s, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,22 +28,30 @@ import (
 // statements (every limit, live reservations, the user's allowance, the
 // idempotency record, the refusal reason) after the members before it in
 // the same transaction, which is what it would have seen had they committed
-// one after another, since one writer serialises them anyway. Each member
-// runs inside its own SAVEPOINT: one that fails is rolled back to it alone
-// and answered with its error, the others stay. The group commits all or
-// nothing, and no member is answered before the commit returned: a crash
-// loses only unanswered requests, whole.
+// one after another, since one writer serialises them anyway. A member that
+// fails rolls the transaction back and the group is written again with each
+// member inside its own SAVEPOINT: the failing one is rolled back to it
+// alone and answered with its error, the others stay (redeemGroup). The
+// group commits all or nothing, and no member is answered before the commit
+// returned: a crash loses only unanswered requests, whole.
 //
 // Concurrency: safe for concurrent use; one group is written at a time.
 type RedeemGroup[T Tx] struct {
 	core *Core[T]
 	max  int
+	// oneWriter: the group's transaction holds the database's only write
+	// lock, so no statement of it waits for a lock (see OneWriter).
+	oneWriter bool
 
 	mu      sync.Mutex
 	busy    bool // a group is being written
 	pending []*groupMember
 	groups  int64 // groups written
 	members int64 // their members
+
+	// Statement counts, for tests: savepoints taken and statements run by
+	// the groups' transactions.
+	savepoints, statements atomic.Int64
 }
 
 type groupMember struct {
@@ -59,6 +68,15 @@ const groupTimeout = 30 * time.Second
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	return &RedeemGroup[T]{core: s, max: max}
+}
+
+// OneWriter says that the group's transaction holds the database's one
+// write lock (SQLite's BEGIN IMMEDIATE), so that its statements never wait
+// for a lock: they then run without a watcher of the group's context each
+// (see groupTx). It returns g.
+func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
+	g.oneWriter = true
+	return g
 }
 
 // Redeem is Core.Redeem, written in a group with the redemptions that are
@@ -105,6 +123,12 @@ func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.groups, g.members, len(g.pending), g.busy
+}
+
+// Statements reports how many savepoints the groups took and how many
+// statements they ran, so far.
+func (g *RedeemGroup[T]) Statements() (savepoints, statements int64) {
+	return g.savepoints.Load(), g.statements.Load()
 }
 
 // next writes the next group of pending members, or marks the store idle.
@@ -168,36 +192,22 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	}
 }
 
-// redeemGroup is the group's transaction: each member's Redeem in a
-// savepoint of its own, then one commit. An error of the transaction itself
-// (begin, a savepoint, the commit) is every member's answer: none of them
-// committed.
-func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
-	res := make([]promo.RedeemResult, len(ms))
-	err := s.inTx(ctx, func(tx T) error {
-		var q Querier = tx
-		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
-			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
-		}
-		x := s.on(q)
-		for i, m := range ms {
-			if _, err := q.Exec(ctx, "SAVEPOINT member"); err != nil {
-				return fmt.Errorf("savepoint: %w", err)
-			}
-			out, err := x.redeem(ctx, m.req)
-			if err != nil {
-				if _, rerr := q.Exec(ctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
-					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
-				}
-			}
-			if _, err := q.Exec(ctx, "RELEASE SAVEPOINT member"); err != nil {
-				return fmt.Errorf("release savepoint: %w", err)
-			}
-			res[i] = promo.RedeemResult{Outcome: out,
-				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
-		}
-		return nil
-	})
+// redeemGroup is the group's transaction: each member's Redeem, one after
+// another, then one commit. A member normally runs without a savepoint: a
+// member that fails (an error, not a refusal) having changed nothing is
+// answered with its error and the group goes on; one that fails having
+// written (or perhaps written) rolls the whole transaction back, and the
+// group is written again with each member in a savepoint of its own, so
+// that the failing one is rolled back alone and the others commit (the
+// second run gives the others the answers the first gave: the same
+// requests, in the same order, on the same committed state). An error of
+// the transaction itself (begin, a savepoint, the commit) is every member's
+// answer: none of them committed.
+func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
+	res, err := s.groupTx(ctx, g, ms, false)
+	if errors.Is(err, errMemberFailed) {
+		res, err = s.groupTx(ctx, g, ms, true)
+	}
 	if err != nil {
 		err = fmt.Errorf("redeem a group of %d: %w", len(ms), err)
 		for i := range res {
@@ -205,6 +215,106 @@ func (s *Core[T]) redeemGroup(ctx context.Context, ms []*groupMember) []promo.Re
 		}
 	}
 	return res
+}
+
+// errMemberFailed stops a group written without savepoints at its first
+// member that fails having written.
+var errMemberFailed = errors.New("a member failed")
+
+// groupTx writes ms in one transaction, each member in a savepoint of its
+// own if savepoints, else stopping with errMemberFailed at the first member
+// that fails having written.
+//
+// With OneWriter the members' statements run on the group's context
+// without its end (ctx.Done is nil): the driver then watches no context per
+// statement (a goroutine each), and none of them can wait for a lock. The
+// transaction still ends with ctx: beginning it (the wait for the write
+// lock) is cancelled with ctx, and database/sql rolls it back when ctx
+// ends, after which the next statement fails.
+func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
+	res := make([]promo.RedeemResult, len(ms))
+	sctx := ctx
+	if g.oneWriter {
+		sctx = context.WithoutCancel(ctx)
+	}
+	err := s.inTx(ctx, func(tx T) error {
+		var q Querier = tx
+		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
+			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
+		}
+		mq := &memberQuerier{q: q, n: &g.statements}
+		x := s.on(mq)
+		for i, m := range ms {
+			if savepoints {
+				if _, err := q.Exec(sctx, "SAVEPOINT member"); err != nil {
+					return fmt.Errorf("savepoint: %w", err)
+				}
+				g.savepoints.Add(1)
+			}
+			mq.wrote = false
+			out, err := x.redeem(sctx, m.req)
+			if err != nil && !savepoints {
+				if mq.wrote {
+					return errMemberFailed
+				}
+				// It failed having changed nothing (an idempotency
+				// conflict): nothing to undo, the group goes on.
+				res[i] = promo.RedeemResult{Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+				continue
+			}
+			if err != nil {
+				if _, rerr := q.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
+				}
+			}
+			if savepoints {
+				if _, err := q.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
+					return fmt.Errorf("release savepoint: %w", err)
+				}
+			}
+			res[i] = promo.RedeemResult{Outcome: out,
+				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+		}
+		return nil
+	})
+	return res, err
+}
+
+// memberQuerier runs a member's statements on the group's transaction,
+// counting them, and notes whether one may have changed the database since
+// wrote was last cleared: an Exec that changed rows or failed, or any query
+// but a SELECT (an UPDATE or INSERT ... RETURNING).
+type memberQuerier struct {
+	q     Querier
+	n     *atomic.Int64
+	wrote bool
+}
+
+func (q *memberQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	q.n.Add(1)
+	n, err := q.q.Exec(ctx, query, args...)
+	if err != nil || n != 0 {
+		q.wrote = true
+	}
+	return n, err
+}
+
+func (q *memberQuerier) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	q.query(query)
+	return q.q.Query(ctx, query, args...)
+}
+
+func (q *memberQuerier) QueryRow(ctx context.Context, query string, args ...any) Row {
+	q.query(query)
+	return q.q.QueryRow(ctx, query, args...)
+}
+
+func (q *memberQuerier) query(query string) {
+	q.n.Add(1)
+	if !q.wrote {
+		head := strings.TrimLeft(query, " \t\r\n(")
+		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
+	}
 }
 
 // groupQuerier runs a group's statements on its database/sql transaction,
@@ -265,5 +375,5 @@ func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (r
 			}
 		}
 	}()
-	return g.core.redeemGroup(ctx, ms)
+	return g.core.redeemGroup(ctx, g, ms)
 }

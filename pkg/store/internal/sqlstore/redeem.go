@@ -151,7 +151,20 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 // snapshot, so two reservers could both fit into the last use.
 func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
 	shopper *promo.Shopper, rules bool) (CodeUse, int, promo.Reason, string, error) {
-	u, ok, err := x.UseCode(ctx, code, userID, now)
+	// folded: the dialect reads the loads in the statements that take the
+	// uses (UseCodeLoad, UseAllowanceLoad), which count every hold.
+	folded := exclude == "" && x.d.UseCodeLoad != ""
+	var (
+		u    CodeUse
+		ok   bool
+		load int
+		err  error
+	)
+	if folded {
+		u, load, ok, err = x.useCodeLoad(ctx, code, userID, now)
+	} else {
+		u, ok, err = x.UseCode(ctx, code, userID, now)
+	}
 	if err != nil {
 		return u, 0, "", "", fmt.Errorf("use code: %w", err)
 	}
@@ -160,9 +173,10 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		u.PromotionID = pid
 		return u, 0, reason, "", err
 	}
-	load, err := x.codeLoad(ctx, code, now, exclude)
-	if err != nil {
-		return u, 0, "", "", fmt.Errorf("count code holds: %w", err)
+	if !folded {
+		if load, err = x.codeLoad(ctx, code, now, exclude); err != nil {
+			return u, 0, "", "", fmt.Errorf("count code holds: %w", err)
+		}
 	}
 	if load > u.MaxUsage {
 		return u, 0, promo.ReasonCodeExhausted, "", x.takeBack(ctx, u, code, "", false)
@@ -173,15 +187,28 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		}
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
-		ok, err := x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
-		if err != nil {
-			return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
+		var (
+			ok       bool
+			userLoad int
+			err      error
+		)
+		if folded && x.d.UseAllowanceLoad != "" {
+			ok, userLoad, err = x.useAllowanceLoad(ctx, u.PromotionID, userID, u.PerUserLimit, now)
+			if err != nil {
+				return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
+			}
+		} else {
+			ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
+			if err != nil {
+				return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
+			}
+			if ok {
+				if userLoad, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude); err != nil {
+					return u, 0, "", "", fmt.Errorf("count user holds: %w", err)
+				}
+			}
 		}
 		if ok {
-			userLoad, err := x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
-			if err != nil {
-				return u, 0, "", "", fmt.Errorf("count user holds: %w", err)
-			}
 			ok = userLoad <= u.PerUserLimit
 			if !ok {
 				if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {

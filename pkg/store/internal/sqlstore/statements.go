@@ -143,6 +143,15 @@ type Statements struct {
 	// reservations. AllowanceLoad (promotion id, user, now, excluded
 	// reservation id): the user's used plus live reservations.
 	CodeLoad, AllowanceLoad string
+	// UseCodeLoad (code, now, user) and UseAllowanceLoad (promotion id,
+	// user, limit, now), if set, are UseCode and UseAllowance returning as
+	// well, as a last column, what CodeLoad and AllowanceLoad would read
+	// next with no reservation excluded: one statement instead of two for a
+	// redemption. Only for a database whose writes are serialised (SQLite,
+	// one writer): there a subquery in the statement sees every committed
+	// hold, where READ COMMITTED keeps the statement's first snapshot (see
+	// take).
+	UseCodeLoad, UseAllowanceLoad string
 	// InsertRedemption (id, promotion id, code, user, order id, metadata,
 	// redeemed_at, uses_left, idempotency key, client address, user agent,
 	// order amount, order currency, discount, first order, segments,

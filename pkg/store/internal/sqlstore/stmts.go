@@ -189,13 +189,21 @@ func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Ti
 	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
-func (x stmts[T]) codeUse(ctx context.Context, query, code, userID string, now time.Time) (CodeUse, bool, error) {
+// useCodeLoad is UseCode through UseCodeLoad: with the code's load
+// (CodeLoad's count, no reservation excluded) read by the same statement.
+func (x stmts[T]) useCodeLoad(ctx context.Context, code, userID string, now time.Time) (CodeUse, int, bool, error) {
+	var load int
+	u, ok, err := x.codeUse(ctx, x.d.UseCodeLoad, code, userID, now, &load)
+	return u, load, ok, err
+}
+
+func (x stmts[T]) codeUse(ctx context.Context, query, code, userID string, now time.Time, more ...any) (CodeUse, bool, error) {
 	var (
 		u           CodeUse
 		eligibility string
 	)
-	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now), userID}, &u.PromotionID, &u.Used, &u.MaxUsage,
-		&u.PerUserLimit, &eligibility)
+	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now), userID},
+		append([]any{&u.PromotionID, &u.Used, &u.MaxUsage, &u.PerUserLimit, &eligibility}, more...)...)
 	if ok && err == nil {
 		u.Eligibility, err = promo.DecodeEligibility(eligibility)
 	}
@@ -233,6 +241,16 @@ func (x stmts[T]) allowance(ctx context.Context, update, insert string, promotio
 		}
 		return ok, err // false: the row exists and is at the limit
 	}
+}
+
+// useAllowanceLoad is UseAllowance through UseAllowanceLoad (a dialect with
+// an upsert): with the user's load (AllowanceLoad's count, no reservation
+// excluded) read by the same statement.
+func (x stmts[T]) useAllowanceLoad(ctx context.Context, promotionID int64, userID string, limit int,
+	now time.Time) (ok bool, load int, err error) {
+	var used int
+	ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{promotionID, userID, limit, x.d.Time(now)}, &used, &load)
+	return ok, load, err
 }
 
 // codeLoad reads, under the code row lock this transaction holds (UseCode or
