@@ -76,14 +76,25 @@ func serveBench() error {
 	conns, _ := strconv.Atoi(parts[2])
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := postgres.Open(ctx, postgres.Config{DSN: parts[0], Schema: parts[1], MaxConns: int32(conns)})
+	// BENCH_REDEEM_PG_GROUP "size flights" sets the store's group commit
+	// (postgres.Config.RedeemGroup, RedeemFlights; unset: the defaults),
+	// BENCH_REDEEM_ADMISSION the admission slots (unset: 128, as the
+	// wiring sets them on PostgreSQL; with grouping off, the pool's size
+	// is what the wiring used to set).
+	var group, flights int
+	if v := strings.Fields(os.Getenv("BENCH_REDEEM_PG_GROUP")); len(v) == 2 {
+		group, _ = strconv.Atoi(v[0])
+		flights, _ = strconv.Atoi(v[1])
+	}
+	st, err := postgres.Open(ctx, postgres.Config{DSN: parts[0], Schema: parts[1], MaxConns: int32(conns),
+		RedeemGroup: group, RedeemFlights: flights})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	log := zap.NewNop()
-	// Admission as the wiring sets it: a slot per pool connection.
-	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1, AdmissionSlots: conns}, st, nil, log)
+	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1,
+		AdmissionSlots: benchEnv("BENCH_REDEEM_ADMISSION", 128)}, st, nil, log)
 	if err != nil {
 		return err
 	}

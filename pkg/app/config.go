@@ -221,24 +221,26 @@ type RedeemConfig struct {
 // than MaxWait, and past either bound a request is answered 503 with
 // Retry-After (docs/redemption.md, "When the database is busy").
 type AdmissionConfig struct {
-	// Slots 0 is the pool's size, db.maxConns (SQLite: 128, since its one
-	// writer groups concurrent redemptions itself); -1 turns admission
-	// control off.
+	// Slots 0 is 128 on SQLite and PostgreSQL, whose stores group
+	// concurrent redemptions themselves (group commit: a slot is a request,
+	// not a connection), else the pool's size, db.maxConns; -1 turns
+	// admission control off.
 	Slots    int           `mapstructure:"slots"`
 	MaxQueue int           `mapstructure:"maxQueue"`
 	MaxWait  time.Duration `mapstructure:"maxWait"`
 }
 
-// sqliteAdmissionSlots is redeem.admission.slots' default on SQLite.
-const sqliteAdmissionSlots = 128
+// groupAdmissionSlots is redeem.admission.slots' default on a store that
+// groups concurrent redemptions (SQLite, PostgreSQL).
+const groupAdmissionSlots = 128
 
 // slots is the admission slots the configuration means.
 func (c Config) admissionSlots() int {
 	switch {
 	case c.Redeem.Admission.Slots != 0:
 		return c.Redeem.Admission.Slots
-	case c.DB.Driver == "sqlite":
-		return sqliteAdmissionSlots
+	case c.DB.Driver == "sqlite" || c.DB.Driver == "postgres":
+		return groupAdmissionSlots
 	default:
 		return max(1, c.DB.MaxConns)
 	}

@@ -172,12 +172,16 @@ func TestValidateAdmission(t *testing.T) {
 		}
 	}
 	c := base
-	if got := c.redemptionConfig().AdmissionSlots; got != c.DB.MaxConns {
-		t.Errorf("slots 0 on PostgreSQL = %d, want db.maxConns %d", got, c.DB.MaxConns)
+	if got := c.redemptionConfig().AdmissionSlots; got != groupAdmissionSlots {
+		t.Errorf("slots 0 on PostgreSQL = %d, want %d", got, groupAdmissionSlots)
 	}
 	c.DB.Driver = "sqlite"
-	if got := c.redemptionConfig().AdmissionSlots; got != sqliteAdmissionSlots {
-		t.Errorf("slots 0 on SQLite = %d, want %d", got, sqliteAdmissionSlots)
+	if got := c.redemptionConfig().AdmissionSlots; got != groupAdmissionSlots {
+		t.Errorf("slots 0 on SQLite = %d, want %d", got, groupAdmissionSlots)
+	}
+	c.DB.Driver = "sqlserver"
+	if got := c.redemptionConfig().AdmissionSlots; got != c.DB.MaxConns {
+		t.Errorf("slots 0 on SQL Server = %d, want db.maxConns %d", got, c.DB.MaxConns)
 	}
 	if got := c.apiConfig().AdmissionWait; got != c.Redeem.Admission.MaxWait {
 		t.Errorf("the API's admission wait = %s, want redeem.admission.maxWait %s", got, c.Redeem.Admission.MaxWait)

@@ -13,3 +13,13 @@ func Pool(s *Store) *pgxpool.Pool { return s.pool }
 func OpenTuned(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	return open(ctx, cfg, tune)
 }
+
+// GroupStats reports the redemption group's groups, members, pending
+// redemptions, whether one is in flight, and its fallbacks to one by one.
+func (s *Store) GroupStats() (groups, members int64, pending int, busy bool, fallbacks int64) {
+	g, m, p, b := s.group.Stats()
+	return g, m, p, b, s.group.Fallbacks()
+}
+
+// GroupInflight is how many redemption groups are being written.
+func GroupInflight(s *Store) int { return s.group.Inflight() }

@@ -200,6 +200,13 @@ FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 	RedeemBatchOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 
+	// RedeemGroupOnce is group commit: concurrent redemptions of any codes
+	// in one round trip and one transaction, each one call of redeem_code
+	// after the ones before it: redeem_codes (migration 00018, which says
+	// why it cannot over-redeem and what happens on a deadlock).
+	RedeemGroupOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
+FROM redeem_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+
 	// ClaimEvents leases the oldest unpublished events to this publisher
 	// for $2 microseconds of the database's clock; SKIP LOCKED and the lease
 	// keep another replica's publisher off them.

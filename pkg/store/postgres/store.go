@@ -79,7 +79,18 @@ type Config struct {
 	// expiries compared across processes never use it: they take the
 	// database's clock. Tests set it to play a host whose clock is off.
 	Clock func() time.Time
+	// RedeemGroup bounds how many concurrent redemptions of this process
+	// share one statement, one transaction and its commit (group commit, see
+	// Store.Redeem); default DefaultRedeemGroup, -1 redeems each in a
+	// statement of its own. RedeemFlights is how many such groups are
+	// written at once, each on a connection of the pool (default: the
+	// pool's size, so that redemptions group only once every connection
+	// is busy with one; at most MaxConns).
+	RedeemGroup, RedeemFlights int
 }
+
+// DefaultRedeemGroup is Config.RedeemGroup's default.
+const DefaultRedeemGroup = 64
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
@@ -91,6 +102,13 @@ func (c Config) Validate() error {
 	errs.Set(map[string]string{"dsn": c.DSN})
 	if c.MaxConns < 0 {
 		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
+	}
+	if c.RedeemGroup < -1 {
+		errs.Add("redeemGroup", "must be -1 (off), 0 (the default, %d) or more, got %d", DefaultRedeemGroup, c.RedeemGroup)
+	}
+	if conns := cmp.Or(c.MaxConns, DefaultMaxConns); conns > 0 && (c.RedeemFlights < 0 || c.RedeemFlights > int(conns)) {
+		errs.Add("redeemFlights", "must be from 0 (the default: maxConns) to maxConns (%d), got %d", conns,
+			c.RedeemFlights)
 	}
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
 		errs.Add("schema", "must match %s, got %q", schemaName, c.Schema)
@@ -139,6 +157,8 @@ type Store struct {
 	*sqlstore.Core[pgxTx]
 	pool             *pgxpool.Pool
 	statementTimeout time.Duration
+	// group sends concurrent redemptions as one statement (nil: off).
+	group *sqlstore.RedeemGroup[pgxTx]
 }
 
 // Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
@@ -187,6 +207,10 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	s := &Store{pool: pool, statementTimeout: cfg.StatementTimeout}
 	db := pgxPool{pgxExec{pool}, pool}
 	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker), cfg.Clock)
+	if cfg.RedeemGroup != -1 {
+		flights := min(cmp.Or(cfg.RedeemFlights, int(pcfg.MaxConns)), int(pcfg.MaxConns))
+		s.group = sqlstore.NewRedeemGroupOnce(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup), flights)
+	}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -240,6 +264,9 @@ var dialect = sqlstore.Dialect[pgxTx]{
 	// eligibility rules (migration 00013): the core redeems on its
 	// statement path instead.
 	StatementPath: func(err error) bool { return sqlState(err) == "PC001" },
+	// An error with a SQLSTATE is the server's answer: the statement (its
+	// autocommit transaction) was rolled back.
+	ServerError: func(err error) bool { return sqlState(err) != "" },
 }
 
 // sqlState is err's SQLSTATE ("" for none).

@@ -27,13 +27,18 @@ func TestAdversarialSQLConditions(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []postgres.Config{{}, {DSN: "x", MaxConns: -1}, {DSN: "x", Schema: "Bad-Name"}, {DSN: "x", Schema: "a; drop"}} {
+	for _, c := range []postgres.Config{{}, {DSN: "x", MaxConns: -1}, {DSN: "x", Schema: "Bad-Name"}, {DSN: "x", Schema: "a; drop"},
+		{DSN: "x", RedeemGroup: -2}, {DSN: "x", RedeemFlights: -1}, {DSN: "x", MaxConns: 8, RedeemFlights: 9},
+		{DSN: "x", RedeemFlights: postgres.DefaultMaxConns + 1}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", c)
 		}
 	}
-	if err := (postgres.Config{DSN: "postgres://h/db", Schema: "tenant_1"}).Validate(); err != nil {
-		t.Errorf("Validate = %v", err)
+	for _, c := range []postgres.Config{{DSN: "postgres://h/db", Schema: "tenant_1"},
+		{DSN: "x", RedeemGroup: -1}, {DSN: "x", MaxConns: 8, RedeemGroup: 16, RedeemFlights: 8}} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
 	}
 }
 
@@ -72,7 +77,8 @@ func TestMigrations(t *testing.T) {
 	})
 }
 
-// Migrating down from 00014 drops redeem_code_batch and leaves redeem_code as
+// Migrating down from 00018 drops redeem_codes; down from 00014 drops
+// redeem_code_batch and leaves redeem_code as
 // 00013_personal_codes made it (13 arguments); down from 00013 restores
 // 00012's (11); up again brings both back.
 func TestMigrationsDownRestoreRedeemFunctions(t *testing.T) {
@@ -88,7 +94,11 @@ FROM pg_proc WHERE pronamespace = current_schema()::regnamespace AND proname LIK
 			t.Fatalf("functions %s: %q, %v; want %q", when, got, err, want)
 		}
 	}
-	functions("migrated", "redeem_code/13,redeem_code_batch/14")
+	functions("migrated", "redeem_code/13,redeem_code_batch/14,redeem_codes/13")
+	if err := m.DownTo(ctx, 17); err != nil {
+		t.Fatal(err)
+	}
+	functions("down to 00017", "redeem_code/13,redeem_code_batch/14")
 	if err := m.DownTo(ctx, 13); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,10 @@ import (
 // write transaction and so share one commit (one WAL flush) instead of
 // queueing for the write lock one commit each.
 //
+// (NewRedeemGroupOnce is the same gathering for a database with many
+// writers, PostgreSQL: up to flights groups at once, each one statement;
+// see there.)
+//
 // A redemption that arrives while no group is being written starts one at
 // once, alone: a quiet store adds no wait. Those arriving while a group is
 // being written gather; when it has committed they (up to max) are the next
@@ -35,20 +39,24 @@ import (
 // group commits all or nothing, and no member is answered before the commit
 // returned: a crash loses only unanswered requests, whole.
 //
-// Concurrency: safe for concurrent use; one group is written at a time.
+// Concurrency: safe for concurrent use; one group is written at a time
+// (NewRedeemGroup), or up to flights at once (NewRedeemGroupOnce).
 type RedeemGroup[T Tx] struct {
-	core *Core[T]
-	max  int
+	core    *Core[T]
+	max     int
+	flights int
+	run     func(context.Context, []*groupMember) []promo.RedeemResult
 	// oneWriter: the group's transaction holds the database's only write
 	// lock, so no statement of it waits for a lock (see OneWriter).
 	oneWriter bool
 
-	mu      sync.Mutex
-	busy    bool // a group is being written
-	pending []*groupMember
-	groups  int64 // groups written
-	members int64 // their members
+	mu       sync.Mutex
+	inflight int // groups being written
+	pending  []*groupMember
+	groups   int64 // groups written
+	members  int64 // their members
 
+	fallbacks atomic.Int64 // groups redeemed one by one after the statement failed (NewRedeemGroupOnce)
 	// Statement counts, for tests: savepoints taken and statements run by
 	// the groups' transactions.
 	savepoints, statements atomic.Int64
@@ -67,7 +75,9 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	return &RedeemGroup[T]{core: s, max: max}
+	g := &RedeemGroup[T]{core: s, max: max, flights: 1}
+	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
+	return g
 }
 
 // OneWriter says that the group's transaction holds the database's one
@@ -87,8 +97,8 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	}
 	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
 	g.mu.Lock()
-	if !g.busy {
-		g.busy = true
+	if g.inflight < g.flights {
+		g.inflight++
 		g.mu.Unlock()
 		g.write([]*groupMember{m})
 		r := <-m.done
@@ -122,7 +132,7 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.groups, g.members, len(g.pending), g.busy
+	return g.groups, g.members, len(g.pending), g.inflight > 0
 }
 
 // Statements reports how many savepoints the groups took and how many
@@ -131,23 +141,40 @@ func (g *RedeemGroup[T]) Statements() (savepoints, statements int64) {
 	return g.savepoints.Load(), g.statements.Load()
 }
 
-// next writes the next group of pending members, or marks the store idle.
-func (g *RedeemGroup[T]) next() {
+// Inflight reports how many groups are being written now.
+func (g *RedeemGroup[T]) Inflight() int {
 	g.mu.Lock()
-	if len(g.pending) == 0 {
-		g.busy = false
-		g.mu.Unlock()
-		return
+	defer g.mu.Unlock()
+	return g.inflight
+}
+
+// Fallbacks reports how many groups were redeemed one member at a time
+// because their one statement failed (NewRedeemGroupOnce).
+func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
+
+// take ends a flight and hands the pending members, at most max a group, to
+// the flights now free: this one, and any that are idle, sharing them out
+// evenly among those (while the other flights are busy, this one takes
+// them all, up to max). It returns the groups to write. Called with mu
+// held.
+func (g *RedeemGroup[T]) take() [][]*groupMember {
+	g.inflight--
+	var out [][]*groupMember
+	for len(g.pending) > 0 && g.inflight < g.flights {
+		free := g.flights - g.inflight
+		n := min(g.max, (len(g.pending)+free-1)/free)
+		out = append(out, g.pending[:n:n])
+		g.pending = g.pending[n:]
+		g.inflight++
 	}
-	n := min(len(g.pending), g.max)
-	ms := g.pending[:n:n]
-	g.pending = append([]*groupMember(nil), g.pending[n:]...)
-	g.mu.Unlock()
-	g.write(ms)
+	if len(g.pending) == 0 {
+		g.pending = nil
+	}
+	return out
 }
 
 // write writes ms as one group, answers each member after the commit, then
-// hands the writer to the next group (in a goroutine of its own: the
+// hands its flight to the next groups (each in a goroutine of its own: the
 // members just answered return at once).
 func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	// The group's context ends when every member's has (nobody waits for
@@ -172,13 +199,10 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	g.mu.Lock()
 	g.groups++
 	g.members += int64(len(ms))
-	more := len(g.pending) > 0
-	if !more {
-		g.busy = false
-	}
+	next := g.take()
 	g.mu.Unlock()
-	if more {
-		go g.next()
+	for _, ms := range next {
+		go g.write(ms)
 	}
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
@@ -375,5 +399,5 @@ func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (r
 			}
 		}
 	}()
-	return g.core.redeemGroup(ctx, g, ms)
+	return g.run(ctx, ms)
 }

@@ -95,6 +95,11 @@ type Dialect[T Tx] struct {
 	// (the promotion has eligibility rules): nothing was written, and the
 	// core redeems on its statement path instead. nil: never.
 	StatementPath func(error) bool
+	// ServerError reports an error the database answered a statement with
+	// (in autocommit: its transaction was rolled back), as opposed to a lost
+	// connection, after which it may have committed. Needed with
+	// RedeemGroupOnce.
+	ServerError func(error) bool
 	// Lease adapts a lease's length as an argument of the claim statements,
 	// which add it to the database's clock.
 	Lease func(time.Duration) any

@@ -188,6 +188,16 @@ type Statements struct {
 	// written nothing (Dialect.StatementPath): the core then redeems the
 	// requests one by one.
 	RedeemBatchOnce string
+	// RedeemGroupOnce, if set, is group commit in one statement run in
+	// autocommit, for a dialect with Arrays (NewRedeemGroupOnce): RedeemOnce
+	// for each of n redemptions of any codes, in array order, in one
+	// transaction. One array per RedeemOnce argument (ids, codes, users,
+	// order ids, metadata, redeemed_at, keys, hashes), the stream, then
+	// arrays of heads, bodies, client addresses and user agents. Rows:
+	// index (1-based), outcome, promotion id (0: none), uses left, as
+	// RedeemOnce's. Any error (a deadlock, a promotion with rules) aborts
+	// it whole, having written nothing.
+	RedeemGroupOnce string
 	// The reservation's, confirmation's and rollback's one-statement forms.
 	OnceStatements
 	// CodeState (code, user, now): promotionCols, code, used, the user's

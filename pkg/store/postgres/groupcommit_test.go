@@ -1,0 +1,516 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/postgres"
+	"github.com/promocodes/promocodes/pkg/store/postgres/postgrestest"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
+)
+
+// openGroup returns a migrated store whose redemption groups hold up to
+// size members, flights of them at once.
+func openGroup(t *testing.T, size, flights int) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t),
+		MaxConns: 8, RedeemGroup: size, RedeemFlights: flights})
+	return storetest.Migrated(t, s, err)
+}
+
+func gcVanity(t *testing.T, st *postgres.Store, code string, maxUses, perUser int) promo.Promotion {
+	t.Helper()
+	p, _, err := st.CreatePromotion(context.Background(), promo.NewPromotion{Promotion: promo.Promotion{Name: code,
+		Kind: promo.KindVanity, VanityCode: code, MaxUsagePerCode: maxUses, PerUserLimit: perUser}})
+	if err != nil {
+		t.Fatalf("create %s: %v", code, err)
+	}
+	return p
+}
+
+var gcIDs atomic.Int64
+
+func gcReq(code, user, key string) promo.RedeemRequest {
+	n := gcIDs.Add(1)
+	req := promo.RedeemRequest{ID: fmt.Sprintf("gr-%08d", n), EventID: fmt.Sprintf("ge-%08d", n), Code: code,
+		UserID: user, Now: time.Now().UTC(), IdempotencyKey: key}
+	if key != "" {
+		req.RequestHash = "h:" + code + ":" + user
+	}
+	return req
+}
+
+func gcAudit(t *testing.T, st *postgres.Store, pid int64) (int, map[string]int) {
+	t.Helper()
+	n, per := 0, map[string]int{}
+	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
+		n++
+		per[r.UserID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, per
+}
+
+type gcAnswer struct {
+	req promo.RedeemRequest
+	out promo.RedeemOutcome
+	err error
+}
+
+// TestGroupCommitExact: many goroutines redeem a mix of codes (a per-user
+// limit below the code's, a single use per user, a code held by a live
+// reservation, an unknown code) with idempotency keys replayed and reused
+// for another request, through the store's group commit with groups in
+// flight at once. Whatever the grouping, the totals a one-at-a-time store
+// gives are exact: the per-user limit, the code's uses net of the live
+// hold, one audit row per success, every refusal's reason, every replay the
+// original answer. It checks that groups of more than one were written.
+func TestGroupCommitExact(t *testing.T) {
+	ctx := context.Background()
+	st := openGroup(t, 16, 3)
+	const (
+		users   = 24
+		workers = 96
+		rounds  = 6
+	)
+	a := gcVanity(t, st, "GCA", 1000, 2)
+	b := gcVanity(t, st, "GCB", 1000, 1)
+	c := gcVanity(t, st, "GCC", 10, 0)
+	_ = gcVanity(t, st, "GCD", 1000, 1000)
+	hold, err := st.Reserve(ctx, promo.ReserveRequest{ID: "gc-hold", Code: "GCC", UserID: "holder",
+		Now: time.Now().UTC(), TTL: time.Hour})
+	if err != nil || hold.Refused != "" {
+		t.Fatalf("reserve: %+v, %v", hold, err)
+	}
+	g0, m0, _, _, _ := st.GroupStats()
+	var (
+		mu      sync.Mutex
+		answers []gcAnswer
+		wg      sync.WaitGroup
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				user := fmt.Sprintf("u%02d", (w+r)%users)
+				var req promo.RedeemRequest
+				switch (w + r) % 5 {
+				case 0:
+					req = gcReq("GCA", user, "")
+				case 1:
+					req = gcReq("GCB", user, "")
+				case 2:
+					req = gcReq("GCC", user, "")
+				case 3:
+					req = gcReq("NOPE", user, "")
+				case 4:
+					key := fmt.Sprintf("k%d", w%8)
+					req = gcReq("GCD", fmt.Sprintf("k-user-%d", w%8), key)
+					if w%3 == 0 {
+						req.RequestHash = "other"
+					}
+				}
+				out, err := st.Redeem(ctx, req)
+				mu.Lock()
+				answers = append(answers, gcAnswer{req, out, err})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	g1, m1, _, _, fb := st.GroupStats()
+	if m1-m0 != int64(workers*rounds) {
+		t.Fatalf("%d group members for %d redemptions", m1-m0, workers*rounds)
+	}
+	if g1-g0 >= m1-m0 {
+		t.Fatalf("%d groups for %d redemptions: nothing was grouped", g1-g0, m1-m0)
+	}
+	t.Logf("%d redemptions in %d groups, %d fell back to one by one", m1-m0, g1-g0, fb)
+
+	ok := map[string]int{}
+	perUser := map[string]map[string]int{}
+	attempts := map[string]map[string]int{}
+	for _, an := range answers {
+		if attempts[an.req.Code] == nil {
+			attempts[an.req.Code] = map[string]int{}
+		}
+		attempts[an.req.Code][an.req.UserID]++
+	}
+	want := map[string]int{"GCC": 9}
+	for _, n := range attempts["GCA"] {
+		want["GCA"] += min(n, 2)
+	}
+	want["GCB"] = len(attempts["GCB"])
+	byKey := map[string][]gcAnswer{}
+	for _, an := range answers {
+		req, out, err := an.req, an.out, an.err
+		if req.IdempotencyKey != "" {
+			byKey[req.IdempotencyKey] = append(byKey[req.IdempotencyKey], an)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s for %s: %v", req.Code, req.UserID, err)
+		}
+		wantReason := map[string]promo.Reason{"GCA": promo.ReasonUserLimitReached, "GCB": promo.ReasonUserLimitReached,
+			"GCC": promo.ReasonCodeExhausted, "NOPE": promo.ReasonCodeNotFound}[req.Code]
+		switch {
+		case out.Refused == "":
+			ok[req.Code]++
+			if perUser[req.Code] == nil {
+				perUser[req.Code] = map[string]int{}
+			}
+			perUser[req.Code][req.UserID]++
+		case out.Refused != wantReason:
+			t.Errorf("%s for %s refused %s, want %s", req.Code, req.UserID, out.Refused, wantReason)
+		}
+	}
+	if ok["GCA"] != want["GCA"] || ok["GCB"] != want["GCB"] || ok["GCC"] != want["GCC"] || ok["NOPE"] != 0 {
+		t.Errorf("redeemed %v: want %v (up to 2 per user, 1 per user, 10 less the live hold)", ok, want)
+	}
+	for code, p := range map[string]promo.Promotion{"GCA": a, "GCB": b, "GCC": c} {
+		rows, per := gcAudit(t, st, p.ID)
+		cs, err := st.CodeState(ctx, code, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows != ok[code] || cs.Used != ok[code] {
+			t.Errorf("%s: %d successes, %d audit rows, %d uses: want them equal", code, ok[code], rows, cs.Used)
+		}
+		for u, n := range per {
+			if n != perUser[code][u] {
+				t.Errorf("%s: user %s has %d audit rows, %d successes", code, u, n, perUser[code][u])
+			}
+		}
+	}
+	checkKeys(t, byKey)
+}
+
+// checkKeys: each key made exactly one redemption, by whichever request
+// came first; the same request again is its replay, another request a
+// conflict.
+func checkKeys(t *testing.T, byKey map[string][]gcAnswer) {
+	t.Helper()
+	for key, ans := range byKey {
+		var first *gcAnswer
+		for i, an := range ans {
+			if an.err == nil && !an.out.Replayed && an.out.Refused == "" {
+				if first != nil {
+					t.Errorf("key %s: two redemptions, %s and %s", key, first.out.Redemption.ID, an.out.Redemption.ID)
+				}
+				first = &ans[i]
+			}
+		}
+		if first == nil {
+			t.Errorf("key %s: no redemption among %d requests", key, len(ans))
+			continue
+		}
+		for i, an := range ans {
+			switch {
+			case &ans[i] == first:
+			case an.req.RequestHash == first.req.RequestHash:
+				if an.err != nil || !an.out.Replayed || an.out.Redemption.ID != first.out.Redemption.ID {
+					t.Errorf("key %s, the same request: %+v, %v: want the replay of %s", key, an.out, an.err,
+						first.out.Redemption.ID)
+				}
+			case promo.ReasonOf(an.err) != promo.ReasonIdempotencyConflict:
+				t.Errorf("key %s, another request: %+v, %v: want idempotency_conflict", key, an.out, an.err)
+			}
+		}
+	}
+}
+
+// lockCodes opens a transaction holding the code rows' locks: a redemption
+// of one of them waits until release.
+func lockCodes(t *testing.T, st *postgres.Store, codes ...string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := postgres.Pool(st).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range codes {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM codes WHERE code = $1 FOR UPDATE`, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			if err := tx.Commit(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// waitFor polls cond for up to 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// gather starts a redemption of each request in order, each once the one
+// before it is queued, while every flight is blocked on a locked code; it
+// returns the answers' channel index by index.
+func gather(t *testing.T, st *postgres.Store, reqs []promo.RedeemRequest) []chan gcAnswer {
+	t.Helper()
+	out := make([]chan gcAnswer, len(reqs))
+	for i, req := range reqs {
+		out[i] = make(chan gcAnswer, 1)
+		go func() {
+			o, err := st.Redeem(context.Background(), req)
+			out[i] <- gcAnswer{req, o, err}
+		}()
+		waitFor(t, fmt.Sprintf("member %d queued", i), func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
+	}
+	return out
+}
+
+// TestGroupCommitFailingMember: one group holds redemptions that succeed,
+// a refusal, and a member that fails half-way (its redemption id is taken:
+// the audit row's insert fails after its key, code and allowance were
+// written). The group's statement fails whole and the members are redeemed
+// one by one: the failing member is answered with its error and nothing of
+// it is left, the others are answered as alone.
+func TestGroupCommitFailingMember(t *testing.T) {
+	ctx := context.Background()
+	st := openGroup(t, 64, 1)
+	p := gcVanity(t, st, "GCF", 1000, 1)
+	_ = gcVanity(t, st, "GCBLOCK", 1000, 0)
+	first, err := st.Redeem(ctx, gcReq("GCF", "early", ""))
+	if err != nil || first.Refused != "" {
+		t.Fatalf("first: %+v, %v", first, err)
+	}
+	release := lockCodes(t, st, "GCBLOCK")
+	blocker := inFlight(t, st, gcReq("GCBLOCK", "b", "")) // the one flight, waiting
+	bad := gcReq("GCF", "bad", "kbad")
+	bad.ID = first.Redemption.ID // taken
+	reqs := []promo.RedeemRequest{gcReq("GCF", "u1", "k1"), bad, gcReq("GCF", "early", ""), gcReq("NOPE", "u2", ""),
+		gcReq("GCF", "u3", "")}
+	chans := make([]chan gcAnswer, len(reqs))
+	for i, req := range reqs {
+		chans[i] = make(chan gcAnswer, 1)
+		go func() {
+			o, err := st.Redeem(ctx, req)
+			chans[i] <- gcAnswer{req, o, err}
+		}()
+		waitFor(t, "queued", func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
+	}
+	g0, _, _, _, fb0 := st.GroupStats()
+	release()
+	if an := <-blocker; an.err != nil || an.out.Refused != "" {
+		t.Fatalf("blocker: %+v, %v", an.out, an.err)
+	}
+	var got []gcAnswer
+	for _, ch := range chans {
+		got = append(got, <-ch)
+	}
+	g1, _, _, _, fb1 := st.GroupStats()
+	if g1-g0 != 2 || fb1-fb0 != 1 {
+		t.Fatalf("%d groups, %d fallbacks: want the blocker's and the 5 in one group that fell back", g1-g0, fb1-fb0)
+	}
+	if an := got[0]; an.err != nil || an.out.Refused != "" {
+		t.Errorf("u1: %+v, %v; want redeemed", an.out, an.err)
+	}
+	if an := got[1]; an.err == nil || promo.Code(an.err) != promo.EInternal {
+		t.Errorf("bad (taken id): %+v, %v; want an internal error", an.out, an.err)
+	}
+	if an := got[2]; an.err != nil || an.out.Refused != promo.ReasonUserLimitReached {
+		t.Errorf("early again: %+v, %v; want user_limit_reached", an.out, an.err)
+	}
+	if an := got[3]; an.err != nil || an.out.Refused != promo.ReasonCodeNotFound {
+		t.Errorf("NOPE: %+v, %v; want code_not_found", an.out, an.err)
+	}
+	if an := got[4]; an.err != nil || an.out.Refused != "" {
+		t.Errorf("u3: %+v, %v; want redeemed", an.out, an.err)
+	}
+	// Nothing of the failed member is left: its key and user redeem now.
+	retry := gcReq("GCF", "bad", "kbad")
+	if out, err := st.Redeem(ctx, retry); err != nil || out.Refused != "" || out.Replayed {
+		t.Errorf("retry of the failed member: %+v, %v; want a fresh redemption", out, err)
+	}
+	rows, _ := gcAudit(t, st, p.ID)
+	cs, err := st.CodeState(ctx, "GCF", "")
+	if err != nil || rows != 4 || cs.Used != 4 {
+		t.Errorf("GCF: %d audit rows, %d uses (%v): want 4 and 4", rows, cs.Used, err)
+	}
+}
+
+// TestGroupCommitSameKey: members of one group with the same idempotency
+// key are answered as two calls one after the other: the first redeems,
+// the same request again is its replay, another request with that key a
+// conflict, and a refused first is replayed as refused.
+func TestGroupCommitSameKey(t *testing.T) {
+	ctx := context.Background()
+	st := openGroup(t, 64, 1)
+	p := gcVanity(t, st, "GCK", 1000, 1)
+	_ = gcVanity(t, st, "GCKBLOCK", 1000, 0)
+	seen := gcReq("GCK", "seen", "")
+	if out, err := st.Redeem(ctx, seen); err != nil || out.Refused != "" {
+		t.Fatalf("seen: %+v, %v", out, err)
+	}
+	release := lockCodes(t, st, "GCKBLOCK")
+	blocker := inFlight(t, st, gcReq("GCKBLOCK", "b", ""))
+	a := gcReq("GCK", "ua", "ka")
+	a2 := a
+	a2.ID, a2.EventID = "other-id", "other-event"
+	other := gcReq("GCK", "ub", "ka") // another request, same key
+	refused := gcReq("GCK", "seen", "kr")
+	refused2 := refused
+	refused2.ID, refused2.EventID = "other-id-2", "other-event-2"
+	reqs := []promo.RedeemRequest{a, a2, other, refused, refused2}
+	chans := make([]chan gcAnswer, len(reqs))
+	for i, req := range reqs {
+		chans[i] = make(chan gcAnswer, 1)
+		go func() {
+			o, err := st.Redeem(ctx, req)
+			chans[i] <- gcAnswer{req, o, err}
+		}()
+		waitFor(t, "queued", func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
+	}
+	g0, _, _, _, fb0 := st.GroupStats()
+	release()
+	<-blocker
+	var got []gcAnswer
+	for _, ch := range chans {
+		got = append(got, <-ch)
+	}
+	if g1, _, _, _, fb1 := st.GroupStats(); g1-g0 != 2 || fb1 != fb0 {
+		t.Fatalf("%d groups, %d fallbacks: want the blocker's and one of 5, no fallback", g1-g0, fb1-fb0)
+	}
+	if an := got[0]; an.err != nil || an.out.Refused != "" || an.out.Replayed || an.out.Redemption.ID != a.ID {
+		t.Errorf("first of ka: %+v, %v; want redeemed as %s", an.out, an.err, a.ID)
+	}
+	if an := got[1]; an.err != nil || !an.out.Replayed || an.out.Redemption.ID != a.ID {
+		t.Errorf("same request again: %+v, %v; want the replay of %s", an.out, an.err, a.ID)
+	}
+	if an := got[2]; promo.ReasonOf(an.err) != promo.ReasonIdempotencyConflict {
+		t.Errorf("another request with ka: %+v, %v; want idempotency_conflict", an.out, an.err)
+	}
+	if an := got[3]; an.err != nil || an.out.Refused != promo.ReasonUserLimitReached || an.out.Replayed {
+		t.Errorf("refused first of kr: %+v, %v; want user_limit_reached", an.out, an.err)
+	}
+	if an := got[4]; an.err != nil || an.out.Refused != promo.ReasonUserLimitReached || !an.out.Replayed {
+		t.Errorf("kr again: %+v, %v; want the replayed refusal", an.out, an.err)
+	}
+	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+		t.Errorf("GCK: %d audit rows, want 2", rows)
+	}
+}
+
+// TestGroupCommitDeadlockFallsBack: two groups in flight at once take two
+// idempotency keys in crossed order (group A: code DLA1 with key KA, then
+// DLA2 with KB; group B: DLB1 with KB, then DLB2 with KA), each paused on
+// its first code until both hold their first key. PostgreSQL aborts one
+// group (40P01); its members are redeemed one by one and answered as if
+// they came after the other group: replays of its redemptions. No member
+// sees the deadlock.
+func TestGroupCommitDeadlockFallsBack(t *testing.T) {
+	ctx := context.Background()
+	st := openGroup(t, 2, 2)
+	for _, c := range []string{"DLA1", "DLA2", "DLB1", "DLB2", "DLZ1", "DLZ2"} {
+		gcVanity(t, st, c, 1000, 0)
+	}
+	var dl0 int64
+	if err := postgres.Pool(st).QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&dl0); err != nil {
+		t.Fatal(err)
+	}
+	releaseZ := lockCodes(t, st, "DLZ1", "DLZ2")
+	releaseFirst := lockCodes(t, st, "DLA1", "DLB1")
+	z := []chan gcAnswer{inFlight(t, st, gcReq("DLZ1", "z", "")), inFlight(t, st, gcReq("DLZ2", "z", ""))}
+	req := func(code, key string) promo.RedeemRequest {
+		r := gcReq(code, "u-"+code, key)
+		r.RequestHash = "h:" + key // one request per key: a replay, not a conflict
+		return r
+	}
+	reqs := []promo.RedeemRequest{req("DLA1", "KA"), req("DLA2", "KB"), req("DLB1", "KB"), req("DLB2", "KA")}
+	chans := gather(t, st, reqs)
+	g0, _, _, _, fb0 := st.GroupStats()
+	releaseZ()
+	for _, ch := range z {
+		if an := <-ch; an.err != nil {
+			t.Fatal(an.err)
+		}
+	}
+	// Both groups now hold their first key and wait for their first code.
+	waitFor(t, "both groups waiting on a code", func() bool {
+		var n int
+		err := postgres.Pool(st).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%redeem_codes%'`).Scan(&n)
+		return err == nil && n == 2
+	})
+	releaseFirst()
+	var got []gcAnswer
+	for _, ch := range chans {
+		got = append(got, <-ch)
+	}
+	g1, _, _, _, fb1 := st.GroupStats()
+	var dl1 int64
+	if err := postgres.Pool(st).QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&dl1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d groups, %d fallbacks, %d deadlocks in the database", g1-g0, fb1-fb0, dl1-dl0)
+	if g1-g0 != 4 || fb1-fb0 != 1 || dl1 == dl0 {
+		t.Fatalf("%d groups, %d fallbacks, %d deadlocks: want 4 groups (2 alone, 2 of 2), one deadlocked and fell back",
+			g1-g0, fb1-fb0, dl1-dl0)
+	}
+	fresh, replays := map[string]string{}, 0
+	for _, an := range got {
+		if an.err != nil {
+			t.Fatalf("%s with %s: %v", an.req.Code, an.req.IdempotencyKey, an.err)
+		}
+		if an.out.Refused != "" {
+			t.Fatalf("%s with %s: refused %s", an.req.Code, an.req.IdempotencyKey, an.out.Refused)
+		}
+		if !an.out.Replayed {
+			fresh[an.req.IdempotencyKey] = an.out.Redemption.ID
+		}
+	}
+	for _, an := range got {
+		if an.out.Replayed {
+			replays++
+			if an.out.Redemption.ID != fresh[an.req.IdempotencyKey] {
+				t.Errorf("%s with %s: the replay of %s, want of %s", an.req.Code, an.req.IdempotencyKey,
+					an.out.Redemption.ID, fresh[an.req.IdempotencyKey])
+			}
+		}
+	}
+	if len(fresh) != 2 || replays != 2 {
+		t.Errorf("%d keys redeemed, %d replays: want 2 and 2", len(fresh), replays)
+	}
+	var used int
+	if err := postgres.Pool(st).QueryRow(ctx, `SELECT sum(used) FROM codes WHERE code LIKE 'DL%'`).Scan(&used); err != nil || used != 4 {
+		t.Errorf("uses of the DL codes: %d (%v), want 4 (2 Z, 2 redeemed)", used, err)
+	}
+	var rows int
+	if err := postgres.Pool(st).QueryRow(ctx, `SELECT count(*) FROM redemptions WHERE code LIKE 'DL%'`).Scan(&rows); err != nil || rows != 4 {
+		t.Errorf("audit rows of the DL codes: %d (%v), want 4", rows, err)
+	}
+}
+
+// inFlight starts a redemption of req and returns once it is a group of
+// its own in flight (its code locked by lockCodes, it waits there).
+func inFlight(t *testing.T, st *postgres.Store, req promo.RedeemRequest) chan gcAnswer {
+	t.Helper()
+	n := postgres.GroupInflight(st)
+	ch := make(chan gcAnswer, 1)
+	go func() {
+		o, err := st.Redeem(context.Background(), req)
+		ch <- gcAnswer{req, o, err}
+	}()
+	waitFor(t, req.Code+" in flight", func() bool { return postgres.GroupInflight(st) == n+1 })
+	return ch
+}
