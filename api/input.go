@@ -16,10 +16,19 @@ import (
 // with 422 at the first token past the limit, before anything else reads them.
 const MaxJSONDepth = 32
 
+// MaxJSONArray is the most elements one array of a request body may hold.
+// No request needs more (segments: 50, a rule's countries: 250, and
+// metadata is a small object), and the decoder that reads a body into its
+// request allocates per element: 250,000 one-letter segments in a 1 MB
+// body cost 27 MB to decode before the segment limit could refuse them.
+// A longer array is refused with 422 at its first element past the limit.
+const MaxJSONArray = 4096
+
 // scanJSON reads one JSON value from r as it arrives, in time linear in its
 // size and memory bounded by its longest token (the jsontext tokenizer keeps
 // one frame per open level and builds no path unless it fails), and refuses
-// what no handler should see: nesting deeper than MaxJSONDepth, a NUL (a raw
+// what no handler should see: nesting deeper than MaxJSONDepth, an array of
+// more than MaxJSONArray elements, a NUL (a raw
 // byte or \u0000, which PostgreSQL refuses in text), invalid UTF-8 (raw
 // bytes or an unpaired surrogate escape), all 422 naming the field; a name
 // repeated in one object (encoding/json would keep the last silently, other
@@ -43,6 +52,11 @@ func scanJSON(r io.Reader, prefix string) error {
 		if dec.StackDepth() > MaxJSONDepth {
 			return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()),
 				"nests deeper than %d levels of objects and arrays", MaxJSONDepth)
+		}
+		if kind, n := dec.StackIndex(dec.StackDepth()); kind == '[' && n > MaxJSONArray {
+			p := dec.StackPointer()
+			return promo.FieldErrorf(jsonField(prefix, p[:strings.LastIndexByte(string(p), '/')]),
+				"holds more than %d elements", MaxJSONArray)
 		}
 		if tok.Kind() == '"' && strings.IndexByte(tok.String(), 0) >= 0 {
 			return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()), "must not contain NUL characters")

@@ -50,12 +50,34 @@ func shopperOf(f wire.Shopper) (*promo.Shopper, []promo.FieldError) {
 	return &n, nil
 }
 
+// countSegments counts the segments of the query values vs as
+// shopperQuery reads them (comma-separated, blanks skipped), allocating
+// nothing.
+func countSegments(vs []string) int {
+	n := 0
+	for _, v := range vs {
+		for seg := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(seg) != "" {
+				if n++; n > promo.MaxSegments {
+					return n
+				}
+			}
+		}
+	}
+	return n
+}
+
 // shopperQuery reads the same from a validation's query string: segments
 // (comma-separated or repeated), orderAmount with currency, firstOrder,
 // country.
 func shopperQuery(r *http.Request) (*promo.Shopper, error) {
 	q := r.URL.Query()
 	var f wire.Shopper
+	// Counted before they are kept: a query string of 400,000 one-letter
+	// segments cost 59 times its size to split and keep.
+	if countSegments(q["segments"]) > promo.MaxSegments {
+		return nil, promo.FieldErrorf("segments", "at most %d segments", promo.MaxSegments)
+	}
 	for _, v := range q["segments"] {
 		for _, seg := range strings.Split(v, ",") {
 			if seg = strings.TrimSpace(seg); seg != "" {

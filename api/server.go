@@ -137,6 +137,9 @@ type Server struct {
 	now        func() time.Time
 	// exports holds one token per export streaming now (cap MaxExports).
 	exports chan struct{}
+	// largeBodies holds one token per request body being read past
+	// largeBody bytes (cap maxLargeBodies): see readBody.
+	largeBodies chan struct{}
 	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
 	redeemer Redeemer
 	// shoppers verifies shopper tokens; nil: none are used (WithShopperTokens).
@@ -158,7 +161,7 @@ func New(cfg Config, store Store, promotions Promotions, ops http.Handler, log *
 		return nil, err
 	}
 	s := &Server{cfg: cfg, clientAddr: clientAddr, store: store, promotions: promotions, log: log, mux: http.NewServeMux(),
-		now: cfg.Clock, exports: make(chan struct{}, cfg.MaxExports)}
+		now: cfg.Clock, exports: make(chan struct{}, cfg.MaxExports), largeBodies: make(chan struct{}, maxLargeBodies)}
 	if s.now == nil {
 		s.now = time.Now
 	}

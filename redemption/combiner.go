@@ -3,6 +3,7 @@ package redemption
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -84,9 +85,11 @@ func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.R
 	if !busy {
 		c.codes[req.Code] = &codeQueue{}
 		c.mu.Unlock()
-		out, err := c.alone(ctx, t, req)
-		c.next(req.Code)
-		return out, err
+		// Deferred: a store call that panics (a bug) must still pass the
+		// code on, or every later redemption of it would queue behind a
+		// transaction that never ends.
+		defer c.next(req.Code)
+		return c.alone(ctx, t, req)
 	}
 	w := &waiter{ctx: ctx, req: req, ticket: t, done: make(chan promo.RedeemResult, 1)}
 	q.waiting = append(q.waiting, w)
@@ -185,6 +188,20 @@ func (c *combiner) run(code string) {
 	if n == 0 {
 		return
 	}
+	// A store call that panics (a bug) would take the process down from
+	// this goroutine: its waiters are answered with the panic as an
+	// internal error instead, and the code is passed on (deferred above).
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("combined redemption of %d requests for %q: panic: %v", len(ws), code, p)
+			for _, w := range ws {
+				select {
+				case w.done <- promo.RedeemResult{Err: err}:
+				default: // answered already
+				}
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ws[0].ctx), batchTimeout)
 	defer cancel()
 	if len(ws) == 1 {

@@ -127,3 +127,106 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("timed out")
 }
+
+// panicStore panics on user "boom"'s redemption, alone or in a batch.
+type panicStore struct{ comboStore }
+
+func (f *panicStore) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if req.UserID == "boom" {
+		panic("store bug")
+	}
+	return f.comboStore.Redeem(ctx, req)
+}
+
+func (f *panicStore) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) ([]promo.RedeemResult, error) {
+	for _, r := range reqs {
+		if r.UserID == "boom" {
+			panic("store bug")
+		}
+	}
+	return f.comboStore.RedeemBatch(ctx, reqs)
+}
+
+// A redemption whose store call panics (a bug) is answered with an error;
+// its code is not left busy (every later redemption of it would queue
+// behind a transaction that never ends, until refused 503), a combined
+// batch's waiters are answered too, and the process does not crash.
+func TestCombinerSurvivesAPanic(t *testing.T) {
+	f := &panicStore{comboStore{release: make(chan struct{})}}
+	close(f.release)
+	c := newCombiner(f, 4, newGate(2, 100, time.Second, newAdmissionMetrics(nil)))
+	ctx := context.Background()
+	redeem := func(user string) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v", p)
+			}
+		}()
+		_, err = c.redeem(ctx, promo.RedeemRequest{ID: "id-" + user, Code: "HOT", UserID: user})
+		return err
+	}
+	if err := redeem("boom"); err == nil {
+		t.Fatalf("the panicking redemption answered no error")
+	}
+	done := make(chan error, 1)
+	go func() { done <- redeem("after") }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the next redemption of the code: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the next redemption of the code is stuck behind the one that panicked")
+	}
+	// A batch with a panicking member: every waiter answered.
+	block := &panicStore{comboStore{release: make(chan struct{})}}
+	c = newCombiner(block, 4, nil)
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.redeem(ctx, promo.RedeemRequest{ID: "id-first", Code: "HOT", UserID: "first"})
+		first <- err
+	}()
+	for !c.busy("HOT") {
+		time.Sleep(time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, u := range []string{"a", "boom", "b"} {
+		wg.Go(func() { _, errs[i] = c.redeem(ctx, promo.RedeemRequest{ID: "id-" + u, Code: "HOT", UserID: u}) })
+	}
+	for c.waiting("HOT") < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	close(block.release)
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("the waiters of a batch that panicked were never answered")
+	}
+	for i, err := range errs {
+		if err == nil {
+			t.Errorf("waiter %d of the panicking batch answered no error", i)
+		}
+	}
+	if err := <-first; err != nil {
+		t.Errorf("first: %v", err)
+	}
+}
+
+func (c *combiner) busy(code string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.codes[code]
+	return ok
+}
+
+func (c *combiner) waiting(code string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.codes[code]; q != nil {
+		return len(q.waiting)
+	}
+	return 0
+}

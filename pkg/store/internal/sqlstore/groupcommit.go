@@ -191,7 +191,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 			}
 		})
 	}
-	res := g.run(ctx, ms)
+	res := g.redeemSafely(ctx, ms)
 	for _, stop := range stops {
 		stop()
 	}
@@ -382,4 +382,22 @@ func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args .
 		return s.QueryRowContext(ctx, args...)
 	}
 	return q.tx.QueryRowContext(ctx, query, args...)
+}
+
+// redeemSafely writes the group, a panic (a bug) answered as every member's
+// internal error: the writer must still be passed on, or every later
+// redemption of the process would wait behind a group that never ends, and
+// a group written by the goroutine that hands the writer on would take the
+// process down.
+func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (res []promo.RedeemResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p)
+			res = make([]promo.RedeemResult, len(ms))
+			for i := range res {
+				res[i].Err = err
+			}
+		}
+	}()
+	return g.run(ctx, ms)
 }

@@ -33,12 +33,7 @@ func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	case req.Now.IsZero():
 		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
 	}
-	var out issued
-	err := s.retry(ctx, func() error {
-		var err error
-		out, err = run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) })
-		return err
-	})
+	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
 		// After the commit, in a statement of its own that waits for no
 		// lock: the next issuance starts there. Not recorded (an error, a

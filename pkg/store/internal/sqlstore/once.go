@@ -13,7 +13,8 @@ import (
 // OnceStatements are the reservation's, the confirmation's and the
 // rollback's one-round-trip forms, as RedeemOnce is the redemption's: each,
 // if set, a server-side function or batch run in autocommit that runs the
-// core's steps in the database, in the core's lock order, and answers what
+// core's steps in the database, in the core's lock order (a deadlock's
+// victim, rolled back whole, runs again: retry), and answers what
 // the core answers (a replay, a settled reservation or a redemption rolled
 // back before is answered by the core from the rows, as it answers them).
 type OnceStatements struct {
@@ -47,8 +48,10 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
 	var outcome string
-	err = s.w.QueryRow(ctx, s.d.ReserveOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
-		s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash).Scan(&outcome, &r.PromotionID)
+	err = s.retry(ctx, func() error {
+		return s.w.QueryRow(ctx, s.d.ReserveOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
+			s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash).Scan(&outcome, &r.PromotionID)
+	})
 	switch {
 	case err != nil && s.d.StatementPath(err):
 		return out, false, nil
@@ -78,9 +81,11 @@ func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (ou
 		return out, false, err
 	}
 	var outcome string
-	err = s.w.QueryRow(ctx, s.d.ConfirmOnce, s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID), req.OrderID,
-		text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
-		req.ClientAddr, req.UserAgent).Scan(&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	err = s.retry(ctx, func() error {
+		return s.w.QueryRow(ctx, s.d.ConfirmOnce, s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID),
+			req.OrderID, text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
+			req.ClientAddr, req.UserAgent).Scan(&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	})
 	switch {
 	case err != nil && s.d.StatementPath(err):
 		return out, false, nil
@@ -103,9 +108,15 @@ func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (
 	if err != nil {
 		return promo.Redemption{}, false, err
 	}
-	var outcome string
-	r, err := scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID), s.d.Time(now),
-		req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+	var (
+		outcome string
+		r       promo.Redemption
+	)
+	err = s.retry(ctx, func() error {
+		r, err = scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID),
+			s.d.Time(now), req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+		return err
+	})
 	switch {
 	case err != nil:
 		return promo.Redemption{}, false, fmt.Errorf("roll back in one statement: %w", err)

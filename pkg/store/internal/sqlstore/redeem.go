@@ -51,10 +51,12 @@ func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (prom
 		return promo.RedeemOutcome{}, err
 	}
 	var outcome string
-	err = s.w.QueryRow(ctx, s.d.RedeemOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
-		text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
-		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent).Scan(&outcome, &r.PromotionID,
-		&r.UsesLeft)
+	err = s.retry(ctx, func() error { // a deadlock's victim wrote nothing
+		return s.w.QueryRow(ctx, s.d.RedeemOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
+			text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
+			s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent).Scan(&outcome, &r.PromotionID,
+			&r.UsesLeft)
+	})
 	switch {
 	case err != nil:
 		return promo.RedeemOutcome{}, fmt.Errorf("redeem in one statement: %w", err)

@@ -272,32 +272,11 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 	}
 	first := reqs[todo[0]]
 	var replays []int
-	err := each(ctx, s.w, s.d.RedeemBatchOnce, []any{first.Code, s.d.Time(first.Now), ids, users, orders, metadata, at,
-		keys, hashes, promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
-		var (
-			j       int
-			outcome string
-			pid     int64
-			left    int
-		)
-		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
-			return err
-		}
-		if j < 1 || j > n {
-			return fmt.Errorf("combined redemption answered for request %d of %d", j, n)
-		}
-		i := todo[j-1]
-		switch outcome {
-		case "replay":
-			replays = append(replays, i)
-		case "redeemed":
-			r := rs[j-1]
-			r.PromotionID, r.UsesLeft = pid, left
-			res[i].Outcome = promo.RedeemOutcome{Redemption: r}
-		default:
-			res[i].Outcome = promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
-		}
-		return nil
+	// A deadlock's victim wrote nothing and answered no row: run it again.
+	err := s.retry(ctx, func() error {
+		replays = replays[:0]
+		return s.redeemBatchRows(ctx, n, todo, res, rs, &replays, []any{first.Code, s.d.Time(first.Now), ids,
+			users, orders, metadata, at, keys, hashes, promo.StreamRedemptions, heads, bodies, addrs, agents})
 	})
 	if err != nil && s.d.StatementPath(err) {
 		return errNotCombinable
@@ -313,4 +292,37 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 		res[i] = promo.RedeemResult{Outcome: out, Err: err}
 	}
 	return nil
+}
+
+// redeemBatchRows runs RedeemBatchOnce with args and fills the results of
+// the requests todo from its rows (replays: those to answer from their
+// records).
+func (s *Core[T]) redeemBatchRows(ctx context.Context, n int, todo []int,
+	res []promo.RedeemResult, rs []promo.Redemption, replays *[]int, args []any) error {
+	return each(ctx, s.w, s.d.RedeemBatchOnce, args, func(row Row) error {
+		var (
+			j       int
+			outcome string
+			pid     int64
+			left    int
+		)
+		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
+			return err
+		}
+		if j < 1 || j > n {
+			return fmt.Errorf("combined redemption answered for request %d of %d", j, n)
+		}
+		i := todo[j-1]
+		switch outcome {
+		case "replay":
+			*replays = append(*replays, i)
+		case "redeemed":
+			r := rs[j-1]
+			r.PromotionID, r.UsesLeft = pid, left
+			res[i].Outcome = promo.RedeemOutcome{Redemption: r}
+		default:
+			res[i].Outcome = promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
+		}
+		return nil
+	})
 }

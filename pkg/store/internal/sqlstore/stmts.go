@@ -56,12 +56,19 @@ func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error)
 }
 
 // run runs fn in one write transaction on the core's statements, committed
-// when fn returns no error; ok is fn's second answer (replayed, mostly).
+// when fn returns no error; ok is fn's second answer (replayed, mostly). A
+// transaction the database rolled back as a deadlock's victim (or for a
+// serialization failure) runs again (retry): whatever the lock order of
+// every path, one that waits for a lock while holding another (PostgreSQL's
+// group commit holds each member's rows until the group commits) can meet
+// another in a cycle, and the victim has written nothing.
 func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
-	err = s.inTx(ctx, func(tx T) error {
-		var err error
-		r, ok, err = fn(s.on(tx))
-		return err
+	err = s.retry(ctx, func() error {
+		return s.inTx(ctx, func(tx T) error {
+			var err error
+			r, ok, err = fn(s.on(tx))
+			return err
+		})
 	})
 	return r, ok, err
 }
