@@ -18,7 +18,14 @@ import (
 // size members, flights of them at once.
 func openGroup(t *testing.T, size, flights int) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: postgrestest.Schema(t),
+	return openGroupIn(t, postgrestest.Schema(t), size, flights)
+}
+
+// openGroupIn is openGroup on a given schema: two stores on one schema are
+// two replicas.
+func openGroupIn(t *testing.T, schema string, size, flights int) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: postgrestest.DSN(t), Schema: schema,
 		MaxConns: 8, RedeemGroup: size, RedeemFlights: flights})
 	return storetest.Migrated(t, s, err)
 }
@@ -411,62 +418,132 @@ func TestGroupCommitSameKey(t *testing.T) {
 	}
 }
 
-// TestGroupCommitDeadlockFallsBack: two groups in flight at once take two
-// idempotency keys in crossed order (group A: code DLA1 with key KA, then
-// DLA2 with KB; group B: DLB1 with KB, then DLB2 with KA), each paused on
-// its first code until both hold their first key. PostgreSQL aborts one
-// group (40P01); its members are redeemed one by one and answered as if
-// they came after the other group: replays of its redemptions. No member
-// sees the deadlock.
+// TestGroupCommitDeadlockFallsBack: two replicas (two stores on one
+// database) each write a group that takes two idempotency keys in crossed
+// order (replica A: code DLA1 with key KA, then DLA2 with KB; replica B:
+// DLB1 with KB, then DLB2 with KA), each paused on its first code until
+// both hold their first key. PostgreSQL aborts one group (40P01); its
+// members are redeemed one by one and answered as if they came after the
+// other group: replays of its redemptions. No member sees the deadlock.
 func TestGroupCommitDeadlockFallsBack(t *testing.T) {
 	ctx := context.Background()
+	schema := postgrestest.Schema(t)
+	a, b := openGroupIn(t, schema, 2, 1), openGroupIn(t, schema, 2, 1)
+	got, groups, fallbacks, deadlocks := crossedKeys(t, a, b)
+	t.Logf("%d groups, %d fallbacks, %d deadlocks in the database", groups, fallbacks, deadlocks)
+	if groups != 4 || fallbacks != 1 || deadlocks == 0 {
+		t.Fatalf("%d groups, %d fallbacks, %d deadlocks: want 4 groups (2 alone, 2 of 2), one deadlocked and fell back",
+			groups, fallbacks, deadlocks)
+	}
+	checkCrossedKeys(t, ctx, a, got)
+}
+
+// TestGroupCommitGroupsShareNoRows: in one process, the same crossed
+// groups cannot deadlock: a member that shares a code, a user or an
+// idempotency key with a group in flight waits for a later group, so the
+// two groups run one after the other (no fallback, no deadlock), with the
+// same answers.
+func TestGroupCommitGroupsShareNoRows(t *testing.T) {
+	ctx := context.Background()
 	st := openGroup(t, 2, 2)
+	got, groups, fallbacks, deadlocks := crossedKeys(t, st, st)
+	t.Logf("%d groups, %d fallbacks, %d deadlocks in the database", groups, fallbacks, deadlocks)
+	if fallbacks != 0 || deadlocks != 0 || groups < 4 {
+		t.Fatalf("%d groups, %d fallbacks, %d deadlocks: want no fallback and no deadlock", groups, fallbacks, deadlocks)
+	}
+	checkCrossedKeys(t, ctx, st, got)
+}
+
+// crossedKeys redeems DLA1 (key KA) and DLA2 (KB) through a, DLB1 (KB) and
+// DLB2 (KA) through b, each pair gathered into one group while a's and b's
+// flights are blocked (on DLZ1 and DLZ2), both groups then paused on their
+// first code until both are waiting for a lock (or, when one process holds
+// both, until the first is). It returns the four answers and the groups,
+// fallbacks and database deadlocks it caused.
+func crossedKeys(t *testing.T, a, b *postgres.Store) (got []gcAnswer, groups, fallbacks, deadlocks int64) {
+	t.Helper()
+	ctx := context.Background()
 	for _, c := range []string{"DLA1", "DLA2", "DLB1", "DLB2", "DLZ1", "DLZ2"} {
-		gcVanity(t, st, c, 1000, 0)
+		gcVanity(t, a, c, 1000, 0)
 	}
-	var dl0 int64
-	if err := postgres.Pool(st).QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&dl0); err != nil {
-		t.Fatal(err)
+	stats := func() (g, fb int64) {
+		for _, st := range []*postgres.Store{a, b} {
+			sg, _, _, _, sfb := st.GroupStats()
+			g, fb = g+sg, fb+sfb
+			if a == b {
+				break
+			}
+		}
+		return g, fb
 	}
-	releaseZ := lockCodes(t, st, "DLZ1", "DLZ2")
-	releaseFirst := lockCodes(t, st, "DLA1", "DLB1")
-	z := []chan gcAnswer{inFlight(t, st, gcReq("DLZ1", "z", "")), inFlight(t, st, gcReq("DLZ2", "z", ""))}
+	dl := func() (n int64) {
+		if err := postgres.Pool(a).QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	dl0 := dl()
+	releaseZ := lockCodes(t, a, "DLZ1", "DLZ2")
+	releaseFirst := lockCodes(t, a, "DLA1", "DLB1")
+	z := []chan gcAnswer{inFlight(t, a, gcReq("DLZ1", "z1", "")), inFlight(t, b, gcReq("DLZ2", "z2", ""))}
 	req := func(code, key string) promo.RedeemRequest {
 		r := gcReq(code, "u-"+code, key)
 		r.RequestHash = "h:" + key // one request per key: a replay, not a conflict
 		return r
 	}
-	reqs := []promo.RedeemRequest{req("DLA1", "KA"), req("DLA2", "KB"), req("DLB1", "KB"), req("DLB2", "KA")}
-	chans := gather(t, st, reqs)
-	g0, _, _, _, fb0 := st.GroupStats()
+	chans := gather(t, a, []promo.RedeemRequest{req("DLA1", "KA"), req("DLA2", "KB")})
+	if a == b {
+		chans = append(chans, gatherMore(t, b, 2, []promo.RedeemRequest{req("DLB1", "KB"), req("DLB2", "KA")})...)
+	} else {
+		chans = append(chans, gather(t, b, []promo.RedeemRequest{req("DLB1", "KB"), req("DLB2", "KA")})...)
+	}
+	g0, fb0 := stats()
 	releaseZ()
 	for _, ch := range z {
 		if an := <-ch; an.err != nil {
 			t.Fatal(an.err)
 		}
 	}
-	// Both groups now hold their first key and wait for their first code.
-	waitFor(t, "both groups waiting on a code", func() bool {
+	want := 2
+	if a == b {
+		want = 1 // the second group waits for the first
+	}
+	waitFor(t, "the groups waiting on a code", func() bool {
 		var n int
-		err := postgres.Pool(st).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		err := postgres.Pool(a).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%redeem_codes%'`).Scan(&n)
-		return err == nil && n == 2
+		return err == nil && n == want
 	})
 	releaseFirst()
-	var got []gcAnswer
 	for _, ch := range chans {
 		got = append(got, <-ch)
 	}
-	g1, _, _, _, fb1 := st.GroupStats()
-	var dl1 int64
-	if err := postgres.Pool(st).QueryRow(ctx, `SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()`).Scan(&dl1); err != nil {
-		t.Fatal(err)
+	g1, fb1 := stats()
+	return got, g1 - g0, fb1 - fb0, dl() - dl0
+}
+
+// gatherMore is gather for a store that already has queued members.
+func gatherMore(t *testing.T, st *postgres.Store, queued int, reqs []promo.RedeemRequest) []chan gcAnswer {
+	t.Helper()
+	out := make([]chan gcAnswer, len(reqs))
+	for i, req := range reqs {
+		out[i] = make(chan gcAnswer, 1)
+		go func() {
+			o, err := st.Redeem(context.Background(), req)
+			out[i] <- gcAnswer{req, o, err}
+		}()
+		waitFor(t, fmt.Sprintf("member %d queued", queued+i), func() bool {
+			_, _, p, _, _ := st.GroupStats()
+			return p == queued+i+1
+		})
 	}
-	t.Logf("%d groups, %d fallbacks, %d deadlocks in the database", g1-g0, fb1-fb0, dl1-dl0)
-	if g1-g0 != 4 || fb1-fb0 != 1 || dl1 == dl0 {
-		t.Fatalf("%d groups, %d fallbacks, %d deadlocks: want 4 groups (2 alone, 2 of 2), one deadlocked and fell back",
-			g1-g0, fb1-fb0, dl1-dl0)
-	}
+	return out
+}
+
+// checkCrossedKeys: each key redeemed once and replayed once, the codes
+// used and audited exactly.
+func checkCrossedKeys(t *testing.T, ctx context.Context, st *postgres.Store, got []gcAnswer) {
+	t.Helper()
 	fresh, replays := map[string]string{}, 0
 	for _, an := range got {
 		if an.err != nil {

@@ -53,8 +53,12 @@ type RedeemGroup[T Tx] struct {
 	mu       sync.Mutex
 	inflight int // groups being written
 	pending  []*groupMember
-	groups   int64 // groups written
-	members  int64 // their members
+	// busy counts the codes, users and idempotency keys of the groups in
+	// flight (flights > 1 only): a member that shares one with a group in
+	// flight waits for a later group (see rowsOf).
+	busy    map[string]int
+	groups  int64 // groups written
+	members int64 // their members
 
 	fallbacks atomic.Int64 // groups redeemed one by one after the statement failed (NewRedeemGroupOnce)
 	// Statement counts, for tests: savepoints taken and statements run by
@@ -97,8 +101,9 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	}
 	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
 	g.mu.Lock()
-	if g.inflight < g.flights {
+	if g.inflight < g.flights && !g.shares(m) {
 		g.inflight++
+		g.hold([]*groupMember{m}, 1)
 		g.mu.Unlock()
 		g.write([]*groupMember{m})
 		r := <-m.done
@@ -163,14 +168,79 @@ func (g *RedeemGroup[T]) take() [][]*groupMember {
 	for len(g.pending) > 0 && g.inflight < g.flights {
 		free := g.flights - g.inflight
 		n := min(g.max, (len(g.pending)+free-1)/free)
-		out = append(out, g.pending[:n:n])
-		g.pending = g.pending[n:]
+		if g.flights == 1 {
+			out = append(out, g.pending[:n:n])
+			g.pending = g.pending[n:]
+			g.inflight++
+			continue
+		}
+		// Members sharing a row with a group in flight stay pending, in
+		// their order, for a later group.
+		var group, rest []*groupMember
+		for _, m := range g.pending {
+			if len(group) < n && !g.shares(m) {
+				group = append(group, m)
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		if len(group) == 0 {
+			break
+		}
+		g.hold(group, 1)
+		out = append(out, group)
+		g.pending = rest
 		g.inflight++
 	}
 	if len(g.pending) == 0 {
 		g.pending = nil
 	}
 	return out
+}
+
+// rowsOf are the rows a member locks that another group could lock in
+// another order: its code, its user's allowance (any promotion's, to be
+// safe) and its idempotency key. A group locks them member after member,
+// in code order; two groups in flight that share none of them cannot
+// deadlock on each other (see docs/store.md).
+func rowsOf(m *groupMember) []string {
+	rows := []string{"c\x00" + m.req.Code, "u\x00" + m.req.UserID}
+	if m.req.IdempotencyKey != "" {
+		rows = append(rows, "k\x00"+m.req.IdempotencyKey)
+	}
+	return rows
+}
+
+// shares says whether m shares a row with a group in flight (never with
+// one flight: one group at a time shares nothing). Called with mu held.
+func (g *RedeemGroup[T]) shares(m *groupMember) bool {
+	if g.flights == 1 {
+		return false
+	}
+	for _, r := range rowsOf(m) {
+		if g.busy[r] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// hold counts ms's rows as in flight (d 1) or no longer (d -1). Called
+// with mu held.
+func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
+	if g.flights == 1 {
+		return
+	}
+	if g.busy == nil {
+		g.busy = map[string]int{}
+	}
+	for _, m := range ms {
+		for _, r := range rowsOf(m) {
+			if g.busy[r] += d; g.busy[r] <= 0 {
+				delete(g.busy, r)
+			}
+		}
+	}
 }
 
 // write writes ms as one group, answers each member after the commit, then
@@ -199,6 +269,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	g.mu.Lock()
 	g.groups++
 	g.members += int64(len(ms))
+	g.hold(ms, -1)
 	next := g.take()
 	g.mu.Unlock()
 	for _, ms := range next {
