@@ -591,3 +591,52 @@ func inFlight(t *testing.T, st *postgres.Store, req promo.RedeemRequest) chan gc
 	waitFor(t, req.Code+" in flight", func() bool { return postgres.GroupInflight(st) == n+1 })
 	return ch
 }
+
+// TestGroupCommitRulesMemberGoesAlone: a member whose promotion has
+// eligibility rules is left out of its group's statement and redeemed alone
+// on the statement path, so the group does not fall back (before, its PC001
+// aborted the group: anyone redeeming such a code could keep every group it
+// joined from committing as one).
+func TestGroupCommitRulesMemberGoesAlone(t *testing.T) {
+	ctx := context.Background()
+	st := openGroup(t, 64, 1)
+	if _, _, err := st.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "GCRULES",
+		Kind: promo.KindVanity, VanityCode: "GCRULES", MaxUsagePerCode: 1000, PerUserLimit: 0,
+		Eligibility: &promo.Eligibility{Countries: []string{"DE"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	p := gcVanity(t, st, "GCPLAIN", 1000, 0)
+	_ = gcVanity(t, st, "GCBLOCK", 1000, 0)
+	release := lockCodes(t, st, "GCBLOCK")
+	blocker := inFlight(t, st, gcReq("GCBLOCK", "b", ""))
+	chans := gather(t, st, []promo.RedeemRequest{gcReq("GCPLAIN", "u1", ""), gcReq("GCRULES", "x", ""),
+		gcReq("GCPLAIN", "u2", "k2")})
+	g0, m0, _, _, fb0 := st.GroupStats()
+	release()
+	if an := <-blocker; an.err != nil || an.out.Refused != "" {
+		t.Fatalf("blocker: %+v, %v", an.out, an.err)
+	}
+	var got []gcAnswer
+	for _, ch := range chans {
+		got = append(got, <-ch)
+	}
+	g1, m1, _, _, fb1 := st.GroupStats()
+	if g1-g0 != 2 || m1-m0 != 4 || fb1-fb0 != 0 {
+		t.Fatalf("%d groups of %d members, %d fallbacks: want the blocker's and one of 3, none fell back",
+			g1-g0, m1-m0, fb1-fb0)
+	}
+	for _, i := range []int{0, 2} {
+		if an := got[i]; an.err != nil || an.out.Refused != "" {
+			t.Errorf("%s for %s: %+v, %v; want redeemed", an.req.Code, an.req.UserID, an.out, an.err)
+		}
+	}
+	if an := got[1]; an.err != nil || an.out.Refused != promo.ReasonNotEligible {
+		t.Errorf("GCRULES without a country: %+v, %v; want not_eligible", an.out, an.err)
+	}
+	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+		t.Errorf("GCPLAIN: %d audit rows, want 2", rows)
+	}
+	if cs, err := st.CodeState(ctx, "GCRULES", ""); err != nil || cs.Used != 0 {
+		t.Errorf("GCRULES: %d uses (%v), want 0", cs.Used, err)
+	}
+}

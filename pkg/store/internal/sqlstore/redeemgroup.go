@@ -123,7 +123,7 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 		at[j] = rs[j].RedeemedAt
 	}
 	outs := make([]promo.RedeemResult, n)
-	replay := make([]bool, n)
+	replay, alone := make([]bool, n), make([]bool, n)
 	seen := 0
 	err := each(ctx, s.w, s.d.RedeemGroupOnce, []any{ids, codes, users, orders, metadata, at, keys, hashes,
 		promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
@@ -143,6 +143,8 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 		switch outcome {
 		case "replay":
 			replay[j-1] = true
+		case "rules":
+			alone[j-1] = true
 		case "redeemed":
 			r := rs[j-1]
 			r.PromotionID, r.UsesLeft = pid, left
@@ -168,12 +170,24 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 		}
 		return nil
 	}
+	var wg sync.WaitGroup
 	for j, i := range todo {
-		if replay[j] {
+		switch {
+		case replay[j]:
 			out, err := s.on(s.w).replay(ms[i].ctx, ms[i].req)
 			outs[j] = promo.RedeemResult{Outcome: out, Err: wrap(err, "redeem %q for %q", ms[i].req.Code, ms[i].req.UserID)}
+		case alone[j]:
+			// Its promotion has eligibility rules: redeemed alone, on the
+			// statement path, after the group (as if it came next).
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res[i] = s.redeemAlone(ms[i].ctx, ms[i].req)
+			}()
+			continue
 		}
 		res[i] = outs[j]
 	}
+	wg.Wait()
 	return nil
 }

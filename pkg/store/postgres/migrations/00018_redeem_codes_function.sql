@@ -31,13 +31,17 @@
 -- still deadlock. PostgreSQL then aborts one of them (40P01); any error
 -- aborts the whole statement, having written nothing, and the store
 -- redeems that group's members one by one (redeem_code), each with its own
--- outcome or error. A promotion with eligibility rules (PC001) takes that
--- way too, and its member then the statement path.
+-- outcome or error. A member whose promotion has eligibility rules is not
+-- redeemed here: it is answered 'rules' (nothing of it written) and the
+-- store redeems it alone on its statement path after the group, so that
+-- such codes cannot make every group they join fall back. A promotion given
+-- rules between that check and redeem_code's own still aborts the group
+-- (PC001), which then falls back as above.
 --
 -- Arguments: as redeem_code's, one array per argument (stream is one).
--- Answers one row per member: its index, outcome ('redeemed', 'replay' or
--- the refusal reason), the code's promotion (NULL: no such code, or a
--- replay), uses left.
+-- Answers one row per member: its index, outcome ('redeemed', 'replay',
+-- 'rules' or the refusal reason), the code's promotion (NULL: no such code,
+-- or a replay), uses left.
 -- +goose StatementBegin
 CREATE FUNCTION redeem_codes(p_ids text[], p_codes text[], p_users text[], p_orders text[], p_metadata text[],
     p_nows timestamptz[], p_keys text[], p_hashes text[], p_stream text, p_heads text[], p_bodies text[],
@@ -47,6 +51,14 @@ LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     FOR i IN 1..coalesce(cardinality(p_ids), 0) LOOP
         o_idx := i;
+        IF EXISTS (SELECT 1 FROM codes c JOIN promotions p ON p.id = c.promotion_id
+                   WHERE c.code = p_codes[i] AND p.eligibility IS NOT NULL) THEN
+            o_outcome := 'rules';
+            o_promotion_id := NULL;
+            o_uses_left := 0;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
         SELECT * INTO o_outcome, o_promotion_id, o_uses_left
         FROM redeem_code(p_ids[i], p_codes[i], p_users[i], p_orders[i], p_metadata[i], p_nows[i], p_keys[i],
             p_hashes[i], p_stream, p_heads[i], p_bodies[i], p_addrs[i], p_agents[i]);
