@@ -42,17 +42,27 @@
 -- Answers one row per member: its index, outcome ('redeemed', 'replay',
 -- 'rules' or the refusal reason), the code's promotion (NULL: no such code,
 -- or a replay), uses left.
+CREATE INDEX promotions_with_rules ON promotions (id) WHERE eligibility IS NOT NULL;
+
 -- +goose StatementBegin
 CREATE FUNCTION redeem_codes(p_ids text[], p_codes text[], p_users text[], p_orders text[], p_metadata text[],
     p_nows timestamptz[], p_keys text[], p_hashes text[], p_stream text, p_heads text[], p_bodies text[],
     p_addrs text[], p_agents text[])
 RETURNS TABLE (o_idx integer, o_outcome text, o_promotion_id bigint, o_uses_left integer)
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_rules integer[]; -- the members whose promotion has eligibility rules
 BEGIN
+    -- One probe of promotions_with_rules per group; the members' promotions
+    -- only when some promotion has rules.
+    IF EXISTS (SELECT 1 FROM promotions WHERE eligibility IS NOT NULL) THEN
+        v_rules := ARRAY(SELECT m.i FROM unnest(p_codes) WITH ORDINALITY AS m(code, i)
+            JOIN codes c ON c.code = m.code JOIN promotions p ON p.id = c.promotion_id
+            WHERE p.eligibility IS NOT NULL);
+    END IF;
     FOR i IN 1..coalesce(cardinality(p_ids), 0) LOOP
         o_idx := i;
-        IF EXISTS (SELECT 1 FROM codes c JOIN promotions p ON p.id = c.promotion_id
-                   WHERE c.code = p_codes[i] AND p.eligibility IS NOT NULL) THEN
+        IF i = ANY(v_rules) THEN
             o_outcome := 'rules';
             o_promotion_id := NULL;
             o_uses_left := 0;
@@ -69,5 +79,6 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP INDEX promotions_with_rules;
 DROP FUNCTION redeem_codes(text[], text[], text[], text[], text[], timestamptz[], text[], text[], text, text[], text[],
     text[], text[]);
