@@ -300,17 +300,9 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 func (s *Core[T]) redeemBatchRows(ctx context.Context, n int, todo []int,
 	res []promo.RedeemResult, rs []promo.Redemption, replays *[]int, args []any) error {
 	return each(ctx, s.w, s.d.RedeemBatchOnce, args, func(row Row) error {
-		var (
-			j       int
-			outcome string
-			pid     int64
-			left    int
-		)
-		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
+		j, outcome, pid, left, err := scanMemberRow(row, n, "combined redemption")
+		if err != nil {
 			return err
-		}
-		if j < 1 || j > n {
-			return fmt.Errorf("combined redemption answered for request %d of %d", j, n)
 		}
 		i := todo[j-1]
 		switch outcome {
@@ -325,4 +317,17 @@ func (s *Core[T]) redeemBatchRows(ctx context.Context, n int, todo []int,
 		}
 		return nil
 	})
+}
+
+// scanMemberRow reads one row of a function that redeems several requests
+// in one statement (RedeemBatchOnce, RedeemGroupOnce): the request's index
+// (1..n), its outcome, its code's promotion and the uses left.
+func scanMemberRow(row Row, n int, what string) (j int, outcome string, pid int64, left int, err error) {
+	if err = row.Scan(&j, &outcome, &pid, &left); err != nil {
+		return 0, "", 0, 0, err
+	}
+	if j < 1 || j > n {
+		return 0, "", 0, 0, fmt.Errorf("%s answered for request %d of %d", what, j, n)
+	}
+	return j, outcome, pid, left, nil
 }

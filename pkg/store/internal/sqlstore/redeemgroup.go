@@ -127,17 +127,9 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 	seen := 0
 	err := each(ctx, s.w, s.d.RedeemGroupOnce, []any{ids, codes, users, orders, metadata, at, keys, hashes,
 		promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
-		var (
-			j       int
-			outcome string
-			pid     int64
-			left    int
-		)
-		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
+		j, outcome, pid, left, err := scanMemberRow(row, n, "group redemption")
+		if err != nil {
 			return err
-		}
-		if j < 1 || j > n {
-			return fmt.Errorf("group redemption answered for member %d of %d", j, n)
 		}
 		seen++
 		switch outcome {
