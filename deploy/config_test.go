@@ -42,6 +42,7 @@ type appConfig struct {
 		Driver         string `json:"driver"`
 		DSN            string `json:"dsn"`
 		MaxConns       int    `json:"maxConns"`
+		RedeemFlights  int    `json:"redeemFlights"`
 		KeepAlive      string `json:"keepAlive"`
 		TCPUserTimeout string `json:"tcpUserTimeout"`
 	} `json:"db"`
@@ -94,6 +95,7 @@ type appConfig struct {
 		ReservationTTL       string `json:"reservationTTL"`
 		MaxReservationTTL    string `json:"maxReservationTTL"`
 		ReservationRetention string `json:"reservationRetention"`
+		IdempotencyRetention string `json:"idempotencyRetention"`
 		Admission            struct {
 			Slots    int    `json:"slots"`
 			MaxQueue int    `json:"maxQueue"`
@@ -108,7 +110,7 @@ type appConfig struct {
 var configKeys = []string{
 	"env", "log.level", "log.format", "http.addr",
 	"auth.adminTokens", "auth.redeemTokens",
-	"db.driver", "db.dsn", "db.maxConns",
+	"db.driver", "db.dsn", "db.maxConns", "db.redeemFlights",
 	"kafka.brokers", "kafka.partitions", "kafka.replicationFactor", "kafka.retention",
 	"kafka.topics.batches", "kafka.topics.retry", "kafka.topics.error", "kafka.topics.dead",
 	"codes.secret", "codes.previousSecrets", "codes.maxDensity",
@@ -117,7 +119,7 @@ var configKeys = []string{
 	"shovel.interval", "shovel.maxRetries", "shovel.groupId", "shovel.retryBackoff", "shovel.retryBackoffMax",
 	"kafka.topics.redemptions",
 	"redeem.guessLimit", "redeem.guessLimitPerToken", "redeem.guessWindow", "redeem.guessKeys", "redeem.maxMetadataBytes", "redeem.catalogRefresh",
-	"redeem.reservationTTL", "redeem.maxReservationTTL", "redeem.reservationRetention",
+	"redeem.reservationTTL", "redeem.maxReservationTTL", "redeem.reservationRetention", "redeem.idempotencyRetention",
 	"redeem.admission.slots", "redeem.admission.maxQueue", "redeem.admission.maxWait",
 }
 
