@@ -244,39 +244,19 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 // (RedeemBatchOnce); recorded keys are then answered from their records.
 func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
 	n := len(todo)
-	ids, users, keys, hashes, heads, bodies := make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n), make([]string, n), make([]string, n)
-	addrs, agents := make([]string, n), make([]string, n)
-	orders, metadata := make([]*string, n), make([]*string, n)
-	at := make([]time.Time, n)
-	rs := make([]promo.Redemption, n)
-	for j, i := range todo {
-		req := reqs[i]
-		rs[j] = promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
-			Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: req.IdempotencyKey,
-			ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
-		head, body, err := EventParts(req.EventID, rs[j])
-		if err != nil {
-			return err
-		}
-		ids[j], users[j], keys[j], hashes[j], heads[j], bodies[j] = req.ID, req.UserID, req.IdempotencyKey, req.RequestHash, head, body
-		addrs[j], agents[j] = req.ClientAddr, req.UserAgent
-		if req.OrderID != "" {
-			orders[j] = &rs[j].OrderID
-		}
-		if len(req.Metadata) > 0 {
-			m := string(req.Metadata)
-			metadata[j] = &m
-		}
-		at[j] = rs[j].RedeemedAt
+	c, err := columnsOf(len(todo), func(j int) promo.RedeemRequest { return reqs[todo[j]] })
+	if err != nil {
+		return err
 	}
+	rs := c.rs
 	first := reqs[todo[0]]
 	var replays []int
 	// A deadlock's victim wrote nothing and answered no row: run it again.
-	err := s.retry(ctx, func() error {
+	err = s.retry(ctx, func() error {
 		replays = replays[:0]
-		return s.redeemBatchRows(ctx, n, todo, res, rs, &replays, []any{first.Code, s.d.Time(first.Now), ids,
-			users, orders, metadata, at, keys, hashes, promo.StreamRedemptions, heads, bodies, addrs, agents})
+		return s.redeemBatchRows(ctx, n, todo, res, rs, &replays, []any{first.Code, s.d.Time(first.Now), c.ids,
+			c.users, c.orders, c.metadata, c.at, c.keys, c.hashes, promo.StreamRedemptions, c.heads, c.bodies,
+			c.addrs, c.agents})
 	})
 	if err != nil && s.d.StatementPath(err) {
 		return errNotCombinable
@@ -330,4 +310,44 @@ func scanMemberRow(row Row, n int, what string) (j int, outcome string, pid int6
 		return 0, "", 0, 0, fmt.Errorf("%s answered for request %d of %d", what, j, n)
 	}
 	return j, outcome, pid, left, nil
+}
+
+// requestColumns are redemption requests as the array arguments of a
+// function that redeems them in one statement (RedeemBatchOnce,
+// RedeemGroupOnce), index j for the j-th request, and the audit rows they
+// would write (rs: their event is built from it).
+type requestColumns struct {
+	ids, codes, users, keys, hashes, heads, bodies, addrs, agents []string
+	orders, metadata                                              []*string
+	at                                                            []time.Time
+	rs                                                            []promo.Redemption
+}
+
+// columnsOf builds the columns of n requests, req(j) the j-th.
+func columnsOf(n int, req func(j int) promo.RedeemRequest) (requestColumns, error) {
+	strs := func() []string { return make([]string, n) }
+	c := requestColumns{ids: strs(), codes: strs(), users: strs(), keys: strs(), hashes: strs(), heads: strs(),
+		bodies: strs(), addrs: strs(), agents: strs(), orders: make([]*string, n), metadata: make([]*string, n),
+		at: make([]time.Time, n), rs: make([]promo.Redemption, n)}
+	for j := range n {
+		r := req(j)
+		c.rs[j] = promo.Redemption{ID: r.ID, Code: r.Code, UserID: r.UserID, OrderID: r.OrderID,
+			Metadata: r.Metadata, RedeemedAt: r.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: r.IdempotencyKey,
+			ClientAddr: r.ClientAddr, UserAgent: r.UserAgent}
+		head, body, err := EventParts(r.EventID, c.rs[j])
+		if err != nil {
+			return c, err
+		}
+		c.ids[j], c.codes[j], c.users[j], c.keys[j], c.hashes[j] = r.ID, r.Code, r.UserID, r.IdempotencyKey, r.RequestHash
+		c.heads[j], c.bodies[j], c.addrs[j], c.agents[j] = head, body, r.ClientAddr, r.UserAgent
+		if r.OrderID != "" {
+			c.orders[j] = &c.rs[j].OrderID
+		}
+		if len(r.Metadata) > 0 {
+			m := string(r.Metadata)
+			c.metadata[j] = &m
+		}
+		c.at[j] = c.rs[j].RedeemedAt
+	}
+	return c, nil
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -96,37 +95,16 @@ func (s *Core[T]) redeemAlone(ctx context.Context, req promo.RedeemRequest) prom
 // result was set.
 func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, todo []int, res []promo.RedeemResult) error {
 	n := len(todo)
-	ids, codes, users, keys, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-		make([]string, n)
-	heads, bodies, addrs, agents := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	orders, metadata := make([]*string, n), make([]*string, n)
-	at := make([]time.Time, n)
-	rs := make([]promo.Redemption, n)
-	for j, i := range todo {
-		req := ms[i].req
-		rs[j] = promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
-			Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: req.IdempotencyKey,
-			ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
-		head, body, err := EventParts(req.EventID, rs[j])
-		if err != nil {
-			return err
-		}
-		ids[j], codes[j], users[j], keys[j], hashes[j] = req.ID, req.Code, req.UserID, req.IdempotencyKey, req.RequestHash
-		heads[j], bodies[j], addrs[j], agents[j] = head, body, req.ClientAddr, req.UserAgent
-		if req.OrderID != "" {
-			orders[j] = &rs[j].OrderID
-		}
-		if len(req.Metadata) > 0 {
-			m := string(req.Metadata)
-			metadata[j] = &m
-		}
-		at[j] = rs[j].RedeemedAt
+	c, err := columnsOf(n, func(j int) promo.RedeemRequest { return ms[todo[j]].req })
+	if err != nil {
+		return err
 	}
+	rs := c.rs
 	outs := make([]promo.RedeemResult, n)
 	replay, alone := make([]bool, n), make([]bool, n)
 	seen := 0
-	err := each(ctx, s.w, s.d.RedeemGroupOnce, []any{ids, codes, users, orders, metadata, at, keys, hashes,
-		promo.StreamRedemptions, heads, bodies, addrs, agents}, func(row Row) error {
+	err = each(ctx, s.w, s.d.RedeemGroupOnce, []any{c.ids, c.codes, c.users, c.orders, c.metadata, c.at, c.keys,
+		c.hashes, promo.StreamRedemptions, c.heads, c.bodies, c.addrs, c.agents}, func(row Row) error {
 		j, outcome, pid, left, err := scanMemberRow(row, n, "group redemption")
 		if err != nil {
 			return err
