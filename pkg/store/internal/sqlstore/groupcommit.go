@@ -70,6 +70,7 @@ type groupMember struct {
 	ctx  context.Context
 	req  promo.RedeemRequest
 	done chan promo.RedeemResult // buffered: a group never blocks on a member
+	rows []string                // rowsOf's answer, built once (flights > 1)
 }
 
 // groupTimeout bounds a group's transaction while any member's context
@@ -204,11 +205,13 @@ func (g *RedeemGroup[T]) take() [][]*groupMember {
 // in code order; two groups in flight that share none of them cannot
 // deadlock on each other (see docs/store.md).
 func rowsOf(m *groupMember) []string {
-	rows := []string{"c\x00" + m.req.Code, "u\x00" + m.req.UserID}
-	if m.req.IdempotencyKey != "" {
-		rows = append(rows, "k\x00"+m.req.IdempotencyKey)
+	if m.rows == nil {
+		m.rows = []string{"c\x00" + m.req.Code, "u\x00" + m.req.UserID}
+		if m.req.IdempotencyKey != "" {
+			m.rows = append(m.rows, "k\x00"+m.req.IdempotencyKey)
+		}
 	}
-	return rows
+	return m.rows
 }
 
 // shares says whether m shares a row with a group in flight (never with
