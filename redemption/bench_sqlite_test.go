@@ -78,8 +78,9 @@ func serveBenchSQLite(arg string) error {
 
 // startBenchServerSQLite starts this test binary as the API server process
 // on the SQLite file path with Config.RedeemGroup group; stop ends it (and
-// waits), so that the benchmark can read the file alone afterwards.
-func startBenchServerSQLite(b *testing.B, path string, group int) (base string, stop func()) {
+// waits), so that the benchmark can read the file alone afterwards; pid is
+// its process id.
+func startBenchServerSQLite(b *testing.B, path string, group int) (base string, pid int, stop func()) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", envBenchServeSQLite, path, group))
@@ -108,7 +109,7 @@ func startBenchServerSQLite(b *testing.B, path string, group int) (base string, 
 	if err != nil || !ok {
 		b.Fatalf("bench server: %q, %v", line, err)
 	}
-	return "http://" + addr, stop
+	return "http://" + addr, cmd.Process.Pid, stop
 }
 
 // BenchmarkRedeemSQLite measures redemption on SQLite (make run's default
@@ -215,16 +216,18 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		codes []string
 	}{{"one txn each", -1, all[third : third+quarter]}, {"grouped", 0, all[third+quarter:]}} {
 		hotCode := hotCodes[phase.group+1]
-		base, stop := startBenchServerSQLite(b, path, phase.group)
+		base, pid, stop := startBenchServerSQLite(b, path, phase.group)
 		redeemHTTP := redeemOverHTTP(base)
 		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
 		var counts map[string]int
+		cpu0 := cpuTime(pid)
 		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *http.Client, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "http-"+strconv.Itoa(phase.group)+"-"+strconv.Itoa(i))
 		})
 		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f)\n", phase.name, clients, duration, httpRate,
-			pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive, httpRate/naive)
+			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f); %s\n", phase.name, clients, duration, httpRate,
+			pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive, httpRate/naive,
+			apiCPU(cpuTime(pid)-cpu0, len(lat)))
 
 		fmt.Printf("hot (%s): %s\n", phase.name, loadAverage())
 		hotList := make([]string, clients*10_000)
@@ -232,9 +235,11 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 			hotList[i] = hotCode
 		}
 		var hotLat []float64
+		cpu0 = cpuTime(pid)
 		hotRate, hotLat, counts = runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 		})
+		hotCPU := cpuTime(pid) - cpu0
 		stop()
 		st, err = sqlite.Open(ctx, sqlite.Config{Path: path})
 		if err != nil {
@@ -244,9 +249,9 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		st.Close()
 		st = nil
 		fmt.Printf("hot (%s): %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-			"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d\n",
+			"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d; %s\n",
 			phase.name, clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), counts, hotFloor, hotRate/hotFloor,
-			hotNaive, hotRate/hotNaive, uses, rows)
+			hotNaive, hotRate/hotNaive, uses, rows, apiCPU(hotCPU, len(hotLat)))
 		if uses != counts["ok"] || rows != counts["ok"] {
 			b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, counts["ok"])
 		}

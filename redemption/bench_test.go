@@ -129,8 +129,9 @@ func serveBench() error {
 	return hs.Close()
 }
 
-// startBenchServer starts this test binary as the API server process.
-func startBenchServer(b *testing.B, dsn, schema string, conns int) string {
+// startBenchServer starts this test binary as the API server process and
+// returns its base URL and process id.
+func startBenchServer(b *testing.B, dsn, schema string, conns int) (string, int) {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", envBenchServe, dsn, schema, conns))
@@ -155,7 +156,31 @@ func startBenchServer(b *testing.B, dsn, schema string, conns int) string {
 	if err != nil || !ok {
 		b.Fatalf("bench server: %q, %v", line, err)
 	}
-	return "http://" + addr
+	return "http://" + addr, cmd.Process.Pid
+}
+
+// cpuTime is a process's CPU time so far (user and system, from
+// /proc/PID/stat; 0 where unknown). The API process's CPU per request is
+// the figure that holds up on a loaded machine, where rates do not.
+func cpuTime(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command's closing parenthesis: utime and stime are fields
+	// 14 and 15, in clock ticks (100 a second on Linux).
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// apiCPU formats the API process's CPU over a phase, in all and per request.
+func apiCPU(d time.Duration, requests int) string {
+	return fmt.Sprintf("API CPU %.2f s, %.0f µs/request", d.Seconds(), float64(d.Microseconds())/float64(max(requests, 1)))
 }
 
 // benchPhases are the phases BENCH_REDEEM_PHASES names, comma-separated:
@@ -224,20 +249,20 @@ func BenchmarkRedeem(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	base := ""
+	base, pid := "", 0
 	if phases["steady"] {
 		start := time.Now()
 		all := seedBench(b, st, total, "B")
 		fmt.Printf("seeded %d single-use codes in %s\n", len(all), time.Since(start).Round(time.Millisecond))
 		b.ResetTimer()
-		base = steadyPhases(b, st, dsn, schema, all, clients, conns, seconds)
+		base, pid = steadyPhases(b, st, dsn, schema, all, clients, conns, seconds)
 	}
 	if !phases["burst"] {
 		return
 	}
 	if base == "" {
 		b.ResetTimer()
-		base = startBenchServer(b, dsn, schema, conns)
+		base, pid = startBenchServer(b, dsn, schema, conns)
 	}
 	// 4. The flash-sale burst.
 	flash := seedBench(b, st, 1000, "F")
@@ -245,9 +270,10 @@ func BenchmarkRedeem(b *testing.B) {
 		fmt.Printf("burst: skipped: %v\n", err)
 	} else {
 		fmt.Printf("burst: %s\n", loadAverage())
+		cpu0 := cpuTime(pid)
 		drain, p99, counts := runBurst(b, base, flash, burst)
-		fmt.Printf("burst:  %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v\n",
-			burst, len(flash), drain.Round(time.Millisecond), p99, counts)
+		fmt.Printf("burst:  %d requests in flight on %d single-use codes: drained in %s, p99 %.0f ms, %v; %s\n",
+			burst, len(flash), drain.Round(time.Millisecond), p99, counts, apiCPU(cpuTime(pid)-cpu0, burst))
 		if counts["201"] != len(flash) || counts["409"] != burst-len(flash) || counts["201"]+counts["409"] != burst {
 			b.Errorf("burst answers %v: want exactly %d × 201 and the rest 409", counts, len(flash))
 		}
@@ -257,9 +283,9 @@ func BenchmarkRedeem(b *testing.B) {
 }
 
 // steadyPhases runs the floor, spread, db and hot phases on all (seeded
-// single-use codes) and returns the API server's base URL, which the burst
-// reuses.
-func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []string, clients, conns, seconds int) string {
+// single-use codes) and returns the API server's base URL and process id,
+// which the burst reuses.
+func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []string, clients, conns, seconds int) (string, int) {
 	ctx := context.Background()
 	total := len(all)
 	duration := time.Duration(seconds) * time.Second
@@ -269,16 +295,18 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	// 0. The floor, before the API process holds its connections.
 	floor, hotFloor := floorStatement(b, dsn, schema, clients, total, seconds)
 
-	base := startBenchServer(b, dsn, schema, conns)
+	base, pid := startBenchServer(b, dsn, schema, conns)
 	redeemHTTP := redeemOverHTTP(base)
 
 	// 1. Spread, over HTTP.
 	fmt.Printf("spread: %s\n", loadAverage())
+	cpu0 := cpuTime(pid)
 	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *http.Client, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
 	})
-	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f\n",
-		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor)
+	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f; %s\n",
+		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor,
+		apiCPU(cpuTime(pid)-cpu0, len(lat)))
 
 	// 2. The same store.Redeem, no HTTP.
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *http.Client, code string, i int) (bool, error) {
@@ -301,13 +329,16 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	for i := range hotList {
 		hotList[i] = hotCode
 	}
+	cpu0 = cpuTime(pid)
 	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 	})
+	hotCPU := cpuTime(pid) - cpu0
 	uses, rows := hotCheck(b, st, hp.ID, hotCode)
 	fmt.Printf("hot:    %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-		"floor on one row %.0f/s: ratio %.2f; uses %d, audit rows %d\n",
-		clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), hotCounts, hotFloor, hotRate/hotFloor, uses, rows)
+		"floor on one row %.0f/s: ratio %.2f; uses %d, audit rows %d; %s\n",
+		clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), hotCounts, hotFloor, hotRate/hotFloor, uses, rows,
+		apiCPU(hotCPU, len(hotLat)))
 	if uses != hotCounts["ok"] || rows != hotCounts["ok"] {
 		b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, hotCounts["ok"])
 	}
@@ -316,7 +347,7 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	b.ReportMetric(httpRate/floor, "spread/floor")
 	b.ReportMetric(hotRate/hotFloor, "hot/floor")
 
-	return base
+	return base, pid
 }
 
 // loadAverage is the machine's load average, for the figures' context.
