@@ -140,15 +140,35 @@ func (s *Server) readShopper(w http.ResponseWriter, r *http.Request, req any, us
 }
 
 func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
-	code, err := typedCode(r)
+	in, ok := s.redeemInput(w, r)
+	if !ok {
+		return
+	}
+	rc, replayed, err := s.redeemer.Redeem(r.Context(), s.client(r), in)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	w.Header().Set("Location", "/v1/redemptions/"+rc.ID)
+	writeJSON(w, http.StatusCreated, rc)
+}
+
+// redeemInput reads and checks a redemption request, or answers it (false).
+// It is a function of its own so that its frame is gone while the request
+// waits for its redemption (see the combiner in package redemption).
+func (s *Server) redeemInput(w http.ResponseWriter, r *http.Request) (redemption.RedeemInput, bool) {
+	code, err := typedCode(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return redemption.RedeemInput{}, false
+	}
 	var req wire.Redeem
 	key, fields, ok := s.readShopper(w, r, &req, &req.UserID)
 	if !ok {
-		return
+		return redemption.RedeemInput{}, false
 	}
 	for _, c := range []struct {
 		field, v string
@@ -166,19 +186,10 @@ func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {
 	shopper, errs := shopperOf(req.Shopper)
 	if fields = append(fields, errs...); len(fields) > 0 {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
-		return
+		return redemption.RedeemInput{}, false
 	}
-	rc, replayed, err := s.redeemer.Redeem(r.Context(), s.client(r), redemption.RedeemInput{Code: code,
-		UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata, IdempotencyKey: key, Shopper: shopper})
-	if replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Location", "/v1/redemptions/"+rc.ID)
-	writeJSON(w, http.StatusCreated, rc)
+	return redemption.RedeemInput{Code: code, UserID: req.UserID, OrderID: req.OrderID, Metadata: metadata,
+		IdempotencyKey: key, Shopper: shopper}, true
 }
 
 // checkMetadata accepts a JSON object of at most the configured size and

@@ -29,7 +29,7 @@ func (s *Service) Revoke(ctx context.Context, actor, raw, reason string) (Revoca
 		return RevocationView{}, false, promo.Refusal(promo.ReasonCodeNotFound, "no such code")
 	}
 	r, replayed, err := s.store.RevokeCode(ctx, promo.RevokeRequest{Code: canon, Reason: reason, Actor: actor,
-		Now: s.now().UTC(), AuditID: newID()})
+		Now: s.now().UTC(), AuditID: s.newID()})
 	if err != nil {
 		return RevocationView{}, false, err
 	}

@@ -144,18 +144,18 @@ func TestCombinerWaiterBound(t *testing.T) {
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.redeem(ctx, promo.RedeemRequest{ID: "a", Code: "HOT", UserID: "first"})
+		_, err := c.redeem(ctx, &promo.RedeemRequest{ID: "a", Code: "HOT", UserID: "first"})
 		done <- err
 	}()
 	waitFor(t, func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.singles) == 1 })
 	errs := make(chan error, 1)
 	go func() {
-		_, err := c.redeem(ctx, promo.RedeemRequest{ID: "b", Code: "HOT", UserID: "second"})
+		_, err := c.redeem(ctx, &promo.RedeemRequest{ID: "b", Code: "HOT", UserID: "second"})
 		errs <- err
 	}()
 	waitFor(t, func() bool { return queued(c, "HOT") == 1 })
 	// The queue (1) is full: a third is refused at once.
-	_, err := c.redeem(ctx, promo.RedeemRequest{ID: "c", Code: "HOT", UserID: "third"})
+	_, err := c.redeem(ctx, &promo.RedeemRequest{ID: "c", Code: "HOT", UserID: "third"})
 	var ov *Overloaded
 	if !errors.As(err, &ov) || ov.Reason != rejectFull {
 		t.Errorf("third: %v; want queue_full", err)

@@ -46,8 +46,8 @@ type codeQueue struct{ waiting []*waiter }
 type waiter struct {
 	ctx    context.Context
 	req    promo.RedeemRequest
-	ticket *ticket                 // its admission: it waits until taken into a batch
-	done   chan promo.RedeemResult // buffered: the batch never blocks on a waiter
+	ticket *ticket                  // its admission: it waits until taken into a batch
+	done   chan *promo.RedeemResult // buffered: the batch never blocks on a waiter
 }
 
 // batchTimeout bounds a combined transaction that no single request's
@@ -72,7 +72,13 @@ func newCombiner(store Store, max int, g *gate) *combiner {
 // request waits (for a slot, or behind its code's transaction in flight) at
 // most the gate's wait bound; a combined batch takes its slot before it
 // takes its waiters from the queue, so that a waiter can still leave it.
-func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+//
+// The paths are functions of their own so that a waiting request's
+// goroutine holds small frames while it waits: a shopper's request
+// goroutine that outgrows its starting stack is copied to a larger one,
+// which cost a tenth of the API's CPU in a burst of 10,000 requests
+// (docs/performance.md, "Bursts").
+func (c *combiner) redeem(ctx context.Context, req *promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	t, err := c.gate.admit()
 	if err != nil {
 		return promo.RedeemOutcome{}, err
@@ -85,22 +91,36 @@ func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.R
 	if !busy {
 		c.codes[req.Code] = &codeQueue{}
 		c.mu.Unlock()
-		// Deferred: a store call that panics (a bug) must still pass the
-		// code on, or every later redemption of it would queue behind a
-		// transaction that never ends.
-		defer c.next(req.Code)
-		return c.alone(ctx, t, req)
+		return c.first(ctx, t, req)
 	}
-	w := &waiter{ctx: ctx, req: req, ticket: t, done: make(chan promo.RedeemResult, 1)}
+	w := &waiter{ctx: ctx, req: *req, ticket: t, done: make(chan *promo.RedeemResult, 1)}
 	q.waiting = append(q.waiting, w)
 	c.mu.Unlock()
-	timeout, stop := t.timeout()
+	r := c.wait(w)
+	return r.Outcome, r.Err
+}
+
+// first redeems the request of a code nobody is redeeming, alone, then
+// passes the code on to the requests that queued behind it.
+func (c *combiner) first(ctx context.Context, t *ticket, req *promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	// Deferred: a store call that panics (a bug) must still pass the code
+	// on, or every later redemption of it would queue behind a transaction
+	// that never ends.
+	defer c.next(req.Code)
+	return c.alone(ctx, t, req)
+}
+
+// wait waits for w's batch to answer it, or leaves the queue when its
+// context ends or its wait bound passes before its batch started.
+func (c *combiner) wait(w *waiter) *promo.RedeemResult {
+	timeout, stop := w.ticket.timeout()
 	defer stop()
+	var err error
 	select {
 	case r := <-w.done:
-		return r.Outcome, r.Err
-	case <-ctx.Done():
-		err = ctx.Err()
+		return r
+	case <-w.ctx.Done():
+		err = w.ctx.Err()
 	case <-timeout:
 		err = errSlotWait
 	}
@@ -108,26 +128,25 @@ func (c *combiner) redeem(ctx context.Context, req promo.RedeemRequest) (promo.R
 	// started the request is being redeemed and is answered (its client may
 	// no longer listen, as with a single redemption in flight).
 	c.mu.Lock()
-	if q := c.codes[req.Code]; q != nil {
+	if q := c.codes[w.req.Code]; q != nil {
 		for i, o := range q.waiting {
 			if o == w {
 				q.waiting = append(q.waiting[:i], q.waiting[i+1:]...)
-				t.leave()
+				w.ticket.leave()
 				c.mu.Unlock()
 				if errors.Is(err, errSlotWait) {
-					err = t.refuse()
+					err = w.ticket.refuse()
 				}
-				return promo.RedeemOutcome{}, err
+				return &promo.RedeemResult{Err: err}
 			}
 		}
 	}
 	c.mu.Unlock()
-	r := <-w.done
-	return r.Outcome, r.Err
+	return <-w.done
 }
 
 // alone redeems req in a transaction of its own, in a slot.
-func (c *combiner) alone(ctx context.Context, t *ticket, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+func (c *combiner) alone(ctx context.Context, t *ticket, req *promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	release, err := c.gate.acquire(ctx, t.deadline())
 	t.leave()
 	if errors.Is(err, errSlotWait) {
@@ -137,7 +156,7 @@ func (c *combiner) alone(ctx context.Context, t *ticket, req promo.RedeemRequest
 		return promo.RedeemOutcome{}, err
 	}
 	defer release()
-	return c.store.Redeem(ctx, req)
+	return c.store.Redeem(ctx, *req)
 }
 
 // next hands code to its queued waiters after a transaction of it ended:
@@ -196,7 +215,7 @@ func (c *combiner) run(code string) {
 			err := fmt.Errorf("combined redemption of %d requests for %q: panic: %v", len(ws), code, p)
 			for _, w := range ws {
 				select {
-				case w.done <- promo.RedeemResult{Err: err}:
+				case w.done <- &promo.RedeemResult{Err: err}:
 				default: // answered already
 				}
 			}
@@ -206,7 +225,7 @@ func (c *combiner) run(code string) {
 	defer cancel()
 	if len(ws) == 1 {
 		out, err := c.store.Redeem(ctx, ws[0].req)
-		ws[0].done <- promo.RedeemResult{Outcome: out, Err: err}
+		ws[0].done <- &promo.RedeemResult{Outcome: out, Err: err}
 		return
 	}
 	reqs := make([]promo.RedeemRequest, len(ws))
@@ -216,9 +235,9 @@ func (c *combiner) run(code string) {
 	res, err := c.batch.RedeemBatch(ctx, reqs)
 	for i, w := range ws {
 		if err != nil {
-			w.done <- promo.RedeemResult{Err: err}
+			w.done <- &promo.RedeemResult{Err: err}
 			continue
 		}
-		w.done <- res[i]
+		w.done <- &res[i]
 	}
 }

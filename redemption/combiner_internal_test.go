@@ -53,8 +53,8 @@ func TestCombinerBatchesWhileInFlight(t *testing.T) {
 	f := &comboStore{release: make(chan struct{})}
 	c := newCombiner(f, 4, nil)
 	ctx := context.Background()
-	req := func(code, user string) promo.RedeemRequest {
-		return promo.RedeemRequest{ID: "id-" + user, Code: code, UserID: user}
+	req := func(code, user string) *promo.RedeemRequest {
+		return &promo.RedeemRequest{ID: "id-" + user, Code: code, UserID: user}
 	}
 	firstDone := make(chan struct{})
 	go func() {
@@ -162,7 +162,7 @@ func TestCombinerSurvivesAPanic(t *testing.T) {
 				err = fmt.Errorf("panic: %v", p)
 			}
 		}()
-		_, err = c.redeem(ctx, promo.RedeemRequest{ID: "id-" + user, Code: "HOT", UserID: user})
+		_, err = c.redeem(ctx, &promo.RedeemRequest{ID: "id-" + user, Code: "HOT", UserID: user})
 		return err
 	}
 	if err := redeem("boom"); err == nil {
@@ -183,7 +183,7 @@ func TestCombinerSurvivesAPanic(t *testing.T) {
 	c = newCombiner(block, 4, nil)
 	first := make(chan error, 1)
 	go func() {
-		_, err := c.redeem(ctx, promo.RedeemRequest{ID: "id-first", Code: "HOT", UserID: "first"})
+		_, err := c.redeem(ctx, &promo.RedeemRequest{ID: "id-first", Code: "HOT", UserID: "first"})
 		first <- err
 	}()
 	for !c.busy("HOT") {
@@ -192,7 +192,7 @@ func TestCombinerSurvivesAPanic(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	for i, u := range []string{"a", "boom", "b"} {
-		wg.Go(func() { _, errs[i] = c.redeem(ctx, promo.RedeemRequest{ID: "id-" + u, Code: "HOT", UserID: u}) })
+		wg.Go(func() { _, errs[i] = c.redeem(ctx, &promo.RedeemRequest{ID: "id-" + u, Code: "HOT", UserID: u}) })
 	}
 	for c.waiting("HOT") < 3 {
 		time.Sleep(time.Millisecond)

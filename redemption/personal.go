@@ -37,7 +37,7 @@ func (s *Service) Issue(ctx context.Context, in IssueInput) (IssuanceView, bool,
 	if in.Count == 0 {
 		in.Count = 1
 	}
-	req := promo.IssueRequest{ID: newID(), EventID: newID(), PromotionID: in.PromotionID, UserID: in.UserID,
+	req := promo.IssueRequest{ID: s.newID(), EventID: s.newID(), PromotionID: in.PromotionID, UserID: in.UserID,
 		Count: in.Count, Actor: in.Actor, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey}
 	if in.IdempotencyKey != "" {
 		h := sha256.New()

@@ -74,7 +74,7 @@ func (s *Service) reserve(ctx context.Context, client Client, in ReserveInput) (
 	if err != nil {
 		return ReservationView{}, false, err
 	}
-	req := promo.ReserveRequest{ID: newID(), Code: canon, UserID: in.UserID, Now: s.now().UTC(), TTL: ttl,
+	req := promo.ReserveRequest{ID: s.newID(), Code: canon, UserID: in.UserID, Now: s.now().UTC(), TTL: ttl,
 		IdempotencyKey: in.IdempotencyKey, Shopper: in.Shopper}
 	if in.IdempotencyKey != "" {
 		h := sha256.New()
@@ -108,8 +108,8 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, 
 	start := time.Now()
 	var out promo.ConfirmOutcome
 	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
-		out, err = s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: newID(),
-			EventID: newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC(), Shopper: in.Shopper,
+		out, err = s.store.Confirm(ctx, promo.ConfirmRequest{ReservationID: in.ReservationID, RedemptionID: s.newID(),
+			EventID: s.newID(), OrderID: in.OrderID, Metadata: in.Metadata, Now: s.now().UTC(), Shopper: in.Shopper,
 			ClientAddr: in.Client.Addr, UserAgent: in.Client.UserAgent})
 		return err
 	})
@@ -123,7 +123,7 @@ func (s *Service) Confirm(ctx context.Context, in ConfirmInput) (Receipt, bool, 
 	if !out.Replayed && s.notify != nil {
 		s.notify()
 	}
-	return s.receipt(ctx, out.Redemption), out.Replayed, nil
+	return s.receipt(ctx, &out.Redemption), out.Replayed, nil
 }
 
 // Release ends a held reservation: its use is free at once.

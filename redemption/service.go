@@ -21,7 +21,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -249,6 +248,7 @@ type Service struct {
 	redeemer *combiner
 	// gate is admission control in front of the database (nil: off).
 	gate *gate
+	ids  *idSource
 }
 
 // New builds the Service; reg may be nil (metrics not registered).
@@ -258,7 +258,7 @@ func New(cfg Config, store Store, reg prometheus.Registerer, log *zap.Logger) (*
 		return nil, fmt.Errorf("redemption: %w", err)
 	}
 	s := &Service{cfg: cfg, store: store, catalog: newCatalog(store, cfg.CatalogMinGap, log), metrics: newMetrics(reg),
-		refused: newRefusals(store, log), log: log, now: cfg.Clock}
+		refused: newRefusals(store, log), log: log, now: cfg.Clock, ids: newIDSource()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -421,7 +421,8 @@ type RedeemInput struct {
 // a Reason; replayed says the answer came from the idempotency record.
 func (s *Service) Redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
 	start := time.Now()
-	rc, replayed, err := s.redeem(ctx, client, in)
+	var rc Receipt
+	replayed, err := s.redeem(ctx, client, &in, &rc)
 	result := "redeemed"
 	if err != nil {
 		result = resultOf(err)
@@ -431,32 +432,42 @@ func (s *Service) Redeem(ctx context.Context, client Client, in RedeemInput) (Re
 	return rc, replayed, err
 }
 
-func (s *Service) redeem(ctx context.Context, client Client, in RedeemInput) (Receipt, bool, error) {
+// redeem is Redeem without its metrics; it sets *rc on success (rc and in
+// by reference: a waiting request's goroutine holds this frame, see
+// combiner.redeem).
+func (s *Service) redeem(ctx context.Context, client Client, in *RedeemInput, rc *Receipt) (bool, error) {
 	canon, adm, err := s.recognise(ctx, client, in.Code)
 	defer s.settle(adm)
 	if err != nil {
-		return Receipt{}, false, err
+		return false, err
 	}
-	req := promo.RedeemRequest{ID: newID(), EventID: newID(), Code: canon, UserID: in.UserID, OrderID: in.OrderID,
-		Metadata: in.Metadata, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey, Shopper: in.Shopper,
-		ClientAddr: client.Addr, UserAgent: client.UserAgent}
-	if in.IdempotencyKey != "" {
-		req.RequestHash = requestHash(canon, in)
-	}
-	out, err := s.redeemer.redeem(ctx, req)
+	var req promo.RedeemRequest
+	s.redeemRequest(&req, canon, client, in)
+	out, err := s.redeemer.redeem(ctx, &req)
 	if err != nil {
-		return Receipt{}, false, err
+		return false, err
 	}
 	if out.Refused != "" {
 		if !out.Replayed {
 			s.refused.add(out.PromotionID, out.Refused, req.Now)
 		}
-		return Receipt{}, out.Replayed, refusal(adm, out.Refused, out.Rule)
+		return out.Replayed, refusal(adm, out.Refused, out.Rule)
 	}
 	if !out.Replayed && s.notify != nil {
 		s.notify()
 	}
-	return s.receipt(ctx, out.Redemption), out.Replayed, nil
+	s.setReceipt(ctx, rc, &out.Redemption)
+	return out.Replayed, nil
+}
+
+// redeemRequest sets *req to the redemption of canon that in asks for.
+func (s *Service) redeemRequest(req *promo.RedeemRequest, canon string, client Client, in *RedeemInput) {
+	*req = promo.RedeemRequest{ID: s.newID(), EventID: s.newID(), Code: canon, UserID: in.UserID, OrderID: in.OrderID,
+		Metadata: in.Metadata, Now: s.now().UTC(), IdempotencyKey: in.IdempotencyKey, Shopper: in.Shopper,
+		ClientAddr: client.Addr, UserAgent: client.UserAgent}
+	if in.IdempotencyKey != "" {
+		req.RequestHash = requestHash(canon, *in)
+	}
 }
 
 // Rollback gives a redemption's use back, once.
@@ -467,7 +478,7 @@ func (s *Service) Rollback(ctx context.Context, id, reason string) (Receipt, boo
 		replayed bool
 	)
 	err := s.gate.run(ctx, func(ctx context.Context) (err error) {
-		r, replayed, err = s.store.Rollback(ctx, promo.RollbackRequest{RedemptionID: id, EventID: newID(),
+		r, replayed, err = s.store.Rollback(ctx, promo.RollbackRequest{RedemptionID: id, EventID: s.newID(),
 			Reason: reason, Now: s.now()})
 		return err
 	})
@@ -486,7 +497,7 @@ func (s *Service) Rollback(ctx context.Context, id, reason string) (Receipt, boo
 	if !replayed && s.notify != nil {
 		s.notify()
 	}
-	return s.receipt(ctx, r), replayed, nil
+	return s.receipt(ctx, &r), replayed, nil
 }
 
 // Redemptions returns a page of a promotion's audit trail.
@@ -497,18 +508,26 @@ func (s *Service) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]
 	}
 	out := make([]Receipt, len(rs))
 	for i, r := range rs {
-		out[i] = s.receipt(ctx, r)
+		out[i] = s.receipt(ctx, &r)
 	}
 	return out, nil
 }
 
 // ExportRedemptions streams a promotion's audit trail to fn.
 func (s *Service) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(Receipt) error) error {
-	return s.store.ExportRedemptions(ctx, f, func(r promo.Redemption) error { return fn(s.receipt(ctx, r)) })
+	return s.store.ExportRedemptions(ctx, f, func(r promo.Redemption) error { return fn(s.receipt(ctx, &r)) })
 }
 
-func (s *Service) receipt(ctx context.Context, r promo.Redemption) Receipt {
-	return Receipt{Redemption: r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+// setReceipt sets *rc to r's receipt, in a frame of its own (not inlined:
+// its temporaries would grow redeem's frame, which a waiting request holds).
+//
+//go:noinline
+func (s *Service) setReceipt(ctx context.Context, rc *Receipt, r *promo.Redemption) {
+	*rc = s.receipt(ctx, r)
+}
+
+func (s *Service) receipt(ctx context.Context, r *promo.Redemption) Receipt {
+	return Receipt{Redemption: *r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
 		PromotionID: promo.FormatID(r.PromotionID)}
 }
 
@@ -596,15 +615,8 @@ func resultOf(err error) string {
 	return string(promo.Code(err))
 }
 
-// newID returns a UUIDv7: unique, and time-ordered so that the audit trail
-// pages newest first by id.
-func newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString() // the clock source failed: still unique
-	}
-	return id.String()
-}
+// newID returns a new id (a UUIDv7, see idSource).
+func (s *Service) newID() string { return s.ids.newID() }
 
 // requestHash identifies a redemption request for its idempotency key: the
 // canonical code (so "abc-def" and "ABCDEF" are the same request) and the
