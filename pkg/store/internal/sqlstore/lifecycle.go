@@ -461,10 +461,7 @@ func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error
 	var d promo.Deletion
 	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
 	if noRows(err) {
-		return d, promotionNotFound(id)
+		err = promotionNotFound(id)
 	}
-	if err != nil {
-		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
-	}
-	return d, nil
+	return d, wrap(err, "read deletion of promotion %d", id)
 }

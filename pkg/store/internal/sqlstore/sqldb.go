@@ -70,18 +70,11 @@ type sqlQuerier struct {
 	cache *StmtCache // nil: none
 }
 
-// querier is what runs query: its prepared statement when the cache has one
-// (on the transaction's connection for a transaction), else q.
-func (q sqlQuerier) querier(ctx context.Context, query string) interface {
-	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, args ...any) *sql.Row
-} {
+// stmt is query's prepared statement when the cache has one (on the
+// transaction's connection for a transaction), else nil: run the text on q.
+func (q sqlQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
 	st := q.cache.get(query)
-	if st == nil {
-		return nil
-	}
-	if q.tx != nil {
+	if st != nil && q.tx != nil {
 		return q.tx.StmtContext(ctx, st)
 	}
 	return st
@@ -92,7 +85,7 @@ func (q sqlQuerier) Exec(ctx context.Context, query string, args ...any) (int64,
 		res sql.Result
 		err error
 	)
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
 	} else {
 		res, err = q.q.ExecContext(ctx, query, args...)
@@ -108,7 +101,7 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows,
 		rows *sql.Rows
 		err  error
 	)
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		rows, err = st.QueryContext(ctx, args...)
 	} else {
 		rows, err = q.q.QueryContext(ctx, query, args...)
@@ -120,7 +113,7 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows,
 }
 
 func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row {
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.q.QueryRowContext(ctx, query, args...)
@@ -128,9 +121,8 @@ func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row
 
 // StmtCache keeps the statement texts a pool runs prepared, across
 // transactions, so that a statement is parsed once per connection instead of
-// at every run (on SQLite, whose driver prepares every statement it is given
-// as text, parsing was a sixth of the API's CPU in a burst of redemptions and
-// most of each combined redemption's time on the one writer connection).
+// at every run (SQLite's driver prepares every text it is given: the cost is
+// in docs/performance.md).
 //
 // A text is prepared on the pool (database/sql's *sql.Stmt, which prepares
 // on each connection once) after its first run, in the background: the run
