@@ -171,16 +171,14 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 }
 
 // CancelPromotion stops a promotion that is still generating. It sets the
-// promotion's cancelled flag (one conditional statement on the promotion
-// row, which no worker locks), so it takes effect at once whatever a worker
-// holds: every chunk reads the flag in its own transaction just before
-// committing and is refused once it is set. The unfinished batches are marked
-// cancelled too, except those a chunk in flight holds (their worker marks
-// them when the flag refuses its chunk), so reconcile and the shovel leave
-// them alone; the status reports "cancelled" with the exact number of codes
-// that exist (progress advances in the same transaction as each chunk's
-// codes). Cancelling again answers replayed; a completed (or vanity)
-// promotion has nothing to cancel: EConflict; a deleted one is refused.
+// promotion's cancelled flag, which every chunk's commit gate reads, so it
+// takes effect at once whatever a worker holds (docs/store.md, "Committing a
+// chunk"). The unfinished batches are marked cancelled too, except those a
+// chunk in flight holds (their worker marks them when the gate refuses its
+// chunk), so reconcile and the shovel leave them alone; the status reports
+// "cancelled" with the exact number of codes that exist. Cancelling again
+// answers replayed; a completed (or vanity) promotion has nothing to cancel:
+// EConflict; a deleted one is refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
 	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
 		return false, errAuditFields

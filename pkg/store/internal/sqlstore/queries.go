@@ -297,10 +297,8 @@ FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC
 	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`,
 
-	// FlagCancelled sets the flag every chunk reads before it commits. It
-	// locks only the promotion row, which workers never lock, so a worker
-	// frozen mid-chunk (holding its batch row) cannot make it wait (on
-	// SQLite no chunk is in flight while it runs).
+	// FlagCancelled locks only the promotion row, which no chunk locks
+	// (docs/store.md, "Committing a chunk").
 	FlagCancelled: `UPDATE promotions SET cancelled_at = $2
 WHERE id = $1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
 	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND done < code_count)`,
