@@ -346,28 +346,26 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 	if !ok {
 		return 0, fmt.Errorf("purge: table %q is not purgeable", table)
 	}
-	purge := func(x stmts[T]) (int64, bool, error) {
+	purge := func(x stmts[T]) (n int64, err error) {
 		if table != "redemptions" {
-			n, err := x.q.Exec(ctx, q, id, limit)
-			return n, false, err
+			return x.q.Exec(ctx, q, id, limit)
 		}
 		if x.d.PurgeRedemptionKeys != "" {
 			if err := x.exec(ctx, x.d.PurgeRedemptionKeys, id, limit); err != nil {
-				return 0, false, fmt.Errorf("their idempotency records: %w", err)
+				return 0, fmt.Errorf("their idempotency records: %w", err)
 			}
 		}
-		var n int64
-		err := each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
-		return n, false, err
+		err = each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
+		return n, err
 	}
 	var (
 		n   int64
 		err error
 	)
 	if table == "redemptions" && s.d.PurgeRedemptionKeys != "" {
-		n, _, err = run(ctx, s, purge)
+		n, err = run1(ctx, s, purge)
 	} else {
-		n, _, err = purge(s.on(s.w)) // one statement: no transaction around it
+		n, err = purge(s.on(s.w)) // one statement: no transaction around it
 	}
 	if err != nil {
 		return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)

@@ -7,14 +7,11 @@ import (
 	"strings"
 )
 
-// The statement text that two or three dialects share, written once with
-// PostgreSQL's $n placeholders and rebound to each dialect's when it composes
-// its Statements (Compose): SQLite's ?n, SQL Server's @pN. A dialect whose
-// text differs sets the field itself in its queries.go, which wins; the
-// dialects' queries.go hold only what differs. The row locks the comments
-// speak of are PostgreSQL's and SQL Server's; on SQLite every write
-// transaction holds the database's one write lock, which serialises the same
-// statements.
+// The statement text that two or three dialects share, written once in
+// PostgreSQL's terms and rebound to each dialect's by Compose; the dialects'
+// queries.go hold only what differs. The row locks the comments speak of are
+// PostgreSQL's and SQL Server's; on SQLite every write transaction holds the
+// database's one write lock, which serialises the same statements.
 
 // The column lists the core's scanners read (scan.go), in their order:
 // PromotionCols (PromotionColsP with the alias p), BatchCols, RedemptionCols,
@@ -401,15 +398,11 @@ func Compose(r Rebind, own Statements) Statements {
 			f.SetString(r.rebind(f.String()))
 		}
 	}
-	s.Purge = maps.Clone(own.Purge)
-	if s.Purge == nil {
-		s.Purge = map[string]string{}
-	}
+	s.Purge = map[string]string{}
 	for table, q := range portable.Purge {
-		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = r.rebind(q)
-		}
+		s.Purge[table] = r.rebind(q)
 	}
+	maps.Copy(s.Purge, own.Purge)
 	return s
 }
 
