@@ -114,17 +114,23 @@ func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 
 func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
 	var (
-		ps   promo.PromotionSettings
-		name any
-		on   any
+		ps          promo.PromotionSettings
+		name, on    any // NULL: unchanged
+		eligibility string
+		change      = map[string]any{} // the fields set, for the audit row
 	)
 	if u.Name != nil {
-		name = *u.Name
+		name, change["name"] = *u.Name, *u.Name
 	}
 	if u.Active != nil {
-		on = *u.Active
+		on, change["active"] = *u.Active, *u.Active
 	}
-	var eligibility string
+	if u.SetStartsAt {
+		change["startsAt"] = u.StartsAt
+	}
+	if u.SetExpiresAt {
+		change["expiresAt"] = u.ExpiresAt
+	}
 	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.d.nullTime(u.StartsAt), u.SetExpiresAt,
 		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
@@ -139,19 +145,6 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 			return ps, err
 		}
 		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
-	}
-	change := map[string]any{}
-	if u.Name != nil {
-		change["name"] = *u.Name
-	}
-	if u.SetStartsAt {
-		change["startsAt"] = u.StartsAt
-	}
-	if u.SetExpiresAt {
-		change["expiresAt"] = u.ExpiresAt
-	}
-	if u.Active != nil {
-		change["active"] = *u.Active
 	}
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
