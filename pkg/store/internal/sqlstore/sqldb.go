@@ -119,19 +119,14 @@ func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row
 	return q.q.QueryRowContext(ctx, query, args...)
 }
 
-// StmtCache keeps the statement texts a pool runs prepared, across
-// transactions, so that a statement is parsed once per connection instead of
-// at every run (SQLite's driver prepares every text it is given: the cost is
-// in docs/performance.md).
-//
-// A text is prepared on the pool (database/sql's *sql.Stmt, which prepares
-// on each connection once) after its first run, in the background: the run
-// that meets it may hold the pool's only connection (SQLite's writer) in a
-// transaction, so preparing it there would wait for itself. Until then, and
-// for a text that failed to prepare (a table not migrated yet: retried after
-// a while), a statement runs unprepared, as without a cache. At most size
-// texts are kept; the least recently run is closed (database/sql closes it
-// once no transaction uses it).
+// StmtCache keeps the statement texts a pool runs prepared across
+// transactions, so that a statement is parsed once per connection, not at
+// every run (docs/store.md, SQLite). A text runs as text the first time and
+// is prepared on the pool in the background: the run that meets it may hold
+// the pool's only connection (SQLite's writer), so preparing it there would
+// wait for itself. A text that failed to prepare runs as text and is tried
+// again after stmtRetry. At most size texts are kept; the least recently run
+// is closed (database/sql closes it once no transaction uses it).
 //
 // Concurrency: safe for concurrent use.
 type StmtCache struct {

@@ -157,10 +157,8 @@ type Statements struct {
 	InsertRedemption, InsertEvent, RedemptionWithEvent, InsertRedemptionSegment string
 	// RedeemOnce, if set, is a whole redemption in one statement run in
 	// autocommit (one round trip): a server-side function or batch that
-	// runs the steps of the core's redemption (the idempotency claim, the
-	// conditional use of the code, its live holds, the user's allowance and
-	// its holds, the audit row, the event, the outcome) in the same lock
-	// order. Arguments: id, code, user, order id, metadata, redeemed_at,
+	// runs the steps of the core's redemption in the same lock order
+	// (docs/store.md, "One round trip per redemption"). Arguments: id, code, user, order id, metadata, redeemed_at,
 	// idempotency key ('' for none), request hash, stream, and the event's
 	// payload around what only the database learns (EventParts: head,
 	// body), client address (''), user agent (''). A code bound to another
