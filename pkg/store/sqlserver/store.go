@@ -11,13 +11,12 @@
 // conditional updates, exactly as in the PostgreSQL store (see
 // docs/store.md). It works with READ_COMMITTED_SNAPSHOT on or off: the
 // conditional UPDATEs read their target rows under update locks either way.
-//
-// Not executed on the development machines (no SQL Server there): verified by
-// compilation, vet, the unit tests that need no server, and the contract
-// suite (storetest) under testcontainers where a Docker engine exists.
+// Where no SQL Server runs, its tests check the statements' shape against a
+// recording driver (docs/store.md, "SQL Server").
 package sqlserver
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -106,8 +105,7 @@ func (c Config) sessionInit() string {
 	return fmt.Sprintf("SET LOCK_TIMEOUT %d;", c.LockTimeout.Milliseconds())
 }
 
-// leaseMillis is a lease for DATEADD(millisecond, ...): an int, so at most
-// about 24 days.
+// leaseMillis is a lease for DATEADD(millisecond, ...): an int (24 days).
 func leaseMillis(lease time.Duration) any {
 	return int32(min(max(lease.Milliseconds(), -(1<<31-1)), 1<<31-1))
 }
@@ -139,10 +137,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn.SessionInitSQL = cfg.sessionInit()
 	conn.Dialer = cfg.tcp().Dialer()
 	db := sql.OpenDB(conn)
-	n := cfg.MaxConns
-	if n == 0 {
-		n = DefaultMaxConns
-	}
+	n := cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -196,8 +191,7 @@ func (s *Store) migrations() sqlstore.Migrations {
 // because go-mssqldb's default keeps whatever level the pooled session had.
 var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 
-// dialect is SQL Server for the shared core (see queries.go on the argument
-// types).
+// dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Statements:      statements,
 	VarChar:         func(s string) any { return mssql.VarChar(s) },
