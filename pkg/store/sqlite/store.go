@@ -117,11 +117,8 @@ type Store struct {
 }
 
 // WriterParams are the write connection's DSN parameters (file settings and
-// pragmas). Exported for the bulk-load benchmark, which must load on the same
-// settings. temp_store(MEMORY) keeps statement and savepoint journals in
-// memory: a redemption group writes each member in a savepoint, whose
-// journal SQLite otherwise spills to a temporary file (a fifth of a group's
-// time went to writing it).
+// pragmas), exported for the bulk-load benchmark. temp_store(MEMORY) keeps the
+// savepoint journals of a redemption group in memory.
 const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // Open opens (creating if needed) the database file. It does not migrate:
@@ -136,12 +133,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		sep = "&"
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)", cmp.Or(cfg.BusyTimeout, DefaultBusyTimeout).Milliseconds())
-	// The writer inserts codes at random places in the code b-tree: a cache
-	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
-	// a bound, not an allocation) and a larger WAL between checkpoints
-	// spreads their cost.
-	// synchronous(FULL) on the writer: a committed chunk must survive an OS
-	// crash, because its Kafka offset may be committed right after.
+	// The writer inserts codes at random places in the code b-tree: a 64 MiB
+	// cache bound keeps the hot pages in memory, a larger WAL between
+	// checkpoints spreads their cost. synchronous(FULL): a committed chunk must
+	// survive an OS crash, because its Kafka offset may be committed next.
 	w, err := sql.Open("sqlite", base+sep+common+"&"+WriterParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
