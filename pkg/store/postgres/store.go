@@ -54,22 +54,15 @@ type Config struct {
 	// every connection: for tests running in parallel and for tenants
 	// sharing a database.
 	Schema string
-	// Session limits the server enforces on every connection of the pool
-	// (startup parameters; zero leaves the server's or role's setting):
-	// StatementTimeout cancels a statement that runs longer;
-	// LockTimeout fails a statement that waits longer for a lock (SQLSTATE
-	// 55P03, see LockTimeout); IdleInTransactionTimeout ends a session that
-	// sits in an open transaction without a statement for longer, so a
-	// client that vanished or froze mid-transaction (a cut connection, a
-	// SIGSTOPped process) releases its row locks. Millisecond precision.
+	// Session limits the server enforces on every connection (startup
+	// parameters statement_timeout, lock_timeout (SQLSTATE 55P03, see
+	// LockTimeout) and idle_in_transaction_session_timeout, which frees the
+	// row locks of a client that vanished or froze mid-transaction); zero
+	// leaves the server's or role's setting. Millisecond precision.
 	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
-	// TCP settings of each connection, applied on both ends: the client's
-	// socket, and the server's through tcp_keepalives_idle/interval/count
-	// and tcp_user_timeout, so that the server also notices a client host
-	// that vanished. KeepAlive is the idle time before the first probe and
-	// between probes (3 unanswered close the connection; zero: 15 s);
-	// TCPUserTimeout closes a connection whose sent data stays
-	// unacknowledged that long (Linux; zero: the system's default).
+	// TCP settings of each connection (tcpdial.Config), on the client's
+	// socket and the server's end (tcp_keepalives_idle/interval/count,
+	// tcp_user_timeout), so that the server notices a vanished client too.
 	KeepAlive, TCPUserTimeout time.Duration
 	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
 	// application_name in the DSN wins.
@@ -97,9 +90,8 @@ const DefaultRedeemFlights = 2
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Validate checks the configuration, naming each field by its key ("dsn",
-// "maxConns", "lockTimeout"); whoever builds the Config places the keys
-// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
+// Validate checks the configuration, naming each field by its key
+// ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})

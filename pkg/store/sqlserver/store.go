@@ -54,18 +54,11 @@ type Config struct {
 	// MaxConns bounds the connection pool (default 4).
 	MaxConns int
 	// LockTimeout fails a statement that waits longer for a lock (error
-	// 1222, see LockTimeout): SET LOCK_TIMEOUT on every session, run again
-	// whenever the pool hands a connection out (its session is reset), which
-	// costs a round trip per checkout. Zero leaves the server's default
-	// (wait without limit). Millisecond precision. SQL Server has no limit
-	// on statements or on sessions idle in a transaction: a client frozen
-	// mid-transaction keeps its locks until its connection dies.
+	// 1222, see LockTimeout): SET LOCK_TIMEOUT whenever the pool hands a
+	// session out, a round trip per checkout. Zero: wait without limit.
 	LockTimeout time.Duration
-	// KeepAlive and TCPUserTimeout are the client's end of each connection:
-	// keepalive probes after KeepAlive idle and every KeepAlive (3
-	// unanswered close it; zero: 15 s), and TCP_USER_TIMEOUT (Linux; zero:
-	// the system's default). The server's end is its own KEEPALIVE setting
-	// (30 s by default).
+	// KeepAlive and TCPUserTimeout are the client's end of each connection
+	// (tcpdial.Config); the server's end is its own KEEPALIVE setting.
 	KeepAlive, TCPUserTimeout time.Duration
 	// Clock is this process's clock for the times the store stamps itself
 	// (created_at, the totals' updated_at); nil is time.Now. Leases and
@@ -74,9 +67,8 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Validate checks the configuration, naming each field by its key ("dsn",
-// "maxConns", "lockTimeout"); whoever builds the Config places the keys
-// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
+// Validate checks the configuration, naming each field by its key
+// ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})
@@ -178,9 +170,7 @@ func (s *Store) Close() { s.db.Close() }
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations; an exclusive session application lock
-// (sp_getapplock, per database) serialises concurrent runs from several
-// processes.
+// migrations applies the migrations under a session application lock.
 func (s *Store) migrations() sqlstore.Migrations {
 	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
 		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
@@ -213,8 +203,8 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	StatementPath: func(err error) bool { return hasErrorNumber(err, errStatementPath) },
 }
 
-// appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
-// session owner, released by sp_releaseapplock (or when the session ends).
+// appLocker is goose's SessionLocker on SQL Server (goose has none):
+// sp_getapplock owned by the session, which serialises migrate runs.
 type appLocker struct {
 	resource string
 	timeout  time.Duration

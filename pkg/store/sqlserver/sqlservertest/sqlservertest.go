@@ -77,24 +77,17 @@ func DSN(tb testing.TB) string {
 	defer shared.mu.Unlock()
 	if shared.dbName == "" {
 		name := "promocodes_test_" + testserver.Random()
-		if err := createDatabase(server, name); err != nil {
-			tb.Fatalf("sqlservertest: %v", err)
-		}
+		check(tb, tb.Fatalf, createDatabase(server, name))
 		shared.dbName = name
 	}
 	dsn, err := WithDatabase(server, shared.dbName)
-	if err != nil {
-		tb.Fatalf("sqlservertest: %v", err)
-	}
+	check(tb, tb.Fatalf, err)
 	shared.dbUsers++
 	tb.Cleanup(func() {
 		shared.mu.Lock()
 		defer shared.mu.Unlock()
-		shared.dbUsers--
-		if shared.dbUsers == 0 && shared.dbName != "" {
-			if err := dropDatabase(server, shared.dbName); err != nil {
-				tb.Errorf("sqlservertest: %v", err)
-			}
+		if shared.dbUsers--; shared.dbUsers == 0 {
+			check(tb, tb.Errorf, dropDatabase(server, shared.dbName))
 			shared.dbName = ""
 		}
 	})
@@ -108,19 +101,19 @@ func Database(tb testing.TB) string {
 	tb.Helper()
 	server := ServerDSN(tb)
 	name := testserver.Name(tb, 60)
-	if err := createDatabase(server, name); err != nil {
-		tb.Fatalf("sqlservertest: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := dropDatabase(server, name); err != nil {
-			tb.Errorf("sqlservertest: %v", err)
-		}
-	})
+	check(tb, tb.Fatalf, createDatabase(server, name))
+	tb.Cleanup(func() { check(tb, tb.Errorf, dropDatabase(server, name)) })
 	dsn, err := WithDatabase(server, name)
-	if err != nil {
-		tb.Fatalf("sqlservertest: %v", err)
-	}
+	check(tb, tb.Fatalf, err)
 	return dsn
+}
+
+// check reports err, if any, through report (tb.Fatalf or tb.Errorf).
+func check(tb testing.TB, report func(format string, args ...any), err error) {
+	tb.Helper()
+	if err != nil {
+		report("sqlservertest: %v", err)
+	}
 }
 
 // WithDatabase returns the sqlserver:// URL dsn with its database set to
