@@ -2,11 +2,8 @@ package postgres
 
 import "github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 
-// The SQL of the PostgreSQL store that the shared core runs where it differs
-// from the statements the dialects share (../internal/sqlstore/queries.go;
-// see sqlstore.Statements for each statement's arguments), so that the
-// dialects can be reviewed side by side (../sqlite/queries.go,
-// ../sqlserver/queries.go). Parameters are $n.
+// PostgreSQL's statements where they differ from the shared ones
+// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
 
 const (
 

@@ -6,13 +6,9 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// The SQL of the SQLite store that the shared core runs where it differs
-// from the statements the dialects share (../internal/sqlstore/queries.go;
-// see sqlstore.Statements for each statement's arguments), so that the
-// dialects can be reviewed side by side (../postgres/queries.go,
-// ../sqlserver/queries.go). Parameters are ? or ?n. Times are bound as ISO
-// 8601 UTC text (sqlstore.TimeLayout); sqlNow is the database's clock in that
-// form.
+// SQLite's statements where they differ from the shared ones
+// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
+// Parameters are ? or ?n; times are ISO 8601 UTC text (sqlstore.TimeLayout).
 
 // bucketWidth is how many leading characters of a stored time name its
 // bucket (?2: 'hour' or 'day'); bucketTime completes bucket b to a time.

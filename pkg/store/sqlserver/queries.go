@@ -7,11 +7,9 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// The T-SQL of the SQL Server store where it differs from the statements the
-// dialects share (../internal/sqlstore/queries.go), so that the dialects can be
-// reviewed side by side (../postgres/queries.go, ../sqlite/queries.go).
-// Parameters are @p1, @p2, ... in the order of the arguments (go-mssqldb names
-// positional arguments so). The argument types decide whether an index is
+// SQL Server's statements where they differ from the shared ones
+// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements), with
+// parameters @p1, @p2, ... The argument types decide whether an index is
 // used (docs/store.md, "SQL Server"): codes are mssql.VarChar, batch numbers
 // int32, times UTC. Every UPDATE returns its rows through OUTPUT ... INTO a
 // table variable: a plain OUTPUT fails (error 334) once the table has a
