@@ -239,9 +239,11 @@ func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
 var dialect = sqlstore.Dialect[pgxTx]{
 	Statements:      statements,
 	Time:            sqlstore.UTC,
-	UniqueViolation: uniqueViolation,
-	Retryable:       retryable,
-	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	UniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
+	// A deadlock or serialization failure: the transaction was rolled back
+	// and may simply be run again.
+	Retryable: func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
+	Bulk:      sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
 	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
 		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
 		for i, r := range refs {
@@ -301,13 +303,6 @@ func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// retryable reports whether err is a deadlock or serialization failure: the
-// transaction was rolled back and may simply be run again.
-func retryable(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" }
-
-// uniqueViolation reports whether err is a unique violation (23505).
-func uniqueViolation(err error) bool { return sqlState(err) == "23505" }
 
 // pgxQuerier is what a pool and a transaction have in common.
 type pgxQuerier interface {

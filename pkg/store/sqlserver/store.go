@@ -159,7 +159,9 @@ func where(p msdsn.Config) string {
 // newStore returns a store on db (Open, and tests with a recording driver).
 func newStore(db *sql.DB, clock func() time.Time) *Store {
 	s := &Store{db: db}
-	pool := sqlstore.NewSQLDB(db, readCommitted)
+	// READ COMMITTED explicitly: go-mssqldb's default keeps whatever level
+	// the pooled session had.
+	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
 	return s
 }
@@ -177,21 +179,19 @@ func (s *Store) migrations() sqlstore.Migrations {
 		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
 }
 
-// readCommitted is the isolation of every transaction of the store. Explicit,
-// because go-mssqldb's default keeps whatever level the pooled session had.
-var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-
 // dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements:      statements,
-	VarChar:         func(s string) any { return mssql.VarChar(s) },
-	Time:            sqlstore.UTC,
-	UniqueViolation: uniqueViolation,
-	Retryable:       deadlocked,
-	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
-	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
-	AllRows:         math.MaxInt32, // TOP needs a number
-	Lease:           leaseMillis,
+	Statements: statements,
+	VarChar:    func(s string) any { return mssql.VarChar(s) },
+	Time:       sqlstore.UTC,
+	// A duplicate key: which table follows from the statement that failed.
+	UniqueViolation: func(err error) bool { return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex) },
+	// A deadlock victim: the transaction was rolled back and may run again.
+	Retryable:     func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
+	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished: sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:       math.MaxInt32, // TOP needs a number
+	Lease:         leaseMillis,
 	// Not now rather than not this: the database offline or failing over,
 	// out of sessions, or a lock wait that ran out.
 	Unavailable: func(err error) bool {
@@ -258,16 +258,6 @@ func hasErrorNumber(err error, numbers ...int32) bool {
 	}
 	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
-
-// uniqueViolation reports whether err is a duplicate key (2627 or 2601). Which
-// table it was on follows from the statement that failed.
-func uniqueViolation(err error) bool {
-	return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex)
-}
-
-// deadlocked reports whether err says the transaction was rolled back as a
-// deadlock victim: nothing of it remains, and it may simply be run again.
-func deadlocked(err error) bool { return hasErrorNumber(err, errDeadlockVictim) }
 
 // hideSecret returns err, or, if its text shows the DSN's password, an error
 // with the password blanked out (losing the wrapped chain, which is better
