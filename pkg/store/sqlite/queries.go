@@ -229,14 +229,5 @@ WHERE published = 0 AND (promotion_id, batch_no) IN (` + values("VALUES ", n) + 
 
 // values is head followed by n rows (?,?).
 func values(head string, n int) string {
-	var b strings.Builder
-	b.Grow(len(head) + 6*n)
-	b.WriteString(head)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?)")
-	}
-	return b.String()
+	return head + strings.TrimPrefix(strings.Repeat(",(?,?)", n), ",")
 }

@@ -48,24 +48,14 @@ func qMarkPublished(n int) string {
 // valueRows returns n rows of a VALUES list with per parameters each,
 // numbered from first: "(@p2),(@p3)" or "(@p1, @p2),(@p3, @p4)".
 func valueRows(n, per, first int) string {
-	var b strings.Builder
-	b.Grow(n * per * 8)
-	for i := range n * per {
-		switch {
-		case i == 0:
-			b.WriteByte('(')
-		case i%per == 0:
-			b.WriteString("),(")
-		default:
-			b.WriteString(", ")
+	rows, row := make([]string, n), make([]string, per)
+	for r := range rows {
+		for i := range row {
+			row[i] = "@p" + strconv.Itoa(first+r*per+i)
 		}
-		b.WriteString("@p")
-		b.WriteString(strconv.Itoa(first + i))
+		rows[r] = "(" + strings.Join(row, ", ") + ")"
 	}
-	if n > 0 {
-		b.WriteByte(')')
-	}
-	return b.String()
+	return strings.Join(rows, ",")
 }
 
 const (
