@@ -63,11 +63,12 @@ func Database(tb testing.TB) string {
 	tb.Helper()
 	server := ServerDSN(tb)
 	name := testserver.Name(tb, 60)
-	if err := createDatabase(server, name); err != nil {
+	if err := admin(server, "create database "+name, "CREATE DATABASE ["+name+"]"); err != nil {
 		tb.Fatalf("sqlservertest: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := dropDatabase(server, name); err != nil {
+	tb.Cleanup(func() { // disconnecting whoever is still on it
+		if err := admin(server, "drop database "+name, "IF DB_ID(N'"+name+"') IS NOT NULL BEGIN "+
+			"ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]; END"); err != nil {
 			tb.Errorf("sqlservertest: %v", err)
 		}
 	})
@@ -97,17 +98,6 @@ func WithDatabase(dsn, name string) (string, error) {
 	q.Set("database", name)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
-}
-
-// createDatabase creates database name (a plain identifier made here).
-func createDatabase(server, name string) error {
-	return admin(server, "create database "+name, "CREATE DATABASE ["+name+"]")
-}
-
-// dropDatabase drops database name, disconnecting whoever is still on it.
-func dropDatabase(server, name string) error {
-	return admin(server, "drop database "+name, "IF DB_ID(N'"+name+"') IS NOT NULL BEGIN "+
-		"ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]; END")
 }
 
 // admin runs query on server in a session of its own; what says what it does.
