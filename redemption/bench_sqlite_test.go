@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
@@ -34,6 +35,7 @@ const envBenchServeSQLite = "PROMOCODES_BENCH_SERVE_SQLITE" // "path group": the
 // for its RedeemGroup, until its standard input closes, after printing its
 // address.
 func serveBenchSQLite(arg string) error {
+	app.TuneGC() // as promocodes api and dev do
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	path, g, _ := strings.Cut(arg, " ")

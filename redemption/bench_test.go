@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/api"
+	"github.com/promocodes/promocodes/pkg/app"
 	"github.com/promocodes/promocodes/pkg/codes"
 	"github.com/promocodes/promocodes/pkg/listen"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -75,6 +76,7 @@ func serveBench() error {
 		return fmt.Errorf("%s: want \"dsn schema conns\"", envBenchServe)
 	}
 	conns, _ := strconv.Atoi(parts[2])
+	app.TuneGC() // as promocodes api does
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// BENCH_REDEEM_PG_GROUP "size flights" sets the store's group commit

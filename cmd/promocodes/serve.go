@@ -61,6 +61,7 @@ type commandContext = *cobra.Command
 func newDevCmd() *cobra.Command {
 	cmd := serviceCmd("dev", "Everything in one process: embedded broker, SQLite, API, generators, shovel", devDefaults,
 		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			app.TuneGC()
 			return app.Run(cmd.Context(), cfg, log, app.StartDev)
 		})
 	return cmd
@@ -69,6 +70,7 @@ func newDevCmd() *cobra.Command {
 func newAPICmd() *cobra.Command {
 	return serviceCmd("api", "Serve the Promotion API and publish batch events", app.Defaults,
 		func(cmd commandContext, cfg app.Config, log *zap.Logger) error {
+			app.TuneGC()
 			return app.Run(cmd.Context(), cfg, log, app.StartAPI)
 		})
 }

@@ -83,6 +83,7 @@ func serveBurstAPI(spec string) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	TuneGC() // as promocodes api does
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log, err := newTestLogger()
