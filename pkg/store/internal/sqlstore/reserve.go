@@ -175,7 +175,7 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 			return promo.ConfirmOutcome{}, err
 		}
 	}
-	u, left, refused, rule, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, shopper, true)
+	u, left, refused, rule, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, shopper)
 	if err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
