@@ -2,9 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +29,6 @@ import (
 //
 // Concurrency: safe for concurrent use.
 type RedeemGroup[T Tx] struct {
-	core    *Core[T]
 	max     int
 	flights int
 	run     func(context.Context, []*groupMember) []promo.RedeemResult
@@ -65,7 +64,7 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	g := &RedeemGroup[T]{core: s, max: max, flights: 1}
+	g := &RedeemGroup[T]{max: max, flights: 1}
 	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
 	return g
 }
@@ -91,27 +90,26 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 		g.hold([]*groupMember{m}, 1)
 		g.mu.Unlock()
 		g.write([]*groupMember{m})
-		r := <-m.done
-		return r.Outcome, r.Err
-	}
-	g.pending = append(g.pending, m)
-	g.mu.Unlock()
-	select {
-	case r := <-m.done:
-		return r.Outcome, r.Err
-	case <-ctx.Done():
-	}
-	// Gone before its group started: leave the queue. Once it has started,
-	// it is redeemed and answered, as a single redemption in flight is.
-	g.mu.Lock()
-	for i, o := range g.pending {
-		if o == m {
-			g.pending = append(g.pending[:i], g.pending[i+1:]...)
-			g.mu.Unlock()
+	} else {
+		g.pending = append(g.pending, m)
+		g.mu.Unlock()
+		select {
+		case r := <-m.done:
+			return r.Outcome, r.Err
+		case <-ctx.Done():
+		}
+		// Gone before its group started: leave the queue. Once it has
+		// started, it is redeemed and answered, as a single redemption is.
+		g.mu.Lock()
+		i := slices.Index(g.pending, m)
+		if i >= 0 {
+			g.pending = slices.Delete(g.pending, i, i+1)
+		}
+		g.mu.Unlock()
+		if i >= 0 {
 			return promo.RedeemOutcome{}, ctx.Err()
 		}
 	}
-	g.mu.Unlock()
 	r := <-m.done
 	return r.Outcome, r.Err
 }
@@ -309,9 +307,6 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 	}
 	err := s.inTx(ctx, func(tx T) error {
 		var q Querier = tx
-		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
-			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
-		}
 		mq := &memberQuerier{q: q, n: &g.statements}
 		x := s.on(mq)
 		for i, m := range ms {
@@ -378,48 +373,6 @@ func (q *memberQuerier) query(query string) {
 		head := strings.TrimLeft(query, " \t\r\n(")
 		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
 	}
-}
-
-// groupQuerier runs a group's statements on its database/sql transaction,
-// each statement text prepared once per group (the members run the same few
-// statements over and over). Statements close with the transaction. A pool
-// with a StmtCache needs none: its statements stay prepared across groups.
-type groupQuerier struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
-	if s, ok := q.stmts[query]; ok {
-		return s
-	}
-	s, err := q.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil // run unprepared: the statement reports the error
-	}
-	q.stmts[query] = s
-	return s
-}
-
-func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.ExecContext(ctx, args...)
-	}
-	return q.tx.ExecContext(ctx, query, args...)
-}
-
-func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.QueryContext(ctx, args...)
-	}
-	return q.tx.QueryContext(ctx, query, args...)
-}
-
-func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.QueryRowContext(ctx, args...)
-	}
-	return q.tx.QueryRowContext(ctx, query, args...)
 }
 
 // redeemSafely writes the group, a panic (a bug) answered as every member's

@@ -14,15 +14,13 @@ import (
 // write transaction (a refusal is an outcome whose idempotency record
 // commits too).
 //
-// Locks, in the order every transaction takes them (idempotency key, code
-// row, allowance row, reservation row) so that reserving, redeeming,
-// confirming and rolling back cannot deadlock: lockCode locks the code row,
-// then codeLoad counts uses and live reservations with the lock held. Every
-// transaction that adds a use or a reservation to a code holds that lock
-// until it commits, so the count is complete and no other can be added
-// before this one commits; reservations only leave the count (release,
-// expiry) without it, which can only make the count too high for a moment,
-// never too low. The same holds for the user's allowance row.
+// Locks are taken in redeem's order (key, code row, allowance row), then the
+// reservation row. lockCode locks the code row, then codeLoad counts uses
+// and live reservations under it: every transaction that adds a use or a
+// reservation to a code holds that lock until it commits, so the count is
+// complete; reservations leave the count (release, expiry) without it,
+// which can make it too high for a moment, never too low. The same holds
+// for the user's allowance row.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	if err := checkReserveRequest(req); err != nil {
 		return promo.ReserveOutcome{}, err
@@ -124,21 +122,12 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 	return promo.ReserveOutcome{Reservation: r, Replayed: true}, nil
 }
 
-// Confirm turns a reservation into a redemption, in one write transaction.
-// The use is taken like a redemption's (take), except that the
-// reservation's own hold is not counted: a live reservation always fits. An
-// expired one is confirmed when its use is still free (the use is taken
-// anew, within every limit, as a redemption made now would be) and refused
-// reservation_expired when it is not. A promotion deactivated or ended
-// since, or a code revoked since, is refused with that reason: a
-// reservation holds a use, not an exemption.
-//
-// Confirming a confirmed reservation answers its redemption again (Replayed)
-// when orderID is the same, else idempotency_conflict. A released one is
-// reservation_released. Lock order: code row, allowance row, then the
-// reservation row (MarkConfirmed), as in Reserve. A reservation confirms
-// only on the code row it was made on: when that row is gone and the string
-// names another promotion's code, nothing is taken (promotion_deleted).
+// Confirm turns a reservation into a redemption, in one write transaction
+// (docs/redemption.md, "Reservations", has every answer). The use is taken
+// like a redemption's (take), except that the reservation's own hold is not
+// counted; an expired one is confirmed when its use is still free. Lock
+// order: code row, allowance row, then the reservation row (MarkConfirmed),
+// as in Reserve. A reservation confirms only on the code row it was made on.
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
@@ -165,10 +154,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return x.settled(ctx, r, req)
 	}
 	expired := !r.Live(req.Now)
-	// The eligibility rules are checked again, as they are now, against the
-	// order as finally placed (the confirmation's shopper fields) or else
-	// what the reservation said: a rule changed since, or a confirmation
-	// for another order, admits no ineligible use.
+	// The rules in force are checked again, against the confirmation's
+	// shopper fields or else the reservation's.
 	shopper := req.Shopper
 	if shopper == nil {
 		if shopper, err = x.reservationShopper(ctx, id); err != nil {
@@ -184,9 +171,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 	}
 	if refused != "" {
 		// A concurrent confirm of this reservation may have taken the use
-		// while this one waited for the code's (or allowance's) lock: its
-		// commit is what refused this one. Answer from what it did (the
-		// lock was released by that commit, so a new read sees it).
+		// while this one waited for the lock: answer from what it did (a
+		// new read sees its commit).
 		now, found, err := x.reservation(ctx, x.d.Reservation, id)
 		if err != nil {
 			return promo.ConfirmOutcome{}, fmt.Errorf("re-read reservation: %w", err)
@@ -200,9 +186,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return promo.ConfirmOutcome{Refused: refused}, nil
 	}
 	if u.PromotionID != r.PromotionID {
-		// The reservation's code row is gone (its promotion was deleted or
-		// purged) and the string now names another promotion's code: the
-		// reservation held nothing of that one. Give the use back.
+		// The reservation's code row is gone and the string now names
+		// another promotion's code, of which it held nothing.
 		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
 			return promo.ConfirmOutcome{}, err
 		}
@@ -214,8 +199,7 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return promo.ConfirmOutcome{}, fmt.Errorf("mark reservation confirmed: %w", err)
 	}
 	if !ok {
-		// A concurrent confirm or release settled it while this one waited:
-		// give the use back and answer from what that one did.
+		// A concurrent confirm or release settled it meanwhile.
 		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
 			return promo.ConfirmOutcome{}, err
 		}
@@ -254,10 +238,9 @@ func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.Co
 	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
 }
 
-// Release ends a held reservation (its use is free at once). Releasing a
-// released or expired-and-released one answers it again (replayed); a
-// confirmed one is refused reservation_confirmed (roll the redemption back
-// instead). It locks only the reservation row and waits for nothing else.
+// Release ends a held reservation (its use is free at once); a released one
+// is answered again (replayed), a confirmed one refused
+// reservation_confirmed. It locks only the reservation row.
 func (s *Core[T]) Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
 	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Reservation, bool, error) {
 		r, ok, err := x.reservation(ctx, x.d.MarkReleased, x.d.VarChar(id), x.d.Time(now.UTC().Truncate(time.Microsecond)))

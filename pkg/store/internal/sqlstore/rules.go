@@ -207,14 +207,14 @@ func sortBatches(bs []promo.Batch) {
 const defaultPendingLimit = 100
 
 // listLimit applies the default and the cap of a promotion list's page size.
-func listLimit(n int) int {
-	switch {
-	case n <= 0:
-		return promo.DefaultListLimit
-	case n > promo.MaxListLimit:
-		return promo.MaxListLimit
+func listLimit(n int) int { return clampLimit(n, promo.DefaultListLimit, promo.MaxListLimit) }
+
+// clampLimit is n, or def when n is 0 or less, at most max.
+func clampLimit(n, def, max int) int {
+	if n <= 0 {
+		return def
 	}
-	return n
+	return min(n, max)
 }
 
 // checkListFilter validates a list filter before any database work.
@@ -270,27 +270,19 @@ func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) err
 	return b, nil
 }
 
-// checkBucket validates a stats bucket ("" means hour).
-func checkBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
-	switch b {
-	case "":
-		return promo.BucketHour, nil
-	case promo.BucketHour, promo.BucketDay:
-		return b, nil
-	}
-	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
-}
-
-// checkStatsQuery validates a stats query's bucket and window (zero ends
-// take promo.StatsWindow's defaults at now): the series of every store is
-// bounded by promo.MaxStatsBuckets buckets by construction.
+// checkStatsQuery validates a stats query's bucket ("" means hour) and
+// window (zero ends take promo.StatsWindow's defaults at now): the series of
+// every store is bounded by promo.MaxStatsBuckets buckets by construction.
 func checkStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
-	b, err := checkBucket(q.Bucket)
-	if err != nil {
-		return q, err
+	switch q.Bucket {
+	case "":
+		q.Bucket = promo.BucketHour
+	case promo.BucketHour, promo.BucketDay:
+	default:
+		return q, promo.FieldErrorf("bucket", "must be hour or day, got %q", q.Bucket)
 	}
-	q.Bucket = b
-	q.From, q.To, err = promo.StatsWindow(b, q.From, q.To, now)
+	var err error
+	q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, now)
 	return q, err
 }
 
@@ -378,12 +370,4 @@ func checkConfirmRequest(req promo.ConfirmRequest) error {
 
 // pageLimit applies the audit pages' size defaults: 100 when the filter
 // says 0 or less, at most 1,000.
-func pageLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+func pageLimit(n int) int { return clampLimit(n, 100, 1000) }
