@@ -177,7 +177,7 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 
 	// 1. store.Redeem, no HTTP.
 	fmt.Printf("db: %s\n", loadAverage())
-	dbRate, dbLat, dbCounts := runFor(clients, duration, all[:third], func(_ *http.Client, code string, i int) (bool, error) {
+	dbRate, dbLat, dbCounts := runFor(clients, duration, all[:third], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
 			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
 		return err == nil && out.Refused == "", err
@@ -219,7 +219,7 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		redeemHTTP := redeemOverHTTP(base)
 		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
 		var counts map[string]int
-		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *http.Client, code string, i int) (bool, error) {
+		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *benchClient, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "http-"+strconv.Itoa(phase.group)+"-"+strconv.Itoa(i))
 		})
 		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
@@ -232,7 +232,7 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 			hotList[i] = hotCode
 		}
 		var hotLat []float64
-		hotRate, hotLat, counts = runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
+		hotRate, hotLat, counts = runFor(clients, duration, hotList, func(c *benchClient, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 		})
 		stop()
@@ -404,7 +404,7 @@ func (f *floorDB) run(b *testing.B, name string, clients int, d time.Duration, g
 		}
 	}
 	list := make([]string, clients*20_000) // a bound on each goroutine's redemptions
-	rate, lat, counts := runFor(clients, d, list, func(_ *http.Client, _ string, i int) (bool, error) {
+	rate, lat, counts := runFor(clients, d, list, func(_ *benchClient, _ string, i int) (bool, error) {
 		err := one(codeOf(), "u"+strconv.Itoa(i))
 		return err == nil, err
 	})

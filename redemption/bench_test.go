@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -274,14 +275,14 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 
 	// 1. Spread, over HTTP.
 	fmt.Printf("spread: %s\n", loadAverage())
-	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *http.Client, code string, i int) (bool, error) {
+	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *benchClient, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
 	})
 	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f\n",
 		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor)
 
 	// 2. The same store.Redeem, no HTTP.
-	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *http.Client, code string, i int) (bool, error) {
+	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
 			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
 		return err == nil && out.Refused == "", err
@@ -301,7 +302,7 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	for i := range hotList {
 		hotList[i] = hotCode
 	}
-	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *http.Client, code string, i int) (bool, error) {
+	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *benchClient, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 	})
 	uses, rows := hotCheck(b, st, hp.ID, hotCode)
@@ -464,11 +465,7 @@ func seedBench(b *testing.B, st benchStore, n int, prefix string) []string {
 // after another, for d; it returns successes per second, every latency in
 // milliseconds, and the outcomes.
 func runFor(workers int, d time.Duration, codeList []string,
-	do func(c *http.Client, code string, i int) (bool, error)) (float64, []float64, map[string]int) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = workers
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: time.Minute}
+	do func(c *benchClient, code string, i int) (bool, error)) (float64, []float64, map[string]int) {
 	per := len(codeList) / workers
 	var (
 		mu       sync.Mutex
@@ -482,6 +479,12 @@ func runFor(workers int, d time.Duration, codeList []string,
 	for w := range workers {
 		mine := codeList[w*per : (w+1)*per]
 		wg.Go(func() {
+			c := &benchClient{}
+			defer func() {
+				if c.c != nil {
+					c.c.Close()
+				}
+			}()
 			local := make([]float64, 0, 4096)
 			for i, code := range mine {
 				if time.Now().After(deadline) {
@@ -512,7 +515,13 @@ func runFor(workers int, d time.Duration, codeList []string,
 }
 
 // runBurst sends n redemptions at once, each on its own connection, spread
-// over codeList, and waits for every answer.
+// over codeList, and waits for every answer. Its client is a minimal
+// HTTP/1.1 one, as load generators such as wrk are: a request built before
+// the gate, one dial, one write and http.ReadResponse per connection, on one
+// goroutine (the same client as pkg/app's TestBurstTenThousandConnections).
+// A net/http Transport per connection costs several goroutines and buffers
+// per request: on a 2-core machine that client's CPU, not the API's, set part
+// of the drain time (docs/performance.md, "Bursts").
 func runBurst(b *testing.B, base string, codeList []string, n int) (time.Duration, float64, map[string]int) {
 	var (
 		mu     sync.Mutex
@@ -522,28 +531,20 @@ func runBurst(b *testing.B, base string, codeList []string, n int) (time.Duratio
 		ready  sync.WaitGroup
 		gate   = make(chan struct{})
 	)
+	addr := strings.TrimPrefix(base, "http://")
 	ready.Add(n)
 	for i := range n {
 		wg.Go(func() {
-			// Its own transport: its own connection, dialled after the gate,
-			// so the drain includes 10,000 connections opened at once.
-			tr := &http.Transport{DisableKeepAlives: true, MaxConnsPerHost: 1}
-			c := &http.Client{Transport: tr, Timeout: 2 * time.Minute}
-			req, _ := http.NewRequest("POST", base+"/v1/codes/"+codeList[i%len(codeList)]+"/redemptions",
-				strings.NewReader(`{"userId":"flash-`+strconv.Itoa(i)+`"}`))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+redeemToken)
+			// The connection is dialled after the gate, so the drain includes
+			// 10,000 connections opened at once.
+			body := `{"userId":"flash-` + strconv.Itoa(i) + `"}`
+			req := "POST /v1/codes/" + codeList[i%len(codeList)] + "/redemptions HTTP/1.1\r\nHost: " + addr +
+				"\r\nContent-Type: application/json\r\nAuthorization: Bearer " + redeemToken +
+				"\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body
 			ready.Done()
 			<-gate
 			t0 := time.Now()
-			resp, err := c.Do(req)
-			key := ""
-			if err != nil {
-				key = "error: " + err.Error()
-			} else {
-				_, _ = drainBody(resp)
-				key = strconv.Itoa(resp.StatusCode)
-			}
+			key := burstOne(addr, req, t0.Add(2*time.Minute))
 			ms := float64(time.Since(t0).Microseconds()) / 1000
 			mu.Lock()
 			counts[key]++
@@ -560,24 +561,34 @@ func runBurst(b *testing.B, base string, codeList []string, n int) (time.Duratio
 	return drain, pct(lats, 99), counts
 }
 
+// burstOne sends one prepared request on a new connection to addr and
+// returns the answer's status code, or "error: ..." when there was none.
+func burstOne(addr, req string, deadline time.Time) string {
+	c, err := (&net.Dialer{Deadline: deadline}).Dial("tcp", addr)
+	if err != nil {
+		return "error: dial: " + err.Error()
+	}
+	defer c.Close()
+	_ = c.SetDeadline(deadline)
+	if _, err := io.WriteString(c, req); err != nil {
+		return "error: send: " + err.Error()
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return "error: read answer: " + err.Error()
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return "error: read body: " + err.Error()
+	}
+	return strconv.Itoa(resp.StatusCode)
+}
+
 func pct(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
 		return math.NaN()
 	}
 	return sorted[min(len(sorted)-1, int(math.Ceil(p/100*float64(len(sorted))))-1)]
-}
-
-func drainBody(resp *http.Response) (int64, error) {
-	defer resp.Body.Close()
-	var n int64
-	buf := make([]byte, 4096)
-	for {
-		k, err := resp.Body.Read(buf)
-		n += int64(k)
-		if err != nil {
-			return n, nil
-		}
-	}
 }
 
 func newUUID() string {
@@ -604,19 +615,78 @@ func raiseFileLimit(n int) error {
 
 // redeemOverHTTP redeems code for user through the API at base: true on 201,
 // false on a refusal, an error on a 5xx or a failed request.
-func redeemOverHTTP(base string) func(c *http.Client, code, user string) (bool, error) {
-	return func(c *http.Client, code, user string) (bool, error) {
-		req, _ := http.NewRequest("POST", base+"/v1/codes/"+code+"/redemptions", strings.NewReader(`{"userId":"`+user+`"}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+redeemToken)
-		resp, err := c.Do(req)
+func redeemOverHTTP(base string) func(c *benchClient, code, user string) (bool, error) {
+	return func(c *benchClient, code, user string) (bool, error) {
+		status, err := c.post(base, "/v1/codes/"+code+"/redemptions", `{"userId":"`+user+`"}`)
 		if err != nil {
 			return false, err
 		}
-		_, _ = drainBody(resp)
-		if resp.StatusCode >= 500 {
-			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
+		if status >= 500 {
+			return false, fmt.Errorf("HTTP %d", status)
 		}
-		return resp.StatusCode == http.StatusCreated, nil
+		return status == http.StatusCreated, nil
 	}
+}
+
+// benchClient is one load-generating client: a keep-alive HTTP/1.1
+// connection written to and read from by one goroutine, as load generators
+// such as wrk are. A net/http Client costs a reader and a writer goroutine per
+// connection, a Request, its headers and their copies per request: CPU the
+// benchmark's 64 clients would take from the API on the same 2 cores. The
+// connection is dialled again after an error or a "Connection: close"; a
+// request that failed is not sent again (a redemption is not retried blind).
+type benchClient struct {
+	c   net.Conn
+	r   *bufio.Reader
+	buf []byte
+}
+
+// post sends body as JSON to base+path with the benchmark's token and
+// returns the answer's status code, its body read and dropped.
+func (bc *benchClient) post(base, path, body string) (int, error) {
+	addr := strings.TrimPrefix(base, "http://")
+	if bc.c == nil {
+		c, err := net.DialTimeout("tcp", addr, time.Minute)
+		if err != nil {
+			return 0, fmt.Errorf("dial %s: %w", addr, err)
+		}
+		bc.c = c
+		if bc.r == nil {
+			bc.r = bufio.NewReader(c)
+		} else {
+			bc.r.Reset(c)
+		}
+	}
+	bc.buf = append(bc.buf[:0], "POST "...)
+	bc.buf = append(bc.buf, path...)
+	bc.buf = append(bc.buf, " HTTP/1.1\r\nHost: "...)
+	bc.buf = append(bc.buf, addr...)
+	bc.buf = append(bc.buf, "\r\nContent-Type: application/json\r\nAuthorization: Bearer "...)
+	bc.buf = append(bc.buf, redeemToken...)
+	bc.buf = append(bc.buf, "\r\nContent-Length: "...)
+	bc.buf = strconv.AppendInt(bc.buf, int64(len(body)), 10)
+	bc.buf = append(bc.buf, "\r\n\r\n"...)
+	bc.buf = append(bc.buf, body...)
+	_ = bc.c.SetDeadline(time.Now().Add(time.Minute))
+	status, closing, err := bc.exchange()
+	if err != nil || closing {
+		bc.c.Close()
+		bc.c = nil
+	}
+	return status, err
+}
+
+func (bc *benchClient) exchange() (status int, closing bool, err error) {
+	if _, err := bc.c.Write(bc.buf); err != nil {
+		return 0, true, fmt.Errorf("send: %w", err)
+	}
+	resp, err := http.ReadResponse(bc.r, nil)
+	if err != nil {
+		return 0, true, fmt.Errorf("read answer: %w", err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, true, fmt.Errorf("read answer's body: %w", err)
+	}
+	return resp.StatusCode, resp.Close, nil
 }
