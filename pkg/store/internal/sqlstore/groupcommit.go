@@ -306,12 +306,11 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 		sctx = context.WithoutCancel(ctx)
 	}
 	err := s.inTx(ctx, func(tx T) error {
-		var q Querier = tx
-		mq := &memberQuerier{q: q, n: &g.statements}
+		mq := &memberQuerier{q: tx, n: &g.statements}
 		x := s.on(mq)
 		for i, m := range ms {
 			if savepoints {
-				if _, err := q.Exec(sctx, "SAVEPOINT member"); err != nil {
+				if _, err := tx.Exec(sctx, "SAVEPOINT member"); err != nil {
 					return fmt.Errorf("savepoint: %w", err)
 				}
 				g.savepoints.Add(1)
@@ -322,12 +321,12 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 			case err != nil && !savepoints && mq.wrote:
 				return errMemberFailed
 			case err != nil && savepoints:
-				if _, rerr := q.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+				if _, rerr := tx.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
 					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
 				}
 			}
 			if savepoints {
-				if _, err := q.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
+				if _, err := tx.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
 					return fmt.Errorf("release savepoint: %w", err)
 				}
 			}

@@ -170,7 +170,7 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		load, err = x.codeLoad(ctx, code, now, exclude)
 	}
 	if err != nil {
-		return u, 0, "", "", fmt.Errorf("use code: %w", err)
+		return u, 0, "", "", fmt.Errorf("use code, count its holds: %w", err)
 	}
 	if !ok {
 		reason, pid, err := x.refusal(ctx, code, userID, now)
@@ -215,7 +215,7 @@ func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, no
 		load, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
 	}
 	if err != nil {
-		return false, fmt.Errorf("use allowance: %w", err)
+		return false, fmt.Errorf("use allowance, count its holds: %w", err)
 	}
 	if ok && load > u.PerUserLimit {
 		if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
@@ -304,14 +304,10 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 }
 
 // Rollback gives a redemption's use back to its code and its user, once: the
-// conditional MarkRolledBack lets exactly one transaction through. A second
-// rollback answers the redemption as it is (replayed = true), releasing
-// nothing. ENotFound for an unknown id.
-//
-// The use goes back to the exact code row the redemption took: the code
-// string in the redemption's promotion. When that row is gone (the promotion
-// was deleted or purged, and the string may since name another promotion's
-// code), no code is changed and the answer says so (CodeGone).
+// conditional MarkRolledBack lets exactly one transaction through; a second
+// rollback answers the redemption as it is (replayed), releasing nothing.
+// The use goes back to the code row the redemption took, or to none when it
+// is gone (CodeGone; docs/redemption.md, "Rollback").
 func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
 	if s.d.RollbackOnce != "" {
 		r, replayed, err := s.rollbackOnce(ctx, req)

@@ -41,50 +41,46 @@ func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 		}
 		return x.replayReservation(ctx, req)
 	}
-	refused, rule, r, err := x.hold(ctx, req)
+	out, err := x.hold(ctx, req)
 	if err != nil {
-		return promo.ReserveOutcome{}, err
+		return out, err
 	}
-	return promo.ReserveOutcome{Refused: refused, Rule: rule, Reservation: r},
-		x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey, promo.Reason(promo.Refused(refused, rule)), r.ID)
+	return out, x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey,
+		promo.Reason(promo.Refused(out.Refused, out.Rule)), out.Reservation.ID)
 }
 
 // hold takes the locks, counts and writes the reservation, or names the
 // refusal (and the eligibility rule of a not_eligible).
-func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Reason, string, promo.Reservation, error) {
-	var none promo.Reservation
+func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	u, ok, err := x.lockCode(ctx, req.Code, req.UserID, req.Now)
 	if err != nil {
-		return "", "", none, fmt.Errorf("lock code: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("lock code: %w", err)
 	}
 	if !ok {
 		reason, _, err := x.refusal(ctx, req.Code, req.UserID, req.Now)
-		return reason, "", none, err
+		return promo.ReserveOutcome{Refused: reason}, err
 	}
 	load, err := x.codeLoad(ctx, req.Code, req.Now, "")
 	if err != nil {
-		return "", "", none, fmt.Errorf("count code holds: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("count code holds: %w", err)
 	}
 	if load+1 > u.MaxUsage {
-		return promo.ReasonCodeExhausted, "", none, nil
+		return promo.ReserveOutcome{Refused: promo.ReasonCodeExhausted}, nil
 	}
 	if rule := u.Eligibility.Check(req.Shopper); rule != "" {
-		return promo.ReasonNotEligible, rule, none, nil
+		return promo.ReserveOutcome{Refused: promo.ReasonNotEligible, Rule: rule}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
+		var userLoad int
 		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
+		if ok && err == nil {
+			userLoad, err = x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
+		}
 		if err != nil {
-			return "", "", none, fmt.Errorf("lock allowance: %w", err)
+			return promo.ReserveOutcome{}, fmt.Errorf("lock allowance, count its holds: %w", err)
 		}
-		if !ok {
-			return promo.ReasonUserLimitReached, "", none, nil
-		}
-		userLoad, err := x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
-		if err != nil {
-			return "", "", none, fmt.Errorf("count user holds: %w", err)
-		}
-		if userLoad+1 > u.PerUserLimit {
-			return promo.ReasonUserLimitReached, "", none, nil
+		if !ok || userLoad+1 > u.PerUserLimit {
+			return promo.ReserveOutcome{Refused: promo.ReasonUserLimitReached}, nil
 		}
 	}
 	now := req.Now.UTC().Truncate(time.Microsecond)
@@ -94,15 +90,15 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Rea
 	if req.Shopper != nil {
 		b, err := json.Marshal(req.Shopper.Normalize())
 		if err != nil {
-			return "", "", none, fmt.Errorf("encode shopper: %w", err)
+			return promo.ReserveOutcome{}, fmt.Errorf("encode shopper: %w", err)
 		}
 		shopper = string(b)
 	}
 	if err := x.exec(ctx, x.d.InsertReservation, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID,
 		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt), shopper); err != nil {
-		return "", "", none, fmt.Errorf("insert reservation: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("insert reservation: %w", err)
 	}
-	return "", "", r, nil
+	return promo.ReserveOutcome{Reservation: r}, nil
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {

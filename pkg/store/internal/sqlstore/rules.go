@@ -15,15 +15,13 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// maxReplaceRounds bounds the collision replacement loop of a chunk commit.
-// Each round reserves as many sequence numbers as codes are still missing; a
-// real code space needs one round almost always, so hitting the bound means a
-// broken Replace (say, one that renders the same code for every seq).
+// maxReplaceRounds bounds the collision replacement loop of a chunk commit:
+// a real code space needs one round almost always, so hitting the bound
+// means a broken Replace (say, one that renders the same code for every seq).
 const maxReplaceRounds = 64
 
-// normalizeNewPromotion checks the fields the store relies on and fills the
-// vanity code count. The API validates requests in depth; this only keeps a
-// bad caller from writing rows that break the store's invariants.
+// normalizeNewPromotion checks the fields the store relies on (the API
+// validates requests in depth) and fills the vanity code count.
 func normalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
 	switch np.Kind {
 	case promo.KindGenerated:
@@ -137,9 +135,8 @@ func notAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 }
 
 // promotionStopped is the error of a chunk refused because its promotion was
-// cancelled or its deletion requested while the chunk was being written: the
-// chunk's transaction is rolled back and its batch marked cancelled, so the
-// worker that reloads the batch sees it cancelled and stops.
+// cancelled or its deletion requested while the chunk was being written (the
+// batch is marked cancelled, so the worker that reloads it stops).
 func promotionStopped(c promo.Chunk) error {
 	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
 		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
@@ -155,8 +152,7 @@ func noReplacement(c promo.Chunk, missing int64) error {
 
 // checkReplacement returns the ECapacity error when the n replacement
 // sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
-// code space Replace renders), nil otherwise. The caller rolls back: the
-// chunk writes nothing.
+// code space Replace renders), nil otherwise.
 func checkReplacement(c promo.Chunk, start, n int64) error {
 	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
 		return nil
@@ -243,12 +239,10 @@ func activeFilter(a *bool) int {
 // defaultRollupBatch bounds one rollup transaction when the caller passes 0.
 const defaultRollupBatch = 1000
 
-// rollUpEvents is one rollup transaction after its claim: claimed are the events
-// the dialect's statement just marked counted (under its lock: FOR UPDATE
-// SKIP LOCKED, UPDLOCK/READPAST, or SQLite's single writer); add writes the
-// per-promotion deltas in the same transaction. The caller commits, so the
-// mark and the totals land together or not at all: exact with any number of
-// rollers and across crashes.
+// rollUpEvents is one rollup transaction after its claim: claimed are the
+// events the dialect's statement just marked counted under its lock; add
+// writes the per-promotion deltas in the same transaction, so the mark and
+// the totals commit together: exact with any number of rollers and crashes.
 func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
 	b := promo.RollupBatch{Events: len(claimed)}
 	if len(claimed) == 0 {
@@ -293,10 +287,8 @@ type bucketReason struct {
 	N      int64
 }
 
-// mergeRefusals puts refusal counts by reason into the series' points (both
-// from the same window and bucket width; a count whose bucket is not in
-// series is dropped, which the stores' queries rule out) and gives every
-// point a non-nil map.
+// mergeRefusals puts refusal counts by reason into the series' points of
+// the same window and bucket width, and gives every point a non-nil map.
 func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
 	at := make(map[int64]int, len(series))
 	for i := range series {
