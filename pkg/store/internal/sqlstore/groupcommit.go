@@ -278,10 +278,16 @@ func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*grou
 		res, err = s.groupTx(ctx, g, ms, true)
 	}
 	if err != nil {
-		err = fmt.Errorf("redeem a group of %d: %w", len(ms), err)
-		for i := range res {
-			res[i] = promo.RedeemResult{Err: err}
-		}
+		return failAll(len(ms), fmt.Errorf("redeem a group of %d: %w", len(ms), err))
+	}
+	return res
+}
+
+// failAll answers n members with err.
+func failAll(n int, err error) []promo.RedeemResult {
+	res := make([]promo.RedeemResult, n)
+	for i := range res {
+		res[i].Err = err
 	}
 	return res
 }
@@ -380,11 +386,7 @@ func (q *memberQuerier) query(query string) {
 func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (res []promo.RedeemResult) {
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p)
-			res = make([]promo.RedeemResult, len(ms))
-			for i := range res {
-				res[i].Err = err
-			}
+			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p))
 		}
 	}()
 	return g.run(ctx, ms)

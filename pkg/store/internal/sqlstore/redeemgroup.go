@@ -85,22 +85,21 @@ func (s *Core[T]) redeemAlone(ms []*groupMember, todo []int, res []promo.RedeemR
 
 // redeemGroupStatement runs RedeemGroupOnce for ms[todo...] (in that order)
 // and fills their results; an error means the statement wrote nothing (the
-// request was not sent, or the database answered it with an error) and no
-// result was set.
+// request was not sent, or the database answered it with an error) and the
+// results are the caller's to set.
 func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, todo []int, res []promo.RedeemResult) error {
 	n := len(todo)
 	c, err := columnsOf(n, func(j int) promo.RedeemRequest { return ms[todo[j]].req })
 	if err != nil {
 		return err
 	}
-	outs := make([]promo.RedeemResult, n)
 	outcomes := make([]string, n)
 	seen := 0
 	err = s.eachMember(ctx, s.d.RedeemGroupOnce, []any{c.ids, c.codes, c.users, c.orders, c.metadata, c.at, c.keys,
 		c.hashes, promo.StreamRedemptions, c.heads, c.bodies, c.addrs, c.agents},
 		c.rs, func(j int, outcome string, out promo.RedeemOutcome) {
 			seen++
-			outs[j].Outcome, outcomes[j] = out, outcome
+			res[todo[j]].Outcome, outcomes[j] = out, outcome
 		})
 	switch {
 	case err != nil && s.d.ServerError(err):
@@ -114,7 +113,7 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 		// every member is answered with the error, as a lone redemption is.
 		err = fmt.Errorf("redeem a group of %d in one statement: %w", n, err)
 		for _, i := range todo {
-			res[i].Err = redeemErr(err, ms[i].req)
+			res[i] = promo.RedeemResult{Err: redeemErr(err, ms[i].req)}
 		}
 		return nil
 	}
@@ -123,14 +122,12 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 		switch outcomes[j] {
 		case "replay":
 			out, err := s.on(s.w).replay(ms[i].ctx, ms[i].req)
-			outs[j] = promo.RedeemResult{Outcome: out, Err: redeemErr(err, ms[i].req)}
+			res[i] = promo.RedeemResult{Outcome: out, Err: redeemErr(err, ms[i].req)}
 		case "rules":
 			// Its promotion has eligibility rules: redeemed alone, on the
 			// statement path, after the group (as if it came next).
 			rules = append(rules, i)
-			continue
 		}
-		res[i] = outs[j]
 	}
 	s.redeemAlone(ms, rules, res)
 	return nil
