@@ -2,19 +2,14 @@ package postgres
 
 import "github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 
-// The SQL of the PostgreSQL store that the shared core runs where it differs
-// from the statements the dialects share (../internal/sqlstore/queries.go;
-// see sqlstore.Statements for each statement's arguments), so that the
-// dialects can be reviewed side by side (../sqlite/queries.go,
-// ../sqlserver/queries.go). Parameters are $n.
+// PostgreSQL's statements where they differ from the shared ones
+// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
 
 const (
 
-	// qEndFrozenCopies terminates the sessions of this database and user
-	// that are in a COPY FROM STDIN started more than $1 ms ago and waiting
-	// for their client (wait_event ClientRead) with a transaction open: a
-	// COPY still receiving data is cancelled by statement_timeout, one whose
-	// client stopped sending is not.
+	// qEndFrozenCopies (Store.EndFrozenCopies) terminates this database and
+	// user's sessions in a COPY FROM STDIN older than $1 ms that wait for
+	// their client with a transaction open.
 	qEndFrozenCopies = `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
 	AND state = 'active' AND wait_event = 'ClientRead' AND backend_xid IS NOT NULL
@@ -24,9 +19,8 @@ WHERE datname = current_database() AND usename = current_user AND pid <> pg_back
 FROM unnest($1::bigint[], $2::int[]) AS r(promotion_id, batch_no)
 WHERE batches.promotion_id = r.promotion_id AND batches.batch_no = r.batch_no AND NOT batches.published`
 
-	// Fallback path for a chunk that collided: stage, then insert what does
-	// not conflict. INCLUDING DEFAULTS (not ALL): the staging table must not
-	// carry the unique index, or the COPY into it would fail again.
+	// INCLUDING DEFAULTS, not ALL: the staging table must not carry the
+	// unique index, or the COPY into it would fail again.
 	qCreateStaging = `CREATE TEMP TABLE codes_staging (LIKE codes INCLUDING DEFAULTS) ON COMMIT DROP`
 
 	qInsertFromStaging = `INSERT INTO codes (code, promotion_id)
@@ -68,8 +62,9 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()"}, sq
 
 	InsertBatches: insertBatches("0"),
 
-	// Progress: a batch counts as cancelled when its promotion is flagged
-	// cancelled, also while a chunk in flight still holds it unmarked.
+	// Progress (and ListPromotions): a batch counts as cancelled when its
+	// promotion is flagged cancelled, also while a chunk in flight still
+	// holds it unmarked.
 	Progress: `SELECT count(*),
 	COALESCE(sum(b.done), 0)::bigint,
 	count(*) FILTER (WHERE b.done = b.code_count),
@@ -81,12 +76,10 @@ FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id =
 	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE NOT published
 ORDER BY promotion_id, batch_no LIMIT $1`,
 
-	// ClaimPendingBatches leases up to $1 of the oldest unpublished batches
-	// for $2 microseconds to this publisher: SKIP LOCKED passes over rows
-	// another replica is claiming right now, the lease over rows it claimed
-	// and is publishing. The lease is on the database's clock (now()), so
-	// replicas whose clocks disagree still agree on it. RETURNING has no
-	// order: the caller sorts.
+	// ClaimPendingBatches (and ClaimEvents) lease for $2 microseconds of the
+	// database's clock: SKIP LOCKED passes over rows another replica is
+	// claiming right now, the lease over rows it claimed and is publishing.
+	// RETURNING has no order: the caller sorts.
 	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = now() + $2 * interval '1 microsecond'
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
@@ -94,13 +87,8 @@ WHERE (promotion_id, batch_no) IN (
 	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING ` + sqlstore.BatchCols,
 
-	// ListPromotions is a page of promotions with their progress, newest first:
-	// $1 the cursor (ids below it; 0 = from the newest), $2 a name fragment
-	// (empty = any), $3 a status (empty = any), $4 the page size, $5 the active
-	// filter (0 any, 1 active, 2 inactive). The lateral
-	// aggregate runs per promotion, so an unfiltered page walks the primary key
-	// backwards and stops after $4 rows; the totals are one primary-key look-up
-	// per row; the status is sqlstore.StatusCase.
+	// ListPromotions: the lateral aggregate runs per promotion, so an
+	// unfiltered page walks the primary key backwards and stops after $4 rows.
 	ListPromotions: `SELECT ` + sqlstore.PromotionColsP + `,
 	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
@@ -120,13 +108,9 @@ WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "b") + `)
 ORDER BY p.id DESC LIMIT $4`,
 
-	// OldestUnpublished is the creation time of the promotion of the oldest
-	// unpublished batch (ids grow with time).
-	// Now is the database's clock at the call.
+	// Now: clock_timestamp(), not the transaction's start.
 	Now: `SELECT clock_timestamp()`,
 
-	// Backlog: batches with codes still to write, except those of
-	// promotions whose deletion was requested.
 	Backlog: `SELECT
 	count(*) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')),
 	count(*) FILTER (WHERE b.state = 'parked'),
@@ -137,16 +121,10 @@ WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
 	OldestUnpublished: `SELECT created_at FROM promotions
 WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 
-	// Redemption analytics of one promotion ($1), from the audit trail.
 	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
 	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
 FROM redemptions WHERE promotion_id = $1`,
 
-	// StatsSeries is the time series over [$3, $4) in buckets of $2 (hour
-	// or day, UTC): redemptions made (and how many of those were rolled back
-	// since), rollbacks made, and a row for every bucket with refusals
-	// (StatsRefusalSeries counts them by reason). The window is bounded, so
-	// is the answer.
 	StatsSeries: `SELECT b, sum(n)::bigint, sum(rb)::bigint, sum(rbk)::bigint FROM (
 	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
 	FROM redemptions WHERE promotion_id = $1 AND redeemed_at >= $3 AND redeemed_at < $4 GROUP BY 1
@@ -158,29 +136,22 @@ FROM redemptions WHERE promotion_id = $1`,
 	FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1
 ) e GROUP BY b ORDER BY b`,
 
-	// StatsRefusalSeries is the series' refusals by reason.
 	StatsRefusalSeries: `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
 FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`,
 
-	// Redemption, rollback, the audit trail and the event outbox.
-	//
 	// Why PostgreSQL cannot over-redeem: UseCode and UseAllowance are single
 	// conditional statements. Under READ COMMITTED an UPDATE (or the DO UPDATE of
 	// an upsert) that finds its row locked by another transaction waits, then
 	// re-evaluates its WHERE clause against the row as that transaction committed
 	// it (EvalPlanQual). So "used < max" is checked on the latest committed count
 	// while the row lock is held, and two transactions can never both move a
-	// count from max-1 to max. No read-check-write in Go, no table locks.
+	// count from max-1 to max.
 
 	UseCode: codeUse("c.used + 1"),
 
-	// AddCodeUses takes a combined redemption's n uses at once, within the
-	// maximum (re-checked on the row this transaction has locked).
 	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
 
-	// RedemptionWithEvent writes the audit row and its outbox event in one
-	// statement.
 	RedemptionWithEvent: `WITH r AS (
 	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key,
 		client_addr, user_agent, order_amount, order_currency, discount, first_order, segments, country)
@@ -188,28 +159,18 @@ WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_c
 )
 INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $20, $7)`,
 
-	// RedeemOnce is the whole redemption in one round trip: the function
-	// redeem_code (migration 00012, which says why it cannot over-redeem)
-	// runs the core's steps in the database, in autocommit.
+	// The one-statement redemptions are functions whose migrations say why
+	// they cannot over-redeem: redeem_code (00012), redeem_code_batch (00014),
+	// redeem_codes (00018).
 	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 
-	// RedeemBatchOnce is a combined redemption of one code in one round
-	// trip: redeem_code_batch (migration 00014, which says why it cannot
-	// over-redeem).
 	RedeemBatchOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 
-	// RedeemGroupOnce is group commit: concurrent redemptions of any codes
-	// in one round trip and one transaction, each one call of redeem_code
-	// after the ones before it: redeem_codes (migration 00018, which says
-	// why it cannot over-redeem and what happens on a deadlock).
 	RedeemGroupOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 
-	// ClaimEvents leases the oldest unpublished events to this publisher
-	// for $2 microseconds of the database's clock; SKIP LOCKED and the lease
-	// keep another replica's publisher off them.
 	ClaimEvents: `UPDATE events SET lease_until = now() + $2 * interval '1 microsecond'
 WHERE seq IN (
 	SELECT seq FROM events
@@ -217,27 +178,18 @@ WHERE seq IN (
 	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING seq, stream, event_key, payload`,
 
-	// MarkEventPublished stamps the database's clock: the retention that
-	// prunes published events counts from it.
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL`,
 
-	// IssueCodes hands out up to $5 unassigned codes of
-	// promotion $1 to user $2: SKIP LOCKED passes over the codes another
-	// issuance is taking right now, so concurrent issuances share no row
-	// and wait for none (no counter row: no hot row). A code already used,
-	// revoked or bound is never handed out. The promotion's codes are found
-	// through its BRIN range (no index entry per generated code).
+	// IssueCodes: SKIP LOCKED passes over the codes another issuance is
+	// taking, so concurrent issuances share no row and wait for none.
 	IssueCodes: `UPDATE codes SET user_id = $2, issuance_id = $3, issued_at = $4
 WHERE code IN (
 	SELECT code FROM codes WHERE promotion_id = $1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL
 	LIMIT $5 FOR UPDATE SKIP LOCKED)
 RETURNING code`,
 
-	// IssueCodesFrom is IssueCodes over the heap pages [$6, $7) only (a TID
-	// range scan): an issuance starts at the page where the last one began
-	// taking codes instead of reading past every code issued before it, and
-	// looks through the whole promotion ([0, 2^32)) only when those pages
-	// run short. The page of each code taken is returned for the cursor.
+	// IssueCodesFrom: IssueCodes over the heap pages [$6, $7), a TID range
+	// scan (docs/store.md, "Personal codes").
 	IssueCodesFrom: `WITH pick AS (
 	SELECT code, (ctid::text::point)[0]::bigint AS page FROM codes
 	WHERE promotion_id = $1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL
@@ -249,10 +201,9 @@ RETURNING c.code, pick.page`,
 
 	IssueCursor: `SELECT next_page FROM issue_cursors WHERE promotion_id = $1`,
 
-	// SetIssueCursor runs on its own after the issuance committed and waits
-	// for no row lock: SKIP LOCKED leaves a cursor another issuance is
-	// setting as it is (no hot row), and the insert of a first cursor
-	// conflicts only with another such one-statement insert.
+	// SetIssueCursor waits for no row lock: SKIP LOCKED leaves a cursor
+	// another issuance is setting as it is, and the insert of a first cursor
+	// conflicts only with another such insert.
 	SetIssueCursor: `WITH held AS (
 	UPDATE issue_cursors SET next_page = $2
 	WHERE promotion_id = (SELECT promotion_id FROM issue_cursors WHERE promotion_id = $1 FOR UPDATE SKIP LOCKED)
@@ -261,12 +212,8 @@ INSERT INTO issue_cursors (promotion_id, next_page)
 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM issue_cursors WHERE promotion_id = $1)
 ON CONFLICT (promotion_id) DO NOTHING`,
 
-	// ClaimUncounted marks up to $1 of the oldest uncounted events counted
-	// at $2 and returns them; the caller adds them to promotion_totals in
-	// the same transaction. SKIP LOCKED passes over rows another roller is
-	// counting right now; a row that roller committed meanwhile is
-	// re-checked against counted_at IS NULL under its lock and left out.
-	// The partial index events_uncounted serves the scan.
+	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
+	// counting; a row it committed meanwhile is re-checked under its lock.
 	ClaimUncounted: `UPDATE events SET counted_at = $2
 WHERE seq IN (
 	SELECT seq FROM events WHERE counted_at IS NULL
@@ -282,9 +229,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	codes_redeemed = t.codes_redeemed + EXCLUDED.codes_redeemed,
 	rolled_back = t.rolled_back + EXCLUDED.rolled_back, updated_at = EXCLUDED.updated_at`,
 
-	// Reservations; the holds are counted by CodeLoad and AllowanceLoad,
-	// which every redemption runs too.
-	//
 	// Why PostgreSQL cannot over-allocate with reservations: a reserver takes the
 	// code row's lock first (LockCode, a conditional UPDATE that re-checks its
 	// WHERE on the latest row version after waiting, like UseCode) and only
@@ -300,15 +244,9 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 
 	LockCode: codeUse("c.used"), // used = used takes the row lock
 
-	// Admin changes (revocation, promotion updates, cancel, top-ups,
-	// deletion) and their audit log: each change is one conditional
-	// statement, so two racing admins cannot both apply it.
-
-	// UpdatePromotion: $2 name or NULL; $3/$5 whether starts_at/expires_at
-	// are set, to $4/$6 (NULL clears); $7 active or NULL. The WHERE refuses a
-	// resulting window that is empty, and a promotion whose deletion was
-	// requested (re-checked under the row lock: a racing DELETE either
-	// commits first and this matches nothing, or waits and switches it off).
+	// Admin changes are each one conditional statement, so two racing admins
+	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
+	// row lock: a racing deletion either commits first (no match) or waits.
 	UpdatePromotion: `UPDATE promotions SET
 	name = COALESCE($2::text, name),
 	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
@@ -324,9 +262,8 @@ RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
 
 	LockPromotion: qPromotionState + ` FOR UPDATE`,
 
-	// CancelBatches marks the unfinished batches that no transaction holds
-	// (SKIP LOCKED: a chunk in flight holds its batch row; the flag refuses
-	// that chunk and its worker marks the batch).
+	// CancelBatches: SKIP LOCKED passes over a chunk in flight's batch row
+	// (the flag refuses that chunk and its worker marks the batch).
 	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = $2
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
@@ -338,18 +275,12 @@ WHERE (promotion_id, batch_no) IN (
 	RequestDeletion: `UPDATE promotions SET delete_requested_at = $2, active = false
 WHERE id = $1 AND delete_requested_at IS NULL`,
 
-	// MarkPurge: the window is re-checked under the row lock, so an admin's
-	// PATCH that extends it either lands first (nothing marked) or after
-	// (refused: promotion_deleted).
 	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = false
 WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
-	// Purge["redemptions"] (the other tables' are shared).
 	Purge: map[string]string{
-		// The redemptions' idempotency records go in the same statement: a
-		// retry with a purged redemption's key finds no record (and redeems
-		// anew, or is refused like any request) instead of a record naming a
-		// redemption that is gone.
+		// With the redemptions, their idempotency records: a retry with a
+		// purged key redeems anew instead of finding a redemption gone.
 		"redemptions": `WITH d AS (
 	DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = $1 LIMIT $2)
 	RETURNING idempotency_key

@@ -54,22 +54,15 @@ type Config struct {
 	// every connection: for tests running in parallel and for tenants
 	// sharing a database.
 	Schema string
-	// Session limits the server enforces on every connection of the pool
-	// (startup parameters; zero leaves the server's or role's setting):
-	// StatementTimeout cancels a statement that runs longer;
-	// LockTimeout fails a statement that waits longer for a lock (SQLSTATE
-	// 55P03, see LockTimeout); IdleInTransactionTimeout ends a session that
-	// sits in an open transaction without a statement for longer, so a
-	// client that vanished or froze mid-transaction (a cut connection, a
-	// SIGSTOPped process) releases its row locks. Millisecond precision.
+	// Session limits the server enforces on every connection (startup
+	// parameters statement_timeout, lock_timeout (SQLSTATE 55P03, see
+	// LockTimeout) and idle_in_transaction_session_timeout, which frees the
+	// row locks of a client that vanished or froze mid-transaction); zero
+	// leaves the server's or role's setting. Millisecond precision.
 	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
-	// TCP settings of each connection, applied on both ends: the client's
-	// socket, and the server's through tcp_keepalives_idle/interval/count
-	// and tcp_user_timeout, so that the server also notices a client host
-	// that vanished. KeepAlive is the idle time before the first probe and
-	// between probes (3 unanswered close the connection; zero: 15 s);
-	// TCPUserTimeout closes a connection whose sent data stays
-	// unacknowledged that long (Linux; zero: the system's default).
+	// TCP settings of each connection (tcpdial.Config), on the client's
+	// socket and the server's end (tcp_keepalives_idle/interval/count,
+	// tcp_user_timeout), so that the server notices a vanished client too.
 	KeepAlive, TCPUserTimeout time.Duration
 	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
 	// application_name in the DSN wins.
@@ -91,20 +84,14 @@ type Config struct {
 // DefaultRedeemGroup is Config.RedeemGroup's default.
 const DefaultRedeemGroup = 64
 
-// DefaultRedeemFlights is Config.RedeemFlights's default. A group's members
-// run one after another in one backend, so the flights are how many of the
-// server's cores redemptions use at once, and fewer flights make larger
-// groups, which cost the server less CPU per redemption (one commit, one
-// round trip, one statement for many). On the 2-core machine of
-// docs/performance.md, 2 flights beat 4, 8 and 16 in rate and p99 (64
-// clients); a bigger server wants about its core count (db.redeemFlights).
+// DefaultRedeemFlights is Config.RedeemFlights's default: about the
+// database server's cores (docs/store.md, "Group commit on PostgreSQL").
 const DefaultRedeemFlights = 2
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Validate checks the configuration, naming each field by its key ("dsn",
-// "maxConns", "lockTimeout"); whoever builds the Config places the keys
-// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
+// Validate checks the configuration, naming each field by its key
+// ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})
@@ -173,8 +160,7 @@ type Store struct {
 // not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg, nil) }
 
-// open is Open with a hook that adjusts the pool's configuration (tests
-// trace the statements).
+// open is Open with a hook for tests that trace the statements.
 func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -239,8 +225,7 @@ func (s *Store) Close() { s.pool.Close() }
 var migrationFiles embed.FS
 
 // migrations applies the migrations through a database/sql handle on the
-// pool; a session advisory lock, keyed by schema, serialises concurrent runs
-// from several processes.
+// pool, under a session advisory lock keyed by schema.
 func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
 	return sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres, FS: migrationFiles, Locker: locker,
 		DB: func() (*sql.DB, func()) {
@@ -254,9 +239,11 @@ func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
 var dialect = sqlstore.Dialect[pgxTx]{
 	Statements:      statements,
 	Time:            sqlstore.UTC,
-	UniqueViolation: uniqueViolation,
-	Retryable:       retryable,
-	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	UniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
+	// A deadlock or serialization failure: the transaction was rolled back
+	// and may simply be run again.
+	Retryable: func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
+	Bulk:      sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
 	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
 		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
 		for i, r := range refs {
@@ -286,13 +273,9 @@ func sqlState(err error) string {
 	return ""
 }
 
-// unavailable reports the server's answers that mean it cannot serve the
-// request now rather than that the request was wrong: shutting down,
-// starting or out of connections (SQLSTATE 57P01-57P03, 53300, class 08), a
-// server-side bound that ended the statement or session (57014
-// statement_timeout, 55P03 lock_timeout, 25P03
-// idle_in_transaction_session_timeout), and pgx's own: a connect error, a
-// closed connection or pool.
+// unavailable reports the answers that mean not now rather than not this:
+// the server shutting down, starting or out of connections, a session limit
+// that ended the statement or session, pgx's closed connection or pool.
 func unavailable(err error) bool {
 	switch code := sqlState(err); code {
 	case "57P01", "57P02", "57P03", "53300", "57014", "55P03", "25P03":
@@ -307,11 +290,9 @@ func unavailable(err error) bool {
 
 // EndFrozenCopies ends the sessions (of this database and user) that have
 // been in a COPY FROM STDIN longer than Config.StatementTimeout while waiting
-// for their client's data, and returns how many. statement_timeout does not
-// cancel a COPY that waits on its client, nor does any other session limit:
-// a generator frozen mid-chunk (SIGSTOP, a frozen VM) would hold its batch's
-// row lock for as long as it stays frozen. A worker blocked behind such a
-// lock calls this; without a statement timeout it ends nothing.
+// for their client's data, and returns how many: no session limit ends them
+// (docs/store.md, "A generator frozen mid-chunk"). Without a statement
+// timeout it ends nothing.
 func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 	if s.statementTimeout <= 0 {
 		return 0, nil
@@ -322,13 +303,6 @@ func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// retryable reports whether err is a deadlock or serialization failure: the
-// transaction was rolled back and may simply be run again.
-func retryable(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" }
-
-// uniqueViolation reports whether err is a unique violation (23505).
-func uniqueViolation(err error) bool { return sqlState(err) == "23505" }
 
 // pgxQuerier is what a pool and a transaction have in common.
 type pgxQuerier interface {

@@ -6,13 +6,9 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// The SQL of the SQLite store that the shared core runs where it differs
-// from the statements the dialects share (../internal/sqlstore/queries.go;
-// see sqlstore.Statements for each statement's arguments), so that the
-// dialects can be reviewed side by side (../postgres/queries.go,
-// ../sqlserver/queries.go). Parameters are ? or ?n. Times are bound as ISO
-// 8601 UTC text (sqlstore.TimeLayout); sqlNow is the database's clock in that
-// form.
+// SQLite's statements where they differ from the shared ones
+// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
+// Parameters are ? or ?n; times are ISO 8601 UTC text (sqlstore.TimeLayout).
 
 // bucketWidth is how many leading characters of a stored time name its
 // bucket (?2: 'hour' or 'day'); bucketTime completes bucket b to a time.
@@ -71,8 +67,6 @@ SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
-	// Progress: a batch counts as cancelled when its promotion is flagged
-	// cancelled (see ../postgres/queries.go).
 	Progress: `SELECT count(*),
 	coalesce(sum(b.done), 0),
 	coalesce(sum(b.done = b.code_count), 0),
@@ -81,11 +75,9 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sql
 	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
 
-	// ClaimPendingBatches leases up to ?1 of the oldest unpublished batches
-	// for ?2 seconds of SQLite's clock (the same for every process on the
-	// file, whatever their own clocks say) to this publisher (one writer at
-	// a time: the statement holds the write lock; the lease keeps another
-	// process on the same file off them).
+	// ClaimPendingBatches and ClaimEvents lease for ?2 seconds of SQLite's
+	// clock (the same for every process on the file); one writer at a time,
+	// so the lease only keeps other processes on the file off the rows.
 	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + sqlNowPlus + `
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
@@ -93,10 +85,6 @@ WHERE (promotion_id, batch_no) IN (
 	ORDER BY promotion_id, batch_no LIMIT ?1)
 RETURNING ` + sqlstore.BatchCols,
 
-	// ListPromotions: ?1 the cursor (ids below it; 0 = from the newest), ?2
-	// a name fragment (empty = any), ?3 a status (empty = any), ?4 the page
-	// size, ?5 the active filter (0 any, 1 active, 2
-	// inactive); the status is sqlstore.StatusCase.
 	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
 	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
@@ -120,10 +108,6 @@ LEFT JOIN promotion_totals t ON t.promotion_id = l.id
 WHERE ?3 = '' OR ?3 = ` + sqlstore.StatusCase("l", "l") + `
 ORDER BY l.id DESC LIMIT ?4`,
 
-	// OldestUnpublished: the creation time of the promotion of the oldest
-	// unpublished batch (ids grow with time), through the partial index.
-	// Backlog: batches with codes still to write, except those of
-	// promotions whose deletion was requested.
 	Backlog: `SELECT
 	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 ELSE 0 END), 0),
 	coalesce(sum(CASE WHEN b.state = 'parked' THEN 1 ELSE 0 END), 0),
@@ -131,18 +115,11 @@ ORDER BY l.id DESC LIMIT ?4`,
 FROM batches b JOIN promotions p ON p.id = b.promotion_id
 WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
 
-	// Redemption analytics of one promotion (?1), from the audit trail.
 	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
 	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
 FROM redemptions WHERE promotion_id = ?1`,
 
-	// StatsSeries is the time series over [?3, ?4): times are ISO 8601
-	// text, so an hour bucket is the first 13 characters and a day the first
-	// 10 (?2 says which), completed to a time by the rest of a zero time.
-	// Redemptions made (and how many of those were rolled back since),
-	// rollbacks made, and a row for every bucket with refusals
-	// (StatsRefusalSeries counts them by reason). The window is bounded, so
-	// is the answer.
+	// StatsSeries and StatsRefusalSeries bucket ISO 8601 text by its prefix.
 	StatsSeries: `SELECT ` + bucketTime + `, sum(n), sum(rb), sum(rbk) FROM (
 	SELECT substr(redeemed_at, 1, ` + bucketWidth + `) AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
 	FROM redemptions WHERE promotion_id = ?1 AND redeemed_at >= ?3 AND redeemed_at < ?4 GROUP BY 1
@@ -154,38 +131,29 @@ FROM redemptions WHERE promotion_id = ?1`,
 	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4 GROUP BY 1
 ) GROUP BY b ORDER BY b`,
 
-	// StatsRefusalSeries is the series' refusals by reason.
 	StatsRefusalSeries: `SELECT ` + bucketTime + `, reason, sum(n) FROM (
 	SELECT substr(hour, 1, ` + bucketWidth + `) AS b, reason, n
 	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4
 ) GROUP BY b, reason`,
 
-	// Redemption, rollback, the audit trail and the event outbox.
-	//
-	// Why SQLite cannot over-redeem: every write transaction is BEGIN IMMEDIATE
-	// on the store's single write connection, and SQLite admits one writer per
-	// database file at a time (other processes wait on busy_timeout). The
-	// conditional statements below therefore always see the latest committed
-	// counts, and "used < max" is decided inside the statement, not in Go.
+	// Why SQLite cannot over-redeem, nor over-allocate with reservations:
+	// every write transaction is BEGIN IMMEDIATE on the store's single write
+	// connection, and SQLite admits one writer per database file at a time
+	// (other processes wait on busy_timeout). The conditional statements
+	// always see the latest committed counts, the lock-then-count sequence
+	// runs with no other writer in between, and the "row locks" of LockCode
+	// and LockAllowance are the database's one write lock.
 
 	UseCode: codeUse("used + 1"),
 
-	// UseCodeLoad and UseAllowanceLoad: UseCode and UseAllowance with the
-	// load that CodeLoad and AllowanceLoad would read next, in the same
-	// statement (the one writer: nothing commits in between either way).
 	UseCodeLoad: codeUse("used + 1", codeHolds),
 	UseAllowanceLoad: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES (?1, ?2, 1)
 ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < ?3
 RETURNING used, ` + allowanceHolds,
 
-	// AddCodeUses takes a combined redemption's n uses at once, within the
-	// maximum.
 	AddCodeUses: `UPDATE codes SET used = used + ?2
 WHERE code = ?1 AND used + ?2 <= (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`,
 
-	// ClaimEvents leases up to ?1 events for ?2 seconds of SQLite's clock.
-	// One writer at a time: the lease only matters to publishers in other
-	// processes sharing the file.
 	ClaimEvents: `UPDATE events SET lease_until = ` + sqlNowPlus + `
 WHERE seq IN (
 	SELECT seq FROM events
@@ -193,17 +161,11 @@ WHERE seq IN (
 	ORDER BY seq LIMIT ?1)
 RETURNING seq, stream, event_key, payload`,
 
-	// IssueCodes: one writer at a time, so the codes it picks are taken by
-	// no one else.
 	IssueCodes: `UPDATE codes SET user_id = ?2, issuance_id = ?3, issued_at = ?4
 WHERE rowid IN (
 	SELECT rowid FROM codes WHERE promotion_id = ?1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL LIMIT ?5)
 RETURNING code`,
 
-	// ClaimUncounted marks up to ?1 of the oldest uncounted events counted
-	// at ?2 and returns them (the partial index events_uncounted serves the
-	// scan). The store's one write connection makes the rollup transaction
-	// the only writer: no other roller can take the same events.
 	ClaimUncounted: `UPDATE events SET counted_at = ?2
 WHERE seq IN (SELECT seq FROM events WHERE counted_at IS NULL ORDER BY seq LIMIT ?1)
 RETURNING seq, stream, payload, created_at`,
@@ -214,19 +176,7 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	codes_redeemed = codes_redeemed + excluded.codes_redeemed,
 	rolled_back = rolled_back + excluded.rolled_back, updated_at = excluded.updated_at`,
 
-	// Reservations.
-	//
-	// Why SQLite cannot over-allocate with reservations: every write transaction
-	// is BEGIN IMMEDIATE on the single write connection, so the lock-then-count
-	// sequence of the algorithm runs with no other writer in between; the "row
-	// locks" of LockCode and LockAllowance are the database's one write lock.
-	// Times are RFC 3339 text in UTC with a fixed width (sqlstore.FormatTime),
-	// so text comparison is time order.
-
 	LockCode: codeUse("used"),
-
-	// Admin changes and their audit log (../postgres/queries.go says why they
-	// are safe; here the one writer serialises them).
 
 	UpdatePromotion: `UPDATE promotions SET
 	name = coalesce(?2, name),
@@ -240,7 +190,6 @@ WHERE id = ?1 AND delete_requested_at IS NULL AND (
 	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
 RETURNING id, name, starts_at, expires_at, active, coalesce(eligibility, '')`,
 
-	// LockPromotion: the transaction already holds the one write lock.
 	LockPromotion: qPromotionState,
 
 	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = ?2
@@ -248,15 +197,12 @@ WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`,
 
 	InsertTopUpBatches: insertBatches("?7"),
 
-	// PurgeRedemptionKeys deletes the idempotency records of the redemptions
-	// that Purge["redemptions"] deletes next in the same transaction (the same
-	// ORDER BY id LIMIT: one writer, so the same rows).
+	// PurgeRedemptionKeys: the same ORDER BY id LIMIT as Purge["redemptions"]
+	// next, and one writer, so the same rows.
 	PurgeRedemptionKeys: `DELETE FROM idempotency_keys WHERE idem_key IN (
 	SELECT idempotency_key FROM redemptions WHERE id IN (
 		SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2))`,
 
-	// Purge["redemptions"]: a row per redemption deleted (the other tables'
-	// are shared).
 	Purge: map[string]string{
 		"redemptions": `DELETE FROM redemptions WHERE id IN (SELECT id FROM redemptions WHERE promotion_id = ?1 ORDER BY id LIMIT ?2)
 RETURNING 1`,
@@ -283,14 +229,5 @@ WHERE published = 0 AND (promotion_id, batch_no) IN (` + values("VALUES ", n) + 
 
 // values is head followed by n rows (?,?).
 func values(head string, n int) string {
-	var b strings.Builder
-	b.Grow(len(head) + 6*n)
-	b.WriteString(head)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?)")
-	}
-	return b.String()
+	return head + strings.TrimPrefix(strings.Repeat(",(?,?)", n), ",")
 }

@@ -35,9 +35,7 @@ import (
 // DefaultMaxReadConns is the read pool size when Config.MaxReadConns is 0.
 const DefaultMaxReadConns = 4
 
-// DefaultBusyTimeout is how long a connection waits for a lock held by
-// another connection or process before failing with SQLITE_BUSY, when
-// Config.BusyTimeout is zero.
+// DefaultBusyTimeout is Config.BusyTimeout's default.
 const DefaultBusyTimeout = 10 * time.Second
 
 // Config configures a Store. Set Path or DSN.
@@ -51,10 +49,7 @@ type Config struct {
 	MaxReadConns int
 	// BusyTimeout is how long a statement waits for a lock another
 	// connection or process holds before it fails with SQLITE_BUSY (see
-	// LockTimeout); default DefaultBusyTimeout. SQLite's counterpart of a
-	// server's lock timeout: a process frozen inside a write transaction
-	// holds the file's write lock until it runs again or dies, and nothing
-	// can end it from outside.
+	// LockTimeout); default DefaultBusyTimeout.
 	BusyTimeout time.Duration
 	// Clock is this process's clock for the times the store stamps itself
 	// (created_at, updated_at); nil is time.Now. Leases compared across
@@ -75,10 +70,8 @@ const DefaultRedeemGroup = 128
 // maxBusyTimeout is the largest busy timeout (SQLite takes an int of ms).
 const maxBusyTimeout = (1<<31 - 1) * time.Millisecond
 
-// Validate checks the configuration, naming each field by its key ("path",
-// "maxReadConns", "busyTimeout", "redeemGroup"); whoever builds the Config
-// places the keys in its own configuration (pkg/app: db.dsn,
-// api.db.lockTimeout).
+// Validate checks the configuration, naming each field by its key
+// ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
 	var errs configkey.List
 	switch {
@@ -117,11 +110,8 @@ type Store struct {
 }
 
 // WriterParams are the write connection's DSN parameters (file settings and
-// pragmas). Exported for the bulk-load benchmark, which must load on the same
-// settings. temp_store(MEMORY) keeps statement and savepoint journals in
-// memory: a redemption group writes each member in a savepoint, whose
-// journal SQLite otherwise spills to a temporary file (a fifth of a group's
-// time went to writing it).
+// pragmas), exported for the bulk-load benchmark. temp_store(MEMORY) keeps the
+// savepoint journals of a redemption group in memory.
 const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
 // Open opens (creating if needed) the database file. It does not migrate:
@@ -136,12 +126,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		sep = "&"
 	}
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)", cmp.Or(cfg.BusyTimeout, DefaultBusyTimeout).Milliseconds())
-	// The writer inserts codes at random places in the code b-tree: a cache
-	// far above SQLite's 2 MB default keeps the hot pages in memory (64 MiB,
-	// a bound, not an allocation) and a larger WAL between checkpoints
-	// spreads their cost.
-	// synchronous(FULL) on the writer: a committed chunk must survive an OS
-	// crash, because its Kafka offset may be committed right after.
+	// The writer inserts codes at random places in the code b-tree: a 64 MiB
+	// cache bound keeps the hot pages in memory, a larger WAL between
+	// checkpoints spreads their cost. synchronous(FULL): a committed chunk must
+	// survive an OS crash, because its Kafka offset may be committed next.
 	w, err := sql.Open("sqlite", base+sep+common+"&"+WriterParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -213,7 +201,7 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	// SQLite's side of a lost database: the store closed, its file unable
 	// to be opened or read or written, its lock taken past the busy timeout.
 	Unavailable: func(err error) bool {
-		switch primaryCode(err) {
+		switch errCode(err) & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
 			return true
 		}
@@ -221,14 +209,15 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	},
 	// LockTimeout: another connection or process held the write lock past
 	// Config.BusyTimeout.
-	LockTimeout: func(err error) bool { return primaryCode(err) == sqlite3.SQLITE_BUSY },
+	LockTimeout: func(err error) bool { return errCode(err)&0xff == sqlite3.SQLITE_BUSY },
 }
 
-// primaryCode is err's SQLite primary result code (0 for none).
-func primaryCode(err error) int {
+// errCode is err's SQLite extended result code (0 for none); its low byte is
+// the primary code.
+func errCode(err error) int {
 	var e *sqlite.Error
 	if errors.As(err, &e) {
-		return e.Code() & 0xff
+		return e.Code()
 	}
 	return 0
 }
@@ -236,11 +225,8 @@ func primaryCode(err error) int {
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
 // failure.
 func uniqueViolation(err error) bool {
-	var e *sqlite.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	code := errCode(err)
+	return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
 // insertCodes inserts codes for a promotion, skipping those already present,

@@ -11,20 +11,13 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// SQL Server's bulk path for the core's chunk commit (sqlstore.Bulk): the
-// fast path bulk-copies the codes straight into codes on the chunk's
-// transaction; a collision (2627 on the primary key, reported when the copy
-// is flushed) makes the core roll back and redo the chunk through
-// insertCodesSkipping, whose statements skip existing and repeated codes.
+// SQL Server's bulk path for the core's chunk commit (sqlstore.Bulk): a bulk
+// copy into codes; a collision (2627, reported when the copy is flushed)
+// makes the core redo the chunk through insertCodesSkipping.
 
-// bulkCodes is the bulk copy of the chunk fast path. Column names must match
-// the table's exactly (the driver matches them as strings). used is sent
-// explicitly rather than left to its default. No TABLOCK: several workers
-// copy into codes at once. sorted says the rows come in the clustered key's
-// order (code, binary collation = byte order): the ORDER hint then lets the
-// server insert them without sorting them first. The hint must be true (the
-// server checks it and fails the copy otherwise), so it is given only when
-// the chunk was checked to be in strictly ascending byte order.
+// bulkCodes is the fast path's bulk copy (column names exactly the table's;
+// no TABLOCK: workers copy concurrently). sorted gives the ORDER hint, which
+// spares the server a sort but fails the copy if untrue.
 func bulkCodes(rows int, sorted bool) string {
 	opts := mssql.BulkOptions{RowsPerBatch: rows}
 	if sorted {
@@ -44,13 +37,10 @@ func ascending(c *promo.Chunk) bool {
 	return true
 }
 
-// copyCodes bulk-copies the chunk's codes into codes on tx. The rows stream to
-// the server as they are added; the server's verdict (a duplicate key among
-// them) comes back only when the copy is flushed by an Exec without
-// arguments, so that is where a 2627 shows up.
+// copyCodes bulk-copies the chunk's codes into codes on tx (prepared there:
+// on its connection). The rows stream as they are added; a duplicate key
+// (2627) comes back when an Exec without arguments flushes the copy.
 func copyCodes(ctx context.Context, tx *sqlstore.SQLTx, c *promo.Chunk) error {
-	// Prepared on the transaction, so that the copy runs on its connection
-	// and in it.
 	stmt, err := tx.Tx.PrepareContext(ctx, bulkCodes(c.Count, ascending(c)))
 	if err != nil {
 		return fmt.Errorf("prepare bulk copy: %w", err)
@@ -58,8 +48,6 @@ func copyCodes(ctx context.Context, tx *sqlstore.SQLTx, c *promo.Chunk) error {
 	defer stmt.Close()
 	pid := c.Batch.PromotionID
 	for i := range c.Count {
-		// The code is a sub-slice of the chunk: the driver copies its bytes
-		// into the outgoing packet (varchar column: the bytes as they are).
 		if _, err := stmt.ExecContext(ctx, c.Code(i), pid, zero); err != nil {
 			// Finish the half-sent copy so that the connection is in a
 			// known state for the rollback; its own error adds nothing.
@@ -71,9 +59,8 @@ func copyCodes(ctx context.Context, tx *sqlstore.SQLTx, c *promo.Chunk) error {
 	if err != nil {
 		return fmt.Errorf("bulk copy %d codes: %w", c.Count, err)
 	}
-	// A flush without error inserted every row: INSERT BULK is all or
-	// nothing, and codes_pk does not ignore duplicates. The count is a
-	// sanity check; 0 means none was reported (NOCOUNT on).
+	// INSERT BULK is all or nothing; the count is a sanity check (0: none
+	// reported, NOCOUNT on).
 	if n, err := res.RowsAffected(); err == nil && n != int64(c.Count) && n != 0 {
 		return fmt.Errorf("bulk copy: server reports %d rows copied, want %d", n, c.Count)
 	}

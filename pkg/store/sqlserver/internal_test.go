@@ -42,11 +42,11 @@ func TestErrorClassification(t *testing.T) {
 		{"not a server error", errors.New("mssql: 2627"), false, false},
 		{"nil", nil, false, false},
 	} {
-		if got := uniqueViolation(tc.err); got != tc.unique {
-			t.Errorf("%s: uniqueViolation = %v, want %v", tc.name, got, tc.unique)
+		if got := dialect.UniqueViolation(tc.err); got != tc.unique {
+			t.Errorf("%s: UniqueViolation = %v, want %v", tc.name, got, tc.unique)
 		}
-		if got := deadlocked(tc.err); got != tc.victim {
-			t.Errorf("%s: deadlocked = %v, want %v", tc.name, got, tc.victim)
+		if got := dialect.Retryable(tc.err); got != tc.victim {
+			t.Errorf("%s: Retryable = %v, want %v", tc.name, got, tc.victim)
 		}
 	}
 }

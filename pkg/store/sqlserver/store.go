@@ -11,13 +11,12 @@
 // conditional updates, exactly as in the PostgreSQL store (see
 // docs/store.md). It works with READ_COMMITTED_SNAPSHOT on or off: the
 // conditional UPDATEs read their target rows under update locks either way.
-//
-// Not executed on the development machines (no SQL Server there): verified by
-// compilation, vet, the unit tests that need no server, and the contract
-// suite (storetest) under testcontainers where a Docker engine exists.
+// Where no SQL Server runs, its tests check the statements' shape against a
+// recording driver (docs/store.md, "SQL Server").
 package sqlserver
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -55,18 +54,11 @@ type Config struct {
 	// MaxConns bounds the connection pool (default 4).
 	MaxConns int
 	// LockTimeout fails a statement that waits longer for a lock (error
-	// 1222, see LockTimeout): SET LOCK_TIMEOUT on every session, run again
-	// whenever the pool hands a connection out (its session is reset), which
-	// costs a round trip per checkout. Zero leaves the server's default
-	// (wait without limit). Millisecond precision. SQL Server has no limit
-	// on statements or on sessions idle in a transaction: a client frozen
-	// mid-transaction keeps its locks until its connection dies.
+	// 1222, see LockTimeout): SET LOCK_TIMEOUT whenever the pool hands a
+	// session out, a round trip per checkout. Zero: wait without limit.
 	LockTimeout time.Duration
-	// KeepAlive and TCPUserTimeout are the client's end of each connection:
-	// keepalive probes after KeepAlive idle and every KeepAlive (3
-	// unanswered close it; zero: 15 s), and TCP_USER_TIMEOUT (Linux; zero:
-	// the system's default). The server's end is its own KEEPALIVE setting
-	// (30 s by default).
+	// KeepAlive and TCPUserTimeout are the client's end of each connection
+	// (tcpdial.Config); the server's end is its own KEEPALIVE setting.
 	KeepAlive, TCPUserTimeout time.Duration
 	// Clock is this process's clock for the times the store stamps itself
 	// (created_at, the totals' updated_at); nil is time.Now. Leases and
@@ -75,9 +67,8 @@ type Config struct {
 	Clock func() time.Time
 }
 
-// Validate checks the configuration, naming each field by its key ("dsn",
-// "maxConns", "lockTimeout"); whoever builds the Config places the keys
-// in its own configuration (pkg/app: db.maxConns, api.db.lockTimeout).
+// Validate checks the configuration, naming each field by its key
+// ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})
@@ -106,8 +97,7 @@ func (c Config) sessionInit() string {
 	return fmt.Sprintf("SET LOCK_TIMEOUT %d;", c.LockTimeout.Milliseconds())
 }
 
-// leaseMillis is a lease for DATEADD(millisecond, ...): an int, so at most
-// about 24 days.
+// leaseMillis is a lease for DATEADD(millisecond, ...): an int (24 days).
 func leaseMillis(lease time.Duration) any {
 	return int32(min(max(lease.Milliseconds(), -(1<<31-1)), 1<<31-1))
 }
@@ -139,10 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	conn.SessionInitSQL = cfg.sessionInit()
 	conn.Dialer = cfg.tcp().Dialer()
 	db := sql.OpenDB(conn)
-	n := cfg.MaxConns
-	if n == 0 {
-		n = DefaultMaxConns
-	}
+	n := cmp.Or(cfg.MaxConns, DefaultMaxConns)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
@@ -172,7 +159,9 @@ func where(p msdsn.Config) string {
 // newStore returns a store on db (Open, and tests with a recording driver).
 func newStore(db *sql.DB, clock func() time.Time) *Store {
 	s := &Store{db: db}
-	pool := sqlstore.NewSQLDB(db, readCommitted)
+	// READ COMMITTED explicitly: go-mssqldb's default keeps whatever level
+	// the pooled session had.
+	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
 	return s
 }
@@ -183,31 +172,26 @@ func (s *Store) Close() { s.db.Close() }
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations; an exclusive session application lock
-// (sp_getapplock, per database) serialises concurrent runs from several
-// processes.
+// migrations applies the migrations under a session application lock.
 func (s *Store) migrations() sqlstore.Migrations {
 	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
 		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
 		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
 }
 
-// readCommitted is the isolation of every transaction of the store. Explicit,
-// because go-mssqldb's default keeps whatever level the pooled session had.
-var readCommitted = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-
-// dialect is SQL Server for the shared core (see queries.go on the argument
-// types).
+// dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements:      statements,
-	VarChar:         func(s string) any { return mssql.VarChar(s) },
-	Time:            sqlstore.UTC,
-	UniqueViolation: uniqueViolation,
-	Retryable:       deadlocked,
-	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
-	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
-	AllRows:         math.MaxInt32, // TOP needs a number
-	Lease:           leaseMillis,
+	Statements: statements,
+	VarChar:    func(s string) any { return mssql.VarChar(s) },
+	Time:       sqlstore.UTC,
+	// A duplicate key: which table follows from the statement that failed.
+	UniqueViolation: func(err error) bool { return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex) },
+	// A deadlock victim: the transaction was rolled back and may run again.
+	Retryable:     func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
+	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished: sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:       math.MaxInt32, // TOP needs a number
+	Lease:         leaseMillis,
 	// Not now rather than not this: the database offline or failing over,
 	// out of sessions, or a lock wait that ran out.
 	Unavailable: func(err error) bool {
@@ -219,8 +203,8 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	StatementPath: func(err error) bool { return hasErrorNumber(err, errStatementPath) },
 }
 
-// appLocker is goose's SessionLocker on SQL Server: sp_getapplock with a
-// session owner, released by sp_releaseapplock (or when the session ends).
+// appLocker is goose's SessionLocker on SQL Server (goose has none):
+// sp_getapplock owned by the session, which serialises migrate runs.
 type appLocker struct {
 	resource string
 	timeout  time.Duration
@@ -274,16 +258,6 @@ func hasErrorNumber(err error, numbers ...int32) bool {
 	}
 	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
-
-// uniqueViolation reports whether err is a duplicate key (2627 or 2601). Which
-// table it was on follows from the statement that failed.
-func uniqueViolation(err error) bool {
-	return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex)
-}
-
-// deadlocked reports whether err says the transaction was rolled back as a
-// deadlock victim: nothing of it remains, and it may simply be run again.
-func deadlocked(err error) bool { return hasErrorNumber(err, errDeadlockVictim) }
 
 // hideSecret returns err, or, if its text shows the DSN's password, an error
 // with the password blanked out (losing the wrapped chain, which is better

@@ -20,7 +20,7 @@ func open(tb testing.TB, dsn string) *sqlserver.Store {
 // TestContract runs the store contract on one database shared by the
 // parallel subtests (they keep their data apart), as production shares one.
 func TestContract(t *testing.T) {
-	dsn := sqlservertest.DSN(t) // skip once, here, rather than in every subtest
+	dsn := sqlservertest.Database(t) // skip once, here, rather than in every subtest
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, dsn) })
 }
 
@@ -73,7 +73,7 @@ func TestOpenErrorsHideDSN(t *testing.T) {
 }
 
 func TestClocks(t *testing.T) {
-	sqlservertest.DSN(t)
+	sqlservertest.ServerDSN(t)
 	storetest.RunClocks(t, storetest.OneDatabase(func(t *testing.T) string { return sqlservertest.Database(t) },
 		func(dsn string, clock func() time.Time) (storetest.MigratingStore, error) {
 			return sqlserver.Open(context.Background(), sqlserver.Config{DSN: dsn, Clock: clock})
@@ -86,7 +86,7 @@ func TestBacklog(t *testing.T) {
 }
 
 func TestMigrations(t *testing.T) {
-	sqlservertest.DSN(t) // skip once, here, with the reason
+	sqlservertest.ServerDSN(t) // skip once, here, with the reason
 	storetest.RunMigrations(t, func(t *testing.T) storetest.MigrationDB {
 		s, err := sqlserver.Open(context.Background(), sqlserver.Config{DSN: sqlservertest.Database(t), MaxConns: 4})
 		if err != nil {

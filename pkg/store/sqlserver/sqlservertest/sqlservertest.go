@@ -8,10 +8,9 @@
 // terminated when the last test using it ends. Without either, tests skip,
 // saying how to run them.
 //
-// Isolation is by database, because SQL Server has no search_path: DSN gives
-// the tests of one process a database of their own (created on first use,
-// dropped when the last test using it ends), Database gives one test a
-// database of its own. All functions are safe for concurrent use.
+// Isolation is by database, because SQL Server has no search_path: Database
+// gives a test a database of its own, which its subtests may share. All
+// functions are safe for concurrent use.
 package sqlservertest
 
 import (
@@ -21,7 +20,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,61 +43,18 @@ const Image = "mcr.microsoft.com/mssql/server:2022-CU18-ubuntu-22.04"
 // puts it into the DSN as it is).
 const containerPassword = "Promocodes-Test-2022"
 
-var (
-	server = testserver.Server{Env: EnvDSN, What: "SQL Server",
-		Hint: "run them where a Docker engine is reachable (the " + Image + " container is started for you), or set " +
-			EnvDSN + "=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
-		Run: func(ctx context.Context) (testcontainers.Container, error) {
-			return testserver.Started(tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword)))
-		},
-		// "Recovery is complete" is logged a moment before logins succeed.
-		DSNOptions: "encrypt=disable", Ready: waitForLogin}
-
-	shared struct {
-		mu      sync.Mutex
-		dbUsers int
-		dbName  string // the database of this test process, while in use
-	}
-)
+var server = testserver.Server{Env: EnvDSN, What: "SQL Server",
+	Hint: "run them where a Docker engine is reachable (the " + Image + " container is started for you), or set " +
+		EnvDSN + "=sqlserver://sa:PASSWORD@HOST:1433?encrypt=disable (a login that may CREATE DATABASE)",
+	Run: func(ctx context.Context) (testcontainers.Container, error) {
+		return testserver.Started(tcmssql.Run(ctx, Image, tcmssql.WithAcceptEULA(), tcmssql.WithPassword(containerPassword)))
+	},
+	// "Recovery is complete" is logged a moment before logins succeed.
+	DSNOptions: "encrypt=disable", Ready: waitForLogin}
 
 // ServerDSN is the DSN of a SQL Server for a test, on its default database
 // (see postgrestest.DSN: the same rules, EnvDSN or one container).
 var ServerDSN = server.DSN
-
-// DSN returns the DSN of the database of this test process (created on first
-// use, dropped when the last test using it ends). Tests sharing it must keep
-// their data apart (the store contract suite does: own promotions, counters
-// and codes per subtest). It skips tb like ServerDSN.
-func DSN(tb testing.TB) string {
-	tb.Helper()
-	server := ServerDSN(tb)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.dbName == "" {
-		name := "promocodes_test_" + testserver.Random()
-		if err := createDatabase(server, name); err != nil {
-			tb.Fatalf("sqlservertest: %v", err)
-		}
-		shared.dbName = name
-	}
-	dsn, err := WithDatabase(server, shared.dbName)
-	if err != nil {
-		tb.Fatalf("sqlservertest: %v", err)
-	}
-	shared.dbUsers++
-	tb.Cleanup(func() {
-		shared.mu.Lock()
-		defer shared.mu.Unlock()
-		shared.dbUsers--
-		if shared.dbUsers == 0 && shared.dbName != "" {
-			if err := dropDatabase(server, shared.dbName); err != nil {
-				tb.Errorf("sqlservertest: %v", err)
-			}
-			shared.dbName = ""
-		}
-	})
-	return dsn
-}
 
 // Database creates a database for tb alone and returns its DSN; the database
 // is dropped when tb ends (after the cleanups registered later, such as
@@ -108,11 +63,12 @@ func Database(tb testing.TB) string {
 	tb.Helper()
 	server := ServerDSN(tb)
 	name := testserver.Name(tb, 60)
-	if err := createDatabase(server, name); err != nil {
+	if err := admin(server, "create database "+name, "CREATE DATABASE ["+name+"]"); err != nil {
 		tb.Fatalf("sqlservertest: %v", err)
 	}
-	tb.Cleanup(func() {
-		if err := dropDatabase(server, name); err != nil {
+	tb.Cleanup(func() { // disconnecting whoever is still on it
+		if err := admin(server, "drop database "+name, "IF DB_ID(N'"+name+"') IS NOT NULL BEGIN "+
+			"ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]; END"); err != nil {
 			tb.Errorf("sqlservertest: %v", err)
 		}
 	})
@@ -142,17 +98,6 @@ func WithDatabase(dsn, name string) (string, error) {
 	q.Set("database", name)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
-}
-
-// createDatabase creates database name (a plain identifier made here).
-func createDatabase(server, name string) error {
-	return admin(server, "create database "+name, "CREATE DATABASE ["+name+"]")
-}
-
-// dropDatabase drops database name, disconnecting whoever is still on it.
-func dropDatabase(server, name string) error {
-	return admin(server, "drop database "+name, "IF DB_ID(N'"+name+"') IS NOT NULL BEGIN "+
-		"ALTER DATABASE ["+name+"] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE ["+name+"]; END")
 }
 
 // admin runs query on server in a session of its own; what says what it does.
