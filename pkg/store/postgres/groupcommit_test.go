@@ -236,10 +236,21 @@ func checkKeys(t *testing.T, byKey map[string][]gcAnswer) {
 // lockCodes opens a transaction holding the code rows' locks: a redemption
 // of one of them waits until release.
 func lockCodes(t *testing.T, st *postgres.Store, codes ...string) (release func()) {
+	release, _ = lockCodesBy(t, st, codes...)
+	return release
+}
+
+// lockCodesBy is lockCodes that also returns the locking session's backend
+// pid, so that a test can count the sessions its lock blocks and no other
+// test's (pg_blocking_pids).
+func lockCodesBy(t *testing.T, st *postgres.Store, codes ...string) (release func(), pid int32) {
 	t.Helper()
 	ctx := context.Background()
 	tx, err := postgres.Pool(st).Begin(ctx)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range codes {
@@ -256,7 +267,7 @@ func lockCodes(t *testing.T, st *postgres.Store, codes ...string) (release func(
 		})
 	}
 	t.Cleanup(release)
-	return release
+	return release, pid
 }
 
 // waitFor polls cond for up to 20 s.
@@ -484,7 +495,7 @@ func crossedKeys(t *testing.T, a, b *postgres.Store) (got []gcAnswer, groups, fa
 	}
 	dl0 := dl()
 	releaseZ := lockCodes(t, a, "DLZ1", "DLZ2")
-	releaseFirst := lockCodes(t, a, "DLA1", "DLB1")
+	releaseFirst, holder := lockCodesBy(t, a, "DLA1", "DLB1")
 	z := []chan gcAnswer{inFlight(t, a, gcReq("DLZ1", "z1", "")), inFlight(t, b, gcReq("DLZ2", "z2", ""))}
 	req := func(code, key string) promo.RedeemRequest {
 		r := gcReq(code, "u-"+code, key)
@@ -510,8 +521,10 @@ func crossedKeys(t *testing.T, a, b *postgres.Store) (got []gcAnswer, groups, fa
 	}
 	waitFor(t, "the groups waiting on a code", func() bool {
 		var n int
+		// Only the sessions this test's lock blocks: other tests on the
+		// same database may be waiting in redeem_codes too.
 		err := postgres.Pool(a).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%redeem_codes%'`).Scan(&n)
+WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE '%redeem_codes%'`, holder).Scan(&n)
 		return err == nil && n == want
 	})
 	releaseFirst()

@@ -16,7 +16,7 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 	if limit <= 0 {
 		limit = defaultPendingLimit
 	}
-	bs, err := s.batches(ctx, s.r, s.d.PendingBatches, int64(limit))
+	bs, err := collect(ctx, s.r, s.d.PendingBatches, []any{int64(limit)}, scanBatch)
 	return bs, wrap(err, "pending batches")
 }
 
@@ -29,7 +29,7 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 	if limit <= 0 {
 		limit = defaultPendingLimit
 	}
-	bs, err := s.batches(ctx, s.w, s.d.ClaimPendingBatches, int64(limit), s.d.Lease(lease))
+	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches, []any{int64(limit), s.d.Lease(lease)}, scanBatch)
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}
@@ -98,39 +98,24 @@ func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state p
 	}
 	n, err := s.w.Exec(ctx, s.d.SetBatchState, ref.PromotionID, int32(ref.BatchNo), string(state),
 		truncateError(lastError))
-	if err != nil {
-		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
+	if err == nil && n != 1 { // no such batch, or it is done and stays done
+		var exists bool
+		if err = s.r.QueryRow(ctx, s.d.BatchExists, ref.PromotionID, int32(ref.BatchNo)).Scan(&exists); err == nil && !exists {
+			err = batchNotFound(ref)
+		}
 	}
-	if n == 1 {
-		return nil
-	}
-	var exists bool
-	if err := s.r.QueryRow(ctx, s.d.BatchExists, ref.PromotionID, int32(ref.BatchNo)).Scan(&exists); err != nil {
-		return fmt.Errorf("set batch %d/%d %s: %w", ref.PromotionID, ref.BatchNo, state, err)
-	}
-	if !exists {
-		return batchNotFound(ref)
-	}
-	return nil // done: it stays done
+	return wrap(err, "set batch %d/%d %s", ref.PromotionID, ref.BatchNo, state)
 }
 
 // IncompleteBatches returns the batches with Done < CodeCount of one
 // promotion, or of all promotions when promotionID is 0, in order.
 func (s *Core[T]) IncompleteBatches(ctx context.Context, promotionID int64) ([]promo.Batch, error) {
-	var (
-		bs  []promo.Batch
-		err error
-	)
+	query, args := s.d.IncompleteBatches, []any{promotionID}
 	if promotionID == 0 {
-		bs, err = s.batches(ctx, s.r, s.d.AllIncompleteBatches)
-	} else {
-		bs, err = s.batches(ctx, s.r, s.d.IncompleteBatches, promotionID)
+		query, args = s.d.AllIncompleteBatches, nil
 	}
+	bs, err := collect(ctx, s.r, query, args, scanBatch)
 	return bs, wrap(err, "incomplete batches of promotion %d", promotionID)
-}
-
-func (s *Core[T]) batches(ctx context.Context, q Querier, query string, args ...any) ([]promo.Batch, error) {
-	return collect(ctx, q, query, args, scanBatch)
 }
 
 // Backlog returns the generation work still open in the database.
@@ -146,27 +131,16 @@ func (s *Core[T]) Backlog(ctx context.Context) (promo.Backlog, error) {
 // published was written (ok = false: none is pending): the outbox lag.
 func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, err error) {
 	err = s.r.QueryRow(ctx, s.d.OldestUnpublished).Scan(Time(&t))
-	if noRows(err) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("oldest unpublished batch: %w", err)
-	}
-	return t, true, nil
+	t, ok, err = found(t, err)
+	return t, ok, wrap(err, "oldest unpublished batch")
 }
 
 // CommitChunk commits one chunk: in one transaction it advances the batch's
-// progress from c.From to c.From+c.Count (compare-and-set) and inserts exactly
-// c.Count new codes. It returns the batch's new Done.
-//
-// With a fast path (Bulk.Copy: PostgreSQL's COPY, SQL Server's bulk copy) the
-// codes go straight into the codes table; a collision with an existing code
-// fails it, and the chunk is rolled back and redone on the skipping path:
-// the codes are inserted skipping those that exist, and for each skipped one
-// a further sequence number from c.CounterName is reserved in the same
-// transaction and rendered by c.Replace. Without one (SQLite) the skipping
-// path is the only path. A deadlock victim (possible between two skipping
-// commits) is run again: the database rolled it back whole.
+// progress from c.From to c.From+c.Count (compare-and-set), inserts exactly
+// c.Count new codes (replacing collisions) and passes the commit gate, as
+// docs/store.md ("Committing a chunk") describes. It returns the batch's new
+// Done. A collision on the fast path (Bulk.Copy) redoes the chunk on the
+// skipping path; a deadlock victim is run again.
 //
 // Errors: EMoved when the batch's Done is not c.From (another worker
 // committed first, or a replay), ENotFound for an unknown batch, EInvalid for
@@ -235,9 +209,8 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 			return 0, err
 		}
 	}
-	// The commit gate: a chunk commits only while its promotion is neither
-	// cancelled nor being deleted. A cancel skips the batch rows chunks hold
-	// (it never waits for a worker), so the refused chunk marks its batch.
+	// The commit gate (PromotionLive): a cancel skips the batch rows chunks
+	// hold, so the refused chunk marks its batch.
 	var live bool
 	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
 		return 0, fmt.Errorf("check promotion is live: %w", err)

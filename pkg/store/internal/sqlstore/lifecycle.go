@@ -114,17 +114,23 @@ func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 
 func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
 	var (
-		ps   promo.PromotionSettings
-		name any
-		on   any
+		ps          promo.PromotionSettings
+		name, on    any // NULL: unchanged
+		eligibility string
+		change      = map[string]any{} // the fields set, for the audit row
 	)
 	if u.Name != nil {
-		name = *u.Name
+		name, change["name"] = *u.Name, *u.Name
 	}
 	if u.Active != nil {
-		on = *u.Active
+		on, change["active"] = *u.Active, *u.Active
 	}
-	var eligibility string
+	if u.SetStartsAt {
+		change["startsAt"] = u.StartsAt
+	}
+	if u.SetExpiresAt {
+		change["expiresAt"] = u.ExpiresAt
+	}
 	ok, err := x.row(ctx, x.d.UpdatePromotion, []any{u.ID, name, u.SetStartsAt, x.d.nullTime(u.StartsAt), u.SetExpiresAt,
 		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
@@ -139,19 +145,6 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 			return ps, err
 		}
 		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
-	}
-	change := map[string]any{}
-	if u.Name != nil {
-		change["name"] = *u.Name
-	}
-	if u.SetStartsAt {
-		change["startsAt"] = u.StartsAt
-	}
-	if u.SetExpiresAt {
-		change["expiresAt"] = u.ExpiresAt
-	}
-	if u.Active != nil {
-		change["active"] = *u.Active
 	}
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
@@ -171,16 +164,14 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 }
 
 // CancelPromotion stops a promotion that is still generating. It sets the
-// promotion's cancelled flag (one conditional statement on the promotion
-// row, which no worker locks), so it takes effect at once whatever a worker
-// holds: every chunk reads the flag in its own transaction just before
-// committing and is refused once it is set. The unfinished batches are marked
-// cancelled too, except those a chunk in flight holds (their worker marks
-// them when the flag refuses its chunk), so reconcile and the shovel leave
-// them alone; the status reports "cancelled" with the exact number of codes
-// that exist (progress advances in the same transaction as each chunk's
-// codes). Cancelling again answers replayed; a completed (or vanity)
-// promotion has nothing to cancel: EConflict; a deleted one is refused.
+// promotion's cancelled flag, which every chunk's commit gate reads, so it
+// takes effect at once whatever a worker holds (docs/store.md, "Committing a
+// chunk"). The unfinished batches are marked cancelled too, except those a
+// chunk in flight holds (their worker marks them when the gate refuses its
+// chunk), so reconcile and the shovel leave them alone; the status reports
+// "cancelled" with the exact number of codes that exist. Cancelling again
+// answers replayed; a completed (or vanity) promotion has nothing to cancel:
+// EConflict; a deleted one is refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
 	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
 		return false, errAuditFields
@@ -348,28 +339,26 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 	if !ok {
 		return 0, fmt.Errorf("purge: table %q is not purgeable", table)
 	}
-	purge := func(x stmts[T]) (int64, bool, error) {
+	purge := func(x stmts[T]) (n int64, err error) {
 		if table != "redemptions" {
-			n, err := x.q.Exec(ctx, q, id, limit)
-			return n, false, err
+			return x.q.Exec(ctx, q, id, limit)
 		}
 		if x.d.PurgeRedemptionKeys != "" {
 			if err := x.exec(ctx, x.d.PurgeRedemptionKeys, id, limit); err != nil {
-				return 0, false, fmt.Errorf("their idempotency records: %w", err)
+				return 0, fmt.Errorf("their idempotency records: %w", err)
 			}
 		}
-		var n int64
-		err := each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
-		return n, false, err
+		err = each(ctx, x.q, q, []any{id, limit}, func(Row) error { n++; return nil })
+		return n, err
 	}
 	var (
 		n   int64
 		err error
 	)
 	if table == "redemptions" && s.d.PurgeRedemptionKeys != "" {
-		n, _, err = run(ctx, s, purge)
+		n, err = run1(ctx, s, purge)
 	} else {
-		n, _, err = purge(s.on(s.w)) // one statement: no transaction around it
+		n, err = purge(s.on(s.w)) // one statement: no transaction around it
 	}
 	if err != nil {
 		return 0, fmt.Errorf("purge %s of promotion %d: %w", table, id, err)
@@ -461,10 +450,7 @@ func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error
 	var d promo.Deletion
 	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
 	if noRows(err) {
-		return d, promotionNotFound(id)
+		err = promotionNotFound(id)
 	}
-	if err != nil {
-		return d, fmt.Errorf("read deletion of promotion %d: %w", id, err)
-	}
-	return d, nil
+	return d, wrap(err, "read deletion of promotion %d", id)
 }

@@ -27,22 +27,24 @@ type Migrations struct {
 	Locker lock.SessionLocker
 }
 
-func (m Migrations) provider(locked bool) (*goose.Provider, func(), error) {
+// with runs fn on a goose provider of the migrations, under the Locker if
+// locked.
+func (m Migrations) with(locked bool, fn func(p *goose.Provider) error) error {
 	fsys, err := fs.Sub(m.FS, "migrations")
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	if locked && m.Locker != nil {
 		opts = append(opts, goose.WithSessionLocker(m.Locker))
 	}
 	db, done := m.DB()
+	defer done()
 	p, err := goose.NewProvider(m.Dialect, db, fsys, opts...)
 	if err != nil {
-		done()
-		return nil, nil, err
+		return err
 	}
-	return p, done, nil
+	return fn(p)
 }
 
 // UpTo applies the pending migrations up to version, or all of them for 0 (tests
@@ -55,25 +57,23 @@ func (m Migrations) UpTo(ctx context.Context, version int64) error {
 // Up is UpTo, saying what it did: the file names of the migrations it
 // applied, in order, and the version the database is at afterwards.
 func (m Migrations) Up(ctx context.Context, version int64) (applied []string, at int64, err error) {
-	p, done, err := m.provider(true)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: migrate: %w", m.Name, err)
-	}
-	defer done()
-	var res []*goose.MigrationResult
-	if version > 0 {
-		res, err = p.UpTo(ctx, version)
-	} else {
-		res, err = p.Up(ctx)
-	}
-	for _, r := range res {
-		if r.Error == nil && r.Source != nil {
-			applied = append(applied, path.Base(r.Source.Path))
+	err = m.with(true, func(p *goose.Provider) (err error) {
+		var res []*goose.MigrationResult
+		if version > 0 {
+			res, err = p.UpTo(ctx, version)
+		} else {
+			res, err = p.Up(ctx)
 		}
-	}
-	if err == nil {
-		at, err = p.GetDBVersion(ctx)
-	}
+		for _, r := range res {
+			if r.Error == nil && r.Source != nil {
+				applied = append(applied, path.Base(r.Source.Path))
+			}
+		}
+		if err == nil {
+			at, err = p.GetDBVersion(ctx)
+		}
+		return err
+	})
 	if err != nil {
 		return applied, 0, fmt.Errorf("%s: migrate: %w", m.Name, err)
 	}
@@ -82,23 +82,19 @@ func (m Migrations) Up(ctx context.Context, version int64) (applied []string, at
 
 // DownTo rolls back the migrations above version (tests).
 func (m Migrations) DownTo(ctx context.Context, version int64) error {
-	p, done, err := m.provider(false)
-	if err != nil {
+	return m.with(false, func(p *goose.Provider) error {
+		_, err := p.DownTo(ctx, version)
 		return err
-	}
-	defer done()
-	_, err = p.DownTo(ctx, version)
-	return err
+	})
 }
 
-// Pending reports whether migrations are not applied yet, without a lock.
-func (m Migrations) Pending(ctx context.Context) (bool, error) {
-	p, done, err := m.provider(false)
-	if err != nil {
-		return false, fmt.Errorf("%s: schema version: %w", m.Name, err)
-	}
-	defer done()
-	pending, err := p.HasPending(ctx)
+// Pending reports whether migrations are not applied yet, without a lock
+// (true with an error: the version is unknown).
+func (m Migrations) Pending(ctx context.Context) (pending bool, err error) {
+	err = m.with(false, func(p *goose.Provider) (err error) {
+		pending, err = p.HasPending(ctx)
+		return err
+	})
 	if err != nil {
 		return true, fmt.Errorf("%s: schema version: %w", m.Name, err)
 	}

@@ -18,39 +18,22 @@ var errIdempotencyRace = errors.New("a concurrent create with the same idempoten
 // its batch rows (generated) or its code (vanity), in one transaction.
 //
 // With an idempotency key already stored for the same request hash it returns
-// the stored promotion and created = false; for another hash, EConflict. Of
-// concurrent creates with one key, one inserts and the others, failing on the
-// unique index, roll back and re-read it in a new transaction (SQLite
-// serialises writers, so there the look-up suffices). A reservation past
-// np.SeqLimit is ECapacity and an existing vanity code EConflict; both write
-// nothing. A deadlock victim is run again.
+// the stored promotion and created = false; for another hash, EConflict; a
+// concurrent create with the key that loses the race re-reads the winner's
+// (docs/store.md, "Creating a promotion"). A reservation past np.SeqLimit is
+// ECapacity and an existing vanity code EConflict; both write nothing.
 func (s *Core[T]) CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
 	np, err := normalizeNewPromotion(np)
 	if err != nil {
 		return promo.Promotion{}, false, err
 	}
-	for attempt := 1; ; attempt++ {
-		p, created, err := s.createPromotion(ctx, np)
-		if err != nil && attempt < maxTxAttempts && (errors.Is(err, errIdempotencyRace) || s.d.Retryable(err)) {
-			if err := pause(ctx, attempt); err != nil {
-				return promo.Promotion{}, false, fmt.Errorf("create promotion %q: %w", np.Name, err)
-			}
-			continue
-		}
-		if err != nil && promo.Code(err) == promo.EInternal {
-			err = fmt.Errorf("create promotion %q: %w", np.Name, err)
-		}
-		return p, created, err
-	}
+	p, created, err := run(ctx, s, func(x stmts[T]) (promo.Promotion, bool, error) {
+		return x.createPromotion(ctx, np, s.clock())
+	})
+	return p, created, wrap(err, "create promotion %q", np.Name)
 }
 
-func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
-	tx, err := s.w.Begin(ctx)
-	if err != nil {
-		return promo.Promotion{}, false, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-
+func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, now time.Time) (promo.Promotion, bool, error) {
 	if np.IdempotencyKey != "" {
 		// At locking READ COMMITTED (SQL Server) this waits for an
 		// uncommitted insert of the same key, then sees it.
@@ -58,7 +41,7 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 			p    promo.Promotion
 			hash string
 		)
-		err := scanPromotion(tx.QueryRow(ctx, s.d.PromotionByKey, np.IdempotencyKey), &p, &hash, &p.Active)
+		err := scanPromotion(x.q.QueryRow(ctx, x.d.PromotionByKey, np.IdempotencyKey), &p, &hash, &p.Active)
 		switch {
 		case err == nil && hash == np.RequestHash:
 			return p, false, nil
@@ -71,15 +54,15 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 
 	p := np.Promotion
 	p.Active = true // the column's default
-	p.CreatedAt = s.clock().UTC().Truncate(time.Microsecond)
+	p.CreatedAt = now.UTC().Truncate(time.Microsecond)
 	p.StartsAt, p.ExpiresAt = utcPtr(p.StartsAt), utcPtr(p.ExpiresAt)
 	if p.Kind == promo.KindGenerated {
-		start, err := reserveSeq(ctx, tx, s.d.Reserve, p.CounterName, p.CodeCount)
+		start, err := reserveSeq(ctx, x.q, x.d.Reserve, p.CounterName, p.CodeCount)
 		if err != nil {
 			return promo.Promotion{}, false, err
 		}
 		if err := checkReservation(start, p.CodeCount, np.SeqLimit); err != nil {
-			return promo.Promotion{}, false, err // the deferred rollback undoes the reservation
+			return promo.Promotion{}, false, err // the rollback undoes the reservation
 		}
 		p.SeqStart = uint64(start)
 	} else {
@@ -94,17 +77,17 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 		format = string(b)
 	}
 	if p.VanityCode != "" {
-		vanity = s.d.VarChar(p.VanityCode)
+		vanity = x.d.VarChar(p.VanityCode)
 	}
 	if np.IdempotencyKey != "" {
 		key = np.IdempotencyKey
 	}
-	err = tx.QueryRow(ctx, s.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
-		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), s.d.nullTime(p.StartsAt), s.d.nullTime(p.ExpiresAt),
-		p.CounterName, int64(p.SeqStart), key, np.RequestHash, s.d.Time(p.CreatedAt),
-		s.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
+	err := x.q.QueryRow(ctx, x.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
+		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), x.d.nullTime(p.StartsAt), x.d.nullTime(p.ExpiresAt),
+		p.CounterName, int64(p.SeqStart), key, np.RequestHash, x.d.Time(p.CreatedAt),
+		x.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {
-		if np.IdempotencyKey != "" && s.d.UniqueViolation(err) {
+		if np.IdempotencyKey != "" && x.d.UniqueViolation(err) {
 			// The only unique key this insert can violate (the id is
 			// generated) is the idempotency key's.
 			return promo.Promotion{}, false, fmt.Errorf("insert promotion: %w: %w", errIdempotencyRace, err)
@@ -114,20 +97,17 @@ func (s *Core[T]) createPromotion(ctx context.Context, np promo.NewPromotion) (p
 	switch p.Kind {
 	case promo.KindGenerated:
 		n := batchCount(p.CodeCount, np.BatchSize)
-		if _, err := tx.Exec(ctx, s.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
-			s.d.Time(p.CreatedAt)); err != nil {
+		if err := x.exec(ctx, x.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
+			x.d.Time(p.CreatedAt)); err != nil {
 			return promo.Promotion{}, false, fmt.Errorf("insert %d batches: %w", n, err)
 		}
 	case promo.KindVanity:
-		if _, err := tx.Exec(ctx, s.d.InsertCode, s.d.VarChar(p.VanityCode), p.ID); err != nil {
-			if s.d.UniqueViolation(err) { // codes has one unique key: the code
+		if err := x.exec(ctx, x.d.InsertCode, x.d.VarChar(p.VanityCode), p.ID); err != nil {
+			if x.d.UniqueViolation(err) { // codes has one unique key: the code
 				return promo.Promotion{}, false, vanityConflict(p.VanityCode)
 			}
 			return promo.Promotion{}, false, fmt.Errorf("insert vanity code: %w", err)
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return promo.Promotion{}, false, fmt.Errorf("commit: %w", err)
 	}
 	return p, true, nil
 }
@@ -213,12 +193,9 @@ func (s *Core[T]) GetCode(ctx context.Context, code string) (promo.CodeInfo, err
 	var c promo.CodeInfo
 	err := s.r.QueryRow(ctx, s.d.GetCode, s.d.VarChar(code)).Scan(&c.Code, &c.PromotionID, &c.Used, &c.MaxUsage)
 	if noRows(err) {
-		return c, codeNotFound()
+		err = codeNotFound()
 	}
-	if err != nil {
-		return c, fmt.Errorf("get code: %w", err)
-	}
-	return c, nil
+	return c, wrap(err, "get code")
 }
 
 // CodeSpaces returns up to limit promotions with an id above afterID, with

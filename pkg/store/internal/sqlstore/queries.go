@@ -7,14 +7,11 @@ import (
 	"strings"
 )
 
-// The statement text that two or three dialects share, written once with
-// PostgreSQL's $n placeholders and rebound to each dialect's when it composes
-// its Statements (Compose): SQLite's ?n, SQL Server's @pN. A dialect whose
-// text differs sets the field itself in its queries.go, which wins; the
-// dialects' queries.go hold only what differs. The row locks the comments
-// speak of are PostgreSQL's and SQL Server's; on SQLite every write
-// transaction holds the database's one write lock, which serialises the same
-// statements.
+// The statement text that two or three dialects share, written once in
+// PostgreSQL's terms and rebound to each dialect's by Compose; the dialects'
+// queries.go hold only what differs. The row locks the comments speak of are
+// PostgreSQL's and SQL Server's; on SQLite every write transaction holds the
+// database's one write lock, which serialises the same statements.
 
 // The column lists the core's scanners read (scan.go), in their order:
 // PromotionCols (PromotionColsP with the alias p), BatchCols, RedemptionCols,
@@ -51,32 +48,24 @@ var portable = Statements{
 	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
 ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
 
-	// UseAllowance creates the user's row at 1, or adds 1 while below the
-	// limit; RETURNING gives no row when the limit is reached.
 	UseAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 1)
 ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used + 1 WHERE u.used < $3
 RETURNING used`,
 
-	// LockAllowance creates the user's row at 0 uses, or locks it while
-	// below the limit.
 	LockAllowance: `INSERT INTO user_uses AS u (promotion_id, user_id, used) VALUES ($1, $2, 0)
 ON CONFLICT (promotion_id, user_id) DO UPDATE SET used = u.used WHERE u.used < $3
 RETURNING used`,
 
-	// Reserve reserves n sequence numbers from a counter, creating it at 0 if
-	// absent, and returns the first of them. The row lock it takes is held to
-	// the end of the transaction, which serialises reservations per counter.
+	// Reserve's row lock is held to the end of the transaction, which
+	// serialises reservations per counter.
 	Reserve: `INSERT INTO counters (name, next) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`,
 
-	// StatsOrders: order value and discount of the live redemptions that
-	// carried an order, per currency (amounts in 1/10,000 of a unit).
 	StatsOrders: `SELECT order_currency, count(*), CAST(COALESCE(sum(order_amount), 0) AS bigint), CAST(COALESCE(sum(discount), 0) AS bigint)
 FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
 GROUP BY order_currency ORDER BY order_currency`,
 
-	// StatsSegments: the same by segment (and currency, '' for none).
 	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), count(*),
 	CAST(COALESCE(sum(r.order_amount), 0) AS bigint), CAST(COALESCE(sum(r.discount), 0) AS bigint)
 FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
@@ -94,20 +83,14 @@ GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
 WHERE promotion_id = $1 AND batch_no = $2 AND done = $4 AND done + $3 <= code_count AND state <> 'cancelled'
 RETURNING done`,
 
-	// CancelBatch marks one batch cancelled after its chunk was refused by
-	// PromotionLive (the cancel skipped it while the chunk held it).
 	CancelBatch: `UPDATE batches SET state = 'cancelled', updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
 
-	// SetBatchState never touches a finished batch: done is final.
 	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
 
-	// MarkEventPublished stamps the database's clock: the retention that
-	// prunes published events counts from it.
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = $1 AND published_at IS NULL`,
 
-	// Now is the database's clock at the call.
 	Now: `SELECT now()`,
 
 	// PromotionByKey: "idempotency_key IS NOT NULL" spells out the filter of
@@ -131,8 +114,6 @@ FROM promotions p LEFT JOIN promotion_totals t ON t.promotion_id = p.id WHERE p.
 
 	ExportCodes: `SELECT code FROM codes WHERE promotion_id = $1`,
 
-	// LoadBatch tells a missing promotion (no row) from a missing batch
-	// (NULL batch columns) in one round trip.
 	LoadBatch: `SELECT ` + PromotionColsP + `,
 	b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error, p.key_fingerprint
 FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id AND b.batch_no = $2
@@ -140,10 +121,6 @@ WHERE p.id = $1`,
 
 	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`,
 
-	// PromotionLive is the last statement of every chunk's transaction: a
-	// chunk commits only if its promotion was neither cancelled nor its
-	// deletion requested (a plain read: it waits for nothing, and nothing
-	// waits for it).
 	PromotionLive: `SELECT ` + flag(`cancelled_at IS NULL AND delete_requested_at IS NULL`) + ` FROM promotions WHERE id = $1`,
 
 	BatchExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`),
@@ -195,7 +172,6 @@ ON CONFLICT DO NOTHING`,
 
 	InsertEvent: `INSERT INTO events (stream, event_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
 
-	// CodeState: $3 is now, for the live reservations.
 	CodeState: `SELECT ` + PromotionColsP + `, c.code, c.used, COALESCE(u.used, 0), p.active,
 	` + flag(`c.revoked_at IS NOT NULL`) + `, ` + flag(`p.delete_requested_at IS NOT NULL`) + `,
 	(SELECT count(*) FROM reservations r WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $3),
@@ -224,11 +200,8 @@ RETURNING ` + RedemptionCols,
 
 	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`,
 
-	// Audit pages, newest first (ids are UUIDv7, time-ordered), one per
-	// selection: $1 the promotion (or the user, across
-	// promotions), $2 the limit (NULL: none), $3 the cursor ('' for the
-	// first page), $4 the range's lowest id ('' for none: every id is >= ''),
-	// $5 the user or the code.
+	// Audit pages, newest first: ids are UUIDv7, time-ordered; every id is
+	// >= '' (no lowest id).
 	Redemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
@@ -241,8 +214,6 @@ WHERE code = $5 AND promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDE
 	UserRedemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
-	// CodeSpaces lists what validation needs to recognise codes offline:
-	// the format of each generated promotion and each vanity code.
 	CodeSpaces: `SELECT id, kind, COALESCE(format, ''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > $1 ORDER BY id LIMIT $2`,
 
@@ -265,13 +236,10 @@ WHERE c.user_id = $1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code
 
 	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
 
-	// PruneEvents deletes up to $2 events published before $1 and counted
-	// by the totals rollup (an uncounted one is still owed to the totals).
+	// PruneEvents keeps an uncounted event: it is still owed to the totals.
 	PruneEvents: `DELETE FROM events WHERE seq IN (
 	SELECT seq FROM events WHERE published_at < $1 AND counted_at IS NOT NULL ORDER BY seq LIMIT $2)`,
 
-	// CodeLoad: committed uses plus live holds; $3 is a reservation being
-	// confirmed ('' for none), whose own hold is not counted.
 	CodeLoad: `SELECT c.used + (SELECT count(*) FROM reservations r
 	WHERE r.code = c.code AND r.promotion_id = c.promotion_id AND r.status = 'held' AND r.expires_at > $2 AND r.id <> $3)
 FROM codes c WHERE c.code = $1`,
@@ -304,16 +272,12 @@ WHERE idem_key = $1`,
 	StoredReservationOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(reservation_id, '')
 FROM idempotency_keys WHERE idem_key = $1`,
 
-	// SweepReservations deletes up to $2 rows that ended before $1.
 	SweepReservations: `DELETE FROM reservations WHERE id IN (
 	SELECT id FROM reservations WHERE expires_at < $1 LIMIT $2)`,
 
-	// SweepIdempotencyKeys deletes up to $2 records made before $1.
 	SweepIdempotencyKeys: `DELETE FROM idempotency_keys WHERE idem_key IN (
 	SELECT idem_key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)`,
 
-	// RevokeCode: a code of a promotion whose deletion was requested is
-	// not revoked (the promotion takes no change).
 	RevokeCode: `UPDATE codes SET revoked_at = $2, revoke_reason = NULLIF($3, '')
 WHERE code = $1 AND revoked_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM promotions p WHERE p.id = codes.promotion_id AND p.delete_requested_at IS NOT NULL)
@@ -324,18 +288,14 @@ RETURNING promotion_id`,
 	InsertAudit: `INSERT INTO audit_log (id, at, actor, action, promotion_id, code, detail)
 VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
 
-	// AuditLog pages a promotion's audit log, newest first; $3 is the
-	// cursor ('' for the first page).
 	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
 
 	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`,
 
-	// FlagCancelled sets the flag every chunk reads before it commits. It
-	// locks only the promotion row, which workers never lock, so a worker
-	// frozen mid-chunk (holding its batch row) cannot make it wait (on
-	// SQLite no chunk is in flight while it runs).
+	// FlagCancelled locks only the promotion row, which no chunk locks
+	// (docs/store.md, "Committing a chunk").
 	FlagCancelled: `UPDATE promotions SET cancelled_at = $2
 WHERE id = $1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_requested_at IS NULL
 	AND EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND done < code_count)`,
@@ -363,9 +323,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8, ''), NULLIF($9, ''))`,
 	RequestDeletion: `UPDATE promotions SET delete_requested_at = $2, active = 0
 WHERE id = $1 AND delete_requested_at IS NULL`,
 
-	// FinishDeletion: only once no code is left (a chunk that read the
-	// promotion live just before the deletion may commit just after it;
-	// the next pass deletes its codes, then finishes).
 	FinishDeletion: `UPDATE promotions SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM codes WHERE promotion_id = $1)`,
 
@@ -376,14 +333,10 @@ WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
 	Deletion: `SELECT delete_requested_at, deleted_at FROM promotions WHERE id = $1`,
 
-	// CodeReservations: $1 the code, $2 its promotion, $3 now, $4 the limit
-	// (the partial index reservations_held_by_code serves it).
+	// CodeReservations: the partial index reservations_held_by_code serves it.
 	CodeReservations: `SELECT ` + ReservationCols + ` FROM reservations
 WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 ORDER BY expires_at LIMIT $4`,
 
-	// Purge deletes up to $2 rows of one promotion from a table, one bounded
-	// statement at a time, so that redemptions of other promotions never
-	// wait long behind a purge.
 	Purge: map[string]string{
 		"user_uses":    `DELETE FROM user_uses WHERE promotion_id = $1 AND user_id IN (SELECT user_id FROM user_uses WHERE promotion_id = $1 LIMIT $2)`,
 		"codes":        `DELETE FROM codes WHERE code IN (SELECT code FROM codes WHERE promotion_id = $1 LIMIT $2)`,
@@ -451,15 +404,11 @@ func Compose(r Rebind, own Statements) Statements {
 			f.SetString(r.rebind(f.String()))
 		}
 	}
-	s.Purge = maps.Clone(own.Purge)
-	if s.Purge == nil {
-		s.Purge = map[string]string{}
-	}
+	s.Purge = map[string]string{}
 	for table, q := range portable.Purge {
-		if _, set := s.Purge[table]; !set {
-			s.Purge[table] = r.rebind(q)
-		}
+		s.Purge[table] = r.rebind(q)
 	}
+	maps.Copy(s.Purge, own.Purge)
 	return s
 }
 

@@ -32,19 +32,18 @@ func NullTime(dst **time.Time) sql.Scanner { return nullTimeDest{dst} }
 type timeDest struct{ dst *time.Time }
 
 func (d timeDest) Scan(v any) error {
+	var s string
 	switch x := v.(type) {
 	case time.Time:
 		*d.dst = x.UTC()
 		return nil
 	case string:
-		return d.parse(x)
+		s = x
 	case []byte:
-		return d.parse(string(x))
+		s = string(x)
+	default:
+		return fmt.Errorf("cannot scan %T into a time", v)
 	}
-	return fmt.Errorf("cannot scan %T into a time", v)
-}
-
-func (d timeDest) parse(s string) error {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return err

@@ -70,18 +70,11 @@ type sqlQuerier struct {
 	cache *StmtCache // nil: none
 }
 
-// querier is what runs query: its prepared statement when the cache has one
-// (on the transaction's connection for a transaction), else q.
-func (q sqlQuerier) querier(ctx context.Context, query string) interface {
-	ExecContext(ctx context.Context, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, args ...any) *sql.Row
-} {
+// stmt is query's prepared statement when the cache has one (on the
+// transaction's connection for a transaction), else nil: run the text on q.
+func (q sqlQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
 	st := q.cache.get(query)
-	if st == nil {
-		return nil
-	}
-	if q.tx != nil {
+	if st != nil && q.tx != nil {
 		return q.tx.StmtContext(ctx, st)
 	}
 	return st
@@ -92,7 +85,7 @@ func (q sqlQuerier) Exec(ctx context.Context, query string, args ...any) (int64,
 		res sql.Result
 		err error
 	)
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		res, err = st.ExecContext(ctx, args...)
 	} else {
 		res, err = q.q.ExecContext(ctx, query, args...)
@@ -108,7 +101,7 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows,
 		rows *sql.Rows
 		err  error
 	)
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		rows, err = st.QueryContext(ctx, args...)
 	} else {
 		rows, err = q.q.QueryContext(ctx, query, args...)
@@ -120,26 +113,20 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows,
 }
 
 func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row {
-	if st := q.querier(ctx, query); st != nil {
+	if st := q.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return q.q.QueryRowContext(ctx, query, args...)
 }
 
-// StmtCache keeps the statement texts a pool runs prepared, across
-// transactions, so that a statement is parsed once per connection instead of
-// at every run (on SQLite, whose driver prepares every statement it is given
-// as text, parsing was a sixth of the API's CPU in a burst of redemptions and
-// most of each combined redemption's time on the one writer connection).
-//
-// A text is prepared on the pool (database/sql's *sql.Stmt, which prepares
-// on each connection once) after its first run, in the background: the run
-// that meets it may hold the pool's only connection (SQLite's writer) in a
-// transaction, so preparing it there would wait for itself. Until then, and
-// for a text that failed to prepare (a table not migrated yet: retried after
-// a while), a statement runs unprepared, as without a cache. At most size
-// texts are kept; the least recently run is closed (database/sql closes it
-// once no transaction uses it).
+// StmtCache keeps the statement texts a pool runs prepared across
+// transactions, so that a statement is parsed once per connection, not at
+// every run (docs/store.md, SQLite). A text runs as text the first time and
+// is prepared on the pool in the background: the run that meets it may hold
+// the pool's only connection (SQLite's writer), so preparing it there would
+// wait for itself. A text that failed to prepare runs as text and is tried
+// again after stmtRetry. At most size texts are kept; the least recently run
+// is closed (database/sql closes it once no transaction uses it).
 //
 // Concurrency: safe for concurrent use.
 type StmtCache struct {

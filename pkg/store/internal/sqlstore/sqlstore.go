@@ -1,16 +1,12 @@
 // Package sqlstore is the one implementation of the store's algorithms, its
 // scanning and its rules, shared by the SQLite, PostgreSQL and SQL Server
-// stores. Each of them supplies a Dialect (its statement text, argument
-// adapters, error classifiers, statement hooks and bulk-insert path) and its
-// pools; everything else is written here once: the promotion's creation,
-// status and lists, the chunk commit with its collision replacement and
-// commit gate, the batch outbox, stats and the totals rollup, redemption,
-// rollback, reservations, the lifecycle (revoke, update, cancel, top-ups,
-// deletion, purge), the admin look-ups and the redemption events outbox.
-// The statement text two or three dialects share is here too (queries.go,
-// composed with each dialect's own by Compose). The redemption, reservation
-// and lifecycle algorithms run on one statement binder (stmts.go): the
-// dialect's statements bound to a transaction.
+// stores (docs/store.md, "One core, three dialects"). Each of them supplies a
+// Dialect (its statement text, argument adapters, error classifiers,
+// statement hooks and bulk-insert path) and its pools; everything else is
+// written here once. The statement text two or three dialects share is here
+// too (queries.go, composed with each dialect's own by Compose). The
+// redemption, reservation and lifecycle algorithms run on one statement
+// binder (stmts.go): the dialect's statements bound to a transaction.
 //
 // The algorithms run against a small executor seam, Querier, with two
 // implementations: database/sql (SQLDB here, for SQLite and SQL Server) and
@@ -191,12 +187,13 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 }
 
 // retry runs fn up to maxTxAttempts times while it fails with a retryable
-// error, pausing a little between runs so that deadlock victims do not meet
-// again at once.
+// error (or loses a create's idempotency race: the new run finds the
+// winner's promotion), pausing a little between runs so that deadlock
+// victims do not meet again at once.
 func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
-		if err == nil || attempt == maxTxAttempts || !s.d.Retryable(err) {
+		if err == nil || attempt == maxTxAttempts || !(s.d.Retryable(err) || errors.Is(err, errIdempotencyRace)) {
 			return err
 		}
 		if err := pause(ctx, attempt); err != nil {

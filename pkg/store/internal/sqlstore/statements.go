@@ -33,8 +33,9 @@ type Statements struct {
 	// Progress (id): batches, generated codes, completed, retrying, parked,
 	// cancelled.
 	Progress string
-	// PromotionExists (id): a boolean.
-	PromotionExists string
+	// PromotionExists (id) and BatchExists (promotion id, batch no): a
+	// boolean.
+	PromotionExists, BatchExists string
 	// ExportCodes (id): code.
 	ExportCodes string
 	// PendingBatches (limit): batchCols of unpublished batches, oldest first.
@@ -48,22 +49,18 @@ type Statements struct {
 	// key_fingerprint.
 	LoadBatch string
 	// Advance (promotion id, batch no, count, from) moves done from from to
-	// from+count, or touches nothing, and returns the new done.
-	Advance string
+	// from+count, or touches nothing, and returns the new done;
 	// BatchProgress (promotion id, batch no): done, code_count.
-	BatchProgress string
+	Advance, BatchProgress string
 	// PromotionLive (promotion id): a boolean, false once the promotion's
 	// cancel flag is set or its deletion requested; the last statement of a
 	// chunk's transaction (a plain read that waits for nothing).
 	PromotionLive string
 	// CancelBatch (promotion id, batch no) marks an unfinished batch
-	// cancelled (after its chunk was refused by PromotionLive).
-	CancelBatch string
+	// cancelled (after its chunk was refused by PromotionLive);
 	// SetBatchState (promotion id, batch no, state, last error) leaves a
 	// finished or cancelled batch alone.
-	SetBatchState string
-	// BatchExists (promotion id, batch no): a boolean.
-	BatchExists string
+	CancelBatch, SetBatchState string
 	// IncompleteBatches (promotion id) and AllIncompleteBatches (): batchCols
 	// in order.
 	IncompleteBatches, AllIncompleteBatches string
@@ -81,20 +78,18 @@ type Statements struct {
 	// OldestUnpublished (): created_at of the oldest unpublished batch's
 	// promotion.
 	OldestUnpublished string
-	// CodeSpaces (after id, limit): id, kind, format (''), vanity_code ('').
-	CodeSpaces string
+	// CodeSpaces (after id, limit): id, kind, format (''), vanity_code ('');
 	// SetActive (id, active) (-> n).
-	SetActive string
+	CodeSpaces, SetActive string
 
-	// StatsTotals (id): redemptions, rolled back, codes redeemed.
-	StatsTotals string
+	// StatsTotals (id): redemptions, rolled back, codes redeemed;
+	// StatsTopUsers (id, limit): user_id, redemptions.
+	StatsTotals, StatsTopUsers string
 	// StatsSeries (id, "hour" or "day", from, to): bucket start,
 	// redemptions, rolled back since, rollbacks; oldest first, over [from,
 	// to), a row for every bucket with activity or refusals.
 	// StatsRefusalSeries (the same arguments): bucket start, reason, count.
 	StatsSeries, StatsRefusalSeries string
-	// StatsTopUsers (id, limit): user_id, redemptions.
-	StatsTopUsers string
 	// StatsOrders (id): currency, redemptions, order value, discount of
 	// the live redemptions that carried an order; StatsSegments (id):
 	// segment, currency (''), redemptions, order value, discount.
@@ -105,10 +100,9 @@ type Statements struct {
 	// AddTotals (promotion id, redemptions, codes redeemed, rolled back,
 	// now), once per promotion (or once with arrays: Dialect.Arrays).
 	AddTotals string
-	// AddRefusals (promotion id, reason, hour, n).
-	AddRefusals string
-	// RefusalsByReason (promotion id): reason, count.
-	RefusalsByReason string
+	// AddRefusals (promotion id, reason, hour, n); RefusalsByReason
+	// (promotion id): reason, count.
+	AddRefusals, RefusalsByReason string
 
 	// ClaimKey (key, request hash, now) inserts an idempotency record
 	// (-> n: 0, or a unique violation, when the key exists).
@@ -163,18 +157,17 @@ type Statements struct {
 	InsertRedemption, InsertEvent, RedemptionWithEvent, InsertRedemptionSegment string
 	// RedeemOnce, if set, is a whole redemption in one statement run in
 	// autocommit (one round trip): a server-side function or batch that
-	// runs the steps of the core's redemption (the idempotency claim, the
-	// conditional use of the code, its live holds, the user's allowance and
-	// its holds, the audit row, the event, the outcome) in the same lock
-	// order. Arguments: id, code, user, order id, metadata, redeemed_at,
+	// runs the steps of the core's redemption in the same lock order
+	// (docs/store.md, "One round trip per redemption"). Arguments: id, code, user, order id, metadata, redeemed_at,
 	// idempotency key ('' for none), request hash, stream, and the event's
 	// payload around what only the database learns (EventParts: head,
 	// body), client address (''), user agent (''). A code bound to another
 	// user is refused not_your_code; a promotion with eligibility rules
 	// aborts it (Dialect.StatementPath) and the core runs its statement
-	// path; a request with shopper fields never takes it. Row: outcome ("redeemed", "replay" for a key already recorded,
-	// or the refusal reason), promotion id (0 when the code does not exist,
-	// or on a replay), uses left.
+	// path; a request with shopper fields never takes it. Row: outcome
+	// ("redeemed", "replay" for a key already recorded, or the refusal
+	// reason), promotion id (0 when the code does not exist, or on a
+	// replay), uses left.
 	RedeemOnce string
 	// RedeemBatchOnce, if set, is a combined redemption of one code
 	// (RedeemBatch) in one statement run in autocommit, for a dialect with
@@ -221,10 +214,9 @@ type Statements struct {
 	// database's clock: seq, stream, event_key, payload.
 	ClaimEvents string
 	// MarkEventPublished (seq), or (seqs) with Dialect.Arrays, stamps the
-	// database's clock (the retention that prunes events counts from it).
-	MarkEventPublished string
+	// database's clock (the retention that prunes events counts from it);
 	// PruneEvents (before, limit) (-> n).
-	PruneEvents string
+	MarkEventPublished, PruneEvents string
 
 	// InsertReservation (id, promotion id, code, user, created_at,
 	// expires_at, shopper JSON or NULL); Reservation (id): reservationCols;
@@ -234,10 +226,8 @@ type Statements struct {
 	// MarkConfirmed (id, redemption id, order id, now) settles a held
 	// reservation (-> n); MarkReleased (id, now) too (row: reservationCols).
 	MarkConfirmed, MarkReleased string
-	// SweepReservations (before, limit) (-> n).
-	SweepReservations string
-	// SweepIdempotencyKeys (before, limit) (-> n).
-	SweepIdempotencyKeys string
+	// SweepReservations and SweepIdempotencyKeys (before, limit) (-> n).
+	SweepReservations, SweepIdempotencyKeys string
 	// CodeReservations (code, promotion id, now, limit): reservationCols of
 	// live ones, soonest to expire first.
 	CodeReservations string

@@ -116,21 +116,14 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 	if limit <= 0 {
 		limit = defaultRollupBatch
 	}
-	var b promo.RollupBatch
-	err := s.retry(ctx, func() error {
-		return s.inTx(ctx, func(tx T) error {
-			var err error
-			b, err = s.rollUp(ctx, tx, limit)
-			return err
-		})
-	})
+	b, err := run1(ctx, s, func(x stmts[T]) (promo.RollupBatch, error) { return s.rollUp(ctx, x.q, limit) })
 	if err != nil {
 		return promo.RollupBatch{}, fmt.Errorf("roll up events: %w", err)
 	}
 	return b, nil
 }
 
-func (s *Core[T]) rollUp(ctx context.Context, tx T, limit int) (promo.RollupBatch, error) {
+func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.RollupBatch, error) {
 	now := s.d.Time(s.clock())
 	evs, err := collect(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row, ev *promo.OutboxEvent) error {
 		var payload string

@@ -57,11 +57,8 @@ func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error)
 
 // run runs fn in one write transaction on the core's statements, committed
 // when fn returns no error; ok is fn's second answer (replayed, mostly). A
-// transaction the database rolled back as a deadlock's victim (or for a
-// serialization failure) runs again (retry): whatever the lock order of
-// every path, one that waits for a lock while holding another (PostgreSQL's
-// group commit holds each member's rows until the group commits) can meet
-// another in a cycle, and the victim has written nothing.
+// deadlock victim runs again (retry; docs/store.md says how a cycle can form
+// despite the one lock order): it has written nothing.
 func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
 	err = s.retry(ctx, func() error {
 		return s.inTx(ctx, func(tx T) error {
@@ -84,11 +81,16 @@ func wrap(err error, format string, args ...any) error {
 
 // row runs query and scans its row into dest; false when there is none.
 func (x stmts[T]) row(ctx context.Context, query string, args []any, dest ...any) (bool, error) {
-	err := x.q.QueryRow(ctx, query, args...).Scan(dest...)
+	_, ok, err := found(0, x.q.QueryRow(ctx, query, args...).Scan(dest...))
+	return ok, err
+}
+
+// found is a single-row read's answer: false, with no error, for no row.
+func found[R any](r R, err error) (R, bool, error) {
 	if noRows(err) {
-		return false, nil
+		return r, false, nil
 	}
-	return err == nil, err
+	return r, err == nil, err
 }
 
 // one runs a statement and reports whether it changed exactly one row.
@@ -284,14 +286,10 @@ func (x stmts[T]) ReleaseAllowance(ctx context.Context, promotionID int64, userI
 // CodeState reads a code with its promotion, the user's uses and the
 // reservations live at now; false when there is no such code.
 func (x stmts[T]) CodeState(ctx context.Context, code, userID string, now time.Time) (promo.CodeState, bool, error) {
-	var st promo.CodeState
+	st := promo.CodeState{User: userID}
 	err := scanPromotion(x.q.QueryRow(ctx, x.d.CodeState, x.d.VarChar(code), userID, x.d.Time(now)), &st.Promotion,
 		&st.Code, &st.Used, &st.UserUsed, &st.Active, &st.Revoked, &st.Deleted, &st.Reserved, &st.UserReserved, &st.Owner)
-	if noRows(err) {
-		return st, false, nil
-	}
-	st.User = userID
-	return st, err == nil, err
+	return found(st, err)
 }
 
 // insertRedemption writes the audit row (with its segments) and its event's
@@ -339,21 +337,13 @@ func (x stmts[T]) insertEvent(ctx context.Context, ev promo.OutboxEvent) error {
 // redemption reads one audit row through query (Redemption, or
 // MarkRolledBack with its arguments).
 func (x stmts[T]) redemption(ctx context.Context, query string, args ...any) (promo.Redemption, bool, error) {
-	r, err := scanRedemption(x.q.QueryRow(ctx, query, args...))
-	if noRows(err) {
-		return r, false, nil
-	}
-	return r, err == nil, err
+	return found(scanRedemption(x.q.QueryRow(ctx, query, args...)))
 }
 
 // reservation reads one reservation through query (Reservation, or
 // MarkReleased with its arguments).
 func (x stmts[T]) reservation(ctx context.Context, query string, args ...any) (promo.Reservation, bool, error) {
-	r, err := scanReservation(x.q.QueryRow(ctx, query, args...))
-	if noRows(err) {
-		return r, false, nil
-	}
-	return r, err == nil, err
+	return found(scanReservation(x.q.QueryRow(ctx, query, args...)))
 }
 
 // promotionState reads a promotion's lifecycle flags through query
