@@ -57,7 +57,8 @@ SELECT $1::bigint, ` + first + ` + g, $2::bigint + g::bigint * $3::bigint, LEAST
 FROM generate_series(0, $5::int - 1) AS g`
 }
 
-var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()"}, sqlstore.Statements{
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()",
+	Replace: []string{"published = 0", "NOT published", "active = 0", "active = false"}}, sqlstore.Statements{
 	OnceStatements: onceStatements,
 
 	InsertBatches: insertBatches("0"),
@@ -72,9 +73,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()"}, sq
 	count(*) FILTER (WHERE b.state = 'parked' AND b.done < b.code_count),
 	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
 FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
-
-	PendingBatches: `SELECT ` + sqlstore.BatchCols + ` FROM batches WHERE NOT published
-ORDER BY promotion_id, batch_no LIMIT $1`,
 
 	// ClaimPendingBatches (and ClaimEvents) lease for $2 microseconds of the
 	// database's clock: SKIP LOCKED passes over rows another replica is
@@ -117,9 +115,6 @@ ORDER BY p.id DESC LIMIT $4`,
 	COALESCE(sum(b.code_count - b.done) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')), 0)::bigint
 FROM batches b JOIN promotions p ON p.id = b.promotion_id
 WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	OldestUnpublished: `SELECT created_at FROM promotions
-WHERE id = (SELECT min(promotion_id) FROM batches WHERE NOT published)`,
 
 	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
 	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
@@ -271,12 +266,6 @@ WHERE (promotion_id, batch_no) IN (
 	FOR UPDATE SKIP LOCKED)`,
 
 	InsertTopUpBatches: insertBatches("$7::int"),
-
-	RequestDeletion: `UPDATE promotions SET delete_requested_at = $2, active = false
-WHERE id = $1 AND delete_requested_at IS NULL`,
-
-	MarkPurge: `UPDATE promotions SET delete_requested_at = COALESCE(delete_requested_at, $3), active = false
-WHERE id = $1 AND expires_at IS NOT NULL AND expires_at < $2`,
 
 	Purge: map[string]string{
 		// With the redemptions, their idempotency records: a retry with a

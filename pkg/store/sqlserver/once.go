@@ -8,49 +8,28 @@ const errStatementPath = 50001
 
 // qRedeemOnce is a whole redemption in one round trip (the core's
 // RedeemOnce): one batch that is its own transaction, running the core's
-// steps in the core's lock order, personal codes included.
+// steps in the core's lock order, personal codes included (docs/store.md,
+// "One round trip per redemption", lists them).
 //
 // Arguments: @p1 redemption id, @p2 code, @p3 user, @p4 order id (NULL),
 // @p5 metadata (NULL), @p6 now, @p7 idempotency key (empty: none), @p8
 // request hash, @p9 stream, @p10 and @p11 the event's payload around the
 // promotion id (EventParts), @p12 client address and @p13 user agent
-// (empty: none).
+// (empty: none). The answer is one row: outcome, promotion id (0: none),
+// uses left.
 //
-//   - SET XACT_ABORT ON and TRY/CATCH: any error rolls the whole batch back
-//     (CATCH rolls back what XACT_ABORT left uncommittable and re-throws), so
-//     nothing of a failed redemption is written.
-//   - The idempotency key: an INSERT guarded by NOT EXISTS under UPDLOCK,
-//     HOLDLOCK (a key-range lock held to the end of the transaction): a
-//     second request with the same key waits for the first's lock, then finds
-//     its committed record and answers 'replay' (the core reads the record).
-//   - The code's use: one conditional UPDATE with every condition of UseCode,
-//     the bound code's owner among them ((c.user_id IS NULL OR c.user_id =
-//     @p3)). It reads under an update (U) lock that two transactions cannot
-//     hold on one row at once, and keeps the exclusive lock to the end of the
-//     transaction, so a second redeemer waits and evaluates used < max on the
-//     first's committed count (see "Why SQL Server cannot over-redeem" in
-//     queries.go). No row: the reason is read from the state in redemption's
-//     order, not_your_code after revoked, as the statement path names it.
-//   - A promotion with eligibility rules (read by that UPDATE) throws
-//     errStatementPath: the batch is rolled back and the core runs its
-//     statement path, which checks the rules; a request with shopper fields
-//     never comes here.
-//   - The live holds of the code row it used are counted after the lock is
-//     held (a later statement: it reads every hold committed by the lock's
-//     earlier holders, and no one adds one until this transaction ends); over
-//     the maximum, the use is taken back and refused code_exhausted.
-//   - The allowance: the conditional UPDATE of the user's row (used < limit),
-//     else the row's INSERT at 1 guarded by UPDLOCK, HOLDLOCK, else (a
-//     concurrent first use inserted it) the UPDATE once more; then the user's
-//     live holds under that row's lock; over the limit, both uses are taken
-//     back and refused user_limit_reached.
-//   - The audit row (with the client's address and agent) and the event,
-//     whose payload is concatenated as nvarchar(max) (no truncation at 4,000
-//     characters). A refusal is written into the idempotency record.
-//
-// Every UPDATE returns its rows through OUTPUT ... INTO a table variable (a
-// plain OUTPUT fails once the table has a trigger). The answer is one row:
-// outcome, promotion id (0: none), uses left.
+// Why it cannot over-redeem: the code's conditional UPDATE reads under an
+// update (U) lock that two transactions cannot hold on one row at once and
+// keeps the exclusive lock to the end, so a second redeemer evaluates used <
+// max on the first's committed count (queries.go, "Why SQL Server cannot
+// over-redeem"); the live holds are counted by a later statement, under
+// that lock; the allowance likewise. The key's and the allowance's inserts
+// are guarded by UPDLOCK, HOLDLOCK (a key-range lock to the end). SET
+// XACT_ABORT ON with TRY/CATCH rolls the whole batch back on any error,
+// errStatementPath included. Every UPDATE returns its rows through OUTPUT
+// ... INTO a table variable (a plain OUTPUT fails once the table has a
+// trigger); the payload is concatenated as nvarchar(max) (no truncation at
+// 4,000 characters).
 const qRedeemOnce = `SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @rules int, @load int, @uu int, @left int;

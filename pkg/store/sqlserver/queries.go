@@ -12,8 +12,8 @@ import (
 // parameters @p1, @p2, ... The argument types decide whether an index is
 // used (docs/store.md, "SQL Server"): codes are mssql.VarChar, batch numbers
 // int32, times UTC. Every UPDATE returns its rows through OUTPUT ... INTO a
-// table variable: a plain OUTPUT fails (error 334) once the table has a
-// trigger.
+// table variable (the shared statements' RETURNING too: Rebind.Output): a
+// plain OUTPUT fails (error 334) once the table has a trigger.
 
 // qInsertCodesSkipping returns an insert of n codes (@p2..@p(n+1)) for
 // promotion @p1 that skips codes already in the table (or inserted earlier
@@ -119,17 +119,15 @@ WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AN
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
+// Advance (shared): SET's right-hand sides see the row before the update;
+// the UPDATE reads its row under an update lock (with or without snapshot),
+// so a concurrent committer of the chunk waits, then matches nothing.
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATETIME()", Top: true,
-	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" }}, sqlstore.Statements{
+	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
+	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
+		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int",
+		"redemptions.id": "varchar(36)", "reservations.id": "varchar(36)"}}, sqlstore.Statements{
 	Reserve: qReserve,
-
-	InsertPromotion: `DECLARE @t TABLE (id bigint);
-INSERT INTO promotions (name, kind, code_count, format, vanity_code,
-	max_usage_per_code, per_user_limit, starts_at, expires_at, counter_name, seq_start,
-	idempotency_key, request_hash, created_at, key_fingerprint, eligibility)
-OUTPUT inserted.id INTO @t
-VALUES (@p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8, @p9, @p10, @p11, @p12, @p13, @p14, @p15, @p16);
-SELECT id FROM @t;`,
 
 	InsertBatches: insertBatches("0"),
 
@@ -157,17 +155,6 @@ UPDATE c SET publish_lease_until = DATEADD(millisecond, @p2, @now) OUTPUT insert
 SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b.last_error
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
-
-	// Advance: SET's right-hand sides see the row before the update. The
-	// UPDATE reads its row under an update lock (with or without snapshot),
-	// so a concurrent committer of the chunk waits, then matches nothing.
-	Advance: `DECLARE @t TABLE (done bigint);
-UPDATE batches SET done = done + @p3,
-	state = CASE WHEN done + @p3 = code_count THEN 'done' ELSE state END,
-	updated_at = SYSUTCDATETIME()
-OUTPUT inserted.done INTO @t
-WHERE promotion_id = @p1 AND batch_no = @p2 AND done = @p4 AND done + @p3 <= code_count AND state <> 'cancelled';
-SELECT done FROM @t;`,
 
 	// ListPromotions: as PostgreSQL's, with CROSS APPLY for the lateral
 	// aggregate.
@@ -269,15 +256,6 @@ SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id 
 
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
-	MarkRolledBack: `DECLARE @t TABLE (id varchar(36));
-UPDATE redemptions SET rolled_back_at = @p2, rollback_reason = @p3 OUTPUT inserted.id INTO @t
-WHERE id = @p1 AND rolled_back_at IS NULL;
-SELECT ` + sqlstore.RedemptionCols + ` FROM redemptions WHERE id IN (SELECT id FROM @t);`,
-
-	ReleaseCode: `DECLARE @t TABLE (used int);
-UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
-SELECT used FROM @t;`,
-
 	ClaimEvents: `DECLARE @t TABLE (seq bigint);
 DECLARE @now datetime2 = SYSUTCDATETIME();
 WITH c AS (
@@ -294,8 +272,6 @@ WITH pick AS (
 	WHERE promotion_id = @p1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL ORDER BY code)
 UPDATE pick SET user_id = @p2, issuance_id = @p3, issued_at = @p4 OUTPUT inserted.code INTO @t;
 SELECT code FROM @t;`,
-
-	PruneEvents: `DELETE TOP (@p2) FROM events WHERE published_at < @p1 AND counted_at IS NOT NULL`,
 
 	ClaimUncounted: `DECLARE @t TABLE (seq bigint, stream varchar(64), payload nvarchar(max), created_at datetime2(6));
 WITH c AS (
@@ -330,15 +306,6 @@ SELECT used FROM @t;`,
 
 	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
-
-	MarkReleased: `DECLARE @t TABLE (id varchar(36));
-UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
-WHERE id = @p1 AND status = 'held';
-SELECT ` + sqlstore.ReservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`,
-
-	SweepReservations: `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`,
-
-	SweepIdempotencyKeys: `DELETE TOP (@p2) FROM idempotency_keys WHERE created_at < @p1`,
 
 	RevokeCode: `DECLARE @t TABLE (promotion_id bigint);
 UPDATE c SET c.revoked_at = @p2, c.revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
@@ -381,20 +348,13 @@ WHERE id = @p1 AND kind = 'generated' AND cancelled_at IS NULL AND delete_reques
 FROM batches AS b WITH (ROWLOCK, READPAST)
 WHERE b.promotion_id = @p1 AND b.done < b.code_count AND b.state <> 'cancelled'`,
 
-	GrowPromotion: `DECLARE @t TABLE (counter_name nvarchar(450), code_count bigint);
-UPDATE promotions SET code_count = code_count + @p2 OUTPUT inserted.counter_name, inserted.code_count INTO @t
-WHERE id = @p1 AND kind = 'generated';
-SELECT counter_name, code_count FROM @t;`,
-
 	InsertTopUpBatches: insertBatches("@p7"),
 
 	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
 	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
 
 	Purge: map[string]string{
-		"codes":        `DELETE TOP (@p2) FROM codes WHERE promotion_id = @p1`,
-		"user_uses":    `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,
-		"reservations": `DELETE TOP (@p2) FROM reservations WHERE promotion_id = @p1`,
+		"user_uses": `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,
 		"redemptions": `DECLARE @d TABLE (idempotency_key nvarchar(256) COLLATE Latin1_General_100_BIN2 NULL);
 DELETE TOP (@p2) FROM redemptions OUTPUT deleted.idempotency_key INTO @d WHERE promotion_id = @p1;
 DELETE FROM idempotency_keys WHERE idem_key IN (SELECT idempotency_key FROM @d WHERE idempotency_key IS NOT NULL);

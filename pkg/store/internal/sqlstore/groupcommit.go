@@ -2,9 +2,9 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,36 +13,22 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// RedeemGroup is group commit for a database with one writer (SQLite):
-// concurrent redemptions in this process, of any codes, are redeemed in one
-// write transaction and so share one commit (one WAL flush) instead of
-// queueing for the write lock one commit each.
+// RedeemGroup is group commit: the concurrent redemptions of this process,
+// of any codes, are written together and share one commit. A redemption
+// that arrives while no group is being written starts one at once, alone
+// (a quiet store adds no wait); those arriving meanwhile gather and, when a
+// flight ends, form the next group (at most max). docs/store.md, "Group
+// commit on SQLite" and "Group commit on PostgreSQL", has the rest.
 //
-// (NewRedeemGroupOnce is the same gathering for a database with many
-// writers, PostgreSQL: up to flights groups at once, each one statement;
-// see there.)
+// NewRedeemGroup, for a database with one writer (SQLite), writes one group
+// at a time in one transaction, each member with Redeem's very statements
+// after the members before it: what it would have seen had they committed
+// one after another, since one writer serialises them anyway. The group
+// commits all or nothing, and no member is answered before the commit
+// returned (redeemGroup says how a failing member is handled).
 //
-// A redemption that arrives while no group is being written starts one at
-// once, alone: a quiet store adds no wait. Those arriving while a group is
-// being written gather; when it has committed they (up to max) are the next
-// group. A request therefore waits at most for the group in flight before
-// its own.
-//
-// Each member keeps Redeem's exact semantics: it runs Redeem's very
-// statements (every limit, live reservations, the user's allowance, the
-// idempotency record, the refusal reason) after the members before it in
-// the same transaction, which is what it would have seen had they committed
-// one after another, since one writer serialises them anyway. A member that
-// fails rolls the transaction back and the group is written again with each
-// member inside its own SAVEPOINT: the failing one is rolled back to it
-// alone and answered with its error, the others stay (redeemGroup). The
-// group commits all or nothing, and no member is answered before the commit
-// returned: a crash loses only unanswered requests, whole.
-//
-// Concurrency: safe for concurrent use; one group is written at a time
-// (NewRedeemGroup), or up to flights at once (NewRedeemGroupOnce).
+// Concurrency: safe for concurrent use.
 type RedeemGroup[T Tx] struct {
-	core    *Core[T]
 	max     int
 	flights int
 	run     func(context.Context, []*groupMember) []promo.RedeemResult
@@ -53,16 +39,14 @@ type RedeemGroup[T Tx] struct {
 	mu       sync.Mutex
 	inflight int // groups being written
 	pending  []*groupMember
-	// busy counts the codes, users and idempotency keys of the groups in
-	// flight (flights > 1 only): a member that shares one with a group in
-	// flight waits for a later group (see rowsOf).
+	// busy counts the rows (rowsOf) of the groups in flight (flights > 1
+	// only): a member that shares one with them waits for a later group.
 	busy    map[string]int
 	groups  int64 // groups written
 	members int64 // their members
 
-	fallbacks atomic.Int64 // groups redeemed one by one after the statement failed (NewRedeemGroupOnce)
-	// Statement counts, for tests: savepoints taken and statements run by
-	// the groups' transactions.
+	fallbacks atomic.Int64 // groups redeemed one by one after their statement failed
+	// For tests: savepoints taken and statements run by the groups.
 	savepoints, statements atomic.Int64
 }
 
@@ -80,15 +64,14 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s for groups of up to max
 // redemptions.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
-	g := &RedeemGroup[T]{core: s, max: max, flights: 1}
+	g := &RedeemGroup[T]{max: max, flights: 1}
 	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
 	return g
 }
 
 // OneWriter says that the group's transaction holds the database's one
-// write lock (SQLite's BEGIN IMMEDIATE), so that its statements never wait
-// for a lock: they then run without a watcher of the group's context each
-// (see groupTx). It returns g.
+// write lock (SQLite's BEGIN IMMEDIATE), so its statements run without a
+// watcher of the group's context each (see groupTx). It returns g.
 func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
 	g.oneWriter = true
 	return g
@@ -107,28 +90,26 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 		g.hold([]*groupMember{m}, 1)
 		g.mu.Unlock()
 		g.write([]*groupMember{m})
-		r := <-m.done
-		return r.Outcome, r.Err
-	}
-	g.pending = append(g.pending, m)
-	g.mu.Unlock()
-	select {
-	case r := <-m.done:
-		return r.Outcome, r.Err
-	case <-ctx.Done():
-	}
-	// Gone before its group started: leave the queue. Once its group has
-	// started it is redeemed and answered (its client may no longer
-	// listen, as with a single redemption in flight).
-	g.mu.Lock()
-	for i, o := range g.pending {
-		if o == m {
-			g.pending = append(g.pending[:i], g.pending[i+1:]...)
-			g.mu.Unlock()
+	} else {
+		g.pending = append(g.pending, m)
+		g.mu.Unlock()
+		select {
+		case r := <-m.done:
+			return r.Outcome, r.Err
+		case <-ctx.Done():
+		}
+		// Gone before its group started: leave the queue. Once it has
+		// started, it is redeemed and answered, as a single redemption is.
+		g.mu.Lock()
+		i := slices.Index(g.pending, m)
+		if i >= 0 {
+			g.pending = slices.Delete(g.pending, i, i+1)
+		}
+		g.mu.Unlock()
+		if i >= 0 {
 			return promo.RedeemOutcome{}, ctx.Err()
 		}
 	}
-	g.mu.Unlock()
 	r := <-m.done
 	return r.Outcome, r.Err
 }
@@ -159,10 +140,8 @@ func (g *RedeemGroup[T]) Inflight() int {
 func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
 
 // take ends a flight and hands the pending members, at most max a group, to
-// the flights now free: this one, and any that are idle, sharing them out
-// evenly among those (while the other flights are busy, this one takes
-// them all, up to max). It returns the groups to write. Called with mu
-// held.
+// the flights now free, shared out evenly among them. It returns the groups
+// to write. Called with mu held.
 func (g *RedeemGroup[T]) take() [][]*groupMember {
 	g.inflight--
 	var out [][]*groupMember
@@ -201,9 +180,8 @@ func (g *RedeemGroup[T]) take() [][]*groupMember {
 
 // rowsOf are the rows a member locks that another group could lock in
 // another order: its code, its user's allowance (any promotion's, to be
-// safe) and its idempotency key. A group locks them member after member,
-// in code order; two groups in flight that share none of them cannot
-// deadlock on each other (see docs/store.md).
+// safe) and its idempotency key. Two groups in flight that share none
+// cannot deadlock on each other.
 func rowsOf(m *groupMember) []string {
 	if m.rows == nil {
 		m.rows = []string{"c\x00" + m.req.Code, "u\x00" + m.req.UserID}
@@ -215,7 +193,7 @@ func rowsOf(m *groupMember) []string {
 }
 
 // shares says whether m shares a row with a group in flight (never with
-// one flight: one group at a time shares nothing). Called with mu held.
+// one flight). Called with mu held.
 func (g *RedeemGroup[T]) shares(m *groupMember) bool {
 	if g.flights == 1 {
 		return false
@@ -246,13 +224,11 @@ func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
 	}
 }
 
-// write writes ms as one group, answers each member after the commit, then
-// hands its flight to the next groups (each in a goroutine of its own: the
-// members just answered return at once).
+// write writes ms as one group, hands its flight to the next groups (each
+// in a goroutine of its own), then answers each member.
 func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	// The group's context ends when every member's has (nobody waits for
-	// its answers any more: a lone redemption ends with its caller's
-	// context, as Core.Redeem does), or at groupTimeout.
+	// its answers any more), or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
 	var left atomic.Int64
 	left.Store(int64(len(ms)))
@@ -280,37 +256,38 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	}
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
-			// The group stopped because every member's context ended: each
-			// member is answered with its own context's end (its deadline,
-			// which callers report as the database not answering in time),
-			// not with the group's cancellation.
+			// Every member's context ended: each is answered with its own
+			// context's end (its deadline), not the group's cancellation.
 			res[i].Err = fmt.Errorf("%v: %w", res[i].Err, m.ctx.Err())
 		}
 		m.done <- res[i]
 	}
 }
 
-// redeemGroup is the group's transaction: each member's Redeem, one after
-// another, then one commit. A member normally runs without a savepoint: a
-// member that fails (an error, not a refusal) having changed nothing is
-// answered with its error and the group goes on; one that fails having
-// written (or perhaps written) rolls the whole transaction back, and the
-// group is written again with each member in a savepoint of its own, so
-// that the failing one is rolled back alone and the others commit (the
-// second run gives the others the answers the first gave: the same
-// requests, in the same order, on the same committed state). An error of
-// the transaction itself (begin, a savepoint, the commit) is every member's
-// answer: none of them committed.
+// redeemGroup is the group's transaction: each member's redeem, one after
+// another, then one commit. A member that fails (an error, not a refusal)
+// having changed nothing is answered with its error and the group goes on;
+// one that fails having written (or perhaps written) rolls the transaction
+// back, and the group is written again with each member in a savepoint of
+// its own, so that the failing one is rolled back alone (the others get the
+// answers of the first run: the same requests in the same order on the same
+// committed state). An error of the transaction itself is every member's.
 func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
 	res, err := s.groupTx(ctx, g, ms, false)
 	if errors.Is(err, errMemberFailed) {
 		res, err = s.groupTx(ctx, g, ms, true)
 	}
 	if err != nil {
-		err = fmt.Errorf("redeem a group of %d: %w", len(ms), err)
-		for i := range res {
-			res[i] = promo.RedeemResult{Err: err}
-		}
+		return failAll(len(ms), fmt.Errorf("redeem a group of %d: %w", len(ms), err))
+	}
+	return res
+}
+
+// failAll answers n members with err.
+func failAll(n int, err error) []promo.RedeemResult {
+	res := make([]promo.RedeemResult, n)
+	for i := range res {
+		res[i].Err = err
 	}
 	return res
 }
@@ -323,12 +300,11 @@ var errMemberFailed = errors.New("a member failed")
 // own if savepoints, else stopping with errMemberFailed at the first member
 // that fails having written.
 //
-// With OneWriter the members' statements run on the group's context
-// without its end (ctx.Done is nil): the driver then watches no context per
-// statement (a goroutine each), and none of them can wait for a lock. The
-// transaction still ends with ctx: beginning it (the wait for the write
-// lock) is cancelled with ctx, and database/sql rolls it back when ctx
-// ends, after which the next statement fails.
+// With OneWriter the members' statements run without the group's context's
+// end, so the driver watches no context per statement (a goroutine each);
+// none of them can wait for a lock. The transaction still ends with ctx:
+// the wait for the write lock is cancelled with it, and database/sql rolls
+// the transaction back when it ends.
 func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
 	res := make([]promo.RedeemResult, len(ms))
 	sctx := ctx
@@ -336,42 +312,31 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 		sctx = context.WithoutCancel(ctx)
 	}
 	err := s.inTx(ctx, func(tx T) error {
-		var q Querier = tx
-		if t, ok := any(tx).(*SQLTx); ok && t.cache == nil {
-			q = sqlQuerier{q: &groupQuerier{tx: t.Tx, stmts: map[string]*sql.Stmt{}}}
-		}
-		mq := &memberQuerier{q: q, n: &g.statements}
+		mq := &memberQuerier{q: tx, n: &g.statements}
 		x := s.on(mq)
 		for i, m := range ms {
 			if savepoints {
-				if _, err := q.Exec(sctx, "SAVEPOINT member"); err != nil {
+				if _, err := tx.Exec(sctx, "SAVEPOINT member"); err != nil {
 					return fmt.Errorf("savepoint: %w", err)
 				}
 				g.savepoints.Add(1)
 			}
 			mq.wrote = false
 			out, err := x.redeem(sctx, m.req)
-			if err != nil && !savepoints {
-				if mq.wrote {
-					return errMemberFailed
-				}
-				// It failed having changed nothing (an idempotency
-				// conflict): nothing to undo, the group goes on.
-				res[i] = promo.RedeemResult{Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
-				continue
-			}
-			if err != nil {
-				if _, rerr := q.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
+			switch {
+			case err != nil && !savepoints && mq.wrote:
+				return errMemberFailed
+			case err != nil && savepoints:
+				if _, rerr := tx.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
 					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
 				}
 			}
 			if savepoints {
-				if _, err := q.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
+				if _, err := tx.Exec(sctx, "RELEASE SAVEPOINT member"); err != nil {
 					return fmt.Errorf("release savepoint: %w", err)
 				}
 			}
-			res[i] = promo.RedeemResult{Outcome: out,
-				Err: wrap(err, "redeem %q for %q", m.req.Code, m.req.UserID)}
+			res[i] = promo.RedeemResult{Outcome: out, Err: redeemErr(err, m.req)}
 		}
 		return nil
 	})
@@ -415,62 +380,13 @@ func (q *memberQuerier) query(query string) {
 	}
 }
 
-// groupQuerier runs a group's statements on its database/sql transaction,
-// each statement text prepared once per group (the members run the same
-// few statements over and over; preparing them once per member was most of
-// a member's cost on SQLite). Statements close with the transaction. A pool
-// with a StmtCache needs none: its statements stay prepared across groups.
-type groupQuerier struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (q *groupQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
-	if s, ok := q.stmts[query]; ok {
-		return s
-	}
-	s, err := q.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil // run unprepared: the statement reports the error
-	}
-	q.stmts[query] = s
-	return s
-}
-
-func (q *groupQuerier) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.ExecContext(ctx, args...)
-	}
-	return q.tx.ExecContext(ctx, query, args...)
-}
-
-func (q *groupQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.QueryContext(ctx, args...)
-	}
-	return q.tx.QueryContext(ctx, query, args...)
-}
-
-func (q *groupQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := q.stmt(ctx, query); s != nil {
-		return s.QueryRowContext(ctx, args...)
-	}
-	return q.tx.QueryRowContext(ctx, query, args...)
-}
-
 // redeemSafely writes the group, a panic (a bug) answered as every member's
-// internal error: the writer must still be passed on, or every later
-// redemption of the process would wait behind a group that never ends, and
-// a group written by the goroutine that hands the writer on would take the
-// process down.
+// internal error: the flight must still be passed on, or every later
+// redemption of the process would wait behind a group that never ends.
 func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (res []promo.RedeemResult) {
 	defer func() {
 		if p := recover(); p != nil {
-			err := fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p)
-			res = make([]promo.RedeemResult, len(ms))
-			for i := range res {
-				res[i].Err = err
-			}
+			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p))
 		}
 	}()
 	return g.run(ctx, ms)

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -14,14 +15,11 @@ import (
 // audit row, its code.issued event on the redemptions topic and its
 // idempotency record.
 //
-// No hot row: the codes are taken by one conditional statement that skips
-// the codes a concurrent issuance holds (FOR UPDATE SKIP LOCKED on
-// PostgreSQL, UPDLOCK/READPAST on SQL Server; SQLite has one writer), so
-// concurrent issuances take distinct codes and wait for none. A code is
-// issued once: it is taken only while unassigned, under its row lock. When
-// fewer codes than asked for are left, nothing is issued and the answer is
-// pool_exhausted (the transaction rolls back, its idempotency record with
-// it: a retry after a top-up may succeed).
+// The codes are taken by one conditional statement that skips the codes a
+// concurrent issuance holds (FOR UPDATE SKIP LOCKED, UPDLOCK/READPAST;
+// SQLite has one writer), only while unassigned, under their row locks: a
+// code is issued once. When fewer are left than asked for, nothing is
+// issued (pool_exhausted; the idempotency record rolls back too).
 func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
 	switch {
 	case req.ID == "" || req.EventID == "":
@@ -35,9 +33,8 @@ func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.Issu
 	}
 	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
-		// After the commit, in a statement of its own that waits for no
-		// lock: the next issuance starts there. Not recorded (an error, a
-		// concurrent issuance holding the row), the next one reads further.
+		// After the commit, waiting for no lock; not recorded, the next
+		// issuance reads further.
 		_, _ = s.w.Exec(ctx, s.d.SetIssueCursor, req.PromotionID, out.firstPage)
 	}
 	return out.IssueOutcome, wrap(err, "issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
@@ -90,12 +87,8 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, er
 			"promotion %d has %d unassigned codes left, %d asked for: none issued", req.PromotionID, len(iss.Codes), req.Count)
 	}
 	slices.Sort(iss.Codes)
-	actor := req.Actor
-	if actor == "" {
-		actor = "issuance"
-	}
-	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: actor, Action: promo.ActionCodeIssued,
-		PromotionID: req.PromotionID, Code: iss.Codes[0]},
+	if err := x.audit(ctx, promo.AuditEntry{ID: req.EventID, At: at, Actor: cmp.Or(req.Actor, "issuance"),
+		Action: promo.ActionCodeIssued, PromotionID: req.PromotionID, Code: iss.Codes[0]},
 		map[string]any{"issuanceId": iss.ID, "userId": iss.UserID, "codes": iss.Codes}); err != nil {
 		return issued{}, err
 	}
@@ -113,13 +106,11 @@ func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, er
 const issueWindow = 1024
 
 // takeCodesFrom is IssueCodes on PostgreSQL: first the pages from where the
-// promotion's last issuance began taking codes (every code before it was
-// issued, used, revoked or being taken then), then, when they hold fewer
-// than asked for, the whole promotion for the rest: codes freed before the
-// cursor (an issuance rolled back, a redemption rolled back), codes added
-// after the window (a top-up), or none left. The cursor is a hint: a wrong
-// one costs a longer read, never a code. It returns the lowest page a code
-// was taken from (-1: none), for Issue to record after the commit.
+// promotion's last issuance began taking codes, then, when they hold fewer
+// than asked for, the whole promotion (codes freed before the cursor, added
+// after the window, or none left). The cursor is a hint: a wrong one costs
+// a longer read, never a code. It returns the lowest page a code was taken
+// from (-1: none), for Issue to record after the commit.
 func (x stmts[T]) takeCodesFrom(ctx context.Context, req promo.IssueRequest, at time.Time) ([]string, int64, error) {
 	var from int64
 	found, err := x.row(ctx, x.d.IssueCursor, []any{req.PromotionID}, &from)
@@ -183,8 +174,7 @@ func (x stmts[T]) takeCodes(ctx context.Context, first *int64, query string, arg
 }
 
 // replayIssuance answers an issuance whose idempotency key is recorded: the
-// codes that issuance bound (still bound to the user: a bound code is never
-// unbound; a purge of the promotion takes them with it).
+// codes that issuance bound (a bound code is never unbound).
 func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
 	var hash, id string
 	if err := x.q.QueryRow(ctx, x.d.StoredIssuanceOutcome, req.IdempotencyKey).Scan(&hash, &id); err != nil {

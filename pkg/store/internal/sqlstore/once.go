@@ -12,11 +12,9 @@ import (
 
 // OnceStatements are the reservation's, the confirmation's and the
 // rollback's one-round-trip forms, as RedeemOnce is the redemption's: each,
-// if set, a server-side function or batch run in autocommit that runs the
-// core's steps in the database, in the core's lock order (a deadlock's
-// victim, rolled back whole, runs again: retry), and answers what
-// the core answers (a replay, a settled reservation or a redemption rolled
-// back before is answered by the core from the rows, as it answers them).
+// if set, runs the core's steps in the database in the core's lock order,
+// in autocommit (see once), and answers what the core answers (a replay or
+// a settled reservation is answered by the core from the rows).
 type OnceStatements struct {
 	// ReserveOnce (reservation id, code, user, now, expires at, idempotency
 	// key ('' for none), request hash). Row: outcome ("reserved", "replay",
@@ -48,10 +46,8 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
 	var outcome string
-	err = s.retry(ctx, func() error {
-		return s.w.QueryRow(ctx, s.d.ReserveOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
-			s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash).Scan(&outcome, &r.PromotionID)
-	})
+	err = s.once(ctx, s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
+		s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &outcome, &r.PromotionID)
 	switch {
 	case err != nil && s.d.StatementPath(err):
 		return out, false, nil
@@ -81,11 +77,9 @@ func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (ou
 		return out, false, err
 	}
 	var outcome string
-	err = s.retry(ctx, func() error {
-		return s.w.QueryRow(ctx, s.d.ConfirmOnce, s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID),
-			req.OrderID, text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
-			req.ClientAddr, req.UserAgent).Scan(&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
-	})
+	err = s.once(ctx, s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID),
+		req.OrderID, text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
+		req.ClientAddr, req.UserAgent}, &outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
 	switch {
 	case err != nil && s.d.StatementPath(err):
 		return out, false, nil
@@ -99,6 +93,13 @@ func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (ou
 		return promo.ConfirmOutcome{Refused: promo.Reason(outcome)}, true, nil
 	}
 	return promo.ConfirmOutcome{Redemption: red}, true, nil
+}
+
+// once runs a one-statement call and scans its row into dest: in
+// autocommit on the write pool, run again when it was a deadlock's victim
+// (which wrote nothing).
+func (s *Core[T]) once(ctx context.Context, query string, args []any, dest ...any) error {
+	return s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
 }
 
 // rollbackOnce is Rollback in one round trip.

@@ -373,10 +373,16 @@ var flagged = regexp.MustCompile("\x01([^\x02]*)\x02")
 type Rebind struct {
 	Prefix string // for the $ of placeholders ("?", "@p"; "$" keeps them)
 	Now    string // for now(): the database's clock
-	Top    bool   // a SELECT's final LIMIT $n as TOP ($n) (SQL Server)
+	// Top writes a SELECT's final LIMIT $n as TOP ($n), and DELETE FROM t
+	// WHERE k IN (SELECT k FROM t ... LIMIT $n) as DELETE TOP ($n) (SQL Server).
+	Top bool
 	// Flag writes a predicate (flag) as a boolean a select list can
 	// return (nil: as it is).
-	Flag func(predicate string) string
+	Flag    func(predicate string) string
+	Replace []string // old, new, ...: words of the shared text (PostgreSQL: booleans, not 0 and 1)
+	// Output writes RETURNING as OUTPUT ... INTO @t, then a SELECT from @t
+	// (SQL Server), typing each "table.column" returned (nil: as it is).
+	Output map[string]string
 }
 
 // Compose returns a dialect's Statements: the portable ones rewritten as r
@@ -406,16 +412,52 @@ func Compose(r Rebind, own Statements) Statements {
 	return s
 }
 
-var finalLimit = regexp.MustCompile(`(?s)^SELECT (.*) LIMIT (\$[0-9]+)$`)
+var (
+	finalLimit    = regexp.MustCompile(`(?s)^SELECT (.*) LIMIT (\$[0-9]+)$`)
+	limitedDelete = regexp.MustCompile(
+		`^DELETE FROM (\w+) WHERE \w+ IN \(\s*SELECT \w+ FROM (\w+) WHERE (.*?)(?: ORDER BY \w+)? LIMIT (\$[0-9]+)\)$`)
+	returning = regexp.MustCompile(`(?s)^(UPDATE|INSERT INTO) (\w+)(.*?)(\s)((?:WHERE|VALUES) .*)\sRETURNING (.*)$`)
+)
 
 // rebind writes the $n placeholders of q with r.Prefix instead of $, now() as
-// r.Now, flagged predicates as r.Flag says and, with r.Top, "SELECT x LIMIT
-// $n" as "SELECT TOP ($n) x".
+// r.Now, r.Replace's words, flagged predicates as r.Flag says, RETURNING as
+// r.Output says and LIMIT as r.Top says.
 func (r Rebind) rebind(q string) string {
-	q = strings.ReplaceAll(q, "now()", r.Now)
+	if m := returning.FindStringSubmatch(q); m != nil && r.Output != nil {
+		q = r.output(m[1]+" "+m[2]+m[3], m[2], m[4], m[5], m[6])
+	}
+	q = strings.NewReplacer(append(r.Replace, "now()", r.Now)...).Replace(q)
 	q = flagged.ReplaceAllStringFunc(q, func(m string) string { return r.Flag(m[1 : len(m)-1]) })
+	if m := limitedDelete.FindStringSubmatch(q); r.Top && m != nil && m[1] == m[2] {
+		q = "DELETE TOP (" + m[4] + ") FROM " + m[1] + " WHERE " + m[3]
+	}
 	if r.Top {
 		q = finalLimit.ReplaceAllString(q, "SELECT TOP ($2) $1")
 	}
 	return placeholder.ReplaceAllStringFunc(q, func(p string) string { return r.Prefix + p[1:] })
+}
+
+// output writes "head sep rest RETURNING cols" (an UPDATE's or INSERT's, of
+// table; rest starts at WHERE or VALUES) as r.Output says. OUTPUT ends a
+// one-line head's line, else takes a line of its own.
+func (r Rebind) output(head, table, sep, rest, cols string) string {
+	key, sel := cols, "SELECT "+cols+" FROM @t;"
+	if strings.Contains(cols, "(") { // not plain columns: selected by the rows' id
+		key, sel = "id", "SELECT "+cols+" FROM "+table+" WHERE id IN (SELECT id FROM @t);"
+	}
+	names := strings.Split(key, ", ")
+	decl, out := make([]string, len(names)), make([]string, len(names))
+	for i, n := range names {
+		typ, ok := r.Output[table+"."+n]
+		if !ok {
+			panic("sqlstore: Rebind.Output has no type for " + table + "." + n)
+		}
+		decl[i], out[i] = n+" "+typ, "inserted."+n
+	}
+	lead := " "
+	if strings.Contains(head, "\n") {
+		lead = "\n"
+	}
+	return "DECLARE @t TABLE (" + strings.Join(decl, ", ") + ");\n" + head + lead + "OUTPUT " + strings.Join(out, ", ") +
+		" INTO @t" + sep + rest + ";\n" + sel
 }

@@ -7,7 +7,8 @@ import (
 )
 
 // Compose rebinds every shared statement to the dialect's placeholders and
-// clock, and a dialect's own text wins.
+// clock, and a dialect's own text wins; rebind writes RETURNING, LIMIT and
+// words as the Rebind says.
 func TestCompose(t *testing.T) {
 	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"},
 		OnceStatements: OnceStatements{ReserveOnce: "SELECT reserve"}}
@@ -15,7 +16,7 @@ func TestCompose(t *testing.T) {
 	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" || s.ReserveOnce != "SELECT reserve" {
 		t.Errorf("own text lost: Now %q, Purge[codes] %q, ReserveOnce %q", s.Now, s.Purge["codes"], s.ReserveOnce)
 	}
-	if want := "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = @p1 LIMIT @p2)"; s.Purge["reservations"] != want {
+	if want := "DELETE TOP (@p2) FROM reservations WHERE promotion_id = @p1"; s.Purge["reservations"] != want {
 		t.Errorf("Purge[reservations] = %q, want %q", s.Purge["reservations"], want)
 	}
 	if want := "SELECT TOP (@p4) " + ReservationCols + ` FROM reservations
@@ -33,6 +34,24 @@ WHERE code = @p1 AND promotion_id = @p2 AND status = 'held' AND expires_at > @p3
 		if q := v.Field(i); q.Kind() == reflect.String && (placeholder.MatchString(q.String()) || strings.Contains(q.String(), "now()") ||
 			strings.ContainsAny(q.String(), "\x01\x02")) {
 			t.Errorf("%s keeps a shared placeholder, clock or flag mark: %s", v.Type().Field(i).Name, q.String())
+		}
+	}
+	r := Rebind{Prefix: "@p", Now: "CLOCK()", Top: true, Replace: []string{"active = 0", "active = false"},
+		Output: map[string]string{"codes.used": "int", "reservations.id": "varchar(36)"}}
+	for name, c := range map[string]struct{ got, want string }{
+		"ReleaseCode": {r.rebind(portable.ReleaseCode), `DECLARE @t TABLE (used int);
+UPDATE codes SET used = used - 1 OUTPUT inserted.used INTO @t WHERE code = @p1 AND promotion_id = @p2 AND used > 0;
+SELECT used FROM @t;`},
+		"MarkReleased": {r.rebind(portable.MarkReleased), `DECLARE @t TABLE (id varchar(36));
+UPDATE reservations SET status = 'released', settled_at = @p2 OUTPUT inserted.id INTO @t
+WHERE id = @p1 AND status = 'held';
+SELECT ` + ReservationCols + ` FROM reservations WHERE id IN (SELECT id FROM @t);`},
+		"SweepReservations": {r.rebind(portable.SweepReservations), `DELETE TOP (@p2) FROM reservations WHERE expires_at < @p1`},
+		"RequestDeletion": {r.rebind(portable.RequestDeletion), `UPDATE promotions SET delete_requested_at = @p2, active = false
+WHERE id = @p1 AND delete_requested_at IS NULL`},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", name, c.got, c.want)
 		}
 	}
 	if p := Compose(Rebind{Prefix: "$", Now: "now()"}, Statements{}); p.InsertAudit != portable.InsertAudit {

@@ -20,43 +20,50 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	if err := checkRedeemRequest(req); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
+	// Shopper fields (rules to check, segments to record) take the statement
+	// path; so does a promotion with rules (RedeemOnce aborts, having
+	// written nothing).
 	var (
-		out promo.RedeemOutcome
-		err error
+		out  promo.RedeemOutcome
+		err  error
+		once = s.d.RedeemOnce != "" && req.Shopper == nil
 	)
-	// A request with shopper fields (eligibility rules to check, segments
-	// to record) takes the statement path; so does one whose promotion
-	// turns out to have rules (RedeemOnce aborts, having written nothing).
-	if s.d.RedeemOnce != "" && req.Shopper == nil {
+	if once {
 		out, err = s.redeemOnce(ctx, req)
-		if err != nil && s.d.StatementPath(err) {
-			out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
-		}
-	} else {
+	}
+	if !once || err != nil && s.d.StatementPath(err) {
 		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
 	}
-	return out, wrap(err, "redeem %q for %q", req.Code, req.UserID)
+	return out, redeemErr(err, req)
+}
+
+// redeemErr says which redemption an internal error is of.
+func redeemErr(err error, req promo.RedeemRequest) error {
+	return wrap(err, "redeem %q for %q", req.Code, req.UserID)
+}
+
+// redemptionOf is the audit row of req, but for what the database decides
+// (the promotion, the uses left).
+func redemptionOf(req promo.RedeemRequest) promo.Redemption {
+	return promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
+		Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
+		IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 }
 
 // redeemOnce is the redemption in one round trip: the dialect's RedeemOnce
 // statement, in autocommit on the write pool, runs redeem's steps in the
-// database. A key already recorded is answered from its record as redeem
-// does (the record is committed: the claim waited for it).
+// database. A recorded key is answered from its record, as redeem does.
 func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	r := promo.Redemption{ID: req.ID, Code: req.Code, UserID: req.UserID, OrderID: req.OrderID,
-		Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-		IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	r := redemptionOf(req)
 	head, body, err := EventParts(req.EventID, r)
 	if err != nil {
 		return promo.RedeemOutcome{}, err
 	}
 	var outcome string
-	err = s.retry(ctx, func() error { // a deadlock's victim wrote nothing
-		return s.w.QueryRow(ctx, s.d.RedeemOnce, s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
-			text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
-			s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent).Scan(&outcome, &r.PromotionID,
-			&r.UsesLeft)
-	})
+	err = s.once(ctx, s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
+		text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
+		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent},
+		&outcome, &r.PromotionID, &r.UsesLeft)
 	switch {
 	case err != nil:
 		return promo.RedeemOutcome{}, fmt.Errorf("redeem in one statement: %w", err)
@@ -92,11 +99,10 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 	return s[:i+len(pid)-2], s[i+len(pid)-1 : len(s)-len(tail)+len(`"usesLeft":`)], nil
 }
 
-// redeem is the redemption's transaction. Order of locks, the same in every
-// transaction that takes them, so that concurrent redemptions and rollbacks
-// cannot deadlock: idempotency key, code row, allowance row; a rollback
-// locks its (existing) redemption row, which no redemption locks, then the
-// code row, then the allowance row.
+// redeem is the redemption's transaction. Locks are taken in one order in
+// every transaction, so that redemptions and rollbacks cannot deadlock:
+// idempotency key, code row, allowance row; a rollback locks its
+// redemption row (which no redemption locks) first.
 func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
 		if err != nil {
@@ -104,7 +110,7 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		}
 		return x.replay(ctx, req)
 	}
-	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper, true)
+	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper)
 	if err != nil || refused != "" {
 		out := promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID, Rule: rule}
 		if err == nil {
@@ -112,9 +118,8 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		}
 		return out, err
 	}
-	r := promo.Redemption{ID: req.ID, Code: req.Code, PromotionID: u.PromotionID, UserID: req.UserID,
-		OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-		UsesLeft: left, IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	r := redemptionOf(req)
+	r.PromotionID, r.UsesLeft = u.PromotionID, left
 	r.WithShopper(req.Shopper)
 	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
 		return promo.RedeemOutcome{}, err
@@ -134,25 +139,24 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 	return nil
 }
 
-// take adds one use of code for userID at now, within every limit and, with
-// rules, the promotion's eligibility rules for shopper (as UseCode read them,
-// in the same statement that took the code row's lock): the
-// conditional UseCode takes the code row's lock, then codeLoad (a new
-// statement, so under PostgreSQL's READ COMMITTED a new snapshot that sees
-// every reservation committed by the lock's earlier holders) counts live
-// reservations on top of the uses; the same two steps on the user's
-// allowance row. Whatever does not fit is taken back in the transaction and
-// named as the refusal. exclude is a reservation that is being confirmed:
-// its own hold makes room for the use, so it is not counted.
+// take adds one use of code for userID at now, within every limit and the
+// promotion's eligibility rules for shopper (as UseCode read them): the
+// conditional UseCode takes the code row's lock, then codeLoad, a new
+// statement (under PostgreSQL's READ COMMITTED a new snapshot, which sees
+// every reservation committed by the lock's earlier holders), counts live
+// reservations on top of the uses; useAllowance does the same on the user's
+// allowance row. Whatever does not fit is taken back and named as the
+// refusal. exclude is a reservation being confirmed: its own hold makes
+// room for the use, so it is not counted.
 //
-// A subquery counting reservations inside UseCode's WHERE would not do: under
-// READ COMMITTED PostgreSQL re-checks the WHERE of a row it waited for against
-// the new row version, but a subquery keeps the statement's original
-// snapshot, so two reservers could both fit into the last use.
+// A subquery counting reservations inside UseCode's WHERE would not do:
+// PostgreSQL re-checks the WHERE of a row it waited for against the new row
+// version, but a subquery keeps the statement's snapshot, so two reservers
+// could both fit into the last use.
 func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
-	shopper *promo.Shopper, rules bool) (CodeUse, int, promo.Reason, string, error) {
-	// folded: the dialect reads the loads in the statements that take the
-	// uses (UseCodeLoad, UseAllowanceLoad), which count every hold.
+	shopper *promo.Shopper) (CodeUse, int, promo.Reason, string, error) {
+	// folded: the dialect counts the holds in the statements that take the
+	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
 	var (
 		u    CodeUse
@@ -162,65 +166,64 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 	)
 	if folded {
 		u, load, ok, err = x.useCodeLoad(ctx, code, userID, now)
-	} else {
-		u, ok, err = x.UseCode(ctx, code, userID, now)
+	} else if u, ok, err = x.UseCode(ctx, code, userID, now); ok && err == nil {
+		load, err = x.codeLoad(ctx, code, now, exclude)
 	}
 	if err != nil {
-		return u, 0, "", "", fmt.Errorf("use code: %w", err)
+		return u, 0, "", "", fmt.Errorf("use code, count its holds: %w", err)
 	}
 	if !ok {
 		reason, pid, err := x.refusal(ctx, code, userID, now)
 		u.PromotionID = pid
 		return u, 0, reason, "", err
 	}
-	if !folded {
-		if load, err = x.codeLoad(ctx, code, now, exclude); err != nil {
-			return u, 0, "", "", fmt.Errorf("count code holds: %w", err)
-		}
+	refuse := func(reason promo.Reason, rule string) (CodeUse, int, promo.Reason, string, error) {
+		return u, 0, reason, rule, x.takeBack(ctx, u, code, "", false)
 	}
 	if load > u.MaxUsage {
-		return u, 0, promo.ReasonCodeExhausted, "", x.takeBack(ctx, u, code, "", false)
+		return refuse(promo.ReasonCodeExhausted, "")
 	}
-	if rules {
-		if rule := u.Eligibility.Check(shopper); rule != "" {
-			return u, 0, promo.ReasonNotEligible, rule, x.takeBack(ctx, u, code, "", false)
-		}
+	if rule := u.Eligibility.Check(shopper); rule != "" {
+		return refuse(promo.ReasonNotEligible, rule)
 	}
-	if u.PerUserLimit != promo.UnlimitedPerUser {
-		var (
-			ok       bool
-			userLoad int
-			err      error
-		)
-		if folded && x.d.UseAllowanceLoad != "" {
-			ok, userLoad, err = x.useAllowanceLoad(ctx, u.PromotionID, userID, u.PerUserLimit, now)
-			if err != nil {
-				return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
-			}
-		} else {
-			ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit)
-			if err != nil {
-				return u, 0, "", "", fmt.Errorf("use allowance: %w", err)
-			}
-			if ok {
-				if userLoad, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude); err != nil {
-					return u, 0, "", "", fmt.Errorf("count user holds: %w", err)
-				}
-			}
-		}
-		if ok {
-			ok = userLoad <= u.PerUserLimit
-			if !ok {
-				if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
-					return u, 0, "", "", fmt.Errorf("take back allowance use: %w", err)
-				}
-			}
-		}
-		if !ok {
-			return u, 0, promo.ReasonUserLimitReached, "", x.takeBack(ctx, u, code, "", false)
-		}
+	if ok, err := x.useAllowance(ctx, u, userID, now, exclude, folded); err != nil {
+		return u, 0, "", "", err
+	} else if !ok {
+		return refuse(promo.ReasonUserLimitReached, "")
 	}
 	return u, max(0, u.MaxUsage-load), "", "", nil
+}
+
+// useAllowance adds one use to the user's allowance in u's promotion (none
+// to add without a per-user limit), then counts the user's live holds but
+// exclude under the row's lock (in the same statement when folded and the
+// dialect has UseAllowanceLoad); false, having added nothing, when it does
+// not fit.
+func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, now time.Time, exclude string,
+	folded bool) (bool, error) {
+	if u.PerUserLimit == promo.UnlimitedPerUser {
+		return true, nil
+	}
+	var (
+		ok   bool
+		load int
+		err  error
+	)
+	if folded && x.d.UseAllowanceLoad != "" {
+		ok, load, err = x.useAllowanceLoad(ctx, u.PromotionID, userID, u.PerUserLimit, now)
+	} else if ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
+		load, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
+	}
+	if err != nil {
+		return false, fmt.Errorf("use allowance, count its holds: %w", err)
+	}
+	if ok && load > u.PerUserLimit {
+		if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
+			return false, fmt.Errorf("take back allowance use: %w", err)
+		}
+		return false, nil
+	}
+	return ok, nil
 }
 
 // takeBack gives back the use take added to code (and, with allowance, to
@@ -260,15 +263,23 @@ func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Tim
 // is the code's uses after this one (UseCode's count), which the totals
 // rollup needs to count codes redeemed.
 func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID string, codeUses int) error {
-	payload, err := promo.NewRedemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &codeUses)
-	if err != nil {
-		return fmt.Errorf("encode redemption event: %w", err)
+	ev, err := redemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &codeUses)
+	if err == nil {
+		err = x.insertRedemption(ctx, r, ev)
 	}
-	ev := promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}
-	if err := x.insertRedemption(ctx, r, ev); err != nil {
+	if err != nil {
 		return fmt.Errorf("insert redemption: %w", err)
 	}
 	return nil
+}
+
+// redemptionEvent is r's outbox event of kind.
+func redemptionEvent(kind, eventID string, at time.Time, r promo.Redemption, codeUses *int) (promo.OutboxEvent, error) {
+	payload, err := promo.NewRedemptionEvent(kind, eventID, at, r, codeUses)
+	if err != nil {
+		return promo.OutboxEvent{}, fmt.Errorf("encode %s event: %w", kind, err)
+	}
+	return promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}, nil
 }
 
 // replay answers a redemption whose idempotency key is already recorded.
@@ -293,14 +304,10 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 }
 
 // Rollback gives a redemption's use back to its code and its user, once: the
-// conditional MarkRolledBack lets exactly one transaction through. A second
-// rollback answers the redemption as it is (replayed = true), releasing
-// nothing. ENotFound for an unknown id.
-//
-// The use goes back to the exact code row the redemption took: the code
-// string in the redemption's promotion. When that row is gone (the promotion
-// was deleted or purged, and the string may since name another promotion's
-// code), no code is changed and the answer says so (CodeGone).
+// conditional MarkRolledBack lets exactly one transaction through; a second
+// rollback answers the redemption as it is (replayed), releasing nothing.
+// The use goes back to the code row the redemption took, or to none when it
+// is gone (CodeGone; docs/redemption.md, "Rollback").
 func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
 	if s.d.RollbackOnce != "" {
 		r, replayed, err := s.rollbackOnce(ctx, req)
@@ -342,12 +349,11 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 	if err := x.ReleaseAllowance(ctx, r.PromotionID, r.UserID); err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("release user allowance: %w", err)
 	}
-	payload, err := promo.NewRedemptionEvent(promo.EventRolledBack, req.EventID, now, r, codeUses)
-	if err != nil {
-		return promo.Redemption{}, false, fmt.Errorf("encode rollback event: %w", err)
+	ev, err := redemptionEvent(promo.EventRolledBack, req.EventID, now, r, codeUses)
+	if err == nil {
+		err = x.insertEvent(ctx, ev)
 	}
-	ev := promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: promo.FormatID(r.PromotionID), Payload: payload}
-	if err := x.insertEvent(ctx, ev); err != nil {
+	if err != nil {
 		return promo.Redemption{}, false, fmt.Errorf("insert rollback event: %w", err)
 	}
 	return r, false, nil

@@ -11,36 +11,22 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// RedeemBatch redeems reqs, all for one code, in one write transaction: the
-// combined form of Redeem for a hot code, whose row lock would otherwise be
-// taken (and held through a commit) once per request. Each request gets its
-// own result, exactly as Redeem would have answered it had the requests run
-// one after another: its own redemption or refusal reason, its own
-// idempotency outcome (a recorded key is replayed; a key that appears twice
-// in reqs is answered, after the transaction, as Redeem answers a retry).
+// RedeemBatch redeems reqs, all for one code, in one write transaction (or
+// one RedeemBatchOnce statement): the combined form of Redeem for a hot
+// code, whose row lock is then taken once for the batch. Each request gets
+// its own result, as Redeem would have answered it had the requests run one
+// after another (a key that appears twice in reqs is answered, after the
+// transaction, as Redeem answers a retry). Personal codes (shopper fields, a
+// bound code, eligibility rules) go to Redeem one by one: see docs/store.md,
+// "Combined redemptions of one code".
 //
-// Why it cannot over-redeem, on any database and across replicas: the
-// transaction locks the code row with LockCode (a conditional statement, so
-// the code's state is checked on the latest committed row once the lock is
-// granted), then counts uses plus live holds under that lock (CodeLoad, a new
-// statement); no other redeemer, reserver or confirmer of this code can add a
-// use until it commits. It grants at most max minus that load, each grant
-// also passing the user's allowance (UseAllowance, conditional, then the
-// user's live holds under its lock, in this same transaction, so two
-// requests of one user in one batch are counted one after the other), and
-// takes the granted uses with one conditional statement (AddCodeUses) that
-// re-checks the maximum. Locks are taken in the order every redemption takes
-// them: idempotency keys (in key order), the code row, allowance rows (in
-// user order, so two batches on different codes of one promotion cannot
-// deadlock on two users' rows).
-//
-// Personal codes are never decided here: a request with shopper fields, a
-// code bound to a user, and a promotion with eligibility rules go to Redeem,
-// one request after another, so that not_your_code, not_eligible (with its
-// rule) and the shopper's audit fields are exactly Redeem's. The last two are
-// found under the code row's lock (the lock statement is run for no user, so
-// a bound code matches nothing; the eligibility is what it read), and the
-// combined transaction is then rolled back, having decided nothing.
+// Why it cannot over-redeem, across replicas too: the code row is locked by
+// the conditional LockCode, uses plus live holds are counted under that lock
+// (CodeLoad, a new statement), at most max minus that load is granted, each
+// grant through the user's allowance under its lock (useAllowance), and the
+// grants are taken by one conditional AddCodeUses that re-checks the
+// maximum. Lock order: keys (in key order), the code row, allowance rows (in
+// user order, so that two batches on codes of one promotion cannot deadlock).
 func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) ([]promo.RedeemResult, error) {
 	res := make([]promo.RedeemResult, len(reqs))
 	var todo, again, single []int
@@ -54,8 +40,6 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 			return nil, promo.Errorf(promo.EInvalid, "a combined redemption is for one code: %q and %q", reqs[0].Code, req.Code)
 		}
 		if req.Shopper != nil {
-			// Eligibility to check and shopper fields to record: Redeem's
-			// statement path.
 			single = append(single, i)
 			continue
 		}
@@ -92,10 +76,7 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 		return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
 	}
 	slices.Sort(single)
-	for _, i := range single {
-		res[i].Outcome, res[i].Err = s.Redeem(ctx, reqs[i])
-	}
-	for _, i := range again {
+	for _, i := range append(single, again...) {
 		res[i].Outcome, res[i].Err = s.Redeem(ctx, reqs[i])
 	}
 	return res, nil
@@ -113,8 +94,7 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	slices.SortStableFunc(byKey, func(a, b int) int { return cmp.Compare(reqs[a].IdempotencyKey, reqs[b].IdempotencyKey) })
 	claimed := map[int]bool{}
 	for _, i := range byKey {
-		req := reqs[i]
-		ok, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now)
+		ok, err := x.claim(ctx, reqs[i].IdempotencyKey, reqs[i].RequestHash, reqs[i].Now)
 		if err != nil {
 			return err
 		}
@@ -122,18 +102,13 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 			claimed[i] = true
 			continue
 		}
-		out, err := x.replay(ctx, req)
+		out, err := x.replay(ctx, reqs[i])
 		if err != nil && promo.Code(err) == promo.EInternal {
 			return err
 		}
 		res[i] = promo.RedeemResult{Outcome: out, Err: err}
 	}
-	var live []int
-	for _, i := range todo {
-		if claimed[i] {
-			live = append(live, i)
-		}
-	}
+	live := slices.DeleteFunc(slices.Clone(todo), func(i int) bool { return !claimed[i] })
 	if len(live) == 0 {
 		return nil
 	}
@@ -159,15 +134,12 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 			return errNotCombinable
 		}
 		reason, pid, err := x.refusal(ctx, code, "", now)
-		if err != nil {
-			return err
-		}
 		for _, i := range live {
-			if err := refuse(i, reason, pid); err != nil {
-				return err
+			if err == nil {
+				err = refuse(i, reason, pid)
 			}
 		}
-		return nil
+		return err
 	}
 	load, err := x.codeLoad(ctx, code, now, "")
 	if err != nil {
@@ -177,35 +149,19 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	slices.SortStableFunc(byUser, func(a, b int) int { return cmp.Compare(reqs[a].UserID, reqs[b].UserID) })
 	granted := map[int]bool{}
 	for _, i := range byUser {
-		req := reqs[i]
-		if load+len(granted) >= u.MaxUsage {
-			if err := refuse(i, promo.ReasonCodeExhausted, u.PromotionID); err != nil {
+		reason := promo.ReasonCodeExhausted
+		ok := load+len(granted) < u.MaxUsage
+		if ok {
+			reason = promo.ReasonUserLimitReached
+			if ok, err = x.useAllowance(ctx, u, reqs[i].UserID, now, "", false); err != nil {
+				return err
+			}
+		}
+		if !ok {
+			if err := refuse(i, reason, u.PromotionID); err != nil {
 				return err
 			}
 			continue
-		}
-		if u.PerUserLimit != promo.UnlimitedPerUser {
-			ok, err := x.UseAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
-			if err != nil {
-				return fmt.Errorf("use allowance: %w", err)
-			}
-			if ok {
-				userLoad, err := x.allowanceLoad(ctx, u.PromotionID, req.UserID, now, "")
-				if err != nil {
-					return fmt.Errorf("count user holds: %w", err)
-				}
-				if ok = userLoad <= u.PerUserLimit; !ok {
-					if err := x.ReleaseAllowance(ctx, u.PromotionID, req.UserID); err != nil {
-						return fmt.Errorf("take back allowance use: %w", err)
-					}
-				}
-			}
-			if !ok {
-				if err := refuse(i, promo.ReasonUserLimitReached, u.PromotionID); err != nil {
-					return err
-				}
-				continue
-			}
 		}
 		granted[i] = true
 	}
@@ -223,17 +179,14 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		if !granted[i] {
 			continue
 		}
-		req := reqs[i]
 		k++
-		r := promo.Redemption{ID: req.ID, Code: code, PromotionID: u.PromotionID, UserID: req.UserID,
-			OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: req.Now.UTC().Truncate(time.Microsecond),
-			UsesLeft: max(0, u.MaxUsage-load-k), IdempotencyKey: req.IdempotencyKey,
-			ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
-		if err := x.redeemed(ctx, r, req.EventID, u.Used+k); err != nil {
+		r := redemptionOf(reqs[i])
+		r.PromotionID, r.UsesLeft = u.PromotionID, max(0, u.MaxUsage-load-k)
+		if err := x.redeemed(ctx, r, reqs[i].EventID, u.Used+k); err != nil {
 			return err
 		}
 		res[i].Outcome = promo.RedeemOutcome{Redemption: r}
-		if err := x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, "", r.ID); err != nil {
+		if err := x.saveOutcome(ctx, x.d.SaveOutcome, r.IdempotencyKey, "", r.ID); err != nil {
 			return err
 		}
 	}
@@ -243,20 +196,24 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 // redeemBatchOnce is RedeemBatch's transaction in one statement
 // (RedeemBatchOnce); recorded keys are then answered from their records.
 func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
-	n := len(todo)
 	c, err := columnsOf(len(todo), func(j int) promo.RedeemRequest { return reqs[todo[j]] })
 	if err != nil {
 		return err
 	}
-	rs := c.rs
 	first := reqs[todo[0]]
+	args := []any{first.Code, s.d.Time(first.Now), c.ids, c.users, c.orders, c.metadata, c.at, c.keys, c.hashes,
+		promo.StreamRedemptions, c.heads, c.bodies, c.addrs, c.agents}
 	var replays []int
 	// A deadlock's victim wrote nothing and answered no row: run it again.
 	err = s.retry(ctx, func() error {
 		replays = replays[:0]
-		return s.redeemBatchRows(ctx, n, todo, res, rs, &replays, []any{first.Code, s.d.Time(first.Now), c.ids,
-			c.users, c.orders, c.metadata, c.at, c.keys, c.hashes, promo.StreamRedemptions, c.heads, c.bodies,
-			c.addrs, c.agents})
+		return s.eachMember(ctx, s.d.RedeemBatchOnce, args, c.rs, func(j int, outcome string, out promo.RedeemOutcome) {
+			if outcome == "replay" {
+				replays = append(replays, todo[j])
+			} else {
+				res[todo[j]].Outcome = out
+			}
+		})
 	})
 	if err != nil && s.d.StatementPath(err) {
 		return errNotCombinable
@@ -274,42 +231,32 @@ func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemReques
 	return nil
 }
 
-// redeemBatchRows runs RedeemBatchOnce with args and fills the results of
-// the requests todo from its rows (replays: those to answer from their
-// records).
-func (s *Core[T]) redeemBatchRows(ctx context.Context, n int, todo []int,
-	res []promo.RedeemResult, rs []promo.Redemption, replays *[]int, args []any) error {
-	return each(ctx, s.w, s.d.RedeemBatchOnce, args, func(row Row) error {
-		j, outcome, pid, left, err := scanMemberRow(row, n, "combined redemption")
-		if err != nil {
+// eachMember runs query, a function that redeems the requests of rs in one
+// statement (RedeemBatchOnce, RedeemGroupOnce), and calls fn with each of
+// its rows: the request's index in rs, its outcome, and its answer (its
+// redemption, or a refusal of that reason).
+func (s *Core[T]) eachMember(ctx context.Context, query string, args []any, rs []promo.Redemption,
+	fn func(j int, outcome string, out promo.RedeemOutcome)) error {
+	return each(ctx, s.w, query, args, func(row Row) error {
+		var (
+			j, left int
+			outcome string
+			pid     int64
+		)
+		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
 			return err
 		}
-		i := todo[j-1]
-		switch outcome {
-		case "replay":
-			*replays = append(*replays, i)
-		case "redeemed":
-			r := rs[j-1]
-			r.PromotionID, r.UsesLeft = pid, left
-			res[i].Outcome = promo.RedeemOutcome{Redemption: r}
-		default:
-			res[i].Outcome = promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
+		if j < 1 || j > len(rs) {
+			return fmt.Errorf("answered for request %d of %d", j, len(rs))
 		}
+		out := promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
+		if outcome == "redeemed" {
+			out = promo.RedeemOutcome{Redemption: rs[j-1]}
+			out.Redemption.PromotionID, out.Redemption.UsesLeft = pid, left
+		}
+		fn(j-1, outcome, out)
 		return nil
 	})
-}
-
-// scanMemberRow reads one row of a function that redeems several requests
-// in one statement (RedeemBatchOnce, RedeemGroupOnce): the request's index
-// (1..n), its outcome, its code's promotion and the uses left.
-func scanMemberRow(row Row, n int, what string) (j int, outcome string, pid int64, left int, err error) {
-	if err = row.Scan(&j, &outcome, &pid, &left); err != nil {
-		return 0, "", 0, 0, err
-	}
-	if j < 1 || j > n {
-		return 0, "", 0, 0, fmt.Errorf("%s answered for request %d of %d", what, j, n)
-	}
-	return j, outcome, pid, left, nil
 }
 
 // requestColumns are redemption requests as the array arguments of a
@@ -331,9 +278,7 @@ func columnsOf(n int, req func(j int) promo.RedeemRequest) (requestColumns, erro
 		at: make([]time.Time, n), rs: make([]promo.Redemption, n)}
 	for j := range n {
 		r := req(j)
-		c.rs[j] = promo.Redemption{ID: r.ID, Code: r.Code, UserID: r.UserID, OrderID: r.OrderID,
-			Metadata: r.Metadata, RedeemedAt: r.Now.UTC().Truncate(time.Microsecond), IdempotencyKey: r.IdempotencyKey,
-			ClientAddr: r.ClientAddr, UserAgent: r.UserAgent}
+		c.rs[j] = redemptionOf(r)
 		head, body, err := EventParts(r.EventID, c.rs[j])
 		if err != nil {
 			return c, err

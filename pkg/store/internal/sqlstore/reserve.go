@@ -14,15 +14,13 @@ import (
 // write transaction (a refusal is an outcome whose idempotency record
 // commits too).
 //
-// Locks, in the order every transaction takes them (idempotency key, code
-// row, allowance row, reservation row) so that reserving, redeeming,
-// confirming and rolling back cannot deadlock: lockCode locks the code row,
-// then codeLoad counts uses and live reservations with the lock held. Every
-// transaction that adds a use or a reservation to a code holds that lock
-// until it commits, so the count is complete and no other can be added
-// before this one commits; reservations only leave the count (release,
-// expiry) without it, which can only make the count too high for a moment,
-// never too low. The same holds for the user's allowance row.
+// Locks are taken in redeem's order (key, code row, allowance row), then the
+// reservation row. lockCode locks the code row, then codeLoad counts uses
+// and live reservations under it: every transaction that adds a use or a
+// reservation to a code holds that lock until it commits, so the count is
+// complete; reservations leave the count (release, expiry) without it,
+// which can make it too high for a moment, never too low. The same holds
+// for the user's allowance row.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	if err := checkReserveRequest(req); err != nil {
 		return promo.ReserveOutcome{}, err
@@ -43,50 +41,46 @@ func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 		}
 		return x.replayReservation(ctx, req)
 	}
-	refused, rule, r, err := x.hold(ctx, req)
+	out, err := x.hold(ctx, req)
 	if err != nil {
-		return promo.ReserveOutcome{}, err
+		return out, err
 	}
-	return promo.ReserveOutcome{Refused: refused, Rule: rule, Reservation: r},
-		x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey, promo.Reason(promo.Refused(refused, rule)), r.ID)
+	return out, x.saveOutcome(ctx, x.d.SaveReservationOutcome, req.IdempotencyKey,
+		promo.Reason(promo.Refused(out.Refused, out.Rule)), out.Reservation.ID)
 }
 
 // hold takes the locks, counts and writes the reservation, or names the
 // refusal (and the eligibility rule of a not_eligible).
-func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Reason, string, promo.Reservation, error) {
-	var none promo.Reservation
+func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	u, ok, err := x.lockCode(ctx, req.Code, req.UserID, req.Now)
 	if err != nil {
-		return "", "", none, fmt.Errorf("lock code: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("lock code: %w", err)
 	}
 	if !ok {
 		reason, _, err := x.refusal(ctx, req.Code, req.UserID, req.Now)
-		return reason, "", none, err
+		return promo.ReserveOutcome{Refused: reason}, err
 	}
 	load, err := x.codeLoad(ctx, req.Code, req.Now, "")
 	if err != nil {
-		return "", "", none, fmt.Errorf("count code holds: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("count code holds: %w", err)
 	}
 	if load+1 > u.MaxUsage {
-		return promo.ReasonCodeExhausted, "", none, nil
+		return promo.ReserveOutcome{Refused: promo.ReasonCodeExhausted}, nil
 	}
 	if rule := u.Eligibility.Check(req.Shopper); rule != "" {
-		return promo.ReasonNotEligible, rule, none, nil
+		return promo.ReserveOutcome{Refused: promo.ReasonNotEligible, Rule: rule}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
+		var userLoad int
 		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
+		if ok && err == nil {
+			userLoad, err = x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
+		}
 		if err != nil {
-			return "", "", none, fmt.Errorf("lock allowance: %w", err)
+			return promo.ReserveOutcome{}, fmt.Errorf("lock allowance, count its holds: %w", err)
 		}
-		if !ok {
-			return promo.ReasonUserLimitReached, "", none, nil
-		}
-		userLoad, err := x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
-		if err != nil {
-			return "", "", none, fmt.Errorf("count user holds: %w", err)
-		}
-		if userLoad+1 > u.PerUserLimit {
-			return promo.ReasonUserLimitReached, "", none, nil
+		if !ok || userLoad+1 > u.PerUserLimit {
+			return promo.ReserveOutcome{Refused: promo.ReasonUserLimitReached}, nil
 		}
 	}
 	now := req.Now.UTC().Truncate(time.Microsecond)
@@ -96,15 +90,15 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Rea
 	if req.Shopper != nil {
 		b, err := json.Marshal(req.Shopper.Normalize())
 		if err != nil {
-			return "", "", none, fmt.Errorf("encode shopper: %w", err)
+			return promo.ReserveOutcome{}, fmt.Errorf("encode shopper: %w", err)
 		}
 		shopper = string(b)
 	}
 	if err := x.exec(ctx, x.d.InsertReservation, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID,
 		x.d.Time(r.CreatedAt), x.d.Time(r.ExpiresAt), shopper); err != nil {
-		return "", "", none, fmt.Errorf("insert reservation: %w", err)
+		return promo.ReserveOutcome{}, fmt.Errorf("insert reservation: %w", err)
 	}
-	return "", "", r, nil
+	return promo.ReserveOutcome{Reservation: r}, nil
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
@@ -124,21 +118,12 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 	return promo.ReserveOutcome{Reservation: r, Replayed: true}, nil
 }
 
-// Confirm turns a reservation into a redemption, in one write transaction.
-// The use is taken like a redemption's (take), except that the
-// reservation's own hold is not counted: a live reservation always fits. An
-// expired one is confirmed when its use is still free (the use is taken
-// anew, within every limit, as a redemption made now would be) and refused
-// reservation_expired when it is not. A promotion deactivated or ended
-// since, or a code revoked since, is refused with that reason: a
-// reservation holds a use, not an exemption.
-//
-// Confirming a confirmed reservation answers its redemption again (Replayed)
-// when orderID is the same, else idempotency_conflict. A released one is
-// reservation_released. Lock order: code row, allowance row, then the
-// reservation row (MarkConfirmed), as in Reserve. A reservation confirms
-// only on the code row it was made on: when that row is gone and the string
-// names another promotion's code, nothing is taken (promotion_deleted).
+// Confirm turns a reservation into a redemption, in one write transaction
+// (docs/redemption.md, "Reservations", has every answer). The use is taken
+// like a redemption's (take), except that the reservation's own hold is not
+// counted; an expired one is confirmed when its use is still free. Lock
+// order: code row, allowance row, then the reservation row (MarkConfirmed),
+// as in Reserve. A reservation confirms only on the code row it was made on.
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
@@ -165,17 +150,15 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return x.settled(ctx, r, req)
 	}
 	expired := !r.Live(req.Now)
-	// The eligibility rules are checked again, as they are now, against the
-	// order as finally placed (the confirmation's shopper fields) or else
-	// what the reservation said: a rule changed since, or a confirmation
-	// for another order, admits no ineligible use.
+	// The rules in force are checked again, against the confirmation's
+	// shopper fields or else the reservation's.
 	shopper := req.Shopper
 	if shopper == nil {
 		if shopper, err = x.reservationShopper(ctx, id); err != nil {
 			return promo.ConfirmOutcome{}, err
 		}
 	}
-	u, left, refused, rule, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, shopper, true)
+	u, left, refused, rule, err := x.take(ctx, r.Code, r.UserID, req.Now, r.ID, shopper)
 	if err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
@@ -184,9 +167,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 	}
 	if refused != "" {
 		// A concurrent confirm of this reservation may have taken the use
-		// while this one waited for the code's (or allowance's) lock: its
-		// commit is what refused this one. Answer from what it did (the
-		// lock was released by that commit, so a new read sees it).
+		// while this one waited for the lock: answer from what it did (a
+		// new read sees its commit).
 		now, found, err := x.reservation(ctx, x.d.Reservation, id)
 		if err != nil {
 			return promo.ConfirmOutcome{}, fmt.Errorf("re-read reservation: %w", err)
@@ -200,9 +182,8 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return promo.ConfirmOutcome{Refused: refused}, nil
 	}
 	if u.PromotionID != r.PromotionID {
-		// The reservation's code row is gone (its promotion was deleted or
-		// purged) and the string now names another promotion's code: the
-		// reservation held nothing of that one. Give the use back.
+		// The reservation's code row is gone and the string now names
+		// another promotion's code, of which it held nothing.
 		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
 			return promo.ConfirmOutcome{}, err
 		}
@@ -214,8 +195,7 @@ func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 		return promo.ConfirmOutcome{}, fmt.Errorf("mark reservation confirmed: %w", err)
 	}
 	if !ok {
-		// A concurrent confirm or release settled it while this one waited:
-		// give the use back and answer from what that one did.
+		// A concurrent confirm or release settled it meanwhile.
 		if err := x.takeBack(ctx, u, r.Code, r.UserID, true); err != nil {
 			return promo.ConfirmOutcome{}, err
 		}
@@ -254,10 +234,9 @@ func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.Co
 	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
 }
 
-// Release ends a held reservation (its use is free at once). Releasing a
-// released or expired-and-released one answers it again (replayed); a
-// confirmed one is refused reservation_confirmed (roll the redemption back
-// instead). It locks only the reservation row and waits for nothing else.
+// Release ends a held reservation (its use is free at once); a released one
+// is answered again (replayed), a confirmed one refused
+// reservation_confirmed. It locks only the reservation row.
 func (s *Core[T]) Release(ctx context.Context, id string, now time.Time) (promo.Reservation, bool, error) {
 	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Reservation, bool, error) {
 		r, ok, err := x.reservation(ctx, x.d.MarkReleased, x.d.VarChar(id), x.d.Time(now.UTC().Truncate(time.Microsecond)))

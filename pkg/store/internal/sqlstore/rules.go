@@ -15,15 +15,13 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// maxReplaceRounds bounds the collision replacement loop of a chunk commit.
-// Each round reserves as many sequence numbers as codes are still missing; a
-// real code space needs one round almost always, so hitting the bound means a
-// broken Replace (say, one that renders the same code for every seq).
+// maxReplaceRounds bounds the collision replacement loop of a chunk commit:
+// a real code space needs one round almost always, so hitting the bound
+// means a broken Replace (say, one that renders the same code for every seq).
 const maxReplaceRounds = 64
 
-// normalizeNewPromotion checks the fields the store relies on and fills the
-// vanity code count. The API validates requests in depth; this only keeps a
-// bad caller from writing rows that break the store's invariants.
+// normalizeNewPromotion checks the fields the store relies on (the API
+// validates requests in depth) and fills the vanity code count.
 func normalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
 	switch np.Kind {
 	case promo.KindGenerated:
@@ -137,9 +135,8 @@ func notAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
 }
 
 // promotionStopped is the error of a chunk refused because its promotion was
-// cancelled or its deletion requested while the chunk was being written: the
-// chunk's transaction is rolled back and its batch marked cancelled, so the
-// worker that reloads the batch sees it cancelled and stops.
+// cancelled or its deletion requested while the chunk was being written (the
+// batch is marked cancelled, so the worker that reloads it stops).
 func promotionStopped(c promo.Chunk) error {
 	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
 		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
@@ -155,8 +152,7 @@ func noReplacement(c promo.Chunk, missing int64) error {
 
 // checkReplacement returns the ECapacity error when the n replacement
 // sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
-// code space Replace renders), nil otherwise. The caller rolls back: the
-// chunk writes nothing.
+// code space Replace renders), nil otherwise.
 func checkReplacement(c promo.Chunk, start, n int64) error {
 	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
 		return nil
@@ -207,14 +203,14 @@ func sortBatches(bs []promo.Batch) {
 const defaultPendingLimit = 100
 
 // listLimit applies the default and the cap of a promotion list's page size.
-func listLimit(n int) int {
-	switch {
-	case n <= 0:
-		return promo.DefaultListLimit
-	case n > promo.MaxListLimit:
-		return promo.MaxListLimit
+func listLimit(n int) int { return clampLimit(n, promo.DefaultListLimit, promo.MaxListLimit) }
+
+// clampLimit is n, or def when n is 0 or less, at most max.
+func clampLimit(n, def, max int) int {
+	if n <= 0 {
+		return def
 	}
-	return n
+	return min(n, max)
 }
 
 // checkListFilter validates a list filter before any database work.
@@ -243,12 +239,10 @@ func activeFilter(a *bool) int {
 // defaultRollupBatch bounds one rollup transaction when the caller passes 0.
 const defaultRollupBatch = 1000
 
-// rollUpEvents is one rollup transaction after its claim: claimed are the events
-// the dialect's statement just marked counted (under its lock: FOR UPDATE
-// SKIP LOCKED, UPDLOCK/READPAST, or SQLite's single writer); add writes the
-// per-promotion deltas in the same transaction. The caller commits, so the
-// mark and the totals land together or not at all: exact with any number of
-// rollers and across crashes.
+// rollUpEvents is one rollup transaction after its claim: claimed are the
+// events the dialect's statement just marked counted under its lock; add
+// writes the per-promotion deltas in the same transaction, so the mark and
+// the totals commit together: exact with any number of rollers and crashes.
 func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
 	b := promo.RollupBatch{Events: len(claimed)}
 	if len(claimed) == 0 {
@@ -270,27 +264,19 @@ func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) err
 	return b, nil
 }
 
-// checkBucket validates a stats bucket ("" means hour).
-func checkBucket(b promo.StatsBucket) (promo.StatsBucket, error) {
-	switch b {
-	case "":
-		return promo.BucketHour, nil
-	case promo.BucketHour, promo.BucketDay:
-		return b, nil
-	}
-	return b, promo.FieldErrorf("bucket", "must be hour or day, got %q", b)
-}
-
-// checkStatsQuery validates a stats query's bucket and window (zero ends
-// take promo.StatsWindow's defaults at now): the series of every store is
-// bounded by promo.MaxStatsBuckets buckets by construction.
+// checkStatsQuery validates a stats query's bucket ("" means hour) and
+// window (zero ends take promo.StatsWindow's defaults at now): the series of
+// every store is bounded by promo.MaxStatsBuckets buckets by construction.
 func checkStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
-	b, err := checkBucket(q.Bucket)
-	if err != nil {
-		return q, err
+	switch q.Bucket {
+	case "":
+		q.Bucket = promo.BucketHour
+	case promo.BucketHour, promo.BucketDay:
+	default:
+		return q, promo.FieldErrorf("bucket", "must be hour or day, got %q", q.Bucket)
 	}
-	q.Bucket = b
-	q.From, q.To, err = promo.StatsWindow(b, q.From, q.To, now)
+	var err error
+	q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, now)
 	return q, err
 }
 
@@ -301,10 +287,8 @@ type bucketReason struct {
 	N      int64
 }
 
-// mergeRefusals puts refusal counts by reason into the series' points (both
-// from the same window and bucket width; a count whose bucket is not in
-// series is dropped, which the stores' queries rule out) and gives every
-// point a non-nil map.
+// mergeRefusals puts refusal counts by reason into the series' points of
+// the same window and bucket width, and gives every point a non-nil map.
 func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
 	at := make(map[int64]int, len(series))
 	for i := range series {
@@ -378,12 +362,4 @@ func checkConfirmRequest(req promo.ConfirmRequest) error {
 
 // pageLimit applies the audit pages' size defaults: 100 when the filter
 // says 0 or less, at most 1,000.
-func pageLimit(n int) int {
-	switch {
-	case n <= 0:
-		return 100
-	case n > 1000:
-		return 1000
-	}
-	return n
-}
+func pageLimit(n int) int { return clampLimit(n, 100, 1000) }
