@@ -13,7 +13,7 @@ import (
 // live (each held request's state and buffers), so at the default 100 the
 // collector ran 9 times in a burst, scanning ~20,000 goroutine stacks each
 // time, to free little. At 300 it ran 3 times; the API's CPU per burst fell
-// by about a seventh and its RSS peak did not rise (docs/performance.md,
+// by 4-5 % and its RSS peak did not rise (docs/performance.md,
 // "Bursts"). A quiet API's heap may grow to four times its live size instead
 // of two: a few tens of MiB. GOMEMLIMIT, which the shipped manifests set
 // below the container's limit, still bounds the heap as the limit nears.
