@@ -89,7 +89,7 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 		g.inflight++
 		g.hold([]*groupMember{m}, 1)
 		g.mu.Unlock()
-		g.write([]*groupMember{m})
+		g.write([]*groupMember{m}, true)
 	} else {
 		g.pending = append(g.pending, m)
 		g.mu.Unlock()
@@ -224,12 +224,43 @@ func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
 	}
 }
 
-// write writes ms as one group, hands its flight to the next groups (each
-// in a goroutine of its own), then answers each member.
-func (g *RedeemGroup[T]) write(ms []*groupMember) {
+// write writes ms as one group, then hands its flight to the next groups
+// and answers ms's members. On a member's own goroutine (caller) it writes
+// no other group: the next ones go to goroutines of their own. On one of
+// those it writes the first next group itself and answers ms's members from
+// another goroutine: answering wakes a handler per member, and a writer
+// started anew would queue behind them for a core while SQLite's one writer
+// sits idle.
+func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
+	for {
+		res := g.writeOne(ms)
+		g.mu.Lock()
+		g.groups++
+		g.members += int64(len(ms))
+		g.hold(ms, -1)
+		next := g.take()
+		g.mu.Unlock()
+		if caller || len(next) == 0 {
+			for _, more := range next {
+				go g.write(more, false)
+			}
+			answer(ms, res)
+			return
+		}
+		for _, more := range next[1:] {
+			go g.write(more, false)
+		}
+		go answer(ms, res)
+		ms = next[0]
+	}
+}
+
+// writeOne writes ms as one group and returns each member's result.
+func (g *RedeemGroup[T]) writeOne(ms []*groupMember) []promo.RedeemResult {
 	// The group's context ends when every member's has (nobody waits for
 	// its answers any more), or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
+	defer cancel()
 	var left atomic.Int64
 	left.Store(int64(len(ms)))
 	stops := make([]func() bool, len(ms))
@@ -244,16 +275,11 @@ func (g *RedeemGroup[T]) write(ms []*groupMember) {
 	for _, stop := range stops {
 		stop()
 	}
-	cancel()
-	g.mu.Lock()
-	g.groups++
-	g.members += int64(len(ms))
-	g.hold(ms, -1)
-	next := g.take()
-	g.mu.Unlock()
-	for _, ms := range next {
-		go g.write(ms)
-	}
+	return res
+}
+
+// answer hands each member its result.
+func answer(ms []*groupMember, res []promo.RedeemResult) {
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
 			// Every member's context ended: each is answered with its own
