@@ -285,16 +285,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // returns the answers' channel index by index.
 func gather(t *testing.T, st *postgres.Store, reqs []promo.RedeemRequest) []chan gcAnswer {
 	t.Helper()
-	out := make([]chan gcAnswer, len(reqs))
-	for i, req := range reqs {
-		out[i] = make(chan gcAnswer, 1)
-		go func() {
-			o, err := st.Redeem(context.Background(), req)
-			out[i] <- gcAnswer{req, o, err}
-		}()
-		waitFor(t, fmt.Sprintf("member %d queued", i), func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
-	}
-	return out
+	return gatherMore(t, st, 0, reqs)
 }
 
 // TestGroupCommitFailingMember: one group holds redemptions that succeed,
@@ -318,15 +309,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 	bad.ID = first.Redemption.ID // taken
 	reqs := []promo.RedeemRequest{gcReq("GCF", "u1", "k1"), bad, gcReq("GCF", "early", ""), gcReq("NOPE", "u2", ""),
 		gcReq("GCF", "u3", "")}
-	chans := make([]chan gcAnswer, len(reqs))
-	for i, req := range reqs {
-		chans[i] = make(chan gcAnswer, 1)
-		go func() {
-			o, err := st.Redeem(ctx, req)
-			chans[i] <- gcAnswer{req, o, err}
-		}()
-		waitFor(t, "queued", func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
-	}
+	chans := gather(t, st, reqs)
 	g0, _, _, _, fb0 := st.GroupStats()
 	release()
 	if an := <-blocker; an.err != nil || an.out.Refused != "" {
@@ -390,15 +373,7 @@ func TestGroupCommitSameKey(t *testing.T) {
 	refused2 := refused
 	refused2.ID, refused2.EventID = "other-id-2", "other-event-2"
 	reqs := []promo.RedeemRequest{a, a2, other, refused, refused2}
-	chans := make([]chan gcAnswer, len(reqs))
-	for i, req := range reqs {
-		chans[i] = make(chan gcAnswer, 1)
-		go func() {
-			o, err := st.Redeem(ctx, req)
-			chans[i] <- gcAnswer{req, o, err}
-		}()
-		waitFor(t, "queued", func() bool { _, _, p, _, _ := st.GroupStats(); return p == i+1 })
-	}
+	chans := gather(t, st, reqs)
 	g0, _, _, _, fb0 := st.GroupStats()
 	release()
 	<-blocker
