@@ -39,6 +39,34 @@ type OnceStatements struct {
 	RollbackOnce string
 }
 
+// onceOr answers a request with once, its one-round-trip form, when has
+// (the dialect has it and the request may take it), else, or when once
+// leaves the request to the core (ok false), with the core's transaction.
+func onceOr[T Tx, R any](ctx context.Context, s *Core[T], has bool, once func() (R, bool, error),
+	tx func(stmts[T]) (R, error)) (R, error) {
+	if has {
+		if out, ok, err := once(); ok || err != nil {
+			return out, err
+		}
+	}
+	return run1(ctx, s, tx)
+}
+
+// once runs a one-statement call (what: the request it makes) and scans
+// its row into dest: in autocommit on the write pool, run again when it was
+// a deadlock's victim (which wrote nothing). ok is false, with no error,
+// when the statement left the request to the core's transaction, having
+// written nothing (Dialect.StatementPath).
+func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest ...any) (ok bool, err error) {
+	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
+	if err != nil && s.d.StatementPath(err) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("%s in one statement: %w", what, err)
+	}
+	return true, nil
+}
+
 // reserveOnce is Reserve in one round trip; ok is false when the core must
 // run its transaction instead (a replay, or a promotion with rules).
 func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (out promo.ReserveOutcome, ok bool, err error) {
@@ -46,15 +74,11 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
 	var outcome string
-	err = s.once(ctx, s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, s.d.Time(r.CreatedAt),
-		s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &outcome, &r.PromotionID)
+	ok, err = s.once(ctx, "reserve", s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+		s.d.Time(r.CreatedAt), s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &outcome, &r.PromotionID)
 	switch {
-	case err != nil && s.d.StatementPath(err):
-		return out, false, nil
-	case err != nil:
-		return out, false, fmt.Errorf("reserve in one statement: %w", err)
-	case outcome == "replay":
-		return out, false, nil
+	case !ok || outcome == "replay":
+		return out, false, err
 	case outcome != "reserved":
 		return promo.ReserveOutcome{Refused: promo.Reason(outcome)}, true, nil
 	}
@@ -64,11 +88,8 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 // confirmOnce is Confirm in one round trip; ok is false when the core must
 // answer instead (the reservation was settled, by this confirmation's
 // earlier call or another) or confirm on its statement path (eligibility
-// rules to check again, or shopper fields to keep).
+// rules to check again).
 func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
-	if req.Shopper != nil {
-		return out, false, nil
-	}
 	at := req.Now.UTC().Truncate(time.Microsecond)
 	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at,
 		ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
@@ -77,29 +98,19 @@ func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (ou
 		return out, false, err
 	}
 	var outcome string
-	err = s.once(ctx, s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID), s.d.VarChar(req.RedemptionID),
-		req.OrderID, text(string(req.Metadata)), s.d.Time(at), s.d.VarChar(promo.StreamRedemptions), head, mid, body,
-		req.ClientAddr, req.UserAgent}, &outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	ok, err = s.once(ctx, "confirm", s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID),
+		s.d.VarChar(req.RedemptionID), req.OrderID, text(string(req.Metadata)), s.d.Time(at),
+		s.d.VarChar(promo.StreamRedemptions), head, mid, body, req.ClientAddr, req.UserAgent},
+		&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
 	switch {
-	case err != nil && s.d.StatementPath(err):
-		return out, false, nil
-	case err != nil:
-		return out, false, fmt.Errorf("confirm in one statement: %w", err)
-	case outcome == "settled":
-		return out, false, nil
+	case !ok || outcome == "settled":
+		return out, false, err
 	case outcome == "not_found":
 		return out, true, reservationNotFound(req.ReservationID)
 	case outcome != "confirmed":
 		return promo.ConfirmOutcome{Refused: promo.Reason(outcome)}, true, nil
 	}
 	return promo.ConfirmOutcome{Redemption: red}, true, nil
-}
-
-// once runs a one-statement call and scans its row into dest: in
-// autocommit on the write pool, run again when it was a deadlock's victim
-// (which wrote nothing).
-func (s *Core[T]) once(ctx context.Context, query string, args []any, dest ...any) error {
-	return s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
 }
 
 // rollbackOnce is Rollback in one round trip.

@@ -23,17 +23,9 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	// Shopper fields (rules to check, segments to record) take the statement
 	// path; so does a promotion with rules (RedeemOnce aborts, having
 	// written nothing).
-	var (
-		out  promo.RedeemOutcome
-		err  error
-		once = s.d.RedeemOnce != "" && req.Shopper == nil
-	)
-	if once {
-		out, err = s.redeemOnce(ctx, req)
-	}
-	if !once || err != nil && s.d.StatementPath(err) {
-		out, err = run1(ctx, s, func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
-	}
+	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
+		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
+		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
 	return out, redeemErr(err, req)
 }
 
@@ -53,26 +45,27 @@ func redemptionOf(req promo.RedeemRequest) promo.Redemption {
 // redeemOnce is the redemption in one round trip: the dialect's RedeemOnce
 // statement, in autocommit on the write pool, runs redeem's steps in the
 // database. A recorded key is answered from its record, as redeem does.
-func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, bool, error) {
 	r := redemptionOf(req)
 	head, body, err := EventParts(req.EventID, r)
 	if err != nil {
-		return promo.RedeemOutcome{}, err
+		return promo.RedeemOutcome{}, false, err
 	}
 	var outcome string
-	err = s.once(ctx, s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID, text(r.OrderID),
-		text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
+	ok, err := s.once(ctx, "redeem", s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+		text(r.OrderID), text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
 		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent},
 		&outcome, &r.PromotionID, &r.UsesLeft)
 	switch {
-	case err != nil:
-		return promo.RedeemOutcome{}, fmt.Errorf("redeem in one statement: %w", err)
+	case !ok:
+		return promo.RedeemOutcome{}, false, err
 	case outcome == "replay":
-		return s.on(s.w).replay(ctx, req)
+		out, err := s.on(s.w).replay(ctx, req)
+		return out, true, err
 	case outcome != "redeemed":
-		return promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: r.PromotionID}, nil
+		return promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: r.PromotionID}, true, nil
 	}
-	return promo.RedeemOutcome{Redemption: r}, nil
+	return promo.RedeemOutcome{Redemption: r}, true, nil
 }
 
 // EventParts splits the redemption.created event of r (whose PromotionID
@@ -247,8 +240,13 @@ func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Tim
 	if err != nil {
 		return "", 0, fmt.Errorf("read code state: %w", err)
 	}
+	return refusalOf(st, found, now), st.Promotion.ID, nil
+}
+
+// refusalOf names the refusal of a code in state st (found: it exists).
+func refusalOf(st promo.CodeState, found bool, now time.Time) promo.Reason {
 	if !found {
-		return promo.ReasonCodeNotFound, 0, nil
+		return promo.ReasonCodeNotFound
 	}
 	reason := st.Status(now, false)
 	if reason == promo.ReasonRedeemable {
@@ -256,7 +254,7 @@ func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Tim
 		// the promotion in between): refuse rather than guess.
 		reason = promo.ReasonCodeExhausted
 	}
-	return reason, st.Promotion.ID, nil
+	return reason
 }
 
 // redeemed writes the audit row and its redemption.created event; codeUses

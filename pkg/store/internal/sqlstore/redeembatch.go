@@ -32,45 +32,29 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 	var todo, again, single []int
 	keys := map[string]bool{}
 	for i, req := range reqs {
-		if err := checkRedeemRequest(req); err != nil {
+		err := checkRedeemRequest(req)
+		switch {
+		case err != nil:
 			res[i].Err = err
-			continue
-		}
-		if req.Code != reqs[0].Code {
+		case req.Code != reqs[0].Code:
 			return nil, promo.Errorf(promo.EInvalid, "a combined redemption is for one code: %q and %q", reqs[0].Code, req.Code)
-		}
-		if req.Shopper != nil {
+		case req.Shopper != nil:
 			single = append(single, i)
-			continue
+		case keys[req.IdempotencyKey]:
+			again = append(again, i)
+		default:
+			keys[req.IdempotencyKey] = req.IdempotencyKey != ""
+			todo = append(todo, i)
 		}
-		if k := req.IdempotencyKey; k != "" {
-			if keys[k] {
-				again = append(again, i)
-				continue
-			}
-			keys[k] = true
-		}
-		todo = append(todo, i)
 	}
 	var err error
 	if len(todo) > 0 && s.d.RedeemBatchOnce != "" {
 		err = s.redeemBatchOnce(ctx, reqs, todo, res)
 	} else if len(todo) > 0 {
-		err = s.retry(ctx, func() error {
-			return s.inTx(ctx, func(tx T) error {
-				for _, i := range todo {
-					res[i] = promo.RedeemResult{}
-				}
-				return s.on(tx).redeemBatch(ctx, reqs, todo, res)
-			})
-		})
+		_, err = run1(ctx, s, func(x stmts[T]) (any, error) { return nil, x.redeemBatch(ctx, reqs, todo, res) })
 	}
 	if errors.Is(err, errNotCombinable) {
-		err = nil
-		for _, i := range todo {
-			res[i] = promo.RedeemResult{}
-		}
-		single = append(todo, single...)
+		err, single = nil, append(todo, single...)
 	}
 	if err != nil {
 		return nil, wrap(err, "redeem %q for %d requests", reqs[todo[0]].Code, len(todo))
@@ -88,25 +72,21 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 var errNotCombinable = errors.New("not combinable: a personal code or eligibility rules")
 
 // redeemBatch is RedeemBatch's transaction for the requests todo (indexes
-// into reqs, in arrival order).
+// into reqs, in arrival order). It sets each one's whole result, so that a
+// run again (a deadlock's victim) leaves none of the first run's.
 func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
 	byKey := slices.Clone(todo)
 	slices.SortStableFunc(byKey, func(a, b int) int { return cmp.Compare(reqs[a].IdempotencyKey, reqs[b].IdempotencyKey) })
 	claimed := map[int]bool{}
 	for _, i := range byKey {
 		ok, err := x.claim(ctx, reqs[i].IdempotencyKey, reqs[i].RequestHash, reqs[i].Now)
+		if err == nil && !ok {
+			err = x.replayInto(ctx, reqs[i], &res[i])
+		}
 		if err != nil {
 			return err
 		}
-		if ok {
-			claimed[i] = true
-			continue
-		}
-		out, err := x.replay(ctx, reqs[i])
-		if err != nil && promo.Code(err) == promo.EInternal {
-			return err
-		}
-		res[i] = promo.RedeemResult{Outcome: out, Err: err}
+		claimed[i] = ok
 	}
 	live := slices.DeleteFunc(slices.Clone(todo), func(i int) bool { return !claimed[i] })
 	if len(live) == 0 {
@@ -114,7 +94,7 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	}
 	code, now := reqs[live[0]].Code, reqs[live[0]].Now
 	refuse := func(i int, reason promo.Reason, pid int64) error {
-		res[i].Outcome = promo.RedeemOutcome{Refused: reason, PromotionID: pid}
+		res[i] = promo.RedeemResult{Outcome: promo.RedeemOutcome{Refused: reason, PromotionID: pid}}
 		return x.saveOutcome(ctx, x.d.SaveOutcome, reqs[i].IdempotencyKey, reason, "")
 	}
 	// For no user: a code bound to anyone matches nothing.
@@ -133,13 +113,13 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		if found && st.Owner != "" {
 			return errNotCombinable
 		}
-		reason, pid, err := x.refusal(ctx, code, "", now)
+		reason := refusalOf(st, found, now)
 		for _, i := range live {
-			if err == nil {
-				err = refuse(i, reason, pid)
+			if err := refuse(i, reason, st.Promotion.ID); err != nil {
+				return err
 			}
 		}
-		return err
+		return nil
 	}
 	load, err := x.codeLoad(ctx, code, now, "")
 	if err != nil {
@@ -149,21 +129,18 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	slices.SortStableFunc(byUser, func(a, b int) int { return cmp.Compare(reqs[a].UserID, reqs[b].UserID) })
 	granted := map[int]bool{}
 	for _, i := range byUser {
-		reason := promo.ReasonCodeExhausted
-		ok := load+len(granted) < u.MaxUsage
+		ok, reason := load+len(granted) < u.MaxUsage, promo.ReasonCodeExhausted
 		if ok {
-			reason = promo.ReasonUserLimitReached
 			if ok, err = x.useAllowance(ctx, u, reqs[i].UserID, now, "", false); err != nil {
 				return err
 			}
+			reason = promo.ReasonUserLimitReached
 		}
-		if !ok {
-			if err := refuse(i, reason, u.PromotionID); err != nil {
-				return err
-			}
-			continue
+		if ok {
+			granted[i] = true
+		} else if err := refuse(i, reason, u.PromotionID); err != nil {
+			return err
 		}
-		granted[i] = true
 	}
 	if len(granted) == 0 {
 		return nil
@@ -185,7 +162,7 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		if err := x.redeemed(ctx, r, reqs[i].EventID, u.Used+k); err != nil {
 			return err
 		}
-		res[i].Outcome = promo.RedeemOutcome{Redemption: r}
+		res[i] = promo.RedeemResult{Outcome: promo.RedeemOutcome{Redemption: r}}
 		if err := x.saveOutcome(ctx, x.d.SaveOutcome, r.IdempotencyKey, "", r.ID); err != nil {
 			return err
 		}
@@ -193,51 +170,63 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	return nil
 }
 
+// replayInto answers req, whose key is recorded, from its record into r.
+// An internal error fails the combined redemption; a domain error
+// (idempotency_conflict, a purged redemption) is req's alone.
+func (x stmts[T]) replayInto(ctx context.Context, req promo.RedeemRequest, r *promo.RedeemResult) error {
+	out, err := x.replay(ctx, req)
+	if err != nil && promo.Code(err) == promo.EInternal {
+		return err
+	}
+	*r = promo.RedeemResult{Outcome: out, Err: err}
+	return nil
+}
+
 // redeemBatchOnce is RedeemBatch's transaction in one statement
 // (RedeemBatchOnce); recorded keys are then answered from their records.
 func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
-	c, err := columnsOf(len(todo), func(j int) promo.RedeemRequest { return reqs[todo[j]] })
+	batch := make([]promo.RedeemRequest, len(todo))
+	for j, i := range todo {
+		batch[j] = reqs[i]
+	}
+	args, rs, err := requestArgs(batch)
 	if err != nil {
 		return err
 	}
-	first := reqs[todo[0]]
-	args := []any{first.Code, s.d.Time(first.Now), c.ids, c.users, c.orders, c.metadata, c.at, c.keys, c.hashes,
-		promo.StreamRedemptions, c.heads, c.bodies, c.addrs, c.agents}
-	var replays []int
+	// RedeemGroupOnce's arguments but the codes, after the code and the time.
+	args = append([]any{batch[0].Code, s.d.Time(batch[0].Now), args[0]}, args[2:]...)
+	var outcomes []string
+	var out []promo.RedeemOutcome
 	// A deadlock's victim wrote nothing and answered no row: run it again.
-	err = s.retry(ctx, func() error {
-		replays = replays[:0]
-		return s.eachMember(ctx, s.d.RedeemBatchOnce, args, c.rs, func(j int, outcome string, out promo.RedeemOutcome) {
-			if outcome == "replay" {
-				replays = append(replays, todo[j])
-			} else {
-				res[todo[j]].Outcome = out
-			}
-		})
+	err = s.retry(ctx, func() (err error) {
+		outcomes, out, err = s.redeemInOne(ctx, s.d.RedeemBatchOnce, args, rs)
+		return err
 	})
 	if err != nil && s.d.StatementPath(err) {
 		return errNotCombinable
-	}
-	if err != nil {
+	} else if err != nil {
 		return fmt.Errorf("redeem in one statement: %w", err)
 	}
-	for _, i := range replays {
-		out, err := s.on(s.w).replay(ctx, reqs[i])
-		if err != nil && promo.Code(err) == promo.EInternal {
+	for j, i := range todo {
+		res[i].Outcome = out[j]
+		if outcomes[j] != "replay" {
+			continue
+		}
+		if err := s.on(s.w).replayInto(ctx, reqs[i], &res[i]); err != nil {
 			return err
 		}
-		res[i] = promo.RedeemResult{Outcome: out, Err: err}
 	}
 	return nil
 }
 
-// eachMember runs query, a function that redeems the requests of rs in one
-// statement (RedeemBatchOnce, RedeemGroupOnce), and calls fn with each of
-// its rows: the request's index in rs, its outcome, and its answer (its
-// redemption, or a refusal of that reason).
-func (s *Core[T]) eachMember(ctx context.Context, query string, args []any, rs []promo.Redemption,
-	fn func(j int, outcome string, out promo.RedeemOutcome)) error {
-	return each(ctx, s.w, query, args, func(row Row) error {
+// redeemInOne runs query, a function that redeems the requests of rs (their
+// audit rows) in one statement (RedeemBatchOnce, RedeemGroupOnce), and
+// returns each request's outcome and answer: its redemption, or a refusal
+// of that reason. An error when it answered fewer than all.
+func (s *Core[T]) redeemInOne(ctx context.Context, query string, args []any, rs []promo.Redemption) ([]string,
+	[]promo.RedeemOutcome, error) {
+	outcomes, outs, seen := make([]string, len(rs)), make([]promo.RedeemOutcome, len(rs)), 0
+	err := each(ctx, s.w, query, args, func(row Row) error {
 		var (
 			j, left int
 			outcome string
@@ -246,53 +235,48 @@ func (s *Core[T]) eachMember(ctx context.Context, query string, args []any, rs [
 		if err := row.Scan(&j, &outcome, &pid, &left); err != nil {
 			return err
 		}
-		if j < 1 || j > len(rs) {
+		if j < 1 || j > len(rs) || outcomes[j-1] != "" {
 			return fmt.Errorf("answered for request %d of %d", j, len(rs))
 		}
-		out := promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
+		seen++
+		outcomes[j-1], outs[j-1] = outcome, promo.RedeemOutcome{Refused: promo.Reason(outcome), PromotionID: pid}
 		if outcome == "redeemed" {
-			out = promo.RedeemOutcome{Redemption: rs[j-1]}
-			out.Redemption.PromotionID, out.Redemption.UsesLeft = pid, left
+			outs[j-1] = promo.RedeemOutcome{Redemption: rs[j-1]}
+			outs[j-1].Redemption.PromotionID, outs[j-1].Redemption.UsesLeft = pid, left
 		}
-		fn(j-1, outcome, out)
 		return nil
 	})
+	if err == nil && seen != len(rs) {
+		err = fmt.Errorf("answered %d of %d requests", seen, len(rs))
+	}
+	return outcomes, outs, err
 }
 
-// requestColumns are redemption requests as the array arguments of a
-// function that redeems them in one statement (RedeemBatchOnce,
-// RedeemGroupOnce), index j for the j-th request, and the audit rows they
-// would write (rs: their event is built from it).
-type requestColumns struct {
-	ids, codes, users, keys, hashes, heads, bodies, addrs, agents []string
-	orders, metadata                                              []*string
-	at                                                            []time.Time
-	rs                                                            []promo.Redemption
-}
-
-// columnsOf builds the columns of n requests, req(j) the j-th.
-func columnsOf(n int, req func(j int) promo.RedeemRequest) (requestColumns, error) {
-	strs := func() []string { return make([]string, n) }
-	c := requestColumns{ids: strs(), codes: strs(), users: strs(), keys: strs(), hashes: strs(), heads: strs(),
-		bodies: strs(), addrs: strs(), agents: strs(), orders: make([]*string, n), metadata: make([]*string, n),
-		at: make([]time.Time, n), rs: make([]promo.Redemption, n)}
-	for j := range n {
-		r := req(j)
-		c.rs[j] = redemptionOf(r)
-		head, body, err := EventParts(r.EventID, c.rs[j])
-		if err != nil {
-			return c, err
+// requestArgs are RedeemGroupOnce's arguments for reqs: one array per
+// RedeemOnce argument, index j for reqs[j]. rs are the audit rows they
+// would write (their events are built from them).
+func requestArgs(reqs []promo.RedeemRequest) (args []any, rs []promo.Redemption, err error) {
+	n := len(reqs)
+	col := func() []string { return make([]string, n) }
+	ids, codes, users, keys, hashes, heads, bodies, addrs, agents := col(), col(), col(), col(), col(), col(), col(),
+		col(), col()
+	orders, metadata, at := make([]*string, n), make([]*string, n), make([]time.Time, n)
+	rs = make([]promo.Redemption, n)
+	for j, r := range reqs {
+		rs[j] = redemptionOf(r)
+		if heads[j], bodies[j], err = EventParts(r.EventID, rs[j]); err != nil {
+			return nil, nil, err
 		}
-		c.ids[j], c.codes[j], c.users[j], c.keys[j], c.hashes[j] = r.ID, r.Code, r.UserID, r.IdempotencyKey, r.RequestHash
-		c.heads[j], c.bodies[j], c.addrs[j], c.agents[j] = head, body, r.ClientAddr, r.UserAgent
+		ids[j], codes[j], users[j], keys[j], hashes[j] = r.ID, r.Code, r.UserID, r.IdempotencyKey, r.RequestHash
+		addrs[j], agents[j], at[j] = r.ClientAddr, r.UserAgent, rs[j].RedeemedAt
 		if r.OrderID != "" {
-			c.orders[j] = &c.rs[j].OrderID
+			orders[j] = &rs[j].OrderID
 		}
 		if len(r.Metadata) > 0 {
 			m := string(r.Metadata)
-			c.metadata[j] = &m
+			metadata[j] = &m
 		}
-		c.at[j] = c.rs[j].RedeemedAt
 	}
-	return c, nil
+	return []any{ids, codes, users, orders, metadata, at, keys, hashes, promo.StreamRedemptions, heads, bodies, addrs,
+		agents}, rs, nil
 }

@@ -31,37 +31,32 @@ func NewRedeemGroupOnce[T Tx](s *Core[T], max, flights int) *RedeemGroup[T] {
 	return g
 }
 
-// redeemGroupOnce redeems ms: a lone member with RedeemOnce, more in one
-// RedeemGroupOnce statement, ordered by code (the code rows' lock order, so
-// that two groups on overlapping codes queue rather than deadlock; members
-// of one code keep their arrival order, so two with one idempotency key are
-// answered as two calls in that order). A member whose context has ended is
-// answered with its end and not redeemed.
+// redeemGroupOnce redeems ms: more than one in one RedeemGroupOnce
+// statement, ordered by code (the code rows' lock order, so that two groups
+// on overlapping codes queue rather than deadlock; members of one code keep
+// their arrival order, so two with one idempotency key are answered as two
+// calls in that order), a lone one with Core.Redeem. A member whose context
+// has ended is answered with its end and not redeemed.
 func (s *Core[T]) redeemGroupOnce(ctx context.Context, ms []*groupMember, fallbacks *atomic.Int64) []promo.RedeemResult {
 	res := make([]promo.RedeemResult, len(ms))
 	var todo []int
 	for i, m := range ms {
 		if err := m.ctx.Err(); err != nil {
 			res[i].Err = redeemErr(err, m.req)
-			continue
+		} else {
+			todo = append(todo, i)
 		}
-		todo = append(todo, i)
 	}
-	switch len(todo) {
-	case 0:
-		return res
-	case 1:
-		out, err := s.Redeem(ctx, ms[todo[0]].req)
-		res[todo[0]] = promo.RedeemResult{Outcome: out, Err: err}
-		return res
-	}
-	slices.SortStableFunc(todo, func(a, b int) int { return cmp.Compare(ms[a].req.Code, ms[b].req.Code) })
-	if err := s.redeemGroupStatement(ctx, ms, todo, res); err != nil {
+	if len(todo) > 1 {
+		slices.SortStableFunc(todo, func(a, b int) int { return cmp.Compare(ms[a].req.Code, ms[b].req.Code) })
+		if s.redeemGroupStatement(ctx, ms, todo, res) == nil {
+			return res
+		}
 		// Nothing was written (the database answered with an error): each
 		// member on its own, with its own context.
 		fallbacks.Add(1)
-		s.redeemAlone(ms, todo, res)
 	}
+	s.redeemAlone(ms, todo, res)
 	return res
 }
 
@@ -88,30 +83,22 @@ func (s *Core[T]) redeemAlone(ms []*groupMember, todo []int, res []promo.RedeemR
 // request was not sent, or the database answered it with an error) and the
 // results are the caller's to set.
 func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, todo []int, res []promo.RedeemResult) error {
-	n := len(todo)
-	c, err := columnsOf(n, func(j int) promo.RedeemRequest { return ms[todo[j]].req })
+	reqs := make([]promo.RedeemRequest, len(todo))
+	for j, i := range todo {
+		reqs[j] = ms[i].req
+	}
+	args, rs, err := requestArgs(reqs)
 	if err != nil {
 		return err
 	}
-	outcomes := make([]string, n)
-	seen := 0
-	err = s.eachMember(ctx, s.d.RedeemGroupOnce, []any{c.ids, c.codes, c.users, c.orders, c.metadata, c.at, c.keys,
-		c.hashes, promo.StreamRedemptions, c.heads, c.bodies, c.addrs, c.agents},
-		c.rs, func(j int, outcome string, out promo.RedeemOutcome) {
-			seen++
-			res[todo[j]].Outcome, outcomes[j] = out, outcome
-		})
-	switch {
-	case err != nil && s.d.ServerError(err):
+	outcomes, outs, err := s.redeemInOne(ctx, s.d.RedeemGroupOnce, args, rs)
+	if err != nil && s.d.ServerError(err) {
 		return err
-	case err == nil && seen != n:
-		err = fmt.Errorf("group redemption answered %d of %d members", seen, n)
-		fallthrough
-	case err != nil:
+	} else if err != nil {
 		// The statement may have committed (a connection lost after it was
 		// sent): redeeming again could use a code twice for one request, so
 		// every member is answered with the error, as a lone redemption is.
-		err = fmt.Errorf("redeem a group of %d in one statement: %w", n, err)
+		err = fmt.Errorf("redeem a group of %d in one statement: %w", len(todo), err)
 		for _, i := range todo {
 			res[i] = promo.RedeemResult{Err: redeemErr(err, ms[i].req)}
 		}
@@ -119,6 +106,7 @@ func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, t
 	}
 	var rules []int
 	for j, i := range todo {
+		res[i].Outcome = outs[j]
 		switch outcomes[j] {
 		case "replay":
 			out, err := s.on(s.w).replay(ms[i].ctx, ms[i].req)

@@ -25,12 +25,9 @@ func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 	if err := checkReserveRequest(req); err != nil {
 		return promo.ReserveOutcome{}, err
 	}
-	if s.d.ReserveOnce != "" && req.Shopper == nil {
-		if out, ok, err := s.reserveOnce(ctx, req); ok || err != nil {
-			return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
-		}
-	}
-	out, err := run1(ctx, s, func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
+	out, err := onceOr(ctx, s, s.d.ReserveOnce != "" && req.Shopper == nil,
+		func() (promo.ReserveOutcome, bool, error) { return s.reserveOnce(ctx, req) },
+		func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
 	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
 }
 
@@ -128,12 +125,10 @@ func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 	if err := checkConfirmRequest(req); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
-	if s.d.ConfirmOnce != "" {
-		if out, ok, err := s.confirmOnce(ctx, req); ok || err != nil {
-			return out, wrap(err, "confirm reservation %q", req.ReservationID)
-		}
-	}
-	out, err := run1(ctx, s, func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
+	// A confirmation with shopper fields of its own takes the statement path.
+	out, err := onceOr(ctx, s, s.d.ConfirmOnce != "" && req.Shopper == nil,
+		func() (promo.ConfirmOutcome, bool, error) { return s.confirmOnce(ctx, req) },
+		func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
 	return out, wrap(err, "confirm reservation %q", req.ReservationID)
 }
 
