@@ -256,7 +256,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
 }
 
 // writeOne writes ms as one group and returns each member's result.
-func (g *RedeemGroup[T]) writeOne(ms []*groupMember) []promo.RedeemResult {
+func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) {
 	// The group's context ends when every member's has (nobody waits for
 	// its answers any more), or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
@@ -271,11 +271,18 @@ func (g *RedeemGroup[T]) writeOne(ms []*groupMember) []promo.RedeemResult {
 			}
 		})
 	}
-	res := g.redeemSafely(ctx, ms)
-	for _, stop := range stops {
-		stop()
-	}
-	return res
+	// A panic (a bug) is answered as every member's internal error: the
+	// flight must still be passed on, or every later redemption of the
+	// process would wait behind a group that never ends.
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+		if p := recover(); p != nil {
+			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p))
+		}
+	}()
+	return g.run(ctx, ms)
 }
 
 // answer hands each member its result.
@@ -404,16 +411,4 @@ func (q *memberQuerier) query(query string) {
 		head := strings.TrimLeft(query, " \t\r\n(")
 		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
 	}
-}
-
-// redeemSafely writes the group, a panic (a bug) answered as every member's
-// internal error: the flight must still be passed on, or every later
-// redemption of the process would wait behind a group that never ends.
-func (g *RedeemGroup[T]) redeemSafely(ctx context.Context, ms []*groupMember) (res []promo.RedeemResult) {
-	defer func() {
-		if p := recover(); p != nil {
-			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p))
-		}
-	}()
-	return g.run(ctx, ms)
 }

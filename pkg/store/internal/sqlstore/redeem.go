@@ -151,17 +151,7 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 	// folded: the dialect counts the holds in the statements that take the
 	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
-	var (
-		u    CodeUse
-		ok   bool
-		load int
-		err  error
-	)
-	if folded {
-		u, load, ok, err = x.useCodeLoad(ctx, code, userID, now)
-	} else if u, ok, err = x.UseCode(ctx, code, userID, now); ok && err == nil {
-		load, err = x.codeLoad(ctx, code, now, exclude)
-	}
+	u, load, ok, err := x.useCode(ctx, code, userID, now, exclude, folded)
 	if err != nil {
 		return u, 0, "", "", fmt.Errorf("use code, count its holds: %w", err)
 	}
@@ -170,19 +160,22 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		u.PromotionID = pid
 		return u, 0, reason, "", err
 	}
-	refuse := func(reason promo.Reason, rule string) (CodeUse, int, promo.Reason, string, error) {
-		return u, 0, reason, rule, x.takeBack(ctx, u, code, "", false)
-	}
+	var (
+		reason promo.Reason
+		rule   string
+	)
 	if load > u.MaxUsage {
-		return refuse(promo.ReasonCodeExhausted, "")
+		reason = promo.ReasonCodeExhausted
+	} else if rule = u.Eligibility.Check(shopper); rule != "" {
+		reason = promo.ReasonNotEligible
+	} else if ok, err := x.useAllowance(ctx, u, userID, now, exclude, folded); err != nil || !ok {
+		if err != nil {
+			return u, 0, "", "", err
+		}
+		reason = promo.ReasonUserLimitReached
 	}
-	if rule := u.Eligibility.Check(shopper); rule != "" {
-		return refuse(promo.ReasonNotEligible, rule)
-	}
-	if ok, err := x.useAllowance(ctx, u, userID, now, exclude, folded); err != nil {
-		return u, 0, "", "", err
-	} else if !ok {
-		return refuse(promo.ReasonUserLimitReached, "")
+	if reason != "" {
+		return u, 0, reason, rule, x.takeBack(ctx, u, code, "", false)
 	}
 	return u, max(0, u.MaxUsage-load), "", "", nil
 }
@@ -198,12 +191,12 @@ func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, no
 		return true, nil
 	}
 	var (
-		ok   bool
-		load int
-		err  error
+		ok         bool
+		used, load int
+		err        error
 	)
 	if folded && x.d.UseAllowanceLoad != "" {
-		ok, load, err = x.useAllowanceLoad(ctx, u.PromotionID, userID, u.PerUserLimit, now)
+		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &load)
 	} else if ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
 		load, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
 	}

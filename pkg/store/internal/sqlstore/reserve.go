@@ -49,34 +49,32 @@ func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 // hold takes the locks, counts and writes the reservation, or names the
 // refusal (and the eligibility rule of a not_eligible).
 func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
+	var load int
 	u, ok, err := x.lockCode(ctx, req.Code, req.UserID, req.Now)
-	if err != nil {
-		return promo.ReserveOutcome{}, fmt.Errorf("lock code: %w", err)
+	if ok && err == nil {
+		load, err = x.codeLoad(ctx, req.Code, req.Now, "")
 	}
-	if !ok {
+	switch {
+	case err != nil:
+		return promo.ReserveOutcome{}, fmt.Errorf("lock code, count its holds: %w", err)
+	case !ok:
 		reason, _, err := x.refusal(ctx, req.Code, req.UserID, req.Now)
 		return promo.ReserveOutcome{Refused: reason}, err
-	}
-	load, err := x.codeLoad(ctx, req.Code, req.Now, "")
-	if err != nil {
-		return promo.ReserveOutcome{}, fmt.Errorf("count code holds: %w", err)
-	}
-	if load+1 > u.MaxUsage {
+	case load+1 > u.MaxUsage:
 		return promo.ReserveOutcome{Refused: promo.ReasonCodeExhausted}, nil
 	}
 	if rule := u.Eligibility.Check(req.Shopper); rule != "" {
 		return promo.ReserveOutcome{Refused: promo.ReasonNotEligible, Rule: rule}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
-		var userLoad int
 		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
 		if ok && err == nil {
-			userLoad, err = x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
+			load, err = x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
 		}
 		if err != nil {
 			return promo.ReserveOutcome{}, fmt.Errorf("lock allowance, count its holds: %w", err)
 		}
-		if !ok || userLoad+1 > u.PerUserLimit {
+		if !ok || load+1 > u.PerUserLimit {
 			return promo.ReserveOutcome{Refused: promo.ReasonUserLimitReached}, nil
 		}
 	}

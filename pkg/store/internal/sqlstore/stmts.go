@@ -191,11 +191,16 @@ func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Ti
 	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
-// useCodeLoad is UseCode through UseCodeLoad: with the code's load
-// (CodeLoad's count, no reservation excluded) read by the same statement.
-func (x stmts[T]) useCodeLoad(ctx context.Context, code, userID string, now time.Time) (CodeUse, int, bool, error) {
-	var load int
-	u, ok, err := x.codeUse(ctx, x.d.UseCodeLoad, code, userID, now, &load)
+// useCode is UseCode with the code's load after it (codeLoad's count but
+// exclude): in the same statement when folded (UseCodeLoad; nothing is
+// excluded).
+func (x stmts[T]) useCode(ctx context.Context, code, userID string, now time.Time, exclude string,
+	folded bool) (u CodeUse, load int, ok bool, err error) {
+	if folded {
+		u, ok, err = x.codeUse(ctx, x.d.UseCodeLoad, code, userID, now, &load)
+	} else if u, ok, err = x.UseCode(ctx, code, userID, now); ok && err == nil {
+		load, err = x.codeLoad(ctx, code, now, exclude)
+	}
 	return u, load, ok, err
 }
 
@@ -243,16 +248,6 @@ func (x stmts[T]) allowance(ctx context.Context, update, insert string, promotio
 		}
 		return ok, err // false: the row exists and is at the limit
 	}
-}
-
-// useAllowanceLoad is UseAllowance through UseAllowanceLoad (a dialect with
-// an upsert): with the user's load (AllowanceLoad's count, no reservation
-// excluded) read by the same statement.
-func (x stmts[T]) useAllowanceLoad(ctx context.Context, promotionID int64, userID string, limit int,
-	now time.Time) (ok bool, load int, err error) {
-	var used int
-	ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{promotionID, userID, limit, x.d.Time(now)}, &used, &load)
-	return ok, load, err
 }
 
 // codeLoad reads, under the code row lock this transaction holds (UseCode or
