@@ -185,16 +185,13 @@ func (x stmts[T]) replayInto(ctx context.Context, req promo.RedeemRequest, r *pr
 // redeemBatchOnce is RedeemBatch's transaction in one statement
 // (RedeemBatchOnce); recorded keys are then answered from their records.
 func (s *Core[T]) redeemBatchOnce(ctx context.Context, reqs []promo.RedeemRequest, todo []int, res []promo.RedeemResult) error {
-	batch := make([]promo.RedeemRequest, len(todo))
-	for j, i := range todo {
-		batch[j] = reqs[i]
-	}
-	args, rs, err := requestArgs(batch)
+	args, rs, err := requestArgs(len(todo), func(j int) promo.RedeemRequest { return reqs[todo[j]] })
 	if err != nil {
 		return err
 	}
 	// RedeemGroupOnce's arguments but the codes, after the code and the time.
-	args = append([]any{batch[0].Code, s.d.Time(batch[0].Now), args[0]}, args[2:]...)
+	first := reqs[todo[0]]
+	args = append([]any{first.Code, s.d.Time(first.Now), args[0]}, args[2:]...)
 	var outcomes []string
 	var out []promo.RedeemOutcome
 	// A deadlock's victim wrote nothing and answered no row: run it again.
@@ -252,17 +249,17 @@ func (s *Core[T]) redeemInOne(ctx context.Context, query string, args []any, rs 
 	return outcomes, outs, err
 }
 
-// requestArgs are RedeemGroupOnce's arguments for reqs: one array per
-// RedeemOnce argument, index j for reqs[j]. rs are the audit rows they
-// would write (their events are built from them).
-func requestArgs(reqs []promo.RedeemRequest) (args []any, rs []promo.Redemption, err error) {
-	n := len(reqs)
+// requestArgs are RedeemGroupOnce's arguments for n requests, req(j) the
+// j-th: one array per RedeemOnce argument. rs are the audit rows they would
+// write (their events are built from them).
+func requestArgs(n int, req func(j int) promo.RedeemRequest) (args []any, rs []promo.Redemption, err error) {
 	col := func() []string { return make([]string, n) }
 	ids, codes, users, keys, hashes, heads, bodies, addrs, agents := col(), col(), col(), col(), col(), col(), col(),
 		col(), col()
 	orders, metadata, at := make([]*string, n), make([]*string, n), make([]time.Time, n)
 	rs = make([]promo.Redemption, n)
-	for j, r := range reqs {
+	for j := range n {
+		r := req(j)
 		rs[j] = redemptionOf(r)
 		if heads[j], bodies[j], err = EventParts(r.EventID, rs[j]); err != nil {
 			return nil, nil, err

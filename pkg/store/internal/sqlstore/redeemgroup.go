@@ -83,11 +83,7 @@ func (s *Core[T]) redeemAlone(ms []*groupMember, todo []int, res []promo.RedeemR
 // request was not sent, or the database answered it with an error) and the
 // results are the caller's to set.
 func (s *Core[T]) redeemGroupStatement(ctx context.Context, ms []*groupMember, todo []int, res []promo.RedeemResult) error {
-	reqs := make([]promo.RedeemRequest, len(todo))
-	for j, i := range todo {
-		reqs[j] = ms[i].req
-	}
-	args, rs, err := requestArgs(reqs)
+	args, rs, err := requestArgs(len(todo), func(j int) promo.RedeemRequest { return ms[todo[j]].req })
 	if err != nil {
 		return err
 	}
