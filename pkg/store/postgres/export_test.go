@@ -17,9 +17,9 @@ func OpenTuned(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*St
 // GroupStats reports the redemption group's groups, members, pending
 // redemptions, whether one is in flight, and its fallbacks to one by one.
 func (s *Store) GroupStats() (groups, members int64, pending int, busy bool, fallbacks int64) {
-	g, m, p, b := s.group.Stats()
-	return g, m, p, b, s.group.Fallbacks()
+	st := s.group.Stats()
+	return st.Groups, st.Members, st.Pending, st.Inflight > 0, st.Fallbacks
 }
 
 // GroupInflight is how many redemption groups are being written.
-func GroupInflight(s *Store) int { return s.group.Inflight() }
+func GroupInflight(s *Store) int { return s.group.Stats().Inflight }

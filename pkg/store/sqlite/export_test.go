@@ -6,8 +6,14 @@ func (s *Store) SingleWriter() bool { return true }
 
 // GroupStats reports the redemption groups written, their members, the
 // redemptions waiting for one, and whether one is being written.
-func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) { return s.group.Stats() }
+func (s *Store) GroupStats() (groups, members int64, pending int, busy bool) {
+	st := s.group.Stats()
+	return st.Groups, st.Members, st.Pending, st.Inflight > 0
+}
 
 // GroupStatements reports the savepoints the redemption groups took and the
 // statements they ran.
-func (s *Store) GroupStatements() (savepoints, statements int64) { return s.group.Statements() }
+func (s *Store) GroupStatements() (savepoints, statements int64) {
+	st := s.group.Stats()
+	return st.Savepoints, st.Statements
+}

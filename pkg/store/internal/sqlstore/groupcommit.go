@@ -114,30 +114,23 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	return r.Outcome, r.Err
 }
 
-// Stats reports the groups written so far, their members, the redemptions
-// waiting for a group now, and whether a group is being written.
-func (g *RedeemGroup[T]) Stats() (groups, members int64, pending int, busy bool) {
+// GroupStats is what a RedeemGroup did so far: the groups written, their
+// members, the savepoints they took and the statements they ran, the groups
+// redeemed one member at a time because their one statement failed
+// (NewRedeemGroupOnce); and now: the redemptions waiting for a group, the
+// groups being written.
+type GroupStats struct {
+	Groups, Members, Savepoints, Statements, Fallbacks int64
+	Pending, Inflight                                  int
+}
+
+// Stats reports g's GroupStats.
+func (g *RedeemGroup[T]) Stats() GroupStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.groups, g.members, len(g.pending), g.inflight > 0
+	return GroupStats{Groups: g.groups, Members: g.members, Savepoints: g.savepoints.Load(),
+		Statements: g.statements.Load(), Fallbacks: g.fallbacks.Load(), Pending: len(g.pending), Inflight: g.inflight}
 }
-
-// Statements reports how many savepoints the groups took and how many
-// statements they ran, so far.
-func (g *RedeemGroup[T]) Statements() (savepoints, statements int64) {
-	return g.savepoints.Load(), g.statements.Load()
-}
-
-// Inflight reports how many groups are being written now.
-func (g *RedeemGroup[T]) Inflight() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.inflight
-}
-
-// Fallbacks reports how many groups were redeemed one member at a time
-// because their one statement failed (NewRedeemGroupOnce).
-func (g *RedeemGroup[T]) Fallbacks() int64 { return g.fallbacks.Load() }
 
 // take ends a flight and hands the pending members, at most max a group, to
 // the flights now free, shared out evenly among them. It returns the groups

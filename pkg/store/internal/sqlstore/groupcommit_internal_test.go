@@ -41,7 +41,7 @@ func TestRedeemGroupSurvivesAPanic(t *testing.T) {
 			t.Fatalf("a redemption waits behind the group that panicked")
 		}
 	}
-	if _, _, pending, busy := g.Stats(); pending != 0 || busy {
-		t.Errorf("after the panics: %d pending, busy %t; want none, idle", pending, busy)
+	if st := g.Stats(); st.Pending != 0 || st.Inflight != 0 {
+		t.Errorf("after the panics: %d pending, %d in flight; want none, idle", st.Pending, st.Inflight)
 	}
 }
