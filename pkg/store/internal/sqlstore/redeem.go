@@ -105,11 +105,10 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	}
 	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper)
 	if err != nil || refused != "" {
-		out := promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID, Rule: rule}
 		if err == nil {
 			err = x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, promo.Reason(promo.Refused(refused, rule)), "")
 		}
-		return out, err
+		return promo.RedeemOutcome{Refused: refused, PromotionID: u.PromotionID, Rule: rule}, err
 	}
 	r := redemptionOf(req)
 	r.PromotionID, r.UsesLeft = u.PromotionID, left

@@ -61,19 +61,25 @@ func (s *Core[T]) redeemGroupOnce(ctx context.Context, ms []*groupMember, fallba
 }
 
 // redeemAlone redeems ms[todo...] each with Core.Redeem and its own
-// context, concurrently (each its own transaction, on the pool); a member
-// whose context has ended is answered with its end.
+// context, concurrently (each its own transaction, on the pool; the last
+// on this goroutine, so that a lone member starts none); a member whose
+// context has ended is answered with its end.
 func (s *Core[T]) redeemAlone(ms []*groupMember, todo []int, res []promo.RedeemResult) {
 	var wg sync.WaitGroup
-	for _, i := range todo {
+	for k, i := range todo {
 		if err := ms[i].ctx.Err(); err != nil {
 			res[i] = promo.RedeemResult{Err: redeemErr(err, ms[i].req)}
 			continue
 		}
-		wg.Go(func() {
+		redeem := func() {
 			out, err := s.Redeem(ms[i].ctx, ms[i].req)
 			res[i] = promo.RedeemResult{Outcome: out, Err: err}
-		})
+		}
+		if k == len(todo)-1 {
+			redeem()
+		} else {
+			wg.Go(redeem)
+		}
 	}
 	wg.Wait()
 }
