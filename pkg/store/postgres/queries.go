@@ -63,17 +63,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()",
 
 	InsertBatches: insertBatches("0"),
 
-	// Progress (and ListPromotions): a batch counts as cancelled when its
-	// promotion is flagged cancelled, also while a chunk in flight still
-	// holds it unmarked.
-	Progress: `SELECT count(*),
-	COALESCE(sum(b.done), 0)::bigint,
-	count(*) FILTER (WHERE b.done = b.code_count),
-	count(*) FILTER (WHERE b.state = 'retrying' AND b.done < b.code_count),
-	count(*) FILTER (WHERE b.state = 'parked' AND b.done < b.code_count),
-	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
-
 	// ClaimPendingBatches (and ClaimEvents) lease for $2 microseconds of the
 	// database's clock: SKIP LOCKED passes over rows another replica is
 	// claiming right now, the lease over rows it claimed and is publishing.
@@ -88,37 +77,19 @@ RETURNING ` + sqlstore.BatchCols,
 	// ListPromotions: the lateral aggregate runs per promotion, so an
 	// unfiltered page walks the primary key backwards and stops after $4 rows.
 	ListPromotions: `SELECT ` + sqlstore.PromotionColsP + `,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
+	g.total, g.generated, g.completed, g.retrying, g.parked, g.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
-CROSS JOIN LATERAL (
-	SELECT count(*)::int AS total,
-		COALESCE(sum(done), 0)::bigint AS generated,
-		(count(*) FILTER (WHERE done = code_count))::int AS completed,
-		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
-		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked,
-		(count(*) FILTER (WHERE (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count))::int AS cancelled
-	FROM batches WHERE promotion_id = p.id
-) b
+CROSS JOIN LATERAL (SELECT ` + sqlstore.ProgressCols + `
+	FROM batches b WHERE b.promotion_id = p.id) g
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
 	AND ($5::int = 0 OR p.active = ($5::int = 1))
-	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "b") + `)
+	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "g") + `)
 ORDER BY p.id DESC LIMIT $4`,
 
 	// Now: clock_timestamp(), not the transaction's start.
 	Now: `SELECT clock_timestamp()`,
-
-	Backlog: `SELECT
-	count(*) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')),
-	count(*) FILTER (WHERE b.state = 'parked'),
-	COALESCE(sum(b.code_count - b.done) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')), 0)::bigint
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
-	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
-FROM redemptions WHERE promotion_id = $1`,
 
 	StatsSeries: `SELECT b, sum(n)::bigint, sum(rb)::bigint, sum(rbk)::bigint FROM (
 	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk

@@ -67,14 +67,6 @@ SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
-	Progress: `SELECT count(*),
-	coalesce(sum(b.done), 0),
-	coalesce(sum(b.done = b.code_count), 0),
-	coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0),
-	coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0),
-	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
-
 	// ClaimPendingBatches and ClaimEvents lease for ?2 seconds of SQLite's
 	// clock (the same for every process on the file); one writer at a time,
 	// so the lease only keeps other processes on the file off the rows.
@@ -92,13 +84,7 @@ RETURNING ` + sqlstore.BatchCols,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM (
 	SELECT ` + sqlstore.PromotionColsP + `,
-		p.active, p.delete_requested_at, p.deleted_at,
-		count(b.batch_no) AS total,
-		coalesce(sum(b.done), 0) AS generated,
-		coalesce(sum(b.done = b.code_count), 0) AS completed,
-		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
-		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked,
-		coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0) AS cancelled
+		p.active, p.delete_requested_at, p.deleted_at, ` + sqlstore.ProgressCols + `
 	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
 	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
 		AND (?5 = 0 OR p.active = (?5 = 1))
@@ -107,17 +93,6 @@ FROM (
 LEFT JOIN promotion_totals t ON t.promotion_id = l.id
 WHERE ?3 = '' OR ?3 = ` + sqlstore.StatusCase("l", "l") + `
 ORDER BY l.id DESC LIMIT ?4`,
-
-	Backlog: `SELECT
-	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 ELSE 0 END), 0),
-	coalesce(sum(CASE WHEN b.state = 'parked' THEN 1 ELSE 0 END), 0),
-	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
-	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = ?1`,
 
 	// StatsSeries and StatsRefusalSeries bucket ISO 8601 text by its prefix.
 	StatsSeries: `SELECT ` + bucketTime + `, sum(n), sum(rb), sum(rbk) FROM (

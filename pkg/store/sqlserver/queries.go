@@ -123,7 +123,8 @@ SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM 
 // the UPDATE reads its row under an update lock (with or without snapshot),
 // so a concurrent committer of the chunk waits, then matches nothing.
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATETIME()", Top: true,
-	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
+	Replace: []string{"count(", "COUNT_BIG("}, // bigint, as PostgreSQL counts
+	Flag:    func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
 		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int",
 		"redemptions.id": "varchar(36)", "reservations.id": "varchar(36)"}}, sqlstore.Statements{
@@ -132,15 +133,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATE
 	InsertBatches: insertBatches("0"),
 
 	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
-
-	Progress: `SELECT COUNT(*),
-	COALESCE(SUM(b.done), 0),
-	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
-		THEN 1 ELSE 0 END), 0)
-FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
 
 	// ClaimPendingBatches and ClaimEvents lease on the server's clock for @p2
 	// ms: READPAST skips rows another replica holds, UPDLOCK keeps two from
@@ -159,36 +151,17 @@ ORDER BY b.promotion_id, b.batch_no;`,
 	// ListPromotions: as PostgreSQL's, with CROSS APPLY for the lateral
 	// aggregate.
 	ListPromotions: `SELECT TOP (@p4) ` + sqlstore.PromotionColsP + `,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
+	g.total, g.generated, g.completed, g.retrying, g.parked, g.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
-CROSS APPLY (
-	SELECT COUNT(*) AS total,
-		COALESCE(SUM(CAST(done AS bigint)), 0) AS generated,
-		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
-		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
-		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked,
-		COALESCE(SUM(CASE WHEN (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count
-			THEN 1 ELSE 0 END), 0) AS cancelled
-	FROM batches WHERE promotion_id = p.id
-) b
-CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "b") + ` AS status) s
+CROSS APPLY (SELECT ` + sqlstore.ProgressCols + `
+	FROM batches b WHERE b.promotion_id = p.id) g
+CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "g") + ` AS status) s
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
 ORDER BY p.id DESC`,
-
-	Backlog: `SELECT
-	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN CAST(1 AS bigint) ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'parked' THEN CAST(1 AS bigint) ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
-	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = @p1`,
 
 	StatsSeries: `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
 	SELECT redeemed_at AS t, CAST(1 AS bigint) AS n,
@@ -205,20 +178,6 @@ FROM redemptions WHERE promotion_id = @p1`,
 	StatsRefusalSeries: `SELECT x.b, e.reason, SUM(e.n) FROM (
 	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
 ) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`,
-
-	StatsOrders: `SELECT order_currency, COUNT_BIG(*), COALESCE(SUM(order_amount), 0), COALESCE(SUM(discount), 0)
-FROM redemptions WHERE promotion_id = @p1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
-GROUP BY order_currency ORDER BY order_currency`,
-
-	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), COUNT_BIG(*),
-	COALESCE(SUM(r.order_amount), 0), COALESCE(SUM(r.discount), 0)
-FROM redemption_segments AS s JOIN redemptions AS r ON r.id = s.redemption_id
-WHERE s.promotion_id = @p1 AND r.rolled_back_at IS NULL
-GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
-
-	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
-WHERE promotion_id = @p1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id`,
 
 	AddRefusals: `UPDATE refusals SET n = n + @p4 WHERE promotion_id = @p1 AND reason = @p2 AND hour = @p3;
 IF @@ROWCOUNT = 0
@@ -349,9 +308,6 @@ FROM batches AS b WITH (ROWLOCK, READPAST)
 WHERE b.promotion_id = @p1 AND b.done < b.code_count AND b.state <> 'cancelled'`,
 
 	InsertTopUpBatches: insertBatches("@p7"),
-
-	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
-	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
 
 	Purge: map[string]string{
 		"user_uses": `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,

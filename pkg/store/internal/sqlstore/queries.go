@@ -42,6 +42,16 @@ const (
 	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
 
 	TopUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
+
+	// ProgressCols are a promotion's progress (Statements.Progress) over
+	// its batches b (p: the promotion). A batch counts as cancelled when its
+	// promotion is flagged cancelled, also while a chunk in flight still
+	// holds it unmarked.
+	ProgressCols = `count(b.batch_no) AS total, CAST(COALESCE(sum(b.done), 0) AS bigint) AS generated,
+	count(CASE WHEN b.done = b.code_count THEN 1 END) AS completed,
+	count(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 END) AS retrying,
+	count(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 END) AS parked,
+	count(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count THEN 1 END) AS cancelled`
 )
 
 var portable = Statements{
@@ -61,6 +71,19 @@ RETURNING used`,
 	Reserve: `INSERT INTO counters (name, next) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`,
+
+	Progress: `SELECT ` + ProgressCols + `
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
+
+	Backlog: `SELECT count(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 END),
+	count(CASE WHEN b.state = 'parked' THEN 1 END),
+	CAST(COALESCE(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done END), 0) AS bigint)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
+	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
+	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = $1`,
 
 	StatsOrders: `SELECT order_currency, count(*), CAST(COALESCE(sum(order_amount), 0) AS bigint), CAST(COALESCE(sum(discount), 0) AS bigint)
 FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
