@@ -28,8 +28,6 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 
 	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
-
-	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
@@ -62,17 +60,6 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()",
 	OnceStatements: onceStatements,
 
 	InsertBatches: insertBatches("0"),
-
-	// ClaimPendingBatches (and ClaimEvents) lease for $2 microseconds of the
-	// database's clock: SKIP LOCKED passes over rows another replica is
-	// claiming right now, the lease over rows it claimed and is publishing.
-	// RETURNING has no order: the caller sorts.
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = now() + $2 * interval '1 microsecond'
-WHERE (promotion_id, batch_no) IN (
-	SELECT promotion_id, batch_no FROM batches
-	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
-	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + sqlstore.BatchCols,
 
 	// ListPromotions: the lateral aggregate runs per promotion, so an
 	// unfiltered page walks the primary key backwards and stops after $4 rows.
@@ -137,13 +124,6 @@ FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $
 	RedeemGroupOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 
-	ClaimEvents: `UPDATE events SET lease_until = now() + $2 * interval '1 microsecond'
-WHERE seq IN (
-	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING seq, stream, event_key, payload`,
-
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL`,
 
 	// IssueCodes: SKIP LOCKED passes over the codes another issuance is
@@ -178,14 +158,6 @@ INSERT INTO issue_cursors (promotion_id, next_page)
 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM issue_cursors WHERE promotion_id = $1)
 ON CONFLICT (promotion_id) DO NOTHING`,
 
-	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
-	// counting; a row it committed meanwhile is re-checked under its lock.
-	ClaimUncounted: `UPDATE events SET counted_at = $2
-WHERE seq IN (
-	SELECT seq FROM events WHERE counted_at IS NULL
-	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING seq, stream, payload, created_at`,
-
 	// AddTotals adds one delta per promotion (the arrays are in promotion
 	// order, so two rollers lock totals rows in the same order).
 	AddTotals: `INSERT INTO promotion_totals AS t (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
@@ -209,24 +181,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// allowance row (LockAllowance, then AllowanceLoad).
 
 	LockCode: codeUse("c.used"), // used = used takes the row lock
-
-	// Admin changes are each one conditional statement, so two racing admins
-	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
-	// row lock: a racing deletion either commits first (no match) or waits.
-	UpdatePromotion: `UPDATE promotions SET
-	name = COALESCE($2::text, name),
-	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
-	expires_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END,
-	active = COALESCE($7::boolean, active),
-	eligibility = CASE WHEN $8::boolean THEN $9::text ELSE eligibility END
-WHERE id = $1 AND delete_requested_at IS NULL AND (
-	(CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END) IS NULL
-	OR (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END) IS NULL
-	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
-		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
-
-	LockPromotion: qPromotionState + ` FOR UPDATE`,
 
 	// CancelBatches: SKIP LOCKED passes over a chunk in flight's batch row
 	// (the flag refuses that chunk and its worker marks the batch).

@@ -23,8 +23,6 @@ const (
 	// sqlNowPlus is ?2 seconds (fractional, may be negative) later.
 	sqlNow     = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
 	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
-
-	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
@@ -64,18 +62,13 @@ INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
-var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
+// The leases (ClaimPendingBatches, ClaimEvents) are ?2 seconds of SQLite's
+// clock, the same for every process on the file. SQLite has no row locks:
+// one writer at a time holds the database's write lock, so FOR UPDATE and
+// SKIP LOCKED go, and a lease only keeps other processes off the rows.
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow,
+	Replace: []string{sqlstore.LeaseEnd, sqlNowPlus, " FOR UPDATE", "", " SKIP LOCKED", ""}}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
-
-	// ClaimPendingBatches and ClaimEvents lease for ?2 seconds of SQLite's
-	// clock (the same for every process on the file); one writer at a time,
-	// so the lease only keeps other processes on the file off the rows.
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + sqlNowPlus + `
-WHERE (promotion_id, batch_no) IN (
-	SELECT promotion_id, batch_no FROM batches
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + sqlNow + `)
-	ORDER BY promotion_id, batch_no LIMIT ?1)
-RETURNING ` + sqlstore.BatchCols,
 
 	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
 	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
@@ -129,21 +122,10 @@ RETURNING used, ` + allowanceHolds,
 	AddCodeUses: `UPDATE codes SET used = used + ?2
 WHERE code = ?1 AND used + ?2 <= (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`,
 
-	ClaimEvents: `UPDATE events SET lease_until = ` + sqlNowPlus + `
-WHERE seq IN (
-	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ` + sqlNow + `)
-	ORDER BY seq LIMIT ?1)
-RETURNING seq, stream, event_key, payload`,
-
 	IssueCodes: `UPDATE codes SET user_id = ?2, issuance_id = ?3, issued_at = ?4
 WHERE rowid IN (
 	SELECT rowid FROM codes WHERE promotion_id = ?1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL LIMIT ?5)
 RETURNING code`,
-
-	ClaimUncounted: `UPDATE events SET counted_at = ?2
-WHERE seq IN (SELECT seq FROM events WHERE counted_at IS NULL ORDER BY seq LIMIT ?1)
-RETURNING seq, stream, payload, created_at`,
 
 	AddTotals: `INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5)
@@ -152,20 +134,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	rolled_back = rolled_back + excluded.rolled_back, updated_at = excluded.updated_at`,
 
 	LockCode: codeUse("used"),
-
-	UpdatePromotion: `UPDATE promotions SET
-	name = coalesce(?2, name),
-	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
-	expires_at = CASE WHEN ?5 THEN ?6 ELSE expires_at END,
-	active = coalesce(?7, active),
-	eligibility = CASE WHEN ?8 THEN ?9 ELSE eligibility END
-WHERE id = ?1 AND delete_requested_at IS NULL AND (
-	(CASE WHEN ?3 THEN ?4 ELSE starts_at END) IS NULL
-	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
-	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active, coalesce(eligibility, '')`,
-
-	LockPromotion: qPromotionState,
 
 	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = ?2
 WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`,

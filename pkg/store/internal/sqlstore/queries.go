@@ -112,6 +112,32 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
 
+	// ClaimPendingBatches (and ClaimEvents) lease for $2 (Dialect.Lease) of
+	// the database's clock: SKIP LOCKED passes over rows another replica is
+	// claiming right now, the lease over rows it claimed and is publishing.
+	// RETURNING has no order: the caller sorts.
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + LeaseEnd + `
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < now())
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + BatchCols,
+
+	ClaimEvents: `UPDATE events SET lease_until = ` + LeaseEnd + `
+WHERE seq IN (
+	SELECT seq FROM events
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, event_key, payload`,
+
+	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
+	// counting; a row it committed meanwhile is re-checked under its lock.
+	ClaimUncounted: `UPDATE events SET counted_at = $2
+WHERE seq IN (
+	SELECT seq FROM events WHERE counted_at IS NULL
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, payload, created_at`,
+
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = $1 AND published_at IS NULL`,
 
 	Now: `SELECT now()`,
@@ -314,8 +340,23 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
 	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
 
-	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
-FROM promotions WHERE id = $1`,
+	PromotionState: qPromotionState,
+	LockPromotion:  qPromotionState + ` FOR UPDATE`,
+
+	// Admin changes are each one conditional statement, so two racing admins
+	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
+	// row lock: a racing deletion either commits first (no match) or waits.
+	UpdatePromotion: `UPDATE promotions SET
+	name = COALESCE($2, name),
+	starts_at = CASE WHEN $3 THEN $4 ELSE starts_at END,
+	expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END,
+	active = COALESCE($7, active),
+	eligibility = CASE WHEN $8 THEN $9 ELSE eligibility END
+WHERE id = $1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN $3 THEN $4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN $5 THEN $6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN $3 THEN $4 ELSE starts_at END) < (CASE WHEN $5 THEN $6 ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
 
 	// FlagCancelled locks only the promotion row, which no chunk locks
 	// (docs/store.md, "Committing a chunk").
@@ -366,6 +407,13 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 		"reservations": `DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE promotion_id = $1 LIMIT $2)`,
 	},
 }
+
+var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
+FROM promotions WHERE id = $1`
+
+// LeaseEnd is the end of a lease of $2 microseconds on the database's clock
+// (PostgreSQL's terms: a dialect rewrites it with Rebind.Replace).
+const LeaseEnd = `now() + $2 * interval '1 microsecond'`
 
 // StatusCase is promo.PromotionStatus.Status in SQL, branch for branch (the
 // deletion first, then the generation: a vanity promotion is complete), over
