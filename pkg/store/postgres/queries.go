@@ -105,11 +105,7 @@ FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2
 	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
 
-	RedemptionWithEvent: `WITH r AS (
-	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key,
-		client_addr, user_agent, order_amount, order_currency, discount, first_order, segments, country)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-)
+	RedemptionWithEvent: `WITH r AS (` + sqlstore.InsertRedemption + `)
 INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $20, $7)`,
 
 	// The one-statement redemptions are functions whose migrations say why

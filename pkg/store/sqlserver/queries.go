@@ -123,7 +123,10 @@ SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM 
 // the UPDATE reads its row under an update lock (with or without snapshot),
 // so a concurrent committer of the chunk waits, then matches nothing.
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATETIME()", Top: true,
-	Replace: []string{"count(", "COUNT_BIG("}, // bigint, as PostgreSQL counts
+	// COUNT_BIG: bigint, as PostgreSQL counts. No ON CONFLICT: a second
+	// inserter of a key (ClaimKey) waits for the first's key lock and gets
+	// 2627 once it commits; a redemption's segments are distinct.
+	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", ""},
 	Flag:    func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
 		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int",
@@ -191,10 +194,6 @@ IF @@ROWCOUNT = 0
 	// max" on the first one's committed count. Row locks only (lock escalation
 	// is disabled on codes).
 
-	// ClaimKey: a second inserter of a key waits for the first's key lock and
-	// gets 2627 once it commits.
-	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
-
 	UseCode: codeUse("c.used + 1"),
 
 	RedeemOnce: qRedeemOnce, // once.go
@@ -212,8 +211,6 @@ SELECT used FROM @t;`,
 
 	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
-
-	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
 	ClaimEvents: `DECLARE @t TABLE (seq bigint);
 DECLARE @now datetime2 = SYSUTCDATETIME();

@@ -54,6 +54,12 @@ const (
 	count(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count THEN 1 END) AS cancelled`
 )
 
+// InsertRedemption is Statements.InsertRedemption, which PostgreSQL's
+// RedemptionWithEvent runs with the event's insert.
+const InsertRedemption = `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
+	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
+
 var portable = Statements{
 	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
 ON CONFLICT (promotion_id, reason, hour) DO UPDATE SET n = r.n + EXCLUDED.n`,
@@ -212,9 +218,7 @@ WHERE idem_key = $1`,
 
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
 
-	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
-	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+	InsertRedemption: InsertRedemption,
 
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING`,
