@@ -129,13 +129,11 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATE
 	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", ""},
 	Flag:    func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
-		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int",
+		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int", "codes.promotion_id": "bigint",
 		"redemptions.id": "varchar(36)", "reservations.id": "varchar(36)"}}, sqlstore.Statements{
 	Reserve: qReserve,
 
 	InsertBatches: insertBatches("0"),
-
-	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
 
 	// ClaimPendingBatches and ClaimEvents lease on the server's clock for @p2
 	// ms: READPAST skips rows another replica holds, UPDLOCK keeps two from
@@ -262,13 +260,6 @@ SELECT used FROM @t;`,
 
 	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
-
-	RevokeCode: `DECLARE @t TABLE (promotion_id bigint);
-UPDATE c SET c.revoked_at = @p2, c.revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
-FROM codes AS c
-WHERE c.code = @p1 AND c.revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
-SELECT promotion_id FROM @t;`,
 
 	UpdatePromotion: `DECLARE @t TABLE (id bigint);
 UPDATE promotions SET
