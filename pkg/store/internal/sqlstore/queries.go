@@ -454,7 +454,7 @@ type Rebind struct {
 	// Flag writes a predicate (flag) as a boolean a select list can
 	// return (nil: as it is).
 	Flag    func(predicate string) string
-	Replace []string // old, new, ...: words of the shared text (PostgreSQL: booleans, not 0 and 1)
+	Replace []string // old, new, ...: words of the shared text the dialect writes otherwise
 	// Output writes RETURNING as OUTPUT ... INTO @t, then a SELECT from @t
 	// (SQL Server), typing each "table.column" returned (nil: as it is).
 	Output map[string]string
