@@ -70,8 +70,7 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow,
 	Replace: []string{sqlstore.LeaseEnd, sqlNowPlus, " FOR UPDATE", "", " SKIP LOCKED", ""}}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
-	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
-	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
+	ListPromotions: `SELECT ` + strings.ReplaceAll(sqlstore.PromotionColsP, "p.", "l.") + `,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
 	l.active, l.delete_requested_at, l.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)

@@ -149,8 +149,6 @@ SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
 
-	// ListPromotions: as PostgreSQL's, with CROSS APPLY for the lateral
-	// aggregate.
 	ListPromotions: `SELECT TOP (@p4) ` + sqlstore.PromotionColsP + `,
 	g.total, g.generated, g.completed, g.retrying, g.parked, g.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
