@@ -146,7 +146,7 @@ func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, 
 // committed first, or a replay), ENotFound for an unknown batch, EInvalid for
 // a chunk beyond the batch's end. Nothing is written in those cases.
 func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
-	if err := checkChunk(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return 0, err
 	}
 	var (

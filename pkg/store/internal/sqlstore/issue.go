@@ -21,15 +21,8 @@ import (
 // code is issued once. When fewer are left than asked for, nothing is
 // issued (pool_exhausted; the idempotency record rolls back too).
 func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
-	switch {
-	case req.ID == "" || req.EventID == "":
-		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance id and event id are required")
-	case req.UserID == "":
-		return promo.IssueOutcome{}, promo.FieldErrorf("userId", "is required")
-	case req.Count < 1 || req.Count > promo.MaxIssueCount:
-		return promo.IssueOutcome{}, promo.FieldErrorf("count", "must be 1..%d, got %d", promo.MaxIssueCount, req.Count)
-	case req.Now.IsZero():
-		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
+	if err := req.Validate(); err != nil {
+		return promo.IssueOutcome{}, err
 	}
 	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {

@@ -23,7 +23,7 @@ var errIdempotencyRace = errors.New("a concurrent create with the same idempoten
 // (docs/store.md, "Creating a promotion"). A reservation past np.SeqLimit is
 // ECapacity and an existing vanity code EConflict; both write nothing.
 func (s *Core[T]) CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
-	np, err := normalizeNewPromotion(np)
+	np, err := np.Normalize()
 	if err != nil {
 		return promo.Promotion{}, false, err
 	}
@@ -152,7 +152,7 @@ func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionSt
 // ListPromotions returns a page of promotions with their progress, newest
 // first (see promo.ListFilter).
 func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
-	if err := checkListFilter(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),

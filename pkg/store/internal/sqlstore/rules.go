@@ -6,7 +6,6 @@ package sqlstore
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -19,42 +18,6 @@ import (
 // a real code space needs one round almost always, so hitting the bound
 // means a broken Replace (say, one that renders the same code for every seq).
 const maxReplaceRounds = 64
-
-// normalizeNewPromotion checks the fields the store relies on (the API
-// validates requests in depth) and fills the vanity code count.
-func normalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
-	switch np.Kind {
-	case promo.KindGenerated:
-		if np.CodeCount <= 0 {
-			return np, promo.FieldErrorf("codeCount", "must be positive, got %d", np.CodeCount)
-		}
-		if np.BatchSize <= 0 {
-			return np, promo.FieldErrorf("batchSize", "must be positive, got %d", np.BatchSize)
-		}
-		if np.CounterName == "" {
-			return np, promo.FieldErrorf("counterName", "is required for generated codes")
-		}
-		if np.VanityCode != "" {
-			return np, promo.FieldErrorf("code", "a generated promotion has no vanity code")
-		}
-		if n := np.CodeCount / np.BatchSize; n >= math.MaxInt32 {
-			return np, promo.FieldErrorf("batchSize", "%d codes in batches of %d is too many batches", np.CodeCount, np.BatchSize)
-		}
-	case promo.KindVanity:
-		if np.VanityCode == "" {
-			return np, promo.FieldErrorf("code", "is required for a vanity promotion")
-		}
-		if np.CodeCount == 0 {
-			np.CodeCount = 1
-		}
-		if np.CodeCount != 1 {
-			return np, promo.FieldErrorf("codeCount", "a vanity promotion has exactly 1 code, got %d", np.CodeCount)
-		}
-	default:
-		return np, promo.FieldErrorf("kind", "unknown kind %q", np.Kind)
-	}
-	return np, nil
-}
 
 // batchCount is the number of batches for codeCount codes in batches of
 // batchSize, the last one smaller.
@@ -102,22 +65,6 @@ func batchNotFound(ref promo.BatchRef) error {
 
 // codeNotFound is the error for an unknown code (reason code_not_found).
 func codeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
-
-// checkChunk validates a chunk before any database work.
-func checkChunk(c promo.Chunk) error {
-	switch {
-	case c.Count <= 0:
-		return promo.Errorf(promo.EInvalid, "chunk of %d codes", c.Count)
-	case c.From < 0:
-		return promo.Errorf(promo.EInvalid, "chunk starts at %d", c.From)
-	case c.CodeLen <= 0:
-		return promo.Errorf(promo.EInvalid, "chunk code length %d", c.CodeLen)
-	case len(c.Codes) < c.Count*c.CodeLen:
-		return promo.Errorf(promo.EInvalid, "chunk holds %d bytes, %d codes of %d need %d",
-			len(c.Codes), c.Count, c.CodeLen, c.Count*c.CodeLen)
-	}
-	return nil
-}
 
 // notAdvanced explains why the progress update of a chunk matched no row,
 // given what the batch row holds now (found = false: no such batch).
@@ -213,17 +160,6 @@ func clampLimit(n, def, max int) int {
 	return min(n, max)
 }
 
-// checkListFilter validates a list filter before any database work.
-func checkListFilter(f promo.ListFilter) error {
-	if f.Status != "" && !promo.ValidStatus(f.Status) {
-		return promo.FieldErrorf("status", "must be one of %s; got %q", promo.StatusList(), f.Status)
-	}
-	if f.Before < 0 {
-		return promo.FieldErrorf("cursor", "is not a cursor of this list")
-	}
-	return nil
-}
-
 // activeFilter encodes ListFilter.Active for the list queries: 0 any, 1
 // active only, 2 inactive only (one integer parameter in every dialect).
 func activeFilter(a *bool) int {
@@ -312,52 +248,6 @@ func reservationNotFound(id string) error {
 func promotionDeleted(id int64) error {
 	return promo.Refusal(promo.ReasonPromotionDeleted,
 		"promotion %d is deleted (its deletion was requested): it takes no change", id)
-}
-
-// errAuditFields refuses an admin change without what its audit row needs.
-var errAuditFields = promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
-
-// checkRedeemRequest validates what the store relies on.
-func checkRedeemRequest(req promo.RedeemRequest) error {
-	switch {
-	case req.ID == "" || req.EventID == "":
-		return promo.Errorf(promo.EInvalid, "redemption id and event id are required")
-	case req.Code == "":
-		return promo.FieldErrorf("code", "is required")
-	case req.UserID == "":
-		return promo.FieldErrorf("userId", "is required")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "redemption time is required")
-	}
-	return nil
-}
-
-// checkReserveRequest validates what the store relies on.
-func checkReserveRequest(req promo.ReserveRequest) error {
-	switch {
-	case req.ID == "":
-		return promo.Errorf(promo.EInvalid, "reservation id is required")
-	case req.Code == "":
-		return promo.FieldErrorf("code", "is required")
-	case req.UserID == "":
-		return promo.FieldErrorf("userId", "is required")
-	case req.TTL <= 0:
-		return promo.FieldErrorf("ttl", "must be positive")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "reservation time is required")
-	}
-	return nil
-}
-
-// checkConfirmRequest validates what the store relies on.
-func checkConfirmRequest(req promo.ConfirmRequest) error {
-	switch {
-	case req.ReservationID == "" || req.RedemptionID == "" || req.EventID == "":
-		return promo.Errorf(promo.EInvalid, "reservation, redemption and event ids are required")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "confirmation time is required")
-	}
-	return nil
 }
 
 // pageLimit applies the audit pages' size defaults: 100 when the filter
