@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -33,7 +34,9 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}
-	sortBatches(bs) // RETURNING has no order
+	slices.SortFunc(bs, func(a, b promo.Batch) int { // RETURNING has no order
+		return cmp.Or(cmp.Compare(a.PromotionID, b.PromotionID), cmp.Compare(a.BatchNo, b.BatchNo))
+	})
 	return bs, nil
 }
 
@@ -93,8 +96,8 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 // parked, back to pending) with the last error, cut to 1 KiB. A finished
 // batch (Done == CodeCount) keeps its state done.
 func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error {
-	if err := checkSetState(state); err != nil {
-		return err
+	if state != promo.BatchPending && state != promo.BatchRetrying && state != promo.BatchParked {
+		return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state) // done is reached, not set
 	}
 	n, err := s.w.Exec(ctx, s.d.SetBatchState, ref.PromotionID, int32(ref.BatchNo), string(state),
 		truncateError(lastError))
@@ -231,15 +234,19 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 // notAdvanced explains why the progress update matched no row, from what the
 // batch row holds now.
 func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
-	var cur, codeCount int64
-	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&cur, &codeCount)
-	if noRows(err) {
-		return notAdvanced(*c, false, 0, 0)
-	}
-	if err != nil {
+	var done, codeCount int64
+	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&done, &codeCount)
+	switch {
+	case noRows(err):
+		return batchNotFound(c.Batch)
+	case err != nil:
 		return fmt.Errorf("read batch progress: %w", err)
+	case c.From+int64(c.Count) > codeCount:
+		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
+			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
 	}
-	return notAdvanced(*c, true, cur, codeCount)
+	return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
+		c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
 }
 
 // insertChunk inserts the chunk's codes on the skipping path and returns how

@@ -4,9 +4,7 @@ package sqlstore
 // of what callers pass in and the domain errors of the store contract.
 
 import (
-	"cmp"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -66,21 +64,6 @@ func batchNotFound(ref promo.BatchRef) error {
 // codeNotFound is the error for an unknown code (reason code_not_found).
 func codeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
 
-// notAdvanced explains why the progress update of a chunk matched no row,
-// given what the batch row holds now (found = false: no such batch).
-func notAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
-	switch {
-	case !found:
-		return batchNotFound(c.Batch)
-	case c.From+int64(c.Count) > codeCount:
-		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
-			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
-	default:
-		return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
-			c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
-	}
-}
-
 // promotionStopped is the error of a chunk refused because its promotion was
 // cancelled or its deletion requested while the chunk was being written (the
 // batch is marked cancelled, so the worker that reloads it stops).
@@ -109,16 +92,6 @@ func checkReplacement(c promo.Chunk, start, n int64) error {
 		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
 }
 
-// checkSetState validates a state for SetBatchState: done is not set but
-// reached, by committing the last chunk.
-func checkSetState(state promo.BatchState) error {
-	switch state {
-	case promo.BatchPending, promo.BatchRetrying, promo.BatchParked:
-		return nil
-	}
-	return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state)
-}
-
 // truncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
 // cuts it to at most promo.MaxErrorHeader bytes, on a rune boundary.
 func truncateError(s string) string {
@@ -134,16 +107,6 @@ func truncateError(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// sortBatches puts batches in (promotion, batch number) order.
-func sortBatches(bs []promo.Batch) {
-	slices.SortFunc(bs, func(a, b promo.Batch) int {
-		if a.PromotionID != b.PromotionID {
-			return cmp.Compare(a.PromotionID, b.PromotionID)
-		}
-		return cmp.Compare(a.BatchNo, b.BatchNo)
-	})
 }
 
 // defaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
@@ -174,31 +137,6 @@ func activeFilter(a *bool) int {
 
 // defaultRollupBatch bounds one rollup transaction when the caller passes 0.
 const defaultRollupBatch = 1000
-
-// rollUpEvents is one rollup transaction after its claim: claimed are the
-// events the dialect's statement just marked counted under its lock; add
-// writes the per-promotion deltas in the same transaction, so the mark and
-// the totals commit together: exact with any number of rollers and crashes.
-func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
-	b := promo.RollupBatch{Events: len(claimed)}
-	if len(claimed) == 0 {
-		return b, nil
-	}
-	b.Oldest = claimed[0].CreatedAt
-	for _, ev := range claimed {
-		if ev.CreatedAt.Before(b.Oldest) {
-			b.Oldest = ev.CreatedAt
-		}
-	}
-	deltas, bad := promo.TallyEvents(claimed)
-	b.Undecodable = bad
-	if len(deltas) > 0 {
-		if err := add(deltas); err != nil {
-			return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
-		}
-	}
-	return b, nil
-}
 
 // checkStatsQuery validates a stats query's bucket ("" means hour) and
 // window (zero ends take promo.StatsWindow's defaults at now): the series of

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -131,28 +132,34 @@ func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.Roll
 		ev.Payload = []byte(payload)
 		return err
 	})
-	if err != nil {
+	if err != nil || len(evs) == 0 {
 		return promo.RollupBatch{}, err
 	}
-	return rollUpEvents(evs, func(ds []promo.TotalsDelta) error {
-		if s.d.Arrays {
-			cols := [4][]int64{}
-			for _, d := range ds {
-				for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
-					cols[i] = append(cols[i], v)
-				}
-			}
-			_, err := tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
-			return err
-		}
-		for _, d := range ds {
-			if _, err := tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack,
-				now); err != nil {
-				return err
+	// The claim marked evs counted under its lock; their deltas are added in
+	// the same transaction, so the mark and the totals commit together: exact
+	// with any number of rollers and crashes.
+	deltas, bad := promo.TallyEvents(evs)
+	if s.d.Arrays && len(deltas) > 0 {
+		cols := [4][]int64{}
+		for _, d := range deltas {
+			for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
+				cols[i] = append(cols[i], v)
 			}
 		}
-		return nil
-	})
+		_, err = tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
+	} else {
+		for _, d := range deltas {
+			_, err = tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack, now)
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
+	}
+	oldest := slices.MinFunc(evs, func(a, b promo.OutboxEvent) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return promo.RollupBatch{Events: len(evs), Oldest: oldest.CreatedAt, Undecodable: bad}, nil
 }
 
 // AddRefusals adds refusal counts, in one transaction.
