@@ -163,6 +163,12 @@ func (np NewPromotion) Normalize() (NewPromotion, error) {
 	return np, nil
 }
 
+// BatchCount is the number of batches for codeCount codes in batches of
+// batchSize, the last one smaller: the batch rows a store writes.
+func BatchCount(codeCount, batchSize int64) int {
+	return int((codeCount + batchSize - 1) / batchSize)
+}
+
 // BatchRef names one batch.
 type BatchRef struct {
 	PromotionID int64

@@ -213,7 +213,8 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 		}
 	}
 	// The commit gate (PromotionLive): a cancel skips the batch rows chunks
-	// hold, so the refused chunk marks its batch.
+	// hold, so the refused chunk marks its batch cancelled (the worker that
+	// reloads it stops).
 	var live bool
 	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
 		return 0, fmt.Errorf("check promotion is live: %w", err)
@@ -223,7 +224,8 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
 			return 0, fmt.Errorf("mark batch cancelled: %w", err)
 		}
-		return 0, promotionStopped(*c)
+		return 0, promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: "+
+			"chunk [%d, +%d) of batch %d not committed", ref.PromotionID, c.From, c.Count, ref.BatchNo)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
@@ -275,14 +277,18 @@ func (s *Core[T]) replaceMissing(ctx context.Context, tx T, c *promo.Chunk, miss
 	)
 	for round := 0; missing > 0; round++ {
 		if round == maxReplaceRounds || c.Replace == nil || c.CounterName == "" {
-			return noReplacement(*c, missing)
+			return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
+				missing, c.CounterName)
 		}
 		start, err := reserveSeq(ctx, tx, s.d.Reserve, c.CounterName, missing)
 		if err != nil {
 			return fmt.Errorf("replacement codes: %w", err)
 		}
-		if err := checkReplacement(*c, start, missing); err != nil {
-			return err
+		// Replace renders only seq < ReplaceLimit (0: no limit).
+		if lim := c.ReplaceLimit; lim != 0 && (start < 0 || uint64(start) > lim || uint64(missing) > lim-uint64(start)) {
+			return promo.Errorf(promo.ECapacity, "code space of counter %q is exhausted: %d replacement codes for "+
+				"collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
+				c.CounterName, missing, c.Batch.PromotionID, c.Batch.BatchNo, start, start+missing, lim)
 		}
 		codes = codes[:0]
 		for i := range missing {

@@ -261,7 +261,7 @@ func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 	if err := checkReservation(start, req.CodeCount, req.SeqLimit); err != nil {
 		return promo.TopUp{}, false, err
 	}
-	t := promo.TopUp{CodeCount: req.CodeCount, SeqStart: uint64(start), BatchCount: batchCount(req.CodeCount, req.BatchSize),
+	t := promo.TopUp{CodeCount: req.CodeCount, SeqStart: uint64(start), BatchCount: promo.BatchCount(req.CodeCount, req.BatchSize),
 		CreatedAt: req.Now.UTC().Truncate(time.Microsecond)}
 	if _, err := x.row(ctx, x.d.NextNumbers, []any{req.PromotionID}, &t.FirstBatchNo, &t.No); err != nil {
 		return promo.TopUp{}, false, fmt.Errorf("number the top-up: %w", err)

@@ -96,7 +96,7 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	}
 	switch p.Kind {
 	case promo.KindGenerated:
-		n := batchCount(p.CodeCount, np.BatchSize)
+		n := promo.BatchCount(p.CodeCount, np.BatchSize)
 		if err := x.exec(ctx, x.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
 			x.d.Time(p.CreatedAt)); err != nil {
 			return promo.Promotion{}, false, fmt.Errorf("insert %d batches: %w", n, err)
@@ -104,7 +104,8 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	case promo.KindVanity:
 		if err := x.exec(ctx, x.d.InsertCode, x.d.VarChar(p.VanityCode), p.ID); err != nil {
 			if x.d.UniqueViolation(err) { // codes has one unique key: the code
-				return promo.Promotion{}, false, vanityConflict(p.VanityCode)
+				return promo.Promotion{}, false, &promo.Error{Code: promo.EConflict, Message: "code already exists",
+					Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", p.VanityCode)}}}
 			}
 			return promo.Promotion{}, false, fmt.Errorf("insert vanity code: %w", err)
 		}

@@ -17,12 +17,6 @@ import (
 // means a broken Replace (say, one that renders the same code for every seq).
 const maxReplaceRounds = 64
 
-// batchCount is the number of batches for codeCount codes in batches of
-// batchSize, the last one smaller.
-func batchCount(codeCount, batchSize int64) int {
-	return int((codeCount + batchSize - 1) / batchSize)
-}
-
 // checkReservation returns the ECapacity error when reserving n numbers at
 // start would move the counter past limit, nil otherwise.
 func checkReservation(start, n int64, limit uint64) error {
@@ -45,12 +39,6 @@ func idempotencyConflict() error {
 			Message: "already used for a different request"}}}
 }
 
-// vanityConflict is the error for a vanity code that already exists.
-func vanityConflict(code string) error {
-	return &promo.Error{Code: promo.EConflict, Message: "code already exists",
-		Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", code)}}}
-}
-
 // promotionNotFound is the error for an unknown promotion id.
 func promotionNotFound(id int64) error {
 	return promo.Errorf(promo.ENotFound, "no promotion %d", id)
@@ -63,34 +51,6 @@ func batchNotFound(ref promo.BatchRef) error {
 
 // codeNotFound is the error for an unknown code (reason code_not_found).
 func codeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
-
-// promotionStopped is the error of a chunk refused because its promotion was
-// cancelled or its deletion requested while the chunk was being written (the
-// batch is marked cancelled, so the worker that reloads it stops).
-func promotionStopped(c promo.Chunk) error {
-	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
-		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
-}
-
-// noReplacement is the error for collisions in a chunk that cannot be
-// replaced (no Replace function or counter), or still missing after
-// maxReplaceRounds.
-func noReplacement(c promo.Chunk, missing int64) error {
-	return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
-		missing, c.CounterName)
-}
-
-// checkReplacement returns the ECapacity error when the n replacement
-// sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
-// code space Replace renders), nil otherwise.
-func checkReplacement(c promo.Chunk, start, n int64) error {
-	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
-		return nil
-	}
-	return promo.Errorf(promo.ECapacity,
-		"code space of counter %q is exhausted: %d replacement codes for collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
-		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
-}
 
 // truncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
 // cuts it to at most promo.MaxErrorHeader bytes, on a rune boundary.
