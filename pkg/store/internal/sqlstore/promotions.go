@@ -156,7 +156,7 @@ func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]pro
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), clampLimit(f.Limit, promo.DefaultListLimit, promo.MaxListLimit),
 		activeFilter(f.Active)}, func(r Row, st *promo.PromotionStatus) error {
 		err := scanPromotion(r, &st.Promotion, append(progress(st), statusTail(st)...)...)
 		if st.Kind == promo.KindVanity {

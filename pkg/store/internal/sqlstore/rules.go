@@ -1,12 +1,12 @@
 package sqlstore
 
-// The rules every store applies the same way, whatever its SQL: the checks
-// of what callers pass in and the domain errors of the store contract.
+// The rules every store applies the same way, whatever its SQL: the domain
+// errors of the store contract and the bounds of its pages. What a request
+// must hold is checked by its promo type's Validate.
 
 import (
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -72,9 +72,6 @@ func truncateError(s string) string {
 // defaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
 const defaultPendingLimit = 100
 
-// listLimit applies the default and the cap of a promotion list's page size.
-func listLimit(n int) int { return clampLimit(n, promo.DefaultListLimit, promo.MaxListLimit) }
-
 // clampLimit is n, or def when n is 0 or less, at most max.
 func clampLimit(n, def, max int) int {
 	if n <= 0 {
@@ -97,44 +94,6 @@ func activeFilter(a *bool) int {
 
 // defaultRollupBatch bounds one rollup transaction when the caller passes 0.
 const defaultRollupBatch = 1000
-
-// checkStatsQuery validates a stats query's bucket ("" means hour) and
-// window (zero ends take promo.StatsWindow's defaults at now): the series of
-// every store is bounded by promo.MaxStatsBuckets buckets by construction.
-func checkStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
-	switch q.Bucket {
-	case "":
-		q.Bucket = promo.BucketHour
-	case promo.BucketHour, promo.BucketDay:
-	default:
-		return q, promo.FieldErrorf("bucket", "must be hour or day, got %q", q.Bucket)
-	}
-	var err error
-	q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, now)
-	return q, err
-}
-
-// bucketReason is one refusal count of a series: a bucket, a reason, a sum.
-type bucketReason struct {
-	At     time.Time
-	Reason promo.Reason
-	N      int64
-}
-
-// mergeRefusals puts refusal counts by reason into the series' points of
-// the same window and bucket width, and gives every point a non-nil map.
-func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
-	at := make(map[int64]int, len(series))
-	for i := range series {
-		series[i].Refusals = map[promo.Reason]int64{}
-		at[series[i].At.Unix()] = i
-	}
-	for _, c := range counts {
-		if i, ok := at[c.At.Unix()]; ok {
-			series[i].Refusals[c.Reason] += c.N
-		}
-	}
-}
 
 // reservationNotFound is the error of an unknown reservation id.
 func reservationNotFound(id string) error {
