@@ -68,7 +68,7 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	} else {
 		p.Format, p.CounterName, p.SeqStart = nil, "", 0
 	}
-	var format, vanity, key any // NULL unless set
+	var format, vanity any // NULL unless set
 	if p.Format != nil {
 		b, err := json.Marshal(p.Format)
 		if err != nil {
@@ -79,12 +79,9 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	if p.VanityCode != "" {
 		vanity = x.d.VarChar(p.VanityCode)
 	}
-	if np.IdempotencyKey != "" {
-		key = np.IdempotencyKey
-	}
 	err := x.q.QueryRow(ctx, x.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
 		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), x.d.nullTime(p.StartsAt), x.d.nullTime(p.ExpiresAt),
-		p.CounterName, int64(p.SeqStart), key, np.RequestHash, x.d.Time(p.CreatedAt),
+		p.CounterName, int64(p.SeqStart), text(np.IdempotencyKey), np.RequestHash, x.d.Time(p.CreatedAt),
 		x.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {
 		if np.IdempotencyKey != "" && x.d.UniqueViolation(err) {
