@@ -267,12 +267,14 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 }
 
 // floorDB is the floor's writer: one connection on the store's file with
-// the store's writer settings (sqlite.WriterParams), the five statements
-// prepared.
+// the store's writer settings (sqlite.WriterParams) and its checkpointer,
+// the five statements prepared.
 type floorDB struct {
 	db    *sql.DB
 	stmts [5]*sql.Stmt
 	n     int
+	// stop ends the floor's checkpointer: the store's (sqlite.Checkpoint).
+	stop func()
 }
 
 // The floor's five writes (the SQLite form of floorScript): on numbered
@@ -299,7 +301,13 @@ func openFloor(b *testing.B, path string, n int) *floorDB {
 INSERT INTO codes (code, promotion_id) SELECT 'FL' || n, -1 FROM g UNION ALL SELECT 'FLHOT', -1`, n); err != nil {
 		b.Fatalf("floor codes: %v", err)
 	}
-	f := &floorDB{db: db, n: n}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sqlite.Checkpoint(cctx, path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery) //nolint:errcheck // its DSN is db's
+	}()
+	f := &floorDB{db: db, n: n, stop: func() { cancel(); <-done }}
 	for i, q := range floorStatements {
 		if f.stmts[i], err = db.PrepareContext(ctx, q); err != nil {
 			b.Fatalf("prepare %q: %v", q, err)
@@ -309,6 +317,7 @@ INSERT INTO codes (code, promotion_id) SELECT 'FL' || n, -1 FROM g UNION ALL SEL
 }
 
 func (f *floorDB) close() {
+	f.stop()
 	for _, s := range f.stmts {
 		s.Close()
 	}

@@ -213,7 +213,7 @@ func sqliteCodesDDL(b *testing.B) []string {
 }
 
 // sqliteBulkLoad loads the chunks into a fresh file created with ddl, on the
-// store's writer settings, and returns rows/s.
+// store's writer settings and checkpointer, and returns rows/s.
 func sqliteBulkLoad(b *testing.B, chunks [][]string, pid int64, ddl ...string) float64 {
 	b.Helper()
 	ctx := context.Background()
@@ -225,6 +225,14 @@ func sqliteBulkLoad(b *testing.B, chunks [][]string, pid int64, ddl ...string) f
 	defer os.Remove(path)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
+	// The store's checkpointer too (sqlite.Checkpoint): the store runs it.
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sqlite.Checkpoint(cctx, path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery) //nolint:errcheck // its DSN is db's
+	}()
+	defer func() { cancel(); <-done }()
 	for _, s := range ddl {
 		if _, err := db.Exec(s); err != nil {
 			b.Fatalf("%s: %v", s, err)

@@ -107,6 +107,8 @@ type Store struct {
 	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
 	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
+	// stopCheckpoints ends the checkpointer (Checkpoint) and waits for it.
+	stopCheckpoints func()
 }
 
 // WriterParams are the write connection's DSN parameters (file settings and
@@ -153,6 +155,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
+	ckctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Checkpoint(ckctx, base+sep+common, checkpointEvery) //nolint:errcheck // open fails only on a bad DSN, which w's opened
+	}()
+	s.stopCheckpoints = func() { stop(); <-done }
 	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
 	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
 	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
@@ -170,8 +179,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // (sqlstore.StmtCache): the store runs about a hundred distinct ones.
 const stmtCacheSize = 256
 
-// Close closes both pools.
+// Close closes both pools and the checkpointer.
 func (s *Store) Close() {
+	s.stopCheckpoints()
 	for _, c := range s.stmts {
 		c.Close()
 	}

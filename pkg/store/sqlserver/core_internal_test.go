@@ -253,7 +253,7 @@ func TestCoreStatements(t *testing.T) {
 		"ClaimUncounted":        {row(int64(1), promo.StreamRedemptions, string(payload), now)},
 		"RefusalsByReason":      {row("code_exhausted", int64(2))},
 		"RedeemOnce":            {row("redeemed", int64(7), int64(0))},
-		"ClaimKey":              {one, none, one, none, one, none},
+		"ClaimKey":              {one, none, one, one, one, none, one, none},
 		"UseCode":               {use, nil, use, use},
 		"LockCode": {row(int64(7), int64(0), int64(1), int64(1), `{"countries":["DE"]}`),
 			row(int64(7), int64(0), int64(5), int64(0), "")}, // then RedeemBatch's: 5 uses, no user limit, no rules
@@ -295,7 +295,7 @@ func TestCoreStatements(t *testing.T) {
 		Shopper: &promo.Shopper{Segments: []string{"vip", "new"}, Country: "de", FirstOrder: &first,
 			Order: &promo.Order{Amount: 499000, Currency: "eur", Discount: &discount}}}
 	gone := redeem
-	gone.Code, gone.IdempotencyKey = "GONE", ""
+	gone.Code, gone.IdempotencyKey = "GONE", "gk"
 	reserve := promo.ReserveRequest{ID: "res1", Code: "ABCD", UserID: "u", TTL: time.Hour, Now: now,
 		IdempotencyKey: "rk", RequestHash: "h", Shopper: &promo.Shopper{Country: "DE"}}
 	issue := promo.IssueRequest{ID: "i1", EventID: "e9", PromotionID: 7, UserID: "u", Count: 1, Now: now,
@@ -494,7 +494,7 @@ func TestCoreStatements(t *testing.T) {
 		"StatsRefusalSeries": "int64,string," + utc + "," + utc, "StatsTopUsers": "int64,int",
 		"ClaimUncounted": "int," + utc, "AddTotals": "int64,int64,int64,int64," + utc,
 		"AddRefusals": "int64,string," + utc + ",int64", "RefusalsByReason": "int64",
-		"ClaimKey":   "string,string," + utc,
+		"ClaimKey":   "string,string," + utc + "," + v,
 		"RedeemOnce": v + "," + v + ",string,string,<nil>," + utc + ",string,string," + v + ",string,string,string,string",
 		"UseCode":    v + "," + utc + ",string", "LockCode": v + "," + utc + ",string", "UnuseCode": v,
 		"AddCodeUses": v + ",int",

@@ -234,7 +234,8 @@ IF @@ROWCOUNT = 0
 
 	// ClaimKey: a second inserter of a key waits for the first's key lock and
 	// gets 2627 once it commits.
-	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES (@p1, @p2, @p3)`,
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at, redemption_id)
+VALUES (@p1, @p2, @p3, NULLIF(@p4, ''))`,
 
 	UseCode: codeUse("c.used + 1"),
 

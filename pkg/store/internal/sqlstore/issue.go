@@ -41,7 +41,7 @@ type issued struct {
 }
 
 func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil || !claimed {
 		if err != nil {
 			return issued{}, err
 		}

@@ -152,8 +152,8 @@ GROUP BY reason ORDER BY 2 DESC, 1`,
 
 	// ClaimKey waits for a concurrent transaction inserting the same key,
 	// then inserts nothing (0 rows) if that one committed.
-	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at) VALUES ($1, $2, $3)
-ON CONFLICT (idem_key) DO NOTHING`,
+	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at, redemption_id)
+VALUES ($1, $2, $3, NULLIF($4, '')) ON CONFLICT (idem_key) DO NOTHING`,
 
 	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
 FROM idempotency_keys WHERE idem_key = $1`,

@@ -104,7 +104,7 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 // idempotency key, code row, allowance row; a rollback locks its
 // redemption row (which no redemption locks) first.
 func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil || !claimed {
 		if err != nil {
 			return promo.RedeemOutcome{}, err
 		}
@@ -124,7 +124,7 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
-	return promo.RedeemOutcome{Redemption: r}, x.saveOutcome(ctx, x.d.SaveOutcome, req.IdempotencyKey, "", r.ID)
+	return promo.RedeemOutcome{Redemption: r}, nil
 }
 
 // saveOutcome completes the idempotency record of key (none: nothing to do)

@@ -94,7 +94,7 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 	slices.SortStableFunc(byKey, func(a, b int) int { return cmp.Compare(reqs[a].IdempotencyKey, reqs[b].IdempotencyKey) })
 	claimed := map[int]bool{}
 	for _, i := range byKey {
-		ok, err := x.claim(ctx, reqs[i].IdempotencyKey, reqs[i].RequestHash, reqs[i].Now)
+		ok, err := x.claim(ctx, reqs[i].IdempotencyKey, reqs[i].RequestHash, reqs[i].Now, reqs[i].ID)
 		if err != nil {
 			return err
 		}
@@ -186,9 +186,6 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 			return err
 		}
 		res[i].Outcome = promo.RedeemOutcome{Redemption: r}
-		if err := x.saveOutcome(ctx, x.d.SaveOutcome, r.IdempotencyKey, "", r.ID); err != nil {
-			return err
-		}
 	}
 	return nil
 }

@@ -35,7 +35,7 @@ func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 }
 
 func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now); err != nil || !claimed {
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil || !claimed {
 		if err != nil {
 			return promo.ReserveOutcome{}, err
 		}

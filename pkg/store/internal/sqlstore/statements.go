@@ -104,8 +104,11 @@ type Statements struct {
 	// (promotion id): reason, count.
 	AddRefusals, RefusalsByReason string
 
-	// ClaimKey (key, request hash, now) inserts an idempotency record
-	// (-> n: 0, or a unique violation, when the key exists).
+	// ClaimKey (key, request hash, now, redemption id or '') inserts an
+	// idempotency record (-> n: 0, or a unique violation, when the key
+	// exists). A redemption claims its key with its own id: the record is
+	// complete if the redemption commits, and SaveOutcome runs only on a
+	// refusal, which clears the id.
 	ClaimKey string
 	// StoredOutcome and StoredReservationOutcome (key): request_hash,
 	// refused (''), redemption_id or reservation_id ('').

@@ -112,14 +112,15 @@ func text(s string) any {
 	return s
 }
 
-// claim inserts the idempotency record for key (none: nothing to claim);
-// false when it exists (committed by an earlier or concurrent transaction,
-// which the insert waited for): the caller replays it.
-func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time) (bool, error) {
+// claim inserts the idempotency record for key (none: nothing to claim),
+// naming redemptionID ('' for none) as its outcome; false when it exists
+// (committed by an earlier or concurrent transaction, which the insert
+// waited for): the caller replays it.
+func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, redemptionID string) (bool, error) {
 	if key == "" {
 		return true, nil
 	}
-	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now))
+	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now), x.d.VarChar(redemptionID))
 	if err != nil && x.d.UniqueViolation(err) {
 		return false, nil
 	}
