@@ -32,7 +32,7 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 	var todo, again, single []int
 	keys := map[string]bool{}
 	for i, req := range reqs {
-		err := checkRedeemRequest(req)
+		err := req.Validate()
 		switch {
 		case err != nil:
 			res[i].Err = err
