@@ -97,3 +97,8 @@ func TestAdversarialCrash(t *testing.T) {
 		t.Logf("adversarial: SIGKILL mid-redemption, round %d [postgres]: %s%s", round, state, summary)
 	}
 }
+
+func TestAdversarialKeysCancelled(t *testing.T) {
+	s := open(t)
+	storetest.AdversarialKeysCancelled(t, "postgres", s, keyRecords(postgres.Pool(s)))
+}

@@ -298,3 +298,10 @@ func TestAdversarialGroupKeys(t *testing.T) {
 			failing, state, len(reqs), sp1-sp0, orphans)
 	}
 }
+
+func TestAdversarialKeysCancelled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	s, err := Open(context.Background(), Config{Path: path})
+	s = storetest.Migrated(t, s, err)
+	storetest.AdversarialKeysCancelled(t, "sqlite", s, keyRecords(rawDB(t, path)))
+}

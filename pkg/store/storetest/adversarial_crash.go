@@ -138,3 +138,91 @@ func CheckAfterCrash(t *testing.T, s Store, kr KeyRecords, codes []string, lines
 		"%d audit rows = uses; no key record names a missing redemption", len(lines)-torn, redeemed, refused, failed,
 		torn, total)
 }
+
+// AdversarialKeysCancelled redeems keyed requests on 16 goroutines, each
+// request tried first with contexts that end after 0 to 3 ms (so they end
+// while queued, while their group is written, or while their transaction
+// runs), then once with time to finish: every answer a key got that is not
+// an error is the same (the first's), no key record names a missing
+// redemption, and uses equal audit rows.
+func AdversarialKeysCancelled(t *testing.T, db string, s Store, kr KeyRecords) {
+	codes := CrashCodes(t, s)
+	h := newHarness(t, s)
+	type answer struct {
+		id     string
+		reason promo.Reason
+	}
+	var (
+		mu        sync.Mutex
+		first     = map[string]answer{}
+		cancelled int
+		redeemed  int
+	)
+	race(16, func(g int) {
+		for i := range 40 {
+			req := crashReq(codes[rand.IntN(len(codes))], fmt.Sprintf("c%s-%02d", h.tag, rand.IntN(100)),
+				fmt.Sprintf("cancel-%s-%d-%d", h.tag, g, i))
+			if i%3 == 0 {
+				req.Shopper = &promo.Shopper{}
+			}
+			for try := range 4 {
+				ctx, cancel := context.WithTimeout(h.ctx, time.Duration(rand.IntN(3000))*time.Microsecond)
+				if try == 3 {
+					ctx, cancel = context.WithTimeout(h.ctx, 30*time.Second)
+				}
+				retry := req
+				retry.ID, retry.EventID = newID(), newID()
+				out, err := s.Redeem(ctx, retry)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					cancelled++
+					if try == 3 {
+						t.Errorf("key %s with time to finish: %v", req.IdempotencyKey, err)
+					}
+					mu.Unlock()
+					continue
+				}
+				got := answer{out.Redemption.ID, out.Refused}
+				if was, ok := first[req.IdempotencyKey]; !ok {
+					first[req.IdempotencyKey] = got
+					if got.reason == "" {
+						redeemed++
+					}
+				} else if was != got {
+					t.Errorf("key %s answered %+v, then %+v", req.IdempotencyKey, was, got)
+				}
+				mu.Unlock()
+			}
+		}
+	})
+	if n, err := kr.Orphans(h.ctx); err != nil || n != 0 {
+		t.Errorf("%d key records name a missing redemption or one beside a refusal (%v)", n, err)
+	}
+	rows := 0
+	for _, c := range codes {
+		st, err := h.s.CodeState(h.ctx, c, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		err = h.s.ExportRedemptions(h.ctx, promo.RedemptionFilter{PromotionID: st.Promotion.ID}, func(promo.Redemption) error {
+			n++
+			return nil
+		})
+		if err != nil || n != st.Used {
+			t.Errorf("code %s: used %d, %d audit rows (%v)", c, st.Used, n, err)
+		}
+		rows += n
+	}
+	if rows != redeemed {
+		t.Errorf("%d audit rows, %d keys answered with a redemption", rows, redeemed)
+	}
+	state := ""
+	if t.Failed() {
+		state = "FAILED: "
+	}
+	t.Logf("adversarial: contexts ending mid-group/mid-transaction [%s]: %s%d keys, %d tries ended by their context; "+
+		"every key's answers identical, %d redeemed = %d audit rows = uses, no orphan records",
+		db, state, len(first), cancelled, redeemed, rows)
+}
