@@ -58,9 +58,10 @@ func TestAdversarialIdempotencyKeys(t *testing.T) {
 // kills: it redeems on the database at this path until killed.
 const envCrashChild = "PROMOCODES_ADV_CRASH_CHILD"
 
-// TestAdversarialCrash kills (SIGKILL) a process redeeming with keys
-// through group commit, its checkpointer running every millisecond (so the
-// kill often lands mid-checkpoint), three times on one file. After each
+// TestAdversarialCrash kills (SIGKILL) two processes redeeming with keys
+// on one file through group commit, each with its checkpointer running
+// every millisecond (so a kill often lands mid-checkpoint), one after the
+// other, three times. After each
 // kill the file passes integrity_check, every answer the process gave is
 // replayed as given (its redemptions committed), no key record names a
 // missing redemption, and uses equal audit rows.
@@ -86,30 +87,42 @@ func TestAdversarialCrash(t *testing.T) {
 		}
 		codes := storetest.CrashCodes(t, s) // fresh codes each round
 		s.Close()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestAdversarialCrash$")
-		cmd.Env = append(os.Environ(), envCrashChild+"="+path, envCrashChild+"_CODES="+strings.Join(codes, " "))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
+		var (
+			mu    sync.Mutex
+			lines []string
+			cmds  []*exec.Cmd
+			read  sync.WaitGroup
+		)
+		for range 2 { // two processes on the file, each with its writer and checkpointer
+			cmd := exec.Command(os.Args[0], "-test.run=^TestAdversarialCrash$")
+			cmd.Env = append(os.Environ(), envCrashChild+"="+path, envCrashChild+"_CODES="+strings.Join(codes, " "))
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
 			}
-		}()
-		time.Sleep(time.Duration(700+rand.IntN(800)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+			read.Go(func() {
+				sc := bufio.NewScanner(out)
+				for sc.Scan() {
+					mu.Lock()
+					lines = append(lines, sc.Text())
+					mu.Unlock()
+				}
+			})
 		}
-		<-read
-		cmd.Wait() //nolint:errcheck // killed
+		for _, cmd := range cmds {
+			time.Sleep(time.Duration(500+rand.IntN(600)) * time.Millisecond)
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		}
+		read.Wait()
+		for _, cmd := range cmds {
+			cmd.Wait() //nolint:errcheck // killed
+		}
 		s, err = Open(ctx, Config{Path: path})
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +138,7 @@ func TestAdversarialCrash(t *testing.T) {
 		if t.Failed() {
 			state = "FAILED: "
 		}
-		t.Logf("adversarial: SIGKILL mid-group, checkpointer every 1ms, round %d [sqlite]: %sintegrity_check %s; %s",
+		t.Logf("adversarial: SIGKILL of 2 processes mid-group, checkpointers every 1ms, round %d [sqlite]: %sintegrity_check %s; %s",
 			round, state, check, summary)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,7 @@ func CrashLoad(ctx context.Context, s Store, codes []string, w io.Writer) {
 		wg sync.WaitGroup
 		mu sync.Mutex
 	)
-	tag := fmt.Sprintf("%d", time.Now().UnixNano())
+	tag := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
 	for g := range 8 {
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
