@@ -300,7 +300,7 @@ func batchCount(codes, batchSize int64, kind promo.Kind) int {
 	if kind != promo.KindGenerated || batchSize <= 0 {
 		return 0
 	}
-	return int((codes + batchSize - 1) / batchSize)
+	return promo.BatchCount(codes, batchSize)
 }
 
 func utc(t *time.Time) *time.Time {

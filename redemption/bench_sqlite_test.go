@@ -182,7 +182,8 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 	fmt.Printf("db: %s\n", loadAverage())
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[:third], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
-			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
+			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC(), IdempotencyKey: "k-db-" + strconv.Itoa(i),
+			RequestHash: "h"})
 		return err == nil && out.Refused == "", err
 	})
 	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f (one-txn floor %.2f)\n",

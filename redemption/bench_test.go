@@ -314,7 +314,8 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	// 2. The same store.Redeem, no HTTP.
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
-			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC()})
+			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC(), IdempotencyKey: "k-db-" + strconv.Itoa(i),
+			RequestHash: "h"})
 		return err == nil && out.Refused == "", err
 	})
 	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f; http/db %.2f\n",
@@ -646,11 +647,14 @@ func raiseFileLimit(n int) error {
 	return nil
 }
 
-// redeemOverHTTP redeems code for user through the API at base: true on 201,
-// false on a refusal, an error on a 5xx or a failed request.
+// redeemOverHTTP redeems code for user through the API at base, with an
+// Idempotency-Key of its own (as a checkout sends, and as the floor writes
+// one): true on 201, false on a refusal, an error on a 5xx or a failed
+// request.
 func redeemOverHTTP(base string) func(c *benchClient, code, user string) (bool, error) {
+	keys := "k" + strconv.FormatUint(rand.Uint64(), 36) + "-" // no key of another phase
 	return func(c *benchClient, code, user string) (bool, error) {
-		status, err := c.post(base, "/v1/codes/"+code+"/redemptions", `{"userId":"`+user+`"}`)
+		status, err := c.post(base, "/v1/codes/"+code+"/redemptions", keys+user, `{"userId":"`+user+`"}`)
 		if err != nil {
 			return false, err
 		}
@@ -674,9 +678,10 @@ type benchClient struct {
 	buf []byte
 }
 
-// post sends body as JSON to base+path with the benchmark's token and
-// returns the answer's status code, its body read and dropped.
-func (bc *benchClient) post(base, path, body string) (int, error) {
+// post sends body as JSON to base+path with the benchmark's token and key
+// as its Idempotency-Key (none if empty), and returns the answer's status
+// code, its body read and dropped.
+func (bc *benchClient) post(base, path, key, body string) (int, error) {
 	addr := strings.TrimPrefix(base, "http://")
 	if bc.c == nil {
 		c, err := net.DialTimeout("tcp", addr, time.Minute)
@@ -696,6 +701,10 @@ func (bc *benchClient) post(base, path, body string) (int, error) {
 	bc.buf = append(bc.buf, addr...)
 	bc.buf = append(bc.buf, "\r\nContent-Type: application/json\r\nAuthorization: Bearer "...)
 	bc.buf = append(bc.buf, redeemToken...)
+	if key != "" {
+		bc.buf = append(bc.buf, "\r\nIdempotency-Key: "...)
+		bc.buf = append(bc.buf, key...)
+	}
 	bc.buf = append(bc.buf, "\r\nContent-Length: "...)
 	bc.buf = strconv.AppendInt(bc.buf, int64(len(body)), 10)
 	bc.buf = append(bc.buf, "\r\n\r\n"...)

@@ -71,6 +71,27 @@ type TopUpRequest struct {
 	RequestHash    string
 }
 
+// Validate checks what a store relies on before any database work.
+func (r TopUpRequest) Validate() error {
+	switch {
+	case r.CodeCount < 1:
+		return FieldErrorf("codeCount", "must be at least 1")
+	case r.BatchSize < 1:
+		return Errorf(EInvalid, "batch size must be at least 1")
+	case !audited(r.AuditID, r.Actor, r.Now):
+		return errAuditFields
+	case r.IdempotencyKey != "" && r.RequestHash == "":
+		return Errorf(EInvalid, "an idempotency key needs a request hash")
+	}
+	return nil
+}
+
+// errAuditFields refuses an admin change without what its audit row needs.
+var errAuditFields = Errorf(EInvalid, "audit id, actor and time are required")
+
+// audited reports whether an admin change has what its audit row needs.
+func audited(id, actor string, now time.Time) bool { return id != "" && actor != "" && !now.IsZero() }
+
 // TopUp is one top-up of a promotion.
 type TopUp struct {
 	No           int       `json:"no"`
@@ -89,6 +110,14 @@ type CancelRequest struct {
 	AuditID     string
 }
 
+// Validate checks what a store relies on before any database work.
+func (r CancelRequest) Validate() error {
+	if !audited(r.AuditID, r.Actor, r.Now) {
+		return errAuditFields
+	}
+	return nil
+}
+
 // RevokeRequest makes one code unusable.
 type RevokeRequest struct {
 	Code    string // canonical
@@ -96,6 +125,17 @@ type RevokeRequest struct {
 	Actor   string
 	Now     time.Time
 	AuditID string // also the event id
+}
+
+// Validate checks what a store relies on before any database work.
+func (r RevokeRequest) Validate() error {
+	switch {
+	case r.Code == "":
+		return FieldErrorf("code", "is required")
+	case !audited(r.AuditID, r.Actor, r.Now):
+		return errAuditFields
+	}
+	return nil
 }
 
 // Revocation is a revoked code.
@@ -156,6 +196,20 @@ type PromotionUpdate struct {
 	Actor          string
 	Now            time.Time
 	AuditID        string
+}
+
+// Validate checks that the update changes something, and what a store
+// relies on, before any database work.
+func (u PromotionUpdate) Validate() error {
+	switch {
+	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil && !u.SetEligibility:
+		return Errorf(EInvalid, "nothing to change: set name, startsAt, expiresAt, active or eligibility")
+	case u.Name != nil && *u.Name == "":
+		return FieldErrorf("name", "must not be empty")
+	case !audited(u.AuditID, u.Actor, u.Now):
+		return errAuditFields
+	}
+	return nil
 }
 
 // PromotionSettings are what PromotionUpdate changes, as stored after it.

@@ -19,6 +19,17 @@ type ListFilter struct {
 	Limit int
 }
 
+// Validate checks the filter before any database work.
+func (f ListFilter) Validate() error {
+	if f.Status != "" && !ValidStatus(f.Status) {
+		return FieldErrorf("status", "must be one of %s; got %q", StatusList(), f.Status)
+	}
+	if f.Before < 0 {
+		return FieldErrorf("cursor", "is not a cursor of this list")
+	}
+	return nil
+}
+
 // Page sizes of a promotion list.
 const (
 	DefaultListLimit = 50

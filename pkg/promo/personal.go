@@ -379,6 +379,21 @@ type IssueRequest struct {
 	RequestHash    string
 }
 
+// Validate checks what a store relies on before any database work.
+func (r IssueRequest) Validate() error {
+	switch {
+	case r.ID == "" || r.EventID == "":
+		return Errorf(EInvalid, "issuance id and event id are required")
+	case r.UserID == "":
+		return FieldErrorf("userId", "is required")
+	case r.Count < 1 || r.Count > MaxIssueCount:
+		return FieldErrorf("count", "must be 1..%d, got %d", MaxIssueCount, r.Count)
+	case r.Now.IsZero():
+		return Errorf(EInvalid, "issuance time is required")
+	}
+	return nil
+}
+
 // Issuance is codes handed out to a user at once.
 type Issuance struct {
 	ID          string    `json:"id"`

@@ -1,6 +1,7 @@
 package promo
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
@@ -128,6 +129,46 @@ type NewPromotion struct {
 	RequestHash    string
 }
 
+// Normalize checks the fields a store relies on (the promotion service
+// checks a create request in depth) and fills a vanity promotion's code
+// count.
+func (np NewPromotion) Normalize() (NewPromotion, error) {
+	switch np.Kind {
+	case KindGenerated:
+		switch {
+		case np.CodeCount <= 0:
+			return np, FieldErrorf("codeCount", "must be positive, got %d", np.CodeCount)
+		case np.BatchSize <= 0:
+			return np, FieldErrorf("batchSize", "must be positive, got %d", np.BatchSize)
+		case np.CounterName == "":
+			return np, FieldErrorf("counterName", "is required for generated codes")
+		case np.VanityCode != "":
+			return np, FieldErrorf("code", "a generated promotion has no vanity code")
+		case np.CodeCount/np.BatchSize >= math.MaxInt32:
+			return np, FieldErrorf("batchSize", "%d codes in batches of %d is too many batches", np.CodeCount, np.BatchSize)
+		}
+	case KindVanity:
+		if np.VanityCode == "" {
+			return np, FieldErrorf("code", "is required for a vanity promotion")
+		}
+		if np.CodeCount == 0 {
+			np.CodeCount = 1
+		}
+		if np.CodeCount != 1 {
+			return np, FieldErrorf("codeCount", "a vanity promotion has exactly 1 code, got %d", np.CodeCount)
+		}
+	default:
+		return np, FieldErrorf("kind", "unknown kind %q", np.Kind)
+	}
+	return np, nil
+}
+
+// BatchCount is the number of batches for codeCount codes in batches of
+// batchSize, the last one smaller: the batch rows a store writes.
+func BatchCount(codeCount, batchSize int64) int {
+	return int((codeCount + batchSize - 1) / batchSize)
+}
+
 // BatchRef names one batch.
 type BatchRef struct {
 	PromotionID int64
@@ -197,6 +238,22 @@ type Chunk struct {
 	// past it is ECapacity (nothing written) instead of a bad Replace call.
 	// Zero means no limit.
 	ReplaceLimit uint64
+}
+
+// Validate checks that the chunk is well formed before any database work.
+func (c Chunk) Validate() error {
+	switch {
+	case c.Count <= 0:
+		return Errorf(EInvalid, "chunk of %d codes", c.Count)
+	case c.From < 0:
+		return Errorf(EInvalid, "chunk starts at %d", c.From)
+	case c.CodeLen <= 0:
+		return Errorf(EInvalid, "chunk code length %d", c.CodeLen)
+	case len(c.Codes) < c.Count*c.CodeLen:
+		return Errorf(EInvalid, "chunk holds %d bytes, %d codes of %d need %d",
+			len(c.Codes), c.Count, c.CodeLen, c.Count*c.CodeLen)
+	}
+	return nil
 }
 
 // Code returns the i-th code of the chunk (no allocation: a sub-slice).

@@ -177,6 +177,21 @@ type RedeemRequest struct {
 	ClientAddr, UserAgent string
 }
 
+// Validate checks what a store relies on before any database work.
+func (r RedeemRequest) Validate() error {
+	switch {
+	case r.ID == "" || r.EventID == "":
+		return Errorf(EInvalid, "redemption id and event id are required")
+	case r.Code == "":
+		return FieldErrorf("code", "is required")
+	case r.UserID == "":
+		return FieldErrorf("userId", "is required")
+	case r.Now.IsZero():
+		return Errorf(EInvalid, "redemption time is required")
+	}
+	return nil
+}
+
 // Redemption is one use of a code, as the audit trail keeps it.
 type Redemption struct {
 	ID             string          `json:"id"`

@@ -77,6 +77,23 @@ type ReserveRequest struct {
 	Shopper *Shopper
 }
 
+// Validate checks what a store relies on before any database work.
+func (r ReserveRequest) Validate() error {
+	switch {
+	case r.ID == "":
+		return Errorf(EInvalid, "reservation id is required")
+	case r.Code == "":
+		return FieldErrorf("code", "is required")
+	case r.UserID == "":
+		return FieldErrorf("userId", "is required")
+	case r.TTL <= 0:
+		return FieldErrorf("ttl", "must be positive")
+	case r.Now.IsZero():
+		return Errorf(EInvalid, "reservation time is required")
+	}
+	return nil
+}
+
 // ReserveOutcome is a reservation, or a refusal reason (the same reasons as a
 // redemption's).
 type ReserveOutcome struct {
@@ -103,6 +120,17 @@ type ConfirmRequest struct {
 	// ClientAddr and UserAgent are the confirming client's, for the audit.
 	ClientAddr string
 	UserAgent  string
+}
+
+// Validate checks what a store relies on before any database work.
+func (r ConfirmRequest) Validate() error {
+	switch {
+	case r.ReservationID == "" || r.RedemptionID == "" || r.EventID == "":
+		return Errorf(EInvalid, "reservation, redemption and event ids are required")
+	case r.Now.IsZero():
+		return Errorf(EInvalid, "confirmation time is required")
+	}
+	return nil
 }
 
 // ConfirmOutcome is the redemption a confirmation made (or made before:

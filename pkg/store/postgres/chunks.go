@@ -19,7 +19,7 @@ var codeColumns = []string{"code", "promotion_id"}
 // copyChunk is the fast path: the progress UPDATE's transaction COPYs the
 // chunk's codes into codes.
 func copyChunk(ctx context.Context, tx pgxTx, c *promo.Chunk) error {
-	n, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes"}, codeColumns, newChunkSource(c))
+	n, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes"}, codeColumns, chunkRows(c))
 	if err != nil {
 		return fmt.Errorf("copy codes: %w", err)
 	}
@@ -35,7 +35,7 @@ func insertChunk(ctx context.Context, tx pgxTx, c *promo.Chunk) (int64, error) {
 	if _, err := tx.tx.Exec(ctx, qCreateStaging); err != nil {
 		return 0, fmt.Errorf("create staging table: %w", err)
 	}
-	if _, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes_staging"}, codeColumns, newChunkSource(c)); err != nil {
+	if _, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes_staging"}, codeColumns, chunkRows(c)); err != nil {
 		return 0, fmt.Errorf("copy codes to staging: %w", err)
 	}
 	tag, err := tx.tx.Exec(ctx, qInsertFromStaging)
@@ -54,15 +54,17 @@ func insertCodes(ctx context.Context, tx pgxTx, codes []string, promotionID int6
 	return tag.RowsAffected(), nil
 }
 
-// chunkSource feeds a chunk's codes to CopyFrom without allocating per row:
+// chunkRows feeds a chunk's codes to CopyFrom without allocating per row:
 // the row slice, and the pointers in it, are made once per chunk; code
 // implements pgtype.TextValuer over a sub-string of one per-chunk string.
-type chunkSource struct {
-	codes  string // all codes, back to back
-	length int
-	n, i   int
-	code   codeValue
-	row    []any
+func chunkRows(c *promo.Chunk) pgx.CopyFromSource {
+	codes, n := string(c.Codes[:c.Count*c.CodeLen]), c.CodeLen
+	var code codeValue
+	row := []any{&code, c.Batch.PromotionID}
+	return pgx.CopyFromSlice(c.Count, func(i int) ([]any, error) {
+		code.s = codes[i*n : (i+1)*n]
+		return row, nil
+	})
 }
 
 type codeValue struct{ s string }
@@ -72,21 +74,3 @@ type codeValue struct{ s string }
 func (v *codeValue) TextValue() (pgtype.Text, error) {
 	return pgtype.Text{String: v.s, Valid: true}, nil
 }
-
-func newChunkSource(c *promo.Chunk) *chunkSource {
-	src := &chunkSource{codes: string(c.Codes[:c.Count*c.CodeLen]), length: c.CodeLen, n: c.Count, i: -1}
-	src.row = []any{&src.code, c.Batch.PromotionID}
-	return src
-}
-
-func (s *chunkSource) Next() bool {
-	s.i++
-	if s.i >= s.n {
-		return false
-	}
-	s.code.s = s.codes[s.i*s.length : (s.i+1)*s.length]
-	return true
-}
-
-func (s *chunkSource) Values() ([]any, error) { return s.row, nil }
-func (s *chunkSource) Err() error             { return nil }

@@ -28,8 +28,6 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 
 	qInsertCodesArray = `INSERT INTO codes (code, promotion_id)
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
-
-	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = $1`
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
@@ -63,62 +61,22 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()",
 
 	InsertBatches: insertBatches("0"),
 
-	// Progress (and ListPromotions): a batch counts as cancelled when its
-	// promotion is flagged cancelled, also while a chunk in flight still
-	// holds it unmarked.
-	Progress: `SELECT count(*),
-	COALESCE(sum(b.done), 0)::bigint,
-	count(*) FILTER (WHERE b.done = b.code_count),
-	count(*) FILTER (WHERE b.state = 'retrying' AND b.done < b.code_count),
-	count(*) FILTER (WHERE b.state = 'parked' AND b.done < b.code_count),
-	count(*) FILTER (WHERE (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
-
-	// ClaimPendingBatches (and ClaimEvents) lease for $2 microseconds of the
-	// database's clock: SKIP LOCKED passes over rows another replica is
-	// claiming right now, the lease over rows it claimed and is publishing.
-	// RETURNING has no order: the caller sorts.
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = now() + $2 * interval '1 microsecond'
-WHERE (promotion_id, batch_no) IN (
-	SELECT promotion_id, batch_no FROM batches
-	WHERE NOT published AND (publish_lease_until IS NULL OR publish_lease_until < now())
-	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING ` + sqlstore.BatchCols,
-
 	// ListPromotions: the lateral aggregate runs per promotion, so an
 	// unfiltered page walks the primary key backwards and stops after $4 rows.
 	ListPromotions: `SELECT ` + sqlstore.PromotionColsP + `,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
+	g.total, g.generated, g.completed, g.retrying, g.parked, g.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
-CROSS JOIN LATERAL (
-	SELECT count(*)::int AS total,
-		COALESCE(sum(done), 0)::bigint AS generated,
-		(count(*) FILTER (WHERE done = code_count))::int AS completed,
-		(count(*) FILTER (WHERE state = 'retrying' AND done < code_count))::int AS retrying,
-		(count(*) FILTER (WHERE state = 'parked' AND done < code_count))::int AS parked,
-		(count(*) FILTER (WHERE (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count))::int AS cancelled
-	FROM batches WHERE promotion_id = p.id
-) b
+CROSS JOIN LATERAL (SELECT ` + sqlstore.ProgressCols + `
+	FROM batches b WHERE b.promotion_id = p.id) g
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE ($1::bigint = 0 OR p.id < $1::bigint)
 	AND ($2::text = '' OR strpos(lower(p.name), lower($2::text)) > 0)
 	AND ($5::int = 0 OR p.active = ($5::int = 1))
-	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "b") + `)
+	AND ($3::text = '' OR $3::text = ` + sqlstore.StatusCase("p", "g") + `)
 ORDER BY p.id DESC LIMIT $4`,
 
 	// Now: clock_timestamp(), not the transaction's start.
 	Now: `SELECT clock_timestamp()`,
-
-	Backlog: `SELECT
-	count(*) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')),
-	count(*) FILTER (WHERE b.state = 'parked'),
-	COALESCE(sum(b.code_count - b.done) FILTER (WHERE b.state NOT IN ('parked', 'cancelled')), 0)::bigint
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT count(*) FILTER (WHERE rolled_back_at IS NULL), count(rolled_back_at),
-	count(DISTINCT code) FILTER (WHERE rolled_back_at IS NULL)
-FROM redemptions WHERE promotion_id = $1`,
 
 	StatsSeries: `SELECT b, sum(n)::bigint, sum(rb)::bigint, sum(rbk)::bigint FROM (
 	SELECT date_trunc($2::text, redeemed_at AT TIME ZONE 'UTC') AS b, count(*) AS n, count(rolled_back_at) AS rb, 0 AS rbk
@@ -147,11 +105,7 @@ FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2
 	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
 WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_code`,
 
-	RedemptionWithEvent: `WITH r AS (
-	INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at, uses_left, idempotency_key,
-		client_addr, user_agent, order_amount, order_currency, discount, first_order, segments, country)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-)
+	RedemptionWithEvent: `WITH r AS (` + sqlstore.InsertRedemption + `)
 INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $20, $7)`,
 
 	// The one-statement redemptions are functions whose migrations say why
@@ -165,13 +119,6 @@ FROM redeem_code_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $
 
 	RedeemGroupOnce: `SELECT o_idx, o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_codes($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-
-	ClaimEvents: `UPDATE events SET lease_until = now() + $2 * interval '1 microsecond'
-WHERE seq IN (
-	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
-	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING seq, stream, event_key, payload`,
 
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = ANY($1) AND published_at IS NULL`,
 
@@ -207,14 +154,6 @@ INSERT INTO issue_cursors (promotion_id, next_page)
 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM issue_cursors WHERE promotion_id = $1)
 ON CONFLICT (promotion_id) DO NOTHING`,
 
-	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
-	// counting; a row it committed meanwhile is re-checked under its lock.
-	ClaimUncounted: `UPDATE events SET counted_at = $2
-WHERE seq IN (
-	SELECT seq FROM events WHERE counted_at IS NULL
-	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-RETURNING seq, stream, payload, created_at`,
-
 	// AddTotals adds one delta per promotion (the arrays are in promotion
 	// order, so two rollers lock totals rows in the same order).
 	AddTotals: `INSERT INTO promotion_totals AS t (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
@@ -238,24 +177,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	// allowance row (LockAllowance, then AllowanceLoad).
 
 	LockCode: codeUse("c.used"), // used = used takes the row lock
-
-	// Admin changes are each one conditional statement, so two racing admins
-	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
-	// row lock: a racing deletion either commits first (no match) or waits.
-	UpdatePromotion: `UPDATE promotions SET
-	name = COALESCE($2::text, name),
-	starts_at = CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END,
-	expires_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END,
-	active = COALESCE($7::boolean, active),
-	eligibility = CASE WHEN $8::boolean THEN $9::text ELSE eligibility END
-WHERE id = $1 AND delete_requested_at IS NULL AND (
-	(CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END) IS NULL
-	OR (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END) IS NULL
-	OR (CASE WHEN $3::boolean THEN $4::timestamptz ELSE starts_at END)
-		< (CASE WHEN $5::boolean THEN $6::timestamptz ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
-
-	LockPromotion: qPromotionState + ` FOR UPDATE`,
 
 	// CancelBatches: SKIP LOCKED passes over a chunk in flight's batch row
 	// (the flag refuses that chunk and its worker marks the batch).

@@ -23,8 +23,6 @@ const (
 	// sqlNowPlus is ?2 seconds (fractional, may be negative) later.
 	sqlNow     = `strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')`
 	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
-
-	qPromotionState = `SELECT delete_requested_at IS NOT NULL, cancelled_at IS NOT NULL FROM promotions WHERE id = ?`
 )
 
 // codeUse is UseCode (set: one use more) and LockCode (set: the same
@@ -64,41 +62,21 @@ INSERT INTO batches (promotion_id, batch_no, seq_start, code_count, updated_at)
 SELECT ?1, ` + first + ` + n, ?2 + n * ?3, min(?3, ?4 - n * ?3), ?6 FROM g`
 }
 
-var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow}, sqlstore.Statements{
+// The leases (ClaimPendingBatches, ClaimEvents) are ?2 seconds of SQLite's
+// clock, the same for every process on the file. SQLite has no row locks:
+// one writer at a time holds the database's write lock, so FOR UPDATE and
+// SKIP LOCKED go, and a lease only keeps other processes off the rows.
+var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "?", Now: sqlNow,
+	Replace: []string{sqlstore.LeaseEnd, sqlNowPlus, " FOR UPDATE", "", " SKIP LOCKED", ""}}, sqlstore.Statements{
 	InsertBatches: insertBatches("0"),
 
-	Progress: `SELECT count(*),
-	coalesce(sum(b.done), 0),
-	coalesce(sum(b.done = b.code_count), 0),
-	coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0),
-	coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0),
-	coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = ?`,
-
-	// ClaimPendingBatches and ClaimEvents lease for ?2 seconds of SQLite's
-	// clock (the same for every process on the file); one writer at a time,
-	// so the lease only keeps other processes on the file off the rows.
-	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + sqlNowPlus + `
-WHERE (promotion_id, batch_no) IN (
-	SELECT promotion_id, batch_no FROM batches
-	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < ` + sqlNow + `)
-	ORDER BY promotion_id, batch_no LIMIT ?1)
-RETURNING ` + sqlstore.BatchCols,
-
-	ListPromotions: `SELECT l.id, l.name, l.kind, l.code_count, l.format, l.vanity_code, l.max_usage_per_code,
-	l.per_user_limit, l.starts_at, l.expires_at, l.counter_name, l.seq_start, l.created_at, l.eligibility,
+	ListPromotions: `SELECT ` + strings.ReplaceAll(sqlstore.PromotionColsP, "p.", "l.") + `,
 	l.total, l.generated, l.completed, l.retrying, l.parked, l.cancelled,
 	l.active, l.delete_requested_at, l.deleted_at,
 	coalesce(t.redemptions, 0), coalesce(t.codes_redeemed, 0), coalesce(t.rolled_back, 0)
 FROM (
 	SELECT ` + sqlstore.PromotionColsP + `,
-		p.active, p.delete_requested_at, p.deleted_at,
-		count(b.batch_no) AS total,
-		coalesce(sum(b.done), 0) AS generated,
-		coalesce(sum(b.done = b.code_count), 0) AS completed,
-		coalesce(sum(b.state = 'retrying' AND b.done < b.code_count), 0) AS retrying,
-		coalesce(sum(b.state = 'parked' AND b.done < b.code_count), 0) AS parked,
-		coalesce(sum((b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count), 0) AS cancelled
+		p.active, p.delete_requested_at, p.deleted_at, ` + sqlstore.ProgressCols + `
 	FROM promotions p LEFT JOIN batches b ON b.promotion_id = p.id
 	WHERE (?1 = 0 OR p.id < ?1) AND (?2 = '' OR instr(lower(p.name), lower(?2)) > 0)
 		AND (?5 = 0 OR p.active = (?5 = 1))
@@ -107,17 +85,6 @@ FROM (
 LEFT JOIN promotion_totals t ON t.promotion_id = l.id
 WHERE ?3 = '' OR ?3 = ` + sqlstore.StatusCase("l", "l") + `
 ORDER BY l.id DESC LIMIT ?4`,
-
-	Backlog: `SELECT
-	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 ELSE 0 END), 0),
-	coalesce(sum(CASE WHEN b.state = 'parked' THEN 1 ELSE 0 END), 0),
-	coalesce(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
-	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = ?1`,
 
 	// StatsSeries and StatsRefusalSeries bucket ISO 8601 text by its prefix.
 	StatsSeries: `SELECT ` + bucketTime + `, sum(n), sum(rb), sum(rbk) FROM (
@@ -154,21 +121,10 @@ RETURNING used, ` + allowanceHolds,
 	AddCodeUses: `UPDATE codes SET used = used + ?2
 WHERE code = ?1 AND used + ?2 <= (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id)`,
 
-	ClaimEvents: `UPDATE events SET lease_until = ` + sqlNowPlus + `
-WHERE seq IN (
-	SELECT seq FROM events
-	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < ` + sqlNow + `)
-	ORDER BY seq LIMIT ?1)
-RETURNING seq, stream, event_key, payload`,
-
 	IssueCodes: `UPDATE codes SET user_id = ?2, issuance_id = ?3, issued_at = ?4
 WHERE rowid IN (
 	SELECT rowid FROM codes WHERE promotion_id = ?1 AND user_id IS NULL AND used = 0 AND revoked_at IS NULL LIMIT ?5)
 RETURNING code`,
-
-	ClaimUncounted: `UPDATE events SET counted_at = ?2
-WHERE seq IN (SELECT seq FROM events WHERE counted_at IS NULL ORDER BY seq LIMIT ?1)
-RETURNING seq, stream, payload, created_at`,
 
 	AddTotals: `INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5)
@@ -177,20 +133,6 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = redemptions + excluded.re
 	rolled_back = rolled_back + excluded.rolled_back, updated_at = excluded.updated_at`,
 
 	LockCode: codeUse("used"),
-
-	UpdatePromotion: `UPDATE promotions SET
-	name = coalesce(?2, name),
-	starts_at = CASE WHEN ?3 THEN ?4 ELSE starts_at END,
-	expires_at = CASE WHEN ?5 THEN ?6 ELSE expires_at END,
-	active = coalesce(?7, active),
-	eligibility = CASE WHEN ?8 THEN ?9 ELSE eligibility END
-WHERE id = ?1 AND delete_requested_at IS NULL AND (
-	(CASE WHEN ?3 THEN ?4 ELSE starts_at END) IS NULL
-	OR (CASE WHEN ?5 THEN ?6 ELSE expires_at END) IS NULL
-	OR (CASE WHEN ?3 THEN ?4 ELSE starts_at END) < (CASE WHEN ?5 THEN ?6 ELSE expires_at END))
-RETURNING id, name, starts_at, expires_at, active, coalesce(eligibility, '')`,
-
-	LockPromotion: qPromotionState,
 
 	CancelBatches: `UPDATE batches SET state = 'cancelled', updated_at = ?2
 WHERE promotion_id = ?1 AND done < code_count AND state <> 'cancelled'`,

@@ -123,24 +123,17 @@ SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM 
 // the UPDATE reads its row under an update lock (with or without snapshot),
 // so a concurrent committer of the chunk waits, then matches nothing.
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATETIME()", Top: true,
-	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
+	// COUNT_BIG: bigint, as PostgreSQL counts. No ON CONFLICT: a second
+	// inserter of a key (ClaimKey) waits for the first's key lock and gets
+	// 2627 once it commits; a redemption's segments are distinct.
+	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", ""},
+	Flag:    func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
-		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int",
+		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int", "codes.promotion_id": "bigint",
 		"redemptions.id": "varchar(36)", "reservations.id": "varchar(36)"}}, sqlstore.Statements{
 	Reserve: qReserve,
 
 	InsertBatches: insertBatches("0"),
-
-	InsertCode: `INSERT INTO codes (code, promotion_id, used) VALUES (@p1, @p2, 0)`,
-
-	Progress: `SELECT COUNT(*),
-	COALESCE(SUM(b.done), 0),
-	COALESCE(SUM(CASE WHEN b.done = b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count
-		THEN 1 ELSE 0 END), 0)
-FROM batches AS b JOIN promotions AS p ON p.id = b.promotion_id WHERE b.promotion_id = @p1`,
 
 	// ClaimPendingBatches and ClaimEvents lease on the server's clock for @p2
 	// ms: READPAST skips rows another replica holds, UPDLOCK keeps two from
@@ -156,39 +149,18 @@ SELECT b.promotion_id, b.batch_no, b.seq_start, b.code_count, b.done, b.state, b
 FROM batches AS b JOIN @t AS t ON t.promotion_id = b.promotion_id AND t.batch_no = b.batch_no
 ORDER BY b.promotion_id, b.batch_no;`,
 
-	// ListPromotions: as PostgreSQL's, with CROSS APPLY for the lateral
-	// aggregate.
 	ListPromotions: `SELECT TOP (@p4) ` + sqlstore.PromotionColsP + `,
-	b.total, b.generated, b.completed, b.retrying, b.parked, b.cancelled, ` + sqlstore.StatusCols + `
+	g.total, g.generated, g.completed, g.retrying, g.parked, g.cancelled, ` + sqlstore.StatusCols + `
 FROM promotions p
-CROSS APPLY (
-	SELECT COUNT(*) AS total,
-		COALESCE(SUM(CAST(done AS bigint)), 0) AS generated,
-		COALESCE(SUM(CASE WHEN done = code_count THEN 1 ELSE 0 END), 0) AS completed,
-		COALESCE(SUM(CASE WHEN state = 'retrying' AND done < code_count THEN 1 ELSE 0 END), 0) AS retrying,
-		COALESCE(SUM(CASE WHEN state = 'parked' AND done < code_count THEN 1 ELSE 0 END), 0) AS parked,
-		COALESCE(SUM(CASE WHEN (state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND done < code_count
-			THEN 1 ELSE 0 END), 0) AS cancelled
-	FROM batches WHERE promotion_id = p.id
-) b
-CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "b") + ` AS status) s
+CROSS APPLY (SELECT ` + sqlstore.ProgressCols + `
+	FROM batches b WHERE b.promotion_id = p.id) g
+CROSS APPLY (SELECT ` + sqlstore.StatusCase("p", "g") + ` AS status) s
 LEFT JOIN promotion_totals t ON t.promotion_id = p.id
 WHERE (@p1 = 0 OR p.id < @p1)
 	AND (@p2 = N'' OR CHARINDEX(LOWER(@p2), LOWER(p.name)) > 0)
 	AND (@p3 = N'' OR s.status = @p3)
 	AND (@p5 = 0 OR p.active = CASE WHEN @p5 = 1 THEN 1 ELSE 0 END)
 ORDER BY p.id DESC`,
-
-	Backlog: `SELECT
-	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN CAST(1 AS bigint) ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state = 'parked' THEN CAST(1 AS bigint) ELSE 0 END), 0),
-	COALESCE(SUM(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done ELSE 0 END), 0)
-FROM batches b JOIN promotions p ON p.id = b.promotion_id
-WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
-
-	StatsTotals: `SELECT COUNT_BIG(*) - COUNT_BIG(rolled_back_at), COUNT_BIG(rolled_back_at),
-	COUNT_BIG(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
-FROM redemptions WHERE promotion_id = @p1`,
 
 	StatsSeries: `SELECT x.b, SUM(e.n), SUM(e.rb), SUM(e.rbk) FROM (
 	SELECT redeemed_at AS t, CAST(1 AS bigint) AS n,
@@ -206,20 +178,6 @@ FROM redemptions WHERE promotion_id = @p1`,
 	SELECT hour AS t, reason, n FROM refusals WHERE promotion_id = @p1 AND hour >= @p3 AND hour < @p4
 ) e CROSS APPLY (SELECT ` + bucketOfT + ` AS b) x GROUP BY x.b, e.reason`,
 
-	StatsOrders: `SELECT order_currency, COUNT_BIG(*), COALESCE(SUM(order_amount), 0), COALESCE(SUM(discount), 0)
-FROM redemptions WHERE promotion_id = @p1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
-GROUP BY order_currency ORDER BY order_currency`,
-
-	StatsSegments: `SELECT s.segment, COALESCE(r.order_currency, ''), COUNT_BIG(*),
-	COALESCE(SUM(r.order_amount), 0), COALESCE(SUM(r.discount), 0)
-FROM redemption_segments AS s JOIN redemptions AS r ON r.id = s.redemption_id
-WHERE s.promotion_id = @p1 AND r.rolled_back_at IS NULL
-GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
-
-	StatsTopUsers: `SELECT TOP (@p2) user_id, COUNT_BIG(*) AS n FROM redemptions
-WHERE promotion_id = @p1 AND rolled_back_at IS NULL
-GROUP BY user_id ORDER BY n DESC, user_id`,
-
 	AddRefusals: `UPDATE refusals SET n = n + @p4 WHERE promotion_id = @p1 AND reason = @p2 AND hour = @p3;
 IF @@ROWCOUNT = 0
 	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
@@ -231,11 +189,6 @@ IF @@ROWCOUNT = 0
 	// end of the transaction: the second redeemer waits and evaluates "used <
 	// max" on the first one's committed count. Row locks only (lock escalation
 	// is disabled on codes).
-
-	// ClaimKey: a second inserter of a key waits for the first's key lock and
-	// gets 2627 once it commits.
-	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at, redemption_id)
-VALUES (@p1, @p2, @p3, NULLIF(@p4, ''))`,
 
 	UseCode: codeUse("c.used + 1"),
 
@@ -254,8 +207,6 @@ SELECT used FROM @t;`,
 
 	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
-
-	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES (@p1, @p2, @p3)`,
 
 	ClaimEvents: `DECLARE @t TABLE (seq bigint);
 DECLARE @now datetime2 = SYSUTCDATETIME();
@@ -308,13 +259,6 @@ SELECT used FROM @t;`,
 	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
 SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
 
-	RevokeCode: `DECLARE @t TABLE (promotion_id bigint);
-UPDATE c SET c.revoked_at = @p2, c.revoke_reason = NULLIF(@p3, N'') OUTPUT inserted.promotion_id INTO @t
-FROM codes AS c
-WHERE c.code = @p1 AND c.revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM promotions AS p WHERE p.id = c.promotion_id AND p.delete_requested_at IS NOT NULL);
-SELECT promotion_id FROM @t;`,
-
 	UpdatePromotion: `DECLARE @t TABLE (id bigint);
 UPDATE promotions SET
 	name = COALESCE(@p2, name),
@@ -350,9 +294,6 @@ FROM batches AS b WITH (ROWLOCK, READPAST)
 WHERE b.promotion_id = @p1 AND b.done < b.code_count AND b.state <> 'cancelled'`,
 
 	InsertTopUpBatches: insertBatches("@p7"),
-
-	PurgeCount: `SELECT (SELECT COUNT_BIG(*) FROM codes WHERE promotion_id = @p1),
-	(SELECT COUNT_BIG(*) FROM redemptions WHERE promotion_id = @p1)`,
 
 	Purge: map[string]string{
 		"user_uses": `DELETE TOP (@p2) FROM user_uses WHERE promotion_id = @p1`,

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -33,7 +34,9 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}
-	sortBatches(bs) // RETURNING has no order
+	slices.SortFunc(bs, func(a, b promo.Batch) int { // RETURNING has no order
+		return cmp.Or(cmp.Compare(a.PromotionID, b.PromotionID), cmp.Compare(a.BatchNo, b.BatchNo))
+	})
 	return bs, nil
 }
 
@@ -93,8 +96,8 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 // parked, back to pending) with the last error, cut to 1 KiB. A finished
 // batch (Done == CodeCount) keeps its state done.
 func (s *Core[T]) SetBatchState(ctx context.Context, ref promo.BatchRef, state promo.BatchState, lastError string) error {
-	if err := checkSetState(state); err != nil {
-		return err
+	if state != promo.BatchPending && state != promo.BatchRetrying && state != promo.BatchParked {
+		return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state) // done is reached, not set
 	}
 	n, err := s.w.Exec(ctx, s.d.SetBatchState, ref.PromotionID, int32(ref.BatchNo), string(state),
 		truncateError(lastError))
@@ -146,7 +149,7 @@ func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, 
 // committed first, or a replay), ENotFound for an unknown batch, EInvalid for
 // a chunk beyond the batch's end. Nothing is written in those cases.
 func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
-	if err := checkChunk(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return 0, err
 	}
 	var (
@@ -210,7 +213,8 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 		}
 	}
 	// The commit gate (PromotionLive): a cancel skips the batch rows chunks
-	// hold, so the refused chunk marks its batch.
+	// hold, so the refused chunk marks its batch cancelled (the worker that
+	// reloads it stops).
 	var live bool
 	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
 		return 0, fmt.Errorf("check promotion is live: %w", err)
@@ -220,7 +224,8 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
 			return 0, fmt.Errorf("mark batch cancelled: %w", err)
 		}
-		return 0, promotionStopped(*c)
+		return 0, promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: "+
+			"chunk [%d, +%d) of batch %d not committed", ref.PromotionID, c.From, c.Count, ref.BatchNo)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
@@ -231,15 +236,19 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 // notAdvanced explains why the progress update matched no row, from what the
 // batch row holds now.
 func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
-	var cur, codeCount int64
-	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&cur, &codeCount)
-	if noRows(err) {
-		return notAdvanced(*c, false, 0, 0)
-	}
-	if err != nil {
+	var done, codeCount int64
+	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&done, &codeCount)
+	switch {
+	case noRows(err):
+		return batchNotFound(c.Batch)
+	case err != nil:
 		return fmt.Errorf("read batch progress: %w", err)
+	case c.From+int64(c.Count) > codeCount:
+		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
+			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
 	}
-	return notAdvanced(*c, true, cur, codeCount)
+	return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
+		c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
 }
 
 // insertChunk inserts the chunk's codes on the skipping path and returns how
@@ -268,14 +277,18 @@ func (s *Core[T]) replaceMissing(ctx context.Context, tx T, c *promo.Chunk, miss
 	)
 	for round := 0; missing > 0; round++ {
 		if round == maxReplaceRounds || c.Replace == nil || c.CounterName == "" {
-			return noReplacement(*c, missing)
+			return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
+				missing, c.CounterName)
 		}
 		start, err := reserveSeq(ctx, tx, s.d.Reserve, c.CounterName, missing)
 		if err != nil {
 			return fmt.Errorf("replacement codes: %w", err)
 		}
-		if err := checkReplacement(*c, start, missing); err != nil {
-			return err
+		// Replace renders only seq < ReplaceLimit (0: no limit).
+		if lim := c.ReplaceLimit; lim != 0 && (start < 0 || uint64(start) > lim || uint64(missing) > lim-uint64(start)) {
+			return promo.Errorf(promo.ECapacity, "code space of counter %q is exhausted: %d replacement codes for "+
+				"collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
+				c.CounterName, missing, c.Batch.PromotionID, c.Batch.BatchNo, start, start+missing, lim)
 		}
 		codes = codes[:0]
 		for i := range missing {

@@ -80,7 +80,7 @@ func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
 // Redeem is Core.Redeem, written in a group with the redemptions that are
 // concurrent with it.
 func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if err := checkRedeemRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
 	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}

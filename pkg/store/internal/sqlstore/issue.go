@@ -21,15 +21,8 @@ import (
 // code is issued once. When fewer are left than asked for, nothing is
 // issued (pool_exhausted; the idempotency record rolls back too).
 func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
-	switch {
-	case req.ID == "" || req.EventID == "":
-		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance id and event id are required")
-	case req.UserID == "":
-		return promo.IssueOutcome{}, promo.FieldErrorf("userId", "is required")
-	case req.Count < 1 || req.Count > promo.MaxIssueCount:
-		return promo.IssueOutcome{}, promo.FieldErrorf("count", "must be 1..%d, got %d", promo.MaxIssueCount, req.Count)
-	case req.Now.IsZero():
-		return promo.IssueOutcome{}, promo.Errorf(promo.EInvalid, "issuance time is required")
+	if err := req.Validate(); err != nil {
+		return promo.IssueOutcome{}, err
 	}
 	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
@@ -147,30 +140,17 @@ func tid(page int64) string { return fmt.Sprintf("(%d,0)", page) }
 // takeCodes runs an issuing statement: its rows are a code, and with first
 // set a page (the lowest is kept in *first).
 func (x stmts[T]) takeCodes(ctx context.Context, first *int64, query string, args ...any) ([]string, error) {
-	rows, err := x.q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var codes []string
-	for rows.Next() {
-		var (
-			code string
-			page int64
-			dest = []any{&code}
-		)
-		if first != nil {
-			dest = append(dest, &page)
+	return collect(ctx, x.q, query, args, func(r Row, code *string) error {
+		if first == nil {
+			return r.Scan(code)
 		}
-		if err := rows.Scan(dest...); err != nil {
-			return nil, err
-		}
-		if first != nil && (*first < 0 || page < *first) {
+		var page int64
+		err := r.Scan(code, &page)
+		if err == nil && (*first < 0 || page < *first) {
 			*first = page
 		}
-		codes = append(codes, code)
-	}
-	return codes, rows.Err()
+		return err
+	})
 }
 
 // replayIssuance answers an issuance whose idempotency key is recorded: the
@@ -185,12 +165,12 @@ func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (p
 		return promo.IssueOutcome{}, idempotencyConflict()
 	}
 	iss := promo.Issuance{ID: id, PromotionID: req.PromotionID, UserID: req.UserID}
-	codes, err := collect(ctx, x.q, x.d.IssuedCodes, []any{req.UserID, x.d.VarChar(id)},
+	var err error
+	iss.Codes, err = collect(ctx, x.q, x.d.IssuedCodes, []any{req.UserID, x.d.VarChar(id)},
 		func(r Row, code *string) error { return r.Scan(code) })
 	if err != nil {
 		return promo.IssueOutcome{}, fmt.Errorf("read issued codes: %w", err)
 	}
-	iss.Codes = codes
 	if len(iss.Codes) == 0 {
 		return promo.IssueOutcome{}, promo.Errorf(promo.EGone,
 			"the codes this Idempotency-Key issued (%s) were deleted with their promotion", id)
@@ -199,15 +179,13 @@ func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (p
 }
 
 // UserCodes lists the codes bound to userID, newest issued first, at most
-// limit (promo.MaxUserCodes when 0 or more), each with the state a
-// redemption by its owner would meet at now.
+// limit (promo.MaxUserCodes for 0 or less, and at most that), each with the
+// state a redemption by its owner would meet at now.
 func (s *Core[T]) UserCodes(ctx context.Context, userID string, now time.Time, limit int) ([]promo.UserCode, error) {
 	if userID == "" {
 		return nil, promo.FieldErrorf("userId", "is required")
 	}
-	if limit <= 0 || limit > promo.MaxUserCodes {
-		limit = promo.MaxUserCodes
-	}
+	limit = clampLimit(limit, promo.MaxUserCodes, promo.MaxUserCodes)
 	out, err := collect(ctx, s.r, s.d.UserCodes, []any{userID, limit}, func(r Row, c *promo.UserCode) error {
 		var (
 			st  promo.CodeState

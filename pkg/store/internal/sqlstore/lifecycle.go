@@ -19,11 +19,8 @@ import (
 // refused (promotion_deleted). Redemptions, reservations and confirmations
 // refuse a revoked code in their own conditional statements.
 func (s *Core[T]) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
-	switch {
-	case req.Code == "":
-		return promo.Revocation{}, false, promo.FieldErrorf("code", "is required")
-	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
-		return promo.Revocation{}, false, errAuditFields
+	if err := req.Validate(); err != nil {
+		return promo.Revocation{}, false, err
 	}
 	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Revocation, bool, error) { return x.revoke(ctx, req) })
 	return r, replayed, wrap(err, "revoke code %q", req.Code)
@@ -99,14 +96,8 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 // Codes follow at once: every redemption and reservation reads the
 // promotion's flag and window in its own conditional statement.
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
-	switch {
-	case u.Name == nil && !u.SetStartsAt && !u.SetExpiresAt && u.Active == nil && !u.SetEligibility:
-		return promo.PromotionSettings{}, promo.Errorf(promo.EInvalid,
-			"nothing to change: set name, startsAt, expiresAt, active or eligibility")
-	case u.Name != nil && *u.Name == "":
-		return promo.PromotionSettings{}, promo.FieldErrorf("name", "must not be empty")
-	case u.AuditID == "" || u.Actor == "" || u.Now.IsZero():
-		return promo.PromotionSettings{}, errAuditFields
+	if err := u.Validate(); err != nil {
+		return promo.PromotionSettings{}, err
 	}
 	ps, err := run1(ctx, s, func(x stmts[T]) (promo.PromotionSettings, error) { return x.updatePromotion(ctx, u) })
 	return ps, wrap(err, "update promotion %d", u.ID)
@@ -173,8 +164,8 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 // answers replayed; a completed (or vanity) promotion has nothing to cancel:
 // EConflict; a deleted one is refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
-	if req.AuditID == "" || req.Actor == "" || req.Now.IsZero() {
-		return false, errAuditFields
+	if err := req.Validate(); err != nil {
+		return false, err
 	}
 	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
 	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
@@ -217,15 +208,8 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 // nothing added), whatever the promotion's state now; another request with
 // the key is idempotency_conflict.
 func (s *Core[T]) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
-	switch {
-	case req.CodeCount < 1:
-		return promo.TopUp{}, false, promo.FieldErrorf("codeCount", "must be at least 1")
-	case req.BatchSize < 1:
-		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "batch size must be at least 1")
-	case req.AuditID == "" || req.Actor == "" || req.Now.IsZero():
-		return promo.TopUp{}, false, errAuditFields
-	case req.IdempotencyKey != "" && req.RequestHash == "":
-		return promo.TopUp{}, false, promo.Errorf(promo.EInvalid, "an idempotency key needs a request hash")
+	if err := req.Validate(); err != nil {
+		return promo.TopUp{}, false, err
 	}
 	t, replayed, err := run(ctx, s, func(x stmts[T]) (promo.TopUp, bool, error) { return x.topUp(ctx, req) })
 	return t, replayed, wrap(err, "top up promotion %d", req.PromotionID)
@@ -277,7 +261,7 @@ func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopU
 	if err := checkReservation(start, req.CodeCount, req.SeqLimit); err != nil {
 		return promo.TopUp{}, false, err
 	}
-	t := promo.TopUp{CodeCount: req.CodeCount, SeqStart: uint64(start), BatchCount: batchCount(req.CodeCount, req.BatchSize),
+	t := promo.TopUp{CodeCount: req.CodeCount, SeqStart: uint64(start), BatchCount: promo.BatchCount(req.CodeCount, req.BatchSize),
 		CreatedAt: req.Now.UTC().Truncate(time.Microsecond)}
 	if _, err := x.row(ctx, x.d.NextNumbers, []any{req.PromotionID}, &t.FirstBatchNo, &t.No); err != nil {
 		return promo.TopUp{}, false, fmt.Errorf("number the top-up: %w", err)

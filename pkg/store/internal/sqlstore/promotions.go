@@ -23,7 +23,7 @@ var errIdempotencyRace = errors.New("a concurrent create with the same idempoten
 // (docs/store.md, "Creating a promotion"). A reservation past np.SeqLimit is
 // ECapacity and an existing vanity code EConflict; both write nothing.
 func (s *Core[T]) CreatePromotion(ctx context.Context, np promo.NewPromotion) (promo.Promotion, bool, error) {
-	np, err := normalizeNewPromotion(np)
+	np, err := np.Normalize()
 	if err != nil {
 		return promo.Promotion{}, false, err
 	}
@@ -68,7 +68,7 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	} else {
 		p.Format, p.CounterName, p.SeqStart = nil, "", 0
 	}
-	var format, vanity, key any // NULL unless set
+	var format, vanity any // NULL unless set
 	if p.Format != nil {
 		b, err := json.Marshal(p.Format)
 		if err != nil {
@@ -79,12 +79,9 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	if p.VanityCode != "" {
 		vanity = x.d.VarChar(p.VanityCode)
 	}
-	if np.IdempotencyKey != "" {
-		key = np.IdempotencyKey
-	}
 	err := x.q.QueryRow(ctx, x.d.InsertPromotion, p.Name, string(p.Kind), p.CodeCount, format, vanity,
 		int32(p.MaxUsagePerCode), int32(p.PerUserLimit), x.d.nullTime(p.StartsAt), x.d.nullTime(p.ExpiresAt),
-		p.CounterName, int64(p.SeqStart), key, np.RequestHash, x.d.Time(p.CreatedAt),
+		p.CounterName, int64(p.SeqStart), text(np.IdempotencyKey), np.RequestHash, x.d.Time(p.CreatedAt),
 		x.d.VarChar(p.KeyFingerprint), promo.EncodeEligibility(p.Eligibility)).Scan(&p.ID)
 	if err != nil {
 		if np.IdempotencyKey != "" && x.d.UniqueViolation(err) {
@@ -96,7 +93,7 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	}
 	switch p.Kind {
 	case promo.KindGenerated:
-		n := batchCount(p.CodeCount, np.BatchSize)
+		n := promo.BatchCount(p.CodeCount, np.BatchSize)
 		if err := x.exec(ctx, x.d.InsertBatches, p.ID, int64(p.SeqStart), np.BatchSize, p.CodeCount, int64(n),
 			x.d.Time(p.CreatedAt)); err != nil {
 			return promo.Promotion{}, false, fmt.Errorf("insert %d batches: %w", n, err)
@@ -104,7 +101,8 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 	case promo.KindVanity:
 		if err := x.exec(ctx, x.d.InsertCode, x.d.VarChar(p.VanityCode), p.ID); err != nil {
 			if x.d.UniqueViolation(err) { // codes has one unique key: the code
-				return promo.Promotion{}, false, vanityConflict(p.VanityCode)
+				return promo.Promotion{}, false, &promo.Error{Code: promo.EConflict, Message: "code already exists",
+					Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", p.VanityCode)}}}
 			}
 			return promo.Promotion{}, false, fmt.Errorf("insert vanity code: %w", err)
 		}
@@ -152,10 +150,10 @@ func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionSt
 // ListPromotions returns a page of promotions with their progress, newest
 // first (see promo.ListFilter).
 func (s *Core[T]) ListPromotions(ctx context.Context, f promo.ListFilter) ([]promo.PromotionStatus, error) {
-	if err := checkListFilter(f); err != nil {
+	if err := f.Validate(); err != nil {
 		return nil, err
 	}
-	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), listLimit(f.Limit),
+	list, err := collect(ctx, s.r, s.d.ListPromotions, []any{f.Before, f.Name, string(f.Status), clampLimit(f.Limit, promo.DefaultListLimit, promo.MaxListLimit),
 		activeFilter(f.Active)}, func(r Row, st *promo.PromotionStatus) error {
 		err := scanPromotion(r, &st.Promotion, append(progress(st), statusTail(st)...)...)
 		if st.Kind == promo.KindVanity {

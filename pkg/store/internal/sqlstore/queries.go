@@ -42,7 +42,23 @@ const (
 	COALESCE(redemption_id, ''), COALESCE(order_id, '')`
 
 	TopUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
+
+	// ProgressCols are a promotion's progress (Statements.Progress) over
+	// its batches b (p: the promotion). A batch counts as cancelled when its
+	// promotion is flagged cancelled, also while a chunk in flight still
+	// holds it unmarked.
+	ProgressCols = `count(b.batch_no) AS total, CAST(COALESCE(sum(b.done), 0) AS bigint) AS generated,
+	count(CASE WHEN b.done = b.code_count THEN 1 END) AS completed,
+	count(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 END) AS retrying,
+	count(CASE WHEN b.state = 'parked' AND b.done < b.code_count THEN 1 END) AS parked,
+	count(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count THEN 1 END) AS cancelled`
 )
+
+// InsertRedemption is Statements.InsertRedemption, which PostgreSQL's
+// RedemptionWithEvent runs with the event's insert.
+const InsertRedemption = `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
+	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
+	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
 
 var portable = Statements{
 	AddRefusals: `INSERT INTO refusals AS r (promotion_id, reason, hour, n) VALUES ($1, $2, $3, $4)
@@ -61,6 +77,19 @@ RETURNING used`,
 	Reserve: `INSERT INTO counters (name, next) VALUES ($1, $2)
 ON CONFLICT (name) DO UPDATE SET next = counters.next + EXCLUDED.next
 RETURNING next - $2`,
+
+	Progress: `SELECT ` + ProgressCols + `
+FROM batches b JOIN promotions p ON p.id = b.promotion_id WHERE b.promotion_id = $1`,
+
+	Backlog: `SELECT count(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN 1 END),
+	count(CASE WHEN b.state = 'parked' THEN 1 END),
+	CAST(COALESCE(sum(CASE WHEN b.state NOT IN ('parked', 'cancelled') THEN b.code_count - b.done END), 0) AS bigint)
+FROM batches b JOIN promotions p ON p.id = b.promotion_id
+WHERE b.done < b.code_count AND p.delete_requested_at IS NULL`,
+
+	StatsTotals: `SELECT count(*) - count(rolled_back_at), count(rolled_back_at),
+	count(DISTINCT CASE WHEN rolled_back_at IS NULL THEN code END)
+FROM redemptions WHERE promotion_id = $1`,
 
 	StatsOrders: `SELECT order_currency, count(*), CAST(COALESCE(sum(order_amount), 0) AS bigint), CAST(COALESCE(sum(discount), 0) AS bigint)
 FROM redemptions WHERE promotion_id = $1 AND rolled_back_at IS NULL AND order_currency IS NOT NULL
@@ -88,6 +117,32 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 
 	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
+
+	// ClaimPendingBatches (and ClaimEvents) lease for $2 (Dialect.Lease) of
+	// the database's clock: SKIP LOCKED passes over rows another replica is
+	// claiming right now, the lease over rows it claimed and is publishing.
+	// RETURNING has no order: the caller sorts.
+	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + LeaseEnd + `
+WHERE (promotion_id, batch_no) IN (
+	SELECT promotion_id, batch_no FROM batches
+	WHERE published = 0 AND (publish_lease_until IS NULL OR publish_lease_until < now())
+	ORDER BY promotion_id, batch_no LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING ` + BatchCols,
+
+	ClaimEvents: `UPDATE events SET lease_until = ` + LeaseEnd + `
+WHERE seq IN (
+	SELECT seq FROM events
+	WHERE published_at IS NULL AND (lease_until IS NULL OR lease_until < now())
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, event_key, payload`,
+
+	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
+	// counting; a row it committed meanwhile is re-checked under its lock.
+	ClaimUncounted: `UPDATE events SET counted_at = $2
+WHERE seq IN (
+	SELECT seq FROM events WHERE counted_at IS NULL
+	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING seq, stream, payload, created_at`,
 
 	MarkEventPublished: `UPDATE events SET published_at = now() WHERE seq = $1 AND published_at IS NULL`,
 
@@ -153,7 +208,8 @@ GROUP BY reason ORDER BY 2 DESC, 1`,
 	// ClaimKey waits for a concurrent transaction inserting the same key,
 	// then inserts nothing (0 rows) if that one committed.
 	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at, redemption_id)
-VALUES ($1, $2, $3, NULLIF($4, '')) ON CONFLICT (idem_key) DO NOTHING`,
+VALUES ($1, $2, $3, NULLIF($4, ''))
+ON CONFLICT (idem_key) DO NOTHING`,
 
 	StoredOutcome: `SELECT request_hash, COALESCE(refused, ''), COALESCE(redemption_id, '')
 FROM idempotency_keys WHERE idem_key = $1`,
@@ -163,9 +219,7 @@ WHERE idem_key = $1`,
 
 	UnuseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND used > 0`,
 
-	InsertRedemption: `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
-	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
-	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+	InsertRedemption: InsertRedemption,
 
 	InsertRedemptionSegment: `INSERT INTO redemption_segments (redemption_id, promotion_id, segment) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING`,
@@ -291,8 +345,23 @@ VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''))`,
 	AuditLog: `SELECT id, at, actor, action, promotion_id, COALESCE(code, ''), COALESCE(detail, '')
 FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $2`,
 
-	PromotionState: `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
-FROM promotions WHERE id = $1`,
+	PromotionState: qPromotionState,
+	LockPromotion:  qPromotionState + ` FOR UPDATE`,
+
+	// Admin changes are each one conditional statement, so two racing admins
+	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
+	// row lock: a racing deletion either commits first (no match) or waits.
+	UpdatePromotion: `UPDATE promotions SET
+	name = COALESCE($2, name),
+	starts_at = CASE WHEN $3 THEN $4 ELSE starts_at END,
+	expires_at = CASE WHEN $5 THEN $6 ELSE expires_at END,
+	active = COALESCE($7, active),
+	eligibility = CASE WHEN $8 THEN $9 ELSE eligibility END
+WHERE id = $1 AND delete_requested_at IS NULL AND (
+	(CASE WHEN $3 THEN $4 ELSE starts_at END) IS NULL
+	OR (CASE WHEN $5 THEN $6 ELSE expires_at END) IS NULL
+	OR (CASE WHEN $3 THEN $4 ELSE starts_at END) < (CASE WHEN $5 THEN $6 ELSE expires_at END))
+RETURNING id, name, starts_at, expires_at, active, COALESCE(eligibility, '')`,
 
 	// FlagCancelled locks only the promotion row, which no chunk locks
 	// (docs/store.md, "Committing a chunk").
@@ -344,6 +413,13 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 	},
 }
 
+var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
+FROM promotions WHERE id = $1`
+
+// LeaseEnd is the end of a lease of $2 microseconds on the database's clock
+// (PostgreSQL's terms: a dialect rewrites it with Rebind.Replace).
+const LeaseEnd = `now() + $2 * interval '1 microsecond'`
+
 // StatusCase is promo.PromotionStatus.Status in SQL, branch for branch (the
 // deletion first, then the generation: a vanity promotion is complete), over
 // a promotion's columns (alias p) and its progress columns generated,
@@ -379,7 +455,7 @@ type Rebind struct {
 	// Flag writes a predicate (flag) as a boolean a select list can
 	// return (nil: as it is).
 	Flag    func(predicate string) string
-	Replace []string // old, new, ...: words of the shared text (PostgreSQL: booleans, not 0 and 1)
+	Replace []string // old, new, ...: words of the shared text the dialect writes otherwise
 	// Output writes RETURNING as OUTPUT ... INTO @t, then a SELECT from @t
 	// (SQL Server), typing each "table.column" returned (nil: as it is).
 	Output map[string]string

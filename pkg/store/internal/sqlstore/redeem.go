@@ -17,7 +17,7 @@ import (
 // refusal is an outcome, not an error, so that its idempotency record
 // commits too.
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if err := checkRedeemRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
 	// Shopper fields (rules to check, segments to record) take the statement

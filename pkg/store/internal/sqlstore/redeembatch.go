@@ -32,7 +32,7 @@ func (s *Core[T]) RedeemBatch(ctx context.Context, reqs []promo.RedeemRequest) (
 	var todo, again, single []int
 	keys := map[string]bool{}
 	for i, req := range reqs {
-		if err := checkRedeemRequest(req); err != nil {
+		if err := req.Validate(); err != nil {
 			res[i].Err = err
 			continue
 		}

@@ -22,7 +22,7 @@ import (
 // which can make it too high for a moment, never too low. The same holds
 // for the user's allowance row.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if err := checkReserveRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return promo.ReserveOutcome{}, err
 	}
 	if s.d.ReserveOnce != "" && req.Shopper == nil {
@@ -125,7 +125,7 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 // order: code row, allowance row, then the reservation row (MarkConfirmed),
 // as in Reserve. A reservation confirms only on the code row it was made on.
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
-	if err := checkConfirmRequest(req); err != nil {
+	if err := req.Validate(); err != nil {
 		return promo.ConfirmOutcome{}, err
 	}
 	if s.d.ConfirmOnce != "" {

@@ -1,15 +1,12 @@
 package sqlstore
 
-// The rules every store applies the same way, whatever its SQL: the checks
-// of what callers pass in and the domain errors of the store contract.
+// The rules every store applies the same way, whatever its SQL: the domain
+// errors of the store contract and the bounds of its pages. What a request
+// must hold is checked by its promo type's Validate.
 
 import (
-	"cmp"
 	"fmt"
-	"math"
-	"slices"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -19,48 +16,6 @@ import (
 // a real code space needs one round almost always, so hitting the bound
 // means a broken Replace (say, one that renders the same code for every seq).
 const maxReplaceRounds = 64
-
-// normalizeNewPromotion checks the fields the store relies on (the API
-// validates requests in depth) and fills the vanity code count.
-func normalizeNewPromotion(np promo.NewPromotion) (promo.NewPromotion, error) {
-	switch np.Kind {
-	case promo.KindGenerated:
-		if np.CodeCount <= 0 {
-			return np, promo.FieldErrorf("codeCount", "must be positive, got %d", np.CodeCount)
-		}
-		if np.BatchSize <= 0 {
-			return np, promo.FieldErrorf("batchSize", "must be positive, got %d", np.BatchSize)
-		}
-		if np.CounterName == "" {
-			return np, promo.FieldErrorf("counterName", "is required for generated codes")
-		}
-		if np.VanityCode != "" {
-			return np, promo.FieldErrorf("code", "a generated promotion has no vanity code")
-		}
-		if n := np.CodeCount / np.BatchSize; n >= math.MaxInt32 {
-			return np, promo.FieldErrorf("batchSize", "%d codes in batches of %d is too many batches", np.CodeCount, np.BatchSize)
-		}
-	case promo.KindVanity:
-		if np.VanityCode == "" {
-			return np, promo.FieldErrorf("code", "is required for a vanity promotion")
-		}
-		if np.CodeCount == 0 {
-			np.CodeCount = 1
-		}
-		if np.CodeCount != 1 {
-			return np, promo.FieldErrorf("codeCount", "a vanity promotion has exactly 1 code, got %d", np.CodeCount)
-		}
-	default:
-		return np, promo.FieldErrorf("kind", "unknown kind %q", np.Kind)
-	}
-	return np, nil
-}
-
-// batchCount is the number of batches for codeCount codes in batches of
-// batchSize, the last one smaller.
-func batchCount(codeCount, batchSize int64) int {
-	return int((codeCount + batchSize - 1) / batchSize)
-}
 
 // checkReservation returns the ECapacity error when reserving n numbers at
 // start would move the counter past limit, nil otherwise.
@@ -84,12 +39,6 @@ func idempotencyConflict() error {
 			Message: "already used for a different request"}}}
 }
 
-// vanityConflict is the error for a vanity code that already exists.
-func vanityConflict(code string) error {
-	return &promo.Error{Code: promo.EConflict, Message: "code already exists",
-		Fields: []promo.FieldError{{Field: "code", Message: fmt.Sprintf("%q already exists", code)}}}
-}
-
 // promotionNotFound is the error for an unknown promotion id.
 func promotionNotFound(id int64) error {
 	return promo.Errorf(promo.ENotFound, "no promotion %d", id)
@@ -102,75 +51,6 @@ func batchNotFound(ref promo.BatchRef) error {
 
 // codeNotFound is the error for an unknown code (reason code_not_found).
 func codeNotFound() error { return promo.Refusal(promo.ReasonCodeNotFound, "no such code") }
-
-// checkChunk validates a chunk before any database work.
-func checkChunk(c promo.Chunk) error {
-	switch {
-	case c.Count <= 0:
-		return promo.Errorf(promo.EInvalid, "chunk of %d codes", c.Count)
-	case c.From < 0:
-		return promo.Errorf(promo.EInvalid, "chunk starts at %d", c.From)
-	case c.CodeLen <= 0:
-		return promo.Errorf(promo.EInvalid, "chunk code length %d", c.CodeLen)
-	case len(c.Codes) < c.Count*c.CodeLen:
-		return promo.Errorf(promo.EInvalid, "chunk holds %d bytes, %d codes of %d need %d",
-			len(c.Codes), c.Count, c.CodeLen, c.Count*c.CodeLen)
-	}
-	return nil
-}
-
-// notAdvanced explains why the progress update of a chunk matched no row,
-// given what the batch row holds now (found = false: no such batch).
-func notAdvanced(c promo.Chunk, found bool, done, codeCount int64) error {
-	switch {
-	case !found:
-		return batchNotFound(c.Batch)
-	case c.From+int64(c.Count) > codeCount:
-		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
-			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
-	default:
-		return promo.Errorf(promo.EMoved, "batch %d/%d is at %d, chunk starts at %d",
-			c.Batch.PromotionID, c.Batch.BatchNo, done, c.From)
-	}
-}
-
-// promotionStopped is the error of a chunk refused because its promotion was
-// cancelled or its deletion requested while the chunk was being written (the
-// batch is marked cancelled, so the worker that reloads it stops).
-func promotionStopped(c promo.Chunk) error {
-	return promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: chunk [%d, +%d) of batch %d not committed",
-		c.Batch.PromotionID, c.From, c.Count, c.Batch.BatchNo)
-}
-
-// noReplacement is the error for collisions in a chunk that cannot be
-// replaced (no Replace function or counter), or still missing after
-// maxReplaceRounds.
-func noReplacement(c promo.Chunk, missing int64) error {
-	return fmt.Errorf("%d codes of the chunk collide with existing codes and cannot be replaced (counter %q)",
-		missing, c.CounterName)
-}
-
-// checkReplacement returns the ECapacity error when the n replacement
-// sequence numbers reserved at start reach past the chunk's ReplaceLimit (the
-// code space Replace renders), nil otherwise.
-func checkReplacement(c promo.Chunk, start, n int64) error {
-	if c.ReplaceLimit == 0 || (start >= 0 && n >= 0 && uint64(start) <= c.ReplaceLimit && uint64(n) <= c.ReplaceLimit-uint64(start)) {
-		return nil
-	}
-	return promo.Errorf(promo.ECapacity,
-		"code space of counter %q is exhausted: %d replacement codes for collisions in batch %d/%d need sequence numbers [%d, %d), the space has %d",
-		c.CounterName, n, c.Batch.PromotionID, c.Batch.BatchNo, start, start+n, c.ReplaceLimit)
-}
-
-// checkSetState validates a state for SetBatchState: done is not set but
-// reached, by committing the last chunk.
-func checkSetState(state promo.BatchState) error {
-	switch state {
-	case promo.BatchPending, promo.BatchRetrying, promo.BatchParked:
-		return nil
-	}
-	return promo.Errorf(promo.EInvalid, "cannot set batch state %q", state)
-}
 
 // truncateError makes s valid UTF-8 (PostgreSQL rejects anything else) and
 // cuts it to at most promo.MaxErrorHeader bytes, on a rune boundary.
@@ -189,21 +69,8 @@ func truncateError(s string) string {
 	return s
 }
 
-// sortBatches puts batches in (promotion, batch number) order.
-func sortBatches(bs []promo.Batch) {
-	slices.SortFunc(bs, func(a, b promo.Batch) int {
-		if a.PromotionID != b.PromotionID {
-			return cmp.Compare(a.PromotionID, b.PromotionID)
-		}
-		return cmp.Compare(a.BatchNo, b.BatchNo)
-	})
-}
-
 // defaultPendingLimit is PendingBatches' limit when the caller passes 0 or less.
 const defaultPendingLimit = 100
-
-// listLimit applies the default and the cap of a promotion list's page size.
-func listLimit(n int) int { return clampLimit(n, promo.DefaultListLimit, promo.MaxListLimit) }
 
 // clampLimit is n, or def when n is 0 or less, at most max.
 func clampLimit(n, def, max int) int {
@@ -211,17 +78,6 @@ func clampLimit(n, def, max int) int {
 		return def
 	}
 	return min(n, max)
-}
-
-// checkListFilter validates a list filter before any database work.
-func checkListFilter(f promo.ListFilter) error {
-	if f.Status != "" && !promo.ValidStatus(f.Status) {
-		return promo.FieldErrorf("status", "must be one of %s; got %q", promo.StatusList(), f.Status)
-	}
-	if f.Before < 0 {
-		return promo.FieldErrorf("cursor", "is not a cursor of this list")
-	}
-	return nil
 }
 
 // activeFilter encodes ListFilter.Active for the list queries: 0 any, 1
@@ -239,69 +95,6 @@ func activeFilter(a *bool) int {
 // defaultRollupBatch bounds one rollup transaction when the caller passes 0.
 const defaultRollupBatch = 1000
 
-// rollUpEvents is one rollup transaction after its claim: claimed are the
-// events the dialect's statement just marked counted under its lock; add
-// writes the per-promotion deltas in the same transaction, so the mark and
-// the totals commit together: exact with any number of rollers and crashes.
-func rollUpEvents(claimed []promo.OutboxEvent, add func([]promo.TotalsDelta) error) (promo.RollupBatch, error) {
-	b := promo.RollupBatch{Events: len(claimed)}
-	if len(claimed) == 0 {
-		return b, nil
-	}
-	b.Oldest = claimed[0].CreatedAt
-	for _, ev := range claimed {
-		if ev.CreatedAt.Before(b.Oldest) {
-			b.Oldest = ev.CreatedAt
-		}
-	}
-	deltas, bad := promo.TallyEvents(claimed)
-	b.Undecodable = bad
-	if len(deltas) > 0 {
-		if err := add(deltas); err != nil {
-			return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
-		}
-	}
-	return b, nil
-}
-
-// checkStatsQuery validates a stats query's bucket ("" means hour) and
-// window (zero ends take promo.StatsWindow's defaults at now): the series of
-// every store is bounded by promo.MaxStatsBuckets buckets by construction.
-func checkStatsQuery(q promo.StatsQuery, now time.Time) (promo.StatsQuery, error) {
-	switch q.Bucket {
-	case "":
-		q.Bucket = promo.BucketHour
-	case promo.BucketHour, promo.BucketDay:
-	default:
-		return q, promo.FieldErrorf("bucket", "must be hour or day, got %q", q.Bucket)
-	}
-	var err error
-	q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, now)
-	return q, err
-}
-
-// bucketReason is one refusal count of a series: a bucket, a reason, a sum.
-type bucketReason struct {
-	At     time.Time
-	Reason promo.Reason
-	N      int64
-}
-
-// mergeRefusals puts refusal counts by reason into the series' points of
-// the same window and bucket width, and gives every point a non-nil map.
-func mergeRefusals(series []promo.StatsPoint, counts []bucketReason) {
-	at := make(map[int64]int, len(series))
-	for i := range series {
-		series[i].Refusals = map[promo.Reason]int64{}
-		at[series[i].At.Unix()] = i
-	}
-	for _, c := range counts {
-		if i, ok := at[c.At.Unix()]; ok {
-			series[i].Refusals[c.Reason] += c.N
-		}
-	}
-}
-
 // reservationNotFound is the error of an unknown reservation id.
 func reservationNotFound(id string) error {
 	return promo.Refusal(promo.ReasonReservationNotFound, "no reservation %q", id)
@@ -312,52 +105,6 @@ func reservationNotFound(id string) error {
 func promotionDeleted(id int64) error {
 	return promo.Refusal(promo.ReasonPromotionDeleted,
 		"promotion %d is deleted (its deletion was requested): it takes no change", id)
-}
-
-// errAuditFields refuses an admin change without what its audit row needs.
-var errAuditFields = promo.Errorf(promo.EInvalid, "audit id, actor and time are required")
-
-// checkRedeemRequest validates what the store relies on.
-func checkRedeemRequest(req promo.RedeemRequest) error {
-	switch {
-	case req.ID == "" || req.EventID == "":
-		return promo.Errorf(promo.EInvalid, "redemption id and event id are required")
-	case req.Code == "":
-		return promo.FieldErrorf("code", "is required")
-	case req.UserID == "":
-		return promo.FieldErrorf("userId", "is required")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "redemption time is required")
-	}
-	return nil
-}
-
-// checkReserveRequest validates what the store relies on.
-func checkReserveRequest(req promo.ReserveRequest) error {
-	switch {
-	case req.ID == "":
-		return promo.Errorf(promo.EInvalid, "reservation id is required")
-	case req.Code == "":
-		return promo.FieldErrorf("code", "is required")
-	case req.UserID == "":
-		return promo.FieldErrorf("userId", "is required")
-	case req.TTL <= 0:
-		return promo.FieldErrorf("ttl", "must be positive")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "reservation time is required")
-	}
-	return nil
-}
-
-// checkConfirmRequest validates what the store relies on.
-func checkConfirmRequest(req promo.ConfirmRequest) error {
-	switch {
-	case req.ReservationID == "" || req.RedemptionID == "" || req.EventID == "":
-		return promo.Errorf(promo.EInvalid, "reservation, redemption and event ids are required")
-	case req.Now.IsZero():
-		return promo.Errorf(promo.EInvalid, "confirmation time is required")
-	}
-	return nil
 }
 
 // pageLimit applies the audit pages' size defaults: 100 when the filter

@@ -43,17 +43,6 @@ func TestCheckReservation(t *testing.T) {
 	}
 }
 
-func TestBatchCount(t *testing.T) {
-	for _, tc := range []struct {
-		n, size int64
-		want    int
-	}{{10_000_000, 50_000, 200}, {120_001, 50_000, 3}, {1, 50_000, 1}, {50_000, 50_000, 1}} {
-		if got := batchCount(tc.n, tc.size); got != tc.want {
-			t.Errorf("batchCount(%d, %d) = %d, want %d", tc.n, tc.size, got, tc.want)
-		}
-	}
-}
-
 // EventParts cut around the promotion id, the uses left and the code's
 // uses, whatever the shopper's text holds (the same field names, quotes,
 // HTML characters, unicode): reassembled as the one-statement redemption

@@ -32,24 +32,19 @@ func NullTime(dst **time.Time) sql.Scanner { return nullTimeDest{dst} }
 type timeDest struct{ dst *time.Time }
 
 func (d timeDest) Scan(v any) error {
-	var s string
+	var err error
 	switch x := v.(type) {
 	case time.Time:
-		*d.dst = x.UTC()
-		return nil
+		*d.dst = x
 	case string:
-		s = x
+		*d.dst, err = time.Parse(time.RFC3339Nano, x)
 	case []byte:
-		s = string(x)
+		*d.dst, err = time.Parse(time.RFC3339Nano, string(x))
 	default:
 		return fmt.Errorf("cannot scan %T into a time", v)
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return err
-	}
-	*d.dst = t.UTC()
-	return nil
+	*d.dst = d.dst.UTC()
+	return err
 }
 
 type nullTimeDest struct{ dst **time.Time }
@@ -59,12 +54,8 @@ func (d nullTimeDest) Scan(v any) error {
 		*d.dst = nil
 		return nil
 	}
-	var t time.Time
-	if err := (timeDest{&t}).Scan(v); err != nil {
-		return err
-	}
-	*d.dst = &t
-	return nil
+	*d.dst = new(time.Time)
+	return timeDest{*d.dst}.Scan(v)
 }
 
 // scanPromotion scans promotionCols (see Statements) into p, then extra.

@@ -12,10 +12,9 @@ import (
 // SQLDB is the database/sql executor: a pool whose transactions begin with
 // Opts (SQLite's write pool takes BEGIN IMMEDIATE from its DSN).
 type SQLDB struct {
-	sqlQuerier
-	db    *sql.DB
-	opts  *sql.TxOptions
-	cache *StmtCache // nil: every statement is prepared where it runs
+	sqlQuerier // its cache nil: every statement is prepared where it runs
+	db         *sql.DB
+	opts       *sql.TxOptions
 }
 
 // NewSQLDB returns the executor of db.
@@ -30,7 +29,6 @@ func (d SQLDB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
 // transactions (StmtCache).
 func (d SQLDB) Cached(size int) SQLDB {
 	d.cache = NewStmtCache(d.db, size)
-	d.sqlQuerier.cache = d.cache
 	return d
 }
 
@@ -201,9 +199,6 @@ func (c *StmtCache) prepare(query string) {
 
 // Close closes the statements kept.
 func (c *StmtCache) Close() {
-	if c == nil {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.texts.Purge()

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -10,12 +11,23 @@ import (
 
 // Stats returns a promotion's redemption analytics: totals and top users
 // from the audit trail, and the time series of q's window in buckets of an
-// hour or a day (UTC) with rollbacks and refusals by reason. It does not
+// hour or a day (UTC; "" means hour) with rollbacks and refusals by reason.
+// Zero ends of the window take promo.StatsWindow's defaults, so the series
+// of every store is bounded by promo.MaxStatsBuckets buckets. It does not
 // check that the promotion exists (no redemptions: zeros).
 func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
-	var st promo.PromotionStats
-	q, err := checkStatsQuery(q, time.Now())
-	if err != nil {
+	var (
+		st  promo.PromotionStats
+		err error
+	)
+	switch q.Bucket {
+	case "":
+		q.Bucket = promo.BucketHour
+	case promo.BucketHour, promo.BucketDay:
+	default:
+		return st, promo.FieldErrorf("bucket", "must be hour or day, got %q", q.Bucket)
+	}
+	if q.From, q.To, err = promo.StatsWindow(q.Bucket, q.From, q.To, time.Now()); err != nil {
 		return st, err
 	}
 	id := q.PromotionID
@@ -28,13 +40,29 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: series: %w", id, err)
 	}
-	counts, err := collect(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row, c *bucketReason) error {
-		return r.Scan(Time(&c.At), (*string)(&c.Reason), &c.N)
-	})
-	if err != nil {
+	// Refusal counts go into the series' point of their bucket; every point
+	// has a non-nil map.
+	point := make(map[int64]int, len(st.Series))
+	for i := range st.Series {
+		st.Series[i].Refusals = map[promo.Reason]int64{}
+		point[st.Series[i].At.Unix()] = i
+	}
+	if err := each(ctx, s.r, s.d.StatsRefusalSeries, args, func(r Row) error {
+		var (
+			at     time.Time
+			reason promo.Reason
+			n      int64
+		)
+		if err := r.Scan(Time(&at), (*string)(&reason), &n); err != nil {
+			return err
+		}
+		if i, ok := point[at.Unix()]; ok {
+			st.Series[i].Refusals[reason] += n
+		}
+		return nil
+	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: refusals series: %w", id, err)
 	}
-	mergeRefusals(st.Series, counts)
 	if st.TopUsers, err = collect(ctx, s.r, s.d.StatsTopUsers, []any{id, promo.TopUsersLimit},
 		func(r Row, u *promo.UserRedemptions) error { return r.Scan(&u.UserID, &u.Redemptions) }); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: top users: %w", id, err)
@@ -131,28 +159,34 @@ func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.Roll
 		ev.Payload = []byte(payload)
 		return err
 	})
-	if err != nil {
+	if err != nil || len(evs) == 0 {
 		return promo.RollupBatch{}, err
 	}
-	return rollUpEvents(evs, func(ds []promo.TotalsDelta) error {
-		if s.d.Arrays {
-			cols := [4][]int64{}
-			for _, d := range ds {
-				for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
-					cols[i] = append(cols[i], v)
-				}
-			}
-			_, err := tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
-			return err
-		}
-		for _, d := range ds {
-			if _, err := tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack,
-				now); err != nil {
-				return err
+	// The claim marked evs counted under its lock; their deltas are added in
+	// the same transaction, so the mark and the totals commit together: exact
+	// with any number of rollers and crashes.
+	deltas, bad := promo.TallyEvents(evs)
+	if s.d.Arrays && len(deltas) > 0 {
+		cols := [4][]int64{}
+		for _, d := range deltas {
+			for i, v := range [4]int64{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack} {
+				cols[i] = append(cols[i], v)
 			}
 		}
-		return nil
-	})
+		_, err = tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
+	} else {
+		for _, d := range deltas {
+			_, err = tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack, now)
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
+	}
+	oldest := slices.MinFunc(evs, func(a, b promo.OutboxEvent) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return promo.RollupBatch{Events: len(evs), Oldest: oldest.CreatedAt, Undecodable: bad}, nil
 }
 
 // AddRefusals adds refusal counts, in one transaction.

@@ -113,7 +113,7 @@ func text(s string) any {
 }
 
 // claim inserts the idempotency record for key (none: nothing to claim),
-// naming redemptionID ('' for none) as its outcome; false when it exists
+// naming redemptionID (empty for none) as its outcome; false when it exists
 // (committed by an earlier or concurrent transaction, which the insert
 // waited for): the caller replays it.
 func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, redemptionID string) (bool, error) {

@@ -29,9 +29,6 @@ func (s *Core[T]) LockTimeout(err error) bool { return err != nil && s.d.LockTim
 // what no driver owns. Such a request was not wrong; it may succeed when
 // retried.
 func connectionLost(err error) bool {
-	if err == nil {
-		return false
-	}
 	var ne net.Error
 	return errors.As(err, &ne) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
