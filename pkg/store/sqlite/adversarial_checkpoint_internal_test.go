@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -23,14 +24,14 @@ import (
 )
 
 // withCheckpointEvery sets the checkpointer's interval (0: off) for t.
-func withCheckpointEvery(t *testing.T, d time.Duration) {
-	old := checkpointEvery
-	checkpointEvery = d
-	t.Cleanup(func() { checkpointEvery = old })
-}
 
+// walSize is the size of path's WAL (0 when there is none: a clean close
+// removes it).
 func walSize(t *testing.T, path string) int64 {
 	fi, err := os.Stat(path + "-wal")
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,19 +52,8 @@ func TestAdversarialCheckpointWALBound(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		name := map[bool]string{true: "on", false: "off"}[on]
 		t.Run(name, func(t *testing.T) {
-			if !on {
-				withCheckpointEvery(t, 0)
-			}
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "promocodes.db")
-			s, err := Open(ctx, Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.w.ExecContext(ctx, "CREATE TABLE blobs (b BLOB)"); err != nil {
-				t.Fatal(err)
-			}
+			s, path := blobStore(t, on)
 			write := func(n int) {
 				for range n {
 					if _, err := s.w.ExecContext(ctx, "INSERT INTO blobs VALUES (randomblob(100000))"); err != nil {
@@ -331,17 +321,30 @@ func TestAdversarialCheckpointKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		var acked int64
-		read := make(chan struct{})
+		read, first := make(chan struct{}), make(chan struct{})
 		go func() {
 			defer close(read)
 			sc := bufio.NewScanner(out)
 			for sc.Scan() {
 				if id, err := strconv.ParseInt(sc.Text(), 10, 64); err == nil {
+					if acked == 0 {
+						close(first)
+					}
 					acked = id
 				}
 			}
 		}()
-		time.Sleep(time.Duration(500+rand.IntN(700)) * time.Millisecond)
+		// The kill lands while the process writes: after its first commit
+		// (a loaded machine takes seconds to start it), then at a random
+		// moment.
+		select {
+		case <-first:
+		case <-read:
+			t.Fatalf("round %d: the writing process ended before its first commit", round)
+		case <-time.After(time.Minute):
+			t.Fatalf("round %d: no commit from the writing process in a minute", round)
+		}
+		time.Sleep(time.Duration(200+rand.IntN(700)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -387,19 +390,8 @@ func TestAdversarialCheckpointSustainedWrites(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		name := map[bool]string{true: "on", false: "off"}[on]
 		t.Run(name, func(t *testing.T) {
-			if !on {
-				withCheckpointEvery(t, 0)
-			}
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "promocodes.db")
-			s, err := Open(ctx, Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.w.ExecContext(ctx, "CREATE TABLE blobs (b BLOB)"); err != nil {
-				t.Fatal(err)
-			}
+			s, path := blobStore(t, on)
 			start := time.Now()
 			for range 160 {
 				if _, err := s.w.ExecContext(ctx, "INSERT INTO blobs VALUES (randomblob(1048576))"); err != nil {

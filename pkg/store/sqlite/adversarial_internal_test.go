@@ -157,7 +157,7 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		t.Fatal(err)
 	}
-	g0, _, _, _ := s.group.Stats()
+	g0, _, _, _ := s.GroupStats()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		lead := promo.RedeemRequest{ID: storetestID(), EventID: storetestID(), Code: reqs[0].Code, UserID: "lead",
@@ -165,7 +165,7 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 		s.Redeem(ctx, lead) //nolint:errcheck // only its group's wait matters
 	})
 	for {
-		if _, _, _, busy := s.group.Stats(); busy {
+		if _, _, _, busy := s.GroupStats(); busy {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -174,7 +174,7 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 	for i, req := range reqs {
 		wg.Go(func() { res[i].Outcome, res[i].Err = s.Redeem(ctx, req) })
 		for {
-			if _, _, pending, _ := s.group.Stats(); pending == i+1 {
+			if _, _, pending, _ := s.GroupStats(); pending == i+1 {
 				break
 			}
 			time.Sleep(time.Millisecond)
@@ -184,7 +184,7 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if g1, _, _, _ := s.group.Stats(); g1-g0 != 2 {
+	if g1, _, _, _ := s.GroupStats(); g1-g0 != 2 {
 		t.Fatalf("%d groups written, want 2 (the lead's, then the %d gathered)", g1-g0, len(reqs))
 	}
 	return res
@@ -260,9 +260,9 @@ func TestAdversarialGroupKeys(t *testing.T) {
 			reqs = append(reqs, f, f2, again(f2))
 			wants = append(wants, want{"error", -1}, want{"redeemed", -1}, want{"replay", len(reqs) - 2})
 		}
-		sp0, _ := s.group.Statements()
+		sp0, _ := s.GroupStatements()
 		res := inOneGroup(t, s, path, reqs)
-		sp1, _ := s.group.Statements()
+		sp1, _ := s.GroupStatements()
 		for i, w := range wants {
 			out, err := res[i].Outcome, res[i].Err
 			bad := false

@@ -16,21 +16,8 @@ func TestCheckpointerCopiesTheWAL(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		name := map[bool]string{true: "on", false: "off"}[on]
 		t.Run(name, func(t *testing.T) {
-			if !on {
-				old := checkpointEvery
-				checkpointEvery = 0
-				t.Cleanup(func() { checkpointEvery = old })
-			}
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "promocodes.db")
-			s, err := Open(ctx, Config{Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			if _, err := s.w.ExecContext(ctx, "CREATE TABLE blobs (b BLOB)"); err != nil {
-				t.Fatal(err)
-			}
+			s, path := blobStore(t, on)
 			for range 40 {
 				if _, err := s.w.ExecContext(ctx, "INSERT INTO blobs VALUES (randomblob(100000))"); err != nil {
 					t.Fatal(err)
@@ -55,4 +42,30 @@ func TestCheckpointerCopiesTheWAL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withCheckpointEvery sets the store's checkpoint interval for t (0: off).
+func withCheckpointEvery(t *testing.T, d time.Duration) {
+	old := checkpointEvery
+	checkpointEvery = d
+	t.Cleanup(func() { checkpointEvery = old })
+}
+
+// blobStore opens a store on a new file, its checkpointer on or off, with
+// a table of blobs to write; it returns the store and the file's path.
+func blobStore(t *testing.T, checkpointer bool) (*Store, string) {
+	t.Helper()
+	if !checkpointer {
+		withCheckpointEvery(t, 0)
+	}
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	s, err := Open(context.Background(), Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := s.w.ExecContext(context.Background(), "CREATE TABLE blobs (b BLOB)"); err != nil {
+		t.Fatal(err)
+	}
+	return s, path
 }
