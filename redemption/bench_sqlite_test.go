@@ -274,7 +274,7 @@ type floorDB struct {
 	db    *sql.DB
 	stmts [5]*sql.Stmt
 	n     int
-	// stop ends the floor's checkpointer: the store's (sqlite.Checkpoint).
+	// stop ends the floor's checkpointer: the store's (sqlite.StartCheckpoints).
 	stop func()
 }
 
@@ -302,13 +302,8 @@ func openFloor(b *testing.B, path string, n int) *floorDB {
 INSERT INTO codes (code, promotion_id) SELECT 'FL' || n, -1 FROM g UNION ALL SELECT 'FLHOT', -1`, n); err != nil {
 		b.Fatalf("floor codes: %v", err)
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sqlite.Checkpoint(cctx, path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery) //nolint:errcheck // its DSN is db's
-	}()
-	f := &floorDB{db: db, n: n, stop: func() { cancel(); <-done }}
+	stopCheckpoints := sqlite.StartCheckpoints(path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery)
+	f := &floorDB{db: db, n: n, stop: stopCheckpoints}
 	for i, q := range floorStatements {
 		if f.stmts[i], err = db.PrepareContext(ctx, q); err != nil {
 			b.Fatalf("prepare %q: %v", q, err)

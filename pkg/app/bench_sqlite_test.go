@@ -225,14 +225,9 @@ func sqliteBulkLoad(b *testing.B, chunks [][]string, pid int64, ddl ...string) f
 	defer os.Remove(path)
 	defer db.Close()
 	db.SetMaxOpenConns(1)
-	// The store's checkpointer too (sqlite.Checkpoint): the store runs it.
-	cctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sqlite.Checkpoint(cctx, path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery) //nolint:errcheck // its DSN is db's
-	}()
-	defer func() { cancel(); <-done }()
+	// The store's checkpointer too (sqlite.StartCheckpoints): the store runs it.
+	stopCheckpoints := sqlite.StartCheckpoints(path+"?_pragma=busy_timeout(10000)", sqlite.CheckpointEvery)
+	defer stopCheckpoints()
 	for _, s := range ddl {
 		if _, err := db.Exec(s); err != nil {
 			b.Fatalf("%s: %v", s, err)

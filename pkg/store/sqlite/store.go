@@ -107,7 +107,7 @@ type Store struct {
 	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
 	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
-	// stopCheckpoints ends the checkpointer (Checkpoint) and waits for it.
+	// stopCheckpoints ends the checkpointer (StartCheckpoints) and waits for it.
 	stopCheckpoints func()
 }
 
@@ -155,13 +155,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s := &Store{w: w, r: r}
-	ckctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Checkpoint(ckctx, base+sep+common, checkpointEvery) //nolint:errcheck // open fails only on a bad DSN, which w's opened
-	}()
-	s.stopCheckpoints = func() { stop(); <-done }
+	s.stopCheckpoints = StartCheckpoints(base+sep+common, checkpointEvery)
 	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
 	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
 	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
