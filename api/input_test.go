@@ -135,6 +135,26 @@ var inputEndpoints = []inputEndpoint{
 	}},
 	{method: "GET", path: "/v1/users/{id}/codes", id: "shopper-1", fields: []textField{
 		{name: "userId", place: inPath, strict: true}, {name: "limit", place: inQuery}}},
+	// Reservations ({id} is the code, or the reservation id: an unknown one
+	// is 404 once the body's fields passed).
+	{method: "POST", path: "/v1/codes/{id}/reservations", id: "MEGADETH21", body: func() map[string]any {
+		return map[string]any{"userId": "alice", "ttl": "15m", "country": "DE"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "userId", place: inBody, strict: true},
+		{name: "ttl", place: inBody, strict: true},
+		{name: "country", place: inBody, strict: true},
+		{name: "Idempotency-Key", place: inHeader},
+	}},
+	{method: "GET", path: "/v1/reservations/{id}", fields: []textField{{name: "id", place: inPath}}},
+	{method: "POST", path: "/v1/reservations/{id}/confirm", body: func() map[string]any {
+		return map[string]any{"orderId": "1001", "country": "DE"}
+	}, fields: []textField{
+		{name: "id", place: inPath},
+		{name: "orderId", place: inBody, strict: true},
+		{name: "country", place: inBody, strict: true},
+	}},
+	{method: "DELETE", path: "/v1/reservations/{id}", fields: []textField{{name: "id", place: inPath}}},
 }
 
 // badTexts are the values tried in every text field.

@@ -32,11 +32,6 @@ func (s *Server) inspectRoutes() []route {
 	}
 }
 
-func (s *Server) inspector() (Inspector, bool) {
-	i, ok := s.redeemer.(Inspector)
-	return i, ok
-}
-
 // isAdmin reports whether r carries an admin token (or the API is open).
 func (s *Server) isAdmin(r *http.Request) bool {
 	if s.cfg.Open {
@@ -48,8 +43,8 @@ func (s *Server) isAdmin(r *http.Request) bool {
 
 // codeDetail answers GET /v1/codes/{code} for an admin: the validation view
 // plus the committed uses, the revocation and the live reservations.
-func (s *Server) codeDetail(w http.ResponseWriter, r *http.Request, in Inspector, code string) {
-	d, err := in.CodeDetail(r.Context(), s.client(r), code)
+func (s *Server) codeDetail(w http.ResponseWriter, r *http.Request, code string) {
+	d, err := s.redeemer.CodeDetail(r.Context(), s.client(r), code)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -131,11 +126,7 @@ func (s *Server) codeFilter(r *http.Request, f *promo.RedemptionFilter) error {
 	if f.UserID != "" {
 		return promo.FieldErrorf("code", "filter by userId or by code, not both")
 	}
-	in, ok := s.inspector()
-	if !ok {
-		return promo.FieldErrorf("code", "is not supported by this server")
-	}
-	canon, err := in.Canonical(r.Context(), s.client(r), raw)
+	canon, err := s.redeemer.Canonical(r.Context(), s.client(r), raw)
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,6 @@ type Issuer interface {
 	UserCodes(ctx context.Context, userID string, limit int) ([]promo.UserCode, error)
 }
 
-func (s *Server) issuer() Issuer { return s.redeemer.(Issuer) }
-
 // ShopperValidator is the validation of a code for a shopper and order.
 type ShopperValidator interface {
 	ValidateFor(ctx context.Context, client redemption.Client, raw, userID string, shopper *promo.Shopper) (redemption.CodeView, error)
@@ -135,7 +133,7 @@ func (s *Server) issueCodes(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	v, replayed, err := s.issuer().Issue(r.Context(), redemption.IssueInput{PromotionID: id, UserID: req.UserID,
+	v, replayed, err := s.redeemer.Issue(r.Context(), redemption.IssueInput{PromotionID: id, UserID: req.UserID,
 		Count: count, IdempotencyKey: key, Actor: s.actor(r, "token")})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -170,7 +168,7 @@ func (s *Server) listUserCodes(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	cs, err := s.issuer().UserCodes(r.Context(), user, limit)
+	cs, err := s.redeemer.UserCodes(r.Context(), user, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

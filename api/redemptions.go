@@ -23,9 +23,14 @@ import (
 	"github.com/promocodes/promocodes/redemption"
 )
 
-// Redeemer is what the code endpoints need: the redemption service.
+// Redeemer is what the code endpoints need: the redemption service. Every
+// route it serves is registered whenever there is one (WithRedemption):
+// nothing asks what else the value can do.
 type Redeemer interface {
-	Validate(ctx context.Context, client redemption.Client, raw, userID string) (redemption.CodeView, error)
+	ShopperValidator
+	Reserver
+	Issuer
+	Inspector
 	Redeem(ctx context.Context, client redemption.Client, in redemption.RedeemInput) (redemption.Receipt, bool, error)
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
@@ -34,11 +39,14 @@ type Redeemer interface {
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 }
 
+// The redemption service is the Redeemer (checked when this compiles).
+var _ Redeemer = (*redemption.Service)(nil)
+
 // Option configures a Server.
 type Option func(*Server)
 
 // WithRedemption serves the code endpoints (validation, redemption,
-// rollback) and the audit trail through r.
+// rollback, reservations, personal codes) and the audit trail through r.
 func WithRedemption(r Redeemer) Option { return func(s *Server) { s.redeemer = r } }
 
 // Limits of the redemption requests.
@@ -104,16 +112,11 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if in, ok := s.inspector(); ok && userID == "" && shopper == nil && s.isAdmin(r) {
-		s.codeDetail(w, r, in, code)
+	if userID == "" && shopper == nil && s.isAdmin(r) {
+		s.codeDetail(w, r, code)
 		return
 	}
-	var v redemption.CodeView
-	if sv, ok := s.redeemer.(ShopperValidator); ok {
-		v, err = sv.ValidateFor(r.Context(), s.client(r), code, userID, shopper)
-	} else {
-		v, err = s.redeemer.Validate(r.Context(), s.client(r), code, userID)
-	}
+	v, err := s.redeemer.ValidateFor(r.Context(), s.client(r), code, userID, shopper)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -18,12 +18,8 @@ type Reserver interface {
 	Reservation(ctx context.Context, id string) (redemption.ReservationView, error)
 }
 
-// reservationRoutes registers the reservation endpoints when the redemption
-// service also reserves (it does in every deployable).
+// reservationRoutes are the reservation endpoints.
 func (s *Server) reservationRoutes() []route {
-	if _, ok := s.redeemer.(Reserver); !ok {
-		return nil
-	}
 	return []route{
 		{"POST /v1/codes/{code}/reservations", s.redeemRole(s.queued(s.shopperIdentity(s.reserveCode)))},
 		{"GET /v1/reservations/{id}", s.redeemRole(s.deadline(s.shopperIdentity(s.getReservation)))},
@@ -31,8 +27,6 @@ func (s *Server) reservationRoutes() []route {
 		{"DELETE /v1/reservations/{id}", s.redeemRole(s.queued(s.shopperIdentity(s.releaseReservation)))},
 	}
 }
-
-func (s *Server) reserver() Reserver { return s.redeemer.(Reserver) }
 
 func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 	code, err := typedCode(r)
@@ -67,7 +61,7 @@ func (s *Server) reserveCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	v, replayed, err := s.reserver().Reserve(r.Context(), s.client(r), redemption.ReserveInput{
+	v, replayed, err := s.redeemer.Reserve(r.Context(), s.client(r), redemption.ReserveInput{
 		Code: code, UserID: req.UserID, TTL: ttl, IdempotencyKey: key, Shopper: shopper})
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -95,7 +89,7 @@ func (s *Server) getReservation(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.reserver().Reservation(r.Context(), id)
+	v, err := s.redeemer.Reservation(r.Context(), id)
 	if err == nil {
 		err = shopperOwns(r, "reservation", v.UserID)
 	}
@@ -133,7 +127,7 @@ func (s *Server) confirmReservation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid request", Fields: fields})
 		return
 	}
-	rc, replayed, err := s.reserver().Confirm(r.Context(), redemption.ConfirmInput{ReservationID: id,
+	rc, replayed, err := s.redeemer.Confirm(r.Context(), redemption.ConfirmInput{ReservationID: id,
 		OrderID: req.OrderID, Metadata: metadata, Shopper: shopper, Client: s.client(r)})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -155,7 +149,7 @@ func (s *Server) releaseReservation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, replayed, err := s.reserver().Release(r.Context(), id)
+	v, replayed, err := s.redeemer.Release(r.Context(), id)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -140,7 +140,8 @@ type Server struct {
 	// largeBodies holds one token per request body being read past
 	// largeBody bytes (cap maxLargeBodies): see readBody.
 	largeBodies chan struct{}
-	// redeemer serves the code endpoints; nil leaves them out (WithRedemption).
+	// redeemer serves the code endpoints, all of them; nil leaves them out
+	// (WithRedemption).
 	redeemer Redeemer
 	// shoppers verifies shopper tokens; nil: none are used (WithShopperTokens).
 	shoppers ShopperVerifier
@@ -191,7 +192,8 @@ type route struct {
 }
 
 // routes are the API's endpoints (not the operational ones); the code
-// endpoints only with a redeemer (WithRedemption).
+// endpoints (validation, redemption, reservations, personal codes, the
+// audit trail) with a redeemer (WithRedemption), every one of them.
 func (s *Server) routes() []route {
 	rs := []route{
 		{"POST /v1/promotions", s.admin(s.deadline(s.createPromotion))},
@@ -336,6 +338,7 @@ func knownToken(tokens []string, token string) bool {
 	return ok
 }
 
-// noRedeemer stands in for a Redeemer when Routes lists the code endpoints;
-// its handlers are never called.
+// noRedeemer stands in for a Redeemer when Routes lists the code endpoints
+// (all of them: the routes never depend on what else a Redeemer is); its
+// methods are never called.
 type noRedeemer struct{ Redeemer }

@@ -119,7 +119,7 @@ func (s *Server) reservationOwner(r *http.Request, id string) error {
 	if _, ok := r.Context().Value(shopperKey{}).(string); !ok {
 		return nil
 	}
-	v, err := s.reserver().Reservation(r.Context(), id)
+	v, err := s.redeemer.Reservation(r.Context(), id)
 	if err != nil {
 		return err
 	}
