@@ -167,16 +167,16 @@ func serveEnv(t testing.TB, cfg envConfig, ops http.Handler, st apiStore, sq *sq
 	log := zaptest.NewLogger(t)
 	ob := &notifier{}
 	acfg, pcfg := cfg.split()
-	ps, err := promotion.New(pcfg, st, log)
-	if err != nil {
-		t.Fatalf("promotion.New: %v", err)
-	}
-	ps.OnBatches(ob.Notify)
 	// The code endpoints too, so that every route is there.
 	svc, err := redemption.New(redemption.Config{GuessLimit: -1, GuessLimitPerToken: -1}, st, nil, log)
 	if err != nil {
 		t.Fatalf("redemption.New: %v", err)
 	}
+	ps, err := promotion.New(pcfg, st, svc, log)
+	if err != nil {
+		t.Fatalf("promotion.New: %v", err)
+	}
+	ps.OnBatches(ob.Notify)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

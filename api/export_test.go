@@ -238,7 +238,7 @@ func TestNewRefusesClosedServerWithoutTokens(t *testing.T) {
 	if _, err := api.New(api.Config{}, nil, nil, nil, nil); err == nil {
 		t.Error("api.New without Open or admin tokens succeeded")
 	}
-	if _, err := promotion.New(promotion.Config{Secret: testSecret[:31]}, nil, nil); err == nil {
+	if _, err := promotion.New(promotion.Config{Secret: testSecret[:31]}, nil, nil, nil); err == nil {
 		t.Error("promotion.New with a 31-byte secret succeeded")
 	}
 }

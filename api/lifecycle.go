@@ -13,7 +13,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/wire"
 	"github.com/promocodes/promocodes/promotion"
-	"github.com/promocodes/promocodes/redemption"
 )
 
 // Promotions is what the promotion endpoints need: the promotion service.
@@ -25,9 +24,15 @@ type Promotions interface {
 	Cancel(ctx context.Context, actor string, id int64) (promo.PromotionStatus, bool, error)
 	Delete(ctx context.Context, actor string, id int64) (promotion.Deletion, bool, error)
 	DeletionStatus(ctx context.Context, id int64) (promotion.Deletion, error)
+	Revoke(ctx context.Context, actor, raw, reason string) (promotion.RevocationView, bool, error)
+	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promotion.AuditView, error)
 }
 
-// lifecycleRoutes are the changes of a promotion after its creation.
+// The promotion service is Promotions (checked when this compiles).
+var _ Promotions = (*promotion.Service)(nil)
+
+// lifecycleRoutes are the changes of a promotion after its creation, the
+// revocation of one of its codes and its audit log.
 func (s *Server) lifecycleRoutes() []route {
 	return []route{
 		{"PATCH /v1/promotions/{id}", s.admin(s.deadline(s.patchPromotion))},
@@ -35,12 +40,6 @@ func (s *Server) lifecycleRoutes() []route {
 		{"POST /v1/promotions/{id}/topups", s.admin(s.deadline(s.topUpPromotion))},
 		{"GET /v1/promotions/{id}/topups", s.admin(s.deadline(s.listTopUps))},
 		{"DELETE /v1/promotions/{id}", s.admin(s.deadline(s.deletePromotion))},
-	}
-}
-
-// codeAdminRoutes are the admin's changes of codes (the redemption service).
-func (s *Server) codeAdminRoutes() []route {
-	return []route{
 		{"POST /v1/codes/{code}/revoke", s.admin(s.deadline(s.revokeCode))},
 		{"GET /v1/promotions/{id}/audit", s.admin(s.deadline(s.auditLog))},
 	}
@@ -187,7 +186,7 @@ func (s *Server) revokeCode(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, replayed, err := s.redeemer.Revoke(r.Context(), s.actor(r, "admin"), code, req.Reason)
+	v, replayed, err := s.promotions.Revoke(r.Context(), s.actor(r, "admin"), code, req.Reason)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -218,13 +217,13 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	page, err := s.redeemer.AuditLog(r.Context(), f)
+	page, err := s.promotions.AuditLog(r.Context(), f)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if page == nil {
-		page = []redemption.AuditView{}
+		page = []promotion.AuditView{}
 	}
 	body := wire.AuditPage{Entries: page}
 	limit := f.Limit

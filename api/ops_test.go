@@ -57,7 +57,7 @@ func TestExportsDoNotStarveCreateAndStatus(t *testing.T) {
 	slow := &slowExportStore{Store: st, inside: make(chan struct{}, 10), release: make(chan struct{})}
 	srv := func(cfg api.Config) *httptest.Server {
 		cfg.Open = true
-		ps, err := promotion.New(promotion.Config{Secret: testSecret}, slow, zaptest.NewLogger(t))
+		ps, err := promotion.New(promotion.Config{Secret: testSecret}, slow, nil, zaptest.NewLogger(t))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,8 +35,6 @@ type Redeemer interface {
 	Rollback(ctx context.Context, id, reason string) (redemption.Receipt, bool, error)
 	Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]redemption.Receipt, error)
 	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(redemption.Receipt) error) error
-	Revoke(ctx context.Context, actor, raw, reason string) (redemption.RevocationView, bool, error)
-	AuditLog(ctx context.Context, f promo.AuditFilter) ([]redemption.AuditView, error)
 }
 
 // The redemption service is the Redeemer (checked when this compiles).
@@ -64,7 +62,7 @@ func (s *Server) redemptionRoutes() []route {
 		{"POST /v1/redemptions/{id}/rollback", s.redeemRole(s.queued(s.rollbackRedemption))},
 		{"GET /v1/promotions/{id}/redemptions", s.admin(s.listRedemptions)},
 	}
-	rs = append(append(append(rs, s.reservationRoutes()...), s.codeAdminRoutes()...), s.inspectRoutes()...)
+	rs = append(append(rs, s.reservationRoutes()...), s.inspectRoutes()...)
 	return append(rs, s.personalRoutes()...)
 }
 

@@ -80,7 +80,7 @@ func newSiteOps(t *testing.T, open, insecure bool, wrap func(http.Handler) http.
 	}
 	// And the totals roller (the list's redeemed counts), polling quickly.
 	roller := redemption.NewRoller(st, 20*time.Millisecond, nil, log)
-	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret), BatchCodeCount: 1000}, st, log)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret), BatchCodeCount: 1000}, st, svc, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,7 +460,7 @@ func TestSignInThrottleBehindATrustedProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret)}, st, log)
+	ps, err := promotion.New(promotion.Config{Secret: []byte(testSecret)}, st, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 // A create request is checked completely: every field at fault is named in
 // one refusal, before anything is written.
 func TestCheckNamesEveryFieldAtFault(t *testing.T) {
-	s, err := New(Config{Secret: []byte("promotion-test-secret-0123456789ab")}, nil, nil)
+	s, err := New(Config{Secret: []byte("promotion-test-secret-0123456789ab")}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,8 @@
 // (the request is checked completely, format, capacity, counts, window,
 // before anything is written), topping it up, changing its name, window or
 // active flag, cancelling its generation, deleting it (the background
-// finisher empties it in bounded statements) and purging ended promotions.
+// finisher empties it in bounded statements), purging ended promotions,
+// revoking one of its codes and reading its audit log.
 // The HTTP layer (package api) decodes requests and answers; the store
 // writes each change, its audit row and its event in one transaction.
 //
@@ -41,6 +42,7 @@ type Store interface {
 	DeletionsPending(ctx context.Context) ([]int64, error)
 	Deletion(ctx context.Context, id int64) (promo.Deletion, error)
 	PurgeStore
+	AdminStore
 }
 
 // Config tunes the service. Zero values take the defaults.
@@ -109,10 +111,14 @@ type Service struct {
 	events  func()
 	// kick wakes the deletion finisher (a deletion was requested).
 	kick chan struct{}
+	// displayer renders codes in display form (nil: canonical form).
+	displayer Displayer
 }
 
-// New builds the Service.
-func New(cfg Config, store Store, log *zap.Logger) (*Service, error) {
+// New builds the Service. display renders the codes it answers (a
+// revocation, the audit log) in display form: the redemption service; nil
+// answers canonical forms.
+func New(cfg Config, store Store, display Displayer, log *zap.Logger) (*Service, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("promotion: %w", err)
@@ -121,7 +127,7 @@ func New(cfg Config, store Store, log *zap.Logger) (*Service, error) {
 		log = zap.NewNop()
 	}
 	s := &Service{cfg: cfg, store: store, log: log, now: cfg.Clock, keyFP: codes.KeyFingerprint(cfg.Secret),
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), displayer: display}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -52,7 +52,7 @@ func serveBenchSQLite(arg string) error {
 	}
 	defer svc.Close()
 	go func() { _ = svc.Run(ctx) }()
-	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, log)
+	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, svc, log)
 	if err != nil {
 		return err
 	}

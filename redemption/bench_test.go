@@ -104,7 +104,7 @@ func serveBench() error {
 	}
 	defer svc.Close()
 	go func() { _ = svc.Run(ctx) }()
-	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, log)
+	ps, err := promotion.New(promotion.Config{Secret: testSecret}, st, svc, log)
 	if err != nil {
 		return err
 	}

@@ -117,7 +117,7 @@ func newHarnessOn(t testing.TB, st store, cfg redemption.Config, log *zap.Logger
 		dbTimeout = time.Minute
 	}
 	// Deletions are finished as often as reservations are swept.
-	ps, err := promotion.New(promotion.Config{Secret: testSecret, DeletionInterval: cfg.SweepInterval}, st, log)
+	ps, err := promotion.New(promotion.Config{Secret: testSecret, DeletionInterval: cfg.SweepInterval}, st, svc, log)
 	if err != nil {
 		t.Fatalf("promotion.New: %v", err)
 	}

@@ -1,5 +1,8 @@
-// Package redemption owns what shoppers do with codes: validate one without
-// using it, redeem it, give a use back (rollback), and read the audit trail.
+// Package redemption owns what shoppers do with codes, and only that:
+// validate one without using it, redeem it, give a use back (rollback),
+// reserve it, issue personal codes, and read the redemption audit trail they
+// leave. The admin's changes of codes (revocation) and the audit log are
+// package promotion's, which shows codes through this package's Display.
 // It recognises codes offline first (the catalog: canonical form, check
 // character), keeps guessing clients out (a per-client limit on failed
 // look-ups), counts results in Prometheus, and leaves every limit to the
@@ -40,7 +43,6 @@ type Store interface {
 	CodeSpaces(ctx context.Context, afterID int64, limit int) ([]promo.Promotion, error)
 	RefusalStore
 	ReservationStore
-	AdminStore
 	InspectStore
 	PersonalStore
 }
@@ -301,6 +303,12 @@ func (s *Service) Run(ctx context.Context) error {
 // FlushRefusals writes the refusal counts gathered so far (Run does it every
 // RefusalFlush; tests and shutdown call it directly).
 func (s *Service) FlushRefusals(ctx context.Context) error { return s.refused.flush(ctx) }
+
+// Display renders a promotion's canonical code the way its format shows it
+// (the catalog's display form; package promotion's Displayer).
+func (s *Service) Display(ctx context.Context, promotionID int64, canon string) string {
+	return s.catalog.display(ctx, promotionID, canon)
+}
 
 // Close releases what the Service holds (nothing that needs it today; kept
 // so that owners need not know).

@@ -40,7 +40,7 @@ func TestLifecycleCommands(t *testing.T) {
 	}
 	t.Cleanup(svc.Close)
 	const token = "cli-admin-token-0123456789"
-	ps, err := promotion.New(promotion.Config{Secret: []byte("cli-test-secret-0123456789abcdefghij")}, st, zap.NewNop())
+	ps, err := promotion.New(promotion.Config{Secret: []byte("cli-test-secret-0123456789abcdefghij")}, st, svc, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func apiServerStore(t *testing.T) (string, *sqlite.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	ps, err := promotion.New(promotion.Config{BatchCodeCount: 100, Secret: []byte(devSecret)}, st, zaptest.NewLogger(t))
+	ps, err := promotion.New(promotion.Config{BatchCodeCount: 100, Secret: []byte(devSecret)}, st, svc, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func newServices(cfg Config, p *parts, log *zap.Logger) (services, error) {
 	p.closers = append(p.closers, svc.Close)
 	pc := cfg.promotionConfig()
 	pc.Clock = p.clock.Now
-	ps, err := promotion.New(pc, p.store, log.Named("promotion"))
+	ps, err := promotion.New(pc, p.store, svc, log.Named("promotion"))
 	if err != nil {
 		return services{}, err
 	}

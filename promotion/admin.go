@@ -1,4 +1,4 @@
-package redemption
+package promotion
 
 import (
 	"context"
@@ -8,10 +8,17 @@ import (
 	"github.com/promocodes/promocodes/pkg/wire"
 )
 
-// AdminStore is what the admin changes of codes need.
+// AdminStore is what the admin's changes of codes and the audit log need.
 type AdminStore interface {
 	RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error)
 	AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.AuditEntry, error)
+}
+
+// Displayer renders a promotion's canonical code the way its format shows
+// it (separators, the admin's case for the prefix): the redemption
+// service's code catalog, which the wiring passes to New.
+type Displayer interface {
+	Display(ctx context.Context, promotionID int64, canon string) string
 }
 
 // RevocationView and AuditView are a revocation and an audit entry as the
@@ -21,6 +28,14 @@ type (
 	AuditView      = wire.AuditEntry
 )
 
+// display is canon in display form (canon itself without a Displayer).
+func (s *Service) display(ctx context.Context, promotionID int64, canon string) string {
+	if s.displayer == nil {
+		return canon
+	}
+	return s.displayer.Display(ctx, promotionID, canon)
+}
+
 // Revoke makes one code unusable; actor is who asked (audited). A code
 // revoked before is answered again (replayed) and keeps its first reason.
 func (s *Service) Revoke(ctx context.Context, actor, raw, reason string) (RevocationView, bool, error) {
@@ -29,14 +44,14 @@ func (s *Service) Revoke(ctx context.Context, actor, raw, reason string) (Revoca
 		return RevocationView{}, false, promo.Refusal(promo.ReasonCodeNotFound, "no such code")
 	}
 	r, replayed, err := s.store.RevokeCode(ctx, promo.RevokeRequest{Code: canon, Reason: reason, Actor: actor,
-		Now: s.now().UTC(), AuditID: s.newID()})
+		Now: s.now().UTC(), AuditID: newID()})
 	if err != nil {
 		return RevocationView{}, false, err
 	}
-	if !replayed && s.notify != nil {
-		s.notify()
+	if !replayed {
+		s.notifyEvents()
 	}
-	return RevocationView{Revocation: r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+	return RevocationView{Revocation: r, Code: s.display(ctx, r.PromotionID, r.Code),
 		PromotionID: promo.FormatID(r.PromotionID)}, replayed, nil
 }
 
@@ -50,7 +65,7 @@ func (s *Service) AuditLog(ctx context.Context, f promo.AuditFilter) ([]AuditVie
 	for i, a := range log {
 		out[i] = AuditView{AuditEntry: a, PromotionID: promo.FormatID(a.PromotionID)}
 		if a.Code != "" {
-			out[i].Code = s.catalog.display(ctx, a.PromotionID, a.Code)
+			out[i].Code = s.display(ctx, a.PromotionID, a.Code)
 		}
 	}
 	return out, nil
