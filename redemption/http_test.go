@@ -131,7 +131,7 @@ func TestValidateAndRedeem(t *testing.T) {
 	}
 	r, _ = h.redeem(code, "carol", nil)
 	wantReason(t, "a used-up code", r, 409, "code_exhausted")
-	if r, v := h.validate(code, ""); r.status != http.StatusOK || v.Status != "exhausted" {
+	if r, v := h.validate(code, ""); r.status != http.StatusOK || v.Status != "code_exhausted" {
 		t.Errorf("validate a used-up code = %d %s", r.status, r.body)
 	}
 	r, _ = h.redeem("NOSUCHCODE", "carol", nil)

@@ -84,9 +84,6 @@ func (s *Service) UserCodes(ctx context.Context, userID string, limit int) ([]pr
 	for i := range cs {
 		id, _ := promo.ParseID(cs[i].PromotionID)
 		cs[i].Code = s.catalog.display(ctx, id, cs[i].Code)
-		if cs[i].Status == promo.ReasonCodeExhausted {
-			cs[i].Status = StatusExhausted
-		}
 	}
 	return cs, nil
 }

@@ -93,6 +93,14 @@ func TestPersonalCodesHTTP(t *testing.T) {
 				map[string]string{"User-Agent": "checkout/7"}); r.status != 201 {
 				t.Fatalf("alice redeems: %d %s", r.status, r.body)
 			}
+			// Its one use taken, alice's list says code_exhausted: the
+			// refusal reason a redemption would get, by the same name.
+			list = h.do("GET", "/v1/users/alice/codes", redeemToken, "", nil)
+			decode(t, list.body, &mine)
+			used := slices.IndexFunc(mine.Codes, func(c promo.UserCode) bool { return c.Code == code })
+			if list.status != 200 || used < 0 || mine.Codes[used].Status != promo.ReasonCodeExhausted {
+				t.Errorf("alice's codes after she redeemed %s: %d %s, want it code_exhausted", code, list.status, list.body)
+			}
 		})
 	}
 }

@@ -84,8 +84,8 @@ func TestHTTPReservations(t *testing.T) {
 					res.ExpiresAt.Before(start.Add(10*time.Minute-time.Second)) || res.ExpiresAt.After(time.Now().Add(10*time.Minute)) {
 					t.Fatalf("reservation = %+v, want held for 10m, code in display form %s", res, c)
 				}
-				if v := h.codeHolds(c); v.UsesLeft != 0 || v.ReservedUses != 1 || v.Status != "exhausted" {
-					t.Errorf("GET code while held = %+v, want 0 left, 1 reserved, exhausted", v)
+				if v := h.codeHolds(c); v.UsesLeft != 0 || v.ReservedUses != 1 || v.Status != "code_exhausted" {
+					t.Errorf("GET code while held = %+v, want 0 left, 1 reserved, code_exhausted", v)
 				}
 				r, err := h.redeem(c, "bob", nil)
 				wantProblem(t, "redeem a held code", r, err, http.StatusConflict, "code_exhausted")

@@ -314,10 +314,6 @@ func (s *Service) Display(ctx context.Context, promotionID int64, canon string) 
 // so that owners need not know).
 func (s *Service) Close() {}
 
-// StatusExhausted is the validation status of a used-up code (its refusal
-// reason on redemption is code_exhausted).
-const StatusExhausted promo.Reason = "exhausted"
-
 // The answers of the code endpoints are the API's wire bodies (pkg/wire):
 // a code as validation shows it, the promotion it names, and a redemption
 // (its code in display form).
@@ -398,10 +394,9 @@ func (s *Service) validate(ctx context.Context, client Client, raw, userID strin
 // codeView is what validation shows of a code's state.
 func (s *Service) codeView(ctx context.Context, st promo.CodeState, userID string, shopper *promo.Shopper) CodeView {
 	p := st.Promotion
+	// The status is the refusal reason a redemption now would get
+	// (code_exhausted for a used-up code), one name for one state.
 	status, rule := st.StatusFor(s.now(), userID != "", shopper)
-	if status == promo.ReasonCodeExhausted {
-		status = StatusExhausted
-	}
 	v := CodeView{Code: s.catalog.display(ctx, p.ID, st.Code), Promotion: PromotionRef{ID: p.IDString(), Name: p.Name},
 		Status: status, UsesLeft: st.UsesLeft(), ReservedUses: st.Reserved, StartsAt: p.StartsAt,
 		ExpiresAt: p.ExpiresAt, MaxUsage: p.MaxUsagePerCode, PerUserLimit: p.PerUserLimit, Rule: rule,
