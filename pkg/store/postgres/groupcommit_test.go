@@ -52,20 +52,6 @@ func gcReq(code, user, key string) promo.RedeemRequest {
 	return req
 }
 
-func gcAudit(t *testing.T, st *postgres.Store, pid int64) (int, map[string]int) {
-	t.Helper()
-	n, per := 0, map[string]int{}
-	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
-		n++
-		per[r.UserID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, per
-}
-
 type gcAnswer struct {
 	req promo.RedeemRequest
 	out promo.RedeemOutcome
@@ -194,7 +180,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 	if out, err := st.Redeem(ctx, retry); err != nil || out.Refused != "" || out.Replayed {
 		t.Errorf("retry of the failed member: %+v, %v; want a fresh redemption", out, err)
 	}
-	rows, _ := gcAudit(t, st, p.ID)
+	rows, _ := storetest.AuditRows(t, st, p.ID)
 	cs, err := st.CodeState(ctx, "GCF", "")
 	if err != nil || rows != 4 || cs.Used != 4 {
 		t.Errorf("GCF: %d audit rows, %d uses (%v): want 4 and 4", rows, cs.Used, err)
@@ -250,7 +236,7 @@ func TestGroupCommitSameKey(t *testing.T) {
 	if an := got[4]; an.err != nil || an.out.Refused != promo.ReasonUserLimitReached || !an.out.Replayed {
 		t.Errorf("kr again: %+v, %v; want the replayed refusal", an.out, an.err)
 	}
-	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+	if rows, _ := storetest.AuditRows(t, st, p.ID); rows != 2 {
 		t.Errorf("GCK: %d audit rows, want 2", rows)
 	}
 }
@@ -472,7 +458,7 @@ func TestGroupCommitRulesMemberGoesAlone(t *testing.T) {
 	if an := got[1]; an.err != nil || an.out.Refused != promo.ReasonNotEligible {
 		t.Errorf("GCRULES without a country: %+v, %v; want not_eligible", an.out, an.err)
 	}
-	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+	if rows, _ := storetest.AuditRows(t, st, p.ID); rows != 2 {
 		t.Errorf("GCPLAIN: %d audit rows, want 2", rows)
 	}
 	if cs, err := st.CodeState(ctx, "GCRULES", ""); err != nil || cs.Used != 0 {

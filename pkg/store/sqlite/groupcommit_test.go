@@ -39,29 +39,7 @@ func nextID(prefix string) string {
 	return fmt.Sprintf("%s-%08d", prefix, ids.n)
 }
 
-func redeemReq(code, user, key string) promo.RedeemRequest {
-	req := promo.RedeemRequest{ID: nextID("r"), EventID: nextID("e"), Code: code, UserID: user, Now: time.Now().UTC(),
-		IdempotencyKey: key}
-	if key != "" {
-		req.RequestHash = "h:" + code + ":" + user
-	}
-	return req
-}
-
-// auditRows counts a promotion's redemptions and each user's among them.
-func auditRows(t *testing.T, st *sqlite.Store, pid int64) (int, map[string]int) {
-	t.Helper()
-	n, per := 0, map[string]int{}
-	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
-		n++
-		per[r.UserID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, per
-}
+var redeemReq = storetest.KeyedReq
 
 // TestGroupCommitExact: storetest.GroupCommitExact through the one writer's
 // groups.
@@ -211,7 +189,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 			}
 		}
 	}
-	rows, per := auditRows(t, st, p.ID)
+	rows, per := storetest.AuditRows(t, st, p.ID)
 	cs, err := st.CodeState(ctx, "GCF", "")
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +387,7 @@ func TestGroupCommitConflictWritesNothing(t *testing.T) {
 	if s1 != s0 {
 		t.Errorf("%d savepoints taken: a conflict, which writes nothing, made its group be written again", s1-s0)
 	}
-	rows, _ := auditRows(t, st, vanityID(t, st, "GCK"))
+	rows, _ := storetest.AuditRows(t, st, vanityID(t, st, "GCK"))
 	if rows != 1+32*6 {
 		t.Errorf("%d audit rows, want %d", rows, 1+32*6)
 	}

@@ -144,14 +144,7 @@ func GroupCommitExact(t *testing.T, st Store, counts GroupCounts) {
 		t.Errorf("redeemed %v: want %v (up to 2 per user, 1 per user, 10 less the live hold)", ok, want)
 	}
 	for code, p := range map[string]promo.Promotion{"GCA": a, "GCB": b, "GCC": c} {
-		rows, per := 0, map[string]int{}
-		if err := st.ExportRedemptions(ctx, promo.RedemptionFilter{PromotionID: p.ID}, func(r promo.Redemption) error {
-			rows++
-			per[r.UserID]++
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		rows, per := AuditRows(t, st, p.ID)
 		cs, err := st.CodeState(ctx, code, "")
 		if err != nil {
 			t.Fatal(err)
@@ -166,6 +159,33 @@ func GroupCommitExact(t *testing.T, st Store, counts GroupCounts) {
 		}
 	}
 	checkKeys(t, byKey)
+}
+
+// KeyedReq is a redemption request of code for user at now, with the
+// idempotency key key (none if empty) and a request hash of its own.
+func KeyedReq(code, user, key string) promo.RedeemRequest {
+	req := redeemReq(code, user)
+	if key != "" {
+		req.IdempotencyKey, req.RequestHash = key, "h:"+code+":"+user
+	}
+	return req
+}
+
+// AuditRows counts a promotion's redemptions and each user's among them.
+func AuditRows(t testing.TB, st interface {
+	ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error
+}, pid int64) (int, map[string]int) {
+	t.Helper()
+	n, per := 0, map[string]int{}
+	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
+		n++
+		per[r.UserID]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, per
 }
 
 type groupAnswer struct {
