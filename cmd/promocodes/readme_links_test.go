@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,8 +123,10 @@ func TestCodeCitesDocsInRepository(t *testing.T) {
 	}
 }
 
-// The README's layout table names every top-level folder and every package
-// folder under pkg/ and api/, so a newcomer can place any file.
+// The README's layout table names every top-level folder, every folder under
+// pkg/, api/ and docs/, and every folder at any depth that holds Go files
+// (hidden folders, testdata, migrations, node_modules and bin aside), so a
+// newcomer can place any file.
 func TestReadmeLayoutListsEveryFolder(t *testing.T) {
 	root := filepath.Join("..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -150,22 +154,46 @@ func TestReadmeLayoutListsEveryFolder(t *testing.T) {
 			}
 		}
 	}
-	var want []string
+	want := map[string]bool{}
 	top, _ := os.ReadDir(root)
 	for _, d := range top {
 		if d.IsDir() && d.Name() != ".git" && d.Name() != "bin" && d.Name() != "node_modules" {
-			want = append(want, d.Name())
+			want[d.Name()] = true
 		}
 	}
-	for _, parent := range []string{"pkg", "api"} {
+	for _, parent := range []string{"pkg", "api", "docs"} {
 		sub, _ := os.ReadDir(filepath.Join(root, parent))
 		for _, d := range sub {
 			if d.IsDir() {
-				want = append(want, parent+"/"+d.Name())
+				want[parent+"/"+d.Name()] = true
 			}
 		}
 	}
-	for _, w := range want {
+	// Every folder that holds Go files, at any depth (test helpers such as
+	// pkg/store/storetest included).
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch n := d.Name(); {
+			case path == root:
+			case strings.HasPrefix(n, "."), n == "testdata", n == "migrations", n == "node_modules", n == "bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(d.Name(), ".go") {
+			if dir, _ := filepath.Rel(root, filepath.Dir(path)); dir != "." {
+				want[filepath.ToSlash(dir)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range slices.Sorted(maps.Keys(want)) {
 		if listed[w] {
 			continue
 		}
