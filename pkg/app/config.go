@@ -336,14 +336,6 @@ func (c Config) Validate() error {
 		errs.Join(configkey.Prefix("auth.shopperJWT", sj.Validate()))
 	}
 	errs.Join(c.validateGroups())
-	// Zero would silently take the component's default: refused, as every
-	// key with a default is (slots 0 means the pool's size, documented).
-	if c.Redeem.Admission.MaxQueue == 0 {
-		errs.Add("redeem.admission.maxQueue", "must be in 1..1,000,000, got 0")
-	}
-	if c.Redeem.Admission.MaxWait == 0 {
-		errs.Add("redeem.admission.maxWait", "must be from 10ms to 10m, got 0s")
-	}
 	if w := c.admissionWait(); w > 0 && w >= c.HTTP.ReadTimeout {
 		// The server cancels a request http.readTimeout after it began: a
 		// longer wait would end in a cut connection, not a 503.
