@@ -423,9 +423,17 @@ func dsnHint(err error) error {
 	return out.Err()
 }
 
-// validateGroups checks the consumer groups the wiring hands out: the
-// generators' must be set, and the shovel's (which commits without joining
-// its group) must be another.
+// validateGroups checks the consumer groups the wiring hands out. Both
+// checks are the app's, not a component's:
+//   - generator.groupId is not a field of generator.Config: the generator
+//     package never sees it. The app joins the group for the generators
+//     (kafka.NewConsumer in run.go, which refuses an empty group only when a
+//     generator starts), so the app is where the key can be checked up front.
+//     The shovel's own group (shovel.groupId) is checked by shovel's Validate.
+//   - the two groups must differ: a rule across two components' keys (the
+//     shovel commits offsets without joining its group, so sharing the
+//     generators' group would move their offsets), which neither component's
+//     Config can see.
 func (c Config) validateGroups() error {
 	var errs configkey.List
 	if c.Generator.GroupID == "" {
