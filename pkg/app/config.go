@@ -430,10 +430,10 @@ func dsnHint(err error) error {
 //     (kafka.NewConsumer in run.go, which refuses an empty group only when a
 //     generator starts), so the app is where the key can be checked up front.
 //     The shovel's own group (shovel.groupId) is checked by shovel's Validate.
-//   - the two groups must differ: a rule across two components' keys (the
-//     shovel commits offsets without joining its group, so sharing the
-//     generators' group would move their offsets), which neither component's
-//     Config can see.
+//   - the two groups must differ: a rule across two components' keys, which
+//     neither component's Config can see (the shovel commits its offsets
+//     without joining its group, so it needs a group no generator joins;
+//     docs/decisions.md, "The shovel reads by offsets").
 func (c Config) validateGroups() error {
 	var errs configkey.List
 	if c.Generator.GroupID == "" {
