@@ -18,9 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"maps"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -108,13 +106,9 @@ func (c Config) Validate() error {
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
 		errs.Add("schema", "must match %s, got %q", schemaName, c.Schema)
 	}
-	ds := map[string]time.Duration{"statementTimeout": c.StatementTimeout, "lockTimeout": c.LockTimeout,
-		"idleInTransactionTimeout": c.IdleInTransactionTimeout}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		if d := ds[key]; d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
-			errs.Add(key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxTimeout, d)
-		}
-	}
+	sqlstore.CheckMillis(&errs, "idleInTransactionTimeout", c.IdleInTransactionTimeout, "the server's setting")
+	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "the server's setting")
+	sqlstore.CheckMillis(&errs, "statementTimeout", c.StatementTimeout, "the server's setting")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()
 }
@@ -123,16 +117,13 @@ func (c Config) tcp() tcpdial.Config {
 	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
 
-// maxTimeout is the largest session timeout PostgreSQL takes (INT_MAX ms).
-const maxTimeout = (1<<31 - 1) * time.Millisecond
-
 // sessionParams are the startup parameters that carry c's session limits
 // and the server's end of its TCP settings.
 func (c Config) sessionParams() map[string]string {
 	p := map[string]string{}
 	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	for name, d := range map[string]time.Duration{"statement_timeout": c.StatementTimeout, "lock_timeout": c.LockTimeout,
-		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout} {
+		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout, "tcp_user_timeout": c.TCPUserTimeout} {
 		if d > 0 {
 			p[name] = ms(d)
 		}
@@ -140,9 +131,6 @@ func (c Config) sessionParams() map[string]string {
 	if k := c.KeepAlive; k > 0 {
 		secs := strconv.FormatInt(max(1, int64(k/time.Second)), 10)
 		p["tcp_keepalives_idle"], p["tcp_keepalives_interval"], p["tcp_keepalives_count"] = secs, secs, "3"
-	}
-	if u := c.TCPUserTimeout; u > 0 {
-		p["tcp_user_timeout"] = ms(u)
 	}
 	return p
 }
@@ -187,20 +175,25 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	if tune != nil {
 		tune(pcfg)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open pool: %w", err)
-	}
+	// The migrations run through a database/sql handle on the pool, under a
+	// session advisory lock keyed by schema.
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+cfg.Schema)))),
 		lock.WithLockTimeout(1, 300))
 	if err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
 	s := &Store{pool: pool, statementTimeout: cfg.StatementTimeout}
 	db := pgxPool{pgxExec{pool}, pool}
-	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker), cfg.Clock)
+	s.Core = sqlstore.New(dialect, db, db, sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres,
+		FS: migrationFiles, Locker: locker, DB: func() (*sql.DB, func()) {
+			db := stdlib.OpenDBFromPool(pool)
+			return db, func() { db.Close() }
+		}}, cfg.Clock)
 	if cfg.RedeemGroup != -1 {
 		flights := min(cmp.Or(cfg.RedeemFlights, DefaultRedeemFlights), int(pcfg.MaxConns))
 		s.group = sqlstore.NewRedeemGroupOnce(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup), flights)
@@ -223,16 +216,6 @@ func (s *Store) Close() { s.pool.Close() }
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// migrations applies the migrations through a database/sql handle on the
-// pool, under a session advisory lock keyed by schema.
-func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres, FS: migrationFiles, Locker: locker,
-		DB: func() (*sql.DB, func()) {
-			db := stdlib.OpenDBFromPool(s.pool)
-			return db, func() { db.Close() }
-		}}
-}
 
 // dialect is PostgreSQL for the shared core: pgx underneath, COPY for chunks,
 // arrays where a statement takes many rows.

@@ -67,9 +67,6 @@ type Config struct {
 // DefaultRedeemGroup is Config.RedeemGroup's default.
 const DefaultRedeemGroup = 128
 
-// maxBusyTimeout is the largest busy timeout (SQLite takes an int of ms).
-const maxBusyTimeout = (1<<31 - 1) * time.Millisecond
-
 // Validate checks the configuration, naming each field by its key
 // ("maxConns"), which the caller places in its own configuration.
 func (c Config) Validate() error {
@@ -92,9 +89,7 @@ func (c Config) Validate() error {
 	if c.MaxReadConns < 0 {
 		errs.Add("maxReadConns", "must be at least 1 (0: %d), got %d", DefaultMaxReadConns, c.MaxReadConns)
 	}
-	if d := c.BusyTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxBusyTimeout {
-		errs.Add("busyTimeout", "must be 0 (%s) or from 1ms to %s, got %s", DefaultBusyTimeout, maxBusyTimeout, d)
-	}
+	sqlstore.CheckMillis(&errs, "busyTimeout", c.BusyTimeout, DefaultBusyTimeout.String())
 	return errs.Err()
 }
 
@@ -136,10 +131,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	w.SetMaxOpenConns(1) // kept idle, never closed for its age: database/sql's defaults
 	// The writer connects first: it switches the file to WAL (persistent),
 	// which the readers then find.
 	if err := w.PingContext(ctx); err != nil {
@@ -158,7 +150,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.stopCheckpoints = StartCheckpoints(base+sep+common, checkpointEvery)
 	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
 	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
-	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
+	// Migrations run through the write connection; SQLite's write lock
+	// serialises concurrent runs.
+	s.Core = sqlstore.New(dialect, wdb, rdb, sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3,
+		FS: migrationFiles, DB: func() (*sql.DB, func()) { return w, func() {} }}, cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -186,18 +181,15 @@ func (s *Store) Close() {
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations through the write connection;
-// concurrent runs are serialised by SQLite's write lock.
-func (s *Store) migrations() sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3, FS: migrationFiles,
-		DB: func() (*sql.DB, func()) { return s.w, func() {} }}
-}
-
 // dialect is SQLite for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Statements:      statements,
 	Time:            func(t time.Time) any { return sqlstore.FormatTime(t) },
-	UniqueViolation: uniqueViolation,
+	// A UNIQUE or PRIMARY KEY constraint failure.
+	UniqueViolation: func(err error) bool {
+		code := errCode(err)
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
 	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
 	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
 	AllRows:         -1, // LIMIT -1
@@ -224,13 +216,6 @@ func errCode(err error) int {
 		return e.Code()
 	}
 	return 0
-}
-
-// uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
-// failure.
-func uniqueViolation(err error) bool {
-	code := errCode(err)
-	return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 }
 
 // insertCodes inserts codes for a promotion, skipping those already present,

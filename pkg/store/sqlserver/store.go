@@ -75,9 +75,7 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 {
 		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
 	}
-	if d := c.LockTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxLockTimeout {
-		errs.Add("lockTimeout", "must be 0 (no limit) or from 1ms to %s, got %s", maxLockTimeout, d)
-	}
+	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "no limit")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()
 }
@@ -85,9 +83,6 @@ func (c Config) Validate() error {
 func (c Config) tcp() tcpdial.Config {
 	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
-
-// maxLockTimeout is the largest SET LOCK_TIMEOUT (INT_MAX ms).
-const maxLockTimeout = (1<<31 - 1) * time.Millisecond
 
 // sessionInit is the batch every pooled session starts with.
 func (c Config) sessionInit() string {
@@ -162,7 +157,10 @@ func newStore(db *sql.DB, clock func() time.Time) *Store {
 	// READ COMMITTED explicitly: go-mssqldb's default keeps whatever level
 	// the pooled session had.
 	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
+	// The migrations run under a session application lock.
+	s.Core = sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL,
+		FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)
 	return s
 }
 
@@ -171,13 +169,6 @@ func (s *Store) Close() { s.db.Close() }
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// migrations applies the migrations under a session application lock.
-func (s *Store) migrations() sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
-		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
-		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
-}
 
 // dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{

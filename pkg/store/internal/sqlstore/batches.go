@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -184,54 +185,55 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 }
 
 func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {
-	tx, err := s.w.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-
 	ref := c.Batch
 	var done int64
-	err = tx.QueryRow(ctx, s.d.Advance, ref.PromotionID, int32(ref.BatchNo), int64(c.Count), c.From).Scan(&done)
-	if noRows(err) {
-		return 0, s.notAdvanced(ctx, tx, c)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("advance progress: %w", err)
-	}
-	if !fallback && s.d.Bulk.Copy != nil {
-		if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
-			return 0, err
+	err := s.inTx(ctx, func(tx T) error {
+		err := tx.QueryRow(ctx, s.d.Advance, ref.PromotionID, int32(ref.BatchNo), int64(c.Count), c.From).Scan(&done)
+		if noRows(err) {
+			return s.notAdvanced(ctx, tx, c)
 		}
-	} else {
-		inserted, err := s.insertChunk(ctx, tx, c)
 		if err != nil {
-			return 0, err
+			return fmt.Errorf("advance progress: %w", err)
 		}
-		if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
-			return 0, err
+		if !fallback && s.d.Bulk.Copy != nil {
+			if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
+				return err
+			}
+		} else {
+			inserted, err := s.insertChunk(ctx, tx, c)
+			if err != nil {
+				return err
+			}
+			if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
+				return err
+			}
 		}
-	}
-	// The commit gate (PromotionLive): a cancel skips the batch rows chunks
-	// hold, so the refused chunk marks its batch cancelled (the worker that
-	// reloads it stops).
-	var live bool
-	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
-		return 0, fmt.Errorf("check promotion is live: %w", err)
-	}
-	if !live {
-		_ = tx.Rollback(ctx)
+		// The commit gate (PromotionLive): a cancel skips the batch rows
+		// chunks hold, so the refused chunk marks its batch cancelled (the
+		// worker that reloads it stops), after its rollback.
+		var live bool
+		if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
+			return fmt.Errorf("check promotion is live: %w", err)
+		}
+		if !live {
+			return errNotLive
+		}
+		return nil
+	})
+	if errors.Is(err, errNotLive) {
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
 			return 0, fmt.Errorf("mark batch cancelled: %w", err)
 		}
 		return 0, promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: "+
 			"chunk [%d, +%d) of batch %d not committed", ref.PromotionID, c.From, c.Count, ref.BatchNo)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+	if err != nil {
+		return 0, err
 	}
 	return done, nil
 }
+
+var errNotLive = errors.New("the promotion is not live")
 
 // notAdvanced explains why the progress update matched no row, from what the
 // batch row holds now.

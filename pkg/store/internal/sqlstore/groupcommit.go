@@ -141,14 +141,8 @@ func (g *RedeemGroup[T]) take() [][]*groupMember {
 	for len(g.pending) > 0 && g.inflight < g.flights {
 		free := g.flights - g.inflight
 		n := min(g.max, (len(g.pending)+free-1)/free)
-		if g.flights == 1 {
-			out = append(out, g.pending[:n:n])
-			g.pending = g.pending[n:]
-			g.inflight++
-			continue
-		}
-		// Members sharing a row with a group in flight stay pending, in
-		// their order, for a later group.
+		// Members sharing a row with a group in flight (never with one
+		// flight) stay pending, in their order, for a later group.
 		var group, rest []*groupMember
 		for _, m := range g.pending {
 			if len(group) < n && !g.shares(m) {

@@ -374,17 +374,11 @@ func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time
 	return marked, wrap(err, "mark promotion %d for purge", id)
 }
 
-// RecordPurge writes a purge's audit row and event, and marks the promotion
-// deleted when none of its codes is left (as FinishDeletion, whose own audit
-// row it does not write).
+// RecordPurge writes a purge's audit row a and its event, and marks the
+// promotion deleted when none of its codes is left (FinishDeletion's mark,
+// without its audit row).
 func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
-	return s.inTx(ctx, func(tx T) error {
-		x := s.on(tx)
-		if _, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At)); err != nil {
-			return fmt.Errorf("mark deleted: %w", err)
-		}
-		return x.audit(ctx, a, nil)
-	})
+	return s.finishDeletion(ctx, a, true)
 }
 
 // RequestDeletion starts deleting a promotion: it is switched off and marked
@@ -419,11 +413,20 @@ func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool
 // chunk that read the promotion live just before the request may commit
 // just after it, and the next pass deletes its codes).
 func (s *Core[T]) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return s.finishDeletion(ctx, a, false)
+}
+
+// finishDeletion marks the promotion deleted if none of its codes is left
+// and writes a, if it marked it or always.
+func (s *Core[T]) finishDeletion(ctx context.Context, a promo.AuditEntry, always bool) error {
 	return s.inTx(ctx, func(tx T) error {
 		x := s.on(tx)
 		ok, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At))
-		if err != nil || !ok {
-			return err
+		if err != nil {
+			return fmt.Errorf("mark deleted: %w", err)
+		}
+		if !ok && !always {
+			return nil
 		}
 		return x.audit(ctx, a, nil)
 	})

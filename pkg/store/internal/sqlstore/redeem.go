@@ -97,10 +97,9 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 // idempotency key, code row, allowance row; a rollback locks its
 // redemption row (which no redemption locks) first.
 func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil || !claimed {
-		if err != nil {
-			return promo.RedeemOutcome{}, err
-		}
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil {
+		return promo.RedeemOutcome{}, err
+	} else if !claimed {
 		return x.replay(ctx, req)
 	}
 	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper)
@@ -150,7 +149,7 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 	// folded: the dialect counts the holds in the statements that take the
 	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
-	u, load, ok, err := x.useCode(ctx, code, userID, now, exclude, folded)
+	u, load, ok, err := x.useCode(ctx, x.d.UseCode, code, userID, now, exclude, folded)
 	if err != nil {
 		return u, 0, "", "", fmt.Errorf("use code, count its holds: %w", err)
 	}
@@ -196,8 +195,8 @@ func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, no
 	)
 	if folded && x.d.UseAllowanceLoad != "" {
 		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &load)
-	} else if ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
-		load, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
+	} else {
+		ok, load, err = x.allowanceLoad(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, u, userID, now, exclude)
 	}
 	if err != nil {
 		return false, fmt.Errorf("use allowance, count its holds: %w", err)
@@ -279,16 +278,13 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		reason, rule := promo.SplitRefused(string(refused))
 		return promo.RedeemOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
+	// A record left from before a purge --with-redemptions (which deletes
+	// the records with the redemptions) or from a concurrent one.
 	r, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(id))
+	r, err = need(r, found, err, promo.Refusal(promo.ReasonRedemptionPurged,
+		"the redemption this Idempotency-Key made (%s) was deleted by a purge", id), "read redemption %s", id)
 	if err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("read redemption %s: %w", id, err)
-	}
-	if !found {
-		// purge --with-redemptions deletes a redemption's idempotency record
-		// with it; a record left from before that (or from a concurrent
-		// purge) still answers clearly.
-		return promo.RedeemOutcome{}, promo.Refusal(promo.ReasonRedemptionPurged,
-			"the redemption this Idempotency-Key made (%s) was deleted by a purge", id)
+		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r, Replayed: true}, nil
 }
@@ -316,13 +312,8 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 	}
 	if !ok {
 		r, found, err := x.redemption(ctx, x.d.Redemption, id)
-		if err != nil {
-			return promo.Redemption{}, false, fmt.Errorf("read redemption: %w", err)
-		}
-		if !found {
-			return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
-		}
-		return r, true, nil
+		r, err = need(r, found, err, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID), "read redemption")
+		return r, err == nil, err
 	}
 	used, found, err := x.ReleaseCode(ctx, r.PromotionID, r.Code)
 	if err != nil {
@@ -354,13 +345,7 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 // when there is no such code.
 func (s *Core[T]) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
 	st, found, err := s.on(s.r).CodeState(ctx, code, userID, time.Now().UTC())
-	if err != nil {
-		return st, fmt.Errorf("read code state: %w", err)
-	}
-	if !found {
-		return st, codeNotFound()
-	}
-	return st, nil
+	return need(st, found, err, codeNotFound(), "read code state")
 }
 
 // Redemptions returns one page of the audit trail that f selects, newest
@@ -453,12 +438,7 @@ func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
 		_, err = s.w.Exec(ctx, s.d.MarkEventPublished, seqs)
 	} else {
 		err = s.inTx(ctx, func(tx T) error {
-			for _, seq := range seqs {
-				if _, err := tx.Exec(ctx, s.d.MarkEventPublished, seq); err != nil {
-					return err
-				}
-			}
-			return nil
+			return execEach(ctx, tx, s.d.MarkEventPublished, seqs, func(seq int64) []any { return []any{seq} })
 		})
 	}
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -169,6 +170,17 @@ func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
 	return t, nil
 }
 
+// MaxMillis is the longest timeout the databases take: an int of milliseconds.
+const MaxMillis = (1<<31 - 1) * time.Millisecond
+
+// CheckMillis adds to errs, as key's, a timeout d that is neither 0 (zero
+// says what 0 means) nor from 1ms to MaxMillis.
+func CheckMillis(errs *configkey.List, key string, d time.Duration, zero string) {
+	if d < 0 || (d > 0 && d < time.Millisecond) || d > MaxMillis {
+		errs.Add(key, "must be 0 (%s) or from 1ms to %s, got %s", zero, MaxMillis, d)
+	}
+}
+
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
@@ -183,7 +195,10 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // retry runs fn up to maxTxAttempts times while it fails with a retryable

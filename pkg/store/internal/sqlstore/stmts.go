@@ -93,6 +93,18 @@ func found[R any](r R, err error) (R, bool, error) {
 	return r, err == nil, err
 }
 
+// need is a single-row read that must find its row: its error wrapped as
+// format says, or notFound when there was no row.
+func need[R any](r R, ok bool, err error, notFound error, format string, args ...any) (R, error) {
+	if err != nil {
+		return r, fmt.Errorf(format+": %w", append(args, err)...)
+	}
+	if !ok {
+		return r, notFound
+	}
+	return r, nil
+}
+
 // one runs a statement and reports whether it changed exactly one row.
 func (x stmts[T]) one(ctx context.Context, query string, args ...any) (bool, error) {
 	n, err := x.q.Exec(ctx, query, args...)
@@ -192,14 +204,14 @@ func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Ti
 	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
-// useCode is UseCode with the code's load after it (codeLoad's count but
-// exclude): in the same statement when folded (UseCodeLoad; nothing is
-// excluded).
-func (x stmts[T]) useCode(ctx context.Context, code, userID string, now time.Time, exclude string,
+// useCode runs query (UseCode or LockCode), then reads the code's load
+// (codeLoad's count but exclude): in the same statement when folded
+// (UseCodeLoad; nothing is excluded).
+func (x stmts[T]) useCode(ctx context.Context, query, code, userID string, now time.Time, exclude string,
 	folded bool) (u CodeUse, load int, ok bool, err error) {
 	if folded {
 		u, ok, err = x.codeUse(ctx, x.d.UseCodeLoad, code, userID, now, &load)
-	} else if u, ok, err = x.UseCode(ctx, code, userID, now); ok && err == nil {
+	} else if u, ok, err = x.codeUse(ctx, query, code, userID, now); ok && err == nil {
 		load, err = x.codeLoad(ctx, code, now, exclude)
 	}
 	return u, load, ok, err
@@ -260,9 +272,12 @@ func (x stmts[T]) codeLoad(ctx context.Context, code string, now time.Time, excl
 	return n, err
 }
 
-func (x stmts[T]) allowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (n int, err error) {
-	err = x.q.QueryRow(ctx, x.d.AllowanceLoad, promotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
-	return n, err
+func (x stmts[T]) allowanceLoad(ctx context.Context, update, insert string, u CodeUse, userID string, now time.Time,
+	exclude string) (ok bool, n int, err error) {
+	if ok, err = x.allowance(ctx, update, insert, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
+		err = x.q.QueryRow(ctx, x.d.AllowanceLoad, u.PromotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
+	}
+	return ok, n, err
 }
 
 // ReleaseCode gives one use back to the code row of that promotion (a code
@@ -305,17 +320,14 @@ func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev p
 		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey),
 		text(r.ClientAddr), text(r.UserAgent), amount, currency, discount, firstOrder,
 		text(strings.Join(r.Segments, "\n")), text(r.Country)}
+	var err error
 	if x.d.RedemptionWithEvent != "" {
-		if err := x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...); err != nil {
-			return err
-		}
-	} else {
-		if err := x.exec(ctx, x.d.InsertRedemption, args...); err != nil {
-			return err
-		}
-		if err := x.insertEvent(ctx, ev); err != nil {
-			return err
-		}
+		err = x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...)
+	} else if err = x.exec(ctx, x.d.InsertRedemption, args...); err == nil {
+		err = x.insertEvent(ctx, ev)
+	}
+	if err != nil {
+		return err
 	}
 	for _, seg := range r.Segments {
 		if err := x.exec(ctx, x.d.InsertRedemptionSegment, x.d.VarChar(r.ID), r.PromotionID, seg); err != nil {
