@@ -1,17 +1,12 @@
-// Package sqlite is the embedded SQLite store of promocodes (modernc.org/sqlite,
-// pure Go: builds with CGO_ENABLED=0). It owns the schema (versioned goose
-// migrations embedded from migrations/) and every statement against it; all
-// SQL is in queries.go; the algorithms are the shared core's
-// (pkg/store/internal/sqlstore). It is the only package that imports the SQLite driver.
+// Package sqlite is the embedded SQLite store of promocodes
+// (modernc.org/sqlite, pure Go): its migrations and statements, on the
+// shared core (internal/sqlstore).
 //
-// Concurrency: a *Store is safe for concurrent use. It keeps two pools on the
-// same database file: one connection for writes, whose transactions are BEGIN
-// IMMEDIATE (they take the write lock up front, so two writers never deadlock
-// upgrading a read lock), and a few read-only connections. In WAL mode
-// readers see the last committed state and neither block nor are blocked by
-// the writer, so status reads and exports proceed during chunk commits.
-// Several processes may share the file; busy_timeout makes them wait for the
-// write lock.
+// Concurrency: a *Store is safe for concurrent use. One write connection
+// whose transactions are BEGIN IMMEDIATE (the write lock up front: two
+// writers never deadlock upgrading a read lock), and read-only connections
+// that in WAL mode neither block nor wait for the writer. Processes sharing
+// the file wait for the write lock (busy_timeout).
 package sqlite
 
 import (
@@ -42,33 +37,23 @@ const DefaultBusyTimeout = 10 * time.Second
 type Config struct {
 	// Path is the database file; it is created if absent.
 	Path string
-	// DSN is a modernc.org/sqlite data source name ("file:/x/y.db?..."),
-	// for extra parameters. The store adds its own pragmas.
+	// DSN is a modernc.org/sqlite DSN, for extra parameters.
 	DSN string
 	// MaxReadConns bounds the read pool (default 4).
 	MaxReadConns int
-	// BusyTimeout is how long a statement waits for a lock another
-	// connection or process holds before it fails with SQLITE_BUSY (see
-	// LockTimeout); default DefaultBusyTimeout.
+	// BusyTimeout is a statement's wait for the write lock before
+	// SQLITE_BUSY (LockTimeout).
 	BusyTimeout time.Duration
-	// Clock is this process's clock for the times the store stamps itself
-	// (created_at, updated_at); nil is time.Now. Leases compared across
-	// processes take SQLite's own clock instead (strftime('now'): the
-	// clock of the host the file is on). Tests set it to play a host whose
-	// clock is off.
+	// Clock stamps created_at, updated_at (nil: time.Now); leases take SQLite's.
 	Clock func() time.Time
-	// RedeemGroup bounds how many concurrent redemptions share one write
-	// transaction and its commit (group commit, see Store.Redeem); default
-	// DefaultRedeemGroup, -1 writes each redemption in a transaction of
-	// its own.
+	// RedeemGroup bounds a group commit (Store.Redeem; -1: off).
 	RedeemGroup int
 }
 
 // DefaultRedeemGroup is Config.RedeemGroup's default.
 const DefaultRedeemGroup = 128
 
-// Validate checks the configuration, naming each field by its key
-// ("maxConns"), which the caller places in its own configuration.
+// Validate checks the configuration, naming fields by key.
 func (c Config) Validate() error {
 	var errs configkey.List
 	switch {
@@ -77,8 +62,7 @@ func (c Config) Validate() error {
 	case c.Path != "" && c.DSN != "":
 		errs.Add("path", "must not be set with dsn")
 	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
-		// The store needs two pools on one database; an in-memory database
-		// is private to its connection.
+		// An in-memory database is private to its connection.
 		errs.Add("path", "must be a file: in-memory databases are not supported (tests: t.TempDir())")
 	case strings.ContainsAny(c.Path, "?#"):
 		errs.Add("path", "must not contain ? or # (use dsn), got %q", c.Path)
@@ -98,21 +82,18 @@ type Store struct {
 	*sqlstore.Core[*sqlstore.SQLTx]
 	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
 	r *sql.DB // read-only connections
-	// stmts keep each pool's statements prepared across transactions.
 	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
 	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
-	// stopCheckpoints ends the checkpointer (StartCheckpoints) and waits for it.
 	stopCheckpoints func()
 }
 
-// WriterParams are the write connection's DSN parameters (file settings and
-// pragmas), exported for the bulk-load benchmark. temp_store(MEMORY) keeps the
-// savepoint journals of a redemption group in memory.
+// WriterParams are the write connection's DSN parameters (exported for the
+// bulk-load benchmark); temp_store(MEMORY) keeps a group's savepoint
+// journals in memory.
 const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
-// Open opens (creating if needed) the database file. It does not migrate:
-// call Migrate.
+// Open opens (creating) the database file, not migrating.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -164,8 +145,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// stmtCacheSize is how many statement texts each pool keeps prepared
-// (sqlstore.StmtCache): the store runs about a hundred distinct ones.
+// stmtCacheSize bounds each pool's StmtCache (about a hundred texts run).
 const stmtCacheSize = 256
 
 // Close closes both pools and the checkpointer.
@@ -194,8 +174,7 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
 	AllRows:         -1, // LIMIT -1
 	Lease:           func(d time.Duration) any { return d.Seconds() },
-	// SQLite's side of a lost database: the store closed, its file unable
-	// to be opened or read or written, its lock taken past the busy timeout.
+	// The file busy, locked, unreadable or unopenable.
 	Unavailable: func(err error) bool {
 		switch errCode(err) & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
@@ -203,13 +182,10 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 		}
 		return false
 	},
-	// LockTimeout: another connection or process held the write lock past
-	// Config.BusyTimeout.
 	LockTimeout: func(err error) bool { return errCode(err)&0xff == sqlite3.SQLITE_BUSY },
 }
 
-// errCode is err's SQLite extended result code (0 for none); its low byte is
-// the primary code.
+// errCode is err's SQLite extended result code (0: none).
 func errCode(err error) int {
 	var e *sqlite.Error
 	if errors.As(err, &e) {
@@ -218,10 +194,9 @@ func errCode(err error) int {
 	return 0
 }
 
-// insertCodes inserts codes for a promotion, skipping those already present,
-// with a prepared multi-row INSERT ... ON CONFLICT DO NOTHING of
-// insertCodesRows rows, and returns how many it inserted. Codes are bound as
-// text (a []byte would be stored as a BLOB and never match a text look-up).
+// insertCodes is Bulk.InsertCodes: a prepared multi-row INSERT ... ON
+// CONFLICT DO NOTHING. Codes are bound as text (a []byte would be a BLOB,
+// never matching a text look-up).
 func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
 	var (
 		inserted int64
@@ -266,8 +241,7 @@ func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promot
 	return inserted, nil
 }
 
-// PoolStats reports the write and the read connection pools together (the
-// write pool has one connection: SQLite has one writer).
+// PoolStats reports the write and read pools together.
 func (s *Store) PoolStats() sql.DBStats {
 	w, r := s.w.Stats(), s.r.Stats()
 	return sql.DBStats{MaxOpenConnections: w.MaxOpenConnections + r.MaxOpenConnections,

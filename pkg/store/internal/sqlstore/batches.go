@@ -23,10 +23,8 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 }
 
 // ClaimPendingBatches leases up to limit (default 100) unpublished batches,
-// oldest first, to the caller for lease: other callers skip them until the
-// lease ends (or MarkPublished). Two API replicas thus publish each batch
-// event once in the normal case; a publisher that dies holding a lease
-// leaves its rows to the others after the lease.
+// oldest first: other replicas skip them until the lease ends (a dead
+// publisher's rows are free after it).
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
 	if limit <= 0 {
 		limit = defaultPendingLimit
@@ -42,8 +40,7 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 }
 
 // MarkPublished records that the events of refs are on Kafka, in as few
-// statements as the dialect allows (each one atomic; a retry after a partial
-// failure is harmless). Unknown refs are ignored.
+// atomic statements as the dialect allows (a retry is harmless).
 func (s *Core[T]) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
 	for len(refs) > 0 {
 		q, args, n := s.d.MarkPublished(refs)
@@ -55,9 +52,8 @@ func (s *Core[T]) MarkPublished(ctx context.Context, refs []promo.BatchRef) erro
 	return nil
 }
 
-// RefValues is a Dialect.MarkPublished for statements that take the refs
-// as (promotion_id, batch_no) pairs of arguments, at most maxRows of them:
-// stmt(n) is the statement for n pairs.
+// RefValues is a Dialect.MarkPublished over stmt(n) for n (promotion_id,
+// batch_no) argument pairs, n at most maxRows.
 func RefValues(maxRows int, stmt func(n int) string) func(refs []promo.BatchRef) (string, []any, int) {
 	return func(refs []promo.BatchRef) (string, []any, int) {
 		n := min(len(refs), maxRows)
@@ -139,16 +135,11 @@ func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, 
 	return t, ok, wrap(err, "oldest unpublished batch")
 }
 
-// CommitChunk commits one chunk: in one transaction it advances the batch's
-// progress from c.From to c.From+c.Count (compare-and-set), inserts exactly
-// c.Count new codes (replacing collisions) and passes the commit gate, as
-// docs/store.md ("Committing a chunk") describes. It returns the batch's new
-// Done. A collision on the fast path (Bulk.Copy) redoes the chunk on the
-// skipping path; a deadlock victim is run again.
-//
-// Errors: EMoved when the batch's Done is not c.From (another worker
-// committed first, or a replay), ENotFound for an unknown batch, EInvalid for
-// a chunk beyond the batch's end. Nothing is written in those cases.
+// CommitChunk commits one chunk in one transaction (docs/store.md,
+// "Committing a chunk"): the batch's progress from c.From to c.From+c.Count
+// (compare-and-set), exactly c.Count new codes (collisions replaced), the
+// commit gate. It returns the new Done. EMoved when Done is not c.From,
+// ENotFound for no batch, EInvalid past its end: nothing written.
 func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err

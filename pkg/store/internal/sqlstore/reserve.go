@@ -15,12 +15,7 @@ import (
 // commits too).
 //
 // Locks are taken in redeem's order (key, code row, allowance row), then the
-// reservation row. lockCode locks the code row, then codeLoad counts uses
-// and live reservations under it: every transaction that adds a use or a
-// reservation to a code holds that lock until it commits, so the count is
-// complete; reservations leave the count (release, expiry) without it,
-// which can make it too high for a moment, never too low. The same holds
-// for the user's allowance row.
+// reservation row; take says why the count under them is complete.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	if err := req.Validate(); err != nil {
 		return promo.ReserveOutcome{}, err

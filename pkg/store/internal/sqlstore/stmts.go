@@ -11,12 +11,9 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// stmts binds the dialect's statements to one transaction, or to a pool for
-// reads: the redemption, reservation and lifecycle algorithms run on it.
-// Every limit is enforced by a conditional statement that the database
-// re-checks under the row lock it takes (UseCode, UseAllowance,
-// MarkRolledBack, ...): nothing reads a count and decides in Go whether to
-// write.
+// stmts binds the dialect's statements to a transaction (or a pool, for
+// reads). Every limit is a conditional statement the database re-checks
+// under its row lock: nothing reads a count and decides in Go to write.
 type stmts[T Tx] struct {
 	q Querier
 	d *Dialect[T]
@@ -25,8 +22,7 @@ type stmts[T Tx] struct {
 // on binds the statements to q.
 func (s *Core[T]) on(q Querier) stmts[T] { return stmts[T]{q, &s.d} }
 
-// StatementTx is the single statements that storetest drives, each at its
-// limit, in a transaction that is rolled back (RunRolledBack).
+// StatementTx is the statements storetest drives at their limits.
 type StatementTx interface {
 	UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error)
 	UnuseCode(ctx context.Context, code string) error
@@ -39,9 +35,7 @@ type StatementTx interface {
 
 var errRolledBack = errors.New("rolled back on purpose")
 
-// InStatementTx runs fn on the core's statements in one write transaction
-// and rolls it back whatever fn did: for tests that drive single statements
-// (storetest's StatementStore).
+// InStatementTx runs fn in a write transaction it then rolls back (tests).
 func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error) error {
 	err := s.inTx(ctx, func(tx T) error {
 		if err := fn(s.on(tx)); err != nil {
@@ -55,10 +49,10 @@ func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error)
 	return err
 }
 
-// run runs fn in one write transaction on the core's statements, committed
-// when fn returns no error; ok is fn's second answer (replayed, mostly). A
-// deadlock victim runs again (retry; docs/store.md says how a cycle can form
-// despite the one lock order): it has written nothing.
+// run runs fn in a write transaction, committed if fn returns no error; ok
+// is fn's second answer. A deadlock victim, having written nothing, runs
+// again (retry; docs/store.md says how a cycle forms despite the lock
+// order).
 func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
 	err = s.retry(ctx, func() error {
 		return s.inTx(ctx, func(tx T) error {
