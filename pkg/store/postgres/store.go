@@ -99,11 +99,10 @@ func (c Config) tcp() tcpdial.Config {
 // sessionParams are c's session limits and server-side TCP settings.
 func (c Config) sessionParams() map[string]string {
 	p := map[string]string{}
-	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	for name, d := range map[string]time.Duration{"statement_timeout": c.StatementTimeout, "lock_timeout": c.LockTimeout,
 		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout, "tcp_user_timeout": c.TCPUserTimeout} {
 		if d > 0 {
-			p[name] = ms(d)
+			p[name] = strconv.FormatInt(d.Milliseconds(), 10)
 		}
 	}
 	if k := c.KeepAlive; k > 0 {
@@ -185,6 +184,12 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 		}
 	}
 	return s, nil
+}
+
+// Redeem is the core's, in a group commit (Config.RedeemGroup;
+// redeem_codes, migration 00018).
+func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
 }
 
 // Close closes the pool, waiting for connections in use to be returned.

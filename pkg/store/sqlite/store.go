@@ -24,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/promocodes/promocodes/pkg/configkey"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -143,6 +144,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.group = sqlstore.NewRedeemGroup(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup)).OneWriter()
 	}
 	return s, nil
+}
+
+// Redeem is the core's, in a group commit (Config.RedeemGroup).
+func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
 }
 
 // stmtCacheSize bounds each pool's StmtCache (about a hundred texts run).

@@ -15,10 +15,7 @@ import (
 // PendingBatches returns up to limit (default 100) batches whose event is not
 // yet published, oldest first, with their current progress.
 func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error) {
-	if limit <= 0 {
-		limit = defaultPendingLimit
-	}
-	bs, err := collect(ctx, s.r, s.d.PendingBatches, []any{int64(limit)}, scanBatch)
+	bs, err := collect(ctx, s.r, s.d.PendingBatches, []any{int64(clampLimit(limit, defaultPendingLimit, limit))}, scanBatch)
 	return bs, wrap(err, "pending batches")
 }
 
@@ -26,10 +23,8 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 // oldest first: other replicas skip them until the lease ends (a dead
 // publisher's rows are free after it).
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
-	if limit <= 0 {
-		limit = defaultPendingLimit
-	}
-	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches, []any{int64(limit), s.d.Lease(lease)}, scanBatch)
+	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches,
+		[]any{int64(clampLimit(limit, defaultPendingLimit, limit)), s.d.Lease(lease)}, scanBatch)
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}

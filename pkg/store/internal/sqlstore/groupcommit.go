@@ -27,8 +27,8 @@ type RedeemGroup[T Tx] struct {
 	max     int
 	flights int
 	run     func(context.Context, []*groupMember) []promo.RedeemResult
-	// oneWriter: see OneWriter.
-	oneWriter bool
+	// oneWriter: see OneWriter; once: NewRedeemGroupOnce's.
+	oneWriter, once bool
 
 	mu       sync.Mutex
 	inflight int // groups being written
@@ -66,6 +66,15 @@ func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
 	g.oneWriter = true
 	return g
+}
+
+// RedeemVia is s.Redeem through g, unless g is nil or req has shopper
+// fields, which a one-statement group cannot redeem.
+func RedeemVia[T Tx](ctx context.Context, g *RedeemGroup[T], s *Core[T], req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if g == nil || (g.once && req.Shopper != nil) {
+		return s.Redeem(ctx, req)
+	}
+	return g.Redeem(ctx, req)
 }
 
 // Redeem is Core.Redeem, in a group with concurrent redemptions.

@@ -182,16 +182,7 @@ func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, no
 	if u.PerUserLimit == promo.UnlimitedPerUser {
 		return true, nil
 	}
-	var (
-		ok         bool
-		used, load int
-		err        error
-	)
-	if folded && x.d.UseAllowanceLoad != "" {
-		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &load)
-	} else {
-		ok, load, err = x.allowanceLoad(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, u, userID, now, exclude)
-	}
+	ok, load, err := x.allowanceLoad(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, u, userID, now, exclude, folded)
 	if err != nil {
 		return false, fmt.Errorf("use allowance, count its holds: %w", err)
 	}

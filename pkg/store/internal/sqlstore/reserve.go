@@ -57,7 +57,7 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Res
 		return promo.ReserveOutcome{Refused: promo.ReasonNotEligible, Rule: rule}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
-		ok, load, err := x.allowanceLoad(ctx, x.d.LockAllowance, x.d.LockAllowanceInsert, u, req.UserID, req.Now, "")
+		ok, load, err := x.allowanceLoad(ctx, x.d.LockAllowance, x.d.LockAllowanceInsert, u, req.UserID, req.Now, "", false)
 		if err != nil {
 			return promo.ReserveOutcome{}, fmt.Errorf("lock allowance, count its holds: %w", err)
 		}

@@ -266,9 +266,13 @@ func (x stmts[T]) codeLoad(ctx context.Context, code string, now time.Time, excl
 	return n, err
 }
 
+// (folded: in the same statement, UseAllowanceLoad, when the dialect has it).
 func (x stmts[T]) allowanceLoad(ctx context.Context, update, insert string, u CodeUse, userID string, now time.Time,
-	exclude string) (ok bool, n int, err error) {
-	if ok, err = x.allowance(ctx, update, insert, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
+	exclude string, folded bool) (ok bool, n int, err error) {
+	if folded && x.d.UseAllowanceLoad != "" {
+		var used int
+		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &n)
+	} else if ok, err = x.allowance(ctx, update, insert, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
 		err = x.q.QueryRow(ctx, x.d.AllowanceLoad, u.PromotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
 	}
 	return ok, n, err
@@ -337,13 +341,11 @@ func (x stmts[T]) insertEvent(ctx context.Context, ev promo.OutboxEvent) error {
 }
 
 // redemption reads one audit row through query (Redemption, or
-// MarkRolledBack with its arguments).
+// MarkRolledBack with its arguments); reservation one reservation
+// (Reservation, MarkReleased).
 func (x stmts[T]) redemption(ctx context.Context, query string, args ...any) (promo.Redemption, bool, error) {
 	return found(scanRedemption(x.q.QueryRow(ctx, query, args...)))
 }
-
-// reservation reads one reservation through query (Reservation, or
-// MarkReleased with its arguments).
 func (x stmts[T]) reservation(ctx context.Context, query string, args ...any) (promo.Reservation, bool, error) {
 	return found(scanReservation(x.q.QueryRow(ctx, query, args...)))
 }
