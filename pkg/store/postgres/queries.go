@@ -34,13 +34,7 @@ SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 func codeUse(set string) string {
 	return `UPDATE codes c SET used = ` + set + `
 FROM promotions p
-WHERE c.code = $1 AND p.id = c.promotion_id
-  AND c.used < p.max_usage_per_code
-  AND c.revoked_at IS NULL
-  AND (c.user_id IS NULL OR c.user_id = $3)
-  AND p.active
-  AND (p.starts_at IS NULL OR p.starts_at <= $2)
-  AND (p.expires_at IS NULL OR p.expires_at > $2)
+WHERE ` + sqlstore.CodeUsable + `
 RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, COALESCE(p.eligibility, '')`
 }
 

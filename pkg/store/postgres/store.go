@@ -203,8 +203,8 @@ var dialect = sqlstore.Dialect[pgxTx]{
 	Statements:      statements,
 	Time:            sqlstore.UTC,
 	UniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
-	Retryable: func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
-	Bulk:      sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	Retryable:       func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
+	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
 	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
 		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
 		for i, r := range refs {
@@ -218,7 +218,7 @@ var dialect = sqlstore.Dialect[pgxTx]{
 	LockTimeout: func(err error) bool { return sqlState(err) == "55P03" },
 	// redeem_code raises PC001 for a promotion with rules (00013).
 	StatementPath: func(err error) bool { return sqlState(err) == "PC001" },
-	ServerError: func(err error) bool { return sqlState(err) != "" },
+	ServerError:   func(err error) bool { return sqlState(err) != "" },
 }
 
 // sqlState is err's SQLSTATE ("" for none).

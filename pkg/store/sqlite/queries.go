@@ -28,13 +28,7 @@ const (
 func codeUse(set string, more ...string) string {
 	return `UPDATE codes SET used = ` + set + `
 FROM promotions p
-WHERE codes.code = ?1 AND p.id = codes.promotion_id
-  AND codes.used < p.max_usage_per_code
-  AND codes.revoked_at IS NULL
-  AND (codes.user_id IS NULL OR codes.user_id = ?3)
-  AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
-  AND (p.expires_at IS NULL OR p.expires_at > ?2)
+WHERE ` + strings.NewReplacer("c.", "codes.", "$", "?", "p.active\n", "p.active = 1\n").Replace(sqlstore.CodeUsable) + `
 RETURNING promotion_id, used,
   (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
   (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id),

@@ -81,11 +81,11 @@ func (c Config) Validate() error {
 // Store is the SQLite store.
 type Store struct {
 	*sqlstore.Core[*sqlstore.SQLTx]
-	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
-	r *sql.DB // read-only connections
+	w     *sql.DB // one connection, BEGIN IMMEDIATE transactions
+	r     *sql.DB // read-only connections
 	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
-	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
+	group           *sqlstore.RedeemGroup[*sqlstore.SQLTx]
 	stopCheckpoints func()
 }
 
@@ -169,17 +169,17 @@ var migrationFiles embed.FS
 
 // dialect is SQLite for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements:      statements,
-	Time:            func(t time.Time) any { return sqlstore.FormatTime(t) },
+	Statements: statements,
+	Time:       func(t time.Time) any { return sqlstore.FormatTime(t) },
 	// A UNIQUE or PRIMARY KEY constraint failure.
 	UniqueViolation: func(err error) bool {
 		code := errCode(err)
 		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
 	},
-	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
-	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
-	AllRows:         -1, // LIMIT -1
-	Lease:           func(d time.Duration) any { return d.Seconds() },
+	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
+	MarkPublished: sqlstore.RefValues(insertCodesRows, qMarkPublished),
+	AllRows:       -1, // LIMIT -1
+	Lease:         func(d time.Duration) any { return d.Seconds() },
 	// The file busy, locked, unreadable or unopenable.
 	Unavailable: func(err error) bool {
 		switch errCode(err) & 0xff {

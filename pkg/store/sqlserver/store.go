@@ -150,15 +150,15 @@ var migrationFiles embed.FS
 
 // dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements: statements,
-	VarChar:    func(s string) any { return mssql.VarChar(s) },
-	Time:       sqlstore.UTC,
+	Statements:      statements,
+	VarChar:         func(s string) any { return mssql.VarChar(s) },
+	Time:            sqlstore.UTC,
 	UniqueViolation: func(err error) bool { return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex) },
-	Retryable:     func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
-	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
-	MarkPublished: sqlstore.RefValues(maxValuesRows, qMarkPublished),
-	AllRows:       math.MaxInt32, // TOP needs a number
-	Lease:         leaseMillis,
+	Retryable:       func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:         math.MaxInt32, // TOP needs a number
+	Lease:           leaseMillis,
 	// Offline, failing over, out of sessions, a lock wait that ran out.
 	Unavailable: func(err error) bool {
 		return hasErrorNumber(err, errLockTimeout, errCannotOpenDB, errServiceBusy, errDBUnavailable, errServiceError,

@@ -389,6 +389,16 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`
 
+// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's and, rebound,
+// SQLite's): code $1 (c) usable at $2 by user $3 under promotion p's limits.
+const CodeUsable = `c.code = $1 AND p.id = c.promotion_id
+  AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
+  AND (c.user_id IS NULL OR c.user_id = $3)
+  AND p.active
+  AND (p.starts_at IS NULL OR p.starts_at <= $2)
+  AND (p.expires_at IS NULL OR p.expires_at > $2)`
+
 // LeaseEnd is the end of a lease of $2 microseconds on the database's clock
 // (PostgreSQL's terms: a dialect rewrites it with Rebind.Replace).
 const LeaseEnd = `now() + $2 * interval '1 microsecond'`

@@ -2,7 +2,7 @@ package sqlstore
 
 // Statements is a dialect's statement text. Each field gives its arguments,
 // in order, and the columns it returns; promotionCols, batchCols, ... stand
-// for PromotionCols, BatchCols, ... (queries.go), '' for a NULL text. Times go
+// for PromotionCols, BatchCols, ... (queries.go), ” for a NULL text. Times go
 // through Dialect.Time, batch numbers are int32, ids, codes, streams and
 // hashes go through Dialect.VarChar, an optional text "" is NULL. "(-> n)":
 // the core reads the affected row count; "(row)": the row or its absence.
@@ -153,9 +153,7 @@ type Statements struct {
 	RedeemGroupOnce string
 	// The reservation's, confirmation's and rollback's one-statement forms.
 	OnceStatements
-	// CodeState (code, user, now): promotionCols, code, used, the user's
-	// used, active, revoked, deleting, live reservations of the code and of
-	// the user, owner ('').
+	// CodeState (code, user, now): what stmts.CodeState scans.
 	CodeState string
 	// MarkRolledBack (id, now, reason) marks a redemption rolled back if it
 	// is not (row: redemptionCols); Redemption (id): redemptionCols.
