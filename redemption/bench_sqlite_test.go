@@ -180,14 +180,15 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 
 	// 1. store.Redeem, no HTTP.
 	fmt.Printf("db: %s\n", loadAverage())
+	use := markUsage()
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[:third], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
 			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC(), IdempotencyKey: "k-db-" + strconv.Itoa(i),
 			RequestHash: "h"})
 		return err == nil && out.Refused == "", err
 	})
-	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f (one-txn floor %.2f)\n",
-		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, dbRate/naive)
+	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f (one-txn floor %.2f); %s\n",
+		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, dbRate/naive, use.since(len(dbLat)))
 
 	var (
 		hotCodes      [2]string
@@ -223,14 +224,14 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		redeemHTTP := redeemOverHTTP(base)
 		fmt.Printf("spread (%s): %s\n", phase.name, loadAverage())
 		var counts map[string]int
-		cpu0 := cpuTime(pid)
+		cpu0, use := cpuTime(pid), markUsage()
 		httpRate, lat, counts = runFor(clients, duration, phase.codes, func(c *benchClient, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "http-"+strconv.Itoa(phase.group)+"-"+strconv.Itoa(i))
 		})
 		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f); %s\n", phase.name, clients, duration, httpRate,
+			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f); %s; %s\n", phase.name, clients, duration, httpRate,
 			pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive, httpRate/naive,
-			apiCPU(cpuTime(pid)-cpu0, len(lat)))
+			apiCPU(cpuTime(pid)-cpu0, len(lat)), use.since(len(lat)))
 
 		fmt.Printf("hot (%s): %s\n", phase.name, loadAverage())
 		hotList := make([]string, clients*10_000)
@@ -238,11 +239,11 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 			hotList[i] = hotCode
 		}
 		var hotLat []float64
-		cpu0 = cpuTime(pid)
+		cpu0, use = cpuTime(pid), markUsage()
 		hotRate, hotLat, counts = runFor(clients, duration, hotList, func(c *benchClient, code string, i int) (bool, error) {
 			return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 		})
-		hotCPU := cpuTime(pid) - cpu0
+		hotCPU, hotUse := cpuTime(pid)-cpu0, use.since(len(hotLat))
 		stop()
 		st, err = sqlite.Open(ctx, sqlite.Config{Path: path})
 		if err != nil {
@@ -252,9 +253,9 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 		st.Close()
 		st = nil
 		fmt.Printf("hot (%s): %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-			"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d; %s\n",
+			"floor on one row %.0f/s: ratio %.2f (one-txn %.0f/s: %.2f); uses %d, audit rows %d; %s; %s\n",
 			phase.name, clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), counts, hotFloor, hotRate/hotFloor,
-			hotNaive, hotRate/hotNaive, uses, rows, apiCPU(hotCPU, len(hotLat)))
+			hotNaive, hotRate/hotNaive, uses, rows, apiCPU(hotCPU, len(hotLat)), hotUse)
 		if uses != counts["ok"] || rows != counts["ok"] {
 			b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, counts["ok"])
 		}
@@ -416,6 +417,7 @@ func (f *floorDB) run(b *testing.B, name string, clients int, d time.Duration, g
 		}
 	}
 	list := make([]string, clients*20_000) // a bound on each goroutine's redemptions
+	use := markUsage()
 	rate, lat, counts := runFor(clients, d, list, func(_ *benchClient, _ string, i int) (bool, error) {
 		err := one(codeOf(), "u"+strconv.Itoa(i))
 		return err == nil, err
@@ -425,7 +427,7 @@ func (f *floorDB) run(b *testing.B, name string, clients int, d time.Duration, g
 	if counts["errors"] > 0 {
 		b.Fatalf("floor %s: %v", name, counts)
 	}
-	fmt.Printf("floor %s: %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms\n",
-		name, clients, d, rate, pct(lat, 50), pct(lat, 99))
+	fmt.Printf("floor %s: %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms; %s\n",
+		name, clients, d, rate, pct(lat, 50), pct(lat, 99), use.since(len(lat)))
 	return rate
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -181,6 +182,50 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
+// usage marks the CPU used so far by this process (the floor's goroutines
+// or the HTTP clients) and by the whole machine, so that a phase can say
+// whether its rate was bound by the machine's cores: on 2 cores the API,
+// the database and the clients share them.
+type usage struct {
+	self      time.Duration
+	busy, all uint64 // the machine's busy and total clock ticks (/proc/stat)
+}
+
+func markUsage() usage {
+	u := usage{self: cpuTime(os.Getpid())}
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		// cpu user nice system idle iowait irq softirq steal (guest time,
+		// after them, is counted in user and nice already).
+		for i, f := range strings.Fields(line)[1:min(9, len(strings.Fields(line)))] {
+			n, _ := strconv.ParseUint(f, 10, 64)
+			u.all += n
+			if i != 3 && i != 4 {
+				u.busy += n
+			}
+		}
+	}
+	return u
+}
+
+// since formats the CPU used since u over ops operations: this process's
+// per operation, and the machine's cores busy on average.
+func (u usage) since(ops int) string {
+	v := markUsage()
+	return fmt.Sprintf("bench process %.0f µs/op; %s",
+		float64((v.self-u.self).Microseconds())/float64(max(ops, 1)), u.machine())
+}
+
+// machine formats the machine's cores busy on average since u.
+func (u usage) machine() string {
+	v := markUsage()
+	cores := 0.0
+	if v.all > u.all {
+		cores = float64(v.busy-u.busy) / float64(v.all-u.all) * float64(runtime.NumCPU())
+	}
+	return fmt.Sprintf("machine %.2f of %d cores busy", cores, runtime.NumCPU())
+}
+
 // apiCPU formats the API process's CPU over a phase, in all and per request.
 func apiCPU(d time.Duration, requests int) string {
 	return fmt.Sprintf("API CPU %.2f s, %.0f µs/request", d.Seconds(), float64(d.Microseconds())/float64(max(requests, 1)))
@@ -303,23 +348,24 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 
 	// 1. Spread, over HTTP.
 	fmt.Printf("spread: %s\n", loadAverage())
-	cpu0 := cpuTime(pid)
+	cpu0, use := cpuTime(pid), markUsage()
 	httpRate, lat, httpCounts := runFor(clients, duration, all[:half], func(c *benchClient, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "http-"+strconv.Itoa(i))
 	})
-	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f; %s\n",
+	fmt.Printf("spread: %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor %.0f/s: ratio %.2f; %s; %s\n",
 		clients, duration, httpRate, pct(lat, 50), pct(lat, 99), httpCounts, floor, httpRate/floor,
-		apiCPU(cpuTime(pid)-cpu0, len(lat)))
+		apiCPU(cpuTime(pid)-cpu0, len(lat)), use.since(len(lat)))
 
 	// 2. The same store.Redeem, no HTTP.
+	use = markUsage()
 	dbRate, dbLat, dbCounts := runFor(clients, duration, all[half:], func(_ *benchClient, code string, i int) (bool, error) {
 		out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
 			UserID: "db-" + strconv.Itoa(i), Now: time.Now().UTC(), IdempotencyKey: "k-db-" + strconv.Itoa(i),
 			RequestHash: "h"})
 		return err == nil && out.Refused == "", err
 	})
-	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f; http/db %.2f\n",
-		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, httpRate/dbRate)
+	fmt.Printf("db:     %d goroutines, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; floor ratio %.2f; http/db %.2f; %s\n",
+		clients, duration, dbRate, pct(dbLat, 50), pct(dbLat, 99), dbCounts, dbRate/floor, httpRate/dbRate, use.since(len(dbLat)))
 
 	// 3. One hot code, over HTTP.
 	fmt.Printf("hot: %s\n", loadAverage())
@@ -333,16 +379,16 @@ func steadyPhases(b *testing.B, st *postgres.Store, dsn, schema string, all []st
 	for i := range hotList {
 		hotList[i] = hotCode
 	}
-	cpu0 = cpuTime(pid)
+	cpu0, use = cpuTime(pid), markUsage()
 	hotRate, hotLat, hotCounts := runFor(clients, duration, hotList, func(c *benchClient, code string, i int) (bool, error) {
 		return redeemHTTP(c, code, "hot-"+strconv.Itoa(i))
 	})
-	hotCPU := cpuTime(pid) - cpu0
+	hotCPU, hotUse := cpuTime(pid)-cpu0, use.since(len(hotLat))
 	uses, rows := hotCheck(b, st, hp.ID, hotCode)
 	fmt.Printf("hot:    %d HTTP clients on one code, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-		"floor on one row %.0f/s: ratio %.2f; uses %d, audit rows %d; %s\n",
+		"floor on one row %.0f/s: ratio %.2f; uses %d, audit rows %d; %s; %s\n",
 		clients, duration, hotRate, pct(hotLat, 50), pct(hotLat, 99), hotCounts, hotFloor, hotRate/hotFloor, uses, rows,
-		apiCPU(hotCPU, len(hotLat)))
+		apiCPU(hotCPU, len(hotLat)), hotUse)
 	if uses != hotCounts["ok"] || rows != hotCounts["ok"] {
 		b.Errorf("hot code: %d uses, %d audit rows, %d answers 201: want them equal", uses, rows, hotCounts["ok"])
 	}
@@ -439,7 +485,9 @@ ANALYZE codes;`, schema, n)
 		cmd := exec.Command(path, "-n", "-M", "prepared", "-f", script, "-c", strconv.Itoa(clients), "-j", "2",
 			"-T", strconv.Itoa(seconds), dsn)
 		cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+schema)
+		use := markUsage()
 		out, err := cmd.CombinedOutput()
+		busy := use.machine()
 		if err != nil {
 			b.Fatalf("pgbench %s: %v %s", name, err, out)
 		}
@@ -453,7 +501,7 @@ ANALYZE codes;`, schema, n)
 				lat = strings.TrimSpace(line)
 			}
 		}
-		fmt.Printf("floor %s: pgbench -M prepared -c %d -j 2 -T %d: %.0f redemptions/s, %s\n", name, clients, seconds, tps, lat)
+		fmt.Printf("floor %s: pgbench -M prepared -c %d -j 2 -T %d: %.0f redemptions/s, %s; %s\n", name, clients, seconds, tps, lat, busy)
 		return tps
 	}
 	return run("spread", "'FL' || :n"), run("hot", "'FLHOT'")
