@@ -163,13 +163,15 @@ func TestRetryLockWaitsSpendNoAttempt(t *testing.T) {
 	start := time.Now()
 	_, err = retry(context.Background(), w, "commit chunk", s.op)
 	took := time.Since(start)
-	// Lock waits at 0, 20, 40, 60 ms (waits: 4); from 80 ms on counted: 3
-	// attempts, the 2 pauses 10-30 ms each.
-	if !errors.Is(err, errLockTimeout) || s.calls.Load() != 4+3 {
-		t.Fatalf("retry = %v after %d calls in %s; want the lock timeout after 4 waits + 3 attempts", err, s.calls.Load(), took)
+	// Lock waits at most at 0, 20, 40, 60 ms (fewer when the machine is
+	// slow): at most 4, then 3 counted attempts.
+	lw := int32(testutil.ToFloat64(w.g.metrics.LockWaits))
+	if !errors.Is(err, errLockTimeout) || lw < 1 || lw > 4 || s.calls.Load() != lw+3 {
+		t.Fatalf("retry = %v after %d calls, %d lock waits, in %s; want the lock timeout after 1 to 4 waits + 3 attempts",
+			err, s.calls.Load(), lw, took)
 	}
-	if lw := testutil.ToFloat64(w.g.metrics.LockWaits); lw != 4 {
-		t.Errorf("lock waits %v, want 4", lw)
+	if r := testutil.ToFloat64(w.g.metrics.Retries); r != 2 {
+		t.Errorf("retries %v, want 2", r)
 	}
 }
 
