@@ -216,16 +216,19 @@ func (c Config) Validate() error {
 }
 
 // ValidateAdmission checks the admission keys alone ("admission.slots",
-// "admission.maxQueue", "admission.maxWait"); zero means the default.
+// "admission.maxQueue", "admission.maxWait") as given, like Validate: a zero
+// is refused here (a configuration that says 0 would silently get the
+// default), while New fills the defaults of zero fields before it validates,
+// so a Config built in code may leave them zero.
 func (c Config) ValidateAdmission() error {
 	var errs configkey.List
-	if c.AdmissionSlots != 0 && c.AdmissionSlots != -1 && (c.AdmissionSlots < 1 || c.AdmissionSlots > 10_000) {
+	if c.AdmissionSlots != -1 && (c.AdmissionSlots < 1 || c.AdmissionSlots > 10_000) {
 		errs.Add("admission.slots", "must be in 1..10,000, or -1 to turn admission control off; got %d", c.AdmissionSlots)
 	}
-	if c.AdmissionQueue != 0 && (c.AdmissionQueue < 1 || c.AdmissionQueue > 1_000_000) {
+	if c.AdmissionQueue < 1 || c.AdmissionQueue > 1_000_000 {
 		errs.Add("admission.maxQueue", "must be in 1..1,000,000, got %d", c.AdmissionQueue)
 	}
-	if c.AdmissionWait != 0 && (c.AdmissionWait < 10*time.Millisecond || c.AdmissionWait > 10*time.Minute) {
+	if c.AdmissionWait < 10*time.Millisecond || c.AdmissionWait > 10*time.Minute {
 		errs.Add("admission.maxWait", "must be from 10ms to 10m, got %s", c.AdmissionWait)
 	}
 	return errs.Err()

@@ -39,7 +39,7 @@ type StateStore interface {
 type Config struct {
 	ErrorTopic, RetryTopic, DeadTopic string
 	GroupID                           string        // the shovel's own group (never shared with a Consumer)
-	MaxRetries                        int           // moves to retry before parking (DESIGN: 5)
+	MaxRetries                        int           // moves to retry before parking (default 5, docs/contracts.md)
 	Interval                          time.Duration // between cycles in Run
 	// RetryBackoff is the minimum age (since x-failed-at) of an event with
 	// x-retry-count 0 before it is moved to retry; it doubles with each

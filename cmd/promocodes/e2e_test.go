@@ -13,7 +13,7 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// Acceptance (issue 3): the broker, the API and two generator processes on
+// Acceptance: the broker, the API and two generator processes on
 // PostgreSQL; a 1,000,000-code promotion ends with exactly 1,000,000 distinct
 // codes.
 func TestProcessesOneMillionCodesTwoGenerators(t *testing.T) {

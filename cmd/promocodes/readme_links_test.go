@@ -1,9 +1,11 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -43,19 +45,41 @@ func TestDocsLinksResolve(t *testing.T) {
 	}
 }
 
-// Code comments cite documents that are in the repository: a named *.md file
-// resolves from the module root or from the file's own folder.
+// Code comments, migration comments and the docs cite documents that are in
+// the repository: a named *.md file in a Go or SQL comment resolves from the
+// module root or from the file's own folder. None of them points at what a
+// reader of the repository cannot see: a tracker's issue numbers ("issue 8",
+// "issue #8") or a design file kept outside it and its numbered guarantees
+// (the guarantees are docs/contracts.md's). Vendored text (api/docsui) is not
+// scanned.
 func TestCodeCitesDocsInRepository(t *testing.T) {
 	root := filepath.Join("..", "..")
 	mdName := regexp.MustCompile(`\b[A-Za-z0-9_./-]*[A-Za-z][A-Za-z0-9_-]*\.md\b`)
+	forbidden := []*regexp.Regexp{
+		regexp.MustCompile(`(?i)\bissue ?#?[0-9]+`), // issue 8, issue #8
+		regexp.MustCompile(`(?i)\bissue #`),
+		regexp.MustCompile(`\bDESIGN\b`), // DESIGN.md, DESIGN guarantee 6, (DESIGN: 5)
+	}
+	docsDir := filepath.Join(root, "docs")
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "bin") {
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules" || d.Name() == "bin") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "readme_links_test.go") {
+		if d.IsDir() || strings.HasSuffix(path, "readme_links_test.go") {
+			return nil
+		}
+		var comment func(line string) int // where a line's comment starts, -1 for none
+		switch {
+		case strings.HasSuffix(path, ".go"):
+			comment = func(line string) int { return strings.Index(line, "//") }
+		case strings.HasSuffix(path, ".sql"):
+			comment = func(line string) int { return strings.Index(line, "--") }
+		case strings.HasSuffix(path, ".md") && (path == filepath.Join(root, "README.md") || strings.HasPrefix(path, docsDir+string(filepath.Separator))):
+			comment = func(string) int { return 0 } // all of it is prose
+		default:
 			return nil
 		}
 		b, err := os.ReadFile(path)
@@ -63,12 +87,22 @@ func TestCodeCitesDocsInRepository(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		for _, line := range strings.Split(string(b), "\n") {
-			i := strings.Index(line, "//")
+		isMD := strings.HasSuffix(path, ".md")
+		for n, line := range strings.Split(string(b), "\n") {
+			i := comment(line)
 			if i < 0 {
 				continue
 			}
-			for _, name := range mdName.FindAllString(line[i:], -1) {
+			text := line[i:]
+			for _, re := range forbidden {
+				if m := re.FindString(text); m != "" {
+					t.Errorf("%s:%d cites %q, which a reader of the repository cannot see: cite the repository's own docs", rel, n+1, m)
+				}
+			}
+			if isMD {
+				continue // TestDocsLinksResolve checks the docs' file names
+			}
+			for _, name := range mdName.FindAllString(text, -1) {
 				name = strings.TrimPrefix(name, "./")
 				if i := strings.Index(name, "/blob/main/"); i >= 0 {
 					name = name[i+len("/blob/main/"):] // a link to this repository's own file
@@ -79,7 +113,7 @@ func TestCodeCitesDocsInRepository(t *testing.T) {
 				if _, err := os.Stat(filepath.Join(filepath.Dir(path), name)); err == nil {
 					continue
 				}
-				t.Errorf("%s cites %s, which is not in the repository", rel, name)
+				t.Errorf("%s:%d cites %s, which is not in the repository", rel, n+1, name)
 			}
 		}
 		return nil
@@ -89,8 +123,10 @@ func TestCodeCitesDocsInRepository(t *testing.T) {
 	}
 }
 
-// The README's layout table names every top-level folder and every package
-// folder under pkg/ and api/, so a newcomer can place any file.
+// The README's layout table names every top-level folder, every folder under
+// pkg/, api/ and docs/, and every folder at any depth that holds Go files
+// (hidden folders, testdata, migrations, node_modules and bin aside), so a
+// newcomer can place any file.
 func TestReadmeLayoutListsEveryFolder(t *testing.T) {
 	root := filepath.Join("..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "README.md"))
@@ -118,22 +154,46 @@ func TestReadmeLayoutListsEveryFolder(t *testing.T) {
 			}
 		}
 	}
-	var want []string
+	want := map[string]bool{}
 	top, _ := os.ReadDir(root)
 	for _, d := range top {
 		if d.IsDir() && d.Name() != ".git" && d.Name() != "bin" && d.Name() != "node_modules" {
-			want = append(want, d.Name())
+			want[d.Name()] = true
 		}
 	}
-	for _, parent := range []string{"pkg", "api"} {
+	for _, parent := range []string{"pkg", "api", "docs"} {
 		sub, _ := os.ReadDir(filepath.Join(root, parent))
 		for _, d := range sub {
 			if d.IsDir() {
-				want = append(want, parent+"/"+d.Name())
+				want[parent+"/"+d.Name()] = true
 			}
 		}
 	}
-	for _, w := range want {
+	// Every folder that holds Go files, at any depth (test helpers such as
+	// pkg/store/storetest included).
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			switch n := d.Name(); {
+			case path == root:
+			case strings.HasPrefix(n, "."), n == "testdata", n == "migrations", n == "node_modules", n == "bin":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(d.Name(), ".go") {
+			if dir, _ := filepath.Rel(root, filepath.Dir(path)); dir != "." {
+				want[filepath.ToSlash(dir)] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range slices.Sorted(maps.Keys(want)) {
 		if listed[w] {
 			continue
 		}

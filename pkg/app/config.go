@@ -336,14 +336,6 @@ func (c Config) Validate() error {
 		errs.Join(configkey.Prefix("auth.shopperJWT", sj.Validate()))
 	}
 	errs.Join(c.validateGroups())
-	// Zero would silently take the component's default: refused, as every
-	// key with a default is (slots 0 means the pool's size, documented).
-	if c.Redeem.Admission.MaxQueue == 0 {
-		errs.Add("redeem.admission.maxQueue", "must be in 1..1,000,000, got 0")
-	}
-	if c.Redeem.Admission.MaxWait == 0 {
-		errs.Add("redeem.admission.maxWait", "must be from 10ms to 10m, got 0s")
-	}
 	if w := c.admissionWait(); w > 0 && w >= c.HTTP.ReadTimeout {
 		// The server cancels a request http.readTimeout after it began: a
 		// longer wait would end in a cut connection, not a 503.
@@ -431,9 +423,17 @@ func dsnHint(err error) error {
 	return out.Err()
 }
 
-// validateGroups checks the consumer groups the wiring hands out: the
-// generators' must be set, and the shovel's (which commits without joining
-// its group) must be another.
+// validateGroups checks the consumer groups the wiring hands out. Both
+// checks are the app's, not a component's:
+//   - generator.groupId is not a field of generator.Config: the generator
+//     package never sees it. The app joins the group for the generators
+//     (kafka.NewConsumer in run.go, which refuses an empty group only when a
+//     generator starts), so the app is where the key can be checked up front.
+//     The shovel's own group (shovel.groupId) is checked by shovel's Validate.
+//   - the two groups must differ: a rule across two components' keys, which
+//     neither component's Config can see (the shovel commits its offsets
+//     without joining its group, so it needs a group no generator joins;
+//     docs/decisions.md, "The shovel reads by offsets").
 func (c Config) validateGroups() error {
 	var errs configkey.List
 	if c.Generator.GroupID == "" {

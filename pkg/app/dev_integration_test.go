@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Acceptance (issue 3): the whole pipeline in one process on SQLite and the
+// Acceptance: the whole pipeline in one process on SQLite and the
 // embedded broker; 1,000,000 codes, exactly, all distinct.
 func TestDevInProcessOnSQLiteOneMillion(t *testing.T) {
 	url, _ := devSystem(t)

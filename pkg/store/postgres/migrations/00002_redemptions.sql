@@ -1,5 +1,5 @@
 -- +goose Up
--- Redemption (issue 8): the promotion's switch, per-user allowances, the
+-- Redemption: the promotion's switch, per-user allowances, the
 -- audit trail, idempotency records and the event outbox.
 
 -- active: admins switch a promotion off (and on); a deactivated promotion's

@@ -1,5 +1,5 @@
 -- +goose Up
--- Code lifecycle (issue 9): reservations with a TTL, revoked codes, the audit
+-- Code lifecycle: reservations with a TTL, revoked codes, the audit
 -- log of admin changes.
 
 -- A revoked code answers "revoked"; the column is NULL for every other code

@@ -1,5 +1,5 @@
 -- +goose Up
--- Redemption totals per promotion for the list and status (issue 12): an
+-- Redemption totals per promotion for the list and status: an
 -- exact, asynchronous rollup of the event outbox (redemption/rollup.go),
 -- so that neither the list counts the redemptions table per row nor the
 -- redemption transaction updates a per-promotion counter row that every

@@ -1,5 +1,5 @@
 -- +goose Up
--- Canonical codes (DESIGN guarantee 6): every code, generated or vanity, is
+-- Canonical codes (docs/contracts.md, guarantee 6): every code, generated or vanity, is
 -- stored in the one form every look-up uses, separators ('-', '_', '.') and
 -- spaces removed and letters upper-cased (pkg/codes.Canonical), so one typed
 -- string names at most one code. Rows written before are rewritten here.

@@ -1,5 +1,5 @@
 -- +goose Up
--- Code lifecycle (issue 9): reservations with a TTL, revoked codes. See
+-- Code lifecycle: reservations with a TTL, revoked codes. See
 -- ../../postgres/migrations/00007_lifecycle.sql for the why of each part.
 
 ALTER TABLE codes ADD COLUMN revoked_at TEXT NULL;
