@@ -52,185 +52,22 @@ func gcReq(code, user, key string) promo.RedeemRequest {
 	return req
 }
 
-func gcAudit(t *testing.T, st *postgres.Store, pid int64) (int, map[string]int) {
-	t.Helper()
-	n, per := 0, map[string]int{}
-	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
-		n++
-		per[r.UserID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, per
-}
-
 type gcAnswer struct {
 	req promo.RedeemRequest
 	out promo.RedeemOutcome
 	err error
 }
 
-// TestGroupCommitExact: many goroutines redeem a mix of codes (a per-user
-// limit below the code's, a single use per user, a code held by a live
-// reservation, an unknown code) with idempotency keys replayed and reused
-// for another request, through the store's group commit with groups in
-// flight at once. Whatever the grouping, the totals a one-at-a-time store
-// gives are exact: the per-user limit, the code's uses net of the live
-// hold, one audit row per success, every refusal's reason, every replay the
-// original answer. It checks that groups of more than one were written.
+// TestGroupCommitExact: storetest.GroupCommitExact with groups in flight
+// at once.
 func TestGroupCommitExact(t *testing.T) {
-	ctx := context.Background()
 	st := openGroup(t, 16, 3)
-	const (
-		users   = 24
-		workers = 96
-		rounds  = 6
-	)
-	a := gcVanity(t, st, "GCA", 1000, 2)
-	b := gcVanity(t, st, "GCB", 1000, 1)
-	c := gcVanity(t, st, "GCC", 10, 0)
-	_ = gcVanity(t, st, "GCD", 1000, 1000)
-	hold, err := st.Reserve(ctx, promo.ReserveRequest{ID: "gc-hold", Code: "GCC", UserID: "holder",
-		Now: time.Now().UTC(), TTL: time.Hour})
-	if err != nil || hold.Refused != "" {
-		t.Fatalf("reserve: %+v, %v", hold, err)
-	}
-	g0, m0, _, _, _ := st.GroupStats()
-	var (
-		mu      sync.Mutex
-		answers []gcAnswer
-		wg      sync.WaitGroup
-	)
-	for w := range workers {
-		wg.Go(func() {
-			for r := range rounds {
-				user := fmt.Sprintf("u%02d", (w+r)%users)
-				var req promo.RedeemRequest
-				switch (w + r) % 5 {
-				case 0:
-					req = gcReq("GCA", user, "")
-				case 1:
-					req = gcReq("GCB", user, "")
-				case 2:
-					req = gcReq("GCC", user, "")
-				case 3:
-					req = gcReq("NOPE", user, "")
-				case 4:
-					key := fmt.Sprintf("k%d", w%8)
-					req = gcReq("GCD", fmt.Sprintf("k-user-%d", w%8), key)
-					if w%3 == 0 {
-						req.RequestHash = "other"
-					}
-				}
-				out, err := st.Redeem(ctx, req)
-				mu.Lock()
-				answers = append(answers, gcAnswer{req, out, err})
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	g1, m1, _, _, fb := st.GroupStats()
-	if m1-m0 != int64(workers*rounds) {
-		t.Fatalf("%d group members for %d redemptions", m1-m0, workers*rounds)
-	}
-	if g1-g0 >= m1-m0 {
-		t.Fatalf("%d groups for %d redemptions: nothing was grouped", g1-g0, m1-m0)
-	}
-	t.Logf("%d redemptions in %d groups, %d fell back to one by one", m1-m0, g1-g0, fb)
-
-	ok := map[string]int{}
-	perUser := map[string]map[string]int{}
-	attempts := map[string]map[string]int{}
-	for _, an := range answers {
-		if attempts[an.req.Code] == nil {
-			attempts[an.req.Code] = map[string]int{}
-		}
-		attempts[an.req.Code][an.req.UserID]++
-	}
-	want := map[string]int{"GCC": 9}
-	for _, n := range attempts["GCA"] {
-		want["GCA"] += min(n, 2)
-	}
-	want["GCB"] = len(attempts["GCB"])
-	byKey := map[string][]gcAnswer{}
-	for _, an := range answers {
-		req, out, err := an.req, an.out, an.err
-		if req.IdempotencyKey != "" {
-			byKey[req.IdempotencyKey] = append(byKey[req.IdempotencyKey], an)
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s for %s: %v", req.Code, req.UserID, err)
-		}
-		wantReason := map[string]promo.Reason{"GCA": promo.ReasonUserLimitReached, "GCB": promo.ReasonUserLimitReached,
-			"GCC": promo.ReasonCodeExhausted, "NOPE": promo.ReasonCodeNotFound}[req.Code]
-		switch {
-		case out.Refused == "":
-			ok[req.Code]++
-			if perUser[req.Code] == nil {
-				perUser[req.Code] = map[string]int{}
-			}
-			perUser[req.Code][req.UserID]++
-		case out.Refused != wantReason:
-			t.Errorf("%s for %s refused %s, want %s", req.Code, req.UserID, out.Refused, wantReason)
-		}
-	}
-	if ok["GCA"] != want["GCA"] || ok["GCB"] != want["GCB"] || ok["GCC"] != want["GCC"] || ok["NOPE"] != 0 {
-		t.Errorf("redeemed %v: want %v (up to 2 per user, 1 per user, 10 less the live hold)", ok, want)
-	}
-	for code, p := range map[string]promo.Promotion{"GCA": a, "GCB": b, "GCC": c} {
-		rows, per := gcAudit(t, st, p.ID)
-		cs, err := st.CodeState(ctx, code, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rows != ok[code] || cs.Used != ok[code] {
-			t.Errorf("%s: %d successes, %d audit rows, %d uses: want them equal", code, ok[code], rows, cs.Used)
-		}
-		for u, n := range per {
-			if n != perUser[code][u] {
-				t.Errorf("%s: user %s has %d audit rows, %d successes", code, u, n, perUser[code][u])
-			}
-		}
-	}
-	checkKeys(t, byKey)
-}
-
-// checkKeys: each key made exactly one redemption, by whichever request
-// came first; the same request again is its replay, another request a
-// conflict.
-func checkKeys(t *testing.T, byKey map[string][]gcAnswer) {
-	t.Helper()
-	for key, ans := range byKey {
-		var first *gcAnswer
-		for i, an := range ans {
-			if an.err == nil && !an.out.Replayed && an.out.Refused == "" {
-				if first != nil {
-					t.Errorf("key %s: two redemptions, %s and %s", key, first.out.Redemption.ID, an.out.Redemption.ID)
-				}
-				first = &ans[i]
-			}
-		}
-		if first == nil {
-			t.Errorf("key %s: no redemption among %d requests", key, len(ans))
-			continue
-		}
-		for i, an := range ans {
-			switch {
-			case &ans[i] == first:
-			case an.req.RequestHash == first.req.RequestHash:
-				if an.err != nil || !an.out.Replayed || an.out.Redemption.ID != first.out.Redemption.ID {
-					t.Errorf("key %s, the same request: %+v, %v: want the replay of %s", key, an.out, an.err,
-						first.out.Redemption.ID)
-				}
-			case promo.ReasonOf(an.err) != promo.ReasonIdempotencyConflict:
-				t.Errorf("key %s, another request: %+v, %v: want idempotency_conflict", key, an.out, an.err)
-			}
-		}
-	}
+	storetest.GroupCommitExact(t, st, func() (int64, int64) {
+		g, m, _, _, _ := st.GroupStats()
+		return g, m
+	})
+	_, _, _, _, fb := st.GroupStats()
+	t.Logf("%d groups fell back to one by one", fb)
 }
 
 // lockCodes opens a transaction holding the code rows' locks: a redemption
@@ -343,7 +180,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 	if out, err := st.Redeem(ctx, retry); err != nil || out.Refused != "" || out.Replayed {
 		t.Errorf("retry of the failed member: %+v, %v; want a fresh redemption", out, err)
 	}
-	rows, _ := gcAudit(t, st, p.ID)
+	rows, _ := storetest.AuditRows(t, st, p.ID)
 	cs, err := st.CodeState(ctx, "GCF", "")
 	if err != nil || rows != 4 || cs.Used != 4 {
 		t.Errorf("GCF: %d audit rows, %d uses (%v): want 4 and 4", rows, cs.Used, err)
@@ -399,7 +236,7 @@ func TestGroupCommitSameKey(t *testing.T) {
 	if an := got[4]; an.err != nil || an.out.Refused != promo.ReasonUserLimitReached || !an.out.Replayed {
 		t.Errorf("kr again: %+v, %v; want the replayed refusal", an.out, an.err)
 	}
-	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+	if rows, _ := storetest.AuditRows(t, st, p.ID); rows != 2 {
 		t.Errorf("GCK: %d audit rows, want 2", rows)
 	}
 }
@@ -621,7 +458,7 @@ func TestGroupCommitRulesMemberGoesAlone(t *testing.T) {
 	if an := got[1]; an.err != nil || an.out.Refused != promo.ReasonNotEligible {
 		t.Errorf("GCRULES without a country: %+v, %v; want not_eligible", an.out, an.err)
 	}
-	if rows, _ := gcAudit(t, st, p.ID); rows != 2 {
+	if rows, _ := storetest.AuditRows(t, st, p.ID); rows != 2 {
 		t.Errorf("GCPLAIN: %d audit rows, want 2", rows)
 	}
 	if cs, err := st.CodeState(ctx, "GCRULES", ""); err != nil || cs.Used != 0 {

@@ -2,8 +2,7 @@ package postgres
 
 import "github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 
-// PostgreSQL's statements where they differ from the shared ones
-// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
+// PostgreSQL's statements where they differ from sqlstore's shared ones.
 
 const (
 
@@ -30,20 +29,12 @@ SELECT code, promotion_id FROM codes_staging ON CONFLICT (code) DO NOTHING`
 SELECT unnest($1::text[]), $2::bigint ON CONFLICT (code) DO NOTHING`
 )
 
-// codeUse is UseCode (set: one use more) and LockCode (set: the same
-// uses): every limit of the code and its promotion in one WHERE, a bound
-// code's owner ($3) among them; it returns the promotion's eligibility rules
-// as this statement read them, which the core checks before it commits.
+// codeUse is UseCode (set: used + 1) and LockCode (set: used): every limit
+// of the code and its promotion in one WHERE, returning the rules as read.
 func codeUse(set string) string {
 	return `UPDATE codes c SET used = ` + set + `
 FROM promotions p
-WHERE c.code = $1 AND p.id = c.promotion_id
-  AND c.used < p.max_usage_per_code
-  AND c.revoked_at IS NULL
-  AND (c.user_id IS NULL OR c.user_id = $3)
-  AND p.active
-  AND (p.starts_at IS NULL OR p.starts_at <= $2)
-  AND (p.expires_at IS NULL OR p.expires_at > $2)
+WHERE ` + sqlstore.CodeUsable + `
 RETURNING c.promotion_id, c.used, p.max_usage_per_code, p.per_user_limit, COALESCE(p.eligibility, '')`
 }
 
@@ -92,14 +83,9 @@ ORDER BY p.id DESC LIMIT $4`,
 	StatsRefusalSeries: `SELECT date_trunc($2::text, hour AT TIME ZONE 'UTC') AS b, reason, sum(n)::bigint
 FROM refusals WHERE promotion_id = $1 AND hour >= $3 AND hour < $4 GROUP BY 1, 2`,
 
-	// Why PostgreSQL cannot over-redeem: UseCode and UseAllowance are single
-	// conditional statements. Under READ COMMITTED an UPDATE (or the DO UPDATE of
-	// an upsert) that finds its row locked by another transaction waits, then
-	// re-evaluates its WHERE clause against the row as that transaction committed
-	// it (EvalPlanQual). So "used < max" is checked on the latest committed count
-	// while the row lock is held, and two transactions can never both move a
-	// count from max-1 to max.
-
+	// UseCode and UseAllowance cannot over-redeem: an UPDATE (or DO UPDATE)
+	// that waited for the row lock re-checks its WHERE on the committed row
+	// (EvalPlanQual), so "used < max" holds on the latest count.
 	UseCode: codeUse("c.used + 1"),
 
 	AddCodeUses: `UPDATE codes c SET used = c.used + $2 FROM promotions p
@@ -108,9 +94,8 @@ WHERE c.code = $1 AND p.id = c.promotion_id AND c.used + $2 <= p.max_usage_per_c
 	RedemptionWithEvent: `WITH r AS (` + sqlstore.InsertRedemption + `)
 INSERT INTO events (stream, event_key, payload, created_at) VALUES ($18, $19, $20, $7)`,
 
-	// The one-statement redemptions are functions whose migrations say why
-	// they cannot over-redeem: redeem_code (00012), redeem_code_batch (00014),
-	// redeem_codes (00018).
+	// Functions whose migrations say why they cannot over-redeem: 00012,
+	// 00014, 00018.
 	RedeemOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_uses_left, 0)
 FROM redeem_code($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 
@@ -163,20 +148,9 @@ ON CONFLICT (promotion_id) DO UPDATE SET redemptions = t.redemptions + EXCLUDED.
 	codes_redeemed = t.codes_redeemed + EXCLUDED.codes_redeemed,
 	rolled_back = t.rolled_back + EXCLUDED.rolled_back, updated_at = EXCLUDED.updated_at`,
 
-	// Why PostgreSQL cannot over-allocate with reservations: a reserver takes the
-	// code row's lock first (LockCode, a conditional UPDATE that re-checks its
-	// WHERE on the latest row version after waiting, like UseCode) and only
-	// then counts uses plus live holds (CodeLoad). CodeLoad is a new statement,
-	// so under READ COMMITTED it reads a new snapshot, taken after the lock was
-	// granted: it sees every reservation and use committed by the lock's earlier
-	// holders, and nobody adds one to this code until this transaction ends
-	// (every reserver, redeemer and confirmer locks the code row first). The
-	// count is not folded into the UPDATE's WHERE on purpose: a subquery there
-	// would keep the statement's first snapshot through the EvalPlanQual
-	// re-check and could let two reservers into the last use. Same for the user's
-	// allowance row (LockAllowance, then AllowanceLoad).
-
-	LockCode: codeUse("c.used"), // used = used takes the row lock
+	// LockCode (used = used takes the row lock), then CodeLoad in a new
+	// statement: why holds cannot over-allocate is told at sqlstore's take.
+	LockCode: codeUse("c.used"),
 
 	// CancelBatches: SKIP LOCKED passes over a chunk in flight's batch row
 	// (the flag refuses that chunk and its worker marks the batch).

@@ -1,13 +1,6 @@
-// Package postgres is the PostgreSQL store of promocodes (pgx/v5, pgxpool).
-// It owns the schema (versioned goose migrations embedded from migrations/)
-// and every statement against it; all SQL is in queries.go. The algorithms
-// are the shared core's (pkg/store/internal/sqlstore), run through pgx by
-// the executor here. It is the only package that imports pgx.
-//
-// A *Store is safe for concurrent use by many goroutines and, through the
-// database, by many processes: every multi-statement operation is one
-// transaction at READ COMMITTED whose correctness rests on row locks and
-// conditional updates (see docs/store.md).
+// Package postgres is the PostgreSQL store of promocodes (pgx/v5): its
+// migrations and statements, on the shared core (internal/sqlstore, whose
+// doc says why it is safe for concurrent use, here at READ COMMITTED).
 package postgres
 
 import (
@@ -18,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"maps"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,40 +35,27 @@ const DefaultMaxConns = 4
 
 // Config configures a Store.
 type Config struct {
-	// DSN is a libpq-style URL or key=value string. It is never logged or
-	// put into errors.
+	// DSN is a libpq URL or key=value string, never logged.
 	DSN string
-	// MaxConns bounds the connection pool (default 4). Migrate needs one
-	// connection on its own.
+	// MaxConns bounds the pool (default 4; Migrate needs one of its own).
 	MaxConns int32
-	// Schema, when set, is created if absent and becomes the search_path of
-	// every connection: for tests running in parallel and for tenants
-	// sharing a database.
+	// Schema, if set, is created if absent and is every connection's
+	// search_path (parallel tests, tenants).
 	Schema string
-	// Session limits the server enforces on every connection (startup
-	// parameters statement_timeout, lock_timeout (SQLSTATE 55P03, see
-	// LockTimeout) and idle_in_transaction_session_timeout, which frees the
-	// row locks of a client that vanished or froze mid-transaction); zero
-	// leaves the server's or role's setting. Millisecond precision.
+	// Session limits (statement_timeout, lock_timeout,
+	// idle_in_transaction_session_timeout: frees the locks of a client
+	// frozen mid-transaction); zero keeps the server's, in milliseconds.
 	StatementTimeout, LockTimeout, IdleInTransactionTimeout time.Duration
-	// TCP settings of each connection (tcpdial.Config), on the client's
-	// socket and the server's end (tcp_keepalives_idle/interval/count,
-	// tcp_user_timeout), so that the server notices a vanished client too.
+	// TCP settings (tcpdial.Config), on both ends of each connection.
 	KeepAlive, TCPUserTimeout time.Duration
-	// ApplicationName is shown in pg_stat_activity (default "promocodes"); an
-	// application_name in the DSN wins.
+	// ApplicationName (default "promocodes"; the DSN's wins).
 	ApplicationName string
-	// Clock is this process's clock for the times the store stamps itself
-	// (created_at, the totals' updated_at); nil is time.Now. Leases and
-	// expiries compared across processes never use it: they take the
-	// database's clock. Tests set it to play a host whose clock is off.
+	// Clock stamps created_at and updated_at (nil: time.Now); leases take
+	// the database's clock. Tests play a host whose clock is off.
 	Clock func() time.Time
-	// RedeemGroup bounds how many concurrent redemptions of this process
-	// share one statement, one transaction and its commit (group commit, see
-	// Store.Redeem); default DefaultRedeemGroup, -1 redeems each in a
-	// statement of its own. RedeemFlights is how many such groups are
-	// written at once, each on a connection of the pool (default
-	// DefaultRedeemFlights; at most MaxConns).
+	// RedeemGroup bounds a group commit (Store.Redeem; -1: off);
+	// RedeemFlights is how many groups are written at once (at most
+	// MaxConns).
 	RedeemGroup, RedeemFlights int
 }
 
@@ -90,8 +68,7 @@ const DefaultRedeemFlights = 2
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// Validate checks the configuration, naming each field by its key
-// ("maxConns"), which the caller places in its own configuration.
+// Validate checks the configuration, naming fields by key ("maxConns").
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})
@@ -108,13 +85,9 @@ func (c Config) Validate() error {
 	if c.Schema != "" && !schemaName.MatchString(c.Schema) {
 		errs.Add("schema", "must match %s, got %q", schemaName, c.Schema)
 	}
-	ds := map[string]time.Duration{"statementTimeout": c.StatementTimeout, "lockTimeout": c.LockTimeout,
-		"idleInTransactionTimeout": c.IdleInTransactionTimeout}
-	for _, key := range slices.Sorted(maps.Keys(ds)) {
-		if d := ds[key]; d < 0 || (d > 0 && d < time.Millisecond) || d > maxTimeout {
-			errs.Add(key, "must be 0 (the server's setting) or from 1ms to %s, got %s", maxTimeout, d)
-		}
-	}
+	sqlstore.CheckMillis(&errs, "idleInTransactionTimeout", c.IdleInTransactionTimeout, "the server's setting")
+	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "the server's setting")
+	sqlstore.CheckMillis(&errs, "statementTimeout", c.StatementTimeout, "the server's setting")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()
 }
@@ -123,26 +96,18 @@ func (c Config) tcp() tcpdial.Config {
 	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
 
-// maxTimeout is the largest session timeout PostgreSQL takes (INT_MAX ms).
-const maxTimeout = (1<<31 - 1) * time.Millisecond
-
-// sessionParams are the startup parameters that carry c's session limits
-// and the server's end of its TCP settings.
+// sessionParams are c's session limits and server-side TCP settings.
 func (c Config) sessionParams() map[string]string {
 	p := map[string]string{}
-	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 	for name, d := range map[string]time.Duration{"statement_timeout": c.StatementTimeout, "lock_timeout": c.LockTimeout,
-		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout} {
+		"idle_in_transaction_session_timeout": c.IdleInTransactionTimeout, "tcp_user_timeout": c.TCPUserTimeout} {
 		if d > 0 {
-			p[name] = ms(d)
+			p[name] = strconv.FormatInt(d.Milliseconds(), 10)
 		}
 	}
 	if k := c.KeepAlive; k > 0 {
 		secs := strconv.FormatInt(max(1, int64(k/time.Second)), 10)
 		p["tcp_keepalives_idle"], p["tcp_keepalives_interval"], p["tcp_keepalives_count"] = secs, secs, "3"
-	}
-	if u := c.TCPUserTimeout; u > 0 {
-		p["tcp_user_timeout"] = ms(u)
 	}
 	return p
 }
@@ -156,8 +121,7 @@ type Store struct {
 	group *sqlstore.RedeemGroup[pgxTx]
 }
 
-// Open connects (and pings) with cfg, creating cfg.Schema if needed. It does
-// not migrate: call Migrate.
+// Open connects and pings, creating cfg.Schema if needed (not migrating).
 func Open(ctx context.Context, cfg Config) (*Store, error) { return open(ctx, cfg, nil) }
 
 // open is Open with a hook for tests that trace the statements.
@@ -167,8 +131,7 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	}
 	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
-		// pgx's parse errors quote the connection string (password redacted,
-		// but still): say what is wrong without it.
+		// pgx's parse errors quote the DSN: say what is wrong without it.
 		return nil, errors.New("postgres: cannot parse DSN (expected postgres://user@host:port/db?... or key=value pairs)")
 	}
 	pcfg.MaxConns = cmp.Or(cfg.MaxConns, DefaultMaxConns)
@@ -187,20 +150,25 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	if tune != nil {
 		tune(pcfg)
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: open pool: %w", err)
-	}
+	// The migrations run through a database/sql handle on the pool, under a
+	// session advisory lock keyed by schema.
 	locker, err := lock.NewPostgresSessionLocker(
 		lock.WithLockID(int64(crc32.ChecksumIEEE([]byte("promocodes goose "+cfg.Schema)))),
 		lock.WithLockTimeout(1, 300))
 	if err != nil {
-		pool.Close()
 		return nil, fmt.Errorf("postgres: migration lock: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
 	s := &Store{pool: pool, statementTimeout: cfg.StatementTimeout}
 	db := pgxPool{pgxExec{pool}, pool}
-	s.Core = sqlstore.New(dialect, db, db, s.migrations(locker), cfg.Clock)
+	s.Core = sqlstore.New(dialect, db, db, sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres,
+		FS: migrationFiles, Locker: locker, DB: func() (*sql.DB, func()) {
+			db := stdlib.OpenDBFromPool(pool)
+			return db, func() { db.Close() }
+		}}, cfg.Clock)
 	if cfg.RedeemGroup != -1 {
 		flights := min(cmp.Or(cfg.RedeemFlights, DefaultRedeemFlights), int(pcfg.MaxConns))
 		s.group = sqlstore.NewRedeemGroupOnce(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup), flights)
@@ -218,32 +186,25 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 	return s, nil
 }
 
+// Redeem is the core's, in a group commit (Config.RedeemGroup;
+// redeem_codes, migration 00018).
+func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
+}
+
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations through a database/sql handle on the
-// pool, under a session advisory lock keyed by schema.
-func (s *Store) migrations(locker lock.SessionLocker) sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "postgres", Dialect: goose.DialectPostgres, FS: migrationFiles, Locker: locker,
-		DB: func() (*sql.DB, func()) {
-			db := stdlib.OpenDBFromPool(s.pool)
-			return db, func() { db.Close() }
-		}}
-}
-
-// dialect is PostgreSQL for the shared core: pgx underneath, COPY for chunks,
-// arrays where a statement takes many rows.
+// dialect is PostgreSQL for the shared core.
 var dialect = sqlstore.Dialect[pgxTx]{
 	Statements:      statements,
 	Time:            sqlstore.UTC,
 	UniqueViolation: func(err error) bool { return sqlState(err) == "23505" },
-	// A deadlock or serialization failure: the transaction was rolled back
-	// and may simply be run again.
-	Retryable: func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
-	Bulk:      sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
+	Retryable:       func(err error) bool { code := sqlState(err); return code == "40P01" || code == "40001" },
+	Bulk:            sqlstore.Bulk[pgxTx]{Copy: copyChunk, InsertChunk: insertChunk, InsertCodes: insertCodes},
 	MarkPublished: func(refs []promo.BatchRef) (string, []any, int) {
 		ids, nos := make([]int64, len(refs)), make([]int32, len(refs))
 		for i, r := range refs {
@@ -255,13 +216,9 @@ var dialect = sqlstore.Dialect[pgxTx]{
 	Lease:       func(d time.Duration) any { return d.Microseconds() },
 	Unavailable: unavailable,
 	LockTimeout: func(err error) bool { return sqlState(err) == "55P03" },
-	// redeem_code raises PC001, writing nothing, for a promotion with
-	// eligibility rules (migration 00013): the core redeems on its
-	// statement path instead.
+	// redeem_code raises PC001 for a promotion with rules (00013).
 	StatementPath: func(err error) bool { return sqlState(err) == "PC001" },
-	// An error with a SQLSTATE is the server's answer: the statement (its
-	// autocommit transaction) was rolled back.
-	ServerError: func(err error) bool { return sqlState(err) != "" },
+	ServerError:   func(err error) bool { return sqlState(err) != "" },
 }
 
 // sqlState is err's SQLSTATE ("" for none).
@@ -273,9 +230,8 @@ func sqlState(err error) string {
 	return ""
 }
 
-// unavailable reports the answers that mean not now rather than not this:
-// the server shutting down, starting or out of connections, a session limit
-// that ended the statement or session, pgx's closed connection or pool.
+// unavailable: the server shutting down, starting or out of connections, a
+// session limit, pgx's closed connection or pool.
 func unavailable(err error) bool {
 	switch code := sqlState(err); code {
 	case "57P01", "57P02", "57P03", "53300", "57014", "55P03", "25P03":
@@ -288,11 +244,10 @@ func unavailable(err error) bool {
 	}
 }
 
-// EndFrozenCopies ends the sessions (of this database and user) that have
-// been in a COPY FROM STDIN longer than Config.StatementTimeout while waiting
-// for their client's data, and returns how many: no session limit ends them
-// (docs/store.md, "A generator frozen mid-chunk"). Without a statement
-// timeout it ends nothing.
+// EndFrozenCopies ends this database and user's sessions waiting in a COPY
+// FROM STDIN longer than Config.StatementTimeout (none without one), which
+// no session limit ends (docs/store.md, "A generator frozen mid-chunk"),
+// and returns how many.
 func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 	if s.statementTimeout <= 0 {
 		return 0, nil
@@ -311,8 +266,7 @@ type pgxQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// pgxExec is the core's executor seam (sqlstore.Querier) over pgx: the
-// statements run natively, with pgx's statement cache and binary formats.
+// pgxExec is sqlstore.Querier over pgx, natively.
 type pgxExec struct{ q pgxQuerier }
 
 func (e pgxExec) Exec(ctx context.Context, query string, args ...any) (int64, error) {
@@ -357,9 +311,8 @@ type pgxTx struct {
 func (t pgxTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
 func (t pgxTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
 
-// PoolStats reports the connection pool in database/sql's terms: WaitCount
-// and WaitDuration are the acquires that found no idle connection and the
-// time they waited.
+// PoolStats reports the pool in database/sql's terms (waits: acquires that
+// found no idle connection).
 func (s *Store) PoolStats() sql.DBStats {
 	st := s.pool.Stat()
 	return sql.DBStats{MaxOpenConnections: int(st.MaxConns()), OpenConnections: int(st.TotalConns()),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // vanity creates a vanity promotion of code.
@@ -38,204 +39,16 @@ func nextID(prefix string) string {
 	return fmt.Sprintf("%s-%08d", prefix, ids.n)
 }
 
-func redeemReq(code, user, key string) promo.RedeemRequest {
-	req := promo.RedeemRequest{ID: nextID("r"), EventID: nextID("e"), Code: code, UserID: user, Now: time.Now().UTC(),
-		IdempotencyKey: key}
-	if key != "" {
-		req.RequestHash = "h:" + code + ":" + user
-	}
-	return req
-}
+var redeemReq = storetest.KeyedReq
 
-// auditRows counts a promotion's redemptions and each user's among them.
-func auditRows(t *testing.T, st *sqlite.Store, pid int64) (int, map[string]int) {
-	t.Helper()
-	n, per := 0, map[string]int{}
-	err := st.ExportRedemptions(context.Background(), promo.RedemptionFilter{PromotionID: pid}, func(r promo.Redemption) error {
-		n++
-		per[r.UserID]++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n, per
-}
-
-// TestGroupCommitExact: many goroutines redeem a mix of codes (a per-user
-// limit below the code's, a single use per user, a code held by a live
-// reservation, an unknown code) with idempotency keys replayed and reused
-// for another request, through the store's group commit. Whatever the
-// order and the grouping, the totals a one-at-a-time store gives are
-// exact: the per-user limit, the code's uses net of the live hold, one
-// audit row per 201, every refusal's reason, every replay the original
-// answer. It checks that groups of more than one were written (else it
-// proves nothing about grouping).
+// TestGroupCommitExact: storetest.GroupCommitExact through the one writer's
+// groups.
 func TestGroupCommitExact(t *testing.T) {
-	ctx := context.Background()
 	st := open(t)
-	const (
-		users   = 24
-		workers = 96
-		rounds  = 6
-	)
-	a := vanity(t, st, "GCA", 1000, 2)   // per-user limit binds: users*2 < 1000
-	b := vanity(t, st, "GCB", 1000, 1)   // one each
-	c := vanity(t, st, "GCC", 10, 0)     // unlimited per user: the code's 10 bind, one held
-	_ = vanity(t, st, "GCD", 1000, 1000) // replays and conflicts only
-	hold, err := st.Reserve(ctx, promo.ReserveRequest{ID: nextID("res"), Code: "GCC", UserID: "holder",
-		Now: time.Now().UTC(), TTL: time.Hour})
-	if err != nil || hold.Refused != "" {
-		t.Fatalf("reserve: %+v, %v", hold, err)
-	}
-	g0, m0, _, _ := st.GroupStats()
-
-	type answer struct {
-		req promo.RedeemRequest
-		out promo.RedeemOutcome
-		err error
-	}
-	var (
-		mu      sync.Mutex
-		answers []answer
-		wg      sync.WaitGroup
-	)
-	for w := range workers {
-		wg.Go(func() {
-			for r := range rounds {
-				user := fmt.Sprintf("u%02d", (w+r)%users)
-				var req promo.RedeemRequest
-				switch (w + r) % 5 {
-				case 0:
-					req = redeemReq("GCA", user, "")
-				case 1:
-					req = redeemReq("GCB", user, "")
-				case 2:
-					req = redeemReq("GCC", user, "")
-				case 3:
-					req = redeemReq("NOPE", user, "")
-				case 4:
-					// Keys shared by many workers: one redeems, the
-					// rest replay it (same request) or conflict (the
-					// hash of another user).
-					key := fmt.Sprintf("k%d", w%8)
-					req = redeemReq("GCD", fmt.Sprintf("k-user-%d", w%8), key)
-					if w%3 == 0 {
-						req.RequestHash = "other"
-					}
-				}
-				out, err := st.Redeem(ctx, req)
-				mu.Lock()
-				answers = append(answers, answer{req, out, err})
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	g1, m1, _, _ := st.GroupStats()
-	if m1-m0 != int64(workers*rounds) {
-		t.Fatalf("%d group members for %d redemptions", m1-m0, workers*rounds)
-	}
-	if g1-g0 >= m1-m0 {
-		t.Fatalf("%d groups for %d redemptions: nothing was grouped", g1-g0, m1-m0)
-	}
-	t.Logf("%d redemptions in %d groups", m1-m0, g1-g0)
-
-	ok := map[string]int{}
-	perUser := map[string]map[string]int{}
-	attempts := map[string]map[string]int{} // code, user: requests
-	for _, an := range answers {
-		if attempts[an.req.Code] == nil {
-			attempts[an.req.Code] = map[string]int{}
-		}
-		attempts[an.req.Code][an.req.UserID]++
-	}
-	// What one-at-a-time redemption gives, whatever the order: each user
-	// up to the per-user limit; GCC's 10 uses less the live hold.
-	want := map[string]int{"GCC": 9}
-	for _, n := range attempts["GCA"] {
-		want["GCA"] += min(n, 2)
-	}
-	want["GCB"] = len(attempts["GCB"])
-	for code, n := range want {
-		total := 0
-		for _, k := range attempts[code] {
-			total += k
-		}
-		if total <= n {
-			t.Fatalf("%s: %d requests for %d uses: the limit is never reached", code, total, n)
-		}
-	}
-	byKey := map[string][]answer{}
-	for _, an := range answers {
-		req, out, err := an.req, an.out, an.err
-		if req.IdempotencyKey != "" {
-			byKey[req.IdempotencyKey] = append(byKey[req.IdempotencyKey], an)
-			continue
-		}
-		if err != nil {
-			t.Fatalf("%s for %s: %v", req.Code, req.UserID, err)
-		}
-		wantReason := map[string]promo.Reason{"GCA": promo.ReasonUserLimitReached, "GCB": promo.ReasonUserLimitReached,
-			"GCC": promo.ReasonCodeExhausted, "NOPE": promo.ReasonCodeNotFound}[req.Code]
-		switch {
-		case out.Refused == "":
-			ok[req.Code]++
-			if perUser[req.Code] == nil {
-				perUser[req.Code] = map[string]int{}
-			}
-			perUser[req.Code][req.UserID]++
-		case out.Refused != wantReason:
-			t.Errorf("%s for %s refused %s, want %s", req.Code, req.UserID, out.Refused, wantReason)
-		}
-	}
-	if ok["GCA"] != want["GCA"] || ok["GCB"] != want["GCB"] || ok["GCC"] != want["GCC"] || ok["NOPE"] != 0 {
-		t.Errorf("redeemed %v: want %v (up to 2 per user, 1 per user, 10 less the live hold)", ok, want)
-	}
-	for code, p := range map[string]promo.Promotion{"GCA": a, "GCB": b, "GCC": c} {
-		rows, per := auditRows(t, st, p.ID)
-		cs, err := st.CodeState(ctx, code, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rows != ok[code] || cs.Used != ok[code] {
-			t.Errorf("%s: %d answers 201, %d audit rows, %d uses: want them equal", code, ok[code], rows, cs.Used)
-		}
-		for u, n := range per {
-			if n != perUser[code][u] {
-				t.Errorf("%s: user %s has %d audit rows, %d answers 201", code, u, n, perUser[code][u])
-			}
-		}
-	}
-	// Each key: exactly one redemption, by whichever request came first;
-	// the same request again is its replay, another request a conflict.
-	for key, ans := range byKey {
-		var first *answer
-		for i, an := range ans {
-			if an.err == nil && !an.out.Replayed && an.out.Refused == "" {
-				if first != nil {
-					t.Errorf("key %s: two redemptions, %s and %s", key, first.out.Redemption.ID, an.out.Redemption.ID)
-				}
-				first = &ans[i]
-			}
-		}
-		if first == nil {
-			t.Errorf("key %s: no redemption among %d requests", key, len(ans))
-			continue
-		}
-		for i, an := range ans {
-			switch {
-			case &ans[i] == first:
-			case an.req.RequestHash == first.req.RequestHash:
-				if an.err != nil || !an.out.Replayed || an.out.Redemption.ID != first.out.Redemption.ID {
-					t.Errorf("key %s, the same request: %+v, %v: want the replay of %s", key, an.out, an.err,
-						first.out.Redemption.ID)
-				}
-			case promo.ReasonOf(an.err) != promo.ReasonIdempotencyConflict:
-				t.Errorf("key %s, another request: %+v, %v: want idempotency_conflict", key, an.out, an.err)
-			}
-		}
-	}
+	storetest.GroupCommitExact(t, st, func() (int64, int64) {
+		g, m, _, _ := st.GroupStats()
+		return g, m
+	})
 }
 
 // TestGroupCommitFailingMember: one group (the write lock is held by
@@ -376,7 +189,7 @@ func TestGroupCommitFailingMember(t *testing.T) {
 			}
 		}
 	}
-	rows, per := auditRows(t, st, p.ID)
+	rows, per := storetest.AuditRows(t, st, p.ID)
 	cs, err := st.CodeState(ctx, "GCF", "")
 	if err != nil {
 		t.Fatal(err)
@@ -574,7 +387,7 @@ func TestGroupCommitConflictWritesNothing(t *testing.T) {
 	if s1 != s0 {
 		t.Errorf("%d savepoints taken: a conflict, which writes nothing, made its group be written again", s1-s0)
 	}
-	rows, _ := auditRows(t, st, vanityID(t, st, "GCK"))
+	rows, _ := storetest.AuditRows(t, st, vanityID(t, st, "GCK"))
 	if rows != 1+32*6 {
 		t.Errorf("%d audit rows, want %d", rows, 1+32*6)
 	}

@@ -6,9 +6,8 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// SQLite's statements where they differ from the shared ones
-// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements).
-// Parameters are ? or ?n; times are ISO 8601 UTC text (sqlstore.TimeLayout).
+// SQLite's statements where they differ from sqlstore's shared ones
+// (parameters ?n, times ISO 8601 UTC text).
 
 // bucketWidth is how many leading characters of a stored time name its
 // bucket (?2: 'hour' or 'day'); bucketTime completes bucket b to a time.
@@ -25,19 +24,11 @@ const (
 	sqlNowPlus = `(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.6f seconds', ?2)) || '000Z')`
 )
 
-// codeUse is UseCode (set: one use more) and LockCode (set: the same
-// uses): every limit of the code and its promotion in one WHERE; more are
-// further RETURNING columns.
+// codeUse is postgres' codeUse, more being further RETURNING columns.
 func codeUse(set string, more ...string) string {
 	return `UPDATE codes SET used = ` + set + `
 FROM promotions p
-WHERE codes.code = ?1 AND p.id = codes.promotion_id
-  AND codes.used < p.max_usage_per_code
-  AND codes.revoked_at IS NULL
-  AND (codes.user_id IS NULL OR codes.user_id = ?3)
-  AND p.active = 1
-  AND (p.starts_at IS NULL OR p.starts_at <= ?2)
-  AND (p.expires_at IS NULL OR p.expires_at > ?2)
+WHERE ` + strings.NewReplacer("c.", "codes.", "$", "?", "p.active\n", "p.active = 1\n").Replace(sqlstore.CodeUsable) + `
 RETURNING promotion_id, used,
   (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
   (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id),
@@ -103,13 +94,9 @@ ORDER BY l.id DESC LIMIT ?4`,
 	FROM refusals WHERE promotion_id = ?1 AND hour >= ?3 AND hour < ?4
 ) GROUP BY b, reason`,
 
-	// Why SQLite cannot over-redeem, nor over-allocate with reservations:
-	// every write transaction is BEGIN IMMEDIATE on the store's single write
-	// connection, and SQLite admits one writer per database file at a time
-	// (other processes wait on busy_timeout). The conditional statements
-	// always see the latest committed counts, the lock-then-count sequence
-	// runs with no other writer in between, and the "row locks" of LockCode
-	// and LockAllowance are the database's one write lock.
+	// No over-redemption nor over-allocation: every write transaction is
+	// BEGIN IMMEDIATE, one writer per file, so the statements see the latest
+	// counts and the "row locks" are the database's one write lock.
 
 	UseCode: codeUse("used + 1"),
 

@@ -1,17 +1,12 @@
-// Package sqlite is the embedded SQLite store of promocodes (modernc.org/sqlite,
-// pure Go: builds with CGO_ENABLED=0). It owns the schema (versioned goose
-// migrations embedded from migrations/) and every statement against it; all
-// SQL is in queries.go; the algorithms are the shared core's
-// (pkg/store/internal/sqlstore). It is the only package that imports the SQLite driver.
+// Package sqlite is the embedded SQLite store of promocodes
+// (modernc.org/sqlite, pure Go): its migrations and statements, on the
+// shared core (internal/sqlstore).
 //
-// Concurrency: a *Store is safe for concurrent use. It keeps two pools on the
-// same database file: one connection for writes, whose transactions are BEGIN
-// IMMEDIATE (they take the write lock up front, so two writers never deadlock
-// upgrading a read lock), and a few read-only connections. In WAL mode
-// readers see the last committed state and neither block nor are blocked by
-// the writer, so status reads and exports proceed during chunk commits.
-// Several processes may share the file; busy_timeout makes them wait for the
-// write lock.
+// Concurrency: a *Store is safe for concurrent use. One write connection
+// whose transactions are BEGIN IMMEDIATE (the write lock up front: two
+// writers never deadlock upgrading a read lock), and read-only connections
+// that in WAL mode neither block nor wait for the writer. Processes sharing
+// the file wait for the write lock (busy_timeout).
 package sqlite
 
 import (
@@ -29,6 +24,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/promocodes/promocodes/pkg/configkey"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
@@ -42,36 +38,23 @@ const DefaultBusyTimeout = 10 * time.Second
 type Config struct {
 	// Path is the database file; it is created if absent.
 	Path string
-	// DSN is a modernc.org/sqlite data source name ("file:/x/y.db?..."),
-	// for extra parameters. The store adds its own pragmas.
+	// DSN is a modernc.org/sqlite DSN, for extra parameters.
 	DSN string
 	// MaxReadConns bounds the read pool (default 4).
 	MaxReadConns int
-	// BusyTimeout is how long a statement waits for a lock another
-	// connection or process holds before it fails with SQLITE_BUSY (see
-	// LockTimeout); default DefaultBusyTimeout.
+	// BusyTimeout is a statement's wait for the write lock before
+	// SQLITE_BUSY (LockTimeout).
 	BusyTimeout time.Duration
-	// Clock is this process's clock for the times the store stamps itself
-	// (created_at, updated_at); nil is time.Now. Leases compared across
-	// processes take SQLite's own clock instead (strftime('now'): the
-	// clock of the host the file is on). Tests set it to play a host whose
-	// clock is off.
+	// Clock stamps created_at, updated_at (nil: time.Now); leases take SQLite's.
 	Clock func() time.Time
-	// RedeemGroup bounds how many concurrent redemptions share one write
-	// transaction and its commit (group commit, see Store.Redeem); default
-	// DefaultRedeemGroup, -1 writes each redemption in a transaction of
-	// its own.
+	// RedeemGroup bounds a group commit (Store.Redeem; -1: off).
 	RedeemGroup int
 }
 
 // DefaultRedeemGroup is Config.RedeemGroup's default.
 const DefaultRedeemGroup = 128
 
-// maxBusyTimeout is the largest busy timeout (SQLite takes an int of ms).
-const maxBusyTimeout = (1<<31 - 1) * time.Millisecond
-
-// Validate checks the configuration, naming each field by its key
-// ("maxConns"), which the caller places in its own configuration.
+// Validate checks the configuration, naming fields by key.
 func (c Config) Validate() error {
 	var errs configkey.List
 	switch {
@@ -80,8 +63,7 @@ func (c Config) Validate() error {
 	case c.Path != "" && c.DSN != "":
 		errs.Add("path", "must not be set with dsn")
 	case strings.Contains(c.Path+c.DSN, ":memory:") || strings.Contains(c.DSN, "mode=memory"):
-		// The store needs two pools on one database; an in-memory database
-		// is private to its connection.
+		// An in-memory database is private to its connection.
 		errs.Add("path", "must be a file: in-memory databases are not supported (tests: t.TempDir())")
 	case strings.ContainsAny(c.Path, "?#"):
 		errs.Add("path", "must not contain ? or # (use dsn), got %q", c.Path)
@@ -92,32 +74,27 @@ func (c Config) Validate() error {
 	if c.MaxReadConns < 0 {
 		errs.Add("maxReadConns", "must be at least 1 (0: %d), got %d", DefaultMaxReadConns, c.MaxReadConns)
 	}
-	if d := c.BusyTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxBusyTimeout {
-		errs.Add("busyTimeout", "must be 0 (%s) or from 1ms to %s, got %s", DefaultBusyTimeout, maxBusyTimeout, d)
-	}
+	sqlstore.CheckMillis(&errs, "busyTimeout", c.BusyTimeout, DefaultBusyTimeout.String())
 	return errs.Err()
 }
 
 // Store is the SQLite store.
 type Store struct {
 	*sqlstore.Core[*sqlstore.SQLTx]
-	w *sql.DB // one connection, BEGIN IMMEDIATE transactions
-	r *sql.DB // read-only connections
-	// stmts keep each pool's statements prepared across transactions.
+	w     *sql.DB // one connection, BEGIN IMMEDIATE transactions
+	r     *sql.DB // read-only connections
 	stmts [2]*sqlstore.StmtCache
 	// group writes concurrent redemptions in one transaction (nil: off).
-	group *sqlstore.RedeemGroup[*sqlstore.SQLTx]
-	// stopCheckpoints ends the checkpointer (StartCheckpoints) and waits for it.
+	group           *sqlstore.RedeemGroup[*sqlstore.SQLTx]
 	stopCheckpoints func()
 }
 
-// WriterParams are the write connection's DSN parameters (file settings and
-// pragmas), exported for the bulk-load benchmark. temp_store(MEMORY) keeps the
-// savepoint journals of a redemption group in memory.
+// WriterParams are the write connection's DSN parameters (exported for the
+// bulk-load benchmark); temp_store(MEMORY) keeps a group's savepoint
+// journals in memory.
 const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
-// Open opens (creating if needed) the database file. It does not migrate:
-// call Migrate.
+// Open opens (creating) the database file, not migrating.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
@@ -136,10 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
+	w.SetMaxOpenConns(1) // kept idle, never closed for its age: database/sql's defaults
 	// The writer connects first: it switches the file to WAL (persistent),
 	// which the readers then find.
 	if err := w.PingContext(ctx); err != nil {
@@ -158,7 +132,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.stopCheckpoints = StartCheckpoints(base+sep+common, checkpointEvery)
 	wdb, rdb := sqlstore.NewSQLDB(w, nil).Cached(stmtCacheSize), sqlstore.NewSQLDB(r, nil).Cached(stmtCacheSize)
 	s.stmts = [2]*sqlstore.StmtCache{wdb.Cache(), rdb.Cache()}
-	s.Core = sqlstore.New(dialect, wdb, rdb, s.migrations(), cfg.Clock)
+	// Migrations run through the write connection; SQLite's write lock
+	// serialises concurrent runs.
+	s.Core = sqlstore.New(dialect, wdb, rdb, sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3,
+		FS: migrationFiles, DB: func() (*sql.DB, func()) { return w, func() {} }}, cfg.Clock)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -169,8 +146,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// stmtCacheSize is how many statement texts each pool keeps prepared
-// (sqlstore.StmtCache): the store runs about a hundred distinct ones.
+// Redeem is the core's, in a group commit (Config.RedeemGroup).
+func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
+}
+
+// stmtCacheSize bounds each pool's StmtCache (about a hundred texts run).
 const stmtCacheSize = 256
 
 // Close closes both pools and the checkpointer.
@@ -186,24 +167,20 @@ func (s *Store) Close() {
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations through the write connection;
-// concurrent runs are serialised by SQLite's write lock.
-func (s *Store) migrations() sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "sqlite", Dialect: goose.DialectSQLite3, FS: migrationFiles,
-		DB: func() (*sql.DB, func()) { return s.w, func() {} }}
-}
-
 // dialect is SQLite for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements:      statements,
-	Time:            func(t time.Time) any { return sqlstore.FormatTime(t) },
-	UniqueViolation: uniqueViolation,
-	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
-	MarkPublished:   sqlstore.RefValues(insertCodesRows, qMarkPublished),
-	AllRows:         -1, // LIMIT -1
-	Lease:           func(d time.Duration) any { return d.Seconds() },
-	// SQLite's side of a lost database: the store closed, its file unable
-	// to be opened or read or written, its lock taken past the busy timeout.
+	Statements: statements,
+	Time:       func(t time.Time) any { return sqlstore.FormatTime(t) },
+	// A UNIQUE or PRIMARY KEY constraint failure.
+	UniqueViolation: func(err error) bool {
+		code := errCode(err)
+		return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{InsertCodes: insertCodes},
+	MarkPublished: sqlstore.RefValues(insertCodesRows, qMarkPublished),
+	AllRows:       -1, // LIMIT -1
+	Lease:         func(d time.Duration) any { return d.Seconds() },
+	// The file busy, locked, unreadable or unopenable.
 	Unavailable: func(err error) bool {
 		switch errCode(err) & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN:
@@ -211,13 +188,10 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 		}
 		return false
 	},
-	// LockTimeout: another connection or process held the write lock past
-	// Config.BusyTimeout.
 	LockTimeout: func(err error) bool { return errCode(err)&0xff == sqlite3.SQLITE_BUSY },
 }
 
-// errCode is err's SQLite extended result code (0 for none); its low byte is
-// the primary code.
+// errCode is err's SQLite extended result code (0: none).
 func errCode(err error) int {
 	var e *sqlite.Error
 	if errors.As(err, &e) {
@@ -226,17 +200,9 @@ func errCode(err error) int {
 	return 0
 }
 
-// uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY constraint
-// failure.
-func uniqueViolation(err error) bool {
-	code := errCode(err)
-	return code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
-}
-
-// insertCodes inserts codes for a promotion, skipping those already present,
-// with a prepared multi-row INSERT ... ON CONFLICT DO NOTHING of
-// insertCodesRows rows, and returns how many it inserted. Codes are bound as
-// text (a []byte would be stored as a BLOB and never match a text look-up).
+// insertCodes is Bulk.InsertCodes: a prepared multi-row INSERT ... ON
+// CONFLICT DO NOTHING. Codes are bound as text (a []byte would be a BLOB,
+// never matching a text look-up).
 func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
 	var (
 		inserted int64
@@ -281,8 +247,7 @@ func insertCodes(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promot
 	return inserted, nil
 }
 
-// PoolStats reports the write and the read connection pools together (the
-// write pool has one connection: SQLite has one writer).
+// PoolStats reports the write and read pools together.
 func (s *Store) PoolStats() sql.DBStats {
 	w, r := s.w.Stats(), s.r.Stats()
 	return sql.DBStats{MaxOpenConnections: w.MaxOpenConnections + r.MaxOpenConnections,

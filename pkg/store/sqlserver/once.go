@@ -1,35 +1,16 @@
 package sqlserver
 
-// errStatementPath is the error qRedeemOnce throws (THROW 50001) for a
-// promotion with eligibility rules, having written nothing: the core then
-// redeems on its statement path, which checks the rules under the code
-// row's lock (Dialect.StatementPath).
+// errStatementPath is qRedeemOnce's THROW for a promotion with rules,
+// having written nothing (Dialect.StatementPath).
 const errStatementPath = 50001
 
-// qRedeemOnce is a whole redemption in one round trip (the core's
-// RedeemOnce): one batch that is its own transaction, running the core's
-// steps in the core's lock order, personal codes included (docs/store.md,
-// "One round trip per redemption", lists them).
+// qRedeemOnce is RedeemOnce (its arguments and row: sqlstore.Statements):
+// one batch that is its own transaction, the core's steps in its lock order.
 //
-// Arguments: @p1 redemption id, @p2 code, @p3 user, @p4 order id (NULL),
-// @p5 metadata (NULL), @p6 now, @p7 idempotency key (empty: none), @p8
-// request hash, @p9 stream, @p10 and @p11 the event's payload around the
-// promotion id (EventParts), @p12 client address and @p13 user agent
-// (empty: none). The answer is one row: outcome, promotion id (0: none),
-// uses left.
-//
-// Why it cannot over-redeem: the code's conditional UPDATE reads under an
-// update (U) lock that two transactions cannot hold on one row at once and
-// keeps the exclusive lock to the end, so a second redeemer evaluates used <
-// max on the first's committed count (queries.go, "Why SQL Server cannot
-// over-redeem"); the live holds are counted by a later statement, under
-// that lock; the allowance likewise. The key's and the allowance's inserts
-// are guarded by UPDLOCK, HOLDLOCK (a key-range lock to the end). SET
-// XACT_ABORT ON with TRY/CATCH rolls the whole batch back on any error,
-// errStatementPath included. Every UPDATE returns its rows through OUTPUT
-// ... INTO a table variable (a plain OUTPUT fails once the table has a
-// trigger); the payload is concatenated as nvarchar(max) (no truncation at
-// 4,000 characters).
+// It cannot over-redeem for the reasons queries.go gives (UseCode); the
+// key's and the allowance's inserts hold UPDLOCK, HOLDLOCK (a key-range
+// lock to the end). XACT_ABORT with TRY/CATCH rolls the whole batch back on
+// any error. The payload is nvarchar(max): no cut at 4,000 characters.
 const qRedeemOnce = `SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @rules int, @load int, @uu int, @left int;

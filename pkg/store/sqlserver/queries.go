@@ -7,13 +7,11 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// SQL Server's statements where they differ from the shared ones
-// (../internal/sqlstore/queries.go; arguments: sqlstore.Statements), with
-// parameters @p1, @p2, ... The argument types decide whether an index is
-// used (docs/store.md, "SQL Server"): codes are mssql.VarChar, batch numbers
-// int32, times UTC. Every UPDATE returns its rows through OUTPUT ... INTO a
-// table variable (the shared statements' RETURNING too: Rebind.Output): a
-// plain OUTPUT fails (error 334) once the table has a trigger.
+// SQL Server's statements where they differ from sqlstore's shared ones
+// (parameters @pn; argument types decide index use: docs/store.md, "SQL
+// Server"). UPDATEs return rows through OUTPUT ... INTO a table variable
+// (Rebind.Output does RETURNING): a plain OUTPUT fails once a table has a
+// trigger.
 
 // qInsertCodesSkipping returns an insert of n codes (@p2..@p(n+1)) for
 // promotion @p1 that skips codes already in the table (or inserted earlier
@@ -106,8 +104,7 @@ SELECT @p1, CAST(` + first + ` + g.n AS int), @p2 + g.n * @p3,
 FROM g`
 }
 
-// codeUse is UseCode (set: one use more) and LockCode (set: the same
-// uses): every limit of the code and its promotion in one WHERE.
+// codeUse is postgres' codeUse.
 func codeUse(set string) string {
 	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, eligibility nvarchar(max));
 UPDATE c SET c.used = ` + set + `
@@ -182,13 +179,11 @@ ORDER BY p.id DESC`,
 IF @@ROWCOUNT = 0
 	INSERT INTO refusals (promotion_id, reason, hour, n) VALUES (@p1, @p2, @p3, @p4);`,
 
-	// Why SQL Server cannot over-redeem: UseCode and UseAllowance are
-	// single conditional UPDATEs. An UPDATE reads the rows it may modify under
-	// an update (U) lock, which two transactions cannot hold on one row at once
-	// (under READ_COMMITTED_SNAPSHOT too), and keeps the exclusive lock to the
-	// end of the transaction: the second redeemer waits and evaluates "used <
-	// max" on the first one's committed count. Row locks only (lock escalation
-	// is disabled on codes).
+	// Why SQL Server cannot over-redeem: a conditional UPDATE reads its rows
+	// under an update (U) lock, which two transactions cannot share (snapshot
+	// or not), and keeps the exclusive lock to the end: the second redeemer
+	// checks "used < max" on the first's committed count. Row locks only
+	// (no lock escalation on codes).
 
 	UseCode: codeUse("c.used + 1"),
 
@@ -242,12 +237,7 @@ IF @@ROWCOUNT = 0
 	INSERT INTO promotion_totals (promotion_id, redemptions, codes_redeemed, rolled_back, updated_at)
 	VALUES (@p1, @p2, @p3, @p4, @p5);`,
 
-	// Why SQL Server cannot over-allocate with reservations: LockCode holds
-	// the code row's exclusive lock to the end of the transaction, and CodeLoad,
-	// a later statement, reads every hold and use committed by the lock's
-	// earlier holders; nobody adds one until this transaction ends. Same for
-	// the allowance row. Locks are taken code, allowance, reservation row; a
-	// release locks only its reservation row, so no cycle.
+	// LockCode, then CodeLoad in a later statement: see sqlstore's take.
 
 	LockCode: codeUse("c.used"),
 

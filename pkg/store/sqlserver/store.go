@@ -1,18 +1,8 @@
-// Package sqlserver is the SQL Server store of promocodes (database/sql with
-// the "sqlserver" driver of github.com/microsoft/go-mssqldb). It owns the
-// schema (versioned goose migrations embedded from migrations/) and every
-// statement against it; all T-SQL is in queries.go. The algorithms are the
-// shared core's (pkg/store/internal/sqlstore). It is the only package that
-// imports go-mssqldb.
-//
-// A *Store is safe for concurrent use by many goroutines and, through the
-// database, by many processes: every multi-statement operation is one
-// transaction at READ COMMITTED whose correctness rests on row locks and
-// conditional updates, exactly as in the PostgreSQL store (see
-// docs/store.md). It works with READ_COMMITTED_SNAPSHOT on or off: the
-// conditional UPDATEs read their target rows under update locks either way.
-// Where no SQL Server runs, its tests check the statements' shape against a
-// recording driver (docs/store.md, "SQL Server").
+// Package sqlserver is the SQL Server store of promocodes (go-mssqldb): its
+// migrations and statements, on the shared core (internal/sqlstore, whose
+// doc says why it is safe for concurrent use, here at READ COMMITTED with
+// READ_COMMITTED_SNAPSHOT on or off: conditional UPDATEs take update locks
+// either way). Without a server, tests check the statements' shape.
 package sqlserver
 
 import (
@@ -45,39 +35,28 @@ const DefaultMaxConns = 4
 
 // Config configures a Store.
 type Config struct {
-	// DSN is a go-mssqldb connection string, preferably the URL form
-	// sqlserver://user:password@host:1433?database=promocodes&encrypt=true
-	// (the key=value and ODBC forms work too). It is never logged or put
-	// into errors. A timezone parameter is overridden: the store keeps every
-	// time in UTC.
+	// DSN is a go-mssqldb connection string (URL, key=value or ODBC),
+	// never logged; its timezone is overridden (times are UTC).
 	DSN string
 	// MaxConns bounds the connection pool (default 4).
 	MaxConns int
-	// LockTimeout fails a statement that waits longer for a lock (error
-	// 1222, see LockTimeout): SET LOCK_TIMEOUT whenever the pool hands a
-	// session out, a round trip per checkout. Zero: wait without limit.
+	// LockTimeout fails a longer lock wait (1222, LockTimeout): SET
+	// LOCK_TIMEOUT at every checkout (a round trip). Zero: no limit.
 	LockTimeout time.Duration
-	// KeepAlive and TCPUserTimeout are the client's end of each connection
-	// (tcpdial.Config); the server's end is its own KEEPALIVE setting.
+	// KeepAlive and TCPUserTimeout: the client's end (tcpdial.Config).
 	KeepAlive, TCPUserTimeout time.Duration
-	// Clock is this process's clock for the times the store stamps itself
-	// (created_at, the totals' updated_at); nil is time.Now. Leases and
-	// expiries compared across processes take the server's clock instead
-	// (SYSUTCDATETIME()). Tests set it to play a host whose clock is off.
+	// Clock stamps created_at, updated_at (nil: time.Now); leases take the server's.
 	Clock func() time.Time
 }
 
-// Validate checks the configuration, naming each field by its key
-// ("maxConns"), which the caller places in its own configuration.
+// Validate checks the configuration, naming fields by key.
 func (c Config) Validate() error {
 	var errs configkey.List
 	errs.Set(map[string]string{"dsn": c.DSN})
 	if c.MaxConns < 0 {
 		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
 	}
-	if d := c.LockTimeout; d < 0 || (d > 0 && d < time.Millisecond) || d > maxLockTimeout {
-		errs.Add("lockTimeout", "must be 0 (no limit) or from 1ms to %s, got %s", maxLockTimeout, d)
-	}
+	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "no limit")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()
 }
@@ -85,9 +64,6 @@ func (c Config) Validate() error {
 func (c Config) tcp() tcpdial.Config {
 	return tcpdial.Config{KeepAlive: c.KeepAlive, UserTimeout: c.TCPUserTimeout}
 }
-
-// maxLockTimeout is the largest SET LOCK_TIMEOUT (INT_MAX ms).
-const maxLockTimeout = (1<<31 - 1) * time.Millisecond
 
 // sessionInit is the batch every pooled session starts with.
 func (c Config) sessionInit() string {
@@ -108,19 +84,17 @@ type Store struct {
 	db *sql.DB
 }
 
-// Open connects (and pings) with cfg. It does not migrate: call Migrate.
+// Open connects and pings, not migrating.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("sqlserver: %w", err)
 	}
 	params, err := msdsn.Parse(cfg.DSN)
 	if err != nil {
-		// The driver's parse errors avoid quoting the DSN; redact anyway.
 		return nil, fmt.Errorf("sqlserver: cannot parse DSN (expected sqlserver://user:password@host:port?database=name&...): %s",
 			redact(err.Error(), cfg.DSN))
 	}
-	// Times are stored as UTC datetime2 and must be read back as UTC,
-	// whatever the DSN says.
+	// Times are UTC datetime2, read back as UTC.
 	params.Encoding.Timezone = time.UTC
 	if _, set := params.Parameters[msdsn.AppName]; !set {
 		params.AppName = "promocodes"
@@ -159,10 +133,12 @@ func where(p msdsn.Config) string {
 // newStore returns a store on db (Open, and tests with a recording driver).
 func newStore(db *sql.DB, clock func() time.Time) *Store {
 	s := &Store{db: db}
-	// READ COMMITTED explicitly: go-mssqldb's default keeps whatever level
-	// the pooled session had.
+	// READ COMMITTED explicitly: a pooled session keeps its last level.
 	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	s.Core = sqlstore.New(dialect, pool, pool, s.migrations(), clock)
+	// The migrations run under a session application lock.
+	s.Core = sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL,
+		FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)
 	return s
 }
 
@@ -172,28 +148,18 @@ func (s *Store) Close() { s.db.Close() }
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// migrations applies the migrations under a session application lock.
-func (s *Store) migrations() sqlstore.Migrations {
-	return sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL, FS: migrationFiles,
-		Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
-		DB:     func() (*sql.DB, func()) { return s.db, func() {} }}
-}
-
 // dialect is SQL Server for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
-	Statements: statements,
-	VarChar:    func(s string) any { return mssql.VarChar(s) },
-	Time:       sqlstore.UTC,
-	// A duplicate key: which table follows from the statement that failed.
+	Statements:      statements,
+	VarChar:         func(s string) any { return mssql.VarChar(s) },
+	Time:            sqlstore.UTC,
 	UniqueViolation: func(err error) bool { return hasErrorNumber(err, errUniqueConstraint, errUniqueIndex) },
-	// A deadlock victim: the transaction was rolled back and may run again.
-	Retryable:     func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
-	Bulk:          sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
-	MarkPublished: sqlstore.RefValues(maxValuesRows, qMarkPublished),
-	AllRows:       math.MaxInt32, // TOP needs a number
-	Lease:         leaseMillis,
-	// Not now rather than not this: the database offline or failing over,
-	// out of sessions, or a lock wait that ran out.
+	Retryable:       func(err error) bool { return hasErrorNumber(err, errDeadlockVictim) },
+	Bulk:            sqlstore.Bulk[*sqlstore.SQLTx]{Copy: copyCodes, InsertCodes: insertCodesSkipping},
+	MarkPublished:   sqlstore.RefValues(maxValuesRows, qMarkPublished),
+	AllRows:         math.MaxInt32, // TOP needs a number
+	Lease:           leaseMillis,
+	// Offline, failing over, out of sessions, a lock wait that ran out.
 	Unavailable: func(err error) bool {
 		return hasErrorNumber(err, errLockTimeout, errCannotOpenDB, errServiceBusy, errDBUnavailable, errServiceError,
 			errTooManySessions)
@@ -203,8 +169,7 @@ var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	StatementPath: func(err error) bool { return hasErrorNumber(err, errStatementPath) },
 }
 
-// appLocker is goose's SessionLocker on SQL Server (goose has none):
-// sp_getapplock owned by the session, which serialises migrate runs.
+// appLocker is goose's SessionLocker on SQL Server: sp_getapplock.
 type appLocker struct {
 	resource string
 	timeout  time.Duration
@@ -242,10 +207,9 @@ const (
 	errTooManySessions  = 10928 // resource limit reached (sessions, workers)
 )
 
-// hasErrorNumber reports whether err is (or wraps) a SQL Server error with
-// one of the numbers, looking at every error of the response: the driver's
-// Error describes the last one (for a failed INSERT, usually 3621 "The
-// statement has been terminated."), All holds them all.
+// hasErrorNumber reports whether err wraps a SQL Server error with one of
+// the numbers among all of the response's (Error is only the last, often
+// 3621 "The statement has been terminated.").
 func hasErrorNumber(err error, numbers ...int32) bool {
 	var all []mssql.Error
 	var e mssql.Error
@@ -259,9 +223,8 @@ func hasErrorNumber(err error, numbers ...int32) bool {
 	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
 
-// hideSecret returns err, or, if its text shows the DSN's password, an error
-// with the password blanked out (losing the wrapped chain, which is better
-// than leaking a credential into a log).
+// hideSecret returns err, or if it shows the DSN's password, its text
+// redacted (losing the chain rather than leaking a credential).
 func hideSecret(err error, dsn string) error {
 	if msg := err.Error(); redact(msg, dsn) != msg {
 		return errors.New(redact(msg, dsn))
@@ -282,9 +245,8 @@ func redact(s, dsn string) string {
 
 var adoPassword = regexp.MustCompile(`(?i)(?:^|;)\s*(?:password|pwd)\s*=\s*(\{(?:[^}]|\}\})*\}|[^;]*)`)
 
-// dsnPasswords returns the password of dsn as it may appear in text: raw (as
-// written in the DSN) and decoded. It understands the URL form and the
-// key=value (ADO) and ODBC forms.
+// dsnPasswords returns dsn's password as text may show it, raw and
+// decoded, from the URL, key=value (ADO) or ODBC form.
 func dsnPasswords(dsn string) []string {
 	var out []string
 	if strings.HasPrefix(strings.ToLower(dsn), "sqlserver://") {
@@ -296,8 +258,7 @@ func dsnPasswords(dsn string) []string {
 				out = append(out, pw, url.QueryEscape(pw))
 			}
 		}
-		// An unparsable URL: take what lies between the first ':' after the
-		// scheme and the last '@' of the authority.
+		// Also for an unparsable URL: between the first ':' and the last '@'.
 		rest := dsn[len("sqlserver://"):]
 		if end := strings.IndexAny(rest, "/?#"); end >= 0 {
 			rest = rest[:end]

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -14,23 +15,16 @@ import (
 // PendingBatches returns up to limit (default 100) batches whose event is not
 // yet published, oldest first, with their current progress.
 func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch, error) {
-	if limit <= 0 {
-		limit = defaultPendingLimit
-	}
-	bs, err := collect(ctx, s.r, s.d.PendingBatches, []any{int64(limit)}, scanBatch)
+	bs, err := collect(ctx, s.r, s.d.PendingBatches, []any{int64(clampLimit(limit, defaultPendingLimit, limit))}, scanBatch)
 	return bs, wrap(err, "pending batches")
 }
 
 // ClaimPendingBatches leases up to limit (default 100) unpublished batches,
-// oldest first, to the caller for lease: other callers skip them until the
-// lease ends (or MarkPublished). Two API replicas thus publish each batch
-// event once in the normal case; a publisher that dies holding a lease
-// leaves its rows to the others after the lease.
+// oldest first: other replicas skip them until the lease ends (a dead
+// publisher's rows are free after it).
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
-	if limit <= 0 {
-		limit = defaultPendingLimit
-	}
-	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches, []any{int64(limit), s.d.Lease(lease)}, scanBatch)
+	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches,
+		[]any{int64(clampLimit(limit, defaultPendingLimit, limit)), s.d.Lease(lease)}, scanBatch)
 	if err != nil {
 		return nil, fmt.Errorf("claim pending batches: %w", err)
 	}
@@ -41,8 +35,7 @@ func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time
 }
 
 // MarkPublished records that the events of refs are on Kafka, in as few
-// statements as the dialect allows (each one atomic; a retry after a partial
-// failure is harmless). Unknown refs are ignored.
+// atomic statements as the dialect allows (a retry is harmless).
 func (s *Core[T]) MarkPublished(ctx context.Context, refs []promo.BatchRef) error {
 	for len(refs) > 0 {
 		q, args, n := s.d.MarkPublished(refs)
@@ -54,9 +47,8 @@ func (s *Core[T]) MarkPublished(ctx context.Context, refs []promo.BatchRef) erro
 	return nil
 }
 
-// RefValues is a Dialect.MarkPublished for statements that take the refs
-// as (promotion_id, batch_no) pairs of arguments, at most maxRows of them:
-// stmt(n) is the statement for n pairs.
+// RefValues is a Dialect.MarkPublished over stmt(n) for n (promotion_id,
+// batch_no) argument pairs, n at most maxRows.
 func RefValues(maxRows int, stmt func(n int) string) func(refs []promo.BatchRef) (string, []any, int) {
 	return func(refs []promo.BatchRef) (string, []any, int) {
 		n := min(len(refs), maxRows)
@@ -138,16 +130,11 @@ func (s *Core[T]) OldestUnpublished(ctx context.Context) (t time.Time, ok bool, 
 	return t, ok, wrap(err, "oldest unpublished batch")
 }
 
-// CommitChunk commits one chunk: in one transaction it advances the batch's
-// progress from c.From to c.From+c.Count (compare-and-set), inserts exactly
-// c.Count new codes (replacing collisions) and passes the commit gate, as
-// docs/store.md ("Committing a chunk") describes. It returns the batch's new
-// Done. A collision on the fast path (Bulk.Copy) redoes the chunk on the
-// skipping path; a deadlock victim is run again.
-//
-// Errors: EMoved when the batch's Done is not c.From (another worker
-// committed first, or a replay), ENotFound for an unknown batch, EInvalid for
-// a chunk beyond the batch's end. Nothing is written in those cases.
+// CommitChunk commits one chunk in one transaction (docs/store.md,
+// "Committing a chunk"): the batch's progress from c.From to c.From+c.Count
+// (compare-and-set), exactly c.Count new codes (collisions replaced), the
+// commit gate. It returns the new Done. EMoved when Done is not c.From,
+// ENotFound for no batch, EInvalid past its end: nothing written.
 func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
 	if err := c.Validate(); err != nil {
 		return 0, err
@@ -184,54 +171,55 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 }
 
 func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {
-	tx, err := s.w.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-
 	ref := c.Batch
 	var done int64
-	err = tx.QueryRow(ctx, s.d.Advance, ref.PromotionID, int32(ref.BatchNo), int64(c.Count), c.From).Scan(&done)
-	if noRows(err) {
-		return 0, s.notAdvanced(ctx, tx, c)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("advance progress: %w", err)
-	}
-	if !fallback && s.d.Bulk.Copy != nil {
-		if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
-			return 0, err
+	err := s.inTx(ctx, func(tx T) error {
+		err := tx.QueryRow(ctx, s.d.Advance, ref.PromotionID, int32(ref.BatchNo), int64(c.Count), c.From).Scan(&done)
+		if noRows(err) {
+			return s.notAdvanced(ctx, tx, c)
 		}
-	} else {
-		inserted, err := s.insertChunk(ctx, tx, c)
 		if err != nil {
-			return 0, err
+			return fmt.Errorf("advance progress: %w", err)
 		}
-		if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
-			return 0, err
+		if !fallback && s.d.Bulk.Copy != nil {
+			if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
+				return err
+			}
+		} else {
+			inserted, err := s.insertChunk(ctx, tx, c)
+			if err != nil {
+				return err
+			}
+			if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
+				return err
+			}
 		}
-	}
-	// The commit gate (PromotionLive): a cancel skips the batch rows chunks
-	// hold, so the refused chunk marks its batch cancelled (the worker that
-	// reloads it stops).
-	var live bool
-	if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
-		return 0, fmt.Errorf("check promotion is live: %w", err)
-	}
-	if !live {
-		_ = tx.Rollback(ctx)
+		// The commit gate (PromotionLive): a cancel skips the batch rows
+		// chunks hold, so the refused chunk marks its batch cancelled (the
+		// worker that reloads it stops), after its rollback.
+		var live bool
+		if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
+			return fmt.Errorf("check promotion is live: %w", err)
+		}
+		if !live {
+			return errNotLive
+		}
+		return nil
+	})
+	if errors.Is(err, errNotLive) {
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
 			return 0, fmt.Errorf("mark batch cancelled: %w", err)
 		}
 		return 0, promo.Errorf(promo.EMoved, "promotion %d was cancelled or deleted: "+
 			"chunk [%d, +%d) of batch %d not committed", ref.PromotionID, c.From, c.Count, ref.BatchNo)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+	if err != nil {
+		return 0, err
 	}
 	return done, nil
 }
+
+var errNotLive = errors.New("the promotion is not live")
 
 // notAdvanced explains why the progress update matched no row, from what the
 // batch row holds now.

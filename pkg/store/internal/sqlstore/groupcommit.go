@@ -14,27 +14,21 @@ import (
 )
 
 // RedeemGroup is group commit: the concurrent redemptions of this process,
-// of any codes, are written together and share one commit. A redemption
-// that arrives while no group is being written starts one at once, alone
-// (a quiet store adds no wait); those arriving meanwhile gather and, when a
-// flight ends, form the next group (at most max). docs/store.md, "Group
-// commit on SQLite" and "Group commit on PostgreSQL", has the rest.
+// of any codes, share one commit. A redemption arriving while no group is
+// written starts one at once (a quiet store adds no wait); those arriving
+// meanwhile form the next group (at most max). docs/store.md has the rest
+// ("Group commit on SQLite", "... on PostgreSQL").
 //
-// NewRedeemGroup, for a database with one writer (SQLite), writes one group
-// at a time in one transaction, each member with Redeem's very statements
-// after the members before it: what it would have seen had they committed
-// one after another, since one writer serialises them anyway. The group
-// commits all or nothing, and no member is answered before the commit
-// returned (redeemGroup says how a failing member is handled).
-//
-// Concurrency: safe for concurrent use.
+// NewRedeemGroup (one writer: SQLite) writes a group in one transaction,
+// each member with Redeem's statements after the members before it, as one
+// writer would have serialised them anyway; no member is answered before
+// the commit. Safe for concurrent use.
 type RedeemGroup[T Tx] struct {
 	max     int
 	flights int
 	run     func(context.Context, []*groupMember) []promo.RedeemResult
-	// oneWriter: the group's transaction holds the database's only write
-	// lock, so no statement of it waits for a lock (see OneWriter).
-	oneWriter bool
+	// oneWriter: see OneWriter; once: NewRedeemGroupOnce's.
+	oneWriter, once bool
 
 	mu       sync.Mutex
 	inflight int // groups being written
@@ -57,12 +51,10 @@ type groupMember struct {
 	rows []string                // rowsOf's answer, built once (flights > 1)
 }
 
-// groupTimeout bounds a group's transaction while any member's context
-// has not ended.
+// groupTimeout bounds a group's transaction.
 const groupTimeout = 30 * time.Second
 
-// NewRedeemGroup returns group commit on s for groups of up to max
-// redemptions.
+// NewRedeemGroup returns group commit on s, max members a group.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	g := &RedeemGroup[T]{max: max, flights: 1}
 	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
@@ -70,15 +62,22 @@ func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 }
 
 // OneWriter says that the group's transaction holds the database's one
-// write lock (SQLite's BEGIN IMMEDIATE), so its statements run without a
-// watcher of the group's context each (see groupTx). It returns g.
+// write lock (see groupTx). It returns g.
 func (g *RedeemGroup[T]) OneWriter() *RedeemGroup[T] {
 	g.oneWriter = true
 	return g
 }
 
-// Redeem is Core.Redeem, written in a group with the redemptions that are
-// concurrent with it.
+// RedeemVia is s.Redeem through g, unless g is nil or req has shopper
+// fields, which a one-statement group cannot redeem.
+func RedeemVia[T Tx](ctx context.Context, g *RedeemGroup[T], s *Core[T], req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	if g == nil || (g.once && req.Shopper != nil) {
+		return s.Redeem(ctx, req)
+	}
+	return g.Redeem(ctx, req)
+}
+
+// Redeem is Core.Redeem, in a group with concurrent redemptions.
 func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	if err := req.Validate(); err != nil {
 		return promo.RedeemOutcome{}, err
@@ -114,11 +113,8 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 	return r.Outcome, r.Err
 }
 
-// GroupStats is what a RedeemGroup did so far: the groups written, their
-// members, the savepoints they took and the statements they ran, the groups
-// redeemed one member at a time because their one statement failed
-// (NewRedeemGroupOnce); and now: the redemptions waiting for a group, the
-// groups being written.
+// GroupStats is what a RedeemGroup did (Fallbacks: groups redeemed one by
+// one after their statement failed) and holds now (Pending, Inflight).
 type GroupStats struct {
 	Groups, Members, Savepoints, Statements, Fallbacks int64
 	Pending, Inflight                                  int
@@ -132,23 +128,16 @@ func (g *RedeemGroup[T]) Stats() GroupStats {
 		Statements: g.statements.Load(), Fallbacks: g.fallbacks.Load(), Pending: len(g.pending), Inflight: g.inflight}
 }
 
-// take ends a flight and hands the pending members, at most max a group, to
-// the flights now free, shared out evenly among them. It returns the groups
-// to write. Called with mu held.
+// take ends a flight and shares the pending members out evenly among the
+// free flights (at most max a group): the groups to write. mu held.
 func (g *RedeemGroup[T]) take() [][]*groupMember {
 	g.inflight--
 	var out [][]*groupMember
 	for len(g.pending) > 0 && g.inflight < g.flights {
 		free := g.flights - g.inflight
 		n := min(g.max, (len(g.pending)+free-1)/free)
-		if g.flights == 1 {
-			out = append(out, g.pending[:n:n])
-			g.pending = g.pending[n:]
-			g.inflight++
-			continue
-		}
-		// Members sharing a row with a group in flight stay pending, in
-		// their order, for a later group.
+		// Members sharing a row with a group in flight (never with one
+		// flight) stay pending, in their order, for a later group.
 		var group, rest []*groupMember
 		for _, m := range g.pending {
 			if len(group) < n && !g.shares(m) {
@@ -172,9 +161,8 @@ func (g *RedeemGroup[T]) take() [][]*groupMember {
 }
 
 // rowsOf are the rows a member locks that another group could lock in
-// another order: its code, its user's allowance (any promotion's, to be
-// safe) and its idempotency key. Two groups in flight that share none
-// cannot deadlock on each other.
+// another order (code, the user's allowances, key): two groups in flight
+// that share none cannot deadlock.
 func rowsOf(m *groupMember) []string {
 	if m.rows == nil {
 		m.rows = []string{"c\x00" + m.req.Code, "u\x00" + m.req.UserID}
@@ -185,8 +173,7 @@ func rowsOf(m *groupMember) []string {
 	return m.rows
 }
 
-// shares says whether m shares a row with a group in flight (never with
-// one flight). Called with mu held.
+// shares says whether m shares a row with a group in flight. mu held.
 func (g *RedeemGroup[T]) shares(m *groupMember) bool {
 	if g.flights == 1 {
 		return false
@@ -199,8 +186,7 @@ func (g *RedeemGroup[T]) shares(m *groupMember) bool {
 	return false
 }
 
-// hold counts ms's rows as in flight (d 1) or no longer (d -1). Called
-// with mu held.
+// hold counts ms's rows in flight (d 1) or no longer (d -1). mu held.
 func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
 	if g.flights == 1 {
 		return
@@ -217,13 +203,11 @@ func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
 	}
 }
 
-// write writes ms as one group, then hands its flight to the next groups
-// and answers ms's members. On a member's own goroutine (caller) it writes
-// no other group: the next ones go to goroutines of their own. On one of
-// those it writes the first next group itself and answers ms's members from
-// another goroutine: answering wakes a handler per member, and a writer
-// started anew would queue behind them for a core while SQLite's one writer
-// sits idle.
+// write writes ms, hands its flight to the next groups and answers ms. On a
+// member's goroutine (caller) the next groups get goroutines of their own;
+// on one of those it writes the first next group itself and answers from
+// another goroutine: answering wakes a handler per member, and a new writer
+// would queue behind them for a core while SQLite's one writer sits idle.
 func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
 	for {
 		res := g.writeOne(ms)
@@ -250,8 +234,7 @@ func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
 
 // writeOne writes ms as one group and returns each member's result.
 func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) {
-	// The group's context ends when every member's has (nobody waits for
-	// its answers any more), or at groupTimeout.
+	// The group's context ends when every member's has, or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
 	defer cancel()
 	var left atomic.Int64
@@ -264,9 +247,8 @@ func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) 
 			}
 		})
 	}
-	// A panic (a bug) is answered as every member's internal error: the
-	// flight must still be passed on, or every later redemption of the
-	// process would wait behind a group that never ends.
+	// A panic (a bug) is every member's error: the flight must be passed on,
+	// or every later redemption would wait behind a group that never ends.
 	defer func() {
 		for _, stop := range stops {
 			stop()
@@ -282,22 +264,19 @@ func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) 
 func answer(ms []*groupMember, res []promo.RedeemResult) {
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
-			// Every member's context ended: each is answered with its own
-			// context's end (its deadline), not the group's cancellation.
+			// Each is answered with its own context's end, not the group's.
 			res[i].Err = fmt.Errorf("%v: %w", res[i].Err, m.ctx.Err())
 		}
 		m.done <- res[i]
 	}
 }
 
-// redeemGroup is the group's transaction: each member's redeem, one after
-// another, then one commit. A member that fails (an error, not a refusal)
-// having changed nothing is answered with its error and the group goes on;
-// one that fails having written (or perhaps written) rolls the transaction
-// back, and the group is written again with each member in a savepoint of
-// its own, so that the failing one is rolled back alone (the others get the
-// answers of the first run: the same requests in the same order on the same
-// committed state). An error of the transaction itself is every member's.
+// redeemGroup is the group's transaction: each member's redeem, then one
+// commit. A member failing (an error, not a refusal) having written nothing
+// gets its error; one that (perhaps) wrote rolls the transaction back, and
+// the group is written again with a savepoint per member, so that it is
+// rolled back alone (the others answer as in the first run: same requests,
+// same order, same state). The transaction's own error is every member's.
 func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
 	res, err := s.groupTx(ctx, g, ms, false)
 	if errors.Is(err, errMemberFailed) {
@@ -322,15 +301,12 @@ func failAll(n int, err error) []promo.RedeemResult {
 // member that fails having written.
 var errMemberFailed = errors.New("a member failed")
 
-// groupTx writes ms in one transaction, each member in a savepoint of its
-// own if savepoints, else stopping with errMemberFailed at the first member
-// that fails having written.
-//
-// With OneWriter the members' statements run without the group's context's
-// end, so the driver watches no context per statement (a goroutine each);
-// none of them can wait for a lock. The transaction still ends with ctx:
-// the wait for the write lock is cancelled with it, and database/sql rolls
-// the transaction back when it ends.
+// groupTx writes ms in one transaction, with a savepoint per member if
+// savepoints, else stopping with errMemberFailed at a member that failed
+// having written. With OneWriter the statements run without ctx's end, so
+// the driver watches no context per statement (a goroutine each): none can
+// wait for a lock. The wait for the write lock, and the transaction, still
+// end with ctx.
 func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
 	res := make([]promo.RedeemResult, len(ms))
 	sctx := ctx
@@ -369,10 +345,9 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 	return res, err
 }
 
-// memberQuerier runs a member's statements on the group's transaction,
-// counting them, and notes whether one may have changed the database since
-// wrote was last cleared: an Exec that changed rows or failed, or any query
-// but a SELECT (an UPDATE or INSERT ... RETURNING).
+// memberQuerier runs a member's statements, counting them, and sets wrote
+// when one may have written: an Exec that changed rows or failed, or a
+// query but a SELECT (... RETURNING).
 type memberQuerier struct {
 	q     Querier
 	n     *atomic.Int64

@@ -41,10 +41,9 @@ type issued struct {
 }
 
 func (x stmts[T]) issue(ctx context.Context, req promo.IssueRequest) (issued, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil || !claimed {
-		if err != nil {
-			return issued{}, err
-		}
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil {
+		return issued{}, err
+	} else if !claimed {
 		out, err := x.replayIssuance(ctx, req)
 		return issued{IssueOutcome: out, firstPage: -1}, err
 	}

@@ -8,16 +8,12 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// Admin changes: each is one conditional statement, so two racing admins
-// cannot both apply it, with its audit row and event written in the same
-// transaction.
+// Admin changes: each is one conditional statement (two racing admins
+// cannot both apply it) with its audit row and event, in one transaction.
 
-// RevokeCode makes one code unusable from req.Now on, with an audit row and a
-// code.revoked event in the same transaction. A conditional update lets one
-// revocation through; revoking a revoked code answers it again (replayed),
-// writing nothing. A code of a promotion whose deletion was requested is
-// refused (promotion_deleted). Redemptions, reservations and confirmations
-// refuse a revoked code in their own conditional statements.
+// RevokeCode makes a code unusable from req.Now on (the use statements
+// check it). Revoking again answers replayed, writing nothing; a code of a
+// promotion being deleted is refused (promotion_deleted).
 func (s *Core[T]) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
 	if err := req.Validate(); err != nil {
 		return promo.Revocation{}, false, err
@@ -51,8 +47,7 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 		Action: promo.ActionCodeRevoked, PromotionID: pid, Code: req.Code}, map[string]string{"reason": req.Reason})
 }
 
-// revocation reads a code's revocation: revoked is false for a code that is
-// not revoked; ENotFound (code_not_found) for no such code.
+// revocation is Revocation.
 func (x stmts[T]) revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
 	r := promo.Revocation{Code: code}
 	var at *time.Time
@@ -91,10 +86,9 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 	return out, wrap(err, "read audit log of promotion %d", f.PromotionID)
 }
 
-// UpdatePromotion changes a promotion's name, window or active flag, with an
-// audit row and a promotion.updated event whose change lists the fields set.
-// Codes follow at once: every redemption and reservation reads the
-// promotion's flag and window in its own conditional statement.
+// UpdatePromotion changes a promotion's name, window, flag or rules; the
+// event's change lists the fields set. Codes follow at once (the use
+// statements read them).
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
 	if err := u.Validate(); err != nil {
 		return promo.PromotionSettings{}, err
@@ -144,8 +138,7 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
-// SetPromotionActive switches a promotion on or off. ENotFound when there is
-// no such promotion.
+// SetPromotionActive switches a promotion on or off (ENotFound: none).
 func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool) error {
 	n, err := s.count(ctx, fmt.Sprintf("set promotion %d active=%t", id, active), s.d.SetActive, id, active)
 	if err == nil && n == 0 {
@@ -154,15 +147,11 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 	return err
 }
 
-// CancelPromotion stops a promotion that is still generating. It sets the
-// promotion's cancelled flag, which every chunk's commit gate reads, so it
-// takes effect at once whatever a worker holds (docs/store.md, "Committing a
-// chunk"). The unfinished batches are marked cancelled too, except those a
-// chunk in flight holds (their worker marks them when the gate refuses its
-// chunk), so reconcile and the shovel leave them alone; the status reports
-// "cancelled" with the exact number of codes that exist. Cancelling again
-// answers replayed; a completed (or vanity) promotion has nothing to cancel:
-// EConflict; a deleted one is refused.
+// CancelPromotion stops a generating promotion: its cancelled flag, read by
+// every chunk's commit gate, takes effect at once (docs/store.md,
+// "Committing a chunk"); unfinished batches no chunk holds are marked too
+// (a held one by its worker when the gate refuses the chunk). Again:
+// replayed; completed or vanity: EConflict; deleted: refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
 	if err := req.Validate(); err != nil {
 		return false, err
@@ -193,20 +182,15 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 		Action: promo.ActionPromotionCancelled, PromotionID: req.PromotionID}, map[string]int64{"batchesCancelled": n})
 }
 
-// TopUp adds codes to a generated promotion in one transaction: the
-// promotion's total grows, a new range is reserved from its counter and
-// checked against the format's capacity (ECapacity, writing nothing, past
-// req.SeqLimit), and new batch rows (numbered after the existing ones) are
-// written unpublished, so the batch outbox sends their events and workers
-// generate them exactly like a creation's. A cancelled promotion is refused,
-// a deleted one too (promotion_deleted).
+// TopUp adds codes to a generated promotion in one transaction: its total
+// grows, a range is reserved from its counter (ECapacity past req.SeqLimit,
+// writing nothing) and new unpublished batch rows follow the existing ones,
+// generated like a creation's. A cancelled or deleted promotion is refused.
 //
-// With an Idempotency-Key the top-up is recorded with the key and the
-// request's hash; the same key again (under the promotion row's lock, held to
-// the end of the transaction, so concurrent retries serialise and a deletion
-// or cancel waits for it) answers the recorded top-up (replayed = true,
-// nothing added), whatever the promotion's state now; another request with
-// the key is idempotency_conflict.
+// The same Idempotency-Key again answers the recorded top-up (replayed),
+// whatever the promotion's state now, under the promotion row's lock (to
+// the end of the transaction: retries serialise, a deletion or cancel
+// waits); another request with it is idempotency_conflict.
 func (s *Core[T]) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
 	if err := req.Validate(); err != nil {
 		return promo.TopUp{}, false, err
@@ -314,10 +298,9 @@ func (s *Core[T]) PurgeCount(ctx context.Context, id int64) (codes, redemptions 
 	return codes, redemptions, err
 }
 
-// PurgeRows deletes up to limit of a promotion's rows from table (codes,
-// user_uses, reservations, or redemptions with their idempotency records),
-// in one short transaction, so that redemptions of other promotions never
-// wait long behind a purge; it returns how many.
+// PurgeRows deletes up to limit of a promotion's rows from table (with
+// redemptions, their idempotency records) in one short transaction, so
+// that other redemptions never wait long behind a purge: how many.
 func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit int) (int64, error) {
 	q, ok := s.d.Purge[table]
 	if !ok {
@@ -350,15 +333,11 @@ func (s *Core[T]) PurgeRows(ctx context.Context, table string, id int64, limit i
 	return n, nil
 }
 
-// MarkPurge marks a promotion that ended before before for deletion before
-// a purge deletes anything of it, as RequestDeletion does: it is switched
-// off, every change to it is refused from then on (promotion_deleted: an
-// admin can no longer extend its window, switch it on or top it up once its
-// per-user allowances start going, which would let its users redeem again),
-// its unfinished batches are cancelled, and a purge cut short is finished by
-// the API's background deleter (or the next purge). The window is checked in
-// the same statement: false, marking nothing, when it ends at or after
-// before (an admin extended it since the purge listed it).
+// MarkPurge marks a promotion that ended before before for deletion, as
+// RequestDeletion does, before a purge deletes anything: no admin can then
+// extend, switch on or top it up while its allowances go (its users could
+// redeem again), and a purge cut short is finished by the background
+// deleter. False, marking nothing, if the window now ends later.
 func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time) (bool, error) {
 	marked, err := run1(ctx, s, func(x stmts[T]) (bool, error) {
 		at := x.d.Time(now.UTC().Truncate(time.Microsecond))
@@ -374,24 +353,17 @@ func (s *Core[T]) MarkPurge(ctx context.Context, id int64, before, now time.Time
 	return marked, wrap(err, "mark promotion %d for purge", id)
 }
 
-// RecordPurge writes a purge's audit row and event, and marks the promotion
-// deleted when none of its codes is left (as FinishDeletion, whose own audit
-// row it does not write).
+// RecordPurge writes a purge's audit row a and its event, and marks the
+// promotion deleted when none of its codes is left (FinishDeletion's mark,
+// without its audit row).
 func (s *Core[T]) RecordPurge(ctx context.Context, a promo.AuditEntry) error {
-	return s.inTx(ctx, func(tx T) error {
-		x := s.on(tx)
-		if _, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At)); err != nil {
-			return fmt.Errorf("mark deleted: %w", err)
-		}
-		return x.audit(ctx, a, nil)
-	})
+	return s.finishDeletion(ctx, a, true)
 }
 
-// RequestDeletion starts deleting a promotion: it is switched off and marked
-// at once (its codes answer promotion_deleted, every change is refused, and
-// no chunk commits after it: workers read the mark before each commit), and
-// the API's background purger deletes its rows in bounded statements. A
-// second request answers replayed. The mark is final: nothing clears it.
+// RequestDeletion switches a promotion off and marks it, finally (its codes
+// answer promotion_deleted, changes are refused, no chunk commits after it:
+// the commit gate reads the mark); the background purger deletes its rows.
+// A second request answers replayed.
 func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool, error) {
 	return run1(ctx, s, func(x stmts[T]) (bool, error) {
 		ok, err := x.one(ctx, x.d.RequestDeletion, a.PromotionID, x.d.Time(a.At))
@@ -415,15 +387,23 @@ func (s *Core[T]) RequestDeletion(ctx context.Context, a promo.AuditEntry) (bool
 }
 
 // FinishDeletion marks the promotion deleted once none of its codes is left
-// and audits it, once (several API replicas may finish the same deletion; a
-// chunk that read the promotion live just before the request may commit
-// just after it, and the next pass deletes its codes).
+// and audits it, once (replicas may race; a chunk that read it live just
+// before the request may commit after: the next pass deletes its codes).
 func (s *Core[T]) FinishDeletion(ctx context.Context, a promo.AuditEntry) error {
+	return s.finishDeletion(ctx, a, false)
+}
+
+// finishDeletion marks the promotion deleted if none of its codes is left
+// and writes a, if it marked it or always.
+func (s *Core[T]) finishDeletion(ctx context.Context, a promo.AuditEntry, always bool) error {
 	return s.inTx(ctx, func(tx T) error {
 		x := s.on(tx)
 		ok, err := x.one(ctx, x.d.FinishDeletion, a.PromotionID, x.d.Time(a.At))
-		if err != nil || !ok {
-			return err
+		if err != nil {
+			return fmt.Errorf("mark deleted: %w", err)
+		}
+		if !ok && !always {
+			return nil
 		}
 		return x.audit(ctx, a, nil)
 	})

@@ -10,38 +10,28 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// OnceStatements are the reservation's, the confirmation's and the
-// rollback's one-round-trip forms, as RedeemOnce is the redemption's: each,
-// if set, runs the core's steps in the database in the core's lock order,
-// in autocommit (see once), and answers what the core answers (a replay or
-// a settled reservation is answered by the core from the rows).
+// OnceStatements are the reservation's, confirmation's and rollback's
+// forms of RedeemOnce: each, if set, runs the core's steps in its lock
+// order in autocommit (see once) and answers what the core would.
 type OnceStatements struct {
-	// ReserveOnce (reservation id, code, user, now, expires at, idempotency
-	// key ('' for none), request hash). Row: outcome ("reserved", "replay",
-	// or the refusal reason), promotion id (0: none). A promotion with
-	// eligibility rules aborts it (Dialect.StatementPath); a request with
-	// shopper fields never takes it.
+	// ReserveOnce (reservation id, code, user, now, expires at, key (''),
+	// request hash). Row: outcome ("reserved", "replay" or the refusal),
+	// promotion id (0: none). Rules abort it (Dialect.StatementPath).
 	ReserveOnce string
-	// ConfirmOnce (reservation id, redemption id, order id (''), metadata
-	// (NULL), now, stream, the event's parts (ConfirmEventParts: head, mid,
-	// body), client address (''), user agent ('')). Row: outcome
-	// ("confirmed", "settled": the core answers from the rows, "not_found",
-	// or the refusal reason), promotion id, code, user, uses left (0 and ''
-	// unless confirmed). A promotion with eligibility rules, or a reservation
-	// that kept its shopper, aborts it (Dialect.StatementPath): the core's
-	// transaction checks the rules in force; a confirmation with shopper
-	// fields of its own never takes it.
+	// ConfirmOnce (reservation id, redemption id, order id, metadata, now,
+	// stream, ConfirmEventParts, client address, user agent). Row: outcome
+	// ("confirmed", "settled", "not_found" or the refusal), promotion id,
+	// code, user, uses left. Rules, or a reservation that kept its shopper,
+	// abort it: the core checks the rules in force.
 	ConfirmOnce string
-	// RollbackOnce (redemption id, now, reason (''), stream, the event's
-	// head and rollback fields (RollbackEventParts), the event row's time).
-	// Row: outcome ("rolled_back", "replayed", "not_found"), then
-	// redemptionCols of the redemption after the call.
+	// RollbackOnce (redemption id, now, reason, stream, RollbackEventParts,
+	// the event row's time). Row: outcome ("rolled_back", "replayed",
+	// "not_found"), then the redemption's redemptionCols.
 	RollbackOnce string
 }
 
-// onceOr answers a request with once, its one-round-trip form, when has
-// (the dialect has it and the request may take it), else, or when once
-// leaves the request to the core (ok false), with the core's transaction.
+// onceOr answers with once when has, else (or when once leaves it to the
+// core: ok false) with the core's transaction tx.
 func onceOr[T Tx, R any](ctx context.Context, s *Core[T], has bool, once func() (R, bool, error),
 	tx func(stmts[T]) (R, error)) (R, error) {
 	if has {
@@ -52,11 +42,9 @@ func onceOr[T Tx, R any](ctx context.Context, s *Core[T], has bool, once func() 
 	return run1(ctx, s, tx)
 }
 
-// once runs a one-statement call (what: the request it makes) and scans
-// its row into dest: in autocommit on the write pool, run again when it was
-// a deadlock's victim (which wrote nothing). ok is false, with no error,
-// when the statement left the request to the core's transaction, having
-// written nothing (Dialect.StatementPath).
+// once runs a one-statement call in autocommit, again after a deadlock
+// (which wrote nothing), scanning its row into dest; false, with no
+// error, when it left the request to the core (Dialect.StatementPath).
 func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest ...any) (ok bool, err error) {
 	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
 	if err != nil && s.d.StatementPath(err) {
@@ -67,8 +55,8 @@ func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest
 	return true, nil
 }
 
-// reserveOnce is Reserve in one round trip; ok is false when the core must
-// run its transaction instead (a replay, or a promotion with rules).
+// reserveOnce is Reserve in one round trip; false for the core's turn
+// (a replay, rules).
 func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (out promo.ReserveOutcome, ok bool, err error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
@@ -85,10 +73,8 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 	return promo.ReserveOutcome{Reservation: r}, true, nil
 }
 
-// confirmOnce is Confirm in one round trip; ok is false when the core must
-// answer instead (the reservation was settled, by this confirmation's
-// earlier call or another) or confirm on its statement path (eligibility
-// rules to check again).
+// confirmOnce is Confirm in one round trip; false for the core's turn (a
+// settled reservation, rules to check again).
 func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
 	at := req.Now.UTC().Truncate(time.Microsecond)
 	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at,

@@ -7,16 +7,10 @@ import (
 	"strings"
 )
 
-// The statement text that two or three dialects share, written once in
-// PostgreSQL's terms and rebound to each dialect's by Compose; the dialects'
-// queries.go hold only what differs. The row locks the comments speak of are
-// PostgreSQL's and SQL Server's; on SQLite every write transaction holds the
-// database's one write lock, which serialises the same statements.
+// The statement text the dialects share, in PostgreSQL's terms, rebound to
+// each by Compose. The row locks spoken of are SQLite's one write lock there.
 
-// The column lists the core's scanners read (scan.go), in their order:
-// PromotionCols (PromotionColsP with the alias p), BatchCols, RedemptionCols,
-// ReservationCols, TopUpCols; StatusCols follow a promotion's progress in a
-// status (PostgreSQL and SQLite).
+// The column lists the scanners read (scan.go), in their order.
 const (
 	PromotionCols = `id, name, kind, code_count, format, vanity_code, max_usage_per_code, per_user_limit,
 	starts_at, expires_at, counter_name, seq_start, created_at, eligibility`
@@ -24,10 +18,8 @@ const (
 	PromotionColsP = `p.id, p.name, p.kind, p.code_count, p.format, p.vanity_code, p.max_usage_per_code,
 	p.per_user_limit, p.starts_at, p.expires_at, p.counter_name, p.seq_start, p.created_at, p.eligibility`
 
-	// StatusCols are what a promotion's status needs beyond PromotionCols
-	// and its progress: the switch, the deletion, and the totals as of the
-	// last rollup (p: promotions, t: promotion_totals LEFT JOINed; no row
-	// means no redemption counted yet).
+	// StatusCols: the switch, the deletion, the totals as of the last
+	// rollup (t LEFT JOINed: no row, no redemption counted yet).
 	StatusCols = `p.active, p.delete_requested_at, p.deleted_at,
 	COALESCE(t.redemptions, 0), COALESCE(t.codes_redeemed, 0), COALESCE(t.rolled_back, 0)`
 
@@ -43,10 +35,8 @@ const (
 
 	TopUpCols = `topup_no, code_count, seq_start, first_batch_no, batch_count, created_at`
 
-	// ProgressCols are a promotion's progress (Statements.Progress) over
-	// its batches b (p: the promotion). A batch counts as cancelled when its
-	// promotion is flagged cancelled, also while a chunk in flight still
-	// holds it unmarked.
+	// ProgressCols: over batches b of p; a batch of a promotion flagged
+	// cancelled counts as cancelled, also while a chunk in flight holds it.
 	ProgressCols = `count(b.batch_no) AS total, CAST(COALESCE(sum(b.done), 0) AS bigint) AS generated,
 	count(CASE WHEN b.done = b.code_count THEN 1 END) AS completed,
 	count(CASE WHEN b.state = 'retrying' AND b.done < b.code_count THEN 1 END) AS retrying,
@@ -54,8 +44,7 @@ const (
 	count(CASE WHEN (b.state = 'cancelled' OR p.cancelled_at IS NOT NULL) AND b.done < b.code_count THEN 1 END) AS cancelled`
 )
 
-// InsertRedemption is Statements.InsertRedemption, which PostgreSQL's
-// RedemptionWithEvent runs with the event's insert.
+// InsertRedemption is shared with PostgreSQL's RedemptionWithEvent.
 const InsertRedemption = `INSERT INTO redemptions (id, promotion_id, code, user_id, order_id, metadata, redeemed_at,
 	uses_left, idempotency_key, client_addr, user_agent, order_amount, order_currency, discount, first_order, segments,
 	country) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`
@@ -101,11 +90,9 @@ FROM redemption_segments s JOIN redemptions r ON r.id = s.redemption_id
 WHERE s.promotion_id = $1 AND r.rolled_back_at IS NULL
 GROUP BY s.segment, r.order_currency ORDER BY s.segment, 2`,
 
-	// Advance is the compare-and-set at the heart of CommitChunk: it moves
-	// done from $4 to $4+$3 or touches nothing. Under READ COMMITTED a
-	// concurrent committer of the same chunk blocks on the row lock, then
-	// re-checks done = $4 against the committed row and finds 0 rows (on
-	// SQLite, BEGIN IMMEDIATE: no concurrent writer to race with).
+	// Advance is CommitChunk's compare-and-set: a concurrent committer of the
+	// chunk waits for the row lock, then re-checks done = $4 on the
+	// committed row and matches nothing.
 	Advance: `UPDATE batches SET done = done + $3,
 	state = CASE WHEN done + $3 = code_count THEN 'done' ELSE state END,
 	updated_at = now()
@@ -118,10 +105,8 @@ WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'ca
 	SetBatchState: `UPDATE batches SET state = $3, last_error = $4, updated_at = now()
 WHERE promotion_id = $1 AND batch_no = $2 AND done < code_count AND state <> 'cancelled'`,
 
-	// ClaimPendingBatches (and ClaimEvents) lease for $2 (Dialect.Lease) of
-	// the database's clock: SKIP LOCKED passes over rows another replica is
-	// claiming right now, the lease over rows it claimed and is publishing.
-	// RETURNING has no order: the caller sorts.
+	// ClaimPendingBatches and ClaimEvents: SKIP LOCKED passes over rows
+	// another replica is claiming, the lease over rows it is publishing.
 	ClaimPendingBatches: `UPDATE batches SET publish_lease_until = ` + LeaseEnd + `
 WHERE (promotion_id, batch_no) IN (
 	SELECT promotion_id, batch_no FROM batches
@@ -136,8 +121,7 @@ WHERE seq IN (
 	ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
 RETURNING seq, stream, event_key, payload`,
 
-	// ClaimUncounted: SKIP LOCKED passes over rows another roller is
-	// counting; a row it committed meanwhile is re-checked under its lock.
+	// ClaimUncounted: likewise for rollers (re-checked under the lock).
 	ClaimUncounted: `UPDATE events SET counted_at = $2
 WHERE seq IN (
 	SELECT seq FROM events WHERE counted_at IS NULL
@@ -148,9 +132,8 @@ RETURNING seq, stream, payload, created_at`,
 
 	Now: `SELECT now()`,
 
-	// PromotionByKey: "idempotency_key IS NOT NULL" spells out the filter of
-	// SQL Server's unique index, so that its optimizer matches it whatever
-	// it infers from the parameter.
+	// PromotionByKey: "IS NOT NULL" spells out the filter of SQL Server's
+	// unique index, which its optimizer then matches.
 	PromotionByKey: `SELECT ` + PromotionCols + `, request_hash, active FROM promotions
 WHERE idempotency_key = $1 AND idempotency_key IS NOT NULL`,
 
@@ -189,9 +172,7 @@ WHERE done < code_count AND state <> 'cancelled' ORDER BY promotion_id, batch_no
 	GetCode: `SELECT c.code, c.promotion_id, c.used, p.max_usage_per_code
 FROM codes c JOIN promotions p ON p.id = c.promotion_id WHERE c.code = $1`,
 
-	// PendingBatches and OldestUnpublished: "published = 0" literally, the
-	// filter of the partial index batches_unpublished (PostgreSQL's says NOT
-	// published).
+	// "published = 0": the partial index batches_unpublished's filter.
 	PendingBatches: `SELECT ` + BatchCols + ` FROM batches WHERE published = 0
 ORDER BY promotion_id, batch_no LIMIT $1`,
 
@@ -205,8 +186,8 @@ GROUP BY user_id ORDER BY n DESC, user_id LIMIT $2`,
 	RefusalsByReason: `SELECT reason, CAST(sum(n) AS bigint) FROM refusals WHERE promotion_id = $1
 GROUP BY reason ORDER BY 2 DESC, 1`,
 
-	// ClaimKey waits for a concurrent transaction inserting the same key,
-	// then inserts nothing (0 rows) if that one committed.
+	// ClaimKey waits for a concurrent insert of the key, then inserts
+	// nothing if that one committed.
 	ClaimKey: `INSERT INTO idempotency_keys (idem_key, request_hash, created_at, redemption_id)
 VALUES ($1, $2, $3, NULLIF($4, ''))
 ON CONFLICT (idem_key) DO NOTHING`,
@@ -236,26 +217,23 @@ FROM codes c JOIN promotions p ON p.id = c.promotion_id
 LEFT JOIN user_uses u ON u.promotion_id = c.promotion_id AND u.user_id = $2
 WHERE c.code = $1`,
 
-	// MarkRolledBack lets exactly one rollback of a redemption through:
-	// a second one waits for the first's row lock, re-checks
-	// rolled_back_at IS NULL and matches nothing.
+	// MarkRolledBack lets one rollback through: a second waits for the row
+	// lock, re-checks rolled_back_at IS NULL and matches nothing.
 	MarkRolledBack: `UPDATE redemptions SET rolled_back_at = $2, rollback_reason = $3
 WHERE id = $1 AND rolled_back_at IS NULL
 RETURNING ` + RedemptionCols,
 
 	Redemption: `SELECT ` + RedemptionCols + ` FROM redemptions WHERE id = $1`,
 
-	// ReleaseCode gives the use back to the code row of the redemption's
-	// promotion only: after a deletion or purge the same string may be
-	// another promotion's code, which this must not touch.
+	// ReleaseCode: only the redemption's promotion's row (after a purge the
+	// string may be another promotion's code).
 	ReleaseCode: `UPDATE codes SET used = used - 1 WHERE code = $1 AND promotion_id = $2 AND used > 0 RETURNING used`,
 
 	RecordCodeRelease: `UPDATE redemptions SET rollback_code_release = $2 WHERE id = $1`,
 
 	ReleaseAllowance: `UPDATE user_uses SET used = used - 1 WHERE promotion_id = $1 AND user_id = $2 AND used > 0`,
 
-	// Audit pages, newest first: ids are UUIDv7, time-ordered; every id is
-	// >= '' (no lowest id).
+	// Audit pages: UUIDv7 ids are time-ordered; every id is >= ''.
 	Redemptions: `SELECT ` + RedemptionCols + ` FROM redemptions
 WHERE promotion_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT $2`,
 
@@ -271,7 +249,6 @@ WHERE user_id = $1 AND ($3 = '' OR id < $3) AND id >= $4 ORDER BY id DESC LIMIT 
 	CodeSpaces: `SELECT id, kind, COALESCE(format, ''), COALESCE(vanity_code, '') FROM promotions
 WHERE id > $1 ORDER BY id LIMIT $2`,
 
-	// Personal codes (IssueCodes differs in every dialect).
 	IssuablePromotion: `SELECT kind, ` + flag(`delete_requested_at IS NOT NULL`) + ` FROM promotions WHERE id = $1`,
 
 	IssuedCodes: `SELECT code FROM codes WHERE user_id = $1 AND issuance_id = $2 ORDER BY code`,
@@ -280,9 +257,8 @@ WHERE id > $1 ORDER BY id LIMIT $2`,
 
 	StoredIssuanceOutcome: `SELECT request_hash, COALESCE(issuance_id, '') FROM idempotency_keys WHERE idem_key = $1`,
 
-	// UserCodes: a user's codes, newest issued first, with what their state
-	// needs (the partial index codes_by_user serves it; "c.user_id IS NOT
-	// NULL" spells out its filter, which SQL Server matches only so).
+	// UserCodes: "c.user_id IS NOT NULL" spells out the filter of
+	// codes_by_user, which SQL Server matches only so.
 	UserCodes: `SELECT c.code, c.promotion_id, p.name, c.issued_at, c.used, p.max_usage_per_code,
 	` + flag(`c.revoked_at IS NOT NULL`) + `, p.active, ` + flag(`p.delete_requested_at IS NOT NULL`) + `, p.starts_at, p.expires_at
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
@@ -309,9 +285,7 @@ VALUES ($1, $2, $3, $4, 'held', $5, $6, $7)`,
 
 	Reservation: `SELECT ` + ReservationCols + ` FROM reservations WHERE id = $1`,
 
-	// MarkConfirmed and MarkReleased let one settlement through: a second
-	// one waits for the first's row lock, re-checks status = 'held' and
-	// matches nothing.
+	// MarkConfirmed and MarkReleased: one settlement, as MarkRolledBack.
 	MarkConfirmed: `UPDATE reservations SET status = 'confirmed', settled_at = $4, redemption_id = $2,
 	order_id = NULLIF($3, '')
 WHERE id = $1 AND status = 'held'`,
@@ -348,9 +322,8 @@ FROM audit_log WHERE promotion_id = $1 AND ($3 = '' OR id < $3) ORDER BY id DESC
 	PromotionState: qPromotionState,
 	LockPromotion:  qPromotionState + ` FOR UPDATE`,
 
-	// Admin changes are each one conditional statement, so two racing admins
-	// cannot both apply one. UpdatePromotion's WHERE is re-checked under the
-	// row lock: a racing deletion either commits first (no match) or waits.
+	// UpdatePromotion's WHERE is re-checked under the row lock: a racing
+	// deletion commits first (no match) or waits.
 	UpdatePromotion: `UPDATE promotions SET
 	name = COALESCE($2, name),
 	starts_at = CASE WHEN $3 THEN $4 ELSE starts_at END,
@@ -416,14 +389,22 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`
 
+// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's and, rebound,
+// SQLite's): code $1 (c) usable at $2 by user $3 under promotion p's limits.
+const CodeUsable = `c.code = $1 AND p.id = c.promotion_id
+  AND c.used < p.max_usage_per_code
+  AND c.revoked_at IS NULL
+  AND (c.user_id IS NULL OR c.user_id = $3)
+  AND p.active
+  AND (p.starts_at IS NULL OR p.starts_at <= $2)
+  AND (p.expires_at IS NULL OR p.expires_at > $2)`
+
 // LeaseEnd is the end of a lease of $2 microseconds on the database's clock
 // (PostgreSQL's terms: a dialect rewrites it with Rebind.Replace).
 const LeaseEnd = `now() + $2 * interval '1 microsecond'`
 
-// StatusCase is promo.PromotionStatus.Status in SQL, branch for branch (the
-// deletion first, then the generation: a vanity promotion is complete), over
-// a promotion's columns (alias p) and its progress columns generated,
-// cancelled and parked (alias b), for ListPromotions.
+// StatusCase is promo.PromotionStatus.Status in SQL, branch for branch,
+// over promotion p and its progress b, for ListPromotions.
 func StatusCase(p, b string) string {
 	return strings.NewReplacer("p.", p+".", "b.", b+".").Replace(`CASE
 	WHEN p.deleted_at IS NOT NULL THEN 'deleted'
@@ -437,15 +418,12 @@ func StatusCase(p, b string) string {
 
 var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 
-// flag marks a predicate that a select list returns as a boolean, which
-// Compose writes as Rebind.Flag says (SQL Server has no boolean expressions
-// there).
+// flag marks a predicate a select list returns as a boolean (Rebind.Flag).
 func flag(predicate string) string { return "\x01" + predicate + "\x02" }
 
 var flagged = regexp.MustCompile("\x01([^\x02]*)\x02")
 
-// Rebind is how a dialect writes what the shared statements write in
-// PostgreSQL's terms.
+// Rebind is how a dialect rewrites the shared statements.
 type Rebind struct {
 	Prefix string // for the $ of placeholders ("?", "@p"; "$" keeps them)
 	Now    string // for now(): the database's clock

@@ -11,18 +11,15 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// Redeem uses a code once for a user, in one write transaction that enforces
-// every limit with conditional statements and writes the audit row, the
-// outbox event and the idempotency record (or in one statement: RedeemOnce). A
-// refusal is an outcome, not an error, so that its idempotency record
-// commits too.
+// Redeem uses a code once for a user in one transaction (or RedeemOnce):
+// every limit by a conditional statement, the audit row, the event and the
+// idempotency record. A refusal is an outcome, so its record commits too.
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	if err := req.Validate(); err != nil {
 		return promo.RedeemOutcome{}, err
 	}
-	// Shopper fields (rules to check, segments to record) take the statement
-	// path; so does a promotion with rules (RedeemOnce aborts, having
-	// written nothing).
+	// Shopper fields, or a promotion's rules (RedeemOnce aborts), take the
+	// statement path.
 	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
 		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
 		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
@@ -42,9 +39,8 @@ func redemptionOf(req promo.RedeemRequest) promo.Redemption {
 		IdempotencyKey: req.IdempotencyKey, ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
 }
 
-// redeemOnce is the redemption in one round trip: the dialect's RedeemOnce
-// statement, in autocommit on the write pool, runs redeem's steps in the
-// database. A recorded key is answered from its record, as redeem does.
+// redeemOnce is Redeem in one round trip (RedeemOnce); a recorded key is
+// answered from its record.
 func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, bool, error) {
 	r := redemptionOf(req)
 	head, body, err := EventParts(req.EventID, r)
@@ -97,10 +93,9 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 // idempotency key, code row, allowance row; a rollback locks its
 // redemption row (which no redemption locks) first.
 func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil || !claimed {
-		if err != nil {
-			return promo.RedeemOutcome{}, err
-		}
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil {
+		return promo.RedeemOutcome{}, err
+	} else if !claimed {
 		return x.replay(ctx, req)
 	}
 	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper)
@@ -132,31 +127,32 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 }
 
 // take adds one use of code for userID at now, within every limit and the
-// promotion's eligibility rules for shopper (as UseCode read them): the
-// conditional UseCode takes the code row's lock, then codeLoad, a new
-// statement (under PostgreSQL's READ COMMITTED a new snapshot, which sees
-// every reservation committed by the lock's earlier holders), counts live
-// reservations on top of the uses; useAllowance does the same on the user's
-// allowance row. Whatever does not fit is taken back and named as the
-// refusal. exclude is a reservation being confirmed: its own hold makes
-// room for the use, so it is not counted.
+// rules for shopper (as UseCode read them); what does not fit is taken back
+// and named as the refusal. exclude is a reservation being confirmed: its
+// own hold makes room for the use.
 //
-// A subquery counting reservations inside UseCode's WHERE would not do:
-// PostgreSQL re-checks the WHERE of a row it waited for against the new row
-// version, but a subquery keeps the statement's snapshot, so two reservers
-// could both fit into the last use.
+// Why holds cannot over-allocate (here and in Reserve, on every dialect):
+// the conditional UseCode (LockCode) takes the code row's lock, then
+// codeLoad, a new statement, counts uses plus live holds. Every transaction
+// that adds a use or a hold locks that row first and keeps the lock to its
+// commit, and under READ COMMITTED the new statement's snapshot sees all
+// the lock's earlier holders committed: the count is complete (releases
+// and expiries leave it without the lock: too high for a moment, never too
+// low). A subquery in UseCode's WHERE would not do: PostgreSQL re-checks a
+// waited-for row's WHERE but keeps the statement's snapshot in a subquery,
+// so two reservers could share the last use. The allowance row likewise.
 func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
 	shopper *promo.Shopper) (CodeUse, int, promo.Reason, string, error) {
 	// folded: the dialect counts the holds in the statements that take the
 	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
-	u, load, ok, err := x.useCode(ctx, code, userID, now, exclude, folded)
+	u, load, ok, err := x.useCode(ctx, x.d.UseCode, code, userID, now, exclude, folded)
 	if err != nil {
 		return u, 0, "", "", fmt.Errorf("use code, count its holds: %w", err)
 	}
 	if !ok {
-		reason, pid, err := x.refusal(ctx, code, userID, now)
-		u.PromotionID = pid
+		reason, st, err := x.refusal(ctx, code, userID, now)
+		u.PromotionID = st.Promotion.ID
 		return u, 0, reason, "", err
 	}
 	var (
@@ -179,26 +175,14 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 	return u, max(0, u.MaxUsage-load), "", "", nil
 }
 
-// useAllowance adds one use to the user's allowance in u's promotion (none
-// to add without a per-user limit), then counts the user's live holds but
-// exclude under the row's lock (in the same statement when folded and the
-// dialect has UseAllowanceLoad); false, having added nothing, when it does
-// not fit.
+// useAllowance is take's allowance step (none without a per-user limit):
+// false, having added nothing, when the use does not fit.
 func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, now time.Time, exclude string,
 	folded bool) (bool, error) {
 	if u.PerUserLimit == promo.UnlimitedPerUser {
 		return true, nil
 	}
-	var (
-		ok         bool
-		used, load int
-		err        error
-	)
-	if folded && x.d.UseAllowanceLoad != "" {
-		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &load)
-	} else if ok, err = x.UseAllowance(ctx, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
-		load, err = x.allowanceLoad(ctx, u.PromotionID, userID, now, exclude)
-	}
+	ok, load, err := x.allowanceLoad(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, u, userID, now, exclude, folded)
 	if err != nil {
 		return false, fmt.Errorf("use allowance, count its holds: %w", err)
 	}
@@ -211,8 +195,7 @@ func (x stmts[T]) useAllowance(ctx context.Context, u CodeUse, userID string, no
 	return ok, nil
 }
 
-// takeBack gives back the use take added to code (and, with allowance, to
-// the user's allowance).
+// takeBack gives back take's use of code (and of the allowance).
 func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, allowance bool) error {
 	if allowance && u.PerUserLimit != promo.UnlimitedPerUser {
 		if err := x.ReleaseAllowance(ctx, u.PromotionID, userID); err != nil {
@@ -225,33 +208,26 @@ func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, 
 	return nil
 }
 
-// refusal names why a conditional statement on code matched no row; it reads
-// the state only to name the reason.
-func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Time) (promo.Reason, int64, error) {
+// refusal names why a conditional statement on code matched no row, from
+// the code's state (read only to name the reason; zero for no such code).
+func (x stmts[T]) refusal(ctx context.Context, code, userID string, now time.Time) (promo.Reason, promo.CodeState, error) {
 	st, found, err := x.CodeState(ctx, code, userID, now)
-	if err != nil {
-		return "", 0, fmt.Errorf("read code state: %w", err)
-	}
-	return refusalOf(st, found, now), st.Promotion.ID, nil
-}
-
-// refusalOf names the refusal of a code in state st (found: it exists).
-func refusalOf(st promo.CodeState, found bool, now time.Time) promo.Reason {
-	if !found {
-		return promo.ReasonCodeNotFound
-	}
-	reason := st.Status(now, false)
-	if reason == promo.ReasonRedeemable {
+	switch reason := st.Status(now, false); {
+	case err != nil:
+		return "", st, fmt.Errorf("read code state: %w", err)
+	case !found:
+		return promo.ReasonCodeNotFound, st, nil
+	case reason == promo.ReasonRedeemable:
 		// Only a concurrent change can get here (an admin reactivated
 		// the promotion in between): refuse rather than guess.
-		reason = promo.ReasonCodeExhausted
+		return promo.ReasonCodeExhausted, st, nil
+	default:
+		return reason, st, nil
 	}
-	return reason
 }
 
-// redeemed writes the audit row and its redemption.created event; codeUses
-// is the code's uses after this one (UseCode's count), which the totals
-// rollup needs to count codes redeemed.
+// redeemed writes the audit row and its event; codeUses (the code's uses
+// after this one) lets the rollup count codes redeemed.
 func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID string, codeUses int) error {
 	ev, err := redemptionEvent(promo.EventRedeemed, eventID, r.RedeemedAt, r, &codeUses)
 	if err == nil {
@@ -279,25 +255,20 @@ func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.Re
 		reason, rule := promo.SplitRefused(string(refused))
 		return promo.RedeemOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
+	// A record left from before a purge --with-redemptions (which deletes
+	// the records with the redemptions) or from a concurrent one.
 	r, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(id))
+	r, err = need(r, found, err, promo.Refusal(promo.ReasonRedemptionPurged,
+		"the redemption this Idempotency-Key made (%s) was deleted by a purge", id), "read redemption %s", id)
 	if err != nil {
-		return promo.RedeemOutcome{}, fmt.Errorf("read redemption %s: %w", id, err)
-	}
-	if !found {
-		// purge --with-redemptions deletes a redemption's idempotency record
-		// with it; a record left from before that (or from a concurrent
-		// purge) still answers clearly.
-		return promo.RedeemOutcome{}, promo.Refusal(promo.ReasonRedemptionPurged,
-			"the redemption this Idempotency-Key made (%s) was deleted by a purge", id)
+		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r, Replayed: true}, nil
 }
 
-// Rollback gives a redemption's use back to its code and its user, once: the
-// conditional MarkRolledBack lets exactly one transaction through; a second
-// rollback answers the redemption as it is (replayed), releasing nothing.
-// The use goes back to the code row the redemption took, or to none when it
-// is gone (CodeGone; docs/redemption.md, "Rollback").
+// Rollback gives a redemption's use back to its code row (none if gone:
+// CodeGone) and its user, once (MarkRolledBack); again, it answers replayed
+// (docs/redemption.md, "Rollback").
 func (s *Core[T]) Rollback(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
 	if s.d.RollbackOnce != "" {
 		r, replayed, err := s.rollbackOnce(ctx, req)
@@ -316,13 +287,8 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 	}
 	if !ok {
 		r, found, err := x.redemption(ctx, x.d.Redemption, id)
-		if err != nil {
-			return promo.Redemption{}, false, fmt.Errorf("read redemption: %w", err)
-		}
-		if !found {
-			return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
-		}
-		return r, true, nil
+		r, err = need(r, found, err, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID), "read redemption")
+		return r, err == nil, err
 	}
 	used, found, err := x.ReleaseCode(ctx, r.PromotionID, r.Code)
 	if err != nil {
@@ -349,22 +315,14 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 	return r, false, nil
 }
 
-// CodeState reads a code with its promotion and, when userID is set, that
-// user's uses in the promotion, with the reservations live now. ENotFound
-// when there is no such code.
+// CodeState reads a code with its promotion, userID's uses (if set) and the
+// live reservations; ENotFound for no such code.
 func (s *Core[T]) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
 	st, found, err := s.on(s.r).CodeState(ctx, code, userID, time.Now().UTC())
-	if err != nil {
-		return st, fmt.Errorf("read code state: %w", err)
-	}
-	if !found {
-		return st, codeNotFound()
-	}
-	return st, nil
+	return need(st, found, err, codeNotFound(), "read code state")
 }
 
-// Redemptions returns one page of the audit trail that f selects, newest
-// first.
+// Redemptions returns a page of the audit trail f selects, newest first.
 func (s *Core[T]) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]promo.Redemption, error) {
 	var out []promo.Redemption
 	err := s.eachRedemption(ctx, f, pageLimit(f.Limit), func(r promo.Redemption) error {
@@ -374,8 +332,7 @@ func (s *Core[T]) Redemptions(ctx context.Context, f promo.RedemptionFilter) ([]
 	return out, err
 }
 
-// ExportRedemptions calls fn with every redemption that f selects, newest
-// first, stepping through the rows (constant memory).
+// ExportRedemptions streams every redemption f selects to fn.
 func (s *Core[T]) ExportRedemptions(ctx context.Context, f promo.RedemptionFilter, fn func(promo.Redemption) error) error {
 	return s.eachRedemption(ctx, f, s.d.AllRows, fn)
 }
@@ -429,9 +386,8 @@ func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 	return nil
 }
 
-// ClaimEvents leases up to limit unpublished events of the outbox for lease
-// and returns them in outbox order: other publishers skip them until the
-// lease ends (or MarkEventsPublished).
+// ClaimEvents leases up to limit unpublished events, in outbox order, which
+// other publishers skip until the lease ends.
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	evs, err := collect(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row, ev *promo.OutboxEvent) error {
 		var payload string
@@ -453,12 +409,7 @@ func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
 		_, err = s.w.Exec(ctx, s.d.MarkEventPublished, seqs)
 	} else {
 		err = s.inTx(ctx, func(tx T) error {
-			for _, seq := range seqs {
-				if _, err := tx.Exec(ctx, s.d.MarkEventPublished, seq); err != nil {
-					return err
-				}
-			}
-			return nil
+			return execEach(ctx, tx, s.d.MarkEventPublished, seqs, func(seq int64) []any { return []any{seq} })
 		})
 	}
 	if err != nil {
@@ -467,8 +418,8 @@ func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
-// PruneEvents deletes up to limit outbox events published before before and
-// counted by the totals rollup, and returns how many it deleted.
+// PruneEvents deletes up to limit events published before before and
+// counted: how many.
 func (s *Core[T]) PruneEvents(ctx context.Context, before time.Time, limit int) (int64, error) {
 	return s.count(ctx, "prune published events", s.d.PruneEvents, s.d.Time(before), limit)
 }

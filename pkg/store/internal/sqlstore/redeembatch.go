@@ -106,14 +106,13 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		return errNotCombinable
 	}
 	if !ok {
-		st, found, err := x.CodeState(ctx, code, "", now)
+		reason, st, err := x.refusal(ctx, code, "", now)
 		if err != nil {
-			return fmt.Errorf("read code state: %w", err)
+			return err
 		}
-		if found && st.Owner != "" {
+		if st.Owner != "" {
 			return errNotCombinable
 		}
-		reason := refusalOf(st, found, now)
 		for _, i := range live {
 			if err := refuse(i, reason, st.Promotion.ID); err != nil {
 				return err

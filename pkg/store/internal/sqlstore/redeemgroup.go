@@ -24,7 +24,7 @@ import (
 // members are redeemed one by one (Core.Redeem). docs/store.md, "Group
 // commit on PostgreSQL", says why it cannot over-redeem or deadlock.
 func NewRedeemGroupOnce[T Tx](s *Core[T], max, flights int) *RedeemGroup[T] {
-	g := &RedeemGroup[T]{max: max, flights: cmp.Or(flights, 1)}
+	g := &RedeemGroup[T]{max: max, flights: cmp.Or(flights, 1), once: true}
 	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
 		return s.redeemGroupOnce(ctx, ms, &g.fallbacks)
 	}

@@ -15,12 +15,7 @@ import (
 // commits too).
 //
 // Locks are taken in redeem's order (key, code row, allowance row), then the
-// reservation row. lockCode locks the code row, then codeLoad counts uses
-// and live reservations under it: every transaction that adds a use or a
-// reservation to a code holds that lock until it commits, so the count is
-// complete; reservations leave the count (release, expiry) without it,
-// which can make it too high for a moment, never too low. The same holds
-// for the user's allowance row.
+// reservation row; take says why the count under them is complete.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
 	if err := req.Validate(); err != nil {
 		return promo.ReserveOutcome{}, err
@@ -32,10 +27,9 @@ func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 }
 
 func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil || !claimed {
-		if err != nil {
-			return promo.ReserveOutcome{}, err
-		}
+	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, ""); err != nil {
+		return promo.ReserveOutcome{}, err
+	} else if !claimed {
 		return x.replayReservation(ctx, req)
 	}
 	out, err := x.hold(ctx, req)
@@ -49,11 +43,7 @@ func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.
 // hold takes the locks, counts and writes the reservation, or names the
 // refusal (and the eligibility rule of a not_eligible).
 func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	var load int
-	u, ok, err := x.lockCode(ctx, req.Code, req.UserID, req.Now)
-	if ok && err == nil {
-		load, err = x.codeLoad(ctx, req.Code, req.Now, "")
-	}
+	u, load, ok, err := x.useCode(ctx, x.d.LockCode, req.Code, req.UserID, req.Now, "", false)
 	switch {
 	case err != nil:
 		return promo.ReserveOutcome{}, fmt.Errorf("lock code, count its holds: %w", err)
@@ -67,10 +57,7 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Res
 		return promo.ReserveOutcome{Refused: promo.ReasonNotEligible, Rule: rule}, nil
 	}
 	if u.PerUserLimit != promo.UnlimitedPerUser {
-		ok, err := x.LockAllowance(ctx, u.PromotionID, req.UserID, u.PerUserLimit)
-		if ok && err == nil {
-			load, err = x.allowanceLoad(ctx, u.PromotionID, req.UserID, req.Now, "")
-		}
+		ok, load, err := x.allowanceLoad(ctx, x.d.LockAllowance, x.d.LockAllowanceInsert, u, req.UserID, req.Now, "", false)
 		if err != nil {
 			return promo.ReserveOutcome{}, fmt.Errorf("lock allowance, count its holds: %w", err)
 		}
@@ -103,12 +90,9 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 		return promo.ReserveOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
-	if err != nil {
-		return promo.ReserveOutcome{}, fmt.Errorf("read reservation %s: %w", id, err)
-	}
-	if !found {
-		return promo.ReserveOutcome{}, promo.Errorf(promo.ENotFound,
-			"the reservation this Idempotency-Key made was swept after it ended")
+	if r, err = need(r, found, err, promo.Errorf(promo.ENotFound,
+		"the reservation this Idempotency-Key made was swept after it ended"), "read reservation %s", id); err != nil {
+		return promo.ReserveOutcome{}, err
 	}
 	return promo.ReserveOutcome{Reservation: r, Replayed: true}, nil
 }
@@ -133,11 +117,8 @@ func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.
 func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
 	id := x.d.VarChar(req.ReservationID)
 	r, found, err := x.reservation(ctx, x.d.Reservation, id)
-	if err != nil {
-		return promo.ConfirmOutcome{}, fmt.Errorf("read reservation: %w", err)
-	}
-	if !found {
-		return promo.ConfirmOutcome{}, reservationNotFound(req.ReservationID)
+	if r, err = need(r, found, err, reservationNotFound(req.ReservationID), "read reservation"); err != nil {
+		return promo.ConfirmOutcome{}, err
 	}
 	if r.Status != promo.ReservationHeld {
 		return x.settled(ctx, r, req)
@@ -218,11 +199,9 @@ func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.Co
 			"reservation %s was confirmed with another orderId", r.ID)
 	}
 	red, found, err := x.redemption(ctx, x.d.Redemption, x.d.VarChar(r.RedemptionID))
-	if err != nil {
-		return promo.ConfirmOutcome{}, fmt.Errorf("read redemption %s: %w", r.RedemptionID, err)
-	}
-	if !found {
-		return promo.ConfirmOutcome{}, fmt.Errorf("reservation %s names redemption %s, which does not exist", r.ID, r.RedemptionID)
+	if red, err = need(red, found, err, fmt.Errorf("reservation %s names redemption %s, which does not exist", r.ID,
+		r.RedemptionID), "read redemption %s", r.RedemptionID); err != nil {
+		return promo.ConfirmOutcome{}, err
 	}
 	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
 }
@@ -237,12 +216,10 @@ func (s *Core[T]) Release(ctx context.Context, id string, now time.Time) (promo.
 			return r, false, wrap(err, "mark reservation released")
 		}
 		r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
-		switch {
-		case err != nil:
-			return r, false, fmt.Errorf("read reservation: %w", err)
-		case !found:
-			return r, false, reservationNotFound(id)
-		case r.Status == promo.ReservationConfirmed:
+		if r, err = need(r, found, err, reservationNotFound(id), "read reservation"); err != nil {
+			return r, false, err
+		}
+		if r.Status == promo.ReservationConfirmed {
 			return r, false, promo.Refusal(promo.ReasonReservationConfirmed,
 				"reservation %s was confirmed (redemption %s); roll the redemption back instead", id, r.RedemptionID)
 		}
@@ -254,13 +231,7 @@ func (s *Core[T]) Release(ctx context.Context, id string, now time.Time) (promo.
 // Reservation reads one reservation; ENotFound when there is none.
 func (s *Core[T]) Reservation(ctx context.Context, id string) (promo.Reservation, error) {
 	r, found, err := s.on(s.r).reservation(ctx, s.d.Reservation, s.d.VarChar(id))
-	if err != nil {
-		return r, fmt.Errorf("read reservation %q: %w", id, err)
-	}
-	if !found {
-		return r, reservationNotFound(id)
-	}
-	return r, nil
+	return need(r, found, err, reservationNotFound(id), "read reservation %q", id)
 }
 
 // SweepReservations deletes up to limit reservations that ended (expired, or

@@ -39,7 +39,7 @@ func (d timeDest) Scan(v any) error {
 	case string:
 		*d.dst, err = time.Parse(time.RFC3339Nano, x)
 	case []byte:
-		*d.dst, err = time.Parse(time.RFC3339Nano, string(x))
+		return d.Scan(string(x))
 	default:
 		return fmt.Errorf("cannot scan %T into a time", v)
 	}

@@ -59,35 +59,45 @@ func (t *SQLTx) Rollback(context.Context) error { return t.Tx.Rollback() }
 // sqlQuerier adapts *sql.DB and *sql.Tx to Querier, running the statements
 // its cache has prepared as prepared statements.
 type sqlQuerier struct {
-	q interface {
-		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	}
+	q     runner
 	tx    *sql.Tx    // set when q is a transaction
 	cache *StmtCache // nil: none
 }
 
-// stmt is query's prepared statement when the cache has one (on the
-// transaction's connection for a transaction), else nil: run the text on q.
-func (q sqlQuerier) stmt(ctx context.Context, query string) *sql.Stmt {
+type runner interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// stmtRunner runs its prepared statement whatever the text.
+type stmtRunner struct{ *sql.Stmt }
+
+func (s stmtRunner) ExecContext(ctx context.Context, _ string, args ...any) (sql.Result, error) {
+	return s.Stmt.ExecContext(ctx, args...)
+}
+func (s stmtRunner) QueryContext(ctx context.Context, _ string, args ...any) (*sql.Rows, error) {
+	return s.Stmt.QueryContext(ctx, args...)
+}
+func (s stmtRunner) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return s.Stmt.QueryRowContext(ctx, args...)
+}
+
+// on is what runs query: its prepared statement when the cache has one (on
+// the transaction's connection for a transaction), else q.
+func (q sqlQuerier) on(ctx context.Context, query string) runner {
 	st := q.cache.get(query)
-	if st != nil && q.tx != nil {
-		return q.tx.StmtContext(ctx, st)
+	switch {
+	case st == nil:
+		return q.q
+	case q.tx != nil:
+		st = q.tx.StmtContext(ctx, st)
 	}
-	return st
+	return stmtRunner{st}
 }
 
 func (q sqlQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	var (
-		res sql.Result
-		err error
-	)
-	if st := q.stmt(ctx, query); st != nil {
-		res, err = st.ExecContext(ctx, args...)
-	} else {
-		res, err = q.q.ExecContext(ctx, query, args...)
-	}
+	res, err := q.on(ctx, query).ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -95,15 +105,7 @@ func (q sqlQuerier) Exec(ctx context.Context, query string, args ...any) (int64,
 }
 
 func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows, error) {
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if st := q.stmt(ctx, query); st != nil {
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		rows, err = q.q.QueryContext(ctx, query, args...)
-	}
+	rows, err := q.on(ctx, query).QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -111,10 +113,7 @@ func (q sqlQuerier) Query(ctx context.Context, query string, args ...any) (Rows,
 }
 
 func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row {
-	if st := q.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return q.q.QueryRowContext(ctx, query, args...)
+	return q.on(ctx, query).QueryRowContext(ctx, query, args...)
 }
 
 // StmtCache keeps the statement texts a pool runs prepared across

@@ -1,19 +1,10 @@
-// Package sqlstore is the one implementation of the store's algorithms, its
-// scanning and its rules, shared by the SQLite, PostgreSQL and SQL Server
-// stores (docs/store.md, "One core, three dialects"). Each of them supplies a
-// Dialect (its statement text, argument adapters, error classifiers,
-// statement hooks and bulk-insert path) and its pools; everything else is
-// written here once. The statement text two or three dialects share is here
-// too (queries.go, composed with each dialect's own by Compose). The
-// redemption, reservation and lifecycle algorithms run on one statement
-// binder (stmts.go): the dialect's statements bound to a transaction.
-//
-// The algorithms run against a small executor seam, Querier, with two
-// implementations: database/sql (SQLDB here, for SQLite and SQL Server) and
-// pgx (in the postgres package, so that pgx stays native there). Core is
-// generic over the dialect's transaction type T, so a dialect's bulk path
-// receives its own transaction (a *SQLTx, or the postgres package's pgx
-// transaction for COPY) without a type assertion.
+// Package sqlstore is the store's algorithms, scanning, rules and shared
+// statement text, written once for the SQLite, PostgreSQL and SQL Server
+// stores (docs/store.md, "One core, three dialects"), which supply a
+// Dialect and their pools. The algorithms run on the executor seam Querier
+// (database/sql here, pgx in package postgres); Core is generic over the
+// dialect's transaction type, so a bulk path gets its own without a type
+// assertion.
 //
 // Concurrency: a *Core is safe for concurrent use; its correctness rests on
 // the database (one transaction per multi-statement operation, conditional
@@ -27,17 +18,16 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// Querier runs statements with the dialect's placeholders: a pool or a
-// transaction.
+// Querier runs statements: a pool or a transaction.
 type Querier interface {
 	// Exec runs a statement and returns the rows it affected.
 	Exec(ctx context.Context, query string, args ...any) (int64, error)
 	Query(ctx context.Context, query string, args ...any) (Rows, error)
-	// QueryRow returns a row whose Scan reports sql.ErrNoRows (or an error
-	// that wraps it, as pgx's does) when there is none.
+	// QueryRow's Scan reports (an error wrapping) sql.ErrNoRows for no row.
 	QueryRow(ctx context.Context, query string, args ...any) Row
 }
 
@@ -59,80 +49,64 @@ type Tx interface {
 	Rollback(ctx context.Context) error
 }
 
-// DB is a pool that begins transactions of type T with the dialect's
-// options (isolation, SQLite's BEGIN IMMEDIATE through its DSN).
+// DB is a pool beginning transactions T with the dialect's options.
 type DB[T Tx] interface {
 	Querier
 	Begin(ctx context.Context) (T, error)
 	Ping(ctx context.Context) error
 }
 
-// Dialect is what differs between the databases: statement text, argument
-// adapters, error classifiers and the bulk path. Every statement takes its
-// arguments in the order its Statements field documents.
+// Dialect is what differs between the databases.
 type Dialect[T Tx] struct {
 	Statements
-	// VarChar adapts a code (or another ASCII key compared with a varchar
-	// column) as an argument; nil passes the string as it is.
+	// VarChar adapts an ASCII key compared with a varchar column (nil: as
+	// it is).
 	VarChar func(string) any
-	// Time adapts a time as an argument (ISO 8601 text on SQLite, a UTC
-	// time.Time elsewhere).
+	// Time adapts a time argument.
 	Time func(time.Time) any
-	// UniqueViolation reports a unique-key violation. Which key follows from
-	// the statement that failed.
+	// UniqueViolation reports a unique-key violation (the statement says
+	// which key).
 	UniqueViolation func(error) bool
-	// Retryable reports an error after which the database rolled the
-	// transaction back and a new run may succeed (a deadlock victim, a
-	// serialization failure); Unavailable one that means the database
-	// cannot serve now (besides a lost connection, which the core knows);
-	// LockTimeout a lock wait past the session's limit. nil: none.
+	// Retryable: the transaction was rolled back and may run again (a
+	// deadlock victim); Unavailable: the database cannot serve now (besides
+	// a lost connection); LockTimeout: a lock wait past the session's
+	// limit. nil: none.
 	Retryable, Unavailable, LockTimeout func(error) bool
-	// StatementPath reports RedeemOnce's refusal to decide a redemption
-	// (the promotion has eligibility rules): nothing was written, and the
-	// core redeems on its statement path instead. nil: never.
+	// StatementPath reports a one-statement form's refusal (eligibility
+	// rules): nothing was written, the core runs its statements instead.
 	StatementPath func(error) bool
-	// ServerError reports an error the database answered a statement with
-	// (in autocommit: its transaction was rolled back), as opposed to a lost
-	// connection, after which it may have committed. Needed with
-	// RedeemGroupOnce.
+	// ServerError reports the database's answer to a statement (in
+	// autocommit: rolled back), not a lost connection (which may have
+	// committed). Needed with RedeemGroupOnce.
 	ServerError func(error) bool
-	// Lease adapts a lease's length as an argument of the claim statements,
-	// which add it to the database's clock.
+	// Lease adapts a lease's length for the claim statements.
 	Lease func(time.Duration) any
 	// Bulk inserts a chunk's codes.
 	Bulk Bulk[T]
-	// MarkPublished returns the statement and arguments that mark the first
-	// n of refs published (see RefValues); the core runs it until every ref
-	// is marked.
+	// MarkPublished returns the statement and arguments marking the first n
+	// of refs published (RefValues).
 	MarkPublished func(refs []promo.BatchRef) (query string, args []any, n int)
-	// Arrays makes the statements that take one row per run (AddTotals,
-	// MarkEventPublished) take each column as an array, in one run
-	// (PostgreSQL).
+	// Arrays: AddTotals and MarkEventPublished take arrays, in one run.
 	Arrays bool
-	// AllRows is the limit argument that means no limit (LIMIT NULL, LIMIT
-	// -1, a TOP of MaxInt32).
+	// AllRows is the limit argument meaning no limit.
 	AllRows any
 }
 
-// Bulk is a dialect's code insert for the chunk commit, on the chunk's
-// transaction.
+// Bulk is a dialect's code insert for the chunk commit.
 type Bulk[T Tx] struct {
-	// Copy, if set, is the fast path: it inserts all of the chunk's codes
-	// or fails, with a unique violation when one exists already; the core
-	// then rolls back and redoes the chunk on the skipping path.
+	// Copy, if set, is the fast path: all of the chunk's codes, or a unique
+	// violation, after which the core redoes the chunk skipping.
 	Copy func(ctx context.Context, tx T, c *promo.Chunk) error
-	// InsertChunk, if set, inserts the chunk's codes skipping those that
-	// exist (or repeat) and returns how many it inserted; if nil, the core
-	// passes the chunk's codes, sorted, to InsertCodes.
+	// InsertChunk, if set, inserts the chunk's codes skipping existing (or
+	// repeated) ones: how many (nil: InsertCodes with them sorted).
 	InsertChunk func(ctx context.Context, tx T, c *promo.Chunk) (int64, error)
-	// InsertCodes inserts codes for a promotion skipping those that exist
-	// (or repeat) and returns how many it inserted.
+	// InsertCodes does the same for codes of a promotion.
 	InsertCodes func(ctx context.Context, tx T, codes []string, promotionID int64) (int64, error)
 }
 
 // Core is a store on one database: the dialect, a write pool and a read
-// pool (the same pool on PostgreSQL and SQL Server). Its exported methods
-// are the store contract (storetest); the dialect packages embed it.
+// pool (maybe the same). Its exported methods are the store contract
+// (storetest); the dialect packages embed it.
 type Core[T Tx] struct {
 	d     Dialect[T]
 	w, r  DB[T]
@@ -141,9 +115,7 @@ type Core[T Tx] struct {
 }
 
 // New returns a Core on the pools w (writes) and r (reads). clock (nil:
-// time.Now) is this process's clock for the times the core stamps itself
-// (created_at, the totals' updated_at); leases compared across processes
-// take the database's clock.
+// time.Now) stamps created_at and updated_at; leases take the database's.
 func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *Core[T] {
 	if d.VarChar == nil {
 		d.VarChar = func(s string) any { return s }
@@ -159,14 +131,24 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *
 	return &Core[T]{d: d, w: w, r: r, m: m, clock: clock}
 }
 
-// Now reads the database's clock, the one leases and expiries are taken
-// from (the time of the call, not of the transaction).
+// Now reads the database's clock (at the call, not the transaction).
 func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
 	var t time.Time
 	if err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t)); err != nil {
 		return t, fmt.Errorf("%s: read the database clock: %w", s.m.Name, err)
 	}
 	return t, nil
+}
+
+// MaxMillis is the longest timeout the databases take: an int of milliseconds.
+const MaxMillis = (1<<31 - 1) * time.Millisecond
+
+// CheckMillis adds to errs, as key's, a timeout d that is neither 0 (zero
+// says what 0 means) nor from 1ms to MaxMillis.
+func CheckMillis(errs *configkey.List, key string, d time.Duration, zero string) {
+	if d < 0 || (d > 0 && d < time.Millisecond) || d > MaxMillis {
+		errs.Add(key, "must be 0 (%s) or from 1ms to %s, got %s", zero, MaxMillis, d)
+	}
 }
 
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a
@@ -183,13 +165,15 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
-// retry runs fn up to maxTxAttempts times while it fails with a retryable
-// error (or loses a create's idempotency race: the new run finds the
-// winner's promotion), pausing a little between runs so that deadlock
-// victims do not meet again at once.
+// retry runs fn up to maxTxAttempts times while it fails retryably (or
+// loses a create's idempotency race: the new run finds the winner's),
+// pausing so that deadlock victims do not meet again at once.
 func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
@@ -222,13 +206,11 @@ func (d *Dialect[T]) nullTime(t *time.Time) any {
 	return d.Time(*t)
 }
 
-// noRows reports whether err says a query returned no row (database/sql's
-// ErrNoRows, which pgx's wraps).
+// noRows reports whether err says a query returned no row.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
-// Migrate applies the pending migrations. It is idempotent and safe to run
-// from several processes at once (the dialect's lock, or SQLite's write
-// lock, serialises them).
+// Migrate applies the pending migrations, idempotent and safe from several
+// processes at once (a lock serialises them).
 func (s *Core[T]) Migrate(ctx context.Context) error { return s.m.UpTo(ctx, 0) }
 
 // Ping checks that the pools reach the database.
@@ -246,13 +228,12 @@ func (s *Core[T]) Ping(ctx context.Context) error {
 func (s *Core[T]) Migrations() Migrations { return s.m }
 func (s *Core[T]) DB() Querier            { return s.w }
 
-// MigrateReport is Migrate, saying what it did: the file names of the
-// migrations it applied, in order, and the schema version the database is at.
+// MigrateReport is Migrate, saying the migrations it applied and the
+// schema version now.
 func (s *Core[T]) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
 	return s.m.Up(ctx, 0)
 }
 
 // SchemaPending reports whether migrations this binary knows are not applied
-// yet (an unmigrated database counts as pending), for the readiness probe.
-// It takes no migration lock and changes nothing.
+// (readiness probe); it takes no lock.
 func (s *Core[T]) SchemaPending(ctx context.Context) (bool, error) { return s.m.Pending(ctx) }

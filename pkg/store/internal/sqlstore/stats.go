@@ -119,6 +119,16 @@ func each(ctx context.Context, q Querier, query string, args []any, fn func(Row)
 	return rows.Err()
 }
 
+// execEach runs query through q once for each row, with args(row).
+func execEach[R any](ctx context.Context, q Querier, query string, rows []R, args func(R) []any) error {
+	for _, r := range rows {
+		if _, err := q.Exec(ctx, query, args(r)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // collect runs query through q and returns its rows as scan reads each (nil
 // on an error).
 func collect[R any](ctx context.Context, q Querier, query string, args []any, scan func(Row, *R) error) ([]R, error) {
@@ -175,12 +185,9 @@ func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.Roll
 		}
 		_, err = tx.Exec(ctx, s.d.AddTotals, cols[0], cols[1], cols[2], cols[3], now)
 	} else {
-		for _, d := range deltas {
-			_, err = tx.Exec(ctx, s.d.AddTotals, d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack, now)
-			if err != nil {
-				break
-			}
-		}
+		err = execEach(ctx, tx, s.d.AddTotals, deltas, func(d promo.TotalsDelta) []any {
+			return []any{d.PromotionID, d.Redemptions, d.CodesRedeemed, d.RolledBack, now}
+		})
 	}
 	if err != nil {
 		return promo.RollupBatch{}, fmt.Errorf("add totals of %d promotions: %w", len(deltas), err)
@@ -192,12 +199,9 @@ func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.Roll
 // AddRefusals adds refusal counts, in one transaction.
 func (s *Core[T]) AddRefusals(ctx context.Context, counts []promo.RefusalCount) error {
 	err := s.inTx(ctx, func(tx T) error {
-		for _, c := range counts {
-			if _, err := tx.Exec(ctx, s.d.AddRefusals, c.PromotionID, string(c.Reason), s.d.Time(c.Hour), c.N); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execEach(ctx, tx, s.d.AddRefusals, counts, func(c promo.RefusalCount) []any {
+			return []any{c.PromotionID, string(c.Reason), s.d.Time(c.Hour), c.N}
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("add %d refusal counts: %w", len(counts), err)

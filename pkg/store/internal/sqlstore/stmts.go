@@ -11,12 +11,9 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// stmts binds the dialect's statements to one transaction, or to a pool for
-// reads: the redemption, reservation and lifecycle algorithms run on it.
-// Every limit is enforced by a conditional statement that the database
-// re-checks under the row lock it takes (UseCode, UseAllowance,
-// MarkRolledBack, ...): nothing reads a count and decides in Go whether to
-// write.
+// stmts binds the dialect's statements to a transaction (or a pool, for
+// reads). Every limit is a conditional statement the database re-checks
+// under its row lock: nothing reads a count and decides in Go to write.
 type stmts[T Tx] struct {
 	q Querier
 	d *Dialect[T]
@@ -25,8 +22,7 @@ type stmts[T Tx] struct {
 // on binds the statements to q.
 func (s *Core[T]) on(q Querier) stmts[T] { return stmts[T]{q, &s.d} }
 
-// StatementTx is the single statements that storetest drives, each at its
-// limit, in a transaction that is rolled back (RunRolledBack).
+// StatementTx is the statements storetest drives at their limits.
 type StatementTx interface {
 	UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error)
 	UnuseCode(ctx context.Context, code string) error
@@ -39,9 +35,7 @@ type StatementTx interface {
 
 var errRolledBack = errors.New("rolled back on purpose")
 
-// InStatementTx runs fn on the core's statements in one write transaction
-// and rolls it back whatever fn did: for tests that drive single statements
-// (storetest's StatementStore).
+// InStatementTx runs fn in a write transaction it then rolls back (tests).
 func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error) error {
 	err := s.inTx(ctx, func(tx T) error {
 		if err := fn(s.on(tx)); err != nil {
@@ -55,10 +49,10 @@ func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error)
 	return err
 }
 
-// run runs fn in one write transaction on the core's statements, committed
-// when fn returns no error; ok is fn's second answer (replayed, mostly). A
-// deadlock victim runs again (retry; docs/store.md says how a cycle can form
-// despite the one lock order): it has written nothing.
+// run runs fn in a write transaction, committed if fn returns no error; ok
+// is fn's second answer. A deadlock victim, having written nothing, runs
+// again (retry; docs/store.md says how a cycle forms despite the lock
+// order).
 func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
 	err = s.retry(ctx, func() error {
 		return s.inTx(ctx, func(tx T) error {
@@ -91,6 +85,18 @@ func found[R any](r R, err error) (R, bool, error) {
 		return r, false, nil
 	}
 	return r, err == nil, err
+}
+
+// need is a single-row read that must find its row: its error wrapped as
+// format says, or notFound when there was no row.
+func need[R any](r R, ok bool, err error, notFound error, format string, args ...any) (R, error) {
+	if err != nil {
+		return r, fmt.Errorf(format+": %w", append(args, err)...)
+	}
+	if !ok {
+		return r, notFound
+	}
+	return r, nil
 }
 
 // one runs a statement and reports whether it changed exactly one row.
@@ -192,14 +198,14 @@ func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Ti
 	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
-// useCode is UseCode with the code's load after it (codeLoad's count but
-// exclude): in the same statement when folded (UseCodeLoad; nothing is
-// excluded).
-func (x stmts[T]) useCode(ctx context.Context, code, userID string, now time.Time, exclude string,
+// useCode runs query (UseCode or LockCode), then reads the code's load
+// (codeLoad's count but exclude): in the same statement when folded
+// (UseCodeLoad; nothing is excluded).
+func (x stmts[T]) useCode(ctx context.Context, query, code, userID string, now time.Time, exclude string,
 	folded bool) (u CodeUse, load int, ok bool, err error) {
 	if folded {
 		u, ok, err = x.codeUse(ctx, x.d.UseCodeLoad, code, userID, now, &load)
-	} else if u, ok, err = x.UseCode(ctx, code, userID, now); ok && err == nil {
+	} else if u, ok, err = x.codeUse(ctx, query, code, userID, now); ok && err == nil {
 		load, err = x.codeLoad(ctx, code, now, exclude)
 	}
 	return u, load, ok, err
@@ -260,9 +266,16 @@ func (x stmts[T]) codeLoad(ctx context.Context, code string, now time.Time, excl
 	return n, err
 }
 
-func (x stmts[T]) allowanceLoad(ctx context.Context, promotionID int64, userID string, now time.Time, exclude string) (n int, err error) {
-	err = x.q.QueryRow(ctx, x.d.AllowanceLoad, promotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
-	return n, err
+// (folded: in the same statement, UseAllowanceLoad, when the dialect has it).
+func (x stmts[T]) allowanceLoad(ctx context.Context, update, insert string, u CodeUse, userID string, now time.Time,
+	exclude string, folded bool) (ok bool, n int, err error) {
+	if folded && x.d.UseAllowanceLoad != "" {
+		var used int
+		ok, err = x.row(ctx, x.d.UseAllowanceLoad, []any{u.PromotionID, userID, u.PerUserLimit, x.d.Time(now)}, &used, &n)
+	} else if ok, err = x.allowance(ctx, update, insert, u.PromotionID, userID, u.PerUserLimit); ok && err == nil {
+		err = x.q.QueryRow(ctx, x.d.AllowanceLoad, u.PromotionID, userID, x.d.Time(now), x.d.VarChar(exclude)).Scan(&n)
+	}
+	return ok, n, err
 }
 
 // ReleaseCode gives one use back to the code row of that promotion (a code
@@ -305,17 +318,14 @@ func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev p
 		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey),
 		text(r.ClientAddr), text(r.UserAgent), amount, currency, discount, firstOrder,
 		text(strings.Join(r.Segments, "\n")), text(r.Country)}
+	var err error
 	if x.d.RedemptionWithEvent != "" {
-		if err := x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...); err != nil {
-			return err
-		}
-	} else {
-		if err := x.exec(ctx, x.d.InsertRedemption, args...); err != nil {
-			return err
-		}
-		if err := x.insertEvent(ctx, ev); err != nil {
-			return err
-		}
+		err = x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...)
+	} else if err = x.exec(ctx, x.d.InsertRedemption, args...); err == nil {
+		err = x.insertEvent(ctx, ev)
+	}
+	if err != nil {
+		return err
 	}
 	for _, seg := range r.Segments {
 		if err := x.exec(ctx, x.d.InsertRedemptionSegment, x.d.VarChar(r.ID), r.PromotionID, seg); err != nil {
@@ -331,13 +341,11 @@ func (x stmts[T]) insertEvent(ctx context.Context, ev promo.OutboxEvent) error {
 }
 
 // redemption reads one audit row through query (Redemption, or
-// MarkRolledBack with its arguments).
+// MarkRolledBack with its arguments); reservation one reservation
+// (Reservation, MarkReleased).
 func (x stmts[T]) redemption(ctx context.Context, query string, args ...any) (promo.Redemption, bool, error) {
 	return found(scanRedemption(x.q.QueryRow(ctx, query, args...)))
 }
-
-// reservation reads one reservation through query (Reservation, or
-// MarkReleased with its arguments).
 func (x stmts[T]) reservation(ctx context.Context, query string, args ...any) (promo.Reservation, bool, error) {
 	return found(scanReservation(x.q.QueryRow(ctx, query, args...)))
 }
