@@ -2,6 +2,7 @@ package generator
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ type dbGate struct {
 	since   time.Time
 	probing bool
 	pause   *backoff.ExponentialBackOff // between probes: gateProbeMin doubling to gateProbeMax
-	changed chan struct{}               // closed and replaced whenever a probe ends
+	changed chan struct{}               // closed and replaced whenever a turn at probing ends
 }
 
 // Probe timings while the gate is open.
@@ -104,35 +105,37 @@ func (d *dbGate) wait(ctx context.Context) {
 			continue
 		}
 		d.probing = true
-		pause := d.pause.NextBackOff()
+		since := d.since
 		d.mu.Unlock()
 
-		select {
-		case <-ctx.Done():
-		case <-time.After(pause):
-		}
-		var err error
-		if ctx.Err() == nil {
+		// This worker's turn: ping until the database answers or ctx ends,
+		// d.pause apart. The turn starts with a pause (the ping that opened
+		// the gate, or the last probe, has just failed): Retry's first call
+		// stands for that failure.
+		pinged := false
+		_, err := backoff.Retry(ctx, func() (struct{}, error) {
+			if !pinged {
+				pinged = true
+				return struct{}{}, errStillDown
+			}
 			pctx, cancel := context.WithTimeout(ctx, gatePingTimeout)
-			err = d.ping(pctx)
+			err := d.ping(pctx)
 			cancel()
-		}
+			if err != nil && ctx.Err() == nil && time.Since(lastLog) >= gateLogEveryDown {
+				lastLog = time.Now()
+				d.log.Warn("database still unreachable; workers paused",
+					zap.Duration("down_for", time.Since(since).Round(time.Second)), zap.Error(err))
+			}
+			return struct{}{}, err
+		}, backoff.WithBackOff(carriedOn{d.pause}), backoff.WithMaxTries(0), backoff.WithMaxElapsedTime(0))
 
 		d.mu.Lock()
 		d.probing = false
-		switch {
-		case ctx.Err() != nil:
-		case err == nil:
+		if err == nil && ctx.Err() == nil {
 			d.down = false
 			d.log.Info("database answers again; workers resume", zap.Duration("down_for", time.Since(d.since).Round(time.Millisecond)))
 			if d.onChange != nil {
 				d.onChange(false)
-			}
-		default:
-			if time.Since(lastLog) >= gateLogEveryDown {
-				lastLog = time.Now()
-				d.log.Warn("database still unreachable; workers paused",
-					zap.Duration("down_for", time.Since(d.since).Round(time.Second)), zap.Error(err))
 			}
 		}
 		close(d.changed)
@@ -140,3 +143,13 @@ func (d *dbGate) wait(ctx context.Context) {
 		d.mu.Unlock()
 	}
 }
+
+var errStillDown = errors.New("database unreachable")
+
+// carriedOn is the pause between probes as one prober's Retry sees it:
+// Retry resets its backoff when it starts, but the pause carries on from one
+// prober to the next (a prober whose ctx ends hands the turn over); only
+// open resets it.
+type carriedOn struct{ *backoff.ExponentialBackOff }
+
+func (carriedOn) Reset() {}

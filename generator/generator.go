@@ -296,46 +296,53 @@ func (g *Generator) runConsumer(ctx context.Context, log *zap.Logger) error {
 	return err
 }
 
+// fetch returns the next message, fetched once the circuit breaker lets it
+// (while the database is unreachable, fetch nothing: the events stay in
+// their topic, uncommitted). When the broker is restarting or unreachable,
+// the consumer reconnects by itself: failed fetches are retried with the same
+// consumer (and group membership), pause apart (fetchRetryMin doubling to
+// fetchRetryMax), unless they go on for FetchGiveUp or the consumer is
+// closed.
+func (g *Generator) fetch(ctx context.Context, c Consumer, pause backoff.BackOff, log *zap.Logger) (kafka.Message, error) {
+	var failingSince time.Time
+	msg, err := backoff.Retry(ctx, func() (kafka.Message, error) {
+		g.gate.wait(ctx)
+		msg, err := c.Fetch(ctx)
+		switch {
+		case err == nil:
+			return msg, nil
+		case ctx.Err() != nil:
+			return msg, backoff.Permanent(err)
+		case errors.Is(err, kafka.ErrClosed):
+			return msg, backoff.Permanent(fmt.Errorf("fetch: %w", err))
+		case failingSince.IsZero():
+			failingSince = g.now()
+			log.Warn("fetch failed; retrying with the same consumer", zap.Error(err))
+		case g.now().Sub(failingSince) >= g.cfg.FetchGiveUp:
+			return msg, backoff.Permanent(fmt.Errorf("fetch failing for %s: %w", g.now().Sub(failingSince).Round(time.Second), err))
+		}
+		return msg, err
+	}, backoff.WithBackOff(pause), backoff.WithMaxTries(0), backoff.WithMaxElapsedTime(0))
+	if err == nil && !failingSince.IsZero() {
+		log.Info("fetching again", zap.Duration("after", g.now().Sub(failingSince).Round(time.Millisecond)))
+	}
+	return msg, err
+}
+
 // consume is the fetch → process → commit loop of one consumer. It returns
 // (without committing the message in hand) when something cannot be made
 // durable; the caller replaces the consumer.
 func (g *Generator) consume(ctx context.Context, c Consumer, log *zap.Logger) error {
 	w := &worker{g: g, log: log}
 	commitFailures := 0
-	var fetchFailingSince time.Time
 	fetchPause := &backoff.ExponentialBackOff{InitialInterval: fetchRetryMin, Multiplier: 2, MaxInterval: fetchRetryMax}
 	for {
-		// The circuit breaker: while the database is unreachable, fetch
-		// nothing (the events stay in their topic, uncommitted).
-		g.gate.wait(ctx)
-		msg, err := c.Fetch(ctx)
+		msg, err := g.fetch(ctx, c, fetchPause, log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, kafka.ErrClosed) {
-				return fmt.Errorf("fetch: %w", err)
-			}
-			// The broker is restarting or unreachable: the consumer
-			// reconnects by itself, so keep it (and the group membership)
-			// unless the failures go on for FetchGiveUp.
-			if fetchFailingSince.IsZero() {
-				fetchFailingSince = g.now()
-				log.Warn("fetch failed; retrying with the same consumer", zap.Error(err))
-			} else if g.now().Sub(fetchFailingSince) >= g.cfg.FetchGiveUp {
-				return fmt.Errorf("fetch failing for %s: %w", g.now().Sub(fetchFailingSince).Round(time.Second), err)
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(fetchPause.NextBackOff()):
-			}
-			continue
-		}
-		if !fetchFailingSince.IsZero() {
-			log.Info("fetching again", zap.Duration("after", g.now().Sub(fetchFailingSince).Round(time.Millisecond)))
-			fetchFailingSince = time.Time{}
-			fetchPause.Reset()
+			return err
 		}
 		out := w.process(ctx, msg)
 		if out.verdict == verdictRefused {

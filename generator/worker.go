@@ -207,58 +207,66 @@ func (w *worker) endFrozenCopies(ctx context.Context) {
 // then the attempt is made again. Nor is an attempt that ran out of the
 // database's lock timeout behind another session, for up to LockWaitMax:
 // the holder is busy, or frozen until the database's session limits end it.
+//
+// Two backoff.Retry, one inside the other: the outer one counts the
+// attempts (Config.MaxAttempts, RetryInitial growing to RetryMax); each of
+// its attempts is an inner one that calls op again, without counting, while
+// a lock blocks it (RetryInitial apart) or after an outage (at once: the
+// gate waited). Whatever ends them (a result, an answer, the attempts spent,
+// ctx), retry returns op's last result.
 func retry[T any](ctx context.Context, w *worker, what string, op func(ctx context.Context) (T, error)) (T, error) {
+	cfg := w.g.cfg
 	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = w.g.cfg.RetryInitial
-	bo.MaxInterval = w.g.cfg.RetryMax
-	bo.Reset()
-	var blockedSince time.Time
-	for attempt := 1; ; {
-		actx, cancel := context.WithTimeout(ctx, w.g.cfg.OpTimeout)
-		v, err := op(actx)
+	bo.InitialInterval = cfg.RetryInitial
+	bo.MaxInterval = cfg.RetryMax
+	var (
+		v            T
+		err          error // op's last result
+		blockedSince time.Time
+	)
+	// call runs op once. nil: done (a result, an answer, or ctx ended); a
+	// permanent error: a failure that spends an attempt; any other error:
+	// call again without spending one.
+	call := func() (struct{}, error) {
+		actx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+		v, err = op(actx)
 		cancel()
 		if err == nil || promo.Code(err) != promo.EInternal || ctx.Err() != nil {
 			if !blockedSince.IsZero() && err == nil {
 				w.log.Info(what+" proceeded after waiting for another session's lock",
 					zap.Duration("waited", time.Since(blockedSince).Round(time.Millisecond)))
 			}
-			return v, err
+			return struct{}{}, nil
 		}
 		if w.g.store.LockTimeout(err) {
 			w.endFrozenCopies(ctx)
 			if blockedSince.IsZero() {
 				blockedSince = time.Now()
 				w.log.Warn(what+" waits for another session's lock (a worker busy or frozen on the same batch); "+
-					"retrying without spending an attempt", zap.Error(err), zap.Duration("for_at_most", w.g.cfg.LockWaitMax))
+					"retrying without spending an attempt", zap.Error(err), zap.Duration("for_at_most", cfg.LockWaitMax))
 			}
-			if time.Since(blockedSince) < w.g.cfg.LockWaitMax {
+			if time.Since(blockedSince) < cfg.LockWaitMax {
 				w.g.metrics.LockWaits.Inc()
-				select {
-				case <-ctx.Done():
-					return v, err
-				case <-time.After(w.g.cfg.RetryInitial):
-				}
-				continue
+				return struct{}{}, err // again after RetryInitial
 			}
 		}
 		if w.g.gate.failed(ctx, err) {
-			if ctx.Err() != nil {
-				return v, err
-			}
-			bo.Reset()
-			continue
+			bo.Reset() // the attempts' backoff starts over after an outage
+			return struct{}{}, backoff.RetryAfter(0)
 		}
-		if attempt >= w.g.cfg.MaxAttempts {
-			return v, err
-		}
-		attempt++
-		next := bo.NextBackOff()
-		w.g.metrics.Retries.Inc()
-		w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
-		select {
-		case <-ctx.Done():
-			return v, err
-		case <-time.After(next):
-		}
+		return struct{}{}, backoff.Permanent(err)
 	}
+	attempt := func() (struct{}, error) {
+		return backoff.Retry(ctx, call, backoff.WithBackOff(backoff.NewConstantBackOff(cfg.RetryInitial)),
+			backoff.WithMaxTries(0), backoff.WithMaxElapsedTime(0))
+	}
+	// When ctx ends, Retry's own error is ctx's: op's last is returned, as
+	// before (callers classify it; a remainder's x-error names it).
+	_, _ = backoff.Retry(ctx, attempt, backoff.WithBackOff(bo),
+		backoff.WithMaxTries(uint(cfg.MaxAttempts)), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, next time.Duration) {
+			w.g.metrics.Retries.Inc()
+			w.log.Warn(what+" failed; retrying", zap.Error(err), zap.Duration("in", next))
+		}))
+	return v, err
 }

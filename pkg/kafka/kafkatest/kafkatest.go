@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/testcontainers/testcontainers-go"
 	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"go.uber.org/zap"
@@ -131,15 +132,16 @@ func (e *Embedded) Start() {
 	if e.addr != "" {
 		cfg.Listen = e.addr
 	}
-	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		e.b, err = broker.Start(context.Background(), cfg, zap.NewNop())
-		if err == nil || time.Now().After(deadline) || !isAddrInUse(err) {
-			break
+	// The address can still be held by the broker just stopped: try again
+	// for a while.
+	b, err := backoff.Retry(context.Background(), func() (*broker.Broker, error) {
+		b, err := broker.Start(context.Background(), cfg, zap.NewNop())
+		if err != nil && !isAddrInUse(err) {
+			return nil, backoff.Permanent(err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return b, err
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(50*time.Millisecond)), backoff.WithMaxElapsedTime(10*time.Second))
+	e.b = b
 	if err != nil {
 		e.t.Fatalf("start embedded broker: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -141,28 +143,29 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 	}
 	var (
 		done     int64
-		err      error
+		last     error // the last run's
 		fallback bool
 	)
-	for attempt := 1; ; attempt++ {
-		done, err = s.commitChunk(ctx, &c, fallback)
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		done, last = s.commitChunk(ctx, &c, fallback)
 		switch {
-		case err == nil || attempt == maxTxAttempts:
-		case s.d.UniqueViolation(err):
+		case last == nil:
+			return struct{}{}, nil
+		case s.d.UniqueViolation(last):
 			// On the fast path: a collision, redo the chunk on the skipping
 			// path. On the skipping path (SQL Server): another transaction
 			// inserted one of our codes between the check and the insert;
-			// run it again, the code now exists and is skipped.
+			// run it again, the code now exists and is skipped. At once.
 			fallback = true
-			continue
-		case s.d.Retryable(err):
-			if perr := pause(ctx, attempt); perr != nil {
-				err = perr
-				break
-			}
-			continue
+			return struct{}{}, backoff.RetryAfter(0)
+		case s.d.Retryable(last):
+			return struct{}{}, last
 		}
-		break
+		return struct{}{}, backoff.Permanent(last)
+	}, txRetries()...)
+	var again *backoff.RetryAfterError
+	if errors.As(err, &again) {
+		err = last // the attempts ran out on a collision
 	}
 	if err != nil && promo.Code(err) == promo.EInternal {
 		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)

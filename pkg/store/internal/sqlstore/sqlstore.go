@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
 )
@@ -172,30 +174,25 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 }
 
 // retry runs fn up to maxTxAttempts times while it fails retryably (or
-// loses a create's idempotency race: the new run finds the winner's),
-// pausing so that deadlock victims do not meet again at once.
+// loses a create's idempotency race: the new run finds the winner's).
 func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
-	for attempt := 1; ; attempt++ {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		err := fn()
-		if err == nil || attempt == maxTxAttempts || !(s.d.Retryable(err) || errors.Is(err, errIdempotencyRace)) {
-			return err
+		if err != nil && !s.d.Retryable(err) && !errors.Is(err, errIdempotencyRace) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if err := pause(ctx, attempt); err != nil {
-			return err
-		}
-	}
+		return struct{}{}, err
+	}, txRetries()...)
+	return err
 }
 
-// pause waits before run attempt+1 of a transaction.
-func pause(ctx context.Context, attempt int) error {
-	t := time.NewTimer(time.Duration(attempt) * 10 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// txRetries are the options of a transaction's runs: at most maxTxAttempts,
+// 10 ms apart at first, doubling, with jitter so that two deadlock victims
+// do not meet again at once.
+func txRetries() []backoff.RetryOption {
+	return []backoff.RetryOption{backoff.WithMaxTries(maxTxAttempts), backoff.WithMaxElapsedTime(0),
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 10 * time.Millisecond,
+			RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 100 * time.Millisecond})}
 }
 
 // nullTime is a nullable time argument.

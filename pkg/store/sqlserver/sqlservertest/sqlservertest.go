@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	_ "github.com/microsoft/go-mssqldb" // the "sqlserver" driver
 	"github.com/testcontainers/testcontainers-go"
 
@@ -123,17 +124,15 @@ func waitForLogin(ctx context.Context, dsn string) error {
 		return errors.New("cannot parse the container DSN")
 	}
 	defer db.Close()
-	for {
+	var last error
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := db.PingContext(pctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(time.Second):
-		}
+		defer cancel()
+		last = db.PingContext(pctx)
+		return struct{}{}, last
+	}, backoff.WithBackOff(backoff.NewConstantBackOff(time.Second)), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
 	}
+	return nil
 }
