@@ -17,3 +17,8 @@ func TestAdversarialGroupLimitMix(t *testing.T) {
 		return g, m
 	})
 }
+
+// TestAdversarialChunksRaceCancel: storetest.AdversarialChunksRaceCancel.
+func TestAdversarialChunksRaceCancel(t *testing.T) {
+	storetest.AdversarialChunksRaceCancel(t, "sqlite", open(t))
+}
