@@ -163,6 +163,7 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 		}
 		return struct{}{}, backoff.Permanent(last)
 	}, txRetries()...)
+	err = unpermanent(err)
 	var again *backoff.RetryAfterError
 	if errors.As(err, &again) {
 		err = last // the attempts ran out on a collision

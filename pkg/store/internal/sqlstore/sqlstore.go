@@ -183,6 +183,17 @@ func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
 		}
 		return struct{}{}, err
 	}, txRetries()...)
+	return unpermanent(err)
+}
+
+// unpermanent is the error backoff.Retry returned, without the
+// *backoff.PermanentError it leaves around a permanent error on the last
+// allowed run (it checks the run limit first): the run's own error, which
+// a caller retrying with backoff.Retry itself must not take as permanent.
+func unpermanent(err error) error {
+	if p, ok := err.(*backoff.PermanentError); ok {
+		return p.Err
+	}
 	return err
 }
 
