@@ -15,6 +15,7 @@ import (
 
 	"github.com/promocodes/promocodes/api"
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
 	"github.com/promocodes/promocodes/promotion"
 )
 
@@ -22,14 +23,8 @@ import (
 // and counts; a repeated (idempotent) create logs nothing new.
 func TestCreateLogsOneInfoLine(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	opened, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	st := storetest.Migrated(t, opened, err)
 	core, logs := observer.New(zap.InfoLevel)
 	ps, err := promotion.New(promotion.Config{Secret: testSecret, BatchCodeCount: 1000}, st, nil, zap.New(core))
 	if err != nil {
@@ -68,14 +63,8 @@ func TestCreateLogsOneInfoLine(t *testing.T) {
 // no Displayer is given.
 func TestRevokeAndAuditLogArePromotionAdmin(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(st.Close)
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	opened, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "p.db")})
+	st := storetest.Migrated(t, opened, err)
 	ps, err := promotion.New(promotion.Config{Secret: testSecret, BatchCodeCount: 1000}, st, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

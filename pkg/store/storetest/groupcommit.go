@@ -70,8 +70,7 @@ func GroupCommitExact(t *testing.T, st Store, counts GroupCounts) {
 				case 4:
 					// Keys shared by many workers: one redeems, the rest
 					// replay it (same request) or conflict (another hash).
-					req = redeemReq("GCD", fmt.Sprintf("k-user-%d", w%8))
-					req.IdempotencyKey, req.RequestHash = fmt.Sprintf("k%d", w%8), "h:"+req.UserID
+					req = KeyedReq("GCD", fmt.Sprintf("k-user-%d", w%8), fmt.Sprintf("k%d", w%8))
 					if w%3 == 0 {
 						req.RequestHash = "other"
 					}
