@@ -155,6 +155,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests = append(tests, inspectTests...)
 	tests = append(tests, redeemBatchTests...)
 	tests = append(tests, personalTests...)
+	tests = append(tests, refusalOrderTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
