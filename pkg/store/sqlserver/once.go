@@ -4,6 +4,20 @@ package sqlserver
 // having written nothing (Dialect.StatementPath).
 const errStatementPath = 50001
 
+// refusal is why the use of code row c (of promotion p) by @p3 at @p6 is
+// refused, in the order of promo.CodeState.Status, NULL when it is allowed:
+// qRedeemOnce's conditional use matches while it is NULL, and names the
+// reason by it when that matched no row (a state that allows the use again:
+// a concurrent change, code_exhausted), as PostgreSQL's promo_refusal does.
+const refusal = `CASE
+			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
+			WHEN c.revoked_at IS NOT NULL THEN 'revoked'
+			WHEN c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'
+			WHEN p.active = 0 THEN 'deactivated'
+			WHEN @p6 < p.starts_at THEN 'not_started'
+			WHEN @p6 >= p.expires_at THEN 'expired'
+			WHEN c.used >= p.max_usage_per_code THEN 'code_exhausted' END`
+
 // qRedeemOnce is RedeemOnce (its arguments and row: sqlstore.Statements):
 // one batch that is its own transaction, the core's steps in its lock order.
 //
@@ -31,20 +45,11 @@ BEGIN TRY
 		OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit,
 			CASE WHEN p.eligibility IS NULL THEN 0 ELSE 1 END INTO @t
 		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-		WHERE c.code = @p2 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-		  AND (c.user_id IS NULL OR c.user_id = @p3)
-		  AND (p.starts_at IS NULL OR p.starts_at <= @p6) AND (p.expires_at IS NULL OR p.expires_at > @p6);
+		WHERE c.code = @p2 AND ` + refusal + ` IS NULL;
 		SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user, @rules = rules FROM @t;
 		IF @pid IS NULL
 		BEGIN
-			SELECT @pid = c.promotion_id, @outcome = CASE
-				WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
-				WHEN c.revoked_at IS NOT NULL THEN 'revoked'
-				WHEN c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'
-				WHEN p.active = 0 THEN 'deactivated'
-				WHEN p.starts_at IS NOT NULL AND @p6 < p.starts_at THEN 'not_started'
-				WHEN p.expires_at IS NOT NULL AND @p6 >= p.expires_at THEN 'expired'
-				ELSE 'code_exhausted' END
+			SELECT @pid = c.promotion_id, @outcome = COALESCE(` + refusal + `, 'code_exhausted')
 			FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
 			IF @outcome IS NULL SET @outcome = 'code_not_found';
 		END

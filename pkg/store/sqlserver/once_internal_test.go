@@ -91,7 +91,8 @@ func TestRedeemIsOneBatch(t *testing.T) {
 }
 
 // The batch keeps the core's lock order and its conditions: the key, the
-// code row (with the bound code's owner in its WHERE), the rules' abort, the
+// code row (every condition of a use, the bound code's owner among them,
+// in the refusal its WHERE requires NULL), the rules' abort, the
 // holds of the code row it used, the allowance, the audit row and the event;
 // refusal reasons in the order the statement path names them; every BEGIN
 // (and CASE) closed; every THROW after a terminated statement; any error rolls back.
@@ -99,10 +100,8 @@ func TestRedeemOnceShape(t *testing.T) {
 	q, at := statements.RedeemOnce, 0
 	for _, part := range []string{"SET XACT_ABORT ON", "BEGIN TRY", "BEGIN TRANSACTION",
 		"WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7",
-		"c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1",
-		"AND (c.user_id IS NULL OR c.user_id = @p3)",
-		"'promotion_deleted'", "'revoked'", "'not_your_code'", "'deactivated'", "'not_started'", "'expired'", "'code_exhausted'",
-		"'code_not_found'", "THROW 50001",
+		"WHERE c.code = @p2 AND " + refusal + " IS NULL;",
+		"@outcome = COALESCE(" + refusal + ", 'code_exhausted')", "'code_not_found'", "THROW 50001",
 		"FROM reservations AS r\n\t\t\tWHERE r.code = @p2 AND r.promotion_id = @pid", "UPDATE user_uses SET used = used + 1",
 		"AND used < @limit", "WITH (UPDLOCK, HOLDLOCK) WHERE promotion_id = @pid AND user_id = @p3",
 		"r.promotion_id = @pid AND r.user_id = @p3", "UPDATE codes SET used = used - 1",
@@ -112,6 +111,17 @@ func TestRedeemOnceShape(t *testing.T) {
 		i := strings.Index(q[at:], part)
 		if i < 0 {
 			t.Fatalf("RedeemOnce lacks %q after offset %d", part, at)
+		}
+		at += i + len(part)
+	}
+	at = 0
+	for _, part := range []string{"p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'",
+		"c.revoked_at IS NOT NULL THEN 'revoked'", "c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'",
+		"p.active = 0 THEN 'deactivated'", "@p6 < p.starts_at THEN 'not_started'", "@p6 >= p.expires_at THEN 'expired'",
+		"c.used >= p.max_usage_per_code THEN 'code_exhausted' END"} {
+		i := strings.Index(refusal[at:], part)
+		if i < 0 {
+			t.Fatalf("the refusal lacks %q after offset %d", part, at)
 		}
 		at += i + len(part)
 	}
