@@ -4,19 +4,22 @@ package sqlserver
 // having written nothing (Dialect.StatementPath).
 const errStatementPath = 50001
 
-// refusal is why the use of code row c (of promotion p) by @p3 at @p6 is
-// refused, in the order of promo.CodeState.Status, NULL when it is allowed:
-// qRedeemOnce's conditional use matches while it is NULL, and names the
-// reason by it when that matched no row (a state that allows the use again:
-// a concurrent change, code_exhausted), as PostgreSQL's promo_refusal does.
-const refusal = `CASE
+// refusal is why the use of code row c (of promotion p) by user at now
+// (parameters) is refused, in the order of promo.CodeState.Status, NULL when
+// it is allowed: the conditional use (codeUse, qRedeemOnce) matches while it
+// is NULL, and qRedeemOnce names the reason by it when that matched no row
+// (a state that allows the use again: a concurrent change, code_exhausted),
+// as PostgreSQL's promo_refusal does.
+func refusal(user, now string) string {
+	return `CASE
 			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
 			WHEN c.revoked_at IS NOT NULL THEN 'revoked'
-			WHEN c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'
+			WHEN c.user_id IS NOT NULL AND c.user_id <> ` + user + ` THEN 'not_your_code'
 			WHEN p.active = 0 THEN 'deactivated'
-			WHEN @p6 < p.starts_at THEN 'not_started'
-			WHEN @p6 >= p.expires_at THEN 'expired'
+			WHEN ` + now + ` < p.starts_at THEN 'not_started'
+			WHEN ` + now + ` >= p.expires_at THEN 'expired'
 			WHEN c.used >= p.max_usage_per_code THEN 'code_exhausted' END`
+}
 
 // qRedeemOnce is RedeemOnce (its arguments and row: sqlstore.Statements):
 // one batch that is its own transaction, the core's steps in its lock order.
@@ -25,7 +28,7 @@ const refusal = `CASE
 // key's and the allowance's inserts hold UPDLOCK, HOLDLOCK (a key-range
 // lock to the end). XACT_ABORT with TRY/CATCH rolls the whole batch back on
 // any error. The payload is nvarchar(max): no cut at 4,000 characters.
-const qRedeemOnce = `SET NOCOUNT ON;
+var qRedeemOnce = `SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @rules int, @load int, @uu int, @left int;
 DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, rules int);
@@ -45,11 +48,11 @@ BEGIN TRY
 		OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit,
 			CASE WHEN p.eligibility IS NULL THEN 0 ELSE 1 END INTO @t
 		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-		WHERE c.code = @p2 AND ` + refusal + ` IS NULL;
+		WHERE c.code = @p2 AND ` + refusal("@p3", "@p6") + ` IS NULL;
 		SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user, @rules = rules FROM @t;
 		IF @pid IS NULL
 		BEGIN
-			SELECT @pid = c.promotion_id, @outcome = COALESCE(` + refusal + `, 'code_exhausted')
+			SELECT @pid = c.promotion_id, @outcome = COALESCE(` + refusal("@p3", "@p6") + `, 'code_exhausted')
 			FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
 			IF @outcome IS NULL SET @outcome = 'code_not_found';
 		END

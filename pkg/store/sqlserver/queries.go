@@ -110,9 +110,7 @@ func codeUse(set string) string {
 UPDATE c SET c.used = ` + set + `
 OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit, p.eligibility INTO @t
 FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-  AND (c.user_id IS NULL OR c.user_id = @p3)
-  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+WHERE c.code = @p1 AND ` + refusal("@p3", "@p2") + ` IS NULL;
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 

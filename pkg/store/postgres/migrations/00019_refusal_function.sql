@@ -31,7 +31,9 @@
 -- every earlier holder's commit); the allowance row likewise. The reason of a
 -- refusal is read after the failed UPDATE, for naming it only, as the
 -- store's statement path does. Lock order, statements and outcomes are
--- those of the definitions replaced.
+-- those of the definitions replaced; one path is shorter: a batch on a bound
+-- code that an earlier reason refuses (revoked, deleted) answers that reason
+-- itself instead of aborting for redeem_code to answer it request by request.
 --
 -- The replaced definitions stay, renamed v18_*, unused, so that Down
 -- restores them exactly.
