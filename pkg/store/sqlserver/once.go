@@ -4,12 +4,9 @@ package sqlserver
 // having written nothing (Dialect.StatementPath).
 const errStatementPath = 50001
 
-// refusal is why the use of code row c (of promotion p) by user at now
-// (parameters) is refused, in the order of promo.CodeState.Status, NULL when
-// it is allowed: the conditional use (codeUse, qRedeemOnce) matches while it
-// is NULL, and qRedeemOnce names the reason by it when that matched no row
-// (a state that allows the use again: a concurrent change, code_exhausted),
-// as PostgreSQL's promo_refusal does.
+// refusal is why code row c (promotion p) is refused to user at now, in
+// promo.CodeState.Status's order, NULL if allowed: the conditional use's
+// condition (codeUse, qRedeemOnce) and the batch's reason, as promo_refusal.
 func refusal(user, now string) string {
 	return `CASE
 			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
