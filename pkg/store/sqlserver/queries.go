@@ -138,8 +138,10 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATE
 	// inserter of a key (ClaimKey) waits for the first's key lock and gets
 	// 2627 once it commits; a redemption's segments are distinct.
 	// A bit parameter is no predicate: UpdatePromotion's "set" flags compare.
+	// LockPromotion: UPDLOCK is FOR UPDATE.
 	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", "",
-		"WHEN $3 THEN", "WHEN $3 = 1 THEN", "WHEN $5 THEN", "WHEN $5 = 1 THEN", "WHEN $8 THEN", "WHEN $8 = 1 THEN"},
+		"WHEN $3 THEN", "WHEN $3 = 1 THEN", "WHEN $5 THEN", "WHEN $5 = 1 THEN", "WHEN $8 THEN", "WHEN $8 = 1 THEN",
+		"promotions WHERE id = $1 FOR UPDATE", "promotions WITH (UPDLOCK, ROWLOCK) WHERE id = $1"},
 	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
 		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int", "codes.promotion_id": "bigint",
@@ -251,9 +253,6 @@ IF @@ROWCOUNT = 0
 	// LockCode, then CodeLoad in a later statement: see sqlstore's take.
 
 	LockCode: codeUse("c.used"),
-
-	LockPromotion: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
-	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WITH (UPDLOCK, ROWLOCK) WHERE id = @p1`,
 
 	// FlagCancelled locks only the promotion row; "some batch is unfinished"
 	// must not wait for a chunk in flight: an unlocked unfinished batch

@@ -211,16 +211,12 @@ const (
 // the numbers among all of the response's (Error is only the last, often
 // 3621 "The statement has been terminated.").
 func hasErrorNumber(err error, numbers ...int32) bool {
-	var all []mssql.Error
-	var e mssql.Error
-	var pe *mssql.Error
-	switch {
-	case errors.As(err, &e):
-		all = append([]mssql.Error{e}, e.All...)
-	case errors.As(err, &pe) && pe != nil:
-		all = append([]mssql.Error{*pe}, pe.All...)
+	e, ok := errors.AsType[mssql.Error](err)
+	if pe, isPtr := errors.AsType[*mssql.Error](err); !ok && isPtr && pe != nil {
+		e, ok = *pe, true
 	}
-	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
+	return ok && slices.ContainsFunc(append([]mssql.Error{e}, e.All...),
+		func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
 
 // hideSecret returns err, or if it shows the DSN's password, its text
