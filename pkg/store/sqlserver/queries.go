@@ -104,15 +104,13 @@ SELECT @p1, CAST(` + first + ` + g.n AS int), @p2 + g.n * @p3,
 FROM g`
 }
 
-// codeUse is postgres' codeUse.
+// codeUse is postgres' codeUse, on sqlstore.CodeUsable.
 func codeUse(set string) string {
 	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, eligibility nvarchar(max));
 UPDATE c SET c.used = ` + set + `
 OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit, p.eligibility INTO @t
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-  AND (c.user_id IS NULL OR c.user_id = @p3)
-  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+FROM codes AS c, promotions AS p
+WHERE ` + strings.NewReplacer("$", "@p", "p.active\n", "p.active = 1\n").Replace(sqlstore.CodeUsable) + `;
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
 }
 
