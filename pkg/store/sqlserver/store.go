@@ -52,10 +52,7 @@ type Config struct {
 // Validate checks the configuration, naming fields by key.
 func (c Config) Validate() error {
 	var errs configkey.List
-	errs.Set(map[string]string{"dsn": c.DSN})
-	if c.MaxConns < 0 {
-		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
-	}
+	sqlstore.CheckPool(&errs, c.DSN, c.MaxConns, DefaultMaxConns)
 	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "no limit")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()

@@ -153,6 +153,14 @@ func CheckMillis(errs *configkey.List, key string, d time.Duration, zero string)
 	}
 }
 
+// CheckPool adds to errs a missing DSN and a negative maxConns (0: def).
+func CheckPool[N int | int32](errs *configkey.List, dsn string, maxConns N, def int) {
+	errs.Set(map[string]string{"dsn": dsn})
+	if maxConns < 0 {
+		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", def, maxConns)
+	}
+}
+
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
