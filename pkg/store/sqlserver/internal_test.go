@@ -263,7 +263,7 @@ func TestLifecycleGuardShapes(t *testing.T) {
 		{"ReleaseCode", []string{"code = @p1 AND promotion_id = @p2 AND used > 0"}, nil},
 		{"ReleaseAllowance", []string{"AND used > 0"}, nil},
 		{"UnuseCode", []string{"AND used > 0"}, nil},
-		{"UseCode", []string{"c.used >= p.max_usage_per_code THEN 'code_exhausted' END IS NULL"}, []string{"c.used > "}},
+		{"UseCode", []string{"c.used < p.max_usage_per_code"}, []string{"c.used <= "}},
 		{"UseAllowance", []string{"used < @p3"}, []string{"used <= "}},
 		{"UpdatePromotion", []string{"delete_requested_at IS NULL"}, nil},
 		{"RevokeCode", []string{"p.delete_requested_at IS NOT NULL"}, nil},

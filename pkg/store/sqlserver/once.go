@@ -4,19 +4,17 @@ package sqlserver
 // having written nothing (Dialect.StatementPath).
 const errStatementPath = 50001
 
-// refusal is why code row c (promotion p) is refused to user at now, in
-// promo.CodeState.Status's order, NULL if allowed: the conditional use's
-// condition (codeUse, qRedeemOnce) and the batch's reason, as promo_refusal.
-func refusal(user, now string) string {
-	return `CASE
+// refusal is why code row c (promotion p) is refused to user @p3 at @p6, in
+// promo.CodeState.Status's order, NULL if allowed: qRedeemOnce's condition
+// and reason, as promo_refusal (the statement path's is sqlstore.CodeUsable).
+const refusal = `CASE
 			WHEN p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'
 			WHEN c.revoked_at IS NOT NULL THEN 'revoked'
-			WHEN c.user_id IS NOT NULL AND c.user_id <> ` + user + ` THEN 'not_your_code'
+			WHEN c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'
 			WHEN p.active = 0 THEN 'deactivated'
-			WHEN ` + now + ` < p.starts_at THEN 'not_started'
-			WHEN ` + now + ` >= p.expires_at THEN 'expired'
+			WHEN @p6 < p.starts_at THEN 'not_started'
+			WHEN @p6 >= p.expires_at THEN 'expired'
 			WHEN c.used >= p.max_usage_per_code THEN 'code_exhausted' END`
-}
 
 // qRedeemOnce is RedeemOnce (its arguments and row: sqlstore.Statements):
 // one batch that is its own transaction, the core's steps in its lock order.
@@ -25,7 +23,7 @@ func refusal(user, now string) string {
 // key's and the allowance's inserts hold UPDLOCK, HOLDLOCK (a key-range
 // lock to the end). XACT_ABORT with TRY/CATCH rolls the whole batch back on
 // any error. The payload is nvarchar(max): no cut at 4,000 characters.
-var qRedeemOnce = `SET NOCOUNT ON;
+const qRedeemOnce = `SET NOCOUNT ON;
 SET XACT_ABORT ON;
 DECLARE @outcome varchar(32), @pid bigint, @used int, @max int, @limit int, @rules int, @load int, @uu int, @left int;
 DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, rules int);
@@ -45,11 +43,11 @@ BEGIN TRY
 		OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit,
 			CASE WHEN p.eligibility IS NULL THEN 0 ELSE 1 END INTO @t
 		FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-		WHERE c.code = @p2 AND ` + refusal("@p3", "@p6") + ` IS NULL;
+		WHERE c.code = @p2 AND ` + refusal + ` IS NULL;
 		SELECT @pid = promotion_id, @used = used, @max = max_usage, @limit = per_user, @rules = rules FROM @t;
 		IF @pid IS NULL
 		BEGIN
-			SELECT @pid = c.promotion_id, @outcome = COALESCE(` + refusal("@p3", "@p6") + `, 'code_exhausted')
+			SELECT @pid = c.promotion_id, @outcome = COALESCE(` + refusal + `, 'code_exhausted')
 			FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id WHERE c.code = @p2;
 			IF @outcome IS NULL SET @outcome = 'code_not_found';
 		END

@@ -100,8 +100,8 @@ func TestRedeemOnceShape(t *testing.T) {
 	q, at := statements.RedeemOnce, 0
 	for _, part := range []string{"SET XACT_ABORT ON", "BEGIN TRY", "BEGIN TRANSACTION",
 		"WITH (UPDLOCK, HOLDLOCK) WHERE idem_key = @p7",
-		"WHERE c.code = @p2 AND " + refusal("@p3", "@p6") + " IS NULL;",
-		"@outcome = COALESCE(" + refusal("@p3", "@p6") + ", 'code_exhausted')", "'code_not_found'", "THROW 50001",
+		"WHERE c.code = @p2 AND " + refusal + " IS NULL;",
+		"@outcome = COALESCE(" + refusal + ", 'code_exhausted')", "'code_not_found'", "THROW 50001",
 		"FROM reservations AS r\n\t\t\tWHERE r.code = @p2 AND r.promotion_id = @pid", "UPDATE user_uses SET used = used + 1",
 		"AND used < @limit", "WITH (UPDLOCK, HOLDLOCK) WHERE promotion_id = @pid AND user_id = @p3",
 		"r.promotion_id = @pid AND r.user_id = @p3", "UPDATE codes SET used = used - 1",
@@ -115,12 +115,11 @@ func TestRedeemOnceShape(t *testing.T) {
 		at += i + len(part)
 	}
 	at = 0
-	r := refusal("@p3", "@p6")
 	for _, part := range []string{"p.delete_requested_at IS NOT NULL THEN 'promotion_deleted'",
 		"c.revoked_at IS NOT NULL THEN 'revoked'", "c.user_id IS NOT NULL AND c.user_id <> @p3 THEN 'not_your_code'",
 		"p.active = 0 THEN 'deactivated'", "@p6 < p.starts_at THEN 'not_started'", "@p6 >= p.expires_at THEN 'expired'",
 		"c.used >= p.max_usage_per_code THEN 'code_exhausted' END"} {
-		i := strings.Index(r[at:], part)
+		i := strings.Index(refusal[at:], part)
 		if i < 0 {
 			t.Fatalf("the refusal lacks %q after offset %d", part, at)
 		}
