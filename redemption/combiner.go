@@ -58,7 +58,7 @@ const batchTimeout = 30 * time.Second
 // in one transaction (SQLite's group commit) is still combined here: one
 // code's concurrent redemptions in one batch take its row once, where a
 // group would run each member's statements on it in turn (on SQLite 64
-// clients on one code: 4,039/s combined against 2,825/s grouped, same run;
+// clients on one code: 3,947/s combined against 2,825/s grouped, same run;
 // docs/performance.md).
 func newCombiner(store Store, max int, g *gate) *combiner {
 	c := &combiner{store: store, max: max, gate: g, codes: map[string]*codeQueue{}}
