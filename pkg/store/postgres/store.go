@@ -71,10 +71,7 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // Validate checks the configuration, naming fields by key ("maxConns").
 func (c Config) Validate() error {
 	var errs configkey.List
-	errs.Set(map[string]string{"dsn": c.DSN})
-	if c.MaxConns < 0 {
-		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
-	}
+	sqlstore.CheckPool(&errs, c.DSN, c.MaxConns, DefaultMaxConns)
 	if c.RedeemGroup < -1 {
 		errs.Add("redeemGroup", "must be -1 (off), 0 (the default, %d) or more, got %d", DefaultRedeemGroup, c.RedeemGroup)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	mssql "github.com/microsoft/go-mssqldb"
 
@@ -76,21 +77,19 @@ var zero any = int32(0)
 func insertCodesSkipping(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
 	var inserted int64
 	args := make([]any, 0, 1+min(len(codes), maxValuesRows))
-	for len(codes) > 0 {
-		n := min(len(codes), maxValuesRows)
+	for part := range slices.Chunk(codes, maxValuesRows) {
 		args = append(args[:0], promotionID)
-		for _, code := range codes[:n] {
+		for _, code := range part {
 			args = append(args, mssql.VarChar(code))
 		}
 		var k int64
-		if err := tx.QueryRow(ctx, qInsertCodesSkipping(n), args...).Scan(&k); err != nil {
-			return 0, fmt.Errorf("insert %d codes: %w", n, err)
+		if err := tx.QueryRow(ctx, qInsertCodesSkipping(len(part)), args...).Scan(&k); err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", len(part), err)
 		}
-		if k < 0 || k > int64(n) {
-			return 0, fmt.Errorf("insert %d codes: server reports %d rows inserted", n, k)
+		if k < 0 || k > int64(len(part)) {
+			return 0, fmt.Errorf("insert %d codes: server reports %d rows inserted", len(part), k)
 		}
 		inserted += k
-		codes = codes[n:]
 	}
 	return inserted, nil
 }

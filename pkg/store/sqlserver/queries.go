@@ -104,16 +104,28 @@ SELECT @p1, CAST(` + first + ` + g.n AS int), @p2 + g.n * @p3,
 FROM g`
 }
 
-// codeUse is postgres' codeUse.
+// codeUse is postgres' codeUse, on sqlstore.CodeUsable.
 func codeUse(set string) string {
 	return `DECLARE @t TABLE (promotion_id bigint, used int, max_usage int, per_user int, eligibility nvarchar(max));
 UPDATE c SET c.used = ` + set + `
 OUTPUT inserted.promotion_id, inserted.used, p.max_usage_per_code, p.per_user_limit, p.eligibility INTO @t
-FROM codes AS c JOIN promotions AS p ON p.id = c.promotion_id
-WHERE c.code = @p1 AND c.used < p.max_usage_per_code AND c.revoked_at IS NULL AND p.active = 1
-  AND (c.user_id IS NULL OR c.user_id = @p3)
-  AND (p.starts_at IS NULL OR p.starts_at <= @p2) AND (p.expires_at IS NULL OR p.expires_at > @p2);
+FROM codes AS c, promotions AS p
+WHERE ` + strings.NewReplacer("$", "@p", "p.active\n", "p.active = 1\n").Replace(sqlstore.CodeUsable) + `;
 SELECT promotion_id, used, max_usage, per_user, COALESCE(eligibility, N'') FROM @t;`
+}
+
+// allowance sets a user's used to set below the limit @p3; allowanceInsert
+// inserts its absent row at used.
+func allowance(set string) string {
+	return `DECLARE @t TABLE (used int);
+UPDATE user_uses SET used = ` + set + ` OUTPUT inserted.used INTO @t
+WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
+SELECT used FROM @t;`
+}
+
+func allowanceInsert(used int) string {
+	return `INSERT INTO user_uses (promotion_id, user_id, used)
+SELECT @p1, @p2, ` + strconv.Itoa(used) + ` WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`
 }
 
 // Advance (shared): SET's right-hand sides see the row before the update;
@@ -123,8 +135,12 @@ var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "@p", Now: "SYSUTCDATE
 	// COUNT_BIG: bigint, as PostgreSQL counts. No ON CONFLICT: a second
 	// inserter of a key (ClaimKey) waits for the first's key lock and gets
 	// 2627 once it commits; a redemption's segments are distinct.
-	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", ""},
-	Flag:    func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
+	// A bit parameter is no predicate: UpdatePromotion's "set" flags compare.
+	// LockPromotion: UPDLOCK is FOR UPDATE.
+	Replace: []string{"count(", "COUNT_BIG(", "\nON CONFLICT (idem_key) DO NOTHING", "", "\nON CONFLICT DO NOTHING", "",
+		"WHEN $3 THEN", "WHEN $3 = 1 THEN", "WHEN $5 THEN", "WHEN $5 = 1 THEN", "WHEN $8 THEN", "WHEN $8 = 1 THEN",
+		"promotions WHERE id = $1 FOR UPDATE", "promotions WITH (UPDLOCK, ROWLOCK) WHERE id = $1"},
+	Flag: func(p string) string { return "CAST(CASE WHEN " + p + " THEN 1 ELSE 0 END AS bit)" },
 	Output: map[string]string{"promotions.id": "bigint", "promotions.counter_name": "nvarchar(450)",
 		"promotions.code_count": "bigint", "batches.done": "bigint", "codes.used": "int", "codes.promotion_id": "bigint",
 		"redemptions.id": "varchar(36)", "reservations.id": "varchar(36)"}}, sqlstore.Statements{
@@ -195,13 +211,8 @@ WHERE c.code = @p1 AND c.used + @p2 <= p.max_usage_per_code`,
 	// The allowance is an update-or-insert in two statements (no MERGE):
 	// the conditional UPDATE, else the Insert, whose unique violation (a
 	// concurrent first use) sends the core back to the UPDATE.
-	UseAllowance: `DECLARE @t TABLE (used int);
-UPDATE user_uses SET used = used + 1 OUTPUT inserted.used INTO @t
-WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
-SELECT used FROM @t;`,
-
-	UseAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
-SELECT @p1, @p2, 1 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
+	UseAllowance: allowance("used + 1"), UseAllowanceInsert: allowanceInsert(1),
+	LockAllowance: allowance("used"), LockAllowanceInsert: allowanceInsert(0),
 
 	ClaimEvents: `DECLARE @t TABLE (seq bigint);
 DECLARE @now datetime2 = SYSUTCDATETIME();
@@ -240,32 +251,6 @@ IF @@ROWCOUNT = 0
 	// LockCode, then CodeLoad in a later statement: see sqlstore's take.
 
 	LockCode: codeUse("c.used"),
-
-	LockAllowance: `DECLARE @t TABLE (used int);
-UPDATE user_uses SET used = used OUTPUT inserted.used INTO @t
-WHERE promotion_id = @p1 AND user_id = @p2 AND used < @p3;
-SELECT used FROM @t;`,
-
-	LockAllowanceInsert: `INSERT INTO user_uses (promotion_id, user_id, used)
-SELECT @p1, @p2, 0 WHERE NOT EXISTS (SELECT 1 FROM user_uses WHERE promotion_id = @p1 AND user_id = @p2)`,
-
-	UpdatePromotion: `DECLARE @t TABLE (id bigint);
-UPDATE promotions SET
-	name = COALESCE(@p2, name),
-	starts_at = CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END,
-	expires_at = CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END,
-	active = COALESCE(@p7, active),
-	eligibility = CASE WHEN @p8 = 1 THEN @p9 ELSE eligibility END
-OUTPUT inserted.id INTO @t
-WHERE id = @p1 AND delete_requested_at IS NULL AND (
-	(CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) IS NULL
-	OR (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END) IS NULL
-	OR (CASE WHEN @p3 = 1 THEN @p4 ELSE starts_at END) < (CASE WHEN @p5 = 1 THEN @p6 ELSE expires_at END));
-SELECT id, name, starts_at, expires_at, CAST(active AS bit), COALESCE(eligibility, N'') FROM promotions
-WHERE id IN (SELECT id FROM @t);`,
-
-	LockPromotion: `SELECT CAST(CASE WHEN delete_requested_at IS NULL THEN 0 ELSE 1 END AS bit),
-	CAST(CASE WHEN cancelled_at IS NULL THEN 0 ELSE 1 END AS bit) FROM promotions WITH (UPDLOCK, ROWLOCK) WHERE id = @p1`,
 
 	// FlagCancelled locks only the promotion row; "some batch is unfinished"
 	// must not wait for a chunk in flight: an unlocked unfinished batch

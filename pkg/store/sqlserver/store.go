@@ -52,10 +52,7 @@ type Config struct {
 // Validate checks the configuration, naming fields by key.
 func (c Config) Validate() error {
 	var errs configkey.List
-	errs.Set(map[string]string{"dsn": c.DSN})
-	if c.MaxConns < 0 {
-		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", DefaultMaxConns, c.MaxConns)
-	}
+	sqlstore.CheckPool(&errs, c.DSN, c.MaxConns, DefaultMaxConns)
 	sqlstore.CheckMillis(&errs, "lockTimeout", c.LockTimeout, "no limit")
 	errs.Join(c.tcp().Validate())
 	return errs.Err()
@@ -211,16 +208,12 @@ const (
 // the numbers among all of the response's (Error is only the last, often
 // 3621 "The statement has been terminated.").
 func hasErrorNumber(err error, numbers ...int32) bool {
-	var all []mssql.Error
-	var e mssql.Error
-	var pe *mssql.Error
-	switch {
-	case errors.As(err, &e):
-		all = append([]mssql.Error{e}, e.All...)
-	case errors.As(err, &pe) && pe != nil:
-		all = append([]mssql.Error{*pe}, pe.All...)
+	e, ok := errors.AsType[mssql.Error](err)
+	if pe, isPtr := errors.AsType[*mssql.Error](err); !ok && isPtr && pe != nil {
+		e, ok = *pe, true
 	}
-	return slices.ContainsFunc(all, func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
+	return ok && slices.ContainsFunc(append([]mssql.Error{e}, e.All...),
+		func(x mssql.Error) bool { return slices.Contains(numbers, x.Number) })
 }
 
 // hideSecret returns err, or if it shows the DSN's password, its text

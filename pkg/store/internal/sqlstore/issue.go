@@ -136,8 +136,8 @@ const maxPage = 1<<32 - 1
 
 func tid(page int64) string { return fmt.Sprintf("(%d,0)", page) }
 
-// takeCodes runs an issuing statement: its rows are a code, and with first
-// set a page (the lowest is kept in *first).
+// takeCodes runs an issuing statement (or IssuedCodes): its rows are a code,
+// and with first set a page (the lowest is kept in *first).
 func (x stmts[T]) takeCodes(ctx context.Context, first *int64, query string, args ...any) ([]string, error) {
 	return collect(ctx, x.q, query, args, func(r Row, code *string) error {
 		if first == nil {
@@ -165,9 +165,7 @@ func (x stmts[T]) replayIssuance(ctx context.Context, req promo.IssueRequest) (p
 	}
 	iss := promo.Issuance{ID: id, PromotionID: req.PromotionID, UserID: req.UserID}
 	var err error
-	iss.Codes, err = collect(ctx, x.q, x.d.IssuedCodes, []any{req.UserID, x.d.VarChar(id)},
-		func(r Row, code *string) error { return r.Scan(code) })
-	if err != nil {
+	if iss.Codes, err = x.takeCodes(ctx, nil, x.d.IssuedCodes, req.UserID, x.d.VarChar(id)); err != nil {
 		return promo.IssueOutcome{}, fmt.Errorf("read issued codes: %w", err)
 	}
 	if len(iss.Codes) == 0 {

@@ -100,13 +100,11 @@ func reservationNotFound(id string) error {
 	return promo.Refusal(promo.ReasonReservationNotFound, "no reservation %q", id)
 }
 
-// promotionDeleted is the refusal of any change to a promotion whose
-// deletion was requested.
+// promotionDeleted refuses a change to a promotion being deleted.
 func promotionDeleted(id int64) error {
 	return promo.Refusal(promo.ReasonPromotionDeleted,
 		"promotion %d is deleted (its deletion was requested): it takes no change", id)
 }
 
-// pageLimit applies the audit pages' size defaults: 100 when the filter
-// says 0 or less, at most 1,000.
+// pageLimit is an audit page's size: 100 for 0 or less, at most 1,000.
 func pageLimit(n int) int { return clampLimit(n, 100, 1000) }

@@ -25,8 +25,7 @@ func NewSQLDB(db *sql.DB, opts *sql.TxOptions) SQLDB {
 // Ping checks that the pool reaches the database.
 func (d SQLDB) Ping(ctx context.Context) error { return d.db.PingContext(ctx) }
 
-// Cached is d keeping up to size statement texts prepared across
-// transactions (StmtCache).
+// Cached is d with a StmtCache of size texts.
 func (d SQLDB) Cached(size int) SQLDB {
 	d.cache = NewStmtCache(d.db, size)
 	return d
@@ -160,9 +159,8 @@ func NewStmtCache(db *sql.DB, size int) *StmtCache {
 	return &StmtCache{db: db, texts: texts, failed: map[string]time.Time{}}
 }
 
-// get returns query's prepared statement, or nil (run it as text) while it
-// is not prepared; the first call for a text starts preparing it. A nil
-// cache returns nil.
+// get returns query's prepared statement, or nil (run it as text; a nil
+// cache too); the first call for a text starts preparing it.
 func (c *StmtCache) get(query string) *sql.Stmt {
 	if c == nil {
 		return nil

@@ -153,6 +153,14 @@ func CheckMillis(errs *configkey.List, key string, d time.Duration, zero string)
 	}
 }
 
+// CheckPool adds to errs a missing DSN and a negative maxConns (0: def).
+func CheckPool[N int | int32](errs *configkey.List, dsn string, maxConns N, def int) {
+	errs.Set(map[string]string{"dsn": dsn})
+	if maxConns < 0 {
+		errs.Add("maxConns", "must be at least 1 (0: %d), got %d", def, maxConns)
+	}
+}
+
 // maxTxAttempts bounds the runs of one transaction that fails for a reason a
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
@@ -186,10 +194,9 @@ func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
 	return unpermanent(err)
 }
 
-// unpermanent is the error backoff.Retry returned, without the
-// *backoff.PermanentError it leaves around a permanent error on the last
-// allowed run (it checks the run limit first): the run's own error, which
-// a caller retrying with backoff.Retry itself must not take as permanent.
+// unpermanent unwraps the *backoff.PermanentError backoff.Retry leaves
+// around a permanent error on the last allowed run (it checks the run limit
+// first), which a caller retrying with backoff.Retry must not take as final.
 func unpermanent(err error) error {
 	if p, ok := err.(*backoff.PermanentError); ok {
 		return p.Err
@@ -231,8 +238,8 @@ func (s *Core[T]) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Migrations are the core's migrations (tests build a database as an older
-// release left it); DB is its write pool (tests drive it with plain SQL).
+// Migrations and DB (the write pool) let tests build an older schema and
+// drive it with plain SQL.
 func (s *Core[T]) Migrations() Migrations { return s.m }
 func (s *Core[T]) DB() Querier            { return s.w }
 

@@ -88,6 +88,9 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 		}
 		seg := &st.Segments[len(st.Segments)-1]
 		seg.Redemptions += n
+		if st.Redemptions > 0 {
+			seg.Rate = float64(seg.Redemptions) / float64(st.Redemptions)
+		}
 		if currency != "" {
 			seg.Orders = append(seg.Orders, promo.OrderTotals{Currency: currency, Redemptions: n,
 				OrderValue: promo.Amount(amount).String(), Discount: promo.Amount(disc).String()})
@@ -95,11 +98,6 @@ func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.Promotio
 		return nil
 	}); err != nil {
 		return st, fmt.Errorf("stats of promotion %d: segments: %w", id, err)
-	}
-	for i := range st.Segments {
-		if st.Redemptions > 0 {
-			st.Segments[i].Rate = float64(st.Segments[i].Redemptions) / float64(st.Redemptions)
-		}
 	}
 	return st, nil
 }
@@ -172,9 +170,8 @@ func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.Roll
 	if err != nil || len(evs) == 0 {
 		return promo.RollupBatch{}, err
 	}
-	// The claim marked evs counted under its lock; their deltas are added in
-	// the same transaction, so the mark and the totals commit together: exact
-	// with any number of rollers and crashes.
+	// The claim's mark and these deltas commit together: exact with any
+	// number of rollers and crashes.
 	deltas, bad := promo.TallyEvents(evs)
 	if s.d.Arrays && len(deltas) > 0 {
 		cols := [4][]int64{}

@@ -51,8 +51,7 @@ func (s *Core[T]) InStatementTx(ctx context.Context, fn func(StatementTx) error)
 
 // run runs fn in a write transaction, committed if fn returns no error; ok
 // is fn's second answer. A deadlock victim, having written nothing, runs
-// again (retry; docs/store.md says how a cycle forms despite the lock
-// order).
+// again (retry; docs/store.md says how a cycle forms despite the lock order).
 func run[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, bool, error)) (r R, ok bool, err error) {
 	err = s.retry(ctx, func() error {
 		return s.inTx(ctx, func(tx T) error {
@@ -185,10 +184,8 @@ type CodeUse struct {
 	Eligibility *promo.Eligibility
 }
 
-// UseCode adds one use to code for userID if it could be used at now
-// (committed uses only: live reservations are counted by codeLoad once the
-// row is locked; a code bound to another user is not used); false when the
-// statement matched no row.
+// UseCode adds a use (committed uses only: codeLoad counts live
+// reservations once the row is locked); false when it matched no row.
 func (x stmts[T]) UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error) {
 	return x.codeUse(ctx, x.d.UseCode, code, userID, now)
 }
@@ -229,14 +226,13 @@ func (x stmts[T]) UnuseCode(ctx context.Context, code string) error {
 	return x.exec(ctx, x.d.UnuseCode, x.d.VarChar(code))
 }
 
-// UseAllowance adds one use to the user's allowance in the promotion if it
-// stays within limit (creating the row at 1); false when it would not.
+// UseAllowance adds a use to the user's allowance within limit (a new row
+// starts at 1); false when it would not.
 func (x stmts[T]) UseAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error) {
 	return x.allowance(ctx, x.d.UseAllowance, x.d.UseAllowanceInsert, promotionID, userID, limit)
 }
 
-// LockAllowance takes the (promotion, user) allowance row's lock, creating
-// the row at 0 uses, if its committed uses are below limit.
+// LockAllowance locks the allowance row (a new one at 0) below limit.
 func (x stmts[T]) LockAllowance(ctx context.Context, promotionID int64, userID string, limit int) (bool, error) {
 	return x.allowance(ctx, x.d.LockAllowance, x.d.LockAllowanceInsert, promotionID, userID, limit)
 }
@@ -278,10 +274,8 @@ func (x stmts[T]) allowanceLoad(ctx context.Context, update, insert string, u Co
 	return ok, n, err
 }
 
-// ReleaseCode gives one use back to the code row of that promotion (a code
-// with the same string in another promotion is another row) and returns its
-// uses after it; false when it matched no row (the row is gone, or had no
-// use to give back).
+// ReleaseCode gives one use back to the promotion's code row and returns its
+// uses after it; false when it matched none (gone, or no use to give back).
 func (x stmts[T]) ReleaseCode(ctx context.Context, promotionID int64, code string) (used int, ok bool, err error) {
 	ok, err = x.row(ctx, x.d.ReleaseCode, []any{x.d.VarChar(code), promotionID}, &used)
 	return used, ok, err
@@ -340,9 +334,8 @@ func (x stmts[T]) insertEvent(ctx context.Context, ev promo.OutboxEvent) error {
 	return x.exec(ctx, x.d.InsertEvent, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload), x.d.Time(time.Now()))
 }
 
-// redemption reads one audit row through query (Redemption, or
-// MarkRolledBack with its arguments); reservation one reservation
-// (Reservation, MarkReleased).
+// redemption reads one audit row through query (Redemption, MarkRolledBack);
+// reservation one reservation (Reservation, MarkReleased).
 func (x stmts[T]) redemption(ctx context.Context, query string, args ...any) (promo.Redemption, bool, error) {
 	return found(scanRedemption(x.q.QueryRow(ctx, query, args...)))
 }
