@@ -49,6 +49,7 @@ type groupMember struct {
 	req  promo.RedeemRequest
 	done chan promo.RedeemResult // buffered: a group never blocks on a member
 	rows []string                // rowsOf's answer, built once (flights > 1)
+	ev   *eventParts             // cutEvent's (one writer)
 }
 
 // groupTimeout bounds a group's transaction.
@@ -83,6 +84,9 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 		return promo.RedeemOutcome{}, err
 	}
 	m := &groupMember{ctx: ctx, req: req, done: make(chan promo.RedeemResult, 1)}
+	if g.oneWriter {
+		m.ev = cutEvent(req)
+	}
 	g.mu.Lock()
 	if g.inflight < g.flights && !g.shares(m) {
 		g.inflight++
@@ -324,7 +328,7 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 				g.savepoints.Add(1)
 			}
 			mq.wrote = false
-			out, err := x.redeem(sctx, m.req)
+			out, err := x.redeem(sctx, m.req, m.ev)
 			switch {
 			case err != nil && !savepoints && mq.wrote:
 				return errMemberFailed

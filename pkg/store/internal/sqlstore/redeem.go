@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,7 +23,7 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	// statement path.
 	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
 		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
-		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req) })
+		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req, nil) })
 	return out, redeemErr(err, req)
 }
 
@@ -88,11 +89,12 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 	return s[:i+len(pid)-2], s[i+len(pid)-1 : len(s)-len(tail)+len(`"usesLeft":`)], nil
 }
 
-// redeem is the redemption's transaction. Locks are taken in one order in
-// every transaction, so that redemptions and rollbacks cannot deadlock:
-// idempotency key, code row, allowance row; a rollback locks its
-// redemption row (which no redemption locks) first.
-func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+// redeem is the redemption's transaction (ev: its event, cut beforehand;
+// nil: encoded here). Locks are taken in one order in every transaction, so
+// that redemptions and rollbacks cannot deadlock: idempotency key, code row,
+// allowance row; a rollback locks its redemption row (which no redemption
+// locks) first.
+func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *eventParts) (promo.RedeemOutcome, error) {
 	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil {
 		return promo.RedeemOutcome{}, err
 	} else if !claimed {
@@ -108,10 +110,41 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	r := redemptionOf(req)
 	r.PromotionID, r.UsesLeft = u.PromotionID, left
 	r.WithShopper(req.Shopper)
-	if err := x.redeemed(ctx, r, req.EventID, u.Used); err != nil {
+	if ev == nil {
+		err = x.redeemed(ctx, r, req.EventID, u.Used)
+	} else if err = x.insertRedemption(ctx, r, ev.event(r, u.Used)); err != nil {
+		err = fmt.Errorf("insert redemption: %w", err)
+	}
+	if err != nil {
 		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r}, nil
+}
+
+// eventParts is a redemption's event cut by EventParts on the request's
+// goroutine, so that a group's one writer (SQLite) only puts in what the
+// database decided; nil for a request with shopper fields (they follow
+// usesLeft).
+type eventParts struct{ head, body string }
+
+func cutEvent(req promo.RedeemRequest) *eventParts {
+	if req.Shopper != nil {
+		return nil
+	}
+	head, body, err := EventParts(req.EventID, redemptionOf(req))
+	if err != nil {
+		return nil // the writer encodes it, and meets the error
+	}
+	return &eventParts{head, body}
+}
+
+// event is the payload NewRedemptionEvent encodes for r (TestEventParts).
+func (p *eventParts) event(r promo.Redemption, codeUses int) promo.OutboxEvent {
+	pid := promo.FormatID(r.PromotionID)
+	b := make([]byte, 0, len(p.head)+len(pid)+len(p.body)+40)
+	b = strconv.AppendInt(append(append(append(b, p.head...), pid...), p.body...), int64(r.UsesLeft), 10)
+	b = append(strconv.AppendInt(append(b, `},"codeUses":`...), int64(codeUses), 10), '}')
+	return promo.OutboxEvent{Stream: promo.StreamRedemptions, Key: pid, Payload: b}
 }
 
 // saveOutcome completes the idempotency record of key (none: nothing to do)

@@ -66,6 +66,10 @@ func TestEventParts(t *testing.T) {
 		}{{1, 0, 1}, {987654321, 99999, 123456}} {
 			got := head + promo.FormatID(v.pid) + body + strconv.Itoa(v.left) + `},"codeUses":` + strconv.Itoa(v.inUse) + `}`
 			r.PromotionID, r.UsesLeft = v.pid, v.left
+			// As a group's writer puts them in (eventParts.event).
+			if ev := (&eventParts{head, body}).event(r, v.inUse); string(ev.Payload) != got || ev.Key != promo.FormatID(v.pid) {
+				t.Errorf("eventParts.event: %s (key %s), want %s", ev.Payload, ev.Key, got)
+			}
 			want, err := promo.NewRedemptionEvent(promo.EventRedeemed, "ev-"+r.ID, r.RedeemedAt, r, &v.inUse)
 			if err != nil {
 				t.Fatal(err)

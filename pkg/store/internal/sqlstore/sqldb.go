@@ -40,7 +40,7 @@ func (d SQLDB) Begin(ctx context.Context) (*SQLTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SQLTx{sqlQuerier: sqlQuerier{q: tx, tx: tx, cache: d.cache}, Tx: tx}, nil
+	return &SQLTx{sqlQuerier: sqlQuerier{q: tx, tx: tx, cache: d.cache, txStmts: map[*sql.Stmt]*sql.Stmt{}}, Tx: tx}, nil
 }
 
 // SQLTx is a database/sql transaction; bulk paths use Tx directly.
@@ -61,6 +61,9 @@ type sqlQuerier struct {
 	q     runner
 	tx    *sql.Tx    // set when q is a transaction
 	cache *StmtCache // nil: none
+	// txStmts are the cache's statements bound to tx, each once: a group
+	// commit runs the same few a hundred times in one transaction.
+	txStmts map[*sql.Stmt]*sql.Stmt
 }
 
 type runner interface {
@@ -90,7 +93,12 @@ func (q sqlQuerier) on(ctx context.Context, query string) runner {
 	case st == nil:
 		return q.q
 	case q.tx != nil:
-		st = q.tx.StmtContext(ctx, st)
+		ts := q.txStmts[st]
+		if ts == nil {
+			ts = q.tx.StmtContext(ctx, st)
+			q.txStmts[st] = ts
+		}
+		st = ts
 	}
 	return stmtRunner{st}
 }
