@@ -1,0 +1,378 @@
+package storetest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+)
+
+// AdversarialDeletedStaysOff: once a promotion's deletion is requested, no
+// store method switches it back on, and none of its codes is used through
+// any path (the one-statement functions, the statement path a request with
+// shopper fields takes, reservations, batches), whatever was tried on it.
+// The statement path's condition (sqlstore.CodeUsable) reads only the active
+// flag: a deletion that is not also "inactive" would be redeemable there.
+func AdversarialDeletedStaysOff(t *testing.T, db string, s Store) {
+	h := newHarness(t, s)
+	p, codes := h.generatedCodes("stays-off", 6, func(np *promo.NewPromotion) { np.MaxUsagePerCode, np.PerUserLimit = 5, 0 })
+	if _, err := h.s.RequestDeletion(h.ctx, deletionReq(p.ID)); err != nil {
+		t.Fatalf("RequestDeletion: %v", err)
+	}
+	var used []string
+	onErr := h.s.SetPromotionActive(h.ctx, p.ID, true)
+	if promo.ReasonOf(onErr) != promo.ReasonPromotionDeleted || promo.Code(onErr) != promo.EGone {
+		t.Errorf("SetPromotionActive(true) after the deletion: %v (reason %q), want 410 promotion_deleted", onErr,
+			promo.ReasonOf(onErr))
+	}
+	if st, err := h.s.GetPromotion(h.ctx, p.ID); err != nil || st.Active {
+		t.Errorf("after SetPromotionActive(true): active %t, %v; want a deleted promotion to stay off", st.Active, err)
+	}
+	shopper := &promo.Shopper{Country: "DE"}
+	for i, code := range codes[:4] {
+		r := redeemReq(code, "u")
+		if i%2 == 1 {
+			r.Shopper = shopper // the statement path on every dialect
+		}
+		if out, err := h.s.Redeem(h.ctx, r); err != nil || out.Refused != promo.ReasonPromotionDeleted {
+			t.Errorf("redeem %d (shopper %t): %+v, %v; want promotion_deleted", i, r.Shopper != nil, out, err)
+			if err == nil && out.Refused == "" {
+				used = append(used, "redeem")
+			}
+		}
+		q := reserveReq(code, "u", time.Hour)
+		if i%2 == 1 {
+			q.Shopper = shopper
+		}
+		if out, err := h.s.Reserve(h.ctx, q); err != nil || out.Refused != promo.ReasonPromotionDeleted {
+			t.Errorf("reserve %d (shopper %t): %+v, %v; want promotion_deleted", i, q.Shopper != nil, out, err)
+			if err == nil && out.Refused == "" {
+				used = append(used, "reserve")
+			}
+		}
+	}
+	res, err := h.s.RedeemBatch(h.ctx, []promo.RedeemRequest{redeemReq(codes[4], "a"), redeemReq(codes[4], "b")})
+	for i, r := range res {
+		if r.Err != nil || r.Outcome.Refused != promo.ReasonPromotionDeleted {
+			t.Errorf("batch member %d: %+v, %v; want promotion_deleted", i, r.Outcome, r.Err)
+			if r.Err == nil && r.Outcome.Refused == "" {
+				used = append(used, "batch")
+			}
+		}
+	}
+	if err != nil {
+		t.Errorf("RedeemBatch: %v", err)
+	}
+	outcome := "switching it on refused, every use refused promotion_deleted"
+	if t.Failed() {
+		outcome = fmt.Sprintf("FAILED: SetPromotionActive(true) answered %v; uses taken: %v", onErr, used)
+	}
+	t.Logf("adversarial: reactivate a deleted promotion [%s]: %s", db, outcome)
+}
+
+// AdversarialOneCodeStorm drives one code with every way of using it at
+// once: redemptions (alone, with shopper fields, in batches), reservations
+// and their confirmations and releases, admins switching the promotion off
+// and on, and finally its deletion. Whatever the interleaving: the code's
+// uses never pass its maximum counting live holds, no user passes the
+// per-user limit counting theirs, the uses equal the audit rows, every
+// refusal names a reason the state could have given during that call, and
+// nothing that starts after the deletion returned takes a use.
+func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
+	h := newHarness(t, s)
+	const maxUses, perUser, workers, users = 6, 2, 8, 5
+	p, codes := h.generatedCodes("storm", 1, func(np *promo.NewPromotion) {
+		np.MaxUsagePerCode, np.PerUserLimit = maxUses, perUser
+	})
+	code := codes[0]
+	type span struct{ start, end time.Time }
+	var (
+		mu        sync.Mutex
+		offs      []span // when the promotion may have been off (switch-off call start to switch-on call end)
+		deleting  time.Time
+		deleted   time.Time // RequestDeletion returned
+		successes = map[string]int{}
+		problems  []string
+		calls     int
+		refusals  = map[promo.Reason]int{}
+	)
+	problem := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		problems = append(problems, fmt.Sprintf(format, args...))
+	}
+	// check judges one call's answer: a success or a reason the state could
+	// have given between start and end.
+	check := func(what, user string, start, end time.Time, refused promo.Reason, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s for %s: error %v", what, user, err))
+			return
+		}
+		refusals[refused]++
+		del := !deleted.IsZero() && !start.Before(deleted)
+		switch refused {
+		case "":
+			if del {
+				problems = append(problems, fmt.Sprintf("%s for %s started after the deletion returned and took a use", what, user))
+			}
+		case promo.ReasonPromotionDeleted:
+			if deleting.IsZero() || end.Before(deleting) {
+				problems = append(problems, fmt.Sprintf("%s for %s: promotion_deleted before any deletion", what, user))
+			}
+		case promo.ReasonDeactivated:
+			ok := !deleting.IsZero() && !end.Before(deleting) // deletion switches it off too (its reason wins)
+			for _, o := range offs {
+				ok = ok || (!end.Before(o.start) && (o.end.IsZero() || !start.After(o.end)))
+			}
+			if !ok {
+				problems = append(problems, fmt.Sprintf("%s for %s: deactivated while no switch-off overlapped", what, user))
+			}
+		case promo.ReasonCodeExhausted, promo.ReasonUserLimitReached:
+		default:
+			problems = append(problems, fmt.Sprintf("%s for %s: reason %s", what, user, refused))
+		}
+		if del && refused != promo.ReasonPromotionDeleted {
+			problems = append(problems, fmt.Sprintf("%s for %s started after the deletion returned: %q, want promotion_deleted",
+				what, user, refused))
+		}
+	}
+	won := func(user string) {
+		mu.Lock()
+		successes[user]++
+		mu.Unlock()
+	}
+	shopper := &promo.Shopper{Country: "DE"}
+	var reserved sync.Map // reservation id -> user
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 7))
+			var mine []string // this worker's held reservations
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				user := fmt.Sprintf("u%d", rng.IntN(users))
+				start := time.Now()
+				switch op := rng.IntN(10); {
+				case op < 3:
+					r := redeemReq(code, user)
+					if op == 2 {
+						r.Shopper = shopper
+					}
+					out, err := h.s.Redeem(h.ctx, r)
+					check("redeem", user, start, time.Now(), out.Refused, err)
+					if err == nil && out.Refused == "" {
+						won(user)
+					}
+				case op < 5:
+					q := reserveReq(code, user, time.Hour)
+					if op == 4 {
+						q.Shopper = shopper
+					}
+					out, err := h.s.Reserve(h.ctx, q)
+					check("reserve", user, start, time.Now(), out.Refused, err)
+					if err == nil && out.Refused == "" {
+						reserved.Store(q.ID, user)
+						mine = append(mine, q.ID)
+					}
+				case op < 7 && len(mine) > 0:
+					k := rng.IntN(len(mine))
+					id := mine[k]
+					mine = slices.Delete(mine, k, k+1)
+					owner, _ := reserved.Load(id)
+					if op == 5 {
+						c := confirmReq(id, "o")
+						out, err := h.s.Confirm(h.ctx, c)
+						check("confirm", owner.(string), start, time.Now(), out.Refused, err)
+						if err == nil && out.Refused == "" {
+							won(owner.(string))
+						}
+					} else if _, _, err := h.s.Release(h.ctx, id, time.Now().UTC()); err != nil {
+						problem("release %s: %v", id, err)
+					}
+				case op < 9:
+					u2 := fmt.Sprintf("u%d", rng.IntN(users))
+					res, err := h.s.RedeemBatch(h.ctx, []promo.RedeemRequest{redeemReq(code, user), redeemReq(code, u2)})
+					if err != nil {
+						check("batch", user, start, time.Now(), "", err)
+						continue
+					}
+					for j, r := range res {
+						u := []string{user, u2}[j]
+						check("batch member", u, start, time.Now(), r.Outcome.Refused, r.Err)
+						if r.Err == nil && r.Outcome.Refused == "" {
+							won(u)
+						}
+					}
+				case w == 0:
+					// The admin: off, a moment, on again (refused once deleted).
+					off, on := false, true
+					mu.Lock()
+					offs = append(offs, span{start: start})
+					k := len(offs) - 1
+					mu.Unlock()
+					_, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &off }))
+					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+					_, err2 := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &on }))
+					mu.Lock()
+					offs[k].end = time.Now()
+					mu.Unlock()
+					for _, e := range []error{err, err2} {
+						if e != nil && promo.ReasonOf(e) != promo.ReasonPromotionDeleted {
+							problem("switch: %v", e)
+						}
+					}
+				}
+			}
+		})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	mu.Lock()
+	deleting = time.Now()
+	mu.Unlock()
+	if _, err := h.s.RequestDeletion(h.ctx, deletionReq(p.ID)); err != nil {
+		t.Errorf("RequestDeletion: %v", err)
+	}
+	mu.Lock()
+	deleted = time.Now()
+	mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	// The books: uses = live audit rows = successes; uses + live holds within
+	// the code's maximum and each user's limit.
+	st, err := h.s.CodeState(h.ctx, code, "")
+	if err != nil {
+		t.Fatalf("CodeState: %v", err)
+	}
+	rs, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID, Limit: 1000})
+	if err != nil {
+		t.Fatalf("Redemptions: %v", err)
+	}
+	rows, total := map[string]int{}, 0
+	for _, r := range rs {
+		if r.RolledBackAt == nil {
+			rows[r.UserID]++
+			total++
+		}
+	}
+	holds, held := map[string]int{}, 0
+	reserved.Range(func(id, user any) bool {
+		r, err := h.s.Reservation(h.ctx, id.(string))
+		if err != nil {
+			problem("reservation %s: %v", id, err)
+		} else if r.Live(time.Now()) {
+			holds[user.(string)]++
+			held++
+		}
+		return true
+	})
+	wins := 0
+	for u, n := range successes {
+		wins += n
+		if rows[u] != n {
+			problem("user %s: %d successes, %d audit rows", u, n, rows[u])
+		}
+	}
+	if st.Used != total || total != wins {
+		problem("uses %d, audit rows %d, successes %d", st.Used, total, wins)
+	}
+	if st.Used+held > maxUses {
+		problem("uses %d + live holds %d > max %d", st.Used, held, maxUses)
+	}
+	for u := range users {
+		user := fmt.Sprintf("u%d", u)
+		if rows[user]+holds[user] > perUser {
+			problem("user %s: %d redemptions + %d holds > limit %d", user, rows[user], holds[user], perUser)
+		}
+	}
+	for _, pr := range problems {
+		t.Error(pr)
+	}
+	outcome := fmt.Sprintf("held: %d calls, %d uses (= audit rows = successes) + %d live holds of %d, refusals %v, "+
+		"%d switch-offs, nothing after the deletion", calls, st.Used, held, maxUses, refusals, len(offs))
+	if t.Failed() {
+		outcome = fmt.Sprintf("FAILED: %d problems, first: %s", len(problems), problems[0])
+	}
+	t.Logf("adversarial: one code storm [%s]: %s", db, outcome)
+}
+
+// AdversarialUpgradeMidFlight: a database that an older release left with a
+// live reservation and idempotency records (a success and a refusal) is
+// migrated (migrate("new")) under the open store, whose pool and cached
+// statements stay; the records replay as written, the hold still counts
+// against the code and its user, its confirmation takes the use, and the
+// limits hold; then down (migrate("old")) and up again, the same.
+func AdversarialUpgradeMidFlight(t *testing.T, db string, s Store, migrate func(to string) error) {
+	h := newHarness(t, s)
+	step := func(to string) {
+		t.Helper()
+		if err := migrate(to); err != nil {
+			t.Fatalf("migrate to %s: %v", to, err)
+		}
+	}
+	step("old")
+	_, codes := h.generatedCodes("upgrade", 1, func(np *promo.NewPromotion) { np.MaxUsagePerCode, np.PerUserLimit = 3, 1 })
+	code := codes[0]
+	keyed := func(user, key string) promo.RedeemRequest {
+		r := redeemReq(code, user)
+		r.IdempotencyKey, r.RequestHash = h.tag+key, "hash-"+key
+		return r
+	}
+	hold := reserveReq(code, "alice", time.Hour)
+	hold.IdempotencyKey, hold.RequestHash = h.tag+"hold", "hash-hold"
+	held := h.reserve(hold)
+	bob := h.redeem(keyed("bob", "bob"))
+	bob2 := h.redeem(keyed("bob", "bob2"))
+	if held.Refused != "" || bob.Refused != "" || bob2.Refused != promo.ReasonUserLimitReached {
+		t.Fatalf("before the upgrade: hold %+v, bob %+v, bob again %+v", held, bob, bob2)
+	}
+	for round, to := range []string{"new", "old", "new"} {
+		step(to)
+		if round == 1 {
+			continue
+		}
+		again := keyed("bob", "bob")
+		if out := h.redeem(again); !out.Replayed || out.Redemption.ID != bob.Redemption.ID {
+			t.Errorf("after %s: bob's key replays %+v, want redemption %s replayed", to, out, bob.Redemption.ID)
+		}
+		if out := h.redeem(keyed("bob", "bob2")); !out.Replayed || out.Refused != promo.ReasonUserLimitReached {
+			t.Errorf("after %s: bob's refused key replays %+v, want user_limit_reached replayed", to, out)
+		}
+		hold2 := hold
+		hold2.ID = newID()
+		if out := h.reserve(hold2); !out.Replayed || out.Reservation.ID != held.Reservation.ID {
+			t.Errorf("after %s: the hold's key replays %+v, want reservation %s", to, out, held.Reservation.ID)
+		}
+	}
+	wantRefused(t, "alice, whose hold takes her allowance", h.redeem(redeemReq(code, "alice")), promo.ReasonUserLimitReached)
+	if out := h.redeem(redeemReq(code, "carol")); out.Refused != "" {
+		t.Fatalf("carol (uses 1 + hold 1 of 3): %+v", out)
+	}
+	wantRefused(t, "dave (uses 2 + hold 1 of 3)", h.redeem(redeemReq(code, "dave")), promo.ReasonCodeExhausted)
+	wantReserveRefused(t, "erin's hold (uses 2 + hold 1 of 3)", h.reserve(reserveReq(code, "erin", time.Minute)),
+		promo.ReasonCodeExhausted)
+	if out := h.confirm(confirmReq(held.Reservation.ID, "o-1")); out.Refused != "" {
+		t.Fatalf("confirm the hold made before the upgrade: %+v", out)
+	}
+	if u := h.used(code); u != 3 {
+		t.Errorf("uses %d, want 3", u)
+	}
+	outcome := "held: records replayed, the old hold counted and confirmed, limits kept, through up, down, up"
+	if t.Failed() {
+		outcome = "FAILED"
+	}
+	t.Logf("adversarial: upgrade mid-flight [%s]: %s", db, outcome)
+}
