@@ -84,12 +84,19 @@ func AdversarialDeletedStaysOff(t *testing.T, db string, s Store) {
 // nothing that starts after the deletion returned takes a use.
 func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 	h := newHarness(t, s)
-	const maxUses, perUser, workers, users = 6, 2, 8, 5
+	const maxUses, perUser, workers, users = 40, 6, 8, 10
 	p, codes := h.generatedCodes("storm", 1, func(np *promo.NewPromotion) {
 		np.MaxUsagePerCode, np.PerUserLimit = maxUses, perUser
 	})
 	code := codes[0]
-	type span struct{ start, end time.Time }
+	// span: a switch-off call's start to its switch-on call's end (the
+	// promotion may be off); surely off from the switch-off's return to the
+	// switch-on's start.
+	type span struct{ start, offDone, onStart, end time.Time }
+	type taking struct {
+		what, user string
+		start, end time.Time
+	}
 	var (
 		mu        sync.Mutex
 		offs      []span // when the promotion may have been off (switch-off call start to switch-on call end)
@@ -99,6 +106,7 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 		problems  []string
 		calls     int
 		refusals  = map[promo.Reason]int{}
+		uses      []taking // every call that took a use
 	)
 	problem := func(format string, args ...any) {
 		mu.Lock()
@@ -122,6 +130,7 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 			if del {
 				problems = append(problems, fmt.Sprintf("%s for %s started after the deletion returned and took a use", what, user))
 			}
+			uses = append(uses, taking{what, user, start, end}) // judged against the switch-offs at the end
 		case promo.ReasonPromotionDeleted:
 			if deleting.IsZero() || end.Before(deleting) {
 				problems = append(problems, fmt.Sprintf("%s for %s: promotion_deleted before any deletion", what, user))
@@ -148,6 +157,7 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 		successes[user]++
 		mu.Unlock()
 	}
+	rolledBack := 0
 	shopper := &promo.Shopper{Country: "DE"}
 	var reserved sync.Map // reservation id -> user
 	stop := make(chan struct{})
@@ -155,7 +165,12 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 	for w := range workers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 7))
-			var mine []string // this worker's held reservations
+			var mine []string  // this worker's held reservations
+			var taken []string // this worker's redemptions (rollbacks give their uses back)
+			took := func(out promo.Redemption, user string) {
+				won(user)
+				taken = append(taken, out.ID)
+			}
 			for {
 				select {
 				case <-stop:
@@ -164,7 +179,7 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 				}
 				user := fmt.Sprintf("u%d", rng.IntN(users))
 				start := time.Now()
-				switch op := rng.IntN(10); {
+				switch op := rng.IntN(12); {
 				case op < 3:
 					r := redeemReq(code, user)
 					if op == 2 {
@@ -173,9 +188,9 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 					out, err := h.s.Redeem(h.ctx, r)
 					check("redeem", user, start, time.Now(), out.Refused, err)
 					if err == nil && out.Refused == "" {
-						won(user)
+						took(out.Redemption, user)
 					}
-				case op < 5:
+				case op < 5 && len(mine) < 2:
 					q := reserveReq(code, user, time.Hour)
 					if op == 4 {
 						q.Shopper = shopper
@@ -186,7 +201,7 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 						reserved.Store(q.ID, user)
 						mine = append(mine, q.ID)
 					}
-				case op < 7 && len(mine) > 0:
+				case op < 8 && len(mine) > 0:
 					k := rng.IntN(len(mine))
 					id := mine[k]
 					mine = slices.Delete(mine, k, k+1)
@@ -196,12 +211,12 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 						out, err := h.s.Confirm(h.ctx, c)
 						check("confirm", owner.(string), start, time.Now(), out.Refused, err)
 						if err == nil && out.Refused == "" {
-							won(owner.(string))
+							took(out.Redemption, owner.(string))
 						}
 					} else if _, _, err := h.s.Release(h.ctx, id, time.Now().UTC()); err != nil {
 						problem("release %s: %v", id, err)
 					}
-				case op < 9:
+				case op == 8:
 					u2 := fmt.Sprintf("u%d", rng.IntN(users))
 					res, err := h.s.RedeemBatch(h.ctx, []promo.RedeemRequest{redeemReq(code, user), redeemReq(code, u2)})
 					if err != nil {
@@ -212,10 +227,24 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 						u := []string{user, u2}[j]
 						check("batch member", u, start, time.Now(), r.Outcome.Refused, r.Err)
 						if r.Err == nil && r.Outcome.Refused == "" {
-							won(u)
+							took(r.Outcome.Redemption, u)
 						}
 					}
-				case w == 0:
+				case op < 11 && len(taken) > 0:
+					// A rollback gives the use back: the code stays contested.
+					id := taken[0]
+					taken = taken[1:]
+					r, _, err := h.s.Rollback(h.ctx, promo.RollbackRequest{RedemptionID: id, EventID: newID(),
+						Reason: "storm", Now: time.Now().UTC()})
+					if err != nil {
+						problem("rollback %s: %v", id, err)
+						continue
+					}
+					mu.Lock()
+					successes[r.UserID]--
+					rolledBack++
+					mu.Unlock()
+				case op == 11 && w == 0:
 					// The admin: off, a moment, on again (refused once deleted).
 					off, on := false, true
 					mu.Lock()
@@ -223,7 +252,15 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 					k := len(offs) - 1
 					mu.Unlock()
 					_, err := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &off }))
-					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+					mu.Lock()
+					if err == nil {
+						offs[k].offDone = time.Now()
+					}
+					mu.Unlock()
+					time.Sleep(time.Duration(15+rng.IntN(20)) * time.Millisecond)
+					mu.Lock()
+					offs[k].onStart = time.Now()
+					mu.Unlock()
 					_, err2 := h.s.UpdatePromotion(h.ctx, update(p.ID, func(u *promo.PromotionUpdate) { u.Active = &on }))
 					mu.Lock()
 					offs[k].end = time.Now()
@@ -298,11 +335,20 @@ func AdversarialOneCodeStorm(t *testing.T, db string, s Store) {
 			problem("user %s: %d redemptions + %d holds > limit %d", user, rows[user], holds[user], perUser)
 		}
 	}
+	for _, u := range uses {
+		for _, o := range offs {
+			if !o.offDone.IsZero() && u.start.After(o.offDone) && u.end.Before(o.onStart) {
+				problem("%s for %s took a use while the promotion was off (%s to %s)", u.what, u.user,
+					o.offDone.Format(time.StampMicro), o.onStart.Format(time.StampMicro))
+			}
+		}
+	}
 	for _, pr := range problems {
 		t.Error(pr)
 	}
-	outcome := fmt.Sprintf("held: %d calls, %d uses (= audit rows = successes) + %d live holds of %d, refusals %v, "+
-		"%d switch-offs, nothing after the deletion", calls, st.Used, held, maxUses, refusals, len(offs))
+	outcome := fmt.Sprintf("held: %d calls, %d uses (= live audit rows = successes less %d rollbacks) + %d live holds "+
+		"of %d, outcomes %v, %d switch-offs, nothing after the deletion", calls, st.Used, rolledBack, held, maxUses,
+		refusals, len(offs))
 	if t.Failed() {
 		outcome = fmt.Sprintf("FAILED: %d problems, first: %s", len(problems), problems[0])
 	}
