@@ -138,11 +138,12 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
-// SetPromotionActive switches a promotion on or off (ENotFound: none).
+// SetPromotionActive switches a promotion on or off (ENotFound: none;
+// promotion_deleted once its deletion was requested, as UpdatePromotion).
 func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool) error {
 	n, err := s.count(ctx, fmt.Sprintf("set promotion %d active=%t", id, active), s.d.SetActive, id, active)
 	if err == nil && n == 0 {
-		err = promotionNotFound(id)
+		_, err = s.on(s.w).lookUp(ctx, id)
 	}
 	return err
 }

@@ -264,7 +264,9 @@ WHERE id > $1 ORDER BY id LIMIT $2`,
 FROM codes c JOIN promotions p ON p.id = c.promotion_id
 WHERE c.user_id = $1 AND c.user_id IS NOT NULL ORDER BY c.issued_at DESC, c.code LIMIT $2`,
 
-	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1`,
+	// SetActive: a promotion whose deletion was requested stays off (the
+	// statement path's CodeUsable reads only active).
+	SetActive: `UPDATE promotions SET active = $2 WHERE id = $1 AND delete_requested_at IS NULL`,
 
 	// PruneEvents keeps an uncounted event: it is still owed to the totals.
 	PruneEvents: `DELETE FROM events WHERE seq IN (
