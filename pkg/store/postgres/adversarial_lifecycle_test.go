@@ -183,3 +183,9 @@ func TestAdversarialLockWaitSnapshot(t *testing.T) {
 			c.name, what, used, after.Refused)
 	}
 }
+
+// TestAdversarialGroupEvents: storetest.AdversarialGroupEvents through
+// redeem_codes (group commit in one statement).
+func TestAdversarialGroupEvents(t *testing.T) {
+	storetest.AdversarialGroupEvents(t, "postgres", openGroup(t, 16, 3))
+}

@@ -18,3 +18,12 @@ func TestAdversarialDeletedStaysOff(t *testing.T) {
 func TestAdversarialOneCodeStorm(t *testing.T) {
 	storetest.AdversarialOneCodeStorm(t, "sqlite", open(t))
 }
+
+// TestAdversarialGroupEvents: storetest.AdversarialGroupEvents through the
+// one writer's groups (members' events cut on their own goroutines).
+func TestAdversarialGroupEvents(t *testing.T) {
+	st := open(t)
+	storetest.AdversarialGroupEvents(t, "sqlite", st)
+	g, m, _, _ := st.GroupStats()
+	t.Logf("adversarial: group members' events [sqlite]: %d members in %d groups", m, g)
+}

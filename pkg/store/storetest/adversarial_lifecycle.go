@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -421,4 +422,139 @@ func AdversarialUpgradeMidFlight(t *testing.T, db string, s Store, migrate func(
 		outcome = "FAILED"
 	}
 	t.Logf("adversarial: upgrade mid-flight [%s]: %s", db, outcome)
+}
+
+// AdversarialGroupEvents: many concurrent redemptions of a few codes of two
+// promotions (the one writer's groups on SQLite, whose members' events are
+// encoded on their own goroutines and completed by the writer), each with
+// its own order, metadata, idempotency key and event id. Every redemption's
+// event is its own: its event id, its promotion as key and in the body, and
+// the redemption it carries equal to the audit row (user, code, order,
+// metadata, time, uses left; no key), and a code's events count its uses 1, 2,
+// ... n with no gap or repeat. s must hold no other events.
+func AdversarialGroupEvents(t *testing.T, db string, s Store) {
+	h := newHarness(t, s)
+	const workers, each = 16, 12
+	p1, codes1 := h.generatedCodes("events-a", 3, func(np *promo.NewPromotion) { np.MaxUsagePerCode, np.PerUserLimit = 1000, 0 })
+	// The second promotion's code is a vanity code (generated codes of two
+	// promotions of one harness render alike).
+	vanity := "V" + h.tag + "EVENTS"
+	np := h.vanity(vanity, 1000)
+	np.PerUserLimit = 0
+	p2, codes2 := h.create(np), []string{vanity}
+	codes := append(slices.Clone(codes1), codes2...)
+	promotionOf := map[string]int64{}
+	for _, c := range codes1 {
+		promotionOf[c] = p1.ID
+	}
+	for _, c := range codes2 {
+		promotionOf[c] = p2.ID
+	}
+	var (
+		mu      sync.Mutex
+		reqs    = map[string]promo.RedeemRequest{} // by redemption id
+		answers = map[string]promo.Redemption{}
+	)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				r := redeemReq(codes[(w+i)%len(codes)], fmt.Sprintf("user-%d-%d", w, i))
+				r.OrderID = fmt.Sprintf("order-%d-%d", w, i)
+				r.Metadata = []byte(fmt.Sprintf(`{"w":%d,"i":%d,"s":"\u003c%d\u003e"}`, w, i, w*100+i))
+				r.IdempotencyKey, r.RequestHash = fmt.Sprintf("%s-ev-%d-%d", h.tag, w, i), "hash"
+				out, err := h.s.Redeem(h.ctx, r)
+				mu.Lock()
+				if err != nil || out.Refused != "" {
+					t.Errorf("redeem %d/%d: %+v, %v", w, i, out, err)
+				} else {
+					reqs[r.ID], answers[r.ID] = r, out.Redemption
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rows := map[string]promo.Redemption{}
+	for _, p := range []int64{p1.ID, p2.ID} {
+		rs, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p, Limit: 1000})
+		if err != nil {
+			t.Fatalf("Redemptions: %v", err)
+		}
+		for _, r := range rs {
+			rows[r.ID] = r
+		}
+	}
+	uses := map[string][]int{}
+	seen := 0
+	for range 100 {
+		evs, err := h.s.ClaimEvents(h.ctx, 500, time.Hour)
+		if err != nil {
+			t.Fatalf("ClaimEvents: %v", err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			var e promo.RedemptionEvent
+			if err := json.Unmarshal(ev.Payload, &e); err != nil {
+				t.Fatalf("event %s: %v", ev.Payload, err)
+			}
+			if e.Type != promo.EventRedeemed {
+				continue
+			}
+			req, ok := reqs[e.Redemption.ID]
+			if !ok {
+				t.Errorf("an event for a redemption nobody made: %s", ev.Payload)
+				continue
+			}
+			seen++
+			row := rows[e.Redemption.ID]
+			pid := promo.FormatID(promotionOf[req.Code])
+			got := e.Redemption
+			switch {
+			case e.EventID != req.EventID:
+				t.Errorf("redemption %s: event id %s, want its request's %s", req.ID, e.EventID, req.EventID)
+			case ev.Key != pid || e.PromotionID != pid:
+				t.Errorf("redemption %s of %s: key %s, promotionId %s, want %s", req.ID, req.Code, ev.Key, e.PromotionID, pid)
+			case got.Code != req.Code || got.UserID != req.UserID || got.OrderID != req.OrderID ||
+				got.IdempotencyKey != "" || !got.RedeemedAt.Equal(row.RedeemedAt) || // the key is not published
+				got.UsesLeft != row.UsesLeft || got.UsesLeft != answers[req.ID].UsesLeft:
+				t.Errorf("redemption %s: event (code %s user %s order %s key %s at %s left %d), audit row (at %s left %d), "+
+					"answer left %d; request (code %s user %s order %s key %s)", req.ID, got.Code, got.UserID, got.OrderID,
+					got.IdempotencyKey, got.RedeemedAt, got.UsesLeft, row.RedeemedAt, row.UsesLeft, answers[req.ID].UsesLeft,
+					req.Code, req.UserID, req.OrderID, req.IdempotencyKey)
+			case !jsonEqual(got.Metadata, req.Metadata):
+				t.Errorf("redemption %s: event metadata %s, request's %s", req.ID, got.Metadata, req.Metadata)
+			case e.CodeUses == nil:
+				t.Errorf("redemption %s: no codeUses", req.ID)
+			default:
+				uses[req.Code] = append(uses[req.Code], *e.CodeUses)
+			}
+		}
+	}
+	if seen != len(reqs) || len(rows) != len(reqs) {
+		t.Errorf("%d redemptions, %d audit rows, %d events", len(reqs), len(rows), seen)
+	}
+	for code, us := range uses {
+		slices.Sort(us)
+		for i, u := range us {
+			if u != i+1 {
+				t.Errorf("code %s: codeUses %v, want 1..%d", code, us, len(us))
+				break
+			}
+		}
+	}
+	outcome := fmt.Sprintf("held: %d redemptions of %d codes, each event its own (id, key, promotion, fields = audit row), "+
+		"codeUses 1..n per code", seen, len(codes))
+	if t.Failed() {
+		outcome = "FAILED"
+	}
+	t.Logf("adversarial: group members' events [%s]: %s", db, outcome)
+}
+
+// jsonEqual compares two JSON texts by value.
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
 }
