@@ -189,3 +189,9 @@ func TestAdversarialLockWaitSnapshot(t *testing.T) {
 func TestAdversarialGroupEvents(t *testing.T) {
 	storetest.AdversarialGroupEvents(t, "postgres", openGroup(t, 16, 3))
 }
+
+// TestAdversarialBatchOnHeldCode: storetest.AdversarialBatchOnHeldCode
+// (redeem_code_batch on promo_use_code).
+func TestAdversarialBatchOnHeldCode(t *testing.T) {
+	storetest.AdversarialBatchOnHeldCode(t, "postgres", open(t))
+}

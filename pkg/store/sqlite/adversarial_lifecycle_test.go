@@ -27,3 +27,8 @@ func TestAdversarialGroupEvents(t *testing.T) {
 	g, m, _, _ := st.GroupStats()
 	t.Logf("adversarial: group members' events [sqlite]: %d members in %d groups", m, g)
 }
+
+// TestAdversarialBatchOnHeldCode: storetest.AdversarialBatchOnHeldCode.
+func TestAdversarialBatchOnHeldCode(t *testing.T) {
+	storetest.AdversarialBatchOnHeldCode(t, "sqlite", open(t))
+}

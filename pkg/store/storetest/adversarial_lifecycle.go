@@ -558,3 +558,70 @@ func jsonEqual(a, b []byte) bool {
 	var x, y any
 	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && fmt.Sprint(x) == fmt.Sprint(y)
 }
+
+// AdversarialBatchOnHeldCode: a batch on a code whose live holds take every
+// use left (PostgreSQL: promo_use_code's holds refusal, answered for every
+// member at once): each member refused code_exhausted with its promotion,
+// each key's refusal recorded (a retry replays it), nothing used, no audit
+// row; once a hold is released one member of the next batch takes the use.
+func AdversarialBatchOnHeldCode(t *testing.T, db string, s Store) {
+	h := newHarness(t, s)
+	code := "V" + h.tag + "HELDFULL"
+	np := h.vanity(code, 2)
+	np.PerUserLimit = 0
+	p := h.create(np)
+	var holds []string
+	for _, u := range []string{"h1", "h2"} {
+		out := h.reserve(reserveReq(code, u, time.Hour))
+		if out.Refused != "" {
+			t.Fatalf("hold for %s: %+v", u, out)
+		}
+		holds = append(holds, out.Reservation.ID)
+	}
+	batch := func(tag string) []promo.RedeemRequest {
+		var reqs []promo.RedeemRequest
+		for i := range 3 {
+			r := redeemReq(code, fmt.Sprintf("%s-%d", tag, i))
+			r.IdempotencyKey, r.RequestHash = fmt.Sprintf("%s-%s-%d", h.tag, tag, i), "hash"
+			reqs = append(reqs, r)
+		}
+		return reqs
+	}
+	reqs := batch("full")
+	for i, r := range h.redeemBatch(reqs) {
+		if r.Err != nil || r.Outcome.Refused != promo.ReasonCodeExhausted || r.Outcome.PromotionID != p.ID {
+			t.Errorf("member %d on a fully held code: %+v, %v; want code_exhausted of promotion %d", i, r.Outcome, r.Err, p.ID)
+		}
+	}
+	for i, r := range reqs {
+		r.ID, r.EventID = newID(), newID()
+		if out := h.redeem(r); !out.Replayed || out.Refused != promo.ReasonCodeExhausted {
+			t.Errorf("retry of member %d: %+v; want the replayed code_exhausted", i, out)
+		}
+	}
+	if u := h.used(code); u != 0 {
+		t.Errorf("uses %d, want 0", u)
+	}
+	if rs, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID, Limit: 10}); err != nil || len(rs) != 0 {
+		t.Errorf("audit rows %d, %v; want none", len(rs), err)
+	}
+	if _, _, err := h.s.Release(h.ctx, holds[0], time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	won := 0
+	for _, r := range h.redeemBatch(batch("freed")) {
+		if r.Err == nil && r.Outcome.Refused == "" {
+			won++
+		} else if r.Err != nil || r.Outcome.Refused != promo.ReasonCodeExhausted {
+			t.Errorf("after a release: %+v, %v", r.Outcome, r.Err)
+		}
+	}
+	if u := h.used(code); won != 1 || u != 1 {
+		t.Errorf("after a release: %d redeemed, uses %d; want 1, 1", won, u)
+	}
+	outcome := "held: every member code_exhausted and replayed so, nothing used; one use after a release"
+	if t.Failed() {
+		outcome = "FAILED"
+	}
+	t.Logf("adversarial: batch on a fully held code [%s]: %s", db, outcome)
+}
