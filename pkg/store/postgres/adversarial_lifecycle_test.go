@@ -20,6 +20,13 @@ import (
 // TestAdversarialDeletedStaysOff: storetest.AdversarialDeletedStaysOff.
 func TestAdversarialDeletedStaysOff(t *testing.T) {
 	storetest.AdversarialDeletedStaysOff(t, "postgres", open(t))
+	t.Run("forced on", func(t *testing.T) {
+		s := open(t)
+		storetest.AdversarialDeletedStaysOff(t, "postgres", s, func(id int64) error {
+			_, err := s.DB().Exec(context.Background(), "UPDATE promotions SET active = true WHERE id = $1", id)
+			return err
+		})
+	})
 }
 
 // TestAdversarialOneCodeStorm: storetest.AdversarialOneCodeStorm through the

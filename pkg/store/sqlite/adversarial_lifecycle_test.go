@@ -3,6 +3,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/promocodes/promocodes/pkg/store/storetest"
@@ -11,6 +12,13 @@ import (
 // TestAdversarialDeletedStaysOff: storetest.AdversarialDeletedStaysOff.
 func TestAdversarialDeletedStaysOff(t *testing.T) {
 	storetest.AdversarialDeletedStaysOff(t, "sqlite", open(t))
+	t.Run("forced on", func(t *testing.T) {
+		s := open(t)
+		storetest.AdversarialDeletedStaysOff(t, "sqlite", s, func(id int64) error {
+			_, err := s.DB().Exec(context.Background(), "UPDATE promotions SET active = 1 WHERE id = ?", id)
+			return err
+		})
+	})
 }
 
 // TestAdversarialOneCodeStorm: storetest.AdversarialOneCodeStorm through the

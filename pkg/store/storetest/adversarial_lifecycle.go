@@ -16,9 +16,10 @@ import (
 // store method switches it back on, and none of its codes is used through
 // any path (the one-statement functions, the statement path a request with
 // shopper fields takes, reservations, batches), whatever was tried on it.
-// The statement path's condition (sqlstore.CodeUsable) reads only the active
-// flag: a deletion that is not also "inactive" would be redeemable there.
-func AdversarialDeletedStaysOff(t *testing.T, db string, s Store) {
+// With forceOn, the promotion is then switched on behind the store's back
+// (a raw UPDATE, as a writer that forgot the rule would): every use must
+// still be refused, since each path's condition checks the deletion itself.
+func AdversarialDeletedStaysOff(t *testing.T, db string, s Store, forceOn ...func(id int64) error) {
 	h := newHarness(t, s)
 	p, codes := h.generatedCodes("stays-off", 6, func(np *promo.NewPromotion) { np.MaxUsagePerCode, np.PerUserLimit = 5, 0 })
 	if _, err := h.s.RequestDeletion(h.ctx, deletionReq(p.ID)); err != nil {
@@ -32,6 +33,11 @@ func AdversarialDeletedStaysOff(t *testing.T, db string, s Store) {
 	}
 	if st, err := h.s.GetPromotion(h.ctx, p.ID); err != nil || st.Active {
 		t.Errorf("after SetPromotionActive(true): active %t, %v; want a deleted promotion to stay off", st.Active, err)
+	}
+	for _, on := range forceOn {
+		if err := on(p.ID); err != nil {
+			t.Fatalf("switching promotion %d on behind the store: %v", p.ID, err)
+		}
 	}
 	shopper := &promo.Shopper{Country: "DE"}
 	for i, code := range codes[:4] {
@@ -69,6 +75,9 @@ func AdversarialDeletedStaysOff(t *testing.T, db string, s Store) {
 		t.Errorf("RedeemBatch: %v", err)
 	}
 	outcome := "switching it on refused, every use refused promotion_deleted"
+	if len(forceOn) > 0 {
+		outcome = "switched on behind the store, every use refused promotion_deleted"
+	}
 	if t.Failed() {
 		outcome = fmt.Sprintf("FAILED: SetPromotionActive(true) answered %v; uses taken: %v", onErr, used)
 	}
