@@ -393,11 +393,14 @@ FROM promotions WHERE id = $1`
 
 // CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's and, rebound,
 // SQLite's): code $1 (c) usable at $2 by user $3 under promotion p's limits.
+// A deletion is checked on its own, not only through active: a promotion
+// being deleted takes no use even if a writer switched it back on.
 const CodeUsable = `c.code = $1 AND p.id = c.promotion_id
   AND c.used < p.max_usage_per_code
   AND c.revoked_at IS NULL
   AND (c.user_id IS NULL OR c.user_id = $3)
   AND p.active
+  AND p.delete_requested_at IS NULL
   AND (p.starts_at IS NULL OR p.starts_at <= $2)
   AND (p.expires_at IS NULL OR p.expires_at > $2)`
 
