@@ -170,7 +170,7 @@ var migrationFiles embed.FS
 // dialect is SQLite for the shared core.
 var dialect = sqlstore.Dialect[*sqlstore.SQLTx]{
 	Statements: statements,
-	Time:       func(t time.Time) any { return formatTime(t) },
+	Time:       func(t time.Time) any { return sqlstore.FormatTime(t) },
 	// A UNIQUE or PRIMARY KEY constraint failure.
 	UniqueViolation: func(err error) bool {
 		code := errCode(err)
@@ -255,26 +255,4 @@ func (s *Store) PoolStats() sql.DBStats {
 		WaitCount: w.WaitCount + r.WaitCount, WaitDuration: w.WaitDuration + r.WaitDuration,
 		MaxIdleClosed: w.MaxIdleClosed + r.MaxIdleClosed, MaxIdleTimeClosed: w.MaxIdleTimeClosed + r.MaxIdleTimeClosed,
 		MaxLifetimeClosed: w.MaxLifetimeClosed + r.MaxLifetimeClosed}
-}
-
-// formatTime is sqlstore.FormatTime without time.Format's layout parsing
-// (a redemption's writer formats five times): years 0-9999.
-func formatTime(t time.Time) string {
-	t = t.UTC()
-	year, month, day := t.Date()
-	hour, minute, sec := t.Clock()
-	if year < 0 || year > 9999 {
-		return sqlstore.FormatTime(t)
-	}
-	var b [len(sqlstore.TimeLayout)]byte
-	for i, f := range [...]struct{ v, width int }{{year, 4}, {int(month), 2}, {day, 2}, {hour, 2}, {minute, 2},
-		{sec, 2}, {t.Nanosecond() / 1000, 6}} {
-		at := [...]int{0, 5, 8, 11, 14, 17, 20}[i]
-		for k := f.width - 1; k >= 0; k-- {
-			b[at+k] = byte('0' + f.v%10)
-			f.v /= 10
-		}
-	}
-	b[4], b[7], b[10], b[13], b[16], b[19], b[26] = '-', '-', 'T', ':', ':', '.', 'Z'
-	return string(b[:])
 }

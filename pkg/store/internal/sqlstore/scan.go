@@ -14,8 +14,37 @@ import (
 // order is time order.
 const TimeLayout = "2006-01-02T15:04:05.000000Z"
 
-// FormatTime is SQLite's time argument.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+// FormatTime is SQLite's time argument: t in UTC in TimeLayout, written
+// digit by digit (time.Format parses its layout at every call, and a
+// redemption formats five times on SQLite's one writer); a year outside
+// 0-9999 through time.Format.
+func FormatTime(t time.Time) string {
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.Format(TimeLayout)
+	}
+	hour, minute, sec := t.Clock()
+	var buf [len(TimeLayout)]byte
+	b := digits(buf[:0], year, 4, '-')
+	b = digits(b, int(month), 2, '-')
+	b = digits(b, day, 2, 'T')
+	b = digits(b, hour, 2, ':')
+	b = digits(b, minute, 2, ':')
+	b = digits(b, sec, 2, '.')
+	return string(digits(b, t.Nanosecond()/1000, 6, 'Z'))
+}
+
+// digits appends v's last width digits, zero-padded, then sep.
+func digits(b []byte, v, width int, sep byte) []byte {
+	n := len(b)
+	b = append(b, "000000"[:width]...)
+	for i := n + width - 1; i >= n; i-- {
+		b[i] += byte(v % 10)
+		v /= 10
+	}
+	return append(b, sep)
+}
 
 // UTC is the time argument of PostgreSQL and SQL Server: the time in UTC (SQL
 // Server's driver sends datetimeoffset, which the server converts to

@@ -1,14 +1,12 @@
-package sqlite
+package sqlstore
 
 import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// formatTime writes what sqlstore.FormatTime writes, in any zone, for
+// FormatTime writes what time.Format writes in TimeLayout, in any zone, for
 // years from 0 to 9999 and past them.
 func TestFormatTime(t *testing.T) {
 	zone := time.FixedZone("x", -(3*3600 + 1800))
@@ -19,8 +17,8 @@ func TestFormatTime(t *testing.T) {
 		times = append(times, time.Unix(rand.Int64N(253402300800), rand.Int64N(1e9)).In(zone))
 	}
 	for _, at := range times {
-		if got, want := formatTime(at), sqlstore.FormatTime(at); got != want {
-			t.Fatalf("formatTime(%v) = %s, want %s", at, got, want)
+		if got, want := FormatTime(at), at.UTC().Format(TimeLayout); got != want {
+			t.Fatalf("FormatTime(%v) = %s, want %s", at, got, want)
 		}
 	}
 }

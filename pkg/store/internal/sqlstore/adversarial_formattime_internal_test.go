@@ -1,17 +1,15 @@
 //go:build integration
 
-package sqlite
+package sqlstore
 
 import (
 	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 )
 
-// TestAdversarialFormatTime: formatTime against time.Format on the edges
-// the random test of formatTime does not reach (years 0 to 1969, single
+// TestAdversarialFormatTime: FormatTime against time.Format on the edges
+// the random test of FormatTime does not reach (years 0 to 1969, single
 // digits anywhere, nanoseconds that round up at the microsecond, zones with
 // odd offsets that move the date across a year, monotonic readings), and
 // SQL's text order of the results against the instants' order: SQLite
@@ -33,15 +31,15 @@ func TestAdversarialFormatTime(t *testing.T) {
 		times = append(times, at)
 	}
 	for i, at := range times {
-		got, want := formatTime(at), sqlstore.FormatTime(at)
+		got, want := FormatTime(at), at.UTC().Format(TimeLayout)
 		if got != want {
-			t.Fatalf("formatTime(%v) = %s, want %s", at, got, want)
+			t.Fatalf("FormatTime(%v) = %s, want %s", at, got, want)
 		}
 		prev := times[(i+len(times)-1)%len(times)]
 		a, b := prev.Truncate(time.Microsecond), at.Truncate(time.Microsecond) // what the store keeps
-		if (a.Before(b)) != (formatTime(prev) < got) || a.Equal(b) != (formatTime(prev) == got) {
-			t.Fatalf("text order of %s and %s is not the order of %v and %v", formatTime(prev), got, prev, at)
+		if (a.Before(b)) != (FormatTime(prev) < got) || a.Equal(b) != (FormatTime(prev) == got) {
+			t.Fatalf("text order of %s and %s is not the order of %v and %v", FormatTime(prev), got, prev, at)
 		}
 	}
-	t.Logf("adversarial: formatTime edges and text order [sqlite]: held on %d times (years 0-9999, zones, monotonic)", len(times))
+	t.Logf("adversarial: FormatTime edges and text order [sqlite]: held on %d times (years 0-9999, zones, monotonic)", len(times))
 }
