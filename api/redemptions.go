@@ -125,7 +125,8 @@ func (s *Server) validateCode(w http.ResponseWriter, r *http.Request) {
 // readShopper decodes a shopper's request body into req, takes its user from
 // a signed shopper token when there is one (userID points into req), and
 // checks the Idempotency-Key (printable ASCII, at most maxIdemKeyLen): the
-// key and what is wrong with it, or false once the request was answered.
+// key (scoped to the shopper token's subject, if any) and what is wrong with
+// it, or false once the request was answered.
 func (s *Server) readShopper(w http.ResponseWriter, r *http.Request, req any, userID *string) (string, []promo.FieldError, bool) {
 	if err := s.readJSON(w, r, req); err != nil {
 		s.writeError(w, r, err)
@@ -137,7 +138,13 @@ func (s *Server) readShopper(w http.ResponseWriter, r *http.Request, req any, us
 		return "", nil, false
 	}
 	key := r.Header.Get("Idempotency-Key")
-	return key, idemKeyFields(key), true
+	fields := idemKeyFields(key)
+	if sub, ok := r.Context().Value(shopperKey{}).(string); ok {
+		// A signed shopper's keys are its own: no one else can take the key
+		// its checkout will send (promo.ScopedKey).
+		key = promo.ScopedKey(sub, key)
+	}
+	return key, fields, true
 }
 
 func (s *Server) redeemCode(w http.ResponseWriter, r *http.Request) {

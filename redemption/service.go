@@ -533,8 +533,10 @@ func (s *Service) setReceipt(ctx context.Context, rc *Receipt, r *promo.Redempti
 }
 
 func (s *Service) receipt(ctx context.Context, r *promo.Redemption) Receipt {
-	return Receipt{Redemption: *r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
+	rc := Receipt{Redemption: *r, Code: s.catalog.display(ctx, r.PromotionID, r.Code),
 		PromotionID: promo.FormatID(r.PromotionID)}
+	rc.IdempotencyKey = promo.ClientKey(r.IdempotencyKey) // as the client sent it, not as recorded
+	return rc
 }
 
 // admit refuses a client that used up its failed look-ups, else takes its

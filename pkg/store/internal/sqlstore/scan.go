@@ -134,7 +134,7 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
 		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release,
 		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &firstOrder, &segments, &r.Country)
-	r.CodeRelease = promo.CodeRelease(release)
+	r.CodeRelease, r.IdempotencyKey = promo.CodeRelease(release), promo.ClientKey(r.IdempotencyKey)
 	if segments != "" {
 		r.Segments = strings.Split(segments, "\n")
 	}
