@@ -1,0 +1,201 @@
+//go:build integration
+
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/promocodes/promocodes/api/apitest"
+)
+
+// TestAdversarialSchemaMutations drives every JSON body of the API through
+// mutations derived from a valid body: each leaf and each object replaced by
+// a value of every other JSON type, numbers at and past the usual edges
+// (0, -1, 1.5, 2^53+1, 2^63, 1e308, 1e400), strings long and empty, an
+// unknown member in each object, null. For each the OpenAPI document's
+// validator says whether it conforms; the server must refuse (4xx, problem
+// document) every request the document refuses, never answer 5xx, and the
+// test server's Conform check fails any accepted request that does not
+// conform. Requests the document accepts and the server refuses are logged
+// (the server may refuse more: a state, a semantic rule).
+func TestAdversarialSchemaMutations(t *testing.T) {
+	e := newEnv(t, envConfig{Open: true, MaxCodeCount: 100_000_000}, nil)
+	val := apitest.Validator(t)
+
+	vanity := e.create(`{"name":"schema","code":"SCHEMA0001","maxUsagePerCode":1000000,"perUserLimit":1000000}`)
+	gen := e.create(`{"name":"schema-gen","codeCount":10,"format":{"charset":"alnum","length":10}}`)
+
+	redeem := func(key string) string {
+		r := e.do(http.MethodPost, "/v1/codes/SCHEMA0001/redemptions", `{"userId":"u-setup","orderId":"o"}`,
+			http.Header{"Idempotency-Key": {key}})
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("setup redemption = %d %s", r.StatusCode, r.body)
+		}
+		var v struct{ ID string }
+		decodeJSON(t, r.body, &v)
+		return v.ID
+	}
+	reserve := func() string {
+		r := e.do(http.MethodPost, "/v1/codes/SCHEMA0001/reservations", `{"userId":"u-setup","ttl":"10m"}`, nil)
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("setup reservation = %d %s", r.StatusCode, r.body)
+		}
+		var v struct{ ID string }
+		decodeJSON(t, r.body, &v)
+		return v.ID
+	}
+
+	type endpoint struct {
+		name, method string
+		path         func() string // a fresh target for each request that may change state
+		body         string
+	}
+	n := 0
+	endpoints := []endpoint{
+		{"create generated", "POST", func() string { return "/v1/promotions" },
+			`{"name":"w","codeCount":10,"format":{"charset":"alnum","length":10,"prefix":"W","suffix":"","separator":"-","groupSize":4,"checkChar":true},"maxUsagePerCode":1,"perUserLimit":1,"startsAt":"2026-01-01T00:00:00Z","expiresAt":"2036-01-01T00:00:00Z","eligibility":{"segments":["vip"],"minOrderAmount":{"amount":"10.00","currency":"EUR"},"firstOrderOnly":true,"countries":["DE"]}}`},
+		{"create vanity", "POST", func() string { return "/v1/promotions" },
+			`{"name":"v","code":"VANITYAAA","maxUsagePerCode":5,"perUserLimit":1}`},
+		{"patch", "PATCH", func() string { return "/v1/promotions/" + vanity.ID },
+			`{"name":"schema","startsAt":null,"expiresAt":"2036-01-01T00:00:00Z","active":true,"eligibility":{}}`},
+		{"topup", "POST", func() string { return "/v1/promotions/" + gen.ID + "/topups" }, `{"codeCount":1}`},
+		{"issuance", "POST", func() string { return "/v1/promotions/" + gen.ID + "/issuances" }, `{"userId":"u1","count":1}`},
+		{"redeem", "POST", func() string { return "/v1/codes/SCHEMA0001/redemptions" },
+			`{"userId":"u1","orderId":"o1","metadata":{"a":1},"segments":["vip"],"order":{"amount":"12.50","currency":"EUR","firstOrder":true},"country":"DE"}`},
+		{"rollback", "POST", func() string { n++; return "/v1/redemptions/" + redeem(fmt.Sprintf("setup-%d", n)) + "/rollback" },
+			`{"reason":"returned"}`},
+		{"reserve", "POST", func() string { return "/v1/codes/SCHEMA0001/reservations" },
+			`{"userId":"u1","ttl":"5m","segments":["vip"],"order":{"amount":"12.50","currency":"EUR"},"country":"DE"}`},
+		{"confirm", "POST", func() string { return "/v1/reservations/" + reserve() + "/confirm" },
+			`{"orderId":"o2","metadata":{"b":"c"}}`},
+		{"revoke", "POST", func() string {
+			n++
+			code := fmt.Sprintf("REVOKE%04d", n)
+			e.create(fmt.Sprintf(`{"name":"r","code":%q}`, code))
+			return "/v1/codes/" + code + "/revoke"
+		}, `{"reason":"leaked"}`},
+	}
+
+	var refusedByServerOnly []string
+	total, agreeRefuse := 0, 0
+	for _, ep := range endpoints {
+		var base any
+		if err := json.Unmarshal([]byte(ep.body), &base); err != nil {
+			t.Fatalf("%s: base body: %v", ep.name, err)
+		}
+		for _, m := range mutations(base, "") {
+			body, _ := json.Marshal(m.value)
+			if m.raw != "" {
+				body = []byte(m.raw)
+			}
+			path := ep.path()
+			req := httptest.NewRequest(ep.method, path, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			docOK, _ := val.ValidateHttpRequest(req)
+			total++
+			n++
+			r := e.do(ep.method, path, string(body), http.Header{"Idempotency-Key": {fmt.Sprintf("mut-%d", n)}})
+			switch {
+			case r.StatusCode >= 500:
+				t.Errorf("%s %s: %s → %d %s", ep.name, m.name, body, r.StatusCode, r.body)
+			case !docOK && r.StatusCode < 300:
+				t.Errorf("%s %s: the document refuses %s, the server accepted it: %d %.200s", ep.name, m.name, body, r.StatusCode, r.body)
+			case !docOK:
+				agreeRefuse++
+			case r.StatusCode >= 400:
+				refusedByServerOnly = append(refusedByServerOnly, fmt.Sprintf("%s %s → %d %.160s", ep.name, m.name, r.StatusCode, r.body))
+			}
+		}
+	}
+	sort.Strings(refusedByServerOnly)
+	for _, s := range refusedByServerOnly {
+		t.Logf("document accepts, server refuses: %s", s)
+	}
+	t.Logf("adversarial: schema mutations [sqlite]: %d requests over %d bodies; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
+		total, len(endpoints), agreeRefuse, len(refusedByServerOnly))
+}
+
+type mutation struct {
+	name  string
+	value any
+	raw   string // the body as bytes when JSON values cannot say it (1e400)
+}
+
+// mutations returns v with one change each, at every path.
+func mutations(v any, path string) []mutation {
+	var out []mutation
+	replace := func(name string, nv any) { out = append(out, mutation{name: path + " " + name, value: nv}) }
+	for _, alt := range []struct {
+		name string
+		v    any
+	}{
+		{"null", nil}, {"true", true}, {"string", "x"}, {"empty string", ""}, {"zero", json.Number("0")},
+		{"-1", json.Number("-1")}, {"1.5", json.Number("1.5")}, {"2^53+1", json.Number("9007199254740993")},
+		{"2^63", json.Number("9223372036854775808")}, {"1e308", json.Number("1e308")}, {"-0", json.Number("-0")},
+		{"1e2", json.Number("1e2")}, {"1e400", json.Number("1e400")}, {"400 digits", json.Number("1" + strings.Repeat("0", 400))}, {"array", []any{"x"}}, {"object", map[string]any{"x": 1}},
+		{"long string", strings.Repeat("é", 5000)}, {"string 201", strings.Repeat("a", 201)},
+		{"string 65", strings.Repeat("a", 65)}, {"bidi string", "a\u202eb"}, {"number as string", "12"},
+	} {
+		replace("= "+alt.name, alt.v)
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		with := clone(x)
+		with["unknownField"] = 1
+		replace("+ unknown member", with)
+		replace("= {}", map[string]any{})
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			without := clone(x)
+			delete(without, k)
+			replace("- "+k, without)
+			for _, m := range mutations(x[k], path+"."+k) {
+				c := clone(x)
+				c[k] = m.value
+				out = append(out, mutation{name: m.name, value: c})
+			}
+		}
+	case []any:
+		replace("= []", []any{})
+		replace("= 51 items", repeat(x, 51))
+		for i := range x {
+			for _, m := range mutations(x[i], fmt.Sprintf("%s[%d]", path, i)) {
+				c := append([]any(nil), x...)
+				c[i] = m.value
+				out = append(out, mutation{name: m.name, value: c})
+			}
+		}
+	}
+	if path == "" {
+		// Outside what a JSON value can say: numbers past float64.
+		out = append(out, mutation{name: "1e400 body", raw: "1e400"})
+	}
+	return out
+}
+
+func clone(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func repeat(x []any, n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = x[i%len(x)]
+	}
+	return out
+}
