@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -113,7 +115,16 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion
 // trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
-func decodeStrict(body []byte, v any, prefix string) error {
+//
+// A null is refused (422, naming the field, as a value out of range is) unless its JSON pointer is one
+// of nullable ("/startsAt": PATCH clears a bound with it) or lies inside a
+// free-form metadata object: encoding/json would read it as an absent
+// field, which the document does not allow, so {"active": null} must not
+// pass for a PATCH that changes nothing.
+func decodeStrict(body []byte, v any, prefix string, nullable ...string) error {
+	if err := refuseNull(body, prefix, nullable); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -135,6 +146,31 @@ func decodeStrict(body []byte, v any, prefix string) error {
 			Fields: []promo.FieldError{{Field: prefix + field, Message: "unknown field"}}}
 	}
 	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// refuseNull is decodeStrict's null rule. body has been scanned already
+// (well-formed, bounded depth), so a syntax error here cannot happen and is
+// left to the decoder.
+func refuseNull(body []byte, prefix string, nullable []string) error {
+	if !bytes.Contains(body, []byte("null")) {
+		return nil
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		if tok.Kind() != 'n' {
+			continue
+		}
+		p := string(dec.StackPointer())
+		if slices.Contains(nullable, p) || strings.HasPrefix(p, "/metadata/") {
+			continue
+		}
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid request: null is not a value of this field (leave the field out instead)",
+			Fields: []promo.FieldError{{Field: fieldOrBody(jsonField(prefix, dec.StackPointer())), Message: "must not be null"}}}
+	}
 }
 
 // parseTime parses an optional RFC 3339 time field of the request (absent or
