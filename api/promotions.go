@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -239,12 +238,11 @@ func Summary(st promo.PromotionStatus) string {
 func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	partial := false
 	if v := r.URL.Query().Get("partial"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
+		if v != "true" && v != "false" { // as the document says: not 1, t or TRUE
 			s.writeError(w, r, promo.FieldErrorf("partial", "must be true or false, got %q", truncate(v, 20)))
 			return
 		}
-		partial = b
+		partial = v == "true"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
 	st, err := s.promotion(r.WithContext(ctx))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -225,7 +226,33 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
 		return
 	}
+	if strings.Contains(pattern, " /v1/") {
+		if name := repeatedParam(r.URL.RawQuery); name != "" {
+			s.cfg.Metrics.observe(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid query",
+					Fields: []promo.FieldError{{Field: name, Message: "is given more than once"}}})
+			}), w, r)
+			return
+		}
+	}
 	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
+}
+
+// repeatedParam names a query parameter given more than once, other than
+// segments (which may be repeated): the handlers read the first value, a
+// proxy or cache in front may read the last, so ?limit=5&limit=zz must not
+// pass as limit=5. Empty when there is none.
+func repeatedParam(rawQuery string) string {
+	if !strings.Contains(rawQuery, "&") {
+		return ""
+	}
+	q, _ := url.ParseQuery(rawQuery)
+	for k, vs := range q {
+		if len(vs) > 1 && k != "segments" {
+			return truncate(k, 40)
+		}
+	}
+	return ""
 }
 
 // routeMethods are the methods tried when a path has no route for the
