@@ -299,6 +299,24 @@ func TestAdversarialQueryMutations(t *testing.T) {
 		}
 		q.Set("unknownParam", "1")
 		send("unknown parameter", q)
+		// Queries that url.ParseQuery refuses, which r.URL.Query() reads as
+		// fewer parameters without a word: a bad escape drops its pair (a
+		// userId=%zz filter would list every user's redemptions), more than
+		// 10,000 parameters drop them all. Each must be refused.
+		for _, raw := range []struct{ what, q string }{
+			{"a bad escape", base.Encode() + "&" + names[0] + "=%zz"},
+			{"a bad escape alone", names[0] + "=%zz"},
+			{"more than 10,000 parameters", base.Encode() + strings.Repeat("&segments=a", 10_001)},
+		} {
+			total++
+			r := e.do(http.MethodGet, ep.path+"?"+raw.q, "", nil)
+			if r.StatusCode < 400 || r.StatusCode >= 500 {
+				t.Errorf("%s with %s: %d %.120s; want 4xx (the query is not one the server can read whole)", ep.path, raw.what,
+					r.StatusCode, r.body)
+			} else {
+				agreeRefuse++
+			}
+		}
 	}
 	sort.Strings(serverOnly)
 	for _, s := range serverOnly {
