@@ -226,11 +226,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
 		return
 	}
-	if strings.Contains(pattern, " /v1/") {
-		if name := repeatedParam(r.URL.RawQuery); name != "" {
+	if strings.Contains(pattern, " /v1/") && r.URL.RawQuery != "" {
+		if err := checkQuery(r.URL.RawQuery); err != nil {
 			s.cfg.Metrics.observe(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				s.writeError(w, r, &promo.Error{Code: promo.EInvalid, Message: "invalid query",
-					Fields: []promo.FieldError{{Field: name, Message: "is given more than once"}}})
+				s.writeError(w, r, err)
 			}), w, r)
 			return
 		}
@@ -238,21 +237,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
 }
 
-// repeatedParam names a query parameter given more than once, other than
-// segments (which may be repeated): the handlers read the first value, a
-// proxy or cache in front may read the last, so ?limit=5&limit=zz must not
-// pass as limit=5. Empty when there is none.
-func repeatedParam(rawQuery string) string {
-	if !strings.Contains(rawQuery, "&") {
-		return ""
+// checkQuery refuses a query string the handlers could not read whole, or
+// could read otherwise than a proxy or cache in front of them: one that
+// url.ParseQuery refuses (a bad escape, more than its limit of parameters),
+// which r.URL.Query() would read as fewer parameters without a word (so
+// ?userId=%zz would drop the filter), and a parameter given more than once
+// other than segments (the handlers read the first value, another reader
+// may take the last: ?limit=5&limit=zz must not pass as limit=5).
+func checkQuery(rawQuery string) error {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid query",
+			Fields: []promo.FieldError{{Field: "query", Message: "is not a well-formed query string: " + truncate(err.Error(), 80)}}}
 	}
-	q, _ := url.ParseQuery(rawQuery)
 	for k, vs := range q {
 		if len(vs) > 1 && k != "segments" {
-			return truncate(k, 40)
+			return &promo.Error{Code: promo.EInvalid, Message: "invalid query",
+				Fields: []promo.FieldError{{Field: truncate(k, 40), Message: "is given more than once"}}}
 		}
 	}
-	return ""
+	return nil
 }
 
 // routeMethods are the methods tried when a path has no route for the
