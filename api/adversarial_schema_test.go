@@ -325,3 +325,45 @@ func TestAdversarialQueryMutations(t *testing.T) {
 	t.Logf("adversarial: query mutations [sqlite]: %d requests over %d endpoints; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
 		total, len(endpoints), agreeRefuse, len(serverOnly))
 }
+
+// TestAdversarialRepeatedHeaders: a request that carries Idempotency-Key,
+// Authorization or Content-Type twice is refused (4xx naming the header),
+// on every endpoint that reads one: the handlers read the first value, an
+// intermediary (a gateway that de-duplicates on the key, a proxy that
+// authenticates) may read the last, so the two could disagree about which
+// request this is.
+func TestAdversarialRepeatedHeaders(t *testing.T) {
+	e := newEnv(t, envConfig{AdminTokens: []string{"admin-token-0123456789"}, RedeemTokens: []string{"redeem-token-0123456789"}}, nil)
+	e.token = "admin-token-0123456789"
+	e.create(`{"name":"hdr","code":"HEADER0001","maxUsagePerCode":1000,"perUserLimit":0}`)
+	e.token = ""
+	cases := []struct {
+		name, method, path, body string
+		header                   http.Header
+	}{
+		{"Idempotency-Key on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
+			http.Header{"Authorization": {"Bearer redeem-token-0123456789"}, "Idempotency-Key": {"k1", "k2"}}},
+		{"Idempotency-Key on a create", "POST", "/v1/promotions", `{"name":"x","code":"HEADER0002"}`,
+			http.Header{"Authorization": {"Bearer admin-token-0123456789"}, "Idempotency-Key": {"k1", "k2"}}},
+		{"Authorization on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
+			http.Header{"Authorization": {"Bearer redeem-token-0123456789", "Bearer other"}}},
+		{"Content-Type on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
+			http.Header{"Authorization": {"Bearer redeem-token-0123456789"}, "Content-Type": {"application/json", "text/plain"}}},
+	}
+	before, err := e.query("SELECT count(*) FROM redemptions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		r := e.do(c.method, c.path, c.body, c.header)
+		outcome := fmt.Sprintf("%d", r.StatusCode)
+		if r.StatusCode < 400 || r.StatusCode >= 500 {
+			t.Errorf("%s given twice: %d %.160s; want 4xx", c.name, r.StatusCode, r.body)
+			outcome = "FAILED: accepted " + outcome
+		}
+		t.Logf("adversarial: repeated header, %s [sqlite]: %s", c.name, outcome)
+	}
+	if after, err := e.query("SELECT count(*) FROM redemptions"); err != nil || after != before {
+		t.Errorf("redemptions %d -> %d (%v); want nothing written", before, after, err)
+	}
+}
