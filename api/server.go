@@ -226,8 +226,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
 		return
 	}
-	if strings.Contains(pattern, " /v1/") && r.URL.RawQuery != "" {
-		if err := checkQuery(r.URL.RawQuery); err != nil {
+	if strings.Contains(pattern, " /v1/") {
+		if err := checkRequestLine(r); err != nil {
 			s.cfg.Metrics.observe(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, r, err)
 			}), w, r)
@@ -235,6 +235,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
+}
+
+// singleHeaders are the request headers the API reads one value of.
+var singleHeaders = []string{"Idempotency-Key", "Authorization", "Content-Type"}
+
+// checkRequestLine refuses, before any handler reads them, a query string
+// checkQuery refuses and a header of singleHeaders given more than once:
+// the handlers read the first value, a gateway that de-duplicates on the
+// key or a proxy that authenticates may read the last, so the two could
+// disagree about which request this is and who sent it.
+func checkRequestLine(r *http.Request) error {
+	for _, h := range singleHeaders {
+		if len(r.Header[h]) > 1 {
+			return &promo.Error{Code: promo.EInvalid, Message: "invalid request",
+				Fields: []promo.FieldError{{Field: h, Message: "is given more than once"}}}
+		}
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return checkQuery(r.URL.RawQuery)
 }
 
 // checkQuery refuses a query string the handlers could not read whole, or
