@@ -107,7 +107,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	common := fmt.Sprintf("_pragma=busy_timeout(%d)", cmp.Or(cfg.BusyTimeout, DefaultBusyTimeout).Milliseconds())
 	// The writer inserts codes at random places in the code b-tree: a 64 MiB
 	// cache bound keeps the hot pages in memory, a larger WAL between
-	// checkpoints spreads their cost. synchronous(FULL): a committed chunk must
+	// checkpoints spreads their cost. The cache has a price per commit while
+	// the file is under 1 GiB: a commit after a page split scans all of it
+	// (docs/store.md, "SQLite"; BenchmarkWriterCommit). synchronous(FULL): a committed chunk must
 	// survive an OS crash, because its Kafka offset may be committed next.
 	w, err := sql.Open("sqlite", base+sep+common+"&"+WriterParams)
 	if err != nil {
