@@ -27,7 +27,13 @@ import (
 // conform. Requests the document accepts and the server refuses are logged
 // (the server may refuse more: a state, a semantic rule).
 func TestAdversarialSchemaMutations(t *testing.T) {
-	e := newEnv(t, envConfig{Open: true, MaxCodeCount: 100_000_000}, nil)
+	for _, backend := range []string{backendSQLite, backendPostgres} {
+		t.Run(backend, func(t *testing.T) { schemaMutations(t, backend) })
+	}
+}
+
+func schemaMutations(t *testing.T, backend string) {
+	e := newEnvOn(t, backend, envConfig{Open: true, MaxCodeCount: 100_000_000}, nil)
 	val := apitest.Validator(t)
 
 	vanity := e.create(`{"name":"schema","code":"SCHEMA0001","maxUsagePerCode":1000000,"perUserLimit":1000000}`)
@@ -119,8 +125,12 @@ func TestAdversarialSchemaMutations(t *testing.T) {
 	for _, s := range refusedByServerOnly {
 		t.Logf("document accepts, server refuses: %s", s)
 	}
-	t.Logf("adversarial: schema mutations [sqlite]: %d requests over %d bodies; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
+	outcome := fmt.Sprintf("%d requests over %d bodies; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
 		total, len(endpoints), agreeRefuse, len(refusedByServerOnly))
+	if t.Failed() {
+		outcome = "FAILED: " + outcome
+	}
+	t.Logf("adversarial: schema mutations [%s]: %s", backend, outcome)
 }
 
 type mutation struct {
@@ -322,8 +332,12 @@ func TestAdversarialQueryMutations(t *testing.T) {
 	for _, s := range serverOnly {
 		t.Logf("document accepts, server refuses: %s", s)
 	}
-	t.Logf("adversarial: query mutations [sqlite]: %d requests over %d endpoints; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
+	outcome := fmt.Sprintf("%d requests over %d endpoints; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
 		total, len(endpoints), agreeRefuse, len(serverOnly))
+	if t.Failed() {
+		outcome = "FAILED: " + outcome
+	}
+	t.Logf("adversarial: query mutations [sqlite]: %s", outcome)
 }
 
 // TestAdversarialRepeatedHeaders: a request that carries Idempotency-Key,
