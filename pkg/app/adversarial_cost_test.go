@@ -37,7 +37,7 @@ func TestAdversarialRequestCost(t *testing.T) {
 	shapes := []struct{ name, body string }{
 		{"whitespace", fill(`{"userId":"u"`, " ", `}`)},
 		{"long string", fill(`{"userId":"`, "a", `"}`)},
-		{"long string of nulls", fill(`{"userId":"`, "null", `"}`)}, // no null literal: the null rule reads nothing
+		{"long string of nulls", fill(`{"userId":"`, "null", `"}`)},                     // no null literal: the null rule reads nothing
 		{"metadata nulls", fill(`{"userId":"u","metadata":{"a":[`, `null,`, `null]}}`)}, // the null rule skips metadata
 		{"escapes", fill(`{"userId":"`, `\u00e9`, `"}`)},
 		{"segments", fill(`{"userId":"u","segments":[`, `"a",`, `"a"]}`)},
