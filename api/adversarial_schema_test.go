@@ -341,7 +341,7 @@ func TestAdversarialQueryMutations(t *testing.T) {
 }
 
 // TestAdversarialRepeatedHeaders: a request that carries Idempotency-Key,
-// Authorization or Content-Type twice is refused (4xx naming the header),
+// Authorization, Shopper-Token or Content-Type twice is refused (4xx naming the header),
 // on every endpoint that reads one: the handlers read the first value, an
 // intermediary (a gateway that de-duplicates on the key, a proxy that
 // authenticates) may read the last, so the two could disagree about which
@@ -361,6 +361,8 @@ func TestAdversarialRepeatedHeaders(t *testing.T) {
 			http.Header{"Authorization": {"Bearer admin-token-0123456789"}, "Idempotency-Key": {"k1", "k2"}}},
 		{"Authorization on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
 			http.Header{"Authorization": {"Bearer redeem-token-0123456789", "Bearer other"}}},
+		{"Shopper-Token on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
+			http.Header{"Authorization": {"Bearer redeem-token-0123456789"}, "Shopper-Token": {"a", "b"}}},
 		{"Content-Type on a redemption", "POST", "/v1/codes/HEADER0001/redemptions", `{"userId":"u"}`,
 			http.Header{"Authorization": {"Bearer redeem-token-0123456789"}, "Content-Type": {"application/json", "text/plain"}}},
 	}

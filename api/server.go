@@ -238,7 +238,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // singleHeaders are the request headers the API reads one value of.
-var singleHeaders = []string{"Idempotency-Key", "Authorization", "Content-Type"}
+var singleHeaders = []string{"Idempotency-Key", "Authorization", ShopperTokenHeader, "Content-Type"}
 
 // checkRequestLine refuses, before any handler reads them, a query string
 // checkQuery refuses and a header of singleHeaders given more than once:
