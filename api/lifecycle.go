@@ -85,9 +85,9 @@ func (s *Server) topUpPromotion(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	n, err := strconv.ParseInt(req.CodeCount.String(), 10, 64)
-	if err != nil {
-		n = 0 // not a whole number: refused as a count below 1
+	n, ok := promotion.ParseCount(req.CodeCount)
+	if !ok {
+		n = 0 // not an integer literal ("12" included): refused as a count below 1
 	}
 	t, after, replayed, err := s.promotions.TopUp(r.Context(), promotion.TopUpRequest{PromotionID: id, CodeCount: n,
 		Actor: s.actor(r, "admin"), IdempotencyKey: key})
@@ -243,7 +243,8 @@ func (s *Server) patchPromotion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req wire.PatchPromotion
-	if err := s.readJSON(w, r, &req); err != nil {
+	// null clears a bound or the rules; elsewhere it is refused.
+	if err := s.readJSON(w, r, &req, "/startsAt", "/expiresAt", "/eligibility"); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

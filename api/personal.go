@@ -33,11 +33,25 @@ func (s *Server) personalRoutes() []route {
 // query) says about the shopper as a promo.Shopper (nil when nothing is
 // set), or the field errors.
 func shopperOf(f wire.Shopper) (*promo.Shopper, []promo.FieldError) {
-	if f.Segments == nil && f.Order == nil && f.FirstOrder == nil && f.Country == "" {
+	if f.Segments == nil && f.Order == nil && f.FirstOrder == nil && f.Country == nil {
 		return nil, nil
 	}
-	sh := promo.Shopper{Segments: f.Segments, Order: f.Order, FirstOrder: f.FirstOrder, Country: f.Country}
-	errs := sh.Validate()
+	sh := promo.Shopper{Segments: f.Segments, FirstOrder: f.FirstOrder}
+	var errs []promo.FieldError
+	if f.Country != nil {
+		if sh.Country = *f.Country; sh.Country == "" {
+			errs = append(errs, promo.FieldError{Field: "country", Message: "must be an ISO 3166-1 alpha-2 country code, not empty"})
+		}
+	}
+	if o := f.Order; o != nil {
+		sh.Order = &promo.Order{Currency: o.Currency, Discount: o.Discount, FirstOrder: o.FirstOrder}
+		if o.Amount == nil {
+			errs = append(errs, promo.FieldError{Field: "order.amount", Message: "must be set"})
+		} else {
+			sh.Order.Amount = *o.Amount
+		}
+	}
+	errs = append(errs, sh.Validate()...)
 	if o := f.Order; o != nil && o.FirstOrder != nil && f.FirstOrder != nil && *o.FirstOrder != *f.FirstOrder {
 		errs = append(errs, promo.FieldError{Field: "firstOrder", Message: "differs from order.firstOrder"})
 	}
@@ -83,7 +97,9 @@ func shopperQuery(r *http.Request) (*promo.Shopper, error) {
 			}
 		}
 	}
-	f.Country = q.Get("country")
+	if c := q.Get("country"); c != "" {
+		f.Country = &c
+	}
 	var fields []promo.FieldError
 	if v := q.Get("firstOrder"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -97,7 +113,7 @@ func shopperQuery(r *http.Request) (*promo.Shopper, error) {
 		if err != nil {
 			fields = append(fields, promo.FieldError{Field: "orderAmount", Message: err.Error()})
 		}
-		f.Order = &promo.Order{Amount: a, Currency: q.Get("currency")}
+		f.Order = &wire.Order{Amount: &a, Currency: q.Get("currency")}
 	}
 	sh, errs := shopperOf(f)
 	if fields = append(fields, errs...); len(fields) > 0 {

@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -113,7 +114,16 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion
 // trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
-func decodeStrict(body []byte, v any, prefix string) error {
+//
+// A null is refused (422, naming the field, as a value out of range is) unless its JSON pointer is one
+// of nullable ("/startsAt": PATCH clears a bound with it) or lies inside a
+// free-form metadata object: encoding/json would read it as an absent
+// field, which the document does not allow, so {"active": null} must not
+// pass for a PATCH that changes nothing.
+func decodeStrict(body []byte, v any, prefix string, nullable ...string) error {
+	if err := refuseNull(body, prefix, nullable); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -135,6 +145,66 @@ func decodeStrict(body []byte, v any, prefix string) error {
 			Fields: []promo.FieldError{{Field: prefix + field, Message: "unknown field"}}}
 	}
 	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + err.Error()}
+}
+
+// refuseNull is decodeStrict's null rule. body has been scanned already
+// (well-formed, bounded depth), so a syntax error here cannot happen and is
+// left to the decoder. It costs nothing for a body without a null literal
+// (hasNull: one pass over the bytes), and a second tokenizer pass otherwise
+// that skips the metadata object whole and builds a field's path only for
+// the null it refuses.
+func refuseNull(body []byte, prefix string, nullable []string) error {
+	if !hasNull(body) {
+		return nil
+	}
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	for {
+		if dec.StackDepth() == 1 && dec.PeekKind() == '"' {
+			if kind, n := dec.StackIndex(1); kind == '{' && n%2 == 0 { // a top-level member's name
+				name, err := dec.ReadValue()
+				if err != nil {
+					return nil
+				}
+				if string(name) == `"metadata"` && dec.PeekKind() == '{' { // free-form: any value inside
+					if err := dec.SkipValue(); err != nil {
+						return nil
+					}
+				}
+				continue
+			}
+		}
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil
+		}
+		if tok.Kind() != 'n' {
+			continue
+		}
+		p := dec.StackPointer()
+		if slices.Contains(nullable, string(p)) {
+			continue
+		}
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid request: null is not a value of this field (leave the field out instead)",
+			Fields: []promo.FieldError{{Field: fieldOrBody(jsonField(prefix, p)), Message: "must not be null"}}}
+	}
+}
+
+// hasNull reports whether a well-formed JSON text holds a null literal
+// (outside its strings), allocating nothing.
+func hasNull(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case 'n':
+			return true // outside a string, only the literal null starts with n
+		}
+	}
+	return false
 }
 
 // parseTime parses an optional RFC 3339 time field of the request (absent or
@@ -203,12 +273,11 @@ func Summary(st promo.PromotionStatus) string {
 func (s *Server) exportCodes(w http.ResponseWriter, r *http.Request) {
 	partial := false
 	if v := r.URL.Query().Get("partial"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
+		if v != "true" && v != "false" { // as the document says: not 1, t or TRUE
 			s.writeError(w, r, promo.FieldErrorf("partial", "must be true or false, got %q", truncate(v, 20)))
 			return
 		}
-		partial = b
+		partial = v == "true"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.DBTimeout)
 	st, err := s.promotion(r.WithContext(ctx))

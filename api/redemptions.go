@@ -372,13 +372,14 @@ func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f pro
 }
 
 // readJSON reads a small JSON request body strictly (readBody), then decodes
-// it with no unknown fields.
-func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+// it with no unknown fields and no null but at the nullable pointers
+// (decodeStrict).
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any, nullable ...string) error {
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
-	return decodeStrict(body, v, "")
+	return decodeStrict(body, v, "", nullable...)
 }
 
 // A request body that grows past largeBody bytes takes one of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -225,7 +226,58 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.observe("unmatched", http.HandlerFunc(s.noRoute), w, r)
 		return
 	}
+	if strings.Contains(pattern, " /v1/") {
+		if err := checkRequestLine(r); err != nil {
+			s.cfg.Metrics.observe(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s.writeError(w, r, err)
+			}), w, r)
+			return
+		}
+	}
 	s.cfg.Metrics.observe(pattern, s.mux, w, r) // the mux sets the path values that Handler does not
+}
+
+// singleHeaders are the request headers the API reads one value of.
+var singleHeaders = []string{"Idempotency-Key", "Authorization", ShopperTokenHeader, "Content-Type"}
+
+// checkRequestLine refuses, before any handler reads them, a query string
+// checkQuery refuses and a header of singleHeaders given more than once:
+// the handlers read the first value, a gateway that de-duplicates on the
+// key or a proxy that authenticates may read the last, so the two could
+// disagree about which request this is and who sent it.
+func checkRequestLine(r *http.Request) error {
+	for _, h := range singleHeaders {
+		if len(r.Header[h]) > 1 {
+			return &promo.Error{Code: promo.EInvalid, Message: "invalid request",
+				Fields: []promo.FieldError{{Field: h, Message: "is given more than once"}}}
+		}
+	}
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	return checkQuery(r.URL.RawQuery)
+}
+
+// checkQuery refuses a query string the handlers could not read whole, or
+// could read otherwise than a proxy or cache in front of them: one that
+// url.ParseQuery refuses (a bad escape, more than its limit of parameters),
+// which r.URL.Query() would read as fewer parameters without a word (so
+// ?userId=%zz would drop the filter), and a parameter given more than once
+// other than segments (the handlers read the first value, another reader
+// may take the last: ?limit=5&limit=zz must not pass as limit=5).
+func checkQuery(rawQuery string) error {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return &promo.Error{Code: promo.EInvalid, Message: "invalid query",
+			Fields: []promo.FieldError{{Field: "query", Message: "is not a well-formed query string: " + truncate(err.Error(), 80)}}}
+	}
+	for k, vs := range q {
+		if len(vs) > 1 && k != "segments" {
+			return &promo.Error{Code: promo.EInvalid, Message: "invalid query",
+				Fields: []promo.FieldError{{Field: truncate(k, 40), Message: "is given more than once"}}}
+		}
+	}
+	return nil
 }
 
 // routeMethods are the methods tried when a path has no route for the

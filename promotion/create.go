@@ -182,7 +182,7 @@ func (s *Service) checkSettings(req Request, bad *problems) promo.NewPromotion {
 // in np's code space. A format that cannot take a valid count is ECapacity
 // (returned); every other problem is added to bad.
 func (s *Service) checkGenerated(req Request, np *promo.NewPromotion, bad *problems) error {
-	count, ok := parseCount(req.CodeCount)
+	count, ok := ParseCount(req.CodeCount)
 	switch {
 	case req.CodeCount == nil:
 		bad.add("codeCount", "is required (or give a vanity code)")
@@ -254,9 +254,10 @@ func vanityCode(raw string) (code, problem string) {
 	return code, ""
 }
 
-// parseCount accepts a JSON integer literal only (no string, fraction or
-// exponent) that fits int64.
-func parseCount(raw json.RawMessage) (int64, bool) {
+// ParseCount reads a count as sent in JSON: an integer literal only (no
+// string, fraction or exponent; false otherwise); one past int64 is
+// MaxInt64 (or -1), to be refused against the maximum.
+func ParseCount(raw json.RawMessage) (int64, bool) {
 	s := string(bytes.TrimSpace(raw))
 	if s == "" || strings.ContainsAny(s, ".eE\"") {
 		return 0, false

@@ -37,6 +37,8 @@ func TestAdversarialRequestCost(t *testing.T) {
 	shapes := []struct{ name, body string }{
 		{"whitespace", fill(`{"userId":"u"`, " ", `}`)},
 		{"long string", fill(`{"userId":"`, "a", `"}`)},
+		{"long string of nulls", fill(`{"userId":"`, "null", `"}`)},                     // no null literal: the null rule reads nothing
+		{"metadata nulls", fill(`{"userId":"u","metadata":{"a":[`, `null,`, `null]}}`)}, // the null rule skips metadata
 		{"escapes", fill(`{"userId":"`, `\u00e9`, `"}`)},
 		{"segments", fill(`{"userId":"u","segments":[`, `"a",`, `"a"]}`)},
 		{"metadata members", fill(`{"userId":"u","metadata":{`, `"k":0,`, `"k":0}}`)},
@@ -117,26 +119,50 @@ func TestAdversarialRequestCost(t *testing.T) {
 			}
 		}
 	}
-	// A validation's query string: as many segments as the header limit lets through.
-	q := "segments=" + strings.Repeat("a,", 400_000)
-	before := allocated(t, base)
-	resp, err := http.Get(base + "/v1/codes/" + list[3] + "?" + q)
-	if err != nil {
-		t.Fatalf("GET with segments: %v", err)
+	// A validation's query string: as many segments as the header limit
+	// lets through, comma-separated or as repeated parameters, and as many
+	// parameters (repeated, or each of another name) on every GET.
+	queries := []struct{ name, path, q string }{
+		{"segments=a,a,…", "/v1/codes/" + list[3], "segments=" + strings.Repeat("a,", 400_000)},
+		{"segments=a&segments=a&…", "/v1/codes/" + list[3], strings.Repeat("segments=a&", 80_000) + "segments=a"},
+		{"a&a&…", "/v1/codes/" + list[3], strings.Repeat("a&", 400_000) + "a"},
+		{"1&2&3…", "/v1/codes/" + list[3], manyNames(800_000)},
+		{"a&a&… on a list", "/v1/users/u/redemptions", strings.Repeat("a&", 400_000) + "a"},
+		{"1&2&3… on a list", "/v1/users/u/redemptions", manyNames(800_000)},
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	per := float64(allocated(t, base)-before) / float64(len(q))
-	worst = max(worst, per)
-	t.Logf("GET /v1/codes/{code}?segments=a,a,… (%d bytes): %d, %.1f × its size allocated", len(q), resp.StatusCode, per)
-	if resp.StatusCode >= 500 || per > 12 {
-		t.Errorf("GET with %d bytes of segments: %d, %.1f × its size allocated, want < 500 and ≤ 12", len(q), resp.StatusCode, per)
+	for _, c := range queries {
+		before := allocated(t, base)
+		resp, err := http.Get(base + c.path + "?" + c.q)
+		if err != nil {
+			t.Fatalf("GET with %s: %v", c.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		per := float64(allocated(t, base)-before) / float64(len(c.q))
+		worst = max(worst, per)
+		t.Logf("GET %s?%s (%d bytes): %d, %.1f × its size allocated", c.path[:min(len(c.path), 24)], c.name, len(c.q), resp.StatusCode, per)
+		if resp.StatusCode >= 500 || per > 12 {
+			t.Errorf("GET %s with %s (%d bytes): %d, %.1f × its size allocated, want < 500 and ≤ 12", c.path, c.name, len(c.q),
+				resp.StatusCode, per)
+		}
 	}
 	outcome := fmt.Sprintf("worst %.1f × a request's size allocated per request, no 5xx", worst)
 	if t.Failed() {
 		outcome = "FAILED: " + outcome
 	}
 	t.Logf("adversarial: request cost on every shopper endpoint [sqlite]: %s", outcome)
+}
+
+// manyNames is a query string of about n bytes of distinct empty parameters.
+func manyNames(n int) string {
+	var b strings.Builder
+	for i := 0; b.Len() < n; i++ {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(strconv.Itoa(i))
+	}
+	return b.String()
 }
 
 // allocated is the API process's go_memstats_alloc_bytes_total.

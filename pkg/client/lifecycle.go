@@ -153,7 +153,7 @@ type TopUp struct {
 // non-empty idempotencyKey makes the call safe to repeat: a repeat with the
 // same key and count answers the first top-up (Replayed) and adds nothing.
 func (c *Client) TopUpPromotion(ctx context.Context, id string, n int64, idempotencyKey string) (TopUp, Status, error) {
-	body, err := json.Marshal(wire.TopUpRequest{CodeCount: json.Number(strconv.FormatInt(n, 10))})
+	body, err := json.Marshal(wire.TopUpRequest{CodeCount: json.RawMessage(strconv.FormatInt(n, 10))})
 	if err != nil {
 		return TopUp{}, Status{}, err
 	}

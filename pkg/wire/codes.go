@@ -87,11 +87,21 @@ type Revocation struct {
 // Shopper is what a redemption or reservation body may say about the
 // shopper and the order, for the promotion's eligibility rules and the
 // audit trail. firstOrder may stand at the top or inside order.
+// Country and the order's amount are pointers so that the API can tell a
+// member sent empty or left out of an order (refused) from one absent.
 type Shopper struct {
-	Segments   []string     `json:"segments,omitempty"`
-	Order      *promo.Order `json:"order,omitempty"`
-	FirstOrder *bool        `json:"firstOrder,omitempty"`
-	Country    string       `json:"country,omitempty"`
+	Segments   []string `json:"segments,omitempty"`
+	Order      *Order   `json:"order,omitempty"`
+	FirstOrder *bool    `json:"firstOrder,omitempty"`
+	Country    *string  `json:"country,omitempty"`
+}
+
+// Order is a body's order: amount and currency are required.
+type Order struct {
+	Amount     *promo.Amount `json:"amount"`
+	Currency   string        `json:"currency"`
+	Discount   *promo.Amount `json:"discount,omitempty"`
+	FirstOrder *bool         `json:"firstOrder,omitempty"`
 }
 
 // Redeem is the body of POST /v1/codes/{code}/redemptions.

@@ -86,7 +86,7 @@ type Settings struct {
 
 // TopUpRequest is the body of POST /v1/promotions/{id}/topups.
 type TopUpRequest struct {
-	CodeCount json.Number `json:"codeCount"`
+	CodeCount json.RawMessage `json:"codeCount"` // a positive integer, not a string, fraction or exponent
 }
 
 // ToppedUp answers a top-up: the top-up and the promotion's status after it
