@@ -267,3 +267,61 @@ func TestShopperSlowJWKS(t *testing.T) {
 		t.Errorf("slow JWKS = %d after %s, want 503 within a few seconds", r.StatusCode, took)
 	}
 }
+
+// squatKeys: with signed shoppers, Mallory sends the Idempotency-Keys she
+// expects Bob's checkout to use (an order number) before Bob does. Bob's
+// redemption and reservation with those keys must be his own (201, not a
+// 409 idempotency_conflict for as long as keys are kept), his retries must
+// replay his own, hers hers, and every answer and read shows the key as it
+// was sent. It returns the outcome.
+func squatKeys(t *testing.T) string {
+	t.Helper()
+	e, key, code := shopperEnv(t, shopper.Config{})
+	mallory, bob := key.Token(t, st.Valid("mallory")), key.Token(t, st.Valid("bob"))
+	as := func(tok, k string) http.Header { h := withShopper(tok); h.Set("Idempotency-Key", k); return h }
+	type answer struct {
+		ID             string `json:"id"`
+		UserID         string `json:"userId"`
+		IdempotencyKey string `json:"idempotencyKey"`
+	}
+	redeem := func(who, tok, k string, replay bool) answer {
+		t.Helper()
+		r := e.do(http.MethodPost, "/v1/codes/"+code+"/redemptions", `{"orderId":"order-1001"}`, as(tok, k))
+		var a answer
+		_ = json.Unmarshal(r.body, &a)
+		if r.StatusCode != http.StatusCreated || a.UserID != who || a.IdempotencyKey != k {
+			t.Fatalf("%s's redemption with key %q: %d %s; want 201, user %s, the key as sent", who, k, r.StatusCode, r.body, who)
+		}
+		if got := r.Header.Get("Idempotent-Replayed") == "true"; got != replay {
+			t.Fatalf("%s's redemption with key %q: replayed %v, want %v", who, k, got, replay)
+		}
+		return a
+	}
+	m := redeem("mallory", mallory, "order-1001", false)
+	b := redeem("bob", bob, "order-1001", false)
+	if b.ID == m.ID {
+		t.Fatalf("bob was answered mallory's redemption %s", m.ID)
+	}
+	if again := redeem("bob", bob, "order-1001", true); again.ID != b.ID {
+		t.Errorf("bob's retry answered %s, want his %s", again.ID, b.ID)
+	}
+	if again := redeem("mallory", mallory, "order-1001", true); again.ID != m.ID {
+		t.Errorf("mallory's retry answered %s, want her %s", again.ID, m.ID)
+	}
+	e.token = shopAdmin
+	r := e.do(http.MethodGet, "/v1/users/bob/redemptions", "", nil)
+	if r.StatusCode != http.StatusOK || !strings.Contains(string(r.body), `"idempotencyKey":"order-1001"`) ||
+		strings.Contains(string(r.body), "\\u001f") {
+		t.Errorf("bob's audit trail: %d %s; want the key as sent", r.StatusCode, r.body)
+	}
+	e.token = shopRedeem
+	for _, who := range []struct{ name, tok string }{{"mallory", mallory}, {"bob", bob}} {
+		r := e.do(http.MethodPost, "/v1/codes/"+code+"/reservations", `{}`, as(who.tok, "hold-1001"))
+		if r.StatusCode != http.StatusCreated {
+			t.Fatalf("%s's reservation with key hold-1001: %d %s; want 201", who.name, r.StatusCode, r.body)
+		}
+	}
+	return "bob's redemption and reservation with the keys mallory used first are his own (201), each retry replays its own"
+}
+
+func TestShopperKeysAreTheirOwn(t *testing.T) { squatKeys(t) }

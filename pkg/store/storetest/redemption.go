@@ -150,6 +150,39 @@ func race(n int, fn func(i int)) {
 	wg.Wait()
 }
 
+// testScopedKeys: one client key scoped to two owners (promo.ScopedKey) is
+// two records, each replaying its own redemption; the audit trail shows the
+// key as the client sent it.
+func testScopedKeys(t *testing.T, h *harness) {
+	code := "V" + h.tag + "SCOPED"
+	p := h.create(h.vanity(code, 10))
+	ids := map[string]string{}
+	for _, owner := range []string{"mallory", "bob", "mallory", "bob"} {
+		req := redeemReq(code, owner)
+		req.IdempotencyKey, req.RequestHash = promo.ScopedKey(owner, "order-1"), "hash-"+owner
+		out := h.redeem(req)
+		if out.Refused != "" || out.Redemption.UserID != owner {
+			t.Fatalf("%s's redemption under the key order-1: %+v", owner, out)
+		}
+		if id, ok := ids[owner]; ok != out.Replayed || (ok && out.Redemption.ID != id) {
+			t.Fatalf("%s's redemption under the key order-1: %+v, want %s replayed: %v", owner, out, id, ok)
+		}
+		ids[owner] = out.Redemption.ID
+	}
+	if u := h.used(code); u != 2 {
+		t.Errorf("used = %d after two owners' redemptions and their replays, want 2", u)
+	}
+	rs, err := h.s.Redemptions(h.ctx, promo.RedemptionFilter{PromotionID: p.ID})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("audit trail: %d rows, %v; want 2", len(rs), err)
+	}
+	for _, r := range rs {
+		if r.IdempotencyKey != "order-1" {
+			t.Errorf("%s's audit row shows the key %q, want it as sent (order-1)", r.UserID, r.IdempotencyKey)
+		}
+	}
+}
+
 func testRedeemConcurrent(t *testing.T, h *harness) {
 	code := "V" + h.tag + "FIVE"
 	np := h.vanity(code, 5)

@@ -126,6 +126,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"RedeemPerUserLimit", testRedeemPerUserLimit},
 		{"RedeemPerUserLimitConcurrent", testRedeemPerUserLimitConcurrent},
 		{"RedeemIdempotency", testRedeemIdempotency},
+		{"ScopedKeys", testScopedKeys},
 		{"RedeemIdempotencyConcurrent", testRedeemIdempotencyConcurrent},
 		{"Rollback", testRollback},
 		{"RollbackRacingRedemptions", testRollbackRacingRedemptions},
