@@ -121,16 +121,24 @@ func schemaMutations(t *testing.T, backend string) {
 			}
 		}
 	}
-	sort.Strings(refusedByServerOnly)
-	for _, s := range refusedByServerOnly {
+	logAgreement(t, "schema mutations", backend, fmt.Sprintf("%d requests over %d bodies", total, len(endpoints)),
+		agreeRefuse, refusedByServerOnly)
+}
+
+// logAgreement logs the requests only the server refused and the case's
+// outcome line: how many requests (over), how many both refused.
+func logAgreement(t *testing.T, name, backend, over string, agreeRefuse int, serverOnly []string) {
+	t.Helper()
+	sort.Strings(serverOnly)
+	for _, s := range serverOnly {
 		t.Logf("document accepts, server refuses: %s", s)
 	}
-	outcome := fmt.Sprintf("%d requests over %d bodies; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
-		total, len(endpoints), agreeRefuse, len(refusedByServerOnly))
+	outcome := fmt.Sprintf("%s; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
+		over, agreeRefuse, len(serverOnly))
 	if t.Failed() {
 		outcome = "FAILED: " + outcome
 	}
-	t.Logf("adversarial: schema mutations [%s]: %s", backend, outcome)
+	t.Logf("adversarial: %s [%s]: %s", name, backend, outcome)
 }
 
 type mutation struct {
@@ -328,16 +336,8 @@ func TestAdversarialQueryMutations(t *testing.T) {
 			}
 		}
 	}
-	sort.Strings(serverOnly)
-	for _, s := range serverOnly {
-		t.Logf("document accepts, server refuses: %s", s)
-	}
-	outcome := fmt.Sprintf("%d requests over %d endpoints; %d refused by both, %d refused by the server only (logged), none accepted against the document, no 5xx",
-		total, len(endpoints), agreeRefuse, len(serverOnly))
-	if t.Failed() {
-		outcome = "FAILED: " + outcome
-	}
-	t.Logf("adversarial: query mutations [sqlite]: %s", outcome)
+	logAgreement(t, "query mutations", backendSQLite, fmt.Sprintf("%d requests over %d endpoints", total, len(endpoints)),
+		agreeRefuse, serverOnly)
 }
 
 // TestAdversarialRepeatedHeaders: a request that carries Idempotency-Key,

@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -200,34 +199,8 @@ type killableAPI struct {
 
 func startKillableAPI(t *testing.T, spec burstAPI) *killableAPI {
 	t.Helper()
-	js, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envBurstAPI+"="+string(js))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &killableAPI{cmd: cmd, stdin: stdin, done: make(chan struct{})}
-	buf := make([]byte, 256)
-	n, err := stdout.Read(buf)
-	line := strings.TrimSpace(string(buf[:n]))
-	addr, ok := strings.CutPrefix(line, "listening ")
-	if err != nil || !ok {
-		_ = cmd.Process.Kill()
-		t.Fatalf("API process: %q, %v", line, err)
-	}
-	p.addr = addr
+	cmd, stdin, stdout, addr := spawnAPI(t, spec)
+	p := &killableAPI{addr: addr, cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	go func() {
 		_, _ = io.Copy(io.Discard, stdout)
 		_ = cmd.Wait()

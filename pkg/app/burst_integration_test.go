@@ -113,8 +113,23 @@ type apiProcess struct {
 	pid  int
 }
 
-// startAPIProcess starts this test binary as the API process.
+// startAPIProcess starts this test binary as the API process; it is
+// stopped (its standard input closed) at the test's end and must exit well.
 func startAPIProcess(t *testing.T, spec burstAPI) apiProcess {
+	t.Helper()
+	cmd, stdin, _, addr := spawnAPI(t, spec)
+	t.Cleanup(func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("API process: %v", err)
+		}
+	})
+	return apiProcess{addr: addr, pid: cmd.Process.Pid}
+}
+
+// spawnAPI starts this test binary as the API process on spec and reads the
+// address it listens on; the caller ends it.
+func spawnAPI(t *testing.T, spec burstAPI) (*exec.Cmd, io.WriteCloser, *bufio.Reader, string) {
 	t.Helper()
 	js, err := json.Marshal(spec)
 	if err != nil {
@@ -126,7 +141,7 @@ func startAPIProcess(t *testing.T, spec burstAPI) apiProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,18 +149,15 @@ func startAPIProcess(t *testing.T, spec burstAPI) apiProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("API process: %v", err)
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	stdout := bufio.NewReader(out)
+	line, err := stdout.ReadString('\n')
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
 	if err != nil || !ok {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatalf("API process: %q, %v", line, err)
 	}
-	return apiProcess{addr: addr, pid: cmd.Process.Pid}
+	return cmd, stdin, stdout, addr
 }
 
 // memory is a process's resident memory now and at its peak, in MiB
