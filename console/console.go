@@ -27,6 +27,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -237,6 +238,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route serves r with its page; a path the console has no page for is an
 // HTML page too (404, or 405 with Allow), never the mux's plain text.
 func (c *Console) route(w http.ResponseWriter, r *http.Request) {
+	if r.URL.RawQuery != "" {
+		// The pages read r.URL.Query(), which drops a pair it cannot parse:
+		// a filter in it would be lost without a word.
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			c.fail(w, r, http.StatusBadRequest, fmt.Errorf("the address's query is not well formed (%v)", err))
+			return
+		}
+	}
 	if _, pattern := c.mux.Handler(r); pattern != "" {
 		c.mux.ServeHTTP(w, r)
 		return

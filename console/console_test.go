@@ -397,6 +397,10 @@ func TestConsoleErrorsAreHTMLPages(t *testing.T) {
 		{http.MethodGet, "/console/promotions/999999", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/promotions/999999/codes.csv", nil, http.StatusNotFound},
 		{http.MethodGet, "/console/rows?active=maybe", nil, http.StatusUnprocessableEntity},
+		// A query the pages could not read whole: a filter in it would be lost
+		// without a word (r.URL.Query() drops a bad pair).
+		{http.MethodGet, "/console/analytics?name=%zz", nil, http.StatusBadRequest},
+		{http.MethodGet, "/console/find?q=a;b", nil, http.StatusBadRequest},
 		{http.MethodPost, "/console/promotions/1/live", nil, http.StatusMethodNotAllowed},
 		{http.MethodPost, "/console/new", http.Header{"Origin": {"https://evil.example"}}, http.StatusForbidden},
 	} {
