@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -36,7 +37,15 @@ const MaxJSONArray = 4096
 // against its sender's intent) and any other syntax error, 400. A read error
 // is returned as it is (wrapped); an empty body is errEmptyBody. prefix is
 // the JSON path of the value within the request ("format.").
-func scanJSON(r io.Reader, prefix string) error {
+//
+// A null is refused too (422, naming the field, as a value out of range is;
+// once the whole body has scanned well, so the errors above come first)
+// unless its JSON pointer is one of nullable ("/startsAt": PATCH clears a
+// bound with it) or lies inside the top-level metadata object (free-form):
+// encoding/json would read it as an absent field, which the document does
+// not allow, so {"active": null} must not pass for a PATCH that changes
+// nothing.
+func scanJSON(r io.Reader, prefix string, nullable []string) error {
 	dec := jsontext.NewDecoder(r)
 	if dec.PeekKind() == 0 { // nothing but whitespace, or a read error
 		if _, err := dec.ReadToken(); err != io.EOF {
@@ -44,6 +53,10 @@ func scanJSON(r io.Reader, prefix string) error {
 		}
 		return &promo.Error{Code: errEmptyBody}
 	}
+	var (
+		metadata bool  // the top-level member being read is metadata
+		nullErr  error // the first null where none may stand
+	)
 	for {
 		tok, err := dec.ReadToken()
 		if err != nil {
@@ -58,8 +71,25 @@ func scanJSON(r io.Reader, prefix string) error {
 			return promo.FieldErrorf(jsonField(prefix, p[:strings.LastIndexByte(string(p), '/')]),
 				"holds more than %d elements", MaxJSONArray)
 		}
-		if tok.Kind() == '"' && strings.IndexByte(tok.String(), 0) >= 0 {
-			return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()), "must not contain NUL characters")
+		switch tok.Kind() {
+		case '"':
+			str := tok.String()
+			if strings.IndexByte(str, 0) >= 0 {
+				return promo.FieldErrorf(jsonField(prefix, dec.StackPointer()), "must not contain NUL characters")
+			}
+			if dec.StackDepth() == 1 {
+				if kind, n := dec.StackIndex(1); kind == '{' && n%2 == 1 { // a name
+					metadata = str == "metadata"
+				}
+			}
+		case 'n':
+			if nullErr == nil && (dec.StackDepth() < 2 || !metadata) {
+				if p := dec.StackPointer(); !slices.Contains(nullable, string(p)) {
+					nullErr = &promo.Error{Code: promo.EInvalid,
+						Message: "invalid request: null is not a value of this field (leave the field out instead)",
+						Fields:  []promo.FieldError{{Field: fieldOrBody(jsonField(prefix, p)), Message: "must not be null"}}}
+				}
+			}
 		}
 		if dec.StackDepth() == 0 { // the one value is complete: only whitespace may follow
 			if _, err := dec.ReadToken(); err != io.EOF {
@@ -68,7 +98,7 @@ func scanJSON(r io.Reader, prefix string) error {
 				}
 				return &promo.Error{Code: errMalformed, Message: "malformed JSON: trailing data after the JSON value"}
 			}
-			return nil
+			return nullErr
 		}
 	}
 }

@@ -9,12 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
-	"github.com/go-json-experiment/json/jsontext"
 	"go.uber.org/zap"
 
 	"github.com/promocodes/promocodes/pkg/codes"
@@ -114,16 +112,8 @@ func (s *Server) decodeCreate(w http.ResponseWriter, r *http.Request) (promotion
 // trailing data, and names the offending field on type errors. prefix is the
 // JSON path of the object within the request ("format."): the decoder names
 // an unknown field without its path.
-//
-// A null is refused (422, naming the field, as a value out of range is) unless its JSON pointer is one
-// of nullable ("/startsAt": PATCH clears a bound with it) or lies inside a
-// free-form metadata object: encoding/json would read it as an absent
-// field, which the document does not allow, so {"active": null} must not
-// pass for a PATCH that changes nothing.
-func decodeStrict(body []byte, v any, prefix string, nullable ...string) error {
-	if err := refuseNull(body, prefix, nullable); err != nil {
-		return err
-	}
+// body has been through readBody (scanJSON: no null where none may stand).
+func decodeStrict(body []byte, v any, prefix string) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -145,66 +135,6 @@ func decodeStrict(body []byte, v any, prefix string, nullable ...string) error {
 			Fields: []promo.FieldError{{Field: prefix + field, Message: "unknown field"}}}
 	}
 	return &promo.Error{Code: errMalformed, Message: "malformed JSON: " + err.Error()}
-}
-
-// refuseNull is decodeStrict's null rule. body has been scanned already
-// (well-formed, bounded depth), so a syntax error here cannot happen and is
-// left to the decoder. It costs nothing for a body without a null literal
-// (hasNull: one pass over the bytes), and a second tokenizer pass otherwise
-// that skips the metadata object whole and builds a field's path only for
-// the null it refuses.
-func refuseNull(body []byte, prefix string, nullable []string) error {
-	if !hasNull(body) {
-		return nil
-	}
-	dec := jsontext.NewDecoder(bytes.NewReader(body))
-	for {
-		if dec.StackDepth() == 1 && dec.PeekKind() == '"' {
-			if kind, n := dec.StackIndex(1); kind == '{' && n%2 == 0 { // a top-level member's name
-				name, err := dec.ReadValue()
-				if err != nil {
-					return nil
-				}
-				if string(name) == `"metadata"` && dec.PeekKind() == '{' { // free-form: any value inside
-					if err := dec.SkipValue(); err != nil {
-						return nil
-					}
-				}
-				continue
-			}
-		}
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return nil
-		}
-		if tok.Kind() != 'n' {
-			continue
-		}
-		p := dec.StackPointer()
-		if slices.Contains(nullable, string(p)) {
-			continue
-		}
-		return &promo.Error{Code: promo.EInvalid, Message: "invalid request: null is not a value of this field (leave the field out instead)",
-			Fields: []promo.FieldError{{Field: fieldOrBody(jsonField(prefix, p)), Message: "must not be null"}}}
-	}
-}
-
-// hasNull reports whether a well-formed JSON text holds a null literal
-// (outside its strings), allocating nothing.
-func hasNull(b []byte) bool {
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-		case 'n':
-			return true // outside a string, only the literal null starts with n
-		}
-	}
-	return false
 }
 
 // parseTime parses an optional RFC 3339 time field of the request (absent or

@@ -371,15 +371,15 @@ func (s *Server) exportRedemptions(w http.ResponseWriter, r *http.Request, f pro
 	}
 }
 
-// readJSON reads a small JSON request body strictly (readBody), then decodes
-// it with no unknown fields and no null but at the nullable pointers
+// readJSON reads a small JSON request body strictly (readBody: no null but
+// at the nullable pointers), then decodes it with no unknown fields
 // (decodeStrict).
 func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any, nullable ...string) error {
-	body, err := s.readBody(w, r)
+	body, err := s.readBody(w, r, nullable...)
 	if err != nil {
 		return err
 	}
-	return decodeStrict(body, v, "", nullable...)
+	return decodeStrict(body, v, "")
 }
 
 // A request body that grows past largeBody bytes takes one of
@@ -441,11 +441,12 @@ func (b *bodySlot) release() {
 // readBody is the one way a JSON request body is read: Content-Type JSON (or
 // none), at most MaxBodyBytes (a larger declared length is refused with 413
 // before anything is read; an undeclared one as soon as the limit is passed),
-// not empty, and one well-formed JSON value within MaxJSONDepth. The scan
+// not empty, and one well-formed JSON value within MaxJSONDepth, with no
+// null but at the nullable pointers (scanJSON). The scan
 // (scanJSON) reads the body as it arrives, so a refused body is never held
 // whole: its rest is only drained, in constant memory, to keep the
 // connection usable.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, nullable ...string) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 			return nil, &promo.Error{Code: errUnsupportedMedia, Message: "Content-Type must be application/json",
@@ -460,7 +461,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	slot := &bodySlot{r: limited, slots: s.largeBodies, ctx: r.Context()}
 	defer slot.release()
 	var body bytes.Buffer
-	err := scanJSON(io.TeeReader(slot, &body), "")
+	err := scanJSON(io.TeeReader(slot, &body), "", nullable)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.Is(err, errLargeBodies):

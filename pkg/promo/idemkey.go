@@ -21,7 +21,7 @@ func ScopedKey(owner, key string) string {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(owner))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])[:22] + keyScopeSep + key
+	return base64.RawURLEncoding.EncodeToString(sum[:16]) + keyScopeSep + key // 22 characters
 }
 
 // ClientKey is the key the client sent, from a recorded one (scoped or not).
