@@ -17,3 +17,7 @@ func (s *Store) GroupStatements() (savepoints, statements int64) {
 	st := s.group.Stats()
 	return st.Savepoints, st.Statements
 }
+
+// GroupInserts reports the multi-row inserts of the groups' audit rows and
+// events.
+func (s *Store) GroupInserts() int64 { return s.group.Stats().Inserts }

@@ -290,15 +290,17 @@ func TestGroupCommitHonoursTheContext(t *testing.T) {
 
 // TestGroupCommitStatementsPerMember: groups of redemptions that all
 // succeed take no savepoint (a member is only undone when one fails), and a
-// member runs four statements (the code's use with its holds, the
-// allowance's with the user's holds, the audit row, the event), two more
-// with an idempotency key.
+// member runs two statements (the code's use with its holds, the
+// allowance's with the user's holds), one more with an idempotency key;
+// the audit rows and the events are the group's multi-row inserts, two to
+// fourteen a group (a statement per power of two of its members, each).
 func TestGroupCommitStatementsPerMember(t *testing.T) {
 	ctx := context.Background()
 	st := open(t)
 	vanity(t, st, "GCS", 100_000, 3)
 	g0, m0, _, _ := st.GroupStats()
 	s0, n0 := st.GroupStatements()
+	i0 := st.GroupInserts()
 	var wg sync.WaitGroup
 	errs := make(chan error, 32*20)
 	for w := range 32 {
@@ -329,9 +331,12 @@ func TestGroupCommitStatementsPerMember(t *testing.T) {
 	if g1-g0 < 20 || g1-g0 >= m1-m0 {
 		t.Fatalf("%d groups for %d redemptions: want at least 20 groups, of more than one member on average", g1-g0, m1-m0)
 	}
-	if keyed := m1 - m0; n1-n0 != 4*(m1-m0)+keyed/2 {
-		t.Errorf("%d statements run for %d redemptions, half of them with a key: want %d (4 each, 5 with a key)",
-			n1-n0, m1-m0, 4*(m1-m0)+keyed/2)
+	if keyed := m1 - m0; n1-n0 != 2*(m1-m0)+keyed/2 {
+		t.Errorf("%d statements run for %d redemptions, half of them with a key: want %d (2 each, 3 with a key)",
+			n1-n0, m1-m0, 2*(m1-m0)+keyed/2)
+	}
+	if i1, groups := st.GroupInserts(), g1-g0; i1-i0 < 2*groups || i1-i0 > 14*groups {
+		t.Errorf("%d multi-row inserts for %d groups: want 2 to 14 a group", i1-i0, groups)
 	}
 	if s1-s0 != 0 {
 		t.Errorf("%d savepoints taken though no member failed: want none", s1-s0)

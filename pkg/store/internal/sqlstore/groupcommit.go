@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type RedeemGroup[T Tx] struct {
 	run     func(context.Context, []*groupMember) []promo.RedeemResult
 	// oneWriter: see OneWriter; once: NewRedeemGroupOnce's.
 	oneWriter, once bool
+	texts           *batchTexts // OneWriter's rowBatch statements
 
 	mu       sync.Mutex
 	inflight int // groups being written
@@ -40,8 +42,9 @@ type RedeemGroup[T Tx] struct {
 	members int64 // their members
 
 	fallbacks atomic.Int64 // groups redeemed one by one after their statement failed
-	// For tests: savepoints taken and statements run by the groups.
-	savepoints, statements atomic.Int64
+	// For tests: savepoints taken and statements run by the groups'
+	// members; inserts: rowBatch's statements.
+	savepoints, statements, inserts atomic.Int64
 }
 
 type groupMember struct {
@@ -58,6 +61,9 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s, max members a group.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	g := &RedeemGroup[T]{max: max, flights: 1}
+	if t := newBatchTexts(s.d.InsertRedemption, s.d.InsertEvent); t.redemptions != nil && t.events != nil {
+		g.texts = t
+	}
 	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
 	return g
 }
@@ -118,10 +124,11 @@ func (g *RedeemGroup[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (p
 }
 
 // GroupStats is what a RedeemGroup did (Fallbacks: groups redeemed one by
-// one after their statement failed) and holds now (Pending, Inflight).
+// one after their statement failed; Inserts: rowBatch's statements) and
+// holds now (Pending, Inflight).
 type GroupStats struct {
-	Groups, Members, Savepoints, Statements, Fallbacks int64
-	Pending, Inflight                                  int
+	Groups, Members, Savepoints, Statements, Inserts, Fallbacks int64
+	Pending, Inflight                                           int
 }
 
 // Stats reports g's GroupStats.
@@ -129,7 +136,7 @@ func (g *RedeemGroup[T]) Stats() GroupStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return GroupStats{Groups: g.groups, Members: g.members, Savepoints: g.savepoints.Load(),
-		Statements: g.statements.Load(), Fallbacks: g.fallbacks.Load(), Pending: len(g.pending), Inflight: g.inflight}
+		Statements: g.statements.Load(), Inserts: g.inserts.Load(), Fallbacks: g.fallbacks.Load(), Pending: len(g.pending), Inflight: g.inflight}
 }
 
 // take ends a flight and shares the pending members out evenly among the
@@ -320,6 +327,10 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 	err := s.inTx(ctx, func(tx T) error {
 		mq := &memberQuerier{q: tx, n: &g.statements}
 		x := s.on(mq)
+		var b *rowBatch
+		if g.oneWriter && !savepoints && g.texts != nil {
+			b = &rowBatch{q: tx, texts: g.texts, n: &g.inserts}
+		}
 		for i, m := range ms {
 			if savepoints {
 				if _, err := tx.Exec(sctx, "SAVEPOINT member"); err != nil {
@@ -328,8 +339,10 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 				g.savepoints.Add(1)
 			}
 			mq.wrote = false
-			out, err := x.redeem(sctx, m.req, m.ev)
+			out, err := x.redeem(sctx, m.req, m.ev, b)
 			switch {
+			case errors.Is(err, errMemberFailed): // b's rows failed
+				return err
 			case err != nil && !savepoints && mq.wrote:
 				return errMemberFailed
 			case err != nil && savepoints:
@@ -344,7 +357,7 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 			}
 			res[i] = promo.RedeemResult{Outcome: out, Err: redeemErr(err, m.req)}
 		}
-		return nil
+		return b.flush(sctx)
 	})
 	return res, err
 }
@@ -383,4 +396,77 @@ func (q *memberQuerier) query(query string) {
 		head := strings.TrimLeft(query, " \t\r\n(")
 		q.wrote = len(head) < 6 || !strings.EqualFold(head[:6], "SELECT")
 	}
+}
+
+// rowBatch is a group's audit rows and events (OneWriter, no savepoints),
+// written by flush in a few multi-row inserts (power-of-two sizes: a
+// handful of statement texts, prepared once) instead of two statements a
+// member. A flush that fails is errMemberFailed: the group is written again
+// member by member, each with a savepoint and its own inserts, so that only
+// the member whose row fails is rolled back (TestGroupCommitFailingMember).
+// A nil *rowBatch holds nothing.
+type rowBatch struct {
+	q        Querier // the transaction: a flush is not a member's write
+	texts    *batchTexts
+	n        *atomic.Int64 // statements run
+	red, evs []any         // InsertRedemption's and InsertEvent's arguments
+	rows     int
+}
+
+// batch adds r's audit row and its event ev to b.
+func (x stmts[T]) batch(b *rowBatch, r promo.Redemption, ev promo.OutboxEvent) {
+	b.red = x.redemptionArgs(b.red, r)
+	b.evs = append(b.evs, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload), x.d.Time(time.Now()))
+	b.rows++
+}
+
+// flush writes b's rows, the audit rows then their events, each in the
+// order added, and empties b.
+func (b *rowBatch) flush(ctx context.Context) error {
+	if b == nil || b.rows == 0 {
+		return nil
+	}
+	for _, t := range []struct {
+		texts []string
+		args  []any
+	}{{b.texts.redemptions, b.red}, {b.texts.events, b.evs}} {
+		cols := len(t.args) / b.rows
+		for left := b.rows; left > 0; {
+			k := bits.Len(uint(min(left, 1<<(len(t.texts)-1)))) - 1 // 2^k rows
+			b.n.Add(1)
+			if _, err := b.q.Exec(ctx, t.texts[k], t.args[:cols<<k]...); err != nil {
+				return fmt.Errorf("%w: insert %d rows: %v", errMemberFailed, 1<<k, err)
+			}
+			t.args, left = t.args[cols<<k:], left-1<<k
+		}
+	}
+	b.red, b.evs, b.rows = b.red[:0], b.evs[:0], 0
+	return nil
+}
+
+// batchTexts are rowBatch's statements: texts[k] inserts 2^k rows.
+type batchTexts struct{ redemptions, events []string }
+
+// batchMax is the most rows (2^batchMax) a rowBatch statement inserts: 64
+// audit rows are 1,088 parameters, SQLite allows 32,766.
+const batchMax = 6
+
+// newBatchTexts makes the multi-row forms of the one-row INSERTs redemption
+// and event, whose VALUES tuple binds each column once; the parameters are
+// ? in order (SQLite's, OneWriter's only dialect).
+func newBatchTexts(redemption, event string) *batchTexts {
+	multi := func(one string) []string {
+		i := strings.LastIndex(one, "VALUES (")
+		if i < 0 {
+			return nil
+		}
+		cols := strings.Count(one[i:], "?")
+		row := "(" + strings.Repeat("?, ", cols-1) + "?)"
+		out := make([]string, batchMax+1)
+		for k := range out {
+			out[k] = one[:i] + "VALUES " + strings.Repeat(row+", ", 1<<k-1) + row
+		}
+		return out
+	}
+	return &batchTexts{multi(redemption), multi(event)}
 }

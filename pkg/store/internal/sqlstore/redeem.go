@@ -23,7 +23,7 @@ func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Re
 	// statement path.
 	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
 		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
-		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req, nil) })
+		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req, nil, nil) })
 	return out, redeemErr(err, req)
 }
 
@@ -93,11 +93,18 @@ func EventParts(eventID string, r promo.Redemption) (head, body string, err erro
 // nil: encoded here). Locks are taken in one order in every transaction, so
 // that redemptions and rollbacks cannot deadlock: idempotency key, code row,
 // allowance row; a rollback locks its redemption row (which no redemption
-// locks) first.
-func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *eventParts) (promo.RedeemOutcome, error) {
+// locks) first. With b (a group's, OneWriter) the audit row and the event
+// of a redemption with ev are added to b, written at the group's end; b is
+// written first wherever this transaction could read them (a replay) or
+// writes after them (a redemption without ev), so the rows and their order
+// are the same.
+func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *eventParts, b *rowBatch) (promo.RedeemOutcome, error) {
 	if claimed, err := x.claim(ctx, req.IdempotencyKey, req.RequestHash, req.Now, req.ID); err != nil {
 		return promo.RedeemOutcome{}, err
 	} else if !claimed {
+		if err := b.flush(ctx); err != nil {
+			return promo.RedeemOutcome{}, err
+		}
 		return x.replay(ctx, req)
 	}
 	u, left, refused, rule, err := x.take(ctx, req.Code, req.UserID, req.Now, "", req.Shopper)
@@ -110,9 +117,17 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *event
 	r := redemptionOf(req)
 	r.PromotionID, r.UsesLeft = u.PromotionID, left
 	r.WithShopper(req.Shopper)
-	if ev == nil {
-		err = x.redeemed(ctx, r, req.EventID, u.Used)
-	} else if err = x.insertRedemption(ctx, r, ev.event(r, u.Used)); err != nil {
+	switch {
+	case ev != nil && b != nil:
+		x.batch(b, r, ev.event(r, u.Used))
+	case ev == nil:
+		if err = b.flush(ctx); err == nil {
+			err = x.redeemed(ctx, r, req.EventID, u.Used)
+		}
+	default:
+		err = x.insertRedemption(ctx, r, ev.event(r, u.Used))
+	}
+	if err != nil && ev != nil {
 		err = fmt.Errorf("insert redemption: %w", err)
 	}
 	if err != nil {

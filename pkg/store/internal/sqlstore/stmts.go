@@ -298,20 +298,7 @@ func (x stmts[T]) CodeState(ctx context.Context, code, userID string, now time.T
 // insertRedemption writes the audit row (with its segments) and its event's
 // outbox row.
 func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev promo.OutboxEvent) error {
-	var amount, currency, discount, firstOrder any
-	if o := r.Order; o != nil {
-		amount, currency = int64(o.Amount), x.d.VarChar(o.Currency)
-		if o.Discount != nil {
-			discount = int64(*o.Discount)
-		}
-	}
-	if r.FirstOrder != nil {
-		firstOrder = *r.FirstOrder
-	}
-	args := []any{x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID, text(r.OrderID),
-		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey),
-		text(r.ClientAddr), text(r.UserAgent), amount, currency, discount, firstOrder,
-		text(strings.Join(r.Segments, "\n")), text(r.Country)}
+	args := x.redemptionArgs(nil, r)
 	var err error
 	if x.d.RedemptionWithEvent != "" {
 		err = x.exec(ctx, x.d.RedemptionWithEvent, append(args, x.d.VarChar(ev.Stream), ev.Key, string(ev.Payload))...)
@@ -327,6 +314,24 @@ func (x stmts[T]) insertRedemption(ctx context.Context, r promo.Redemption, ev p
 		}
 	}
 	return nil
+}
+
+// redemptionArgs appends InsertRedemption's arguments for r to args.
+func (x stmts[T]) redemptionArgs(args []any, r promo.Redemption) []any {
+	var amount, currency, discount, firstOrder any
+	if o := r.Order; o != nil {
+		amount, currency = int64(o.Amount), x.d.VarChar(o.Currency)
+		if o.Discount != nil {
+			discount = int64(*o.Discount)
+		}
+	}
+	if r.FirstOrder != nil {
+		firstOrder = *r.FirstOrder
+	}
+	return append(args, x.d.VarChar(r.ID), r.PromotionID, x.d.VarChar(r.Code), r.UserID, text(r.OrderID),
+		text(string(r.Metadata)), x.d.Time(r.RedeemedAt), r.UsesLeft, text(r.IdempotencyKey),
+		text(r.ClientAddr), text(r.UserAgent), amount, currency, discount, firstOrder,
+		text(strings.Join(r.Segments, "\n")), text(r.Country))
 }
 
 // insertEvent writes an outbox row.
