@@ -72,11 +72,8 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 	p := &w.Promotion
 	err := scanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)), p,
 		&batchNo, &seqStart, &count, &done, &state, &lastError, &p.KeyFingerprint)
-	if noRows(err) {
-		return w, promotionNotFound(ref.PromotionID)
-	}
-	if err != nil {
-		return w, fmt.Errorf("load batch %d/%d: %w", ref.PromotionID, ref.BatchNo, err)
+	if err := lookedUp(err, promotionNotFound(ref.PromotionID), "load batch %d/%d", ref.PromotionID, ref.BatchNo); err != nil {
+		return w, err
 	}
 	if !batchNo.Valid {
 		return w, batchNotFound(ref)
@@ -118,10 +115,8 @@ func (s *Core[T]) IncompleteBatches(ctx context.Context, promotionID int64) ([]p
 // Backlog returns the generation work still open in the database.
 func (s *Core[T]) Backlog(ctx context.Context) (promo.Backlog, error) {
 	var b promo.Backlog
-	if err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes); err != nil {
-		return promo.Backlog{}, fmt.Errorf("count open batches: %w", err)
-	}
-	return b, nil
+	err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes)
+	return b, wrap(err, "count open batches")
 }
 
 // OldestUnpublished returns when the oldest batch whose event is not yet

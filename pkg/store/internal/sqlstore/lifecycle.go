@@ -51,16 +51,12 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 func (x stmts[T]) revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
 	r := promo.Revocation{Code: code}
 	var at *time.Time
-	found, err := x.row(ctx, x.d.Revocation, []any{x.d.VarChar(code)}, &r.PromotionID, NullTime(&at), &r.Reason)
-	switch {
-	case err != nil:
-		return r, false, fmt.Errorf("read revocation of code %s: %w", code, err)
-	case !found:
-		return r, false, codeNotFound()
-	case at != nil:
-		r.RevokedAt = *at
+	err := x.q.QueryRow(ctx, x.d.Revocation, x.d.VarChar(code)).Scan(&r.PromotionID, NullTime(&at), &r.Reason)
+	if err := lookedUp(err, codeNotFound(), "read revocation of code %s", code); err != nil || at == nil {
+		return r, false, err
 	}
-	return r, at != nil, nil
+	r.RevokedAt = *at
+	return r, true, nil
 }
 
 // Revocation reads a code's (canonical) revocation: revoked is false for a
@@ -293,10 +289,8 @@ func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]i
 
 // PurgeCount counts a promotion's codes and redemptions.
 func (s *Core[T]) PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error) {
-	if err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions); err != nil {
-		err = fmt.Errorf("count rows of promotion %d: %w", id, err)
-	}
-	return codes, redemptions, err
+	err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions)
+	return codes, redemptions, wrap(err, "count rows of promotion %d", id)
 }
 
 // PurgeRows deletes up to limit of a promotion's rows from table (with
@@ -414,8 +408,5 @@ func (s *Core[T]) finishDeletion(ctx context.Context, a promo.AuditEntry, always
 func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
 	var d promo.Deletion
 	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
-	if noRows(err) {
-		err = promotionNotFound(id)
-	}
-	return d, wrap(err, "read deletion of promotion %d", id)
+	return d, lookedUp(err, promotionNotFound(id), "read deletion of promotion %d", id)
 }

@@ -136,10 +136,8 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *
 // Now reads the database's clock (at the call, not the transaction).
 func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
 	var t time.Time
-	if err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t)); err != nil {
-		return t, fmt.Errorf("%s: read the database clock: %w", s.m.Name, err)
-	}
-	return t, nil
+	err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t))
+	return t, wrap(err, "%s: read the database clock", s.m.Name)
 }
 
 // MaxMillis is the longest timeout the databases take: an int of milliseconds.
@@ -223,6 +221,15 @@ func (d *Dialect[T]) nullTime(t *time.Time) any {
 
 // noRows reports whether err says a query returned no row.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// lookedUp is a single-row read's error: notFound for no row, else err
+// wrapped as format says.
+func lookedUp(err, notFound error, format string, args ...any) error {
+	if noRows(err) {
+		return notFound
+	}
+	return wrap(err, format, args...)
+}
 
 // Migrate applies the pending migrations, idempotent and safe from several
 // processes at once (a lock serialises them).
