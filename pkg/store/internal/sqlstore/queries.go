@@ -159,6 +159,8 @@ WHERE p.id = $1`,
 
 	BatchProgress: `SELECT done, code_count FROM batches WHERE promotion_id = $1 AND batch_no = $2`,
 
+	// PromotionLive: a chunk's last statement, a plain read (it waits for
+	// nothing).
 	PromotionLive: `SELECT ` + flag(`cancelled_at IS NULL AND delete_requested_at IS NULL`) + ` FROM promotions WHERE id = $1`,
 
 	BatchExists: `SELECT ` + flag(`EXISTS (SELECT 1 FROM batches WHERE promotion_id = $1 AND batch_no = $2)`),
