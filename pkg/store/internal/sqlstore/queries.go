@@ -447,8 +447,8 @@ type Rebind struct {
 }
 
 // Compose returns a dialect's Statements: the portable ones rewritten as r
-// says, each replaced by own's where own sets it, own's Purge tables added,
-// and own's other fields (OnceStatements) as they are.
+// says, each replaced by own's where own sets it, and own's Purge tables
+// added.
 func Compose(r Rebind, own Statements) Statements {
 	if r.Flag == nil {
 		r.Flag = func(p string) string { return p }
@@ -457,8 +457,7 @@ func Compose(r Rebind, own Statements) Statements {
 	sv, ov := reflect.ValueOf(&s).Elem(), reflect.ValueOf(own)
 	for i := range sv.NumField() {
 		switch f := sv.Field(i); {
-		case f.Kind() != reflect.String:
-			f.Set(ov.Field(i)) // the dialect's own hooks (OnceStatements); Purge below
+		case f.Kind() != reflect.String: // Purge, below
 		case ov.Field(i).String() != "":
 			f.SetString(ov.Field(i).String())
 		default:

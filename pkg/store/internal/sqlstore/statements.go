@@ -88,8 +88,23 @@ type Statements struct {
 	// an array per RedeemOnce argument, the stream as one. Rows as
 	// RedeemBatchOnce's. Any error aborts it whole, having written nothing.
 	RedeemGroupOnce string
-	// The reservation's, confirmation's and rollback's one-statement forms.
-	OnceStatements
+	// The reservation's, confirmation's and rollback's forms of RedeemOnce:
+	// each, if set, runs the core's steps in its lock order in autocommit
+	// (see once) and answers what the core would. ReserveOnce (reservation
+	// id, code, user, now, expires at, key (''), request hash). Row: outcome
+	// ("reserved", "replay" or the refusal), promotion id (0: none). Rules
+	// abort it (Dialect.StatementPath).
+	ReserveOnce string
+	// ConfirmOnce (reservation id, redemption id, order id, metadata, now,
+	// stream, ConfirmEventParts, client address, user agent). Row: outcome
+	// ("confirmed", "settled", "not_found" or the refusal), promotion id,
+	// code, user, uses left. Rules, or a reservation that kept its shopper,
+	// abort it: the core checks the rules in force.
+	ConfirmOnce string
+	// RollbackOnce (redemption id, now, reason, stream, RollbackEventParts,
+	// the event row's time). Row: outcome ("rolled_back", "replayed",
+	// "not_found"), then the redemption's redemptionCols.
+	RollbackOnce string
 
 	CodeState, MarkRolledBack, Redemption, ReleaseCode, RecordCodeRelease, ReleaseAllowance string
 	// The audit trail: a limit of Dialect.AllRows reads all.
