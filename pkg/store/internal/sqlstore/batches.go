@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -136,33 +134,17 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
-	var (
-		done     int64
-		last     error // the last run's
-		fallback bool
-	)
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		done, last = s.commitChunk(ctx, &c, fallback)
-		switch {
-		case last == nil:
-			return struct{}{}, nil
-		case s.d.UniqueViolation(last):
-			// On the fast path: a collision, redo the chunk on the skipping
-			// path. On the skipping path (SQL Server): another transaction
-			// inserted one of our codes between the check and the insert;
-			// run it again, the code now exists and is skipped. At once.
-			fallback = true
-			return struct{}{}, backoff.RetryAfter(0)
-		case s.d.Retryable(last):
-			return struct{}{}, last
-		}
-		return struct{}{}, backoff.Permanent(last)
-	}, txRetries()...)
-	err = unpermanent(err)
-	var again *backoff.RetryAfterError
-	if errors.As(err, &again) {
-		err = last // the attempts ran out on a collision
-	}
+	var done int64
+	fallback := false
+	err := s.retry(ctx, func() (err error) {
+		done, err = s.commitChunk(ctx, &c, fallback)
+		// On the fast path: a collision, redo the chunk on the skipping path.
+		// On the skipping path (SQL Server): another transaction inserted one
+		// of our codes between the check and the insert; run it again, the
+		// code now exists and is skipped. At once.
+		fallback = fallback || s.d.UniqueViolation(err)
+		return err
+	}, s.d.UniqueViolation)
 	if err != nil && promo.Code(err) == promo.EInternal {
 		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)
 	}

@@ -185,24 +185,26 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 }
 
 // retry runs fn up to maxTxAttempts times while it fails retryably (or
-// loses a create's idempotency race: the new run finds the winner's).
-func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
+// loses a create's idempotency race: the new run finds the winner's), or,
+// at once, while it fails as now (if given) says. It returns the last run's
+// error itself.
+func (s *Core[T]) retry(ctx context.Context, fn func() error, now ...func(error) bool) error {
+	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := fn()
-		if err != nil && !s.d.Retryable(err) && !errors.Is(err, errIdempotencyRace) {
-			return struct{}{}, backoff.Permanent(err)
+		switch last = fn(); {
+		case last == nil || s.d.Retryable(last) || errors.Is(last, errIdempotencyRace):
+			return struct{}{}, last
+		case len(now) > 0 && now[0](last):
+			return struct{}{}, backoff.RetryAfter(0)
 		}
-		return struct{}{}, err
+		return struct{}{}, backoff.Permanent(last)
 	}, txRetries()...)
-	return unpermanent(err)
-}
-
-// unpermanent unwraps the *backoff.PermanentError backoff.Retry leaves
-// around a permanent error on the last allowed run (it checks the run limit
-// first), which a caller retrying with backoff.Retry must not take as final.
-func unpermanent(err error) error {
-	if p, ok := err.(*backoff.PermanentError); ok {
-		return p.Err
+	var p *backoff.PermanentError
+	var again *backoff.RetryAfterError
+	if errors.As(err, &p) || errors.As(err, &again) {
+		// backoff.Retry leaves its wrapper on the last allowed run (it
+		// checks the run limit first).
+		return last
 	}
 	return err
 }
