@@ -25,13 +25,10 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
 	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches,
 		[]any{int64(clampLimit(limit, defaultPendingLimit, limit)), s.d.Lease(lease)}, scanBatch)
-	if err != nil {
-		return nil, fmt.Errorf("claim pending batches: %w", err)
-	}
 	slices.SortFunc(bs, func(a, b promo.Batch) int { // RETURNING has no order
 		return cmp.Or(cmp.Compare(a.PromotionID, b.PromotionID), cmp.Compare(a.BatchNo, b.BatchNo))
 	})
-	return bs, nil
+	return bs, wrap(err, "claim pending batches")
 }
 
 // MarkPublished records that the events of refs are on Kafka, in as few
@@ -207,12 +204,10 @@ var errNotLive = errors.New("the promotion is not live")
 func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
 	var done, codeCount int64
 	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&done, &codeCount)
-	switch {
-	case noRows(err):
-		return batchNotFound(c.Batch)
-	case err != nil:
-		return fmt.Errorf("read batch progress: %w", err)
-	case c.From+int64(c.Count) > codeCount:
+	if err := lookedUp(err, batchNotFound(c.Batch), "read batch progress"); err != nil {
+		return err
+	}
+	if c.From+int64(c.Count) > codeCount {
 		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
 			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
 	}

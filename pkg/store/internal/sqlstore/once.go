@@ -29,10 +29,8 @@ func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest
 	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
 	if err != nil && s.d.StatementPath(err) {
 		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("%s in one statement: %w", what, err)
 	}
-	return true, nil
+	return err == nil, wrap(err, "%s in one statement", what)
 }
 
 // reserveOnce is Reserve in one round trip; false for the core's turn

@@ -178,10 +178,7 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return wrap(tx.Commit(ctx), "commit")
 }
 
 // retry runs fn up to maxTxAttempts times while it fails retryably (or
