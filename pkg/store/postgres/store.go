@@ -251,10 +251,8 @@ func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var n int
-	if err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: end frozen COPY sessions: %w", err)
-	}
-	return n, nil
+	err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n)
+	return n, sqlstore.Wrap(err, "postgres: end frozen COPY sessions")
 }
 
 // pgxQuerier is what a pool and a transaction have in common.
@@ -343,19 +341,13 @@ func insertChunk(ctx context.Context, tx pgxTx, c *promo.Chunk) (int64, error) {
 		return 0, fmt.Errorf("copy codes to staging: %w", err)
 	}
 	tag, err := tx.tx.Exec(ctx, qInsertFromStaging)
-	if err != nil {
-		return 0, fmt.Errorf("insert staged codes: %w", err)
-	}
-	return tag.RowsAffected(), nil
+	return tag.RowsAffected(), sqlstore.Wrap(err, "insert staged codes")
 }
 
 // insertCodes inserts replacement codes skipping those that exist.
 func insertCodes(ctx context.Context, tx pgxTx, codes []string, promotionID int64) (int64, error) {
 	tag, err := tx.tx.Exec(ctx, qInsertCodesArray, codes, promotionID)
-	if err != nil {
-		return 0, fmt.Errorf("insert %d codes: %w", len(codes), err)
-	}
-	return tag.RowsAffected(), nil
+	return tag.RowsAffected(), sqlstore.Wrap(err, "insert %d codes", len(codes))
 }
 
 // chunkRows feeds a chunk's codes to CopyFrom without allocating per row:

@@ -187,10 +187,8 @@ func (l appLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 }
 
 func (l appLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, qReleaseAppLock, l.resource); err != nil {
-		return fmt.Errorf("release migration lock %q: %w", l.resource, err)
-	}
-	return nil
+	_, err := conn.ExecContext(ctx, qReleaseAppLock, l.resource)
+	return sqlstore.Wrap(err, "release migration lock %q", l.resource)
 }
 
 // Server error numbers the store reacts to.

@@ -226,6 +226,9 @@ func (d *Dialect[T]) nullTime(t *time.Time) any {
 // noRows reports whether err says a query returned no row.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
+// Wrap is wrap for the dialects: err wrapped as format says, nil as it is.
+func Wrap(err error, format string, args ...any) error { return wrap(err, format, args...) }
+
 // lookedUp is a single-row read's error: notFound for no row, else err
 // wrapped as format says.
 func lookedUp(err, notFound error, format string, args ...any) error {
