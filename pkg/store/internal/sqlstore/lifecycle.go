@@ -11,15 +11,21 @@ import (
 // Admin changes: each is one conditional statement (two racing admins
 // cannot both apply it) with its audit row and event, in one transaction.
 
+// validRun runs fn's transaction (run) for req once req validates, an
+// internal error wrapped as format says.
+func validRun[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
+	fn func(stmts[T], context.Context, Q) (R, bool, error), format string, args ...any) (r R, ok bool, err error) {
+	if err = req.Validate(); err == nil {
+		r, ok, err = run(ctx, s, func(x stmts[T]) (R, bool, error) { return fn(x, ctx, req) })
+	}
+	return r, ok, wrap(err, format, args...)
+}
+
 // RevokeCode makes a code unusable from req.Now on (the use statements
 // check it). Revoking again answers replayed, writing nothing; a code of a
 // promotion being deleted is refused (promotion_deleted).
 func (s *Core[T]) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
-	if err := req.Validate(); err != nil {
-		return promo.Revocation{}, false, err
-	}
-	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Revocation, bool, error) { return x.revoke(ctx, req) })
-	return r, replayed, wrap(err, "revoke code %q", req.Code)
+	return validRun(ctx, s, req, stmts[T].revoke, "revoke code %q", req.Code)
 }
 
 func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
@@ -51,16 +57,12 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 func (x stmts[T]) revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
 	r := promo.Revocation{Code: code}
 	var at *time.Time
-	found, err := x.row(ctx, x.d.Revocation, []any{x.d.VarChar(code)}, &r.PromotionID, NullTime(&at), &r.Reason)
-	switch {
-	case err != nil:
-		return r, false, fmt.Errorf("read revocation of code %s: %w", code, err)
-	case !found:
-		return r, false, codeNotFound()
-	case at != nil:
-		r.RevokedAt = *at
+	err := x.q.QueryRow(ctx, x.d.Revocation, x.d.VarChar(code)).Scan(&r.PromotionID, NullTime(&at), &r.Reason)
+	if err := lookedUp(err, codeNotFound(), "read revocation of code %s", code); err != nil || at == nil {
+		return r, false, err
 	}
-	return r, at != nil, nil
+	r.RevokedAt = *at
+	return r, true, nil
 }
 
 // Revocation reads a code's (canonical) revocation: revoked is false for a
@@ -90,14 +92,12 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 // event's change lists the fields set. Codes follow at once (the use
 // statements read them).
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
-	if err := u.Validate(); err != nil {
-		return promo.PromotionSettings{}, err
-	}
-	ps, err := run1(ctx, s, func(x stmts[T]) (promo.PromotionSettings, error) { return x.updatePromotion(ctx, u) })
-	return ps, wrap(err, "update promotion %d", u.ID)
+	ps, _, err := validRun(ctx, s, u, stmts[T].updatePromotion, "update promotion %d", u.ID)
+	return ps, err
 }
 
-func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
+// updatePromotion's bool is false: an update is not replayed.
+func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, bool, error) {
 	var (
 		ps          promo.PromotionSettings
 		name, on    any // NULL: unchanged
@@ -120,21 +120,21 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
 	if err != nil {
-		return ps, fmt.Errorf("update promotion: %w", err)
+		return ps, false, fmt.Errorf("update promotion: %w", err)
 	}
 	if ps.Eligibility, err = promo.DecodeEligibility(eligibility); err != nil {
-		return ps, err
+		return ps, false, err
 	}
 	if !ok {
 		if _, err := x.lookUp(ctx, u.ID); err != nil {
-			return ps, err
+			return ps, false, err
 		}
-		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
+		return ps, false, promo.FieldErrorf("expiresAt", "must be after startsAt")
 	}
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
 	}
-	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
+	return ps, false, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
 		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
@@ -193,11 +193,7 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 // the end of the transaction: retries serialise, a deletion or cancel
 // waits); another request with it is idempotency_conflict.
 func (s *Core[T]) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
-	if err := req.Validate(); err != nil {
-		return promo.TopUp{}, false, err
-	}
-	t, replayed, err := run(ctx, s, func(x stmts[T]) (promo.TopUp, bool, error) { return x.topUp(ctx, req) })
-	return t, replayed, wrap(err, "top up promotion %d", req.PromotionID)
+	return validRun(ctx, s, req, stmts[T].topUp, "top up promotion %d", req.PromotionID)
 }
 
 func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
@@ -293,10 +289,8 @@ func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]i
 
 // PurgeCount counts a promotion's codes and redemptions.
 func (s *Core[T]) PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error) {
-	if err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions); err != nil {
-		err = fmt.Errorf("count rows of promotion %d: %w", id, err)
-	}
-	return codes, redemptions, err
+	err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions)
+	return codes, redemptions, wrap(err, "count rows of promotion %d", id)
 }
 
 // PurgeRows deletes up to limit of a promotion's rows from table (with
@@ -414,8 +408,5 @@ func (s *Core[T]) finishDeletion(ctx context.Context, a promo.AuditEntry, always
 func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
 	var d promo.Deletion
 	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
-	if noRows(err) {
-		err = promotionNotFound(id)
-	}
-	return d, wrap(err, "read deletion of promotion %d", id)
+	return d, lookedUp(err, promotionNotFound(id), "read deletion of promotion %d", id)
 }

@@ -74,10 +74,7 @@ func (m Migrations) Up(ctx context.Context, version int64) (applied []string, at
 		}
 		return err
 	})
-	if err != nil {
-		return applied, 0, fmt.Errorf("%s: migrate: %w", m.Name, err)
-	}
-	return applied, at, nil
+	return applied, at, wrap(err, "%s: migrate", m.Name)
 }
 
 // DownTo rolls back the migrations above version (tests).

@@ -10,26 +10,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// OnceStatements are the reservation's, confirmation's and rollback's
-// forms of RedeemOnce: each, if set, runs the core's steps in its lock
-// order in autocommit (see once) and answers what the core would.
-type OnceStatements struct {
-	// ReserveOnce (reservation id, code, user, now, expires at, key (''),
-	// request hash). Row: outcome ("reserved", "replay" or the refusal),
-	// promotion id (0: none). Rules abort it (Dialect.StatementPath).
-	ReserveOnce string
-	// ConfirmOnce (reservation id, redemption id, order id, metadata, now,
-	// stream, ConfirmEventParts, client address, user agent). Row: outcome
-	// ("confirmed", "settled", "not_found" or the refusal), promotion id,
-	// code, user, uses left. Rules, or a reservation that kept its shopper,
-	// abort it: the core checks the rules in force.
-	ConfirmOnce string
-	// RollbackOnce (redemption id, now, reason, stream, RollbackEventParts,
-	// the event row's time). Row: outcome ("rolled_back", "replayed",
-	// "not_found"), then the redemption's redemptionCols.
-	RollbackOnce string
-}
-
 // onceOr answers with once when has, else (or when once leaves it to the
 // core: ok false) with the core's transaction tx.
 func onceOr[T Tx, R any](ctx context.Context, s *Core[T], has bool, once func() (R, bool, error),
@@ -49,10 +29,8 @@ func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest
 	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
 	if err != nil && s.d.StatementPath(err) {
 		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("%s in one statement: %w", what, err)
 	}
-	return true, nil
+	return err == nil, wrap(err, "%s in one statement", what)
 }
 
 // reserveOnce is Reserve in one round trip; false for the core's turn

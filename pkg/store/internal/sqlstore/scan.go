@@ -115,10 +115,7 @@ func decodeFormat(p *promo.Promotion, stored string) error {
 		return nil
 	}
 	p.Format = new(promo.Format)
-	if err := json.Unmarshal([]byte(stored), p.Format); err != nil {
-		return fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
-	}
-	return nil
+	return wrap(json.Unmarshal([]byte(stored), p.Format), "decode format of promotion %d", p.ID)
 }
 
 // scanRedemption scans redemptionCols (see Statements).
