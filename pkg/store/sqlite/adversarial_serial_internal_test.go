@@ -1,0 +1,405 @@
+//go:build integration
+
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
+)
+
+// serialWorld is one database of TestAdversarialGroupVsSerial: the store,
+// its file and a pool of the test's own on it.
+type serialWorld struct {
+	s    *Store
+	path string
+	db   *sql.DB
+}
+
+// openWorld opens a fresh database, grouped or with groups turned off.
+func openWorld(t *testing.T, grouped bool) serialWorld {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	cfg := Config{Path: path}
+	if !grouped {
+		cfg.RedeemGroup = -1
+	}
+	s, err := Open(context.Background(), cfg)
+	s = storetest.Migrated(t, s, err)
+	return serialWorld{s, path, rawDB(t, path)}
+}
+
+// seedWorld writes the same state on w whatever the store: promotions whose
+// codes meet limits, holds, rules, a deactivation and a revocation, and
+// redemptions made before the group (one rolled back, one refused with a
+// key, one whose id later members reuse). Everything it makes has fixed ids
+// and times, so two worlds seeded alike hold the same rows.
+func seedWorld(t *testing.T, w serialWorld, t0 time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	vanity := func(code string, maxUses, perUser int, edit func(*promo.NewPromotion)) promo.Promotion {
+		np := promo.NewPromotion{Promotion: promo.Promotion{Name: code, Kind: promo.KindVanity, VanityCode: code,
+			MaxUsagePerCode: maxUses, PerUserLimit: perUser}}
+		if edit != nil {
+			edit(&np)
+		}
+		p, _, err := w.s.CreatePromotion(ctx, np)
+		if err != nil {
+			t.Fatalf("create %s: %v", code, err)
+		}
+		return p
+	}
+	vanity("DA", 1000, 1, nil)
+	vanity("DB", 3, 0, nil)
+	// A generated promotion of 4 codes, max 5 uses each, 2 per user.
+	gen, _, err := w.s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "gen",
+		Kind: promo.KindGenerated, CodeCount: 4, Format: &promo.Format{Charset: "numeric", Length: 15, Prefix: "C"},
+		MaxUsagePerCode: 5, PerUserLimit: 2, CounterName: "serial-gen"}, BatchSize: 4, SeqLimit: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := w.s.IncompleteBatches(ctx, gen.ID)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("batches of the generated promotion: %v, %v", bs, err)
+	}
+	var codes []byte
+	for i := range 4 {
+		codes = append(codes, genCode(i)...)
+	}
+	if _, err := w.s.CommitChunk(ctx, promo.Chunk{Batch: bs[0].Ref(), Count: 4, Codes: codes, CodeLen: len(genCode(0)),
+		CounterName: "serial-gen-r", Replace: func(dst []byte, seq uint64) []byte { return fmt.Appendf(dst, "R%015d", seq) }}); err != nil {
+		t.Fatal(err)
+	}
+	vanity("DD", 4, 1, nil)
+	for i, u := range []string{"h1", "h2"} {
+		out, err := w.s.Reserve(ctx, promo.ReserveRequest{ID: fmt.Sprintf("RES-%d", i), Code: "DD", UserID: u, Now: t0,
+			TTL: time.Hour})
+		if err != nil || out.Refused != "" {
+			t.Fatalf("reserve DD for %s: %+v, %v", u, out, err)
+		}
+	}
+	vanity("DE", 100, 0, func(np *promo.NewPromotion) {
+		np.Eligibility = &promo.Eligibility{Segments: []string{"vip"}}
+	})
+	df := vanity("DF", 100, 0, nil)
+	if err := w.s.SetPromotionActive(ctx, df.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	vanity("DG", 100, 0, nil)
+	if _, _, err := w.s.RevokeCode(ctx, promo.RevokeRequest{Code: "DG", Reason: "leaked", Actor: "t", Now: t0,
+		AuditID: "AUDIT-REVOKE"}); err != nil {
+		t.Fatal(err)
+	}
+	// Before the group: a keyed redemption then rolled back, a keyed
+	// refusal, and a redemption whose id later members reuse.
+	pre := serialReq(t0, "PRE", "DA", "pre", "kpre")
+	if out, err := w.s.Redeem(ctx, pre); err != nil || out.Refused != "" {
+		t.Fatalf("pre: %+v, %v", out, err)
+	}
+	if _, _, err := w.s.Rollback(ctx, promo.RollbackRequest{RedemptionID: "PRE", EventID: "PRE-RB", Reason: "refund",
+		Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := w.s.Redeem(ctx, serialReq(t0, "REF", "DF", "x", "kref")); err != nil || out.Refused != promo.ReasonDeactivated {
+		t.Fatalf("refused before: %+v, %v", out, err)
+	}
+	if out, err := w.s.Redeem(ctx, serialReq(t0, "TAKEN", "DA", "taken", "")); err != nil || out.Refused != "" {
+		t.Fatalf("taken: %+v, %v", out, err)
+	}
+}
+
+func genCode(i int) string { return fmt.Sprintf("C%015d", i) }
+
+// serialReq is a redemption with fixed ids and time (key "": none).
+func serialReq(t0 time.Time, id, code, user, key string) promo.RedeemRequest {
+	r := promo.RedeemRequest{ID: id, EventID: "EV-" + id, Code: code, UserID: user, Now: t0}
+	if key != "" {
+		r.IdempotencyKey, r.RequestHash = key, "h:"+code+":"+user
+	}
+	return r
+}
+
+// groupVsSerialReqs are the members of one group, in order, and the
+// variant's failing members: "" none; "end" a member whose id is taken (its
+// row fails in the group's last multi-row insert); "replay" such a member
+// and its key again (the replay writes the kept rows first: that insert
+// fails); "twice" two new members with one id; "shopper" a member with
+// shopper fields reusing a kept member's id.
+func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
+	var reqs []promo.RedeemRequest
+	n := 0
+	add := func(code, user, key string, edit ...func(*promo.RedeemRequest)) {
+		n++
+		r := serialReq(t0.Add(time.Duration(n)*time.Millisecond), fmt.Sprintf("G%03d", n), code, user, key)
+		for _, e := range edit {
+			e(&r)
+		}
+		reqs = append(reqs, r)
+	}
+	vip := func(segs ...string) func(*promo.RedeemRequest) {
+		return func(r *promo.RedeemRequest) {
+			yes := true
+			r.Shopper = &promo.Shopper{Segments: segs, Country: "FR", FirstOrder: &yes,
+				Order: &promo.Order{Amount: 1200, Currency: "EUR"}}
+		}
+	}
+	same := func(i int) func(*promo.RedeemRequest) { // member i's request again, ids of its own
+		return func(r *promo.RedeemRequest) {
+			id, ev := r.ID, r.EventID
+			*r = reqs[i]
+			r.ID, r.EventID = id, ev
+		}
+	}
+	withID := func(id string) func(*promo.RedeemRequest) { return func(r *promo.RedeemRequest) { r.ID = id } }
+
+	add("DA", "u0", "k0")               // redeemed
+	add("DA", "u0", "k1")               // user_limit_reached
+	add("DA", "u0", "k0", same(0))      // replay of 0
+	add("DA", "other", "k0")            // idempotency_conflict
+	add("DB", "u1", "")                 // redeemed
+	add("DB", "u2", "k5")               // redeemed
+	add("DB", "u3", "", vip("vip"))     // redeemed, shopper path
+	add("DB", "u4", "")                 // code_exhausted
+	add("DB", "u4", "k8")               // code_exhausted, recorded
+	add("DB", "u4", "k8", same(8))      // replay of the refusal
+	add(genCode(0), "multi", "")        // redeemed
+	add(genCode(1), "multi", "km")      // redeemed
+	add(genCode(2), "multi", "")        // user_limit_reached (2 per user)
+	add(genCode(3), "multi", "", vip()) // user_limit_reached, shopper path
+	add(genCode(0), "m2", "")           // redeemed
+	add("DD", "h1", "")                 // user_limit_reached: h1's hold
+	add("DD", "u5", "")                 // redeemed
+	add("DD", "u6", "k17")              // redeemed
+	add("DD", "u7", "")                 // code_exhausted: 2 uses + 2 holds
+	add("DE", "u8", "")                 // not_eligible (no shopper fields)
+	add("DE", "u9", "k20", vip("vip"))  // redeemed, shopper path
+	add("DE", "u9", "k20", same(20))    // replay
+	add("DE", "u10", "", vip("basic"))  // not_eligible
+	add("DF", "u11", "")                // deactivated
+	add("DF", "x", "kref")              // replay of the refusal before the group
+	add("DG", "u12", "")                // revoked
+	add("NOSUCH", "u13", "k26")         // code_not_found
+	add("DA", "pre", "kpre")            // replay of the rolled-back redemption
+	add("DA", "u14", "kpre")            // idempotency_conflict
+	add("DA", "u15", "k29", func(r *promo.RedeemRequest) {
+		r.OrderID, r.Metadata, r.ClientAddr, r.UserAgent = "o-29", json.RawMessage(`{"a":1}`), "10.0.0.1", "ua/1"
+	})
+	for i := range 8 {
+		key := ""
+		if i%2 == 0 {
+			key = fmt.Sprintf("kt%d", i)
+		}
+		if i == 5 {
+			add("DA", fmt.Sprintf("t%d", i), key, vip("vip"))
+		} else {
+			add("DA", fmt.Sprintf("t%d", i), key)
+		}
+	}
+	switch variant {
+	case "end":
+		add("DA", "dupend", "kdupend", withID("TAKEN"))
+		add("DA", "after", "")
+	case "replay":
+		add("DA", "dupkey", "kdup", withID("TAKEN"))
+		add("DA", "dupkey", "kdup") // same request, its own id: a replay in the group, a redemption if the first failed
+		add("DA", "after", "")
+	case "twice":
+		add("DA", "tw1", "", withID("TWICE"))
+		add("DA", "tw2", "ktw2", withID("TWICE"))
+		add("DA", "after", "")
+	case "shopper":
+		add("DA", "sh", "ksh", withID("G001"), vip("vip")) // member 0's id, on the shopper path
+		add("DA", "after", "")
+	}
+	return reqs
+}
+
+// inOneGroupWith is inOneGroup with a lead of the caller's.
+func inOneGroupWith(t *testing.T, s *Store, path string, lead promo.RedeemRequest, reqs []promo.RedeemRequest) []promo.RedeemResult {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := rawDB(t, path).Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	g0, _, _, _ := s.GroupStats()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if out, err := s.Redeem(ctx, lead); err != nil || out.Refused != "" {
+			t.Errorf("lead: %+v, %v", out, err)
+		}
+	})
+	for {
+		if _, _, _, busy := s.GroupStats(); busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	res := make([]promo.RedeemResult, len(reqs))
+	for i, req := range reqs {
+		wg.Go(func() { res[i].Outcome, res[i].Err = s.Redeem(ctx, req) })
+		for {
+			if _, _, pending, _ := s.GroupStats(); pending == i+1 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if g1, _, _, _ := s.GroupStats(); g1-g0 != 2 {
+		t.Fatalf("%d groups written, want 2 (the lead's, then the %d gathered)", g1-g0, len(reqs))
+	}
+	return res
+}
+
+// answerOf is what a caller can tell of a result: the outcome as the API
+// encodes it, or the error's kind and reason.
+func answerOf(r promo.RedeemResult) string {
+	if r.Err != nil {
+		return fmt.Sprintf("error %s/%s", promo.Code(r.Err), promo.ReasonOf(r.Err))
+	}
+	b, err := json.Marshal(r.Outcome)
+	if err != nil {
+		return "unencodable: " + err.Error()
+	}
+	return string(b)
+}
+
+// dumpWorld is the rows a redemption writes, each table's in a fixed order
+// (the events from seq > after, in seq order).
+func dumpWorld(t *testing.T, db *sql.DB, after int64) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for name, q := range map[string]string{
+		"codes":       `SELECT code, promotion_id, used, revoked_at FROM codes ORDER BY code`,
+		"user_uses":   `SELECT * FROM user_uses ORDER BY promotion_id, user_id`,
+		"redemptions": `SELECT * FROM redemptions ORDER BY id`,
+		"segments":    `SELECT * FROM redemption_segments ORDER BY 1, 2, 3`,
+		"keys":        `SELECT idem_key, request_hash, refused, redemption_id, reservation_id, created_at FROM idempotency_keys ORDER BY idem_key`,
+		"events":      fmt.Sprintf(`SELECT stream, event_key, payload FROM events WHERE seq > %d ORDER BY seq`, after),
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			parts := make([]string, len(cols))
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					v = string(b)
+				}
+				parts[i] = fmt.Sprintf("%s=%v", cols[i], v)
+			}
+			out[name] = append(out[name], strings.Join(parts, " "))
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func maxSeq(t *testing.T, db *sql.DB) int64 {
+	var n int64
+	if err := db.QueryRow(`SELECT COALESCE(max(seq), 0) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestAdversarialGroupVsSerial: one group mixing every path a redemption
+// takes (limits of the code and of the user across codes, live holds,
+// rules and shopper fields, a deactivated and a revoked code, an unknown
+// code, keys replayed, refused, conflicting, a key of a rolled-back
+// redemption) written by the group commit, against the same requests
+// redeemed one at a time by a store without groups, from the same state:
+// every answer, and every row written (codes, allowances, audit rows,
+// segments, idempotency records, events in their order with their
+// payloads), must be the same. Variants add failing members: an id taken
+// (its row fails in the group's last multi-row insert, or in the insert a
+// later replay of its key runs first), two members with one id, a member
+// with shopper fields reusing a kept member's id.
+func TestAdversarialGroupVsSerial(t *testing.T) {
+	for _, variant := range []string{"", "end", "replay", "twice", "shopper"} {
+		t.Run("v="+variant, func(t *testing.T) {
+			t0 := time.Now().UTC().Truncate(time.Millisecond)
+			serial, grouped := openWorld(t, false), openWorld(t, true)
+			seedWorld(t, serial, t0)
+			seedWorld(t, grouped, t0)
+			reqs := groupVsSerialReqs(t0, variant)
+			lead := serialReq(t0, "LEAD", "DA", "lead", "")
+			after := [2]int64{maxSeq(t, serial.db), maxSeq(t, grouped.db)}
+			ctx := context.Background()
+			want := make([]promo.RedeemResult, len(reqs))
+			if out, err := serial.s.Redeem(ctx, lead); err != nil || out.Refused != "" {
+				t.Fatalf("lead: %+v, %v", out, err)
+			}
+			for i, r := range reqs {
+				want[i].Outcome, want[i].Err = serial.s.Redeem(ctx, r)
+			}
+			sp0, _ := grouped.s.GroupStatements()
+			got := inOneGroupWith(t, grouped.s, grouped.path, lead, reqs)
+			sp1, _ := grouped.s.GroupStatements()
+			diffs := 0
+			for i := range reqs {
+				if a, b := answerOf(got[i]), answerOf(want[i]); a != b {
+					diffs++
+					t.Errorf("member %d (%s %s key %q): grouped %s (%v)\n\tserial %s (%v)", i, reqs[i].Code,
+						reqs[i].UserID, reqs[i].IdempotencyKey, a, got[i].Err, b, want[i].Err)
+				}
+			}
+			ws, gs := dumpWorld(t, serial.db, after[0]), dumpWorld(t, grouped.db, after[1])
+			for _, table := range []string{"codes", "user_uses", "redemptions", "segments", "keys", "events"} {
+				w, g := ws[table], gs[table]
+				if strings.Join(w, "\n") == strings.Join(g, "\n") {
+					continue
+				}
+				diffs++
+				t.Errorf("%s: %d rows grouped, %d serial", table, len(g), len(w))
+				for i := range max(len(w), len(g)) {
+					var a, b string
+					if i < len(g) {
+						a = g[i]
+					}
+					if i < len(w) {
+						b = w[i]
+					}
+					if a != b {
+						t.Errorf("%s row %d:\n\tgrouped %s\n\tserial  %s", table, i, a, b)
+					}
+				}
+			}
+			outcome := "answers and rows as serial"
+			if diffs > 0 {
+				outcome = fmt.Sprintf("FAILED: %d differences from serial", diffs)
+			}
+			t.Logf("adversarial: group of %d mixed members vs one at a time, failing members %q [sqlite]: %s "+
+				"(%d savepoints, %d events)", len(reqs), variant, outcome, sp1-sp0, len(gs["events"]))
+		})
+	}
+}
