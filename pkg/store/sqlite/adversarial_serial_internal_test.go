@@ -95,6 +95,7 @@ func seedWorld(t *testing.T, w serialWorld, t0 time.Time) {
 		t.Fatal(err)
 	}
 	vanity("DG", 100, 0, nil)
+	vanity("DH", 100, 0, nil) // its rules are made unreadable in the variant "rules"
 	if _, _, err := w.s.RevokeCode(ctx, promo.RevokeRequest{Code: "DG", Reason: "leaked", Actor: "t", Now: t0,
 		AuditID: "AUDIT-REVOKE"}); err != nil {
 		t.Fatal(err)
@@ -133,7 +134,10 @@ func serialReq(t0 time.Time, id, code, user, key string) promo.RedeemRequest {
 // row fails in the group's last multi-row insert); "replay" such a member
 // and its key again (the replay writes the kept rows first: that insert
 // fails); "twice" two new members with one id; "shopper" a member with
-// shopper fields reusing a kept member's id.
+// shopper fields reusing a kept member's id; "rules" members of a
+// promotion whose rules cannot be read; "metadata" a member whose metadata
+// is not JSON (its event cannot be encoded); "large" 90 more members,
+// 128 in all.
 func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	var reqs []promo.RedeemRequest
 	n := 0
@@ -218,6 +222,26 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 		add("DA", "after", "")
 	case "shopper":
 		add("DA", "sh", "ksh", withID("G001"), vip("vip")) // member 0's id, on the shopper path
+		add("DA", "after", "")
+	case "rules": // DH's rules unreadable: fails after taking the use
+		add("DH", "bad1", "kbad1")
+		add("DA", "after", "")
+		add("DH", "bad2", "", vip("vip"))
+		add("DA", "after2", "kafter2")
+	case "large": // 128 members (the most a group takes): the kept rows span every insert size
+		for i := range 90 {
+			key := ""
+			if i%3 == 0 {
+				key = fmt.Sprintf("kl%d", i)
+			}
+			if i == 77 {
+				add("DA", fmt.Sprintf("l%d", i), key, vip("vip"))
+			} else {
+				add("DA", fmt.Sprintf("l%d", i), key)
+			}
+		}
+	case "metadata": // metadata that is not JSON: its event fails to encode, after the use
+		add("DA", "meta", "kmeta", func(r *promo.RedeemRequest) { r.Metadata = json.RawMessage(`{"a":`) })
 		add("DA", "after", "")
 	}
 	return reqs
@@ -343,14 +367,22 @@ func maxSeq(t *testing.T, db *sql.DB) int64 {
 // payloads), must be the same. Variants add failing members: an id taken
 // (its row fails in the group's last multi-row insert, or in the insert a
 // later replay of its key runs first), two members with one id, a member
-// with shopper fields reusing a kept member's id.
+// with shopper fields reusing a kept member's id, members of a promotion
+// whose rules cannot be read, a member whose event cannot be encoded.
 func TestAdversarialGroupVsSerial(t *testing.T) {
-	for _, variant := range []string{"", "end", "replay", "twice", "shopper"} {
+	for _, variant := range []string{"", "large", "end", "replay", "twice", "shopper", "rules", "metadata"} {
 		t.Run("v="+variant, func(t *testing.T) {
 			t0 := time.Now().UTC().Truncate(time.Millisecond)
 			serial, grouped := openWorld(t, false), openWorld(t, true)
 			seedWorld(t, serial, t0)
 			seedWorld(t, grouped, t0)
+			if variant == "rules" {
+				for _, w := range []serialWorld{serial, grouped} {
+					if _, err := w.db.Exec(`UPDATE promotions SET eligibility = '{"segments":' WHERE vanity_code = 'DH'`); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
 			reqs := groupVsSerialReqs(t0, variant)
 			lead := serialReq(t0, "LEAD", "DA", "lead", "")
 			after := [2]int64{maxSeq(t, serial.db), maxSeq(t, grouped.db)}
