@@ -368,7 +368,10 @@ func maxSeq(t *testing.T, db *sql.DB) int64 {
 // (its row fails in the group's last multi-row insert, or in the insert a
 // later replay of its key runs first), two members with one id, a member
 // with shopper fields reusing a kept member's id, members of a promotion
-// whose rules cannot be read, a member whose event cannot be encoded.
+// whose rules cannot be read, a member whose event cannot be encoded. Then
+// a next group replays every keyed request of the first (across groups:
+// the replay reads committed rows; a failed member's retry redeems),
+// conflicts on each third key, and new members: compared the same way.
 func TestAdversarialGroupVsSerial(t *testing.T) {
 	for _, variant := range []string{"", "large", "end", "replay", "twice", "shopper", "rules", "metadata"} {
 		t.Run("v="+variant, func(t *testing.T) {
@@ -383,55 +386,80 @@ func TestAdversarialGroupVsSerial(t *testing.T) {
 					}
 				}
 			}
-			reqs := groupVsSerialReqs(t0, variant)
-			lead := serialReq(t0, "LEAD", "DA", "lead", "")
-			after := [2]int64{maxSeq(t, serial.db), maxSeq(t, grouped.db)}
 			ctx := context.Background()
-			want := make([]promo.RedeemResult, len(reqs))
-			if out, err := serial.s.Redeem(ctx, lead); err != nil || out.Refused != "" {
-				t.Fatalf("lead: %+v, %v", out, err)
-			}
-			for i, r := range reqs {
-				want[i].Outcome, want[i].Err = serial.s.Redeem(ctx, r)
-			}
-			sp0, _ := grouped.s.GroupStatements()
-			got := inOneGroupWith(t, grouped.s, grouped.path, lead, reqs)
-			sp1, _ := grouped.s.GroupStatements()
-			diffs := 0
-			for i := range reqs {
-				if a, b := answerOf(got[i]), answerOf(want[i]); a != b {
-					diffs++
-					t.Errorf("member %d (%s %s key %q): grouped %s (%v)\n\tserial %s (%v)", i, reqs[i].Code,
-						reqs[i].UserID, reqs[i].IdempotencyKey, a, got[i].Err, b, want[i].Err)
+			// compare redeems reqs after lead, one at a time on serial and as
+			// one group on grouped, and compares answers and rows.
+			compare := func(round string, lead promo.RedeemRequest, reqs []promo.RedeemRequest) []promo.RedeemResult {
+				after := [2]int64{maxSeq(t, serial.db), maxSeq(t, grouped.db)}
+				want := make([]promo.RedeemResult, len(reqs))
+				if out, err := serial.s.Redeem(ctx, lead); err != nil || out.Refused != "" {
+					t.Fatalf("lead: %+v, %v", out, err)
 				}
+				for i, r := range reqs {
+					want[i].Outcome, want[i].Err = serial.s.Redeem(ctx, r)
+				}
+				sp0, _ := grouped.s.GroupStatements()
+				got := inOneGroupWith(t, grouped.s, grouped.path, lead, reqs)
+				sp1, _ := grouped.s.GroupStatements()
+				diffs := 0
+				for i := range reqs {
+					if a, b := answerOf(got[i]), answerOf(want[i]); a != b {
+						diffs++
+						t.Errorf("%s member %d (%s %s key %q): grouped %s (%v)\n\tserial %s (%v)", round, i, reqs[i].Code,
+							reqs[i].UserID, reqs[i].IdempotencyKey, a, got[i].Err, b, want[i].Err)
+					}
+				}
+				ws, gs := dumpWorld(t, serial.db, after[0]), dumpWorld(t, grouped.db, after[1])
+				for _, table := range []string{"codes", "user_uses", "redemptions", "segments", "keys", "events"} {
+					w, g := ws[table], gs[table]
+					if strings.Join(w, "\n") == strings.Join(g, "\n") {
+						continue
+					}
+					diffs++
+					t.Errorf("%s %s: %d rows grouped, %d serial", round, table, len(g), len(w))
+					for i := range max(len(w), len(g)) {
+						var a, b string
+						if i < len(g) {
+							a = g[i]
+						}
+						if i < len(w) {
+							b = w[i]
+						}
+						if a != b {
+							t.Errorf("%s %s row %d:\n\tgrouped %s\n\tserial  %s", round, table, i, a, b)
+						}
+					}
+				}
+				outcome := "answers and rows as serial"
+				if diffs > 0 {
+					outcome = fmt.Sprintf("FAILED: %d differences from serial", diffs)
+				}
+				t.Logf("adversarial: %s group of %d mixed members vs one at a time, failing members %q [sqlite]: %s "+
+					"(%d savepoints, %d events)", round, len(reqs), variant, outcome, sp1-sp0, len(gs["events"]))
+				return got
 			}
-			ws, gs := dumpWorld(t, serial.db, after[0]), dumpWorld(t, grouped.db, after[1])
-			for _, table := range []string{"codes", "user_uses", "redemptions", "segments", "keys", "events"} {
-				w, g := ws[table], gs[table]
-				if strings.Join(w, "\n") == strings.Join(g, "\n") {
+			reqs := groupVsSerialReqs(t0, variant)
+			compare("first", serialReq(t0, "LEAD", "DA", "lead", ""), reqs)
+			// The next group: every keyed request of the first again (each
+			// key's replay across groups, or, for a member that failed, its
+			// retry), another request on each key (a conflict), new members.
+			var next []promo.RedeemRequest
+			for i, r := range reqs {
+				if r.IdempotencyKey == "" {
 					continue
 				}
-				diffs++
-				t.Errorf("%s: %d rows grouped, %d serial", table, len(g), len(w))
-				for i := range max(len(w), len(g)) {
-					var a, b string
-					if i < len(g) {
-						a = g[i]
-					}
-					if i < len(w) {
-						b = w[i]
-					}
-					if a != b {
-						t.Errorf("%s row %d:\n\tgrouped %s\n\tserial  %s", table, i, a, b)
-					}
+				again := r
+				again.ID, again.EventID = fmt.Sprintf("N%03d", i), fmt.Sprintf("EV-N%03d", i)
+				next = append(next, again)
+				if i%3 == 0 {
+					other := serialReq(t0, fmt.Sprintf("O%03d", i), r.Code, "someone-else", r.IdempotencyKey)
+					next = append(next, other)
 				}
 			}
-			outcome := "answers and rows as serial"
-			if diffs > 0 {
-				outcome = fmt.Sprintf("FAILED: %d differences from serial", diffs)
+			for i := range 6 {
+				next = append(next, serialReq(t0, fmt.Sprintf("F%03d", i), "DA", fmt.Sprintf("next%d", i), ""))
 			}
-			t.Logf("adversarial: group of %d mixed members vs one at a time, failing members %q [sqlite]: %s "+
-				"(%d savepoints, %d events)", len(reqs), variant, outcome, sp1-sp0, len(gs["events"]))
+			compare("next", serialReq(t0, "LEAD2", "DA", "lead2", ""), next)
 		})
 	}
 }
