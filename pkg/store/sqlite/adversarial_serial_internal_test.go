@@ -118,6 +118,25 @@ func seedWorld(t *testing.T, w serialWorld, t0 time.Time) {
 	}
 }
 
+// poisonTriggers make one statement of a member fail (RAISE(ABORT): the
+// statement is undone, the transaction goes on) by its user: the event's
+// insert, the audit row's, a segment's, the allowance's upsert, and the
+// idempotency record's refusal.
+var poisonTriggers = []string{
+	`CREATE TRIGGER poison_event BEFORE INSERT ON events
+	WHEN NEW.payload LIKE '%"userId":"poison-ev%' BEGIN SELECT RAISE(ABORT, 'poisoned event'); END`,
+	`CREATE TRIGGER poison_audit BEFORE INSERT ON redemptions
+	WHEN NEW.user_id = 'poison-audit' BEGIN SELECT RAISE(ABORT, 'poisoned audit row'); END`,
+	`CREATE TRIGGER poison_segment BEFORE INSERT ON redemption_segments
+	WHEN NEW.segment = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned segment'); END`,
+	`CREATE TRIGGER poison_allowance_insert BEFORE INSERT ON user_uses
+	WHEN NEW.user_id = 'poison-uu' BEGIN SELECT RAISE(ABORT, 'poisoned allowance'); END`,
+	`CREATE TRIGGER poison_allowance_update BEFORE UPDATE ON user_uses
+	WHEN NEW.user_id = 'poison-uu' BEGIN SELECT RAISE(ABORT, 'poisoned allowance'); END`,
+	`CREATE TRIGGER poison_outcome BEFORE UPDATE ON idempotency_keys
+	WHEN NEW.idem_key = 'kpoison-ref' AND NEW.refused IS NOT NULL BEGIN SELECT RAISE(ABORT, 'poisoned outcome'); END`,
+}
+
 func genCode(i int) string { return fmt.Sprintf("C%015d", i) }
 
 // serialReq is a redemption with fixed ids and time (key "": none).
@@ -137,7 +156,8 @@ func serialReq(t0 time.Time, id, code, user, key string) promo.RedeemRequest {
 // shopper fields reusing a kept member's id; "rules" members of a
 // promotion whose rules cannot be read; "metadata" a member whose metadata
 // is not JSON (its event cannot be encoded); "large" 90 more members,
-// 128 in all.
+// 128 in all; "poison" members whose statements the test's triggers make
+// fail (poisonTriggers).
 func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	var reqs []promo.RedeemRequest
 	n := 0
@@ -240,6 +260,18 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 				add("DA", fmt.Sprintf("l%d", i), key)
 			}
 		}
+	case "poison": // statements made to fail by the test's triggers (poisonTriggers), between others
+		add("DA", "poison-ev", "kpe") // its event (a kept row: the multi-row insert)
+		add("DA", "p1", "")
+		add("DA", "poison-ev", "kpe", same(len(reqs)-2))     // the same request: fails again
+		add("DA", "poison-audit", "")                        // its audit row
+		add("DE", "poison-seg", "kps", vip("vip", "poison")) // a segment, after its audit row and event
+		add("DB", "poison-uu", "kpu")                        // its allowance, after the code's use (DB is used up: refused first)
+		add("DA", "poison-uu", "kpu2")                       // its allowance, after the code's use
+		add("DF", "poison-ref", "kpoison-ref")               // refused (deactivated): its record's outcome fails
+		add("DA", "p2", "k-p2")
+		add("DA", "poison-ev2", "", vip("vip")) // its event, on the shopper path
+		add("DA", "p3", "")
 	case "metadata": // metadata that is not JSON: its event fails to encode, after the use
 		add("DA", "meta", "kmeta", func(r *promo.RedeemRequest) { r.Metadata = json.RawMessage(`{"a":`) })
 		add("DA", "after", "")
@@ -373,12 +405,21 @@ func maxSeq(t *testing.T, db *sql.DB) int64 {
 // the replay reads committed rows; a failed member's retry redeems),
 // conflicts on each third key, and new members: compared the same way.
 func TestAdversarialGroupVsSerial(t *testing.T) {
-	for _, variant := range []string{"", "large", "end", "replay", "twice", "shopper", "rules", "metadata"} {
+	for _, variant := range []string{"", "large", "end", "replay", "twice", "shopper", "rules", "metadata", "poison"} {
 		t.Run("v="+variant, func(t *testing.T) {
 			t0 := time.Now().UTC().Truncate(time.Millisecond)
 			serial, grouped := openWorld(t, false), openWorld(t, true)
 			seedWorld(t, serial, t0)
 			seedWorld(t, grouped, t0)
+			if variant == "poison" {
+				for _, w := range []serialWorld{serial, grouped} {
+					for _, trig := range poisonTriggers {
+						if _, err := w.db.Exec(trig); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
 			if variant == "rules" {
 				for _, w := range []serialWorld{serial, grouped} {
 					if _, err := w.db.Exec(`UPDATE promotions SET eligibility = '{"segments":' WHERE vanity_code = 'DH'`); err != nil {
@@ -430,7 +471,13 @@ func TestAdversarialGroupVsSerial(t *testing.T) {
 						}
 					}
 				}
-				outcome := "answers and rows as serial"
+				errs := 0
+				for _, r := range got {
+					if r.Err != nil {
+						errs++
+					}
+				}
+				outcome := fmt.Sprintf("answers (%d errors) and rows as serial", errs)
 				if diffs > 0 {
 					outcome = fmt.Sprintf("FAILED: %d differences from serial", diffs)
 				}
