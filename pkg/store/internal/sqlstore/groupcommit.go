@@ -61,10 +61,13 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s, max members a group.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	g := &RedeemGroup[T]{max: max, flights: 1}
+	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
+	if s == nil { // a test's group without a database
+		return g
+	}
 	if t := newBatchTexts(s.d.InsertRedemption, s.d.InsertEvent); t.redemptions != nil && t.events != nil {
 		g.texts = t
 	}
-	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
 	return g
 }
 
