@@ -96,6 +96,19 @@ func seedWorld(t *testing.T, w serialWorld, t0 time.Time) {
 	}
 	vanity("DG", 100, 0, nil)
 	vanity("DH", 100, 0, nil) // its rules are made unreadable in the variant "rules"
+	later, past := t0.Add(time.Hour), t0.Add(-time.Hour)
+	vanity("DI", 100, 0, func(np *promo.NewPromotion) { np.StartsAt = &later })
+	earlier := t0.Add(-2 * time.Hour)
+	vanity("DJ", 100, 0, func(np *promo.NewPromotion) { np.StartsAt, np.ExpiresAt = &earlier, &past })
+	dk := vanity("DK", 100, 0, nil)
+	if _, err := w.s.RequestDeletion(ctx, promo.AuditEntry{ID: "AUDIT-DELETE", At: t0, Actor: "t",
+		Action: promo.ActionDeleteRequested, PromotionID: dk.ID}); err != nil {
+		t.Fatal(err)
+	}
+	vanity("DL", 100, 2, nil)
+	if _, err := w.db.Exec(`UPDATE codes SET user_id = 'owner' WHERE code = 'DL'`); err != nil { // bound to its owner
+		t.Fatal(err)
+	}
 	if _, _, err := w.s.RevokeCode(ctx, promo.RevokeRequest{Code: "DG", Reason: "leaked", Actor: "t", Now: t0,
 		AuditID: "AUDIT-REVOKE"}); err != nil {
 		t.Fatal(err)
@@ -155,7 +168,7 @@ func serialReq(t0 time.Time, id, code, user, key string) promo.RedeemRequest {
 // fails); "twice" two new members with one id; "shopper" a member with
 // shopper fields reusing a kept member's id; "rules" members of a
 // promotion whose rules cannot be read; "metadata" a member whose metadata
-// is not JSON (its event cannot be encoded); "large" 90 more members,
+// is not JSON (its event cannot be encoded); "large" 84 more members,
 // 128 in all; "poison" members whose statements the test's triggers make
 // fail (poisonTriggers).
 func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
@@ -214,6 +227,12 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	add("NOSUCH", "u13", "k26")         // code_not_found
 	add("DA", "pre", "kpre")            // replay of the rolled-back redemption
 	add("DA", "u14", "kpre")            // idempotency_conflict
+	add("DI", "u16", "")                // not_started
+	add("DJ", "u17", "k-dj")            // expired
+	add("DK", "u18", "")                // promotion_deleted
+	add("DL", "intruder", "k-dl")       // not_your_code
+	add("DL", "owner", "")              // redeemed
+	add("DL", "intruder", "k-dl")       // replay of the refusal
 	add("DA", "u15", "k29", func(r *promo.RedeemRequest) {
 		r.OrderID, r.Metadata, r.ClientAddr, r.UserAgent = "o-29", json.RawMessage(`{"a":1}`), "10.0.0.1", "ua/1"
 	})
@@ -249,7 +268,7 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 		add("DH", "bad2", "", vip("vip"))
 		add("DA", "after2", "kafter2")
 	case "large": // 128 members (the most a group takes): the kept rows span every insert size
-		for i := range 90 {
+		for i := range 84 {
 			key := ""
 			if i%3 == 0 {
 				key = fmt.Sprintf("kl%d", i)
@@ -391,7 +410,8 @@ func maxSeq(t *testing.T, db *sql.DB) int64 {
 // TestAdversarialGroupVsSerial: one group mixing every path a redemption
 // takes (limits of the code and of the user across codes, live holds,
 // rules and shopper fields, a deactivated and a revoked code, an unknown
-// code, keys replayed, refused, conflicting, a key of a rolled-back
+// code, not started, expired, being deleted, bound to another user, keys
+// replayed, refused, conflicting, a key of a rolled-back
 // redemption) written by the group commit, against the same requests
 // redeemed one at a time by a store without groups, from the same state:
 // every answer, and every row written (codes, allowances, audit rows,
