@@ -22,3 +22,9 @@ func TestAdversarialGroupLimitMix(t *testing.T) {
 func TestAdversarialChunksRaceCancel(t *testing.T) {
 	storetest.AdversarialChunksRaceCancel(t, "postgres", open(t))
 }
+
+// TestAdversarialLifecycleDuringGroups:
+// storetest.AdversarialLifecycleDuringGroups with groups in flight at once.
+func TestAdversarialLifecycleDuringGroups(t *testing.T) {
+	storetest.AdversarialLifecycleDuringGroups(t, "postgres", openGroup(t, 16, 3))
+}

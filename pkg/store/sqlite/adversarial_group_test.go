@@ -22,3 +22,10 @@ func TestAdversarialGroupLimitMix(t *testing.T) {
 func TestAdversarialChunksRaceCancel(t *testing.T) {
 	storetest.AdversarialChunksRaceCancel(t, "sqlite", open(t))
 }
+
+// TestAdversarialLifecycleDuringGroups:
+// storetest.AdversarialLifecycleDuringGroups through the one writer's
+// groups.
+func TestAdversarialLifecycleDuringGroups(t *testing.T) {
+	storetest.AdversarialLifecycleDuringGroups(t, "sqlite", open(t))
+}
