@@ -158,4 +158,3 @@ func TestAdversarialUseCodeConditions(t *testing.T) {
 		"UseCode, UseCodeLoad and LockCode match the same %d of %d codes (every edge of every condition, an orphan code), "+
 		"returning the same values", state, matched, len(codes))
 }
-
