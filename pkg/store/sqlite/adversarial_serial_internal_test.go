@@ -105,6 +105,13 @@ func seedWorld(t *testing.T, w serialWorld, t0 time.Time) {
 		Action: promo.ActionDeleteRequested, PromotionID: dk.ID}); err != nil {
 		t.Fatal(err)
 	}
+	// DM: a hold that expires between the group's members (their times are
+	// t0 + 1 ms, 2 ms, ...: live for the first 30).
+	vanity("DM", 2, 1, nil)
+	if out, err := w.s.Reserve(ctx, promo.ReserveRequest{ID: "RES-DM", Code: "DM", UserID: "h3", Now: t0,
+		TTL: 30 * time.Millisecond}); err != nil || out.Refused != "" {
+		t.Fatalf("reserve DM: %+v, %v", out, err)
+	}
 	vanity("DL", 100, 2, nil)
 	if _, err := w.db.Exec(`UPDATE codes SET user_id = 'owner' WHERE code = 'DL'`); err != nil { // bound to its owner
 		t.Fatal(err)
@@ -168,7 +175,7 @@ func serialReq(t0 time.Time, id, code, user, key string) promo.RedeemRequest {
 // fails); "twice" two new members with one id; "shopper" a member with
 // shopper fields reusing a kept member's id; "rules" members of a
 // promotion whose rules cannot be read; "metadata" a member whose metadata
-// is not JSON (its event cannot be encoded); "large" 84 more members,
+// is not JSON (its event cannot be encoded); "large" 80 more members,
 // 128 in all; "poison" members whose statements the test's triggers make
 // fail (poisonTriggers).
 func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
@@ -213,13 +220,15 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	add(genCode(2), "multi", "")        // user_limit_reached (2 per user)
 	add(genCode(3), "multi", "", vip()) // user_limit_reached, shopper path
 	add(genCode(0), "m2", "")           // redeemed
+	add("DM", "m1", "")                 // redeemed: 1 use + the live hold of 2
+	add("DM", "m2", "km2")              // code_exhausted: the hold is still live
 	add("DD", "h1", "")                 // user_limit_reached: h1's hold
 	add("DD", "u5", "")                 // redeemed
 	add("DD", "u6", "k17")              // redeemed
 	add("DD", "u7", "")                 // code_exhausted: 2 uses + 2 holds
 	add("DE", "u8", "")                 // not_eligible (no shopper fields)
 	add("DE", "u9", "k20", vip("vip"))  // redeemed, shopper path
-	add("DE", "u9", "k20", same(20))    // replay
+	add("DE", "u9", "k20", same(22))    // replay
 	add("DE", "u10", "", vip("basic"))  // not_eligible
 	add("DF", "u11", "")                // deactivated
 	add("DF", "x", "kref")              // replay of the refusal before the group
@@ -227,6 +236,8 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	add("NOSUCH", "u13", "k26")         // code_not_found
 	add("DA", "pre", "kpre")            // replay of the rolled-back redemption
 	add("DA", "u14", "kpre")            // idempotency_conflict
+	add("DM", "m3", "")                 // redeemed: the hold has expired at this member's time
+	add("DM", "h3", "")                 // code_exhausted: used up (2 of 2)
 	add("DI", "u16", "")                // not_started
 	add("DJ", "u17", "k-dj")            // expired
 	add("DK", "u18", "")                // promotion_deleted
@@ -268,7 +279,7 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 		add("DH", "bad2", "", vip("vip"))
 		add("DA", "after2", "kafter2")
 	case "large": // 128 members (the most a group takes): the kept rows span every insert size
-		for i := range 84 {
+		for i := range 80 {
 			key := ""
 			if i%3 == 0 {
 				key = fmt.Sprintf("kl%d", i)
