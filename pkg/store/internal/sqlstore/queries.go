@@ -536,8 +536,10 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`
 
-// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's and, rebound,
-// SQLite's): code $1 (c) usable at $2 by user $3 under promotion p's limits.
+// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's; SQLite's
+// codeUse has the same conditions with the promotion's in a subquery,
+// TestAdversarialUseCodeConditions holds it to these): code $1 (c) usable
+// at $2 by user $3 under promotion p's limits.
 // A deletion is checked on its own, not only through active: a promotion
 // being deleted takes no use even if a writer switched it back on.
 const CodeUsable = `c.code = $1 AND p.id = c.promotion_id
