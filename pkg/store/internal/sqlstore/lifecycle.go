@@ -154,11 +154,7 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 // (a held one by its worker when the gate refuses the chunk). Again:
 // replayed; completed or vanity: EConflict; deleted: refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
-	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
+	return validRun1(ctx, s, req, stmts[T].cancel, "cancel promotion %d", req.PromotionID)
 }
 
 func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, error) {

@@ -10,27 +10,38 @@ import (
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
-// onceOr answers with once when has, else (or when once leaves it to the
-// core: ok false) with the core's transaction tx.
-func onceOr[T Tx, R any](ctx context.Context, s *Core[T], has bool, once func() (R, bool, error),
-	tx func(stmts[T]) (R, error)) (R, error) {
-	if has {
-		if out, ok, err := once(); ok || err != nil {
-			return out, err
-		}
+// onceOr answers req, once it validates, with once when has, else (or when
+// once leaves it to the core: ok false) with the core's transaction tx; an
+// internal error wrapped as format says.
+func onceOr[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q, has bool,
+	once func(context.Context, Q) (R, bool, error), tx func(stmts[T], context.Context, Q) (R, error),
+	format string, args ...any) (out R, err error) {
+	ok := false
+	if err = req.Validate(); err == nil && has {
+		out, ok, err = once(ctx, req)
 	}
-	return run1(ctx, s, tx)
+	if err == nil && !ok {
+		out, err = run1(ctx, s, func(x stmts[T]) (R, error) { return tx(x, ctx, req) })
+	}
+	return out, wrap(err, format, args...)
+}
+
+// validRun1 is onceOr without a one-statement form.
+func validRun1[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
+	tx func(stmts[T], context.Context, Q) (R, error), format string, args ...any) (R, error) {
+	return onceOr(ctx, s, req, false, nil, tx, format, args...)
 }
 
 // once runs a one-statement call in autocommit, again after a deadlock
-// (which wrote nothing), scanning its row into dest; false, with no
-// error, when it left the request to the core (Dialect.StatementPath).
-func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest ...any) (ok bool, err error) {
-	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(dest...) })
+// (which wrote nothing): the outcome its row starts with, the rest scanned
+// into dest; "", with no error, when it left the request to the core
+// (Dialect.StatementPath).
+func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest ...any) (outcome string, err error) {
+	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(append([]any{&outcome}, dest...)...) })
 	if err != nil && s.d.StatementPath(err) {
-		return false, nil
+		return "", nil
 	}
-	return err == nil, wrap(err, "%s in one statement", what)
+	return outcome, wrap(err, "%s in one statement", what)
 }
 
 // reserveOnce is Reserve in one round trip; false for the core's turn
@@ -39,11 +50,10 @@ func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (ou
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
 		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
-	var outcome string
-	ok, err = s.once(ctx, "reserve", s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
-		s.d.Time(r.CreatedAt), s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &outcome, &r.PromotionID)
+	outcome, err := s.once(ctx, "reserve", s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+		s.d.Time(r.CreatedAt), s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &r.PromotionID)
 	switch {
-	case !ok || outcome == "replay":
+	case err != nil || outcome == "" || outcome == "replay":
 		return out, false, err
 	case outcome != "reserved":
 		return promo.ReserveOutcome{Refused: promo.Reason(outcome)}, true, nil
@@ -61,13 +71,12 @@ func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (ou
 	if err != nil {
 		return out, false, err
 	}
-	var outcome string
-	ok, err = s.once(ctx, "confirm", s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID),
+	outcome, err := s.once(ctx, "confirm", s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID),
 		s.d.VarChar(req.RedemptionID), req.OrderID, text(string(req.Metadata)), s.d.Time(at),
 		s.d.VarChar(promo.StreamRedemptions), head, mid, body, req.ClientAddr, req.UserAgent},
-		&outcome, &red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+		&red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
 	switch {
-	case !ok || outcome == "settled":
+	case err != nil || outcome == "" || outcome == "settled":
 		return out, false, err
 	case outcome == "not_found":
 		return out, true, reservationNotFound(req.ReservationID)

@@ -16,15 +16,10 @@ import (
 // every limit by a conditional statement, the audit row, the event and the
 // idempotency record. A refusal is an outcome, so its record commits too.
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.RedeemOutcome{}, err
-	}
 	// Shopper fields, or a promotion's rules (RedeemOnce aborts), take the
 	// statement path.
-	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
-		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
-		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req, nil) })
-	return out, redeemErr(err, req)
+	return onceOr(ctx, s, req, s.d.RedeemOnce != "" && req.Shopper == nil, s.redeemOnce, stmts[T].redeemAlone,
+		"redeem %q for %q", req.Code, req.UserID)
 }
 
 // redeemErr says which redemption an internal error is of.
@@ -48,13 +43,12 @@ func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (prom
 	if err != nil {
 		return promo.RedeemOutcome{}, false, err
 	}
-	var outcome string
-	ok, err := s.once(ctx, "redeem", s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+	outcome, err := s.once(ctx, "redeem", s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
 		text(r.OrderID), text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
 		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent},
-		&outcome, &r.PromotionID, &r.UsesLeft)
+		&r.PromotionID, &r.UsesLeft)
 	switch {
-	case !ok:
+	case err != nil || outcome == "":
 		return promo.RedeemOutcome{}, false, err
 	case outcome == "replay":
 		out, err := s.on(s.w).replay(ctx, req)
@@ -119,6 +113,11 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *event
 		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r}, nil
+}
+
+// redeemAlone is redeem with its event encoded there: not in a group.
+func (x stmts[T]) redeemAlone(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return x.redeem(ctx, req, nil)
 }
 
 // eventParts is a redemption's event cut by EventParts on the request's

@@ -17,13 +17,8 @@ import (
 // Locks are taken in redeem's order (key, code row, allowance row), then the
 // reservation row; take says why the count under them is complete.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.ReserveOutcome{}, err
-	}
-	out, err := onceOr(ctx, s, s.d.ReserveOnce != "" && req.Shopper == nil,
-		func() (promo.ReserveOutcome, bool, error) { return s.reserveOnce(ctx, req) },
-		func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
-	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
+	return onceOr(ctx, s, req, s.d.ReserveOnce != "" && req.Shopper == nil, s.reserveOnce, stmts[T].reserve,
+		"reserve %q for %q", req.Code, req.UserID)
 }
 
 func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
@@ -104,14 +99,9 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 // order: code row, allowance row, then the reservation row (MarkConfirmed),
 // as in Reserve. A reservation confirms only on the code row it was made on.
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.ConfirmOutcome{}, err
-	}
 	// A confirmation with shopper fields of its own takes the statement path.
-	out, err := onceOr(ctx, s, s.d.ConfirmOnce != "" && req.Shopper == nil,
-		func() (promo.ConfirmOutcome, bool, error) { return s.confirmOnce(ctx, req) },
-		func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
-	return out, wrap(err, "confirm reservation %q", req.ReservationID)
+	return onceOr(ctx, s, req, s.d.ConfirmOnce != "" && req.Shopper == nil, s.confirmOnce, stmts[T].confirm,
+		"confirm reservation %q", req.ReservationID)
 }
 
 func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
