@@ -142,10 +142,7 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 		fallback = fallback || s.d.UniqueViolation(err)
 		return err
 	}, s.d.UniqueViolation)
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)
-	}
-	return done, err
+	return done, wrap(err, "commit chunk %d/%d [%d, +%d)", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count)
 }
 
 func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {

@@ -152,10 +152,7 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 	if key == "" {
 		return nil
 	}
-	if err := x.exec(ctx, query, key, string(refused), x.d.VarChar(id)); err != nil {
-		return fmt.Errorf("save idempotency record: %w", err)
-	}
-	return nil
+	return wrap(x.exec(ctx, query, key, string(refused), x.d.VarChar(id)), "save idempotency record")
 }
 
 // take adds one use of code for userID at now, within every limit and the
@@ -234,10 +231,7 @@ func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, 
 			return fmt.Errorf("take back allowance use: %w", err)
 		}
 	}
-	if err := x.UnuseCode(ctx, code); err != nil {
-		return fmt.Errorf("take back code use: %w", err)
-	}
-	return nil
+	return wrap(x.UnuseCode(ctx, code), "take back code use")
 }
 
 // refusal names why a conditional statement on code matched no row, from
@@ -265,10 +259,7 @@ func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID stri
 	if err == nil {
 		err = x.insertRedemption(ctx, r, ev)
 	}
-	if err != nil {
-		return fmt.Errorf("insert redemption: %w", err)
-	}
-	return nil
+	return wrap(err, "insert redemption")
 }
 
 // redemptionEvent is r's outbox event of kind.
@@ -409,13 +400,11 @@ func (s *Core[T]) eachRedemption(ctx context.Context, f promo.RedemptionFilter, 
 // promotionExists is nil for a promotion that exists, ENotFound otherwise.
 func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 	var exists bool
-	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", id, err)
-	}
-	if !exists {
+	err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists)
+	if err == nil && !exists {
 		return promotionNotFound(id)
 	}
-	return nil
+	return wrap(err, "look up promotion %d", id)
 }
 
 // ClaimEvents leases up to limit unpublished events, in outbox order, which
@@ -427,11 +416,8 @@ func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duratio
 		ev.Payload = []byte(payload)
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim events: %w", err)
-	}
 	slices.SortFunc(evs, func(a, b promo.OutboxEvent) int { return cmp.Compare(a.Seq, b.Seq) })
-	return evs, nil
+	return evs, wrap(err, "claim events")
 }
 
 // MarkEventsPublished records that the broker acknowledged these events.
@@ -444,10 +430,7 @@ func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
 			return execEach(ctx, tx, s.d.MarkEventPublished, seqs, func(seq int64) []any { return []any{seq} })
 		})
 	}
-	if err != nil {
-		return fmt.Errorf("mark %d events published: %w", len(seqs), err)
-	}
-	return nil
+	return wrap(err, "mark %d events published", len(seqs))
 }
 
 // PruneEvents deletes up to limit events published before before and

@@ -377,8 +377,5 @@ func (x stmts[T]) audit(ctx context.Context, a promo.AuditEntry, detail any) err
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", a.Action, err)
 	}
-	if err := x.insertEvent(ctx, ev); err != nil {
-		return fmt.Errorf("insert %s event: %w", a.Action, err)
-	}
-	return nil
+	return wrap(x.insertEvent(ctx, ev), "insert %s event", a.Action)
 }
