@@ -338,6 +338,61 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 	return r, false, nil
 }
 
+// rollbackOnce is Rollback in one round trip.
+func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	head, rolled, err := RollbackEventParts(req.EventID, now, req.Reason)
+	if err != nil {
+		return promo.Redemption{}, false, err
+	}
+	var (
+		outcome string
+		r       promo.Redemption
+	)
+	err = s.retry(ctx, func() error {
+		r, err = scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID),
+			s.d.Time(now), req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+		return err
+	})
+	switch {
+	case err != nil:
+		return promo.Redemption{}, false, fmt.Errorf("roll back in one statement: %w", err)
+	case outcome == "not_found":
+		return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
+	}
+	return r, outcome == "replayed", nil
+}
+
+// prefixRow scans its first column into first, the rest into Scan's dest.
+type prefixRow struct {
+	Row
+	first any
+}
+
+func (p prefixRow) Scan(dest ...any) error { return p.Row.Scan(append([]any{p.first}, dest...)...) }
+
+// RollbackEventParts is what a one-statement rollback's event needs from
+// the request: its head up to the promotion id's digits
+// (`{"v":1,"type":"redemption.rolled_back","eventId":…,"occurredAt":…,"promotionId":"`)
+// and its rollback fields (`"rolledBackAt":…` and `,"rollbackReason":…`),
+// in NewRedemptionEvent's encoding; the database writes the rest from the
+// audit row (docs/store.md, migration 00015).
+func RollbackEventParts(eventID string, now time.Time, reason string) (head, rolled string, err error) {
+	at := now.UTC()
+	p, err := promo.NewRedemptionEvent(promo.EventRolledBack, eventID, at,
+		promo.Redemption{RolledBackAt: &at, RollbackReason: reason}, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("encode rollback event: %w", err)
+	}
+	s := string(p)
+	const pid, from = `"promotionId":"0"`, `"rolledBackAt":`
+	i, j, k := strings.Index(s, pid), strings.Index(s, from), strings.LastIndex(s, "}}")
+	if i < 0 || j < 0 || k < j || !strings.HasSuffix(s, "}}") {
+		return "", "", fmt.Errorf("rollback event %s: not the expected shape", s)
+	}
+	return s[:i+len(pid)-2], s[j:k], nil
+}
+
 // CodeState reads a code with its promotion, userID's uses (if set) and the
 // live reservations; ENotFound for no such code.
 func (s *Core[T]) CodeState(ctx context.Context, code, userID string) (promo.CodeState, error) {
@@ -411,10 +466,7 @@ func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 // other publishers skip until the lease ends.
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	evs, err := collect(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row, ev *promo.OutboxEvent) error {
-		var payload string
-		err := r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &payload)
-		ev.Payload = []byte(payload)
-		return err
+		return r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &ev.Payload)
 	})
 	slices.SortFunc(evs, func(a, b promo.OutboxEvent) int { return cmp.Compare(a.Seq, b.Seq) })
 	return evs, wrap(err, "claim events")
@@ -442,8 +494,5 @@ func (s *Core[T]) PruneEvents(ctx context.Context, before time.Time, limit int) 
 // count runs a bounded write and returns how many rows it changed.
 func (s *Core[T]) count(ctx context.Context, what, query string, args ...any) (int64, error) {
 	n, err := s.w.Exec(ctx, query, args...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	return n, nil
+	return n, wrap(err, "%s", what)
 }

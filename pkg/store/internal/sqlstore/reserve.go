@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -194,6 +196,70 @@ func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.Co
 		return promo.ConfirmOutcome{}, err
 	}
 	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
+}
+
+// reserveOnce is Reserve in one round trip; false for the core's turn
+// (a replay, rules).
+func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (out promo.ReserveOutcome, ok bool, err error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
+	outcome, err := s.once(ctx, "reserve", s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+		s.d.Time(r.CreatedAt), s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &r.PromotionID)
+	switch {
+	case err != nil || outcome == "" || outcome == "replay":
+		return out, false, err
+	case outcome != "reserved":
+		return promo.ReserveOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ReserveOutcome{Reservation: r}, true, nil
+}
+
+// confirmOnce is Confirm in one round trip; false for the core's turn (a
+// settled reservation, rules to check again).
+func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
+	at := req.Now.UTC().Truncate(time.Microsecond)
+	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at,
+		ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	head, mid, body, err := ConfirmEventParts(req.EventID, red)
+	if err != nil {
+		return out, false, err
+	}
+	outcome, err := s.once(ctx, "confirm", s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID),
+		s.d.VarChar(req.RedemptionID), req.OrderID, text(string(req.Metadata)), s.d.Time(at),
+		s.d.VarChar(promo.StreamRedemptions), head, mid, body, req.ClientAddr, req.UserAgent},
+		&red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	switch {
+	case err != nil || outcome == "" || outcome == "settled":
+		return out, false, err
+	case outcome == "not_found":
+		return out, true, reservationNotFound(req.ReservationID)
+	case outcome != "confirmed":
+		return promo.ConfirmOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ConfirmOutcome{Redemption: red}, true, nil
+}
+
+// ConfirmEventParts splits the redemption.created event of a confirmation
+// of r (whose PromotionID, Code, UserID and UsesLeft the database learns)
+// so that head || promotion id || mid || JSON code || `,"userId":` || JSON
+// user || body || uses left || `},"codeUses":` || code uses || `}` is byte
+// for byte what NewRedemptionEvent encodes (EventParts, with the code and
+// the user cut out: they are the fields right after the redemption's id,
+// and `","code":"","userId":""` cannot occur inside an encoded string, whose
+// quotes are escaped).
+func ConfirmEventParts(eventID string, r promo.Redemption) (head, mid, body string, err error) {
+	r.Code, r.UserID = "", ""
+	head, rest, err := EventParts(eventID, r)
+	if err != nil {
+		return "", "", "", err
+	}
+	const cut = `,"code":"","userId":""`
+	i := strings.Index(rest, cut)
+	if i < 0 {
+		return "", "", "", errors.New("confirmation event: not the expected shape")
+	}
+	return head, rest[:i] + `,"code":`, rest[i+len(cut):], nil
 }
 
 // Release ends a held reservation (its use is free at once); a released one
