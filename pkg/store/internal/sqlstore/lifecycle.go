@@ -37,16 +37,13 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 	}
 	if !ok {
 		r, revoked, err := x.revocation(ctx, req.Code)
-		if err != nil {
-			return r, false, err
+		if err == nil {
+			_, err = x.lookUp(ctx, r.PromotionID)
 		}
-		if _, err := x.lookUp(ctx, r.PromotionID); err != nil {
-			return r, false, err
+		if err == nil && !revoked {
+			err = fmt.Errorf("code %s neither revoked nor revocable", req.Code)
 		}
-		if !revoked {
-			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
-		}
-		return r, true, nil
+		return r, err == nil, err
 	}
 	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
 	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,

@@ -90,17 +90,16 @@ func (d nullTimeDest) Scan(v any) error {
 // scanPromotion scans promotionCols (see Statements) into p, then extra.
 func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
 	var (
-		kind                        string
 		format, vanity, eligibility sql.NullString
 		seqStart                    int64
 	)
-	dest := append([]any{&p.ID, &p.Name, &kind, &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
+	dest := append([]any{&p.ID, &p.Name, (*string)(&p.Kind), &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
 		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
 		Time(&p.CreatedAt), &eligibility}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
-	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
+	p.SeqStart, p.VanityCode = uint64(seqStart), vanity.String
 	e, err := promo.DecodeEligibility(eligibility.String)
 	if err != nil {
 		return fmt.Errorf("promotion %d: %w", p.ID, err)
@@ -123,15 +122,14 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 	var (
 		r                  promo.Redemption
 		metadata           sql.NullString
-		release            string
 		amount, discount   sql.NullInt64
 		currency, segments string
-		firstOrder         sql.NullBool
 	)
+	// first_order scans as **bool: NULL leaves it nil.
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
-		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release,
-		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &firstOrder, &segments, &r.Country)
-	r.CodeRelease, r.IdempotencyKey = promo.CodeRelease(release), promo.ClientKey(r.IdempotencyKey)
+		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, (*string)(&r.CodeRelease),
+		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &r.FirstOrder, &segments, &r.Country)
+	r.IdempotencyKey = promo.ClientKey(r.IdempotencyKey)
 	if segments != "" {
 		r.Segments = strings.Split(segments, "\n")
 	}
@@ -142,10 +140,6 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 			r.Order.Discount = &d
 		}
 	}
-	if firstOrder.Valid {
-		f := firstOrder.Bool
-		r.FirstOrder = &f
-	}
 	if metadata.Valid {
 		r.Metadata = []byte(metadata.String)
 	}
@@ -154,13 +148,9 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 
 // scanReservation scans reservationCols.
 func scanReservation(row Row) (promo.Reservation, error) {
-	var (
-		r      promo.Reservation
-		status string
-	)
-	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &status, Time(&r.CreatedAt), Time(&r.ExpiresAt),
+	var r promo.Reservation
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, (*string)(&r.Status), Time(&r.CreatedAt), Time(&r.ExpiresAt),
 		NullTime(&r.SettledAt), &r.RedemptionID, &r.OrderID)
-	r.Status = promo.ReservationStatus(status)
 	return r, err
 }
 
