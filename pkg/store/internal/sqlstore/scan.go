@@ -89,17 +89,14 @@ func (d nullTimeDest) Scan(v any) error {
 
 // scanPromotion scans promotionCols (see Statements) into p, then extra.
 func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
-	var (
-		format, vanity, eligibility sql.NullString
-		seqStart                    int64
-	)
+	var format, vanity, eligibility sql.NullString
 	dest := append([]any{&p.ID, &p.Name, (*string)(&p.Kind), &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
-		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
+		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &p.SeqStart,
 		Time(&p.CreatedAt), &eligibility}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
-	p.SeqStart, p.VanityCode = uint64(seqStart), vanity.String
+	p.VanityCode = vanity.String
 	e, err := promo.DecodeEligibility(eligibility.String)
 	if err != nil {
 		return fmt.Errorf("promotion %d: %w", p.ID, err)
@@ -156,12 +153,8 @@ func scanReservation(row Row) (promo.Reservation, error) {
 
 // scanTopUp scans topUpCols, then extra.
 func scanTopUp(row Row, extra ...any) (promo.TopUp, error) {
-	var (
-		t     promo.TopUp
-		start int64
-	)
-	err := row.Scan(append([]any{&t.No, &t.CodeCount, &start, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
-	t.SeqStart = uint64(start)
+	var t promo.TopUp
+	err := row.Scan(append([]any{&t.No, &t.CodeCount, &t.SeqStart, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
 	return t, err
 }
 
@@ -180,8 +173,5 @@ func progress(st *promo.PromotionStatus) []any {
 
 // scanBatch scans batchCols.
 func scanBatch(row Row, b *promo.Batch) error {
-	var seqStart int64
-	err := row.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, (*string)(&b.State), &b.LastError)
-	b.SeqStart = uint64(seqStart)
-	return err
+	return row.Scan(&b.PromotionID, &b.BatchNo, &b.SeqStart, &b.CodeCount, &b.Done, (*string)(&b.State), &b.LastError)
 }
