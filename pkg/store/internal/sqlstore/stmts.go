@@ -196,6 +196,16 @@ func validRun1[T Tx, Q interface{ Validate() error }, R any](ctx context.Context
 	return onceOr(ctx, s, req, false, nil, tx, format, args...)
 }
 
+// validRun runs fn's transaction (run) for req once req validates, an
+// internal error wrapped as format says.
+func validRun[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
+	fn func(stmts[T], context.Context, Q) (R, bool, error), format string, args ...any) (r R, ok bool, err error) {
+	if err = req.Validate(); err == nil {
+		r, ok, err = run(ctx, s, func(x stmts[T]) (R, bool, error) { return fn(x, ctx, req) })
+	}
+	return r, ok, wrap(err, format, args...)
+}
+
 // once runs a one-statement call in autocommit, again after a deadlock
 // (which wrote nothing): the outcome its row starts with, the rest scanned
 // into dest; "", with no error, when it left the request to the core
