@@ -18,8 +18,13 @@ import (
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
 	// Shopper fields, or a promotion's rules (RedeemOnce aborts), take the
 	// statement path.
-	return onceOr(ctx, s, req, s.d.RedeemOnce != "" && req.Shopper == nil, s.redeemOnce, stmts[T].redeemAlone,
+	return onceOr(ctx, s, req, s.d.RedeemOnce != "" && req.Shopper == nil, s.redeemOnce, stmts[T].redeemTx,
 		"redeem %q for %q", req.Code, req.UserID)
+}
+
+// redeemTx is Redeem's transaction: redeem, its event encoded there (no group).
+func (x stmts[T]) redeemTx(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return x.redeem(ctx, req, nil)
 }
 
 // redeemErr says which redemption an internal error is of.
@@ -113,11 +118,6 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *event
 		return promo.RedeemOutcome{}, err
 	}
 	return promo.RedeemOutcome{Redemption: r}, nil
-}
-
-// redeemAlone is redeem with its event encoded there: not in a group.
-func (x stmts[T]) redeemAlone(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	return x.redeem(ctx, req, nil)
 }
 
 // eventParts is a redemption's event cut by EventParts on the request's
