@@ -273,9 +273,8 @@ func redemptionEvent(kind, eventID string, at time.Time, r promo.Redemption, cod
 
 // replay answers a redemption whose idempotency key is already recorded.
 func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	refused, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
-	if err != nil || refused != "" {
-		reason, rule := promo.SplitRefused(string(refused))
+	reason, rule, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || reason != "" {
 		return promo.RedeemOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	// A record left from before a purge --with-redemptions (which deletes

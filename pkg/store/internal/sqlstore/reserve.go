@@ -81,9 +81,8 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Res
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	refused, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
-	if err != nil || refused != "" {
-		reason, rule := promo.SplitRefused(string(refused))
+	reason, rule, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || reason != "" {
 		return promo.ReserveOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))

@@ -137,16 +137,18 @@ func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, re
 
 // recorded reads key's idempotency record through query (StoredOutcome or
 // StoredReservationOutcome): idempotency_conflict for a request with
-// another hash, else the refusal or the id of what it made.
-func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (promo.Reason, string, error) {
-	var h, refused, id string
+// another hash, else the refusal (its reason and rule) or the id of what it
+// made.
+func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (reason promo.Reason, rule, id string, err error) {
+	var h, refused string
 	if err := x.q.QueryRow(ctx, query, key).Scan(&h, &refused, &id); err != nil {
-		return "", "", fmt.Errorf("read idempotency record: %w", err)
+		return "", "", "", fmt.Errorf("read idempotency record: %w", err)
 	}
 	if h != hash {
-		return "", "", idempotencyConflict()
+		return "", "", "", idempotencyConflict()
 	}
-	return promo.Reason(refused), id, nil
+	reason, rule = promo.SplitRefused(refused)
+	return reason, rule, id, nil
 }
 
 // lookUp explains a conditional change of a promotion that matched no row:
