@@ -171,15 +171,14 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 		flights := min(cmp.Or(cfg.RedeemFlights, DefaultRedeemFlights), int(pcfg.MaxConns))
 		s.group = sqlstore.NewRedeemGroupOnce(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup), flights)
 	}
-	if err := s.Ping(ctx); err != nil {
+	err = s.Ping(ctx)
+	if err == nil && cfg.Schema != "" {
+		_, err = pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize())
+		err = sqlstore.Wrap(err, "postgres: create schema %s", cfg.Schema)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
-	}
-	if cfg.Schema != "" {
-		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize()); err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("postgres: create schema %s: %w", cfg.Schema, err)
-		}
 	}
 	return s, nil
 }

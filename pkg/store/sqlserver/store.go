@@ -131,14 +131,12 @@ func where(p msdsn.Config) string {
 
 // newStore returns a store on db (Open, and tests with a recording driver).
 func newStore(db *sql.DB, clock func() time.Time) *Store {
-	s := &Store{db: db}
 	// READ COMMITTED explicitly: a pooled session keeps its last level.
 	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	// The migrations run under a session application lock.
-	s.Core = sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL,
-		FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
-		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)
-	return s
+	return &Store{db: db, Core: sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver",
+		Dialect: goose.DialectMSSQL, FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)}
 }
 
 // Close closes the pool, waiting for queries in progress to finish.

@@ -142,10 +142,7 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 		fallback = fallback || s.d.UniqueViolation(err)
 		return err
 	}, s.d.UniqueViolation)
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)
-	}
-	return done, err
+	return done, wrap(err, "commit chunk %d/%d [%d, +%d)", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count)
 }
 
 func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {
@@ -160,29 +157,24 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 			return fmt.Errorf("advance progress: %w", err)
 		}
 		if !fallback && s.d.Bulk.Copy != nil {
-			if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
-				return err
-			}
+			err = s.d.Bulk.Copy(ctx, tx, c)
+		} else if inserted, ierr := s.insertChunk(ctx, tx, c); ierr != nil {
+			err = ierr
 		} else {
-			inserted, err := s.insertChunk(ctx, tx, c)
-			if err != nil {
-				return err
-			}
-			if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
-				return err
-			}
+			err = s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted)
+		}
+		if err != nil {
+			return err
 		}
 		// The commit gate (PromotionLive): a cancel skips the batch rows
 		// chunks hold, so the refused chunk marks its batch cancelled (the
 		// worker that reloads it stops), after its rollback.
 		var live bool
-		if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
-			return fmt.Errorf("check promotion is live: %w", err)
-		}
-		if !live {
+		err = tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live)
+		if err == nil && !live {
 			return errNotLive
 		}
-		return nil
+		return wrap(err, "check promotion is live")
 	})
 	if errors.Is(err, errNotLive) {
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {

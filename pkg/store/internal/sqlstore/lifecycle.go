@@ -11,16 +11,6 @@ import (
 // Admin changes: each is one conditional statement (two racing admins
 // cannot both apply it) with its audit row and event, in one transaction.
 
-// validRun runs fn's transaction (run) for req once req validates, an
-// internal error wrapped as format says.
-func validRun[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
-	fn func(stmts[T], context.Context, Q) (R, bool, error), format string, args ...any) (r R, ok bool, err error) {
-	if err = req.Validate(); err == nil {
-		r, ok, err = run(ctx, s, func(x stmts[T]) (R, bool, error) { return fn(x, ctx, req) })
-	}
-	return r, ok, wrap(err, format, args...)
-}
-
 // RevokeCode makes a code unusable from req.Now on (the use statements
 // check it). Revoking again answers replayed, writing nothing; a code of a
 // promotion being deleted is refused (promotion_deleted).
@@ -37,16 +27,13 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 	}
 	if !ok {
 		r, revoked, err := x.revocation(ctx, req.Code)
-		if err != nil {
-			return r, false, err
+		if err == nil {
+			_, err = x.lookUp(ctx, r.PromotionID)
 		}
-		if _, err := x.lookUp(ctx, r.PromotionID); err != nil {
-			return r, false, err
+		if err == nil && !revoked {
+			err = fmt.Errorf("code %s neither revoked nor revocable", req.Code)
 		}
-		if !revoked {
-			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
-		}
-		return r, true, nil
+		return r, err == nil, err
 	}
 	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
 	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
@@ -92,12 +79,10 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 // event's change lists the fields set. Codes follow at once (the use
 // statements read them).
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
-	ps, _, err := validRun(ctx, s, u, stmts[T].updatePromotion, "update promotion %d", u.ID)
-	return ps, err
+	return validRun1(ctx, s, u, stmts[T].updatePromotion, "update promotion %d", u.ID)
 }
 
-// updatePromotion's bool is false: an update is not replayed.
-func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, bool, error) {
+func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
 	var (
 		ps          promo.PromotionSettings
 		name, on    any // NULL: unchanged
@@ -120,21 +105,21 @@ func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) 
 		x.d.nullTime(u.ExpiresAt), on, u.SetEligibility, promo.EncodeEligibility(u.Eligibility)},
 		&ps.ID, &ps.Name, NullTime(&ps.StartsAt), NullTime(&ps.ExpiresAt), &ps.Active, &eligibility)
 	if err != nil {
-		return ps, false, fmt.Errorf("update promotion: %w", err)
+		return ps, fmt.Errorf("update promotion: %w", err)
 	}
 	if ps.Eligibility, err = promo.DecodeEligibility(eligibility); err != nil {
-		return ps, false, err
+		return ps, err
 	}
 	if !ok {
 		if _, err := x.lookUp(ctx, u.ID); err != nil {
-			return ps, false, err
+			return ps, err
 		}
-		return ps, false, promo.FieldErrorf("expiresAt", "must be after startsAt")
+		return ps, promo.FieldErrorf("expiresAt", "must be after startsAt")
 	}
 	if u.SetEligibility {
 		change["eligibility"] = ps.Eligibility
 	}
-	return ps, false, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
+	return ps, x.audit(ctx, promo.AuditEntry{ID: u.AuditID, At: u.Now.UTC().Truncate(time.Microsecond), Actor: u.Actor,
 		Action: promo.ActionPromotionUpdated, PromotionID: u.ID}, change)
 }
 
@@ -154,11 +139,7 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 // (a held one by its worker when the gate refuses the chunk). Again:
 // replayed; completed or vanity: EConflict; deleted: refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
-	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
+	return validRun1(ctx, s, req, stmts[T].cancel, "cancel promotion %d", req.PromotionID)
 }
 
 func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, error) {

@@ -159,10 +159,7 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.RollupBatch, error) {
 	now := s.d.Time(s.clock())
 	evs, err := collect(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row, ev *promo.OutboxEvent) error {
-		var payload string
-		err := r.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt))
-		ev.Payload = []byte(payload)
-		return err
+		return r.Scan(&ev.Seq, &ev.Stream, &ev.Payload, Time(&ev.CreatedAt))
 	})
 	if err != nil || len(evs) == 0 {
 		return promo.RollupBatch{}, err
