@@ -48,8 +48,6 @@ FROM generate_series(0, $5::int - 1) AS g`
 
 var statements = sqlstore.Compose(sqlstore.Rebind{Prefix: "$", Now: "now()",
 	Replace: []string{"published = 0", "NOT published", "active = 0", "active = false"}}, sqlstore.Statements{
-	OnceStatements: onceStatements,
-
 	InsertBatches: insertBatches("0"),
 
 	// ListPromotions: the lateral aggregate runs per promotion, so an
@@ -161,6 +159,18 @@ WHERE (promotion_id, batch_no) IN (
 	FOR UPDATE SKIP LOCKED)`,
 
 	InsertTopUpBatches: insertBatches("$7::int"),
+
+	// ReserveOnce, ConfirmOnce and RollbackOnce: the functions of migration
+	// 00015, which says why none of them can over-redeem or over-reserve at
+	// READ COMMITTED.
+	ReserveOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0) FROM reserve_code($1, $2, $3, $4, $5, $6, $7)`,
+
+	ConfirmOnce: `SELECT o_outcome, COALESCE(o_promotion_id, 0), COALESCE(o_code, ''), COALESCE(o_user, ''),
+	COALESCE(o_uses_left, 0)
+FROM confirm_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+
+	RollbackOnce: `SELECT f.o_outcome, ` + sqlstore.RedemptionCols + `
+FROM rollback_redemption($1, $2, $3, $4, $5, $6, $7) f CROSS JOIN LATERAL (SELECT (f.o_r).*) r`,
 
 	Purge: map[string]string{
 		// With the redemptions, their idempotency records: a retry with a

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jackc/puddle/v2"
@@ -170,15 +171,14 @@ func open(ctx context.Context, cfg Config, tune func(*pgxpool.Config)) (*Store, 
 		flights := min(cmp.Or(cfg.RedeemFlights, DefaultRedeemFlights), int(pcfg.MaxConns))
 		s.group = sqlstore.NewRedeemGroupOnce(s.Core, cmp.Or(cfg.RedeemGroup, DefaultRedeemGroup), flights)
 	}
-	if err := s.Ping(ctx); err != nil {
+	err = s.Ping(ctx)
+	if err == nil && cfg.Schema != "" {
+		_, err = pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize())
+		err = sqlstore.Wrap(err, "postgres: create schema %s", cfg.Schema)
+	}
+	if err != nil {
 		pool.Close()
 		return nil, err
-	}
-	if cfg.Schema != "" {
-		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{cfg.Schema}.Sanitize()); err != nil {
-			pool.Close()
-			return nil, fmt.Errorf("postgres: create schema %s: %w", cfg.Schema, err)
-		}
 	}
 	return s, nil
 }
@@ -250,10 +250,8 @@ func (s *Store) EndFrozenCopies(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var n int
-	if err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: end frozen COPY sessions: %w", err)
-	}
-	return n, nil
+	err := s.pool.QueryRow(ctx, qEndFrozenCopies, s.statementTimeout.Milliseconds()).Scan(&n)
+	return n, sqlstore.Wrap(err, "postgres: end frozen COPY sessions")
 }
 
 // pgxQuerier is what a pool and a transaction have in common.
@@ -272,11 +270,7 @@ func (e pgxExec) Exec(ctx context.Context, query string, args ...any) (int64, er
 }
 
 func (e pgxExec) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	rows, err := e.q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return e.q.Query(ctx, query, args...)
 }
 
 func (e pgxExec) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
@@ -315,4 +309,63 @@ func (s *Store) PoolStats() sql.DBStats {
 	return sql.DBStats{MaxOpenConnections: int(st.MaxConns()), OpenConnections: int(st.TotalConns()),
 		InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), WaitCount: st.EmptyAcquireCount(),
 		WaitDuration: st.EmptyAcquireWaitTime()}
+}
+
+// PostgreSQL's bulk path for the core's chunk commit (sqlstore.Bulk): binary
+// COPY straight into codes; on a collision (23505) the core rolls back and
+// redoes the chunk through a staging table with ON CONFLICT DO NOTHING.
+
+var codeColumns = []string{"code", "promotion_id"}
+
+// copyChunk is the fast path: the progress UPDATE's transaction COPYs the
+// chunk's codes into codes.
+func copyChunk(ctx context.Context, tx pgxTx, c *promo.Chunk) error {
+	n, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes"}, codeColumns, chunkRows(c))
+	if err != nil {
+		return fmt.Errorf("copy codes: %w", err)
+	}
+	if n != int64(c.Count) {
+		return fmt.Errorf("copy codes: %d rows copied, want %d", n, c.Count)
+	}
+	return nil
+}
+
+// insertChunk is the skipping path: COPY into a staging table, then insert
+// what does not conflict; it returns how many codes it inserted.
+func insertChunk(ctx context.Context, tx pgxTx, c *promo.Chunk) (int64, error) {
+	if _, err := tx.tx.Exec(ctx, qCreateStaging); err != nil {
+		return 0, fmt.Errorf("create staging table: %w", err)
+	}
+	if _, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"codes_staging"}, codeColumns, chunkRows(c)); err != nil {
+		return 0, fmt.Errorf("copy codes to staging: %w", err)
+	}
+	tag, err := tx.tx.Exec(ctx, qInsertFromStaging)
+	return tag.RowsAffected(), sqlstore.Wrap(err, "insert staged codes")
+}
+
+// insertCodes inserts replacement codes skipping those that exist.
+func insertCodes(ctx context.Context, tx pgxTx, codes []string, promotionID int64) (int64, error) {
+	tag, err := tx.tx.Exec(ctx, qInsertCodesArray, codes, promotionID)
+	return tag.RowsAffected(), sqlstore.Wrap(err, "insert %d codes", len(codes))
+}
+
+// chunkRows feeds a chunk's codes to CopyFrom without allocating per row:
+// the row slice, and the pointers in it, are made once per chunk; code
+// implements pgtype.TextValuer over a sub-string of one per-chunk string.
+func chunkRows(c *promo.Chunk) pgx.CopyFromSource {
+	codes, n := string(c.Codes[:c.Count*c.CodeLen]), c.CodeLen
+	var code codeValue
+	row := []any{&code, c.Batch.PromotionID}
+	return pgx.CopyFromSlice(c.Count, func(i int) ([]any, error) {
+		code.s = codes[i*n : (i+1)*n]
+		return row, nil
+	})
+}
+
+type codeValue struct{ s string }
+
+// TextValue implements pgtype.TextValuer: pgx appends the bytes as they are
+// (the binary format of text is its bytes).
+func (v *codeValue) TextValue() (pgtype.Text, error) {
+	return pgtype.Text{String: v.s, Valid: true}, nil
 }

@@ -6,6 +6,7 @@
 package sqlserver
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -26,6 +27,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/promocodes/promocodes/pkg/configkey"
+	"github.com/promocodes/promocodes/pkg/promo"
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
 	"github.com/promocodes/promocodes/pkg/store/internal/tcpdial"
 )
@@ -129,14 +131,12 @@ func where(p msdsn.Config) string {
 
 // newStore returns a store on db (Open, and tests with a recording driver).
 func newStore(db *sql.DB, clock func() time.Time) *Store {
-	s := &Store{db: db}
 	// READ COMMITTED explicitly: a pooled session keeps its last level.
 	pool := sqlstore.NewSQLDB(db, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	// The migrations run under a session application lock.
-	s.Core = sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver", Dialect: goose.DialectMSSQL,
-		FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
-		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)
-	return s
+	return &Store{db: db, Core: sqlstore.New(dialect, pool, pool, sqlstore.Migrations{Name: "sqlserver",
+		Dialect: goose.DialectMSSQL, FS: migrationFiles, Locker: appLocker{resource: "promocodes/goose", timeout: 5 * time.Minute},
+		DB: func() (*sql.DB, func()) { return db, func() {} }}, clock)}
 }
 
 // Close closes the pool, waiting for queries in progress to finish.
@@ -185,10 +185,8 @@ func (l appLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
 }
 
 func (l appLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error {
-	if _, err := conn.ExecContext(ctx, qReleaseAppLock, l.resource); err != nil {
-		return fmt.Errorf("release migration lock %q: %w", l.resource, err)
-	}
-	return nil
+	_, err := conn.ExecContext(ctx, qReleaseAppLock, l.resource)
+	return sqlstore.Wrap(err, "release migration lock %q", l.resource)
 }
 
 // Server error numbers the store reacts to.
@@ -275,3 +273,85 @@ func dsnPasswords(dsn string) []string {
 
 // PoolStats reports the connection pool.
 func (s *Store) PoolStats() sql.DBStats { return s.db.Stats() }
+
+// SQL Server's bulk path for the core's chunk commit (sqlstore.Bulk): a bulk
+// copy into codes; a collision (2627, reported when the copy is flushed)
+// makes the core redo the chunk through insertCodesSkipping.
+
+// bulkCodes is the fast path's bulk copy (column names exactly the table's;
+// no TABLOCK: workers copy concurrently). sorted gives the ORDER hint, which
+// spares the server a sort but fails the copy if untrue.
+func bulkCodes(rows int, sorted bool) string {
+	opts := mssql.BulkOptions{RowsPerBatch: rows}
+	if sorted {
+		opts.Order = []string{"code ASC"}
+	}
+	return mssql.CopyIn("codes", opts, "code", "promotion_id", "used")
+}
+
+// ascending reports whether the chunk's codes are in strictly ascending
+// byte order (the generator sorts them; duplicates are not).
+func ascending(c *promo.Chunk) bool {
+	for i := 1; i < c.Count; i++ {
+		if bytes.Compare(c.Code(i-1), c.Code(i)) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// copyCodes bulk-copies the chunk's codes into codes on tx (prepared there:
+// on its connection). The rows stream as they are added; a duplicate key
+// (2627) comes back when an Exec without arguments flushes the copy.
+func copyCodes(ctx context.Context, tx *sqlstore.SQLTx, c *promo.Chunk) error {
+	stmt, err := tx.Tx.PrepareContext(ctx, bulkCodes(c.Count, ascending(c)))
+	if err != nil {
+		return fmt.Errorf("prepare bulk copy: %w", err)
+	}
+	defer stmt.Close()
+	pid := c.Batch.PromotionID
+	for i := range c.Count {
+		if _, err := stmt.ExecContext(ctx, c.Code(i), pid, zero); err != nil {
+			// Finish the half-sent copy so that the connection is in a
+			// known state for the rollback; its own error adds nothing.
+			_, _ = stmt.ExecContext(ctx)
+			return fmt.Errorf("bulk copy code %d of %d: %w", i, c.Count, err)
+		}
+	}
+	res, err := stmt.ExecContext(ctx)
+	if err != nil {
+		return fmt.Errorf("bulk copy %d codes: %w", c.Count, err)
+	}
+	// INSERT BULK is all or nothing; the count is a sanity check (0: none
+	// reported, NOCOUNT on).
+	if n, err := res.RowsAffected(); err == nil && n != int64(c.Count) && n != 0 {
+		return fmt.Errorf("bulk copy: server reports %d rows copied, want %d", n, c.Count)
+	}
+	return nil
+}
+
+// zero is the initial use count of a bulk-copied code, boxed once.
+var zero any = int32(0)
+
+// insertCodesSkipping inserts codes for a promotion on tx, skipping those
+// already present (in the table or earlier in codes), in statements of up to
+// maxValuesRows codes, and returns how many it inserted.
+func insertCodesSkipping(ctx context.Context, tx *sqlstore.SQLTx, codes []string, promotionID int64) (int64, error) {
+	var inserted int64
+	args := make([]any, 0, 1+min(len(codes), maxValuesRows))
+	for part := range slices.Chunk(codes, maxValuesRows) {
+		args = append(args[:0], promotionID)
+		for _, code := range part {
+			args = append(args, mssql.VarChar(code))
+		}
+		var k int64
+		if err := tx.QueryRow(ctx, qInsertCodesSkipping(len(part)), args...).Scan(&k); err != nil {
+			return 0, fmt.Errorf("insert %d codes: %w", len(part), err)
+		}
+		if k < 0 || k > int64(len(part)) {
+			return 0, fmt.Errorf("insert %d codes: server reports %d rows inserted", len(part), k)
+		}
+		inserted += k
+	}
+	return inserted, nil
+}

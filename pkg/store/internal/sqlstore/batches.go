@@ -9,8 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-
 	"github.com/promocodes/promocodes/pkg/promo"
 )
 
@@ -27,13 +25,10 @@ func (s *Core[T]) PendingBatches(ctx context.Context, limit int) ([]promo.Batch,
 func (s *Core[T]) ClaimPendingBatches(ctx context.Context, limit int, lease time.Duration) ([]promo.Batch, error) {
 	bs, err := collect(ctx, s.w, s.d.ClaimPendingBatches,
 		[]any{int64(clampLimit(limit, defaultPendingLimit, limit)), s.d.Lease(lease)}, scanBatch)
-	if err != nil {
-		return nil, fmt.Errorf("claim pending batches: %w", err)
-	}
 	slices.SortFunc(bs, func(a, b promo.Batch) int { // RETURNING has no order
 		return cmp.Or(cmp.Compare(a.PromotionID, b.PromotionID), cmp.Compare(a.BatchNo, b.BatchNo))
 	})
-	return bs, nil
+	return bs, wrap(err, "claim pending batches")
 }
 
 // MarkPublished records that the events of refs are on Kafka, in as few
@@ -72,11 +67,8 @@ func (s *Core[T]) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.Batc
 	p := &w.Promotion
 	err := scanPromotion(s.r.QueryRow(ctx, s.d.LoadBatch, ref.PromotionID, int32(ref.BatchNo)), p,
 		&batchNo, &seqStart, &count, &done, &state, &lastError, &p.KeyFingerprint)
-	if noRows(err) {
-		return w, promotionNotFound(ref.PromotionID)
-	}
-	if err != nil {
-		return w, fmt.Errorf("load batch %d/%d: %w", ref.PromotionID, ref.BatchNo, err)
+	if err := lookedUp(err, promotionNotFound(ref.PromotionID), "load batch %d/%d", ref.PromotionID, ref.BatchNo); err != nil {
+		return w, err
 	}
 	if !batchNo.Valid {
 		return w, batchNotFound(ref)
@@ -118,10 +110,8 @@ func (s *Core[T]) IncompleteBatches(ctx context.Context, promotionID int64) ([]p
 // Backlog returns the generation work still open in the database.
 func (s *Core[T]) Backlog(ctx context.Context) (promo.Backlog, error) {
 	var b promo.Backlog
-	if err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes); err != nil {
-		return promo.Backlog{}, fmt.Errorf("count open batches: %w", err)
-	}
-	return b, nil
+	err := s.r.QueryRow(ctx, s.d.Backlog).Scan(&b.Incomplete, &b.Parked, &b.PendingCodes)
+	return b, wrap(err, "count open batches")
 }
 
 // OldestUnpublished returns when the oldest batch whose event is not yet
@@ -141,37 +131,18 @@ func (s *Core[T]) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error)
 	if err := c.Validate(); err != nil {
 		return 0, err
 	}
-	var (
-		done     int64
-		last     error // the last run's
-		fallback bool
-	)
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		done, last = s.commitChunk(ctx, &c, fallback)
-		switch {
-		case last == nil:
-			return struct{}{}, nil
-		case s.d.UniqueViolation(last):
-			// On the fast path: a collision, redo the chunk on the skipping
-			// path. On the skipping path (SQL Server): another transaction
-			// inserted one of our codes between the check and the insert;
-			// run it again, the code now exists and is skipped. At once.
-			fallback = true
-			return struct{}{}, backoff.RetryAfter(0)
-		case s.d.Retryable(last):
-			return struct{}{}, last
-		}
-		return struct{}{}, backoff.Permanent(last)
-	}, txRetries()...)
-	err = unpermanent(err)
-	var again *backoff.RetryAfterError
-	if errors.As(err, &again) {
-		err = last // the attempts ran out on a collision
-	}
-	if err != nil && promo.Code(err) == promo.EInternal {
-		err = fmt.Errorf("commit chunk %d/%d [%d, +%d): %w", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count, err)
-	}
-	return done, err
+	var done int64
+	fallback := false
+	err := s.retry(ctx, func() (err error) {
+		done, err = s.commitChunk(ctx, &c, fallback)
+		// On the fast path: a collision, redo the chunk on the skipping path.
+		// On the skipping path (SQL Server): another transaction inserted one
+		// of our codes between the check and the insert; run it again, the
+		// code now exists and is skipped. At once.
+		fallback = fallback || s.d.UniqueViolation(err)
+		return err
+	}, s.d.UniqueViolation)
+	return done, wrap(err, "commit chunk %d/%d [%d, +%d)", c.Batch.PromotionID, c.Batch.BatchNo, c.From, c.Count)
 }
 
 func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool) (int64, error) {
@@ -186,29 +157,24 @@ func (s *Core[T]) commitChunk(ctx context.Context, c *promo.Chunk, fallback bool
 			return fmt.Errorf("advance progress: %w", err)
 		}
 		if !fallback && s.d.Bulk.Copy != nil {
-			if err := s.d.Bulk.Copy(ctx, tx, c); err != nil {
-				return err
-			}
+			err = s.d.Bulk.Copy(ctx, tx, c)
+		} else if inserted, ierr := s.insertChunk(ctx, tx, c); ierr != nil {
+			err = ierr
 		} else {
-			inserted, err := s.insertChunk(ctx, tx, c)
-			if err != nil {
-				return err
-			}
-			if err := s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted); err != nil {
-				return err
-			}
+			err = s.replaceMissing(ctx, tx, c, int64(c.Count)-inserted)
+		}
+		if err != nil {
+			return err
 		}
 		// The commit gate (PromotionLive): a cancel skips the batch rows
 		// chunks hold, so the refused chunk marks its batch cancelled (the
 		// worker that reloads it stops), after its rollback.
 		var live bool
-		if err := tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live); err != nil {
-			return fmt.Errorf("check promotion is live: %w", err)
-		}
-		if !live {
+		err = tx.QueryRow(ctx, s.d.PromotionLive, ref.PromotionID).Scan(&live)
+		if err == nil && !live {
 			return errNotLive
 		}
-		return nil
+		return wrap(err, "check promotion is live")
 	})
 	if errors.Is(err, errNotLive) {
 		if _, err := s.w.Exec(ctx, s.d.CancelBatch, ref.PromotionID, int32(ref.BatchNo)); err != nil {
@@ -230,12 +196,10 @@ var errNotLive = errors.New("the promotion is not live")
 func (s *Core[T]) notAdvanced(ctx context.Context, tx T, c *promo.Chunk) error {
 	var done, codeCount int64
 	err := tx.QueryRow(ctx, s.d.BatchProgress, c.Batch.PromotionID, int32(c.Batch.BatchNo)).Scan(&done, &codeCount)
-	switch {
-	case noRows(err):
-		return batchNotFound(c.Batch)
-	case err != nil:
-		return fmt.Errorf("read batch progress: %w", err)
-	case c.From+int64(c.Count) > codeCount:
+	if err := lookedUp(err, batchNotFound(c.Batch), "read batch progress"); err != nil {
+		return err
+	}
+	if c.From+int64(c.Count) > codeCount {
 		return promo.Errorf(promo.EInvalid, "chunk [%d, %d) exceeds batch %d/%d of %d codes",
 			c.From, c.From+int64(c.Count), c.Batch.PromotionID, c.Batch.BatchNo, codeCount)
 	}

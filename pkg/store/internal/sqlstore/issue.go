@@ -21,16 +21,14 @@ import (
 // code is issued once. When fewer are left than asked for, nothing is
 // issued (pool_exhausted; the idempotency record rolls back too).
 func (s *Core[T]) Issue(ctx context.Context, req promo.IssueRequest) (promo.IssueOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.IssueOutcome{}, err
-	}
-	out, err := run1(ctx, s, func(x stmts[T]) (issued, error) { return x.issue(ctx, req) }) // retried (run)
+	out, err := validRun1(ctx, s, req, stmts[T].issue, // retried (run)
+		"issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
 	if err == nil && s.d.SetIssueCursor != "" && out.firstPage >= 0 && !out.Replayed {
 		// After the commit, waiting for no lock; not recorded, the next
 		// issuance reads further.
 		_, _ = s.w.Exec(ctx, s.d.SetIssueCursor, req.PromotionID, out.firstPage)
 	}
-	return out.IssueOutcome, wrap(err, "issue %d codes of promotion %d to %q", req.Count, req.PromotionID, req.UserID)
+	return out.IssueOutcome, err
 }
 
 // issued is an issuance's outcome and the lowest heap page it took a code

@@ -15,11 +15,7 @@ import (
 // check it). Revoking again answers replayed, writing nothing; a code of a
 // promotion being deleted is refused (promotion_deleted).
 func (s *Core[T]) RevokeCode(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
-	if err := req.Validate(); err != nil {
-		return promo.Revocation{}, false, err
-	}
-	r, replayed, err := run(ctx, s, func(x stmts[T]) (promo.Revocation, bool, error) { return x.revoke(ctx, req) })
-	return r, replayed, wrap(err, "revoke code %q", req.Code)
+	return validRun(ctx, s, req, stmts[T].revoke, "revoke code %q", req.Code)
 }
 
 func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Revocation, bool, error) {
@@ -31,16 +27,13 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 	}
 	if !ok {
 		r, revoked, err := x.revocation(ctx, req.Code)
-		if err != nil {
-			return r, false, err
+		if err == nil {
+			_, err = x.lookUp(ctx, r.PromotionID)
 		}
-		if _, err := x.lookUp(ctx, r.PromotionID); err != nil {
-			return r, false, err
+		if err == nil && !revoked {
+			err = fmt.Errorf("code %s neither revoked nor revocable", req.Code)
 		}
-		if !revoked {
-			return r, false, fmt.Errorf("code %s neither revoked nor revocable", req.Code)
-		}
-		return r, true, nil
+		return r, err == nil, err
 	}
 	rev := promo.Revocation{Code: req.Code, PromotionID: pid, RevokedAt: now, Reason: req.Reason}
 	return rev, false, x.audit(ctx, promo.AuditEntry{ID: req.AuditID, At: now, Actor: req.Actor,
@@ -51,16 +44,12 @@ func (x stmts[T]) revoke(ctx context.Context, req promo.RevokeRequest) (promo.Re
 func (x stmts[T]) revocation(ctx context.Context, code string) (promo.Revocation, bool, error) {
 	r := promo.Revocation{Code: code}
 	var at *time.Time
-	found, err := x.row(ctx, x.d.Revocation, []any{x.d.VarChar(code)}, &r.PromotionID, NullTime(&at), &r.Reason)
-	switch {
-	case err != nil:
-		return r, false, fmt.Errorf("read revocation of code %s: %w", code, err)
-	case !found:
-		return r, false, codeNotFound()
-	case at != nil:
-		r.RevokedAt = *at
+	err := x.q.QueryRow(ctx, x.d.Revocation, x.d.VarChar(code)).Scan(&r.PromotionID, NullTime(&at), &r.Reason)
+	if err := lookedUp(err, codeNotFound(), "read revocation of code %s", code); err != nil || at == nil {
+		return r, false, err
 	}
-	return r, at != nil, nil
+	r.RevokedAt = *at
+	return r, true, nil
 }
 
 // Revocation reads a code's (canonical) revocation: revoked is false for a
@@ -90,11 +79,7 @@ func (s *Core[T]) AuditLog(ctx context.Context, f promo.AuditFilter) ([]promo.Au
 // event's change lists the fields set. Codes follow at once (the use
 // statements read them).
 func (s *Core[T]) UpdatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
-	if err := u.Validate(); err != nil {
-		return promo.PromotionSettings{}, err
-	}
-	ps, err := run1(ctx, s, func(x stmts[T]) (promo.PromotionSettings, error) { return x.updatePromotion(ctx, u) })
-	return ps, wrap(err, "update promotion %d", u.ID)
+	return validRun1(ctx, s, u, stmts[T].updatePromotion, "update promotion %d", u.ID)
 }
 
 func (x stmts[T]) updatePromotion(ctx context.Context, u promo.PromotionUpdate) (promo.PromotionSettings, error) {
@@ -154,11 +139,7 @@ func (s *Core[T]) SetPromotionActive(ctx context.Context, id int64, active bool)
 // (a held one by its worker when the gate refuses the chunk). Again:
 // replayed; completed or vanity: EConflict; deleted: refused.
 func (s *Core[T]) CancelPromotion(ctx context.Context, req promo.CancelRequest) (bool, error) {
-	if err := req.Validate(); err != nil {
-		return false, err
-	}
-	replayed, err := run1(ctx, s, func(x stmts[T]) (bool, error) { return x.cancel(ctx, req) })
-	return replayed, wrap(err, "cancel promotion %d", req.PromotionID)
+	return validRun1(ctx, s, req, stmts[T].cancel, "cancel promotion %d", req.PromotionID)
 }
 
 func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, error) {
@@ -193,11 +174,7 @@ func (x stmts[T]) cancel(ctx context.Context, req promo.CancelRequest) (bool, er
 // the end of the transaction: retries serialise, a deletion or cancel
 // waits); another request with it is idempotency_conflict.
 func (s *Core[T]) TopUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
-	if err := req.Validate(); err != nil {
-		return promo.TopUp{}, false, err
-	}
-	t, replayed, err := run(ctx, s, func(x stmts[T]) (promo.TopUp, bool, error) { return x.topUp(ctx, req) })
-	return t, replayed, wrap(err, "top up promotion %d", req.PromotionID)
+	return validRun(ctx, s, req, stmts[T].topUp, "top up promotion %d", req.PromotionID)
 }
 
 func (x stmts[T]) topUp(ctx context.Context, req promo.TopUpRequest) (promo.TopUp, bool, error) {
@@ -293,10 +270,8 @@ func (s *Core[T]) ids(ctx context.Context, what, query string, args ...any) ([]i
 
 // PurgeCount counts a promotion's codes and redemptions.
 func (s *Core[T]) PurgeCount(ctx context.Context, id int64) (codes, redemptions int64, err error) {
-	if err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions); err != nil {
-		err = fmt.Errorf("count rows of promotion %d: %w", id, err)
-	}
-	return codes, redemptions, err
+	err = s.r.QueryRow(ctx, s.d.PurgeCount, id).Scan(&codes, &redemptions)
+	return codes, redemptions, wrap(err, "count rows of promotion %d", id)
 }
 
 // PurgeRows deletes up to limit of a promotion's rows from table (with
@@ -414,8 +389,5 @@ func (s *Core[T]) finishDeletion(ctx context.Context, a promo.AuditEntry, always
 func (s *Core[T]) Deletion(ctx context.Context, id int64) (promo.Deletion, error) {
 	var d promo.Deletion
 	err := s.r.QueryRow(ctx, s.d.Deletion, id).Scan(NullTime(&d.RequestedAt), NullTime(&d.DeletedAt))
-	if noRows(err) {
-		err = promotionNotFound(id)
-	}
-	return d, wrap(err, "read deletion of promotion %d", id)
+	return d, lookedUp(err, promotionNotFound(id), "read deletion of promotion %d", id)
 }

@@ -114,10 +114,8 @@ func (x stmts[T]) createPromotion(ctx context.Context, np promo.NewPromotion, no
 // (creating the counter at 0 if need be) and returns the first.
 func reserveSeq(ctx context.Context, q Querier, query, name string, n int64) (int64, error) {
 	var start int64
-	if err := q.QueryRow(ctx, query, name, n).Scan(&start); err != nil {
-		return 0, fmt.Errorf("reserve %d from counter %q: %w", n, name, err)
-	}
-	return start, nil
+	err := q.QueryRow(ctx, query, name, n).Scan(&start)
+	return start, wrap(err, "reserve %d from counter %q", n, name)
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -133,11 +131,8 @@ func utcPtr(t *time.Time) *time.Time {
 func (s *Core[T]) GetPromotion(ctx context.Context, id int64) (promo.PromotionStatus, error) {
 	var st promo.PromotionStatus
 	err := scanPromotion(s.r.QueryRow(ctx, s.d.PromotionStatus, id), &st.Promotion, statusTail(&st)...)
-	if noRows(err) {
-		return st, promotionNotFound(id)
-	}
-	if err != nil {
-		return st, fmt.Errorf("get promotion %d: %w", id, err)
+	if err := lookedUp(err, promotionNotFound(id), "get promotion %d", id); err != nil {
+		return st, err
 	}
 	if st.Kind == promo.KindVanity {
 		st.GeneratedCount = 1 // written with the promotion
@@ -190,10 +185,7 @@ func (s *Core[T]) ExportCodes(ctx context.Context, id int64, fn func(code string
 func (s *Core[T]) GetCode(ctx context.Context, code string) (promo.CodeInfo, error) {
 	var c promo.CodeInfo
 	err := s.r.QueryRow(ctx, s.d.GetCode, s.d.VarChar(code)).Scan(&c.Code, &c.PromotionID, &c.Used, &c.MaxUsage)
-	if noRows(err) {
-		err = codeNotFound()
-	}
-	return c, wrap(err, "get code")
+	return c, lookedUp(err, codeNotFound(), "get code")
 }
 
 // CodeSpaces returns up to limit promotions with an id above afterID, with

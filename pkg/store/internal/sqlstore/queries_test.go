@@ -11,7 +11,7 @@ import (
 // words as the Rebind says.
 func TestCompose(t *testing.T) {
 	own := Statements{Now: "SELECT own", Purge: map[string]string{"codes": "own codes"},
-		OnceStatements: OnceStatements{ReserveOnce: "SELECT reserve"}}
+		ReserveOnce: "SELECT reserve"}
 	s := Compose(Rebind{Prefix: "@p", Now: "CLOCK()", Top: true, Flag: func(p string) string { return "FLAG(" + p + ")" }}, own)
 	if s.Now != "SELECT own" || s.Purge["codes"] != "own codes" || s.ReserveOnce != "SELECT reserve" {
 		t.Errorf("own text lost: Now %q, Purge[codes] %q, ReserveOnce %q", s.Now, s.Purge["codes"], s.ReserveOnce)

@@ -16,15 +16,15 @@ import (
 // every limit by a conditional statement, the audit row, the event and the
 // idempotency record. A refusal is an outcome, so its record commits too.
 func (s *Core[T]) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.RedeemOutcome{}, err
-	}
 	// Shopper fields, or a promotion's rules (RedeemOnce aborts), take the
 	// statement path.
-	out, err := onceOr(ctx, s, s.d.RedeemOnce != "" && req.Shopper == nil,
-		func() (promo.RedeemOutcome, bool, error) { return s.redeemOnce(ctx, req) },
-		func(x stmts[T]) (promo.RedeemOutcome, error) { return x.redeem(ctx, req, nil, nil) })
-	return out, redeemErr(err, req)
+	return onceOr(ctx, s, req, s.d.RedeemOnce != "" && req.Shopper == nil, s.redeemOnce, stmts[T].redeemTx,
+		"redeem %q for %q", req.Code, req.UserID)
+}
+
+// redeemTx is Redeem's transaction: redeem, its event encoded there (no group).
+func (x stmts[T]) redeemTx(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
+	return x.redeem(ctx, req, nil, nil)
 }
 
 // redeemErr says which redemption an internal error is of.
@@ -48,13 +48,12 @@ func (s *Core[T]) redeemOnce(ctx context.Context, req promo.RedeemRequest) (prom
 	if err != nil {
 		return promo.RedeemOutcome{}, false, err
 	}
-	var outcome string
-	ok, err := s.once(ctx, "redeem", s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+	outcome, err := s.once(ctx, "redeem", s.d.RedeemOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
 		text(r.OrderID), text(string(r.Metadata)), s.d.Time(r.RedeemedAt), req.IdempotencyKey, req.RequestHash,
 		s.d.VarChar(promo.StreamRedemptions), head, body, req.ClientAddr, req.UserAgent},
-		&outcome, &r.PromotionID, &r.UsesLeft)
+		&r.PromotionID, &r.UsesLeft)
 	switch {
-	case !ok:
+	case err != nil || outcome == "":
 		return promo.RedeemOutcome{}, false, err
 	case outcome == "replay":
 		out, err := s.on(s.w).replay(ctx, req)
@@ -168,10 +167,7 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 	if key == "" {
 		return nil
 	}
-	if err := x.exec(ctx, query, key, string(refused), x.d.VarChar(id)); err != nil {
-		return fmt.Errorf("save idempotency record: %w", err)
-	}
-	return nil
+	return wrap(x.exec(ctx, query, key, string(refused), x.d.VarChar(id)), "save idempotency record")
 }
 
 // take adds one use of code for userID at now, within every limit and the
@@ -250,10 +246,7 @@ func (x stmts[T]) takeBack(ctx context.Context, u CodeUse, code, userID string, 
 			return fmt.Errorf("take back allowance use: %w", err)
 		}
 	}
-	if err := x.UnuseCode(ctx, code); err != nil {
-		return fmt.Errorf("take back code use: %w", err)
-	}
-	return nil
+	return wrap(x.UnuseCode(ctx, code), "take back code use")
 }
 
 // refusal names why a conditional statement on code matched no row, from
@@ -281,10 +274,7 @@ func (x stmts[T]) redeemed(ctx context.Context, r promo.Redemption, eventID stri
 	if err == nil {
 		err = x.insertRedemption(ctx, r, ev)
 	}
-	if err != nil {
-		return fmt.Errorf("insert redemption: %w", err)
-	}
-	return nil
+	return wrap(err, "insert redemption")
 }
 
 // redemptionEvent is r's outbox event of kind.
@@ -298,9 +288,8 @@ func redemptionEvent(kind, eventID string, at time.Time, r promo.Redemption, cod
 
 // replay answers a redemption whose idempotency key is already recorded.
 func (x stmts[T]) replay(ctx context.Context, req promo.RedeemRequest) (promo.RedeemOutcome, error) {
-	refused, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
-	if err != nil || refused != "" {
-		reason, rule := promo.SplitRefused(string(refused))
+	reason, rule, id, err := x.recorded(ctx, x.d.StoredOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || reason != "" {
 		return promo.RedeemOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	// A record left from before a purge --with-redemptions (which deletes
@@ -361,6 +350,61 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 		return promo.Redemption{}, false, fmt.Errorf("insert rollback event: %w", err)
 	}
 	return r, false, nil
+}
+
+// rollbackOnce is Rollback in one round trip.
+func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	head, rolled, err := RollbackEventParts(req.EventID, now, req.Reason)
+	if err != nil {
+		return promo.Redemption{}, false, err
+	}
+	var (
+		outcome string
+		r       promo.Redemption
+	)
+	err = s.retry(ctx, func() error {
+		r, err = scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID),
+			s.d.Time(now), req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+		return err
+	})
+	switch {
+	case err != nil:
+		return promo.Redemption{}, false, fmt.Errorf("roll back in one statement: %w", err)
+	case outcome == "not_found":
+		return promo.Redemption{}, false, promo.Errorf(promo.ENotFound, "no redemption %q", req.RedemptionID)
+	}
+	return r, outcome == "replayed", nil
+}
+
+// prefixRow scans its first column into first, the rest into Scan's dest.
+type prefixRow struct {
+	Row
+	first any
+}
+
+func (p prefixRow) Scan(dest ...any) error { return p.Row.Scan(append([]any{p.first}, dest...)...) }
+
+// RollbackEventParts is what a one-statement rollback's event needs from
+// the request: its head up to the promotion id's digits
+// (`{"v":1,"type":"redemption.rolled_back","eventId":…,"occurredAt":…,"promotionId":"`)
+// and its rollback fields (`"rolledBackAt":…` and `,"rollbackReason":…`),
+// in NewRedemptionEvent's encoding; the database writes the rest from the
+// audit row (docs/store.md, migration 00015).
+func RollbackEventParts(eventID string, now time.Time, reason string) (head, rolled string, err error) {
+	at := now.UTC()
+	p, err := promo.NewRedemptionEvent(promo.EventRolledBack, eventID, at,
+		promo.Redemption{RolledBackAt: &at, RollbackReason: reason}, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("encode rollback event: %w", err)
+	}
+	s := string(p)
+	const pid, from = `"promotionId":"0"`, `"rolledBackAt":`
+	i, j, k := strings.Index(s, pid), strings.Index(s, from), strings.LastIndex(s, "}}")
+	if i < 0 || j < 0 || k < j || !strings.HasSuffix(s, "}}") {
+		return "", "", fmt.Errorf("rollback event %s: not the expected shape", s)
+	}
+	return s[:i+len(pid)-2], s[j:k], nil
 }
 
 // CodeState reads a code with its promotion, userID's uses (if set) and the
@@ -425,29 +469,21 @@ func (s *Core[T]) eachRedemption(ctx context.Context, f promo.RedemptionFilter, 
 // promotionExists is nil for a promotion that exists, ENotFound otherwise.
 func (s *Core[T]) promotionExists(ctx context.Context, id int64) error {
 	var exists bool
-	if err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists); err != nil {
-		return fmt.Errorf("look up promotion %d: %w", id, err)
-	}
-	if !exists {
+	err := s.r.QueryRow(ctx, s.d.PromotionExists, id).Scan(&exists)
+	if err == nil && !exists {
 		return promotionNotFound(id)
 	}
-	return nil
+	return wrap(err, "look up promotion %d", id)
 }
 
 // ClaimEvents leases up to limit unpublished events, in outbox order, which
 // other publishers skip until the lease ends.
 func (s *Core[T]) ClaimEvents(ctx context.Context, limit int, lease time.Duration) ([]promo.OutboxEvent, error) {
 	evs, err := collect(ctx, s.w, s.d.ClaimEvents, []any{limit, s.d.Lease(lease)}, func(r Row, ev *promo.OutboxEvent) error {
-		var payload string
-		err := r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &payload)
-		ev.Payload = []byte(payload)
-		return err
+		return r.Scan(&ev.Seq, &ev.Stream, &ev.Key, &ev.Payload)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim events: %w", err)
-	}
 	slices.SortFunc(evs, func(a, b promo.OutboxEvent) int { return cmp.Compare(a.Seq, b.Seq) })
-	return evs, nil
+	return evs, wrap(err, "claim events")
 }
 
 // MarkEventsPublished records that the broker acknowledged these events.
@@ -460,10 +496,7 @@ func (s *Core[T]) MarkEventsPublished(ctx context.Context, seqs []int64) error {
 			return execEach(ctx, tx, s.d.MarkEventPublished, seqs, func(seq int64) []any { return []any{seq} })
 		})
 	}
-	if err != nil {
-		return fmt.Errorf("mark %d events published: %w", len(seqs), err)
-	}
-	return nil
+	return wrap(err, "mark %d events published", len(seqs))
 }
 
 // PruneEvents deletes up to limit events published before before and
@@ -475,8 +508,5 @@ func (s *Core[T]) PruneEvents(ctx context.Context, before time.Time, limit int) 
 // count runs a bounded write and returns how many rows it changed.
 func (s *Core[T]) count(ctx context.Context, what, query string, args ...any) (int64, error) {
 	n, err := s.w.Exec(ctx, query, args...)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", what, err)
-	}
-	return n, nil
+	return n, wrap(err, "%s", what)
 }

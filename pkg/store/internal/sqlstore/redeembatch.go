@@ -98,7 +98,7 @@ func (x stmts[T]) redeemBatch(ctx context.Context, reqs []promo.RedeemRequest, t
 		return x.saveOutcome(ctx, x.d.SaveOutcome, reqs[i].IdempotencyKey, reason, "")
 	}
 	// For no user: a code bound to anyone matches nothing.
-	u, ok, err := x.lockCode(ctx, code, "", now)
+	u, ok, err := x.codeUse(ctx, x.d.LockCode, code, "", now)
 	if err != nil {
 		return fmt.Errorf("lock code: %w", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -17,13 +19,8 @@ import (
 // Locks are taken in redeem's order (key, code row, allowance row), then the
 // reservation row; take says why the count under them is complete.
 func (s *Core[T]) Reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.ReserveOutcome{}, err
-	}
-	out, err := onceOr(ctx, s, s.d.ReserveOnce != "" && req.Shopper == nil,
-		func() (promo.ReserveOutcome, bool, error) { return s.reserveOnce(ctx, req) },
-		func(x stmts[T]) (promo.ReserveOutcome, error) { return x.reserve(ctx, req) })
-	return out, wrap(err, "reserve %q for %q", req.Code, req.UserID)
+	return onceOr(ctx, s, req, s.d.ReserveOnce != "" && req.Shopper == nil, s.reserveOnce, stmts[T].reserve,
+		"reserve %q for %q", req.Code, req.UserID)
 }
 
 func (x stmts[T]) reserve(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
@@ -84,9 +81,8 @@ func (x stmts[T]) hold(ctx context.Context, req promo.ReserveRequest) (promo.Res
 }
 
 func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveRequest) (promo.ReserveOutcome, error) {
-	refused, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
-	if err != nil || refused != "" {
-		reason, rule := promo.SplitRefused(string(refused))
+	reason, rule, id, err := x.recorded(ctx, x.d.StoredReservationOutcome, req.IdempotencyKey, req.RequestHash)
+	if err != nil || reason != "" {
 		return promo.ReserveOutcome{Refused: reason, Rule: rule, Replayed: true}, err
 	}
 	r, found, err := x.reservation(ctx, x.d.Reservation, x.d.VarChar(id))
@@ -104,14 +100,9 @@ func (x stmts[T]) replayReservation(ctx context.Context, req promo.ReserveReques
 // order: code row, allowance row, then the reservation row (MarkConfirmed),
 // as in Reserve. A reservation confirms only on the code row it was made on.
 func (s *Core[T]) Confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
-	if err := req.Validate(); err != nil {
-		return promo.ConfirmOutcome{}, err
-	}
 	// A confirmation with shopper fields of its own takes the statement path.
-	out, err := onceOr(ctx, s, s.d.ConfirmOnce != "" && req.Shopper == nil,
-		func() (promo.ConfirmOutcome, bool, error) { return s.confirmOnce(ctx, req) },
-		func(x stmts[T]) (promo.ConfirmOutcome, error) { return x.confirm(ctx, req) })
-	return out, wrap(err, "confirm reservation %q", req.ReservationID)
+	return onceOr(ctx, s, req, s.d.ConfirmOnce != "" && req.Shopper == nil, s.confirmOnce, stmts[T].confirm,
+		"confirm reservation %q", req.ReservationID)
 }
 
 func (x stmts[T]) confirm(ctx context.Context, req promo.ConfirmRequest) (promo.ConfirmOutcome, error) {
@@ -204,6 +195,70 @@ func (x stmts[T]) settled(ctx context.Context, r promo.Reservation, req promo.Co
 		return promo.ConfirmOutcome{}, err
 	}
 	return promo.ConfirmOutcome{Redemption: red, Replayed: true}, nil
+}
+
+// reserveOnce is Reserve in one round trip; false for the core's turn
+// (a replay, rules).
+func (s *Core[T]) reserveOnce(ctx context.Context, req promo.ReserveRequest) (out promo.ReserveOutcome, ok bool, err error) {
+	now := req.Now.UTC().Truncate(time.Microsecond)
+	r := promo.Reservation{ID: req.ID, Code: req.Code, UserID: req.UserID, Status: promo.ReservationHeld,
+		CreatedAt: now, ExpiresAt: now.Add(req.TTL).Truncate(time.Microsecond)}
+	outcome, err := s.once(ctx, "reserve", s.d.ReserveOnce, []any{s.d.VarChar(r.ID), s.d.VarChar(r.Code), r.UserID,
+		s.d.Time(r.CreatedAt), s.d.Time(r.ExpiresAt), req.IdempotencyKey, req.RequestHash}, &r.PromotionID)
+	switch {
+	case err != nil || outcome == "" || outcome == "replay":
+		return out, false, err
+	case outcome != "reserved":
+		return promo.ReserveOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ReserveOutcome{Reservation: r}, true, nil
+}
+
+// confirmOnce is Confirm in one round trip; false for the core's turn (a
+// settled reservation, rules to check again).
+func (s *Core[T]) confirmOnce(ctx context.Context, req promo.ConfirmRequest) (out promo.ConfirmOutcome, ok bool, err error) {
+	at := req.Now.UTC().Truncate(time.Microsecond)
+	red := promo.Redemption{ID: req.RedemptionID, OrderID: req.OrderID, Metadata: req.Metadata, RedeemedAt: at,
+		ClientAddr: req.ClientAddr, UserAgent: req.UserAgent}
+	head, mid, body, err := ConfirmEventParts(req.EventID, red)
+	if err != nil {
+		return out, false, err
+	}
+	outcome, err := s.once(ctx, "confirm", s.d.ConfirmOnce, []any{s.d.VarChar(req.ReservationID),
+		s.d.VarChar(req.RedemptionID), req.OrderID, text(string(req.Metadata)), s.d.Time(at),
+		s.d.VarChar(promo.StreamRedemptions), head, mid, body, req.ClientAddr, req.UserAgent},
+		&red.PromotionID, &red.Code, &red.UserID, &red.UsesLeft)
+	switch {
+	case err != nil || outcome == "" || outcome == "settled":
+		return out, false, err
+	case outcome == "not_found":
+		return out, true, reservationNotFound(req.ReservationID)
+	case outcome != "confirmed":
+		return promo.ConfirmOutcome{Refused: promo.Reason(outcome)}, true, nil
+	}
+	return promo.ConfirmOutcome{Redemption: red}, true, nil
+}
+
+// ConfirmEventParts splits the redemption.created event of a confirmation
+// of r (whose PromotionID, Code, UserID and UsesLeft the database learns)
+// so that head || promotion id || mid || JSON code || `,"userId":` || JSON
+// user || body || uses left || `},"codeUses":` || code uses || `}` is byte
+// for byte what NewRedemptionEvent encodes (EventParts, with the code and
+// the user cut out: they are the fields right after the redemption's id,
+// and `","code":"","userId":""` cannot occur inside an encoded string, whose
+// quotes are escaped).
+func ConfirmEventParts(eventID string, r promo.Redemption) (head, mid, body string, err error) {
+	r.Code, r.UserID = "", ""
+	head, rest, err := EventParts(eventID, r)
+	if err != nil {
+		return "", "", "", err
+	}
+	const cut = `,"code":"","userId":""`
+	i := strings.Index(rest, cut)
+	if i < 0 {
+		return "", "", "", errors.New("confirmation event: not the expected shape")
+	}
+	return head, rest[:i] + `,"code":`, rest[i+len(cut):], nil
 }
 
 // Release ends a held reservation (its use is free at once); a released one

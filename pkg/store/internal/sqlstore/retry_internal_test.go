@@ -41,6 +41,35 @@ func TestRetry(t *testing.T) {
 			}
 		})
 	}
+	// now: a run that fails as now says runs again at once (a chunk's
+	// collision), within the same runs; when they run out, its own error.
+	collision := errors.New("unique violation")
+	isCollision := func(err error) bool { return errors.Is(err, collision) }
+	for _, tc := range []struct {
+		name string
+		errs []error
+		runs int
+		want error
+	}{
+		{"a collision, then success", []error{collision, nil}, 2, nil},
+		{"a collision, a victim, then success", []error{collision, victim, nil}, 3, nil},
+		{"always a collision", []error{collision}, maxTxAttempts, collision},
+		{"a collision, then not retryable", []error{collision, bad}, 2, bad},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start, runs := time.Now(), 0
+			err := s.retry(context.Background(), func() error {
+				runs++
+				return tc.errs[min(runs, len(tc.errs))-1]
+			}, isCollision)
+			if runs != tc.runs || err != tc.want {
+				t.Errorf("%d runs, %v; want %d, %v", runs, err, tc.runs, tc.want)
+			}
+			if tc.name == "always a collision" && time.Since(start) > 30*time.Millisecond { // three backoffs wait 35 ms at least
+				t.Errorf("collisions waited %s: they run again at once", time.Since(start))
+			}
+		})
+	}
 	// A context that ends while retry waits ends it with the context's error.
 	ctx, cancel := context.WithCancel(context.Background())
 	start, runs := time.Now(), 0

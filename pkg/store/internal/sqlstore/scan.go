@@ -89,18 +89,14 @@ func (d nullTimeDest) Scan(v any) error {
 
 // scanPromotion scans promotionCols (see Statements) into p, then extra.
 func scanPromotion(row Row, p *promo.Promotion, extra ...any) error {
-	var (
-		kind                        string
-		format, vanity, eligibility sql.NullString
-		seqStart                    int64
-	)
-	dest := append([]any{&p.ID, &p.Name, &kind, &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
-		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &seqStart,
+	var format, vanity, eligibility sql.NullString
+	dest := append([]any{&p.ID, &p.Name, (*string)(&p.Kind), &p.CodeCount, &format, &vanity, &p.MaxUsagePerCode,
+		&p.PerUserLimit, NullTime(&p.StartsAt), NullTime(&p.ExpiresAt), &p.CounterName, &p.SeqStart,
 		Time(&p.CreatedAt), &eligibility}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return err
 	}
-	p.Kind, p.SeqStart, p.VanityCode = promo.Kind(kind), uint64(seqStart), vanity.String
+	p.VanityCode = vanity.String
 	e, err := promo.DecodeEligibility(eligibility.String)
 	if err != nil {
 		return fmt.Errorf("promotion %d: %w", p.ID, err)
@@ -115,10 +111,7 @@ func decodeFormat(p *promo.Promotion, stored string) error {
 		return nil
 	}
 	p.Format = new(promo.Format)
-	if err := json.Unmarshal([]byte(stored), p.Format); err != nil {
-		return fmt.Errorf("decode format of promotion %d: %w", p.ID, err)
-	}
-	return nil
+	return wrap(json.Unmarshal([]byte(stored), p.Format), "decode format of promotion %d", p.ID)
 }
 
 // scanRedemption scans redemptionCols (see Statements).
@@ -126,15 +119,14 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 	var (
 		r                  promo.Redemption
 		metadata           sql.NullString
-		release            string
 		amount, discount   sql.NullInt64
 		currency, segments string
-		firstOrder         sql.NullBool
 	)
+	// first_order scans as **bool: NULL leaves it nil.
 	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
-		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, &release,
-		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &firstOrder, &segments, &r.Country)
-	r.CodeRelease, r.IdempotencyKey = promo.CodeRelease(release), promo.ClientKey(r.IdempotencyKey)
+		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, (*string)(&r.CodeRelease),
+		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &r.FirstOrder, &segments, &r.Country)
+	r.IdempotencyKey = promo.ClientKey(r.IdempotencyKey)
 	if segments != "" {
 		r.Segments = strings.Split(segments, "\n")
 	}
@@ -145,10 +137,6 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 			r.Order.Discount = &d
 		}
 	}
-	if firstOrder.Valid {
-		f := firstOrder.Bool
-		r.FirstOrder = &f
-	}
 	if metadata.Valid {
 		r.Metadata = []byte(metadata.String)
 	}
@@ -157,24 +145,16 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 
 // scanReservation scans reservationCols.
 func scanReservation(row Row) (promo.Reservation, error) {
-	var (
-		r      promo.Reservation
-		status string
-	)
-	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &status, Time(&r.CreatedAt), Time(&r.ExpiresAt),
+	var r promo.Reservation
+	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, (*string)(&r.Status), Time(&r.CreatedAt), Time(&r.ExpiresAt),
 		NullTime(&r.SettledAt), &r.RedemptionID, &r.OrderID)
-	r.Status = promo.ReservationStatus(status)
 	return r, err
 }
 
 // scanTopUp scans topUpCols, then extra.
 func scanTopUp(row Row, extra ...any) (promo.TopUp, error) {
-	var (
-		t     promo.TopUp
-		start int64
-	)
-	err := row.Scan(append([]any{&t.No, &t.CodeCount, &start, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
-	t.SeqStart = uint64(start)
+	var t promo.TopUp
+	err := row.Scan(append([]any{&t.No, &t.CodeCount, &t.SeqStart, &t.FirstBatchNo, &t.BatchCount, Time(&t.CreatedAt)}, extra...)...)
 	return t, err
 }
 
@@ -193,8 +173,5 @@ func progress(st *promo.PromotionStatus) []any {
 
 // scanBatch scans batchCols.
 func scanBatch(row Row, b *promo.Batch) error {
-	var seqStart int64
-	err := row.Scan(&b.PromotionID, &b.BatchNo, &seqStart, &b.CodeCount, &b.Done, (*string)(&b.State), &b.LastError)
-	b.SeqStart = uint64(seqStart)
-	return err
+	return row.Scan(&b.PromotionID, &b.BatchNo, &b.SeqStart, &b.CodeCount, &b.Done, (*string)(&b.State), &b.LastError)
 }

@@ -14,11 +14,20 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"path"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/promocodes/promocodes/pkg/configkey"
 	"github.com/promocodes/promocodes/pkg/promo"
@@ -136,10 +145,8 @@ func New[T Tx](d Dialect[T], w, r DB[T], m Migrations, clock func() time.Time) *
 // Now reads the database's clock (at the call, not the transaction).
 func (s *Core[T]) Now(ctx context.Context) (time.Time, error) {
 	var t time.Time
-	if err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t)); err != nil {
-		return t, fmt.Errorf("%s: read the database clock: %w", s.m.Name, err)
-	}
-	return t, nil
+	err := s.r.QueryRow(ctx, s.d.Now).Scan(Time(&t))
+	return t, wrap(err, "%s: read the database clock", s.m.Name)
 }
 
 // MaxMillis is the longest timeout the databases take: an int of milliseconds.
@@ -175,31 +182,30 @@ func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	return wrap(tx.Commit(ctx), "commit")
 }
 
 // retry runs fn up to maxTxAttempts times while it fails retryably (or
-// loses a create's idempotency race: the new run finds the winner's).
-func (s *Core[T]) retry(ctx context.Context, fn func() error) error {
+// loses a create's idempotency race: the new run finds the winner's), or,
+// at once, while it fails as now (if given) says. It returns the last run's
+// error itself.
+func (s *Core[T]) retry(ctx context.Context, fn func() error, now ...func(error) bool) error {
+	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		err := fn()
-		if err != nil && !s.d.Retryable(err) && !errors.Is(err, errIdempotencyRace) {
-			return struct{}{}, backoff.Permanent(err)
+		switch last = fn(); {
+		case last == nil || s.d.Retryable(last) || errors.Is(last, errIdempotencyRace):
+			return struct{}{}, last
+		case len(now) > 0 && now[0](last):
+			return struct{}{}, backoff.RetryAfter(0)
 		}
-		return struct{}{}, err
+		return struct{}{}, backoff.Permanent(last)
 	}, txRetries()...)
-	return unpermanent(err)
-}
-
-// unpermanent unwraps the *backoff.PermanentError backoff.Retry leaves
-// around a permanent error on the last allowed run (it checks the run limit
-// first), which a caller retrying with backoff.Retry must not take as final.
-func unpermanent(err error) error {
-	if p, ok := err.(*backoff.PermanentError); ok {
-		return p.Err
+	var p *backoff.PermanentError
+	var again *backoff.RetryAfterError
+	if errors.As(err, &p) || errors.As(err, &again) {
+		// backoff.Retry leaves its wrapper on the last allowed run (it
+		// checks the run limit first).
+		return last
 	}
 	return err
 }
@@ -223,6 +229,18 @@ func (d *Dialect[T]) nullTime(t *time.Time) any {
 
 // noRows reports whether err says a query returned no row.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Wrap is wrap for the dialects: err wrapped as format says, nil as it is.
+func Wrap(err error, format string, args ...any) error { return wrap(err, format, args...) }
+
+// lookedUp is a single-row read's error: notFound for no row, else err
+// wrapped as format says.
+func lookedUp(err, notFound error, format string, args ...any) error {
+	if noRows(err) {
+		return notFound
+	}
+	return wrap(err, format, args...)
+}
 
 // Migrate applies the pending migrations, idempotent and safe from several
 // processes at once (a lock serialises them).
@@ -252,3 +270,117 @@ func (s *Core[T]) MigrateReport(ctx context.Context) (applied []string, version 
 // SchemaPending reports whether migrations this binary knows are not applied
 // (readiness probe); it takes no lock.
 func (s *Core[T]) SchemaPending(ctx context.Context) (bool, error) { return s.m.Pending(ctx) }
+
+// Migrations runs a dialect's goose migrations (embedded SQL files) through
+// goose's Provider API, which keeps no global state.
+type Migrations struct {
+	// Name prefixes errors ("sqlite: migrate: ...").
+	Name    string
+	Dialect goose.Dialect
+	// FS holds the migration files in its folder migrations/.
+	FS fs.FS
+	// DB returns the database to migrate and what to call when done with it
+	// (PostgreSQL opens a database/sql handle on its pgx pool for each run).
+	DB func() (db *sql.DB, done func())
+	// Locker, if set, serialises concurrent migrations (SQLite needs none:
+	// its write lock does it).
+	Locker lock.SessionLocker
+}
+
+// with runs fn on a goose provider of the migrations, under the Locker if
+// locked.
+func (m Migrations) with(locked bool, fn func(p *goose.Provider) error) error {
+	fsys, err := fs.Sub(m.FS, "migrations")
+	if err != nil {
+		return err
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if locked && m.Locker != nil {
+		opts = append(opts, goose.WithSessionLocker(m.Locker))
+	}
+	db, done := m.DB()
+	defer done()
+	p, err := goose.NewProvider(m.Dialect, db, fsys, opts...)
+	if err != nil {
+		return err
+	}
+	return fn(p)
+}
+
+// UpTo applies the pending migrations up to version, or all of them for 0 (tests
+// build a database as an older release left it). It is idempotent.
+func (m Migrations) UpTo(ctx context.Context, version int64) error {
+	_, _, err := m.Up(ctx, version)
+	return err
+}
+
+// Up is UpTo, saying what it did: the file names of the migrations it
+// applied, in order, and the version the database is at afterwards.
+func (m Migrations) Up(ctx context.Context, version int64) (applied []string, at int64, err error) {
+	err = m.with(true, func(p *goose.Provider) (err error) {
+		var res []*goose.MigrationResult
+		if version > 0 {
+			res, err = p.UpTo(ctx, version)
+		} else {
+			res, err = p.Up(ctx)
+		}
+		for _, r := range res {
+			if r.Error == nil && r.Source != nil {
+				applied = append(applied, path.Base(r.Source.Path))
+			}
+		}
+		if err == nil {
+			at, err = p.GetDBVersion(ctx)
+		}
+		return err
+	})
+	return applied, at, wrap(err, "%s: migrate", m.Name)
+}
+
+// DownTo rolls back the migrations above version (tests).
+func (m Migrations) DownTo(ctx context.Context, version int64) error {
+	return m.with(false, func(p *goose.Provider) error {
+		_, err := p.DownTo(ctx, version)
+		return err
+	})
+}
+
+// Pending reports whether migrations are not applied yet, without a lock
+// (true with an error: the version is unknown).
+func (m Migrations) Pending(ctx context.Context) (pending bool, err error) {
+	err = m.with(false, func(p *goose.Provider) (err error) {
+		pending, err = p.HasPending(ctx)
+		return err
+	})
+	if err != nil {
+		return true, fmt.Errorf("%s: schema version: %w", m.Name, err)
+	}
+	return pending, nil
+}
+
+// Unavailable reports whether err means the database cannot serve the
+// request now rather than that the request was wrong: the dialect's
+// classifier (a server shutting down, out of connections, a lock or
+// statement bound, a busy file), or a lost connection. The API answers these
+// 503 with Retry-After, never 500.
+func (s *Core[T]) Unavailable(err error) bool {
+	return err != nil && (s.d.Unavailable(err) || connectionLost(err))
+}
+
+// LockTimeout reports whether err is a lock wait that ran out of the
+// dialect's lock timeout: whoever holds the lock is still at it, or frozen.
+func (s *Core[T]) LockTimeout(err error) bool { return err != nil && s.d.LockTimeout(err) }
+
+// connectionLost reports whether err says the database could not be reached
+// or the connection to it was lost or closed (refused, reset, broken pipe, a
+// network error, an unexpected end of stream, a pool closed by shutdown):
+// what no driver owns. Such a request was not wrong; it may succeed when
+// retried.
+func connectionLost(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, driver.ErrBadConn) ||
+		strings.Contains(err.Error(), "sql: database is closed") // database/sql's unexported errDBClosed
+}

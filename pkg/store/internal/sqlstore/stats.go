@@ -153,19 +153,13 @@ func (s *Core[T]) RollUp(ctx context.Context, limit int) (promo.RollupBatch, err
 		limit = defaultRollupBatch
 	}
 	b, err := run1(ctx, s, func(x stmts[T]) (promo.RollupBatch, error) { return s.rollUp(ctx, x.q, limit) })
-	if err != nil {
-		return promo.RollupBatch{}, fmt.Errorf("roll up events: %w", err)
-	}
-	return b, nil
+	return b, wrap(err, "roll up events")
 }
 
 func (s *Core[T]) rollUp(ctx context.Context, tx Querier, limit int) (promo.RollupBatch, error) {
 	now := s.d.Time(s.clock())
 	evs, err := collect(ctx, tx, s.d.ClaimUncounted, []any{limit, now}, func(r Row, ev *promo.OutboxEvent) error {
-		var payload string
-		err := r.Scan(&ev.Seq, &ev.Stream, &payload, Time(&ev.CreatedAt))
-		ev.Payload = []byte(payload)
-		return err
+		return r.Scan(&ev.Seq, &ev.Stream, &ev.Payload, Time(&ev.CreatedAt))
 	})
 	if err != nil || len(evs) == 0 {
 		return promo.RollupBatch{}, err
@@ -200,10 +194,7 @@ func (s *Core[T]) AddRefusals(ctx context.Context, counts []promo.RefusalCount) 
 			return []any{c.PromotionID, string(c.Reason), s.d.Time(c.Hour), c.N}
 		})
 	})
-	if err != nil {
-		return fmt.Errorf("add %d refusal counts: %w", len(counts), err)
-	}
-	return nil
+	return wrap(err, "add %d refusal counts", len(counts))
 }
 
 // RefusalsByReason returns a promotion's refused redemptions by reason, most

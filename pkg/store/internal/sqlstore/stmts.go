@@ -137,16 +137,18 @@ func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, re
 
 // recorded reads key's idempotency record through query (StoredOutcome or
 // StoredReservationOutcome): idempotency_conflict for a request with
-// another hash, else the refusal or the id of what it made.
-func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (promo.Reason, string, error) {
-	var h, refused, id string
+// another hash, else the refusal (its reason and rule) or the id of what it
+// made.
+func (x stmts[T]) recorded(ctx context.Context, query, key, hash string) (reason promo.Reason, rule, id string, err error) {
+	var h, refused string
 	if err := x.q.QueryRow(ctx, query, key).Scan(&h, &refused, &id); err != nil {
-		return "", "", fmt.Errorf("read idempotency record: %w", err)
+		return "", "", "", fmt.Errorf("read idempotency record: %w", err)
 	}
 	if h != hash {
-		return "", "", idempotencyConflict()
+		return "", "", "", idempotencyConflict()
 	}
-	return promo.Reason(refused), id, nil
+	reason, rule = promo.SplitRefused(refused)
+	return reason, rule, id, nil
 }
 
 // lookUp explains a conditional change of a promotion that matched no row:
@@ -174,6 +176,50 @@ func run1[T Tx, R any](ctx context.Context, s *Core[T], fn func(x stmts[T]) (R, 
 	return r, err
 }
 
+// onceOr answers req, once it validates, with once when has, else (or when
+// once leaves it to the core: ok false) with the core's transaction tx; an
+// internal error wrapped as format says.
+func onceOr[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q, has bool,
+	once func(context.Context, Q) (R, bool, error), tx func(stmts[T], context.Context, Q) (R, error),
+	format string, args ...any) (out R, err error) {
+	ok := false
+	if err = req.Validate(); err == nil && has {
+		out, ok, err = once(ctx, req)
+	}
+	if err == nil && !ok {
+		out, err = run1(ctx, s, func(x stmts[T]) (R, error) { return tx(x, ctx, req) })
+	}
+	return out, wrap(err, format, args...)
+}
+
+// validRun1 is onceOr without a one-statement form.
+func validRun1[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
+	tx func(stmts[T], context.Context, Q) (R, error), format string, args ...any) (R, error) {
+	return onceOr(ctx, s, req, false, nil, tx, format, args...)
+}
+
+// validRun runs fn's transaction (run) for req once req validates, an
+// internal error wrapped as format says.
+func validRun[T Tx, Q interface{ Validate() error }, R any](ctx context.Context, s *Core[T], req Q,
+	fn func(stmts[T], context.Context, Q) (R, bool, error), format string, args ...any) (r R, ok bool, err error) {
+	if err = req.Validate(); err == nil {
+		r, ok, err = run(ctx, s, func(x stmts[T]) (R, bool, error) { return fn(x, ctx, req) })
+	}
+	return r, ok, wrap(err, format, args...)
+}
+
+// once runs a one-statement call in autocommit, again after a deadlock
+// (which wrote nothing): the outcome its row starts with, the rest scanned
+// into dest; "", with no error, when it left the request to the core
+// (Dialect.StatementPath).
+func (s *Core[T]) once(ctx context.Context, what, query string, args []any, dest ...any) (outcome string, err error) {
+	err = s.retry(ctx, func() error { return s.w.QueryRow(ctx, query, args...).Scan(append([]any{&outcome}, dest...)...) })
+	if err != nil && s.d.StatementPath(err) {
+		return "", nil
+	}
+	return outcome, wrap(err, "%s in one statement", what)
+}
+
 // CodeUse is what UseCode's and LockCode's statements return about the code.
 type CodeUse struct {
 	PromotionID  int64
@@ -188,11 +234,6 @@ type CodeUse struct {
 // reservations once the row is locked); false when it matched no row.
 func (x stmts[T]) UseCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error) {
 	return x.codeUse(ctx, x.d.UseCode, code, userID, now)
-}
-
-// lockCode takes the code row's lock on UseCode's conditions, adding no use.
-func (x stmts[T]) lockCode(ctx context.Context, code, userID string, now time.Time) (CodeUse, bool, error) {
-	return x.codeUse(ctx, x.d.LockCode, code, userID, now)
 }
 
 // useCode runs query (UseCode or LockCode), then reads the code's load
@@ -254,7 +295,7 @@ func (x stmts[T]) allowance(ctx context.Context, update, insert string, promotio
 }
 
 // codeLoad reads, under the code row lock this transaction holds (UseCode or
-// lockCode), the code's committed uses plus its live reservations (held,
+// LockCode), the code's committed uses plus its live reservations (held,
 // expires_at > now) other than exclude; allowanceLoad the same for the
 // user's allowance row.
 func (x stmts[T]) codeLoad(ctx context.Context, code string, now time.Time, exclude string) (n int, err error) {
@@ -382,8 +423,5 @@ func (x stmts[T]) audit(ctx context.Context, a promo.AuditEntry, detail any) err
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", a.Action, err)
 	}
-	if err := x.insertEvent(ctx, ev); err != nil {
-		return fmt.Errorf("insert %s event: %w", a.Action, err)
-	}
-	return nil
+	return wrap(x.insertEvent(ctx, ev), "insert %s event", a.Action)
 }

@@ -1,6 +1,7 @@
 package tcpdial
 
 import (
+	"cmp"
 	"syscall"
 	"time"
 
@@ -17,9 +18,6 @@ func userTimeout(d time.Duration) func(network, address string, c syscall.RawCon
 		err := c.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(d.Milliseconds()))
 		})
-		if err != nil {
-			return err
-		}
-		return serr
+		return cmp.Or(err, serr)
 	}
 }
