@@ -25,16 +25,16 @@ const (
 )
 
 // codeUse is postgres' codeUse, more being further RETURNING columns. Its
-// WHERE is sqlstore.CodeUsable with the promotion's conditions in a scalar
-// subquery on its primary key (NULL, so no row changed, when one fails),
-// not UPDATE ... FROM, which SQLite runs in two passes through a temporary
-// table.
+// WHERE is sqlstore.CodeUsable with the promotion's conditions
+// (sqlstore.PromotionUsable) in a scalar subquery on its primary key (NULL,
+// so no row changed, when one fails), not UPDATE ... FROM, which SQLite runs
+// in two passes through a temporary table.
 func codeUse(set string, more ...string) string {
+	r := strings.NewReplacer("c.", "", "$", "?", "p.active\n", "p.active = 1\n")
 	return `UPDATE codes SET used = ` + set + `
-WHERE code = ?1 AND revoked_at IS NULL AND (user_id IS NULL OR user_id = ?3)
+WHERE code = ?1 AND ` + r.Replace(sqlstore.CodeOwn) + `
   AND used < (SELECT p.max_usage_per_code FROM promotions p WHERE p.id = codes.promotion_id
-    AND p.active = 1 AND p.delete_requested_at IS NULL
-    AND (p.starts_at IS NULL OR p.starts_at <= ?2) AND (p.expires_at IS NULL OR p.expires_at > ?2))
+    AND ` + r.Replace(sqlstore.PromotionUsable) + `)
 RETURNING promotion_id, used,
   (SELECT max_usage_per_code FROM promotions WHERE id = codes.promotion_id),
   (SELECT per_user_limit FROM promotions WHERE id = codes.promotion_id),

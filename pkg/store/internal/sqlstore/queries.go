@@ -536,17 +536,25 @@ WHERE code = $1 AND promotion_id = $2 AND status = 'held' AND expires_at > $3 OR
 var qPromotionState = `SELECT ` + flag(`delete_requested_at IS NOT NULL`) + `, ` + flag(`cancelled_at IS NOT NULL`) + `
 FROM promotions WHERE id = $1`
 
-// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's; SQLite's
-// codeUse has the same conditions with the promotion's in a subquery,
-// TestAdversarialUseCodeConditions holds it to these): code $1 (c) usable
-// at $2 by user $3 under promotion p's limits.
-// A deletion is checked on its own, not only through active: a promotion
-// being deleted takes no use even if a writer switched it back on.
+// CodeUsable is UseCode's and LockCode's WHERE (PostgreSQL's and SQL
+// Server's; SQLite's puts PromotionUsable in a scalar subquery): code $1
+// (c) usable at $2 by user $3 under promotion p's limits. Every condition a
+// refusal reason stands for is in CodeOwn or PromotionUsable, so that each
+// dialect's statement takes a new one from here.
 const CodeUsable = `c.code = $1 AND p.id = c.promotion_id
   AND c.used < p.max_usage_per_code
-  AND c.revoked_at IS NULL
-  AND (c.user_id IS NULL OR c.user_id = $3)
-  AND p.active
+  AND ` + CodeOwn + `
+  AND ` + PromotionUsable
+
+// CodeOwn is what code c's own row says: not revoked, and (a personal code)
+// issued to user $3.
+const CodeOwn = `c.revoked_at IS NULL
+  AND (c.user_id IS NULL OR c.user_id = $3)`
+
+// PromotionUsable is promotion p taking uses at $2. A deletion is checked on
+// its own, not only through active: a promotion being deleted takes no use
+// even if a writer switched it back on.
+const PromotionUsable = `p.active
   AND p.delete_requested_at IS NULL
   AND (p.starts_at IS NULL OR p.starts_at <= $2)
   AND (p.expires_at IS NULL OR p.expires_at > $2)`
