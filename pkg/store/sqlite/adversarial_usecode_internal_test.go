@@ -36,15 +36,13 @@ RETURNING promotion_id, used,
 // rows match, returning the same values.
 func TestAdversarialUseCodeConditions(t *testing.T) {
 	// The grid below varies every column CodeUsable reads: a condition on
-	// another column (a new refusal reason) must be added to SQLite's own
-	// codeUse too, and to the grid.
+	// another column (a new refusal reason) must be varied too.
 	varied := map[string]bool{"c.code": true, "c.promotion_id": true, "c.used": true, "c.revoked_at": true,
 		"c.user_id": true, "p.id": true, "p.max_usage_per_code": true, "p.active": true, "p.delete_requested_at": true,
 		"p.starts_at": true, "p.expires_at": true}
 	for _, col := range regexp.MustCompile(`\b[cp]\.[a-z_]+`).FindAllString(sqlstore.CodeUsable, -1) {
 		if !varied[col] {
-			t.Errorf("sqlstore.CodeUsable reads %s, which SQLite's codeUse (queries.go) may not check and this test "+
-				"does not vary: add the condition there and the column here", col)
+			t.Errorf("sqlstore.CodeUsable reads %s, which this test does not vary: add it to the grid", col)
 		}
 	}
 	ctx := context.Background()
