@@ -364,8 +364,8 @@ func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (
 		r       promo.Redemption
 	)
 	err = s.retry(ctx, func() error {
-		r, err = scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID),
-			s.d.Time(now), req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+		r, err = scanRedemption(s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID), s.d.Time(now),
+			req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome)
 		return err
 	})
 	switch {
@@ -376,14 +376,6 @@ func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (
 	}
 	return r, outcome == "replayed", nil
 }
-
-// prefixRow scans its first column into first, the rest into Scan's dest.
-type prefixRow struct {
-	Row
-	first any
-}
-
-func (p prefixRow) Scan(dest ...any) error { return p.Row.Scan(append([]any{p.first}, dest...)...) }
 
 // RollbackEventParts is what a one-statement rollback's event needs from
 // the request: its head up to the promotion id's digits
