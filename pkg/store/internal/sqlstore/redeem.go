@@ -124,10 +124,7 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *event
 			err = x.redeemed(ctx, r, req.EventID, u.Used)
 		}
 	default:
-		err = x.insertRedemption(ctx, r, ev.event(r, u.Used))
-	}
-	if err != nil && ev != nil {
-		err = fmt.Errorf("insert redemption: %w", err)
+		err = wrap(x.insertRedemption(ctx, r, ev.event(r, u.Used)), "insert redemption")
 	}
 	if err != nil {
 		return promo.RedeemOutcome{}, err
