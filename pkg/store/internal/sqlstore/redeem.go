@@ -183,7 +183,7 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 // waited-for row's WHERE but keeps the statement's snapshot in a subquery,
 // so two reservers could share the last use. The allowance row likewise.
 func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
-	shopper *promo.Shopper) (CodeUse, int, promo.Reason, string, error) {
+	shopper *promo.Shopper) (u CodeUse, left int, reason promo.Reason, rule string, err error) {
 	// folded: the dialect counts the holds in the statements that take the
 	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
@@ -196,10 +196,6 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		u.PromotionID = st.Promotion.ID
 		return u, 0, reason, "", err
 	}
-	var (
-		reason promo.Reason
-		rule   string
-	)
 	if load > u.MaxUsage {
 		reason = promo.ReasonCodeExhausted
 	} else if rule = u.Eligibility.Check(shopper); rule != "" {
