@@ -126,13 +126,10 @@ func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, re
 		return true, nil
 	}
 	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now), x.d.VarChar(redemptionID))
-	if err != nil && x.d.UniqueViolation(err) {
-		return false, nil
-	}
-	if err != nil {
+	if err != nil && !x.d.UniqueViolation(err) {
 		return false, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	return n == 1, nil
+	return err == nil && n == 1, nil // a unique violation: the record exists
 }
 
 // recorded reads key's idempotency record through query (StoredOutcome or
