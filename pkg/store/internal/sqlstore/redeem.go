@@ -346,16 +346,13 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 }
 
 // rollbackOnce is Rollback in one round trip.
-func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (r promo.Redemption, replayed bool, err error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	head, rolled, err := RollbackEventParts(req.EventID, now, req.Reason)
 	if err != nil {
 		return promo.Redemption{}, false, err
 	}
-	var (
-		outcome string
-		r       promo.Redemption
-	)
+	var outcome string
 	err = s.retry(ctx, func() error {
 		r, err = scanRedemption(s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID), s.d.Time(now),
 			req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome)
