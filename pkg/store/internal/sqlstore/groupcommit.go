@@ -455,15 +455,20 @@ type batchTexts struct{ redemptions, events []string }
 const batchMax = 6
 
 // newBatchTexts makes the multi-row forms of the one-row INSERTs redemption
-// and event, whose VALUES tuple binds each column once; the parameters are
-// ? in order (SQLite's, OneWriter's only dialect).
+// and event (SQLite's, OneWriter's only dialect). Only a VALUES tuple that
+// binds each column once, in order, (?1, ?2, ..., ?n), has one: any other
+// (an expression, a literal) is left to the member's own insert (nil).
 func newBatchTexts(redemption, event string) *batchTexts {
 	multi := func(one string) []string {
 		i := strings.LastIndex(one, "VALUES (")
-		if i < 0 {
+		cols := strings.Count(one[max(i, 0):], "?")
+		var want strings.Builder
+		for c := 1; c <= cols; c++ {
+			fmt.Fprintf(&want, ", ?%d", c)
+		}
+		if i < 0 || cols == 0 || one[i:] != "VALUES ("+want.String()[2:]+")" {
 			return nil
 		}
-		cols := strings.Count(one[i:], "?")
 		row := "(" + strings.Repeat("?, ", cols-1) + "?)"
 		out := make([]string, batchMax+1)
 		for k := range out {
