@@ -124,10 +124,7 @@ func (x stmts[T]) redeem(ctx context.Context, req promo.RedeemRequest, ev *event
 			err = x.redeemed(ctx, r, req.EventID, u.Used)
 		}
 	default:
-		err = x.insertRedemption(ctx, r, ev.event(r, u.Used))
-	}
-	if err != nil && ev != nil {
-		err = fmt.Errorf("insert redemption: %w", err)
+		err = wrap(x.insertRedemption(ctx, r, ev.event(r, u.Used)), "insert redemption")
 	}
 	if err != nil {
 		return promo.RedeemOutcome{}, err
@@ -186,7 +183,7 @@ func (x stmts[T]) saveOutcome(ctx context.Context, query, key string, refused pr
 // waited-for row's WHERE but keeps the statement's snapshot in a subquery,
 // so two reservers could share the last use. The allowance row likewise.
 func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, exclude string,
-	shopper *promo.Shopper) (CodeUse, int, promo.Reason, string, error) {
+	shopper *promo.Shopper) (u CodeUse, left int, reason promo.Reason, rule string, err error) {
 	// folded: the dialect counts the holds in the statements that take the
 	// uses (UseCodeLoad, UseAllowanceLoad).
 	folded := exclude == "" && x.d.UseCodeLoad != ""
@@ -199,10 +196,6 @@ func (x stmts[T]) take(ctx context.Context, code, userID string, now time.Time, 
 		u.PromotionID = st.Promotion.ID
 		return u, 0, reason, "", err
 	}
-	var (
-		reason promo.Reason
-		rule   string
-	)
 	if load > u.MaxUsage {
 		reason = promo.ReasonCodeExhausted
 	} else if rule = u.Eligibility.Check(shopper); rule != "" {
@@ -353,19 +346,16 @@ func (x stmts[T]) rollback(ctx context.Context, req promo.RollbackRequest) (prom
 }
 
 // rollbackOnce is Rollback in one round trip.
-func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (promo.Redemption, bool, error) {
+func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (r promo.Redemption, replayed bool, err error) {
 	now := req.Now.UTC().Truncate(time.Microsecond)
 	head, rolled, err := RollbackEventParts(req.EventID, now, req.Reason)
 	if err != nil {
 		return promo.Redemption{}, false, err
 	}
-	var (
-		outcome string
-		r       promo.Redemption
-	)
+	var outcome string
 	err = s.retry(ctx, func() error {
-		r, err = scanRedemption(prefixRow{s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID),
-			s.d.Time(now), req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome})
+		r, err = scanRedemption(s.w.QueryRow(ctx, s.d.RollbackOnce, s.d.VarChar(req.RedemptionID), s.d.Time(now),
+			req.Reason, s.d.VarChar(promo.StreamRedemptions), head, rolled, s.d.Time(time.Now())), &outcome)
 		return err
 	})
 	switch {
@@ -376,14 +366,6 @@ func (s *Core[T]) rollbackOnce(ctx context.Context, req promo.RollbackRequest) (
 	}
 	return r, outcome == "replayed", nil
 }
-
-// prefixRow scans its first column into first, the rest into Scan's dest.
-type prefixRow struct {
-	Row
-	first any
-}
-
-func (p prefixRow) Scan(dest ...any) error { return p.Row.Scan(append([]any{p.first}, dest...)...) }
 
 // RollbackEventParts is what a one-statement rollback's event needs from
 // the request: its head up to the promotion id's digits

@@ -114,8 +114,9 @@ func decodeFormat(p *promo.Promotion, stored string) error {
 	return wrap(json.Unmarshal([]byte(stored), p.Format), "decode format of promotion %d", p.ID)
 }
 
-// scanRedemption scans redemptionCols (see Statements).
-func scanRedemption(row Row) (promo.Redemption, error) {
+// scanRedemption scans redemptionCols (see Statements), after first (the
+// columns before them, if any).
+func scanRedemption(row Row, first ...any) (promo.Redemption, error) {
 	var (
 		r                  promo.Redemption
 		metadata           sql.NullString
@@ -123,9 +124,9 @@ func scanRedemption(row Row) (promo.Redemption, error) {
 		currency, segments string
 	)
 	// first_order scans as **bool: NULL leaves it nil.
-	err := row.Scan(&r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt), &r.UsesLeft,
-		NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, (*string)(&r.CodeRelease),
-		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &r.FirstOrder, &segments, &r.Country)
+	err := row.Scan(append(first, &r.ID, &r.PromotionID, &r.Code, &r.UserID, &r.OrderID, &metadata, Time(&r.RedeemedAt),
+		&r.UsesLeft, NullTime(&r.RolledBackAt), &r.RollbackReason, &r.IdempotencyKey, (*string)(&r.CodeRelease),
+		&r.ClientAddr, &r.UserAgent, &amount, &currency, &discount, &r.FirstOrder, &segments, &r.Country)...)
 	r.IdempotencyKey = promo.ClientKey(r.IdempotencyKey)
 	if segments != "" {
 		r.Segments = strings.Split(segments, "\n")

@@ -15,11 +15,7 @@ import (
 // Zero ends of the window take promo.StatsWindow's defaults, so the series
 // of every store is bounded by promo.MaxStatsBuckets buckets. It does not
 // check that the promotion exists (no redemptions: zeros).
-func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (promo.PromotionStats, error) {
-	var (
-		st  promo.PromotionStats
-		err error
-	)
+func (s *Core[T]) Stats(ctx context.Context, q promo.StatsQuery) (st promo.PromotionStats, err error) {
 	switch q.Bucket {
 	case "":
 		q.Bucket = promo.BucketHour

@@ -126,13 +126,10 @@ func (x stmts[T]) claim(ctx context.Context, key, hash string, now time.Time, re
 		return true, nil
 	}
 	n, err := x.q.Exec(ctx, x.d.ClaimKey, key, hash, x.d.Time(now), x.d.VarChar(redemptionID))
-	if err != nil && x.d.UniqueViolation(err) {
-		return false, nil
-	}
-	if err != nil {
+	if err != nil && !x.d.UniqueViolation(err) {
 		return false, fmt.Errorf("claim idempotency key: %w", err)
 	}
-	return n == 1, nil
+	return err == nil && n == 1, nil // a unique violation: the record exists
 }
 
 // recorded reads key's idempotency record through query (StoredOutcome or
@@ -249,12 +246,10 @@ func (x stmts[T]) useCode(ctx context.Context, query, code, userID string, now t
 	return u, load, ok, err
 }
 
-func (x stmts[T]) codeUse(ctx context.Context, query, code, userID string, now time.Time, more ...any) (CodeUse, bool, error) {
-	var (
-		u           CodeUse
-		eligibility string
-	)
-	ok, err := x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now), userID},
+func (x stmts[T]) codeUse(ctx context.Context, query, code, userID string, now time.Time,
+	more ...any) (u CodeUse, ok bool, err error) {
+	var eligibility string
+	ok, err = x.row(ctx, query, []any{x.d.VarChar(code), x.d.Time(now), userID},
 		append([]any{&u.PromotionID, &u.Used, &u.MaxUsage, &u.PerUserLimit, &eligibility}, more...)...)
 	if ok && err == nil {
 		u.Eligibility, err = promo.DecodeEligibility(eligibility)
@@ -391,10 +386,8 @@ func (x stmts[T]) reservation(ctx context.Context, query string, args ...any) (p
 
 // promotionState reads a promotion's lifecycle flags through query
 // (PromotionState, or LockPromotion, which locks its row).
-func (x stmts[T]) promotionState(ctx context.Context, query string, id int64) (promotionState, error) {
-	var st promotionState
-	found, err := x.row(ctx, query, []any{id}, &st.Deleting, &st.Cancelled)
-	st.Found = found
+func (x stmts[T]) promotionState(ctx context.Context, query string, id int64) (st promotionState, err error) {
+	st.Found, err = x.row(ctx, query, []any{id}, &st.Deleting, &st.Cancelled)
 	return st, err
 }
 
