@@ -132,10 +132,15 @@ func (q sqlQuerier) QueryRow(ctx context.Context, query string, args ...any) Row
 // again after stmtRetry. At most size texts are kept; the least recently run
 // is closed (database/sql closes it once no transaction uses it).
 //
-// Concurrency: safe for concurrent use.
+// Concurrency: safe for concurrent use. Close ends the preparations under
+// way and waits for them, so that none takes a connection after the store
+// that owns the pool closed.
 type StmtCache struct {
-	db *sql.DB
-	mu sync.Mutex
+	db      *sql.DB
+	ctx     context.Context // ended by Close
+	close   context.CancelFunc
+	running sync.WaitGroup // preparations
+	mu      sync.Mutex
 	// texts holds a text's statement once prepared, nil while it is being
 	// prepared or after it failed (then failed holds when).
 	texts  *simplelru.LRU[string, *sql.Stmt]
@@ -156,7 +161,8 @@ func NewStmtCache(db *sql.DB, size int) *StmtCache {
 	if err != nil { // size < 1
 		panic(err)
 	}
-	return &StmtCache{db: db, texts: texts, failed: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &StmtCache{db: db, ctx: ctx, close: cancel, texts: texts, failed: map[string]time.Time{}}
 }
 
 // get returns query's prepared statement, or nil (run it as text; a nil
@@ -167,19 +173,21 @@ func (c *StmtCache) get(query string) *sql.Stmt {
 	}
 	c.mu.Lock()
 	st, ok := c.texts.Get(query)
-	if ok || time.Since(c.failed[query]) < stmtRetry {
+	if ok || time.Since(c.failed[query]) < stmtRetry || c.ctx.Err() != nil {
 		c.mu.Unlock()
 		return st
 	}
 	delete(c.failed, query)
 	c.texts.Add(query, nil) // being prepared
+	c.running.Add(1)
 	c.mu.Unlock()
 	go c.prepare(query)
 	return nil
 }
 
 func (c *StmtCache) prepare(query string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer c.running.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, time.Minute)
 	defer cancel()
 	st, err := c.db.PrepareContext(ctx, query)
 	c.mu.Lock()
@@ -202,8 +210,13 @@ func (c *StmtCache) prepare(query string) {
 	c.texts.Add(query, st)
 }
 
-// Close closes the statements kept.
+// Close ends the preparations under way, waits for them and closes the
+// statements kept.
 func (c *StmtCache) Close() {
+	c.mu.Lock()
+	c.close() // under mu: get starts no preparation after it
+	c.mu.Unlock()
+	c.running.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.texts.Purge()

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"modernc.org/sqlite"
 )
@@ -111,4 +114,39 @@ func TestStmtCacheParsesOnce(t *testing.T) {
 		t.Errorf("%d transactions of 2 statements parsed %d statement texts, want about 2", runs, n)
 	}
 	t.Logf("%d transactions of 2 statements: %d statement texts parsed", runs, parsed.Load())
+}
+
+// Closing the cache ends its background preparations and waits for them: a
+// preparation left waiting for the pool would take a connection (and, on
+// SQLite, open the database file) after the store that owns the pool closed.
+func TestStmtCacheCloseWaitsForPreparations(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	pool := NewSQLDB(db, nil).Cached(16)
+	tx, err := pool.Begin(ctx) // holds the pool's one connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT 1").Scan(new(int)); err != nil { // its preparation waits for the connection
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { pool.Cache().Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close waits for a preparation that waits for the pool")
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "StmtCache).prepare") {
+		t.Errorf("a preparation runs on after Close:\n%s", stacks)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
