@@ -5,13 +5,11 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // TestAdversarialGroupBatch: one group whose audit rows and events are the
@@ -26,9 +24,7 @@ import (
 // events in the members' order.
 func TestAdversarialGroupBatch(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	db := rawDB(t, path)
 	for _, failing := range []bool{false, true} {
 		sfx := map[bool]string{true: "F", false: "N"}[failing]

@@ -6,14 +6,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // TestAdversarialGroupCancelledMidWrite: groups of 96 members gathered
@@ -28,9 +26,7 @@ import (
 // audit rows = events.
 func TestAdversarialGroupCancelledMidWrite(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	db := rawDB(t, path)
 	p, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "GX", Kind: promo.KindVanity,
 		VanityCode: "GX", MaxUsagePerCode: 1_000_000, PerUserLimit: 2}})

@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // TestAdversarialCloseMidGroup: the store is closed (its statement caches,
@@ -25,9 +23,7 @@ import (
 // row, and uses = audit rows = events.
 func TestAdversarialCloseMidGroup(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	p, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "CLOSE", Kind: promo.KindVanity,
 		VanityCode: "CLOSE", MaxUsagePerCode: 1_000_000, PerUserLimit: 3}})
 	if err != nil {

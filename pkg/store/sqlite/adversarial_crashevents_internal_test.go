@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // envBatchCrashChild makes the test binary the process
@@ -80,9 +78,7 @@ func TestAdversarialCrashBatchedRows(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	s.Close()
 	for round := range 3 {
 		s, err := Open(ctx, Config{Path: path})

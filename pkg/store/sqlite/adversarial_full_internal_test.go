@@ -5,13 +5,11 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // TestAdversarialGroupDiskFull: the database may not grow past a few pages
@@ -25,9 +23,7 @@ import (
 // every key answered before replays as it was answered.
 func TestAdversarialGroupDiskFull(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	p, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: "FULL", Kind: promo.KindVanity,
 		VanityCode: "FULL", MaxUsagePerCode: 1_000_000, PerUserLimit: 0}})
 	if err != nil {

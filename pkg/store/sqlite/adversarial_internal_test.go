@@ -23,6 +23,15 @@ import (
 )
 
 // rawDB opens path with a connection pool of the test's own.
+// migratedFile opens a migrated store on a new file in t's temporary
+// directory, and names the file.
+func migratedFile(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	s, err := Open(context.Background(), Config{Path: path})
+	return storetest.Migrated(t, s, err), path
+}
+
 func rawDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
 	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
@@ -48,9 +57,7 @@ func keyRecords(db *sql.DB) storetest.KeyRecords {
 }
 
 func TestAdversarialIdempotencyKeys(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(context.Background(), Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	storetest.AdversarialIdempotencyKeys(t, "sqlite", s, keyRecords(rawDB(t, path)))
 }
 
@@ -76,9 +83,7 @@ func TestAdversarialCrash(t *testing.T) {
 		return
 	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	s.Close()
 	for round := range 3 {
 		s, err := Open(ctx, Config{Path: path})
@@ -204,9 +209,7 @@ func storetestID() string { return fmt.Sprintf("%016x-adv%06d", time.Now().UnixN
 // pass commits).
 func TestAdversarialGroupKeys(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	kr := keyRecords(rawDB(t, path))
 	mk := func(code string, max, perUser int, rules *promo.Eligibility) {
 		_, _, err := s.CreatePromotion(ctx, promo.NewPromotion{Promotion: promo.Promotion{Name: code,
@@ -313,8 +316,6 @@ func TestAdversarialGroupKeys(t *testing.T) {
 }
 
 func TestAdversarialKeysCancelled(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(context.Background(), Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	s, path := migratedFile(t)
 	storetest.AdversarialKeysCancelled(t, "sqlite", s, keyRecords(rawDB(t, path)))
 }

@@ -5,14 +5,12 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/store/internal/sqlstore"
-	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // useCodeJoined is the code's UPDATE as it was written before its
@@ -46,9 +44,7 @@ func TestAdversarialUseCodeConditions(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "promocodes.db")
-	s, err := Open(ctx, Config{Path: path})
-	s = storetest.Migrated(t, s, err)
+	_, path := migratedFile(t)
 	db := rawDB(t, path)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	at := func(d time.Duration) string { return sqlstore.FormatTime(now.Add(d)) }
