@@ -149,9 +149,20 @@ func TestAdversarialCrash(t *testing.T) {
 }
 
 // inOneGroup redeems reqs through s's group commit as one group, in their
-// order: another connection holds the write lock while a lead redemption's
-// group waits for it and reqs gather behind, one at a time.
+// order (inOneGroupWith, a lead of its own whose answer does not matter).
 func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest) []promo.RedeemResult {
+	t.Helper()
+	lead := promo.RedeemRequest{ID: storetestID(), EventID: storetestID(), Code: reqs[0].Code, UserID: "lead",
+		Now: time.Now().UTC()}
+	res, _ := inOneGroupWith(t, s, path, lead, reqs)
+	return res
+}
+
+// inOneGroupWith redeems reqs through s's group commit as one group, in
+// their order: another connection holds the write lock while lead's group
+// waits for it and reqs gather behind, one at a time. It answers reqs' and
+// lead's results.
+func inOneGroupWith(t *testing.T, s *Store, path string, lead promo.RedeemRequest, reqs []promo.RedeemRequest) ([]promo.RedeemResult, promo.RedeemResult) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := rawDB(t, path).Conn(ctx)
@@ -164,11 +175,8 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 	}
 	g0, _, _, _ := s.GroupStats()
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		lead := promo.RedeemRequest{ID: storetestID(), EventID: storetestID(), Code: reqs[0].Code, UserID: "lead",
-			Now: time.Now().UTC()}
-		s.Redeem(ctx, lead) //nolint:errcheck // only its group's wait matters
-	})
+	var led promo.RedeemResult
+	wg.Go(func() { led.Outcome, led.Err = s.Redeem(ctx, lead) })
 	for {
 		if _, _, _, busy := s.GroupStats(); busy {
 			break
@@ -192,7 +200,7 @@ func inOneGroup(t *testing.T, s *Store, path string, reqs []promo.RedeemRequest)
 	if g1, _, _, _ := s.GroupStats(); g1-g0 != 2 {
 		t.Fatalf("%d groups written, want 2 (the lead's, then the %d gathered)", g1-g0, len(reqs))
 	}
-	return res
+	return res, led
 }
 
 var idSeq atomic.Int64

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -309,51 +308,6 @@ func groupVsSerialReqs(t0 time.Time, variant string) []promo.RedeemRequest {
 	return reqs
 }
 
-// inOneGroupWith is inOneGroup with a lead of the caller's.
-func inOneGroupWith(t *testing.T, s *Store, path string, lead promo.RedeemRequest, reqs []promo.RedeemRequest) []promo.RedeemResult {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := rawDB(t, path).Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
-	}
-	g0, _, _, _ := s.GroupStats()
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if out, err := s.Redeem(ctx, lead); err != nil || out.Refused != "" {
-			t.Errorf("lead: %+v, %v", out, err)
-		}
-	})
-	for {
-		if _, _, _, busy := s.GroupStats(); busy {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	res := make([]promo.RedeemResult, len(reqs))
-	for i, req := range reqs {
-		wg.Go(func() { res[i].Outcome, res[i].Err = s.Redeem(ctx, req) })
-		for {
-			if _, _, pending, _ := s.GroupStats(); pending == i+1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	if g1, _, _, _ := s.GroupStats(); g1-g0 != 2 {
-		t.Fatalf("%d groups written, want 2 (the lead's, then the %d gathered)", g1-g0, len(reqs))
-	}
-	return res
-}
-
 // answerOf is what a caller can tell of a result: the outcome as the API
 // encodes it, or the error's kind and reason.
 func answerOf(r promo.RedeemResult) string {
@@ -471,7 +425,10 @@ func TestAdversarialGroupVsSerial(t *testing.T) {
 					want[i].Outcome, want[i].Err = serial.s.Redeem(ctx, r)
 				}
 				sp0, _ := grouped.s.GroupStatements()
-				got := inOneGroupWith(t, grouped.s, grouped.path, lead, reqs)
+				got, l := inOneGroupWith(t, grouped.s, grouped.path, lead, reqs)
+				if l.Err != nil || l.Outcome.Refused != "" {
+					t.Errorf("lead: %+v, %v", l.Outcome, l.Err)
+				}
 				sp1, _ := grouped.s.GroupStatements()
 				diffs := 0
 				for i := range reqs {
