@@ -3,13 +3,10 @@
 package postgres_test
 
 import (
-	"bufio"
 	"context"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,30 +59,9 @@ func TestAdversarialCrash(t *testing.T) {
 	s = storetest.Migrated(t, s, err)
 	for round := range 3 {
 		codes := storetest.CrashCodes(t, s)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestAdversarialCrash$")
-		cmd.Env = append(os.Environ(), envCrashChild+"="+schema, envCrashChild+"_CODES="+strings.Join(codes, " "))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-			}
-		}()
-		time.Sleep(time.Duration(1000+rand.IntN(800)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-read
-		cmd.Wait() //nolint:errcheck // killed
+		lines := storetest.KillChild(t, "^TestAdversarialCrash$",
+			[]string{envCrashChild + "=" + schema, envCrashChild + "_CODES=" + strings.Join(codes, " ")},
+			time.Duration(1000+rand.IntN(800))*time.Millisecond)
 		// The server ends the killed process's sessions (rolling back what
 		// they had not committed) once it sees their sockets close.
 		time.Sleep(200 * time.Millisecond)

@@ -3,21 +3,19 @@
 package sqlite
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/promocodes/promocodes/pkg/promo"
+	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
 
 // envBatchCrashChild makes the test binary the process
@@ -95,30 +93,9 @@ func TestAdversarialCrashBatchedRows(t *testing.T) {
 			}
 		}
 		s.Close()
-		cmd := exec.Command(os.Args[0], "-test.run=^TestAdversarialCrashBatchedRows$")
-		cmd.Env = append(os.Environ(), envBatchCrashChild+"="+path, envBatchCrashChild+"_CODES="+strings.Join(codes, " "))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var lines []string
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-			}
-		}()
-		time.Sleep(time.Duration(700+rand.IntN(800)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		<-done
-		cmd.Wait() //nolint:errcheck // killed
+		lines := storetest.KillChild(t, "^TestAdversarialCrashBatchedRows$",
+			[]string{envBatchCrashChild + "=" + path, envBatchCrashChild + "_CODES=" + strings.Join(codes, " ")},
+			time.Duration(700+rand.IntN(800))*time.Millisecond)
 		db := rawDB(t, path)
 		byID := map[string][]promo.RedemptionEvent{}
 		evRows, err := db.QueryContext(ctx, `SELECT payload FROM events`)

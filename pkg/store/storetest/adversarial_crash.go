@@ -1,11 +1,13 @@
 package storetest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -226,4 +228,37 @@ func AdversarialKeysCancelled(t *testing.T, db string, s Store, kr KeyRecords) {
 	t.Logf("adversarial: contexts ending mid-group/mid-transaction [%s]: %s%d keys, %d tries ended by their context; "+
 		"every key's answers identical, %d redeemed = %d audit rows = uses, no orphan records",
 		db, state, len(first), cancelled, redeemed, rows)
+}
+
+// KillChild runs this test binary again as a crash child (-test.run=run,
+// env added to this process's environment, which tells the child what to
+// do), kills it (SIGKILL) after the wait and returns the lines it wrote to
+// its standard output before it died.
+func KillChild(t *testing.T, run string, env []string, after time.Duration) []string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run="+run)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+	}()
+	time.Sleep(after)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-read
+	cmd.Wait() //nolint:errcheck // killed
+	return lines
 }
