@@ -226,7 +226,7 @@ SELECT printf('0001-%06d', i), ?, 'FILL', 'filler', printf('%0200d', i), ?, 0 FR
 		state = "FAILED: "
 	}
 	t.Logf("adversarial: a member's read fails with SQLITE_IOERR (SQLite rolls the transaction back) [sqlite]: %s"+
-		"the failing member answered %v; every answer matches its rows, uses = audit rows = events (%d)", state, res[1].Err, redeemed)
+		"the group answered %v; every answer matches its rows, uses = audit rows = events (%d)", state, res[1].Err, redeemed)
 }
 
 // sqlTime is t as the store writes it.
