@@ -94,6 +94,10 @@ type Store struct {
 // journals in memory.
 const WriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
+// writerDriver is the write connection's database/sql driver: a test's
+// wraps this one's to make SQLite roll a transaction back by itself.
+var writerDriver = "sqlite"
+
 // Open opens (creating) the database file, not migrating.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
@@ -111,7 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// the file is under 1 GiB: a commit after a page split scans all of it
 	// (docs/store.md, "SQLite"; BenchmarkWriterCommit). synchronous(FULL): a committed chunk must
 	// survive an OS crash, because its Kafka offset may be committed next.
-	w, err := sql.Open("sqlite", base+sep+common+"&"+WriterParams)
+	w, err := sql.Open(writerDriver, base+sep+common+"&"+WriterParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
