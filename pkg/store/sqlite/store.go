@@ -106,6 +106,10 @@ const storeWriterParams = "_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)
 
 const writerCommon = "_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(10000)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 
+// writerDriver is the write connection's database/sql driver: a test's
+// wraps this one's to make SQLite roll a transaction back by itself.
+var writerDriver = "sqlite"
+
 // Open opens (creating) the database file, not migrating.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
@@ -125,7 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// flushed before it returns (a committed chunk must survive an OS crash,
 	// because its Kafka offset may be committed next), by the Syncer, except a
 	// group commit's, whose members are answered after it.
-	w, err := sql.Open("sqlite", base+sep+common+"&"+storeWriterParams)
+	w, err := sql.Open(writerDriver, base+sep+common+"&"+storeWriterParams)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}

@@ -301,11 +301,14 @@ func answer(ms []*groupMember, res []promo.RedeemResult, wait waitFunc) {
 }
 
 // redeemGroup is the group's transaction: each member's redeem, then one
-// commit. A member failing (an error, not a refusal) having written nothing
-// gets its error; one that (perhaps) wrote rolls the transaction back, and
-// the group is written again with a savepoint per member, so that it is
-// rolled back alone (the others answer as in the first run: same requests,
-// same order, same state). The transaction's own error is every member's.
+// commit. A member failing with a domain error (a key's conflict) having
+// written nothing gets its error; one that (perhaps) wrote, or (OneWriter)
+// met a database error, rolls the transaction back, and the group is
+// written again with a savepoint per member, so that it is rolled back
+// alone (the others answer as in the first run: same requests, same order,
+// same state). The transaction's own error is every member's, and so is a
+// member's error after which its savepoint is gone (SQLite rolled the
+// whole transaction back).
 func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) ([]promo.RedeemResult, waitFunc) {
 	res, wait, err := s.groupTx(ctx, g, ms, false)
 	if errors.Is(err, errMemberFailed) {
@@ -361,11 +364,20 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 			switch {
 			case errors.Is(err, errMemberFailed): // b's rows failed
 				return err
-			case err != nil && !savepoints && mq.wrote:
+			case err != nil && !savepoints && (mq.wrote || g.oneWriter && promo.Code(err) == promo.EInternal):
+				// On SQLite a statement's error can roll the whole
+				// transaction back (SQLITE_IOERR, _FULL, _NOMEM, even for a
+				// SELECT, which writes nothing): the next member would run
+				// outside it, each statement committed on its own. Only the
+				// savepoint pass can tell (below); a domain error (a key's
+				// conflict) is no statement's and stays the member's.
 				return errMemberFailed
 			case err != nil && savepoints:
 				if _, rerr := tx.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
-					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
+					// The savepoint is gone: SQLite rolled the transaction
+					// back on err, the members before too. Every member
+					// gets err; nothing more runs, nothing commits.
+					return savepointGone(redeemErr(err, m.req), rerr)
 				}
 			}
 			if savepoints {
@@ -378,6 +390,17 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 		return b.flush(sctx)
 	})
 	return res, wait, err
+}
+
+// savepointGone is a group's error when the rollback to a failed member's
+// savepoint failed (rerr) after its error err: err itself when it is the
+// database's (so that SQLITE_IOERR, SQLITE_FULL answer as they would alone),
+// else rerr.
+func savepointGone(err, rerr error) error {
+	if promo.Code(err) == promo.EInternal {
+		return fmt.Errorf("%w (roll back to its savepoint: %v)", err, rerr)
+	}
+	return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
 }
 
 // memberQuerier runs a member's statements, counting them, and sets wrote
