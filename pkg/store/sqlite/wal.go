@@ -24,6 +24,9 @@ type walFile struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File // open on path's current file, or nil
+	// closed: the store closed; a flush still asked for (an answer after
+	// Close) opens the file for itself and closes it again.
+	closed bool
 	// before, if set (tests), runs as each flush begins.
 	before func()
 }
@@ -76,7 +79,11 @@ func (w *walFile) sync() error {
 		}
 		w.f = f
 	}
-	if err := w.f.Sync(); err != nil {
+	err = w.f.Sync()
+	if w.closed {
+		w.closeFile()
+	}
+	if err != nil {
 		return fmt.Errorf("fsync %s: %w", w.path, err)
 	}
 	return nil
@@ -106,5 +113,6 @@ func (w *walFile) closeFile() {
 func (w *walFile) close() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.closed = true
 	w.closeFile()
 }
