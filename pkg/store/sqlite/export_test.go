@@ -21,3 +21,19 @@ func (s *Store) GroupStatements() (savepoints, statements int64) {
 // GroupInserts reports the multi-row inserts of the groups' audit rows and
 // events.
 func (s *Store) GroupInserts() int64 { return s.group.Stats().Inserts }
+
+// HoldFlushes makes the store's WAL flushes wait: each one, as it begins,
+// sends on flushing and waits for release (closed: no more waiting).
+func (s *Store) HoldFlushes() (flushing <-chan struct{}, release func()) {
+	began, gate := make(chan struct{}, 1024), make(chan struct{})
+	s.wal.mu.Lock()
+	s.wal.before = func() {
+		began <- struct{}{}
+		<-gate
+	}
+	s.wal.mu.Unlock()
+	return began, func() { close(gate) }
+}
+
+// Flushes reports the WAL flushes done.
+func (s *Store) Flushes() int64 { return s.sync.Flushes() }

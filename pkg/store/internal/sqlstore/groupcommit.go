@@ -27,7 +27,7 @@ import (
 type RedeemGroup[T Tx] struct {
 	max     int
 	flights int
-	run     func(context.Context, []*groupMember) []promo.RedeemResult
+	run     func(context.Context, []*groupMember) ([]promo.RedeemResult, waitFunc)
 	// oneWriter: see OneWriter; once: NewRedeemGroupOnce's.
 	oneWriter, once bool
 	texts           *batchTexts // OneWriter's rowBatch statements
@@ -61,7 +61,9 @@ const groupTimeout = 30 * time.Second
 // NewRedeemGroup returns group commit on s, max members a group.
 func NewRedeemGroup[T Tx](s *Core[T], max int) *RedeemGroup[T] {
 	g := &RedeemGroup[T]{max: max, flights: 1}
-	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult { return s.redeemGroup(ctx, g, ms) }
+	g.run = func(ctx context.Context, ms []*groupMember) ([]promo.RedeemResult, waitFunc) {
+		return s.redeemGroup(ctx, g, ms)
+	}
 	if s == nil { // a test's group without a database
 		return g
 	}
@@ -217,14 +219,16 @@ func (g *RedeemGroup[T]) hold(ms []*groupMember, d int) {
 	}
 }
 
-// write writes ms, hands its flight to the next groups and answers ms. On a
-// member's goroutine (caller) the next groups get goroutines of their own;
-// on one of those it writes the first next group itself and answers from
-// another goroutine: answering wakes a handler per member, and a new writer
-// would queue behind them for a core while SQLite's one writer sits idle.
+// write writes ms, hands its flight to the next groups and answers ms once
+// their commit is durable (wait: its flush, when the commit left it to the
+// group). On a member's goroutine (caller) the next groups get goroutines
+// of their own; on one of those it writes the first next group itself and
+// answers from another goroutine: answering wakes a handler per member, and
+// a new writer would queue behind them for a core while SQLite's one writer
+// sits idle. So does the flush: the next group is written while it runs.
 func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
 	for {
-		res := g.writeOne(ms)
+		res, wait := g.writeOne(ms)
 		g.mu.Lock()
 		g.groups++
 		g.members += int64(len(ms))
@@ -235,19 +239,20 @@ func (g *RedeemGroup[T]) write(ms []*groupMember, caller bool) {
 			for _, more := range next {
 				go g.write(more, false)
 			}
-			answer(ms, res)
+			answer(ms, res, wait)
 			return
 		}
 		for _, more := range next[1:] {
 			go g.write(more, false)
 		}
-		go answer(ms, res)
+		go answer(ms, res, wait)
 		ms = next[0]
 	}
 }
 
-// writeOne writes ms as one group and returns each member's result.
-func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) {
+// writeOne writes ms as one group and returns each member's result, and
+// the wait for its commit's flush (nil: none).
+func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult, wait waitFunc) {
 	// The group's context ends when every member's has, or at groupTimeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ms[0].ctx), groupTimeout)
 	defer cancel()
@@ -268,14 +273,24 @@ func (g *RedeemGroup[T]) writeOne(ms []*groupMember) (res []promo.RedeemResult) 
 			stop()
 		}
 		if p := recover(); p != nil {
-			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p))
+			res, wait = failAll(len(ms), fmt.Errorf("redeem a group of %d: panic: %v", len(ms), p)), nil
 		}
 	}()
 	return g.run(ctx, ms)
 }
 
-// answer hands each member its result.
-func answer(ms []*groupMember, res []promo.RedeemResult) {
+// waitFunc waits for a commit's flush to disk (Syncer).
+type waitFunc func(context.Context) error
+
+// answer hands each member its result, once the group's commit is durable
+// (wait); a failed flush is every member's error: their redemptions may or
+// may not have survived.
+func answer(ms []*groupMember, res []promo.RedeemResult, wait waitFunc) {
+	if wait != nil {
+		if err := wait(context.Background()); err != nil {
+			res = failAll(len(ms), fmt.Errorf("redeem a group of %d: %w", len(ms), err))
+		}
+	}
 	for i, m := range ms {
 		if res[i].Err != nil && m.ctx.Err() != nil && errors.Is(res[i].Err, context.Canceled) {
 			// Each is answered with its own context's end, not the group's.
@@ -286,20 +301,23 @@ func answer(ms []*groupMember, res []promo.RedeemResult) {
 }
 
 // redeemGroup is the group's transaction: each member's redeem, then one
-// commit. A member failing (an error, not a refusal) having written nothing
-// gets its error; one that (perhaps) wrote rolls the transaction back, and
-// the group is written again with a savepoint per member, so that it is
-// rolled back alone (the others answer as in the first run: same requests,
-// same order, same state). The transaction's own error is every member's.
-func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) []promo.RedeemResult {
-	res, err := s.groupTx(ctx, g, ms, false)
+// commit. A member failing with a domain error (a key's conflict) having
+// written nothing gets its error; one that (perhaps) wrote, or (OneWriter)
+// met a database error, rolls the transaction back, and the group is
+// written again with a savepoint per member, so that it is rolled back
+// alone (the others answer as in the first run: same requests, same order,
+// same state). The transaction's own error is every member's, and so is a
+// member's error after which its savepoint is gone (SQLite rolled the
+// whole transaction back).
+func (s *Core[T]) redeemGroup(ctx context.Context, g *RedeemGroup[T], ms []*groupMember) ([]promo.RedeemResult, waitFunc) {
+	res, wait, err := s.groupTx(ctx, g, ms, false)
 	if errors.Is(err, errMemberFailed) {
-		res, err = s.groupTx(ctx, g, ms, true)
+		res, wait, err = s.groupTx(ctx, g, ms, true)
 	}
 	if err != nil {
-		return failAll(len(ms), fmt.Errorf("redeem a group of %d: %w", len(ms), err))
+		return failAll(len(ms), fmt.Errorf("redeem a group of %d: %w", len(ms), err)), nil
 	}
-	return res
+	return res, wait
 }
 
 // failAll answers n members with err.
@@ -321,13 +339,13 @@ var errMemberFailed = errors.New("a member failed")
 // the driver watches no context per statement (a goroutine each): none can
 // wait for a lock. The wait for the write lock, and the transaction, still
 // end with ctx.
-func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, error) {
+func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMember, savepoints bool) ([]promo.RedeemResult, waitFunc, error) {
 	res := make([]promo.RedeemResult, len(ms))
 	sctx := ctx
 	if g.oneWriter {
 		sctx = context.WithoutCancel(ctx)
 	}
-	err := s.inTx(ctx, func(tx T) error {
+	wait, err := s.inTxDeferred(ctx, func(tx T) error {
 		mq := &memberQuerier{q: tx, n: &g.statements}
 		x := s.on(mq)
 		var b *rowBatch
@@ -346,11 +364,20 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 			switch {
 			case errors.Is(err, errMemberFailed): // b's rows failed
 				return err
-			case err != nil && !savepoints && mq.wrote:
+			case err != nil && !savepoints && (mq.wrote || g.oneWriter && promo.Code(err) == promo.EInternal):
+				// On SQLite a statement's error can roll the whole
+				// transaction back (SQLITE_IOERR, _FULL, _NOMEM, even for a
+				// SELECT, which writes nothing): the next member would run
+				// outside it, each statement committed on its own. Only the
+				// savepoint pass can tell (below); a domain error (a key's
+				// conflict) is no statement's and stays the member's.
 				return errMemberFailed
 			case err != nil && savepoints:
 				if _, rerr := tx.Exec(sctx, "ROLLBACK TO SAVEPOINT member"); rerr != nil {
-					return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
+					// The savepoint is gone: SQLite rolled the transaction
+					// back on err, the members before too. Every member
+					// gets err; nothing more runs, nothing commits.
+					return savepointGone(redeemErr(err, m.req), rerr)
 				}
 			}
 			if savepoints {
@@ -362,7 +389,18 @@ func (s *Core[T]) groupTx(ctx context.Context, g *RedeemGroup[T], ms []*groupMem
 		}
 		return b.flush(sctx)
 	})
-	return res, err
+	return res, wait, err
+}
+
+// savepointGone is a group's error when the rollback to a failed member's
+// savepoint failed (rerr) after its error err: err itself when it is the
+// database's (so that SQLITE_IOERR, SQLITE_FULL answer as they would alone),
+// else rerr.
+func savepointGone(err, rerr error) error {
+	if promo.Code(err) == promo.EInternal {
+		return fmt.Errorf("%w (roll back to its savepoint: %v)", err, rerr)
+	}
+	return fmt.Errorf("roll back to savepoint after %v: %w", err, rerr)
 }
 
 // memberQuerier runs a member's statements, counting them, and sets wrote

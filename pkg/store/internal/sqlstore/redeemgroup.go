@@ -25,8 +25,8 @@ import (
 // commit on PostgreSQL", says why it cannot over-redeem or deadlock.
 func NewRedeemGroupOnce[T Tx](s *Core[T], max, flights int) *RedeemGroup[T] {
 	g := &RedeemGroup[T]{max: max, flights: cmp.Or(flights, 1), once: true}
-	g.run = func(ctx context.Context, ms []*groupMember) []promo.RedeemResult {
-		return s.redeemGroupOnce(ctx, ms, &g.fallbacks)
+	g.run = func(ctx context.Context, ms []*groupMember) ([]promo.RedeemResult, waitFunc) {
+		return s.redeemGroupOnce(ctx, ms, &g.fallbacks), nil
 	}
 	return g
 }

@@ -15,6 +15,8 @@ type SQLDB struct {
 	sqlQuerier // its cache nil: every statement is prepared where it runs
 	db         *sql.DB
 	opts       *sql.TxOptions
+	// sync, if set, makes what db commits durable (Durable).
+	sync *Syncer
 }
 
 // NewSQLDB returns the executor of db.
@@ -34,23 +36,134 @@ func (d SQLDB) Cached(size int) SQLDB {
 // Cache is d's statement cache (nil: none).
 func (d SQLDB) Cache() *StmtCache { return d.cache }
 
+// Durable is d on a pool whose commits are not flushed (SQLite's writer at
+// synchronous=NORMAL): every commit, and every statement run on the pool
+// outside a transaction, returns once sync has flushed it; a group commit
+// (CommitDeferred) waits for its flush itself.
+func (d SQLDB) Durable(sync *Syncer) SQLDB {
+	d.sync = sync
+	return d
+}
+
 // Begin begins a transaction.
 func (d SQLDB) Begin(ctx context.Context) (*SQLTx, error) {
 	tx, err := d.db.BeginTx(ctx, d.opts)
 	if err != nil {
 		return nil, err
 	}
-	return &SQLTx{sqlQuerier: sqlQuerier{q: tx, tx: tx, cache: d.cache, txStmts: map[*sql.Stmt]*sql.Stmt{}}, Tx: tx}, nil
+	return &SQLTx{sqlQuerier: sqlQuerier{q: tx, tx: tx, cache: d.cache, txStmts: map[*sql.Stmt]*sql.Stmt{}}, Tx: tx,
+		sync: d.sync}, nil
 }
+
+// Exec runs a statement on the pool (made durable: Durable).
+func (d SQLDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	n, err := d.sqlQuerier.Exec(ctx, query, args...)
+	if err == nil && d.sync != nil {
+		err = d.sync.Wait(context.WithoutCancel(ctx))
+	}
+	return n, err
+}
+
+// Query runs a statement on the pool; with Durable, the rows' end (Next
+// false) waits for its flush, and Err reports a failed one.
+func (d SQLDB) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	rows, err := d.sqlQuerier.Query(ctx, query, args...)
+	if err != nil || d.sync == nil {
+		return rows, err
+	}
+	return &durableRows{Rows: rows, ctx: ctx, sync: d.sync}, nil
+}
+
+// QueryRow runs a statement on the pool; with Durable, Scan waits for its
+// flush.
+func (d SQLDB) QueryRow(ctx context.Context, query string, args ...any) Row {
+	row := d.sqlQuerier.QueryRow(ctx, query, args...)
+	if d.sync == nil {
+		return row
+	}
+	return durableRow{row: row, ctx: ctx, sync: d.sync}
+}
+
+// durableRow is a pool's row whose statement (committed when Scan returns)
+// is flushed before Scan returns.
+type durableRow struct {
+	row  Row
+	ctx  context.Context
+	sync *Syncer
+}
+
+func (r durableRow) Scan(dest ...any) error {
+	err := r.row.Scan(dest...)
+	if werr := r.sync.Wait(context.WithoutCancel(r.ctx)); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// durableRows are a pool's rows whose statement (committed once they are
+// read or closed) is flushed when they end.
+type durableRows struct {
+	Rows
+	ctx    context.Context
+	sync   *Syncer
+	waited bool
+	err    error
+}
+
+func (r *durableRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.end()
+	return false
+}
+
+func (r *durableRows) end() {
+	if !r.waited {
+		r.waited = true
+		r.Rows.Close()
+		r.err = r.sync.Wait(context.WithoutCancel(r.ctx))
+	}
+}
+
+func (r *durableRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+func (r *durableRows) Close() { r.end() }
 
 // SQLTx is a database/sql transaction; bulk paths use Tx directly.
 type SQLTx struct {
 	sqlQuerier
-	Tx *sql.Tx
+	Tx   *sql.Tx
+	sync *Syncer // Durable's
 }
 
-// Commit commits the transaction.
-func (t *SQLTx) Commit(context.Context) error { return t.Tx.Commit() }
+// Commit commits the transaction, and returns once it is durable (Durable).
+func (t *SQLTx) Commit(ctx context.Context) error {
+	wait, err := t.CommitDeferred(ctx)
+	if err != nil {
+		return err
+	}
+	return wait(context.WithoutCancel(ctx))
+}
+
+// CommitDeferred commits the transaction and returns the wait for its
+// flush (Durable; else nothing to wait for): what the commit wrote must not
+// be acknowledged before wait returns nil.
+func (t *SQLTx) CommitDeferred(context.Context) (wait func(context.Context) error, err error) {
+	if err := t.Tx.Commit(); err != nil {
+		return nil, err
+	}
+	if t.sync == nil {
+		return func(context.Context) error { return nil }, nil
+	}
+	ticket := t.sync.Ticket()
+	return func(ctx context.Context) error { return t.sync.WaitFor(ctx, ticket) }, nil
+}
 
 // Rollback rolls it back (a no-op after Commit).
 func (t *SQLTx) Rollback(context.Context) error { return t.Tx.Rollback() }

@@ -172,17 +172,39 @@ func CheckPool[N int | int32](errs *configkey.List, dsn string, maxConns N, def 
 // new run removes (a deadlock, a lost idempotency race, a chunk collision).
 const maxTxAttempts = 4
 
-// inTx runs fn in a write transaction and commits if fn returns nil.
+// inTx runs fn in a write transaction and commits if fn returns nil; it
+// returns once the commit is durable.
 func (s *Core[T]) inTx(ctx context.Context, fn func(tx T) error) error {
+	wait, err := s.inTxDeferred(ctx, fn)
+	if err == nil && wait != nil {
+		err = wait(context.WithoutCancel(ctx))
+	}
+	return err
+}
+
+// deferredCommitter is a transaction that can leave the wait for its
+// commit's flush to its caller (SQLTx on a Durable pool).
+type deferredCommitter interface {
+	CommitDeferred(ctx context.Context) (wait func(context.Context) error, err error)
+}
+
+// inTxDeferred is inTx whose commit is durable once wait returns nil (nil:
+// at once): a group commit answers its members after it, and writes the
+// next group meanwhile.
+func (s *Core[T]) inTxDeferred(ctx context.Context, fn func(tx T) error) (wait waitFunc, err error) {
 	tx, err := s.w.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	if err := fn(tx); err != nil {
-		return err
+		return nil, err
 	}
-	return wrap(tx.Commit(ctx), "commit")
+	if dc, ok := any(tx).(deferredCommitter); ok {
+		w, err := dc.CommitDeferred(ctx)
+		return w, wrap(err, "commit")
+	}
+	return nil, wrap(tx.Commit(ctx), "commit")
 }
 
 // retry runs fn up to maxTxAttempts times while it fails retryably (or
