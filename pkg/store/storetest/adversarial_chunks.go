@@ -23,7 +23,7 @@ func AdversarialChunksRaceCancel(t *testing.T, db string, s Store) {
 			h := newHarness(t, s)
 			const (
 				batches = 8
-				size    = 40
+				size    = 200 // 400 commits: the admin's call lands among them on a fast store too
 				chunk   = 4
 			)
 			p := h.create(h.generated("race"+kind, batches*size, size))
@@ -43,6 +43,8 @@ func AdversarialChunksRaceCancel(t *testing.T, db string, s Store) {
 				mu        sync.Mutex
 				adminDone time.Time // zero until the admin's call returned
 				late      []string
+				started   = make(chan struct{}) // closed at the first chunk committed
+				once      sync.Once
 			)
 			for _, b := range bs {
 				wg.Go(func() {
@@ -61,11 +63,14 @@ func AdversarialChunksRaceCancel(t *testing.T, db string, s Store) {
 							mu.Lock()
 							late = append(late, fmt.Sprintf("batch %d from %d", b.BatchNo, from))
 							mu.Unlock()
+						default:
+							once.Do(func() { close(started) })
 						}
 					}
 				})
 			}
-			time.Sleep(20 * time.Millisecond)
+			<-started
+			time.Sleep(5 * time.Millisecond)
 			var err error
 			if kind == "cancel" {
 				_, err = s.CancelPromotion(h.ctx, cancelReq(p.ID))
