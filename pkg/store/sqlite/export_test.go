@@ -37,3 +37,15 @@ func (s *Store) HoldFlushes() (flushing <-chan struct{}, release func()) {
 
 // Flushes reports the WAL flushes done.
 func (s *Store) Flushes() int64 { return s.sync.Flushes() }
+
+// FailFlushes makes the store's WAL flushes fail with err from now on (nil:
+// flush again).
+func (s *Store) FailFlushes(err error) {
+	s.wal.mu.Lock()
+	defer s.wal.mu.Unlock()
+	if err == nil {
+		s.wal.fail = nil
+		return
+	}
+	s.wal.fail = func() error { return err }
+}

@@ -27,8 +27,10 @@ type walFile struct {
 	// closed: the store closed; a flush still asked for (an answer after
 	// Close) opens the file for itself and closes it again.
 	closed bool
-	// before, if set (tests), runs as each flush begins.
+	// before, if set (tests), runs as each flush begins; fail, if set
+	// (tests), then answers the flush's error instead of the fsync's.
 	before func()
+	fail   func() error
 }
 
 // openWAL finds the WAL of the database w writes (its main file's name, as
@@ -53,6 +55,11 @@ func (w *walFile) sync() error {
 	defer w.mu.Unlock()
 	if w.before != nil {
 		w.before()
+	}
+	if w.fail != nil {
+		if err := w.fail(); err != nil {
+			return err
+		}
 	}
 	fi, err := os.Stat(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
