@@ -472,3 +472,189 @@ func heldOutcome(w *durableWorld, op func() error) string {
 	}
 	return fmt.Sprintf("held (committed, not returned until released; %d flush(es) after)", w.st.Flushes()-flushes0)
 }
+
+// replayCase is a write whose repeat (its idempotency key, or the same
+// change again) is answered from what the first committed: the repeat must
+// not be answered before the first's flush either.
+type replayCase struct {
+	name  string
+	setup func(w *durableWorld) (first, again func() error)
+}
+
+func replayCases() []replayCase {
+	now := func() time.Time { return time.Now().UTC() }
+	ok := func(out promo.RedeemOutcome, err error) error {
+		if err == nil && out.Refused != "" {
+			err = fmt.Errorf("refused %s", out.Refused)
+		}
+		return err
+	}
+	return []replayCase{
+		{"RedeemKey", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			req := redeemReq(code, w.id("u"), w.id("k"))
+			f := func() error { return ok(w.st.Redeem(w.ctx, req)) }
+			return f, f
+		}},
+		{"RedeemBatchKey", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			req := redeemReq(code, w.id("u"), w.id("k"))
+			return func() error { return ok(w.st.Redeem(w.ctx, req)) }, func() error {
+				res, err := w.st.RedeemBatch(w.ctx, []promo.RedeemRequest{req})
+				if err == nil {
+					err = ok(res[0].Outcome, res[0].Err)
+				}
+				return err
+			}
+		}},
+		{"ReserveKey", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			req := promo.ReserveRequest{ID: w.id("r"), Code: code, UserID: w.id("u"), Now: now(), TTL: time.Minute,
+				IdempotencyKey: w.id("k"), RequestHash: "h"}
+			f := func() error { _, err := w.st.Reserve(w.ctx, req); return err }
+			return f, f
+		}},
+		{"CreatePromotionKey", func(w *durableWorld) (func() error, func() error) {
+			code := strings.ToUpper(strings.ReplaceAll(w.id("CK"), "-", ""))
+			np := promo.NewPromotion{Promotion: promo.Promotion{Name: code, Kind: promo.KindVanity, VanityCode: code,
+				MaxUsagePerCode: 1, PerUserLimit: 1}, IdempotencyKey: w.id("k")}
+			f := func() error { _, _, err := w.st.CreatePromotion(w.ctx, np); return err }
+			return f, f
+		}},
+		{"TopUpKey", func(w *durableWorld) (func() error, func() error) {
+			p, _ := w.generated(10)
+			req := promo.TopUpRequest{PromotionID: p.ID, CodeCount: 10, BatchSize: 10, SeqLimit: math.MaxInt64,
+				Actor: "adv", Now: now(), AuditID: w.id("a"), IdempotencyKey: w.id("k"), RequestHash: "h"}
+			f := func() error { _, _, err := w.st.TopUp(w.ctx, req); return err }
+			return f, f
+		}},
+		{"IssueKey", func(w *durableWorld) (func() error, func() error) {
+			p, b := w.generated(10)
+			if _, err := w.st.CommitChunk(w.ctx, w.chunk(b, 0, 10)); err != nil {
+				w.t.Fatal(err)
+			}
+			req := promo.IssueRequest{ID: w.id("i"), EventID: w.id("e"), PromotionID: p.ID, UserID: w.id("u"), Count: 2,
+				Actor: "adv", Now: now(), IdempotencyKey: w.id("k"), RequestHash: "h"}
+			f := func() error { _, err := w.st.Issue(w.ctx, req); return err }
+			return f, f
+		}},
+		{"RollbackAgain", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			req := w.redeem(code, "")
+			rb := promo.RollbackRequest{RedemptionID: req.ID, EventID: w.id("e"), Reason: "adv", Now: now()}
+			f := func() error { _, _, err := w.st.Rollback(w.ctx, rb); return err }
+			return f, f
+		}},
+		{"ConfirmAgain", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			id := w.id("r")
+			if _, err := w.st.Reserve(w.ctx, promo.ReserveRequest{ID: id, Code: code, UserID: w.id("u"), Now: now(),
+				TTL: time.Minute}); err != nil {
+				w.t.Fatal(err)
+			}
+			req := promo.ConfirmRequest{ReservationID: id, RedemptionID: w.id("d"), EventID: w.id("e"), OrderID: "o", Now: now()}
+			f := func() error { _, err := w.st.Confirm(w.ctx, req); return err }
+			return f, f
+		}},
+		{"ReleaseAgain", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			id := w.id("r")
+			if _, err := w.st.Reserve(w.ctx, promo.ReserveRequest{ID: id, Code: code, UserID: w.id("u"), Now: now(),
+				TTL: time.Minute}); err != nil {
+				w.t.Fatal(err)
+			}
+			f := func() error { _, _, err := w.st.Release(w.ctx, id, now()); return err }
+			return f, f
+		}},
+		{"RevokeAgain", func(w *durableWorld) (func() error, func() error) {
+			_, code := w.vanity(10)
+			f := func() error {
+				_, _, err := w.st.RevokeCode(w.ctx, promo.RevokeRequest{Code: code, Reason: "adv", Actor: "adv",
+					Now: now(), AuditID: w.id("a")})
+				return err
+			}
+			return f, f
+		}},
+		{"CancelAgain", func(w *durableWorld) (func() error, func() error) {
+			p, _ := w.generated(10)
+			f := func() error {
+				_, err := w.st.CancelPromotion(w.ctx, promo.CancelRequest{PromotionID: p.ID, Actor: "adv", Now: now(),
+					AuditID: w.id("a")})
+				return err
+			}
+			return f, f
+		}},
+		{"RequestDeletionAgain", func(w *durableWorld) (func() error, func() error) {
+			p, _ := w.vanity(10)
+			f := func() error { _, err := w.st.RequestDeletion(w.ctx, w.audit(p.ID)); return err }
+			return f, f
+		}},
+		{"SetInactiveAgain", func(w *durableWorld) (func() error, func() error) {
+			p, _ := w.vanity(10)
+			f := func() error { return w.st.SetPromotionActive(w.ctx, p.ID, false) }
+			return f, f
+		}},
+	}
+}
+
+// TestAdversarialReplayNotBeforeFlush: with the flushes held, a write
+// commits and waits; its repeat (same key, same change) must not be
+// answered (success, replayed) before the first's flush either: it is read
+// on the writer, and its own wait covers the first's commit.
+func TestAdversarialReplayNotBeforeFlush(t *testing.T) {
+	for _, group := range []int{0, -1} {
+		t.Run(fmt.Sprintf("group=%d", group), func(t *testing.T) {
+			w := newDurableWorld(t, group)
+			for _, c := range replayCases() {
+				t.Run(c.name, func(t *testing.T) {
+					w.t = t
+					first, again := c.setup(w)
+					t.Logf("adversarial: replay %s group=%d [sqlite]: %s", c.name, group, replayOutcome(w, first, again))
+				})
+			}
+		})
+	}
+}
+
+func replayOutcome(w *durableWorld, first, again func() error) string {
+	t := w.t
+	t.Helper()
+	v0 := w.dataVersion()
+	_, release := w.st.HoldFlushes()
+	var once sync.Once
+	rel := func() { once.Do(release) }
+	defer rel()
+	done1, done2 := make(chan error, 1), make(chan error, 1)
+	go func() { done1 <- first() }()
+	for deadline := time.Now().Add(10 * time.Second); w.dataVersion() == v0; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first write did not commit in 10s")
+		}
+	}
+	go func() { done2 <- again() }()
+	select {
+	case err := <-done2:
+		if err == nil {
+			t.Errorf("the repeat was answered success before the first's flush")
+			return "DEFECT: repeat acknowledged before the first's flush"
+		}
+		t.Errorf("the repeat failed before the first's flush: %v", err)
+		return fmt.Sprintf("repeat answered an error at once: %v", err)
+	case err := <-done1:
+		t.Errorf("the first returned (%v) before its flush", err)
+		return "DEFECT: first acknowledged before its flush"
+	case <-time.After(200 * time.Millisecond):
+	}
+	rel()
+	for i, ch := range []chan error{done1, done2} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("call %d after the flush: %v", i+1, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("call %d not answered after the flushes were released", i+1)
+		}
+	}
+	return "held (neither answered before the flush)"
+}
