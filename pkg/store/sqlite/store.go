@@ -180,6 +180,33 @@ func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Rede
 	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
 }
 
+// Migrate is the core's, answering success only once the migrations'
+// commits are flushed (a failed flush is its error, as a write's).
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.Core.Migrate(ctx); err != nil {
+		return err
+	}
+	return s.migrated(ctx)
+}
+
+// MigrateReport is the core's, flushed as Migrate.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	if applied, version, err = s.Core.MigrateReport(ctx); err == nil {
+		err = s.migrated(ctx)
+	}
+	return applied, version, err
+}
+
+// migrated waits for a flush after a migration run (goose commits on the
+// writer's *sql.DB, outside SQLDB's waits; Migrations.DB's done func waits
+// too, but cannot return the flush's error).
+func (s *Store) migrated(ctx context.Context) error {
+	if err := s.sync.Wait(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
 // stmtCacheSize bounds each pool's StmtCache (about a hundred texts run).
 const stmtCacheSize = 256
 
