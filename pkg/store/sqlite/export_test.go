@@ -39,13 +39,11 @@ func (s *Store) HoldFlushes() (flushing <-chan struct{}, release func()) {
 func (s *Store) Flushes() int64 { return s.sync.Flushes() }
 
 // FailFlushes makes the store's WAL flushes fail with err from now on (nil:
-// flush again).
+// flush again); it can be called while a flush is held (HoldFlushes).
 func (s *Store) FailFlushes(err error) {
-	s.wal.mu.Lock()
-	defer s.wal.mu.Unlock()
 	if err == nil {
-		s.wal.fail = nil
+		s.wal.fail.Store(nil)
 		return
 	}
-	s.wal.fail = func() error { return err }
+	s.wal.fail.Store(&err)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // walFile is the database's WAL file, which the store's Syncer flushes
@@ -28,9 +29,10 @@ type walFile struct {
 	// Close) opens the file for itself and closes it again.
 	closed bool
 	// before, if set (tests), runs as each flush begins; fail, if set
-	// (tests), then answers the flush's error instead of the fsync's.
+	// (tests; set without mu, so while a flush is held), is then the
+	// flush's error instead of the fsync's.
 	before func()
-	fail   func() error
+	fail   atomic.Pointer[error]
 }
 
 // openWAL finds the WAL of the database w writes (its main file's name, as
@@ -56,10 +58,8 @@ func (w *walFile) sync() error {
 	if w.before != nil {
 		w.before()
 	}
-	if w.fail != nil {
-		if err := w.fail(); err != nil {
-			return err
-		}
+	if err := w.fail.Load(); err != nil {
+		return *err
 	}
 	fi, err := os.Stat(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
