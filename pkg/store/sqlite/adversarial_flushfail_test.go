@@ -248,3 +248,99 @@ func TestAdversarialFlushRandomHolds(t *testing.T) {
 		t.Errorf("leak after Close: goroutines %d (base %d), descriptors %d (base %d)", g, gBase, fd, fdBase)
 	}
 }
+
+// TestAdversarialTwoStoresOneFile: two stores (two Opens, as two
+// processes would) on one file. A's flushes held, A's redemption commits
+// and waits; B's commits and is answered after B's own flush (it flushes
+// the same WAL file) while A still waits. Then the WAL is replaced between
+// A's commit and A's flush: both stores close (A's Close waits for its held
+// flush, after its pools closed; B's close is the last connection:
+// checkpoint and WAL removed), C opens the file and writes (a new WAL);
+// released, A's flush finds the new file, A's redemption is answered, and
+// it is in the database.
+func TestAdversarialTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	gBase, fdBase := runtime.NumGoroutine(), openFDs(t)
+	path := filepath.Join(t.TempDir(), "promocodes.db")
+	a, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	a = storetest.Migrated(t, a, err)
+	b, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vanity(t, a, "TWOSTORES", 100, 1)
+	redeem := func(s *sqlite.Store, user string) chan error {
+		ch := make(chan error, 1)
+		go func() {
+			out, err := s.Redeem(ctx, redeemReq("TWOSTORES", user, user))
+			if err == nil && out.Refused != "" {
+				err = fmt.Errorf("refused %s", out.Refused)
+			}
+			ch <- err
+		}()
+		return ch
+	}
+	walBefore, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flushing, release := a.HoldFlushes()
+	doneA := redeem(a, "a1")
+	<-flushing
+	select {
+	case err := <-redeem(b, "b1"):
+		if err != nil {
+			t.Fatalf("B: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B not answered while A's flush is held")
+	}
+	select {
+	case err := <-doneA:
+		t.Fatalf("A answered (%v) before its own flush (B's flush covered its frames, but A cannot know)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	t.Logf("adversarial: two stores, B answered while A's flush held [sqlite]: held (A waits, B's flush %d)", b.Flushes())
+
+	closedA := make(chan struct{})
+	go func() { a.Close(); close(closedA) }()
+	time.Sleep(200 * time.Millisecond) // A's pools close, then Close waits for the held flush
+	b.Close()
+	_, statErr := os.Stat(path + "-wal")
+	c, err := sqlite.Open(ctx, sqlite.Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Redeem(ctx, redeemReq("TWOSTORES", "c1", "c1")); err != nil || out.Refused != "" {
+		t.Fatalf("C: %+v, %v", out, err)
+	}
+	walAfter, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaced := !os.SameFile(walBefore, walAfter)
+	release()
+	select {
+	case err := <-doneA:
+		if err != nil {
+			t.Errorf("A after its flush over a replaced WAL: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("A not answered after release")
+	}
+	<-closedA
+	var users int
+	if err := c.DB().QueryRow(ctx, `SELECT count(*) FROM redemptions WHERE user_id IN ('a1', 'b1', 'c1')`).Scan(&users); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if users != 3 {
+		t.Errorf("%d of the 3 redemptions in the database", users)
+	}
+	g, fd := settle(t, gBase, fdBase)
+	t.Logf("adversarial: two stores, WAL replaced between A's commit and its flush [sqlite]: WAL gone after both closed: %t, replaced: %t, A answered, %d of 3 redemptions; goroutines %d (base %d), descriptors %d (base %d)",
+		statErr != nil, replaced, users, g, gBase, fd, fdBase)
+	if g > gBase+1 || fd > fdBase {
+		t.Errorf("leak: goroutines %d (base %d), descriptors %d (base %d)", g, gBase, fd, fdBase)
+	}
+}
