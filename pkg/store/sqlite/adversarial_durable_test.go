@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ type durableWorld struct {
 	st   *sqlite.Store
 	path string
 	conn *sql.Conn
-	n    int
+	n    atomic.Int64 // ids: ops run concurrently (TestAdversarialFlushFails)
 }
 
 func newDurableWorld(t *testing.T, group int) *durableWorld {
@@ -63,8 +64,7 @@ func (w *durableWorld) dataVersion() int64 {
 }
 
 func (w *durableWorld) id(prefix string) string {
-	w.n++
-	return fmt.Sprintf("%s-%s-%06d", prefix, strings.ReplaceAll(w.t.Name(), "/", "-"), w.n)
+	return fmt.Sprintf("%s-%s-%06d", prefix, strings.ReplaceAll(w.t.Name(), "/", "-"), w.n.Add(1))
 }
 
 func (w *durableWorld) vanity(maxUses int) (promo.Promotion, string) {
