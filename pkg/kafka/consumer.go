@@ -28,13 +28,52 @@ type Consumer struct {
 // (Apache Kafka's and kfake's default group.min.session.timeout.ms), so 10 s
 // with a 1 s heartbeat: a killed member is replaced within about 10 s and a
 // member learns of a rebalance within a second.
+//
+// The rebalance timeout is half the session timeout, so that a rebalance
+// ends before the session of a live member waiting in it does. A member
+// sends no heartbeats between its JoinGroup and its SyncGroup; a broker that
+// lets that member's session run meanwhile (the embedded broker, kfake, does;
+// Apache Kafka keeps a member waiting in a rebalance alive) drops it when the
+// session ends, without answering it. A rebalance waits up to the rebalance
+// timeout for the members that have not rejoined (a stopped process's member
+// never does), counted from the last member that came or went, and a live
+// member rejoins within a heartbeat interval (plus the reader's teardown of
+// its generation, milliseconds) of the rebalance's start, when its session
+// was last renewed: with rebalanceTimeout + heartbeatInterval well under
+// sessionTimeout the rebalance ends first. With both at 10 s it was a race: a
+// live member that lost it waited out kafka-go's join deadline (5 s + the
+// rebalance timeout), left and rejoined as a new member, one more rebalance
+// for everyone, with races of its own (TestAdversarialFrozenGroupLeader).
 const (
 	sessionTimeout    = 10 * time.Second
 	heartbeatInterval = time.Second
-	rebalanceTimeout  = 10 * time.Second
+	rebalanceTimeout  = 5 * time.Second
 	joinGroupBackoff  = 500 * time.Millisecond
 	maxWait           = 250 * time.Millisecond
 )
+
+// StoppedMemberHandover bounds how long the partitions of a member whose
+// process stopped (SIGSTOP, a frozen VM, a dead host: no heartbeats, no
+// LeaveGroup) stay away from the live members of its group: from the stop to
+// the live members' new assignment (their next fetch takes a further round
+// trip). The stopped member is either
+//   - out of any rebalance: its session ends (sessionTimeout after its last
+//     heartbeat), the group rebalances, the live members learn of it within
+//     a heartbeat interval and rejoin, and the rebalance completes; or
+//   - in one: it had rejoined, so the rebalance under way completes as soon
+//     as the live members have rejoined (a heartbeat interval). As a
+//     follower it holds its partitions until its session ends: the first
+//     case, counted from the completion, whose answer renewed its session
+//     (heartbeatInterval + sessionTimeout + heartbeatInterval). As the
+//     group's leader it never sends the assignment: the broker drops it
+//     after the rebalance timeout and starts another rebalance, which waits
+//     a further rebalance timeout for its sibling in the same process (a
+//     member that was waiting for that assignment, and whose session the
+//     broker's answer renewed): heartbeatInterval + 2 × rebalanceTimeout.
+//
+// Join and sync round trips take milliseconds; the bound adds a second for
+// them and for the reader's teardown of its generation: 13 s.
+const StoppedMemberHandover = heartbeatInterval + max(sessionTimeout+heartbeatInterval, 2*rebalanceTimeout) + time.Second
 
 // NewConsumer joins group for topics. The topics must exist (EnsureTopics)
 // before the first consumer joins: a group that finds no partitions waits
@@ -42,7 +81,16 @@ const (
 //
 // A group with no committed offset for a partition starts at its first
 // offset, so nothing published before the first consumer started is missed.
+//
+// A member whose process stops loses its partitions to the live members
+// within StoppedMemberHandover (13 s).
 func NewConsumer(cfg Config, group string, topics []string) (*Consumer, error) {
+	return newConsumer(cfg, group, topics, nil)
+}
+
+// newConsumer is NewConsumer; log, when not nil, gets the reader's log lines
+// (group membership, fetches).
+func newConsumer(cfg Config, group string, topics []string, log kafkago.Logger) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
@@ -81,6 +129,7 @@ func NewConsumer(cfg Config, group string, topics []string) (*Consumer, error) {
 		ReadBackoffMin:         50 * time.Millisecond,
 		ReadBackoffMax:         time.Second,
 		MaxAttempts:            3,
+		Logger:                 log,
 	}
 	if err := rc.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka: consumer %s: %w", group, err)

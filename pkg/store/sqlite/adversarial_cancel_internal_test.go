@@ -146,17 +146,7 @@ func TestAdversarialGroupCancelledMidWrite(t *testing.T) {
 			}
 		}
 	}
-	var uses, rows, events int
-	if err := db.QueryRowContext(ctx, `SELECT used FROM codes WHERE code = 'GX'`).Scan(&uses); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM redemptions WHERE promotion_id = ?`, p.ID).Scan(&rows); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE event_key = ? AND payload LIKE '%redemption.created%'`,
-		promo.FormatID(p.ID)).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
+	uses, rows, events := codeTotals(t, db, "GX", p.ID)
 	if want := redeemed + rounds; uses != want || rows != want || events != want {
 		t.Errorf("%d redeemed (with the leads): %d uses, %d audit rows, %d events", want, uses, rows, events)
 	}

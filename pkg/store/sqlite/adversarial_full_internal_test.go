@@ -126,16 +126,7 @@ func TestAdversarialGroupDiskFull(t *testing.T) {
 			failed++
 		}
 	}
-	var used, audit, events int
-	if err := db.QueryRowContext(ctx, `SELECT used FROM codes WHERE code = 'FULL'`).Scan(&used); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM redemptions WHERE promotion_id = ?`, p.ID).Scan(&audit); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE payload LIKE '%redemption.created%'`).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
+	used, audit, events := codeTotals(t, db, "FULL", p.ID)
 	if used != redeemed || audit != redeemed || events != redeemed {
 		t.Errorf("%d answered redeemed: %d uses, %d audit rows, %d events", redeemed, used, audit, events)
 	}

@@ -199,16 +199,7 @@ SELECT printf('0001-%06d', i), ?, 'FILL', 'filler', printf('%0200d', i), ?, 0 FR
 			redeemed++
 		}
 	}
-	var used, audit, events int
-	if err := db.QueryRowContext(ctx, `SELECT used FROM codes WHERE code = 'IOERR'`).Scan(&used); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM redemptions WHERE promotion_id = ?`, p.ID).Scan(&audit); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE payload LIKE '%redemption.created%'`).Scan(&events); err != nil {
-		t.Fatal(err)
-	}
+	used, audit, events := codeTotals(t, db, "IOERR", p.ID)
 	redeemed += 8 // the warm-up
 	if used != redeemed || audit != redeemed || events != redeemed {
 		t.Errorf("%d answered redeemed: %d uses, %d audit rows, %d events", redeemed, used, audit, events)

@@ -92,3 +92,16 @@ func inOneGroupWith(t *testing.T, s *Store, path string, lead promo.RedeemReques
 var idSeq atomic.Int64
 
 func storetestID() string { return fmt.Sprintf("%016x-adv%06d", time.Now().UnixNano(), idSeq.Add(1)) }
+
+// codeTotals reads code's uses, and the audit rows and redemption.created
+// events of its promotion (promotionID).
+func codeTotals(t *testing.T, db *sql.DB, code string, promotionID int64) (uses, audit, events int) {
+	t.Helper()
+	if err := db.QueryRow(`SELECT (SELECT used FROM codes WHERE code = ?1),
+	(SELECT count(*) FROM redemptions WHERE promotion_id = ?2),
+	(SELECT count(*) FROM events WHERE event_key = ?3 AND payload LIKE '%redemption.created%')`,
+		code, promotionID, promo.FormatID(promotionID)).Scan(&uses, &audit, &events); err != nil {
+		t.Fatal(err)
+	}
+	return uses, audit, events
+}

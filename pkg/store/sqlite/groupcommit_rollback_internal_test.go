@@ -232,16 +232,7 @@ func TestGroupMemberRollsTheTransactionBack(t *testing.T) {
 		if always && res[1].Err == nil {
 			t.Errorf("%s: the replay whose read fails every time answered %+v", name, res[1].Outcome)
 		}
-		var used, audit, events int
-		if err := db.QueryRowContext(ctx, `SELECT used FROM codes WHERE code = 'AR'`).Scan(&used); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM redemptions WHERE promotion_id = ?`, p.ID).Scan(&audit); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE payload LIKE '%redemption.created%'`).Scan(&events); err != nil {
-			t.Fatal(err)
-		}
+		used, audit, events := codeTotals(t, db, "AR", p.ID)
 		if used != redeemed || audit != redeemed || events != redeemed {
 			t.Errorf("%s: %d answered redeemed: %d uses, %d audit rows, %d events", name, redeemed, used, audit, events)
 		}
