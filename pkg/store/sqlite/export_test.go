@@ -37,3 +37,13 @@ func (s *Store) HoldFlushes() (flushing <-chan struct{}, release func()) {
 
 // Flushes reports the WAL flushes done.
 func (s *Store) Flushes() int64 { return s.sync.Flushes() }
+
+// FailFlushes makes the store's WAL flushes fail with err from now on (nil:
+// flush again); it can be called while a flush is held (HoldFlushes).
+func (s *Store) FailFlushes(err error) {
+	if err == nil {
+		s.wal.fail.Store(nil)
+		return
+	}
+	s.wal.fail.Store(&err)
+}

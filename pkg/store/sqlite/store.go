@@ -180,6 +180,61 @@ func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Rede
 	return sqlstore.RedeemVia(ctx, s.group, s.Core, req)
 }
 
+// CommitChunk is the core's; a chunk refused because the batch moved on
+// (EMoved) is answered after a flush, as a commit is: the progress it read
+// may be another worker's commit still waiting for its flush, and the
+// generator takes it as done (LoadBatch next, then the event's offset).
+func (s *Store) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
+	done, err := s.Core.CommitChunk(ctx, c)
+	if promo.Is(err, promo.EMoved) {
+		if werr := s.sync.Wait(context.WithoutCancel(ctx)); werr != nil {
+			return 0, fmt.Errorf("sqlite: %w", werr)
+		}
+	}
+	return done, err
+}
+
+// LoadBatch is the core's (a read on the read pool), answered after a flush
+// that started after the read: the generator takes a batch it reads complete
+// as done and commits its event's offset, so the progress it reads must be
+// on disk, not one flush early as other reads of the read pool may be.
+func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
+	w, err := s.Core.LoadBatch(ctx, ref)
+	if err == nil || promo.Is(err, promo.ENotFound) {
+		if werr := s.sync.Wait(context.WithoutCancel(ctx)); werr != nil {
+			return promo.BatchWork{}, fmt.Errorf("sqlite: %w", werr)
+		}
+	}
+	return w, err
+}
+
+// Migrate is the core's, answering success only once the migrations'
+// commits are flushed (a failed flush is its error, as a write's).
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := s.Core.Migrate(ctx); err != nil {
+		return err
+	}
+	return s.migrated(ctx)
+}
+
+// MigrateReport is the core's, flushed as Migrate.
+func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
+	if applied, version, err = s.Core.MigrateReport(ctx); err == nil {
+		err = s.migrated(ctx)
+	}
+	return applied, version, err
+}
+
+// migrated waits for a flush after a migration run (goose commits on the
+// writer's *sql.DB, outside SQLDB's waits; Migrations.DB's done func waits
+// too, but cannot return the flush's error).
+func (s *Store) migrated(ctx context.Context) error {
+	if err := s.sync.Wait(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
 // stmtCacheSize bounds each pool's StmtCache (about a hundred texts run).
 const stmtCacheSize = 256
 

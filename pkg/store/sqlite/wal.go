@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // walFile is the database's WAL file, which the store's Syncer flushes
@@ -27,8 +28,11 @@ type walFile struct {
 	// closed: the store closed; a flush still asked for (an answer after
 	// Close) opens the file for itself and closes it again.
 	closed bool
-	// before, if set (tests), runs as each flush begins.
+	// before, if set (tests), runs as each flush begins; fail, if set
+	// (tests; set without mu, so while a flush is held), is then the
+	// flush's error instead of the fsync's.
 	before func()
+	fail   atomic.Pointer[error]
 }
 
 // openWAL finds the WAL of the database w writes (its main file's name, as
@@ -53,6 +57,9 @@ func (w *walFile) sync() error {
 	defer w.mu.Unlock()
 	if w.before != nil {
 		w.before()
+	}
+	if err := w.fail.Load(); err != nil {
+		return *err
 	}
 	fi, err := os.Stat(w.path)
 	if errors.Is(err, fs.ErrNotExist) {
