@@ -431,3 +431,42 @@ func (f *floorDB) run(b *testing.B, name string, clients int, d time.Duration, g
 		name, clients, d, rate, pct(lat, 50), pct(lat, 99), use.since(len(lat)))
 	return rate
 }
+
+// BenchmarkRedeemSQLiteConcurrency measures store.Redeem on SQLite (group
+// commit, no HTTP) at 32, 64, 128 and 256 concurrent redeemers, each phase
+// on single-use keyed codes of its own (BENCH_REDEEM_CODES seeded,
+// BENCH_REDEEM_SECONDS each, default 4): how the one writer's rate grows as
+// more requests wait, which the 64 clients of BenchmarkRedeemSQLite do not
+// show.
+func BenchmarkRedeemSQLiteConcurrency(b *testing.B) {
+	var (
+		total    = benchEnv("BENCH_REDEEM_CODES", 400_000)
+		duration = time.Duration(benchEnv("BENCH_REDEEM_SECONDS", 4)) * time.Second
+	)
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "bench.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	all := seedBench(b, st, total, "S")
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	levels := []int{32, 64, 128, 256}
+	b.ResetTimer()
+	for i, clients := range levels {
+		codes := all[i*len(all)/len(levels) : (i+1)*len(all)/len(levels)]
+		fmt.Printf("%d redeemers: %s\n", clients, loadAverage())
+		rate, lat, counts := runFor(clients, duration, codes, func(_ *benchClient, code string, n int) (bool, error) {
+			out, err := st.Redeem(ctx, promo.RedeemRequest{ID: newUUID(), EventID: newUUID(), Code: code,
+				UserID: "c" + strconv.Itoa(clients) + "-" + strconv.Itoa(n), Now: time.Now().UTC(),
+				IdempotencyKey: "k" + strconv.Itoa(clients) + "-" + strconv.Itoa(n), RequestHash: "h"})
+			return err == nil && out.Refused == "", err
+		})
+		fmt.Printf("%d redeemers, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v\n",
+			clients, duration, rate, pct(lat, 50), pct(lat, 99), counts)
+		b.ReportMetric(rate, fmt.Sprintf("redemptions/s@%d", clients))
+	}
+}
