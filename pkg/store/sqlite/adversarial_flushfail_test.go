@@ -4,7 +4,6 @@ package sqlite_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,17 +20,6 @@ import (
 	"github.com/promocodes/promocodes/pkg/store/sqlite"
 	"github.com/promocodes/promocodes/pkg/store/storetest"
 )
-
-// openRaw opens path with a pool of the test's own.
-func openRaw(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
 
 // openFDs counts this process's open descriptors.
 func openFDs(t *testing.T) int {
@@ -178,7 +166,7 @@ func TestAdversarialFlushRandomHolds(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	db := openRaw(t, path)
+	db := sqlite.RawDB(t, path)
 	var used int64
 	if err := db.QueryRow(`SELECT used FROM codes WHERE code = 'RANDHOLD'`).Scan(&used); err != nil {
 		t.Fatal(err)
@@ -233,7 +221,7 @@ func TestAdversarialFlushRandomHolds(t *testing.T) {
 	db.Close()
 	// Every success must be on disk: reopen and count.
 	var after int64
-	check := openRaw(t, path)
+	check := sqlite.RawDB(t, path)
 	if err := check.QueryRow(`SELECT used FROM codes WHERE code = 'RANDHOLD'`).Scan(&after); err != nil {
 		t.Fatal(err)
 	}

@@ -47,3 +47,6 @@ func (s *Store) FailFlushes(err error) {
 	}
 	s.wal.fail.Store(&err)
 }
+
+// RawDB opens path with a connection pool of the test's own (rawDB).
+var RawDB = rawDB
