@@ -18,7 +18,7 @@ import (
 // while the flush runs, instead of holding the database's one write lock
 // through it (docs/store.md, "Group commit on SQLite").
 //
-// A failed flush fails every wait from then on (Err): after a failed fsync
+// A failed flush fails every wait from then on: after a failed fsync
 // the OS may have dropped the pages it could not write, and a later fsync
 // can succeed without them, so nothing written since the last good flush
 // can be called durable. The store must be reopened.
@@ -34,7 +34,7 @@ type Syncer struct {
 	wake    chan struct{} // closed when a flush completes
 	err     error         // the first failed flush's error
 
-	flushes atomic.Int64 // completed, for Stats
+	flushes atomic.Int64 // completed (Flushes)
 }
 
 // NewSyncer returns a Syncer whose flush makes every commit before it
