@@ -127,7 +127,10 @@ func startBenchServerSQLite(b *testing.B, path string, group int) (base string, 
 //     (group commit, the same bounded wait as the store's). The grouped floor
 //     is the floor: it is the best SQLite does for those writes with commits
 //     of the same durability, and the store is allowed to group-commit, so
-//     the floor is too. Then both on one code row (hot).
+//     the floor is too. Then both on one code row (hot). The grouped floor
+//     is run once more with a spinner process beside it (one core of
+//     arithmetic at nice 19): the HTTP phases need the second core, and
+//     this shows what a busy second core alone costs the one writer.
 //   - db: store.Redeem on 64 goroutines, no HTTP, in this process.
 //   - spread: 64 HTTP clients on distinct single-use codes, against the API
 //     server in its own process on the same file, opened as promocodes
@@ -174,6 +177,14 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 	fl := openFloor(b, path, total)
 	naive := fl.run(b, "spread, one txn each", clients, duration, false, false)
 	floor := fl.run(b, "spread, grouped", clients, duration, true, false)
+	// The same floor with the second core busy: a spinner beside it at nice
+	// 19. The HTTP phases need that core (the API's HTTP work, the clients,
+	// the checkpointer), and a busy second core slows SQLite's one writer
+	// even at that priority: this prints by how much, in this run.
+	stopSpin := startSpinner(b)
+	beside := fl.run(b, "spread, grouped, a spinner beside", clients, duration, true, false)
+	stopSpin()
+	fmt.Printf("floor spread, grouped, a spinner beside: %.2f of the floor\n", beside/floor)
 	hotNaive := fl.run(b, "hot, one txn each", clients, duration, false, true)
 	hotFloor := fl.run(b, "hot, grouped", clients, duration, true, true)
 	fl.close()
@@ -229,9 +240,9 @@ func BenchmarkRedeemSQLite(b *testing.B) {
 			return redeemHTTP(c, code, "http-"+strconv.Itoa(phase.group)+"-"+strconv.Itoa(i))
 		})
 		fmt.Printf("spread (%s): %d HTTP clients, %s: %.0f redemptions/s, p50 %.2f ms, p99 %.2f ms, %v; "+
-			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f); %s; %s\n", phase.name, clients, duration, httpRate,
-			pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive, httpRate/naive,
-			apiCPU(cpuTime(pid)-cpu0, len(lat)), use.since(len(lat)))
+			"floor %.0f/s: ratio %.2f (one-txn floor %.0f/s: %.2f; the floor with a spinner beside %.0f/s: %.2f); %s; %s\n",
+			phase.name, clients, duration, httpRate, pct(lat, 50), pct(lat, 99), counts, floor, httpRate/floor, naive,
+			httpRate/naive, beside, httpRate/beside, apiCPU(cpuTime(pid)-cpu0, len(lat)), use.since(len(lat)))
 
 		fmt.Printf("hot (%s): %s\n", phase.name, loadAverage())
 		hotList := make([]string, clients*10_000)

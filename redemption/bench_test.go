@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if os.Getenv(envBenchSpin) != "" {
+		spin()
+	}
 	if os.Getenv(envBenchServe) != "" {
 		if err := serveBench(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -57,6 +60,55 @@ func TestMain(m *testing.M) {
 }
 
 const envBenchServe = "PROMOCODES_BENCH_SERVE" // "dsn schema conns"
+
+// envBenchSpin makes this test binary a spinner (startSpinner).
+const envBenchSpin = "PROMOCODES_BENCH_SPIN"
+
+// spin keeps one core busy with arithmetic, touching no memory to speak of
+// and making no system call, until its standard input closes; then it exits.
+func spin() {
+	runtime.GOMAXPROCS(1)
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	x := uint64(1)
+	for {
+		for range 1 << 20 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		runtime.Gosched() // let the stdin reader see its end
+	}
+}
+
+// startSpinner starts this test binary as a spinner at the lowest priority
+// (nice 19: the kernel gives it only a core nothing else wants) and returns
+// the function that stops it and waits for it.
+func startSpinner(b *testing.B) (stop func()) {
+	b.Helper()
+	nice, err := exec.LookPath("nice")
+	if err != nil {
+		b.Fatalf("the spinner runs under nice(1): %v", err)
+	}
+	cmd := exec.Command(nice, "-n", "19", os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envBenchSpin+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start the spinner: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stdin.Close()
+			_ = cmd.Wait()
+		})
+	}
+	b.Cleanup(stop)
+	return stop
+}
 
 // envBenchPprof, if set, is the address where the API process serves
 // net/http/pprof during BenchmarkRedeem.
