@@ -103,9 +103,10 @@ bench-redeem:
 ## bench-redeem-sqlite: redemption on SQLite (make run's default store) against SQLite's own floor, in one run on
 ## one database file with the store's pragmas: the floor's five writes on 64 goroutines, one write transaction
 ## each and grouped (redemptions that arrive during a commit share the next), on random codes and on one row;
-## then the same store.Redeem without HTTP, 64 HTTP clients against the API process on single-use codes
-## (spread) and on one hot vanity code; each figure with its ratio to the grouped floor, p99 and the load
-## average. Needs no PostgreSQL.
+## the grouped floor once more with a spinner process beside it (one core busy at nice 19: what a busy second
+## core costs the one writer); then the same store.Redeem without HTTP, 64 HTTP clients against the API
+## process on single-use codes (spread) and on one hot vanity code; each figure with its ratio to the grouped
+## floor, p99 and the load average. Needs no PostgreSQL.
 BENCH_REDEEM_SQLITE_SECONDS ?= 10
 bench-redeem-sqlite:
 	BENCH_REDEEM_SECONDS=$(BENCH_REDEEM_SQLITE_SECONDS) \
