@@ -1,7 +1,6 @@
 package redemption_test
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -84,34 +82,8 @@ func serveBenchSQLite(arg string) error {
 // its process id.
 func startBenchServerSQLite(b *testing.B, path string, group int) (base string, pid int, stop func()) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", envBenchServeSQLite, path, group))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			stdin.Close()
-			_ = cmd.Wait()
-		})
-	}
-	b.Cleanup(stop)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		b.Fatalf("bench server: %q, %v", line, err)
-	}
-	return "http://" + addr, cmd.Process.Pid, stop
+	pid, stdout, stop := startChild(b, fmt.Sprintf("%s=%s %d", envBenchServeSQLite, path, group))
+	return serverURL(b, stdout), pid, stop
 }
 
 // BenchmarkRedeemSQLite measures redemption on SQLite (make run's default

@@ -90,14 +90,32 @@ func startSpinner(b *testing.B) (stop func()) {
 	if err != nil {
 		b.Fatalf("the spinner runs under nice(1): %v", err)
 	}
-	cmd := exec.Command(nice, "-n", "19", os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envBenchSpin+"=1")
+	_, _, stop = startChild(b, envBenchSpin+"=1", nice, "-n", "19")
+	return stop
+}
+
+// startChild starts this test binary in the role that env (NAME=value)
+// gives it in TestMain, under the command prefix if any (the binary as its
+// argument), with this process's standard error. It returns the child's
+// process id, its standard output, and the function that closes its
+// standard input (every role ends then) and waits for it; the benchmark's
+// cleanup calls it too.
+func startChild(b *testing.B, env string, prefix ...string) (pid int, stdout *bufio.Reader, stop func()) {
+	b.Helper()
+	argv := append(prefix, os.Args[0], "-test.run=^$")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		b.Fatalf("start the spinner: %v", err)
+		b.Fatalf("start %v: %v", argv, err)
 	}
 	var once sync.Once
 	stop = func() {
@@ -107,7 +125,19 @@ func startSpinner(b *testing.B) (stop func()) {
 		})
 	}
 	b.Cleanup(stop)
-	return stop
+	return cmd.Process.Pid, bufio.NewReader(out), stop
+}
+
+// serverURL reads the base URL that an API server child (serveBench,
+// serveBenchSQLite) prints first.
+func serverURL(b *testing.B, stdout *bufio.Reader) string {
+	b.Helper()
+	line, err := stdout.ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		b.Fatalf("bench server: %q, %v", line, err)
+	}
+	return "http://" + addr
 }
 
 // envBenchPprof, if set, is the address where the API process serves
@@ -190,30 +220,8 @@ func serveBench() error {
 // returns its base URL and process id.
 func startBenchServer(b *testing.B, dsn, schema string, conns int) (string, int) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", envBenchServe, dsn, schema, conns))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
-	if err != nil || !ok {
-		b.Fatalf("bench server: %q, %v", line, err)
-	}
-	return "http://" + addr, cmd.Process.Pid
+	pid, stdout, _ := startChild(b, fmt.Sprintf("%s=%s %s %d", envBenchServe, dsn, schema, conns))
+	return serverURL(b, stdout), pid
 }
 
 // cpuTime is a process's CPU time so far (user and system, from
