@@ -185,8 +185,8 @@ func (s *Store) Redeem(ctx context.Context, req promo.RedeemRequest) (promo.Rede
 func (s *Store) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
 	done, err := s.Core.CommitChunk(ctx, c)
 	if promo.Is(err, promo.EMoved) {
-		if werr := s.sync.Wait(context.WithoutCancel(ctx)); werr != nil {
-			return 0, fmt.Errorf("sqlite: %w", werr)
+		if werr := s.flushed(ctx, "commit chunk"); werr != nil {
+			return 0, werr
 		}
 	}
 	return done, err
@@ -199,8 +199,8 @@ func (s *Store) CommitChunk(ctx context.Context, c promo.Chunk) (int64, error) {
 func (s *Store) LoadBatch(ctx context.Context, ref promo.BatchRef) (promo.BatchWork, error) {
 	w, err := s.Core.LoadBatch(ctx, ref)
 	if err == nil || promo.Is(err, promo.ENotFound) {
-		if werr := s.sync.Wait(context.WithoutCancel(ctx)); werr != nil {
-			return promo.BatchWork{}, fmt.Errorf("sqlite: %w", werr)
+		if werr := s.flushed(ctx, "load batch"); werr != nil {
+			return promo.BatchWork{}, werr
 		}
 	}
 	return w, err
@@ -212,22 +212,25 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := s.Core.Migrate(ctx); err != nil {
 		return err
 	}
-	return s.migrated(ctx)
+	return s.flushed(ctx, "migrate")
 }
 
 // MigrateReport is the core's, flushed as Migrate.
 func (s *Store) MigrateReport(ctx context.Context) (applied []string, version int64, err error) {
 	if applied, version, err = s.Core.MigrateReport(ctx); err == nil {
-		err = s.migrated(ctx)
+		err = s.flushed(ctx, "migrate")
 	}
 	return applied, version, err
 }
 
-// migrated waits for a flush after a migration run (goose commits on the
-// writer's *sql.DB, outside SQLDB's waits).
-func (s *Store) migrated(ctx context.Context) error {
+// flushed waits for a flush that starts after it is called, to the end
+// even if ctx ends (what it covers is already written): for an answer
+// built on commits outside SQLDB's own waits (goose's on the writer's
+// *sql.DB, another worker's chunk, a read of the read pool); op names the
+// answer in a failed flush's error.
+func (s *Store) flushed(ctx context.Context, op string) error {
 	if err := s.sync.Wait(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	return nil
 }
